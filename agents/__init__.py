@@ -1,0 +1,1 @@
+"""Agents: DQN, replay memory, schedules, Q-networks, SB3 adapter, scripted policies."""

@@ -1,0 +1,7 @@
+"""``python -m catchrl``: the same as the ``catchrl`` command."""
+
+import sys
+
+from catchrl.cli import main
+
+sys.exit(main())

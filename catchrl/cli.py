@@ -1,0 +1,72 @@
+"""The ``catchrl`` command (also ``python -m catchrl``).
+
+Each sub-command lives in its own module exposing ``add_parser(subparsers)``,
+which registers the command and sets ``func`` (``args -> int`` exit code) on
+its parser. Errors a user can fix (:class:`UserError`) print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+__all__ = ["COMMAND_MODULES", "UserError", "build_parser", "main"]
+
+# Modules that register sub-commands, in the order --help lists them.
+COMMAND_MODULES = (
+    "catchrl.commands.play",
+    "catchrl.commands.train",
+    "catchrl.commands.evaluate",
+    "catchrl.commands.watch",
+    "catchrl.commands.plot",
+    "catchrl.commands.bench",
+    "catchrl.commands.data",
+    "catchrl.commands.supervised",
+)
+
+
+class UserError(Exception):
+    """A mistake in the command line, a config, a path or a file: shown as one line."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every sub-command whose module is present."""
+    parser = argparse.ArgumentParser(
+        prog="catchrl",
+        description="Catch from 'Deep Learning with Keras': play it, train and compare agents.")
+    from catchrl import __version__
+
+    parser.add_argument("--version", action="version", version=f"catchrl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name == name:  # that command is not written yet
+                continue
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``catchrl`` command; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"catchrl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"catchrl {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

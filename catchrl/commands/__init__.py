@@ -1,0 +1,1 @@
+"""One module per ``catchrl`` sub-command (see :mod:`catchrl.cli`)."""

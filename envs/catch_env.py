@@ -1,0 +1,198 @@
+"""``CatchEnv``: the Catch game as a ``gymnasium.Env``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.error import ResetNeeded
+
+from catchrl.envs.core import CatchParams, CatchState, reset_state, step_state
+from catchrl.envs.observations import (
+    grid_boards,
+    make_params,
+    observation_space,
+    state_features,
+)
+from catchrl.envs.render import FrameRenderer, render_screen
+
+__all__ = ["CatchEnv", "check_action"]
+
+
+def check_action(action: Any) -> int:
+    """Return ``action`` as a Python int, or raise naming what is wrong with it.
+
+    Accepts Python/numpy integers and 0-d integer arrays in {0, 1, 2}.
+    """
+    if isinstance(action, np.ndarray) and action.shape == ():
+        action = action[()]
+    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+        shape = f" of shape {action.shape}" if isinstance(action, np.ndarray) else ""
+        raise TypeError(f"Catch action must be one integer in {{0, 1, 2}} (0 = left, 1 = stay, "
+                        f"2 = right), got {action!r} ({type(action).__name__}{shape})")
+    if not 0 <= action <= 2:
+        raise ValueError(f"Catch action must be 0 (left), 1 (stay) or 2 (right), got {action}")
+    return int(action)
+
+
+class CatchEnv(gym.Env):
+    """The Catch game of *Deep Learning with Keras* (ch. 8).
+
+    ## Description
+    A ball falls from the top of a 400 x 400 screen; a paddle at the bottom
+    moves left or right to catch it. The book's geometry and rules by default
+    (see :class:`~catchrl.envs.CatchParams`), one ball per game.
+
+    ## Action Space
+    ``Discrete(3)``: 0 = move left 20 px, 1 = stay, 2 = move right 20 px.
+
+    ## Observation Space
+    - ``"pixels"`` (default): the last ``frame_stack`` grey frames, uint8
+      ``(frame_size, frame_size, frame_stack)`` = ``(80, 80, 4)``, oldest first,
+      channel-last. Each frame is the area-averaged downscale of the screen.
+    - ``"state"``: float32 ``(3,)`` = ball x / width, ball y / height,
+      paddle x / width; ``(4,)`` with drift (+ ball x-speed / drift).
+    - ``"grid"``: bsuite's Catch, float32 ``(10, 5)`` board, 1 on the ball and
+      paddle cells (bsuite's geometry and dynamics).
+
+    ## Rewards
+    0 on every step except the one where a ball reaches ``catch_y``: +1 if it
+    overlaps the paddle, -1 if not.
+
+    ## Starting State
+    Paddle at x = 200; the ball at y = 10 with x uniform in [0, 380]
+    (``spawn="book"``: [0, 400], as in the book).
+
+    ## Episode End
+    Terminated when the game's last ball is decided (33 steps per ball with
+    the book's numbers). Never truncated by the env itself; pass
+    ``max_episode_steps`` to ``gymnasium.make`` for a time limit.
+
+    ## Arguments
+    ``obs_type``, ``render_mode`` (``"human"`` or ``"rgb_array"``),
+    ``frame_size`` (80), ``frame_stack`` (4), ``params`` (a whole
+    :class:`~catchrl.envs.CatchParams`) or any of its fields as keywords, e.g.
+    ``balls_per_game=100``, ``drift=5``, ``walls="book"``.
+
+    ## Version History
+    - v0: first version.
+    """
+
+    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
+
+    def __init__(self, obs_type: str = "pixels", render_mode: str | None = None,
+                 frame_size: int = 80, frame_stack: int = 4,
+                 params: CatchParams | None = None, **overrides: Any) -> None:
+        self.params = make_params(obs_type, params, overrides, "CatchEnv")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"CatchEnv: render_mode must be None or one of "
+                             f"{self.metadata['render_modes']}, got {render_mode!r}")
+        if not isinstance(frame_stack, (int, np.integer)) or frame_stack < 1:
+            raise ValueError(f"CatchEnv: frame_stack must be a positive int, got {frame_stack!r}")
+        self.obs_type, self.render_mode = obs_type, render_mode
+        self.frame_stack = int(frame_stack)
+        self.renderer = FrameRenderer(self.params, frame_size)
+        self.action_space = gym.spaces.Discrete(3)
+        self.state: CatchState | None = None
+        self._stack: np.ndarray | None = None
+        self._window: Any = None
+        self._closed = False
+        self._needs_reset = True
+        # Derive the space from a real observation of a throw-away game.
+        sample_state = reset_state(self.params, np.random.default_rng(0))
+        self.observation_space = observation_space(obs_type, self._first_obs(sample_state))
+
+    # -- gymnasium API -------------------------------------------------------
+
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new game; ``seed`` seeds the game's generator (``self.np_random``)."""
+        if self._closed:
+            raise RuntimeError("CatchEnv: reset() called after close(); make a new environment")
+        super().reset(seed=seed)
+        self.state = reset_state(self.params, self.np_random)
+        self._needs_reset = False
+        obs = self._first_obs(self.state)
+        if self.render_mode == "human":
+            self.render()
+        return obs, self._info()
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Play one step; see the class docstring for rewards and episode end."""
+        if self._closed:
+            raise RuntimeError("CatchEnv: step() called after close(); make a new environment")
+        if self._needs_reset or self.state is None:
+            raise ResetNeeded("CatchEnv: call reset() before step() (and after a game ends)")
+        a = check_action(action)
+        self.state, reward, terminated = step_state(self.params, self.state, a, self.np_random)
+        self._needs_reset = terminated
+        obs = self._next_obs(self.state)
+        if self.render_mode == "human":
+            self.render()
+        return obs, reward, terminated, False, self._info()
+
+    def render(self) -> np.ndarray | None:
+        """``rgb_array``: the full screen as uint8 ``(H, W, 3)``; ``human``: draw the window."""
+        if self.render_mode is None:
+            gym.logger.warn("CatchEnv.render() called without a render_mode; "
+                            "pass render_mode='rgb_array' or 'human' to the constructor")
+            return None
+        if self.state is None:
+            raise ResetNeeded("CatchEnv: call reset() before render()")
+        if self.render_mode == "rgb_array":
+            return self.screen_rgb()
+        if self._window is None:
+            from catchrl.envs.window import CatchWindow
+
+            self._window = CatchWindow(self.params, fps=self.metadata["render_fps"],
+                                       scale=self._screen_scale())
+        self._window.draw(self.state)
+        return None
+
+    def close(self) -> None:
+        """Close the window if one is open; safe to call more than once."""
+        if self._window is not None:
+            self._window.close()
+            self._window = None
+        self._closed = True
+
+    # -- helpers ---------------------------------------------------------------
+
+    def screen_rgb(self) -> np.ndarray:
+        """The current screen as uint8 ``(H, W, 3)`` (grid cells scaled up to be visible)."""
+        assert self.state is not None
+        screen = render_screen(self.params, self.state)
+        k = self._screen_scale()
+        if k > 1:
+            screen = np.kron(screen, np.ones((k, k), dtype=np.uint8))
+        return np.repeat(screen[:, :, None], 3, axis=2)
+
+    def _screen_scale(self) -> int:
+        return max(1, 400 // max(self.params.width, self.params.height))
+
+    def _info(self) -> dict[str, Any]:
+        s = self.state
+        assert s is not None
+        return {"caught": s.caught, "missed": s.missed, "balls_left": s.balls_left}
+
+    def _first_obs(self, s: CatchState) -> np.ndarray:
+        if self.obs_type == "pixels":
+            frame = self.renderer.render_state(s)
+            self._stack = np.repeat(frame[:, :, None], self.frame_stack, axis=2)
+            return self._stack.copy()
+        return self._next_obs(s)
+
+    def _next_obs(self, s: CatchState) -> np.ndarray:
+        p = self.params
+        if self.obs_type == "pixels":
+            stack = self._stack
+            assert stack is not None
+            stack[:, :, :-1] = stack[:, :, 1:]
+            stack[:, :, -1] = self.renderer.render_state(s)
+            return stack.copy()
+        one = lambda v: np.array([v])  # noqa: E731
+        if self.obs_type == "state":
+            return state_features(p, one(s.ball_x), one(s.ball_y), one(s.ball_vx),
+                                  one(s.paddle_x))[0]
+        return grid_boards(p, one(s.ball_x), one(s.ball_y), one(s.paddle_x))[0]

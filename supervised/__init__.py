@@ -1,0 +1,1 @@
+"""Supervised modules: datasets from the game, perception, sequence, imitation."""
