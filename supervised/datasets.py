@@ -1,0 +1,423 @@
+"""Labelled data from the game: frames with their true state, trajectories, expert actions.
+
+The simulator knows every position, so labels cost nothing. A dataset is a
+block of whole games played in lockstep on a :class:`~catchrl.envs.CatchVectorEnv`
+(every game of a :class:`~catchrl.envs.CatchParams` lasts exactly
+``max_episode_steps`` steps, so games fit in ``[G, T + 1, ...]`` arrays):
+
+- ``states``: int16 ``[G, T + 1, 4]``, the true ``(ball_x, ball_y, ball_vx,
+  paddle_x)`` in world pixels behind every observation (index 0 = after reset);
+- ``actions``: int8 ``[G, T]``, the action taken at each observation;
+- ``oracle_actions``: int8 ``[G, T + 1]``, what the oracle would do there;
+- ``rewards``: float32 ``[G, T]``;
+- ``frames`` (kinds ``frames`` and ``expert``): uint8 ``[G, T + 1, S, S]``, the
+  newest grey frame of every observation. The env's frame stack at step ``t``
+  is ``frames[g, max(t - stack + 1 + j, 0)]`` for ``j = 0 .. stack - 1``
+  (:func:`frame_stacks`), 4x less memory than storing stacks.
+
+Game ``g`` is seeded with ``seed + g``. Each game draws its own probability
+``p`` of a uniformly random action (else the oracle's), so paddle positions
+vary; ``p`` is uniform in ``random_prob`` (per kind, :data:`DEFAULT_RANDOM_PROB`).
+
+Files are compressed ``.npz`` holding the arrays plus ``config`` (JSON of the
+generating :class:`DatasetConfig`, with :data:`FORMAT_VERSION`).
+:func:`load_dataset` refuses another version, kind or game configuration
+with a :class:`DatasetError` naming the difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from catchrl.envs import CatchParams, CatchVectorEnv
+
+if TYPE_CHECKING:
+    import tensorflow as tf
+
+__all__ = [
+    "DEFAULT_RANDOM_PROB",
+    "FORMAT_VERSION",
+    "KINDS",
+    "DatasetConfig",
+    "DatasetError",
+    "GameDataset",
+    "frame_stacks",
+    "landing_targets",
+    "load_dataset",
+    "make_dataset",
+    "perception_targets",
+    "save_dataset",
+    "split_games",
+    "tf_frame_dataset",
+]
+
+FORMAT_VERSION = 1
+KINDS = ("frames", "trajectories", "expert")
+# Per-game probability of a random action, drawn uniformly from this range.
+DEFAULT_RANDOM_PROB = {"frames": (0.0, 1.0), "trajectories": (0.0, 1.0), "expert": (0.0, 0.3)}
+STATE_COLUMNS = ("ball_x", "ball_y", "ball_vx", "paddle_x")
+
+
+class DatasetError(ValueError):
+    """A dataset file that does not fit: other version, kind or game configuration."""
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How a dataset was generated (stored in the file).
+
+    Attributes:
+        kind: ``"frames"`` (frames + state labels), ``"trajectories"`` (states,
+            actions, outcomes; no frames) or ``"expert"`` (frames played mostly
+            by the oracle, for imitation).
+        games: Number of games G.
+        seed: Game ``g`` resets with seed ``seed + g``; the action mix draws
+            from ``numpy.random.default_rng(seed)``.
+        params: The game's parameters as a dict of :class:`CatchParams` fields.
+        frame_size: Side of a pixel frame (book: 80).
+        frame_stack: Frames per observation (book: 4).
+        random_prob: Range of the per-game probability of a random action.
+        num_envs: Games stepped together (speed only; results do not depend on it).
+        format_version: :data:`FORMAT_VERSION` of the writer.
+
+    """
+
+    kind: str = "frames"
+    games: int = 100
+    seed: int = 0
+    params: dict[str, Any] = field(default_factory=lambda: dataclasses.asdict(CatchParams()))
+    frame_size: int = 80
+    frame_stack: int = 4
+    random_prob: tuple[float, float] = (0.0, 1.0)
+    num_envs: int = 64
+    format_version: int = FORMAT_VERSION
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown dataset kind {self.kind!r}; choose one of {KINDS}")
+        if self.games < 1:
+            raise ValueError(f"games must be >= 1, got {self.games}")
+        lo, hi = self.random_prob
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"random_prob must satisfy 0 <= low <= high <= 1, "
+                             f"got {self.random_prob}")
+        CatchParams(**self.params)  # validates
+
+    @property
+    def catch_params(self) -> CatchParams:
+        """The game's parameters."""
+        return CatchParams(**self.params)
+
+    @property
+    def has_frames(self) -> bool:
+        """Whether this kind stores frames."""
+        return self.kind != "trajectories"
+
+    def to_json(self) -> str:
+        """Return the config as JSON."""
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DatasetConfig:
+        """Inverse of :meth:`to_json` (no version check; see :func:`load_dataset`)."""
+        d = json.loads(text)
+        d["random_prob"] = tuple(d["random_prob"])
+        return cls(**d)
+
+
+@dataclass
+class GameDataset:
+    """G games of T steps: the arrays of the module docstring and their config."""
+
+    config: DatasetConfig
+    states: np.ndarray
+    actions: np.ndarray
+    oracle_actions: np.ndarray
+    rewards: np.ndarray
+    frames: np.ndarray | None = None
+
+    @property
+    def params(self) -> CatchParams:
+        """The game's parameters."""
+        return self.config.catch_params
+
+    @property
+    def num_games(self) -> int:
+        """G."""
+        return int(self.states.shape[0])
+
+    @property
+    def steps(self) -> int:
+        """T, steps per game."""
+        return int(self.actions.shape[1])
+
+    def subset(self, games: np.ndarray) -> GameDataset:
+        """Return the games at indices ``games`` (config unchanged)."""
+        games = np.asarray(games)
+        return GameDataset(self.config, self.states[games], self.actions[games],
+                           self.oracle_actions[games], self.rewards[games],
+                           None if self.frames is None else self.frames[games])
+
+
+def _oracle(params: CatchParams) -> Any:
+    from catchrl.agents.scripted import OraclePolicy
+
+    return OraclePolicy(params)
+
+
+def make_dataset(kind: str = "frames", games: int = 100, seed: int = 0,
+                 params: CatchParams | None = None, frame_size: int = 80,
+                 frame_stack: int = 4, random_prob: tuple[float, float] | None = None,
+                 num_envs: int = 64) -> GameDataset:
+    """Play ``games`` seeded games and record them with their labels.
+
+    Args:
+        kind: One of :data:`KINDS`.
+        games: Number of games.
+        seed: Base seed (game g resets with ``seed + g``).
+        params: The game (default: the book's, ``CatchParams()``).
+        frame_size: Side of a frame.
+        frame_stack: Frames per observation.
+        random_prob: Range of per-game random-action probabilities (default
+            per kind: :data:`DEFAULT_RANDOM_PROB`).
+        num_envs: Games stepped together.
+
+    Returns:
+        The dataset.
+
+    """
+    params = params or CatchParams()
+    cfg = DatasetConfig(kind=kind, games=games, seed=seed, params=dataclasses.asdict(params),
+                        frame_size=frame_size, frame_stack=frame_stack,
+                        random_prob=tuple(random_prob or DEFAULT_RANDOM_PROB[kind]),
+                        num_envs=num_envs)
+    steps = params.max_episode_steps
+    n = min(num_envs, games)
+    env = CatchVectorEnv(n, obs_type="pixels" if cfg.has_frames else "state",
+                         frame_size=frame_size, frame_stack=frame_stack, params=params)
+    oracle = _oracle(params)
+    rng = np.random.default_rng(seed)
+    p_random = rng.uniform(*cfg.random_prob, size=games)
+    states = np.zeros((games, steps + 1, 4), dtype=np.int16)
+    actions = np.zeros((games, steps), dtype=np.int8)
+    oracle_actions = np.zeros((games, steps + 1), dtype=np.int8)
+    rewards = np.zeros((games, steps), dtype=np.float32)
+    frames = (np.zeros((games, steps + 1, frame_size, frame_size), dtype=np.uint8)
+              if cfg.has_frames else None)
+
+    def record(rows: slice, m: int, t: int, obs: np.ndarray) -> np.ndarray:
+        b = env.batch
+        states[rows, t] = np.stack([b.ball_x, b.ball_y, b.ball_vx, b.paddle_x], -1)[:m]
+        best = np.asarray(oracle.act_state(b), dtype=np.int64)
+        oracle_actions[rows, t] = best[:m]
+        if frames is not None:
+            frames[rows, t] = obs[:m, :, :, -1]
+        return best
+
+    for g0 in range(0, games, n):
+        m = min(n, games - g0)
+        rows = slice(g0, g0 + m)
+        obs, _ = env.reset(seed=seed + g0)
+        p = np.ones(n)
+        p[:m] = p_random[rows]
+        for t in range(steps):
+            best = record(rows, m, t, obs)
+            explore = rng.random(n) < p
+            a = np.where(explore, rng.integers(0, 3, size=n), best)
+            obs, r, terminated, _, _ = env.step(a)
+            actions[rows, t] = a[:m]
+            rewards[rows, t] = r[:m]
+        if not terminated.all():  # pragma: no cover - guarded by CatchParams
+            raise RuntimeError("a game did not end after max_episode_steps")
+        record(rows, m, steps, obs)
+    env.close()
+    return GameDataset(cfg, states, actions, oracle_actions, rewards, frames)
+
+
+def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
+    """Write ``ds`` as a compressed ``.npz`` (atomically: temp file, then rename)."""
+    path = os.fspath(path)
+    if not path.endswith(".npz"):
+        raise ValueError(f"dataset files end in .npz, got {path!r}")
+    arrays = {"states": ds.states, "actions": ds.actions, "oracle_actions": ds.oracle_actions,
+              "rewards": ds.rewards, "config": np.array(ds.config.to_json())}
+    if ds.frames is not None:
+        arrays["frames"] = ds.frames
+    tmp = path[:-4] + ".tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_dataset(path: str | os.PathLike[str], kind: str | tuple[str, ...] | None = None,
+                 params: CatchParams | None = None, frame_size: int | None = None,
+                 frame_stack: int | None = None) -> GameDataset:
+    """Read a file written by :func:`save_dataset`, checking that it fits.
+
+    Args:
+        path: The ``.npz`` file.
+        kind: Accepted kind(s); ``None`` accepts any.
+        params: The game the caller expects; ``None`` accepts any.
+        frame_size: Expected frame side; ``None`` accepts any.
+        frame_stack: Expected frames per observation; ``None`` accepts any.
+
+    Raises:
+        DatasetError: not a catchrl dataset, another format version, kind or
+            game configuration (the message names what differs).
+        FileNotFoundError: no such file.
+
+    """
+    path = os.fspath(path)
+    with np.load(path, allow_pickle=False) as f:
+        if "config" not in f.files:
+            raise DatasetError(f"{path}: not a catchrl dataset (no 'config' entry)")
+        raw = json.loads(str(f["config"]))
+        version = raw.get("format_version")
+        if version != FORMAT_VERSION:
+            raise DatasetError(f"{path}: dataset format version {version}, this catchrl reads "
+                               f"version {FORMAT_VERSION}; regenerate it with `catchrl data make`")
+        try:
+            cfg = DatasetConfig.from_json(json.dumps(raw))
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"{path}: bad dataset config: {e}") from e
+        kinds = (kind,) if isinstance(kind, str) else kind
+        if kinds is not None and cfg.kind not in kinds:
+            raise DatasetError(f"{path}: a {cfg.kind!r} dataset, expected {' or '.join(kinds)!r}")
+        if params is not None and cfg.params != dataclasses.asdict(params):
+            mine = dataclasses.asdict(params)
+            diff = {k: (cfg.params.get(k), v) for k, v in mine.items() if cfg.params.get(k) != v}
+            raise DatasetError(f"{path}: generated for another game; differs in "
+                               + ", ".join(f"{k} (file {a!r}, expected {b!r})"
+                                           for k, (a, b) in sorted(diff.items())))
+        for name, want in (("frame_size", frame_size), ("frame_stack", frame_stack)):
+            if want is not None and getattr(cfg, name) != want:
+                raise DatasetError(f"{path}: {name} is {getattr(cfg, name)}, expected {want}")
+        frames = f["frames"] if "frames" in f.files else None
+        if cfg.has_frames and frames is None:
+            raise DatasetError(f"{path}: a {cfg.kind!r} dataset without frames")
+        return GameDataset(cfg, f["states"], f["actions"], f["oracle_actions"], f["rewards"],
+                           frames)
+
+
+# --- views for learning ------------------------------------------------------
+
+
+def frame_stacks(frames: np.ndarray, games: np.ndarray, steps: np.ndarray,
+                 stack: int = 4) -> np.ndarray:
+    """Rebuild the env's observations at ``(games[i], steps[i])``: uint8 ``[N, S, S, stack]``."""
+    t = steps[:, None] + np.arange(-stack + 1, 1)[None, :]  # [N, stack], oldest first
+    np.maximum(t, 0, out=t)
+    out = frames[games[:, None], t]  # [N, stack, S, S]
+    return np.ascontiguousarray(out.transpose(0, 2, 3, 1))
+
+
+def perception_targets(params: CatchParams, states: np.ndarray) -> np.ndarray:
+    """Return the ``state`` observation for true states ``[..., 4]``: float32 ``[..., 3 or 4]``.
+
+    Columns as :func:`catchrl.envs.observations.state_features`: ball x / width,
+    ball y / height, paddle x / width, and ball x-speed / drift with drift.
+    """
+    s = states.astype(np.float32)
+    cols = [s[..., 0] / params.width, s[..., 1] / params.height, s[..., 3] / params.width]
+    if params.drift:
+        cols.append(s[..., 2] / params.drift)
+    return np.stack(cols, axis=-1).astype(np.float32)
+
+
+def landing_targets(ds: GameDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Where the ball in flight at each observation lands, and whether it is caught.
+
+    Returns:
+        ``(landing_x, caught)``: int16 ``[G, T + 1]`` (world px, the ball's left
+        edge on its deciding step) and bool ``[G, T + 1]`` (the step paid +1).
+        An observation on a deciding step refers to the ball just decided.
+
+    """
+    g, steps = ds.rewards.shape
+    landing = np.zeros((g, steps + 1), dtype=np.int16)
+    caught = np.zeros((g, steps + 1), dtype=bool)
+    decided = ds.rewards != 0  # [G, T]: step t (obs t -> t+1) decided a ball
+    cur_x = ds.states[:, steps, 0].copy()
+    cur_c = ds.rewards[:, steps - 1] > 0
+    landing[:, steps], caught[:, steps] = cur_x, cur_c
+    for t in range(steps - 1, -1, -1):
+        # obs t+1 is a deciding observation: obs t (and earlier) see the same ball.
+        d = decided[:, t]
+        cur_x = np.where(d, ds.states[:, t + 1, 0], cur_x)
+        cur_c = np.where(d, ds.rewards[:, t] > 0, cur_c)
+        landing[:, t], caught[:, t] = cur_x, cur_c
+    # An observation on a deciding step shows the ball that was just decided.
+    for t in range(1, steps + 1):
+        d = decided[:, t - 1]
+        landing[d, t] = ds.states[d, t, 0]
+        caught[d, t] = ds.rewards[d, t - 1] > 0
+    return landing, caught
+
+
+def split_games(num_games: int, val_fraction: float, seed: int = 0
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(num_games)
+    n_val = round(num_games * val_fraction)
+    if val_fraction > 0 and n_val == 0:
+        n_val = 1
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def tf_frame_dataset(ds: GameDataset, targets: np.ndarray, games: np.ndarray | None = None,
+                     last_step: int | None = None, batch_size: int = 64,
+                     shuffle: bool = True, seed: int = 0, repeat: bool = False
+                     ) -> tf.data.Dataset:
+    """Build a ``tf.data`` pipeline of ``(frame stacks uint8 [B, S, S, stack], targets[B, ...])``.
+
+    Stacks are assembled from the per-step frames batch by batch, so the
+    dataset never holds 4 copies of a frame. Shuffled (per epoch), batched,
+    prefetched.
+
+    Args:
+        ds: A dataset with frames.
+        targets: ``[G, T + 1, ...]`` (or ``[G, T, ...]``) per-observation labels.
+        games: Game indices to use (default: all).
+        last_step: Use observations ``0 .. last_step - 1`` (default: all of ``targets``).
+        batch_size: Batch size.
+        shuffle: Reshuffle every epoch.
+        seed: Shuffle seed.
+        repeat: Repeat forever.
+
+    """
+    import tensorflow as tf
+
+    if ds.frames is None:
+        raise DatasetError(f"a {ds.config.kind!r} dataset has no frames")
+    games = np.arange(ds.num_games) if games is None else np.asarray(games)
+    steps = targets.shape[1] if last_step is None else last_step
+    gi, ti = np.meshgrid(games, np.arange(steps), indexing="ij")
+    index = np.stack([gi.ravel(), ti.ravel()], axis=1).astype(np.int64)  # [N, 2]
+    frames, stack = ds.frames, ds.config.frame_stack
+    size = ds.config.frame_size
+    target_shape = targets.shape[2:]
+    target_dtype = tf.as_dtype(targets.dtype)
+
+    def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = frame_stacks(frames, idx[:, 0], idx[:, 1], stack)
+        return x, targets[idx[:, 0], idx[:, 1]]
+
+    def tf_gather(idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x, y = tf.numpy_function(gather, [idx], (tf.uint8, target_dtype))
+        x.set_shape((None, size, size, stack))
+        y.set_shape((None, *target_shape))
+        return x, y
+
+    data = tf.data.Dataset.from_tensor_slices(index)
+    if shuffle:
+        data = data.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        data = data.repeat()
+    data = data.batch(batch_size).map(tf_gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)
