@@ -1,0 +1,294 @@
+"""``catchrl train`` for the Keras DQN: the loop from config to checkpoints and model.
+
+Data flow: config -> native vector env (N games, same-step autoreset) -> the
+agent acts on the batch -> transitions into replay -> compiled train step on
+sampled batches -> one metrics row per game -> periodic checkpoints and
+evaluations -> ``model.keras``.
+
+Every game lasts exactly ``balls_per_game * 33`` steps and all N games start
+together, so they also end together: after such a step every game is fresh.
+Checkpoints are taken only there, which makes ``--resume`` exact (the env's
+state is its generators and the new games' positions). Ctrl-C finishes the
+games in flight (at most one game's steps), writes a checkpoint and exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catchrl.config import TrainConfig, config_from_dict, config_to_dict, to_toml
+from catchrl.evaluation import EvalResult, evaluate
+from catchrl.monitor import Progress, ScalarWriter
+from catchrl.rundir import CheckpointError, RunDir
+
+__all__ = ["TrainResult", "Trainer", "use_backend"]
+
+
+def use_backend(name: str) -> None:
+    """Select the Keras backend; must run before keras is first imported."""
+    import sys
+
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != name:
+            raise RuntimeError(f"keras is already imported with the {keras.backend.backend()!r} "
+                               f"backend; start a new process to use {name!r}")
+        return
+    os.environ["KERAS_BACKEND"] = name
+
+
+@dataclass
+class TrainResult:
+    """What a finished (or interrupted) run did."""
+
+    games: int
+    steps: int
+    wins: int
+    wall_time: float
+    interrupted: bool = False
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    final_eval: EvalResult | None = None
+
+
+class Trainer:
+    """One DQN training run in a run directory.
+
+    Args:
+        cfg: The run's config (ignored on resume: the saved config is used,
+            except ``run.total_steps`` / ``run.total_games`` which may extend it).
+        run_dir: The run directory.
+        resume: Continue from the latest checkpoint in ``run_dir``.
+        progress: Progress bar (True), plain lines (False), or bar on a TTY (None).
+    """
+
+    def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
+                 progress: bool | None = None) -> None:
+        self.rd = RunDir(run_dir)
+        self.resume = resume
+        self.checkpoint = None
+        if resume:
+            self.checkpoint = self.rd.latest_checkpoint()
+            if self.checkpoint is None:
+                raise CheckpointError(f"--resume: no checkpoint in {str(self.rd.path)!r}")
+            arrays, state = RunDir.load_checkpoint(self.checkpoint)
+            saved = config_from_dict(state["config"])
+            saved.run.total_steps, saved.run.total_games = cfg.run.total_steps, cfg.run.total_games
+            cfg = saved
+            self._ckpt = (arrays, state)
+        elif self.rd.latest_checkpoint() is not None or self.rd.metrics_path.exists():
+            raise CheckpointError(f"run directory {str(self.rd.path)!r} already holds a run; "
+                                  "pass --resume to continue it or choose another --run-dir")
+        self.cfg = cfg
+        self.progress_mode = progress
+        self._stop_requested = False
+        use_backend(cfg.run.backend)
+        self._build()
+
+    # -- setup -----------------------------------------------------------------
+
+    def _build(self) -> None:
+        import keras
+
+        from catchrl.agents.dqn import DQNAgent, DQNConfig
+        from catchrl.agents.networks import build_q_network
+        from catchrl.agents.replay import ReplayMemory
+        from catchrl.agents.schedules import EpsilonSchedule
+        from catchrl.envs import CatchVectorEnv
+
+        c, a = self.cfg, self.cfg.agent
+        seed = c.run.seed
+        keras.utils.set_random_seed(seed)
+        self.env = CatchVectorEnv(c.env.num_envs, autoreset_mode="same_step",
+                                  **c.env.game_kwargs())
+        obs_space = self.env.single_observation_space
+        model = build_q_network(a.network, obs_space.shape, 3, dueling=a.dueling)
+        self.agent = DQNAgent(model, DQNConfig(
+            gamma=a.gamma, lr=a.lr, loss=a.loss, double=a.double,
+            target_update=a.target_update, target_period=a.target_period, tau=a.tau,
+            grad_clip_norm=a.grad_clip_norm or None, n_step=a.n_step), seed=seed)
+        pixels = c.env.obs_type == "pixels"
+        self.memory = ReplayMemory(
+            a.replay_capacity, c.env.num_envs, obs_space.shape, obs_space.dtype,
+            frame_stack=c.env.frame_stack if pixels else 1, n_step=a.n_step, gamma=a.gamma,
+            prioritized=a.prioritized, seed=seed + 1)
+        self.schedule = EpsilonSchedule(a.epsilon, a.epsilon_start, a.epsilon_end,
+                                        a.epsilon_duration, a.observe)
+        self.obs, _ = self.env.reset(seed=seed)
+        self.steps = self.games = self.wins = self.grad_steps = 0
+        self.elapsed = 0.0
+        self.recent: deque[float] = deque(maxlen=100)
+        self.evaluations: list[dict[str, Any]] = []
+        self.metrics_offset: int | None = None
+        if self.resume:
+            self._restore(*self._ckpt)
+            del self._ckpt
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def _save(self) -> Path:
+        self.metrics_file.flush()
+        env_state = self.env.get_state()
+        arrays = {"agent": self.agent.get_state_arrays(), "replay": self.memory.state_dict(),
+                  "env": env_state["arrays"]}
+        state = {"config": config_to_dict(self.cfg), "steps": self.steps, "games": self.games,
+                 "wins": self.wins, "grad_steps": self.grad_steps, "elapsed": self.elapsed,
+                 "recent": list(self.recent), "evaluations": self.evaluations,
+                 "metrics_bytes": self.rd.metrics_path.stat().st_size,
+                 "agent": self.agent.get_state_meta(), "env": env_state["meta"]}
+        return self.rd.save_checkpoint(f"ckpt-{self.games:08d}", arrays, state)
+
+    def _restore(self, arrays: dict[str, dict[str, np.ndarray]], state: dict[str, Any]) -> None:
+        try:
+            self.agent.set_state_arrays(arrays["agent"], state["agent"])
+            self.memory.load_state_dict(arrays["replay"])
+            self.obs = self.env.set_state({"arrays": arrays["env"], "meta": state["env"]})
+        except (KeyError, ValueError) as e:
+            raise CheckpointError(f"checkpoint {self.checkpoint} does not fit this run "
+                                  f"({type(e).__name__}: {e})") from e
+        self.steps, self.games, self.wins = state["steps"], state["games"], state["wins"]
+        self.grad_steps, self.elapsed = state["grad_steps"], state["elapsed"]
+        self.recent.extend(state["recent"])
+        self.evaluations = state["evaluations"]
+        self.metrics_offset = state["metrics_bytes"]
+
+    # -- the loop ----------------------------------------------------------------
+
+    def _learning(self) -> bool:
+        a = self.cfg.agent
+        started = self.games >= a.observe if a.epsilon == "book" else self.steps >= a.observe
+        return started and self.memory.num_sampleable >= a.batch_size
+
+    def _done(self) -> bool:
+        r = self.cfg.run
+        return ((r.total_steps > 0 and self.steps >= r.total_steps)
+                or (r.total_games > 0 and self.games >= r.total_games))
+
+    def _evaluate(self, games: int) -> EvalResult:
+        return evaluate(self.greedy_policy, games=games, **self.cfg.env.game_kwargs())
+
+    def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
+        """The agent's greedy action for each observation (the evaluation policy)."""
+        return self.agent.act(obs, 0.0)
+
+    def run(self) -> TrainResult:
+        """Train until the config's budget or target is reached; returns what happened."""
+        c = self.cfg
+        if not self.resume:
+            self.rd.write_config(to_toml(c))
+        self.metrics_file = self.rd.open_metrics(truncate_at=self.metrics_offset)
+        self.writer = ScalarWriter(self.rd.tb_path)
+        total = c.run.total_steps or c.run.total_games * c.env.num_envs * 33
+        bar = Progress(total, unit="step", enabled=self.progress_mode, initial=self.steps)
+        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            self._loop(bar)
+        finally:
+            signal.signal(signal.SIGINT, old_handler)
+            bar.close()
+        interrupted = self._stop_requested
+        final_eval = None
+        if not interrupted:
+            self.agent.save_model(self.rd.model_path)
+            if c.run.eval_games:
+                final_eval = self._evaluate(c.run.eval_games)
+                (self.rd.path / "eval.json").write_text(
+                    json.dumps(final_eval.to_dict(), indent=1))
+        self.metrics_file.close()
+        self.writer.close()
+        self.env.close()
+        return TrainResult(self.games, self.steps, self.wins, self.elapsed, interrupted,
+                           self.evaluations, final_eval)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:  # second Ctrl-C: leave now, the last checkpoint stays
+            raise KeyboardInterrupt
+        self._stop_requested = True
+
+    def _loop(self, bar: Progress) -> None:
+        c, a = self.cfg, self.cfg.agent
+        n = c.env.num_envs
+        loss_sum, loss_count = 0.0, 0
+        vec_steps = self.steps // n
+        t_start = time.perf_counter() - self.elapsed
+        steps_at_t, t_rate = self.steps, time.perf_counter()
+        rate = 0.0
+        game_reward = np.zeros(n, dtype=np.float64)
+        while not self._done():
+            eps = self.schedule(self.steps, self.games)
+            actions = self.agent.act(self.obs, eps)
+            next_obs, reward, terminated, truncated, _ = self.env.step(actions)
+            self.memory.add(self.obs, actions, reward, terminated, truncated)
+            self.obs = next_obs
+            self.steps += n
+            vec_steps += 1
+            game_reward += reward
+            if vec_steps % a.train_every == 0 and self._learning():
+                for _ in range(a.gradient_steps):
+                    batch = self.memory.sample(a.batch_size)
+                    out = self.agent.train_step(batch)
+                    if a.prioritized:
+                        self.memory.update_priorities(batch["indices"], out["td_errors"])
+                    loss_sum += out["loss"]
+                    loss_count += 1
+                    self.grad_steps += 1
+            ended = terminated | truncated
+            if not ended.any():
+                continue
+            self.elapsed = time.perf_counter() - t_start
+            now = time.perf_counter()
+            if now - t_rate > 1.0:
+                rate, steps_at_t, t_rate = (self.steps - steps_at_t) / (now - t_rate), self.steps, now
+            loss = loss_sum / loss_count if loss_count else 0.0
+            for i in np.flatnonzero(ended):
+                self.games += 1
+                caught = int(game_reward[i] > 0) if c.env.balls_per_game == 1 else int(
+                    (game_reward[i] + c.env.balls_per_game) // 2)
+                self.wins += caught
+                self.recent.append(float(game_reward[i] > 0))
+                row = (self.games, f"{loss:.6g}", self.wins, f"{eps:.5g}", self.steps,
+                       f"{rate:.1f}", f"{np.mean(self.recent):.4f}", f"{self.elapsed:.2f}",
+                       f"{game_reward[i]:g}")
+                self.metrics_file.write("\t".join(map(str, row)) + "\n")
+            game_reward[ended] = 0.0
+            loss_sum, loss_count = 0.0, 0
+            win_rate = float(np.mean(self.recent))
+            self.writer.scalars(self.steps, {"rollout/win_rate_100": win_rate,
+                                             "train/loss": loss, "train/epsilon": eps,
+                                             "time/steps_per_s": rate, "time/games": self.games})
+            bar.update(min(self.steps, bar.total), games=self.games,
+                       win=f"{100 * win_rate:.0f}%", eps=f"{eps:.3f}", sps=f"{rate:.0f}")
+            if not ended.all():
+                continue  # (cannot happen: all games have the same length)
+            self._at_boundary(bar, n)
+            if self._stop_requested:
+                bar.write(f"interrupted: checkpoint written at game {self.games}")
+                return
+
+    def _at_boundary(self, bar: Progress, n: int) -> None:
+        """Checkpoint / evaluate / stop checks; only where every game has just started."""
+        r = self.cfg.run
+        crossed = lambda every: every and self.games // every != (self.games - n) // every  # noqa: E731
+        stop = False
+        if crossed(r.eval_every):
+            result = self._evaluate(r.eval_games)
+            self.evaluations.append({"games": self.games, "steps": self.steps,
+                                     "wall_time": self.elapsed, **result.to_dict()})
+            self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
+            (self.rd.path / "evals.json").write_text(json.dumps(self.evaluations, indent=1))
+            bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
+            stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
+        if crossed(r.checkpoint_every) or self._stop_requested or stop or self._done():
+            self._save()
+        if stop:
+            r.total_steps = min(r.total_steps or self.steps, self.steps)
+            r.total_games = self.games
