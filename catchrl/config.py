@@ -147,6 +147,11 @@ class TrainConfig:
     run: RunConfig = field(default_factory=RunConfig)
     preset: str = "fast"
     """The preset this config started from."""
+    algo: str = "dqn"
+    """``dqn`` (catchrl's Keras DQN; uses ``[agent]``) or ``sb3-dqn``/``sb3-ppo``/... (``[sb3]``)."""
+    sb3: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments for the SB3 algorithm, on top of catchrl's per-algorithm
+    defaults; checked against the algorithm's signature by :mod:`catchrl.agents.sb3`."""
 
 
 # Presets: changes from the dataclass defaults. The defaults are the fast pixel preset.
@@ -213,8 +218,19 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
     for table, values in data.items():
         if table == "preset":
             continue
+        if table == "algo":
+            if not isinstance(values, str):
+                raise ConfigError(f"{source}: algo must be a string, got {values!r}")
+            cfg.algo = values
+            continue
+        if table == "sb3":
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [sb3] must be a table, got {values!r}")
+            cfg.sb3.update(values)  # keys are checked against the SB3 algorithm later
+            continue
         if table not in _TABLES:
-            raise ConfigError(f"{source}: unknown table [{table}]; tables are {list(_TABLES)}")
+            raise ConfigError(f"{source}: unknown table [{table}]; tables are "
+                              f"{[*_TABLES, 'sb3']}")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{table}] must be a table, got {values!r}")
         sub = getattr(cfg, table)
@@ -238,6 +254,8 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(f"agent.gamma: must be in (0, 1], got {cfg.agent.gamma}")
     if cfg.run.total_steps == 0 and cfg.run.total_games == 0:
         raise ConfigError("run.total_steps and run.total_games are both 0: the run would never end")
+    if cfg.algo != "dqn":
+        return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
     if cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels":
         raise ConfigError("agent.network = 'mlp' needs env.obs_type 'state' or 'grid'")
     if cfg.agent.network != "mlp" and cfg.env.obs_type != "pixels":
@@ -302,18 +320,31 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
     cfg = TrainConfig(preset=str(data.get("preset", "fast")))
-    _update(cfg, {k: v for k, v in data.items() if k in _TABLES}, "saved config")
+    _update(cfg, {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3")},
+            "saved config")
     _validate(cfg)
     return cfg
 
 
 def to_toml(cfg: TrainConfig) -> str:
     """The config as a TOML document (loadable with ``--config``)."""
-    lines = [f'preset = "{cfg.preset}"']
-    for table in _TABLES:
+    lines = [f'preset = "{cfg.preset}"', f'algo = "{cfg.algo}"']
+    tables = {t: dataclasses.asdict(getattr(cfg, t)) for t in _TABLES}
+    if cfg.sb3:
+        tables["sb3"] = cfg.sb3
+    for table, values in tables.items():
         lines.append(f"\n[{table}]")
-        for key, value in dataclasses.asdict(getattr(cfg, table)).items():
-            text = ("true" if value else "false") if isinstance(value, bool) else (
-                f'"{value}"' if isinstance(value, str) else repr(value))
-            lines.append(f"{key} = {text}")
+        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)

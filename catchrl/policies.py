@@ -1,0 +1,123 @@
+"""Turn what the user names — a run directory, a model file, ``oracle`` — into a policy.
+
+Every loaded policy has the evaluation harness's signature
+``policy(obs[N, ...], states) -> actions[N]`` and, where it has them, a
+``q_values(obs[N, ...]) -> [N, A]`` function for ``catchrl watch``.
+
+SB3 files (``.zip``) are pickles: loading one runs code from it. catchrl loads
+one only from a path the user names (a ``model.zip`` or the run directory of
+an SB3 run), never by searching for files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LoadedPolicy", "PolicyLoadError", "load_policy"]
+
+SCRIPTED = ("oracle", "random")
+
+
+class PolicyLoadError(ValueError):
+    """The named agent cannot be loaded; the message says why."""
+
+
+@dataclass
+class LoadedPolicy:
+    """A policy ready for the evaluation harness, with the game it expects."""
+
+    name: str
+    policy: Callable[[np.ndarray, Any], np.ndarray]
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    q_values: Callable[[np.ndarray], np.ndarray] | None = None
+
+
+def _scripted(name: str, overrides: dict[str, Any]) -> LoadedPolicy:
+    from catchrl.agents.scripted import OraclePolicy, RandomPolicy
+    from catchrl.envs import CatchEnv
+
+    env_kwargs = {"obs_type": "state", **overrides}
+    params = CatchEnv(**env_kwargs).params
+    policy = OraclePolicy(params) if name == "oracle" else RandomPolicy(seed=0)
+    return LoadedPolicy(name, policy, env_kwargs)
+
+
+def _keras_policy(model_path: Path, env_kwargs: dict[str, Any], name: str) -> LoadedPolicy:
+    from catchrl.agents.dqn import load_q_network, make_greedy_fn
+    from catchrl.envs import CatchEnv
+
+    try:
+        model = load_q_network(model_path)
+    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file
+        raise PolicyLoadError(f"{model_path}: not a loadable Keras model "
+                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+    expected = tuple(CatchEnv(**env_kwargs).observation_space.shape)
+    got = tuple(model.input_shape[1:])
+    if got != expected:
+        raise PolicyLoadError(f"{model_path}: the model takes observations of shape {got}, "
+                              f"but the game gives {expected} (obs_type "
+                              f"{env_kwargs.get('obs_type', 'pixels')!r})")
+    q_fn = make_greedy_fn(model)
+
+    def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
+        return np.argmax(q_fn(obs), axis=1)
+
+    return LoadedPolicy(name, policy, env_kwargs, q_values=q_fn)
+
+
+def _run_config(run_dir: Path) -> Any:
+    from catchrl.config import ConfigError, load_config
+
+    try:
+        return load_config(path=run_dir / "config.toml")
+    except ConfigError as e:
+        raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
+
+
+def load_policy(spec: str, overrides: dict[str, Any] | None = None,
+                allow_sb3: bool = True) -> LoadedPolicy:
+    """Load ``oracle``/``random``, a run directory, a ``.keras`` or an SB3 ``.zip`` file.
+
+    Args:
+        spec: What the user named.
+        overrides: Game options (``obs_type``, ``drift``...) replacing the run's own.
+        allow_sb3: Whether an SB3 pickle may be loaded from this named path.
+    """
+    overrides = dict(overrides or {})
+    if spec in SCRIPTED:
+        return _scripted(spec, overrides)
+    path = Path(spec)
+    if not path.exists():
+        raise PolicyLoadError(f"{spec!r} is neither a file, a run directory, nor one of "
+                              f"{SCRIPTED}")
+    cfg = None
+    if path.is_dir():
+        if not (path / "config.toml").is_file():
+            raise PolicyLoadError(f"{path} is not a run directory (no config.toml)")
+        cfg = _run_config(path)
+        model = path / ("model.zip" if cfg.algo.startswith("sb3") else "model.keras")
+        if not model.is_file():
+            raise PolicyLoadError(f"{path} has no {model.name} yet (training not finished? "
+                                  f"`catchrl train --run-dir {path} --resume` finishes it)")
+    else:
+        model = path
+        if (path.parent / "config.toml").is_file():
+            cfg = _run_config(path.parent)
+    env_kwargs = {**(cfg.env.game_kwargs() if cfg else {}), **overrides}
+    env_kwargs.setdefault("obs_type", "pixels")
+    name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+    if model.suffix == ".keras":
+        return _keras_policy(model, env_kwargs, name)
+    if model.suffix == ".zip":
+        if not allow_sb3:
+            raise PolicyLoadError(f"{model} is an SB3 file: loading it unpickles code; "
+                                  "pass --sb3 if you trust it")
+        from catchrl.agents.sb3 import load_sb3_policy
+
+        return load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)
+    raise PolicyLoadError(f"{model}: unknown model file type (expected .keras or .zip)")
