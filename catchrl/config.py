@@ -10,12 +10,13 @@ an unknown key or a value of the wrong type is a :class:`ConfigError` naming it.
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 __all__ = [
     "PRESETS",
@@ -148,7 +149,7 @@ class TrainConfig:
     preset: str = "fast"
     """The preset this config started from."""
     algo: str = "dqn"
-    """``dqn`` (catchrl's Keras DQN; uses ``[agent]``) or ``sb3-dqn``/``sb3-ppo``/... (``[sb3]``)."""
+    """``dqn`` (the Keras DQN, uses ``[agent]``) or ``sb3-dqn``, ``sb3-ppo``... (``[sb3]``)."""
     sb3: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for the SB3 algorithm, on top of catchrl's per-algorithm
     defaults; checked against the algorithm's signature by :mod:`catchrl.agents.sb3`."""

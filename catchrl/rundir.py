@@ -69,6 +69,7 @@ class RunDir:
     Args:
         path: The folder (created on first write).
         keep: Complete checkpoints to keep (older ones are deleted).
+
     """
 
     def __init__(self, path: str | Path, keep: int = 2) -> None:
@@ -101,13 +102,14 @@ class RunDir:
         Args:
             truncate_at: On resume, cut the file back to this byte size first, so
                 rows written after the checkpoint are not duplicated.
+
         """
         path = self.metrics_path
         if truncate_at is not None and path.exists():
             with open(path, "r+b") as f:
                 f.truncate(truncate_at)
         new = not path.exists() or path.stat().st_size == 0
-        f = open(path, "a", buffering=1)  # noqa: SIM115 - the caller closes it
+        f = open(path, "a", buffering=1)
         if new:
             f.write("\t".join(METRIC_COLUMNS) + "\n")
         return f
@@ -142,6 +144,7 @@ class RunDir:
             name: Folder name, e.g. ``ckpt-00000200``.
             arrays: ``{file stem: {array name: array}}``, each saved as ``stem.npz``.
             state: JSON-serialisable counters, RNG states and metadata.
+
         """
         self.create()
         final = self.checkpoints_path / name

@@ -69,6 +69,7 @@ class Trainer:
         run_dir: The run directory.
         resume: Continue from the latest checkpoint in ``run_dir``.
         progress: Progress bar (True), plain lines (False), or bar on a TTY (None).
+
     """
 
     def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
@@ -247,7 +248,8 @@ class Trainer:
             self.elapsed = time.perf_counter() - t_start
             now = time.perf_counter()
             if now - t_rate > 1.0:
-                rate, steps_at_t, t_rate = (self.steps - steps_at_t) / (now - t_rate), self.steps, now
+                rate = (self.steps - steps_at_t) / (now - t_rate)
+                steps_at_t, t_rate = self.steps, now
             loss = loss_sum / loss_count if loss_count else 0.0
             for i in np.flatnonzero(ended):
                 self.games += 1
