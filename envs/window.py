@@ -2,26 +2,39 @@
 
 pygame is imported here only, and only when a window is opened, so
 ``import catchrl.envs`` never touches a display.
+
+Keys are read from the window's own events (KEYDOWN / KEYUP), not from
+``pygame.key.get_pressed()``: a key held down moves the paddle on every frame,
+a tap shorter than one frame still moves it once, and events posted with
+``pygame.event.post`` (tests, demos) act exactly like a keyboard.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
+from typing import Any
 
-from catchrl.envs.core import CatchParams, CatchState
+from catchrl.envs.core import ACTION_LEFT, ACTION_RIGHT, ACTION_STAY, CatchParams, CatchState
 
-__all__ = ["CatchWindow", "WindowClosed"]
+__all__ = ["HUD_HEIGHT", "CatchWindow", "WindowClosed"]
 
 HUD_HEIGHT = 28
+"""Height in px of the score line under the playing field."""
+
+_WHITE = (255, 255, 255)
+_YELLOW = (255, 210, 80)
+_HEADLESS_DRIVERS = ("dummy", "offscreen")
 
 
 class WindowClosed(Exception):
     """The person closed the window (or pressed ESC)."""
 
 
-def _import_pygame():  # noqa: ANN202 - the module
+def _import_pygame() -> Any:
+    """Import pygame, or say how to install it."""
     try:
         import pygame
     except ImportError as e:  # pragma: no cover - pygame is a core dependency
@@ -47,6 +60,10 @@ class CatchWindow:
             ``0`` draws as fast as possible.
         scale: Screen pixels per world pixel (grid games use large cells).
         title: Window caption.
+
+    Raises:
+        RuntimeError: There is no display to open a window on.
+
     """
 
     def __init__(self, params: CatchParams, fps: int = 30, scale: int = 1,
@@ -60,65 +77,154 @@ class CatchWindow:
         self.surface = pg.display.set_mode(self.size)
         pg.display.set_caption(title)
         self.font = pg.font.Font(None, 24)
+        self.big_font = pg.font.Font(None, 44)
         self.clock = pg.time.Clock()
         self.closed = False
+        self.quit_reason: str | None = None
+        """Why the person asked to quit (``"ESC pressed"``, ``"window closed"``), or None."""
+        self._arrows = (pg.K_LEFT, pg.K_RIGHT)
+        self._held: set[int] = set()  # arrow keys down now
+        self._tapped: set[int] = set()  # arrow keys that went down since held_action()
+        self._pressed: list[int] = []  # keys that went down since poll()
 
-    def poll(self) -> list[int]:
-        """Pump events; return keys pressed since the last call. Raises WindowClosed on quit/ESC."""
+    @property
+    def visible(self) -> bool:
+        """Whether a person can see the window (False under SDL's dummy/offscreen drivers)."""
+        return not self.closed and self.pg.display.get_driver() not in _HEADLESS_DRIVERS
+
+    # -- input -------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Read all pending events into the held/tapped/pressed keys and the quit request."""
         pg = self.pg
-        keys = []
         for event in pg.event.get():
             if event.type == pg.QUIT:
-                raise WindowClosed("window closed")
-            if event.type == pg.KEYDOWN:
+                self.quit_reason = self.quit_reason or "window closed"
+            elif event.type == pg.KEYDOWN:
                 if event.key == pg.K_ESCAPE:
-                    raise WindowClosed("ESC pressed")
-                keys.append(event.key)
+                    self.quit_reason = self.quit_reason or "ESC pressed"
+                    continue
+                self._pressed.append(event.key)
+                if event.key in self._arrows:
+                    self._held.add(event.key)
+                    self._tapped.add(event.key)
+            elif event.type == pg.KEYUP:
+                self._held.discard(event.key)
+            elif event.type == pg.WINDOWFOCUSLOST:
+                self._held.clear()  # a key released in another window never sends KEYUP here
+
+    def poll(self) -> list[int]:
+        """Pump events; return keys pressed since the last call.
+
+        Returns:
+            pygame key codes, in the order they went down (ESC is never among them).
+
+        Raises:
+            WindowClosed: The window was closed or ESC pressed (now or earlier).
+
+        """
+        if not self.closed:
+            self._pump()
+        if self.closed or self.quit_reason:
+            raise WindowClosed(self.quit_reason or "window closed")
+        keys, self._pressed = self._pressed, []
         return keys
 
     def held_action(self) -> int:
-        """The action the arrow keys held down now ask for: 0 left, 1 stay, 2 right."""
-        pressed = self.pg.key.get_pressed()
-        left, right = pressed[self.pg.K_LEFT], pressed[self.pg.K_RIGHT]
-        return 0 if left and not right else 2 if right and not left else 1
+        """Return the action the arrow keys ask for on this frame: 0 left, 1 stay, 2 right.
 
-    def draw(self, state: CatchState, lines: Sequence[str] = ()) -> None:
-        """Draw one state, the score line and any extra text lines, then wait for the clock."""
+        A key held down asks on every frame; a key tapped since the last call
+        asks once even if it is already up. Both arrows together mean stay.
+        Reads the events :meth:`poll` (or :meth:`draw`) pumped.
+        """
+        keys = self._held | self._tapped
+        self._tapped = set()
+        left, right = self.pg.K_LEFT in keys, self.pg.K_RIGHT in keys
+        if left and not right:
+            return ACTION_LEFT
+        if right and not left:
+            return ACTION_RIGHT
+        return ACTION_STAY
+
+    def poll_quietly(self) -> None:
+        """Pump events so the OS sees the window alive; on a quit request, close the window.
+
+        The reason stays in :attr:`quit_reason`; a later :meth:`poll` raises it.
+        """
+        if self.closed:
+            return
+        self._pump()
+        if self.quit_reason:
+            self.close()
+
+    def linger(self, seconds: float | None = None) -> None:
+        """Keep the window up until Enter, Space or ESC, a close, or ``seconds`` (None: no limit).
+
+        Returns at once if the window is closed or nobody can see it (see :attr:`visible`).
+        """
+        if not self.visible:
+            return
+        pg = self.pg
+        dismiss = (pg.K_RETURN, pg.K_KP_ENTER, pg.K_SPACE)
+        end = None if seconds is None else time.monotonic() + seconds
+        while end is None or time.monotonic() < end:
+            try:
+                if any(key in dismiss for key in self.poll()):
+                    return
+            except WindowClosed:
+                return
+            pg.display.flip()
+            self.clock.tick(30)
+
+    # -- output ------------------------------------------------------------------
+
+    def draw(self, state: CatchState, lines: Sequence[str] = (),
+             banner: str | None = None) -> None:
+        """Draw one state, the score line and any extra text, then wait for the clock.
+
+        Args:
+            state: The game state to show.
+            lines: Text lines shown top left, one under the other.
+            banner: A large line shown in the middle (e.g. the final score).
+
+        """
+        self.poll_quietly()
         if self.closed:
             return
         pg, p, k = self.pg, self.params, self.scale
-        self.poll_quietly()
         self.surface.fill((0, 0, 0))
-        white = (255, 255, 255)
-        pg.draw.rect(self.surface, white,
+        pg.draw.rect(self.surface, _WHITE,
                      pg.Rect(state.ball_x * k, state.ball_y * k, p.ball_size * k, p.ball_size * k))
-        pg.draw.rect(self.surface, white,
+        pg.draw.rect(self.surface, _WHITE,
                      pg.Rect(state.paddle_x * k, p.paddle_y * k,
                              p.paddle_width * k, p.paddle_height * k))
         hud_y = p.height * k
         pg.draw.line(self.surface, (90, 90, 90), (0, hud_y), (self.size[0], hud_y))
         ball_no = min(state.balls_played + 1, p.balls_per_game)
         text = f"Score: {state.caught}/{p.balls_per_game}, Ball: {ball_no}"
-        self.surface.blit(self.font.render(text, True, white), (6, hud_y + 6))
+        self.surface.blit(self.font.render(text, True, _WHITE), (6, hud_y + 6))
         for i, line in enumerate(lines):
-            self.surface.blit(self.font.render(line, True, (255, 210, 80)), (6, 6 + 20 * i))
+            self.surface.blit(self.font.render(line, True, _YELLOW), (6, 6 + 20 * i))
+        if banner:
+            image = self.big_font.render(banner, True, _YELLOW)
+            self.surface.blit(image, image.get_rect(center=(self.size[0] // 2, hud_y // 2)))
         pg.display.flip()
         if self.fps:
             self.clock.tick(self.fps)
 
-    def poll_quietly(self) -> None:
-        """Pump events so the OS sees the window alive; remember a quit instead of raising."""
-        try:
-            self.poll()
-        except WindowClosed:
-            self.closed = True
+    def screenshot(self, path: str | os.PathLike[str]) -> None:
+        """Save what the window shows now as an image file (PNG, BMP, JPEG, TGA by suffix).
 
-    def screenshot(self, path: str) -> None:
-        """Save what the window shows now as an image file."""
-        self.pg.image.save(self.surface, path)
+        Raises:
+            RuntimeError: The window is already closed.
+
+        """
+        if self.closed:
+            raise RuntimeError("cannot take a screenshot: the Catch window is closed")
+        self.pg.image.save(self.surface, os.fspath(path))
 
     def close(self) -> None:
         """Close the window; safe to call more than once."""
-        if self.pg.display.get_init():
+        if not self.closed and self.pg.display.get_init():
             self.pg.display.quit()
         self.closed = True

@@ -1,0 +1,195 @@
+"""``catchrl play``, in SDL's dummy window (tests/conftest.py) and headless."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pygame
+import pytest
+from catchrl.agents.scripted import OraclePolicy
+from catchrl.envs import CatchParams, reset_state
+from catchrl.envs.window import CatchWindow
+
+from catchrl.cli import build_parser, main
+from catchrl.commands.play import PlayResult, PlaySession, make_params
+
+
+def post_key(kind: int, code: int) -> None:
+    pygame.event.post(pygame.event.Event(kind, key=code))
+
+
+def play(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(["play", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def seed_with_first_ball_left() -> int:
+    """A seed whose first ball falls at x <= 15: a paddle held left catches it, held right not."""
+    return next(s for s in range(1000)
+                if reset_state(CatchParams(), np.random.default_rng(s)).ball_x <= 15)
+
+
+@pytest.fixture
+def display():
+    """An initialised display, so key events can be posted before ``catchrl play`` opens."""
+    pygame.display.init()
+    pygame.display.set_mode((10, 10))
+    pygame.event.clear()
+    yield
+    pygame.display.quit()
+
+
+def test_oracle_catches_every_ball_in_the_window(capsys):
+    rc, out, err = play(capsys, "--policy", "oracle", "--balls", "5", "--fps", "0")
+    assert (rc, out, err) == (0, "Score: 5/5\n", "")
+    assert not pygame.display.get_init()  # the window was closed
+
+
+@pytest.mark.parametrize(("arrow", "score"), [(pygame.K_LEFT, "1/1"), (pygame.K_RIGHT, "0/1")])
+def test_the_arrow_keys_move_the_paddle(capsys, display, arrow, score):
+    seed = seed_with_first_ball_left()
+    post_key(pygame.KEYDOWN, arrow)  # held down the whole game
+    rc, out, _ = play(capsys, "--balls", "1", "--fps", "0", "--seed", str(seed))
+    assert (rc, out) == (0, f"Score: {score}\n")
+
+
+def test_esc_quits_at_once_with_the_score_so_far(capsys, display):
+    post_key(pygame.KEYDOWN, pygame.K_ESCAPE)
+    rc, out, _ = play(capsys, "--fps", "0")
+    assert (rc, out) == (0, "Score: 0/100 (quit after 0 of 100 balls: ESC pressed)\n")
+
+
+def test_closing_the_window_quits(capsys, display):
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    rc, out, _ = play(capsys, "--policy", "oracle", "--balls", "3", "--fps", "0")
+    assert (rc, out) == (0, "Score: 0/3 (quit after 0 of 3 balls: window closed)\n")
+
+
+def test_keyboard_session_frame_by_frame():
+    params = CatchParams(balls_per_game=3)
+    window = CatchWindow(params, fps=0)
+    try:
+        session = PlaySession(params, np.random.default_rng(0), window=window)
+        assert session.state.paddle_x == 200
+        post_key(pygame.KEYDOWN, pygame.K_RIGHT)
+        for _ in range(5):
+            assert session.step()
+        assert session.state.paddle_x == 300  # 20 px per frame held
+        for _ in range(5):
+            session.step()
+        assert session.state.paddle_x == 350  # clamped at the right wall
+        post_key(pygame.KEYUP, pygame.K_RIGHT)
+        session.step()
+        assert session.state.paddle_x == 350
+        post_key(pygame.KEYDOWN, pygame.K_LEFT)  # a tap within one frame
+        post_key(pygame.KEYUP, pygame.K_LEFT)
+        session.step()
+        session.step()
+        assert session.state.paddle_x == 330  # moved once
+        post_key(pygame.KEYDOWN, pygame.K_ESCAPE)
+        assert not session.step()
+        assert not session.step()  # stays over
+        assert session.result() == PlayResult(caught=0, balls=3, balls_played=0,
+                                              quit_reason="ESC pressed")
+    finally:
+        window.close()
+
+
+def test_esc_mid_game_keeps_the_score_so_far():
+    params = CatchParams(balls_per_game=10)
+    window = CatchWindow(params, fps=0)
+    try:
+        session = PlaySession(params, np.random.default_rng(1), window=window,
+                              policy=OraclePolicy(params))
+        while session.state.balls_played < 2:
+            assert session.step()
+        post_key(pygame.KEYDOWN, pygame.K_ESCAPE)
+        assert not session.step()
+        result = session.result()
+        assert result == PlayResult(caught=2, balls=10, balls_played=2, quit_reason="ESC pressed")
+        assert result.score_line() == "Score: 2/10 (quit after 2 of 10 balls: ESC pressed)"
+    finally:
+        window.close()
+
+
+def test_screenshot_shows_the_final_score(capsys, tmp_path):
+    path = tmp_path / "end.png"
+    rc, out, _ = play(capsys, "--policy", "oracle", "--balls", "2", "--fps", "0",
+                      "--screenshot", str(path))
+    assert (rc, out) == (0, "Score: 2/2\n")
+    rgb = pygame.surfarray.array3d(pygame.image.load(str(path))).transpose(1, 0, 2)
+    assert rgb.shape == (428, 400, 3)
+    yellow = (rgb[..., 0] > 200) & (rgb[..., 2] < 150)
+    assert yellow[150:250].any()  # the "Game over! Score: 2/2" banner mid-field
+
+
+def test_headless_plays_without_a_window(capsys):
+    rc, out, _ = play(capsys, "--policy", "oracle", "--headless", "--balls", "50", "--seed", "4",
+                      "--book-walls", "--drift", "5")
+    assert (rc, out) == (0, "Score: 50/50\n")
+    assert not pygame.display.get_init()
+
+
+def test_headless_random_is_seeded_and_weak(capsys):
+    argv = ("--policy", "random", "--headless", "--balls", "300", "--seed", "7")
+    first, second = play(capsys, *argv), play(capsys, *argv)
+    assert first == second
+    caught = int(first[1].split()[1].split("/")[0])
+    assert 20 <= caught <= 90  # a random player wins about 17 % of the balls
+
+
+def test_headless_does_not_import_pygame():
+    code = ("import sys; from catchrl.cli import main; "
+            "rc = main(['play', '--policy', 'oracle', '--headless', '--balls', '3']); "
+            "assert 'pygame' not in sys.modules, 'pygame imported'; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert (proc.returncode, proc.stdout) == (0, "Score: 3/3\n"), proc.stderr
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--headless"], "--headless needs --policy"),
+    (["--headless", "--policy", "oracle", "--screenshot", "x.png"], "--screenshot needs"),
+    (["--fps", "-1"], "--fps must be >= 0"),
+    (["--linger", "-2"], "--linger must be >= 0"),
+    (["--drift", "500"], "drift is too large"),
+    (["--balls", "0"], "balls_per_game must be > 0"),
+    (["--screenshot", "/no/such/folder/x.png"], "does not exist"),
+])
+def test_user_mistakes_are_one_line_errors(capsys, argv, message):
+    rc, out, err = play(capsys, *argv)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("catchrl play: error: ") and message in err
+    assert not pygame.display.get_init()  # refused before any window opened
+
+
+def test_no_display_is_a_one_line_error(capsys, monkeypatch):
+    for name in ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    rc, _, err = play(capsys)
+    assert rc == 2 and err.count("\n") == 1 and "no display" in err and "--headless" in err
+
+
+def test_game_options_reach_the_params():
+    args = build_parser().parse_args(["play", "--book-walls", "--book-spawn", "--drift", "3",
+                                      "--balls", "7"])
+    assert make_params(args) == CatchParams(balls_per_game=7, drift=3, walls="book",
+                                            spawn="book")
+    default = make_params(build_parser().parse_args(["play"]))
+    assert default == CatchParams(balls_per_game=100)
+    assert (default.walls, default.spawn) == ("clamp", "visible")
+
+
+def test_help_explains_every_option():
+    env = {**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
+    proc = subprocess.run([sys.executable, "-m", "catchrl", "play", "--help"],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    for option in ("--balls", "--book-walls", "--book-spawn", "--drift", "--fps", "--seed",
+                   "--policy", "--headless", "--screenshot", "--linger", "examples:", "ESC"):
+        assert option in proc.stdout
