@@ -221,6 +221,7 @@ class Trainer:
         loss_sum, loss_count = 0.0, 0
         vec_steps = self.steps // n
         t_start = time.perf_counter() - self.elapsed
+        self._paused = 0.0
         steps_at_t, t_rate = self.steps, time.perf_counter()
         rate = 0.0
         game_reward = np.zeros(n, dtype=np.float64)
@@ -245,7 +246,7 @@ class Trainer:
             ended = terminated | truncated
             if not ended.any():
                 continue
-            self.elapsed = time.perf_counter() - t_start
+            self.elapsed = time.perf_counter() - t_start - self._paused
             now = time.perf_counter()
             if now - t_rate > 1.0:
                 rate = (self.steps - steps_at_t) / (now - t_rate)
@@ -282,7 +283,9 @@ class Trainer:
         crossed = lambda every: every and self.games // every != (self.games - n) // every  # noqa: E731
         stop = False
         if crossed(r.eval_every):
+            t0 = time.perf_counter()
             result = self._evaluate(r.eval_games)
+            self._paused += time.perf_counter() - t0  # evaluation is not training time
             self.evaluations.append({"games": self.games, "steps": self.steps,
                                      "wall_time": self.elapsed, **result.to_dict()})
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
@@ -290,7 +293,9 @@ class Trainer:
             bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
             stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
         if crossed(r.checkpoint_every) or self._stop_requested or stop or self._done():
+            t0 = time.perf_counter()
             self._save()
+            self._paused += time.perf_counter() - t0
         if stop:
             r.total_steps = min(r.total_steps or self.steps, self.steps)
             r.total_games = self.games
