@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
 from catchrl.envs import CatchParams, CatchVectorEnv
 
 if TYPE_CHECKING:

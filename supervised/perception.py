@@ -1,0 +1,243 @@
+"""Perception: a CNN that reads the game state from the stacked 80 x 80 grey frames.
+
+Three architectures (:data:`ARCHITECTURES`), each split into an *encoder*
+(frames -> feature vector, a nested ``keras.Model`` named ``"encoder"``) and a
+head (features -> the ``state`` observation):
+
+- ``"book"``: the DQN's conv stack of the book (32 8x8/4, 64 4x4/2, 64 3x3/1,
+  ``same`` padding, ReLU, no pooling) + Flatten (6,400 features); head
+  Dense 512 ReLU as in the book's Q-network.
+- ``"lenet"``: LeNet-style, 6 5x5 conv -> 2x2 max-pool -> 16 5x5 conv ->
+  2x2 max-pool -> Flatten; head Dense 120 -> Dense 84 (LeCun et al., 1998).
+- ``"small"``: 16 4x4/2 conv -> 32 3x3 conv -> 16 1x1 conv ->
+  :class:`~catchrl.supervised.layers.SpatialSoftArgmax` (32 sub-pixel
+  coordinates) + the channels' global max (16 "is it there"); head Dense 128.
+  About 10k parameters, fast on a CPU and the most precise.
+
+The model's output is exactly the env's ``state`` observation (ball x / width,
+ball y / height, paddle x / width [, ball x-speed / drift]), so
+:class:`PerceptionWrapper` turns a ``pixels`` env into a ``state`` env, and any
+state-based agent plays from pixels. Frames enter as raw uint8 (0..255) and are
+scaled inside the model. The output layer is float32 under mixed precision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import gymnasium as gym
+import keras
+import numpy as np
+from keras import layers
+
+from catchrl.envs.core import CatchParams
+from catchrl.envs.observations import observation_space, state_features
+from catchrl.supervised.layers import FrameScaling, SpatialSoftArgmax
+
+__all__ = [
+    "ARCHITECTURES",
+    "PerceptionWrapper",
+    "build_encoder",
+    "build_perception_model",
+    "build_q_network_from_encoder",
+    "check_arch",
+    "compiled_predict",
+    "get_encoder",
+    "perceive",
+    "state_size",
+]
+
+ARCHITECTURES = ("book", "lenet", "small")
+
+
+def check_arch(arch: str) -> str:
+    """Return ``arch`` if it is one of :data:`ARCHITECTURES`, else raise ValueError naming them."""
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
+    return arch
+
+
+def state_size(params: CatchParams) -> int:
+    """Length of the ``state`` observation: 3, or 4 with drift."""
+    return 4 if params.drift else 3
+
+
+def build_encoder(arch: str = "small", input_shape: tuple[int, int, int] = (80, 80, 4)
+                  ) -> keras.Model:
+    """Build the conv stack of ``arch`` as a model from raw frames to a feature vector.
+
+    Args:
+        arch: One of :data:`ARCHITECTURES`.
+        input_shape: ``(height, width, frames)`` of one observation.
+
+    Returns:
+        A ``keras.Model`` named ``"encoder"``: ``[B, H, W, C]`` (0..255) -> ``[B, F]``.
+
+    Raises:
+        ValueError: unknown architecture.
+
+    """
+    check_arch(arch)
+    frames = keras.Input(shape=input_shape, name="frames")
+    x = FrameScaling(name="scale")(frames)
+    if arch == "book":
+        x = layers.Conv2D(32, 8, strides=4, padding="same", activation="relu", name="conv1")(x)
+        x = layers.Conv2D(64, 4, strides=2, padding="same", activation="relu", name="conv2")(x)
+        x = layers.Conv2D(64, 3, strides=1, padding="same", activation="relu", name="conv3")(x)
+        features = layers.Flatten(name="flatten")(x)
+    elif arch == "lenet":
+        x = layers.Conv2D(6, 5, padding="same", activation="relu", name="conv1")(x)
+        x = layers.MaxPooling2D(2, name="pool1")(x)
+        x = layers.Conv2D(16, 5, padding="same", activation="relu", name="conv2")(x)
+        x = layers.MaxPooling2D(2, name="pool2")(x)
+        features = layers.Flatten(name="flatten")(x)
+    else:
+        x = layers.Conv2D(8, 4, strides=2, padding="same", activation="relu", name="conv1")(x)
+        x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
+        x = layers.Conv2D(16, 1, name="keypoints")(x)
+        points = SpatialSoftArgmax(initial_temperature=10.0, name="soft_argmax")(x)
+        present = layers.GlobalMaxPooling2D(name="present")(x)
+        features = layers.Concatenate(name="features")([points, present])
+    return keras.Model(frames, features, name="encoder")
+
+
+_HEADS = {"book": (512,), "lenet": (120, 84), "small": (128,)}
+
+
+def build_perception_model(arch: str = "small", params: CatchParams | None = None,
+                           input_shape: tuple[int, int, int] = (80, 80, 4)) -> keras.Model:
+    """Build a model from frames to the ``state`` observation of ``params``' game.
+
+    Args:
+        arch: One of :data:`ARCHITECTURES`.
+        params: The game (its ``drift`` decides 3 or 4 outputs); default the book's.
+        input_shape: ``(height, width, frames)``.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"perception_<arch>"`` whose
+        nested ``"encoder"`` is :func:`build_encoder`'s.
+
+    """
+    params = params or CatchParams()
+    encoder = build_encoder(arch, input_shape)
+    frames = keras.Input(shape=input_shape, name="frames")
+    x = encoder(frames)
+    for i, units in enumerate(_HEADS[arch]):
+        x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
+    state = layers.Dense(state_size(params), dtype="float32", name="state")(x)
+    return keras.Model(frames, state, name=f"perception_{arch}")
+
+
+def get_encoder(model: keras.Model) -> keras.Model:
+    """Return the nested ``"encoder"`` of a perception (or imitation) model.
+
+    Raises:
+        ValueError: the model has no layer named ``"encoder"``.
+
+    """
+    try:
+        return model.get_layer("encoder")
+    except ValueError:
+        raise ValueError(f"model {model.name!r} has no nested 'encoder'; build it with "
+                         "build_perception_model or build_imitation_model") from None
+
+
+def build_q_network_from_encoder(encoder: keras.Model, num_actions: int = 3,
+                                 trainable: bool = False, hidden: int = 512,
+                                 copy: bool = True) -> keras.Model:
+    """Build a DQN Q-network that starts from a pretrained encoder.
+
+    ``frames -> encoder -> Dense(hidden, relu) -> Dense(num_actions)``: the
+    book's Q-network when the encoder is the ``"book"`` one.
+
+    Args:
+        encoder: A model from :func:`build_encoder` / :func:`get_encoder`.
+        num_actions: Q-values per observation (Catch: 3).
+        trainable: ``False`` freezes the encoder's weights (only the head
+            learns); ``True`` fine-tunes them too.
+        hidden: Units of the hidden Dense layer.
+        copy: Give the Q-network its own copy of the encoder (default), so
+            training it leaves the perception model unchanged.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"q_network"``: uint8 frames ``[B, H, W, C]``
+        -> Q-values ``[B, num_actions]`` (float32).
+
+    """
+    if copy:
+        clone = keras.models.clone_model(encoder)
+        clone.set_weights(encoder.get_weights())
+        encoder = clone
+    encoder.trainable = bool(trainable)
+    frames = keras.Input(shape=encoder.input_shape[1:], name="frames")
+    x = encoder(frames, training=False if not trainable else None)
+    x = layers.Dense(hidden, activation="relu", name="q_hidden")(x)
+    q = layers.Dense(num_actions, dtype="float32", name="q_values")(x)
+    return keras.Model(frames, q, name="q_network")
+
+
+def compiled_predict(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """Return a fast ``x -> model(x)`` as numpy, compiled once (never ``predict`` per sample).
+
+    Under the TensorFlow backend it is a ``tf.function`` (retraced only per
+    input shape); otherwise a plain inference call.
+    """
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        return lambda x: fn(tf.convert_to_tensor(x)).numpy()
+    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+
+
+class PerceptionWrapper(gym.ObservationWrapper):
+    """Turn a ``pixels`` Catch env into a ``state`` one by running a perception model.
+
+    The observation space is exactly that of the same game with
+    ``obs_type="state"``; the model's outputs are clipped into it.
+
+    Args:
+        env: A Catch env with ``obs_type="pixels"`` (possibly wrapped).
+        model: A perception model (:func:`build_perception_model`), or a path
+            to a saved ``.keras`` one.
+
+    Raises:
+        ValueError: the model's input shape is not the env's frame shape, or its
+            output is not the game's state size.
+
+    """
+
+    def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
+        super().__init__(env)
+        if isinstance(model, str):
+            model = keras.models.load_model(model)
+        obs_shape = tuple(env.observation_space.shape or ())
+        in_shape = tuple(model.input_shape[1:])
+        if in_shape != obs_shape:
+            raise ValueError(f"perception model reads frames of shape {in_shape}, but the env's "
+                             f"observations have shape {obs_shape}; train one for this env "
+                             "(frame_size / frame_stack)")
+        params: CatchParams = env.unwrapped.params  # type: ignore[attr-defined]
+        zero = np.zeros(1, dtype=np.int64)
+        sample = state_features(params, zero, zero, zero, zero)
+        out = int(model.output_shape[-1])
+        if out != sample.shape[-1]:
+            raise ValueError(f"perception model outputs {out} values, but this game's state has "
+                             f"{sample.shape[-1]} (drift={params.drift}); train one for this game")
+        self.model = model
+        self._predict = compiled_predict(model)
+        self.observation_space = observation_space("state", sample[0])
+        self._low = self.observation_space.low
+        self._high = self.observation_space.high
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """Return the perceived ``state`` observation of one pixel observation."""
+        state = self._predict(np.asarray(observation)[None])[0]
+        return np.clip(state, self._low, self._high).astype(np.float32)
+
+
+def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:
+    """Run a perception model over many frame stacks: float32 ``[N, state]``."""
+    predict = compiled_predict(model)
+    out = [predict(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)]
+    return np.concatenate(out).astype(np.float32)
