@@ -1,0 +1,292 @@
+"""Auxiliary sequence models: where the ball will land, and whether this policy catches it.
+
+A recurrent model reads the last ``k`` states (true ones from the simulator or
+perceived ones from :mod:`catchrl.supervised.perception`; ``k = 8`` by
+default) as positions ``(ball x / width, ball y / height, paddle x / width)``
+and forecasts
+
+- ``landing_x``: the ball's left edge on the step it is decided, / width
+  (the ``state`` observation's units), and
+- ``catch``: the probability that the policy which generated the data catches it.
+
+With ``drift`` the ball bounces off the side walls, so "straight down from
+here" (:func:`straight_down`) is a poor forecast; the model must infer the
+speed from the window and fold in the bounces. Windows at the start of a game
+repeat the first state, as the env's frame stack does.
+
+Packaged two ways for agents:
+
+- :class:`ForecastWrapper`: a ``state`` env whose observation gains
+  ``[landing_x, p_catch]``;
+- :func:`build_q_network_with_landing_head`: a DQN Q-network with an extra
+  ``landing_x`` output, trained with :func:`landing_aux_loss` next to the TD
+  loss (labels from :func:`landing_labels`, free from the simulator).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import gymnasium as gym
+import keras
+import numpy as np
+from gymnasium import spaces
+from keras import layers, ops
+
+from catchrl.envs.core import BatchState, CatchParams
+from catchrl.supervised.datasets import GameDataset, landing_targets, perception_targets
+from catchrl.supervised.perception import build_encoder, check_arch, compiled_predict
+
+__all__ = [
+    "DEFAULT_WINDOW",
+    "SEQUENCE_ARCHS",
+    "ForecastWrapper",
+    "FrameDeltas",
+    "build_q_network_with_landing_head",
+    "build_sequence_model",
+    "landing_aux_loss",
+    "landing_labels",
+    "position_columns",
+    "sequence_arrays",
+    "straight_down",
+    "windows",
+]
+
+SEQUENCE_ARCHS = ("lstm", "gru", "bidirectional")
+DEFAULT_WINDOW = 8
+POSITIONS = 3  # ball x, ball y, paddle x
+
+
+def _check_seq_arch(arch: str) -> str:
+    if arch not in SEQUENCE_ARCHS:
+        raise ValueError(f"unknown sequence architecture {arch!r}; choose one of {SEQUENCE_ARCHS}")
+    return arch
+
+
+@keras.saving.register_keras_serializable(package="catchrl")
+class FrameDeltas(keras.layers.Layer):
+    """Append scaled step-to-step differences to a sequence: ``[B, k, F] -> [B, k, 2F]``.
+
+    Speeds are tiny in position units (5 px / 400 = 0.0125), so the
+    differences are multiplied by ``scale`` to give the recurrent layer inputs
+    of order one. The first step's difference is 0.
+
+    Args:
+        scale: Multiplier of the differences (default 40: a 10 px step -> 1).
+        **kwargs: Passed to :class:`keras.layers.Layer`.
+
+    """
+
+    def __init__(self, scale: float = 40.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = float(scale)
+
+    def call(self, inputs: Any) -> Any:
+        """Return ``concat(inputs, scale * (inputs[t] - inputs[t-1]))`` along features."""
+        prev = ops.concatenate([inputs[:, :1], inputs[:, :-1]], axis=1)
+        return ops.concatenate([inputs, (inputs - prev) * self.scale], axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """Return the shape with twice the features."""
+        return (*input_shape[:-1], 2 * int(input_shape[-1]))
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the constructor arguments."""
+        return {**super().get_config(), "scale": self.scale}
+
+
+def build_sequence_model(arch: str = "lstm", window: int = DEFAULT_WINDOW,
+                         features: int = POSITIONS, units: int = 64) -> keras.Model:
+    """Build a recurrent forecaster: ``[B, window, features]`` -> ``landing_x``, ``catch``.
+
+    Args:
+        arch: ``"lstm"``, ``"gru"`` or ``"bidirectional"`` (a bidirectional LSTM).
+        window: States per input (k).
+        features: Values per state (3 positions).
+        units: Recurrent units.
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"forecast_<arch>"`` with outputs
+        ``{"landing_x": [B, 1], "catch": [B, 1] (probability)}``, both float32.
+
+    Raises:
+        ValueError: unknown architecture.
+
+    """
+    _check_seq_arch(arch)
+    states = keras.Input(shape=(window, features), name="states")
+    x = FrameDeltas(name="deltas")(states)
+    if arch == "lstm":
+        x = layers.LSTM(units, name="lstm")(x)
+    elif arch == "gru":
+        x = layers.GRU(units, name="gru")(x)
+    else:
+        x = layers.Bidirectional(layers.LSTM(units // 2), name="bilstm")(x)
+    x = layers.Dense(64, activation="relu", name="hidden")(x)
+    landing = layers.Dense(1, dtype="float32", name="landing_x")(x)
+    catch = layers.Dense(1, activation="sigmoid", dtype="float32", name="catch")(x)
+    return keras.Model(states, {"landing_x": landing, "catch": catch}, name=f"forecast_{arch}")
+
+
+def position_columns(obs: np.ndarray) -> np.ndarray:
+    """The position part ``[..., 3]`` of ``state`` observations ``[..., 3 or 4]``."""
+    return np.asarray(obs, dtype=np.float32)[..., :POSITIONS]
+
+
+def windows(seq: np.ndarray, window: int = DEFAULT_WINDOW) -> np.ndarray:
+    """Every step's last ``window`` states: ``[G, T, F] -> [G, T, window, F]``.
+
+    Steps before the start of a game repeat its first state.
+    """
+    t = np.arange(seq.shape[1])[:, None] + np.arange(-window + 1, 1)[None, :]  # [T, window]
+    return seq[:, np.maximum(t, 0)]
+
+
+def sequence_arrays(ds: GameDataset, window: int = DEFAULT_WINDOW,
+                    perceived: np.ndarray | None = None
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs and targets of a dataset, one row per observation.
+
+    Args:
+        ds: Any dataset (its true states give the positions).
+        window: k.
+        perceived: Optional perceived ``state`` observations ``[G, T + 1, 3 or 4]``
+            to read instead of the true states.
+
+    Returns:
+        ``(x, landing, caught)``: float32 ``[G, T + 1, window, 3]``, float32
+        ``[G, T + 1]`` (landing x / width) and float32 ``[G, T + 1]`` (0/1).
+
+    """
+    params = ds.params
+    pos = position_columns(perceived if perceived is not None
+                           else perception_targets(params, ds.states))
+    landing, caught = landing_targets(ds)
+    return (windows(pos, window), (landing / params.width).astype(np.float32),
+            caught.astype(np.float32))
+
+
+def straight_down(x: np.ndarray) -> np.ndarray:
+    """The trivial forecast: the ball lands where it is now (last state's ball x)."""
+    return x[..., -1, 0]
+
+
+def landing_labels(params: CatchParams, states: BatchState) -> np.ndarray:
+    """The true landing x / width of N games now: float32 ``[N]`` (auxiliary-loss labels)."""
+    from catchrl.agents.scripted import landing_x
+
+    x = landing_x(params, np.asarray(states.ball_x), np.asarray(states.ball_y),
+                  np.asarray(states.ball_vx))
+    return (x / params.width).astype(np.float32)
+
+
+# --- packaging for agents -------------------------------------------------------
+
+
+class ForecastWrapper(gym.ObservationWrapper):
+    """Append the forecast ``[landing_x, p_catch]`` to a ``state`` observation.
+
+    Keeps the last ``k`` observations of the current game (the first one
+    repeated after ``reset``) and runs the sequence model on them every step.
+
+    Args:
+        env: A ``state`` env, or a pixels env under a
+            :class:`~catchrl.supervised.perception.PerceptionWrapper`.
+        model: A model from :func:`build_sequence_model` (or a ``.keras`` path).
+
+    Raises:
+        ValueError: the env's observations are not state vectors, or the model
+            does not read ``[k, 3]`` windows.
+
+    """
+
+    def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
+        super().__init__(env)
+        if isinstance(model, str):
+            model = keras.models.load_model(model)
+        space = env.observation_space
+        if not isinstance(space, spaces.Box) or len(space.shape or ()) != 1 \
+                or space.shape[0] < POSITIONS:
+            raise ValueError(f"ForecastWrapper needs a state observation (a vector of >= 3), "
+                             f"got {space}")
+        in_shape = tuple(model.input_shape[1:])
+        if len(in_shape) != 2 or in_shape[1] != POSITIONS:
+            raise ValueError(f"ForecastWrapper needs a model reading [k, {POSITIONS}] windows, "
+                             f"got input shape {in_shape}")
+        self.window = int(in_shape[0])
+        self.model = model
+        self._predict = compiled_predict(model)
+        self._history: deque[np.ndarray] = deque(maxlen=self.window)
+        low = np.concatenate([space.low, np.zeros(2, np.float32)]).astype(np.float32)
+        high = np.concatenate([space.high, np.ones(2, np.float32)]).astype(np.float32)
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the env and forget the previous game's states."""
+        self._history.clear()
+        return super().reset(**kwargs)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """Return ``concat(observation, [landing_x, p_catch])``."""
+        pos = position_columns(observation)
+        if not self._history:
+            self._history.extend([pos] * self.window)
+        else:
+            self._history.append(pos)
+        out = self._predict(np.stack(self._history)[None])
+        forecast = np.clip(np.array([out["landing_x"][0, 0], out["catch"][0, 0]]), 0.0, 1.0)
+        return np.concatenate([np.asarray(observation, np.float32),
+                               forecast.astype(np.float32)])
+
+
+def build_q_network_with_landing_head(obs_shape: tuple[int, ...], num_actions: int = 3,
+                                      arch: str = "book", hidden: int = 512,
+                                      encoder: keras.Model | None = None) -> keras.Model:
+    """Build a DQN Q-network with an auxiliary ``landing_x`` head on its shared trunk.
+
+    Frames (3-D ``obs_shape``) go through a conv encoder (:func:`build_encoder`
+    of ``arch``, or the given pretrained ``encoder``); state vectors (1-D)
+    through two Dense 64 layers. The trunk then feeds ``Dense(hidden, relu)``
+    and two heads. Train with ``TD loss + landing_aux_loss(...)``; act on
+    ``outputs["q_values"]`` only.
+
+    Args:
+        obs_shape: One observation's shape.
+        num_actions: Q-values per observation.
+        arch: Encoder architecture for frames (see
+            :data:`~catchrl.supervised.perception.ARCHITECTURES`).
+        hidden: Units of the shared hidden layer.
+        encoder: A pretrained encoder to start from (frames only).
+
+    Returns:
+        A ``keras.Model`` with outputs ``{"q_values": [B, A], "landing_x": [B, 1]}``.
+
+    """
+    obs = keras.Input(shape=tuple(obs_shape), name="obs")
+    if len(obs_shape) == 3:
+        enc = encoder if encoder is not None else build_encoder(check_arch(arch), tuple(obs_shape))
+        x = enc(obs)
+    elif len(obs_shape) == 1:
+        x = layers.Dense(64, activation="relu", name="mlp1")(obs)
+        x = layers.Dense(64, activation="relu", name="mlp2")(x)
+    else:
+        raise ValueError(f"obs_shape must be 1-D (state) or 3-D (frames), got {obs_shape}")
+    x = layers.Dense(hidden, activation="relu", name="q_hidden")(x)
+    q = layers.Dense(num_actions, dtype="float32", name="q_values")(x)
+    landing = layers.Dense(1, dtype="float32", name="landing_x")(x)
+    return keras.Model(obs, {"q_values": q, "landing_x": landing}, name="q_network_aux")
+
+
+def landing_aux_loss(landing_true: Any, landing_pred: Any, weight: float = 1.0) -> Any:
+    """Return the auxiliary loss: ``weight * mean((pred - true)^2)`` over the batch.
+
+    Args:
+        landing_true: ``[B]`` labels (landing x / width, :func:`landing_labels`).
+        landing_pred: ``[B, 1]`` or ``[B]`` the ``landing_x`` head's output.
+        weight: Its weight next to the TD loss.
+
+    """
+    pred = ops.reshape(ops.cast(landing_pred, "float32"), (-1,))
+    true = ops.reshape(ops.cast(landing_true, "float32"), (-1,))
+    return weight * ops.mean(ops.square(pred - true))
