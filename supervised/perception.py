@@ -36,6 +36,7 @@ from catchrl.supervised.layers import FrameScaling, SpatialSoftArgmax
 
 __all__ = [
     "ARCHITECTURES",
+    "HEAD_UNITS",
     "PerceptionWrapper",
     "build_encoder",
     "build_perception_model",
@@ -101,7 +102,8 @@ def build_encoder(arch: str = "small", input_shape: tuple[int, int, int] = (80, 
     return keras.Model(frames, features, name="encoder")
 
 
-_HEADS = {"book": (512,), "lenet": (120, 84), "small": (128,)}
+# Hidden Dense units of the head on each encoder (book: 512; LeNet-5: 120, 84).
+HEAD_UNITS = {"book": (512,), "lenet": (120, 84), "small": (128,)}
 
 
 def build_perception_model(arch: str = "small", params: CatchParams | None = None,
@@ -122,7 +124,7 @@ def build_perception_model(arch: str = "small", params: CatchParams | None = Non
     encoder = build_encoder(arch, input_shape)
     frames = keras.Input(shape=input_shape, name="frames")
     x = encoder(frames)
-    for i, units in enumerate(_HEADS[arch]):
+    for i, units in enumerate(HEAD_UNITS[arch]):
         x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
     state = layers.Dense(state_size(params), dtype="float32", name="state")(x)
     return keras.Model(frames, state, name=f"perception_{arch}")

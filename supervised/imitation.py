@@ -1,0 +1,136 @@
+"""Imitation: classify the oracle's actions from frames (the book's "treat it as classification").
+
+The oracle (:class:`~catchrl.agents.scripted.OraclePolicy`) labels every
+frame stack of an ``"expert"`` dataset with the action it would take there;
+a CNN (any perception architecture's encoder + a softmax head over
+left/stay/right) learns to copy it. The result plays as an agent
+(:class:`ImitationPolicy`), and :func:`fill_replay_with_expert` seeds a DQN's
+replay memory with expert games, the book's other suggestion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import layers
+
+from catchrl.envs import CatchParams, CatchVectorEnv
+from catchrl.envs.core import BatchState
+from catchrl.supervised.perception import HEAD_UNITS, build_encoder, compiled_predict
+
+__all__ = ["ImitationPolicy", "build_imitation_model", "fill_replay_with_expert"]
+
+NUM_ACTIONS = 3
+
+
+def build_imitation_model(arch: str = "small", input_shape: tuple[int, int, int] = (80, 80, 4),
+                          num_actions: int = NUM_ACTIONS) -> keras.Model:
+    """Build a classifier of actions from raw frames.
+
+    Args:
+        arch: One of :data:`~catchrl.supervised.perception.ARCHITECTURES`.
+        input_shape: ``(height, width, frames)``.
+        num_actions: Classes (left, stay, right).
+
+    Returns:
+        An uncompiled ``keras.Model`` named ``"imitation_<arch>"``: uint8 frames
+        ``[B, H, W, C]`` -> action logits ``[B, num_actions]`` (float32); train it
+        with ``SparseCategoricalCrossentropy(from_logits=True)``.
+
+    Raises:
+        ValueError: unknown architecture.
+
+    """
+    encoder = build_encoder(arch, input_shape)
+    frames = keras.Input(shape=input_shape, name="frames")
+    x = encoder(frames)
+    for i, units in enumerate(HEAD_UNITS[arch]):
+        x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
+    logits = layers.Dense(num_actions, dtype="float32", name="action_logits")(x)
+    return keras.Model(frames, logits, name=f"imitation_{arch}")
+
+
+class ImitationPolicy:
+    """Play greedily from an imitation model: the most likely action for each observation.
+
+    Follows the evaluation harness' policy interface
+    ``policy(obs[N, ...], states) -> actions[N]`` (``states`` unused).
+
+    Args:
+        model: A model from :func:`build_imitation_model` (or a ``.keras`` path).
+        batch_size: Largest batch sent to the model at once.
+
+    """
+
+    def __init__(self, model: keras.Model | str, batch_size: int = 4096) -> None:
+        if isinstance(model, str):
+            model = keras.models.load_model(model)
+        if len(model.input_shape) != 4:
+            raise ValueError(f"ImitationPolicy needs a model reading frame stacks [B, H, W, C], "
+                             f"got input shape {model.input_shape}")
+        self.model, self.batch_size = model, int(batch_size)
+        self._predict = compiled_predict(model)
+
+    def __call__(self, obs: np.ndarray, states: BatchState | None = None) -> np.ndarray:
+        """Return int64 actions ``[N]`` for observations ``[N, H, W, C]``."""
+        obs = np.asarray(obs)
+        want = tuple(self.model.input_shape[1:])
+        if obs.shape[1:] != want:
+            raise ValueError(f"ImitationPolicy: the model reads observations of shape {want}, "
+                             f"got {obs.shape[1:]}")
+        out = [np.argmax(self._predict(obs[i:i + self.batch_size]), axis=-1)
+               for i in range(0, len(obs), self.batch_size)]
+        return np.concatenate(out).astype(np.int64)
+
+
+def fill_replay_with_expert(memory: Any, games: int, seed: int = 0,
+                            params: CatchParams | None = None, obs_type: str = "pixels",
+                            epsilon: float = 0.0, **env_kwargs: Any) -> int:
+    """Add ``games`` games played by the oracle to a replay memory.
+
+    Plays ``memory.num_envs`` games at a time on a
+    :class:`~catchrl.envs.CatchVectorEnv` in ``autoreset_mode="same_step"``
+    (what :class:`~catchrl.agents.replay.ReplayMemory` expects) and adds every
+    transition with ``memory.add(obs, actions, rewards, terminated, truncated)``.
+
+    Args:
+        memory: A ``ReplayMemory`` (anything with ``num_envs`` and that ``add``).
+        games: Games to add (rounded up to a multiple of ``memory.num_envs``).
+        seed: The env's game ``i`` is seeded with ``seed + i`` (its later games
+            continue that generator); exploration draws from
+            ``numpy.random.default_rng(seed)``.
+        params: The game (default: the book's).
+        obs_type: Observations to store; must match the memory's ``obs_shape``.
+        epsilon: Probability of a random action instead of the oracle's, so the
+            memory also holds recoveries from mistakes (0: pure expert play).
+        **env_kwargs: ``frame_size`` / ``frame_stack`` of the env.
+
+    Returns:
+        The number of transitions added.
+
+    """
+    from catchrl.agents.scripted import OraclePolicy
+
+    if games < 1:
+        raise ValueError(f"games must be >= 1, got {games}")
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+    params = params or CatchParams()
+    n = int(memory.num_envs)
+    env = CatchVectorEnv(n, obs_type=obs_type, autoreset_mode="same_step", params=params,
+                         **env_kwargs)
+    oracle, rng = OraclePolicy(params), np.random.default_rng(seed)
+    rounds = -(-games // n)
+    obs, _ = env.reset(seed=seed)
+    added = 0
+    for _ in range(rounds * params.max_episode_steps):
+        actions = np.asarray(oracle.act_state(env.batch), dtype=np.int64)
+        if epsilon > 0:
+            actions = np.where(rng.random(n) < epsilon, rng.integers(0, 3, size=n), actions)
+        next_obs, rewards, terminated, truncated, _ = env.step(actions)
+        memory.add(obs, actions, rewards, terminated, truncated)
+        obs, added = next_obs, added + n
+    env.close()
+    return added
