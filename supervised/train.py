@@ -6,6 +6,9 @@ A run directory holds::
     metrics.tsv       one row per epoch (CSVLogger, tab-separated), with samples_per_s
     tb/               TensorBoard events
     checkpoints/      best.keras (ModelCheckpoint on val_loss), backup/ (BackupAndRestore)
+
+The learning rate drops 3x when ``val_loss`` stalls for ``patience // 2`` epochs
+(ReduceLROnPlateau); EarlyStopping restores the best weights.
     model.keras       the final model (best weights: EarlyStopping restores them)
 
 ``resume=True`` continues a stopped run from its last finished epoch
@@ -176,16 +179,20 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+# Settings a resumed run may change (train longer, wait longer).
+_RESUMABLE = ("epochs", "patience")
+
+
 def _prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool) -> None:
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
         if not resume:
             raise RunExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) "
                                  "to continue it, or choose another directory")
-        stored = json.loads(cfg_path.read_text())
-        if stored.get("config") != record["config"]:
-            diff = sorted(k for k in record["config"]
-                          if stored.get("config", {}).get(k) != record["config"][k])
+        stored = json.loads(cfg_path.read_text()).get("config", {})
+        diff = sorted(k for k in record["config"] if k not in _RESUMABLE
+                      and stored.get(k) != record["config"][k])
+        if diff:
             raise ValueError(f"{run_dir}: cannot resume with another configuration "
                              f"(differs in {', '.join(diff)})")
     elif resume and (run_dir / "checkpoints").exists():
@@ -246,15 +253,27 @@ def _build(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
     return model
 
 
+def _epochs_done(run: Path) -> int:
+    """Epoch rows already in ``metrics.tsv``."""
+    path = run / "metrics.tsv"
+    if not path.exists():
+        return 0
+    return max(len(path.read_text().strip().splitlines()) - 1, 0)
+
+
 def train(cfg: SupervisedConfig, run_dir: str | os.PathLike[str], resume: bool = False,
-          verbose: int = 2) -> TrainOutcome:
+          verbose: int = 2, callbacks: list[keras.callbacks.Callback] | None = None
+          ) -> TrainOutcome:
     """Train one model into ``run_dir`` (layout in the module docstring).
 
     Args:
         cfg: The run's configuration.
         run_dir: Directory of the run (created).
-        resume: Continue the run stored in ``run_dir`` from its last finished epoch.
+        resume: Continue the run stored in ``run_dir``: an interrupted run from
+            its last finished epoch (``BackupAndRestore``), a finished one from
+            its ``model.keras`` (weights and optimizer) up to ``cfg.epochs``.
         verbose: Keras ``fit`` verbosity.
+        callbacks: Extra Keras callbacks (run after the built-in ones).
 
     Returns:
         The trained model (best validation weights), its history, the run
@@ -275,13 +294,21 @@ def train(cfg: SupervisedConfig, run_dir: str | os.PathLike[str], resume: bool =
     batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * (1 if cfg.batch_size else
                                                        device["batch_scale"])
     train_data, val_data, n_train, _ = _pipelines(cfg, ds, batch)
-    model = _build(cfg, ds)
+    backup = run / "checkpoints" / "backup"
+    initial_epoch = 0
+    if resume and not backup.exists() and (run / "model.keras").exists():
+        model = keras.models.load_model(run / "model.keras")  # a finished run: train on
+        initial_epoch = _epochs_done(run)
+    else:
+        model = _build(cfg, ds)
     monitor = "val_loss" if val_data is not None else "loss"
-    callbacks = [
+    builtin = [
         _Throughput(n_train),
-        keras.callbacks.BackupAndRestore(str(run / "checkpoints" / "backup")),
+        keras.callbacks.BackupAndRestore(str(backup)),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience,
                                       restore_best_weights=True),
+        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3,
+                                          patience=max(cfg.patience // 2, 1), min_lr=1e-5),
         keras.callbacks.ModelCheckpoint(str(run / "checkpoints" / "best.keras"),
                                         monitor=monitor, save_best_only=True),
         keras.callbacks.TensorBoard(str(run / "tb"), profile_batch=0),
@@ -289,7 +316,8 @@ def train(cfg: SupervisedConfig, run_dir: str | os.PathLike[str], resume: bool =
                                   append=resume and (run / "metrics.tsv").exists()),
     ]
     history = model.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
-                        callbacks=callbacks, verbose=verbose)
+                        initial_epoch=initial_epoch, callbacks=builtin + list(callbacks or ()),
+                        verbose=verbose, shuffle=False)
     tmp = run / "model.tmp.keras"
     model.save(tmp)
     os.replace(tmp, run / "model.keras")
