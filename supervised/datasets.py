@@ -78,7 +78,7 @@ class DatasetConfig:
             by the oracle, for imitation).
         games: Number of games G.
         seed: Game ``g`` resets with seed ``seed + g``; the action mix draws
-            from ``numpy.random.default_rng(seed)``.
+            from ``numpy.random.default_rng(seed)`` (all games' draws up front).
         params: The game's parameters as a dict of :class:`CatchParams` fields.
         frame_size: Side of a pixel frame (book: 80).
         frame_stack: Frames per observation (book: 4).
@@ -192,6 +192,8 @@ def make_dataset(kind: str = "frames", games: int = 100, seed: int = 0,
         The dataset.
 
     """
+    if kind not in KINDS:
+        raise ValueError(f"unknown dataset kind {kind!r}; choose one of {KINDS}")
     params = params or CatchParams()
     cfg = DatasetConfig(kind=kind, games=games, seed=seed, params=dataclasses.asdict(params),
                         frame_size=frame_size, frame_stack=frame_stack,
@@ -203,7 +205,10 @@ def make_dataset(kind: str = "frames", games: int = 100, seed: int = 0,
                          frame_size=frame_size, frame_stack=frame_stack, params=params)
     oracle = _oracle(params)
     rng = np.random.default_rng(seed)
+    # Drawn up front per game and step, so the data does not depend on num_envs.
     p_random = rng.uniform(*cfg.random_prob, size=games)
+    explore = rng.random((games, steps)) < p_random[:, None]
+    random_actions = rng.integers(0, 3, size=(games, steps))
     states = np.zeros((games, steps + 1, 4), dtype=np.int16)
     actions = np.zeros((games, steps), dtype=np.int8)
     oracle_actions = np.zeros((games, steps + 1), dtype=np.int8)
@@ -224,12 +229,10 @@ def make_dataset(kind: str = "frames", games: int = 100, seed: int = 0,
         m = min(n, games - g0)
         rows = slice(g0, g0 + m)
         obs, _ = env.reset(seed=seed + g0)
-        p = np.ones(n)
-        p[:m] = p_random[rows]
         for t in range(steps):
             best = record(rows, m, t, obs)
-            explore = rng.random(n) < p
-            a = np.where(explore, rng.integers(0, 3, size=n), best)
+            a = best.copy()
+            a[:m] = np.where(explore[rows, t], random_actions[rows, t], best[:m])
             obs, r, terminated, _, _ = env.step(a)
             actions[rows, t] = a[:m]
             rewards[rows, t] = r[:m]
