@@ -84,6 +84,7 @@ def evaluate(policy: Policy, games: int = 1000, seed: int = EVAL_SEED,
     Returns:
         The :class:`EvalResult`. A game of several balls counts each ball: wins
         are balls caught and ``games`` becomes balls played.
+
     """
     if games <= 0:
         raise ValueError(f"games must be > 0, got {games}")

@@ -57,6 +57,7 @@ class Progress:
         enabled: ``True`` bar, ``False`` plain lines, ``None`` bar only on a TTY.
         every_s: Seconds between plain lines.
         stream: Where to write.
+
     """
 
     def __init__(self, total: int, unit: str = "step", enabled: bool | None = None,

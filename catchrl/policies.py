@@ -53,7 +53,7 @@ def _keras_policy(model_path: Path, env_kwargs: dict[str, Any], name: str) -> Lo
 
     try:
         model = load_q_network(model_path)
-    except Exception as e:  # noqa: BLE001 - Keras raises many kinds for a bad file
+    except Exception as e:
         raise PolicyLoadError(f"{model_path}: not a loadable Keras model "
                               f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
     expected = tuple(CatchEnv(**env_kwargs).observation_space.shape)
@@ -87,6 +87,7 @@ def load_policy(spec: str, overrides: dict[str, Any] | None = None,
         spec: What the user named.
         overrides: Game options (``obs_type``, ``drift``...) replacing the run's own.
         allow_sb3: Whether an SB3 pickle may be loaded from this named path.
+
     """
     overrides = dict(overrides or {})
     if spec in SCRIPTED:

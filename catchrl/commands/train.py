@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_config(args: argparse.Namespace):  # noqa: ANN201 - TrainConfig
+def resolve_config(args: argparse.Namespace):
     """Build the config from preset, file and overrides (shared with the SB3 trainer)."""
     from catchrl.config import ConfigError, load_config
 
