@@ -1,0 +1,175 @@
+import gymnasium as gym
+import keras
+import numpy as np
+import pytest
+
+from catchrl.envs import CatchEnv, CatchParams
+from catchrl.supervised import datasets as D
+from catchrl.supervised import perception as P
+from catchrl.supervised.layers import FrameScaling, SpatialSoftArgmax
+
+
+def test_unknown_architecture_names_the_valid_ones():
+    with pytest.raises(ValueError, match=r"'resnet'; choose one of \('book', 'lenet', 'small'\)"):
+        P.build_encoder("resnet")
+    with pytest.raises(ValueError, match="unknown architecture"):
+        P.build_perception_model("vgg")
+
+
+@pytest.mark.parametrize(("arch", "features"), [("book", 6400), ("lenet", 20 * 20 * 16),
+                                                ("small", 48)])
+def test_encoders_map_frames_to_a_feature_vector(arch, features):
+    enc = P.build_encoder(arch)
+    assert enc.name == "encoder" and enc.output_shape == (None, features)
+    out = enc(np.zeros((2, 80, 80, 4), np.uint8))
+    assert out.shape == (2, features)
+
+
+def test_book_encoder_makes_the_books_q_network_exactly():
+    q = P.build_q_network_from_encoder(P.build_encoder("book"), trainable=True)
+    assert q.count_params() == 3_356_835  # the book's network (SEED_CATCH.md)
+    assert q.output_shape == (None, 3)
+
+
+def test_frozen_encoder_does_not_learn_and_the_original_is_never_touched():
+    enc = P.build_encoder("small")
+    before = [w.copy() for w in enc.get_weights()]
+    frozen = P.build_q_network_from_encoder(enc, trainable=False, hidden=16)
+    tuned = P.build_q_network_from_encoder(enc, trainable=True, hidden=16)
+    n_enc = len(enc.trainable_weights)
+    assert len(frozen.trainable_weights) == 4  # the two Dense layers only
+    assert len(tuned.trainable_weights) == 4 + n_enc
+    x = np.random.default_rng(0).integers(0, 256, (32, 80, 80, 4)).astype(np.uint8)
+    y = np.random.default_rng(1).normal(size=(32, 3)).astype(np.float32)
+    for model in (frozen, tuned):
+        model.compile(keras.optimizers.Adam(1e-2), "mse")
+        model.fit(x, y, epochs=2, verbose=0)
+    frozen_enc = frozen.get_layer("encoder").get_weights()
+    tuned_enc = tuned.get_layer("encoder").get_weights()
+    for b, f in zip(before, frozen_enc, strict=True):
+        np.testing.assert_array_equal(b, f)
+    assert any(not np.array_equal(b, t) for b, t in zip(before, tuned_enc, strict=True))
+    for b, w in zip(before, enc.get_weights(), strict=True):
+        np.testing.assert_array_equal(b, w)
+
+
+def test_spatial_soft_argmax_finds_a_peak_with_sub_pixel_coordinates():
+    layer = SpatialSoftArgmax(initial_temperature=100.0)
+    maps = np.zeros((1, 10, 20, 2), np.float32)
+    maps[0, 3, 7, 0] = 1.0       # channel 0: one pixel
+    maps[0, 5, 4:6, 1] = 1.0     # channel 1: two pixels side by side
+    out = np.asarray(layer(maps))
+    np.testing.assert_allclose(out[0], [7.5 / 20, 5.0 / 20, 3.5 / 10, 5.5 / 10], atol=1e-4)
+
+
+@pytest.mark.parametrize("layer", [FrameScaling(scale=0.5, name="s"),
+                                   SpatialSoftArgmax(initial_temperature=3.0, name="k")])
+def test_custom_layer_config_round_trip(layer):
+    x = np.random.default_rng(0).uniform(size=(2, 6, 5, 3)).astype(np.float32)
+    y = np.asarray(layer(x))
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    clone.build(x.shape)
+    clone.set_weights(layer.get_weights())
+    np.testing.assert_allclose(np.asarray(clone(x)), y, rtol=1e-6)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer) and restored.get_config() == layer.get_config()
+
+
+def test_frame_scaling_maps_uint8_into_unit_range():
+    out = np.asarray(FrameScaling()(np.array([[0, 51, 255]], np.uint8)))
+    np.testing.assert_allclose(out, [[0.0, 0.2, 1.0]], atol=1e-7)
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        FrameScaling(scale=0.0)
+
+
+@pytest.mark.parametrize("arch", ["book", "lenet", "small"])
+def test_save_load_round_trip(tmp_path, arch):
+    model = P.build_perception_model(arch, CatchParams(drift=3))
+    x = np.random.default_rng(0).integers(0, 256, (3, 80, 80, 4)).astype(np.uint8)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    back = keras.models.load_model(path)
+    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+    assert back.output_shape == (None, 4)
+
+
+@pytest.fixture(scope="module")
+def trained_small():
+    """The small CNN after a short budget (about 10k samples, 20 s on 2 CPU cores)."""
+    keras.utils.set_random_seed(0)
+    ds = D.make_dataset("frames", games=40, seed=100)
+    targets = D.perception_targets(ds.params, ds.states)
+    model = P.build_perception_model("small", ds.params)
+    model.compile(keras.optimizers.Adam(3e-3), "mse")
+    data = D.tf_frame_dataset(ds, targets, batch_size=32, seed=0)
+    model.fit(data, epochs=8, verbose=0, shuffle=False)
+    return model
+
+
+def test_short_training_beats_predicting_the_mean_by_far(trained_small, frames_ds):
+    ds = frames_ds  # other seeds than the training games
+    games = np.repeat(np.arange(ds.num_games), 34)
+    steps = np.tile(np.arange(34), ds.num_games)
+    x = D.frame_stacks(ds.frames, games, steps)
+    true = D.perception_targets(ds.params, ds.states[games, steps])
+    pred = P.perceive(trained_small, x)
+    mae = np.abs(pred - true).mean(0) * 80  # frame pixels
+    baseline = np.abs(true - true.mean(0)).mean(0) * 80
+    assert (mae < baseline / 5).all(), (mae, baseline)
+
+
+def test_wrapper_turns_pixels_into_the_state_space(trained_small):
+    for drift in (0, 5):
+        params = CatchParams(drift=drift)
+        state_env = CatchEnv(obs_type="state", params=params)
+        model = P.build_perception_model("small", params) if drift else trained_small
+        env = P.PerceptionWrapper(CatchEnv(params=params), model)
+        assert env.observation_space == state_env.observation_space
+        obs, _ = env.reset(seed=0)
+        assert env.observation_space.contains(obs)
+
+
+def test_wrapped_env_plays_from_pixels_close_to_the_truth(trained_small):
+    env = P.PerceptionWrapper(CatchEnv(), trained_small)
+    truth = CatchEnv(obs_type="state")
+    obs, _ = env.reset(seed=4)
+    true_obs, _ = truth.reset(seed=4)
+    errs = []
+    for _ in range(10):
+        errs.append(np.abs(obs - true_obs) * 80)
+        obs, *_ = env.step(2)
+        true_obs, *_ = truth.step(2)
+    assert np.mean(errs) < 3.0
+
+
+def test_sb3_check_env_passes_on_the_wrapped_env():
+    from stable_baselines3.common.env_checker import check_env
+
+    env = P.PerceptionWrapper(CatchEnv(params=CatchParams(drift=2)),
+                              P.build_perception_model("small", CatchParams(drift=2)))
+    check_env(env, warn=True, skip_render_check=True)
+    wrapped = gym.make("catchrl/Catch-v0")
+    env2 = P.PerceptionWrapper(wrapped, P.build_perception_model("small"))
+    check_env(env2, skip_render_check=True)
+
+
+def test_mismatched_models_are_refused():
+    model = P.build_perception_model("small")
+    with pytest.raises(ValueError, match=r"reads frames of shape \(80, 80, 4\).*\(40, 40, 4\)"):
+        P.PerceptionWrapper(CatchEnv(frame_size=40), model)
+    with pytest.raises(ValueError, match=r"outputs 3 values.*has 4 \(drift=5\)"):
+        P.PerceptionWrapper(CatchEnv(drift=5), model)
+    with pytest.raises(ValueError, match="no nested 'encoder'"):
+        P.get_encoder(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+
+
+def test_mixed_precision_keeps_the_output_float32():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = P.build_perception_model("small")
+    assert model.get_layer("encoder").get_layer("conv1").compute_dtype == "float16"
+    out = model(np.zeros((2, 80, 80, 4), np.uint8))
+    assert "float32" in str(out.dtype)
+    q = P.build_q_network_from_encoder(P.get_encoder(model), trainable=True)
+    assert "float32" in str(q(np.zeros((1, 80, 80, 4), np.uint8)).dtype)
