@@ -182,14 +182,16 @@ def compiled_predict(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     """Return a fast ``x -> model(x)`` as numpy, compiled once (never ``predict`` per sample).
 
     Under the TensorFlow backend it is a ``tf.function`` (retraced only per
-    input shape); otherwise a plain inference call.
+    input shape); otherwise a plain inference call. A model with several
+    outputs gives a dict of arrays.
     """
     if keras.backend.backend() == "tensorflow":
         import tensorflow as tf
 
         fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: fn(tf.convert_to_tensor(x)).numpy()
-    return lambda x: keras.ops.convert_to_numpy(model(x, training=False))
+        return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(tf.convert_to_tensor(x)))
+    return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy,
+                                              model(x, training=False))
 
 
 class PerceptionWrapper(gym.ObservationWrapper):
