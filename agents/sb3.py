@@ -98,20 +98,24 @@ OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
 #   ``fast`` preset (observe 1000 steps, ε over 10k of 50k steps).
 # - train_freq 1 / gradient_steps 1 with 8 envs: one gradient step of 32 per 8
 #   transitions, the replay ratio of catchrl's ``fast`` DQN (RL Zoo Atari: 1 per 4).
-# - target_update_interval is counted in transitions (SB3 divides by n_envs).
+# - target_update_interval: 250 gradient steps between target copies, as RL Zoo
+#   Atari (1000 steps / train_freq 4) and catchrl's DQN (target_period 250). SB3
+#   counts it in transitions, so :func:`sb3_kwargs` converts.
+# - vector obs: 4 gradient steps per vec step of 16 games, 1 per 4 transitions
+#   (RL Zoo Atari's ratio; 1 per 16 learnt too slowly in 15k steps, measured).
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "sb3-dqn": {
         "pixels": {"learning_rate": 1e-4, "buffer_size": 20_000, "learning_starts": 1_000,
                    "batch_size": 32, "gamma": 0.99, "train_freq": 1, "gradient_steps": 1,
-                   "target_update_interval": 1_000, "exploration_fraction": 0.2,
+                   "exploration_fraction": 0.2,
                    "exploration_initial_eps": 1.0, "exploration_final_eps": 0.01,
                    "optimize_memory_usage": True,
                    "replay_buffer_kwargs": {"handle_timeout_termination": False}},
         # RL Zoo CartPole: lr 2.3e-3, batch 64, net [256, 256], eps 0.16 -> 0.04;
-        # smaller net and target period measured adequate on a 3-number state.
+        # a smaller net is enough for a 3-number state.
         "vector": {"learning_rate": 1e-3, "buffer_size": 20_000, "learning_starts": 500,
-                   "batch_size": 64, "gamma": 0.99, "train_freq": 1, "gradient_steps": 1,
-                   "target_update_interval": 500, "exploration_fraction": 0.2,
+                   "batch_size": 64, "gamma": 0.99, "train_freq": 1, "gradient_steps": 4,
+                   "exploration_fraction": 0.2,
                    "exploration_initial_eps": 1.0, "exploration_final_eps": 0.01,
                    "policy_kwargs": {"net_arch": [64, 64]}},
     },
@@ -119,13 +123,13 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         # RL Zoo Atari QR-DQN: as its DQN, with 200 quantiles (sb3-contrib default).
         "pixels": {"learning_rate": 1e-4, "buffer_size": 20_000, "learning_starts": 1_000,
                    "batch_size": 32, "gamma": 0.99, "train_freq": 1, "gradient_steps": 1,
-                   "target_update_interval": 1_000, "exploration_fraction": 0.2,
+                   "exploration_fraction": 0.2,
                    "exploration_final_eps": 0.01, "optimize_memory_usage": True,
                    "replay_buffer_kwargs": {"handle_timeout_termination": False}},
         # RL Zoo CartPole QR-DQN: 10 quantiles.
         "vector": {"learning_rate": 1e-3, "buffer_size": 20_000, "learning_starts": 500,
-                   "batch_size": 64, "gamma": 0.99, "train_freq": 1, "gradient_steps": 1,
-                   "target_update_interval": 500, "exploration_fraction": 0.2,
+                   "batch_size": 64, "gamma": 0.99, "train_freq": 1, "gradient_steps": 4,
+                   "exploration_fraction": 0.2,
                    "exploration_final_eps": 0.01,
                    "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10}},
     },
@@ -148,6 +152,9 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "vector": {"ent_coef": 0.0},
     },
 }
+
+TARGET_PERIOD = 250
+"""Gradient steps between target-network copies for DQN / QR-DQN (RL Zoo Atari, catchrl)."""
 
 # Constructor arguments catchrl sets itself; the message says where they come from.
 _RESERVED = {
@@ -201,11 +208,14 @@ def constructor_options(algo: str) -> list[str]:
             if n not in ("self", *_RESERVED) and p.kind is not inspect.Parameter.VAR_KEYWORD]
 
 
-def sb3_kwargs(algo: str, obs_type: str, user: dict[str, Any] | None = None) -> dict[str, Any]:
+def sb3_kwargs(algo: str, obs_type: str, user: dict[str, Any] | None = None,
+               num_envs: int = 8) -> dict[str, Any]:
     """The defaults for ``algo`` on ``obs_type``, updated with ``user``, checked.
 
     ``policy`` may be given to override :func:`policy_name`; ``policy_kwargs``
     and ``replay_buffer_kwargs`` tables are merged key by key with the defaults.
+    ``num_envs`` turns :data:`TARGET_PERIOD` (gradient steps) into SB3's
+    ``target_update_interval`` (transitions), unless that is given.
 
     Raises:
         SB3ConfigError: A key the algorithm does not take, or a reserved key.
@@ -223,6 +233,11 @@ def sb3_kwargs(algo: str, obs_type: str, user: dict[str, Any] | None = None) -> 
                                  f"valid options: {', '.join(sorted(valid))}")
     merged: dict[str, Any] = {"policy": policy_name(obs_type)}
     merged.update(DEFAULTS[algo][_obs_kind(obs_type)])
+    if algo in OFF_POLICY and "target_update_interval" not in user:
+        freq = merged.get("train_freq", 4)
+        freq = freq[0] if isinstance(freq, (list, tuple)) else freq
+        per_grad_step = num_envs * int(freq) / max(1, int(merged.get("gradient_steps", 1)))
+        merged["target_update_interval"] = max(1, round(TARGET_PERIOD * per_grad_step))
     for key, value in user.items():
         if key.endswith("_kwargs") and isinstance(value, dict) and isinstance(
                 merged.get(key), dict):
@@ -261,7 +276,8 @@ class CatchSB3VecEnv:
     autoreset: the step that ends game ``i`` returns the first observation of
     its next game, the last one in ``infos[i]["terminal_observation"]``, plus
     ``infos[i]["episode"] = {"r", "l", "t"}`` as SB3's ``Monitor`` writes it.
-    Catch never truncates, so ``TimeLimit.truncated`` is always ``False``.
+    Every info has ``TimeLimit.truncated`` as ``DummyVecEnv`` gives it (always
+    ``False``: Catch never truncates).
 
     Args:
         num_envs: Games played at once.
@@ -335,13 +351,14 @@ def _vec_env_class() -> type:
             dones = terminated | truncated
             self._returns += reward
             self._lengths += 1
-            infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+            cut = truncated & ~terminated
+            infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
             if dones.any():
                 final = info["final_obs"]
                 t = round(time.perf_counter() - self._t0, 6)
                 for i in np.flatnonzero(dones):
                     infos[i] = {"terminal_observation": final[i],
-                                "TimeLimit.truncated": bool(truncated[i] and not terminated[i]),
+                                "TimeLimit.truncated": bool(cut[i]),
                                 "episode": {"r": float(self._returns[i]),
                                             "l": int(self._lengths[i]), "t": t}}
                 self._returns[dones] = 0.0

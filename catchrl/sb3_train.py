@@ -41,10 +41,6 @@ from catchrl.rundir import CheckpointError, RunDir
 
 __all__ = ["SB3TrainResult", "SB3Trainer", "resolve_sb3_config", "run_sb3", "set_torch_threads"]
 
-STEPS_PER_BALL = 33
-"""Every ball falls for 33 steps (SEED_CATCH.md)."""
-
-
 @dataclass
 class SB3TrainResult:
     """What a finished (or interrupted) SB3 run did."""
@@ -75,7 +71,7 @@ def resolve_sb3_config(args: argparse.Namespace) -> TrainConfig:
     cfg = resolve_config(args)
     cfg.algo = args.algo
     try:
-        cfg.sb3 = sb3_kwargs(cfg.algo, cfg.env.obs_type, cfg.sb3)
+        cfg.sb3 = sb3_kwargs(cfg.algo, cfg.env.obs_type, cfg.sb3, cfg.env.num_envs)
     except (SB3ConfigError, SB3NotInstalled) as e:
         raise UserError(str(e)) from e
     return cfg
@@ -259,7 +255,7 @@ class SB3Trainer:
 
     def _budget(self) -> int:
         r = self.cfg.run
-        per_game = STEPS_PER_BALL * self.cfg.env.balls_per_game
+        per_game = self.env.venv_native.params.max_episode_steps  # 33 a ball (grid: 9)
         by_games = r.total_games * per_game if r.total_games else 0
         return min(b for b in (r.total_steps, by_games) if b > 0)
 
