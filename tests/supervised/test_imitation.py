@@ -1,0 +1,96 @@
+import keras
+import numpy as np
+import pytest
+
+from catchrl.agents.replay import ReplayMemory
+from catchrl.supervised import imitation as I
+
+
+def _rigged(preferred: np.ndarray) -> keras.Model:
+    """A model whose logits are the mean of the newest frame times fixed weights, plus a bias."""
+    frames = keras.Input((80, 80, 4))
+    x = keras.layers.GlobalAveragePooling2D()(frames)
+    dense = keras.layers.Dense(3)
+    model = keras.Model(frames, dense(x))
+    dense.set_weights([np.outer([0, 0, 0, 1], preferred).astype(np.float32),
+                       np.array([0.0, 0.1, 0.0], np.float32)])
+    return model
+
+
+def test_policy_returns_the_argmax_per_observation():
+    policy = I.ImitationPolicy(_rigged(np.array([-1.0, 0.0, 1.0])), batch_size=3)
+    obs = np.zeros((5, 80, 80, 4), np.uint8)
+    obs[[1, 3], ..., 3] = 200  # a bright newest frame prefers "right", a dark one "stay"
+    actions = policy(obs)
+    assert actions.dtype == np.int64
+    np.testing.assert_array_equal(actions, [1, 2, 1, 2, 1])
+
+
+def test_policy_refuses_other_observations():
+    policy = I.ImitationPolicy(I.build_imitation_model("small"))
+    with pytest.raises(ValueError, match=r"shape \(80, 80, 4\), got \(40, 40, 4\)"):
+        policy(np.zeros((2, 40, 40, 4), np.uint8))
+    with pytest.raises(ValueError, match="frame stacks"):
+        I.ImitationPolicy(keras.Sequential([keras.Input((3,)), keras.layers.Dense(3)]))
+
+
+def test_imitation_model_shapes_and_save_load(tmp_path):
+    model = I.build_imitation_model("lenet")
+    assert model.output_shape == (None, 3)
+    model.save(tmp_path / "i.keras")
+    back = I.ImitationPolicy(str(tmp_path / "i.keras"))
+    obs = np.random.default_rng(0).integers(0, 256, (4, 80, 80, 4)).astype(np.uint8)
+    np.testing.assert_array_equal(back(obs), I.ImitationPolicy(model)(obs))
+
+
+def test_expert_games_fill_the_replay_memory():
+    memory = ReplayMemory(10_000, num_envs=4, obs_shape=(80, 80, 4), obs_dtype=np.uint8,
+                          frame_stack=4, seed=0)
+    added = I.fill_replay_with_expert(memory, games=8, seed=0)
+    assert added == 8 * 33 and len(memory) == added
+    batch = memory.sample(64)
+    # The oracle catches every ball: the only non-zero rewards are +1 on the last step.
+    assert set(np.unique(batch["rewards"]).tolist()) <= {0.0, 1.0}
+    np.testing.assert_array_equal(batch["rewards"] == 1.0, batch["discounts"] == 0.0)
+    # pure expert play: every stored action is the oracle's for the stored state
+    assert memory.num_sampleable == added
+
+
+def test_expert_state_games_and_exploration():
+    memory = ReplayMemory(2_000, num_envs=2, obs_shape=(3,), obs_dtype=np.float32, seed=0)
+    I.fill_replay_with_expert(memory, games=2, seed=0, obs_type="state", epsilon=1.0)
+    assert len(memory) == 66
+    with pytest.raises(ValueError, match="epsilon"):
+        I.fill_replay_with_expert(memory, games=2, epsilon=2.0)
+
+
+def test_learning_to_imitate_beats_the_majority_class():
+    from catchrl.supervised.datasets import make_dataset, tf_frame_dataset
+
+    keras.utils.set_random_seed(0)
+    ds = make_dataset("expert", games=20, seed=7)
+    targets = ds.oracle_actions.astype(np.int32)
+    model = I.build_imitation_model("small")
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(tf_frame_dataset(ds, targets, np.arange(16), ds.steps, batch_size=32),
+              epochs=5, verbose=0, shuffle=False)
+    val = tf_frame_dataset(ds, targets, np.arange(16, 20), ds.steps, shuffle=False)
+    _, accuracy = model.evaluate(val, verbose=0)
+    labels = targets[16:, :-1]
+    majority = np.bincount(labels.ravel()).max() / labels.size
+    assert accuracy > majority + 0.1, (accuracy, majority)
+
+
+@pytest.mark.slow
+def test_imitation_agent_wins_most_games(tmp_path):
+    from catchrl.evaluation import evaluate
+    from catchrl.supervised.datasets import make_dataset, save_dataset
+    from catchrl.supervised.train import SupervisedConfig, train
+
+    save_dataset(make_dataset("expert", games=300, seed=0), tmp_path / "e.npz")
+    out = train(SupervisedConfig("imitation", str(tmp_path / "e.npz"), epochs=12),
+                tmp_path / "run", verbose=0)
+    res = evaluate(I.ImitationPolicy(out.model), games=300, obs_type="pixels")
+    assert res.win_rate > 0.9
