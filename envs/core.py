@@ -31,6 +31,7 @@ __all__ = [
     "BatchState",
     "CatchParams",
     "CatchState",
+    "drift_batch",
     "reset_batch",
     "reset_state",
     "step_batch",
@@ -56,7 +57,8 @@ class CatchParams:
         ball_speed: Pixels the ball falls per step (book: 10).
         drift: Largest horizontal ball speed in px/step. Each ball draws its
             speed uniformly from the integers in ``[-drift, drift]`` and bounces
-            off the side walls. ``0`` (book) falls straight down.
+            off the side walls (a ball started past the right wall by
+            ``spawn="book"`` turns around there). ``0`` (book) falls straight down.
         paddle_width: Paddle width in px (book: 50).
         paddle_height: Paddle height in px (book: 10).
         paddle_y: Top edge of the paddle (book: 350).
@@ -116,10 +118,16 @@ class CatchParams:
             raise ValueError(
                 f"paddle_start_x={self.paddle_start_x} puts the paddle past the right wall "
                 f"(max {self.paddle_max_x})")
+        if self.walls == "book" and self.paddle_speed > self.paddle_max_x:
+            raise ValueError(
+                f"walls='book' bounces the paddle paddle_speed px in from a wall, so "
+                f"paddle_speed ({self.paddle_speed}) must not exceed width - paddle_width "
+                f"({self.paddle_max_x})")
         if self.paddle_y + self.paddle_height > self.height:
             raise ValueError("the paddle (paddle_y + paddle_height) must lie inside the height")
-        if self.catch_y < self.ball_start_y:
-            raise ValueError("catch_y must not be above ball_start_y")
+        if self.catch_y <= self.ball_start_y:  # else a ball would land before it falls
+            raise ValueError(f"catch_y ({self.catch_y}) must lie below ball_start_y "
+                             f"({self.ball_start_y})")
         if self.landing_y + self.ball_size > self.height:
             raise ValueError(
                 f"a ball lands at y={self.landing_y}, below the world (height {self.height}); "
@@ -227,6 +235,16 @@ def _move_paddle(params: CatchParams, x: int, action: int) -> int:
     return x
 
 
+def _drift(params: CatchParams, x: int, vx: int) -> tuple[int, int]:
+    """Move a ball ``vx`` px sideways, bouncing off the walls (:func:`drift_batch` for arrays)."""
+    m = params.ball_max_x
+    if x + vx < 0:
+        return -(x + vx), -vx
+    if x + vx > m and vx > 0:  # a ball already past the wall (spawn="book") turns where it is
+        return (2 * m - (x + vx) if x <= m else x - vx), -vx
+    return x + vx, vx
+
+
 def _overlaps(params: CatchParams, ball_x: int, ball_y: int, paddle_x: int) -> bool:
     """pygame ``Rect.colliderect`` of ball and paddle: touching edges do not count."""
     return (ball_x < paddle_x + params.paddle_width and paddle_x < ball_x + params.ball_size
@@ -262,11 +280,7 @@ def step_state(params: CatchParams, state: CatchState, action: int,
     paddle_x = _move_paddle(params, state.paddle_x, action)
     ball_y += params.ball_speed
     if vx:
-        ball_x += vx
-        if ball_x < 0:
-            ball_x, vx = -ball_x, -vx
-        elif ball_x > params.ball_max_x:
-            ball_x, vx = 2 * params.ball_max_x - ball_x, -vx
+        ball_x, vx = _drift(params, ball_x, vx)
     reward, landed = 0.0, ball_y >= params.catch_y
     caught, missed, balls_left = state.caught, state.missed, state.balls_left
     if landed:
@@ -338,6 +352,23 @@ def reset_batch(params: CatchParams, batch: BatchState, idx: np.ndarray,
     batch.landed[idx] = False
 
 
+def drift_batch(params: CatchParams, x: np.ndarray, vx: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Move balls ``vx`` px sideways, bouncing off the side walls: new ``(x, vx)`` arrays.
+
+    A ball crossing a wall is reflected off it. A ball that is already past the
+    right wall (``spawn="book"`` puts balls up to ``x = width``) and moves
+    further right turns around where it is instead of jumping back across the
+    wall; one moving left just keeps moving left.
+    """
+    m = params.ball_max_x
+    nx = x + vx
+    left = nx < 0
+    right = (nx > m) & (vx > 0)
+    nx = np.where(left, -nx, np.where(right, np.where(x <= m, 2 * m - nx, x - vx), nx))
+    return nx, np.where(left | right, -vx, vx)
+
+
 def step_batch(params: CatchParams, batch: BatchState, actions: np.ndarray,
                rngs: list[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
     """Advance N games by one step in place; :func:`step_state` over arrays.
@@ -362,11 +393,7 @@ def step_batch(params: CatchParams, batch: BatchState, actions: np.ndarray,
     batch.paddle_x = px
     batch.ball_y += params.ball_speed
     if params.drift:
-        bx = batch.ball_x + batch.ball_vx
-        left, right = bx < 0, bx > params.ball_max_x
-        bx = np.where(left, -bx, np.where(right, 2 * params.ball_max_x - bx, bx))
-        batch.ball_vx = np.where(left | right, -batch.ball_vx, batch.ball_vx)
-        batch.ball_x = bx
+        batch.ball_x, batch.ball_vx = drift_batch(params, batch.ball_x, batch.ball_vx)
     landed = batch.ball_y >= params.catch_y
     hit = ((batch.ball_x < px + params.paddle_width) & (px < batch.ball_x + params.ball_size)
            & (batch.ball_y < params.paddle_y + params.paddle_height)

@@ -1,0 +1,132 @@
+"""Scripted policies: a uniformly random player and an oracle that tracks the ball.
+
+They are the floor and the ceiling every learning curve is drawn against.
+Both read the *true game state* (a :class:`~catchrl.envs.BatchState` for N games
+or a single :class:`~catchrl.envs.CatchState`), never the observation, so they
+play every observation type (pixels, state, grid) equally well.
+
+Policy interface shared with the evaluation harness::
+
+    actions = policy(obs, states)  # obs [N, ...], states BatchState of the N games
+    # -> int64 [N] in {0 = left, 1 = stay, 2 = right}
+
+For a :class:`~catchrl.envs.CatchVectorEnv` the states are ``env.batch``; for a
+single :class:`~catchrl.envs.CatchEnv` use ``policy.act_state(env.state)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from catchrl.envs.core import BatchState, CatchParams, CatchState, drift_batch
+
+__all__ = ["OraclePolicy", "RandomPolicy", "landing_x"]
+
+GameStates = BatchState | CatchState
+
+
+def _fields(states: GameStates) -> tuple[np.ndarray, ...]:
+    """``ball_x, ball_y, ball_vx, paddle_x`` as int64 arrays ``[N]`` (N = 1 for one state)."""
+    return tuple(np.atleast_1d(np.asarray(getattr(states, f), dtype=np.int64))
+                 for f in ("ball_x", "ball_y", "ball_vx", "paddle_x"))
+
+
+def _one_or_many(states: GameStates, actions: np.ndarray) -> int | np.ndarray:
+    return int(actions[0]) if isinstance(states, CatchState) else actions
+
+
+def landing_x(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
+              ball_vx: np.ndarray) -> np.ndarray:
+    """Left edge of each ball on the step it lands: int64 ``[N]``.
+
+    Straight falls land where they are; drifting balls are moved step by step
+    with the core's own bounce rule (:func:`~catchrl.envs.core.drift_batch`).
+    """
+    if not params.drift:
+        return ball_x.copy()
+    steps_left = -(-(params.landing_y - ball_y) // params.ball_speed)  # [N]
+    x, vx = ball_x.copy(), ball_vx.copy()
+    for step in range(int(steps_left.max(initial=0))):
+        moving = step < steps_left
+        nx, nvx = drift_batch(params, x, vx)
+        x, vx = np.where(moving, nx, x), np.where(moving, nvx, vx)
+    return x
+
+
+class RandomPolicy:
+    """Uniformly random actions from its own generator.
+
+    Args:
+        seed: Seed of the policy's ``numpy.random.Generator`` (``None``: fresh entropy).
+
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.rng = np.random.default_rng(seed)
+
+    def act_state(self, states: GameStates) -> int | np.ndarray:
+        """One random action per game: int64 ``[N]`` for a batch, an ``int`` for one state."""
+        n = 1 if isinstance(states, CatchState) else len(states.ball_x)
+        return _one_or_many(states, self.rng.integers(0, 3, size=n, dtype=np.int64))
+
+    def __call__(self, obs: np.ndarray, states: BatchState | None = None) -> np.ndarray:
+        """int64 ``[N]`` random actions for a batch of N observations (states unused)."""
+        return self.rng.integers(0, 3, size=len(obs), dtype=np.int64)
+
+
+class OraclePolicy:
+    """Moves the paddle's centre towards the centre of the ball where it will land.
+
+    It knows the ball's speed, so with ``drift`` it aims at the predicted
+    landing position (:func:`landing_x`). Among left/stay/right it picks the
+    action from which the best follow-up action gets the paddle closest to its
+    target; this two-step look-ahead gets past the book's "bounce" wall
+    (from x = 340, right lands on 330 and only then can reach 350). Ties go to
+    the closer position after this step, then to staying. It wins every ball
+    that can be caught in the default game, and all but ``x = 400`` with
+    ``spawn="book"``.
+
+    Args:
+        params: The game being played.
+
+    """
+
+    def __init__(self, params: CatchParams) -> None:
+        self.params = params
+        self._moves = np.array([-1, 0, 1]) * params.paddle_speed  # actions 0, 1, 2
+
+    def _move(self, paddle_x: np.ndarray) -> np.ndarray:
+        """Paddle after each action: ``[..., 3]`` from ``[...]`` (the core's wall rules)."""
+        p = self.params
+        x = paddle_x[..., None] + self._moves
+        if p.walls == "clamp":
+            return np.clip(x, 0, p.paddle_max_x)
+        x = np.where(x < 0, p.paddle_speed, x)
+        return np.where(x > p.paddle_max_x, p.paddle_max_x - p.paddle_speed, x)
+
+    def target_x(self, states: GameStates) -> np.ndarray:
+        """Return the paddle's left edge that centres it under the landing ball: float ``[N]``."""
+        p = self.params
+        bx, by, vx, _ = _fields(states)
+        centre = landing_x(p, bx, by, vx) + p.ball_size / 2
+        return np.clip(centre - p.paddle_width / 2, 0, p.paddle_max_x)
+
+    def act_state(self, states: GameStates) -> int | np.ndarray:
+        """Return the oracle's action per game: int64 ``[N]`` for a batch, ``int`` for one state."""
+        *_, px = _fields(states)
+        target = self.target_x(states)[:, None]  # [N, 1]
+        one = self._move(px)  # [N, 3]
+        two = self._move(one)  # [N, 3, 3]
+        best_two = np.abs(two - target[:, :, None]).min(axis=2)  # [N, 3]
+        dist_one = np.abs(one - target)  # [N, 3]
+        not_stay = np.broadcast_to(np.array([1, 0, 1]), dist_one.shape)
+        # Lexicographic order: look-ahead distance, then this step's distance, then stay.
+        best = np.lexsort((not_stay, dist_one, best_two), axis=-1)[:, 0]
+        return _one_or_many(states, best.astype(np.int64))
+
+    def __call__(self, obs: np.ndarray, states: BatchState | None) -> np.ndarray:
+        """int64 ``[N]`` actions for N games; reads ``states``, not ``obs``."""
+        if states is None:
+            raise ValueError("OraclePolicy reads the true game state: pass the BatchState "
+                             "of the N games (e.g. CatchVectorEnv.batch), not None")
+        return np.asarray(self.act_state(states), dtype=np.int64)
