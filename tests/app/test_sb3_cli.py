@@ -1,0 +1,147 @@
+"""`catchrl train --algo sb3-*` end to end: learning, run dir, eval/watch, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("stable_baselines3")
+
+from catchrl.cli import main
+from catchrl.rundir import METRIC_COLUMNS, RunDir
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _train(run_dir: Path, algo: str, steps: int, *extra: str) -> int:
+    return main(["train", "--algo", algo, "--preset", "fast-state", "--steps", str(steps),
+                 "--run-dir", str(run_dir), "--no-progress", "--set", "run.eval_games=500",
+                 *extra])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """An SB3 DQN and PPO trained briefly on state observations (seed 0)."""
+    root = tmp_path_factory.mktemp("sb3runs")
+    runs = {"sb3-dqn": (root / "dqn", 15_000), "sb3-ppo": (root / "ppo", 30_000)}
+    for algo, (run_dir, steps) in runs.items():
+        assert _train(run_dir, algo, steps) == 0
+    return {algo: run_dir for algo, (run_dir, _) in runs.items()}
+
+
+@pytest.mark.parametrize("algo", ["sb3-dqn", "sb3-ppo"])
+def test_trained_agent_beats_random_clearly(trained: dict[str, Path], algo: str,
+                                            capsys: pytest.CaptureFixture) -> None:
+    run_dir = trained[algo]
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--sb3", "--games", "500", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["games"] == 500
+    assert result["win_rate"] >= 0.5, result  # random play wins ~17 %
+    saved = json.loads((run_dir / "eval.json").read_text())
+    assert saved["wins"] == result["wins"]  # the trainer's final eval: same harness, same games
+
+
+@pytest.mark.parametrize("algo", ["sb3-dqn", "sb3-ppo"])
+def test_run_directory_layout(trained: dict[str, Path], algo: str) -> None:
+    run_dir = trained[algo]
+    for name in ("config.toml", "metrics.tsv", "model.zip", "eval.json"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "tb").iterdir())
+    text = (run_dir / "config.toml").read_text()
+    assert f'algo = "{algo}"' in text and "[sb3]" in text and 'policy = "MlpPolicy"' in text
+    m = RunDir(run_dir).read_metrics()
+    assert tuple(m) == METRIC_COLUMNS
+    assert m["game"].tolist() == list(range(1, len(m["game"]) + 1))  # one row per game
+    assert len(m["game"]) >= 14_000 // 33  # whole games only: 15000 steps end mid-game
+    assert m["wins"][-1] == (m["reward"] > 0).sum()
+    ckpt = RunDir(run_dir).latest_checkpoint()
+    arrays, state = RunDir.load_checkpoint(ckpt)
+    assert state["algo"] == algo and state["games"] == len(m["game"])
+    assert ("sb3_replay" in arrays) == (algo == "sb3-dqn")
+
+
+def test_watch_writes_a_gif_with_q_values(trained: dict[str, Path], tmp_path: Path,
+                                          capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("imageio")
+    gif = tmp_path / "dqn.gif"
+    assert main(["watch", str(trained["sb3-dqn"]), "--sb3", "--games", "1", "--gif",
+                 str(gif)]) == 0
+    assert gif.stat().st_size > 1000
+    assert "caught" in capsys.readouterr().out
+
+
+def test_plot_reads_sb3_runs(trained: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "curves.png"
+    assert main(["plot", str(trained["sb3-dqn"]), str(trained["sb3-ppo"]), "--out",
+                 str(out)]) == 0
+    assert out.stat().st_size > 10_000
+
+
+def test_sb3_file_needs_explicit_consent(trained: dict[str, Path],
+                                         capsys: pytest.CaptureFixture) -> None:
+    assert main(["eval", str(trained["sb3-ppo"] / "model.zip"), "--games", "10"]) == 2
+    assert "unpickles" in capsys.readouterr().err
+
+
+def test_resume_continues_counts_and_rows(tmp_path: Path) -> None:
+    run_dir = tmp_path / "r"
+    assert _train(run_dir, "sb3-dqn", 2_112, "--set", "run.checkpoint_every=32",
+                  "--set", "run.eval_games=0") == 0  # 2112 steps = 4 rounds of 16 games
+    first = RunDir(run_dir).read_metrics()
+    assert len(first["game"]) == 64
+    assert _train(run_dir, "sb3-dqn", 4_224, "--resume", "--set", "run.eval_games=0") == 0
+    m = RunDir(run_dir).read_metrics()
+    assert m["game"].tolist() == list(range(1, 129))
+    assert m["steps"][-1] == 4_224
+    assert m["steps"][63] == first["steps"][63]
+    _, state = RunDir.load_checkpoint(RunDir(run_dir).latest_checkpoint())
+    assert state["steps"] == 4_224 and state["games"] == 128
+    # without --resume the run directory is protected
+    assert _train(run_dir, "sb3-dqn", 100) == 2
+
+
+def test_print_config_shows_the_merged_defaults(capsys: pytest.CaptureFixture) -> None:
+    assert main(["train", "--algo", "sb3-ppo", "--print-config",
+                 "--set", "sb3.learning_rate=3e-4"]) == 0
+    out = capsys.readouterr().out
+    assert 'algo = "sb3-ppo"' in out and "learning_rate = 0.0003" in out
+    assert 'policy = "CnnPolicy"' in out and "n_steps = 128" in out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--algo", "sb3-sac"], "unknown --algo 'sb3-sac'"),
+    (["--algo", "sb3-dqn", "--set", "sb3.no_such_option=1"],
+     "sb3.no_such_option is not an option of DQN"),
+    (["--algo", "sb3-ppo", "--set", "sb3.seed=1"], "use run.seed"),
+    (["--algo", "sb3-dqn", "--set", "sb3.train_freq=\"often\""], "DQN rejected"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                          argv: list[str], message: str) -> None:
+    code = main(["train", *argv, "--preset", "fast-state", "--steps", "100",
+                 "--run-dir", str(tmp_path / "x"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("module", ["stable_baselines3", "sb3_contrib"])
+def test_missing_sb3_is_a_clear_error(tmp_path: Path, module: str) -> None:
+    algo = "sb3-qrdqn" if module == "sb3_contrib" else "sb3-ppo"
+    code = (f"import sys; sys.modules[{module!r}] = None\n"
+            "from catchrl.cli import main\n"
+            f"sys.exit(main(['train', '--algo', {algo!r}, '--steps', '100', "
+            f"'--run-dir', {str(tmp_path / 'x')!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("catchrl train:")]
+    assert len(lines) == 1, proc.stderr
+    assert module.replace("_", "-") in lines[0] and "pip install" in lines[0]
+    assert not (tmp_path / "x").exists()
