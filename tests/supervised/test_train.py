@@ -1,0 +1,131 @@
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from catchrl.envs import CatchParams
+from catchrl.supervised import train as T
+from catchrl.supervised.datasets import DatasetError, make_dataset, save_dataset
+
+
+@pytest.fixture(scope="module")
+def data_files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("data")
+    save_dataset(make_dataset("frames", games=6, seed=0), d / "frames.npz")
+    save_dataset(make_dataset("trajectories", games=60, seed=0, params=CatchParams(drift=5)),
+                 d / "traj.npz")
+    return d
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """Simulate a crash at the end of an epoch (after the backup was written)."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def _rows(run):
+    lines = (run / "metrics.tsv").read_text().strip().splitlines()
+    return lines[0].split("\t"), [line.split("\t") for line in lines[1:]]
+
+
+def test_run_directory_layout(tmp_path, data_files):
+    cfg = T.SupervisedConfig("perception", str(data_files / "frames.npz"), epochs=2,
+                             batch_size=32)
+    out = T.train(cfg, tmp_path / "run", verbose=0)
+    run = tmp_path / "run"
+    stored = json.loads((run / "config.json").read_text())
+    assert stored["config"]["arch"] == "small" and stored["dataset"]["kind"] == "frames"
+    header, rows = _rows(run)
+    assert {"epoch", "loss", "val_loss", "samples_per_s"} <= set(header)
+    assert [r[0] for r in rows] == ["0", "1"]
+    assert float(rows[-1][header.index("samples_per_s")]) > 0
+    assert any((run / "tb").rglob("*tfevents*"))
+    assert (run / "checkpoints" / "best.keras").exists()
+    model = keras.models.load_model(run / "model.keras")
+    x = np.zeros((2, 80, 80, 4), np.uint8)
+    np.testing.assert_allclose(model.predict(x, verbose=0), out.model.predict(x, verbose=0),
+                               rtol=1e-6)
+    with pytest.raises(T.RunExistsError, match="--resume"):
+        T.train(cfg, run, verbose=0)
+    other = T.SupervisedConfig("perception", cfg.data, arch="lenet", epochs=2)
+    with pytest.raises(ValueError, match="cannot resume with another configuration.*arch"):
+        T.train(other, run, resume=True, verbose=0)
+
+
+def test_resume_continues_an_interrupted_run(tmp_path, data_files):
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=2)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, run, verbose=0, callbacks=[_StopAfter(0)])
+    assert [r[0] for r in _rows(run)[1]] == ["0"]
+    out = T.train(cfg, run, resume=True, verbose=0)
+    assert [r[0] for r in _rows(run)[1]] == ["0", "1"]
+    assert len(out.history["loss"]) == 1  # only the second epoch was trained
+    longer = T.SupervisedConfig("sequence", cfg.data, epochs=3)
+    T.train(longer, run, resume=True, verbose=0)  # a finished run trains on
+    assert [r[0] for r in _rows(run)[1]] == ["0", "1", "2"]
+
+
+def test_gpu_path_uses_mixed_precision_and_bigger_batches(tmp_path, data_files, monkeypatch):
+    import tensorflow as tf
+
+    class FakeGPU:
+        name = "/physical_device:GPU:0"
+
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [FakeGPU()] if kind == "GPU" else [])
+    device = T.setup_device()
+    assert device["gpu"] and device["policy"] == "mixed_float16" and device["batch_scale"] == 8
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=1)
+    out = T.train(cfg, tmp_path / "run", verbose=0)
+    assert out.device["policy"] == "mixed_float16"
+    assert out.model.get_layer("hidden").compute_dtype == "float16"
+    pred = out.model(np.zeros((2, 8, 3), np.float32))
+    assert all("float32" in str(v.dtype) for v in pred.values())
+
+
+def test_cpu_path_is_float32():
+    device = T.setup_device()
+    assert device == {"gpu": False, "devices": ["CPU"], "policy": "float32", "batch_scale": 1}
+
+
+def test_evaluate_sequence_reports_the_straight_down_baseline(tmp_path, data_files):
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=1)
+    out = T.train(cfg, tmp_path / "run", verbose=0)
+    res = T.evaluate_model("sequence", out.model, str(data_files / "traj.npz"))
+    assert res["samples"] == 60 * (34 - 7)
+    assert res["straight_down_mae_px"] > 3
+    assert 0 <= res["catch_accuracy"] <= 1
+
+
+def test_evaluate_perception_in_frame_pixels(data_files):
+    from catchrl.supervised.datasets import load_dataset, perception_targets
+
+    ds = load_dataset(data_files / "frames.npz")
+
+    model = keras.Sequential([keras.Input((80, 80, 4)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, trainable=False)])
+    res = T.evaluate_model("perception", model, ds)
+    assert set(res) >= {"mae_px_ball_x", "within_1px_paddle_x", "mean_baseline_mae_px_ball_y"}
+    # the baseline is the mean absolute deviation in frame pixels
+    y = perception_targets(ds.params, ds.states.reshape(-1, 4)) * 80
+    assert res["mean_baseline_mae_px_ball_x"] == pytest.approx(
+        np.abs(y[:, 0] - y[:, 0].mean()).mean(), rel=1e-4)
+
+
+def test_bad_configs_and_data(data_files, tmp_path):
+    with pytest.raises(ValueError, match="unknown task"):
+        T.SupervisedConfig("regression", "x.npz")
+    with pytest.raises(ValueError, match="choose one of \\('book', 'lenet', 'small'\\)"):
+        T.SupervisedConfig("perception", "x.npz", arch="gru")
+    with pytest.raises(ValueError, match="unknown sequence architecture 'small'"):
+        T.SupervisedConfig("sequence", "x.npz", arch="small")
+    with pytest.raises(DatasetError, match="expected 'frames or expert'"):
+        T.train(T.SupervisedConfig("perception", str(data_files / "traj.npz")), tmp_path / "r")
