@@ -127,6 +127,8 @@ class RunConfig:
     """Stop after this many env steps (transitions), or ``total_games``, whichever is first."""
     total_games: int = 0
     """Stop after this many games (0: no limit by games)."""
+    time_limit_s: float = 0.0
+    """Stop after this many seconds of training (0: no time limit)."""
     checkpoint_every: int = 200
     """Games between checkpoints (book: a model every 100 games)."""
     eval_every: int = 0
@@ -253,8 +255,9 @@ def _validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{table}.{key}: must be > 0")
     if not 0.0 < cfg.agent.gamma <= 1.0:
         raise ConfigError(f"agent.gamma: must be in (0, 1], got {cfg.agent.gamma}")
-    if cfg.run.total_steps == 0 and cfg.run.total_games == 0:
-        raise ConfigError("run.total_steps and run.total_games are both 0: the run would never end")
+    if cfg.run.total_steps == 0 and cfg.run.total_games == 0 and cfg.run.time_limit_s == 0:
+        raise ConfigError("run.total_steps, run.total_games and run.time_limit_s are all 0: "
+                          "the run would never end")
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
     if cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels":

@@ -19,18 +19,30 @@ import os
 import signal
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from catchrl.config import TrainConfig, config_from_dict, config_to_dict, to_toml
+from catchrl.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    to_toml,
+)
 from catchrl.evaluation import EvalResult, evaluate
 from catchrl.monitor import Progress, ScalarWriter
 from catchrl.rundir import CheckpointError, RunDir
 
-__all__ = ["TrainResult", "Trainer", "use_backend"]
+__all__ = ["RESUMABLE", "TrainResult", "Trainer", "use_backend"]
+
+# The settings a resumed run may change (its budget and bookkeeping); the rest is fixed.
+RESUMABLE = ("run.total_steps=", "run.total_games=", "run.time_limit_s=", "run.eval_every=",
+             "run.eval_games=", "run.checkpoint_every=", "run.target_win_rate=")
 
 
 def use_backend(name: str) -> None:
@@ -64,16 +76,15 @@ class Trainer:
     """One DQN training run in a run directory.
 
     Args:
-        cfg: The run's config (ignored on resume: the saved config is used,
-            except ``run.total_steps`` / ``run.total_games`` which may extend it).
+        cfg: The run's config (None on resume: the checkpoint's config is used).
         run_dir: The run directory.
         resume: Continue from the latest checkpoint in ``run_dir``.
         progress: Progress bar (True), plain lines (False), or bar on a TTY (None).
 
     """
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
-                 progress: bool | None = None) -> None:
+    def __init__(self, cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
+                 progress: bool | None = None, resume_overrides: Sequence[str] = ()) -> None:
         self.rd = RunDir(run_dir)
         self.resume = resume
         self.checkpoint = None
@@ -82,13 +93,21 @@ class Trainer:
             if self.checkpoint is None:
                 raise CheckpointError(f"--resume: no checkpoint in {str(self.rd.path)!r}")
             arrays, state = RunDir.load_checkpoint(self.checkpoint)
-            saved = config_from_dict(state["config"])
-            saved.run.total_steps, saved.run.total_games = cfg.run.total_steps, cfg.run.total_games
-            cfg = saved
+            try:
+                cfg = config_from_dict(state["config"])
+            except ConfigError as e:
+                raise CheckpointError(f"checkpoint {self.checkpoint}: bad config ({e})") from e
+            for text in resume_overrides:
+                if not text.startswith(RESUMABLE):
+                    raise ConfigError(f"--resume keeps the run's config; only {RESUMABLE} "
+                                      f"may change, not {text.split('=')[0]!r}")
+            cfg = apply_overrides(cfg, list(resume_overrides))
             self._ckpt = (arrays, state)
         elif self.rd.latest_checkpoint() is not None or self.rd.metrics_path.exists():
             raise CheckpointError(f"run directory {str(self.rd.path)!r} already holds a run; "
                                   "pass --resume to continue it or choose another --run-dir")
+        if cfg is None:
+            raise ValueError("Trainer needs a config unless it resumes")
         self.cfg = cfg
         self.progress_mode = progress
         self._stop_requested = False
@@ -172,7 +191,8 @@ class Trainer:
     def _done(self) -> bool:
         r = self.cfg.run
         return ((r.total_steps > 0 and self.steps >= r.total_steps)
-                or (r.total_games > 0 and self.games >= r.total_games))
+                or (r.total_games > 0 and self.games >= r.total_games)
+                or (r.time_limit_s > 0 and self.elapsed >= r.time_limit_s))
 
     def _evaluate(self, games: int) -> EvalResult:
         return evaluate(self.greedy_policy, games=games, **self.cfg.env.game_kwargs())

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
+
+if TYPE_CHECKING:
+    from catchrl.config import TrainConfig
 
 EPILOG = """examples:
   catchrl train                                  # fast preset, pixels, runs/dqn-pixels-<time>
@@ -44,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def resolve_config(args: argparse.Namespace):
+def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Build the config from preset, file and overrides (shared with the SB3 trainer)."""
     from catchrl.config import ConfigError, load_config
 
@@ -75,23 +79,42 @@ def run(args: argparse.Namespace) -> int:
                                 "pip install 'catchrl[sb3]'") from e
             raise
         return run_sb3(args)
+    if args.resume:
+        return _resume(args)
     cfg = resolve_config(args)
     if args.print_config:
         from catchrl.config import to_toml
 
         print(to_toml(cfg), end="")
         return 0
-    if args.resume and args.run_dir is None:
-        raise UserError("--resume needs --run-dir")
     run_dir = args.run_dir or default_run_dir("dqn", cfg.env.obs_type)
+    return _train(args, cfg, run_dir)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    if args.run_dir is None:
+        raise UserError("--resume needs --run-dir")
+    if args.preset or args.config:
+        raise UserError("--resume continues the run with its saved config; drop "
+                        "--preset/--config (only --steps and --set run.* may change)")
+    overrides = list(args.overrides)
+    if args.steps is not None:
+        overrides.append(f"run.total_steps={args.steps}")
+    return _train(args, None, args.run_dir, overrides)
+
+
+def _train(args: argparse.Namespace, cfg: TrainConfig | None, run_dir: Path,
+           resume_overrides: list[str] | None = None) -> int:
+    from catchrl.config import ConfigError
     from catchrl.rundir import CheckpointError
     from catchrl.training import Trainer
 
     try:
         trainer = Trainer(cfg, run_dir, resume=args.resume,
-                          progress=False if args.no_progress else None)
+                          progress=False if args.no_progress else None,
+                          resume_overrides=resume_overrides or ())
         result = trainer.run()
-    except CheckpointError as e:
+    except (CheckpointError, ConfigError) as e:
         raise UserError(str(e)) from e
     print(f"run directory: {run_dir}")
     print(f"trained {result.games} games, {result.steps} env steps, "
