@@ -1,0 +1,98 @@
+"""``catchrl bench``: environment throughput, and the agent race against SB3."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from catchrl.cli import UserError
+
+EPILOG = """examples:
+  catchrl bench env                                  # env steps/s table (Markdown)
+  catchrl bench env --seconds 1 --batch-sizes 1 256
+  catchrl bench agents                               # catchrl DQN vs SB3 DQN/PPO race
+  catchrl bench agents --obs pixels --seeds 0 1 2 --pixel-steps 80000
+  catchrl bench agents --agents catchrl-dqn sb3-dqn --obs state --out runs/race
+
+The race trains each (agent, obs, seed) in a fresh subprocess, one at a time,
+evaluates greedily on --eval-games seeded games every --eval-every games, and
+stops a run at --target or at its step budget. It prints a Markdown table
+(steps and training seconds to 95 % / 99 %, final win rate, steps/s, peak
+memory, ratios to catchrl's DQN) and writes OUT/results.json, OUT/race.md
+and OUT/race.png (win rate vs wall-clock time).
+"""
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``catchrl bench env`` and ``catchrl bench agents``."""
+    p = sub.add_parser("bench", help="benchmarks: env throughput, agent race vs SB3",
+                       description=__doc__, epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = p.add_subparsers(dest="bench", metavar="WHAT")
+    e = which.add_parser("env", help="env steps per second (single, vector, book reference)")
+    e.add_argument("--seconds", type=float, default=2.0, help="timed seconds per case")
+    e.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 256, 1024],
+                   help="games per vector env case")
+    e.add_argument("--json", action="store_true", help="print the rows as JSON")
+    e.set_defaults(func=run_env)
+    a = which.add_parser("agents", help="race catchrl's DQN against SB3 DQN and PPO",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    a.add_argument("--agents", nargs="+", default=["catchrl-dqn", "sb3-dqn", "sb3-ppo"],
+                   help="contenders: catchrl-dqn and/or sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn")
+    a.add_argument("--obs", nargs="+", default=["pixels", "state"],
+                   choices=("pixels", "state", "grid"), help="observation types")
+    a.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds per contender")
+    a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
+    a.add_argument("--state-steps", type=int, default=30_000,
+                   help="step budget on state (and grid)")
+    a.add_argument("--eval-every", type=int, default=64, help="games between evaluations")
+    a.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
+    a.add_argument("--target", type=float, default=0.99,
+                   help="stop a run once it reaches this greedy win rate (0: never)")
+    a.add_argument("--out", type=Path, default=Path("runs/race"),
+                   help="folder for the runs, results.json, race.md, race.png")
+    a.set_defaults(func=run_agents)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_env(args: argparse.Namespace) -> int:
+    """Print the env throughput table."""
+    try:
+        from catchrl.benchmarks.env import format_table, run_env_benchmark
+    except ModuleNotFoundError as e:
+        raise UserError(f"the env benchmark is not available ({e})") from e
+    if args.seconds <= 0 or any(n <= 0 for n in args.batch_sizes):
+        raise UserError("--seconds and --batch-sizes must be > 0")
+    rows = run_env_benchmark(seconds_per_case=args.seconds, batch_sizes=tuple(args.batch_sizes))
+    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+    return 0
+
+
+def run_agents(args: argparse.Namespace) -> int:
+    """Run the race; print and save the table, the results and the plot."""
+    from catchrl.agents.sb3 import ALGOS
+    from catchrl.benchmarks.agents import format_race_table, plot_race, run_race, summarize
+
+    bad = [a for a in args.agents if a != "catchrl-dqn" and a not in ALGOS]
+    if bad:
+        raise UserError(f"unknown agent {bad[0]!r}; choose catchrl-dqn or {', '.join(ALGOS)}")
+    if min(args.pixel_steps, args.state_steps, args.eval_every, args.eval_games) <= 0:
+        raise UserError("--pixel-steps, --state-steps, --eval-every, --eval-games must be > 0")
+    if not 0.0 <= args.target <= 1.0:
+        raise UserError(f"--target must be in [0, 1], got {args.target}")
+    steps = {"pixels": args.pixel_steps, "state": args.state_steps, "grid": args.state_steps}
+    results = run_race(args.agents, args.obs, args.seeds, steps, args.eval_every,
+                       args.eval_games, args.target, args.out, log=sys.stderr)
+    if not results:
+        raise UserError("every run failed; see the messages above")
+    table = format_race_table(summarize(results))
+    command = "catchrl bench agents " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else [])
+    (args.out / "race.md").write_text(f"`{command.strip()}`\n\n{table}\n")
+    print(table)
+    try:
+        print(f"plot: {plot_race(results, args.out / 'race.png')}")
+    except ImportError:
+        print("plot skipped: pip install 'catchrl[plot]'")
+    return 0
