@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
 from catchrl.envs.core import CatchParams, CatchState, reset_state, step_state
-from catchrl.envs.observations import (
-    grid_boards,
-    make_params,
-    observation_space,
-    state_features,
-)
-from catchrl.envs.render import FrameRenderer, render_screen
+from catchrl.envs.observations import make_params, observation_space
+from catchrl.envs.render import FrameRenderer, FrameStack, render_screen
 
 __all__ = ["CatchEnv", "check_action"]
 
@@ -79,7 +74,8 @@ class CatchEnv(gym.Env):
     - v0: first version.
     """
 
-    metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"],
+                                          "render_fps": 30}
 
     def __init__(self, obs_type: str = "pixels", render_mode: str | None = None,
                  frame_size: int = 80, frame_stack: int = 4,
@@ -95,7 +91,7 @@ class CatchEnv(gym.Env):
         self.renderer = FrameRenderer(self.params, frame_size)
         self.action_space = gym.spaces.Discrete(3)
         self.state: CatchState | None = None
-        self._stack: np.ndarray | None = None
+        self._frames = FrameStack(self.renderer, self.frame_stack) if obs_type == "pixels" else None
         self._window: Any = None
         self._closed = False
         self._needs_reset = True
@@ -177,22 +173,24 @@ class CatchEnv(gym.Env):
         return {"caught": s.caught, "missed": s.missed, "balls_left": s.balls_left}
 
     def _first_obs(self, s: CatchState) -> np.ndarray:
-        if self.obs_type == "pixels":
-            frame = self.renderer.render_state(s)
-            self._stack = np.repeat(frame[:, :, None], self.frame_stack, axis=2)
-            return self._stack.copy()
+        if self._frames is not None:
+            return self._frames.reset(s.ball_x, s.ball_y, s.paddle_x).copy()
         return self._next_obs(s)
 
     def _next_obs(self, s: CatchState) -> np.ndarray:
+        # Bit for bit what state_features / grid_boards / the renderer give for
+        # one game, without their array set-up (this runs on every step).
+        if self._frames is not None:
+            return self._frames.push(s.ball_x, s.ball_y, s.paddle_x).copy()
         p = self.params
-        if self.obs_type == "pixels":
-            stack = self._stack
-            assert stack is not None
-            stack[:, :, :-1] = stack[:, :, 1:]
-            stack[:, :, -1] = self.renderer.render_state(s)
-            return stack.copy()
-        one = lambda v: np.array([v])  # noqa: E731
         if self.obs_type == "state":
-            return state_features(p, one(s.ball_x), one(s.ball_y), one(s.ball_vx),
-                                  one(s.paddle_x))[0]
-        return grid_boards(p, one(s.ball_x), one(s.ball_y), one(s.paddle_x))[0]
+            values = [s.ball_x / p.width, s.ball_y / p.height, s.paddle_x / p.width]
+            if p.drift:
+                values.append(s.ball_vx / p.drift)
+            return np.array(values, dtype=np.float32)
+        board = np.zeros((p.height, p.width), dtype=np.float32)
+        b = p.ball_size
+        board[max(s.ball_y, 0):max(s.ball_y + b, 0), max(s.ball_x, 0):max(s.ball_x + b, 0)] = 1.0
+        board[p.paddle_y:p.paddle_y + p.paddle_height,
+              max(s.paddle_x, 0):max(s.paddle_x + p.paddle_width, 0)] = 1.0
+        return board
