@@ -88,8 +88,11 @@ def run_agents(args: argparse.Namespace) -> int:
     if not results:
         raise UserError("every run failed; see the messages above")
     table = format_race_table(summarize(results))
-    command = "catchrl bench agents " + " ".join(sys.argv[3:] if len(sys.argv) > 3 else [])
-    (args.out / "race.md").write_text(f"`{command.strip()}`\n\n{table}\n")
+    command = (f"catchrl bench agents --agents {' '.join(args.agents)} --obs {' '.join(args.obs)}"
+               f" --seeds {' '.join(map(str, args.seeds))} --pixel-steps {args.pixel_steps}"
+               f" --state-steps {args.state_steps} --eval-every {args.eval_every}"
+               f" --eval-games {args.eval_games} --target {args.target} --out {args.out}")
+    (args.out / "race.md").write_text(f"`{command}`\n\n{table}\n")
     print(table)
     try:
         print(f"plot: {plot_race(results, args.out / 'race.png')}")
