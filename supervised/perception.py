@@ -24,6 +24,7 @@ scaled inside the model. The output layer is float32 under mixed precision.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import keras
@@ -37,6 +38,7 @@ from catchrl.supervised.layers import FrameScaling, SpatialSoftArgmax
 __all__ = [
     "ARCHITECTURES",
     "HEAD_UNITS",
+    "PerceptionVectorWrapper",
     "PerceptionWrapper",
     "build_encoder",
     "build_perception_model",
@@ -238,6 +240,65 @@ class PerceptionWrapper(gym.ObservationWrapper):
         """Return the perceived ``state`` observation of one pixel observation."""
         state = self._predict(np.asarray(observation)[None])[0]
         return np.clip(state, self._low, self._high).astype(np.float32)
+
+
+class PerceptionVectorWrapper(gym.vector.VectorWrapper):
+    """:class:`PerceptionWrapper` for a vector env: one batched model call per step.
+
+    Works in both autoreset modes; with ``"same_step"`` the last observations
+    in ``infos["final_obs"]`` are perceived too.
+
+    Args:
+        env: A :class:`~catchrl.envs.CatchVectorEnv` with ``obs_type="pixels"``.
+        model: A perception model (or a path to a saved one).
+
+    Raises:
+        ValueError: as :class:`PerceptionWrapper`.
+
+    """
+
+    def __init__(self, env: gym.vector.VectorEnv, model: keras.Model | str) -> None:
+        super().__init__(env)
+        if isinstance(model, str):
+            model = keras.models.load_model(model)
+        params: CatchParams = env.unwrapped.params  # type: ignore[attr-defined]
+        in_shape = tuple(model.input_shape[1:])
+        obs_shape = tuple(env.single_observation_space.shape or ())
+        if in_shape != obs_shape:
+            raise ValueError(f"perception model reads frames of shape {in_shape}, but the env's "
+                             f"observations have shape {obs_shape}")
+        zero = np.zeros(1, dtype=np.int64)
+        sample = state_features(params, zero, zero, zero, zero)
+        if int(model.output_shape[-1]) != sample.shape[-1]:
+            raise ValueError(f"perception model outputs {model.output_shape[-1]} values, but "
+                             f"this game's state has {sample.shape[-1]} (drift={params.drift})")
+        self.model = model
+        self._predict = compiled_predict(model)
+        self.single_observation_space = observation_space("state", sample[0])
+        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
+                                                              env.num_envs)
+
+    def _perceive(self, obs: np.ndarray) -> np.ndarray:
+        space = self.single_observation_space
+        return np.clip(self._predict(np.asarray(obs)), space.low, space.high).astype(np.float32)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the env; return perceived states ``[N, 3 or 4]``."""
+        obs, infos = self.env.reset(**kwargs)
+        return self._perceive(obs), infos
+
+    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                          dict[str, Any]]:
+        """Step the env; return perceived states (and perceived ``final_obs``)."""
+        obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        if "final_obs" in infos:
+            final = infos["final_obs"].copy()
+            done = np.flatnonzero(infos["_final_obs"])
+            states = self._perceive(np.stack([final[i] for i in done]))
+            for j, i in enumerate(done):
+                final[i] = states[j]
+            infos = {**infos, "final_obs": final}
+        return self._perceive(obs), rewards, terminated, truncated, infos
 
 
 def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -173,3 +173,19 @@ def test_mixed_precision_keeps_the_output_float32():
     assert "float32" in str(out.dtype)
     q = P.build_q_network_from_encoder(P.get_encoder(model), trainable=True)
     assert "float32" in str(q(np.zeros((1, 80, 80, 4), np.uint8)).dtype)
+
+
+def test_vector_wrapper_matches_the_single_env_wrapper(trained_small):
+    from catchrl.envs import CatchVectorEnv
+
+    venv = P.PerceptionVectorWrapper(CatchVectorEnv(3, autoreset_mode="same_step"), trained_small)
+    single = [P.PerceptionWrapper(CatchEnv(), trained_small) for _ in range(3)]
+    assert venv.single_observation_space == single[0].observation_space
+    obs, _ = venv.reset(seed=7)
+    expect = np.stack([env.reset(seed=7 + i)[0] for i, env in enumerate(single)])
+    np.testing.assert_allclose(obs, expect, atol=1e-5)
+    for _ in range(33):
+        obs, _, terminated, _, infos = venv.step(np.full(3, 2))
+    assert terminated.all() and infos["final_obs"][0].shape == (3,)
+    last = np.stack([env.step(2)[0] for env in single for _ in range(33)][32::33])
+    np.testing.assert_allclose(np.stack(infos["final_obs"]), last, atol=1e-5)
