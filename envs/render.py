@@ -18,6 +18,7 @@ pixels that were or become non-zero.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -76,9 +77,9 @@ class FrameRenderer:
         self._pieces: FramePieces | None = None
 
     def pieces(self) -> FramePieces:
-        """The :class:`FramePieces` of this renderer, built on first use."""
+        """The :class:`FramePieces` of this renderer's game and size (shared, built once)."""
         if self._pieces is None:
-            self._pieces = FramePieces(self)
+            self._pieces = _shared_pieces(self.params, self.size)
         return self._pieces
 
     def _window(self, lo: np.ndarray, extent: int, scale: float, n: int) -> np.ndarray:
@@ -154,6 +155,13 @@ class FrameRenderer:
 
 # --- incremental frame stacks ----------------------------------------------
 
+
+@functools.lru_cache(maxsize=16)
+def _shared_pieces(params: CatchParams, size: int) -> FramePieces:
+    """One :class:`FramePieces` per game and frame size, shared by all envs that draw it."""
+    return FramePieces(FrameRenderer(params, size))
+
+
 _STACK_WORDS = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
 
@@ -167,6 +175,12 @@ def stack_word(depth: int) -> np.dtype | None:
     1, 2, 4 and 8; ``None`` otherwise.
     """
     return _STACK_WORDS.get(int(depth))
+
+
+def _umax(a: np.ndarray) -> int:
+    """Largest value of an int array seen as unsigned (negative values count as huge)."""
+    a = a if a.dtype == np.int64 else np.asarray(a, dtype=np.int64)
+    return int(a.view(np.uint64).max()) if a.size else 0
 
 
 def _touched(start: np.ndarray, cov: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +235,8 @@ class FramePieces:
 
     """
 
+    _TABLE_MAX_BYTES = 64 << 20  # larger patch tables are not kept: patches are computed
+
     def __init__(self, renderer: FrameRenderer) -> None:
         r, p, s = renderer, renderer.params, renderer.size
         self.renderer, self.size = r, s
@@ -252,6 +268,11 @@ class FramePieces:
         self.band[np.arange(len(pxs))[:, None, None], np.arange(self.band_h)[None, :, None],
                   cols[:, None, :]] = values
         self.ball_meets_band = (self.ball_fr0 < self.paddle_fr1) & (self.paddle_fr0 < self.ball_fr1)
+        # ball patches by (y, x), rows filled as balls reach them; None if too large a world
+        shape = (len(self.ball_row0), len(self.ball_col0), self.ball_h * self.ball_w)
+        fits = math.prod(shape) <= self._TABLE_MAX_BYTES
+        self._table = np.zeros(shape, dtype=np.uint8) if fits else None
+        self._patch_rows_done = np.zeros(shape[0], dtype=bool)
 
     def in_range(self, ball_x: int, ball_y: int, paddle_x: int) -> bool:
         """Whether the tables cover this position."""
@@ -260,7 +281,7 @@ class FramePieces:
 
     def ball_patches(self, ball_x: np.ndarray, ball_y: np.ndarray) -> np.ndarray:
         """uint8 values of N ball windows alone: ``[N, ball_h * ball_w]`` (rows concatenated)."""
-        table = self._patch_table()
+        table = self._table
         if table is None:  # too large a world to tabulate: compute them
             cov = self.ball_fy[ball_y][:, :, None] * self.ball_fx[ball_x][:, None, :]
             return np.rint(cov * 255.0).astype(np.uint8).reshape(len(cov), -1)
@@ -271,7 +292,7 @@ class FramePieces:
 
     def ball_patch_row(self, ball_y: int) -> np.ndarray:
         """uint8 ball windows of every ball x at this ball y: ``[width + 1, ball_h * ball_w]``."""
-        table = self._patch_table()
+        table = self._table
         if table is not None and self._patch_rows_done[ball_y]:
             return table[ball_y]
         cov = self.ball_fy[ball_y][None, :, None] * self.ball_fx[:, None, :]
@@ -280,17 +301,6 @@ class FramePieces:
             table[ball_y] = row
             self._patch_rows_done[ball_y] = True
         return row
-
-    _TABLE_MAX_BYTES = 64 << 20
-
-    def _patch_table(self) -> np.ndarray | None:
-        """``[height + 1, width + 1, ball_h * ball_w]`` uint8, rows filled as balls reach them."""
-        if not hasattr(self, "_table"):
-            shape = (len(self.ball_row0), len(self.ball_col0), self.ball_h * self.ball_w)
-            fits = math.prod(shape) <= self._TABLE_MAX_BYTES
-            self._table = np.zeros(shape, dtype=np.uint8) if fits else None
-            self._patch_rows_done = np.zeros(shape[0], dtype=bool)
-        return self._table
 
     def shares_pixels(self, ball_x: np.ndarray, ball_y: np.ndarray,
                       paddle_x: np.ndarray) -> np.ndarray:
@@ -699,9 +709,9 @@ class BatchFrameStack:
         return index, first[:, None] + window_offsets
 
     def _in_range(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> bool:
-        """Whether the tables cover all positions (as unsigned, negatives are out of range)."""
-        return all(int(np.asarray(a, dtype=np.int64).view(np.uint64).max()) <= m
-                   for a, m in zip((ball_x, ball_y, paddle_x), self._limits, strict=True))
+        """Whether the tables cover all positions (seen unsigned, negatives are huge)."""
+        xm, ym, pm = self._limits
+        return (_umax(ball_x) <= xm and _umax(ball_y) <= ym and _umax(paddle_x) <= pm)
 
     def _patches(self, ball_x: np.ndarray, ball_y: np.ndarray) -> np.ndarray:
         """Ball patches ``[M, hw]`` as new words, the values in the top byte."""

@@ -15,10 +15,11 @@ Autoreset (Gymnasium's ``AutoresetMode``):
   (``infos["_final_obs"]`` marks which). This is what SB3's ``VecEnv`` does.
 
 Speed: pixel stacks are updated in place (:class:`~catchrl.envs.render.BatchFrameStack`),
-touching only the pixels the ball and paddle occupy; new balls come from
-draws made ahead in blocks (:class:`_SpawnDraws`), so a step has no Python
-loop over games. ``copy=False`` saves the copy of the observation buffer,
-which at 1024 games of ``(80, 80, 4)`` (26 MB) is most of a pixel step.
+touching only the pixels the balls and paddles occupy, and new balls come
+from draws made ahead in blocks (:class:`_SpawnDraws`), so a step loops over
+games in Python only to refill a game's draws (once every 64 of its balls).
+``copy=False`` saves the copy of the observation buffer, which at 1024 games
+of ``(80, 80, 4)`` (26 MB) costs more than the rest of a pixel step.
 """
 
 from __future__ import annotations
