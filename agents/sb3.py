@@ -26,6 +26,7 @@ need them, so ``import catchrl.agents.sb3`` costs nothing.
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import io
@@ -256,7 +257,7 @@ def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int,
 
     """
     cls = algorithm_class(algo)
-    kw = dict(kwargs)
+    kw = copy.deepcopy(kwargs)  # SB3 (QR-DQN) adds classes to policy_kwargs in place
     if isinstance(kw.get("train_freq"), list):  # TOML has no tuples: [4, "step"]
         kw["train_freq"] = tuple(kw["train_freq"])
     policy = kw.pop("policy")

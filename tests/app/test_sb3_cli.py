@@ -173,3 +173,19 @@ def test_race_summary_medians_ratios_and_not_reached() -> None:
     assert "| 300.0 (1/2) |" in table and "7.50x" in table
     results[2:] = [run("sb3-dqn", 0, [(4000, 0.5, 100.0)], 300)]
     assert "not reached" in format_race_table(summarize(results))
+
+
+@pytest.mark.parametrize("algo", ["sb3-a2c", "sb3-qrdqn"])
+def test_other_algorithms_train_and_reload(tmp_path: Path, algo: str,
+                                           capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("sb3_contrib")
+    run_dir = tmp_path / algo
+    assert _train(run_dir, algo, 1_056, "--set", "run.eval_games=50") == 0
+    # config.toml stays valid TOML even though SB3 adds classes to policy_kwargs in place
+    from catchrl.config import load_config
+
+    assert load_config(path=run_dir / "config.toml").algo == algo
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--sb3", "--games", "50", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["wins"] == json.loads(
+        (run_dir / "eval.json").read_text())["wins"]
