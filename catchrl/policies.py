@@ -48,7 +48,8 @@ def _scripted(name: str, overrides: dict[str, Any]) -> LoadedPolicy:
 
 
 def _keras_policy(model_path: Path, env_kwargs: dict[str, Any], name: str) -> LoadedPolicy:
-    from catchrl.agents.dqn import load_q_network, make_greedy_fn
+    from catchrl.agents._backend import compile_forward
+    from catchrl.agents.networks import load_q_network
     from catchrl.envs import CatchEnv
 
     try:
@@ -62,7 +63,10 @@ def _keras_policy(model_path: Path, env_kwargs: dict[str, Any], name: str) -> Lo
         raise PolicyLoadError(f"{model_path}: the model takes observations of shape {got}, "
                               f"but the game gives {expected} (obs_type "
                               f"{env_kwargs.get('obs_type', 'pixels')!r})")
-    q_fn = make_greedy_fn(model)
+    forward = compile_forward(model)
+
+    def q_fn(obs: np.ndarray) -> np.ndarray:
+        return np.asarray(forward(np.asarray(obs)), dtype=np.float32)
 
     def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
         return np.argmax(q_fn(obs), axis=1)

@@ -32,6 +32,7 @@ from catchrl.config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    load_config,
     to_toml,
 )
 from catchrl.evaluation import EvalResult, evaluate
@@ -97,6 +98,7 @@ class Trainer:
                 cfg = config_from_dict(state["config"])
             except ConfigError as e:
                 raise CheckpointError(f"checkpoint {self.checkpoint}: bad config ({e})") from e
+            self._check_matches_run(cfg)
             for text in resume_overrides:
                 if not text.startswith(RESUMABLE):
                     raise ConfigError(f"--resume keeps the run's config; only {RESUMABLE} "
@@ -113,6 +115,23 @@ class Trainer:
         self._stop_requested = False
         use_backend(cfg.run.backend)
         self._build()
+
+    def _check_matches_run(self, ckpt_cfg: TrainConfig) -> None:
+        """Refuse a checkpoint made for another game or agent than this run's config.toml."""
+        if not self.rd.config_path.is_file():
+            return
+        try:
+            run_cfg = load_config(path=self.rd.config_path)
+        except ConfigError as e:
+            raise CheckpointError(f"{self.rd.config_path}: {e}") from e
+        for table in ("env", "agent"):
+            ours, theirs = config_to_dict(run_cfg)[table], config_to_dict(ckpt_cfg)[table]
+            diff = [k for k in ours if ours[k] != theirs[k]]
+            if diff:
+                k = diff[0]
+                raise CheckpointError(
+                    f"checkpoint {self.checkpoint} was made for another setup: {table}.{k} is "
+                    f"{theirs[k]!r} there but {ours[k]!r} in {self.rd.config_path}")
 
     # -- setup -----------------------------------------------------------------
 
@@ -245,7 +264,9 @@ class Trainer:
         steps_at_t, t_rate = self.steps, time.perf_counter()
         rate = 0.0
         game_reward = np.zeros(n, dtype=np.float64)
-        while not self._done():
+        if self._done():
+            return
+        while True:  # budgets are checked where every game has just ended (_at_boundary)
             eps = self.schedule(self.steps, self.games)
             actions = self.agent.act(self.obs, eps)
             next_obs, reward, terminated, truncated, _ = self.env.step(actions)
@@ -295,6 +316,8 @@ class Trainer:
             self._at_boundary(bar, n)
             if self._stop_requested:
                 bar.write(f"interrupted: checkpoint written at game {self.games}")
+                return
+            if self._done():
                 return
 
     def _at_boundary(self, bar: Progress, n: int) -> None:

@@ -1,0 +1,227 @@
+"""Benchmarks of the Keras DQN: learning speed, the book's curve, latency, replay memory.
+
+Run ``python -m catchrl.benchmarks.dqn --part PART`` (or ``catchrl bench dqn``):
+
+- ``target``: the preset trains (several seeds) with a greedy evaluation on
+  1,000 games every few hundred games; prints env steps and training seconds
+  to 95 % and 99 % (evaluation time excluded), median over seeds;
+- ``book-games``: win rate after 1,000 / 2,000 / 5,000 training games (100 and
+  1,000 evaluation games), side by side with the book's 42 / 74 / 87 of 100;
+- ``book-preset``: the ``book`` preset for a wall-clock budget, its win rate
+  every 100 games and its steps/s;
+- ``latency``: greedy action latency for one observation (p50, p99) of the
+  compiled function vs ``model.predict``;
+- ``replay``: replay memory bytes per pixel transition vs the book's 409.6 KB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["BOOK_WINS", "bench_latency", "bench_replay", "bench_target", "main"]
+
+BOOK_WINS = {1000: 42, 2000: 74, 5000: 87}
+"""The book's greedy wins out of 100 games after N training games (SEED_CATCH.md)."""
+BOOK_BYTES_PER_TRANSITION = 2 * 80 * 80 * 4 * 8  # two float64 (80, 80, 4) stacks = 409.6 KB
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cols = list(rows[0])
+    width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
+    lines = [" | ".join(c.ljust(width[c]) for c in cols),
+             "-|-".join("-" * width[c] for c in cols)]
+    lines += [" | ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
+    return "\n".join(lines)
+
+
+def bench_replay() -> list[dict[str, Any]]:
+    """Bytes per stored pixel transition, ours vs the book's two float64 stacks."""
+    from catchrl.agents.replay import ReplayMemory
+
+    capacity = 50_000
+    mem = ReplayMemory(capacity, 8, (80, 80, 4), np.uint8, frame_stack=4)
+    per = mem.nbytes / capacity
+    return [{"memory": "catchrl ReplayMemory (pixels)", "bytes/transition": f"{per:,.0f}",
+             "50,000 transitions": f"{mem.nbytes / 2**20:,.1f} MiB", "ratio": "1"},
+            {"memory": "book (two float64 stacks)",
+             "bytes/transition": f"{BOOK_BYTES_PER_TRANSITION:,}",
+             "50,000 transitions": f"{capacity * BOOK_BYTES_PER_TRANSITION / 2**30:,.1f} GiB",
+             "ratio": f"{BOOK_BYTES_PER_TRANSITION / per:,.0f}x more"}]
+
+
+def bench_latency(calls: int = 300) -> list[dict[str, Any]]:
+    """Greedy action latency for one observation, compiled vs ``model.predict``."""
+    from catchrl.agents.dqn import DQNAgent, DQNConfig
+    from catchrl.agents.networks import build_q_network
+
+    rows = []
+    for kind in ("book", "small"):
+        model = build_q_network(kind, (80, 80, 4), 3)
+        agent = DQNAgent(model, DQNConfig(), seed=0)
+        obs = np.random.default_rng(0).integers(0, 256, (1, 80, 80, 4), dtype=np.uint8)
+        for _ in range(5):
+            agent.act(obs, 0.0)
+            model.predict(obs, verbose=0)
+        ours = []
+        for _ in range(calls):
+            t = time.perf_counter()
+            agent.act(obs, 0.0)
+            ours.append(time.perf_counter() - t)
+        theirs = []
+        for _ in range(max(20, calls // 10)):
+            t = time.perf_counter()
+            model.predict(obs, verbose=0)
+            theirs.append(time.perf_counter() - t)
+        p = lambda xs, q: 1000 * float(np.percentile(xs, q))  # noqa: E731
+        rows.append({"network": kind, "act p50 ms": f"{p(ours, 50):.2f}",
+                     "act p99 ms": f"{p(ours, 99):.2f}",
+                     "predict p50 ms": f"{p(theirs, 50):.2f}",
+                     "predict p99 ms": f"{p(theirs, 99):.2f}",
+                     "speed-up (p50)": f"{p(theirs, 50) / p(ours, 50):.0f}x"})
+    return rows
+
+
+def _train(preset: str, seed: int, overrides: list[str], run_dir: Path) -> dict[str, Any]:
+    from catchrl.config import load_config
+    from catchrl.training import Trainer
+
+    cfg = load_config(preset, None, [f"run.seed={seed}", *overrides])
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, run_dir, progress=False)
+    result = trainer.run()
+    evals = result.evaluations
+    return {"seed": seed, "evaluations": evals, "steps": result.steps, "games": result.games,
+            "train_s": result.wall_time, "total_s": time.perf_counter() - t0,
+            "steps_per_s": result.steps / max(result.wall_time, 1e-9),
+            "final": result.final_eval.to_dict() if result.final_eval else None}
+
+
+def _first(evals: list[dict[str, Any]], level: float) -> dict[str, Any] | None:
+    return next((e for e in evals if e["win_rate"] >= level), None)
+
+
+def bench_target(preset: str = "fast", seeds: tuple[int, ...] = (0, 1, 2),
+                 eval_every: int = 200, eval_games: int = 1000,
+                 max_steps: int = 50_000, out: Path | None = None) -> list[dict[str, Any]]:
+    """Env steps and training seconds to 95 % / 99 % greedy win rate, per seed and median."""
+    rows, runs = [], []
+    for seed in seeds:
+        with tempfile.TemporaryDirectory() as tmp:
+            run = _train(preset, seed, [f"run.total_steps={max_steps}", "run.total_games=0",
+                                        f"run.eval_every={eval_every}",
+                                        f"run.eval_games={eval_games}",
+                                        "run.target_win_rate=0.99", "run.checkpoint_every=0"],
+                         Path(tmp) / "run")
+        runs.append(run)
+        row: dict[str, Any] = {"preset": preset, "seed": seed}
+        for level in (0.95, 0.99):
+            hit = _first(run["evaluations"], level)
+            tag = f"{int(level * 100)}%"
+            row[f"steps to {tag}"] = hit["steps"] if hit else "not reached"
+            row[f"seconds to {tag}"] = f"{hit['wall_time']:.0f}" if hit else "not reached"
+        best = max((e["win_rate"] for e in run["evaluations"]), default=0.0)
+        row["best eval"] = f"{100 * best:.1f}%"
+        row["steps/s"] = f"{run['steps_per_s']:.0f}"
+        rows.append(row)
+    med: dict[str, Any] = {"preset": preset, "seed": "median"}
+    for key in ("steps to 95%", "seconds to 95%", "steps to 99%", "seconds to 99%"):
+        values = [float(r[key]) for r in rows if r[key] != "not reached"]
+        med[key] = (f"{statistics.median(values):.0f}" if len(values) == len(rows)
+                    else f"{len(values)}/{len(rows)} reached")
+    med["best eval"] = f"{statistics.median(float(r['best eval'][:-1]) for r in rows):.1f}%"
+    med["steps/s"] = f"{statistics.median(float(r['steps/s']) for r in rows):.0f}"
+    rows.append(med)
+    if out:
+        out.write_text(json.dumps(runs, indent=1))
+    return rows
+
+
+def bench_book_games(preset: str = "fast", seed: int = 0,
+                     checkpoints: tuple[int, ...] = (1000, 2000, 5000)) -> list[dict[str, Any]]:
+    """Greedy wins after N training games, next to the book's 42 / 74 / 87 of 100."""
+    from catchrl.config import load_config
+    from catchrl.evaluation import evaluate
+    from catchrl.training import Trainer
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(preset, None, [f"run.seed={seed}", "run.total_steps=0",
+                                         f"run.total_games={checkpoints[0]}",
+                                         "run.eval_games=0", "run.checkpoint_every=0"])
+        trainer = Trainer(cfg, Path(tmp) / "run", progress=False)
+        for i, games in enumerate(checkpoints):
+            if i:
+                trainer = Trainer(None, Path(tmp) / "run", resume=True, progress=False,
+                                  resume_overrides=[f"run.total_games={games}"])
+            result = trainer.run()
+            env_kwargs = trainer.cfg.env.game_kwargs()
+            e100 = evaluate(trainer.greedy_policy, games=100, **env_kwargs)
+            e1000 = evaluate(trainer.greedy_policy, games=1000, **env_kwargs)
+            rows.append({"training games": games, "book (of 100)": BOOK_WINS.get(games, "-"),
+                         "catchrl (of 100)": e100.wins,
+                         "catchrl (of 1000)": e1000.wins,
+                         "env steps": result.steps,
+                         "training s": f"{result.wall_time:.0f}"})
+    return rows
+
+
+def bench_book_preset(seconds: float = 900.0, seed: int = 0) -> list[dict[str, Any]]:
+    """The ``book`` preset for a wall-clock budget: greedy wins of 100 every 100 games."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run = _train("book", seed, [f"run.time_limit_s={seconds}", "run.total_games=0",
+                                    "run.eval_every=100", "run.eval_games=100",
+                                    "run.checkpoint_every=0"], Path(tmp) / "run")
+    rows = [{"training games": e["games"], "env steps": e["steps"],
+             "training s": f"{e['wall_time']:.0f}", "greedy wins of 100": e["wins"]}
+            for e in run["evaluations"]]
+    rows.append({"training games": run["games"], "env steps": run["steps"],
+                 "training s": f"{run['train_s']:.0f}",
+                 "greedy wins of 100": f"steps/s {run['steps_per_s']:.1f}"})
+    return rows
+
+
+PARTS = ("replay", "latency", "target", "book-games", "book-preset")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: run the chosen parts and print their tables."""
+    p = argparse.ArgumentParser(prog="python -m catchrl.benchmarks.dqn",
+                                description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--part", choices=PARTS, action="append",
+                   help="which benchmark (repeatable; default: replay and latency)")
+    p.add_argument("--preset", default="fast")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--max-steps", type=int, default=50_000)
+    p.add_argument("--eval-every", type=int, default=200, help="games between evaluations")
+    p.add_argument("--book-seconds", type=float, default=900.0)
+    p.add_argument("--json", type=Path, help="also write the raw runs here (target part)")
+    args = p.parse_args(argv)
+    for part in args.part or ["replay", "latency"]:
+        t0 = time.perf_counter()
+        if part == "replay":
+            rows = bench_replay()
+        elif part == "latency":
+            rows = bench_latency()
+        elif part == "target":
+            rows = bench_target(args.preset, tuple(args.seeds), args.eval_every,
+                                max_steps=args.max_steps, out=args.json)
+        elif part == "book-games":
+            rows = bench_book_games(args.preset, args.seeds[0])
+        else:
+            rows = bench_book_preset(args.book_seconds, args.seeds[0])
+        print(f"\n## {part} ({time.perf_counter() - t0:.0f} s)\n")
+        print(_table(rows), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

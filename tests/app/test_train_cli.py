@@ -1,0 +1,204 @@
+"""``catchrl train`` / ``eval`` / ``watch`` / ``plot`` end to end, resume, crashes, bad input.
+
+The runs use the ``fast-state`` preset with a small budget so they take seconds.
+"""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from catchrl.cli import main
+
+QUICK = ["--preset", "fast-state", "--no-progress", "--set", "agent.observe=300",
+         "--set", "agent.replay_capacity=5000", "--set", "run.eval_games=100",
+         "--set", "run.checkpoint_every=32"]
+
+
+def _train(run_dir: Path, steps: int, *extra: str) -> int:
+    return main(["train", *QUICK, "--steps", str(steps), "--run-dir", str(run_dir), *extra])
+
+
+def _weights(run_dir: Path) -> list[np.ndarray]:
+    import keras
+
+    return keras.saving.load_model(run_dir / "model.keras", compile=False).get_weights()
+
+
+def _metrics(run_dir: Path) -> np.ndarray:
+    lines = (run_dir / "metrics.tsv").read_text().splitlines()
+    header = lines[0].split("\t")
+    keep = [i for i, c in enumerate(header) if c not in ("steps_per_s", "wall_time")]
+    return np.array([[row.split("\t")[i] for i in keep] for row in lines[1:]])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "state"
+    assert _train(run_dir, 4000) == 0
+    return run_dir
+
+
+def test_train_writes_the_run_directory(trained, capsys):
+    names = {p.name for p in trained.iterdir()}
+    assert {"config.toml", "metrics.tsv", "tb", "checkpoints", "model.keras",
+            "eval.json"} <= names
+    assert list((trained / "tb").glob("events.out.tfevents.*"))
+    metrics = (trained / "metrics.tsv").read_text().splitlines()
+    assert metrics[0].split("\t")[:3] == ["game", "loss", "wins"]  # the book's columns first
+    games = [int(line.split("\t")[0]) for line in metrics[1:]]
+    assert games == list(range(1, len(games) + 1)) and len(games) == 4000 // 33 // 16 * 16 + 16
+    wins = [int(line.split("\t")[2]) for line in metrics[1:]]
+    assert all(b - a in (0, 1) for a, b in zip(wins, wins[1:]))  # cumulative
+    latest = (trained / "checkpoints" / "latest").read_text().strip()
+    assert (trained / "checkpoints" / latest / "manifest.json").is_file()
+
+
+def test_eval_watch_plot_on_a_trained_run(trained, tmp_path, capsys):
+    assert main(["eval", str(trained), "--games", "200", "--json"]) == 0
+    out = capsys.readouterr().out
+    import json
+
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["games"] == 200 and 0.0 <= result["win_rate"] <= 1.0
+    assert result["ci95_low"] <= result["win_rate"] <= result["ci95_high"]
+    gif = tmp_path / "agent.gif"
+    assert main(["watch", str(trained), "--games", "1", "--gif", str(gif)]) == 0
+    assert gif.stat().st_size > 1000
+    assert "caught" in capsys.readouterr().out
+    png = tmp_path / "curves.png"
+    assert main(["plot", str(trained), "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_same_seed_same_training_run(tmp_path):
+    assert _train(tmp_path / "a", 2500) == 0
+    assert _train(tmp_path / "b", 2500) == 0
+    for wa, wb in zip(_weights(tmp_path / "a"), _weights(tmp_path / "b"), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(_metrics(tmp_path / "a"), _metrics(tmp_path / "b"))
+    assert _train(tmp_path / "c", 2500, "--seed", "1") == 0
+    assert not all(np.array_equal(x, y) for x, y in
+                   zip(_weights(tmp_path / "a"), _weights(tmp_path / "c"), strict=True))
+
+
+def test_resume_continues_exactly(tmp_path):
+    """Stop after 1,600 steps, resume to 3,200: same weights and metrics as one 3,200-step run."""
+    assert _train(tmp_path / "whole", 3200) == 0
+    assert _train(tmp_path / "parts", 1600) == 0
+    assert main(["train", "--run-dir", str(tmp_path / "parts"), "--resume", "--steps", "3200",
+                 "--no-progress"]) == 0
+    for wa, wb in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "parts"), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(_metrics(tmp_path / "whole"), _metrics(tmp_path / "parts"))
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
+    cases = [
+        (["train", "--preset", "nope"], "unknown preset 'nope'"),
+        (["train", "--set", "agent.nope=1"], "unknown key agent.nope"),
+        (["train", "--set", "agent.lr=fast"], "agent.lr: expected float"),
+        (["train", "--resume"], "--resume needs --run-dir"),
+        (["train", "--resume", "--run-dir", str(tmp_path / "none")], "no checkpoint"),
+        (["eval", str(tmp_path / "missing")], "is neither a file"),
+        (["eval", "oracle", "--games", "0"], "--games must be > 0"),
+    ]
+    bad_toml = tmp_path / "bad.toml"
+    bad_toml.write_text('[agent]\nbatch_size = "big"\n')
+    cases.append((["train", "--config", str(bad_toml)], "agent.batch_size: expected int"))
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (argv, err)
+
+
+def test_corrupt_checkpoint_is_refused_and_nothing_is_destroyed(trained, tmp_path, capsys):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained, run_dir)
+    ckpt = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text().strip()
+    npz = ckpt / "agent.npz"
+    npz.write_bytes(npz.read_bytes()[:100])  # truncated
+    before = {p: p.stat().st_size for p in run_dir.rglob("*") if p.is_file()}
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "9000"]) == 2
+    err = capsys.readouterr().err
+    assert "truncated" in err and len(err.strip().splitlines()) == 1
+    after = {p: p.stat().st_size for p in run_dir.rglob("*") if p.is_file()}
+    assert before == after
+
+
+def test_checkpoint_of_another_observation_type_is_refused(trained, tmp_path, capsys):
+    run_dir = tmp_path / "other"
+    shutil.copytree(trained, run_dir)
+    cfg = (run_dir / "config.toml").read_text().replace('obs_type = "state"',
+                                                        'obs_type = "grid"')
+    (run_dir / "config.toml").write_text(cfg)
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "9000"]) == 2
+    err = capsys.readouterr().err
+    assert "another setup: env.obs_type is 'state' there but 'grid'" in err
+    assert main(["eval", str(trained / "model.keras"), "--obs-type", "grid"]) == 2
+    assert "takes observations of shape (3,)" in capsys.readouterr().err
+
+
+def test_existing_run_is_not_overwritten(trained, capsys):
+    before = (trained / "metrics.tsv").read_text()
+    assert _train(trained, 100) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert (trained / "metrics.tsv").read_text() == before
+
+
+def _spawn_training(run_dir: Path, steps: int) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "catchrl", "train", *QUICK, "--set", "run.checkpoint_every=16",
+           "--steps", str(steps), "--run-dir", str(run_dir)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_for_checkpoints(run_dir: Path, count: int, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        latest = run_dir / "checkpoints" / "latest"
+        if latest.is_file() and int(latest.read_text().strip()[5:]) >= 16 * count:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no checkpoint appeared: {proc.communicate()[0][-2000:]}")
+
+
+def test_kill_9_leaves_a_loadable_checkpoint(tmp_path):
+    from catchrl.rundir import RunDir
+
+    run_dir = tmp_path / "killed"
+    proc = _spawn_training(run_dir, 200_000)
+    _wait_for_checkpoints(run_dir, 2, proc)
+    time.sleep(0.37)  # somewhere in the middle of training (maybe mid-checkpoint)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    latest = RunDir(run_dir).latest_checkpoint()
+    arrays, state = RunDir.load_checkpoint(latest)
+    assert state["games"] >= 32 and "agent" in arrays
+    games = state["games"]
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps",
+                 str(state["steps"] + 600), "--no-progress"]) == 0
+    rows = (run_dir / "metrics.tsv").read_text().splitlines()[1:]
+    assert [int(r.split("\t")[0]) for r in rows] == list(range(1, len(rows) + 1))
+    assert len(rows) > games
+
+
+def test_ctrl_c_writes_a_checkpoint_then_resumes(tmp_path):
+    from catchrl.rundir import RunDir
+
+    run_dir = tmp_path / "interrupted"
+    proc = _spawn_training(run_dir, 200_000)
+    _wait_for_checkpoints(run_dir, 1, proc)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130, out[-2000:]
+    assert "checkpoint written at game" in out and "--resume" in out
+    state = RunDir.load_checkpoint(RunDir(run_dir).latest_checkpoint())[1]
+    rows = (run_dir / "metrics.tsv").read_text().splitlines()[1:]
+    assert len(rows) == state["games"]  # the checkpoint is the last thing done
