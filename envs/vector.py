@@ -24,6 +24,7 @@ of ``(80, 80, 4)`` (26 MB) costs more than the rest of a pixel step.
 
 from __future__ import annotations
 
+from dataclasses import asdict, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -235,6 +236,59 @@ class CatchVectorEnv(VectorEnv):
     def close_extras(self, **kwargs: Any) -> None:
         """Mark the env closed (nothing else to release)."""
         self._closed = True
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot for checkpoints: ``{"arrays": {name: ndarray}, "meta": JSON-ready dict}``.
+
+        Holds the games' states, their generators and the spawns drawn ahead.
+        Pixel stacks are not stored: :meth:`set_state` rebuilds them as at the
+        start of a game, so for pixels a snapshot is exact where every game has
+        just started (as after a same-step autoreset of all games); ``state``
+        and ``grid`` observations are exact anywhere.
+        """
+        if not self._started:
+            raise RuntimeError("CatchVectorEnv.get_state: call reset() first")
+        b = self.batch
+        arrays = {f"batch_{f.name}": getattr(b, f.name).copy() for f in fields(b)}
+        arrays.update(spawn_x=self._spawns.x.copy(), spawn_vx=self._spawns.vx.copy(),
+                      spawn_next=self._spawns.next.copy(),
+                      needs_reset=self._needs_reset.copy())
+        meta = {"num_envs": self.num_envs, "obs_type": self.obs_type,
+                "params": asdict(self.params),
+                "rngs": [r.bit_generator.state for r in self._rngs]}
+        return {"arrays": arrays, "meta": meta}
+
+    def set_state(self, state: dict[str, Any]) -> np.ndarray:
+        """Restore a :meth:`get_state` snapshot; returns the observations to act on.
+
+        Raises:
+            ValueError: the snapshot was taken of another game or number of games.
+
+        """
+        arrays, meta = state["arrays"], state["meta"]
+        mine = {"num_envs": self.num_envs, "obs_type": self.obs_type,
+                "params": asdict(self.params)}
+        for key, value in mine.items():
+            if meta.get(key) != value:
+                raise ValueError(f"CatchVectorEnv.set_state: the snapshot has {key} = "
+                                 f"{meta.get(key)!r}, this env {value!r}")
+        b = self.batch
+        for f in fields(b):
+            setattr(b, f.name, np.array(arrays[f"batch_{f.name}"], dtype=getattr(b, f.name).dtype))
+        self._spawns.x[:] = arrays["spawn_x"]
+        self._spawns.vx[:] = arrays["spawn_vx"]
+        self._spawns.next[:] = arrays["spawn_next"]
+        self._needs_reset = np.array(arrays["needs_reset"], dtype=bool)
+        self._restart_pending = bool(self._needs_reset.any())
+        self._rngs = []
+        for st in meta["rngs"]:
+            rng = np.random.Generator(getattr(np.random, st["bit_generator"])())
+            rng.bit_generator.state = st
+            self._rngs.append(rng)
+        self._started = True
+        return self._out(self._observe_fresh(np.arange(self.num_envs), self.batch))
 
     # -- observations ----------------------------------------------------------
 
