@@ -118,27 +118,27 @@ class BookPixelReference:
 # --- timing -------------------------------------------------------------------
 
 
-def _clocked(run: Callable[[int], int], seconds: float) -> tuple[float, float, int]:
-    """Call ``run(chunk)`` (returns steps done) until ``seconds`` pass: (wall, cpu, steps)."""
-    run(1)
+def _clocked(run: Callable[[], int], seconds: float) -> tuple[float, float, int]:
+    """Call ``run()`` (returns env steps done) until ``seconds`` pass: (wall, cpu, steps)."""
+    run()
     warm_end = time.perf_counter() + seconds * _WARMUP_FRACTION
     while time.perf_counter() < warm_end:
-        run(1)
+        run()
     steps, wall0, cpu0 = 0, time.perf_counter(), time.process_time()
     end = wall0 + seconds
     while True:
-        steps += run(1)
+        steps += run()
         now = time.perf_counter()
         if now >= end:
             return now - wall0, time.process_time() - cpu0, steps
 
 
-def _single_runner(env: Any, chunk_steps: int, seed: int) -> Callable[[int], int]:
+def _single_runner(env: Any, chunk_steps: int, seed: int) -> Callable[[], int]:
     actions = np.random.default_rng(seed).integers(0, 3, size=4096).tolist()
     env.reset(seed=seed) if hasattr(env, "np_random") else env.reset()
     state = {"t": 0}
 
-    def run(_: int) -> int:
+    def run() -> int:
         t, step, reset = state["t"], env.step, env.reset
         for _ in range(chunk_steps):
             out = step(actions[t])
@@ -151,13 +151,13 @@ def _single_runner(env: Any, chunk_steps: int, seed: int) -> Callable[[int], int
     return run
 
 
-def _vector_runner(env: Any, seed: int) -> Callable[[int], int]:
+def _vector_runner(env: Any, seed: int) -> Callable[[], int]:
     n = env.num_envs
     actions = np.random.default_rng(seed).integers(0, 3, size=(64, n))
     env.reset(seed=seed)
     state = {"t": 0}
 
-    def run(_: int) -> int:
+    def run() -> int:
         env.step(actions[state["t"]])
         state["t"] = (state["t"] + 1) & 63
         return n

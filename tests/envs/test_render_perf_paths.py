@@ -408,3 +408,22 @@ def test_frame_stacks_equal_plain_stacking_anywhere(size, depth, odd):
 def test_stack_words_cover_the_power_of_two_depths():
     assert [stack_word(k) for k in (1, 2, 4, 8)] == [np.dtype(f"<u{k}") for k in (1, 2, 4, 8)]
     assert stack_word(3) is None and stack_word(16) is None
+
+
+# --- the benchmark's book reference draws the same frames -------------------
+
+
+def test_book_reference_frames_match_the_renderer():
+    from catchrl.benchmarks.env import BookPixelReference
+
+    ref = BookPixelReference(seed=3)
+    renderer = FrameRenderer(CatchParams.book(), 80)
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        ref.ball_x, ref.ball_y = int(rng.integers(0, 401)), int(rng.integers(1, 35)) * 10
+        ref.paddle_x = int(rng.integers(0, 351))
+        want = renderer.render(ref.ball_x, ref.ball_y, ref.paddle_x)[0] / 255.0
+        np.testing.assert_allclose(ref._frame(), want, atol=0.51 / 255)
+    ref.reset()
+    stack, _, _ = ref.step(1)
+    assert stack.shape == (80, 80, 4) and stack.dtype == np.float64
