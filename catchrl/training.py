@@ -329,8 +329,10 @@ class Trainer:
             t0 = time.perf_counter()
             result = self._evaluate(r.eval_games)
             self._paused += time.perf_counter() - t0  # evaluation is not training time
+            record = result.to_dict()
+            record["eval_games"] = record.pop("games")
             self.evaluations.append({"games": self.games, "steps": self.steps,
-                                     "wall_time": self.elapsed, **result.to_dict()})
+                                     "wall_time": self.elapsed, **record})
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
             (self.rd.path / "evals.json").write_text(json.dumps(self.evaluations, indent=1))
             bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")

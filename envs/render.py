@@ -46,6 +46,16 @@ def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
     return screen
 
 
+def _grey(cov: np.ndarray) -> np.ndarray:
+    """Covered fractions to grey levels ``round(255 * cov)``, half-way ties to even.
+
+    The fractions come from sums of float products, so a value that is exactly
+    a half level (e.g. 127.5) may land a hair off it; rounding to 6 decimals
+    first makes ties land on the tie, as the exact area average does.
+    """
+    return np.rint(np.round(cov * 255.0, 6)).astype(np.uint8)
+
+
 def area_downscale(screen: np.ndarray, size: int) -> np.ndarray:
     """Area-average a ``[H, W]`` screen to ``[size, size]`` (H and W multiples of size), rounded."""
     h, w = screen.shape
@@ -109,7 +119,7 @@ class FrameRenderer:
                 * self._cov(px, px + p.paddle_width, c0, nw, sx)[:, None, :])
         cov -= (self._cov(iy0, iy1, r0, nh, sy)[:, :, None]
                 * self._cov(ix0, ix1, c0, nw, sx)[:, None, :])
-        return np.rint(cov * 255.0).astype(np.uint8)
+        return _grey(cov)
 
     def patches(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -262,7 +272,7 @@ class FramePieces:
         self.paddle_col0 = r._window(pxs, p.paddle_width, r.sx, r.paddle_w)
         fx = r._cov(pxs, pxs + p.paddle_width, self.paddle_col0, r.paddle_w, r.sx)
         self.paddle_fc0, self.paddle_fc1 = _touched(self.paddle_col0, fx, s)
-        values = np.rint((fy[:, :, None] * fx[:, None, :]) * 255.0).astype(np.uint8)
+        values = _grey(fy[:, :, None] * fx[:, None, :])
         self.band = np.zeros((len(pxs), self.band_h, s), dtype=np.uint8)
         cols = self.paddle_col0[:, None] + np.arange(self.paddle_w)  # [PX, paddle_w]
         self.band[np.arange(len(pxs))[:, None, None], np.arange(self.band_h)[None, :, None],
@@ -284,7 +294,7 @@ class FramePieces:
         table = self._table
         if table is None:  # too large a world to tabulate: compute them
             cov = self.ball_fy[ball_y][:, :, None] * self.ball_fx[ball_x][:, None, :]
-            return np.rint(cov * 255.0).astype(np.uint8).reshape(len(cov), -1)
+            return _grey(cov).reshape(len(cov), -1)
         if not self._patch_rows_done[ball_y].all():
             for y in np.unique(ball_y[~self._patch_rows_done[ball_y]]):
                 self.ball_patch_row(int(y))
@@ -296,7 +306,7 @@ class FramePieces:
         if table is not None and self._patch_rows_done[ball_y]:
             return table[ball_y]
         cov = self.ball_fy[ball_y][None, :, None] * self.ball_fx[:, None, :]
-        row = np.rint(cov * 255.0).astype(np.uint8).reshape(len(cov), -1)
+        row = _grey(cov).reshape(len(cov), -1)
         if table is not None:
             table[ball_y] = row
             self._patch_rows_done[ball_y] = True

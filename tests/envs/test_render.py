@@ -89,10 +89,6 @@ def test_bad_frame_size(size):
         FrameRenderer(BOOK, size)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "render.py rounds 255 * (cov(ball) + cov(paddle) - cov(ball & paddle)) computed in floats; "
-    "at exact half-level ties (40 px frames: 10 x 10 blocks, 255 * k / 100 with k = 10, 30, ...) "
-    "the float sum lands on the other side of .5 than the exact area average"))
 @pytest.mark.parametrize(("ball_x", "ball_y", "paddle_x"), [
     (4, 335, 1),  # block (35, 0): union 90 of 100 px -> 229.5 -> 230 (half to even)
     (6, 335, 5),  # union 50 of 100 -> 127.5 -> 128

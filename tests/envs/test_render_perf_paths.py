@@ -77,7 +77,7 @@ class OldRenderer:
                 * self._cov(px, px + p.paddle_width, c0, nw, sx)[:, None, :])
         cov -= (self._cov(iy0, iy1, r0, nh, sy)[:, :, None]
                 * self._cov(ix0, ix1, c0, nw, sx)[:, None, :])
-        return np.rint(cov * 255.0).astype(np.uint8)
+        return np.rint(np.round(cov * 255.0, 6)).astype(np.uint8)
 
     def render(self, ball_x, ball_y, paddle_x) -> np.ndarray:
         p = self.params
