@@ -150,7 +150,9 @@ class Trainer:
         self.env = CatchVectorEnv(c.env.num_envs, autoreset_mode="same_step",
                                   **c.env.game_kwargs())
         obs_space = self.env.single_observation_space
-        model = build_q_network(a.network, obs_space.shape, 3, dueling=a.dueling)
+        extra = {"hidden_units": (a.hidden, a.hidden)} if a.network == "mlp" else {}
+        model = build_q_network(a.network, obs_space.shape, 3, dueling=a.dueling, seed=seed,
+                                **extra)
         self.agent = DQNAgent(model, DQNConfig(
             gamma=a.gamma, lr=a.lr, loss=a.loss, double=a.double,
             target_update=a.target_update, target_period=a.target_period, tau=a.tau,
