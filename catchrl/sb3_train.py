@@ -171,6 +171,8 @@ class SB3Trainer:
         self.stop_requested = False
         self.stopped_early = False
         self.last_loss = 0.0
+        self.paused = 0.0
+        """Seconds spent evaluating and checkpointing: not training time."""
         if self._ckpt is not None:
             _, state = self._ckpt
             self.steps, self.games, self.wins = state["steps"], state["games"], state["wins"]
@@ -225,6 +227,13 @@ class SB3Trainer:
 
     def save(self) -> Path:
         """Write a checkpoint (model zip, replay buffer, counters) atomically."""
+        t0 = time.perf_counter()
+        try:
+            return self._save()
+        finally:
+            self.paused += time.perf_counter() - t0
+
+    def _save(self) -> Path:
         from catchrl.agents.sb3 import OFF_POLICY
 
         self.metrics_file.flush()
@@ -255,7 +264,8 @@ class SB3Trainer:
         r = self.cfg.run
         per_game = self.env.venv_native.params.max_episode_steps  # 33 a ball (grid: 9)
         by_games = r.total_games * per_game if r.total_games else 0
-        return min(b for b in (r.total_steps, by_games) if b > 0)
+        budgets = [b for b in (r.total_steps, by_games) if b > 0]
+        return min(budgets) if budgets else 10**12  # run.time_limit_s alone ends the run
 
     def run(self) -> SB3TrainResult:
         """Train until the budget or the target win rate; returns what happened."""
@@ -338,16 +348,18 @@ class SB3Trainer:
         if crossed(r.eval_every):
             t0 = time.perf_counter()
             result = self.evaluate(r.eval_games)
+            self.paused += time.perf_counter() - t0  # evaluation is not training time
+            record = result.to_dict()
+            record["eval_games"] = record.pop("games")
             self.evaluations.append({"games": self.games, "steps": self.steps,
-                                     "wall_time": self.elapsed,
-                                     "eval_seconds": time.perf_counter() - t0,
-                                     **result.to_dict()})
+                                     "wall_time": self.elapsed, **record})
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
             (self.rd.path / "evals.json").write_text(json.dumps(self.evaluations, indent=1))
             self.bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
             stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
             self.stopped_early = stop
-        if r.total_games and self.games >= r.total_games:
+        if (r.total_games and self.games >= r.total_games) or (
+                r.time_limit_s and self.elapsed >= r.time_limit_s):
             stop = True
         stop = stop or self.stop_requested
         return stop, bool(crossed(r.checkpoint_every)) or stop
@@ -379,7 +391,7 @@ def _make_callback(trainer: SB3Trainer) -> Any:
             if not ended:
                 return True
             now = time.perf_counter()
-            trainer.elapsed = now - self.t_start
+            trainer.elapsed = now - self.t_start - trainer.paused
             if now - self.t_rate > 1.0:
                 self.rate = (trainer.steps - self.steps_at_rate) / (now - self.t_rate)
                 self.t_rate, self.steps_at_rate = now, trainer.steps

@@ -73,7 +73,7 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
     cfg = _config(spec)
     marks: list[tuple[float, float, float]] = []  # per evaluation: CPU at start, CPU, wall
 
-    def timed(evaluate: Any) -> Any:
+    def timed(evaluate: Any) -> Any:  # CPU time of each evaluation
         def wrapper(games: int) -> Any:
             wall, cpu = time.perf_counter(), time.process_time()
             result = evaluate(games)
@@ -98,16 +98,13 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
     setup_s = time.perf_counter() - t0
     cpu0 = time.process_time()
     result = trainer.run()
-    # An evaluation's wall_time counts the evaluations before it (never itself): take
-    # them out. CPU seconds (all threads) are less sensitive to other processes' load.
+    # Both trainers leave evaluation (and checkpoint) time out of wall_time. CPU seconds
+    # (all threads) are less sensitive to other processes' load; evaluations taken out.
     evals = [{"steps": e["steps"], "games": e["games"], "win_rate": e["win_rate"],
-              "train_s": e["wall_time"] - sum(m[2] for m in marks[:k]),
+              "train_s": e["wall_time"],
               "train_cpu_s": marks[k][0] - cpu0 - sum(m[1] for m in marks[:k])}
              for k, e in enumerate(result.evaluations)]
-    if evals and evals[-1]["steps"] == result.steps:  # stopped at that evaluation
-        train_s = evals[-1]["train_s"]
-    else:
-        train_s = result.wall_time - sum(m[2] for m in marks[:len(evals)])
+    train_s = result.wall_time
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {**asdict(spec), "evals": evals, "final_steps": result.steps, "train_s": train_s,
             "steps_per_s": result.steps / max(train_s, 1e-9), "setup_s": setup_s,
