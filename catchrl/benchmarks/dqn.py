@@ -155,7 +155,8 @@ def bench_book_games(preset: str = "fast", seed: int = 0,
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(preset, None, [f"run.seed={seed}", "run.total_steps=0",
                                          f"run.total_games={checkpoints[0]}",
-                                         "run.eval_games=0", "run.checkpoint_every=0"])
+                                         "run.eval_games=0", "run.eval_every=0",
+                                         "run.target_win_rate=0", "run.checkpoint_every=0"])
         trainer = Trainer(cfg, Path(tmp) / "run", progress=False)
         for i, games in enumerate(checkpoints):
             if i:
