@@ -85,7 +85,8 @@ class Progress:
             self._bar.update(n - self._n)
             self._bar.set_postfix_str(text, refresh=False)
         elif time.monotonic() - self._last >= self.every_s:
-            self.stream.write(f"{n}/{self.total} {self.unit}s {text}\n")
+            done = f"{n}/{self.total}" if self.total else f"{n}"
+            self.stream.write(f"{done} {self.unit}s {text}\n")
             self.stream.flush()
             self._last = time.monotonic()
         self._n = n

@@ -229,7 +229,8 @@ class Trainer:
             self.rd.write_config(to_toml(c))
         self.metrics_file = self.rd.open_metrics(truncate_at=self.metrics_offset)
         self.writer = ScalarWriter(self.rd.tb_path)
-        total = c.run.total_steps or c.run.total_games * c.env.num_envs * 33
+        per_game = self.env.params.max_episode_steps
+        total = c.run.total_steps or c.run.total_games * per_game
         bar = Progress(total, unit="step", enabled=self.progress_mode, initial=self.steps)
         old_handler = signal.signal(signal.SIGINT, self._on_sigint)
         try:
