@@ -215,6 +215,8 @@ def summarize(results: Sequence[dict[str, Any]],
             row[f"cpu_{key}"] = _median([h[2] for h in hits])
         row["final_win_rate"] = _median([r["final_win_rate"] for r in runs])
         row["steps_per_s"] = _median([r["steps_per_s"] for r in runs])
+        row["cpu_per_1k"] = _median([1000 * r["evals"][-1]["train_cpu_s"] / r["evals"][-1]["steps"]
+                                     for r in runs if r["evals"]])
         row["peak_rss_mib"] = _median([r["peak_rss_mib"] for r in runs])
         rows.append(row)
     for row in rows:
@@ -242,8 +244,8 @@ def format_race_table(rows: Sequence[dict[str, Any]]) -> str:
     """The summary rows as a Markdown table (medians over seeds; (k/n): seeds that reached)."""
     head = ("| obs | agent | steps to 95 % | s to 95 % | steps to 99 % | s to 99 % "
             "| s to 99 % vs catchrl | CPU s to 99 % | CPU s vs catchrl "
-            "| final win rate | steps/s | peak MiB | MiB vs catchrl |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            "| final win rate | steps/s | CPU s / 1k steps | peak MiB | MiB vs catchrl |\n"
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     lines = [head]
     for r in rows:
         n = r["seeds"]
@@ -256,6 +258,7 @@ def format_race_table(rows: Sequence[dict[str, Any]]) -> str:
             f"| {_ratio(r['x_seconds_99'])} "
             f"| {_fmt(r['cpu_99'], r['reached_99'], n, 1)} | {_ratio(r['x_cpu_99'])} "
             f"| {100 * r['final_win_rate']:.1f} % | {r['steps_per_s']:,.0f} "
+            f"| {r['cpu_per_1k']:.2f} "
             f"| {r['peak_rss_mib']:,.0f} | {_ratio(r['x_peak_rss_mib'])} |")
     return "\n".join(lines)
 
