@@ -268,7 +268,7 @@ def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int,
     policy = kw.pop("policy")
     try:
         return cls(policy, env, seed=seed, device=device, verbose=verbose, **kw)
-    except (TypeError, ValueError, AssertionError, KeyError) as e:
+    except (TypeError, ValueError, AssertionError, KeyError, NotImplementedError) as e:
         raise SB3ConfigError(f"{ALGOS[algo].cls} rejected the [sb3] settings "
                              f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r})"
                              ) from e
