@@ -102,8 +102,8 @@ OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
 #   here because Catch never truncates.
 # - learning_starts 1000 and ε from 1.0 to 0.01 over 20 % of the run: catchrl's
 #   ``fast`` preset (observe 1000 steps, ε over 10k of 50k steps).
-# - train_freq 1 / gradient_steps 1 with 8 envs: one gradient step of 32 per 8
-#   transitions, the replay ratio of catchrl's ``fast`` DQN (RL Zoo Atari: 1 per 4).
+# - train_freq 1 / gradient_steps 1: one gradient step per vector step of
+#   ``env.num_envs`` games, the replay ratio of catchrl's DQN (RL Zoo Atari: 1 per 4).
 # - target_update_interval: 250 gradient steps between target copies, as RL Zoo
 #   Atari (1000 steps / train_freq 4) and catchrl's DQN (target_period 250). SB3
 #   counts it in transitions, so :func:`sb3_kwargs` converts.
