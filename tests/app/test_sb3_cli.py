@@ -92,11 +92,12 @@ def test_sb3_file_needs_explicit_consent(trained: dict[str, Path],
 
 def test_resume_continues_counts_and_rows(tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
+    no_eval = ("--set", "run.eval_games=0", "--set", "run.eval_every=0")
     assert _train(run_dir, "sb3-dqn", 2_112, "--set", "run.checkpoint_every=32",
-                  "--set", "run.eval_games=0") == 0  # 2112 steps = 4 rounds of 16 games
+                  *no_eval) == 0  # 2112 steps = 4 rounds of 16 games
     first = RunDir(run_dir).read_metrics()
     assert len(first["game"]) == 64
-    assert _train(run_dir, "sb3-dqn", 4_224, "--resume", "--set", "run.eval_games=0") == 0
+    assert _train(run_dir, "sb3-dqn", 4_224, "--resume", *no_eval) == 0
     m = RunDir(run_dir).read_metrics()
     assert m["game"].tolist() == list(range(1, 129))
     assert m["steps"][-1] == 4_224
