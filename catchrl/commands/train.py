@@ -70,6 +70,8 @@ def default_run_dir(algo: str, obs_type: str) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     """Train; print where the run went and its final evaluation."""
+    if args.resume and args.run_dir is not None and args.algo == "dqn":
+        args.algo = _saved_algo(args.run_dir)  # resume with the run's own trainer
     if args.algo != "dqn":
         try:
             from catchrl.sb3_train import run_sb3
@@ -89,6 +91,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     run_dir = args.run_dir or default_run_dir("dqn", cfg.env.obs_type)
     return _train(args, cfg, run_dir)
+
+
+def _saved_algo(run_dir: Path) -> str:
+    """The ``algo`` in a run directory's config.toml (``dqn`` if it has none)."""
+    import tomllib
+
+    path = Path(run_dir) / "config.toml"
+    try:
+        return str(tomllib.loads(path.read_text()).get("algo", "dqn")) if path.is_file() else "dqn"
+    except tomllib.TOMLDecodeError as e:
+        raise UserError(f"{path}: not valid TOML: {e}") from e
 
 
 def _resume(args: argparse.Namespace) -> int:
