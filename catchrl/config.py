@@ -139,7 +139,7 @@ class RunConfig:
     eval_every: int = 192
     """Games between greedy evaluations during training (0: off)."""
     eval_games: int = 1000
-    """Games per evaluation (during training and at the end)."""
+    """Games per evaluation (during training and at the end); 0 turns evaluation off."""
     target_win_rate: float = 0.99
     """Stop early once an evaluation reaches this greedy win rate (0: never)."""
     backend: str = "tensorflow"
@@ -261,8 +261,6 @@ def _validate(cfg: TrainConfig) -> None:
     for table, key in positive:
         if getattr(getattr(cfg, table), key) <= 0:
             raise ConfigError(f"{table}.{key}: must be > 0")
-    if cfg.run.eval_every > 0 and cfg.run.eval_games == 0:
-        raise ConfigError("run.eval_every > 0 needs run.eval_games > 0")
     if not 0.0 < cfg.agent.gamma <= 1.0:
         raise ConfigError(f"agent.gamma: must be in (0, 1], got {cfg.agent.gamma}")
     if cfg.run.total_steps == 0 and cfg.run.total_games == 0 and cfg.run.time_limit_s == 0:

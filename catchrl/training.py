@@ -328,7 +328,7 @@ class Trainer:
         r = self.cfg.run
         crossed = lambda every: every and self.games // every != (self.games - n) // every  # noqa: E731
         stop = False
-        if crossed(r.eval_every):
+        if r.eval_games and crossed(r.eval_every):
             t0 = time.perf_counter()
             result = self._evaluate(r.eval_games)
             self._paused += time.perf_counter() - t0  # evaluation is not training time
