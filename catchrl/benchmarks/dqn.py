@@ -194,7 +194,7 @@ PARTS = ("replay", "latency", "target", "book-games", "book-preset")
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: run the chosen parts and print their tables."""
-    p = argparse.ArgumentParser(prog="python -m catchrl.benchmarks.dqn",
+    p = argparse.ArgumentParser(prog="catchrl bench dqn",
                                 description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--part", choices=PARTS, action="append",

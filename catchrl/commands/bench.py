@@ -45,7 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    choices=("pixels", "state", "grid"), help="observation types")
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds per contender")
     a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
-    a.add_argument("--state-steps", type=int, default=30_000,
+    a.add_argument("--state-steps", type=int, default=50_000,
                    help="step budget on state (and grid)")
     a.add_argument("--eval-every", type=int, default=64, help="games between evaluations")
     a.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
@@ -54,7 +54,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", type=Path, default=Path("runs/race"),
                    help="folder for the runs, results.json, race.md, race.png")
     a.set_defaults(func=run_agents)
+    d = which.add_parser("dqn", add_help=False,
+                         help="the Keras DQN: time to 99 %%, book comparison, latency, replay "
+                              "(catchrl bench dqn --help)")
+    d.add_argument("rest", nargs=argparse.REMAINDER)
+    d.set_defaults(func=run_dqn)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def run_dqn(args: argparse.Namespace) -> int:
+    """``catchrl bench dqn ...``: :mod:`catchrl.benchmarks.dqn` with the remaining arguments."""
+    from catchrl.benchmarks.dqn import main as dqn_main
+
+    return dqn_main(args.rest)
 
 
 def run_env(args: argparse.Namespace) -> int:
