@@ -57,8 +57,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     d = which.add_parser("dqn", add_help=False,
                          help="the Keras DQN: time to 99 %%, book comparison, latency, replay "
                               "(catchrl bench dqn --help)")
-    d.add_argument("rest", nargs=argparse.REMAINDER)
-    d.set_defaults(func=run_dqn)
+    d.set_defaults(func=run_dqn, takes_extra=True)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -66,7 +65,7 @@ def run_dqn(args: argparse.Namespace) -> int:
     """``catchrl bench dqn ...``: :mod:`catchrl.benchmarks.dqn` with the remaining arguments."""
     from catchrl.benchmarks.dqn import main as dqn_main
 
-    return dqn_main(args.rest)
+    return dqn_main(args.extra)
 
 
 def run_env(args: argparse.Namespace) -> int:
