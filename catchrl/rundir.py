@@ -30,12 +30,26 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METRIC_COLUMNS", "CheckpointError", "RunDir"]
+__all__ = ["METRIC_COLUMNS", "CheckpointError", "RunDir", "balls_caught", "metrics_row"]
 
 FORMAT_VERSION = 1
 # The book's TSV columns (game, loss, cumulative wins) first, then ours.
 METRIC_COLUMNS = ("game", "loss", "wins", "epsilon", "steps", "steps_per_s",
                   "win_rate_100", "wall_time", "reward")
+
+
+def balls_caught(reward: float, balls_per_game: int) -> int:
+    """Balls caught in a finished game from its total reward (+1 per catch, -1 per miss)."""
+    return int((reward + balls_per_game) // 2)
+
+
+def metrics_row(game: int, loss: float, wins: int, epsilon: float, steps: int,
+                steps_per_s: float, win_rate_100: float, wall_time: float,
+                reward: float) -> str:
+    """One ``metrics.tsv`` line, in :data:`METRIC_COLUMNS` order."""
+    cells = (game, f"{loss:.6g}", wins, f"{epsilon:.5g}", steps, f"{steps_per_s:.1f}",
+             f"{win_rate_100:.4f}", f"{wall_time:.2f}", f"{reward:g}")
+    return "\t".join(map(str, cells)) + "\n"
 
 
 class CheckpointError(RuntimeError):

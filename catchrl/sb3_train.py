@@ -37,7 +37,7 @@ from catchrl.cli import UserError
 from catchrl.config import TrainConfig, config_from_dict, config_to_dict, to_toml
 from catchrl.evaluation import EvalResult, evaluate
 from catchrl.monitor import Progress, ScalarWriter
-from catchrl.rundir import CheckpointError, RunDir
+from catchrl.rundir import CheckpointError, RunDir, balls_caught, metrics_row
 
 __all__ = ["SB3TrainResult", "SB3Trainer", "resolve_sb3_config", "run_sb3", "set_torch_threads"]
 
@@ -322,12 +322,11 @@ class SB3Trainer:
         balls = self.cfg.env.balls_per_game
         for reward in rewards:
             self.games += 1
-            self.wins += int(reward > 0) if balls == 1 else int((reward + balls) // 2)
+            self.wins += balls_caught(reward, balls)
             self.recent.append(float(reward > 0))
-            row = (self.games, f"{self.last_loss:.6g}", self.wins, f"{eps:.5g}", steps,
-                   f"{rate:.1f}", f"{np.mean(self.recent):.4f}", f"{self.elapsed:.2f}",
-                   f"{reward:g}")
-            self.metrics_file.write("\t".join(map(str, row)) + "\n")
+            self.metrics_file.write(metrics_row(
+                self.games, self.last_loss, self.wins, eps, steps, rate,
+                float(np.mean(self.recent)), self.elapsed, reward))
         win_rate = float(np.mean(self.recent))
         self.writer.scalars(steps, {"rollout/win_rate_100": win_rate, "train/epsilon": eps,
                                     "time/steps_per_s": rate, "time/games": self.games})

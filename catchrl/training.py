@@ -37,7 +37,7 @@ from catchrl.config import (
 )
 from catchrl.evaluation import EvalResult, evaluate
 from catchrl.monitor import Progress, ScalarWriter
-from catchrl.rundir import CheckpointError, RunDir
+from catchrl.rundir import CheckpointError, RunDir, balls_caught, metrics_row
 
 __all__ = ["RESUMABLE", "TrainResult", "Trainer", "use_backend"]
 
@@ -298,14 +298,11 @@ class Trainer:
             loss = loss_sum / loss_count if loss_count else 0.0
             for i in np.flatnonzero(ended):
                 self.games += 1
-                caught = int(game_reward[i] > 0) if c.env.balls_per_game == 1 else int(
-                    (game_reward[i] + c.env.balls_per_game) // 2)
-                self.wins += caught
+                self.wins += balls_caught(game_reward[i], c.env.balls_per_game)
                 self.recent.append(float(game_reward[i] > 0))
-                row = (self.games, f"{loss:.6g}", self.wins, f"{eps:.5g}", self.steps,
-                       f"{rate:.1f}", f"{np.mean(self.recent):.4f}", f"{self.elapsed:.2f}",
-                       f"{game_reward[i]:g}")
-                self.metrics_file.write("\t".join(map(str, row)) + "\n")
+                self.metrics_file.write(metrics_row(
+                    self.games, loss, self.wins, eps, self.steps, rate,
+                    float(np.mean(self.recent)), self.elapsed, game_reward[i]))
             game_reward[ended] = 0.0
             loss_sum, loss_count = 0.0, 0
             win_rate = float(np.mean(self.recent))
