@@ -79,6 +79,11 @@ class AgentConfig:
     """Dueling head (Wang et al. 2016)."""
     hidden: int = 128
     """Width of each of the ``mlp`` network's two hidden layers."""
+    encoder: str = ""
+    """A perception or imitation model (``.keras`` or its run directory, from ``catchrl
+    supervised train``) whose pretrained conv encoder starts the Q-network; "" = none."""
+    encoder_trainable: bool = True
+    """Fine-tune the pretrained encoder (True) or freeze it so only the head learns."""
     gamma: float = 0.99
     """Discount (book: 0.99)."""
     lr: float = 1e-3
@@ -268,6 +273,9 @@ def _validate(cfg: TrainConfig) -> None:
                           "the run would never end")
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
+    if cfg.agent.encoder and cfg.env.obs_type != "pixels":
+        raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type "
+                          "'pixels'")
     if cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels":
         raise ConfigError("agent.network = 'mlp' needs env.obs_type 'state' or 'grid'")
     if cfg.agent.network != "mlp" and cfg.env.obs_type != "pixels":

@@ -73,6 +73,26 @@ class TrainResult:
     final_eval: EvalResult | None = None
 
 
+def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bool) -> Any:
+    """A Q-network whose conv layers start from a pretrained perception/imitation encoder."""
+    import keras
+
+    from catchrl.supervised.perception import build_q_network_from_encoder, get_encoder
+
+    model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
+    if not model_path.is_file():
+        raise ConfigError(f"agent.encoder: {str(model_path)!r} does not exist")
+    try:
+        encoder = get_encoder(keras.saving.load_model(model_path, compile=False))
+    except Exception as e:  # Keras raises many kinds for a bad file
+        raise ConfigError(f"agent.encoder: {model_path} has no usable encoder "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from e
+    if tuple(encoder.input_shape[1:]) != tuple(obs_shape):
+        raise ConfigError(f"agent.encoder: {model_path} reads frames of shape "
+                          f"{tuple(encoder.input_shape[1:])}, the game gives {tuple(obs_shape)}")
+    return build_q_network_from_encoder(encoder, 3, trainable=trainable, hidden=128)
+
+
 class Trainer:
     """One DQN training run in a run directory.
 
@@ -150,9 +170,12 @@ class Trainer:
         self.env = CatchVectorEnv(c.env.num_envs, autoreset_mode="same_step",
                                   **c.env.game_kwargs())
         obs_space = self.env.single_observation_space
-        extra = {"hidden_units": (a.hidden, a.hidden)} if a.network == "mlp" else {}
-        model = build_q_network(a.network, obs_space.shape, 3, dueling=a.dueling, seed=seed,
-                                **extra)
+        if a.encoder:
+            model = _q_network_from_encoder(a.encoder, obs_space.shape, a.encoder_trainable)
+        else:
+            extra = {"hidden_units": (a.hidden, a.hidden)} if a.network == "mlp" else {}
+            model = build_q_network(a.network, obs_space.shape, 3, dueling=a.dueling,
+                                    seed=seed, **extra)
         self.agent = DQNAgent(model, DQNConfig(
             gamma=a.gamma, lr=a.lr, loss=a.loss, double=a.double,
             target_update=a.target_update, target_period=a.target_period, tau=a.tau,
