@@ -108,6 +108,11 @@ class RunDir:
         self.create()
         _replace_atomic(self.config_path, toml_text)
 
+    def write_json(self, name: str, data: Any) -> None:
+        """Write ``RUN/name`` as JSON atomically (evaluation results)."""
+        self.create()
+        _replace_atomic(self.path / name, json.dumps(data, indent=1))
+
     # -- metrics -------------------------------------------------------------
 
     def open_metrics(self, truncate_at: int | None = None) -> Any:

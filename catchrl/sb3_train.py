@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import pickle
 import signal
@@ -303,7 +302,7 @@ class SB3Trainer:
             os.replace(tmp, self.rd.path / "model.zip")
             if c.run.eval_games:
                 final_eval = self.evaluate(c.run.eval_games)
-                (self.rd.path / "eval.json").write_text(json.dumps(final_eval.to_dict(), indent=1))
+                self.rd.write_json("eval.json", final_eval.to_dict())
         self.metrics_file.close()
         self.writer.close()
         self.env.close()
@@ -353,7 +352,7 @@ class SB3Trainer:
             self.evaluations.append({"games": self.games, "steps": self.steps,
                                      "wall_time": self.elapsed, **record})
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
-            (self.rd.path / "evals.json").write_text(json.dumps(self.evaluations, indent=1))
+            self.rd.write_json("evals.json", self.evaluations)
             self.bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
             stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
             self.stopped_early = stop

@@ -14,7 +14,6 @@ games in flight (at most one game's steps), writes a checkpoint and exits.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -193,6 +192,7 @@ class Trainer:
         self.recent: deque[float] = deque(maxlen=100)
         self.evaluations: list[dict[str, Any]] = []
         self.metrics_offset: int | None = None
+        self._learning_started = False
         if self.resume:
             self._restore(*self._ckpt)
             del self._ckpt
@@ -228,9 +228,12 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------
 
     def _learning(self) -> bool:
+        if self._learning_started:  # stays true: spare the memory scan on every step
+            return True
         a = self.cfg.agent
         started = self.games >= a.observe if a.epsilon == "book" else self.steps >= a.observe
-        return started and self.memory.num_sampleable >= a.batch_size
+        self._learning_started = started and self.memory.num_sampleable >= a.batch_size
+        return self._learning_started
 
     def _done(self) -> bool:
         r = self.cfg.run
@@ -264,11 +267,13 @@ class Trainer:
         interrupted = self._stop_requested
         final_eval = None
         if not interrupted:
-            self.agent.save_model(self.rd.model_path)
+            # Write beside, then rename: a crash never leaves a half-written model.
+            tmp = self.rd.path / f".model-tmp{os.getpid()}.keras"
+            self.agent.save_model(tmp)
+            os.replace(tmp, self.rd.model_path)
             if c.run.eval_games:
                 final_eval = self._evaluate(c.run.eval_games)
-                (self.rd.path / "eval.json").write_text(
-                    json.dumps(final_eval.to_dict(), indent=1))
+                self.rd.write_json("eval.json", final_eval.to_dict())
         self.metrics_file.close()
         self.writer.close()
         self.env.close()
@@ -357,7 +362,7 @@ class Trainer:
             self.evaluations.append({"games": self.games, "steps": self.steps,
                                      "wall_time": self.elapsed, **record})
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
-            (self.rd.path / "evals.json").write_text(json.dumps(self.evaluations, indent=1))
+            self.rd.write_json("evals.json", self.evaluations)
             bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
             stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
         if crossed(r.checkpoint_every) or self._stop_requested or stop or self._done():

@@ -77,6 +77,7 @@ class CatchParams:
             ``"book"`` draws from ``[0, width]`` as the book does: a ball at
             x > 380 is partly or wholly off screen, and one at x = 400 can
             never be caught (best win rate 400/401).
+
     """
 
     width: int = 400
@@ -98,7 +99,8 @@ class CatchParams:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if f.type == "int" and (not isinstance(value, (int, np.integer)) or isinstance(value, bool)):
+            not_int = not isinstance(value, (int, np.integer)) or isinstance(value, bool)
+            if f.type == "int" and not_int:
                 raise TypeError(f"CatchParams.{f.name} must be an int, got {value!r}")
         positive = ("width", "height", "ball_size", "ball_speed", "paddle_width",
                     "paddle_height", "paddle_speed", "balls_per_game")
@@ -142,7 +144,7 @@ class CatchParams:
 
     @classmethod
     def bsuite(cls, **overrides: Any) -> CatchParams:
-        """bsuite's Catch: a 10-row x 5-column board, ball and paddle one cell each.
+        """Bsuite's Catch: a 10-row x 5-column board, ball and paddle one cell each.
 
         With these numbers the dynamics here are exactly bsuite's: the ball
         falls one row per step from row 0, the paddle (clamped) moves one
@@ -197,6 +199,7 @@ class CatchState:
         caught: Balls caught so far.
         missed: Balls missed so far.
         landed: The current ball was just decided; a new one spawns on the next step.
+
     """
 
     ball_x: int
@@ -246,7 +249,7 @@ def _drift(params: CatchParams, x: int, vx: int) -> tuple[int, int]:
 
 
 def _overlaps(params: CatchParams, ball_x: int, ball_y: int, paddle_x: int) -> bool:
-    """pygame ``Rect.colliderect`` of ball and paddle: touching edges do not count."""
+    """Pygame ``Rect.colliderect`` of ball and paddle: touching edges do not count."""
     return (ball_x < paddle_x + params.paddle_width and paddle_x < ball_x + params.ball_size
             and ball_y < params.paddle_y + params.paddle_height
             and params.paddle_y < ball_y + params.ball_size)
@@ -272,6 +275,7 @@ def step_state(params: CatchParams, state: CatchState, action: int,
 
     Returns:
         ``(next_state, reward, terminated)``.
+
     """
     ball_x, ball_y, vx = state.ball_x, state.ball_y, state.ball_vx
     if state.landed:
@@ -381,6 +385,7 @@ def step_batch(params: CatchParams, batch: BatchState, actions: np.ndarray,
 
     Returns:
         ``(reward, terminated)``: float32 ``[N]`` and bool ``[N]``.
+
     """
     if batch.landed.any():
         _spawn_batch(params, batch, np.flatnonzero(batch.landed), rngs)

@@ -31,6 +31,7 @@ def make_params(obs_type: str, params: CatchParams | None, overrides: dict[str, 
     Raises:
         ValueError: unknown observation type.
         TypeError: unknown keyword, or both ``params`` and overrides given.
+
     """
     if obs_type not in OBS_TYPES:
         raise ValueError(f"{owner}: unknown obs_type {obs_type!r}; choose one of {OBS_TYPES}")
@@ -64,13 +65,14 @@ def state_features(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
 
 def grid_boards(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
                 paddle_x: np.ndarray) -> np.ndarray:
-    """bsuite's board of N games: float32 ``[N, height, width]``, 1 on ball and paddle cells."""
+    """Bsuite's board of N games: float32 ``[N, height, width]``, 1 on ball and paddle cells."""
     n = len(ball_x)
     boards = np.zeros((n, params.height, params.width), dtype=np.float32)
     rows = np.arange(params.height)[None, :, None]
     cols = np.arange(params.width)[None, None, :]
     bx, by, px = (np.asarray(a)[:, None, None] for a in (ball_x, ball_y, paddle_x))
-    ball = (rows >= by) & (rows < by + params.ball_size) & (cols >= bx) & (cols < bx + params.ball_size)
+    b = params.ball_size
+    ball = (rows >= by) & (rows < by + b) & (cols >= bx) & (cols < bx + b)
     paddle = ((rows >= params.paddle_y) & (rows < params.paddle_y + params.paddle_height)
               & (cols >= px) & (cols < px + params.paddle_width))
     boards[ball | paddle] = 1.0

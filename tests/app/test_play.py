@@ -9,12 +9,12 @@ import sys
 import numpy as np
 import pygame
 import pytest
-from catchrl.agents.scripted import OraclePolicy
-from catchrl.envs import CatchParams, reset_state
-from catchrl.envs.window import CatchWindow
 
+from catchrl.agents.scripted import OraclePolicy
 from catchrl.cli import build_parser, main
 from catchrl.commands.play import PlayResult, PlaySession, make_params
+from catchrl.envs import CatchParams, reset_state
+from catchrl.envs.window import CatchWindow
 
 
 def post_key(kind: int, code: int) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pygame
 import pytest
+
 from catchrl.envs import CatchEnv, CatchParams, CatchState
 from catchrl.envs.window import HUD_HEIGHT, CatchWindow, WindowClosed
 
