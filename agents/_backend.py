@@ -51,14 +51,22 @@ def compile_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
 
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), dtype)
 
-        @tf.function(input_signature=[spec])
         def forward(obs: Any) -> Any:
             return model(obs, training=False)                            # [B, A]
 
         # Calling the concrete function skips tf.function's argument binding: ~0.4 ms
-        # instead of ~1 ms a call on 2 CPU cores.
-        concrete = forward.get_concrete_function()
-        return lambda obs: concrete(tf.convert_to_tensor(np.asarray(obs, dtype=dtype))).numpy()
+        # instead of ~1 ms a call on 2 CPU cores. Batches go through XLA (compiled
+        # once per batch size; small CNN, 16 stacks: 1.8 ms instead of 6.7 ms on 2
+        # CPU cores); one observation does not (1.2 ms plain, 1.6 ms with XLA).
+        plain = tf.function(forward, input_signature=[spec]).get_concrete_function()
+        xla = tf.function(forward, input_signature=[spec],
+                          jit_compile=True).get_concrete_function()
+
+        def call(obs: np.ndarray) -> np.ndarray:
+            obs = np.asarray(obs, dtype=dtype)
+            return (xla if len(obs) > 1 else plain)(tf.convert_to_tensor(obs)).numpy()
+
+        return call
     if name == "jax":
         import jax
 

@@ -107,9 +107,21 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
     train_s = result.wall_time
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return {**asdict(spec), "evals": evals, "final_steps": result.steps, "train_s": train_s,
+            "threads": _threads(spec.agent),
             "steps_per_s": result.steps / max(train_s, 1e-9), "setup_s": setup_s,
             "peak_rss_mib": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
             "final_win_rate": evals[-1]["win_rate"] if evals else float("nan")}
+
+
+def _threads(agent: str) -> int:
+    """Intra-op threads the run's framework used (torch for SB3, TensorFlow for catchrl)."""
+    if agent == "catchrl-dqn":
+        import tensorflow as tf
+
+        return tf.config.threading.get_intra_op_parallelism_threads() or (os.cpu_count() or 1)
+    import torch
+
+    return torch.get_num_threads()
 
 
 def _worker(spec_json: str, out: str) -> int:
