@@ -32,7 +32,7 @@ import keras
 import numpy as np
 
 from catchrl.agents import _backend
-from catchrl.agents.networks import load_q_network
+from catchrl.agents.networks import has_aux_output, load_q_network, q_output
 
 __all__ = ["DQNAgent", "DQNConfig", "elementwise_loss", "td_targets"]
 
@@ -64,6 +64,11 @@ class DQNConfig:
             (SB3's DQN: 10).
         n_step: Steps in the return, summed by the replay memory (1 = plain
             Q-learning); recorded here so configs and memories agree.
+        aux_weight: Weight of the auxiliary loss ``mean((landing_x - label)^2)``
+            next to the TD loss, for a Q-network with a ``landing_x`` output
+            (``build_q_network(..., landing_head=True)``); batches then carry
+            ``aux`` labels ``[B, 1]`` (``ReplayMemory(aux_dim=1)``). Labels are
+            landing x / width, so a 10 px error costs 6e-4 times the weight.
         jit_compile: TensorFlow: compile the train step with XLA. Measured on 2
             CPU cores: the small CNN steps 1.4-2x faster, the MLP alike, the
             book's CNN within noise (+-20 %, either way). Default on.
@@ -81,6 +86,7 @@ class DQNConfig:
     tau: float = 0.005
     grad_clip_norm: float | None = 10.0
     n_step: int = 1
+    aux_weight: float = 10.0
     jit_compile: bool = True
 
     def __post_init__(self) -> None:
@@ -96,6 +102,8 @@ class DQNConfig:
         if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
             raise ValueError(f"DQNConfig: grad_clip_norm must be > 0 or None, "
                              f"got {self.grad_clip_norm}")
+        if self.aux_weight < 0:
+            raise ValueError(f"DQNConfig: aux_weight must be >= 0, got {self.aux_weight}")
         if self.lr <= 0 or self.n_step < 1:
             raise ValueError("DQNConfig: lr must be > 0 and n_step >= 1")
 
@@ -150,9 +158,11 @@ class DQNAgent:
         self.model = model
         self.config = config = config or DQNConfig()
         self.num_actions = int(num_actions)
-        if model.outputs[0].shape[-1] != self.num_actions:
-            raise ValueError(f"DQNAgent: the model outputs {model.outputs[0].shape[-1]} values, "
+        q_shape = q_output(model.output).shape
+        if q_shape[-1] != self.num_actions:
+            raise ValueError(f"DQNAgent: the model outputs {q_shape[-1]} Q-values, "
                              f"num_actions is {self.num_actions}")
+        self.has_aux = has_aux_output(model)
         self.rng = np.random.default_rng(seed)
         self.train_steps = 0
         self.target_model: keras.Model | None = None
@@ -199,15 +209,24 @@ class DQNAgent:
     # -- learning -------------------------------------------------------------
 
     def _loss(self, q: Any, next_q_online: Any | None, next_q_target: Any, actions: Any,
-              rewards: Any, discounts: Any, weights: Any) -> tuple[Any, Any]:
-        """Weighted Q-learning loss [] and TD errors [B] (``keras.ops``; see ``_backend``)."""
+              rewards: Any, discounts: Any, weights: Any, aux_pred: Any | None = None,
+              aux: Any | None = None) -> tuple[Any, Any]:
+        """Weighted Q-learning loss [] and TD errors [B] (``keras.ops``; see ``_backend``).
+
+        With an auxiliary output, ``aux_weight * mean((aux_pred - aux)^2)`` is added.
+        """
         ops = keras.ops
         targets = ops.stop_gradient(td_targets(rewards, discounts, next_q_target,
                                                next_q_online))            # [B]
         q_taken = ops.take_along_axis(q, ops.cast(actions, "int32")[:, None], axis=-1)[:, 0]
         td = targets - q_taken                                            # [B]
         per_sample = elementwise_loss(td, self.config.loss, self.config.huber_delta)
-        return ops.mean(weights * per_sample), td
+        loss = ops.mean(weights * per_sample)
+        if aux_pred is not None:  # (weight 0 still adds the term: every weight gets a gradient)
+            labels = ops.reshape(ops.cast(aux, "float32"), ops.shape(aux_pred))
+            loss = loss + self.config.aux_weight * ops.mean(
+                ops.square(ops.cast(aux_pred, "float32") - labels))
+        return loss, td
 
     def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         """One gradient step on a :meth:`ReplayMemory.sample` batch, then the target sync.
@@ -218,6 +237,9 @@ class DQNAgent:
             (targets minus Q of the taken actions) for prioritised replay.
 
         """
+        if self.has_aux and "aux" not in batch:
+            raise ValueError("DQNAgent.train_step: the model has an auxiliary output, so the "
+                             "batch needs 'aux' labels (ReplayMemory(aux_dim=1))")
         out = self._train(batch)
         self.train_steps += 1
         if (self.config.target_update == "hard"

@@ -5,6 +5,12 @@
 - ``"small"``: a light CNN for training on a few CPU cores.
 - ``"mlp"``: for ``state`` vectors (and bsuite's ``grid`` boards, flattened).
 
+With ``landing_head=True`` a builder adds a second output, ``landing_x [B, 1]``
+(where the ball will land, / width), on the same trunk as the Q-values: the
+auxiliary head the DQN trains next to its TD loss (``DQNConfig.aux_weight``).
+Such a model has the outputs ``[q, landing_x]``; :func:`q_output` and
+:func:`aux_output` pick them out of any model's result.
+
 Image inputs enter as the env's uint8 frames and are scaled to [0, 1] by a
 ``Rescaling`` layer inside the model (it has no weights), so a saved ``.keras``
 file is all an evaluator needs. Every builder takes ``seed`` for its
@@ -18,7 +24,8 @@ from typing import Any
 import keras
 from keras import layers
 
-__all__ = ["NETWORK_KINDS", "DuelingAggregate", "build_q_network", "load_q_network"]
+__all__ = ["NETWORK_KINDS", "DuelingAggregate", "aux_output", "build_q_network", "has_aux_output",
+           "load_q_network", "q_output"]
 
 NETWORK_KINDS = ("book", "small", "mlp")
 
@@ -44,6 +51,29 @@ class DuelingAggregate(layers.Layer):
         return super().get_config()
 
 
+def q_output(outputs: Any) -> Any:
+    """The Q-values ``[B, A]`` of a Q-network's result (a tensor, ``[q, aux]`` or a dict)."""
+    if isinstance(outputs, dict):
+        return outputs["q_values"]
+    if isinstance(outputs, list | tuple):
+        return outputs[0]
+    return outputs
+
+
+def aux_output(outputs: Any) -> Any | None:
+    """The auxiliary ``landing_x [B, 1]`` of a Q-network's result, or ``None`` if it has none."""
+    if isinstance(outputs, dict):
+        return outputs.get("landing_x")
+    if isinstance(outputs, list | tuple):
+        return outputs[1] if len(outputs) > 1 else None
+    return None
+
+
+def has_aux_output(model: keras.Model) -> bool:
+    """Whether ``model`` has an auxiliary output besides its Q-values."""
+    return len(model.outputs) > 1
+
+
 class _Seeds:
     """Distinct initialiser seeds ``seed, seed + 1, ...`` (``None`` when unseeded)."""
 
@@ -58,7 +88,8 @@ class _Seeds:
 
 
 def build_q_network(kind: str, obs_shape: tuple[int, ...], num_actions: int = 3,
-                    dueling: bool = False, **kwargs: Any) -> keras.Model:
+                    dueling: bool = False, landing_head: bool = False,
+                    **kwargs: Any) -> keras.Model:
     """Build a Q-network ``obs [B, *obs_shape] -> Q [B, num_actions]``.
 
     Args:
@@ -67,6 +98,8 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], num_actions: int = 3,
             ``(D,)`` (or a 2-D board, flattened) for ``"mlp"``.
         num_actions: Number of actions (Catch: 3).
         dueling: Replace the last layer by a dueling head ``V + A - mean(A)``.
+        landing_head: Add the auxiliary output ``landing_x [B, 1]`` on the
+            trunk; the model then returns ``[q, landing_x]``.
         **kwargs: ``seed`` (initialisers), ``input_dtype`` (default ``"uint8"``
             for the CNNs, which then scale by 1/255, and ``"float32"`` for the
             MLP), ``hidden_units`` (MLP: default ``(64, 64)``), ``name``.
@@ -103,6 +136,10 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], num_actions: int = 3,
         raise TypeError(f"build_q_network: unexpected argument(s) {sorted(kwargs)}")
     init = "random_normal" if kind == "book" else "glorot_uniform"
     q = _head(x, num_actions, dueling, init, seeds)
+    if landing_head:
+        landing = layers.Dense(1, name="landing_x",
+                               kernel_initializer=_init("GlorotUniform", seeds.next()))(x)
+        return keras.Model(inputs, [q, landing], name=f"{name}_aux")
     return keras.Model(inputs, q, name=name)
 
 

@@ -124,13 +124,16 @@ class ReplayMemory:
         beta: Importance-weight exponent (PER paper: 0.4, annealed to 1 by
             the caller through the ``beta`` attribute).
         seed: Seed of the memory's own generator.
+        aux_dim: Float labels stored with each transition's observation
+            (``add(..., aux=[N, aux_dim])``, sampled as ``aux [B, aux_dim]``),
+            for auxiliary losses such as the ball's landing x; 0 = none.
 
     """
 
     def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...],
                  obs_dtype: Any, frame_stack: int = 1, n_step: int = 1, gamma: float = 0.99,
                  prioritized: bool = False, alpha: float = 0.6, beta: float = 0.4,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, aux_dim: int = 0) -> None:
         obs_shape = tuple(int(d) for d in obs_shape)
         if num_envs < 1:
             raise ValueError(f"ReplayMemory: num_envs must be >= 1, got {num_envs}")
@@ -149,6 +152,9 @@ class ReplayMemory:
         self.obs_shape, self.obs_dtype = obs_shape, np.dtype(obs_dtype)
         self.frame_stack, self.n_step, self.gamma = int(frame_stack), int(n_step), float(gamma)
         self.prioritized, self.alpha, self.beta = bool(prioritized), float(alpha), float(beta)
+        if aux_dim < 0:
+            raise ValueError(f"ReplayMemory: aux_dim must be >= 0, got {aux_dim}")
+        self.aux_dim = int(aux_dim)
         frame_shape = obs_shape[:-1] if frame_stack > 1 else obs_shape
         n, c = self.num_envs, slots
         self._frames = np.zeros((n, c, *frame_shape), dtype=self.obs_dtype)
@@ -156,6 +162,7 @@ class ReplayMemory:
         self._rewards = np.zeros((n, c), dtype=np.float32)
         self._terminated = np.zeros((n, c), dtype=bool)
         self._truncated = np.zeros((n, c), dtype=bool)
+        self._aux = np.zeros((n, c, self.aux_dim), dtype=np.float32)
         # Steps since the game started (or since the stream joined a game already
         # under way, then flagged in _joined: such a stack is rebuilt only once
         # frame_stack frames of it are in memory).
@@ -173,7 +180,8 @@ class ReplayMemory:
     # -- adding --------------------------------------------------------------
 
     def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray) -> None:
+            terminated: np.ndarray, truncated: np.ndarray,
+            aux: np.ndarray | None = None) -> None:
         """Append one transition per env.
 
         Args:
@@ -182,6 +190,7 @@ class ReplayMemory:
             rewards: ``[N]`` rewards the step returned.
             terminated: ``[N]`` the game ended (no bootstrapping).
             truncated: ``[N]`` the game was cut off (a time limit).
+            aux: ``[N, aux_dim]`` labels of ``obs``; required when ``aux_dim > 0``.
 
         Raises:
             ValueError: wrong shapes, or (pixels) a game that does not start
@@ -193,6 +202,14 @@ class ReplayMemory:
         if obs.shape != (n, *self.obs_shape):
             raise ValueError(f"ReplayMemory.add: obs must have shape {(n, *self.obs_shape)}, "
                              f"got {obs.shape}")
+        if self.aux_dim:
+            aux = None if aux is None else np.asarray(aux, dtype=np.float32)
+            if aux is None or aux.shape != (n, self.aux_dim):
+                raise ValueError(f"ReplayMemory.add: aux must have shape {(n, self.aux_dim)}, "
+                                 f"got {None if aux is None else aux.shape}")
+        elif aux is not None:
+            raise ValueError("ReplayMemory.add: got aux labels, but the memory was built with "
+                             "aux_dim=0")
         slot = self._adds % self.slots
         if self.frame_stack > 1:
             frame = obs[..., -1]
@@ -218,6 +235,8 @@ class ReplayMemory:
         ends = np.asarray(terminated, dtype=bool) | np.asarray(truncated, dtype=bool)
         self._terminated[:, slot] = terminated
         self._truncated[:, slot] = truncated
+        if self.aux_dim:
+            self._aux[:, slot] = aux
         self._step_in_game[:, slot] = self._env_step
         self._joined[:, slot] = self._env_joined
         self._env_step = np.where(ends, 0, self._env_step + 1).astype(np.int32)
@@ -239,7 +258,8 @@ class ReplayMemory:
             discounted sums within the game), ``discounts [B] float32``
             (``gamma ** n_step``, or 0 where the game terminated within the n
             steps), ``indices [B] int64`` (for :meth:`update_priorities`) and
-            ``weights [B] float32`` (importance weights; ones when uniform).
+            ``weights [B] float32`` (importance weights; ones when uniform);
+            with ``aux_dim > 0`` also ``aux [B, aux_dim] float32``, the labels of ``obs``.
 
         Raises:
             ValueError: no transition is sampleable yet.
@@ -259,9 +279,12 @@ class ReplayMemory:
             probs = self._tree.get(indices) / self._tree.total
             w = (len(self) * probs) ** (-self.beta)
             weights = (w / w.max()).astype(np.float32)
-        return {"obs": obs, "actions": self._actions[env, slot].astype(np.int64),
-                "rewards": rewards, "next_obs": next_obs, "discounts": discounts,
-                "indices": indices, "weights": weights}
+        batch = {"obs": obs, "actions": self._actions[env, slot].astype(np.int64),
+                 "rewards": rewards, "next_obs": next_obs, "discounts": discounts,
+                 "indices": indices, "weights": weights}
+        if self.aux_dim:
+            batch["aux"] = self._aux[env, slot]
+        return batch
 
     def update_priorities(self, indices: np.ndarray, td_errors: np.ndarray) -> None:
         """Set the priorities of sampled ``indices`` [B] to ``(|td| + 1e-6) ** alpha``.
@@ -319,7 +342,7 @@ class ReplayMemory:
     def nbytes(self) -> int:
         """Bytes held by the memory's arrays."""
         arrays = [self._frames, self._actions, self._rewards, self._terminated, self._truncated,
-                  self._step_in_game, self._joined]
+                  self._step_in_game, self._joined, self._aux]
         tree = self._tree.tree.nbytes if self._tree is not None else 0
         return sum(a.nbytes for a in arrays) + tree
 
@@ -411,7 +434,7 @@ class ReplayMemory:
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to resume exactly, as numpy arrays (``np.savez``-ready)."""
         d = {"frames": self._frames, "actions": self._actions, "rewards": self._rewards,
-             "terminated": self._terminated, "truncated": self._truncated,
+             "terminated": self._terminated, "truncated": self._truncated, "aux": self._aux,
              "step_in_game": self._step_in_game, "joined": self._joined,
              "env_step": self._env_step, "env_joined": self._env_joined,
              "env_fresh": self._env_fresh, "adds": np.array(self._adds, dtype=np.int64),
@@ -434,7 +457,7 @@ class ReplayMemory:
             raise ValueError(f"ReplayMemory.load_state_dict: state of a memory built with "
                              f"{config}, this one has {self._config()}")
         for name in ("frames", "actions", "rewards", "terminated", "truncated", "step_in_game",
-                     "joined"):
+                     "joined", *(("aux",) if self.aux_dim else ())):
             getattr(self, f"_{name}")[...] = d[name]
         self._env_step = np.array(d["env_step"], dtype=np.int32)
         self._env_joined = np.array(d["env_joined"], dtype=bool)
@@ -450,4 +473,5 @@ class ReplayMemory:
         return {"capacity": self.capacity, "num_envs": self.num_envs,
                 "obs_shape": list(self.obs_shape), "obs_dtype": self.obs_dtype.str,
                 "frame_stack": self.frame_stack, "n_step": self.n_step, "gamma": self.gamma,
-                "prioritized": self.prioritized, "alpha": self.alpha}
+                "prioritized": self.prioritized, "alpha": self.alpha,
+                **({"aux_dim": self.aux_dim} if self.aux_dim else {})}

@@ -84,6 +84,13 @@ class AgentConfig:
     supervised train``) whose pretrained conv encoder starts the Q-network; "" = none."""
     encoder_trainable: bool = True
     """Fine-tune the pretrained encoder (True) or freeze it so only the head learns."""
+    perception: str = ""
+    """A perception model (``.keras`` or its run directory, ``catchrl supervised train
+    perception``): the agent plays the pixel game from the state it perceives, with the
+    ``mlp`` network; "" = none."""
+    aux_landing: float = 0.0
+    """Weight of the auxiliary loss on a ``landing_x`` head (where the ball will land,
+    labels free from the simulator, stored in replay); 0 = no head."""
     gamma: float = 0.99
     """Discount (book: 0.99)."""
     lr: float = 1e-3
@@ -276,8 +283,18 @@ def _validate(cfg: TrainConfig) -> None:
     if cfg.agent.encoder and cfg.env.obs_type != "pixels":
         raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type "
                           "'pixels'")
-    if cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels":
-        raise ConfigError("agent.network = 'mlp' needs env.obs_type 'state' or 'grid'")
+    if cfg.agent.perception:
+        if cfg.env.obs_type != "pixels" or cfg.agent.network != "mlp":
+            raise ConfigError("agent.perception (play pixels from the perceived state) needs "
+                              "env.obs_type 'pixels' and agent.network 'mlp'")
+        if cfg.agent.encoder:
+            raise ConfigError("agent.perception and agent.encoder exclude each other")
+    elif cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels":
+        raise ConfigError("agent.network = 'mlp' needs env.obs_type 'state' or 'grid' "
+                          "(or agent.perception)")
+    if cfg.agent.aux_landing and cfg.agent.encoder:
+        raise ConfigError("agent.aux_landing (a landing head) is not available with "
+                          "agent.encoder; use one or the other")
     if cfg.agent.network != "mlp" and cfg.env.obs_type != "pixels":
         raise ConfigError(f"agent.network = {cfg.agent.network!r} is a CNN for pixels; "
                           f"use 'mlp' with env.obs_type {cfg.env.obs_type!r}")

@@ -92,6 +92,26 @@ def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bo
     return build_q_network_from_encoder(encoder, 3, trainable=trainable, hidden=128)
 
 
+def _load_perception(path: str, env: Any) -> Any:
+    """The perception model of ``agent.perception``, checked against the game's frames."""
+    import keras
+
+    model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
+    if not model_path.is_file():
+        raise ConfigError(f"agent.perception: {str(model_path)!r} does not exist")
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as e:  # Keras raises many kinds for a bad file
+        raise ConfigError(f"agent.perception: {model_path} is not a loadable Keras model "
+                          f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from e
+    from catchrl.supervised.perception import PerceptionVectorWrapper
+
+    try:
+        return PerceptionVectorWrapper(env, model)
+    except ValueError as e:
+        raise ConfigError(f"agent.perception: {model_path}: {e}") from e
+
+
 class Trainer:
     """One DQN training run in a run directory.
 
@@ -166,24 +186,29 @@ class Trainer:
         c, a = self.cfg, self.cfg.agent
         seed = c.run.seed
         keras.utils.set_random_seed(seed)
-        self.env = CatchVectorEnv(c.env.num_envs, autoreset_mode="same_step",
-                                  **c.env.game_kwargs())
+        # base_env: the game (its state is what checkpoints hold); env: what the agent sees.
+        self.base_env = self.env = CatchVectorEnv(c.env.num_envs, autoreset_mode="same_step",
+                                                  **c.env.game_kwargs())
+        self.perception = None
+        if a.perception:
+            self.env = self.perception = _load_perception(a.perception, self.base_env)
         obs_space = self.env.single_observation_space
         if a.encoder:
             model = _q_network_from_encoder(a.encoder, obs_space.shape, a.encoder_trainable)
         else:
             extra = {"hidden_units": (a.hidden, a.hidden)} if a.network == "mlp" else {}
             model = build_q_network(a.network, obs_space.shape, 3, dueling=a.dueling,
-                                    seed=seed, **extra)
+                                    landing_head=a.aux_landing > 0, seed=seed, **extra)
         self.agent = DQNAgent(model, DQNConfig(
             gamma=a.gamma, lr=a.lr, loss=a.loss, double=a.double,
             target_update=a.target_update, target_period=a.target_period, tau=a.tau,
-            grad_clip_norm=a.grad_clip_norm or None, n_step=a.n_step), seed=seed)
-        pixels = c.env.obs_type == "pixels"
+            grad_clip_norm=a.grad_clip_norm or None, n_step=a.n_step,
+            aux_weight=a.aux_landing), seed=seed)
+        frames = c.env.obs_type == "pixels" and self.perception is None
         self.memory = ReplayMemory(
             a.replay_capacity, c.env.num_envs, obs_space.shape, obs_space.dtype,
-            frame_stack=c.env.frame_stack if pixels else 1, n_step=a.n_step, gamma=a.gamma,
-            prioritized=a.prioritized, seed=seed + 1)
+            frame_stack=c.env.frame_stack if frames else 1, n_step=a.n_step, gamma=a.gamma,
+            prioritized=a.prioritized, seed=seed + 1, aux_dim=1 if a.aux_landing > 0 else 0)
         self.schedule = EpsilonSchedule(a.epsilon, a.epsilon_start, a.epsilon_end,
                                         a.epsilon_duration, a.observe)
         self.obs, _ = self.env.reset(seed=seed)
@@ -201,7 +226,7 @@ class Trainer:
 
     def _save(self) -> Path:
         self.metrics_file.flush()
-        env_state = self.env.get_state()
+        env_state = self.base_env.get_state()
         arrays = {"agent": self.agent.get_state_arrays(), "replay": self.memory.state_dict(),
                   "env": env_state["arrays"]}
         state = {"config": config_to_dict(self.cfg), "steps": self.steps, "games": self.games,
@@ -215,7 +240,9 @@ class Trainer:
         try:
             self.agent.set_state_arrays(arrays["agent"], state["agent"])
             self.memory.load_state_dict(arrays["replay"])
-            self.obs = self.env.set_state({"arrays": arrays["env"], "meta": state["env"]})
+            self.obs = self.base_env.set_state({"arrays": arrays["env"], "meta": state["env"]})
+            if self.perception is not None:
+                self.obs = self.perception.perceive(self.obs)
         except (KeyError, ValueError) as e:
             raise CheckpointError(f"checkpoint {self.checkpoint} does not fit this run "
                                   f"({type(e).__name__}: {e})") from e
@@ -246,7 +273,30 @@ class Trainer:
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The agent's greedy action for each observation (the evaluation policy)."""
+        if self.perception is not None:
+            obs = self.perception.perceive(obs)
         return self.agent.act(obs, 0.0)
+
+    def _landing_labels(self) -> np.ndarray:
+        """Where each game's ball will land, / width: ``[N, 1]`` (the auxiliary labels)."""
+        from catchrl.agents.scripted import landing_x
+
+        p, b = self.base_env.params, self.base_env.batch
+        return (landing_x(p, b.ball_x, b.ball_y, b.ball_vx) / p.width)[:, None]
+
+    def save_model(self, path: str | Path) -> None:
+        """Write the playing model in Keras format (frames in when the game is pixels).
+
+        With ``agent.perception`` it is the perception model and the state
+        Q-network chained, so it reads frames like any pixel Q-network.
+        """
+        if self.perception is None:
+            self.agent.save_model(str(path))
+            return
+        from catchrl.supervised.perception import build_perceived_q_network
+
+        build_perceived_q_network(self.perception.model, self.agent.model,
+                                  self.perception.single_observation_space).save(path)
 
     def run(self) -> TrainResult:
         """Train until the config's budget or target is reached; returns what happened."""
@@ -255,7 +305,7 @@ class Trainer:
             self.rd.write_config(to_toml(c))
         self.metrics_file = self.rd.open_metrics(truncate_at=self.metrics_offset)
         self.writer = ScalarWriter(self.rd.tb_path)
-        per_game = self.env.params.max_episode_steps
+        per_game = self.base_env.params.max_episode_steps
         total = c.run.total_steps or c.run.total_games * per_game
         bar = Progress(total, unit="step", enabled=self.progress_mode, initial=self.steps)
         old_handler = signal.signal(signal.SIGINT, self._on_sigint)
@@ -269,7 +319,7 @@ class Trainer:
         if not interrupted:
             # Write beside, then rename: a crash never leaves a half-written model.
             tmp = self.rd.path / f".model-tmp{os.getpid()}.keras"
-            self.agent.save_model(tmp)
+            self.save_model(tmp)
             os.replace(tmp, self.rd.model_path)
             if c.run.eval_games:
                 final_eval = self._evaluate(c.run.eval_games)
@@ -300,8 +350,9 @@ class Trainer:
         while True:  # budgets are checked where every game has just ended (_at_boundary)
             eps = self.schedule(self.steps, self.games)
             actions = self.agent.act(self.obs, eps)
+            aux = self._landing_labels() if self.memory.aux_dim else None
             next_obs, reward, terminated, truncated, _ = self.env.step(actions)
-            self.memory.add(self.obs, actions, reward, terminated, truncated)
+            self.memory.add(self.obs, actions, reward, terminated, truncated, aux=aux)
             self.obs = next_obs
             self.steps += n
             vec_steps += 1

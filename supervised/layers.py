@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["FrameScaling", "SpatialSoftArgmax"]
+__all__ = ["ClipToBox", "FrameScaling", "SpatialSoftArgmax"]
 
 
 @keras.saving.register_keras_serializable(package="catchrl")
@@ -41,6 +41,38 @@ class FrameScaling(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""
         return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="catchrl")
+class ClipToBox(keras.layers.Layer):
+    """Clip each feature into its own ``[low, high]`` (e.g. an observation space's bounds).
+
+    Args:
+        low: Lower bound per feature.
+        high: Upper bound per feature (same length).
+        **kwargs: Passed to :class:`keras.layers.Layer`.
+
+    """
+
+    def __init__(self, low: list[float], high: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.low, self.high = [float(v) for v in low], [float(v) for v in high]
+        if len(self.low) != len(self.high):
+            raise ValueError(f"ClipToBox: low and high differ in length ({len(self.low)} vs "
+                             f"{len(self.high)})")
+
+    def call(self, inputs: Any) -> Any:
+        """Return ``clip(inputs, low, high)`` feature by feature."""
+        return ops.clip(inputs, ops.convert_to_tensor(self.low, inputs.dtype),
+                        ops.convert_to_tensor(self.high, inputs.dtype))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """Return the input shape (elementwise)."""
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the constructor arguments."""
+        return {**super().get_config(), "low": self.low, "high": self.high}
 
 
 @keras.saving.register_keras_serializable(package="catchrl")

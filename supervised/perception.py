@@ -33,7 +33,7 @@ from keras import layers
 
 from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import observation_space, state_features
-from catchrl.supervised.layers import FrameScaling, SpatialSoftArgmax
+from catchrl.supervised.layers import ClipToBox, FrameScaling, SpatialSoftArgmax
 
 __all__ = [
     "ARCHITECTURES",
@@ -41,6 +41,7 @@ __all__ = [
     "PerceptionVectorWrapper",
     "PerceptionWrapper",
     "build_encoder",
+    "build_perceived_q_network",
     "build_perception_model",
     "build_q_network_from_encoder",
     "check_arch",
@@ -180,6 +181,28 @@ def build_q_network_from_encoder(encoder: keras.Model, num_actions: int = 3,
     return keras.Model(frames, q, name="q_network")
 
 
+def build_perceived_q_network(perception: keras.Model, q_network: keras.Model,
+                              space: gym.spaces.Box) -> keras.Model:
+    """Chain a perception model and a state Q-network into one frames -> Q-values model.
+
+    ``frames -> perception -> clip into space -> q_network``: what a DQN trained
+    on perceived states (``agent.perception``) plays with, saved as one
+    ``.keras`` file that ``catchrl eval`` / ``watch`` load like any pixel
+    Q-network. The two models' layers are shared, not copied.
+
+    Args:
+        perception: A perception model (frames -> state).
+        q_network: A Q-network over that state (one or several outputs).
+        space: The ``state`` observation space (its bounds clip the perception).
+
+    """
+    frames = keras.Input(shape=perception.input_shape[1:], dtype=perception.inputs[0].dtype,
+                         name="frames")
+    state = ClipToBox(space.low.tolist(), space.high.tolist(), name="clip_state")(
+        perception(frames))
+    return keras.Model(frames, q_network(state), name="perceived_q_network")
+
+
 def compiled_predict(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
     """Return a fast ``x -> model(x)`` as numpy, compiled once (never ``predict`` per sample).
 
@@ -278,14 +301,15 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
                                                               env.num_envs)
 
-    def _perceive(self, obs: np.ndarray) -> np.ndarray:
+    def perceive(self, obs: np.ndarray) -> np.ndarray:
+        """Perceived states ``[B, 3 or 4]`` float32 of pixel observations ``[B, H, W, C]``."""
         space = self.single_observation_space
         return np.clip(self._predict(np.asarray(obs)), space.low, space.high).astype(np.float32)
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset the env; return perceived states ``[N, 3 or 4]``."""
         obs, infos = self.env.reset(**kwargs)
-        return self._perceive(obs), infos
+        return self.perceive(obs), infos
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
                                           dict[str, Any]]:
@@ -294,11 +318,11 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
         if "final_obs" in infos:
             final = infos["final_obs"].copy()
             done = np.flatnonzero(infos["_final_obs"])
-            states = self._perceive(np.stack([final[i] for i in done]))
+            states = self.perceive(np.stack([final[i] for i in done]))
             for j, i in enumerate(done):
                 final[i] = states[j]
             infos = {**infos, "final_obs": final}
-        return self._perceive(obs), rewards, terminated, truncated, infos
+        return self.perceive(obs), rewards, terminated, truncated, infos
 
 
 def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:

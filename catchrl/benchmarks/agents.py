@@ -28,18 +28,45 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AGENTS", "RaceSpec", "format_race_table", "plot_race", "run_one", "run_race",
-           "summarize"]
+__all__ = ["AGENTS", "MODULE_CONTENDERS", "RaceSpec", "format_race_table", "module_overrides",
+           "plot_race", "run_one", "run_race", "summarize"]
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-ppo")
 """Contenders: catchrl's DQN and the SB3 baselines (any ``--algo sb3-*`` works too)."""
 THRESHOLDS = (0.95, 0.99)
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """catchrl preset per observation type (their ``[env]`` tables are used for SB3 too)."""
+
+MODULE_CONTENDERS = ("catchrl-dqn", "dqn-perceived", "dqn-encoder", "dqn-aux")
+"""The supervised modules' comparison (``catchrl bench modules``): the pixel DQN (``fast``
+preset), the same game played from the perceived state (``fast-state``'s MLP agent on a
+perception model's output), the pixel DQN started from the perception model's pretrained
+encoder (fine-tuned), and the pixel DQN with the auxiliary landing-x head."""
+
+
+def module_overrides(contender: str, perception: str = "", aux_weight: float = 10.0
+                     ) -> list[str]:
+    """The config overrides (on the ``fast`` preset) of one of :data:`MODULE_CONTENDERS`."""
+    from catchrl.config import PRESETS
+
+    if contender == "catchrl-dqn":
+        return []
+    if contender == "dqn-aux":
+        return [f"agent.aux_landing={aux_weight}"]
+    if not perception:
+        raise ValueError(f"{contender} needs a perception model (catchrl supervised train "
+                         "perception)")
+    if contender == "dqn-encoder":
+        return [f"agent.encoder={json.dumps(perception)}", "agent.encoder_trainable=true"]
+    if contender == "dqn-perceived":
+        state_agent = PRESETS["fast-state"]["agent"]
+        return [f"agent.perception={json.dumps(perception)}",
+                *(f"agent.{k}={json.dumps(v)}" for k, v in state_agent.items())]
+    raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
 
 
 @dataclass
@@ -54,6 +81,8 @@ class RaceSpec:
     eval_games: int
     target: float
     run_dir: str
+    overrides: list[str] = field(default_factory=list)
+    """Extra ``--set`` overrides (the game's variant, a module contender's settings)."""
 
 
 def _config(spec: RaceSpec) -> Any:
@@ -64,7 +93,7 @@ def _config(spec: RaceSpec) -> Any:
                  f"run.target_win_rate={spec.target}", "run.checkpoint_every=0"]
     if spec.obs_type == "grid":
         overrides.append("env.obs_type=\"grid\"")
-    return load_config(PRESET[spec.obs_type], None, overrides)
+    return load_config(PRESET[spec.obs_type], None, [*overrides, *spec.overrides])
 
 
 def run_one(spec: RaceSpec) -> dict[str, Any]:
@@ -82,7 +111,7 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
 
         return wrapper
 
-    if spec.agent == "catchrl-dqn":
+    if not spec.agent.startswith("sb3-"):  # catchrl's DQN, or a module contender
         from catchrl.training import Trainer
 
         trainer: Any = Trainer(cfg, spec.run_dir, progress=False)
@@ -115,7 +144,7 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
 
 def _threads(agent: str) -> int:
     """Intra-op threads the run's framework used (torch for SB3, TensorFlow for catchrl)."""
-    if agent == "catchrl-dqn":
+    if not agent.startswith("sb3-"):
         import tensorflow as tf
 
         return tf.config.threading.get_intra_op_parallelism_threads() or (os.cpu_count() or 1)
@@ -126,7 +155,7 @@ def _threads(agent: str) -> int:
 
 def _worker(spec_json: str, out: str) -> int:
     spec = RaceSpec(**json.loads(spec_json))
-    if spec.agent != "catchrl-dqn":
+    if spec.agent.startswith("sb3-"):
         # SB3 needs no TensorFlow; block the import torch.utils.tensorboard would make
         # (~600 MB and seconds), so SB3's memory is its own.
         sys.modules["tensorflow"] = None  # type: ignore[assignment]
@@ -137,7 +166,8 @@ def _worker(spec_json: str, out: str) -> int:
 def run_race(agents: Sequence[str] = AGENTS, obs_types: Sequence[str] = ("pixels", "state"),
              seeds: Sequence[int] = (0, 1), steps: dict[str, int] | None = None,
              eval_every: int = 64, eval_games: int = 1000, target: float = 0.99,
-             out_dir: str | Path = "runs/race", log: Any = None) -> list[dict[str, Any]]:
+             out_dir: str | Path = "runs/race", log: Any = None,
+             overrides: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
     """Train every (agent, obs type, seed) in its own subprocess, one at a time.
 
     Args:
@@ -150,6 +180,8 @@ def run_race(agents: Sequence[str] = AGENTS, obs_types: Sequence[str] = ("pixels
         target: Stop a run once an evaluation reaches this win rate.
         out_dir: Where the run directories and ``results.json`` go.
         log: Stream for one line per finished run (default stderr).
+        overrides: Extra config overrides per agent name (see :class:`RaceSpec`);
+            agents not named ``sb3-*`` train with catchrl's trainer.
 
     Returns:
         One result dict per run (see :func:`run_one`), also in ``out_dir/results.json``.
@@ -171,7 +203,7 @@ def run_race(agents: Sequence[str] = AGENTS, obs_types: Sequence[str] = ("pixels
 
                     shutil.rmtree(run_dir)
                 spec = RaceSpec(agent, obs, seed, steps[obs], eval_every, eval_games, target,
-                                str(run_dir))
+                                str(run_dir), list((overrides or {}).get(agent, [])))
                 result_file = out / f"{name}.json"
                 cmd = [sys.executable, "-m", "catchrl.benchmarks.agents", "--worker",
                        json.dumps(asdict(spec)), "--worker-out", str(result_file)]

@@ -1,4 +1,4 @@
-"""``catchrl bench``: environment throughput, and the agent race against SB3."""
+"""``catchrl bench``: environment throughput, the agent race against SB3, the modules' race."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ EPILOG = """examples:
   catchrl bench agents                               # catchrl DQN vs SB3 DQN/PPO race
   catchrl bench agents --obs pixels --seeds 0 1 2 --pixel-steps 80000
   catchrl bench agents --agents catchrl-dqn sb3-dqn --obs state --out runs/race
+  catchrl bench modules --perception runs/perc --out runs/modules       # book's game
+  catchrl bench modules --perception runs/perc-drift5 --drift 5 --out runs/modules-drift
 
 The race trains each (agent, obs, seed) in a fresh subprocess, one at a time,
 evaluates greedily on --eval-games seeded games every --eval-every games, and
@@ -22,6 +24,12 @@ stops a run at --target or at its step budget. It prints a Markdown table
 (steps and training seconds to 95 % / 99 %, final win rate, steps/s, peak
 memory, ratios to catchrl's DQN) and writes OUT/results.json, OUT/race.md
 and OUT/race.png (win rate vs wall-clock time).
+
+`bench modules` runs the same race between the pixel DQN (catchrl-dqn) and the
+DQN helped by the supervised modules: dqn-perceived (an MLP DQN on the state a
+perception model reads from the frames), dqn-encoder (the pixel DQN starting
+from that model's pretrained encoder, fine-tuned) and dqn-aux (the pixel DQN
+with the auxiliary landing-x head).
 """
 
 
@@ -54,6 +62,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--out", type=Path, default=Path("runs/race"),
                    help="folder for the runs, results.json, race.md, race.png")
     a.set_defaults(func=run_agents)
+    m = which.add_parser("modules", help="pixel DQN vs DQN with the supervised modules",
+                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    m.add_argument("--contenders", nargs="+", default=None,
+                   help="catchrl-dqn, dqn-perceived, dqn-encoder, dqn-aux (default: all)")
+    m.add_argument("--perception", default="",
+                   help="perception model or run directory (for dqn-perceived / dqn-encoder)")
+    m.add_argument("--drift", type=int, default=0, help="the game's drift (0: the book's game)")
+    m.add_argument("--aux-weight", type=float, default=10.0, help="dqn-aux's agent.aux_landing")
+    m.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per contender")
+    m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
+    m.add_argument("--eval-every", type=int, default=96, help="games between evaluations")
+    m.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
+    m.add_argument("--target", type=float, default=0.99,
+                   help="stop a run once it reaches this greedy win rate (0: never)")
+    m.add_argument("--out", type=Path, default=Path("runs/modules"),
+                   help="folder for the runs, results.json, race.md, race.png")
+    m.set_defaults(func=run_modules)
     d = which.add_parser("dqn", add_help=False,
                          help="the Keras DQN: time to 99 %%, book comparison, latency, replay "
                               "(catchrl bench dqn --help)")
@@ -84,7 +109,7 @@ def run_env(args: argparse.Namespace) -> int:
 def run_agents(args: argparse.Namespace) -> int:
     """Run the race; print and save the table, the results and the plot."""
     from catchrl.agents.sb3 import ALGOS
-    from catchrl.benchmarks.agents import format_race_table, plot_race, run_race, summarize
+    from catchrl.benchmarks.agents import run_race
 
     bad = [a for a in args.agents if a != "catchrl-dqn" and a not in ALGOS]
     if bad:
@@ -96,17 +121,57 @@ def run_agents(args: argparse.Namespace) -> int:
     steps = {"pixels": args.pixel_steps, "state": args.state_steps, "grid": args.state_steps}
     results = run_race(args.agents, args.obs, args.seeds, steps, args.eval_every,
                        args.eval_games, args.target, args.out, log=sys.stderr)
-    if not results:
-        raise UserError("every run failed; see the messages above")
-    table = format_race_table(summarize(results))
     command = (f"catchrl bench agents --agents {' '.join(args.agents)} --obs {' '.join(args.obs)}"
                f" --seeds {' '.join(map(str, args.seeds))} --pixel-steps {args.pixel_steps}"
                f" --state-steps {args.state_steps} --eval-every {args.eval_every}"
                f" --eval-games {args.eval_games} --target {args.target} --out {args.out}")
-    (args.out / "race.md").write_text(f"`{command}`\n\n{table}\n")
+    return _report(results, command, args.out)
+
+
+def run_modules(args: argparse.Namespace) -> int:
+    """Race the pixel DQN against the DQN with each supervised module; print and save."""
+    from catchrl.benchmarks.agents import MODULE_CONTENDERS, module_overrides, run_race
+
+    contenders = args.contenders or list(MODULE_CONTENDERS)
+    bad = [c for c in contenders if c not in MODULE_CONTENDERS]
+    if bad:
+        raise UserError(f"unknown contender {bad[0]!r}; choose from {', '.join(MODULE_CONTENDERS)}")
+    if min(args.steps, args.eval_every, args.eval_games) <= 0 or args.drift < 0:
+        raise UserError("--steps, --eval-every, --eval-games must be > 0 and --drift >= 0")
+    if not 0.0 <= args.target <= 1.0:
+        raise UserError(f"--target must be in [0, 1], got {args.target}")
+    needs = [c for c in contenders if c in ("dqn-perceived", "dqn-encoder")]
+    if needs and not args.perception:
+        raise UserError(f"{needs[0]} needs --perception (a model from `catchrl supervised "
+                        "train perception` on this game)")
+    if args.perception and not Path(args.perception).exists():
+        raise UserError(f"--perception: {args.perception!r} does not exist")
+    game = [f"env.drift={args.drift}"]
+    overrides = {c: [*game, *module_overrides(c, args.perception, args.aux_weight)]
+                 for c in contenders}
+    results = run_race(contenders, ["pixels"], args.seeds, {"pixels": args.steps},
+                       args.eval_every, args.eval_games, args.target, args.out,
+                       log=sys.stderr, overrides=overrides)
+    command = (f"catchrl bench modules --contenders {' '.join(contenders)}"
+               f"{f' --perception {args.perception}' if args.perception else ''}"
+               f" --drift {args.drift} --aux-weight {args.aux_weight}"
+               f" --seeds {' '.join(map(str, args.seeds))} --steps {args.steps}"
+               f" --eval-every {args.eval_every} --eval-games {args.eval_games}"
+               f" --target {args.target} --out {args.out}")
+    return _report(results, command, args.out)
+
+
+def _report(results: list, command: str, out: Path) -> int:
+    """Print the race's table, write ``race.md`` and the plot."""
+    from catchrl.benchmarks.agents import format_race_table, plot_race, summarize
+
+    if not results:
+        raise UserError("every run failed; see the messages above")
+    table = format_race_table(summarize(results))
+    (out / "race.md").write_text(f"`{command}`\n\n{table}\n")
     print(table)
     try:
-        print(f"plot: {plot_race(results, args.out / 'race.png')}")
+        print(f"plot: {plot_race(results, out / 'race.png')}")
     except ImportError:
         print("plot skipped: pip install 'catchrl[plot]'")
     return 0
