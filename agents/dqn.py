@@ -158,7 +158,11 @@ class DQNAgent:
         self.model = model
         self.config = config = config or DQNConfig()
         self.num_actions = int(num_actions)
-        q_shape = q_output(model.output).shape
+        try:
+            structure = model.output  # a tensor, [q, aux] or a dict
+        except AttributeError:  # a Sequential model: only .outputs
+            structure = model.outputs
+        q_shape = q_output(structure).shape
         if q_shape[-1] != self.num_actions:
             raise ValueError(f"DQNAgent: the model outputs {q_shape[-1]} Q-values, "
                              f"num_actions is {self.num_actions}")
