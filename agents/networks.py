@@ -144,7 +144,13 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], num_actions: int = 3,
 
 
 def load_q_network(path: str) -> keras.Model:
-    """Load a Q-network saved in Keras format (``.keras``) for evaluation (not compiled)."""
+    """Load a Q-network saved in Keras format (``.keras``) for evaluation (not compiled).
+
+    Q-networks built on the supervised modules (a pretrained encoder, a
+    perception model) use their custom layers; importing them registers them.
+    """
+    import catchrl.supervised.layers  # noqa: F401
+
     return keras.saving.load_model(path, compile=False)
 
 

@@ -96,6 +96,9 @@ def _load_perception(path: str, env: Any) -> Any:
     """The perception model of ``agent.perception``, checked against the game's frames."""
     import keras
 
+    # (importing the module registers the custom layers the saved model uses)
+    from catchrl.supervised.perception import PerceptionVectorWrapper
+
     model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
     if not model_path.is_file():
         raise ConfigError(f"agent.perception: {str(model_path)!r} does not exist")
@@ -104,7 +107,6 @@ def _load_perception(path: str, env: Any) -> Any:
     except Exception as e:  # Keras raises many kinds for a bad file
         raise ConfigError(f"agent.perception: {model_path} is not a loadable Keras model "
                           f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from e
-    from catchrl.supervised.perception import PerceptionVectorWrapper
 
     try:
         return PerceptionVectorWrapper(env, model)

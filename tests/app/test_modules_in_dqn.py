@@ -1,5 +1,8 @@
 """The supervised modules inside the DQN: the auxiliary landing head and perceived-state play."""
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -171,7 +174,10 @@ def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
     q_network = trainer_model.layers[-1]
     np.testing.assert_allclose(chained, np.asarray(q_output(q_network(state))), rtol=1e-4,
                                atol=1e-5)
-    assert main(["eval", str(run_dir), "--games", "20"]) == 0
+    # a fresh process (no supervised module imported yet) loads it too
+    proc = subprocess.run([sys.executable, "-m", "catchrl", "eval", str(run_dir), "--games",
+                           "20"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "win rate" in proc.stdout, proc.stderr[-2000:]
     assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "1584",
                  "--no-progress"]) == 0
 
