@@ -55,12 +55,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
     a.add_argument("--state-steps", type=int, default=50_000,
                    help="step budget on state (and grid)")
-    a.add_argument("--eval-every", type=int, default=64, help="games between evaluations")
-    a.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
-    a.add_argument("--target", type=float, default=0.99,
-                   help="stop a run once it reaches this greedy win rate (0: never)")
-    a.add_argument("--out", type=Path, default=Path("runs/race"),
-                   help="folder for the runs, results.json, race.md, race.png")
+    _race_options(a, eval_every=64, out="runs/race")
     a.set_defaults(func=run_agents)
     m = which.add_parser("modules", help="pixel DQN vs DQN with the supervised modules",
                          epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -72,18 +67,24 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--aux-weight", type=float, default=10.0, help="dqn-aux's agent.aux_landing")
     m.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per contender")
     m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
-    m.add_argument("--eval-every", type=int, default=96, help="games between evaluations")
-    m.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
-    m.add_argument("--target", type=float, default=0.99,
-                   help="stop a run once it reaches this greedy win rate (0: never)")
-    m.add_argument("--out", type=Path, default=Path("runs/modules"),
-                   help="folder for the runs, results.json, race.md, race.png")
+    _race_options(m, eval_every=96, out="runs/modules")
     m.set_defaults(func=run_modules)
     d = which.add_parser("dqn", add_help=False,
                          help="the Keras DQN: time to 99 %%, book comparison, latency, replay "
                               "(catchrl bench dqn --help)")
     d.set_defaults(func=run_dqn, takes_extra=True)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _race_options(parser: argparse.ArgumentParser, eval_every: int, out: str) -> None:
+    """The evaluation, stopping and output options every race takes."""
+    parser.add_argument("--eval-every", type=int, default=eval_every,
+                        help="games between evaluations")
+    parser.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
+    parser.add_argument("--target", type=float, default=0.99,
+                        help="stop a run once it reaches this greedy win rate (0: never)")
+    parser.add_argument("--out", type=Path, default=Path(out),
+                        help="folder for the runs, results.json, race.md, race.png")
 
 
 def run_dqn(args: argparse.Namespace) -> int:

@@ -193,3 +193,14 @@ def test_perception_config_errors(perception_path, tmp_path, capsys):
     assert main(["train", *STEPS, "--run-dir", str(tmp_path / "b"),
                  *_perceived(tmp_path / "none.keras")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_bench_modules_bad_input_is_one_line(tmp_path, capsys):
+    out = ["--out", str(tmp_path / "m")]
+    assert main(["bench", "modules", "--contenders", "dqn-nope", *out]) == 2
+    assert "unknown contender 'dqn-nope'" in capsys.readouterr().err
+    assert main(["bench", "modules", "--contenders", "dqn-encoder", *out]) == 2
+    assert "dqn-encoder needs --perception" in capsys.readouterr().err
+    assert main(["bench", "modules", "--perception", str(tmp_path / "none"), *out]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists()  # nothing ran
