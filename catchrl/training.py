@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.agents.scripted import landing_x
 from catchrl.config import (
     ConfigError,
     TrainConfig,
@@ -72,20 +73,32 @@ class TrainResult:
     final_eval: EvalResult | None = None
 
 
-def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bool) -> Any:
-    """A Q-network whose conv layers start from a pretrained perception/imitation encoder."""
+def _load_supervised_model(key: str, path: str, pick: Any = None) -> tuple[Any, Path]:
+    """Load the ``.keras`` model (or a run directory's) that ``agent.<key>`` names.
+
+    ``pick`` takes a part of it (e.g. the encoder); a missing file or a model
+    that cannot be loaded or picked from is a :class:`ConfigError`.
+    """
     import keras
 
-    from catchrl.supervised.perception import build_q_network_from_encoder, get_encoder
+    import catchrl.supervised.layers  # noqa: F401  (registers the models' custom layers)
 
     model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
     if not model_path.is_file():
-        raise ConfigError(f"agent.encoder: {str(model_path)!r} does not exist")
+        raise ConfigError(f"agent.{key}: {str(model_path)!r} does not exist")
     try:
-        encoder = get_encoder(keras.saving.load_model(model_path, compile=False))
+        model = keras.saving.load_model(model_path, compile=False)
+        return (pick(model) if pick else model), model_path
     except Exception as e:  # Keras raises many kinds for a bad file
-        raise ConfigError(f"agent.encoder: {model_path} has no usable encoder "
+        raise ConfigError(f"agent.{key}: {model_path} is not a usable model "
                           f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from e
+
+
+def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bool) -> Any:
+    """A Q-network whose conv layers start from a pretrained perception/imitation encoder."""
+    from catchrl.supervised.perception import build_q_network_from_encoder, get_encoder
+
+    encoder, model_path = _load_supervised_model("encoder", path, get_encoder)
     if tuple(encoder.input_shape[1:]) != tuple(obs_shape):
         raise ConfigError(f"agent.encoder: {model_path} reads frames of shape "
                           f"{tuple(encoder.input_shape[1:])}, the game gives {tuple(obs_shape)}")
@@ -94,20 +107,9 @@ def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bo
 
 def _load_perception(path: str, env: Any) -> Any:
     """The perception model of ``agent.perception``, checked against the game's frames."""
-    import keras
-
-    # (importing the module registers the custom layers the saved model uses)
     from catchrl.supervised.perception import PerceptionVectorWrapper
 
-    model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
-    if not model_path.is_file():
-        raise ConfigError(f"agent.perception: {str(model_path)!r} does not exist")
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-    except Exception as e:  # Keras raises many kinds for a bad file
-        raise ConfigError(f"agent.perception: {model_path} is not a loadable Keras model "
-                          f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from e
-
+    model, model_path = _load_supervised_model("perception", path)
     try:
         return PerceptionVectorWrapper(env, model)
     except ValueError as e:
@@ -281,8 +283,6 @@ class Trainer:
 
     def _landing_labels(self) -> np.ndarray:
         """Where each game's ball will land, / width: ``[N, 1]`` (the auxiliary labels)."""
-        from catchrl.agents.scripted import landing_x
-
         p, b = self.base_env.params, self.base_env.batch
         return (landing_x(p, b.ball_x, b.ball_y, b.ball_vx) / p.width)[:, None]
 
