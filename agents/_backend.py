@@ -56,15 +56,14 @@ def compile_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
         spec = tf.TensorSpec((None, *model.inputs[0].shape[1:]), dtype)
 
         def forward(obs: Any) -> Any:
-            return q_output(model(obs, training=False))                  # [B, A]
+            return q_output(model(obs, training=False))  # [B, A]
 
         # Calling the concrete function skips tf.function's argument binding: ~0.4 ms
         # instead of ~1 ms a call on 2 CPU cores. Batches go through XLA (compiled
         # once per batch size; small CNN, 16 stacks: 1.8 ms instead of 6.7 ms on 2
         # CPU cores); one observation does not (1.2 ms plain, 1.6 ms with XLA).
         plain = tf.function(forward, input_signature=[spec]).get_concrete_function()
-        xla = tf.function(forward, input_signature=[spec],
-                          jit_compile=True).get_concrete_function()
+        xla = tf.function(forward, input_signature=[spec], jit_compile=True).get_concrete_function()
 
         def call(obs: np.ndarray) -> np.ndarray:
             obs = np.asarray(obs, dtype=dtype)
@@ -77,12 +76,14 @@ def compile_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
         @jax.jit
         def jax_forward(trainable: list, non_trainable: list, obs: Any) -> Any:
             out, _ = model.stateless_call(trainable, non_trainable, obs, training=False)
-            return q_output(out)                                         # [B, A]
+            return q_output(out)  # [B, A]
 
         def call(obs: np.ndarray) -> np.ndarray:
-            q = jax_forward([v.value for v in model.trainable_variables],
-                            [v.value for v in model.non_trainable_variables],
-                            np.asarray(obs, dtype=dtype))
+            q = jax_forward(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                np.asarray(obs, dtype=dtype),
+            )
             return np.asarray(q)
 
         return call
@@ -95,8 +96,9 @@ def compile_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
             return keras.ops.convert_to_numpy(q)
 
         return torch_forward
-    raise NotImplementedError(f"catchrl.agents: the {name!r} Keras backend is not supported; "
-                              "use tensorflow, jax or torch")
+    raise NotImplementedError(
+        f"catchrl.agents: the {name!r} Keras backend is not supported; use tensorflow, jax or torch"
+    )
 
 
 def copy_weights(source: keras.Model, dest: keras.Model, tau: float = 1.0) -> None:
@@ -105,10 +107,17 @@ def copy_weights(source: keras.Model, dest: keras.Model, tau: float = 1.0) -> No
         d.assign(s.value if tau == 1.0 else tau * s.value + (1.0 - tau) * d.value)
 
 
-def compile_train_step(online: keras.Model, target: keras.Model | None,
-                       optimizer: keras.optimizers.Optimizer, loss_fn: LossFn, *,
-                       double: bool, grad_clip_norm: float | None, tau: float | None,
-                       jit_compile: bool) -> TrainStep:
+def compile_train_step(
+    online: keras.Model,
+    target: keras.Model | None,
+    optimizer: keras.optimizers.Optimizer,
+    loss_fn: LossFn,
+    *,
+    double: bool,
+    grad_clip_norm: float | None,
+    tau: float | None,
+    jit_compile: bool,
+) -> TrainStep:
     """One compiled DQN gradient step for the running backend.
 
     Args:
@@ -126,10 +135,11 @@ def compile_train_step(online: keras.Model, target: keras.Model | None,
     name = backend()
     build = {"tensorflow": _tf_train_step, "jax": _jax_train_step, "torch": _torch_train_step}
     if name not in build:
-        raise NotImplementedError(f"catchrl.agents: the {name!r} Keras backend is not "
-                                  "supported; use tensorflow, jax or torch")
-    return build[name](online, target, optimizer, loss_fn, double, grad_clip_norm, tau,
-                       jit_compile)
+        raise NotImplementedError(
+            f"catchrl.agents: the {name!r} Keras backend is not "
+            "supported; use tensorflow, jax or torch"
+        )
+    return build[name](online, target, optimizer, loss_fn, double, grad_clip_norm, tau, jit_compile)
 
 
 def _clip(grads: list, clip_norm: float | None) -> tuple[list, Any]:
@@ -147,45 +157,79 @@ def _as_batch(batch: dict[str, np.ndarray], obs_dtype: str) -> tuple[np.ndarray,
     f32 = np.float32
     aux = batch.get("aux")
     aux = np.zeros((len(actions), 0), f32) if aux is None else np.asarray(aux, dtype=f32)
-    return (np.asarray(obs, dtype=obs_dtype), np.asarray(actions, dtype=np.int32),
-            np.asarray(rewards, dtype=f32), np.asarray(next_obs, dtype=obs_dtype),
-            np.asarray(discounts, dtype=f32), np.asarray(weights, dtype=f32),
-            aux.reshape(len(actions), -1))
+    return (
+        np.asarray(obs, dtype=obs_dtype),
+        np.asarray(actions, dtype=np.int32),
+        np.asarray(rewards, dtype=f32),
+        np.asarray(next_obs, dtype=obs_dtype),
+        np.asarray(discounts, dtype=f32),
+        np.asarray(weights, dtype=f32),
+        aux.reshape(len(actions), -1),
+    )
 
 
 def _metrics(loss: Any, q: Any, td: Any, norm: Any) -> dict[str, Any]:
     ops = keras.ops
-    return {"loss": loss, "q_mean": ops.mean(q), "td_abs_mean": ops.mean(ops.abs(td)),
-            "grad_norm": norm, "td_errors": td}
+    return {
+        "loss": loss,
+        "q_mean": ops.mean(q),
+        "td_abs_mean": ops.mean(ops.abs(td)),
+        "grad_norm": norm,
+        "td_errors": td,
+    }
 
 
 def _to_numpy(out: dict[str, Any]) -> dict[str, np.ndarray]:
     return {k: keras.ops.convert_to_numpy(v) for k, v in out.items()}
 
 
-def _tf_train_step(online: keras.Model, target: keras.Model | None,
-                   optimizer: keras.optimizers.Optimizer, loss_fn: LossFn, double: bool,
-                   clip_norm: float | None, tau: float | None, jit_compile: bool) -> TrainStep:
+def _tf_train_step(
+    online: keras.Model,
+    target: keras.Model | None,
+    optimizer: keras.optimizers.Optimizer,
+    loss_fn: LossFn,
+    double: bool,
+    clip_norm: float | None,
+    tau: float | None,
+    jit_compile: bool,
+) -> TrainStep:
     import tensorflow as tf
 
     obs_dtype = online.inputs[0].dtype
     obs_spec = tf.TensorSpec((None, *online.inputs[0].shape[1:]), obs_dtype)
     vec = tf.TensorSpec((None,), tf.float32)
-    signature = [obs_spec, tf.TensorSpec((None,), tf.int32), vec, obs_spec, vec, vec,
-                 tf.TensorSpec((None, None), tf.float32)]
+    signature = [
+        obs_spec,
+        tf.TensorSpec((None,), tf.int32),
+        vec,
+        obs_spec,
+        vec,
+        vec,
+        tf.TensorSpec((None, None), tf.float32),
+    ]
     variables = online.trainable_variables
     target_net = online if target is None else target
 
     @tf.function(input_signature=signature, jit_compile=jit_compile)
-    def step(obs: Any, actions: Any, rewards: Any, next_obs: Any, discounts: Any,
-             weights: Any, aux: Any) -> dict[str, Any]:
-        next_q_target = q_output(target_net(next_obs, training=False))   # [B, A]
+    def step(
+        obs: Any, actions: Any, rewards: Any, next_obs: Any, discounts: Any, weights: Any, aux: Any
+    ) -> dict[str, Any]:
+        next_q_target = q_output(target_net(next_obs, training=False))  # [B, A]
         next_q_online = q_output(online(next_obs, training=False)) if double else None
         with tf.GradientTape() as tape:
             out = online(obs, training=True)
-            q = q_output(out)                                            # [B, A]
-            loss, td = loss_fn(q, next_q_online, next_q_target, actions, rewards,
-                               discounts, weights, aux_output(out), aux)
+            q = q_output(out)  # [B, A]
+            loss, td = loss_fn(
+                q,
+                next_q_online,
+                next_q_target,
+                actions,
+                rewards,
+                discounts,
+                weights,
+                aux_output(out),
+                aux,
+            )
         grads, norm = _clip(tape.gradient(loss, variables), clip_norm)
         optimizer.apply(grads, variables)
         if tau is not None and target is not None:
@@ -194,13 +238,21 @@ def _tf_train_step(online: keras.Model, target: keras.Model | None,
         return _metrics(loss, q, td, norm)
 
     concrete = step.get_concrete_function()  # see compile_forward
-    return lambda batch: _to_numpy(concrete(*map(tf.convert_to_tensor,
-                                                 _as_batch(batch, obs_dtype))))
+    return lambda batch: _to_numpy(
+        concrete(*map(tf.convert_to_tensor, _as_batch(batch, obs_dtype)))
+    )
 
 
-def _jax_train_step(online: keras.Model, target: keras.Model | None,
-                    optimizer: keras.optimizers.Optimizer, loss_fn: LossFn, double: bool,
-                    clip_norm: float | None, tau: float | None, jit_compile: bool) -> TrainStep:
+def _jax_train_step(
+    online: keras.Model,
+    target: keras.Model | None,
+    optimizer: keras.optimizers.Optimizer,
+    loss_fn: LossFn,
+    double: bool,
+    clip_norm: float | None,
+    tau: float | None,
+    jit_compile: bool,
+) -> TrainStep:
     import jax
 
     obs_dtype = online.inputs[0].dtype
@@ -212,41 +264,65 @@ def _jax_train_step(online: keras.Model, target: keras.Model | None,
     def loss_of(trainable: list, non_trainable: list, target_params: tuple, batch: tuple) -> Any:
         obs, actions, rewards, next_obs, discounts, weights, aux = batch
         online_params = (trainable, non_trainable)
-        next_q_target = q_output(forward(online if target is None else target,
-                                         online_params if target is None else target_params,
-                                         next_obs, False))               # [B, A]
+        next_q_target = q_output(
+            forward(
+                online if target is None else target,
+                online_params if target is None else target_params,
+                next_obs,
+                False,
+            )
+        )  # [B, A]
         next_q_target = jax.lax.stop_gradient(next_q_target)
-        next_q_online = (jax.lax.stop_gradient(q_output(forward(online, online_params,
-                                                                next_obs, False)))
-                         if double else None)
+        next_q_online = (
+            jax.lax.stop_gradient(q_output(forward(online, online_params, next_obs, False)))
+            if double
+            else None
+        )
         out = forward(online, online_params, obs, True)
-        q = q_output(out)                                                # [B, A]
-        loss, td = loss_fn(q, next_q_online, next_q_target, actions, rewards, discounts,
-                           weights, aux_output(out), aux)
+        q = q_output(out)  # [B, A]
+        loss, td = loss_fn(
+            q,
+            next_q_online,
+            next_q_target,
+            actions,
+            rewards,
+            discounts,
+            weights,
+            aux_output(out),
+            aux,
+        )
         return loss, (q, td)
 
     grad_fn = jax.value_and_grad(loss_of, has_aux=True)
 
     @jax.jit
-    def step(trainable: list, non_trainable: list, opt_vars: list, target_params: tuple,
-             batch: tuple) -> tuple:
+    def step(
+        trainable: list, non_trainable: list, opt_vars: list, target_params: tuple, batch: tuple
+    ) -> tuple:
         (loss, (q, td)), grads = grad_fn(trainable, non_trainable, target_params, batch)
         grads, norm = _clip(grads, clip_norm)
         trainable, opt_vars = optimizer.stateless_apply(opt_vars, grads, trainable)
         if tau is not None and target is not None:
-            target_params = ([t + tau * (o - t) for t, o in zip(target_params[0], trainable,
-                                                                  strict=True)],
-                             target_params[1])
+            target_params = (
+                [t + tau * (o - t) for t, o in zip(target_params[0], trainable, strict=True)],
+                target_params[1],
+            )
         return trainable, opt_vars, target_params, _metrics(loss, q, td, norm)
 
     def call(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         values = lambda vs: [v.value for v in vs]  # noqa: E731
-        target_params = (() if target is None else
-                         (values(target.trainable_variables),
-                          values(target.non_trainable_variables)))
+        target_params = (
+            ()
+            if target is None
+            else (values(target.trainable_variables), values(target.non_trainable_variables))
+        )
         trainable, opt_vars, target_params, out = step(
-            values(online.trainable_variables), values(online.non_trainable_variables),
-            values(optimizer.variables), target_params, _as_batch(batch, obs_dtype))
+            values(online.trainable_variables),
+            values(online.non_trainable_variables),
+            values(optimizer.variables),
+            target_params,
+            _as_batch(batch, obs_dtype),
+        )
         for var, value in zip(online.trainable_variables, trainable, strict=True):
             var.assign(value)
         for var, value in zip(optimizer.variables, opt_vars, strict=True):
@@ -259,10 +335,16 @@ def _jax_train_step(online: keras.Model, target: keras.Model | None,
     return call
 
 
-def _torch_train_step(online: keras.Model, target: keras.Model | None,
-                      optimizer: keras.optimizers.Optimizer, loss_fn: LossFn, double: bool,
-                      clip_norm: float | None, tau: float | None,
-                      jit_compile: bool) -> TrainStep:
+def _torch_train_step(
+    online: keras.Model,
+    target: keras.Model | None,
+    optimizer: keras.optimizers.Optimizer,
+    loss_fn: LossFn,
+    double: bool,
+    clip_norm: float | None,
+    tau: float | None,
+    jit_compile: bool,
+) -> TrainStep:
     import torch
 
     obs_dtype = online.inputs[0].dtype
@@ -272,16 +354,26 @@ def _torch_train_step(online: keras.Model, target: keras.Model | None,
 
     def call(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         obs, actions, rewards, next_obs, discounts, weights, aux = (
-            to_tensor(x) for x in _as_batch(batch, obs_dtype))
+            to_tensor(x) for x in _as_batch(batch, obs_dtype)
+        )
         with torch.no_grad():
             next_q_target = q_output(target_net(next_obs, training=False))  # [B, A]
             next_q_online = q_output(online(next_obs, training=False)) if double else None
         for v in variables:
             v.value.grad = None
         out = online(obs, training=True)
-        q = q_output(out)                                                # [B, A]
-        loss, td = loss_fn(q, next_q_online, next_q_target, actions, rewards, discounts,
-                           weights, aux_output(out), aux)
+        q = q_output(out)  # [B, A]
+        loss, td = loss_fn(
+            q,
+            next_q_online,
+            next_q_target,
+            actions,
+            rewards,
+            discounts,
+            weights,
+            aux_output(out),
+            aux,
+        )
         loss.backward()
         with torch.no_grad():
             grads, norm = _clip([v.value.grad for v in variables], clip_norm)

@@ -90,9 +90,11 @@ class DQNConfig:
     jit_compile: bool = True
 
     def __post_init__(self) -> None:
-        for name, value, valid in (("optimizer", self.optimizer, _OPTIMIZERS),
-                                   ("loss", self.loss, _LOSSES),
-                                   ("target_update", self.target_update, _TARGET_UPDATES)):
+        for name, value, valid in (
+            ("optimizer", self.optimizer, _OPTIMIZERS),
+            ("loss", self.loss, _LOSSES),
+            ("target_update", self.target_update, _TARGET_UPDATES),
+        ):
             if value not in valid:
                 raise ValueError(f"DQNConfig: unknown {name} {value!r}; choose one of {valid}")
         if self.target_update == "hard" and self.target_period < 1:
@@ -100,8 +102,9 @@ class DQNConfig:
         if self.target_update == "polyak" and not 0.0 < self.tau <= 1.0:
             raise ValueError(f"DQNConfig: tau must lie in (0, 1], got {self.tau}")
         if self.grad_clip_norm is not None and self.grad_clip_norm <= 0:
-            raise ValueError(f"DQNConfig: grad_clip_norm must be > 0 or None, "
-                             f"got {self.grad_clip_norm}")
+            raise ValueError(
+                f"DQNConfig: grad_clip_norm must be > 0 or None, got {self.grad_clip_norm}"
+            )
         if self.aux_weight < 0:
             raise ValueError(f"DQNConfig: aux_weight must be >= 0, got {self.aux_weight}")
         if self.lr <= 0 or self.n_step < 1:
@@ -111,8 +114,9 @@ class DQNConfig:
 # -- the maths ---------------------------------------------------------------------
 
 
-def td_targets(rewards: Any, discounts: Any, next_q_target: Any,
-               next_q_online: Any | None = None) -> Any:
+def td_targets(
+    rewards: Any, discounts: Any, next_q_target: Any, next_q_online: Any | None = None
+) -> Any:
     """Q-learning targets [B]: ``r + discount * Q_target(s', a')``.
 
     ``a' = argmax_a next_q_online`` for double DQN (``next_q_online`` given),
@@ -121,9 +125,9 @@ def td_targets(rewards: Any, discounts: Any, next_q_target: Any,
     """
     ops = keras.ops
     if next_q_online is None:
-        next_value = ops.max(next_q_target, axis=-1)                              # [B]
+        next_value = ops.max(next_q_target, axis=-1)  # [B]
     else:
-        best = ops.argmax(next_q_online, axis=-1)                                 # [B]
+        best = ops.argmax(next_q_online, axis=-1)  # [B]
         next_value = ops.take_along_axis(next_q_target, best[:, None], axis=-1)[:, 0]
     return rewards + discounts * next_value
 
@@ -153,8 +157,13 @@ class DQNAgent:
 
     """
 
-    def __init__(self, model: keras.Model, config: DQNConfig | None = None,
-                 num_actions: int = 3, seed: int | None = None) -> None:
+    def __init__(
+        self,
+        model: keras.Model,
+        config: DQNConfig | None = None,
+        num_actions: int = 3,
+        seed: int | None = None,
+    ) -> None:
         self.model = model
         self.config = config = config or DQNConfig()
         self.num_actions = int(num_actions)
@@ -164,8 +173,10 @@ class DQNAgent:
             structure = model.outputs
         q_shape = q_output(structure).shape
         if q_shape[-1] != self.num_actions:
-            raise ValueError(f"DQNAgent: the model outputs {q_shape[-1]} Q-values, "
-                             f"num_actions is {self.num_actions}")
+            raise ValueError(
+                f"DQNAgent: the model outputs {q_shape[-1]} Q-values, "
+                f"num_actions is {self.num_actions}"
+            )
         self.has_aux = has_aux_output(model)
         self.rng = np.random.default_rng(seed)
         self.train_steps = 0
@@ -177,12 +188,16 @@ class DQNAgent:
         self.optimizer.build(model.trainable_variables)
         self._q = _backend.compile_forward(model)
         self._train = _backend.compile_train_step(
-            model, self.target_model, self.optimizer, self._loss,
+            model,
+            self.target_model,
+            self.optimizer,
+            self._loss,
             # Without a target network double DQN's argmax and max come from one net.
             double=config.double and self.target_model is not None,
             grad_clip_norm=config.grad_clip_norm,
             tau=config.tau if config.target_update == "polyak" else None,
-            jit_compile=config.jit_compile)
+            jit_compile=config.jit_compile,
+        )
 
     # -- acting ---------------------------------------------------------------
 
@@ -191,8 +206,10 @@ class DQNAgent:
         obs = np.asarray(obs)
         expected = len(self.model.inputs[0].shape)
         if obs.ndim != expected:
-            raise ValueError(f"DQNAgent: expected a batch of observations with {expected} "
-                             f"dimensions [B, ...], got shape {obs.shape}")
+            raise ValueError(
+                f"DQNAgent: expected a batch of observations with {expected} "
+                f"dimensions [B, ...], got shape {obs.shape}"
+            )
         return np.asarray(self._q(obs), dtype=np.float32)
 
     def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
@@ -203,33 +220,44 @@ class DQNAgent:
         called when every action is random.
         """
         b = len(obs)
-        explore = self.rng.random(b) < epsilon                            # [B]
-        random_actions = self.rng.integers(0, self.num_actions, size=b)   # [B]
+        explore = self.rng.random(b) < epsilon  # [B]
+        random_actions = self.rng.integers(0, self.num_actions, size=b)  # [B]
         if explore.all():
             return random_actions.astype(np.int64)
-        greedy = np.argmax(self.q_values(obs), axis=-1)                   # [B]
+        greedy = np.argmax(self.q_values(obs), axis=-1)  # [B]
         return np.where(explore, random_actions, greedy).astype(np.int64)
 
     # -- learning -------------------------------------------------------------
 
-    def _loss(self, q: Any, next_q_online: Any | None, next_q_target: Any, actions: Any,
-              rewards: Any, discounts: Any, weights: Any, aux_pred: Any | None = None,
-              aux: Any | None = None) -> tuple[Any, Any]:
+    def _loss(
+        self,
+        q: Any,
+        next_q_online: Any | None,
+        next_q_target: Any,
+        actions: Any,
+        rewards: Any,
+        discounts: Any,
+        weights: Any,
+        aux_pred: Any | None = None,
+        aux: Any | None = None,
+    ) -> tuple[Any, Any]:
         """Weighted Q-learning loss [] and TD errors [B] (``keras.ops``; see ``_backend``).
 
         With an auxiliary output, ``aux_weight * mean((aux_pred - aux)^2)`` is added.
         """
         ops = keras.ops
-        targets = ops.stop_gradient(td_targets(rewards, discounts, next_q_target,
-                                               next_q_online))            # [B]
+        targets = ops.stop_gradient(
+            td_targets(rewards, discounts, next_q_target, next_q_online)
+        )  # [B]
         q_taken = ops.take_along_axis(q, ops.cast(actions, "int32")[:, None], axis=-1)[:, 0]
-        td = targets - q_taken                                            # [B]
+        td = targets - q_taken  # [B]
         per_sample = elementwise_loss(td, self.config.loss, self.config.huber_delta)
         loss = ops.mean(weights * per_sample)
         if aux_pred is not None:  # (weight 0 still adds the term: every weight gets a gradient)
             labels = ops.reshape(ops.cast(aux, "float32"), ops.shape(aux_pred))
             loss = loss + self.config.aux_weight * ops.mean(
-                ops.square(ops.cast(aux_pred, "float32") - labels))
+                ops.square(ops.cast(aux_pred, "float32") - labels)
+            )
         return loss, td
 
     def train_step(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
@@ -242,12 +270,16 @@ class DQNAgent:
 
         """
         if self.has_aux and "aux" not in batch:
-            raise ValueError("DQNAgent.train_step: the model has an auxiliary output, so the "
-                             "batch needs 'aux' labels (ReplayMemory(aux_dim=1))")
+            raise ValueError(
+                "DQNAgent.train_step: the model has an auxiliary output, so the "
+                "batch needs 'aux' labels (ReplayMemory(aux_dim=1))"
+            )
         out = self._train(batch)
         self.train_steps += 1
-        if (self.config.target_update == "hard"
-                and self.train_steps % self.config.target_period == 0):
+        if (
+            self.config.target_update == "hard"
+            and self.train_steps % self.config.target_period == 0
+        ):
             self.sync_target()
         result: dict[str, Any] = {k: float(v) for k, v in out.items() if k != "td_errors"}
         result["td_errors"] = np.asarray(out["td_errors"], dtype=np.float32)
@@ -275,8 +307,10 @@ class DQNAgent:
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restore a :meth:`get_state` (also an ``np.load`` result)."""
-        meta = {"train_steps": int(state["train_steps"]),
-                "rng_state": json.loads(str(state["rng_state"]))}
+        meta = {
+            "train_steps": int(state["train_steps"]),
+            "rng_state": json.loads(str(state["rng_state"])),
+        }
         self.set_state_arrays(state, meta)
 
     def get_state_arrays(self) -> dict[str, np.ndarray]:
@@ -284,13 +318,19 @@ class DQNAgent:
         groups = {"online": self.model.weights, "optimizer": self.optimizer.variables}
         if self.target_model is not None:
             groups["target"] = self.target_model.weights
-        return {f"{group}/{i:03d}": np.array(keras.ops.convert_to_numpy(v.value))
-                for group, variables in groups.items() for i, v in enumerate(variables)}
+        return {
+            f"{group}/{i:03d}": np.array(keras.ops.convert_to_numpy(v.value))
+            for group, variables in groups.items()
+            for i, v in enumerate(variables)
+        }
 
     def get_state_meta(self) -> dict[str, Any]:
         """JSON-ready counters: ``train_steps``, ``rng_state`` and the config."""
-        return {"train_steps": self.train_steps, "rng_state": self.rng.bit_generator.state,
-                "config": asdict(self.config)}
+        return {
+            "train_steps": self.train_steps,
+            "rng_state": self.rng.bit_generator.state,
+            "config": asdict(self.config),
+        }
 
     def set_state_arrays(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state_arrays` and :meth:`get_state_meta`.
@@ -306,8 +346,10 @@ class DQNAgent:
             for i, v in enumerate(variables):
                 key = f"{group}/{i:03d}"
                 if key not in arrays or tuple(arrays[key].shape) != tuple(v.shape):
-                    raise ValueError(f"DQNAgent.set_state: {key} missing or of another shape "
-                                     f"than {tuple(v.shape)}")
+                    raise ValueError(
+                        f"DQNAgent.set_state: {key} missing or of another shape "
+                        f"than {tuple(v.shape)}"
+                    )
                 v.assign(arrays[key])
         self.train_steps = int(meta["train_steps"])
         self.rng.bit_generator.state = meta["rng_state"]
@@ -319,8 +361,9 @@ class DQNAgent:
         self.model.save(path)
 
     @classmethod
-    def load_model(cls, path: str, config: DQNConfig | None = None,
-                   seed: int | None = None) -> DQNAgent:
+    def load_model(
+        cls, path: str, config: DQNConfig | None = None, seed: int | None = None
+    ) -> DQNAgent:
         """An agent around a Q-network saved with :meth:`save_model` (e.g. to evaluate it)."""
         model = load_q_network(path)
         return cls(model, config, num_actions=int(model.outputs[0].shape[-1]), seed=seed)

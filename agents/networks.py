@@ -24,8 +24,15 @@ from typing import Any
 import keras
 from keras import layers
 
-__all__ = ["NETWORK_KINDS", "DuelingAggregate", "aux_output", "build_q_network", "has_aux_output",
-           "load_q_network", "q_output"]
+__all__ = [
+    "NETWORK_KINDS",
+    "DuelingAggregate",
+    "aux_output",
+    "build_q_network",
+    "has_aux_output",
+    "load_q_network",
+    "q_output",
+]
 
 NETWORK_KINDS = ("book", "small", "mlp")
 
@@ -87,9 +94,14 @@ class _Seeds:
         return self.seed - 1
 
 
-def build_q_network(kind: str, obs_shape: tuple[int, ...], num_actions: int = 3,
-                    dueling: bool = False, landing_head: bool = False,
-                    **kwargs: Any) -> keras.Model:
+def build_q_network(
+    kind: str,
+    obs_shape: tuple[int, ...],
+    num_actions: int = 3,
+    dueling: bool = False,
+    landing_head: bool = False,
+    **kwargs: Any,
+) -> keras.Model:
     """Build a Q-network ``obs [B, *obs_shape] -> Q [B, num_actions]``.
 
     Args:
@@ -118,15 +130,19 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], num_actions: int = 3,
     name = kwargs.pop("name", f"q_{kind}{'_dueling' if dueling else ''}")
     if kind == "mlp":
         if len(obs_shape) not in (1, 2):
-            raise ValueError(f"build_q_network: 'mlp' takes state vectors (D,) or boards (H, W), "
-                             f"got obs_shape {obs_shape}; use 'book' or 'small' for images")
+            raise ValueError(
+                f"build_q_network: 'mlp' takes state vectors (D,) or boards (H, W), "
+                f"got obs_shape {obs_shape}; use 'book' or 'small' for images"
+            )
         inputs = keras.Input(obs_shape, dtype=kwargs.pop("input_dtype", "float32"), name="obs")
         x = layers.Flatten()(inputs) if len(obs_shape) == 2 else inputs
         x = _mlp_torso(x, tuple(kwargs.pop("hidden_units", (64, 64))), seeds)
     else:
         if len(obs_shape) != 3:
-            raise ValueError(f"build_q_network: {kind!r} is a CNN for image stacks (H, W, C), got "
-                             f"obs_shape {obs_shape}; use 'mlp' for state vectors")
+            raise ValueError(
+                f"build_q_network: {kind!r} is a CNN for image stacks (H, W, C), got "
+                f"obs_shape {obs_shape}; use 'mlp' for state vectors"
+            )
         input_dtype = kwargs.pop("input_dtype", "uint8")
         inputs = keras.Input(obs_shape, dtype=input_dtype, name="obs")
         x = layers.Rescaling(1.0 / 255.0 if input_dtype == "uint8" else 1.0, name="scale")(inputs)
@@ -137,8 +153,9 @@ def build_q_network(kind: str, obs_shape: tuple[int, ...], num_actions: int = 3,
     init = "random_normal" if kind == "book" else "glorot_uniform"
     q = _head(x, num_actions, dueling, init, seeds)
     if landing_head:
-        landing = layers.Dense(1, name="landing_x",
-                               kernel_initializer=_init("GlorotUniform", seeds.next()))(x)
+        landing = layers.Dense(
+            1, name="landing_x", kernel_initializer=_init("GlorotUniform", seeds.next())
+        )(x)
         return keras.Model(inputs, [q, landing], name=f"{name}_aux")
     return keras.Model(inputs, q, name=name)
 
@@ -164,11 +181,18 @@ def _book_torso(x: Any, seeds: _Seeds) -> Any:
     "normal" initialisation is Keras' ``RandomNormal(stddev=0.05)``; biases zero.
     """
     for filters, size, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):  # -> 20, 10, 10
-        x = layers.Conv2D(filters, size, strides=stride, padding="same", activation="relu",
-                          kernel_initializer=_init("RandomNormal", seeds.next()))(x)
-    x = layers.Flatten()(x)                                              # [B, 6400]
-    return layers.Dense(512, activation="relu",
-                        kernel_initializer=_init("RandomNormal", seeds.next()))(x)
+        x = layers.Conv2D(
+            filters,
+            size,
+            strides=stride,
+            padding="same",
+            activation="relu",
+            kernel_initializer=_init("RandomNormal", seeds.next()),
+        )(x)
+    x = layers.Flatten()(x)  # [B, 6400]
+    return layers.Dense(
+        512, activation="relu", kernel_initializer=_init("RandomNormal", seeds.next())
+    )(x)
 
 
 def _small_torso(x: Any, seeds: _Seeds) -> Any:
@@ -186,19 +210,27 @@ def _small_torso(x: Any, seeds: _Seeds) -> Any:
     than the book's network. With it the DQN wins 500/500 greedy pixel games
     after 2,938 steps (1,440 games, ~3 min here).
     """
-    x = layers.AveragePooling2D(2)(x)                                    # [B, 40, 40, C]
-    for filters, size in ((16, 4), (32, 3)):                             # -> 20, 10
-        x = layers.Conv2D(filters, size, strides=2, padding="same", activation="relu",
-                          kernel_initializer=_init("HeUniform", seeds.next()))(x)
-    x = layers.Flatten()(x)                                              # [B, 3200]
-    return layers.Dense(128, activation="relu",
-                        kernel_initializer=_init("HeUniform", seeds.next()))(x)
+    x = layers.AveragePooling2D(2)(x)  # [B, 40, 40, C]
+    for filters, size in ((16, 4), (32, 3)):  # -> 20, 10
+        x = layers.Conv2D(
+            filters,
+            size,
+            strides=2,
+            padding="same",
+            activation="relu",
+            kernel_initializer=_init("HeUniform", seeds.next()),
+        )(x)
+    x = layers.Flatten()(x)  # [B, 3200]
+    return layers.Dense(
+        128, activation="relu", kernel_initializer=_init("HeUniform", seeds.next())
+    )(x)
 
 
 def _mlp_torso(x: Any, hidden_units: tuple[int, ...], seeds: _Seeds) -> Any:
     for units in hidden_units:
-        x = layers.Dense(units, activation="relu",
-                         kernel_initializer=_init("HeUniform", seeds.next()))(x)
+        x = layers.Dense(
+            units, activation="relu", kernel_initializer=_init("HeUniform", seeds.next())
+        )(x)
     return x
 
 
@@ -208,6 +240,7 @@ def _head(x: Any, num_actions: int, dueling: bool, init: str, seeds: _Seeds) -> 
     if not dueling:
         return layers.Dense(num_actions, name="q", kernel_initializer=_init(kind, seeds.next()))(x)
     value = layers.Dense(1, name="value", kernel_initializer=_init(kind, seeds.next()))(x)
-    advantages = layers.Dense(num_actions, name="advantages",
-                              kernel_initializer=_init(kind, seeds.next()))(x)
+    advantages = layers.Dense(
+        num_actions, name="advantages", kernel_initializer=_init(kind, seeds.next())
+    )(x)
     return DuelingAggregate(name="q")([value, advantages])

@@ -130,23 +130,39 @@ class ReplayMemory:
 
     """
 
-    def __init__(self, capacity: int, num_envs: int, obs_shape: tuple[int, ...],
-                 obs_dtype: Any, frame_stack: int = 1, n_step: int = 1, gamma: float = 0.99,
-                 prioritized: bool = False, alpha: float = 0.6, beta: float = 0.4,
-                 seed: int | None = None, aux_dim: int = 0) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: Any,
+        frame_stack: int = 1,
+        n_step: int = 1,
+        gamma: float = 0.99,
+        prioritized: bool = False,
+        alpha: float = 0.6,
+        beta: float = 0.4,
+        seed: int | None = None,
+        aux_dim: int = 0,
+    ) -> None:
         obs_shape = tuple(int(d) for d in obs_shape)
         if num_envs < 1:
             raise ValueError(f"ReplayMemory: num_envs must be >= 1, got {num_envs}")
         if frame_stack < 1 or n_step < 1:
-            raise ValueError(f"ReplayMemory: frame_stack and n_step must be >= 1, "
-                             f"got {frame_stack} and {n_step}")
+            raise ValueError(
+                f"ReplayMemory: frame_stack and n_step must be >= 1, got {frame_stack} and {n_step}"
+            )
         if frame_stack > 1 and (not obs_shape or obs_shape[-1] != frame_stack):
-            raise ValueError(f"ReplayMemory: frame_stack={frame_stack} needs frames stacked on "
-                             f"the last axis of obs_shape, got {obs_shape}")
+            raise ValueError(
+                f"ReplayMemory: frame_stack={frame_stack} needs frames stacked on "
+                f"the last axis of obs_shape, got {obs_shape}"
+            )
         slots = int(capacity) // int(num_envs)
         if slots < n_step + frame_stack:
-            raise ValueError(f"ReplayMemory: capacity {capacity} leaves {slots} slots per env; "
-                             f"need at least n_step + frame_stack = {n_step + frame_stack}")
+            raise ValueError(
+                f"ReplayMemory: capacity {capacity} leaves {slots} slots per env; "
+                f"need at least n_step + frame_stack = {n_step + frame_stack}"
+            )
         self.num_envs, self.slots = int(num_envs), slots
         self.capacity = self.num_envs * slots
         self.obs_shape, self.obs_dtype = obs_shape, np.dtype(obs_dtype)
@@ -168,10 +184,10 @@ class ReplayMemory:
         # frame_stack frames of it are in memory).
         self._step_in_game = np.zeros((n, c), dtype=np.int32)
         self._joined = np.zeros((n, c), dtype=bool)
-        self._env_step = np.zeros(n, dtype=np.int32)   # the next add's step_in_game
+        self._env_step = np.zeros(n, dtype=np.int32)  # the next add's step_in_game
         self._env_joined = np.zeros(n, dtype=bool)
-        self._env_fresh = np.ones(n, dtype=bool)       # next add starts a stream or game
-        self._adds = 0                                 # adds so far (absolute time T)
+        self._env_fresh = np.ones(n, dtype=bool)  # next add starts a stream or game
+        self._adds = 0  # adds so far (absolute time T)
         self._discount_powers = self.gamma ** np.arange(self.n_step, dtype=np.float64)
         self._tree = SumTree(self.capacity) if self.prioritized else None
         self._max_priority = 1.0
@@ -179,9 +195,15 @@ class ReplayMemory:
 
     # -- adding --------------------------------------------------------------
 
-    def add(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray,
-            terminated: np.ndarray, truncated: np.ndarray,
-            aux: np.ndarray | None = None) -> None:
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        aux: np.ndarray | None = None,
+    ) -> None:
         """Append one transition per env.
 
         Args:
@@ -200,16 +222,20 @@ class ReplayMemory:
         obs = np.asarray(obs)
         n = self.num_envs
         if obs.shape != (n, *self.obs_shape):
-            raise ValueError(f"ReplayMemory.add: obs must have shape {(n, *self.obs_shape)}, "
-                             f"got {obs.shape}")
+            raise ValueError(
+                f"ReplayMemory.add: obs must have shape {(n, *self.obs_shape)}, got {obs.shape}"
+            )
         if self.aux_dim:
             aux = None if aux is None else np.asarray(aux, dtype=np.float32)
             if aux is None or aux.shape != (n, self.aux_dim):
-                raise ValueError(f"ReplayMemory.add: aux must have shape {(n, self.aux_dim)}, "
-                                 f"got {None if aux is None else aux.shape}")
+                raise ValueError(
+                    f"ReplayMemory.add: aux must have shape {(n, self.aux_dim)}, "
+                    f"got {None if aux is None else aux.shape}"
+                )
         elif aux is not None:
-            raise ValueError("ReplayMemory.add: got aux labels, but the memory was built with "
-                             "aux_dim=0")
+            raise ValueError(
+                "ReplayMemory.add: got aux labels, but the memory was built with aux_dim=0"
+            )
         slot = self._adds % self.slots
         if self.frame_stack > 1:
             frame = obs[..., -1]
@@ -226,7 +252,8 @@ class ReplayMemory:
                     raise ValueError(
                         "ReplayMemory.add: a new game must start with its first frame repeated "
                         "in every slot; feed the memory from a vector env with "
-                        "autoreset_mode='same_step'")
+                        "autoreset_mode='same_step'"
+                    )
             self._frames[:, slot] = frame
         else:
             self._frames[:, slot] = obs
@@ -271,7 +298,7 @@ class ReplayMemory:
         next_t = np.where(term, t, t + self.n_step)
         obs = self._stack(env, t)
         next_obs = self._stack(env, next_t)
-        discounts = np.where(term, 0.0, self.gamma ** self.n_step).astype(np.float32)
+        discounts = np.where(term, 0.0, self.gamma**self.n_step).astype(np.float32)
         indices = env.astype(np.int64) * self.slots + slot
         if self._tree is None:
             weights = np.ones(len(t), dtype=np.float32)
@@ -279,9 +306,15 @@ class ReplayMemory:
             probs = self._tree.get(indices) / self._tree.total
             w = (len(self) * probs) ** (-self.beta)
             weights = (w / w.max()).astype(np.float32)
-        batch = {"obs": obs, "actions": self._actions[env, slot].astype(np.int64),
-                 "rewards": rewards, "next_obs": next_obs, "discounts": discounts,
-                 "indices": indices, "weights": weights}
+        batch = {
+            "obs": obs,
+            "actions": self._actions[env, slot].astype(np.int64),
+            "rewards": rewards,
+            "next_obs": next_obs,
+            "discounts": discounts,
+            "indices": indices,
+            "weights": weights,
+        }
         if self.aux_dim:
             batch["aux"] = self._aux[env, slot]
         return batch
@@ -318,15 +351,18 @@ class ReplayMemory:
         if stored == 0:
             return 0
         f, n = self.frame_stack, self.n_step
-        ages = np.concatenate([np.arange(min(f - 1, stored)),                 # oldest
-                               np.arange(max(stored - n, 0), stored)])         # newest
+        ages = np.concatenate(
+            [
+                np.arange(min(f - 1, stored)),  # oldest
+                np.arange(max(stored - n, 0), stored),
+            ]
+        )  # newest
         oldest_t = self._adds - stored
         env = np.repeat(np.arange(self.num_envs), ages.size)
         t = np.tile(oldest_t + ages, self.num_envs)
-        te, ts = np.nonzero(self._truncated[:, :stored] if stored < self.slots
-                            else self._truncated)
+        te, ts = np.nonzero(self._truncated[:, :stored] if stored < self.slots else self._truncated)
         if te.size:
-            tt = self._absolute(ts)[:, None] - np.arange(n)                    # [K, n]
+            tt = self._absolute(ts)[:, None] - np.arange(n)  # [K, n]
             env = np.concatenate([env, np.repeat(te, n)])
             t = np.concatenate([t, tt.ravel()])
         keep = t >= oldest_t
@@ -341,8 +377,16 @@ class ReplayMemory:
     @property
     def nbytes(self) -> int:
         """Bytes held by the memory's arrays."""
-        arrays = [self._frames, self._actions, self._rewards, self._terminated, self._truncated,
-                  self._step_in_game, self._joined, self._aux]
+        arrays = [
+            self._frames,
+            self._actions,
+            self._rewards,
+            self._terminated,
+            self._truncated,
+            self._step_in_game,
+            self._joined,
+            self._aux,
+        ]
         tree = self._tree.tree.nbytes if self._tree is not None else 0
         return sum(a.nbytes for a in arrays) + tree
 
@@ -378,8 +422,10 @@ class ReplayMemory:
         # Few sampleable transitions (e.g. right at the start): draw from the full mask.
         mask = self.sampleable()
         if not mask.any():
-            raise ValueError("ReplayMemory.sample: no sampleable transition yet (each needs "
-                             f"its next {self.n_step} step(s) or its game's end in memory)")
+            raise ValueError(
+                "ReplayMemory.sample: no sampleable transition yet (each needs "
+                f"its next {self.n_step} step(s) or its game's end in memory)"
+            )
         e_all, s_all = np.nonzero(mask)
         if self._tree is None:
             pick = self.rng.integers(0, e_all.size, size=todo.size)
@@ -395,14 +441,15 @@ class ReplayMemory:
         slot = t % self.slots
         k = self._step_in_game[env, slot]
         history_ok = (t - np.minimum(k, self.frame_stack - 1) >= oldest) & (
-            ~self._joined[env, slot] | (k >= self.frame_stack - 1))
-        ahead = t[:, None] + np.arange(self.n_step)                        # [B, n]
+            ~self._joined[env, slot] | (k >= self.frame_stack - 1)
+        )
+        ahead = t[:, None] + np.arange(self.n_step)  # [B, n]
         written = ahead < self._adds
         ahead_slot = ahead % self.slots
         term = self._terminated[env[:, None], ahead_slot] & written
         trunc = self._truncated[env[:, None], ahead_slot] & written
         ended = term | trunc
-        before_end = np.cumsum(ended, axis=1) - ended == 0                 # no end before j
+        before_end = np.cumsum(ended, axis=1) - ended == 0  # no end before j
         game_ends = ended.any(axis=1)
         ends_terminated = (term & before_end).any(axis=1)
         next_written = t + self.n_step < self._adds
@@ -411,9 +458,9 @@ class ReplayMemory:
 
     def _returns(self, env: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """n-step rewards [B] float32 and whether the game terminated within them [B]."""
-        ahead_slot = (t[:, None] + np.arange(self.n_step)) % self.slots    # [B, n]
+        ahead_slot = (t[:, None] + np.arange(self.n_step)) % self.slots  # [B, n]
         ended = (self._terminated | self._truncated)[env[:, None], ahead_slot]
-        in_game = np.cumsum(ended, axis=1) - ended == 0                    # steps before the end
+        in_game = np.cumsum(ended, axis=1) - ended == 0  # steps before the end
         r = self._rewards[env[:, None], ahead_slot] * in_game
         rewards = (r * self._discount_powers).sum(axis=1).astype(np.float32)
         term = (self._terminated[env[:, None], ahead_slot] & in_game).any(axis=1)
@@ -427,20 +474,30 @@ class ReplayMemory:
         k = self._step_in_game[env, slot]
         back = np.minimum(np.arange(self.frame_stack - 1, -1, -1)[None, :], k[:, None])  # [B, F]
         frames = self._frames[env[:, None], (t[:, None] - back) % self.slots]  # [B, F, H, W]
-        return np.moveaxis(frames, 1, -1)                                      # [B, H, W, F]
+        return np.moveaxis(frames, 1, -1)  # [B, H, W, F]
 
     # -- state ---------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Everything needed to resume exactly, as numpy arrays (``np.savez``-ready)."""
-        d = {"frames": self._frames, "actions": self._actions, "rewards": self._rewards,
-             "terminated": self._terminated, "truncated": self._truncated, "aux": self._aux,
-             "step_in_game": self._step_in_game, "joined": self._joined,
-             "env_step": self._env_step, "env_joined": self._env_joined,
-             "env_fresh": self._env_fresh, "adds": np.array(self._adds, dtype=np.int64),
-             "max_priority": np.array(self._max_priority), "beta": np.array(self.beta),
-             "config": np.array(json.dumps(self._config())),
-             "rng_state": np.array(json.dumps(self.rng.bit_generator.state))}
+        d = {
+            "frames": self._frames,
+            "actions": self._actions,
+            "rewards": self._rewards,
+            "terminated": self._terminated,
+            "truncated": self._truncated,
+            "aux": self._aux,
+            "step_in_game": self._step_in_game,
+            "joined": self._joined,
+            "env_step": self._env_step,
+            "env_joined": self._env_joined,
+            "env_fresh": self._env_fresh,
+            "adds": np.array(self._adds, dtype=np.int64),
+            "max_priority": np.array(self._max_priority),
+            "beta": np.array(self.beta),
+            "config": np.array(json.dumps(self._config())),
+            "rng_state": np.array(json.dumps(self.rng.bit_generator.state)),
+        }
         if self._tree is not None:
             d["priorities"] = self._tree.tree
         return {k: np.array(v, copy=True) for k, v in d.items()}
@@ -454,10 +511,20 @@ class ReplayMemory:
         """
         config = json.loads(str(d["config"]))
         if config != self._config():
-            raise ValueError(f"ReplayMemory.load_state_dict: state of a memory built with "
-                             f"{config}, this one has {self._config()}")
-        for name in ("frames", "actions", "rewards", "terminated", "truncated", "step_in_game",
-                     "joined", *(("aux",) if self.aux_dim else ())):
+            raise ValueError(
+                f"ReplayMemory.load_state_dict: state of a memory built with "
+                f"{config}, this one has {self._config()}"
+            )
+        for name in (
+            "frames",
+            "actions",
+            "rewards",
+            "terminated",
+            "truncated",
+            "step_in_game",
+            "joined",
+            *(("aux",) if self.aux_dim else ()),
+        ):
             getattr(self, f"_{name}")[...] = d[name]
         self._env_step = np.array(d["env_step"], dtype=np.int32)
         self._env_joined = np.array(d["env_joined"], dtype=bool)
@@ -470,8 +537,15 @@ class ReplayMemory:
         self.rng.bit_generator.state = json.loads(str(d["rng_state"]))
 
     def _config(self) -> dict[str, Any]:
-        return {"capacity": self.capacity, "num_envs": self.num_envs,
-                "obs_shape": list(self.obs_shape), "obs_dtype": self.obs_dtype.str,
-                "frame_stack": self.frame_stack, "n_step": self.n_step, "gamma": self.gamma,
-                "prioritized": self.prioritized, "alpha": self.alpha,
-                **({"aux_dim": self.aux_dim} if self.aux_dim else {})}
+        return {
+            "capacity": self.capacity,
+            "num_envs": self.num_envs,
+            "obs_shape": list(self.obs_shape),
+            "obs_dtype": self.obs_dtype.str,
+            "frame_stack": self.frame_stack,
+            "n_step": self.n_step,
+            "gamma": self.gamma,
+            "prioritized": self.prioritized,
+            "alpha": self.alpha,
+            **({"aux_dim": self.aux_dim} if self.aux_dim else {}),
+        }

@@ -116,43 +116,91 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         # settings (lr 1e-3, batch 64, 5-step returns, learning_starts 2000) reached
         # 99.3 % after 31.7k. SB3's n-step buffer cannot use optimize_memory_usage,
         # so 20k stacks take 1 GB.
-        "pixels": {"learning_rate": 1e-3, "buffer_size": 20_000, "learning_starts": 2_000,
-                   "batch_size": 64, "gamma": 0.99, "train_freq": 1, "gradient_steps": 1,
-                   "n_steps": 5, "exploration_fraction": 0.2,
-                   "exploration_initial_eps": 1.0, "exploration_final_eps": 0.01,
-                   "replay_buffer_kwargs": {"handle_timeout_termination": False}},
+        "pixels": {
+            "learning_rate": 1e-3,
+            "buffer_size": 20_000,
+            "learning_starts": 2_000,
+            "batch_size": 64,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "n_steps": 5,
+            "exploration_fraction": 0.2,
+            "exploration_initial_eps": 1.0,
+            "exploration_final_eps": 0.01,
+            "replay_buffer_kwargs": {"handle_timeout_termination": False},
+        },
         # RL Zoo CartPole: lr 2.3e-3, batch 64, net [256, 256], eps 0.16 -> 0.04;
         # a smaller net is enough for a 3-number state.
-        "vector": {"learning_rate": 1e-3, "buffer_size": 20_000, "learning_starts": 500,
-                   "batch_size": 64, "gamma": 0.99, "train_freq": 1, "gradient_steps": 4,
-                   "exploration_fraction": 0.2,
-                   "exploration_initial_eps": 1.0, "exploration_final_eps": 0.01,
-                   "policy_kwargs": {"net_arch": [64, 64]}},
+        "vector": {
+            "learning_rate": 1e-3,
+            "buffer_size": 20_000,
+            "learning_starts": 500,
+            "batch_size": 64,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 4,
+            "exploration_fraction": 0.2,
+            "exploration_initial_eps": 1.0,
+            "exploration_final_eps": 0.01,
+            "policy_kwargs": {"net_arch": [64, 64]},
+        },
     },
     "sb3-qrdqn": {
         # RL Zoo Atari QR-DQN: as its DQN, with 200 quantiles (sb3-contrib default).
-        "pixels": {"learning_rate": 1e-4, "buffer_size": 20_000, "learning_starts": 1_000,
-                   "batch_size": 32, "gamma": 0.99, "train_freq": 1, "gradient_steps": 1,
-                   "exploration_fraction": 0.2,
-                   "exploration_final_eps": 0.01, "optimize_memory_usage": True,
-                   "replay_buffer_kwargs": {"handle_timeout_termination": False}},
+        "pixels": {
+            "learning_rate": 1e-4,
+            "buffer_size": 20_000,
+            "learning_starts": 1_000,
+            "batch_size": 32,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "exploration_fraction": 0.2,
+            "exploration_final_eps": 0.01,
+            "optimize_memory_usage": True,
+            "replay_buffer_kwargs": {"handle_timeout_termination": False},
+        },
         # RL Zoo CartPole QR-DQN: 10 quantiles.
-        "vector": {"learning_rate": 1e-3, "buffer_size": 20_000, "learning_starts": 500,
-                   "batch_size": 64, "gamma": 0.99, "train_freq": 1, "gradient_steps": 4,
-                   "exploration_fraction": 0.2,
-                   "exploration_final_eps": 0.01,
-                   "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10}},
+        "vector": {
+            "learning_rate": 1e-3,
+            "buffer_size": 20_000,
+            "learning_starts": 500,
+            "batch_size": 64,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 4,
+            "exploration_fraction": 0.2,
+            "exploration_final_eps": 0.01,
+            "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10},
+        },
     },
     "sb3-ppo": {
         # RL Zoo Atari PPO (8 envs): n_steps 128, 4 epochs, batch 256, lr 2.5e-4,
         # clip 0.1 (the Zoo anneals both linearly; constant here, TOML has no schedules),
         # vf_coef 0.5, ent_coef 0.01.
-        "pixels": {"n_steps": 128, "n_epochs": 4, "batch_size": 256, "learning_rate": 2.5e-4,
-                   "clip_range": 0.1, "vf_coef": 0.5, "ent_coef": 0.01, "gamma": 0.99},
+        "pixels": {
+            "n_steps": 128,
+            "n_epochs": 4,
+            "batch_size": 256,
+            "learning_rate": 2.5e-4,
+            "clip_range": 0.1,
+            "vf_coef": 0.5,
+            "ent_coef": 0.01,
+            "gamma": 0.99,
+        },
         # RL Zoo CartPole PPO (8 envs): n_steps 32, batch 256, gae_lambda 0.8,
         # gamma 0.98, 20 epochs, lr 1e-3, clip 0.2.
-        "vector": {"n_steps": 32, "n_epochs": 20, "batch_size": 256, "learning_rate": 1e-3,
-                   "clip_range": 0.2, "gae_lambda": 0.8, "gamma": 0.98, "ent_coef": 0.0},
+        "vector": {
+            "n_steps": 32,
+            "n_epochs": 20,
+            "batch_size": 256,
+            "learning_rate": 1e-3,
+            "clip_range": 0.2,
+            "gae_lambda": 0.8,
+            "gamma": 0.98,
+            "ent_coef": 0.0,
+        },
     },
     "sb3-a2c": {
         # RL Zoo Atari A2C: ent_coef 0.01, vf_coef 0.25 (its RMSpropTFLike optimizer
@@ -186,8 +234,9 @@ def policy_name(obs_type: str) -> str:
 
 def _check_algo(algo: str) -> AlgoSpec:
     if algo not in ALGOS:
-        raise SB3ConfigError(f"unknown algorithm {algo!r}; choose dqn (catchrl's) or one of "
-                             f"{', '.join(ALGOS)}")
+        raise SB3ConfigError(
+            f"unknown algorithm {algo!r}; choose dqn (catchrl's) or one of {', '.join(ALGOS)}"
+        )
     return ALGOS[algo]
 
 
@@ -206,20 +255,26 @@ def algorithm_class(algo: str) -> type:
         package = spec.module.replace("_", "-")
         if spec.module == "sb3_contrib":
             package = "sb3-contrib (QR-DQN lives there)"
-        raise SB3NotInstalled(f"{algo} needs {package}, which cannot be imported "
-                              f"({type(e).__name__}: {e}); {spec.install}") from e
+        raise SB3NotInstalled(
+            f"{algo} needs {package}, which cannot be imported "
+            f"({type(e).__name__}: {e}); {spec.install}"
+        ) from e
     return getattr(module, spec.cls)
 
 
 def constructor_options(algo: str) -> list[str]:
     """The keyword arguments the algorithm's constructor accepts (minus reserved ones)."""
     params = inspect.signature(algorithm_class(algo).__init__).parameters
-    return [n for n, p in params.items()
-            if n not in ("self", *_RESERVED) and p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return [
+        n
+        for n, p in params.items()
+        if n not in ("self", *_RESERVED) and p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
 
 
-def sb3_kwargs(algo: str, obs_type: str, user: dict[str, Any] | None = None,
-               num_envs: int = 8) -> dict[str, Any]:
+def sb3_kwargs(
+    algo: str, obs_type: str, user: dict[str, Any] | None = None, num_envs: int = 8
+) -> dict[str, Any]:
     """The defaults for ``algo`` on ``obs_type``, updated with ``user``, checked.
 
     ``policy`` may be given to override :func:`policy_name`; ``policy_kwargs``
@@ -239,8 +294,10 @@ def sb3_kwargs(algo: str, obs_type: str, user: dict[str, Any] | None = None,
         if key not in valid:
             close = [v for v in valid if key.lower() in v or v in key.lower()]
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
-            raise SB3ConfigError(f"sb3.{key} is not an option of {ALGOS[algo].cls}{hint}; "
-                                 f"valid options: {', '.join(sorted(valid))}")
+            raise SB3ConfigError(
+                f"sb3.{key} is not an option of {ALGOS[algo].cls}{hint}; "
+                f"valid options: {', '.join(sorted(valid))}"
+            )
     merged: dict[str, Any] = {"policy": policy_name(obs_type)}
     merged.update(DEFAULTS[algo][_obs_kind(obs_type)])
     if algo in OFF_POLICY and "target_update_interval" not in user:
@@ -249,16 +306,20 @@ def sb3_kwargs(algo: str, obs_type: str, user: dict[str, Any] | None = None,
         per_grad_step = num_envs * int(freq) / max(1, int(merged.get("gradient_steps", 1)))
         merged["target_update_interval"] = max(1, round(TARGET_PERIOD * per_grad_step))
     for key, value in user.items():
-        if key.endswith("_kwargs") and isinstance(value, dict) and isinstance(
-                merged.get(key), dict):
+        if (
+            key.endswith("_kwargs")
+            and isinstance(value, dict)
+            and isinstance(merged.get(key), dict)
+        ):
             merged[key] = {**merged[key], **value}
         else:
             merged[key] = value
     return merged
 
 
-def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int,
-                   device: str = "auto", verbose: int = 0) -> Any:
+def make_sb3_model(
+    algo: str, env: Any, kwargs: dict[str, Any], seed: int, device: str = "auto", verbose: int = 0
+) -> Any:
     """Build the SB3 model from :func:`sb3_kwargs`'s output.
 
     Raises:
@@ -273,9 +334,10 @@ def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int,
     try:
         return cls(policy, env, seed=seed, device=device, verbose=verbose, **kw)
     except (TypeError, ValueError, AssertionError, KeyError, NotImplementedError) as e:
-        raise SB3ConfigError(f"{ALGOS[algo].cls} rejected the [sb3] settings "
-                             f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r})"
-                             ) from e
+        raise SB3ConfigError(
+            f"{ALGOS[algo].cls} rejected the [sb3] settings "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r})"
+        ) from e
 
 
 class CatchSB3VecEnv:
@@ -297,8 +359,9 @@ class CatchSB3VecEnv:
     """
 
 
-def make_catch_vec_env(num_envs: int = 8, obs_type: str = "pixels",
-                       seed: int | None = None, **game_kwargs: Any) -> Any:
+def make_catch_vec_env(
+    num_envs: int = 8, obs_type: str = "pixels", seed: int | None = None, **game_kwargs: Any
+) -> Any:
     """A :class:`CatchSB3VecEnv` over ``num_envs`` native games (seeded at the first reset).
 
     Args:
@@ -329,11 +392,16 @@ def _vec_env_class() -> type:
         __doc__ = CatchSB3VecEnv.__doc__
 
         def __init__(self, num_envs: int, obs_type: str, **game_kwargs: Any) -> None:
-            self.venv_native = CatchVectorEnv(num_envs, obs_type=obs_type,
-                                              autoreset_mode="same_step", **game_kwargs)
+            self.venv_native = CatchVectorEnv(
+                num_envs, obs_type=obs_type, autoreset_mode="same_step", **game_kwargs
+            )
             self.render_mode = None
-            VecEnv.__init__(self, num_envs, self.venv_native.single_observation_space,
-                            self.venv_native.single_action_space)
+            VecEnv.__init__(
+                self,
+                num_envs,
+                self.venv_native.single_observation_space,
+                self.venv_native.single_action_space,
+            )
             self._actions = np.ones(num_envs, dtype=np.int64)
             self._returns = np.zeros(num_envs, dtype=np.float64)
             self._lengths = np.zeros(num_envs, dtype=np.int64)
@@ -367,10 +435,15 @@ def _vec_env_class() -> type:
                 final = info["final_obs"]
                 t = round(time.perf_counter() - self._t0, 6)
                 for i in np.flatnonzero(dones):
-                    infos[i] = {"terminal_observation": final[i],
-                                "TimeLimit.truncated": bool(cut[i]),
-                                "episode": {"r": float(self._returns[i]),
-                                            "l": int(self._lengths[i]), "t": t}}
+                    infos[i] = {
+                        "terminal_observation": final[i],
+                        "TimeLimit.truncated": bool(cut[i]),
+                        "episode": {
+                            "r": float(self._returns[i]),
+                            "l": int(self._lengths[i]),
+                            "t": t,
+                        },
+                    }
                 self._returns[dones] = 0.0
                 self._lengths[dones] = 0
             return obs, reward.astype(np.float32), dones, infos
@@ -390,8 +463,9 @@ def _vec_env_class() -> type:
         def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
             setattr(self.venv_native, attr_name, value)
 
-        def env_method(self, method_name: str, *method_args: Any, indices: Any = None,
-                       **method_kwargs: Any) -> list[Any]:
+        def env_method(
+            self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
+        ) -> list[Any]:
             result = getattr(self.venv_native, method_name)(*method_args, **method_kwargs)
             return [result for _ in self._indices(indices)]
 
@@ -428,15 +502,17 @@ def detect_algo(model_path: str | Path) -> str | None:
     return None
 
 
-def load_sb3_model(model_path: str | Path | io.BytesIO, algo: str, env: Any = None,
-                   device: str = "cpu") -> Any:
+def load_sb3_model(
+    model_path: str | Path | io.BytesIO, algo: str, env: Any = None, device: str = "cpu"
+) -> Any:
     """Load a saved SB3 model (unpickles code: only for files the user named)."""
     cls = algorithm_class(algo)
     return cls.load(model_path, env=env, device=device)
 
 
-def load_sb3_policy(model_path: str | Path, env_kwargs: dict[str, Any], name: str,
-                    algo: str | None = None) -> Any:
+def load_sb3_policy(
+    model_path: str | Path, env_kwargs: dict[str, Any], name: str, algo: str | None = None
+) -> Any:
     """A saved SB3 model as a :class:`~catchrl.policies.LoadedPolicy`.
 
     The policy is greedy (``deterministic=True``); DQN and QR-DQN also expose
@@ -459,22 +535,27 @@ def load_sb3_policy(model_path: str | Path, env_kwargs: dict[str, Any], name: st
     model_path = Path(model_path)
     algo = algo or detect_algo(model_path)
     if algo is None:
-        raise PolicyLoadError(f"{model_path}: not a Stable-Baselines3 model file "
-                              "(no readable 'data' metadata)")
+        raise PolicyLoadError(
+            f"{model_path}: not a Stable-Baselines3 model file (no readable 'data' metadata)"
+        )
     try:
         model = load_sb3_model(model_path, algo)
     except (SB3NotInstalled, SB3ConfigError) as e:
         raise PolicyLoadError(str(e)) from e
     except Exception as e:  # torch/pickle raise many kinds for a bad file
-        raise PolicyLoadError(f"{model_path}: cannot be loaded as {algo} "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+        raise PolicyLoadError(
+            f"{model_path}: cannot be loaded as {algo} "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from e
     space = CatchEnv(**env_kwargs).observation_space
     shape = tuple(model.observation_space.shape)
     expected = tuple(space.shape)
     if shape != expected and shape != (expected[-1], *expected[:-1]):
-        raise PolicyLoadError(f"{model_path}: the model takes observations of shape {shape}, "
-                              f"but the game gives {expected} (obs_type "
-                              f"{env_kwargs.get('obs_type', 'pixels')!r})")
+        raise PolicyLoadError(
+            f"{model_path}: the model takes observations of shape {shape}, "
+            f"but the game gives {expected} (obs_type "
+            f"{env_kwargs.get('obs_type', 'pixels')!r})"
+        )
     return LoadedPolicy(name, _greedy_fn(model), env_kwargs, q_values=_q_values_fn(model, algo))
 
 

@@ -17,8 +17,13 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["SCHEDULE_KINDS", "EpsilonSchedule", "book_epsilon", "exponential_epsilon",
-           "linear_epsilon"]
+__all__ = [
+    "SCHEDULE_KINDS",
+    "EpsilonSchedule",
+    "book_epsilon",
+    "exponential_epsilon",
+    "linear_epsilon",
+]
 
 SCHEDULE_KINDS = ("linear", "exponential", "book")
 
@@ -47,8 +52,13 @@ def exponential_epsilon(step: int, start: float, end: float, decay_steps: float)
     return float(end + (start - end) * math.exp(-max(step, 0) / decay_steps))
 
 
-def book_epsilon(game: int, observe_games: int = 100, start: float = 0.1, end: float = 1e-4,
-                 total_games: int = 2100) -> float:
+def book_epsilon(
+    game: int,
+    observe_games: int = 100,
+    start: float = 0.1,
+    end: float = 1e-4,
+    total_games: int = 2100,
+) -> float:
     """The book's ε for game ``game`` (counted from 0, observe games included).
 
     The book plays ``observe_games`` games at random (ε = 1 here), then acts
@@ -96,8 +106,9 @@ class EpsilonSchedule:
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULE_KINDS:
-            raise ValueError(f"EpsilonSchedule: unknown kind {self.kind!r}; "
-                             f"choose one of {SCHEDULE_KINDS}")
+            raise ValueError(
+                f"EpsilonSchedule: unknown kind {self.kind!r}; choose one of {SCHEDULE_KINDS}"
+            )
         for name in ("start", "end"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

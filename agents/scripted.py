@@ -27,16 +27,19 @@ GameStates = BatchState | CatchState
 
 def _fields(states: GameStates) -> tuple[np.ndarray, ...]:
     """``ball_x, ball_y, ball_vx, paddle_x`` as int64 arrays ``[N]`` (N = 1 for one state)."""
-    return tuple(np.atleast_1d(np.asarray(getattr(states, f), dtype=np.int64))
-                 for f in ("ball_x", "ball_y", "ball_vx", "paddle_x"))
+    return tuple(
+        np.atleast_1d(np.asarray(getattr(states, f), dtype=np.int64))
+        for f in ("ball_x", "ball_y", "ball_vx", "paddle_x")
+    )
 
 
 def _one_or_many(states: GameStates, actions: np.ndarray) -> int | np.ndarray:
     return int(actions[0]) if isinstance(states, CatchState) else actions
 
 
-def landing_x(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
-              ball_vx: np.ndarray) -> np.ndarray:
+def landing_x(
+    params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray, ball_vx: np.ndarray
+) -> np.ndarray:
     """Left edge of each ball on the step it lands: int64 ``[N]``.
 
     Straight falls land where they are; drifting balls are moved step by step
@@ -127,6 +130,8 @@ class OraclePolicy:
     def __call__(self, obs: np.ndarray, states: BatchState | None) -> np.ndarray:
         """int64 ``[N]`` actions for N games; reads ``states``, not ``obs``."""
         if states is None:
-            raise ValueError("OraclePolicy reads the true game state: pass the BatchState "
-                             "of the N games (e.g. CatchVectorEnv.batch), not None")
+            raise ValueError(
+                "OraclePolicy reads the true game state: pass the BatchState "
+                "of the N games (e.g. CatchVectorEnv.batch), not None"
+            )
         return np.asarray(self.act_state(states), dtype=np.int64)

@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every sub-command whose module is present."""
     parser = argparse.ArgumentParser(
         prog="catchrl",
-        description="Catch from 'Deep Learning with Keras': play it, train and compare agents.")
+        description="Catch from 'Deep Learning with Keras': play it, train and compare agents.",
+    )
     from catchrl import __version__
 
     parser.add_argument("--version", action="version", version=f"catchrl {__version__}")

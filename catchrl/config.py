@@ -62,8 +62,13 @@ class EnvConfig:
 
     def game_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``CatchEnv`` / ``CatchVectorEnv`` (besides num_envs)."""
-        kw: dict[str, Any] = {"obs_type": self.obs_type, "balls_per_game": self.balls_per_game,
-                              "drift": self.drift, "walls": self.walls, "spawn": self.spawn}
+        kw: dict[str, Any] = {
+            "obs_type": self.obs_type,
+            "balls_per_game": self.balls_per_game,
+            "drift": self.drift,
+            "walls": self.walls,
+            "spawn": self.spawn,
+        }
         if self.obs_type == "pixels":
             kw.update(frame_size=self.frame_size, frame_stack=self.frame_stack)
         return kw
@@ -180,21 +185,48 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast-state": {
         # Measured (tests/agents/test_dqn.py's learning test): >= 95 % in < 50k steps.
         "env": {"obs_type": "state", "num_envs": 16},
-        "agent": {"network": "mlp", "hidden": 128, "lr": 1e-3, "n_step": 3,
-                  "target_period": 300, "batch_size": 128, "observe": 1_000,
-                  "epsilon_end": 0.05, "epsilon_duration": 24_000},
+        "agent": {
+            "network": "mlp",
+            "hidden": 128,
+            "lr": 1e-3,
+            "n_step": 3,
+            "target_period": 300,
+            "batch_size": 128,
+            "observe": 1_000,
+            "epsilon_end": 0.05,
+            "epsilon_duration": 24_000,
+        },
         "run": {"total_steps": 50_000, "eval_every": 320},
     },
     "book": {
         # The book's run as faithfully as Keras 3 allows (SEED_CATCH.md, "The training run").
         "env": {"obs_type": "pixels", "num_envs": 1, "walls": "book", "spawn": "book"},
-        "agent": {"network": "book", "lr": 1e-6, "loss": "mse", "double": False,
-                  "target_update": "none", "grad_clip_norm": 0.0, "batch_size": 32,
-                  "train_every": 1, "gradient_steps": 1, "replay_capacity": 50_000,
-                  "epsilon": "book", "epsilon_start": 0.1, "epsilon_end": 1e-4,
-                  "n_step": 1, "epsilon_duration": 5_000, "observe": 100},
-        "run": {"total_steps": 0, "total_games": 5_100, "checkpoint_every": 100,
-                "eval_every": 0, "eval_games": 100, "target_win_rate": 0.0},
+        "agent": {
+            "network": "book",
+            "lr": 1e-6,
+            "loss": "mse",
+            "double": False,
+            "target_update": "none",
+            "grad_clip_norm": 0.0,
+            "batch_size": 32,
+            "train_every": 1,
+            "gradient_steps": 1,
+            "replay_capacity": 50_000,
+            "epsilon": "book",
+            "epsilon_start": 0.1,
+            "epsilon_end": 1e-4,
+            "n_step": 1,
+            "epsilon_duration": 5_000,
+            "observe": 100,
+        },
+        "run": {
+            "total_steps": 0,
+            "total_games": 5_100,
+            "checkpoint_every": 100,
+            "eval_every": 0,
+            "eval_games": 100,
+            "target_win_rate": 0.0,
+        },
     },
 }
 
@@ -221,13 +253,17 @@ def _coerce(table: str, key: str, value: Any, typ: type) -> Any:
     name = f"{table}.{key}"
     if isinstance(typ, types.UnionType):  # not used yet; keep the check honest
         raise ConfigError(f"{name}: unsupported type {typ}")
-    ok = (isinstance(value, bool) if typ is bool
-          else isinstance(value, int) and not isinstance(value, bool) if typ is int
-          else isinstance(value, (int, float)) and not isinstance(value, bool) if typ is float
-          else isinstance(value, str))
+    ok = (
+        isinstance(value, bool)
+        if typ is bool
+        else isinstance(value, int) and not isinstance(value, bool)
+        if typ is int
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if typ is float
+        else isinstance(value, str)
+    )
     if not ok:
-        raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} "
-                          f"{value!r}")
+        raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
     value = float(value) if typ is float else value
     choices = _CHOICES.get((table, key))
     if choices and value not in choices:
@@ -252,52 +288,70 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
             cfg.sb3.update(values)  # keys are checked against the SB3 algorithm later
             continue
         if table not in _TABLES:
-            raise ConfigError(f"{source}: unknown table [{table}]; tables are "
-                              f"{[*_TABLES, 'sb3']}")
+            raise ConfigError(f"{source}: unknown table [{table}]; tables are {[*_TABLES, 'sb3']}")
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{table}] must be a table, got {values!r}")
         sub = getattr(cfg, table)
         fields = _field_types(type(sub))
         for key, value in values.items():
             if key not in fields:
-                raise ConfigError(f"{source}: unknown key {table}.{key}; valid keys of "
-                                  f"[{table}]: {', '.join(fields)}")
+                raise ConfigError(
+                    f"{source}: unknown key {table}.{key}; valid keys of "
+                    f"[{table}]: {', '.join(fields)}"
+                )
             setattr(sub, key, _coerce(table, key, value, fields[key]))
 
 
 def _validate(cfg: TrainConfig) -> None:
-    positive = [("env", "num_envs"), ("env", "frame_size"), ("env", "frame_stack"),
-                ("env", "balls_per_game"), ("agent", "batch_size"), ("agent", "train_every"),
-                ("agent", "gradient_steps"), ("agent", "replay_capacity"), ("agent", "n_step"),
-                ("agent", "lr"), ("agent", "target_period")]
+    positive = [
+        ("env", "num_envs"),
+        ("env", "frame_size"),
+        ("env", "frame_stack"),
+        ("env", "balls_per_game"),
+        ("agent", "batch_size"),
+        ("agent", "train_every"),
+        ("agent", "gradient_steps"),
+        ("agent", "replay_capacity"),
+        ("agent", "n_step"),
+        ("agent", "lr"),
+        ("agent", "target_period"),
+    ]
     for table, key in positive:
         if getattr(getattr(cfg, table), key) <= 0:
             raise ConfigError(f"{table}.{key}: must be > 0")
     if not 0.0 < cfg.agent.gamma <= 1.0:
         raise ConfigError(f"agent.gamma: must be in (0, 1], got {cfg.agent.gamma}")
     if cfg.run.total_steps == 0 and cfg.run.total_games == 0 and cfg.run.time_limit_s == 0:
-        raise ConfigError("run.total_steps, run.total_games and run.time_limit_s are all 0: "
-                          "the run would never end")
+        raise ConfigError(
+            "run.total_steps, run.total_games and run.time_limit_s are all 0: "
+            "the run would never end"
+        )
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
     if cfg.agent.encoder and cfg.env.obs_type != "pixels":
-        raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type "
-                          "'pixels'")
+        raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type 'pixels'")
     if cfg.agent.perception:
         if cfg.env.obs_type != "pixels" or cfg.agent.network != "mlp":
-            raise ConfigError("agent.perception (play pixels from the perceived state) needs "
-                              "env.obs_type 'pixels' and agent.network 'mlp'")
+            raise ConfigError(
+                "agent.perception (play pixels from the perceived state) needs "
+                "env.obs_type 'pixels' and agent.network 'mlp'"
+            )
         if cfg.agent.encoder:
             raise ConfigError("agent.perception and agent.encoder exclude each other")
     elif cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels":
-        raise ConfigError("agent.network = 'mlp' needs env.obs_type 'state' or 'grid' "
-                          "(or agent.perception)")
+        raise ConfigError(
+            "agent.network = 'mlp' needs env.obs_type 'state' or 'grid' (or agent.perception)"
+        )
     if cfg.agent.aux_landing and cfg.agent.encoder:
-        raise ConfigError("agent.aux_landing (a landing head) is not available with "
-                          "agent.encoder; use one or the other")
+        raise ConfigError(
+            "agent.aux_landing (a landing head) is not available with "
+            "agent.encoder; use one or the other"
+        )
     if cfg.agent.network != "mlp" and cfg.env.obs_type != "pixels":
-        raise ConfigError(f"agent.network = {cfg.agent.network!r} is a CNN for pixels; "
-                          f"use 'mlp' with env.obs_type {cfg.env.obs_type!r}")
+        raise ConfigError(
+            f"agent.network = {cfg.agent.network!r} is a CNN for pixels; "
+            f"use 'mlp' with env.obs_type {cfg.env.obs_type!r}"
+        )
 
 
 def make_config(preset: str = "fast") -> TrainConfig:
@@ -331,8 +385,9 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
-def load_config(preset: str = "fast", path: str | Path | None = None,
-                overrides: list[str] | None = None) -> TrainConfig:
+def load_config(
+    preset: str = "fast", path: str | Path | None = None, overrides: list[str] | None = None
+) -> TrainConfig:
     """Preset, then TOML file, then ``--set`` overrides; validated."""
     data: dict[str, Any] = {}
     if path is not None:
@@ -357,8 +412,7 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
     cfg = TrainConfig(preset=str(data.get("preset", "fast")))
-    _update(cfg, {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3")},
-            "saved config")
+    _update(cfg, {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3")}, "saved config")
     _validate(cfg)
     return cfg
 

@@ -58,20 +58,29 @@ class EvalResult:
     def summary(self) -> str:
         """One line: win rate with its 95 % interval, mean episode length."""
         lo, hi = self.ci95
-        return (f"win rate {100 * self.win_rate:.2f}% ({self.wins}/{self.games}), "
-                f"95% CI [{100 * lo:.2f}%, {100 * hi:.2f}%], "
-                f"mean episode length {self.mean_length:.1f}")
+        return (
+            f"win rate {100 * self.win_rate:.2f}% ({self.wins}/{self.games}), "
+            f"95% CI [{100 * lo:.2f}%, {100 * hi:.2f}%], "
+            f"mean episode length {self.mean_length:.1f}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
         lo, hi = self.ci95
-        return {"games": self.games, "wins": self.wins, "win_rate": self.win_rate,
-                "ci95_low": lo, "ci95_high": hi, "mean_length": self.mean_length,
-                "mean_reward": self.mean_reward}
+        return {
+            "games": self.games,
+            "wins": self.wins,
+            "win_rate": self.win_rate,
+            "ci95_low": lo,
+            "ci95_high": hi,
+            "mean_length": self.mean_length,
+            "mean_reward": self.mean_reward,
+        }
 
 
-def evaluate(policy: Policy, games: int = 1000, seed: int = EVAL_SEED,
-             num_envs: int = 250, **env_kwargs: Any) -> EvalResult:
+def evaluate(
+    policy: Policy, games: int = 1000, seed: int = EVAL_SEED, num_envs: int = 250, **env_kwargs: Any
+) -> EvalResult:
     """Play ``games`` seeded games with ``policy`` and count the wins.
 
     Args:
@@ -114,5 +123,9 @@ def evaluate(policy: Policy, games: int = 1000, seed: int = EVAL_SEED,
         lengths.extend(length[:count].tolist())
         rewards.extend(total[:count].tolist())
     env.close()
-    return EvalResult(games=played, wins=wins, mean_length=float(np.mean(lengths)),
-                      mean_reward=float(np.mean(rewards)))
+    return EvalResult(
+        games=played,
+        wins=wins,
+        mean_length=float(np.mean(lengths)),
+        mean_reward=float(np.mean(rewards)),
+    )

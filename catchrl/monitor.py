@@ -36,10 +36,10 @@ class ScalarWriter:
         """Record several scalars at one step (env steps)."""
         if self._writer is None:
             return
-        summary = self._summary(value=[self._summary.Value(tag=k, simple_value=float(v))
-                                       for k, v in values.items()])
-        self._writer.add_event(self._event(wall_time=time.time(), step=int(step),
-                                           summary=summary))
+        summary = self._summary(
+            value=[self._summary.Value(tag=k, simple_value=float(v)) for k, v in values.items()]
+        )
+        self._writer.add_event(self._event(wall_time=time.time(), step=int(step), summary=summary))
 
     def close(self) -> None:
         """Flush and close the event file."""
@@ -60,9 +60,15 @@ class Progress:
 
     """
 
-    def __init__(self, total: int, unit: str = "step", enabled: bool | None = None,
-                 every_s: float = 10.0, stream: TextIO | None = None,
-                 initial: int = 0) -> None:
+    def __init__(
+        self,
+        total: int,
+        unit: str = "step",
+        enabled: bool | None = None,
+        every_s: float = 10.0,
+        stream: TextIO | None = None,
+        initial: int = 0,
+    ) -> None:
         self.stream = stream or sys.stderr
         use_bar = self.stream.isatty() if enabled is None else enabled
         self._bar: Any = None
@@ -70,8 +76,14 @@ class Progress:
             try:
                 from tqdm import tqdm
 
-                self._bar = tqdm(total=total, unit=unit, initial=initial, file=self.stream,
-                                 dynamic_ncols=True, smoothing=0.1)
+                self._bar = tqdm(
+                    total=total,
+                    unit=unit,
+                    initial=initial,
+                    file=self.stream,
+                    dynamic_ncols=True,
+                    smoothing=0.1,
+                )
             except ImportError:  # pragma: no cover
                 self._bar = None
         self.total, self.unit, self.every_s = total, unit, every_s

@@ -55,14 +55,18 @@ def _keras_policy(model_path: Path, env_kwargs: dict[str, Any], name: str) -> Lo
     try:
         model = load_q_network(model_path)
     except Exception as e:
-        raise PolicyLoadError(f"{model_path}: not a loadable Keras model "
-                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
+        raise PolicyLoadError(
+            f"{model_path}: not a loadable Keras model "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+        ) from e
     expected = tuple(CatchEnv(**env_kwargs).observation_space.shape)
     got = tuple(model.input_shape[1:])
     if got != expected:
-        raise PolicyLoadError(f"{model_path}: the model takes observations of shape {got}, "
-                              f"but the game gives {expected} (obs_type "
-                              f"{env_kwargs.get('obs_type', 'pixels')!r})")
+        raise PolicyLoadError(
+            f"{model_path}: the model takes observations of shape {got}, "
+            f"but the game gives {expected} (obs_type "
+            f"{env_kwargs.get('obs_type', 'pixels')!r})"
+        )
     forward = compile_forward(model)
 
     def q_fn(obs: np.ndarray) -> np.ndarray:
@@ -83,8 +87,9 @@ def _run_config(run_dir: Path) -> Any:
         raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
 
 
-def load_policy(spec: str, overrides: dict[str, Any] | None = None,
-                allow_sb3: bool = True) -> LoadedPolicy:
+def load_policy(
+    spec: str, overrides: dict[str, Any] | None = None, allow_sb3: bool = True
+) -> LoadedPolicy:
     """Load ``oracle``/``random``, a run directory, a ``.keras`` or an SB3 ``.zip`` file.
 
     Args:
@@ -98,8 +103,7 @@ def load_policy(spec: str, overrides: dict[str, Any] | None = None,
         return _scripted(spec, overrides)
     path = Path(spec)
     if not path.exists():
-        raise PolicyLoadError(f"{spec!r} is neither a file, a run directory, nor one of "
-                              f"{SCRIPTED}")
+        raise PolicyLoadError(f"{spec!r} is neither a file, a run directory, nor one of {SCRIPTED}")
     cfg = None
     if path.is_dir():
         if not (path / "config.toml").is_file():
@@ -107,8 +111,10 @@ def load_policy(spec: str, overrides: dict[str, Any] | None = None,
         cfg = _run_config(path)
         model = path / ("model.zip" if cfg.algo.startswith("sb3") else "model.keras")
         if not model.is_file():
-            raise PolicyLoadError(f"{path} has no {model.name} yet (training not finished? "
-                                  f"`catchrl train --run-dir {path} --resume` finishes it)")
+            raise PolicyLoadError(
+                f"{path} has no {model.name} yet (training not finished? "
+                f"`catchrl train --run-dir {path} --resume` finishes it)"
+            )
     else:
         model = path
         if (path.parent / "config.toml").is_file():
@@ -120,8 +126,9 @@ def load_policy(spec: str, overrides: dict[str, Any] | None = None,
         return _keras_policy(model, env_kwargs, name)
     if model.suffix == ".zip":
         if not allow_sb3:
-            raise PolicyLoadError(f"{model} is an SB3 file: loading it unpickles code; "
-                                  "pass --sb3 if you trust it")
+            raise PolicyLoadError(
+                f"{model} is an SB3 file: loading it unpickles code; pass --sb3 if you trust it"
+            )
         from catchrl.agents.sb3 import load_sb3_policy
 
         return load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)

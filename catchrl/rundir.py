@@ -34,8 +34,17 @@ __all__ = ["METRIC_COLUMNS", "CheckpointError", "RunDir", "balls_caught", "metri
 
 FORMAT_VERSION = 1
 # The book's TSV columns (game, loss, cumulative wins) first, then ours.
-METRIC_COLUMNS = ("game", "loss", "wins", "epsilon", "steps", "steps_per_s",
-                  "win_rate_100", "wall_time", "reward")
+METRIC_COLUMNS = (
+    "game",
+    "loss",
+    "wins",
+    "epsilon",
+    "steps",
+    "steps_per_s",
+    "win_rate_100",
+    "wall_time",
+    "reward",
+)
 
 
 def balls_caught(reward: float, balls_per_game: int) -> int:
@@ -43,12 +52,29 @@ def balls_caught(reward: float, balls_per_game: int) -> int:
     return int((reward + balls_per_game) // 2)
 
 
-def metrics_row(game: int, loss: float, wins: int, epsilon: float, steps: int,
-                steps_per_s: float, win_rate_100: float, wall_time: float,
-                reward: float) -> str:
+def metrics_row(
+    game: int,
+    loss: float,
+    wins: int,
+    epsilon: float,
+    steps: int,
+    steps_per_s: float,
+    win_rate_100: float,
+    wall_time: float,
+    reward: float,
+) -> str:
     """One ``metrics.tsv`` line, in :data:`METRIC_COLUMNS` order."""
-    cells = (game, f"{loss:.6g}", wins, f"{epsilon:.5g}", steps, f"{steps_per_s:.1f}",
-             f"{win_rate_100:.4f}", f"{wall_time:.2f}", f"{reward:g}")
+    cells = (
+        game,
+        f"{loss:.6g}",
+        wins,
+        f"{epsilon:.5g}",
+        steps,
+        f"{steps_per_s:.1f}",
+        f"{win_rate_100:.4f}",
+        f"{wall_time:.2f}",
+        f"{reward:g}",
+    )
     return "\t".join(map(str, cells)) + "\n"
 
 
@@ -155,8 +181,9 @@ class RunDir:
             raise CheckpointError(f"{pointer} names {path.name!r}, which does not exist")
         return path
 
-    def save_checkpoint(self, name: str, arrays: dict[str, dict[str, np.ndarray]],
-                        state: dict[str, Any]) -> Path:
+    def save_checkpoint(
+        self, name: str, arrays: dict[str, dict[str, np.ndarray]], state: dict[str, Any]
+    ) -> Path:
         """Write a checkpoint atomically and point ``latest`` at it.
 
         Args:
@@ -175,10 +202,12 @@ class RunDir:
                 np.savez(f, **group)
                 f.flush()
                 os.fsync(f.fileno())
-        _fsync_write(tmp / "state.json", json.dumps(
-            {"format_version": FORMAT_VERSION, **state}).encode())
-        manifest = {p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-                    for p in sorted(tmp.iterdir())}
+        _fsync_write(
+            tmp / "state.json", json.dumps({"format_version": FORMAT_VERSION, **state}).encode()
+        )
+        manifest = {
+            p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)} for p in sorted(tmp.iterdir())
+        }
         _fsync_write(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
         if final.exists():
             shutil.rmtree(final)
@@ -189,7 +218,7 @@ class RunDir:
 
     def _prune(self, keep_name: str) -> None:
         done = sorted(p for p in self.checkpoints_path.glob("ckpt-*") if p.is_dir())
-        for old in done[:-self.keep]:
+        for old in done[: -self.keep]:
             if old.name != keep_name:
                 shutil.rmtree(old, ignore_errors=True)
         for stale in self.checkpoints_path.glob(".ckpt-*.tmp*"):
@@ -197,8 +226,9 @@ class RunDir:
                 shutil.rmtree(stale, ignore_errors=True)
 
     @staticmethod
-    def load_checkpoint(path: str | Path) -> tuple[dict[str, dict[str, np.ndarray]],
-                                                   dict[str, Any]]:
+    def load_checkpoint(
+        path: str | Path,
+    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """Read and verify a checkpoint folder; raise :class:`CheckpointError` if it is bad."""
         path = Path(path)
         manifest_path = path / "manifest.json"
@@ -213,14 +243,18 @@ class RunDir:
             if not f.is_file():
                 raise CheckpointError(f"checkpoint {path.name} is missing {fname}")
             if f.stat().st_size != meta["bytes"]:
-                raise CheckpointError(f"checkpoint file {f} is truncated or changed "
-                                      f"({f.stat().st_size} bytes, expected {meta['bytes']})")
+                raise CheckpointError(
+                    f"checkpoint file {f} is truncated or changed "
+                    f"({f.stat().st_size} bytes, expected {meta['bytes']})"
+                )
             if _sha256(f) != meta["sha256"]:
                 raise CheckpointError(f"checkpoint file {f} is corrupt (checksum mismatch)")
         state = json.loads((path / "state.json").read_text())
         if state.get("format_version") != FORMAT_VERSION:
-            raise CheckpointError(f"checkpoint {path} has format {state.get('format_version')}, "
-                                  f"this catchrl reads {FORMAT_VERSION}")
+            raise CheckpointError(
+                f"checkpoint {path} has format {state.get('format_version')}, "
+                f"this catchrl reads {FORMAT_VERSION}"
+            )
         arrays: dict[str, dict[str, np.ndarray]] = {}
         for f in sorted(path.glob("*.npz")):
             try:

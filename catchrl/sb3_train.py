@@ -40,6 +40,7 @@ from catchrl.rundir import CheckpointError, RunDir, balls_caught, metrics_row
 
 __all__ = ["SB3TrainResult", "SB3Trainer", "resolve_sb3_config", "run_sb3", "set_torch_threads"]
 
+
 @dataclass
 class SB3TrainResult:
     """What a finished (or interrupted) SB3 run did."""
@@ -65,8 +66,9 @@ def resolve_sb3_config(args: argparse.Namespace) -> TrainConfig:
     from catchrl.commands.train import resolve_config
 
     if args.algo not in ALGOS:
-        raise UserError(f"unknown --algo {args.algo!r}; choose dqn (catchrl's Keras DQN) or "
-                        f"{', '.join(ALGOS)}")
+        raise UserError(
+            f"unknown --algo {args.algo!r}; choose dqn (catchrl's Keras DQN) or {', '.join(ALGOS)}"
+        )
     cfg = resolve_config(args)
     cfg.algo = args.algo
     try:
@@ -89,16 +91,19 @@ def run_sb3(args: argparse.Namespace) -> int:
         raise UserError("--resume needs --run-dir")
     run_dir = args.run_dir or default_run_dir(cfg.algo, cfg.env.obs_type)
     try:
-        trainer = SB3Trainer(cfg, run_dir, resume=args.resume,
-                             progress=False if args.no_progress else None)
+        trainer = SB3Trainer(
+            cfg, run_dir, resume=args.resume, progress=False if args.no_progress else None
+        )
         result = trainer.run()
     except (CheckpointError, SB3ConfigError, SB3NotInstalled) as e:
         raise UserError(str(e)) from e
     print(f"run directory: {run_dir}")
     print(f"trained {result.games} games, {result.steps} env steps, {result.wall_time:.1f} s")
     if result.interrupted:
-        print(f"interrupted: resume with `catchrl train --algo {cfg.algo} --run-dir {run_dir} "
-              "--resume`")
+        print(
+            f"interrupted: resume with `catchrl train --algo {cfg.algo} --run-dir {run_dir} "
+            "--resume`"
+        )
         return 130
     if result.final_eval is not None:
         print(f"greedy evaluation: {result.final_eval.summary()}")
@@ -140,8 +145,13 @@ class SB3Trainer:
 
     """
 
-    def __init__(self, cfg: TrainConfig, run_dir: str | Path, resume: bool = False,
-                 progress: bool | None = None) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        run_dir: str | Path,
+        resume: bool = False,
+        progress: bool | None = None,
+    ) -> None:
         self.rd = RunDir(run_dir)
         self.resume = resume
         self.progress_mode = progress
@@ -153,14 +163,17 @@ class SB3Trainer:
             arrays, state = RunDir.load_checkpoint(path)
             saved = config_from_dict(state["config"])
             if saved.algo != cfg.algo:
-                raise CheckpointError(f"{self.rd.path} was trained with --algo {saved.algo}, "
-                                      f"not {cfg.algo}")
+                raise CheckpointError(
+                    f"{self.rd.path} was trained with --algo {saved.algo}, not {cfg.algo}"
+                )
             saved.run.total_steps, saved.run.total_games = cfg.run.total_steps, cfg.run.total_games
             cfg = saved
             self._ckpt = (arrays, state)
         elif self.rd.latest_checkpoint() is not None or self.rd.metrics_path.exists():
-            raise CheckpointError(f"run directory {str(self.rd.path)!r} already holds a run; "
-                                  "pass --resume to continue it or choose another --run-dir")
+            raise CheckpointError(
+                f"run directory {str(self.rd.path)!r} already holds a run; "
+                "pass --resume to continue it or choose another --run-dir"
+            )
         self.cfg = cfg
         self.steps = self.games = self.wins = 0
         self.elapsed = 0.0
@@ -188,8 +201,9 @@ class SB3Trainer:
 
         c = self.cfg
         set_torch_threads(c.env.obs_type)
-        self.env = make_catch_vec_env(c.env.num_envs, seed=c.run.seed + self.games,
-                                      **c.env.game_kwargs())
+        self.env = make_catch_vec_env(
+            c.env.num_envs, seed=c.run.seed + self.games, **c.env.game_kwargs()
+        )
         if self._ckpt is None:
             self.model = make_sb3_model(c.algo, self.env, c.sb3, seed=c.run.seed, device="cpu")
             return
@@ -201,8 +215,9 @@ class SB3Trainer:
                 self.model.replay_buffer = pickle.loads(arrays["sb3_replay"]["pkl"].tobytes())
                 self.model.replay_buffer.device = self.model.device
         except (KeyError, ValueError, pickle.UnpicklingError) as e:
-            raise CheckpointError(f"checkpoint does not fit this run "
-                                  f"({type(e).__name__}: {e})") from e
+            raise CheckpointError(
+                f"checkpoint does not fit this run ({type(e).__name__}: {e})"
+            ) from e
         self._ckpt = None
 
     def _logger(self, writer: ScalarWriter) -> Any:
@@ -212,10 +227,14 @@ class SB3Trainer:
         trainer = self
 
         class _ScalarFormat(KVWriter):
-            def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any],
-                      step: int = 0) -> None:
-                values = {k: float(v) for k, v in key_values.items()
-                          if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)}
+            def write(
+                self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0
+            ) -> None:
+                values = {
+                    k: float(v)
+                    for k, v in key_values.items()
+                    if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+                }
                 if "train/loss" in values:
                     trainer.last_loss = values["train/loss"]
                 writer.scalars(step, values)
@@ -242,10 +261,17 @@ class SB3Trainer:
         if self.cfg.algo in OFF_POLICY:
             replay = pickle.dumps(self.model.replay_buffer, protocol=pickle.HIGHEST_PROTOCOL)
             arrays["sb3_replay"] = {"pkl": np.frombuffer(replay, dtype=np.uint8)}
-        state = {"config": config_to_dict(self.cfg), "algo": self.cfg.algo, "steps": self.steps,
-                 "games": self.games, "wins": self.wins, "elapsed": self.elapsed,
-                 "recent": list(self.recent), "evaluations": self.evaluations,
-                 "metrics_bytes": self.rd.metrics_path.stat().st_size}
+        state = {
+            "config": config_to_dict(self.cfg),
+            "algo": self.cfg.algo,
+            "steps": self.steps,
+            "games": self.games,
+            "wins": self.wins,
+            "elapsed": self.elapsed,
+            "recent": list(self.recent),
+            "evaluations": self.evaluations,
+            "metrics_bytes": self.rd.metrics_path.stat().st_size,
+        }
         return self.rd.save_checkpoint(f"ckpt-{self.games:08d}", arrays, state)
 
     # -- the run ------------------------------------------------------------------
@@ -281,8 +307,12 @@ class SB3Trainer:
         try:
             remaining = total - self.steps
             if remaining > 0:
-                self.model.learn(remaining, callback=_make_callback(self),
-                                 reset_num_timesteps=False, progress_bar=False)
+                self.model.learn(
+                    remaining,
+                    callback=_make_callback(self),
+                    reset_num_timesteps=False,
+                    progress_bar=False,
+                )
         finally:
             signal.signal(signal.SIGINT, old_handler)
             self.bar.close()
@@ -306,8 +336,15 @@ class SB3Trainer:
         self.metrics_file.close()
         self.writer.close()
         self.env.close()
-        return SB3TrainResult(self.games, self.steps, self.wins, self.elapsed, interrupted,
-                              self.evaluations, final_eval)
+        return SB3TrainResult(
+            self.games,
+            self.steps,
+            self.wins,
+            self.elapsed,
+            interrupted,
+            self.evaluations,
+            final_eval,
+        )
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self.stop_requested:  # second Ctrl-C: leave now, the last checkpoint stays
@@ -323,14 +360,36 @@ class SB3Trainer:
             self.games += 1
             self.wins += balls_caught(reward, balls)
             self.recent.append(float(reward > 0))
-            self.metrics_file.write(metrics_row(
-                self.games, self.last_loss, self.wins, eps, steps, rate,
-                float(np.mean(self.recent)), self.elapsed, reward))
+            self.metrics_file.write(
+                metrics_row(
+                    self.games,
+                    self.last_loss,
+                    self.wins,
+                    eps,
+                    steps,
+                    rate,
+                    float(np.mean(self.recent)),
+                    self.elapsed,
+                    reward,
+                )
+            )
         win_rate = float(np.mean(self.recent))
-        self.writer.scalars(steps, {"rollout/win_rate_100": win_rate, "train/epsilon": eps,
-                                    "time/steps_per_s": rate, "time/games": self.games})
-        self.bar.update(min(steps, self.bar.total), games=self.games,
-                        win=f"{100 * win_rate:.0f}%", eps=f"{eps:.3f}", sps=f"{rate:.0f}")
+        self.writer.scalars(
+            steps,
+            {
+                "rollout/win_rate_100": win_rate,
+                "train/epsilon": eps,
+                "time/steps_per_s": rate,
+                "time/games": self.games,
+            },
+        )
+        self.bar.update(
+            min(steps, self.bar.total),
+            games=self.games,
+            win=f"{100 * win_rate:.0f}%",
+            eps=f"{eps:.3f}",
+            sps=f"{rate:.0f}",
+        )
 
     def at_boundary(self, n: int) -> tuple[bool, bool]:
         """Evaluate / stop checks where every game has just started.
@@ -349,15 +408,17 @@ class SB3Trainer:
             self.paused += time.perf_counter() - t0  # evaluation is not training time
             record = result.to_dict()
             record["eval_games"] = record.pop("games")
-            self.evaluations.append({"games": self.games, "steps": self.steps,
-                                     "wall_time": self.elapsed, **record})
+            self.evaluations.append(
+                {"games": self.games, "steps": self.steps, "wall_time": self.elapsed, **record}
+            )
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
             self.rd.write_json("evals.json", self.evaluations)
             self.bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
             stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
             self.stopped_early = stop
         if (r.total_games and self.games >= r.total_games) or (
-                r.time_limit_s and self.elapsed >= r.time_limit_s):
+            r.time_limit_s and self.elapsed >= r.time_limit_s
+        ):
             stop = True
         stop = stop or self.stop_requested
         return stop, bool(crossed(r.checkpoint_every)) or stop

@@ -42,8 +42,15 @@ from catchrl.rundir import CheckpointError, RunDir, balls_caught, metrics_row
 __all__ = ["RESUMABLE", "TrainResult", "Trainer", "use_backend"]
 
 # The settings a resumed run may change (its budget and bookkeeping); the rest is fixed.
-RESUMABLE = ("run.total_steps=", "run.total_games=", "run.time_limit_s=", "run.eval_every=",
-             "run.eval_games=", "run.checkpoint_every=", "run.target_win_rate=")
+RESUMABLE = (
+    "run.total_steps=",
+    "run.total_games=",
+    "run.time_limit_s=",
+    "run.eval_every=",
+    "run.eval_games=",
+    "run.checkpoint_every=",
+    "run.target_win_rate=",
+)
 
 
 def use_backend(name: str) -> None:
@@ -54,8 +61,10 @@ def use_backend(name: str) -> None:
         import keras
 
         if keras.backend.backend() != name:
-            raise RuntimeError(f"keras is already imported with the {keras.backend.backend()!r} "
-                               f"backend; start a new process to use {name!r}")
+            raise RuntimeError(
+                f"keras is already imported with the {keras.backend.backend()!r} "
+                f"backend; start a new process to use {name!r}"
+            )
         return
     os.environ["KERAS_BACKEND"] = name
 
@@ -90,8 +99,10 @@ def _load_supervised_model(key: str, path: str, pick: Any = None) -> tuple[Any, 
         model = keras.saving.load_model(model_path, compile=False)
         return (pick(model) if pick else model), model_path
     except Exception as e:  # Keras raises many kinds for a bad file
-        raise ConfigError(f"agent.{key}: {model_path} is not a usable model "
-                          f"({type(e).__name__}: {str(e).splitlines()[0][:160]})") from e
+        raise ConfigError(
+            f"agent.{key}: {model_path} is not a usable model "
+            f"({type(e).__name__}: {str(e).splitlines()[0][:160]})"
+        ) from e
 
 
 def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bool) -> Any:
@@ -100,8 +111,10 @@ def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bo
 
     encoder, model_path = _load_supervised_model("encoder", path, get_encoder)
     if tuple(encoder.input_shape[1:]) != tuple(obs_shape):
-        raise ConfigError(f"agent.encoder: {model_path} reads frames of shape "
-                          f"{tuple(encoder.input_shape[1:])}, the game gives {tuple(obs_shape)}")
+        raise ConfigError(
+            f"agent.encoder: {model_path} reads frames of shape "
+            f"{tuple(encoder.input_shape[1:])}, the game gives {tuple(obs_shape)}"
+        )
     return build_q_network_from_encoder(encoder, 3, trainable=trainable, hidden=128)
 
 
@@ -127,8 +140,14 @@ class Trainer:
 
     """
 
-    def __init__(self, cfg: TrainConfig | None, run_dir: str | Path, resume: bool = False,
-                 progress: bool | None = None, resume_overrides: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig | None,
+        run_dir: str | Path,
+        resume: bool = False,
+        progress: bool | None = None,
+        resume_overrides: Sequence[str] = (),
+    ) -> None:
         self.rd = RunDir(run_dir)
         self.resume = resume
         self.checkpoint = None
@@ -144,13 +163,17 @@ class Trainer:
             self._check_matches_run(cfg)
             for text in resume_overrides:
                 if not text.startswith(RESUMABLE):
-                    raise ConfigError(f"--resume keeps the run's config; only {RESUMABLE} "
-                                      f"may change, not {text.split('=')[0]!r}")
+                    raise ConfigError(
+                        f"--resume keeps the run's config; only {RESUMABLE} "
+                        f"may change, not {text.split('=')[0]!r}"
+                    )
             cfg = apply_overrides(cfg, list(resume_overrides))
             self._ckpt = (arrays, state)
         elif self.rd.latest_checkpoint() is not None or self.rd.metrics_path.exists():
-            raise CheckpointError(f"run directory {str(self.rd.path)!r} already holds a run; "
-                                  "pass --resume to continue it or choose another --run-dir")
+            raise CheckpointError(
+                f"run directory {str(self.rd.path)!r} already holds a run; "
+                "pass --resume to continue it or choose another --run-dir"
+            )
         if cfg is None:
             raise ValueError("Trainer needs a config unless it resumes")
         self.cfg = cfg
@@ -174,7 +197,8 @@ class Trainer:
                 k = diff[0]
                 raise CheckpointError(
                     f"checkpoint {self.checkpoint} was made for another setup: {table}.{k} is "
-                    f"{theirs[k]!r} there but {ours[k]!r} in {self.rd.config_path}")
+                    f"{theirs[k]!r} there but {ours[k]!r} in {self.rd.config_path}"
+                )
 
     # -- setup -----------------------------------------------------------------
 
@@ -191,8 +215,9 @@ class Trainer:
         seed = c.run.seed
         keras.utils.set_random_seed(seed)
         # base_env: the game (its state is what checkpoints hold); env: what the agent sees.
-        self.base_env = self.env = CatchVectorEnv(c.env.num_envs, autoreset_mode="same_step",
-                                                  **c.env.game_kwargs())
+        self.base_env = self.env = CatchVectorEnv(
+            c.env.num_envs, autoreset_mode="same_step", **c.env.game_kwargs()
+        )
         self.perception = None
         if a.perception:
             self.env = self.perception = _load_perception(a.perception, self.base_env)
@@ -201,20 +226,47 @@ class Trainer:
             model = _q_network_from_encoder(a.encoder, obs_space.shape, a.encoder_trainable)
         else:
             extra = {"hidden_units": (a.hidden, a.hidden)} if a.network == "mlp" else {}
-            model = build_q_network(a.network, obs_space.shape, 3, dueling=a.dueling,
-                                    landing_head=a.aux_landing > 0, seed=seed, **extra)
-        self.agent = DQNAgent(model, DQNConfig(
-            gamma=a.gamma, lr=a.lr, loss=a.loss, double=a.double,
-            target_update=a.target_update, target_period=a.target_period, tau=a.tau,
-            grad_clip_norm=a.grad_clip_norm or None, n_step=a.n_step,
-            aux_weight=a.aux_landing), seed=seed)
+            model = build_q_network(
+                a.network,
+                obs_space.shape,
+                3,
+                dueling=a.dueling,
+                landing_head=a.aux_landing > 0,
+                seed=seed,
+                **extra,
+            )
+        self.agent = DQNAgent(
+            model,
+            DQNConfig(
+                gamma=a.gamma,
+                lr=a.lr,
+                loss=a.loss,
+                double=a.double,
+                target_update=a.target_update,
+                target_period=a.target_period,
+                tau=a.tau,
+                grad_clip_norm=a.grad_clip_norm or None,
+                n_step=a.n_step,
+                aux_weight=a.aux_landing,
+            ),
+            seed=seed,
+        )
         frames = c.env.obs_type == "pixels" and self.perception is None
         self.memory = ReplayMemory(
-            a.replay_capacity, c.env.num_envs, obs_space.shape, obs_space.dtype,
-            frame_stack=c.env.frame_stack if frames else 1, n_step=a.n_step, gamma=a.gamma,
-            prioritized=a.prioritized, seed=seed + 1, aux_dim=1 if a.aux_landing > 0 else 0)
-        self.schedule = EpsilonSchedule(a.epsilon, a.epsilon_start, a.epsilon_end,
-                                        a.epsilon_duration, a.observe)
+            a.replay_capacity,
+            c.env.num_envs,
+            obs_space.shape,
+            obs_space.dtype,
+            frame_stack=c.env.frame_stack if frames else 1,
+            n_step=a.n_step,
+            gamma=a.gamma,
+            prioritized=a.prioritized,
+            seed=seed + 1,
+            aux_dim=1 if a.aux_landing > 0 else 0,
+        )
+        self.schedule = EpsilonSchedule(
+            a.epsilon, a.epsilon_start, a.epsilon_end, a.epsilon_duration, a.observe
+        )
         self.obs, _ = self.env.reset(seed=seed)
         self.steps = self.games = self.wins = self.grad_steps = 0
         self.elapsed = 0.0
@@ -231,13 +283,24 @@ class Trainer:
     def _save(self) -> Path:
         self.metrics_file.flush()
         env_state = self.base_env.get_state()
-        arrays = {"agent": self.agent.get_state_arrays(), "replay": self.memory.state_dict(),
-                  "env": env_state["arrays"]}
-        state = {"config": config_to_dict(self.cfg), "steps": self.steps, "games": self.games,
-                 "wins": self.wins, "grad_steps": self.grad_steps, "elapsed": self.elapsed,
-                 "recent": list(self.recent), "evaluations": self.evaluations,
-                 "metrics_bytes": self.rd.metrics_path.stat().st_size,
-                 "agent": self.agent.get_state_meta(), "env": env_state["meta"]}
+        arrays = {
+            "agent": self.agent.get_state_arrays(),
+            "replay": self.memory.state_dict(),
+            "env": env_state["arrays"],
+        }
+        state = {
+            "config": config_to_dict(self.cfg),
+            "steps": self.steps,
+            "games": self.games,
+            "wins": self.wins,
+            "grad_steps": self.grad_steps,
+            "elapsed": self.elapsed,
+            "recent": list(self.recent),
+            "evaluations": self.evaluations,
+            "metrics_bytes": self.rd.metrics_path.stat().st_size,
+            "agent": self.agent.get_state_meta(),
+            "env": env_state["meta"],
+        }
         return self.rd.save_checkpoint(f"ckpt-{self.games:08d}", arrays, state)
 
     def _restore(self, arrays: dict[str, dict[str, np.ndarray]], state: dict[str, Any]) -> None:
@@ -248,8 +311,9 @@ class Trainer:
             if self.perception is not None:
                 self.obs = self.perception.perceive(self.obs)
         except (KeyError, ValueError) as e:
-            raise CheckpointError(f"checkpoint {self.checkpoint} does not fit this run "
-                                  f"({type(e).__name__}: {e})") from e
+            raise CheckpointError(
+                f"checkpoint {self.checkpoint} does not fit this run ({type(e).__name__}: {e})"
+            ) from e
         self.steps, self.games, self.wins = state["steps"], state["games"], state["wins"]
         self.grad_steps, self.elapsed = state["grad_steps"], state["elapsed"]
         self.recent.extend(state["recent"])
@@ -268,9 +332,11 @@ class Trainer:
 
     def _done(self) -> bool:
         r = self.cfg.run
-        return ((r.total_steps > 0 and self.steps >= r.total_steps)
-                or (r.total_games > 0 and self.games >= r.total_games)
-                or (r.time_limit_s > 0 and self.elapsed >= r.time_limit_s))
+        return (
+            (r.total_steps > 0 and self.steps >= r.total_steps)
+            or (r.total_games > 0 and self.games >= r.total_games)
+            or (r.time_limit_s > 0 and self.elapsed >= r.time_limit_s)
+        )
 
     def _evaluate(self, games: int) -> EvalResult:
         return evaluate(self.greedy_policy, games=games, **self.cfg.env.game_kwargs())
@@ -297,8 +363,9 @@ class Trainer:
             return
         from catchrl.supervised.perception import build_perceived_q_network
 
-        build_perceived_q_network(self.perception.model, self.agent.model,
-                                  self.perception.single_observation_space).save(path)
+        build_perceived_q_network(
+            self.perception.model, self.agent.model, self.perception.single_observation_space
+        ).save(path)
 
     def run(self) -> TrainResult:
         """Train until the config's budget or target is reached; returns what happened."""
@@ -329,8 +396,15 @@ class Trainer:
         self.metrics_file.close()
         self.writer.close()
         self.env.close()
-        return TrainResult(self.games, self.steps, self.wins, self.elapsed, interrupted,
-                           self.evaluations, final_eval)
+        return TrainResult(
+            self.games,
+            self.steps,
+            self.wins,
+            self.elapsed,
+            interrupted,
+            self.evaluations,
+            final_eval,
+        )
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         if self._stop_requested:  # second Ctrl-C: leave now, the last checkpoint stays
@@ -381,17 +455,39 @@ class Trainer:
                 self.games += 1
                 self.wins += balls_caught(game_reward[i], c.env.balls_per_game)
                 self.recent.append(float(game_reward[i] > 0))
-                self.metrics_file.write(metrics_row(
-                    self.games, loss, self.wins, eps, self.steps, rate,
-                    float(np.mean(self.recent)), self.elapsed, game_reward[i]))
+                self.metrics_file.write(
+                    metrics_row(
+                        self.games,
+                        loss,
+                        self.wins,
+                        eps,
+                        self.steps,
+                        rate,
+                        float(np.mean(self.recent)),
+                        self.elapsed,
+                        game_reward[i],
+                    )
+                )
             game_reward[ended] = 0.0
             loss_sum, loss_count = 0.0, 0
             win_rate = float(np.mean(self.recent))
-            self.writer.scalars(self.steps, {"rollout/win_rate_100": win_rate,
-                                             "train/loss": loss, "train/epsilon": eps,
-                                             "time/steps_per_s": rate, "time/games": self.games})
-            bar.update(min(self.steps, bar.total), games=self.games,
-                       win=f"{100 * win_rate:.0f}%", eps=f"{eps:.3f}", sps=f"{rate:.0f}")
+            self.writer.scalars(
+                self.steps,
+                {
+                    "rollout/win_rate_100": win_rate,
+                    "train/loss": loss,
+                    "train/epsilon": eps,
+                    "time/steps_per_s": rate,
+                    "time/games": self.games,
+                },
+            )
+            bar.update(
+                min(self.steps, bar.total),
+                games=self.games,
+                win=f"{100 * win_rate:.0f}%",
+                eps=f"{eps:.3f}",
+                sps=f"{rate:.0f}",
+            )
             if not ended.all():
                 continue  # (cannot happen: all games have the same length)
             self._at_boundary(bar, n)
@@ -412,8 +508,9 @@ class Trainer:
             self._paused += time.perf_counter() - t0  # evaluation is not training time
             record = result.to_dict()
             record["eval_games"] = record.pop("games")
-            self.evaluations.append({"games": self.games, "steps": self.steps,
-                                     "wall_time": self.elapsed, **record})
+            self.evaluations.append(
+                {"games": self.games, "steps": self.steps, "wall_time": self.elapsed, **record}
+            )
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
             self.rd.write_json("evals.json", self.evaluations)
             bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")

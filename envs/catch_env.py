@@ -24,8 +24,10 @@ def check_action(action: Any) -> int:
         action = action[()]
     if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
         shape = f" of shape {action.shape}" if isinstance(action, np.ndarray) else ""
-        raise TypeError(f"Catch action must be one integer in {{0, 1, 2}} (0 = left, 1 = stay, "
-                        f"2 = right), got {action!r} ({type(action).__name__}{shape})")
+        raise TypeError(
+            f"Catch action must be one integer in {{0, 1, 2}} (0 = left, 1 = stay, "
+            f"2 = right), got {action!r} ({type(action).__name__}{shape})"
+        )
     if not 0 <= action <= 2:
         raise ValueError(f"Catch action must be 0 (left), 1 (stay) or 2 (right), got {action}")
     return int(action)
@@ -74,16 +76,23 @@ class CatchEnv(gym.Env):
     - v0: first version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"],
-                                          "render_fps": 30}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
 
-    def __init__(self, obs_type: str = "pixels", render_mode: str | None = None,
-                 frame_size: int = 80, frame_stack: int = 4,
-                 params: CatchParams | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        obs_type: str = "pixels",
+        render_mode: str | None = None,
+        frame_size: int = 80,
+        frame_stack: int = 4,
+        params: CatchParams | None = None,
+        **overrides: Any,
+    ) -> None:
         self.params = make_params(obs_type, params, overrides, "CatchEnv")
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"CatchEnv: render_mode must be None or one of "
-                             f"{self.metadata['render_modes']}, got {render_mode!r}")
+            raise ValueError(
+                f"CatchEnv: render_mode must be None or one of "
+                f"{self.metadata['render_modes']}, got {render_mode!r}"
+            )
         if not isinstance(frame_stack, (int, np.integer)) or frame_stack < 1:
             raise ValueError(f"CatchEnv: frame_stack must be a positive int, got {frame_stack!r}")
         self.obs_type, self.render_mode = obs_type, render_mode
@@ -101,8 +110,9 @@ class CatchEnv(gym.Env):
 
     # -- gymnasium API -------------------------------------------------------
 
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new game; ``seed`` seeds the game's generator (``self.np_random``)."""
         if self._closed:
             raise RuntimeError("CatchEnv: reset() called after close(); make a new environment")
@@ -131,8 +141,10 @@ class CatchEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the full screen as uint8 ``(H, W, 3)``; ``human``: draw the window."""
         if self.render_mode is None:
-            gym.logger.warn("CatchEnv.render() called without a render_mode; "
-                            "pass render_mode='rgb_array' or 'human' to the constructor")
+            gym.logger.warn(
+                "CatchEnv.render() called without a render_mode; "
+                "pass render_mode='rgb_array' or 'human' to the constructor"
+            )
             return None
         if self.state is None:
             raise ResetNeeded("CatchEnv: call reset() before render()")
@@ -141,8 +153,9 @@ class CatchEnv(gym.Env):
         if self._window is None:
             from catchrl.envs.window import CatchWindow
 
-            self._window = CatchWindow(self.params, fps=self.metadata["render_fps"],
-                                       scale=self._screen_scale())
+            self._window = CatchWindow(
+                self.params, fps=self.metadata["render_fps"], scale=self._screen_scale()
+            )
         self._window.draw(self.state)
         return None
 
@@ -190,7 +203,11 @@ class CatchEnv(gym.Env):
             return np.array(values, dtype=np.float32)
         board = np.zeros((p.height, p.width), dtype=np.float32)
         b = p.ball_size
-        board[max(s.ball_y, 0):max(s.ball_y + b, 0), max(s.ball_x, 0):max(s.ball_x + b, 0)] = 1.0
-        board[p.paddle_y:p.paddle_y + p.paddle_height,
-              max(s.paddle_x, 0):max(s.paddle_x + p.paddle_width, 0)] = 1.0
+        board[max(s.ball_y, 0) : max(s.ball_y + b, 0), max(s.ball_x, 0) : max(s.ball_x + b, 0)] = (
+            1.0
+        )
+        board[
+            p.paddle_y : p.paddle_y + p.paddle_height,
+            max(s.paddle_x, 0) : max(s.paddle_x + p.paddle_width, 0),
+        ] = 1.0
         return board

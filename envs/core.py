@@ -102,8 +102,16 @@ class CatchParams:
             not_int = not isinstance(value, (int, np.integer)) or isinstance(value, bool)
             if f.type == "int" and not_int:
                 raise TypeError(f"CatchParams.{f.name} must be an int, got {value!r}")
-        positive = ("width", "height", "ball_size", "ball_speed", "paddle_width",
-                    "paddle_height", "paddle_speed", "balls_per_game")
+        positive = (
+            "width",
+            "height",
+            "ball_size",
+            "ball_speed",
+            "paddle_width",
+            "paddle_height",
+            "paddle_speed",
+            "balls_per_game",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"CatchParams.{name} must be > 0, got {getattr(self, name)}")
@@ -119,21 +127,25 @@ class CatchParams:
         if self.paddle_start_x > self.paddle_max_x:
             raise ValueError(
                 f"paddle_start_x={self.paddle_start_x} puts the paddle past the right wall "
-                f"(max {self.paddle_max_x})")
+                f"(max {self.paddle_max_x})"
+            )
         if self.walls == "book" and self.paddle_speed > self.paddle_max_x:
             raise ValueError(
                 f"walls='book' bounces the paddle paddle_speed px in from a wall, so "
                 f"paddle_speed ({self.paddle_speed}) must not exceed width - paddle_width "
-                f"({self.paddle_max_x})")
+                f"({self.paddle_max_x})"
+            )
         if self.paddle_y + self.paddle_height > self.height:
             raise ValueError("the paddle (paddle_y + paddle_height) must lie inside the height")
         if self.catch_y <= self.ball_start_y:  # else a ball would land before it falls
-            raise ValueError(f"catch_y ({self.catch_y}) must lie below ball_start_y "
-                             f"({self.ball_start_y})")
+            raise ValueError(
+                f"catch_y ({self.catch_y}) must lie below ball_start_y ({self.ball_start_y})"
+            )
         if self.landing_y + self.ball_size > self.height:
             raise ValueError(
                 f"a ball lands at y={self.landing_y}, below the world (height {self.height}); "
-                "lower catch_y or ball_speed")
+                "lower catch_y or ball_speed"
+            )
         if self.drift > 0 and 2 * self.drift > self.width - self.ball_size:
             raise ValueError("drift is too large for the width (one step would cross the world)")
 
@@ -150,9 +162,19 @@ class CatchParams:
         falls one row per step from row 0, the paddle (clamped) moves one
         column, and on row 9 the step pays +1 if the columns match, else -1.
         """
-        base = dict(width=5, height=10, ball_size=1, ball_start_y=0, ball_speed=1,
-                    paddle_width=1, paddle_height=1, paddle_y=9, paddle_start_x=2,
-                    paddle_speed=1, catch_y=9)
+        base = dict(
+            width=5,
+            height=10,
+            ball_size=1,
+            ball_start_y=0,
+            ball_speed=1,
+            paddle_width=1,
+            paddle_height=1,
+            paddle_y=9,
+            paddle_start_x=2,
+            paddle_speed=1,
+            catch_y=9,
+        )
         return cls(**{**base, **overrides})
 
     @property
@@ -250,20 +272,29 @@ def _drift(params: CatchParams, x: int, vx: int) -> tuple[int, int]:
 
 def _overlaps(params: CatchParams, ball_x: int, ball_y: int, paddle_x: int) -> bool:
     """Pygame ``Rect.colliderect`` of ball and paddle: touching edges do not count."""
-    return (ball_x < paddle_x + params.paddle_width and paddle_x < ball_x + params.ball_size
-            and ball_y < params.paddle_y + params.paddle_height
-            and params.paddle_y < ball_y + params.ball_size)
+    return (
+        ball_x < paddle_x + params.paddle_width
+        and paddle_x < ball_x + params.ball_size
+        and ball_y < params.paddle_y + params.paddle_height
+        and params.paddle_y < ball_y + params.ball_size
+    )
 
 
 def reset_state(params: CatchParams, rng: np.random.Generator) -> CatchState:
     """Start a game: paddle at ``paddle_start_x``, a new ball at the top."""
     x, vx = _spawn(params, rng)
-    return CatchState(ball_x=x, ball_y=params.ball_start_y, ball_vx=vx,
-                      paddle_x=params.paddle_start_x, balls_left=params.balls_per_game)
+    return CatchState(
+        ball_x=x,
+        ball_y=params.ball_start_y,
+        ball_vx=vx,
+        paddle_x=params.paddle_start_x,
+        balls_left=params.balls_per_game,
+    )
 
 
-def step_state(params: CatchParams, state: CatchState, action: int,
-               rng: np.random.Generator) -> tuple[CatchState, float, bool]:
+def step_state(
+    params: CatchParams, state: CatchState, action: int, rng: np.random.Generator
+) -> tuple[CatchState, float, bool]:
     """Advance one game by one step.
 
     Args:
@@ -293,8 +324,16 @@ def step_state(params: CatchParams, state: CatchState, action: int,
         else:
             reward, missed = -1.0, missed + 1
         balls_left -= 1
-    nxt = CatchState(ball_x=ball_x, ball_y=ball_y, ball_vx=vx, paddle_x=paddle_x,
-                     balls_left=balls_left, caught=caught, missed=missed, landed=landed)
+    nxt = CatchState(
+        ball_x=ball_x,
+        ball_y=ball_y,
+        ball_vx=vx,
+        paddle_x=paddle_x,
+        balls_left=balls_left,
+        caught=caught,
+        missed=missed,
+        landed=landed,
+    )
     return nxt, reward, balls_left == 0
 
 
@@ -325,10 +364,16 @@ class BatchState:
 
     def get(self, i: int) -> CatchState:
         """Game ``i`` as a :class:`CatchState`."""
-        return CatchState(ball_x=int(self.ball_x[i]), ball_y=int(self.ball_y[i]),
-                          ball_vx=int(self.ball_vx[i]), paddle_x=int(self.paddle_x[i]),
-                          balls_left=int(self.balls_left[i]), caught=int(self.caught[i]),
-                          missed=int(self.missed[i]), landed=bool(self.landed[i]))
+        return CatchState(
+            ball_x=int(self.ball_x[i]),
+            ball_y=int(self.ball_y[i]),
+            ball_vx=int(self.ball_vx[i]),
+            paddle_x=int(self.paddle_x[i]),
+            balls_left=int(self.balls_left[i]),
+            caught=int(self.caught[i]),
+            missed=int(self.missed[i]),
+            landed=bool(self.landed[i]),
+        )
 
     def set(self, i: int, s: CatchState) -> None:
         """Overwrite game ``i`` with ``s``."""
@@ -337,16 +382,18 @@ class BatchState:
         self.caught[i], self.missed[i], self.landed[i] = s.caught, s.missed, s.landed
 
 
-def _spawn_batch(params: CatchParams, batch: BatchState, idx: np.ndarray,
-                 rngs: list[np.random.Generator]) -> None:
+def _spawn_batch(
+    params: CatchParams, batch: BatchState, idx: np.ndarray, rngs: list[np.random.Generator]
+) -> None:
     """Give the games ``idx`` a new ball, each from its own generator."""
     for i in idx:
         batch.ball_x[i], batch.ball_vx[i] = _spawn(params, rngs[i])
     batch.ball_y[idx] = params.ball_start_y
 
 
-def reset_batch(params: CatchParams, batch: BatchState, idx: np.ndarray,
-                rngs: list[np.random.Generator]) -> None:
+def reset_batch(
+    params: CatchParams, batch: BatchState, idx: np.ndarray, rngs: list[np.random.Generator]
+) -> None:
     """Start new games at the indices ``idx`` (in place)."""
     _spawn_batch(params, batch, idx, rngs)
     batch.paddle_x[idx] = params.paddle_start_x
@@ -356,8 +403,9 @@ def reset_batch(params: CatchParams, batch: BatchState, idx: np.ndarray,
     batch.landed[idx] = False
 
 
-def drift_batch(params: CatchParams, x: np.ndarray, vx: np.ndarray
-                ) -> tuple[np.ndarray, np.ndarray]:
+def drift_batch(
+    params: CatchParams, x: np.ndarray, vx: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Move balls ``vx`` px sideways, bouncing off the side walls: new ``(x, vx)`` arrays.
 
     A ball crossing a wall is reflected off it. A ball that is already past the
@@ -373,8 +421,9 @@ def drift_batch(params: CatchParams, x: np.ndarray, vx: np.ndarray
     return nx, np.where(left | right, -vx, vx)
 
 
-def step_batch(params: CatchParams, batch: BatchState, actions: np.ndarray,
-               rngs: list[np.random.Generator]) -> tuple[np.ndarray, np.ndarray]:
+def step_batch(
+    params: CatchParams, batch: BatchState, actions: np.ndarray, rngs: list[np.random.Generator]
+) -> tuple[np.ndarray, np.ndarray]:
     """Advance N games by one step in place; :func:`step_state` over arrays.
 
     Args:
@@ -400,9 +449,12 @@ def step_batch(params: CatchParams, batch: BatchState, actions: np.ndarray,
     if params.drift:
         batch.ball_x, batch.ball_vx = drift_batch(params, batch.ball_x, batch.ball_vx)
     landed = batch.ball_y >= params.catch_y
-    hit = ((batch.ball_x < px + params.paddle_width) & (px < batch.ball_x + params.ball_size)
-           & (batch.ball_y < params.paddle_y + params.paddle_height)
-           & (params.paddle_y < batch.ball_y + params.ball_size))
+    hit = (
+        (batch.ball_x < px + params.paddle_width)
+        & (px < batch.ball_x + params.ball_size)
+        & (batch.ball_y < params.paddle_y + params.paddle_height)
+        & (params.paddle_y < batch.ball_y + params.ball_size)
+    )
     reward = np.where(landed, np.where(hit, 1.0, -1.0), 0.0).astype(np.float32)
     batch.caught += landed & hit
     batch.missed += landed & ~hit

@@ -21,8 +21,9 @@ OBS_TYPES = ("pixels", "state", "grid")
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 
 
-def make_params(obs_type: str, params: CatchParams | None, overrides: dict[str, Any],
-                owner: str) -> CatchParams:
+def make_params(
+    obs_type: str, params: CatchParams | None, overrides: dict[str, Any], owner: str
+) -> CatchParams:
     """Check ``obs_type`` and build the game's parameters from keyword overrides.
 
     ``grid`` starts from bsuite's 10 x 5 board (:meth:`CatchParams.bsuite`), the
@@ -37,9 +38,11 @@ def make_params(obs_type: str, params: CatchParams | None, overrides: dict[str, 
         raise ValueError(f"{owner}: unknown obs_type {obs_type!r}; choose one of {OBS_TYPES}")
     unknown = sorted(set(overrides) - set(_PARAM_NAMES))
     if unknown:
-        raise TypeError(f"{owner}: unknown argument(s) {unknown}; game parameters are "
-                        f"{list(_PARAM_NAMES)} (plus obs_type, frame_size, frame_stack, "
-                        "render_mode)")
+        raise TypeError(
+            f"{owner}: unknown argument(s) {unknown}; game parameters are "
+            f"{list(_PARAM_NAMES)} (plus obs_type, frame_size, frame_stack, "
+            "render_mode)"
+        )
     if params is not None:
         if overrides:
             raise TypeError(f"{owner}: give either params= or keyword overrides, not both")
@@ -49,8 +52,13 @@ def make_params(obs_type: str, params: CatchParams | None, overrides: dict[str, 
     return CatchParams.bsuite(**overrides) if obs_type == "grid" else CatchParams(**overrides)
 
 
-def state_features(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
-                   ball_vx: np.ndarray, paddle_x: np.ndarray) -> np.ndarray:
+def state_features(
+    params: CatchParams,
+    ball_x: np.ndarray,
+    ball_y: np.ndarray,
+    ball_vx: np.ndarray,
+    paddle_x: np.ndarray,
+) -> np.ndarray:
     """The ``state`` observation of N games: float32 ``[N, 3]`` (``[N, 4]`` with drift).
 
     Columns: ball left edge / width, ball top edge / height, paddle left edge /
@@ -63,8 +71,9 @@ def state_features(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
     return np.stack(cols, axis=-1).astype(np.float32)
 
 
-def grid_boards(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
-                paddle_x: np.ndarray) -> np.ndarray:
+def grid_boards(
+    params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+) -> np.ndarray:
     """Bsuite's board of N games: float32 ``[N, height, width]``, 1 on ball and paddle cells."""
     n = len(ball_x)
     boards = np.zeros((n, params.height, params.width), dtype=np.float32)
@@ -73,8 +82,12 @@ def grid_boards(params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray,
     bx, by, px = (np.asarray(a)[:, None, None] for a in (ball_x, ball_y, paddle_x))
     b = params.ball_size
     ball = (rows >= by) & (rows < by + b) & (cols >= bx) & (cols < bx + b)
-    paddle = ((rows >= params.paddle_y) & (rows < params.paddle_y + params.paddle_height)
-              & (cols >= px) & (cols < px + params.paddle_width))
+    paddle = (
+        (rows >= params.paddle_y)
+        & (rows < params.paddle_y + params.paddle_height)
+        & (cols >= px)
+        & (cols < px + params.paddle_width)
+    )
     boards[ball | paddle] = 1.0
     return boards
 

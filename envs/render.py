@@ -40,9 +40,10 @@ def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
     """The full ``[height, width]`` uint8 screen: 255 on the ball and paddle, 0 elsewhere."""
     screen = np.zeros((params.height, params.width), dtype=np.uint8)
     b, p = params.ball_size, params
-    screen[max(state.ball_y, 0):state.ball_y + b, max(state.ball_x, 0):state.ball_x + b] = 255
-    screen[p.paddle_y:p.paddle_y + p.paddle_height,
-           state.paddle_x:state.paddle_x + p.paddle_width] = 255
+    screen[max(state.ball_y, 0) : state.ball_y + b, max(state.ball_x, 0) : state.ball_x + b] = 255
+    screen[
+        p.paddle_y : p.paddle_y + p.paddle_height, state.paddle_x : state.paddle_x + p.paddle_width
+    ] = 255
     return screen
 
 
@@ -98,31 +99,45 @@ class FrameRenderer:
         return np.clip(start, 0, self.size - n)
 
     @staticmethod
-    def _cov(lo: np.ndarray, hi: np.ndarray, start: np.ndarray, n: int,
-             scale: float) -> np.ndarray:
+    def _cov(lo: np.ndarray, hi: np.ndarray, start: np.ndarray, n: int, scale: float) -> np.ndarray:
         """Covered fraction of pixels ``start .. start+n-1`` by ``[lo, hi)``: ``[N, n]``."""
         edge = (start[:, None] + np.arange(n)) * scale  # [N, n] left edges
         lo, hi = lo[:, None], hi[:, None]
         return np.clip(np.minimum(hi, edge + scale) - np.maximum(lo, edge), 0.0, scale) / scale
 
-    def _values(self, bx: np.ndarray, by: np.ndarray, px: np.ndarray,
-                c0: np.ndarray, r0: np.ndarray, nw: int, nh: int) -> np.ndarray:
+    def _values(
+        self,
+        bx: np.ndarray,
+        by: np.ndarray,
+        px: np.ndarray,
+        c0: np.ndarray,
+        r0: np.ndarray,
+        nw: int,
+        nh: int,
+    ) -> np.ndarray:
         """uint8 values of the union of ball and paddle over a window: ``[N, nh, nw]``."""
         p = self.params
         b, sx, sy = p.ball_size, self.sx, self.sy
         py = np.full_like(by, p.paddle_y)
         ix0, ix1 = np.maximum(bx, px), np.minimum(bx + b, px + p.paddle_width)
         iy0, iy1 = np.maximum(by, py), np.minimum(by + b, py + p.paddle_height)
-        cov = (self._cov(by, by + b, r0, nh, sy)[:, :, None]
-               * self._cov(bx, bx + b, c0, nw, sx)[:, None, :])
-        cov += (self._cov(py, py + p.paddle_height, r0, nh, sy)[:, :, None]
-                * self._cov(px, px + p.paddle_width, c0, nw, sx)[:, None, :])
-        cov -= (self._cov(iy0, iy1, r0, nh, sy)[:, :, None]
-                * self._cov(ix0, ix1, c0, nw, sx)[:, None, :])
+        cov = (
+            self._cov(by, by + b, r0, nh, sy)[:, :, None]
+            * self._cov(bx, bx + b, c0, nw, sx)[:, None, :]
+        )
+        cov += (
+            self._cov(py, py + p.paddle_height, r0, nh, sy)[:, :, None]
+            * self._cov(px, px + p.paddle_width, c0, nw, sx)[:, None, :]
+        )
+        cov -= (
+            self._cov(iy0, iy1, r0, nh, sy)[:, :, None]
+            * self._cov(ix0, ix1, c0, nw, sx)[:, None, :]
+        )
         return _grey(cov)
 
-    def patches(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
-                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def patches(
+        self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """The non-zero parts of N frames as windows ``(row0 [N], col0 [N], values [N, h, w])``.
 
         Ball window first, paddle window second; where they overlap both hold
@@ -132,16 +147,18 @@ class FrameRenderer:
         bx, by, px = (np.asarray(a, dtype=np.float64) for a in (ball_x, ball_y, paddle_x))
         py = np.full_like(by, p.paddle_y)
         out = []
-        for x, y, nw, nh, ew, eh in ((bx, by, self.ball_w, self.ball_h, p.ball_size, p.ball_size),
-                                     (px, py, self.paddle_w, self.paddle_h,
-                                      p.paddle_width, p.paddle_height)):
+        for x, y, nw, nh, ew, eh in (
+            (bx, by, self.ball_w, self.ball_h, p.ball_size, p.ball_size),
+            (px, py, self.paddle_w, self.paddle_h, p.paddle_width, p.paddle_height),
+        ):
             c0 = self._window(x, ew, self.sx, nw)
             r0 = self._window(y, eh, self.sy, nh)
             out.append((r0, c0, self._values(bx, by, px, c0, r0, nw, nh)))
         return out
 
-    def draw(self, frames: np.ndarray, ball_x: np.ndarray, ball_y: np.ndarray,
-             paddle_x: np.ndarray) -> None:
+    def draw(
+        self, frames: np.ndarray, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    ) -> None:
         """Draw N states into zeroed ``frames[N, size, size]`` (uint8, in place)."""
         n = np.arange(frames.shape[0])[:, None, None]
         for r0, c0, vals in self.patches(ball_x, ball_y, paddle_x):
@@ -150,8 +167,7 @@ class FrameRenderer:
             cols = c0[:, None, None] + np.arange(w)[None, None, :]
             frames[n, rows, cols] = vals
 
-    def render(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
-               ) -> np.ndarray:
+    def render(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> np.ndarray:
         """N states as new ``[N, size, size]`` uint8 frames."""
         frames = np.zeros((len(np.atleast_1d(ball_x)), self.size, self.size), dtype=np.uint8)
         self.draw(frames, np.atleast_1d(ball_x), np.atleast_1d(ball_y), np.atleast_1d(paddle_x))
@@ -159,8 +175,9 @@ class FrameRenderer:
 
     def render_state(self, state: CatchState) -> np.ndarray:
         """One state as a ``[size, size]`` uint8 frame."""
-        return self.render(np.array([state.ball_x]), np.array([state.ball_y]),
-                           np.array([state.paddle_x]))[0]
+        return self.render(
+            np.array([state.ball_x]), np.array([state.ball_y]), np.array([state.paddle_x])
+        )[0]
 
 
 # --- incremental frame stacks ----------------------------------------------
@@ -200,8 +217,10 @@ def _touched(start: np.ndarray, cov: np.ndarray, size: int) -> tuple[np.ndarray,
     first = np.argmax(nz, axis=1)
     last = n - 1 - np.argmax(nz[:, ::-1], axis=1)
     some = nz.any(axis=1)
-    return (np.where(some, start + first, size + 1).astype(np.int64),
-            np.where(some, start + last + 1, -1).astype(np.int64))
+    return (
+        np.where(some, start + first, size + 1).astype(np.int64),
+        np.where(some, start + last + 1, -1).astype(np.int64),
+    )
 
 
 class FramePieces:
@@ -267,7 +286,7 @@ class FramePieces:
         fr0, fr1 = _touched(row0, fy, s)
         self.paddle_fr0, self.paddle_fr1 = int(fr0[0]), int(fr1[0])
         self.band_row0, self.band_h = self.paddle_fr0, self.paddle_fr1 - self.paddle_fr0
-        fy = fy[:, self.band_row0 - self.paddle_row0:self.paddle_fr1 - self.paddle_row0]
+        fy = fy[:, self.band_row0 - self.paddle_row0 : self.paddle_fr1 - self.paddle_row0]
         pxs = np.arange(p.paddle_max_x + 1, dtype=np.float64)
         self.paddle_col0 = r._window(pxs, p.paddle_width, r.sx, r.paddle_w)
         fx = r._cov(pxs, pxs + p.paddle_width, self.paddle_col0, r.paddle_w, r.sx)
@@ -275,8 +294,11 @@ class FramePieces:
         values = _grey(fy[:, :, None] * fx[:, None, :])
         self.band = np.zeros((len(pxs), self.band_h, s), dtype=np.uint8)
         cols = self.paddle_col0[:, None] + np.arange(self.paddle_w)  # [PX, paddle_w]
-        self.band[np.arange(len(pxs))[:, None, None], np.arange(self.band_h)[None, :, None],
-                  cols[:, None, :]] = values
+        self.band[
+            np.arange(len(pxs))[:, None, None],
+            np.arange(self.band_h)[None, :, None],
+            cols[:, None, :],
+        ] = values
         self.ball_meets_band = (self.ball_fr0 < self.paddle_fr1) & (self.paddle_fr0 < self.ball_fr1)
         # ball patches by (y, x), rows filled as balls reach them; None if too large a world
         shape = (len(self.ball_row0), len(self.ball_col0), self.ball_h * self.ball_w)
@@ -286,8 +308,11 @@ class FramePieces:
 
     def in_range(self, ball_x: int, ball_y: int, paddle_x: int) -> bool:
         """Whether the tables cover this position."""
-        return (0 <= ball_x < len(self.ball_col0) and 0 <= ball_y < len(self.ball_row0)
-                and 0 <= paddle_x < len(self.band))
+        return (
+            0 <= ball_x < len(self.ball_col0)
+            and 0 <= ball_y < len(self.ball_row0)
+            and 0 <= paddle_x < len(self.band)
+        )
 
     def ball_patches(self, ball_x: np.ndarray, ball_y: np.ndarray) -> np.ndarray:
         """uint8 values of N ball windows alone: ``[N, ball_h * ball_w]`` (rows concatenated)."""
@@ -312,15 +337,19 @@ class FramePieces:
             self._patch_rows_done[ball_y] = True
         return row
 
-    def shares_pixels(self, ball_x: np.ndarray, ball_y: np.ndarray,
-                      paddle_x: np.ndarray) -> np.ndarray:
+    def shares_pixels(
+        self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    ) -> np.ndarray:
         """Bool ``[N]``: ball and paddle may touch one pixel (then use :meth:`joint`)."""
-        return (self.ball_meets_band[ball_y]
-                & (self.ball_fc0[ball_x] < self.paddle_fc1[paddle_x])
-                & (self.paddle_fc0[paddle_x] < self.ball_fc1[ball_x]))
+        return (
+            self.ball_meets_band[ball_y]
+            & (self.ball_fc0[ball_x] < self.paddle_fc1[paddle_x])
+            & (self.paddle_fc0[paddle_x] < self.ball_fc1[ball_x])
+        )
 
-    def joint(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def joint(
+        self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The renderer's values over a window holding both ball and paddle windows.
 
         Returns:
@@ -339,10 +368,18 @@ class FramePieces:
         values = r._values(as_f(ball_x), as_f(ball_y), as_f(paddle_x), col0, row0, w, h)
         rows = (row0[:, None] + np.arange(h))[:, :, None]  # [N, h, 1]
         cols = (col0[:, None] + np.arange(w))[:, None, :]  # [N, 1, w]
-        in_ball = ((rows >= rb[:, None, None]) & (rows < (rb + self.ball_h)[:, None, None])
-                   & (cols >= cb[:, None, None]) & (cols < (cb + self.ball_w)[:, None, None]))
-        in_paddle = ((rows >= rp) & (rows < rp + self.paddle_h)
-                     & (cols >= cp[:, None, None]) & (cols < (cp + self.paddle_w)[:, None, None]))
+        in_ball = (
+            (rows >= rb[:, None, None])
+            & (rows < (rb + self.ball_h)[:, None, None])
+            & (cols >= cb[:, None, None])
+            & (cols < (cb + self.ball_w)[:, None, None])
+        )
+        in_paddle = (
+            (rows >= rp)
+            & (rows < rp + self.paddle_h)
+            & (cols >= cp[:, None, None])
+            & (cols < (cp + self.paddle_w)[:, None, None])
+        )
         values[~(in_ball | in_paddle)] = 0
         return row0, col0, values
 
@@ -382,7 +419,7 @@ class FrameStack:
         self._top = 8 * (self.depth - 1)
         self._rep = word.type(sum(1 << (8 * k) for k in range(self.depth)))  # byte in every slot
         self._b0, self._b1 = pc.band_row0, pc.band_row0 + pc.band_h
-        self._band = self._words[self._b0:self._b1]
+        self._band = self._words[self._b0 : self._b1]
         self._band_top = list(pc.band.astype(word) << self._top)  # by paddle x
         self._patch_rows: list[list[np.ndarray] | None] = [None] * len(pc.ball_row0)  # by ball y
         self._row0, self._col0 = pc.ball_row0.tolist(), pc.ball_col0.tolist()
@@ -419,12 +456,12 @@ class FrameStack:
         self._band[:] = self._pieces.band[paddle_x].astype(self._word) * rep
         r0, c0 = self._row0[ball_y], self._col0[ball_x]
         values = self._pieces.ball_patches(np.array([ball_x]), np.array([ball_y]))[0]
-        window = words[r0:r0 + self._bh, c0:c0 + self._bw]
+        window = words[r0 : r0 + self._bh, c0 : c0 + self._bw]
         window |= values.reshape(self._bh, self._bw).astype(self._word) * rep
         if self._shares(ball_x, ball_y, paddle_x):
             jr, jc, values = self._joint(ball_x, ball_y, paddle_x)
             joint = values.astype(self._word) * rep
-            words[jr:jr + values.shape[0], jc:jc + values.shape[1]] = joint
+            words[jr : jr + values.shape[0], jc : jc + values.shape[1]] = joint
         self._hist[:] = [r0] * self.depth
         self._pos = 0
         self._band_key = (paddle_x,) * self.depth
@@ -453,7 +490,7 @@ class FrameStack:
             np.right_shift(words, 8, out=words)
             np.bitwise_or(band, self._band_top[paddle_x], out=band)
         elif clean >= self.depth:  # the band holds paddles only: look the whole band up
-            old = words[min(hist):max(hist) + self._bh]
+            old = words[min(hist) : max(hist) + self._bh]
             np.right_shift(old, 8, out=old)
             cached = self._bands.get(key)
             band[:] = cached if cached is not None else self._band_of(key)
@@ -464,7 +501,7 @@ class FrameStack:
                 np.right_shift(old, 8, out=old)
                 np.right_shift(band, 8, out=band)
             else:
-                old = words[min(lo, b0):max(hi, b1)]
+                old = words[min(lo, b0) : max(hi, b1)]
                 np.right_shift(old, 8, out=old)
             np.bitwise_or(band, self._band_top[paddle_x], out=band)
         row = self._patch_rows[ball_y]
@@ -472,13 +509,13 @@ class FrameStack:
         c0 = self._col0[ball_x]
         if patch.ndim == 1:  # the window's rows as one contiguous run of the frame
             start = r0 * self._size + c0
-            window = self._flat[start:start + self._span]
+            window = self._flat[start : start + self._span]
         else:
-            window = words[r0:r0 + self._bh, c0:c0 + self._bw]
+            window = words[r0 : r0 + self._bh, c0 : c0 + self._bw]
         np.bitwise_or(window, patch, out=window)
         if self._meets[ball_y] and self._shares(ball_x, ball_y, paddle_x):
             jr, jc, values = self._joint(ball_x, ball_y, paddle_x)
-            self.frames[jr:jr + values.shape[0], jc:jc + values.shape[1], -1] = values
+            self.frames[jr : jr + values.shape[0], jc : jc + values.shape[1], -1] = values
         pos = self._pos
         hist[pos] = r0
         self._pos = pos + 1 if pos + 1 < self.depth else 0
@@ -535,15 +572,19 @@ class FrameStack:
         return band
 
     def _shares(self, ball_x: int, ball_y: int, paddle_x: int) -> bool:
-        return bool(self._meets[ball_y] and self._fc0[ball_x] < self._paddle_fc1[paddle_x]
-                    and self._paddle_fc0[paddle_x] < self._fc1[ball_x])
+        return bool(
+            self._meets[ball_y]
+            and self._fc0[ball_x] < self._paddle_fc1[paddle_x]
+            and self._paddle_fc0[paddle_x] < self._fc1[ball_x]
+        )
 
     def _joint(self, ball_x: int, ball_y: int, paddle_x: int) -> tuple[int, int, np.ndarray]:
         key = (ball_x, ball_y, paddle_x)
         entry = self._joints.get(key)
         if entry is None:
-            r0, c0, values = self._pieces.joint(np.array([ball_x]), np.array([ball_y]),
-                                                np.array([paddle_x]))
+            r0, c0, values = self._pieces.joint(
+                np.array([ball_x]), np.array([ball_y]), np.array([paddle_x])
+            )
             entry = (int(r0[0]), int(c0[0]), values[0])
             if len(self._joints) < self._JOINT_CACHE_MAX:
                 self._joints[key] = entry
@@ -585,7 +626,7 @@ class BatchFrameStack:
         self._flat = self._words.reshape(-1)  # a view: the words are contiguous
         self._bytes = self.frames.reshape(-1)
         self._b0, self._b1 = pc.band_row0, pc.band_row0 + pc.band_h
-        self._band = self._words[:, self._b0:self._b1]  # [N, band_h, size]
+        self._band = self._words[:, self._b0 : self._b1]  # [N, band_h, size]
         self._band_top = pc.band.astype(word) << self._top  # [PX, band_h, size]
         self._band_rep = pc.band.astype(word) * self._rep
         self._bh, self._bw = pc.ball_h, pc.ball_w
@@ -608,8 +649,9 @@ class BatchFrameStack:
     def _offsets(h: int, w: int, stride: int) -> np.ndarray:
         return (np.arange(h)[:, None] * stride + np.arange(w)).ravel()
 
-    def reset(self, idx: np.ndarray, ball_x: np.ndarray, ball_y: np.ndarray,
-              paddle_x: np.ndarray) -> np.ndarray:
+    def reset(
+        self, idx: np.ndarray, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    ) -> np.ndarray:
         """Fill every slot of the games ``idx`` with the frame of their state (``[len(idx)]``)."""
         if not self._fast:
             self.frames[idx] = self.renderer.render(ball_x, ball_y, paddle_x)[..., None]
@@ -623,7 +665,7 @@ class BatchFrameStack:
         pc, flat, base = self._pieces, self._flat, self._base[idx]
         # what the old stacks hold outside the band, then the band, then the ball
         flat[self._windows(base, self._hist_r[:, idx], self._hist_c[:, idx])] = 0
-        self._words[idx, self._b0:self._b1] = self._band_rep[paddle_x]
+        self._words[idx, self._b0 : self._b1] = self._band_rep[paddle_x]
         rows, cols = pc.ball_row0[ball_y], pc.ball_col0[ball_x]
         windows = self._windows(base, rows, cols)
         patches = (self._patches(ball_x, ball_y) >> self._top) * self._rep
@@ -677,8 +719,9 @@ class BatchFrameStack:
         self._joint(None, ball_x, ball_y, paddle_x, fresh=False)
         return self.frames
 
-    def _push_outside(self, ball_x: np.ndarray, ball_y: np.ndarray,
-                      paddle_x: np.ndarray) -> np.ndarray:
+    def _push_outside(
+        self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    ) -> np.ndarray:
         """Push positions the tables do not cover (only hand-set states can be such)."""
         np.right_shift(self._words, 8, out=self._words)
         new = self.renderer.render(ball_x, ball_y, paddle_x).astype(self._word)
@@ -711,8 +754,10 @@ class BatchFrameStack:
         r_lo, c_lo = np.minimum(r_lo, s - h), np.minimum(c_lo, s - w)
         shape = self._boxes.get((h, w))
         if shape is None:
-            shape = self._boxes[h, w] = (self._offsets(h, w, s),
-                                         self._offsets(self._bh, self._bw, w))
+            shape = self._boxes[h, w] = (
+                self._offsets(h, w, s),
+                self._offsets(self._bh, self._bw, w),
+            )
         frame_offsets, window_offsets = shape
         index = (self._base + r_lo * s + c_lo)[:, None] + frame_offsets
         first = np.arange(self.num, dtype=np.int64) * (h * w) + (rows - r_lo) * w + (cols - c_lo)
@@ -721,7 +766,7 @@ class BatchFrameStack:
     def _in_range(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> bool:
         """Whether the tables cover all positions (seen unsigned, negatives are huge)."""
         xm, ym, pm = self._limits
-        return (_umax(ball_x) <= xm and _umax(ball_y) <= ym and _umax(paddle_x) <= pm)
+        return _umax(ball_x) <= xm and _umax(ball_y) <= ym and _umax(paddle_x) <= pm
 
     def _patches(self, ball_x: np.ndarray, ball_y: np.ndarray) -> np.ndarray:
         """Ball patches ``[M, hw]`` as new words, the values in the top byte."""
@@ -735,8 +780,14 @@ class BatchFrameStack:
                 done[y] = True
         return table[ball_y, ball_x]
 
-    def _joint(self, idx: np.ndarray | None, ball_x: np.ndarray, ball_y: np.ndarray,
-               paddle_x: np.ndarray, fresh: bool) -> None:
+    def _joint(
+        self,
+        idx: np.ndarray | None,
+        ball_x: np.ndarray,
+        ball_y: np.ndarray,
+        paddle_x: np.ndarray,
+        fresh: bool,
+    ) -> None:
         """Write the renderer's own values where ball and paddle share pixels."""
         pc = self._pieces
         if not pc.ball_meets_band[ball_y].any():
@@ -747,8 +798,9 @@ class BatchFrameStack:
         row0, col0, values = pc.joint(ball_x[j], ball_y[j], paddle_x[j])
         s, (h, w) = self._size, values.shape[1:]
         games = j if idx is None else idx[j]
-        pix = ((self._base[games] + row0 * s + col0)[:, None, None]
-               + self._offsets(h, w, s).reshape(h, w))
+        pix = (self._base[games] + row0 * s + col0)[:, None, None] + self._offsets(h, w, s).reshape(
+            h, w
+        )
         if fresh:
             self._flat[pix] = values.astype(self._word) * self._rep
         else:

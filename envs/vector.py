@@ -77,8 +77,9 @@ class _SpawnDraws:
         """Drop what was drawn for games ``idx`` (their generators were replaced)."""
         self.next[idx] = self.block
 
-    def draw(self, idx: np.ndarray, rngs: list[np.random.Generator]
-             ) -> tuple[np.ndarray, np.ndarray]:
+    def draw(
+        self, idx: np.ndarray, rngs: list[np.random.Generator]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The next spawn ``(x, vx)`` of each game in ``idx`` (int64 ``[len(idx)]`` each)."""
         k = self.next[idx]
         empty = k >= self.block
@@ -116,27 +117,45 @@ class CatchVectorEnv(VectorEnv):
 
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.NEXT_STEP,
-                                          "render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+        "render_modes": [],
+    }
 
-    def __init__(self, num_envs: int = 1, obs_type: str = "pixels", frame_size: int = 80,
-                 frame_stack: int = 4, autoreset_mode: str | AutoresetMode = "next_step",
-                 copy: bool = True, render_mode: str | None = None,
-                 params: CatchParams | None = None, **overrides: Any) -> None:
+    def __init__(
+        self,
+        num_envs: int = 1,
+        obs_type: str = "pixels",
+        frame_size: int = 80,
+        frame_stack: int = 4,
+        autoreset_mode: str | AutoresetMode = "next_step",
+        copy: bool = True,
+        render_mode: str | None = None,
+        params: CatchParams | None = None,
+        **overrides: Any,
+    ) -> None:
         self.params = make_params(obs_type, params, overrides, "CatchVectorEnv")
         if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"CatchVectorEnv: num_envs must be a positive int, got {num_envs!r}")
         if render_mode is not None:
-            raise ValueError("CatchVectorEnv: rendering is not supported; "
-                             "use CatchEnv(render_mode=...) to watch a game")
-        mode = AutoresetMode(autoreset_mode.value if isinstance(autoreset_mode, AutoresetMode)
-                             else _MODES.get(autoreset_mode, autoreset_mode))
+            raise ValueError(
+                "CatchVectorEnv: rendering is not supported; "
+                "use CatchEnv(render_mode=...) to watch a game"
+            )
+        mode = AutoresetMode(
+            autoreset_mode.value
+            if isinstance(autoreset_mode, AutoresetMode)
+            else _MODES.get(autoreset_mode, autoreset_mode)
+        )
         if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
-            raise ValueError(f"CatchVectorEnv: autoreset_mode must be 'next_step' or "
-                             f"'same_step', got {autoreset_mode!r}")
+            raise ValueError(
+                f"CatchVectorEnv: autoreset_mode must be 'next_step' or "
+                f"'same_step', got {autoreset_mode!r}"
+            )
         if not isinstance(frame_stack, (int, np.integer)) or frame_stack < 1:
-            raise ValueError(f"CatchVectorEnv: frame_stack must be a positive int, "
-                             f"got {frame_stack!r}")
+            raise ValueError(
+                f"CatchVectorEnv: frame_stack must be a positive int, got {frame_stack!r}"
+            )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self._same_step = mode == AutoresetMode.SAME_STEP
         self.num_envs, self.obs_type, self.copy = int(num_envs), obs_type, copy
@@ -150,8 +169,9 @@ class CatchVectorEnv(VectorEnv):
         self._restart_pending = False  # self._needs_reset.any()
         self._started = False
         self._closed = False
-        self._frames = (BatchFrameStack(self.renderer, n, self.frame_stack)
-                        if obs_type == "pixels" else None)
+        self._frames = (
+            BatchFrameStack(self.renderer, n, self.frame_stack) if obs_type == "pixels" else None
+        )
         self._obs = self._frames.frames if self._frames is not None else None
         sample = self._observe_fresh(np.arange(1), BatchState.zeros(1))
         self.single_observation_space = observation_space(obs_type, sample[0])
@@ -163,8 +183,9 @@ class CatchVectorEnv(VectorEnv):
 
     # -- gymnasium API -------------------------------------------------------
 
-    def reset(self, *, seed: int | list[int | None] | None = None,
-              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start all N games. ``seed=s`` seeds game i with ``s + i``; a list seeds each."""
         if self._closed:
             raise RuntimeError("CatchVectorEnv: reset() called after close()")
@@ -178,12 +199,15 @@ class CatchVectorEnv(VectorEnv):
             if len(seed) != self.num_envs:
                 raise ValueError(f"CatchVectorEnv: got {len(seed)} seeds for {self.num_envs} envs")
             new = [s is not None or i >= len(self._rngs) for i, s in enumerate(seed)]
-            self._rngs = [seeding.np_random(s)[0] if fresh else self._rngs[i]
-                          for i, (s, fresh) in enumerate(zip(seed, new, strict=True))]
+            self._rngs = [
+                seeding.np_random(s)[0] if fresh else self._rngs[i]
+                for i, (s, fresh) in enumerate(zip(seed, new, strict=True))
+            ]
             self._spawns.forget(np.flatnonzero(new))
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(
-                seed if isinstance(seed, (int, np.integer)) else None)
+                seed if isinstance(seed, (int, np.integer)) else None
+            )
         idx = np.arange(self.num_envs)
         self._start_games(idx)
         self._needs_reset[:] = False
@@ -191,8 +215,9 @@ class CatchVectorEnv(VectorEnv):
         self._started = True
         return self._out(self._observe_fresh(idx, self.batch)), {}
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                          dict[str, Any]]:
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step all N games with ``actions[N]``; see the module docstring for autoreset."""
         if self._closed:
             raise RuntimeError("CatchVectorEnv: step() called after close()")
@@ -252,12 +277,18 @@ class CatchVectorEnv(VectorEnv):
             raise RuntimeError("CatchVectorEnv.get_state: call reset() first")
         b = self.batch
         arrays = {f"batch_{f.name}": getattr(b, f.name).copy() for f in fields(b)}
-        arrays.update(spawn_x=self._spawns.x.copy(), spawn_vx=self._spawns.vx.copy(),
-                      spawn_next=self._spawns.next.copy(),
-                      needs_reset=self._needs_reset.copy())
-        meta = {"num_envs": self.num_envs, "obs_type": self.obs_type,
-                "params": asdict(self.params),
-                "rngs": [r.bit_generator.state for r in self._rngs]}
+        arrays.update(
+            spawn_x=self._spawns.x.copy(),
+            spawn_vx=self._spawns.vx.copy(),
+            spawn_next=self._spawns.next.copy(),
+            needs_reset=self._needs_reset.copy(),
+        )
+        meta = {
+            "num_envs": self.num_envs,
+            "obs_type": self.obs_type,
+            "params": asdict(self.params),
+            "rngs": [r.bit_generator.state for r in self._rngs],
+        }
         return {"arrays": arrays, "meta": meta}
 
     def set_state(self, state: dict[str, Any]) -> np.ndarray:
@@ -268,12 +299,13 @@ class CatchVectorEnv(VectorEnv):
 
         """
         arrays, meta = state["arrays"], state["meta"]
-        mine = {"num_envs": self.num_envs, "obs_type": self.obs_type,
-                "params": asdict(self.params)}
+        mine = {"num_envs": self.num_envs, "obs_type": self.obs_type, "params": asdict(self.params)}
         for key, value in mine.items():
             if meta.get(key) != value:
-                raise ValueError(f"CatchVectorEnv.set_state: the snapshot has {key} = "
-                                 f"{meta.get(key)!r}, this env {value!r}")
+                raise ValueError(
+                    f"CatchVectorEnv.set_state: the snapshot has {key} = "
+                    f"{meta.get(key)!r}, this env {value!r}"
+                )
         b = self.batch
         for f in fields(b):
             setattr(b, f.name, np.array(arrays[f"batch_{f.name}"], dtype=getattr(b, f.name).dtype))
@@ -311,18 +343,22 @@ class CatchVectorEnv(VectorEnv):
     def _check_actions(self, actions: Any) -> np.ndarray:
         a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
         if a.shape != (self.num_envs,):
-            raise ValueError(f"CatchVectorEnv: actions must have shape ({self.num_envs},), "
-                             f"got {a.shape}")
+            raise ValueError(
+                f"CatchVectorEnv: actions must have shape ({self.num_envs},), got {a.shape}"
+            )
         if a.dtype != np.int64:
             if a.dtype.kind not in "iu":
-                raise TypeError(f"CatchVectorEnv: actions must be integers in {{0, 1, 2}}, "
-                                f"got dtype {a.dtype}")
+                raise TypeError(
+                    f"CatchVectorEnv: actions must be integers in {{0, 1, 2}}, got dtype {a.dtype}"
+                )
             if a.dtype.kind == "u" or a.dtype.itemsize < 8:
                 a = a.astype(np.int64)
         if (a.view(np.uint64) > 2).any():  # negatives wrap to huge values
             bad = a[(a < 0) | (a > 2)]
-            raise ValueError(f"CatchVectorEnv: actions must be 0 (left), 1 (stay) or 2 (right), "
-                             f"got {bad.tolist()[:5]}")
+            raise ValueError(
+                f"CatchVectorEnv: actions must be 0 (left), 1 (stay) or 2 (right), "
+                f"got {bad.tolist()[:5]}"
+            )
         return a
 
     def _out(self, obs: np.ndarray) -> np.ndarray:
@@ -349,8 +385,9 @@ class CatchVectorEnv(VectorEnv):
             return self._features(b)
         obs = self._frames.push(b.ball_x, b.ball_y, b.paddle_x)
         if restart is not None:
-            obs = self._frames.reset(restart, b.ball_x[restart], b.ball_y[restart],
-                                     b.paddle_x[restart])
+            obs = self._frames.reset(
+                restart, b.ball_x[restart], b.ball_y[restart], b.paddle_x[restart]
+            )
         return obs
 
     def _features(self, b: BatchState) -> np.ndarray:

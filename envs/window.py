@@ -47,8 +47,10 @@ def _check_display() -> None:
     if not sys.platform.startswith("linux") or os.environ.get("SDL_VIDEODRIVER"):
         return
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise RuntimeError("no display for the Catch window: run under a desktop or Xvfb "
-                           "(DISPLAY), or set SDL_VIDEODRIVER=dummy to run headless")
+        raise RuntimeError(
+            "no display for the Catch window: run under a desktop or Xvfb "
+            "(DISPLAY), or set SDL_VIDEODRIVER=dummy to run headless"
+        )
 
 
 class CatchWindow:
@@ -66,8 +68,9 @@ class CatchWindow:
 
     """
 
-    def __init__(self, params: CatchParams, fps: int = 30, scale: int = 1,
-                 title: str = "catchrl — Catch") -> None:
+    def __init__(
+        self, params: CatchParams, fps: int = 30, scale: int = 1, title: str = "catchrl — Catch"
+    ) -> None:
         _check_display()
         pg = self.pg = _import_pygame()
         pg.display.init()
@@ -178,8 +181,7 @@ class CatchWindow:
 
     # -- output ------------------------------------------------------------------
 
-    def draw(self, state: CatchState, lines: Sequence[str] = (),
-             banner: str | None = None) -> None:
+    def draw(self, state: CatchState, lines: Sequence[str] = (), banner: str | None = None) -> None:
         """Draw one state, the score line and any extra text, then wait for the clock.
 
         Args:
@@ -193,11 +195,16 @@ class CatchWindow:
             return
         pg, p, k = self.pg, self.params, self.scale
         self.surface.fill((0, 0, 0))
-        pg.draw.rect(self.surface, _WHITE,
-                     pg.Rect(state.ball_x * k, state.ball_y * k, p.ball_size * k, p.ball_size * k))
-        pg.draw.rect(self.surface, _WHITE,
-                     pg.Rect(state.paddle_x * k, p.paddle_y * k,
-                             p.paddle_width * k, p.paddle_height * k))
+        pg.draw.rect(
+            self.surface,
+            _WHITE,
+            pg.Rect(state.ball_x * k, state.ball_y * k, p.ball_size * k, p.ball_size * k),
+        )
+        pg.draw.rect(
+            self.surface,
+            _WHITE,
+            pg.Rect(state.paddle_x * k, p.paddle_y * k, p.paddle_width * k, p.paddle_height * k),
+        )
         hud_y = p.height * k
         pg.draw.line(self.surface, (90, 90, 90), (0, hud_y), (self.size[0], hud_y))
         ball_no = min(state.balls_played + 1, p.balls_per_game)

@@ -105,8 +105,9 @@ class DatasetConfig:
             raise ValueError(f"games must be >= 1, got {self.games}")
         lo, hi = self.random_prob
         if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(f"random_prob must satisfy 0 <= low <= high <= 1, "
-                             f"got {self.random_prob}")
+            raise ValueError(
+                f"random_prob must satisfy 0 <= low <= high <= 1, got {self.random_prob}"
+            )
         CatchParams(**self.params)  # validates
 
     @property
@@ -160,9 +161,14 @@ class GameDataset:
     def subset(self, games: np.ndarray) -> GameDataset:
         """Return the games at indices ``games`` (config unchanged)."""
         games = np.asarray(games)
-        return GameDataset(self.config, self.states[games], self.actions[games],
-                           self.oracle_actions[games], self.rewards[games],
-                           None if self.frames is None else self.frames[games])
+        return GameDataset(
+            self.config,
+            self.states[games],
+            self.actions[games],
+            self.oracle_actions[games],
+            self.rewards[games],
+            None if self.frames is None else self.frames[games],
+        )
 
 
 def _oracle(params: CatchParams) -> Any:
@@ -171,10 +177,16 @@ def _oracle(params: CatchParams) -> Any:
     return OraclePolicy(params)
 
 
-def make_dataset(kind: str = "frames", games: int = 100, seed: int = 0,
-                 params: CatchParams | None = None, frame_size: int = 80,
-                 frame_stack: int = 4, random_prob: tuple[float, float] | None = None,
-                 num_envs: int = 64) -> GameDataset:
+def make_dataset(
+    kind: str = "frames",
+    games: int = 100,
+    seed: int = 0,
+    params: CatchParams | None = None,
+    frame_size: int = 80,
+    frame_stack: int = 4,
+    random_prob: tuple[float, float] | None = None,
+    num_envs: int = 64,
+) -> GameDataset:
     """Play ``games`` seeded games and record them with their labels.
 
     Args:
@@ -195,14 +207,25 @@ def make_dataset(kind: str = "frames", games: int = 100, seed: int = 0,
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; choose one of {KINDS}")
     params = params or CatchParams()
-    cfg = DatasetConfig(kind=kind, games=games, seed=seed, params=dataclasses.asdict(params),
-                        frame_size=frame_size, frame_stack=frame_stack,
-                        random_prob=tuple(random_prob or DEFAULT_RANDOM_PROB[kind]),
-                        num_envs=num_envs)
+    cfg = DatasetConfig(
+        kind=kind,
+        games=games,
+        seed=seed,
+        params=dataclasses.asdict(params),
+        frame_size=frame_size,
+        frame_stack=frame_stack,
+        random_prob=tuple(random_prob or DEFAULT_RANDOM_PROB[kind]),
+        num_envs=num_envs,
+    )
     steps = params.max_episode_steps
     n = min(num_envs, games)
-    env = CatchVectorEnv(n, obs_type="pixels" if cfg.has_frames else "state",
-                         frame_size=frame_size, frame_stack=frame_stack, params=params)
+    env = CatchVectorEnv(
+        n,
+        obs_type="pixels" if cfg.has_frames else "state",
+        frame_size=frame_size,
+        frame_stack=frame_stack,
+        params=params,
+    )
     oracle = _oracle(params)
     rng = np.random.default_rng(seed)
     # Drawn up front per game and step, so the data does not depend on num_envs.
@@ -213,8 +236,11 @@ def make_dataset(kind: str = "frames", games: int = 100, seed: int = 0,
     actions = np.zeros((games, steps), dtype=np.int8)
     oracle_actions = np.zeros((games, steps + 1), dtype=np.int8)
     rewards = np.zeros((games, steps), dtype=np.float32)
-    frames = (np.zeros((games, steps + 1, frame_size, frame_size), dtype=np.uint8)
-              if cfg.has_frames else None)
+    frames = (
+        np.zeros((games, steps + 1, frame_size, frame_size), dtype=np.uint8)
+        if cfg.has_frames
+        else None
+    )
 
     def record(rows: slice, m: int, t: int, obs: np.ndarray) -> np.ndarray:
         b = env.batch
@@ -248,8 +274,13 @@ def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
     if not path.endswith(".npz"):
         raise ValueError(f"dataset files end in .npz, got {path!r}")
-    arrays = {"states": ds.states, "actions": ds.actions, "oracle_actions": ds.oracle_actions,
-              "rewards": ds.rewards, "config": np.array(ds.config.to_json())}
+    arrays = {
+        "states": ds.states,
+        "actions": ds.actions,
+        "oracle_actions": ds.oracle_actions,
+        "rewards": ds.rewards,
+        "config": np.array(ds.config.to_json()),
+    }
     if ds.frames is not None:
         arrays["frames"] = ds.frames
     tmp = path[:-4] + ".tmp.npz"
@@ -257,9 +288,13 @@ def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
     os.replace(tmp, path)
 
 
-def load_dataset(path: str | os.PathLike[str], kind: str | tuple[str, ...] | None = None,
-                 params: CatchParams | None = None, frame_size: int | None = None,
-                 frame_stack: int | None = None) -> GameDataset:
+def load_dataset(
+    path: str | os.PathLike[str],
+    kind: str | tuple[str, ...] | None = None,
+    params: CatchParams | None = None,
+    frame_size: int | None = None,
+    frame_stack: int | None = None,
+) -> GameDataset:
     """Read a file written by :func:`save_dataset`, checking that it fits.
 
     Args:
@@ -282,8 +317,10 @@ def load_dataset(path: str | os.PathLike[str], kind: str | tuple[str, ...] | Non
         raw = json.loads(str(f["config"]))
         version = raw.get("format_version")
         if version != FORMAT_VERSION:
-            raise DatasetError(f"{path}: dataset format version {version}, this catchrl reads "
-                               f"version {FORMAT_VERSION}; regenerate it with `catchrl data make`")
+            raise DatasetError(
+                f"{path}: dataset format version {version}, this catchrl reads "
+                f"version {FORMAT_VERSION}; regenerate it with `catchrl data make`"
+            )
         try:
             cfg = DatasetConfig.from_json(json.dumps(raw))
         except (TypeError, ValueError) as e:
@@ -294,24 +331,29 @@ def load_dataset(path: str | os.PathLike[str], kind: str | tuple[str, ...] | Non
         if params is not None and cfg.params != dataclasses.asdict(params):
             mine = dataclasses.asdict(params)
             diff = {k: (cfg.params.get(k), v) for k, v in mine.items() if cfg.params.get(k) != v}
-            raise DatasetError(f"{path}: generated for another game; differs in "
-                               + ", ".join(f"{k} (file {a!r}, expected {b!r})"
-                                           for k, (a, b) in sorted(diff.items())))
+            raise DatasetError(
+                f"{path}: generated for another game; differs in "
+                + ", ".join(
+                    f"{k} (file {a!r}, expected {b!r})" for k, (a, b) in sorted(diff.items())
+                )
+            )
         for name, want in (("frame_size", frame_size), ("frame_stack", frame_stack)):
             if want is not None and getattr(cfg, name) != want:
                 raise DatasetError(f"{path}: {name} is {getattr(cfg, name)}, expected {want}")
         frames = f["frames"] if "frames" in f.files else None
         if cfg.has_frames and frames is None:
             raise DatasetError(f"{path}: a {cfg.kind!r} dataset without frames")
-        return GameDataset(cfg, f["states"], f["actions"], f["oracle_actions"], f["rewards"],
-                           frames)
+        return GameDataset(
+            cfg, f["states"], f["actions"], f["oracle_actions"], f["rewards"], frames
+        )
 
 
 # --- views for learning ------------------------------------------------------
 
 
-def frame_stacks(frames: np.ndarray, games: np.ndarray, steps: np.ndarray,
-                 stack: int = 4) -> np.ndarray:
+def frame_stacks(
+    frames: np.ndarray, games: np.ndarray, steps: np.ndarray, stack: int = 4
+) -> np.ndarray:
     """Rebuild the env's observations at ``(games[i], steps[i])``: uint8 ``[N, S, S, stack]``."""
     t = steps[:, None] + np.arange(-stack + 1, 1)[None, :]  # [N, stack], oldest first
     np.maximum(t, 0, out=t)
@@ -362,8 +404,9 @@ def landing_targets(ds: GameDataset) -> tuple[np.ndarray, np.ndarray]:
     return landing, caught
 
 
-def split_games(num_games: int, val_fraction: float, seed: int = 0
-                ) -> tuple[np.ndarray, np.ndarray]:
+def split_games(
+    num_games: int, val_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
@@ -374,10 +417,16 @@ def split_games(num_games: int, val_fraction: float, seed: int = 0
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def tf_frame_dataset(ds: GameDataset, targets: np.ndarray, games: np.ndarray | None = None,
-                     last_step: int | None = None, batch_size: int = 64,
-                     shuffle: bool = True, seed: int = 0, repeat: bool = False
-                     ) -> tf.data.Dataset:
+def tf_frame_dataset(
+    ds: GameDataset,
+    targets: np.ndarray,
+    games: np.ndarray | None = None,
+    last_step: int | None = None,
+    batch_size: int = 64,
+    shuffle: bool = True,
+    seed: int = 0,
+    repeat: bool = False,
+) -> tf.data.Dataset:
     """Build a ``tf.data`` pipeline of ``(frame stacks uint8 [B, S, S, stack], targets[B, ...])``.
 
     Stacks are assembled from the per-step frames batch by batch, so the

@@ -25,8 +25,11 @@ __all__ = ["ImitationPolicy", "build_imitation_model", "fill_replay_with_expert"
 NUM_ACTIONS = 3
 
 
-def build_imitation_model(arch: str = "small", input_shape: tuple[int, int, int] = (80, 80, 4),
-                          num_actions: int = NUM_ACTIONS) -> keras.Model:
+def build_imitation_model(
+    arch: str = "small",
+    input_shape: tuple[int, int, int] = (80, 80, 4),
+    num_actions: int = NUM_ACTIONS,
+) -> keras.Model:
     """Build a classifier of actions from raw frames.
 
     Args:
@@ -68,8 +71,10 @@ class ImitationPolicy:
         if isinstance(model, str):
             model = keras.models.load_model(model)
         if len(model.input_shape) != 4:
-            raise ValueError(f"ImitationPolicy needs a model reading frame stacks [B, H, W, C], "
-                             f"got input shape {model.input_shape}")
+            raise ValueError(
+                f"ImitationPolicy needs a model reading frame stacks [B, H, W, C], "
+                f"got input shape {model.input_shape}"
+            )
         self.model, self.batch_size = model, int(batch_size)
         self._predict = compiled_predict(model)
 
@@ -78,16 +83,26 @@ class ImitationPolicy:
         obs = np.asarray(obs)
         want = tuple(self.model.input_shape[1:])
         if obs.shape[1:] != want:
-            raise ValueError(f"ImitationPolicy: the model reads observations of shape {want}, "
-                             f"got {obs.shape[1:]}")
-        out = [np.argmax(self._predict(obs[i:i + self.batch_size]), axis=-1)
-               for i in range(0, len(obs), self.batch_size)]
+            raise ValueError(
+                f"ImitationPolicy: the model reads observations of shape {want}, "
+                f"got {obs.shape[1:]}"
+            )
+        out = [
+            np.argmax(self._predict(obs[i : i + self.batch_size]), axis=-1)
+            for i in range(0, len(obs), self.batch_size)
+        ]
         return np.concatenate(out).astype(np.int64)
 
 
-def fill_replay_with_expert(memory: Any, games: int, seed: int = 0,
-                            params: CatchParams | None = None, obs_type: str = "pixels",
-                            epsilon: float = 0.0, **env_kwargs: Any) -> int:
+def fill_replay_with_expert(
+    memory: Any,
+    games: int,
+    seed: int = 0,
+    params: CatchParams | None = None,
+    obs_type: str = "pixels",
+    epsilon: float = 0.0,
+    **env_kwargs: Any,
+) -> int:
     """Add ``games`` games played by the oracle to a replay memory.
 
     Plays ``memory.num_envs`` games at a time on a
@@ -119,8 +134,9 @@ def fill_replay_with_expert(memory: Any, games: int, seed: int = 0,
         raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
     params = params or CatchParams()
     n = int(memory.num_envs)
-    env = CatchVectorEnv(n, obs_type=obs_type, autoreset_mode="same_step", params=params,
-                         **env_kwargs)
+    env = CatchVectorEnv(
+        n, obs_type=obs_type, autoreset_mode="same_step", params=params, **env_kwargs
+    )
     oracle, rng = OraclePolicy(params), np.random.default_rng(seed)
     rounds = -(-games // n)
     obs, _ = env.reset(seed=seed)

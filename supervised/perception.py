@@ -66,8 +66,9 @@ def state_size(params: CatchParams) -> int:
     return 4 if params.drift else 3
 
 
-def build_encoder(arch: str = "small", input_shape: tuple[int, int, int] = (80, 80, 4)
-                  ) -> keras.Model:
+def build_encoder(
+    arch: str = "small", input_shape: tuple[int, int, int] = (80, 80, 4)
+) -> keras.Model:
     """Build the conv stack of ``arch`` as a model from raw frames to a feature vector.
 
     Args:
@@ -109,8 +110,11 @@ def build_encoder(arch: str = "small", input_shape: tuple[int, int, int] = (80, 
 HEAD_UNITS = {"book": (512,), "lenet": (120, 84), "small": (128,)}
 
 
-def build_perception_model(arch: str = "small", params: CatchParams | None = None,
-                           input_shape: tuple[int, int, int] = (80, 80, 4)) -> keras.Model:
+def build_perception_model(
+    arch: str = "small",
+    params: CatchParams | None = None,
+    input_shape: tuple[int, int, int] = (80, 80, 4),
+) -> keras.Model:
     """Build a model from frames to the ``state`` observation of ``params``' game.
 
     Args:
@@ -143,13 +147,19 @@ def get_encoder(model: keras.Model) -> keras.Model:
     try:
         return model.get_layer("encoder")
     except ValueError:
-        raise ValueError(f"model {model.name!r} has no nested 'encoder'; build it with "
-                         "build_perception_model or build_imitation_model") from None
+        raise ValueError(
+            f"model {model.name!r} has no nested 'encoder'; build it with "
+            "build_perception_model or build_imitation_model"
+        ) from None
 
 
-def build_q_network_from_encoder(encoder: keras.Model, num_actions: int = 3,
-                                 trainable: bool = False, hidden: int = 512,
-                                 copy: bool = True) -> keras.Model:
+def build_q_network_from_encoder(
+    encoder: keras.Model,
+    num_actions: int = 3,
+    trainable: bool = False,
+    hidden: int = 512,
+    copy: bool = True,
+) -> keras.Model:
     """Build a DQN Q-network that starts from a pretrained encoder.
 
     ``frames -> encoder -> Dense(hidden, relu) -> Dense(num_actions)``: the
@@ -181,8 +191,9 @@ def build_q_network_from_encoder(encoder: keras.Model, num_actions: int = 3,
     return keras.Model(frames, q, name="q_network")
 
 
-def build_perceived_q_network(perception: keras.Model, q_network: keras.Model,
-                              space: gym.spaces.Box) -> keras.Model:
+def build_perceived_q_network(
+    perception: keras.Model, q_network: keras.Model, space: gym.spaces.Box
+) -> keras.Model:
     """Chain a perception model and a state Q-network into one frames -> Q-values model.
 
     ``frames -> perception -> clip into space -> q_network``: what a DQN trained
@@ -196,10 +207,12 @@ def build_perceived_q_network(perception: keras.Model, q_network: keras.Model,
         space: The ``state`` observation space (its bounds clip the perception).
 
     """
-    frames = keras.Input(shape=perception.input_shape[1:], dtype=perception.inputs[0].dtype,
-                         name="frames")
+    frames = keras.Input(
+        shape=perception.input_shape[1:], dtype=perception.inputs[0].dtype, name="frames"
+    )
     state = ClipToBox(space.low.tolist(), space.high.tolist(), name="clip_state")(
-        perception(frames))
+        perception(frames)
+    )
     return keras.Model(frames, q_network(state), name="perceived_q_network")
 
 
@@ -215,8 +228,7 @@ def compiled_predict(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
 
         fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
         return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(tf.convert_to_tensor(x)))
-    return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy,
-                                              model(x, training=False))
+    return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))
 
 
 class PerceptionWrapper(gym.ObservationWrapper):
@@ -243,16 +255,20 @@ class PerceptionWrapper(gym.ObservationWrapper):
         obs_shape = tuple(env.observation_space.shape or ())
         in_shape = tuple(model.input_shape[1:])
         if in_shape != obs_shape:
-            raise ValueError(f"perception model reads frames of shape {in_shape}, but the env's "
-                             f"observations have shape {obs_shape}; train one for this env "
-                             "(frame_size / frame_stack)")
+            raise ValueError(
+                f"perception model reads frames of shape {in_shape}, but the env's "
+                f"observations have shape {obs_shape}; train one for this env "
+                "(frame_size / frame_stack)"
+            )
         params: CatchParams = env.unwrapped.params  # type: ignore[attr-defined]
         zero = np.zeros(1, dtype=np.int64)
         sample = state_features(params, zero, zero, zero, zero)
         out = int(model.output_shape[-1])
         if out != sample.shape[-1]:
-            raise ValueError(f"perception model outputs {out} values, but this game's state has "
-                             f"{sample.shape[-1]} (drift={params.drift}); train one for this game")
+            raise ValueError(
+                f"perception model outputs {out} values, but this game's state has "
+                f"{sample.shape[-1]} (drift={params.drift}); train one for this game"
+            )
         self.model = model
         self._predict = compiled_predict(model)
         self.observation_space = observation_space("state", sample[0])
@@ -288,18 +304,23 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
         in_shape = tuple(model.input_shape[1:])
         obs_shape = tuple(env.single_observation_space.shape or ())
         if in_shape != obs_shape:
-            raise ValueError(f"perception model reads frames of shape {in_shape}, but the env's "
-                             f"observations have shape {obs_shape}")
+            raise ValueError(
+                f"perception model reads frames of shape {in_shape}, but the env's "
+                f"observations have shape {obs_shape}"
+            )
         zero = np.zeros(1, dtype=np.int64)
         sample = state_features(params, zero, zero, zero, zero)
         if int(model.output_shape[-1]) != sample.shape[-1]:
-            raise ValueError(f"perception model outputs {model.output_shape[-1]} values, but "
-                             f"this game's state has {sample.shape[-1]} (drift={params.drift})")
+            raise ValueError(
+                f"perception model outputs {model.output_shape[-1]} values, but "
+                f"this game's state has {sample.shape[-1]} (drift={params.drift})"
+            )
         self.model = model
         self._predict = compiled_predict(model)
         self.single_observation_space = observation_space("state", sample[0])
-        self.observation_space = gym.vector.utils.batch_space(self.single_observation_space,
-                                                              env.num_envs)
+        self.observation_space = gym.vector.utils.batch_space(
+            self.single_observation_space, env.num_envs
+        )
 
     def perceive(self, obs: np.ndarray) -> np.ndarray:
         """Perceived states ``[B, 3 or 4]`` float32 of pixel observations ``[B, H, W, C]``."""
@@ -311,8 +332,9 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
         obs, infos = self.env.reset(**kwargs)
         return self.perceive(obs), infos
 
-    def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                                          dict[str, Any]]:
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step the env; return perceived states (and perceived ``final_obs``)."""
         obs, rewards, terminated, truncated, infos = self.env.step(actions)
         if "final_obs" in infos:
@@ -328,5 +350,5 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
 def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Run a perception model over many frame stacks: float32 ``[N, state]``."""
     predict = compiled_predict(model)
-    out = [predict(frames[i:i + batch_size]) for i in range(0, len(frames), batch_size)]
+    out = [predict(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
     return np.concatenate(out).astype(np.float32)

@@ -96,8 +96,9 @@ class FrameDeltas(keras.layers.Layer):
         return {**super().get_config(), "scale": self.scale}
 
 
-def build_sequence_model(arch: str = "lstm", window: int = DEFAULT_WINDOW,
-                         features: int = POSITIONS, units: int = 64) -> keras.Model:
+def build_sequence_model(
+    arch: str = "lstm", window: int = DEFAULT_WINDOW, features: int = POSITIONS, units: int = 64
+) -> keras.Model:
     """Build a recurrent forecaster: ``[B, window, features]`` -> ``landing_x``, ``catch``.
 
     Args:
@@ -143,9 +144,9 @@ def windows(seq: np.ndarray, window: int = DEFAULT_WINDOW) -> np.ndarray:
     return seq[:, np.maximum(t, 0)]
 
 
-def sequence_arrays(ds: GameDataset, window: int = DEFAULT_WINDOW,
-                    perceived: np.ndarray | None = None
-                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def sequence_arrays(
+    ds: GameDataset, window: int = DEFAULT_WINDOW, perceived: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Inputs and targets of a dataset, one row per observation.
 
     Args:
@@ -160,11 +161,15 @@ def sequence_arrays(ds: GameDataset, window: int = DEFAULT_WINDOW,
 
     """
     params = ds.params
-    pos = position_columns(perceived if perceived is not None
-                           else perception_targets(params, ds.states))
+    pos = position_columns(
+        perceived if perceived is not None else perception_targets(params, ds.states)
+    )
     landing, caught = landing_targets(ds)
-    return (windows(pos, window), (landing / params.width).astype(np.float32),
-            caught.astype(np.float32))
+    return (
+        windows(pos, window),
+        (landing / params.width).astype(np.float32),
+        caught.astype(np.float32),
+    )
 
 
 def straight_down(x: np.ndarray) -> np.ndarray:
@@ -176,8 +181,9 @@ def landing_labels(params: CatchParams, states: BatchState) -> np.ndarray:
     """The true landing x / width of N games now: float32 ``[N]`` (auxiliary-loss labels)."""
     from catchrl.agents.scripted import landing_x
 
-    x = landing_x(params, np.asarray(states.ball_x), np.asarray(states.ball_y),
-                  np.asarray(states.ball_vx))
+    x = landing_x(
+        params, np.asarray(states.ball_x), np.asarray(states.ball_y), np.asarray(states.ball_vx)
+    )
     return (x / params.width).astype(np.float32)
 
 
@@ -206,14 +212,20 @@ class ForecastWrapper(gym.ObservationWrapper):
         if isinstance(model, str):
             model = keras.models.load_model(model)
         space = env.observation_space
-        if not isinstance(space, spaces.Box) or len(space.shape or ()) != 1 \
-                or space.shape[0] < POSITIONS:
-            raise ValueError(f"ForecastWrapper needs a state observation (a vector of >= 3), "
-                             f"got {space}")
+        if (
+            not isinstance(space, spaces.Box)
+            or len(space.shape or ()) != 1
+            or space.shape[0] < POSITIONS
+        ):
+            raise ValueError(
+                f"ForecastWrapper needs a state observation (a vector of >= 3), got {space}"
+            )
         in_shape = tuple(model.input_shape[1:])
         if len(in_shape) != 2 or in_shape[1] != POSITIONS:
-            raise ValueError(f"ForecastWrapper needs a model reading [k, {POSITIONS}] windows, "
-                             f"got input shape {in_shape}")
+            raise ValueError(
+                f"ForecastWrapper needs a model reading [k, {POSITIONS}] windows, "
+                f"got input shape {in_shape}"
+            )
         self.window = int(in_shape[0])
         self.model = model
         self._predict = compiled_predict(model)
@@ -236,13 +248,16 @@ class ForecastWrapper(gym.ObservationWrapper):
             self._history.append(pos)
         out = self._predict(np.stack(self._history)[None])
         forecast = np.clip(np.array([out["landing_x"][0, 0], out["catch"][0, 0]]), 0.0, 1.0)
-        return np.concatenate([np.asarray(observation, np.float32),
-                               forecast.astype(np.float32)])
+        return np.concatenate([np.asarray(observation, np.float32), forecast.astype(np.float32)])
 
 
-def build_q_network_with_landing_head(obs_shape: tuple[int, ...], num_actions: int = 3,
-                                      arch: str = "book", hidden: int = 512,
-                                      encoder: keras.Model | None = None) -> keras.Model:
+def build_q_network_with_landing_head(
+    obs_shape: tuple[int, ...],
+    num_actions: int = 3,
+    arch: str = "book",
+    hidden: int = 512,
+    encoder: keras.Model | None = None,
+) -> keras.Model:
     """Build a DQN Q-network with an auxiliary ``landing_x`` head on its shared trunk.
 
     Frames (3-D ``obs_shape``) go through a conv encoder (:func:`build_encoder`

@@ -68,8 +68,11 @@ __all__ = [
 
 TASKS = ("perception", "sequence", "imitation")
 DEFAULT_ARCH = {"perception": "small", "sequence": "gru", "imitation": "small"}
-DATA_KINDS = {"perception": ("frames", "expert"), "imitation": ("expert", "frames"),
-              "sequence": ("trajectories", "frames", "expert")}
+DATA_KINDS = {
+    "perception": ("frames", "expert"),
+    "imitation": ("expert", "frames"),
+    "sequence": ("trajectories", "frames", "expert"),
+}
 CPU_BATCH = {"perception": 64, "imitation": 64, "sequence": 256}
 GPU_BATCH_SCALE = 8
 
@@ -118,8 +121,9 @@ class SupervisedConfig:
             object.__setattr__(self, "arch", DEFAULT_ARCH[self.task])
         if self.task == "sequence":
             if self.arch not in SEQUENCE_ARCHS:
-                raise ValueError(f"unknown sequence architecture {self.arch!r}; "
-                                 f"choose one of {SEQUENCE_ARCHS}")
+                raise ValueError(
+                    f"unknown sequence architecture {self.arch!r}; choose one of {SEQUENCE_ARCHS}"
+                )
         else:
             check_arch(self.arch)
         for name in ("epochs", "window"):
@@ -152,9 +156,12 @@ def setup_device() -> dict[str, Any]:
         keras.mixed_precision.set_global_policy("mixed_float16")
     else:
         keras.mixed_precision.set_global_policy("float32")
-    return {"gpu": bool(gpus), "devices": [d.name for d in gpus] or ["CPU"],
-            "policy": keras.mixed_precision.global_policy().name,
-            "batch_scale": GPU_BATCH_SCALE if gpus else 1}
+    return {
+        "gpu": bool(gpus),
+        "devices": [d.name for d in gpus] or ["CPU"],
+        "policy": keras.mixed_precision.global_policy().name,
+        "batch_scale": GPU_BATCH_SCALE if gpus else 1,
+    }
 
 
 class _Throughput(keras.callbacks.Callback):
@@ -187,14 +194,21 @@ def _prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool) -> Non
     cfg_path = run_dir / "config.json"
     if cfg_path.exists():
         if not resume:
-            raise RunExistsError(f"{run_dir} already holds a run; pass resume=True (--resume) "
-                                 "to continue it, or choose another directory")
+            raise RunExistsError(
+                f"{run_dir} already holds a run; pass resume=True (--resume) "
+                "to continue it, or choose another directory"
+            )
         stored = json.loads(cfg_path.read_text()).get("config", {})
-        diff = sorted(k for k in record["config"] if k not in _RESUMABLE
-                      and stored.get(k) != record["config"][k])
+        diff = sorted(
+            k
+            for k in record["config"]
+            if k not in _RESUMABLE and stored.get(k) != record["config"][k]
+        )
         if diff:
-            raise ValueError(f"{run_dir}: cannot resume with another configuration "
-                             f"(differs in {', '.join(diff)})")
+            raise ValueError(
+                f"{run_dir}: cannot resume with another configuration "
+                f"(differs in {', '.join(diff)})"
+            )
     elif resume and (run_dir / "checkpoints").exists():
         raise ValueError(f"{run_dir}: no config.json to resume from")
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -202,8 +216,7 @@ def _prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool) -> Non
     _write_json(cfg_path, record)
 
 
-def _pipelines(cfg: SupervisedConfig, ds: GameDataset, batch: int
-               ) -> tuple[Any, Any, int, int]:
+def _pipelines(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[Any, Any, int, int]:
     """Train and validation ``tf.data`` pipelines and their sizes in samples."""
     import tensorflow as tf
 
@@ -213,24 +226,26 @@ def _pipelines(cfg: SupervisedConfig, ds: GameDataset, batch: int
 
         def make(games: np.ndarray, shuffle: bool) -> Any:
             xs = x[games].reshape(-1, cfg.window, x.shape[-1])
-            ys = {"landing_x": landing[games].reshape(-1, 1),
-                  "catch": caught[games].reshape(-1, 1)}
+            ys = {"landing_x": landing[games].reshape(-1, 1), "catch": caught[games].reshape(-1, 1)}
             data = tf.data.Dataset.from_tensor_slices((xs, ys))
             if shuffle:
                 data = data.shuffle(len(xs), seed=cfg.seed, reshuffle_each_iteration=True)
             return data.batch(batch).prefetch(tf.data.AUTOTUNE)
 
         per_game = x.shape[1]
-        return (make(train_g, True), make(val_g, False) if len(val_g) else None,
-                len(train_g) * per_game, len(val_g) * per_game)
+        return (
+            make(train_g, True),
+            make(val_g, False) if len(val_g) else None,
+            len(train_g) * per_game,
+            len(val_g) * per_game,
+        )
     if cfg.task == "perception":
         targets, last = perception_targets(ds.params, ds.states), None
     else:
         targets, last = ds.oracle_actions.astype(np.int32), ds.steps
     per_game = last or targets.shape[1]
     train = tf_frame_dataset(ds, targets, train_g, last, batch, shuffle=True, seed=cfg.seed)
-    val = (tf_frame_dataset(ds, targets, val_g, last, batch, shuffle=False)
-           if len(val_g) else None)
+    val = tf_frame_dataset(ds, targets, val_g, last, batch, shuffle=False) if len(val_g) else None
     return train, val, len(train_g) * per_game, len(val_g) * per_game
 
 
@@ -238,9 +253,12 @@ def _build(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
     opt = keras.optimizers.Adam(cfg.learning_rate)
     if cfg.task == "sequence":
         model = build_sequence_model(cfg.arch, cfg.window)
-        model.compile(opt, loss={"landing_x": "mse", "catch": "binary_crossentropy"},
-                      loss_weights={"landing_x": cfg.landing_weight, "catch": 1.0},
-                      metrics={"landing_x": ["mae"], "catch": ["accuracy"]})
+        model.compile(
+            opt,
+            loss={"landing_x": "mse", "catch": "binary_crossentropy"},
+            loss_weights={"landing_x": cfg.landing_weight, "catch": 1.0},
+            metrics={"landing_x": ["mae"], "catch": ["accuracy"]},
+        )
         return model
     shape = (ds.config.frame_size, ds.config.frame_size, ds.config.frame_stack)
     if cfg.task == "perception":
@@ -248,8 +266,11 @@ def _build(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
         model.compile(opt, loss="mse", metrics=["mae"])
     else:
         model = build_imitation_model(cfg.arch, shape)
-        model.compile(opt, loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        model.compile(
+            opt,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=["accuracy"],
+        )
     return model
 
 
@@ -261,9 +282,13 @@ def _epochs_done(run: Path) -> int:
     return max(len(path.read_text().strip().splitlines()) - 1, 0)
 
 
-def train(cfg: SupervisedConfig, run_dir: str | os.PathLike[str], resume: bool = False,
-          verbose: int = 2, callbacks: list[keras.callbacks.Callback] | None = None
-          ) -> TrainOutcome:
+def train(
+    cfg: SupervisedConfig,
+    run_dir: str | os.PathLike[str],
+    resume: bool = False,
+    verbose: int = 2,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> TrainOutcome:
     """Train one model into ``run_dir`` (layout in the module docstring).
 
     Args:
@@ -291,8 +316,9 @@ def train(cfg: SupervisedConfig, run_dir: str | os.PathLike[str], resume: bool =
     _prepare_run_dir(run, record, resume)
     device = setup_device()
     keras.utils.set_random_seed(cfg.seed)
-    batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * (1 if cfg.batch_size else
-                                                       device["batch_scale"])
+    batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * (
+        1 if cfg.batch_size else device["batch_scale"]
+    )
     train_data, val_data, n_train, _ = _pipelines(cfg, ds, batch)
     backup = run / "checkpoints" / "backup"
     initial_epoch = 0
@@ -305,31 +331,45 @@ def train(cfg: SupervisedConfig, run_dir: str | os.PathLike[str], resume: bool =
     builtin = [
         _Throughput(n_train),
         keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.EarlyStopping(monitor=monitor, patience=cfg.patience,
-                                      restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(monitor=monitor, factor=0.3,
-                                          patience=max(cfg.patience // 2, 1), min_lr=1e-5),
-        keras.callbacks.ModelCheckpoint(str(run / "checkpoints" / "best.keras"),
-                                        monitor=monitor, save_best_only=True),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor, patience=cfg.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, factor=0.3, patience=max(cfg.patience // 2, 1), min_lr=1e-5
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(run / "checkpoints" / "best.keras"), monitor=monitor, save_best_only=True
+        ),
         keras.callbacks.TensorBoard(str(run / "tb"), profile_batch=0),
-        keras.callbacks.CSVLogger(str(run / "metrics.tsv"), separator="\t",
-                                  append=resume and (run / "metrics.tsv").exists()),
+        keras.callbacks.CSVLogger(
+            str(run / "metrics.tsv"),
+            separator="\t",
+            append=resume and (run / "metrics.tsv").exists(),
+        ),
     ]
-    history = model.fit(train_data, validation_data=val_data, epochs=cfg.epochs,
-                        initial_epoch=initial_epoch, callbacks=builtin + list(callbacks or ()),
-                        verbose=verbose, shuffle=False)
+    history = model.fit(
+        train_data,
+        validation_data=val_data,
+        epochs=cfg.epochs,
+        initial_epoch=initial_epoch,
+        callbacks=builtin + list(callbacks or ()),
+        verbose=verbose,
+        shuffle=False,
+    )
     tmp = run / "model.tmp.keras"
     model.save(tmp)
     os.replace(tmp, run / "model.keras")
-    return TrainOutcome(model, {k: [float(v) for v in vs] for k, vs in history.history.items()},
-                        run, device)
+    return TrainOutcome(
+        model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, run, device
+    )
 
 
 # --- evaluation -------------------------------------------------------------------
 
 
-def _all_stacks(ds: GameDataset, last: int | None = None) -> tuple[np.ndarray, np.ndarray,
-                                                                   np.ndarray]:
+def _all_stacks(
+    ds: GameDataset, last: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     assert ds.frames is not None
     steps = last or ds.steps + 1
     g, t = np.meshgrid(np.arange(ds.num_games), np.arange(steps), indexing="ij")
@@ -337,8 +377,12 @@ def _all_stacks(ds: GameDataset, last: int | None = None) -> tuple[np.ndarray, n
     return frame_stacks(ds.frames, g, t, ds.config.frame_stack), g, t
 
 
-def evaluate_model(task: str, model: keras.Model | str, data: str | GameDataset,
-                   perception: keras.Model | str | None = None) -> dict[str, float]:
+def evaluate_model(
+    task: str,
+    model: keras.Model | str,
+    data: str | GameDataset,
+    perception: keras.Model | str | None = None,
+) -> dict[str, float]:
     """Measure a trained model on a (held-out) dataset.
 
     Args:
@@ -368,9 +412,9 @@ def evaluate_model(task: str, model: keras.Model | str, data: str | GameDataset,
         x, g, t = _all_stacks(ds)
         true = perception_targets(params, ds.states[g, t])
         pred = perceive(model, x)
-        names = ["ball_x", "ball_y", "paddle_x", "ball_vx"][:true.shape[1]]
+        names = ["ball_x", "ball_y", "paddle_x", "ball_vx"][: true.shape[1]]
         # frame px per unit: positions were divided by width/height; speed by drift.
-        unit = np.array([size, size, size, params.drift * size / params.width][:true.shape[1]])
+        unit = np.array([size, size, size, params.drift * size / params.width][: true.shape[1]])
         err = np.abs(pred - true) * unit
         base = np.abs(true - true.mean(0)) * unit
         out: dict[str, float] = {"samples": float(len(x))}
@@ -384,10 +428,13 @@ def evaluate_model(task: str, model: keras.Model | str, data: str | GameDataset,
 
         x, g, t = _all_stacks(ds, ds.steps)
         predict = compiled_predict(model)
-        pred = np.concatenate([np.argmax(predict(x[i:i + 2048]), -1)
-                               for i in range(0, len(x), 2048)])
-        return {"samples": float(len(x)),
-                "action_accuracy": float((pred == ds.oracle_actions[g, t]).mean())}
+        pred = np.concatenate(
+            [np.argmax(predict(x[i : i + 2048]), -1) for i in range(0, len(x), 2048)]
+        )
+        return {
+            "samples": float(len(x)),
+            "action_accuracy": float((pred == ds.oracle_actions[g, t]).mean()),
+        }
     window = int(model.input_shape[1])
     perceived = None
     if perception is not None:
@@ -397,14 +444,15 @@ def evaluate_model(task: str, model: keras.Model | str, data: str | GameDataset,
         x, g, t = _all_stacks(ds)
         perceived = perceive(pm, x).reshape(ds.num_games, ds.steps + 1, -1)
     xs, landing, caught = sequence_arrays(ds, window, perceived)
-    xs, landing, caught = (a[:, window - 1:] for a in (xs, landing, caught))
+    xs, landing, caught = (a[:, window - 1 :] for a in (xs, landing, caught))
     xs = xs.reshape(-1, window, xs.shape[-1])
     landing, caught = landing.reshape(-1), caught.reshape(-1)
     pred = model.predict(xs, batch_size=4096, verbose=0)
     scale = size  # landing is x / width; frame px = x / width * size
-    return {"samples": float(len(xs)),
-            "landing_mae_px": float(np.abs(pred["landing_x"][:, 0] - landing).mean() * scale),
-            "straight_down_mae_px": float(np.abs(straight_down(xs) - landing).mean() * scale),
-            "catch_accuracy": float(((pred["catch"][:, 0] > 0.5) == (caught > 0.5)).mean()),
-            "catch_base_rate": float(caught.mean())}
-
+    return {
+        "samples": float(len(xs)),
+        "landing_mae_px": float(np.abs(pred["landing_x"][:, 0] - landing).mean() * scale),
+        "straight_down_mae_px": float(np.abs(straight_down(xs) - landing).mean() * scale),
+        "catch_accuracy": float(((pred["catch"][:, 0] > 0.5) == (caught > 0.5)).mean()),
+        "catch_base_rate": float(caught.mean()),
+    }

@@ -32,8 +32,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AGENTS", "MODULE_CONTENDERS", "RaceSpec", "format_race_table", "module_overrides",
-           "plot_race", "run_one", "run_race", "summarize"]
+__all__ = [
+    "AGENTS",
+    "MODULE_CONTENDERS",
+    "RaceSpec",
+    "format_race_table",
+    "module_overrides",
+    "plot_race",
+    "run_one",
+    "run_race",
+    "summarize",
+]
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-ppo")
 """Contenders: catchrl's DQN and the SB3 baselines (any ``--algo sb3-*`` works too)."""
@@ -48,8 +57,7 @@ perception model's output), the pixel DQN started from the perception model's pr
 encoder (fine-tuned), and the pixel DQN with the auxiliary landing-x head."""
 
 
-def module_overrides(contender: str, perception: str = "", aux_weight: float = 10.0
-                     ) -> list[str]:
+def module_overrides(contender: str, perception: str = "", aux_weight: float = 10.0) -> list[str]:
     """The config overrides (on the ``fast`` preset) of one of :data:`MODULE_CONTENDERS`."""
     from catchrl.config import PRESETS
 
@@ -58,14 +66,17 @@ def module_overrides(contender: str, perception: str = "", aux_weight: float = 1
     if contender == "dqn-aux":
         return [f"agent.aux_landing={aux_weight}"]
     if not perception:
-        raise ValueError(f"{contender} needs a perception model (catchrl supervised train "
-                         "perception)")
+        raise ValueError(
+            f"{contender} needs a perception model (catchrl supervised train perception)"
+        )
     if contender == "dqn-encoder":
         return [f"agent.encoder={json.dumps(perception)}", "agent.encoder_trainable=true"]
     if contender == "dqn-perceived":
         state_agent = PRESETS["fast-state"]["agent"]
-        return [f"agent.perception={json.dumps(perception)}",
-                *(f"agent.{k}={json.dumps(v)}" for k, v in state_agent.items())]
+        return [
+            f"agent.perception={json.dumps(perception)}",
+            *(f"agent.{k}={json.dumps(v)}" for k, v in state_agent.items()),
+        ]
     raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
 
 
@@ -88,11 +99,17 @@ class RaceSpec:
 def _config(spec: RaceSpec) -> Any:
     from catchrl.config import load_config
 
-    overrides = [f"run.seed={spec.seed}", f"run.total_steps={spec.steps}", "run.total_games=0",
-                 f"run.eval_every={spec.eval_every}", f"run.eval_games={spec.eval_games}",
-                 f"run.target_win_rate={spec.target}", "run.checkpoint_every=0"]
+    overrides = [
+        f"run.seed={spec.seed}",
+        f"run.total_steps={spec.steps}",
+        "run.total_games=0",
+        f"run.eval_every={spec.eval_every}",
+        f"run.eval_games={spec.eval_games}",
+        f"run.target_win_rate={spec.target}",
+        "run.checkpoint_every=0",
+    ]
     if spec.obs_type == "grid":
-        overrides.append("env.obs_type=\"grid\"")
+        overrides.append('env.obs_type="grid"')
     return load_config(PRESET[spec.obs_type], None, [*overrides, *spec.overrides])
 
 
@@ -129,17 +146,30 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
     result = trainer.run()
     # Both trainers leave evaluation (and checkpoint) time out of wall_time. CPU seconds
     # (all threads) are less sensitive to other processes' load; evaluations taken out.
-    evals = [{"steps": e["steps"], "games": e["games"], "win_rate": e["win_rate"],
-              "train_s": e["wall_time"],
-              "train_cpu_s": marks[k][0] - cpu0 - sum(m[1] for m in marks[:k])}
-             for k, e in enumerate(result.evaluations)]
+    evals = [
+        {
+            "steps": e["steps"],
+            "games": e["games"],
+            "win_rate": e["win_rate"],
+            "train_s": e["wall_time"],
+            "train_cpu_s": marks[k][0] - cpu0 - sum(m[1] for m in marks[:k]),
+        }
+        for k, e in enumerate(result.evaluations)
+    ]
     train_s = result.wall_time
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    return {**asdict(spec), "evals": evals, "final_steps": result.steps, "train_s": train_s,
-            "threads": _threads(spec.agent),
-            "steps_per_s": result.steps / max(train_s, 1e-9), "setup_s": setup_s,
-            "peak_rss_mib": usage.ru_maxrss / 1024, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "final_win_rate": evals[-1]["win_rate"] if evals else float("nan")}
+    return {
+        **asdict(spec),
+        "evals": evals,
+        "final_steps": result.steps,
+        "train_s": train_s,
+        "threads": _threads(spec.agent),
+        "steps_per_s": result.steps / max(train_s, 1e-9),
+        "setup_s": setup_s,
+        "peak_rss_mib": usage.ru_maxrss / 1024,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        "final_win_rate": evals[-1]["win_rate"] if evals else float("nan"),
+    }
 
 
 def _threads(agent: str) -> int:
@@ -163,11 +193,18 @@ def _worker(spec_json: str, out: str) -> int:
     return 0
 
 
-def run_race(agents: Sequence[str] = AGENTS, obs_types: Sequence[str] = ("pixels", "state"),
-             seeds: Sequence[int] = (0, 1), steps: dict[str, int] | None = None,
-             eval_every: int = 64, eval_games: int = 1000, target: float = 0.99,
-             out_dir: str | Path = "runs/race", log: Any = None,
-             overrides: dict[str, list[str]] | None = None) -> list[dict[str, Any]]:
+def run_race(
+    agents: Sequence[str] = AGENTS,
+    obs_types: Sequence[str] = ("pixels", "state"),
+    seeds: Sequence[int] = (0, 1),
+    steps: dict[str, int] | None = None,
+    eval_every: int = 64,
+    eval_games: int = 1000,
+    target: float = 0.99,
+    out_dir: str | Path = "runs/race",
+    log: Any = None,
+    overrides: dict[str, list[str]] | None = None,
+) -> list[dict[str, Any]]:
     """Train every (agent, obs type, seed) in its own subprocess, one at a time.
 
     Args:
@@ -202,11 +239,27 @@ def run_race(agents: Sequence[str] = AGENTS, obs_types: Sequence[str] = ("pixels
                     import shutil
 
                     shutil.rmtree(run_dir)
-                spec = RaceSpec(agent, obs, seed, steps[obs], eval_every, eval_games, target,
-                                str(run_dir), list((overrides or {}).get(agent, [])))
+                spec = RaceSpec(
+                    agent,
+                    obs,
+                    seed,
+                    steps[obs],
+                    eval_every,
+                    eval_games,
+                    target,
+                    str(run_dir),
+                    list((overrides or {}).get(agent, [])),
+                )
                 result_file = out / f"{name}.json"
-                cmd = [sys.executable, "-m", "catchrl.benchmarks.agents", "--worker",
-                       json.dumps(asdict(spec)), "--worker-out", str(result_file)]
+                cmd = [
+                    sys.executable,
+                    "-m",
+                    "catchrl.benchmarks.agents",
+                    "--worker",
+                    json.dumps(asdict(spec)),
+                    "--worker-out",
+                    str(result_file),
+                ]
                 proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
                 if proc.returncode != 0:
                     tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -214,9 +267,11 @@ def run_race(agents: Sequence[str] = AGENTS, obs_types: Sequence[str] = ("pixels
                     continue
                 r = json.loads(result_file.read_text())
                 results.append(r)
-                log.write(f"{name}: {r['final_steps']} steps, {r['train_s']:.0f} s, "
-                          f"final {100 * r['final_win_rate']:.1f}%, "
-                          f"{r['peak_rss_mib']:.0f} MiB\n")
+                log.write(
+                    f"{name}: {r['final_steps']} steps, {r['train_s']:.0f} s, "
+                    f"final {100 * r['final_win_rate']:.1f}%, "
+                    f"{r['peak_rss_mib']:.0f} MiB\n"
+                )
                 log.flush()
                 (out / "results.json").write_text(json.dumps(results, indent=1))
     return results
@@ -235,8 +290,9 @@ def _median(values: list[float]) -> float:
     return float("nan") if n == 0 else (v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2)
 
 
-def summarize(results: Sequence[dict[str, Any]],
-              baseline: str = "catchrl-dqn") -> list[dict[str, Any]]:
+def summarize(
+    results: Sequence[dict[str, Any]], baseline: str = "catchrl-dqn"
+) -> list[dict[str, Any]]:
     """One row per (agent, obs type): medians over seeds and ratios to ``baseline``.
 
     A threshold's steps/seconds are the median over the seeds that reached it,
@@ -248,8 +304,12 @@ def summarize(results: Sequence[dict[str, Any]],
         groups.setdefault((r["agent"], r["obs_type"]), []).append(r)
     rows = []
     for (agent, obs), runs in groups.items():
-        row: dict[str, Any] = {"agent": agent, "obs_type": obs, "seeds": len(runs),
-                               "budget": runs[0]["steps"]}
+        row: dict[str, Any] = {
+            "agent": agent,
+            "obs_type": obs,
+            "seeds": len(runs),
+            "budget": runs[0]["steps"],
+        }
         for thr in THRESHOLDS:
             hits = [h for h in (_first_reach(r, thr) for r in runs) if h is not None]
             key = f"{round(100 * thr)}"
@@ -259,15 +319,27 @@ def summarize(results: Sequence[dict[str, Any]],
             row[f"cpu_{key}"] = _median([h[2] for h in hits])
         row["final_win_rate"] = _median([r["final_win_rate"] for r in runs])
         row["steps_per_s"] = _median([r["steps_per_s"] for r in runs])
-        row["cpu_per_1k"] = _median([1000 * r["evals"][-1]["train_cpu_s"] / r["evals"][-1]["steps"]
-                                     for r in runs if r["evals"]])
+        row["cpu_per_1k"] = _median(
+            [
+                1000 * r["evals"][-1]["train_cpu_s"] / r["evals"][-1]["steps"]
+                for r in runs
+                if r["evals"]
+            ]
+        )
         row["peak_rss_mib"] = _median([r["peak_rss_mib"] for r in runs])
         rows.append(row)
     for row in rows:
-        base = next((b for b in rows if b["agent"] == baseline and
-                     b["obs_type"] == row["obs_type"]), None)
-        for key in ("seconds_95", "seconds_99", "cpu_99", "steps_99", "steps_per_s",
-                    "peak_rss_mib"):
+        base = next(
+            (b for b in rows if b["agent"] == baseline and b["obs_type"] == row["obs_type"]), None
+        )
+        for key in (
+            "seconds_95",
+            "seconds_99",
+            "cpu_99",
+            "steps_99",
+            "steps_per_s",
+            "peak_rss_mib",
+        ):
             ok = base is not None and base[key] > 0 and not math.isnan(base[key])
             row[f"x_{key}"] = row[key] / base[key] if ok else float("nan")
     return rows
@@ -286,10 +358,12 @@ def _ratio(value: float) -> str:
 
 def format_race_table(rows: Sequence[dict[str, Any]]) -> str:
     """The summary rows as a Markdown table (medians over seeds; (k/n): seeds that reached)."""
-    head = ("| obs | agent | steps to 95 % | s to 95 % | steps to 99 % | s to 99 % "
-            "| s to 99 % vs catchrl | CPU s to 99 % | CPU s vs catchrl "
-            "| final win rate | steps/s | CPU s / 1k steps | peak MiB | MiB vs catchrl |\n"
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = (
+        "| obs | agent | steps to 95 % | s to 95 % | steps to 99 % | s to 99 % "
+        "| s to 99 % vs catchrl | CPU s to 99 % | CPU s vs catchrl "
+        "| final win rate | steps/s | CPU s / 1k steps | peak MiB | MiB vs catchrl |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     lines = [head]
     for r in rows:
         n = r["seeds"]
@@ -303,7 +377,8 @@ def format_race_table(rows: Sequence[dict[str, Any]]) -> str:
             f"| {_fmt(r['cpu_99'], r['reached_99'], n, 1)} | {_ratio(r['x_cpu_99'])} "
             f"| {100 * r['final_win_rate']:.1f} % | {r['steps_per_s']:,.0f} "
             f"| {r['cpu_per_1k']:.2f} "
-            f"| {r['peak_rss_mib']:,.0f} | {_ratio(r['x_peak_rss_mib'])} |")
+            f"| {r['peak_rss_mib']:,.0f} | {_ratio(r['x_peak_rss_mib'])} |"
+        )
     return "\n".join(lines)
 
 
@@ -330,9 +405,12 @@ def plot_race(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
             ax.plot(t, w, "o-", ms=3, color=colors[r["agent"]], label=label, alpha=0.8)
         for thr in THRESHOLDS:
             ax.axhline(100 * thr, ls=":", color="grey", lw=0.8)
-        ax.set(title=f"Catch ({obs}): greedy win rate on 1,000 games",
-               xlabel="training wall-clock seconds (evaluations excluded)",
-               ylabel="win rate %", ylim=(0, 101))
+        ax.set(
+            title=f"Catch ({obs}): greedy win rate on 1,000 games",
+            xlabel="training wall-clock seconds (evaluations excluded)",
+            ylabel="win rate %",
+            ylim=(0, 101),
+        )
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()

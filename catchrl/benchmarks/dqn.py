@@ -36,8 +36,7 @@ BOOK_BYTES_PER_TRANSITION = 2 * 80 * 80 * 4 * 8  # two float64 (80, 80, 4) stack
 def _table(rows: list[dict[str, Any]]) -> str:
     cols = list(rows[0])
     width = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in cols}
-    lines = [" | ".join(c.ljust(width[c]) for c in cols),
-             "-|-".join("-" * width[c] for c in cols)]
+    lines = [" | ".join(c.ljust(width[c]) for c in cols), "-|-".join("-" * width[c] for c in cols)]
     lines += [" | ".join(str(r[c]).ljust(width[c]) for c in cols) for r in rows]
     return "\n".join(lines)
 
@@ -49,12 +48,20 @@ def bench_replay() -> list[dict[str, Any]]:
     capacity = 50_000
     mem = ReplayMemory(capacity, 8, (80, 80, 4), np.uint8, frame_stack=4)
     per = mem.nbytes / capacity
-    return [{"memory": "catchrl ReplayMemory (pixels)", "bytes/transition": f"{per:,.0f}",
-             "50,000 transitions": f"{mem.nbytes / 2**20:,.1f} MiB", "ratio": "1"},
-            {"memory": "book (two float64 stacks)",
-             "bytes/transition": f"{BOOK_BYTES_PER_TRANSITION:,}",
-             "50,000 transitions": f"{capacity * BOOK_BYTES_PER_TRANSITION / 2**30:,.1f} GiB",
-             "ratio": f"{BOOK_BYTES_PER_TRANSITION / per:,.0f}x more"}]
+    return [
+        {
+            "memory": "catchrl ReplayMemory (pixels)",
+            "bytes/transition": f"{per:,.0f}",
+            "50,000 transitions": f"{mem.nbytes / 2**20:,.1f} MiB",
+            "ratio": "1",
+        },
+        {
+            "memory": "book (two float64 stacks)",
+            "bytes/transition": f"{BOOK_BYTES_PER_TRANSITION:,}",
+            "50,000 transitions": f"{capacity * BOOK_BYTES_PER_TRANSITION / 2**30:,.1f} GiB",
+            "ratio": f"{BOOK_BYTES_PER_TRANSITION / per:,.0f}x more",
+        },
+    ]
 
 
 def bench_latency(calls: int = 300) -> list[dict[str, Any]]:
@@ -81,11 +88,16 @@ def bench_latency(calls: int = 300) -> list[dict[str, Any]]:
             model.predict(obs, verbose=0)
             theirs.append(time.perf_counter() - t)
         p = lambda xs, q: 1000 * float(np.percentile(xs, q))  # noqa: E731
-        rows.append({"network": kind, "act p50 ms": f"{p(ours, 50):.2f}",
-                     "act p99 ms": f"{p(ours, 99):.2f}",
-                     "predict p50 ms": f"{p(theirs, 50):.2f}",
-                     "predict p99 ms": f"{p(theirs, 99):.2f}",
-                     "speed-up (p50)": f"{p(theirs, 50) / p(ours, 50):.0f}x"})
+        rows.append(
+            {
+                "network": kind,
+                "act p50 ms": f"{p(ours, 50):.2f}",
+                "act p99 ms": f"{p(ours, 99):.2f}",
+                "predict p50 ms": f"{p(theirs, 50):.2f}",
+                "predict p99 ms": f"{p(theirs, 99):.2f}",
+                "speed-up (p50)": f"{p(theirs, 50) / p(ours, 50):.0f}x",
+            }
+        )
     return rows
 
 
@@ -98,28 +110,47 @@ def _train(preset: str, seed: int, overrides: list[str], run_dir: Path) -> dict[
     trainer = Trainer(cfg, run_dir, progress=False)
     result = trainer.run()
     evals = result.evaluations
-    return {"seed": seed, "evaluations": evals, "steps": result.steps, "games": result.games,
-            "train_s": result.wall_time, "total_s": time.perf_counter() - t0,
-            "steps_per_s": result.steps / max(result.wall_time, 1e-9),
-            "final": result.final_eval.to_dict() if result.final_eval else None}
+    return {
+        "seed": seed,
+        "evaluations": evals,
+        "steps": result.steps,
+        "games": result.games,
+        "train_s": result.wall_time,
+        "total_s": time.perf_counter() - t0,
+        "steps_per_s": result.steps / max(result.wall_time, 1e-9),
+        "final": result.final_eval.to_dict() if result.final_eval else None,
+    }
 
 
 def _first(evals: list[dict[str, Any]], level: float) -> dict[str, Any] | None:
     return next((e for e in evals if e["win_rate"] >= level), None)
 
 
-def bench_target(preset: str = "fast", seeds: tuple[int, ...] = (0, 1, 2),
-                 eval_every: int = 200, eval_games: int = 1000,
-                 max_steps: int = 50_000, out: Path | None = None) -> list[dict[str, Any]]:
+def bench_target(
+    preset: str = "fast",
+    seeds: tuple[int, ...] = (0, 1, 2),
+    eval_every: int = 200,
+    eval_games: int = 1000,
+    max_steps: int = 50_000,
+    out: Path | None = None,
+) -> list[dict[str, Any]]:
     """Env steps and training seconds to 95 % / 99 % greedy win rate, per seed and median."""
     rows, runs = [], []
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            run = _train(preset, seed, [f"run.total_steps={max_steps}", "run.total_games=0",
-                                        f"run.eval_every={eval_every}",
-                                        f"run.eval_games={eval_games}",
-                                        "run.target_win_rate=0.99", "run.checkpoint_every=0"],
-                         Path(tmp) / "run")
+            run = _train(
+                preset,
+                seed,
+                [
+                    f"run.total_steps={max_steps}",
+                    "run.total_games=0",
+                    f"run.eval_every={eval_every}",
+                    f"run.eval_games={eval_games}",
+                    "run.target_win_rate=0.99",
+                    "run.checkpoint_every=0",
+                ],
+                Path(tmp) / "run",
+            )
         runs.append(run)
         row: dict[str, Any] = {"preset": preset, "seed": seed}
         for level in (0.95, 0.99):
@@ -134,8 +165,11 @@ def bench_target(preset: str = "fast", seeds: tuple[int, ...] = (0, 1, 2),
     med: dict[str, Any] = {"preset": preset, "seed": "median"}
     for key in ("steps to 95%", "seconds to 95%", "steps to 99%", "seconds to 99%"):
         values = [float(r[key]) for r in rows if r[key] != "not reached"]
-        med[key] = (f"{statistics.median(values):.0f}" if len(values) == len(rows)
-                    else f"{len(values)}/{len(rows)} reached")
+        med[key] = (
+            f"{statistics.median(values):.0f}"
+            if len(values) == len(rows)
+            else f"{len(values)}/{len(rows)} reached"
+        )
     med["best eval"] = f"{statistics.median(float(r['best eval'][:-1]) for r in rows):.1f}%"
     med["steps/s"] = f"{statistics.median(float(r['steps/s']) for r in rows):.0f}"
     rows.append(med)
@@ -144,8 +178,9 @@ def bench_target(preset: str = "fast", seeds: tuple[int, ...] = (0, 1, 2),
     return rows
 
 
-def bench_book_games(preset: str = "fast", seed: int = 0,
-                     checkpoints: tuple[int, ...] = (1000, 2000, 5000)) -> list[dict[str, Any]]:
+def bench_book_games(
+    preset: str = "fast", seed: int = 0, checkpoints: tuple[int, ...] = (1000, 2000, 5000)
+) -> list[dict[str, Any]]:
     """Greedy wins after N training games, next to the book's 42 / 74 / 87 of 100."""
     from catchrl.config import load_config
     from catchrl.evaluation import evaluate
@@ -153,39 +188,78 @@ def bench_book_games(preset: str = "fast", seed: int = 0,
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = load_config(preset, None, [f"run.seed={seed}", "run.total_steps=0",
-                                         f"run.total_games={checkpoints[0]}",
-                                         "run.eval_games=0", "run.eval_every=0",
-                                         "run.target_win_rate=0", "run.checkpoint_every=0"])
+        cfg = load_config(
+            preset,
+            None,
+            [
+                f"run.seed={seed}",
+                "run.total_steps=0",
+                f"run.total_games={checkpoints[0]}",
+                "run.eval_games=0",
+                "run.eval_every=0",
+                "run.target_win_rate=0",
+                "run.checkpoint_every=0",
+            ],
+        )
         trainer = Trainer(cfg, Path(tmp) / "run", progress=False)
         for i, games in enumerate(checkpoints):
             if i:
-                trainer = Trainer(None, Path(tmp) / "run", resume=True, progress=False,
-                                  resume_overrides=[f"run.total_games={games}"])
+                trainer = Trainer(
+                    None,
+                    Path(tmp) / "run",
+                    resume=True,
+                    progress=False,
+                    resume_overrides=[f"run.total_games={games}"],
+                )
             result = trainer.run()
             env_kwargs = trainer.cfg.env.game_kwargs()
             e100 = evaluate(trainer.greedy_policy, games=100, **env_kwargs)
             e1000 = evaluate(trainer.greedy_policy, games=1000, **env_kwargs)
-            rows.append({"training games": games, "book (of 100)": BOOK_WINS.get(games, "-"),
-                         "catchrl (of 100)": e100.wins,
-                         "catchrl (of 1000)": e1000.wins,
-                         "env steps": result.steps,
-                         "training s": f"{result.wall_time:.0f}"})
+            rows.append(
+                {
+                    "training games": games,
+                    "book (of 100)": BOOK_WINS.get(games, "-"),
+                    "catchrl (of 100)": e100.wins,
+                    "catchrl (of 1000)": e1000.wins,
+                    "env steps": result.steps,
+                    "training s": f"{result.wall_time:.0f}",
+                }
+            )
     return rows
 
 
 def bench_book_preset(seconds: float = 900.0, seed: int = 0) -> list[dict[str, Any]]:
     """The ``book`` preset for a wall-clock budget: greedy wins of 100 every 100 games."""
     with tempfile.TemporaryDirectory() as tmp:
-        run = _train("book", seed, [f"run.time_limit_s={seconds}", "run.total_games=0",
-                                    "run.eval_every=100", "run.eval_games=100",
-                                    "run.checkpoint_every=0"], Path(tmp) / "run")
-    rows = [{"training games": e["games"], "env steps": e["steps"],
-             "training s": f"{e['wall_time']:.0f}", "greedy wins of 100": e["wins"]}
-            for e in run["evaluations"]]
-    rows.append({"training games": run["games"], "env steps": run["steps"],
-                 "training s": f"{run['train_s']:.0f}",
-                 "greedy wins of 100": f"steps/s {run['steps_per_s']:.1f}"})
+        run = _train(
+            "book",
+            seed,
+            [
+                f"run.time_limit_s={seconds}",
+                "run.total_games=0",
+                "run.eval_every=100",
+                "run.eval_games=100",
+                "run.checkpoint_every=0",
+            ],
+            Path(tmp) / "run",
+        )
+    rows = [
+        {
+            "training games": e["games"],
+            "env steps": e["steps"],
+            "training s": f"{e['wall_time']:.0f}",
+            "greedy wins of 100": e["wins"],
+        }
+        for e in run["evaluations"]
+    ]
+    rows.append(
+        {
+            "training games": run["games"],
+            "env steps": run["steps"],
+            "training s": f"{run['train_s']:.0f}",
+            "greedy wins of 100": f"steps/s {run['steps_per_s']:.1f}",
+        }
+    )
     return rows
 
 
@@ -194,11 +268,17 @@ PARTS = ("replay", "latency", "target", "book-games", "book-preset")
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry: run the chosen parts and print their tables."""
-    p = argparse.ArgumentParser(prog="catchrl bench dqn",
-                                description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--part", choices=PARTS, action="append",
-                   help="which benchmark (repeatable; default: replay and latency)")
+    p = argparse.ArgumentParser(
+        prog="catchrl bench dqn",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--part",
+        choices=PARTS,
+        action="append",
+        help="which benchmark (repeatable; default: replay and latency)",
+    )
     p.add_argument("--preset", default="fast")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--max-steps", type=int, default=50_000)
@@ -213,8 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         elif part == "latency":
             rows = bench_latency()
         elif part == "target":
-            rows = bench_target(args.preset, tuple(args.seeds), args.eval_every,
-                                max_steps=args.max_steps, out=args.json)
+            rows = bench_target(
+                args.preset,
+                tuple(args.seeds),
+                args.eval_every,
+                max_steps=args.max_steps,
+                out=args.json,
+            )
         elif part == "book-games":
             rows = bench_book_games(args.preset, args.seeds[0])
         else:

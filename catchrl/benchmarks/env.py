@@ -105,8 +105,9 @@ class BookPixelReference:
         pg, s = self._pg, self.surface
         s.fill((0, 0, 0))
         pg.draw.rect(s, (255, 255, 255), (self.ball_x, self.ball_y, self.BALL, self.BALL))
-        pg.draw.rect(s, (255, 255, 255),
-                     (self.paddle_x, self.PADDLE_Y, self.PADDLE_W, self.PADDLE_H))
+        pg.draw.rect(
+            s, (255, 255, 255), (self.paddle_x, self.PADDLE_Y, self.PADDLE_W, self.PADDLE_H)
+        )
         rgb = pg.surfarray.pixels3d(s)  # [x, y, 3], a view that locks the surface
         grey = (0.299 * rgb[:, :, 0] + 0.587 * rgb[:, :, 1] + 0.114 * rgb[:, :, 2]).T  # [y, x]
         del rgb  # unlock
@@ -165,15 +166,24 @@ def _vector_runner(env: Any, seed: int) -> Callable[[], int]:
     return run
 
 
-def _row(case: str, api: str, obs: str, envs: int, wall: float, cpu: float,
-         steps: int) -> dict[str, Any]:
-    return {"case": case, "api": api, "obs": obs, "envs": envs, "steps": steps,
-            "seconds": wall, "steps_per_s": steps / wall,
-            "cpu_steps_per_s": steps / cpu if cpu > 0 else float("nan")}
+def _row(
+    case: str, api: str, obs: str, envs: int, wall: float, cpu: float, steps: int
+) -> dict[str, Any]:
+    return {
+        "case": case,
+        "api": api,
+        "obs": obs,
+        "envs": envs,
+        "steps": steps,
+        "seconds": wall,
+        "steps_per_s": steps / wall,
+        "cpu_steps_per_s": steps / cpu if cpu > 0 else float("nan"),
+    }
 
 
-def run_env_benchmark(seconds_per_case: float = 2.0,
-                      batch_sizes: Sequence[int] = (1, 64, 256, 1024)) -> list[dict[str, Any]]:
+def run_env_benchmark(
+    seconds_per_case: float = 2.0, batch_sizes: Sequence[int] = (1, 64, 256, 1024)
+) -> list[dict[str, Any]]:
     """Time the environments and the book reference; one dict per case.
 
     Args:
@@ -195,20 +205,40 @@ def run_env_benchmark(seconds_per_case: float = 2.0,
         raise ValueError(f"seconds_per_case must be > 0, got {seconds_per_case!r}")
     rows = []
     ref = BookPixelReference(seed=0)
-    rows.append(_row("book reference: pygame 400x400 -> grey 80x80 float, np.append stack",
-                     "BookPixelReference", "pixels", 1,
-                     *_clocked(_single_runner(ref, 16, 0), seconds)))
+    rows.append(
+        _row(
+            "book reference: pygame 400x400 -> grey 80x80 float, np.append stack",
+            "BookPixelReference",
+            "pixels",
+            1,
+            *_clocked(_single_runner(ref, 16, 0), seconds),
+        )
+    )
     for obs in ("pixels", "state", "grid"):
         env = CatchEnv(obs)
-        rows.append(_row(f"CatchEnv {obs}", "CatchEnv", obs, 1,
-                         *_clocked(_single_runner(env, 256, 0), seconds)))
+        rows.append(
+            _row(
+                f"CatchEnv {obs}",
+                "CatchEnv",
+                obs,
+                1,
+                *_clocked(_single_runner(env, 256, 0), seconds),
+            )
+        )
         env.close()
     for n in batch_sizes:
         for obs, copy in (("pixels", True), ("pixels", False), ("state", True)):
             label = {True: "copy=True (fresh array)", False: "copy=False (env buffer)"}[copy]
             env = CatchVectorEnv(int(n), obs_type=obs, copy=copy)
-            rows.append(_row(f"CatchVectorEnv {obs} {label}", "CatchVectorEnv", obs, int(n),
-                             *_clocked(_vector_runner(env, 0), seconds)))
+            rows.append(
+                _row(
+                    f"CatchVectorEnv {obs} {label}",
+                    "CatchVectorEnv",
+                    obs,
+                    int(n),
+                    *_clocked(_vector_runner(env, 0), seconds),
+                )
+            )
             env.close()
     base, cpu_base = rows[0]["steps_per_s"], rows[0]["cpu_steps_per_s"]
     for r in rows:
@@ -219,29 +249,37 @@ def run_env_benchmark(seconds_per_case: float = 2.0,
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The rows of :func:`run_env_benchmark` as a Markdown table."""
-    head = ("| case | envs | steps/s (wall) | x reference | steps/s (CPU) | x reference (CPU) |\n"
-            "|---|---:|---:|---:|---:|---:|")
+    head = (
+        "| case | envs | steps/s (wall) | x reference | steps/s (CPU) | x reference (CPU) |\n"
+        "|---|---:|---:|---:|---:|---:|"
+    )
     lines = [head]
     for r in rows:
-        lines.append(f"| {r['case']} | {r['envs']} | {r['steps_per_s']:,.0f} | "
-                     f"{r['x_reference']:,.1f} | {r['cpu_steps_per_s']:,.0f} | "
-                     f"{r['cpu_x_reference']:,.1f} |")
+        lines.append(
+            f"| {r['case']} | {r['envs']} | {r['steps_per_s']:,.0f} | "
+            f"{r['x_reference']:,.1f} | {r['cpu_steps_per_s']:,.0f} | "
+            f"{r['cpu_x_reference']:,.1f} |"
+        )
     return "\n".join(lines)
 
 
 def machine_line() -> str:
     """Python, numpy and CPU count, for the record."""
-    return (f"Python {platform.python_version()}, numpy {np.__version__}, "
-            f"{os.cpu_count()} CPUs ({platform.machine()}), {platform.system()}")
+    return (
+        f"Python {platform.python_version()}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs ({platform.machine()}), {platform.system()}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m catchrl.benchmarks.env``: print the table."""
-    parser = argparse.ArgumentParser(prog="python -m catchrl.benchmarks.env",
-                                     description="Time the Catch environments.")
+    parser = argparse.ArgumentParser(
+        prog="python -m catchrl.benchmarks.env", description="Time the Catch environments."
+    )
     parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per case")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 256, 1024],
-                        help="vector env sizes")
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", default=[1, 64, 256, 1024], help="vector env sizes"
+    )
     args = parser.parse_args(argv)
     rows = run_env_benchmark(args.seconds, tuple(args.batch_sizes))
     print(machine_line())

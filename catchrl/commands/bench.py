@@ -35,56 +35,102 @@ with the auxiliary landing-x head).
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl bench env`` and ``catchrl bench agents``."""
-    p = sub.add_parser("bench", help="benchmarks: env throughput, agent race vs SB3",
-                       description=__doc__, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "bench",
+        help="benchmarks: env throughput, agent race vs SB3",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     which = p.add_subparsers(dest="bench", metavar="WHAT")
     e = which.add_parser("env", help="env steps per second (single, vector, book reference)")
     e.add_argument("--seconds", type=float, default=2.0, help="timed seconds per case")
-    e.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 256, 1024],
-                   help="games per vector env case")
+    e.add_argument(
+        "--batch-sizes",
+        type=int,
+        nargs="+",
+        default=[1, 64, 256, 1024],
+        help="games per vector env case",
+    )
     e.add_argument("--json", action="store_true", help="print the rows as JSON")
     e.set_defaults(func=run_env)
-    a = which.add_parser("agents", help="race catchrl's DQN against SB3 DQN and PPO",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("--agents", nargs="+", default=["catchrl-dqn", "sb3-dqn", "sb3-ppo"],
-                   help="contenders: catchrl-dqn and/or sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn")
-    a.add_argument("--obs", nargs="+", default=["pixels", "state"],
-                   choices=("pixels", "state", "grid"), help="observation types")
+    a = which.add_parser(
+        "agents",
+        help="race catchrl's DQN against SB3 DQN and PPO",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    a.add_argument(
+        "--agents",
+        nargs="+",
+        default=["catchrl-dqn", "sb3-dqn", "sb3-ppo"],
+        help="contenders: catchrl-dqn and/or sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn",
+    )
+    a.add_argument(
+        "--obs",
+        nargs="+",
+        default=["pixels", "state"],
+        choices=("pixels", "state", "grid"),
+        help="observation types",
+    )
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds per contender")
     a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
-    a.add_argument("--state-steps", type=int, default=50_000,
-                   help="step budget on state (and grid)")
+    a.add_argument(
+        "--state-steps", type=int, default=50_000, help="step budget on state (and grid)"
+    )
     _race_options(a, eval_every=64, out="runs/race")
     a.set_defaults(func=run_agents)
-    m = which.add_parser("modules", help="pixel DQN vs DQN with the supervised modules",
-                         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("--contenders", nargs="+", default=None,
-                   help="catchrl-dqn, dqn-perceived, dqn-encoder, dqn-aux (default: all)")
-    m.add_argument("--perception", default="",
-                   help="perception model or run directory (for dqn-perceived / dqn-encoder)")
+    m = which.add_parser(
+        "modules",
+        help="pixel DQN vs DQN with the supervised modules",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    m.add_argument(
+        "--contenders",
+        nargs="+",
+        default=None,
+        help="catchrl-dqn, dqn-perceived, dqn-encoder, dqn-aux (default: all)",
+    )
+    m.add_argument(
+        "--perception",
+        default="",
+        help="perception model or run directory (for dqn-perceived / dqn-encoder)",
+    )
     m.add_argument("--drift", type=int, default=0, help="the game's drift (0: the book's game)")
     m.add_argument("--aux-weight", type=float, default=10.0, help="dqn-aux's agent.aux_landing")
     m.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds per contender")
     m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
     _race_options(m, eval_every=96, out="runs/modules")
     m.set_defaults(func=run_modules)
-    d = which.add_parser("dqn", add_help=False,
-                         help="the Keras DQN: time to 99 %%, book comparison, latency, replay "
-                              "(catchrl bench dqn --help)")
+    d = which.add_parser(
+        "dqn",
+        add_help=False,
+        help="the Keras DQN: time to 99 %%, book comparison, latency, replay "
+        "(catchrl bench dqn --help)",
+    )
     d.set_defaults(func=run_dqn, takes_extra=True)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _race_options(parser: argparse.ArgumentParser, eval_every: int, out: str) -> None:
     """The evaluation, stopping and output options every race takes."""
-    parser.add_argument("--eval-every", type=int, default=eval_every,
-                        help="games between evaluations")
+    parser.add_argument(
+        "--eval-every", type=int, default=eval_every, help="games between evaluations"
+    )
     parser.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
-    parser.add_argument("--target", type=float, default=0.99,
-                        help="stop a run once it reaches this greedy win rate (0: never)")
-    parser.add_argument("--out", type=Path, default=Path(out),
-                        help="folder for the runs, results.json, race.md, race.png")
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=0.99,
+        help="stop a run once it reaches this greedy win rate (0: never)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(out),
+        help="folder for the runs, results.json, race.md, race.png",
+    )
 
 
 def run_dqn(args: argparse.Namespace) -> int:
@@ -120,12 +166,23 @@ def run_agents(args: argparse.Namespace) -> int:
     if not 0.0 <= args.target <= 1.0:
         raise UserError(f"--target must be in [0, 1], got {args.target}")
     steps = {"pixels": args.pixel_steps, "state": args.state_steps, "grid": args.state_steps}
-    results = run_race(args.agents, args.obs, args.seeds, steps, args.eval_every,
-                       args.eval_games, args.target, args.out, log=sys.stderr)
-    command = (f"catchrl bench agents --agents {' '.join(args.agents)} --obs {' '.join(args.obs)}"
-               f" --seeds {' '.join(map(str, args.seeds))} --pixel-steps {args.pixel_steps}"
-               f" --state-steps {args.state_steps} --eval-every {args.eval_every}"
-               f" --eval-games {args.eval_games} --target {args.target} --out {args.out}")
+    results = run_race(
+        args.agents,
+        args.obs,
+        args.seeds,
+        steps,
+        args.eval_every,
+        args.eval_games,
+        args.target,
+        args.out,
+        log=sys.stderr,
+    )
+    command = (
+        f"catchrl bench agents --agents {' '.join(args.agents)} --obs {' '.join(args.obs)}"
+        f" --seeds {' '.join(map(str, args.seeds))} --pixel-steps {args.pixel_steps}"
+        f" --state-steps {args.state_steps} --eval-every {args.eval_every}"
+        f" --eval-games {args.eval_games} --target {args.target} --out {args.out}"
+    )
     return _report(results, command, args.out)
 
 
@@ -143,22 +200,36 @@ def run_modules(args: argparse.Namespace) -> int:
         raise UserError(f"--target must be in [0, 1], got {args.target}")
     needs = [c for c in contenders if c in ("dqn-perceived", "dqn-encoder")]
     if needs and not args.perception:
-        raise UserError(f"{needs[0]} needs --perception (a model from `catchrl supervised "
-                        "train perception` on this game)")
+        raise UserError(
+            f"{needs[0]} needs --perception (a model from `catchrl supervised "
+            "train perception` on this game)"
+        )
     if args.perception and not Path(args.perception).exists():
         raise UserError(f"--perception: {args.perception!r} does not exist")
     game = [f"env.drift={args.drift}"]
-    overrides = {c: [*game, *module_overrides(c, args.perception, args.aux_weight)]
-                 for c in contenders}
-    results = run_race(contenders, ["pixels"], args.seeds, {"pixels": args.steps},
-                       args.eval_every, args.eval_games, args.target, args.out,
-                       log=sys.stderr, overrides=overrides)
-    command = (f"catchrl bench modules --contenders {' '.join(contenders)}"
-               f"{f' --perception {args.perception}' if args.perception else ''}"
-               f" --drift {args.drift} --aux-weight {args.aux_weight}"
-               f" --seeds {' '.join(map(str, args.seeds))} --steps {args.steps}"
-               f" --eval-every {args.eval_every} --eval-games {args.eval_games}"
-               f" --target {args.target} --out {args.out}")
+    overrides = {
+        c: [*game, *module_overrides(c, args.perception, args.aux_weight)] for c in contenders
+    }
+    results = run_race(
+        contenders,
+        ["pixels"],
+        args.seeds,
+        {"pixels": args.steps},
+        args.eval_every,
+        args.eval_games,
+        args.target,
+        args.out,
+        log=sys.stderr,
+        overrides=overrides,
+    )
+    command = (
+        f"catchrl bench modules --contenders {' '.join(contenders)}"
+        f"{f' --perception {args.perception}' if args.perception else ''}"
+        f" --drift {args.drift} --aux-weight {args.aux_weight}"
+        f" --seeds {' '.join(map(str, args.seeds))} --steps {args.steps}"
+        f" --eval-every {args.eval_every} --eval-games {args.eval_games}"
+        f" --target {args.target} --out {args.out}"
+    )
     return _report(results, command, args.out)
 
 

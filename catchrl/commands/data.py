@@ -21,25 +21,38 @@ the training ones. Each game draws its own probability of a random action
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl data make``."""
-    p = sub.add_parser("data", help="generate labelled datasets from the game",
-                       description=__doc__)
+    p = sub.add_parser("data", help="generate labelled datasets from the game", description=__doc__)
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
-    m = dsub.add_parser("make", help="play seeded games and save them with their labels",
-                        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    m.add_argument("--kind", choices=("frames", "trajectories", "expert"), default="frames",
-                   help="frames + true state, trajectories (states only), or expert "
-                        "(mostly oracle play, for imitation); default frames")
+    m = dsub.add_parser(
+        "make",
+        help="play seeded games and save them with their labels",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    m.add_argument(
+        "--kind",
+        choices=("frames", "trajectories", "expert"),
+        default="frames",
+        help="frames + true state, trajectories (states only), or expert "
+        "(mostly oracle play, for imitation); default frames",
+    )
     m.add_argument("--games", type=int, default=1000, help="games to play (default 1000)")
     m.add_argument("--seed", type=int, default=0, help="seed of game 0 (default 0)")
     m.add_argument("--out", required=True, help="output .npz file")
     m.add_argument("--drift", type=int, default=0, help="ball drift in px/step (default 0)")
-    m.add_argument("--balls", type=int, default=1, dest="balls_per_game",
-                   help="balls per game (default 1)")
+    m.add_argument(
+        "--balls", type=int, default=1, dest="balls_per_game", help="balls per game (default 1)"
+    )
     m.add_argument("--walls", choices=("clamp", "book"), default="clamp")
     m.add_argument("--spawn", choices=("visible", "book"), default="visible")
-    m.add_argument("--random-prob", type=float, nargs=2, metavar=("LOW", "HIGH"),
-                   help="range of the per-game random-action probability "
-                        "(default: frames/trajectories 0 1, expert 0 0.3)")
+    m.add_argument(
+        "--random-prob",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        help="range of the per-game random-action probability "
+        "(default: frames/trajectories 0 1, expert 0 0.3)",
+    )
     m.add_argument("--num-envs", type=int, default=64, help="games played at once (speed only)")
     m.set_defaults(func=run)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -55,19 +68,27 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must end in .npz, got {args.out!r}")
     try:
-        params = CatchParams(drift=args.drift, balls_per_game=args.balls_per_game,
-                             walls=args.walls, spawn=args.spawn)
+        params = CatchParams(
+            drift=args.drift, balls_per_game=args.balls_per_game, walls=args.walls, spawn=args.spawn
+        )
     except (TypeError, ValueError) as e:
         raise UserError(str(e)) from None
     start = time.perf_counter()
     try:
-        ds = make_dataset(args.kind, games=args.games, seed=args.seed, params=params,
-                          random_prob=tuple(args.random_prob) if args.random_prob else None,
-                          num_envs=args.num_envs)
+        ds = make_dataset(
+            args.kind,
+            games=args.games,
+            seed=args.seed,
+            params=params,
+            random_prob=tuple(args.random_prob) if args.random_prob else None,
+            num_envs=args.num_envs,
+        )
         save_dataset(ds, args.out)
     except (ValueError, OSError) as e:
         raise UserError(str(e)) from None
     wins = float((ds.rewards > 0).sum() / max((ds.rewards != 0).sum(), 1))
-    print(f"{args.out}: {args.kind}, {ds.num_games} games x {ds.steps + 1} observations, "
-          f"balls caught {wins:.1%}, {time.perf_counter() - start:.1f} s")
+    print(
+        f"{args.out}: {args.kind}, {ds.num_games} games x {ds.steps + 1} observations, "
+        f"balls caught {wins:.1%}, {time.perf_counter() - start:.1f} s"
+    )
     return 0

@@ -22,14 +22,21 @@ run's config unless given here.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl eval``."""
-    p = sub.add_parser("eval", help="evaluate a saved agent or a scripted policy",
-                       description=__doc__, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a saved agent or a scripted policy",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("agent", help="run directory, model file, or oracle/random")
     p.add_argument("--games", type=int, default=1000, help="games to play (default 1000)")
     p.add_argument("--seed", type=int, default=None, help="seed of game 0 (default 1000000)")
-    p.add_argument("--sb3", action="store_true",
-                   help="allow loading an SB3 .zip (it unpickles code: trusted files only)")
+    p.add_argument(
+        "--sb3",
+        action="store_true",
+        help="allow loading an SB3 .zip (it unpickles code: trusted files only)",
+    )
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     add_game_options(p)
     p.set_defaults(func=run)

@@ -77,8 +77,7 @@ class PlayResult:
         """``Score: s/N``, plus how far the game got if it was quit early."""
         line = f"Score: {self.caught}/{self.balls}"
         if self.quit_reason:
-            line += (f" (quit after {self.balls_played} of {self.balls} balls: "
-                     f"{self.quit_reason})")
+            line += f" (quit after {self.balls_played} of {self.balls} balls: {self.quit_reason})"
         return line
 
 
@@ -93,8 +92,13 @@ class PlaySession:
 
     """
 
-    def __init__(self, params: CatchParams, rng: np.random.Generator,
-                 window: CatchWindow | None = None, policy: StatePolicy | None = None) -> None:
+    def __init__(
+        self,
+        params: CatchParams,
+        rng: np.random.Generator,
+        window: CatchWindow | None = None,
+        policy: StatePolicy | None = None,
+    ) -> None:
         if window is None and policy is None:
             raise ValueError("PlaySession needs a window (keyboard) or a policy")
         self.params, self.rng, self.window, self.policy = params, rng, window, policy
@@ -143,8 +147,12 @@ class PlaySession:
     def result(self) -> PlayResult:
         """Return the score so far."""
         s = self.state
-        return PlayResult(caught=s.caught, balls=self.params.balls_per_game,
-                          balls_played=s.balls_played, quit_reason=self.quit_reason)
+        return PlayResult(
+            caught=s.caught,
+            balls=self.params.balls_per_game,
+            balls_played=s.balls_played,
+            quit_reason=self.quit_reason,
+        )
 
 
 def make_params(args: argparse.Namespace) -> CatchParams:
@@ -155,9 +163,12 @@ def make_params(args: argparse.Namespace) -> CatchParams:
 
     """
     try:
-        return CatchParams(balls_per_game=args.balls, drift=args.drift,
-                           walls="book" if args.book_walls else "clamp",
-                           spawn="book" if args.book_spawn else "visible")
+        return CatchParams(
+            balls_per_game=args.balls,
+            drift=args.drift,
+            walls="book" if args.book_walls else "clamp",
+            spawn="book" if args.book_spawn else "visible",
+        )
     except ValueError as e:
         raise UserError(str(e)) from e
 
@@ -167,8 +178,9 @@ def _make_policy(name: str, params: CatchParams, seed: int | None) -> StatePolic
     try:
         from catchrl.agents.scripted import OraclePolicy, RandomPolicy
     except ImportError as e:
-        raise UserError(f"--policy needs catchrl.agents.scripted, which failed to import: {e}") \
-            from e
+        raise UserError(
+            f"--policy needs catchrl.agents.scripted, which failed to import: {e}"
+        ) from e
     if name == "oracle":
         return OraclePolicy(params)
     policy_seed = None
@@ -194,8 +206,10 @@ def _open_window(params: CatchParams, fps: int) -> CatchWindow:
 def _check_args(args: argparse.Namespace) -> None:
     """Refuse option combinations that cannot work, before anything is opened."""
     if args.headless and args.policy is None:
-        raise UserError("--headless needs --policy oracle|random: "
-                        "a person needs the window to play with the keyboard")
+        raise UserError(
+            "--headless needs --policy oracle|random: "
+            "a person needs the window to play with the keyboard"
+        )
     if args.headless and args.screenshot:
         raise UserError("--screenshot needs the window; drop --headless")
     if args.fps < 0:
@@ -203,17 +217,20 @@ def _check_args(args: argparse.Namespace) -> None:
     if args.linger is not None and args.linger < 0:
         raise UserError(f"--linger must be >= 0 seconds, got {args.linger}")
     if args.screenshot and not Path(args.screenshot).parent.is_dir():
-        raise UserError(f"--screenshot: folder {str(Path(args.screenshot).parent)!r} "
-                        "does not exist")
+        raise UserError(
+            f"--screenshot: folder {str(Path(args.screenshot).parent)!r} does not exist"
+        )
 
 
-def _finish_window(window: CatchWindow, session: PlaySession,
-                   args: argparse.Namespace) -> None:
+def _finish_window(window: CatchWindow, session: PlaySession, args: argparse.Namespace) -> None:
     """Show the final score, save the screenshot, keep the window up for a while."""
     result = session.result()
     if not window.closed and result.quit_reason is None:
-        window.draw(session.state, banner=f"Game over! Score: {result.caught}/{result.balls}",
-                    lines=("Enter, Space or ESC to close",))
+        window.draw(
+            session.state,
+            banner=f"Game over! Score: {result.caught}/{result.balls}",
+            lines=("Enter, Space or ESC to close",),
+        )
     if args.screenshot:
         if window.closed:
             print("catchrl play: the window was closed; no screenshot saved", file=sys.stderr)
@@ -254,40 +271,80 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Register ``catchrl play``."""
     parser = subparsers.add_parser(
-        "play", help="play Catch with the arrow keys (or watch a scripted policy)",
+        "play",
+        help="play Catch with the arrow keys (or watch a scripted policy)",
         description="Play Catch as in the book's human game: catch the falling balls with\n"
-                    "the paddle. Prints the final score as 'Score: s/N'.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        "the paddle. Prints the final score as 'Score: s/N'.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     game = parser.add_argument_group("the game")
-    game.add_argument("--balls", type=int, default=100, metavar="N",
-                      help="balls per game (default: 100, the book's human game)")
-    game.add_argument("--book-walls", action="store_true",
-                      help="the trained game's 'bounce' walls: moving into a wall puts the "
-                           "paddle one step back from it (default: the paddle stops at the wall)")
-    game.add_argument("--book-spawn", action="store_true",
-                      help="balls start anywhere in x = 0..400 as in the book, so some are "
-                           "partly off screen and x = 400 cannot be caught "
-                           "(default: every ball starts on screen)")
-    game.add_argument("--drift", type=int, default=0, metavar="N",
-                      help="largest sideways ball speed in px per step; balls bounce off the "
-                           "walls (default: 0, straight down as in the book)")
-    game.add_argument("--seed", type=int, default=None,
-                      help="seed of the ball positions, to replay the same game "
-                           "(default: a new game every time)")
+    game.add_argument(
+        "--balls",
+        type=int,
+        default=100,
+        metavar="N",
+        help="balls per game (default: 100, the book's human game)",
+    )
+    game.add_argument(
+        "--book-walls",
+        action="store_true",
+        help="the trained game's 'bounce' walls: moving into a wall puts the "
+        "paddle one step back from it (default: the paddle stops at the wall)",
+    )
+    game.add_argument(
+        "--book-spawn",
+        action="store_true",
+        help="balls start anywhere in x = 0..400 as in the book, so some are "
+        "partly off screen and x = 400 cannot be caught "
+        "(default: every ball starts on screen)",
+    )
+    game.add_argument(
+        "--drift",
+        type=int,
+        default=0,
+        metavar="N",
+        help="largest sideways ball speed in px per step; balls bounce off the "
+        "walls (default: 0, straight down as in the book)",
+    )
+    game.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="seed of the ball positions, to replay the same game (default: a new game every time)",
+    )
     who = parser.add_argument_group("who plays, and how it is shown")
-    who.add_argument("--policy", choices=POLICIES, default=None,
-                     help="let a scripted policy play instead of the keyboard: 'oracle' "
-                          "tracks the ball, 'random' presses keys at random")
-    who.add_argument("--headless", action="store_true",
-                     help="no window, just the final score (needs --policy)")
-    who.add_argument("--fps", type=int, default=30,
-                     help="frames (game steps) per second (default: 30, as in the book; "
-                          "0 = as fast as possible)")
-    who.add_argument("--screenshot", metavar="PATH", default=None,
-                     help="save the window as an image (e.g. .png) when the game ends")
-    who.add_argument("--linger", type=float, default=None, metavar="SECONDS",
-                     help="how long the final score stays on screen (default: until Enter, "
-                          f"Space, ESC or closing the window; {POLICY_LINGER_S:g} s with "
-                          "--policy; 0 closes at once)")
+    who.add_argument(
+        "--policy",
+        choices=POLICIES,
+        default=None,
+        help="let a scripted policy play instead of the keyboard: 'oracle' "
+        "tracks the ball, 'random' presses keys at random",
+    )
+    who.add_argument(
+        "--headless", action="store_true", help="no window, just the final score (needs --policy)"
+    )
+    who.add_argument(
+        "--fps",
+        type=int,
+        default=30,
+        help="frames (game steps) per second (default: 30, as in the book; "
+        "0 = as fast as possible)",
+    )
+    who.add_argument(
+        "--screenshot",
+        metavar="PATH",
+        default=None,
+        help="save the window as an image (e.g. .png) when the game ends",
+    )
+    who.add_argument(
+        "--linger",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long the final score stays on screen (default: until Enter, "
+        f"Space, ESC or closing the window; {POLICY_LINGER_S:g} s with "
+        "--policy; 0 closes at once)",
+    )
     parser.set_defaults(func=run)
     return parser

@@ -18,9 +18,13 @@ EPILOG = """examples:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl plot``."""
-    p = sub.add_parser("plot", help="plot learning curves (win rate, loss, epsilon) to a PNG",
-                       description=__doc__, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "plot",
+        help="plot learning curves (win rate, loss, epsilon) to a PNG",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
     p.add_argument("--out", type=Path, help="PNG file (default RUN/curves.png)")
     p.add_argument("--window", type=int, default=100, help="games in the moving win rate")
@@ -56,21 +60,34 @@ def run(args: argparse.Namespace) -> int:
         win = (m["reward"] > 0).astype(float)
         k = max(1, min(args.window, len(win)))
         moving = np.convolve(win, np.ones(k) / k, mode="valid")
-        games = m["game"][k - 1:]
-        line, = ax_win.plot(games, 100 * moving, label=f"{label} (last {k} games)")
-        ax_time.plot(m["wall_time"][k - 1:], 100 * moving, color=line.get_color(), label=label)
+        games = m["game"][k - 1 :]
+        (line,) = ax_win.plot(games, 100 * moving, label=f"{label} (last {k} games)")
+        ax_time.plot(m["wall_time"][k - 1 :], 100 * moving, color=line.get_color(), label=label)
         ev = _evals(r)
         if ev:
-            ax_win.plot([e["games"] for e in ev], [100 * e["win_rate"] for e in ev], "o",
-                        color=line.get_color(), label=f"{label} greedy eval")
-            ax_time.plot([e["wall_time"] for e in ev], [100 * e["win_rate"] for e in ev], "o",
-                         color=line.get_color())
+            ax_win.plot(
+                [e["games"] for e in ev],
+                [100 * e["win_rate"] for e in ev],
+                "o",
+                color=line.get_color(),
+                label=f"{label} greedy eval",
+            )
+            ax_time.plot(
+                [e["wall_time"] for e in ev],
+                [100 * e["win_rate"] for e in ev],
+                "o",
+                color=line.get_color(),
+            )
         ax_loss.plot(m["game"], m["loss"], color=line.get_color(), lw=0.8, label=label)
         ax_eps.plot(m["game"], m["epsilon"], color=line.get_color(), label=label)
     ax_win.axhline(87, ls=":", color="grey", label="book: 87/100 after 5000 games")
     ax_win.set(xlabel="games", ylabel="win rate %", ylim=(0, 101), title="Win rate while training")
-    ax_time.set(xlabel="wall-clock seconds", ylabel="win rate %", ylim=(0, 101),
-                title="Win rate vs wall time")
+    ax_time.set(
+        xlabel="wall-clock seconds",
+        ylabel="win rate %",
+        ylim=(0, 101),
+        title="Win rate vs wall time",
+    )
     ax_loss.set(xlabel="games", ylabel="loss", title="Training loss (mean per game)")
     if all((m["loss"] > 0).any() for m in tables.values()):
         ax_loss.set_yscale("log")

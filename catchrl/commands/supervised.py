@@ -27,24 +27,40 @@ TASKS = ("perception", "sequence", "imitation")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl supervised train|eval``."""
-    p = sub.add_parser("supervised", help="train/evaluate perception, sequence, imitation models",
-                       description=__doc__, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "supervised",
+        help="train/evaluate perception, sequence, imitation models",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ssub = p.add_subparsers(dest="supervised_command", metavar="ACTION")
     t = ssub.add_parser("train", help="train a model into a run directory")
     t.add_argument("task", choices=TASKS)
     t.add_argument("--data", required=True, help="training .npz (catchrl data make)")
     t.add_argument("--run-dir", required=True, help="run directory (created)")
-    t.add_argument("--arch", default="",
-                   help="perception/imitation: book, lenet, small (default small); "
-                        "sequence: lstm, gru, bidirectional (default gru)")
+    t.add_argument(
+        "--arch",
+        default="",
+        help="perception/imitation: book, lenet, small (default small); "
+        "sequence: lstm, gru, bidirectional (default gru)",
+    )
     t.add_argument("--epochs", type=int, default=10, help="most epochs (default 10)")
     t.add_argument("--batch-size", type=int, default=0, help="0 = automatic (default)")
-    t.add_argument("--lr", type=float, default=3e-3, dest="learning_rate",
-                   help="Adam learning rate (default 3e-3)")
+    t.add_argument(
+        "--lr",
+        type=float,
+        default=3e-3,
+        dest="learning_rate",
+        help="Adam learning rate (default 3e-3)",
+    )
     t.add_argument("--patience", type=int, default=5, help="EarlyStopping patience (default 5)")
-    t.add_argument("--val-fraction", type=float, default=0.1,
-                   help="share of games held out for validation (default 0.1)")
+    t.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of games held out for validation (default 0.1)",
+    )
     t.add_argument("--window", type=int, default=8, help="sequence: states per input (8)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -55,8 +71,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", required=True, help="run directory or .keras file")
     e.add_argument("--data", required=True, help="held-out .npz")
     e.add_argument("--perception", help="sequence: read states through this perception model")
-    e.add_argument("--games", type=int, default=0,
-                   help="imitation: also play this many games and report the win rate")
+    e.add_argument(
+        "--games",
+        type=int,
+        default=0,
+        help="imitation: also play this many games and report the win rate",
+    )
     e.add_argument("--seed", type=int, default=None, help="seed of the first game played")
     e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.set_defaults(func=run_eval)
@@ -80,17 +100,27 @@ def run_train(args: argparse.Namespace) -> int:
     if not Path(args.data).exists():
         raise UserError(f"no dataset at {args.data}")
     try:
-        cfg = SupervisedConfig(task=args.task, data=args.data, arch=args.arch,
-                               epochs=args.epochs, batch_size=args.batch_size,
-                               learning_rate=args.learning_rate, val_fraction=args.val_fraction,
-                               patience=args.patience, seed=args.seed, window=args.window)
+        cfg = SupervisedConfig(
+            task=args.task,
+            data=args.data,
+            arch=args.arch,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.learning_rate,
+            val_fraction=args.val_fraction,
+            patience=args.patience,
+            seed=args.seed,
+            window=args.window,
+        )
         out = train(cfg, args.run_dir, resume=args.resume, verbose=0 if args.quiet else 2)
     except (RunExistsError, DatasetError, ValueError) as e:
         raise UserError(str(e)) from None
     last = {k: v[-1] for k, v in out.history.items()}
     figures = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
-    print(f"{args.run_dir}: {cfg.task} ({cfg.arch}) on {', '.join(out.device['devices'])} "
-          f"[{out.device['policy']}]: {figures}")
+    print(
+        f"{args.run_dir}: {cfg.task} ({cfg.arch}) on {', '.join(out.device['devices'])} "
+        f"[{out.device['policy']}]: {figures}"
+    )
     return 0
 
 
@@ -102,9 +132,12 @@ def run_eval(args: argparse.Namespace) -> int:
     model = _model_path(args.model)
     try:
         ds = load_dataset(args.data, kind=DATA_KINDS[args.task])
-        result = evaluate_model(args.task, model, ds,
-                                perception=_model_path(args.perception) if args.perception
-                                else None)
+        result = evaluate_model(
+            args.task,
+            model,
+            ds,
+            perception=_model_path(args.perception) if args.perception else None,
+        )
     except (DatasetError, ValueError) as e:
         raise UserError(str(e)) from None
     if args.task == "imitation" and args.games > 0:
@@ -112,13 +145,24 @@ def run_eval(args: argparse.Namespace) -> int:
         from catchrl.supervised.imitation import ImitationPolicy
 
         cfg = ds.config
-        res = evaluate(ImitationPolicy(model), games=args.games,
-                       seed=EVAL_SEED if args.seed is None else args.seed, obs_type="pixels",
-                       frame_size=cfg.frame_size, frame_stack=cfg.frame_stack,
-                       params=ds.params)
+        res = evaluate(
+            ImitationPolicy(model),
+            games=args.games,
+            seed=EVAL_SEED if args.seed is None else args.seed,
+            obs_type="pixels",
+            frame_size=cfg.frame_size,
+            frame_stack=cfg.frame_stack,
+            params=ds.params,
+        )
         lo, hi = res.ci95
-        result.update({"games": float(res.games), "win_rate": res.win_rate,
-                       "win_rate_ci95_low": lo, "win_rate_ci95_high": hi})
+        result.update(
+            {
+                "games": float(res.games),
+                "win_rate": res.win_rate,
+                "win_rate_ci95_low": lo,
+                "win_rate_ci95_high": hi,
+            }
+        )
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:

@@ -28,17 +28,31 @@ exits; `--resume` continues from it.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl train``."""
-    p = sub.add_parser("train", help="train an agent (Keras DQN; SB3 with --algo)",
-                       description=__doc__, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--algo", default="dqn",
-                   help="dqn (catchrl's Keras DQN, default) or an SB3 agent: sb3-dqn, "
-                        "sb3-ppo, sb3-a2c, sb3-qrdqn")
-    p.add_argument("--preset", default=None,
-                   help="starting config: fast (default, pixels), fast-state, book")
+    p = sub.add_parser(
+        "train",
+        help="train an agent (Keras DQN; SB3 with --algo)",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--algo",
+        default="dqn",
+        help="dqn (catchrl's Keras DQN, default) or an SB3 agent: sb3-dqn, "
+        "sb3-ppo, sb3-a2c, sb3-qrdqn",
+    )
+    p.add_argument(
+        "--preset", default=None, help="starting config: fast (default, pixels), fast-state, book"
+    )
     p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
-    p.add_argument("--set", dest="overrides", action="append", default=[],
-                   metavar="TABLE.KEY=VALUE", help="override one setting (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override one setting (repeatable)",
+    )
     p.add_argument("--run-dir", type=Path, help="where to write the run (default runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument("--seed", type=int, help="shortcut for --set run.seed=N")
@@ -77,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
             from catchrl.sb3_train import run_sb3
         except ModuleNotFoundError as e:
             if e.name and e.name.startswith(("stable_baselines3", "torch", "catchrl.sb3")):
-                raise UserError(f"--algo {args.algo} needs Stable-Baselines3: "
-                                "pip install 'catchrl[sb3]'") from e
+                raise UserError(
+                    f"--algo {args.algo} needs Stable-Baselines3: pip install 'catchrl[sb3]'"
+                ) from e
             raise
         return run_sb3(args)
     if args.resume:
@@ -108,33 +123,41 @@ def _resume(args: argparse.Namespace) -> int:
     if args.run_dir is None:
         raise UserError("--resume needs --run-dir")
     if args.preset or args.config:
-        raise UserError("--resume continues the run with its saved config; drop "
-                        "--preset/--config (only --steps and --set run.* may change)")
+        raise UserError(
+            "--resume continues the run with its saved config; drop "
+            "--preset/--config (only --steps and --set run.* may change)"
+        )
     overrides = list(args.overrides)
     if args.steps is not None:
         overrides.append(f"run.total_steps={args.steps}")
     return _train(args, None, args.run_dir, overrides)
 
 
-def _train(args: argparse.Namespace, cfg: TrainConfig | None, run_dir: Path,
-           resume_overrides: list[str] | None = None) -> int:
+def _train(
+    args: argparse.Namespace,
+    cfg: TrainConfig | None,
+    run_dir: Path,
+    resume_overrides: list[str] | None = None,
+) -> int:
     from catchrl.config import ConfigError
     from catchrl.rundir import CheckpointError
     from catchrl.training import Trainer
 
     try:
-        trainer = Trainer(cfg, run_dir, resume=args.resume,
-                          progress=False if args.no_progress else None,
-                          resume_overrides=resume_overrides or ())
+        trainer = Trainer(
+            cfg,
+            run_dir,
+            resume=args.resume,
+            progress=False if args.no_progress else None,
+            resume_overrides=resume_overrides or (),
+        )
         result = trainer.run()
     except (CheckpointError, ConfigError) as e:
         raise UserError(str(e)) from e
     print(f"run directory: {run_dir}")
-    print(f"trained {result.games} games, {result.steps} env steps, "
-          f"{result.wall_time:.1f} s")
+    print(f"trained {result.games} games, {result.steps} env steps, {result.wall_time:.1f} s")
     if result.interrupted:
-        print("interrupted: resume with "
-              f"`catchrl train --run-dir {run_dir} --resume`")
+        print(f"interrupted: resume with `catchrl train --run-dir {run_dir} --resume`")
         return 130
     if result.final_eval is not None:
         print(f"greedy evaluation: {result.final_eval.summary()}")

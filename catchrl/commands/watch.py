@@ -26,16 +26,23 @@ ACTION_NAMES = ("LEFT", "STAY", "RIGHT")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl watch``."""
-    p = sub.add_parser("watch", help="watch a saved agent play in a window (or write a GIF)",
-                       description=__doc__, epilog=EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "watch",
+        help="watch a saved agent play in a window (or write a GIF)",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("agent", help="run directory, model file, or oracle/random")
     p.add_argument("--games", type=int, default=3, help="games to play (default 3)")
     p.add_argument("--fps", type=int, default=30, help="frames per second (0: no wait)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first game")
     p.add_argument("--gif", type=Path, help="write the games to this GIF (or .mp4) headless")
-    p.add_argument("--sb3", action="store_true",
-                   help="allow loading an SB3 .zip (it unpickles code: trusted files only)")
+    p.add_argument(
+        "--sb3",
+        action="store_true",
+        help="allow loading an SB3 .zip (it unpickles code: trusted files only)",
+    )
     add_game_options(p)
     p.set_defaults(func=run)
 
@@ -61,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
 
     env = CatchEnv(**loaded.env_kwargs)
     try:
-        window = CatchWindow(env.params, fps=0 if args.gif else args.fps,
-                             scale=env._screen_scale(), title=f"catchrl — {loaded.name}")
+        window = CatchWindow(
+            env.params,
+            fps=0 if args.gif else args.fps,
+            scale=env._screen_scale(),
+            title=f"catchrl — {loaded.name}",
+        )
     except RuntimeError as e:
         raise UserError(str(e)) from e
     frames: list[np.ndarray] = []
@@ -78,8 +89,13 @@ def run(args: argparse.Namespace) -> int:
                 lines = [f"game {game + 1}/{args.games}", f"action: {ACTION_NAMES[action]}"]
                 if loaded.q_values is not None:
                     q = loaded.q_values(obs[None])[0]
-                    lines.insert(1, "Q  " + "  ".join(
-                        f"{n[0]}:{v:+.3f}" for n, v in zip(ACTION_NAMES, q, strict=True)))
+                    lines.insert(
+                        1,
+                        "Q  "
+                        + "  ".join(
+                            f"{n[0]}:{v:+.3f}" for n, v in zip(ACTION_NAMES, q, strict=True)
+                        ),
+                    )
                 obs, _, terminated, _, info = env.step(action)
                 window.draw(env.state, lines)
                 window.poll()

@@ -55,13 +55,13 @@ print("RESULT " + json.dumps({
 
 
 def run_backend(name: str) -> dict:
-    env = {**os.environ, "KERAS_BACKEND": name, "OMP_NUM_THREADS": "1",
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
-                          text=True, timeout=600)
+    env = {**os.environ, "KERAS_BACKEND": name, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, f"{name} backend failed:\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 @pytest.fixture(scope="module")
@@ -81,8 +81,7 @@ def test_backend_matches_tensorflow(name, tensorflow_result):
     result = run_backend(name)
     np.testing.assert_allclose(result["q0"], tensorflow_result["q0"], rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result["td0"], tensorflow_result["td0"], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(result["losses"], tensorflow_result["losses"], rtol=1e-3,
-                               atol=1e-5)
+    np.testing.assert_allclose(result["losses"], tensorflow_result["losses"], rtol=1e-3, atol=1e-5)
     assert result["losses"][-1] < 0.5 * result["losses"][0]
     for w, w_tf in zip(result["weights"], tensorflow_result["weights"], strict=True):
         np.testing.assert_allclose(w, w_tf, rtol=1e-3, atol=1e-4)

@@ -43,14 +43,22 @@ BATCH = {
 # -- the maths ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rewards, discounts, next_target, next_online, expected", [
-    ([1.0], [0.99], [[1.0, 2.0, 3.0]], None, [1.0 + 0.99 * 3.0]),
-    ([1.0], [0.0], [[1.0, 2.0, 3.0]], None, [1.0]),                          # terminal
-    ([0.0, -1.0], [0.5, 0.25], [[4.0, -2.0, 0.0], [1.0, 1.0, 8.0]], None, [2.0, 1.0]),
-    ([1.0], [0.99], [[1.0, 2.0, 3.0]], [[5.0, 0.0, 0.0]], [1.0 + 0.99 * 1.0]),  # double
-    ([0.0, 2.0], [1.0, 0.5], [[4.0, -2.0, 0.0], [1.0, 1.0, 8.0]],
-     [[0.0, 1.0, 0.0], [0.0, 0.0, -1.0]], [-2.0, 2.0 + 0.5 * 1.0]),  # a tie: the first
-])
+@pytest.mark.parametrize(
+    "rewards, discounts, next_target, next_online, expected",
+    [
+        ([1.0], [0.99], [[1.0, 2.0, 3.0]], None, [1.0 + 0.99 * 3.0]),
+        ([1.0], [0.0], [[1.0, 2.0, 3.0]], None, [1.0]),  # terminal
+        ([0.0, -1.0], [0.5, 0.25], [[4.0, -2.0, 0.0], [1.0, 1.0, 8.0]], None, [2.0, 1.0]),
+        ([1.0], [0.99], [[1.0, 2.0, 3.0]], [[5.0, 0.0, 0.0]], [1.0 + 0.99 * 1.0]),  # double
+        (
+            [0.0, 2.0],
+            [1.0, 0.5],
+            [[4.0, -2.0, 0.0], [1.0, 1.0, 8.0]],
+            [[0.0, 1.0, 0.0], [0.0, 0.0, -1.0]],
+            [-2.0, 2.0 + 0.5 * 1.0],
+        ),  # a tie: the first
+    ],
+)
 def test_td_targets_table(rewards, discounts, next_target, next_online, expected):
     args = [np.array(x, np.float32) for x in (rewards, discounts, next_target)]
     online = None if next_online is None else np.array(next_online, np.float32)
@@ -58,10 +66,13 @@ def test_td_targets_table(rewards, discounts, next_target, next_online, expected
     np.testing.assert_allclose(got, expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("td, kind, expected", [
-    ([0.5, -0.5, 2.0, -3.0], "huber", [0.125, 0.125, 1.5, 2.5]),
-    ([0.5, -0.5, 2.0, -3.0], "mse", [0.25, 0.25, 4.0, 9.0]),
-])
+@pytest.mark.parametrize(
+    "td, kind, expected",
+    [
+        ([0.5, -0.5, 2.0, -3.0], "huber", [0.125, 0.125, 1.5, 2.5]),
+        ([0.5, -0.5, 2.0, -3.0], "mse", [0.25, 0.25, 4.0, 9.0]),
+    ],
+)
 def test_elementwise_loss_table(td, kind, expected):
     got = keras.ops.convert_to_numpy(elementwise_loss(np.array(td, np.float32), kind))
     np.testing.assert_allclose(got, expected, rtol=1e-6)
@@ -79,28 +90,30 @@ def expected_step(double: bool, target_update: str, loss: str, lr: float = 0.1):
         next_value = q_target_next[np.arange(3), s2.argmax(axis=1)]
     else:
         next_value = q_target_next.max(axis=1)
-    td = r + d * next_value - s[np.arange(3), a]                          # Q(s) = s
+    td = r + d * next_value - s[np.arange(3), a]  # Q(s) = s
     if loss == "huber":
         per_sample = np.where(np.abs(td) <= 1, 0.5 * td**2, np.abs(td) - 0.5)
         dloss_dq = -np.clip(td, -1, 1)
     else:
         per_sample, dloss_dq = td**2, -2 * td
     g_q = np.zeros((3, 3))
-    g_q[np.arange(3), a] = w * dloss_dq / 3                               # d mean / d Q[i, a_i]
+    g_q[np.arange(3), a] = w * dloss_dq / 3  # d mean / d Q[i, a_i]
     kernel = np.eye(3) - lr * s.T @ g_q
     bias = -lr * g_q.sum(axis=0)
     return td, float(np.mean(w * per_sample)), kernel, bias
 
 
-@pytest.mark.parametrize("double, target_update, loss", [
-    (False, "none", "mse"),      # the book
-    (False, "hard", "huber"),
-    (True, "hard", "huber"),     # the online net picks, the target net values
-    (True, "none", "mse"),       # no target net: double is plain Q-learning
-])
+@pytest.mark.parametrize(
+    "double, target_update, loss",
+    [
+        (False, "none", "mse"),  # the book
+        (False, "hard", "huber"),
+        (True, "hard", "huber"),  # the online net picks, the target net values
+        (True, "none", "mse"),  # no target net: double is plain Q-learning
+    ],
+)
 def test_train_step_matches_hand_computation(double, target_update, loss):
-    agent = rigged_agent(double=double, target_update=target_update, loss=loss,
-                         target_period=1000)
+    agent = rigged_agent(double=double, target_update=target_update, loss=loss, target_period=1000)
     out = agent.train_step(BATCH)
     td, loss_value, kernel, bias = expected_step(double, target_update, loss)
     np.testing.assert_allclose(out["td_errors"], td, rtol=1e-6)
@@ -124,13 +137,16 @@ def test_gradient_norm_is_clipped():
     clipped = rigged_agent(loss="mse", grad_clip_norm=0.01)
     out = clipped.train_step(BATCH)
     free.train_step(BATCH)
-    step = [w - w0 for w, w0 in zip(clipped.model.get_weights(), rigged_model().get_weights(),
-                                    strict=True)]
+    step = [
+        w - w0
+        for w, w0 in zip(clipped.model.get_weights(), rigged_model().get_weights(), strict=True)
+    ]
     assert out["grad_norm"] > 0.01
     assert np.sqrt(sum((s**2).sum() for s in step)) == pytest.approx(0.1 * 0.01, rel=1e-4)
     free_step = free.model.get_weights()[0] - np.eye(3)
-    np.testing.assert_allclose(step[0] / np.linalg.norm(step[0]),
-                               free_step / np.linalg.norm(free_step), atol=5e-4)
+    np.testing.assert_allclose(
+        step[0] / np.linalg.norm(step[0]), free_step / np.linalg.norm(free_step), atol=5e-4
+    )
 
 
 # -- target network ----------------------------------------------------------------------
@@ -157,8 +173,9 @@ def test_polyak_target_update():
     agent = rigged_agent(target_update="polyak", tau=0.25)
     agent.train_step(BATCH)
     online = agent.model.get_weights()
-    np.testing.assert_allclose(agent.target_model.get_weights()[0],
-                               0.75 * PERMUTE + 0.25 * online[0], rtol=1e-6)
+    np.testing.assert_allclose(
+        agent.target_model.get_weights()[0], 0.75 * PERMUTE + 0.25 * online[0], rtol=1e-6
+    )
 
 
 def test_no_target_network_for_the_book():
@@ -198,13 +215,20 @@ def random_batches(kind, n, batch_size=16, seed=0):
     rng = np.random.default_rng(seed)
     shape = (3,) if kind == "mlp" else (80, 80, 4)
     for _ in range(n):
-        obs = [rng.random((batch_size, *shape)).astype(np.float32) if kind == "mlp"
-               else rng.integers(0, 256, (batch_size, *shape)).astype(np.uint8)
-               for _ in range(2)]
-        yield {"obs": obs[0], "actions": rng.integers(0, 3, batch_size),
-               "rewards": rng.choice([-1.0, 0.0, 1.0], batch_size).astype(np.float32),
-               "next_obs": obs[1], "discounts": np.full(batch_size, 0.99, np.float32),
-               "weights": rng.random(batch_size).astype(np.float32)}
+        obs = [
+            rng.random((batch_size, *shape)).astype(np.float32)
+            if kind == "mlp"
+            else rng.integers(0, 256, (batch_size, *shape)).astype(np.uint8)
+            for _ in range(2)
+        ]
+        yield {
+            "obs": obs[0],
+            "actions": rng.integers(0, 3, batch_size),
+            "rewards": rng.choice([-1.0, 0.0, 1.0], batch_size).astype(np.float32),
+            "next_obs": obs[1],
+            "discounts": np.full(batch_size, 0.99, np.float32),
+            "weights": rng.random(batch_size).astype(np.float32),
+        }
 
 
 def make_agent(kind, seed=0, **config):
@@ -219,13 +243,18 @@ def test_two_seeded_agents_train_identically(kind):
     for batch in random_batches(kind, 6):
         out_a, out_b = a.train_step(batch), b.train_step(batch)
         np.testing.assert_array_equal(out_a["td_errors"], out_b["td_errors"])
-    for wa, wb in zip(a.get_state_arrays().values(), b.get_state_arrays().values(),
-                      strict=True):
+    for wa, wb in zip(a.get_state_arrays().values(), b.get_state_arrays().values(), strict=True):
         np.testing.assert_array_equal(wa, wb)
 
 
-@pytest.mark.parametrize("config", [{"target_update": "hard"}, {"target_update": "polyak"},
-                                    {"target_update": "none", "optimizer": "rmsprop"}])
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"target_update": "hard"},
+        {"target_update": "polyak"},
+        {"target_update": "none", "optimizer": "rmsprop"},
+    ],
+)
 def test_state_round_trip_resumes_exactly(tmp_path, config):
     batches = list(random_batches("mlp", 20))
     obs = batches[0]["obs"]
@@ -266,14 +295,17 @@ def test_save_and_load_model(tmp_path):
         agent.save_model(str(tmp_path / "q.h5"))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"loss": "l1"}, "unknown loss"),
-    ({"target_update": "soft"}, "unknown target_update"),
-    ({"optimizer": "adagrad"}, "unknown optimizer"),
-    ({"target_period": 0}, "target_period"),
-    ({"target_update": "polyak", "tau": 0.0}, "tau"),
-    ({"grad_clip_norm": 0.0}, "grad_clip_norm"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"loss": "l1"}, "unknown loss"),
+        ({"target_update": "soft"}, "unknown target_update"),
+        ({"optimizer": "adagrad"}, "unknown optimizer"),
+        ({"target_period": 0}, "target_period"),
+        ({"target_update": "polyak", "tau": 0.0}, "tau"),
+        ({"grad_clip_norm": 0.0}, "grad_clip_norm"),
+    ],
+)
 def test_config_rejects_bad_values(kwargs, match):
     with pytest.raises(ValueError, match=match):
         DQNConfig(**kwargs)

@@ -26,7 +26,10 @@ def test_book_network_is_the_books():
     assert model.count_params() == 3_356_835
     convs = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
     assert [(c.filters, c.kernel_size, c.strides, c.padding) for c in convs] == [
-        (32, (8, 8), (4, 4), "same"), (64, (4, 4), (2, 2), "same"), (64, (3, 3), (1, 1), "same")]
+        (32, (8, 8), (4, 4), "same"),
+        (64, (4, 4), (2, 2), "same"),
+        (64, (3, 3), (1, 1), "same"),
+    ]
     assert all(c.activation.__name__ == "relu" for c in convs)
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     assert [(d.units, d.activation.__name__) for d in dense] == [(512, "relu"), (3, "linear")]
@@ -41,8 +44,9 @@ def test_frames_are_scaled_to_unit_range_inside_the_model():
     model = build_q_network("book", (80, 80, 4), seed=1)
     frames = sample_obs("book")
     scaled_input = keras.Sequential(model.layers[2:])  # everything after Input and Rescaling
-    np.testing.assert_allclose(model(frames), scaled_input(frames.astype(np.float32) / 255.0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        model(frames), scaled_input(frames.astype(np.float32) / 255.0), rtol=1e-5, atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("kind", NETWORK_KINDS)
@@ -68,10 +72,11 @@ def test_dueling_head_is_value_plus_centred_advantage():
     model = build_q_network("mlp", (3,), 3, dueling=True, hidden_units=(4,), seed=0)
     value, adv = model.get_layer("value"), model.get_layer("advantages")
     value.set_weights([np.full((4, 1), 0.5, np.float32), np.array([2.0], np.float32)])
-    adv.set_weights([np.arange(12, dtype=np.float32).reshape(4, 3) / 10,
-                     np.array([1.0, 0.0, -1.0], np.float32)])
+    adv.set_weights(
+        [np.arange(12, dtype=np.float32).reshape(4, 3) / 10, np.array([1.0, 0.0, -1.0], np.float32)]
+    )
     obs = sample_obs("mlp")
-    hidden = keras.Model(model.inputs[0], value.input)(obs)               # [B, 4]
+    hidden = keras.Model(model.inputs[0], value.input)(obs)  # [B, 4]
     h = keras.ops.convert_to_numpy(hidden)
     v = h @ np.full((4, 1), 0.5) + 2.0
     a = h @ (np.arange(12).reshape(4, 3) / 10) + np.array([1.0, 0.0, -1.0])
@@ -94,21 +99,26 @@ def test_keras_file_round_trip(tmp_path, kind, dueling):
     model.save(path)
     loaded = load_q_network(str(path))
     obs = sample_obs(kind)
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(obs)),
-                                  keras.ops.convert_to_numpy(loaded(obs)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model(obs)), keras.ops.convert_to_numpy(loaded(obs))
+    )
     assert loaded.count_params() == model.count_params()
     rebuilt = keras.Model.from_config(model.get_config())
     rebuilt.set_weights(model.get_weights())
-    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(obs)),
-                                  keras.ops.convert_to_numpy(rebuilt(obs)))
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(model(obs)), keras.ops.convert_to_numpy(rebuilt(obs))
+    )
 
 
-@pytest.mark.parametrize("kind, shape, match", [
-    ("resnet", (80, 80, 4), r"unknown kind 'resnet'; choose one of \('book', 'small', 'mlp'\)"),
-    ("mlp", (80, 80, 4), "'mlp' takes state vectors"),
-    ("book", (3,), "CNN for image stacks"),
-    ("small", (10, 5), "CNN for image stacks"),
-])
+@pytest.mark.parametrize(
+    "kind, shape, match",
+    [
+        ("resnet", (80, 80, 4), r"unknown kind 'resnet'; choose one of \('book', 'small', 'mlp'\)"),
+        ("mlp", (80, 80, 4), "'mlp' takes state vectors"),
+        ("book", (3,), "CNN for image stacks"),
+        ("small", (10, 5), "CNN for image stacks"),
+    ],
+)
 def test_bad_kind_or_shape(kind, shape, match):
     with pytest.raises(ValueError, match=match):
         build_q_network(kind, shape)

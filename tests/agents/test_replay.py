@@ -35,8 +35,13 @@ def scalar_stream(mem: ReplayMemory, rewards, terminated, truncated=None):
     """Feed one env: obs of add t is [t] (float32), so a sample tells which t it is."""
     truncated = truncated or [False] * len(rewards)
     for t, (r, te, tr) in enumerate(zip(rewards, terminated, truncated, strict=True)):
-        mem.add(np.array([[t]], np.float32), np.array([t % 3]), np.array([r], np.float32),
-                np.array([te]), np.array([tr]))
+        mem.add(
+            np.array([[t]], np.float32),
+            np.array([t % 3]),
+            np.array([r], np.float32),
+            np.array([te]),
+            np.array([tr]),
+        )
 
 
 def all_samples(mem: ReplayMemory, n: int = 4000) -> dict[int, dict]:
@@ -134,8 +139,13 @@ def test_frame_stacks_never_mix_games():
         start = t if t > 0 and ends[t - 1] else start
         frames = [max(start, t - j) + 1 for j in (3, 2, 1, 0)]  # what the env would show
         history.append(frames)
-        mem.add(np.array(frames, np.uint8).reshape(1, 1, 1, 4), np.array([0]),
-                np.array([1.0 if end else 0.0]), np.array([end]), np.array([False]))
+        mem.add(
+            np.array(frames, np.uint8).reshape(1, 1, 1, 4),
+            np.array([0]),
+            np.array([1.0 if end else 0.0]),
+            np.array([end]),
+            np.array([False]),
+        )
     batch = mem.sample(1000)
     _, t = absolute_time(mem, batch["indices"])
     assert set(t.tolist()) == set(range(7))  # t=7 has no next state yet
@@ -154,12 +164,27 @@ def test_n_step_returns_by_hand(n_step):
     scalar_stream(mem, rewards, terminated)
     got = all_samples(mem)
     expected = {  # t: (n-step return, discount, next t or None)
-        1: {0: (1, .5, 1), 1: (2, .5, 2), 2: (4, .5, 3), 3: (8, 0, None), 4: (16, .5, 5),
-            5: (32, .5, 6)},
-        2: {0: (1 + 1, .25, 2), 1: (2 + 2, .25, 3), 2: (4 + 4, 0, None), 3: (8, 0, None),
-            4: (16 + 16, .25, 6)},
-        3: {0: (1 + 1 + 1, .125, 3), 1: (2 + 2 + 2, 0, None), 2: (4 + 4, 0, None),
-            3: (8, 0, None)},
+        1: {
+            0: (1, 0.5, 1),
+            1: (2, 0.5, 2),
+            2: (4, 0.5, 3),
+            3: (8, 0, None),
+            4: (16, 0.5, 5),
+            5: (32, 0.5, 6),
+        },
+        2: {
+            0: (1 + 1, 0.25, 2),
+            1: (2 + 2, 0.25, 3),
+            2: (4 + 4, 0, None),
+            3: (8, 0, None),
+            4: (16 + 16, 0.25, 6),
+        },
+        3: {
+            0: (1 + 1 + 1, 0.125, 3),
+            1: (2 + 2 + 2, 0, None),
+            2: (4 + 4, 0, None),
+            3: (8, 0, None),
+        },
     }[n_step]
     assert set(got) == set(expected)
     for t, (ret, disc, nxt) in expected.items():
@@ -172,8 +197,12 @@ def test_n_step_returns_by_hand(n_step):
 def test_truncated_transitions_are_never_sampled():
     mem = ReplayMemory(100, 1, (1,), np.float32, n_step=2, gamma=0.9, seed=0)
     # game 1: t=0..2 truncated at 2; game 2: t=3..4 terminated at 4; t=5 pending.
-    scalar_stream(mem, [0, 0, 0, 0, 1, 0], [False, False, False, False, True, False],
-                  [False, False, True, False, False, False])
+    scalar_stream(
+        mem,
+        [0, 0, 0, 0, 1, 0],
+        [False, False, False, False, True, False],
+        [False, False, True, False, False, False],
+    )
     assert set(all_samples(mem)) == {0, 3, 4}
     assert mem.num_sampleable == 3 == mem.sampleable().sum()
 
@@ -196,11 +225,14 @@ def test_sample_before_any_sampleable_transition_raises():
         mem.sample(4)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"obs_shape": (80, 80, 3), "frame_stack": 4}, "last axis"),
-    ({"capacity": 1}, "slots per env"),
-    ({"n_step": 0}, ">= 1"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"obs_shape": (80, 80, 3), "frame_stack": 4}, "last axis"),
+        ({"capacity": 1}, "slots per env"),
+        ({"n_step": 0}, ">= 1"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     args = {"capacity": 100, "num_envs": 1, "obs_shape": (3,), "obs_dtype": np.float32, **kwargs}
     with pytest.raises(ValueError, match=match):
@@ -220,8 +252,13 @@ def test_uniform_sampling_is_uniform_and_seeded():
     def filled(seed):
         mem = ReplayMemory(50, 2, (1,), np.float32, seed=seed)
         for t in range(20):
-            mem.add(np.full((2, 1), t, np.float32), np.zeros(2), np.zeros(2), np.zeros(2, bool),
-                    np.zeros(2, bool))
+            mem.add(
+                np.full((2, 1), t, np.float32),
+                np.zeros(2),
+                np.zeros(2),
+                np.zeros(2, bool),
+                np.zeros(2, bool),
+            )
         return mem
 
     a, b = filled(7), filled(7)
@@ -269,8 +306,16 @@ def test_new_transitions_get_the_max_priority():
 @pytest.mark.parametrize("prioritized", [False, True])
 def test_state_dict_round_trip_resumes_exactly(tmp_path, prioritized):
     def make():
-        return ReplayMemory(3 * 40, 3, (80, 80, 4), np.uint8, frame_stack=4, n_step=2,
-                            prioritized=prioritized, seed=5)
+        return ReplayMemory(
+            3 * 40,
+            3,
+            (80, 80, 4),
+            np.uint8,
+            frame_stack=4,
+            n_step=2,
+            prioritized=prioritized,
+            seed=5,
+        )
 
     mem = make()
     play_pixels(mem, 3, 60, seed=1)

@@ -36,11 +36,17 @@ def _play(venv, steps: int, seed: int):
     for _ in range(steps):
         actions = rng.integers(0, 3, size=venv.num_envs)
         obs, rewards, dones, infos = venv.step(actions)
-        out.append((obs.copy(), rewards.copy(), dones.copy(),
-                    [i.get("terminal_observation") for i in infos],
-                    [i.get("episode", {}).get("r") for i in infos],
-                    [i.get("episode", {}).get("l") for i in infos],
-                    [i.get("TimeLimit.truncated") for i in infos]))
+        out.append(
+            (
+                obs.copy(),
+                rewards.copy(),
+                dones.copy(),
+                [i.get("terminal_observation") for i in infos],
+                [i.get("episode", {}).get("r") for i in infos],
+                [i.get("episode", {}).get("l") for i in infos],
+                [i.get("TimeLimit.truncated") for i in infos],
+            )
+        )
     return out
 
 
@@ -96,8 +102,12 @@ def test_vecenv_terminal_observation_is_last_frame_stack() -> None:
 
 
 def test_defaults_merge_and_unknown_options() -> None:
-    kw = sb3.sb3_kwargs("sb3-dqn", "state", {"learning_rate": 5e-4,
-                                              "policy_kwargs": {"net_arch": [32]}}, num_envs=16)
+    kw = sb3.sb3_kwargs(
+        "sb3-dqn",
+        "state",
+        {"learning_rate": 5e-4, "policy_kwargs": {"net_arch": [32]}},
+        num_envs=16,
+    )
     assert kw["policy"] == "MlpPolicy" and kw["learning_rate"] == 5e-4
     assert kw["policy_kwargs"] == {"net_arch": [32]}
     assert kw["target_update_interval"] == 250 * 16 // 4  # 250 gradient steps, 4 per vec step
@@ -111,8 +121,12 @@ def test_defaults_merge_and_unknown_options() -> None:
     with pytest.raises(sb3.SB3ConfigError, match="unknown algorithm"):
         sb3.sb3_kwargs("sb3-sac", "state")
     with pytest.raises(sb3.SB3ConfigError, match="rejected"):
-        sb3.make_sb3_model("sb3-dqn", sb3.make_catch_vec_env(2, "state"),
-                           sb3.sb3_kwargs("sb3-dqn", "state", {"train_freq": "often"}), seed=0)
+        sb3.make_sb3_model(
+            "sb3-dqn",
+            sb3.make_catch_vec_env(2, "state"),
+            sb3.sb3_kwargs("sb3-dqn", "state", {"train_freq": "often"}),
+            seed=0,
+        )
 
 
 def test_every_default_is_a_constructor_option() -> None:
@@ -127,15 +141,22 @@ def test_pixels_reach_sb3_as_an_image(algo: str) -> None:
     env = sb3.make_catch_vec_env(2, "pixels", seed=0)
     kw = sb3.sb3_kwargs(algo, "pixels", {"buffer_size": 200} if algo == "sb3-dqn" else {})
     model = sb3.make_sb3_model(algo, env, kw, seed=0, device="cpu")
-    extractor = (model.q_net.features_extractor if algo == "sb3-dqn"
-                 else model.policy.features_extractor)
+    extractor = (
+        model.q_net.features_extractor if algo == "sb3-dqn" else model.policy.features_extractor
+    )
     assert isinstance(extractor, NatureCNN)
     assert isinstance(model.get_env(), VecTransposeImage)
     assert model.observation_space.shape == (4, 80, 80)
-    state = sb3.make_sb3_model(algo, sb3.make_catch_vec_env(2, "state"),
-                               sb3.sb3_kwargs(algo, "state"), seed=0, device="cpu")
-    extractor = (state.q_net.features_extractor if algo == "sb3-dqn"
-                 else state.policy.features_extractor)
+    state = sb3.make_sb3_model(
+        algo,
+        sb3.make_catch_vec_env(2, "state"),
+        sb3.sb3_kwargs(algo, "state"),
+        seed=0,
+        device="cpu",
+    )
+    extractor = (
+        state.q_net.features_extractor if algo == "sb3-dqn" else state.policy.features_extractor
+    )
     assert isinstance(extractor, FlattenExtractor)
 
 
@@ -152,8 +173,9 @@ def test_make_vec_env_on_registered_ids_trains() -> None:
 
 def test_load_policy_q_values_and_detection(tmp_path) -> None:
     env = sb3.make_catch_vec_env(4, "state", seed=0)
-    model = sb3.make_sb3_model("sb3-dqn", env, sb3.sb3_kwargs("sb3-dqn", "state"), seed=0,
-                               device="cpu")
+    model = sb3.make_sb3_model(
+        "sb3-dqn", env, sb3.sb3_kwargs("sb3-dqn", "state"), seed=0, device="cpu"
+    )
     path = tmp_path / "m.zip"
     model.save(path)
     assert sb3.detect_algo(path) == "sb3-dqn"

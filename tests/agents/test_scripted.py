@@ -18,8 +18,9 @@ GAMES = 10_000
 
 
 def at(ball_x: int, paddle_x: int, ball_y: int = 10, ball_vx: int = 0) -> CatchState:
-    return CatchState(ball_x=ball_x, ball_y=ball_y, ball_vx=ball_vx, paddle_x=paddle_x,
-                      balls_left=1)
+    return CatchState(
+        ball_x=ball_x, ball_y=ball_y, ball_vx=ball_vx, paddle_x=paddle_x, balls_left=1
+    )
 
 
 def as_batch(states: list[CatchState]) -> BatchState:
@@ -65,21 +66,24 @@ def test_random_policy_is_seeded_and_uniform():
 # --- the oracle's choices ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("walls", "ball_x", "paddle_x", "action"), [
-    ("clamp", 300, 200, RIGHT),  # centre under the ball: target 285
-    ("clamp", 100, 200, LEFT),  # target 85
-    ("clamp", 215, 200, STAY),  # target 200: already there
-    ("clamp", 224, 200, STAY),  # target 209: moving gets no closer
-    ("clamp", 226, 200, RIGHT),  # target 211: 220 is closer than 200
-    ("clamp", 395, 340, RIGHT),  # target 380 -> clamped to 350
-    ("clamp", 395, 350, STAY),
-    ("clamp", 0, 0, STAY),
-    ("book", 395, 340, RIGHT),  # 340 -> 330 (bounce) -> 350: the look-ahead sees past the wall
-    ("book", 395, 330, RIGHT),
-    ("book", 395, 350, STAY),
-    ("book", 0, 0, STAY),  # left from 0 would bounce to 20
-    ("book", 0, 20, LEFT),
-])
+@pytest.mark.parametrize(
+    ("walls", "ball_x", "paddle_x", "action"),
+    [
+        ("clamp", 300, 200, RIGHT),  # centre under the ball: target 285
+        ("clamp", 100, 200, LEFT),  # target 85
+        ("clamp", 215, 200, STAY),  # target 200: already there
+        ("clamp", 224, 200, STAY),  # target 209: moving gets no closer
+        ("clamp", 226, 200, RIGHT),  # target 211: 220 is closer than 200
+        ("clamp", 395, 340, RIGHT),  # target 380 -> clamped to 350
+        ("clamp", 395, 350, STAY),
+        ("clamp", 0, 0, STAY),
+        ("book", 395, 340, RIGHT),  # 340 -> 330 (bounce) -> 350: the look-ahead sees past the wall
+        ("book", 395, 330, RIGHT),
+        ("book", 395, 350, STAY),
+        ("book", 0, 0, STAY),  # left from 0 would bounce to 20
+        ("book", 0, 20, LEFT),
+    ],
+)
 def test_oracle_actions_hand_checked(walls, ball_x, paddle_x, action):
     policy = OraclePolicy(CatchParams(walls=walls, spawn="book"))
     assert policy.act_state(at(ball_x, paddle_x)) == action
@@ -88,12 +92,19 @@ def test_oracle_actions_hand_checked(walls, ball_x, paddle_x, action):
 def test_oracle_batch_equals_one_by_one():
     params = CatchParams.book(drift=6)
     rng = np.random.default_rng(0)
-    states = [at(int(rng.integers(0, 401)), int(rng.integers(0, 351)),
-                 ball_y=10 + 10 * int(rng.integers(0, 34)), ball_vx=int(rng.integers(-6, 7)))
-              for _ in range(300)]
+    states = [
+        at(
+            int(rng.integers(0, 401)),
+            int(rng.integers(0, 351)),
+            ball_y=10 + 10 * int(rng.integers(0, 34)),
+            ball_vx=int(rng.integers(-6, 7)),
+        )
+        for _ in range(300)
+    ]
     policy = OraclePolicy(params)
-    np.testing.assert_array_equal(policy.act_state(as_batch(states)),
-                                  [policy.act_state(s) for s in states])
+    np.testing.assert_array_equal(
+        policy.act_state(as_batch(states)), [policy.act_state(s) for s in states]
+    )
 
 
 def test_landing_x_hand_computed():
@@ -103,14 +114,22 @@ def test_landing_x_hand_computed():
     assert got.tolist() == [365]
 
 
-@pytest.mark.parametrize("params", [CatchParams(drift=9), CatchParams.book(drift=4),
-                                    CatchParams(drift=1, spawn="book")], ids=str)
+@pytest.mark.parametrize(
+    "params",
+    [CatchParams(drift=9), CatchParams.book(drift=4), CatchParams(drift=1, spawn="book")],
+    ids=str,
+)
 def test_landing_x_equals_playing_the_ball_down(params):
     rng = np.random.default_rng(1)
-    states = [at(int(rng.integers(0, params.spawn_max_x + 1)), 200,
-                 ball_y=10 + 10 * int(rng.integers(0, 34)),
-                 ball_vx=int(rng.integers(-params.drift, params.drift + 1)))
-              for _ in range(200)]
+    states = [
+        at(
+            int(rng.integers(0, params.spawn_max_x + 1)),
+            200,
+            ball_y=10 + 10 * int(rng.integers(0, 34)),
+            ball_vx=int(rng.integers(-params.drift, params.drift + 1)),
+        )
+        for _ in range(200)
+    ]
     batch = as_batch(states)
     predicted = landing_x(params, batch.ball_x, batch.ball_y, batch.ball_vx)
     for s, x in zip(states, predicted, strict=True):
@@ -147,8 +166,11 @@ def test_oracle_wins_every_game_of_the_default_game():
     assert (rewards == 1).all()  # every ball is catchable by default: 100 %
 
 
-@pytest.mark.parametrize("params", [{"spawn": "book"}, {"spawn": "book", "walls": "book"}],
-                         ids=["book-spawn", "book-quirks"])
+@pytest.mark.parametrize(
+    "params",
+    [{"spawn": "book"}, {"spawn": "book", "walls": "book"}],
+    ids=["book-spawn", "book-quirks"],
+)
 def test_oracle_loses_exactly_the_balls_at_x_400(params):
     rewards, landing = play(OraclePolicy, **params)
     lost = rewards < 0
@@ -156,9 +178,14 @@ def test_oracle_loses_exactly_the_balls_at_x_400(params):
     assert abs(lost.mean() - 1 / 401) <= binomial_band(1 / 401)  # best rate: 400/401
 
 
-@pytest.mark.parametrize("params", [
-    {"drift": 9}, {"drift": 5, "walls": "book"}, {"drift": 3, "balls_per_game": 3},
-])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"drift": 9},
+        {"drift": 5, "walls": "book"},
+        {"drift": 3, "balls_per_game": 3},
+    ],
+)
 def test_oracle_wins_every_drifting_ball(params):
     rewards, _ = play(OraclePolicy, games=2000, **params)
     assert (rewards == params.get("balls_per_game", 1)).all()
@@ -192,8 +219,10 @@ def random_win_rate(params: CatchParams) -> float:
     spawns = params.spawn_max_x + 1
     win = Fraction(0)
     for x, p in dist.items():
-        lo, hi = max(x - params.ball_size + 1, 0), min(x + params.paddle_width - 1,
-                                                         params.spawn_max_x)
+        lo, hi = (
+            max(x - params.ball_size + 1, 0),
+            min(x + params.paddle_width - 1, params.spawn_max_x),
+        )
         win += p * Fraction(hi - lo + 1, spawns)
     return float(win)
 
@@ -217,7 +246,9 @@ def test_random_policy_wins_about_17_percent(params):
 
 
 def test_scripted_policies_import_no_deep_learning_framework():
-    code = ("import sys, catchrl.agents.scripted; "
-            "heavy = {'tensorflow', 'torch', 'keras', 'jax'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, catchrl.agents.scripted; "
+        "heavy = {'tensorflow', 'torch', 'keras', 'jax'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -41,26 +41,30 @@ def test_layering_preset_file_then_set(tmp_path):
 
 
 def test_sb3_table_is_kept(tmp_path):
-    cfg = apply_overrides(make_config(), ["sb3.learning_rate=3e-4",
-                                          "sb3.policy_kwargs={net_arch = [64, 64]}"])
+    cfg = apply_overrides(
+        make_config(), ["sb3.learning_rate=3e-4", "sb3.policy_kwargs={net_arch = [64, 64]}"]
+    )
     assert cfg.sb3 == {"learning_rate": 3e-4, "policy_kwargs": {"net_arch": [64, 64]}}
     path = tmp_path / "c.toml"
     path.write_text(to_toml(cfg))
     assert load_config(path=path).sb3 == cfg.sb3
 
 
-@pytest.mark.parametrize(("override", "message"), [
-    ("agent.lr=abc", "agent.lr: expected float, got str"),
-    ("agent.batch_size=1.5", "agent.batch_size: expected int, got float"),
-    ("agent.double=1", "agent.double: expected bool"),
-    ("agent.no_such_key=1", "unknown key agent.no_such_key"),
-    ("nope.lr=1", "unknown table [nope]"),
-    ("env.obs_type=rgb", "env.obs_type: must be one of"),
-    ("agent.gamma=1.5", "agent.gamma: must be in (0, 1]"),
-    ("agent.batch_size=0", "agent.batch_size: must be > 0"),
-    ("agent.lr", "expected table.key=value"),
-    ("agent.network=mlp", "'mlp' needs env.obs_type"),
-])
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("agent.lr=abc", "agent.lr: expected float, got str"),
+        ("agent.batch_size=1.5", "agent.batch_size: expected int, got float"),
+        ("agent.double=1", "agent.double: expected bool"),
+        ("agent.no_such_key=1", "unknown key agent.no_such_key"),
+        ("nope.lr=1", "unknown table [nope]"),
+        ("env.obs_type=rgb", "env.obs_type: must be one of"),
+        ("agent.gamma=1.5", "agent.gamma: must be in (0, 1]"),
+        ("agent.batch_size=0", "agent.batch_size: must be > 0"),
+        ("agent.lr", "expected table.key=value"),
+        ("agent.network=mlp", "'mlp' needs env.obs_type"),
+    ],
+)
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(ConfigError) as e:
         apply_overrides(make_config(), [override])

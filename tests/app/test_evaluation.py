@@ -38,8 +38,7 @@ def test_stay_policy_wins_exactly_the_balls_over_the_paddle():
 
 
 def test_multi_ball_counts_balls():
-    result = evaluate(_always(1), games=10, seed=0, num_envs=5, obs_type="state",
-                      balls_per_game=3)
+    result = evaluate(_always(1), games=10, seed=0, num_envs=5, obs_type="state", balls_per_game=3)
     assert result.games == 30 and result.mean_length == 99.0
 
 

@@ -18,8 +18,17 @@ from catchrl.policies import load_policy
 from catchrl.supervised.perception import build_perception_model
 from catchrl.training import Trainer
 
-STEPS = ["--steps", "1056", "--no-progress", "--set", "agent.observe=300",
-         "--set", "run.eval_games=0", "--set", "agent.replay_capacity=4000"]
+STEPS = [
+    "--steps",
+    "1056",
+    "--no-progress",
+    "--set",
+    "agent.observe=300",
+    "--set",
+    "run.eval_games=0",
+    "--set",
+    "agent.replay_capacity=4000",
+]
 
 
 # -- the replay memory carries the labels ---------------------------------------------------
@@ -29,8 +38,14 @@ def test_replay_stores_and_samples_aux_labels_with_their_observation():
     mem = ReplayMemory(400, 2, (3,), np.float32, n_step=3, aux_dim=1, seed=0)
     for t in range(60):
         obs = np.array([[t, 0, 0], [t, 1, 0]], np.float32)
-        mem.add(obs, np.zeros(2, int), np.zeros(2), np.zeros(2, bool), np.zeros(2, bool),
-                aux=obs[:, :1] * 10 + obs[:, 1:2])
+        mem.add(
+            obs,
+            np.zeros(2, int),
+            np.zeros(2),
+            np.zeros(2, bool),
+            np.zeros(2, bool),
+            aux=obs[:, :1] * 10 + obs[:, 1:2],
+        )
     batch = mem.sample(64)
     assert batch["aux"].shape == (64, 1) and batch["aux"].dtype == np.float32
     expected = batch["obs"][:, :1] * 10 + batch["obs"][:, 1:2]
@@ -42,8 +57,13 @@ def test_replay_stores_and_samples_aux_labels_with_their_observation():
 
 def test_replay_rejects_missing_or_unexpected_aux():
     mem = ReplayMemory(100, 2, (3,), np.float32, aux_dim=1)
-    args = (np.zeros((2, 3), np.float32), np.zeros(2, int), np.zeros(2), np.zeros(2, bool),
-            np.zeros(2, bool))
+    args = (
+        np.zeros((2, 3), np.float32),
+        np.zeros(2, int),
+        np.zeros(2),
+        np.zeros(2, bool),
+        np.zeros(2, bool),
+    )
     with pytest.raises(ValueError, match=r"aux must have shape \(2, 1\), got None"):
         mem.add(*args)
     with pytest.raises(ValueError, match=r"got \(2,\)"):
@@ -60,9 +80,15 @@ def test_replay_rejects_missing_or_unexpected_aux():
 
 def _batch(rng, n=64):
     obs = rng.uniform(0, 1, (n, 3)).astype(np.float32)
-    return {"obs": obs, "actions": rng.integers(0, 3, n), "rewards": np.zeros(n, np.float32),
-            "next_obs": obs, "discounts": np.zeros(n, np.float32),
-            "weights": np.ones(n, np.float32), "aux": obs[:, :1].copy()}
+    return {
+        "obs": obs,
+        "actions": rng.integers(0, 3, n),
+        "rewards": np.zeros(n, np.float32),
+        "next_obs": obs,
+        "discounts": np.zeros(n, np.float32),
+        "weights": np.ones(n, np.float32),
+        "aux": obs[:, :1].copy(),
+    }
 
 
 def test_aux_loss_teaches_the_landing_head_and_acting_uses_q_only():
@@ -72,16 +98,18 @@ def test_aux_loss_teaches_the_landing_head_and_acting_uses_q_only():
     batch = _batch(rng)
 
     def landing_error():
-        return float(np.abs(np.asarray(aux_output(model(batch["obs"])))[:, 0]
-                            - batch["aux"][:, 0]).mean())
+        return float(
+            np.abs(np.asarray(aux_output(model(batch["obs"])))[:, 0] - batch["aux"][:, 0]).mean()
+        )
 
     before = landing_error()
     for _ in range(150):
         agent.train_step(batch)
     assert landing_error() < 0.2 * before  # the head learnt the label (here: ball x)
     assert agent.act(batch["obs"], 0.0).shape == (64,)
-    np.testing.assert_allclose(agent.q_values(batch["obs"]), q_output(model(batch["obs"])),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        agent.q_values(batch["obs"]), q_output(model(batch["obs"])), rtol=1e-5, atol=1e-6
+    )
     without = {k: v for k, v in batch.items() if k != "aux"}
     with pytest.raises(ValueError, match="needs 'aux' labels"):
         agent.train_step(without)
@@ -99,9 +127,17 @@ def test_aux_weight_zero_leaves_the_head_untrained():
 
 
 def test_trainer_stores_the_simulators_landing_labels(tmp_path):
-    cfg = load_config("fast-state", None, ["agent.aux_landing=10.0", "env.drift=5",
-                                           "run.total_steps=660", "agent.observe=10000",
-                                           "run.eval_games=0"])
+    cfg = load_config(
+        "fast-state",
+        None,
+        [
+            "agent.aux_landing=10.0",
+            "env.drift=5",
+            "run.total_steps=660",
+            "agent.observe=10000",
+            "run.eval_games=0",
+        ],
+    )
     trainer = Trainer(cfg, tmp_path / "run", progress=False)
     p = trainer.base_env.params
     trainer.run()
@@ -125,8 +161,9 @@ def test_train_cli_with_the_landing_head_then_eval(tmp_path):
     assert [o.shape[-1] for o in model.outputs] == [3, 1]
     policy = load_policy(str(run_dir))
     obs = np.random.default_rng(0).integers(0, 256, (2, 80, 80, 4), dtype=np.uint8)
-    np.testing.assert_allclose(policy.q_values(obs), np.asarray(q_output(model(obs))),
-                               rtol=1e-5, atol=1e-6)  # the policy acts on the Q-values
+    np.testing.assert_allclose(
+        policy.q_values(obs), np.asarray(q_output(model(obs))), rtol=1e-5, atol=1e-6
+    )  # the policy acts on the Q-values
     assert main(["eval", str(run_dir), "--games", "20"]) == 0
 
 
@@ -135,17 +172,47 @@ def test_resume_with_the_landing_head_is_exact(tmp_path):
     import keras as k
 
     def train(run_dir, steps):
-        return main(["train", "--preset", "fast-state", "--steps", str(steps), "--no-progress",
-                     "--run-dir", str(run_dir), "--set", "agent.aux_landing=10",
-                     "--set", "env.drift=5", "--set", "agent.observe=300",
-                     "--set", "run.eval_games=0"])
+        return main(
+            [
+                "train",
+                "--preset",
+                "fast-state",
+                "--steps",
+                str(steps),
+                "--no-progress",
+                "--run-dir",
+                str(run_dir),
+                "--set",
+                "agent.aux_landing=10",
+                "--set",
+                "env.drift=5",
+                "--set",
+                "agent.observe=300",
+                "--set",
+                "run.eval_games=0",
+            ]
+        )
 
     assert train(tmp_path / "whole", 2112) == 0
     assert train(tmp_path / "parts", 1056) == 0
-    assert main(["train", "--run-dir", str(tmp_path / "parts"), "--resume", "--steps", "2112",
-                 "--no-progress"]) == 0
-    whole, parts = (k.saving.load_model(tmp_path / name / "model.keras", compile=False)
-                    for name in ("whole", "parts"))
+    assert (
+        main(
+            [
+                "train",
+                "--run-dir",
+                str(tmp_path / "parts"),
+                "--resume",
+                "--steps",
+                "2112",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    whole, parts = (
+        k.saving.load_model(tmp_path / name / "model.keras", compile=False)
+        for name in ("whole", "parts")
+    )
     for a, b in zip(whole.get_weights(), parts.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -172,8 +239,20 @@ def _perceived(path) -> list[str]:
 
 def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
     run_dir = tmp_path / "perceived"
-    assert main(["train", *STEPS, "--run-dir", str(run_dir), *_perceived(perception_path),
-                 "--set", "run.checkpoint_every=16"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                *STEPS,
+                "--run-dir",
+                str(run_dir),
+                *_perceived(perception_path),
+                "--set",
+                "run.checkpoint_every=16",
+            ]
+        )
+        == 0
+    )
     trainer_model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     assert tuple(trainer_model.input_shape[1:]) == (80, 80, 4)  # reads frames: eval/watch work
     cfg = load_config(path=run_dir / "config.toml")
@@ -185,22 +264,31 @@ def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
     game = CatchVectorEnv(16, autoreset_mode="same_step", **cfg.env.game_kwargs())
     first_frames = game.reset(seed=cfg.run.seed)[0]
     np.testing.assert_allclose(
-        trainer.obs, np.clip(np.asarray(perception(first_frames)), space.low, space.high),
-        rtol=1e-5, atol=1e-6)
+        trainer.obs,
+        np.clip(np.asarray(perception(first_frames)), space.low, space.high),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert trainer.obs.dtype == np.float32
     # the saved chain gives the Q-values of the MLP on the clipped perception
     frames = trainer.base_env.reset(seed=3)[0]
     chained = np.asarray(q_output(trainer_model(frames)))
     state = np.clip(np.asarray(perception(frames)), space.low, space.high)
     q_network = trainer_model.layers[-1]
-    np.testing.assert_allclose(chained, np.asarray(q_output(q_network(state))), rtol=1e-4,
-                               atol=1e-5)
+    np.testing.assert_allclose(
+        chained, np.asarray(q_output(q_network(state))), rtol=1e-4, atol=1e-5
+    )
     # a fresh process (no supervised module imported yet) loads it too
-    proc = subprocess.run([sys.executable, "-m", "catchrl", "eval", str(run_dir), "--games",
-                           "20"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "catchrl", "eval", str(run_dir), "--games", "20"],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0 and "win rate" in proc.stdout, proc.stderr[-2000:]
-    assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "1584",
-                 "--no-progress"]) == 0
+    assert (
+        main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "1584", "--no-progress"])
+        == 0
+    )
 
 
 def test_perception_config_errors(perception_path, tmp_path, capsys):
@@ -211,8 +299,18 @@ def test_perception_config_errors(perception_path, tmp_path, capsys):
     drift.save(path)
     assert main(["train", *STEPS, "--run-dir", str(tmp_path / "a"), *_perceived(path)]) == 2
     assert "outputs 4 values, but this game's state has 3" in capsys.readouterr().err
-    assert main(["train", *STEPS, "--run-dir", str(tmp_path / "b"),
-                 *_perceived(tmp_path / "none.keras")]) == 2
+    assert (
+        main(
+            [
+                "train",
+                *STEPS,
+                "--run-dir",
+                str(tmp_path / "b"),
+                *_perceived(tmp_path / "none.keras"),
+            ]
+        )
+        == 2
+    )
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -29,8 +29,9 @@ def play(capsys, *argv: str) -> tuple[int, str, str]:
 
 def seed_with_first_ball_left() -> int:
     """A seed whose first ball falls at x <= 15: a paddle held left catches it, held right not."""
-    return next(s for s in range(1000)
-                if reset_state(CatchParams(), np.random.default_rng(s)).ball_x <= 15)
+    return next(
+        s for s in range(1000) if reset_state(CatchParams(), np.random.default_rng(s)).ball_x <= 15
+    )
 
 
 @pytest.fixture
@@ -93,8 +94,9 @@ def test_keyboard_session_frame_by_frame():
         post_key(pygame.KEYDOWN, pygame.K_ESCAPE)
         assert not session.step()
         assert not session.step()  # stays over
-        assert session.result() == PlayResult(caught=0, balls=3, balls_played=0,
-                                              quit_reason="ESC pressed")
+        assert session.result() == PlayResult(
+            caught=0, balls=3, balls_played=0, quit_reason="ESC pressed"
+        )
     finally:
         window.close()
 
@@ -103,8 +105,9 @@ def test_esc_mid_game_keeps_the_score_so_far():
     params = CatchParams(balls_per_game=10)
     window = CatchWindow(params, fps=0)
     try:
-        session = PlaySession(params, np.random.default_rng(1), window=window,
-                              policy=OraclePolicy(params))
+        session = PlaySession(
+            params, np.random.default_rng(1), window=window, policy=OraclePolicy(params)
+        )
         while session.state.balls_played < 2:
             assert session.step()
         post_key(pygame.KEYDOWN, pygame.K_ESCAPE)
@@ -118,8 +121,9 @@ def test_esc_mid_game_keeps_the_score_so_far():
 
 def test_screenshot_shows_the_final_score(capsys, tmp_path):
     path = tmp_path / "end.png"
-    rc, out, _ = play(capsys, "--policy", "oracle", "--balls", "2", "--fps", "0",
-                      "--screenshot", str(path))
+    rc, out, _ = play(
+        capsys, "--policy", "oracle", "--balls", "2", "--fps", "0", "--screenshot", str(path)
+    )
     assert (rc, out) == (0, "Score: 2/2\n")
     rgb = pygame.surfarray.array3d(pygame.image.load(str(path))).transpose(1, 0, 2)
     assert rgb.shape == (428, 400, 3)
@@ -128,8 +132,19 @@ def test_screenshot_shows_the_final_score(capsys, tmp_path):
 
 
 def test_headless_plays_without_a_window(capsys):
-    rc, out, _ = play(capsys, "--policy", "oracle", "--headless", "--balls", "50", "--seed", "4",
-                      "--book-walls", "--drift", "5")
+    rc, out, _ = play(
+        capsys,
+        "--policy",
+        "oracle",
+        "--headless",
+        "--balls",
+        "50",
+        "--seed",
+        "4",
+        "--book-walls",
+        "--drift",
+        "5",
+    )
     assert (rc, out) == (0, "Score: 50/50\n")
     assert not pygame.display.get_init()
 
@@ -143,23 +158,27 @@ def test_headless_random_is_seeded_and_weak(capsys):
 
 
 def test_headless_does_not_import_pygame():
-    code = ("import sys; from catchrl.cli import main; "
-            "rc = main(['play', '--policy', 'oracle', '--headless', '--balls', '3']); "
-            "assert 'pygame' not in sys.modules, 'pygame imported'; sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import sys; from catchrl.cli import main; "
+        "rc = main(['play', '--policy', 'oracle', '--headless', '--balls', '3']); "
+        "assert 'pygame' not in sys.modules, 'pygame imported'; sys.exit(rc)"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert (proc.returncode, proc.stdout) == (0, "Score: 3/3\n"), proc.stderr
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--headless"], "--headless needs --policy"),
-    (["--headless", "--policy", "oracle", "--screenshot", "x.png"], "--screenshot needs"),
-    (["--fps", "-1"], "--fps must be >= 0"),
-    (["--linger", "-2"], "--linger must be >= 0"),
-    (["--drift", "500"], "drift is too large"),
-    (["--balls", "0"], "balls_per_game must be > 0"),
-    (["--screenshot", "/no/such/folder/x.png"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--headless"], "--headless needs --policy"),
+        (["--headless", "--policy", "oracle", "--screenshot", "x.png"], "--screenshot needs"),
+        (["--fps", "-1"], "--fps must be >= 0"),
+        (["--linger", "-2"], "--linger must be >= 0"),
+        (["--drift", "500"], "drift is too large"),
+        (["--balls", "0"], "balls_per_game must be > 0"),
+        (["--screenshot", "/no/such/folder/x.png"], "does not exist"),
+    ],
+)
 def test_user_mistakes_are_one_line_errors(capsys, argv, message):
     rc, out, err = play(capsys, *argv)
     assert rc == 2 and out == ""
@@ -176,10 +195,10 @@ def test_no_display_is_a_one_line_error(capsys, monkeypatch):
 
 
 def test_game_options_reach_the_params():
-    args = build_parser().parse_args(["play", "--book-walls", "--book-spawn", "--drift", "3",
-                                      "--balls", "7"])
-    assert make_params(args) == CatchParams(balls_per_game=7, drift=3, walls="book",
-                                            spawn="book")
+    args = build_parser().parse_args(
+        ["play", "--book-walls", "--book-spawn", "--drift", "3", "--balls", "7"]
+    )
+    assert make_params(args) == CatchParams(balls_per_game=7, drift=3, walls="book", spawn="book")
     default = make_params(build_parser().parse_args(["play"]))
     assert default == CatchParams(balls_per_game=100)
     assert (default.walls, default.spawn) == ("clamp", "visible")
@@ -187,9 +206,26 @@ def test_game_options_reach_the_params():
 
 def test_help_explains_every_option():
     env = {**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1"}
-    proc = subprocess.run([sys.executable, "-m", "catchrl", "play", "--help"],
-                          capture_output=True, text=True, timeout=120, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "catchrl", "play", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stderr
-    for option in ("--balls", "--book-walls", "--book-spawn", "--drift", "--fps", "--seed",
-                   "--policy", "--headless", "--screenshot", "--linger", "examples:", "ESC"):
+    for option in (
+        "--balls",
+        "--book-walls",
+        "--book-spawn",
+        "--drift",
+        "--fps",
+        "--seed",
+        "--policy",
+        "--headless",
+        "--screenshot",
+        "--linger",
+        "examples:",
+        "ESC",
+    ):
         assert option in proc.stdout

@@ -19,9 +19,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _train(run_dir: Path, algo: str, steps: int, *extra: str) -> int:
-    return main(["train", "--algo", algo, "--preset", "fast-state", "--steps", str(steps),
-                 "--run-dir", str(run_dir), "--no-progress", "--set", "run.eval_games=500",
-                 *extra])
+    return main(
+        [
+            "train",
+            "--algo",
+            algo,
+            "--preset",
+            "fast-state",
+            "--steps",
+            str(steps),
+            "--run-dir",
+            str(run_dir),
+            "--no-progress",
+            "--set",
+            "run.eval_games=500",
+            *extra,
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +49,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 @pytest.mark.parametrize("algo", ["sb3-dqn", "sb3-ppo"])
-def test_trained_agent_beats_random_clearly(trained: dict[str, Path], algo: str,
-                                            capsys: pytest.CaptureFixture) -> None:
+def test_trained_agent_beats_random_clearly(
+    trained: dict[str, Path], algo: str, capsys: pytest.CaptureFixture
+) -> None:
     run_dir = trained[algo]
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--sb3", "--games", "500", "--json"]) == 0
@@ -66,12 +81,12 @@ def test_run_directory_layout(trained: dict[str, Path], algo: str) -> None:
     assert ("sb3_replay" in arrays) == (algo == "sb3-dqn")
 
 
-def test_watch_writes_a_gif_with_q_values(trained: dict[str, Path], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture) -> None:
+def test_watch_writes_a_gif_with_q_values(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     pytest.importorskip("imageio")
     gif = tmp_path / "dqn.gif"
-    assert main(["watch", str(trained["sb3-dqn"]), "--sb3", "--games", "1", "--gif",
-                 str(gif)]) == 0
+    assert main(["watch", str(trained["sb3-dqn"]), "--sb3", "--games", "1", "--gif", str(gif)]) == 0
     assert gif.stat().st_size > 1000
     assert "caught" in capsys.readouterr().out
 
@@ -79,13 +94,13 @@ def test_watch_writes_a_gif_with_q_values(trained: dict[str, Path], tmp_path: Pa
 def test_plot_reads_sb3_runs(trained: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     out = tmp_path / "curves.png"
-    assert main(["plot", str(trained["sb3-dqn"]), str(trained["sb3-ppo"]), "--out",
-                 str(out)]) == 0
+    assert main(["plot", str(trained["sb3-dqn"]), str(trained["sb3-ppo"]), "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
 
 
-def test_sb3_file_needs_explicit_consent(trained: dict[str, Path],
-                                         capsys: pytest.CaptureFixture) -> None:
+def test_sb3_file_needs_explicit_consent(
+    trained: dict[str, Path], capsys: pytest.CaptureFixture
+) -> None:
     assert main(["eval", str(trained["sb3-ppo"] / "model.zip"), "--games", "10"]) == 2
     assert "unpickles" in capsys.readouterr().err
 
@@ -93,8 +108,9 @@ def test_sb3_file_needs_explicit_consent(trained: dict[str, Path],
 def test_resume_continues_counts_and_rows(tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
     no_eval = ("--set", "run.eval_games=0", "--set", "run.eval_every=0")
-    assert _train(run_dir, "sb3-dqn", 2_112, "--set", "run.checkpoint_every=32",
-                  *no_eval) == 0  # 2112 steps = 4 rounds of 16 games
+    assert (
+        _train(run_dir, "sb3-dqn", 2_112, "--set", "run.checkpoint_every=32", *no_eval) == 0
+    )  # 2112 steps = 4 rounds of 16 games
     first = RunDir(run_dir).read_metrics()
     assert len(first["game"]) == 64
     assert _train(run_dir, "sb3-dqn", 4_224, "--resume", *no_eval) == 0
@@ -109,24 +125,43 @@ def test_resume_continues_counts_and_rows(tmp_path: Path) -> None:
 
 
 def test_print_config_shows_the_merged_defaults(capsys: pytest.CaptureFixture) -> None:
-    assert main(["train", "--algo", "sb3-ppo", "--print-config",
-                 "--set", "sb3.learning_rate=3e-4"]) == 0
+    assert (
+        main(["train", "--algo", "sb3-ppo", "--print-config", "--set", "sb3.learning_rate=3e-4"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert 'algo = "sb3-ppo"' in out and "learning_rate = 0.0003" in out
     assert 'policy = "CnnPolicy"' in out and "n_steps = 128" in out
 
 
-@pytest.mark.parametrize(("argv", "message"), [
-    (["--algo", "sb3-sac"], "unknown --algo 'sb3-sac'"),
-    (["--algo", "sb3-dqn", "--set", "sb3.no_such_option=1"],
-     "sb3.no_such_option is not an option of DQN"),
-    (["--algo", "sb3-ppo", "--set", "sb3.seed=1"], "use run.seed"),
-    (["--algo", "sb3-dqn", "--set", "sb3.train_freq=\"often\""], "DQN rejected"),
-])
-def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture,
-                                          argv: list[str], message: str) -> None:
-    code = main(["train", *argv, "--preset", "fast-state", "--steps", "100",
-                 "--run-dir", str(tmp_path / "x"), "--no-progress"])
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--algo", "sb3-sac"], "unknown --algo 'sb3-sac'"),
+        (
+            ["--algo", "sb3-dqn", "--set", "sb3.no_such_option=1"],
+            "sb3.no_such_option is not an option of DQN",
+        ),
+        (["--algo", "sb3-ppo", "--set", "sb3.seed=1"], "use run.seed"),
+        (["--algo", "sb3-dqn", "--set", 'sb3.train_freq="often"'], "DQN rejected"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture, argv: list[str], message: str
+) -> None:
+    code = main(
+        [
+            "train",
+            *argv,
+            "--preset",
+            "fast-state",
+            "--steps",
+            "100",
+            "--run-dir",
+            str(tmp_path / "x"),
+            "--no-progress",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert message in err and err.count("\n") == 1, err
@@ -135,12 +170,20 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.Capture
 @pytest.mark.parametrize("module", ["stable_baselines3", "sb3_contrib"])
 def test_missing_sb3_is_a_clear_error(tmp_path: Path, module: str) -> None:
     algo = "sb3-qrdqn" if module == "sb3_contrib" else "sb3-ppo"
-    code = (f"import sys; sys.modules[{module!r}] = None\n"
-            "from catchrl.cli import main\n"
-            f"sys.exit(main(['train', '--algo', {algo!r}, '--steps', '100', "
-            f"'--run-dir', {str(tmp_path / 'x')!r}]))")
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=ROOT, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=120)
+    code = (
+        f"import sys; sys.modules[{module!r}] = None\n"
+        "from catchrl.cli import main\n"
+        f"sys.exit(main(['train', '--algo', {algo!r}, '--steps', '100', "
+        f"'--run-dir', {str(tmp_path / 'x')!r}]))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=120,
+    )
     assert proc.returncode == 2, proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("catchrl train:")]
     assert len(lines) == 1, proc.stderr
@@ -152,11 +195,20 @@ def test_race_summary_medians_ratios_and_not_reached() -> None:
     from catchrl.benchmarks.agents import format_race_table, summarize
 
     def run(agent: str, seed: int, curve: list[tuple[int, float, float]], rss: float) -> dict:
-        evals = [{"steps": s, "games": s // 33, "win_rate": w, "train_s": t,
-                  "train_cpu_s": t / 2} for s, w, t in curve]
-        return {"agent": agent, "obs_type": "pixels", "seed": seed, "steps": 9000,
-                "evals": evals, "final_win_rate": curve[-1][1], "steps_per_s": 100.0,
-                "peak_rss_mib": rss}
+        evals = [
+            {"steps": s, "games": s // 33, "win_rate": w, "train_s": t, "train_cpu_s": t / 2}
+            for s, w, t in curve
+        ]
+        return {
+            "agent": agent,
+            "obs_type": "pixels",
+            "seed": seed,
+            "steps": 9000,
+            "evals": evals,
+            "final_win_rate": curve[-1][1],
+            "steps_per_s": 100.0,
+            "peak_rss_mib": rss,
+        }
 
     results = [
         run("catchrl-dqn", 0, [(1000, 0.5, 10.0), (2000, 0.96, 20.0), (3000, 0.995, 30.0)], 500),
@@ -177,8 +229,9 @@ def test_race_summary_medians_ratios_and_not_reached() -> None:
 
 
 @pytest.mark.parametrize("algo", ["sb3-a2c", "sb3-qrdqn"])
-def test_other_algorithms_train_and_reload(tmp_path: Path, algo: str,
-                                           capsys: pytest.CaptureFixture) -> None:
+def test_other_algorithms_train_and_reload(
+    tmp_path: Path, algo: str, capsys: pytest.CaptureFixture
+) -> None:
     pytest.importorskip("sb3_contrib")
     run_dir = tmp_path / algo
     assert _train(run_dir, algo, 1_056, "--set", "run.eval_games=50") == 0
@@ -188,8 +241,10 @@ def test_other_algorithms_train_and_reload(tmp_path: Path, algo: str,
     assert load_config(path=run_dir / "config.toml").algo == algo
     capsys.readouterr()
     assert main(["eval", str(run_dir), "--sb3", "--games", "50", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)["wins"] == json.loads(
-        (run_dir / "eval.json").read_text())["wins"]
+    assert (
+        json.loads(capsys.readouterr().out)["wins"]
+        == json.loads((run_dir / "eval.json").read_text())["wins"]
+    )
 
 
 def test_ctrl_c_writes_a_checkpoint_then_resumes(tmp_path: Path) -> None:
@@ -197,11 +252,32 @@ def test_ctrl_c_writes_a_checkpoint_then_resumes(tmp_path: Path) -> None:
     import time
 
     run_dir = tmp_path / "interrupted"
-    cmd = [sys.executable, "-m", "catchrl", "train", "--algo", "sb3-dqn", "--preset",
-           "fast-state", "--steps", "500000", "--run-dir", str(run_dir), "--no-progress",
-           "--set", "run.eval_games=0", "--set", "run.checkpoint_every=32"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "catchrl",
+        "train",
+        "--algo",
+        "sb3-dqn",
+        "--preset",
+        "fast-state",
+        "--steps",
+        "500000",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--set",
+        "run.eval_games=0",
+        "--set",
+        "run.checkpoint_every=32",
+    ]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         if RunDir(run_dir).latest_checkpoint() is not None:

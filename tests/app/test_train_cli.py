@@ -17,9 +17,19 @@ import pytest
 
 from catchrl.cli import main
 
-QUICK = ["--preset", "fast-state", "--no-progress", "--set", "agent.observe=300",
-         "--set", "agent.replay_capacity=5000", "--set", "run.eval_games=100",
-         "--set", "run.checkpoint_every=32"]
+QUICK = [
+    "--preset",
+    "fast-state",
+    "--no-progress",
+    "--set",
+    "agent.observe=300",
+    "--set",
+    "agent.replay_capacity=5000",
+    "--set",
+    "run.eval_games=100",
+    "--set",
+    "run.checkpoint_every=32",
+]
 
 
 def _train(run_dir: Path, steps: int, *extra: str) -> int:
@@ -48,8 +58,7 @@ def trained(tmp_path_factory) -> Path:
 
 def test_train_writes_the_run_directory(trained, capsys):
     names = {p.name for p in trained.iterdir()}
-    assert {"config.toml", "metrics.tsv", "tb", "checkpoints", "model.keras",
-            "eval.json"} <= names
+    assert {"config.toml", "metrics.tsv", "tb", "checkpoints", "model.keras", "eval.json"} <= names
     assert list((trained / "tb").glob("events.out.tfevents.*"))
     metrics = (trained / "metrics.tsv").read_text().splitlines()
     assert metrics[0].split("\t")[:3] == ["game", "loss", "wins"]  # the book's columns first
@@ -89,16 +98,30 @@ def test_same_seed_same_training_run(tmp_path):
         np.testing.assert_array_equal(wa, wb)
     np.testing.assert_array_equal(_metrics(tmp_path / "a"), _metrics(tmp_path / "b"))
     assert _train(tmp_path / "c", 2500, "--seed", "1") == 0
-    assert not all(np.array_equal(x, y) for x, y in
-                   zip(_weights(tmp_path / "a"), _weights(tmp_path / "c"), strict=True))
+    assert not all(
+        np.array_equal(x, y)
+        for x, y in zip(_weights(tmp_path / "a"), _weights(tmp_path / "c"), strict=True)
+    )
 
 
 def test_resume_continues_exactly(tmp_path):
     """Stop after 1,600 steps, resume to 3,200: same weights and metrics as one 3,200-step run."""
     assert _train(tmp_path / "whole", 3200) == 0
     assert _train(tmp_path / "parts", 1600) == 0
-    assert main(["train", "--run-dir", str(tmp_path / "parts"), "--resume", "--steps", "3200",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--run-dir",
+                str(tmp_path / "parts"),
+                "--resume",
+                "--steps",
+                "3200",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     for wa, wb in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "parts"), strict=True):
         np.testing.assert_array_equal(wa, wb)
     np.testing.assert_array_equal(_metrics(tmp_path / "whole"), _metrics(tmp_path / "parts"))
@@ -140,8 +163,7 @@ def test_corrupt_checkpoint_is_refused_and_nothing_is_destroyed(trained, tmp_pat
 def test_checkpoint_of_another_observation_type_is_refused(trained, tmp_path, capsys):
     run_dir = tmp_path / "other"
     shutil.copytree(trained, run_dir)
-    cfg = (run_dir / "config.toml").read_text().replace('obs_type = "state"',
-                                                        'obs_type = "grid"')
+    cfg = (run_dir / "config.toml").read_text().replace('obs_type = "state"', 'obs_type = "grid"')
     (run_dir / "config.toml").write_text(cfg)
     assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "9000"]) == 2
     err = capsys.readouterr().err
@@ -158,10 +180,26 @@ def test_existing_run_is_not_overwritten(trained, capsys):
 
 
 def _spawn_training(run_dir: Path, steps: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "catchrl", "train", *QUICK, "--set", "run.checkpoint_every=16",
-           "--steps", str(steps), "--run-dir", str(run_dir)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    cmd = [
+        sys.executable,
+        "-m",
+        "catchrl",
+        "train",
+        *QUICK,
+        "--set",
+        "run.checkpoint_every=16",
+        "--steps",
+        str(steps),
+        "--run-dir",
+        str(run_dir),
+    ]
+    return subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
 
 
 def _wait_for_checkpoints(run_dir: Path, count: int, proc: subprocess.Popen) -> None:
@@ -187,8 +225,20 @@ def test_kill_9_leaves_a_loadable_checkpoint(tmp_path):
     arrays, state = RunDir.load_checkpoint(latest)
     assert state["games"] >= 32 and "agent" in arrays
     games = state["games"]
-    assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps",
-                 str(state["steps"] + 600), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--run-dir",
+                str(run_dir),
+                "--resume",
+                "--steps",
+                str(state["steps"] + 600),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rows = (run_dir / "metrics.tsv").read_text().splitlines()[1:]
     assert [int(r.split("\t")[0]) for r in rows] == list(range(1, len(rows) + 1))
     assert len(rows) > games

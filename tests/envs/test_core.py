@@ -23,28 +23,37 @@ from catchrl.envs.core import (
 BOOK = CatchParams()
 
 
-def before_landing(ball_x: int, paddle_x: int, *, ball_vx: int = 0, balls_left: int = 1,
-                   params: CatchParams = BOOK) -> CatchState:
+def before_landing(
+    ball_x: int, paddle_x: int, *, ball_vx: int = 0, balls_left: int = 1, params: CatchParams = BOOK
+) -> CatchState:
     """A state one step before the ball is decided (book: ball top edge at y = 330)."""
-    return CatchState(ball_x=ball_x, ball_y=params.landing_y - params.ball_speed,
-                      ball_vx=ball_vx, paddle_x=paddle_x, balls_left=balls_left)
+    return CatchState(
+        ball_x=ball_x,
+        ball_y=params.landing_y - params.ball_speed,
+        ball_vx=ball_vx,
+        paddle_x=paddle_x,
+        balls_left=balls_left,
+    )
 
 
-def step(state: CatchState, action: int = ACTION_STAY, params: CatchParams = BOOK,
-         seed: int = 0) -> tuple[CatchState, float, bool]:
+def step(
+    state: CatchState, action: int = ACTION_STAY, params: CatchParams = BOOK, seed: int = 0
+) -> tuple[CatchState, float, bool]:
     return step_state(params, state, action, np.random.default_rng(seed))
 
 
-def step_one_in_batch(state: CatchState, action: int, params: CatchParams = BOOK,
-                      seed: int = 0) -> tuple[CatchState, float, bool]:
+def step_one_in_batch(
+    state: CatchState, action: int, params: CatchParams = BOOK, seed: int = 0
+) -> tuple[CatchState, float, bool]:
     batch = BatchState.zeros(1)
     batch.set(0, state)
     reward, term = step_batch(params, batch, np.array([action]), [np.random.default_rng(seed)])
     return batch.get(0), float(reward[0]), bool(term[0])
 
 
-BOTH_STEPPERS = pytest.mark.parametrize("stepper", [step, step_one_in_batch],
-                                        ids=["scalar", "batch"])
+BOTH_STEPPERS = pytest.mark.parametrize(
+    "stepper", [step, step_one_in_batch], ids=["scalar", "batch"]
+)
 
 
 # --- the book's numbers -----------------------------------------------------------
@@ -78,15 +87,18 @@ def test_reset_state_draws_one_integer_from_the_generator():
 
 
 @BOTH_STEPPERS
-@pytest.mark.parametrize(("offset", "reward"), [
-    (-20, -1.0),  # ball's right edge touches the paddle's left edge: a miss by one pixel
-    (-19, 1.0),
-    (0, 1.0),
-    (15, 1.0),  # centred
-    (49, 1.0),
-    (50, -1.0),  # ball's left edge touches the paddle's right edge: a miss by one pixel
-    (-200, -1.0),
-])
+@pytest.mark.parametrize(
+    ("offset", "reward"),
+    [
+        (-20, -1.0),  # ball's right edge touches the paddle's left edge: a miss by one pixel
+        (-19, 1.0),
+        (0, 1.0),
+        (15, 1.0),  # centred
+        (49, 1.0),
+        (50, -1.0),  # ball's left edge touches the paddle's right edge: a miss by one pixel
+        (-200, -1.0),
+    ],
+)
 def test_catch_window_edges(stepper, offset, reward):
     paddle_x = 150
     nxt, r, terminated = stepper(before_landing(paddle_x + offset, paddle_x), ACTION_STAY)
@@ -129,23 +141,26 @@ def test_a_whole_game_is_33_steps_with_reward_only_on_the_last():
 
 
 @BOTH_STEPPERS
-@pytest.mark.parametrize(("walls", "paddle_x", "action", "expected"), [
-    ("clamp", 0, ACTION_LEFT, 0),
-    ("clamp", 10, ACTION_LEFT, 0),
-    ("clamp", 20, ACTION_LEFT, 0),
-    ("clamp", 350, ACTION_RIGHT, 350),
-    ("clamp", 340, ACTION_RIGHT, 350),
-    ("clamp", 330, ACTION_RIGHT, 350),
-    ("clamp", 310, ACTION_RIGHT, 330),
-    ("book", 0, ACTION_LEFT, 20),  # past the left wall -> one step in from it
-    ("book", 10, ACTION_LEFT, 20),
-    ("book", 20, ACTION_LEFT, 0),  # reaching the wall is not passing it
-    ("book", 340, ACTION_RIGHT, 330),  # 360 > 350 -> one step in from the right wall
-    ("book", 350, ACTION_RIGHT, 330),
-    ("book", 330, ACTION_RIGHT, 350),
-    ("book", 0, ACTION_STAY, 0),
-    ("book", 350, ACTION_STAY, 350),
-])
+@pytest.mark.parametrize(
+    ("walls", "paddle_x", "action", "expected"),
+    [
+        ("clamp", 0, ACTION_LEFT, 0),
+        ("clamp", 10, ACTION_LEFT, 0),
+        ("clamp", 20, ACTION_LEFT, 0),
+        ("clamp", 350, ACTION_RIGHT, 350),
+        ("clamp", 340, ACTION_RIGHT, 350),
+        ("clamp", 330, ACTION_RIGHT, 350),
+        ("clamp", 310, ACTION_RIGHT, 330),
+        ("book", 0, ACTION_LEFT, 20),  # past the left wall -> one step in from it
+        ("book", 10, ACTION_LEFT, 20),
+        ("book", 20, ACTION_LEFT, 0),  # reaching the wall is not passing it
+        ("book", 340, ACTION_RIGHT, 330),  # 360 > 350 -> one step in from the right wall
+        ("book", 350, ACTION_RIGHT, 330),
+        ("book", 330, ACTION_RIGHT, 350),
+        ("book", 0, ACTION_STAY, 0),
+        ("book", 350, ACTION_STAY, 350),
+    ],
+)
 def test_walls(stepper, walls, paddle_x, action, expected):
     params = CatchParams(walls=walls)
     state = CatchState(ball_x=100, ball_y=10, ball_vx=0, paddle_x=paddle_x, balls_left=1)
@@ -156,21 +171,24 @@ def test_walls(stepper, walls, paddle_x, action, expected):
 
 
 @BOTH_STEPPERS
-@pytest.mark.parametrize(("spawn", "x", "vx", "x_next", "vx_next"), [
-    ("visible", 100, 5, 105, 5),
-    ("visible", 100, -5, 95, -5),
-    ("visible", 5, -5, 0, -5),  # touching the left wall is not a bounce
-    ("visible", 2, -5, 3, 5),  # -3 reflected off x = 0
-    ("visible", 0, -5, 5, 5),
-    ("visible", 375, 5, 380, 5),  # touching the right wall (380 = 400 - 20)
-    ("visible", 378, 5, 377, -5),  # 383 reflected off 380: 760 - 383
-    ("visible", 380, 5, 375, -5),
-    # spawn="book" puts balls past the right wall; they never jump back across it.
-    ("book", 395, -5, 390, -5),
-    ("book", 400, -5, 395, -5),
-    ("book", 400, 5, 395, -5),  # turns around where it is
-    ("book", 383, 4, 379, -4),
-])
+@pytest.mark.parametrize(
+    ("spawn", "x", "vx", "x_next", "vx_next"),
+    [
+        ("visible", 100, 5, 105, 5),
+        ("visible", 100, -5, 95, -5),
+        ("visible", 5, -5, 0, -5),  # touching the left wall is not a bounce
+        ("visible", 2, -5, 3, 5),  # -3 reflected off x = 0
+        ("visible", 0, -5, 5, 5),
+        ("visible", 375, 5, 380, 5),  # touching the right wall (380 = 400 - 20)
+        ("visible", 378, 5, 377, -5),  # 383 reflected off 380: 760 - 383
+        ("visible", 380, 5, 375, -5),
+        # spawn="book" puts balls past the right wall; they never jump back across it.
+        ("book", 395, -5, 390, -5),
+        ("book", 400, -5, 395, -5),
+        ("book", 400, 5, 395, -5),  # turns around where it is
+        ("book", 383, 4, 379, -4),
+    ],
+)
 def test_drift_bounces_off_the_side_walls(stepper, spawn, x, vx, x_next, vx_next):
     params = CatchParams(drift=5, spawn=spawn)
     state = CatchState(ball_x=x, ball_y=10, ball_vx=vx, paddle_x=200, balls_left=1)
@@ -245,8 +263,9 @@ def test_multi_ball_game_hand_checked():
 @BOTH_STEPPERS
 def test_multi_ball_counts_on_the_landing_step(stepper):
     params = CatchParams(balls_per_game=3)
-    state = dataclasses.replace(before_landing(160, 150, balls_left=2, params=params),
-                                caught=0, missed=1)
+    state = dataclasses.replace(
+        before_landing(160, 150, balls_left=2, params=params), caught=0, missed=1
+    )
     nxt, r, terminated = stepper(state, ACTION_STAY, params)
     assert (r, terminated) == (1.0, False)
     assert (nxt.caught, nxt.missed, nxt.balls_left, nxt.landed) == (1, 1, 1, True)
@@ -260,9 +279,22 @@ VARIANTS = {
     "drift": CatchParams(drift=9),
     "drift-book": CatchParams.book(drift=6, balls_per_game=3),
     "multi": CatchParams(balls_per_game=4, paddle_speed=30),
-    "odd": CatchParams(width=97, height=60, ball_size=7, ball_start_y=3, ball_speed=4,
-                       paddle_width=13, paddle_height=5, paddle_y=50, paddle_start_x=9,
-                       paddle_speed=6, catch_y=41, drift=3, walls="book", spawn="book"),
+    "odd": CatchParams(
+        width=97,
+        height=60,
+        ball_size=7,
+        ball_start_y=3,
+        ball_speed=4,
+        paddle_width=13,
+        paddle_height=5,
+        paddle_y=50,
+        paddle_start_x=9,
+        paddle_speed=6,
+        catch_y=41,
+        drift=3,
+        walls="book",
+        spawn="book",
+    ),
     "bsuite": CatchParams.bsuite(balls_per_game=2),
 }
 
@@ -276,13 +308,18 @@ def random_states(params: CatchParams, n: int, rng: np.random.Generator) -> list
         balls_left = int(rng.integers(1 if not landed else 0, params.balls_per_game + 1))
         if landed and balls_left == 0:
             balls_left = 1
-        states.append(CatchState(
-            ball_x=int(rng.integers(0, params.spawn_max_x + 1)),
-            ball_y=params.ball_start_y + k * params.ball_speed,
-            ball_vx=int(rng.integers(-params.drift, params.drift + 1)),
-            paddle_x=int(rng.integers(0, params.paddle_max_x + 1)),
-            balls_left=balls_left, caught=int(rng.integers(0, 3)),
-            missed=int(rng.integers(0, 3)), landed=landed))
+        states.append(
+            CatchState(
+                ball_x=int(rng.integers(0, params.spawn_max_x + 1)),
+                ball_y=params.ball_start_y + k * params.ball_speed,
+                ball_vx=int(rng.integers(-params.drift, params.drift + 1)),
+                paddle_x=int(rng.integers(0, params.paddle_max_x + 1)),
+                balls_left=balls_left,
+                caught=int(rng.integers(0, 3)),
+                missed=int(rng.integers(0, 3)),
+                landed=landed,
+            )
+        )
     return states
 
 
@@ -333,37 +370,46 @@ def test_batch_and_scalar_games_agree_over_many_steps(name):
 
 def test_batch_state_get_set_round_trip():
     b = BatchState.zeros(3)
-    s = CatchState(ball_x=1, ball_y=2, ball_vx=-3, paddle_x=4, balls_left=5, caught=6,
-                   missed=7, landed=True)
+    s = CatchState(
+        ball_x=1, ball_y=2, ball_vx=-3, paddle_x=4, balls_left=5, caught=6, missed=7, landed=True
+    )
     b.set(1, s)
     assert b.get(1) == s
     assert b.get(0) == CatchState(0, 0, 0, 0, 0)
-    assert all(getattr(b, f.name).dtype == (bool if f.name == "landed" else np.int64)
-               for f in dataclasses.fields(b))
+    assert all(
+        getattr(b, f.name).dtype == (bool if f.name == "landed" else np.int64)
+        for f in dataclasses.fields(b)
+    )
 
 
 # --- bad parameters ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"width": 0}, ValueError, "width must be > 0"),
-    ({"ball_size": -1}, ValueError, "ball_size must be > 0"),
-    ({"paddle_speed": 0}, ValueError, "paddle_speed"),
-    ({"balls_per_game": 0}, ValueError, "balls_per_game"),
-    ({"drift": -1}, ValueError, "drift must be >= 0"),
-    ({"walls": "wrap"}, ValueError, "walls must be one of"),
-    ({"spawn": "anywhere"}, ValueError, "spawn must be one of"),
-    ({"width": 400.0}, TypeError, "width must be an int"),
-    ({"drift": True}, TypeError, "drift must be an int"),
-    ({"paddle_start_x": 351}, ValueError, "past the right wall"),
-    ({"catch_y": 395}, ValueError, "below the world"),
-    ({"catch_y": 10}, ValueError, "must lie below ball_start_y"),
-    ({"walls": "book", "paddle_speed": 351}, ValueError, "must not exceed width - paddle"),
-    ({"walls": "book", "paddle_width": 400, "paddle_start_x": 0}, ValueError,
-     "must not exceed width - paddle"),
-    ({"drift": 200}, ValueError, "drift is too large"),
-    ({"paddle_width": 401}, ValueError, "must not exceed width"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"width": 0}, ValueError, "width must be > 0"),
+        ({"ball_size": -1}, ValueError, "ball_size must be > 0"),
+        ({"paddle_speed": 0}, ValueError, "paddle_speed"),
+        ({"balls_per_game": 0}, ValueError, "balls_per_game"),
+        ({"drift": -1}, ValueError, "drift must be >= 0"),
+        ({"walls": "wrap"}, ValueError, "walls must be one of"),
+        ({"spawn": "anywhere"}, ValueError, "spawn must be one of"),
+        ({"width": 400.0}, TypeError, "width must be an int"),
+        ({"drift": True}, TypeError, "drift must be an int"),
+        ({"paddle_start_x": 351}, ValueError, "past the right wall"),
+        ({"catch_y": 395}, ValueError, "below the world"),
+        ({"catch_y": 10}, ValueError, "must lie below ball_start_y"),
+        ({"walls": "book", "paddle_speed": 351}, ValueError, "must not exceed width - paddle"),
+        (
+            {"walls": "book", "paddle_width": 400, "paddle_start_x": 0},
+            ValueError,
+            "must not exceed width - paddle",
+        ),
+        ({"drift": 200}, ValueError, "drift is too large"),
+        ({"paddle_width": 401}, ValueError, "must not exceed width"),
+    ],
+)
 def test_bad_params_raise_clearly(kwargs, error, match):
     with pytest.raises(error, match=match):
         CatchParams(**kwargs)

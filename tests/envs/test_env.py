@@ -44,8 +44,9 @@ def assert_same(a: list, b: list) -> None:
 
 
 @pytest.mark.parametrize("obs_type", OBS_TYPES)
-@pytest.mark.parametrize("kwargs", [{}, {"drift": 4, "walls": "book", "spawn": "book"}],
-                         ids=["book", "variant"])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"drift": 4, "walls": "book", "spawn": "book"}], ids=["book", "variant"]
+)
 def test_same_seed_same_trajectory(obs_type, kwargs):
     if obs_type == "grid" and "drift" in kwargs:
         kwargs = {"balls_per_game": 3, "walls": "book"}
@@ -160,15 +161,18 @@ def test_grid_follows_bsuite_rules():
 # --- bad input ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("action", "error", "match"), [
-    (3, ValueError, "got 3"),
-    (-1, ValueError, "got -1"),
-    (1.0, TypeError, "float"),
-    (np.array([1]), TypeError, r"shape \(1,\)"),
-    ("1", TypeError, "str"),
-    (True, TypeError, "bool"),
-    (None, TypeError, "NoneType"),
-])
+@pytest.mark.parametrize(
+    ("action", "error", "match"),
+    [
+        (3, ValueError, "got 3"),
+        (-1, ValueError, "got -1"),
+        (1.0, TypeError, "float"),
+        (np.array([1]), TypeError, r"shape \(1,\)"),
+        ("1", TypeError, "str"),
+        (True, TypeError, "bool"),
+        (None, TypeError, "NoneType"),
+    ],
+)
 def test_bad_actions_are_refused_clearly(action, error, match):
     env = CatchEnv("state")
     env.reset(seed=0)
@@ -184,19 +188,22 @@ def test_integer_like_actions_are_accepted(action):
     env.step(action)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"ball_speeed": 3}, TypeError, "ball_speeed"),
-    ({"obs_type": "rgb"}, ValueError, "unknown obs_type 'rgb'"),
-    ({"width": 0}, ValueError, "width must be > 0"),
-    ({"paddle_width": -5}, ValueError, "paddle_width must be > 0"),
-    ({"walls": "wrap"}, ValueError, "walls"),
-    ({"spawn": "top"}, ValueError, "spawn"),
-    ({"frame_size": 0}, ValueError, "frame size"),
-    ({"frame_stack": 0}, ValueError, "frame_stack"),
-    ({"render_mode": "ansi"}, ValueError, "render_mode"),
-    ({"params": CatchParams(), "drift": 2}, TypeError, "not both"),
-    ({"params": {"drift": 2}}, TypeError, "CatchParams"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"ball_speeed": 3}, TypeError, "ball_speeed"),
+        ({"obs_type": "rgb"}, ValueError, "unknown obs_type 'rgb'"),
+        ({"width": 0}, ValueError, "width must be > 0"),
+        ({"paddle_width": -5}, ValueError, "paddle_width must be > 0"),
+        ({"walls": "wrap"}, ValueError, "walls"),
+        ({"spawn": "top"}, ValueError, "spawn"),
+        ({"frame_size": 0}, ValueError, "frame size"),
+        ({"frame_stack": 0}, ValueError, "frame_stack"),
+        ({"render_mode": "ansi"}, ValueError, "render_mode"),
+        ({"params": CatchParams(), "drift": 2}, TypeError, "not both"),
+        ({"params": {"drift": 2}}, TypeError, "CatchParams"),
+    ],
+)
 def test_bad_construction_is_refused_clearly(kwargs, error, match):
     with pytest.raises(error, match=match):
         CatchEnv(**kwargs)
@@ -262,13 +269,19 @@ def test_render_without_mode_warns_and_returns_none():
 
 
 def test_rgb_array_never_imports_pygame():
-    code = ("import sys; from catchrl.envs import CatchEnv; "
-            "env = CatchEnv(render_mode='rgb_array'); env.reset(seed=0); env.step(1); "
-            "img = env.render(); env.close(); "
-            "assert img.shape == (400, 400, 3) and img.dtype.name == 'uint8'; "
-            "assert 'pygame' not in sys.modules, 'pygame imported'")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120,
-                   env={"PATH": "/usr/bin:/bin", "DISPLAY": "", "SDL_VIDEODRIVER": ""})
+    code = (
+        "import sys; from catchrl.envs import CatchEnv; "
+        "env = CatchEnv(render_mode='rgb_array'); env.reset(seed=0); env.step(1); "
+        "img = env.render(); env.close(); "
+        "assert img.shape == (400, 400, 3) and img.dtype.name == 'uint8'; "
+        "assert 'pygame' not in sys.modules, 'pygame imported'"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        check=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "DISPLAY": "", "SDL_VIDEODRIVER": ""},
+    )
 
 
 def test_human_window_plays_a_whole_game_and_closes():

@@ -23,11 +23,13 @@ SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
 @st.composite
 def book_variants(draw: st.DrawFn) -> CatchParams:
     """The book's geometry with any combination of the variant switches."""
-    return CatchParams(walls=draw(st.sampled_from(["clamp", "book"])),
-                       spawn=draw(st.sampled_from(["visible", "book"])),
-                       drift=draw(st.integers(0, 12)),
-                       balls_per_game=draw(st.integers(1, 3)),
-                       paddle_speed=draw(st.sampled_from([5, 10, 20, 30, 70])))
+    return CatchParams(
+        walls=draw(st.sampled_from(["clamp", "book"])),
+        spawn=draw(st.sampled_from(["visible", "book"])),
+        drift=draw(st.integers(0, 12)),
+        balls_per_game=draw(st.integers(1, 3)),
+        paddle_speed=draw(st.sampled_from([5, 10, 20, 30, 70])),
+    )
 
 
 @st.composite
@@ -47,11 +49,22 @@ def any_geometry(draw: st.DrawFn) -> CatchParams:
     walls = draw(st.sampled_from(["clamp", "book"])) if pw < w else "clamp"
     paddle_speed = draw(st.integers(1, w if walls == "clamp" else w - pw))
     return CatchParams(
-        width=w, height=h, ball_size=b, paddle_width=pw, paddle_height=ph, paddle_y=py,
-        ball_start_y=start_y, ball_speed=speed, catch_y=catch_y,
-        paddle_start_x=draw(st.integers(0, w - pw)), paddle_speed=paddle_speed,
-        drift=draw(st.integers(0, (w - b) // 2)), balls_per_game=draw(st.integers(1, 3)),
-        walls=walls, spawn=draw(st.sampled_from(["visible", "book"])))
+        width=w,
+        height=h,
+        ball_size=b,
+        paddle_width=pw,
+        paddle_height=ph,
+        paddle_y=py,
+        ball_start_y=start_y,
+        ball_speed=speed,
+        catch_y=catch_y,
+        paddle_start_x=draw(st.integers(0, w - pw)),
+        paddle_speed=paddle_speed,
+        drift=draw(st.integers(0, (w - b) // 2)),
+        balls_per_game=draw(st.integers(1, 3)),
+        walls=walls,
+        spawn=draw(st.sampled_from(["visible", "book"])),
+    )
 
 
 def clone(rng: np.random.Generator) -> np.random.Generator:
@@ -62,16 +75,21 @@ def clone(rng: np.random.Generator) -> np.random.Generator:
 
 def overlap(params: CatchParams, s: CatchState) -> bool:
     """Ball and paddle rectangles share at least one pixel (as sets of pixel columns/rows)."""
+
     def shared(a: int, n: int, b: int, m: int) -> bool:
         return bool(set(range(a, a + n)) & set(range(b, b + m)))
 
-    return (shared(s.ball_x, params.ball_size, s.paddle_x, params.paddle_width)
-            and shared(s.ball_y, params.ball_size, params.paddle_y, params.paddle_height))
+    return shared(s.ball_x, params.ball_size, s.paddle_x, params.paddle_width) and shared(
+        s.ball_y, params.ball_size, params.paddle_y, params.paddle_height
+    )
 
 
 @settings(max_examples=80, deadline=None, derandomize=True)
-@given(params=st.one_of(book_variants(), any_geometry()), seed=st.integers(0, 2**32 - 1),
-       actions=st.lists(st.integers(0, 2), min_size=1, max_size=100))
+@given(
+    params=st.one_of(book_variants(), any_geometry()),
+    seed=st.integers(0, 2**32 - 1),
+    actions=st.lists(st.integers(0, 2), min_size=1, max_size=100),
+)
 def test_game_invariants(params, seed, actions):
     rng = np.random.default_rng(seed)
     state = reset_state(params, rng)
@@ -116,11 +134,14 @@ def test_game_invariants(params, seed, actions):
 
 def union_area(params: CatchParams, s: CatchState) -> int:
     """Pixels of the world covered by the ball (clipped to the screen) or the paddle."""
+
     def span(lo: int, size: int, limit: int) -> tuple[int, int]:
         return max(lo, 0), min(lo + size, limit)
 
-    bx, by = span(s.ball_x, params.ball_size, params.width), span(s.ball_y, params.ball_size,
-                                                                    params.height)
+    bx, by = (
+        span(s.ball_x, params.ball_size, params.width),
+        span(s.ball_y, params.ball_size, params.height),
+    )
     px = span(s.paddle_x, params.paddle_width, params.width)
     py = span(params.paddle_y, params.paddle_height, params.height)
 
@@ -135,10 +156,13 @@ def union_area(params: CatchParams, s: CatchState) -> int:
 @st.composite
 def world_states(draw: st.DrawFn, params: CatchParams) -> CatchState:
     """Any position the game can reach (integer, not only on the 10 px grid)."""
-    return CatchState(ball_x=draw(st.integers(0, params.spawn_max_x)),
-                      ball_y=draw(st.integers(params.ball_start_y, params.landing_y)),
-                      ball_vx=0, paddle_x=draw(st.integers(0, params.paddle_max_x)),
-                      balls_left=1)
+    return CatchState(
+        ball_x=draw(st.integers(0, params.spawn_max_x)),
+        ball_y=draw(st.integers(params.ball_start_y, params.landing_y)),
+        ball_vx=0,
+        paddle_x=draw(st.integers(0, params.paddle_max_x)),
+        balls_left=1,
+    )
 
 
 @st.composite
@@ -149,8 +173,11 @@ def scene(draw: st.DrawFn) -> tuple[CatchParams, int, CatchState]:
         size = draw(st.sampled_from([80, 40, 100]))
     else:
         params = draw(any_geometry())
-        divisors = [d for d in range(1, min(params.width, params.height) + 1)
-                    if params.width % d == 0 and params.height % d == 0]
+        divisors = [
+            d
+            for d in range(1, min(params.width, params.height) + 1)
+            if params.width % d == 0 and params.height % d == 0
+        ]
         size = draw(st.sampled_from(divisors))
     return params, size, draw(world_states(params))
 
@@ -185,8 +212,10 @@ def test_frame_sum_matches_the_drawn_area(case):
 def test_batched_render_equals_one_by_one(params, data):
     states = [data.draw(world_states(params)) for _ in range(5)]
     renderer = FrameRenderer(params, 80)
-    frames = renderer.render(np.array([s.ball_x for s in states]),
-                             np.array([s.ball_y for s in states]),
-                             np.array([s.paddle_x for s in states]))
+    frames = renderer.render(
+        np.array([s.ball_x for s in states]),
+        np.array([s.ball_y for s in states]),
+        np.array([s.paddle_x for s in states]),
+    )
     for frame, s in zip(frames, states, strict=True):
         np.testing.assert_array_equal(frame, renderer.render_state(s))

@@ -17,11 +17,14 @@ from catchrl.envs import ENV_IDS, CatchEnv, env_id
 IDS = list(ENV_IDS.values())
 
 
-@pytest.mark.parametrize(("obs_type", "expected"), [
-    ("pixels", ((80, 80, 4), np.uint8)),
-    ("state", ((3,), np.float32)),
-    ("grid", ((10, 5), np.float32)),
-])
+@pytest.mark.parametrize(
+    ("obs_type", "expected"),
+    [
+        ("pixels", ((80, 80, 4), np.uint8)),
+        ("state", ((3,), np.float32)),
+        ("grid", ((10, 5), np.float32)),
+    ],
+)
 def test_registered_ids_make_the_right_env(obs_type, expected):
     env = gymnasium.make(env_id(obs_type))
     assert isinstance(env.unwrapped, CatchEnv)
@@ -39,8 +42,7 @@ def test_env_id_refuses_unknown_obs_type():
 
 
 def test_make_passes_game_parameters_and_keeps_truncation_separate():
-    env = gymnasium.make("catchrl/CatchState-v0", drift=3, balls_per_game=3,
-                         max_episode_steps=10)
+    env = gymnasium.make("catchrl/CatchState-v0", drift=3, balls_per_game=3, max_episode_steps=10)
     assert env.unwrapped.params.drift == 3
     env.reset(seed=0)
     for t in range(10):
@@ -77,9 +79,11 @@ def test_sb3_check_env_passes_without_image_or_dtype_warnings(env_name):
 
 
 def test_importing_the_envs_is_light():
-    code = ("import sys, catchrl.envs; "
-            "heavy = {'tensorflow', 'torch', 'keras', 'pygame'} & set(sys.modules); "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, catchrl.envs; "
+        "heavy = {'tensorflow', 'torch', 'keras', 'pygame'} & set(sys.modules); "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

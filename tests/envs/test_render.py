@@ -35,22 +35,26 @@ def test_area_downscale_hand_computed():
     screen[0, 0] = screen[1, 2] = 255  # 2 of the 6 pixels of block (0, 0): 2 x 3 blocks
     screen[2:4, 3:6] = 255
     screen[3, 0] = 255  # 1 of 6: 42.5 rounds half to even
-    np.testing.assert_array_equal(area_downscale(screen, 2),
-                                  np.array([[85, 0], [42, 255]], np.uint8))
+    np.testing.assert_array_equal(
+        area_downscale(screen, 2), np.array([[85, 0], [42, 255]], np.uint8)
+    )
     with pytest.raises(ValueError, match="multiple"):
         area_downscale(np.zeros((5, 5), np.uint8), 2)
 
 
-@pytest.mark.parametrize(("size", "ball_x", "ball_y", "pixel", "value"), [
-    (80, 2, 10, (2, 0), round(255 * 3 / 5)),  # x 2..5 of 0..5 covered
-    (80, 2, 12, (2, 0), round(255 * 3 / 5 * 3 / 5)),  # and y 12..15 of 10..15
-    (40, 5, 10, (1, 0), round(255 * 5 / 10)),
-    (40, 5, 10, (2, 2), round(255 * 5 / 10)),  # the ball ends at x = 25
-    (100, 1, 10, (3, 0), round(255 * 3 / 4)),  # 4 px blocks: row 3 is y 12..15
-    (100, 1, 10, (2, 0), round(255 * 3 / 4 * 2 / 4)),
-    (80, 390, 10, (2, 79), 255),  # partly off screen: 390..399 visible
-    (80, 400, 10, (2, 79), 0),
-])
+@pytest.mark.parametrize(
+    ("size", "ball_x", "ball_y", "pixel", "value"),
+    [
+        (80, 2, 10, (2, 0), round(255 * 3 / 5)),  # x 2..5 of 0..5 covered
+        (80, 2, 12, (2, 0), round(255 * 3 / 5 * 3 / 5)),  # and y 12..15 of 10..15
+        (40, 5, 10, (1, 0), round(255 * 5 / 10)),
+        (40, 5, 10, (2, 2), round(255 * 5 / 10)),  # the ball ends at x = 25
+        (100, 1, 10, (3, 0), round(255 * 3 / 4)),  # 4 px blocks: row 3 is y 12..15
+        (100, 1, 10, (2, 0), round(255 * 3 / 4 * 2 / 4)),
+        (80, 390, 10, (2, 79), 255),  # partly off screen: 390..399 visible
+        (80, 400, 10, (2, 79), 0),
+    ],
+)
 def test_frame_pixel_values_hand_computed(size, ball_x, ball_y, pixel, value):
     params = CatchParams(spawn="book")
     frame = FrameRenderer(params, size).render_state(state(ball_x, ball_y, paddle_x=0))
@@ -78,8 +82,9 @@ def test_non_square_world_in_a_square_frame():
 def test_render_many_equals_render_state():
     r = FrameRenderer(BOOK, 80)
     frames = r.render(np.array([0, 380, 17]), np.array([10, 340, 123]), np.array([0, 350, 99]))
-    for frame, (bx, by, px) in zip(frames, [(0, 10, 0), (380, 340, 350), (17, 123, 99)],
-                                   strict=True):
+    for frame, (bx, by, px) in zip(
+        frames, [(0, 10, 0), (380, 340, 350), (17, 123, 99)], strict=True
+    ):
         np.testing.assert_array_equal(frame, r.render_state(state(bx, by, px)))
 
 
@@ -89,12 +94,16 @@ def test_bad_frame_size(size):
         FrameRenderer(BOOK, size)
 
 
-@pytest.mark.parametrize(("ball_x", "ball_y", "paddle_x"), [
-    (4, 335, 1),  # block (35, 0): union 90 of 100 px -> 229.5 -> 230 (half to even)
-    (6, 335, 5),  # union 50 of 100 -> 127.5 -> 128
-    (56, 335, 1),  # block (35, 5): 10 (paddle) + 20 (ball) of 100 -> 76.5 -> 76
-])
+@pytest.mark.parametrize(
+    ("ball_x", "ball_y", "paddle_x"),
+    [
+        (4, 335, 1),  # block (35, 0): union 90 of 100 px -> 229.5 -> 230 (half to even)
+        (6, 335, 5),  # union 50 of 100 -> 127.5 -> 128
+        (56, 335, 1),  # block (35, 5): 10 (paddle) + 20 (ball) of 100 -> 76.5 -> 76
+    ],
+)
 def test_frame_ties_round_like_the_area_average(ball_x, ball_y, paddle_x):
     s = state(ball_x, ball_y, paddle_x)
-    np.testing.assert_array_equal(FrameRenderer(BOOK, 40).render_state(s),
-                                  area_downscale(render_screen(BOOK, s), 40))
+    np.testing.assert_array_equal(
+        FrameRenderer(BOOK, 40).render_state(s), area_downscale(render_screen(BOOK, s), 40)
+    )

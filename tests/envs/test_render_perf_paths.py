@@ -35,9 +35,16 @@ ODD_CONFIGS = {
     "stack1": {"frame_stack": 1, "balls_per_game": 2},
     "stack3-fallback": {"frame_stack": 3, "drift": 4, "balls_per_game": 2},
     "stack8-size84": {"frame_stack": 8, "frame_size": 84, "drift": 3, "balls_per_game": 2},
-    "size57-odd-geometry": {"frame_size": 57, "ball_size": 13, "ball_speed": 7, "drift": 4,
-                            "paddle_speed": 13, "paddle_height": 7, "paddle_y": 331,
-                            "balls_per_game": 3},
+    "size57-odd-geometry": {
+        "frame_size": 57,
+        "ball_size": 13,
+        "ball_speed": 7,
+        "drift": 4,
+        "paddle_speed": 13,
+        "paddle_height": 7,
+        "paddle_y": 331,
+        "balls_per_game": 3,
+    },
 }
 
 
@@ -71,24 +78,32 @@ class OldRenderer:
         py = np.full_like(by, p.paddle_y)
         ix0, ix1 = np.maximum(bx, px), np.minimum(bx + b, px + p.paddle_width)
         iy0, iy1 = np.maximum(by, py), np.minimum(by + b, py + p.paddle_height)
-        cov = (self._cov(by, by + b, r0, nh, sy)[:, :, None]
-               * self._cov(bx, bx + b, c0, nw, sx)[:, None, :])
-        cov += (self._cov(py, py + p.paddle_height, r0, nh, sy)[:, :, None]
-                * self._cov(px, px + p.paddle_width, c0, nw, sx)[:, None, :])
-        cov -= (self._cov(iy0, iy1, r0, nh, sy)[:, :, None]
-                * self._cov(ix0, ix1, c0, nw, sx)[:, None, :])
+        cov = (
+            self._cov(by, by + b, r0, nh, sy)[:, :, None]
+            * self._cov(bx, bx + b, c0, nw, sx)[:, None, :]
+        )
+        cov += (
+            self._cov(py, py + p.paddle_height, r0, nh, sy)[:, :, None]
+            * self._cov(px, px + p.paddle_width, c0, nw, sx)[:, None, :]
+        )
+        cov -= (
+            self._cov(iy0, iy1, r0, nh, sy)[:, :, None]
+            * self._cov(ix0, ix1, c0, nw, sx)[:, None, :]
+        )
         return np.rint(np.round(cov * 255.0, 6)).astype(np.uint8)
 
     def render(self, ball_x, ball_y, paddle_x) -> np.ndarray:
         p = self.params
-        bx, by, px = (np.asarray(np.atleast_1d(a), dtype=np.float64)
-                      for a in (ball_x, ball_y, paddle_x))
+        bx, by, px = (
+            np.asarray(np.atleast_1d(a), dtype=np.float64) for a in (ball_x, ball_y, paddle_x)
+        )
         frames = np.zeros((len(bx), self.size, self.size), dtype=np.uint8)
         py = np.full_like(by, p.paddle_y)
         n = np.arange(len(bx))[:, None, None]
-        for x, y, nw, nh, ew, eh in ((bx, by, self.ball_w, self.ball_h, p.ball_size, p.ball_size),
-                                     (px, py, self.paddle_w, self.paddle_h,
-                                      p.paddle_width, p.paddle_height)):
+        for x, y, nw, nh, ew, eh in (
+            (bx, by, self.ball_w, self.ball_h, p.ball_size, p.ball_size),
+            (px, py, self.paddle_w, self.paddle_h, p.paddle_width, p.paddle_height),
+        ):
             c0 = self._window(x, ew, self.sx, nw)
             r0 = self._window(y, eh, self.sy, nh)
             vals = self._values(bx, by, px, c0, r0, nw, nh)
@@ -110,8 +125,9 @@ def old_obs(obs_type, params, renderer, stack, state, first, depth):
         return stack.copy(), stack
     one = lambda v: np.array([v])  # noqa: E731
     if obs_type == "state":
-        return state_features(params, one(state.ball_x), one(state.ball_y), one(state.ball_vx),
-                              one(state.paddle_x))[0], stack
+        return state_features(
+            params, one(state.ball_x), one(state.ball_y), one(state.ball_vx), one(state.paddle_x)
+        )[0], stack
     return grid_boards(params, one(state.ball_x), one(state.ball_y), one(state.paddle_x))[0], stack
 
 
@@ -128,22 +144,25 @@ class OldSingle:
         if seed is not None:
             self.rng = seeding.np_random(seed)[0]
         self.state = reset_state(self.params, self.rng)
-        obs, self.stack = old_obs(self.obs_type, self.params, self.renderer, self.stack,
-                                  self.state, True, self.depth)
+        obs, self.stack = old_obs(
+            self.obs_type, self.params, self.renderer, self.stack, self.state, True, self.depth
+        )
         return obs
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool]:
         self.state, reward, terminated = step_state(self.params, self.state, action, self.rng)
-        obs, self.stack = old_obs(self.obs_type, self.params, self.renderer, self.stack,
-                                  self.state, False, self.depth)
+        obs, self.stack = old_obs(
+            self.obs_type, self.params, self.renderer, self.stack, self.state, False, self.depth
+        )
         return obs, reward, terminated
 
 
 class OldVector:
     """The original ``CatchVectorEnv`` step: per-game draws, full re-render, strided shift."""
 
-    def __init__(self, n: int, obs_type: str, mode: str, frame_size: int = 80,
-                 frame_stack: int = 4, **kw) -> None:
+    def __init__(
+        self, n: int, obs_type: str, mode: str, frame_size: int = 80, frame_stack: int = 4, **kw
+    ) -> None:
         self.n, self.obs_type, self.mode, self.depth = n, obs_type, mode, frame_stack
         self.params = make_params(obs_type, None, kw, "OldVector")
         self.renderer = OldRenderer(self.params, frame_size)
@@ -247,8 +266,12 @@ def test_single_env_pixels_equal_the_plain_code_other_stacks_and_sizes(kw):
     assert play_single("pixels", kw, 600) > 0
 
 
-FEATURE_CASES = [("state", {}), ("state", {"drift": 7, "balls_per_game": 3, "spawn": "book"}),
-                 ("grid", {}), ("grid", {"balls_per_game": 3, "walls": "book"})]
+FEATURE_CASES = [
+    ("state", {}),
+    ("state", {"drift": 7, "balls_per_game": 3, "spawn": "book"}),
+    ("grid", {}),
+    ("grid", {"balls_per_game": 3, "walls": "book"}),
+]
 
 
 @pytest.mark.parametrize(("obs_type", "kw"), FEATURE_CASES)
@@ -259,8 +282,9 @@ def test_single_env_state_and_grid_equal_the_plain_code(obs_type, kw):
 # --- vector env --------------------------------------------------------------
 
 
-def play_vector(obs_type: str, kw: dict, mode: str, steps: int, n: int = 8,
-                copy: bool = True, seed: int = 11) -> int:
+def play_vector(
+    obs_type: str, kw: dict, mode: str, steps: int, n: int = 8, copy: bool = True, seed: int = 11
+) -> int:
     vec = CatchVectorEnv(n, obs_type=obs_type, autoreset_mode=mode, copy=copy, **kw)
     old = OldVector(n, obs_type, mode, **kw)
     actions = np.random.default_rng(seed).integers(0, 3, size=(steps, n))
@@ -360,8 +384,9 @@ def reference_stacks(renderer: OldRenderer, positions, resets, depth: int) -> li
     return out
 
 
-def random_positions(params: CatchParams, n: int, steps: int, rng: np.random.Generator,
-                     odd: float) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+def random_positions(
+    params: CatchParams, n: int, steps: int, rng: np.random.Generator, odd: float
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Random walks near the paddle (ball and paddle sharing pixels), some out of range."""
     bx = rng.integers(0, params.width + 1, n)
     by = rng.integers(params.paddle_y - 2 * params.ball_size, params.paddle_y + 2, n)
@@ -372,9 +397,13 @@ def random_positions(params: CatchParams, n: int, steps: int, rng: np.random.Gen
         by = np.clip(by + rng.integers(-4, 5, n), 0, params.height - params.ball_size)
         px = np.clip(px + rng.integers(-25, 26, n), 0, params.paddle_max_x)
         wild = rng.random(n) < odd
-        out.append((np.where(wild, rng.integers(-60, params.width + 60, n), bx),
-                    np.where(wild, rng.integers(-40, params.height + 40, n), by),
-                    np.where(rng.random(n) < odd, -7, px)))
+        out.append(
+            (
+                np.where(wild, rng.integers(-60, params.width + 60, n), bx),
+                np.where(wild, rng.integers(-40, params.height + 40, n), by),
+                np.where(rng.random(n) < odd, -7, px),
+            )
+        )
     return out
 
 

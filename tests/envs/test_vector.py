@@ -68,8 +68,9 @@ def assert_vector_matches_singles(obs_type: str, kwargs: dict, mode: str, n: int
 
 
 @pytest.mark.parametrize("mode", ["next_step", "same_step"])
-@pytest.mark.parametrize(("obs_type", "kwargs"), CASES,
-                         ids=[f"{o}-{'variant' if k else 'book'}" for o, k in CASES])
+@pytest.mark.parametrize(
+    ("obs_type", "kwargs"), CASES, ids=[f"{o}-{'variant' if k else 'book'}" for o, k in CASES]
+)
 def test_vector_env_equals_single_envs(obs_type, kwargs, mode):
     n = 6
     assert assert_vector_matches_singles(obs_type, kwargs, mode, n) == 2 * n
@@ -95,8 +96,13 @@ def test_make_vec_builds_the_native_vector_env(obs_type):
 
 
 def test_make_vec_passes_game_parameters():
-    vec = gymnasium.make_vec("catchrl/CatchState-v0", num_envs=4,
-                             vectorization_mode="vector_entry_point", drift=3, balls_per_game=2)
+    vec = gymnasium.make_vec(
+        "catchrl/CatchState-v0",
+        num_envs=4,
+        vectorization_mode="vector_entry_point",
+        drift=3,
+        balls_per_game=2,
+    )
     assert vec.unwrapped.params.drift == 3 and vec.unwrapped.params.balls_per_game == 2
     assert vec.single_observation_space.shape == (4,)
 
@@ -118,14 +124,17 @@ def test_copy_false_returns_the_env_buffer():
     assert c is not fresh.step(np.ones(2, dtype=np.int64))[0]
 
 
-@pytest.mark.parametrize(("actions", "error", "match"), [
-    (np.array([0, 1, 3]), ValueError, r"\[3\]"),
-    (np.array([0, -1, 1]), ValueError, r"\[-1\]"),
-    (np.array([0.0, 1.0, 2.0]), TypeError, "float"),
-    (np.array([0, 1]), ValueError, r"shape \(3,\)"),
-    (1, ValueError, "shape"),
-    (["0", "1", "2"], TypeError, "dtype"),
-])
+@pytest.mark.parametrize(
+    ("actions", "error", "match"),
+    [
+        (np.array([0, 1, 3]), ValueError, r"\[3\]"),
+        (np.array([0, -1, 1]), ValueError, r"\[-1\]"),
+        (np.array([0.0, 1.0, 2.0]), TypeError, "float"),
+        (np.array([0, 1]), ValueError, r"shape \(3,\)"),
+        (1, ValueError, "shape"),
+        (["0", "1", "2"], TypeError, "dtype"),
+    ],
+)
 def test_bad_actions_are_refused_clearly(actions, error, match):
     vec = CatchVectorEnv(3, obs_type="state")
     vec.reset(seed=0)
@@ -133,15 +142,18 @@ def test_bad_actions_are_refused_clearly(actions, error, match):
         vec.step(actions)
 
 
-@pytest.mark.parametrize(("kwargs", "error", "match"), [
-    ({"num_envs": 0}, ValueError, "num_envs"),
-    ({"obs_type": "rgb"}, ValueError, "obs_type"),
-    ({"autoreset_mode": "sometimes"}, ValueError, "sometimes"),
-    ({"render_mode": "human"}, ValueError, "render"),
-    ({"paddle_sped": 3}, TypeError, "paddle_sped"),
-    ({"walls": "x"}, ValueError, "walls"),
-    ({"frame_stack": 0}, ValueError, "frame_stack"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"num_envs": 0}, ValueError, "num_envs"),
+        ({"obs_type": "rgb"}, ValueError, "obs_type"),
+        ({"autoreset_mode": "sometimes"}, ValueError, "sometimes"),
+        ({"render_mode": "human"}, ValueError, "render"),
+        ({"paddle_sped": 3}, TypeError, "paddle_sped"),
+        ({"walls": "x"}, ValueError, "walls"),
+        ({"frame_stack": 0}, ValueError, "frame_stack"),
+    ],
+)
 def test_bad_construction_is_refused_clearly(kwargs, error, match):
     with pytest.raises(error, match=match):
         CatchVectorEnv(**kwargs)

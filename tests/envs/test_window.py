@@ -30,8 +30,9 @@ def window():
 
 @pytest.fixture
 def state() -> CatchState:
-    return CatchState(ball_x=100, ball_y=60, ball_vx=0, paddle_x=180, balls_left=3, caught=1,
-                      missed=1)
+    return CatchState(
+        ball_x=100, ball_y=60, ball_vx=0, paddle_x=180, balls_left=3, caught=1, missed=1
+    )
 
 
 def test_human_env_plays_a_game_in_the_window_and_closes_twice():
@@ -61,7 +62,7 @@ def test_draw_shows_the_state_and_the_score_line(window, state):
     assert (field[60:80, 100:120] == 255).all()  # the ball
     assert (field[350:360, 180:230] == 255).all()  # the paddle
     assert field.sum() == 255 * (20 * 20 + 50 * 10)  # nothing else on the field
-    assert rgb[400 + 4:, :200].any()  # "Score: 1/3, Ball: 3" is written under the field
+    assert rgb[400 + 4 :, :200].any()  # "Score: 1/3, Ball: 3" is written under the field
     before = rgb.copy()
     window.draw(state, banner="Game over!")
     assert (surface_rgb(window) != before).any()
@@ -112,10 +113,13 @@ def test_keys_pumped_by_draw_are_not_lost(window, state):
     assert window.poll() == []
 
 
-@pytest.mark.parametrize(("event", "reason"), [
-    (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE), "ESC pressed"),
-    (pygame.event.Event(pygame.QUIT), "window closed"),
-])
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE), "ESC pressed"),
+        (pygame.event.Event(pygame.QUIT), "window closed"),
+    ],
+)
 def test_poll_raises_on_esc_or_close(window, event, reason):
     pygame.event.post(event)
     with pytest.raises(WindowClosed, match=reason):

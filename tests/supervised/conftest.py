@@ -22,8 +22,9 @@ def frames_ds():
 
 @pytest.fixture(scope="session")
 def drift_frames_ds():
-    return make_dataset("frames", games=6, seed=11, params=CatchParams(drift=5, balls_per_game=2),
-                        num_envs=4)
+    return make_dataset(
+        "frames", games=6, seed=11, params=CatchParams(drift=5, balls_per_game=2), num_envs=4
+    )
 
 
 @pytest.fixture(scope="session")

@@ -30,10 +30,10 @@ def test_replaying_the_actions_reproduces_observations_and_states(drift_frames_d
     for t in range(ds.steps + 1):
         b = env.batch
         np.testing.assert_array_equal(
-            ds.states[:, t], np.stack([b.ball_x, b.ball_y, b.ball_vx, b.paddle_x], -1))
+            ds.states[:, t], np.stack([b.ball_x, b.ball_y, b.ball_vx, b.paddle_x], -1)
+        )
         np.testing.assert_array_equal(ds.oracle_actions[:, t], oracle.act_state(b))
-        np.testing.assert_array_equal(D.frame_stacks(ds.frames, games, np.full_like(games, t)),
-                                      obs)
+        np.testing.assert_array_equal(D.frame_stacks(ds.frames, games, np.full_like(games, t)), obs)
         if t < ds.steps:
             obs, r, *_ = env.step(ds.actions[:, t].astype(np.int64))
             np.testing.assert_array_equal(ds.rewards[:, t], r)
@@ -73,21 +73,24 @@ def test_landing_targets_match_the_scripted_forecast(drift_frames_ds):
     np.testing.assert_array_equal(landing[landed], s[..., 0][landed])
     # two balls per game: the last observation's ball is the game's last decision
     np.testing.assert_array_equal(caught[:, -1], ds.rewards[:, -1] > 0)
-    assert (caught[:, 0] == (ds.rewards[:, :p.steps_per_ball].sum(1) > 0)).all()
+    assert (caught[:, 0] == (ds.rewards[:, : p.steps_per_ball].sum(1) > 0)).all()
 
 
 def test_perception_targets_are_the_state_observation(drift_frames_ds):
     ds = drift_frames_ds
     s = ds.states[0].astype(np.int64)
-    np.testing.assert_array_equal(D.perception_targets(ds.params, ds.states[0]),
-                                  state_features(ds.params, s[:, 0], s[:, 1], s[:, 2], s[:, 3]))
+    np.testing.assert_array_equal(
+        D.perception_targets(ds.params, ds.states[0]),
+        state_features(ds.params, s[:, 0], s[:, 1], s[:, 2], s[:, 3]),
+    )
 
 
 def test_save_load_round_trip(tmp_path, drift_frames_ds):
     path = tmp_path / "d.npz"
     D.save_dataset(drift_frames_ds, path)
-    back = D.load_dataset(path, kind="frames", params=drift_frames_ds.params, frame_size=80,
-                          frame_stack=4)
+    back = D.load_dataset(
+        path, kind="frames", params=drift_frames_ds.params, frame_size=80, frame_stack=4
+    )
     assert back.config == drift_frames_ds.config
     for name in ("states", "actions", "oracle_actions", "rewards", "frames"):
         np.testing.assert_array_equal(getattr(back, name), getattr(drift_frames_ds, name))
@@ -127,8 +130,13 @@ def test_bad_arguments():
 
 
 def test_config_json_round_trip():
-    cfg = D.DatasetConfig(kind="expert", games=3, seed=9,
-                          params=dataclasses.asdict(CatchParams(drift=2)), random_prob=(0.1, 0.2))
+    cfg = D.DatasetConfig(
+        kind="expert",
+        games=3,
+        seed=9,
+        params=dataclasses.asdict(CatchParams(drift=2)),
+        random_prob=(0.1, 0.2),
+    )
     assert D.DatasetConfig.from_json(cfg.to_json()) == cfg
 
 
@@ -150,5 +158,5 @@ def test_tf_pipeline_yields_the_stacks_and_targets(frames_ds):
     np.testing.assert_array_equal(x, D.frame_stacks(frames_ds.frames, g, t))
     np.testing.assert_array_equal(y, targets[g, t])
     shuffled = D.tf_frame_dataset(frames_ds, targets, games, batch_size=200, shuffle=True)
-    (_xs2, ys2), = list(shuffled)
+    ((_xs2, ys2),) = list(shuffled)
     assert sorted(map(tuple, ys2.numpy())) == sorted(map(tuple, y))

@@ -12,8 +12,12 @@ def _rigged(preferred: np.ndarray) -> keras.Model:
     x = keras.layers.GlobalAveragePooling2D()(frames)
     dense = keras.layers.Dense(3)
     model = keras.Model(frames, dense(x))
-    dense.set_weights([np.outer([0, 0, 0, 1], preferred).astype(np.float32),
-                       np.array([0.0, 0.1, 0.0], np.float32)])
+    dense.set_weights(
+        [
+            np.outer([0, 0, 0, 1], preferred).astype(np.float32),
+            np.array([0.0, 0.1, 0.0], np.float32),
+        ]
+    )
     return model
 
 
@@ -44,8 +48,9 @@ def test_imitation_model_shapes_and_save_load(tmp_path):
 
 
 def test_expert_games_fill_the_replay_memory():
-    memory = ReplayMemory(10_000, num_envs=4, obs_shape=(80, 80, 4), obs_dtype=np.uint8,
-                          frame_stack=4, seed=0)
+    memory = ReplayMemory(
+        10_000, num_envs=4, obs_shape=(80, 80, 4), obs_dtype=np.uint8, frame_stack=4, seed=0
+    )
     added = I.fill_replay_with_expert(memory, games=8, seed=0)
     assert added == 8 * 33 and len(memory) == added
     batch = memory.sample(64)
@@ -71,11 +76,17 @@ def test_learning_to_imitate_beats_the_majority_class():
     ds = make_dataset("expert", games=20, seed=7)
     targets = ds.oracle_actions.astype(np.int32)
     model = I.build_imitation_model("small")
-    model.compile(keras.optimizers.Adam(3e-3),
-                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
-    model.fit(tf_frame_dataset(ds, targets, np.arange(16), ds.steps, batch_size=32),
-              epochs=5, verbose=0, shuffle=False)
+    model.compile(
+        keras.optimizers.Adam(3e-3),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    model.fit(
+        tf_frame_dataset(ds, targets, np.arange(16), ds.steps, batch_size=32),
+        epochs=5,
+        verbose=0,
+        shuffle=False,
+    )
     val = tf_frame_dataset(ds, targets, np.arange(16, 20), ds.steps, shuffle=False)
     _, accuracy = model.evaluate(val, verbose=0)
     labels = targets[16:, :-1]
@@ -91,7 +102,10 @@ def test_imitation_agent_wins_most_games(tmp_path):
     from catchrl.supervised.train import SupervisedConfig, train
 
     save_dataset(make_dataset("expert", games=300, seed=0), tmp_path / "e.npz")
-    out = train(SupervisedConfig("imitation", str(tmp_path / "e.npz"), epochs=12),
-                tmp_path / "run", verbose=0)
+    out = train(
+        SupervisedConfig("imitation", str(tmp_path / "e.npz"), epochs=12),
+        tmp_path / "run",
+        verbose=0,
+    )
     res = evaluate(I.ImitationPolicy(out.model), games=300, obs_type="pixels")
     assert res.win_rate > 0.9

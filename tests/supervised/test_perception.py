@@ -16,8 +16,9 @@ def test_unknown_architecture_names_the_valid_ones():
         P.build_perception_model("vgg")
 
 
-@pytest.mark.parametrize(("arch", "features"), [("book", 6400), ("lenet", 20 * 20 * 16),
-                                                ("small", 48)])
+@pytest.mark.parametrize(
+    ("arch", "features"), [("book", 6400), ("lenet", 20 * 20 * 16), ("small", 48)]
+)
 def test_encoders_map_frames_to_a_feature_vector(arch, features):
     enc = P.build_encoder(arch)
     assert enc.name == "encoder" and enc.output_shape == (None, features)
@@ -56,14 +57,16 @@ def test_frozen_encoder_does_not_learn_and_the_original_is_never_touched():
 def test_spatial_soft_argmax_finds_a_peak_with_sub_pixel_coordinates():
     layer = SpatialSoftArgmax(initial_temperature=100.0)
     maps = np.zeros((1, 10, 20, 2), np.float32)
-    maps[0, 3, 7, 0] = 1.0       # channel 0: one pixel
-    maps[0, 5, 4:6, 1] = 1.0     # channel 1: two pixels side by side
+    maps[0, 3, 7, 0] = 1.0  # channel 0: one pixel
+    maps[0, 5, 4:6, 1] = 1.0  # channel 1: two pixels side by side
     out = np.asarray(layer(maps))
     np.testing.assert_allclose(out[0], [7.5 / 20, 5.0 / 20, 3.5 / 10, 5.5 / 10], atol=1e-4)
 
 
-@pytest.mark.parametrize("layer", [FrameScaling(scale=0.5, name="s"),
-                                   SpatialSoftArgmax(initial_temperature=3.0, name="k")])
+@pytest.mark.parametrize(
+    "layer",
+    [FrameScaling(scale=0.5, name="s"), SpatialSoftArgmax(initial_temperature=3.0, name="k")],
+)
 def test_custom_layer_config_round_trip(layer):
     x = np.random.default_rng(0).uniform(size=(2, 6, 5, 3)).astype(np.float32)
     y = np.asarray(layer(x))
@@ -90,8 +93,9 @@ def test_save_load_round_trip(tmp_path, arch):
     path = tmp_path / "m.keras"
     model.save(path)
     back = keras.models.load_model(path)
-    np.testing.assert_allclose(back.predict(x, verbose=0), model.predict(x, verbose=0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        back.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5, atol=1e-6
+    )
     assert back.output_shape == (None, 4)
 
 
@@ -147,8 +151,10 @@ def test_wrapped_env_plays_from_pixels_close_to_the_truth(trained_small):
 def test_sb3_check_env_passes_on_the_wrapped_env():
     from stable_baselines3.common.env_checker import check_env
 
-    env = P.PerceptionWrapper(CatchEnv(params=CatchParams(drift=2)),
-                              P.build_perception_model("small", CatchParams(drift=2)))
+    env = P.PerceptionWrapper(
+        CatchEnv(params=CatchParams(drift=2)),
+        P.build_perception_model("small", CatchParams(drift=2)),
+    )
     check_env(env, warn=True, skip_render_check=True)
     wrapped = gym.make("catchrl/Catch-v0")
     env2 = P.PerceptionWrapper(wrapped, P.build_perception_model("small"))

@@ -30,8 +30,9 @@ def test_sequence_arrays_targets(traj_drift_test_ds):
 def test_frame_deltas_values_and_config_round_trip():
     layer = S.FrameDeltas(scale=10.0)
     x = np.array([[[1.0], [1.5], [1.2]]], np.float32)
-    np.testing.assert_allclose(np.asarray(layer(x)), [[[1.0, 0.0], [1.5, 5.0], [1.2, -3.0]]],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(layer(x)), [[[1.0, 0.0], [1.5, 5.0], [1.2, -3.0]]], rtol=1e-6
+    )
     clone = S.FrameDeltas.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
     np.testing.assert_allclose(np.asarray(clone(x)), np.asarray(layer(x)))
@@ -60,12 +61,18 @@ def trained_gru(traj_drift_ds):
     keras.utils.set_random_seed(0)
     x, landing, caught = S.sequence_arrays(traj_drift_ds)
     model = S.build_sequence_model("gru", units=32)
-    model.compile(keras.optimizers.Adam(3e-3),
-                  loss={"landing_x": "mse", "catch": "binary_crossentropy"},
-                  loss_weights={"landing_x": 100.0, "catch": 1.0})
-    model.fit(x.reshape(-1, 8, 3), {"landing_x": landing.reshape(-1, 1),
-                                    "catch": caught.reshape(-1, 1)},
-              batch_size=256, epochs=4, verbose=0)
+    model.compile(
+        keras.optimizers.Adam(3e-3),
+        loss={"landing_x": "mse", "catch": "binary_crossentropy"},
+        loss_weights={"landing_x": 100.0, "catch": 1.0},
+    )
+    model.fit(
+        x.reshape(-1, 8, 3),
+        {"landing_x": landing.reshape(-1, 1), "catch": caught.reshape(-1, 1)},
+        batch_size=256,
+        epochs=4,
+        verbose=0,
+    )
     return model
 
 
@@ -84,12 +91,18 @@ def test_catch_forecast_beats_the_base_rate(traj_drift_ds, traj_drift_test_ds):
     keras.utils.set_random_seed(0)
     x, landing, caught = S.sequence_arrays(traj_drift_ds)
     model = S.build_sequence_model("gru")
-    model.compile(keras.optimizers.Adam(3e-3),
-                  loss={"landing_x": "mse", "catch": "binary_crossentropy"},
-                  loss_weights={"landing_x": 100.0, "catch": 1.0})
-    model.fit(x.reshape(-1, 8, 3), {"landing_x": landing.reshape(-1, 1),
-                                    "catch": caught.reshape(-1, 1)},
-              batch_size=256, epochs=15, verbose=0)
+    model.compile(
+        keras.optimizers.Adam(3e-3),
+        loss={"landing_x": "mse", "catch": "binary_crossentropy"},
+        loss_weights={"landing_x": 100.0, "catch": 1.0},
+    )
+    model.fit(
+        x.reshape(-1, 8, 3),
+        {"landing_x": landing.reshape(-1, 1), "catch": caught.reshape(-1, 1)},
+        batch_size=256,
+        epochs=15,
+        verbose=0,
+    )
     x, _, caught = S.sequence_arrays(traj_drift_test_ds)
     pred = model.predict(x[:, 7:].reshape(-1, 8, 3), batch_size=4096, verbose=0)
     caught = caught[:, 7:].ravel()

@@ -13,8 +13,9 @@ from catchrl.supervised.datasets import DatasetError, make_dataset, save_dataset
 def data_files(tmp_path_factory):
     d = tmp_path_factory.mktemp("data")
     save_dataset(make_dataset("frames", games=6, seed=0), d / "frames.npz")
-    save_dataset(make_dataset("trajectories", games=60, seed=0, params=CatchParams(drift=5)),
-                 d / "traj.npz")
+    save_dataset(
+        make_dataset("trajectories", games=60, seed=0, params=CatchParams(drift=5)), d / "traj.npz"
+    )
     return d
 
 
@@ -36,8 +37,7 @@ def _rows(run):
 
 
 def test_run_directory_layout(tmp_path, data_files):
-    cfg = T.SupervisedConfig("perception", str(data_files / "frames.npz"), epochs=2,
-                             batch_size=32)
+    cfg = T.SupervisedConfig("perception", str(data_files / "frames.npz"), epochs=2, batch_size=32)
     out = T.train(cfg, tmp_path / "run", verbose=0)
     run = tmp_path / "run"
     stored = json.loads((run / "config.json").read_text())
@@ -50,8 +50,9 @@ def test_run_directory_layout(tmp_path, data_files):
     assert (run / "checkpoints" / "best.keras").exists()
     model = keras.models.load_model(run / "model.keras")
     x = np.zeros((2, 80, 80, 4), np.uint8)
-    np.testing.assert_allclose(model.predict(x, verbose=0), out.model.predict(x, verbose=0),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        model.predict(x, verbose=0), out.model.predict(x, verbose=0), rtol=1e-6
+    )
     with pytest.raises(T.RunExistsError, match="--resume"):
         T.train(cfg, run, verbose=0)
     other = T.SupervisedConfig("perception", cfg.data, arch="lenet", epochs=2)
@@ -79,8 +80,9 @@ def test_gpu_path_uses_mixed_precision_and_bigger_batches(tmp_path, data_files, 
     class FakeGPU:
         name = "/physical_device:GPU:0"
 
-    monkeypatch.setattr(tf.config, "list_physical_devices",
-                        lambda kind=None: [FakeGPU()] if kind == "GPU" else [])
+    monkeypatch.setattr(
+        tf.config, "list_physical_devices", lambda kind=None: [FakeGPU()] if kind == "GPU" else []
+    )
     device = T.setup_device()
     assert device["gpu"] and device["policy"] == "mixed_float16" and device["batch_scale"] == 8
     cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=1)
@@ -110,14 +112,16 @@ def test_evaluate_perception_in_frame_pixels(data_files):
 
     ds = load_dataset(data_files / "frames.npz")
 
-    model = keras.Sequential([keras.Input((80, 80, 4)), keras.layers.Flatten(),
-                              keras.layers.Dense(3, trainable=False)])
+    model = keras.Sequential(
+        [keras.Input((80, 80, 4)), keras.layers.Flatten(), keras.layers.Dense(3, trainable=False)]
+    )
     res = T.evaluate_model("perception", model, ds)
     assert set(res) >= {"mae_px_ball_x", "within_1px_paddle_x", "mean_baseline_mae_px_ball_y"}
     # the baseline is the mean absolute deviation in frame pixels
     y = perception_targets(ds.params, ds.states.reshape(-1, 4)) * 80
     assert res["mean_baseline_mae_px_ball_x"] == pytest.approx(
-        np.abs(y[:, 0] - y[:, 0].mean()).mean(), rel=1e-4)
+        np.abs(y[:, 0] - y[:, 0].mean()).mean(), rel=1e-4
+    )
 
 
 def test_bad_configs_and_data(data_files, tmp_path):
