@@ -1,7 +1,5 @@
 """DQNAgent: TD targets by hand, a rigged network, target sync, determinism, resume, learning."""
 
-import time
-
 import keras
 import numpy as np
 import pytest
@@ -332,8 +330,12 @@ def greedy_win_rate(agent: DQNAgent, games: int = 500, seed: int = 10_000) -> fl
 
 @pytest.mark.parametrize("seed", [0, *(pytest.param(s, marks=pytest.mark.slow) for s in (1, 2, 6))])
 def test_dqn_learns_catch_from_state(seed):
-    """The MLP DQN reaches >= 95 % greedy wins on 500 games within a minute on 2 CPU cores."""
-    start = time.perf_counter()
+    """The MLP DQN reaches >= 95 % greedy wins on 500 games within 48,000 env steps.
+
+    The budget is counted in steps, not seconds (about a minute on 2 CPU cores; the
+    wall-clock time to 95 % is measured by ``catchrl bench dqn --part target --preset
+    fast-state``, not asserted here).
+    """
     num_envs, n_step = 16, 3
     env = CatchVectorEnv(num_envs, obs_type="state", autoreset_mode="same_step")
     obs, _ = env.reset(seed=seed)
@@ -350,6 +352,4 @@ def test_dqn_learns_catch_from_state(seed):
         if steps >= 1_000:
             agent.train_step(memory.sample(128))
     win_rate = greedy_win_rate(agent)
-    elapsed = time.perf_counter() - start
-    assert win_rate >= 0.95, f"greedy win rate {win_rate:.3f} after {elapsed:.0f} s"
-    assert elapsed < 60, f"took {elapsed:.0f} s"
+    assert win_rate >= 0.95, f"greedy win rate {win_rate:.3f} after {steps} env steps"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -287,16 +287,16 @@ def test_rgb_array_never_imports_pygame():
 def test_human_window_plays_a_whole_game_and_closes():
     env = CatchEnv("pixels", render_mode="human")
     env.reset(seed=0)
-    start = time.perf_counter()
+    window = env._window
+    assert window is not None and window.size == (400, 400 + 28)
+    ticks: list[int] = []  # the frame rate each frame waited for (no wall clock needed)
+    window.clock = SimpleNamespace(tick=ticks.append)
     steps, term = 0, False
     while not term:
         *_, term, _, _ = env.step(2 if steps % 2 else 0)
         steps += 1
-    elapsed = time.perf_counter() - start
     assert steps == 33
-    window = env._window
-    assert window is not None and window.size == (400, 400 + 28)
-    assert elapsed > 0.8  # the window waits on its 30 FPS clock (33 frames ~ 1.1 s)
+    assert ticks == [30] * 33 == [env.metadata["render_fps"]] * steps  # one 30 FPS wait a frame
     env.close()
     assert env._window is None and not window.pg.display.get_init()
     env.close()

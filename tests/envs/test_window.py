@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from fractions import Fraction
+
 import numpy as np
 import pygame
 import pytest
@@ -149,12 +152,69 @@ def test_linger_returns_at_once_when_nobody_can_see_the_window(window):
     window.linger(None)  # would wait for a key on a real display
 
 
-def test_linger_waits_for_enter_on_a_visible_window(window, monkeypatch):
-    monkeypatch.setattr(CatchWindow, "visible", property(lambda self: True))
-    key(pygame.KEYDOWN, pygame.K_LEFT)  # not a key that closes
-    key(pygame.KEYDOWN, pygame.K_RETURN)
-    window.linger(None)  # returns: Enter was pressed
-    window.linger(0.05)  # returns: time is up
+class FakeClock:
+    """Stands in for the window's pygame clock and ``time.monotonic``: each tick is one frame
+    of exact fake time, and ``on_frame(n)`` runs after the n-th (to press keys mid-linger)."""
+
+    def __init__(self, on_frame: Callable[[int], None] = lambda n: None) -> None:
+        self.ticks: list[int] = []
+        self.now = Fraction(0)
+        self.on_frame = on_frame
+
+    def tick(self, fps: int) -> None:
+        self.ticks.append(fps)
+        self.now += Fraction(1, fps)
+        assert len(self.ticks) < 1000, "linger never returned"
+        self.on_frame(len(self.ticks))
+
+    def monotonic(self) -> Fraction:
+        return self.now
+
+
+@pytest.fixture
+def visible_window(window, monkeypatch):
+    monkeypatch.setattr(CatchWindow, "visible", property(lambda self: not self.closed))
+    return window
+
+
+def test_linger_waits_for_enter_on_a_visible_window(visible_window):
+    def press_enter_on_frame_3(n: int) -> None:
+        if n == 3:
+            key(pygame.KEYDOWN, pygame.K_RETURN)
+
+    visible_window.clock = clock = FakeClock(press_enter_on_frame_3)
+    key(pygame.KEYDOWN, pygame.K_LEFT)  # not a key that dismisses
+    visible_window.linger(None)
+    assert clock.ticks == [30, 30, 30]  # kept the window up, frame by frame, until Enter
+    assert not visible_window.closed and visible_window.quit_reason is None
+    visible_window.linger(0.0)  # Enter was consumed: a later linger does not return early...
+    assert clock.ticks == [30, 30, 30]  # ...and one with no time left does not wait at all
+
+
+@pytest.mark.parametrize(
+    ("event", "reason"),
+    [
+        (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_SPACE), None),
+        (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_KP_ENTER), None),
+        (pygame.event.Event(pygame.KEYDOWN, key=pygame.K_ESCAPE), "ESC pressed"),
+        (pygame.event.Event(pygame.QUIT), "window closed"),
+    ],
+)
+def test_linger_ends_on_space_keypad_enter_esc_or_close(visible_window, event, reason):
+    visible_window.clock = clock = FakeClock(lambda n: pygame.event.post(event) if n == 2 else None)
+    visible_window.linger(None)
+    assert len(clock.ticks) == 2
+    assert visible_window.quit_reason == reason  # ESC / close stay recorded for the caller
+
+
+def test_linger_gives_up_after_its_seconds(visible_window, monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr("catchrl.envs.window.time", clock)  # its monotonic() is the fake time
+    visible_window.clock = clock
+    key(pygame.KEYDOWN, pygame.K_LEFT)  # keys that do not dismiss do not end it early
+    visible_window.linger(0.5)
+    assert clock.ticks == [30] * 15  # 0.5 s of 30 FPS frames, then it returns
+    assert not visible_window.closed
 
 
 def test_refuses_clearly_without_a_display(monkeypatch):
