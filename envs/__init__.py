@@ -27,7 +27,8 @@ from catchrl.envs.core import (
     step_state,
 )
 from catchrl.envs.observations import OBS_TYPES
-from catchrl.envs.render import FrameRenderer, area_downscale, render_screen
+from catchrl.envs.raster import FrameRenderer
+from catchrl.envs.screen import area_downscale, render_screen
 from catchrl.envs.vector import CatchVectorEnv
 
 __all__ = [

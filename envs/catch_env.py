@@ -9,8 +9,10 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from catchrl.envs.core import CatchParams, CatchState, reset_state, step_state
+from catchrl.envs.framestack import FrameStack
 from catchrl.envs.observations import make_params, observation_space
-from catchrl.envs.render import FrameRenderer, FrameStack, render_screen
+from catchrl.envs.raster import FrameRenderer
+from catchrl.envs.screen import render_screen
 
 __all__ = ["CatchEnv", "check_action"]
 

@@ -14,7 +14,7 @@ Autoreset (Gymnasium's ``AutoresetMode``):
   observation of its next game; the last one is in ``infos["final_obs"][i]``
   (``infos["_final_obs"]`` marks which). This is what SB3's ``VecEnv`` does.
 
-Speed: pixel stacks are updated in place (:class:`~catchrl.envs.render.BatchFrameStack`),
+Speed: pixel stacks are updated in place (:class:`~catchrl.envs.batch_framestack.BatchFrameStack`),
 touching only the pixels the balls and paddles occupy, and new balls come
 from draws made ahead in blocks (:class:`_SpawnDraws`), so a step loops over
 games in Python only to refill a game's draws (once every 64 of its balls).
@@ -33,6 +33,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from catchrl.envs.batch_framestack import BatchFrameStack
 from catchrl.envs.core import BatchState, CatchParams, step_batch
 from catchrl.envs.observations import (
     grid_boards,
@@ -40,7 +41,7 @@ from catchrl.envs.observations import (
     observation_space,
     state_features,
 )
-from catchrl.envs.render import BatchFrameStack, FrameRenderer
+from catchrl.envs.raster import FrameRenderer
 
 __all__ = ["CatchVectorEnv"]
 

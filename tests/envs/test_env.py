@@ -197,7 +197,7 @@ def test_integer_like_actions_are_accepted(action):
         ({"paddle_width": -5}, ValueError, "paddle_width must be > 0"),
         ({"walls": "wrap"}, ValueError, "walls"),
         ({"spawn": "top"}, ValueError, "spawn"),
-        ({"frame_size": 0}, ValueError, "frame size"),
+        ({"frame_size": 0}, ValueError, "frame_size"),
         ({"frame_stack": 0}, ValueError, "frame_stack"),
         ({"render_mode": "ansi"}, ValueError, "render_mode"),
         ({"params": CatchParams(), "drift": 2}, TypeError, "not both"),

@@ -90,7 +90,7 @@ def test_render_many_equals_render_state():
 
 @pytest.mark.parametrize("size", [0, -80, 80.0, True])
 def test_bad_frame_size(size):
-    with pytest.raises(ValueError, match="frame size"):
+    with pytest.raises(ValueError, match="frame_size"):
         FrameRenderer(BOOK, size)
 
 

@@ -18,9 +18,11 @@ import pytest
 from gymnasium.utils import seeding
 
 from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv
+from catchrl.envs.batch_framestack import BatchFrameStack
 from catchrl.envs.core import BatchState, reset_batch, reset_state, step_batch, step_state
+from catchrl.envs.framestack import FrameStack, stack_word
 from catchrl.envs.observations import grid_boards, make_params, state_features
-from catchrl.envs.render import BatchFrameStack, FrameRenderer, FrameStack, stack_word
+from catchrl.envs.raster import FrameRenderer
 
 BOOK_DRIFT = {"drift": 7, "balls_per_game": 3, "walls": "book", "spawn": "book"}
 SMALL = {"frame_size": 40, "frame_stack": 2}
