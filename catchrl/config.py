@@ -4,60 +4,160 @@ A :class:`TrainConfig` has three tables, ``[env]``, ``[agent]`` and ``[run]``.
 Sources apply in this order, each overriding the last: the preset
 (``--preset``, default ``fast``), a TOML file (``--config``), then
 ``--set table.key=value`` pairs from the command line. Every key is checked:
-an unknown key or a value of the wrong type is a :class:`ConfigError` naming it.
+an unknown key, a value of the wrong type, a choice not allowed or a number out
+of range is a :class:`ConfigError` naming it.
+
+Each field's type says what it accepts, in one place: ``Literal[...]`` lists the
+choices (read with :func:`choices`), ``Annotated[int, Range(...)]`` the bounds.
+Checks across fields (the drift the game's width allows, n-step returns that
+fit the game and the replay memory) are in :func:`_validate`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import types
+import functools
+import math
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import tomllib
 
+from catchrl.errors import CatchrlError
+
 __all__ = [
+    "INT_MAX",
     "PRESETS",
+    "SEED_MAX",
     "AgentConfig",
     "ConfigError",
     "EnvConfig",
+    "Range",
     "RunConfig",
     "TrainConfig",
     "apply_overrides",
+    "check_game",
+    "choices",
     "config_from_dict",
     "config_to_dict",
+    "field_range",
     "load_config",
     "make_config",
     "to_toml",
 ]
 
 
-class ConfigError(ValueError):
+class ConfigError(CatchrlError, ValueError):
     """A config key, value, preset or file is invalid; the message says which."""
+
+
+INT_MAX = 2**63 - 1
+"""Largest value of any int field: counters and checkpoints hold int64."""
+SEED_MAX = 2**32 - 1
+"""Largest seed: ``keras.utils.set_random_seed`` (and numpy's legacy seeding) take
+``[0, 2**32)``."""
+MAX_NUM_ENVS = 4096
+"""Most games at once (one pixel observation of 4,096 games is 105 MB, before replay)."""
+MAX_FRAME_SIZE = 1024
+"""Largest frame side (12.8 x the book's 80; one (1024, 1024, 4) stack is 4 MiB)."""
+MAX_FRAME_STACK = 64
+"""Most frames per observation (16 x the book's 4)."""
+MAX_BALLS_PER_GAME = 10_000
+"""Most balls per game (100 x the book's human game; one game is then 330,000 steps)."""
+MAX_N_STEP = 100
+"""Longest n-step return (the book's game is 33 steps; 100 covers three balls)."""
+MAX_REPLAY_CAPACITY = 10_000_000
+"""Most transitions in replay (pixels: ~64 GB at 80 x 80; the memory itself is checked
+against the machine when the run starts)."""
+MAX_BATCH_SIZE = 65_536
+"""Largest minibatch."""
+MAX_HIDDEN = 8192
+"""Widest ``mlp`` hidden layer."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field accepts: finite, ``low <= value <= high``.
+
+    With ``low_open``, ``low`` itself is refused (``low < value <= high``).
+
+    Attributes:
+        low: Smallest value.
+        high: Largest value.
+        low_open: Whether ``low`` itself is refused.
+        why: Where the bound comes from, shown in the error.
+
+    """
+
+    low: float
+    high: float
+    low_open: bool = False
+    why: str = ""
+
+    def check(self, name: str, value: float) -> None:
+        """Raise :class:`ConfigError` naming ``name`` unless ``value`` is in range."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+        above = value > self.low if self.low_open else value >= self.low
+        if above and value <= self.high:
+            return
+        why = f" ({self.why})" if self.why else ""
+        raise ConfigError(f"{name}: must be {self.describe(too_low=not above)}{why}, got {value!r}")
+
+    def describe(self, too_low: bool = False) -> str:
+        """The range in words: ``in [1, 4096]``, ``in (0, 1]``.
+
+        Just ``>= 0`` (or ``> 0``) for a value ``too_low`` when there is no practical
+        upper bound.
+        """
+        if too_low and self.high in (INT_MAX, math.inf):
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        lo = "(" if self.low_open else "["
+        return f"in {lo}{_number(self.low)}, {_number(self.high)}]"
+
+
+def _number(value: float) -> str:
+    for power in (32, 63):
+        if value == 2**power - 1:
+            return f"2**{power} - 1"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+COUNT = Range(0, INT_MAX)
+"""Any count (0 usually meaning "off" or "no limit")."""
+POSITIVE = Range(1, INT_MAX)
+"""A count that must be at least 1."""
+FRACTION = Range(0.0, 1.0)
+"""A probability or rate in [0, 1]."""
+NON_NEGATIVE = Range(0.0, math.inf)
+"""Any finite number >= 0."""
 
 
 @dataclass
 class EnvConfig:
     """The game the agent trains and is evaluated on."""
 
-    obs_type: str = "pixels"
+    obs_type: Literal["pixels", "state", "grid"] = "pixels"
     """``pixels`` (4 stacked 80 x 80 frames), ``state`` or ``grid``."""
-    num_envs: int = 16
+    num_envs: Annotated[int, Range(1, MAX_NUM_ENVS)] = 16
     """Games played at once by the native vector env (measured on 2 cores: 16 games
     per gradient step of batch 64 learns pixels fastest in wall-clock time)."""
-    frame_size: int = 80
+    frame_size: Annotated[int, Range(2, MAX_FRAME_SIZE, why="the small CNN halves it")] = 80
     """Side of a pixel frame (book: 80)."""
-    frame_stack: int = 4
+    frame_stack: Annotated[int, Range(1, MAX_FRAME_STACK)] = 4
     """Frames per pixel observation (book: 4)."""
-    balls_per_game: int = 1
+    balls_per_game: Annotated[int, Range(1, MAX_BALLS_PER_GAME)] = 1
     """Balls per game (book's trained game: 1)."""
-    drift: int = 0
-    """Largest horizontal ball speed, px/step (0: straight down, as the book)."""
-    walls: str = "clamp"
+    drift: Annotated[int, COUNT] = 0
+    """Largest horizontal ball speed, px/step (0: straight down, as the book). At most
+    half the width the ball moves in (190 px in the book's world, 2 cells in ``grid``),
+    so that one step never crosses the world."""
+    walls: Literal["clamp", "book"] = "clamp"
     """``clamp`` (default) or ``book`` (the trained game's bounce)."""
-    spawn: str = "visible"
+    spawn: Literal["visible", "book"] = "visible"
     """``visible`` (default) or ``book`` (ball x up to 400, partly off-screen)."""
 
     def game_kwargs(self) -> dict[str, Any]:
@@ -78,11 +178,11 @@ class EnvConfig:
 class AgentConfig:
     """The deep Q-network and how it learns."""
 
-    network: str = "small"
+    network: Literal["book", "small", "mlp"] = "small"
     """Q-network: ``book`` (the book's CNN, 3,356,835 params), ``small`` CNN, ``mlp`` (state)."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
-    hidden: int = 128
+    hidden: Annotated[int, Range(1, MAX_HIDDEN)] = 128
     """Width of each of the ``mlp`` network's two hidden layers."""
     encoder: str = ""
     """A perception or imitation model (``.keras`` or its run directory, from ``catchrl
@@ -93,48 +193,51 @@ class AgentConfig:
     """A perception model (``.keras`` or its run directory, ``catchrl supervised train
     perception``): the agent plays the pixel game from the state it perceives, with the
     ``mlp`` network; "" = none."""
-    aux_landing: float = 0.0
+    aux_landing: Annotated[float, NON_NEGATIVE] = 0.0
     """Weight of the auxiliary loss on a ``landing_x`` head (where the ball will land,
     labels free from the simulator, stored in replay); 0 = no head."""
-    gamma: float = 0.99
+    gamma: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.99
     """Discount (book: 0.99)."""
-    lr: float = 1e-3
+    lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
     """Adam learning rate (book: 1e-6; measured: 1e-3 reached 99 % on pixels in 19k
     steps, 5e-4 in 25k+)."""
-    loss: str = "huber"
+    loss: Literal["huber", "mse"] = "huber"
     """``huber`` or ``mse`` (book: mse)."""
     double: bool = True
     """Double DQN targets (van Hasselt et al. 2016)."""
-    target_update: str = "hard"
+    target_update: Literal["hard", "polyak", "none"] = "hard"
     """``hard`` copy every ``target_period`` steps, ``polyak``, or ``none`` (book)."""
-    target_period: int = 200
+    target_period: Annotated[int, POSITIVE] = 200
     """Gradient steps between hard target copies (Nature DQN: 10k; Catch is short)."""
-    tau: float = 0.005
+    tau: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.005
     """Polyak rate when ``target_update = "polyak"``."""
-    grad_clip_norm: float = 10.0
+    grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip; 0 turns it off."""
-    n_step: int = 5
+    n_step: Annotated[int, Range(1, MAX_N_STEP)] = 5
     """n-step returns (1: plain one-step TD, the book). The only reward comes on a
-    game's 33rd step; 5-step returns carry it back 5x faster per target copy."""
-    batch_size: int = 64
-    """Minibatch size (book: 32)."""
-    train_every: int = 1
+    game's 33rd step; 5-step returns carry it back 5x faster per target copy. At most
+    one game long, and the replay memory must hold n_step + frame_stack steps per game."""
+    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 64
+    """Minibatch size (book: 32); no larger than the replay memory can ever sample."""
+    train_every: Annotated[int, POSITIVE] = 1
     """Vector-env steps between training rounds (book: 1)."""
-    gradient_steps: int = 1
+    gradient_steps: Annotated[int, POSITIVE] = 1
     """Gradient steps per training round."""
-    replay_capacity: int = 50_000
+    replay_capacity: Annotated[
+        int, Range(1, MAX_REPLAY_CAPACITY, why="10 million 80 x 80 frames are 60 GiB")
+    ] = 50_000
     """Transitions kept in replay memory (book: 50,000)."""
     prioritized: bool = False
     """Prioritized replay (Schaul et al. 2016)."""
-    epsilon: str = "linear"
+    epsilon: Literal["linear", "exponential", "book"] = "linear"
     """ε schedule: ``linear`` / ``exponential`` over env steps, or ``book`` (per game)."""
-    epsilon_start: float = 1.0
+    epsilon_start: Annotated[float, FRACTION] = 1.0
     """ε after the observe phase (book: 0.1)."""
-    epsilon_end: float = 0.01
+    epsilon_end: Annotated[float, FRACTION] = 0.01
     """Final ε (book: 0.0001)."""
-    epsilon_duration: int = 10_000
+    epsilon_duration: Annotated[int, COUNT] = 10_000
     """Env steps (linear/exponential) or games (book) over which ε decays."""
-    observe: int = 2_000
+    observe: Annotated[int, COUNT] = 2_000
     """Random-play env steps (games for the ``book`` schedule) before learning (book: 100
     games)."""
 
@@ -143,23 +246,23 @@ class AgentConfig:
 class RunConfig:
     """How long to train, how often to save and evaluate."""
 
-    seed: int = 0
+    seed: Annotated[int, Range(0, SEED_MAX, why="seeds are 32-bit for numpy and Keras")] = 0
     """Seeds the env, the agent, the replay memory and the network initialisation."""
-    total_steps: int = 50_000
+    total_steps: Annotated[int, COUNT] = 50_000
     """Stop after this many env steps (transitions), or ``total_games``, whichever is first."""
-    total_games: int = 0
+    total_games: Annotated[int, COUNT] = 0
     """Stop after this many games (0: no limit by games)."""
-    time_limit_s: float = 0.0
+    time_limit_s: Annotated[float, NON_NEGATIVE] = 0.0
     """Stop after this many seconds of training (0: no time limit)."""
-    checkpoint_every: int = 200
+    checkpoint_every: Annotated[int, COUNT] = 200
     """Games between checkpoints (book: a model every 100 games)."""
-    eval_every: int = 192
+    eval_every: Annotated[int, COUNT] = 192
     """Games between greedy evaluations during training (0: off)."""
-    eval_games: int = 1000
+    eval_games: Annotated[int, COUNT] = 1000
     """Games per evaluation (during training and at the end); 0 turns evaluation off."""
-    target_win_rate: float = 0.99
+    target_win_rate: Annotated[float, FRACTION] = 0.99
     """Stop early once an evaluation reaches this greedy win rate (0: never)."""
-    backend: str = "tensorflow"
+    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
     """Keras backend: ``tensorflow``, ``jax`` or ``torch``."""
 
 
@@ -168,8 +271,11 @@ class TrainConfig:
     """A whole training run."""
 
     env: EnvConfig = field(default_factory=EnvConfig)
+    """The ``[env]`` table: the game."""
     agent: AgentConfig = field(default_factory=AgentConfig)
+    """The ``[agent]`` table: the Keras DQN (unused by the SB3 algorithms)."""
     run: RunConfig = field(default_factory=RunConfig)
+    """The ``[run]`` table: budget, seed, checkpoints, evaluations."""
     preset: str = "fast"
     """The preset this config started from."""
     algo: str = "dqn"
@@ -231,28 +337,54 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 _TABLES = {"env": EnvConfig, "agent": AgentConfig, "run": RunConfig}
-_CHOICES = {
-    ("env", "obs_type"): ("pixels", "state", "grid"),
-    ("env", "walls"): ("clamp", "book"),
-    ("env", "spawn"): ("visible", "book"),
-    ("agent", "network"): ("book", "small", "mlp"),
-    ("agent", "loss"): ("huber", "mse"),
-    ("agent", "target_update"): ("hard", "polyak", "none"),
-    ("agent", "epsilon"): ("linear", "exponential", "book"),
-    ("run", "backend"): ("tensorflow", "jax", "torch"),
-}
 
 
-def _field_types(cls: type) -> dict[str, type]:
-    hints = typing.get_type_hints(cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+@dataclass(frozen=True)
+class _FieldSpec:
+    """What one field accepts, read from its annotation."""
+
+    type: type
+    choices: tuple[Any, ...] = ()
+    range: Range | None = None
 
 
-def _coerce(table: str, key: str, value: Any, typ: type) -> Any:
-    """Check one value's type (ints are accepted for floats); raise ConfigError if wrong."""
-    name = f"{table}.{key}"
-    if isinstance(typ, types.UnionType):  # not used yet; keep the check honest
-        raise ConfigError(f"{name}: unsupported type {typ}")
+def _spec(hint: Any) -> _FieldSpec:
+    """Read ``bool``, ``int``, ``float``, ``str``, ``Literal[...]`` or ``Annotated[T, Range]``."""
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        ranges = [x for x in extras if isinstance(x, Range)]
+        return dataclasses.replace(_spec(base), range=ranges[0] if ranges else None)
+    if typing.get_origin(hint) is Literal:
+        options = typing.get_args(hint)
+        return _FieldSpec(type(options[0]), choices=options)
+    if hint in (bool, int, float, str):
+        return _FieldSpec(hint)
+    raise TypeError(f"config field type {hint!r} is not supported")  # a bug here, not user input
+
+
+@functools.cache
+def _field_specs(cls: type) -> dict[str, _FieldSpec]:
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {f.name: _spec(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def choices(cls: type, name: str) -> tuple[Any, ...]:
+    """The values a ``Literal`` field of a config dataclass allows; ``()`` if it is free.
+
+    E.g. ``choices(EnvConfig, "obs_type")``: the observation types, in the order the
+    annotation lists them.
+    """
+    return _field_specs(cls)[name].choices
+
+
+def field_range(cls: type, name: str) -> Range | None:
+    """The :class:`Range` of a numeric field of a config dataclass (None if it has none)."""
+    return _field_specs(cls)[name].range
+
+
+def _coerce(table: str, key: str, value: Any, spec: _FieldSpec) -> Any:
+    """Check one value's type (ints are accepted for floats), choice and range."""
+    name, typ = f"{table}.{key}", spec.type
     ok = (
         isinstance(value, bool)
         if typ is bool
@@ -265,11 +397,10 @@ def _coerce(table: str, key: str, value: Any, typ: type) -> Any:
     if not ok:
         raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
     value = float(value) if typ is float else value
-    choices = _CHOICES.get((table, key))
-    if choices and value not in choices:
-        raise ConfigError(f"{name}: must be one of {choices}, got {value!r}")
-    if typ in (int, float) and value < 0:
-        raise ConfigError(f"{name}: must be >= 0, got {value!r}")
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(f"{name}: must be one of {spec.choices}, got {value!r}")
+    if spec.range is not None:
+        spec.range.check(name, value)
     return value
 
 
@@ -292,42 +423,100 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{table}] must be a table, got {values!r}")
         sub = getattr(cfg, table)
-        fields = _field_types(type(sub))
+        specs = _field_specs(type(sub))
         for key, value in values.items():
-            if key not in fields:
+            if key not in specs:
                 raise ConfigError(
                     f"{source}: unknown key {table}.{key}; valid keys of "
-                    f"[{table}]: {', '.join(fields)}"
+                    f"[{table}]: {', '.join(specs)}"
                 )
-            setattr(sub, key, _coerce(table, key, value, fields[key]))
+            setattr(sub, key, _coerce(table, key, value, specs[key]))
+
+
+def check_game(
+    obs_type: str, game: Mapping[str, Any], names: Mapping[str, str] | None = None
+) -> Any:
+    """The game's ``CatchParams``, or a :class:`ConfigError` naming what the game refuses.
+
+    The game itself (:class:`catchrl.envs.CatchParams`) is the authority; this names
+    the bound it applies to ``drift`` (half the width the ball moves in, so one step
+    never crosses the world) before building it.
+
+    Args:
+        obs_type: ``pixels``, ``state`` or ``grid`` (``grid`` plays bsuite's 10 x 5 board).
+        game: ``drift``, ``balls_per_game``, ``walls``, ``spawn`` (any subset).
+        names: How to name each key in a message (default ``env.KEY``; the CLI passes
+            ``{"drift": "--drift", ...}``).
+
+    """
+    from catchrl.envs.core import CatchParams
+
+    names = {k: f"env.{k}" for k in ("drift", "balls_per_game", "walls", "spawn")} | dict(
+        names or {}
+    )
+    make = CatchParams.bsuite if obs_type == "grid" else CatchParams
+    game = dict(game)
+    drift = game.pop("drift", 0)
+    try:
+        geometry = make(**game)
+    except (TypeError, ValueError) as e:
+        named = next((names.get(k, k) for k in game if k in str(e)), "the game")
+        raise ConfigError(f"{named}: {e}") from None
+    max_drift = (geometry.width - geometry.ball_size) // 2
+    if not 0 <= drift <= max_drift:
+        raise ConfigError(
+            f"{names['drift']}: must be in [0, {max_drift}] for the {obs_type} game "
+            f"(half the {geometry.width - geometry.ball_size} px the ball moves in, "
+            f"so one step never crosses the world), got {drift}"
+        )
+    try:
+        return make(**game, drift=drift)
+    except (TypeError, ValueError) as e:  # pragma: no cover - the bound above is the game's
+        raise ConfigError(f"{names['drift']}: {e}") from None
 
 
 def _validate(cfg: TrainConfig) -> None:
-    positive = [
-        ("env", "num_envs"),
-        ("env", "frame_size"),
-        ("env", "frame_stack"),
-        ("env", "balls_per_game"),
-        ("agent", "batch_size"),
-        ("agent", "train_every"),
-        ("agent", "gradient_steps"),
-        ("agent", "replay_capacity"),
-        ("agent", "n_step"),
-        ("agent", "lr"),
-        ("agent", "target_period"),
-    ]
-    for table, key in positive:
-        if getattr(getattr(cfg, table), key) <= 0:
-            raise ConfigError(f"{table}.{key}: must be > 0")
-    if not 0.0 < cfg.agent.gamma <= 1.0:
-        raise ConfigError(f"agent.gamma: must be in (0, 1], got {cfg.agent.gamma}")
+    """Checks across fields; each field's own type, choice and range were checked on update."""
     if cfg.run.total_steps == 0 and cfg.run.total_games == 0 and cfg.run.time_limit_s == 0:
         raise ConfigError(
             "run.total_steps, run.total_games and run.time_limit_s are all 0: "
             "the run would never end"
         )
+    env, a = cfg.env, cfg.agent
+    game = {
+        "drift": env.drift,
+        "balls_per_game": env.balls_per_game,
+        "walls": env.walls,
+        "spawn": env.spawn,
+    }
+    params = check_game(env.obs_type, game)
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
+    _validate_modules(cfg)
+    if a.n_step > params.max_episode_steps:
+        raise ConfigError(
+            f"agent.n_step: must be <= {params.max_episode_steps}, the length of one "
+            f"{env.obs_type} game ({env.balls_per_game} ball(s)), got {a.n_step}"
+        )
+    stack = env.frame_stack if env.obs_type == "pixels" else 1
+    slots = a.replay_capacity // env.num_envs
+    if slots < a.n_step + stack:
+        raise ConfigError(
+            f"agent.replay_capacity: {a.replay_capacity} leaves {slots} step(s) per game for "
+            f"{env.num_envs} games; agent.n_step + frame stack need {a.n_step + stack}: "
+            f"raise it to >= {(a.n_step + stack) * env.num_envs}"
+        )
+    sampleable = env.num_envs * (slots - (stack - 1) - a.n_step)
+    if a.batch_size > sampleable:
+        raise ConfigError(
+            f"agent.batch_size: must be <= {sampleable}, the most transitions a replay "
+            f"memory of {a.replay_capacity} can sample (learning would never start), "
+            f"got {a.batch_size}"
+        )
+
+
+def _validate_modules(cfg: TrainConfig) -> None:
+    """The supervised modules (encoder, perception, landing head) against the game."""
     if cfg.agent.encoder and cfg.env.obs_type != "pixels":
         raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type 'pixels'")
     if cfg.agent.perception:

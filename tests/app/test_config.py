@@ -60,7 +60,7 @@ def test_sb3_table_is_kept(tmp_path):
         ("nope.lr=1", "unknown table [nope]"),
         ("env.obs_type=rgb", "env.obs_type: must be one of"),
         ("agent.gamma=1.5", "agent.gamma: must be in (0, 1]"),
-        ("agent.batch_size=0", "agent.batch_size: must be > 0"),
+        ("agent.batch_size=0", "agent.batch_size: must be in [1, 65536], got 0"),
         ("agent.lr", "expected table.key=value"),
         ("agent.network=mlp", "'mlp' needs env.obs_type"),
     ],
@@ -87,13 +87,183 @@ def test_bad_files_and_presets(tmp_path):
 
 
 def test_every_field_is_documented():
+    import ast
     import inspect
+    import itertools
 
     import catchrl.config as mod
 
+    tree = ast.parse(inspect.getsource(mod))
+    classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
+    for cls in (mod.EnvConfig, mod.AgentConfig, mod.RunConfig, mod.TrainConfig):
+        body = classes[cls.__name__].body
+        documented = {
+            stmt.target.id
+            for stmt, after in itertools.pairwise(body)
+            if isinstance(stmt, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+            and isinstance(after.value.value, str)
+        }
+        for f in dataclasses.fields(cls):
+            assert f.name in documented, f"{cls.__name__}.{f.name} has no docstring"
+
+
+# -- choices come from the Literal annotations --------------------------------------
+
+
+def test_choices_are_the_literal_annotations():
+    import typing
+
+    from catchrl.config import AgentConfig, EnvConfig, RunConfig, choices
+
+    hints = typing.get_type_hints(EnvConfig)
+    assert choices(EnvConfig, "obs_type") == typing.get_args(hints["obs_type"])
+    assert choices(EnvConfig, "obs_type") == ("pixels", "state", "grid")
+    assert choices(AgentConfig, "network") == ("book", "small", "mlp")
+    assert choices(RunConfig, "backend") == ("tensorflow", "jax", "torch")
+    assert choices(AgentConfig, "encoder") == ()  # a free string
+    with pytest.raises(ConfigError, match=r"agent.loss: must be one of \('huber', 'mse'\)"):
+        apply_overrides(make_config(), ["agent.loss=l1"])
+
+
+def test_config_choices_are_the_librarys():
+    """The config's Literals name exactly what the env and the agents accept."""
+    import typing
+
+    from catchrl.agents.dqn import DQNConfig
+    from catchrl.agents.networks import NETWORK_KINDS
+    from catchrl.agents.schedules import SCHEDULE_KINDS
+    from catchrl.config import AgentConfig, EnvConfig, choices
+    from catchrl.envs import OBS_TYPES
+    from catchrl.envs.core import SPAWNS, WALLS
+
+    dqn = typing.get_type_hints(DQNConfig)
+    assert choices(EnvConfig, "obs_type") == OBS_TYPES
+    assert choices(EnvConfig, "walls") == WALLS
+    assert choices(EnvConfig, "spawn") == SPAWNS
+    assert choices(AgentConfig, "network") == NETWORK_KINDS
+    assert choices(AgentConfig, "epsilon") == SCHEDULE_KINDS
+    assert choices(AgentConfig, "loss") == typing.get_args(dqn["loss"])
+    assert choices(AgentConfig, "target_update") == typing.get_args(dqn["target_update"])
+
+
+def test_no_table_restates_the_choices():
+    import dataclasses as dc
+    import inspect
+
+    import catchrl.config as mod
+    from catchrl.config import choices
+
     source = inspect.getsource(mod)
     for cls in (mod.EnvConfig, mod.AgentConfig, mod.RunConfig):
-        for f in dataclasses.fields(cls):
-            # the line after the field is its docstring
-            after = source.split(f"    {f.name}: ", 1)[1].splitlines()[1].strip()
-            assert after.startswith('"""'), f"{cls.__name__}.{f.name} has no docstring"
+        for f in dc.fields(cls):
+            if choices(cls, f.name):
+                written = ", ".join(f'"{c}"' for c in choices(cls, f.name))
+                assert source.count(written) == 1, f"{cls.__name__}.{f.name}'s choices restated"
+
+
+# -- ranges: each bad number is one ConfigError naming the key ---------------------
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("env.drift=1000", "env.drift: must be in [0, 190] for the pixels game"),
+        ("env.drift=191", "env.drift: must be in [0, 190]"),
+        ("env.drift=-1", "env.drift: must be >= 0, got -1"),
+        ("run.seed=99999999999999999999", "run.seed: must be in [0, 2**32 - 1]"),
+        ("run.seed=4294967296", "run.seed: must be in [0, 2**32 - 1]"),
+        ("run.seed=-1", "run.seed: must be in [0, 2**32 - 1]"),
+        ("agent.n_step=100000", "agent.n_step: must be in [1, 100], got 100000"),
+        ("agent.n_step=0", "agent.n_step: must be in [1, 100], got 0"),
+        ("agent.n_step=34", "agent.n_step: must be <= 33, the length of one pixels game"),
+        ("env.num_envs=0", "env.num_envs: must be in [1, 4096], got 0"),
+        ("env.num_envs=100000", "env.num_envs: must be in [1, 4096], got 100000"),
+        ("env.frame_size=0", "env.frame_size: must be in [2, 1024]"),
+        ("env.frame_size=100000", "env.frame_size: must be in [2, 1024]"),
+        ("env.frame_stack=-4", "env.frame_stack: must be in [1, 64]"),
+        ("env.balls_per_game=0", "env.balls_per_game: must be in [1, 10000]"),
+        ("agent.replay_capacity=0", "agent.replay_capacity: must be in [1, 10000000]"),
+        ("agent.replay_capacity=10000001", "agent.replay_capacity: must be in [1, 10000000]"),
+        ("agent.replay_capacity=100", "agent.replay_capacity: 100 leaves 6 step(s) per game"),
+        ("agent.batch_size=50000", "agent.batch_size: must be <= 49872"),
+        ("agent.hidden=-8", "agent.hidden: must be in [1, 8192]"),
+        ("agent.lr=0", "agent.lr: must be in (0, 1], got 0.0"),
+        ("agent.lr=nan", "agent.lr: must be a finite number, got nan"),
+        ("agent.lr=inf", "agent.lr: must be a finite number, got inf"),
+        ("agent.gamma=0", "agent.gamma: must be in (0, 1]"),
+        ("agent.tau=2", "agent.tau: must be in (0, 1]"),
+        ("agent.epsilon_end=-0.1", "agent.epsilon_end: must be in [0, 1]"),
+        ("agent.grad_clip_norm=-1", "agent.grad_clip_norm: must be >= 0"),
+        ("agent.observe=-5", "agent.observe: must be >= 0"),
+        ("agent.target_period=0", "agent.target_period: must be >= 1"),
+        ("run.total_steps=-1", "run.total_steps: must be >= 0"),
+        ("run.total_steps=9223372036854775808", "total_steps: must be in [0, 2**63 - 1]"),
+        ("run.time_limit_s=inf", "run.time_limit_s: must be a finite number"),
+        ("run.target_win_rate=1.5", "run.target_win_rate: must be in [0, 1]"),
+        ("run.eval_games=-1", "run.eval_games: must be >= 0"),
+    ],
+)
+def test_numbers_out_of_range_are_named(override, message):
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(make_config(), [override])
+    text = str(e.value)
+    assert message in text and "\n" not in text, text
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["env.drift=190"],
+        ["run.seed=4294967295"],
+        ["agent.n_step=33"],
+        ["env.num_envs=4096", "agent.replay_capacity=10000000"],
+        ["env.num_envs=1", "agent.replay_capacity=9", "agent.n_step=5", "agent.batch_size=1"],
+        ["env.obs_type=grid", "agent.network=mlp", "env.drift=2", "agent.n_step=9"],
+        ["env.balls_per_game=3", "agent.n_step=99"],
+    ],
+)
+def test_numbers_at_their_bounds_are_accepted(overrides):
+    apply_overrides(make_config(), overrides)
+
+
+def test_the_drift_bound_is_the_games():
+    """env.drift's bound is exactly the largest drift CatchParams accepts, in both worlds."""
+    from catchrl.envs import CatchParams
+
+    for obs_type, game in (("pixels", CatchParams), ("grid", CatchParams.bsuite)):
+        largest = 190 if obs_type == "pixels" else 2
+        game(drift=largest)
+        with pytest.raises(ValueError, match="drift"):
+            game(drift=largest + 1)
+        net = ["agent.network=mlp", "agent.n_step=3"] if obs_type == "grid" else []
+        base = [f"env.obs_type={obs_type}", *net]
+        apply_overrides(make_config(), [*base, f"env.drift={largest}"])
+        with pytest.raises(ConfigError, match=f"env.drift: must be in \\[0, {largest}\\]"):
+            apply_overrides(make_config(), [*base, f"env.drift={largest + 1}"])
+
+
+def test_range_checks_apply_to_files_and_saved_configs(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[run]\nseed = 99999999999999999999\n")
+    with pytest.raises(ConfigError, match=r"run.seed: must be in \[0, 2\*\*32 - 1\]"):
+        load_config(path=path)
+    saved = config_to_dict(make_config())
+    saved["env"]["drift"] = 1000
+    with pytest.raises(ConfigError, match="env.drift"):
+        config_from_dict(saved)
+
+
+def test_the_replay_checks_are_the_dqns_only():
+    """SB3 algorithms do not use [agent]: a tiny replay_capacity there is not an error."""
+    cfg = make_config()
+    cfg.algo = "sb3-ppo"
+    cfg = apply_overrides(cfg, ["agent.replay_capacity=100"])
+    assert cfg.agent.replay_capacity == 100
+
+
+def test_config_error_is_a_catchrl_error():
+    from catchrl.errors import CatchrlError
+
+    assert issubclass(ConfigError, CatchrlError) and issubclass(ConfigError, ValueError)
