@@ -26,6 +26,7 @@ from typing import Annotated, Any, Literal
 
 import tomllib
 
+from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK  # the env's own bounds
 from catchrl.errors import CatchrlError
 
 __all__ = [
@@ -61,10 +62,6 @@ SEED_MAX = 2**32 - 1
 ``[0, 2**32)``."""
 MAX_NUM_ENVS = 4096
 """Most games at once (one pixel observation of 4,096 games is 105 MB, before replay)."""
-MAX_FRAME_SIZE = 1024
-"""Largest frame side (12.8 x the book's 80; one (1024, 1024, 4) stack is 4 MiB)."""
-MAX_FRAME_STACK = 64
-"""Most frames per observation (16 x the book's 4)."""
 MAX_BALLS_PER_GAME = 10_000
 """Most balls per game (100 x the book's human game; one game is then 330,000 steps)."""
 MAX_N_STEP = 100
