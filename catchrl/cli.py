@@ -12,6 +12,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
+from catchrl.errors import CatchrlError
+
 __all__ = ["COMMAND_MODULES", "UserError", "build_parser", "main"]
 
 # Modules that register sub-commands, in the order --help lists them.
@@ -27,7 +29,7 @@ COMMAND_MODULES = (
 )
 
 
-class UserError(Exception):
+class UserError(CatchrlError):
     """A mistake in the command line, a config, a path or a file: shown as one line."""
 
 
@@ -64,8 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except UserError as e:
-        print(f"catchrl {args.command}: error: {e}", file=sys.stderr)
+    except CatchrlError as e:  # UserError, and library errors a command did not map
+        line = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        print(f"catchrl {args.command}: error: {line}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"catchrl {args.command}: interrupted", file=sys.stderr)

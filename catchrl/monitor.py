@@ -103,6 +103,16 @@ class Progress:
             self._last = time.monotonic()
         self._n = n
 
+    def mute(self) -> None:
+        """Write nothing more (the terminal went away, e.g. after SIGHUP)."""
+        import os
+
+        if self._bar is not None:
+            self._bar.disable = True
+            self._bar = None
+        self.stream = open(os.devnull, "w")
+        self.every_s = float("inf")
+
     def write(self, line: str) -> None:
         """Print a line without breaking the bar."""
         if self._bar is not None:

@@ -1,56 +1,30 @@
-"""``catchrl train`` for the Keras DQN: the loop from config to checkpoints and model.
+"""The Keras DQN as a learner of the run loop (:mod:`catchrl.runloop`).
 
 Data flow: config -> native vector env (N games, same-step autoreset) -> the
 agent acts on the batch -> transitions into replay -> compiled train step on
-sampled batches -> one metrics row per game -> periodic checkpoints and
-evaluations -> ``model.keras``.
+sampled batches; the run loop writes one metrics row per game, evaluates,
+checkpoints and stops.
 
-Every game lasts exactly ``balls_per_game * 33`` steps and all N games start
-together, so they also end together: after such a step every game is fresh.
-Checkpoints are taken only there, which makes ``--resume`` exact (the env's
-state is its generators and the new games' positions). Ctrl-C finishes the
-games in flight (at most one game's steps), writes a checkpoint and exits.
+The loop may checkpoint before any vector step, mid-game included: the
+checkpoint holds the game's state (frame stacks too), the replay memory
+(its per-game streams), the agent (weights, optimiser, target, RNG) and the
+last observations, so ``--resume`` is exact wherever the run stopped.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import time
-from collections import deque
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from catchrl.agents.scripted import landing_x
-from catchrl.config import (
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    config_from_dict,
-    config_to_dict,
-    load_config,
-    to_toml,
-)
-from catchrl.evaluation import EvalResult, evaluate
-from catchrl.monitor import Progress, ScalarWriter
-from catchrl.rundir import CheckpointError, RunDir, balls_caught, metrics_row
+from catchrl.config import ConfigError, TrainConfig
+from catchrl.rundir import RunDir
+from catchrl.runloop import StepLearner, StepReport
 
-__all__ = ["RESUMABLE", "TrainResult", "Trainer", "use_backend"]
-
-# The settings a resumed run may change (its budget and bookkeeping); the rest is fixed.
-RESUMABLE = (
-    "run.total_steps=",
-    "run.total_games=",
-    "run.time_limit_s=",
-    "run.eval_every=",
-    "run.eval_games=",
-    "run.checkpoint_every=",
-    "run.target_win_rate=",
-)
+__all__ = ["DQNLearner", "use_backend"]
 
 
 def use_backend(name: str) -> None:
@@ -67,19 +41,6 @@ def use_backend(name: str) -> None:
             )
         return
     os.environ["KERAS_BACKEND"] = name
-
-
-@dataclass
-class TrainResult:
-    """What a finished (or interrupted) run did."""
-
-    games: int
-    steps: int
-    wins: int
-    wall_time: float
-    interrupted: bool = False
-    evaluations: list[dict[str, Any]] = field(default_factory=list)
-    final_eval: EvalResult | None = None
 
 
 def _load_supervised_model(key: str, path: str, pick: Any = None) -> tuple[Any, Path]:
@@ -129,80 +90,22 @@ def _load_perception(path: str, env: Any) -> Any:
         raise ConfigError(f"agent.perception: {model_path}: {e}") from e
 
 
-class Trainer:
-    """One DQN training run in a run directory.
+class DQNLearner(StepLearner):
+    """catchrl's Keras DQN over the native vector env (``algo = "dqn"``).
 
     Args:
-        cfg: The run's config (None on resume: the checkpoint's config is used).
-        run_dir: The run directory.
-        resume: Continue from the latest checkpoint in ``run_dir``.
-        progress: Progress bar (True), plain lines (False), or bar on a TTY (None).
+        cfg: The run's config.
+        rd: The run directory.
+        trust_pickle: Unused: the DQN's checkpoints hold no pickles.
 
     """
 
-    def __init__(
-        self,
-        cfg: TrainConfig | None,
-        run_dir: str | Path,
-        resume: bool = False,
-        progress: bool | None = None,
-        resume_overrides: Sequence[str] = (),
-    ) -> None:
-        self.rd = RunDir(run_dir)
-        self.resume = resume
-        self.checkpoint = None
-        if resume:
-            self.checkpoint = self.rd.latest_checkpoint()
-            if self.checkpoint is None:
-                raise CheckpointError(f"--resume: no checkpoint in {str(self.rd.path)!r}")
-            arrays, state = RunDir.load_checkpoint(self.checkpoint)
-            try:
-                cfg = config_from_dict(state["config"])
-            except ConfigError as e:
-                raise CheckpointError(f"checkpoint {self.checkpoint}: bad config ({e})") from e
-            self._check_matches_run(cfg)
-            for text in resume_overrides:
-                if not text.startswith(RESUMABLE):
-                    raise ConfigError(
-                        f"--resume keeps the run's config; only {RESUMABLE} "
-                        f"may change, not {text.split('=')[0]!r}"
-                    )
-            cfg = apply_overrides(cfg, list(resume_overrides))
-            self._ckpt = (arrays, state)
-        elif self.rd.latest_checkpoint() is not None or self.rd.metrics_path.exists():
-            raise CheckpointError(
-                f"run directory {str(self.rd.path)!r} already holds a run; "
-                "pass --resume to continue it or choose another --run-dir"
-            )
-        if cfg is None:
-            raise ValueError("Trainer needs a config unless it resumes")
-        self.cfg = cfg
-        self.progress_mode = progress
-        self._stop_requested = False
+    algo = "dqn"
+    model_name = "model.keras"
+
+    def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
+        super().__init__(cfg, rd, trust_pickle)
         use_backend(cfg.run.backend)
-        self._build()
-
-    def _check_matches_run(self, ckpt_cfg: TrainConfig) -> None:
-        """Refuse a checkpoint made for another game or agent than this run's config.toml."""
-        if not self.rd.config_path.is_file():
-            return
-        try:
-            run_cfg = load_config(path=self.rd.config_path)
-        except ConfigError as e:
-            raise CheckpointError(f"{self.rd.config_path}: {e}") from e
-        for table in ("env", "agent"):
-            ours, theirs = config_to_dict(run_cfg)[table], config_to_dict(ckpt_cfg)[table]
-            diff = [k for k in ours if ours[k] != theirs[k]]
-            if diff:
-                k = diff[0]
-                raise CheckpointError(
-                    f"checkpoint {self.checkpoint} was made for another setup: {table}.{k} is "
-                    f"{theirs[k]!r} there but {ours[k]!r} in {self.rd.config_path}"
-                )
-
-    # -- setup -----------------------------------------------------------------
-
-    def _build(self) -> None:
         import keras
 
         from catchrl.agents.dqn import DQNAgent, DQNConfig
@@ -211,7 +114,7 @@ class Trainer:
         from catchrl.agents.schedules import EpsilonSchedule
         from catchrl.envs import CatchVectorEnv
 
-        c, a = self.cfg, self.cfg.agent
+        c, a = cfg, cfg.agent
         seed = c.run.seed
         keras.utils.set_random_seed(seed)
         # base_env: the game (its state is what checkpoints hold); env: what the agent sees.
@@ -268,78 +171,76 @@ class Trainer:
             a.epsilon, a.epsilon_start, a.epsilon_end, a.epsilon_duration, a.observe
         )
         self.obs, _ = self.env.reset(seed=seed)
-        self.steps = self.games = self.wins = self.grad_steps = 0
-        self.elapsed = 0.0
-        self.recent: deque[float] = deque(maxlen=100)
-        self.evaluations: list[dict[str, Any]] = []
-        self.metrics_offset: int | None = None
+        self.vec_steps = self.grad_steps = 0
         self._learning_started = False
-        if self.resume:
-            self._restore(*self._ckpt)
-            del self._ckpt
 
-    # -- checkpoints -------------------------------------------------------------
+    @staticmethod
+    def estimate_bytes(cfg: TrainConfig) -> int:
+        """The vector env's buffers, the evaluation env's and the replay memory's."""
+        from catchrl.agents.replay import ReplayMemory
+        from catchrl.envs import CatchVectorEnv, estimate_env_bytes
 
-    def _save(self) -> Path:
-        self.metrics_file.flush()
-        env_state = self.base_env.get_state()
-        arrays = {
-            "agent": self.agent.get_state_arrays(),
-            "replay": self.memory.state_dict(),
-            "env": env_state["arrays"],
-        }
-        state = {
-            "config": config_to_dict(self.cfg),
-            "steps": self.steps,
-            "games": self.games,
-            "wins": self.wins,
-            "grad_steps": self.grad_steps,
-            "elapsed": self.elapsed,
-            "recent": list(self.recent),
-            "evaluations": self.evaluations,
-            "metrics_bytes": self.rd.metrics_path.stat().st_size,
-            "agent": self.agent.get_state_meta(),
-            "env": env_state["meta"],
-        }
-        return self.rd.save_checkpoint(f"ckpt-{self.games:08d}", arrays, state)
+        c, a = cfg.env, cfg.agent
+        kwargs = c.game_kwargs()
+        probe = CatchVectorEnv(1, **kwargs)  # refuses absurd geometry before allocating
+        shape, dtype = probe.single_observation_space.shape, probe.single_observation_space.dtype
+        probe.close()
+        perceived = bool(a.perception)
+        frames = c.obs_type == "pixels" and not perceived
+        if perceived:
+            shape, dtype = (8,), np.dtype(np.float32)
+        env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
+        if frames:
+            shape = (*shape[:-1], 1)  # the memory keeps one frame a transition
+        replay = ReplayMemory.estimate_bytes(
+            a.replay_capacity,
+            c.num_envs,
+            shape,
+            dtype,
+            frame_stack=c.frame_stack if frames else 1,
+            n_step=a.n_step,
+            prioritized=a.prioritized,
+            aux_dim=1 if a.aux_landing > 0 else 0,
+        )
+        return env + replay
 
-    def _restore(self, arrays: dict[str, dict[str, np.ndarray]], state: dict[str, Any]) -> None:
-        try:
-            self.agent.set_state_arrays(arrays["agent"], state["agent"])
-            self.memory.load_state_dict(arrays["replay"])
-            self.obs = self.base_env.set_state({"arrays": arrays["env"], "meta": state["env"]})
-            if self.perception is not None:
-                self.obs = self.perception.perceive(self.obs)
-        except (KeyError, ValueError) as e:
-            raise CheckpointError(
-                f"checkpoint {self.checkpoint} does not fit this run ({type(e).__name__}: {e})"
-            ) from e
-        self.steps, self.games, self.wins = state["steps"], state["games"], state["wins"]
-        self.grad_steps, self.elapsed = state["grad_steps"], state["elapsed"]
-        self.recent.extend(state["recent"])
-        self.evaluations = state["evaluations"]
-        self.metrics_offset = state["metrics_bytes"]
+    # -- one step --------------------------------------------------------------------
 
-    # -- the loop ----------------------------------------------------------------
-
-    def _learning(self) -> bool:
+    def _learning(self, steps: int, games: int) -> bool:
         if self._learning_started:  # stays true: spare the memory scan on every step
             return True
         a = self.cfg.agent
-        started = self.games >= a.observe if a.epsilon == "book" else self.steps >= a.observe
+        started = games >= a.observe if a.epsilon == "book" else steps >= a.observe
         self._learning_started = started and self.memory.num_sampleable >= a.batch_size
         return self._learning_started
 
-    def _done(self) -> bool:
-        r = self.cfg.run
-        return (
-            (r.total_steps > 0 and self.steps >= r.total_steps)
-            or (r.total_games > 0 and self.games >= r.total_games)
-            or (r.time_limit_s > 0 and self.elapsed >= r.time_limit_s)
-        )
+    def _landing_labels(self) -> np.ndarray:
+        """Where each game's ball will land, / width: ``[N, 1]`` (the auxiliary labels)."""
+        p, b = self.base_env.params, self.base_env.batch
+        return (landing_x(p, b.ball_x, b.ball_y, b.ball_vx) / p.width)[:, None]
 
-    def _evaluate(self, games: int) -> EvalResult:
-        return evaluate(self.greedy_policy, games=games, **self.cfg.env.game_kwargs())
+    def step(self, steps: int, games: int) -> StepReport:
+        """ε-greedy actions on the batch, one env step into replay, then the train steps."""
+        a = self.cfg.agent
+        eps = self.schedule(steps, games)
+        actions = self.agent.act(self.obs, eps)
+        aux = self._landing_labels() if self.memory.aux_dim else None
+        next_obs, reward, terminated, truncated, _ = self.env.step(actions)
+        self.memory.add(self.obs, actions, reward, terminated, truncated, aux=aux)
+        self.obs = next_obs
+        self.vec_steps += 1
+        loss = None
+        if self.vec_steps % a.train_every == 0 and self._learning(steps + len(reward), games):
+            total = 0.0
+            for _ in range(a.gradient_steps):
+                batch = self.memory.sample(a.batch_size)
+                out = self.agent.train_step(batch)
+                if a.prioritized:
+                    self.memory.update_priorities(batch["indices"], out["td_errors"])
+                total += float(out["loss"])
+                self.grad_steps += 1
+            loss = total / a.gradient_steps
+        return StepReport(reward, terminated | truncated, eps, loss)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The agent's greedy action for each observation (the evaluation policy)."""
@@ -347,12 +248,34 @@ class Trainer:
             obs = self.perception.perceive(obs)
         return self.agent.act(obs, 0.0)
 
-    def _landing_labels(self) -> np.ndarray:
-        """Where each game's ball will land, / width: ``[N, 1]`` (the auxiliary labels)."""
-        p, b = self.base_env.params, self.base_env.batch
-        return (landing_x(p, b.ball_x, b.ball_y, b.ball_vx) / p.width)[:, None]
+    # -- state -------------------------------------------------------------------------
 
-    def save_model(self, path: str | Path) -> None:
+    def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+        """Agent, replay memory and game state (mid-game included)."""
+        env_state = self.base_env.get_state()
+        arrays = {
+            "agent": self.agent.get_state_arrays(),
+            "replay": self.memory.state_dict(),
+            "env": env_state["arrays"],
+        }
+        meta = {
+            "agent": self.agent.get_state_meta(),
+            "env": env_state["meta"],
+            "vec_steps": self.vec_steps,
+            "grad_steps": self.grad_steps,
+        }
+        return arrays, meta
+
+    def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
+        """Restore :meth:`get_state`; the observations are those of the restored games."""
+        self.agent.set_state_arrays(arrays["agent"], meta["agent"])
+        self.memory.load_state_dict(arrays["replay"])
+        self.obs = self.base_env.set_state({"arrays": arrays["env"], "meta": meta["env"]})
+        if self.perception is not None:
+            self.obs = self.perception.perceive(self.obs)
+        self.vec_steps, self.grad_steps = meta["vec_steps"], meta["grad_steps"]
+
+    def save_model(self, path: Path) -> None:
         """Write the playing model in Keras format (frames in when the game is pixels).
 
         With ``agent.perception`` it is the perception model and the state
@@ -367,158 +290,6 @@ class Trainer:
             self.perception.model, self.agent.model, self.perception.single_observation_space
         ).save(path)
 
-    def run(self) -> TrainResult:
-        """Train until the config's budget or target is reached; returns what happened."""
-        c = self.cfg
-        if not self.resume:
-            self.rd.write_config(to_toml(c))
-        self.metrics_file = self.rd.open_metrics(truncate_at=self.metrics_offset)
-        self.writer = ScalarWriter(self.rd.tb_path)
-        per_game = self.base_env.params.max_episode_steps
-        total = c.run.total_steps or c.run.total_games * per_game
-        bar = Progress(total, unit="step", enabled=self.progress_mode, initial=self.steps)
-        old_handler = signal.signal(signal.SIGINT, self._on_sigint)
-        try:
-            self._loop(bar)
-        finally:
-            signal.signal(signal.SIGINT, old_handler)
-            bar.close()
-        interrupted = self._stop_requested
-        final_eval = None
-        if not interrupted:
-            # Write beside, then rename: a crash never leaves a half-written model.
-            tmp = self.rd.path / f".model-tmp{os.getpid()}.keras"
-            self.save_model(tmp)
-            os.replace(tmp, self.rd.model_path)
-            if c.run.eval_games:
-                final_eval = self._evaluate(c.run.eval_games)
-                self.rd.write_json("eval.json", final_eval.to_dict())
-        self.metrics_file.close()
-        self.writer.close()
+    def close(self) -> None:
+        """Close the game."""
         self.env.close()
-        return TrainResult(
-            self.games,
-            self.steps,
-            self.wins,
-            self.elapsed,
-            interrupted,
-            self.evaluations,
-            final_eval,
-        )
-
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._stop_requested:  # second Ctrl-C: leave now, the last checkpoint stays
-            raise KeyboardInterrupt
-        self._stop_requested = True
-
-    def _loop(self, bar: Progress) -> None:
-        c, a = self.cfg, self.cfg.agent
-        n = c.env.num_envs
-        loss_sum, loss_count = 0.0, 0
-        vec_steps = self.steps // n
-        t_start = time.perf_counter() - self.elapsed
-        self._paused = 0.0
-        steps_at_t, t_rate = self.steps, time.perf_counter()
-        rate = 0.0
-        game_reward = np.zeros(n, dtype=np.float64)
-        if self._done():
-            return
-        while True:  # budgets are checked where every game has just ended (_at_boundary)
-            eps = self.schedule(self.steps, self.games)
-            actions = self.agent.act(self.obs, eps)
-            aux = self._landing_labels() if self.memory.aux_dim else None
-            next_obs, reward, terminated, truncated, _ = self.env.step(actions)
-            self.memory.add(self.obs, actions, reward, terminated, truncated, aux=aux)
-            self.obs = next_obs
-            self.steps += n
-            vec_steps += 1
-            game_reward += reward
-            if vec_steps % a.train_every == 0 and self._learning():
-                for _ in range(a.gradient_steps):
-                    batch = self.memory.sample(a.batch_size)
-                    out = self.agent.train_step(batch)
-                    if a.prioritized:
-                        self.memory.update_priorities(batch["indices"], out["td_errors"])
-                    loss_sum += out["loss"]
-                    loss_count += 1
-                    self.grad_steps += 1
-            ended = terminated | truncated
-            if not ended.any():
-                continue
-            self.elapsed = time.perf_counter() - t_start - self._paused
-            now = time.perf_counter()
-            if now - t_rate > 1.0:
-                rate = (self.steps - steps_at_t) / (now - t_rate)
-                steps_at_t, t_rate = self.steps, now
-            loss = loss_sum / loss_count if loss_count else 0.0
-            for i in np.flatnonzero(ended):
-                self.games += 1
-                self.wins += balls_caught(game_reward[i], c.env.balls_per_game)
-                self.recent.append(float(game_reward[i] > 0))
-                self.metrics_file.write(
-                    metrics_row(
-                        self.games,
-                        loss,
-                        self.wins,
-                        eps,
-                        self.steps,
-                        rate,
-                        float(np.mean(self.recent)),
-                        self.elapsed,
-                        game_reward[i],
-                    )
-                )
-            game_reward[ended] = 0.0
-            loss_sum, loss_count = 0.0, 0
-            win_rate = float(np.mean(self.recent))
-            self.writer.scalars(
-                self.steps,
-                {
-                    "rollout/win_rate_100": win_rate,
-                    "train/loss": loss,
-                    "train/epsilon": eps,
-                    "time/steps_per_s": rate,
-                    "time/games": self.games,
-                },
-            )
-            bar.update(
-                min(self.steps, bar.total),
-                games=self.games,
-                win=f"{100 * win_rate:.0f}%",
-                eps=f"{eps:.3f}",
-                sps=f"{rate:.0f}",
-            )
-            if not ended.all():
-                continue  # (cannot happen: all games have the same length)
-            self._at_boundary(bar, n)
-            if self._stop_requested:
-                bar.write(f"interrupted: checkpoint written at game {self.games}")
-                return
-            if self._done():
-                return
-
-    def _at_boundary(self, bar: Progress, n: int) -> None:
-        """Checkpoint / evaluate / stop checks; only where every game has just started."""
-        r = self.cfg.run
-        crossed = lambda every: every and self.games // every != (self.games - n) // every  # noqa: E731
-        stop = False
-        if r.eval_games and crossed(r.eval_every):
-            t0 = time.perf_counter()
-            result = self._evaluate(r.eval_games)
-            self._paused += time.perf_counter() - t0  # evaluation is not training time
-            record = result.to_dict()
-            record["eval_games"] = record.pop("games")
-            self.evaluations.append(
-                {"games": self.games, "steps": self.steps, "wall_time": self.elapsed, **record}
-            )
-            self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
-            self.rd.write_json("evals.json", self.evaluations)
-            bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
-            stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
-        if crossed(r.checkpoint_every) or self._stop_requested or stop or self._done():
-            t0 = time.perf_counter()
-            self._save()
-            self._paused += time.perf_counter() - t0
-        if stop:
-            r.total_steps = min(r.total_steps or self.steps, self.steps)
-            r.total_games = self.games

@@ -117,44 +117,27 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
     """Train one contender in this process and measure it (the worker's job)."""
     t0 = time.perf_counter()
     cfg = _config(spec)
-    marks: list[tuple[float, float, float]] = []  # per evaluation: CPU at start, CPU, wall
-
-    def timed(evaluate: Any) -> Any:  # CPU time of each evaluation
-        def wrapper(games: int) -> Any:
-            wall, cpu = time.perf_counter(), time.process_time()
-            result = evaluate(games)
-            marks.append((cpu, time.process_time() - cpu, time.perf_counter() - wall))
-            return result
-
-        return wrapper
-
-    if not spec.agent.startswith("sb3-"):  # catchrl's DQN, or a module contender
-        from catchrl.training import Trainer
-
-        trainer: Any = Trainer(cfg, spec.run_dir, progress=False)
-        trainer._evaluate = timed(trainer._evaluate)
-    else:
+    if spec.agent.startswith("sb3-"):
         from catchrl.agents.sb3 import sb3_kwargs
-        from catchrl.sb3_train import SB3Trainer
 
         cfg.algo = spec.agent
         cfg.sb3 = sb3_kwargs(spec.agent, cfg.env.obs_type, {}, cfg.env.num_envs)
-        trainer = SB3Trainer(cfg, spec.run_dir, progress=False)
-        trainer.evaluate = timed(trainer.evaluate)
+    from catchrl.learners import open_run
+
+    trainer = open_run(cfg, spec.run_dir, progress=False)
     setup_s = time.perf_counter() - t0
-    cpu0 = time.process_time()
     result = trainer.run()
-    # Both trainers leave evaluation (and checkpoint) time out of wall_time. CPU seconds
-    # (all threads) are less sensitive to other processes' load; evaluations taken out.
+    # The run loop leaves evaluation (and checkpoint) time out of wall_time and records
+    # the training CPU seconds (all threads, less sensitive to load) at each evaluation.
     evals = [
         {
             "steps": e["steps"],
             "games": e["games"],
             "win_rate": e["win_rate"],
             "train_s": e["wall_time"],
-            "train_cpu_s": marks[k][0] - cpu0 - sum(m[1] for m in marks[:k]),
+            "train_cpu_s": e["train_cpu_s"],
         }
-        for k, e in enumerate(result.evaluations)
+        for e in result.evaluations
     ]
     train_s = result.wall_time
     usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -103,11 +103,11 @@ def bench_latency(calls: int = 300) -> list[dict[str, Any]]:
 
 def _train(preset: str, seed: int, overrides: list[str], run_dir: Path) -> dict[str, Any]:
     from catchrl.config import load_config
-    from catchrl.training import Trainer
+    from catchrl.learners import open_run
 
     cfg = load_config(preset, None, [f"run.seed={seed}", *overrides])
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, run_dir, progress=False)
+    trainer = open_run(cfg, run_dir, progress=False)
     result = trainer.run()
     evals = result.evaluations
     return {
@@ -184,7 +184,7 @@ def bench_book_games(
     """Greedy wins after N training games, next to the book's 42 / 74 / 87 of 100."""
     from catchrl.config import load_config
     from catchrl.evaluation import evaluate
-    from catchrl.training import Trainer
+    from catchrl.learners import open_run
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -201,10 +201,10 @@ def bench_book_games(
                 "run.checkpoint_every=0",
             ],
         )
-        trainer = Trainer(cfg, Path(tmp) / "run", progress=False)
+        trainer = open_run(cfg, Path(tmp) / "run", progress=False)
         for i, games in enumerate(checkpoints):
             if i:
-                trainer = Trainer(
+                trainer = open_run(
                     None,
                     Path(tmp) / "run",
                     resume=True,
@@ -213,8 +213,8 @@ def bench_book_games(
                 )
             result = trainer.run()
             env_kwargs = trainer.cfg.env.game_kwargs()
-            e100 = evaluate(trainer.greedy_policy, games=100, **env_kwargs)
-            e1000 = evaluate(trainer.greedy_policy, games=1000, **env_kwargs)
+            e100 = evaluate(trainer.learner.greedy_policy, games=100, **env_kwargs)
+            e1000 = evaluate(trainer.learner.greedy_policy, games=1000, **env_kwargs)
             rows.append(
                 {
                     "training games": games,

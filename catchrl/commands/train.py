@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
+from catchrl.errors import CatchrlError
 
 if TYPE_CHECKING:
     from catchrl.config import TrainConfig
@@ -21,8 +23,9 @@ EPILOG = """examples:
   catchrl train --print-config --preset book        # show every setting, as TOML
 
 Config tables and keys: see `catchrl train --print-config`; each key is documented
-in catchrl/config.py. Ctrl-C finishes the games in flight, writes a checkpoint and
-exits; `--resume` continues from it.
+in catchrl/config.py. Ctrl-C, SIGTERM or SIGHUP stop the run at the next step with
+a checkpoint (exit code 128 + the signal); `--resume` continues from it exactly.
+One process at a time may train in a run directory (it is locked).
 """
 
 
@@ -53,8 +56,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="TABLE.KEY=VALUE",
         help="override one setting (repeatable)",
     )
-    p.add_argument("--run-dir", type=Path, help="where to write the run (default runs/<name>)")
+    p.add_argument("--run-dir", help="where to write the run (default runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    p.add_argument(
+        "--sb3",
+        action="store_true",
+        help="trust the run's SB3 checkpoint on --resume (it unpickles code)",
+    )
     p.add_argument("--seed", type=int, help="shortcut for --set run.seed=N")
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no bar")
@@ -63,8 +71,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Build the config from preset, file and overrides (shared with the SB3 trainer)."""
-    from catchrl.config import ConfigError, load_config
+    """Build the config from ``--algo``, preset, file and overrides (``[sb3]`` merged)."""
+    from catchrl.config import load_config
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -72,9 +80,26 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.steps is not None:
         overrides += [f"run.total_steps={args.steps}", "run.total_games=0"]
     try:
-        return load_config(args.preset or "fast", args.config, overrides)
-    except ConfigError as e:
-        raise UserError(str(e)) from e
+        cfg = load_config(args.preset or "fast", args.config, overrides)
+        if args.algo != "dqn":
+            cfg.algo = args.algo
+        if cfg.algo != "dqn":
+            from catchrl.agents.sb3 import ALGOS, sb3_kwargs
+
+            if cfg.algo not in ALGOS:
+                raise UserError(
+                    f"unknown --algo {cfg.algo!r}; choose dqn (catchrl's Keras DQN) or "
+                    f"{', '.join(ALGOS)}"
+                )
+            cfg.sb3 = sb3_kwargs(cfg.algo, cfg.env.obs_type, cfg.sb3, cfg.env.num_envs)
+    except (CatchrlError, ValueError, ImportError) as e:
+        raise UserError(_one_line(e)) from e
+    return cfg
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
 
 
 def default_run_dir(algo: str, obs_type: str) -> Path:
@@ -83,82 +108,65 @@ def default_run_dir(algo: str, obs_type: str) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Train; print where the run went and its final evaluation."""
-    if args.resume and args.run_dir is not None and args.algo == "dqn":
-        args.algo = _saved_algo(args.run_dir)  # resume with the run's own trainer
-    if args.algo != "dqn":
-        try:
-            from catchrl.sb3_train import run_sb3
-        except ModuleNotFoundError as e:
-            if e.name and e.name.startswith(("stable_baselines3", "torch", "catchrl.sb3")):
-                raise UserError(
-                    f"--algo {args.algo} needs Stable-Baselines3: pip install 'catchrl[sb3]'"
-                ) from e
-            raise
-        return run_sb3(args)
+    """Train (or resume); print where the run goes first, and how it ended."""
+    if args.run_dir is not None and args.run_dir.strip() == "":
+        raise UserError("--run-dir is empty; give a folder name")
+    run_dir = Path(args.run_dir) if args.run_dir is not None else None
+    overrides: list[str] = []
     if args.resume:
-        return _resume(args)
-    cfg = resolve_config(args)
-    if args.print_config:
-        from catchrl.config import to_toml
+        if run_dir is None:
+            raise UserError("--resume needs --run-dir")
+        if args.preset or args.config or args.algo != "dqn" or args.seed is not None:
+            raise UserError(
+                "--resume continues the run with its saved config; drop "
+                "--preset/--config/--algo/--seed (only --steps and --set run.* may change)"
+            )
+        overrides = list(args.overrides)
+        if args.steps is not None:
+            overrides.append(f"run.total_steps={args.steps}")
+        cfg = None
+    else:
+        cfg = resolve_config(args)
+        if args.print_config:
+            from catchrl.config import to_toml
 
-        print(to_toml(cfg), end="")
-        return 0
-    run_dir = args.run_dir or default_run_dir("dqn", cfg.env.obs_type)
-    return _train(args, cfg, run_dir)
-
-
-def _saved_algo(run_dir: Path) -> str:
-    """The ``algo`` in a run directory's config.toml (``dqn`` if it has none)."""
-    import tomllib
-
-    path = Path(run_dir) / "config.toml"
-    try:
-        return str(tomllib.loads(path.read_text()).get("algo", "dqn")) if path.is_file() else "dqn"
-    except tomllib.TOMLDecodeError as e:
-        raise UserError(f"{path}: not valid TOML: {e}") from e
-
-
-def _resume(args: argparse.Namespace) -> int:
-    if args.run_dir is None:
-        raise UserError("--resume needs --run-dir")
-    if args.preset or args.config:
-        raise UserError(
-            "--resume continues the run with its saved config; drop "
-            "--preset/--config (only --steps and --set run.* may change)"
-        )
-    overrides = list(args.overrides)
-    if args.steps is not None:
-        overrides.append(f"run.total_steps={args.steps}")
-    return _train(args, None, args.run_dir, overrides)
+            print(to_toml(cfg), end="")
+            return 0
+        run_dir = run_dir or default_run_dir(cfg.algo, cfg.env.obs_type)
+    return _train(args, cfg, run_dir, overrides)
 
 
 def _train(
-    args: argparse.Namespace,
-    cfg: TrainConfig | None,
-    run_dir: Path,
-    resume_overrides: list[str] | None = None,
+    args: argparse.Namespace, cfg: TrainConfig | None, run_dir: Path, overrides: list[str]
 ) -> int:
-    from catchrl.config import ConfigError
-    from catchrl.rundir import CheckpointError
-    from catchrl.training import Trainer
+    from catchrl.learners import open_run
+    from catchrl.runloop import RunInterrupted
 
     try:
-        trainer = Trainer(
+        trainer = open_run(
             cfg,
             run_dir,
             resume=args.resume,
             progress=False if args.no_progress else None,
-            resume_overrides=resume_overrides or (),
+            resume_overrides=overrides,
+            trust_pickle=args.sb3,
         )
+    except (CatchrlError, ValueError) as e:
+        raise UserError(_one_line(e)) from e
+    algo = trainer.cfg.algo
+    print(f"run directory: {run_dir}", flush=True)
+    resume_cmd = f"catchrl train --run-dir {run_dir} --resume" + (" --sb3" if algo != "dqn" else "")
+    try:
         result = trainer.run()
-    except (CheckpointError, ConfigError) as e:
-        raise UserError(str(e)) from e
-    print(f"run directory: {run_dir}")
+    except RunInterrupted as e:
+        print(f"stopped at once by a second signal; resume with `{resume_cmd}`", file=sys.stderr)
+        return 128 + e.signum
+    except CatchrlError as e:
+        raise UserError(_one_line(e)) from e
     print(f"trained {result.games} games, {result.steps} env steps, {result.wall_time:.1f} s")
     if result.interrupted:
-        print(f"interrupted: resume with `catchrl train --run-dir {run_dir} --resume`")
-        return 130
+        print(f"interrupted: resume with `{resume_cmd}`")
+        return result.exit_code
     if result.final_eval is not None:
         print(f"greedy evaluation: {result.final_eval.summary()}")
     return 0

@@ -14,9 +14,9 @@ from catchrl.agents.scripted import landing_x
 from catchrl.cli import main
 from catchrl.config import ConfigError, load_config
 from catchrl.envs import CatchParams, CatchVectorEnv
+from catchrl.learners import open_run
 from catchrl.policies import load_policy
 from catchrl.supervised.perception import build_perception_model
-from catchrl.training import Trainer
 
 STEPS = [
     "--steps",
@@ -138,10 +138,10 @@ def test_trainer_stores_the_simulators_landing_labels(tmp_path):
             "run.eval_games=0",
         ],
     )
-    trainer = Trainer(cfg, tmp_path / "run", progress=False)
-    p = trainer.base_env.params
+    trainer = open_run(cfg, tmp_path / "run", progress=False)
+    p = trainer.learner.base_env.params
     trainer.run()
-    mem = trainer.memory
+    mem = trainer.learner.memory
     assert mem.aux_dim == 1 and len(mem) > 0
     # Each stored label is the landing x of the state it is stored with (the state obs
     # holds ball x / width, ball y / height and x-speed / drift).
@@ -256,22 +256,22 @@ def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
     trainer_model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     assert tuple(trainer_model.input_shape[1:]) == (80, 80, 4)  # reads frames: eval/watch work
     cfg = load_config(path=run_dir / "config.toml")
-    trainer = Trainer(cfg, tmp_path / "again", progress=False)
-    assert trainer.memory.obs_shape == (3,) and trainer.memory.frame_stack == 1
+    trainer = open_run(cfg, tmp_path / "again", progress=False)
+    assert trainer.learner.memory.obs_shape == (3,) and trainer.learner.memory.frame_stack == 1
     # the agent sees the clipped perception of the game's frames, not the true state
     perception = keras.saving.load_model(perception_path, compile=False)
-    space = trainer.env.single_observation_space
+    space = trainer.learner.env.single_observation_space
     game = CatchVectorEnv(16, autoreset_mode="same_step", **cfg.env.game_kwargs())
     first_frames = game.reset(seed=cfg.run.seed)[0]
     np.testing.assert_allclose(
-        trainer.obs,
+        trainer.learner.obs,
         np.clip(np.asarray(perception(first_frames)), space.low, space.high),
         rtol=1e-5,
         atol=1e-6,
     )
-    assert trainer.obs.dtype == np.float32
+    assert trainer.learner.obs.dtype == np.float32
     # the saved chain gives the Q-values of the MLP on the clipped perception
-    frames = trainer.base_env.reset(seed=3)[0]
+    frames = trainer.learner.base_env.reset(seed=3)[0]
     chained = np.asarray(q_output(trainer_model(frames)))
     state = np.clip(np.asarray(perception(frames)), space.low, space.high)
     q_network = trainer_model.layers[-1]

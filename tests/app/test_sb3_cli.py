@@ -38,6 +38,11 @@ def _train(run_dir: Path, algo: str, steps: int, *extra: str) -> int:
     )
 
 
+def _resume(run_dir: Path, steps: int, *extra: str) -> int:
+    argv = ["train", "--run-dir", str(run_dir), "--resume", "--sb3", "--steps", str(steps)]
+    return main([*argv, "--no-progress", *extra])
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """An SB3 DQN and PPO trained briefly on state observations (seed 0)."""
@@ -113,7 +118,7 @@ def test_resume_continues_counts_and_rows(tmp_path: Path) -> None:
     )  # 2112 steps = 4 rounds of 16 games
     first = RunDir(run_dir).read_metrics()
     assert len(first["game"]) == 64
-    assert _train(run_dir, "sb3-dqn", 4_224, "--resume", *no_eval) == 0
+    assert _resume(run_dir, 4_224, *no_eval) == 0
     m = RunDir(run_dir).read_metrics()
     assert m["game"].tolist() == list(range(1, 129))
     assert m["steps"][-1] == 4_224
@@ -293,7 +298,7 @@ def test_ctrl_c_writes_a_checkpoint_then_resumes(tmp_path: Path) -> None:
     rows = RunDir(run_dir).read_metrics()
     assert len(rows["game"]) == state["games"] > 0  # the checkpoint is the last thing done
     target = state["steps"] + 1056
-    assert _train(run_dir, "sb3-dqn", target, "--resume", "--set", "run.eval_games=0") == 0
+    assert _resume(run_dir, target, "--set", "run.eval_games=0") == 0
     after = RunDir(run_dir).read_metrics()
     assert after["game"].tolist() == list(range(1, len(after["game"]) + 1))
     assert after["steps"][-1] >= target

@@ -63,7 +63,7 @@ def test_train_writes_the_run_directory(trained, capsys):
     metrics = (trained / "metrics.tsv").read_text().splitlines()
     assert metrics[0].split("\t")[:3] == ["game", "loss", "wins"]  # the book's columns first
     games = [int(line.split("\t")[0]) for line in metrics[1:]]
-    assert games == list(range(1, len(games) + 1)) and len(games) == 4000 // 33 // 16 * 16 + 16
+    assert games == list(range(1, len(games) + 1)) and len(games) == 4000 // 16 // 33 * 16
     wins = [int(line.split("\t")[2]) for line in metrics[1:]]
     assert all(b - a in (0, 1) for a, b in itertools.pairwise(wins))  # cumulative
     latest = (trained / "checkpoints" / "latest").read_text().strip()
@@ -206,7 +206,8 @@ def _wait_for_checkpoints(run_dir: Path, count: int, proc: subprocess.Popen) -> 
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
         latest = run_dir / "checkpoints" / "latest"
-        if latest.is_file() and int(latest.read_text().strip()[5:]) >= 16 * count:
+        name = latest.read_text().strip() if latest.is_file() else ""
+        if name and int(name.split("-")[1][1:]) >= 16 * count:  # ckpt-g<games>-s<steps>
             return
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint appeared: {proc.communicate()[0][-2000:]}")
