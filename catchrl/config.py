@@ -463,7 +463,8 @@ def check_game(
     if not 0 <= drift <= max_drift:
         raise ConfigError(
             f"{names['drift']}: must be in [0, {max_drift}] for the {obs_type} game "
-            f"(half the {geometry.width - geometry.ball_size} px the ball moves in, "
+            f"(half the {geometry.width - geometry.ball_size} "
+            f"{'cells' if obs_type == 'grid' else 'px'} the ball moves across, "
             f"so one step never crosses the world), got {drift}"
         )
     try:

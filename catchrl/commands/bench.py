@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_each, check_game_options, check_range, check_seed
+from catchrl.config import MAX_NUM_ENVS, EnvConfig, choices
 
 EPILOG = """examples:
   catchrl bench env                                  # env steps/s table (Markdown)
@@ -70,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--obs",
         nargs="+",
         default=["pixels", "state"],
-        choices=("pixels", "state", "grid"),
+        choices=choices(EnvConfig, "obs_type"),
         help="observation types",
     )
     a.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds per contender")
@@ -133,6 +135,15 @@ def _race_options(parser: argparse.ArgumentParser, eval_every: int, out: str) ->
     )
 
 
+def _check_race_options(args: argparse.Namespace) -> None:
+    """The options of :func:`_race_options` and ``--seeds``, before any run starts."""
+    for seed in args.seeds:
+        check_seed("--seeds", seed)
+    check_range("--eval-every", args.eval_every, 0, above=True)
+    check_range("--eval-games", args.eval_games, 0, above=True)
+    check_range("--target", args.target, 0.0, 1.0, note="0: never stop early")
+
+
 def run_dqn(args: argparse.Namespace) -> int:
     """``catchrl bench dqn ...``: :mod:`catchrl.benchmarks.dqn` with the remaining arguments."""
     from catchrl.benchmarks.dqn import main as dqn_main
@@ -146,8 +157,8 @@ def run_env(args: argparse.Namespace) -> int:
         from catchrl.benchmarks.env import format_table, run_env_benchmark
     except ModuleNotFoundError as e:
         raise UserError(f"the env benchmark is not available ({e})") from e
-    if args.seconds <= 0 or any(n <= 0 for n in args.batch_sizes):
-        raise UserError("--seconds and --batch-sizes must be > 0")
+    check_range("--seconds", args.seconds, 0.0, above=True)
+    check_each("--batch-sizes", args.batch_sizes, 1, MAX_NUM_ENVS)
     rows = run_env_benchmark(seconds_per_case=args.seconds, batch_sizes=tuple(args.batch_sizes))
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     return 0
@@ -161,10 +172,9 @@ def run_agents(args: argparse.Namespace) -> int:
     bad = [a for a in args.agents if a != "catchrl-dqn" and a not in ALGOS]
     if bad:
         raise UserError(f"unknown agent {bad[0]!r}; choose catchrl-dqn or {', '.join(ALGOS)}")
-    if min(args.pixel_steps, args.state_steps, args.eval_every, args.eval_games) <= 0:
-        raise UserError("--pixel-steps, --state-steps, --eval-every, --eval-games must be > 0")
-    if not 0.0 <= args.target <= 1.0:
-        raise UserError(f"--target must be in [0, 1], got {args.target}")
+    check_range("--pixel-steps", args.pixel_steps, 0, above=True)
+    check_range("--state-steps", args.state_steps, 0, above=True)
+    _check_race_options(args)
     steps = {"pixels": args.pixel_steps, "state": args.state_steps, "grid": args.state_steps}
     results = run_race(
         args.agents,
@@ -194,10 +204,10 @@ def run_modules(args: argparse.Namespace) -> int:
     bad = [c for c in contenders if c not in MODULE_CONTENDERS]
     if bad:
         raise UserError(f"unknown contender {bad[0]!r}; choose from {', '.join(MODULE_CONTENDERS)}")
-    if min(args.steps, args.eval_every, args.eval_games) <= 0 or args.drift < 0:
-        raise UserError("--steps, --eval-every, --eval-games must be > 0 and --drift >= 0")
-    if not 0.0 <= args.target <= 1.0:
-        raise UserError(f"--target must be in [0, 1], got {args.target}")
+    check_range("--steps", args.steps, 0, above=True)
+    check_game_options(args)  # --drift, on the pixel game
+    check_range("--aux-weight", args.aux_weight, 0.0)
+    _check_race_options(args)
     needs = [c for c in contenders if c in ("dqn-perceived", "dqn-encoder")]
     if needs and not args.perception:
         raise UserError(

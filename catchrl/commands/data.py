@@ -6,6 +6,8 @@ import argparse
 import time
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_each, check_game_options, check_range, check_seed
+from catchrl.config import MAX_NUM_ENVS, EnvConfig, choices
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --seed 0 --out data/frames.npz
@@ -43,8 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument(
         "--balls", type=int, default=1, dest="balls_per_game", help="balls per game (default 1)"
     )
-    m.add_argument("--walls", choices=("clamp", "book"), default="clamp")
-    m.add_argument("--spawn", choices=("visible", "book"), default="visible")
+    m.add_argument("--walls", choices=choices(EnvConfig, "walls"), default="clamp")
+    m.add_argument("--spawn", choices=choices(EnvConfig, "spawn"), default="visible")
     m.add_argument(
         "--random-prob",
         type=float,
@@ -63,8 +65,14 @@ def run(args: argparse.Namespace) -> int:
     from catchrl.envs import CatchParams
     from catchrl.supervised.datasets import make_dataset, save_dataset
 
-    if args.games <= 0:
-        raise UserError(f"--games must be > 0, got {args.games}")
+    check_range("--games", args.games, 0, above=True)
+    check_seed("--seed", args.seed)
+    check_game_options(args)
+    check_range("--num-envs", args.num_envs, 1, MAX_NUM_ENVS)
+    if args.random_prob is not None:
+        check_each("--random-prob", args.random_prob, 0.0, 1.0)
+        if args.random_prob[0] > args.random_prob[1]:
+            raise UserError(f"--random-prob LOW HIGH: LOW must be <= HIGH, got {args.random_prob}")
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must end in .npz, got {args.out!r}")
     try:

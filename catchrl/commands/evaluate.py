@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_game_options, check_range, check_seed
+from catchrl.config import EnvConfig, choices
+
+if TYPE_CHECKING:
+    from catchrl.policies import LoadedPolicy
 
 EPILOG = """examples:
   catchrl eval runs/dqn-pixels-20261122-150000        # a run directory
@@ -44,11 +50,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def add_game_options(p: argparse.ArgumentParser) -> None:
     """Game options shared by eval and watch (default: the run's own game)."""
-    p.add_argument("--obs-type", choices=("pixels", "state", "grid"))
-    p.add_argument("--drift", type=int)
-    p.add_argument("--balls", type=int, dest="balls_per_game")
-    p.add_argument("--walls", choices=("clamp", "book"))
-    p.add_argument("--spawn", choices=("visible", "book"))
+    p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
+    p.add_argument("--drift", type=int, help="largest sideways ball speed, px per step")
+    p.add_argument("--balls", type=int, dest="balls_per_game", help="balls per game")
+    p.add_argument("--walls", choices=choices(EnvConfig, "walls"))
+    p.add_argument("--spawn", choices=choices(EnvConfig, "spawn"))
 
 
 def game_overrides(args: argparse.Namespace) -> dict:
@@ -57,17 +63,37 @@ def game_overrides(args: argparse.Namespace) -> dict:
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse bad ``--games``, ``--seed`` and game options before anything is loaded."""
+    from catchrl.policies import SCRIPTED
+
+    check_range("--games", args.games, 0, above=True)
+    check_seed("--seed", args.seed)
+    # A scripted policy plays the state game; a run's own game is known once it is loaded.
+    check_game_options(args, args.obs_type or ("state" if args.agent in SCRIPTED else None))
+
+
+def load(args: argparse.Namespace) -> LoadedPolicy:
+    """The policy ``args.agent`` names, in its game with the options applied.
+
+    Raises:
+        UserError: It cannot be loaded, or the game with these options is not valid.
+
+    """
+    from catchrl.policies import load_policy
+
+    try:
+        return load_policy(args.agent, game_overrides(args), allow_sb3=args.sb3)
+    except ValueError as e:  # PolicyLoadError, or the game refusing the options
+        raise UserError((str(e).strip().splitlines() or [type(e).__name__])[0]) from e
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the win rate with its 95 % interval."""
     from catchrl.evaluation import EVAL_SEED, evaluate
-    from catchrl.policies import PolicyLoadError, load_policy
 
-    if args.games <= 0:
-        raise UserError(f"--games must be > 0, got {args.games}")
-    try:
-        loaded = load_policy(args.agent, game_overrides(args), allow_sb3=args.sb3)
-    except PolicyLoadError as e:
-        raise UserError(str(e)) from e
+    check_options(args)
+    loaded = load(args)
     seed = EVAL_SEED if args.seed is None else args.seed
     result = evaluate(loaded.policy, games=args.games, seed=seed, **loaded.env_kwargs)
     if args.json:

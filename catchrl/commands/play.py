@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_game_options, check_range, check_seed
 from catchrl.envs.core import CatchParams, CatchState, reset_state, step_state
 
 if TYPE_CHECKING:
@@ -212,10 +213,10 @@ def _check_args(args: argparse.Namespace) -> None:
         )
     if args.headless and args.screenshot:
         raise UserError("--screenshot needs the window; drop --headless")
-    if args.fps < 0:
-        raise UserError(f"--fps must be >= 0 (0 = as fast as possible), got {args.fps}")
-    if args.linger is not None and args.linger < 0:
-        raise UserError(f"--linger must be >= 0 seconds, got {args.linger}")
+    check_range("--fps", args.fps, 0, note="0 = as fast as possible")
+    check_range("--linger", args.linger, 0, allow_inf=True, note="seconds")
+    check_seed("--seed", args.seed)
+    check_game_options(args)  # --balls and --drift, in the book's world
     if args.screenshot and not Path(args.screenshot).parent.is_dir():
         raise UserError(
             f"--screenshot: folder {str(Path(args.screenshot).parent)!r} does not exist"

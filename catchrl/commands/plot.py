@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_range
 
 EPILOG = """examples:
   catchrl plot runs/dqn-pixels-20261122-150000              # -> RUN/curves.png
@@ -40,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
     """Draw win rate / loss / epsilon vs games and win rate vs wall time."""
     from catchrl.rundir import CheckpointError, RunDir
 
+    check_range("--window", args.window, 1, note="games in the moving win rate")
+    if args.out is not None and not args.out.parent.is_dir():
+        raise UserError(f"--out {args.out}: folder {str(args.out.parent)!r} does not exist")
     try:
         import matplotlib
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from catchrl.cli import UserError
-from catchrl.commands.evaluate import add_game_options, game_overrides
+from catchrl.commands.checks import check_range
+from catchrl.commands.evaluate import add_game_options, check_options, load
 
 EPILOG = """examples:
   catchrl watch runs/dqn-pixels-20261122-150000            # 3 games in a window
@@ -50,20 +51,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Play ``--games`` games in the window (or into ``--gif``); print the score."""
     from catchrl.envs import BatchState, CatchEnv
-    from catchrl.policies import PolicyLoadError, load_policy
 
-    if args.games <= 0:
-        raise UserError(f"--games must be > 0, got {args.games}")
+    check_options(args)  # --games, --seed and the game, as eval
+    check_range("--fps", args.fps, 0, note="0 = no wait")
     if args.gif is not None:
         if args.gif.suffix.lower() not in (".gif", ".mp4"):
             raise UserError(f"--gif {args.gif}: the file must end in .gif or .mp4")
         if not args.gif.parent.is_dir():
             raise UserError(f"--gif {args.gif}: folder {str(args.gif.parent)!r} does not exist")
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no display needed for a file
-    try:
-        loaded = load_policy(args.agent, game_overrides(args), allow_sb3=args.sb3)
-    except PolicyLoadError as e:
-        raise UserError(str(e)) from e
+    loaded = load(args)
     from catchrl.envs.window import CatchWindow, WindowClosed
 
     env = CatchEnv(**loaded.env_kwargs)
