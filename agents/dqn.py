@@ -24,7 +24,6 @@ module (default: tensorflow).
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -292,35 +291,26 @@ class DQNAgent:
 
     # -- state, saving ------------------------------------------------------------
 
-    def get_state(self) -> dict[str, np.ndarray]:
-        """Everything to resume exactly, as numpy arrays (``np.savez``-ready).
+    # To resume exactly a caller saves both halves, the arrays (np.savez-ready) and
+    # the JSON-ready meta, and hands both back to set_state_arrays.
 
-        Keys: ``online/000...`` (all model weights), ``target/000...``,
-        ``optimizer/000...`` (its variables, step count included),
-        ``train_steps`` and ``rng_state`` (JSON text).
-        """
-        arrays = self.get_state_arrays()
-        meta = self.get_state_meta()
-        arrays["train_steps"] = np.array(meta["train_steps"], dtype=np.int64)
-        arrays["rng_state"] = np.array(json.dumps(meta["rng_state"]))
-        return arrays
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        """Restore a :meth:`get_state` (also an ``np.load`` result)."""
-        meta = {
-            "train_steps": int(state["train_steps"]),
-            "rng_state": json.loads(str(state["rng_state"])),
-        }
-        self.set_state_arrays(state, meta)
-
-    def get_state_arrays(self) -> dict[str, np.ndarray]:
-        """The weights and optimizer variables, as :meth:`get_state` names them."""
+    def _state_variables(self) -> dict[str, list]:
+        """The variables a resume restores, by group (``online``, ``optimizer``, ``target``)."""
         groups = {"online": self.model.weights, "optimizer": self.optimizer.variables}
         if self.target_model is not None:
             groups["target"] = self.target_model.weights
+        return groups
+
+    def get_state_arrays(self) -> dict[str, np.ndarray]:
+        """Every weight, as numpy arrays named ``group/NNN`` (``np.savez``-ready).
+
+        Groups: ``online`` (all model weights), ``target`` (with a target
+        network) and ``optimizer`` (its variables, step count included), each
+        in the order of its variables.
+        """
         return {
             f"{group}/{i:03d}": np.array(keras.ops.convert_to_numpy(v.value))
-            for group, variables in groups.items()
+            for group, variables in self._state_variables().items()
             for i, v in enumerate(variables)
         }
 
@@ -339,15 +329,12 @@ class DQNAgent:
             ValueError: the arrays do not fit this agent's networks.
 
         """
-        groups = {"online": self.model.weights, "optimizer": self.optimizer.variables}
-        if self.target_model is not None:
-            groups["target"] = self.target_model.weights
-        for group, variables in groups.items():
+        for group, variables in self._state_variables().items():
             for i, v in enumerate(variables):
                 key = f"{group}/{i:03d}"
                 if key not in arrays or tuple(arrays[key].shape) != tuple(v.shape):
                     raise ValueError(
-                        f"DQNAgent.set_state: {key} missing or of another shape "
+                        f"DQNAgent.set_state_arrays: {key} missing or of another shape "
                         f"than {tuple(v.shape)}"
                     )
                 v.assign(arrays[key])

@@ -164,9 +164,10 @@ def load_q_network(path: str) -> keras.Model:
     """Load a Q-network saved in Keras format (``.keras``) for evaluation (not compiled).
 
     Q-networks built on the supervised modules (a pretrained encoder, a
-    perception model) use their custom layers; importing them registers them.
+    perception model) use catchrl's custom layers; importing
+    :mod:`catchrl.agents.layers` registers them.
     """
-    import catchrl.supervised.layers  # noqa: F401
+    import catchrl.agents.layers  # noqa: F401  (registers the custom layers)
 
     return keras.saving.load_model(path, compile=False)
 

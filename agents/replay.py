@@ -47,6 +47,7 @@ same way.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,9 +72,14 @@ class SumTree:
 
     def __init__(self, size: int) -> None:
         self.size = int(size)
-        self.depth = int(np.ceil(np.log2(max(self.size, 1))))
+        self.depth = _tree_depth(self.size)
         self.leaf_base = 1 << self.depth
         self.tree = np.zeros(2 * self.leaf_base, dtype=np.float64)  # tree[1] is the root
+
+    @staticmethod
+    def nbytes_for(size: int) -> int:
+        """Bytes of the tree array a ``SumTree(size)`` allocates."""
+        return 2 * (1 << _tree_depth(size)) * np.dtype(np.float64).itemsize
 
     @property
     def total(self) -> float:
@@ -128,6 +134,11 @@ class ReplayMemory:
             (``add(..., aux=[N, aux_dim])``, sampled as ``aux [B, aux_dim]``),
             for auxiliary losses such as the ball's landing x; 0 = none.
 
+    Raises:
+        ValueError: an argument out of range, or buffers that need more memory
+            than the machine has available (checked before allocating; see
+            :meth:`estimate_bytes`).
+
     """
 
     def __init__(
@@ -163,27 +174,36 @@ class ReplayMemory:
                 f"ReplayMemory: capacity {capacity} leaves {slots} slots per env; "
                 f"need at least n_step + frame_stack = {n_step + frame_stack}"
             )
+        if aux_dim < 0:
+            raise ValueError(f"ReplayMemory: aux_dim must be >= 0, got {aux_dim}")
+        _check_fits_in_memory(
+            self.estimate_bytes(
+                capacity, num_envs, obs_shape, obs_dtype, frame_stack, n_step, prioritized, aux_dim
+            ),
+            int(capacity),
+        )
         self.num_envs, self.slots = int(num_envs), slots
         self.capacity = self.num_envs * slots
         self.obs_shape, self.obs_dtype = obs_shape, np.dtype(obs_dtype)
         self.frame_stack, self.n_step, self.gamma = int(frame_stack), int(n_step), float(gamma)
         self.prioritized, self.alpha, self.beta = bool(prioritized), float(alpha), float(beta)
-        if aux_dim < 0:
-            raise ValueError(f"ReplayMemory: aux_dim must be >= 0, got {aux_dim}")
         self.aux_dim = int(aux_dim)
-        frame_shape = obs_shape[:-1] if frame_stack > 1 else obs_shape
-        n, c = self.num_envs, slots
-        self._frames = np.zeros((n, c, *frame_shape), dtype=self.obs_dtype)
-        self._actions = np.zeros((n, c), dtype=np.int32)
-        self._rewards = np.zeros((n, c), dtype=np.float32)
-        self._terminated = np.zeros((n, c), dtype=bool)
-        self._truncated = np.zeros((n, c), dtype=bool)
-        self._aux = np.zeros((n, c, self.aux_dim), dtype=np.float32)
-        # Steps since the game started (or since the stream joined a game already
+        # Per slot: the frames, action, reward, end flags, auxiliary labels, and the
+        # steps since the game started (or since the stream joined a game already
         # under way, then flagged in _joined: such a stack is rebuilt only once
         # frame_stack frames of it are in memory).
-        self._step_in_game = np.zeros((n, c), dtype=np.int32)
-        self._joined = np.zeros((n, c), dtype=bool)
+        arrays = _slot_arrays(
+            self.num_envs, slots, obs_shape, self.obs_dtype, self.frame_stack, self.aux_dim
+        )  # (shape, dtype) of each
+        self._frames = np.zeros(*arrays["frames"])
+        self._actions = np.zeros(*arrays["actions"])
+        self._rewards = np.zeros(*arrays["rewards"])
+        self._terminated = np.zeros(*arrays["terminated"])
+        self._truncated = np.zeros(*arrays["truncated"])
+        self._aux = np.zeros(*arrays["aux"])
+        self._step_in_game = np.zeros(*arrays["step_in_game"])
+        self._joined = np.zeros(*arrays["joined"])
+        n = self.num_envs
         self._env_step = np.zeros(n, dtype=np.int32)  # the next add's step_in_game
         self._env_joined = np.zeros(n, dtype=bool)
         self._env_fresh = np.ones(n, dtype=bool)  # next add starts a stream or game
@@ -192,6 +212,34 @@ class ReplayMemory:
         self._tree = SumTree(self.capacity) if self.prioritized else None
         self._max_priority = 1.0
         self.rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def estimate_bytes(
+        capacity: int,
+        num_envs: int,
+        obs_shape: tuple[int, ...],
+        obs_dtype: Any,
+        frame_stack: int = 1,
+        n_step: int = 1,
+        prioritized: bool = False,
+        aux_dim: int = 0,
+    ) -> int:
+        """Bytes a memory built with these arguments holds (what :attr:`nbytes` will say).
+
+        The arguments mean what they mean for the constructor (``n_step``
+        stores nothing extra; it is taken so a caller can pass the same set).
+        Nothing is allocated, so a caller can check a configuration first.
+        """
+        del n_step  # n-step returns are summed at sampling time
+        num_envs = int(num_envs)
+        slots = int(capacity) // num_envs
+        arrays = _slot_arrays(
+            num_envs, slots, tuple(int(d) for d in obs_shape), obs_dtype, frame_stack, aux_dim
+        )
+        total = sum(math.prod(shape) * np.dtype(dtype).itemsize for shape, dtype in arrays.values())
+        if prioritized:
+            total += SumTree.nbytes_for(num_envs * slots)
+        return int(total)
 
     # -- adding --------------------------------------------------------------
 
@@ -376,7 +424,7 @@ class ReplayMemory:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by the memory's arrays."""
+        """Bytes held by the memory's arrays (the per-env counters aside)."""
         arrays = [
             self._frames,
             self._actions,
@@ -549,3 +597,83 @@ class ReplayMemory:
             "alpha": self.alpha,
             **({"aux_dim": self.aux_dim} if self.aux_dim else {}),
         }
+
+
+def _tree_depth(size: int) -> int:
+    """Levels below the root of a sum tree with ``size`` leaves."""
+    return int(np.ceil(np.log2(max(int(size), 1))))
+
+
+def _slot_arrays(
+    num_envs: int,
+    slots: int,
+    obs_shape: tuple[int, ...],
+    obs_dtype: Any,
+    frame_stack: int,
+    aux_dim: int,
+) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every ``[N, C, ...]`` array of a memory, by attribute name."""
+    frame_shape = obs_shape[:-1] if frame_stack > 1 else obs_shape  # newest frame only
+    nc = (int(num_envs), int(slots))
+    return {
+        "frames": ((*nc, *frame_shape), np.dtype(obs_dtype)),
+        "actions": (nc, np.dtype(np.int32)),
+        "rewards": (nc, np.dtype(np.float32)),
+        "terminated": (nc, np.dtype(bool)),
+        "truncated": (nc, np.dtype(bool)),
+        "aux": ((*nc, int(aux_dim)), np.dtype(np.float32)),
+        "step_in_game": (nc, np.dtype(np.int32)),
+        "joined": (nc, np.dtype(bool)),
+    }
+
+
+def _check_fits_in_memory(needed: int, capacity: int) -> None:
+    """Refuse, before anything is allocated, a memory larger than the memory available.
+
+    Raises:
+        ValueError: ``needed`` bytes exceed what the machine has available.
+
+    """
+    available = _available_memory_bytes()
+    if available is None or needed <= available:
+        return
+    raise ValueError(
+        f"ReplayMemory: replay_capacity {capacity:,} needs {_gb(needed)} for its "
+        f"buffers, but only {_gb(available)} of memory is available; lower "
+        f"replay_capacity (about {int(capacity * available / needed):,} would fit)"
+    )
+
+
+def _gb(nbytes: int) -> str:
+    """``nbytes`` in GB: ``"6,415,000.0 GB"``, ``"24.7 GB"``, ``"0.0128 GB"``."""
+    gb = nbytes / 1e9
+    return f"{gb:,.1f} GB" if gb >= 1 else f"{gb:.3g} GB"
+
+
+def _available_memory_bytes() -> int | None:
+    """Bytes of memory this process can still take, or ``None`` when unknown."""
+    try:
+        from catchrl.envs import available_memory_bytes
+    except ImportError:  # not in this catchrl.envs: read the kernel's estimate directly
+        return _meminfo_available_bytes()
+    return available_memory_bytes()
+
+
+def _meminfo_available_bytes() -> int | None:
+    """``MemAvailable`` of ``/proc/meminfo`` (Linux), capped by a cgroup v2 limit."""
+    try:
+        with open("/proc/meminfo") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        return None
+    available = kib * 1024
+    try:  # a container's own limit (cgroup v2), often far below the host's memory
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read())
+        if limit != "max":
+            available = min(available, int(limit) - used)
+    except (OSError, ValueError):
+        pass
+    return max(available, 0)

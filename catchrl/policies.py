@@ -7,34 +7,22 @@ Every loaded policy has the evaluation harness's signature
 SB3 files (``.zip``) are pickles: loading one runs code from it. catchrl loads
 one only from a path the user names (a ``model.zip`` or the run directory of
 an SB3 run), never by searching for files.
+
+:class:`LoadedPolicy` and :class:`PolicyLoadError` are defined in the agents
+layer (:mod:`catchrl.agents.policy`, whose loaders return them) and re-exported
+here for the application.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from catchrl.agents.policy import LoadedPolicy, PolicyLoadError, load_keras_policy
 
 __all__ = ["LoadedPolicy", "PolicyLoadError", "load_policy"]
 
 SCRIPTED = ("oracle", "random")
-
-
-class PolicyLoadError(ValueError):
-    """The named agent cannot be loaded; the message says why."""
-
-
-@dataclass
-class LoadedPolicy:
-    """A policy ready for the evaluation harness, with the game it expects."""
-
-    name: str
-    policy: Callable[[np.ndarray, Any], np.ndarray]
-    env_kwargs: dict[str, Any] = field(default_factory=dict)
-    q_values: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def _scripted(name: str, overrides: dict[str, Any]) -> LoadedPolicy:
@@ -45,37 +33,6 @@ def _scripted(name: str, overrides: dict[str, Any]) -> LoadedPolicy:
     params = CatchEnv(**env_kwargs).params
     policy = OraclePolicy(params) if name == "oracle" else RandomPolicy(seed=0)
     return LoadedPolicy(name, policy, env_kwargs)
-
-
-def _keras_policy(model_path: Path, env_kwargs: dict[str, Any], name: str) -> LoadedPolicy:
-    from catchrl.agents._backend import compile_forward
-    from catchrl.agents.networks import load_q_network
-    from catchrl.envs import CatchEnv
-
-    try:
-        model = load_q_network(model_path)
-    except Exception as e:
-        raise PolicyLoadError(
-            f"{model_path}: not a loadable Keras model "
-            f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
-        ) from e
-    expected = tuple(CatchEnv(**env_kwargs).observation_space.shape)
-    got = tuple(model.input_shape[1:])
-    if got != expected:
-        raise PolicyLoadError(
-            f"{model_path}: the model takes observations of shape {got}, "
-            f"but the game gives {expected} (obs_type "
-            f"{env_kwargs.get('obs_type', 'pixels')!r})"
-        )
-    forward = compile_forward(model)
-
-    def q_fn(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(forward(np.asarray(obs)), dtype=np.float32)
-
-    def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
-        return np.argmax(q_fn(obs), axis=1)
-
-    return LoadedPolicy(name, policy, env_kwargs, q_values=q_fn)
 
 
 def _run_config(run_dir: Path) -> Any:
@@ -123,13 +80,13 @@ def load_policy(
     env_kwargs.setdefault("obs_type", "pixels")
     name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
     if model.suffix == ".keras":
-        return _keras_policy(model, env_kwargs, name)
+        return load_keras_policy(model, env_kwargs, name)
     if model.suffix == ".zip":
         if not allow_sb3:
             raise PolicyLoadError(
                 f"{model} is an SB3 file: loading it unpickles code; pass --sb3 if you trust it"
             )
-        from catchrl.agents.sb3 import load_sb3_policy
+        from catchrl.agents.sb3_policy import load_sb3_policy
 
         return load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)
     raise PolicyLoadError(f"{model}: unknown model file type (expected .keras or .zip)")

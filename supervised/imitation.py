@@ -16,9 +16,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from catchrl.agents._backend import compile_predict
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.envs.core import BatchState
-from catchrl.supervised.perception import HEAD_UNITS, build_encoder, compiled_predict
+from catchrl.supervised.perception import HEAD_UNITS, build_encoder
 
 __all__ = ["ImitationPolicy", "build_imitation_model", "fill_replay_with_expert"]
 
@@ -76,7 +77,7 @@ class ImitationPolicy:
                 f"got input shape {model.input_shape}"
             )
         self.model, self.batch_size = model, int(batch_size)
-        self._predict = compiled_predict(model)
+        self._predict = compile_predict(model)
 
     def __call__(self, obs: np.ndarray, states: BatchState | None = None) -> np.ndarray:
         """Return int64 actions ``[N]`` for observations ``[N, H, W, C]``."""

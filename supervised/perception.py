@@ -10,7 +10,7 @@ head (features -> the ``state`` observation):
 - ``"lenet"``: LeNet-style, 6 5x5 conv -> 2x2 max-pool -> 16 5x5 conv ->
   2x2 max-pool -> Flatten; head Dense 120 -> Dense 84 (LeCun et al., 1998).
 - ``"small"``: 16 4x4/2 conv -> 32 3x3 conv -> 16 1x1 conv ->
-  :class:`~catchrl.supervised.layers.SpatialSoftArgmax` (32 sub-pixel
+  :class:`~catchrl.agents.layers.SpatialSoftArgmax` (32 sub-pixel
   coordinates) + the channels' global max (16 "is it there"); head Dense 128.
   About 10k parameters, fast on a CPU and the most precise.
 
@@ -23,7 +23,6 @@ scaled inside the model. The output layer is float32 under mixed precision.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -31,9 +30,10 @@ import keras
 import numpy as np
 from keras import layers
 
+from catchrl.agents._backend import compile_predict
+from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import observation_space, state_features
-from catchrl.supervised.layers import ClipToBox, FrameScaling, SpatialSoftArgmax
 
 __all__ = [
     "ARCHITECTURES",
@@ -45,7 +45,6 @@ __all__ = [
     "build_perception_model",
     "build_q_network_from_encoder",
     "check_arch",
-    "compiled_predict",
     "get_encoder",
     "perceive",
     "state_size",
@@ -84,7 +83,7 @@ def build_encoder(
     """
     check_arch(arch)
     frames = keras.Input(shape=input_shape, name="frames")
-    x = FrameScaling(name="scale")(frames)
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(frames)
     if arch == "book":
         x = layers.Conv2D(32, 8, strides=4, padding="same", activation="relu", name="conv1")(x)
         x = layers.Conv2D(64, 4, strides=2, padding="same", activation="relu", name="conv2")(x)
@@ -216,21 +215,6 @@ def build_perceived_q_network(
     return keras.Model(frames, q_network(state), name="perceived_q_network")
 
 
-def compiled_predict(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """Return a fast ``x -> model(x)`` as numpy, compiled once (never ``predict`` per sample).
-
-    Under the TensorFlow backend it is a ``tf.function`` (retraced only per
-    input shape); otherwise a plain inference call. A model with several
-    outputs gives a dict of arrays.
-    """
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        fn = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-        return lambda x: tf.nest.map_structure(lambda t: t.numpy(), fn(tf.convert_to_tensor(x)))
-    return lambda x: keras.tree.map_structure(keras.ops.convert_to_numpy, model(x, training=False))
-
-
 class PerceptionWrapper(gym.ObservationWrapper):
     """Turn a ``pixels`` Catch env into a ``state`` one by running a perception model.
 
@@ -270,7 +254,7 @@ class PerceptionWrapper(gym.ObservationWrapper):
                 f"{sample.shape[-1]} (drift={params.drift}); train one for this game"
             )
         self.model = model
-        self._predict = compiled_predict(model)
+        self._predict = compile_predict(model)
         self.observation_space = observation_space("state", sample[0])
         self._low = self.observation_space.low
         self._high = self.observation_space.high
@@ -316,7 +300,7 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
                 f"this game's state has {sample.shape[-1]} (drift={params.drift})"
             )
         self.model = model
-        self._predict = compiled_predict(model)
+        self._predict = compile_predict(model)
         self.single_observation_space = observation_space("state", sample[0])
         self.observation_space = gym.vector.utils.batch_space(
             self.single_observation_space, env.num_envs
@@ -349,6 +333,6 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
 
 def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Run a perception model over many frame stacks: float32 ``[N, state]``."""
-    predict = compiled_predict(model)
+    predict = compile_predict(model)
     out = [predict(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
     return np.concatenate(out).astype(np.float32)

@@ -14,13 +14,12 @@ here" (:func:`straight_down`) is a poor forecast; the model must infer the
 speed from the window and fold in the bounces. Windows at the start of a game
 repeat the first state, as the env's frame stack does.
 
-Packaged two ways for agents:
-
-- :class:`ForecastWrapper`: a ``state`` env whose observation gains
-  ``[landing_x, p_catch]``;
-- :func:`build_q_network_with_landing_head`: a DQN Q-network with an extra
-  ``landing_x`` output, trained with :func:`landing_aux_loss` next to the TD
-  loss (labels from :func:`landing_labels`, free from the simulator).
+Packaged for agents as :class:`ForecastWrapper`: a ``state`` env whose
+observation gains ``[landing_x, p_catch]``. The other route, a Q-network with
+an auxiliary ``landing_x`` head trained next to the TD loss, is the agents'
+own: ``build_q_network(..., landing_head=True)`` in
+:mod:`catchrl.agents.networks` and ``DQNConfig.aux_weight`` (labels from
+:func:`landing_labels`, free from the simulator).
 """
 
 from __future__ import annotations
@@ -34,18 +33,16 @@ import numpy as np
 from gymnasium import spaces
 from keras import layers, ops
 
+from catchrl.agents._backend import compile_predict
 from catchrl.envs.core import BatchState, CatchParams
 from catchrl.supervised.datasets import GameDataset, landing_targets, perception_targets
-from catchrl.supervised.perception import build_encoder, check_arch, compiled_predict
 
 __all__ = [
     "DEFAULT_WINDOW",
     "SEQUENCE_ARCHS",
     "ForecastWrapper",
     "FrameDeltas",
-    "build_q_network_with_landing_head",
     "build_sequence_model",
-    "landing_aux_loss",
     "landing_labels",
     "position_columns",
     "sequence_arrays",
@@ -228,7 +225,7 @@ class ForecastWrapper(gym.ObservationWrapper):
             )
         self.window = int(in_shape[0])
         self.model = model
-        self._predict = compiled_predict(model)
+        self._predict = compile_predict(model)
         self._history: deque[np.ndarray] = deque(maxlen=self.window)
         low = np.concatenate([space.low, np.zeros(2, np.float32)]).astype(np.float32)
         high = np.concatenate([space.high, np.ones(2, np.float32)]).astype(np.float32)
@@ -249,59 +246,3 @@ class ForecastWrapper(gym.ObservationWrapper):
         out = self._predict(np.stack(self._history)[None])
         forecast = np.clip(np.array([out["landing_x"][0, 0], out["catch"][0, 0]]), 0.0, 1.0)
         return np.concatenate([np.asarray(observation, np.float32), forecast.astype(np.float32)])
-
-
-def build_q_network_with_landing_head(
-    obs_shape: tuple[int, ...],
-    num_actions: int = 3,
-    arch: str = "book",
-    hidden: int = 512,
-    encoder: keras.Model | None = None,
-) -> keras.Model:
-    """Build a DQN Q-network with an auxiliary ``landing_x`` head on its shared trunk.
-
-    Frames (3-D ``obs_shape``) go through a conv encoder (:func:`build_encoder`
-    of ``arch``, or the given pretrained ``encoder``); state vectors (1-D)
-    through two Dense 64 layers. The trunk then feeds ``Dense(hidden, relu)``
-    and two heads. Train with ``TD loss + landing_aux_loss(...)``; act on
-    ``outputs["q_values"]`` only.
-
-    Args:
-        obs_shape: One observation's shape.
-        num_actions: Q-values per observation.
-        arch: Encoder architecture for frames (see
-            :data:`~catchrl.supervised.perception.ARCHITECTURES`).
-        hidden: Units of the shared hidden layer.
-        encoder: A pretrained encoder to start from (frames only).
-
-    Returns:
-        A ``keras.Model`` with outputs ``{"q_values": [B, A], "landing_x": [B, 1]}``.
-
-    """
-    obs = keras.Input(shape=tuple(obs_shape), name="obs")
-    if len(obs_shape) == 3:
-        enc = encoder if encoder is not None else build_encoder(check_arch(arch), tuple(obs_shape))
-        x = enc(obs)
-    elif len(obs_shape) == 1:
-        x = layers.Dense(64, activation="relu", name="mlp1")(obs)
-        x = layers.Dense(64, activation="relu", name="mlp2")(x)
-    else:
-        raise ValueError(f"obs_shape must be 1-D (state) or 3-D (frames), got {obs_shape}")
-    x = layers.Dense(hidden, activation="relu", name="q_hidden")(x)
-    q = layers.Dense(num_actions, dtype="float32", name="q_values")(x)
-    landing = layers.Dense(1, dtype="float32", name="landing_x")(x)
-    return keras.Model(obs, {"q_values": q, "landing_x": landing}, name="q_network_aux")
-
-
-def landing_aux_loss(landing_true: Any, landing_pred: Any, weight: float = 1.0) -> Any:
-    """Return the auxiliary loss: ``weight * mean((pred - true)^2)`` over the batch.
-
-    Args:
-        landing_true: ``[B]`` labels (landing x / width, :func:`landing_labels`).
-        landing_pred: ``[B, 1]`` or ``[B]`` the ``landing_x`` head's output.
-        weight: Its weight next to the TD loss.
-
-    """
-    pred = ops.reshape(ops.cast(landing_pred, "float32"), (-1,))
-    true = ops.reshape(ops.cast(landing_true, "float32"), (-1,))
-    return weight * ops.mean(ops.square(pred - true))

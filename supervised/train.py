@@ -424,10 +424,10 @@ def evaluate_model(
             out[f"mean_baseline_mae_px_{name}"] = float(base[:, i].mean())
         return out
     if task == "imitation":
-        from catchrl.supervised.perception import compiled_predict
+        from catchrl.agents._backend import compile_predict
 
         x, g, t = _all_stacks(ds, ds.steps)
-        predict = compiled_predict(model)
+        predict = compile_predict(model)
         pred = np.concatenate(
             [np.argmax(predict(x[i : i + 2048]), -1) for i in range(0, len(x), 2048)]
         )

@@ -1,5 +1,7 @@
 """DQNAgent: TD targets by hand, a rigged network, target sync, determinism, resume, learning."""
 
+import json
+
 import keras
 import numpy as np
 import pytest
@@ -122,6 +124,30 @@ def test_train_step_matches_hand_computation(double, target_update, loss):
     np.testing.assert_allclose(new_kernel, kernel, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(new_bias, bias, rtol=1e-5, atol=1e-6)
     assert out["td_errors"].dtype == np.float32 and out["td_errors"].shape == (3,)
+
+
+def test_auxiliary_landing_loss_is_added_with_its_weight():
+    obs = keras.Input((3,), name="obs")
+    q_layer, aux_layer = keras.layers.Dense(3, name="q"), keras.layers.Dense(1, name="landing_x")
+    model = keras.Model(obs, [q_layer(obs), aux_layer(obs)])
+    q_layer.set_weights([np.eye(3, dtype=np.float32), np.zeros(3, np.float32)])  # Q(s) = s
+    aux_layer.set_weights([np.array([[1.0], [0.0], [0.0]], np.float32), np.zeros(1, np.float32)])
+    config = DQNConfig(
+        optimizer="sgd", lr=0.1, grad_clip_norm=None, loss="mse", double=False,
+        target_update="none", aux_weight=3.0,
+    )  # fmt: skip
+    agent = DQNAgent(model, config, seed=0)
+    labels = np.array([[0.5], [0.0], [1.0]], np.float32)
+    with pytest.raises(ValueError, match="'aux' labels"):
+        agent.train_step(BATCH)
+    out = agent.train_step({**BATCH, "aux": labels})
+    td, td_loss, kernel, bias = expected_step(False, "none", "mse")
+    aux_loss = np.mean((BATCH["obs"][:, 0] - labels[:, 0]) ** 2)  # landing_x(s) = s[0]
+    assert out["loss"] == pytest.approx(td_loss + 3.0 * aux_loss, rel=1e-6)
+    np.testing.assert_allclose(out["td_errors"], td, rtol=1e-6)
+    new_kernel, new_bias = q_layer.get_weights()  # the Q head learns from the TD loss alone
+    np.testing.assert_allclose(new_kernel, kernel, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(new_bias, bias, rtol=1e-5, atol=1e-6)
 
 
 def test_importance_weights_scale_the_loss():
@@ -259,27 +285,46 @@ def test_state_round_trip_resumes_exactly(tmp_path, config):
     a = make_agent("mlp", **config)
     for batch in batches[:10]:
         a.train_step(batch)
-    np.savez(tmp_path / "agent.npz", **a.get_state())
+    # Saved as a trainer saves them: the arrays in an .npz, the meta as JSON text.
+    np.savez(tmp_path / "agent.npz", **a.get_state_arrays())
+    (tmp_path / "agent.json").write_text(json.dumps(a.get_state_meta()))
     for batch in batches[10:]:
         a.train_step(batch)
     actions_a = a.act(obs, 0.5)
 
     b = make_agent("mlp", seed=99, **config)  # other weights and generator, all overwritten
     with np.load(tmp_path / "agent.npz") as data:
-        b.set_state(dict(data))
+        b.set_state_arrays(dict(data), json.loads((tmp_path / "agent.json").read_text()))
     assert b.train_steps == 10
     for batch in batches[10:]:
         b.train_step(batch)
     np.testing.assert_array_equal(b.act(obs, 0.5), actions_a)
-    state_a, state_b = a.get_state(), b.get_state()
+    state_a, state_b = a.get_state_arrays(), b.get_state_arrays()
     assert state_a.keys() == state_b.keys()
     for key in state_a:
         np.testing.assert_array_equal(state_a[key], state_b[key], err_msg=key)
+    assert a.get_state_meta() == b.get_state_meta()
 
 
-def test_set_state_rejects_another_network():
+def test_state_arrays_name_every_variable_of_each_group():
+    agent = make_agent("mlp", target_update="hard")
+    arrays = agent.get_state_arrays()
+    groups = {
+        "online": agent.model.weights,
+        "target": agent.target_model.weights,
+        "optimizer": agent.optimizer.variables,
+    }
+    assert sorted(arrays) == sorted(
+        f"{group}/{i:03d}" for group, variables in groups.items() for i in range(len(variables))
+    )
+    no_target = make_agent("mlp", target_update="none").get_state_arrays()
+    assert not any(key.startswith("target/") for key in no_target)
+
+
+def test_set_state_arrays_rejects_another_network():
+    small = make_agent("small")
     with pytest.raises(ValueError, match="online/000"):
-        make_agent("mlp").set_state(make_agent("small").get_state())
+        make_agent("mlp").set_state_arrays(small.get_state_arrays(), small.get_state_meta())
 
 
 def test_save_and_load_model(tmp_path):

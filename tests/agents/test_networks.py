@@ -7,8 +7,11 @@ import pytest
 from catchrl.agents.networks import (
     NETWORK_KINDS,
     DuelingAggregate,
+    aux_output,
     build_q_network,
+    has_aux_output,
     load_q_network,
+    q_output,
 )
 
 SHAPES = {"book": (80, 80, 4), "small": (80, 80, 4), "mlp": (3,)}
@@ -132,3 +135,26 @@ def test_unknown_keyword_is_rejected():
 def test_mlp_takes_grid_boards():
     model = build_q_network("mlp", (10, 5), seed=0)
     assert model(np.zeros((2, 10, 5), np.float32)).shape == (2, 3)
+
+
+@pytest.mark.parametrize("kind", NETWORK_KINDS)
+def test_landing_head_shares_the_trunk_and_q_output_picks_the_q_values(kind):
+    plain = build_q_network(kind, SHAPES[kind], seed=0)
+    model = build_q_network(kind, SHAPES[kind], landing_head=True, seed=0)
+    assert has_aux_output(model) and not has_aux_output(plain)
+    head = model.get_layer("landing_x")
+    assert head.units == 1 and head.input is model.get_layer("q").input  # one trunk, two heads
+    obs = sample_obs(kind)
+    out = model(obs)
+    q, landing = q_output(out), aux_output(out)
+    assert q.shape == (5, 3) and landing.shape == (5, 1)
+    assert aux_output(plain(obs)) is None
+    # The landing head adds exactly one Dense(1) on the trunk; the Q-values stay the
+    # same as a plain network's once the shared weights are equal.
+    assert model.count_params() == plain.count_params() + head.input.shape[-1] + 1
+    plain.set_weights(
+        [w for layer in model.layers if layer is not head for w in layer.get_weights()]
+    )
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(q), keras.ops.convert_to_numpy(plain(obs)), rtol=1e-6
+    )

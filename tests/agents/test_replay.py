@@ -332,3 +332,62 @@ def test_state_dict_round_trip_resumes_exactly(tmp_path, prioritized):
     other = ReplayMemory(3 * 40, 3, (80, 80, 4), np.uint8, frame_stack=4, n_step=1)
     with pytest.raises(ValueError, match="built with"):
         other.load_state_dict(mem.state_dict())
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"capacity": 10_000, "num_envs": 4, "obs_shape": (80, 80, 4), "obs_dtype": np.uint8,
+         "frame_stack": 4},
+        {"capacity": 1_001, "num_envs": 3, "obs_shape": (80, 80, 4), "obs_dtype": np.uint8},
+        {"capacity": 5_000, "num_envs": 8, "obs_shape": (4,), "obs_dtype": np.float32,
+         "n_step": 3, "prioritized": True, "aux_dim": 1},
+        {"capacity": 777, "num_envs": 1, "obs_shape": (10, 5), "obs_dtype": np.float32,
+         "prioritized": True},
+    ],
+)  # fmt: skip
+def test_estimate_bytes_is_what_the_memory_holds(kwargs):
+    estimate = ReplayMemory.estimate_bytes(**kwargs)
+    mem = ReplayMemory(**kwargs)
+    arrays = [v for v in vars(mem).values() if isinstance(v, np.ndarray)]
+    held = sum(a.nbytes for a in arrays) + (mem._tree.tree.nbytes if mem._tree else 0)
+    assert held / 2 <= estimate <= 2 * held
+    assert estimate == mem.nbytes  # exactly the ring's arrays (the per-env counters aside)
+
+
+def test_estimate_bytes_of_the_books_pixel_memory():
+    # 50,000 newest frames of 80 x 80 uint8 + 4 + 4 + 1 + 1 + 4 + 1 bytes of bookkeeping.
+    got = ReplayMemory.estimate_bytes(50_000, 1, (80, 80, 4), np.uint8, frame_stack=4)
+    assert got == 50_000 * (6400 + 15)
+
+
+def test_a_huge_memory_is_refused_before_allocating():
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(ValueError, match=r"replay_capacity 1,000,000,000,000 needs .* GB") as e:
+        ReplayMemory(10**12, 8, (80, 80, 4), np.uint8, frame_stack=4)
+    assert "GB of memory is available" in str(e.value)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 50 * 1024
+
+
+def test_the_memory_check_compares_the_estimate_with_the_available_memory(monkeypatch):
+    from catchrl.agents import replay
+
+    args = (2_000, 2, (80, 80, 4), np.uint8)
+    needed = ReplayMemory.estimate_bytes(*args, frame_stack=4)
+    monkeypatch.setattr(replay, "_available_memory_bytes", lambda: needed)
+    assert ReplayMemory(*args, frame_stack=4).nbytes == needed
+    monkeypatch.setattr(replay, "_available_memory_bytes", lambda: needed - 1)
+    with pytest.raises(ValueError, match=r"replay_capacity 2,000 needs 0\.0128 GB for its buffers, but only 0\.0128 GB"):
+        ReplayMemory(*args, frame_stack=4)
+    monkeypatch.setattr(replay, "_available_memory_bytes", lambda: None)  # unknown: no check
+    assert ReplayMemory(*args, frame_stack=4).capacity == 2_000
+
+
+def test_available_memory_is_read_from_the_machine():
+    from catchrl.agents import replay
+
+    available = replay._available_memory_bytes()
+    assert available is None or 0 < available < 2**50

@@ -6,7 +6,7 @@ import pytest
 from catchrl.envs import CatchEnv, CatchParams
 from catchrl.supervised import datasets as D
 from catchrl.supervised import perception as P
-from catchrl.supervised.layers import FrameScaling, SpatialSoftArgmax
+from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 
 
 def test_unknown_architecture_names_the_valid_ones():
@@ -65,7 +65,10 @@ def test_spatial_soft_argmax_finds_a_peak_with_sub_pixel_coordinates():
 
 @pytest.mark.parametrize(
     "layer",
-    [FrameScaling(scale=0.5, name="s"), SpatialSoftArgmax(initial_temperature=3.0, name="k")],
+    [
+        ClipToBox([0.1, 0.2, 0.3], [0.5, 0.6, 0.7], name="c"),
+        SpatialSoftArgmax(initial_temperature=3.0, name="k"),
+    ],
 )
 def test_custom_layer_config_round_trip(layer):
     x = np.random.default_rng(0).uniform(size=(2, 6, 5, 3)).astype(np.float32)
@@ -79,11 +82,12 @@ def test_custom_layer_config_round_trip(layer):
     assert type(restored) is type(layer) and restored.get_config() == layer.get_config()
 
 
-def test_frame_scaling_maps_uint8_into_unit_range():
-    out = np.asarray(FrameScaling()(np.array([[0, 51, 255]], np.uint8)))
+def test_encoders_scale_uint8_frames_with_keras_rescaling():
+    enc = P.build_encoder("small")
+    scale = enc.get_layer("scale")
+    assert type(scale) is keras.layers.Rescaling and scale.scale == pytest.approx(1 / 255)
+    out = np.asarray(scale(np.array([[0, 51, 255]], np.uint8)))
     np.testing.assert_allclose(out, [[0.0, 0.2, 1.0]], atol=1e-7)
-    with pytest.raises(ValueError, match="scale must be > 0"):
-        FrameScaling(scale=0.0)
 
 
 @pytest.mark.parametrize("arch", ["book", "lenet", "small"])

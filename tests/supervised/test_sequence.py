@@ -5,7 +5,6 @@ import pytest
 from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv
 from catchrl.supervised import sequence as S
 from catchrl.supervised.datasets import landing_targets
-from catchrl.supervised.layers import FrameScaling  # noqa: F401  (registers the layers)
 
 
 def test_windows_repeat_the_first_state_before_the_game_starts():
@@ -148,15 +147,3 @@ def test_landing_labels_are_where_the_ball_lands():
     assert terminated.all()
     np.testing.assert_allclose(labels, env.batch.ball_x / 400)
     assert len(set(labels.tolist())) == 6
-
-
-def test_q_network_with_landing_head_and_its_loss():
-    q = S.build_q_network_with_landing_head((80, 80, 4), arch="small", hidden=32)
-    out = q(np.zeros((2, 80, 80, 4), np.uint8))
-    assert out["q_values"].shape == (2, 3) and out["landing_x"].shape == (2, 1)
-    q_state = S.build_q_network_with_landing_head((4,), hidden=16)
-    assert q_state(np.zeros((5, 4), np.float32))["landing_x"].shape == (5, 1)
-    loss = S.landing_aux_loss(np.array([0.5, 0.25]), np.array([[0.75], [0.25]]), weight=2.0)
-    assert float(loss) == pytest.approx(2.0 * (0.25**2) / 2)
-    with pytest.raises(ValueError, match="1-D .* or 3-D"):
-        S.build_q_network_with_landing_head((4, 4))

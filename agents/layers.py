@@ -1,0 +1,137 @@
+"""Custom Keras layers of catchrl's models (serialisable, registered as ``"catchrl>Name"``).
+
+They live in the agents layer because a Q-network may contain them (a
+pretrained encoder, a perception model chained in front of a state
+Q-network), and :func:`~catchrl.agents.networks.load_q_network` must resolve
+them without importing :mod:`catchrl.supervised`. Importing this module
+registers them; the registered names (package ``"catchrl"`` + class name) are
+what saved ``.keras`` files refer to, so they must not change.
+
+Frames are scaled by Keras' own :class:`keras.layers.Rescaling`; catchrl's
+former ``FrameScaling`` layer survives only as a loading alias (see
+:class:`_FrameScalingLegacy`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+from keras import ops
+from keras.layers import Rescaling
+
+__all__ = ["ClipToBox", "SpatialSoftArgmax"]
+
+
+@keras.saving.register_keras_serializable(package="catchrl")
+class ClipToBox(keras.layers.Layer):
+    """Clip each feature into its own ``[low, high]`` (e.g. an observation space's bounds).
+
+    Args:
+        low: Lower bound per feature.
+        high: Upper bound per feature (same length).
+        **kwargs: Passed to :class:`keras.layers.Layer`.
+
+    """
+
+    def __init__(self, low: list[float], high: list[float], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.low, self.high = [float(v) for v in low], [float(v) for v in high]
+        if len(self.low) != len(self.high):
+            raise ValueError(
+                f"ClipToBox: low and high differ in length ({len(self.low)} vs {len(self.high)})"
+            )
+
+    def call(self, inputs: Any) -> Any:
+        """Return ``clip(inputs, low, high)`` feature by feature."""
+        return ops.clip(
+            inputs,
+            ops.convert_to_tensor(self.low, inputs.dtype),
+            ops.convert_to_tensor(self.high, inputs.dtype),
+        )
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """Return the input shape (elementwise)."""
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the constructor arguments."""
+        return {**super().get_config(), "low": self.low, "high": self.high}
+
+
+@keras.saving.register_keras_serializable(package="catchrl")
+class SpatialSoftArgmax(keras.layers.Layer):
+    """Expected image coordinates of each channel's softmax: ``[B, H, W, C] -> [B, 2C]``.
+
+    For every channel a softmax over the ``H x W`` positions (sharpened by a
+    learned per-channel temperature) gives a distribution whose mean ``(x, y)``
+    is a sub-pixel position in ``[0, 1]`` (pixel centres ``(i + 0.5) / W``).
+    Output columns: ``x_0 .. x_{C-1}, y_0 .. y_{C-1}``. This keeps exactly the
+    information that pooling throws away (Levine et al., 2016, "End-to-end
+    training of deep visuomotor policies").
+
+    Args:
+        initial_temperature: Starting value of every channel's inverse temperature.
+        **kwargs: Passed to :class:`keras.layers.Layer`.
+
+    """
+
+    def __init__(self, initial_temperature: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not initial_temperature > 0:
+            raise ValueError(
+                f"SpatialSoftArgmax: initial_temperature must be > 0, got {initial_temperature}"
+            )
+        self.initial_temperature = float(initial_temperature)
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        """Create the per-channel inverse temperatures."""
+        if len(input_shape) != 4 or None in input_shape[1:]:
+            raise ValueError(
+                f"SpatialSoftArgmax expects [B, H, W, C] with known H, W, C, got {input_shape}"
+            )
+        self.height, self.width, self.channels = (int(d) for d in input_shape[1:])
+        self.log_beta = self.add_weight(
+            name="log_beta",
+            shape=(self.channels,),
+            initializer=keras.initializers.Constant(math.log(self.initial_temperature)),
+        )
+
+    def call(self, inputs: Any) -> Any:
+        """Return the expected ``x`` then ``y`` of every channel: ``[B, 2C]``."""
+        h, w, c = self.height, self.width, self.channels
+        x = ops.cast(inputs, "float32")  # softmax in float32, also under mixed precision
+        logits = ops.reshape(ops.transpose(x, (0, 3, 1, 2)), (-1, c, h * w))  # [B, C, HW]
+        logits = logits * ops.exp(ops.cast(self.log_beta, "float32"))[None, :, None]
+        prob = ops.softmax(logits, axis=-1)
+        ys = (ops.arange(h, dtype="float32") + 0.5) / h
+        xs = (ops.arange(w, dtype="float32") + 0.5) / w
+        grid_x = ops.reshape(ops.tile(xs[None, :], (h, 1)), (h * w,))
+        grid_y = ops.reshape(ops.tile(ys[:, None], (1, w)), (h * w,))
+        ex = ops.sum(prob * grid_x, axis=-1)  # [B, C]
+        ey = ops.sum(prob * grid_y, axis=-1)
+        return ops.cast(ops.concatenate([ex, ey], axis=-1), self.compute_dtype)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        """Return ``(batch, 2 * channels)``."""
+        return (input_shape[0], 2 * int(input_shape[-1]))
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the constructor arguments."""
+        return {**super().get_config(), "initial_temperature": self.initial_temperature}
+
+
+# Loading only. Models saved before catchrl scaled frames with keras.layers.Rescaling
+# name a layer "catchrl>FrameScaling" (config: scale, no offset). It computed
+# cast(x) * scale, which is Rescaling's cast(x) * scale + 0, so that name is resolved
+# to a plain Rescaling (re-saved, the model then names keras' own layer). Build new
+# models with keras.layers.Rescaling; never build this class.
+@keras.saving.register_keras_serializable(package="catchrl", name="FrameScaling")
+class _FrameScalingLegacy(Rescaling):
+    """``keras.layers.Rescaling`` under the registered name of catchrl's old ``FrameScaling``."""
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Rescaling:
+        """A ``Rescaling`` from an old ``FrameScaling`` config (``scale``, no ``offset``)."""
+        return Rescaling.from_config({"offset": 0.0, **config}, custom_objects=custom_objects)
