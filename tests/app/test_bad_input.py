@@ -1,0 +1,129 @@
+"""Bad numbers on the command line: one line on stderr naming the option, exit 2, nothing done.
+
+Every numeric option of eval / watch / play / plot / bench / data, and the
+config's ranges through ``train --set``. Each runs in an empty working folder,
+which must stay empty (default outputs such as ``runs/race`` land there).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catchrl.cli import main
+
+MISSING_RUN = "no-such-run"  # a run directory that does not exist: the option is refused first
+
+CASES = [
+    # eval
+    (["eval", "oracle", "--balls", "0"], "--balls"),
+    (["eval", "oracle", "--balls", "100000"], "--balls"),
+    (["eval", "oracle", "--drift", "-1"], "--drift"),
+    (["eval", "oracle", "--drift", "1000"], "--drift"),
+    (["eval", "oracle", "--obs-type", "grid", "--drift", "3"], "--drift"),
+    (["eval", "oracle", "--seed", "-1"], "--seed"),
+    (["eval", "oracle", "--seed", "99999999999999999999"], "--seed"),
+    (["eval", "oracle", "--games", "0"], "--games"),
+    (["eval", "oracle", "--games", "-5"], "--games"),
+    (["eval", MISSING_RUN, "--seed", "-1"], "--seed"),
+    # watch
+    (["watch", MISSING_RUN, "--fps", "-5"], "--fps"),
+    (["watch", "oracle", "--fps", "-5", "--gif", "w.gif"], "--fps"),
+    (["watch", "oracle", "--games", "0"], "--games"),
+    (["watch", "oracle", "--seed", "-1"], "--seed"),
+    (["watch", "oracle", "--balls", "0"], "--balls"),
+    (["watch", "oracle", "--drift", "-3"], "--drift"),
+    # play
+    (["play", "--fps", "-1"], "--fps"),
+    (["play", "--seed", "-1"], "--seed"),
+    (["play", "--balls", "0"], "--balls"),
+    (["play", "--drift", "500"], "--drift"),
+    (["play", "--linger", "-2"], "--linger"),
+    (["play", "--linger", "nan"], "--linger"),
+    # plot
+    (["plot", MISSING_RUN, "--window", "0"], "--window"),
+    (["plot", MISSING_RUN, "--window", "-100"], "--window"),
+    # bench
+    (["bench", "env", "--seconds", "0"], "--seconds"),
+    (["bench", "env", "--seconds", "nan"], "--seconds"),
+    (["bench", "env", "--batch-sizes", "64", "0"], "--batch-sizes"),
+    (["bench", "env", "--batch-sizes", "100000"], "--batch-sizes"),
+    (["bench", "agents", "--seeds", "0", "-1"], "--seeds"),
+    (["bench", "agents", "--pixel-steps", "0"], "--pixel-steps"),
+    (["bench", "agents", "--state-steps", "-1"], "--state-steps"),
+    (["bench", "agents", "--eval-every", "0"], "--eval-every"),
+    (["bench", "agents", "--eval-games", "0"], "--eval-games"),
+    (["bench", "agents", "--target", "1.5"], "--target"),
+    (["bench", "modules", "--drift", "-1"], "--drift"),
+    (["bench", "modules", "--drift", "1000"], "--drift"),
+    (["bench", "modules", "--aux-weight", "-1"], "--aux-weight"),
+    (["bench", "modules", "--steps", "0"], "--steps"),
+    (["bench", "modules", "--seeds", "99999999999"], "--seeds"),
+    # data
+    (["data", "make", "--out", "d.npz", "--games", "0"], "--games"),
+    (["data", "make", "--out", "d.npz", "--seed", "-1"], "--seed"),
+    (["data", "make", "--out", "d.npz", "--drift", "-1"], "--drift"),
+    (["data", "make", "--out", "d.npz", "--drift", "1000"], "--drift"),
+    (["data", "make", "--out", "d.npz", "--balls", "0"], "--balls"),
+    (["data", "make", "--out", "d.npz", "--num-envs", "0"], "--num-envs"),
+    (["data", "make", "--out", "d.npz", "--random-prob", "0.5", "0.2"], "--random-prob"),
+    (["data", "make", "--out", "d.npz", "--random-prob", "-1", "0.5"], "--random-prob"),
+    # the config's ranges (train --set): a ConfigError, before the run directory exists
+    (["train", "--run-dir", "r", "--set", "env.drift=1000"], "env.drift"),
+    (["train", "--run-dir", "r", "--set", "run.seed=99999999999999999999"], "run.seed"),
+    (["train", "--run-dir", "r", "--set", "agent.n_step=100000"], "agent.n_step"),
+    (["train", "--run-dir", "r", "--set", "env.num_envs=0"], "env.num_envs"),
+    (["train", "--run-dir", "r", "--set", "agent.replay_capacity=-1"], "agent.replay_capacity"),
+]
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize(("argv", "option"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_number_is_one_line_naming_the_option(argv, option, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"catchrl {argv[0]}: error: "), err
+    assert option in lines[0] and "Traceback" not in err, err
+    assert out == ""
+    assert _files(tmp_path) == []  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["eval", "oracle", "--drift", "-1"], "--drift"),
+        (["watch", MISSING_RUN, "--fps", "-5"], "--fps"),
+    ],
+)
+def test_bad_number_from_a_fresh_process(argv, option, tmp_path):
+    env = {**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1", "SDL_VIDEODRIVER": "dummy"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "catchrl", *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    assert len(proc.stderr.splitlines()) == 1 and option in proc.stderr, proc.stderr
+    assert _files(tmp_path) == []
+
+
+def test_good_numbers_at_the_bounds_still_run(tmp_path, monkeypatch, capsys):
+    """The checks are not too strict: the largest drift and seed are played."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["eval", "oracle", "--games", "3", "--drift", "190", "--seed", str(2**32 - 1)]
+    assert main(argv) == 0
+    assert "win rate" in capsys.readouterr().out
