@@ -10,7 +10,12 @@ from gymnasium.error import ResetNeeded
 
 from catchrl.envs.core import CatchParams, CatchState, reset_state, step_state
 from catchrl.envs.framestack import FrameStack
-from catchrl.envs.observations import make_params, observation_space
+from catchrl.envs.observations import (
+    grid_boards,
+    make_params,
+    observation_space,
+    state_features,
+)
 from catchrl.envs.raster import FrameRenderer
 from catchrl.envs.screen import render_screen
 
@@ -190,26 +195,14 @@ class CatchEnv(gym.Env):
     def _first_obs(self, s: CatchState) -> np.ndarray:
         if self._frames is not None:
             return self._frames.reset(s.ball_x, s.ball_y, s.paddle_x).copy()
-        return self._next_obs(s)
+        return self._features(s)
 
     def _next_obs(self, s: CatchState) -> np.ndarray:
-        # Bit for bit what state_features / grid_boards / the renderer give for
-        # one game, without their array set-up (this runs on every step).
         if self._frames is not None:
             return self._frames.push(s.ball_x, s.ball_y, s.paddle_x).copy()
-        p = self.params
+        return self._features(s)
+
+    def _features(self, s: CatchState) -> np.ndarray:
         if self.obs_type == "state":
-            values = [s.ball_x / p.width, s.ball_y / p.height, s.paddle_x / p.width]
-            if p.drift:
-                values.append(s.ball_vx / p.drift)
-            return np.array(values, dtype=np.float32)
-        board = np.zeros((p.height, p.width), dtype=np.float32)
-        b = p.ball_size
-        board[max(s.ball_y, 0) : max(s.ball_y + b, 0), max(s.ball_x, 0) : max(s.ball_x + b, 0)] = (
-            1.0
-        )
-        board[
-            p.paddle_y : p.paddle_y + p.paddle_height,
-            max(s.paddle_x, 0) : max(s.paddle_x + p.paddle_width, 0),
-        ] = 1.0
-        return board
+            return state_features(self.params, s.ball_x, s.ball_y, s.ball_vx, s.paddle_x)
+        return grid_boards(self.params, s.ball_x, s.ball_y, s.paddle_x)

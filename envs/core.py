@@ -31,9 +31,11 @@ __all__ = [
     "BatchState",
     "CatchParams",
     "CatchState",
+    "draw_spawns",
     "drift_batch",
     "reset_batch",
     "reset_state",
+    "spawn_balls",
     "step_batch",
     "step_state",
 ]
@@ -281,15 +283,13 @@ def _overlaps(params: CatchParams, ball_x: int, ball_y: int, paddle_x: int) -> b
 
 
 def reset_state(params: CatchParams, rng: np.random.Generator) -> CatchState:
-    """Start a game: paddle at ``paddle_start_x``, a new ball at the top."""
-    x, vx = _spawn(params, rng)
-    return CatchState(
-        ball_x=x,
-        ball_y=params.ball_start_y,
-        ball_vx=vx,
-        paddle_x=params.paddle_start_x,
-        balls_left=params.balls_per_game,
-    )
+    """Start a game: paddle at ``paddle_start_x``, a new ball at the top.
+
+    :func:`reset_batch` on a batch of one game: there is one reset.
+    """
+    batch = BatchState.zeros(1)
+    reset_batch(params, batch, _FIRST, [rng])
+    return batch.get(0)
 
 
 def step_state(
@@ -382,25 +382,60 @@ class BatchState:
         self.caught[i], self.missed[i], self.landed[i] = s.caught, s.missed, s.landed
 
 
-def _spawn_batch(
-    params: CatchParams, batch: BatchState, idx: np.ndarray, rngs: list[np.random.Generator]
+_FIRST = np.zeros(1, dtype=np.int64)  # the index of the one game in a batch of one
+
+
+def draw_spawns(
+    params: CatchParams, idx: np.ndarray, rngs: list[np.random.Generator]
+) -> tuple[np.ndarray, np.ndarray]:
+    """New balls for the games ``idx``, each from its own generator ``rngs[i]``.
+
+    Returns:
+        ``(ball_x, ball_vx)``: int64 ``[len(idx)]`` each, drawn as a single game
+        draws them (x, then the speed if ``drift``).
+
+    """
+    draws = [_spawn(params, rngs[i]) for i in idx]
+    x = np.array([d[0] for d in draws], dtype=np.int64)
+    vx = np.array([d[1] for d in draws], dtype=np.int64)
+    return x, vx
+
+
+def spawn_balls(
+    params: CatchParams, batch: BatchState, idx: np.ndarray, ball_x: np.ndarray, ball_vx: np.ndarray
 ) -> None:
-    """Give the games ``idx`` a new ball, each from its own generator."""
-    for i in idx:
-        batch.ball_x[i], batch.ball_vx[i] = _spawn(params, rngs[i])
+    """New balls at the top of the games ``idx``: left edges ``ball_x``, speeds ``ball_vx``."""
+    batch.ball_x[idx] = ball_x
+    batch.ball_vx[idx] = ball_vx
     batch.ball_y[idx] = params.ball_start_y
+    batch.landed[idx] = False
 
 
 def reset_batch(
-    params: CatchParams, batch: BatchState, idx: np.ndarray, rngs: list[np.random.Generator]
+    params: CatchParams,
+    batch: BatchState,
+    idx: np.ndarray,
+    rngs: list[np.random.Generator],
+    spawns: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> None:
-    """Start new games at the indices ``idx`` (in place)."""
-    _spawn_batch(params, batch, idx, rngs)
+    """Start new games at the indices ``idx`` (in place): the core's one reset.
+
+    Args:
+        params: The game.
+        batch: The games; those at ``idx`` are overwritten.
+        idx: int array of the games to start.
+        rngs: One generator per game of the batch; ``rngs[i]`` draws game i's ball.
+        spawns: The new balls' ``(ball_x, ball_vx)``, where they were drawn
+            already (the vector env draws ahead, with the same numbers); else
+            they are drawn from ``rngs`` (:func:`draw_spawns`).
+
+    """
+    x, vx = draw_spawns(params, idx, rngs) if spawns is None else spawns
+    spawn_balls(params, batch, idx, x, vx)
     batch.paddle_x[idx] = params.paddle_start_x
     batch.balls_left[idx] = params.balls_per_game
     batch.caught[idx] = 0
     batch.missed[idx] = 0
-    batch.landed[idx] = False
 
 
 def drift_batch(
@@ -437,7 +472,8 @@ def step_batch(
 
     """
     if batch.landed.any():
-        _spawn_batch(params, batch, np.flatnonzero(batch.landed), rngs)
+        idx = np.flatnonzero(batch.landed)
+        spawn_balls(params, batch, idx, *draw_spawns(params, idx, rngs))
     px = batch.paddle_x + (actions - 1) * params.paddle_speed
     if params.walls == "clamp":
         np.clip(px, 0, params.paddle_max_x, out=px)

@@ -54,42 +54,68 @@ def make_params(
 
 def state_features(
     params: CatchParams,
-    ball_x: np.ndarray,
-    ball_y: np.ndarray,
-    ball_vx: np.ndarray,
-    paddle_x: np.ndarray,
+    ball_x: int | np.ndarray,
+    ball_y: int | np.ndarray,
+    ball_vx: int | np.ndarray,
+    paddle_x: int | np.ndarray,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The ``state`` observation of N games: float32 ``[N, 3]`` (``[N, 4]`` with drift).
+    """The ``state`` observation: float32 ``[..., 3]`` (``[..., 4]`` with drift).
 
-    Columns: ball left edge / width, ball top edge / height, paddle left edge /
-    width, and with ``drift > 0`` the ball's horizontal speed / drift (in
-    [-1, 1]). Positions lie in [0, 1].
+    The one implementation, for one game (ints: ``[3]``) and for N (arrays
+    ``[N]``: ``[N, 3]``). Columns: ball left edge / width, ball top edge /
+    height, paddle left edge / width, and with ``drift > 0`` the ball's
+    horizontal speed / drift (in [-1, 1]). Positions lie in [0, 1]. Each
+    column is computed in float64 and rounded once to float32.
+
+    Args:
+        params: The game (its width, height and drift).
+        ball_x: Ball left edges, an int or int array ``[...]``; likewise the others.
+        ball_y: Ball top edges.
+        ball_vx: Ball horizontal speeds.
+        paddle_x: Paddle left edges.
+        out: A float32 ``[..., F]`` array to write into and return (the vector
+            env's buffer); a new one if ``None``.
+
     """
     cols = [ball_x / params.width, ball_y / params.height, paddle_x / params.width]
     if params.drift:
         cols.append(ball_vx / params.drift)
-    return np.stack(cols, axis=-1).astype(np.float32)
+    if out is None:
+        rows = np.array(cols, dtype=np.float32)  # [F, ...]
+        return rows if rows.ndim == 1 else np.ascontiguousarray(np.moveaxis(rows, 0, -1))
+    for k, col in enumerate(cols):
+        out[..., k] = col
+    return out
 
 
 def grid_boards(
-    params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    params: CatchParams,
+    ball_x: int | np.ndarray,
+    ball_y: int | np.ndarray,
+    paddle_x: int | np.ndarray,
 ) -> np.ndarray:
-    """Bsuite's board of N games: float32 ``[N, height, width]``, 1 on ball and paddle cells."""
-    n = len(ball_x)
-    boards = np.zeros((n, params.height, params.width), dtype=np.float32)
-    rows = np.arange(params.height)[None, :, None]
-    cols = np.arange(params.width)[None, None, :]
-    bx, by, px = (np.asarray(a)[:, None, None] for a in (ball_x, ball_y, paddle_x))
+    """Bsuite's board: float32 ``[..., height, width]``, 1 on ball and paddle cells.
+
+    The one implementation, for one game (ints: ``[height, width]``) and for N
+    (arrays ``[N]``: ``[N, height, width]``). A cell is on where the ball's or
+    the paddle's rectangle covers it; parts outside the board are cut off.
+    """
+    rows, cols = np.arange(params.height), np.arange(params.width)
+    bx, by, px = (np.asarray(a)[..., None] for a in (ball_x, ball_y, paddle_x))
     b = params.ball_size
-    ball = (rows >= by) & (rows < by + b) & (cols >= bx) & (cols < bx + b)
-    paddle = (
-        (rows >= params.paddle_y)
-        & (rows < params.paddle_y + params.paddle_height)
-        & (cols >= px)
-        & (cols < px + params.paddle_width)
-    )
-    boards[ball | paddle] = 1.0
-    return boards
+    on = _inside(rows, by, b)[..., :, None] & _inside(cols, bx, b)[..., None, :]  # [..., H, W]
+    paddle_rows = _inside(rows, params.paddle_y, params.paddle_height)[:, None]  # [H, 1]
+    on |= paddle_rows & _inside(cols, px, params.paddle_width)[..., None, :]
+    return on.astype(np.float32)
+
+
+def _inside(axis: np.ndarray, lo: int | np.ndarray, n: int) -> np.ndarray:
+    """Bool ``[..., len(axis)]``: which of the int64 ``axis`` values lie in ``[lo, lo + n)``.
+
+    One comparison: seen unsigned, ``axis - lo`` is below ``n`` exactly there.
+    """
+    return np.less(np.subtract(axis, lo).view(np.uint64), n)
 
 
 def observation_space(obs_type: str, sample: np.ndarray) -> spaces.Box:

@@ -34,7 +34,8 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from catchrl.envs.batch_framestack import BatchFrameStack
-from catchrl.envs.core import BatchState, CatchParams, step_batch
+from catchrl.envs.core import BatchState, CatchParams, reset_batch, spawn_balls, step_batch
+from catchrl.envs.framestack import fill_stack
 from catchrl.envs.observations import (
     grid_boards,
     make_params,
@@ -326,20 +327,13 @@ class CatchVectorEnv(VectorEnv):
     # -- observations ----------------------------------------------------------
 
     def _start_games(self, idx: np.ndarray) -> None:
-        """Start new games at ``idx``: what :func:`~catchrl.envs.core.reset_batch` does."""
-        b, p = self.batch, self.params
-        self._spawn_balls(idx)
-        b.paddle_x[idx] = p.paddle_start_x
-        b.balls_left[idx] = p.balls_per_game
-        b.caught[idx] = 0
-        b.missed[idx] = 0
+        """Start new games at ``idx`` (the core's reset), their balls from the draws made ahead."""
+        spawns = self._spawns.draw(idx, self._rngs)
+        reset_batch(self.params, self.batch, idx, self._rngs, spawns=spawns)
 
     def _spawn_balls(self, idx: np.ndarray) -> None:
         """New balls at the top for the games ``idx``, from their draws made ahead."""
-        b = self.batch
-        b.ball_x[idx], b.ball_vx[idx] = self._spawns.draw(idx, self._rngs)
-        b.ball_y[idx] = self.params.ball_start_y
-        b.landed[idx] = False
+        spawn_balls(self.params, self.batch, idx, *self._spawns.draw(idx, self._rngs))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
@@ -371,7 +365,9 @@ class CatchVectorEnv(VectorEnv):
             if self.obs_type != "pixels":
                 return self._features(b)
             frames = self.renderer.render(b.ball_x[idx], b.ball_y[idx], b.paddle_x[idx])
-            return np.repeat(frames[..., None], self.frame_stack, axis=3)
+            stacks = np.empty((*frames.shape, self.frame_stack), dtype=np.uint8)
+            fill_stack(stacks, frames)
+            return stacks
         if self._frames is None:
             return self._features(b)
         return self._frames.reset(idx, b.ball_x[idx], b.ball_y[idx], b.paddle_x[idx])
@@ -396,13 +392,5 @@ class CatchVectorEnv(VectorEnv):
         p = self.params
         if self.obs_type == "grid":
             return grid_boards(p, b.ball_x, b.ball_y, b.paddle_x)
-        out = self._obs
-        if b is not self.batch or out is None:
-            return state_features(p, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x)
-        # the columns of state_features, computed alike (float64, then rounded to float32)
-        out[:, 0] = b.ball_x / p.width
-        out[:, 1] = b.ball_y / p.height
-        out[:, 2] = b.paddle_x / p.width
-        if p.drift:
-            out[:, 3] = b.ball_vx / p.drift
-        return out
+        out = self._obs if b is self.batch else None
+        return state_features(p, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x, out=out)

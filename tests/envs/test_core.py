@@ -14,6 +14,7 @@ from catchrl.envs.core import (
     BatchState,
     CatchParams,
     CatchState,
+    draw_spawns,
     reset_batch,
     reset_state,
     step_batch,
@@ -81,6 +82,31 @@ def test_reset_state_draws_one_integer_from_the_generator():
     s = reset_state(BOOK, rng)
     expected_x = int(twin.integers(0, 381))
     assert s == CatchState(ball_x=expected_x, ball_y=10, ball_vx=0, paddle_x=200, balls_left=1)
+
+
+def test_there_is_one_reset_reset_state_is_reset_batch_of_one():
+    params = CatchParams(drift=4, balls_per_game=3, spawn="book")
+    for seed in range(20):
+        batch = BatchState.zeros(3)
+        batch.set(1, CatchState(5, 6, 1, 7, balls_left=0, caught=2, missed=1, landed=True))
+        rngs = [np.random.default_rng(seed + i) for i in range(3)]
+        reset_batch(params, batch, np.array([1]), rngs)
+        twin = np.random.default_rng(seed + 1)
+        assert reset_state(params, np.random.default_rng(seed + 1)) == batch.get(1)
+        x, vx = int(twin.integers(0, 401)), int(twin.integers(-4, 5))  # x first, then the speed
+        assert batch.get(1) == CatchState(x, 10, vx, 200, balls_left=3)
+        assert batch.get(0) == batch.get(2) == CatchState(0, 0, 0, 0, 0)  # others untouched
+
+
+def test_reset_batch_with_balls_drawn_ahead_equals_drawing_them():
+    params = CatchParams(drift=2, balls_per_game=2)
+    idx = np.array([0, 2])
+    drawn, given = BatchState.zeros(3), BatchState.zeros(3)
+    reset_batch(params, drawn, idx, [np.random.default_rng(i) for i in range(3)])
+    spawns = draw_spawns(params, idx, [np.random.default_rng(i) for i in range(3)])
+    reset_batch(params, given, idx, [], spawns=spawns)  # no generator is touched
+    assert [drawn.get(i) for i in range(3)] == [given.get(i) for i in range(3)]
+    assert spawns[0].dtype == spawns[1].dtype == np.int64
 
 
 # --- catching: the overlap window ---------------------------------------------------

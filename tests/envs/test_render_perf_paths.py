@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from gymnasium.utils import seeding
 
-from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv
+from catchrl.envs import CatchEnv, CatchParams, CatchState, CatchVectorEnv
 from catchrl.envs.batch_framestack import BatchFrameStack
 from catchrl.envs.core import BatchState, reset_batch, reset_state, step_batch, step_state
 from catchrl.envs.framestack import FrameStack, stack_word
@@ -115,6 +115,26 @@ class OldRenderer:
         return frames
 
 
+def plain_state_row(params: CatchParams, s) -> np.ndarray:
+    """The original single env's ``state`` observation of one game (Python floats, rounded once)."""
+    values = [s.ball_x / params.width, s.ball_y / params.height, s.paddle_x / params.width]
+    if params.drift:
+        values.append(s.ball_vx / params.drift)
+    return np.array(values, dtype=np.float32)
+
+
+def plain_board(params: CatchParams, s) -> np.ndarray:
+    """The original single env's ``grid`` board of one game: two slices set to 1."""
+    p, b = params, params.ball_size
+    board = np.zeros((p.height, p.width), dtype=np.float32)
+    board[max(s.ball_y, 0) : max(s.ball_y + b, 0), max(s.ball_x, 0) : max(s.ball_x + b, 0)] = 1.0
+    board[
+        p.paddle_y : p.paddle_y + p.paddle_height,
+        max(s.paddle_x, 0) : max(s.paddle_x + p.paddle_width, 0),
+    ] = 1.0
+    return board
+
+
 def old_obs(obs_type, params, renderer, stack, state, first, depth):
     """The original ``CatchEnv._first_obs`` / ``_next_obs``: ``(obs, stack)``."""
     if obs_type == "pixels":
@@ -125,12 +145,9 @@ def old_obs(obs_type, params, renderer, stack, state, first, depth):
             stack[:, :, :-1] = stack[:, :, 1:]
             stack[:, :, -1] = frame
         return stack.copy(), stack
-    one = lambda v: np.array([v])  # noqa: E731
     if obs_type == "state":
-        return state_features(
-            params, one(state.ball_x), one(state.ball_y), one(state.ball_vx), one(state.paddle_x)
-        )[0], stack
-    return grid_boards(params, one(state.ball_x), one(state.ball_y), one(state.paddle_x))[0], stack
+        return plain_state_row(params, state), stack
+    return plain_board(params, state), stack
 
 
 class OldSingle:
@@ -205,10 +222,8 @@ class OldVector:
         return obs.copy(), reward, terminated, final
 
     def _features(self):
-        b, p = self.batch, self.params
-        if self.obs_type == "state":
-            return state_features(p, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x)
-        return grid_boards(p, b.ball_x, b.ball_y, b.paddle_x)
+        plain = plain_state_row if self.obs_type == "state" else plain_board
+        return np.stack([plain(self.params, self.batch.get(i)) for i in range(self.n)])
 
     def _fresh(self, idx):
         if self.obs_type != "pixels":
@@ -279,6 +294,36 @@ FEATURE_CASES = [
 @pytest.mark.parametrize(("obs_type", "kw"), FEATURE_CASES)
 def test_single_env_state_and_grid_equal_the_plain_code(obs_type, kw):
     assert play_single(obs_type, kw, 1000) > 0
+
+
+@pytest.mark.parametrize(
+    "params",
+    [CatchParams(), CatchParams(drift=5, spawn="book"), CatchParams.bsuite()],
+    ids=["book", "drift", "bsuite"],
+)
+def test_the_one_feature_code_equals_the_plain_code_for_one_game_and_a_batch(params):
+    """state_features / grid_boards: ints give one game's row, arrays the batch; both plain."""
+    rng = np.random.default_rng(3)
+    n = 200
+    bx = rng.integers(-params.ball_size - 2, params.width + 3, n)  # partly off the board too
+    by = rng.integers(-params.ball_size - 2, params.height + 3, n)
+    vx = rng.integers(-params.drift, params.drift + 1, n)
+    px = rng.integers(-params.paddle_width - 2, params.width + 3, n)
+    states = [
+        CatchState(int(bx[i]), int(by[i]), int(vx[i]), int(px[i]), balls_left=1) for i in range(n)
+    ]
+    rows, boards = state_features(params, bx, by, vx, px), grid_boards(params, bx, by, px)
+    out = np.full_like(rows, np.nan)
+    assert state_features(params, bx, by, vx, px, out=out) is out
+    assert_same(out, rows, "out=")
+    for i, st in enumerate(states):
+        one_row = state_features(params, st.ball_x, st.ball_y, st.ball_vx, st.paddle_x)
+        one_board = grid_boards(params, st.ball_x, st.ball_y, st.paddle_x)
+        assert_same(one_row, plain_state_row(params, st), f"state {st}")
+        assert_same(rows[i], one_row, f"state row {i}")
+        assert_same(one_board, plain_board(params, st), f"grid {st}")
+        assert_same(boards[i], one_board, f"grid board {i}")
+    assert boards.sum() > 0
 
 
 # --- vector env --------------------------------------------------------------
