@@ -11,6 +11,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from catchrl.errors import CatchrlError
 
@@ -33,9 +34,17 @@ class UserError(CatchrlError):
     """A mistake in the command line, a config, a path or a file: shown as one line."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (``catchrl train: error: ...``), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print one line naming the command and what was wrong; exit 2."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every sub-command whose module is present."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="catchrl",
         description="Catch from 'Deep Learning with Keras': play it, train and compare agents.",
     )
