@@ -26,9 +26,11 @@ from catchrl.envs.core import (
     step_batch,
     step_state,
 )
+from catchrl.envs.memory import available_memory_bytes
 from catchrl.envs.observations import OBS_TYPES
 from catchrl.envs.raster import FrameRenderer
 from catchrl.envs.screen import area_downscale, render_screen
+from catchrl.envs.sizing import estimate_env_bytes
 from catchrl.envs.vector import CatchVectorEnv
 
 __all__ = [
@@ -44,8 +46,10 @@ __all__ = [
     "CatchVectorEnv",
     "FrameRenderer",
     "area_downscale",
+    "available_memory_bytes",
     "check_action",
     "env_id",
+    "estimate_env_bytes",
     "render_screen",
     "reset_batch",
     "reset_state",

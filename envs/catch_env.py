@@ -9,15 +9,16 @@ import numpy as np
 from gymnasium.error import ResetNeeded
 
 from catchrl.envs.core import CatchParams, CatchState, reset_state, step_state
-from catchrl.envs.framestack import FrameStack
+from catchrl.envs.framestack import FrameStack, check_frame_stack
 from catchrl.envs.observations import (
     grid_boards,
     make_params,
     observation_space,
     state_features,
 )
-from catchrl.envs.raster import FrameRenderer
+from catchrl.envs.raster import FrameRenderer, check_frame_size
 from catchrl.envs.screen import render_screen
+from catchrl.envs.sizing import check_env_fits
 
 __all__ = ["CatchEnv", "check_action"]
 
@@ -75,7 +76,7 @@ class CatchEnv(gym.Env):
 
     ## Arguments
     ``obs_type``, ``render_mode`` (``"human"`` or ``"rgb_array"``),
-    ``frame_size`` (80), ``frame_stack`` (4), ``params`` (a whole
+    ``frame_size`` (80, at most 1024), ``frame_stack`` (4, at most 64), ``params`` (a whole
     :class:`~catchrl.envs.CatchParams`) or any of its fields as keywords, e.g.
     ``balls_per_game=100``, ``drift=5``, ``walls="book"``.
 
@@ -100,10 +101,18 @@ class CatchEnv(gym.Env):
                 f"CatchEnv: render_mode must be None or one of "
                 f"{self.metadata['render_modes']}, got {render_mode!r}"
             )
-        if not isinstance(frame_stack, (int, np.integer)) or frame_stack < 1:
-            raise ValueError(f"CatchEnv: frame_stack must be a positive int, got {frame_stack!r}")
         self.obs_type, self.render_mode = obs_type, render_mode
-        self.frame_stack = int(frame_stack)
+        self.frame_stack = check_frame_stack(frame_stack)
+        frame_size = check_frame_size(frame_size)
+        check_env_fits(
+            "CatchEnv",
+            self.params,
+            obs_type,
+            1,
+            frame_size,
+            self.frame_stack,
+            screen=render_mode is not None,
+        )
         self.renderer = FrameRenderer(self.params, frame_size)
         self.action_space = gym.spaces.Discrete(3)
         self.state: CatchState | None = None

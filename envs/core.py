@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.envs.limits import MAX_BALLS_PER_GAME, MAX_WORLD_SIZE
+
 __all__ = [
     "ACTION_LEFT",
     "ACTION_RIGHT",
@@ -52,8 +54,8 @@ class CatchParams:
     Defaults are the book's game, except the two documented quirk switches.
 
     Attributes:
-        width: World width in px (book: 400).
-        height: World height in px (book: 400).
+        width: World width in px (book: 400; at most ``MAX_WORLD_SIZE``, 10 000).
+        height: World height in px (book: 400; at most ``MAX_WORLD_SIZE``).
         ball_size: Side of the square ball in px (book: 20).
         ball_start_y: Top edge of a new ball (book: 10).
         ball_speed: Pixels the ball falls per step (book: 10).
@@ -65,11 +67,12 @@ class CatchParams:
         paddle_height: Paddle height in px (book: 10).
         paddle_y: Top edge of the paddle (book: 350).
         paddle_start_x: Left edge of the paddle at the start of a game (book: 200).
-        paddle_speed: Pixels the paddle moves per left/right action (book: 20).
+        paddle_speed: Pixels the paddle moves per left/right action (book: 20; at
+            most ``width``).
         catch_y: The step on which the ball's top edge reaches ``catch_y`` is
             decided: +1 if it overlaps the paddle, else -1 (book: 340).
         balls_per_game: Balls in one game (episode). The book trains on 1 (33
-            steps); its human-playable game has 100.
+            steps); its human-playable game has 100 (at most ``MAX_BALLS_PER_GAME``).
         walls: ``"clamp"`` keeps the paddle in ``[0, width - paddle_width]``
             (the book's human game; default). ``"book"`` is the trained game's
             "bounce": moving past the left wall puts the paddle one step in from
@@ -120,6 +123,17 @@ class CatchParams:
         for name in ("drift", "ball_start_y", "paddle_y", "paddle_start_x"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CatchParams.{name} must be >= 0, got {getattr(self, name)}")
+        for name, high in (
+            ("width", MAX_WORLD_SIZE),
+            ("height", MAX_WORLD_SIZE),
+            ("paddle_speed", self.width),
+            ("balls_per_game", MAX_BALLS_PER_GAME),
+        ):
+            if getattr(self, name) > high:
+                raise ValueError(
+                    f"CatchParams.{name} must be <= {high}, got {getattr(self, name)} "
+                    "(the bounds are in catchrl.envs.limits)"
+                )
         if self.walls not in WALLS:
             raise ValueError(f"CatchParams.walls must be one of {WALLS}, got {self.walls!r}")
         if self.spawn not in SPAWNS:

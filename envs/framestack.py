@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from catchrl.envs.frame_tables import shared_pieces
+from catchrl.envs.frame_tables import TABLE_MAX_BYTES, shared_pieces
+from catchrl.envs.limits import MAX_FRAME_STACK, check_int_range
 from catchrl.envs.raster import FrameRenderer
 
-__all__ = ["FrameStack", "fill_stack", "push_frame", "stack_word"]
+__all__ = ["FrameStack", "check_frame_stack", "fill_stack", "push_frame", "stack_word"]
 
 _STACK_WORDS = {1: np.dtype("<u1"), 2: np.dtype("<u2"), 4: np.dtype("<u4"), 8: np.dtype("<u8")}
 
@@ -30,6 +31,11 @@ def stack_word(depth: int) -> np.dtype | None:
     1, 2, 4 and 8; ``None`` otherwise.
     """
     return _STACK_WORDS.get(int(depth))
+
+
+def check_frame_stack(depth: object) -> int:
+    """``depth`` as an int in ``[1, MAX_FRAME_STACK]``, else a ``ValueError`` naming frame_stack."""
+    return check_int_range("frame_stack", depth, 1, MAX_FRAME_STACK, "frames per observation")
 
 
 def fill_stack(stack: np.ndarray, frame: np.ndarray) -> None:
@@ -63,6 +69,7 @@ class FrameStack:
     """
 
     _JOINT_CACHE_MAX = 1 << 16
+    _CACHE_MAX_BYTES = TABLE_MAX_BYTES  # per cache (patch rows, bands, joint windows)
 
     def __init__(self, renderer: FrameRenderer, depth: int) -> None:
         s = renderer.size
@@ -96,6 +103,9 @@ class FrameStack:
         self._band_key: tuple[int, ...] = (0,) * self.depth  # paddle x of the stacked frames
         self._clean = 0  # how many of the newest frames have no ball pixel in the band
         self._bands: dict[tuple[int, ...], np.ndarray] = {}  # band words by _band_key
+        band_bytes = max(1, self._band.nbytes)
+        self._max_bands = max(1, min(self._MAX_BANDS, self._CACHE_MAX_BYTES // band_bytes))
+        self._patch_bytes = self._joint_bytes = 0  # bytes held by those caches
         self._pos = 0  # the ring slot of the oldest frame
         self._whole = 0  # pushes left that must shift the whole stack (after an odd position)
 
@@ -204,6 +214,9 @@ class FrameStack:
         patches (one per sub-pixel offset); with many, plain 2-d windows.
         """
         row = self._patch_rows[ball_y]
+        if row is None and self._patch_bytes >= self._CACHE_MAX_BYTES:  # full: this one alone
+            values = self._pieces.ball_patches(np.array([ball_x]), np.array([ball_y]))[0]
+            return values.reshape(self._bh, self._bw).astype(self._word) << self._top
         if row is None:
             values = self._pieces.ball_patch_row(ball_y)  # [X, ball_h * ball_w]
             distinct, which = np.unique(values, axis=0, return_inverse=True)
@@ -212,8 +225,11 @@ class FrameStack:
                 spans = np.zeros((len(distinct), self._span), dtype=self._word)
                 spans[:, self._span_cols] = words
                 row = [spans[i] for i in which.ravel()]
+                self._patch_bytes += spans.nbytes
             else:
-                row = list(words.reshape(-1, self._bh, self._bw)[which.ravel()])
+                windows = words.reshape(-1, self._bh, self._bw)[which.ravel()]
+                row = list(windows)
+                self._patch_bytes += windows.nbytes
             self._patch_rows[ball_y] = row
         return row[ball_x]
 
@@ -224,7 +240,7 @@ class FrameStack:
         band = np.zeros(self._band.shape, dtype=self._word)
         for k, paddle_x in enumerate(key):
             band |= self._pieces.band[paddle_x].astype(self._word) << (8 * k)
-        if len(self._bands) < self._MAX_BANDS:
+        if len(self._bands) < self._max_bands:
             self._bands[key] = band
         return band
 
@@ -243,6 +259,8 @@ class FrameStack:
                 np.array([ball_x]), np.array([ball_y]), np.array([paddle_x])
             )
             entry = (int(r0[0]), int(c0[0]), values[0])
-            if len(self._joints) < self._JOINT_CACHE_MAX:
+            fits = self._joint_bytes < self._CACHE_MAX_BYTES
+            if fits and len(self._joints) < self._JOINT_CACHE_MAX:
                 self._joints[key] = entry
+                self._joint_bytes += entry[2].nbytes
         return entry

@@ -13,6 +13,9 @@ free (:func:`catchrl.envs.sizing.check_env_fits`).
 - ``MAX_FRAME_SIZE`` (1024 px): ``frame_size``, 12.8 times the book's 80; one
   ``(1024, 1024, 4)`` stack is 4 MiB.
 - ``MAX_FRAME_STACK`` (64): ``frame_stack``, 16 times the book's 4.
+- ``MAX_BALLS_PER_GAME`` (10**9): ``balls_per_game``, so that counts and
+  episode lengths stay far inside int64. ``paddle_speed`` is at most ``width``
+  (a faster paddle crosses the world in one step anyway).
 """
 
 from __future__ import annotations
@@ -21,11 +24,18 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MAX_FRAME_SIZE", "MAX_FRAME_STACK", "MAX_WORLD_SIZE", "check_int_range"]
+__all__ = [
+    "MAX_BALLS_PER_GAME",
+    "MAX_FRAME_SIZE",
+    "MAX_FRAME_STACK",
+    "MAX_WORLD_SIZE",
+    "check_int_range",
+]
 
 MAX_WORLD_SIZE = 10_000
 MAX_FRAME_SIZE = 1024
 MAX_FRAME_STACK = 64
+MAX_BALLS_PER_GAME = 10**9
 
 
 def check_int_range(name: str, value: Any, low: int, high: int, what: str = "") -> int:

@@ -16,7 +16,7 @@ Autoreset (Gymnasium's ``AutoresetMode``):
 
 Speed: pixel stacks are updated in place (:class:`~catchrl.envs.batch_framestack.BatchFrameStack`),
 touching only the pixels the balls and paddles occupy, and new balls come
-from draws made ahead in blocks (:class:`_SpawnDraws`), so a step loops over
+from draws made ahead in blocks (:class:`~catchrl.envs.spawns.SpawnDraws`), so a step loops over
 games in Python only to refill a game's draws (once every 64 of its balls).
 ``copy=False`` saves the copy of the observation buffer, which at 1024 games
 of ``(80, 80, 4)`` (26 MB) costs more than the rest of a pixel step.
@@ -35,70 +35,20 @@ from gymnasium.vector.utils import batch_space
 
 from catchrl.envs.batch_framestack import BatchFrameStack
 from catchrl.envs.core import BatchState, CatchParams, reset_batch, spawn_balls, step_batch
-from catchrl.envs.framestack import fill_stack
+from catchrl.envs.framestack import check_frame_stack, fill_stack
 from catchrl.envs.observations import (
     grid_boards,
     make_params,
     observation_space,
     state_features,
 )
-from catchrl.envs.raster import FrameRenderer
+from catchrl.envs.raster import FrameRenderer, check_frame_size
+from catchrl.envs.sizing import check_env_fits, check_num_envs
+from catchrl.envs.spawns import SpawnDraws
 
 __all__ = ["CatchVectorEnv"]
 
 _MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
-
-
-class _SpawnDraws:
-    """Each game's coming ball spawns, drawn ahead in blocks from the game's own generator.
-
-    ``Generator.integers`` gives the same numbers asked one at a time or for a
-    block, and with per-element bounds it interleaves the x and speed draws
-    exactly as :func:`~catchrl.envs.core.reset_state` makes them one ball at a
-    time, so drawing ahead changes no game (the parity tests with N single
-    envs check it). Starting balls then needs array indexing only, instead of
-    one Python-level generator call per game.
-
-    Args:
-        params: The game (spawn range and drift).
-        num: Number of games.
-        block: Spawns drawn per refill of one game.
-
-    """
-
-    def __init__(self, params: CatchParams, num: int, block: int = 64) -> None:
-        self.block, self.high, self.drift = block, params.spawn_max_x + 1, params.drift
-        self.x = np.zeros((num, block), dtype=np.int64)
-        self.vx = np.zeros((num, block), dtype=np.int64)
-        self.next = np.full(num, block, dtype=np.int64)  # all empty
-        if self.drift:  # x in [0, high), vx in [-drift, drift], alternating
-            self._lows = np.tile(np.array([0, -self.drift]), block)
-            self._highs = np.tile(np.array([self.high, self.drift + 1]), block)
-
-    def forget(self, idx: np.ndarray | list[int]) -> None:
-        """Drop what was drawn for games ``idx`` (their generators were replaced)."""
-        self.next[idx] = self.block
-
-    def draw(
-        self, idx: np.ndarray, rngs: list[np.random.Generator]
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """The next spawn ``(x, vx)`` of each game in ``idx`` (int64 ``[len(idx)]`` each)."""
-        k = self.next[idx]
-        empty = k >= self.block
-        if empty.any():
-            for i in idx[empty]:
-                self._fill(int(i), rngs[i])
-            k = self.next[idx]
-        self.next[idx] = k + 1
-        return self.x[idx, k], self.vx[idx, k]
-
-    def _fill(self, i: int, rng: np.random.Generator) -> None:
-        if self.drift:
-            both = rng.integers(self._lows, self._highs)
-            self.x[i], self.vx[i] = both[0::2], both[1::2]
-        else:
-            self.x[i] = rng.integers(0, self.high, size=self.block)
-        self.next[i] = 0
 
 
 class CatchVectorEnv(VectorEnv):
@@ -107,8 +57,8 @@ class CatchVectorEnv(VectorEnv):
     Args:
         num_envs: Number of games N.
         obs_type: ``"pixels"``, ``"state"`` or ``"grid"`` (see :class:`CatchEnv`).
-        frame_size: Side of a pixel frame (book: 80).
-        frame_stack: Frames per pixel observation (book: 4).
+        frame_size: Side of a pixel frame (book: 80; at most 1024).
+        frame_stack: Frames per pixel observation (book: 4; at most 64).
         autoreset_mode: ``"next_step"`` or ``"same_step"`` (module docstring).
         copy: Return a fresh observation array each call (default). ``False``
             returns the env's own buffer, overwritten by the next call: no
@@ -116,6 +66,11 @@ class CatchVectorEnv(VectorEnv):
             (Grid boards are new arrays either way.)
         render_mode: Not supported (``None``); watch a single ``CatchEnv``.
         params: A whole :class:`CatchParams`, or give its fields as keywords.
+
+    Raises:
+        ValueError: a setting out of range, or settings that need more memory
+            than the machine has free (:func:`~catchrl.envs.estimate_env_bytes`),
+            refused before anything is allocated.
 
     """
 
@@ -137,8 +92,7 @@ class CatchVectorEnv(VectorEnv):
         **overrides: Any,
     ) -> None:
         self.params = make_params(obs_type, params, overrides, "CatchVectorEnv")
-        if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
-            raise ValueError(f"CatchVectorEnv: num_envs must be a positive int, got {num_envs!r}")
+        num_envs = check_num_envs(num_envs, "CatchVectorEnv")
         if render_mode is not None:
             raise ValueError(
                 "CatchVectorEnv: rendering is not supported; "
@@ -154,19 +108,27 @@ class CatchVectorEnv(VectorEnv):
                 f"CatchVectorEnv: autoreset_mode must be 'next_step' or "
                 f"'same_step', got {autoreset_mode!r}"
             )
-        if not isinstance(frame_stack, (int, np.integer)) or frame_stack < 1:
-            raise ValueError(
-                f"CatchVectorEnv: frame_stack must be a positive int, got {frame_stack!r}"
-            )
+        frame_stack, frame_size = check_frame_stack(frame_stack), check_frame_size(frame_size)
+        same_step = mode == AutoresetMode.SAME_STEP
+        check_env_fits(
+            "CatchVectorEnv",
+            self.params,
+            obs_type,
+            num_envs,
+            frame_size,
+            frame_stack,
+            copy=copy,
+            same_step=same_step,
+        )  # before allocating anything
         self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self._same_step = mode == AutoresetMode.SAME_STEP
+        self._same_step = same_step
         self.num_envs, self.obs_type, self.copy = int(num_envs), obs_type, copy
         self.frame_stack, self.render_mode = int(frame_stack), None
         self.renderer = FrameRenderer(self.params, frame_size)
         n = self.num_envs
         self.batch = BatchState.zeros(n)
         self._rngs: list[np.random.Generator] = []
-        self._spawns = _SpawnDraws(self.params, n)
+        self._spawns = SpawnDraws(self.params, n)
         self._needs_reset = np.zeros(n, dtype=bool)  # next_step: reset on the next call
         self._restart_pending = False  # self._needs_reset.any()
         self._started = False

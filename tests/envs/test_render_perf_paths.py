@@ -17,7 +17,14 @@ import numpy as np
 import pytest
 from gymnasium.utils import seeding
 
-from catchrl.envs import CatchEnv, CatchParams, CatchState, CatchVectorEnv
+from catchrl.envs import (
+    CatchEnv,
+    CatchParams,
+    CatchState,
+    CatchVectorEnv,
+    batch_framestack,
+    frame_tables,
+)
 from catchrl.envs.batch_framestack import BatchFrameStack
 from catchrl.envs.core import BatchState, reset_batch, reset_state, step_batch, step_state
 from catchrl.envs.framestack import FrameStack, stack_word
@@ -457,7 +464,29 @@ def random_positions(
 @pytest.mark.parametrize(("size", "depth"), [(80, 4), (40, 2), (84, 8), (57, 4), (7, 4), (80, 1)])
 @pytest.mark.parametrize("odd", [0.0, 0.02])
 def test_frame_stacks_equal_plain_stacking_anywhere(size, depth, odd):
-    params = CatchParams(spawn="book")
+    check_stacks_against_plain_stacking(CatchParams(spawn="book"), size, depth, odd)
+
+
+@pytest.mark.parametrize(("size", "depth"), [(80, 4), (57, 8)])
+def test_frame_stacks_without_tables_or_caches_equal_plain_stacking(monkeypatch, size, depth):
+    """What a world too large to tabulate, or a full cache, takes: patches computed each time."""
+    monkeypatch.setattr(frame_tables, "TABLE_MAX_BYTES", 0)
+    monkeypatch.setattr(batch_framestack, "TABLE_MAX_BYTES", 0)
+    monkeypatch.setattr(FrameStack, "_CACHE_MAX_BYTES", 0)
+    params = CatchParams(spawn="book", ball_start_y=11)  # its own shared pieces
+    frame_tables.shared_pieces.cache_clear()
+    try:
+        pieces = frame_tables.shared_pieces(params, size)
+        assert pieces._table is None
+        assert BatchFrameStack(FrameRenderer(params, size), 2, depth)._patch_table is None
+        check_stacks_against_plain_stacking(params, size, depth, 0.02)
+    finally:
+        frame_tables.shared_pieces.cache_clear()  # no table-less pieces for later tests
+
+
+def check_stacks_against_plain_stacking(
+    params: CatchParams, size: int, depth: int, odd: float
+) -> None:
     rng = np.random.default_rng(size * 10 + depth)
     n, steps = 6, 120
     positions = random_positions(params, n, steps, rng, odd)
@@ -466,6 +495,7 @@ def test_frame_stacks_equal_plain_stacking_anywhere(size, depth, odd):
     renderer = FrameRenderer(params, size)
     batch = BatchFrameStack(renderer, n, depth)
     singles = [FrameStack(renderer, depth) for _ in range(n)]
+    assert singles[0]._max_bands >= 1
     for t, ((bx, by, px), fresh, want) in enumerate(zip(positions, resets, expected, strict=True)):
         if t == 0:
             got = batch.reset(np.arange(n), bx, by, px)

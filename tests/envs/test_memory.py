@@ -1,0 +1,89 @@
+"""available_memory_bytes: /proc/meminfo, the sysconf fallback, cgroup limits (on planted files)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import catchrl.envs.memory as memory
+from catchrl.envs import available_memory_bytes
+
+
+def test_available_memory_is_a_plausible_positive_int():
+    free = available_memory_bytes()
+    assert isinstance(free, int) and free > 0
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert free <= total
+
+
+def test_meminfo_available_is_read_in_bytes(tmp_path):
+    info = tmp_path / "meminfo"
+    info.write_text("MemTotal:       24683584 kB\nMemFree: 1 kB\nMemAvailable:   2048 kB\n")
+    assert memory._meminfo_available(info) == 2048 * 1024
+    info.write_text("MemTotal: 5 kB\n")  # an old kernel without MemAvailable
+    assert memory._meminfo_available(info) is None
+    assert memory._meminfo_available(tmp_path / "absent") is None
+
+
+def test_without_meminfo_the_physical_pages_are_used(monkeypatch):
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: None)
+    monkeypatch.setattr(memory, "_cgroup_headroom", lambda *_: None)
+    pages = os.sysconf("SC_AVPHYS_PAGES")
+    expected = pages * os.sysconf("SC_PAGE_SIZE")
+    assert abs(available_memory_bytes() - expected) < 1 << 30  # free pages move a little
+
+
+def test_a_cgroup_limit_lowers_the_answer(monkeypatch):
+    monkeypatch.setattr(memory, "_meminfo_available", lambda: 64 << 30)
+    monkeypatch.setattr(memory, "_cgroup_headroom", lambda *_: 3 << 30)
+    assert available_memory_bytes() == 3 << 30
+    monkeypatch.setattr(memory, "_cgroup_headroom", lambda *_: None)
+    assert available_memory_bytes() == 64 << 30
+
+
+def plant(root: Path, rel: str, files: dict[str, str]) -> None:
+    d = root / rel
+    d.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (d / name).write_text(text)
+
+
+def test_cgroup_v2_headroom_is_the_tightest_limit_less_the_working_set(tmp_path):
+    root, proc = tmp_path / "cgroup", tmp_path / "proc_cgroup"
+    proc.write_text("0::/jobs/run7\n")
+    plant(root, "", {"memory.max": "max"})
+    plant(root, "jobs", {"memory.max": str(10 << 30), "memory.current": str(4 << 30)})
+    plant(
+        root,
+        "jobs/run7",
+        {
+            "memory.max": str(8 << 30),
+            "memory.current": str(7 << 30),
+            "memory.stat": f"anon 1\ninactive_file {2 << 30}\n",  # cache the kernel drops first
+        },
+    )
+    assert memory._cgroup_headroom(proc, root) == (8 << 30) - (5 << 30)
+
+
+def test_cgroup_v1_and_no_limit(tmp_path):
+    root, proc = tmp_path / "cgroup", tmp_path / "proc_cgroup"
+    proc.write_text("5:cpu,cpuacct:/x\n4:memory:/box\n0::/\n")
+    plant(root, "memory", {"memory.limit_in_bytes": str(2**63 - 4096)})  # unlimited
+    plant(
+        root,
+        "memory/box",
+        {"memory.limit_in_bytes": str(6 << 30), "memory.usage_in_bytes": str(1 << 30)},
+    )
+    assert memory._cgroup_headroom(proc, root) == 5 << 30
+    proc.write_text("0::/\n")
+    assert memory._cgroup_headroom(proc, root) is None
+    assert memory._cgroup_headroom(tmp_path / "absent", root) is None
+
+
+@pytest.mark.parametrize(
+    ("n", "text"), [(52_000_000_000, "52.0 GB"), (2_000_000, "0.002 GB"), (0, "0 GB")]
+)
+def test_format_gb(n, text):
+    assert memory.format_gb(n) == text
