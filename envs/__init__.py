@@ -7,7 +7,10 @@ Importing this package registers the Gymnasium ids (each with a
 - ``catchrl/CatchState-v0``: the state vector;
 - ``catchrl/CatchGrid-v0``: bsuite's 10 x 5 board and dynamics.
 
-Any :class:`CatchParams` field can be passed to ``gymnasium.make``.
+Any :class:`CatchParams` field can be passed to ``gymnasium.make``. Sizes are
+bounded (:mod:`catchrl.envs.limits`) and an env that could not fit in memory is
+refused before it allocates: :func:`estimate_env_bytes` says what one needs,
+:func:`available_memory_bytes` what the machine has free.
 Only numpy and gymnasium are imported here; pygame when a window opens.
 """
 

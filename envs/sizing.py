@@ -79,7 +79,8 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     frame_size = check_frame_size(kw.pop("frame_size", 80))
     frame_stack = check_frame_stack(kw.pop("frame_stack", 4))
     copy = bool(kw.pop("copy", True))
-    same_step = str(getattr(kw.get("autoreset_mode"), "value", kw.get("autoreset_mode")))
+    mode = kw.get("autoreset_mode")
+    same_step = str(getattr(mode, "value", mode)) == "same_step"  # a str or an AutoresetMode
     screen = kw.get("render_mode") is not None
     for name in _ENV_ONLY:
         kw.pop(name, None)
@@ -92,7 +93,7 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
         frame_size,
         frame_stack,
         copy=copy,
-        same_step=same_step == "same_step",
+        same_step=same_step,
         screen=screen,
     )
 
@@ -132,7 +133,7 @@ def check_env_fits(
 
     Raises:
         ValueError: e.g. ``"CatchVectorEnv: num_envs=10000000 with frame_size=80,
-            frame_stack=4 needs ~2753.6 GB, more than the 20.1 GB available; lower
+            frame_stack=4 needs ~2326.0 GB, more than the 20.1 GB available; lower
             num_envs"``.
 
     """
