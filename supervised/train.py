@@ -1,18 +1,26 @@
 """Train and evaluate the supervised models with Keras ``fit`` and its callbacks.
 
-A run directory holds::
+A run directory is a :class:`catchrl.rundir.RunDir` (the same lock and atomic
+writes as ``catchrl train``'s) holding::
 
+    .lock             held by the one process training the run
     config.json       the SupervisedConfig (and the dataset's generating config)
     metrics.tsv       one row per epoch (CSVLogger, tab-separated), with samples_per_s
     tb/               TensorBoard events
-    checkpoints/      best.keras (ModelCheckpoint on val_loss), backup/ (BackupAndRestore)
+    checkpoints/      ckpt-eNNNNNN/ (RunDir checkpoints, one per epoch, the last 2
+                      kept), latest, best.keras (best val_loss)
+    model.keras       the final model (best weights: EarlyStopping restores them)
 
 The learning rate drops 3x when ``val_loss`` stalls for ``patience // 2`` epochs
 (ReduceLROnPlateau); EarlyStopping restores the best weights.
-    model.keras       the final model (best weights: EarlyStopping restores them)
 
-``resume=True`` continues a stopped run from its last finished epoch
-(``BackupAndRestore``); the stored config must equal the new one.
+After every epoch a checkpoint holds the weights, the optimizer (its step and
+learning rate included), EarlyStopping's and ReduceLROnPlateau's counters and
+the size of ``metrics.tsv``. ``resume=True`` continues a stopped or finished
+run from its latest checkpoint (rows written after it are cut off); the
+stored config must equal the new one but for ``epochs`` and ``patience``. Every
+file is written beside and renamed into place, so a crash leaves the previous
+epoch's state whole.
 
 Device: with a GPU (``tf.config.list_physical_devices("GPU")``) models are
 built under ``mixed_float16`` (output layers stay float32) with 8x larger
@@ -23,7 +31,6 @@ pipeline.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -33,6 +40,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from catchrl.errors import CheckpointError, RunDirError
+from catchrl.rundir import RunDir
 from catchrl.supervised.datasets import (
     GameDataset,
     frame_stacks,
@@ -180,25 +189,22 @@ class _Throughput(keras.callbacks.Callback):
             logs["samples_per_s"] = self.samples / max(time.perf_counter() - self._start, 1e-9)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-
-
 # Settings a resumed run may change (train longer, wait longer).
 _RESUMABLE = ("epochs", "patience")
+CONFIG_FILE = "config.json"
+BEST_MODEL = "checkpoints/best.keras"
 
 
-def _prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool) -> None:
-    cfg_path = run_dir / "config.json"
-    if cfg_path.exists():
+def _prepare_run_dir(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
+    """Check that ``rd`` may hold this run (fresh, or the same config to resume); write it."""
+    if (rd.path / CONFIG_FILE).exists():
         if not resume:
             raise RunExistsError(
-                f"{run_dir} already holds a run; pass resume=True (--resume) "
+                f"{rd.path} already holds a run; pass resume=True (--resume) "
                 "to continue it, or choose another directory"
             )
-        stored = json.loads(cfg_path.read_text()).get("config", {})
+        stored = rd.read_json(CONFIG_FILE)
+        stored = stored.get("config", {}) if isinstance(stored, dict) else {}
         diff = sorted(
             k
             for k in record["config"]
@@ -206,14 +212,134 @@ def _prepare_run_dir(run_dir: Path, record: dict[str, Any], resume: bool) -> Non
         )
         if diff:
             raise ValueError(
-                f"{run_dir}: cannot resume with another configuration "
+                f"{rd.path}: cannot resume with another configuration "
                 f"(differs in {', '.join(diff)})"
             )
-    elif resume and (run_dir / "checkpoints").exists():
-        raise ValueError(f"{run_dir}: no config.json to resume from")
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "tb").mkdir(exist_ok=True)
-    _write_json(cfg_path, record)
+    else:
+        if resume and rd.checkpoints_path.exists():
+            raise ValueError(f"{rd.path}: no {CONFIG_FILE} to resume from")
+        rd.check_fresh()  # nothing else in the folder: not another run, no stray files
+    rd.write_json(CONFIG_FILE, record)
+
+
+def _checkpoint_name(epochs_done: int) -> str:
+    return f"ckpt-e{epochs_done:06d}"
+
+
+def _numbered(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"{i:04d}": np.asarray(a) for i, a in enumerate(arrays)}
+
+
+def _unnumbered(group: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return [group[k] for k in sorted(group)]
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class _RunDirCheckpoints(keras.callbacks.Callback):
+    """After each epoch: the best model and a RunDir checkpoint; on resume, restore them.
+
+    Placed after EarlyStopping, ReduceLROnPlateau and CSVLogger, so what it
+    saves includes their work on the epoch (the counters, the new row).
+
+    Args:
+        rd: The run directory (its lock held).
+        monitor: The logged value whose minimum makes the best model.
+        early: The run's EarlyStopping.
+        plateau: The run's ReduceLROnPlateau.
+        restored: The state of the checkpoint being resumed (``None``: a new run).
+
+    """
+
+    def __init__(
+        self,
+        rd: RunDir,
+        monitor: str,
+        early: keras.callbacks.EarlyStopping,
+        plateau: keras.callbacks.ReduceLROnPlateau,
+        restored: tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__()
+        self.rd, self.monitor = rd, monitor
+        self.early, self.plateau = early, plateau
+        self.restored = restored
+        self.best: float | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        # The other callbacks have just reset their counters: put the saved ones back.
+        if self.restored is None:
+            return
+        arrays, state = self.restored
+        self.best = _float_or_none(state["best"])
+        e, p = state["early_stopping"], state["plateau"]
+        self.early.wait, self.early.best_epoch = int(e["wait"]), int(e["best_epoch"])
+        self.early.best = _float_or_none(e["best"])
+        if "early_best" in arrays:
+            self.early.best_weights = _unnumbered(arrays["early_best"])
+        self.plateau.wait, self.plateau.cooldown_counter = int(p["wait"]), int(p["cooldown"])
+        self.plateau.best = _float_or_none(p["best"])
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is not None and (self.best is None or current < self.best):
+            self.best = float(current)
+            self.rd.write_file_atomic(BEST_MODEL, self.model.save)
+        arrays = {
+            "model": _numbered(self.model.get_weights()),
+            "optimizer": _numbered(
+                [keras.ops.convert_to_numpy(v.value) for v in self.model.optimizer.variables]
+            ),
+        }
+        if self.early.best_weights is not None:
+            arrays["early_best"] = _numbered(self.early.best_weights)
+        state = {
+            "epoch": epoch + 1,
+            "metrics_bytes": self.rd.metrics_path.stat().st_size,
+            "best": self.best,
+            "early_stopping": {
+                "wait": int(self.early.wait),
+                "best": _float_or_none(self.early.best),
+                "best_epoch": int(self.early.best_epoch),
+            },
+            "plateau": {
+                "wait": int(self.plateau.wait),
+                "best": _float_or_none(self.plateau.best),
+                "cooldown": int(self.plateau.cooldown_counter),
+            },
+        }
+        self.rd.save_checkpoint(_checkpoint_name(epoch + 1), arrays, state)
+
+
+def _restore(model: keras.Model, arrays: dict[str, dict[str, np.ndarray]], where: Path) -> None:
+    """Put a checkpoint's weights and optimizer variables into a freshly built ``model``."""
+    weights = _unnumbered(arrays["model"])
+    if [w.shape for w in weights] != [tuple(w.shape) for w in model.weights]:
+        raise CheckpointError(f"{where} holds the weights of another model than this config's")
+    model.set_weights(weights)
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    values = _unnumbered(arrays["optimizer"])
+    if len(values) != len(optimizer.variables):
+        raise CheckpointError(f"{where} holds the state of another optimizer")
+    for variable, value in zip(optimizer.variables, values, strict=True):
+        variable.assign(value)
+
+
+def _cut_metrics(rd: RunDir, size: int) -> None:
+    """Cut ``metrics.tsv`` back to ``size`` bytes (rows written after the checkpoint go)."""
+    path = rd.metrics_path
+    have = path.stat().st_size if path.exists() else 0
+    if have < size:
+        raise RunDirError(
+            f"{path} has {have} bytes but the checkpoint recorded {size}: it was truncated "
+            "or replaced, so the run's per-epoch record is incomplete"
+        )
+    if path.exists():
+        with open(path, "r+b") as f:
+            f.truncate(size)
 
 
 def _pipelines(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[Any, Any, int, int]:
@@ -275,7 +401,7 @@ def _build(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
 
 
 def _epochs_done(run: Path) -> int:
-    """Epoch rows already in ``metrics.tsv``."""
+    """Epoch rows already in ``metrics.tsv`` (runs from before per-epoch checkpoints)."""
     path = run / "metrics.tsv"
     if not path.exists():
         return 0
@@ -294,9 +420,10 @@ def train(
     Args:
         cfg: The run's configuration.
         run_dir: Directory of the run (created).
-        resume: Continue the run stored in ``run_dir``: an interrupted run from
-            its last finished epoch (``BackupAndRestore``), a finished one from
-            its ``model.keras`` (weights and optimizer) up to ``cfg.epochs``.
+        resume: Continue the run stored in ``run_dir`` from its latest
+            checkpoint (the last finished epoch; weights, optimizer and the
+            callbacks' counters) up to ``cfg.epochs``, whether it was
+            interrupted or had finished.
         verbose: Keras ``fit`` verbosity.
         callbacks: Extra Keras callbacks (run after the built-in ones).
 
@@ -307,61 +434,88 @@ def train(
     Raises:
         RunExistsError: ``run_dir`` holds a run and ``resume`` is False.
         ValueError: resuming with another config.
+        catchrl.errors.RunDirLocked: another process is training in ``run_dir``.
+        catchrl.errors.RunDirError: ``run_dir`` holds other files, or a run
+            this catchrl cannot resume.
+        catchrl.errors.CheckpointError: the latest checkpoint is corrupt or
+            made for another model.
         catchrl.supervised.datasets.DatasetError: the data does not fit the task.
 
     """
-    run = Path(run_dir)
-    ds = load_dataset(cfg.data, kind=DATA_KINDS[cfg.task])
-    record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
-    _prepare_run_dir(run, record, resume)
-    device = setup_device()
-    keras.utils.set_random_seed(cfg.seed)
-    batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * (
-        1 if cfg.batch_size else device["batch_scale"]
-    )
-    train_data, val_data, n_train, _ = _pipelines(cfg, ds, batch)
-    backup = run / "checkpoints" / "backup"
-    initial_epoch = 0
-    if resume and not backup.exists() and (run / "model.keras").exists():
-        model = keras.models.load_model(run / "model.keras")  # a finished run: train on
-        initial_epoch = _epochs_done(run)
-    else:
-        model = _build(cfg, ds)
-    monitor = "val_loss" if val_data is not None else "loss"
-    builtin = [
-        _Throughput(n_train),
-        keras.callbacks.BackupAndRestore(str(backup)),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, patience=cfg.patience, restore_best_weights=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=0.3, patience=max(cfg.patience // 2, 1), min_lr=1e-5
-        ),
-        keras.callbacks.ModelCheckpoint(
-            str(run / "checkpoints" / "best.keras"), monitor=monitor, save_best_only=True
-        ),
-        keras.callbacks.TensorBoard(str(run / "tb"), profile_batch=0),
-        keras.callbacks.CSVLogger(
-            str(run / "metrics.tsv"),
-            separator="\t",
-            append=resume and (run / "metrics.tsv").exists(),
-        ),
-    ]
-    history = model.fit(
-        train_data,
-        validation_data=val_data,
-        epochs=cfg.epochs,
-        initial_epoch=initial_epoch,
-        callbacks=builtin + list(callbacks or ()),
-        verbose=verbose,
-        shuffle=False,
-    )
-    tmp = run / "model.tmp.keras"
-    model.save(tmp)
-    os.replace(tmp, run / "model.keras")
+    rd = RunDir(run_dir)
+    with rd.lock():
+        ds = load_dataset(cfg.data, kind=DATA_KINDS[cfg.task])
+        record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
+        _prepare_run_dir(rd, record, resume)
+        device = setup_device()
+        keras.utils.set_random_seed(cfg.seed)
+        batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * (
+            1 if cfg.batch_size else device["batch_scale"]
+        )
+        train_data, val_data, n_train, _ = _pipelines(cfg, ds, batch)
+        model, initial_epoch, restored = _model_to_train(cfg, ds, rd, resume)
+        monitor = "val_loss" if val_data is not None else "loss"
+        history = model.fit(
+            train_data,
+            validation_data=val_data,
+            epochs=cfg.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=_callbacks(cfg, rd, monitor, n_train, restored) + list(callbacks or ()),
+            verbose=verbose,
+            shuffle=False,
+        )
+        rd.write_file_atomic("model.keras", model.save)
     return TrainOutcome(
-        model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, run, device
+        model, {k: [float(v) for v in vs] for k, vs in history.history.items()}, rd.path, device
     )
+
+
+def _model_to_train(
+    cfg: SupervisedConfig, ds: GameDataset, rd: RunDir, resume: bool
+) -> tuple[keras.Model, int, tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]] | None]:
+    """The model, the epoch to start at and the checkpoint resumed (``None``: none)."""
+    latest = rd.latest_checkpoint() if resume else None
+    if latest is not None:
+        arrays, state = RunDir.load_checkpoint(latest)
+        model = _build(cfg, ds)
+        _restore(model, arrays, latest)
+        _cut_metrics(rd, int(state["metrics_bytes"]))
+        return model, int(state["epoch"]), (arrays, state)
+    if resume and rd.model_path.exists():  # finished before per-epoch checkpoints: train on
+        return keras.models.load_model(rd.model_path), _epochs_done(rd.path), None
+    if resume and (rd.checkpoints_path / "backup").exists():
+        raise RunDirError(
+            f"{rd.path} was interrupted under an older catchrl (a Keras BackupAndRestore "
+            "backup, no per-epoch checkpoints); this one cannot resume it: start a new run"
+        )
+    rd.metrics_path.unlink(missing_ok=True)  # a first epoch that never reached its checkpoint
+    return _build(cfg, ds), 0, None
+
+
+def _callbacks(
+    cfg: SupervisedConfig,
+    rd: RunDir,
+    monitor: str,
+    n_train: int,
+    restored: tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]] | None,
+) -> list[keras.callbacks.Callback]:
+    """The run's callbacks, in the order they must see each epoch's end."""
+    early = keras.callbacks.EarlyStopping(
+        monitor=monitor, patience=cfg.patience, restore_best_weights=True
+    )
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor, factor=0.3, patience=max(cfg.patience // 2, 1), min_lr=1e-5
+    )
+    return [
+        _Throughput(n_train),
+        early,
+        plateau,
+        keras.callbacks.TensorBoard(str(rd.tb_path), profile_batch=0),
+        keras.callbacks.CSVLogger(
+            str(rd.metrics_path), separator="\t", append=rd.metrics_path.exists()
+        ),
+        _RunDirCheckpoints(rd, monitor, early, plateau, restored),  # after the row is written
+    ]
 
 
 # --- evaluation -------------------------------------------------------------------

@@ -380,7 +380,8 @@ def test_the_memory_check_compares_the_estimate_with_the_available_memory(monkey
     monkeypatch.setattr(replay, "_available_memory_bytes", lambda: needed)
     assert ReplayMemory(*args, frame_stack=4).nbytes == needed
     monkeypatch.setattr(replay, "_available_memory_bytes", lambda: needed - 1)
-    with pytest.raises(ValueError, match=r"replay_capacity 2,000 needs 0\.0128 GB for its buffers, but only 0\.0128 GB"):
+    refused = r"replay_capacity 2,000 needs 0\.0128 GB for its buffers, but only 0\.0128 GB"
+    with pytest.raises(ValueError, match=refused):
         ReplayMemory(*args, frame_stack=4)
     monkeypatch.setattr(replay, "_available_memory_bytes", lambda: None)  # unknown: no check
     assert ReplayMemory(*args, frame_stack=4).capacity == 2_000

@@ -3,10 +3,10 @@ import keras
 import numpy as np
 import pytest
 
+from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 from catchrl.envs import CatchEnv, CatchParams
 from catchrl.supervised import datasets as D
 from catchrl.supervised import perception as P
-from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 
 
 def test_unknown_architecture_names_the_valid_ones():

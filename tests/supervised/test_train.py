@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 
 from catchrl.envs import CatchParams
+from catchrl.errors import CheckpointError, RunDirError, RunDirLocked
+from catchrl.rundir import RunDir
 from catchrl.supervised import train as T
 from catchrl.supervised.datasets import DatasetError, make_dataset, save_dataset
 
@@ -72,6 +74,71 @@ def test_resume_continues_an_interrupted_run(tmp_path, data_files):
     longer = T.SupervisedConfig("sequence", cfg.data, epochs=3)
     T.train(longer, run, resume=True, verbose=0)  # a finished run trains on
     assert [r[0] for r in _rows(run)[1]] == ["0", "1", "2"]
+
+
+class _Probe(keras.callbacks.Callback):
+    """Record what the model holds when training (re)starts, and try to take the run's lock."""
+
+    def __init__(self, run):
+        super().__init__()
+        self.run, self.locked_out = run, []
+
+    def on_train_begin(self, logs=None):
+        self.iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.weights = self.model.get_weights()
+
+    def on_epoch_end(self, epoch, logs=None):
+        try:
+            RunDir(self.run).acquire_lock()
+        except RunDirLocked:
+            self.locked_out.append(epoch)
+
+
+def test_the_run_directory_is_locked_while_training(tmp_path, data_files):
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=2)
+    run = tmp_path / "run"
+    with RunDir(run).lock(), pytest.raises(RunDirLocked, match="in use by pid"):
+        T.train(cfg, run, verbose=0)
+    assert not run.exists()  # refused before writing anything (and the empty folder went)
+    probe = _Probe(run)
+    T.train(cfg, run, verbose=0, callbacks=[probe])
+    assert probe.locked_out == [0, 1]  # held through every epoch
+    assert not (run / ".lock").exists()  # and released at the end
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="not empty and not a catchrl run"):
+        T.train(cfg, tmp_path / "other", verbose=0)
+
+
+def test_resume_restores_the_checkpoint_and_cuts_later_rows(tmp_path, data_files):
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=2)
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, run, verbose=0, callbacks=[_StopAfter(0)])
+    latest = RunDir(run).latest_checkpoint()
+    assert latest is not None and latest.name == "ckpt-e000001"
+    arrays, state = RunDir.load_checkpoint(latest)  # verified against its manifest
+    assert state["epoch"] == 1
+    assert state["metrics_bytes"] == (run / "metrics.tsv").stat().st_size
+    with open(run / "metrics.tsv", "a") as f:  # a row written after the checkpoint, then a crash
+        f.write("1\t9.9\t9.9\n")
+    probe = _Probe(run)
+    T.train(cfg, run, resume=True, verbose=0, callbacks=[probe])
+    assert probe.iterations == int(arrays["optimizer"]["0000"]) > 0  # Adam's step count
+    saved = [arrays["model"][k] for k in sorted(arrays["model"])]
+    for got, want in zip(probe.weights, saved, strict=True):
+        np.testing.assert_array_equal(got, want)
+    rows = _rows(run)[1]
+    assert [r[0] for r in rows] == ["0", "1"] and "9.9" not in rows[1]
+    assert sorted(p.name for p in (run / "checkpoints").glob("ckpt-*")) == [
+        "ckpt-e000001",
+        "ckpt-e000002",
+    ]
+    model_npz = RunDir(run).latest_checkpoint() / "model.npz"
+    model_npz.write_bytes(model_npz.read_bytes()[:-1] + b"x")
+    longer = T.SupervisedConfig("sequence", cfg.data, epochs=3)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        T.train(longer, run, resume=True, verbose=0)
 
 
 def test_gpu_path_uses_mixed_precision_and_bigger_batches(tmp_path, data_files, monkeypatch):
