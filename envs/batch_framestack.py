@@ -110,6 +110,20 @@ class BatchFrameStack:
         self._joint(idx, ball_x, ball_y, paddle_x, fresh=True)
         return self.frames
 
+    def load(self, frames: np.ndarray) -> np.ndarray:
+        """Set every game's stack to ``frames`` (``[N, size, size, depth]``, e.g. a snapshot's).
+
+        Where the stacked ball windows lie is not known then, so the next
+        ``depth`` pushes shift whole stacks (as after positions the tables do
+        not cover); from then on the fast path is exact again.
+        """
+        self.frames[...] = frames
+        if self._fast:
+            self._hist_r[:] = 0
+            self._hist_c[:] = 0
+            self._whole = self.depth
+        return self.frames
+
     def push(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> np.ndarray:
         """Drop every game's oldest frame and add the frame of its state (``[N]``) on top."""
         if not self._fast:

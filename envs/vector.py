@@ -231,11 +231,9 @@ class CatchVectorEnv(VectorEnv):
     def get_state(self) -> dict[str, Any]:
         """A snapshot for checkpoints: ``{"arrays": {name: ndarray}, "meta": JSON-ready dict}``.
 
-        Holds the games' states, their generators and the spawns drawn ahead.
-        Pixel stacks are not stored: :meth:`set_state` rebuilds them as at the
-        start of a game, so for pixels a snapshot is exact where every game has
-        just started (as after a same-step autoreset of all games); ``state``
-        and ``grid`` observations are exact anywhere.
+        Holds the games' states, their generators, the spawns drawn ahead and,
+        for pixels, the frame stacks: a snapshot is exact anywhere, mid-game
+        included (the next steps give bit for bit the frames the original gives).
         """
         if not self._started:
             raise RuntimeError("CatchVectorEnv.get_state: call reset() first")
@@ -247,6 +245,8 @@ class CatchVectorEnv(VectorEnv):
             spawn_next=self._spawns.next.copy(),
             needs_reset=self._needs_reset.copy(),
         )
+        if self._frames is not None:
+            arrays["frames"] = self._frames.frames.copy()
         meta = {
             "num_envs": self.num_envs,
             "obs_type": self.obs_type,
@@ -284,6 +284,14 @@ class CatchVectorEnv(VectorEnv):
             rng.bit_generator.state = st
             self._rngs.append(rng)
         self._started = True
+        if self._frames is not None and "frames" in arrays:
+            frames = np.asarray(arrays["frames"])
+            if frames.shape != self._frames.frames.shape or frames.dtype != np.uint8:
+                raise ValueError(
+                    f"CatchVectorEnv.set_state: the snapshot's frames are {frames.dtype} "
+                    f"{frames.shape}, this env's {self._frames.frames.shape}"
+                )
+            return self._out(self._frames.load(frames))
         return self._out(self._observe_fresh(np.arange(self.num_envs), self.batch))
 
     # -- observations ----------------------------------------------------------

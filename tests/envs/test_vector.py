@@ -168,3 +168,38 @@ def test_step_before_reset_and_after_close():
     with pytest.raises(RuntimeError, match="close"):
         vec.step(np.ones(2, dtype=np.int64))
     vec.close()
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"obs_type": "pixels"},
+        {"obs_type": "pixels", "drift": 5, "balls_per_game": 3},
+        {"obs_type": "pixels", "frame_stack": 3, "frame_size": 40},
+        {"obs_type": "pixels", "frame_stack": 9},
+        {"obs_type": "state", "drift": 3},
+        {"obs_type": "grid"},
+    ],
+)
+@pytest.mark.parametrize("mode", ["same_step", "next_step"])
+def test_a_snapshot_taken_mid_game_continues_exactly(kwargs, mode):
+    """get_state anywhere (mid-game, mid-stack) + set_state on a fresh env = the same future."""
+    rng = np.random.default_rng(7)
+    for split in (1, 2, 17, 40, 75):
+        env = CatchVectorEnv(5, autoreset_mode=mode, **kwargs)
+        env.reset(seed=11)
+        for _ in range(split):
+            env.step(rng.integers(0, 3, size=5))
+        snap = env.get_state()
+        copy = CatchVectorEnv(5, autoreset_mode=mode, **kwargs)
+        obs = copy.set_state(snap)
+        np.testing.assert_array_equal(obs, env._out(env._obs) if env._obs is not None else obs)
+        for _ in range(70):
+            a = rng.integers(0, 3, size=5)
+            o1, r1, t1, u1, i1 = env.step(a)
+            o2, r2, t2, u2, i2 = copy.step(a)
+            np.testing.assert_array_equal(o1, o2)
+            np.testing.assert_array_equal(r1, r2)
+            np.testing.assert_array_equal(t1, t2)
+            np.testing.assert_array_equal(u1, u2)
+            assert sorted(i1) == sorted(i2)
