@@ -11,6 +11,10 @@ gradients and compiling:
   Keras variables after each call (a reference swap, no copy);
 - PyTorch: eager autograd (``loss.backward()``), then the optimizer's ``apply``.
 
+Inference goes through :func:`compile_predict` (any single-input model: the
+Q-networks here, the supervised perception, imitation and sequence models) and
+:func:`compile_forward` (its Q-values-only form).
+
 The backend is whatever ``keras.backend.backend()`` says, i.e. ``KERAS_BACKEND``
 as set before keras was first imported. The framework itself is imported only
 inside the function that needs it.

@@ -158,3 +158,25 @@ def test_landing_head_shares_the_trunk_and_q_output_picks_the_q_values(kind):
     np.testing.assert_allclose(
         keras.ops.convert_to_numpy(q), keras.ops.convert_to_numpy(plain(obs)), rtol=1e-6
     )
+
+
+def test_compile_predict_equals_the_model_for_one_or_many_and_any_output_structure():
+    from catchrl.agents._backend import compile_forward, compile_predict
+
+    obs = keras.Input((3,), name="obs")
+    hidden = keras.layers.Dense(4, activation="relu")(obs)
+    outputs = {
+        "q_values": keras.layers.Dense(3)(hidden),
+        "landing_x": keras.layers.Dense(1)(hidden),
+    }
+    model = keras.Model(obs, outputs)
+    predict, forward = compile_predict(model), compile_forward(model)
+    for n in (1, 7):  # one observation (plain graph) and a batch (XLA under TensorFlow)
+        x = sample_obs("mlp", n).astype(np.float64)  # converted to the input's float32
+        want = {k: keras.ops.convert_to_numpy(v) for k, v in model(x.astype(np.float32)).items()}
+        got = predict(x)
+        assert set(got) == {"q_values", "landing_x"}
+        for key in want:
+            assert isinstance(got[key], np.ndarray) and got[key].shape == want[key].shape
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(forward(x), want["q_values"], rtol=1e-5, atol=1e-6)
