@@ -38,6 +38,8 @@ QUICK = [
     "run.eval_every=32",
     "--set",
     "run.checkpoint_every=16",
+    "--set",
+    "run.target_win_rate=0",  # runs go on until stopped
 ]
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
 
@@ -125,7 +127,7 @@ def test_a_stale_lock_of_a_dead_process_is_taken_over(tmp_path):
     holder = json.loads((run_dir / ".lock").read_text())
     assert holder["pid"] == proc.pid  # left behind by kill -9
     state = _latest_state(run_dir)
-    steps = str(state["steps"] + 320)
+    steps = str(state["steps"] + 560)  # past the next game boundary
     argv = ["train", "--run-dir", str(run_dir), "--resume", "--steps", steps, "--no-progress"]
     assert main(argv) == 0
     games = _metrics(run_dir)[:, 0].astype(int)
@@ -358,19 +360,13 @@ def test_a_full_disk_is_one_clear_error_and_resume_works_after(small_disk):
     )
     _wait(run_dir, proc)
     filler = small_disk / "filler"
-    with open(filler, "wb") as f:  # fill the disk to the last byte
-        try:
-            while True:
-                f.write(b"\0" * 65536)
-                f.flush()
-        except OSError:
-            pass
-        try:
-            while True:
-                f.write(b"\0")
-                f.flush()
-        except OSError:
-            pass
+    with open(filler, "wb", buffering=0) as f:  # fill the disk to the last byte
+        for block in (65536, 1):
+            try:
+                while True:
+                    f.write(b"\0" * block)
+            except OSError:
+                pass
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 2, (out[-1000:], err[-2000:])
     lines = [line for line in err.strip().splitlines() if "error" in line]
@@ -378,7 +374,7 @@ def test_a_full_disk_is_one_clear_error_and_resume_works_after(small_disk):
     assert "Traceback" not in err
     filler.unlink()
     state = _latest_state(run_dir)
-    steps = str(state["steps"] + 320)
+    steps = str(state["steps"] + 560)  # past the next game boundary
     argv = ["train", "--run-dir", str(run_dir), "--resume", "--steps", steps, "--no-progress"]
     assert main(argv) == 0
     games = _metrics(run_dir)[:, 0].astype(int)
