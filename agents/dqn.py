@@ -25,7 +25,7 @@ module (default: tensorflow).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import keras
 import numpy as np
@@ -35,9 +35,9 @@ from catchrl.agents.networks import has_aux_output, load_q_network, q_output
 
 __all__ = ["DQNAgent", "DQNConfig", "elementwise_loss", "td_targets"]
 
-_OPTIMIZERS = ("adam", "rmsprop", "sgd")
-_LOSSES = ("huber", "mse")
-_TARGET_UPDATES = ("hard", "polyak", "none")
+Optimizer = Literal["adam", "rmsprop", "sgd"]
+Loss = Literal["huber", "mse"]
+TargetUpdate = Literal["hard", "polyak", "none"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,6 @@ class DQNConfig:
     """Hyperparameters of :class:`DQNAgent`.
 
     Attributes:
-        gamma: Discount; the memory applies it to n-step returns and hands the
-            agent ``discounts`` (book, Nature DQN: 0.99). Kept here for the record.
         lr: Learning rate (Nature DQN's 2.5e-4; the book's 1e-6 learns far slower).
         optimizer: ``"adam"`` (book), ``"rmsprop"`` (Nature DQN) or ``"sgd"``.
         loss: ``"huber"`` (Nature DQN's clipped TD error) or ``"mse"`` (book).
@@ -61,8 +59,6 @@ class DQNConfig:
         tau: Polyak rate per gradient step (0.005, SB3's default for SAC/TD3).
         grad_clip_norm: Clip the global gradient norm to this; ``None`` = off
             (SB3's DQN: 10).
-        n_step: Steps in the return, summed by the replay memory (1 = plain
-            Q-learning); recorded here so configs and memories agree.
         aux_weight: Weight of the auxiliary loss ``mean((landing_x - label)^2)``
             next to the TD loss, for a Q-network with a ``landing_x`` output
             (``build_q_network(..., landing_head=True)``); batches then carry
@@ -74,25 +70,23 @@ class DQNConfig:
 
     """
 
-    gamma: float = 0.99
     lr: float = 2.5e-4
-    optimizer: Literal["adam", "rmsprop", "sgd"] = "adam"
-    loss: Literal["huber", "mse"] = "huber"
+    optimizer: Optimizer = "adam"
+    loss: Loss = "huber"
     huber_delta: float = 1.0
     double: bool = True
-    target_update: Literal["hard", "polyak", "none"] = "hard"
+    target_update: TargetUpdate = "hard"
     target_period: int = 500
     tau: float = 0.005
     grad_clip_norm: float | None = 10.0
-    n_step: int = 1
     aux_weight: float = 10.0
     jit_compile: bool = True
 
     def __post_init__(self) -> None:
         for name, value, valid in (
-            ("optimizer", self.optimizer, _OPTIMIZERS),
-            ("loss", self.loss, _LOSSES),
-            ("target_update", self.target_update, _TARGET_UPDATES),
+            ("optimizer", self.optimizer, get_args(Optimizer)),
+            ("loss", self.loss, get_args(Loss)),
+            ("target_update", self.target_update, get_args(TargetUpdate)),
         ):
             if value not in valid:
                 raise ValueError(f"DQNConfig: unknown {name} {value!r}; choose one of {valid}")
@@ -106,8 +100,8 @@ class DQNConfig:
             )
         if self.aux_weight < 0:
             raise ValueError(f"DQNConfig: aux_weight must be >= 0, got {self.aux_weight}")
-        if self.lr <= 0 or self.n_step < 1:
-            raise ValueError("DQNConfig: lr must be > 0 and n_step >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"DQNConfig: lr must be > 0, got {self.lr}")
 
 
 # -- the maths ---------------------------------------------------------------------

@@ -62,7 +62,7 @@ __all__ = [
     "read_text",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: checkpoints of the one run loop (mid-game, learner state apart)
 # The book's TSV columns (game, loss, cumulative wins) first, then ours.
 METRIC_COLUMNS = (
     "game",

@@ -90,6 +90,21 @@ def _load_perception(path: str, env: Any) -> Any:
         raise ConfigError(f"agent.perception: {model_path}: {e}") from e
 
 
+def _dqn_config(a: Any) -> Any:
+    """The agent's settings from ``[agent]``: the fields of the same name, and two renamed.
+
+    ``gamma`` and ``n_step`` are the replay memory's (it sums the returns), not the agent's.
+    """
+    from dataclasses import fields
+
+    from catchrl.agents.dqn import DQNConfig
+
+    same = {f.name for f in fields(DQNConfig)} & {f.name for f in fields(a)}
+    kwargs = {name: getattr(a, name) for name in same}
+    kwargs.update(grad_clip_norm=a.grad_clip_norm or None, aux_weight=a.aux_landing)
+    return DQNConfig(**kwargs)
+
+
 class DQNLearner(StepLearner):
     """catchrl's Keras DQN over the native vector env (``algo = "dqn"``).
 
@@ -108,7 +123,7 @@ class DQNLearner(StepLearner):
         use_backend(cfg.run.backend)
         import keras
 
-        from catchrl.agents.dqn import DQNAgent, DQNConfig
+        from catchrl.agents.dqn import DQNAgent
         from catchrl.agents.networks import build_q_network
         from catchrl.agents.replay import ReplayMemory
         from catchrl.agents.schedules import EpsilonSchedule
@@ -138,22 +153,7 @@ class DQNLearner(StepLearner):
                 seed=seed,
                 **extra,
             )
-        self.agent = DQNAgent(
-            model,
-            DQNConfig(
-                gamma=a.gamma,
-                lr=a.lr,
-                loss=a.loss,
-                double=a.double,
-                target_update=a.target_update,
-                target_period=a.target_period,
-                tau=a.tau,
-                grad_clip_norm=a.grad_clip_norm or None,
-                n_step=a.n_step,
-                aux_weight=a.aux_landing,
-            ),
-            seed=seed,
-        )
+        self.agent = DQNAgent(model, _dqn_config(a), seed=seed)
         frames = c.env.obs_type == "pixels" and self.perception is None
         self.memory = ReplayMemory(
             a.replay_capacity,
