@@ -100,7 +100,17 @@ def grid_boards(
     The one implementation, for one game (ints: ``[height, width]``) and for N
     (arrays ``[N]``: ``[N, height, width]``). A cell is on where the ball's or
     the paddle's rectangle covers it; parts outside the board are cut off.
+    One game is drawn with two slice assignments (the same cells: a parity
+    test plays both against each other), N games with masks.
     """
+    if not isinstance(ball_x, np.ndarray) or ball_x.ndim == 0:
+        board = np.zeros((params.height, params.width), dtype=np.float32)
+        b, top, left = params.ball_size, int(ball_y), int(ball_x)
+        board[max(top, 0) : max(top + b, 0), max(left, 0) : max(left + b, 0)] = 1.0
+        p0, px = params.paddle_y, int(paddle_x)
+        rows_on = slice(max(p0, 0), max(p0 + params.paddle_height, 0))
+        board[rows_on, max(px, 0) : max(px + params.paddle_width, 0)] = 1.0
+        return board
     rows, cols = np.arange(params.height), np.arange(params.width)
     bx, by, px = (np.asarray(a)[..., None] for a in (ball_x, ball_y, paddle_x))
     b = params.ball_size
