@@ -20,7 +20,7 @@ import numpy as np
 
 from catchrl.envs.core import BatchState, CatchParams, CatchState, drift_batch
 
-__all__ = ["OraclePolicy", "RandomPolicy", "landing_x"]
+__all__ = ["OraclePolicy", "RandomPolicy", "landing_labels", "landing_x"]
 
 GameStates = BatchState | CatchState
 
@@ -54,6 +54,18 @@ def landing_x(
         nx, nvx = drift_batch(params, x, vx)
         x, vx = np.where(moving, nx, x), np.where(moving, nvx, vx)
     return x
+
+
+def landing_labels(params: CatchParams, states: BatchState) -> np.ndarray:
+    """Where each of N games' balls will land, / width: float32 ``[N]``.
+
+    The labels of the DQN's auxiliary landing head and of the sequence models,
+    free from the simulator.
+    """
+    x = landing_x(
+        params, np.asarray(states.ball_x), np.asarray(states.ball_y), np.asarray(states.ball_vx)
+    )
+    return (x / params.width).astype(np.float32)
 
 
 class RandomPolicy:

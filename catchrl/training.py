@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.agents.scripted import landing_x
+from catchrl.agents.scripted import landing_labels
 from catchrl.config import ConfigError, TrainConfig
 from catchrl.rundir import RunDir
 from catchrl.runloop import StepLearner, StepReport
@@ -216,8 +216,7 @@ class DQNLearner(StepLearner):
 
     def _landing_labels(self) -> np.ndarray:
         """Where each game's ball will land, / width: ``[N, 1]`` (the auxiliary labels)."""
-        p, b = self.base_env.params, self.base_env.batch
-        return (landing_x(p, b.ball_x, b.ball_y, b.ball_vx) / p.width)[:, None]
+        return landing_labels(self.base_env.params, self.base_env.batch)[:, None]
 
     def step(self, steps: int, games: int) -> StepReport:
         """ε-greedy actions on the batch, one env step into replay, then the train steps."""

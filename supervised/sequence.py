@@ -34,7 +34,7 @@ from gymnasium import spaces
 from keras import layers, ops
 
 from catchrl.agents._backend import compile_predict
-from catchrl.envs.core import BatchState, CatchParams
+from catchrl.agents.scripted import landing_labels
 from catchrl.supervised.datasets import GameDataset, landing_targets, perception_targets
 
 __all__ = [
@@ -172,16 +172,6 @@ def sequence_arrays(
 def straight_down(x: np.ndarray) -> np.ndarray:
     """The trivial forecast: the ball lands where it is now (last state's ball x)."""
     return x[..., -1, 0]
-
-
-def landing_labels(params: CatchParams, states: BatchState) -> np.ndarray:
-    """The true landing x / width of N games now: float32 ``[N]`` (auxiliary-loss labels)."""
-    from catchrl.agents.scripted import landing_x
-
-    x = landing_x(
-        params, np.asarray(states.ball_x), np.asarray(states.ball_y), np.asarray(states.ball_vx)
-    )
-    return (x / params.width).astype(np.float32)
 
 
 # --- packaging for agents -------------------------------------------------------
