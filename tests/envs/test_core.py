@@ -84,15 +84,16 @@ def test_reset_state_draws_one_integer_from_the_generator():
     assert s == CatchState(ball_x=expected_x, ball_y=10, ball_vx=0, paddle_x=200, balls_left=1)
 
 
-def test_there_is_one_reset_reset_state_is_reset_batch_of_one():
+def test_reset_state_is_reset_batch_of_one_draw_for_draw():
     params = CatchParams(drift=4, balls_per_game=3, spawn="book")
     for seed in range(20):
         batch = BatchState.zeros(3)
         batch.set(1, CatchState(5, 6, 1, 7, balls_left=0, caught=2, missed=1, landed=True))
         rngs = [np.random.default_rng(seed + i) for i in range(3)]
         reset_batch(params, batch, np.array([1]), rngs)
-        twin = np.random.default_rng(seed + 1)
-        assert reset_state(params, np.random.default_rng(seed + 1)) == batch.get(1)
+        twin, scalar = np.random.default_rng(seed + 1), np.random.default_rng(seed + 1)
+        assert reset_state(params, scalar) == batch.get(1)
+        assert scalar.integers(1 << 30) == rngs[1].integers(1 << 30)  # as many draws
         x, vx = int(twin.integers(0, 401)), int(twin.integers(-4, 5))  # x first, then the speed
         assert batch.get(1) == CatchState(x, 10, vx, 200, balls_left=3)
         assert batch.get(0) == batch.get(2) == CatchState(0, 0, 0, 0, 0)  # others untouched
