@@ -95,6 +95,7 @@ def test_learning_to_imitate_beats_the_majority_class():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 10 minutes: past the suite's 300 s a test
 def test_imitation_agent_wins_most_games(tmp_path):
     """About 10 minutes on 2 CPU cores; 200 games x 8 epochs only reached 77 %."""
     from catchrl.evaluation import evaluate
