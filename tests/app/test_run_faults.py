@@ -24,6 +24,8 @@ import pytest
 from catchrl.cli import main
 from catchrl.rundir import RunDir
 
+pytestmark = pytest.mark.faults  # run apart: `pytest -m faults` (README, .ci/run)
+
 QUICK = [
     "--preset",
     "fast-state",
