@@ -16,7 +16,7 @@ from catchrl.agents.networks import load_q_network
 
 # Saved by catchrl 0.1.0 (before frames were scaled by keras.layers.Rescaling): a nested
 # "encoder" with the old catchrl>FrameScaling, SpatialSoftArgmax, then Dense and ClipToBox.
-LEGACY = Path(__file__).parent / "data" / "legacy_frame_scaling.keras"
+LEGACY = Path(__file__).parent / "fixtures" / "legacy_frame_scaling.keras"
 LEGACY_OBS = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 2)).astype(np.uint8)
 LEGACY_OUT = np.array(  # its output when it was saved
     [[-0.27499747, 0.15043452, -0.9026842], [-0.3932948, 0.26938605, -1.1456014]], np.float32
