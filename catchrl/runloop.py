@@ -317,7 +317,9 @@ class RunLoop:
         self.loss_sum, self.loss_count = 0.0, 0
         self.metrics_offset: int | None = 0 if self.resume else None
         self.signum: int | None = None
-        self._eval_block = self._ckpt_block = 0
+        # games played at the last evaluation / periodic checkpoint (a resume may change
+        # eval_every or checkpoint_every: what is due is counted from these)
+        self._last_eval_games = self._last_ckpt_games = 0
         self._last_ckpt: tuple[int, int] | None = None
         self._train_cpu = 0.0
 
@@ -338,8 +340,8 @@ class RunLoop:
             "evaluations": self.evaluations,
             "loss_sum": self.loss_sum,
             "loss_count": self.loss_count,
-            "eval_block": self._eval_block,
-            "ckpt_block": self._ckpt_block,
+            "last_eval_games": self._last_eval_games,
+            "last_ckpt_games": self._last_ckpt_games,
             "metrics_bytes": self.rd.metrics_path.stat().st_size,
             "learner": meta,
         }
@@ -354,7 +356,8 @@ class RunLoop:
             self.recent.extend(state["recent"])
             self.evaluations = list(state["evaluations"])
             self.loss_sum, self.loss_count = state["loss_sum"], state["loss_count"]
-            self._eval_block, self._ckpt_block = state["eval_block"], state["ckpt_block"]
+            self._last_eval_games = state["last_eval_games"]
+            self._last_ckpt_games = state["last_ckpt_games"]
             self.metrics_offset = int(state["metrics_bytes"])
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(
@@ -434,17 +437,17 @@ class RunLoop:
         r = self.cfg.run
         self.elapsed = time.perf_counter() - self._t_start - self._paused
         stop = False
-        if r.eval_games and r.eval_every and self.games // r.eval_every > self._eval_block:
-            self._eval_block = self.games // r.eval_every
+        if r.eval_games and _crossed(self._last_eval_games, self.games, r.eval_every):
+            self._last_eval_games = self.games
             result = self._evaluate_now()
             stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
             if stop:  # a resumed run keeps its outcome: the budget ends here
                 r.total_steps = min(r.total_steps or self.steps, self.steps)
                 r.total_games = self.games
         stop = stop or self.signum is not None or self.budget_spent()
-        due = bool(r.checkpoint_every) and self.games // r.checkpoint_every > self._ckpt_block
+        due = _crossed(self._last_ckpt_games, self.games, r.checkpoint_every)
         if due:
-            self._ckpt_block = self.games // r.checkpoint_every
+            self._last_ckpt_games = self.games
         if (due or stop) and self._last_ckpt != (self.games, self.steps):
             self.save_checkpoint()
         return stop
@@ -608,6 +611,11 @@ class RunLoop:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+
+
+def _crossed(last: int, games: int, every: int) -> bool:
+    """Whether a multiple of ``every`` games was passed since ``last`` (``every = 0``: never)."""
+    return every > 0 and games // every > last // every
 
 
 @contextlib.contextmanager
