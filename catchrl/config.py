@@ -170,6 +170,25 @@ class EnvConfig:
             kw.update(frame_size=self.frame_size, frame_stack=self.frame_stack)
         return kw
 
+    def observation_space(self) -> Any:
+        """One observation's space, read from a one-game env (no step taken).
+
+        The env refuses absurd geometry before allocating anything.
+        """
+        from catchrl.envs import CatchVectorEnv
+
+        env = CatchVectorEnv(1, **self.game_kwargs())
+        env.close()
+        return env.single_observation_space
+
+    def steps_per_game(self) -> int:
+        """Env steps in one game (33 a ball on the book's screen, 9 on bsuite's board)."""
+        from catchrl.envs.observations import make_params
+
+        kw = self.game_kwargs()
+        game = {k: kw[k] for k in ("balls_per_game", "drift", "walls", "spawn")}
+        return make_params(self.obs_type, None, game, "env").max_episode_steps
+
 
 @dataclass
 class AgentConfig:

@@ -464,16 +464,9 @@ class RunLoop:
     def step_budget(self) -> int:
         """The env steps this run may take in all (``run.time_limit_s`` alone: a large number)."""
         r = self.cfg.run
-        by_games = r.total_games * self._steps_per_game() if r.total_games else 0
+        by_games = r.total_games * self.cfg.env.steps_per_game() if r.total_games else 0
         budgets = [b for b in (r.total_steps, by_games) if b > 0]
         return min(budgets) if budgets else 10**12
-
-    def _steps_per_game(self) -> int:
-        from catchrl.envs import CatchParams
-
-        kwargs = self.cfg.env.game_kwargs()
-        names = set(CatchParams.__dataclass_fields__)
-        return CatchParams(**{k: v for k, v in kwargs.items() if k in names}).max_episode_steps
 
     # -- evaluation ------------------------------------------------------------------
 

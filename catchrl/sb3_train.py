@@ -86,14 +86,12 @@ class SB3Learner(Learner):
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
         """The vector env's and the evaluation env's buffers plus SB3's replay buffer."""
-        from catchrl.envs import CatchVectorEnv, estimate_env_bytes
+        from catchrl.envs import estimate_env_bytes
 
         kwargs = cfg.env.game_kwargs()
         env = estimate_env_bytes(cfg.env.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
-        probe = CatchVectorEnv(1, **kwargs)
-        obs_bytes = probe.single_observation_space.shape
-        item = int(np.prod(obs_bytes)) * probe.single_observation_space.dtype.itemsize
-        probe.close()
+        space = cfg.env.observation_space()
+        item = int(np.prod(space.shape)) * space.dtype.itemsize
         size = int(cfg.sb3.get("buffer_size", 0) or 0)
         stored = 1 if cfg.sb3.get("optimize_memory_usage") else 2  # obs (and next_obs)
         return env + size * item * stored

@@ -178,13 +178,12 @@ class DQNLearner(StepLearner):
     def estimate_bytes(cfg: TrainConfig) -> int:
         """The vector env's buffers, the evaluation env's and the replay memory's."""
         from catchrl.agents.replay import ReplayMemory
-        from catchrl.envs import CatchVectorEnv, estimate_env_bytes
+        from catchrl.envs import estimate_env_bytes
 
         c, a = cfg.env, cfg.agent
         kwargs = c.game_kwargs()
-        probe = CatchVectorEnv(1, **kwargs)  # refuses absurd geometry before allocating
-        shape, dtype = probe.single_observation_space.shape, probe.single_observation_space.dtype
-        probe.close()
+        space = c.observation_space()
+        shape, dtype = space.shape, space.dtype
         perceived = bool(a.perception)
         frames = c.obs_type == "pixels" and not perceived
         if perceived:

@@ -188,23 +188,22 @@ def test_a_signal_at_a_random_moment_checkpoints_and_resume_is_exact(
 def test_ctrl_c_in_a_1000_ball_game_stops_mid_game_and_resumes_exactly(tmp_path):
     long_game = [*QUICK, "--set", "env.balls_per_game=1000", "--set", "run.eval_games=0"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
-    steps = "3200"  # 200 steps of each of 16 games, far from the 33,000-step game's end
-    assert main(["train", *long_game, "--steps", steps, "--run-dir", str(whole)]) == 0
     proc = _spawn(*long_game, "--steps", "10000000", "--run-dir", str(parts))
     while proc.poll() is None and not (parts / "metrics.tsv").exists():
         time.sleep(0.05)
-    time.sleep(3.0)  # training, mid-game (no checkpoint at game boundaries yet)
+    time.sleep(3.0)  # training, mid-game (a game is 33,000 steps of each of 16 games)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)  # not minutes: the game in flight is not finished
     assert proc.returncode == 130, out[-2000:]
     state = _latest_state(parts)
     assert state["games"] == 0 and state["steps"] > 0  # mid-game
-    # the stopped run continues, budget and all, as if never stopped
+    # resumed to a budget past the stop, it equals a run that was never stopped
+    steps = str(state["steps"] + 1600)
+    assert main(["train", *long_game, "--steps", steps, "--run-dir", str(whole)]) == 0
     argv = ["train", "--run-dir", str(parts), "--resume", "--steps", steps, "--no-progress"]
-    if state["steps"] <= int(steps):
-        assert main(argv) == 0
-        for wa, wb in zip(_weights(whole), _weights(parts), strict=True):
-            np.testing.assert_array_equal(wa, wb)
+    assert main(argv) == 0
+    for wa, wb in zip(_weights(whole), _weights(parts), strict=True):
+        np.testing.assert_array_equal(wa, wb)
 
 
 def test_a_second_signal_leaves_the_last_checkpoint_valid(tmp_path):
@@ -322,15 +321,19 @@ def test_fresh_train_refuses_a_foreign_folder_and_an_empty_run_dir(tmp_path, cap
 
 def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
     run_dir = tmp_path / "early"
-    proc = _spawn(*QUICK, "--steps", "400000", "--run-dir", str(run_dir))
+    never = ["--set", "run.checkpoint_every=0", "--set", "run.eval_games=0"]  # no checkpoint
+    proc = _spawn(*QUICK, *never, "--steps", "400000", "--run-dir", str(run_dir))
     while proc.poll() is None and not (run_dir / "metrics.tsv").exists():
         time.sleep(0.01)
+    time.sleep(1.0)
     proc.kill()
     proc.wait()
-    if _latest_state(run_dir) is None:  # killed before the first checkpoint (the usual case)
-        argv = ["train", "--run-dir", str(run_dir), "--resume", "--steps", "700", "--no-progress"]
-        assert main(argv) == 0
-        assert (run_dir / "model.keras").is_file()
+    assert _latest_state(run_dir) is None and (run_dir / "config.toml").is_file()
+    argv = ["train", "--run-dir", str(run_dir), "--resume", "--steps", "700", "--no-progress"]
+    assert main(argv) == 0  # started again from its config.toml
+    assert (run_dir / "model.keras").is_file()
+    games = _metrics(run_dir)[:, 0].astype(int)
+    assert games.tolist() == list(range(1, 17))  # 700 steps: one game of each of 16, no rows kept
 
 
 def test_an_impossible_configuration_is_refused_before_allocating(tmp_path, capsys):
