@@ -72,6 +72,12 @@ class CatchWindow:
         self, params: CatchParams, fps: int = 30, scale: int = 1, title: str = "catchrl — Catch"
     ) -> None:
         _check_display()
+        # A software framebuffer, not SDL's OpenGL-accelerated one: the window is one
+        # 400 x 400 blit a frame, and accelerating it loads the system's GL driver.
+        # Mesa's llvmpipe (Xvfb, VMs, remote desktops) then binds LLVM symbols to the
+        # copy TensorFlow loaded into the process and crashes (exit 139). Users may
+        # still set the hint themselves.
+        os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         pg = self.pg = _import_pygame()
         pg.display.init()
         pg.font.init()
