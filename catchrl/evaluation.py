@@ -18,11 +18,31 @@ import numpy as np
 
 from catchrl.envs import BatchState, CatchVectorEnv
 
-__all__ = ["EVAL_SEED", "EvalResult", "Policy", "evaluate", "wilson_interval"]
+__all__ = [
+    "EVAL_SEED",
+    "MAX_EVAL_GAMES",
+    "TEST_SEED",
+    "VALIDATION_SEED",
+    "EvalResult",
+    "Policy",
+    "evaluate",
+    "wilson_interval",
+]
 
 Policy = Callable[[np.ndarray, BatchState], np.ndarray]
-EVAL_SEED = 1_000_000
-"""Default seed of evaluation games: far from the training seeds (0, 1, 2, ...)."""
+VALIDATION_SEED = 2**40
+"""First seed of the validation games: training-time evaluations and every stop
+rule (target win rate, the kept best model) play game ``j`` from ``VALIDATION_SEED + j``."""
+TEST_SEED = 2**41
+"""First seed of the test games: ``catchrl eval``, the final evaluation of a run
+and every reported result. No part of training plays them."""
+MAX_EVAL_GAMES = 2**32
+"""Evaluations play fewer games than this, so the seed ranges stay apart: training
+games come from ``run.seed + i`` (< 2**33 for any 32-bit seed and ``num_envs``),
+validation from ``[VALIDATION_SEED, VALIDATION_SEED + MAX_EVAL_GAMES)``, test
+from ``[TEST_SEED, TEST_SEED + MAX_EVAL_GAMES)``."""
+EVAL_SEED = TEST_SEED
+"""The default seed of :func:`evaluate`: the test games."""
 
 
 def wilson_interval(wins: int, games: int, z: float = 1.96) -> tuple[float, float]:
@@ -95,8 +115,8 @@ def evaluate(
         are balls caught and ``games`` becomes balls played.
 
     """
-    if games <= 0:
-        raise ValueError(f"games must be > 0, got {games}")
+    if not 0 < games < MAX_EVAL_GAMES:
+        raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")
     num_envs = max(1, min(num_envs, games))
     env = CatchVectorEnv(num_envs, autoreset_mode="next_step", **env_kwargs)
     balls = env.params.balls_per_game

@@ -16,8 +16,9 @@ Example::
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from catchrl.config import ConfigError, TrainConfig
 from catchrl.runloop import Learner, RunLoop
@@ -59,6 +60,7 @@ def open_run(
     progress: bool | None = None,
     resume_overrides: Sequence[str] = (),
     trust_pickle: bool = False,
+    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
 ) -> RunLoop:
     """Open (and lock) a run directory for training ``cfg`` with its learner.
 
@@ -69,6 +71,7 @@ def open_run(
         progress: Progress bar (True), plain lines (False), or bar on a TTY (None).
         resume_overrides: ``run.KEY=VALUE`` changes allowed on resume.
         trust_pickle: Let an SB3 run's checkpoint be unpickled on resume.
+        on_evaluation: Called with each training-time evaluation's record.
 
     Returns:
         The :class:`~catchrl.runloop.RunLoop`; call ``.run()`` to train.
@@ -82,4 +85,5 @@ def open_run(
         progress,
         resume_overrides,
         trust_pickle=trust_pickle,
+        on_evaluation=on_evaluation,
     )

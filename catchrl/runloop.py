@@ -191,6 +191,9 @@ class RunLoop:
         resume_overrides: ``--set run.KEY=VALUE`` changes on resume (only
             :data:`RESUMABLE` keys).
         trust_pickle: Passed to the learner: may its checkpoint be unpickled.
+        on_evaluation: Called with each training-time evaluation's record (the
+            dict appended to ``evals.json``) once it is written; a study
+            (Ray Tune) reports it from there.
 
     Raises:
         RunDirError: The folder is in use, not a run, or holds a run already.
@@ -208,8 +211,10 @@ class RunLoop:
         progress: bool | None = None,
         resume_overrides: Sequence[str] = (),
         trust_pickle: bool = False,
+        on_evaluation: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.rd = RunDir(run_dir)
+        self.on_evaluation = on_evaluation
         self.resume = resume
         self.progress_mode = progress
         self.checkpoint: Path | None = None
@@ -494,6 +499,8 @@ class RunLoop:
         self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
         self.rd.write_json("evals.json", self.evaluations)
         self.bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
+        if self.on_evaluation is not None:
+            self.on_evaluation(self.evaluations[-1])
         return result
 
     @staticmethod
