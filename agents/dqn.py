@@ -278,6 +278,17 @@ class DQNAgent:
         result["td_errors"] = np.asarray(out["td_errors"], dtype=np.float32)
         return result
 
+    @property
+    def learning_rate(self) -> float:
+        """The optimiser's current learning rate (checkpoints carry it)."""
+        return float(self.optimizer.learning_rate)
+
+    def set_learning_rate(self, lr: float) -> None:
+        """Change the learning rate from the next train step on (the compiled step reads it)."""
+        if not lr > 0:
+            raise ValueError(f"DQNAgent.set_learning_rate: lr must be > 0, got {lr}")
+        self.optimizer.learning_rate = lr
+
     def sync_target(self) -> None:
         """Copy the online weights into the target network (a no-op without one)."""
         if self.target_model is not None:

@@ -33,6 +33,7 @@ class LoadedPolicy:
         policy: ``policy(obs [N, ...], states) -> actions [N]`` (int).
         env_kwargs: The game it plays (``CatchEnv`` keyword arguments).
         q_values: ``q_values(obs [N, ...]) -> [N, A]`` float32, or ``None``.
+        source: The file it was loaded from, in words (which model of a run), or "".
 
     """
 
@@ -40,6 +41,7 @@ class LoadedPolicy:
     policy: Callable[[np.ndarray, Any], np.ndarray]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     q_values: Callable[[np.ndarray], np.ndarray] | None = None
+    source: str = ""
 
 
 def load_keras_policy(

@@ -227,6 +227,11 @@ class AgentConfig:
     """Gradient steps between hard target copies (Nature DQN: 10k; Catch is short)."""
     tau: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.005
     """Polyak rate when ``target_update = "polyak"``."""
+    settle_at: Annotated[float, FRACTION] = 0.0
+    """Validation win rate at which learning settles: from the first training-time
+    evaluation that reaches it, the learning rate is ``settle_lr`` (0: never)."""
+    settle_lr: Annotated[float, NON_NEGATIVE] = 0.0
+    """Learning rate once settled (see ``settle_at``; 0: keep ``lr``)."""
     grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip; 0 turns it off."""
     n_step: Annotated[int, Range(1, MAX_N_STEP)] = 5

@@ -60,7 +60,7 @@ def open_run(
     progress: bool | None = None,
     resume_overrides: Sequence[str] = (),
     trust_pickle: bool = False,
-    on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+    on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
 ) -> RunLoop:
     """Open (and lock) a run directory for training ``cfg`` with its learner.
 
@@ -71,7 +71,8 @@ def open_run(
         progress: Progress bar (True), plain lines (False), or bar on a TTY (None).
         resume_overrides: ``run.KEY=VALUE`` changes allowed on resume.
         trust_pickle: Let an SB3 run's checkpoint be unpickled on resume.
-        on_evaluation: Called with each training-time evaluation's record.
+        on_evaluation: Called with each training-time evaluation's record (a true
+            return stops the run there).
 
     Returns:
         The :class:`~catchrl.runloop.RunLoop`; call ``.run()`` to train.

@@ -15,14 +15,17 @@ here for the application.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 from catchrl.agents.policy import LoadedPolicy, PolicyLoadError, load_keras_policy
 
-__all__ = ["LoadedPolicy", "PolicyLoadError", "load_policy"]
+__all__ = ["MODEL_CHOICES", "LoadedPolicy", "PolicyLoadError", "describe_model", "load_policy"]
 
 SCRIPTED = ("oracle", "random")
+MODEL_CHOICES = ("best", "final")
+"""Which model of a run directory to load."""
 
 
 def _scripted(name: str, overrides: dict[str, Any]) -> LoadedPolicy:
@@ -44,8 +47,49 @@ def _run_config(run_dir: Path) -> Any:
         raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
 
 
+def _run_model(run_dir: Path, suffix: str, which: str) -> Path:
+    """The model file of a run directory: ``best`` (the kept one, if any) or ``final``."""
+    if which not in MODEL_CHOICES:
+        raise PolicyLoadError(f"model must be one of {MODEL_CHOICES}, not {which!r}")
+    best, final = run_dir / f"best{suffix}", run_dir / f"model{suffix}"
+    if which == "best" and best.is_file():
+        return best
+    if final.is_file():
+        return final
+    if which == "final" and best.is_file():
+        raise PolicyLoadError(
+            f"{run_dir} has no {final.name} yet (only {best.name}: training not finished? "
+            f"`catchrl train --run-dir {run_dir} --resume` finishes it)"
+        )
+    raise PolicyLoadError(
+        f"{run_dir} has no {final.name} yet (training not finished? "
+        f"`catchrl train --run-dir {run_dir} --resume` finishes it)"
+    )
+
+
+def describe_model(path: Path) -> str:
+    """Which model of a run a file is, in words: ``best.keras (validation 99.8% at step 9,504)``."""
+    if path.stem == "best" and (path.parent / "best.json").is_file():
+        import json
+
+        try:
+            best = json.loads((path.parent / "best.json").read_text())
+            return (
+                f"{path.name}, the best validation model "
+                f"({100 * best['win_rate']:.2f}% at step {best['steps']:,})"
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return f"{path.name}, the best validation model"
+    if path.stem == "model" and (path.parent / "config.toml").is_file():
+        return f"{path.name}, the final model"
+    return path.name
+
+
 def load_policy(
-    spec: str, overrides: dict[str, Any] | None = None, allow_sb3: bool = True
+    spec: str,
+    overrides: dict[str, Any] | None = None,
+    allow_sb3: bool = True,
+    which: str = "best",
 ) -> LoadedPolicy:
     """Load ``oracle``/``random``, a run directory, a ``.keras`` or an SB3 ``.zip`` file.
 
@@ -53,6 +97,9 @@ def load_policy(
         spec: What the user named.
         overrides: Game options (``obs_type``, ``drift``...) replacing the run's own.
         allow_sb3: Whether an SB3 pickle may be loaded from this named path.
+        which: For a run directory: ``best`` (the kept model, ``best.keras``/
+            ``best.zip``, when the run has one; else the final one) or ``final``
+            (``model.keras``/``model.zip``). :attr:`LoadedPolicy.source` says which.
 
     """
     overrides = dict(overrides or {})
@@ -66,12 +113,7 @@ def load_policy(
         if not (path / "config.toml").is_file():
             raise PolicyLoadError(f"{path} is not a run directory (no config.toml)")
         cfg = _run_config(path)
-        model = path / ("model.zip" if cfg.algo.startswith("sb3") else "model.keras")
-        if not model.is_file():
-            raise PolicyLoadError(
-                f"{path} has no {model.name} yet (training not finished? "
-                f"`catchrl train --run-dir {path} --resume` finishes it)"
-            )
+        model = _run_model(path, ".zip" if cfg.algo.startswith("sb3") else ".keras", which)
     else:
         model = path
         if (path.parent / "config.toml").is_file():
@@ -80,13 +122,17 @@ def load_policy(
     env_kwargs.setdefault("obs_type", "pixels")
     name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
     if model.suffix == ".keras":
-        return load_keras_policy(model, env_kwargs, name)
-    if model.suffix == ".zip":
+        loaded = load_keras_policy(model, env_kwargs, name)
+    elif model.suffix == ".zip":
         if not allow_sb3:
             raise PolicyLoadError(
                 f"{model} is an SB3 file: loading it unpickles code; pass --sb3 if you trust it"
             )
         from catchrl.agents.sb3_policy import load_sb3_policy
 
-        return load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)
+        loaded = load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)
+    else:
+        loaded = None
+    if loaded is not None:
+        return dataclasses.replace(loaded, source=describe_model(model))
     raise PolicyLoadError(f"{model}: unknown model file type (expected .keras or .zip)")

@@ -19,6 +19,19 @@ Learners that act and learn step by step (:class:`StepLearner`) get the
 driving loop written once here; learners with their own loop (SB3's
 ``learn()``) implement :meth:`Learner.run` and report through the same calls.
 
+**Validation and test.** Training-time evaluations play the validation games
+(:data:`~catchrl.evaluation.VALIDATION_SEED`); every decision of the run (the
+target win rate's early stop, the kept best model) is made on them. The final
+evaluation (``eval.json``) plays the test games
+(:data:`~catchrl.evaluation.TEST_SEED`), which no part of training touches.
+
+**The best model.** Each evaluation that scores at least the best so far
+(ties go to the later one) writes ``best.keras`` (``best.zip`` for SB3) and
+``best.json`` (its step, games and validation score), beside the final
+``model.keras``. The checkpoint carries a copy, so a resumed run keeps its
+best model and score. The final evaluation is of the kept model: the best one
+when the run evaluated, else the final one.
+
 **Signals.** SIGINT, SIGTERM and SIGHUP ask the run to stop at the next safe
 point, which writes a checkpoint (mid-game if need be) and ends the run with
 exit code 128 + the signal. A second signal stops at once with
@@ -50,7 +63,7 @@ from catchrl.config import (
     to_toml,
 )
 from catchrl.errors import CheckpointError, DiskFullError, RunDirError
-from catchrl.evaluation import EvalResult, evaluate
+from catchrl.evaluation import TEST_SEED, VALIDATION_SEED, EvalResult, evaluate
 from catchrl.monitor import Progress, ScalarWriter
 from catchrl.rundir import RunDir, balls_caught, checkpoint_name, metrics_row
 
@@ -99,6 +112,10 @@ class TrainResult:
     final_eval: EvalResult | None = None
     signum: int | None = None
     """The signal that stopped the run (None if it ran to its budget or target)."""
+    best: dict[str, Any] | None = None
+    """The best validation evaluation (``best.json``), None without evaluations."""
+    eval_model: str | None = None
+    """The model file ``final_eval`` played (``best.keras``, ``model.keras``...)."""
 
     @property
     def exit_code(self) -> int:
@@ -162,6 +179,10 @@ class Learner(ABC):
     def save_model(self, path: Path) -> None:
         """Write the playing model to ``path`` (named like :attr:`model_name`)."""
 
+    def after_evaluation(self, win_rate: float) -> str | None:
+        """React to a validation evaluation (e.g. settle learning); a message for the log."""
+        return None
+
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release the learner's environments."""
 
@@ -193,7 +214,8 @@ class RunLoop:
         trust_pickle: Passed to the learner: may its checkpoint be unpickled.
         on_evaluation: Called with each training-time evaluation's record (the
             dict appended to ``evals.json``) once it is written; a study
-            (Ray Tune) reports it from there.
+            (Ray Tune) reports it from there. A true return stops the run there
+            (as a reached target does). Its time is not training time.
 
     Raises:
         RunDirError: The folder is in use, not a run, or holds a run already.
@@ -211,7 +233,7 @@ class RunLoop:
         progress: bool | None = None,
         resume_overrides: Sequence[str] = (),
         trust_pickle: bool = False,
-        on_evaluation: Callable[[dict[str, Any]], None] | None = None,
+        on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
     ) -> None:
         self.rd = RunDir(run_dir)
         self.on_evaluation = on_evaluation
@@ -317,7 +339,8 @@ class RunLoop:
         self.elapsed = 0.0
         self.recent: deque[float] = deque(maxlen=100)
         self.evaluations: list[dict[str, Any]] = []
-        self.best_win_rate: float | None = None
+        self.best: dict[str, Any] | None = None
+        """The best validation evaluation's record (None: no evaluation yet)."""
         self.game_reward = np.zeros(n, dtype=np.float64)
         self.loss_sum, self.loss_count = 0.0, 0
         self.metrics_offset: int | None = 0 if self.resume else None
@@ -333,6 +356,8 @@ class RunLoop:
     def _state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         arrays, meta = self.learner.get_state()
         arrays["loop"] = {"game_reward": self.game_reward.copy()}
+        if self.best is not None and self.best_path.is_file():
+            arrays["best_model"] = {"data": np.fromfile(self.best_path, dtype=np.uint8)}
         state = {
             "config": config_to_dict(self.cfg),
             "algo": self.cfg.algo,
@@ -347,6 +372,7 @@ class RunLoop:
             "loss_count": self.loss_count,
             "last_eval_games": self._last_eval_games,
             "last_ckpt_games": self._last_ckpt_games,
+            "best": self.best,
             "metrics_bytes": self.rd.metrics_path.stat().st_size,
             "learner": meta,
         }
@@ -364,11 +390,29 @@ class RunLoop:
             self._last_eval_games = state["last_eval_games"]
             self._last_ckpt_games = state["last_ckpt_games"]
             self.metrics_offset = int(state["metrics_bytes"])
+            self.best = state.get("best")  # (absent in checkpoints before best models)
+            best_file = arrays.get("best_model", {}).get("data")
         except (KeyError, ValueError, TypeError) as e:
             raise CheckpointError(
                 f"checkpoint {self.checkpoint} does not fit this run ({type(e).__name__}: {e})"
             ) from e
         self._last_ckpt = (self.games, self.steps)
+        self._restore_best(best_file)
+
+    def _restore_best(self, data: np.ndarray | None) -> None:
+        """Put the checkpoint's best model back (a later one may be on disk from a lost future)."""
+        if self.best is None or data is None:
+            for path in (self.best_path, self.rd.path / "best.json"):
+                path.unlink(missing_ok=True)
+            self.best = None
+            return
+        self.rd.write_file_atomic(self.best_path.name, lambda p: data.tofile(p))
+        self.rd.write_json("best.json", self.best)
+
+    @property
+    def best_path(self) -> Path:
+        """``RUN/best.keras`` (or ``best.zip``: the learner's model type)."""
+        return self.rd.path / ("best" + Path(self.learner_cls.model_name).suffix)
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint now (the learner must be at a safe point)."""
@@ -444,8 +488,8 @@ class RunLoop:
         stop = False
         if r.eval_games and _crossed(self._last_eval_games, self.games, r.eval_every):
             self._last_eval_games = self.games
-            result = self._evaluate_now()
-            stop = r.target_win_rate > 0 and result.win_rate >= r.target_win_rate
+            result, told = self._evaluate_now()
+            stop = told or (r.target_win_rate > 0 and result.win_rate >= r.target_win_rate)
             if stop:  # a resumed run keeps its outcome: the budget ends here
                 r.total_steps = min(r.total_steps or self.steps, self.steps)
                 r.total_games = self.games
@@ -475,33 +519,65 @@ class RunLoop:
 
     # -- evaluation ------------------------------------------------------------------
 
-    def evaluate(self, games: int) -> EvalResult:
-        """Greedy evaluation of the learner with the common harness, on the run's game."""
-        return evaluate(self.learner.greedy_policy, games=games, **self.cfg.env.game_kwargs())
+    def evaluate(self, games: int, seed: int = VALIDATION_SEED) -> EvalResult:
+        """Greedy evaluation of the learner on the run's game (validation games by default)."""
+        kwargs = self.cfg.env.game_kwargs()
+        return evaluate(self.learner.greedy_policy, games=games, seed=seed, **kwargs)
 
-    def _evaluate_now(self) -> EvalResult:
+    def evaluate_kept(self, games: int, seed: int = TEST_SEED) -> tuple[str, EvalResult]:
+        """Evaluate the kept model (``best.*`` if there is one, else the final one).
+
+        Returns:
+            The model file's name and its result (on the test games by default).
+
+        """
+        if self.best is None or not self.best_path.is_file():
+            return self.learner_cls.model_name, self.evaluate(games, seed)
+        from catchrl.policies import load_policy
+
+        loaded = load_policy(str(self.best_path), self.cfg.env.game_kwargs(), allow_sb3=True)
+        result = evaluate(loaded.policy, games=games, seed=seed, **loaded.env_kwargs)
+        return self.best_path.name, result
+
+    def _evaluate_now(self) -> tuple[EvalResult, bool]:
+        """Evaluate on the validation games; the result, and whether on_evaluation said stop."""
         t0, cpu0 = time.perf_counter(), self._cpu_now()
         cpu = self._train_cpu_now()
+        try:
+            return self._evaluate_and_record(cpu)
+        finally:  # evaluation (and what on_evaluation does) is not training time
+            self._paused += time.perf_counter() - t0
+            self._cpu_paused += self._cpu_now() - cpu0
+
+    def _evaluate_and_record(self, cpu: float) -> tuple[EvalResult, bool]:
         result = self.evaluate(self.cfg.run.eval_games)
-        self._paused += time.perf_counter() - t0  # evaluation is not training time
-        self._cpu_paused += self._cpu_now() - cpu0
         record = result.to_dict()
         record["eval_games"] = record.pop("games")
-        self.evaluations.append(
-            {
-                "games": self.games,
-                "steps": self.steps,
-                "wall_time": self.elapsed,
-                "train_cpu_s": cpu,
-                **record,
-            }
-        )
+        entry = {
+            "games": self.games,
+            "steps": self.steps,
+            "wall_time": self.elapsed,
+            "train_cpu_s": cpu,
+            "seed": VALIDATION_SEED,
+            "split": "validation",
+            **record,
+        }
+        best = self.best is None or result.win_rate >= self.best["win_rate"]
+        if best:  # ties go to the later model
+            with _signals_blocked():
+                self.rd.write_file_atomic(self.best_path.name, self.learner.save_model)
+                self.best = {"model": self.best_path.name, **entry}
+                self.rd.write_json("best.json", self.best)
+        self.evaluations.append({**entry, "best": best})
+        note = self.learner.after_evaluation(result.win_rate)
         self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
         self.rd.write_json("evals.json", self.evaluations)
-        self.bar.write(f"game {self.games} step {self.steps}: eval {result.summary()}")
-        if self.on_evaluation is not None:
-            self.on_evaluation(self.evaluations[-1])
-        return result
+        mark = " (best so far)" if best else ""
+        self.bar.write(f"game {self.games} step {self.steps}: validation {result.summary()}{mark}")
+        if note:
+            self.bar.write(note)
+        told = self.on_evaluation is not None and bool(self.on_evaluation(self.evaluations[-1]))
+        return result, told
 
     @staticmethod
     def _cpu_now() -> float:
@@ -569,6 +645,7 @@ class RunLoop:
             with contextlib.suppress(OSError):
                 self.metrics_file.close()
         final_eval = None
+        self.final_model: str | None = None
         interrupted = self.signum is not None
         if interrupted:
             self.bar.write(
@@ -579,8 +656,12 @@ class RunLoop:
             with _signals_blocked():
                 self.rd.write_file_atomic(self.learner_cls.model_name, self.learner.save_model)
             if self.cfg.run.eval_games:
-                final_eval = self.evaluate(self.cfg.run.eval_games)
-                self.rd.write_json("eval.json", final_eval.to_dict())
+                model, final_eval = self.evaluate_kept(self.cfg.run.eval_games)
+                self.rd.write_json(
+                    "eval.json",
+                    {"model": model, "seed": TEST_SEED, "split": "test", **final_eval.to_dict()},
+                )
+                self.final_model = model
         return TrainResult(
             self.games,
             self.steps,
@@ -590,6 +671,8 @@ class RunLoop:
             self.evaluations,
             final_eval,
             self.signum,
+            self.best,
+            self.final_model,
         )
 
     @contextlib.contextmanager

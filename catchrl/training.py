@@ -172,6 +172,7 @@ class DQNLearner(StepLearner):
         )
         self.obs, _ = self.env.reset(seed=seed)
         self.vec_steps = self.grad_steps = 0
+        self.settled = False
         self._learning_started = False
 
     @staticmethod
@@ -240,6 +241,23 @@ class DQNLearner(StepLearner):
             loss = total / a.gradient_steps
         return StepReport(reward, terminated | truncated, eps, loss)
 
+    def after_evaluation(self, win_rate: float) -> str | None:
+        """Settle learning once a validation evaluation reaches ``agent.settle_at``.
+
+        The learning rate drops to ``agent.settle_lr`` for the rest of the run
+        (a resumed run keeps it: the optimiser's state carries it).
+        """
+        a = self.cfg.agent
+        if not (a.settle_at and a.settle_lr) or self.settled or win_rate < a.settle_at:
+            return None
+        self.settled = True
+        old = self.agent.learning_rate
+        self.agent.set_learning_rate(a.settle_lr)
+        return (
+            f"validation reached {100 * a.settle_at:g}%: learning settles "
+            f"(lr {old:g} -> {a.settle_lr:g})"
+        )
+
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The agent's greedy action for each observation (the evaluation policy)."""
         if self.perception is not None:
@@ -261,6 +279,7 @@ class DQNLearner(StepLearner):
             "env": env_state["meta"],
             "vec_steps": self.vec_steps,
             "grad_steps": self.grad_steps,
+            "settled": self.settled,
         }
         return arrays, meta
 
@@ -272,6 +291,7 @@ class DQNLearner(StepLearner):
         if self.perception is not None:
             self.obs = self.perception.perceive(self.obs)
         self.vec_steps, self.grad_steps = meta["vec_steps"], meta["grad_steps"]
+        self.settled = bool(meta.get("settled", False))
 
     def save_model(self, path: Path) -> None:
         """Write the playing model in Keras format (frames in when the game is pixels).

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
-from catchrl.commands.checks import check_game_options, check_range, check_seed
+from catchrl.commands.checks import check_game_options, check_range
 from catchrl.config import EnvConfig, choices
+
+MAX_GAME_SEED = 2**62
+"""Largest ``--seed`` of an evaluation (not 32-bit: the test games start at 2**41)."""
 
 if TYPE_CHECKING:
     from catchrl.policies import LoadedPolicy
@@ -21,8 +25,11 @@ EPILOG = """examples:
   catchrl eval runs/sb3-ppo/model.zip --sb3            # an SB3 file (unpickles code!)
 
 Game j of an evaluation is seeded with SEED + j: every policy evaluated with the
-same --seed plays the same balls. The game (obs type, variants) comes from the
-run's config unless given here.
+same --seed plays the same balls. The default seed is the test games' (2**41),
+which no part of training plays: training-time evaluations use the validation
+games (2**40). A run directory loads its kept model, best.keras (best.zip),
+unless --model final; the line on stderr says which. The game (obs type,
+variants) comes from the run's config unless given here.
 """
 
 
@@ -37,7 +44,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("agent", help="run directory, model file, or oracle/random")
     p.add_argument("--games", type=int, default=1000, help="games to play (default 1000)")
-    p.add_argument("--seed", type=int, default=None, help="seed of game 0 (default 1000000)")
+    p.add_argument(
+        "--seed", type=int, default=None, help="seed of game 0 (default: the test games, 2**41)"
+    )
     p.add_argument(
         "--sb3",
         action="store_true",
@@ -49,7 +58,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def add_game_options(p: argparse.ArgumentParser) -> None:
-    """Game options shared by eval and watch (default: the run's own game)."""
+    """Options shared by eval and watch: which model of a run, and the game (default: the run's)."""
+    from catchrl.policies import MODEL_CHOICES
+
+    p.add_argument(
+        "--model",
+        choices=MODEL_CHOICES,
+        default="best",
+        help="for a run directory: best (the kept best validation model, the default) "
+        "or final (the model at the end of training)",
+    )
     p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
     p.add_argument("--drift", type=int, help="largest sideways ball speed, px per step")
     p.add_argument("--balls", type=int, dest="balls_per_game", help="balls per game")
@@ -68,7 +86,7 @@ def check_options(args: argparse.Namespace) -> None:
     from catchrl.policies import SCRIPTED
 
     check_range("--games", args.games, 0, above=True)
-    check_seed("--seed", args.seed)
+    check_range("--seed", args.seed, 0, MAX_GAME_SEED, note="game seeds are below 2**62")
     # A scripted policy plays the state game; a run's own game is known once it is loaded.
     check_game_options(args, args.obs_type or ("state" if args.agent in SCRIPTED else None))
 
@@ -83,21 +101,25 @@ def load(args: argparse.Namespace) -> LoadedPolicy:
     from catchrl.policies import load_policy
 
     try:
-        return load_policy(args.agent, game_overrides(args), allow_sb3=args.sb3)
+        loaded = load_policy(args.agent, game_overrides(args), allow_sb3=args.sb3, which=args.model)
     except ValueError as e:  # PolicyLoadError, or the game refusing the options
         raise UserError((str(e).strip().splitlines() or [type(e).__name__])[0]) from e
+    if loaded.source:
+        print(f"{loaded.name}: loaded {loaded.source}", file=sys.stderr)
+    return loaded
 
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the win rate with its 95 % interval."""
-    from catchrl.evaluation import EVAL_SEED, evaluate
+    from catchrl.evaluation import TEST_SEED, evaluate
 
     check_options(args)
     loaded = load(args)
-    seed = EVAL_SEED if args.seed is None else args.seed
+    seed = TEST_SEED if args.seed is None else args.seed
     result = evaluate(loaded.policy, games=args.games, seed=seed, **loaded.env_kwargs)
     if args.json:
-        print(json.dumps({"agent": loaded.name, "seed": seed, **result.to_dict()}))
+        record = {"agent": loaded.name, "model": loaded.source, "seed": seed}
+        print(json.dumps({**record, **result.to_dict()}))
     else:
         print(f"{loaded.name}: {result.summary()}")
     return 0

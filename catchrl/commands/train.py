@@ -167,6 +167,12 @@ def _train(
     if result.interrupted:
         print(f"interrupted: resume with `{resume_cmd}`")
         return result.exit_code
+    if result.best is not None:
+        b = result.best
+        print(
+            f"kept {b['model']}: validation {100 * b['win_rate']:.2f}% at step {b['steps']} "
+            f"(game {b['games']}); final model {trainer.learner_cls.model_name}"
+        )
     if result.final_eval is not None:
-        print(f"greedy evaluation: {result.final_eval.summary()}")
+        print(f"test games ({result.eval_model}): {result.final_eval.summary()}")
     return 0

@@ -43,5 +43,5 @@ def test_multi_ball_counts_balls():
 
 
 def test_bad_games():
-    with pytest.raises(ValueError, match="games must be > 0"):
+    with pytest.raises(ValueError, match="games must be in 1.."):
         evaluate(_always(1), games=0)

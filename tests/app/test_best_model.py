@@ -1,0 +1,152 @@
+"""Validation and test games apart, and the kept best model (``best.keras``, ``best.json``).
+
+Training-time evaluations are rigged here (their win rates scripted), so which
+evaluation is the best is known; everything else is a real run of the Keras DQN
+on the state game.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from catchrl.cli import main
+from catchrl.config import MAX_NUM_ENVS, SEED_MAX, load_config
+from catchrl.evaluation import (
+    MAX_EVAL_GAMES,
+    TEST_SEED,
+    VALIDATION_SEED,
+    EvalResult,
+    evaluate,
+)
+from catchrl.learners import open_run
+from catchrl.runloop import RunLoop
+
+QUICK = [
+    "agent.observe=300",
+    "agent.replay_capacity=5000",
+    "run.eval_games=50",
+    "run.eval_every=16",
+    "run.checkpoint_every=0",
+    "run.target_win_rate=0",
+    "run.total_games=0",
+]
+
+
+def test_validation_test_and_training_seeds_never_overlap():
+    # Game j of an evaluation plays from seed + j; training game i of env k from run.seed + k.
+    train = range(0, SEED_MAX + MAX_NUM_ENVS + 1)
+    validation = range(VALIDATION_SEED, VALIDATION_SEED + MAX_EVAL_GAMES)
+    test = range(TEST_SEED, TEST_SEED + MAX_EVAL_GAMES)
+    assert train.stop <= validation.start
+    assert validation.stop <= test.start
+    with pytest.raises(ValueError, match="games must be in"):
+        evaluate(lambda obs, s: np.ones(len(obs), int), games=MAX_EVAL_GAMES, obs_type="state")
+
+
+def test_validation_and_test_games_differ():
+    a = evaluate(lambda obs, s: np.ones(len(obs), int), 200, VALIDATION_SEED, obs_type="state")
+    b = evaluate(lambda obs, s: np.ones(len(obs), int), 200, TEST_SEED, obs_type="state")
+    c = evaluate(lambda obs, s: np.ones(len(obs), int), 200, obs_type="state")
+    assert c == b  # evaluate() defaults to the test games
+    assert a != b  # a policy that stays put wins on different balls
+
+
+def _rig(monkeypatch, scores: list[float]) -> list[int]:
+    """Validation evaluations return ``scores`` in turn; test ones are real. Records seeds."""
+    seeds: list[int] = []
+    real = RunLoop.evaluate
+    it = iter(scores)
+
+    def rigged(self: RunLoop, games: int, seed: int = VALIDATION_SEED) -> EvalResult:
+        seeds.append(seed)
+        if seed != VALIDATION_SEED:
+            return real(self, games, seed)
+        wins = round(next(it) * games)
+        return EvalResult(games=games, wins=wins, mean_length=9.0, mean_reward=0.0)
+
+    monkeypatch.setattr(RunLoop, "evaluate", rigged)
+    return seeds
+
+
+def _open(run_dir: Path, games: int, monkeypatch, scores: list[float], snaps: list) -> RunLoop:
+    cfg = load_config("fast-state", None, [*QUICK, f"run.total_steps={games * 33}"])
+    loop: RunLoop
+
+    def snapshot(record: dict) -> None:
+        snaps.append((record["steps"], loop.learner.agent.model.get_weights()))
+
+    _rig(monkeypatch, scores)
+    loop = open_run(cfg, run_dir, progress=False, on_evaluation=snapshot)
+    return loop
+
+
+def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_best_keras_is_the_best_validation_model(tmp_path, monkeypatch):
+    scores = [0.4, 0.9, 0.7, 0.9, 0.5, 0.8]  # the best is a tie: the later one (4th) is kept
+    snaps: list = []
+    run = tmp_path / "run"
+    result = _open(run, 16 * 6, monkeypatch, scores, snaps).run()
+    assert len(result.evaluations) == 6
+    best = json.loads((run / "best.json").read_text())
+    assert best["steps"] == snaps[3][0] == result.best["steps"]
+    assert best["win_rate"] == pytest.approx(0.9)
+    assert best["split"] == "validation" and best["seed"] == VALIDATION_SEED
+    kept = keras.saving.load_model(run / "best.keras", compile=False).get_weights()
+    final = keras.saving.load_model(run / "model.keras", compile=False).get_weights()
+    assert _same(kept, snaps[3][1])
+    assert not _same(kept, snaps[1][1]) and not _same(kept, final)
+    assert [e["best"] for e in result.evaluations] == [True, True, False, True, False, False]
+    # The final evaluation plays the kept model on the test games.
+    final_eval = json.loads((run / "eval.json").read_text())
+    assert final_eval["model"] == "best.keras" and final_eval["seed"] == TEST_SEED
+    assert result.eval_model == "best.keras"
+
+
+def test_eval_loads_the_kept_model_and_says_so(tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    _open(run, 16 * 3, monkeypatch, [0.3, 0.8, 0.1], []).run()
+    capsys.readouterr()
+    assert main(["eval", str(run), "--games", "20", "--json"]) == 0
+    out, err = capsys.readouterr()
+    record = json.loads(out)
+    assert record["seed"] == TEST_SEED and record["model"].startswith("best.keras")
+    assert "best.keras, the best validation model (80.00% at step" in err
+    assert main(["eval", str(run), "--games", "20", "--json", "--model", "final"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["model"].startswith("model.keras") and "the final model" in err
+
+
+def test_resume_keeps_the_best_model_and_its_score(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    snaps: list = []
+    loop = _open(run, 16 * 3, monkeypatch, [0.3, 0.94, 0.6], snaps)
+    loop.run()
+    best_bytes = (run / "best.keras").read_bytes()
+    # A later, better best.keras from a future the checkpoint never saw (killed before the
+    # next checkpoint): resuming puts the checkpoint's own best model and score back.
+    (run / "best.keras").write_bytes(b"junk")
+    (run / "best.json").write_text(json.dumps({"win_rate": 1.0, "steps": 10**6}))
+    _rig(monkeypatch, [0.9, 0.2])  # worse than the kept 0.94: best.keras stays
+    resumed = open_run(
+        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 5 * 33}"]
+    )
+    result = resumed.run()
+    assert len(result.evaluations) == 5
+    assert (run / "best.keras").read_bytes() == best_bytes
+    best = json.loads((run / "best.json").read_text())
+    assert best["win_rate"] == pytest.approx(0.94) and best["steps"] == snaps[1][0]
+    assert result.best == best
+    _rig(monkeypatch, [1.0])  # now a better one replaces it
+    resumed = open_run(
+        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 6 * 33}"]
+    )
+    assert resumed.run().best["win_rate"] == 1.0
+    assert (run / "best.keras").read_bytes() != best_bytes
