@@ -3,6 +3,7 @@
 - ``"book"``: the book's CNN exactly (the DeepMind Atari network with other
   sizes), 3,356,835 parameters on ``(80, 80, 4)``.
 - ``"small"``: a light CNN for training on a few CPU cores.
+- ``"tiny"``: a quarter of ``small``'s cost (a 4 x 4 pool first, one convolution).
 - ``"mlp"``: for ``state`` vectors (and bsuite's ``grid`` boards, flattened).
 
 With ``landing_head=True`` a builder adds a second output, ``landing_x [B, 1]``
@@ -34,7 +35,7 @@ __all__ = [
     "q_output",
 ]
 
-NETWORK_KINDS = ("book", "small", "mlp")
+NETWORK_KINDS = ("book", "small", "tiny", "mlp")
 
 
 @keras.saving.register_keras_serializable(package="catchrl")
@@ -105,7 +106,7 @@ def build_q_network(
     """Build a Q-network ``obs [B, *obs_shape] -> Q [B, num_actions]``.
 
     Args:
-        kind: ``"book"``, ``"small"`` or ``"mlp"``.
+        kind: ``"book"``, ``"small"``, ``"tiny"`` or ``"mlp"``.
         obs_shape: One observation's shape: ``(H, W, C)`` for the CNNs,
             ``(D,)`` (or a 2-D board, flattened) for ``"mlp"``.
         num_actions: Number of actions (Catch: 3).
@@ -146,7 +147,7 @@ def build_q_network(
         input_dtype = kwargs.pop("input_dtype", "uint8")
         inputs = keras.Input(obs_shape, dtype=input_dtype, name="obs")
         x = layers.Rescaling(1.0 / 255.0 if input_dtype == "uint8" else 1.0, name="scale")(inputs)
-        torso = _book_torso if kind == "book" else _small_torso
+        torso = {"book": _book_torso, "small": _small_torso, "tiny": _tiny_torso}[kind]
         x = torso(x, seeds)
     if kwargs:
         raise TypeError(f"build_q_network: unexpected argument(s) {sorted(kwargs)}")
@@ -224,6 +225,32 @@ def _small_torso(x: Any, seeds: _Seeds) -> Any:
     x = layers.Flatten()(x)  # [B, 3200]
     return layers.Dense(
         128, activation="relu", kernel_initializer=_init("HeUniform", seeds.next())
+    )(x)
+
+
+def _tiny_torso(x: Any, seeds: _Seeds) -> Any:
+    """The cheapest CNN that still sees every position: [B, 80, 80, C] -> [B, 64].
+
+    A 4 x 4 average pool first (80 -> 20: the ball's 4 x 4 px become one to
+    four cells, its position kept in their grey levels, as the paddle's), one
+    stride-2 convolution to a 10 x 10 x 16 map, flattened (no position pooled
+    away) into 64 units: 103,251 parameters. One DQN train step at batch 64
+    costs about a quarter of ``small``'s CPU time (15.8 vs 60 ms CPU, XLA,
+    medians of 5 x 20 steps on the loaded 2-core machine), its greedy step
+    about half (3.0 vs 5.1 ms for 16 frames).
+    """
+    x = layers.AveragePooling2D(4)(x)  # [B, 20, 20, C]
+    x = layers.Conv2D(
+        16,
+        3,
+        strides=2,
+        padding="same",
+        activation="relu",
+        kernel_initializer=_init("HeUniform", seeds.next()),
+    )(x)  # [B, 10, 10, 16]
+    x = layers.Flatten()(x)  # [B, 1600]
+    return layers.Dense(
+        64, activation="relu", kernel_initializer=_init("HeUniform", seeds.next())
     )(x)
 
 

@@ -194,8 +194,9 @@ class EnvConfig:
 class AgentConfig:
     """The deep Q-network and how it learns."""
 
-    network: Literal["book", "small", "mlp"] = "small"
-    """Q-network: ``book`` (the book's CNN, 3,356,835 params), ``small`` CNN, ``mlp`` (state)."""
+    network: Literal["book", "small", "tiny", "mlp"] = "small"
+    """Q-network: ``book`` (the book's CNN, 3,356,835 params), ``small`` CNN (415,795),
+    ``tiny`` CNN (103,251: a 4 x 4 pool first), ``mlp`` (state)."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
     hidden: Annotated[int, Range(1, MAX_HIDDEN)] = 128

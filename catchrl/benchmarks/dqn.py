@@ -2,9 +2,12 @@
 
 Run ``python -m catchrl.benchmarks.dqn --part PART`` (or ``catchrl bench dqn``):
 
-- ``target``: the preset trains (several seeds) with a greedy evaluation on
-  1,000 games every few hundred games; prints env steps and training seconds
-  to 95 % and 99 % (evaluation time excluded), median over seeds;
+- ``target``: the preset trains (several seeds), evaluated on 1,000
+  validation games every 32 games; prints env steps, training seconds and
+  training CPU seconds until the model wins 99 % of 10,000 *test* games
+  (evaluation time excluded), the lowest validation score while it trains on
+  to 5x those steps, and its kept model (``best.keras``) on 10,000 test
+  games; medians over seeds;
 - ``book-games``: win rate after 1,000 / 2,000 / 5,000 training games (100 and
   1,000 evaluation games), side by side with the book's 42 / 74 / 87 of 100;
 - ``book-preset``: the ``book`` preset for a wall-clock budget, its win rate
@@ -126,19 +129,88 @@ def _first(evals: list[dict[str, Any]], level: float) -> dict[str, Any] | None:
     return next((e for e in evals if e["win_rate"] >= level), None)
 
 
+def _reach_and_hold(
+    preset: str,
+    seed: int,
+    overrides: list[str],
+    run_dir: Path,
+    target: float,
+    test_games: int,
+    hold: float,
+) -> dict[str, Any]:
+    """Train until the test win rate reaches ``target``, then on to ``hold`` x those steps.
+
+    At each training-time (validation) evaluation the model is also played on
+    1,000 test games; when those reach ``target`` it is played on
+    ``test_games`` test games, and the first evaluation where that holds is
+    the reach. Test games decide nothing in the run (only when the measurement
+    ends); the kept model (``best.keras``, picked on validation) is then scored
+    on ``test_games`` test games.
+    """
+    from catchrl.config import load_config
+    from catchrl.evaluation import TEST_SEED, evaluate
+    from catchrl.learners import open_run
+    from catchrl.policies import load_policy
+
+    cfg = load_config(preset, None, [f"run.seed={seed}", *overrides])
+    loop: Any = None
+    reach: dict[str, Any] = {}
+    tests: list[float | None] = []
+
+    def on_eval(record: dict[str, Any]) -> bool:
+        if not reach:
+            rate = loop.evaluate(1000, seed=TEST_SEED).win_rate
+            if rate >= target:
+                rate = loop.evaluate(test_games, seed=TEST_SEED).win_rate
+                if rate >= target:
+                    reach.update(record, test_win_rate=rate)
+            tests.append(rate)
+        else:
+            tests.append(None)
+        return bool(reach) and record["steps"] >= hold * reach["steps"]
+
+    loop = open_run(cfg, run_dir, progress=False, on_evaluation=on_eval)
+    result = loop.run()
+    kept = load_policy(str(run_dir), allow_sb3=False)
+    kept_eval = evaluate(kept.policy, games=test_games, seed=TEST_SEED, **kept.env_kwargs)
+    after = [e["win_rate"] for e in result.evaluations if reach and e["steps"] > reach["steps"]]
+    return {
+        "seed": seed,
+        "evaluations": [
+            {**e, "test_win_rate": t} for e, t in zip(result.evaluations, tests, strict=True)
+        ],
+        "reach": reach or None,
+        "min_validation_after": min(after) if after else None,
+        "steps": result.steps,
+        "train_s": result.wall_time,
+        "kept": kept.source,
+        "kept_test_win_rate": kept_eval.win_rate,
+    }
+
+
 def bench_target(
     preset: str = "fast",
     seeds: tuple[int, ...] = (0, 1, 2),
-    eval_every: int = 200,
+    eval_every: int = 32,
     eval_games: int = 1000,
     max_steps: int = 50_000,
     out: Path | None = None,
+    target: float = 0.99,
+    test_games: int = 10_000,
+    hold: float = 5.0,
 ) -> list[dict[str, Any]]:
-    """Env steps and training seconds to 95 % / 99 % greedy win rate, per seed and median."""
+    """Steps, training seconds and CPU seconds to ``target`` on the test games; then held.
+
+    Each seed trains with evaluations on ``eval_games`` validation games every
+    ``eval_every`` games (the run's own decisions: no early stop here), until
+    the model scores ``target`` on ``test_games`` test games, and on to ``hold``
+    times those steps (or ``max_steps``): the lowest validation score after the
+    reach says whether learning holds. Last, the kept model on the test games.
+    """
     rows, runs = [], []
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
-            run = _train(
+            run = _reach_and_hold(
                 preset,
                 seed,
                 [
@@ -146,36 +218,51 @@ def bench_target(
                     "run.total_games=0",
                     f"run.eval_every={eval_every}",
                     f"run.eval_games={eval_games}",
-                    "run.target_win_rate=0.99",
+                    "run.target_win_rate=0",
                     "run.checkpoint_every=0",
                 ],
                 Path(tmp) / "run",
+                target,
+                test_games,
+                hold,
             )
         runs.append(run)
-        row: dict[str, Any] = {"preset": preset, "seed": seed}
-        for level in (0.95, 0.99):
-            hit = _first(run["evaluations"], level)
-            tag = f"{int(level * 100)}%"
-            row[f"steps to {tag}"] = hit["steps"] if hit else "not reached"
-            row[f"seconds to {tag}"] = f"{hit['wall_time']:.0f}" if hit else "not reached"
-        best = max((e["win_rate"] for e in run["evaluations"]), default=0.0)
-        row["best eval"] = f"{100 * best:.1f}%"
-        row["steps/s"] = f"{run['steps_per_s']:.0f}"
-        rows.append(row)
-    med: dict[str, Any] = {"preset": preset, "seed": "median"}
-    for key in ("steps to 95%", "seconds to 95%", "steps to 99%", "seconds to 99%"):
-        values = [float(r[key]) for r in rows if r[key] != "not reached"]
-        med[key] = (
-            f"{statistics.median(values):.0f}"
-            if len(values) == len(rows)
-            else f"{len(values)}/{len(rows)} reached"
+        hit = run["reach"]
+        low = run["min_validation_after"]
+        rows.append(
+            {
+                "preset": preset,
+                "seed": seed,
+                f"steps to {100 * target:g}%": hit["steps"] if hit else "not reached",
+                "training s": f"{hit['wall_time']:.1f}" if hit else "-",
+                "training CPU s": f"{hit['train_cpu_s']:.1f}" if hit else "-",
+                "test win rate there": f"{100 * hit['test_win_rate']:.2f}%" if hit else "-",
+                f"lowest validation to {hold:g}x": "-" if low is None else f"{100 * low:.1f}%",
+                "steps run": run["steps"],
+                f"kept model on {test_games:,} test games": (
+                    f"{100 * run['kept_test_win_rate']:.2f}%"
+                ),
+            }
         )
-    med["best eval"] = f"{statistics.median(float(r['best eval'][:-1]) for r in rows):.1f}%"
-    med["steps/s"] = f"{statistics.median(float(r['steps/s']) for r in rows):.0f}"
+    med: dict[str, Any] = {"preset": preset, "seed": "median"}
+    for key in rows[0]:
+        if key in med:
+            continue
+        values = [_number(r[key]) for r in rows]
+        known = [v for v in values if v is not None]
+        med[key] = f"{statistics.median(known):g}" if len(known) == len(values) else "-"
     rows.append(med)
     if out:
         out.write_text(json.dumps(runs, indent=1))
     return rows
+
+
+def _number(text: Any) -> float | None:
+    """A table cell as a number (``"99.5%"`` -> 99.5), None if it is not one."""
+    try:
+        return float(str(text).rstrip("%"))
+    except ValueError:
+        return None
 
 
 def bench_book_games(
@@ -282,7 +369,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", default="fast")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--max-steps", type=int, default=50_000)
-    p.add_argument("--eval-every", type=int, default=200, help="games between evaluations")
+    p.add_argument("--eval-every", type=int, default=32, help="games between evaluations")
+    p.add_argument("--test-games", type=int, default=10_000, help="test games (target part)")
+    p.add_argument("--hold", type=float, default=5.0, help="train on to HOLD x the steps")
     p.add_argument("--book-seconds", type=float, default=900.0)
     p.add_argument("--json", type=Path, help="also write the raw runs here (target part)")
     args = p.parse_args(argv)
@@ -299,6 +388,8 @@ def main(argv: list[str] | None = None) -> int:
                 args.eval_every,
                 max_steps=args.max_steps,
                 out=args.json,
+                test_games=args.test_games,
+                hold=args.hold,
             )
         elif part == "book-games":
             rows = bench_book_games(args.preset, args.seeds[0])

@@ -70,8 +70,15 @@ def test_trained_agent_beats_random_clearly(
 @pytest.mark.parametrize("algo", ["sb3-dqn", "sb3-ppo"])
 def test_run_directory_layout(trained: dict[str, Path], algo: str) -> None:
     run_dir = trained[algo]
-    for name in ("config.toml", "metrics.tsv", "model.zip", "eval.json"):
+    for name in ("config.toml", "metrics.tsv", "model.zip", "eval.json", "best.zip", "best.json"):
         assert (run_dir / name).is_file(), name
+    # The kept model is the best validation one; the final evaluation plays it on test games.
+    best = json.loads((run_dir / "best.json").read_text())
+    evals = json.loads((run_dir / "evals.json").read_text())
+    assert best["win_rate"] == max(e["win_rate"] for e in evals)
+    assert best["steps"] == max(e["steps"] for e in evals if e["win_rate"] == best["win_rate"])
+    final = json.loads((run_dir / "eval.json").read_text())
+    assert final["model"] == "best.zip" and final["split"] == "test"
     assert any((run_dir / "tb").iterdir())
     text = (run_dir / "config.toml").read_text()
     assert f'algo = "{algo}"' in text and "[sb3]" in text and 'policy = "MlpPolicy"' in text
