@@ -265,7 +265,7 @@ class CatchVectorEnv(VectorEnv):
         return self._out(obs), reward, terminated, np.zeros(n, dtype=bool), infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
-        """``rgb_array``: the N screens, each uint8 ``(H, W, 3)`` as :meth:`CatchEnv.render` gives it."""
+        """``rgb_array``: the N screens, uint8 ``(H, W, 3)`` each, as :meth:`CatchEnv.render`."""
         if self.render_mode is None:
             logger.warn(
                 "CatchVectorEnv.render() called without a render_mode; "
