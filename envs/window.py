@@ -97,20 +97,13 @@ class CatchWindow:
         # still set the hint themselves.
         os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         pg = self.pg = import_pygame()
-        if dummy:  # for this window only: SDL reads the driver when the display starts
+        if dummy:
             logger.warn(f"{_NO_DISPLAY}; drawing to SDL's dummy driver, nothing is shown")
-            os.environ["SDL_VIDEODRIVER"] = "dummy"
-            try:
-                pg.display.init()
-            finally:
-                del os.environ["SDL_VIDEODRIVER"]
-        else:
-            pg.display.init()
-        pg.font.init()
+        self._dummy, self.title = dummy, title
         self.params, self.fps, self.scale = params, fps, scale
         self.size = (params.width * scale, params.height * scale + HUD_HEIGHT)
-        self.surface = pg.display.set_mode(self.size)
-        pg.display.set_caption(title)
+        self._open()
+        pg.font.init()
         self.font = pg.font.Font(None, 24)
         self.big_font = pg.font.Font(None, 44)
         self.clock = pg.time.Clock()
@@ -121,6 +114,20 @@ class CatchWindow:
         self._held: set[int] = set()  # arrow keys down now
         self._tapped: set[int] = set()  # arrow keys that went down since held_action()
         self._pressed: list[int] = []  # keys that went down since poll()
+
+    def _open(self) -> None:
+        """Start the display and set this window's mode (again, if another window took it)."""
+        pg = self.pg
+        if self._dummy:  # for this window only: SDL reads the driver when the display starts
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+            try:
+                pg.display.init()
+            finally:
+                del os.environ["SDL_VIDEODRIVER"]
+        else:
+            pg.display.init()
+        self.surface = pg.display.set_mode(self.size)
+        pg.display.set_caption(self.title)
 
     @property
     def visible(self) -> bool:
@@ -222,6 +229,10 @@ class CatchWindow:
             banner: A large line shown in the middle (e.g. the final score).
 
         """
+        if not self.closed and not (
+            self.pg.display.get_init() and self.pg.display.get_surface() is self.surface
+        ):  # pygame has one display: another window of this process closed or replaced it
+            self._open()
         self.poll_quietly()
         if self.closed:
             return
