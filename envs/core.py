@@ -544,8 +544,8 @@ def step_batch(
         idx = np.flatnonzero(batch.landed)
         spawn_balls(params, batch, idx, *draw_spawns(params, idx, rngs))
     px = batch.paddle_x + (actions - 1) * params.paddle_speed
-    if params.walls == "clamp":
-        np.clip(px, 0, params.paddle_max_x, out=px)
+    if params.walls == "clamp":  # np.clip, without its Python-level checks (half the time)
+        np.minimum(np.maximum(px, 0, out=px), params.paddle_max_x, out=px)
     else:
         px = np.where(px < 0, params.paddle_speed, px)
         px = np.where(px > params.paddle_max_x, params.paddle_max_x - params.paddle_speed, px)

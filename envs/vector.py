@@ -157,6 +157,7 @@ class CatchVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(n, dtype=bool)  # next_step: reset on the next call
         self._restart_pending = False  # self._needs_reset.any()
         self._started = False
+        self._all_games = np.ones(n, dtype=bool)  # the infos' masks where every game has a key
         self._frames = (
             BatchFrameStack(self.renderer, n, self.frame_stack) if obs_type == "pixels" else None
         )
@@ -289,8 +290,8 @@ class CatchVectorEnv(VectorEnv):
         infos: dict[str, np.ndarray] = {}
         for name in ("caught", "missed", "balls_left"):
             values = getattr(b, name)
-            if games is None:
-                infos[name], infos[f"_{name}"] = values.copy(), np.ones(self.num_envs, dtype=bool)
+            if games is None:  # (a copy of a kept mask: np.ones costs 3x as much)
+                infos[name], infos[f"_{name}"] = values.copy(), self._all_games.copy()
             else:
                 infos[name], infos[f"_{name}"] = np.where(games, values, 0), games.copy()
         if games is not None:
