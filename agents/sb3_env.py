@@ -30,7 +30,9 @@ class CatchSB3VecEnv:
     lazily, so this module imports without SB3). The games run with same-step
     autoreset: the step that ends game ``i`` returns the first observation of
     its next game, the last one in ``infos[i]["terminal_observation"]``, plus
-    ``infos[i]["episode"] = {"r", "l", "t"}`` as SB3's ``Monitor`` writes it.
+    ``infos[i]["episode"] = {"r", "l", "t"}`` as SB3's ``Monitor`` writes it,
+    and ``infos[i]["is_success"]`` (every ball caught) as the env's last info
+    has it, from which SB3 logs its success rate.
     Every info has ``TimeLimit.truncated`` as ``DummyVecEnv`` gives it (always
     ``False``: Catch never truncates).
 
@@ -116,11 +118,13 @@ def _vec_env_class() -> type:
             infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
             if dones.any():
                 final = info["final_obs"]
+                success = info["final_info"]["is_success"]
                 t = round(time.perf_counter() - self._t0, 6)
                 for i in np.flatnonzero(dones):
                     infos[i] = {
                         "terminal_observation": final[i],
                         "TimeLimit.truncated": bool(cut[i]),
+                        "is_success": bool(success[i]),
                         "episode": {
                             "r": float(self._returns[i]),
                             "l": int(self._lengths[i]),

@@ -1,7 +1,8 @@
 """The Catch game: pure core, Gymnasium env, native vector env, renderer.
 
-Importing this package registers the Gymnasium ids (each with a
-``vector_entry_point``, so ``gymnasium.make_vec`` builds the native batch):
+The Gymnasium ids are registered by ``import catchrl`` (so by importing this
+package too), each with a ``vector_entry_point``, so ``gymnasium.make_vec``
+builds the native batch:
 
 - ``catchrl/Catch-v0``: pixels, the book's 4 stacked 80 x 80 grey frames;
 - ``catchrl/CatchState-v0``: the state vector;
@@ -14,8 +15,7 @@ refused before it allocates: :func:`estimate_env_bytes` says what one needs,
 Only numpy and gymnasium are imported here; pygame when a window opens.
 """
 
-from gymnasium.envs.registration import register, registry
-
+from catchrl import ENV_IDS
 from catchrl.envs.catch_env import CatchEnv, check_action
 from catchrl.envs.core import (
     ACTION_LEFT,
@@ -24,6 +24,7 @@ from catchrl.envs.core import (
     BatchState,
     CatchParams,
     CatchState,
+    check_reset_options,
     reset_batch,
     reset_state,
     step_batch,
@@ -51,6 +52,7 @@ __all__ = [
     "area_downscale",
     "available_memory_bytes",
     "check_action",
+    "check_reset_options",
     "env_id",
     "estimate_env_bytes",
     "render_screen",
@@ -60,25 +62,9 @@ __all__ = [
     "step_state",
 ]
 
-ENV_IDS = {
-    "pixels": "catchrl/Catch-v0",
-    "state": "catchrl/CatchState-v0",
-    "grid": "catchrl/CatchGrid-v0",
-}
-
 
 def env_id(obs_type: str) -> str:
     """The registered Gymnasium id for an observation type."""
     if obs_type not in ENV_IDS:
         raise ValueError(f"unknown obs_type {obs_type!r}; choose one of {tuple(ENV_IDS)}")
     return ENV_IDS[obs_type]
-
-
-for _obs_type, _id in ENV_IDS.items():
-    if _id not in registry:
-        register(
-            id=_id,
-            entry_point="catchrl.envs.catch_env:CatchEnv",
-            vector_entry_point="catchrl.envs.vector:CatchVectorEnv",
-            kwargs={"obs_type": _obs_type},
-        )

@@ -57,11 +57,8 @@ class BatchFrameStack:
         pc = self._pieces = shared_pieces(renderer.params, renderer.size)
         self._size, self._word, self._top = s, word, 8 * (self.depth - 1)
         self._rep = word.type(sum(1 << (8 * k) for k in range(self.depth)))
-        self._words = self.frames.view(word)[..., 0]  # [N, size, size]
-        self._flat = self._words.reshape(-1)  # a view: the words are contiguous
-        self._bytes = self.frames.reshape(-1)
         self._b0, self._b1 = pc.band_row0, pc.band_row0 + pc.band_h
-        self._band = self._words[:, self._b0 : self._b1]  # [N, band_h, size]
+        self._bind(self.frames)
         self._band_top = pc.band.astype(word) << self._top  # [PX, band_h, size]
         self._band_rep = pc.band.astype(word) * self._rep
         self._bh, self._bw = pc.ball_h, pc.ball_w
@@ -79,6 +76,41 @@ class BatchFrameStack:
         fits = math.prod(shape) * word.itemsize <= TABLE_MAX_BYTES
         self._patch_table = np.zeros(shape, dtype=word) if fits else None
         self._patch_rows_done = np.zeros(shape[0], dtype=bool)
+
+    _RING = ("_hist_r", "_hist_c", "_pos", "_whole")  # what pushes change, besides frames
+
+    def _bind(self, frames: np.ndarray) -> None:
+        """Make ``frames`` the stacks, with the views the fast path writes through."""
+        self.frames = frames
+        if self._fast:
+            self._words = frames.view(self._word)[..., 0]  # [N, size, size]
+            self._flat = self._words.reshape(-1)  # a view: the words are contiguous
+            self._bytes = frames.reshape(-1)
+            self._band = self._words[:, self._b0 : self._b1]  # [N, band_h, size]
+
+    def __getstate__(self) -> dict[str, object]:
+        """For ``copy.deepcopy`` and ``pickle``: the frames and the rings, not the views.
+
+        A copied view would be a new array of its own, no longer the frames
+        (the copy's observations would stay frozen); caches are rebuilt.
+        """
+        state: dict[str, object] = {
+            "renderer": self.renderer,
+            "num": self.num,
+            "depth": self.depth,
+            "frames": self.frames,
+        }
+        if self._fast:
+            state.update({name: getattr(self, name) for name in self._RING})
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Rebuild from :meth:`__getstate__`: the views over the (copied) frames."""
+        self.__init__(state["renderer"], state["num"], state["depth"])  # type: ignore[misc]
+        self._bind(state["frames"])  # type: ignore[arg-type]
+        if self._fast:
+            for name in self._RING:
+                setattr(self, name, state[name])
 
     @staticmethod
     def _offsets(h: int, w: int, stride: int) -> np.ndarray:

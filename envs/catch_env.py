@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
-from catchrl.envs.core import CatchParams, CatchState, reset_state, step_state
+from catchrl.envs.core import (
+    ACTION_LEFT,
+    ACTION_RIGHT,
+    ACTION_STAY,
+    CatchParams,
+    CatchState,
+    check_reset_options,
+    reset_state,
+    step_state,
+)
 from catchrl.envs.framestack import FrameStack, check_frame_stack
 from catchrl.envs.observations import (
     grid_boards,
@@ -17,7 +27,7 @@ from catchrl.envs.observations import (
     state_features,
 )
 from catchrl.envs.raster import FrameRenderer, check_frame_size
-from catchrl.envs.screen import render_screen
+from catchrl.envs.screen import screen_rgb, screen_scale
 from catchrl.envs.sizing import check_env_fits
 
 __all__ = ["CatchEnv", "check_action"]
@@ -67,12 +77,34 @@ class CatchEnv(gym.Env):
 
     ## Starting State
     Paddle at x = 200; the ball at y = 10 with x uniform in [0, 380]
-    (``spawn="book"``: [0, 400], as in the book).
+    (``spawn="book"``: [0, 400], as in the book). ``reset(options=...)`` sets
+    them instead (:func:`~catchrl.envs.core.check_reset_options`): ``ball_x``
+    (the first ball's left edge, in ``[0, 380]``; on the grid its column),
+    ``ball_vx`` (its x-speed, in ``[-drift, drift]``) and ``paddle_x`` (in
+    ``[0, 350]``); the generator draws as without them. Any other key, or a
+    value out of its range, is a ``ValueError`` naming it.
 
     ## Episode End
     Terminated when the game's last ball is decided (33 steps per ball with
     the book's numbers). Never truncated by the env itself; pass
     ``max_episode_steps`` to ``gymnasium.make`` for a time limit.
+
+    ## Info
+    Every step and reset: ``caught``, ``missed`` (balls so far) and
+    ``balls_left`` (the current one included). The step that ends the game
+    adds ``is_success``: every ball of the game was caught (SB3 logs its
+    mean as the success rate).
+
+    ## Rendering and playing
+    ``render_mode="rgb_array"`` returns the 400 x 400 screen (grid cells
+    scaled up); ``"human"`` draws it in a pygame window (without a display,
+    SDL's dummy driver, with a warning, as Gymnasium's own envs fall back to
+    an off-screen one). :meth:`get_keys_to_action` maps the arrow keys for
+    ``gymnasium.utils.play.play(env, noop=1)`` (``noop=1``: no key = stay;
+    play's default 0 would move left). ``close()`` closes the window; the env
+    stays usable, as Gymnasium's own (``reset`` works, ``render`` reopens it).
+    Copies (``copy.deepcopy``, ``pickle``) continue exactly as the original;
+    an open window is not copied.
 
     ## Arguments
     ``obs_type``, ``render_mode`` (``"human"`` or ``"rgb_array"``),
@@ -118,7 +150,6 @@ class CatchEnv(gym.Env):
         self.state: CatchState | None = None
         self._frames = FrameStack(self.renderer, self.frame_stack) if obs_type == "pixels" else None
         self._window: Any = None
-        self._closed = False
         self._needs_reset = True
         # Derive the space from a real observation of a throw-away game.
         sample_state = reset_state(self.params, np.random.default_rng(0))
@@ -129,11 +160,20 @@ class CatchEnv(gym.Env):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a new game; ``seed`` seeds the game's generator (``self.np_random``)."""
-        if self._closed:
-            raise RuntimeError("CatchEnv: reset() called after close(); make a new environment")
+        """Start a new game; ``seed`` seeds the game's generator (``self.np_random``).
+
+        ``options`` may set the start positions (see the class docstring):
+        ``{"ball_x": 100, "paddle_x": 0}``.
+
+        Raises:
+            ValueError: an unknown option, or a value out of its range.
+
+        """
+        start = check_reset_options(self.params, options, "CatchEnv")
         super().reset(seed=seed)
         self.state = reset_state(self.params, self.np_random)
+        if start:
+            self.state = dataclasses.replace(self.state, **start)
         self._needs_reset = False
         obs = self._first_obs(self.state)
         if self.render_mode == "human":
@@ -142,8 +182,6 @@ class CatchEnv(gym.Env):
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Play one step; see the class docstring for rewards and episode end."""
-        if self._closed:
-            raise RuntimeError("CatchEnv: step() called after close(); make a new environment")
         if self._needs_reset or self.state is None:
             raise ResetNeeded("CatchEnv: call reset() before step() (and after a game ends)")
         a = check_action(action)
@@ -152,7 +190,10 @@ class CatchEnv(gym.Env):
         obs = self._next_obs(self.state)
         if self.render_mode == "human":
             self.render()
-        return obs, reward, terminated, False, self._info()
+        info = self._info()
+        if terminated:
+            info["is_success"] = self.state.missed == 0
+        return obs, reward, terminated, False, info
 
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the full screen as uint8 ``(H, W, 3)``; ``human``: draw the window."""
@@ -170,31 +211,49 @@ class CatchEnv(gym.Env):
             from catchrl.envs.window import CatchWindow
 
             self._window = CatchWindow(
-                self.params, fps=self.metadata["render_fps"], scale=self._screen_scale()
+                self.params,
+                fps=self.metadata["render_fps"],
+                scale=self._screen_scale(),
+                headless="dummy",
             )
         self._window.draw(self.state)
         return None
 
     def close(self) -> None:
-        """Close the window if one is open; safe to call more than once."""
+        """Close the window if one is open; safe twice. ``reset``/``render`` work after it."""
         if self._window is not None:
             self._window.close()
             self._window = None
-        self._closed = True
+
+    def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
+        """Keys for ``gymnasium.utils.play.play``: left arrow, right arrow, both = stay.
+
+        Pass ``noop=1`` to ``play`` so that no key means stay.
+        """
+        from catchrl.envs.window import import_pygame
+
+        pg = import_pygame()
+        return {
+            (pg.K_LEFT,): ACTION_LEFT,
+            (pg.K_RIGHT,): ACTION_RIGHT,
+            (pg.K_LEFT, pg.K_RIGHT): ACTION_STAY,
+        }
+
+    def __getstate__(self) -> dict[str, Any]:
+        """For ``copy.deepcopy`` and ``pickle``: everything but an open window."""
+        state = self.__dict__.copy()
+        state["_window"] = None  # the copy opens its own window when it renders
+        return state
 
     # -- helpers ---------------------------------------------------------------
 
     def screen_rgb(self) -> np.ndarray:
         """The current screen as uint8 ``(H, W, 3)`` (grid cells scaled up to be visible)."""
         assert self.state is not None
-        screen = render_screen(self.params, self.state)
-        k = self._screen_scale()
-        if k > 1:
-            screen = np.kron(screen, np.ones((k, k), dtype=np.uint8))
-        return np.repeat(screen[:, :, None], 3, axis=2)
+        return screen_rgb(self.params, self.state)
 
     def _screen_scale(self) -> int:
-        return max(1, 400 // max(self.params.width, self.params.height))
+        return screen_scale(self.params)
 
     def _info(self) -> dict[str, Any]:
         s = self.state

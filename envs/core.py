@@ -24,15 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.envs.limits import MAX_BALLS_PER_GAME, MAX_WORLD_SIZE
+from catchrl.envs.limits import MAX_BALLS_PER_GAME, MAX_WORLD_SIZE, check_int_range
 
 __all__ = [
     "ACTION_LEFT",
     "ACTION_RIGHT",
     "ACTION_STAY",
+    "RESET_OPTIONS",
     "BatchState",
     "CatchParams",
     "CatchState",
+    "check_reset_options",
     "draw_spawns",
     "drift_batch",
     "reset_batch",
@@ -253,6 +255,53 @@ class CatchState:
     def balls_played(self) -> int:
         """Balls decided so far."""
         return self.caught + self.missed
+
+
+# --- reset options ----------------------------------------------------------
+
+RESET_OPTIONS = ("ball_x", "ball_vx", "paddle_x")
+"""The keys ``reset(options=...)`` takes: the first ball's left edge and speed, the paddle's x."""
+
+
+def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[str, int]:
+    """Validate ``reset(options=...)``: the start positions it sets, as ints by name.
+
+    Keys (all optional, world pixels; on the grid a pixel is a cell):
+
+    - ``ball_x``: left edge of the game's first ball, in ``[0, spawn_max_x]``
+      (``[0, width - ball_size]``; ``[0, width]`` with ``spawn="book"``);
+    - ``ball_vx``: its horizontal speed, in ``[-drift, drift]``;
+    - ``paddle_x``: left edge of the paddle, in ``[0, width - paddle_width]``.
+
+    They replace what the reset drew or set; the generator draws as without
+    them, so the later balls of the game are the same either way.
+
+    Raises:
+        TypeError: ``options`` is neither ``None`` nor a dict.
+        ValueError: an unknown key, or a value that is not an int in its range;
+            the message names the key and the value.
+
+    """
+    if options is None:
+        return {}
+    if not isinstance(options, dict):
+        raise TypeError(
+            f"{owner}.reset: options must be a dict or None, got {type(options).__name__}"
+        )
+    unknown = sorted(set(options) - set(RESET_OPTIONS), key=str)
+    if unknown:
+        raise ValueError(
+            f"{owner}.reset: unknown option(s) {unknown}; the options are {list(RESET_OPTIONS)}"
+        )
+    ranges = {
+        "ball_x": (0, params.spawn_max_x, "the first ball's left edge"),
+        "ball_vx": (-params.drift, params.drift, "the first ball's x-speed, within drift"),
+        "paddle_x": (0, params.paddle_max_x, "the paddle's left edge"),
+    }
+    return {
+        key: check_int_range(f"{owner}.reset option {key!r}", value, *ranges[key])
+        for key, value in options.items()
+    }
 
 
 # --- scalar (one game) ----------------------------------------------------
@@ -495,8 +544,8 @@ def step_batch(
         idx = np.flatnonzero(batch.landed)
         spawn_balls(params, batch, idx, *draw_spawns(params, idx, rngs))
     px = batch.paddle_x + (actions - 1) * params.paddle_speed
-    if params.walls == "clamp":
-        np.clip(px, 0, params.paddle_max_x, out=px)
+    if params.walls == "clamp":  # np.clip, without its Python-level checks (half the time)
+        np.minimum(np.maximum(px, 0, out=px), params.paddle_max_x, out=px)
     else:
         px = np.where(px < 0, params.paddle_speed, px)
         px = np.where(px > params.paddle_max_x, params.paddle_max_x - params.paddle_speed, px)

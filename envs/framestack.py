@@ -81,18 +81,16 @@ class FrameStack:
             return
         pc = self._pieces = shared_pieces(renderer.params, renderer.size)
         self._word = word
-        self._words = self.frames.view(word)[:, :, 0]  # [size, size]
         self._top = 8 * (self.depth - 1)
         self._rep = word.type(sum(1 << (8 * k) for k in range(self.depth)))  # byte in every slot
         self._b0, self._b1 = pc.band_row0, pc.band_row0 + pc.band_h
-        self._band = self._words[self._b0 : self._b1]
+        self._bind(self.frames)
         self._band_top = list(pc.band.astype(word) << self._top)  # by paddle x
         self._patch_rows: list[list[np.ndarray] | None] = [None] * len(pc.ball_row0)  # by ball y
         self._row0, self._col0 = pc.ball_row0.tolist(), pc.ball_col0.tolist()
         self._fc0, self._fc1 = pc.ball_fc0.tolist(), pc.ball_fc1.tolist()
         self._meets = pc.ball_meets_band.tolist()
         self._bh, self._bw, self._size = pc.ball_h, pc.ball_w, s
-        self._flat = self._words.reshape(-1)
         self._span = (pc.ball_h - 1) * s + pc.ball_w
         self._span_cols = (np.arange(pc.ball_h)[:, None] * s + np.arange(pc.ball_w)).ravel()
         self._gap = max(1, 2048 // s)  # rows between ball and band worth a second call
@@ -108,6 +106,39 @@ class FrameStack:
         self._patch_bytes = self._joint_bytes = 0  # bytes held by those caches
         self._pos = 0  # the ring slot of the oldest frame
         self._whole = 0  # pushes left that must shift the whole stack (after an odd position)
+
+    _RING = ("_hist", "_band_key", "_clean", "_pos", "_whole")  # what pushes change, besides frames
+
+    def _bind(self, frames: np.ndarray) -> None:
+        """Make ``frames`` the stack, with the word views the fast path writes through."""
+        self.frames = frames
+        if self._fast:
+            self._words = frames.view(self._word)[:, :, 0]  # [size, size]
+            self._band = self._words[self._b0 : self._b1]
+            self._flat = self._words.reshape(-1)  # a view: the words are contiguous
+
+    def __getstate__(self) -> dict[str, object]:
+        """For ``copy.deepcopy`` and ``pickle``: the frames and the ring, not the views.
+
+        A copied view would be a new array of its own, no longer the frames
+        (the copy's observations would stay frozen); caches are rebuilt.
+        """
+        state: dict[str, object] = {
+            "renderer": self.renderer,
+            "depth": self.depth,
+            "frames": self.frames,
+        }
+        if self._fast:
+            state.update({name: getattr(self, name) for name in self._RING})
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        """Rebuild from :meth:`__getstate__`: the views over the (copied) frames."""
+        self.__init__(state["renderer"], state["depth"])  # type: ignore[misc]
+        self._bind(state["frames"])  # type: ignore[arg-type]
+        if self._fast:
+            for name in self._RING:
+                setattr(self, name, state[name])
 
     def reset(self, ball_x: int, ball_y: int, paddle_x: int) -> np.ndarray:
         """Fill every slot with the frame of this state; returns :attr:`frames`."""

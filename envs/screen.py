@@ -13,7 +13,7 @@ import numpy as np
 
 from catchrl.envs.core import CatchParams, CatchState
 
-__all__ = ["area_downscale", "render_screen"]
+__all__ = ["area_downscale", "render_screen", "screen_rgb", "screen_scale"]
 
 
 def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
@@ -25,6 +25,23 @@ def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
         p.paddle_y : p.paddle_y + p.paddle_height, state.paddle_x : state.paddle_x + p.paddle_width
     ] = 255
     return screen
+
+
+def screen_scale(params: CatchParams) -> int:
+    """Screen pixels per world pixel: grid cells are scaled up to about 400 px to be visible."""
+    return max(1, 400 // max(params.width, params.height))
+
+
+def screen_rgb(params: CatchParams, state: CatchState) -> np.ndarray:
+    """What ``render_mode="rgb_array"`` returns: the screen as uint8 ``(H, W, 3)``.
+
+    Scaled up by :func:`screen_scale`; the single and the vector env's ``render``.
+    """
+    screen = render_screen(params, state)
+    k = screen_scale(params)
+    if k > 1:
+        screen = np.kron(screen, np.ones((k, k), dtype=np.uint8))
+    return np.repeat(screen[:, :, None], 3, axis=2)
 
 
 def area_downscale(screen: np.ndarray, size: int) -> np.ndarray:

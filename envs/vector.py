@@ -12,7 +12,21 @@ Autoreset (Gymnasium's ``AutoresetMode``):
   observation with reward 0 and both flags False.
 - ``"same_step"``: the step that ends game i already returns the first
   observation of its next game; the last one is in ``infos["final_obs"][i]``
-  (``infos["_final_obs"]`` marks which). This is what SB3's ``VecEnv`` does.
+  (``infos["_final_obs"]`` marks which) and its last info in
+  ``infos["final_info"]`` (``infos["_final_info"]`` marks which). This is what
+  SB3's ``VecEnv`` does.
+
+Infos are those of Gymnasium's ``SyncVectorEnv`` over N :class:`CatchEnv`,
+key for key and dtype for dtype (``tests/envs/test_vector_parity.py``), built
+from the batch's arrays: ``caught``, ``missed``, ``balls_left`` (int64 ``[N]``)
+each with its ``_key`` mask (all True), and on the step that ends a game
+``is_success`` (every ball caught; bool ``[N]``, ``_is_success`` marking the
+games that ended) — in ``final_info`` with same-step autoreset, where the top
+level holds the new games' reset infos. ``reset(options=...)`` takes the single
+env's options (the start positions), applied to every game as ``SyncVectorEnv``
+passes them to every env. ``render_mode="rgb_array"``: ``render()`` returns the
+N screens, as ``SyncVectorEnv.render`` does. Copies (``copy.deepcopy``,
+``pickle``) continue exactly as the original.
 
 Speed: pixel stacks are updated in place (:class:`~catchrl.envs.batch_framestack.BatchFrameStack`),
 touching only the pixels the balls and paddles occupy, and new balls come
@@ -28,13 +42,21 @@ from dataclasses import asdict, fields
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
+from gymnasium import logger, spaces
+from gymnasium.error import ResetNeeded
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from catchrl.envs.batch_framestack import BatchFrameStack
-from catchrl.envs.core import BatchState, CatchParams, reset_batch, spawn_balls, step_batch
+from catchrl.envs.core import (
+    BatchState,
+    CatchParams,
+    check_reset_options,
+    reset_batch,
+    spawn_balls,
+    step_batch,
+)
 from catchrl.envs.framestack import check_frame_stack, fill_stack
 from catchrl.envs.observations import (
     grid_boards,
@@ -43,6 +65,7 @@ from catchrl.envs.observations import (
     state_features,
 )
 from catchrl.envs.raster import FrameRenderer, check_frame_size
+from catchrl.envs.screen import screen_rgb
 from catchrl.envs.sizing import check_env_fits, check_num_envs
 from catchrl.envs.spawns import SpawnDraws
 
@@ -64,7 +87,8 @@ class CatchVectorEnv(VectorEnv):
             returns the env's own buffer, overwritten by the next call: no
             copy, which for 1024 pixel games (26 MB) is most of a step's time.
             (Grid boards are new arrays either way.)
-        render_mode: Not supported (``None``); watch a single ``CatchEnv``.
+        render_mode: ``None`` or ``"rgb_array"`` (:meth:`render` returns the N
+            screens); to watch a game in a window use ``CatchEnv(render_mode="human")``.
         params: A whole :class:`CatchParams`, or give its fields as keywords.
 
     Raises:
@@ -76,7 +100,8 @@ class CatchVectorEnv(VectorEnv):
 
     metadata: ClassVar[dict[str, Any]] = {
         "autoreset_mode": AutoresetMode.NEXT_STEP,
-        "render_modes": [],
+        "render_modes": ["rgb_array"],
+        "render_fps": 30,
     }
 
     def __init__(
@@ -93,10 +118,10 @@ class CatchVectorEnv(VectorEnv):
     ) -> None:
         self.params = make_params(obs_type, params, overrides, "CatchVectorEnv")
         num_envs = check_num_envs(num_envs, "CatchVectorEnv")
-        if render_mode is not None:
+        if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(
-                "CatchVectorEnv: rendering is not supported; "
-                "use CatchEnv(render_mode=...) to watch a game"
+                f"CatchVectorEnv: render_mode must be None or 'rgb_array', got {render_mode!r}; "
+                "to watch a game in a window use CatchEnv(render_mode='human')"
             )
         mode = AutoresetMode(
             autoreset_mode.value
@@ -123,7 +148,7 @@ class CatchVectorEnv(VectorEnv):
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self._same_step = same_step
         self.num_envs, self.obs_type, self.copy = int(num_envs), obs_type, copy
-        self.frame_stack, self.render_mode = int(frame_stack), None
+        self.frame_stack, self.render_mode = int(frame_stack), render_mode
         self.renderer = FrameRenderer(self.params, frame_size)
         n = self.num_envs
         self.batch = BatchState.zeros(n)
@@ -132,7 +157,7 @@ class CatchVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(n, dtype=bool)  # next_step: reset on the next call
         self._restart_pending = False  # self._needs_reset.any()
         self._started = False
-        self._closed = False
+        self._all_games = np.ones(n, dtype=bool)  # the infos' masks where every game has a key
         self._frames = (
             BatchFrameStack(self.renderer, n, self.frame_stack) if obs_type == "pixels" else None
         )
@@ -150,9 +175,16 @@ class CatchVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start all N games. ``seed=s`` seeds game i with ``s + i``; a list seeds each."""
-        if self._closed:
-            raise RuntimeError("CatchVectorEnv: reset() called after close()")
+        """Start all N games. ``seed=s`` seeds game i with ``s + i``; a list seeds each.
+
+        ``options``: the start positions of :class:`CatchEnv`'s ``reset``
+        (``ball_x``, ``ball_vx``, ``paddle_x``), for every game.
+
+        Raises:
+            ValueError: an unknown option, or a value out of its range.
+
+        """
+        start = check_reset_options(self.params, options, "CatchVectorEnv")
         if seed is None and self._rngs:
             pass  # keep the generators going
         elif seed is None or isinstance(seed, (int, np.integer)):
@@ -174,17 +206,17 @@ class CatchVectorEnv(VectorEnv):
             )
         idx = np.arange(self.num_envs)
         self._start_games(idx)
+        for name, value in start.items():
+            getattr(self.batch, name)[:] = value
         self._needs_reset[:] = False
         self._restart_pending = False
         self._started = True
-        return self._out(self._observe_fresh(idx, self.batch)), {}
+        return self._out(self._observe_fresh(idx, self.batch)), self._counts()
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step all N games with ``actions[N]``; see the module docstring for autoreset."""
-        if self._closed:
-            raise RuntimeError("CatchVectorEnv: step() called after close()")
+        """Step all N games with ``actions[N]``; autoreset and infos: the module docstring."""
         if not self._started:
             raise RuntimeError("CatchVectorEnv: call reset() before step()")
         a = self._check_actions(actions)
@@ -202,7 +234,6 @@ class CatchVectorEnv(VectorEnv):
             reward[restart] = 0.0
             terminated[restart] = False
         obs = self._observe_next(restart)
-        infos: dict[str, Any] = {}
         ended = terminated.any()
         if self._same_step:
             if ended:
@@ -211,20 +242,65 @@ class CatchVectorEnv(VectorEnv):
                 final = np.empty(n, dtype=object)
                 for j, i in enumerate(done):
                     final[i] = last[j]
-                infos = {"final_obs": final, "_final_obs": terminated.copy()}
+                final_info = self._counts(terminated)
                 self._start_games(done)
                 obs = self._observe_restart(done)
-        elif ended:
-            self._needs_reset = terminated.copy()
-            self._restart_pending = True
-        elif self._restart_pending:
-            self._needs_reset[:] = False
-            self._restart_pending = False
+                infos = self._counts()  # the new games' reset infos, as SyncVectorEnv's
+                infos.update(
+                    final_obs=final,
+                    _final_obs=terminated.copy(),
+                    final_info=final_info,
+                    _final_info=terminated.copy(),
+                )
+            else:
+                infos = self._counts()
+        else:
+            infos = self._counts()
+            if ended:
+                infos.update(self._success(terminated))
+                self._needs_reset = terminated.copy()
+                self._restart_pending = True
+            elif self._restart_pending:
+                self._needs_reset[:] = False
+                self._restart_pending = False
         return self._out(obs), reward, terminated, np.zeros(n, dtype=bool), infos
 
-    def close_extras(self, **kwargs: Any) -> None:
-        """Mark the env closed (nothing else to release)."""
-        self._closed = True
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """``rgb_array``: the N screens, uint8 ``(H, W, 3)`` each, as :meth:`CatchEnv.render`."""
+        if self.render_mode is None:
+            logger.warn(
+                "CatchVectorEnv.render() called without a render_mode; "
+                "pass render_mode='rgb_array' to the constructor"
+            )
+            return None
+        if not self._started:
+            raise ResetNeeded("CatchVectorEnv: call reset() before render()")
+        return tuple(screen_rgb(self.params, self.batch.get(i)) for i in range(self.num_envs))
+
+    def _counts(self, games: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """The infos N :class:`CatchEnv` give, batched as ``SyncVectorEnv`` batches them.
+
+        Args:
+            games: Where games just ended (bool ``[N]``), for their last infos:
+                only their entries are set and marked, and ``is_success`` is
+                added. ``None``: every game's counts, all marked.
+
+        """
+        b = self.batch
+        infos: dict[str, np.ndarray] = {}
+        for name in ("caught", "missed", "balls_left"):
+            values = getattr(b, name)
+            if games is None:  # (a copy of a kept mask: np.ones costs 3x as much)
+                infos[name], infos[f"_{name}"] = values.copy(), self._all_games.copy()
+            else:
+                infos[name], infos[f"_{name}"] = np.where(games, values, 0), games.copy()
+        if games is not None:
+            infos.update(self._success(games))
+        return infos
+
+    def _success(self, ended: np.ndarray) -> dict[str, np.ndarray]:
+        """``is_success`` (every ball caught) of the games that just ``ended``, with its mask."""
+        return {"is_success": ended & (self.batch.missed == 0), "_is_success": ended.copy()}
 
     # -- checkpoints -------------------------------------------------------------
 

@@ -17,9 +17,11 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from gymnasium import logger
+
 from catchrl.envs.core import ACTION_LEFT, ACTION_RIGHT, ACTION_STAY, CatchParams, CatchState
 
-__all__ = ["HUD_HEIGHT", "CatchWindow", "WindowClosed"]
+__all__ = ["HUD_HEIGHT", "CatchWindow", "WindowClosed", "import_pygame"]
 
 HUD_HEIGHT = 28
 """Height in px of the score line under the playing field."""
@@ -33,7 +35,7 @@ class WindowClosed(Exception):
     """The person closed the window (or pressed ESC)."""
 
 
-def _import_pygame() -> Any:
+def import_pygame() -> Any:
     """Import pygame, or say how to install it."""
     try:
         import pygame
@@ -42,15 +44,17 @@ def _import_pygame() -> Any:
     return pygame
 
 
-def _check_display() -> None:
-    """Refuse clearly (SDL would crash) when Linux has no display and no SDL driver is chosen."""
+def _has_display() -> bool:
+    """Whether SDL has somewhere to open a window: not Linux, a display, or a driver chosen."""
     if not sys.platform.startswith("linux") or os.environ.get("SDL_VIDEODRIVER"):
-        return
-    if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        raise RuntimeError(
-            "no display for the Catch window: run under a desktop or Xvfb "
-            "(DISPLAY), or set SDL_VIDEODRIVER=dummy to run headless"
-        )
+        return True
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+_NO_DISPLAY = (
+    "no display for the Catch window: run under a desktop or Xvfb "
+    "(DISPLAY), or set SDL_VIDEODRIVER=dummy to run headless"
+)
 
 
 class CatchWindow:
@@ -62,29 +66,44 @@ class CatchWindow:
             ``0`` draws as fast as possible.
         scale: Screen pixels per world pixel (grid games use large cells).
         title: Window caption.
+        headless: What to do on Linux without a display (no ``DISPLAY``,
+            ``WAYLAND_DISPLAY`` or ``SDL_VIDEODRIVER``): ``"refuse"`` (default;
+            ``catchrl play``) raises, ``"dummy"`` (``render_mode="human"``, as
+            Gymnasium's own envs, whose SDL falls back to an off-screen driver)
+            draws to SDL's dummy driver and warns that nothing is shown.
 
     Raises:
-        RuntimeError: There is no display to open a window on.
+        RuntimeError: There is no display to open a window on (``headless="refuse"``).
 
     """
 
     def __init__(
-        self, params: CatchParams, fps: int = 30, scale: int = 1, title: str = "catchrl — Catch"
+        self,
+        params: CatchParams,
+        fps: int = 30,
+        scale: int = 1,
+        title: str = "catchrl — Catch",
+        headless: str = "refuse",
     ) -> None:
-        _check_display()
+        if headless not in ("refuse", "dummy"):
+            raise ValueError(f"CatchWindow: headless must be 'refuse' or 'dummy', got {headless!r}")
+        dummy = not _has_display()
+        if dummy and headless == "refuse":
+            raise RuntimeError(_NO_DISPLAY)
         # A software framebuffer, not SDL's OpenGL-accelerated one: the window is one
         # 400 x 400 blit a frame, and accelerating it loads the system's GL driver.
         # Mesa's llvmpipe (Xvfb, VMs, remote desktops) then binds LLVM symbols to the
         # copy TensorFlow loaded into the process and crashes (exit 139). Users may
         # still set the hint themselves.
         os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
-        pg = self.pg = _import_pygame()
-        pg.display.init()
-        pg.font.init()
+        pg = self.pg = import_pygame()
+        if dummy:
+            logger.warn(f"{_NO_DISPLAY}; drawing to SDL's dummy driver, nothing is shown")
+        self._dummy, self.title = dummy, title
         self.params, self.fps, self.scale = params, fps, scale
         self.size = (params.width * scale, params.height * scale + HUD_HEIGHT)
-        self.surface = pg.display.set_mode(self.size)
-        pg.display.set_caption(title)
+        self._open()
+        pg.font.init()
         self.font = pg.font.Font(None, 24)
         self.big_font = pg.font.Font(None, 44)
         self.clock = pg.time.Clock()
@@ -95,6 +114,20 @@ class CatchWindow:
         self._held: set[int] = set()  # arrow keys down now
         self._tapped: set[int] = set()  # arrow keys that went down since held_action()
         self._pressed: list[int] = []  # keys that went down since poll()
+
+    def _open(self) -> None:
+        """Start the display and set this window's mode (again, if another window took it)."""
+        pg = self.pg
+        if self._dummy:  # for this window only: SDL reads the driver when the display starts
+            os.environ["SDL_VIDEODRIVER"] = "dummy"
+            try:
+                pg.display.init()
+            finally:
+                del os.environ["SDL_VIDEODRIVER"]
+        else:
+            pg.display.init()
+        self.surface = pg.display.set_mode(self.size)
+        pg.display.set_caption(self.title)
 
     @property
     def visible(self) -> bool:
@@ -196,6 +229,10 @@ class CatchWindow:
             banner: A large line shown in the middle (e.g. the final score).
 
         """
+        if not self.closed and not (
+            self.pg.display.get_init() and self.pg.display.get_surface() is self.surface
+        ):  # pygame has one display: another window of this process closed or replaced it
+            self._open()
         self.poll_quietly()
         if self.closed:
             return

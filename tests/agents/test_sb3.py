@@ -45,6 +45,7 @@ def _play(venv, steps: int, seed: int):
                 [i.get("episode", {}).get("r") for i in infos],
                 [i.get("episode", {}).get("l") for i in infos],
                 [i.get("TimeLimit.truncated") for i in infos],
+                [i.get("is_success") if d else None for i, d in zip(infos, dones, strict=True)],
             )
         )
     return out
@@ -69,6 +70,8 @@ def test_vecenv_equals_dummyvecenv_and_native_step_for_step(obs_type: str) -> No
                 ended += 1
         assert a[4] == b[4] and a[5] == b[5]  # Monitor's episode return and length
         assert a[6] == b[6]
+        assert a[7] == b[7]  # is_success at each game's end (SB3's success rate)
+        assert all((s is None) == (t is None) for s, t in zip(a[7], a[3], strict=True))
     game_length = CatchVectorEnv(1, obs_type=obs_type).params.max_episode_steps
     assert ended == n * (steps // game_length)  # every game ended, and on time
 

@@ -215,7 +215,7 @@ def test_params_object_or_keywords_give_the_same_game():
     assert_same(a, b)
 
 
-def test_step_before_reset_after_end_and_after_close():
+def test_step_before_reset_and_after_the_end():
     env = CatchEnv("state")
     with pytest.raises(ResetNeeded, match="reset"):
         env.step(1)
@@ -227,12 +227,6 @@ def test_step_before_reset_after_end_and_after_close():
         env.step(1)
     env.reset()
     env.step(1)
-    env.close()
-    with pytest.raises(RuntimeError, match="close"):
-        env.step(1)
-    with pytest.raises(RuntimeError, match="close"):
-        env.reset()
-    env.close()  # twice is fine
 
 
 # --- rendering ------------------------------------------------------------------------------

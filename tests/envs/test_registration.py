@@ -90,5 +90,6 @@ def test_importing_the_envs_is_light():
 def test_registration_is_idempotent():
     import importlib
 
+    importlib.reload(catchrl)
     importlib.reload(catchrl.envs)
     assert all(i in gymnasium.registry for i in IDS)
