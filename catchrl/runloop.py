@@ -430,7 +430,7 @@ class RunLoop:
             scalars["train/epsilon"] = eps
         self.writer.scalars(self.steps, scalars)
         self.bar.update(
-            min(self.steps, self.bar.total or self.steps),
+            self.steps,
             games=self.games,
             win=f"{100 * win_rate:.0f}%",
             eps=f"{eps:.3f}",
@@ -555,6 +555,8 @@ class RunLoop:
                 self.learner.run(self)
                 if self._last_ckpt != (self.games, self.steps):
                     self.save_checkpoint()  # the learner's own loop ended (SB3's budget)
+            if self.signum is None:
+                self.bar.finish()  # the bar's total: the steps actually trained
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
