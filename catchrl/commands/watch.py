@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
             played = play_games(loaded, window, args.games, args.seed, record=True)
         print(f"{loaded.name}: caught {played.caught}/{played.balls}")
         write_video(args.video, played.frames, args.fps or 30)
-        print(f"wrote {args.video} ({len(played.frames)} frames, one per step)")
+        print(f"wrote {args.video} ({len(played.frames)} frames)")
         return 0
     from catchrl.envs import CatchEnv
     from catchrl.envs.window import CatchWindow
