@@ -3,6 +3,47 @@
 The game lives in :mod:`catchrl.envs` (light: numpy, gymnasium, pygame), the
 agents in :mod:`catchrl.agents`, supervised models in
 :mod:`catchrl.supervised`, and the ``catchrl`` command in :mod:`catchrl.cli`.
+
+The Python API (:mod:`catchrl.api`) is reachable from the package itself,
+loaded on first use so that ``import catchrl`` imports neither TensorFlow nor
+torch::
+
+    import catchrl
+
+    catchrl.train("fast-state", "runs/state")  # as `catchrl train`
+    agent = catchrl.load_agent("runs/state")  # a run, .keras, .zip, "oracle"
+    catchrl.evaluate(agent, games=1000)  # as `catchrl eval`
+    catchrl.show(agent, games=3)  # Jupyter: the games inline
 """
 
+from __future__ import annotations
+
+from typing import Any
+
 __version__ = "0.1.0"
+
+_API = (
+    "Agent",
+    "AgentLoadError",
+    "evaluate",
+    "load_agent",
+    "make_config",
+    "record",
+    "show",
+    "train",
+    "watch",
+)
+__all__ = ["__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    """``catchrl.train`` and the rest of :mod:`catchrl.api`, imported on first use."""
+    if name in _API:
+        from catchrl import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'catchrl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

@@ -33,6 +33,7 @@ __all__ = [
     "GamesPlayed",
     "VideoError",
     "check_video_path",
+    "encode_gif",
     "headless_window",
     "play_games",
     "write_video",
@@ -194,12 +195,12 @@ def write_video(path: str | os.PathLike[str], frames: list[np.ndarray], fps: int
     if not frames:
         raise VideoError(f"{path}: no frames to write")
     _check_writer(suffix)
+    if suffix == ".gif":
+        path.write_bytes(encode_gif(frames, fps))
+        return
     import imageio.v3 as iio
 
     video = np.stack(frames)  # [T, H, W, 3]
-    if suffix == ".gif":
-        iio.imwrite(path, video, extension=".gif", duration=1000 / fps, loop=0)
-        return
     h, w = video.shape[1:3]
     video = np.pad(video, ((0, 0), (0, h % 2), (0, w % 2), (0, 0)))
     iio.imwrite(
@@ -212,3 +213,18 @@ def write_video(path: str | os.PathLike[str], frames: list[np.ndarray], fps: int
         macro_block_size=1,
         ffmpeg_log_level="error",
     )
+
+
+def encode_gif(frames: list[np.ndarray], fps: int = 30) -> bytes:
+    """RGB frames ``[H, W, 3]`` uint8 as the bytes of a looping GIF, one frame each.
+
+    Raises:
+        VideoError: No frames, or imageio is not installed.
+
+    """
+    if not frames:
+        raise VideoError("no frames to write")
+    _check_writer(".gif")
+    import imageio.v3 as iio
+
+    return iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)

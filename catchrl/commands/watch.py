@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from catchrl.cli import UserError
 from catchrl.commands.checks import check_range
 from catchrl.commands.evaluate import add_game_options, check_options, load
 
@@ -55,35 +54,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Play ``--games`` games in the window (or into ``--video``); print the score."""
-    from catchrl.video import check_video_path, headless_window, play_games, write_video
+    from catchrl.api import Agent, record, watch
+    from catchrl.video import check_video_path
 
     check_options(args)  # --games, --seed and the game, as eval
     check_range("--fps", args.fps, 0, note="0 = no wait")
     if args.video is not None:
-        check_video_path(args.video)
-    loaded = load(args)
-    if args.video is not None:
-        with headless_window(loaded) as window:
-            played = play_games(loaded, window, args.games, args.seed, record=True)
-        print(f"{loaded.name}: caught {played.caught}/{played.balls}")
-        write_video(args.video, played.frames, args.fps or 30)
-        print(f"wrote {args.video} ({len(played.frames)} frames)")
+        check_video_path(args.video)  # before anything is loaded or played
+    agent = Agent(load(args))
+    if args.video is None:
+        played = watch(agent, args.games, args.seed, args.fps)
+        print(f"{agent.name}: caught {played.caught}/{played.balls}")
         return 0
-    from catchrl.envs import CatchEnv
-    from catchrl.envs.window import CatchWindow
-
-    env = CatchEnv(**loaded.env_kwargs)
-    try:
-        window = CatchWindow(
-            env.params, fps=args.fps, scale=env._screen_scale(), title=f"catchrl — {loaded.name}"
-        )
-    except RuntimeError as e:
-        raise UserError(str(e)) from e
-    finally:
-        env.close()
-    try:
-        played = play_games(loaded, window, args.games, args.seed)
-    finally:
-        window.close()
-    print(f"{loaded.name}: caught {played.caught}/{played.balls}")
+    played = record(agent, args.video, args.games, args.seed, args.fps or 30)
+    print(f"{agent.name}: caught {played.caught}/{played.balls}")
+    print(f"wrote {args.video} ({len(played.frames)} frames)")
     return 0
