@@ -97,8 +97,8 @@ def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
 
 
 def train(
-    config: TrainConfig | str | Path = "fast",
-    run_dir: str | Path = "runs/catchrl",
+    config: TrainConfig | str | Path,
+    run_dir: str | Path,
     *,
     overrides: list[str] | tuple[str, ...] = (),
     algo: str | None = None,
@@ -111,7 +111,8 @@ def train(
 
     Args:
         config: A :class:`~catchrl.config.TrainConfig`, a preset name, or a TOML file.
-        run_dir: The run directory (created; refused if it holds something else).
+        run_dir: The run directory (created; refused if it already holds a run or
+            other files: continue a run with ``resume=True``).
         overrides: ``TABLE.KEY=VALUE`` settings applied to ``config`` (on ``resume``:
             only ``run.*`` keys).
         algo: ``dqn`` or an SB3 agent (``sb3-ppo``...); None keeps the config's.

@@ -201,7 +201,20 @@ def plot_runs(runs: Sequence[RunCurves], window: int = 100) -> Any:
         handles = [h for h in ax.get_legend_handles_labels()[0] if not _is_eval(h)]
         ax.legend(handles=handles + marks, fontsize=7, loc="upper left")
     ax_loss.legend(fontsize=7, loc="best")
-    ax_eps.legend(fontsize=7, loc="center right")
+    if any(r.has_epsilon for r in runs):
+        ax_eps.legend(fontsize=7, loc="center right")
+    else:  # nothing to draw: say why instead of an empty axis
+        ax_eps.set_axis_off()
+        names = "\n".join(r.label for r in runs)
+        ax_eps.text(
+            0.5,
+            0.5,
+            f"No ε: these runs explore with a stochastic policy\n{names}",
+            transform=ax_eps.transAxes,
+            ha="center",
+            va="center",
+            color="dimgrey",
+        )
     fig.tight_layout()
     return fig
 

@@ -111,6 +111,8 @@ def test_linear_loss_axis_when_losses_are_alike(runs: dict[str, Path]) -> None:
     ax_loss, ax_eps = fig.axes[2], fig.axes[3]
     assert ax_loss.get_yscale() == "linear"
     assert not [line for line in ax_eps.get_lines() if len(line.get_xdata())]
+    assert not ax_eps.axison  # no empty ε axis: a note says why
+    assert "No ε" in ax_eps.texts[0].get_text() and "ppo (sb3-ppo)" in ax_eps.texts[0].get_text()
 
 
 def test_plot_command_writes_the_png(runs: dict[str, Path], tmp_path: Path, capsys) -> None:
