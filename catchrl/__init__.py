@@ -8,7 +8,22 @@ agents in :mod:`catchrl.agents`, supervised models in
 ``gymnasium.make("catchrl/Catch-v0")`` (or ``gymnasium.make("catchrl:catchrl/Catch-v0")``
 with no import) works; it imports gymnasium's registry only, the game itself
 on the first ``make``, and never TensorFlow, torch or Keras.
+
+The Python API (:mod:`catchrl.api`) is reachable from the package itself,
+loaded on first use so that ``import catchrl`` imports neither TensorFlow nor
+torch::
+
+    import catchrl
+
+    catchrl.train("fast-state", "runs/state")  # as `catchrl train`
+    agent = catchrl.load_agent("runs/state")  # a run, .keras, .zip, "oracle"
+    catchrl.evaluate(agent, games=1000)  # as `catchrl eval`
+    catchrl.show(agent, games=3)  # Jupyter: the games inline
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
@@ -29,3 +44,29 @@ for _obs_type, _id in ENV_IDS.items():
             vector_entry_point="catchrl.envs.vector:CatchVectorEnv",
             kwargs={"obs_type": _obs_type},
         )
+
+_API = (
+    "Agent",
+    "AgentLoadError",
+    "evaluate",
+    "load_agent",
+    "make_config",
+    "record",
+    "show",
+    "train",
+    "watch",
+)
+__all__ = ["ENV_IDS", "__version__", *_API]
+
+
+def __getattr__(name: str) -> Any:
+    """``catchrl.train`` and the rest of :mod:`catchrl.api`, imported on first use."""
+    if name in _API:
+        from catchrl import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'catchrl' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

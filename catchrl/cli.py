@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -60,7 +61,44 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         module.add_parser(sub)
+    _finish(parser)
     return parser
+
+
+_ROLE = re.compile(r":[a-z]+:`~?([^`]+)`")  # :mod:`catchrl.envs` -> catchrl.envs
+_LITERAL = re.compile(r"``([^`]+)``")  # ``catchrl train`` -> 'catchrl train'
+_CODE = re.compile(r"(?<![`'])`([^`]+)`(?![`'])")  # `catchrl train` -> 'catchrl train'
+
+
+def plain_text(text: str | None) -> str | None:
+    """Help text with its reST/Markdown code markup turned into plain quotes."""
+    if not text:
+        return text
+    text = _ROLE.sub(r"\1", text)
+    return _CODE.sub(r"'\1'", _LITERAL.sub(r"'\1'", text))
+
+
+def _finish(parser: argparse.ArgumentParser, leaf_options: bool = False) -> None:
+    """Plain-text help on every parser; ``--verbose`` on every command that runs."""
+    parser.description = plain_text(parser.description)
+    parser.epilog = plain_text(parser.epilog)
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in parser._actions:
+        action.help = plain_text(action.help)
+    for action in subs:
+        for choice in action._choices_actions:
+            choice.help = plain_text(choice.help)
+            child = action.choices[choice.dest]
+            if child.description is None and choice.help:  # at least the one-line help
+                child.description = choice.help[0].upper() + choice.help[1:] + "."
+        for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+            _finish(child, leaf_options=True)
+    if leaf_options and not subs:
+        parser.add_argument(
+            "--verbose",
+            action="store_true",
+            help="show TensorFlow's INFO/WARNING logs (hidden by default)",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from catchrl.frameworks import configure_frameworks
+
+    configure_frameworks(verbose=getattr(args, "verbose", False))
     try:
         return int(args.func(args) or 0)
     except CatchrlError as e:  # UserError, and library errors a command did not map

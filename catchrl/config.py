@@ -262,6 +262,9 @@ class AgentConfig:
     observe: Annotated[int, COUNT] = 2_000
     """Random-play env steps (games for the ``book`` schedule) before learning (book: 100
     games)."""
+    device: Literal["auto", "cpu", "gpu"] = "auto"
+    """Where the Q-network runs: ``auto`` (the backend's choice: a GPU when one is
+    visible), ``cpu``, or ``gpu`` (an error when the backend sees none)."""
 
 
 @dataclass

@@ -78,6 +78,9 @@ def open_run(
         The :class:`~catchrl.runloop.RunLoop`; call ``.run()`` to train.
 
     """
+    from catchrl.frameworks import tensorboard_without_tensorflow
+
+    tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
     return RunLoop(
         cfg,
         run_dir,

@@ -1,7 +1,9 @@
 """Training output: TensorBoard scalars and a progress display.
 
 TensorBoard events are written with TensorBoard's own event writer, so SB3
-(torch) runs and Keras runs log the same way. On a terminal a tqdm bar shows
+(torch) runs and Keras runs log the same way; it runs on TensorBoard's
+pure-Python stub, so an SB3 run never imports TensorFlow for it
+(:func:`catchrl.frameworks.tensorboard_without_tensorflow`). On a terminal a tqdm bar shows
 games, recent win rate and steps/s; otherwise plain log lines are printed.
 """
 
@@ -22,6 +24,9 @@ class ScalarWriter:
     """
 
     def __init__(self, logdir: str | Path) -> None:
+        from catchrl.frameworks import tensorboard_without_tensorflow
+
+        tensorboard_without_tensorflow()
         try:
             from tensorboard.compat.proto.event_pb2 import Event
             from tensorboard.compat.proto.summary_pb2 import Summary
@@ -93,6 +98,8 @@ class Progress:
     def update(self, n: int, **fields: Any) -> None:
         """Advance to ``n`` units done and show ``fields`` (win rate, steps/s...)."""
         text = " ".join(f"{k}={v}" for k, v in fields.items())
+        if self.total and n > self.total:  # runs stop at a game (or vector step) boundary
+            self._set_total(n)
         if self._bar is not None:
             self._bar.update(n - self._n)
             self._bar.set_postfix_str(text, refresh=False)
@@ -102,6 +109,19 @@ class Progress:
             self.stream.flush()
             self._last = time.monotonic()
         self._n = n
+
+    def finish(self) -> None:
+        """The run is complete: the total becomes the units actually done.
+
+        A stop rule may end a run before its budget, a game boundary after it.
+        """
+        self._set_total(self._n)
+
+    def _set_total(self, total: int) -> None:
+        self.total = total
+        if self._bar is not None:
+            self._bar.total = total
+            self._bar.refresh()
 
     def mute(self) -> None:
         """Write nothing more (the terminal went away, e.g. after SIGHUP)."""

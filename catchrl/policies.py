@@ -129,6 +129,9 @@ def load_policy(
                 f"{model} is an SB3 file: loading it unpickles code; pass --sb3 if you trust it"
             )
         from catchrl.agents.sb3_policy import load_sb3_policy
+        from catchrl.frameworks import tensorboard_without_tensorflow
+
+        tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
 
         loaded = load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)
     else:

@@ -473,13 +473,10 @@ class RunLoop:
         if self.learner_has_epsilon:
             scalars["train/epsilon"] = eps
         self.writer.scalars(self.steps, scalars)
-        self.bar.update(
-            min(self.steps, self.bar.total or self.steps),
-            games=self.games,
-            win=f"{100 * win_rate:.0f}%",
-            eps=f"{eps:.3f}",
-            sps=f"{self._rate:.0f}",
-        )
+        shown = {"games": self.games, "win": f"{100 * win_rate:.0f}%"}
+        if self.learner_has_epsilon:  # PPO and A2C have none
+            shown["eps"] = f"{eps:.3f}"
+        self.bar.update(self.steps, **shown, sps=f"{self._rate:.0f}")
 
     def at_safe_point(self) -> bool:
         """Evaluate and checkpoint when due; whether the run must stop now."""
@@ -631,6 +628,8 @@ class RunLoop:
                 self.learner.run(self)
                 if self._last_ckpt != (self.games, self.steps):
                     self.save_checkpoint()  # the learner's own loop ended (SB3's budget)
+            if self.signum is None:
+                self.bar.finish()  # the bar's total: the steps actually trained
         except OSError as e:
             if e.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise

@@ -13,6 +13,7 @@ last observations, so ``--resume`` is exact wherever the run stopped.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,40 @@ def use_backend(name: str) -> None:
             )
         return
     os.environ["KERAS_BACKEND"] = name
+
+
+def device_scope(device: str) -> contextlib.AbstractContextManager:
+    """The Keras device scope for ``agent.device`` (``auto``: none, the backend decides).
+
+    Raises:
+        ConfigError: ``gpu`` and the running backend sees no GPU.
+
+    """
+    if device == "auto":
+        return contextlib.nullcontext()
+    import keras
+
+    if device == "gpu" and _visible_gpus(keras.backend.backend()) == 0:
+        raise ConfigError(
+            f"agent.device = 'gpu', but the {keras.backend.backend()} backend sees no GPU "
+            "(a CPU-only build, or no CUDA device): set agent.device to 'auto' or 'cpu'"
+        )
+    return keras.device("gpu:0" if device == "gpu" else "cpu:0")
+
+
+def _visible_gpus(backend: str) -> int:
+    """GPUs the Keras backend can use."""
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return len(tf.config.list_physical_devices("GPU"))
+    if backend == "jax":
+        import jax
+
+        return sum(d.platform == "gpu" for d in jax.devices())
+    import torch
+
+    return torch.cuda.device_count()
 
 
 def _load_supervised_model(key: str, path: str, pick: Any = None) -> tuple[Any, Path]:
@@ -123,14 +158,17 @@ class DQNLearner(StepLearner):
         use_backend(cfg.run.backend)
         import keras
 
+        with device_scope(cfg.agent.device):  # the network's variables are made there
+            self._build(keras, cfg.run.seed)
+
+    def _build(self, keras: Any, seed: int) -> None:
         from catchrl.agents.dqn import DQNAgent
         from catchrl.agents.networks import build_q_network
         from catchrl.agents.replay import ReplayMemory
         from catchrl.agents.schedules import EpsilonSchedule
         from catchrl.envs import CatchVectorEnv
 
-        c, a = cfg, cfg.agent
-        seed = c.run.seed
+        c, a = self.cfg, self.cfg.agent
         keras.utils.set_random_seed(seed)
         # base_env: the game (its state is what checkpoints hold); env: what the agent sees.
         self.base_env = self.env = CatchVectorEnv(
@@ -258,11 +296,17 @@ class DQNLearner(StepLearner):
             f"(lr {old:g} -> {a.settle_lr:g})"
         )
 
+    def run(self, loop: Any) -> None:
+        """The run loop's steps, on ``agent.device``."""
+        with device_scope(self.cfg.agent.device):
+            super().run(loop)
+
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The agent's greedy action for each observation (the evaluation policy)."""
-        if self.perception is not None:
-            obs = self.perception.perceive(obs)
-        return self.agent.act(obs, 0.0)
+        with device_scope(self.cfg.agent.device):
+            if self.perception is not None:
+                obs = self.perception.perceive(obs)
+            return self.agent.act(obs, 0.0)
 
     # -- state -------------------------------------------------------------------------
 

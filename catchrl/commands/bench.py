@@ -45,7 +45,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = p.add_subparsers(dest="bench", metavar="WHAT")
-    e = which.add_parser("env", help="env steps per second (single, vector, book reference)")
+    e = which.add_parser(
+        "env",
+        help="env steps per second (single, vector, book reference)",
+        description="Env steps per second of the single env and of the vector env at each\n"
+        "--batch-sizes, per observation type, beside the book's way (a pygame surface,\n"
+        "a screenshot and a resize per step); printed as a Markdown table.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     e.add_argument("--seconds", type=float, default=2.0, help="timed seconds per case")
     e.add_argument(
         "--batch-sizes",

@@ -28,6 +28,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m = dsub.add_parser(
         "make",
         help="play seeded games and save them with their labels",
+        description="Play --games seeded games (each mixing the oracle with random actions)\n"
+        "and save them with their labels to an .npz file: frames with the true state\n"
+        "(--kind frames, for perception), states only (trajectories, for sequence\n"
+        "models) or mostly-oracle play with its actions (expert, for imitation).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

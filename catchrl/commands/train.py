@@ -72,7 +72,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
     """Build the config from ``--algo``, preset, file and overrides (``[sb3]`` merged)."""
-    from catchrl.config import load_config
+    from catchrl.api import make_config
 
     overrides = list(args.overrides)
     if args.seed is not None:
@@ -80,21 +80,10 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.steps is not None:
         overrides += [f"run.total_steps={args.steps}", "run.total_games=0"]
     try:
-        cfg = load_config(args.preset or "fast", args.config, overrides)
-        if args.algo != "dqn":
-            cfg.algo = args.algo
-        if cfg.algo != "dqn":
-            from catchrl.agents.sb3 import ALGOS, sb3_kwargs
-
-            if cfg.algo not in ALGOS:
-                raise UserError(
-                    f"unknown --algo {cfg.algo!r}; choose dqn (catchrl's Keras DQN) or "
-                    f"{', '.join(ALGOS)}"
-                )
-            cfg.sb3 = sb3_kwargs(cfg.algo, cfg.env.obs_type, cfg.sb3, cfg.env.num_envs)
+        algo = None if args.algo == "dqn" else args.algo  # a config file may name its own
+        return make_config(args.preset or "fast", args.config, overrides, algo)
     except (CatchrlError, ValueError, ImportError) as e:
         raise UserError(_one_line(e)) from e
-    return cfg
 
 
 def _one_line(e: BaseException) -> str:

@@ -3,33 +3,30 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
-import numpy as np
-
-from catchrl.cli import UserError
 from catchrl.commands.checks import check_range
 from catchrl.commands.evaluate import add_game_options, check_options, load
 
 EPILOG = """examples:
   catchrl watch runs/dqn-pixels-20261122-150000            # 3 games in a window
   catchrl watch runs/x --games 5 --fps 10                   # slower
-  catchrl watch runs/x --gif docs/agent.gif --games 2       # headless: write a GIF
+  catchrl watch runs/x --video docs/agent.gif --games 2     # headless: write a GIF
+  catchrl watch runs/x --video agent.mp4                    # ... or an MP4 (H.264)
   catchrl watch oracle --balls 20                           # the ball-tracking policy
 
 The window shows the score line, the agent's Q-values for left/stay/right and
-the chosen action. ESC or closing the window stops.
+the chosen action. ESC or closing the window stops. A video has one frame per
+step, played at --fps (30 if 0); it needs the plot extra (pip install
+'catchrl[plot]': imageio, imageio-ffmpeg for MP4).
 """
-
-ACTION_NAMES = ("LEFT", "STAY", "RIGHT")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl watch``."""
     p = sub.add_parser(
         "watch",
-        help="watch a saved agent play in a window (or write a GIF)",
+        help="watch a saved agent play in a window (or write a GIF/MP4)",
         description=__doc__,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -38,7 +35,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--games", type=int, default=3, help="games to play (default 3)")
     p.add_argument("--fps", type=int, default=30, help="frames per second (0: no wait)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first game")
-    p.add_argument("--gif", type=Path, help="write the games to this GIF (or .mp4) headless")
+    p.add_argument(
+        "--video",
+        "--gif",
+        dest="video",
+        type=Path,
+        metavar="FILE",
+        help="write the games to FILE (.gif or .mp4), headless, instead of a window",
+    )
     p.add_argument(
         "--sb3",
         action="store_true",
@@ -49,78 +53,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Play ``--games`` games in the window (or into ``--gif``); print the score."""
-    from catchrl.envs import BatchState, CatchEnv
+    """Play ``--games`` games in the window (or into ``--video``); print the score."""
+    from catchrl.api import Agent, record, watch
+    from catchrl.video import check_video_path
 
     check_options(args)  # --games, --seed and the game, as eval
     check_range("--fps", args.fps, 0, note="0 = no wait")
-    if args.gif is not None:
-        if args.gif.suffix.lower() not in (".gif", ".mp4"):
-            raise UserError(f"--gif {args.gif}: the file must end in .gif or .mp4")
-        if not args.gif.parent.is_dir():
-            raise UserError(f"--gif {args.gif}: folder {str(args.gif.parent)!r} does not exist")
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no display needed for a file
-    loaded = load(args)
-    from catchrl.envs.window import CatchWindow, WindowClosed
-
-    env = CatchEnv(**loaded.env_kwargs)
-    try:
-        window = CatchWindow(
-            env.params,
-            fps=0 if args.gif else args.fps,
-            scale=env._screen_scale(),
-            title=f"catchrl — {loaded.name}",
-        )
-    except RuntimeError as e:
-        raise UserError(str(e)) from e
-    frames: list[np.ndarray] = []
-    caught = balls = 0
-    states = BatchState.zeros(1)
-    try:
-        for game in range(args.games):
-            obs, _ = env.reset(seed=args.seed + game)
-            terminated = False
-            while not terminated:
-                states.set(0, env.state)
-                action = int(loaded.policy(obs[None], states)[0])
-                lines = [f"game {game + 1}/{args.games}", f"action: {ACTION_NAMES[action]}"]
-                if loaded.q_values is not None:
-                    q = loaded.q_values(obs[None])[0]
-                    lines.insert(
-                        1,
-                        "Q  "
-                        + "  ".join(
-                            f"{n[0]}:{v:+.3f}" for n, v in zip(ACTION_NAMES, q, strict=True)
-                        ),
-                    )
-                obs, _, terminated, _, info = env.step(action)
-                window.draw(env.state, lines)
-                window.poll()
-                if args.gif:
-                    import pygame
-
-                    frames.append(pygame.surfarray.array3d(window.surface).swapaxes(0, 1))
-            caught += info["caught"]
-            balls += info["caught"] + info["missed"]
-    except WindowClosed:
-        pass
-    finally:
-        window.close()
-        env.close()
-    print(f"{loaded.name}: caught {caught}/{balls}")
-    if args.gif:
-        _write_video(args.gif, frames, args.fps or 30)
-        print(f"wrote {args.gif} ({len(frames)} frames)")
+    if args.video is not None:
+        check_video_path(args.video)  # before anything is loaded or played
+    agent = Agent(load(args))
+    if args.video is None:
+        played = watch(agent, args.games, args.seed, args.fps)
+        print(f"{agent.name}: caught {played.caught}/{played.balls}")
+        return 0
+    played = record(agent, args.video, args.games, args.seed, args.fps or 30)
+    print(f"{agent.name}: caught {played.caught}/{played.balls}")
+    print(f"wrote {args.video} ({len(played.frames)} frames)")
     return 0
-
-
-def _write_video(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    try:
-        import imageio.v3 as iio
-    except ImportError as e:
-        raise UserError("writing a GIF/MP4 needs imageio: pip install 'catchrl[plot]'") from e
-    stride = 2 if len(frames) > 400 else 1
-    if path.suffix.lower() == ".gif":
-        iio.imwrite(path, np.stack(frames[::stride]), duration=1000 * stride / fps, loop=0)
-    else:
-        iio.imwrite(path, np.stack(frames), fps=fps)

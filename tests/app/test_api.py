@@ -1,0 +1,134 @@
+"""The Python API (``catchrl.train``, ``load_agent``, ``evaluate``, ``show``, ``record``):
+a light ``import catchrl``, agents that act, the notebook in docs/ run end to end, and
+the Keras DQN's ``agent.device``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import catchrl
+from catchrl.cli import main
+from catchrl.errors import CatchrlError
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_import_catchrl_is_light_and_lists_the_api() -> None:
+    code = (
+        "import sys, catchrl; heavy = ('tensorflow', 'torch', 'keras', 'stable_baselines3', "
+        "'matplotlib', 'catchrl.api'); print([m for m in heavy if m in sys.modules]); "
+        "print(callable(catchrl.train), 'show' in dir(catchrl)); "
+        "print('tensorflow' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    ).stdout.split("\n")
+    assert out[0] == "[]"  # nothing heavy, not even the API module, until it is used
+    assert out[1] == "True True"
+    assert out[2] == "False False"  # reaching catchrl.train imports no framework either
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        catchrl.trian  # noqa: B018
+
+
+def test_a_scripted_agent_acts_and_evaluates_as_the_cli(capsys: pytest.CaptureFixture) -> None:
+    oracle = catchrl.load_agent("oracle", balls_per_game=3)
+    env = oracle.make_env()
+    obs, _ = env.reset(seed=4)
+    terminated = False
+    while not terminated:
+        obs, _, terminated, _, info = env.step(oracle.act(obs, env.unwrapped.state))
+    assert info["caught"] == 3  # the oracle catches every ball
+    with pytest.raises(CatchrlError, match=r"env\.unwrapped\.state"):
+        oracle.act(obs)
+    assert oracle.q_values(obs) is None
+    result = catchrl.evaluate("random", games=300, seed=7)
+    assert main(["eval", "random", "--games", "300", "--seed", "7", "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out)
+    assert (result.wins, result.games) == (cli["wins"], cli["games"]) and 0 < cli["wins"] < 150
+    with pytest.raises(catchrl.AgentLoadError, match="neither a file"):
+        catchrl.load_agent("runs/does-not-exist")
+
+
+def test_show_and_record_hold_one_frame_per_step(tmp_path: Path) -> None:
+    iio = pytest.importorskip("imageio.v3")
+    pytest.importorskip("IPython")
+    image = catchrl.show("oracle", games=2, fps=20)
+    assert image.data[:6] == b"GIF89a" and image.format == "gif"
+    frames = iio.imread(image.data, index=None, extension=".gif")
+    assert frames.shape == (66, 428, 400, 3)  # 2 games of 33 steps, the window with its HUD
+    played = catchrl.record("oracle", tmp_path / "o.gif", games=2, fps=20)
+    assert (played.caught, played.balls, played.steps) == (2, 2, 66)
+    np.testing.assert_array_equal(iio.imread(tmp_path / "o.gif", index=None), frames)
+    with pytest.raises(CatchrlError, match=r"\.gif or \.mp4"):
+        catchrl.record("oracle", tmp_path / "o.avi")
+
+
+def test_sb3_run_trained_and_loaded_through_the_api(tmp_path: Path) -> None:
+    pytest.importorskip("stable_baselines3")
+    run = tmp_path / "sb3"
+    result = catchrl.train(
+        "fast-state",
+        run,
+        algo="sb3-dqn",
+        overrides=["run.total_steps=1000", "run.eval_games=20"],
+        progress=False,
+    )
+    assert result.steps >= 1000 and (run / "model.zip").is_file()
+    agent = catchrl.load_agent(run)
+    obs, _ = agent.make_env().reset(seed=0)
+    q = agent.q_values(obs)
+    assert q.shape == (3,) and agent.act(obs) == int(np.argmax(q))  # greedy on its Q-values
+    assert catchrl.evaluate(agent, games=20).games == 20
+
+
+def test_quickstart_notebook_runs(tmp_path: Path) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    iio = pytest.importorskip("imageio.v3")
+    import base64
+
+    nb = nbformat.read(ROOT / "docs" / "quickstart.ipynb", as_version=4)
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute()  # raises CellExecutionError on any failing cell
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "6000 env steps" in text and "greedy evaluation: win rate" in text
+    assert "oracle: win rate 100.00% (500/500)" in text
+    (run,) = (tmp_path / "runs").iterdir()
+    assert (run / "model.keras").is_file() and (run / "metrics.tsv").is_file()
+    shown = nb.cells[-1].outputs[0]["data"]["image/gif"]
+    frames = iio.imread(base64.b64decode(shown), index=None, extension=".gif")
+    assert frames.shape == (66, 428, 400, 3)
+
+
+def test_device_setting(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("keras")
+    import keras
+
+    from catchrl.config import ConfigError, load_config
+    from catchrl.training import _visible_gpus, device_scope
+
+    with device_scope("cpu"):
+        v = keras.Variable(np.zeros(3, np.float32))
+    assert "CPU" in str(getattr(v.value, "device", "")).upper()
+    assert load_config("fast-state", overrides=["agent.device=cpu"]).agent.device == "cpu"
+    with pytest.raises(
+        ConfigError, match=r"agent\.device: must be one of \('auto', 'cpu', 'gpu'\)"
+    ):
+        load_config("fast-state", overrides=["agent.device=tpu"])
+    if _visible_gpus(keras.backend.backend()):
+        pytest.skip("a GPU is visible: the no-GPU error cannot be shown here")
+    run = tmp_path / "gpu"
+    argv = ["train", "--preset", "fast-state", "--run-dir", str(run), "--set", "agent.device=gpu"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "sees no GPU" in err[0] and "'auto' or 'cpu'" in err[0]
+    assert not run.exists()  # nothing on disk

@@ -1,0 +1,159 @@
+"""What the terminal shows: no TensorFlow logs unless --verbose, no TensorFlow in SB3 runs,
+the run directory first, the bar's total = the steps trained, plain-text help.
+
+The commands run in subprocesses with the user's environment (the test suite's own
+``TF_CPP_MIN_LOG_LEVEL`` removed), as a user would run them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from catchrl.cli import build_parser, plain_text
+from catchrl.monitor import Progress
+
+# A TensorFlow/absl C++ log line ("I0000 00:00:... cpu_feature_guard.cc:...]", "W tensorflow/...",
+# "WARNING: All log messages before absl::InitializeLog() ...") or its Python-side loggers.
+TF_LOG = re.compile(
+    r"^([IWEF]\d{4} \d\d:\d\d|[IWEF] tensorflow/|WARNING: All log messages before absl)"
+    r"|\.cc:\d+\]|^(WARNING|INFO):(absl|tensorflow):|oneDNN|XLA service|TensorFlow binary",
+    re.M,
+)
+# Runs a command in-process, then reports which frameworks it imported.
+PROBE = (
+    "import sys; from catchrl.cli import main; rc = main(sys.argv[1:]); "
+    "print('imported:', sorted(m for m in ('tensorflow', 'torch') if m in sys.modules)); "
+    "sys.exit(rc)"
+)
+
+
+def _user_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # conftest quiets the suite; users have no such line
+    return env
+
+
+def _catchrl(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", PROBE, *argv],
+        env=_user_env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.fixture(scope="module")
+def keras_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A Keras DQN trained for 1,000 steps on state, by ``catchrl train`` in a subprocess."""
+    run_dir = tmp_path_factory.mktemp("quiet") / "state"
+    done = _catchrl(
+        "train",
+        "--preset",
+        "fast-state",
+        "--steps",
+        "1000",
+        "--run-dir",
+        str(run_dir),
+        "--no-progress",
+        "--set",
+        "run.eval_games=20",
+    )
+    assert done.returncode == 0, done.stderr
+    return run_dir, done
+
+
+def test_keras_train_and_eval_print_no_tensorflow_log(keras_run) -> None:
+    run_dir, train = keras_run
+    assert not TF_LOG.search(train.stderr), train.stderr
+    assert train.stdout.splitlines()[0] == f"run directory: {run_dir}"  # first, before training
+    assert "imported: ['tensorflow']" in train.stdout  # a Keras run: TensorFlow, no torch
+    ev = _catchrl("eval", str(run_dir), "--games", "50")
+    assert ev.returncode == 0, ev.stderr
+    assert not TF_LOG.search(ev.stderr), ev.stderr
+    assert ev.stderr == ""
+    assert re.search(r"^state: win rate .*\(\d+/50\)", ev.stdout, re.M), ev.stdout
+
+
+def test_verbose_shows_the_tensorflow_logs(keras_run) -> None:
+    run_dir, _ = keras_run
+    ev = _catchrl("eval", str(run_dir), "--games", "50", "--verbose")
+    assert ev.returncode == 0, ev.stderr
+    assert TF_LOG.search(ev.stderr), ev.stderr  # the pattern above finds them when they are there
+
+
+def test_sb3_train_and_eval_do_not_import_tensorflow(tmp_path: Path) -> None:
+    pytest.importorskip("stable_baselines3")
+    run_dir = tmp_path / "sb3"
+    argv = ["--preset", "fast-state", "--steps", "1000", "--run-dir", str(run_dir)]
+    train = _catchrl(
+        "train", "--algo", "sb3-dqn", *argv, "--no-progress", "--set", "run.eval_games=20"
+    )
+    assert train.returncode == 0, train.stderr
+    assert "imported: ['torch']" in train.stdout, train.stdout
+    assert not TF_LOG.search(train.stderr), train.stderr
+    ev = _catchrl("eval", str(run_dir), "--sb3", "--games", "50")
+    assert ev.returncode == 0, ev.stderr
+    assert "imported: ['torch']" in ev.stdout and ev.stderr == ""
+    # The TensorBoard events written without TensorFlow are ordinary event files.
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir / "tb"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"rollout/win_rate_100", "train/loss", "train/epsilon"} <= set(tags), tags
+    games = [e.value for e in acc.Scalars("time/games")]
+    assert games == sorted(games) and games[-1] == len(
+        (run_dir / "metrics.tsv").read_text().splitlines()[1:]
+    )
+
+
+def test_the_bar_total_becomes_the_steps_trained() -> None:
+    stream = io.StringIO()
+    bar = Progress(8000, enabled=True, stream=stream)
+    bar.update(4224, games=128)
+    bar.update(8448, games=256)  # the run's last game ended past the 8,000-step budget
+    bar.finish()
+    bar.close()
+    assert bar.total == 8448 and stream.getvalue().rstrip().endswith("games=256]")
+    assert "8448/8448" in stream.getvalue().splitlines()[-1].split("\r")[-1]
+    early = Progress(8000, enabled=False, stream=io.StringIO(), every_s=0)
+    early.update(3300)
+    early.finish()  # stopped by its target win rate: done at 3,300
+    assert early.total == 3300
+
+
+def _parsers(
+    parser: argparse.ArgumentParser, path: tuple[str, ...] = ()
+) -> list[tuple[tuple[str, ...], argparse.ArgumentParser]]:
+    found = [(path, parser)]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found += _parsers(child, (*path, name))
+    return found
+
+
+def test_help_is_plain_text_and_every_command_is_described() -> None:
+    parsers = _parsers(build_parser())
+    assert len(parsers) > 10
+    for path, parser in parsers:
+        text = parser.format_help()
+        name = " ".join(("catchrl", *path))
+        assert "``" not in text and not re.search(r":[a-z]+:`", text), (name, text)
+        if path:
+            assert parser.description, f"{name} has no description"
+        leaf = not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
+        if leaf and path:
+            assert "--verbose" in text, name
+    assert plain_text("see ``catchrl train`` and :mod:`catchrl.envs`, `x`") == (
+        "see 'catchrl train' and catchrl.envs, 'x'"
+    )
