@@ -539,12 +539,13 @@ class RunLoop:
     def _evaluate_now(self) -> tuple[EvalResult, bool]:
         """Evaluate on the validation games; the result, and whether on_evaluation said stop."""
         t0, cpu0 = time.perf_counter(), self._cpu_now()
+        paused0, cpu_paused0 = self._paused, self._cpu_paused
         cpu = self._train_cpu_now()
         try:
             return self._evaluate_and_record(cpu)
-        finally:  # evaluation (and what on_evaluation does) is not training time
-            self._paused += time.perf_counter() - t0
-            self._cpu_paused += self._cpu_now() - cpu0
+        finally:  # evaluation (and what on_evaluation does: a checkpoint...) is not training
+            self._paused = paused0 + time.perf_counter() - t0
+            self._cpu_paused = cpu_paused0 + self._cpu_now() - cpu0
 
     def _evaluate_and_record(self, cpu: float) -> tuple[EvalResult, bool]:
         result = self.evaluate(self.cfg.run.eval_games)

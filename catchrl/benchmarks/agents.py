@@ -114,8 +114,8 @@ def _config(spec: RaceSpec) -> Any:
         "run.target_win_rate=0",  # the race's own stop, on the test games (run_one)
         "run.checkpoint_every=0",
     ]
-    if spec.obs_type == "grid":
-        overrides.append('env.obs_type="grid"')
+    if spec.obs_type == "grid":  # bsuite's 9-step game: returns of at most one game
+        overrides += ['env.obs_type="grid"', "agent.n_step=8"]
     return load_config(PRESET[spec.obs_type], None, [*overrides, *spec.overrides])
 
 

@@ -120,7 +120,7 @@ def test_choices_are_the_literal_annotations():
     hints = typing.get_type_hints(EnvConfig)
     assert choices(EnvConfig, "obs_type") == typing.get_args(hints["obs_type"])
     assert choices(EnvConfig, "obs_type") == ("pixels", "state", "grid")
-    assert choices(AgentConfig, "network") == ("book", "small", "mlp")
+    assert choices(AgentConfig, "network") == ("book", "small", "tiny", "mlp")
     assert choices(RunConfig, "backend") == ("tensorflow", "jax", "torch")
     assert choices(AgentConfig, "encoder") == ()  # a free string
     with pytest.raises(ConfigError, match=r"agent.loss: must be one of \('huber', 'mse'\)"):

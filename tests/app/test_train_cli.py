@@ -164,7 +164,7 @@ def test_checkpoint_of_another_observation_type_is_refused(trained, tmp_path, ca
     run_dir = tmp_path / "other"
     shutil.copytree(trained, run_dir)
     cfg = (run_dir / "config.toml").read_text().replace('obs_type = "state"', 'obs_type = "grid"')
-    (run_dir / "config.toml").write_text(cfg)
+    (run_dir / "config.toml").write_text(cfg.replace("n_step = 16", "n_step = 3"))  # a 9-step game
     assert main(["train", "--run-dir", str(run_dir), "--resume", "--steps", "9000"]) == 2
     err = capsys.readouterr().err
     assert "another setup: env.obs_type is 'state' there but 'grid'" in err
