@@ -422,7 +422,7 @@ def _config_from(base_toml: str, overrides: Sequence[str]) -> TrainConfig:
         path.write_text(base_toml, encoding="utf-8")
         try:
             return _with_overrides(path, overrides)
-        except ConfigError as e:
+        except ValueError as e:  # ConfigError, and SB3's refusals of its settings
             raise ConfigError(str(e).replace(str(path), "the base config")) from None
 
 
