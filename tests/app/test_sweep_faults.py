@@ -58,23 +58,32 @@ def cluster():
     c.shutdown()
 
 
-def _sweep(address: str, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "catchrl", "sweep", "--address", address, *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV,
-    )  # fmt: skip
+def spawn(*args: str, log: Path) -> subprocess.Popen:
+    """The real ``catchrl sweep`` in a subprocess, its output into ``log`` (never a full pipe)."""
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "catchrl", "sweep", *args],
+            stdout=f, stderr=subprocess.STDOUT, text=True, env=ENV,
+        )  # fmt: skip
+    proc.log = log
+    return proc
 
 
-def _finish(proc: subprocess.Popen, timeout: float = 900) -> tuple[int, str]:
-    out, _ = proc.communicate(timeout=timeout)
-    return proc.returncode, out
+def finish(proc: subprocess.Popen, timeout: float = 1500) -> tuple[int, str]:
+    """Wait for the driver; its exit code and output."""
+    proc.wait(timeout=timeout)
+    return proc.returncode, proc.log.read_text()
+
+
+def _sweep(address: str, *args: str, log: Path) -> subprocess.Popen:
+    return spawn("--address", address, *args, log=log)
 
 
 def _wait(condition, timeout: float, proc: subprocess.Popen, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if proc.poll() is not None:
-            raise AssertionError(f"the driver ended before {what}: {proc.stdout.read()[-3000:]}")
+            raise AssertionError(f"the driver ended before {what}: {proc.log.read_text()[-3000:]}")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.5)
@@ -117,7 +126,9 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
     c, workers = cluster
     calm, hurt = tmp_path / "calm", tmp_path / "hurt"
 
-    code, out = _finish(_sweep(c.address, *TINY, "--study-dir", str(calm)))
+    code, out = finish(
+        _sweep(c.address, *TINY, "--study-dir", str(calm), log=tmp_path / "calm.log")
+    )
     assert code == 0, out[-3000:]
     assert "4/4 trials finished" in out and "| agent.lr=0.001 | " in out
     assert (calm / "summary.png").is_file() and (calm / "summary.md").is_file()
@@ -126,7 +137,7 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
     for name in reference:
         assert len(sweep.attempts(calm, name)) == 1
 
-    proc = _sweep(c.address, *TINY, "--study-dir", str(hurt))
+    proc = _sweep(c.address, *TINY, "--study-dir", str(hurt), log=tmp_path / "hurt.log")
     # Both workers busy, each trial past a checkpoint: take one node away.
     _wait(lambda: len(_mid_run(hurt)) >= 2, 600, proc, "two trials past a checkpoint")
     c.remove_node(workers[1], allow_graceful=False)
@@ -135,12 +146,12 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
     done_before = set(sweep.read_results(hurt))
     stamps = {n: (hurt / "trials" / n / "model.keras").stat().st_mtime_ns for n in done_before}
     proc.send_signal(signal.SIGTERM)
-    code, out = _finish(proc)
+    code, out = finish(proc)
     assert code == 128 + signal.SIGTERM, out[-3000:]
     assert f"catchrl sweep --resume {hurt}" in out
     assert len(sweep.read_results(hurt)) < 4
 
-    code, out = _finish(_sweep(c.address, "--resume", str(hurt)))
+    code, out = finish(_sweep(c.address, "--resume", str(hurt), log=tmp_path / "resume.log"))
     assert code == 0, out[-3000:]
     assert "4/4 trials finished" in out
 
