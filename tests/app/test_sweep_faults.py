@@ -52,7 +52,7 @@ def cluster():
         initialize_head=True,
         head_node_args={"num_cpus": 0, "object_store_memory": 100 * 2**20},
     )
-    workers = [c.add_node(num_cpus=1, object_store_memory=80 * 2**20) for _ in range(2)]
+    workers = [_add_worker(c) for _ in range(2)]
     c.wait_for_nodes()
     yield c, workers
     c.shutdown()
@@ -73,6 +73,17 @@ def finish(proc: subprocess.Popen, timeout: float = 1500) -> tuple[int, str]:
     """Wait for the driver; its exit code and output."""
     proc.wait(timeout=timeout)
     return proc.returncode, proc.log.read_text()
+
+
+def _add_worker(c, tries: int = 3):
+    """A worker node of one CPU (a raylet gets 30 s to start: retried on a loaded machine)."""
+    for attempt in range(tries):
+        try:
+            return c.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+        except Exception:  # Ray raises a bare Exception on a raylet's startup timeout
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _sweep(address: str, *args: str, log: Path) -> subprocess.Popen:
