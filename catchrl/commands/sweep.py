@@ -176,12 +176,22 @@ def _create(args: argparse.Namespace) -> Path | None:
             f"{len(plan.settings)} settings x {len(plan.seeds)} seeds = {len(plan.trials)} trials"
         )
         return None
+    _require_ray()  # before the study folder is made
     study = (
         Path(args.study_dir)
         if args.study_dir
         else Path("studies") / (f"{base.preset}-{time.strftime('%Y%m%d-%H%M%S')}")
     )
     return sweep.create_study(study, base, plan, ray)
+
+
+def _require_ray() -> None:
+    try:
+        import ray.tune  # noqa: F401
+    except ImportError as e:
+        raise UserError(
+            f"catchrl sweep needs Ray Tune ({e.name} is not installed): pip install 'catchrl[ray]'"
+        ) from e
 
 
 def _pick(given: Any, options: dict[str, Any], key: str, default: Any) -> Any:

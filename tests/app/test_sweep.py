@@ -305,3 +305,13 @@ def test_no_study_without_a_folder_name(tmp_path, capsys):
     assert main(["sweep", *QUICK, "--study-dir", ""]) == 2
     assert "--study-dir is empty" in capsys.readouterr().err
     assert not any(Path(tmp_path).iterdir())
+
+
+def test_without_ray_nothing_is_written(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` fails as if not installed
+    monkeypatch.setitem(sys.modules, "ray.tune", None)
+    study = tmp_path / "study"
+    assert main(["sweep", *QUICK, "--grid", "agent.lr=1e-3", "--study-dir", str(study)]) == 2
+    err = capsys.readouterr().err
+    assert "needs Ray Tune" in err and "pip install 'catchrl[ray]'" in err, err
+    assert not study.exists()
