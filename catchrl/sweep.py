@@ -742,7 +742,8 @@ def _connect(address: str | None, num_cpus: float | None) -> bool:
         except (ConnectionError, ValueError, RuntimeError) as e:
             raise StudyError(f"--address {address}: cannot join the Ray cluster ({e})") from e
     else:
-        ray.init(
+        ray.init(  # "local": a new Ray of our own, never a cluster found on this machine
+            address="local",
             num_cpus=int(num_cpus) if num_cpus else None,
             object_store_memory=200 * 2**20,
             **quiet,
