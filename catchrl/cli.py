@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "catchrl.commands.bench",
     "catchrl.commands.data",
     "catchrl.commands.supervised",
+    "catchrl.commands.sweep",
 )
 
 

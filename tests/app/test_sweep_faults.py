@@ -1,0 +1,178 @@
+"""Studies that survive faults, on a real multi-node Ray cluster on this machine.
+
+``ray.cluster_utils.Cluster`` starts a head (no CPUs: it only holds the driver's
+job) and two worker nodes of one CPU each; the real ``catchrl sweep --address``
+drives the study from a subprocess. One study runs undisturbed; the other loses a
+worker node while two trials are mid-run (each past a checkpoint), and then its
+driver is stopped with SIGTERM and resumed. Every trial must finish with exactly
+the undisturbed study's results, the trials killed with the node must have been
+retried from their checkpoints, and the trials finished before SIGTERM must not
+run again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from catchrl import sweep  # noqa: E402
+from catchrl.rundir import RunDir  # noqa: E402
+
+pytestmark = [pytest.mark.faults, pytest.mark.timeout(1800)]
+
+TINY = [
+    "--preset", "fast-state",
+    "--set", "run.total_steps=1584",  # 3 x 16 games of 33 steps
+    "--set", "agent.observe=300",
+    "--set", "agent.replay_capacity=5000",
+    "--set", "run.eval_every=16",
+    "--set", "run.checkpoint_every=16",
+    "--set", "run.eval_games=50",
+    "--grid", "agent.lr=1e-3,3e-4",
+    "--seeds", "2",
+]  # fmt: skip
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_DEDUP_LOGS": "0"}
+TIMING = {"seconds", "cpu_seconds", "attempt_cpu_seconds", "wall_time", "train_cpu_s"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "object_store_memory": 100 * 2**20},
+    )
+    workers = [_add_worker(c) for _ in range(2)]
+    c.wait_for_nodes()
+    yield c, workers
+    c.shutdown()
+
+
+def spawn(*args: str, log: Path) -> subprocess.Popen:
+    """The real ``catchrl sweep`` in a subprocess, its output into ``log`` (never a full pipe)."""
+    with open(log, "w") as f:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "catchrl", "sweep", *args],
+            stdout=f, stderr=subprocess.STDOUT, text=True, env=ENV,
+        )  # fmt: skip
+    proc.log = log
+    return proc
+
+
+def finish(proc: subprocess.Popen, timeout: float = 1500) -> tuple[int, str]:
+    """Wait for the driver; its exit code and output."""
+    proc.wait(timeout=timeout)
+    return proc.returncode, proc.log.read_text()
+
+
+def _add_worker(c, tries: int = 3):
+    """A worker node of one CPU (a raylet gets 30 s to start: retried on a loaded machine)."""
+    for attempt in range(tries):
+        try:
+            return c.add_node(num_cpus=1, object_store_memory=80 * 2**20)
+        except Exception:  # Ray raises a bare Exception on a raylet's startup timeout
+            if attempt == tries - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _sweep(address: str, *args: str, log: Path) -> subprocess.Popen:
+    return spawn("--address", address, *args, log=log)
+
+
+def _wait(condition, timeout: float, proc: subprocess.Popen, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            raise AssertionError(f"the driver ended before {what}: {proc.log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def _mid_run(study: Path) -> list[str]:
+    """Trials past their first checkpoint and not finished."""
+    out = []
+    for d in sorted((study / "trials").glob("*")):
+        if (study / "results" / f"{d.name}.json").exists():
+            continue
+        if RunDir(d).latest_checkpoint() is not None:
+            out.append(d.name)
+    return out
+
+
+def _figures(study: Path) -> dict[str, dict]:
+    """Each trial's results without timings, with its metrics rows without timings."""
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in TIMING}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    out = {}
+    for name, result in sweep.read_results(study).items():
+        rows = RunDir(study / "trials" / name).read_metrics()
+        keep = ("game", "loss", "wins", "epsilon", "steps", "win_rate_100", "reward")
+        out[name] = {
+            **strip(result),
+            "metrics": {k: rows[k].tolist() for k in keep},
+            "evals": strip(json.loads((study / "trials" / name / "evals.json").read_text())),
+        }
+    return out
+
+
+def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
+    c, workers = cluster
+    calm, hurt = tmp_path / "calm", tmp_path / "hurt"
+
+    code, out = finish(
+        _sweep(c.address, *TINY, "--study-dir", str(calm), log=tmp_path / "calm.log")
+    )
+    assert code == 0, out[-3000:]
+    assert "4/4 trials finished" in out and "| agent.lr=0.001 | " in out
+    assert (calm / "summary.png").is_file() and (calm / "summary.md").is_file()
+    reference = _figures(calm)
+    assert len(reference) == 4
+    for name in reference:
+        assert len(sweep.attempts(calm, name)) == 1
+
+    proc = _sweep(c.address, *TINY, "--study-dir", str(hurt), log=tmp_path / "hurt.log")
+    # Both workers busy, each trial past a checkpoint: take one node away.
+    _wait(lambda: len(_mid_run(hurt)) >= 2, 600, proc, "two trials past a checkpoint")
+    c.remove_node(workers[1], allow_graceful=False)
+    # Stop the driver once a trial has finished and another has a checkpoint.
+    _wait(lambda: sweep.read_results(hurt) and _mid_run(hurt), 900, proc, "one trial finished")
+    done_before = set(sweep.read_results(hurt))
+    stamps = {n: (hurt / "trials" / n / "model.keras").stat().st_mtime_ns for n in done_before}
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc)
+    assert code == 128 + signal.SIGTERM, out[-3000:]
+    assert f"catchrl sweep --resume {hurt}" in out
+    assert len(sweep.read_results(hurt)) < 4
+
+    code, out = finish(_sweep(c.address, "--resume", str(hurt), log=tmp_path / "resume.log"))
+    assert code == 0, out[-3000:]
+    assert "4/4 trials finished" in out
+
+    assert _figures(hurt) == reference
+    # finished trials were not run again
+    for name in done_before:
+        assert len(sweep.attempts(hurt, name)) == 1
+        assert (hurt / "trials" / name / "model.keras").stat().st_mtime_ns == stamps[name]
+    # the trial killed with the node went on from its checkpoint (retried, or on --resume)
+    resumed = [
+        a for n in reference for a in sweep.attempts(hurt, n)[1:] if a["checkpoint"] is not None
+    ]
+    assert resumed, {n: sweep.attempts(hurt, n) for n in reference}
