@@ -187,7 +187,7 @@ def test_no_table_restates_the_choices():
         ("agent.replay_capacity=0", "agent.replay_capacity: must be in [1, 10000000]"),
         ("agent.replay_capacity=10000001", "agent.replay_capacity: must be in [1, 10000000]"),
         ("agent.replay_capacity=100", "agent.replay_capacity: 100 leaves 6 step(s) per game"),
-        ("agent.batch_size=50000", "agent.batch_size: must be <= 49872"),
+        ("agent.batch_size=50000", "agent.batch_size: must be <= 49696"),
         ("agent.hidden=-8", "agent.hidden: must be in [1, 8192]"),
         ("agent.lr=0", "agent.lr: must be in (0, 1], got 0.0"),
         ("agent.lr=nan", "agent.lr: must be a finite number, got nan"),
