@@ -44,10 +44,17 @@ def _run_config(run_dir: Path) -> Any:
         raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
 
 
+def _model_name(algo: str) -> str:
+    """The final model's file in a run directory of ``algo`` (the learners' ``model_name``)."""
+    if algo.startswith("sb3"):
+        return "model.zip"
+    return "model-rllib.npz" if algo.startswith("rllib-") else "model.keras"
+
+
 def load_policy(
     spec: str, overrides: dict[str, Any] | None = None, allow_sb3: bool = True
 ) -> LoadedPolicy:
-    """Load ``oracle``/``random``, a run directory, a ``.keras`` or an SB3 ``.zip`` file.
+    """Load ``oracle``/``random``, a run directory, or a ``.keras``/SB3 ``.zip``/RLlib ``.npz``.
 
     Args:
         spec: What the user named.
@@ -66,7 +73,7 @@ def load_policy(
         if not (path / "config.toml").is_file():
             raise PolicyLoadError(f"{path} is not a run directory (no config.toml)")
         cfg = _run_config(path)
-        model = path / ("model.zip" if cfg.algo.startswith("sb3") else "model.keras")
+        model = path / _model_name(cfg.algo)
         if not model.is_file():
             raise PolicyLoadError(
                 f"{path} has no {model.name} yet (training not finished? "
@@ -89,4 +96,8 @@ def load_policy(
         from catchrl.agents.sb3_policy import load_sb3_policy
 
         return load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)
-    raise PolicyLoadError(f"{model}: unknown model file type (expected .keras or .zip)")
+    if model.suffix == ".npz":
+        from catchrl.agents.rllib_policy import load_rllib_policy
+
+        return load_rllib_policy(model, env_kwargs, name)
+    raise PolicyLoadError(f"{model}: unknown model file type (expected .keras, .zip or .npz)")

@@ -41,8 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--algo",
         default="dqn",
-        help="dqn (catchrl's Keras DQN, default) or an SB3 agent: sb3-dqn, "
-        "sb3-ppo, sb3-a2c, sb3-qrdqn",
+        help="dqn (catchrl's Keras DQN, default), an SB3 agent: sb3-dqn, "
+        "sb3-ppo, sb3-a2c, sb3-qrdqn, or an RLlib agent: rllib-ppo, rllib-dqn, rllib-appo "
+        "(pip install 'catchrl[rllib]', docs/rllib.md)",
     )
     p.add_argument(
         "--preset", default=None, help="starting config: fast (default, pixels), fast-state, book"
@@ -83,7 +84,14 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         cfg = load_config(args.preset or "fast", args.config, overrides)
         if args.algo != "dqn":
             cfg.algo = args.algo
-        if cfg.algo != "dqn":
+        if cfg.algo.startswith("rllib-"):
+            from catchrl.agents.rllib_algos import ALGOS as RLLIB_ALGOS
+            from catchrl.agents.rllib_algos import rllib_options
+
+            if cfg.algo not in RLLIB_ALGOS:
+                raise UserError(f"unknown --algo {cfg.algo!r}; choose {', '.join(RLLIB_ALGOS)}")
+            cfg.rllib = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
+        elif cfg.algo != "dqn":
             from catchrl.agents.sb3 import ALGOS, sb3_kwargs
 
             if cfg.algo not in ALGOS:
@@ -155,7 +163,8 @@ def _train(
         raise UserError(_one_line(e)) from e
     algo = trainer.cfg.algo
     print(f"run directory: {run_dir}", flush=True)
-    resume_cmd = f"catchrl train --run-dir {run_dir} --resume" + (" --sb3" if algo != "dqn" else "")
+    trusted = algo.startswith("sb3-")  # SB3 checkpoints are pickles; RLlib's are not
+    resume_cmd = f"catchrl train --run-dir {run_dir} --resume" + (" --sb3" if trusted else "")
     try:
         result = trainer.run()
     except RunInterrupted as e:
