@@ -7,11 +7,11 @@ Runs in the RLlib virtualenv (.ci/run-rllib); skipped where Ray's RLlib is missi
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 
 pytest.importorskip("ray.rllib")
 
