@@ -417,7 +417,13 @@ def make_algo_config(
         )
         .learners(num_learners=0)
         .rl_module(model_config=_model_config(options))
-        .reporting(metrics_num_episodes_for_smoothing=100)
+        # one training_step() per iteration (APPO defaults to 10 s, DQN to 1,000 steps)
+        .reporting(
+            metrics_num_episodes_for_smoothing=100,
+            min_time_s_per_iteration=0,
+            min_sample_timesteps_per_iteration=0,
+            min_train_timesteps_per_iteration=0,
+        )
         .debugging(seed=seed, log_level="ERROR")
         .training(**training)
     )

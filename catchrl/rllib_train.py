@@ -187,6 +187,9 @@ class RLlibLearner(Learner):
         buffer = getattr(self.algo_rl, "local_replay_buffer", None)
         if buffer is not None:
             state["replay"] = buffer.get_state()
+        kl = self._kl_coeffs()
+        if kl is not None:  # PPO's adaptive KL coefficient: not in RLlib's Learner state
+            state["kl_coeffs"] = {k: float(v) for k, v in kl.items()}
         arrays: dict[str, np.ndarray] = {}
         tree = flatten_state(state, arrays)
         np_state = np.random.get_state()  # noqa: NPY002  (RLlib draws from the global RNG)
@@ -210,6 +213,9 @@ class RLlibLearner(Learner):
             self.algo_rl.set_state(state["algorithm"])
             if "replay" in state:
                 self.algo_rl.local_replay_buffer.set_state(state["replay"])
+            kl = self._kl_coeffs()
+            for module_id, value in state.get("kl_coeffs", {}).items():
+                kl[module_id].data.fill_(value)
         except (RuntimeError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"RLlib's state does not load: {type(e).__name__}: {e}") from e
         n = meta["numpy"]
@@ -217,6 +223,11 @@ class RLlibLearner(Learner):
         torch.set_rng_state(torch.from_numpy(flat["rng_torch"].copy()))
         random.setstate(_tuples(meta["python"]))
         self.games_started = int(meta["games_started"])
+
+    def _kl_coeffs(self) -> Any:
+        """PPO's (and APPO's) current KL coefficients by module (None: no such learner)."""
+        learner = getattr(self.algo_rl.learner_group, "_learner", None)  # num_learners = 0
+        return getattr(learner, "curr_kl_coeffs_per_module", None)
 
     def save_model(self, path: Path) -> None:
         """Write the playing module (load it with ``catchrl eval/watch``)."""
