@@ -192,3 +192,34 @@ def test_unknown_rllib_algo_is_refused(tmp_path: Path, capsys) -> None:
     assert _train(tmp_path / "x", "rllib-sac", 500) == 2
     assert "rllib-ppo" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.faults
+@pytest.mark.timeout(900)
+def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run = tmp_path / "signalled"
+    cmd = [sys.executable, "-m", "catchrl", "train", "--algo", "rllib-ppo", "--preset"]
+    cmd += ["fast-state", "--steps", "40000", "--run-dir", str(run), "--no-progress"]
+    cmd += ["--set", "run.checkpoint_every=16", "--set", "run.eval_every=0"]
+    cmd += ["--set", "run.eval_games=50", "--set", "run.target_win_rate=0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 600
+    while not (run.exists() and RunDir(run).latest_checkpoint() is not None):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 128 + signal.SIGTERM, out
+    assert "resume with" in out and "--sb3" not in out  # RLlib's checkpoints are not pickles
+    stopped = RunDir(run).read_metrics()
+    assert 0 < len(stopped["game"]) < 40_000 // 33
+    assert main(["train", "--run-dir", str(run), "--resume", "--steps", "2112"]) == 0
+    m = RunDir(run).read_metrics()
+    games = len(m["game"])
+    assert m["game"].tolist() == list(range(1, games + 1)) and m["steps"][-1] == 33 * games
+    assert (run / "model-rllib.npz").is_file()
