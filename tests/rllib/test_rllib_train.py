@@ -79,7 +79,7 @@ def test_run_directory_is_every_learners(ppo_run: Path) -> None:
         assert (ppo_run / name).is_file(), name
     assert any((ppo_run / "tb").iterdir())
     cfg = tomllib.loads((ppo_run / "config.toml").read_text())
-    assert cfg["algo"] == "rllib-ppo" and cfg["rllib"]["num_epochs"] == 20
+    assert cfg["algo"] == "rllib-ppo" and cfg["rllib"]["num_epochs"] == 10
     m = RunDir(ppo_run).read_metrics()
     assert tuple(m) == METRIC_COLUMNS
     games = len(m["game"])
