@@ -249,9 +249,9 @@ def _tiny_torso(x: Any, seeds: _Seeds) -> Any:
         kernel_initializer=_init("HeUniform", seeds.next()),
     )(x)  # [B, 10, 10, 16]
     x = layers.Flatten()(x)  # [B, 1600]
-    return layers.Dense(
-        64, activation="relu", kernel_initializer=_init("HeUniform", seeds.next())
-    )(x)
+    return layers.Dense(64, activation="relu", kernel_initializer=_init("HeUniform", seeds.next()))(
+        x
+    )
 
 
 def _mlp_torso(x: Any, hidden_units: tuple[int, ...], seeds: _Seeds) -> Any:

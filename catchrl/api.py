@@ -62,8 +62,9 @@ def make_config(
         preset: ``fast`` (pixels), ``fast-state`` or ``book`` (see ``catchrl.config.PRESETS``).
         path: A TOML file with ``[env]``, ``[agent]``, ``[run]`` (and ``[sb3]``) tables.
         overrides: Settings as on the command line (``"agent.lr=5e-4"``).
-        algo: ``dqn`` (catchrl's Keras DQN) or an SB3 agent (``sb3-dqn``, ``sb3-ppo``,
-            ``sb3-a2c``, ``sb3-qrdqn``); None keeps the config's.
+        algo: ``dqn`` (catchrl's Keras DQN), an SB3 agent (``sb3-dqn``, ``sb3-ppo``,
+            ``sb3-a2c``, ``sb3-qrdqn``) or an RLlib one (``rllib-ppo``, ``rllib-dqn``,
+            ``rllib-appo``); None keeps the config's.
 
     Raises:
         ConfigError: An unknown preset, key or algo, or a value out of range.
@@ -81,6 +82,18 @@ def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
     if algo is not None:
         cfg.algo = algo
     if cfg.algo == "dqn":
+        return cfg
+    if cfg.algo.startswith("rllib-"):
+        try:
+            from catchrl.agents.rllib_algos import ALGOS as RLLIB_ALGOS
+            from catchrl.agents.rllib_algos import rllib_options
+        except ImportError as e:
+            raise ConfigError(
+                f"algo {cfg.algo!r} needs RLlib: pip install 'catchrl[rllib]' (docs/rllib.md)"
+            ) from e
+        if cfg.algo not in RLLIB_ALGOS:
+            raise ConfigError(f"unknown algo {cfg.algo!r}; choose {', '.join(RLLIB_ALGOS)}")
+        cfg.rllib = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
         return cfg
     try:
         from catchrl.agents.sb3 import ALGOS, sb3_kwargs

@@ -317,6 +317,10 @@ class TrainConfig:
     sb3: dict[str, Any] = field(default_factory=dict)
     """Keyword arguments for the SB3 algorithm, on top of catchrl's per-algorithm
     defaults; checked against the algorithm's signature by :mod:`catchrl.agents.sb3`."""
+    rllib: dict[str, Any] = field(default_factory=dict)
+    """Settings of an RLlib algorithm (``rllib-*``): its ``training()`` arguments and
+    ``model``, ``num_env_runners``, ``games_per_iteration``, on top of catchrl's
+    defaults; checked by :mod:`catchrl.agents.rllib_algos`."""
 
 
 # Presets: changes from the dataclass defaults. The defaults are the fast pixel preset.
@@ -452,13 +456,15 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
                 raise ConfigError(f"{source}: algo must be a string, got {values!r}")
             cfg.algo = values
             continue
-        if table == "sb3":
+        if table in ("sb3", "rllib"):
             if not isinstance(values, dict):
-                raise ConfigError(f"{source}: [sb3] must be a table, got {values!r}")
-            cfg.sb3.update(values)  # keys are checked against the SB3 algorithm later
+                raise ConfigError(f"{source}: [{table}] must be a table, got {values!r}")
+            getattr(cfg, table).update(values)  # keys are checked by the framework's module
             continue
         if table not in _TABLES:
-            raise ConfigError(f"{source}: unknown table [{table}]; tables are {[*_TABLES, 'sb3']}")
+            raise ConfigError(
+                f"{source}: unknown table [{table}]; tables are {[*_TABLES, 'sb3', 'rllib']}"
+            )
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{table}] must be a table, got {values!r}")
         sub = getattr(cfg, table)
@@ -643,7 +649,11 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
     cfg = TrainConfig(preset=str(data.get("preset", "fast")))
-    _update(cfg, {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3")}, "saved config")
+    _update(
+        cfg,
+        {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3", "rllib")},
+        "saved config",
+    )
     _validate(cfg)
     return cfg
 
@@ -654,6 +664,8 @@ def to_toml(cfg: TrainConfig) -> str:
     tables = {t: dataclasses.asdict(getattr(cfg, t)) for t in _TABLES}
     if cfg.sb3:
         tables["sb3"] = cfg.sb3
+    if cfg.rllib:
+        tables["rllib"] = cfg.rllib
     for table, values in tables.items():
         lines.append(f"\n[{table}]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]

@@ -29,7 +29,10 @@ __all__ = ["LEARNERS", "learner_class", "open_run"]
 LEARNERS = {
     "dqn": "catchrl.training:DQNLearner",
     "sb3-": "catchrl.sb3_train:SB3Learner",
+    "rllib-": "catchrl.rllib_train:RLlibLearner",
 }
+# What to install for a learner family whose framework is missing.
+INSTALL = {"rllib-": "pip install 'catchrl[rllib]' in a virtualenv of its own (docs/rllib.md)"}
 
 
 def learner_class(algo: str) -> type[Learner]:
@@ -45,12 +48,15 @@ def learner_class(algo: str) -> type[Learner]:
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError as e:
+                how = INSTALL.get(prefix, "pip install 'catchrl[all]'")
                 raise ConfigError(
-                    f"algo {algo!r} needs {e.name}, which is not installed: "
-                    "pip install 'catchrl[all]'"
+                    f"algo {algo!r} needs {e.name}, which is not installed: {how}"
                 ) from e
             return getattr(module, cls)
-    raise ConfigError(f"unknown algo {algo!r}; choose dqn or sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn")
+    raise ConfigError(
+        f"unknown algo {algo!r}; choose dqn, sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn, "
+        "rllib-ppo, rllib-dqn or rllib-appo"
+    )
 
 
 def open_run(

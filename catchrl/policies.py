@@ -47,11 +47,16 @@ def _run_config(run_dir: Path) -> Any:
         raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
 
 
-def _run_model(run_dir: Path, suffix: str, which: str) -> Path:
-    """The model file of a run directory: ``best`` (the kept one, if any) or ``final``."""
+def _run_model(run_dir: Path, final_name: str, which: str) -> Path:
+    """The model file of a run directory: ``best`` (the kept one, if any) or ``final``.
+
+    The kept model is ``best`` + the final model's suffix (``best.keras``, ``best.zip``,
+    ``best.npz``), as the run loop writes it.
+    """
     if which not in MODEL_CHOICES:
         raise PolicyLoadError(f"model must be one of {MODEL_CHOICES}, not {which!r}")
-    best, final = run_dir / f"best{suffix}", run_dir / f"model{suffix}"
+    final = run_dir / final_name
+    best = run_dir / ("best" + final.suffix)
     if which == "best" and best.is_file():
         return best
     if final.is_file():
@@ -80,9 +85,16 @@ def describe_model(path: Path) -> str:
             )
         except (OSError, ValueError, KeyError, TypeError):
             return f"{path.name}, the best validation model"
-    if path.stem == "model" and (path.parent / "config.toml").is_file():
+    if path.stem.startswith("model") and (path.parent / "config.toml").is_file():
         return f"{path.name}, the final model"
     return path.name
+
+
+def _model_name(algo: str) -> str:
+    """The final model's file in a run directory of ``algo`` (the learners' ``model_name``)."""
+    if algo.startswith("sb3"):
+        return "model.zip"
+    return "model-rllib.npz" if algo.startswith("rllib-") else "model.keras"
 
 
 def load_policy(
@@ -91,7 +103,7 @@ def load_policy(
     allow_sb3: bool = True,
     which: str = "best",
 ) -> LoadedPolicy:
-    """Load ``oracle``/``random``, a run directory, a ``.keras`` or an SB3 ``.zip`` file.
+    """Load ``oracle``/``random``, a run directory, or a ``.keras``/SB3 ``.zip``/RLlib ``.npz``.
 
     Args:
         spec: What the user named.
@@ -113,7 +125,7 @@ def load_policy(
         if not (path / "config.toml").is_file():
             raise PolicyLoadError(f"{path} is not a run directory (no config.toml)")
         cfg = _run_config(path)
-        model = _run_model(path, ".zip" if cfg.algo.startswith("sb3") else ".keras", which)
+        model = _run_model(path, _model_name(cfg.algo), which)
     else:
         model = path
         if (path.parent / "config.toml").is_file():
@@ -134,8 +146,12 @@ def load_policy(
         tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
 
         loaded = load_sb3_policy(model, env_kwargs, name, algo=cfg.algo if cfg else None)
+    elif model.suffix == ".npz":
+        from catchrl.agents.rllib_policy import load_rllib_policy
+
+        loaded = load_rllib_policy(model, env_kwargs, name)
     else:
         loaded = None
     if loaded is not None:
         return dataclasses.replace(loaded, source=describe_model(model))
-    raise PolicyLoadError(f"{model}: unknown model file type (expected .keras or .zip)")
+    raise PolicyLoadError(f"{model}: unknown model file type (expected .keras, .zip or .npz)")

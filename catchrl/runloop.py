@@ -308,7 +308,7 @@ class RunLoop:
                 f"checkpoint {self.checkpoint} was made by --algo {theirs.get('algo', 'dqn')}, "
                 f"but {self.rd.config_path} says {ours.get('algo', 'dqn')}"
             )
-        for table in ("env", "agent", "sb3"):
+        for table in ("env", "agent", "sb3", "rllib"):
             a, b = ours.get(table, {}), theirs.get(table, {})
             diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
             if diff:

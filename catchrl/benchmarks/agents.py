@@ -51,7 +51,8 @@ __all__ = [
 ]
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-ppo")
-"""Contenders: catchrl's DQN and the SB3 baselines (any ``--algo sb3-*`` works too)."""
+"""Contenders: catchrl's DQN and the SB3 baselines (any ``--algo sb3-*`` works too, and
+``rllib-*`` where Ray's RLlib is installed: docs/rllib.md)."""
 THRESHOLDS = (0.95, 0.99)
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """catchrl preset per observation type (their ``[env]`` tables are used for SB3 too)."""
@@ -128,6 +129,11 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
 
         cfg.algo = spec.agent
         cfg.sb3 = sb3_kwargs(spec.agent, cfg.env.obs_type, {}, cfg.env.num_envs)
+    elif spec.agent.startswith("rllib-"):
+        from catchrl.agents.rllib_algos import rllib_options
+
+        cfg.algo = spec.agent
+        cfg.rllib = rllib_options(spec.agent, cfg.env.obs_type, {}, cfg.env.num_envs)
     from catchrl.evaluation import TEST_SEED
     from catchrl.learners import open_run
 
@@ -175,8 +181,8 @@ def run_one(spec: RaceSpec) -> dict[str, Any]:
 
 
 def _threads(agent: str) -> int:
-    """Intra-op threads the run's framework used (torch for SB3, TensorFlow for catchrl)."""
-    if not agent.startswith("sb3-"):
+    """Intra-op threads the run's framework used (torch for SB3/RLlib, TensorFlow for catchrl)."""
+    if not agent.startswith(("sb3-", "rllib-")):
         import tensorflow as tf
 
         return tf.config.threading.get_intra_op_parallelism_threads() or (os.cpu_count() or 1)
@@ -187,8 +193,8 @@ def _threads(agent: str) -> int:
 
 def _worker(spec_json: str, out: str) -> int:
     spec = RaceSpec(**json.loads(spec_json))
-    if spec.agent.startswith("sb3-"):
-        # SB3 needs no TensorFlow; block the import torch.utils.tensorboard would make
+    if spec.agent.startswith(("sb3-", "rllib-")):
+        # SB3 and RLlib need no TensorFlow; block the import torch.utils.tensorboard would make
         # (~600 MB and seconds), so SB3's memory is its own.
         sys.modules["tensorflow"] = None  # type: ignore[assignment]
     Path(out).write_text(json.dumps(run_one(spec)))

@@ -73,7 +73,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--agents",
         nargs="+",
         default=["catchrl-dqn", "sb3-dqn", "sb3-ppo"],
-        help="contenders: catchrl-dqn and/or sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn",
+        help="contenders: catchrl-dqn and/or sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn, "
+        "rllib-ppo, rllib-dqn, rllib-appo (these need catchrl[rllib]: docs/rllib.md)",
     )
     a.add_argument(
         "--obs",
@@ -173,12 +174,14 @@ def run_env(args: argparse.Namespace) -> int:
 
 def run_agents(args: argparse.Namespace) -> int:
     """Run the race; print and save the table, the results and the plot."""
+    from catchrl.agents.rllib_algos import ALGOS as RLLIB_ALGOS
     from catchrl.agents.sb3 import ALGOS
     from catchrl.benchmarks.agents import run_race
 
-    bad = [a for a in args.agents if a != "catchrl-dqn" and a not in ALGOS]
+    known = [*ALGOS, *RLLIB_ALGOS]
+    bad = [a for a in args.agents if a != "catchrl-dqn" and a not in known]
     if bad:
-        raise UserError(f"unknown agent {bad[0]!r}; choose catchrl-dqn or {', '.join(ALGOS)}")
+        raise UserError(f"unknown agent {bad[0]!r}; choose catchrl-dqn or {', '.join(known)}")
     check_range("--pixel-steps", args.pixel_steps, 0, above=True)
     check_range("--state-steps", args.state_steps, 0, above=True)
     _check_race_options(args)

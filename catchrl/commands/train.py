@@ -41,8 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--algo",
         default="dqn",
-        help="dqn (catchrl's Keras DQN, default) or an SB3 agent: sb3-dqn, "
-        "sb3-ppo, sb3-a2c, sb3-qrdqn",
+        help="dqn (catchrl's Keras DQN, default), an SB3 agent: sb3-dqn, "
+        "sb3-ppo, sb3-a2c, sb3-qrdqn, or an RLlib agent: rllib-ppo, rllib-dqn, rllib-appo "
+        "(pip install 'catchrl[rllib]', docs/rllib.md)",
     )
     p.add_argument(
         "--preset", default=None, help="starting config: fast (default, pixels), fast-state, book"
@@ -144,7 +145,8 @@ def _train(
         raise UserError(_one_line(e)) from e
     algo = trainer.cfg.algo
     print(f"run directory: {run_dir}", flush=True)
-    resume_cmd = f"catchrl train --run-dir {run_dir} --resume" + (" --sb3" if algo != "dqn" else "")
+    trusted = algo.startswith("sb3-")  # SB3 checkpoints are pickles; RLlib's are not
+    resume_cmd = f"catchrl train --run-dir {run_dir} --resume" + (" --sb3" if trusted else "")
     try:
         result = trainer.run()
     except RunInterrupted as e:

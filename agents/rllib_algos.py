@@ -1,0 +1,449 @@
+"""RLlib algorithms on Catch (new API stack): names, defaults, checked options, the env.
+
+- :data:`ALGOS` names the agents ``catchrl train --algo`` accepts (``rllib-ppo``,
+  ``rllib-dqn``, ``rllib-appo``).
+- :func:`rllib_options` merges catchrl's per-algorithm defaults (:data:`DEFAULTS`)
+  with the user's ``[rllib]`` table and checks every key against the algorithm
+  config's ``training()`` signature (and ``model`` against RLlib's
+  ``DefaultModelConfig``): a misspelt option is an error, never silently ignored.
+- :func:`make_algo_config` builds the ``AlgorithmConfig``: the game registered
+  with ``tune.register_env`` (Ray ships the registry to remote EnvRunners, which
+  import this module and so :mod:`catchrl.envs`), played as the native
+  :class:`~catchrl.envs.CatchVectorEnv` through
+  ``gym_env_vectorize_mode="vector_entry_point"`` (N games in one numpy batch,
+  not N gymnasium envs), and a CNN sized for 80 x 80 x 4 frames.
+- :class:`RecordingVectorEnv` wraps the game in each EnvRunner and keeps what
+  every vector step did (rewards, which games ended), so the driver can report
+  the same per-game metrics rows as every other learner (:func:`drain_runner`).
+- :func:`module_spec` rebuilds the playing RLModule from its settings (the saved
+  model of :mod:`catchrl.agents.rllib_policy`).
+
+Pixel observations reach RLlib as float32 in [0, 1] (:func:`to_module_obs`):
+RLlib's default CNN does not rescale its input.
+
+Ray is imported lazily, inside the functions that need it: importing this module
+costs nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import inspect
+from dataclasses import dataclass, fields
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+__all__ = [
+    "ALGOS",
+    "DEFAULTS",
+    "ENV_NAME",
+    "EXTRA_KEYS",
+    "OFF_POLICY",
+    "AlgoSpec",
+    "RLlibConfigError",
+    "RLlibNotInstalled",
+    "RecordingVectorEnv",
+    "algo_config_class",
+    "drain_runner",
+    "epsilon_at",
+    "make_algo_config",
+    "make_env",
+    "module_spec",
+    "reset_runner",
+    "rllib_options",
+    "to_module_obs",
+]
+
+INSTALL = "pip install 'catchrl[rllib]' in a virtualenv of its own (docs/rllib.md)"
+
+
+class RLlibNotInstalled(ImportError):
+    """Ray's RLlib (or torch) is missing; the message says what to do."""
+
+
+class RLlibConfigError(ValueError):
+    """An ``[rllib]`` option or an algorithm name is invalid; the message says which."""
+
+
+@dataclass(frozen=True)
+class AlgoSpec:
+    """Where an RLlib algorithm's config class lives."""
+
+    module: str
+    cls: str
+
+
+ALGOS: dict[str, AlgoSpec] = {
+    "rllib-ppo": AlgoSpec("ray.rllib.algorithms.ppo", "PPOConfig"),
+    "rllib-dqn": AlgoSpec("ray.rllib.algorithms.dqn", "DQNConfig"),
+    "rllib-appo": AlgoSpec("ray.rllib.algorithms.appo", "APPOConfig"),
+}
+"""``--algo`` name -> RLlib ``AlgorithmConfig`` class."""
+
+OFF_POLICY = frozenset({"rllib-dqn"})
+"""Algorithms with a replay buffer (saved in checkpoints) and ε-greedy exploration."""
+
+ENV_NAME = "catchrl-catch"
+"""The name the game is registered under with ``tune.register_env``."""
+
+EXTRA_KEYS = ("model", "num_env_runners", "games_per_iteration")
+"""``[rllib]`` keys that are not ``training()`` arguments: ``model`` (RLlib's
+``DefaultModelConfig`` fields), ``num_env_runners`` (0: sample in the driver, the
+fastest on a small machine; N: N remote EnvRunner actors sharing ``env.num_envs``),
+``games_per_iteration`` (games each env plays per training iteration: iterations
+end between games, so a checkpoint never cuts one)."""
+
+# The CNN for 80 x 80 x 4 frames: RLlib's default filters are sized for 42/64/84-px
+# Atari frames; these take 80 -> 20 -> 10 -> 5 (RLlib pads "same") and flatten
+# 64 x 5 x 5 into a 256-unit layer, the Nature DQN's shape at Catch's scale.
+PIXEL_MODEL = {
+    "conv_filters": [[16, [8, 8], 4], [32, [4, 4], 2], [64, [3, 3], 2]],
+    "conv_activation": "relu",
+    "head_fcnet_hiddens": [256],
+    "head_fcnet_activation": "relu",
+}
+STATE_MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
+
+# Per-algorithm defaults for Catch, keyed by observation kind ("pixels" or "vector").
+# Sources: catchrl's SB3 defaults (RL Zoo CartPole / Atari, agents/sb3_algos.py),
+# adapted to RLlib's names. PPO state measured (docs/rllib.md): RL Zoo CartPole's 20
+# epochs and no entropy bonus left seed 1 at 13 % for 30k steps (the policy collapses
+# before it ties the paddle to the ball); 10 epochs and entropy 0.01 reached 99 % on
+# validation games in 14.8k steps (seeds 1, 2). RLlib's clip_param 0.3 (SB3's 0.2
+# stayed at 10-15 % for 12k steps, measured).
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "rllib-ppo": {
+        "vector": {
+            "lr": 1e-3,
+            "gamma": 0.98,
+            "lambda_": 0.8,
+            "num_epochs": 10,
+            "minibatch_size": 256,
+            "entropy_coeff": 0.01,
+            "games_per_iteration": 1,
+            "model": STATE_MODEL,
+        },
+        # RL Zoo Atari PPO: lr 2.5e-4, 4 epochs, clip 0.1, vf 0.5, entropy 0.01.
+        "pixels": {
+            "lr": 2.5e-4,
+            "gamma": 0.99,
+            "num_epochs": 4,
+            "minibatch_size": 256,
+            "clip_param": 0.1,
+            "vf_loss_coeff": 0.5,
+            "entropy_coeff": 0.01,
+            "games_per_iteration": 1,
+            "model": PIXEL_MODEL,
+        },
+    },
+    "rllib-appo": {
+        "vector": {
+            "lr": 1e-3,
+            "gamma": 0.98,
+            "entropy_coeff": 0.0,
+            "games_per_iteration": 1,
+            "model": STATE_MODEL,
+        },
+        "pixels": {
+            "lr": 2.5e-4,
+            "gamma": 0.99,
+            "entropy_coeff": 0.01,
+            "games_per_iteration": 1,
+            "model": PIXEL_MODEL,
+        },
+    },
+    "rllib-dqn": {
+        # As sb3-dqn's vector defaults: lr 1e-3, batch 64, buffer 20k, learning after
+        # 500 steps, ε 1.0 -> 0.01 over 20 % of a 50k-step run.
+        "vector": {
+            "lr": 1e-3,
+            "gamma": 0.99,
+            "train_batch_size_per_learner": 64,
+            "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 20_000},
+            "num_steps_sampled_before_learning_starts": 500,
+            "epsilon": [[0, 1.0], [10_000, 0.01]],
+            "target_network_update_freq": 500,
+            "n_step": 3,
+            "double_q": True,
+            "dueling": False,
+            "training_intensity": 4.0,
+            "games_per_iteration": 1,
+            "model": STATE_MODEL,
+        },
+        # Pixels reach RLlib as float32 (4 B a value): 10k frames stacks are 1 GB.
+        "pixels": {
+            "lr": 1e-3,
+            "gamma": 0.99,
+            "train_batch_size_per_learner": 64,
+            "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 10_000},
+            "num_steps_sampled_before_learning_starts": 2_000,
+            "epsilon": [[0, 1.0], [10_000, 0.01]],
+            "target_network_update_freq": 1_000,
+            "n_step": 5,
+            "double_q": True,
+            "dueling": False,
+            "training_intensity": 1.0,
+            "games_per_iteration": 1,
+            "model": PIXEL_MODEL,
+        },
+    },
+}
+
+
+def _kind(obs_type: str) -> str:
+    return "pixels" if obs_type == "pixels" else "vector"
+
+
+def algo_config_class(algo: str) -> type:
+    """The RLlib ``AlgorithmConfig`` class of ``algo`` (imports Ray)."""
+    if algo not in ALGOS:
+        raise RLlibConfigError(f"unknown --algo {algo!r}; choose {', '.join(ALGOS)}")
+    spec = ALGOS[algo]
+    try:
+        return getattr(importlib.import_module(spec.module), spec.cls)
+    except ImportError as e:
+        raise RLlibNotInstalled(f"--algo {algo} needs Ray's RLlib: {INSTALL}") from e
+
+
+def rllib_options(
+    algo: str, obs_type: str, user: dict[str, Any] | None, num_envs: int
+) -> dict[str, Any]:
+    """The ``[rllib]`` options of a run: catchrl's defaults updated by ``user``, checked.
+
+    Args:
+        algo: ``rllib-ppo``, ``rllib-dqn`` or ``rllib-appo``.
+        obs_type: ``pixels``, ``state`` or ``grid``.
+        user: The ``[rllib]`` table (``training()`` arguments and :data:`EXTRA_KEYS`).
+        num_envs: Games at once (``env.num_envs``), shared by the EnvRunners.
+
+    Raises:
+        RLlibConfigError: An unknown key, a ``model`` field RLlib does not have, or
+            ``num_envs`` not divisible among the EnvRunners.
+        RLlibNotInstalled: Ray's RLlib is missing.
+
+    """
+    cls = algo_config_class(algo)
+    opts = copy.deepcopy(DEFAULTS[algo][_kind(obs_type)])
+    user = dict(user or {})
+    if "model" in user:
+        if not isinstance(user["model"], dict):
+            raise RLlibConfigError(f"rllib.model must be a table, got {user['model']!r}")
+        opts["model"] = {**opts["model"], **user.pop("model")}
+    opts.update(user)
+    allowed = {  # training() passes **kwargs up: every class's own arguments count
+        name
+        for base in cls.__mro__
+        if "training" in vars(base)
+        for name in inspect.signature(vars(base)["training"]).parameters
+    } - {"self", "kwargs"}
+    bad = sorted(k for k in opts if k not in allowed and k not in EXTRA_KEYS)
+    if bad:
+        raise RLlibConfigError(
+            f"rllib.{bad[0]}: not an option of {cls.__name__}.training() nor one of "
+            f"{', '.join(EXTRA_KEYS)}"
+        )
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    model_fields = {f.name for f in fields(DefaultModelConfig)}
+    bad = sorted(k for k in opts["model"] if k not in model_fields)
+    if bad:
+        raise RLlibConfigError(f"rllib.model.{bad[0]}: not a field of RLlib's DefaultModelConfig")
+    runners = opts.get("num_env_runners", 0)
+    if not isinstance(runners, int) or isinstance(runners, bool) or runners < 0:
+        raise RLlibConfigError(f"rllib.num_env_runners: must be an int >= 0, got {runners!r}")
+    if runners and num_envs % runners:
+        raise RLlibConfigError(
+            f"rllib.num_env_runners: {runners} EnvRunners cannot share env.num_envs="
+            f"{num_envs} games equally"
+        )
+    games = opts.get("games_per_iteration", 1)
+    if not isinstance(games, int) or isinstance(games, bool) or games < 1:
+        raise RLlibConfigError(f"rllib.games_per_iteration: must be an int >= 1, got {games!r}")
+    return opts
+
+
+def to_module_obs(obs: np.ndarray) -> np.ndarray:
+    """Observations as RLlib's modules take them: pixels (uint8) as float32 in [0, 1]."""
+    obs = np.asarray(obs)
+    if obs.dtype == np.uint8:
+        return obs.astype(np.float32) * np.float32(1 / 255)
+    return obs
+
+
+class RecordingVectorEnv(gym.vector.VectorWrapper):
+    """The native vector env as an EnvRunner plays it, recording every real vector step.
+
+    With Gymnasium's ``next_step`` autoreset, the step after a game ends only
+    resets that game (RLlib does not count it); it is not recorded. Pixels are
+    given as float32 in [0, 1] (:func:`to_module_obs`).
+    """
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        space = env.single_observation_space
+        self.scale = space.dtype == np.uint8
+        if self.scale:
+            self.single_observation_space = gym.spaces.Box(0.0, 1.0, space.shape, np.float32)
+            self.observation_space = gym.vector.utils.batch_space(
+                self.single_observation_space, self.num_envs
+            )
+        self._pending_reset = np.zeros(self.num_envs, dtype=bool)
+        self._records: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def reset(self, *, seed: Any = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        """Reset every game (``seed``: game i from ``seed + i``)."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._pending_reset[:] = False
+        return to_module_obs(obs) if self.scale else obs, info
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Step every game; keep (rewards, ended) of the games that really stepped."""
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        real = ~self._pending_reset
+        ended = (np.asarray(terminated) | np.asarray(truncated)) & real
+        if real.any():
+            self._records.append((np.where(real, rewards, 0.0).astype(np.float64), ended))
+        self._pending_reset = ended.copy()
+        return to_module_obs(obs) if self.scale else obs, rewards, terminated, truncated, info
+
+    def drain(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The steps recorded since the last drain, and whether games are between games.
+
+        Returns ``(rewards [T, N], ended [T, N], at_boundary)``; ``at_boundary``: every
+        game has just ended (or none started yet).
+        """
+        n = self.num_envs
+        rewards = np.array([r for r, _ in self._records], dtype=np.float64).reshape(-1, n)
+        ended = np.array([e for _, e in self._records], dtype=bool).reshape(-1, n)
+        self._records.clear()
+        at_boundary = bool(self._pending_reset.all()) or not len(rewards)
+        return rewards, ended, at_boundary
+
+
+def make_env(config: dict[str, Any]) -> RecordingVectorEnv:
+    """The EnvRunner's env: ``config["num_envs"]`` native games with ``config["game"]``.
+
+    Registered with ``tune.register_env`` as :data:`ENV_NAME`; RLlib passes
+    ``num_envs`` through ``gym_env_vectorize_mode="vector_entry_point"``.
+    """
+    from catchrl.envs import CatchVectorEnv
+
+    game = dict(config.get("game", {}))
+    return RecordingVectorEnv(CatchVectorEnv(int(config.get("num_envs", 1)), **game))
+
+
+def _recorder(runner: Any) -> RecordingVectorEnv:
+    env = runner.env
+    while not isinstance(env, RecordingVectorEnv):
+        if not hasattr(env, "env"):
+            raise TypeError(f"EnvRunner env {runner.env!r} holds no RecordingVectorEnv")
+        env = env.env
+    return env
+
+
+def drain_runner(runner: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:meth:`RecordingVectorEnv.drain` of an EnvRunner's env (local or remote)."""
+    return _recorder(runner).drain()
+
+
+def reset_runner(runner: Any, seed: int) -> None:
+    """Have an EnvRunner start fresh games at its next sample, game i seeded ``seed + i``.
+
+    Called between training iterations, when every game has just ended: the
+    games an uninterrupted and a resumed run play are then the same.
+    """
+    runner._seed = int(seed)
+    runner._needs_initial_reset = True
+
+
+def epsilon_at(options: dict[str, Any], steps: int) -> float:
+    """DQN's ε after ``steps`` env steps (RLlib's piecewise-linear ``epsilon`` schedule)."""
+    points = options.get("epsilon")
+    if points is None:
+        return 0.0
+    if isinstance(points, (int, float)):
+        return float(points)
+    ts = [float(t) for t, _ in points]
+    vs = [float(v) for _, v in points]
+    return float(np.interp(steps, ts, vs))
+
+
+def _model_config(options: dict[str, Any]) -> Any:
+    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
+
+    return DefaultModelConfig(**options.get("model", {}))
+
+
+def make_algo_config(
+    algo: str,
+    options: dict[str, Any],
+    game: dict[str, Any],
+    num_envs: int,
+    seed: int,
+    steps_per_game: int,
+) -> Any:
+    """The RLlib ``AlgorithmConfig`` for ``algo`` on the game, checked by RLlib.
+
+    Args:
+        algo: ``rllib-ppo``, ``rllib-dqn`` or ``rllib-appo``.
+        options: :func:`rllib_options`'s result.
+        game: ``CatchVectorEnv`` keyword arguments (obs type and variants).
+        num_envs: Games at once, over all EnvRunners.
+        seed: RLlib's seed (modules, exploration; games are seeded by the learner).
+        steps_per_game: Env steps of one game (iterations end between games).
+
+    """
+    from ray import tune
+
+    cls = algo_config_class(algo)
+    tune.register_env(ENV_NAME, make_env)
+    runners = int(options.get("num_env_runners", 0))
+    per_runner = num_envs // max(runners, 1)
+    fragment = steps_per_game * int(options.get("games_per_iteration", 1))
+    training = {k: v for k, v in options.items() if k not in EXTRA_KEYS}
+    if algo == "rllib-ppo":
+        training.setdefault("train_batch_size_per_learner", fragment * num_envs)
+    cfg = (
+        cls()
+        .framework("torch")
+        .environment(ENV_NAME, env_config={"game": dict(game)})
+        .env_runners(
+            num_env_runners=runners,
+            num_envs_per_env_runner=per_runner,
+            gym_env_vectorize_mode="vector_entry_point",
+            rollout_fragment_length=fragment,
+            num_cpus_per_env_runner=1,
+        )
+        .learners(num_learners=0)
+        .rl_module(model_config=_model_config(options))
+        # one training_step() per iteration (APPO defaults to 10 s, DQN to 1,000 steps)
+        .reporting(
+            metrics_num_episodes_for_smoothing=100,
+            min_time_s_per_iteration=0,
+            min_sample_timesteps_per_iteration=0,
+            min_train_timesteps_per_iteration=0,
+        )
+        .debugging(seed=seed, log_level="ERROR")
+        .training(**training)
+    )
+    if algo == "rllib-appo" and runners == 0:
+        cfg.env_runners(create_env_on_local_worker=True)
+    return cfg
+
+
+def module_spec(algo: str, options: dict[str, Any], obs_space: Any, action_space: Any) -> Any:
+    """The (inference-only) RLModule spec of ``algo`` for these spaces, to build and load."""
+    cls = algo_config_class(algo)
+    cfg = cls().framework("torch").rl_module(model_config=_model_config(options))
+    training = {k: v for k, v in options.items() if k not in EXTRA_KEYS}
+    if algo == "rllib-dqn":
+        cfg.training(**{k: training[k] for k in ("double_q", "dueling") if k in training})
+    spec = cfg.get_default_rl_module_spec()
+    spec.observation_space = obs_space
+    spec.action_space = action_space
+    spec.model_config = cfg.model_config
+    spec.inference_only = True
+    return spec

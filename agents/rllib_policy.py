@@ -1,0 +1,165 @@
+"""A trained RLlib RLModule saved as one ``.npz`` file, and loaded as a policy.
+
+The file (``model-rllib.npz`` in a run directory) holds the inference-only
+module's weights as plain arrays and a JSON header (the ``--algo``, the
+``[rllib]`` settings that shape the network, the observation shape), so loading
+it rebuilds the module from RLlib's own spec and sets the weights: no pickle,
+nothing in the file runs code. The policy is greedy (PPO/APPO: the most likely
+action; DQN: the largest Q-value), and DQN also gives ``q_values`` for
+``catchrl watch``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from catchrl.agents.policy import LoadedPolicy, PolicyLoadError
+from catchrl.agents.rllib_algos import (
+    OFF_POLICY,
+    RLlibConfigError,
+    RLlibNotInstalled,
+    module_spec,
+    to_module_obs,
+)
+
+__all__ = ["FORMAT", "RLlibModule", "load_rllib_policy", "save_rllib_module"]
+
+FORMAT = "catchrl-rllib-module/1"
+_HEADER = "__catchrl_header__"
+
+
+def save_rllib_module(path: str | Path, module: Any, algo: str, options: dict[str, Any]) -> None:
+    """Write ``module``'s inference-only weights and how to rebuild it to ``path`` (``.npz``)."""
+    import torch
+
+    state = module.get_state(inference_only=True)
+    arrays = {
+        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
+        for k, v in state.items()
+    }
+    header = {
+        "format": FORMAT,
+        "algo": algo,
+        "options": {k: options[k] for k in ("model", "double_q", "dueling") if k in options},
+        "obs_shape": list(module.observation_space.shape),
+        "obs_dtype": str(module.observation_space.dtype),
+        "actions": int(module.action_space.n),
+    }
+    arrays[_HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+class RLlibModule:
+    """An RLModule rebuilt from a saved file: greedy actions and (DQN) Q-values.
+
+    Args:
+        path: The ``.npz`` file.
+
+    Raises:
+        PolicyLoadError: Not such a file, RLlib missing, or weights that do not fit.
+
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if _HEADER not in data:
+                    raise PolicyLoadError(f"{path}: not a catchrl RLlib model (no header)")
+                header = json.loads(bytes(data[_HEADER]).decode())
+                weights = {k: data[k] for k in data.files if k != _HEADER}
+        except (OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+            if isinstance(e, PolicyLoadError):
+                raise
+            raise PolicyLoadError(f"{path}: not a readable .npz model ({e})") from e
+        if header.get("format") != FORMAT:
+            raise PolicyLoadError(f"{path}: unknown model format {header.get('format')!r}")
+        self.algo: str = header["algo"]
+        self.obs_shape = tuple(header["obs_shape"])
+        try:
+            import gymnasium as gym
+            import torch
+
+            obs_space = gym.spaces.Box(
+                0.0 if header["obs_dtype"] == "float32" else -np.inf,
+                1.0 if header["obs_dtype"] == "float32" else np.inf,
+                self.obs_shape,
+                np.dtype(header["obs_dtype"]),
+            )
+            spec = module_spec(
+                self.algo, header["options"], obs_space, gym.spaces.Discrete(header["actions"])
+            )
+            self.module = spec.build()
+            self.module.set_state({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
+            self.module.eval()
+        except (RLlibNotInstalled, RLlibConfigError) as e:
+            raise PolicyLoadError(f"{path}: {e}") from e
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            raise PolicyLoadError(
+                f"{path}: the weights do not fit {self.algo}'s module "
+                f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
+            ) from e
+        self._torch = torch
+
+    def _forward(self, obs: np.ndarray) -> dict[str, Any]:
+        from ray.rllib.core.columns import Columns
+
+        batch = {Columns.OBS: self._torch.from_numpy(np.ascontiguousarray(to_module_obs(obs)))}
+        with self._torch.no_grad():
+            return self.module.forward_inference(batch)
+
+    def actions(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
+        """The greedy action of each observation (the evaluation policy)."""
+        from ray.rllib.core.columns import Columns
+
+        out = self._forward(obs)
+        if Columns.ACTIONS in out:
+            return np.asarray(out[Columns.ACTIONS], dtype=np.int64).reshape(len(obs))
+        logits = out[Columns.ACTION_DIST_INPUTS]
+        return logits.argmax(dim=-1).numpy().astype(np.int64).reshape(len(obs))
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """DQN's Q-values ``[N, A]`` (float32)."""
+        from ray.rllib.algorithms.dqn.dqn_learner import QF_PREDS
+        from ray.rllib.core.columns import Columns
+
+        batch = {Columns.OBS: self._torch.from_numpy(np.ascontiguousarray(to_module_obs(obs)))}
+        with self._torch.no_grad():
+            q = self.module.compute_q_values(batch)[QF_PREDS]
+        return q.numpy().astype(np.float32)
+
+
+def load_rllib_policy(model_path: str | Path, env_kwargs: dict[str, Any], name: str) -> Any:
+    """A saved RLlib model (``model-rllib.npz``) as a greedy :class:`LoadedPolicy`.
+
+    Args:
+        model_path: The ``.npz`` file.
+        env_kwargs: The game the policy will play (obs type and variants).
+        name: Display name.
+
+    Raises:
+        PolicyLoadError: Missing RLlib, an unreadable file, or a model whose
+            observation shape does not match the game.
+
+    """
+    from catchrl.envs import CatchEnv
+
+    model = RLlibModule(model_path)
+    expected = tuple(CatchEnv(**env_kwargs).observation_space.shape)
+    if model.obs_shape != expected:
+        raise PolicyLoadError(
+            f"{model_path}: the model takes observations of shape {model.obs_shape}, "
+            f"but the game gives {expected} (obs_type "
+            f"{env_kwargs.get('obs_type', 'pixels')!r})"
+        )
+    q = model.q_values if model.algo in OFF_POLICY else None
+    return LoadedPolicy(name, model.actions, env_kwargs, q_values=q)
