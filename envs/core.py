@@ -554,6 +554,9 @@ def step_batch(
     if params.drift:
         batch.ball_x, batch.ball_vx = drift_batch(params, batch.ball_x, batch.ball_vx)
     landed = batch.ball_y >= params.catch_y
+    batch.landed = landed
+    if not landed.any():  # most steps: nothing is decided (and nothing else changes)
+        return np.zeros(len(px), dtype=np.float32), batch.balls_left == 0
     hit = (
         (batch.ball_x < px + params.paddle_width)
         & (px < batch.ball_x + params.ball_size)
@@ -564,5 +567,4 @@ def step_batch(
     batch.caught += landed & hit
     batch.missed += landed & ~hit
     batch.balls_left -= landed
-    batch.landed = landed
     return reward, batch.balls_left == 0

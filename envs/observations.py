@@ -15,7 +15,14 @@ from gymnasium import spaces
 
 from catchrl.envs.core import CatchParams
 
-__all__ = ["OBS_TYPES", "grid_boards", "make_params", "observation_space", "state_features"]
+__all__ = [
+    "OBS_TYPES",
+    "GridBoards",
+    "grid_boards",
+    "make_params",
+    "observation_space",
+    "state_features",
+]
 
 OBS_TYPES = ("pixels", "state", "grid")
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
@@ -118,6 +125,67 @@ def grid_boards(
     paddle_rows = _inside(rows, params.paddle_y, params.paddle_height)[:, None]  # [H, 1]
     on |= paddle_rows & _inside(cols, px, params.paddle_width)[..., None, :]
     return on.astype(np.float32)
+
+
+class GridBoards:
+    """N grid boards in one float32 ``[N, height, width]`` array, redrawn incrementally.
+
+    The vector env's fast path for :func:`grid_boards` (which stays the
+    definition; ``tests/envs/test_grid_boards.py`` plays the two against each
+    other): a step clears the cells the balls and paddles covered and sets the
+    ones they cover now (flat indexing with the cells' indices, kept from the
+    last draw), touching ``N * (ball_size**2 + paddle cells)`` floats instead of
+    computing all ``N * height * width``. Whatever changed in between (steps,
+    restarts, a restored snapshot), :meth:`draw` leaves exactly the boards
+    :func:`grid_boards` returns for the positions given, as long as nothing
+    else writes into :attr:`boards`.
+
+    Ball cells off the board (``spawn="book"`` starts balls up to ``x =
+    width``) are pointed at the game's first paddle cell, which is set on the
+    same draw, so no index leaves the game's board.
+
+    Args:
+        params: The game (board size, ball and paddle sizes).
+        num: Number of games N.
+
+    """
+
+    def __init__(self, params: CatchParams, num: int) -> None:
+        h, w, b = params.height, params.width, params.ball_size
+        self.boards = np.zeros((num, h, w), dtype=np.float32)
+        self._w = w
+        base = np.arange(num, dtype=np.intp) * (h * w)
+        self._base = base
+        self._paddle_base = base + params.paddle_y * w  # [N]: each game's paddle row
+        rows, cols = np.arange(b), np.arange(b)
+        self._ball_offsets = (rows[:, None] * w + cols[None, :]).ravel()  # [b * b]
+        self._ball_cols = np.tile(cols, b)  # column offset of each ball cell
+        prow, pcol = np.arange(params.paddle_height), np.arange(params.paddle_width)
+        self._paddle_offsets = (prow[:, None] * w + pcol[None, :]).ravel()
+        self._single = b == 1 and self._paddle_offsets.size == 1
+        self._clip = params.spawn_max_x + b > w  # a ball may stick out on the right
+        self._cells: tuple[np.ndarray, np.ndarray] | None = None  # what is drawn now
+
+    def draw(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> np.ndarray:
+        """Make :attr:`boards` the boards of these positions (int ``[N]`` each); returns it."""
+        paddle = self._paddle_base + paddle_x
+        ball = self._base + ball_y * self._w
+        ball += ball_x
+        if not self._single:
+            ball = ball[:, None] + self._ball_offsets
+            paddle = paddle[:, None] + self._paddle_offsets
+        if self._clip:
+            cols = ball_x[:, None] + self._ball_cols if ball.ndim == 2 else ball_x
+            first = paddle if paddle.ndim == 1 else paddle[:, :1]
+            ball = np.where((cols >= 0) & (cols < self._w), ball, first)
+        flat = self.boards.reshape(-1)  # a view (indexing it is twice as fast as put)
+        if self._cells is not None:
+            flat[self._cells[0]] = 0.0
+            flat[self._cells[1]] = 0.0
+        flat[ball] = 1.0
+        flat[paddle] = 1.0
+        self._cells = (ball, paddle)
+        return self.boards
 
 
 def _inside(axis: np.ndarray, lo: int | np.ndarray, n: int) -> np.ndarray:

@@ -196,10 +196,12 @@ def _parts(
         "generators": n * GENERATOR_BYTES,
         "env": ENV_BYTES,
     }
-    step = n * (STEP_BYTES + obs * (copy or obs_type == "grid") + obs * same_step)
+    step = n * (STEP_BYTES + obs * copy + obs * same_step)
     passing = {"observation_space": n * space, "step": step}
-    if obs_type == "grid":
-        passing["step"] += n * 2 * cells  # grid_boards' two bool masks
+    if obs_type == "grid":  # GridBoards: the cells drawn (kept) and those drawn next
+        drawn = n * 8 * (p.ball_size**2 + p.paddle_width * p.paddle_height)
+        held["grid_cells"] = drawn + n * 8 * 2  # and the games' first cells
+        passing["step"] += 3 * drawn
     if obs_type == "pixels":
         pixels_held, pixels_passing = _pixel_parts(p, n, size, depth)
         held.update(pixels_held)

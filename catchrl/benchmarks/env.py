@@ -3,13 +3,24 @@
 ``run_env_benchmark`` times, for a fixed number of seconds each, a single
 :class:`~catchrl.envs.CatchEnv` (pixels, state, grid), the native
 :class:`~catchrl.envs.CatchVectorEnv` (pixels returned as a fresh copy and as
-the env's own buffer, and state) at several batch sizes, and a reference: the
+the env's own buffer, state, and bsuite's grid both ways) at several batch
+sizes, gymnax's Catch (bsuite's game in JAX) where ``gymnax`` and ``jax``
+are importable (``pip install gymnax jax[cpu]``; else its rows are skipped
+and :func:`gymnax_missing` says why), and a reference: the
 book's approach to a pixel observation (:class:`BookPixelReference`), a pygame
 400 x 400 surface drawn, read back, turned grey, downscaled to 80 x 80 by area
 averaging, scaled to [0, 1] and stacked with ``np.append``, without the book's
 30 FPS wait. Actions are uniformly random (seeded); finished games restart
 (``reset`` for single envs, the vector env's own autoreset). Each case first
 runs briefly untimed, so caches are warm.
+
+Gymnax is timed two ways: its jitted, vmapped ``step`` called once per
+step from Python (as a Gymnasium-style loop calls an env), and whole
+rollouts of 64 steps compiled into one ``jit(lax.scan(vmap(step)))``, its
+fastest use; both with its own autoreset, a PRNG key per game per step, the
+observations and flags kept (the scan's carry holds the boards, so XLA
+cannot drop them) and the same random actions, drawn ahead. Compiling is
+done in the untimed warm-up.
 
 Throughput is measured on the wall clock and on this process's CPU time
 (``time.process_time``); on a busy machine the second is the steadier one.
@@ -31,7 +42,13 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BookPixelReference", "format_table", "run_env_benchmark"]
+__all__ = [
+    "BookPixelReference",
+    "format_table",
+    "gymnax_missing",
+    "run_env_benchmark",
+    "run_gymnax_benchmark",
+]
 
 _WARMUP_FRACTION = 0.1
 
@@ -166,6 +183,91 @@ def _vector_runner(env: Any, seed: int) -> Callable[[], int]:
     return run
 
 
+def gymnax_missing() -> str | None:
+    """Why gymnax's rows cannot run here (``None``: gymnax and jax import)."""
+    try:
+        import gymnax  # noqa: F401
+        import jax  # noqa: F401
+    except ImportError as e:
+        return f"gymnax rows skipped: {e} (pip install gymnax 'jax[cpu]')"
+    return None
+
+
+def _gymnax_runners(n: int, seed: int, scan_steps: int = 64) -> dict[str, Callable[[], int]]:
+    """Gymnax's Catch-bsuite over ``n`` games: a Python-loop runner and a scanned one."""
+    import gymnax
+    import jax
+    import jax.numpy as jnp
+
+    env, params = gymnax.make("Catch-bsuite")
+    actions = jnp.asarray(np.random.default_rng(seed).integers(0, 3, size=(scan_steps, n)))
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    vstep = jax.vmap(env.step, in_axes=(0, 0, 0, None))
+
+    @jax.jit
+    def step(key, state, a):  # one step of all games, as a vector env's step
+        key, sub = jax.random.split(key)
+        obs, state, reward, terminated, truncated, _ = vstep(
+            jax.random.split(sub, n), state, a, params
+        )  # gymnax >= 1.0 (Gymnasium's five values and its info)
+        return key, state, obs, reward, terminated | truncated
+
+    @jax.jit
+    def rollout(key, state, obs):  # scan_steps steps of all games in one call
+        def body(carry, a):
+            key, state, _ = carry
+            key, state, obs, reward, done = step(key, state, a)
+            return (key, state, obs), (reward, done)
+
+        (key, state, obs), flags = jax.lax.scan(body, (key, state, obs), actions)
+        return key, state, obs, flags
+
+    key, sub = jax.random.split(jax.random.PRNGKey(seed))
+    obs, state = reset(jax.random.split(sub, n), params)
+    box: dict[str, Any] = {"key": key, "state": state, "obs": obs, "t": 0}
+    per_step = [actions[t] for t in range(scan_steps)]  # sliced once, not in the loop
+
+    def loop() -> int:
+        t = box["t"]
+        box["key"], box["state"], box["obs"], _reward, done = step(
+            box["key"], box["state"], per_step[t]
+        )
+        jax.block_until_ready(done)
+        box["t"] = (t + 1) % scan_steps
+        return n
+
+    def scan() -> int:
+        box["key"], box["state"], box["obs"], flags = rollout(box["key"], box["state"], box["obs"])
+        jax.block_until_ready(flags)
+        return n * scan_steps
+
+    return {"loop": loop, "scan": scan}
+
+
+def run_gymnax_benchmark(
+    seconds_per_case: float = 2.0, batch_sizes: Sequence[int] = (1024,)
+) -> list[dict[str, Any]]:
+    """Time gymnax's Catch-bsuite (jitted per step, and scanned); rows as :func:`run_env_benchmark`.
+
+    Raises:
+        ImportError: gymnax or jax is not installed (:func:`gymnax_missing`).
+
+    """
+    missing = gymnax_missing()
+    if missing:
+        raise ImportError(missing)
+    rows = []
+    for n in batch_sizes:
+        runners = _gymnax_runners(int(n), 0)
+        for how, label in (
+            ("loop", "jit(vmap(step)) called per step"),
+            ("scan", "jit(scan(vmap(step))), 64 steps per call"),
+        ):
+            clocked = _clocked(runners[how], seconds_per_case)
+            rows.append(_row(f"gymnax Catch-bsuite {label}", "gymnax", "grid", int(n), *clocked))
+    return rows
+
+
 def _row(
     case: str, api: str, obs: str, envs: int, wall: float, cpu: float, steps: int
 ) -> dict[str, Any]:
@@ -182,13 +284,17 @@ def _row(
 
 
 def run_env_benchmark(
-    seconds_per_case: float = 2.0, batch_sizes: Sequence[int] = (1, 64, 256, 1024)
+    seconds_per_case: float = 2.0,
+    batch_sizes: Sequence[int] = (1, 64, 256, 1024),
+    gymnax: bool = True,
 ) -> list[dict[str, Any]]:
     """Time the environments and the book reference; one dict per case.
 
     Args:
         seconds_per_case: Timed seconds per case (after a warm-up of a tenth of that).
-        batch_sizes: Numbers of games for the vector env cases.
+        batch_sizes: Numbers of games for the vector env (and gymnax) cases.
+        gymnax: Add gymnax's rows (:func:`run_gymnax_benchmark`) where it is
+            installed; :func:`gymnax_missing` says why they are not.
 
     Returns:
         Rows with ``case``, ``api``, ``obs``, ``envs``, ``steps``, ``seconds``,
@@ -227,7 +333,14 @@ def run_env_benchmark(
         )
         env.close()
     for n in batch_sizes:
-        for obs, copy in (("pixels", True), ("pixels", False), ("state", True)):
+        cases = (
+            ("pixels", True),
+            ("pixels", False),
+            ("state", True),
+            ("grid", True),
+            ("grid", False),
+        )
+        for obs, copy in cases:
             label = {True: "copy=True (fresh array)", False: "copy=False (env buffer)"}[copy]
             env = CatchVectorEnv(int(n), obs_type=obs, copy=copy)
             rows.append(
@@ -240,6 +353,8 @@ def run_env_benchmark(
                 )
             )
             env.close()
+    if gymnax and gymnax_missing() is None:
+        rows.extend(run_gymnax_benchmark(seconds, batch_sizes))
     base, cpu_base = rows[0]["steps_per_s"], rows[0]["cpu_steps_per_s"]
     for r in rows:
         r["x_reference"] = r["steps_per_s"] / base
@@ -284,6 +399,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows = run_env_benchmark(args.seconds, tuple(args.batch_sizes))
     print(machine_line())
     print(format_table(rows))
+    if gymnax_missing():
+        print(f"\n{gymnax_missing()}")
     return 0
 
 

@@ -47,10 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = p.add_subparsers(dest="bench", metavar="WHAT")
     e = which.add_parser(
         "env",
-        help="env steps per second (single, vector, book reference)",
+        help="env steps per second (single, vector, gymnax if installed, book reference)",
         description="Env steps per second of the single env and of the vector env at each\n"
         "--batch-sizes, per observation type, beside the book's way (a pygame surface,\n"
-        "a screenshot and a resize per step); printed as a Markdown table.",
+        "a screenshot and a resize per step) and gymnax's jitted rollout when gymnax is\n"
+        "installed; printed as a Markdown table.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     e.add_argument("--seconds", type=float, default=2.0, help="timed seconds per case")
@@ -162,13 +163,15 @@ def run_dqn(args: argparse.Namespace) -> int:
 def run_env(args: argparse.Namespace) -> int:
     """Print the env throughput table."""
     try:
-        from catchrl.benchmarks.env import format_table, run_env_benchmark
+        from catchrl.benchmarks.env import format_table, gymnax_missing, run_env_benchmark
     except ModuleNotFoundError as e:
         raise UserError(f"the env benchmark is not available ({e})") from e
     check_range("--seconds", args.seconds, 0.0, above=True)
     check_each("--batch-sizes", args.batch_sizes, 1, MAX_NUM_ENVS)
     rows = run_env_benchmark(seconds_per_case=args.seconds, batch_sizes=tuple(args.batch_sizes))
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
+    if gymnax_missing():
+        print(gymnax_missing(), file=sys.stderr)
     return 0
 
 
