@@ -112,6 +112,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(catchrl bench dqn --help)",
     )
     d.set_defaults(func=run_dqn, takes_extra=True)
+    s = which.add_parser(
+        "supervised",
+        add_help=False,
+        help="supervised training: samples/s vs plain model.fit, time to the accuracy goals "
+        "(catchrl bench supervised --help)",
+    )
+    s.set_defaults(func=run_supervised, takes_extra=True)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -149,6 +156,13 @@ def run_dqn(args: argparse.Namespace) -> int:
     from catchrl.benchmarks.dqn import main as dqn_main
 
     return dqn_main(args.extra)
+
+
+def run_supervised(args: argparse.Namespace) -> int:
+    """``catchrl bench supervised ...``: :mod:`catchrl.benchmarks.supervised`."""
+    from catchrl.benchmarks.supervised import main as supervised_main
+
+    return supervised_main(args.extra)
 
 
 def run_env(args: argparse.Namespace) -> int:
