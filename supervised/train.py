@@ -252,7 +252,8 @@ def _prepare_run_dir(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
         stored = rd.read_json(CONFIG_FILE)
         stored = stored.get("config", {}) if isinstance(stored, dict) else {}
         # Settings added since the run was made count as their defaults.
-        defaults = {f.name: f.default for f in dataclasses.fields(SupervisedConfig)}
+        new = record["config"]
+        defaults = dataclasses.asdict(SupervisedConfig(new["task"], new["data"], arch=new["arch"]))
         stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
         diff = sorted(
             k
@@ -657,8 +658,11 @@ def evaluate_model(
 
     Returns:
         perception: ``mae_px_<col>`` (mean absolute error in frame pixels;
-        ``ball_vx`` in world px / step), ``within_1px_<col>``, and
-        ``mean_baseline_mae_px_<col>`` (always predicting the mean).
+        ``ball_vx`` in frame px / step), ``within_1px_<col>``, and
+        ``mean_baseline_mae_px_<col>`` (always predicting the mean); with
+        drift also ``within_1px_ball_vx_after_first_frame`` and
+        ``exact_speed_ball_vx_after_first_frame`` (the speed right to the
+        world pixel per step) over observations after a game's first.
         sequence: ``landing_mae_px`` and ``straight_down_mae_px`` over
         observations with a full window (``t >= k - 1``), ``catch_accuracy``
         and ``catch_base_rate``. imitation: ``action_accuracy`` (agreement with
@@ -688,6 +692,10 @@ def evaluate_model(
             # A game's first observation is four copies of one frame: no speed to see.
             moving = t > 0
             out["within_1px_ball_vx_after_first_frame"] = float((err[moving, 3] < 1.0).mean())
+            # 1 frame px / step is drift world px / step, the whole speed range: also
+            # the share read to the world pixel (the speed is a whole number of them).
+            speed = np.rint(pred[:, 3] * params.drift) == np.rint(true[:, 3] * params.drift)
+            out["exact_speed_ball_vx_after_first_frame"] = float(speed[moving].mean())
         return out
     if task == "imitation":
         from catchrl.agents._backend import compile_predict

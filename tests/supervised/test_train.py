@@ -269,9 +269,12 @@ def test_evaluate_perception_speed_after_the_first_frame():
     )
     model.set_weights([np.zeros((80 * 80 * 4, 4), np.float32), np.zeros(4, np.float32)])
     res = T.evaluate_model("perception", model, ds)
-    # predicting speed 0 misses the true +-1 frame px/step by exactly 1 px everywhere
-    assert res["mae_px_ball_vx"] == pytest.approx(1.0)
-    assert res["within_1px_ball_vx"] == 0.0 == res["within_1px_ball_vx_after_first_frame"]
+    vx = ds.states[..., 2].astype(np.float64)  # world px / step, -5 .. 5; 5 = 1 frame px
+    assert res["mae_px_ball_vx"] == pytest.approx(np.abs(vx).mean() / 5, rel=1e-5)
+    assert res["within_1px_ball_vx"] == pytest.approx((np.abs(vx) < 5).mean())
+    moving = vx[:, 1:]
+    assert res["within_1px_ball_vx_after_first_frame"] == pytest.approx((abs(moving) < 5).mean())
+    assert res["exact_speed_ball_vx_after_first_frame"] == pytest.approx((moving == 0).mean())
 
 
 def test_bad_configs_and_data(data_files, tmp_path):
