@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry (``catchrl bench supervised``): measure the cases, print the tables."""
     import json
 
-    from catchrl.cli import UserError
+    from catchrl.errors import CatchrlError as UserError
 
     p = argparse.ArgumentParser(
         prog="catchrl bench supervised",
