@@ -19,6 +19,7 @@ EPILOG = """examples:
   catchrl bench agents --agents catchrl-dqn sb3-dqn --obs state --out runs/race
   catchrl bench modules --perception runs/perc --out runs/modules       # book's game
   catchrl bench modules --perception runs/perc-drift5 --drift 5 --out runs/modules-drift
+  catchrl bench supervised --games 300 --epochs 8      # trainer vs plain model.fit
 
 The race trains each (agent, obs, seed) in a fresh subprocess, one at a time,
 evaluates greedily on --eval-games seeded games every --eval-every games, and
