@@ -9,10 +9,13 @@ head (features -> the ``state`` observation):
   Dense 512 ReLU as in the book's Q-network.
 - ``"lenet"``: LeNet-style, 6 5x5 conv -> 2x2 max-pool -> 16 5x5 conv ->
   2x2 max-pool -> Flatten; head Dense 120 -> Dense 84 (LeCun et al., 1998).
-- ``"small"``: 16 4x4/2 conv -> 32 3x3 conv -> 16 1x1 conv ->
-  :class:`~catchrl.agents.layers.SpatialSoftArgmax` (32 sub-pixel
-  coordinates) + the channels' global max (16 "is it there"); head Dense 128.
-  About 10k parameters, fast on a CPU and the most precise.
+- ``"small"``: a 2x2 average pool (40 x 40; the ball's sub-pixel position
+  survives in the grey levels) -> 16 4x4/2 conv (20 x 20) -> 16 3x3 conv ->
+  16 1x1 conv -> :class:`~catchrl.agents.layers.SpatialSoftArgmax` (32
+  sub-pixel coordinates) + the channels' global max (16 "is it there"); head
+  Dense 128. 10,307 parameters. Its convolutions run at 20 x 20, as the DQN's
+  ``small`` CNN's do: one train step costs about a quarter of the former
+  40 x 40 design's (``docs/supervised_results.md``).
 
 The model's output is exactly the env's ``state`` observation (ball x / width,
 ball y / height, paddle x / width [, ball x-speed / drift]), so
@@ -40,6 +43,7 @@ __all__ = [
     "HEAD_UNITS",
     "PerceptionVectorWrapper",
     "PerceptionWrapper",
+    "PixelMSE",
     "build_encoder",
     "build_perceived_q_network",
     "build_perception_model",
@@ -47,6 +51,7 @@ __all__ = [
     "check_arch",
     "get_encoder",
     "perceive",
+    "pixel_units",
     "state_size",
 ]
 
@@ -96,7 +101,8 @@ def build_encoder(
         x = layers.MaxPooling2D(2, name="pool2")(x)
         features = layers.Flatten(name="flatten")(x)
     else:
-        x = layers.Conv2D(8, 4, strides=2, padding="same", activation="relu", name="conv1")(x)
+        x = layers.AveragePooling2D(2, name="pool")(x)
+        x = layers.Conv2D(16, 4, strides=2, padding="same", activation="relu", name="conv1")(x)
         x = layers.Conv2D(16, 3, padding="same", activation="relu", name="conv2")(x)
         x = layers.Conv2D(16, 1, name="keypoints")(x)
         points = SpatialSoftArgmax(initial_temperature=10.0, name="soft_argmax")(x)
@@ -134,6 +140,53 @@ def build_perception_model(
         x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
     state = layers.Dense(state_size(params), dtype="float32", name="state")(x)
     return keras.Model(frames, state, name=f"perception_{arch}")
+
+
+def pixel_units(params: CatchParams, frame_size: int = 80) -> np.ndarray:
+    """Frame pixels per unit of each ``state`` column: float32 ``[3 or 4]``.
+
+    Positions were divided by the world's width / height, so one unit is
+    ``frame_size`` frame px; the x-speed was divided by ``drift``, so one unit
+    is ``drift * frame_size / width`` frame px per step.
+    """
+    units = [frame_size, frame_size, frame_size]
+    if params.drift:
+        units.append(params.drift * frame_size / params.width)
+    return np.asarray(units, dtype=np.float32)
+
+
+@keras.saving.register_keras_serializable(package="catchrl")
+class PixelMSE(keras.losses.Loss):
+    """A loss per output in frame pixels: ``mean_j ((pred_j - true_j) * units_j) ** 2``.
+
+    With one plain MSE over the ``state`` columns the x-speed, which no single
+    observation can show (a game's first four frames are identical), dominates
+    the loss by orders of magnitude and the positions stop improving. Measured
+    in frame pixels (:func:`pixel_units`) every output weighs what its error
+    in pixels weighs.
+
+    Args:
+        units: Frame pixels per unit of each column.
+        **kwargs: Passed to :class:`keras.losses.Loss` (``name``, ``reduction``).
+
+    """
+
+    def __init__(self, units: list[float], **kwargs: Any) -> None:
+        kwargs.setdefault("name", "pixel_mse")
+        super().__init__(**kwargs)
+        self.units = [float(u) for u in units]
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        """Per-sample mean over the columns of the squared error in pixels."""
+        from keras import ops
+
+        units = ops.convert_to_tensor(self.units, "float32")
+        diff = (ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")) * units
+        return ops.mean(ops.square(diff), axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        """Return the constructor arguments."""
+        return {**super().get_config(), "units": self.units}
 
 
 def get_encoder(model: keras.Model) -> keras.Model:

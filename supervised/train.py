@@ -22,10 +22,18 @@ stored config must equal the new one but for ``epochs`` and ``patience``. Every
 file is written beside and renamed into place, so a crash leaves the previous
 epoch's state whole.
 
+Speed: the whole training set is held in memory as numpy arrays (frame
+stacks built once, uint8; up to :data:`IN_MEMORY_BYTES`, beyond that a
+``tf.data`` pipeline assembles the stacks batch by batch), fed to ``fit`` as
+arrays, and the train step is compiled with XLA (``jit_compile``) and runs
+``steps_per_execution`` batches per call. Measured in
+``docs/supervised_results.md`` (``catchrl bench supervised``).
+
 Device: with a GPU (``tf.config.list_physical_devices("GPU")``) models are
 built under ``mixed_float16`` (output layers stay float32) with 8x larger
-batches; otherwise float32 on the CPU. Both feed a prefetching ``tf.data``
-pipeline.
+batches; otherwise float32 on the CPU. This path has only been run on a CPU
+that pretends to be a GPU (``tests/supervised/test_train.py``); no GPU was
+available to measure it.
 """
 
 from __future__ import annotations
@@ -43,6 +51,7 @@ import numpy as np
 from catchrl.errors import CheckpointError, RunDirError
 from catchrl.rundir import RunDir
 from catchrl.supervised.datasets import (
+    DatasetError,
     GameDataset,
     frame_stacks,
     load_dataset,
@@ -52,9 +61,11 @@ from catchrl.supervised.datasets import (
 )
 from catchrl.supervised.imitation import build_imitation_model
 from catchrl.supervised.perception import (
+    PixelMSE,
     build_perception_model,
     check_arch,
     perceive,
+    pixel_units,
 )
 from catchrl.supervised.sequence import (
     DEFAULT_WINDOW,
@@ -70,7 +81,9 @@ __all__ = [
     "RunExistsError",
     "SupervisedConfig",
     "TrainOutcome",
+    "build_model",
     "evaluate_model",
+    "fit_arrays",
     "setup_device",
     "train",
 ]
@@ -84,6 +97,11 @@ DATA_KINDS = {
 }
 CPU_BATCH = {"perception": 64, "imitation": 64, "sequence": 256}
 GPU_BATCH_SCALE = 8
+JIT_COMPILE = {"perception": True, "imitation": True, "sequence": False}
+"""XLA for the train step, per task: it pays for the CNNs on the CPU, not for the GRU/LSTM
+(``docs/supervised_results.md``)."""
+IN_MEMORY_BYTES = 4 << 30
+"""Largest training + validation set held in memory as arrays (else a ``tf.data`` pipeline)."""
 
 
 class RunExistsError(FileExistsError):
@@ -108,6 +126,13 @@ class SupervisedConfig:
         window: States per sequence input (k).
         landing_weight: Weight of the landing-x MSE next to the catch
             cross-entropy (landing is in world / width units, errors ~0.01).
+        jit_compile: Compile the train step with XLA; ``None``: per task,
+            :data:`JIT_COMPILE` (as measured).
+        steps_per_execution: Batches per compiled call (less Python per batch).
+        perception: Sequence task on a dataset with frames: train on the
+            states this perception model (``.keras`` path) reads from the
+            frames instead of the true ones, so the forecaster learns the
+            perception's errors (``""``: the true states).
 
     """
 
@@ -122,12 +147,17 @@ class SupervisedConfig:
     seed: int = 0
     window: int = DEFAULT_WINDOW
     landing_weight: float = 100.0
+    jit_compile: bool | None = None
+    steps_per_execution: int = 1
+    perception: str = ""
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; choose one of {TASKS}")
         if not self.arch:
             object.__setattr__(self, "arch", DEFAULT_ARCH[self.task])
+        if self.jit_compile is None:
+            object.__setattr__(self, "jit_compile", JIT_COMPILE[self.task])
         if self.task == "sequence":
             if self.arch not in SEQUENCE_ARCHS:
                 raise ValueError(
@@ -135,7 +165,9 @@ class SupervisedConfig:
                 )
         else:
             check_arch(self.arch)
-        for name in ("epochs", "window"):
+        if self.perception and self.task != "sequence":
+            raise ValueError("perception= (perceived states) applies to the sequence task only")
+        for name in ("epochs", "window", "steps_per_execution"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 0 or self.learning_rate <= 0:
@@ -174,19 +206,33 @@ def setup_device() -> dict[str, Any]:
 
 
 class _Throughput(keras.callbacks.Callback):
-    """Add ``samples_per_s`` (training samples per second of the epoch) to the epoch logs."""
+    """Add ``samples_per_s`` and ``train_cpu_s`` of each epoch's training part to its logs.
+
+    Timed from the epoch's start to its validation (or its end without one),
+    so validation is not counted; ``train_cpu_s`` is the process's CPU seconds
+    over the same span (wall-clock time is noisy on a shared machine).
+    """
 
     def __init__(self, samples_per_epoch: int) -> None:
         super().__init__()
         self.samples = samples_per_epoch
-        self._start = 0.0
+        self._start = self._cpu = 0.0
+        self._spent: tuple[float, float] | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._start = time.perf_counter()
+        self._spent = None
+        self._start, self._cpu = time.perf_counter(), time.process_time()
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._spent is None:
+            self._spent = (time.perf_counter() - self._start, time.process_time() - self._cpu)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.on_test_begin()
+        wall, cpu = self._spent or (0.0, 0.0)
         if logs is not None:
-            logs["samples_per_s"] = self.samples / max(time.perf_counter() - self._start, 1e-9)
+            logs["samples_per_s"] = self.samples / max(wall, 1e-9)
+            logs["train_cpu_s"] = cpu
 
 
 # Settings a resumed run may change (train longer, wait longer).
@@ -205,6 +251,10 @@ def _prepare_run_dir(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
             )
         stored = rd.read_json(CONFIG_FILE)
         stored = stored.get("config", {}) if isinstance(stored, dict) else {}
+        # Settings added since the run was made count as their defaults.
+        new = record["config"]
+        defaults = dataclasses.asdict(SupervisedConfig(new["task"], new["data"], arch=new["arch"]))
+        stored = {**{k: v for k, v in defaults.items() if k not in stored}, **stored}
         diff = sorted(
             k
             for k in record["config"]
@@ -342,41 +392,100 @@ def _cut_metrics(rd: RunDir, size: int) -> None:
             f.truncate(size)
 
 
-def _pipelines(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[Any, Any, int, int]:
-    """Train and validation ``tf.data`` pipelines and their sizes in samples."""
-    import tensorflow as tf
+@dataclass
+class _FitData:
+    """What ``fit`` trains on: arrays (in memory) or ``tf.data`` pipelines, and sizes."""
 
+    train: Any
+    val: Any
+    n_train: int
+    arrays: bool
+
+    def fit_kwargs(self, batch: int) -> dict[str, Any]:
+        """The data arguments of ``model.fit``."""
+        if self.arrays:
+            x, y = self.train
+            return {
+                "x": x,
+                "y": y,
+                "batch_size": batch,
+                "shuffle": True,
+                "validation_data": self.val,
+            }
+        return {"x": self.train, "validation_data": self.val, "shuffle": False}
+
+
+def _sequence_inputs(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray, ...]:
+    """The sequence task's windows and targets, on true or perceived states."""
+    perceived = None
+    if cfg.perception:
+        if ds.frames is None:
+            raise DatasetError(
+                f"{cfg.data}: training on perceived states needs a dataset with frames "
+                "(kind frames or expert)"
+            )
+        model = keras.models.load_model(cfg.perception)
+        x, _, _ = _all_stacks(ds)
+        perceived = perceive(model, x).reshape(ds.num_games, ds.steps + 1, -1)
+    return sequence_arrays(ds, cfg.window, perceived)
+
+
+def fit_arrays(cfg: SupervisedConfig, ds: GameDataset) -> tuple[Any, Any]:
+    """Training and validation data of ``cfg`` in memory: ``((x, y), (x, y) or None)``."""
+    data = _fit_data(cfg, ds, 0, in_memory=True)
+    return data.train, data.val
+
+
+def _fit_data(
+    cfg: SupervisedConfig, ds: GameDataset, batch: int, in_memory: bool = False
+) -> _FitData:
+    """The training and validation data: in memory when it fits, else ``tf.data``."""
     train_g, val_g = split_games(ds.num_games, cfg.val_fraction, cfg.seed)
     if cfg.task == "sequence":
-        x, landing, caught = sequence_arrays(ds, cfg.window)
+        x, landing, caught = _sequence_inputs(cfg, ds)
 
-        def make(games: np.ndarray, shuffle: bool) -> Any:
-            xs = x[games].reshape(-1, cfg.window, x.shape[-1])
+        def rows(games: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             ys = {"landing_x": landing[games].reshape(-1, 1), "catch": caught[games].reshape(-1, 1)}
-            data = tf.data.Dataset.from_tensor_slices((xs, ys))
-            if shuffle:
-                data = data.shuffle(len(xs), seed=cfg.seed, reshuffle_each_iteration=True)
-            return data.batch(batch).prefetch(tf.data.AUTOTUNE)
+            return x[games].reshape(-1, cfg.window, x.shape[-1]), ys
 
-        per_game = x.shape[1]
-        return (
-            make(train_g, True),
-            make(val_g, False) if len(val_g) else None,
-            len(train_g) * per_game,
-            len(val_g) * per_game,
-        )
+        val = rows(val_g) if len(val_g) else None
+        return _FitData(rows(train_g), val, len(train_g) * x.shape[1], arrays=True)
     if cfg.task == "perception":
         targets, last = perception_targets(ds.params, ds.states), None
     else:
         targets, last = ds.oracle_actions.astype(np.int32), ds.steps
     per_game = last or targets.shape[1]
+    assert ds.frames is not None
+    stack_bytes = ds.num_games * per_game * ds.frames[0, 0].size * ds.config.frame_stack
+    if in_memory or stack_bytes <= IN_MEMORY_BYTES:
+
+        def rows(games: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            g, t = np.meshgrid(games, np.arange(per_game), indexing="ij")
+            g, t = g.ravel(), t.ravel()
+            return frame_stacks(ds.frames, g, t, ds.config.frame_stack), targets[g, t]
+
+        val = rows(val_g) if len(val_g) else None
+        return _FitData(rows(train_g), val, len(train_g) * per_game, arrays=True)
     train = tf_frame_dataset(ds, targets, train_g, last, batch, shuffle=True, seed=cfg.seed)
     val = tf_frame_dataset(ds, targets, val_g, last, batch, shuffle=False) if len(val_g) else None
-    return train, val, len(train_g) * per_game, len(val_g) * per_game
+    return _FitData(train, val, len(train_g) * per_game, arrays=False)
 
 
-def _build(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
+def build_model(cfg: SupervisedConfig, ds: GameDataset, compiled: bool = True) -> keras.Model:
+    """Build and compile the model of ``cfg`` for ``ds`` (loss, metrics, optimizer).
+
+    Args:
+        cfg: The run's configuration.
+        ds: Its dataset (the game and frame shape).
+        compiled: Apply ``cfg.jit_compile`` and ``cfg.steps_per_execution``;
+            ``False`` compiles as a plain ``model.compile`` would (the
+            benchmark's reference).
+
+    """
     opt = keras.optimizers.Adam(cfg.learning_rate)
+    speed: dict[str, Any] = {}
+    if compiled:
+        speed = {"jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution}
     if cfg.task == "sequence":
         model = build_sequence_model(cfg.arch, cfg.window)
         model.compile(
@@ -384,18 +493,21 @@ def _build(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
             loss={"landing_x": "mse", "catch": "binary_crossentropy"},
             loss_weights={"landing_x": cfg.landing_weight, "catch": 1.0},
             metrics={"landing_x": ["mae"], "catch": ["accuracy"]},
+            **speed,
         )
         return model
     shape = (ds.config.frame_size, ds.config.frame_size, ds.config.frame_stack)
     if cfg.task == "perception":
         model = build_perception_model(cfg.arch, ds.params, shape)
-        model.compile(opt, loss="mse", metrics=["mae"])
+        units = pixel_units(ds.params, ds.config.frame_size)
+        model.compile(opt, loss=PixelMSE(units.tolist()), metrics=["mae"], **speed)
     else:
         model = build_imitation_model(cfg.arch, shape)
         model.compile(
             opt,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             metrics=["accuracy"],
+            **speed,
         )
     return model
 
@@ -452,17 +564,15 @@ def train(
         batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * (
             1 if cfg.batch_size else device["batch_scale"]
         )
-        train_data, val_data, n_train, _ = _pipelines(cfg, ds, batch)
+        data = _fit_data(cfg, ds, batch)
         model, initial_epoch, restored = _model_to_train(cfg, ds, rd, resume)
-        monitor = "val_loss" if val_data is not None else "loss"
+        monitor = "val_loss" if data.val is not None else "loss"
         history = model.fit(
-            train_data,
-            validation_data=val_data,
+            **data.fit_kwargs(batch),
             epochs=cfg.epochs,
             initial_epoch=initial_epoch,
-            callbacks=_callbacks(cfg, rd, monitor, n_train, restored) + list(callbacks or ()),
+            callbacks=_callbacks(cfg, rd, monitor, data.n_train, restored) + list(callbacks or ()),
             verbose=verbose,
-            shuffle=False,
         )
         rd.write_file_atomic("model.keras", model.save)
     return TrainOutcome(
@@ -477,7 +587,7 @@ def _model_to_train(
     latest = rd.latest_checkpoint() if resume else None
     if latest is not None:
         arrays, state = RunDir.load_checkpoint(latest)
-        model = _build(cfg, ds)
+        model = build_model(cfg, ds)
         _restore(model, arrays, latest)
         _cut_metrics(rd, int(state["metrics_bytes"]))
         return model, int(state["epoch"]), (arrays, state)
@@ -489,7 +599,7 @@ def _model_to_train(
             "backup, no per-epoch checkpoints); this one cannot resume it: start a new run"
         )
     rd.metrics_path.unlink(missing_ok=True)  # a first epoch that never reached its checkpoint
-    return _build(cfg, ds), 0, None
+    return build_model(cfg, ds), 0, None
 
 
 def _callbacks(
@@ -548,8 +658,11 @@ def evaluate_model(
 
     Returns:
         perception: ``mae_px_<col>`` (mean absolute error in frame pixels;
-        ``ball_vx`` in world px / step), ``within_1px_<col>``, and
-        ``mean_baseline_mae_px_<col>`` (always predicting the mean).
+        ``ball_vx`` in frame px / step), ``within_1px_<col>``, and
+        ``mean_baseline_mae_px_<col>`` (always predicting the mean); with
+        drift also ``within_1px_ball_vx_after_first_frame`` and
+        ``exact_speed_ball_vx_after_first_frame`` (the speed right to the
+        world pixel per step) over observations after a game's first.
         sequence: ``landing_mae_px`` and ``straight_down_mae_px`` over
         observations with a full window (``t >= k - 1``), ``catch_accuracy``
         and ``catch_base_rate``. imitation: ``action_accuracy`` (agreement with
@@ -567,8 +680,7 @@ def evaluate_model(
         true = perception_targets(params, ds.states[g, t])
         pred = perceive(model, x)
         names = ["ball_x", "ball_y", "paddle_x", "ball_vx"][: true.shape[1]]
-        # frame px per unit: positions were divided by width/height; speed by drift.
-        unit = np.array([size, size, size, params.drift * size / params.width][: true.shape[1]])
+        unit = pixel_units(params, size)
         err = np.abs(pred - true) * unit
         base = np.abs(true - true.mean(0)) * unit
         out: dict[str, float] = {"samples": float(len(x))}
@@ -576,6 +688,14 @@ def evaluate_model(
             out[f"mae_px_{name}"] = float(err[:, i].mean())
             out[f"within_1px_{name}"] = float((err[:, i] < 1.0).mean())
             out[f"mean_baseline_mae_px_{name}"] = float(base[:, i].mean())
+        if "ball_vx" in names:
+            # A game's first observation is four copies of one frame: no speed to see.
+            moving = t > 0
+            out["within_1px_ball_vx_after_first_frame"] = float((err[moving, 3] < 1.0).mean())
+            # 1 frame px / step is drift world px / step, the whole speed range: also
+            # the share read to the world pixel (the speed is a whole number of them).
+            speed = np.rint(pred[:, 3] * params.drift) == np.rint(true[:, 3] * params.drift)
+            out["exact_speed_ball_vx_after_first_frame"] = float(speed[moving].mean())
         return out
     if task == "imitation":
         from catchrl.agents._backend import compile_predict

@@ -19,6 +19,7 @@ EPILOG = """examples:
   catchrl bench agents --agents catchrl-dqn sb3-dqn --obs state --out runs/race
   catchrl bench modules --perception runs/perc --out runs/modules       # book's game
   catchrl bench modules --perception runs/perc-drift5 --drift 5 --out runs/modules-drift
+  catchrl bench supervised --games 300 --epochs 8      # trainer vs plain model.fit
 
 The race trains each (agent, obs, seed) in a fresh subprocess, one at a time,
 evaluates greedily on --eval-games seeded games every --eval-every games, and
@@ -121,6 +122,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(catchrl bench dqn --help)",
     )
     d.set_defaults(func=run_dqn, takes_extra=True)
+    s = which.add_parser(
+        "supervised",
+        add_help=False,
+        help="supervised training: samples/s vs plain model.fit, time to the accuracy goals "
+        "(catchrl bench supervised --help)",
+    )
+    s.set_defaults(func=run_supervised, takes_extra=True)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -158,6 +166,13 @@ def run_dqn(args: argparse.Namespace) -> int:
     from catchrl.benchmarks.dqn import main as dqn_main
 
     return dqn_main(args.extra)
+
+
+def run_supervised(args: argparse.Namespace) -> int:
+    """``catchrl bench supervised ...``: :mod:`catchrl.benchmarks.supervised`."""
+    from catchrl.benchmarks.supervised import main as supervised_main
+
+    return supervised_main(args.extra)
 
 
 def run_env(args: argparse.Namespace) -> int:

@@ -14,6 +14,8 @@ EPILOG = """examples:
   catchrl supervised train perception --data data/frames.npz --run-dir runs/perc --resume
   catchrl supervised eval perception --model runs/perc --data data/frames-test.npz
   catchrl supervised train sequence --data data/traj-drift5.npz --run-dir runs/seq --arch lstm
+  catchrl supervised train sequence --data data/frames-drift5.npz --run-dir runs/seq-perceived \
+      --perception runs/perc-drift5
   catchrl supervised train imitation --data data/expert.npz --run-dir runs/imit
   catchrl supervised eval imitation --model runs/imit --data data/expert-test.npz --games 1000
 
@@ -62,6 +64,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="share of games held out for validation (default 0.1)",
     )
     t.add_argument("--window", type=int, default=8, help="sequence: states per input (8)")
+    t.add_argument(
+        "--perception",
+        default="",
+        help="sequence: train on the states this perception model (run directory or "
+        ".keras) reads from the dataset's frames, instead of the true states",
+    )
+    t.add_argument(
+        "--jit",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="XLA-compile the train step (auto: on for the CNNs, off for the recurrent models)",
+    )
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output")
@@ -111,6 +125,8 @@ def run_train(args: argparse.Namespace) -> int:
             patience=args.patience,
             seed=args.seed,
             window=args.window,
+            perception=_model_path(args.perception) if args.perception else "",
+            jit_compile={"auto": None, "on": True, "off": False}[args.jit],
         )
         out = train(cfg, args.run_dir, resume=args.resume, verbose=0 if args.quiet else 2)
     except (RunExistsError, DatasetError, ValueError) as e:

@@ -110,10 +110,28 @@ def trained_small():
     ds = D.make_dataset("frames", games=40, seed=100)
     targets = D.perception_targets(ds.params, ds.states)
     model = P.build_perception_model("small", ds.params)
-    model.compile(keras.optimizers.Adam(3e-3), "mse")
+    loss = P.PixelMSE(P.pixel_units(ds.params).tolist())
+    model.compile(keras.optimizers.Adam(3e-3), loss, jit_compile=True)
     data = D.tf_frame_dataset(ds, targets, batch_size=32, seed=0)
     model.fit(data, epochs=8, verbose=0, shuffle=False)
     return model
+
+
+def test_pixel_mse_is_the_squared_error_in_frame_pixels_per_output(tmp_path):
+    params = CatchParams(drift=5)
+    units = P.pixel_units(params)
+    np.testing.assert_allclose(units, [80, 80, 80, 1.0])  # 5 px/step of 400 = 1 frame px
+    np.testing.assert_allclose(P.pixel_units(CatchParams()), [80, 80, 80])
+    loss = P.PixelMSE(units.tolist())
+    y = np.array([[0.5, 0.5, 0.5, 1.0]], np.float32)
+    p = np.array([[0.5 + 2 / 80, 0.5, 0.5 - 1 / 80, 0.0]], np.float32)
+    assert float(loss(y, p)) == pytest.approx((4 + 0 + 1 + 1) / 4, rel=1e-5)
+    back = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(loss))
+    assert type(back) is P.PixelMSE and back.units == loss.units
+    model = P.build_perception_model("small", params)
+    model.compile("adam", loss)
+    model.save(tmp_path / "m.keras")
+    assert keras.models.load_model(tmp_path / "m.keras").loss.units == loss.units
 
 
 def test_short_training_beats_predicting_the_mean_by_far(trained_small, frames_ds):

@@ -141,7 +141,13 @@ def test_resume_restores_the_checkpoint_and_cuts_later_rows(tmp_path, data_files
         T.train(longer, run, resume=True, verbose=0)
 
 
-def test_gpu_path_uses_mixed_precision_and_bigger_batches(tmp_path, data_files, monkeypatch):
+def test_cpu_simulation_of_the_gpu_code_path(tmp_path, data_files, monkeypatch):
+    """A CPU simulation of the GPU code path, not a GPU test: no GPU was available to run one.
+
+    TensorFlow is made to list a fake GPU, so ``setup_device`` takes the GPU
+    branch (mixed float16, 8x batches) and the model trains on the CPU under
+    that policy. What it checks is the code path; nothing here ran on a GPU.
+    """
     import tensorflow as tf
 
     class FakeGPU:
@@ -158,6 +164,69 @@ def test_gpu_path_uses_mixed_precision_and_bigger_batches(tmp_path, data_files, 
     assert out.model.get_layer("hidden").compute_dtype == "float16"
     pred = out.model(np.zeros((2, 8, 3), np.float32))
     assert all("float32" in str(v.dtype) for v in pred.values())
+
+
+def test_training_data_is_in_memory_and_the_cnn_step_is_xla_compiled(tmp_path, data_files):
+    from catchrl.supervised.datasets import frame_stacks, load_dataset, perception_targets
+
+    cfg = T.SupervisedConfig("perception", str(data_files / "frames.npz"), epochs=1)
+    assert cfg.jit_compile is True and T.SupervisedConfig("sequence", "x.npz").jit_compile is False
+    ds = load_dataset(cfg.data)
+    (x, y), (xv, _) = T.fit_arrays(cfg, ds)
+    train_g, val_g = T.split_games(ds.num_games, cfg.val_fraction, cfg.seed)
+    assert x.dtype == np.uint8 and len(x) == len(train_g) * 34 and len(xv) == len(val_g) * 34
+    g, t = np.repeat(train_g, 34), np.tile(np.arange(34), len(train_g))
+    np.testing.assert_array_equal(x, frame_stacks(ds.frames, g, t))
+    np.testing.assert_array_equal(y, perception_targets(ds.params, ds.states[g, t]))
+    out = T.train(cfg, tmp_path / "run", verbose=0)
+    assert out.model.jit_compile is True
+    assert out.model.loss.get_config()["units"] == [80.0, 80.0, 80.0]
+    header, rows = _rows(tmp_path / "run")
+    assert float(rows[0][header.index("train_cpu_s")]) > 0
+
+
+def test_sequence_trains_on_perceived_states(tmp_path, data_files):
+    from catchrl.supervised.datasets import frame_stacks, load_dataset
+    from catchrl.supervised.perception import build_perception_model, perceive
+    from catchrl.supervised.sequence import sequence_arrays
+
+    ds = load_dataset(data_files / "frames.npz")
+    keras.utils.set_random_seed(1)
+    perception = build_perception_model("small", ds.params)
+    perception.save(tmp_path / "perc.keras")
+    cfg = T.SupervisedConfig(
+        "sequence",
+        str(data_files / "frames.npz"),
+        epochs=1,
+        perception=str(tmp_path / "perc.keras"),
+    )
+    (x, y), _ = T.fit_arrays(cfg, ds)
+    g, t = np.repeat(np.arange(6), 34), np.tile(np.arange(34), 6)
+    seen = perceive(perception, frame_stacks(ds.frames, g, t)).reshape(6, 34, 3)
+    want, landing, _ = sequence_arrays(ds, cfg.window, seen)
+    train_g, _ = T.split_games(6, cfg.val_fraction, cfg.seed)
+    np.testing.assert_allclose(x, want[train_g].reshape(-1, 8, 3), rtol=1e-5, atol=1e-6)
+    truth, _, _ = sequence_arrays(ds, cfg.window)
+    assert not np.allclose(x, truth[train_g].reshape(-1, 8, 3), atol=1e-3)  # not the true states
+    np.testing.assert_array_equal(y["landing_x"][:, 0], landing[train_g].ravel())
+    T.train(cfg, tmp_path / "run", verbose=0)
+    with pytest.raises(ValueError, match="sequence task only"):
+        T.SupervisedConfig("perception", "x.npz", perception="p.keras")
+    bad = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), perception=cfg.perception)
+    with pytest.raises(DatasetError, match="needs a dataset with frames"):
+        T.train(bad, tmp_path / "r2", verbose=0)
+
+
+def test_a_run_stored_before_new_settings_resumes(tmp_path, data_files):
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=1)
+    run = tmp_path / "run"
+    T.train(cfg, run, verbose=0)
+    stored = json.loads((run / "config.json").read_text())
+    for key in ("jit_compile", "steps_per_execution", "perception"):
+        del stored["config"][key]  # as an older catchrl wrote it
+    (run / "config.json").write_text(json.dumps(stored))
+    T.train(T.SupervisedConfig("sequence", cfg.data, epochs=2), run, resume=True, verbose=0)
+    assert [r[0] for r in _rows(run)[1]] == ["0", "1"]
 
 
 def test_cpu_path_is_float32():
@@ -189,6 +258,23 @@ def test_evaluate_perception_in_frame_pixels(data_files):
     assert res["mean_baseline_mae_px_ball_x"] == pytest.approx(
         np.abs(y[:, 0] - y[:, 0].mean()).mean(), rel=1e-4
     )
+
+
+def test_evaluate_perception_speed_after_the_first_frame():
+    from catchrl.supervised.datasets import make_dataset
+
+    ds = make_dataset("frames", games=3, seed=0, params=CatchParams(drift=5))
+    model = keras.Sequential(
+        [keras.Input((80, 80, 4)), keras.layers.Flatten(), keras.layers.Dense(4, trainable=False)]
+    )
+    model.set_weights([np.zeros((80 * 80 * 4, 4), np.float32), np.zeros(4, np.float32)])
+    res = T.evaluate_model("perception", model, ds)
+    vx = ds.states[..., 2].astype(np.float64)  # world px / step, -5 .. 5; 5 = 1 frame px
+    assert res["mae_px_ball_vx"] == pytest.approx(np.abs(vx).mean() / 5, rel=1e-5)
+    assert res["within_1px_ball_vx"] == pytest.approx((np.abs(vx) < 5).mean())
+    moving = vx[:, 1:]
+    assert res["within_1px_ball_vx_after_first_frame"] == pytest.approx((abs(moving) < 5).mean())
+    assert res["exact_speed_ball_vx_after_first_frame"] == pytest.approx((moving == 0).mean())
 
 
 def test_bad_configs_and_data(data_files, tmp_path):

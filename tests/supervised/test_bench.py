@@ -1,0 +1,32 @@
+import pytest
+
+from catchrl.benchmarks import supervised as B
+from catchrl.cli import main
+
+
+def test_bad_options_exit_2_before_any_work(capsys):
+    assert main(["bench", "supervised", "--models", "perception-resnet"]) == 2
+    assert "unknown model 'perception-resnet'" in capsys.readouterr().err
+    assert main(["bench", "supervised", "--epochs", "0"]) == 2
+    assert "--epochs must be >= 1" in capsys.readouterr().err
+
+
+def test_goals_read_the_evaluation_figures():
+    good = {"mae_px_ball_x": 0.1, "within_1px_ball_x": 0.995, "mae_px_ball_vx": 0.9}
+    good |= {"within_1px_ball_vx": 0.5, "within_1px_ball_vx_after_first_frame": 0.995}
+    assert B.GOALS["perception"](good) == {"MAE < 0.5 px": True, ">= 99 % within 1 px": True}
+    bad = good | {"within_1px_ball_vx_after_first_frame": 0.98}
+    assert B.GOALS["perception"](bad)[">= 99 % within 1 px"] is False
+    assert B.GOALS["sequence"]({"landing_mae_px": 1.5}) == {
+        "landing MAE < 2 px": True,
+        "landing MAE <= 1 px": False,
+    }
+
+
+@pytest.mark.slow
+def test_a_sequence_case_measures_both_paths_and_the_goals(tmp_path):
+    row = B.bench_case("sequence-gru-drift5", games=40, epochs=2, test_games=3, work=tmp_path)
+    assert row["trainer samples/s"] > 0 and row["plain fit samples/s"] > 0
+    assert row["epochs"] == 2 and set(row["goals"]) == set(B.GOALS["sequence"](row["final"]))
+    table = B.format_table([row])
+    assert "sequence-gru-drift5" in table and "plain / trainer" in table
