@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
@@ -28,7 +27,7 @@ Game j of an evaluation is seeded with SEED + j: every policy evaluated with the
 same --seed plays the same balls. The default seed is the test games' (2**41),
 which no part of training plays: training-time evaluations use the validation
 games (2**40). A run directory loads its kept model, best.keras (best.zip),
-unless --model final; the line on stderr says which. The game (obs type,
+unless --model final; its first line says which. The game (obs type,
 variants) comes from the run's config unless given here.
 """
 
@@ -104,8 +103,8 @@ def load(args: argparse.Namespace) -> LoadedPolicy:
         loaded = load_policy(args.agent, game_overrides(args), allow_sb3=args.sb3, which=args.model)
     except ValueError as e:  # PolicyLoadError, or the game refusing the options
         raise UserError((str(e).strip().splitlines() or [type(e).__name__])[0]) from e
-    if loaded.source:
-        print(f"{loaded.name}: loaded {loaded.source}", file=sys.stderr)
+    if loaded.source and not getattr(args, "json", False):  # (--json: its "model" field)
+        print(f"{loaded.name}: loaded {loaded.source}")
     return loaded
 
 
