@@ -33,6 +33,10 @@ def _train(run_dir: Path, algo: str, steps: int, *extra: str) -> int:
             "--no-progress",
             "--set",
             "run.eval_games=500",
+            "--set",
+            "run.eval_every=320",  # (as the preset had: the layout test counts the budget's games)
+            "--set",
+            "run.target_win_rate=0",
             *extra,
         ]
     )
