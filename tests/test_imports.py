@@ -13,9 +13,10 @@ blocks, relative imports and ``importlib.import_module("literal")``. Two rules:
 
    so the library never imports the CLI, and the game never imports an agent.
 
-One edge is exempt from rule 2 (:data:`FRONT_DOOR`): the package's module-level
-``__getattr__`` hands out the Python API (``catchrl.train``, ``catchrl.load_agent``...)
-from ``catchrl.api`` on first use, so ``import catchrl`` itself imports nothing of it
+One edge is exempt from rule 2 and from the cycle check (:data:`FRONT_DOOR`): the
+package's module-level ``__getattr__`` hands out the Python API (``catchrl.train``,
+``catchrl.load_agent``...) from ``catchrl.api`` on first use, so ``import catchrl``
+itself imports nothing of it
 (``tests/app/test_api.py`` checks that at run time: no TensorFlow, no torch).
 """
 
@@ -233,6 +234,11 @@ def test_every_package_is_read(graph):
 
 def test_no_import_cycles(graph):
     modules = source_modules()
+    # The front door runs on first attribute access, once ``catchrl`` is fully imported:
+    # it cannot close a cycle at import time (the layers test exempts it the same way).
+    graph = {
+        m: {t: n for t, n in ts.items() if (m, t) not in FRONT_DOOR} for m, ts in graph.items()
+    }
     cycles = find_cycles(graph)
     assert not cycles, f"{len(cycles)} import cycle(s):\n" + "\n".join(
         "  " + describe_cycle(graph, modules, c) for c in cycles

@@ -14,7 +14,7 @@ from catchrl.agents.networks import (
     q_output,
 )
 
-SHAPES = {"book": (80, 80, 4), "small": (80, 80, 4), "mlp": (3,)}
+SHAPES = {"book": (80, 80, 4), "small": (80, 80, 4), "tiny": (80, 80, 4), "mlp": (3,)}
 
 
 def sample_obs(kind, n=5, seed=0):
@@ -116,7 +116,11 @@ def test_keras_file_round_trip(tmp_path, kind, dueling):
 @pytest.mark.parametrize(
     "kind, shape, match",
     [
-        ("resnet", (80, 80, 4), r"unknown kind 'resnet'; choose one of \('book', 'small', 'mlp'\)"),
+        (
+            "resnet",
+            (80, 80, 4),
+            r"unknown kind 'resnet'; choose one of \('book', 'small', 'tiny', 'mlp'\)",
+        ),
         ("mlp", (80, 80, 4), "'mlp' takes state vectors"),
         ("book", (3,), "CNN for image stacks"),
         ("small", (10, 5), "CNN for image stacks"),
