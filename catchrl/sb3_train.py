@@ -146,6 +146,7 @@ class SB3Learner(Learner):
             "python": _jsonable(random.getstate()),
             "action_space": self.model.action_space.np_random.bit_generator.state,
             "last_episode_starts": np.asarray(self.model._last_episode_starts).tolist(),
+            "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
         }
         return arrays, meta
 
@@ -173,6 +174,7 @@ class SB3Learner(Learner):
         if not np.array_equal(obs, rng["last_obs"]):
             raise ValueError("the game's state does not give the observations SB3 acted on")
         self.model._last_obs = obs
+        self.last_loss = meta.get("last_loss")  # (absent in older checkpoints)
         self.model._last_episode_starts = np.asarray(meta["last_episode_starts"], dtype=bool)
         n = meta["numpy"]
         np.random.set_state((n[0], rng["numpy_keys"], n[1], n[2], n[3]))  # noqa: NPY002

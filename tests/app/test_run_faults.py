@@ -413,6 +413,8 @@ SB3 = [
     "run.eval_every=32",
     "--set",
     "run.checkpoint_every=16",
+    "--set",
+    "run.target_win_rate=0",  # the whole budget, whatever 50 validation games say
 ]
 
 
