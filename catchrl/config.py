@@ -620,21 +620,31 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     return cfg
 
 
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A config file's TOML tables.
+
+    Raises:
+        ConfigError: The file is missing, not UTF-8 or not TOML (one line saying which).
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): corrupt?") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
 def load_config(
     preset: str = "fast", path: str | Path | None = None, overrides: list[str] | None = None
 ) -> TrainConfig:
     """Preset, then TOML file, then ``--set`` overrides; validated."""
     data: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} does not exist")
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except UnicodeDecodeError as e:
-            raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): corrupt?") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+        data = read_toml(path)
         preset = data.get("preset", preset)
     cfg = make_config(preset)
     _update(cfg, data, str(path))

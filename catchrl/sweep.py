@@ -45,7 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.config import ConfigError, TrainConfig, load_config, parse_override, to_toml
+from catchrl.config import (
+    ConfigError,
+    TrainConfig,
+    load_config,
+    parse_override,
+    read_toml,
+    to_toml,
+)
 from catchrl.errors import CatchrlError, RunDirLocked
 from catchrl.rundir import RunDir, write_atomic
 
@@ -283,17 +290,8 @@ def split_sweep_table(path: str | Path) -> tuple[str, dict[str, Any]]:
         ConfigError: The file is missing, not UTF-8 or not TOML (as ``--config`` says it).
 
     """
-    import tomllib
-
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): corrupt?") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    data = read_toml(path)
     sweep = data.pop("sweep", {})
     if not isinstance(sweep, dict):
         raise StudyError(f"{path}: [sweep] must be a table, got {sweep!r}")
