@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -610,6 +611,11 @@ def _callbacks(
     restored: tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]] | None,
 ) -> list[keras.callbacks.Callback]:
     """The run's callbacks, in the order they must see each epoch's end."""
+    # Keras' TensorBoard callback writes through TensorFlow's tf.summary: drop the
+    # pure-Python stub the command line sets for SB3 runs (catchrl.frameworks), or its
+    # first write fails with "cannot import tensorflow 2.0 API". TensorBoard resolves
+    # the choice lazily, at that first write.
+    sys.modules.pop("tensorboard.compat.notf", None)
     early = keras.callbacks.EarlyStopping(
         monitor=monitor, patience=cfg.patience, restore_best_weights=True
     )

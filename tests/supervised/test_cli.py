@@ -1,4 +1,6 @@
 import json
+import subprocess
+import sys
 
 from catchrl.cli import main
 from catchrl.supervised.datasets import load_dataset
@@ -119,3 +121,26 @@ def test_supervised_train_and_eval(tmp_path, capsys):
         == 2
     )
     assert "no model at" in capsys.readouterr().err
+
+
+def test_supervised_train_in_a_fresh_process_writes_tensorboard_events(tmp_path):
+    """As a user runs it: a process that has not imported TensorFlow yet.
+
+    The command line sets TensorBoard's TensorFlow-free stub (for SB3 runs); Keras'
+    TensorBoard callback then failed its first write ("cannot import tensorflow 2.0
+    API"). In-process tests never saw it: TensorFlow was loaded already.
+    """
+    data = tmp_path / "t.npz"
+    assert (
+        main(["data", "make", "--kind", "trajectories", "--games", "20", "--out", str(data)]) == 0
+    )
+    run = tmp_path / "run"
+    argv = ["supervised", "train", "sequence", "--data", str(data), "--run-dir", str(run)]
+    done = subprocess.run(
+        [sys.executable, "-m", "catchrl", *argv, "--epochs", "1", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stderr
+    assert list((run / "tb" / "train").glob("events.out.tfevents.*")), done.stdout
