@@ -558,8 +558,19 @@ def _log_attempt(study: Path, name: str, **info: Any) -> None:
         f.write(json.dumps(line) + "\n")
 
 
+def _node_id() -> str | None:
+    """The Ray node this process runs on (None outside a Ray worker)."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 def attempts(study_dir: str | Path, name: str) -> list[dict[str, Any]]:
-    """The starts of one trial (``attempts/NAME.jsonl``), oldest first."""
+    """The starts of one trial (``attempts/NAME.jsonl``), oldest first.
+
+    Each: ``time``, ``host``, ``pid``, ``node`` (the Ray node id), ``resumed`` and
+    ``checkpoint`` (the run checkpoint it went on from, or None).
+    """
     path = Path(study_dir) / "attempts" / f"{name}.jsonl"
     if not path.is_file():
         return []
@@ -600,7 +611,13 @@ def run_trial(config: dict[str, Any], study_dir: str) -> None:
     run_dir = study / "trials" / trial.name
     resume = RunDir(run_dir).is_run()
     latest = RunDir(run_dir).latest_checkpoint() if resume else None
-    _log_attempt(study, trial.name, resumed=resume, checkpoint=latest.name if latest else None)
+    _log_attempt(
+        study,
+        trial.name,
+        resumed=resume,
+        checkpoint=latest.name if latest else None,
+        node=_node_id(),
+    )
     cfg = None if resume else trial_config(study, trial)
     loop: Any = None
 

@@ -111,6 +111,15 @@ def _mid_run(study: Path) -> list[str]:
     return out
 
 
+def _mid_run_on(study: Path, node_id: str) -> list[str]:
+    """Mid-run trials whose latest attempt runs on the Ray node ``node_id``."""
+    return [
+        n
+        for n in _mid_run(study)
+        if (starts := sweep.attempts(study, n)) and starts[-1].get("node") == node_id
+    ]
+
+
 def _figures(study: Path) -> dict[str, dict]:
     """Each trial's results without timings, with its metrics rows without timings."""
 
@@ -149,9 +158,16 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
         assert len(sweep.attempts(calm, name)) == 1
 
     proc = _sweep(c.address, *TINY, "--study-dir", str(hurt), log=tmp_path / "hurt.log")
-    # Both workers busy, each trial past a checkpoint: take one node away.
-    _wait(lambda: len(_mid_run(hurt)) >= 2, 600, proc, "two trials past a checkpoint")
-    c.remove_node(workers[1], allow_graceful=False)
+    # Both workers busy, each trial past a checkpoint: take away the node one runs on.
+    lost = workers[1]
+    _wait(
+        lambda: len(_mid_run(hurt)) >= 2 and _mid_run_on(hurt, lost.node_id),
+        600,
+        proc,
+        "two trials past a checkpoint, one on the node to remove",
+    )
+    victims = _mid_run_on(hurt, lost.node_id)
+    c.remove_node(lost, allow_graceful=False)
     # Stop the driver once a trial has finished and another has a checkpoint.
     _wait(lambda: sweep.read_results(hurt) and _mid_run(hurt), 900, proc, "one trial finished")
     done_before = set(sweep.read_results(hurt))
@@ -173,6 +189,7 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
         assert (hurt / "trials" / name / "model.keras").stat().st_mtime_ns == stamps[name]
     # the trial killed with the node went on from its checkpoint (retried, or on --resume)
     resumed = [
-        a for n in reference for a in sweep.attempts(hurt, n)[1:] if a["checkpoint"] is not None
+        a for n in victims for a in sweep.attempts(hurt, n)[1:] if a["checkpoint"] is not None
     ]
     assert resumed, {n: sweep.attempts(hurt, n) for n in reference}
+    assert all(a["node"] != lost.node_id for a in resumed)
