@@ -217,8 +217,15 @@ class DQNAgent:
         random_actions = self.rng.integers(0, self.num_actions, size=b)  # [B]
         if explore.all():
             return random_actions.astype(np.int64)
-        greedy = np.argmax(self.q_values(obs), axis=-1)  # [B]
-        return np.where(explore, random_actions, greedy).astype(np.int64)
+        return np.where(explore, random_actions, self.greedy(obs)).astype(np.int64)
+
+    def greedy(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions ``[B]`` int64: the argmax of the Q-values.
+
+        Draws nothing from the agent's generator, so evaluating (any number of
+        games) never changes the exploration of the training that follows.
+        """
+        return np.argmax(self.q_values(obs), axis=-1).astype(np.int64)
 
     # -- learning -------------------------------------------------------------
 

@@ -306,7 +306,7 @@ class DQNLearner(StepLearner):
         with device_scope(self.cfg.agent.device):
             if self.perception is not None:
                 obs = self.perception.perceive(obs)
-            return self.agent.act(obs, 0.0)
+            return self.agent.greedy(obs)
 
     # -- state -------------------------------------------------------------------------
 

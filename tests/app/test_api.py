@@ -5,6 +5,7 @@ the Keras DQN's ``agent.device``."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -100,7 +101,9 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     )
     client.execute()  # raises CellExecutionError on any failing cell
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "6000 env steps" in text and "greedy evaluation: win rate" in text
+    trained = re.search(r"(\d+) games, (\d+) env steps", text)  # it may stop early at 99 %
+    assert trained and 0 < int(trained[2]) <= 6000, text[:2000]
+    assert "greedy evaluation: win rate" in text
     assert "oracle: win rate 100.00% (500/500)" in text
     (run,) = (tmp_path / "runs").iterdir()
     assert (run / "model.keras").is_file() and (run / "metrics.tsv").is_file()

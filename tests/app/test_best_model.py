@@ -25,6 +25,7 @@ from catchrl.evaluation import (
 )
 from catchrl.learners import open_run
 from catchrl.policies import load_policy
+from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop
 
 QUICK = [
@@ -167,3 +168,22 @@ def test_fast_state_learns_and_keeps_its_best_model(tmp_path):
     kept = load_policy(str(tmp_path / "run"))
     test = evaluate(kept.policy, games=2000, seed=TEST_SEED, **kept.env_kwargs)
     assert test.win_rate >= 0.95, test.summary()
+
+
+def test_evaluations_do_not_change_the_training(tmp_path):
+    """How many validation games a run plays must not change what it learns.
+
+    Both runs evaluate after the same games; only the number of games differs. The
+    greedy evaluation policy once drew from the agent's exploration generator, so the
+    second run's exploration, and so its weights, depended on it.
+    """
+    rows = {}
+    for games in (20, 60):
+        cfg = load_config(
+            "fast-state", None, [*QUICK, "run.total_steps=1584", f"run.eval_games={games}"]
+        )
+        result = open_run(cfg, tmp_path / str(games), progress=False).run()
+        assert len(result.evaluations) >= 2
+        rows[games] = RunDir(tmp_path / str(games)).read_metrics()
+    for key in ("loss", "wins", "reward"):
+        np.testing.assert_array_equal(rows[20][key], rows[60][key], err_msg=key)
