@@ -334,7 +334,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # test games). Then the replay ratio, 3 seeds (2026-12-03, 500 validation games every
         # 32 games, 20k steps): one gradient step a round (16 transitions) reached 99 % at
         # 12,672 / never / 17,952 steps; 4 steps with a copy every 100 at 9,504 / 8,448 /
-        # 8,448; 8 steps with a copy every 400 (the same 50 rounds between copies) at
+        # 8,448; 8 steps with a copy every 400 (every 50 rounds; it was every 100) at
         # 5,280 / 4,224 / 4,224, lowest evaluation after that 96.6 / 99.4 / 94.8 % (with
         # one step: 14.6 %). A state step is cheap (4-5 CPU s to 99 %), so 8 it is.
         # Settling to lr 1e-4 at the first 99 %, measured twice on 3 seeds to 30k steps
