@@ -215,7 +215,8 @@ class AgentConfig:
     ``mlp`` network; "" = none."""
     aux_landing: Annotated[float, NON_NEGATIVE] = 0.0
     """Weight of the auxiliary loss on a ``landing_x`` head (where the ball will land,
-    labels free from the simulator, stored in replay); 0 = no head."""
+    labels free from the simulator, stored in replay); 0 = no head. Measured on the book's
+    game (3 seeds, weight 10): no gain, the same median steps to 99 % as without it."""
     gamma: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.99
     """Discount (book: 0.99)."""
     lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
