@@ -521,8 +521,15 @@ class ReplayMemory:
             return self._frames[env, slot]
         k = self._step_in_game[env, slot]
         back = np.minimum(np.arange(self.frame_stack - 1, -1, -1)[None, :], k[:, None])  # [B, F]
-        frames = self._frames[env[:, None], (t[:, None] - back) % self.slots]  # [B, F, H, W]
-        return np.moveaxis(frames, 1, -1)  # [B, H, W, F]
+        slots = (t[:, None] - back) % self.slots  # [B, F]
+        # One gather per stacked frame, written into its channel: a contiguous result
+        # without a transposing copy. np.moveaxis of a [B, F, H, W] gather was a view whose
+        # copy (by TensorFlow, or any consumer) cost 3.6 ms for 64 pixel stacks, against
+        # 0.6 ms here (a third of a pixel DQN's train step went there).
+        out = np.empty((len(t), *self._frames.shape[2:], self.frame_stack), self._frames.dtype)
+        for i in range(self.frame_stack):
+            out[..., i] = self._frames[env, slots[:, i]]
+        return out  # [B, H, W, F]
 
     # -- state ---------------------------------------------------------------------
 
