@@ -415,14 +415,18 @@ class RunLoop:
         return self.rd.path / ("best" + Path(self.learner_cls.model_name).suffix)
 
     def save_checkpoint(self) -> Path:
-        """Write a checkpoint now (the learner must be at a safe point)."""
-        t0 = time.perf_counter()
+        """Write a checkpoint now (the learner must be at a safe point).
+
+        Its wall and CPU seconds are not training time (neither is an evaluation's).
+        """
+        t0, cpu0 = time.perf_counter(), self._cpu_now()
         with _signals_blocked():
             self.metrics_file.flush()
             arrays, state = self._state()
             path = self.rd.save_checkpoint(checkpoint_name(self.games, self.steps), arrays, state)
         self._last_ckpt = (self.games, self.steps)
         self._paused += time.perf_counter() - t0
+        self._cpu_paused += self._cpu_now() - cpu0
         return path
 
     # -- what learners call ----------------------------------------------------------
