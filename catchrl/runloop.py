@@ -419,15 +419,26 @@ class RunLoop:
 
         Its wall and CPU seconds are not training time (neither is an evaluation's).
         """
-        t0, cpu0 = time.perf_counter(), self._cpu_now()
-        with _signals_blocked():
+        with self._not_training(), _signals_blocked():
             self.metrics_file.flush()
             arrays, state = self._state()
             path = self.rd.save_checkpoint(checkpoint_name(self.games, self.steps), arrays, state)
         self._last_ckpt = (self.games, self.steps)
-        self._paused += time.perf_counter() - t0
-        self._cpu_paused += self._cpu_now() - cpu0
         return path
+
+    @contextlib.contextmanager
+    def _not_training(self) -> Iterator[None]:
+        """Leave the wall and CPU seconds of the block out of the run's training time.
+
+        Nested blocks (a checkpoint that ``on_evaluation`` writes) are counted once.
+        """
+        t0, cpu0 = time.perf_counter(), self._cpu_now()
+        paused0, cpu_paused0 = self._paused, self._cpu_paused
+        try:
+            yield
+        finally:
+            self._paused = paused0 + time.perf_counter() - t0
+            self._cpu_paused = cpu_paused0 + self._cpu_now() - cpu0
 
     # -- what learners call ----------------------------------------------------------
 
@@ -542,14 +553,9 @@ class RunLoop:
 
     def _evaluate_now(self) -> tuple[EvalResult, bool]:
         """Evaluate on the validation games; the result, and whether on_evaluation said stop."""
-        t0, cpu0 = time.perf_counter(), self._cpu_now()
-        paused0, cpu_paused0 = self._paused, self._cpu_paused
         cpu = self._train_cpu_now()
-        try:
+        with self._not_training():  # evaluation, and what on_evaluation does
             return self._evaluate_and_record(cpu)
-        finally:  # evaluation (and what on_evaluation does: a checkpoint...) is not training
-            self._paused = paused0 + time.perf_counter() - t0
-            self._cpu_paused = cpu_paused0 + self._cpu_now() - cpu0
 
     def _evaluate_and_record(self, cpu: float) -> tuple[EvalResult, bool]:
         result = self.evaluate(self.cfg.run.eval_games)

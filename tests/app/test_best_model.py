@@ -8,7 +8,10 @@ on the state game.
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -187,3 +190,55 @@ def test_evaluations_do_not_change_the_training(tmp_path):
         rows[games] = RunDir(tmp_path / str(games)).read_metrics()
     for key in ("loss", "wins", "reward"):
         np.testing.assert_array_equal(rows[20][key], rows[60][key], err_msg=key)
+
+
+def _spin(seconds: float) -> None:
+    start = time.process_time()
+    while time.process_time() - start < seconds:
+        pass
+
+
+def test_checkpoints_and_evaluations_are_not_training_time(tmp_path, monkeypatch):
+    """Training seconds and CPU seconds (what the races compare) leave both out.
+
+    A checkpoint and a validation evaluation are each made to burn 0.5 CPU s; the
+    run's training clocks must move by much less across either.
+    """
+    burn = 0.5
+    real_ckpt, real_eval = RunDir.save_checkpoint, RunLoop.evaluate
+
+    def slow_ckpt(self: RunDir, *args: object, **kwargs: object) -> Path:
+        _spin(burn)
+        return real_ckpt(self, *args, **kwargs)
+
+    def slow_eval(self: RunLoop, games: int, seed: int = VALIDATION_SEED) -> EvalResult:
+        _spin(burn)
+        return real_eval(self, games, seed)
+
+    monkeypatch.setattr(RunDir, "save_checkpoint", slow_ckpt)
+    monkeypatch.setattr(RunLoop, "evaluate", slow_eval)
+    moved: dict[str, list[tuple[float, float]]] = {"checkpoint": [], "evaluation": []}
+
+    def clocks(loop: RunLoop) -> tuple[float, float]:
+        return loop._train_cpu_now(), time.perf_counter() - loop._t_start - loop._paused
+
+    def measured(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(self: RunLoop) -> Any:
+            cpu0, wall0 = clocks(self)
+            out = method(self)
+            cpu1, wall1 = clocks(self)
+            moved[name].append((cpu1 - cpu0, wall1 - wall0))
+            return out
+
+        return wrapper
+
+    monkeypatch.setattr(RunLoop, "save_checkpoint", measured("checkpoint", RunLoop.save_checkpoint))
+    monkeypatch.setattr(RunLoop, "_evaluate_now", measured("evaluation", RunLoop._evaluate_now))
+    cfg = load_config(
+        "fast-state", None, [*QUICK, "run.total_steps=1584", "run.checkpoint_every=16"]
+    )
+    open_run(cfg, tmp_path / "run", progress=False).run()
+    for name, deltas in moved.items():
+        assert len(deltas) >= 2, name
+        for cpu, wall in deltas:
+            assert cpu < burn / 2 and wall < burn / 2, (name, deltas)
