@@ -101,9 +101,9 @@ def _load_supervised_model(key: str, path: str, pick: Any = None) -> tuple[Any, 
         ) from e
 
 
-def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bool) -> Any:
-    """A Q-network whose conv layers start from a pretrained perception/imitation encoder."""
-    from catchrl.supervised.perception import build_q_network_from_encoder, get_encoder
+def _load_encoder(path: str, obs_shape: tuple[int, ...]) -> Any:
+    """The pretrained encoder of ``agent.encoder``, checked against the game's frames."""
+    from catchrl.supervised.perception import get_encoder
 
     encoder, model_path = _load_supervised_model("encoder", path, get_encoder)
     if tuple(encoder.input_shape[1:]) != tuple(obs_shape):
@@ -111,14 +111,22 @@ def _q_network_from_encoder(path: str, obs_shape: tuple[int, ...], trainable: bo
             f"agent.encoder: {model_path} reads frames of shape "
             f"{tuple(encoder.input_shape[1:])}, the game gives {tuple(obs_shape)}"
         )
-    return build_q_network_from_encoder(encoder, 3, trainable=trainable, hidden=128)
+    return encoder
 
 
-def _load_perception(path: str, env: Any) -> Any:
-    """The perception model of ``agent.perception``, checked against the game's frames."""
-    from catchrl.supervised.perception import PerceptionVectorWrapper
+def _frame_model_env(a: Any, env: Any) -> Any:
+    """What the agent sees instead of frames: perceived states, or frozen encoder features.
 
-    model, model_path = _load_supervised_model("perception", path)
+    ``None`` when it sees the frames (no perception model, no frozen encoder).
+    """
+    from catchrl.supervised.perception import FrameModelVectorWrapper, PerceptionVectorWrapper
+
+    if a.encoder and not a.encoder_trainable:
+        encoder = _load_encoder(a.encoder, env.single_observation_space.shape)
+        return FrameModelVectorWrapper(env, encoder)
+    if not a.perception:
+        return None
+    model, model_path = _load_supervised_model("perception", a.perception)
     try:
         return PerceptionVectorWrapper(env, model)
     except ValueError as e:
@@ -174,16 +182,22 @@ class DQNLearner(StepLearner):
         self.base_env = self.env = CatchVectorEnv(
             c.env.num_envs, autoreset_mode="same_step", **c.env.game_kwargs()
         )
-        self.perception = None
-        if a.perception:
-            self.env = self.perception = _load_perception(a.perception, self.base_env)
+        # perception: the frozen model in front of the agent (agent.perception, or a frozen
+        # agent.encoder), whose outputs the agent sees and the replay memory keeps.
+        self.perception = _frame_model_env(a, self.base_env)
+        if self.perception is not None:
+            self.env = self.perception
         obs_space = self.env.single_observation_space
-        if a.encoder:
-            model = _q_network_from_encoder(a.encoder, obs_space.shape, a.encoder_trainable)
-        else:
-            extra = {"hidden_units": (a.hidden, a.hidden)} if a.network == "mlp" else {}
+        if a.encoder and a.encoder_trainable:
+            from catchrl.supervised.perception import build_q_network_from_encoder
+
+            encoder = _load_encoder(a.encoder, obs_space.shape)
+            model = build_q_network_from_encoder(encoder, 3, trainable=True, hidden=128)
+        else:  # behind a frozen model the agent sees vectors: the MLP (perception needs it)
+            kind = "mlp" if self.perception is not None else a.network
+            extra = {"hidden_units": (a.hidden, a.hidden)} if kind == "mlp" else {}
             model = build_q_network(
-                a.network,
+                kind,
                 obs_space.shape,
                 3,
                 dueling=a.dueling,
@@ -223,10 +237,13 @@ class DQNLearner(StepLearner):
         kwargs = c.game_kwargs()
         space = c.observation_space()
         shape, dtype = space.shape, space.dtype
-        perceived = bool(a.perception)
+        frozen = bool(a.encoder) and not a.encoder_trainable
+        perceived = bool(a.perception) or frozen
         frames = c.obs_type == "pixels" and not perceived
-        if perceived:
-            shape, dtype = (8,), np.dtype(np.float32)
+        if perceived:  # a state (at most 8 values), or an encoder's features: the
+            # book encoder's are H x W values, the most of any encoder catchrl builds
+            size = shape[0] * shape[1] if frozen else 8
+            shape, dtype = (size,), np.dtype(np.float32)
         env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
         if frames:
             shape = (*shape[:-1], 1)  # the memory keeps one frame a transition
@@ -340,8 +357,9 @@ class DQNLearner(StepLearner):
     def save_model(self, path: Path) -> None:
         """Write the playing model in Keras format (frames in when the game is pixels).
 
-        With ``agent.perception`` it is the perception model and the state
-        Q-network chained, so it reads frames like any pixel Q-network.
+        With ``agent.perception`` (or a frozen ``agent.encoder``) it is that model
+        and the Q-network over its outputs chained, so it reads frames like any
+        pixel Q-network.
         """
         if self.perception is None:
             self.agent.save_model(str(path))

@@ -41,6 +41,7 @@ from catchrl.envs.observations import observation_space, state_features
 __all__ = [
     "ARCHITECTURES",
     "HEAD_UNITS",
+    "FrameModelVectorWrapper",
     "PerceptionVectorWrapper",
     "PerceptionWrapper",
     "PixelMSE",
@@ -251,20 +252,23 @@ def build_perceived_q_network(
     ``frames -> perception -> clip into space -> q_network``: what a DQN trained
     on perceived states (``agent.perception``) plays with, saved as one
     ``.keras`` file that ``catchrl eval`` / ``watch`` load like any pixel
-    Q-network. The two models' layers are shared, not copied.
+    Q-network. The two models' layers are shared, not copied. The same chain
+    serves a frozen encoder's features (``agent.encoder_trainable = false``),
+    whose unbounded space adds no clip.
 
     Args:
-        perception: A perception model (frames -> state).
-        q_network: A Q-network over that state (one or several outputs).
-        space: The ``state`` observation space (its bounds clip the perception).
+        perception: A perception model (frames -> state), or a frozen encoder.
+        q_network: A Q-network over its outputs (one or several outputs).
+        space: Their space (what :class:`FrameModelVectorWrapper` gave the agent);
+            finite bounds clip the outputs, as the wrapper did.
 
     """
     frames = keras.Input(
         shape=perception.input_shape[1:], dtype=perception.inputs[0].dtype, name="frames"
     )
-    state = ClipToBox(space.low.tolist(), space.high.tolist(), name="clip_state")(
-        perception(frames)
-    )
+    state = perception(frames)
+    if np.isfinite(space.low).any() or np.isfinite(space.high).any():
+        state = ClipToBox(space.low.tolist(), space.high.tolist(), name="clip_state")(state)
     return keras.Model(frames, q_network(state), name="perceived_q_network")
 
 
@@ -318,11 +322,74 @@ class PerceptionWrapper(gym.ObservationWrapper):
         return np.clip(state, self._low, self._high).astype(np.float32)
 
 
-class PerceptionVectorWrapper(gym.vector.VectorWrapper):
-    """:class:`PerceptionWrapper` for a vector env: one batched model call per step.
+class FrameModelVectorWrapper(gym.vector.VectorWrapper):
+    """Replace a pixel vector env's frames by a frozen model's outputs: one batched call a step.
 
-    Works in both autoreset modes; with ``"same_step"`` the last observations
-    in ``infos["final_obs"]`` are perceived too.
+    The agent behind it sees float32 vectors ``[N, F]`` instead of frame stacks;
+    its replay memory stores those, so the model runs once per frame, not once
+    per sampled transition. Works in both autoreset modes; with
+    ``"same_step"`` the last observations in ``infos["final_obs"]`` are mapped
+    too. :class:`PerceptionVectorWrapper` is the case where the outputs are the
+    game's state; a frozen pretrained encoder (``agent.encoder_trainable =
+    false``) is the case where they are its features.
+
+    Args:
+        env: A :class:`~catchrl.envs.CatchVectorEnv` with ``obs_type="pixels"``.
+        model: Frames ``[B, H, W, C]`` -> vectors ``[B, F]``.
+        space: One output's space (its bounds clip the outputs); default:
+            unbounded ``F`` float32 values.
+
+    Raises:
+        ValueError: the model's input shape is not the env's frame shape.
+
+    """
+
+    def __init__(
+        self, env: gym.vector.VectorEnv, model: keras.Model, space: gym.spaces.Box | None = None
+    ) -> None:
+        super().__init__(env)
+        in_shape = tuple(model.input_shape[1:])
+        obs_shape = tuple(env.single_observation_space.shape or ())
+        if in_shape != obs_shape:
+            raise ValueError(
+                f"{model.name} reads frames of shape {in_shape}, but the env's "
+                f"observations have shape {obs_shape}"
+            )
+        if space is None:
+            size = int(model.output_shape[-1])
+            space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        self.model = model
+        self._predict = compile_predict(model)
+        self.single_observation_space = space
+        self.observation_space = gym.vector.utils.batch_space(space, env.num_envs)
+
+    def perceive(self, obs: np.ndarray) -> np.ndarray:
+        """The model's outputs ``[B, F]`` float32 for pixel observations ``[B, H, W, C]``."""
+        space = self.single_observation_space
+        return np.clip(self._predict(np.asarray(obs)), space.low, space.high).astype(np.float32)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        """Reset the env; return the model's outputs ``[N, F]``."""
+        obs, infos = self.env.reset(**kwargs)
+        return self.perceive(obs), infos
+
+    def step(
+        self, actions: Any
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Step the env; return the model's outputs (and those of ``final_obs``)."""
+        obs, rewards, terminated, truncated, infos = self.env.step(actions)
+        if "final_obs" in infos:
+            final = infos["final_obs"].copy()
+            done = np.flatnonzero(infos["_final_obs"])
+            outputs = self.perceive(np.stack([final[i] for i in done]))
+            for j, i in enumerate(done):
+                final[i] = outputs[j]
+            infos = {**infos, "final_obs": final}
+        return self.perceive(obs), rewards, terminated, truncated, infos
+
+
+class PerceptionVectorWrapper(FrameModelVectorWrapper):
+    """:class:`PerceptionWrapper` for a vector env: perceived states ``[N, 3 or 4]``.
 
     Args:
         env: A :class:`~catchrl.envs.CatchVectorEnv` with ``obs_type="pixels"``.
@@ -334,17 +401,9 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
     """
 
     def __init__(self, env: gym.vector.VectorEnv, model: keras.Model | str) -> None:
-        super().__init__(env)
         if isinstance(model, str):
             model = keras.models.load_model(model)
         params: CatchParams = env.unwrapped.params  # type: ignore[attr-defined]
-        in_shape = tuple(model.input_shape[1:])
-        obs_shape = tuple(env.single_observation_space.shape or ())
-        if in_shape != obs_shape:
-            raise ValueError(
-                f"perception model reads frames of shape {in_shape}, but the env's "
-                f"observations have shape {obs_shape}"
-            )
         zero = np.zeros(1, dtype=np.int64)
         sample = state_features(params, zero, zero, zero, zero)
         if int(model.output_shape[-1]) != sample.shape[-1]:
@@ -352,36 +411,7 @@ class PerceptionVectorWrapper(gym.vector.VectorWrapper):
                 f"perception model outputs {model.output_shape[-1]} values, but "
                 f"this game's state has {sample.shape[-1]} (drift={params.drift})"
             )
-        self.model = model
-        self._predict = compile_predict(model)
-        self.single_observation_space = observation_space("state", sample[0])
-        self.observation_space = gym.vector.utils.batch_space(
-            self.single_observation_space, env.num_envs
-        )
-
-    def perceive(self, obs: np.ndarray) -> np.ndarray:
-        """Perceived states ``[B, 3 or 4]`` float32 of pixel observations ``[B, H, W, C]``."""
-        space = self.single_observation_space
-        return np.clip(self._predict(np.asarray(obs)), space.low, space.high).astype(np.float32)
-
-    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset the env; return perceived states ``[N, 3 or 4]``."""
-        obs, infos = self.env.reset(**kwargs)
-        return self.perceive(obs), infos
-
-    def step(
-        self, actions: Any
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
-        """Step the env; return perceived states (and perceived ``final_obs``)."""
-        obs, rewards, terminated, truncated, infos = self.env.step(actions)
-        if "final_obs" in infos:
-            final = infos["final_obs"].copy()
-            done = np.flatnonzero(infos["_final_obs"])
-            states = self.perceive(np.stack([final[i] for i in done]))
-            for j, i in enumerate(done):
-                final[i] = states[j]
-            infos = {**infos, "final_obs": final}
-        return self.perceive(obs), rewards, terminated, truncated, infos
+        super().__init__(env, model, observation_space("state", sample[0]))
 
 
 def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:

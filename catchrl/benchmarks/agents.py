@@ -41,6 +41,7 @@ from typing import Any
 __all__ = [
     "AGENTS",
     "MODULE_CONTENDERS",
+    "NEEDS_PERCEPTION",
     "RaceSpec",
     "format_race_table",
     "module_overrides",
@@ -57,11 +58,21 @@ THRESHOLDS = (0.95, 0.99)
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """catchrl preset per observation type (their ``[env]`` tables are used for SB3 too)."""
 
-MODULE_CONTENDERS = ("catchrl-dqn", "dqn-perceived", "dqn-encoder", "dqn-aux")
+MODULE_CONTENDERS = (
+    "catchrl-dqn",
+    "dqn-perceived",
+    "dqn-encoder-frozen",
+    "dqn-encoder",
+    "dqn-aux",
+)
 """The supervised modules' comparison (``catchrl bench modules``): the pixel DQN (``fast``
 preset), the same game played from the perceived state (``fast-state``'s MLP agent on a
-perception model's output), the pixel DQN started from the perception model's pretrained
-encoder (fine-tuned), and the pixel DQN with the auxiliary landing-x head."""
+perception model's output), played from the perception model's frozen encoder features
+(the same agent on them), the pixel DQN started from that encoder (fine-tuned), and the
+pixel DQN with the auxiliary landing-x head."""
+
+NEEDS_PERCEPTION = ("dqn-perceived", "dqn-encoder-frozen", "dqn-encoder")
+"""The contenders built on a perception model (``--perception``)."""
 
 
 def module_overrides(contender: str, perception: str = "", aux_weight: float = 10.0) -> list[str]:
@@ -78,11 +89,14 @@ def module_overrides(contender: str, perception: str = "", aux_weight: float = 1
         )
     if contender == "dqn-encoder":
         return [f"agent.encoder={json.dumps(perception)}", "agent.encoder_trainable=true"]
+    state_agent = [f"agent.{k}={json.dumps(v)}" for k, v in PRESETS["fast-state"]["agent"].items()]
     if contender == "dqn-perceived":
-        state_agent = PRESETS["fast-state"]["agent"]
+        return [f"agent.perception={json.dumps(perception)}", *state_agent]
+    if contender == "dqn-encoder-frozen":
         return [
-            f"agent.perception={json.dumps(perception)}",
-            *(f"agent.{k}={json.dumps(v)}" for k, v in state_agent.items()),
+            f"agent.encoder={json.dumps(perception)}",
+            "agent.encoder_trainable=false",
+            *state_agent,
         ]
     raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
 

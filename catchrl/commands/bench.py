@@ -30,9 +30,10 @@ and OUT/race.png (win rate vs wall-clock time).
 
 `bench modules` runs the same race between the pixel DQN (catchrl-dqn) and the
 DQN helped by the supervised modules: dqn-perceived (an MLP DQN on the state a
-perception model reads from the frames), dqn-encoder (the pixel DQN starting
-from that model's pretrained encoder, fine-tuned) and dqn-aux (the pixel DQN
-with the auxiliary landing-x head).
+perception model reads from the frames), dqn-encoder-frozen (the same MLP DQN on
+that model's frozen encoder features), dqn-encoder (the pixel DQN starting from
+that encoder, fine-tuned) and dqn-aux (the pixel DQN with the auxiliary
+landing-x head).
 """
 
 
@@ -102,12 +103,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--contenders",
         nargs="+",
         default=None,
-        help="catchrl-dqn, dqn-perceived, dqn-encoder, dqn-aux (default: all)",
+        help="catchrl-dqn, dqn-perceived, dqn-encoder-frozen, dqn-encoder, dqn-aux (default: all)",
     )
     m.add_argument(
         "--perception",
         default="",
-        help="perception model or run directory (for dqn-perceived / dqn-encoder)",
+        help="perception model or run directory (for dqn-perceived, dqn-encoder-frozen, "
+        "dqn-encoder)",
     )
     m.add_argument("--drift", type=int, default=0, help="the game's drift (0: the book's game)")
     m.add_argument("--aux-weight", type=float, default=10.0, help="dqn-aux's agent.aux_landing")
@@ -226,7 +228,12 @@ def run_agents(args: argparse.Namespace) -> int:
 
 def run_modules(args: argparse.Namespace) -> int:
     """Race the pixel DQN against the DQN with each supervised module; print and save."""
-    from catchrl.benchmarks.agents import MODULE_CONTENDERS, module_overrides, run_race
+    from catchrl.benchmarks.agents import (
+        MODULE_CONTENDERS,
+        NEEDS_PERCEPTION,
+        module_overrides,
+        run_race,
+    )
 
     contenders = args.contenders or list(MODULE_CONTENDERS)
     bad = [c for c in contenders if c not in MODULE_CONTENDERS]
@@ -236,7 +243,7 @@ def run_modules(args: argparse.Namespace) -> int:
     check_game_options(args)  # --drift, on the pixel game
     check_range("--aux-weight", args.aux_weight, 0.0)
     _check_race_options(args)
-    needs = [c for c in contenders if c in ("dqn-perceived", "dqn-encoder")]
+    needs = [c for c in contenders if c in NEEDS_PERCEPTION]
     if needs and not args.perception:
         raise UserError(
             f"{needs[0]} needs --perception (a model from `catchrl supervised "

@@ -1,11 +1,17 @@
 """The DQN can start from a pretrained perception encoder, frozen or fine-tuned."""
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 import pytest
 
+from catchrl.agents.networks import q_output
 from catchrl.cli import main
+from catchrl.config import load_config
 from catchrl.envs import CatchParams
+from catchrl.learners import open_run
 from catchrl.supervised.perception import build_perception_model, get_encoder
 
 STEPS = [
@@ -30,10 +36,7 @@ def perception_path(tmp_path_factory):
 
 
 def _encoder_weights(path):
-    model = keras.saving.load_model(path, compile=False)
-    nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    assert len(nested) == 1, [layer.name for layer in model.layers]
-    return nested[0].get_weights()
+    return keras.saving.load_model(path, compile=False).get_layer("encoder").get_weights()
 
 
 @pytest.mark.parametrize("trainable", [False, True])
@@ -58,6 +61,42 @@ def test_q_network_starts_from_the_encoder(perception_path, tmp_path, trainable)
     trained = _encoder_weights(run_dir / "model.keras")
     same = all(np.array_equal(a, b) for a, b in zip(source, trained, strict=True))
     assert same is (not trainable)  # frozen: untouched; fine-tuned: moved by training
+
+
+def test_a_frozen_encoder_s_features_are_computed_once_and_kept_in_replay(
+    perception_path, tmp_path
+):
+    run_dir = tmp_path / "frozen"
+    frozen = ["--set", f"agent.encoder={str(perception_path)!r}"]
+    frozen += ["--set", "agent.encoder_trainable=false", "--set", "run.checkpoint_every=16"]
+    assert main(["train", *STEPS, "--run-dir", str(run_dir), *frozen]) == 0
+    encoder = get_encoder(keras.saving.load_model(perception_path, compile=False))
+    cfg = load_config(path=run_dir / "config.toml")
+    learner = open_run(cfg, tmp_path / "again", progress=False).learner
+    width = int(encoder.output_shape[-1])  # the small encoder's 48 features
+    assert learner.memory.obs_shape == (width,) and learner.memory.frame_stack == 1
+    assert learner.obs.dtype == np.float32 and learner.obs.shape == (16, width)
+    frames = learner.base_env.reset(seed=3)[0]
+    features = np.asarray(encoder(frames))
+    np.testing.assert_allclose(learner.perception.perceive(frames), features, rtol=1e-5, atol=1e-6)
+    # the saved model reads frames; its Q-values are the MLP's on the encoder's features
+    saved = keras.saving.load_model(run_dir / "model.keras", compile=False)
+    assert tuple(saved.input_shape[1:]) == (80, 80, 4)
+    q_network = saved.layers[-1]
+    np.testing.assert_allclose(
+        np.asarray(q_output(saved(frames))),
+        np.asarray(q_output(q_network(features))),
+        rtol=1e-4,
+        atol=1e-5,
+    )
+    proc = subprocess.run(  # a fresh process loads it (catchrl eval)
+        [sys.executable, "-m", "catchrl", "eval", str(run_dir), "--games", "20"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0 and "win rate" in proc.stdout, proc.stderr[-2000:]
+    resume = ["train", "--run-dir", str(run_dir), "--resume", "--steps", "1584", "--no-progress"]
+    assert main(resume) == 0
 
 
 def test_encoder_for_other_frames_or_obs_is_refused(tmp_path, capsys):
