@@ -208,7 +208,10 @@ class AgentConfig:
     """A perception or imitation model (``.keras`` or its run directory, from ``catchrl
     supervised train``) whose pretrained conv encoder starts the Q-network; "" = none."""
     encoder_trainable: bool = True
-    """Fine-tune the pretrained encoder (True) or freeze it so only the head learns."""
+    """Fine-tune the pretrained encoder (True: encoder, one 128-unit layer, Q-values) or
+    freeze it (False): the agent then plays from the encoder's features, computed once a
+    frame and kept in replay, with the ``mlp`` head (two layers of ``hidden``), as the
+    perceived-state route does; ``network`` is not used."""
     perception: str = ""
     """A perception model (``.keras`` or its run directory, ``catchrl supervised train
     perception``): the agent plays the pixel game from the state it perceives, with the
@@ -579,6 +582,7 @@ def _validate(cfg: TrainConfig) -> None:
 
 def _validate_modules(cfg: TrainConfig) -> None:
     """The supervised modules (encoder, perception, landing head) against the game."""
+    frozen = bool(cfg.agent.encoder) and not cfg.agent.encoder_trainable
     if cfg.agent.encoder and cfg.env.obs_type != "pixels":
         raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type 'pixels'")
     if cfg.agent.perception:
@@ -589,9 +593,10 @@ def _validate_modules(cfg: TrainConfig) -> None:
             )
         if cfg.agent.encoder:
             raise ConfigError("agent.perception and agent.encoder exclude each other")
-    elif cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels":
+    elif cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels" and not frozen:
         raise ConfigError(
-            "agent.network = 'mlp' needs env.obs_type 'state' or 'grid' (or agent.perception)"
+            "agent.network = 'mlp' needs env.obs_type 'state' or 'grid' (or agent.perception, "
+            "or agent.encoder with agent.encoder_trainable = false)"
         )
     if cfg.agent.aux_landing and cfg.agent.encoder:
         raise ConfigError(
