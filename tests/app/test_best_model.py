@@ -156,6 +156,33 @@ def test_resume_keeps_the_best_model_and_its_score(tmp_path, monkeypatch):
     assert (run / "best.keras").read_bytes() != best_bytes
 
 
+def test_learning_settles_from_the_first_validation_at_settle_at_and_resume_keeps_it(
+    tmp_path, monkeypatch
+):
+    """``agent.settle_at``: the learning rate is ``settle_lr`` from the first validation
+    evaluation that reaches it on (not before it, never back), and a resumed run keeps it."""
+    run = tmp_path / "run"
+    settle = ["agent.lr=1e-3", "agent.settle_at=0.9", "agent.settle_lr=1e-5"]
+    cfg = load_config("fast-state", None, [*QUICK, *settle, f"run.total_steps={16 * 4 * 33}"])
+    rates: list[float] = []
+    loop: RunLoop
+
+    def record(_: dict) -> None:
+        rates.append(loop.learner.agent.learning_rate)
+
+    _rig(monkeypatch, [0.5, 0.89, 0.95, 0.3])
+    loop = open_run(cfg, run, progress=False, on_evaluation=record)
+    loop.run()
+    assert rates == pytest.approx([1e-3, 1e-3, 1e-5, 1e-5])
+    _rig(monkeypatch, [0.2])
+    resumed = open_run(
+        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 5 * 33}"]
+    )
+    resumed.run()
+    assert resumed.learner.agent.learning_rate == pytest.approx(1e-5)
+    assert resumed.learner.settled
+
+
 def test_fast_state_learns_and_keeps_its_best_model(tmp_path):
     """The ``fast-state`` preset, as shipped, within a small budget: its kept model on test games.
 
