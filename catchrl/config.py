@@ -206,7 +206,8 @@ class AgentConfig:
     """Width of each of the ``mlp`` network's two hidden layers."""
     encoder: str = ""
     """A perception or imitation model (``.keras`` or its run directory, from ``catchrl
-    supervised train``) whose pretrained conv encoder starts the Q-network; "" = none."""
+    supervised train``) whose pretrained conv encoder starts the Q-network (fine-tuned) or
+    reads the frames for it (frozen: see ``encoder_trainable``); "" = none."""
     encoder_trainable: bool = True
     """Fine-tune the pretrained encoder (True: encoder, one 128-unit layer, Q-values) or
     freeze it (False): the agent then plays from the encoder's features, computed once a

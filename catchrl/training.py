@@ -14,6 +14,7 @@ last observations, so ``--resume`` is exact wherever the run stopped.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,14 @@ def _frame_model_env(a: Any, env: Any) -> Any:
         raise ConfigError(f"agent.perception: {model_path}: {e}") from e
 
 
+def _weights_sha256(model: Any) -> str:
+    """A digest of a model's weights (what a checkpoint of the agent behind it relies on)."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    return digest.hexdigest()
+
+
 def _dqn_config(a: Any) -> Any:
     """The agent's settings from ``[agent]``: the fields of the same name, and two renamed.
 
@@ -185,8 +194,10 @@ class DQNLearner(StepLearner):
         # perception: the frozen model in front of the agent (agent.perception, or a frozen
         # agent.encoder), whose outputs the agent sees and the replay memory keeps.
         self.perception = _frame_model_env(a, self.base_env)
+        self._frame_model_sha256 = None
         if self.perception is not None:
             self.env = self.perception
+            self._frame_model_sha256 = _weights_sha256(self.perception.model)
         obs_space = self.env.single_observation_space
         if a.encoder and a.encoder_trainable:
             from catchrl.supervised.perception import build_q_network_from_encoder
@@ -240,9 +251,8 @@ class DQNLearner(StepLearner):
         frozen = bool(a.encoder) and not a.encoder_trainable
         perceived = bool(a.perception) or frozen
         frames = c.obs_type == "pixels" and not perceived
-        if perceived:  # a state (at most 8 values), or an encoder's features: the
-            # book encoder's are H x W values, the most of any encoder catchrl builds
-            size = shape[0] * shape[1] if frozen else 8
+        if perceived:  # a state (at most 8 values), or the encoder's features
+            size = int(_load_encoder(a.encoder, shape).output_shape[-1]) if frozen else 8
             shape, dtype = (size,), np.dtype(np.float32)
         env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
         if frames:
@@ -299,19 +309,19 @@ class DQNLearner(StepLearner):
     def after_evaluation(self, win_rate: float) -> str | None:
         """Settle learning once a validation evaluation reaches ``agent.settle_at``.
 
-        The learning rate drops to ``agent.settle_lr`` for the rest of the run
-        (a resumed run keeps it: the optimiser's state carries it).
+        The learning rate drops to ``agent.settle_lr`` for the rest of the run (a
+        resumed run keeps it: the optimiser's state carries it); it is never raised,
+        so a run whose ``lr`` is already lower keeps its own.
         """
         a = self.cfg.agent
         if not (a.settle_at and a.settle_lr) or self.settled or win_rate < a.settle_at:
             return None
         self.settled = True
         old = self.agent.learning_rate
-        self.agent.set_learning_rate(a.settle_lr)
-        return (
-            f"validation reached {100 * a.settle_at:g}%: learning settles "
-            f"(lr {old:g} -> {a.settle_lr:g})"
-        )
+        new = min(old, a.settle_lr)
+        self.agent.set_learning_rate(new)
+        reached = f"validation reached {100 * a.settle_at:g}%"
+        return f"{reached}: learning settles (lr {old:g} -> {new:g})"
 
     def run(self, loop: Any) -> None:
         """The run loop's steps, on ``agent.device``."""
@@ -341,11 +351,26 @@ class DQNLearner(StepLearner):
             "vec_steps": self.vec_steps,
             "grad_steps": self.grad_steps,
             "settled": self.settled,
+            "frame_model_sha256": self._frame_model_sha256,
         }
         return arrays, meta
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
-        """Restore :meth:`get_state`; the observations are those of the restored games."""
+        """Restore :meth:`get_state`; the observations are those of the restored games.
+
+        Raises:
+            ValueError: the checkpoint does not fit this agent, or the frozen model in
+                front of it (``agent.perception`` or a frozen ``agent.encoder``, which the
+                checkpoint does not hold) has other weights than the run trained with.
+
+        """
+        saved = meta.get("frame_model_sha256")  # (absent in older checkpoints)
+        if saved is not None and saved != self._frame_model_sha256:
+            a = self.cfg.agent
+            raise ValueError(
+                f"{a.perception or a.encoder} has other weights than when this run was "
+                "trained (its replay memory holds the old model's outputs); restore that file"
+            )
         self.agent.set_state_arrays(arrays["agent"], meta["agent"])
         self.memory.load_state_dict(arrays["replay"])
         self.obs = self.base_env.set_state({"arrays": arrays["env"], "meta": meta["env"]})

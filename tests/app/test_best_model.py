@@ -181,6 +181,14 @@ def test_learning_settles_from_the_first_validation_at_settle_at_and_resume_keep
     resumed.run()
     assert resumed.learner.agent.learning_rate == pytest.approx(1e-5)
     assert resumed.learner.settled
+    # settling never raises the learning rate: a run whose lr is lower keeps it
+    low = load_config(
+        "fast-state", None, [*QUICK, *settle, "agent.lr=1e-6", "run.total_steps=1056"]
+    )
+    _rig(monkeypatch, [0.95, 0.95])
+    lowered = open_run(low, tmp_path / "low", progress=False)
+    lowered.run()
+    assert lowered.learner.settled and lowered.learner.agent.learning_rate == pytest.approx(1e-6)
 
 
 def test_fast_state_learns_and_keeps_its_best_model(tmp_path):

@@ -21,6 +21,13 @@ def test_book_preset_is_the_books_run():
     assert (c.agent.replay_capacity, c.agent.observe, c.agent.epsilon) == (50_000, 100, "book")
     assert (c.agent.epsilon_start, c.agent.epsilon_end) == (0.1, 1e-4)
     assert (c.env.walls, c.env.spawn, c.env.num_envs) == ("book", "book", 1)
+    assert c.agent.settle_at == 0.0  # the book's learning rate never changes
+
+
+@pytest.mark.parametrize("preset", ["fast", "fast-state"])
+def test_the_fast_presets_settle_at_their_first_99_percent(preset):
+    c = make_config(preset)
+    assert (c.agent.settle_at, c.agent.settle_lr) == (0.99, 1e-4)
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
