@@ -209,10 +209,10 @@ class AgentConfig:
     supervised train``) whose pretrained conv encoder starts the Q-network (fine-tuned) or
     reads the frames for it (frozen: see ``encoder_trainable``); "" = none."""
     encoder_trainable: bool = True
-    """Fine-tune the pretrained encoder (True: encoder, one 128-unit layer, Q-values) or
-    freeze it (False): the agent then plays from the encoder's features, computed once a
-    frame and kept in replay, with the ``mlp`` head (two layers of ``hidden``), as the
-    perceived-state route does; ``network`` is not used."""
+    """Fine-tune the pretrained encoder (True: the Q-network is the encoder, then the
+    ``mlp`` head, two layers of ``hidden``) or freeze it (False): the agent then plays from
+    the encoder's features, computed once a frame and kept in replay, with the same head,
+    as the perceived-state route does. ``network`` is not used either way."""
     perception: str = ""
     """A perception model (``.keras`` or its run directory, ``catchrl supervised train
     perception``): the agent plays the pixel game from the state it perceives, with the
@@ -588,7 +588,6 @@ def _validate(cfg: TrainConfig) -> None:
 
 def _validate_modules(cfg: TrainConfig) -> None:
     """The supervised modules (encoder, perception, landing head) against the game."""
-    frozen = bool(cfg.agent.encoder) and not cfg.agent.encoder_trainable
     if cfg.agent.encoder and cfg.env.obs_type != "pixels":
         raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type 'pixels'")
     if cfg.agent.perception:
@@ -599,10 +598,10 @@ def _validate_modules(cfg: TrainConfig) -> None:
             )
         if cfg.agent.encoder:
             raise ConfigError("agent.perception and agent.encoder exclude each other")
-    elif cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels" and not frozen:
+    elif cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels" and not cfg.agent.encoder:
         raise ConfigError(
             "agent.network = 'mlp' needs env.obs_type 'state' or 'grid' (or agent.perception, "
-            "or agent.encoder with agent.encoder_trainable = false)"
+            "or agent.encoder)"
         )
     if cfg.agent.aux_landing and cfg.agent.encoder:
         raise ConfigError(

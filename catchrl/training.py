@@ -199,23 +199,27 @@ class DQNLearner(StepLearner):
             self.env = self.perception
             self._frame_model_sha256 = _weights_sha256(self.perception.model)
         obs_space = self.env.single_observation_space
+        # A fine-tuned encoder reads the frames in front of the MLP head a frozen one feeds.
+        encoder = None
         if a.encoder and a.encoder_trainable:
+            encoder = _load_encoder(a.encoder, obs_space.shape)
+        # Behind a frozen model, or after a fine-tuned encoder, the agent reads vectors: the
+        # MLP (two layers of agent.hidden), the head perception and the encoders share.
+        vectors = self.perception is not None or encoder is not None
+        kind = "mlp" if vectors else a.network
+        model = build_q_network(
+            kind,
+            tuple(encoder.output_shape[1:]) if encoder is not None else obs_space.shape,
+            3,
+            dueling=a.dueling,
+            landing_head=a.aux_landing > 0,
+            seed=seed,
+            **({"hidden_units": (a.hidden, a.hidden)} if kind == "mlp" else {}),
+        )
+        if encoder is not None:
             from catchrl.supervised.perception import build_q_network_from_encoder
 
-            encoder = _load_encoder(a.encoder, obs_space.shape)
-            model = build_q_network_from_encoder(encoder, 3, trainable=True, hidden=128)
-        else:  # behind a frozen model the agent sees vectors: the MLP (perception needs it)
-            kind = "mlp" if self.perception is not None else a.network
-            extra = {"hidden_units": (a.hidden, a.hidden)} if kind == "mlp" else {}
-            model = build_q_network(
-                kind,
-                obs_space.shape,
-                3,
-                dueling=a.dueling,
-                landing_head=a.aux_landing > 0,
-                seed=seed,
-                **extra,
-            )
+            model = build_q_network_from_encoder(encoder, 3, trainable=True, head=model)
         self.agent = DQNAgent(model, _dqn_config(a), seed=seed)
         frames = c.env.obs_type == "pixels" and self.perception is None
         self.memory = ReplayMemory(

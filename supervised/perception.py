@@ -212,26 +212,39 @@ def build_q_network_from_encoder(
     trainable: bool = False,
     hidden: int = 512,
     copy: bool = True,
+    head: keras.Model | None = None,
 ) -> keras.Model:
     """Build a DQN Q-network that starts from a pretrained encoder.
 
     ``frames -> encoder -> Dense(hidden, relu) -> Dense(num_actions)``: the
-    book's Q-network when the encoder is the ``"book"`` one.
+    book's Q-network when the encoder is the ``"book"`` one; or ``frames ->
+    encoder -> head`` with a given head (``catchrl train`` passes its ``mlp``
+    Q-network over the features: two layers of ``agent.hidden``, dueling or not).
 
     Args:
         encoder: A model from :func:`build_encoder` / :func:`get_encoder`.
-        num_actions: Q-values per observation (Catch: 3).
+        num_actions: Q-values per observation (Catch: 3); unused with ``head``.
         trainable: ``False`` freezes the encoder's weights (only the head
             learns); ``True`` fine-tunes them too.
-        hidden: Units of the hidden Dense layer.
+        hidden: Units of the hidden Dense layer; unused with ``head``.
         copy: Give the Q-network its own copy of the encoder (default), so
             training it leaves the perception model unchanged.
+        head: A Q-network over the encoder's features ``[B, F]`` (used as is, not
+            copied); default: the one-layer head above.
 
     Returns:
         An uncompiled ``keras.Model`` named ``"q_network"``: uint8 frames ``[B, H, W, C]``
         -> Q-values ``[B, num_actions]`` (float32).
 
+    Raises:
+        ValueError: ``head`` does not read the encoder's features.
+
     """
+    if head is not None and tuple(head.input_shape[1:]) != tuple(encoder.output_shape[1:]):
+        raise ValueError(
+            f"build_q_network_from_encoder: the head reads {tuple(head.input_shape[1:])}, "
+            f"the encoder gives {tuple(encoder.output_shape[1:])}"
+        )
     if copy:
         clone = keras.models.clone_model(encoder)
         clone.set_weights(encoder.get_weights())
@@ -239,6 +252,8 @@ def build_q_network_from_encoder(
     encoder.trainable = bool(trainable)
     frames = keras.Input(shape=encoder.input_shape[1:], name="frames")
     x = encoder(frames, training=False if not trainable else None)
+    if head is not None:
+        return keras.Model(frames, head(x), name="q_network")
     x = layers.Dense(hidden, activation="relu", name="q_hidden")(x)
     q = layers.Dense(num_actions, dtype="float32", name="q_values")(x)
     return keras.Model(frames, q, name="q_network")

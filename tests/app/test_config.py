@@ -78,6 +78,13 @@ def test_bad_overrides_are_named(override, message):
     assert message in str(e.value)
 
 
+@pytest.mark.parametrize("trainable", ["true", "false"])
+def test_agent_network_is_unused_behind_an_encoder(trainable):
+    overrides = ["agent.encoder='e.keras'", f"agent.encoder_trainable={trainable}"]
+    cfg = apply_overrides(make_config(), [*overrides, "agent.network=mlp"])
+    assert cfg.agent.network == "mlp"  # either route builds the MLP head on the features
+
+
 def test_bad_files_and_presets(tmp_path):
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
         make_config("nope")

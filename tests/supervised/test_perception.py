@@ -54,6 +54,22 @@ def test_frozen_encoder_does_not_learn_and_the_original_is_never_touched():
         np.testing.assert_array_equal(b, w)
 
 
+def test_a_given_head_follows_the_encoder_as_is_and_a_mismatched_one_is_refused():
+    from catchrl.agents.networks import build_q_network
+
+    enc = P.build_encoder("small")
+    head = build_q_network("mlp", (48,), 3, dueling=True, hidden_units=(32, 32), seed=0)
+    q = P.build_q_network_from_encoder(enc, trainable=True, head=head)
+    assert q.get_layer(head.name) is head and q.output_shape == (None, 3)
+    frames = np.random.default_rng(0).integers(0, 256, (4, 80, 80, 4)).astype(np.uint8)
+    np.testing.assert_allclose(
+        np.asarray(q(frames)), np.asarray(head(enc(frames))), rtol=1e-5, atol=1e-6
+    )
+    other = build_q_network("mlp", (8,), 3, seed=0)
+    with pytest.raises(ValueError, match=r"the head reads \(8,\), the encoder gives \(48,\)"):
+        P.build_q_network_from_encoder(enc, head=other)
+
+
 def test_spatial_soft_argmax_finds_a_peak_with_sub_pixel_coordinates():
     layer = SpatialSoftArgmax(initial_temperature=100.0)
     maps = np.zeros((1, 10, 20, 2), np.float32)
