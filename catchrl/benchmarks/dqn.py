@@ -14,14 +14,24 @@ Run ``python -m catchrl.benchmarks.dqn --part PART`` (or ``catchrl bench dqn``):
   every 100 games and its steps/s;
 - ``latency``: greedy action latency for one observation (p50, p99) of the
   compiled function vs ``model.predict``;
-- ``replay``: replay memory bytes per pixel transition vs the book's 409.6 KB.
+- ``replay``: replay memory bytes per pixel transition vs the book's 409.6 KB;
+- ``backends``: the preset's cost per env step (its gradient steps included) on
+  each installed Keras backend (TensorFlow, JAX, torch), each in its own
+  process: two runs per seed without evaluations, ``--backend-steps`` apart,
+  and the difference of their training seconds and CPU seconds per step
+  (start-up, compilation and the ``observe`` steps cancel); medians over
+  seeds, with the ratio to TensorFlow.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +39,15 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["BOOK_WINS", "bench_latency", "bench_replay", "bench_target", "main"]
+__all__ = [
+    "BACKENDS",
+    "BOOK_WINS",
+    "bench_backends",
+    "bench_latency",
+    "bench_replay",
+    "bench_target",
+    "main",
+]
 
 BOOK_WINS = {1000: 42, 2000: 74, 5000: 87}
 """The book's greedy wins out of 100 games after N training games (SEED_CATCH.md)."""
@@ -369,7 +387,81 @@ def bench_book_preset(seconds: float = 900.0, seed: int = 0) -> list[dict[str, A
     return rows
 
 
-PARTS = ("replay", "latency", "target", "book-games", "book-preset")
+BACKENDS = ("tensorflow", "jax", "torch")
+"""Keras' backends (``run.backend``): TensorFlow is installed by the ``keras`` extra,
+JAX and torch are measured where they are installed."""
+
+
+def _backend_run(backend: str, preset: str, seed: int, steps: int) -> dict[str, float]:
+    """One run without evaluations in a fresh process (Keras picks its backend at import)."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    argv = [sys.executable, "-m", "catchrl.benchmarks.dqn", "--backend-worker", backend]
+    argv += ["--preset", preset, "--seeds", str(seed), "--max-steps", str(steps)]
+    proc = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"bench backends: {backend} failed:\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1][len("RESULT ") :])
+
+
+def _backend_worker(backend: str, preset: str, seed: int, steps: int) -> None:
+    """Inside :func:`_backend_run`'s process: train, print training and CPU seconds."""
+    overrides = [f"run.backend={backend!r}", f"run.total_steps={steps}", "run.eval_every=0"]
+    overrides += ["run.eval_games=0", "run.target_win_rate=0"]
+    with tempfile.TemporaryDirectory() as tmp:
+        cpu = time.process_time()
+        run = _train(preset, seed, overrides, Path(tmp) / "run")
+        cpu = time.process_time() - cpu
+    print("RESULT " + json.dumps({"steps": run["steps"], "train_s": run["train_s"], "cpu_s": cpu}))
+
+
+def bench_backends(
+    preset: str = "fast",
+    seeds: tuple[int, ...] = (0, 1, 2),
+    steps: int = 6_000,
+    backends: tuple[str, ...] = BACKENDS,
+) -> list[dict[str, Any]]:
+    """Milliseconds (wall and CPU) per env step of the preset on each Keras backend.
+
+    Per seed and backend, two runs: ``observe + 1,000`` steps and ``steps``
+    more; their difference divided by the extra steps is the cost of a step
+    while learning. Backends that are not installed get a row saying so.
+    """
+    from catchrl.config import load_config
+
+    short = load_config(preset, None, []).agent.observe + 1_000
+    rows: list[dict[str, Any]] = []
+    base: tuple[float, float] | None = None
+    for backend in backends:
+        if importlib.util.find_spec(backend) is None:
+            rows.append({"backend": backend, "ms/step": f"not installed (pip install {backend})"})
+            continue
+        wall, cpu = [], []
+        for seed in seeds:
+            a = _backend_run(backend, preset, seed, short)
+            b = _backend_run(backend, preset, seed, short + steps)
+            n = b["steps"] - a["steps"]
+            wall.append(1000 * (b["train_s"] - a["train_s"]) / n)
+            cpu.append(1000 * (b["cpu_s"] - a["cpu_s"]) / n)
+        w, c = statistics.median(wall), statistics.median(cpu)
+        if backend == "tensorflow":
+            base = (w, c)
+        rows.append(
+            {
+                "backend": backend,
+                "ms/step": f"{w:.2f}",
+                "CPU ms/step": f"{c:.2f}",
+                "steps/s": f"{1000 / w:,.0f}",
+                "spread (ms/step)": f"{min(wall):.2f}-{max(wall):.2f}",
+                "vs tensorflow (wall / CPU)": f"{w / base[0]:.2f}x / {c / base[1]:.2f}x"
+                if base
+                else "-",
+            }
+        )
+    return [{k: r.get(k, "") for k in max(rows, key=len)} for r in rows]
+
+
+PARTS = ("replay", "latency", "target", "book-games", "book-preset", "backends")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,7 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--hold", type=float, default=5.0, help="train on to HOLD x the steps")
     p.add_argument("--book-seconds", type=float, default=900.0)
     p.add_argument("--json", type=Path, help="also write the raw runs here (target part)")
+    p.add_argument(
+        "--backend-steps", type=int, default=6_000, help="extra steps per run (backends part)"
+    )
+    p.add_argument("--backend-worker", choices=BACKENDS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.backend_worker:
+        _backend_worker(args.backend_worker, args.preset, args.seeds[0], args.max_steps)
+        return 0
     for part in args.part or ["replay", "latency"]:
         t0 = time.perf_counter()
         if part == "replay":
@@ -410,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
                 test_games=args.test_games,
                 hold=args.hold,
             )
+        elif part == "backends":
+            rows = bench_backends(args.preset, tuple(args.seeds), args.backend_steps)
         elif part == "book-games":
             rows = bench_book_games(args.preset, args.seeds[0])
         else:
