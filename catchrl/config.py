@@ -206,13 +206,20 @@ class AgentConfig:
     """Width of each of the ``mlp`` network's two hidden layers."""
     encoder: str = ""
     """A perception or imitation model (``.keras`` or its run directory, from ``catchrl
-    supervised train``) whose pretrained conv encoder starts the Q-network (fine-tuned) or
-    reads the frames for it (frozen: see ``encoder_trainable``); "" = none."""
-    encoder_trainable: bool = True
-    """Fine-tune the pretrained encoder (True: the Q-network is the encoder, then the
-    ``mlp`` head, two layers of ``hidden``) or freeze it (False): the agent then plays from
-    the encoder's features, computed once a frame and kept in replay, with the same head,
-    as the perceived-state route does. ``network`` is not used either way."""
+    supervised train``) whose pretrained conv encoder reads the frames for the agent
+    (frozen, the default) or starts its Q-network (fine-tuned: see ``encoder_trainable``);
+    "" = none."""
+    encoder_trainable: bool = False
+    """Freeze the pretrained encoder (False, the default): the agent plays from the
+    encoder's features, computed once a frame and kept in replay, with the ``mlp`` head
+    (two layers of ``hidden``), as the perceived-state route does. Or fine-tune it (True):
+    the Q-network is the encoder, then the same head, all of it trained on the TD error.
+    ``network`` is not used either way. Measured on the book's game (a ``small``
+    perception model of 6 epochs, 500 validation games every 32 games, 20k steps; docs/
+    supervised_results.md, session 8): frozen, with ``fast-state``'s agent settings, 99 %
+    at 5,280-9,504 steps on 3 seeds; fine-tuned, never 99 % (best 95.8 / 95.8 / 51.2 %
+    with the pixel settings; 90.4 % by 11.6k steps with ``fast-state``'s, at 20 steps/s),
+    no better than the pixel CNN from scratch. So frozen is the default."""
     perception: str = ""
     """A perception model (``.keras`` or its run directory, ``catchrl supervised train
     perception``): the agent plays the pixel game from the state it perceives, with the
