@@ -214,12 +214,12 @@ class AgentConfig:
     encoder's features, computed once a frame and kept in replay, with the ``mlp`` head
     (two layers of ``hidden``), as the perceived-state route does. Or fine-tune it (True):
     the Q-network is the encoder, then the same head, all of it trained on the TD error.
-    ``network`` is not used either way. Measured on the book's game (a ``small``
-    perception model of 6 epochs, 500 validation games every 32 games, 20k steps; docs/
-    supervised_results.md, session 8): frozen, with ``fast-state``'s agent settings, 99 %
-    at 5,280-9,504 steps on 3 seeds; fine-tuned, never 99 % (best 95.8 / 95.8 / 51.2 %
-    with the pixel settings; 90.4 % by 11.6k steps with ``fast-state``'s, at 20 steps/s),
-    no better than the pixel CNN from scratch. So frozen is the default."""
+    ``network`` is not used either way. Measured (``catchrl bench modules``, 3 seeds,
+    1,000 test games every 32 games; docs/supervised_results.md, sessions 7-8): frozen,
+    with ``fast-state``'s agent settings, 99 % on every seed (5.3-9.5k steps on the book's
+    game, 7.4-21.1k on drift 5); fine-tuned, with the pixel settings, 99 % on one seed in
+    three (13.7k and 15.8k steps; the others end at 41-78 % after 20k) at 3x the CPU per
+    step. So frozen is the default."""
     perception: str = ""
     """A perception model (``.keras`` or its run directory, ``catchrl supervised train
     perception``): the agent plays the pixel game from the state it perceives, with the
