@@ -204,7 +204,7 @@ class DQNLearner(StepLearner):
         if a.encoder and a.encoder_trainable:
             encoder = _load_encoder(a.encoder, obs_space.shape)
         # Behind a frozen model, or after a fine-tuned encoder, the agent reads vectors: the
-        # MLP (two layers of agent.hidden), the head perception and the encoders share.
+        # MLP (two layers of agent.hidden), one head for the perception and encoder routes.
         vectors = self.perception is not None or encoder is not None
         kind = "mlp" if vectors else a.network
         model = build_q_network(
