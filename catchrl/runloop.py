@@ -34,23 +34,27 @@ when the run evaluated, else the final one.
 
 **Signals.** SIGINT, SIGTERM and SIGHUP ask the run to stop at the next safe
 point, which writes a checkpoint (mid-game if need be) and ends the run with
-exit code 128 + the signal. A second signal stops at once with
-:class:`RunInterrupted`; checkpoints are written with those signals blocked, so
-the last checkpoint stays complete either way.
+exit code 128 + the signal. A second signal stops at once: with
+:class:`RunInterrupted`, or, where the caller set
+:attr:`RunLoop.second_signal_exit` (``catchrl train``), by leaving the process
+there and then; checkpoints are written with those signals blocked, so the
+last checkpoint stays complete either way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import signal
+import sys
 import time
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 import numpy as np
 
@@ -237,6 +241,13 @@ class RunLoop:
     ) -> None:
         self.rd = RunDir(run_dir)
         self.on_evaluation = on_evaluation
+        self.second_signal_exit: str | None = None
+        """A line for a second stop signal to print before it ends the process at once
+        (``os._exit(128 + signal)``: no unwinding, no teardown; the lock is the kernel's and
+        goes with the process). An exception raised from wherever the signal lands can
+        interrupt TensorFlow mid-call, and its unwinding once aborted the process with a
+        corrupted heap (a double SIGTERM, ``tests/app/test_run_faults.py``). ``None`` (the
+        default, for a library caller): the second signal raises :class:`RunInterrupted`."""
         self.resume = resume
         self.progress_mode = progress
         self.checkpoint: Path | None = None
@@ -689,6 +700,8 @@ class RunLoop:
     def _signal_handlers(self) -> Iterator[None]:
         def on_signal(signum: int, frame: Any) -> None:
             if self.signum is not None:  # the second one: leave now, the checkpoint stays
+                if self.second_signal_exit is not None:
+                    _exit_now(self.second_signal_exit, 128 + signum)
                 raise RunInterrupted(signum)
             self.signum = signum
             if signum == signal.SIGHUP:
@@ -704,6 +717,15 @@ class RunLoop:
         finally:
             for s, handler in old.items():
                 signal.signal(s, handler)
+
+
+def _exit_now(line: str, code: int) -> NoReturn:
+    """Print ``line`` to stderr and end the process with ``code``, running nothing else."""
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    with contextlib.suppress(OSError):
+        os.write(2, (line + "\n").encode())
+    os._exit(code)
 
 
 def _crossed(last: int, games: int, every: int) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -130,7 +129,6 @@ def _train(
     args: argparse.Namespace, cfg: TrainConfig | None, run_dir: Path, overrides: list[str]
 ) -> int:
     from catchrl.learners import open_run
-    from catchrl.runloop import RunInterrupted
 
     try:
         trainer = open_run(
@@ -147,11 +145,10 @@ def _train(
     print(f"run directory: {run_dir}", flush=True)
     trusted = algo.startswith("sb3-")  # SB3 checkpoints are pickles; RLlib's are not
     resume_cmd = f"catchrl train --run-dir {run_dir} --resume" + (" --sb3" if trusted else "")
+    # a second signal ends the process on the spot (RunLoop.second_signal_exit)
+    trainer.second_signal_exit = f"stopped at once by a second signal; resume with `{resume_cmd}`"
     try:
         result = trainer.run()
-    except RunInterrupted as e:
-        print(f"stopped at once by a second signal; resume with `{resume_cmd}`", file=sys.stderr)
-        return 128 + e.signum
     except CatchrlError as e:
         raise UserError(_one_line(e)) from e
     print(f"trained {result.games} games, {result.steps} env steps, {result.wall_time:.1f} s")
