@@ -202,6 +202,13 @@ class AgentConfig:
     train-step CPU (15.8 vs 60 ms at batch 64), so it is the default."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
+    augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 0
+    """Pixels: train the Q-network on replayed frame stacks shifted sideways by a random
+    integer in ``[-augment_shift, augment_shift]`` px, a fresh draw per sample and step
+    (DrQ: Kostrikov et al. 2020), the edge columns repeated; the targets read the next
+    frames unshifted. 0 = off. Unused where the agent does not read the frames itself
+    (``state``, ``grid``, ``perception``, a frozen ``encoder``). Less than
+    ``env.frame_size``."""
     hidden: Annotated[int, Range(1, MAX_HIDDEN)] = 128
     """Width of each of the ``mlp`` network's two hidden layers."""
     encoder: str = ""
@@ -588,6 +595,11 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"agent.n_step: must be <= {params.max_episode_steps}, the length of one "
             f"{env.obs_type} game ({env.balls_per_game} ball(s)), got {a.n_step}"
+        )
+    if env.obs_type == "pixels" and a.augment_shift >= env.frame_size:
+        raise ConfigError(
+            f"agent.augment_shift: must be < env.frame_size ({env.frame_size}), "
+            f"got {a.augment_shift}"
         )
     stack = env.frame_stack if env.obs_type == "pixels" else 1
     slots = a.replay_capacity // env.num_envs

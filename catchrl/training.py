@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.agents.augment import random_shift
 from catchrl.agents.scripted import landing_labels
 from catchrl.config import ConfigError, TrainConfig
 from catchrl.rundir import RunDir
@@ -234,6 +235,8 @@ class DQNLearner(StepLearner):
             seed=seed + 1,
             aux_dim=1 if a.aux_landing > 0 else 0,
         )
+        # augment: the generator of the random shifts of replayed frames (agent.augment_shift).
+        self.augment = np.random.default_rng(seed + 2) if frames and a.augment_shift > 0 else None
         self.schedule = EpsilonSchedule(
             a.epsilon, a.epsilon_start, a.epsilon_end, a.epsilon_duration, a.observe
         )
@@ -302,6 +305,8 @@ class DQNLearner(StepLearner):
             total = 0.0
             for _ in range(a.gradient_steps):
                 batch = self.memory.sample(a.batch_size)
+                if self.augment is not None:
+                    batch["obs"] = random_shift(batch["obs"], a.augment_shift, self.augment)
                 out = self.agent.train_step(batch)
                 if a.prioritized:
                     self.memory.update_priorities(batch["indices"], out["td_errors"])
@@ -357,6 +362,8 @@ class DQNLearner(StepLearner):
             "settled": self.settled,
             "frame_model_sha256": self._frame_model_sha256,
         }
+        if self.augment is not None:
+            meta["augment_rng"] = self.augment.bit_generator.state
         return arrays, meta
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
@@ -382,6 +389,8 @@ class DQNLearner(StepLearner):
             self.obs = self.perception.perceive(self.obs)
         self.vec_steps, self.grad_steps = meta["vec_steps"], meta["grad_steps"]
         self.settled = bool(meta.get("settled", False))
+        if self.augment is not None and "augment_rng" in meta:
+            self.augment.bit_generator.state = meta["augment_rng"]
 
     def save_model(self, path: Path) -> None:
         """Write the playing model in Keras format (frames in when the game is pixels).

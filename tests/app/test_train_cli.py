@@ -259,3 +259,26 @@ def test_ctrl_c_writes_a_checkpoint_then_resumes(tmp_path):
     state = RunDir.load_checkpoint(RunDir(run_dir).latest_checkpoint())[1]
     rows = (run_dir / "metrics.tsv").read_text().splitlines()[1:]
     assert len(rows) == state["games"]  # the checkpoint is the last thing done
+
+
+def test_augmented_pixel_training_resumes_exactly_and_is_not_the_plain_run(tmp_path):
+    """``agent.augment_shift``: the shifts' generator is checkpointed, and the shifts matter."""
+    pixels = [*QUICK, "--preset", "fast", "--set", "agent.replay_capacity=3000"]
+    pixels += ["--set", "run.eval_games=20"]
+
+    def train(run_dir: Path, steps: int, shift: int) -> int:
+        argv = ["train", *pixels, "--steps", str(steps), "--run-dir", str(run_dir)]
+        return main([*argv, "--set", f"agent.augment_shift={shift}"])
+
+    assert train(tmp_path / "whole", 1600, 4) == 0
+    assert train(tmp_path / "parts", 800, 4) == 0
+    resume = ["train", "--run-dir", str(tmp_path / "parts"), "--resume", "--steps", "1600"]
+    assert main([*resume, "--no-progress"]) == 0
+    for wa, wb in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "parts"), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(_metrics(tmp_path / "whole"), _metrics(tmp_path / "parts"))
+    assert train(tmp_path / "plain", 1600, 0) == 0
+    assert not all(
+        np.array_equal(x, y)
+        for x, y in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "plain"), strict=True)
+    )
