@@ -1,1 +1,1 @@
-"""Agents: DQN, replay memory, schedules, Q-networks, SB3 adapter, scripted policies."""
+"""Agents: DQN, replay, augmentation, schedules, Q-networks, SB3 adapter, scripted policies."""

@@ -202,13 +202,16 @@ class AgentConfig:
     train-step CPU (15.8 vs 60 ms at batch 64), so it is the default."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
-    augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 0
+    augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 4
     """Pixels: train the Q-network on replayed frame stacks shifted sideways by a random
     integer in ``[-augment_shift, augment_shift]`` px, a fresh draw per sample and step
     (DrQ: Kostrikov et al. 2020), the edge columns repeated; the targets read the next
-    frames unshifted. 0 = off. Unused where the agent does not read the frames itself
-    (``state``, ``grid``, ``perception``, a frozen ``encoder``). Less than
-    ``env.frame_size``."""
+    frames unshifted. 0 = off (the ``book`` preset). Unused where the agent does not read
+    the frames itself (``state``, ``grid``, ``perception``, a frozen ``encoder``). Less
+    than ``env.frame_size``. Measured (seeds 0-3, 500 validation games every 32 games,
+    25k steps): without it no seed reached 99 % (best 90.8-97.2 %); with 4 px (one
+    paddle step) every seed did, at 12.7k / 18.0k / 23.2k / 18.0k steps; with 2 px three
+    seeds of four. It costs ~0.2 ms a batch of 64."""
     hidden: Annotated[int, Range(1, MAX_HIDDEN)] = 128
     """Width of each of the ``mlp`` network's two hidden layers."""
     encoder: str = ""
@@ -419,6 +422,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "epsilon_duration": 5_000,
             "observe": 100,
             "settle_at": 0.0,
+            "augment_shift": 0,
         },
         "run": {
             "total_steps": 0,
