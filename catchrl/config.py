@@ -724,9 +724,21 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# Fields added after runs were saved, with the value that keeps such a run as it
+# trained: a checkpoint saved without the field resumes with it.
+_ADDED_LATER: dict[tuple[str, str], Any] = {("agent", "augment_shift"): 0}
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
+    """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file).
+
+    A field the saved config lacks takes its default, except those in
+    :data:`_ADDED_LATER`, which take the value the run trained with before they existed.
+    """
     cfg = TrainConfig(preset=str(data.get("preset", "fast")))
+    for (table, key), value in _ADDED_LATER.items():
+        if isinstance(data.get(table), dict) and key not in data[table]:
+            setattr(getattr(cfg, table), key, value)
     _update(
         cfg,
         {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3", "rllib")},

@@ -46,6 +46,13 @@ def test_toml_round_trip(tmp_path, preset):
     assert config_from_dict(config_to_dict(cfg)) == cfg
 
 
+def test_a_run_saved_before_the_shifts_existed_resumes_without_them():
+    saved = config_to_dict(make_config("fast"))
+    assert saved["agent"].pop("augment_shift") == 4
+    assert config_from_dict(saved).agent.augment_shift == 0
+    assert config_from_dict(config_to_dict(make_config("fast"))).agent.augment_shift == 4
+
+
 def test_layering_preset_file_then_set(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('preset = "fast-state"\n[agent]\nlr = 0.002\nbatch_size = 128\n')
@@ -207,8 +214,8 @@ def test_no_table_restates_the_choices():
         ("env.balls_per_game=0", "env.balls_per_game: must be in [1, 10000]"),
         ("agent.replay_capacity=0", "agent.replay_capacity: must be in [1, 10000000]"),
         ("agent.replay_capacity=10000001", "agent.replay_capacity: must be in [1, 10000000]"),
-        ("agent.replay_capacity=100", "agent.replay_capacity: 100 leaves 6 step(s) per game"),
-        ("agent.batch_size=50000", "agent.batch_size: must be <= 49696"),
+        ("agent.replay_capacity=100", "agent.replay_capacity: 100 leaves 12 step(s) per game"),
+        ("agent.batch_size=50000", "agent.batch_size: must be <= 49848"),
         ("agent.hidden=-8", "agent.hidden: must be in [1, 8192]"),
         ("agent.lr=0", "agent.lr: must be in (0, 1], got 0.0"),
         ("agent.lr=nan", "agent.lr: must be a finite number, got nan"),
