@@ -46,6 +46,7 @@ __all__ = [
     "format_race_table",
     "module_overrides",
     "plot_race",
+    "race_config",
     "run_one",
     "run_race",
     "summarize",
@@ -117,7 +118,13 @@ class RaceSpec:
     """Extra ``--set`` overrides (the game's variant, a module contender's settings)."""
 
 
-def _config(spec: RaceSpec) -> Any:
+def race_config(spec: RaceSpec) -> Any:
+    """The ``TrainConfig`` a race run starts from: its preset, budget, seed and overrides.
+
+    Raises:
+        ConfigError: an override the config refuses.
+
+    """
     from catchrl.config import load_config
 
     overrides = [
@@ -137,7 +144,7 @@ def _config(spec: RaceSpec) -> Any:
 def run_one(spec: RaceSpec) -> dict[str, Any]:
     """Train one contender in this process and measure it (the worker's job)."""
     t0 = time.perf_counter()
-    cfg = _config(spec)
+    cfg = race_config(spec)
     if spec.agent.startswith("sb3-"):
         from catchrl.agents.sb3 import sb3_kwargs
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from catchrl.cli import UserError
 from catchrl.commands.checks import check_each, check_game_options, check_range, check_seed
-from catchrl.config import MAX_NUM_ENVS, EnvConfig, choices
+from catchrl.config import MAX_NUM_ENVS, ConfigError, EnvConfig, choices
 
 EPILOG = """examples:
   catchrl bench env                                  # env steps/s table (Markdown)
@@ -90,6 +90,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
     a.add_argument(
         "--state-steps", type=int, default=50_000, help="step budget on state (and grid)"
+    )
+    a.add_argument(
+        "--set",
+        dest="agent_sets",
+        action="append",
+        default=[],
+        metavar="AGENT:KEY=VALUE",
+        help="a config override for one contender (repeatable), e.g. "
+        "sb3-dqn:env.num_envs=16 (SB3 reads the game's [env] table from catchrl's preset)",
     )
     _race_options(a, eval_every=64, out="runs/race")
     a.set_defaults(func=run_agents)
@@ -206,6 +215,7 @@ def run_agents(args: argparse.Namespace) -> int:
     check_range("--state-steps", args.state_steps, 0, above=True)
     _check_race_options(args)
     steps = {"pixels": args.pixel_steps, "state": args.state_steps, "grid": args.state_steps}
+    overrides = _agent_overrides(args.agent_sets, args.agents, args.obs)
     results = run_race(
         args.agents,
         args.obs,
@@ -216,14 +226,45 @@ def run_agents(args: argparse.Namespace) -> int:
         args.target,
         args.out,
         log=sys.stderr,
+        overrides=overrides,
     )
     command = (
         f"catchrl bench agents --agents {' '.join(args.agents)} --obs {' '.join(args.obs)}"
         f" --seeds {' '.join(map(str, args.seeds))} --pixel-steps {args.pixel_steps}"
         f" --state-steps {args.state_steps} --eval-every {args.eval_every}"
         f" --eval-games {args.eval_games} --target {args.target} --out {args.out}"
+        + "".join(f" --set {s}" for s in args.agent_sets)
     )
     return _report(results, command, args.out)
+
+
+def _agent_overrides(
+    sets: list[str], agents: list[str], obs_types: list[str]
+) -> dict[str, list[str]]:
+    """``AGENT:KEY=VALUE`` items as overrides per contender, each checked on its configs.
+
+    Raises:
+        UserError: not ``AGENT:KEY=VALUE``, an agent not in the race, or an override
+            the contender's config refuses (its message).
+
+    """
+    from catchrl.benchmarks.agents import RaceSpec, race_config
+
+    by_agent: dict[str, list[str]] = {}
+    for item in sets:
+        agent, sep, override = item.partition(":")
+        if not sep or "=" not in override:
+            raise UserError(f"--set {item!r}: expected AGENT:KEY=VALUE")
+        if agent not in agents:
+            raise UserError(f"--set {item!r}: {agent!r} is not in --agents")
+        by_agent.setdefault(agent, []).append(override)
+    for agent, overrides in by_agent.items():
+        for obs in obs_types:
+            try:
+                race_config(RaceSpec(agent, obs, 0, 1, 1, 1, 0.99, "", overrides))
+            except ConfigError as e:
+                raise UserError(f"--set for {agent} on {obs}: {e}") from None
+    return by_agent
 
 
 def run_modules(args: argparse.Namespace) -> int:

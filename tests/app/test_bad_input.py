@@ -58,6 +58,9 @@ CASES = [
     (["bench", "agents", "--eval-every", "0"], "--eval-every"),
     (["bench", "agents", "--eval-games", "0"], "--eval-games"),
     (["bench", "agents", "--target", "1.5"], "--target"),
+    (["bench", "agents", "--set", "env.num_envs=16"], "expected AGENT:KEY=VALUE"),
+    (["bench", "agents", "--agents", "sb3-dqn", "--set", "sb3-ppo:run.seed=1"], "not in --agents"),
+    (["bench", "agents", "--set", "sb3-dqn:env.num_envs=0"], "env.num_envs: must be in"),
     (["bench", "modules", "--drift", "-1"], "--drift"),
     (["bench", "modules", "--drift", "1000"], "--drift"),
     (["bench", "modules", "--aux-weight", "-1"], "--aux-weight"),
@@ -127,3 +130,20 @@ def test_good_numbers_at_the_bounds_still_run(tmp_path, monkeypatch, capsys):
     argv = ["eval", "oracle", "--games", "3", "--drift", "190", "--seed", str(2**32 - 1)]
     assert main(argv) == 0
     assert "win rate" in capsys.readouterr().out
+
+
+def test_bench_agents_hands_each_contender_its_own_overrides(monkeypatch, tmp_path):
+    from catchrl.benchmarks import agents
+
+    seen = {}
+
+    def race(*args, overrides=None, **kwargs):
+        seen.update(overrides)
+        return []
+
+    monkeypatch.setattr(agents, "run_race", race)
+    monkeypatch.setattr("catchrl.commands.bench._report", lambda *a: 0)
+    argv = ["bench", "agents", "--agents", "catchrl-dqn", "sb3-dqn", "--out", str(tmp_path)]
+    argv += ["--set", "sb3-dqn:env.num_envs=16", "--set", "sb3-dqn:agent.lr=0.001"]
+    assert main(argv) == 0
+    assert seen == {"sb3-dqn": ["env.num_envs=16", "agent.lr=0.001"]}
