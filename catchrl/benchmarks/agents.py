@@ -90,7 +90,10 @@ def module_overrides(contender: str, perception: str = "", aux_weight: float = 1
         )
     if contender == "dqn-encoder":
         return [f"agent.encoder={json.dumps(perception)}", "agent.encoder_trainable=true"]
-    state_agent = [f"agent.{k}={json.dumps(v)}" for k, v in PRESETS["fast-state"]["agent"].items()]
+    # fast-state's agent, and its games a round (its replay ratio was measured with them)
+    state = PRESETS["fast-state"]
+    state_agent = [f"agent.{k}={json.dumps(v)}" for k, v in state["agent"].items()]
+    state_agent.append(f"env.num_envs={state['env']['num_envs']}")
     if contender == "dqn-perceived":
         return [f"agent.perception={json.dumps(perception)}", *state_agent]
     if contender == "dqn-encoder-frozen":

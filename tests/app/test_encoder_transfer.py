@@ -85,7 +85,7 @@ def test_a_frozen_encoder_s_features_are_computed_once_and_kept_in_replay(
     learner = open_run(cfg, tmp_path / "again", progress=False).learner
     width = int(encoder.output_shape[-1])  # the small encoder's 48 features
     assert learner.memory.obs_shape == (width,) and learner.memory.frame_stack == 1
-    assert learner.obs.dtype == np.float32 and learner.obs.shape == (16, width)
+    assert learner.obs.dtype == np.float32 and learner.obs.shape == (cfg.env.num_envs, width)
     frames = learner.base_env.reset(seed=3)[0]
     features = np.asarray(encoder(frames))
     np.testing.assert_allclose(learner.perception.perceive(frames), features, rtol=1e-5, atol=1e-6)

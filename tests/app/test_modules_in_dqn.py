@@ -261,7 +261,7 @@ def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
     # the agent sees the clipped perception of the game's frames, not the true state
     perception = keras.saving.load_model(perception_path, compile=False)
     space = trainer.learner.env.single_observation_space
-    game = CatchVectorEnv(16, autoreset_mode="same_step", **cfg.env.game_kwargs())
+    game = CatchVectorEnv(cfg.env.num_envs, autoreset_mode="same_step", **cfg.env.game_kwargs())
     first_frames = game.reset(seed=cfg.run.seed)[0]
     np.testing.assert_allclose(
         trainer.learner.obs,
