@@ -261,7 +261,18 @@ def _agent_overrides(
     for agent, overrides in by_agent.items():
         for obs in obs_types:
             try:
-                race_config(RaceSpec(agent, obs, 0, 1, 1, 1, 0.99, "", overrides))
+                spec = RaceSpec(
+                    agent=agent,
+                    obs_type=obs,
+                    seed=0,
+                    steps=1,
+                    eval_every=1,
+                    eval_games=1,
+                    target=0.99,
+                    run_dir="",
+                    overrides=overrides,
+                )
+                race_config(spec)  # only to check the overrides
             except ConfigError as e:
                 raise UserError(f"--set for {agent} on {obs}: {e}") from None
     return by_agent
