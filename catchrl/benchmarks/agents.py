@@ -327,9 +327,12 @@ def summarize(
 ) -> list[dict[str, Any]]:
     """One row per (agent, obs type): medians over seeds and ratios to ``baseline``.
 
-    A threshold's steps/seconds are the median over the seeds that reached it,
-    and ``reached`` says how many did; ratios are contender / baseline (so a
-    ratio of 5 means the contender needed 5x the baseline's time).
+    A threshold's steps/seconds are the median over all the seeds, a seed that
+    never reached it counted as past its budget (infinite): so the median is
+    ``inf`` ("not reached") when half the seeds or more never got there, and a
+    seed that fails cannot flatter its contender by dropping out. ``reached``
+    says how many seeds did; ratios are contender / baseline (so a ratio of 5
+    means the contender needed 5x the baseline's time).
     """
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in results:
@@ -343,9 +346,10 @@ def summarize(
             "budget": runs[0]["steps"],
         }
         for thr in THRESHOLDS:
-            hits = [h for h in (_first_reach(r, thr) for r in runs) if h is not None]
+            never = (math.inf, math.inf, math.inf)  # past the budget
+            hits = [_first_reach(r, thr) or never for r in runs]
             key = f"{round(100 * thr)}"
-            row[f"reached_{key}"] = len(hits)
+            row[f"reached_{key}"] = sum(h is not never for h in hits)
             row[f"steps_{key}"] = _median([h[0] for h in hits])
             row[f"seconds_{key}"] = _median([h[1] for h in hits])
             row[f"cpu_{key}"] = _median([h[2] for h in hits])
@@ -372,7 +376,7 @@ def summarize(
             "steps_per_s",
             "peak_rss_mib",
         ):
-            ok = base is not None and base[key] > 0 and not math.isnan(base[key])
+            ok = base is not None and 0 < base[key] < math.inf
             row[f"x_{key}"] = row[key] / base[key] if ok else float("nan")
     return rows
 
@@ -380,11 +384,15 @@ def summarize(
 def _fmt(value: float, reached: int | None = None, seeds: int = 0, digits: int = 0) -> str:
     if reached == 0 or math.isnan(value):
         return "not reached"
+    if math.isinf(value):  # the median seed never got there
+        return f"not reached ({reached}/{seeds})"
     text = f"{value:,.{digits}f}"
     return text if reached is None or reached == seeds else f"{text} ({reached}/{seeds})"
 
 
 def _ratio(value: float) -> str:
+    if math.isinf(value):
+        return "not reached"
     return "–" if math.isnan(value) else f"{value:.2f}x"
 
 

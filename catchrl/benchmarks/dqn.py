@@ -226,9 +226,11 @@ def bench_target(
     target: float = 0.99,
     test_games: int = 10_000,
     hold: float = 5.0,
+    overrides: tuple[str, ...] = (),
 ) -> list[dict[str, Any]]:
     """Steps, training seconds and CPU seconds to ``target`` on the test games; then held.
 
+    ``overrides`` (``TABLE.KEY=VALUE``) change the preset, as ``catchrl train --set`` does.
     Each seed trains with evaluations on ``eval_games`` validation games every
     ``eval_every`` games (the run's own decisions: no early stop here), until
     the model scores ``target`` on ``test_games`` test games, and on to ``hold``
@@ -248,6 +250,7 @@ def bench_target(
                     f"run.eval_games={eval_games}",
                     "run.target_win_rate=0",
                     "run.checkpoint_every=0",
+                    *overrides,
                 ],
                 Path(tmp) / "run",
                 target,
@@ -483,6 +486,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=32, help="games between evaluations")
     p.add_argument("--test-games", type=int, default=10_000, help="test games (target part)")
     p.add_argument("--hold", type=float, default=5.0, help="train on to HOLD x the steps")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="change the preset (target part; repeatable), as catchrl train --set does",
+    )
     p.add_argument("--book-seconds", type=float, default=900.0)
     p.add_argument("--json", type=Path, help="also write the raw runs here (target part)")
     p.add_argument(
@@ -490,6 +501,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--backend-worker", choices=BACKENDS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.overrides:  # checked before any run starts: one line, exit 2
+        from catchrl.config import ConfigError, load_config
+
+        try:
+            load_config(args.preset, None, args.overrides)
+        except ConfigError as e:
+            p.exit(2, f"catchrl bench dqn: error: {e}\n")
     if args.backend_worker:
         _backend_worker(args.backend_worker, args.preset, args.seeds[0], args.max_steps)
         return 0
@@ -508,6 +526,7 @@ def main(argv: list[str] | None = None) -> int:
                 out=args.json,
                 test_games=args.test_games,
                 hold=args.hold,
+                overrides=tuple(args.overrides),
             )
         elif part == "backends":
             rows = bench_backends(args.preset, tuple(args.seeds), args.backend_steps)

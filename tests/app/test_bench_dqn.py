@@ -39,3 +39,37 @@ def test_backends_table_is_the_median_per_step_difference_of_two_runs(monkeypatc
 def test_backends_table_times_a_real_backend():
     (tf,) = dqn.bench_backends("fast-state", seeds=(0,), steps=200, backends=("tensorflow",))
     assert float(tf["ms/step"]) > 0 and tf["vs tensorflow (wall / CPU)"] == "1.00x / 1.00x"
+
+
+def test_target_set_reaches_every_run_after_the_benchmark_s_own(monkeypatch, capsys):
+    seen: list[tuple[int, list[str]]] = []
+
+    def reach_and_hold(preset, seed, overrides, run_dir, target, test_games, hold):
+        seen.append((seed, overrides))
+        reach = {"steps": 1000 * (seed + 1), "wall_time": 2.0, "train_cpu_s": 3.0,
+                 "test_win_rate": 0.995}  # fmt: skip
+        return {"reach": reach, "min_validation_after": 0.98, "steps": 5000 * (seed + 1),
+                "kept_test_win_rate": 1.0}  # fmt: skip
+
+    monkeypatch.setattr(dqn, "_reach_and_hold", reach_and_hold)
+    sets = ["--set", "agent.settle_lr=3e-5", "--set", "run.eval_games=50"]
+    assert dqn.main(["--part", "target", "--seeds", "0", "1", "--max-steps", "9000", *sets]) == 0
+    assert [s for s, _ in seen] == [0, 1]
+    for _, overrides in seen:  # the benchmark's settings first, the user's last (they win)
+        assert overrides[0] == "run.total_steps=9000"
+        assert overrides[-2:] == ["agent.settle_lr=3e-5", "run.eval_games=50"]
+    median = capsys.readouterr().out.splitlines()[-1].split("|")
+    assert [c.strip() for c in median[:3]] == ["fast", "median", "1500"]
+
+
+@pytest.mark.parametrize(
+    ("item", "says"),
+    [("agent.settle_lr=-1", "agent.settle_lr: must be >= 0"), ("settle_lr", "expected table.key")],
+)
+def test_target_bad_set_is_one_line_and_runs_nothing(monkeypatch, capsys, item, says):
+    monkeypatch.setattr(dqn, "_reach_and_hold", lambda *a: pytest.fail("a run started"))
+    with pytest.raises(SystemExit) as stop:
+        dqn.main(["--part", "target", "--set", item])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("catchrl bench dqn: error: ") and says in err[0]

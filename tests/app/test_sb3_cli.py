@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -232,14 +233,24 @@ def test_race_summary_medians_ratios_and_not_reached() -> None:
         run("sb3-dqn", 0, [(4000, 0.96, 200.0), (8000, 0.98, 400.0)], 300),
         run("sb3-dqn", 1, [(4000, 0.9, 100.0), (8000, 0.991, 300.0)], 300),
     ]
+    results.append(run("sb3-dqn", 2, [(4000, 0.95, 150.0), (8000, 0.999, 500.0)], 300))
     rows = {r["agent"]: r for r in summarize(results)}
     ours, sb3 = rows["catchrl-dqn"], rows["sb3-dqn"]
     assert ours["reached_99"] == 2 and ours["seconds_99"] == 40.0  # median of 30 and 50
     assert ours["steps_95"] == 1500.0 and ours["peak_rss_mib"] == 600.0
-    assert sb3["reached_95"] == 2 and sb3["reached_99"] == 1 and sb3["seconds_99"] == 300.0
-    assert sb3["x_seconds_99"] == 300.0 / 40.0 and sb3["x_peak_rss_mib"] == 0.5
+    # sb3 seed 0 never reached 99 %: counted past its budget, so the median of
+    # (300, 500, never) is 500, not 400 (the mean of the two that got there).
+    assert sb3["reached_95"] == 3 and sb3["reached_99"] == 2 and sb3["seconds_99"] == 500.0
+    assert sb3["steps_95"] == 4000.0 and sb3["cpu_99"] == 250.0
+    assert sb3["x_seconds_99"] == 500.0 / 40.0 and sb3["x_peak_rss_mib"] == 0.5
     table = format_race_table(list(rows.values()))
-    assert "| 300.0 (1/2) |" in table and "7.50x" in table
+    assert "| 500.0 (2/3) |" in table and "12.50x" in table
+    # One seed of two past the budget: the median itself was never reached.
+    results.pop()
+    sb3 = next(r for r in summarize(results) if r["agent"] == "sb3-dqn")
+    assert sb3["seconds_99"] == math.inf and sb3["reached_99"] == 1
+    table = format_race_table(summarize(results))
+    assert "| not reached (1/2) | not reached |" in table
     results[2:] = [run("sb3-dqn", 0, [(4000, 0.5, 100.0)], 300)]
     assert "not reached" in format_race_table(summarize(results))
 
