@@ -24,7 +24,7 @@ module (default: tensorflow).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal, get_args
 
 import keras
@@ -180,8 +180,13 @@ class DQNAgent:
         self.optimizer = _make_optimizer(config)
         self.optimizer.build(model.trainable_variables)
         self._q = _backend.compile_forward(model)
-        self._train = _backend.compile_train_step(
-            model,
+        self._train = self._compile_train_step()
+
+    def _compile_train_step(self) -> Any:
+        """The compiled gradient step for the current config (Polyak rate included)."""
+        config = self.config
+        return _backend.compile_train_step(
+            self.model,
             self.target_model,
             self.optimizer,
             self._loss,
@@ -191,6 +196,29 @@ class DQNAgent:
             tau=config.tau if config.target_update == "polyak" else None,
             jit_compile=config.jit_compile,
         )
+
+    def set_target_update(self, target_update: TargetUpdate, tau: float | None = None) -> None:
+        """Switch how the target network follows the online one, from the next step on.
+
+        Recompiles the train step; the weights, the optimiser and the counters stay.
+
+        Args:
+            target_update: ``"hard"`` or ``"polyak"`` (an agent built without a
+                target network, ``"none"``, has none to update).
+            tau: The Polyak rate (default: the config's).
+
+        Raises:
+            ValueError: the agent has no target network, or the settings are invalid.
+
+        """
+        if self.target_model is None or target_update == "none":
+            raise ValueError(
+                "DQNAgent.set_target_update: only an agent with a target network can "
+                f"switch its update, got {self.config.target_update!r} -> {target_update!r}"
+            )
+        tau = self.config.tau if tau is None else tau
+        self.config = replace(self.config, target_update=target_update, tau=tau)
+        self._train = self._compile_train_step()
 
     # -- acting ---------------------------------------------------------------
 

@@ -274,6 +274,10 @@ class AgentConfig:
     95.4 / 95.7 % without; on ``state`` see the ``fast-state`` preset."""
     settle_lr: Annotated[float, NON_NEGATIVE] = 1e-4
     """Learning rate once settled (see ``settle_at``; 0: keep ``lr``)."""
+    settle_tau: Annotated[float, FRACTION] = 0.0
+    """Once settled (see ``settle_at``), the target network follows the online one by
+    Polyak averaging at this rate per gradient step instead of ``target_update``'s way
+    (0: keep it). Needs a target network (not ``target_update = "none"``)."""
     grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip; 0 turns it off."""
     n_step: Annotated[int, Range(1, MAX_N_STEP)] = 16
@@ -605,6 +609,11 @@ def _validate(cfg: TrainConfig) -> None:
         raise ConfigError(
             f"agent.n_step: must be <= {params.max_episode_steps}, the length of one "
             f"{env.obs_type} game ({env.balls_per_game} ball(s)), got {a.n_step}"
+        )
+    if a.settle_tau and a.target_update == "none":
+        raise ConfigError(
+            f"agent.settle_tau: {a.settle_tau:g} needs a target network to average, "
+            "but agent.target_update is 'none'"
         )
     if env.obs_type == "pixels" and a.augment_shift >= env.frame_size:
         raise ConfigError(

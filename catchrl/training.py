@@ -320,17 +320,28 @@ class DQNLearner(StepLearner):
 
         The learning rate drops to ``agent.settle_lr`` for the rest of the run (a
         resumed run keeps it: the optimiser's state carries it); it is never raised,
-        so a run whose ``lr`` is already lower keeps its own.
+        so a run whose ``lr`` is already lower keeps its own. With ``agent.settle_tau``
+        the target network is Polyak-averaged from then on (a resumed run switches
+        again when it restores the settled state).
         """
         a = self.cfg.agent
-        if not (a.settle_at and a.settle_lr) or self.settled or win_rate < a.settle_at:
+        if not a.settle_at or not (a.settle_lr or a.settle_tau):
+            return None
+        if self.settled or win_rate < a.settle_at:
             return None
         self.settled = True
         old = self.agent.learning_rate
-        new = min(old, a.settle_lr)
+        new = min(old, a.settle_lr) if a.settle_lr else old
         self.agent.set_learning_rate(new)
+        self._settle_target()
         reached = f"validation reached {100 * a.settle_at:g}%"
-        return f"{reached}: learning settles (lr {old:g} -> {new:g})"
+        target = f", target: Polyak {a.settle_tau:g}" if a.settle_tau else ""
+        return f"{reached}: learning settles (lr {old:g} -> {new:g}{target})"
+
+    def _settle_target(self) -> None:
+        """Once settled, the target follows by Polyak averaging at ``agent.settle_tau``."""
+        if self.cfg.agent.settle_tau:
+            self.agent.set_target_update("polyak", tau=self.cfg.agent.settle_tau)
 
     def run(self, loop: Any) -> None:
         """The run loop's steps, on ``agent.device``."""
@@ -389,6 +400,8 @@ class DQNLearner(StepLearner):
             self.obs = self.perception.perceive(self.obs)
         self.vec_steps, self.grad_steps = meta["vec_steps"], meta["grad_steps"]
         self.settled = bool(meta.get("settled", False))
+        if self.settled:  # (the optimiser's state carries the settled learning rate)
+            self._settle_target()
         if self.augment is not None and "augment_rng" in meta:
             self.augment.bit_generator.state = meta["augment_rng"]
 

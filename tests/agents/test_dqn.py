@@ -206,6 +206,24 @@ def test_no_target_network_for_the_book():
     assert rigged_agent(target_update="none").target_model is None
 
 
+def test_a_hard_target_switches_to_polyak_from_the_next_step():
+    agent = rigged_agent(target_update="hard", target_period=2)
+    agent.train_step(BATCH)  # step 1 of 2: no copy yet
+    before = agent.target_model.get_weights()[0]
+    agent.set_target_update("polyak", tau=0.25)
+    assert (agent.config.target_update, agent.config.tau) == ("polyak", 0.25)
+    agent.train_step(BATCH)  # step 2: no hard copy any more, a Polyak blend instead
+    online = agent.model.get_weights()[0]
+    np.testing.assert_allclose(
+        agent.target_model.get_weights()[0], 0.75 * before + 0.25 * online, rtol=1e-6
+    )
+    assert agent.train_steps == 2
+    with pytest.raises(ValueError, match="target network"):
+        rigged_agent(target_update="none").set_target_update("polyak")
+    with pytest.raises(ValueError, match="tau"):
+        agent.set_target_update("polyak", tau=0.0)
+
+
 # -- acting ---------------------------------------------------------------------------------
 
 

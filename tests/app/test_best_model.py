@@ -191,6 +191,32 @@ def test_learning_settles_from_the_first_validation_at_settle_at_and_resume_keep
     assert lowered.learner.settled and lowered.learner.agent.learning_rate == pytest.approx(1e-6)
 
 
+def test_settle_tau_averages_the_target_once_settled_and_resume_keeps_it(tmp_path, monkeypatch):
+    """``agent.settle_tau``: hard copies until the first validation at ``settle_at``,
+    Polyak averaging at that rate from then on, also after ``--resume``."""
+    run = tmp_path / "run"
+    settle = ["agent.target_update='hard'", "agent.settle_at=0.9", "agent.settle_tau=0.01"]
+    cfg = load_config("fast-state", None, [*QUICK, *settle, f"run.total_steps={16 * 3 * 33}"])
+    modes: list[tuple[str, float]] = []
+    loop: RunLoop
+
+    def record(_: dict) -> None:
+        agent = loop.learner.agent
+        modes.append((agent.config.target_update, agent.config.tau))
+
+    _rig(monkeypatch, [0.5, 0.95, 0.3])
+    loop = open_run(cfg, run, progress=False, on_evaluation=record)
+    loop.run()
+    assert modes == [("hard", 0.005), ("polyak", 0.01), ("polyak", 0.01)]
+    assert loop.learner.agent.learning_rate == pytest.approx(1e-4)  # settle_lr as well
+    _rig(monkeypatch, [0.2])
+    resumed = open_run(
+        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 4 * 33}"]
+    )
+    config = resumed.learner.agent.config
+    assert resumed.learner.settled and (config.target_update, config.tau) == ("polyak", 0.01)
+
+
 def test_fast_state_learns_and_keeps_its_best_model(tmp_path):
     """The ``fast-state`` preset, as shipped, within a small budget: its kept model on test games.
 
