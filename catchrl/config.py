@@ -432,6 +432,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "epsilon_duration": 5_000,
             "observe": 100,
             "settle_at": 0.0,
+            "settle_tau": 0.0,
             "augment_shift": 0,
         },
         "run": {
@@ -610,10 +611,10 @@ def _validate(cfg: TrainConfig) -> None:
             f"agent.n_step: must be <= {params.max_episode_steps}, the length of one "
             f"{env.obs_type} game ({env.balls_per_game} ball(s)), got {a.n_step}"
         )
-    if a.settle_tau and a.target_update == "none":
+    if a.settle_at and a.settle_tau and a.target_update == "none":
         raise ConfigError(
-            f"agent.settle_tau: {a.settle_tau:g} needs a target network to average, "
-            "but agent.target_update is 'none'"
+            f"agent.settle_tau: {a.settle_tau:g} needs a target network to average, but "
+            "agent.target_update is 'none' (set agent.settle_tau=0 too)"
         )
     if env.obs_type == "pixels" and a.augment_shift >= env.frame_size:
         raise ConfigError(
@@ -735,7 +736,10 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 # Fields added after runs were saved, with the value that keeps such a run as it
 # trained: a checkpoint saved without the field resumes with it.
-_ADDED_LATER: dict[tuple[str, str], Any] = {("agent", "augment_shift"): 0}
+_ADDED_LATER: dict[tuple[str, str], Any] = {
+    ("agent", "augment_shift"): 0,
+    ("agent", "settle_tau"): 0.0,
+}
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:

@@ -321,8 +321,9 @@ class DQNLearner(StepLearner):
         The learning rate drops to ``agent.settle_lr`` for the rest of the run (a
         resumed run keeps it: the optimiser's state carries it); it is never raised,
         so a run whose ``lr`` is already lower keeps its own. With ``agent.settle_tau``
-        the target network is Polyak-averaged from then on (a resumed run switches
-        again when it restores the settled state).
+        the target network is set to the online one, then Polyak-averaged from then on
+        (a resumed run switches again when it restores the settled state, its target
+        as saved).
         """
         a = self.cfg.agent
         if not a.settle_at or not (a.settle_lr or a.settle_tau):
@@ -333,6 +334,8 @@ class DQNLearner(StepLearner):
         old = self.agent.learning_rate
         new = min(old, a.settle_lr) if a.settle_lr else old
         self.agent.set_learning_rate(new)
+        if a.settle_tau:  # the average starts from the settled network, not a stale copy
+            self.agent.sync_target()
         self._settle_target()
         reached = f"validation reached {100 * a.settle_at:g}%"
         target = f", target: Polyak {a.settle_tau:g}" if a.settle_tau else ""
