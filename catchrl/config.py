@@ -274,10 +274,17 @@ class AgentConfig:
     95.4 / 95.7 % without; on ``state`` see the ``fast-state`` preset."""
     settle_lr: Annotated[float, NON_NEGATIVE] = 1e-4
     """Learning rate once settled (see ``settle_at``; 0: keep ``lr``)."""
-    settle_tau: Annotated[float, FRACTION] = 0.0
-    """Once settled (see ``settle_at``), the target network follows the online one by
-    Polyak averaging at this rate per gradient step instead of ``target_update``'s way
-    (0: keep it). Needs a target network (not ``target_update = "none"``)."""
+    settle_tau: Annotated[float, FRACTION] = 0.001
+    """Once settled (see ``settle_at``), the target network is set to the online one and
+    from then on follows it by Polyak averaging at this rate per gradient step, instead
+    of ``target_update``'s way (0: keep it). Needs a target network where the run
+    settles. Measured on pixels (the ``fast`` preset, seeds 0-2, trained on to 5x the
+    steps to 99 % on 10,000 test games, 1,000 validation games every 64 games): the
+    lowest validation evaluation after those steps was 98.0 / 98.3 / 98.9 % with 0.001,
+    98.4 / 97.9 / 99.5 % with the hard copies on (0; seed 1 to 3.6x only), 97.8 % on
+    seed 1 with 0.005, 97.8 % on seed 0 with 0.001 from the stale copy (no sync);
+    lowering ``settle_lr`` instead, to 3e-5 or 1e-5, went to 97.1 % (seed 1) and 97.3 %
+    (seed 0). ``fast-state`` keeps 0: its target is averaged from the start."""
     grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip; 0 turns it off."""
     n_step: Annotated[int, Range(1, MAX_N_STEP)] = 16
@@ -408,6 +415,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "observe": 1_000,
             "epsilon_end": 0.05,
             "epsilon_duration": 6_000,
+            "settle_tau": 0.0,
         },
         "run": {"total_steps": 50_000, "eval_every": 32},
     },

@@ -24,10 +24,18 @@ def test_book_preset_is_the_books_run():
     assert c.agent.settle_at == 0.0  # the book's learning rate never changes
 
 
-@pytest.mark.parametrize("preset", ["fast", "fast-state"])
-def test_the_fast_presets_settle_at_their_first_99_percent(preset):
+@pytest.mark.parametrize(("preset", "settle_tau"), [("fast", 0.001), ("fast-state", 0.0)])
+def test_the_fast_presets_settle_at_their_first_99_percent(preset, settle_tau):
     c = make_config(preset)
-    assert (c.agent.settle_at, c.agent.settle_lr) == (0.99, 1e-4)
+    assert (c.agent.settle_at, c.agent.settle_lr, c.agent.settle_tau) == (0.99, 1e-4, settle_tau)
+
+
+def test_settle_tau_needs_a_target_network_only_where_the_run_settles():
+    with pytest.raises(ConfigError, match=r"agent\.settle_tau: 0\.001 needs a target network"):
+        load_config("fast", None, ["agent.target_update='none'"])
+    no_target = ["agent.target_update='none'", "agent.settle_at=0"]
+    assert load_config("fast", None, no_target).agent.settle_tau == 0.001  # never settles
+    assert make_config("book").agent.settle_tau == 0.0
 
 
 def test_fast_state_averages_its_target_and_fast_copies_it():
@@ -51,6 +59,12 @@ def test_a_run_saved_before_the_shifts_existed_resumes_without_them():
     assert saved["agent"].pop("augment_shift") == 4
     assert config_from_dict(saved).agent.augment_shift == 0
     assert config_from_dict(config_to_dict(make_config("fast"))).agent.augment_shift == 4
+
+
+def test_a_run_saved_before_settle_tau_existed_keeps_its_hard_target_copies():
+    saved = config_to_dict(make_config("fast"))
+    assert saved["agent"].pop("settle_tau") == 0.001
+    assert config_from_dict(saved).agent.settle_tau == 0.0
 
 
 def test_layering_preset_file_then_set(tmp_path):
