@@ -222,6 +222,15 @@ def test_settle_tau_averages_the_target_once_settled_and_resume_keeps_it(tmp_pat
     )
     config = resumed.learner.agent.config
     assert resumed.learner.settled and (config.target_update, config.tau) == ("polyak", 0.01)
+    resumed.run()
+    # ... and exactly: the same weights as one run straight through (no second sync)
+    _rig(monkeypatch, [0.5, 0.95, 0.3, 0.2])
+    cfg = load_config("fast-state", None, [*QUICK, *settle, f"run.total_steps={16 * 4 * 33}"])
+    straight = open_run(cfg, tmp_path / "straight", progress=False)
+    straight.run()
+    a, b = resumed.learner.agent, straight.learner.agent
+    assert _same(a.model.get_weights(), b.model.get_weights())
+    assert _same(a.target_model.get_weights(), b.target_model.get_weights())
 
 
 def test_fast_state_learns_and_keeps_its_best_model(tmp_path):
