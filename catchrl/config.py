@@ -46,6 +46,7 @@ __all__ = [
     "config_to_dict",
     "field_range",
     "load_config",
+    "load_run_config",
     "make_config",
     "to_toml",
 ]
@@ -737,6 +738,20 @@ def load_config(
     return apply_overrides(cfg, overrides or [])
 
 
+def load_run_config(path: str | Path) -> TrainConfig:
+    """A run directory's ``config.toml``, as the run trained.
+
+    Like :func:`load_config`, except that a field the file lacks and
+    :data:`_ADDED_LATER` lists takes the value runs had before it existed (not the
+    preset's current default): a run saved before it resumes and loads as it trained.
+    """
+    data = _with_added_later(read_toml(path))
+    cfg = make_config(str(data.get("preset", "fast")))
+    _update(cfg, data, str(path))
+    _validate(cfg)
+    return cfg
+
+
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     """The config as nested plain dicts."""
     return dataclasses.asdict(cfg)
@@ -750,6 +765,15 @@ _ADDED_LATER: dict[tuple[str, str], Any] = {
 }
 
 
+def _with_added_later(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` with each :data:`_ADDED_LATER` field its table lacks set to the old value."""
+    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
+    for (table, key), value in _ADDED_LATER.items():
+        if isinstance(data.get(table), dict) and key not in data[table]:
+            data[table][key] = value
+    return data
+
+
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file).
 
@@ -757,9 +781,7 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     :data:`_ADDED_LATER`, which take the value the run trained with before they existed.
     """
     cfg = TrainConfig(preset=str(data.get("preset", "fast")))
-    for (table, key), value in _ADDED_LATER.items():
-        if isinstance(data.get(table), dict) and key not in data[table]:
-            setattr(getattr(cfg, table), key, value)
+    data = _with_added_later(data)
     _update(
         cfg,
         {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3", "rllib")},

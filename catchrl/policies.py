@@ -39,10 +39,10 @@ def _scripted(name: str, overrides: dict[str, Any]) -> LoadedPolicy:
 
 
 def _run_config(run_dir: Path) -> Any:
-    from catchrl.config import ConfigError, load_config
+    from catchrl.config import ConfigError, load_run_config
 
     try:
-        return load_config(path=run_dir / "config.toml")
+        return load_run_config(run_dir / "config.toml")
     except ConfigError as e:
         raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
 

@@ -63,7 +63,7 @@ from catchrl.config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
-    load_config,
+    load_run_config,
     to_toml,
 )
 from catchrl.errors import CheckpointError, DiskFullError, RunDirError
@@ -309,7 +309,7 @@ class RunLoop:
         from catchrl.rundir import read_text
 
         read_text(self.rd.config_path)  # a clear error if it is not UTF-8
-        return load_config(path=self.rd.config_path)
+        return load_run_config(self.rd.config_path)
 
     def _check_same_setup(self, run_cfg: TrainConfig, ckpt_cfg: TrainConfig) -> None:
         """Refuse a checkpoint made for another game or agent than this run's config.toml."""

@@ -49,6 +49,7 @@ from catchrl.config import (
     ConfigError,
     TrainConfig,
     load_config,
+    load_run_config,
     parse_override,
     read_toml,
     to_toml,
@@ -658,7 +659,7 @@ def _finish_trial(
     from catchrl.evaluation import TEST_SEED, evaluate
     from catchrl.policies import load_policy
 
-    cfg = load_config(path=run_dir / "config.toml")
+    cfg = load_run_config(run_dir / "config.toml")
     games = cfg.run.eval_games or 1000
     loaded = load_policy(str(run_dir), allow_sb3=True)  # our own run's model
     test = evaluate(loaded.policy, games=games, seed=TEST_SEED, **loaded.env_kwargs)

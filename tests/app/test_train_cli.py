@@ -4,6 +4,7 @@ The runs use the ``fast-state`` preset with a small budget so they take seconds.
 """
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -282,3 +283,41 @@ def test_augmented_pixel_training_resumes_exactly_and_is_not_the_plain_run(tmp_p
         np.array_equal(x, y)
         for x, y in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "plain"), strict=True)
     )
+
+
+def _forget(run_dir: Path, table: str, keys: tuple[str, ...]) -> None:
+    """Make ``run_dir`` look saved before ``keys`` existed: gone from config.toml and
+    from its checkpoint's config (the manifest's sizes and hashes renewed)."""
+    import hashlib
+
+    toml = run_dir / "config.toml"
+    toml.write_text(
+        "".join(ln for ln in toml.read_text().splitlines(True) if ln.split(" =")[0] not in keys)
+    )
+    ckpt = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text()
+    state = json.loads((ckpt / "state.json").read_text())
+    for key in keys:
+        del state["config"][table][key]
+    (ckpt / "state.json").write_text(json.dumps(state))
+    manifest = json.loads((ckpt / "manifest.json").read_text())
+    data = (ckpt / "state.json").read_bytes()
+    manifest["state.json"] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (ckpt / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_pixel_run_saved_before_later_fields_resumes_and_loads_as_it_trained(tmp_path, capsys):
+    """A ``fast`` run saved before ``agent.augment_shift`` and ``agent.settle_tau``
+    existed: both take the old values (0) from config.toml and the checkpoint alike,
+    not the preset's current defaults, so ``--resume``, ``eval`` and ``watch`` work."""
+    run = tmp_path / "old"
+    argv = ["train", *QUICK, "--preset", "fast", "--set", "agent.replay_capacity=3000"]
+    argv += ["--set", "run.eval_games=20", "--set", "agent.augment_shift=0"]
+    argv += ["--set", "agent.settle_tau=0", "--steps", "800", "--run-dir", str(run)]
+    assert main(argv) == 0
+    _forget(run, "agent", ("augment_shift", "settle_tau"))
+    resume = ["train", "--run-dir", str(run), "--resume", "--steps", "1600", "--no-progress"]
+    assert main(resume) == 0, capsys.readouterr().err
+    ckpt = run / "checkpoints" / (run / "checkpoints" / "latest").read_text()
+    agent = json.loads((ckpt / "state.json").read_text())["config"]["agent"]
+    assert (agent["augment_shift"], agent["settle_tau"]) == (0, 0.0)  # as it trained
+    assert main(["eval", str(run), "--games", "10"]) == 0
