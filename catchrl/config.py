@@ -258,7 +258,8 @@ class AgentConfig:
     double: bool = True
     """Double DQN targets (van Hasselt et al. 2016)."""
     target_update: Literal["hard", "polyak", "none"] = "hard"
-    """``hard`` copy every ``target_period`` steps, ``polyak``, or ``none`` (book)."""
+    """``hard`` copy every ``target_period`` steps, ``polyak``, or ``none`` (book); once
+    the run settles, ``settle_tau`` (when not 0) replaces it by Polyak averaging."""
     target_period: Annotated[int, POSITIVE] = 100
     """Gradient steps between hard target copies (Nature DQN: 10k; Catch is short: with
     200 and 5-step returns the pixel DQN was at 30 % after 8,448 steps, with 100 and
@@ -267,12 +268,13 @@ class AgentConfig:
     """Polyak rate when ``target_update = "polyak"``."""
     settle_at: Annotated[float, FRACTION] = 0.99
     """Validation win rate at which learning settles: from the first training-time
-    evaluation that reaches it, the learning rate is ``settle_lr`` (0: never; the
-    ``book`` preset never settles). It matters when a run trains on past its first 99 %
-    (``run.target_win_rate`` above it, or 0). Measured on pixels (the ``fast`` preset,
-    seeds 0-2, 1,000 validation games every 64 games, to 70k steps): the lowest
-    evaluation after the first 99 % was 98.3 / 97.3 / 98.7 % settling to 1e-4, 94.0 /
-    95.4 / 95.7 % without; on ``state`` see the ``fast-state`` preset."""
+    evaluation that reaches it, the learning rate is ``settle_lr`` and the target
+    network is averaged at ``settle_tau`` (0: never; the ``book`` preset never settles).
+    It matters when a run trains on past its first 99 % (``run.target_win_rate`` above
+    it, or 0). Measured on pixels (the ``fast`` preset of sessions 6-7, seeds 0-2, 1,000
+    validation games every 64 games, to 70k steps): the lowest evaluation after the
+    first 99 % was 98.3 / 97.3 / 98.7 % settling the learning rate to 1e-4, 94.0 / 95.4 /
+    95.7 % without; see ``settle_tau`` for the target, and ``fast-state`` for ``state``."""
     settle_lr: Annotated[float, NON_NEGATIVE] = 1e-4
     """Learning rate once settled (see ``settle_at``; 0: keep ``lr``)."""
     settle_tau: Annotated[float, FRACTION] = 0.001
@@ -281,7 +283,7 @@ class AgentConfig:
     of ``target_update``'s way (0: keep it). Needs a target network where the run
     settles. Measured on pixels (the ``fast`` preset, seeds 0-2, trained on to 5x the
     steps to 99 % on 10,000 test games, 1,000 validation games every 64 games): the
-    lowest validation evaluation after those steps was 98.0 / 98.3 / 98.9 % with 0.001,
+    lowest validation evaluation after those steps was 98.0 / 98.0 / 98.9 % with 0.001,
     98.4 / 97.9 / 99.5 % with the hard copies on (0; seed 1 to 3.6x only), 97.8 % on
     seed 1 with 0.005, 97.8 % on seed 0 with 0.001 from the stale copy (no sync);
     lowering ``settle_lr`` instead, to 3e-5 or 1e-5, went to 97.1 % (seed 1) and 97.3 %

@@ -404,7 +404,8 @@ class DQNLearner(StepLearner):
         self.vec_steps, self.grad_steps = meta["vec_steps"], meta["grad_steps"]
         self.settled = bool(meta.get("settled", False))
         if self.settled:  # (the optimiser's state carries the settled learning rate)
-            self._settle_target()
+            with device_scope(self.cfg.agent.device):
+                self._settle_target()
         if self.augment is not None and "augment_rng" in meta:
             self.augment.bit_generator.state = meta["augment_rng"]
 

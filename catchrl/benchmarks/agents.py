@@ -382,7 +382,7 @@ def summarize(
 
 
 def _fmt(value: float, reached: int | None = None, seeds: int = 0, digits: int = 0) -> str:
-    if reached == 0 or math.isnan(value):
+    if reached == 0 or math.isnan(value) or (math.isinf(value) and reached is None):
         return "not reached"
     if math.isinf(value):  # the median seed never got there
         return f"not reached ({reached}/{seeds})"

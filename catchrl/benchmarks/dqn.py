@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +217,21 @@ def _reach_and_hold(
     }
 
 
+def target_overrides(
+    max_steps: int, eval_every: int, eval_games: int, overrides: Sequence[str] = ()
+) -> list[str]:
+    """The settings a ``target`` run trains with: the benchmark's, then ``overrides``."""
+    return [
+        f"run.total_steps={max_steps}",
+        "run.total_games=0",
+        f"run.eval_every={eval_every}",
+        f"run.eval_games={eval_games}",
+        "run.target_win_rate=0",
+        "run.checkpoint_every=0",
+        *overrides,
+    ]
+
+
 def bench_target(
     preset: str = "fast",
     seeds: tuple[int, ...] = (0, 1, 2),
@@ -230,34 +246,22 @@ def bench_target(
 ) -> list[dict[str, Any]]:
     """Steps, training seconds and CPU seconds to ``target`` on the test games; then held.
 
-    ``overrides`` (``TABLE.KEY=VALUE``) change the preset, as ``catchrl train --set`` does.
     Each seed trains with evaluations on ``eval_games`` validation games every
     ``eval_every`` games (the run's own decisions: no early stop here), until
     the model scores ``target`` on ``test_games`` test games, and on to ``hold``
     times those steps (or ``max_steps``): the lowest validation score after the
     reach says whether learning holds. Last, the kept model on the test games.
+    ``overrides`` (``TABLE.KEY=VALUE``) change the preset after the benchmark's
+    own settings (:func:`target_overrides`), as ``catchrl train --set`` does.
     """
+    settings = target_overrides(max_steps, eval_every, eval_games, overrides)
     rows, runs = [], []
     for seed in seeds:
         with tempfile.TemporaryDirectory() as tmp:
             run = _reach_and_hold(
-                preset,
-                seed,
-                [
-                    f"run.total_steps={max_steps}",
-                    "run.total_games=0",
-                    f"run.eval_every={eval_every}",
-                    f"run.eval_games={eval_games}",
-                    "run.target_win_rate=0",
-                    "run.checkpoint_every=0",
-                    *overrides,
-                ],
-                Path(tmp) / "run",
-                target,
-                test_games,
-                hold,
+                preset, seed, settings, Path(tmp) / "run", target, test_games, hold
             )
-        runs.append(run)
+        runs.append({**run, "overrides": list(overrides)})
         hit = run["reach"]
         low = run["min_validation_after"]
         rows.append(
@@ -501,11 +505,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--backend-worker", choices=BACKENDS, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    if args.overrides:  # checked before any run starts: one line, exit 2
+    if args.overrides:  # checked before any run starts, as the runs use them: exit 2
         from catchrl.config import ConfigError, load_config
 
+        if args.part != ["target"]:
+            p.error("--set changes the runs of --part target only")
+        settings = target_overrides(args.max_steps, args.eval_every, 1000, args.overrides)
         try:
-            load_config(args.preset, None, args.overrides)
+            load_config(args.preset, None, [f"run.seed={args.seeds[0]}", *settings])
         except ConfigError as e:
             p.exit(2, f"catchrl bench dqn: error: {e}\n")
     if args.backend_worker:
@@ -535,6 +542,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             rows = bench_book_preset(args.book_seconds, args.seeds[0])
         print(f"\n## {part} ({time.perf_counter() - t0:.0f} s)\n")
+        if part == "target" and args.overrides:
+            print(f"--set {' --set '.join(args.overrides)}\n")
         print(_table(rows), flush=True)
     return 0
 

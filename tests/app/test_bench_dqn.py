@@ -41,7 +41,7 @@ def test_backends_table_times_a_real_backend():
     assert float(tf["ms/step"]) > 0 and tf["vs tensorflow (wall / CPU)"] == "1.00x / 1.00x"
 
 
-def test_target_set_reaches_every_run_after_the_benchmark_s_own(monkeypatch, capsys):
+def test_target_set_overrides_come_after_the_benchmark_settings(monkeypatch, capsys):
     seen: list[tuple[int, list[str]]] = []
 
     def reach_and_hold(preset, seed, overrides, run_dir, target, test_games, hold):
@@ -58,8 +58,12 @@ def test_target_set_reaches_every_run_after_the_benchmark_s_own(monkeypatch, cap
     for _, overrides in seen:  # the benchmark's settings first, the user's last (they win)
         assert overrides[0] == "run.total_steps=9000"
         assert overrides[-2:] == ["agent.settle_lr=3e-5", "run.eval_games=50"]
-    median = capsys.readouterr().out.splitlines()[-1].split("|")
+    out = capsys.readouterr().out
+    median = out.splitlines()[-1].split("|")
     assert [c.strip() for c in median[:3]] == ["fast", "median", "1500"]
+    assert "--set agent.settle_lr=3e-5 --set run.eval_games=50" in out  # said above the table
+    # checked as the runs use them: the benchmark's own run.total_steps makes this valid
+    assert dqn.main(["--part", "target", "--preset", "book", "--set", "run.total_games=0"]) == 0
 
 
 @pytest.mark.parametrize(
@@ -73,3 +77,9 @@ def test_target_bad_set_is_one_line_and_runs_nothing(monkeypatch, capsys, item, 
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("catchrl bench dqn: error: ") and says in err[0]
+
+
+def test_set_without_the_target_part_is_refused(capsys):
+    with pytest.raises(SystemExit) as stop:
+        dqn.main(["--part", "latency", "--set", "agent.lr=1e-4"])
+    assert stop.value.code == 2 and "--part target only" in capsys.readouterr().err

@@ -233,6 +233,20 @@ def test_settle_tau_averages_the_target_once_settled_and_resume_keeps_it(tmp_pat
     assert _same(a.target_model.get_weights(), b.target_model.get_weights())
 
 
+def test_settle_tau_alone_settles_the_target_and_keeps_the_learning_rate(tmp_path, monkeypatch):
+    sets = ["agent.target_update='hard'", "agent.settle_at=0.9", "agent.settle_tau=0.01"]
+    sets += ["agent.settle_lr=0", "agent.lr=2e-3", f"run.total_steps={16 * 2 * 33}"]
+    _rig(monkeypatch, [0.95, 0.3])
+    loop = open_run(load_config("fast-state", None, [*QUICK, *sets]), tmp_path, progress=False)
+    loop.run()
+    agent = loop.learner.agent
+    assert loop.learner.settled and (agent.config.target_update, agent.config.tau) == (
+        "polyak",
+        0.01,
+    )
+    assert agent.learning_rate == pytest.approx(2e-3)
+
+
 def test_fast_state_learns_and_keeps_its_best_model(tmp_path):
     """The ``fast-state`` preset, as shipped, within a small budget: its kept model on test games.
 
