@@ -326,7 +326,7 @@ class DQNLearner(StepLearner):
         as saved).
         """
         a = self.cfg.agent
-        if not a.settle_at or not (a.settle_lr or a.settle_tau):
+        if not a.settle_at or not (a.settle_lr or self._averages_when_settled()):
             return None
         if self.settled or win_rate < a.settle_at:
             return None
@@ -334,16 +334,21 @@ class DQNLearner(StepLearner):
         old = self.agent.learning_rate
         new = min(old, a.settle_lr) if a.settle_lr else old
         self.agent.set_learning_rate(new)
-        if a.settle_tau:  # the average starts from the settled network, not a stale copy
-            self.agent.sync_target()
-        self._settle_target()
+        target = ""
+        if self._averages_when_settled():
+            self.agent.sync_target()  # the average starts from here, not from a stale copy
+            self._settle_target()
+            target = f", target: Polyak {a.settle_tau:g}"
         reached = f"validation reached {100 * a.settle_at:g}%"
-        target = f", target: Polyak {a.settle_tau:g}" if a.settle_tau else ""
         return f"{reached}: learning settles (lr {old:g} -> {new:g}{target})"
+
+    def _averages_when_settled(self) -> bool:
+        """Whether settling switches the target to Polyak averaging (it needs a target)."""
+        return bool(self.cfg.agent.settle_tau) and self.agent.target_model is not None
 
     def _settle_target(self) -> None:
         """Once settled, the target follows by Polyak averaging at ``agent.settle_tau``."""
-        if self.cfg.agent.settle_tau:
+        if self._averages_when_settled():
             self.agent.set_target_update("polyak", tau=self.cfg.agent.settle_tau)
 
     def run(self, loop: Any) -> None:

@@ -237,7 +237,9 @@ def test_settle_tau_alone_settles_the_target_and_keeps_the_learning_rate(tmp_pat
     sets = ["agent.target_update='hard'", "agent.settle_at=0.9", "agent.settle_tau=0.01"]
     sets += ["agent.settle_lr=0", "agent.lr=2e-3", f"run.total_steps={16 * 2 * 33}"]
     _rig(monkeypatch, [0.95, 0.3])
-    loop = open_run(load_config("fast-state", None, [*QUICK, *sets]), tmp_path, progress=False)
+    loop = open_run(
+        load_config("fast-state", None, [*QUICK, *sets]), tmp_path / "hard", progress=False
+    )
     loop.run()
     agent = loop.learner.agent
     assert loop.learner.settled and (agent.config.target_update, agent.config.tau) == (
@@ -245,6 +247,15 @@ def test_settle_tau_alone_settles_the_target_and_keeps_the_learning_rate(tmp_pat
         0.01,
     )
     assert agent.learning_rate == pytest.approx(2e-3)
+    # without a target network there is nothing to average: the run settles its lr alone
+    sets[0] = "agent.target_update='none'"
+    _rig(monkeypatch, [0.95, 0.3])
+    sets[3] = "agent.settle_lr=1e-4"
+    cfg = load_config("fast-state", None, [*QUICK, *sets])
+    loop = open_run(cfg, tmp_path / "none", progress=False)
+    loop.run()
+    assert loop.learner.settled and loop.learner.agent.config.target_update == "none"
+    assert loop.learner.agent.learning_rate == pytest.approx(1e-4)
 
 
 def test_fast_state_learns_and_keeps_its_best_model(tmp_path):

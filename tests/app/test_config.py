@@ -30,11 +30,9 @@ def test_the_fast_presets_settle_at_their_first_99_percent(preset, settle_tau):
     assert (c.agent.settle_at, c.agent.settle_lr, c.agent.settle_tau) == (0.99, 1e-4, settle_tau)
 
 
-def test_settle_tau_needs_a_target_network_only_where_the_run_settles():
-    with pytest.raises(ConfigError, match=r"agent\.settle_tau: 0\.001 needs a target network"):
-        load_config("fast", None, ["agent.target_update='none'"])
-    no_target = ["agent.target_update='none'", "agent.settle_at=0"]
-    assert load_config("fast", None, no_target).agent.settle_tau == 0.001  # never settles
+def test_settle_tau_is_unused_without_a_target_network():
+    # no error: a sweep over target_update may include 'none' (the run then settles its lr)
+    assert load_config("fast", None, ["agent.target_update='none'"]).agent.settle_tau == 0.001
     assert make_config("book").agent.settle_tau == 0.0
 
 
