@@ -727,13 +727,8 @@ def load_config(
     preset: str = "fast", path: str | Path | None = None, overrides: list[str] | None = None
 ) -> TrainConfig:
     """Preset, then TOML file, then ``--set`` overrides; validated."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        data = read_toml(path)
-        preset = data.get("preset", preset)
-    cfg = make_config(preset)
-    _update(cfg, data, str(path))
-    return apply_overrides(cfg, overrides or [])
+    data = read_toml(path) if path is not None else {}
+    return _from_tables(data, preset, str(path), overrides or [])
 
 
 def load_run_config(path: str | Path) -> TrainConfig:
@@ -743,11 +738,16 @@ def load_run_config(path: str | Path) -> TrainConfig:
     :data:`_ADDED_LATER` lists takes the value runs had before it existed (not the
     preset's current default): a run saved before it resumes and loads as it trained.
     """
-    data = _with_added_later(read_toml(path))
-    cfg = make_config(str(data.get("preset", "fast")))
-    _update(cfg, data, str(path))
-    _validate(cfg)
-    return cfg
+    return _from_tables(_with_added_later(read_toml(path)), "fast", str(path), [])
+
+
+def _from_tables(
+    data: dict[str, Any], preset: str, where: str, overrides: list[str]
+) -> TrainConfig:
+    """The preset ``data`` names (else ``preset``), then its tables, then ``overrides``."""
+    cfg = make_config(str(data.get("preset", preset)))
+    _update(cfg, data, where)
+    return apply_overrides(cfg, overrides)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
