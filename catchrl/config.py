@@ -22,12 +22,15 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import tomllib
 
 from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK  # the env's own bounds
 from catchrl.errors import CatchrlError
+
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = [
     "INT_MAX",
@@ -39,6 +42,7 @@ __all__ = [
     "Range",
     "RunConfig",
     "TrainConfig",
+    "add_override_argument",
     "apply_overrides",
     "check_game",
     "choices",
@@ -681,6 +685,18 @@ def make_config(preset: str = "fast") -> TrainConfig:
     cfg = TrainConfig(preset=preset)
     _update(cfg, PRESETS[preset], f"preset {preset!r}")
     return cfg
+
+
+def add_override_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add the repeatable ``--set TABLE.KEY=VALUE`` option (into ``args.overrides``)."""
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help=help,
+    )
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

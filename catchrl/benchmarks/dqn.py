@@ -490,13 +490,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eval-every", type=int, default=32, help="games between evaluations")
     p.add_argument("--test-games", type=int, default=10_000, help="test games (target part)")
     p.add_argument("--hold", type=float, default=5.0, help="train on to HOLD x the steps")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help="change the preset (target part; repeatable), as catchrl train --set does",
+    from catchrl.config import add_override_argument
+
+    add_override_argument(
+        p, "change the preset (target part; repeatable), as catchrl train --set does"
     )
     p.add_argument("--book-seconds", type=float, default=900.0)
     p.add_argument("--json", type=Path, help="also write the raw runs here (target part)")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.cli import UserError
+from catchrl.config import add_override_argument
 from catchrl.errors import CatchrlError
 
 EPILOG = """examples:
@@ -50,14 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", default="dqn", help="dqn (default) or an SB3 agent (sb3-ppo, ...)")
     p.add_argument("--preset", default=None, help="base config: fast (default), fast-state, book")
     p.add_argument("--config", type=Path, help="TOML base config (may hold a [sweep] table)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help="override one setting of the base config (repeatable)",
-    )
+    add_override_argument(p, "override one setting of the base config (repeatable)")
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
     p.add_argument(
         "--grid",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
+from catchrl.config import add_override_argument
 from catchrl.errors import CatchrlError
 
 if TYPE_CHECKING:
@@ -48,14 +49,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--preset", default=None, help="starting config: fast (default, pixels), fast-state, book"
     )
     p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help="override one setting (repeatable)",
-    )
+    add_override_argument(p, "override one setting (repeatable)")
     p.add_argument("--run-dir", help="where to write the run (default runs/<name>)")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     p.add_argument(
