@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,22 @@ def _weights_sha256(model: Any) -> str:
     return digest.hexdigest()
 
 
+def _frame_pool(cfg: TrainConfig, space: Any) -> Any:
+    """The :class:`~catchrl.agents.pooled.PooledFrames` of a run, or ``None``.
+
+    A ``tiny`` network that reads the pixel frames itself (no perception model, no
+    encoder) starts with a block sum: its replay memory keeps the frames summed.
+    """
+    from catchrl.agents.networks import TINY_BLOCK
+    from catchrl.agents.pooled import PooledFrames
+
+    c, a = cfg.env, cfg.agent
+    reads_frames = c.obs_type == "pixels" and not a.perception and not a.encoder
+    if not reads_frames or a.network != "tiny" or space.dtype != np.uint8:
+        return None
+    return PooledFrames(TINY_BLOCK, a.augment_shift, space.shape[:2])
+
+
 def _dqn_config(a: Any) -> Any:
     """The agent's settings from ``[agent]``: the fields of the same name, and two renamed.
 
@@ -181,7 +198,7 @@ class DQNLearner(StepLearner):
 
     def _build(self, keras: Any, seed: int) -> None:
         from catchrl.agents.dqn import DQNAgent
-        from catchrl.agents.networks import build_q_network
+        from catchrl.agents.networks import block_sum_body, build_q_network
         from catchrl.agents.replay import ReplayMemory
         from catchrl.agents.schedules import EpsilonSchedule
         from catchrl.envs import CatchVectorEnv
@@ -221,13 +238,22 @@ class DQNLearner(StepLearner):
             from catchrl.supervised.perception import build_q_network_from_encoder
 
             model = build_q_network_from_encoder(encoder, 3, trainable=True, head=model)
-        self.agent = DQNAgent(model, _dqn_config(a), seed=seed)
         frames = c.env.obs_type == "pixels" and self.perception is None
+        # model: what the run saves and plays. pool: a network that starts with a block
+        # sum (``tiny``) learns from frames summed once, as they enter the replay memory;
+        # the agent then holds the rest of it (the same weights).
+        self.model, self.pool = model, _frame_pool(c, obs_space)
+        memory_shape, memory_dtype = obs_space.shape, obs_space.dtype
+        if self.pool is not None:
+            model = block_sum_body(model)[1]
+            memory_shape = self.pool.stored_shape(obs_space.shape[-1])
+            memory_dtype = np.dtype(np.uint16)
+        self.agent = DQNAgent(model, _dqn_config(a), seed=seed)
         self.memory = ReplayMemory(
             a.replay_capacity,
             c.env.num_envs,
-            obs_space.shape,
-            obs_space.dtype,
+            memory_shape,
+            memory_dtype,
             frame_stack=c.env.frame_stack if frames else 1,
             n_step=a.n_step,
             gamma=a.gamma,
@@ -262,6 +288,9 @@ class DQNLearner(StepLearner):
             size = int(_load_encoder(a.encoder, shape).output_shape[-1]) if frozen else 8
             shape, dtype = (size,), np.dtype(np.float32)
         env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
+        pool = _frame_pool(cfg, space)
+        if pool is not None:
+            shape, dtype = pool.stored_shape(shape[-1]), np.dtype(np.uint16)
         if frames:
             shape = (*shape[:-1], 1)  # the memory keeps one frame a transition
         replay = ReplayMemory.estimate_bytes(
@@ -294,19 +323,18 @@ class DQNLearner(StepLearner):
         """ε-greedy actions on the batch, one env step into replay, then the train steps."""
         a = self.cfg.agent
         eps = self.schedule(steps, games)
-        actions = self.agent.act(self.obs, eps)
+        kept = self.obs if self.pool is None else self.pool.store(self.obs)
+        actions = self.agent.act(kept if self.pool is None else self.pool.unshifted(kept), eps)
         aux = self._landing_labels() if self.memory.aux_dim else None
         next_obs, reward, terminated, truncated, _ = self.env.step(actions)
-        self.memory.add(self.obs, actions, reward, terminated, truncated, aux=aux)
+        self.memory.add(kept, actions, reward, terminated, truncated, aux=aux)
         self.obs = next_obs
         self.vec_steps += 1
         loss = None
         if self.vec_steps % a.train_every == 0 and self._learning(steps + len(reward), games):
             total = 0.0
             for _ in range(a.gradient_steps):
-                batch = self.memory.sample(a.batch_size)
-                if self.augment is not None:
-                    batch["obs"] = random_shift(batch["obs"], a.augment_shift, self.augment)
+                batch = self._sample()
                 out = self.agent.train_step(batch)
                 if a.prioritized:
                     self.memory.update_priorities(batch["indices"], out["td_errors"])
@@ -314,6 +342,18 @@ class DQNLearner(StepLearner):
                 self.grad_steps += 1
             loss = total / a.gradient_steps
         return StepReport(reward, terminated | truncated, eps, loss)
+
+    def _sample(self) -> dict[str, np.ndarray]:
+        """A replay batch as the agent's network reads it, the observations shifted (DrQ)."""
+        a = self.cfg.agent
+        batch = self.memory.sample(a.batch_size)
+        if self.pool is not None:
+            obs, rng = batch["obs"], self.augment
+            batch["obs"] = self.pool.unshifted(obs) if rng is None else self.pool.shifted(obs, rng)
+            batch["next_obs"] = self.pool.unshifted(batch["next_obs"])
+        elif self.augment is not None:
+            batch["obs"] = random_shift(batch["obs"], a.augment_shift, self.augment)
+        return batch
 
     def after_evaluation(self, win_rate: float) -> str | None:
         """Settle learning once a validation evaluation reaches ``agent.settle_at``.
@@ -361,6 +401,8 @@ class DQNLearner(StepLearner):
         with device_scope(self.cfg.agent.device):
             if self.perception is not None:
                 obs = self.perception.perceive(obs)
+            if self.pool is not None:
+                obs = self.pool.unshifted(self.pool.store(obs))
             return self.agent.greedy(obs)
 
     # -- state -------------------------------------------------------------------------
@@ -402,7 +444,7 @@ class DQNLearner(StepLearner):
                 "trained (its replay memory holds the old model's outputs); restore that file"
             )
         self.agent.set_state_arrays(arrays["agent"], meta["agent"])
-        self.memory.load_state_dict(arrays["replay"])
+        self.memory.load_state_dict(self._replay_state(arrays["replay"]))
         self.obs = self.base_env.set_state({"arrays": arrays["env"], "meta": meta["env"]})
         if self.perception is not None:
             self.obs = self.perception.perceive(self.obs)
@@ -414,6 +456,29 @@ class DQNLearner(StepLearner):
         if self.augment is not None and "augment_rng" in meta:
             self.augment.bit_generator.state = meta["augment_rng"]
 
+    def _replay_state(self, state: Any) -> Any:
+        """A replay memory's saved state, its frames pooled if it kept them whole.
+
+        Checkpoints of ``tiny`` runs made before the memory kept the frames summed
+        (:mod:`catchrl.agents.pooled`) hold the uint8 frames; they resume with those
+        frames summed, which is what the memory would hold had it kept them so.
+        """
+        config = json.loads(str(state["config"]))
+        raw = self.base_env.single_observation_space
+        saved = [config.get("obs_shape"), config.get("obs_dtype")]
+        whole = saved == [list(raw.shape), raw.dtype.str]
+        if self.pool is None or not whole:
+            return state  # (a mismatch of any other kind is the memory's error to raise)
+        frames = np.asarray(state["frames"])  # [N, slots, H, W]
+        n, slots, height, width = frames.shape
+        pooled = self.pool.store(frames.reshape(n * slots, height, width, 1))
+        config.update(obs_shape=list(self.memory.obs_shape), obs_dtype=self.memory.obs_dtype.str)
+        return {
+            **{key: state[key] for key in state},
+            "frames": pooled.reshape(n, slots, *pooled.shape[1:3]),
+            "config": np.array(json.dumps(config)),
+        }
+
     def save_model(self, path: Path) -> None:
         """Write the playing model in Keras format (frames in when the game is pixels).
 
@@ -422,7 +487,7 @@ class DQNLearner(StepLearner):
         pixel Q-network.
         """
         if self.perception is None:
-            self.agent.save_model(str(path))
+            self.model.save(path)
             return
         from catchrl.supervised.perception import build_perceived_q_network
 

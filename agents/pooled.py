@@ -1,0 +1,105 @@
+"""Frames summed once, for a Q-network that starts with a :class:`~catchrl.agents.layers.BlockSum`.
+
+The ``tiny`` network's first layer averages 4 x 4 blocks of the 80 x 80
+frames. A DQN replays every stored frame about a hundred times (64 samples,
+two stacks each, four frames a stack, two gradient steps a round of 8
+transitions), so it pays to pool each frame once, when it enters the replay
+memory, and to train the rest of the network (:func:`~catchrl.agents.networks.block_sum_body`)
+on the sums. Measured on 2 CPU cores: the train step at batch 64 goes from
+about 5.1 to 2.8 ms, and the memory's stacks get smaller.
+
+The random shifts of DrQ (:func:`catchrl.agents.augment.random_shift`) move a
+frame stack by whole pixels *before* the pool, which a 20 x 20 block map cannot
+show. So the memory keeps, for each frame, its rows summed by the block
+(``H / b`` rows) and then the sum of every ``b`` neighbouring columns of the
+edge-padded frame (``W + 2 * max_shift - b + 1`` windows). The pool of a frame
+shifted by ``s`` pixels is then every ``b``-th window from ``max_shift - s``:
+a strided slice. On integer frames all of it is exact integer arithmetic, so
+the values equal those :class:`~catchrl.agents.layers.BlockSum` computes from
+the shifted frame, and the offsets are drawn as :func:`random_shift` draws
+them (one call of ``B`` integers), so the augmentation is the same.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["PooledFrames"]
+
+
+class PooledFrames:
+    """Window sums of pixel frames, and the block maps of their shifted copies.
+
+    Args:
+        block: The block's side (the network's :class:`BlockSum` size).
+        max_shift: Largest shift of :meth:`shifted`, in pixels (0: no shifts).
+        frame_shape: ``(H, W)`` of one frame; ``0 <= max_shift < W``, ``block <= H, W``.
+
+    """
+
+    def __init__(self, block: int, max_shift: int, frame_shape: tuple[int, int]) -> None:
+        self.block, self.max_shift = int(block), int(max_shift)
+        self.height, self.width = (int(d) for d in frame_shape)
+        if not 1 <= self.block <= min(self.height, self.width):
+            raise ValueError(
+                f"PooledFrames: block must be in [1, {min(self.height, self.width)}], got {block}"
+            )
+        if not 0 <= self.max_shift < self.width:
+            raise ValueError(
+                f"PooledFrames: max_shift must be in [0, {self.width - 1}], got {max_shift}"
+            )
+        if 255 * self.block**2 >= 2**16:
+            raise ValueError(f"PooledFrames: block {block} is too large for uint16 sums")
+        self.rows = self.height // self.block
+        self.cols = self.width // self.block  # block columns of the pool
+        self.windows = self.width + 2 * self.max_shift - self.block + 1
+
+    def stored_shape(self, channels: int) -> tuple[int, int, int]:
+        """Shape of one stored observation of ``channels`` stacked frames."""
+        return (self.rows, self.windows, int(channels))
+
+    def pooled_shape(self, channels: int) -> tuple[int, int, int]:
+        """Shape of one block map (the body network's input)."""
+        return (self.rows, self.cols, int(channels))
+
+    def store(self, frames: np.ndarray) -> np.ndarray:
+        """Window sums ``[N, H/b, W + 2m - b + 1, C]`` uint16 of uint8 frames ``[N, H, W, C]``."""
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[1:3] != (self.height, self.width):
+            raise ValueError(
+                f"PooledFrames.store: expected [N, {self.height}, {self.width}, C] frames, "
+                f"got shape {frames.shape}"
+            )
+        if frames.dtype != np.uint8:
+            raise ValueError(f"PooledFrames.store: expected uint8 frames, got {frames.dtype}")
+        n, _, _, c = frames.shape
+        b, m = self.block, self.max_shift
+        top = frames[:, : self.rows * b]
+        rows = top.reshape(n, self.rows, b, self.width, c).sum(axis=2, dtype=np.uint16)
+        if m:  # the columns a shift brings in repeat the edge ones
+            rows = np.concatenate(
+                [np.repeat(rows[:, :, :1], m, axis=2), rows, np.repeat(rows[:, :, -1:], m, axis=2)],
+                axis=2,
+            )
+        windows = rows[:, :, : self.windows].copy()
+        for i in range(1, b):
+            windows += rows[:, :, i : i + self.windows]
+        return windows
+
+    def unshifted(self, stored: np.ndarray) -> np.ndarray:
+        """Block maps ``[B, H/b, W/b, C]`` float32 of stored observations, as they are."""
+        start = self.max_shift
+        return stored[:, :, start : start + self.block * self.cols : self.block].astype(np.float32)
+
+    def shifted(self, stored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Block maps ``[B, H/b, W/b, C]`` float32 of each stored stack shifted sideways.
+
+        Each sample moves by its own integer offset in ``[-max_shift, max_shift]``
+        (one draw of ``B`` integers from ``rng``, as :func:`random_shift`), every
+        frame of it alike, the edge columns repeated.
+        """
+        m, b = self.max_shift, self.block
+        offsets = rng.integers(-m, m + 1, size=len(stored))
+        cols = (m - offsets)[:, None] + b * np.arange(self.cols)  # [B, W/b]
+        picked = np.take_along_axis(stored, cols[:, None, :, None], axis=2)
+        return picked.astype(np.float32)
