@@ -180,10 +180,17 @@ class DQNAgent:
         self.optimizer = _make_optimizer(config)
         self.optimizer.build(model.trainable_variables)
         self._q = _backend.compile_forward(model)
-        self._train = self._compile_train_step()
+        self._compiled: dict[int, Any] = {}  # steps a call takes -> its compiled steps
 
-    def _compile_train_step(self) -> Any:
-        """The compiled gradient step for the current config (Polyak rate included)."""
+    def _train(self, batches: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+        """``len(batches)`` gradient steps in one compiled call (compiled on first use)."""
+        steps = len(batches)
+        if steps not in self._compiled:
+            self._compiled[steps] = self._compile_train_step(steps)
+        return self._compiled[steps](batches)
+
+    def _compile_train_step(self, steps: int) -> Any:
+        """Compiled gradient steps for the current config (Polyak rate included)."""
         config = self.config
         return _backend.compile_train_step(
             self.model,
@@ -195,6 +202,7 @@ class DQNAgent:
             grad_clip_norm=config.grad_clip_norm,
             tau=config.tau if config.target_update == "polyak" else None,
             jit_compile=config.jit_compile,
+            steps=steps,
         )
 
     def set_target_update(self, target_update: TargetUpdate, tau: float | None = None) -> None:
@@ -218,7 +226,7 @@ class DQNAgent:
             )
         tau = self.config.tau if tau is None else tau
         self.config = replace(self.config, target_update=target_update, tau=tau)
-        self._train = self._compile_train_step()
+        self._compiled.clear()
 
     # -- acting ---------------------------------------------------------------
 
@@ -297,21 +305,35 @@ class DQNAgent:
             (targets minus Q of the taken actions) for prioritised replay.
 
         """
-        if self.has_aux and "aux" not in batch:
+        return self.train_steps_on([batch])[0]
+
+    def train_steps_on(self, batches: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+        """A gradient step on each batch in turn, each followed by its target sync.
+
+        The steps between two hard target copies run as one compiled call (with
+        TensorFlow: one graph, which saves the ~0.9 ms a call costs). The results
+        are those of :meth:`train_step` on each batch, in order; on CPU the weights
+        are the same to the last bit (``tests/agents/test_dqn.py``).
+        """
+        if self.has_aux and any("aux" not in batch for batch in batches):
             raise ValueError(
                 "DQNAgent.train_step: the model has an auxiliary output, so the "
                 "batch needs 'aux' labels (ReplayMemory(aux_dim=1))"
             )
-        out = self._train(batch)
-        self.train_steps += 1
-        if (
-            self.config.target_update == "hard"
-            and self.train_steps % self.config.target_period == 0
-        ):
-            self.sync_target()
-        result: dict[str, Any] = {k: float(v) for k, v in out.items() if k != "td_errors"}
-        result["td_errors"] = np.asarray(out["td_errors"], dtype=np.float32)
-        return result
+        hard, period = self.config.target_update == "hard", self.config.target_period
+        results: list[dict[str, Any]] = []
+        while len(results) < len(batches):
+            todo = batches[len(results) :]
+            if hard:  # a call ends where a copy is due
+                todo = todo[: period - self.train_steps % period]
+            for out in self._train(todo):
+                result: dict[str, Any] = {k: float(v) for k, v in out.items() if k != "td_errors"}
+                result["td_errors"] = np.asarray(out["td_errors"], dtype=np.float32)
+                results.append(result)
+            self.train_steps += len(todo)
+            if hard and self.train_steps % period == 0:
+                self.sync_target()
+        return results
 
     @property
     def learning_rate(self) -> float:

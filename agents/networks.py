@@ -26,10 +26,10 @@ import keras
 from keras import layers
 
 from catchrl.agents.layers import BlockSum
+from catchrl.agents.pooled import TINY_BLOCK
 
 __all__ = [
     "NETWORK_KINDS",
-    "TINY_BLOCK",
     "DuelingAggregate",
     "aux_output",
     "block_sum_body",
@@ -40,8 +40,6 @@ __all__ = [
 ]
 
 NETWORK_KINDS = ("book", "small", "tiny", "mlp")
-TINY_BLOCK = 4
-"""Side of the ``tiny`` network's first pooling block (80 x 80 frames -> 20 x 20)."""
 
 
 @keras.saving.register_keras_serializable(package="catchrl")

@@ -24,7 +24,10 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PooledFrames"]
+__all__ = ["TINY_BLOCK", "PooledFrames"]
+
+TINY_BLOCK = 4
+"""Side of the ``tiny`` network's first pooling block (80 x 80 frames -> 20 x 20)."""
 
 
 class PooledFrames:
@@ -98,8 +101,9 @@ class PooledFrames:
         (one draw of ``B`` integers from ``rng``, as :func:`random_shift`), every
         frame of it alike, the edge columns repeated.
         """
-        m, b = self.max_shift, self.block
+        m, b, span = self.max_shift, self.block, self.block * self.cols
         offsets = rng.integers(-m, m + 1, size=len(stored))
-        cols = (m - offsets)[:, None] + b * np.arange(self.cols)  # [B, W/b]
-        picked = np.take_along_axis(stored, cols[:, None, :, None], axis=2)
-        return picked.astype(np.float32)
+        out = np.empty((len(stored), self.rows, self.cols, stored.shape[-1]), np.float32)
+        for i, start in enumerate((m - offsets).tolist()):  # a strided slice each: ~1 us
+            out[i] = stored[i, :, start : start + span : b]
+        return out

@@ -150,8 +150,7 @@ def _frame_pool(cfg: TrainConfig, space: Any) -> Any:
     A ``tiny`` network that reads the pixel frames itself (no perception model, no
     encoder) starts with a block sum: its replay memory keeps the frames summed.
     """
-    from catchrl.agents.networks import TINY_BLOCK
-    from catchrl.agents.pooled import PooledFrames
+    from catchrl.agents.pooled import TINY_BLOCK, PooledFrames
 
     c, a = cfg.env, cfg.agent
     reads_frames = c.obs_type == "pixels" and not a.perception and not a.encoder
@@ -332,15 +331,16 @@ class DQNLearner(StepLearner):
         self.vec_steps += 1
         loss = None
         if self.vec_steps % a.train_every == 0 and self._learning(steps + len(reward), games):
-            total = 0.0
-            for _ in range(a.gradient_steps):
-                batch = self._sample()
-                out = self.agent.train_step(batch)
-                if a.prioritized:
-                    self.memory.update_priorities(batch["indices"], out["td_errors"])
-                total += float(out["loss"])
-                self.grad_steps += 1
-            loss = total / a.gradient_steps
+            if a.prioritized:  # each batch drawn with the priorities the last step left
+                outs = []
+                for _ in range(a.gradient_steps):
+                    batch = self._sample()
+                    outs.append(self.agent.train_step(batch))
+                    self.memory.update_priorities(batch["indices"], outs[-1]["td_errors"])
+            else:  # the steps of a round in one call
+                outs = self.agent.train_steps_on([self._sample() for _ in range(a.gradient_steps)])
+            self.grad_steps += len(outs)
+            loss = sum(float(out["loss"]) for out in outs) / len(outs)
         return StepReport(reward, terminated | truncated, eps, loss)
 
     def _sample(self) -> dict[str, np.ndarray]:

@@ -292,6 +292,30 @@ def test_two_seeded_agents_train_identically(kind):
 @pytest.mark.parametrize(
     "config",
     [
+        {"target_update": "hard", "target_period": 3},  # a copy falls inside a call of 2 and 4
+        {"target_update": "polyak"},
+        {"target_update": "none", "double": False},
+    ],
+)
+def test_steps_in_one_call_equal_steps_one_by_one(config):
+    """``train_steps_on`` takes the same steps as ``train_step`` on each batch, to the bit."""
+    batches = list(random_batches("mlp", 12, seed=3))
+    single, fused = make_agent("mlp", **config), make_agent("mlp", **config)
+    one_by_one = [single.train_step(batch) for batch in batches]
+    calls = [batches[:2], batches[2:6], batches[6:]]  # 2, 4 and 6 steps a call
+    together = [out for call in calls for out in fused.train_steps_on(call)]
+    assert len(together) == len(one_by_one) == 12 and fused.train_steps == 12
+    for a, b in zip(one_by_one, together, strict=True):
+        assert a["loss"] == b["loss"]
+        np.testing.assert_array_equal(a["td_errors"], b["td_errors"])
+    arrays = zip(single.get_state_arrays().values(), fused.get_state_arrays().values(), strict=True)
+    for wa, wb in arrays:
+        np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
         {"target_update": "hard"},
         {"target_update": "polyak"},
         {"target_update": "none", "optimizer": "rmsprop"},
