@@ -321,3 +321,38 @@ def test_a_pixel_run_saved_before_later_fields_resumes_and_loads_as_it_trained(t
     agent = json.loads((ckpt / "state.json").read_text())["config"]["agent"]
     assert (agent["augment_shift"], agent["settle_tau"]) == (0, 0.0)  # as it trained
     assert main(["eval", str(run), "--games", "10"]) == 0
+
+
+def test_a_tiny_runs_replay_of_whole_frames_resumes_summed(tmp_path):
+    """Checkpoints of ``tiny`` runs made before the replay memory kept the frames summed
+    (``catchrl.agents.pooled``) hold whole uint8 frames: the learner restores them
+    summed, exactly the memory it would have kept had it summed them as they came."""
+    from catchrl.agents.replay import ReplayMemory
+    from catchrl.config import load_config
+    from catchrl.envs import CatchVectorEnv
+    from catchrl.learners import open_run
+
+    overrides = ["env.num_envs=4", "agent.replay_capacity=400", "run.checkpoint_every=0"]
+    loop = open_run(load_config("fast", overrides=overrides), tmp_path / "run", progress=False)
+    learner, memory = loop.learner, loop.learner.memory
+    assert memory.obs_dtype == np.uint16 and memory.obs_shape == (20, 85, 4)  # 80 + 2 * 4 - 4 + 1 windows
+    kwargs = {"frame_stack": 4, "n_step": memory.n_step, "gamma": memory.gamma, "seed": 5}
+    whole = ReplayMemory(memory.capacity, 4, (80, 80, 4), np.uint8, **kwargs)
+    summed = ReplayMemory(memory.capacity, 4, memory.obs_shape, memory.obs_dtype, **kwargs)
+    env = CatchVectorEnv(4, obs_type="pixels", autoreset_mode="same_step")
+    obs, _ = env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(150):  # past the 100 slots of each stream: the ring wraps
+        actions = rng.integers(0, 3, 4)
+        next_obs, rewards, terminated, truncated, _ = env.step(actions)
+        whole.add(obs, actions, rewards, terminated, truncated)
+        summed.add(learner.pool.store(obs), actions, rewards, terminated, truncated)
+        obs = next_obs
+    arrays, meta = learner.get_state()
+    arrays["replay"] = whole.state_dict()
+    learner.set_state(arrays, meta)
+    restored = learner.memory.state_dict()
+    for key, value in summed.state_dict().items():
+        np.testing.assert_array_equal(restored[key], value, err_msg=key)
+    np.testing.assert_array_equal(learner.memory.sample(32)["obs"], summed.sample(32)["obs"])
+    loop.close()
