@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -265,6 +266,10 @@ class DQNLearner(StepLearner):
         self.schedule = EpsilonSchedule(
             a.epsilon, a.epsilon_start, a.epsilon_end, a.epsilon_duration, a.observe
         )
+        # The batches drawn ahead (agent.prefetch) by a second thread, for the next round.
+        self._prefetch = a.prefetch and not a.prioritized
+        self._sampler: ThreadPoolExecutor | None = None
+        self._drawn: list[dict[str, np.ndarray]] | None = None
         self.obs, _ = self.env.reset(seed=seed)
         self.vec_steps = self.grad_steps = 0
         self.settled = False
@@ -337,11 +342,23 @@ class DQNLearner(StepLearner):
                     batch = self._sample()
                     outs.append(self.agent.train_step(batch))
                     self.memory.update_priorities(batch["indices"], outs[-1]["td_errors"])
-            else:  # the steps of a round in one call
-                outs = self.agent.train_steps_on([self._sample() for _ in range(a.gradient_steps)])
+            elif self._prefetch:  # the steps of a round in one call, the next draw beside it
+                batches = self._drawn or self._draw()
+                self._sampler = self._sampler or ThreadPoolExecutor(1, "catchrl-replay")
+                ahead = self._sampler.submit(self._draw)
+                try:
+                    outs = self.agent.train_steps_on(batches)
+                finally:
+                    self._drawn = ahead.result()
+            else:
+                outs = self.agent.train_steps_on(self._draw())
             self.grad_steps += len(outs)
             loss = sum(float(out["loss"]) for out in outs) / len(outs)
         return StepReport(reward, terminated | truncated, eps, loss)
+
+    def _draw(self) -> list[dict[str, np.ndarray]]:
+        """The batches of one training round (``agent.gradient_steps`` of them)."""
+        return [self._sample() for _ in range(self.cfg.agent.gradient_steps)]
 
     def _sample(self) -> dict[str, np.ndarray]:
         """A replay batch as the agent's network reads it, the observations shifted (DrQ)."""
@@ -425,6 +442,12 @@ class DQNLearner(StepLearner):
         }
         if self.augment is not None:
             meta["augment_rng"] = self.augment.bit_generator.state
+        if self._drawn is not None:  # drawn ahead: the next round trains on them
+            arrays["drawn"] = {
+                f"{i}/{key}": value
+                for i, batch in enumerate(self._drawn)
+                for key, value in batch.items()
+            }
         return arrays, meta
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
@@ -455,6 +478,13 @@ class DQNLearner(StepLearner):
                 self._settle_target()
         if self.augment is not None and "augment_rng" in meta:
             self.augment.bit_generator.state = meta["augment_rng"]
+        self._drawn = None
+        if self._prefetch and "drawn" in arrays:
+            drawn: dict[int, dict[str, np.ndarray]] = {}
+            for name, value in arrays["drawn"].items():
+                i, key = name.split("/", 1)
+                drawn.setdefault(int(i), {})[key] = np.asarray(value)
+            self._drawn = [drawn[i] for i in sorted(drawn)]
 
     def _replay_state(self, state: Any) -> Any:
         """A replay memory's saved state, its frames pooled if it kept them whole.
@@ -496,5 +526,7 @@ class DQNLearner(StepLearner):
         ).save(path)
 
     def close(self) -> None:
-        """Close the game."""
+        """Close the game (and the thread that draws batches ahead)."""
+        if self._sampler is not None:
+            self._sampler.shutdown()
         self.env.close()
