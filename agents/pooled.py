@@ -40,6 +40,9 @@ class PooledFrames:
 
     """
 
+    stored_dtype = np.dtype(np.uint16)
+    """The stored sums' dtype (a block of 255s sums to at most 255 * block**2)."""
+
     def __init__(self, block: int, max_shift: int, frame_shape: tuple[int, int]) -> None:
         self.block, self.max_shift = int(block), int(max_shift)
         self.height, self.width = (int(d) for d in frame_shape)
@@ -51,7 +54,7 @@ class PooledFrames:
             raise ValueError(
                 f"PooledFrames: max_shift must be in [0, {self.width - 1}], got {max_shift}"
             )
-        if 255 * self.block**2 >= 2**16:
+        if 255 * self.block**2 > np.iinfo(self.stored_dtype).max:
             raise ValueError(f"PooledFrames: block {block} is too large for uint16 sums")
         self.rows = self.height // self.block
         self.cols = self.width // self.block  # block columns of the pool
@@ -78,7 +81,7 @@ class PooledFrames:
         n, _, _, c = frames.shape
         b, m = self.block, self.max_shift
         top = frames[:, : self.rows * b]
-        rows = top.reshape(n, self.rows, b, self.width, c).sum(axis=2, dtype=np.uint16)
+        rows = top.reshape(n, self.rows, b, self.width, c).sum(axis=2, dtype=self.stored_dtype)
         if m:  # the columns a shift brings in repeat the edge ones
             rows = np.concatenate(
                 [np.repeat(rows[:, :, :1], m, axis=2), rows, np.repeat(rows[:, :, -1:], m, axis=2)],

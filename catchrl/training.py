@@ -247,7 +247,7 @@ class DQNLearner(StepLearner):
         if self.pool is not None:
             model = block_sum_body(model)[1]
             memory_shape = self.pool.stored_shape(obs_space.shape[-1])
-            memory_dtype = np.dtype(np.uint16)
+            memory_dtype = self.pool.stored_dtype
         self.agent = DQNAgent(model, _dqn_config(a), seed=seed)
         self.memory = ReplayMemory(
             a.replay_capacity,
@@ -294,7 +294,7 @@ class DQNLearner(StepLearner):
         env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
         pool = _frame_pool(cfg, space)
         if pool is not None:
-            shape, dtype = pool.stored_shape(shape[-1]), np.dtype(np.uint16)
+            shape, dtype = pool.stored_shape(shape[-1]), pool.stored_dtype
         if frames:
             shape = (*shape[:-1], 1)  # the memory keeps one frame a transition
         replay = ReplayMemory.estimate_bytes(
@@ -499,13 +499,15 @@ class DQNLearner(StepLearner):
         whole = saved == [list(raw.shape), raw.dtype.str]
         if self.pool is None or not whole:
             return state  # (a mismatch of any other kind is the memory's error to raise)
-        frames = np.asarray(state["frames"])  # [N, slots, H, W]
-        n, slots, height, width = frames.shape
-        pooled = self.pool.store(frames.reshape(n * slots, height, width, 1))
-        config.update(obs_shape=list(self.memory.obs_shape), obs_dtype=self.memory.obs_dtype.str)
+        frames = np.asarray(state["frames"])  # [N, slots, H, W] (or [..., C] unstacked)
+        n, slots = frames.shape[:2]
+        pooled = self.pool.store(frames.reshape(n * slots, *raw.shape[:2], -1))
+        shape = self.memory.obs_shape  # one frame of it is kept, or all of it unstacked
+        kept = shape[:-1] if self.memory.frame_stack > 1 else shape
+        config.update(obs_shape=list(shape), obs_dtype=self.memory.obs_dtype.str)
         return {
             **{key: state[key] for key in state},
-            "frames": pooled.reshape(n, slots, *pooled.shape[1:3]),
+            "frames": pooled.reshape(n, slots, *kept),
             "config": np.array(json.dumps(config)),
         }
 

@@ -335,7 +335,8 @@ def test_a_tiny_runs_replay_of_whole_frames_resumes_summed(tmp_path):
     overrides = ["env.num_envs=4", "agent.replay_capacity=400", "run.checkpoint_every=0"]
     loop = open_run(load_config("fast", overrides=overrides), tmp_path / "run", progress=False)
     learner, memory = loop.learner, loop.learner.memory
-    assert memory.obs_dtype == np.uint16 and memory.obs_shape == (20, 85, 4)  # 80 + 2 * 4 - 4 + 1 windows
+    # 20 rows of 80 + 2 * 4 - 4 + 1 windows (augment_shift 4), uint16 sums
+    assert memory.obs_dtype == np.uint16 and memory.obs_shape == (20, 85, 4)
     kwargs = {"frame_stack": 4, "n_step": memory.n_step, "gamma": memory.gamma, "seed": 5}
     whole = ReplayMemory(memory.capacity, 4, (80, 80, 4), np.uint8, **kwargs)
     summed = ReplayMemory(memory.capacity, 4, memory.obs_shape, memory.obs_dtype, **kwargs)
