@@ -327,6 +327,8 @@ class DQNLearner(StepLearner):
         """ε-greedy actions on the batch, one env step into replay, then the train steps."""
         a = self.cfg.agent
         eps = self.schedule(steps, games)
+        if self.settled:
+            eps = max(eps, a.settle_epsilon)
         kept = self.obs if self.pool is None else self.pool.store(self.obs)
         actions = self.agent.act(kept if self.pool is None else self.pool.unshifted(kept), eps)
         aux = self._landing_labels() if self.memory.aux_dim else None
@@ -380,10 +382,11 @@ class DQNLearner(StepLearner):
         so a run whose ``lr`` is already lower keeps its own. With ``agent.settle_tau``
         the target network is set to the online one, then Polyak-averaged from then on
         (a resumed run switches again when it restores the settled state, its target
-        as saved).
+        as saved). From the next step ε is at least ``agent.settle_epsilon``.
         """
         a = self.cfg.agent
-        if not a.settle_at or not (a.settle_lr or self._averages_when_settled()):
+        changes = a.settle_lr or a.settle_epsilon or self._averages_when_settled()
+        if not a.settle_at or not changes:
             return None
         if self.settled or win_rate < a.settle_at:
             return None
@@ -396,6 +399,8 @@ class DQNLearner(StepLearner):
             self.agent.sync_target()  # the average starts from here, not from a stale copy
             self._settle_target()
             target = f", target: Polyak {a.settle_tau:g}"
+        if a.settle_epsilon:
+            target += f", epsilon >= {a.settle_epsilon:g}"
         reached = f"validation reached {100 * a.settle_at:g}%"
         return f"{reached}: learning settles (lr {old:g} -> {new:g}{target})"
 
