@@ -233,6 +233,35 @@ def test_settle_tau_averages_the_target_once_settled_and_resume_keeps_it(tmp_pat
     assert _same(a.target_model.get_weights(), b.target_model.get_weights())
 
 
+def test_settle_epsilon_is_the_floor_of_epsilon_once_settled_and_after_resume(
+    tmp_path, monkeypatch
+):
+    """``agent.settle_epsilon``: the schedule's ε until the settling evaluation, at least
+    ``settle_epsilon`` from the next step on, also after ``--resume``."""
+    run = tmp_path / "run"
+    sets = ["agent.settle_at=0.9", "agent.settle_epsilon=0.2", "agent.epsilon_end=0.01"]
+    sets += ["agent.epsilon_duration=300"]  # from step 600 on the schedule says 0.01
+
+    def epsilons() -> dict[int, float]:
+        lines = (run / "metrics.tsv").read_text().splitlines()
+        col = lines[0].split("\t").index("epsilon")
+        return {int(r.split("\t")[0]): float(r.split("\t")[col]) for r in lines[1:]}
+
+    cfg = load_config("fast-state", None, [*QUICK, *sets, f"run.total_steps={16 * 3 * 33}"])
+    _rig(monkeypatch, [0.5, 0.95, 0.3])  # settles after game 32
+    loop = open_run(cfg, run, progress=False)
+    loop.run()
+    eps = epsilons()
+    assert {eps[g] for g in range(17, 33)} == {0.01}
+    assert {eps[g] for g in range(33, 49)} == {0.2}
+    _rig(monkeypatch, [0.2])
+    resumed = open_run(
+        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 4 * 33}"]
+    )
+    resumed.run()
+    assert {epsilons()[g] for g in range(49, 65)} == {0.2}
+
+
 def test_settle_tau_alone_settles_the_target_and_keeps_the_learning_rate(tmp_path, monkeypatch):
     sets = ["agent.target_update='hard'", "agent.settle_at=0.9", "agent.settle_tau=0.01"]
     sets += ["agent.settle_lr=0", "agent.lr=2e-3", f"run.total_steps={16 * 2 * 33}"]

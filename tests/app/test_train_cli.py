@@ -306,20 +306,23 @@ def _forget(run_dir: Path, table: str, keys: tuple[str, ...]) -> None:
 
 
 def test_a_pixel_run_saved_before_later_fields_resumes_and_loads_as_it_trained(tmp_path, capsys):
-    """A ``fast`` run saved before ``agent.augment_shift`` and ``agent.settle_tau``
-    existed: both take the old values (0) from config.toml and the checkpoint alike,
-    not the preset's current defaults, so ``--resume``, ``eval`` and ``watch`` work."""
+    """A ``fast`` run saved before ``agent.augment_shift``, ``settle_tau``, ``prefetch``
+    and ``settle_epsilon`` existed: they take the old values (0, off) from config.toml and
+    the checkpoint alike, not the preset's current defaults, so ``--resume``, ``eval``
+    and ``watch`` work."""
     run = tmp_path / "old"
     argv = ["train", *QUICK, "--preset", "fast", "--set", "agent.replay_capacity=3000"]
     argv += ["--set", "run.eval_games=20", "--set", "agent.augment_shift=0"]
     argv += ["--set", "agent.settle_tau=0", "--steps", "800", "--run-dir", str(run)]
+    argv += ["--set", "agent.prefetch=false", "--set", "agent.settle_epsilon=0"]
     assert main(argv) == 0
-    _forget(run, "agent", ("augment_shift", "settle_tau"))
+    later = ("augment_shift", "settle_tau", "prefetch", "settle_epsilon")
+    _forget(run, "agent", later)
     resume = ["train", "--run-dir", str(run), "--resume", "--steps", "1600", "--no-progress"]
     assert main(resume) == 0, capsys.readouterr().err
     ckpt = run / "checkpoints" / (run / "checkpoints" / "latest").read_text()
     agent = json.loads((ckpt / "state.json").read_text())["config"]["agent"]
-    assert (agent["augment_shift"], agent["settle_tau"]) == (0, 0.0)  # as it trained
+    assert [agent[key] for key in later] == [0, 0.0, False, 0.0]  # as it trained
     assert main(["eval", str(run), "--games", "10"]) == 0
 
 
