@@ -180,6 +180,7 @@ class DQNAgent:
         self.optimizer = _make_optimizer(config)
         self.optimizer.build(model.trainable_variables)
         self._q = _backend.compile_forward(model)
+        self._q_target: Any = None  # compiled on first use
         self._compiled: dict[int, Any] = {}  # steps a call takes -> its compiled steps
 
     def _train(self, batches: list[dict[str, np.ndarray]]) -> list[dict[str, Any]]:
@@ -230,8 +231,12 @@ class DQNAgent:
 
     # -- acting ---------------------------------------------------------------
 
-    def q_values(self, obs: np.ndarray) -> np.ndarray:
-        """Q-values ``[B, A]`` float32 of a batch of observations ``[B, ...]``."""
+    def q_values(self, obs: np.ndarray, target: bool = False) -> np.ndarray:
+        """Q-values ``[B, A]`` float32 of a batch of observations ``[B, ...]``.
+
+        ``target``: the target network's (under Polyak updates, a running average of
+        the online network); the online network's when the agent has no target.
+        """
         obs = np.asarray(obs)
         expected = len(self.model.inputs[0].shape)
         if obs.ndim != expected:
@@ -239,6 +244,9 @@ class DQNAgent:
                 f"DQNAgent: expected a batch of observations with {expected} "
                 f"dimensions [B, ...], got shape {obs.shape}"
             )
+        if target and self.target_model is not None:
+            self._q_target = self._q_target or _backend.compile_forward(self.target_model)
+            return np.asarray(self._q_target(obs), dtype=np.float32)
         return np.asarray(self._q(obs), dtype=np.float32)
 
     def act(self, obs: np.ndarray, epsilon: float) -> np.ndarray:
@@ -255,13 +263,13 @@ class DQNAgent:
             return random_actions.astype(np.int64)
         return np.where(explore, random_actions, self.greedy(obs)).astype(np.int64)
 
-    def greedy(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions ``[B]`` int64: the argmax of the Q-values.
+    def greedy(self, obs: np.ndarray, target: bool = False) -> np.ndarray:
+        """Greedy actions ``[B]`` int64: the argmax of the Q-values (``target``: :meth:`q_values`).
 
         Draws nothing from the agent's generator, so evaluating (any number of
         games) never changes the exploration of the training that follows.
         """
-        return np.argmax(self.q_values(obs), axis=-1).astype(np.int64)
+        return np.argmax(self.q_values(obs, target), axis=-1).astype(np.int64)
 
     # -- learning -------------------------------------------------------------
 

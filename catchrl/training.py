@@ -404,6 +404,11 @@ class DQNLearner(StepLearner):
         reached = f"validation reached {100 * a.settle_at:g}%"
         return f"{reached}: learning settles (lr {old:g} -> {new:g}{target})"
 
+    def _plays_average(self) -> bool:
+        """Whether the target network (the online one's running average) plays and is saved."""
+        a = self.cfg.agent
+        return self.settled and a.settle_average and self._averages_when_settled()
+
     def _averages_when_settled(self) -> bool:
         """Whether settling switches the target to Polyak averaging (it needs a target)."""
         return bool(self.cfg.agent.settle_tau) and self.agent.target_model is not None
@@ -419,13 +424,17 @@ class DQNLearner(StepLearner):
             super().run(loop)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
-        """The agent's greedy action for each observation (the evaluation policy)."""
+        """The agent's greedy action for each observation (the evaluation policy).
+
+        Once settled with ``agent.settle_average``, the target network's (the online
+        network's running average).
+        """
         with device_scope(self.cfg.agent.device):
             if self.perception is not None:
                 obs = self.perception.perceive(obs)
             if self.pool is not None:
                 obs = self.pool.unshifted(self.pool.store(obs))
-            return self.agent.greedy(obs)
+            return self.agent.greedy(obs, target=self._plays_average())
 
     # -- state -------------------------------------------------------------------------
 
@@ -521,15 +530,23 @@ class DQNLearner(StepLearner):
 
         With ``agent.perception`` (or a frozen ``agent.encoder``) it is that model
         and the Q-network over its outputs chained, so it reads frames like any
-        pixel Q-network.
+        pixel Q-network. Once the run has settled with ``agent.settle_average``, its
+        weights are the target network's (the online network's running average).
         """
+        model = self.model if self.perception is None else self.agent.model
+        if self._plays_average():  # the playing model with the averaged weights
+            import keras
+
+            average = keras.models.clone_model(model)
+            average.set_weights(self.agent.target_model.get_weights())
+            model = average
         if self.perception is None:
-            self.model.save(path)
+            model.save(path)
             return
         from catchrl.supervised.perception import build_perceived_q_network
 
         build_perceived_q_network(
-            self.perception.model, self.agent.model, self.perception.single_observation_space
+            self.perception.model, model, self.perception.single_observation_space
         ).save(path)
 
     def close(self) -> None:
