@@ -19,6 +19,7 @@ import pytest
 
 from catchrl.cli import main
 from catchrl.config import MAX_NUM_ENVS, SEED_MAX, load_config
+from catchrl.envs import CatchVectorEnv
 from catchrl.evaluation import (
     MAX_EVAL_GAMES,
     TEST_SEED,
@@ -260,6 +261,40 @@ def test_settle_epsilon_is_the_floor_of_epsilon_once_settled_and_after_resume(
     )
     resumed.run()
     assert {epsilons()[g] for g in range(49, 65)} == {0.2}
+
+
+def test_settle_average_plays_and_keeps_the_averaged_network_once_settled(
+    tmp_path, monkeypatch
+):
+    """``agent.settle_average``: from the settling evaluation on, evaluations play the
+    target network (the online network's running average) and the kept and final
+    models are its weights; before it, the online network's."""
+    run = tmp_path / "run"
+    sets = ["agent.target_update='hard'", "agent.settle_at=0.9", "agent.settle_tau=0.01"]
+    sets += ["agent.settle_average=true", f"run.total_steps={16 * 4 * 33}"]
+    cfg = load_config("fast-state", None, [*QUICK, *sets])
+    snaps: list[tuple[list, list]] = []
+    loop: RunLoop
+
+    def snapshot(_: dict) -> None:
+        agent = loop.learner.agent
+        snaps.append((agent.model.get_weights(), agent.target_model.get_weights()))
+
+    _rig(monkeypatch, [0.5, 0.95, 0.97, 0.3])  # the best: the 3rd, after settling
+    loop = open_run(cfg, run, progress=False, on_evaluation=snapshot)
+    obs, _ = CatchVectorEnv(64, **cfg.env.game_kwargs()).reset(seed=7)
+    agent = loop.learner.agent
+    assert np.array_equal(loop.learner.greedy_policy(obs), agent.greedy(obs))
+    loop.run()
+    kept = keras.saving.load_model(run / "best.keras", compile=False).get_weights()
+    final = keras.saving.load_model(run / "model.keras", compile=False).get_weights()
+    online, average = snaps[2]
+    assert _same(kept, average) and not _same(kept, online)
+    assert _same(final, agent.target_model.get_weights())
+    assert not _same(final, agent.model.get_weights())
+    q = agent.q_values(obs, target=True)
+    assert np.array_equal(loop.learner.greedy_policy(obs), np.argmax(q, axis=-1))
+    assert not np.array_equal(q, agent.q_values(obs))
 
 
 def test_settle_tau_alone_settles_the_target_and_keeps_the_learning_rate(tmp_path, monkeypatch):
