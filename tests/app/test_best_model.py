@@ -263,9 +263,7 @@ def test_settle_epsilon_is_the_floor_of_epsilon_once_settled_and_after_resume(
     assert {epsilons()[g] for g in range(49, 65)} == {0.2}
 
 
-def test_settle_average_plays_and_keeps_the_averaged_network_once_settled(
-    tmp_path, monkeypatch
-):
+def test_settle_average_plays_and_keeps_the_averaged_network_once_settled(tmp_path, monkeypatch):
     """``agent.settle_average``: from the settling evaluation on, evaluations play the
     target network (the online network's running average) and the kept and final
     models are its weights; before it, the online network's."""

@@ -24,7 +24,7 @@ def test_book_preset_is_the_books_run():
     assert c.agent.settle_at == 0.0  # the book's learning rate never changes
 
 
-@pytest.mark.parametrize(("preset", "settle_tau"), [("fast", 0.001), ("fast-state", 0.0)])
+@pytest.mark.parametrize(("preset", "settle_tau"), [("fast", 0.0005), ("fast-state", 0.0)])
 def test_the_fast_presets_settle_at_their_first_99_percent(preset, settle_tau):
     c = make_config(preset)
     assert (c.agent.settle_at, c.agent.settle_lr, c.agent.settle_tau) == (0.99, 1e-4, settle_tau)
@@ -32,7 +32,7 @@ def test_the_fast_presets_settle_at_their_first_99_percent(preset, settle_tau):
 
 def test_settle_tau_is_unused_without_a_target_network():
     # no error: a sweep over target_update may include 'none' (the run then settles its lr)
-    assert load_config("fast", None, ["agent.target_update='none'"]).agent.settle_tau == 0.001
+    assert load_config("fast", None, ["agent.target_update='none'"]).agent.settle_tau == 0.0005
     assert make_config("book").agent.settle_tau == 0.0
 
 
@@ -61,8 +61,20 @@ def test_a_run_saved_before_the_shifts_existed_resumes_without_them():
 
 def test_a_run_saved_before_settle_tau_existed_keeps_its_hard_target_copies():
     saved = config_to_dict(make_config("fast"))
-    assert saved["agent"].pop("settle_tau") == 0.001
+    assert saved["agent"].pop("settle_tau") == 0.0005
     assert config_from_dict(saved).agent.settle_tau == 0.0
+
+
+def test_only_fast_draws_ahead_and_plays_the_average_and_old_runs_do_neither():
+    fast, state, book = (make_config(p).agent for p in ("fast", "fast-state", "book"))
+    assert (fast.prefetch, fast.settle_average, fast.settle_epsilon) == (True, True, 0.0)
+    for agent in (state, book):
+        assert (agent.prefetch, agent.settle_average, agent.settle_epsilon) == (False, False, 0.0)
+    saved = config_to_dict(make_config("fast"))
+    for key in ("prefetch", "settle_average", "settle_epsilon"):
+        del saved["agent"][key]
+    old = config_from_dict(saved).agent
+    assert (old.prefetch, old.settle_average, old.settle_epsilon) == (False, False, 0.0)
 
 
 def test_layering_preset_file_then_set(tmp_path):
