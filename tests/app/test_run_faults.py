@@ -185,6 +185,27 @@ def test_a_signal_at_a_random_moment_checkpoints_and_resume_is_exact(
     np.testing.assert_array_equal(_metrics(whole), _metrics(parts))
 
 
+def test_sigterm_while_batches_are_drawn_ahead_resumes_exactly(tmp_path):
+    """The ``fast`` pixel preset draws a round's batches in a second thread while the last
+    round trains (``agent.prefetch``): a SIGTERM at a random moment still checkpoints,
+    and the resumed run equals one never stopped (the drawn batches are in the checkpoint)."""
+    pixels = ["--preset", "fast", *QUICK[2:], "--set", "agent.replay_capacity=3000"]
+    pixels += ["--set", "run.checkpoint_every=1", "--set", "run.eval_games=20"]
+    steps, whole, parts = "2400", tmp_path / "whole", tmp_path / "parts"
+    assert main(["train", *pixels, "--steps", steps, "--run-dir", str(whole)]) == 0
+    proc = _spawn(*pixels, "--steps", steps, "--run-dir", str(parts))
+    _wait(parts, proc, min_steps=800)  # learning since step 300
+    time.sleep(random.Random(11).uniform(0.0, 0.5))
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+    assert 0 < _latest_state(parts)["steps"] < int(steps)
+    assert main(["train", "--run-dir", str(parts), "--resume", "--no-progress"]) == 0
+    for wa, wb in zip(_weights(whole), _weights(parts), strict=True):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(_metrics(whole), _metrics(parts))
+
+
 def test_ctrl_c_in_a_1000_ball_game_stops_mid_game_and_resumes_exactly(tmp_path):
     long_game = [*QUICK, "--set", "env.balls_per_game=1000", "--set", "run.eval_games=0"]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
