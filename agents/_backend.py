@@ -281,12 +281,18 @@ def _tf_train_steps(
                 t.assign(t + tau * (o - t))
         return _metrics(loss, q, td, norm)
 
-    def take_steps(*args: Any) -> list[dict[str, Any]]:  # (the variables' reads and writes
-        width = len(signature)  # keep their order: TensorFlow's automatic control dependencies)
-        return [step(*args[i : i + width]) for i in range(0, len(args), width)]
+    # Each step is compiled on its own (an XLA cluster of its own), and one graph calls
+    # them in turn: compiled as one, XLA fuses across the steps, and the weights then
+    # differ in the last bit from one call a step. (The variables' reads and writes keep
+    # their order: TensorFlow's automatic control dependencies.)
+    one = tf.function(step, input_signature=signature, jit_compile=jit_compile)
+
+    def take_steps(*args: Any) -> list[dict[str, Any]]:
+        width = len(signature)
+        return [one(*args[i : i + width]) for i in range(0, len(args), width)]
 
     concrete = tf.function(  # see compile_predict
-        take_steps, input_signature=signature * steps, jit_compile=jit_compile
+        take_steps, input_signature=signature * steps
     ).get_concrete_function()
 
     def call(batches: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
