@@ -299,12 +299,12 @@ def test_two_seeded_agents_train_identically(kind):
 )
 def test_steps_in_one_call_equal_steps_one_by_one(config):
     """``train_steps_on`` takes the same steps as ``train_step`` on each batch, to the bit."""
-    batches = list(random_batches("mlp", 12, seed=3))
+    batches = list(random_batches("mlp", 16, batch_size=128, seed=3))
     single, fused = make_agent("mlp", **config), make_agent("mlp", **config)
     one_by_one = [single.train_step(batch) for batch in batches]
-    calls = [batches[:2], batches[2:6], batches[6:]]  # 2, 4 and 6 steps a call
+    calls = [batches[:2], batches[2:8], batches[8:]]  # 2, 6 and 8 steps a call
     together = [out for call in calls for out in fused.train_steps_on(call)]
-    assert len(together) == len(one_by_one) == 12 and fused.train_steps == 12
+    assert len(together) == len(one_by_one) == 16 and fused.train_steps == 16
     for a, b in zip(one_by_one, together, strict=True):
         assert a["loss"] == b["loss"]
         np.testing.assert_array_equal(a["td_errors"], b["td_errors"])

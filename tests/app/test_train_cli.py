@@ -360,3 +360,30 @@ def test_a_tiny_runs_replay_of_whole_frames_resumes_summed(tmp_path):
         np.testing.assert_array_equal(restored[key], value, err_msg=key)
     np.testing.assert_array_equal(learner.memory.sample(32)["obs"], summed.sample(32)["obs"])
     loop.close()
+
+
+def test_a_rounds_steps_in_one_call_are_the_steps_one_by_one(tmp_path, monkeypatch):
+    """``fast-state`` takes its 8 gradient steps a round in one compiled call: the run is
+    the one that takes them one call each, to the last bit of every weight."""
+    from catchrl.agents.dqn import DQNAgent
+    from catchrl.config import load_config
+    from catchrl.learners import open_run
+
+    sets = ["run.total_steps=3200", "run.eval_every=0", "run.checkpoint_every=0"]
+    cfg = load_config("fast-state", overrides=sets)
+    together = open_run(cfg, tmp_path / "together", progress=False)
+    together.run()
+    calls: list[int] = []
+    whole = DQNAgent.train_steps_on
+
+    def one_by_one(self: DQNAgent, batches: list) -> list:
+        calls.append(len(batches))
+        return [out for batch in batches for out in whole(self, [batch])]
+
+    monkeypatch.setattr(DQNAgent, "train_steps_on", one_by_one)
+    apart = open_run(cfg, tmp_path / "apart", progress=False)
+    apart.run()
+    assert set(calls) == {8} and len(calls) > 100  # (rounds of 8 steps, learning since 1,000)
+    a, b = together.learner.agent, apart.learner.agent
+    for wa, wb in zip(a.get_state_arrays().values(), b.get_state_arrays().values(), strict=True):
+        np.testing.assert_array_equal(wa, wb)
