@@ -319,9 +319,11 @@ class DQNAgent:
         """A gradient step on each batch in turn, each followed by its target sync.
 
         The steps between two hard target copies run as one compiled call (with
-        TensorFlow: one graph, which saves the ~0.9 ms a call costs). The results
-        are those of :meth:`train_step` on each batch, in order; on CPU the weights
-        are the same to the last bit (``tests/agents/test_dqn.py``).
+        TensorFlow: one graph calling each step's compiled function in turn, which
+        saves part of the ~0.9 ms a call costs). The results are those of
+        :meth:`train_step` on each batch, in order; on CPU the weights are the same
+        to the last bit (``tests/agents/test_dqn.py``, and a whole ``fast-state`` run
+        in ``tests/app/test_train_cli.py``).
         """
         if self.has_aux and any("aux" not in batch for batch in batches):
             raise ValueError(
