@@ -308,10 +308,12 @@ class AgentConfig:
     settle_average: bool = True
     """Once settled (see ``settle_at``) with ``settle_tau``, evaluations play, and the
     run saves (``model.keras``, ``best.keras``), the target network: the running average
-    of the online network's weights (Polyak, ``settle_tau`` a gradient step, a time
-    constant of 1,000 steps at 0.001), which moves less between evaluations than the
+    of the online network's weights (Polyak, ``settle_tau`` a gradient step: a time
+    constant of 2,000 steps at 0.0005), which moves less between evaluations than the
     online network it follows. Training still acts with the online network. False:
-    the online network throughout."""
+    the online network throughout. Measured on pixels (session 11, 3 seeds to 5x the
+    steps to 99 %): the lowest validation evaluation after the reach was 99.1 / 98.0 /
+    98.3 % playing the average, 96.8 / 98.6 / 97.3 % playing the online network."""
     grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip; 0 turns it off."""
     n_step: Annotated[int, Range(1, MAX_N_STEP)] = 16
