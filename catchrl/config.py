@@ -212,8 +212,8 @@ class AgentConfig:
     (85 % vs 84 % at 13,728 steps, both with 2 gradient steps) at a quarter of the
     train-step CPU (15.8 vs 60 ms at batch 64), so it is the default. Its replay memory
     keeps each frame summed once by the pool (``catchrl.agents.pooled``), and the rest of
-    the network trains on the sums: a training round of 8 games cost 11.5 ms instead of
-    18.7 (session 11, with its two gradient steps in one call, ``prefetch`` off)."""
+    the network trains on the sums: a training round of 8 games cost 9.8 ms instead of
+    16.2 to 19.8 (session 11, with its two gradient steps in one call)."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
     augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 4
@@ -336,8 +336,11 @@ class AgentConfig:
     returns could mostly not use yet anyway. Unused with prioritized replay (a draw
     needs the last step's priorities). Checkpoints hold the batches drawn ahead, so
     a resumed run is still the same run. Measured (the ``fast`` preset, 2 CPU cores,
-    session 11): a training round of 8 games in 9.4 ms instead of 11.5 (14.2 and 14.6
-    CPU ms); ``fast-state`` and ``book`` keep it off."""
+    session 11): a training round of 8 games in 9.4 ms instead of 11.5 when a round's
+    steps were one XLA function; with each step its own (the final code) 10.0-10.1 ms
+    against 9.8, no gain. ``fast`` keeps it on because its figures (BENCHMARKS.md,
+    session 11) were measured with it: the batches, and so the runs, differ without it.
+    ``fast-state`` and ``book`` keep it off."""
     replay_capacity: Annotated[
         int, Range(1, MAX_REPLAY_CAPACITY, why="10 million 80 x 80 frames are 60 GiB")
     ] = 50_000
