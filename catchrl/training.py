@@ -329,8 +329,8 @@ class DQNLearner(StepLearner):
         eps = self.schedule(steps, games)
         if self.settled:
             eps = max(eps, a.settle_epsilon)
-        kept = self.obs if self.pool is None else self.pool.store(self.obs)
-        actions = self.agent.act(kept if self.pool is None else self.pool.unshifted(kept), eps)
+        kept = self._kept(self.obs)
+        actions = self.agent.act(self._seen(kept), eps)
         aux = self._landing_labels() if self.memory.aux_dim else None
         next_obs, reward, terminated, truncated, _ = self.env.step(actions)
         self.memory.add(kept, actions, reward, terminated, truncated, aux=aux)
@@ -357,6 +357,14 @@ class DQNLearner(StepLearner):
             self.grad_steps += len(outs)
             loss = sum(float(out["loss"]) for out in outs) / len(outs)
         return StepReport(reward, terminated | truncated, eps, loss)
+
+    def _kept(self, obs: np.ndarray) -> np.ndarray:
+        """Observations as the replay memory keeps them (summed, with a pool)."""
+        return obs if self.pool is None else self.pool.store(obs)
+
+    def _seen(self, kept: np.ndarray) -> np.ndarray:
+        """Kept observations as the agent's network reads them (the block maps, with a pool)."""
+        return kept if self.pool is None else self.pool.unshifted(kept)
 
     def _draw(self) -> list[dict[str, np.ndarray]]:
         """The batches of one training round (``agent.gradient_steps`` of them)."""
@@ -432,9 +440,7 @@ class DQNLearner(StepLearner):
         with device_scope(self.cfg.agent.device):
             if self.perception is not None:
                 obs = self.perception.perceive(obs)
-            if self.pool is not None:
-                obs = self.pool.unshifted(self.pool.store(obs))
-            return self.agent.greedy(obs, target=self._plays_average())
+            return self.agent.greedy(self._seen(self._kept(obs)), target=self._plays_average())
 
     # -- state -------------------------------------------------------------------------
 
