@@ -21,7 +21,7 @@ import keras
 from keras import ops
 from keras.layers import Rescaling
 
-__all__ = ["BlockSum", "ClipToBox", "SpatialSoftArgmax"]
+__all__ = ["ClipToBox", "SpatialSoftArgmax"]
 
 
 @keras.saving.register_keras_serializable(package="catchrl")
@@ -58,47 +58,6 @@ class ClipToBox(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""
         return {**super().get_config(), "low": self.low, "high": self.high}
-
-
-@keras.saving.register_keras_serializable(package="catchrl")
-class BlockSum(keras.layers.Layer):
-    """Sum each ``size x size`` block of every channel: ``[B, H, W, C] -> [B, H/size, W/size, C]``.
-
-    An average pool without the division, computed in float32: on integer
-    frames (uint8) every sum is an exact integer (below 2**24), whatever order
-    it is added in, so a replay memory that sums the frames once in numpy
-    (:mod:`catchrl.agents.pooled`) hands the rest of the network exactly the
-    values this layer computes. Rows and columns past the last whole block are
-    dropped, as a ``"valid"`` pool drops them.
-
-    Args:
-        size: The block's side in pixels (>= 1).
-        **kwargs: Passed to :class:`keras.layers.Layer`.
-
-    """
-
-    def __init__(self, size: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        if int(size) < 1:
-            raise ValueError(f"BlockSum: size must be >= 1, got {size}")
-        self.size = int(size)
-
-    def call(self, inputs: Any) -> Any:
-        """Return the float32 block sums ``[B, H // size, W // size, C]``."""
-        s = self.size
-        _, h, w, c = inputs.shape
-        x = ops.cast(inputs[:, : h // s * s, : w // s * s], "float32")
-        x = ops.reshape(x, (-1, h // s, s, w // s, s, c))
-        return ops.sum(x, axis=(2, 4))
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        """Return ``(batch, H // size, W // size, C)``."""
-        b, h, w, c = input_shape
-        return (b, h // self.size, w // self.size, c)
-
-    def get_config(self) -> dict[str, Any]:
-        """Return the constructor arguments."""
-        return {**super().get_config(), "size": self.size}
 
 
 @keras.saving.register_keras_serializable(package="catchrl")

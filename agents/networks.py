@@ -23,16 +23,16 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 from keras import layers
 
-from catchrl.agents.layers import BlockSum
 from catchrl.agents.pooled import TINY_BLOCK
 
 __all__ = [
     "NETWORK_KINDS",
     "DuelingAggregate",
     "aux_output",
-    "block_sum_body",
+    "block_mean_body",
     "build_q_network",
     "has_aux_output",
     "load_q_network",
@@ -152,9 +152,10 @@ def build_q_network(
         inputs = keras.Input(obs_shape, dtype=input_dtype, name="obs")
         scale = 1.0 / 255.0 if input_dtype == "uint8" else 1.0
         x = inputs
-        if kind == "tiny":  # its 4 x 4 average pool: exact sums, then one scaling
-            x = BlockSum(TINY_BLOCK, name="block_sum")(x)
-            scale /= TINY_BLOCK**2
+        if kind == "tiny":  # its 4 x 4 average pool first, on the frames' own values
+            x = layers.Rescaling(1.0, name="frames")(x)  # (a cast to float32)
+            x = layers.AveragePooling2D(TINY_BLOCK, name="block_mean")(x)
+            scale = _mean_scale(scale)
         x = layers.Rescaling(scale, name="scale")(x)
         torso = {"book": _book_torso, "small": _small_torso, "tiny": _tiny_torso}[kind]
         x = torso(x, seeds)
@@ -170,21 +171,42 @@ def build_q_network(
     return keras.Model(inputs, q, name=name)
 
 
-def block_sum_body(model: keras.Model) -> tuple[int, keras.Model] | None:
-    """The block size and the rest of a network whose first layer is a :class:`BlockSum`.
+def _mean_scale(scale: float) -> float:
+    """The scaling that follows a ``TINY_BLOCK`` block mean of frames scaled by ``scale``.
 
-    The rest (``body``) is a model from the block sums ``[B, H/size, W/size, C]``
-    (float32) to the same outputs, sharing the layers and weights of ``model``:
-    training one trains the other. ``None`` for a network that does not start
-    with a block sum (every kind but ``"tiny"``).
+    ``float32(scale / b**2) * b**2``: on integer frames every value is then, to the
+    bit, the block's sum times ``float32(scale / b**2)`` (a mean of integers in a
+    power-of-two block is its exact sum / b**2, and b**2 times a float32 is exact, so
+    the product is the same real number, rounded once), as it was when ``tiny``'s pool
+    was a sum layer.
     """
-    first = model.layers[1] if len(model.layers) > 1 else None
-    if not isinstance(first, BlockSum) or len(model.inputs) != 1:
+    area = TINY_BLOCK**2
+    return float(np.float32(scale / area)) * area
+
+
+def block_mean_body(model: keras.Model) -> tuple[int, keras.Model] | None:
+    """The block size and the rest of a network that starts with a block mean of its frames.
+
+    ``tiny`` networks start ``Rescaling(1.0)`` (a cast), then a ``b x b``
+    ``AveragePooling2D``. The rest (``body``) is a model from those block means
+    ``[B, H/b, W/b, C]`` (float32) to the same outputs, sharing the layers and weights
+    of ``model``: training one trains the other. ``None`` for other networks.
+    """
+    if len(model.inputs) != 1 or len(model.layers) < 3:
         return None
-    if first.input is not model.inputs[0]:
+    cast, pool = model.layers[1], model.layers[2]
+    if not (
+        isinstance(cast, layers.Rescaling)
+        and (cast.scale, cast.offset) == (1.0, 0.0)
+        and cast.input is model.inputs[0]
+        and isinstance(pool, layers.AveragePooling2D)
+        and pool.input is cast.output
+        and pool.pool_size[0] == pool.pool_size[1] == pool.strides[0] == pool.strides[1]
+        and pool.padding == "valid"
+    ):
         return None
     outputs = model.outputs if len(model.outputs) > 1 else model.outputs[0]
-    return first.size, keras.Model(first.output, outputs, name=f"{model.name}_body")
+    return pool.pool_size[0], keras.Model(pool.output, outputs, name=f"{model.name}_body")
 
 
 def load_q_network(path: str) -> keras.Model:
@@ -258,16 +280,16 @@ def _tiny_torso(x: Any, seeds: _Seeds) -> Any:
     """The cheapest CNN that still sees every position: [B, 80, 80, C] -> [B, 64].
 
     A 4 x 4 average pool first (80 -> 20: the ball's 4 x 4 px become one to
-    four cells, its position kept in their grey levels, as the paddle's; built
-    as a :class:`~catchrl.agents.layers.BlockSum` and one scaling, so that a
-    replay memory can hold the sums and train :func:`block_sum_body`), one
+    four cells, its position kept in their grey levels, as the paddle's; taken
+    on the frames' own values and scaled after, so that a replay memory can hold
+    the sums and train :func:`block_mean_body`), one
     stride-2 convolution to a 10 x 10 x 16 map, flattened (no position pooled
     away) into 64 units: 103,251 parameters. One DQN train step at batch 64
     costs about a quarter of ``small``'s CPU time (15.8 vs 60 ms CPU, XLA,
     medians of 5 x 20 steps on the loaded 2-core machine), its greedy step
     about half (3.0 vs 5.1 ms for 16 frames).
     """
-    # x: [B, 20, 20, C], the 4 x 4 block means (BlockSum, then the scaling)
+    # x: [B, 20, 20, C], the scaled 4 x 4 block means
     x = layers.Conv2D(
         16,
         3,

@@ -1,11 +1,11 @@
-"""Frames summed once, for a Q-network that starts with a :class:`~catchrl.agents.layers.BlockSum`.
+"""Frames summed once, for a Q-network that starts with a block mean of its frames.
 
 The ``tiny`` network's first layer averages 4 x 4 blocks of the 80 x 80
 frames. A DQN replays every stored frame about a hundred times (64 samples,
 two stacks each, four frames a stack, two gradient steps a round of 8
 transitions), so it pays to pool each frame once, when it enters the replay
-memory, and to train the rest of the network (:func:`~catchrl.agents.networks.block_sum_body`)
-on the sums. Measured on 2 CPU cores: the train step at batch 64 goes from
+memory, and to train the rest of the network (:func:`~catchrl.agents.networks.block_mean_body`)
+on them. Measured on 2 CPU cores: the train step at batch 64 goes from
 about 5.1 to 2.8 ms, and the memory's stacks get smaller.
 
 The random shifts of DrQ (:func:`catchrl.agents.augment.random_shift`) move a
@@ -14,10 +14,11 @@ show. So the memory keeps, for each frame, its rows summed by the block
 (``H / b`` rows) and then the sum of every ``b`` neighbouring columns of the
 edge-padded frame (``W + 2 * max_shift - b + 1`` windows). The pool of a frame
 shifted by ``s`` pixels is then every ``b``-th window from ``max_shift - s``:
-a strided slice. On integer frames all of it is exact integer arithmetic, so
-the values equal those :class:`~catchrl.agents.layers.BlockSum` computes from
-the shifted frame, and the offsets are drawn as :func:`random_shift` draws
-them (one call of ``B`` integers), so the augmentation is the same.
+a strided slice, divided by ``b**2``. On integer frames all of it is exact
+(integer sums, and a power-of-two divisor), so the values equal to the bit the
+network's ``AveragePooling2D`` of the shifted frame, and the offsets are drawn
+as :func:`random_shift` draws them (one call of ``B`` integers), so the
+augmentation is the same.
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ TINY_BLOCK = 4
 
 
 class PooledFrames:
-    """Window sums of pixel frames, and the block maps of their shifted copies.
+    """Window sums of pixel frames, and the block means of their shifted copies.
 
     Args:
-        block: The block's side (the network's :class:`BlockSum` size).
+        block: The block's side (the network's pool size), a power of two (the
+            means are then exact).
         max_shift: Largest shift of :meth:`shifted`, in pixels (0: no shifts).
         frame_shape: ``(H, W)`` of one frame; ``0 <= max_shift < W``, ``block <= H, W``.
 
@@ -46,9 +48,10 @@ class PooledFrames:
     def __init__(self, block: int, max_shift: int, frame_shape: tuple[int, int]) -> None:
         self.block, self.max_shift = int(block), int(max_shift)
         self.height, self.width = (int(d) for d in frame_shape)
-        if not 1 <= self.block <= min(self.height, self.width):
+        if not 1 <= self.block <= min(self.height, self.width) or block & (block - 1):
             raise ValueError(
-                f"PooledFrames: block must be in [1, {min(self.height, self.width)}], got {block}"
+                f"PooledFrames: block must be a power of two in [1, "
+                f"{min(self.height, self.width)}], got {block}"
             )
         if not 0 <= self.max_shift < self.width:
             raise ValueError(
@@ -65,7 +68,7 @@ class PooledFrames:
         return (self.rows, self.windows, int(channels))
 
     def pooled_shape(self, channels: int) -> tuple[int, int, int]:
-        """Shape of one block map (the body network's input)."""
+        """Shape of one observation's block means (the body network's input)."""
         return (self.rows, self.cols, int(channels))
 
     def store(self, frames: np.ndarray) -> np.ndarray:
@@ -93,12 +96,13 @@ class PooledFrames:
         return windows
 
     def unshifted(self, stored: np.ndarray) -> np.ndarray:
-        """Block maps ``[B, H/b, W/b, C]`` float32 of stored observations, as they are."""
+        """Block means ``[B, H/b, W/b, C]`` float32 of stored observations, as they are."""
         start = self.max_shift
-        return stored[:, :, start : start + self.block * self.cols : self.block].astype(np.float32)
+        sums = stored[:, :, start : start + self.block * self.cols : self.block]
+        return sums.astype(np.float32) / self.block**2
 
     def shifted(self, stored: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Block maps ``[B, H/b, W/b, C]`` float32 of each stored stack shifted sideways.
+        """Block means ``[B, H/b, W/b, C]`` float32 of each stored stack shifted sideways.
 
         Each sample moves by its own integer offset in ``[-max_shift, max_shift]``
         (one draw of ``B`` integers from ``rng``, as :func:`random_shift`), every
@@ -109,4 +113,5 @@ class PooledFrames:
         out = np.empty((len(stored), self.rows, self.cols, stored.shape[-1]), np.float32)
         for i, start in enumerate((m - offsets).tolist()):  # a strided slice each: ~1 us
             out[i] = stored[i, :, start : start + span : b]
+        out /= b * b
         return out

@@ -149,7 +149,7 @@ def _frame_pool(cfg: TrainConfig, space: Any) -> Any:
     """The :class:`~catchrl.agents.pooled.PooledFrames` of a run, or ``None``.
 
     A ``tiny`` network that reads the pixel frames itself (no perception model, no
-    encoder) starts with a block sum: its replay memory keeps the frames summed.
+    encoder) starts with a block mean: its replay memory keeps the frames summed.
     """
     from catchrl.agents.pooled import TINY_BLOCK, PooledFrames
 
@@ -198,7 +198,7 @@ class DQNLearner(StepLearner):
 
     def _build(self, keras: Any, seed: int) -> None:
         from catchrl.agents.dqn import DQNAgent
-        from catchrl.agents.networks import block_sum_body, build_q_network
+        from catchrl.agents.networks import block_mean_body, build_q_network
         from catchrl.agents.replay import ReplayMemory
         from catchrl.agents.schedules import EpsilonSchedule
         from catchrl.envs import CatchVectorEnv
@@ -240,12 +240,12 @@ class DQNLearner(StepLearner):
             model = build_q_network_from_encoder(encoder, 3, trainable=True, head=model)
         frames = c.env.obs_type == "pixels" and self.perception is None
         # model: what the run saves and plays. pool: a network that starts with a block
-        # sum (``tiny``) learns from frames summed once, as they enter the replay memory;
+        # mean (``tiny``) learns from frames summed once, as they enter the replay memory;
         # the agent then holds the rest of it (the same weights).
         self.model, self.pool = model, _frame_pool(c, obs_space)
         memory_shape, memory_dtype = obs_space.shape, obs_space.dtype
         if self.pool is not None:
-            model = block_sum_body(model)[1]
+            model = block_mean_body(model)[1]
             memory_shape = self.pool.stored_shape(obs_space.shape[-1])
             memory_dtype = self.pool.stored_dtype
         self.agent = DQNAgent(model, _dqn_config(a), seed=seed)
