@@ -1,42 +1,32 @@
-"""A run directory: lock, config, metrics, TensorBoard events, checkpoints, models.
+"""The run directory of every trainer: lock, config, metrics, TensorBoard, checkpoints, models.
 
 Layout::
 
     RUN/
-      .lock                held (flock) by the one process writing the run
-      config.toml          the full config (reload with --config)
-      metrics.tsv          one row per game (the book's columns first)
-      tb/                  TensorBoard events
+      .lock              held (flock) by the one process writing the run
+      config.toml|json   the run's config (RL runs: TOML; supervised runs: JSON)
+      metrics.tsv        one row per game (RL) or epoch (supervised)
+      tb/                TensorBoard events
       checkpoints/
-        latest             name of the newest complete checkpoint
-        ckpt-g00000200-s000000006600/   arrays (*.npz), state.json, manifest.json
-      evals.json           validation evaluations made during training
-      best.* / model.*     the best-validation and the final model
+        latest           name of the newest complete checkpoint
+        ckpt-.../        arrays (*.npz), state.json, manifest.json
+      evals.json, eval.json, best.json
+      best.* / model.*   the best-validation and the final model
 
-**One writer.** :meth:`RunDir.lock` takes an exclusive ``flock`` on
-``RUN/.lock`` and writes the holder's pid and host into it. A second process
-is refused with :class:`~catchrl.errors.RunDirLocked` naming the holder. The
-kernel drops the lock when its process dies (``kill -9`` included), so a stale
-lock file is simply taken over.
-
-**Nothing half-written.** A checkpoint is written into a temporary folder,
-every file flushed to disk, renamed into place and only then named in
-``latest``: a crash at any moment leaves the previous checkpoint complete.
-``manifest.json`` records every file's size and SHA-256 and must list every
-file of the folder; ``latest`` must name a checkpoint folder of this run. A
-full disk raises :class:`~catchrl.errors.DiskFullError` after removing what it
-half wrote; temporary files of dead writers are removed when the lock is taken.
-
-This module is part of the foundation layer (stdlib + numpy only): the app and
-the supervised trainers both use it.
+**One writer**: :meth:`RunDir.lock` takes an exclusive ``flock`` on ``.lock``
+(its pid and host written in it); a second process gets :class:`RunDirLocked`
+naming the holder; the kernel drops the lock when its process dies.
+**Nothing half-written**: every file is written beside and renamed into place;
+a checkpoint folder is complete (its ``manifest.json`` lists every file's size
+and SHA-256) before ``latest`` names it, and older ones are then deleted (the
+latest ``keep``). A full disk raises :class:`DiskFullError` after removing what
+it half wrote. ``.lock`` and ``metrics.tsv`` are opened without following links.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
-import hashlib
 import json
 import os
 import re
@@ -44,41 +34,35 @@ import shutil
 import socket
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
-from catchrl.errors import CheckpointError, DiskFullError, RunDirError, RunDirLocked
-
-__all__ = [
-    "METRIC_COLUMNS",
-    "CheckpointError",
-    "RunDir",
-    "balls_caught",
-    "checkpoint_name",
-    "metrics_row",
-    "read_text",
-]
-
-FORMAT_VERSION = 2  # 2: checkpoints of the one run loop (mid-game, learner state apart)
-# The book's TSV columns (game, loss, cumulative wins) first, then ours.
-METRIC_COLUMNS = (
-    "game",
-    "loss",
-    "wins",
-    "epsilon",
-    "steps",
-    "steps_per_s",
-    "win_rate_100",
-    "wall_time",
-    "reward",
+from catchrl.errors import CheckpointError, RunDirError, RunDirLocked
+from catchrl.fileio import (
+    check_manifest,
+    fsync_write,
+    open_nofollow,
+    read_json,
+    read_text,
+    remove,
+    space_checked,
+    write_atomic,
+    write_manifest,
 )
+
+FORMAT_VERSION = 2
+METRIC_COLUMNS = tuple(
+    "game loss wins epsilon steps steps_per_s win_rate_100 wall_time reward".split()
+)
+"""An RL run's ``metrics.tsv`` columns: the book's (game, loss, cumulative wins) first."""
+_ROW_FORMATS = ("{}", "{:.6g}", "{}", "{:.5g}", "{}", "{:.1f}", "{:.4f}", "{:.2f}", "{:g}")
 _CKPT_NAME = re.compile(r"ckpt-[A-Za-z0-9-]{1,64}")
-_NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
-# What a run directory may hold; a fresh run refuses a folder with anything else.
-_RUN_MARKERS = ("config.toml", "metrics.tsv", "checkpoints")
+_RUN_MARKERS = ("config.toml", "config.json", "metrics.tsv", "checkpoints")
+"""What makes a folder a run; a fresh run refuses a folder with anything else."""
+Arrays = dict[str, dict[str, np.ndarray]]
 
 
 def balls_caught(reward: float, balls_per_game: int) -> int:
@@ -86,98 +70,14 @@ def balls_caught(reward: float, balls_per_game: int) -> int:
     return int((reward + balls_per_game) // 2)
 
 
-def metrics_row(
-    game: int,
-    loss: float,
-    wins: int,
-    epsilon: float,
-    steps: int,
-    steps_per_s: float,
-    win_rate_100: float,
-    wall_time: float,
-    reward: float,
-) -> str:
-    """One ``metrics.tsv`` line, in :data:`METRIC_COLUMNS` order."""
-    cells = (
-        game,
-        f"{loss:.6g}",
-        wins,
-        f"{epsilon:.5g}",
-        steps,
-        f"{steps_per_s:.1f}",
-        f"{win_rate_100:.4f}",
-        f"{wall_time:.2f}",
-        f"{reward:g}",
-    )
-    return "\t".join(map(str, cells)) + "\n"
+def metrics_row(*cells: float) -> str:
+    """One ``metrics.tsv`` line from the values of :data:`METRIC_COLUMNS`, in order."""
+    return "\t".join(f.format(c) for f, c in zip(_ROW_FORMATS, cells, strict=True)) + "\n"
 
 
 def checkpoint_name(games: int, steps: int) -> str:
-    """The folder name of a checkpoint taken after ``games`` games and ``steps`` env steps.
-
-    Names sort in the order they were taken; a mid-game checkpoint never
-    reuses the name of the one taken at the last game boundary.
-    """
+    """The folder of a checkpoint after ``games`` games and ``steps`` steps (sorts by time)."""
     return f"ckpt-g{games:08d}-s{steps:012d}"
-
-
-def read_text(path: Path, what: str | None = None) -> str:
-    """A small text file of the run as UTF-8; a clear :class:`RunDirError` if it is not."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        raise RunDirError(f"{what or path} is not UTF-8 text (byte {e.start}): corrupt?") from e
-    except OSError as e:
-        raise RunDirError(f"cannot read {what or path}: {e.strerror}") from e
-
-
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(read_text(path))
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{path} is corrupt: {e}") from e
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _fsync_write(path: Path, data: bytes) -> None:
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-@contextlib.contextmanager
-def _space_checked(what: str, *cleanup: Path) -> Iterator[None]:
-    """Turn a full disk into :class:`DiskFullError`, removing what was half written."""
-    try:
-        yield
-    except OSError as e:
-        if e.errno not in _NO_SPACE:
-            raise
-        for path in cleanup:
-            if path.is_dir():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                path.unlink(missing_ok=True)
-        raise DiskFullError(
-            f"no space left on the device while writing {what}; free some space and "
-            "continue with --resume (the last complete checkpoint is kept)"
-        ) from e
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``path`` beside, flush, then rename: readers see the old or the new file."""
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with _space_checked(str(path), tmp):
-        _fsync_write(tmp, data)
-        os.replace(tmp, path)
 
 
 class RunDir:
@@ -185,18 +85,18 @@ class RunDir:
 
     Args:
         path: The folder (created when the lock is first taken or on first write).
-        keep: Complete checkpoints to keep (older ones are deleted).
+        keep: Complete checkpoints to keep (1: the latest; older ones are deleted).
 
     Raises:
         RunDirError: ``path`` is empty or names a file.
 
     """
 
-    def __init__(self, path: str | Path, keep: int = 2) -> None:
+    def __init__(self, path: str | Path, keep: int = 1) -> None:
         if str(path).strip() == "":
             raise RunDirError("the run directory is an empty path; give a folder name")
         self.path = Path(path)
-        self.keep = keep
+        self.keep = max(int(keep), 1)
         self._lock_fd: int | None = None
         self._created = False
         if self.path.exists() and not self.path.is_dir():
@@ -207,32 +107,20 @@ class RunDir:
     tb_path = property(lambda self: self.path / "tb")
     checkpoints_path = property(lambda self: self.path / "checkpoints")
     lock_path = property(lambda self: self.path / ".lock")
-
-    @property
-    def model_path(self) -> Path:
-        """The final Keras model (``model.keras``)."""
-        return self.path / "model.keras"
+    model_path = property(lambda self: self.path / "model.keras")
 
     def create(self) -> None:
         """Make the folder and its sub-folders."""
-        with _space_checked(str(self.path)):
+        with space_checked(str(self.path)):
             self.checkpoints_path.mkdir(parents=True, exist_ok=True)
             self.tb_path.mkdir(exist_ok=True)
-
-    # -- what the folder holds ------------------------------------------------
 
     def is_run(self) -> bool:
         """Whether the folder holds (part of) a catchrl run."""
         return any((self.path / name).exists() for name in _RUN_MARKERS)
 
     def check_fresh(self) -> None:
-        """Refuse to start a new run here if the folder holds a run or anything else.
-
-        Raises:
-            RunDirError: A run is already there (resume it), or the folder has
-                files that are not a catchrl run's.
-
-        """
+        """Refuse to start a new run in a folder holding a run or anything else (RunDirError)."""
         if not self.path.is_dir():
             return
         if self.is_run():
@@ -251,24 +139,22 @@ class RunDir:
     # -- the lock -------------------------------------------------------------
 
     def acquire_lock(self) -> None:
-        """Take the run's lock (creating the folder if needed); clean dead writers' files.
-
-        Raises:
-            RunDirLocked: Another live process holds it (its pid and host are named).
-
-        """
+        """Take the run's lock (creating the folder); raise RunDirLocked if another holds it."""
         if self._lock_fd is not None:
             return
         if not self.path.exists():
-            with _space_checked(str(self.path)):
+            with space_checked(str(self.path)):
                 self.path.mkdir(parents=True)
             self._created = True
         while True:
             try:
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+                fd = open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
             except OSError as e:
                 self._undo_create()
                 raise RunDirError(f"cannot lock {self.path}: {e.strerror}") from e
+            except RunDirError:
+                self._undo_create()
+                raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -278,8 +164,7 @@ class RunDir:
                     f"run directory {str(self.path)!r} is in use by {_describe(holder)}; "
                     "wait for it to finish or stop it first"
                 ) from None
-            # The holder before us may have removed the file after we opened it.
-            try:
+            try:  # the holder before us may have removed the file after we opened it
                 same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
             except FileNotFoundError:
                 same = False
@@ -325,15 +210,10 @@ class RunDir:
     def clean_stale(self) -> None:
         """Remove temporary files and folders left by writers that died mid-write."""
         for folder in (self.path, self.checkpoints_path):
-            if not folder.is_dir():
-                continue
-            for p in folder.iterdir():
-                if not re.search(r"\.tmp\d+(\.[a-z]+)?$", p.name):
-                    continue
-                if p.is_dir():
-                    shutil.rmtree(p, ignore_errors=True)
-                else:
-                    p.unlink(missing_ok=True)
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if re.search(r"\.tmp\d+(\.[a-z]+)?$", p.name):
+                        remove(p)
 
     # -- small files ------------------------------------------------------------
 
@@ -343,55 +223,54 @@ class RunDir:
         write_atomic(self.config_path, toml_text.encode())
 
     def write_json(self, name: str, data: Any) -> None:
-        """Write ``RUN/name`` as JSON atomically (evaluation results)."""
+        """Write ``RUN/name`` as JSON atomically."""
         self.create()
         write_atomic(self.path / name, json.dumps(data, indent=1).encode())
 
     def read_json(self, name: str) -> Any:
         """``RUN/name`` parsed as JSON; a clear error if it is not UTF-8 JSON."""
-        return _read_json(self.path / name)
+        return read_json(self.path / name)
 
-    def write_file_atomic(self, name: str, write: Any) -> Path:
-        """Write ``RUN/name`` through ``write(tmp_path)``, then rename it into place.
-
-        For files written by other libraries (a Keras or SB3 model): a crash
-        or a full disk never leaves a half-written ``name``.
-        """
+    def write_file_atomic(self, name: str, write: Callable[[Path], Any]) -> Path:
+        """Write ``RUN/name`` through ``write(tmp_path)`` (a Keras or SB3 saver), then rename."""
         final = self.path / name
         stem, dot, ext = name.partition(".")
         tmp = self.path / f"{stem}.tmp{os.getpid()}{dot}{ext}"
-        with _space_checked(str(final), tmp):
+        with space_checked(str(final), tmp):
             write(tmp)
             os.replace(tmp, final)
         return final
 
     # -- metrics -------------------------------------------------------------
 
-    def open_metrics(self, truncate_at: int | None = None) -> Any:
-        """Open ``metrics.tsv`` for appending (header written if new).
-
-        Args:
-            truncate_at: On resume, cut the file back to this byte size first, so
-                rows written after the checkpoint are not duplicated.
+    def cut_metrics(self, size: int) -> None:
+        """On resume: cut ``metrics.tsv`` back to the ``size`` bytes a checkpoint recorded.
 
         Raises:
-            RunDirError: The file is shorter than ``truncate_at`` (it was cut or
-                edited after the checkpoint: the run's record would have a hole).
+            RunDirError: The file is shorter (cut or replaced after the checkpoint).
 
         """
         path = self.metrics_path
+        have = path.stat().st_size if path.exists() else 0
+        if have < size:
+            raise RunDirError(
+                f"{path} has {have} bytes but the checkpoint recorded {size}: it was "
+                "truncated or replaced, so the run's record is incomplete"
+            )
+        if path.exists():
+            fd = open_nofollow(path, os.O_WRONLY)
+            try:
+                os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
+
+    def open_metrics(self, truncate_at: int | None = None) -> IO[str]:
+        """Open ``metrics.tsv`` for appending (header written if new; cut back on resume)."""
         if truncate_at is not None:
-            size = path.stat().st_size if path.exists() else 0
-            if size < truncate_at:
-                raise RunDirError(
-                    f"{path} has {size} bytes but the checkpoint recorded {truncate_at}: it "
-                    "was truncated or replaced, so the run's per-game record is incomplete"
-                )
-            with open(path, "r+b") as f:
-                f.truncate(truncate_at)
-        new = not path.exists() or path.stat().st_size == 0
-        f = open(path, "a", buffering=1, encoding="utf-8")
-        if new:
+            self.cut_metrics(truncate_at)
+        fd = open_nofollow(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        f = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
+        if os.fstat(fd).st_size == 0:
             f.write("\t".join(METRIC_COLUMNS) + "\n")
         return f
 
@@ -413,13 +292,7 @@ class RunDir:
     # -- checkpoints ---------------------------------------------------------
 
     def latest_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint, or None if there is none.
-
-        Raises:
-            CheckpointError: ``latest`` is unreadable or names something that is
-                not a checkpoint folder of this run.
-
-        """
+        """The newest complete checkpoint (None: none); CheckpointError if ``latest`` is bad."""
         pointer = self.checkpoints_path / "latest"
         if not pointer.is_file():
             return None
@@ -433,18 +306,13 @@ class RunDir:
             raise CheckpointError(f"{pointer} names {name!r}, which does not exist")
         return path
 
-    def save_checkpoint(
-        self, name: str, arrays: dict[str, dict[str, np.ndarray]], state: dict[str, Any]
-    ) -> Path:
-        """Write a checkpoint atomically and point ``latest`` at it.
+    def save_checkpoint(self, name: str, arrays: Arrays, state: dict[str, Any]) -> Path:
+        """Write a checkpoint atomically, point ``latest`` at it, delete all but ``keep``.
 
         Args:
             name: Folder name, e.g. from :func:`checkpoint_name`.
             arrays: ``{file stem: {array name: array}}``, each saved as ``stem.npz``.
             state: JSON-serialisable counters, RNG states and metadata.
-
-        Raises:
-            DiskFullError: The disk filled up; the previous checkpoint is intact.
 
         """
         if not _CKPT_NAME.fullmatch(name):
@@ -452,8 +320,8 @@ class RunDir:
         self.create()
         final = self.checkpoints_path / name
         tmp = self.checkpoints_path / f".{name}.tmp{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        with _space_checked(f"checkpoint {name}", tmp):
+        remove(tmp)
+        with space_checked(f"checkpoint {name}", tmp):
             tmp.mkdir()
             for stem, group in arrays.items():
                 with open(tmp / f"{stem}.npz", "wb") as f:
@@ -461,65 +329,32 @@ class RunDir:
                     f.flush()
                     os.fsync(f.fileno())
             state_bytes = json.dumps({"format_version": FORMAT_VERSION, **state}).encode()
-            _fsync_write(tmp / "state.json", state_bytes)
-            manifest = {
-                p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
-                for p in sorted(tmp.iterdir())
-            }
-            _fsync_write(tmp / "manifest.json", json.dumps(manifest, indent=1).encode())
+            fsync_write(tmp / "state.json", state_bytes)
+            write_manifest(tmp)
             if final.exists():  # only a rewrite of the same point; `latest` names another
                 shutil.rmtree(final)
             os.replace(tmp, final)
         write_atomic(self.checkpoints_path / "latest", name.encode())
-        self._prune(keep_name=name)
-        return final
-
-    def _prune(self, keep_name: str) -> None:
         done = sorted(p for p in self.checkpoints_path.glob("ckpt-*") if p.is_dir())
         for old in done[: -self.keep]:
-            if old.name != keep_name:
-                shutil.rmtree(old, ignore_errors=True)
+            if old.name != name:
+                remove(old)
         for stale in self.checkpoints_path.glob(".ckpt-*.tmp*"):
             if not stale.name.endswith(f".tmp{os.getpid()}"):
-                shutil.rmtree(stale, ignore_errors=True)
+                remove(stale)
+        return final
 
     @staticmethod
-    def load_checkpoint(
-        path: str | Path,
-    ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-        """Read and verify a checkpoint folder; raise :class:`CheckpointError` if it is bad.
+    def load_checkpoint(path: str | Path) -> tuple[Arrays, dict[str, Any]]:
+        """Read and verify a checkpoint folder (CheckpointError if it is bad).
 
-        The manifest must be a JSON object listing every file of the folder
-        (``state.json`` included) with its size and SHA-256; ``state.json``
-        must be a JSON object of this format version. Arrays load without
-        pickle.
+        The manifest must list every file of the folder with its size and
+        SHA-256; ``state.json`` must be a JSON object of this format version.
+        Arrays load without pickle.
         """
         path = Path(path)
-        manifest_path = path / "manifest.json"
-        if not manifest_path.is_file():
-            raise CheckpointError(f"{path} is not a checkpoint (no manifest.json)")
-        manifest = _read_json(manifest_path)
-        files = {p.name for p in path.iterdir() if p.name != "manifest.json"}
-        if not isinstance(manifest, dict) or not manifest:
-            raise CheckpointError(f"{manifest_path} is corrupt: not a non-empty JSON object")
-        if "state.json" not in manifest or set(manifest) != files:
-            missing = sorted(files ^ set(manifest))
-            raise CheckpointError(
-                f"{manifest_path} is incomplete or corrupt: it does not match the folder's "
-                f"files ({', '.join(missing) or 'state.json'})"
-            )
-        for fname, meta in manifest.items():
-            f = path / fname
-            if not (isinstance(meta, dict) and {"bytes", "sha256"} <= set(meta)):
-                raise CheckpointError(f"{manifest_path} is corrupt: bad entry for {fname!r}")
-            if f.stat().st_size != meta["bytes"]:
-                raise CheckpointError(
-                    f"checkpoint file {f} is truncated or changed "
-                    f"({f.stat().st_size} bytes, expected {meta['bytes']})"
-                )
-            if _sha256(f) != meta["sha256"]:
-                raise CheckpointError(f"checkpoint file {f} is corrupt (checksum mismatch)")
-        state = _read_json(path / "state.json")
+        check_manifest(path)
+        state = read_json(path / "state.json")
         if not isinstance(state, dict):
             raise CheckpointError(f"{path / 'state.json'} is corrupt: not a JSON object")
         if state.get("format_version") != FORMAT_VERSION:
@@ -527,7 +362,7 @@ class RunDir:
                 f"checkpoint {path} has format {state.get('format_version')}, "
                 f"this catchrl reads {FORMAT_VERSION}"
             )
-        arrays: dict[str, dict[str, np.ndarray]] = {}
+        arrays: Arrays = {}
         for f in sorted(path.glob("*.npz")):
             try:
                 with np.load(f, allow_pickle=False) as data:

@@ -153,8 +153,8 @@ def bench_case(
         SupervisedConfig,
         fit_arrays,
         setup_device,
-        train,
     )
+    from catchrl.supervised_train import train
 
     case = CASES[name]
     params = CatchParams(drift=case.drift)

@@ -20,8 +20,8 @@ EPILOG = """examples:
   catchrl supervised eval imitation --model runs/imit --data data/expert-test.npz --games 1000
 
 A run directory holds config.json, metrics.tsv (tab-separated, one row per
-epoch), tb/ (TensorBoard), checkpoints/ and model.keras. With a GPU the models
-train in mixed precision with larger batches.
+epoch), tb/ (TensorBoard), checkpoints/ (the latest), best.keras and
+model.keras. With a GPU the models train in mixed precision with larger batches.
 """
 
 TASKS = ("perception", "sequence", "imitation")
@@ -109,7 +109,8 @@ def _model_path(spec: str) -> str:
 def run_train(args: argparse.Namespace) -> int:
     """Train one model."""
     from catchrl.supervised.datasets import DatasetError
-    from catchrl.supervised.train import RunExistsError, SupervisedConfig, train
+    from catchrl.supervised.train import SupervisedConfig
+    from catchrl.supervised_train import train
 
     if not Path(args.data).exists():
         raise UserError(f"no dataset at {args.data}")
@@ -129,7 +130,7 @@ def run_train(args: argparse.Namespace) -> int:
             jit_compile={"auto": None, "on": True, "off": False}[args.jit],
         )
         out = train(cfg, args.run_dir, resume=args.resume, verbose=0 if args.quiet else 2)
-    except (RunExistsError, DatasetError, ValueError) as e:
+    except (DatasetError, ValueError) as e:
         raise UserError(str(e)) from None
     last = {k: v[-1] for k, v in out.history.items()}
     figures = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))

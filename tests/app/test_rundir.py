@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from catchrl.errors import RunDirError
 from catchrl.rundir import METRIC_COLUMNS, CheckpointError, RunDir
 
 
@@ -19,8 +20,12 @@ def test_checkpoint_round_trip_and_latest(tmp_path):
     arrays, state = RunDir.load_checkpoint(latest)
     np.testing.assert_array_equal(arrays["agent"]["w"], np.arange(10.0) * 3)
     assert arrays["replay"]["frames"].dtype == np.uint8 and state["games"] == 300
-    kept = sorted(p.name for p in rd.checkpoints_path.glob("ckpt-*"))
-    assert kept == ["ckpt-00000200", "ckpt-00000300"]  # keep=2
+    assert [p.name for p in rd.checkpoints_path.glob("ckpt-*")] == ["ckpt-00000300"]
+    more = RunDir(tmp_path / "more", keep=2)  # asked for more
+    for games in (1, 2, 3):
+        more.save_checkpoint(f"ckpt-{games:08d}", _arrays(games), {"games": games})
+    kept = sorted(p.name for p in more.checkpoints_path.glob("ckpt-*"))
+    assert kept == ["ckpt-00000002", "ckpt-00000003"]
 
 
 def test_truncated_and_corrupt_files_are_rejected(tmp_path):
@@ -74,6 +79,22 @@ def test_metrics_truncate_on_resume(tmp_path):
     f.close()
     m = rd.read_metrics()
     assert list(m["game"]) == [1.0] and tuple(m) == METRIC_COLUMNS
+    with pytest.raises(RunDirError, match="truncated or replaced"):
+        rd.cut_metrics(size + 1)
+
+
+def test_links_are_not_followed(tmp_path):
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not the run's\n")
+    rd = RunDir(tmp_path / "run")
+    rd.create()
+    rd.metrics_path.symlink_to(target)
+    with pytest.raises(RunDirError, match="symbolic link"):
+        rd.open_metrics()
+    rd.lock_path.symlink_to(target)
+    with pytest.raises(RunDirError, match="symbolic link"):
+        rd.acquire_lock()
+    assert target.read_text() == "not the run's\n"
 
 
 def test_run_dir_that_is_a_file(tmp_path):

@@ -100,7 +100,8 @@ def test_imitation_agent_wins_most_games(tmp_path):
     """About 10 minutes on 2 CPU cores; 200 games x 8 epochs only reached 77 %."""
     from catchrl.evaluation import evaluate
     from catchrl.supervised.datasets import make_dataset, save_dataset
-    from catchrl.supervised.train import SupervisedConfig, train
+    from catchrl.supervised.train import SupervisedConfig
+    from catchrl.supervised_train import train
 
     save_dataset(make_dataset("expert", games=300, seed=0), tmp_path / "e.npz")
     out = train(

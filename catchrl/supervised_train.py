@@ -1,0 +1,280 @@
+"""The supervised trainer: Keras ``fit`` on a task of :mod:`catchrl.supervised`, in a run directory.
+
+The run directory is the one :class:`~catchrl.rundir.RunDir` of every trainer::
+
+    .lock          held by the one process training the run
+    config.json    the SupervisedConfig and the dataset's generating config
+    metrics.tsv    one row per epoch (CSVLogger, tab-separated), with samples_per_s
+    tb/            TensorBoard events
+    checkpoints/   ckpt-eNNNNNN/ (the latest kept), latest
+    best.keras     the best-validation model; model.keras: the final one
+                   (EarlyStopping restores the best weights)
+
+After every epoch a checkpoint holds the weights, the optimizer state, the
+EarlyStopping and ReduceLROnPlateau counters and the size of ``metrics.tsv``.
+``resume=True`` continues from it (rows written after it are cut); the stored
+config must equal the new one but for ``epochs`` and ``patience``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from catchrl.errors import CheckpointError, RunDirError
+from catchrl.rundir import RunDir
+from catchrl.supervised.datasets import load_dataset
+from catchrl.supervised.train import (
+    CPU_BATCH,
+    DATA_KINDS,
+    SupervisedConfig,
+    build_model,
+    fit_data,
+    setup_device,
+)
+
+__all__ = ["TrainOutcome", "train"]
+
+RESUMABLE = ("epochs", "patience")
+"""Settings a resumed run may change (train longer, wait longer)."""
+CONFIG_FILE = "config.json"
+Restored = tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]
+
+
+@dataclass
+class TrainOutcome:
+    """What :func:`train` returns."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    run_dir: Path
+    device: dict[str, Any]
+
+
+class _Throughput(keras.callbacks.Callback):
+    """Log ``samples_per_s`` and ``train_cpu_s`` of each epoch's training part (not validation)."""
+
+    def __init__(self, samples_per_epoch: int) -> None:
+        super().__init__()
+        self.samples = samples_per_epoch
+        self._start = self._cpu = 0.0
+        self._spent: tuple[float, float] | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._spent = None
+        self._start, self._cpu = time.perf_counter(), time.process_time()
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self._spent is None:
+            self._spent = (time.perf_counter() - self._start, time.process_time() - self._cpu)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.on_test_begin()
+        wall, cpu = self._spent or (0.0, 0.0)
+        if logs is not None:
+            logs["samples_per_s"] = self.samples / max(wall, 1e-9)
+            logs["train_cpu_s"] = cpu
+
+
+def _numbered(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
+    return {f"{i:04d}": np.asarray(a) for i, a in enumerate(arrays)}
+
+
+def _unnumbered(group: dict[str, np.ndarray]) -> list[np.ndarray]:
+    return [group[k] for k in sorted(group)]
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+class _Checkpoints(keras.callbacks.Callback):
+    """After each epoch: the best model and a checkpoint; on resume, the counters put back.
+
+    Placed after EarlyStopping, ReduceLROnPlateau and CSVLogger, so what it
+    saves includes their work on the epoch (the counters, the new row).
+    """
+
+    def __init__(
+        self,
+        rd: RunDir,
+        monitor: str,
+        early: keras.callbacks.EarlyStopping,
+        plateau: keras.callbacks.ReduceLROnPlateau,
+        restored: Restored | None,
+    ) -> None:
+        super().__init__()
+        self.rd, self.monitor, self.early, self.plateau = rd, monitor, early, plateau
+        self.restored = restored
+        self.best: float | None = None
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        if self.restored is None:  # the other callbacks have just reset their counters
+            return
+        arrays, state = self.restored
+        self.best = _float(state["best"])
+        e, p = state["early_stopping"], state["plateau"]
+        self.early.wait, self.early.best_epoch = int(e["wait"]), int(e["best_epoch"])
+        self.early.best = _float(e["best"])
+        if "early_best" in arrays:
+            self.early.best_weights = _unnumbered(arrays["early_best"])
+        self.plateau.wait, self.plateau.cooldown_counter = int(p["wait"]), int(p["cooldown"])
+        self.plateau.best = _float(p["best"])
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        current = (logs or {}).get(self.monitor)
+        if current is not None and (self.best is None or current < self.best):
+            self.best = float(current)
+            self.rd.write_file_atomic("best.keras", self.model.save)
+        optimizer = [keras.ops.convert_to_numpy(v.value) for v in self.model.optimizer.variables]
+        arrays = {"model": _numbered(self.model.get_weights()), "optimizer": _numbered(optimizer)}
+        if self.early.best_weights is not None:
+            arrays["early_best"] = _numbered(self.early.best_weights)
+        state = {
+            "epoch": epoch + 1,
+            "metrics_bytes": self.rd.metrics_path.stat().st_size,
+            "best": self.best,
+            "early_stopping": {
+                "wait": int(self.early.wait),
+                "best": _float(self.early.best),
+                "best_epoch": int(self.early.best_epoch),
+            },
+            "plateau": {
+                "wait": int(self.plateau.wait),
+                "best": _float(self.plateau.best),
+                "cooldown": int(self.plateau.cooldown_counter),
+            },
+        }
+        self.rd.save_checkpoint(f"ckpt-e{epoch + 1:06d}", arrays, state)
+
+
+def _prepare(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
+    """Check that ``rd`` may hold this run (fresh, or the same config to resume); write it."""
+    if (rd.path / CONFIG_FILE).exists():
+        if not resume:
+            raise RunDirError(
+                f"{rd.path} already holds a run; pass --resume to continue it, "
+                "or choose another directory"
+            )
+        stored = rd.read_json(CONFIG_FILE)
+        stored = stored.get("config", {}) if isinstance(stored, dict) else {}
+        new = record["config"]
+        diff = sorted(k for k in new if k not in RESUMABLE and stored.get(k) != new[k])
+        if diff:
+            raise RunDirError(
+                f"{rd.path}: cannot resume with another configuration "
+                f"(differs in {', '.join(diff)})"
+            )
+    elif resume and rd.checkpoints_path.exists():
+        raise RunDirError(f"{rd.path}: no {CONFIG_FILE} to resume from")
+    else:
+        rd.check_fresh()
+    rd.write_json(CONFIG_FILE, record)
+
+
+def _restore(model: keras.Model, arrays: dict[str, dict[str, np.ndarray]], where: Path) -> None:
+    """Put a checkpoint's weights and optimizer variables into a freshly built ``model``."""
+    weights = _unnumbered(arrays["model"])
+    if [w.shape for w in weights] != [tuple(w.shape) for w in model.weights]:
+        raise CheckpointError(f"{where} holds the weights of another model than this config's")
+    model.set_weights(weights)
+    optimizer = model.optimizer
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    values = _unnumbered(arrays["optimizer"])
+    if len(values) != len(optimizer.variables):
+        raise CheckpointError(f"{where} holds the state of another optimizer")
+    for variable, value in zip(optimizer.variables, values, strict=True):
+        variable.assign(value)
+
+
+def _callbacks(
+    cfg: SupervisedConfig, rd: RunDir, monitor: str, n_train: int, restored: Restored | None
+) -> list[keras.callbacks.Callback]:
+    """The run's callbacks, in the order they must see each epoch's end."""
+    # Keras' TensorBoard callback writes through tf.summary: drop the pure-Python stub
+    # set for SB3 runs (catchrl.frameworks), which TensorBoard resolves at the first write.
+    sys.modules.pop("tensorboard.compat.notf", None)
+    early = keras.callbacks.EarlyStopping(
+        monitor=monitor, patience=cfg.patience, restore_best_weights=True
+    )
+    plateau = keras.callbacks.ReduceLROnPlateau(
+        monitor=monitor, factor=0.3, patience=max(cfg.patience // 2, 1), min_lr=1e-5
+    )
+    return [
+        _Throughput(n_train),
+        early,
+        plateau,
+        keras.callbacks.TensorBoard(str(rd.tb_path), profile_batch=0),
+        keras.callbacks.CSVLogger(
+            str(rd.metrics_path), separator="\t", append=rd.metrics_path.exists()
+        ),
+        _Checkpoints(rd, monitor, early, plateau, restored),  # after the row is written
+    ]
+
+
+def train(
+    cfg: SupervisedConfig,
+    run_dir: str | os.PathLike[str],
+    resume: bool = False,
+    verbose: int = 2,
+    callbacks: list[keras.callbacks.Callback] | None = None,
+) -> TrainOutcome:
+    """Train one model into ``run_dir`` (layout in the module docstring).
+
+    Args:
+        cfg: The run's configuration.
+        run_dir: Directory of the run (created).
+        resume: Continue the run in ``run_dir`` from its latest checkpoint up
+            to ``cfg.epochs``, whether it was interrupted or had finished.
+        verbose: Keras ``fit`` verbosity.
+        callbacks: Extra Keras callbacks (run after the built-in ones).
+
+    Raises:
+        RunDirError: ``run_dir`` holds a run (without ``resume``), another
+            config (with it), other files, or is locked by another process.
+        CheckpointError: The latest checkpoint is corrupt or for another model.
+        DatasetError: The data does not fit the task.
+
+    """
+    rd = RunDir(run_dir)
+    with rd.lock():
+        ds = load_dataset(cfg.data, kind=DATA_KINDS[cfg.task])
+        record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
+        _prepare(rd, record, resume)
+        device = setup_device()
+        keras.utils.set_random_seed(cfg.seed)
+        scale = 1 if cfg.batch_size else device["batch_scale"]
+        batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * scale
+        data = fit_data(cfg, ds, batch)
+        model = build_model(cfg, ds)
+        latest = rd.latest_checkpoint() if resume else None
+        restored, initial_epoch = None, 0
+        if latest is not None:
+            restored = RunDir.load_checkpoint(latest)
+            _restore(model, restored[0], latest)
+            rd.cut_metrics(int(restored[1]["metrics_bytes"]))
+            initial_epoch = int(restored[1]["epoch"])
+        else:
+            rd.metrics_path.unlink(
+                missing_ok=True
+            )  # a first epoch that never reached its checkpoint
+        monitor = "val_loss" if data.val is not None else "loss"
+        history = model.fit(
+            **data.fit_kwargs(batch),
+            epochs=cfg.epochs,
+            initial_epoch=initial_epoch,
+            callbacks=_callbacks(cfg, rd, monitor, data.n_train, restored) + list(callbacks or ()),
+            verbose=verbose,
+        )
+        rd.write_file_atomic("model.keras", model.save)
+    logged = {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    return TrainOutcome(model, logged, rd.path, device)
