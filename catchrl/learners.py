@@ -67,6 +67,7 @@ def open_run(
     resume_overrides: Sequence[str] = (),
     trust_pickle: bool = False,
     on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
+    keep_checkpoints: int = 1,
 ) -> RunLoop:
     """Open (and lock) a run directory for training ``cfg`` with its learner.
 
@@ -79,6 +80,7 @@ def open_run(
         trust_pickle: Let an SB3 run's checkpoint be unpickled on resume.
         on_evaluation: Called with each training-time evaluation's record (a true
             return stops the run there).
+        keep_checkpoints: Complete checkpoints kept (1: the latest).
 
     Returns:
         The :class:`~catchrl.runloop.RunLoop`; call ``.run()`` to train.
@@ -96,4 +98,5 @@ def open_run(
         resume_overrides,
         trust_pickle=trust_pickle,
         on_evaluation=on_evaluation,
+        keep_checkpoints=keep_checkpoints,
     )

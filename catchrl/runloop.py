@@ -220,6 +220,7 @@ class RunLoop:
             dict appended to ``evals.json``) once it is written; a study
             (Ray Tune) reports it from there. A true return stops the run there
             (as a reached target does). Its time is not training time.
+        keep_checkpoints: Complete checkpoints kept (1: the latest).
 
     Raises:
         RunDirError: The folder is in use, not a run, or holds a run already.
@@ -238,8 +239,9 @@ class RunLoop:
         resume_overrides: Sequence[str] = (),
         trust_pickle: bool = False,
         on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
+        keep_checkpoints: int = 1,
     ) -> None:
-        self.rd = RunDir(run_dir)
+        self.rd = RunDir(run_dir, keep=keep_checkpoints)
         self.on_evaluation = on_evaluation
         self.second_signal_exit: str | None = None
         """A line for a second stop signal to print before it ends the process at once

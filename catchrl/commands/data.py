@@ -7,7 +7,8 @@ import time
 
 from catchrl.cli import UserError
 from catchrl.commands.checks import check_each, check_game_options, check_range, check_seed
-from catchrl.config import MAX_NUM_ENVS, EnvConfig, choices
+from catchrl.commands.options import add_game_options, add_games
+from catchrl.config import MAX_NUM_ENVS
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --seed 0 --out data/frames.npz
@@ -42,15 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="frames + true state, trajectories (states only), or expert "
         "(mostly oracle play, for imitation); default frames",
     )
-    m.add_argument("--games", type=int, default=1000, help="games to play (default 1000)")
-    m.add_argument("--seed", type=int, default=0, help="seed of game 0 (default 0)")
+    add_games(m, 1000, 0, "seed of game 0 (default 0)")
     m.add_argument("--out", required=True, help="output .npz file")
-    m.add_argument("--drift", type=int, default=0, help="ball drift in px/step (default 0)")
-    m.add_argument(
-        "--balls", type=int, default=1, dest="balls_per_game", help="balls per game (default 1)"
-    )
-    m.add_argument("--walls", choices=choices(EnvConfig, "walls"), default="clamp")
-    m.add_argument("--spawn", choices=choices(EnvConfig, "spawn"), default="visible")
+    add_game_options(m, model=False, drift=0, balls_per_game=1, walls="clamp", spawn="visible")
     m.add_argument(
         "--random-prob",
         type=float,

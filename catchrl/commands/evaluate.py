@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
 from catchrl.commands.checks import check_game_options, check_range
-from catchrl.config import EnvConfig, choices
+from catchrl.commands.options import (
+    add_game_options,
+    add_games,
+    add_json,
+    add_trust_sb3,
+    game_overrides,
+)
 
 MAX_GAME_SEED = 2**62
 """Largest ``--seed`` of an evaluation (not 32-bit: the test games start at 2**41)."""
@@ -42,42 +48,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("agent", help="run directory, model file, or oracle/random")
-    p.add_argument("--games", type=int, default=1000, help="games to play (default 1000)")
-    p.add_argument(
-        "--seed", type=int, default=None, help="seed of game 0 (default: the test games, 2**41)"
-    )
-    p.add_argument(
-        "--sb3",
-        action="store_true",
-        help="allow loading an SB3 .zip (it unpickles code: trusted files only)",
-    )
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_games(p, 1000, None, "seed of game 0 (default: the test games, 2**41)")
+    add_trust_sb3(p)
+    add_json(p)
     add_game_options(p)
     p.set_defaults(func=run)
-
-
-def add_game_options(p: argparse.ArgumentParser) -> None:
-    """Options shared by eval and watch: which model of a run, and the game (default: the run's)."""
-    from catchrl.policies import MODEL_CHOICES
-
-    p.add_argument(
-        "--model",
-        choices=MODEL_CHOICES,
-        default="best",
-        help="for a run directory: best (the kept best validation model, the default) "
-        "or final (the model at the end of training)",
-    )
-    p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
-    p.add_argument("--drift", type=int, help="largest sideways ball speed, px per step")
-    p.add_argument("--balls", type=int, dest="balls_per_game", help="balls per game")
-    p.add_argument("--walls", choices=choices(EnvConfig, "walls"))
-    p.add_argument("--spawn", choices=choices(EnvConfig, "spawn"))
-
-
-def game_overrides(args: argparse.Namespace) -> dict:
-    """The game options given on the command line."""
-    names = ("obs_type", "drift", "balls_per_game", "walls", "spawn")
-    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
 def check_options(args: argparse.Namespace) -> None:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from catchrl.cli import UserError
+from catchrl.commands.options import add_games, add_json, add_run_dir
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --out data/frames.npz
@@ -40,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = ssub.add_parser("train", help="train a model into a run directory")
     t.add_argument("task", choices=TASKS)
     t.add_argument("--data", required=True, help="training .npz (catchrl data make)")
-    t.add_argument("--run-dir", required=True, help="run directory (created)")
+    add_run_dir(t, required=True)
     t.add_argument(
         "--arch",
         default="",
@@ -76,8 +77,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="XLA-compile the train step (auto: on for the CNNs, off for the recurrent models)",
     )
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    t.add_argument("--seed", type=int, default=0, help="seed of the split, shuffle and weights")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output")
     t.set_defaults(func=run_train)
     e = ssub.add_parser("eval", help="measure a trained model on a held-out dataset")
@@ -85,14 +85,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", required=True, help="run directory or .keras file")
     e.add_argument("--data", required=True, help="held-out .npz")
     e.add_argument("--perception", help="sequence: read states through this perception model")
-    e.add_argument(
-        "--games",
-        type=int,
-        default=0,
-        help="imitation: also play this many games and report the win rate",
+    add_games(
+        e,
+        0,
+        None,
+        "imitation: seed of game 0 played (default: the test games)",
+        "imitation: also play this many games and report the win rate",
     )
-    e.add_argument("--seed", type=int, default=None, help="seed of the first game played")
-    e.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json(e)
     e.set_defaults(func=run_eval)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 

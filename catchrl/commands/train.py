@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError
-from catchrl.config import add_override_argument
+from catchrl.commands.checks import check_range
+from catchrl.commands.options import add_config_options, add_run_dir, add_trust_sb3
 from catchrl.errors import CatchrlError
 
 if TYPE_CHECKING:
@@ -45,17 +46,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sb3-ppo, sb3-a2c, sb3-qrdqn, or an RLlib agent: rllib-ppo, rllib-dqn, rllib-appo "
         "(pip install 'catchrl[rllib]', docs/rllib.md)",
     )
+    add_config_options(p)
+    add_run_dir(p, default="runs/<algo>-<obs>-<time>")
+    add_trust_sb3(p, "resuming an SB3 run: its checkpoint")
     p.add_argument(
-        "--preset", default=None, help="starting config: fast (default, pixels), fast-state, book"
-    )
-    p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
-    add_override_argument(p, "override one setting (repeatable)")
-    p.add_argument("--run-dir", help="where to write the run (default runs/<name>)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    p.add_argument(
-        "--sb3",
-        action="store_true",
-        help="trust the run's SB3 checkpoint on --resume (it unpickles code)",
+        "--keep-checkpoints",
+        type=int,
+        default=1,
+        metavar="N",
+        help="complete checkpoints to keep (default 1: the latest)",
     )
     p.add_argument("--seed", type=int, help="shortcut for --set run.seed=N")
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
@@ -94,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
     """Train (or resume); print where the run goes first, and how it ended."""
     if args.run_dir is not None and args.run_dir.strip() == "":
         raise UserError("--run-dir is empty; give a folder name")
+    check_range("--keep-checkpoints", args.keep_checkpoints, 1)
     run_dir = Path(args.run_dir) if args.run_dir is not None else None
     overrides: list[str] = []
     if args.resume:
@@ -132,6 +132,7 @@ def _train(
             progress=False if args.no_progress else None,
             resume_overrides=overrides,
             trust_pickle=args.sb3,
+            keep_checkpoints=args.keep_checkpoints,
         )
     except (CatchrlError, ValueError) as e:
         raise UserError(_one_line(e)) from e

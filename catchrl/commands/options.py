@@ -1,0 +1,98 @@
+"""The options several commands share, each written once.
+
+A command module adds its own options and calls these for the shared ones;
+the checks of their values are in :mod:`catchrl.commands.checks`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from catchrl.config import EnvConfig, choices
+
+__all__ = [
+    "add_config_options",
+    "add_game_options",
+    "add_games",
+    "add_json",
+    "add_run_dir",
+    "add_trust_sb3",
+    "game_overrides",
+]
+
+GAME_KEYS = ("obs_type", "drift", "balls_per_game", "walls", "spawn")
+"""The game's options as ``args`` names (``--obs-type``, ``--drift``, ``--balls``...)."""
+
+
+def add_config_options(p: argparse.ArgumentParser, what: str = "starting config") -> None:
+    """``--preset``, ``--config FILE`` and repeatable ``--set TABLE.KEY=VALUE`` (``overrides``)."""
+    p.add_argument(
+        "--preset", default=None, help=f"{what}: fast (default, pixels), fast-state, book"
+    )
+    p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override one setting (repeatable)",
+    )
+
+
+def add_run_dir(p: argparse.ArgumentParser, required: bool = False, default: str = "") -> None:
+    """``--run-dir`` and ``--resume`` (continue the run in it)."""
+    where = " (created)" if required else f" (default {default})" if default else ""
+    p.add_argument("--run-dir", required=required, help=f"where to write the run{where}")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+
+
+def add_games(
+    p: argparse.ArgumentParser, games: int, seed: int | None, seed_help: str, what: str = ""
+) -> None:
+    """``--games`` (how many to play) and ``--seed`` (of game 0; game j plays SEED + j)."""
+    what = what or f"games to play (default {games})"
+    p.add_argument("--games", type=int, default=games, help=what)
+    p.add_argument("--seed", type=int, default=seed, help=seed_help)
+
+
+def add_json(p: argparse.ArgumentParser) -> None:
+    """``--json``: the result as JSON."""
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def add_trust_sb3(p: argparse.ArgumentParser, what: str = "loading an SB3 .zip") -> None:
+    """``--sb3``: trust a pickle (SB3's files run code when loaded)."""
+    p.add_argument("--sb3", action="store_true", help=f"allow {what} (it unpickles code)")
+
+
+def add_game_options(p: argparse.ArgumentParser, model: bool = True, **defaults: object) -> None:
+    """The game (``--obs-type``, ``--drift``, ``--balls``, ``--walls``, ``--spawn``).
+
+    Args:
+        p: The command's parser.
+        model: Also ``--model best|final`` (which model of a run directory) and
+            ``--obs-type``: for commands that load an agent, whose run gives the defaults.
+        **defaults: Defaults by ``args`` name (none: the run's or the game's own).
+
+    """
+    if model:
+        p.add_argument(
+            "--model",
+            choices=("best", "final"),
+            default="best",
+            help="for a run directory: best (the kept best validation model, the default) "
+            "or final (the model at the end of training)",
+        )
+        p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
+    p.add_argument("--drift", type=int, help="largest sideways ball speed, px per step")
+    p.add_argument("--balls", type=int, dest="balls_per_game", help="balls per game")
+    p.add_argument("--walls", choices=choices(EnvConfig, "walls"))
+    p.add_argument("--spawn", choices=choices(EnvConfig, "spawn"))
+    p.set_defaults(**defaults)
+
+
+def game_overrides(args: argparse.Namespace) -> dict[str, object]:
+    """The game options given on the command line."""
+    return {k: getattr(args, k) for k in GAME_KEYS if getattr(args, k, None) is not None}
