@@ -4,10 +4,10 @@ The game lives in :mod:`catchrl.envs` (light: numpy, gymnasium, pygame), the
 agents in :mod:`catchrl.agents`, supervised models in
 :mod:`catchrl.supervised`, and the ``catchrl`` command in :mod:`catchrl.cli`.
 
-``import catchrl`` registers the game's Gymnasium ids (:data:`ENV_IDS`), so
-``gymnasium.make("catchrl/Catch-v0")`` (or ``gymnasium.make("catchrl:catchrl/Catch-v0")``
-with no import) works; it imports gymnasium's registry only, the game itself
-on the first ``make``, and never TensorFlow, torch or Keras.
+``import catchrl`` imports the game (:mod:`catchrl.envs`, which registers its
+Gymnasium ids, :data:`ENV_IDS`), so ``gymnasium.make("catchrl/Catch-v0")`` (or
+``gymnasium.make("catchrl:catchrl/Catch-v0")`` with no import) works; it loads
+numpy and gymnasium, never TensorFlow, torch or Keras.
 
 The Python API (:mod:`catchrl.api`) is reachable from the package itself,
 loaded on first use so that ``import catchrl`` imports neither TensorFlow nor
@@ -25,25 +25,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from gymnasium.envs.registration import register, registry
+from catchrl.envs import ENV_IDS  # importing the game registers its Gymnasium ids
 
 __version__ = "0.1.0"
-
-ENV_IDS = {
-    "pixels": "catchrl/Catch-v0",
-    "state": "catchrl/CatchState-v0",
-    "grid": "catchrl/CatchGrid-v0",
-}
-"""The registered Gymnasium id of each observation type (``vector_entry_point`` included)."""
-
-for _obs_type, _id in ENV_IDS.items():
-    if _id not in registry:
-        register(
-            id=_id,
-            entry_point="catchrl.envs.catch_env:CatchEnv",
-            vector_entry_point="catchrl.envs.vector:CatchVectorEnv",
-            kwargs={"obs_type": _obs_type},
-        )
 
 _API = (
     "Agent",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -13,21 +12,22 @@ from catchrl.envs.core import (
     ACTION_LEFT,
     ACTION_RIGHT,
     ACTION_STAY,
+    BatchState,
     CatchParams,
     CatchState,
     check_reset_options,
-    reset_state,
-    step_state,
+    reset_batch,
+    step_batch,
 )
-from catchrl.envs.framestack import FrameStack, check_frame_stack
-from catchrl.envs.observations import (
-    grid_boards,
-    make_params,
-    observation_space,
-    state_features,
+from catchrl.envs.observations import grid_boards, make_params, observation_space, state_features
+from catchrl.envs.render import (
+    FrameRenderer,
+    FrameStack,
+    check_frame_size,
+    check_frame_stack,
+    screen_rgb,
+    screen_scale,
 )
-from catchrl.envs.raster import FrameRenderer, check_frame_size
-from catchrl.envs.screen import screen_rgb, screen_scale
 from catchrl.envs.sizing import check_env_fits
 
 __all__ = ["CatchEnv", "check_action"]
@@ -136,24 +136,25 @@ class CatchEnv(gym.Env):
         self.obs_type, self.render_mode = obs_type, render_mode
         self.frame_stack = check_frame_stack(frame_stack)
         frame_size = check_frame_size(frame_size)
-        check_env_fits(
-            "CatchEnv",
-            self.params,
-            obs_type,
-            1,
-            frame_size,
-            self.frame_stack,
-            screen=render_mode is not None,
-        )
+        screen = render_mode is not None
+        check_env_fits("CatchEnv", self.params, obs_type, 1, frame_size, frame_stack, screen=screen)
         self.renderer = FrameRenderer(self.params, frame_size)
         self.action_space = gym.spaces.Discrete(3)
-        self.state: CatchState | None = None
-        self._frames = FrameStack(self.renderer, self.frame_stack) if obs_type == "pixels" else None
+        self.batch: BatchState | None = None  # the game, a batch of one
+        self._stack = FrameStack(self.renderer, 1, frame_stack) if obs_type == "pixels" else None
         self._window: Any = None
         self._needs_reset = True
-        # Derive the space from a real observation of a throw-away game.
-        sample_state = reset_state(self.params, np.random.default_rng(0))
-        self.observation_space = observation_space(obs_type, self._first_obs(sample_state))
+        sample = reset_batch(self.params, [np.random.default_rng(0)])  # a throw-away game
+        self.observation_space = observation_space(obs_type, self._observe(sample, fresh=True))
+
+    @property
+    def state(self) -> CatchState | None:
+        """The game's state (``None`` before the first ``reset``)."""
+        return None if self.batch is None else self.batch.get(0)
+
+    @state.setter
+    def state(self, state: CatchState) -> None:
+        self.batch = BatchState.of([state])
 
     # -- gymnasium API -------------------------------------------------------
 
@@ -162,8 +163,7 @@ class CatchEnv(gym.Env):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new game; ``seed`` seeds the game's generator (``self.np_random``).
 
-        ``options`` may set the start positions (see the class docstring):
-        ``{"ball_x": 100, "paddle_x": 0}``.
+        ``options`` may set the start positions: ``{"ball_x": 100, "paddle_x": 0}``.
 
         Raises:
             ValueError: an unknown option, or a value out of its range.
@@ -171,29 +171,30 @@ class CatchEnv(gym.Env):
         """
         start = check_reset_options(self.params, options, "CatchEnv")
         super().reset(seed=seed)
-        self.state = reset_state(self.params, self.np_random)
-        if start:
-            self.state = dataclasses.replace(self.state, **start)
+        self.batch = reset_batch(self.params, [self.np_random])
+        for name, value in start.items():
+            getattr(self.batch, name)[0] = value
         self._needs_reset = False
-        obs = self._first_obs(self.state)
+        obs = self._observe(self.batch, fresh=True)
         if self.render_mode == "human":
             self.render()
         return obs, self._info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Play one step; see the class docstring for rewards and episode end."""
-        if self._needs_reset or self.state is None:
+        if self._needs_reset or self.batch is None:
             raise ResetNeeded("CatchEnv: call reset() before step() (and after a game ends)")
-        a = check_action(action)
-        self.state, reward, terminated = step_state(self.params, self.state, a, self.np_random)
+        a = np.array([check_action(action)])
+        self.batch, reward, ended = step_batch(self.params, self.batch, a, [self.np_random])
+        terminated = bool(ended[0])
         self._needs_reset = terminated
-        obs = self._next_obs(self.state)
+        obs = self._observe(self.batch, fresh=False)
         if self.render_mode == "human":
             self.render()
         info = self._info()
         if terminated:
-            info["is_success"] = self.state.missed == 0
-        return obs, reward, terminated, False, info
+            info["is_success"] = info["missed"] == 0
+        return obs, float(reward[0]), terminated, False, info
 
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the full screen as uint8 ``(H, W, 3)``; ``human``: draw the window."""
@@ -203,19 +204,15 @@ class CatchEnv(gym.Env):
                 "pass render_mode='rgb_array' or 'human' to the constructor"
             )
             return None
-        if self.state is None:
+        if self.batch is None:
             raise ResetNeeded("CatchEnv: call reset() before render()")
         if self.render_mode == "rgb_array":
             return self.screen_rgb()
         if self._window is None:
             from catchrl.envs.window import CatchWindow
 
-            self._window = CatchWindow(
-                self.params,
-                fps=self.metadata["render_fps"],
-                scale=self._screen_scale(),
-                headless="dummy",
-            )
+            fps, scale = self.metadata["render_fps"], self._screen_scale()
+            self._window = CatchWindow(self.params, fps=fps, scale=scale, headless="dummy")
         self._window.draw(self.state)
         return None
 
@@ -241,36 +238,35 @@ class CatchEnv(gym.Env):
 
     def __getstate__(self) -> dict[str, Any]:
         """For ``copy.deepcopy`` and ``pickle``: everything but an open window."""
-        state = self.__dict__.copy()
-        state["_window"] = None  # the copy opens its own window when it renders
-        return state
+        return {**self.__dict__, "_window": None}  # the copy opens its own window
 
     # -- helpers ---------------------------------------------------------------
 
     def screen_rgb(self) -> np.ndarray:
         """The current screen as uint8 ``(H, W, 3)`` (grid cells scaled up to be visible)."""
-        assert self.state is not None
-        return screen_rgb(self.params, self.state)
+        assert self.batch is not None
+        return screen_rgb(self.params, self.batch.get(0))
 
     def _screen_scale(self) -> int:
         return screen_scale(self.params)
 
     def _info(self) -> dict[str, Any]:
-        s = self.state
-        assert s is not None
-        return {"caught": s.caught, "missed": s.missed, "balls_left": s.balls_left}
+        b = self.batch
+        assert b is not None
+        return {
+            "caught": int(b.caught[0]),
+            "missed": int(b.missed[0]),
+            "balls_left": int(b.balls_left[0]),
+        }
 
-    def _first_obs(self, s: CatchState) -> np.ndarray:
-        if self._frames is not None:
-            return self._frames.reset(s.ball_x, s.ball_y, s.paddle_x).copy()
-        return self._features(s)
-
-    def _next_obs(self, s: CatchState) -> np.ndarray:
-        if self._frames is not None:
-            return self._frames.push(s.ball_x, s.ball_y, s.paddle_x).copy()
-        return self._features(s)
-
-    def _features(self, s: CatchState) -> np.ndarray:
+    def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:
+        """Game 0's observation: a new stack if ``fresh``, else the next frame pushed."""
+        if self._stack is not None:
+            if fresh:
+                return self._stack.reset(np.zeros(1, np.int64), b.ball_x, b.ball_y, b.paddle_x)[
+                    0
+                ].copy()
+            return self._stack.push(b.ball_x, b.ball_y, b.paddle_x)[0].copy()
         if self.obs_type == "state":
-            return state_features(self.params, s.ball_x, s.ball_y, s.ball_vx, s.paddle_x)
-        return grid_boards(self.params, s.ball_x, s.ball_y, s.paddle_x)
+            return state_features(self.params, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x)[0]
+        return grid_boards(self.params, b.ball_x, b.ball_y, b.paddle_x)[0]

@@ -1,8 +1,7 @@
-"""What an agent sees: pixels (stacked grey frames), a state vector, or bsuite's grid.
+"""What an agent sees besides pixels (:mod:`catchrl.envs.render`): a state vector or bsuite's grid.
 
-Shared by :class:`~catchrl.envs.CatchEnv` and :class:`~catchrl.envs.CatchVectorEnv`
-so both return the very same arrays. Spaces are derived from an observation
-actually produced, so shape and dtype cannot drift apart from what is returned.
+Spaces are derived from an observation actually produced, so shape and dtype
+cannot drift apart from what is returned.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from catchrl.envs.core import CatchParams
 
 __all__ = [
     "OBS_TYPES",
-    "GridBoards",
     "grid_boards",
     "make_params",
     "observation_space",
@@ -102,22 +100,11 @@ def grid_boards(
     ball_y: int | np.ndarray,
     paddle_x: int | np.ndarray,
 ) -> np.ndarray:
-    """Bsuite's board: float32 ``[..., height, width]``, 1 on ball and paddle cells.
+    """Bsuite's board: float32 ``[..., height, width]``, 1 on the ball's and the paddle's cells.
 
-    The one implementation, for one game (ints: ``[height, width]``) and for N
-    (arrays ``[N]``: ``[N, height, width]``). A cell is on where the ball's or
-    the paddle's rectangle covers it; parts outside the board are cut off.
-    One game is drawn with two slice assignments (the same cells: a parity
-    test plays both against each other), N games with masks.
+    For one game (ints: ``[height, width]``) and for N (arrays ``[N]``:
+    ``[N, height, width]``). Parts outside the board are cut off.
     """
-    if not isinstance(ball_x, np.ndarray) or ball_x.ndim == 0:
-        board = np.zeros((params.height, params.width), dtype=np.float32)
-        b, top, left = params.ball_size, int(ball_y), int(ball_x)
-        board[max(top, 0) : max(top + b, 0), max(left, 0) : max(left + b, 0)] = 1.0
-        p0, px = params.paddle_y, int(paddle_x)
-        rows_on = slice(max(p0, 0), max(p0 + params.paddle_height, 0))
-        board[rows_on, max(px, 0) : max(px + params.paddle_width, 0)] = 1.0
-        return board
     rows, cols = np.arange(params.height), np.arange(params.width)
     bx, by, px = (np.asarray(a)[..., None] for a in (ball_x, ball_y, paddle_x))
     b = params.ball_size
@@ -125,67 +112,6 @@ def grid_boards(
     paddle_rows = _inside(rows, params.paddle_y, params.paddle_height)[:, None]  # [H, 1]
     on |= paddle_rows & _inside(cols, px, params.paddle_width)[..., None, :]
     return on.astype(np.float32)
-
-
-class GridBoards:
-    """N grid boards in one float32 ``[N, height, width]`` array, redrawn incrementally.
-
-    The vector env's fast path for :func:`grid_boards` (which stays the
-    definition; ``tests/envs/test_grid_boards.py`` plays the two against each
-    other): a step clears the cells the balls and paddles covered and sets the
-    ones they cover now (flat indexing with the cells' indices, kept from the
-    last draw), touching ``N * (ball_size**2 + paddle cells)`` floats instead of
-    computing all ``N * height * width``. Whatever changed in between (steps,
-    restarts, a restored snapshot), :meth:`draw` leaves exactly the boards
-    :func:`grid_boards` returns for the positions given, as long as nothing
-    else writes into :attr:`boards`.
-
-    Ball cells off the board (``spawn="book"`` starts balls up to ``x =
-    width``) are pointed at the game's first paddle cell, which is set on the
-    same draw, so no index leaves the game's board.
-
-    Args:
-        params: The game (board size, ball and paddle sizes).
-        num: Number of games N.
-
-    """
-
-    def __init__(self, params: CatchParams, num: int) -> None:
-        h, w, b = params.height, params.width, params.ball_size
-        self.boards = np.zeros((num, h, w), dtype=np.float32)
-        self._w = w
-        base = np.arange(num, dtype=np.intp) * (h * w)
-        self._base = base
-        self._paddle_base = base + params.paddle_y * w  # [N]: each game's paddle row
-        rows, cols = np.arange(b), np.arange(b)
-        self._ball_offsets = (rows[:, None] * w + cols[None, :]).ravel()  # [b * b]
-        self._ball_cols = np.tile(cols, b)  # column offset of each ball cell
-        prow, pcol = np.arange(params.paddle_height), np.arange(params.paddle_width)
-        self._paddle_offsets = (prow[:, None] * w + pcol[None, :]).ravel()
-        self._single = b == 1 and self._paddle_offsets.size == 1
-        self._clip = params.spawn_max_x + b > w  # a ball may stick out on the right
-        self._cells: tuple[np.ndarray, np.ndarray] | None = None  # what is drawn now
-
-    def draw(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> np.ndarray:
-        """Make :attr:`boards` the boards of these positions (int ``[N]`` each); returns it."""
-        paddle = self._paddle_base + paddle_x
-        ball = self._base + ball_y * self._w
-        ball += ball_x
-        if not self._single:
-            ball = ball[:, None] + self._ball_offsets
-            paddle = paddle[:, None] + self._paddle_offsets
-        if self._clip:
-            cols = ball_x[:, None] + self._ball_cols if ball.ndim == 2 else ball_x
-            first = paddle if paddle.ndim == 1 else paddle[:, :1]
-            ball = np.where((cols >= 0) & (cols < self._w), ball, first)
-        flat = self.boards.reshape(-1)  # a view (indexing it is twice as fast as put)
-        if self._cells is not None:
-            flat[self._cells[0]] = 0.0
-            flat[self._cells[1]] = 0.0
-        flat[ball] = 1.0
-        flat[paddle] = 1.0
-        self._cells = (ball, paddle)
-        return self.boards
 
 
 def _inside(axis: np.ndarray, lo: int | np.ndarray, n: int) -> np.ndarray:

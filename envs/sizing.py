@@ -1,73 +1,62 @@
-"""The memory an env needs, estimated from its settings without allocating, and the check.
+"""The memory an env needs, estimated without allocating; the memory free; the refusal.
 
 :func:`estimate_env_bytes` adds up, from the settings alone, what a
-:class:`~catchrl.envs.CatchVectorEnv` holds and the most it holds at once:
-per game the observation buffer, its returned copy, Gymnasium's batched Box
-(which stores ``low``, ``high`` and two bool masks of the observation's full
-shape: 4 bytes a pixel for uint8 frames), the frame stack's bookkeeping, the
-games' states, spawns drawn ahead and generators; once, the pixel lookup
-tables (:mod:`catchrl.envs.frame_tables`, :mod:`catchrl.envs.batch_framestack`);
-and the largest passing need: building the Box, a step's temporaries, or the
-final observations of a same-step autoreset. ``tests/envs/test_sizing.py``
-checks it against what ``tracemalloc`` sees and the arrays' ``nbytes``.
-
-:func:`check_env_fits` refuses, with a ``ValueError`` naming the settings,
-an env that needs more than :func:`~catchrl.envs.memory.available_memory_bytes`.
+:class:`~catchrl.envs.CatchVectorEnv` holds (observation buffer, Gymnasium's
+batched Box, which stores ``low``, ``high`` and two bool masks of the
+observation's shape, the games, their generators, the stacks' rings) and the
+largest passing need (building the Box, or a step's temporaries and copies).
+:func:`check_env_fits` refuses an env that needs more than
+:func:`available_memory_bytes`, with a ``ValueError`` naming the settings:
+a server should see that, not a process killed by the kernel. The replay
+memory (:mod:`catchrl.agents.replay`) uses the same probe.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from catchrl.envs.core import CatchParams
-from catchrl.envs.frame_tables import TABLE_MAX_BYTES, paddle_rows
-from catchrl.envs.framestack import check_frame_stack, stack_word
-from catchrl.envs.memory import available_memory_bytes, format_gb
 from catchrl.envs.observations import make_params
-from catchrl.envs.raster import FrameRenderer, check_frame_size
-from catchrl.envs.spawns import SPAWN_BLOCK
+from catchrl.envs.render import FrameRenderer, check_frame_size, check_frame_stack
 
 __all__ = [
     "CHECK_FROM_BYTES",
+    "available_memory_bytes",
     "check_env_fits",
     "check_num_envs",
-    "env_bytes",
     "estimate_env_bytes",
+    "format_gb",
 ]
 
 GENERATOR_BYTES = 1024
 """One game's seeded ``numpy.random.Generator`` (PCG64 and its SeedSequence): ~870 B measured."""
 
-STEP_BYTES = 160
-"""Per game: actions, rewards, flags and the core's step temporaries (~20 one-number arrays)."""
+STEP_BYTES = 400
+"""Per game: actions, rewards, flags, the core's step and reset arrays (~50 one-number arrays)."""
 
 ENV_BYTES = 32 << 10
-"""Per env: its Python objects, spaces of one game, small caches."""
+"""Per env: its Python objects and the spaces of one game."""
 
 CHECK_FROM_BYTES = 64 << 20
 """Envs estimated below this are not checked against the free memory (reading it costs ~0.5 ms)."""
 
-_ENV_ONLY = ("autoreset_mode", "render_mode")  # env arguments that change no array's size
+_NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is limited
 
 
 def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     """Bytes a :class:`~catchrl.envs.CatchVectorEnv` of these settings needs at its peak.
 
-    Cheap and allocation-free: it builds no array, only checks the settings
-    (as the env would, with the same errors) and adds up sizes.
+    Builds no array; checks the settings as the env would, with the same errors.
 
     Args:
         num_envs: Number of games N.
-        **game_kwargs: What ``CatchVectorEnv`` / ``CatchEnv`` take: ``obs_type``,
+        **game_kwargs: What ``CatchVectorEnv`` takes: ``obs_type``,
             ``frame_size``, ``frame_stack``, ``copy``, ``autoreset_mode``,
-            ``render_mode``, ``params`` or :class:`~catchrl.envs.CatchParams`
-            fields (``width=...``).
-
-    Returns:
-        The estimate in bytes (within a factor of 2 of what the env allocates;
-        measured on the book's game within 10 %).
+            ``render_mode``, ``params`` or :class:`~catchrl.envs.CatchParams` fields.
 
     Raises:
         ValueError: a setting out of range (the parameter is named).
@@ -76,44 +65,49 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     """
     kw = dict(game_kwargs)
     obs_type = kw.pop("obs_type", "pixels")
-    frame_size = check_frame_size(kw.pop("frame_size", 80))
-    frame_stack = check_frame_stack(kw.pop("frame_stack", 4))
+    size = check_frame_size(kw.pop("frame_size", 80))
+    depth = check_frame_stack(kw.pop("frame_stack", 4))
     copy = bool(kw.pop("copy", True))
-    mode = kw.get("autoreset_mode")
+    mode = kw.pop("autoreset_mode", None)
     same_step = str(getattr(mode, "value", mode)) == "same_step"  # a str or an AutoresetMode
-    screen = kw.get("render_mode") is not None
-    for name in _ENV_ONLY:
-        kw.pop(name, None)
+    screen = kw.pop("render_mode", None) is not None
     params = make_params(obs_type, kw.pop("params", None), kw, "estimate_env_bytes")
     n = check_num_envs(num_envs, "estimate_env_bytes")
-    return env_bytes(
-        params,
-        obs_type,
-        n,
-        frame_size,
-        frame_stack,
-        copy=copy,
-        same_step=same_step,
-        screen=screen,
-    )
+    return env_bytes(params, obs_type, n, size, depth, copy, same_step, screen)
 
 
 def env_bytes(
-    params: CatchParams,
+    p: CatchParams,
     obs_type: str,
-    num_envs: int,
-    frame_size: int,
-    frame_stack: int,
+    n: int,
+    size: int,
+    depth: int,
     copy: bool = True,
     same_step: bool = False,
     screen: bool = False,
 ) -> int:
     """:func:`estimate_env_bytes` for settings already checked (what the envs call)."""
-    held, passing = _parts(params, obs_type, num_envs, frame_size, frame_stack, copy, same_step)
+    if obs_type == "pixels":
+        cells, itemsize = size * size * depth, 1
+    else:
+        cells = p.height * p.width if obs_type == "grid" else 3 + (p.drift > 0)
+        itemsize = 4
+    obs = cells * itemsize
+    space = 2 * obs + 2 * cells  # Box: low, high, bounded_below, bounded_above
+    held = n * (space + 8 * 8 + 16 + GENERATOR_BYTES) + space + ENV_BYTES
+    step = n * (STEP_BYTES + obs * copy + obs * same_step)
+    if obs_type == "pixels":
+        r = FrameRenderer(p, size)  # sizes only: it allocates nothing
+        held += n * (obs + 16 * depth)  # the stacks and their rings of window corners
+        windows = r.ball_h * r.ball_w + r.paddle_h * r.paddle_w
+        step += n * (60 * windows + (depth + 1) * r.ball_h * r.ball_w * (8 + depth))
+    else:
+        step += n * 3 * obs  # a new observation each step, and its temporaries
+    passing = max(n * space, step)
     if screen:  # CatchEnv's rgb_array / window: the grey screen, scaled up, in RGB
-        k = max(1, 400 // max(params.width, params.height))
-        passing["screen"] = 5 * params.width * params.height * k * k
-    return sum(held.values()) + max(passing.values(), default=0)
+        k = max(1, 400 // max(p.width, p.height))
+        passing = max(passing, 5 * p.width * p.height * k * k)
+    return held + passing
 
 
 def check_env_fits(
@@ -129,11 +123,9 @@ def check_env_fits(
 ) -> int:
     """Refuse an env that needs more memory than is available; returns the estimate.
 
-    Envs estimated below :data:`CHECK_FROM_BYTES` are let through unchecked.
-
     Raises:
         ValueError: e.g. ``"CatchVectorEnv: num_envs=10000000 with frame_size=80,
-            frame_stack=4 needs ~2326.0 GB, more than the 20.1 GB available; lower
+            frame_stack=4 needs ~2.3e+02 GB, more than the 20.1 GB available; lower
             num_envs"``.
 
     """
@@ -142,12 +134,9 @@ def check_env_fits(
         return need
     free = available_memory_bytes()
     if need > free:
+        what = f"obs_type={obs_type!r}"
         if obs_type == "pixels":
             what = f"frame_size={frame_size}, frame_stack={frame_stack}"
-        elif obs_type == "grid":
-            what = "obs_type='grid'"
-        else:
-            what = f"obs_type={obs_type!r}"
         lower = "frame_size or frame_stack" if owner == "CatchEnv" else "num_envs"
         if (params.width, params.height) != (400, 400):
             what += f" on a {params.width} x {params.height} world"
@@ -169,76 +158,88 @@ def check_num_envs(num_envs: Any, owner: str) -> int:
     return int(num_envs)
 
 
-def _parts(
-    params: CatchParams,
-    obs_type: str,
-    n: int,
-    size: int,
-    depth: int,
-    copy: bool,
-    same_step: bool,
-) -> tuple[dict[str, int], dict[str, int]]:
-    """``(held, passing)``: bytes held for the env's life, and needs of which one passes at once."""
-    p = params
-    if obs_type == "pixels":
-        cells, itemsize = size * size * depth, 1
-    elif obs_type == "grid":
-        cells, itemsize = p.height * p.width, 4
-    else:
-        cells, itemsize = 3 + (p.drift > 0), 4
-    obs = cells * itemsize  # one game's observation
-    space = 2 * obs + 2 * cells  # Box: low, high, bounded_below, bounded_above
-    held = {
-        "observations": n * obs,
-        "observation_space": n * space + space,  # the batch's and one game's
-        "games": n * (8 * 7 + 1 + 1 + 16),  # BatchState, needs_reset, the MultiDiscrete
-        "spawns": n * 8 * (2 * SPAWN_BLOCK + 1),
-        "generators": n * GENERATOR_BYTES,
-        "env": ENV_BYTES,
-    }
-    step = n * (STEP_BYTES + obs * copy + obs * same_step)
-    passing = {"observation_space": n * space, "step": step}
-    if obs_type == "grid":  # GridBoards: the cells drawn (kept) and those drawn next
-        drawn = n * 8 * (p.ball_size**2 + p.paddle_width * p.paddle_height)
-        held["grid_cells"] = drawn + n * 8 * 2  # and the games' first cells
-        passing["step"] += 3 * drawn
-    if obs_type == "pixels":
-        pixels_held, pixels_passing = _pixel_parts(p, n, size, depth)
-        held.update(pixels_held)
-        for name, value in pixels_passing.items():
-            passing[name] = passing.get(name, 0) + value
-    return held, passing
+def format_gb(n_bytes: int) -> str:
+    """``n_bytes`` in decimal gigabytes, one decimal (``"52.0 GB"``; ``"0.002 GB"`` if small)."""
+    gb = n_bytes / 1e9
+    return f"{gb:.1f} GB" if gb >= 0.1 else f"{gb:.3g} GB"
 
 
-def _pixel_parts(
-    p: CatchParams, n: int, size: int, depth: int
-) -> tuple[dict[str, int], dict[str, int]]:
-    """The frame stacks' own needs beyond the observation buffer (see ``_parts``)."""
-    r = FrameRenderer(p, size)  # sizes only: it allocates nothing
-    ball_hw, paddle_hw = r.ball_h * r.ball_w, r.paddle_h * r.paddle_w
-    render = n * (size * size + 40 * (ball_hw + paddle_hw))  # frames + float64 coverages
-    word = stack_word(depth)
-    if word is None:  # plain stacks: every step renders every frame
-        return {}, {"step": render}
-    w = word.itemsize
-    _, _, first, end = paddle_rows(r)
-    band_h, px = end - first, p.paddle_max_x + 1
-    ys, xs = p.height + 1, p.width + 1
-    table_cells = ys * xs * ball_hw
-    pieces = (
-        ys * (8 * 3 + 2 + 8 * r.ball_h)  # rows, touched rows, flags, y coverages
-        + xs * (8 * 3 + 8 * r.ball_w)
-        + px * (8 * 3 + band_h * size)  # paddle columns and the band
-        + (table_cells if table_cells <= TABLE_MAX_BYTES else 0)
-    )
-    stack = (
-        2 * px * band_h * size * w  # the band, new on top and repeated
-        + (table_cells * w if table_cells * w <= TABLE_MAX_BYTES else 0)
-        + n * 8 * (2 * depth + 1)  # ring of window corners, frame offsets
-    )
-    gather = n * (depth + 2) * ball_hw * (8 + w)  # window indices and words, each step
-    build = 3 * 8 * px * band_h * r.paddle_w + 3 * 8 * xs * ball_hw  # float64 while tabulating
-    return (
-        {"pixel_tables": pieces, "stack_tables": stack},
-        {"step": gather + render, "tables_build": build},
-    )
+def available_memory_bytes() -> int:
+    """Bytes that can still be allocated without swapping, as the kernel sees it.
+
+    Linux: ``MemAvailable`` of ``/proc/meminfo``, lowered to the headroom of
+    the process's cgroup where a memory limit is set (a container's limit,
+    which the OOM killer enforces). Elsewhere: the available physical pages
+    (``os.sysconf``). ``0`` if nothing can be read.
+    """
+    free = _meminfo_available(Path("/proc/meminfo"))
+    if free is None:
+        try:
+            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+        except (ValueError, OSError, AttributeError):
+            free = 0
+    headroom = _cgroup_headroom(Path("/proc/self/cgroup"), Path("/sys/fs/cgroup"))
+    return max(0, min(free, headroom) if headroom is not None else free)
+
+
+def _meminfo_available(path: Path) -> int | None:
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        text = path.read_text().strip()
+        return _NO_LIMIT if text == "max" else int(text)
+    except (OSError, ValueError):
+        return None
+
+
+def _inactive_file(stat: Path) -> int:
+    """Page cache the kernel drops first (``inactive_file`` of ``memory.stat``), else 0."""
+    try:
+        for line in stat.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key in ("inactive_file", "total_inactive_file"):
+                return int(value)
+    except (OSError, ValueError):
+        return 0
+    return 0
+
+
+def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
+    """The smallest ``limit - working set`` over the process's cgroup and its parents, if limited.
+
+    The working set is usage less inactive page cache, as container runtimes
+    count it. cgroup v2 (``memory.max``) and v1 (``memory.limit_in_bytes``).
+    """
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    v2_root = root / "unified" if (root / "unified").is_dir() else root  # "hybrid" v1 + v2
+    dirs: list[tuple[Path, str, str]] = []  # (cgroup dir, limit file, usage file)
+    for line in lines:
+        _, controllers, rel = [*line.split(":", 2), "", ""][:3]
+        parts = [p for p in rel.strip().split("/") if p and p != ".."]
+        if controllers == "":  # v2: "0::/path"
+            base, names = v2_root, ("memory.max", "memory.current")
+        elif "memory" in controllers.split(","):  # v1: "4:memory:/path"
+            base, names = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+        else:
+            continue
+        dirs += [(base.joinpath(*parts[:k]), *names) for k in range(len(parts), -1, -1)]
+    best: int | None = None
+    for d, limit_name, usage_name in dirs:
+        limit = _read_int(d / limit_name)
+        if limit is None or limit >= _NO_LIMIT:
+            continue
+        usage = _read_int(d / usage_name) or 0
+        left = limit - max(0, usage - _inactive_file(d / "memory.stat"))
+        best = left if best is None else min(best, left)
+    return best

@@ -28,19 +28,16 @@ passes them to every env. ``render_mode="rgb_array"``: ``render()`` returns the
 N screens, as ``SyncVectorEnv.render`` does. Copies (``copy.deepcopy``,
 ``pickle``) continue exactly as the original.
 
-Speed: pixel stacks are updated in place (:class:`~catchrl.envs.batch_framestack.BatchFrameStack`),
-touching only the pixels the balls and paddles occupy, and new balls come
-from draws made ahead in blocks (:class:`~catchrl.envs.spawns.SpawnDraws`), so a step loops over
-games in Python only to refill a game's draws (once every 64 of its balls).
-Grid boards are kept likewise (:class:`~catchrl.envs.observations.GridBoards`):
-a step clears and sets only the cells the balls and paddles leave and enter.
-``copy=False`` saves the copy of the observation buffer, which at 1024 games
-of ``(80, 80, 4)`` (26 MB) costs more than the rest of a pixel step, and
-at 8192 grid games (1.6 MB) about a third of a grid step.
+Speed: a step is the core's :func:`~catchrl.envs.core.step_batch` over the
+arrays and, for pixels, :meth:`~catchrl.envs.render.FrameStack.push`, which
+erases and draws only the few rows the balls and paddles touch. ``copy=False``
+returns the env's own buffer, saving the copy that at 1024 games of
+``(80, 80, 4)`` (26 MB) costs more than the rest of a pixel step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import asdict, fields
 from typing import Any, ClassVar
 
@@ -51,27 +48,16 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from catchrl.envs.batch_framestack import BatchFrameStack
-from catchrl.envs.core import (
-    BatchState,
-    CatchParams,
-    check_reset_options,
-    reset_batch,
-    spawn_balls,
-    step_batch,
+from catchrl.envs.core import BatchState, CatchParams, check_reset_options, reset_batch, step_batch
+from catchrl.envs.observations import grid_boards, make_params, observation_space, state_features
+from catchrl.envs.render import (
+    FrameRenderer,
+    FrameStack,
+    check_frame_size,
+    check_frame_stack,
+    screen_rgb,
 )
-from catchrl.envs.framestack import check_frame_stack, fill_stack
-from catchrl.envs.observations import (
-    GridBoards,
-    grid_boards,
-    make_params,
-    observation_space,
-    state_features,
-)
-from catchrl.envs.raster import FrameRenderer, check_frame_size
-from catchrl.envs.screen import screen_rgb
 from catchrl.envs.sizing import check_env_fits, check_num_envs
-from catchrl.envs.spawns import SpawnDraws
 
 __all__ = ["CatchVectorEnv"]
 
@@ -151,30 +137,22 @@ class CatchVectorEnv(VectorEnv):
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self._same_step = same_step
         self.num_envs, self.obs_type, self.copy = int(num_envs), obs_type, copy
-        self.frame_stack, self.render_mode = int(frame_stack), render_mode
+        self.frame_stack, self.render_mode = frame_stack, render_mode
         self.renderer = FrameRenderer(self.params, frame_size)
         n = self.num_envs
         self.batch = BatchState.zeros(n)
         self._rngs: list[np.random.Generator] = []
-        self._spawns = SpawnDraws(self.params, n)
-        self._needs_reset = np.zeros(n, dtype=bool)  # next_step: reset on the next call
-        self._restart_pending = False  # self._needs_reset.any()
+        self._needs_reset = np.zeros(n, dtype=bool)  # next_step: these restart on the next call
         self._started = False
-        self._all_games = np.ones(n, dtype=bool)  # the infos' masks where every game has a key
-        self._frames = (
-            BatchFrameStack(self.renderer, n, self.frame_stack) if obs_type == "pixels" else None
-        )
-        self._grid = GridBoards(self.params, n) if obs_type == "grid" else None
-        self._obs = self._frames.frames if self._frames is not None else None
-        if self._grid is not None:
-            self._obs = self._grid.boards
-        sample = self._observe_fresh(np.arange(1), BatchState.zeros(1))
-        self.single_observation_space = observation_space(obs_type, sample[0])
+        self._stack = FrameStack(self.renderer, n, frame_stack) if obs_type == "pixels" else None
+        if obs_type == "pixels":
+            sample = np.zeros((frame_size, frame_size, frame_stack), dtype=np.uint8)
+        else:
+            sample = self._features(BatchState.zeros(1))[0]
+        self.single_observation_space = observation_space(obs_type, sample)
         self.observation_space = batch_space(self.single_observation_space, n)
         self.single_action_space = spaces.Discrete(3)
         self.action_space = spaces.MultiDiscrete(np.full(n, 3))
-        if obs_type == "state":
-            self._obs = np.zeros((n, *self.single_observation_space.shape), dtype=np.float32)
 
     # -- gymnasium API -------------------------------------------------------
 
@@ -191,33 +169,30 @@ class CatchVectorEnv(VectorEnv):
 
         """
         start = check_reset_options(self.params, options, "CatchVectorEnv")
-        if seed is None and self._rngs:
-            pass  # keep the generators going
-        elif seed is None or isinstance(seed, (int, np.integer)):
-            seeds = [None if seed is None else int(seed) + i for i in range(self.num_envs)]
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-            self._spawns.forget(np.arange(self.num_envs))
+        n = self.num_envs
+        if seed is None or isinstance(seed, (int, np.integer)):
+            if seed is not None or not self._rngs:  # else: keep the generators going
+                seeds = [None if seed is None else int(seed) + i for i in range(n)]
+                self._rngs = [seeding.np_random(s)[0] for s in seeds]
         else:
-            if len(seed) != self.num_envs:
-                raise ValueError(f"CatchVectorEnv: got {len(seed)} seeds for {self.num_envs} envs")
-            new = [s is not None or i >= len(self._rngs) for i, s in enumerate(seed)]
+            if len(seed) != n:
+                raise ValueError(f"CatchVectorEnv: got {len(seed)} seeds for {n} envs")
+            old = self._rngs
             self._rngs = [
-                seeding.np_random(s)[0] if fresh else self._rngs[i]
-                for i, (s, fresh) in enumerate(zip(seed, new, strict=True))
+                seeding.np_random(s)[0] if s is not None or i >= len(old) else old[i]
+                for i, s in enumerate(seed)
             ]
-            self._spawns.forget(np.flatnonzero(new))
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(
                 seed if isinstance(seed, (int, np.integer)) else None
             )
-        idx = np.arange(self.num_envs)
-        self._start_games(idx)
+        self.batch = reset_batch(self.params, self._rngs)
         for name, value in start.items():
             getattr(self.batch, name)[:] = value
         self._needs_reset[:] = False
-        self._restart_pending = False
         self._started = True
-        return self._out(self._observe_fresh(idx, self.batch)), self._counts()
+        obs = self._observe(self.batch, np.arange(n), push=False)
+        return self._out(obs), self._infos()
 
     def step(
         self, actions: Any
@@ -226,49 +201,33 @@ class CatchVectorEnv(VectorEnv):
         if not self._started:
             raise RuntimeError("CatchVectorEnv: call reset() before step()")
         a = self._check_actions(actions)
-        n, b = self.num_envs, self.batch
-        restart = None
-        if self._restart_pending:  # next_step autoreset: these games restart, their action ignored
-            restart = np.flatnonzero(self._needs_reset)
+        n, restart = self.num_envs, np.flatnonzero(self._needs_reset)
+        if restart.size:  # next_step autoreset: these games restart, their actions ignored
             a = np.where(self._needs_reset, 1, a)
-            b.landed[restart] = False  # no respawn: _start_games draws their first ball below
-        if b.landed.any():  # the next ball of multi-ball games, as step_batch would draw it
-            self._spawn_balls(np.flatnonzero(b.landed))
-        reward, terminated = step_batch(self.params, b, a, self._rngs)
-        if restart is not None:
-            self._start_games(restart)
-            reward[restart] = 0.0
-            terminated[restart] = False
-        obs = self._observe_next(restart)
-        ended = terminated.any()
-        if self._same_step:
-            if ended:
+            landed = self.batch.landed & ~self._needs_reset  # no respawn: they restart below
+            self.batch = dataclasses.replace(self.batch, landed=landed)
+        self.batch, reward, terminated = step_batch(self.params, self.batch, a, self._rngs)
+        if restart.size:
+            self._restart(restart)
+            reward[restart], terminated[restart] = 0.0, False
+        obs = self._observe(self.batch, restart if restart.size else None, restart.size < n)
+        self._needs_reset[:] = False
+        infos = self._infos()
+        if terminated.any():
+            if self._same_step:
                 done = np.flatnonzero(terminated)
-                last = obs[done]  # a copy: the buffer is redrawn below
                 final = np.empty(n, dtype=object)
-                for j, i in enumerate(done):
-                    final[i] = last[j]
-                final_info = self._counts(terminated)
-                self._start_games(done)
-                obs = self._observe_restart(done)
-                infos = self._counts()  # the new games' reset infos, as SyncVectorEnv's
-                infos.update(
-                    final_obs=final,
-                    _final_obs=terminated.copy(),
-                    final_info=final_info,
-                    _final_info=terminated.copy(),
-                )
+                for i, last in zip(done, obs[done], strict=True):  # copies: redrawn below
+                    final[i] = last
+                final_info = self._infos(terminated)
+                self._restart(done)
+                obs = self._observe(self.batch, done, push=False)
+                infos = self._infos()  # the new games' reset infos, as SyncVectorEnv's
+                infos.update(final_obs=final, _final_obs=terminated.copy())
+                infos.update(final_info=final_info, _final_info=terminated.copy())
             else:
-                infos = self._counts()
-        else:
-            infos = self._counts()
-            if ended:
                 infos.update(self._success(terminated))
                 self._needs_reset = terminated.copy()
-                self._restart_pending = True
-            elif self._restart_pending:
-                self._needs_reset[:] = False
-                self._restart_pending = False
         return self._out(obs), reward, terminated, np.zeros(n, dtype=bool), infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
@@ -283,23 +242,19 @@ class CatchVectorEnv(VectorEnv):
             raise ResetNeeded("CatchVectorEnv: call reset() before render()")
         return tuple(screen_rgb(self.params, self.batch.get(i)) for i in range(self.num_envs))
 
-    def _counts(self, games: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def _infos(self, games: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """The infos N :class:`CatchEnv` give, batched as ``SyncVectorEnv`` batches them.
 
-        Args:
-            games: Where games just ended (bool ``[N]``), for their last infos:
-                only their entries are set and marked, and ``is_success`` is
-                added. ``None``: every game's counts, all marked.
-
+        ``games``: where games just ended (bool ``[N]``), for their last infos:
+        only their entries set and marked, ``is_success`` added. ``None``:
+        every game's counts, all marked.
         """
-        b = self.batch
-        infos: dict[str, np.ndarray] = {}
+        b, infos = self.batch, {}
+        mask = np.ones(self.num_envs, dtype=bool) if games is None else games
         for name in ("caught", "missed", "balls_left"):
             values = getattr(b, name)
-            if games is None:  # (a copy of a kept mask: np.ones costs 3x as much)
-                infos[name], infos[f"_{name}"] = values.copy(), self._all_games.copy()
-            else:
-                infos[name], infos[f"_{name}"] = np.where(games, values, 0), games.copy()
+            infos[name] = values.copy() if games is None else np.where(games, values, 0)
+            infos[f"_{name}"] = mask.copy()
         if games is not None:
             infos.update(self._success(games))
         return infos
@@ -313,28 +268,21 @@ class CatchVectorEnv(VectorEnv):
     def get_state(self) -> dict[str, Any]:
         """A snapshot for checkpoints: ``{"arrays": {name: ndarray}, "meta": JSON-ready dict}``.
 
-        Holds the games' states, their generators, the spawns drawn ahead and,
-        for pixels, the frame stacks: a snapshot is exact anywhere, mid-game
-        included (the next steps give bit for bit the frames the original gives).
+        Holds the games, their generators, and for pixels the frame stacks: the
+        next steps of a restored env give bit for bit the original's.
         """
         if not self._started:
             raise RuntimeError("CatchVectorEnv.get_state: call reset() first")
-        b = self.batch
-        arrays = {f"batch_{f.name}": getattr(b, f.name).copy() for f in fields(b)}
-        arrays.update(
-            spawn_x=self._spawns.x.copy(),
-            spawn_vx=self._spawns.vx.copy(),
-            spawn_next=self._spawns.next.copy(),
-            needs_reset=self._needs_reset.copy(),
-        )
-        if self._frames is not None:
-            arrays["frames"] = self._frames.frames.copy()
-        meta = {
-            "num_envs": self.num_envs,
-            "obs_type": self.obs_type,
-            "params": asdict(self.params),
-            "rngs": [r.bit_generator.state for r in self._rngs],
-        }
+        arrays = {f"batch_{f.name}": getattr(self.batch, f.name).copy() for f in fields(self.batch)}
+        arrays["needs_reset"] = self._needs_reset.copy()
+        meta = {"num_envs": self.num_envs, "obs_type": self.obs_type, "params": asdict(self.params)}
+        meta["rngs"] = [r.bit_generator.state for r in self._rngs]
+        if self._stack is not None:
+            st = self._stack
+            arrays.update(
+                frames=st.frames.copy(), frame_rows=st.rows.copy(), frame_cols=st.cols.copy()
+            )
+            meta["frame_pos"] = st.pos
         return {"arrays": arrays, "meta": meta}
 
     def set_state(self, state: dict[str, Any]) -> np.ndarray:
@@ -352,40 +300,35 @@ class CatchVectorEnv(VectorEnv):
                     f"CatchVectorEnv.set_state: the snapshot has {key} = "
                     f"{meta.get(key)!r}, this env {value!r}"
                 )
-        b = self.batch
-        for f in fields(b):
-            setattr(b, f.name, np.array(arrays[f"batch_{f.name}"], dtype=getattr(b, f.name).dtype))
-        self._spawns.x[:] = arrays["spawn_x"]
-        self._spawns.vx[:] = arrays["spawn_vx"]
-        self._spawns.next[:] = arrays["spawn_next"]
+        kinds = {f.name: (bool if f.name == "landed" else np.int64) for f in fields(BatchState)}
+        self.batch = BatchState(
+            **{k: np.array(arrays[f"batch_{k}"], dtype=t) for k, t in kinds.items()}
+        )
         self._needs_reset = np.array(arrays["needs_reset"], dtype=bool)
-        self._restart_pending = bool(self._needs_reset.any())
         self._rngs = []
         for st in meta["rngs"]:
             rng = np.random.Generator(getattr(np.random, st["bit_generator"])())
             rng.bit_generator.state = st
             self._rngs.append(rng)
         self._started = True
-        if self._frames is not None and "frames" in arrays:
-            frames = np.asarray(arrays["frames"])
-            if frames.shape != self._frames.frames.shape or frames.dtype != np.uint8:
-                raise ValueError(
-                    f"CatchVectorEnv.set_state: the snapshot's frames are {frames.dtype} "
-                    f"{frames.shape}, this env's {self._frames.frames.shape}"
-                )
-            return self._out(self._frames.load(frames))
-        return self._out(self._observe_fresh(np.arange(self.num_envs), self.batch))
+        if self._stack is None:
+            return self._out(self._observe(self.batch, None, push=False))
+        frames = np.asarray(arrays["frames"])
+        if frames.shape != self._stack.frames.shape or frames.dtype != np.uint8:
+            raise ValueError(
+                f"CatchVectorEnv.set_state: the snapshot's frames are {frames.dtype} "
+                f"{frames.shape}, this env's {self._stack.frames.shape}"
+            )
+        self._stack.frames[:] = frames
+        self._stack.rows[:], self._stack.cols[:] = arrays["frame_rows"], arrays["frame_cols"]
+        self._stack.pos = int(meta["frame_pos"])
+        return self._out(self._stack.frames)
 
-    # -- observations ----------------------------------------------------------
+    # -- helpers -----------------------------------------------------------------
 
-    def _start_games(self, idx: np.ndarray) -> None:
-        """Start new games at ``idx`` (the core's reset), their balls from the draws made ahead."""
-        spawns = self._spawns.draw(idx, self._rngs)
-        reset_batch(self.params, self.batch, idx, self._rngs, spawns=spawns)
-
-    def _spawn_balls(self, idx: np.ndarray) -> None:
-        """New balls at the top for the games ``idx``, from their draws made ahead."""
-        spawn_balls(self.params, self.batch, idx, *self._spawns.draw(idx, self._rngs))
+    def _restart(self, idx: np.ndarray) -> None:
+        """New games at ``idx`` (the core's reset, each from its own generator)."""
+        self.batch = self.batch.merge(idx, reset_batch(self.params, [self._rngs[i] for i in idx]))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
@@ -393,13 +336,11 @@ class CatchVectorEnv(VectorEnv):
             raise ValueError(
                 f"CatchVectorEnv: actions must have shape ({self.num_envs},), got {a.shape}"
             )
-        if a.dtype != np.int64:
-            if a.dtype.kind not in "iu":
-                raise TypeError(
-                    f"CatchVectorEnv: actions must be integers in {{0, 1, 2}}, got dtype {a.dtype}"
-                )
-            if a.dtype.kind == "u" or a.dtype.itemsize < 8:
-                a = a.astype(np.int64)
+        if a.dtype.kind not in "iu":
+            raise TypeError(
+                f"CatchVectorEnv: actions must be integers in {{0, 1, 2}}, got dtype {a.dtype}"
+            )
+        a = a.astype(np.int64, copy=False)
         if (a.view(np.uint64) > 2).any():  # negatives wrap to huge values
             bad = a[(a < 0) | (a > 2)]
             raise ValueError(
@@ -409,42 +350,19 @@ class CatchVectorEnv(VectorEnv):
         return a
 
     def _out(self, obs: np.ndarray) -> np.ndarray:
-        return obs.copy() if self.copy and obs is self._obs else obs
+        return obs.copy() if self.copy and self._stack is not None else obs
 
-    def _observe_fresh(self, idx: np.ndarray, b: BatchState) -> np.ndarray:
-        """Observations of games that just started (their frame repeated in every slot)."""
-        if b is not self.batch:  # a throw-away sample, drawn the plain way
-            if self.obs_type != "pixels":
-                return self._features(b)
-            frames = self.renderer.render(b.ball_x[idx], b.ball_y[idx], b.paddle_x[idx])
-            stacks = np.empty((*frames.shape, self.frame_stack), dtype=np.uint8)
-            fill_stack(stacks, frames)
-            return stacks
-        if self._frames is None:
+    def _observe(self, b: BatchState, fresh: np.ndarray | None, push: bool = True) -> np.ndarray:
+        """The observations of ``b``: pixels push a frame, then the stacks of ``fresh`` restart."""
+        if self._stack is None:
             return self._features(b)
-        return self._frames.reset(idx, b.ball_x[idx], b.ball_y[idx], b.paddle_x[idx])
-
-    def _observe_restart(self, idx: np.ndarray) -> np.ndarray:
-        return self._observe_fresh(idx, self.batch)
-
-    def _observe_next(self, restart: np.ndarray | None) -> np.ndarray:
-        """Observations after a step: push the new frames, restart the stacks of ``restart``."""
-        b = self.batch
-        if self._frames is None:
-            return self._features(b)
-        obs = self._frames.push(b.ball_x, b.ball_y, b.paddle_x)
-        if restart is not None:
-            obs = self._frames.reset(
-                restart, b.ball_x[restart], b.ball_y[restart], b.paddle_x[restart]
-            )
-        return obs
+        if push:
+            self._stack.push(b.ball_x, b.ball_y, b.paddle_x)
+        if fresh is not None:
+            self._stack.reset(fresh, b.ball_x[fresh], b.ball_y[fresh], b.paddle_x[fresh])
+        return self._stack.frames
 
     def _features(self, b: BatchState) -> np.ndarray:
-        """State rows or grid boards, into the env's buffer (a new array for a sample)."""
-        p = self.params
         if self.obs_type == "grid":
-            if b is self.batch:  # only the cells that changed are redrawn
-                return self._grid.draw(b.ball_x, b.ball_y, b.paddle_x)
-            return grid_boards(p, b.ball_x, b.ball_y, b.paddle_x)
-        out = self._obs if b is self.batch else None
-        return state_features(p, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x, out=out)
+            return grid_boards(self.params, b.ball_x, b.ball_y, b.paddle_x)
+        return state_features(self.params, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x)

@@ -1,4 +1,4 @@
-"""The pure game core: the book's rules checked on hand-computed cases, scalar/batch parity."""
+"""The pure game core: the book's rules on hand-computed cases; N games are N games of one."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from catchrl.envs.core import (
     BatchState,
     CatchParams,
     CatchState,
-    draw_spawns,
     reset_batch,
     reset_state,
     step_batch,
@@ -43,17 +42,21 @@ def step(
     return step_state(params, state, action, np.random.default_rng(seed))
 
 
-def step_one_in_batch(
+def step_among_others(
     state: CatchState, action: int, params: CatchParams = BOOK, seed: int = 0
 ) -> tuple[CatchState, float, bool]:
-    batch = BatchState.zeros(1)
-    batch.set(0, state)
-    reward, term = step_batch(params, batch, np.array([action]), [np.random.default_rng(seed)])
-    return batch.get(0), float(reward[0]), bool(term[0])
+    """Step ``state`` as game 1 of three (the others one step from landing, or landed)."""
+    batch = BatchState.zeros(3)
+    batch.set(0, before_landing(0, 0, params=params))
+    batch.set(1, state)
+    batch.set(2, dataclasses.replace(before_landing(3, 0, params=params), landed=True))
+    rngs = [np.random.default_rng(seed + k) for k in (7, 0, 8)]  # game 1's: seed, as step's
+    nxt, reward, term = step_batch(params, batch, np.array([2, action, 0]), rngs)
+    return nxt.get(1), float(reward[1]), bool(term[1])
 
 
 BOTH_STEPPERS = pytest.mark.parametrize(
-    "stepper", [step, step_one_in_batch], ids=["scalar", "batch"]
+    "stepper", [step, step_among_others], ids=["one", "among-others"]
 )
 
 
@@ -84,30 +87,27 @@ def test_reset_state_draws_one_integer_from_the_generator():
     assert s == CatchState(ball_x=expected_x, ball_y=10, ball_vx=0, paddle_x=200, balls_left=1)
 
 
-def test_reset_state_is_reset_batch_of_one_draw_for_draw():
+def test_reset_batch_draws_each_game_from_its_own_generator():
     params = CatchParams(drift=4, balls_per_game=3, spawn="book")
     for seed in range(20):
-        batch = BatchState.zeros(3)
-        batch.set(1, CatchState(5, 6, 1, 7, balls_left=0, caught=2, missed=1, landed=True))
         rngs = [np.random.default_rng(seed + i) for i in range(3)]
-        reset_batch(params, batch, np.array([1]), rngs)
+        batch = reset_batch(params, rngs)
         twin, scalar = np.random.default_rng(seed + 1), np.random.default_rng(seed + 1)
         assert reset_state(params, scalar) == batch.get(1)
         assert scalar.integers(1 << 30) == rngs[1].integers(1 << 30)  # as many draws
         x, vx = int(twin.integers(0, 401)), int(twin.integers(-4, 5))  # x first, then the speed
         assert batch.get(1) == CatchState(x, 10, vx, 200, balls_left=3)
-        assert batch.get(0) == batch.get(2) == CatchState(0, 0, 0, 0, 0)  # others untouched
 
 
-def test_reset_batch_with_balls_drawn_ahead_equals_drawing_them():
-    params = CatchParams(drift=2, balls_per_game=2)
-    idx = np.array([0, 2])
-    drawn, given = BatchState.zeros(3), BatchState.zeros(3)
-    reset_batch(params, drawn, idx, [np.random.default_rng(i) for i in range(3)])
-    spawns = draw_spawns(params, idx, [np.random.default_rng(i) for i in range(3)])
-    reset_batch(params, given, idx, [], spawns=spawns)  # no generator is touched
-    assert [drawn.get(i) for i in range(3)] == [given.get(i) for i in range(3)]
-    assert spawns[0].dtype == spawns[1].dtype == np.int64
+def test_step_batch_leaves_its_input_alone():
+    params = CatchParams(balls_per_game=2, drift=3)
+    rngs = [np.random.default_rng(i) for i in range(4)]
+    state = reset_batch(params, rngs)
+    before = [state.get(i) for i in range(4)]
+    for _ in range(params.steps_per_ball + 1):  # a landing and a respawn included
+        nxt, _, _ = step_batch(params, state, np.array([0, 1, 2, 1]), rngs)
+        assert [state.get(i) for i in range(4)] == before
+        state, before = nxt, [nxt.get(i) for i in range(4)]
 
 
 # --- catching: the overlap window ---------------------------------------------------
@@ -298,7 +298,7 @@ def test_multi_ball_counts_on_the_landing_step(stepper):
     assert (nxt.caught, nxt.missed, nxt.balls_left, nxt.landed) == (1, 1, 1, True)
 
 
-# --- scalar == batch -------------------------------------------------------------------------
+# --- N games == N games of one ----------------------------------------------------------
 
 VARIANTS = {
     "book": CatchParams(),
@@ -360,7 +360,8 @@ def test_step_batch_equals_step_state_on_random_states(name):
     batch = BatchState.zeros(n)
     for i, s in enumerate(states):
         batch.set(i, s)
-    reward, term = step_batch(params, batch, actions, [np.random.default_rng(i) for i in range(n)])
+    rngs = [np.random.default_rng(i) for i in range(n)]
+    batch, reward, term = step_batch(params, batch, actions, rngs)
     assert reward.dtype == np.float32 and term.dtype == bool
     for i, s in enumerate(states):
         nxt, r, t = step_state(params, s, int(actions[i]), np.random.default_rng(i))
@@ -374,13 +375,12 @@ def test_batch_and_scalar_games_agree_over_many_steps(name):
     n, steps = 64, 3 * params.max_episode_steps + 5
     rngs_b = [np.random.default_rng(1000 + i) for i in range(n)]
     rngs_s = [np.random.default_rng(1000 + i) for i in range(n)]
-    batch = BatchState.zeros(n)
-    reset_batch(params, batch, np.arange(n), rngs_b)
+    batch = reset_batch(params, rngs_b)
     states = [reset_state(params, r) for r in rngs_s]
     actions = np.random.default_rng(5).integers(0, 3, size=(steps, n))
     total_b, total_s = np.zeros(n), np.zeros(n)
     for t in range(steps):
-        reward, term = step_batch(params, batch, actions[t], rngs_b)
+        batch, reward, term = step_batch(params, batch, actions[t], rngs_b)
         total_b += reward
         for i in range(n):
             states[i], r, done = step_state(params, states[i], int(actions[t, i]), rngs_s[i])
@@ -388,8 +388,8 @@ def test_batch_and_scalar_games_agree_over_many_steps(name):
             assert done == term[i]
             if done:
                 states[i] = reset_state(params, rngs_s[i])
-        done_idx = np.flatnonzero(term)
-        reset_batch(params, batch, done_idx, rngs_b)
+        done = np.flatnonzero(term)
+        batch = batch.merge(done, reset_batch(params, [rngs_b[i] for i in done]))
         assert [batch.get(i) for i in range(n)] == states
     np.testing.assert_array_equal(total_b, total_s)
     assert np.abs(total_b).sum() > 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import catchrl.envs.memory as memory
+import catchrl.envs.sizing as memory
 from catchrl.envs import available_memory_bytes
 
 
@@ -28,7 +28,7 @@ def test_meminfo_available_is_read_in_bytes(tmp_path):
 
 
 def test_without_meminfo_the_physical_pages_are_used(monkeypatch):
-    monkeypatch.setattr(memory, "_meminfo_available", lambda: None)
+    monkeypatch.setattr(memory, "_meminfo_available", lambda *_: None)
     monkeypatch.setattr(memory, "_cgroup_headroom", lambda *_: None)
     pages = os.sysconf("SC_AVPHYS_PAGES")
     expected = pages * os.sysconf("SC_PAGE_SIZE")
@@ -36,7 +36,7 @@ def test_without_meminfo_the_physical_pages_are_used(monkeypatch):
 
 
 def test_a_cgroup_limit_lowers_the_answer(monkeypatch):
-    monkeypatch.setattr(memory, "_meminfo_available", lambda: 64 << 30)
+    monkeypatch.setattr(memory, "_meminfo_available", lambda *_: 64 << 30)
     monkeypatch.setattr(memory, "_cgroup_headroom", lambda *_: 3 << 30)
     assert available_memory_bytes() == 3 << 30
     monkeypatch.setattr(memory, "_cgroup_headroom", lambda *_: None)

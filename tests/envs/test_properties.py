@@ -93,13 +93,12 @@ def overlap(params: CatchParams, s: CatchState) -> bool:
 def test_game_invariants(params, seed, actions):
     rng = np.random.default_rng(seed)
     state = reset_state(params, rng)
-    batch, batch_rng = BatchState.zeros(1), [clone(rng)]  # the same game, batched
-    batch.set(0, state)
+    batch, batch_rng = BatchState.of([state]), [clone(rng)]  # the same game, its own batch
     steps_in_game = 0
     for a in actions:
         prev = state
         state, reward, terminated = step_state(params, state, a, rng)
-        b_reward, b_term = step_batch(params, batch, np.array([a]), batch_rng)
+        batch, b_reward, b_term = step_batch(params, batch, np.array([a]), batch_rng)
         assert batch.get(0) == state and (b_reward[0], b_term[0]) == (reward, terminated)
         steps_in_game += 1
         # The paddle stays inside the world.
@@ -125,7 +124,7 @@ def test_game_invariants(params, seed, actions):
         assert terminated == (steps_in_game == params.max_episode_steps)
         if terminated:
             state, steps_in_game = reset_state(params, rng), 0
-            batch.set(0, state)
+            batch = BatchState.of([state])
             batch_rng = [clone(rng)]
 
 

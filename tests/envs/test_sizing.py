@@ -13,7 +13,6 @@ from gymnasium import spaces
 
 import catchrl.envs.sizing as sizing
 from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv, estimate_env_bytes
-from catchrl.envs.frame_tables import shared_pieces
 from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK, MAX_WORLD_SIZE
 
 # --- upper bounds, named in the error --------------------------------------------------------
@@ -166,8 +165,7 @@ def held_bytes(env: CatchVectorEnv, obs: np.ndarray) -> int:
 
 
 def peak_bytes(num_envs: int, **kw) -> tuple[int, CatchVectorEnv, np.ndarray]:
-    """tracemalloc's peak over building the env, a reset and 40 steps (tables built afresh)."""
-    shared_pieces.cache_clear()
+    """tracemalloc's peak over building the env, a reset and 40 steps."""
     tracemalloc.start()
     try:
         env = CatchVectorEnv(num_envs, **kw)
@@ -186,7 +184,7 @@ SIZES = [
     (256, {}),
     (64, {"frame_size": 40, "frame_stack": 2, "drift": 3}),
     (64, {"frame_size": 160}),
-    (32, {"frame_stack": 3}),  # plain stacks, no tables
+    (32, {"frame_stack": 3}),  # no word per pixel
     (64, {"frame_stack": 8, "frame_size": 84, "autoreset_mode": "same_step"}),
     (256, {"obs_type": "state"}),
     (256, {"obs_type": "grid", "copy": False}),

@@ -1,0 +1,298 @@
+"""Frames of the game: the full screen, small grey frames equal to its area average, stacks.
+
+:func:`render_screen` draws a state at the world's size (what the window and
+``render_mode="rgb_array"`` show). A learning frame is by definition
+:func:`area_downscale` of that screen; :class:`FrameRenderer` computes the same
+values straight from the state: a pixel is ``round(255 * covered fraction)``,
+and the union of ball and paddle covers ``cov(ball) + cov(paddle) -
+cov(ball ∩ paddle)``, each term an x-coverage times a y-coverage, so only two
+small windows are computed, one around the ball and one around the paddle.
+
+:class:`FrameStack` keeps N games' last K frames, oldest first. Only the ball
+and the paddle are ever drawn, so a step shifts the frames (drops the oldest)
+only in a box around each game's stacked ball windows and in the paddle's
+rows, then draws the two windows of the new frame: erase-and-draw of a few
+rows, not a copy of the whole stack.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from catchrl.envs.core import CatchParams, CatchState
+from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK, check_int_range
+
+A = np.ndarray
+
+__all__ = [
+    "FrameRenderer",
+    "FrameStack",
+    "area_downscale",
+    "check_frame_size",
+    "check_frame_stack",
+    "render_screen",
+    "screen_rgb",
+    "screen_scale",
+]
+
+
+def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
+    """The full ``[height, width]`` uint8 screen: 255 on the ball and paddle, 0 elsewhere."""
+    p, b = params, params.ball_size
+    screen = np.zeros((p.height, p.width), dtype=np.uint8)
+    screen[max(state.ball_y, 0) : state.ball_y + b, max(state.ball_x, 0) : state.ball_x + b] = 255
+    px = state.paddle_x
+    screen[p.paddle_y : p.paddle_y + p.paddle_height, px : px + p.paddle_width] = 255
+    return screen
+
+
+def screen_scale(params: CatchParams) -> int:
+    """Screen pixels per world pixel: grid cells are scaled up to about 400 px to be visible."""
+    return max(1, 400 // max(params.width, params.height))
+
+
+def screen_rgb(params: CatchParams, state: CatchState) -> np.ndarray:
+    """What ``render_mode="rgb_array"`` returns: the screen, scaled up, as uint8 ``(H, W, 3)``."""
+    k = screen_scale(params)
+    screen = render_screen(params, state).repeat(k, axis=0).repeat(k, axis=1)
+    return np.repeat(screen[:, :, None], 3, axis=2)
+
+
+def area_downscale(screen: np.ndarray, size: int) -> np.ndarray:
+    """Area-average a ``[H, W]`` screen to ``[size, size]`` (H and W multiples of size), rounded."""
+    h, w = screen.shape
+    if h % size or w % size:
+        raise ValueError(f"screen {h}x{w} is not a whole multiple of {size}")
+    blocks = screen.reshape(size, h // size, size, w // size).astype(np.float64)
+    return np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
+def check_frame_size(size: object) -> int:
+    """``size`` as an int in ``[1, MAX_FRAME_SIZE]``, or a ``ValueError`` naming ``frame_size``."""
+    return check_int_range("frame_size", size, 1, MAX_FRAME_SIZE, "the frame size in px")
+
+
+def check_frame_stack(depth: object) -> int:
+    """``depth`` as an int in ``[1, MAX_FRAME_STACK]``, else a ``ValueError`` naming frame_stack."""
+    return check_int_range("frame_stack", depth, 1, MAX_FRAME_STACK, "frames per observation")
+
+
+def _coverage(
+    lo: np.ndarray, hi: np.ndarray, start: np.ndarray, n: int, scale: float
+) -> np.ndarray:
+    """Covered fraction of pixels ``start .. start+n-1`` by ``[lo, hi)``: ``[N, n]``."""
+    edge = (start[:, None] + np.arange(n)) * scale  # [N, n] left edges
+    covered = np.minimum(hi[:, None], edge + scale) - np.maximum(lo[:, None], edge)
+    return np.clip(covered, 0.0, scale) / scale
+
+
+class FrameRenderer:
+    """Rasterise N states at once into ``[N, size, size]`` uint8 frames (book: 80 x 80).
+
+    Args:
+        params: The game's geometry.
+        size: Side of the square frame in pixels.
+
+    """
+
+    def __init__(self, params: CatchParams, size: int = 80) -> None:
+        self.params, self.size = params, check_frame_size(size)
+        self.sx, self.sy = params.width / size, params.height / size
+        # Window sizes: enough pixels to hold any placement of the rectangle.
+        self.ball_w = min(size, math.ceil(params.ball_size / self.sx) + 1)
+        self.ball_h = min(size, math.ceil(params.ball_size / self.sy) + 1)
+        self.paddle_w = min(size, math.ceil(params.paddle_width / self.sx) + 1)
+        self.paddle_h = min(size, math.ceil(params.paddle_height / self.sy) + 1)
+        self.paddle_row = int(self._start(np.array([params.paddle_y]), self.sy, self.paddle_h)[0])
+        self._tables: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def _start(self, lo: np.ndarray, scale: float, n: int) -> np.ndarray:
+        """First pixel of an n-pixel window holding a rectangle from ``lo``, kept in the frame."""
+        return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
+
+    def _axis(
+        self, lo: np.ndarray, length: int, scale: float, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Window starts ``[N]`` and coverages ``[N, n]`` of ``[lo, lo + length)`` on one axis.
+
+        Looked up in a table by integer position (built on first use, up to 8 MB).
+        """
+        extent = self.params.width if scale == self.sx else self.params.height
+        key = (length, scale, n)
+        if key not in self._tables:
+            pos = np.arange(extent + 1, dtype=np.float64)
+            start = self._start(pos, scale, n)
+            fits = (extent + 1) * n <= 1 << 20
+            self._tables[key] = (
+                (start, _coverage(pos, pos + length, start, n, scale)) if fits else None
+            )
+        table = self._tables[key]
+        if table is not None and len(lo) and lo.min() >= 0 and lo.max() <= extent:
+            return table[0][lo], table[1][lo]
+        lo = lo.astype(np.float64)
+        start = self._start(lo, scale, n)
+        return start, _coverage(lo, lo + length, start, n, scale)
+
+    def patches(
+        self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
+    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The non-zero parts of N frames: ``[(row0 [N], col0 [N], values [N, h, w])]``.
+
+        The ball's window, then the paddle's. Where the two windows meet, both
+        hold the union's values (:meth:`_union`), so where they overlap they agree.
+        """
+        p = self.params
+        bx, by, px = (np.asarray(a, dtype=np.int64) for a in (ball_x, ball_y, paddle_x))
+        r0, cy = self._axis(by, p.ball_size, self.sy, self.ball_h)
+        c0, cx = self._axis(bx, p.ball_size, self.sx, self.ball_w)
+        ball = cy[:, :, None] * cx[:, None, :]
+        pr, pcy = self._axis(np.full_like(by, p.paddle_y), p.paddle_height, self.sy, self.paddle_h)
+        pc, pcx = self._axis(px, p.paddle_width, self.sx, self.paddle_w)
+        paddle = pcy[:, :, None] * pcx[:, None, :]
+        meet = (r0 < pr + self.paddle_h) & (pr < r0 + self.ball_h)
+        meet &= (c0 < pc + self.paddle_w) & (pc < c0 + self.ball_w)
+        if meet.any():  # the windows share pixels: both get the union's values
+            m = np.flatnonzero(meet)
+            ball[m] = self._union(bx[m], by[m], px[m], r0[m], c0[m], self.ball_h, self.ball_w)
+            paddle[m] = self._union(bx[m], by[m], px[m], pr[m], pc[m], self.paddle_h, self.paddle_w)
+        # Sums of float products may land a hair off a half level: round to 6 decimals first.
+        return [
+            (r0, c0, np.rint(np.round(ball * 255.0, 6)).astype(np.uint8)),
+            (pr, pc, np.rint(np.round(paddle * 255.0, 6)).astype(np.uint8)),
+        ]
+
+    def _union(self, bx: A, by: A, px: A, r0: A, c0: A, nh: int, nw: int) -> np.ndarray:
+        """Covered fractions ``[M, nh, nw]`` of the union of ball and paddle over windows."""
+        p, sx, sy, b = self.params, self.sx, self.sy, self.params.ball_size
+        bx, by, px = (a.astype(np.float64) for a in (bx, by, px))
+        py, ph, pw = np.full_like(by, p.paddle_y), p.paddle_height, p.paddle_width
+        ix0, ix1 = np.maximum(bx, px), np.minimum(bx + b, px + pw)
+        iy0, iy1 = np.maximum(by, py), np.minimum(by + b, py + ph)
+        cov = np.zeros((len(bx), nh, nw))
+        for (x0, x1), (y0, y1), sign in (
+            ((bx, bx + b), (by, by + b), 1.0),
+            ((px, px + pw), (py, py + ph), 1.0),
+            ((ix0, ix1), (iy0, iy1), -1.0),
+        ):
+            cov += (
+                sign
+                * _coverage(y0, y1, r0, nh, sy)[:, :, None]
+                * _coverage(x0, x1, c0, nw, sx)[:, None]
+            )
+        return cov
+
+    def window_index(
+        self, row0: np.ndarray, col0: np.ndarray, h: int, w: int, games: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Flat pixel indices ``[M, h * w]`` of windows in frames ``[N, size, size]``.
+
+        Window m lies in frame ``games[m]`` (default: frame m).
+        """
+        s = self.size
+        games = np.arange(len(row0), dtype=np.int64) if games is None else games
+        offsets = (np.arange(h)[:, None] * s + np.arange(w)).ravel()
+        return (games * (s * s) + row0 * s + col0)[:, None] + offsets
+
+    def render(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> np.ndarray:
+        """N states as new ``[N, size, size]`` uint8 frames."""
+        bx, by, px = (np.atleast_1d(a) for a in (ball_x, ball_y, paddle_x))
+        frames = np.zeros((len(bx), self.size, self.size), dtype=np.uint8)
+        flat = frames.reshape(-1)
+        for r0, c0, values in self.patches(bx, by, px):
+            flat[self.window_index(r0, c0, *values.shape[1:])] = values.reshape(len(bx), -1)
+        return frames
+
+    def render_state(self, state: CatchState) -> np.ndarray:
+        """One state as a ``[size, size]`` uint8 frame."""
+        return self.render(
+            np.array([state.ball_x]), np.array([state.ball_y]), np.array([state.paddle_x])
+        )[0]
+
+
+def _cells(stacks: np.ndarray) -> np.ndarray:
+    """The pixels of contiguous ``stacks [..., K]``, flat: one word each, else ``[M, K]``.
+
+    With K = 2, 4 or 8 a pixel's stack is one word, the oldest frame its lowest byte.
+    """
+    k = stacks.shape[-1]
+    return stacks.view(f"<u{k}").reshape(-1) if k in (2, 4, 8) else stacks.reshape(-1, k)
+
+
+def _drop_oldest(stacks: np.ndarray) -> None:
+    """Drop the oldest frame in place, of :func:`_cells` or of ``stacks [..., K]`` (uint8)."""
+    k = stacks.shape[-1]
+    if stacks.dtype == np.uint8 and k in (2, 4, 8):
+        stacks = stacks.view(f"<u{k}")
+    if stacks.dtype != np.uint8:
+        stacks >>= 8
+    else:
+        stacks[..., :-1] = stacks[..., 1:]
+        stacks[..., -1] = 0
+
+
+class FrameStack:
+    """The last K frames of N games: uint8 :attr:`frames` ``[N, size, size, K]``, oldest first.
+
+    :meth:`reset` starts games (their frame in every slot), :meth:`push`
+    drops every game's oldest frame and adds its new one; both return
+    :attr:`frames` itself. The top-left corners of the stacked ball windows
+    are kept as a ring (:attr:`rows`, :attr:`cols` ``[K, N]``): outside them
+    and the paddle's rows every pixel of every frame is 0.
+
+    Args:
+        renderer: Draws the frames.
+        num: Number of games N.
+        depth: Frames per stack K (book: 4).
+
+    """
+
+    def __init__(self, renderer: FrameRenderer, num: int, depth: int) -> None:
+        s, self.renderer, self.depth = renderer.size, renderer, check_frame_stack(depth)
+        self.frames = np.zeros((num, s, s, self.depth), dtype=np.uint8)
+        self.rows = np.zeros((self.depth, num), dtype=np.int64)
+        self.cols = np.zeros((self.depth, num), dtype=np.int64)
+        self.pos = 0  # the ring slot of the oldest frame
+
+    def _box(self, games: np.ndarray) -> np.ndarray:
+        """Flat pixel indices ``[M, h * w]``: a box around each game's stacked ball windows."""
+        r = self.renderer
+        rows, cols = self.rows[:, games], self.cols[:, games]
+        r_lo, c_lo = rows.min(axis=0), cols.min(axis=0)
+        h = min(r.size, int((rows.max(axis=0) - r_lo).max()) + r.ball_h)
+        w = min(r.size, int((cols.max(axis=0) - c_lo).max()) + r.ball_w)
+        r_lo, c_lo = np.minimum(r_lo, r.size - h), np.minimum(c_lo, r.size - w)
+        return r.window_index(r_lo, c_lo, h, w, games)
+
+    def reset(
+        self, games: np.ndarray, bx: np.ndarray, by: np.ndarray, px: np.ndarray
+    ) -> np.ndarray:
+        """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
+        r = self.renderer
+        pixels = self.frames.reshape(-1, self.depth)
+        pixels[self._box(games)] = 0  # erase: the old games' ball windows ...
+        self.frames[games, r.paddle_row : r.paddle_row + r.paddle_h] = 0  # ... and paddles
+        windows = r.patches(bx, by, px)
+        for row0, col0, values in windows:  # draw, in every slot
+            index = r.window_index(row0, col0, *values.shape[1:], games)
+            pixels[index] = values.reshape(len(games), -1, 1)
+        self.rows[:, games], self.cols[:, games] = windows[0][:2]
+        return self.frames
+
+    def push(self, bx: np.ndarray, by: np.ndarray, px: np.ndarray) -> np.ndarray:
+        """Drop every game's oldest frame and add the frame of its state (``[N]`` each) on top."""
+        r, n = self.renderer, len(self.frames)
+        cells = _cells(self.frames)
+        box = self._box(np.arange(n))
+        old = cells[box]  # taken before the paddle rows shift: no pixel shifts twice
+        _drop_oldest(self.frames[:, r.paddle_row : r.paddle_row + r.paddle_h])
+        _drop_oldest(old)
+        cells[box] = old
+        top = self.frames.reshape(-1, self.depth)[:, -1]
+        (row0, col0, ball), (prow, pcol, paddle) = r.patches(bx, by, px)
+        top[r.window_index(row0, col0, *ball.shape[1:])] = ball.reshape(n, -1)
+        top[r.window_index(prow, pcol, *paddle.shape[1:])] = paddle.reshape(n, -1)
+        self.rows[self.pos], self.cols[self.pos] = row0, col0
+        self.pos = (self.pos + 1) % self.depth
+        return self.frames
