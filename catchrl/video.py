@@ -2,9 +2,11 @@
 
 One loop plays the games for ``catchrl watch`` (in a window, or headless into
 a file) and for :func:`catchrl.show` (inline in Jupyter): each step draws the
-game state with the score line, the policy's Q-values (where it has them) and
-the action it chose. A recording holds **one frame per env step**, the frame
-drawn after the step.
+field and, in the band under it, the score across games ("Score: 2/3, Game: 3"),
+the policy's Q-values as bars (where it has them) and the action it chose; the
+games end on a closing screen with the total score, as ``catchrl play`` does.
+A recording holds **one frame per env step**, the frame drawn after the step,
+then :data:`END_FRAMES` frames of the closing screen.
 
 Video needs the ``plot`` extra: ``imageio`` (GIF through Pillow) and
 ``imageio-ffmpeg`` (MP4, H.264, with its own ffmpeg binary).
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from catchrl.envs.window import ACTION_NAMES
 from catchrl.errors import CatchrlError
 
 if TYPE_CHECKING:
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTION_NAMES",
+    "END_FRAMES",
+    "END_SECONDS",
     "VIDEO_SUFFIXES",
     "GamesPlayed",
     "VideoError",
@@ -39,8 +44,11 @@ __all__ = [
     "write_video",
 ]
 
-ACTION_NAMES = ("LEFT", "STAY", "RIGHT")
 VIDEO_SUFFIXES = (".gif", ".mp4")
+END_SECONDS = 3.0
+"""Seconds a window shows the closing screen unless a key closes it (``catchrl play --policy``)."""
+END_FRAMES = 45
+"""Frames of the closing screen at the end of a video (1.5 s at 30 fps)."""
 
 
 class VideoError(CatchrlError):
@@ -63,6 +71,11 @@ class GamesPlayed:
     balls: int = 0
     steps: int = 0
     frames: list[np.ndarray] = field(default_factory=list)
+
+    @property
+    def score(self) -> str:
+        """``"Score: caught/balls"``."""
+        return f"Score: {self.caught}/{self.balls}"
 
 
 def play_games(
@@ -94,29 +107,37 @@ def play_games(
     states = BatchState.zeros(1)
     try:
         for game in range(games):
-            obs, _ = env.reset(seed=seed + game)
+            obs, info = env.reset(seed=seed + game)
             terminated = False
             while not terminated:
                 states.set(0, env.state)
                 action = int(loaded.policy(obs[None], states)[0])
-                lines = [f"game {game + 1}/{games}", f"action: {ACTION_NAMES[action]}"]
-                if loaded.q_values is not None:
-                    q = loaded.q_values(obs[None])[0]
-                    pairs = zip(ACTION_NAMES, q, strict=True)
-                    lines.insert(1, "Q  " + "  ".join(f"{n[0]}:{v:+.3f}" for n, v in pairs))
+                q = None if loaded.q_values is None else loaded.q_values(obs[None])[0]
                 obs, _, terminated, _, info = env.step(action)
                 played.steps += 1
-                window.draw(env.state, lines)
+                caught, balls = played.caught + info["caught"], played.balls + info["caught"]
+                status = f"Score: {caught}/{balls + info['missed']}, Game: {game + 1}"
+                window.draw(env.state, status, q, action)
                 window.poll()
                 if record:
-                    played.frames.append(window.pg.surfarray.array3d(window.surface).swapaxes(0, 1))
+                    played.frames.append(_pixels(window))
             played.caught += info["caught"]
             played.balls += info["caught"] + info["missed"]
+        window.end_screen(f"{games} game{'s' if games > 1 else ''} played", played.score)
+        if record:
+            played.frames += [_pixels(window)] * END_FRAMES
+        else:
+            window.linger(END_SECONDS)
     except WindowClosed:
         pass
     finally:
         env.close()
     return played
+
+
+def _pixels(window: CatchWindow) -> np.ndarray:
+    """What the window shows now: RGB ``[H, W, 3]`` uint8, band included."""
+    return window.pg.surfarray.array3d(window.surface).swapaxes(0, 1)
 
 
 @contextlib.contextmanager

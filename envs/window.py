@@ -1,12 +1,12 @@
-"""The pygame window: the game drawn at full size with a score line.
+"""The pygame window: the field at full size and, in a band of its own below it, the HUD.
 
-pygame is imported here only, and only when a window is opened, so
-``import catchrl.envs`` never touches a display.
-
-Keys are read from the window's own events (KEYDOWN / KEYUP), not from
-``pygame.key.get_pressed()``: a key held down moves the paddle on every frame,
-a tap shorter than one frame still moves it once, and events posted with
-``pygame.event.post`` (tests, demos) act exactly like a keyboard.
+The band holds the score line and, where a policy has them, its Q-values as
+three labelled bars (left / stay / right), the chosen action marked; nothing
+is ever drawn over the field. :meth:`CatchWindow.end_screen` shows the final
+score. pygame is imported only when a window opens, so ``import catchrl.envs``
+never touches a display. Keys are read from the window's events (KEYDOWN /
+KEYUP): a held key moves the paddle every frame, a tap shorter than a frame
+still moves it once, and posted events act exactly like a keyboard.
 """
 
 from __future__ import annotations
@@ -21,12 +21,17 @@ from gymnasium import logger
 
 from catchrl.envs.core import ACTION_LEFT, ACTION_RIGHT, ACTION_STAY, CatchParams, CatchState
 
-__all__ = ["HUD_HEIGHT", "CatchWindow", "WindowClosed", "import_pygame"]
+__all__ = ["ACTION_NAMES", "HUD_HEIGHT", "CatchWindow", "WindowClosed", "import_pygame"]
 
-HUD_HEIGHT = 28
-"""Height in px of the score line under the playing field."""
+HUD_HEIGHT = 64
+"""Height in px of the band under the field: the score line, then the Q-value bars."""
 
-_WHITE = (255, 255, 255)
+MIN_WIDTH = 400
+"""Narrower fields (the grid's 200 px) get a band this wide, the field at its left."""
+
+ACTION_NAMES = ("left", "stay", "right")
+
+_WHITE, _GREY, _DARK = (255, 255, 255), (150, 150, 150), (60, 60, 60)
 _YELLOW = (255, 210, 80)
 _HEADLESS_DRIVERS = ("dummy", "offscreen")
 
@@ -101,11 +106,13 @@ class CatchWindow:
             logger.warn(f"{_NO_DISPLAY}; drawing to SDL's dummy driver, nothing is shown")
         self._dummy, self.title = dummy, title
         self.params, self.fps, self.scale = params, fps, scale
-        self.size = (params.width * scale, params.height * scale + HUD_HEIGHT)
+        self.field = (params.width * scale, params.height * scale)
+        self.size = (max(self.field[0], MIN_WIDTH), self.field[1] + HUD_HEIGHT)
         self._open()
         pg.font.init()
-        self.font = pg.font.Font(None, 24)
-        self.big_font = pg.font.Font(None, 44)
+        face = pg.font.get_default_font()  # by its file: Font(None, n) rescales and mis-kerns
+        self.font, self.small_font = pg.font.Font(face, 17), pg.font.Font(face, 13)
+        self.big_font = pg.font.Font(face, 30)
         self.clock = pg.time.Clock()
         self.closed = False
         self.quit_reason: str | None = None
@@ -220,45 +227,88 @@ class CatchWindow:
 
     # -- output ------------------------------------------------------------------
 
-    def draw(self, state: CatchState, lines: Sequence[str] = (), banner: str | None = None) -> None:
-        """Draw one state, the score line and any extra text, then wait for the clock.
+    def draw(
+        self,
+        state: CatchState,
+        status: str | None = None,
+        q_values: Sequence[float] | None = None,
+        action: int | None = None,
+    ) -> None:
+        """Draw the field and the band, then wait for the clock.
 
         Args:
             state: The game state to show.
-            lines: Text lines shown top left, one under the other.
-            banner: A large line shown in the middle (e.g. the final score).
+            status: The band's score line (default: this game's
+                ``"Score: caught/balls, Ball: n"``, as the book's human game).
+            q_values: The policy's Q-values for left, stay, right, drawn as bars.
+            action: The chosen action, marked (with or without ``q_values``).
 
         """
+        if not self._ready():
+            return
+        pg, p, k = self.pg, self.params, self.scale
+        self.surface.fill((0, 0, 0))
+        ball = pg.Rect(state.ball_x * k, state.ball_y * k, p.ball_size * k, p.ball_size * k)
+        paddle_w, paddle_h = p.paddle_width * k, p.paddle_height * k
+        paddle = pg.Rect(state.paddle_x * k, p.paddle_y * k, paddle_w, paddle_h)
+        field = self.surface.subsurface(pg.Rect((0, 0), self.field))  # clips: nothing leaves it
+        pg.draw.rect(field, _WHITE, ball)
+        pg.draw.rect(field, _WHITE, paddle)
+        if status is None:
+            ball_no = min(state.balls_played + 1, p.balls_per_game)
+            status = f"Score: {state.caught}/{p.balls_per_game}, Ball: {ball_no}"
+        self._band(status, q_values, action)
+        self._show()
+
+    def end_screen(
+        self, title: str, score: str, hint: str = "Enter, Space or ESC to close"
+    ) -> None:
+        """The closing screen: ``title`` and ``score`` large over the cleared field, ``hint``."""
+        if not self._ready():
+            return
+        self.surface.fill((0, 0, 0))
+        cx, cy = self.field[0] // 2, self.field[1] // 2
+        for text, font, color, y in (
+            (title, self.big_font, _YELLOW, cy - 40),
+            (score, self.big_font, _WHITE, cy),
+            (hint, self.font, _GREY, cy + 40),
+        ):
+            image = font.render(text, True, color)
+            self.surface.blit(image, image.get_rect(center=(cx, y)))
+        self._band(score, None, None)
+        self._show()
+
+    def _ready(self) -> bool:
+        """Reopen the display if another window took it; pump events; whether to draw."""
         if not self.closed and not (
             self.pg.display.get_init() and self.pg.display.get_surface() is self.surface
         ):  # pygame has one display: another window of this process closed or replaced it
             self._open()
         self.poll_quietly()
-        if self.closed:
+        return not self.closed
+
+    def _band(self, status: str, q_values: Sequence[float] | None, action: int | None) -> None:
+        """The HUD under the field: the score line, then three bars of Q-values (or the action)."""
+        pg, top, width = self.pg, self.field[1], self.size[0]
+        pg.draw.line(self.surface, _DARK, (0, top), (width, top))
+        self.surface.blit(self.font.render(status, True, _WHITE), (8, top + 6))
+        if q_values is None and action is None:
             return
-        pg, p, k = self.pg, self.params, self.scale
-        self.surface.fill((0, 0, 0))
-        pg.draw.rect(
-            self.surface,
-            _WHITE,
-            pg.Rect(state.ball_x * k, state.ball_y * k, p.ball_size * k, p.ball_size * k),
-        )
-        pg.draw.rect(
-            self.surface,
-            _WHITE,
-            pg.Rect(state.paddle_x * k, p.paddle_y * k, p.paddle_width * k, p.paddle_height * k),
-        )
-        hud_y = p.height * k
-        pg.draw.line(self.surface, (90, 90, 90), (0, hud_y), (self.size[0], hud_y))
-        ball_no = min(state.balls_played + 1, p.balls_per_game)
-        text = f"Score: {state.caught}/{p.balls_per_game}, Ball: {ball_no}"
-        self.surface.blit(self.font.render(text, True, _WHITE), (6, hud_y + 6))
-        for i, line in enumerate(lines):
-            self.surface.blit(self.font.render(line, True, _YELLOW), (6, 6 + 20 * i))
-        if banner:
-            image = self.big_font.render(banner, True, _YELLOW)
-            self.surface.blit(image, image.get_rect(center=(self.size[0] // 2, hud_y // 2)))
-        pg.display.flip()
+        slot, bar_top, bar_h = (width - 8) // 3, top + 28, 14
+        q = [0.0, 0.0, 0.0] if q_values is None else [float(v) for v in q_values]
+        low, span = min(q), (max(q) - min(q)) or 1.0
+        for i, (name, value) in enumerate(zip(ACTION_NAMES, q, strict=True)):
+            x, chosen = 8 + i * slot, i == action
+            label = name if q_values is None else f"{name} {value:+.2f}"
+            color = _YELLOW if chosen else _GREY
+            text = self.small_font.render(("> " if chosen else "") + label, True, color)
+            self.surface.blit(text, (x, bar_top + bar_h + 4))
+            if q_values is not None:  # the lowest Q a sliver, the highest the full slot
+                length = max(3, int((slot - 12) * (0.1 + 0.9 * (value - low) / span)))
+                pg.draw.rect(self.surface, color, pg.Rect(x, bar_top, length, bar_h))
+
+    def _show(self) -> None:
+        self.pg.display.flip()
         if self.fps:
             self.clock.tick(self.fps)
 

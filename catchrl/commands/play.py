@@ -1,10 +1,11 @@
 """``catchrl play``: a person plays Catch with the arrow keys, as in the book's human game.
 
 The game is the book's human-playable one by default: 100 balls, the paddle
-clamped at the walls, "Score: s/N, Ball: n" under the field, 30 frames per
+clamped at the walls, "Score: s/N, Ball: n" in a band under the field, 30 frames per
 second. Each frame asks the keyboard (or a scripted policy) for one action and
-advances the game with :func:`catchrl.envs.step_state`, the same dynamics the
-agents train on. The final score is printed as ``Score: s/N``.
+advances the game with :func:`catchrl.envs.step_state` (the core's step of a
+batch of one), the dynamics the agents train on. It ends on a closing screen;
+the final score is printed as ``Score: s/N``.
 """
 
 from __future__ import annotations
@@ -227,11 +228,7 @@ def _finish_window(window: CatchWindow, session: PlaySession, args: argparse.Nam
     """Show the final score, save the screenshot, keep the window up for a while."""
     result = session.result()
     if not window.closed and result.quit_reason is None:
-        window.draw(
-            session.state,
-            banner=f"Game over! Score: {result.caught}/{result.balls}",
-            lines=("Enter, Space or ESC to close",),
-        )
+        window.end_screen("Game over!", f"Score: {result.caught}/{result.balls}")
     if args.screenshot:
         if window.closed:
             print("catchrl play: the window was closed; no screenshot saved", file=sys.stderr)

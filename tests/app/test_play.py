@@ -14,7 +14,7 @@ from catchrl.agents.scripted import OraclePolicy
 from catchrl.cli import build_parser, main
 from catchrl.commands.play import PlayResult, PlaySession, make_params
 from catchrl.envs import CatchParams, reset_state
-from catchrl.envs.window import CatchWindow
+from catchrl.envs.window import HUD_HEIGHT, CatchWindow
 
 
 def post_key(kind: int, code: int) -> None:
@@ -126,9 +126,9 @@ def test_screenshot_shows_the_final_score(capsys, tmp_path):
     )
     assert (rc, out) == (0, "Score: 2/2\n")
     rgb = pygame.surfarray.array3d(pygame.image.load(str(path))).transpose(1, 0, 2)
-    assert rgb.shape == (428, 400, 3)
+    assert rgb.shape == (400 + HUD_HEIGHT, 400, 3)
     yellow = (rgb[..., 0] > 200) & (rgb[..., 2] < 150)
-    assert yellow[150:250].any()  # the "Game over! Score: 2/2" banner mid-field
+    assert yellow[130:200].any()  # "Game over!" mid-field, the score under it
 
 
 def test_headless_plays_without_a_window(capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pygame
 import pytest
 
-from catchrl.envs import CatchEnv, CatchParams, CatchState
+from catchrl.envs import CatchEnv, CatchParams, CatchState, render_screen
 from catchrl.envs.window import HUD_HEIGHT, CatchWindow, WindowClosed
 
 LEFT, STAY, RIGHT = 0, 1, 2
@@ -67,19 +67,59 @@ def test_draw_shows_the_state_and_the_score_line(window, state):
     assert (field[60:80, 100:120] == 255).all()  # the ball
     assert (field[350:360, 180:230] == 255).all()  # the paddle
     assert field.sum() == 255 * (20 * 20 + 50 * 10)  # nothing else on the field
-    assert rgb[400 + 4 :, :200].any()  # "Score: 1/3, Ball: 3" is written under the field
-    before = rgb.copy()
-    window.draw(state, banner="Game over!")
-    assert (surface_rgb(window) != before).any()
+    expected = window.font.render("Score: 1/3, Ball: 3", True, (255, 255, 255))
+    assert found(rgb, expected, (8, 406))  # written in the band under the field
 
 
-def test_screenshot_saves_what_the_window_shows(window, state, tmp_path):
-    window.draw(state, lines=("hello",))
-    path = tmp_path / "shot.png"
-    window.screenshot(path)
-    image = pygame.image.load(str(path))
-    saved = pygame.surfarray.array3d(image).transpose(1, 0, 2)
-    np.testing.assert_array_equal(saved, surface_rgb(window))
+def found(rgb: np.ndarray, text: pygame.Surface, at: tuple[int, int]) -> bool:
+    """Whether the window shows ``text`` (a rendered line) with its top-left corner at ``at``."""
+    lit = pygame.surfarray.array_alpha(text).T > 200  # the letters' solid pixels
+    x, y = at
+    shown = rgb[y : y + lit.shape[0], x : x + lit.shape[1]].max(axis=2)
+    return lit.any() and bool((shown[lit] > 100).all() and (shown[~lit] < 100).mean() > 0.5)
+
+
+@pytest.mark.parametrize("q_values", [None, (0.25, -0.5, 0.75)])
+def test_the_band_never_draws_on_the_field(window, q_values):
+    # A ball at the very top and one on the paddle: wherever the game is, the field shows only it.
+    for s in (
+        CatchState(ball_x=0, ball_y=0, ball_vx=0, paddle_x=0, balls_left=3),
+        CatchState(ball_x=380, ball_y=340, ball_vx=0, paddle_x=350, balls_left=1, caught=2),
+    ):
+        window.draw(s, "Score: 12/13, Game: 14", q_values, action=2)
+        rgb = surface_rgb(window)
+        screen = render_screen(window.params, s)
+        np.testing.assert_array_equal(rgb[:400], np.repeat(screen[:, :, None], 3, axis=2))
+        assert rgb.shape == (400 + HUD_HEIGHT, 400, 3) and rgb[400:].any()
+
+
+def test_q_values_are_three_labelled_bars_the_chosen_one_marked(window, state):
+    window.draw(state, "Score: 0/0, Game: 1", (0.1, 0.9, -0.4), action=1)
+    band = surface_rgb(window)[428:442]  # the bars' rows
+    yellow = (band[..., 0] > 200) & (band[..., 1] > 150) & (band[..., 2] < 120)
+    grey = (band[..., 0] > 100) & (band[..., 0] == band[..., 2])
+    slot = (400 - 8) // 3
+    lengths = [
+        int((yellow | grey)[:, 8 + i * slot : 8 + (i + 1) * slot].any(axis=0).sum())
+        for i in range(3)
+    ]
+    assert lengths[1] > lengths[0] > lengths[2] > 0  # stay's Q is highest, right's lowest
+    assert yellow[:, 8 + slot : 8 + 2 * slot].any() and not yellow[:, : 8 + slot].any()
+    labels = [
+        window.small_font.render(t, True, (150, 150, 150)) for t in ("left +0.10", "right -0.40")
+    ]
+    rgb = surface_rgb(window)
+    assert found(rgb, labels[0], (8, 446)) and found(rgb, labels[1], (8 + 2 * slot, 446))
+
+
+def test_the_end_screen_shows_the_total_score(window):
+    window.end_screen("3 games played", "Score: 2/3")
+    rgb = surface_rgb(window)
+    score = window.big_font.render("Score: 2/3", True, (255, 255, 255))
+    x, y = score.get_rect(center=(200, 200)).topleft
+    assert found(rgb, score, (x, y))
+    assert not found(rgb, window.big_font.render("Score: 3/3", True, (255, 255, 255)), (x, y))
+    assert found(rgb, window.font.render("Score: 2/3", True, (255, 255, 255)), (8, 406))
 
 
 def test_held_key_moves_every_frame_and_a_tap_once(window):
