@@ -11,6 +11,7 @@ import pytest
 from gymnasium.error import ResetNeeded
 
 from catchrl.envs import CatchEnv, CatchParams, CatchState, render_screen
+from catchrl.envs.window import HUD_HEIGHT
 
 OBS_TYPES = ("pixels", "state", "grid")
 
@@ -282,7 +283,7 @@ def test_human_window_plays_a_whole_game_and_closes():
     env = CatchEnv("pixels", render_mode="human")
     env.reset(seed=0)
     window = env._window
-    assert window is not None and window.size == (400, 400 + 28)
+    assert window is not None and window.size == (400, 400 + HUD_HEIGHT)
     ticks: list[int] = []  # the frame rate each frame waited for (no wall clock needed)
     window.clock = SimpleNamespace(tick=ticks.append)
     steps, term = 0, False
