@@ -4,10 +4,11 @@
 job) and two worker nodes of one CPU each; the real ``catchrl sweep --address``
 drives the study from a subprocess. One study runs undisturbed; the other loses a
 worker node while two trials are mid-run (each past a checkpoint), and then its
-driver is stopped with SIGTERM and resumed. Every trial must finish with exactly
-the undisturbed study's results, the trials killed with the node must have been
-retried from their checkpoints, and the trials finished before SIGTERM must not
-run again.
+driver is stopped with SIGTERM and resumed (``Tuner.restore``). Every trial must
+finish with exactly the undisturbed study's results, the trials killed with the node
+must have gone on from their runs' checkpoints on another node (each report to Tune
+names its node and the step its attempt resumed at), and the trials finished before
+SIGTERM must not run again.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from catchrl import sweep  # noqa: E402
 from catchrl.rundir import RunDir  # noqa: E402
+from catchrl.sweep_summary import trials  # noqa: E402
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1800)]
 
@@ -41,7 +42,7 @@ TINY = [
     "--seeds", "2",
 ]  # fmt: skip
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "RAY_DEDUP_LOGS": "0"}
-TIMING = {"seconds", "cpu_seconds", "attempt_cpu_seconds", "wall_time", "train_cpu_s"}
+TIMING = {"wall_time", "train_cpu_s"}
 
 
 @pytest.fixture(scope="module")
@@ -100,28 +101,54 @@ def _wait(condition, timeout: float, proc: subprocess.Popen, what: str) -> None:
         time.sleep(0.5)
 
 
+def _done(study: Path) -> set[str]:
+    return {t["name"] for t in trials(study)}
+
+
 def _mid_run(study: Path) -> list[str]:
     """Trials past their first checkpoint and not finished."""
-    out = []
-    for d in sorted((study / "trials").glob("*")):
-        if (study / "results" / f"{d.name}.json").exists():
-            continue
-        if RunDir(d).latest_checkpoint() is not None:
-            out.append(d.name)
-    return out
-
-
-def _mid_run_on(study: Path, node_id: str) -> list[str]:
-    """Mid-run trials whose latest attempt runs on the Ray node ``node_id``."""
     return [
-        n
-        for n in _mid_run(study)
-        if (starts := sweep.attempts(study, n)) and starts[-1].get("node") == node_id
+        d.name
+        for d in sorted((study / "trials").glob("*"))
+        if not (d / "eval.json").exists() and RunDir(d).latest_checkpoint() is not None
     ]
 
 
+def _reports(study: Path, name: str) -> list[dict]:
+    """What a trial reported to Tune (Tune's result.json), oldest first."""
+    path = study / "tune" / name / "result.json"
+    lines = path.read_text().splitlines() if path.is_file() else []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _on_node(pid: int, node) -> bool:
+    """Whether process ``pid`` runs under the raylet of the Ray node ``node`` (its workers)."""
+    raylet = node.all_processes["raylet"][0].process.pid
+    while pid > 1:
+        if pid == raylet:
+            return True
+        try:  # /proc/PID/stat: "pid (name) state ppid ..."
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            return False
+    return False
+
+
+def _mid_run_on(study: Path, node) -> list[str]:
+    """Mid-run trials whose run is held (its lock's pid) by a worker of ``node``."""
+    out = []
+    for name in _mid_run(study):
+        try:
+            pid = json.loads((study / "trials" / name / ".lock").read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if _on_node(pid, node):
+            out.append(name)
+    return out
+
+
 def _figures(study: Path) -> dict[str, dict]:
-    """Each trial's results without timings, with its metrics rows without timings."""
+    """Each finished trial's run: config, steps, test score, metrics and evaluations."""
 
     def strip(x):
         if isinstance(x, dict):
@@ -131,13 +158,13 @@ def _figures(study: Path) -> dict[str, dict]:
         return x
 
     out = {}
-    for name, result in sweep.read_results(study).items():
-        rows = RunDir(study / "trials" / name).read_metrics()
+    for run in trials(study):
+        rows = RunDir(study / "trials" / run["name"]).read_metrics()
         keep = ("game", "loss", "wins", "epsilon", "steps", "win_rate_100", "reward")
-        out[name] = {
-            **strip(result),
+        out[run["name"]] = {
+            **strip(run),
             "metrics": {k: rows[k].tolist() for k in keep},
-            "evals": strip(json.loads((study / "trials" / name / "evals.json").read_text())),
+            "test": json.loads((study / "trials" / run["name"] / "eval.json").read_text()),
         }
     return out
 
@@ -154,29 +181,29 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
     assert (calm / "summary.png").is_file() and (calm / "summary.md").is_file()
     reference = _figures(calm)
     assert len(reference) == 4
-    for name in reference:
-        assert len(sweep.attempts(calm, name)) == 1
+    for name in reference:  # one attempt each, none resumed
+        assert {r.get("resumed_at", -1) for r in _reports(calm, name)} == {-1}
 
     proc = _sweep(c.address, *TINY, "--study-dir", str(hurt), log=tmp_path / "hurt.log")
     # Both workers busy, each trial past a checkpoint: take away the node one runs on.
     lost = workers[1]
     _wait(
-        lambda: len(_mid_run(hurt)) >= 2 and _mid_run_on(hurt, lost.node_id),
+        lambda: len(_mid_run(hurt)) >= 2 and _mid_run_on(hurt, lost),
         600,
         proc,
         "two trials past a checkpoint, one on the node to remove",
     )
-    victims = _mid_run_on(hurt, lost.node_id)
+    victims = _mid_run_on(hurt, lost)
     c.remove_node(lost, allow_graceful=False)
     # Stop the driver once a trial has finished and another has a checkpoint.
-    _wait(lambda: sweep.read_results(hurt) and _mid_run(hurt), 900, proc, "one trial finished")
-    done_before = set(sweep.read_results(hurt))
+    _wait(lambda: _done(hurt) and _mid_run(hurt), 900, proc, "one trial finished")
+    done_before = _done(hurt)
     stamps = {n: (hurt / "trials" / n / "model.keras").stat().st_mtime_ns for n in done_before}
     proc.send_signal(signal.SIGTERM)
     code, out = finish(proc)
     assert code == 128 + signal.SIGTERM, out[-3000:]
     assert f"catchrl sweep --resume {hurt}" in out
-    assert len(sweep.read_results(hurt)) < 4
+    assert len(_done(hurt)) < 4
 
     code, out = finish(_sweep(c.address, "--resume", str(hurt), log=tmp_path / "resume.log"))
     assert code == 0, out[-3000:]
@@ -185,11 +212,8 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
     assert _figures(hurt) == reference
     # finished trials were not run again
     for name in done_before:
-        assert len(sweep.attempts(hurt, name)) == 1
         assert (hurt / "trials" / name / "model.keras").stat().st_mtime_ns == stamps[name]
     # the trial killed with the node went on from its checkpoint (retried, or on --resume)
-    resumed = [
-        a for n in victims for a in sweep.attempts(hurt, n)[1:] if a["checkpoint"] is not None
-    ]
-    assert resumed, {n: sweep.attempts(hurt, n) for n in reference}
-    assert all(a["node"] != lost.node_id for a in resumed)
+    resumed = [r for n in victims for r in _reports(hurt, n) if r.get("resumed_at", -1) > 0]
+    assert resumed, {n: _reports(hurt, n) for n in reference}
+    assert all(r["node"] != lost.node_id for r in resumed)
