@@ -1,7 +1,7 @@
 """`catchrl train --algo rllib-*` end to end on a real local Ray: learning, run dir,
 eval/watch/bench loading, exact resume, remote EnvRunners, pixels, bad input.
 
-Runs in the RLlib virtualenv (.ci/run-rllib); skipped where Ray's RLlib is missing.
+Runs in the one virtualenv (`.[all]`); skipped where Ray's RLlib is missing.
 """
 
 from __future__ import annotations
