@@ -1,4 +1,4 @@
-"""Throughput benchmarks (the environment: :mod:`catchrl.benchmarks.env`).
+"""The benchmarks users run: ``catchrl bench env``, ``agents``, ``modules``, ``supervised``.
 
-Results, with the commands that made them, are in ``BENCHMARKS.md``.
+Their current figures, each with the command that made it, are in ``BENCHMARKS.md``.
 """

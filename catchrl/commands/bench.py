@@ -1,4 +1,9 @@
-"""``catchrl bench``: environment throughput, the agent race against SB3, the modules' race."""
+"""``catchrl bench``: env throughput, the agent race, the modules' race, supervised training.
+
+Measurements that are a plain command line need no bench of their own: the DQN's time
+to 99 % over seeds is ``catchrl sweep --preset fast --seeds 3`` (docs/sweeps.md), a
+Keras backend's cost is ``KERAS_BACKEND=torch /usr/bin/time catchrl train ...``.
+"""
 
 from __future__ import annotations
 
@@ -126,13 +131,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
     _race_options(m, eval_every=96, out="runs/modules")
     m.set_defaults(func=run_modules)
-    d = which.add_parser(
-        "dqn",
-        add_help=False,
-        help="the Keras DQN: time to 99 %%, book comparison, latency, replay "
-        "(catchrl bench dqn --help)",
-    )
-    d.set_defaults(func=run_dqn, takes_extra=True)
     s = which.add_parser(
         "supervised",
         add_help=False,
@@ -170,13 +168,6 @@ def _check_race_options(args: argparse.Namespace) -> None:
     check_range("--eval-every", args.eval_every, 0, above=True)
     check_range("--eval-games", args.eval_games, 0, above=True)
     check_range("--target", args.target, 0.0, 1.0, note="0: never stop early")
-
-
-def run_dqn(args: argparse.Namespace) -> int:
-    """``catchrl bench dqn ...``: :mod:`catchrl.benchmarks.dqn` with the remaining arguments."""
-    from catchrl.benchmarks.dqn import main as dqn_main
-
-    return dqn_main(args.extra)
 
 
 def run_supervised(args: argparse.Namespace) -> int:
