@@ -30,6 +30,8 @@ MIN_WIDTH = 400
 """Narrower fields (the grid's 200 px) get a band this wide, the field at its left."""
 
 ACTION_NAMES = ("left", "stay", "right")
+BIG, TEXT, SMALL = 40, 24, 18
+"""Text sizes (pygame's Font size: about 0.7 of it in px) of the end screen, the score, labels."""
 
 _WHITE, _GREY, _DARK = (255, 255, 255), (150, 150, 150), (60, 60, 60)
 _YELLOW = (255, 210, 80)
@@ -110,9 +112,7 @@ class CatchWindow:
         self.size = (max(self.field[0], MIN_WIDTH), self.field[1] + HUD_HEIGHT)
         self._open()
         pg.font.init()
-        face = pg.font.get_default_font()  # by its file: Font(None, n) rescales and mis-kerns
-        self.font, self.small_font = pg.font.Font(face, 17), pg.font.Font(face, 13)
-        self.big_font = pg.font.Font(face, 30)
+        self._fonts: dict[int, Any] = {}
         self.clock = pg.time.Clock()
         self.closed = False
         self.quit_reason: str | None = None
@@ -268,15 +268,29 @@ class CatchWindow:
             return
         self.surface.fill((0, 0, 0))
         cx, cy = self.field[0] // 2, self.field[1] // 2
-        for text, font, color, y in (
-            (title, self.big_font, _YELLOW, cy - 40),
-            (score, self.big_font, _WHITE, cy),
-            (hint, self.font, _GREY, cy + 40),
+        for text, size, color, y in (
+            (title, BIG, _YELLOW, cy - 40),
+            (score, BIG, _WHITE, cy),
+            (hint, TEXT, _GREY, cy + 40),
         ):
-            image = font.render(text, True, color)
+            image = self.text(text, size, color)
             self.surface.blit(image, image.get_rect(center=(cx, y)))
         self._band(score, None, None)
         self._show()
+
+    def text(self, text: str, size: int, color: tuple[int, int, int]) -> Any:
+        """``text`` as a surface, ``size`` px high in pygame's default font.
+
+        Drawn at twice the size and scaled down: hinted at the size itself the
+        letters are unevenly spaced ("Ga me over!").
+        """
+        font = self._fonts.get(size)
+        if font is None:
+            font = self._fonts[size] = self.pg.font.Font(None, 2 * size)
+        image = font.render(text, True, color)
+        return self.pg.transform.smoothscale(
+            image, (image.get_width() // 2, image.get_height() // 2)
+        )
 
     def _ready(self) -> bool:
         """Reopen the display if another window took it; pump events; whether to draw."""
@@ -291,7 +305,7 @@ class CatchWindow:
         """The HUD under the field: the score line, then three bars of Q-values (or the action)."""
         pg, top, width = self.pg, self.field[1], self.size[0]
         pg.draw.line(self.surface, _DARK, (0, top), (width, top))
-        self.surface.blit(self.font.render(status, True, _WHITE), (8, top + 6))
+        self.surface.blit(self.text(status, TEXT, _WHITE), (8, top + 6))
         if q_values is None and action is None:
             return
         slot, bar_top, bar_h = (width - 8) // 3, top + 28, 14
@@ -301,7 +315,7 @@ class CatchWindow:
             x, chosen = 8 + i * slot, i == action
             label = name if q_values is None else f"{name} {value:+.2f}"
             color = _YELLOW if chosen else _GREY
-            text = self.small_font.render(("> " if chosen else "") + label, True, color)
+            text = self.text(("> " if chosen else "") + label, SMALL, color)
             self.surface.blit(text, (x, bar_top + bar_h + 4))
             if q_values is not None:  # the lowest Q a sliver, the highest the full slot
                 length = max(3, int((slot - 12) * (0.1 + 0.9 * (value - low) / span)))

@@ -70,8 +70,9 @@ def test_play_under_xvfb_after_tensorflow_ends_on_the_score(display, tmp_path):
     pixels = np.asarray(Image.open(shot).convert("L"))  # the window: the field, the band
     assert pixels.shape == (400 + HUD_HEIGHT, 400)
     pygame.font.init()
-    font = pygame.font.Font(pygame.font.get_default_font(), 30)  # the end screen's
+    font = pygame.font.Font(None, 80)  # the end screen's, drawn at twice its size
     text = font.render("Score: 2/2", True, (255, 255, 255))
+    text = pygame.transform.smoothscale(text, (text.get_width() // 2, text.get_height() // 2))
     lit = pygame.surfarray.array_alpha(text).T > 200  # the letters' solid pixels
     x, y = text.get_rect(center=(200, 200)).topleft  # centred on the field
     shown = pixels[y : y + lit.shape[0], x : x + lit.shape[1]]

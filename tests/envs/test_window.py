@@ -10,7 +10,7 @@ import pygame
 import pytest
 
 from catchrl.envs import CatchEnv, CatchParams, CatchState, render_screen
-from catchrl.envs.window import HUD_HEIGHT, CatchWindow, WindowClosed
+from catchrl.envs.window import BIG, HUD_HEIGHT, SMALL, TEXT, CatchWindow, WindowClosed
 
 LEFT, STAY, RIGHT = 0, 1, 2
 
@@ -67,7 +67,7 @@ def test_draw_shows_the_state_and_the_score_line(window, state):
     assert (field[60:80, 100:120] == 255).all()  # the ball
     assert (field[350:360, 180:230] == 255).all()  # the paddle
     assert field.sum() == 255 * (20 * 20 + 50 * 10)  # nothing else on the field
-    expected = window.font.render("Score: 1/3, Ball: 3", True, (255, 255, 255))
+    expected = window.text("Score: 1/3, Ball: 3", TEXT, (255, 255, 255))
     assert found(rgb, expected, (8, 406))  # written in the band under the field
 
 
@@ -105,9 +105,7 @@ def test_q_values_are_three_labelled_bars_the_chosen_one_marked(window, state):
     ]
     assert lengths[1] > lengths[0] > lengths[2] > 0  # stay's Q is highest, right's lowest
     assert yellow[:, 8 + slot : 8 + 2 * slot].any() and not yellow[:, : 8 + slot].any()
-    labels = [
-        window.small_font.render(t, True, (150, 150, 150)) for t in ("left +0.10", "right -0.40")
-    ]
+    labels = [window.text(t, SMALL, (150, 150, 150)) for t in ("left +0.10", "right -0.40")]
     rgb = surface_rgb(window)
     assert found(rgb, labels[0], (8, 446)) and found(rgb, labels[1], (8 + 2 * slot, 446))
 
@@ -115,11 +113,11 @@ def test_q_values_are_three_labelled_bars_the_chosen_one_marked(window, state):
 def test_the_end_screen_shows_the_total_score(window):
     window.end_screen("3 games played", "Score: 2/3")
     rgb = surface_rgb(window)
-    score = window.big_font.render("Score: 2/3", True, (255, 255, 255))
+    score = window.text("Score: 2/3", BIG, (255, 255, 255))
     x, y = score.get_rect(center=(200, 200)).topleft
     assert found(rgb, score, (x, y))
-    assert not found(rgb, window.big_font.render("Score: 3/3", True, (255, 255, 255)), (x, y))
-    assert found(rgb, window.font.render("Score: 2/3", True, (255, 255, 255)), (8, 406))
+    assert not found(rgb, window.text("Score: 3/3", BIG, (255, 255, 255)), (x, y))
+    assert found(rgb, window.text("Score: 2/3", TEXT, (255, 255, 255)), (8, 406))
 
 
 def test_held_key_moves_every_frame_and_a_tap_once(window):
