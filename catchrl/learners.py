@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.config import ConfigError, TrainConfig
-from catchrl.runloop import Learner, RunLoop
+from catchrl.learner import Learner
+from catchrl.runloop import RunLoop
 
 __all__ = ["LEARNERS", "learner_class", "open_run"]
 
