@@ -30,8 +30,6 @@ from catchrl.envs.render import (
 )
 from catchrl.envs.sizing import check_env_fits
 
-__all__ = ["CatchEnv", "check_action"]
-
 
 def check_action(action: Any) -> int:
     """Return ``action`` as a Python int, or raise naming what is wrong with it.
@@ -52,68 +50,34 @@ def check_action(action: Any) -> int:
 
 
 class CatchEnv(gym.Env):
-    """The Catch game of *Deep Learning with Keras* (ch. 8).
+    """The Catch game of *Deep Learning with Keras* (ch. 8), as a Gymnasium env.
 
-    ## Description
-    A ball falls from the top of a 400 x 400 screen; a paddle at the bottom
-    moves left or right to catch it. The book's geometry and rules by default
-    (see :class:`~catchrl.envs.CatchParams`), one ball per game.
+    A ball falls from the top of a 400 x 400 screen; the paddle at the bottom
+    moves to catch it (rules: :class:`~catchrl.envs.CatchParams`). The game is
+    a batch of one of the core (:func:`~catchrl.envs.core.step_batch`), so it
+    plays exactly as each game of :class:`~catchrl.envs.CatchVectorEnv`.
 
-    ## Action Space
-    ``Discrete(3)``: 0 = move left 20 px, 1 = stay, 2 = move right 20 px.
-
-    ## Observation Space
-    - ``"pixels"`` (default): the last ``frame_stack`` grey frames, uint8
-      ``(frame_size, frame_size, frame_stack)`` = ``(80, 80, 4)``, oldest first,
-      channel-last. Each frame is the area-averaged downscale of the screen.
-    - ``"state"``: float32 ``(3,)`` = ball x / width, ball y / height,
-      paddle x / width; ``(4,)`` with drift (+ ball x-speed / drift).
-    - ``"grid"``: bsuite's Catch, float32 ``(10, 5)`` board, 1 on the ball and
-      paddle cells (bsuite's geometry and dynamics).
-
-    ## Rewards
-    0 on every step except the one where a ball reaches ``catch_y``: +1 if it
-    overlaps the paddle, -1 if not.
-
-    ## Starting State
-    Paddle at x = 200; the ball at y = 10 with x uniform in [0, 380]
-    (``spawn="book"``: [0, 400], as in the book). ``reset(options=...)`` sets
-    them instead (:func:`~catchrl.envs.core.check_reset_options`): ``ball_x``
-    (the first ball's left edge, in ``[0, 380]``; on the grid its column),
-    ``ball_vx`` (its x-speed, in ``[-drift, drift]``) and ``paddle_x`` (in
-    ``[0, 350]``); the generator draws as without them. Any other key, or a
-    value out of its range, is a ``ValueError`` naming it.
-
-    ## Episode End
-    Terminated when the game's last ball is decided (33 steps per ball with
-    the book's numbers). Never truncated by the env itself; pass
-    ``max_episode_steps`` to ``gymnasium.make`` for a time limit.
-
-    ## Info
-    Every step and reset: ``caught``, ``missed`` (balls so far) and
-    ``balls_left`` (the current one included). The step that ends the game
-    adds ``is_success``: every ball of the game was caught (SB3 logs its
-    mean as the success rate).
-
-    ## Rendering and playing
-    ``render_mode="rgb_array"`` returns the 400 x 400 screen (grid cells
-    scaled up); ``"human"`` draws it in a pygame window (without a display,
-    SDL's dummy driver, with a warning, as Gymnasium's own envs fall back to
-    an off-screen one). :meth:`get_keys_to_action` maps the arrow keys for
-    ``gymnasium.utils.play.play(env, noop=1)`` (``noop=1``: no key = stay;
-    play's default 0 would move left). ``close()`` closes the window; the env
-    stays usable, as Gymnasium's own (``reset`` works, ``render`` reopens it).
-    Copies (``copy.deepcopy``, ``pickle``) continue exactly as the original;
-    an open window is not copied.
-
-    ## Arguments
-    ``obs_type``, ``render_mode`` (``"human"`` or ``"rgb_array"``),
-    ``frame_size`` (80, at most 1024), ``frame_stack`` (4, at most 64), ``params`` (a whole
-    :class:`~catchrl.envs.CatchParams`) or any of its fields as keywords, e.g.
-    ``balls_per_game=100``, ``drift=5``, ``walls="book"``.
-
-    ## Version History
-    - v0: first version.
+    - Actions ``Discrete(3)``: 0 = left 20 px, 1 = stay, 2 = right 20 px.
+    - Observations: ``"pixels"`` (default) the last ``frame_stack`` grey frames,
+      uint8 ``(80, 80, 4)``, oldest first, each the area-averaged screen;
+      ``"state"`` float32 ``(3,)`` = ball x / width, ball y / height, paddle x /
+      width (``(4,)`` with drift: + x-speed / drift); ``"grid"`` bsuite's
+      float32 ``(10, 5)`` board.
+    - Reward: +1 or -1 on the step a ball reaches ``catch_y`` (caught or not),
+      else 0. Terminated when the game's last ball is decided (33 steps a ball);
+      never truncated (pass ``max_episode_steps`` to ``gymnasium.make``).
+    - ``reset(options=...)`` sets the start: ``ball_x``, ``ball_vx``, ``paddle_x``
+      (:func:`~catchrl.envs.core.check_reset_options`); the generator draws as
+      without them.
+    - Info on every step and reset: ``caught``, ``missed``, ``balls_left``; the
+      last step adds ``is_success`` (every ball caught; SB3 logs its mean).
+    - ``render_mode="rgb_array"``: the 400 x 400 screen; ``"human"``: the pygame
+      window (SDL's dummy driver, with a warning, where there is no display).
+      :meth:`get_keys_to_action` serves ``gymnasium.utils.play.play(env, noop=1)``.
+      ``close()`` twice is safe and the env stays usable; copies (deepcopy,
+      pickle) continue exactly, without the window.
+    - Arguments: ``obs_type``, ``render_mode``, ``frame_size`` (80, at most
+      1024), ``frame_stack`` (4, at most 64), ``params`` or any of its fields.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 30}

@@ -23,22 +23,6 @@ import numpy as np
 
 from catchrl.envs.limits import MAX_BALLS_PER_GAME, MAX_WORLD_SIZE, check_int_range
 
-__all__ = [
-    "ACTION_LEFT",
-    "ACTION_RIGHT",
-    "ACTION_STAY",
-    "RESET_OPTIONS",
-    "BatchState",
-    "CatchParams",
-    "CatchState",
-    "check_reset_options",
-    "drift_batch",
-    "reset_batch",
-    "reset_state",
-    "step_batch",
-    "step_state",
-]
-
 ACTION_LEFT, ACTION_STAY, ACTION_RIGHT = 0, 1, 2
 WALLS = ("clamp", "book")
 SPAWNS = ("visible", "book")
@@ -46,100 +30,62 @@ SPAWNS = ("visible", "book")
 
 @dataclass(frozen=True)
 class CatchParams:
-    """Geometry, speeds and variant switches of one Catch game (pixels of the world).
+    """Geometry (world px), speeds and variants of one Catch game; defaults: the book's game.
 
-    Defaults are the book's game, except the two documented quirk switches.
-
-    Attributes:
-        width: World width in px (book: 400; at most ``MAX_WORLD_SIZE``).
-        height: World height in px (book: 400; at most ``MAX_WORLD_SIZE``).
-        ball_size: Side of the square ball in px (book: 20).
-        ball_start_y: Top edge of a new ball (book: 10).
-        ball_speed: Pixels the ball falls per step (book: 10).
-        drift: Largest horizontal ball speed in px/step, drawn per ball from
-            ``[-drift, drift]``; balls bounce off the side walls. ``0`` (book).
-        paddle_width: Paddle width in px (book: 50).
-        paddle_height: Paddle height in px (book: 10).
-        paddle_y: Top edge of the paddle (book: 350).
-        paddle_start_x: Left edge of the paddle at the start of a game (book: 200).
-        paddle_speed: Pixels the paddle moves per left/right action (book: 20).
-        catch_y: The ball is decided on the step its top edge reaches it (book: 340).
-        balls_per_game: Balls in one game (book: 1 when trained, 100 for people).
-        walls: ``"clamp"`` keeps the paddle in ``[0, width - paddle_width]``
-            (the book's human game; default); ``"book"`` is the trained game's
-            bounce: past the left wall to x = 20, past the right one to x = 330.
-        spawn: ``"visible"``: a ball's left edge in ``[0, width - ball_size]``
-            (default); ``"book"``: in ``[0, width]`` as the book, so a ball at
-            x = 400 can never be caught (best win rate 400/401).
-
+    Two of the book's quirks are switches, off by default: ``walls="book"`` (the
+    trained game's bounce: past the left wall to x = 20, past the right to x = 330;
+    default ``"clamp"`` stops the paddle at the wall) and ``spawn="book"`` (a ball's
+    left edge in ``[0, width]``, so a ball at x = 400 can never be caught; default
+    ``"visible"``: ``[0, width - ball_size]``).
     """
 
-    width: int = 400
+    width: int = 400  # at most MAX_WORLD_SIZE, as height
     height: int = 400
     ball_size: int = 20
-    ball_start_y: int = 10
-    ball_speed: int = 10
-    drift: int = 0
+    ball_start_y: int = 10  # the top edge of a new ball
+    ball_speed: int = 10  # px fallen per step
+    drift: int = 0  # largest sideways speed, drawn per ball in [-drift, drift]; walls bounce
     paddle_width: int = 50
     paddle_height: int = 10
-    paddle_y: int = 350
+    paddle_y: int = 350  # the paddle's top edge
     paddle_start_x: int = 200
-    paddle_speed: int = 20
-    catch_y: int = 340
-    balls_per_game: int = 1
+    paddle_speed: int = 20  # px per left/right action
+    catch_y: int = 340  # a ball is decided on the step its top edge reaches it
+    balls_per_game: int = 1  # the book trains on 1; its human game has 100
     walls: str = "clamp"
     spawn: str = "visible"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            not_int = not isinstance(value, (int, np.integer)) or isinstance(value, bool)
-            if f.type == "int" and not_int:
-                raise TypeError(f"CatchParams.{f.name} must be an int, got {value!r}")
-        positive = ("width", "height", "ball_size", "ball_speed", "paddle_width")
-        for name in (*positive, "paddle_height", "paddle_speed", "balls_per_game"):
+            v = getattr(self, f.name)
+            if f.type == "int" and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+                raise TypeError(f"CatchParams.{f.name} must be an int, got {v!r}")
+        positive = ("width", "height", "ball_size", "ball_speed", "paddle_width", "paddle_height")
+        for name in (*positive, "paddle_speed", "balls_per_game"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"CatchParams.{name} must be > 0, got {getattr(self, name)}")
-        highs = {"width": MAX_WORLD_SIZE, "height": MAX_WORLD_SIZE, "paddle_speed": self.width}
-        for name, high in {**highs, "balls_per_game": MAX_BALLS_PER_GAME}.items():
-            if getattr(self, name) > high:
-                raise ValueError(
-                    f"CatchParams.{name} must be <= {high}, got {getattr(self, name)} "
-                    "(the bounds are in catchrl.envs.limits)"
-                )
         for name in ("drift", "ball_start_y", "paddle_y", "paddle_start_x"):
             if getattr(self, name) < 0:
                 raise ValueError(f"CatchParams.{name} must be >= 0, got {getattr(self, name)}")
-        if self.walls not in WALLS:
-            raise ValueError(f"CatchParams.walls must be one of {WALLS}, got {self.walls!r}")
-        if self.spawn not in SPAWNS:
-            raise ValueError(f"CatchParams.spawn must be one of {SPAWNS}, got {self.spawn!r}")
-        if self.ball_size > self.width or self.paddle_width > self.width:
-            raise ValueError("ball_size and paddle_width must not exceed width")
-        if self.paddle_start_x > self.paddle_max_x:
-            raise ValueError(
-                f"paddle_start_x={self.paddle_start_x} puts the paddle past the right wall "
-                f"(max {self.paddle_max_x})"
-            )
-        if self.walls == "book" and self.paddle_speed > self.paddle_max_x:
-            raise ValueError(
-                f"walls='book' bounces the paddle paddle_speed px in from a wall, so "
-                f"paddle_speed ({self.paddle_speed}) must not exceed width - paddle_width "
-                f"({self.paddle_max_x})"
-            )
-        if self.paddle_y + self.paddle_height > self.height:
-            raise ValueError("the paddle (paddle_y + paddle_height) must lie inside the height")
-        if self.catch_y <= self.ball_start_y:
-            raise ValueError(
-                f"catch_y ({self.catch_y}) must lie below ball_start_y ({self.ball_start_y})"
-            )
-        if self.landing_y + self.ball_size > self.height:
-            raise ValueError(
-                f"a ball lands at y={self.landing_y}, below the world (height {self.height}); "
-                "lower catch_y or ball_speed"
-            )
-        if self.drift > 0 and 2 * self.drift > self.width - self.ball_size:
-            raise ValueError("drift is too large for the width (one step would cross the world)")
+        highs = {"width": MAX_WORLD_SIZE, "height": MAX_WORLD_SIZE, "paddle_speed": self.width}
+        for name, high in {**highs, "balls_per_game": MAX_BALLS_PER_GAME}.items():
+            if getattr(self, name) > high:
+                raise ValueError(f"CatchParams.{name} must be <= {high}, got {getattr(self, name)}")
+        w, h, b, pmax, book = self.width, self.height, self.ball_size, self.paddle_max_x, "book"
+        for ok, why in (
+            (self.walls in WALLS, f"walls must be one of {WALLS}, got {self.walls!r}"),
+            (self.spawn in SPAWNS, f"spawn must be one of {SPAWNS}, got {self.spawn!r}"),
+            (max(b, self.paddle_width) <= w, "ball_size and paddle_width must not exceed width"),
+            (self.paddle_start_x <= pmax, f"paddle_start_x is past the right wall (max {pmax})"),
+            (self.walls != book or self.paddle_speed <= pmax, "walls='book' bounces paddle_speed "
+             f"px in from a wall: it must not exceed width - paddle_width ({pmax})"),
+            (self.paddle_y + self.paddle_height <= h, "the paddle must lie inside the height"),
+            (self.catch_y > self.ball_start_y, "catch_y must lie below ball_start_y"),
+            (self.landing_y + b <= h, f"a ball lands at y={self.landing_y}, below the world"),
+            (2 * self.drift <= w - b, "drift is too large for the width"),
+        ):  # fmt: skip
+            if not ok:
+                raise ValueError(f"CatchParams: {why}")
 
     @classmethod
     def book(cls, **overrides: Any) -> CatchParams:

@@ -24,14 +24,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = [
-    "MAX_BALLS_PER_GAME",
-    "MAX_FRAME_SIZE",
-    "MAX_FRAME_STACK",
-    "MAX_WORLD_SIZE",
-    "check_int_range",
-]
-
 MAX_WORLD_SIZE = 10_000
 MAX_FRAME_SIZE = 1024
 MAX_FRAME_STACK = 64

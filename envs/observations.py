@@ -14,14 +14,6 @@ from gymnasium import spaces
 
 from catchrl.envs.core import CatchParams
 
-__all__ = [
-    "OBS_TYPES",
-    "grid_boards",
-    "make_params",
-    "observation_space",
-    "state_features",
-]
-
 OBS_TYPES = ("pixels", "state", "grid")
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 
@@ -105,21 +97,17 @@ def grid_boards(
     For one game (ints: ``[height, width]``) and for N (arrays ``[N]``:
     ``[N, height, width]``). Parts outside the board are cut off.
     """
-    rows, cols = np.arange(params.height), np.arange(params.width)
-    bx, by, px = (np.asarray(a)[..., None] for a in (ball_x, ball_y, paddle_x))
-    b = params.ball_size
-    on = _inside(rows, by, b)[..., :, None] & _inside(cols, bx, b)[..., None, :]  # [..., H, W]
-    paddle_rows = _inside(rows, params.paddle_y, params.paddle_height)[:, None]  # [H, 1]
-    on |= paddle_rows & _inside(cols, px, params.paddle_width)[..., None, :]
-    return on.astype(np.float32)
-
-
-def _inside(axis: np.ndarray, lo: int | np.ndarray, n: int) -> np.ndarray:
-    """Bool ``[..., len(axis)]``: which of the int64 ``axis`` values lie in ``[lo, lo + n)``.
-
-    One comparison: seen unsigned, ``axis - lo`` is below ``n`` exactly there.
-    """
-    return np.less(np.subtract(axis, lo).view(np.uint64), n)
+    p, one = params, np.ndim(ball_x) == 0
+    bx, by, px = (np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (ball_x, ball_y, paddle_x))
+    boards = np.zeros((len(bx), p.height, p.width), dtype=np.float32)
+    flat, first = boards.reshape(-1), np.arange(len(bx)) * p.height
+    ball, paddle = (p.ball_size, p.ball_size), (p.paddle_width, p.paddle_height)
+    for x, y, (w, h) in ((bx, by, ball), (px, p.paddle_y, paddle)):
+        rows, cols = y + np.arange(h)[:, None], x + np.arange(w)[:, None]  # [h, N], [w, N]
+        cells = (first + rows)[:, None] * p.width + cols  # [h, w, N]
+        inside = ((rows >= 0) & (rows < p.height))[:, None] & ((cols >= 0) & (cols < p.width))
+        flat[cells if inside.all() else cells[inside]] = 1.0
+    return boards[0] if one else boards
 
 
 def observation_space(obs_type: str, sample: np.ndarray) -> spaces.Box:

@@ -26,17 +26,6 @@ from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK, check_int_range
 
 A = np.ndarray
 
-__all__ = [
-    "FrameRenderer",
-    "FrameStack",
-    "area_downscale",
-    "check_frame_size",
-    "check_frame_stack",
-    "render_screen",
-    "screen_rgb",
-    "screen_scale",
-]
-
 
 def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
     """The full ``[height, width]`` uint8 screen: 255 on the ball and paddle, 0 elsewhere."""

@@ -23,15 +23,6 @@ from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import make_params
 from catchrl.envs.render import FrameRenderer, check_frame_size, check_frame_stack
 
-__all__ = [
-    "CHECK_FROM_BYTES",
-    "available_memory_bytes",
-    "check_env_fits",
-    "check_num_envs",
-    "estimate_env_bytes",
-    "format_gb",
-]
-
 GENERATOR_BYTES = 1024
 """One game's seeded ``numpy.random.Generator`` (PCG64 and its SeedSequence): ~870 B measured."""
 

@@ -1,38 +1,20 @@
 """``CatchVectorEnv``: N Catch games stepped together with numpy, no subprocesses.
 
-Game for game it returns what N :class:`~catchrl.envs.CatchEnv` with the same
-seeds return (``tests/envs/test_vector.py``): game ``i`` draws from its own
-generator, seeded with ``seed + i`` as Gymnasium's vector envs do.
+Game ``i`` plays as a :class:`~catchrl.envs.CatchEnv` seeded ``seed + i``, and
+the infos are ``SyncVectorEnv``'s over N of them, key for key and dtype for
+dtype: ``caught``, ``missed``, ``balls_left`` with their ``_key`` masks, and
+``is_success`` on the step that ends a game. Autoreset (``AutoresetMode``):
 
-Autoreset (Gymnasium's ``AutoresetMode``):
+- ``"next_step"`` (default): the step after game i ended ignores ``actions[i]``
+  and returns the first observation of its next game, reward 0, flags False;
+- ``"same_step"`` (SB3's way): the step that ends game i returns the first
+  observation of its next game; the last one is in ``infos["final_obs"][i]``,
+  its infos in ``infos["final_info"]`` (``_final_obs``, ``_final_info`` mark which).
 
-- ``"next_step"`` (default, Gymnasium's standard): the step that ends game i
-  returns its last observation with ``terminated[i] = True``; the *next*
-  ``step`` ignores ``actions[i]``, starts a new game and returns its first
-  observation with reward 0 and both flags False.
-- ``"same_step"``: the step that ends game i already returns the first
-  observation of its next game; the last one is in ``infos["final_obs"][i]``
-  (``infos["_final_obs"]`` marks which) and its last info in
-  ``infos["final_info"]`` (``infos["_final_info"]`` marks which). This is what
-  SB3's ``VecEnv`` does.
-
-Infos are those of Gymnasium's ``SyncVectorEnv`` over N :class:`CatchEnv`,
-key for key and dtype for dtype (``tests/envs/test_vector_parity.py``), built
-from the batch's arrays: ``caught``, ``missed``, ``balls_left`` (int64 ``[N]``)
-each with its ``_key`` mask (all True), and on the step that ends a game
-``is_success`` (every ball caught; bool ``[N]``, ``_is_success`` marking the
-games that ended) — in ``final_info`` with same-step autoreset, where the top
-level holds the new games' reset infos. ``reset(options=...)`` takes the single
-env's options (the start positions), applied to every game as ``SyncVectorEnv``
-passes them to every env. ``render_mode="rgb_array"``: ``render()`` returns the
-N screens, as ``SyncVectorEnv.render`` does. Copies (``copy.deepcopy``,
-``pickle``) continue exactly as the original.
-
-Speed: a step is the core's :func:`~catchrl.envs.core.step_batch` over the
-arrays and, for pixels, :meth:`~catchrl.envs.render.FrameStack.push`, which
-erases and draws only the few rows the balls and paddles touch. ``copy=False``
-returns the env's own buffer, saving the copy that at 1024 games of
-``(80, 80, 4)`` (26 MB) costs more than the rest of a pixel step.
+A step is the core's :func:`~catchrl.envs.core.step_batch` and, for pixels,
+:meth:`~catchrl.envs.render.FrameStack.push`. ``copy=False`` returns the env's
+own buffer, saving a copy that at 1024 games of ``(80, 80, 4)`` (26 MB) costs
+more than the rest of a pixel step.
 """
 
 from __future__ import annotations
@@ -59,32 +41,18 @@ from catchrl.envs.render import (
 )
 from catchrl.envs.sizing import check_env_fits, check_num_envs
 
-__all__ = ["CatchVectorEnv"]
-
 _MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
 
 
 class CatchVectorEnv(VectorEnv):
     """N games of Catch in one numpy batch.
 
-    Args:
-        num_envs: Number of games N.
-        obs_type: ``"pixels"``, ``"state"`` or ``"grid"`` (see :class:`CatchEnv`).
-        frame_size: Side of a pixel frame (book: 80; at most 1024).
-        frame_stack: Frames per pixel observation (book: 4; at most 64).
-        autoreset_mode: ``"next_step"`` or ``"same_step"`` (module docstring).
-        copy: Return a fresh observation array each call (default). ``False``
-            returns the env's own buffer, overwritten by the next call: no
-            copy, which for 1024 pixel games (26 MB) is most of a step's time.
-        render_mode: ``None`` or ``"rgb_array"`` (:meth:`render` returns the N
-            screens); to watch a game in a window use ``CatchEnv(render_mode="human")``.
-        params: A whole :class:`CatchParams`, or give its fields as keywords.
-
-    Raises:
-        ValueError: a setting out of range, or settings that need more memory
-            than the machine has free (:func:`~catchrl.envs.estimate_env_bytes`),
-            refused before anything is allocated.
-
+    Takes :class:`CatchEnv`'s arguments (but ``render_mode`` only ``"rgb_array"``:
+    :meth:`render` returns the N screens), and ``num_envs``, ``autoreset_mode``
+    (module docstring) and ``copy`` (``False``: the env's own buffer, overwritten
+    by the next call). Settings that need more memory than is free
+    (:func:`~catchrl.envs.estimate_env_bytes`) raise ``ValueError`` before
+    anything is allocated.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -112,16 +80,13 @@ class CatchVectorEnv(VectorEnv):
                 f"CatchVectorEnv: render_mode must be None or 'rgb_array', got {render_mode!r}; "
                 "to watch a game in a window use CatchEnv(render_mode='human')"
             )
-        mode = AutoresetMode(
-            autoreset_mode.value
-            if isinstance(autoreset_mode, AutoresetMode)
-            else _MODES.get(autoreset_mode, autoreset_mode)
-        )
-        if mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+        mode = str(getattr(autoreset_mode, "value", autoreset_mode))
+        if mode not in _MODES:
             raise ValueError(
                 f"CatchVectorEnv: autoreset_mode must be 'next_step' or "
                 f"'same_step', got {autoreset_mode!r}"
             )
+        mode = _MODES[mode]
         frame_stack, frame_size = check_frame_stack(frame_stack), check_frame_size(frame_size)
         same_step = mode == AutoresetMode.SAME_STEP
         check_env_fits(

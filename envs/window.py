@@ -21,8 +21,6 @@ from gymnasium import logger
 
 from catchrl.envs.core import ACTION_LEFT, ACTION_RIGHT, ACTION_STAY, CatchParams, CatchState
 
-__all__ = ["ACTION_NAMES", "HUD_HEIGHT", "CatchWindow", "WindowClosed", "import_pygame"]
-
 HUD_HEIGHT = 64
 """Height in px of the band under the field: the score line, then the Q-value bars."""
 
