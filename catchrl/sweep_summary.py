@@ -156,8 +156,9 @@ def _plot(study: Path, rows: list[dict[str, Any]]) -> None:
     final.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=15, ha="right",
                      fontsize=7)  # fmt: skip
     models = " / ".join(sorted({m for r in rows for m in r["models"]}))
-    final.set(ylabel="test win rate %",
-              title=f"kept model ({models}) on the test games: seeds, IQM, 95 % CI")  # fmt: skip
+    final.set(
+        ylabel="win rate %: seeds, IQM, 95 % CI", title=f"kept model ({models}) on the test games"
+    )
     fig.tight_layout()
     fig.savefig(study / "summary.png", dpi=100)
     plt.close(fig)
