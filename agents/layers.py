@@ -6,10 +6,6 @@ Q-network), and :func:`~catchrl.agents.networks.load_q_network` must resolve
 them without importing :mod:`catchrl.supervised`. Importing this module
 registers them; the registered names (package ``"catchrl"`` + class name) are
 what saved ``.keras`` files refer to, so they must not change.
-
-Frames are scaled by Keras' own :class:`keras.layers.Rescaling`; catchrl's
-former ``FrameScaling`` layer survives only as a loading alias (see
-:class:`_FrameScalingLegacy`).
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ from typing import Any
 
 import keras
 from keras import ops
-from keras.layers import Rescaling
 
 __all__ = ["ClipToBox", "SpatialSoftArgmax"]
 
@@ -120,18 +115,3 @@ class SpatialSoftArgmax(keras.layers.Layer):
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""
         return {**super().get_config(), "initial_temperature": self.initial_temperature}
-
-
-# Loading only. Models saved before catchrl scaled frames with keras.layers.Rescaling
-# name a layer "catchrl>FrameScaling" (config: scale, no offset). It computed
-# cast(x) * scale, which is Rescaling's cast(x) * scale + 0, so that name is resolved
-# to a plain Rescaling (re-saved, the model then names keras' own layer). Build new
-# models with keras.layers.Rescaling; never build this class.
-@keras.saving.register_keras_serializable(package="catchrl", name="FrameScaling")
-class _FrameScalingLegacy(Rescaling):
-    """``keras.layers.Rescaling`` under the registered name of catchrl's old ``FrameScaling``."""
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> Rescaling:
-        """A ``Rescaling`` from an old ``FrameScaling`` config (``scale``, no ``offset``)."""
-        return Rescaling.from_config({"offset": 0.0, **config}, custom_objects=custom_objects)

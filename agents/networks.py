@@ -8,38 +8,41 @@
 
 With ``landing_head=True`` a builder adds a second output, ``landing_x [B, 1]``
 (where the ball will land, / width), on the same trunk as the Q-values: the
-auxiliary head the DQN trains next to its TD loss (``DQNConfig.aux_weight``).
+auxiliary head the DQN trains next to its TD loss (``agent.aux_landing``).
 Such a model has the outputs ``[q, landing_x]``; :func:`q_output` and
 :func:`aux_output` pick them out of any model's result.
 
 Image inputs enter as the env's uint8 frames and are scaled to [0, 1] by a
 ``Rescaling`` layer inside the model (it has no weights), so a saved ``.keras``
 file is all an evaluator needs. Every builder takes ``seed`` for its
-initialisers, so two builds with one seed are identical.
+initialisers, so two builds with one seed are identical. :func:`compile_predict`
+is the one inference path of catchrl's Keras models.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 from keras import layers
 
-from catchrl.agents.pooled import TINY_BLOCK
-
 __all__ = [
     "NETWORK_KINDS",
     "DuelingAggregate",
     "aux_output",
-    "block_mean_body",
     "build_q_network",
+    "compile_forward",
+    "compile_predict",
     "has_aux_output",
     "load_q_network",
     "q_output",
 ]
 
 NETWORK_KINDS = ("book", "small", "tiny", "mlp")
+TINY_BLOCK = 4
+"""Side of ``tiny``'s average pool: 80 x 80 frames become 20 x 20."""
 
 
 @keras.saving.register_keras_serializable(package="catchrl")
@@ -151,12 +154,9 @@ def build_q_network(
         input_dtype = kwargs.pop("input_dtype", "uint8")
         inputs = keras.Input(obs_shape, dtype=input_dtype, name="obs")
         scale = 1.0 / 255.0 if input_dtype == "uint8" else 1.0
-        x = inputs
-        if kind == "tiny":  # its 4 x 4 average pool first, on the frames' own values
-            x = layers.Rescaling(1.0, name="frames")(x)  # (a cast to float32)
+        x = layers.Rescaling(scale, name="scale")(inputs)
+        if kind == "tiny":  # a 4 x 4 average pool first: [B, 20, 20, C]
             x = layers.AveragePooling2D(TINY_BLOCK, name="block_mean")(x)
-            scale = _mean_scale(scale)
-        x = layers.Rescaling(scale, name="scale")(x)
         torso = {"book": _book_torso, "small": _small_torso, "tiny": _tiny_torso}[kind]
         x = torso(x, seeds)
     if kwargs:
@@ -171,42 +171,42 @@ def build_q_network(
     return keras.Model(inputs, q, name=name)
 
 
-def _mean_scale(scale: float) -> float:
-    """The scaling that follows a ``TINY_BLOCK`` block mean of frames scaled by ``scale``.
+def compile_predict(
+    model: keras.Model, select: Callable[[Any], Any] | None = None
+) -> Callable[[np.ndarray], Any]:
+    """One compiled ``x [B, ...] -> select(model(x))`` as numpy, for any batch size B.
 
-    ``float32(scale / b**2) * b**2``: on integer frames every value is then, to the
-    bit, the block's sum times ``float32(scale / b**2)`` (a mean of integers in a
-    power-of-two block is its exact sum / b**2, and b**2 times a float32 is exact, so
-    the product is the same real number, rounded once), as it was when ``tiny``'s pool
-    was a sum layer.
+    The inference path of catchrl's Keras models (Q-networks, perception, imitation and
+    sequence models). TensorFlow: a ``tf.function`` (XLA for batches, plain for one
+    observation); another Keras backend calls the model.
     """
-    area = TINY_BLOCK**2
-    return float(np.float32(scale / area)) * area
+    dtype = model.inputs[0].dtype
+    pick = select if select is not None else (lambda out: out)
+    if keras.backend.backend() != "tensorflow":
+        return lambda x: keras.tree.map_structure(
+            keras.ops.convert_to_numpy, pick(model(np.asarray(x, dtype=dtype), training=False))
+        )
+    import tensorflow as tf
+
+    spec = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), dtype)]
+
+    def forward(x: Any) -> Any:
+        return pick(model(x, training=False))
+
+    plain = tf.function(forward, input_signature=spec).get_concrete_function()
+    xla = tf.function(forward, input_signature=spec, jit_compile=True).get_concrete_function()
+
+    def call(x: np.ndarray) -> Any:
+        x = np.asarray(x, dtype=dtype)
+        out = (xla if len(x) > 1 else plain)(tf.convert_to_tensor(x))
+        return tf.nest.map_structure(lambda t: t.numpy(), out)
+
+    return call
 
 
-def block_mean_body(model: keras.Model) -> tuple[int, keras.Model] | None:
-    """The block size and the rest of a network that starts with a block mean of its frames.
-
-    ``tiny`` networks start ``Rescaling(1.0)`` (a cast), then a ``b x b``
-    ``AveragePooling2D``. The rest (``body``) is a model from those block means
-    ``[B, H/b, W/b, C]`` (float32) to the same outputs, sharing the layers and weights
-    of ``model``: training one trains the other. ``None`` for other networks.
-    """
-    if len(model.inputs) != 1 or len(model.layers) < 3:
-        return None
-    cast, pool = model.layers[1], model.layers[2]
-    if not (
-        isinstance(cast, layers.Rescaling)
-        and (cast.scale, cast.offset) == (1.0, 0.0)
-        and cast.input is model.inputs[0]
-        and isinstance(pool, layers.AveragePooling2D)
-        and pool.input is cast.output
-        and pool.pool_size[0] == pool.pool_size[1] == pool.strides[0] == pool.strides[1]
-        and pool.padding == "valid"
-    ):
-        return None
-    outputs = model.outputs if len(model.outputs) > 1 else model.outputs[0]
-    return pool.pool_size[0], keras.Model(pool.output, outputs, name=f"{model.name}_body")
+def compile_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
+    """One compiled ``obs [B, ...] -> Q [B, A]`` of a Q-network (:func:`compile_predict`)."""
+    return compile_predict(model, q_output)
 
 
 def load_q_network(path: str) -> keras.Model:
@@ -252,13 +252,6 @@ def _small_torso(x: Any, seeds: _Seeds) -> Any:
     2 x 2, its position kept in the grey levels), then two stride-2 convolutions
     keep a 10 x 10 map, flattened so no position is pooled away. 415,795
     parameters (book: 3,356,835).
-
-    One DQN train step on the 2 shared CPU cores (TF 2.21, best of 30-40 on a
-    machine loaded by other jobs, so ranges over runs): batch 32, small
-    27-45 ms (12-33 ms with XLA) vs book 116-221 ms (124-306 ms with XLA);
-    batch 64, small 46-71 ms (22-42 ms with XLA). 4-10x less time per step
-    than the book's network. With it the DQN wins 500/500 greedy pixel games
-    after 2,938 steps (1,440 games, ~3 min here).
     """
     x = layers.AveragePooling2D(2)(x)  # [B, 40, 40, C]
     for filters, size in ((16, 4), (32, 3)):  # -> 20, 10
@@ -280,14 +273,9 @@ def _tiny_torso(x: Any, seeds: _Seeds) -> Any:
     """The cheapest CNN that still sees every position: [B, 80, 80, C] -> [B, 64].
 
     A 4 x 4 average pool first (80 -> 20: the ball's 4 x 4 px become one to
-    four cells, its position kept in their grey levels, as the paddle's; taken
-    on the frames' own values and scaled after, so that a replay memory can hold
-    the sums and train :func:`block_mean_body`), one
+    four cells, its position kept in their grey levels, as the paddle's), one
     stride-2 convolution to a 10 x 10 x 16 map, flattened (no position pooled
-    away) into 64 units: 103,251 parameters. One DQN train step at batch 64
-    costs about a quarter of ``small``'s CPU time (15.8 vs 60 ms CPU, XLA,
-    medians of 5 x 20 steps on the loaded 2-core machine), its greedy step
-    about half (3.0 vs 5.1 ms for 16 frames).
+    away) into 64 units: 103,251 parameters.
     """
     # x: [B, 20, 20, C], the scaled 4 x 4 block means
     x = layers.Conv2D(

@@ -59,7 +59,7 @@ def load_keras_policy(
             observation shape is not the game's.
 
     """
-    from catchrl.agents._backend import compile_forward
+    from catchrl.agents.networks import compile_forward
     from catchrl.agents.networks import load_q_network
     from catchrl.envs import CatchEnv
 

@@ -1,19 +1,16 @@
 """Exploration schedules: ε as a pure function of the step (or the game) count.
 
-Three shapes, each a plain function, and :class:`EpsilonSchedule`, the
-dataclass a training config holds, which adds the observe phase (ε = 1, pure
-random play to fill the replay memory) in front of them:
+Two shapes, each a plain function, and :class:`EpsilonSchedule`, which adds
+the observe phase (ε = 1, pure random play to fill the replay memory) in front:
 
 - ``linear_epsilon``: from ``start`` to ``end`` in a straight line over
   ``duration`` steps, then ``end`` (DeepMind's Nature DQN: 1.0 → 0.1 over 1M
   frames; Dopamine's ``linearly_decaying_epsilon`` without its warm-up).
-- ``exponential_epsilon``: ``end + (start - end) * exp(-step / decay_steps)``.
 - ``book_epsilon``: the book's schedule, counted in games (see its docstring).
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -21,11 +18,10 @@ __all__ = [
     "SCHEDULE_KINDS",
     "EpsilonSchedule",
     "book_epsilon",
-    "exponential_epsilon",
     "linear_epsilon",
 ]
 
-SCHEDULE_KINDS = ("linear", "exponential", "book")
+SCHEDULE_KINDS = ("linear", "book")
 
 
 def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
@@ -38,18 +34,6 @@ def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
         return float(end)
     frac = min(max(step, 0) / duration, 1.0)
     return float(start + (end - start) * frac)
-
-
-def exponential_epsilon(step: int, start: float, end: float, decay_steps: float) -> float:
-    """ε decaying exponentially from ``start`` towards ``end``.
-
-    Exactly ``end + (start - end) * exp(-step / decay_steps)``: ``start`` at step
-    0, a gap to ``end`` shrunk by a factor e every ``decay_steps`` steps (to
-    about 5 % of it after ``3 * decay_steps``). ``decay_steps <= 0`` gives ``end``.
-    """
-    if decay_steps <= 0:
-        return float(end)
-    return float(end + (start - end) * math.exp(-max(step, 0) / decay_steps))
 
 
 def book_epsilon(
@@ -85,21 +69,19 @@ class EpsilonSchedule:
     """An ε schedule with an observe phase, called once per step as ``schedule(step, game)``.
 
     Attributes:
-        kind: ``"linear"``, ``"exponential"`` or ``"book"``.
-        start: ε when the decay starts (book: 0.1; Nature DQN: 1.0).
+        kind: ``"linear"`` or ``"book"``.
+        start: ε when the decay starts (``None``: Nature DQN's 1.0, the book's 0.1).
         end: ε the decay approaches (book: 1e-4; Nature DQN: 0.1).
         duration: For ``"linear"`` the steps from ``start`` to ``end``; for
-            ``"exponential"`` its ``decay_steps``; for ``"book"`` its
-            ``total_games`` (games, observe games included; book: 2100).
+            ``"book"`` its ``total_games`` (games, observe games included; book: 2100).
         observe: Length of the initial random phase (ε = 1): in env steps for
-            ``"linear"``/``"exponential"``, in games for ``"book"`` (book: 100
-            games). The decay of linear/exponential starts when it ends; the
-            book's decay counts from game 0.
+            ``"linear"``, in games for ``"book"`` (book: 100 games). The linear
+            decay starts when it ends; the book's counts from game 0.
 
     """
 
-    kind: Literal["linear", "exponential", "book"] = "linear"
-    start: float = 1.0
+    kind: Literal["linear", "book"] = "linear"
+    start: float | None = None
     end: float = 0.05
     duration: int = 10_000
     observe: int = 0
@@ -111,7 +93,7 @@ class EpsilonSchedule:
             )
         for name in ("start", "end"):
             value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ValueError(f"EpsilonSchedule: {name} must lie in [0, 1], got {value}")
         if self.observe < 0:
             raise ValueError(f"EpsilonSchedule: observe must be >= 0, got {self.observe}")
@@ -119,8 +101,9 @@ class EpsilonSchedule:
     def __call__(self, step: int, game: int) -> float:
         """ε for the current env ``step`` and ``game`` (both counted from 0)."""
         if self.kind == "book":
-            return book_epsilon(game, self.observe, self.start, self.end, self.duration)
+            start = 0.1 if self.start is None else self.start
+            return book_epsilon(game, self.observe, start, self.end, self.duration)
         if step < self.observe:
             return 1.0
-        shape = linear_epsilon if self.kind == "linear" else exponential_epsilon
-        return shape(step - self.observe, self.start, self.end, self.duration)
+        start = 1.0 if self.start is None else self.start
+        return linear_epsilon(step - self.observe, start, self.end, self.duration)

@@ -76,8 +76,6 @@ MAX_REPLAY_CAPACITY = 10_000_000
 against the machine when the run starts)."""
 MAX_BATCH_SIZE = 65_536
 """Largest minibatch."""
-MAX_HIDDEN = 8192
-"""Widest ``mlp`` hidden layer."""
 
 
 @dataclass(frozen=True)
@@ -203,165 +201,58 @@ class EnvConfig:
 
 @dataclass
 class AgentConfig:
-    """The deep Q-network and how it learns."""
+    """The Keras DQN (``algo = "dqn"``): its network and how it learns."""
 
     network: Literal["book", "small", "tiny", "mlp"] = "tiny"
-    """Q-network: ``book`` (the book's CNN, 3,356,835 params), ``small`` CNN (415,795),
-    ``tiny`` CNN (103,251: a 4 x 4 pool first), ``mlp`` (state). Measured (seed 0, 1,000
-    validation games every 32 games): ``tiny`` learns as fast per env step as ``small``
-    (85 % vs 84 % at 13,728 steps, both with 2 gradient steps) at a quarter of the
-    train-step CPU (15.8 vs 60 ms at batch 64), so it is the default. Its replay memory
-    keeps each frame summed once by the pool (``catchrl.agents.pooled``), and the rest of
-    the network trains on the sums: a training round of 8 games cost 9.8 ms instead of
-    16.2 to 19.8 (session 11, with its two gradient steps in one call)."""
+    """``book`` (the book's CNN), ``small``, ``tiny`` (a 4 x 4 pool first) or ``mlp``
+    (state); measured: BENCHMARKS.md#the-main-job-dqn."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
     augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 4
-    """Pixels: train the Q-network on replayed frame stacks shifted sideways by a random
-    integer in ``[-augment_shift, augment_shift]`` px, a fresh draw per sample and step
-    (DrQ: Kostrikov et al. 2020), the edge columns repeated; the targets read the next
-    frames unshifted. 0 = off (the ``book`` preset). Unused where the agent does not read
-    the frames itself (``state``, ``grid``, ``perception``, a frozen ``encoder``). Less
-    than ``env.frame_size``. Measured (seeds 0-3, 500 validation games every 32 games,
-    25k steps): without it no seed reached 99 % (best 90.8-97.2 %); with 4 px (one
-    paddle step) every seed did, at 12.7k / 18.0k / 23.2k / 18.0k steps; with 2 px three
-    seeds of four. It costs ~0.2 ms a batch of 64."""
-    hidden: Annotated[int, Range(1, MAX_HIDDEN)] = 128
-    """Width of each of the ``mlp`` network's two hidden layers."""
+    """Pixels: replayed stacks shifted sideways by up to this many px (DrQ, Kostrikov et
+    al. 2020); 0 = off (book). Measured: BENCHMARKS.md#the-main-job-dqn."""
     encoder: str = ""
-    """A perception or imitation model (``.keras`` or its run directory, from ``catchrl
-    supervised train``) whose pretrained conv encoder reads the frames for the agent
-    (frozen, the default) or starts its Q-network (fine-tuned: see ``encoder_trainable``);
-    "" = none. Frozen, play it with ``fast-state``'s agent (``--preset fast-state --set
-    env.obs_type='pixels'``, as ``catchrl bench modules`` does): 99 % by 5-10k steps on the
-    book's game, where with the pixel preset's settings it reached 94.8 % in 20k (seed 0,
-    500 validation games every 32 games)."""
+    """A perception or imitation model (``.keras`` or its run directory) whose conv
+    encoder reads the frames for the agent; "" = none (docs/supervised_results.md)."""
     encoder_trainable: bool = False
-    """Freeze the pretrained encoder (False, the default): the agent plays from the
-    encoder's features, computed once a frame and kept in replay, with the ``mlp`` head
-    (two layers of ``hidden``), as the perceived-state route does. Or fine-tune it (True):
-    the Q-network is the encoder, then the same head, all of it trained on the TD error.
-    ``network`` is not used either way. Measured (``catchrl bench modules``, 3 seeds,
-    1,000 test games every 32 games; docs/supervised_results.md, sessions 7-8): frozen,
-    with ``fast-state``'s agent settings, 99 % on every seed (5.3-9.5k steps on the book's
-    game, 7.4-21.1k on drift 5); fine-tuned, with the pixel settings, 99 % on one seed in
-    three (13.7k and 15.8k steps; the others end at 41-78 % after 20k) at 3x the CPU per
-    step. So frozen is the default."""
+    """Fine-tune the encoder on the TD error (False: frozen, its features kept in
+    replay; measured better: docs/supervised_results.md)."""
     perception: str = ""
-    """A perception model (``.keras`` or its run directory, ``catchrl supervised train
-    perception``): the agent plays the pixel game from the state it perceives, with the
-    ``mlp`` network; "" = none."""
+    """A perception model: the ``mlp`` agent plays pixels from the state it perceives."""
     aux_landing: Annotated[float, NON_NEGATIVE] = 0.0
-    """Weight of the auxiliary loss on a ``landing_x`` head (where the ball will land,
-    labels free from the simulator, stored in replay); 0 = no head. Measured on the book's
-    game (3 seeds, weight 10): no gain, the same median steps to 99 % as without it."""
-    gamma: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.99
-    """Discount (book: 0.99)."""
-    lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
-    """Adam learning rate (book: 1e-6; measured: 1e-3 reached 99 % on pixels in 19k
-    steps, 5e-4 in 25k+)."""
-    loss: Literal["huber", "mse"] = "huber"
-    """``huber`` or ``mse`` (book: mse)."""
-    double: bool = True
-    """Double DQN targets (van Hasselt et al. 2016)."""
-    target_update: Literal["hard", "polyak", "none"] = "hard"
-    """``hard`` copy every ``target_period`` steps, ``polyak``, or ``none`` (book); once
-    the run settles, ``settle_tau`` (when not 0) replaces it by Polyak averaging."""
-    target_period: Annotated[int, POSITIVE] = 100
-    """Gradient steps between hard target copies (Nature DQN: 10k; Catch is short: with
-    200 and 5-step returns the pixel DQN was at 30 % after 8,448 steps, with 100 and
-    10-step returns at 48 %)."""
-    tau: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.005
-    """Polyak rate when ``target_update = "polyak"``."""
-    settle_at: Annotated[float, FRACTION] = 0.99
-    """Validation win rate at which learning settles: from the first training-time
-    evaluation that reaches it, the learning rate is ``settle_lr`` and the target
-    network is averaged at ``settle_tau`` (0: never; the ``book`` preset never settles).
-    It matters when a run trains on past its first 99 % (``run.target_win_rate`` above
-    it, or 0). Measured on pixels (the ``fast`` preset of sessions 6-7, seeds 0-2, 1,000
-    validation games every 64 games, to 70k steps): the lowest evaluation after the
-    first 99 % was 98.3 / 97.3 / 98.7 % settling the learning rate to 1e-4, 94.0 / 95.4 /
-    95.7 % without; see ``settle_tau`` for the target, and ``fast-state`` for ``state``."""
-    settle_lr: Annotated[float, NON_NEGATIVE] = 1e-4
-    """Learning rate once settled (see ``settle_at``; 0: keep ``lr``)."""
-    settle_tau: Annotated[float, FRACTION] = 0.0005
-    """Once settled (see ``settle_at``), the target network is set to the online one and
-    from then on follows it by Polyak averaging at this rate per gradient step, instead
-    of ``target_update``'s way (0: keep it); with ``settle_average`` it is also the
-    network that plays. Unused without a target network (``target_update = "none"``).
-    Measured on pixels (the ``fast`` preset, seeds 0-2, trained on to 5x the steps to
-    99 % on 10,000 test games, 1,000 validation games every 64 games), the lowest
-    validation evaluation after those steps: in session 11 (BENCHMARKS.md), playing the
-    average, 99.1 / 98.0 / 98.3 % with 0.0005 and 98.9 / 97.8 / 98.0 % with 0.001;
-    playing the online network, 96.8 / 98.6 / 97.3 % with 0.001. In session 10 (before
-    the pooled replay; online network) 98.0 / 98.0 / 98.9 % with 0.001, 98.4 / 97.9 /
-    99.5 % with the hard copies on (0), 97.8 % on seed 1 with 0.005; lowering
-    ``settle_lr`` instead, to 3e-5 or 1e-5, went to 97.1 % (seed 1) and 97.3 % (seed
-    0). ``fast-state`` keeps 0: its target is averaged from the start."""
-    settle_epsilon: Annotated[float, FRACTION] = 0.0
-    """Once settled (see ``settle_at``), ε is at least this (0: the schedule's alone), so
-    that the replay memory keeps seeing states a near-perfect policy stops visiting.
-    Measured on pixels (session 11, BENCHMARKS.md): 0.05 made it worse (lowest
-    validation after the reach 97.3 / 96.5 / 94.3 %, against 96.8 / 98.6 / 97.3 % with
-    0), so it is off; ``epsilon_end`` at 0.05 from the start held better but reached
-    99 % later."""
-    settle_average: bool = True
-    """Once settled (see ``settle_at``) with ``settle_tau``, evaluations play, and the
-    run saves (``model.keras``, ``best.keras``), the target network: the running average
-    of the online network's weights (Polyak, ``settle_tau`` a gradient step: a time
-    constant of 2,000 steps at 0.0005), which moves less between evaluations than the
-    online network it follows. Training still acts with the online network. False:
-    the online network throughout. Measured on pixels (session 11, 3 seeds to 5x the
-    steps to 99 %): the lowest validation evaluation after the reach was 99.1 / 98.0 /
-    98.3 % playing the average, 96.8 / 98.6 / 97.3 % playing the online network."""
-    grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
-    """Global gradient-norm clip; 0 turns it off."""
+    """Weight of an auxiliary ``landing_x`` head's squared error; 0 = no head."""
     n_step: Annotated[int, Range(1, MAX_N_STEP)] = 16
-    """n-step returns (1: plain one-step TD, the book). The only reward comes on a
-    game's 33rd step; 16-step returns carry it back 16x faster per target copy
-    (measured on pixels, seed 0, at 8,448 steps: 5-step 30 %, 10-step 48 %, 16-step
-    56 %; whole-game returns, 33, were slower: 74 % vs 85 % at 13,728 steps). At most
-    one game long, and the replay memory must hold n_step + frame_stack steps per game."""
+    """n-step returns (book: 1); measured: BENCHMARKS.md#the-main-job-dqn."""
+    lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
+    """Adam learning rate (book: 1e-6); measured: BENCHMARKS.md#the-main-job-dqn."""
+    lr_decay: bool = False
+    """Decay the learning rate linearly to 0 over ``run.total_steps`` (PureJaxRL)."""
+    loss: Literal["huber", "mse"] = "huber"
+    """``huber`` (Nature DQN) or ``mse`` (book)."""
+    target_every: Annotated[int, COUNT] = 100
+    """Gradient steps between target syncs (0: no target network, the book)."""
+    tau: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1.0
+    """Each sync sets target = tau * online + (1 - tau) * target (1: a copy, Nature DQN)."""
+    grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
+    """Global gradient-norm clip (SB3's DQN: 10); 0 = off (book)."""
     batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 64
-    """Minibatch size (book: 32); no larger than the replay memory can ever sample."""
-    train_every: Annotated[int, POSITIVE] = 1
-    """Vector-env steps between training rounds (book: 1)."""
+    """Minibatch size (book: 32)."""
     gradient_steps: Annotated[int, POSITIVE] = 2
-    """Gradient steps per training round (2 on pixels: 86 % vs 71 % at 10,560 steps
-    with one; the ``tiny`` network makes the second one cheap)."""
-    prefetch: bool = True
-    """Draw a training round's batches from the replay memory while the previous
-    round's gradient steps run (a second thread), rather than after this round's
-    vector step: the batches then miss that one step's transitions, which 16-step
-    returns could mostly not use yet anyway. Unused with prioritized replay (a draw
-    needs the last step's priorities). Checkpoints hold the batches drawn ahead, so
-    a resumed run is still the same run. Measured (the ``fast`` preset, 2 CPU cores,
-    session 11): a training round of 8 games in 9.4 ms instead of 11.5 when a round's
-    steps were one XLA function; with each step its own (the final code) 10.0-10.1 ms
-    against 9.8, no gain. ``fast`` keeps it on because its figures (BENCHMARKS.md,
-    session 11) were measured with it: the batches, and so the runs, differ without it.
-    ``fast-state`` and ``book`` keep it off."""
+    """Gradient steps per vector step of ``env.num_envs`` games (book: 1)."""
     replay_capacity: Annotated[
         int, Range(1, MAX_REPLAY_CAPACITY, why="10 million 80 x 80 frames are 60 GiB")
     ] = 50_000
     """Transitions kept in replay memory (book: 50,000)."""
     prioritized: bool = False
-    """Prioritized replay (Schaul et al. 2016)."""
-    epsilon: Literal["linear", "exponential", "book"] = "linear"
-    """ε schedule: ``linear`` / ``exponential`` over env steps, or ``book`` (per game)."""
-    epsilon_start: Annotated[float, FRACTION] = 1.0
-    """ε after the observe phase (book: 0.1)."""
+    """Prioritized replay (Schaul et al. 2016), β annealed to 1 over the run."""
+    epsilon: Literal["linear", "book"] = "linear"
+    """ε from 1 to ``epsilon_end`` over env steps, or ``book`` (from 0.1, per game)."""
     epsilon_end: Annotated[float, FRACTION] = 0.01
     """Final ε (book: 0.0001)."""
     epsilon_duration: Annotated[int, COUNT] = 6_000
-    """Env steps (linear/exponential) or games (book) over which ε decays (measured with
-    10,000 and 6,000 on pixels: 6,000 learns sooner)."""
+    """Env steps (games for ``book``) over which ε decays (book: 2,100 games)."""
     observe: Annotated[int, COUNT] = 2_000
-    """Random-play env steps (games for the ``book`` schedule) before learning (book: 100
-    games)."""
-    device: Literal["auto", "cpu", "gpu"] = "auto"
-    """Where the Q-network runs: ``auto`` (the backend's choice: a GPU when one is
-    visible), ``cpu``, or ``gpu`` (an error when the backend sees none)."""
+    """Random-play env steps (games for ``book``) before learning (book: 100 games)."""
 
 
 @dataclass
@@ -384,11 +275,6 @@ class RunConfig:
     """Games per evaluation (during training and at the end); 0 turns evaluation off."""
     target_win_rate: Annotated[float, FRACTION] = 0.99
     """Stop early once an evaluation reaches this greedy win rate (0: never)."""
-    backend: Literal["tensorflow", "jax", "torch"] = "tensorflow"
-    """Keras backend: ``tensorflow``, ``jax`` or ``torch``. Measured on 2 CPU cores, the
-    ``fast`` preset (``catchrl bench dqn --part backends``, 3 seeds, BENCHMARKS.md): jax
-    1.01x TensorFlow's time per env step and 1.16x its CPU, torch 2.45x and 3.41x; so
-    TensorFlow it is."""
 
 
 @dataclass
@@ -418,47 +304,16 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {},
     "fast-state": {
-        # Measured (seed 0, 500 validation games every 32 games): with 3-step returns, a
-        # target copy every 300 gradient steps and ε over 24,000 steps it never reached
-        # 99 % in 46,464 steps (best 91.8 %); with 16-step returns, a copy every 100 and
-        # ε over 6,000 it reached 99.4 % at 12,672 steps (its kept model: 100 % of 500
-        # test games). Then the replay ratio, 3 seeds (2026-12-03, 500 validation games every
-        # 32 games, 20k steps): one gradient step a round (16 transitions) reached 99 % at
-        # 12,672 / never / 17,952 steps; 4 steps with a copy every 100 at 9,504 / 8,448 /
-        # 8,448; 8 steps with a copy every 400 (every 50 rounds; it was every 100) at
-        # 5,280 / 4,224 / 4,224, lowest evaluation after that 96.6 / 99.4 / 94.8 % (with
-        # one step: 14.6 %). A state step is cheap (4-5 CPU s to 99 %), so 8 it is.
-        # Settling to lr 1e-4 at the first 99 %, measured twice on 3 seeds to 30k steps
-        # without the early stop (before and after evaluations stopped drawing from the
-        # exploration generator, which redrew every run): the lowest evaluation in the
-        # last 10k steps was 99.4 and 99.8 % with it, 95.0 and 99.4 % without; the lowest
-        # after the first 99 % (5,280 / 4,224 / 6,336 steps now) 98.2 / 99.4 / 97.2 and
-        # 95.8 / 93.4 / 99.6 % with it, 96.6 / 99.4 / 94.8 and 97.0 / 95.6 / 97.8 %
-        # without. Later play is steadier settled, so it settles (the default since
-        # pixels measured the same way); neither holds 98 % on every seed right after
-        # the first 99 %. What did (2026-12-04, 3 seeds, 500 validation games every 32
-        # games, 30k steps): Polyak averaging of the target (tau 0.005 each gradient
-        # step) instead of a hard copy every 400. Lowest evaluation after the first
-        # 99 %: 99.0 / 100 / 100 % with it, 95.8 / 93.4 / 99.6 % with hard copies (and
-        # 91.2 / 94.0 / 100 % settling to lr 2e-5 instead); first 99 % at 7,392 / 5,280
-        # / 7,392 steps with it, 5,280 / 4,224 / 6,336 without. A hard copy swaps the
-        # bootstrap targets at once, every 50 rounds; Polyak moves them a little each step.
+        # Measured: BENCHMARKS.md#the-main-job-dqn (fast-state).
         "env": {"obs_type": "state", "num_envs": 16},
         "agent": {
             "network": "mlp",
-            "hidden": 128,
-            "lr": 1e-3,
-            "n_step": 16,
-            "target_update": "polyak",
+            "target_every": 1,
             "tau": 0.005,
             "batch_size": 128,
             "gradient_steps": 8,
             "observe": 1_000,
             "epsilon_end": 0.05,
-            "epsilon_duration": 6_000,
-            "settle_tau": 0.0,
-            "settle_average": False,
-            "prefetch": False,
         },
         "run": {"total_steps": 50_000, "eval_every": 32},
     },
@@ -469,24 +324,16 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "network": "book",
             "lr": 1e-6,
             "loss": "mse",
-            "double": False,
-            "target_update": "none",
+            "target_every": 0,
             "grad_clip_norm": 0.0,
             "batch_size": 32,
-            "train_every": 1,
             "gradient_steps": 1,
-            "replay_capacity": 50_000,
             "epsilon": "book",
-            "epsilon_start": 0.1,
             "epsilon_end": 1e-4,
             "n_step": 1,
             "epsilon_duration": 5_000,
             "observe": 100,
-            "settle_at": 0.0,
-            "settle_tau": 0.0,
-            "settle_average": False,
             "augment_shift": 0,
-            "prefetch": False,
         },
         "run": {
             "total_steps": 0,
@@ -785,13 +632,8 @@ def load_config(
 
 
 def load_run_config(path: str | Path) -> TrainConfig:
-    """A run directory's ``config.toml``, as the run trained.
-
-    Like :func:`load_config`, except that a field the file lacks and
-    :data:`_ADDED_LATER` lists takes the value runs had before it existed (not the
-    preset's current default): a run saved before it resumes and loads as it trained.
-    """
-    return _from_tables(_with_added_later(read_toml(path)), "fast", str(path), [])
+    """A run directory's ``config.toml``, as the run trained."""
+    return _from_tables(read_toml(path), "fast", str(path), [])
 
 
 def _from_tables(
@@ -808,34 +650,9 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
-# Fields added after runs were saved, with the value that keeps such a run as it
-# trained: a checkpoint saved without the field resumes with it.
-_ADDED_LATER: dict[tuple[str, str], Any] = {
-    ("agent", "augment_shift"): 0,
-    ("agent", "settle_tau"): 0.0,
-    ("agent", "prefetch"): False,
-    ("agent", "settle_epsilon"): 0.0,
-    ("agent", "settle_average"): False,
-}
-
-
-def _with_added_later(data: dict[str, Any]) -> dict[str, Any]:
-    """``data`` with each :data:`_ADDED_LATER` field its table lacks set to the old value."""
-    data = {k: dict(v) if isinstance(v, dict) else v for k, v in data.items()}
-    for (table, key), value in _ADDED_LATER.items():
-        if isinstance(data.get(table), dict) and key not in data[table]:
-            data[table][key] = value
-    return data
-
-
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file).
-
-    A field the saved config lacks takes its default, except those in
-    :data:`_ADDED_LATER`, which take the value the run trained with before they existed.
-    """
+    """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
     cfg = TrainConfig(preset=str(data.get("preset", "fast")))
-    data = _with_added_later(data)
     _update(
         cfg,
         {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3", "rllib")},

@@ -16,7 +16,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from catchrl.agents._backend import compile_predict
+from catchrl.agents.networks import compile_predict
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.envs.core import BatchState
 from catchrl.supervised.perception import HEAD_UNITS, build_encoder

@@ -33,7 +33,7 @@ import keras
 import numpy as np
 from keras import layers
 
-from catchrl.agents._backend import compile_predict
+from catchrl.agents.networks import compile_predict
 from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import observation_space, state_features

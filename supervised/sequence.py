@@ -18,7 +18,7 @@ Packaged for agents as :class:`ForecastWrapper`: a ``state`` env whose
 observation gains ``[landing_x, p_catch]``. The other route, a Q-network with
 an auxiliary ``landing_x`` head trained next to the TD loss, is the agents'
 own: ``build_q_network(..., landing_head=True)`` in
-:mod:`catchrl.agents.networks` and ``DQNConfig.aux_weight`` (labels from
+:mod:`catchrl.agents.networks` and ``agent.aux_landing`` (labels from
 :func:`landing_labels`, free from the simulator).
 """
 
@@ -33,7 +33,7 @@ import numpy as np
 from gymnasium import spaces
 from keras import layers, ops
 
-from catchrl.agents._backend import compile_predict
+from catchrl.agents.networks import compile_predict
 from catchrl.agents.scripted import landing_labels
 from catchrl.supervised.datasets import GameDataset, landing_targets, perception_targets
 

@@ -349,7 +349,7 @@ def evaluate_model(
             out["exact_speed_ball_vx_after_first_frame"] = float(speed[moving].mean())
         return out
     if task == "imitation":
-        from catchrl.agents._backend import compile_predict
+        from catchrl.agents.networks import compile_predict
 
         x, g, t = _all_stacks(ds, ds.steps)
         predict = compile_predict(model)

@@ -165,7 +165,7 @@ def test_landing_head_shares_the_trunk_and_q_output_picks_the_q_values(kind):
 
 
 def test_compile_predict_equals_the_model_for_one_or_many_and_any_output_structure():
-    from catchrl.agents._backend import compile_forward, compile_predict
+    from catchrl.agents.networks import compile_forward, compile_predict
 
     obs = keras.Input((3,), name="obs")
     hidden = keras.layers.Dense(4, activation="relu")(obs)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from catchrl.agents.replay import ReplayMemory, SumTree
+from catchrl.agents.replay import ReplayMemory
 from catchrl.envs import CatchVectorEnv
 
 # -- helpers ----------------------------------------------------------------------
@@ -109,25 +109,14 @@ def test_next_step_autoreset_is_rejected():
             obs = next_obs
 
 
-def test_joining_a_game_under_way_waits_for_a_full_history():
+def test_a_game_under_way_is_refused():
     env = CatchVectorEnv(1, obs_type="pixels", autoreset_mode="same_step")
     obs, _ = env.reset(seed=3)
-    for _ in range(5):  # the memory starts 5 steps into the game
+    for _ in range(5):  # the memory would start 5 steps into the game
         obs, *_ = env.step(np.ones(1, dtype=np.int64))
     mem = ReplayMemory(500, 1, (80, 80, 4), np.uint8, frame_stack=4, seed=0)
-    seen = []
-    for _ in range(40):
-        a = np.ones(1, dtype=np.int64)
-        next_obs, r, te, tr, _ = env.step(a)
-        mem.add(obs, a, r, te, tr)
-        seen.append(obs[0])
-        obs = next_obs
-    mask = mem.sampleable()[0, :40]
-    assert not mask[:3].any()  # their stacks reach back before the memory joined
-    assert mask[3:39].all()
-    batch = mem.sample(500)
-    _, t = absolute_time(mem, batch["indices"])
-    np.testing.assert_array_equal(batch["obs"], np.stack(seen)[t])
+    with pytest.raises(ValueError, match="first frame repeated"):
+        mem.add(obs, np.ones(1, dtype=np.int64), np.zeros(1), [False], [False])
 
 
 # -- exact contents with hand-made streams ------------------------------------------
@@ -221,7 +210,7 @@ def test_wrap_around_forgets_the_oldest():
 
 def test_sample_before_any_sampleable_transition_raises():
     mem = ReplayMemory(10, 1, (1,), np.float32, n_step=3)
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="no sampleable"):
         mem.sample(4)
     scalar_stream(mem, [0.0, 0.0], [False, False])
     with pytest.raises(ValueError, match="no sampleable"):
@@ -273,18 +262,6 @@ def test_uniform_sampling_is_uniform_and_seeded():
     assert sampled.min() > 0.85 * 20_000 / 38 and sampled.max() < 1.15 * 20_000 / 38
 
 
-def test_sum_tree_matches_cumsum():
-    rng = np.random.default_rng(0)
-    tree = SumTree(13)
-    p = rng.random(13)
-    tree.set(np.arange(13), p)
-    tree.set(np.array([4, 4]), np.array([9.0, 2.5]))  # the last write wins
-    p[4] = 2.5
-    assert tree.total == pytest.approx(p.sum())
-    u = rng.random(1000) * p.sum()
-    np.testing.assert_array_equal(tree.find(u), np.searchsorted(np.cumsum(p), u, side="right"))
-
-
 def test_prioritized_sampling_follows_priorities():
     mem = ReplayMemory(10, 1, (1,), np.float32, prioritized=True, alpha=1.0, beta=1.0, seed=0)
     scalar_stream(mem, [0.0] * 5, [False] * 5)  # t = 0..3 sampleable
@@ -303,7 +280,7 @@ def test_new_transitions_get_the_max_priority():
     scalar_stream(mem, [0.0] * 2, [False] * 2)
     mem.update_priorities(np.array([0]), np.array([16.0 - 1e-6]))
     scalar_stream(mem, [0.0] * 1, [False])
-    assert mem._tree.get(np.array([2]))[0] == pytest.approx(4.0)
+    assert mem._arrays["priority"][0, 2] == pytest.approx(4.0)
 
 
 @pytest.mark.parametrize("prioritized", [False, True])
@@ -344,24 +321,19 @@ def test_state_dict_round_trip_resumes_exactly(tmp_path, prioritized):
          "frame_stack": 4},
         {"capacity": 1_001, "num_envs": 3, "obs_shape": (80, 80, 4), "obs_dtype": np.uint8},
         {"capacity": 5_000, "num_envs": 8, "obs_shape": (4,), "obs_dtype": np.float32,
-         "n_step": 3, "prioritized": True, "aux_dim": 1},
+         "prioritized": True, "aux_dim": 1},
         {"capacity": 777, "num_envs": 1, "obs_shape": (10, 5), "obs_dtype": np.float32,
          "prioritized": True},
     ],
 )  # fmt: skip
 def test_estimate_bytes_is_what_the_memory_holds(kwargs):
-    estimate = ReplayMemory.estimate_bytes(**kwargs)
-    mem = ReplayMemory(**kwargs)
-    arrays = [v for v in vars(mem).values() if isinstance(v, np.ndarray)]
-    held = sum(a.nbytes for a in arrays) + (mem._tree.tree.nbytes if mem._tree else 0)
-    assert held / 2 <= estimate <= 2 * held
-    assert estimate == mem.nbytes  # exactly the ring's arrays (the per-env counters aside)
+    assert ReplayMemory.estimate_bytes(**kwargs) == ReplayMemory(**kwargs).nbytes
 
 
 def test_estimate_bytes_of_the_books_pixel_memory():
-    # 50,000 newest frames of 80 x 80 uint8 + 4 + 4 + 1 + 1 + 4 + 1 bytes of bookkeeping.
+    # 50,000 newest frames of 80 x 80 uint8 + 4 + 4 + 1 + 1 + 4 bytes of bookkeeping.
     got = ReplayMemory.estimate_bytes(50_000, 1, (80, 80, 4), np.uint8, frame_stack=4)
-    assert got == 50_000 * (6400 + 15)
+    assert got == 50_000 * (6400 + 14)
 
 
 def test_a_huge_memory_is_refused_before_allocating():
@@ -376,22 +348,33 @@ def test_a_huge_memory_is_refused_before_allocating():
 
 
 def test_the_memory_check_compares_the_estimate_with_the_available_memory(monkeypatch):
-    from catchrl.agents import replay
+    import catchrl.envs
 
     args = (2_000, 2, (80, 80, 4), np.uint8)
     needed = ReplayMemory.estimate_bytes(*args, frame_stack=4)
-    monkeypatch.setattr(replay, "_available_memory_bytes", lambda: needed)
+    monkeypatch.setattr(catchrl.envs, "available_memory_bytes", lambda: needed)
     assert ReplayMemory(*args, frame_stack=4).nbytes == needed
-    monkeypatch.setattr(replay, "_available_memory_bytes", lambda: needed - 1)
+    monkeypatch.setattr(catchrl.envs, "available_memory_bytes", lambda: needed - 1)
     refused = r"replay_capacity 2,000 needs 0\.0128 GB for its buffers, but only 0\.0128 GB"
     with pytest.raises(ValueError, match=refused):
         ReplayMemory(*args, frame_stack=4)
-    monkeypatch.setattr(replay, "_available_memory_bytes", lambda: None)  # unknown: no check
-    assert ReplayMemory(*args, frame_stack=4).capacity == 2_000
 
 
-def test_available_memory_is_read_from_the_machine():
-    from catchrl.agents import replay
+def test_the_saved_state_holds_only_the_filled_frames():
+    mem = ReplayMemory(8 * 5_000, 8, (80, 80, 4), np.uint8, frame_stack=4, n_step=4)
+    play_pixels(mem, 8, 100)
+    state = mem.state_dict()
+    assert state["rewards"].shape == (8, 100)
+    assert sum(v.nbytes for v in state.values()) < 8 * 100 * 6400 / 10  # few pixels are lit
 
-    available = replay._available_memory_bytes()
-    assert available is None or 0 < available < 2**50
+
+def test_per_importance_weights_anneal_beta_to_one():
+    mem = ReplayMemory(10, 1, (1,), np.float32, prioritized=True, alpha=1.0, beta=0.4, seed=0)
+    scalar_stream(mem, [0.0] * 6, [False, False, False, False, False, True])
+    mem.update_priorities(np.arange(6), np.array([1.0, 2.0, 4.0, 1.0, 1.0, 1.0]) - 1e-6)
+    for progress, beta in ((0.0, 0.4), (0.5, 0.7), (1.0, 1.0), (3.0, 1.0)):
+        batch = mem.sample(200, progress)
+        priority = mem._arrays["priority"].reshape(-1)
+        p = priority[batch["indices"]] / priority.sum()
+        w = (len(mem) * p) ** -beta
+        np.testing.assert_allclose(batch["weights"], w / w.max(), rtol=1e-6)

@@ -1,13 +1,10 @@
 """ε schedules against tables of (input, expected), as Dopamine tests them."""
 
-import math
-
 import pytest
 
 from catchrl.agents.schedules import (
     EpsilonSchedule,
     book_epsilon,
-    exponential_epsilon,
     linear_epsilon,
 )
 
@@ -27,21 +24,6 @@ from catchrl.agents.schedules import (
 )
 def test_linear_epsilon(step, start, end, duration, expected):
     assert linear_epsilon(step, start, end, duration) == pytest.approx(expected)
-
-
-@pytest.mark.parametrize(
-    "step, start, end, decay_steps, expected",
-    [
-        (0, 1.0, 0.1, 100, 1.0),
-        (100, 1.0, 0.1, 100, 0.1 + 0.9 / math.e),
-        (200, 1.0, 0.0, 100, math.exp(-2)),
-        (300, 0.5, 0.1, 100, 0.1 + 0.4 * math.exp(-3)),
-        (10**7, 1.0, 0.1, 100, 0.1),
-        (5, 1.0, 0.1, 0, 0.1),
-    ],
-)
-def test_exponential_epsilon(step, start, end, decay_steps, expected):
-    assert exponential_epsilon(step, start, end, decay_steps) == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(
@@ -70,10 +52,10 @@ def test_book_epsilon(game, expected):
         (EpsilonSchedule("linear", 0.5, 0.1, 100, observe=50), 50, 3, 0.5),  # decay starts here
         (EpsilonSchedule("linear", 0.5, 0.1, 100, observe=50), 100, 3, 0.3),
         (EpsilonSchedule("linear", 0.5, 0.1, 100, observe=50), 10**6, 9, 0.1),
-        (EpsilonSchedule("exponential", 1.0, 0.0, 10, observe=5), 4, 0, 1.0),
-        (EpsilonSchedule("exponential", 0.8, 0.0, 10, observe=5), 15, 0, 0.8 / math.e),
+        (EpsilonSchedule("linear", None, 0.1, 100, observe=50), 100, 3, 0.55),  # from 1.0
         (EpsilonSchedule("book", 0.1, 1e-4, 2100, observe=100), 10**6, 99, 1.0),  # games count
         (EpsilonSchedule("book", 0.1, 1e-4, 2100, observe=100), 0, 100, 0.1 - 0.0999 / 21),
+        (EpsilonSchedule("book", None, 1e-4, 2100, observe=100), 0, 100, 0.1 - 0.0999 / 21),
     ],
 )
 def test_epsilon_schedule(schedule, step, game, expected):

@@ -56,8 +56,6 @@ def test_q_network_starts_from_the_encoder(perception_path, tmp_path, trainable)
                 f"agent.encoder={str(perception_path)!r}",
                 "--set",
                 f"agent.encoder_trainable={str(trainable).lower()}",
-                "--set",
-                "agent.hidden=24",
             ]
         )
         == 0
@@ -66,10 +64,10 @@ def test_q_network_starts_from_the_encoder(perception_path, tmp_path, trainable)
     trained = _encoder_weights(run_dir / "model.keras")
     same = all(np.array_equal(a, b) for a, b in zip(source, trained, strict=True))
     assert same is (not trainable)  # frozen: untouched; fine-tuned: moved by training
-    # either way the encoder feeds the same head: the MLP's two layers of agent.hidden
+    # either way the encoder feeds the same head: the MLP's two layers of 128
     head = keras.saving.load_model(run_dir / "model.keras", compile=False).layers[-1]
     hidden = [layer.units for layer in head.layers if isinstance(layer, keras.layers.Dense)]
-    assert hidden[:2] == [24, 24] and len(hidden) == 3
+    assert hidden[:2] == [128, 128] and len(hidden) == 3
 
 
 def test_a_frozen_encoder_s_features_are_computed_once_and_kept_in_replay(
