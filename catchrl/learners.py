@@ -32,8 +32,6 @@ LEARNERS = {
     "sb3-": "catchrl.sb3_train:SB3Learner",
     "rllib-": "catchrl.rllib_train:RLlibLearner",
 }
-# What to install for a learner family whose framework is missing.
-INSTALL = {"rllib-": "pip install 'catchrl[rllib]' in a virtualenv of its own (docs/rllib.md)"}
 
 
 def learner_class(algo: str) -> type[Learner]:
@@ -49,9 +47,9 @@ def learner_class(algo: str) -> type[Learner]:
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError as e:
-                how = INSTALL.get(prefix, "pip install 'catchrl[all]'")
                 raise ConfigError(
-                    f"algo {algo!r} needs {e.name}, which is not installed: {how}"
+                    f"algo {algo!r} needs {e.name}, which is not installed: "
+                    "pip install 'catchrl[all]'"
                 ) from e
             return getattr(module, cls)
     raise ConfigError(

@@ -13,7 +13,7 @@ import math
 from collections.abc import Iterable
 
 from catchrl.cli import UserError
-from catchrl.config import MAX_BALLS_PER_GAME, SEED_MAX, ConfigError, check_game
+from catchrl.config import MAX_BALLS_PER_GAME, SEED_MAX, ConfigError, Range, check_game
 
 __all__ = [
     "GAME_OPTIONS",
@@ -32,14 +32,10 @@ GAME_OPTIONS = {
 """How the game's parameters are spelled on the command line."""
 
 
-def _number(value: float) -> str:
-    return "2**32 - 1" if value == SEED_MAX else f"{value:g}"
-
-
 def check_range(
     option: str,
     value: float | None,
-    low: float | None = None,
+    low: float,
     high: float | None = None,
     *,
     above: bool = False,
@@ -48,35 +44,20 @@ def check_range(
 ) -> None:
     """Refuse ``value`` unless ``low <= value <= high`` (``low < value`` with ``above``).
 
-    Args:
-        option: The option as typed (``"--games"``), named in the message.
-        value: What was given; None (the option left out) passes.
-        low: Smallest value (None: no lower bound).
-        high: Largest value (None: no upper bound).
-        above: ``low`` itself is refused.
-        allow_inf: Whether ``inf`` is accepted (NaN never is).
-        note: Words on what the option means, shown in the message.
+    The config's own :class:`~catchrl.config.Range` check, for an option: None (the
+    option left out) passes; NaN never does, ``inf`` only with ``allow_inf`` and no
+    ``high``; ``note`` says what the option means.
 
     Raises:
-        UserError: Out of range, NaN, or infinite where ``allow_inf`` is False.
+        UserError: Naming the option.
 
     """
-    if value is None:
+    if value is None or (allow_inf and high is None and value == math.inf):
         return
-    about = f" ({note})" if note else ""
-    if isinstance(value, float) and (math.isnan(value) or (math.isinf(value) and not allow_inf)):
-        raise UserError(f"{option} must be a finite number{about}, got {value}")
-    too_low = low is not None and (value <= low if above else value < low)
-    too_high = high is not None and value > high
-    if not (too_low or too_high):
-        return
-    if low is None:
-        bounds = f"<= {_number(high or 0)}"
-    elif high is None:
-        bounds = f"{'>' if above else '>='} {_number(low)}"
-    else:
-        bounds = f"in {'(' if above else '['}{_number(low)}, {_number(high)}]"
-    raise UserError(f"{option} must be {bounds}{about}, got {value}")
+    try:
+        Range(low, math.inf if high is None else high, above, note).check(option, value)
+    except ConfigError as e:
+        raise UserError(str(e).replace(f"{option}: ", f"{option} ", 1)) from None
 
 
 def check_each(option: str, values: Iterable[float], low: float, high: float | None = None) -> None:
