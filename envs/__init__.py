@@ -1,30 +1,19 @@
-"""The Catch game: pure batched core, Gymnasium env, native vector env, frames, window.
+"""The Catch game: a pure batched core, the Gymnasium env and vector env, frames, window.
 
-Importing this package registers the Gymnasium ids (:data:`ENV_IDS`), each
-with a ``vector_entry_point``, so ``gymnasium.make_vec`` builds the native batch:
-
-- ``catchrl/Catch-v0``: pixels, the book's 4 stacked 80 x 80 grey frames;
-- ``catchrl/CatchState-v0``: the state vector;
-- ``catchrl/CatchGrid-v0``: bsuite's 10 x 5 board and dynamics.
-
-Any :class:`CatchParams` field can be passed to ``gymnasium.make``. An env
-that could not fit in memory is refused before it allocates:
-:func:`estimate_env_bytes` says what one needs, :func:`available_memory_bytes`
-what the machine has free. Only numpy and gymnasium are imported here;
-pygame when a window opens.
+Importing it registers the Gymnasium ids (:data:`ENV_IDS`: pixels, the book's
+4 stacked 80 x 80 grey frames; the state vector; bsuite's 10 x 5 grid), each
+with a ``vector_entry_point``, so ``gymnasium.make_vec`` builds the native
+batch; any :class:`CatchParams` field passes through ``gymnasium.make``. Only
+numpy and gymnasium are imported here; pygame when a window opens.
 """
 
 from gymnasium.envs.registration import register, registry
 
-from catchrl.envs.catch_env import CatchEnv, check_action
+from catchrl.envs.catch_env import CatchEnv
 from catchrl.envs.core import (
-    ACTION_LEFT,
-    ACTION_RIGHT,
-    ACTION_STAY,
     BatchState,
     CatchParams,
     CatchState,
-    check_reset_options,
     reset_batch,
     reset_state,
     step_batch,
@@ -32,14 +21,11 @@ from catchrl.envs.core import (
 )
 from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK
 from catchrl.envs.observations import OBS_TYPES
-from catchrl.envs.render import FrameRenderer, FrameStack, area_downscale, render_screen
+from catchrl.envs.render import FrameRenderer, area_downscale, render_screen
 from catchrl.envs.sizing import available_memory_bytes, estimate_env_bytes
 from catchrl.envs.vector import CatchVectorEnv
 
 __all__ = [
-    "ACTION_LEFT",
-    "ACTION_RIGHT",
-    "ACTION_STAY",
     "ENV_IDS",
     "MAX_FRAME_SIZE",
     "MAX_FRAME_STACK",
@@ -50,11 +36,8 @@ __all__ = [
     "CatchState",
     "CatchVectorEnv",
     "FrameRenderer",
-    "FrameStack",
     "area_downscale",
     "available_memory_bytes",
-    "check_action",
-    "check_reset_options",
     "env_id",
     "estimate_env_bytes",
     "render_screen",

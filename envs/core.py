@@ -173,24 +173,16 @@ class BatchState:
     @classmethod
     def zeros(cls, n: int) -> BatchState:
         """N games, all fields zero."""
-        z = [np.zeros(n, dtype=np.int64) for _ in range(7)]
-        return cls(*z, np.zeros(n, dtype=bool))
+        return cls(*(np.zeros(n, dtype=_dtype(name)) for name in _FIELDS))
 
     @classmethod
     def of(cls, states: Sequence[CatchState]) -> BatchState:
         """The batch of these games."""
-        columns = {name: [getattr(s, name) for s in states] for name in _FIELDS}
-        return cls(
-            **{
-                k: np.array(v, dtype=bool if k == "landed" else np.int64)
-                for k, v in columns.items()
-            }
-        )
+        return cls(*(np.array([getattr(s, k) for s in states], _dtype(k)) for k in _FIELDS))
 
     def get(self, i: int) -> CatchState:
         """Game ``i`` as a :class:`CatchState`."""
-        values = [getattr(self, name)[i].item() for name in _FIELDS]
-        return CatchState(*values)
+        return CatchState(*(getattr(self, name)[i].item() for name in _FIELDS))
 
     def set(self, i: int, s: CatchState) -> None:
         """Overwrite game ``i`` with ``s`` (in place)."""
@@ -199,30 +191,25 @@ class BatchState:
 
     def merge(self, idx: np.ndarray, other: BatchState) -> BatchState:
         """A new batch: these games, with games ``idx`` replaced by ``other``'s ``[len(idx)]``."""
-        out = {}
+        out = BatchState(*(getattr(self, name).copy() for name in _FIELDS))
         for name in _FIELDS:
-            a = getattr(self, name).copy()
-            a[idx] = getattr(other, name)
-            out[name] = a
-        return BatchState(**out)
+            getattr(out, name)[idx] = getattr(other, name)
+        return out
 
 
-RESET_OPTIONS = ("ball_x", "ball_vx", "paddle_x")
-"""The keys ``reset(options=...)`` takes: the first ball's left edge and speed, the paddle's x."""
+def _dtype(name: str) -> type:
+    return bool if name == "landed" else np.int64
+
+
+RESET_OPTIONS = ("ball_x", "ball_vx", "paddle_x")  # the first ball's left edge, speed; paddle x
 
 
 def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[str, int]:
-    """Validate ``reset(options=...)``: the start positions it sets, as ints by name.
+    """``reset(options=...)`` checked: the start positions it sets, as ints by name.
 
-    Keys (optional, world pixels; on the grid a pixel is a cell): ``ball_x``
-    in ``[0, spawn_max_x]``, ``ball_vx`` in ``[-drift, drift]``, ``paddle_x``
-    in ``[0, width - paddle_width]``. They replace what the reset drew; the
-    generator draws as without them.
-
-    Raises:
-        TypeError: ``options`` is neither ``None`` nor a dict.
-        ValueError: an unknown key, or a value that is not an int in its range.
-
+    ``ball_x`` in ``[0, spawn_max_x]``, ``ball_vx`` in ``[-drift, drift]``,
+    ``paddle_x`` in ``[0, width - paddle_width]`` (world px; grid cells). They
+    replace what the reset drew. ``TypeError``/``ValueError`` name what is wrong.
     """
     if options is None:
         return {}
@@ -235,11 +222,9 @@ def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[s
         raise ValueError(
             f"{owner}.reset: unknown option(s) {unknown}; the options are {list(RESET_OPTIONS)}"
         )
-    ranges = {
-        "ball_x": (0, params.spawn_max_x, "the first ball's left edge"),
-        "ball_vx": (-params.drift, params.drift, "the first ball's x-speed, within drift"),
-        "paddle_x": (0, params.paddle_max_x, "the paddle's left edge"),
-    }
+    p = params
+    ranges = {"ball_x": (0, p.spawn_max_x), "ball_vx": (-p.drift, p.drift)}
+    ranges["paddle_x"] = (0, p.paddle_max_x)
     return {
         key: check_int_range(f"{owner}.reset option {key!r}", value, *ranges[key])
         for key, value in options.items()
@@ -249,27 +234,17 @@ def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[s
 def _spawn(params: CatchParams, rngs: Sequence[np.random.Generator]) -> tuple[list, list]:
     """New balls, one per generator: left edges and x-speeds (x drawn first, then the speed)."""
     high, d = params.spawn_max_x + 1, params.drift
-    if not d:
-        return [int(r.integers(0, high)) for r in rngs], [0] * len(rngs)
-    pairs = [(int(r.integers(0, high)), int(r.integers(-d, d + 1))) for r in rngs]
+    pairs = [(int(r.integers(0, high)), int(r.integers(-d, d + 1)) if d else 0) for r in rngs]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def reset_batch(params: CatchParams, rngs: Sequence[np.random.Generator]) -> BatchState:
     """Start ``len(rngs)`` games: paddles at ``paddle_start_x``, a new ball at the top of each."""
-    n = len(rngs)
-    x, vx = _spawn(params, rngs)
-    full = lambda v: np.full(n, v, dtype=np.int64)  # noqa: E731
-    return BatchState(
-        ball_x=np.array(x, dtype=np.int64),
-        ball_y=full(params.ball_start_y),
-        ball_vx=np.array(vx, dtype=np.int64),
-        paddle_x=full(params.paddle_start_x),
-        balls_left=full(params.balls_per_game),
-        caught=full(0),
-        missed=full(0),
-        landed=np.zeros(n, dtype=bool),
-    )
+    p, n = params, len(rngs)
+    x, vx = _spawn(p, rngs)
+    full = [np.full(n, v, np.int64) for v in (p.ball_start_y, p.paddle_start_x, p.balls_per_game)]
+    x, vx, zero = np.array(x, np.int64), np.array(vx, np.int64), np.zeros(n, np.int64)
+    return BatchState(x, full[0], vx, full[1], full[2], zero, zero.copy(), np.zeros(n, bool))
 
 
 def drift_batch(
@@ -289,10 +264,7 @@ def drift_batch(
 
 
 def step_batch(
-    params: CatchParams,
-    state: BatchState,
-    actions: np.ndarray,
-    rngs: Sequence[np.random.Generator],
+    params: CatchParams, state: BatchState, actions: np.ndarray, rngs: Sequence[np.random.Generator]
 ) -> tuple[BatchState, np.ndarray, np.ndarray]:
     """Advance N games by one step: ``(next_state, reward float32 [N], terminated bool [N])``.
 

@@ -1,4 +1,4 @@
-"""What an agent sees besides pixels (:mod:`catchrl.envs.render`): a state vector or bsuite's grid.
+"""What an agent sees besides pixels (:mod:`catchrl.envs.render`): the state or bsuite's grid.
 
 Spaces are derived from an observation actually produced, so shape and dtype
 cannot drift apart from what is returned.
@@ -21,10 +21,7 @@ _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 def make_params(
     obs_type: str, params: CatchParams | None, overrides: dict[str, Any], owner: str
 ) -> CatchParams:
-    """Check ``obs_type`` and build the game's parameters from keyword overrides.
-
-    ``grid`` starts from bsuite's 10 x 5 board (:meth:`CatchParams.bsuite`), the
-    others from the book's game.
+    """The game of ``params`` or of keyword overrides: bsuite's board for ``grid``, else the book's.
 
     Raises:
         ValueError: unknown observation type.
@@ -36,9 +33,8 @@ def make_params(
     unknown = sorted(set(overrides) - set(_PARAM_NAMES))
     if unknown:
         raise TypeError(
-            f"{owner}: unknown argument(s) {unknown}; game parameters are "
-            f"{list(_PARAM_NAMES)} (plus obs_type, frame_size, frame_stack, "
-            "render_mode)"
+            f"{owner}: unknown argument(s) {unknown}; game parameters are {list(_PARAM_NAMES)} "
+            "(plus obs_type, frame_size, frame_stack, render_mode)"
         )
     if params is not None:
         if overrides:
@@ -57,23 +53,11 @@ def state_features(
     paddle_x: int | np.ndarray,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The ``state`` observation: float32 ``[..., 3]`` (``[..., 4]`` with drift).
+    """The ``state`` observation of one game (ints: ``[3]``) or N (arrays ``[N]``: ``[N, 3]``).
 
-    The one implementation, for one game (ints: ``[3]``) and for N (arrays
-    ``[N]``: ``[N, 3]``). Columns: ball left edge / width, ball top edge /
-    height, paddle left edge / width, and with ``drift > 0`` the ball's
-    horizontal speed / drift (in [-1, 1]). Positions lie in [0, 1]. Each
-    column is computed in float64 and rounded once to float32.
-
-    Args:
-        params: The game (its width, height and drift).
-        ball_x: Ball left edges, an int or int array ``[...]``; likewise the others.
-        ball_y: Ball top edges.
-        ball_vx: Ball horizontal speeds.
-        paddle_x: Paddle left edges.
-        out: A float32 ``[..., F]`` array to write into and return (the vector
-            env's buffer); a new one if ``None``.
-
+    Float32 columns, each computed in float64 and rounded once: ball x / width,
+    ball y / height, paddle x / width, and with drift the ball's x-speed / drift
+    (``[..., 4]``). ``out``: a float32 array to fill and return.
     """
     cols = [ball_x / params.width, ball_y / params.height, paddle_x / params.width]
     if params.drift:
@@ -92,10 +76,9 @@ def grid_boards(
     ball_y: int | np.ndarray,
     paddle_x: int | np.ndarray,
 ) -> np.ndarray:
-    """Bsuite's board: float32 ``[..., height, width]``, 1 on the ball's and the paddle's cells.
+    """Bsuite's board of one game (ints: ``[height, width]``) or N (``[N, height, width]``).
 
-    For one game (ints: ``[height, width]``) and for N (arrays ``[N]``:
-    ``[N, height, width]``). Parts outside the board are cut off.
+    Float32, 1 on the ball's and the paddle's cells; parts off the board are cut off.
     """
     p, one = params, np.ndim(ball_x) == 0
     bx, by, px = (np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (ball_x, ball_y, paddle_x))

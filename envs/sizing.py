@@ -1,14 +1,8 @@
 """The memory an env needs, estimated without allocating; the memory free; the refusal.
 
-:func:`estimate_env_bytes` adds up, from the settings alone, what a
-:class:`~catchrl.envs.CatchVectorEnv` holds (observation buffer, Gymnasium's
-batched Box, which stores ``low``, ``high`` and two bool masks of the
-observation's shape, the games, their generators, the stacks' rings) and the
-largest passing need (building the Box, or a step's temporaries and copies).
-:func:`check_env_fits` refuses an env that needs more than
-:func:`available_memory_bytes`, with a ``ValueError`` naming the settings:
-a server should see that, not a process killed by the kernel. The replay
-memory (:mod:`catchrl.agents.replay`) uses the same probe.
+A server should see a ``ValueError`` naming the setting to lower, not a process
+killed by the kernel. The replay memory (:mod:`catchrl.agents.replay`) uses the
+same probe, :func:`available_memory_bytes`.
 """
 
 from __future__ import annotations
@@ -23,17 +17,10 @@ from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import make_params
 from catchrl.envs.render import FrameRenderer, check_frame_size, check_frame_stack
 
-GENERATOR_BYTES = 1024
-"""One game's seeded ``numpy.random.Generator`` (PCG64 and its SeedSequence): ~870 B measured."""
-
-STEP_BYTES = 400
-"""Per game: actions, rewards, flags, the core's step and reset arrays (~50 one-number arrays)."""
-
-ENV_BYTES = 32 << 10
-"""Per env: its Python objects and the spaces of one game."""
-
-CHECK_FROM_BYTES = 64 << 20
-"""Envs estimated below this are not checked against the free memory (reading it costs ~0.5 ms)."""
+GENERATOR_BYTES = 1024  # a game's seeded Generator (PCG64 and its SeedSequence): ~870 B measured
+STEP_BYTES = 400  # per game: actions, rewards, flags, the core's arrays (~50 numbers)
+ENV_BYTES = 32 << 10  # per env: its Python objects and one game's spaces
+CHECK_FROM_BYTES = 64 << 20  # smaller envs skip the check (reading the free memory costs ~0.5 ms)
 
 _NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is limited
 
@@ -41,18 +28,10 @@ _NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is 
 def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     """Bytes a :class:`~catchrl.envs.CatchVectorEnv` of these settings needs at its peak.
 
-    Builds no array; checks the settings as the env would, with the same errors.
-
-    Args:
-        num_envs: Number of games N.
-        **game_kwargs: What ``CatchVectorEnv`` takes: ``obs_type``,
-            ``frame_size``, ``frame_stack``, ``copy``, ``autoreset_mode``,
-            ``render_mode``, ``params`` or :class:`~catchrl.envs.CatchParams` fields.
-
-    Raises:
-        ValueError: a setting out of range (the parameter is named).
-        TypeError: an unknown keyword.
-
+    Takes the env's arguments; builds no array. What it holds (observations,
+    Gymnasium's Box with ``low``, ``high`` and two masks of their shape, games,
+    generators, the stacks' rings), plus the largest passing need (building the
+    Box, or a step). Bad settings raise as the env would.
     """
     kw = dict(game_kwargs)
     obs_type = kw.pop("obs_type", "pixels")
@@ -64,20 +43,14 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     screen = kw.pop("render_mode", None) is not None
     params = make_params(obs_type, kw.pop("params", None), kw, "estimate_env_bytes")
     n = check_num_envs(num_envs, "estimate_env_bytes")
-    return env_bytes(params, obs_type, n, size, depth, copy, same_step, screen)
+    return env_bytes(
+        params, obs_type, n, size, depth, copy=copy, same_step=same_step, screen=screen
+    )
 
 
-def env_bytes(
-    p: CatchParams,
-    obs_type: str,
-    n: int,
-    size: int,
-    depth: int,
-    copy: bool = True,
-    same_step: bool = False,
-    screen: bool = False,
-) -> int:
-    """:func:`estimate_env_bytes` for settings already checked (what the envs call)."""
+def env_bytes(p: CatchParams, obs_type: str, n: int, size: int, depth: int, **flags: bool) -> int:
+    """:func:`estimate_env_bytes` for checked settings (flags: copy, same_step, screen)."""
+    copy, same_step = flags.get("copy", True), flags.get("same_step", False)
     if obs_type == "pixels":
         cells, itemsize = size * size * depth, 1
     else:
@@ -95,7 +68,7 @@ def env_bytes(
     else:
         step += n * 3 * obs  # a new observation each step, and its temporaries
     passing = max(n * space, step)
-    if screen:  # CatchEnv's rgb_array / window: the grey screen, scaled up, in RGB
+    if flags.get("screen"):  # CatchEnv's rgb_array / window: the grey screen, scaled up, in RGB
         k = max(1, 400 // max(p.width, p.height))
         passing = max(passing, 5 * p.width * p.height * k * k)
     return held + passing
@@ -108,19 +81,10 @@ def check_env_fits(
     num_envs: int,
     frame_size: int,
     frame_stack: int,
-    copy: bool = True,
-    same_step: bool = False,
-    screen: bool = False,
+    **flags: bool,
 ) -> int:
-    """Refuse an env that needs more memory than is available; returns the estimate.
-
-    Raises:
-        ValueError: e.g. ``"CatchVectorEnv: num_envs=10000000 with frame_size=80,
-            frame_stack=4 needs ~2.3e+02 GB, more than the 20.1 GB available; lower
-            num_envs"``.
-
-    """
-    need = env_bytes(params, obs_type, num_envs, frame_size, frame_stack, copy, same_step, screen)
+    """The estimate (:func:`env_bytes`); a ``ValueError`` naming what to lower if it is not free."""
+    need = env_bytes(params, obs_type, num_envs, frame_size, frame_stack, **flags)
     if need < CHECK_FROM_BYTES:
         return need
     free = available_memory_bytes()
@@ -174,10 +138,17 @@ def available_memory_bytes() -> int:
 
 
 def _meminfo_available(path: Path) -> int | None:
+    kb = _stat(path, "MemAvailable")
+    return None if kb is None else kb * 1024
+
+
+def _stat(path: Path, *names: str) -> int | None:
+    """The number after the first of ``names`` in a file of ``key value`` lines."""
     try:
         for line in path.read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024  # kB
+            key, *rest = line.replace(":", " ").split() or [""]
+            if key in names:
+                return int(rest[0])
     except (OSError, ValueError, IndexError):
         return None
     return None
@@ -191,16 +162,7 @@ def _read_int(path: Path) -> int | None:
         return None
 
 
-def _inactive_file(stat: Path) -> int:
-    """Page cache the kernel drops first (``inactive_file`` of ``memory.stat``), else 0."""
-    try:
-        for line in stat.read_text().splitlines():
-            key, _, value = line.partition(" ")
-            if key in ("inactive_file", "total_inactive_file"):
-                return int(value)
-    except (OSError, ValueError):
-        return 0
-    return 0
+_CACHE = ("inactive_file", "total_inactive_file")  # page cache the kernel drops first (v2, v1)
 
 
 def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
@@ -230,7 +192,7 @@ def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
         limit = _read_int(d / limit_name)
         if limit is None or limit >= _NO_LIMIT:
             continue
-        usage = _read_int(d / usage_name) or 0
-        left = limit - max(0, usage - _inactive_file(d / "memory.stat"))
+        usage, cache = _read_int(d / usage_name) or 0, _stat(d / "memory.stat", *_CACHE) or 0
+        left = limit - max(0, usage - cache)
         best = left if best is None else min(best, left)
     return best

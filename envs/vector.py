@@ -88,19 +88,12 @@ class CatchVectorEnv(VectorEnv):
             )
         mode = _MODES[mode]
         frame_stack, frame_size = check_frame_stack(frame_stack), check_frame_size(frame_size)
-        same_step = mode == AutoresetMode.SAME_STEP
+        fits = {"copy": copy, "same_step": mode == AutoresetMode.SAME_STEP}
         check_env_fits(
-            "CatchVectorEnv",
-            self.params,
-            obs_type,
-            num_envs,
-            frame_size,
-            frame_stack,
-            copy=copy,
-            same_step=same_step,
-        )  # before allocating anything
+            "CatchVectorEnv", self.params, obs_type, num_envs, frame_size, frame_stack, **fits
+        )
         self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self._same_step = same_step
+        self._same_step = fits["same_step"]
         self.num_envs, self.obs_type, self.copy = int(num_envs), obs_type, copy
         self.frame_stack, self.render_mode = frame_stack, render_mode
         self.renderer = FrameRenderer(self.params, frame_size)

@@ -21,15 +21,10 @@ from gymnasium import logger
 
 from catchrl.envs.core import ACTION_LEFT, ACTION_RIGHT, ACTION_STAY, CatchParams, CatchState
 
-HUD_HEIGHT = 64
-"""Height in px of the band under the field: the score line, then the Q-value bars."""
-
-MIN_WIDTH = 400
-"""Narrower fields (the grid's 200 px) get a band this wide, the field at its left."""
-
+HUD_HEIGHT = 64  # px of the band under the field: the score line, then the Q-value bars
+MIN_WIDTH = 400  # narrower fields (the grid's 200 px) get a band this wide, the field at left
 ACTION_NAMES = ("left", "stay", "right")
-BIG, TEXT, SMALL = 40, 24, 18
-"""Text sizes (pygame's Font size: about 0.7 of it in px) of the end screen, the score, labels."""
+BIG, TEXT, SMALL = 40, 24, 18  # pygame Font sizes (about 0.7 of it in px): end, score, labels
 
 _WHITE, _GREY, _DARK = (255, 255, 255), (150, 150, 150), (60, 60, 60)
 _YELLOW = (255, 210, 80)
@@ -65,21 +60,11 @@ _NO_DISPLAY = (
 class CatchWindow:
     """A window that shows game states, opened on construction.
 
-    Args:
-        params: The game's geometry.
-        fps: Frames per second the window waits for between draws (book: 30).
-            ``0`` draws as fast as possible.
-        scale: Screen pixels per world pixel (grid games use large cells).
-        title: Window caption.
-        headless: What to do on Linux without a display (no ``DISPLAY``,
-            ``WAYLAND_DISPLAY`` or ``SDL_VIDEODRIVER``): ``"refuse"`` (default;
-            ``catchrl play``) raises, ``"dummy"`` (``render_mode="human"``, as
-            Gymnasium's own envs, whose SDL falls back to an off-screen driver)
-            draws to SDL's dummy driver and warns that nothing is shown.
-
-    Raises:
-        RuntimeError: There is no display to open a window on (``headless="refuse"``).
-
+    ``fps``: frames per second it waits for between draws (book: 30; 0: no
+    wait); ``scale``: screen px per world px (grid cells are large). On Linux
+    without a display, ``headless="refuse"`` (``catchrl play``) raises
+    ``RuntimeError``; ``"dummy"`` (``render_mode="human"``, as Gymnasium's own
+    envs) draws to SDL's dummy driver with a warning.
     """
 
     def __init__(
@@ -95,11 +80,8 @@ class CatchWindow:
         dummy = not _has_display()
         if dummy and headless == "refuse":
             raise RuntimeError(_NO_DISPLAY)
-        # A software framebuffer, not SDL's OpenGL-accelerated one: the window is one
-        # 400 x 400 blit a frame, and accelerating it loads the system's GL driver.
-        # Mesa's llvmpipe (Xvfb, VMs, remote desktops) then binds LLVM symbols to the
-        # copy TensorFlow loaded into the process and crashes (exit 139). Users may
-        # still set the hint themselves.
+        # A software framebuffer: SDL's GL one loads Mesa's llvmpipe (Xvfb, VMs), which binds
+        # LLVM symbols to TensorFlow's copy in the process and crashes (exit 139).
         os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
         pg = self.pg = import_pygame()
         if dummy:
@@ -113,8 +95,7 @@ class CatchWindow:
         self._fonts: dict[int, Any] = {}
         self.clock = pg.time.Clock()
         self.closed = False
-        self.quit_reason: str | None = None
-        """Why the person asked to quit (``"ESC pressed"``, ``"window closed"``), or None."""
+        self.quit_reason: str | None = None  # "ESC pressed", "window closed"
         self._arrows = (pg.K_LEFT, pg.K_RIGHT)
         self._held: set[int] = set()  # arrow keys down now
         self._tapped: set[int] = set()  # arrow keys that went down since held_action()
@@ -139,8 +120,6 @@ class CatchWindow:
         """Whether a person can see the window (False under SDL's dummy/offscreen drivers)."""
         return not self.closed and self.pg.display.get_driver() not in _HEADLESS_DRIVERS
 
-    # -- input -------------------------------------------------------------------
-
     def _pump(self) -> None:
         """Read all pending events into the held/tapped/pressed keys and the quit request."""
         pg = self.pg
@@ -161,14 +140,9 @@ class CatchWindow:
                 self._held.clear()  # a key released in another window never sends KEYUP here
 
     def poll(self) -> list[int]:
-        """Pump events; return keys pressed since the last call.
+        """Pump events; the keys pressed since the last call, in order (never ESC).
 
-        Returns:
-            pygame key codes, in the order they went down (ESC is never among them).
-
-        Raises:
-            WindowClosed: The window was closed or ESC pressed (now or earlier).
-
+        Raises ``WindowClosed`` once the window was closed or ESC pressed.
         """
         if not self.closed:
             self._pump()
@@ -178,11 +152,9 @@ class CatchWindow:
         return keys
 
     def held_action(self) -> int:
-        """Return the action the arrow keys ask for on this frame: 0 left, 1 stay, 2 right.
+        """The action the arrows ask for now (0 left, 1 stay, 2 right), from pumped events.
 
-        A key held down asks on every frame; a key tapped since the last call
-        asks once even if it is already up. Both arrows together mean stay.
-        Reads the events :meth:`poll` (or :meth:`draw`) pumped.
+        A held key asks every frame, a tap since the last call once; both arrows: stay.
         """
         keys = self._held | self._tapped
         self._tapped = set()
@@ -194,10 +166,7 @@ class CatchWindow:
         return ACTION_STAY
 
     def poll_quietly(self) -> None:
-        """Pump events so the OS sees the window alive; on a quit request, close the window.
-
-        The reason stays in :attr:`quit_reason`; a later :meth:`poll` raises it.
-        """
+        """Pump events (the OS sees the window alive); close it on a quit, for poll to raise."""
         if self.closed:
             return
         self._pump()
@@ -205,9 +174,9 @@ class CatchWindow:
             self.close()
 
     def linger(self, seconds: float | None = None) -> None:
-        """Keep the window up until Enter, Space or ESC, a close, or ``seconds`` (None: no limit).
+        """Keep the window up until Enter, Space, ESC, a close or ``seconds`` (None: no limit).
 
-        Returns at once if the window is closed or nobody can see it (see :attr:`visible`).
+        Returns at once if nobody can see it (:attr:`visible`).
         """
         if not self.visible:
             return
@@ -223,8 +192,6 @@ class CatchWindow:
             pg.display.flip()
             self.clock.tick(30)
 
-    # -- output ------------------------------------------------------------------
-
     def draw(
         self,
         state: CatchState,
@@ -232,15 +199,10 @@ class CatchWindow:
         q_values: Sequence[float] | None = None,
         action: int | None = None,
     ) -> None:
-        """Draw the field and the band, then wait for the clock.
+        """Draw ``state`` on the field and the band under it, then wait for the clock.
 
-        Args:
-            state: The game state to show.
-            status: The band's score line (default: this game's
-                ``"Score: caught/balls, Ball: n"``, as the book's human game).
-            q_values: The policy's Q-values for left, stay, right, drawn as bars.
-            action: The chosen action, marked (with or without ``q_values``).
-
+        The band: ``status`` (default: the book's ``"Score: caught/balls, Ball: n"``),
+        then ``q_values`` (left, stay, right) as labelled bars, ``action`` marked.
         """
         if not self._ready():
             return
@@ -277,10 +239,9 @@ class CatchWindow:
         self._show()
 
     def text(self, text: str, size: int, color: tuple[int, int, int]) -> Any:
-        """``text`` as a surface, ``size`` px high in pygame's default font.
+        """``text`` in pygame's default font, drawn at twice ``size`` and scaled down.
 
-        Drawn at twice the size and scaled down: hinted at the size itself the
-        letters are unevenly spaced ("Ga me over!").
+        (Hinted at the size itself, its letters are unevenly spaced: "Ga me over!".)
         """
         font = self._fonts.get(size)
         if font is None:
@@ -325,12 +286,7 @@ class CatchWindow:
             self.clock.tick(self.fps)
 
     def screenshot(self, path: str | os.PathLike[str]) -> None:
-        """Save what the window shows now as an image file (PNG, BMP, JPEG, TGA by suffix).
-
-        Raises:
-            RuntimeError: The window is already closed.
-
-        """
+        """Save what the window shows as an image (PNG, BMP, JPEG by suffix); not once closed."""
         if self.closed:
             raise RuntimeError("cannot take a screenshot: the Catch window is closed")
         self.pg.image.save(self.surface, os.fspath(path))

@@ -19,14 +19,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from gymnasium.utils.play import play
 
-from catchrl.envs import (
-    ACTION_LEFT,
-    ACTION_RIGHT,
-    ACTION_STAY,
-    ENV_IDS,
-    CatchEnv,
-    CatchVectorEnv,
-)
+from catchrl.envs import ENV_IDS, CatchEnv, CatchVectorEnv
+from catchrl.envs.core import ACTION_LEFT, ACTION_RIGHT, ACTION_STAY
 
 IDS = list(ENV_IDS.values())
 RENDER_MODES = [None, "rgb_array", "human"]  # human: SDL's dummy driver (tests/conftest.py)
