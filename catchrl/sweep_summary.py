@@ -83,9 +83,14 @@ def summarize(study: Path) -> list[dict[str, Any]]:
 
     doc, _ = load_study(study)
     groups: dict[str, list[dict[str, Any]]] = {}
+    repeats = 0  # TPE may propose a setting twice: the same config and seed is the same run
     for run in trials(study):
         values = {k: _field(run["config"], k) for k in doc["space"]}
-        groups.setdefault(setting_label(values), []).append(run)
+        group = groups.setdefault(setting_label(values), [])
+        if any(r["seed"] == run["seed"] for r in group):
+            repeats += 1
+            continue
+        group.append(run)
     rows = []
     for label, runs in groups.items():
         iqm, low, high = iqm_ci([r["test_win_rate"] for r in runs])
@@ -96,13 +101,15 @@ def summarize(study: Path) -> list[dict[str, Any]]:
     rows.sort(key=lambda r: -r["iqm"])
     games = rows[0]["runs"][0]["test_games"] if rows else 0
     lines = [
-        f"# Study {study.name}: {sum(len(r['runs']) for r in rows)}/{doc['trials']} trials, "
+        f"# Study {study.name}: {repeats + sum(len(r['runs']) for r in rows)}/{doc['trials']} "
+        "trials, "
         f"search {doc['search']}, base preset {doc['preset']} ({doc['algo']})",
         "",
         f"Score: each trial's kept model (best.* = its best validation evaluation) on "
         f"{games} test games (seed {TEST_SEED}); per setting the IQM over seeds with a "
         "95 % bootstrap CI (scipy.stats.bootstrap, percentile, 10,000 resamples).",
         f"TensorBoard: `tensorboard --logdir {study / 'trials'}`",
+        f"{repeats} trials repeated a setting and seed already run: counted once." * bool(repeats),
         "",
         "| setting | seeds | test win rate % IQM [95 % CI] | each seed | steps IQM | model |",
         "|---|---|---|---|---|---|",

@@ -196,12 +196,14 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
         _run(study, f"t00{seed}-seed{seed}", 1e-3, seed, test, 9000 + 1000 * seed)
     for seed, test in enumerate([0.5, 0.9]):  # one seed of this setting did not finish
         _run(study, f"t00{seed + 3}-seed{seed}", 3e-4, seed, test, 20000, "model.keras")
+    _run(study, "t005-seed0", 1e-3, 0, 0.99, 9000)  # TPE proposed a setting again: a repeat
     rows = summarize(study)
     assert [r["label"] for r in rows] == ["agent.lr=0.001", "agent.lr=0.0003"]
     assert rows[0]["iqm"] == pytest.approx(0.98) and rows[0]["steps"] == pytest.approx(10000)
     assert rows[0]["low"] <= 0.98 <= rows[0]["high"]
     table = (study / "summary.md").read_text()
-    assert "5/6 trials" in table and "tensorboard --logdir" in table
+    assert "6/6 trials" in table and "tensorboard --logdir" in table
+    assert "1 trials repeated a setting and seed already run: counted once." in table
     assert (
         "| agent.lr=0.001 | 3 | 98.0 [97.0, 99.0] | 99.0 97.0 98.0 | 10000 | best.keras |" in table
     )
