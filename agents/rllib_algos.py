@@ -1,28 +1,13 @@
-"""RLlib algorithms on Catch (new API stack): names, defaults, checked options, the env.
+"""RLlib algorithms on Catch (new API stack): names, defaults, checked options, the config.
 
-- :data:`ALGOS` names the agents ``catchrl train --algo`` accepts (``rllib-ppo``,
-  ``rllib-dqn``, ``rllib-appo``).
-- :func:`rllib_options` merges catchrl's per-algorithm defaults (:data:`DEFAULTS`)
-  with the user's ``[rllib]`` table and checks every key against the algorithm
-  config's ``training()`` signature (and ``model`` against RLlib's
-  ``DefaultModelConfig``): a misspelt option is an error, never silently ignored.
-- :func:`make_algo_config` builds the ``AlgorithmConfig``: the game registered
-  with ``tune.register_env`` (Ray ships the registry to remote EnvRunners, which
-  import this module and so :mod:`catchrl.envs`), played as the native
-  :class:`~catchrl.envs.CatchVectorEnv` through
-  ``gym_env_vectorize_mode="vector_entry_point"`` (N games in one numpy batch,
-  not N gymnasium envs), and a CNN sized for 80 x 80 x 4 frames.
-- :class:`RecordingVectorEnv` wraps the game in each EnvRunner and keeps what
-  every vector step did (rewards, which games ended), so the driver can report
-  the same per-game metrics rows as every other learner (:func:`drain_runner`).
-- :func:`module_spec` rebuilds the playing RLModule from its settings (the saved
-  model of :mod:`catchrl.agents.rllib_policy`).
-
-Pixel observations reach RLlib as float32 in [0, 1] (:func:`to_module_obs`):
-RLlib's default CNN does not rescale its input.
-
-Ray is imported lazily, inside the functions that need it: importing this module
-costs nothing.
+:func:`rllib_options` merges catchrl's per-algorithm defaults (:data:`DEFAULTS`)
+with the user's ``[rllib]`` table and checks every key against the algorithm
+config's ``training()`` signature (and ``model`` against RLlib's
+``DefaultModelConfig``): a misspelt option is an error, never silently ignored.
+:func:`make_algo_config` builds the ``AlgorithmConfig`` on the native vector env
+(:mod:`catchrl.agents.rllib_env`); :func:`module_spec` rebuilds the playing
+RLModule (the saved model of :mod:`catchrl.agents.rllib_policy`). Ray is imported
+lazily, inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -33,31 +18,11 @@ import inspect
 from dataclasses import dataclass, fields
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
-__all__ = [
-    "ALGOS",
-    "DEFAULTS",
-    "ENV_NAME",
-    "EXTRA_KEYS",
-    "OFF_POLICY",
-    "AlgoSpec",
-    "RLlibConfigError",
-    "RLlibNotInstalled",
-    "RecordingVectorEnv",
-    "algo_config_class",
-    "drain_runner",
-    "epsilon_at",
-    "make_algo_config",
-    "make_env",
-    "module_spec",
-    "reset_runner",
-    "rllib_options",
-    "to_module_obs",
-]
+from catchrl.agents.rllib_env import make_env
 
-INSTALL = "pip install 'catchrl[rllib]' in a virtualenv of its own (docs/rllib.md)"
+INSTALL = "pip install 'catchrl[all]' (or 'catchrl[rllib]')"
 
 
 class RLlibNotInstalled(ImportError):
@@ -107,13 +72,8 @@ PIXEL_MODEL = {
 }
 STATE_MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
 
-# Per-algorithm defaults for Catch, keyed by observation kind ("pixels" or "vector").
-# Sources: catchrl's SB3 defaults (RL Zoo CartPole / Atari, agents/sb3_algos.py),
-# adapted to RLlib's names. PPO state measured (docs/rllib.md): RL Zoo CartPole's 20
-# epochs and no entropy bonus left seed 1 at 13 % for 30k steps (the policy collapses
-# before it ties the paddle to the ball); 10 epochs and entropy 0.01 reached 99 % on
-# validation games in 14.8k steps (seeds 1, 2). RLlib's clip_param 0.3 (SB3's 0.2
-# stayed at 10-15 % for 12k steps, measured).
+# Per-algorithm defaults by observation kind. Sources: catchrl's SB3 defaults (RL Zoo
+# CartPole / Atari) in RLlib's names; PPO state: measured, docs/rllib.md.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "rllib-ppo": {
         "vector": {
@@ -263,100 +223,6 @@ def rllib_options(
     if not isinstance(games, int) or isinstance(games, bool) or games < 1:
         raise RLlibConfigError(f"rllib.games_per_iteration: must be an int >= 1, got {games!r}")
     return opts
-
-
-def to_module_obs(obs: np.ndarray) -> np.ndarray:
-    """Observations as RLlib's modules take them: pixels (uint8) as float32 in [0, 1]."""
-    obs = np.asarray(obs)
-    if obs.dtype == np.uint8:
-        return obs.astype(np.float32) * np.float32(1 / 255)
-    return obs
-
-
-class RecordingVectorEnv(gym.vector.VectorWrapper):
-    """The native vector env as an EnvRunner plays it, recording every real vector step.
-
-    With Gymnasium's ``next_step`` autoreset, the step after a game ends only
-    resets that game (RLlib does not count it); it is not recorded. Pixels are
-    given as float32 in [0, 1] (:func:`to_module_obs`).
-    """
-
-    def __init__(self, env: Any) -> None:
-        super().__init__(env)
-        space = env.single_observation_space
-        self.scale = space.dtype == np.uint8
-        if self.scale:
-            self.single_observation_space = gym.spaces.Box(0.0, 1.0, space.shape, np.float32)
-            self.observation_space = gym.vector.utils.batch_space(
-                self.single_observation_space, self.num_envs
-            )
-        self._pending_reset = np.zeros(self.num_envs, dtype=bool)
-        self._records: list[tuple[np.ndarray, np.ndarray]] = []
-
-    def reset(self, *, seed: Any = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
-        """Reset every game (``seed``: game i from ``seed + i``)."""
-        obs, info = self.env.reset(seed=seed, options=options)
-        self._pending_reset[:] = False
-        return to_module_obs(obs) if self.scale else obs, info
-
-    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        """Step every game; keep (rewards, ended) of the games that really stepped."""
-        obs, rewards, terminated, truncated, info = self.env.step(actions)
-        real = ~self._pending_reset
-        ended = (np.asarray(terminated) | np.asarray(truncated)) & real
-        if real.any():
-            self._records.append((np.where(real, rewards, 0.0).astype(np.float64), ended))
-        self._pending_reset = ended.copy()
-        return to_module_obs(obs) if self.scale else obs, rewards, terminated, truncated, info
-
-    def drain(self) -> tuple[np.ndarray, np.ndarray, bool]:
-        """The steps recorded since the last drain, and whether games are between games.
-
-        Returns ``(rewards [T, N], ended [T, N], at_boundary)``; ``at_boundary``: every
-        game has just ended (or none started yet).
-        """
-        n = self.num_envs
-        rewards = np.array([r for r, _ in self._records], dtype=np.float64).reshape(-1, n)
-        ended = np.array([e for _, e in self._records], dtype=bool).reshape(-1, n)
-        self._records.clear()
-        at_boundary = bool(self._pending_reset.all()) or not len(rewards)
-        return rewards, ended, at_boundary
-
-
-def make_env(config: dict[str, Any]) -> RecordingVectorEnv:
-    """The EnvRunner's env: ``config["num_envs"]`` native games with ``config["game"]``.
-
-    Registered with ``tune.register_env`` as :data:`ENV_NAME`; RLlib passes
-    ``num_envs`` through ``gym_env_vectorize_mode="vector_entry_point"``.
-    """
-    from catchrl.envs import CatchVectorEnv
-
-    game = dict(config.get("game", {}))
-    return RecordingVectorEnv(CatchVectorEnv(int(config.get("num_envs", 1)), **game))
-
-
-def _recorder(runner: Any) -> RecordingVectorEnv:
-    env = runner.env
-    while not isinstance(env, RecordingVectorEnv):
-        if not hasattr(env, "env"):
-            raise TypeError(f"EnvRunner env {runner.env!r} holds no RecordingVectorEnv")
-        env = env.env
-    return env
-
-
-def drain_runner(runner: Any) -> tuple[np.ndarray, np.ndarray, bool]:
-    """:meth:`RecordingVectorEnv.drain` of an EnvRunner's env (local or remote)."""
-    return _recorder(runner).drain()
-
-
-def reset_runner(runner: Any, seed: int) -> None:
-    """Have an EnvRunner start fresh games at its next sample, game i seeded ``seed + i``.
-
-    Called between training iterations, when every game has just ended: the
-    games an uninterrupted and a resumed run play are then the same.
-    """
-    runner._seed = int(seed)
-    runner._needs_initial_reset = True
 
 
 def epsilon_at(options: dict[str, Any], steps: int) -> float:

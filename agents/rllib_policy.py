@@ -20,13 +20,8 @@ from typing import Any
 import numpy as np
 
 from catchrl.agents.policy import LoadedPolicy, PolicyLoadError
-from catchrl.agents.rllib_algos import (
-    OFF_POLICY,
-    RLlibConfigError,
-    RLlibNotInstalled,
-    module_spec,
-    to_module_obs,
-)
+from catchrl.agents.rllib_algos import OFF_POLICY, RLlibConfigError, RLlibNotInstalled, module_spec
+from catchrl.agents.rllib_env import to_module_obs
 
 __all__ = ["FORMAT", "RLlibModule", "load_rllib_policy", "save_rllib_module"]
 

@@ -3,7 +3,7 @@
 RLlib keeps its own ``Algorithm.train()`` iterations — the honest way to run
 RLlib — and reports through the run loop: after each iteration, one
 :meth:`~catchrl.runloop.RunLoop.record_step` per vector step every EnvRunner
-took (recorded by :class:`~catchrl.agents.rllib_algos.RecordingVectorEnv`),
+took (recorded by :class:`~catchrl.agents.rllib_env.RecordingVectorEnv`),
 then one :meth:`~catchrl.runloop.RunLoop.at_safe_point`. So the run directory,
 metrics rows, TensorBoard scalars, evaluations, checkpoints, stop rules and
 signals are every other learner's; a stop lands within one iteration.
@@ -123,7 +123,7 @@ class RLlibLearner(Learner):
 
     def _start_games(self, games: int) -> None:
         """Seed fresh games for the next iteration (each runner its own range)."""
-        from catchrl.agents.rllib_algos import reset_runner
+        from catchrl.agents.rllib_env import reset_runner
 
         per_runner = self.cfg.env.num_envs // max(1, int(self.options.get("num_env_runners", 0)))
         base = self.cfg.run.seed + games
@@ -138,7 +138,8 @@ class RLlibLearner(Learner):
 
     def run(self, loop: RunLoop) -> None:
         """``Algorithm.train()`` until the loop says stop, reporting every step to ``loop``."""
-        from catchrl.agents.rllib_algos import drain_runner, epsilon_at
+        from catchrl.agents.rllib_algos import epsilon_at
+        from catchrl.agents.rllib_env import drain_runner
 
         if loop.at_safe_point():
             return
@@ -168,7 +169,7 @@ class RLlibLearner(Learner):
         import torch
         from ray.rllib.core.columns import Columns
 
-        from catchrl.agents.rllib_algos import to_module_obs
+        from catchrl.agents.rllib_env import to_module_obs
 
         batch = {Columns.OBS: torch.from_numpy(np.ascontiguousarray(to_module_obs(obs)))}
         with torch.no_grad():

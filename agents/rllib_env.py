@@ -1,0 +1,111 @@
+"""The native vector env as RLlib's EnvRunners play it, recording every real vector step.
+
+The game is registered with ``tune.register_env`` (:func:`make_env`; Ray ships the
+registry to remote EnvRunners, which import this module) and played as the
+native :class:`~catchrl.envs.CatchVectorEnv` through
+``gym_env_vectorize_mode="vector_entry_point"``. :class:`RecordingVectorEnv`
+keeps what every vector step did, so the driver reports the same per-game
+metrics rows as every other learner. Pixels reach RLlib as float32 in [0, 1]
+(:func:`to_module_obs`): RLlib's default CNN does not rescale its input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+def to_module_obs(obs: np.ndarray) -> np.ndarray:
+    """Observations as RLlib's modules take them: pixels (uint8) as float32 in [0, 1]."""
+    obs = np.asarray(obs)
+    if obs.dtype == np.uint8:
+        return obs.astype(np.float32) * np.float32(1 / 255)
+    return obs
+
+
+class RecordingVectorEnv(gym.vector.VectorWrapper):
+    """The native vector env as an EnvRunner plays it, recording every real vector step.
+
+    With Gymnasium's ``next_step`` autoreset, the step after a game ends only
+    resets that game (RLlib does not count it); it is not recorded. Pixels are
+    given as float32 in [0, 1] (:func:`to_module_obs`).
+    """
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        space = env.single_observation_space
+        self.scale = space.dtype == np.uint8
+        if self.scale:
+            self.single_observation_space = gym.spaces.Box(0.0, 1.0, space.shape, np.float32)
+            self.observation_space = gym.vector.utils.batch_space(
+                self.single_observation_space, self.num_envs
+            )
+        self._pending_reset = np.zeros(self.num_envs, dtype=bool)
+        self._records: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def reset(self, *, seed: Any = None, options: Any = None) -> tuple[Any, dict[str, Any]]:
+        """Reset every game (``seed``: game i from ``seed + i``)."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        self._pending_reset[:] = False
+        return to_module_obs(obs) if self.scale else obs, info
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Step every game; keep (rewards, ended) of the games that really stepped."""
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        real = ~self._pending_reset
+        ended = (np.asarray(terminated) | np.asarray(truncated)) & real
+        if real.any():
+            self._records.append((np.where(real, rewards, 0.0).astype(np.float64), ended))
+        self._pending_reset = ended.copy()
+        return to_module_obs(obs) if self.scale else obs, rewards, terminated, truncated, info
+
+    def drain(self) -> tuple[np.ndarray, np.ndarray, bool]:
+        """The steps recorded since the last drain, and whether games are between games.
+
+        Returns ``(rewards [T, N], ended [T, N], at_boundary)``; ``at_boundary``: every
+        game has just ended (or none started yet).
+        """
+        n = self.num_envs
+        rewards = np.array([r for r, _ in self._records], dtype=np.float64).reshape(-1, n)
+        ended = np.array([e for _, e in self._records], dtype=bool).reshape(-1, n)
+        self._records.clear()
+        at_boundary = bool(self._pending_reset.all()) or not len(rewards)
+        return rewards, ended, at_boundary
+
+
+def make_env(config: dict[str, Any]) -> RecordingVectorEnv:
+    """The EnvRunner's env: ``config["num_envs"]`` native games with ``config["game"]``.
+
+    Registered with ``tune.register_env`` as :data:`ENV_NAME`; RLlib passes
+    ``num_envs`` through ``gym_env_vectorize_mode="vector_entry_point"``.
+    """
+    from catchrl.envs import CatchVectorEnv
+
+    game = dict(config.get("game", {}))
+    return RecordingVectorEnv(CatchVectorEnv(int(config.get("num_envs", 1)), **game))
+
+
+def _recorder(runner: Any) -> RecordingVectorEnv:
+    env = runner.env
+    while not isinstance(env, RecordingVectorEnv):
+        if not hasattr(env, "env"):
+            raise TypeError(f"EnvRunner env {runner.env!r} holds no RecordingVectorEnv")
+        env = env.env
+    return env
+
+
+def drain_runner(runner: Any) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:meth:`RecordingVectorEnv.drain` of an EnvRunner's env (local or remote)."""
+    return _recorder(runner).drain()
+
+
+def reset_runner(runner: Any, seed: int) -> None:
+    """Have an EnvRunner start fresh games at its next sample, game i seeded ``seed + i``.
+
+    Called between training iterations, when every game has just ended: the
+    games an uninterrupted and a resumed run play are then the same.
+    """
+    runner._seed = int(seed)
+    runner._needs_initial_reset = True
