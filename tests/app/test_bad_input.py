@@ -7,9 +7,6 @@ which must stay empty (default outputs such as ``runs/race`` land there).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -89,12 +86,11 @@ def _files(folder: Path) -> list[str]:
 
 
 @pytest.mark.parametrize(("argv", "option"), CASES, ids=[" ".join(a) for a, _ in CASES])
-def test_bad_number_is_one_line_naming_the_option(argv, option, tmp_path, monkeypatch, capsys):
+def test_bad_number_is_one_line_naming_the_option(argv, option, tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
-    assert main(argv) == 2
-    out, err = capsys.readouterr()
+    code, out, err = cli(*argv)
     lines = err.splitlines()
-    assert len(lines) == 1, err
+    assert code == 2 and len(lines) == 1, err
     assert lines[0].startswith(f"catchrl {argv[0]}: error: "), err
     assert option in lines[0] and "Traceback" not in err, err
     assert out == ""
@@ -108,28 +104,19 @@ def test_bad_number_is_one_line_naming_the_option(argv, option, tmp_path, monkey
         (["watch", MISSING_RUN, "--fps", "-5"], "--fps"),
     ],
 )
-def test_bad_number_from_a_fresh_process(argv, option, tmp_path):
-    env = {**os.environ, "PYGAME_HIDE_SUPPORT_PROMPT": "1", "SDL_VIDEODRIVER": "dummy"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "catchrl", *argv],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env=env,
-    )
+def test_bad_number_from_a_fresh_process(argv, option, tmp_path, catchrl_process):
+    proc = catchrl_process(*argv, timeout=120, cwd=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert proc.stdout == ""
     assert len(proc.stderr.splitlines()) == 1 and option in proc.stderr, proc.stderr
     assert _files(tmp_path) == []
 
 
-def test_good_numbers_at_the_bounds_still_run(tmp_path, monkeypatch, capsys):
+def test_good_numbers_at_the_bounds_still_run(tmp_path, monkeypatch, cli):
     """The checks are not too strict: the largest drift and seed are played."""
     monkeypatch.chdir(tmp_path)
-    argv = ["eval", "oracle", "--games", "3", "--drift", "190", "--seed", str(2**32 - 1)]
-    assert main(argv) == 0
-    assert "win rate" in capsys.readouterr().out
+    code, out, _ = cli("eval", "oracle", "--games", "3", "--drift", "190", "--seed", 2**32 - 1)
+    assert code == 0 and "win rate" in out
 
 
 def test_bench_agents_hands_each_contender_its_own_overrides(monkeypatch, tmp_path):

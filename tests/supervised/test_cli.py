@@ -1,146 +1,66 @@
-import json
-import subprocess
-import sys
+"""``catchrl data make`` and ``catchrl supervised train|eval`` as a user runs them."""
 
-from catchrl.cli import main
+import json
+
 from catchrl.supervised.datasets import load_dataset
 
 
-def test_data_make_writes_a_dataset(tmp_path, capsys):
+def test_data_make_writes_a_dataset(tmp_path, cli):
     out = tmp_path / "t.npz"
-    assert (
-        main(
-            [
-                "data",
-                "make",
-                "--kind",
-                "trajectories",
-                "--games",
-                "5",
-                "--seed",
-                "3",
-                "--drift",
-                "4",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    assert "5 games x 34 observations" in capsys.readouterr().out
+    argv = ("--kind", "trajectories", "--games", "5", "--seed", "3", "--drift", "4")
+    code, stdout, _ = cli("data", "make", *argv, "--out", out)
+    assert code == 0 and "5 games x 34 observations" in stdout
     ds = load_dataset(out)
     assert ds.config.kind == "trajectories" and ds.config.seed == 3 and ds.params.drift == 4
 
 
-def test_data_make_user_errors(tmp_path, capsys):
-    assert main(["data", "make", "--games", "0", "--out", str(tmp_path / "x.npz")]) == 2
-    assert "--games must be > 0" in capsys.readouterr().err
-    assert main(["data", "make", "--out", str(tmp_path / "x.txt")]) == 2
-    assert "must end in .npz" in capsys.readouterr().err
-    assert main(["data", "make", "--drift", "-1", "--out", str(tmp_path / "x.npz")]) == 2
-    assert "drift must be >= 0" in capsys.readouterr().err
+def test_data_make_user_errors(tmp_path, cli):
+    npz = tmp_path / "x.npz"
+    for argv, message in [
+        (("--games", "0", "--out", npz), "--games must be > 0"),
+        (("--out", tmp_path / "x.txt"), "must end in .npz"),
+        (("--drift", "-1", "--out", npz), "drift must be >= 0"),
+    ]:
+        code, _, err = cli("data", "make", *argv)
+        assert code == 2 and message in err, err
 
 
-def test_supervised_train_and_eval(tmp_path, capsys):
-    data = tmp_path / "t.npz"
-    main(
-        [
-            "data",
-            "make",
-            "--kind",
-            "trajectories",
-            "--games",
-            "30",
-            "--drift",
-            "5",
-            "--out",
-            str(data),
-        ]
-    )
-    run = tmp_path / "run"
-    assert (
-        main(
-            [
-                "supervised",
-                "train",
-                "sequence",
-                "--data",
-                str(data),
-                "--run-dir",
-                str(run),
-                "--epochs",
-                "1",
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    assert "sequence (gru) on CPU [float32]" in capsys.readouterr().out
-    assert (
-        main(["supervised", "eval", "sequence", "--model", str(run), "--data", str(data), "--json"])
-        == 0
-    )
-    result = json.loads(capsys.readouterr().out)
+def test_supervised_train_and_eval(tmp_path, cli):
+    data, run = tmp_path / "t.npz", tmp_path / "run"
+    cli("data", "make", "--kind", "trajectories", "--games", "30", "--drift", "5", "--out", data)
+    train = ("supervised", "train", "sequence", "--data", data, "--run-dir", run)
+    code, out, _ = cli(*train, "--epochs", "1", "--quiet")
+    assert code == 0 and "sequence (gru) on CPU [float32]" in out
+    code, out, _ = cli("supervised", "eval", "sequence", "--model", run, "--data", data, "--json")
+    result = json.loads(out)
     assert result["samples"] == 30 * 27 and result["straight_down_mae_px"] > 0
     # the same run again without --resume, a perception eval on trajectories, bad arch
-    assert (
-        main(["supervised", "train", "sequence", "--data", str(data), "--run-dir", str(run)]) == 2
+    code, _, err = cli(*train)
+    assert code == 2 and "--resume" in err
+    code, _, err = cli("supervised", "eval", "perception", "--model", run, "--data", data)
+    assert code == 2 and "a 'trajectories' dataset, expected 'frames or expert'" in err
+    r2 = tmp_path / "r2"
+    code, _, err = cli(
+        "supervised", "train", "perception", "--data", data, "--run-dir", r2, "--arch", "resnet"
     )
-    assert "--resume" in capsys.readouterr().err
-    assert main(["supervised", "eval", "perception", "--model", str(run), "--data", str(data)]) == 2
-    assert "a 'trajectories' dataset, expected 'frames or expert'" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "supervised",
-                "train",
-                "perception",
-                "--data",
-                str(data),
-                "--run-dir",
-                str(tmp_path / "r2"),
-                "--arch",
-                "resnet",
-            ]
-        )
-        == 2
+    assert code == 2 and "unknown architecture 'resnet'" in err
+    code, _, err = cli(
+        "supervised", "eval", "sequence", "--model", tmp_path / "none", "--data", data
     )
-    assert "unknown architecture 'resnet'" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "supervised",
-                "eval",
-                "sequence",
-                "--model",
-                str(tmp_path / "none"),
-                "--data",
-                str(data),
-            ]
-        )
-        == 2
-    )
-    assert "no model at" in capsys.readouterr().err
+    assert code == 2 and "no model at" in err
 
 
-def test_supervised_train_in_a_fresh_process_writes_tensorboard_events(tmp_path):
+def test_supervised_train_in_a_fresh_process_writes_tensorboard_events(
+    tmp_path, cli, catchrl_process
+):
     """As a user runs it: a process that has not imported TensorFlow yet.
 
     The command line sets TensorBoard's TensorFlow-free stub (for SB3 runs); Keras'
-    TensorBoard callback then failed its first write ("cannot import tensorflow 2.0
-    API"). In-process tests never saw it: TensorFlow was loaded already.
+    TensorBoard callback must still write its events.
     """
-    data = tmp_path / "t.npz"
-    assert (
-        main(["data", "make", "--kind", "trajectories", "--games", "20", "--out", str(data)]) == 0
-    )
-    run = tmp_path / "run"
-    argv = ["supervised", "train", "sequence", "--data", str(data), "--run-dir", str(run)]
-    done = subprocess.run(
-        [sys.executable, "-m", "catchrl", *argv, "--epochs", "1", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    data, run = tmp_path / "t.npz", tmp_path / "run"
+    assert cli("data", "make", "--kind", "trajectories", "--games", "20", "--out", data)[0] == 0
+    argv = ("supervised", "train", "sequence", "--data", data, "--run-dir", run)
+    done = catchrl_process(*argv, "--epochs", "1", "--quiet", timeout=240)
     assert done.returncode == 0, done.stderr
     assert list((run / "tb" / "train").glob("events.out.tfevents.*")), done.stdout
