@@ -93,6 +93,7 @@ def summarize(study: Path) -> list[dict[str, Any]]:
         group.append(run)
     rows = []
     for label, runs in groups.items():
+        runs.sort(key=lambda r: r["seed"])
         iqm, low, high = iqm_ci([r["test_win_rate"] for r in runs])
         steps = iqm_ci([r["steps"] for r in runs])[0]
         models = sorted({r["model"] for r in runs})
