@@ -8,34 +8,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.error import ResetNeeded
 
-from catchrl.envs.core import (
-    ACTION_LEFT,
-    ACTION_RIGHT,
-    ACTION_STAY,
-    BatchState,
-    CatchParams,
-    CatchState,
-    check_reset_options,
-    reset_batch,
-    step_batch,
-)
+from catchrl.envs import core, render
+from catchrl.envs.core import BatchState, CatchParams, CatchState
 from catchrl.envs.observations import grid_boards, make_params, observation_space, state_features
-from catchrl.envs.render import (
-    FrameRenderer,
-    FrameStack,
-    check_frame_size,
-    check_frame_stack,
-    screen_rgb,
-    screen_scale,
-)
 from catchrl.envs.sizing import check_env_fits
 
 
 def check_action(action: Any) -> int:
-    """Return ``action`` as a Python int, or raise naming what is wrong with it.
-
-    Accepts Python/numpy integers and 0-d integer arrays in {0, 1, 2}.
-    """
+    """``action`` (an integer or 0-d integer array in {0, 1, 2}) as an int, else raise."""
     if isinstance(action, np.ndarray) and action.shape == ():
         action = action[()]
     if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
@@ -92,23 +72,21 @@ class CatchEnv(gym.Env):
         **overrides: Any,
     ) -> None:
         self.params = make_params(obs_type, params, overrides, "CatchEnv")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+        if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(
-                f"CatchEnv: render_mode must be None or one of "
-                f"{self.metadata['render_modes']}, got {render_mode!r}"
+                f"CatchEnv: render_mode must be None, 'human' or 'rgb_array', got {render_mode!r}"
             )
         self.obs_type, self.render_mode = obs_type, render_mode
-        self.frame_stack = check_frame_stack(frame_stack)
-        frame_size = check_frame_size(frame_size)
-        screen = render_mode is not None
-        check_env_fits("CatchEnv", self.params, obs_type, 1, frame_size, frame_stack, screen=screen)
-        self.renderer = FrameRenderer(self.params, frame_size)
+        depth = self.frame_stack = render.check_frame_stack(frame_stack)
+        size, screen = render.check_frame_size(frame_size), render_mode is not None
+        check_env_fits("CatchEnv", self.params, obs_type, 1, size, depth, screen=screen)
+        self.renderer = render.FrameRenderer(self.params, size)
         self.action_space = gym.spaces.Discrete(3)
         self.batch: BatchState | None = None  # the game, a batch of one
-        self._stack = FrameStack(self.renderer, 1, frame_stack) if obs_type == "pixels" else None
+        self._stack = render.FrameStack(self.renderer, 1, depth) if obs_type == "pixels" else None
         self._window: Any = None
         self._needs_reset = True
-        sample = reset_batch(self.params, [np.random.default_rng(0)])  # a throw-away game
+        sample = core.reset_batch(self.params, [np.random.default_rng(0)])  # a throw-away game
         self.observation_space = observation_space(obs_type, self._observe(sample, fresh=True))
 
     @property
@@ -120,22 +98,13 @@ class CatchEnv(gym.Env):
     def state(self, state: CatchState) -> None:
         self.batch = BatchState.of([state])
 
-    # -- gymnasium API -------------------------------------------------------
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start a new game; ``seed`` seeds the game's generator (``self.np_random``).
-
-        ``options`` may set the start positions: ``{"ball_x": 100, "paddle_x": 0}``.
-
-        Raises:
-            ValueError: an unknown option, or a value out of its range.
-
-        """
-        start = check_reset_options(self.params, options, "CatchEnv")
+        """A new game; ``seed`` seeds ``self.np_random``; ``options`` may set the start."""
+        start = core.check_reset_options(self.params, options, "CatchEnv")
         super().reset(seed=seed)
-        self.batch = reset_batch(self.params, [self.np_random])
+        self.batch = core.reset_batch(self.params, [self.np_random])
         for name, value in start.items():
             getattr(self.batch, name)[0] = value
         self._needs_reset = False
@@ -149,7 +118,7 @@ class CatchEnv(gym.Env):
         if self._needs_reset or self.batch is None:
             raise ResetNeeded("CatchEnv: call reset() before step() (and after a game ends)")
         a = np.array([check_action(action)])
-        self.batch, reward, ended = step_batch(self.params, self.batch, a, [self.np_random])
+        self.batch, reward, ended = core.step_batch(self.params, self.batch, a, [self.np_random])
         terminated = bool(ended[0])
         self._needs_reset = terminated
         obs = self._observe(self.batch, fresh=False)
@@ -163,10 +132,7 @@ class CatchEnv(gym.Env):
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the full screen as uint8 ``(H, W, 3)``; ``human``: draw the window."""
         if self.render_mode is None:
-            gym.logger.warn(
-                "CatchEnv.render() called without a render_mode; "
-                "pass render_mode='rgb_array' or 'human' to the constructor"
-            )
+            gym.logger.warn("CatchEnv.render() without a render_mode; pass 'rgb_array' or 'human'")
             return None
         if self.batch is None:
             raise ResetNeeded("CatchEnv: call reset() before render()")
@@ -187,36 +153,25 @@ class CatchEnv(gym.Env):
             self._window = None
 
     def get_keys_to_action(self) -> dict[tuple[int, ...], int]:
-        """Keys for ``gymnasium.utils.play.play``: left arrow, right arrow, both = stay.
+        """Keys for ``gymnasium.utils.play.play(env, noop=1)``: the arrows, both = stay."""
+        import pygame as pg
 
-        Pass ``noop=1`` to ``play`` so that no key means stay.
-        """
-        from catchrl.envs.window import import_pygame
-
-        pg = import_pygame()
-        return {
-            (pg.K_LEFT,): ACTION_LEFT,
-            (pg.K_RIGHT,): ACTION_RIGHT,
-            (pg.K_LEFT, pg.K_RIGHT): ACTION_STAY,
-        }
+        return {(pg.K_LEFT,): 0, (pg.K_RIGHT,): 2, (pg.K_LEFT, pg.K_RIGHT): 1}
 
     def __getstate__(self) -> dict[str, Any]:
         """For ``copy.deepcopy`` and ``pickle``: everything but an open window."""
         return {**self.__dict__, "_window": None}  # the copy opens its own window
 
-    # -- helpers ---------------------------------------------------------------
-
     def screen_rgb(self) -> np.ndarray:
         """The current screen as uint8 ``(H, W, 3)`` (grid cells scaled up to be visible)."""
         assert self.batch is not None
-        return screen_rgb(self.params, self.batch.get(0))
+        return render.screen_rgb(self.params, self.batch.get(0))
 
     def _screen_scale(self) -> int:
-        return screen_scale(self.params)
+        return render.screen_scale(self.params)
 
     def _info(self) -> dict[str, Any]:
         b = self.batch
-        assert b is not None
         return {
             "caught": int(b.caught[0]),
             "missed": int(b.missed[0]),
@@ -225,11 +180,9 @@ class CatchEnv(gym.Env):
 
     def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:
         """Game 0's observation: a new stack if ``fresh``, else the next frame pushed."""
+        if self._stack is not None and fresh:
+            return self._stack.reset(np.zeros(1, int), b.ball_x, b.ball_y, b.paddle_x)[0].copy()
         if self._stack is not None:
-            if fresh:
-                return self._stack.reset(np.zeros(1, np.int64), b.ball_x, b.ball_y, b.paddle_x)[
-                    0
-                ].copy()
             return self._stack.push(b.ball_x, b.ball_y, b.paddle_x)[0].copy()
         if self.obs_type == "state":
             return state_features(self.params, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x)[0]

@@ -20,7 +20,6 @@ more than the rest of a pixel step.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import asdict, fields
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,18 +29,13 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from catchrl.envs import render
 from catchrl.envs.core import BatchState, CatchParams, check_reset_options, reset_batch, step_batch
 from catchrl.envs.observations import grid_boards, make_params, observation_space, state_features
-from catchrl.envs.render import (
-    FrameRenderer,
-    FrameStack,
-    check_frame_size,
-    check_frame_stack,
-    screen_rgb,
-)
 from catchrl.envs.sizing import check_env_fits, check_num_envs
 
 _MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
+_COUNTS = ("caught", "missed", "balls_left")
 
 
 class CatchVectorEnv(VectorEnv):
@@ -74,83 +68,67 @@ class CatchVectorEnv(VectorEnv):
         **overrides: Any,
     ) -> None:
         self.params = make_params(obs_type, params, overrides, "CatchVectorEnv")
-        num_envs = check_num_envs(num_envs, "CatchVectorEnv")
-        if render_mode not in (None, *self.metadata["render_modes"]):
+        n = self.num_envs = check_num_envs(num_envs, "CatchVectorEnv")
+        if render_mode not in (None, "rgb_array"):
             raise ValueError(
                 f"CatchVectorEnv: render_mode must be None or 'rgb_array', got {render_mode!r}; "
                 "to watch a game in a window use CatchEnv(render_mode='human')"
             )
-        mode = str(getattr(autoreset_mode, "value", autoreset_mode))
-        if mode not in _MODES:
+        mode = _MODES.get(str(getattr(autoreset_mode, "value", autoreset_mode)))
+        if mode is None:
             raise ValueError(
-                f"CatchVectorEnv: autoreset_mode must be 'next_step' or "
-                f"'same_step', got {autoreset_mode!r}"
+                "CatchVectorEnv: autoreset_mode must be 'next_step' or 'same_step', "
+                f"got {autoreset_mode!r}"
             )
-        mode = _MODES[mode]
-        frame_stack, frame_size = check_frame_stack(frame_stack), check_frame_size(frame_size)
-        fits = {"copy": copy, "same_step": mode == AutoresetMode.SAME_STEP}
-        check_env_fits(
-            "CatchVectorEnv", self.params, obs_type, num_envs, frame_size, frame_stack, **fits
-        )
+        size, depth = render.check_frame_size(frame_size), render.check_frame_stack(frame_stack)
+        self._same_step = mode == AutoresetMode.SAME_STEP
+        fits = {"copy": copy, "same_step": self._same_step}
+        check_env_fits("CatchVectorEnv", self.params, obs_type, n, size, depth, **fits)
         self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self._same_step = fits["same_step"]
-        self.num_envs, self.obs_type, self.copy = int(num_envs), obs_type, copy
-        self.frame_stack, self.render_mode = frame_stack, render_mode
-        self.renderer = FrameRenderer(self.params, frame_size)
-        n = self.num_envs
+        self.obs_type, self.copy, self.render_mode = obs_type, copy, render_mode
+        self.frame_stack, self.renderer = depth, render.FrameRenderer(self.params, size)
         self.batch = BatchState.zeros(n)
         self._rngs: list[np.random.Generator] = []
         self._needs_reset = np.zeros(n, dtype=bool)  # next_step: these restart on the next call
         self._started = False
-        self._stack = FrameStack(self.renderer, n, frame_stack) if obs_type == "pixels" else None
-        if obs_type == "pixels":
-            sample = np.zeros((frame_size, frame_size, frame_stack), dtype=np.uint8)
-        else:
-            sample = self._features(BatchState.zeros(1))[0]
+        self._stack = render.FrameStack(self.renderer, n, depth) if obs_type == "pixels" else None
+        one = self._features(BatchState.zeros(1))[0] if self._stack is None else None
+        sample = np.zeros((size, size, depth), np.uint8) if one is None else one
         self.single_observation_space = observation_space(obs_type, sample)
         self.observation_space = batch_space(self.single_observation_space, n)
         self.single_action_space = spaces.Discrete(3)
         self.action_space = spaces.MultiDiscrete(np.full(n, 3))
-
-    # -- gymnasium API -------------------------------------------------------
 
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start all N games. ``seed=s`` seeds game i with ``s + i``; a list seeds each.
 
-        ``options``: the start positions of :class:`CatchEnv`'s ``reset``
-        (``ball_x``, ``ball_vx``, ``paddle_x``), for every game.
-
-        Raises:
-            ValueError: an unknown option, or a value out of its range.
-
+        ``options``: :class:`CatchEnv`'s start positions, for every game.
         """
         start = check_reset_options(self.params, options, "CatchVectorEnv")
-        n = self.num_envs
-        if seed is None or isinstance(seed, (int, np.integer)):
-            if seed is not None or not self._rngs:  # else: keep the generators going
-                seeds = [None if seed is None else int(seed) + i for i in range(n)]
-                self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        else:
+        n, single = self.num_envs, seed is None or isinstance(seed, (int, np.integer))
+        if single and (seed is not None or not self._rngs):  # else: keep the generators going
+            self._rngs = [
+                seeding.np_random(None if seed is None else int(seed) + i)[0] for i in range(n)
+            ]
+        elif not single:
             if len(seed) != n:
                 raise ValueError(f"CatchVectorEnv: got {len(seed)} seeds for {n} envs")
             old = self._rngs
+            fresh = [s is not None or i >= len(old) for i, s in enumerate(seed)]
             self._rngs = [
-                seeding.np_random(s)[0] if s is not None or i >= len(old) else old[i]
-                for i, s in enumerate(seed)
+                seeding.np_random(s)[0] if f else old[i]
+                for i, (s, f) in enumerate(zip(seed, fresh, strict=True))
             ]
         if seed is not None:
-            self._np_random, self._np_random_seed = seeding.np_random(
-                seed if isinstance(seed, (int, np.integer)) else None
-            )
+            self._np_random, self._np_random_seed = seeding.np_random(seed if single else None)
         self.batch = reset_batch(self.params, self._rngs)
         for name, value in start.items():
             getattr(self.batch, name)[:] = value
         self._needs_reset[:] = False
         self._started = True
-        obs = self._observe(self.batch, np.arange(n), push=False)
-        return self._out(obs), self._infos()
+        return self._out(self._observe(np.arange(n), push=False)), self._infos()
 
     def step(
         self, actions: Any
@@ -158,83 +136,63 @@ class CatchVectorEnv(VectorEnv):
         """Step all N games with ``actions[N]``; autoreset and infos: the module docstring."""
         if not self._started:
             raise RuntimeError("CatchVectorEnv: call reset() before step()")
-        a = self._check_actions(actions)
+        a, b = self._check_actions(actions), self.batch
         n, restart = self.num_envs, np.flatnonzero(self._needs_reset)
         if restart.size:  # next_step autoreset: these games restart, their actions ignored
             a = np.where(self._needs_reset, 1, a)
-            landed = self.batch.landed & ~self._needs_reset  # no respawn: they restart below
-            self.batch = dataclasses.replace(self.batch, landed=landed)
-        self.batch, reward, terminated = step_batch(self.params, self.batch, a, self._rngs)
+            b = dataclasses.replace(b, landed=b.landed & ~self._needs_reset)  # no respawn
+        self.batch, reward, terminated = step_batch(self.params, b, a, self._rngs)
         if restart.size:
             self._restart(restart)
             reward[restart], terminated[restart] = 0.0, False
-        obs = self._observe(self.batch, restart if restart.size else None, restart.size < n)
+        obs = self._observe(restart if restart.size else None, push=restart.size < n)
         self._needs_reset[:] = False
         infos = self._infos()
-        if terminated.any():
-            if self._same_step:
-                done = np.flatnonzero(terminated)
-                final = np.empty(n, dtype=object)
-                for i, last in zip(done, obs[done], strict=True):  # copies: redrawn below
-                    final[i] = last
-                final_info = self._infos(terminated)
-                self._restart(done)
-                obs = self._observe(self.batch, done, push=False)
-                infos = self._infos()  # the new games' reset infos, as SyncVectorEnv's
-                infos.update(final_obs=final, _final_obs=terminated.copy())
-                infos.update(final_info=final_info, _final_info=terminated.copy())
-            else:
-                infos.update(self._success(terminated))
-                self._needs_reset = terminated.copy()
+        if terminated.any() and self._same_step:
+            done = np.flatnonzero(terminated)
+            final = np.empty(n, dtype=object)
+            for i, last in zip(done, obs[done], strict=True):  # copies: redrawn below
+                final[i] = last
+            final_info = self._infos(terminated)
+            self._restart(done)
+            obs, infos = self._observe(done, push=False), self._infos()  # the new games'
+            infos.update(final_obs=final, _final_obs=terminated.copy())
+            infos.update(final_info=final_info, _final_info=terminated.copy())
+        elif terminated.any():
+            infos.update(self._success(terminated))
+            self._needs_reset = terminated.copy()
         return self._out(obs), reward, terminated, np.zeros(n, dtype=bool), infos
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         """``rgb_array``: the N screens, uint8 ``(H, W, 3)`` each, as :meth:`CatchEnv.render`."""
         if self.render_mode is None:
-            logger.warn(
-                "CatchVectorEnv.render() called without a render_mode; "
-                "pass render_mode='rgb_array' to the constructor"
-            )
+            logger.warn("CatchVectorEnv.render() without a render_mode; pass 'rgb_array'")
             return None
         if not self._started:
             raise ResetNeeded("CatchVectorEnv: call reset() before render()")
-        return tuple(screen_rgb(self.params, self.batch.get(i)) for i in range(self.num_envs))
+        return tuple(
+            render.screen_rgb(self.params, self.batch.get(i)) for i in range(self.num_envs)
+        )
 
     def _infos(self, games: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The infos N :class:`CatchEnv` give, batched as ``SyncVectorEnv`` batches them.
-
-        ``games``: where games just ended (bool ``[N]``), for their last infos:
-        only their entries set and marked, ``is_success`` added. ``None``:
-        every game's counts, all marked.
-        """
-        b, infos = self.batch, {}
-        mask = np.ones(self.num_envs, dtype=bool) if games is None else games
-        for name in ("caught", "missed", "balls_left"):
-            values = getattr(b, name)
+        """``SyncVectorEnv``'s infos; with ``games`` (bool ``[N]``) the last ones of those games."""
+        infos, mask = {}, np.ones(self.num_envs, dtype=bool) if games is None else games
+        for name in _COUNTS:
+            values = getattr(self.batch, name)
             infos[name] = values.copy() if games is None else np.where(games, values, 0)
             infos[f"_{name}"] = mask.copy()
-        if games is not None:
-            infos.update(self._success(games))
-        return infos
+        return infos if games is None else {**infos, **self._success(games)}
 
     def _success(self, ended: np.ndarray) -> dict[str, np.ndarray]:
-        """``is_success`` (every ball caught) of the games that just ``ended``, with its mask."""
         return {"is_success": ended & (self.batch.missed == 0), "_is_success": ended.copy()}
 
-    # -- checkpoints -------------------------------------------------------------
-
     def get_state(self) -> dict[str, Any]:
-        """A snapshot for checkpoints: ``{"arrays": {name: ndarray}, "meta": JSON-ready dict}``.
-
-        Holds the games, their generators, and for pixels the frame stacks: the
-        next steps of a restored env give bit for bit the original's.
-        """
+        """A snapshot for checkpoints, ``{"arrays": {...}, "meta": JSON-ready}``, exact mid-game."""
         if not self._started:
             raise RuntimeError("CatchVectorEnv.get_state: call reset() first")
-        arrays = {f"batch_{f.name}": getattr(self.batch, f.name).copy() for f in fields(self.batch)}
+        arrays = {f"batch_{k}": v.copy() for k, v in vars(self.batch).items()}
         arrays["needs_reset"] = self._needs_reset.copy()
-        meta = {"num_envs": self.num_envs, "obs_type": self.obs_type, "params": asdict(self.params)}
-        meta["rngs"] = [r.bit_generator.state for r in self._rngs]
+        meta = {**self._identity(), "rngs": [r.bit_generator.state for r in self._rngs]}
         if self._stack is not None:
             st = self._stack
             arrays.update(
@@ -244,74 +202,66 @@ class CatchVectorEnv(VectorEnv):
         return {"arrays": arrays, "meta": meta}
 
     def set_state(self, state: dict[str, Any]) -> np.ndarray:
-        """Restore a :meth:`get_state` snapshot; returns the observations to act on.
-
-        Raises:
-            ValueError: the snapshot was taken of another game or number of games.
-
-        """
+        """Restore a :meth:`get_state` snapshot of this game; returns the observations."""
         arrays, meta = state["arrays"], state["meta"]
-        mine = {"num_envs": self.num_envs, "obs_type": self.obs_type, "params": asdict(self.params)}
-        for key, value in mine.items():
+        for key, value in self._identity().items():
             if meta.get(key) != value:
                 raise ValueError(
-                    f"CatchVectorEnv.set_state: the snapshot has {key} = "
-                    f"{meta.get(key)!r}, this env {value!r}"
+                    f"CatchVectorEnv.set_state: the snapshot has {key} = {meta.get(key)!r}, "
+                    f"this env {value!r}"
                 )
-        kinds = {f.name: (bool if f.name == "landed" else np.int64) for f in fields(BatchState)}
         self.batch = BatchState(
-            **{k: np.array(arrays[f"batch_{k}"], dtype=t) for k, t in kinds.items()}
+            **{k: np.array(arrays[f"batch_{k}"], v.dtype) for k, v in vars(self.batch).items()}
         )
         self._needs_reset = np.array(arrays["needs_reset"], dtype=bool)
-        self._rngs = []
-        for st in meta["rngs"]:
-            rng = np.random.Generator(getattr(np.random, st["bit_generator"])())
-            rng.bit_generator.state = st
-            self._rngs.append(rng)
+        self._rngs = [
+            np.random.Generator(getattr(np.random, s["bit_generator"])()) for s in meta["rngs"]
+        ]
+        for rng, s in zip(self._rngs, meta["rngs"], strict=True):
+            rng.bit_generator.state = s
         self._started = True
         if self._stack is None:
-            return self._out(self._observe(self.batch, None, push=False))
-        frames = np.asarray(arrays["frames"])
-        if frames.shape != self._stack.frames.shape or frames.dtype != np.uint8:
+            return self._out(self._observe(None, push=False))
+        st, frames = self._stack, np.asarray(arrays["frames"])
+        if frames.shape != st.frames.shape or frames.dtype != np.uint8:
             raise ValueError(
                 f"CatchVectorEnv.set_state: the snapshot's frames are {frames.dtype} "
-                f"{frames.shape}, this env's {self._stack.frames.shape}"
+                f"{frames.shape}, this env's {st.frames.shape}"
             )
-        self._stack.frames[:] = frames
-        self._stack.rows[:], self._stack.cols[:] = arrays["frame_rows"], arrays["frame_cols"]
-        self._stack.pos = int(meta["frame_pos"])
-        return self._out(self._stack.frames)
+        st.frames[:], st.rows[:], st.cols[:] = frames, arrays["frame_rows"], arrays["frame_cols"]
+        st.pos = int(meta["frame_pos"])
+        return self._out(st.frames)
 
-    # -- helpers -----------------------------------------------------------------
+    def _identity(self) -> dict[str, Any]:
+        params = dataclasses.asdict(self.params)
+        return {"num_envs": self.num_envs, "obs_type": self.obs_type, "params": params}
 
     def _restart(self, idx: np.ndarray) -> None:
         """New games at ``idx`` (the core's reset, each from its own generator)."""
         self.batch = self.batch.merge(idx, reset_batch(self.params, [self._rngs[i] for i in idx]))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
-        a = actions if isinstance(actions, np.ndarray) else np.asarray(actions)
-        if a.shape != (self.num_envs,):
-            raise ValueError(
-                f"CatchVectorEnv: actions must have shape ({self.num_envs},), got {a.shape}"
-            )
+        a, n = np.asarray(actions), self.num_envs
+        if a.shape != (n,):
+            raise ValueError(f"CatchVectorEnv: actions must have shape ({n},), got {a.shape}")
         if a.dtype.kind not in "iu":
             raise TypeError(
                 f"CatchVectorEnv: actions must be integers in {{0, 1, 2}}, got dtype {a.dtype}"
             )
         a = a.astype(np.int64, copy=False)
         if (a.view(np.uint64) > 2).any():  # negatives wrap to huge values
-            bad = a[(a < 0) | (a > 2)]
+            bad = a[(a < 0) | (a > 2)].tolist()[:5]
             raise ValueError(
-                f"CatchVectorEnv: actions must be 0 (left), 1 (stay) or 2 (right), "
-                f"got {bad.tolist()[:5]}"
+                f"CatchVectorEnv: actions must be 0 (left), 1 (stay) or 2 (right), got {bad}"
             )
         return a
 
     def _out(self, obs: np.ndarray) -> np.ndarray:
         return obs.copy() if self.copy and self._stack is not None else obs
 
-    def _observe(self, b: BatchState, fresh: np.ndarray | None, push: bool = True) -> np.ndarray:
-        """The observations of ``b``: pixels push a frame, then the stacks of ``fresh`` restart."""
+    def _observe(self, fresh: np.ndarray | None, push: bool = True) -> np.ndarray:
+        """The observations: pixels push a frame, then the stacks of games ``fresh`` restart."""
+        b = self.batch
         if self._stack is None:
             return self._features(b)
         if push:
