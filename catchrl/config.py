@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import tomllib
 
-from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK  # the env's own bounds
+from catchrl.envs import MAX_FRAME_SIZE, MAX_FRAME_STACK  # the env's own bounds
 from catchrl.errors import CatchrlError
 
 if TYPE_CHECKING:
