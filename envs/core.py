@@ -1,15 +1,10 @@
 """The Catch game, written once: pure reset and step over arrays of N games.
 
-The defaults of :class:`CatchParams` are the game of *Deep Learning with Keras*
-(ch. 8): a 400 x 400 world, a 20 x 20 ball that starts at ``y = 10`` and falls
-10 px per step, a 50 x 10 paddle at ``y = 350`` moving 20 px per step. Within a
-step the paddle moves, then the ball; when the ball's ``y >= catch_y`` the step
-pays ``+1`` if the ball and paddle rectangles overlap (touching edges do not
-count, as pygame's ``colliderect``) and ``-1`` otherwise.
-
-:func:`reset_batch` and :func:`step_batch` take and return a :class:`BatchState`
-of N games; the single env is a batch of one. No hidden state: game ``i``
-draws its balls from its own ``numpy.random.Generator`` ``rngs[i]``.
+The book's rules (*Deep Learning with Keras*, ch. 8): within a step the paddle
+moves, then the ball; when the ball's ``y >= catch_y`` the step pays ``+1`` if
+ball and paddle overlap (touching edges do not count, as pygame's
+``colliderect``), else ``-1``. The single env is a batch of one; game ``i``
+draws its balls from its own generator ``rngs[i]``, no hidden state.
 """
 
 from __future__ import annotations
@@ -133,17 +128,13 @@ class CatchParams:
 
 @dataclass(frozen=True)
 class CatchState:
-    """One game's state, as plain ints (game ``i`` of a :class:`BatchState`: ``batch.get(i)``).
+    """One game's state as ints (``batch.get(i)``); ``landed``: its ball was just decided."""
 
-    ``balls_left`` counts the current ball; ``landed``: the current ball was
-    just decided, a new one spawns on the next step.
-    """
-
-    ball_x: int
-    ball_y: int
+    ball_x: int  # left edge
+    ball_y: int  # top edge
     ball_vx: int
     paddle_x: int
-    balls_left: int
+    balls_left: int  # the current ball included
     caught: int = 0
     missed: int = 0
     landed: bool = False

@@ -1,18 +1,11 @@
 """Frames of the game: the full screen, small grey frames equal to its area average, stacks.
 
-:func:`render_screen` draws a state at the world's size (what the window and
-``render_mode="rgb_array"`` show). A learning frame is by definition
-:func:`area_downscale` of that screen; :class:`FrameRenderer` computes the same
-values straight from the state: a pixel is ``round(255 * covered fraction)``,
-and the union of ball and paddle covers ``cov(ball) + cov(paddle) -
-cov(ball ∩ paddle)``, each term an x-coverage times a y-coverage, so only two
-small windows are computed, one around the ball and one around the paddle.
-
-:class:`FrameStack` keeps N games' last K frames, oldest first. Only the ball
-and the paddle are ever drawn, so a step shifts the frames (drops the oldest)
-only in a box around each game's stacked ball windows and in the paddle's
-rows, then draws the two windows of the new frame: erase-and-draw of a few
-rows, not a copy of the whole stack.
+A learning frame is by definition :func:`area_downscale` of :func:`render_screen`;
+:class:`FrameRenderer` computes it from the state: a pixel is ``round(255 *
+covered fraction)``, the union of ball and paddle covering ``cov(ball) +
+cov(paddle) - cov(both)``, each an x-coverage times a y-coverage, so only a
+window around the ball and one around the paddle are computed. :class:`FrameStack`
+erases and draws only those windows' rows between frames.
 """
 
 from __future__ import annotations

@@ -35,22 +35,7 @@ class WindowClosed(Exception):
     """The person closed the window (or pressed ESC)."""
 
 
-def import_pygame() -> Any:
-    """Import pygame, or say how to install it."""
-    try:
-        import pygame
-    except ImportError as e:  # pragma: no cover - pygame is a core dependency
-        raise ImportError("the Catch window needs pygame: pip install pygame") from e
-    return pygame
-
-
-def _has_display() -> bool:
-    """Whether SDL has somewhere to open a window: not Linux, a display, or a driver chosen."""
-    if not sys.platform.startswith("linux") or os.environ.get("SDL_VIDEODRIVER"):
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
-
-
+Q = Sequence[float] | None  # Q-values of left, stay, right
 _NO_DISPLAY = (
     "no display for the Catch window: run under a desktop or Xvfb "
     "(DISPLAY), or set SDL_VIDEODRIVER=dummy to run headless"
@@ -77,13 +62,17 @@ class CatchWindow:
     ) -> None:
         if headless not in ("refuse", "dummy"):
             raise ValueError(f"CatchWindow: headless must be 'refuse' or 'dummy', got {headless!r}")
-        dummy = not _has_display()
+        env = os.environ
+        shown = env.get("SDL_VIDEODRIVER") or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+        dummy = sys.platform.startswith("linux") and not shown  # SDL has nowhere to open it
         if dummy and headless == "refuse":
             raise RuntimeError(_NO_DISPLAY)
         # A software framebuffer: SDL's GL one loads Mesa's llvmpipe (Xvfb, VMs), which binds
         # LLVM symbols to TensorFlow's copy in the process and crashes (exit 139).
         os.environ.setdefault("SDL_FRAMEBUFFER_ACCELERATION", "0")
-        pg = self.pg = import_pygame()
+        import pygame as pg
+
+        self.pg = pg
         if dummy:
             logger.warn(f"{_NO_DISPLAY}; drawing to SDL's dummy driver, nothing is shown")
         self._dummy, self.title = dummy, title
@@ -159,11 +148,7 @@ class CatchWindow:
         keys = self._held | self._tapped
         self._tapped = set()
         left, right = self.pg.K_LEFT in keys, self.pg.K_RIGHT in keys
-        if left and not right:
-            return ACTION_LEFT
-        if right and not left:
-            return ACTION_RIGHT
-        return ACTION_STAY
+        return ACTION_STAY if left == right else ACTION_LEFT if left else ACTION_RIGHT
 
     def poll_quietly(self) -> None:
         """Pump events (the OS sees the window alive); close it on a quit, for poll to raise."""
@@ -196,7 +181,7 @@ class CatchWindow:
         self,
         state: CatchState,
         status: str | None = None,
-        q_values: Sequence[float] | None = None,
+        q_values: Q = None,
         action: int | None = None,
     ) -> None:
         """Draw ``state`` on the field and the band under it, then wait for the clock.
@@ -208,12 +193,11 @@ class CatchWindow:
             return
         pg, p, k = self.pg, self.params, self.scale
         self.surface.fill((0, 0, 0))
-        ball = pg.Rect(state.ball_x * k, state.ball_y * k, p.ball_size * k, p.ball_size * k)
-        paddle_w, paddle_h = p.paddle_width * k, p.paddle_height * k
-        paddle = pg.Rect(state.paddle_x * k, p.paddle_y * k, paddle_w, paddle_h)
         field = self.surface.subsurface(pg.Rect((0, 0), self.field))  # clips: nothing leaves it
-        pg.draw.rect(field, _WHITE, ball)
-        pg.draw.rect(field, _WHITE, paddle)
+        rects = [(state.ball_x, state.ball_y, p.ball_size, p.ball_size)]
+        rects.append((state.paddle_x, p.paddle_y, p.paddle_width, p.paddle_height))
+        for x, y, w, h in rects:
+            pg.draw.rect(field, _WHITE, pg.Rect(x * k, y * k, w * k, h * k))
         if status is None:
             ball_no = min(state.balls_played + 1, p.balls_per_game)
             status = f"Score: {state.caught}/{p.balls_per_game}, Ball: {ball_no}"
@@ -260,7 +244,7 @@ class CatchWindow:
         self.poll_quietly()
         return not self.closed
 
-    def _band(self, status: str, q_values: Sequence[float] | None, action: int | None) -> None:
+    def _band(self, status: str, q_values: Q, action: int | None) -> None:
         """The HUD under the field: the score line, then three bars of Q-values (or the action)."""
         pg, top, width = self.pg, self.field[1], self.size[0]
         pg.draw.line(self.surface, _DARK, (0, top), (width, top))
