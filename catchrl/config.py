@@ -7,30 +7,36 @@ Sources apply in this order, each overriding the last: the preset
 an unknown key, a value of the wrong type, a choice not allowed or a number out
 of range is a :class:`ConfigError` naming it.
 
-Each field's type says what it accepts, in one place: ``Literal[...]`` lists the
-choices (read with :func:`choices`), ``Annotated[int, Range(...)]`` the bounds.
-Checks across fields (the drift the game's width allows, n-step returns that
-fit the game and the replay memory) are in :func:`_validate`.
+Each field's type says what it accepts (:mod:`catchrl.fields`): ``Literal[...]``
+the choices, ``Annotated[int, Range(...)]`` the bounds. Rules across fields are
+in :mod:`catchrl.rules`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-import math
-import typing
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
-
-import tomllib
+from typing import Annotated, Any, Literal
 
 from catchrl.envs import MAX_FRAME_SIZE, MAX_FRAME_STACK  # the env's own bounds
-from catchrl.errors import CatchrlError
-
-if TYPE_CHECKING:
-    import argparse
+from catchrl.fields import (
+    COUNT,
+    FRACTION,
+    INT_MAX,
+    NON_NEGATIVE,
+    POSITIVE,
+    ConfigError,
+    Range,
+    choices,
+    coerce,
+    field_range,
+    field_specs,
+    parse_override,
+    read_toml,
+    toml_value,
+)
+from catchrl.rules import check_game, validate
 
 __all__ = [
     "INT_MAX",
@@ -42,7 +48,6 @@ __all__ = [
     "Range",
     "RunConfig",
     "TrainConfig",
-    "add_override_argument",
     "apply_overrides",
     "check_game",
     "choices",
@@ -52,16 +57,12 @@ __all__ = [
     "load_config",
     "load_run_config",
     "make_config",
+    "parse_override",
+    "read_toml",
     "to_toml",
 ]
 
 
-class ConfigError(CatchrlError, ValueError):
-    """A config key, value, preset or file is invalid; the message says which."""
-
-
-INT_MAX = 2**63 - 1
-"""Largest value of any int field: counters and checkpoints hold int64."""
 SEED_MAX = 2**32 - 1
 """Largest seed: ``keras.utils.set_random_seed`` (and numpy's legacy seeding) take
 ``[0, 2**32)``."""
@@ -76,64 +77,6 @@ MAX_REPLAY_CAPACITY = 10_000_000
 against the machine when the run starts)."""
 MAX_BATCH_SIZE = 65_536
 """Largest minibatch."""
-
-
-@dataclass(frozen=True)
-class Range:
-    """The values a numeric field accepts: finite, ``low <= value <= high``.
-
-    With ``low_open``, ``low`` itself is refused (``low < value <= high``).
-
-    Attributes:
-        low: Smallest value.
-        high: Largest value.
-        low_open: Whether ``low`` itself is refused.
-        why: Where the bound comes from, shown in the error.
-
-    """
-
-    low: float
-    high: float
-    low_open: bool = False
-    why: str = ""
-
-    def check(self, name: str, value: float) -> None:
-        """Raise :class:`ConfigError` naming ``name`` unless ``value`` is in range."""
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{name}: must be a finite number, got {value!r}")
-        above = value > self.low if self.low_open else value >= self.low
-        if above and value <= self.high:
-            return
-        why = f" ({self.why})" if self.why else ""
-        raise ConfigError(f"{name}: must be {self.describe(too_low=not above)}{why}, got {value!r}")
-
-    def describe(self, too_low: bool = False) -> str:
-        """The range in words: ``in [1, 4096]``, ``in (0, 1]``.
-
-        Just ``>= 0`` (or ``> 0``) for a value ``too_low`` when there is no practical
-        upper bound.
-        """
-        if too_low and self.high in (INT_MAX, math.inf):
-            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
-        lo = "(" if self.low_open else "["
-        return f"in {lo}{_number(self.low)}, {_number(self.high)}]"
-
-
-def _number(value: float) -> str:
-    for power in (32, 63):
-        if value == 2**power - 1:
-            return f"2**{power} - 1"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-COUNT = Range(0, INT_MAX)
-"""Any count (0 usually meaning "off" or "no limit")."""
-POSITIVE = Range(1, INT_MAX)
-"""A count that must be at least 1."""
-FRACTION = Range(0.0, 1.0)
-"""A probability or rate in [0, 1]."""
-NON_NEGATIVE = Range(0.0, math.inf)
-"""Any finite number >= 0."""
 
 
 @dataclass
@@ -349,71 +292,6 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 _TABLES = {"env": EnvConfig, "agent": AgentConfig, "run": RunConfig}
 
 
-@dataclass(frozen=True)
-class _FieldSpec:
-    """What one field accepts, read from its annotation."""
-
-    type: type
-    choices: tuple[Any, ...] = ()
-    range: Range | None = None
-
-
-def _spec(hint: Any) -> _FieldSpec:
-    """Read ``bool``, ``int``, ``float``, ``str``, ``Literal[...]`` or ``Annotated[T, Range]``."""
-    if typing.get_origin(hint) is Annotated:
-        base, *extras = typing.get_args(hint)
-        ranges = [x for x in extras if isinstance(x, Range)]
-        return dataclasses.replace(_spec(base), range=ranges[0] if ranges else None)
-    if typing.get_origin(hint) is Literal:
-        options = typing.get_args(hint)
-        return _FieldSpec(type(options[0]), choices=options)
-    if hint in (bool, int, float, str):
-        return _FieldSpec(hint)
-    raise TypeError(f"config field type {hint!r} is not supported")  # a bug here, not user input
-
-
-@functools.cache
-def _field_specs(cls: type) -> dict[str, _FieldSpec]:
-    hints = typing.get_type_hints(cls, include_extras=True)
-    return {f.name: _spec(hints[f.name]) for f in dataclasses.fields(cls)}
-
-
-def choices(cls: type, name: str) -> tuple[Any, ...]:
-    """The values a ``Literal`` field of a config dataclass allows; ``()`` if it is free.
-
-    E.g. ``choices(EnvConfig, "obs_type")``: the observation types, in the order the
-    annotation lists them.
-    """
-    return _field_specs(cls)[name].choices
-
-
-def field_range(cls: type, name: str) -> Range | None:
-    """The :class:`Range` of a numeric field of a config dataclass (None if it has none)."""
-    return _field_specs(cls)[name].range
-
-
-def _coerce(table: str, key: str, value: Any, spec: _FieldSpec) -> Any:
-    """Check one value's type (ints are accepted for floats), choice and range."""
-    name, typ = f"{table}.{key}", spec.type
-    ok = (
-        isinstance(value, bool)
-        if typ is bool
-        else isinstance(value, int) and not isinstance(value, bool)
-        if typ is int
-        else isinstance(value, (int, float)) and not isinstance(value, bool)
-        if typ is float
-        else isinstance(value, str)
-    )
-    if not ok:
-        raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
-    value = float(value) if typ is float else value
-    if spec.choices and value not in spec.choices:
-        raise ConfigError(f"{name}: must be one of {spec.choices}, got {value!r}")
-    if spec.range is not None:
-        spec.range.check(name, value)
-    return value
-
-
 def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
     for table, values in data.items():
         if table == "preset":
@@ -435,131 +313,14 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
         if not isinstance(values, dict):
             raise ConfigError(f"{source}: [{table}] must be a table, got {values!r}")
         sub = getattr(cfg, table)
-        specs = _field_specs(type(sub))
+        specs = field_specs(type(sub))
         for key, value in values.items():
             if key not in specs:
                 raise ConfigError(
                     f"{source}: unknown key {table}.{key}; valid keys of "
                     f"[{table}]: {', '.join(specs)}"
                 )
-            setattr(sub, key, _coerce(table, key, value, specs[key]))
-
-
-def check_game(
-    obs_type: str, game: Mapping[str, Any], names: Mapping[str, str] | None = None
-) -> Any:
-    """The game's ``CatchParams``, or a :class:`ConfigError` naming what the game refuses.
-
-    The game itself (:class:`catchrl.envs.CatchParams`) is the authority; this names
-    the bound it applies to ``drift`` (half the width the ball moves in, so one step
-    never crosses the world) before building it.
-
-    Args:
-        obs_type: ``pixels``, ``state`` or ``grid`` (``grid`` plays bsuite's 10 x 5 board).
-        game: ``drift``, ``balls_per_game``, ``walls``, ``spawn`` (any subset).
-        names: How to name each key in a message (default ``env.KEY``; the CLI passes
-            ``{"drift": "--drift", ...}``).
-
-    """
-    from catchrl.envs.core import CatchParams
-
-    names = {k: f"env.{k}" for k in ("drift", "balls_per_game", "walls", "spawn")} | dict(
-        names or {}
-    )
-    make = CatchParams.bsuite if obs_type == "grid" else CatchParams
-    game = dict(game)
-    drift = game.pop("drift", 0)
-    try:
-        geometry = make(**game)
-    except (TypeError, ValueError) as e:
-        named = next((names.get(k, k) for k in game if k in str(e)), "the game")
-        raise ConfigError(f"{named}: {e}") from None
-    max_drift = (geometry.width - geometry.ball_size) // 2
-    if not 0 <= drift <= max_drift:
-        raise ConfigError(
-            f"{names['drift']}: must be in [0, {max_drift}] for the {obs_type} game "
-            f"(half the {geometry.width - geometry.ball_size} "
-            f"{'cells' if obs_type == 'grid' else 'px'} the ball moves across, "
-            f"so one step never crosses the world), got {drift}"
-        )
-    try:
-        return make(**game, drift=drift)
-    except (TypeError, ValueError) as e:  # pragma: no cover - the bound above is the game's
-        raise ConfigError(f"{names['drift']}: {e}") from None
-
-
-def _validate(cfg: TrainConfig) -> None:
-    """Checks across fields; each field's own type, choice and range were checked on update."""
-    if cfg.run.total_steps == 0 and cfg.run.total_games == 0 and cfg.run.time_limit_s == 0:
-        raise ConfigError(
-            "run.total_steps, run.total_games and run.time_limit_s are all 0: "
-            "the run would never end"
-        )
-    env, a = cfg.env, cfg.agent
-    game = {
-        "drift": env.drift,
-        "balls_per_game": env.balls_per_game,
-        "walls": env.walls,
-        "spawn": env.spawn,
-    }
-    params = check_game(env.obs_type, game)
-    if cfg.algo != "dqn":
-        return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
-    _validate_modules(cfg)
-    if a.n_step > params.max_episode_steps:
-        raise ConfigError(
-            f"agent.n_step: must be <= {params.max_episode_steps}, the length of one "
-            f"{env.obs_type} game ({env.balls_per_game} ball(s)), got {a.n_step}"
-        )
-    if env.obs_type == "pixels" and a.augment_shift >= env.frame_size:
-        raise ConfigError(
-            f"agent.augment_shift: must be < env.frame_size ({env.frame_size}), "
-            f"got {a.augment_shift}"
-        )
-    stack = env.frame_stack if env.obs_type == "pixels" else 1
-    slots = a.replay_capacity // env.num_envs
-    if slots < a.n_step + stack:
-        raise ConfigError(
-            f"agent.replay_capacity: {a.replay_capacity} leaves {slots} step(s) per game for "
-            f"{env.num_envs} games; agent.n_step + frame stack need {a.n_step + stack}: "
-            f"raise it to >= {(a.n_step + stack) * env.num_envs}"
-        )
-    sampleable = env.num_envs * (slots - (stack - 1) - a.n_step)
-    if a.batch_size > sampleable:
-        raise ConfigError(
-            f"agent.batch_size: must be <= {sampleable}, the most transitions a replay "
-            f"memory of {a.replay_capacity} can sample (learning would never start), "
-            f"got {a.batch_size}"
-        )
-
-
-def _validate_modules(cfg: TrainConfig) -> None:
-    """The supervised modules (encoder, perception, landing head) against the game."""
-    if cfg.agent.encoder and cfg.env.obs_type != "pixels":
-        raise ConfigError("agent.encoder (a pretrained frame encoder) needs env.obs_type 'pixels'")
-    if cfg.agent.perception:
-        if cfg.env.obs_type != "pixels" or cfg.agent.network != "mlp":
-            raise ConfigError(
-                "agent.perception (play pixels from the perceived state) needs "
-                "env.obs_type 'pixels' and agent.network 'mlp'"
-            )
-        if cfg.agent.encoder:
-            raise ConfigError("agent.perception and agent.encoder exclude each other")
-    elif cfg.agent.network == "mlp" and cfg.env.obs_type == "pixels" and not cfg.agent.encoder:
-        raise ConfigError(
-            "agent.network = 'mlp' needs env.obs_type 'state' or 'grid' (or agent.perception, "
-            "or agent.encoder)"
-        )
-    if cfg.agent.aux_landing and cfg.agent.encoder:
-        raise ConfigError(
-            "agent.aux_landing (a landing head) is not available with "
-            "agent.encoder; use one or the other"
-        )
-    if cfg.agent.network != "mlp" and cfg.env.obs_type != "pixels":
-        raise ConfigError(
-            f"agent.network = {cfg.agent.network!r} is a CNN for pixels; "
-            f"use 'mlp' with env.obs_type {cfg.env.obs_type!r}"
-        )
+            setattr(sub, key, coerce(table, key, value, specs[key]))
 
 
 def make_config(preset: str = "fast") -> TrainConfig:
@@ -571,56 +332,13 @@ def make_config(preset: str = "fast") -> TrainConfig:
     return cfg
 
 
-def add_override_argument(parser: argparse.ArgumentParser, help: str) -> None:
-    """Add the repeatable ``--set TABLE.KEY=VALUE`` option (into ``args.overrides``)."""
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help=help,
-    )
-
-
-def parse_override(text: str) -> tuple[str, str, Any]:
-    """Split ``table.key=value``; the value is read as TOML (so ``1e-4``, ``true``, ``"x"``)."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
-        raise ConfigError(f"--set {text!r}: expected table.key=value, e.g. agent.lr=1e-4")
-    name, raw = text.split("=", 1)
-    table, key = name.strip().split(".", 1)
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word: take it as a string
-    return table, key, value
-
-
 def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     """Apply ``table.key=value`` strings (from ``--set``) to ``cfg`` and validate."""
     for text in overrides:
         table, key, value = parse_override(text)
         _update(cfg, {table: {key: value}}, f"--set {text}")
-    _validate(cfg)
+    validate(cfg)
     return cfg
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A config file's TOML tables.
-
-    Raises:
-        ConfigError: The file is missing, not UTF-8 or not TOML (one line saying which).
-
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file {str(path)!r} does not exist")
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): corrupt?") from e
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from e
 
 
 def load_config(
@@ -658,7 +376,7 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
         {k: v for k, v in data.items() if k in (*_TABLES, "algo", "sb3", "rllib")},
         "saved config",
     )
-    _validate(cfg)
+    validate(cfg)
     return cfg
 
 
@@ -672,17 +390,5 @@ def to_toml(cfg: TrainConfig) -> str:
         tables["rllib"] = cfg.rllib
     for table, values in tables.items():
         lines.append(f"\n[{table}]")
-        lines += [f"{key} = {_toml_value(value)}" for key, value in values.items()]
+        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
-    return repr(value)

@@ -1,0 +1,197 @@
+"""Typed config fields: what each accepts (type, choices, range), checked; TOML values in and out.
+
+A field's annotation says what it accepts, in one place: ``Literal[...]`` lists
+the choices (:func:`choices`), ``Annotated[int, Range(...)]`` the bounds. Every
+bad value is a :class:`ConfigError` naming the key. The command options' checks
+(:mod:`catchrl.commands.checks`) use the same :class:`Range`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import tomllib
+
+from catchrl.errors import CatchrlError
+
+
+class ConfigError(CatchrlError, ValueError):
+    """A config key, value, preset or file is invalid; the message says which."""
+
+
+INT_MAX = 2**63 - 1
+"""Largest value of any int field: counters and checkpoints hold int64."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field accepts: finite, ``low <= value <= high``.
+
+    With ``low_open``, ``low`` itself is refused (``low < value <= high``).
+
+    Attributes:
+        low: Smallest value.
+        high: Largest value.
+        low_open: Whether ``low`` itself is refused.
+        why: Where the bound comes from, shown in the error.
+
+    """
+
+    low: float
+    high: float
+    low_open: bool = False
+    why: str = ""
+
+    def check(self, name: str, value: float) -> None:
+        """Raise :class:`ConfigError` naming ``name`` unless ``value`` is in range."""
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name}: must be a finite number, got {value!r}")
+        above = value > self.low if self.low_open else value >= self.low
+        if above and value <= self.high:
+            return
+        why = f" ({self.why})" if self.why else ""
+        raise ConfigError(f"{name}: must be {self.describe(too_low=not above)}{why}, got {value!r}")
+
+    def describe(self, too_low: bool = False) -> str:
+        """The range in words: ``in [1, 4096]``, ``in (0, 1]``.
+
+        Just ``>= 0`` (or ``> 0``) for a value ``too_low`` when there is no practical
+        upper bound.
+        """
+        if too_low and self.high in (INT_MAX, math.inf):
+            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        lo = "(" if self.low_open else "["
+        return f"in {lo}{_number(self.low)}, {_number(self.high)}]"
+
+
+def _number(value: float) -> str:
+    for power in (32, 63):
+        if value == 2**power - 1:
+            return f"2**{power} - 1"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+COUNT = Range(0, INT_MAX)
+"""Any count (0 usually meaning "off" or "no limit")."""
+POSITIVE = Range(1, INT_MAX)
+"""A count that must be at least 1."""
+FRACTION = Range(0.0, 1.0)
+"""A probability or rate in [0, 1]."""
+NON_NEGATIVE = Range(0.0, math.inf)
+"""Any finite number >= 0."""
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """What one field accepts, read from its annotation."""
+
+    type: type
+    choices: tuple[Any, ...] = ()
+    range: Range | None = None
+
+
+def _spec(hint: Any) -> FieldSpec:
+    """Read ``bool``, ``int``, ``float``, ``str``, ``Literal[...]`` or ``Annotated[T, Range]``."""
+    if typing.get_origin(hint) is Annotated:
+        base, *extras = typing.get_args(hint)
+        ranges = [x for x in extras if isinstance(x, Range)]
+        return dataclasses.replace(_spec(base), range=ranges[0] if ranges else None)
+    if typing.get_origin(hint) is Literal:
+        options = typing.get_args(hint)
+        return FieldSpec(type(options[0]), choices=options)
+    if hint in (bool, int, float, str):
+        return FieldSpec(hint)
+    raise TypeError(f"config field type {hint!r} is not supported")  # a bug here, not user input
+
+
+@functools.cache
+def field_specs(cls: type) -> dict[str, FieldSpec]:
+    """What each field of a config dataclass accepts, from its annotations."""
+    hints = typing.get_type_hints(cls, include_extras=True)
+    return {f.name: _spec(hints[f.name]) for f in dataclasses.fields(cls)}
+
+
+def choices(cls: type, name: str) -> tuple[Any, ...]:
+    """The values a ``Literal`` field of a config dataclass allows; ``()`` if it is free.
+
+    E.g. ``choices(EnvConfig, "obs_type")``: the observation types, in the order the
+    annotation lists them.
+    """
+    return field_specs(cls)[name].choices
+
+
+def field_range(cls: type, name: str) -> Range | None:
+    """The :class:`Range` of a numeric field of a config dataclass (None if it has none)."""
+    return field_specs(cls)[name].range
+
+
+def coerce(table: str, key: str, value: Any, spec: FieldSpec) -> Any:
+    """Check one value's type (ints are accepted for floats), choice and range."""
+    name, typ = f"{table}.{key}", spec.type
+    ok = (
+        isinstance(value, bool)
+        if typ is bool
+        else isinstance(value, int) and not isinstance(value, bool)
+        if typ is int
+        else isinstance(value, (int, float)) and not isinstance(value, bool)
+        if typ is float
+        else isinstance(value, str)
+    )
+    if not ok:
+        raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
+    value = float(value) if typ is float else value
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(f"{name}: must be one of {spec.choices}, got {value!r}")
+    if spec.range is not None:
+        spec.range.check(name, value)
+    return value
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """Split ``table.key=value``; the value is read as TOML (so ``1e-4``, ``true``, ``"x"``)."""
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise ConfigError(f"--set {text!r}: expected table.key=value, e.g. agent.lr=1e-4")
+    name, raw = text.split("=", 1)
+    table, key = name.strip().split(".", 1)
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word: take it as a string
+    return table, key, value
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A config file's TOML tables.
+
+    Raises:
+        ConfigError: The file is missing, not UTF-8 or not TOML (one line saying which).
+
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): corrupt?") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
+def toml_value(value: Any) -> str:
+    """One TOML value: a bool, number, string, list or inline table."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return repr(value)
