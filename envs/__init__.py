@@ -11,6 +11,8 @@ from gymnasium.envs.registration import register, registry
 
 from catchrl.envs.catch_env import CatchEnv
 from catchrl.envs.core import (
+    MAX_FRAME_SIZE,
+    MAX_FRAME_STACK,
     BatchState,
     CatchParams,
     CatchState,
@@ -19,7 +21,6 @@ from catchrl.envs.core import (
     step_batch,
     step_state,
 )
-from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK
 from catchrl.envs.observations import OBS_TYPES
 from catchrl.envs.render import FrameRenderer, area_downscale, render_screen
 from catchrl.envs.sizing import available_memory_bytes, estimate_env_bytes

@@ -16,9 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.envs.limits import MAX_BALLS_PER_GAME, MAX_WORLD_SIZE, check_int_range
-
 ACTION_LEFT, ACTION_STAY, ACTION_RIGHT = 0, 1, 2
+# Upper bounds, far beyond any game here, so a typo (width=10**9) is refused at once, named:
+MAX_WORLD_SIZE = 10_000  # width and height: 25 x the book's 400
+MAX_FRAME_SIZE = 1024  # frame_size: 12.8 x the book's 80
+MAX_FRAME_STACK = 64  # frame_stack: 16 x the book's 4
+MAX_BALLS_PER_GAME = 10**9  # counts and episode lengths stay far inside int64
 WALLS = ("clamp", "book")
 SPAWNS = ("visible", "book")
 
@@ -220,6 +223,16 @@ def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[s
         key: check_int_range(f"{owner}.reset option {key!r}", value, *ranges[key])
         for key, value in options.items()
     }
+
+
+def check_int_range(name: str, value: Any, low: int, high: int, what: str = "") -> int:
+    """``value`` as an int if it is one in ``[low, high]``, else a ``ValueError`` naming it."""
+    about = f" ({what})" if what else ""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name}{about} must be an int in [{low}, {high}], got {value!r}")
+    if not low <= value <= high:
+        raise ValueError(f"{name}{about} must be an int in [{low}, {high}], got {value}")
+    return int(value)
 
 
 def _spawn(params: CatchParams, rngs: Sequence[np.random.Generator]) -> tuple[list, list]:

@@ -14,8 +14,13 @@ import math
 
 import numpy as np
 
-from catchrl.envs.core import CatchParams, CatchState
-from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK, check_int_range
+from catchrl.envs.core import (
+    MAX_FRAME_SIZE,
+    MAX_FRAME_STACK,
+    CatchParams,
+    CatchState,
+    check_int_range,
+)
 
 A = np.ndarray
 
@@ -194,10 +199,7 @@ class FrameRenderer:
 
 
 def _cells(stacks: np.ndarray) -> np.ndarray:
-    """The pixels of contiguous ``stacks [..., K]``, flat: one word each, else ``[M, K]``.
-
-    With K = 2, 4 or 8 a pixel's stack is one word, the oldest frame its lowest byte.
-    """
+    """Pixels of ``stacks [..., K]``, flat: a word each for K = 2, 4, 8 (oldest: lowest byte)."""
     k = stacks.shape[-1]
     return stacks.view(f"<u{k}").reshape(-1) if k in (2, 4, 8) else stacks.reshape(-1, k)
 
@@ -217,24 +219,16 @@ def _drop_oldest(stacks: np.ndarray) -> None:
 class FrameStack:
     """The last K frames of N games: uint8 :attr:`frames` ``[N, size, size, K]``, oldest first.
 
-    :meth:`reset` starts games (their frame in every slot), :meth:`push`
-    drops every game's oldest frame and adds its new one; both return
-    :attr:`frames` itself. The top-left corners of the stacked ball windows
-    are kept as a ring (:attr:`rows`, :attr:`cols` ``[K, N]``): outside them
-    and the paddle's rows every pixel of every frame is 0.
-
-    Args:
-        renderer: Draws the frames.
-        num: Number of games N.
-        depth: Frames per stack K (book: 4).
-
+    :meth:`reset` starts games (their frame in every slot), :meth:`push` drops
+    every game's oldest frame and adds its new one; both return :attr:`frames`.
+    The corners of the stacked ball windows are kept as a ring (:attr:`rows`,
+    :attr:`cols` ``[K, N]``): outside them and the paddle's rows all is 0.
     """
 
     def __init__(self, renderer: FrameRenderer, num: int, depth: int) -> None:
         s, self.renderer, self.depth = renderer.size, renderer, check_frame_stack(depth)
         self.frames = np.zeros((num, s, s, self.depth), dtype=np.uint8)
-        self.rows = np.zeros((self.depth, num), dtype=np.int64)
-        self.cols = np.zeros((self.depth, num), dtype=np.int64)
+        self.rows, self.cols = np.zeros((2, self.depth, num), dtype=np.int64)
         self.pos = 0  # the ring slot of the oldest frame
 
     def _box(self, games: np.ndarray) -> np.ndarray:

@@ -33,30 +33,25 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     generators, the stacks' rings), plus the largest passing need (building the
     Box, or a step). Bad settings raise as the env would.
     """
-    kw = dict(game_kwargs)
-    obs_type = kw.pop("obs_type", "pixels")
-    size = check_frame_size(kw.pop("frame_size", 80))
-    depth = check_frame_stack(kw.pop("frame_stack", 4))
-    copy = bool(kw.pop("copy", True))
-    mode = kw.pop("autoreset_mode", None)
-    same_step = str(getattr(mode, "value", mode)) == "same_step"  # a str or an AutoresetMode
-    screen = kw.pop("render_mode", None) is not None
-    params = make_params(obs_type, kw.pop("params", None), kw, "estimate_env_bytes")
-    n = check_num_envs(num_envs, "estimate_env_bytes")
-    return env_bytes(
-        params, obs_type, n, size, depth, copy=copy, same_step=same_step, screen=screen
+    kw, name = dict(game_kwargs), "estimate_env_bytes"
+    obs_type, mode = kw.pop("obs_type", "pixels"), kw.pop("autoreset_mode", None)
+    size, depth = (
+        check_frame_size(kw.pop("frame_size", 80)),
+        check_frame_stack(kw.pop("frame_stack", 4)),
     )
+    flags = {"copy": bool(kw.pop("copy", True)), "screen": kw.pop("render_mode", None) is not None}
+    flags["same_step"] = str(getattr(mode, "value", mode)) == "same_step"  # str or AutoresetMode
+    params = make_params(obs_type, kw.pop("params", None), kw, name)
+    return env_bytes(params, obs_type, check_num_envs(num_envs, name), size, depth, **flags)
 
 
 def env_bytes(p: CatchParams, obs_type: str, n: int, size: int, depth: int, **flags: bool) -> int:
     """:func:`estimate_env_bytes` for checked settings (flags: copy, same_step, screen)."""
     copy, same_step = flags.get("copy", True), flags.get("same_step", False)
-    if obs_type == "pixels":
-        cells, itemsize = size * size * depth, 1
-    else:
-        cells = p.height * p.width if obs_type == "grid" else 3 + (p.drift > 0)
-        itemsize = 4
-    obs = cells * itemsize
+    cells = {"pixels": size * size * depth, "grid": p.height * p.width}.get(
+        obs_type, 3 + (p.drift > 0)
+    )
+    obs = cells * (1 if obs_type == "pixels" else 4)
     space = 2 * obs + 2 * cells  # Box: low, high, bounded_below, bounded_above
     held = n * (space + 8 * 8 + 16 + GENERATOR_BYTES) + space + ENV_BYTES
     step = n * (STEP_BYTES + obs * copy + obs * same_step)
@@ -75,16 +70,10 @@ def env_bytes(p: CatchParams, obs_type: str, n: int, size: int, depth: int, **fl
 
 
 def check_env_fits(
-    owner: str,
-    params: CatchParams,
-    obs_type: str,
-    num_envs: int,
-    frame_size: int,
-    frame_stack: int,
-    **flags: bool,
+    owner: str, params: CatchParams, obs_type: str, *sizes: int, **flags: bool
 ) -> int:
-    """The estimate (:func:`env_bytes`); a ``ValueError`` naming what to lower if it is not free."""
-    need = env_bytes(params, obs_type, num_envs, frame_size, frame_stack, **flags)
+    """The estimate for ``sizes`` = (num_envs, frame_size, frame_stack); refused if not free."""
+    need, (num_envs, frame_size, frame_stack) = env_bytes(params, obs_type, *sizes, **flags), sizes
     if need < CHECK_FROM_BYTES:
         return need
     free = available_memory_bytes()
@@ -106,9 +95,8 @@ def check_env_fits(
 
 def check_num_envs(num_envs: Any, owner: str) -> int:
     """``num_envs`` as an int >= 1, else a ``ValueError`` naming it (no upper bound but memory)."""
-    if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, (bool, np.bool_)):
-        raise ValueError(f"{owner}: num_envs must be a positive int, got {num_envs!r}")
-    if num_envs < 1:
+    ok = isinstance(num_envs, (int, np.integer)) and not isinstance(num_envs, (bool, np.bool_))
+    if not ok or num_envs < 1:
         raise ValueError(f"{owner}: num_envs must be a positive int, got {num_envs!r}")
     return int(num_envs)
 

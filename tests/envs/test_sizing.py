@@ -13,7 +13,7 @@ from gymnasium import spaces
 
 import catchrl.envs.sizing as sizing
 from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv, estimate_env_bytes
-from catchrl.envs.limits import MAX_FRAME_SIZE, MAX_FRAME_STACK, MAX_WORLD_SIZE
+from catchrl.envs.core import MAX_FRAME_SIZE, MAX_FRAME_STACK, MAX_WORLD_SIZE
 
 # --- upper bounds, named in the error --------------------------------------------------------
 
