@@ -44,9 +44,6 @@ class StudyError(CatchrlError):
     """A study's search space, folder or state is not usable; the message says why."""
 
 
-# -- the search space ----------------------------------------------------------------
-
-
 def check_space(space: Mapping[str, tuple[str, list[Any]]], base: TrainConfig) -> None:
     """Refuse a bad kind, range, key or value before anything runs (the config names it)."""
     for key, (kind, args) in space.items():
@@ -156,12 +153,11 @@ def _trial(config: dict[str, Any], study: str) -> None:
         tune.report(_final(run_dir))
         return
     resume = RunDir(run_dir).is_run()
-    node = ray.get_runtime_context().get_node_id()
-    start: dict[str, int] = {}
+    node, start = ray.get_runtime_context().get_node_id(), {}
 
-    def on_evaluation(record: dict[str, Any]) -> None:
-        row = {METRIC: record["win_rate"], "steps": record["steps"], "node": node}
-        tune.report({**row, "resumed_at": start["steps"]})
+    def on_evaluation(record: dict[str, Any]) -> None:  # node and resumed_at: for the record
+        tune.report({METRIC: record["win_rate"], "steps": record["steps"], "node": node,
+                     "resumed_at": start["steps"]})  # fmt: skip
 
     loop = open_run(
         None if resume else trial_config(base, values, seed),
@@ -275,16 +271,21 @@ def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) 
 
 @contextmanager
 def _driver_signals() -> Iterator[list[int]]:
-    """SIGTERM and SIGHUP stop the study as Ctrl-C does (Tune saves its state, then stops)."""
+    """Ctrl-C, SIGTERM, SIGHUP: Tune's own stop (SIGUSR1: save, then stop); a second: at once."""
     received: list[int] = []
 
-    def forward(signum: int, frame: Any) -> None:
+    def stop(signum: int, frame: Any) -> None:
+        if received:
+            raise KeyboardInterrupt
         received.append(signum)
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's handler (tune.run installs it)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SIGINT is ours, as SIGTERM and SIGHUP
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
         yield received
+    except KeyboardInterrupt:
+        pass  # the second signal: Tune's last save skipped, the runs keep their checkpoints
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
@@ -335,13 +336,13 @@ def run_study(
             else:
                 tuner = _tuner(study, doc, base, trainable)
             with _driver_signals() as received:  # after ray.init, which sets its own
-                results = tuner.fit()
+                errors = tuner.fit().num_errors
         finally:
             if started:
                 import ray
 
                 ray.shutdown()
     done = len(trials(study))
-    if received or results.num_terminated + results.num_errors < doc["trials"]:
-        return 128 + (received[0] if received else signal.SIGINT), done
-    return (1 if results.num_errors else 0), done
+    if received:
+        return 128 + received[0], done
+    return (1 if errors else 0), done
