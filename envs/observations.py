@@ -15,6 +15,7 @@ from gymnasium import spaces
 from catchrl.envs.core import CatchParams
 
 OBS_TYPES = ("pixels", "state", "grid")
+N = int | np.ndarray  # one game's value, or N games'
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 
 
@@ -46,36 +47,22 @@ def make_params(
 
 
 def state_features(
-    params: CatchParams,
-    ball_x: int | np.ndarray,
-    ball_y: int | np.ndarray,
-    ball_vx: int | np.ndarray,
-    paddle_x: int | np.ndarray,
-    out: np.ndarray | None = None,
+    params: CatchParams, ball_x: N, ball_y: N, ball_vx: N, paddle_x: N
 ) -> np.ndarray:
     """The ``state`` observation of one game (ints: ``[3]``) or N (arrays ``[N]``: ``[N, 3]``).
 
     Float32 columns, each computed in float64 and rounded once: ball x / width,
     ball y / height, paddle x / width, and with drift the ball's x-speed / drift
-    (``[..., 4]``). ``out``: a float32 array to fill and return.
+    (``[..., 4]``).
     """
     cols = [ball_x / params.width, ball_y / params.height, paddle_x / params.width]
     if params.drift:
         cols.append(ball_vx / params.drift)
-    if out is None:
-        rows = np.array(cols, dtype=np.float32)  # [F, ...]
-        return rows if rows.ndim == 1 else np.ascontiguousarray(np.moveaxis(rows, 0, -1))
-    for k, col in enumerate(cols):
-        out[..., k] = col
-    return out
+    rows = np.array(cols, dtype=np.float32)  # [F, ...]
+    return rows if rows.ndim == 1 else np.ascontiguousarray(np.moveaxis(rows, 0, -1))
 
 
-def grid_boards(
-    params: CatchParams,
-    ball_x: int | np.ndarray,
-    ball_y: int | np.ndarray,
-    paddle_x: int | np.ndarray,
-) -> np.ndarray:
+def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.ndarray:
     """Bsuite's board of one game (ints: ``[height, width]``) or N (``[N, height, width]``).
 
     Float32, 1 on the ball's and the paddle's cells; parts off the board are cut off.

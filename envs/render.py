@@ -22,7 +22,7 @@ from catchrl.envs.core import (
     check_int_range,
 )
 
-A = np.ndarray
+A = np.ndarray  # shapes in the docstrings
 
 
 def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
@@ -66,9 +66,7 @@ def check_frame_stack(depth: object) -> int:
     return check_int_range("frame_stack", depth, 1, MAX_FRAME_STACK, "frames per observation")
 
 
-def _coverage(
-    lo: np.ndarray, hi: np.ndarray, start: np.ndarray, n: int, scale: float
-) -> np.ndarray:
+def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
     """Covered fraction of pixels ``start .. start+n-1`` by ``[lo, hi)``: ``[N, n]``."""
     edge = (start[:, None] + np.arange(n)) * scale  # [N, n] left edges
     covered = np.minimum(hi[:, None], edge + scale) - np.maximum(lo[:, None], edge)
@@ -99,9 +97,7 @@ class FrameRenderer:
         """First pixel of an n-pixel window holding a rectangle from ``lo``, kept in the frame."""
         return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
 
-    def _axis(
-        self, lo: np.ndarray, length: int, scale: float, n: int
-    ) -> tuple[np.ndarray, np.ndarray]:
+    def _axis(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
         """Window starts ``[N]`` and coverages ``[N, n]`` of ``[lo, lo + length)`` on one axis.
 
         Looked up in a table by integer position (built on first use, up to 8 MB).
@@ -122,9 +118,7 @@ class FrameRenderer:
         start = self._start(lo, scale, n)
         return start, _coverage(lo, lo + length, start, n, scale)
 
-    def patches(
-        self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray
-    ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    def patches(self, ball_x: A, ball_y: A, paddle_x: A) -> list[tuple[A, A, A]]:
         """The non-zero parts of N frames: ``[(row0 [N], col0 [N], values [N, h, w])]``.
 
         The ball's window, then the paddle's. Where the two windows meet, both
@@ -155,24 +149,16 @@ class FrameRenderer:
         p, sx, sy, b = self.params, self.sx, self.sy, self.params.ball_size
         bx, by, px = (a.astype(np.float64) for a in (bx, by, px))
         py, ph, pw = np.full_like(by, p.paddle_y), p.paddle_height, p.paddle_width
-        ix0, ix1 = np.maximum(bx, px), np.minimum(bx + b, px + pw)
-        iy0, iy1 = np.maximum(by, py), np.minimum(by + b, py + ph)
-        cov = np.zeros((len(bx), nh, nw))
-        for (x0, x1), (y0, y1), sign in (
-            ((bx, bx + b), (by, by + b), 1.0),
-            ((px, px + pw), (py, py + ph), 1.0),
-            ((ix0, ix1), (iy0, iy1), -1.0),
-        ):
-            cov += (
-                sign
-                * _coverage(y0, y1, r0, nh, sy)[:, :, None]
-                * _coverage(x0, x1, c0, nw, sx)[:, None]
-            )
-        return cov
+        x0, x1 = (bx, px, np.maximum(bx, px)), (bx + b, px + pw, np.minimum(bx + b, px + pw))
+        y0, y1 = (by, py, np.maximum(by, py)), (by + b, py + ph, np.minimum(by + b, py + ph))
+        cov = [  # ball, paddle, their intersection: [M, nh, nw] each
+            _coverage(y0[i], y1[i], r0, nh, sy)[:, :, None]
+            * _coverage(x0[i], x1[i], c0, nw, sx)[:, None]
+            for i in range(3)
+        ]
+        return cov[0] + cov[1] - cov[2]
 
-    def window_index(
-        self, row0: np.ndarray, col0: np.ndarray, h: int, w: int, games: np.ndarray | None = None
-    ) -> np.ndarray:
+    def window_index(self, row0: A, col0: A, h: int, w: int, games: A | None = None) -> A:
         """Flat pixel indices ``[M, h * w]`` of windows in frames ``[N, size, size]``.
 
         Window m lies in frame ``games[m]`` (default: frame m).
@@ -182,7 +168,7 @@ class FrameRenderer:
         offsets = (np.arange(h)[:, None] * s + np.arange(w)).ravel()
         return (games * (s * s) + row0 * s + col0)[:, None] + offsets
 
-    def render(self, ball_x: np.ndarray, ball_y: np.ndarray, paddle_x: np.ndarray) -> np.ndarray:
+    def render(self, ball_x: A, ball_y: A, paddle_x: A) -> A:
         """N states as new ``[N, size, size]`` uint8 frames."""
         bx, by, px = (np.atleast_1d(a) for a in (ball_x, ball_y, paddle_x))
         frames = np.zeros((len(bx), self.size, self.size), dtype=np.uint8)
@@ -241,9 +227,7 @@ class FrameStack:
         r_lo, c_lo = np.minimum(r_lo, r.size - h), np.minimum(c_lo, r.size - w)
         return r.window_index(r_lo, c_lo, h, w, games)
 
-    def reset(
-        self, games: np.ndarray, bx: np.ndarray, by: np.ndarray, px: np.ndarray
-    ) -> np.ndarray:
+    def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
         r = self.renderer
         pixels = self.frames.reshape(-1, self.depth)
@@ -256,7 +240,7 @@ class FrameStack:
         self.rows[:, games], self.cols[:, games] = windows[0][:2]
         return self.frames
 
-    def push(self, bx: np.ndarray, by: np.ndarray, px: np.ndarray) -> np.ndarray:
+    def push(self, bx: A, by: A, px: A) -> A:
         """Drop every game's oldest frame and add the frame of its state (``[N]`` each) on top."""
         r, n = self.renderer, len(self.frames)
         cells = _cells(self.frames)
