@@ -85,7 +85,6 @@ class CatchWindow:
         self.clock = pg.time.Clock()
         self.closed = False
         self.quit_reason: str | None = None  # "ESC pressed", "window closed"
-        self._arrows = (pg.K_LEFT, pg.K_RIGHT)
         self._held: set[int] = set()  # arrow keys down now
         self._tapped: set[int] = set()  # arrow keys that went down since held_action()
         self._pressed: list[int] = []  # keys that went down since poll()
@@ -113,14 +112,12 @@ class CatchWindow:
         """Read all pending events into the held/tapped/pressed keys and the quit request."""
         pg = self.pg
         for event in pg.event.get():
-            if event.type == pg.QUIT:
-                self.quit_reason = self.quit_reason or "window closed"
+            esc = event.type == pg.KEYDOWN and event.key == pg.K_ESCAPE
+            if event.type == pg.QUIT or esc:
+                self.quit_reason = self.quit_reason or ("ESC pressed" if esc else "window closed")
             elif event.type == pg.KEYDOWN:
-                if event.key == pg.K_ESCAPE:
-                    self.quit_reason = self.quit_reason or "ESC pressed"
-                    continue
                 self._pressed.append(event.key)
-                if event.key in self._arrows:
+                if event.key in (pg.K_LEFT, pg.K_RIGHT):
                     self._held.add(event.key)
                     self._tapped.add(event.key)
             elif event.type == pg.KEYUP:
@@ -145,18 +142,16 @@ class CatchWindow:
 
         A held key asks every frame, a tap since the last call once; both arrows: stay.
         """
-        keys = self._held | self._tapped
-        self._tapped = set()
+        keys, self._tapped = self._held | self._tapped, set()
         left, right = self.pg.K_LEFT in keys, self.pg.K_RIGHT in keys
         return ACTION_STAY if left == right else ACTION_LEFT if left else ACTION_RIGHT
 
     def poll_quietly(self) -> None:
         """Pump events (the OS sees the window alive); close it on a quit, for poll to raise."""
-        if self.closed:
-            return
-        self._pump()
-        if self.quit_reason:
-            self.close()
+        if not self.closed:
+            self._pump()
+            if self.quit_reason:
+                self.close()
 
     def linger(self, seconds: float | None = None) -> None:
         """Keep the window up until Enter, Space, ESC, a close or ``seconds`` (None: no limit).
@@ -165,12 +160,10 @@ class CatchWindow:
         """
         if not self.visible:
             return
-        pg = self.pg
-        dismiss = (pg.K_RETURN, pg.K_KP_ENTER, pg.K_SPACE)
-        end = None if seconds is None else time.monotonic() + seconds
+        pg, end = self.pg, None if seconds is None else time.monotonic() + seconds
         while end is None or time.monotonic() < end:
             try:
-                if any(key in dismiss for key in self.poll()):
+                if {pg.K_RETURN, pg.K_KP_ENTER, pg.K_SPACE} & set(self.poll()):
                     return
             except WindowClosed:
                 return
@@ -249,20 +242,18 @@ class CatchWindow:
         pg, top, width = self.pg, self.field[1], self.size[0]
         pg.draw.line(self.surface, _DARK, (0, top), (width, top))
         self.surface.blit(self.text(status, TEXT, _WHITE), (8, top + 6))
-        if q_values is None and action is None:
-            return
-        slot, bar_top, bar_h = (width - 8) // 3, top + 28, 14
-        q = [0.0, 0.0, 0.0] if q_values is None else [float(v) for v in q_values]
+        slot, q = (width - 8) // 3, [0.0] * 3 if q_values is None else [float(v) for v in q_values]
         low, span = min(q), (max(q) - min(q)) or 1.0
-        for i, (name, value) in enumerate(zip(ACTION_NAMES, q, strict=True)):
-            x, chosen = 8 + i * slot, i == action
-            label = name if q_values is None else f"{name} {value:+.2f}"
-            color = _YELLOW if chosen else _GREY
-            text = self.text(("> " if chosen else "") + label, SMALL, color)
-            self.surface.blit(text, (x, bar_top + bar_h + 4))
+        for i, name in enumerate(
+            ACTION_NAMES if q_values is not None or action is not None else ()
+        ):
+            x, color = 8 + i * slot, _YELLOW if i == action else _GREY
+            label = ("> " if i == action else "") + name
+            label += "" if q_values is None else f" {q[i]:+.2f}"
+            self.surface.blit(self.text(label, SMALL, color), (x, top + 46))
             if q_values is not None:  # the lowest Q a sliver, the highest the full slot
-                length = max(3, int((slot - 12) * (0.1 + 0.9 * (value - low) / span)))
-                pg.draw.rect(self.surface, color, pg.Rect(x, bar_top, length, bar_h))
+                length = max(3, int((slot - 12) * (0.1 + 0.9 * (q[i] - low) / span)))
+                pg.draw.rect(self.surface, color, pg.Rect(x, top + 28, length, 14))
 
     def _show(self) -> None:
         self.pg.display.flip()
