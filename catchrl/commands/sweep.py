@@ -55,9 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--algo", default="dqn", help="dqn (default) or an SB3 agent (sb3-ppo, ...)")
     add_config_options(p, "the base config (a --config file may hold a [sweep] table)")
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
-    for name, what in (("grid", "these values, every combination"), ("random", "a draw")):
+    for name, what in (
+        ("grid", "V1,V2: every value, every combination (tune.grid_search)"),
+        ("random", "V1,V2 (tune.choice) or uniform|loguniform|randint:LOW:HIGH, drawn"),
+    ):
         p.add_argument(f"--{name}", action="append", default=[], metavar="TABLE.KEY=SPEC",
-                       help=f"sweep a field over {what} (repeatable)")  # fmt: skip
+                       help=f"{what} (repeatable)")  # fmt: skip
     p.add_argument("--search", choices=("random", "tpe"), help="random (default) or tpe")
     p.add_argument("--samples", type=int, help="random draws, or TPE's settings")
     p.add_argument("--seeds", type=int, help="seeds per setting (default 1)")
