@@ -15,8 +15,10 @@ EPILOG = """examples:
   catchrl watch runs/x --video agent.mp4                    # ... or an MP4 (H.264)
   catchrl watch oracle --balls 20                           # the ball-tracking policy
 
-The window shows the score line, the agent's Q-values for left/stay/right and
-the chosen action. ESC or closing the window stops. A video has one frame per
+Under the field, a band shows the score across games ("Score: 2/3, Game: 3")
+and the agent's Q-values for left/stay/right as bars, the chosen action
+marked; the games end on a screen with the total score (Enter, Space or ESC
+closes it, else it closes after 3 s). ESC or closing the window stops. A video has one frame per
 step, played at --fps (30 if 0); it needs the plot extra (pip install
 'catchrl[plot]': imageio, imageio-ffmpeg for MP4).
 """
