@@ -31,31 +31,11 @@ import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from catchrl.envs import CatchParams, CatchVectorEnv
-
-if TYPE_CHECKING:
-    import tensorflow as tf
-
-__all__ = [
-    "DEFAULT_RANDOM_PROB",
-    "FORMAT_VERSION",
-    "KINDS",
-    "DatasetConfig",
-    "DatasetError",
-    "GameDataset",
-    "frame_stacks",
-    "landing_targets",
-    "load_dataset",
-    "make_dataset",
-    "perception_targets",
-    "save_dataset",
-    "split_games",
-    "tf_frame_dataset",
-]
 
 FORMAT_VERSION = 1
 KINDS = ("frames", "trajectories", "expert")
@@ -372,105 +352,3 @@ def perception_targets(params: CatchParams, states: np.ndarray) -> np.ndarray:
     if params.drift:
         cols.append(s[..., 2] / params.drift)
     return np.stack(cols, axis=-1).astype(np.float32)
-
-
-def landing_targets(ds: GameDataset) -> tuple[np.ndarray, np.ndarray]:
-    """Where the ball in flight at each observation lands, and whether it is caught.
-
-    Returns:
-        ``(landing_x, caught)``: int16 ``[G, T + 1]`` (world px, the ball's left
-        edge on its deciding step) and bool ``[G, T + 1]`` (the step paid +1).
-        An observation on a deciding step refers to the ball just decided.
-
-    """
-    g, steps = ds.rewards.shape
-    landing = np.zeros((g, steps + 1), dtype=np.int16)
-    caught = np.zeros((g, steps + 1), dtype=bool)
-    decided = ds.rewards != 0  # [G, T]: step t (obs t -> t+1) decided a ball
-    cur_x = ds.states[:, steps, 0].copy()
-    cur_c = ds.rewards[:, steps - 1] > 0
-    landing[:, steps], caught[:, steps] = cur_x, cur_c
-    for t in range(steps - 1, -1, -1):
-        # obs t+1 is a deciding observation: obs t (and earlier) see the same ball.
-        d = decided[:, t]
-        cur_x = np.where(d, ds.states[:, t + 1, 0], cur_x)
-        cur_c = np.where(d, ds.rewards[:, t] > 0, cur_c)
-        landing[:, t], caught[:, t] = cur_x, cur_c
-    # An observation on a deciding step shows the ball that was just decided.
-    for t in range(1, steps + 1):
-        d = decided[:, t - 1]
-        landing[d, t] = ds.states[d, t, 0]
-        caught[d, t] = ds.rewards[d, t - 1] > 0
-    return landing, caught
-
-
-def split_games(
-    num_games: int, val_fraction: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    order = np.random.default_rng(seed).permutation(num_games)
-    n_val = round(num_games * val_fraction)
-    if val_fraction > 0 and n_val == 0:
-        n_val = 1
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def tf_frame_dataset(
-    ds: GameDataset,
-    targets: np.ndarray,
-    games: np.ndarray | None = None,
-    last_step: int | None = None,
-    batch_size: int = 64,
-    shuffle: bool = True,
-    seed: int = 0,
-    repeat: bool = False,
-) -> tf.data.Dataset:
-    """Build a ``tf.data`` pipeline of ``(frame stacks uint8 [B, S, S, stack], targets[B, ...])``.
-
-    Stacks are assembled from the per-step frames batch by batch, so the
-    dataset never holds 4 copies of a frame. Shuffled (per epoch), batched,
-    prefetched.
-
-    Args:
-        ds: A dataset with frames.
-        targets: ``[G, T + 1, ...]`` (or ``[G, T, ...]``) per-observation labels.
-        games: Game indices to use (default: all).
-        last_step: Use observations ``0 .. last_step - 1`` (default: all of ``targets``).
-        batch_size: Batch size.
-        shuffle: Reshuffle every epoch.
-        seed: Shuffle seed.
-        repeat: Repeat forever.
-
-    """
-    import tensorflow as tf
-
-    if ds.frames is None:
-        raise DatasetError(f"a {ds.config.kind!r} dataset has no frames")
-    games = np.arange(ds.num_games) if games is None else np.asarray(games)
-    steps = targets.shape[1] if last_step is None else last_step
-    gi, ti = np.meshgrid(games, np.arange(steps), indexing="ij")
-    index = np.stack([gi.ravel(), ti.ravel()], axis=1).astype(np.int64)  # [N, 2]
-    frames, stack = ds.frames, ds.config.frame_stack
-    size = ds.config.frame_size
-    target_shape = targets.shape[2:]
-    target_dtype = tf.as_dtype(targets.dtype)
-
-    def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = frame_stacks(frames, idx[:, 0], idx[:, 1], stack)
-        return x, targets[idx[:, 0], idx[:, 1]]
-
-    def tf_gather(idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x, y = tf.numpy_function(gather, [idx], (tf.uint8, target_dtype))
-        x.set_shape((None, size, size, stack))
-        y.set_shape((None, *target_shape))
-        return x, y
-
-    data = tf.data.Dataset.from_tensor_slices(index)
-    if shuffle:
-        data = data.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        data = data.repeat()
-    data = data.batch(batch_size).map(tf_gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)

@@ -9,13 +9,10 @@ head (features -> the ``state`` observation):
   Dense 512 ReLU as in the book's Q-network.
 - ``"lenet"``: LeNet-style, 6 5x5 conv -> 2x2 max-pool -> 16 5x5 conv ->
   2x2 max-pool -> Flatten; head Dense 120 -> Dense 84 (LeCun et al., 1998).
-- ``"small"``: a 2x2 average pool (40 x 40; the ball's sub-pixel position
-  survives in the grey levels) -> 16 4x4/2 conv (20 x 20) -> 16 3x3 conv ->
-  16 1x1 conv -> :class:`~catchrl.agents.layers.SpatialSoftArgmax` (32
-  sub-pixel coordinates) + the channels' global max (16 "is it there"); head
-  Dense 128. 10,307 parameters. Its convolutions run at 20 x 20, as the DQN's
-  ``small`` CNN's do: one train step costs about a quarter of the former
-  40 x 40 design's (``docs/supervised_results.md``).
+- ``"small"``: a 2x2 average pool (the ball's sub-pixel position survives in
+  the grey levels) -> 16 4x4/2 conv (20 x 20) -> 16 3x3 conv -> 16 1x1 conv ->
+  :class:`~catchrl.agents.layers.SpatialSoftArgmax` (32 coordinates) + the
+  channels' global max (16); head Dense 128; 10,307 parameters.
 
 The model's output is exactly the env's ``state`` observation (ball x / width,
 ball y / height, paddle x / width [, ball x-speed / drift]), so
@@ -33,28 +30,10 @@ import keras
 import numpy as np
 from keras import layers
 
-from catchrl.agents.networks import compile_predict
 from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
+from catchrl.agents.networks import compile_predict
 from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import observation_space, state_features
-
-__all__ = [
-    "ARCHITECTURES",
-    "HEAD_UNITS",
-    "FrameModelVectorWrapper",
-    "PerceptionVectorWrapper",
-    "PerceptionWrapper",
-    "PixelMSE",
-    "build_encoder",
-    "build_perceived_q_network",
-    "build_perception_model",
-    "build_q_network_from_encoder",
-    "check_arch",
-    "get_encoder",
-    "perceive",
-    "pixel_units",
-    "state_size",
-]
 
 ARCHITECTURES = ("book", "lenet", "small")
 
@@ -214,12 +193,10 @@ def build_q_network_from_encoder(
     copy: bool = True,
     head: keras.Model | None = None,
 ) -> keras.Model:
-    """Build a DQN Q-network that starts from a pretrained encoder.
+    """A DQN Q-network from a pretrained encoder: ``frames -> encoder -> head``.
 
-    ``frames -> encoder -> Dense(hidden, relu) -> Dense(num_actions)``: the
-    book's Q-network when the encoder is the ``"book"`` one; or ``frames ->
-    encoder -> head`` with a given head (``catchrl train`` passes its ``mlp``
-    Q-network over the features: two layers of ``agent.hidden``, dueling or not).
+    The default head is ``Dense(hidden, relu) -> Dense(num_actions)`` (the book's
+    Q-network with the ``"book"`` encoder); ``catchrl train`` passes its own.
 
     Args:
         encoder: A model from :func:`build_encoder` / :func:`get_encoder`.
@@ -262,14 +239,10 @@ def build_q_network_from_encoder(
 def build_perceived_q_network(
     perception: keras.Model, q_network: keras.Model, space: gym.spaces.Box
 ) -> keras.Model:
-    """Chain a perception model and a state Q-network into one frames -> Q-values model.
+    """``frames -> perception -> clip into space -> q_network`` as one model (layers shared).
 
-    ``frames -> perception -> clip into space -> q_network``: what a DQN trained
-    on perceived states (``agent.perception``) plays with, saved as one
-    ``.keras`` file that ``catchrl eval`` / ``watch`` load like any pixel
-    Q-network. The two models' layers are shared, not copied. The same chain
-    serves a frozen encoder's features (``agent.encoder_trainable = false``),
-    whose unbounded space adds no clip.
+    What a DQN on perceived states (or a frozen encoder's features, unbounded: no
+    clip) plays with, saved as one ``.keras`` file that loads like any pixel Q-network.
 
     Args:
         perception: A perception model (frames -> state), or a frozen encoder.
@@ -285,6 +258,18 @@ def build_perceived_q_network(
     if np.isfinite(space.low).any() or np.isfinite(space.high).any():
         state = ClipToBox(space.low.tolist(), space.high.tolist(), name="clip_state")(state)
     return keras.Model(frames, q_network(state), name="perceived_q_network")
+
+
+def _state_space(params: CatchParams, model: keras.Model) -> gym.spaces.Box:
+    """The game's ``state`` space, once the model is seen to output that many values."""
+    zero = np.zeros(1, dtype=np.int64)
+    sample = state_features(params, zero, zero, zero, zero)
+    if int(model.output_shape[-1]) != sample.shape[-1]:
+        raise ValueError(
+            f"perception model outputs {model.output_shape[-1]} values, but this game's state "
+            f"has {sample.shape[-1]} (drift={params.drift}); train one for this game"
+        )
+    return observation_space("state", sample[0])
 
 
 class PerceptionWrapper(gym.ObservationWrapper):
@@ -316,18 +301,9 @@ class PerceptionWrapper(gym.ObservationWrapper):
                 f"observations have shape {obs_shape}; train one for this env "
                 "(frame_size / frame_stack)"
             )
-        params: CatchParams = env.unwrapped.params  # type: ignore[attr-defined]
-        zero = np.zeros(1, dtype=np.int64)
-        sample = state_features(params, zero, zero, zero, zero)
-        out = int(model.output_shape[-1])
-        if out != sample.shape[-1]:
-            raise ValueError(
-                f"perception model outputs {out} values, but this game's state has "
-                f"{sample.shape[-1]} (drift={params.drift}); train one for this game"
-            )
         self.model = model
         self._predict = compile_predict(model)
-        self.observation_space = observation_space("state", sample[0])
+        self.observation_space = _state_space(env.unwrapped.params, model)  # type: ignore[attr-defined]
         self._low = self.observation_space.low
         self._high = self.observation_space.high
 
@@ -340,13 +316,9 @@ class PerceptionWrapper(gym.ObservationWrapper):
 class FrameModelVectorWrapper(gym.vector.VectorWrapper):
     """Replace a pixel vector env's frames by a frozen model's outputs: one batched call a step.
 
-    The agent behind it sees float32 vectors ``[N, F]`` instead of frame stacks;
-    its replay memory stores those, so the model runs once per frame, not once
-    per sampled transition. Works in both autoreset modes; with
-    ``"same_step"`` the last observations in ``infos["final_obs"]`` are mapped
-    too. :class:`PerceptionVectorWrapper` is the case where the outputs are the
-    game's state; a frozen pretrained encoder (``agent.encoder_trainable =
-    false``) is the case where they are its features.
+    The agent sees float32 vectors ``[N, F]`` (its replay stores those: the model
+    runs once per frame); ``infos["final_obs"]`` is mapped too. The outputs are
+    the game's state (:class:`PerceptionVectorWrapper`) or a frozen encoder's features.
 
     Args:
         env: A :class:`~catchrl.envs.CatchVectorEnv` with ``obs_type="pixels"``.
@@ -418,15 +390,7 @@ class PerceptionVectorWrapper(FrameModelVectorWrapper):
     def __init__(self, env: gym.vector.VectorEnv, model: keras.Model | str) -> None:
         if isinstance(model, str):
             model = keras.models.load_model(model)
-        params: CatchParams = env.unwrapped.params  # type: ignore[attr-defined]
-        zero = np.zeros(1, dtype=np.int64)
-        sample = state_features(params, zero, zero, zero, zero)
-        if int(model.output_shape[-1]) != sample.shape[-1]:
-            raise ValueError(
-                f"perception model outputs {model.output_shape[-1]} values, but "
-                f"this game's state has {sample.shape[-1]} (drift={params.drift})"
-            )
-        super().__init__(env, model, observation_space("state", sample[0]))
+        super().__init__(env, model, _state_space(env.unwrapped.params, model))  # type: ignore[attr-defined]
 
 
 def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:

@@ -35,7 +35,7 @@ from keras import layers, ops
 
 from catchrl.agents.networks import compile_predict
 from catchrl.agents.scripted import landing_labels
-from catchrl.supervised.datasets import GameDataset, landing_targets, perception_targets
+from catchrl.supervised.datasets import GameDataset, perception_targets
 
 __all__ = [
     "DEFAULT_WINDOW",
@@ -44,6 +44,7 @@ __all__ = [
     "FrameDeltas",
     "build_sequence_model",
     "landing_labels",
+    "landing_targets",
     "position_columns",
     "sequence_arrays",
     "straight_down",
@@ -125,6 +126,36 @@ def build_sequence_model(
     landing = layers.Dense(1, dtype="float32", name="landing_x")(x)
     catch = layers.Dense(1, activation="sigmoid", dtype="float32", name="catch")(x)
     return keras.Model(states, {"landing_x": landing, "catch": catch}, name=f"forecast_{arch}")
+
+
+def landing_targets(ds: GameDataset) -> tuple[np.ndarray, np.ndarray]:
+    """Where the ball in flight at each observation lands, and whether it is caught.
+
+    Returns:
+        ``(landing_x, caught)``: int16 ``[G, T + 1]`` (world px, the ball's left
+        edge on its deciding step) and bool ``[G, T + 1]`` (the step paid +1).
+        An observation on a deciding step refers to the ball just decided.
+
+    """
+    g, steps = ds.rewards.shape
+    landing = np.zeros((g, steps + 1), dtype=np.int16)
+    caught = np.zeros((g, steps + 1), dtype=bool)
+    decided = ds.rewards != 0  # [G, T]: step t (obs t -> t+1) decided a ball
+    cur_x = ds.states[:, steps, 0].copy()
+    cur_c = ds.rewards[:, steps - 1] > 0
+    landing[:, steps], caught[:, steps] = cur_x, cur_c
+    for t in range(steps - 1, -1, -1):
+        # obs t+1 is a deciding observation: obs t (and earlier) see the same ball.
+        d = decided[:, t]
+        cur_x = np.where(d, ds.states[:, t + 1, 0], cur_x)
+        cur_c = np.where(d, ds.rewards[:, t] > 0, cur_c)
+        landing[:, t], caught[:, t] = cur_x, cur_c
+    # An observation on a deciding step shows the ball that was just decided.
+    for t in range(1, steps + 1):
+        d = decided[:, t - 1]
+        landing[d, t] = ds.states[d, t, 0]
+        caught[d, t] = ds.rewards[d, t - 1] > 0
+    return landing, caught
 
 
 def position_columns(obs: np.ndarray) -> np.ndarray:

@@ -12,9 +12,8 @@ batch); the train step is XLA-compiled per :data:`JIT_COMPILE` (measured:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -23,10 +22,7 @@ from catchrl.supervised.datasets import (
     DatasetError,
     GameDataset,
     frame_stacks,
-    load_dataset,
     perception_targets,
-    split_games,
-    tf_frame_dataset,
 )
 from catchrl.supervised.imitation import build_imitation_model
 from catchrl.supervised.perception import (
@@ -41,20 +37,10 @@ from catchrl.supervised.sequence import (
     SEQUENCE_ARCHS,
     build_sequence_model,
     sequence_arrays,
-    straight_down,
 )
 
-__all__ = [
-    "DEFAULT_ARCH",
-    "TASKS",
-    "FitData",
-    "SupervisedConfig",
-    "build_model",
-    "evaluate_model",
-    "fit_arrays",
-    "fit_data",
-    "setup_device",
-]
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 TASKS = ("perception", "sequence", "imitation")
 DEFAULT_ARCH = {"perception": "small", "sequence": "gru", "imitation": "small"}
@@ -192,9 +178,20 @@ def _sequence_inputs(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray
                 "(kind frames or expert)"
             )
         model = keras.models.load_model(cfg.perception)
-        x, _, _ = _all_stacks(ds)
+        x, _, _ = all_stacks(ds)
         perceived = perceive(model, x).reshape(ds.num_games, ds.steps + 1, -1)
     return sequence_arrays(ds, cfg.window, perceived)
+
+
+def all_stacks(
+    ds: GameDataset, last: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every observation's frame stack ``[G * steps, S, S, stack]`` with its game and step."""
+    assert ds.frames is not None
+    steps = last or ds.steps + 1
+    g, t = np.meshgrid(np.arange(ds.num_games), np.arange(steps), indexing="ij")
+    g, t = g.ravel(), t.ravel()
+    return frame_stacks(ds.frames, g, t, ds.config.frame_stack), g, t
 
 
 def fit_arrays(cfg: SupervisedConfig, ds: GameDataset) -> tuple[Any, Any]:
@@ -279,105 +276,73 @@ def build_model(cfg: SupervisedConfig, ds: GameDataset, compiled: bool = True) -
     return model
 
 
-# --- evaluation -------------------------------------------------------------------
+def split_games(
+    num_games: int, val_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(num_games)
+    n_val = round(num_games * val_fraction)
+    if val_fraction > 0 and n_val == 0:
+        n_val = 1
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
-def _all_stacks(
-    ds: GameDataset, last: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    assert ds.frames is not None
-    steps = last or ds.steps + 1
-    g, t = np.meshgrid(np.arange(ds.num_games), np.arange(steps), indexing="ij")
-    g, t = g.ravel(), t.ravel()
-    return frame_stacks(ds.frames, g, t, ds.config.frame_stack), g, t
+def tf_frame_dataset(
+    ds: GameDataset,
+    targets: np.ndarray,
+    games: np.ndarray | None = None,
+    last_step: int | None = None,
+    batch_size: int = 64,
+    shuffle: bool = True,
+    seed: int = 0,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Build a ``tf.data`` pipeline of ``(frame stacks uint8 [B, S, S, stack], targets[B, ...])``.
 
-
-def evaluate_model(
-    task: str,
-    model: keras.Model | str,
-    data: str | GameDataset,
-    perception: keras.Model | str | None = None,
-) -> dict[str, float]:
-    """Measure a trained model on a (held-out) dataset.
+    Stacks are assembled from the per-step frames batch by batch, so the
+    dataset never holds 4 copies of a frame. Shuffled (per epoch), batched,
+    prefetched.
 
     Args:
-        task: ``"perception"``, ``"sequence"`` or ``"imitation"``.
-        model: The model or its ``.keras`` path.
-        data: A dataset or its path (games with seeds not trained on).
-        perception: For ``"sequence"`` on a dataset with frames: read the
-            states through this perception model instead of the true ones.
-
-    Returns:
-        perception: ``mae_px_<col>`` (mean absolute error in frame pixels;
-        ``ball_vx`` in frame px / step), ``within_1px_<col>``, and
-        ``mean_baseline_mae_px_<col>`` (always predicting the mean); with
-        drift also ``within_1px_ball_vx_after_first_frame`` and
-        ``exact_speed_ball_vx_after_first_frame`` (the speed right to the
-        world pixel per step) over observations after a game's first.
-        sequence: ``landing_mae_px`` and ``straight_down_mae_px`` over
-        observations with a full window (``t >= k - 1``), ``catch_accuracy``
-        and ``catch_base_rate``. imitation: ``action_accuracy`` (agreement with
-        the oracle). All with ``samples``.
+        ds: A dataset with frames.
+        targets: ``[G, T + 1, ...]`` (or ``[G, T, ...]``) per-observation labels.
+        games: Game indices to use (default: all).
+        last_step: Use observations ``0 .. last_step - 1`` (default: all of ``targets``).
+        batch_size: Batch size.
+        shuffle: Reshuffle every epoch.
+        seed: Shuffle seed.
+        repeat: Repeat forever.
 
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
-    if isinstance(model, (str, os.PathLike)):
-        model = keras.models.load_model(model)
-    ds = data if isinstance(data, GameDataset) else load_dataset(data, kind=DATA_KINDS[task])
-    params, size = ds.params, ds.config.frame_size
-    if task == "perception":
-        x, g, t = _all_stacks(ds)
-        true = perception_targets(params, ds.states[g, t])
-        pred = perceive(model, x)
-        names = ["ball_x", "ball_y", "paddle_x", "ball_vx"][: true.shape[1]]
-        unit = pixel_units(params, size)
-        err = np.abs(pred - true) * unit
-        base = np.abs(true - true.mean(0)) * unit
-        out: dict[str, float] = {"samples": float(len(x))}
-        for i, name in enumerate(names):
-            out[f"mae_px_{name}"] = float(err[:, i].mean())
-            out[f"within_1px_{name}"] = float((err[:, i] < 1.0).mean())
-            out[f"mean_baseline_mae_px_{name}"] = float(base[:, i].mean())
-        if "ball_vx" in names:
-            # A game's first observation is four copies of one frame: no speed to see.
-            moving = t > 0
-            out["within_1px_ball_vx_after_first_frame"] = float((err[moving, 3] < 1.0).mean())
-            # 1 frame px / step is drift world px / step, the whole speed range: also
-            # the share read to the world pixel (the speed is a whole number of them).
-            speed = np.rint(pred[:, 3] * params.drift) == np.rint(true[:, 3] * params.drift)
-            out["exact_speed_ball_vx_after_first_frame"] = float(speed[moving].mean())
-        return out
-    if task == "imitation":
-        from catchrl.agents.networks import compile_predict
+    import tensorflow as tf
 
-        x, g, t = _all_stacks(ds, ds.steps)
-        predict = compile_predict(model)
-        pred = np.concatenate(
-            [np.argmax(predict(x[i : i + 2048]), -1) for i in range(0, len(x), 2048)]
-        )
-        return {
-            "samples": float(len(x)),
-            "action_accuracy": float((pred == ds.oracle_actions[g, t]).mean()),
-        }
-    window = int(model.input_shape[1])
-    perceived = None
-    if perception is not None:
-        if ds.frames is None:
-            raise ValueError("perceived states need a dataset with frames")
-        pm = keras.models.load_model(perception) if isinstance(perception, str) else perception
-        x, g, t = _all_stacks(ds)
-        perceived = perceive(pm, x).reshape(ds.num_games, ds.steps + 1, -1)
-    xs, landing, caught = sequence_arrays(ds, window, perceived)
-    xs, landing, caught = (a[:, window - 1 :] for a in (xs, landing, caught))
-    xs = xs.reshape(-1, window, xs.shape[-1])
-    landing, caught = landing.reshape(-1), caught.reshape(-1)
-    pred = model.predict(xs, batch_size=4096, verbose=0)
-    scale = size  # landing is x / width; frame px = x / width * size
-    return {
-        "samples": float(len(xs)),
-        "landing_mae_px": float(np.abs(pred["landing_x"][:, 0] - landing).mean() * scale),
-        "straight_down_mae_px": float(np.abs(straight_down(xs) - landing).mean() * scale),
-        "catch_accuracy": float(((pred["catch"][:, 0] > 0.5) == (caught > 0.5)).mean()),
-        "catch_base_rate": float(caught.mean()),
-    }
+    if ds.frames is None:
+        raise DatasetError(f"a {ds.config.kind!r} dataset has no frames")
+    games = np.arange(ds.num_games) if games is None else np.asarray(games)
+    steps = targets.shape[1] if last_step is None else last_step
+    gi, ti = np.meshgrid(games, np.arange(steps), indexing="ij")
+    index = np.stack([gi.ravel(), ti.ravel()], axis=1).astype(np.int64)  # [N, 2]
+    frames, stack = ds.frames, ds.config.frame_stack
+    size = ds.config.frame_size
+    target_shape = targets.shape[2:]
+    target_dtype = tf.as_dtype(targets.dtype)
+
+    def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = frame_stacks(frames, idx[:, 0], idx[:, 1], stack)
+        return x, targets[idx[:, 0], idx[:, 1]]
+
+    def tf_gather(idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        x, y = tf.numpy_function(gather, [idx], (tf.uint8, target_dtype))
+        x.set_shape((None, size, size, stack))
+        y.set_shape((None, *target_shape))
+        return x, y
+
+    data = tf.data.Dataset.from_tensor_slices(index)
+    if shuffle:
+        data = data.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        data = data.repeat()
+    data = data.batch(batch_size).map(tf_gather, num_parallel_calls=tf.data.AUTOTUNE)
+    return data.prefetch(tf.data.AUTOTUNE)

@@ -67,7 +67,7 @@ GOALS: dict[str, Callable[[dict[str, float]], dict[str, bool]]] = {
         "landing MAE <= 1 px": m["landing_mae_px"] <= 1.0,
     },
 }
-"""Per task: the goals, each a test of :func:`~catchrl.supervised.train.evaluate_model`'s figures.
+"""Per task: the goals, each a test of the figures of ``evaluate_model`` (supervised.evaluation).
 
 Perception: every position output (the x-speed only on frames after a
 game's first, which shows no motion)."""
@@ -86,7 +86,7 @@ class _GoalClock:
 def _goal_callback(task: str, test: Any, n_train: int, clock: _GoalClock) -> Any:
     import keras
 
-    from catchrl.supervised.train import evaluate_model
+    from catchrl.supervised.evaluation import evaluate_model
 
     class GoalTimer(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:

@@ -144,7 +144,8 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model and print its figures."""
     from catchrl.supervised.datasets import DatasetError, load_dataset
-    from catchrl.supervised.train import DATA_KINDS, evaluate_model
+    from catchrl.supervised.evaluation import evaluate_model
+    from catchrl.supervised.train import DATA_KINDS
 
     model = _model_path(args.model)
     try:

@@ -8,6 +8,8 @@ from catchrl.agents.scripted import OraclePolicy, landing_x
 from catchrl.envs import CatchParams, CatchVectorEnv, FrameRenderer
 from catchrl.envs.observations import state_features
 from catchrl.supervised import datasets as D
+from catchrl.supervised.sequence import landing_targets
+from catchrl.supervised.train import split_games, tf_frame_dataset
 
 
 def test_frames_equal_a_rerender_of_their_labels(drift_frames_ds):
@@ -63,7 +65,7 @@ def test_varied_play_moves_the_paddle_everywhere(frames_ds):
 
 def test_landing_targets_match_the_scripted_forecast(drift_frames_ds):
     ds = drift_frames_ds
-    landing, caught = D.landing_targets(ds)
+    landing, caught = landing_targets(ds)
     s = ds.states.astype(np.int64)
     p = ds.params
     flying = s[..., 1] < p.catch_y  # observations of a ball still in the air
@@ -141,7 +143,7 @@ def test_config_json_round_trip():
 
 
 def test_split_games_is_disjoint_and_complete():
-    train, val = D.split_games(50, 0.2, seed=1)
+    train, val = split_games(50, 0.2, seed=1)
     assert len(val) == 10 and not set(train) & set(val)
     assert sorted([*train, *val]) == list(range(50))
 
@@ -149,7 +151,7 @@ def test_split_games_is_disjoint_and_complete():
 def test_tf_pipeline_yields_the_stacks_and_targets(frames_ds):
     targets = D.perception_targets(frames_ds.params, frames_ds.states)
     games = np.array([2, 7])
-    data = D.tf_frame_dataset(frames_ds, targets, games, batch_size=16, shuffle=False)
+    data = tf_frame_dataset(frames_ds, targets, games, batch_size=16, shuffle=False)
     xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in data], strict=False)
     x, y = np.concatenate(xs), np.concatenate(ys)
     assert x.dtype == np.uint8 and x.shape == (2 * 34, 80, 80, 4)
@@ -157,6 +159,6 @@ def test_tf_pipeline_yields_the_stacks_and_targets(frames_ds):
     t = np.tile(np.arange(34), 2)
     np.testing.assert_array_equal(x, D.frame_stacks(frames_ds.frames, g, t))
     np.testing.assert_array_equal(y, targets[g, t])
-    shuffled = D.tf_frame_dataset(frames_ds, targets, games, batch_size=200, shuffle=True)
+    shuffled = tf_frame_dataset(frames_ds, targets, games, batch_size=200, shuffle=True)
     ((_xs2, ys2),) = list(shuffled)
     assert sorted(map(tuple, ys2.numpy())) == sorted(map(tuple, y))

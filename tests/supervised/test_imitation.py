@@ -70,7 +70,8 @@ def test_expert_state_games_and_exploration():
 
 
 def test_learning_to_imitate_beats_the_majority_class():
-    from catchrl.supervised.datasets import make_dataset, tf_frame_dataset
+    from catchrl.supervised.datasets import make_dataset
+    from catchrl.supervised.train import tf_frame_dataset
 
     keras.utils.set_random_seed(0)
     ds = make_dataset("expert", games=20, seed=7)

@@ -7,6 +7,7 @@ from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 from catchrl.envs import CatchEnv, CatchParams
 from catchrl.supervised import datasets as D
 from catchrl.supervised import perception as P
+from catchrl.supervised.train import tf_frame_dataset
 
 
 def test_unknown_architecture_names_the_valid_ones():
@@ -128,7 +129,7 @@ def trained_small():
     model = P.build_perception_model("small", ds.params)
     loss = P.PixelMSE(P.pixel_units(ds.params).tolist())
     model.compile(keras.optimizers.Adam(3e-3), loss, jit_compile=True)
-    data = D.tf_frame_dataset(ds, targets, batch_size=32, seed=0)
+    data = tf_frame_dataset(ds, targets, batch_size=32, seed=0)
     model.fit(data, epochs=8, verbose=0, shuffle=False)
     return model
 

@@ -4,7 +4,7 @@ import pytest
 
 from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv
 from catchrl.supervised import sequence as S
-from catchrl.supervised.datasets import landing_targets
+from catchrl.supervised.sequence import landing_targets
 
 
 def test_windows_repeat_the_first_state_before_the_game_starts():

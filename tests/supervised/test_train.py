@@ -9,6 +9,7 @@ from catchrl.errors import CheckpointError, RunDirError, RunDirLocked
 from catchrl.rundir import RunDir
 from catchrl.supervised import train as T
 from catchrl.supervised.datasets import DatasetError, make_dataset, save_dataset
+from catchrl.supervised.evaluation import evaluate_model
 from catchrl.supervised_train import train
 
 
@@ -223,7 +224,7 @@ def test_cpu_path_is_float32():
 def test_evaluate_sequence_reports_the_straight_down_baseline(tmp_path, data_files):
     cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=1)
     out = train(cfg, tmp_path / "run", verbose=0)
-    res = T.evaluate_model("sequence", out.model, str(data_files / "traj.npz"))
+    res = evaluate_model("sequence", out.model, str(data_files / "traj.npz"))
     assert res["samples"] == 60 * (34 - 7)
     assert res["straight_down_mae_px"] > 3
     assert 0 <= res["catch_accuracy"] <= 1
@@ -237,7 +238,7 @@ def test_evaluate_perception_in_frame_pixels(data_files):
     model = keras.Sequential(
         [keras.Input((80, 80, 4)), keras.layers.Flatten(), keras.layers.Dense(3, trainable=False)]
     )
-    res = T.evaluate_model("perception", model, ds)
+    res = evaluate_model("perception", model, ds)
     assert set(res) >= {"mae_px_ball_x", "within_1px_paddle_x", "mean_baseline_mae_px_ball_y"}
     # the baseline is the mean absolute deviation in frame pixels
     y = perception_targets(ds.params, ds.states.reshape(-1, 4)) * 80
@@ -254,7 +255,7 @@ def test_evaluate_perception_speed_after_the_first_frame():
         [keras.Input((80, 80, 4)), keras.layers.Flatten(), keras.layers.Dense(4, trainable=False)]
     )
     model.set_weights([np.zeros((80 * 80 * 4, 4), np.float32), np.zeros(4, np.float32)])
-    res = T.evaluate_model("perception", model, ds)
+    res = evaluate_model("perception", model, ds)
     vx = ds.states[..., 2].astype(np.float64)  # world px / step, -5 .. 5; 5 = 1 frame px
     assert res["mae_px_ball_vx"] == pytest.approx(np.abs(vx).mean() / 5, rel=1e-5)
     assert res["within_1px_ball_vx"] == pytest.approx((np.abs(vx) < 5).mean())
