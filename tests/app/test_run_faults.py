@@ -248,11 +248,10 @@ def test_a_second_signal_leaves_the_last_checkpoint_valid(tmp_path):
 # -- bad run directories: one line, exit 2, nothing changed ------------------------------------
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "done"
-    assert main(["train", *QUICK, "--steps", "1200", "--run-dir", str(run_dir)]) == 0
-    return run_dir
+@pytest.fixture
+def finished(quick_run) -> Path:
+    """A finished Keras DQN run (tests/conftest.py), copied before it is spoilt."""
+    return quick_run
 
 
 def _ckpt(run_dir: Path) -> Path:
