@@ -32,32 +32,19 @@ def check_action(action: Any) -> int:
 class CatchEnv(gym.Env):
     """The Catch game of *Deep Learning with Keras* (ch. 8), as a Gymnasium env.
 
-    A ball falls from the top of a 400 x 400 screen; the paddle at the bottom
-    moves to catch it (rules: :class:`~catchrl.envs.CatchParams`). The game is
-    a batch of one of the core (:func:`~catchrl.envs.core.step_batch`), so it
-    plays exactly as each game of :class:`~catchrl.envs.CatchVectorEnv`.
-
-    - Actions ``Discrete(3)``: 0 = left 20 px, 1 = stay, 2 = right 20 px.
-    - Observations: ``"pixels"`` (default) the last ``frame_stack`` grey frames,
-      uint8 ``(80, 80, 4)``, oldest first, each the area-averaged screen;
-      ``"state"`` float32 ``(3,)`` = ball x / width, ball y / height, paddle x /
-      width (``(4,)`` with drift: + x-speed / drift); ``"grid"`` bsuite's
-      float32 ``(10, 5)`` board.
-    - Reward: +1 or -1 on the step a ball reaches ``catch_y`` (caught or not),
-      else 0. Terminated when the game's last ball is decided (33 steps a ball);
-      never truncated (pass ``max_episode_steps`` to ``gymnasium.make``).
-    - ``reset(options=...)`` sets the start: ``ball_x``, ``ball_vx``, ``paddle_x``
-      (:func:`~catchrl.envs.core.check_reset_options`); the generator draws as
-      without them.
-    - Info on every step and reset: ``caught``, ``missed``, ``balls_left``; the
-      last step adds ``is_success`` (every ball caught; SB3 logs its mean).
-    - ``render_mode="rgb_array"``: the 400 x 400 screen; ``"human"``: the pygame
-      window (SDL's dummy driver, with a warning, where there is no display).
-      :meth:`get_keys_to_action` serves ``gymnasium.utils.play.play(env, noop=1)``.
-      ``close()`` twice is safe and the env stays usable; copies (deepcopy,
-      pickle) continue exactly, without the window.
-    - Arguments: ``obs_type``, ``render_mode``, ``frame_size`` (80, at most
-      1024), ``frame_stack`` (4, at most 64), ``params`` or any of its fields.
+    A batch of one of the core (:func:`~catchrl.envs.core.step_batch`), so it
+    plays as each game of :class:`~catchrl.envs.CatchVectorEnv`. Actions: 0 =
+    left 20 px, 1 = stay, 2 = right. Observations: ``"pixels"`` the last
+    ``frame_stack`` grey frames, uint8 ``(80, 80, 4)``, oldest first; ``"state"``
+    float32 ball x / width, ball y / height, paddle x / width (+ x-speed / drift
+    with drift); ``"grid"`` bsuite's float32 ``(10, 5)`` board. Reward +1 or -1
+    on the step a ball is decided, else 0; terminated after the last ball, never
+    truncated. ``reset(options=...)`` may set ``ball_x``, ``ball_vx``,
+    ``paddle_x``. Infos: ``caught``, ``missed``, ``balls_left``, and on the last
+    step ``is_success``. ``render_mode``: ``"rgb_array"`` (the 400 x 400 screen)
+    or ``"human"`` (the window; SDL's dummy driver, with a warning, without a
+    display); :meth:`get_keys_to_action` serves ``gymnasium.utils.play.play``.
+    Copies (deepcopy, pickle) continue exactly, without the window.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 30}
@@ -179,7 +166,6 @@ class CatchEnv(gym.Env):
         }
 
     def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:
-        """Game 0's observation: a new stack if ``fresh``, else the next frame pushed."""
         if self._stack is not None and fresh:
             return self._stack.reset(np.zeros(1, int), b.ball_x, b.ball_y, b.paddle_x)[0].copy()
         if self._stack is not None:

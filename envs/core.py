@@ -236,7 +236,6 @@ def check_int_range(name: str, value: Any, low: int, high: int, what: str = "") 
 
 
 def _spawn(params: CatchParams, rngs: Sequence[np.random.Generator]) -> tuple[list, list]:
-    """New balls, one per generator: left edges and x-speeds (x drawn first, then the speed)."""
     high, d = params.spawn_max_x + 1, params.drift
     pairs = [(int(r.integers(0, high)), int(r.integers(-d, d + 1)) if d else 0) for r in rngs]
     return [p[0] for p in pairs], [p[1] for p in pairs]

@@ -67,7 +67,6 @@ def check_frame_stack(depth: object) -> int:
 
 
 def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
-    """Covered fraction of pixels ``start .. start+n-1`` by ``[lo, hi)``: ``[N, n]``."""
     edge = (start[:, None] + np.arange(n)) * scale  # [N, n] left edges
     covered = np.minimum(hi[:, None], edge + scale) - np.maximum(lo[:, None], edge)
     return np.clip(covered, 0.0, scale) / scale
@@ -94,7 +93,6 @@ class FrameRenderer:
         self._tables: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray] | None] = {}
 
     def _start(self, lo: np.ndarray, scale: float, n: int) -> np.ndarray:
-        """First pixel of an n-pixel window holding a rectangle from ``lo``, kept in the frame."""
         return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
 
     def _axis(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:

@@ -131,7 +131,6 @@ def _meminfo_available(path: Path) -> int | None:
 
 
 def _stat(path: Path, *names: str) -> int | None:
-    """The number after the first of ``names`` in a file of ``key value`` lines."""
     try:
         for line in path.read_text().splitlines():
             key, *rest = line.replace(":", " ").split() or [""]
@@ -154,11 +153,8 @@ _CACHE = ("inactive_file", "total_inactive_file")  # page cache the kernel drops
 
 
 def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
-    """The smallest ``limit - working set`` over the process's cgroup and its parents, if limited.
-
-    The working set is usage less inactive page cache, as container runtimes
-    count it. cgroup v2 (``memory.max``) and v1 (``memory.limit_in_bytes``).
-    """
+    # The least limit - working set (usage less inactive page cache, as container runtimes
+    # count it) over the process's cgroup and its parents: v2 (memory.max) and v1.
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:

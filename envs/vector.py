@@ -1,20 +1,13 @@
 """``CatchVectorEnv``: N Catch games stepped together with numpy, no subprocesses.
 
-Game ``i`` plays as a :class:`~catchrl.envs.CatchEnv` seeded ``seed + i``, and
-the infos are ``SyncVectorEnv``'s over N of them, key for key and dtype for
-dtype: ``caught``, ``missed``, ``balls_left`` with their ``_key`` masks, and
-``is_success`` on the step that ends a game. Autoreset (``AutoresetMode``):
-
-- ``"next_step"`` (default): the step after game i ended ignores ``actions[i]``
-  and returns the first observation of its next game, reward 0, flags False;
-- ``"same_step"`` (SB3's way): the step that ends game i returns the first
-  observation of its next game; the last one is in ``infos["final_obs"][i]``,
-  its infos in ``infos["final_info"]`` (``_final_obs``, ``_final_info`` mark which).
-
-A step is the core's :func:`~catchrl.envs.core.step_batch` and, for pixels,
-:meth:`~catchrl.envs.render.FrameStack.push`. ``copy=False`` returns the env's
-own buffer, saving a copy that at 1024 games of ``(80, 80, 4)`` (26 MB) costs
-more than the rest of a pixel step.
+Game ``i`` plays as a :class:`~catchrl.envs.CatchEnv` seeded ``seed + i``; the
+infos are ``SyncVectorEnv``'s over N of them, key for key. Autoreset:
+``"next_step"`` (default; the step after game i ended ignores ``actions[i]`` and
+returns its next game's first observation, reward 0) or ``"same_step"`` (SB3's:
+the ending step returns the next game's first observation, the last one in
+``infos["final_obs"]``, its infos in ``infos["final_info"]``). A step is the
+core's :func:`~catchrl.envs.core.step_batch` and, for pixels,
+:meth:`~catchrl.envs.render.FrameStack.push`.
 """
 
 from __future__ import annotations
@@ -41,12 +34,10 @@ _COUNTS = ("caught", "missed", "balls_left")
 class CatchVectorEnv(VectorEnv):
     """N games of Catch in one numpy batch.
 
-    Takes :class:`CatchEnv`'s arguments (but ``render_mode`` only ``"rgb_array"``:
-    :meth:`render` returns the N screens), and ``num_envs``, ``autoreset_mode``
-    (module docstring) and ``copy`` (``False``: the env's own buffer, overwritten
-    by the next call). Settings that need more memory than is free
-    (:func:`~catchrl.envs.estimate_env_bytes`) raise ``ValueError`` before
-    anything is allocated.
+    :class:`CatchEnv`'s arguments (``render_mode`` only ``"rgb_array"``),
+    ``num_envs``, ``autoreset_mode`` and ``copy`` (``False``:
+    the env's own buffer, overwritten by the next call; at 1024 pixel games a copy
+    costs more than the step). Too large for the free memory: ``ValueError`` first.
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -175,7 +166,6 @@ class CatchVectorEnv(VectorEnv):
         )
 
     def _infos(self, games: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """``SyncVectorEnv``'s infos; with ``games`` (bool ``[N]``) the last ones of those games."""
         infos, mask = {}, np.ones(self.num_envs, dtype=bool) if games is None else games
         for name in _COUNTS:
             values = getattr(self.batch, name)
@@ -237,7 +227,6 @@ class CatchVectorEnv(VectorEnv):
         return {"num_envs": self.num_envs, "obs_type": self.obs_type, "params": params}
 
     def _restart(self, idx: np.ndarray) -> None:
-        """New games at ``idx`` (the core's reset, each from its own generator)."""
         self.batch = self.batch.merge(idx, reset_batch(self.params, [self._rngs[i] for i in idx]))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
@@ -260,7 +249,6 @@ class CatchVectorEnv(VectorEnv):
         return obs.copy() if self.copy and self._stack is not None else obs
 
     def _observe(self, fresh: np.ndarray | None, push: bool = True) -> np.ndarray:
-        """The observations: pixels push a frame, then the stacks of games ``fresh`` restart."""
         b = self.batch
         if self._stack is None:
             return self._features(b)

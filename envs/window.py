@@ -90,7 +90,6 @@ class CatchWindow:
         self._pressed: list[int] = []  # keys that went down since poll()
 
     def _open(self) -> None:
-        """Start the display and set this window's mode (again, if another window took it)."""
         pg = self.pg
         if self._dummy:  # for this window only: SDL reads the driver when the display starts
             os.environ["SDL_VIDEODRIVER"] = "dummy"
@@ -109,7 +108,6 @@ class CatchWindow:
         return not self.closed and self.pg.display.get_driver() not in _HEADLESS_DRIVERS
 
     def _pump(self) -> None:
-        """Read all pending events into the held/tapped/pressed keys and the quit request."""
         pg = self.pg
         for event in pg.event.get():
             esc = event.type == pg.KEYDOWN and event.key == pg.K_ESCAPE
@@ -229,7 +227,6 @@ class CatchWindow:
         )
 
     def _ready(self) -> bool:
-        """Reopen the display if another window took it; pump events; whether to draw."""
         if not self.closed and not (
             self.pg.display.get_init() and self.pg.display.get_surface() is self.surface
         ):  # pygame has one display: another window of this process closed or replaced it
@@ -238,7 +235,6 @@ class CatchWindow:
         return not self.closed
 
     def _band(self, status: str, q_values: Q, action: int | None) -> None:
-        """The HUD under the field: the score line, then three bars of Q-values (or the action)."""
         pg, top, width = self.pg, self.field[1], self.size[0]
         pg.draw.line(self.surface, _DARK, (0, top), (width, top))
         self.surface.blit(self.text(status, TEXT, _WHITE), (8, top + 6))

@@ -76,7 +76,7 @@ def test_play_under_xvfb_after_tensorflow_ends_on_the_score(display, tmp_path):
     lit = pygame.surfarray.array_alpha(text).T > 200  # the letters' solid pixels
     x, y = text.get_rect(center=(200, 200)).topleft  # centred on the field
     shown = pixels[y : y + lit.shape[0], x : x + lit.shape[1]]
-    assert (shown[lit] > 200).all() and (shown[~lit] < 100).mean() > 0.5
+    assert (shown[lit] > 128).mean() > 0.995 and (shown[~lit] < 100).mean() > 0.5  # "2/3": 0.98
 
 
 def test_watch_under_xvfb_plays_a_trained_model(display, tmp_path):
