@@ -159,11 +159,8 @@ class CatchEnv(gym.Env):
 
     def _info(self) -> dict[str, Any]:
         b = self.batch
-        return {
-            "caught": int(b.caught[0]),
-            "missed": int(b.missed[0]),
-            "balls_left": int(b.balls_left[0]),
-        }
+        caught, missed, left = int(b.caught[0]), int(b.missed[0]), int(b.balls_left[0])
+        return {"caught": caught, "missed": missed, "balls_left": left}
 
     def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:
         if self._stack is not None and fresh:

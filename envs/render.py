@@ -102,13 +102,12 @@ class FrameRenderer:
         """
         extent = self.params.width if scale == self.sx else self.params.height
         key = (length, scale, n)
-        if key not in self._tables:
+        if key not in self._tables and (extent + 1) * n > 1 << 20:
+            self._tables[key] = None
+        elif key not in self._tables:
             pos = np.arange(extent + 1, dtype=np.float64)
             start = self._start(pos, scale, n)
-            fits = (extent + 1) * n <= 1 << 20
-            self._tables[key] = (
-                (start, _coverage(pos, pos + length, start, n, scale)) if fits else None
-            )
+            self._tables[key] = (start, _coverage(pos, pos + length, start, n, scale))
         table = self._tables[key]
         if table is not None and len(lo) and lo.min() >= 0 and lo.max() <= extent:
             return table[0][lo], table[1][lo]
@@ -137,10 +136,8 @@ class FrameRenderer:
             ball[m] = self._union(bx[m], by[m], px[m], r0[m], c0[m], self.ball_h, self.ball_w)
             paddle[m] = self._union(bx[m], by[m], px[m], pr[m], pc[m], self.paddle_h, self.paddle_w)
         # Sums of float products may land a hair off a half level: round to 6 decimals first.
-        return [
-            (r0, c0, np.rint(np.round(ball * 255.0, 6)).astype(np.uint8)),
-            (pr, pc, np.rint(np.round(paddle * 255.0, 6)).astype(np.uint8)),
-        ]
+        levels = [np.rint(np.round(c * 255.0, 6)).astype(np.uint8) for c in (ball, paddle)]
+        return [(r0, c0, levels[0]), (pr, pc, levels[1])]
 
     def _union(self, bx: A, by: A, px: A, r0: A, c0: A, nh: int, nw: int) -> np.ndarray:
         """Covered fractions ``[M, nh, nw]`` of the union of ball and paddle over windows."""
@@ -177,9 +174,8 @@ class FrameRenderer:
 
     def render_state(self, state: CatchState) -> np.ndarray:
         """One state as a ``[size, size]`` uint8 frame."""
-        return self.render(
-            np.array([state.ball_x]), np.array([state.ball_y]), np.array([state.paddle_x])
-        )[0]
+        s = state
+        return self.render(np.array([s.ball_x]), np.array([s.ball_y]), np.array([s.paddle_x]))[0]
 
 
 def _cells(stacks: np.ndarray) -> np.ndarray:

@@ -35,10 +35,8 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     """
     kw, name = dict(game_kwargs), "estimate_env_bytes"
     obs_type, mode = kw.pop("obs_type", "pixels"), kw.pop("autoreset_mode", None)
-    size, depth = (
-        check_frame_size(kw.pop("frame_size", 80)),
-        check_frame_stack(kw.pop("frame_stack", 4)),
-    )
+    size = check_frame_size(kw.pop("frame_size", 80))
+    depth = check_frame_stack(kw.pop("frame_stack", 4))
     flags = {"copy": bool(kw.pop("copy", True)), "screen": kw.pop("render_mode", None) is not None}
     flags["same_step"] = str(getattr(mode, "value", mode)) == "same_step"  # str or AutoresetMode
     params = make_params(obs_type, kw.pop("params", None), kw, name)
@@ -48,9 +46,8 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
 def env_bytes(p: CatchParams, obs_type: str, n: int, size: int, depth: int, **flags: bool) -> int:
     """:func:`estimate_env_bytes` for checked settings (flags: copy, same_step, screen)."""
     copy, same_step = flags.get("copy", True), flags.get("same_step", False)
-    cells = {"pixels": size * size * depth, "grid": p.height * p.width}.get(
-        obs_type, 3 + (p.drift > 0)
-    )
+    cells = {"pixels": size * size * depth, "grid": p.height * p.width}
+    cells = cells.get(obs_type, 3 + (p.drift > 0))
     obs = cells * (1 if obs_type == "pixels" else 4)
     space = 2 * obs + 2 * cells  # Box: low, high, bounded_below, bounded_above
     held = n * (space + 8 * 8 + 16 + GENERATOR_BYTES) + space + ENV_BYTES

@@ -100,18 +100,16 @@ class CatchVectorEnv(VectorEnv):
         start = check_reset_options(self.params, options, "CatchVectorEnv")
         n, single = self.num_envs, seed is None or isinstance(seed, (int, np.integer))
         if single and (seed is not None or not self._rngs):  # else: keep the generators going
-            self._rngs = [
-                seeding.np_random(None if seed is None else int(seed) + i)[0] for i in range(n)
-            ]
+            seeds = [None if seed is None else int(seed) + i for i in range(n)]
+            self._rngs = [seeding.np_random(s)[0] for s in seeds]
         elif not single:
             if len(seed) != n:
                 raise ValueError(f"CatchVectorEnv: got {len(seed)} seeds for {n} envs")
-            old = self._rngs
-            fresh = [s is not None or i >= len(old) for i, s in enumerate(seed)]
-            self._rngs = [
-                seeding.np_random(s)[0] if f else old[i]
-                for i, (s, f) in enumerate(zip(seed, fresh, strict=True))
+            keep = [s is None and i < len(self._rngs) for i, s in enumerate(seed)]
+            new = [
+                self._rngs[i] if k else seeding.np_random(seed[i])[0] for i, k in enumerate(keep)
             ]
+            self._rngs = new
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed if single else None)
         self.batch = reset_batch(self.params, self._rngs)
@@ -161,9 +159,8 @@ class CatchVectorEnv(VectorEnv):
             return None
         if not self._started:
             raise ResetNeeded("CatchVectorEnv: call reset() before render()")
-        return tuple(
-            render.screen_rgb(self.params, self.batch.get(i)) for i in range(self.num_envs)
-        )
+        b, p = self.batch, self.params
+        return tuple(render.screen_rgb(p, b.get(i)) for i in range(self.num_envs))
 
     def _infos(self, games: np.ndarray | None = None) -> dict[str, np.ndarray]:
         infos, mask = {}, np.ones(self.num_envs, dtype=bool) if games is None else games
@@ -185,9 +182,8 @@ class CatchVectorEnv(VectorEnv):
         meta = {**self._identity(), "rngs": [r.bit_generator.state for r in self._rngs]}
         if self._stack is not None:
             st = self._stack
-            arrays.update(
-                frames=st.frames.copy(), frame_rows=st.rows.copy(), frame_cols=st.cols.copy()
-            )
+            arrays.update(frame_rows=st.rows.copy(), frame_cols=st.cols.copy())
+            arrays["frames"] = st.frames.copy()
             meta["frame_pos"] = st.pos
         return {"arrays": arrays, "meta": meta}
 
@@ -200,13 +196,10 @@ class CatchVectorEnv(VectorEnv):
                     f"CatchVectorEnv.set_state: the snapshot has {key} = {meta.get(key)!r}, "
                     f"this env {value!r}"
                 )
-        self.batch = BatchState(
-            **{k: np.array(arrays[f"batch_{k}"], v.dtype) for k, v in vars(self.batch).items()}
-        )
+        kinds = {k: v.dtype for k, v in vars(self.batch).items()}
+        self.batch = BatchState(**{k: np.array(arrays[f"batch_{k}"], t) for k, t in kinds.items()})
         self._needs_reset = np.array(arrays["needs_reset"], dtype=bool)
-        self._rngs = [
-            np.random.Generator(getattr(np.random, s["bit_generator"])()) for s in meta["rngs"]
-        ]
+        self._rngs = [np.random.default_rng() for _ in meta["rngs"]]  # PCG64, as seeding's
         for rng, s in zip(self._rngs, meta["rngs"], strict=True):
             rng.bit_generator.state = s
         self._started = True
