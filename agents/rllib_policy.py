@@ -4,9 +4,8 @@ The file (``model-rllib.npz`` in a run directory) holds the inference-only
 module's weights as plain arrays and a JSON header (the ``--algo``, the
 ``[rllib]`` settings that shape the network, the observation shape), so loading
 it rebuilds the module from RLlib's own spec and sets the weights: no pickle,
-nothing in the file runs code. The policy is greedy (PPO/APPO: the most likely
-action; DQN: the largest Q-value), and DQN also gives ``q_values`` for
-``catchrl watch``.
+nothing in the file runs code. Its actions are greedy (PPO/APPO: the most likely
+action; DQN: the largest Q-value); DQN also gives Q-values.
 """
 
 from __future__ import annotations
@@ -19,11 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.agents.policy import LoadedPolicy, PolicyLoadError
-from catchrl.agents.rllib_algos import OFF_POLICY, RLlibConfigError, RLlibNotInstalled, module_spec
+from catchrl.agents.rllib_algos import RLlibConfigError, RLlibNotInstalled, module_spec
 from catchrl.agents.rllib_env import to_module_obs
 
-__all__ = ["FORMAT", "RLlibModule", "load_rllib_policy", "save_rllib_module"]
+__all__ = ["FORMAT", "RLlibModule", "save_rllib_module"]
 
 FORMAT = "catchrl-rllib-module/1"
 _HEADER = "__catchrl_header__"
@@ -60,7 +58,8 @@ class RLlibModule:
         path: The ``.npz`` file.
 
     Raises:
-        PolicyLoadError: Not such a file, RLlib missing, or weights that do not fit.
+        ValueError: Not such a file, or weights that do not fit.
+        RLlibNotInstalled: RLlib is missing.
 
     """
 
@@ -68,16 +67,15 @@ class RLlibModule:
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:
-                if _HEADER not in data:
-                    raise PolicyLoadError(f"{path}: not a catchrl RLlib model (no header)")
-                header = json.loads(bytes(data[_HEADER]).decode())
-                weights = {k: data[k] for k in data.files if k != _HEADER}
+                arrays = {k: data[k] for k in data.files}
+            header = json.loads(bytes(arrays.pop(_HEADER)).decode()) if _HEADER in arrays else None
         except (OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as e:
-            if isinstance(e, PolicyLoadError):
-                raise
-            raise PolicyLoadError(f"{path}: not a readable .npz model ({e})") from e
+            raise ValueError(f"{path}: not a readable .npz model ({e})") from e
+        if header is None:
+            raise ValueError(f"{path}: not a catchrl RLlib model (no header)")
+        weights = arrays
         if header.get("format") != FORMAT:
-            raise PolicyLoadError(f"{path}: unknown model format {header.get('format')!r}")
+            raise ValueError(f"{path}: unknown model format {header.get('format')!r}")
         self.algo: str = header["algo"]
         self.obs_shape = tuple(header["obs_shape"])
         try:
@@ -97,9 +95,9 @@ class RLlibModule:
             self.module.set_state({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
             self.module.eval()
         except (RLlibNotInstalled, RLlibConfigError) as e:
-            raise PolicyLoadError(f"{path}: {e}") from e
+            raise ValueError(f"{path}: {e}") from e
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
-            raise PolicyLoadError(
+            raise ValueError(
                 f"{path}: the weights do not fit {self.algo}'s module "
                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
             ) from e
@@ -131,30 +129,3 @@ class RLlibModule:
         with self._torch.no_grad():
             q = self.module.compute_q_values(batch)[QF_PREDS]
         return q.numpy().astype(np.float32)
-
-
-def load_rllib_policy(model_path: str | Path, env_kwargs: dict[str, Any], name: str) -> Any:
-    """A saved RLlib model (``model-rllib.npz``) as a greedy :class:`LoadedPolicy`.
-
-    Args:
-        model_path: The ``.npz`` file.
-        env_kwargs: The game the policy will play (obs type and variants).
-        name: Display name.
-
-    Raises:
-        PolicyLoadError: Missing RLlib, an unreadable file, or a model whose
-            observation shape does not match the game.
-
-    """
-    from catchrl.envs import CatchEnv
-
-    model = RLlibModule(model_path)
-    expected = tuple(CatchEnv(**env_kwargs).observation_space.shape)
-    if model.obs_shape != expected:
-        raise PolicyLoadError(
-            f"{model_path}: the model takes observations of shape {model.obs_shape}, "
-            f"but the game gives {expected} (obs_type "
-            f"{env_kwargs.get('obs_type', 'pixels')!r})"
-        )
-    q = model.q_values if model.algo in OFF_POLICY else None
-    return LoadedPolicy(name, model.actions, env_kwargs, q_values=q)

@@ -1,14 +1,14 @@
 """Stable-Baselines3 on Catch: one import for the algorithms, the ``VecEnv`` and loading.
 
-The code lives in three modules, one job each:
+The code lives in two modules, one job each:
 
 - :mod:`catchrl.agents.sb3_algos`: :data:`ALGOS`, per-algorithm
   :data:`DEFAULTS`, :func:`sb3_kwargs` (checked options),
   :func:`make_sb3_model`, :func:`load_sb3_model`, :func:`detect_algo`;
 - :mod:`catchrl.agents.sb3_env`: :class:`CatchSB3VecEnv`, the native vector
-  env as an SB3 ``VecEnv`` (:func:`make_catch_vec_env`);
-- :mod:`catchrl.agents.sb3_policy`: :func:`load_sb3_policy`, a saved ``.zip``
-  as a policy for the evaluation harness and ``catchrl watch``.
+  env as an SB3 ``VecEnv`` (:func:`make_catch_vec_env`).
+
+A saved ``.zip`` is loaded as a policy by :mod:`catchrl.policies`.
 
 This module re-exports their public names, the ones the trainer and the
 commands import from here. Nothing imports SB3 or torch until it is used.
@@ -33,7 +33,6 @@ from catchrl.agents.sb3_algos import (
     sb3_kwargs,
 )
 from catchrl.agents.sb3_env import CatchSB3VecEnv, make_catch_vec_env
-from catchrl.agents.sb3_policy import load_sb3_policy
 
 __all__ = [
     "ALGOS",
@@ -48,7 +47,6 @@ __all__ = [
     "constructor_options",
     "detect_algo",
     "load_sb3_model",
-    "load_sb3_policy",
     "make_catch_vec_env",
     "make_sb3_model",
     "policy_name",

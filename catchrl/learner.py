@@ -94,10 +94,6 @@ class Learner(ABC):
     def save_model(self, path: Path) -> None:
         """Write the playing model to ``path`` (named like :attr:`model_name`)."""
 
-    def after_evaluation(self, win_rate: float) -> str | None:
-        """React to a validation evaluation; a message for the log (None: nothing)."""
-        return None
-
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release the learner's environments."""
 

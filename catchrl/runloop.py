@@ -298,15 +298,12 @@ class RunLoop:
                     self.best = {"model": self.best_path.name, **entry}
                     self.rd.write_json("best.json", self.best)
             self.evaluations.append({**entry, "best": best})
-            note = self.learner.after_evaluation(result.win_rate)
             self.writer.scalars(self.steps, {"eval/win_rate": result.win_rate})
             self.rd.write_json("evals.json", self.evaluations)
             mark = " (best so far)" if best else ""
             self.bar.write(
                 f"game {self.games} step {self.steps}: validation {result.summary()}{mark}"
             )
-            if note:
-                self.bar.write(note)
             told = self.on_evaluation is not None and bool(self.on_evaluation(self.evaluations[-1]))
             return result, told
 

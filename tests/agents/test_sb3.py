@@ -182,7 +182,9 @@ def test_load_policy_q_values_and_detection(tmp_path) -> None:
     path = tmp_path / "m.zip"
     model.save(path)
     assert sb3.detect_algo(path) == "sb3-dqn"
-    loaded = sb3.load_sb3_policy(path, {"obs_type": "state"}, "m")
+    from catchrl.policies import PolicyLoadError, load_policy
+
+    loaded = load_policy(str(path), {"obs_type": "state"})
     obs = CatchVectorEnv(5, obs_type="state").reset(seed=0)[0]
     q = loaded.q_values(obs)
     assert q.shape == (5, 3)
@@ -190,12 +192,9 @@ def test_load_policy_q_values_and_detection(tmp_path) -> None:
     ppo = sb3.make_sb3_model("sb3-ppo", env, sb3.sb3_kwargs("sb3-ppo", "state"), seed=0)
     ppo.save(tmp_path / "p.zip")
     assert sb3.detect_algo(tmp_path / "p.zip") == "sb3-ppo"
-    assert sb3.load_sb3_policy(tmp_path / "p.zip", {"obs_type": "state"}, "p").q_values is None
-
-    from catchrl.policies import PolicyLoadError
-
+    assert load_policy(str(tmp_path / "p.zip"), {"obs_type": "state"}).q_values is None
     with pytest.raises(PolicyLoadError, match="shape"):
-        sb3.load_sb3_policy(path, {"obs_type": "pixels"}, "m")
+        load_policy(str(path), {"obs_type": "pixels"})
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(PolicyLoadError, match="not a Stable-Baselines3 model"):
-        sb3.load_sb3_policy(tmp_path / "bad.zip", {"obs_type": "state"}, "bad")
+        load_policy(str(tmp_path / "bad.zip"), {"obs_type": "state"})
