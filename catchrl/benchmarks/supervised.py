@@ -2,7 +2,7 @@
 
 For every model asked for, in one process and on the same data:
 
-- **trainer**: :func:`catchrl.supervised.train.train` into a temporary run
+- **trainer**: :func:`catchrl.supervised_train.train` into a temporary run
   directory (checkpoints, callbacks and all), its samples/s per epoch (training
   part only) and the training seconds (wall and CPU) until each accuracy goal
   is first met on held-out games (seeds ``1,000,000 ..``; the evaluation is
