@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 ACTION_LEFT, ACTION_STAY, ACTION_RIGHT = 0, 1, 2
+A, Rngs = np.ndarray, Sequence[np.random.Generator]  # shapes in the docstrings; one per game
 # Upper bounds, far beyond any game here, so a typo (width=10**9) is refused at once, named:
 MAX_WORLD_SIZE = 10_000  # width and height: 25 x the book's 400
 MAX_FRAME_SIZE = 1024  # frame_size: 12.8 x the book's 80
@@ -208,9 +209,8 @@ def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[s
     if options is None:
         return {}
     if not isinstance(options, dict):
-        raise TypeError(
-            f"{owner}.reset: options must be a dict or None, got {type(options).__name__}"
-        )
+        kind = type(options).__name__
+        raise TypeError(f"{owner}.reset: options must be a dict or None, got {kind}")
     unknown = sorted(set(options) - set(RESET_OPTIONS), key=str)
     if unknown:
         raise ValueError(
@@ -219,10 +219,8 @@ def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[s
     p = params
     ranges = {"ball_x": (0, p.spawn_max_x), "ball_vx": (-p.drift, p.drift)}
     ranges["paddle_x"] = (0, p.paddle_max_x)
-    return {
-        key: check_int_range(f"{owner}.reset option {key!r}", value, *ranges[key])
-        for key, value in options.items()
-    }
+    name = f"{owner}.reset option"
+    return {k: check_int_range(f"{name} {k!r}", v, *ranges[k]) for k, v in options.items()}
 
 
 def check_int_range(name: str, value: Any, low: int, high: int, what: str = "") -> int:
@@ -235,13 +233,13 @@ def check_int_range(name: str, value: Any, low: int, high: int, what: str = "") 
     return int(value)
 
 
-def _spawn(params: CatchParams, rngs: Sequence[np.random.Generator]) -> tuple[list, list]:
+def _spawn(params: CatchParams, rngs: Rngs) -> tuple[list, list]:
     high, d = params.spawn_max_x + 1, params.drift
     pairs = [(int(r.integers(0, high)), int(r.integers(-d, d + 1)) if d else 0) for r in rngs]
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def reset_batch(params: CatchParams, rngs: Sequence[np.random.Generator]) -> BatchState:
+def reset_batch(params: CatchParams, rngs: Rngs) -> BatchState:
     """Start ``len(rngs)`` games: paddles at ``paddle_start_x``, a new ball at the top of each."""
     p, n = params, len(rngs)
     x, vx = _spawn(p, rngs)
@@ -250,9 +248,7 @@ def reset_batch(params: CatchParams, rngs: Sequence[np.random.Generator]) -> Bat
     return BatchState(x, full[0], vx, full[1], full[2], zero, zero.copy(), np.zeros(n, bool))
 
 
-def drift_batch(
-    params: CatchParams, x: np.ndarray, vx: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def drift_batch(params: CatchParams, x: A, vx: A) -> tuple[A, A]:
     """Move balls ``vx`` px sideways, reflected off the side walls: new ``(x, vx)``.
 
     A ball already past the right wall (``spawn="book"``) that moves further
@@ -267,8 +263,8 @@ def drift_batch(
 
 
 def step_batch(
-    params: CatchParams, state: BatchState, actions: np.ndarray, rngs: Sequence[np.random.Generator]
-) -> tuple[BatchState, np.ndarray, np.ndarray]:
+    params: CatchParams, state: BatchState, actions: A, rngs: Rngs
+) -> tuple[BatchState, A, A]:
     """Advance N games by one step: ``(next_state, reward float32 [N], terminated bool [N])``.
 
     ``actions``: int ``[N]`` of 0 (left), 1 (stay), 2 (right), already checked.

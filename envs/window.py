@@ -35,7 +35,8 @@ class WindowClosed(Exception):
     """The person closed the window (or pressed ESC)."""
 
 
-Q = Sequence[float] | None  # Q-values of left, stay, right
+Q, A = Sequence[float] | None, int | None  # Q-values of left, stay, right; an action
+_HINT = "Enter, Space or ESC to close"
 _NO_DISPLAY = (
     "no display for the Catch window: run under a desktop or Xvfb "
     "(DISPLAY), or set SDL_VIDEODRIVER=dummy to run headless"
@@ -169,11 +170,7 @@ class CatchWindow:
             self.clock.tick(30)
 
     def draw(
-        self,
-        state: CatchState,
-        status: str | None = None,
-        q_values: Q = None,
-        action: int | None = None,
+        self, state: CatchState, status: str | None = None, q_values: Q = None, action: A = None
     ) -> None:
         """Draw ``state`` on the field and the band under it, then wait for the clock.
 
@@ -195,19 +192,14 @@ class CatchWindow:
         self._band(status, q_values, action)
         self._show()
 
-    def end_screen(
-        self, title: str, score: str, hint: str = "Enter, Space or ESC to close"
-    ) -> None:
+    def end_screen(self, title: str, score: str, hint: str = _HINT) -> None:
         """The closing screen: ``title`` and ``score`` large over the cleared field, ``hint``."""
         if not self._ready():
             return
         self.surface.fill((0, 0, 0))
         cx, cy = self.field[0] // 2, self.field[1] // 2
-        for text, size, color, y in (
-            (title, BIG, _YELLOW, cy - 40),
-            (score, BIG, _WHITE, cy),
-            (hint, TEXT, _GREY, cy + 40),
-        ):
+        lines = [(title, BIG, _YELLOW, cy - 40), (score, BIG, _WHITE, cy)]
+        for text, size, color, y in [*lines, (hint, TEXT, _GREY, cy + 40)]:
             image = self.text(text, size, color)
             self.surface.blit(image, image.get_rect(center=(cx, y)))
         self._band(score, None, None)
@@ -222,27 +214,24 @@ class CatchWindow:
         if font is None:
             font = self._fonts[size] = self.pg.font.Font(None, 2 * size)
         image = font.render(text, True, color)
-        return self.pg.transform.smoothscale(
-            image, (image.get_width() // 2, image.get_height() // 2)
-        )
+        w, h = image.get_size()
+        return self.pg.transform.smoothscale(image, (w // 2, h // 2))
 
     def _ready(self) -> bool:
-        if not self.closed and not (
-            self.pg.display.get_init() and self.pg.display.get_surface() is self.surface
-        ):  # pygame has one display: another window of this process closed or replaced it
+        display = self.pg.display  # one per process: another window may have closed or taken it
+        if not self.closed and not (display.get_init() and display.get_surface() is self.surface):
             self._open()
         self.poll_quietly()
         return not self.closed
 
-    def _band(self, status: str, q_values: Q, action: int | None) -> None:
+    def _band(self, status: str, q_values: Q, action: A) -> None:
         pg, top, width = self.pg, self.field[1], self.size[0]
         pg.draw.line(self.surface, _DARK, (0, top), (width, top))
         self.surface.blit(self.text(status, TEXT, _WHITE), (8, top + 6))
         slot, q = (width - 8) // 3, [0.0] * 3 if q_values is None else [float(v) for v in q_values]
         low, span = min(q), (max(q) - min(q)) or 1.0
-        for i, name in enumerate(
-            ACTION_NAMES if q_values is not None or action is not None else ()
-        ):
+        shown = ACTION_NAMES if q_values is not None or action is not None else ()
+        for i, name in enumerate(shown):
             x, color = 8 + i * slot, _YELLOW if i == action else _GREY
             label = ("> " if i == action else "") + name
             label += "" if q_values is None else f" {q[i]:+.2f}"
