@@ -200,12 +200,7 @@ RESET_OPTIONS = ("ball_x", "ball_vx", "paddle_x")  # the first ball's left edge,
 
 
 def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[str, int]:
-    """``reset(options=...)`` checked: the start positions it sets, as ints by name.
-
-    ``ball_x`` in ``[0, spawn_max_x]``, ``ball_vx`` in ``[-drift, drift]``,
-    ``paddle_x`` in ``[0, width - paddle_width]`` (world px; grid cells). They
-    replace what the reset drew. ``TypeError``/``ValueError`` name what is wrong.
-    """
+    """``reset(options=...)`` checked: ``ball_x``, ``ball_vx``, ``paddle_x`` in their ranges."""
     if options is None:
         return {}
     if not isinstance(options, dict):
@@ -249,10 +244,9 @@ def reset_batch(params: CatchParams, rngs: Rngs) -> BatchState:
 
 
 def drift_batch(params: CatchParams, x: A, vx: A) -> tuple[A, A]:
-    """Move balls ``vx`` px sideways, reflected off the side walls: new ``(x, vx)``.
+    """Balls moved ``vx`` px sideways, off the walls: new ``(x, vx)``.
 
-    A ball already past the right wall (``spawn="book"``) that moves further
-    right turns around where it is; one moving left keeps moving left.
+    A ball past the right wall (``spawn="book"``) moving right turns where it is.
     """
     m = params.ball_max_x
     nx = x + vx

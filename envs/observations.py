@@ -22,13 +22,7 @@ _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 def make_params(
     obs_type: str, params: CatchParams | None, overrides: dict[str, Any], owner: str
 ) -> CatchParams:
-    """The game of ``params`` or of keyword overrides: bsuite's board for ``grid``, else the book's.
-
-    Raises:
-        ValueError: unknown observation type.
-        TypeError: unknown keyword, or both ``params`` and overrides given.
-
-    """
+    """The game of ``params`` or of overrides (``grid``: bsuite's board; else the book's)."""
     if obs_type not in OBS_TYPES:
         raise ValueError(f"{owner}: unknown obs_type {obs_type!r}; choose one of {OBS_TYPES}")
     unknown = sorted(set(overrides) - set(_PARAM_NAMES))
@@ -49,11 +43,9 @@ def make_params(
 def state_features(
     params: CatchParams, ball_x: N, ball_y: N, ball_vx: N, paddle_x: N
 ) -> np.ndarray:
-    """The ``state`` observation of one game (ints: ``[3]``) or N (arrays ``[N]``: ``[N, 3]``).
+    """The ``state`` observation of one game (``[3]``) or N (``[N, 3]``), float32 rounded once.
 
-    Float32 columns, each computed in float64 and rounded once: ball x / width,
-    ball y / height, paddle x / width, and with drift the ball's x-speed / drift
-    (``[..., 4]``).
+    Ball x / width, ball y / height, paddle x / width (+ x-speed / drift with drift).
     """
     cols = [ball_x / params.width, ball_y / params.height, paddle_x / params.width]
     if params.drift:

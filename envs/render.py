@@ -1,11 +1,8 @@
 """Frames of the game: the full screen, small grey frames equal to its area average, stacks.
 
-A learning frame is by definition :func:`area_downscale` of :func:`render_screen`;
-:class:`FrameRenderer` computes it from the state: a pixel is ``round(255 *
-covered fraction)``, the union of ball and paddle covering ``cov(ball) +
-cov(paddle) - cov(both)``, each an x-coverage times a y-coverage, so only a
-window around the ball and one around the paddle are computed. :class:`FrameStack`
-erases and draws only those windows' rows between frames.
+A learning frame is :func:`area_downscale` of :func:`render_screen`, which
+:class:`FrameRenderer` computes from the state in a window around the ball and
+one around the paddle; :class:`FrameStack` erases and draws only those between frames.
 """
 
 from __future__ import annotations

@@ -26,12 +26,10 @@ _NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is 
 
 
 def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
-    """Bytes a :class:`~catchrl.envs.CatchVectorEnv` of these settings needs at its peak.
+    """Bytes a :class:`~catchrl.envs.CatchVectorEnv` of these arguments needs at its peak.
 
-    Takes the env's arguments; builds no array. What it holds (observations,
-    Gymnasium's Box with ``low``, ``high`` and two masks of their shape, games,
-    generators, the stacks' rings), plus the largest passing need (building the
-    Box, or a step). Bad settings raise as the env would.
+    What it holds (observations, Gymnasium's Box: ``low``, ``high`` and two masks,
+    games, generators) plus its largest passing need; builds no array.
     """
     kw, name = dict(game_kwargs), "estimate_env_bytes"
     obs_type, mode = kw.pop("obs_type", "pixels"), kw.pop("autoreset_mode", None)
@@ -107,10 +105,8 @@ def format_gb(n_bytes: int) -> str:
 def available_memory_bytes() -> int:
     """Bytes that can still be allocated without swapping, as the kernel sees it.
 
-    Linux: ``MemAvailable`` of ``/proc/meminfo``, lowered to the headroom of
-    the process's cgroup where a memory limit is set (a container's limit,
-    which the OOM killer enforces). Elsewhere: the available physical pages
-    (``os.sysconf``). ``0`` if nothing can be read.
+    ``MemAvailable``, lowered to the headroom of the process's cgroup (a container's
+    limit); else the free pages; else 0.
     """
     free = _meminfo_available(Path("/proc/meminfo"))
     if free is None:

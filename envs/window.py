@@ -1,12 +1,9 @@
 """The pygame window: the field at full size and, in a band of its own below it, the HUD.
 
-The band holds the score line and, where a policy has them, its Q-values as
-three labelled bars (left / stay / right), the chosen action marked; nothing
-is ever drawn over the field. :meth:`CatchWindow.end_screen` shows the final
-score. pygame is imported only when a window opens, so ``import catchrl.envs``
-never touches a display. Keys are read from the window's events (KEYDOWN /
-KEYUP): a held key moves the paddle every frame, a tap shorter than a frame
-still moves it once, and posted events act exactly like a keyboard.
+The band holds the score and a policy's Q-values as three labelled bars, the
+chosen action marked; nothing is drawn over the field. pygame is imported when
+a window opens. Keys come from the window's events: a held key moves the
+paddle every frame, a tap once; posted events act as a keyboard.
 """
 
 from __future__ import annotations
@@ -44,13 +41,10 @@ _NO_DISPLAY = (
 
 
 class CatchWindow:
-    """A window that shows game states, opened on construction.
+    """A window that shows game states, opened on construction (``fps``: book 30; 0: no wait).
 
-    ``fps``: frames per second it waits for between draws (book: 30; 0: no
-    wait); ``scale``: screen px per world px (grid cells are large). On Linux
-    without a display, ``headless="refuse"`` (``catchrl play``) raises
-    ``RuntimeError``; ``"dummy"`` (``render_mode="human"``, as Gymnasium's own
-    envs) draws to SDL's dummy driver with a warning.
+    Without a display, ``headless="refuse"`` raises ``RuntimeError``; ``"dummy"``
+    (``render_mode="human"``, as Gymnasium's envs) warns and draws to SDL's dummy.
     """
 
     def __init__(
