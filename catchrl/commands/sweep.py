@@ -143,6 +143,8 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     if search == "random" and samples > 1 and not drawn:
         raise UserError("--samples > 1 repeats identical settings: give --random parameters")
     seeds = _int("seeds", args.seeds, opts, 1)
+    if search == "tpe" and (args.asha or opts.get("asha")):
+        raise UserError("--asha goes with --search random (TPE's Repeater needs every seed's end)")
     doc = {
         "space": space,
         "search": search,

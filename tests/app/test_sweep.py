@@ -108,6 +108,7 @@ def test_sweep_table_in_the_config_file(tmp_path, capsys):
         (["--cpus-per-trial", "-1"], "--cpus-per-trial must be >= 0"),
         (["--address", " "], "--address is empty"),
         (["--study-dir", ""], "--study-dir is empty"),
+        (["--search", "tpe", "--asha"], "--asha goes with --search random"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
