@@ -38,14 +38,10 @@ ENV_IDS = {
 }
 """The registered Gymnasium id of each observation type (``vector_entry_point`` included)."""
 
+_ONE, _MANY = "catchrl.envs.catch_env:CatchEnv", "catchrl.envs.vector:CatchVectorEnv"
 for _obs_type, _id in ENV_IDS.items():
     if _id not in registry:
-        register(
-            id=_id,
-            entry_point="catchrl.envs.catch_env:CatchEnv",
-            vector_entry_point="catchrl.envs.vector:CatchVectorEnv",
-            kwargs={"obs_type": _obs_type},
-        )
+        register(_id, entry_point=_ONE, vector_entry_point=_MANY, kwargs={"obs_type": _obs_type})
 
 
 def env_id(obs_type: str) -> str:

@@ -23,8 +23,7 @@ MAX_WORLD_SIZE = 10_000  # width and height: 25 x the book's 400
 MAX_FRAME_SIZE = 1024  # frame_size: 12.8 x the book's 80
 MAX_FRAME_STACK = 64  # frame_stack: 16 x the book's 4
 MAX_BALLS_PER_GAME = 10**9  # counts and episode lengths stay far inside int64
-WALLS = ("clamp", "book")
-SPAWNS = ("visible", "book")
+WALLS, SPAWNS = ("clamp", "book"), ("visible", "book")
 
 
 @dataclass(frozen=True)
@@ -94,9 +93,8 @@ class CatchParams:
     @classmethod
     def bsuite(cls, **overrides: Any) -> CatchParams:
         """Bsuite's Catch: a 10-row x 5-column board, ball and paddle one cell each."""
-        base = dict(width=5, height=10, ball_size=1, ball_start_y=0, ball_speed=1)
-        base.update(paddle_width=1, paddle_height=1, paddle_y=9, paddle_start_x=2)
-        base.update(paddle_speed=1, catch_y=9)
+        base = dict(width=5, height=10, ball_size=1, ball_start_y=0, ball_speed=1, catch_y=9)
+        base.update(paddle_width=1, paddle_height=1, paddle_y=9, paddle_start_x=2, paddle_speed=1)
         return cls(**{**base, **overrides})
 
     @property

@@ -7,7 +7,6 @@ cannot drift apart from what is returned.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import numpy as np
 from gymnasium import spaces
@@ -15,12 +14,12 @@ from gymnasium import spaces
 from catchrl.envs.core import CatchParams
 
 OBS_TYPES = ("pixels", "state", "grid")
-N = int | np.ndarray  # one game's value, or N games'
+N, A = int | np.ndarray, np.ndarray  # one game's value or N games'; an array
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 
 
 def make_params(
-    obs_type: str, params: CatchParams | None, overrides: dict[str, Any], owner: str
+    obs_type: str, params: CatchParams | None, overrides: dict, owner: str
 ) -> CatchParams:
     """The game of ``params`` or of overrides (``grid``: bsuite's board; else the book's)."""
     if obs_type not in OBS_TYPES:
@@ -40,9 +39,7 @@ def make_params(
     return CatchParams.bsuite(**overrides) if obs_type == "grid" else CatchParams(**overrides)
 
 
-def state_features(
-    params: CatchParams, ball_x: N, ball_y: N, ball_vx: N, paddle_x: N
-) -> np.ndarray:
+def state_features(params: CatchParams, ball_x: N, ball_y: N, ball_vx: N, paddle_x: N) -> A:
     """The ``state`` observation of one game (``[3]``) or N (``[N, 3]``), float32 rounded once.
 
     Ball x / width, ball y / height, paddle x / width (+ x-speed / drift with drift).

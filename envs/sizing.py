@@ -124,22 +124,16 @@ def _meminfo_available(path: Path) -> int | None:
 
 
 def _stat(path: Path, *names: str) -> int | None:
+    # The number after the first of names in "key value" lines; without names, the file's one value.
     try:
         for line in path.read_text().splitlines():
             key, *rest = line.replace(":", " ").split() or [""]
-            if key in names:
-                return int(rest[0])
+            if not names or key in names:
+                value = rest[0] if names else key
+                return _NO_LIMIT if value == "max" else int(value)
     except (OSError, ValueError, IndexError):
         return None
     return None
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        text = path.read_text().strip()
-        return _NO_LIMIT if text == "max" else int(text)
-    except (OSError, ValueError):
-        return None
 
 
 _CACHE = ("inactive_file", "total_inactive_file")  # page cache the kernel drops first (v2, v1)
@@ -166,10 +160,10 @@ def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
         dirs += [(base.joinpath(*parts[:k]), *names) for k in range(len(parts), -1, -1)]
     best: int | None = None
     for d, limit_name, usage_name in dirs:
-        limit = _read_int(d / limit_name)
+        limit = _stat(d / limit_name)
         if limit is None or limit >= _NO_LIMIT:
             continue
-        usage, cache = _read_int(d / usage_name) or 0, _stat(d / "memory.stat", *_CACHE) or 0
+        usage, cache = _stat(d / usage_name) or 0, _stat(d / "memory.stat", *_CACHE) or 0
         left = limit - max(0, usage - cache)
         best = left if best is None else min(best, left)
     return best

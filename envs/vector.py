@@ -192,10 +192,8 @@ class CatchVectorEnv(VectorEnv):
         arrays, meta = state["arrays"], state["meta"]
         for key, value in self._identity().items():
             if meta.get(key) != value:
-                raise ValueError(
-                    f"CatchVectorEnv.set_state: the snapshot has {key} = {meta.get(key)!r}, "
-                    f"this env {value!r}"
-                )
+                got = meta.get(key)
+                raise ValueError(f"CatchVectorEnv.set_state: snapshot {key} {got!r}, env {value!r}")
         kinds = {k: v.dtype for k, v in vars(self.batch).items()}
         self.batch = BatchState(**{k: np.array(arrays[f"batch_{k}"], t) for k, t in kinds.items()})
         self._needs_reset = np.array(arrays["needs_reset"], dtype=bool)
@@ -205,19 +203,19 @@ class CatchVectorEnv(VectorEnv):
         self._started = True
         if self._stack is None:
             return self._out(self._observe(None, push=False))
-        st, frames = self._stack, np.asarray(arrays["frames"])
-        if frames.shape != st.frames.shape or frames.dtype != np.uint8:
-            raise ValueError(
-                f"CatchVectorEnv.set_state: the snapshot's frames are {frames.dtype} "
-                f"{frames.shape}, this env's {st.frames.shape}"
-            )
-        st.frames[:], st.rows[:], st.cols[:] = frames, arrays["frame_rows"], arrays["frame_cols"]
-        st.pos = int(meta["frame_pos"])
+        st, rows, cols = self._stack, arrays["frame_rows"], arrays["frame_cols"]
+        st.frames[:], st.rows[:], st.cols[:], st.pos = (
+            arrays["frames"],
+            rows,
+            cols,
+            meta["frame_pos"],
+        )
         return self._out(st.frames)
 
     def _identity(self) -> dict[str, Any]:
-        params = dataclasses.asdict(self.params)
-        return {"num_envs": self.num_envs, "obs_type": self.obs_type, "params": params}
+        frames = [self.renderer.size, self.frame_stack] if self._stack is not None else None
+        mine = {"num_envs": self.num_envs, "obs_type": self.obs_type, "frames": frames}
+        return {**mine, "params": dataclasses.asdict(self.params)}
 
     def _restart(self, idx: np.ndarray) -> None:
         self.batch = self.batch.merge(idx, reset_batch(self.params, [self._rngs[i] for i in idx]))
@@ -228,13 +226,13 @@ class CatchVectorEnv(VectorEnv):
             raise ValueError(f"CatchVectorEnv: actions must have shape ({n},), got {a.shape}")
         if a.dtype.kind not in "iu":
             raise TypeError(
-                f"CatchVectorEnv: actions must be integers in {{0, 1, 2}}, got dtype {a.dtype}"
+                f"CatchVectorEnv: actions must be integers 0, 1, 2, got dtype {a.dtype}"
             )
         a = a.astype(np.int64, copy=False)
         if (a.view(np.uint64) > 2).any():  # negatives wrap to huge values
             bad = a[(a < 0) | (a > 2)].tolist()[:5]
             raise ValueError(
-                f"CatchVectorEnv: actions must be 0 (left), 1 (stay) or 2 (right), got {bad}"
+                f"CatchVectorEnv: actions must be 0 (left), 1 (stay), 2 (right): {bad}"
             )
         return a
 

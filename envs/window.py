@@ -35,8 +35,7 @@ class WindowClosed(Exception):
 Q, A = Sequence[float] | None, int | None  # Q-values of left, stay, right; an action
 _HINT = "Enter, Space or ESC to close"
 _NO_DISPLAY = (
-    "no display for the Catch window: run under a desktop or Xvfb "
-    "(DISPLAY), or set SDL_VIDEODRIVER=dummy to run headless"
+    "no display for the Catch window: run under a desktop or Xvfb, or SDL_VIDEODRIVER=dummy"
 )
 
 
