@@ -1,10 +1,9 @@
 """The Catch game: a pure batched core, the Gymnasium env and vector env, frames, window.
 
-Importing it registers the Gymnasium ids (:data:`ENV_IDS`: pixels, the book's
-4 stacked 80 x 80 grey frames; the state vector; bsuite's 10 x 5 grid), each
-with a ``vector_entry_point``, so ``gymnasium.make_vec`` builds the native
-batch; any :class:`CatchParams` field passes through ``gymnasium.make``. Only
-numpy and gymnasium are imported here; pygame when a window opens.
+Importing it registers the Gymnasium ids (:data:`ENV_IDS`: the book's stacked
+grey frames, the state vector, bsuite's grid) with a ``vector_entry_point`` for
+``gymnasium.make_vec``; any :class:`CatchParams` field passes ``gymnasium.make``.
+Only numpy and gymnasium are imported here; pygame when a window opens.
 """
 
 from gymnasium.envs.registration import register, registry

@@ -30,11 +30,9 @@ WALLS, SPAWNS = ("clamp", "book"), ("visible", "book")
 class CatchParams:
     """Geometry (world px), speeds and variants of one Catch game; defaults: the book's game.
 
-    Two of the book's quirks are switches, off by default: ``walls="book"`` (the
-    trained game's bounce: past the left wall to x = 20, past the right to x = 330;
-    default ``"clamp"`` stops the paddle at the wall) and ``spawn="book"`` (a ball's
-    left edge in ``[0, width]``, so a ball at x = 400 can never be caught; default
-    ``"visible"``: ``[0, width - ball_size]``).
+    Two book quirks are off by default: ``walls="book"`` (the trained game's bounce,
+    to x = 20 / 330; else the paddle stops at the wall) and ``spawn="book"`` (balls
+    from x in ``[0, width]``: one at x = 400 can never be caught).
     """
 
     width: int = 400  # at most MAX_WORLD_SIZE, as height

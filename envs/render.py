@@ -70,13 +70,7 @@ def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
 
 
 class FrameRenderer:
-    """Rasterise N states at once into ``[N, size, size]`` uint8 frames (book: 80 x 80).
-
-    Args:
-        params: The game's geometry.
-        size: Side of the square frame in pixels.
-
-    """
+    """Rasterise N states at once into ``[N, size, size]`` uint8 frames (book: 80 x 80)."""
 
     def __init__(self, params: CatchParams, size: int = 80) -> None:
         self.params, self.size = params, check_frame_size(size)
@@ -93,10 +87,7 @@ class FrameRenderer:
         return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
 
     def _axis(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
-        """Window starts ``[N]`` and coverages ``[N, n]`` of ``[lo, lo + length)`` on one axis.
-
-        Looked up in a table by integer position (built on first use, up to 8 MB).
-        """
+        """Window starts ``[N]``, coverages ``[N, n]`` of ``[lo, lo + length)``: from a table."""
         extent = self.params.width if scale == self.sx else self.params.height
         key = (length, scale, n)
         if key not in self._tables and (extent + 1) * n > 1 << 20:
@@ -113,10 +104,9 @@ class FrameRenderer:
         return start, _coverage(lo, lo + length, start, n, scale)
 
     def patches(self, ball_x: A, ball_y: A, paddle_x: A) -> list[tuple[A, A, A]]:
-        """The non-zero parts of N frames: ``[(row0 [N], col0 [N], values [N, h, w])]``.
+        """The non-zero parts of N frames, ball's then paddle's window: ``(row0, col0, values)``.
 
-        The ball's window, then the paddle's. Where the two windows meet, both
-        hold the union's values (:meth:`_union`), so where they overlap they agree.
+        Both hold the union's values where they meet (:meth:`_union`), so they agree.
         """
         p = self.params
         bx, by, px = (np.asarray(a, dtype=np.int64) for a in (ball_x, ball_y, paddle_x))
@@ -151,10 +141,7 @@ class FrameRenderer:
         return cov[0] + cov[1] - cov[2]
 
     def window_index(self, row0: A, col0: A, h: int, w: int, games: A | None = None) -> A:
-        """Flat pixel indices ``[M, h * w]`` of windows in frames ``[N, size, size]``.
-
-        Window m lies in frame ``games[m]`` (default: frame m).
-        """
+        """Flat pixel indices ``[M, h * w]`` of windows in frames ``games`` (default: 0..M-1)."""
         s = self.size
         games = np.arange(len(row0), dtype=np.int64) if games is None else games
         offsets = (np.arange(h)[:, None] * s + np.arange(w)).ravel()
@@ -196,8 +183,6 @@ def _drop_oldest(stacks: np.ndarray) -> None:
 class FrameStack:
     """The last K frames of N games: uint8 :attr:`frames` ``[N, size, size, K]``, oldest first.
 
-    :meth:`reset` starts games (their frame in every slot), :meth:`push` drops
-    every game's oldest frame and adds its new one; both return :attr:`frames`.
     The corners of the stacked ball windows are kept as a ring (:attr:`rows`,
     :attr:`cols` ``[K, N]``): outside them and the paddle's rows all is 0.
     """

@@ -1,8 +1,7 @@
 """The memory an env needs, estimated without allocating; the memory free; the refusal.
 
-A server should see a ``ValueError`` naming the setting to lower, not a process
-killed by the kernel. The replay memory (:mod:`catchrl.agents.replay`) uses the
-same probe, :func:`available_memory_bytes`.
+A server sees a ``ValueError`` naming the setting to lower, not a killed process;
+the replay memory uses the same probe, :func:`available_memory_bytes`.
 """
 
 from __future__ import annotations

@@ -118,10 +118,7 @@ class CatchWindow:
                 self._held.clear()  # a key released in another window never sends KEYUP here
 
     def poll(self) -> list[int]:
-        """Pump events; the keys pressed since the last call, in order (never ESC).
-
-        Raises ``WindowClosed`` once the window was closed or ESC pressed.
-        """
+        """Pump events; the keys pressed since the last call; ``WindowClosed`` once closed/ESC."""
         if not self.closed:
             self._pump()
         if self.closed or self.quit_reason:
@@ -130,10 +127,7 @@ class CatchWindow:
         return keys
 
     def held_action(self) -> int:
-        """The action the arrows ask for now (0 left, 1 stay, 2 right), from pumped events.
-
-        A held key asks every frame, a tap since the last call once; both arrows: stay.
-        """
+        """The arrows' action now (0, 1, 2): a held key every frame, a tap once; both: stay."""
         keys, self._tapped = self._held | self._tapped, set()
         left, right = self.pg.K_LEFT in keys, self.pg.K_RIGHT in keys
         return ACTION_STAY if left == right else ACTION_LEFT if left else ACTION_RIGHT
@@ -146,10 +140,7 @@ class CatchWindow:
                 self.close()
 
     def linger(self, seconds: float | None = None) -> None:
-        """Keep the window up until Enter, Space, ESC, a close or ``seconds`` (None: no limit).
-
-        Returns at once if nobody can see it (:attr:`visible`).
-        """
+        """Keep a visible window up until Enter, Space, ESC, a close or ``seconds`` (None: ever)."""
         if not self.visible:
             return
         pg, end = self.pg, None if seconds is None else time.monotonic() + seconds
@@ -199,10 +190,7 @@ class CatchWindow:
         self._show()
 
     def text(self, text: str, size: int, color: tuple[int, int, int]) -> Any:
-        """``text`` in pygame's default font, drawn at twice ``size`` and scaled down.
-
-        (Hinted at the size itself, its letters are unevenly spaced: "Ga me over!".)
-        """
+        """``text`` in the default font, drawn at twice ``size`` and halved (not "Ga me over!")."""
         font = self._fonts.get(size)
         if font is None:
             font = self._fonts[size] = self.pg.font.Font(None, 2 * size)
