@@ -12,6 +12,7 @@ import pytest
 
 import catchrl
 from catchrl.cli import main
+from catchrl.envs.window import HUD_HEIGHT
 from catchrl.errors import CatchrlError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,8 +49,6 @@ def test_show_and_record_hold_one_frame_per_step(tmp_path: Path) -> None:
     image = catchrl.show("oracle", games=2, fps=20)
     assert image.data[:6] == b"GIF89a" and image.format == "gif"
     frames = iio.imread(image.data, index=None, extension=".gif")
-    from catchrl.envs.window import HUD_HEIGHT
-
     # 2 games of 33 steps, then the closing screen (a GIF stores its repeats once);
     # the window: the 400 x 400 field and the HUD band under it
     assert frames.shape == (66 + 1, 400 + HUD_HEIGHT, 400, 3)
@@ -99,4 +98,4 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     assert (run / "model.keras").is_file() and (run / "metrics.tsv").is_file()
     (shown,) = [o["data"]["image/gif"] for o in nb.cells[-1].outputs if "data" in o]
     frames = iio.imread(base64.b64decode(shown), index=None, extension=".gif")
-    assert frames.shape == (66, 428, 400, 3)
+    assert frames.shape == (66 + 1, 400 + HUD_HEIGHT, 400, 3)  # the steps, then the closing screen
