@@ -106,14 +106,12 @@ class CatchEnv(gym.Env):
             raise ResetNeeded("CatchEnv: call reset() before step() (and after a game ends)")
         a = np.array([check_action(action)])
         self.batch, reward, ended = core.step_batch(self.params, self.batch, a, [self.np_random])
-        terminated = bool(ended[0])
-        self._needs_reset = terminated
+        terminated = self._needs_reset = bool(ended[0])
         obs = self._observe(self.batch, fresh=False)
         if self.render_mode == "human":
             self.render()
         info = self._info()
-        if terminated:
-            info["is_success"] = info["missed"] == 0
+        info.update({"is_success": info["missed"] == 0} if terminated else {})
         return obs, float(reward[0]), terminated, False, info
 
     def render(self) -> np.ndarray | None:
