@@ -168,8 +168,9 @@ class AgentConfig:
     """n-step returns (book: 1); measured: BENCHMARKS.md#the-main-job-dqn."""
     lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
     """Adam learning rate (book: 1e-6); measured: BENCHMARKS.md#the-main-job-dqn."""
-    lr_decay: bool = False
-    """Decay the learning rate linearly to 0 over ``run.total_steps`` (PureJaxRL)."""
+    lr_decay: bool = True
+    """Decay the learning rate linearly to 0 over ``run.total_steps`` (PureJaxRL's flag;
+    measured: BENCHMARKS.md#the-main-job-dqn)."""
     loss: Literal["huber", "mse"] = "huber"
     """``huber`` (Nature DQN) or ``mse`` (book)."""
     target_every: Annotated[int, COUNT] = 100
@@ -180,8 +181,9 @@ class AgentConfig:
     """Global gradient-norm clip (SB3's DQN: 10); 0 = off (book)."""
     batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 64
     """Minibatch size (book: 32)."""
-    gradient_steps: Annotated[int, POSITIVE] = 2
-    """Gradient steps per vector step of ``env.num_envs`` games (book: 1)."""
+    gradient_steps: Annotated[int, POSITIVE] = 3
+    """Gradient steps per vector step of ``env.num_envs`` games (book: 1); measured:
+    BENCHMARKS.md#the-main-job-dqn."""
     replay_capacity: Annotated[
         int, Range(1, MAX_REPLAY_CAPACITY, why="10 million 80 x 80 frames are 60 GiB")
     ] = 50_000
@@ -204,7 +206,7 @@ class RunConfig:
 
     seed: Annotated[int, Range(0, SEED_MAX, why="seeds are 32-bit for numpy and Keras")] = 0
     """Seeds the env, the agent, the replay memory and the network initialisation."""
-    total_steps: Annotated[int, COUNT] = 50_000
+    total_steps: Annotated[int, COUNT] = 30_000
     """Stop after this many env steps (transitions), or ``total_games``, whichever is first."""
     total_games: Annotated[int, COUNT] = 0
     """Stop after this many games (0: no limit by games)."""
@@ -212,12 +214,14 @@ class RunConfig:
     """Stop after this many seconds of training (0: no time limit)."""
     checkpoint_every: Annotated[int, COUNT] = 200
     """Games between checkpoints (book: a model every 100 games)."""
-    eval_every: Annotated[int, COUNT] = 64
+    eval_every: Annotated[int, COUNT] = 32
     """Games between greedy evaluations (on the validation games) during training (0: off)."""
     eval_games: Annotated[int, COUNT] = 1000
     """Games per evaluation (during training and at the end); 0 turns evaluation off."""
-    target_win_rate: Annotated[float, FRACTION] = 0.99
-    """Stop early once an evaluation reaches this greedy win rate (0: never)."""
+    target_win_rate: Annotated[float, FRACTION] = 1.0
+    """Stop early once an evaluation reaches this greedy win rate (0: never); 1.0, every
+    validation game won, so that the kept model holds on the test games (measured:
+    BENCHMARKS.md#the-main-job-dqn)."""
 
 
 @dataclass
@@ -245,7 +249,7 @@ class TrainConfig:
 
 # Presets: changes from the dataclass defaults. The defaults are the fast pixel preset.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "fast": {},
+    "fast": {"env": {"num_envs": 16}},  # measured: BENCHMARKS.md#the-main-job-dqn
     "fast-state": {
         # Measured: BENCHMARKS.md#the-main-job-dqn (fast-state).
         "env": {"obs_type": "state", "num_envs": 16},
@@ -257,8 +261,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "gradient_steps": 8,
             "observe": 1_000,
             "epsilon_end": 0.05,
+            "lr_decay": False,
         },
-        "run": {"total_steps": 50_000, "eval_every": 32},
+        "run": {"total_steps": 50_000, "target_win_rate": 0.99},
     },
     "book": {
         # The book's run as faithfully as Keras 3 allows (SEED_CATCH.md, "The training run").
@@ -274,6 +279,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "epsilon": "book",
             "epsilon_end": 1e-4,
             "n_step": 1,
+            "lr_decay": False,
             "epsilon_duration": 5_000,
             "observe": 100,
             "augment_shift": 0,

@@ -6,8 +6,11 @@ import pytest
 from catchrl.agents.augment import random_shift
 
 
-def _stacks(b: int = 32, h: int = 5, w: int = 9, c: int = 3) -> np.ndarray:
-    return np.random.default_rng(7).integers(0, 256, (b, h, w, c), dtype=np.uint8)
+def _stacks(b: int = 32, h: int = 5, w: int = 15, c: int = 3) -> np.ndarray:
+    """Random images lit in the middle columns 4-10 only (4 dark columns each side)."""
+    x = np.random.default_rng(7).integers(1, 256, (b, h, w, c), dtype=np.uint8)
+    x[:, :, :4] = x[:, :, 11:] = 0
+    return x
 
 
 def _offset(original: np.ndarray, shifted: np.ndarray, max_shift: int) -> int:
@@ -30,20 +33,16 @@ def test_each_sample_moves_by_one_offset_in_range_with_the_edge_repeated():
     assert set(offsets) <= set(range(-3, 4)) and len(set(offsets)) > 3  # they vary
 
 
-def test_a_right_shift_repeats_the_left_column_and_a_left_shift_the_right():
-    row = np.arange(6, dtype=np.int32).reshape(1, 1, 6, 1)
+def test_the_edge_column_repeats_and_no_lit_column_leaves_the_frame():
     rng = np.random.default_rng(0)
-    seen = {}
-    for _ in range(50):
-        out = random_shift(row, 2, rng)[0, 0, :, 0].tolist()
-        seen[tuple(out)] = True
-    assert set(seen) == {
-        (0, 0, 0, 1, 2, 3),
-        (0, 0, 1, 2, 3, 4),
-        (0, 1, 2, 3, 4, 5),
-        (1, 2, 3, 4, 5, 5),
-        (2, 3, 4, 5, 5, 5),
-    }
+    seen = set()
+    for _ in range(50):  # lit at the left wall: only right shifts, the wall column repeated
+        seen.add(tuple(random_shift(np.array([[[[5], [0], [0], [7], [0], [0]]]]), 2, rng).ravel()))
+    assert seen == {(5, 0, 0, 7, 0, 0), (5, 5, 0, 0, 7, 0), (5, 5, 5, 0, 0, 7)}
+    seen = set()
+    for _ in range(50):  # a ball one column from the right wall: at most one step right
+        seen.add(tuple(random_shift(np.array([[[[0], [0], [3], [0]]]]), 2, rng).ravel()))
+    assert seen == {(3, 0, 0, 0), (0, 3, 0, 0), (0, 0, 3, 0), (0, 0, 0, 3)}
 
 
 def test_one_seed_one_result_and_zero_is_a_copy():
