@@ -81,12 +81,14 @@ class RunLoop:
         on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
         keep_checkpoints: int = 1,
     ) -> None:
-        self.rd, self.on_evaluation = RunDir(run_dir, keep=keep_checkpoints), on_evaluation
+        self.rd = RunDir(run_dir, keep=keep_checkpoints)
+        self.on_evaluation = on_evaluation
         self.second_signal_exit: str | None = None
         """Set (``catchrl train``): a second stop signal prints this and ends the process with
         ``os._exit`` (unwinding from inside TensorFlow once corrupted the heap); None (a
         library caller): it raises :class:`RunInterrupted`."""
-        self.resume, self.progress_mode = resume, progress
+        self.resume = resume
+        self.progress_mode = progress
         self.rd.acquire_lock()
         try:
             self.cfg, self.checkpoint, ckpt = open_config(self.rd, cfg, resume, resume_overrides)
@@ -206,9 +208,9 @@ class RunLoop:
             self.games += 1
             self.wins += balls_caught(self.game_reward[i], balls)
             self.recent.append(float(self.game_reward[i] > 0))
-            row = (self.games, loss, self.wins, eps, self.steps, self._rate)
-            row += (float(np.mean(self.recent)), self.elapsed, self.game_reward[i])
-            self.metrics_file.write(metrics_row(*row))
+            win_rate_100 = float(np.mean(self.recent))
+            row = (self.games, loss, self.wins, eps, self.steps, self._rate, win_rate_100)
+            self.metrics_file.write(metrics_row(*row, self.elapsed, self.game_reward[i]))
         self.game_reward[ended] = 0.0
         self.loss_sum, self.loss_count = 0.0, 0
         win_rate = float(np.mean(self.recent))
@@ -386,9 +388,10 @@ class RunLoop:
             self.bar.mute()  # the terminal is gone
 
 
-_SAVED = ("steps", "games", "wins", "elapsed", "loss_sum", "loss_count", "evaluations", "best")
-_SAVED += ("last_eval_games", "last_ckpt_games")
-"""The loop's counters a checkpoint holds as they are."""
+_COUNTS = ("steps", "games", "wins", "elapsed", "loss_sum", "loss_count")
+_RECORDS = ("evaluations", "best", "last_eval_games", "last_ckpt_games")
+_SAVED = _COUNTS + _RECORDS
+"""The loop's counters and records a checkpoint holds as they are."""
 
 
 def _crossed(last: int, games: int, every: int) -> bool:
