@@ -6,7 +6,13 @@ import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from catchrl.envs import FrameRenderer, area_downscale, render_screen
+from catchrl.envs import (
+    CatchEnv,
+    CatchVectorEnv,
+    FrameRenderer,
+    area_downscale,
+    render_screen,
+)
 from catchrl.envs.core import (
     BatchState,
     CatchParams,
@@ -218,3 +224,33 @@ def test_batched_render_equals_one_by_one(params, data):
     )
     for frame, s in zip(frames, states, strict=True):
         np.testing.assert_array_equal(frame, renderer.render_state(s))
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(
+    params=st.one_of(book_variants(), any_geometry()),
+    obs_type=st.sampled_from(["pixels", "state"]),
+    frame=st.sampled_from([(80, 4), (40, 3), (16, 1)]),
+    n=st.integers(1, 4),
+    seed=st.integers(0, 2**31),
+    data=st.data(),
+)
+def test_n_single_envs_are_the_vector_env(params, obs_type, frame, n, seed, data):
+    """The single env is a batch of one: game i of the vector env is a CatchEnv seeded seed + i."""
+    kw = {"obs_type": obs_type, "frame_size": frame[0], "frame_stack": frame[1], "params": params}
+    vec = CatchVectorEnv(n, autoreset_mode="same_step", **kw)
+    singles = [CatchEnv(**kw) for _ in range(n)]
+    obs, _ = vec.reset(seed=seed)
+    np.testing.assert_array_equal(
+        obs, np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(singles)])
+    )
+    for _ in range(data.draw(st.integers(1, 2 * params.max_episode_steps + 3))):
+        actions = np.array(data.draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
+        obs, reward, terminated, _, infos = vec.step(actions)
+        for i, env in enumerate(singles):
+            o, r, t, _, _ = env.step(int(actions[i]))
+            if t:
+                np.testing.assert_array_equal(infos["final_obs"][i], o)
+                o, _ = env.reset()
+            np.testing.assert_array_equal(obs[i], o)
+            assert (reward[i], terminated[i]) == (r, t)
