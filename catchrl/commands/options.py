@@ -62,9 +62,12 @@ def add_json(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def add_trust_sb3(p: argparse.ArgumentParser, what: str = "loading an SB3 .zip") -> None:
+def add_trust_sb3(
+    p: argparse.ArgumentParser,
+    help: str = "allow loading an SB3 .zip (it unpickles code: trusted files only)",
+) -> None:
     """``--sb3``: trust a pickle (SB3's files run code when loaded)."""
-    p.add_argument("--sb3", action="store_true", help=f"allow {what} (it unpickles code)")
+    p.add_argument("--sb3", action="store_true", help=help)
 
 
 def add_game_options(p: argparse.ArgumentParser, model: bool = True, **defaults: object) -> None:

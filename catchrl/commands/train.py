@@ -48,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     add_config_options(p)
     add_run_dir(p, default="runs/<algo>-<obs>-<time>")
-    add_trust_sb3(p, "resuming an SB3 run: its checkpoint")
+    add_trust_sb3(p, "trust the run's SB3 checkpoint on --resume (it unpickles code)")
     p.add_argument(
         "--keep-checkpoints",
         type=int,
