@@ -28,8 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.config import ConfigError, TrainConfig, to_toml
-from catchrl.errors import CatchrlError
-from catchrl.sweep_summary import setting_label, summarize, trials
+from catchrl.sweep_summary import StudyError, load_study, setting_label, summarize, trials
 
 __all__ = ["StudyError", "create_study", "load_study", "run_study", "summarize", "trials"]
 
@@ -38,10 +37,6 @@ KINDS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 METRIC = "val_win_rate"
 """What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
 TRIAL_INDEX = "__trial_index__"  # Tune's Repeater: the seed's index within a setting
-
-
-class StudyError(CatchrlError):
-    """A study's search space, folder or state is not usable; the message says why."""
 
 
 def check_space(space: Mapping[str, tuple[str, list[Any]]], base: TrainConfig) -> None:
@@ -104,19 +99,6 @@ def create_study(study: Path, base: TrainConfig, doc: dict[str, Any]) -> Path:
     (study / "base.toml").write_text(to_toml(base), encoding="utf-8")
     (study / "study.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     return study
-
-
-def load_study(study: Path) -> tuple[dict[str, Any], TrainConfig]:
-    """A study's ``study.json`` and base config."""
-    from catchrl.api import make_config
-
-    if not (study / "study.json").is_file():
-        raise StudyError(f"{str(study)!r} is not a catchrl study (no study.json)")
-    try:
-        doc = json.loads((study / "study.json").read_text(encoding="utf-8"))
-        return doc, make_config("fast", study / "base.toml")
-    except ValueError as e:
-        raise StudyError(f"{study}/study.json or base.toml is corrupt ({e})") from None
 
 
 @contextmanager

@@ -13,8 +13,34 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.config import TrainConfig
+from catchrl.errors import CatchrlError
 
-__all__ = ["iqm_ci", "read_trial", "setting_label", "summarize", "trials"]
+__all__ = [
+    "StudyError",
+    "iqm_ci",
+    "load_study",
+    "read_trial",
+    "setting_label",
+    "summarize",
+    "trials",
+]
+
+
+class StudyError(CatchrlError):
+    """A study's search space, folder or state is not usable; the message says why."""
+
+
+def load_study(study: Path) -> tuple[dict[str, Any], TrainConfig]:
+    """A study's ``study.json`` and base config."""
+    from catchrl.api import make_config
+
+    if not (study / "study.json").is_file():
+        raise StudyError(f"{str(study)!r} is not a catchrl study (no study.json)")
+    try:
+        doc = json.loads((study / "study.json").read_text(encoding="utf-8"))
+        return doc, make_config("fast", study / "base.toml")
+    except ValueError as e:
+        raise StudyError(f"{study}/study.json or base.toml is corrupt ({e})") from None
 
 
 def setting_label(values: Mapping[str, Any]) -> str:
@@ -79,7 +105,6 @@ def iqm_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
 def summarize(study: Path) -> list[dict[str, Any]]:
     """Per setting, over its seeds: the test win rate's IQM [95 % CI]; summary.md and .png."""
     from catchrl.evaluation import TEST_SEED
-    from catchrl.sweep import load_study
 
     doc, _ = load_study(study)
     groups: dict[str, list[dict[str, Any]]] = {}
