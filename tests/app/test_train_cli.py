@@ -83,7 +83,8 @@ def test_eval_watch_plot_on_a_trained_run(trained, tmp_path, capsys):
     from PIL import Image
 
     with Image.open(gif) as image:
-        assert image.n_frames == 33  # one frame per step of the one game
+        # one frame per step of the one game, then the closing screen (its held copies merge)
+        assert image.n_frames == 34
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("state: loaded best.keras, the best validation model (")
     assert out[1].endswith(("caught 0/1", "caught 1/1")) and "(33 frames)" in out[2]
