@@ -156,9 +156,7 @@ class CatchEnv(gym.Env):
         return render.screen_scale(self.params)
 
     def _info(self) -> dict[str, Any]:
-        b = self.batch
-        caught, missed, left = int(b.caught[0]), int(b.missed[0]), int(b.balls_left[0])
-        return {"caught": caught, "missed": missed, "balls_left": left}
+        return {k: int(getattr(self.batch, k)[0]) for k in ("caught", "missed", "balls_left")}
 
     def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:
         if self._stack is not None and fresh:

@@ -71,10 +71,8 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
 
 def observation_space(obs_type: str, sample: np.ndarray) -> spaces.Box:
     """The Box of one observation, derived from an observation actually returned."""
-    if obs_type == "pixels":
-        return spaces.Box(0, 255, shape=sample.shape, dtype=sample.dtype)
-    if obs_type == "grid":
-        return spaces.Box(0.0, 1.0, shape=sample.shape, dtype=sample.dtype)
+    if obs_type != "state":  # grey levels or bsuite's 0/1 cells
+        return spaces.Box(0, 255 if obs_type == "pixels" else 1, sample.shape, sample.dtype)
     low = np.zeros(sample.shape, dtype=sample.dtype)
     if sample.shape[-1] == 4:  # the drift speed column
         low[-1] = -1.0

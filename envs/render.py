@@ -63,8 +63,13 @@ def check_frame_stack(depth: object) -> int:
     return check_int_range("frame_stack", depth, 1, MAX_FRAME_STACK, "frames per observation")
 
 
+def _levels(covered: A) -> A:
+    """Grey levels of covered fractions, first rounded to 6 decimals (sums of float products)."""
+    return np.rint(np.round(covered * 255.0, 6)).astype(np.uint8)
+
+
 def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
-    edge = (start[:, None] + np.arange(n)) * scale  # [N, n] left edges
+    edge = (np.reshape(start, (-1, 1)) + np.arange(n)) * scale  # [N or 1, n] left edges
     covered = np.minimum(hi[:, None], edge + scale) - np.maximum(lo[:, None], edge)
     return np.clip(covered, 0.0, scale) / scale
 
@@ -80,8 +85,10 @@ class FrameRenderer:
         self.ball_h = min(size, math.ceil(params.ball_size / self.sy) + 1)
         self.paddle_w = min(size, math.ceil(params.paddle_width / self.sx) + 1)
         self.paddle_h = min(size, math.ceil(params.paddle_height / self.sy) + 1)
-        self.paddle_row = int(self._start(np.array([params.paddle_y]), self.sy, self.paddle_h)[0])
         self._tables: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray] | None] = {}
+        self._offsets: dict[tuple[int, int], np.ndarray] = {}  # window_index's, per window size
+        self._paddles: tuple[np.ndarray, np.ndarray] | None = None  # _paddle's, per paddle x
+        self.paddle_row = int(self._start(np.array([params.paddle_y]), self.sy, self.paddle_h)[0])
 
     def _start(self, lo: np.ndarray, scale: float, n: int) -> np.ndarray:
         return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
@@ -97,37 +104,41 @@ class FrameRenderer:
             start = self._start(pos, scale, n)
             self._tables[key] = (start, _coverage(pos, pos + length, start, n, scale))
         table = self._tables[key]
-        if table is not None and len(lo) and lo.min() >= 0 and lo.max() <= extent:
+        if table is not None and len(lo) and lo.view(np.uint64).max() <= extent:  # none < 0
             return table[0][lo], table[1][lo]
         lo = lo.astype(np.float64)
         start = self._start(lo, scale, n)
         return start, _coverage(lo, lo + length, start, n, scale)
 
-    def patches(self, ball_x: A, ball_y: A, paddle_x: A) -> list[tuple[A, A, A]]:
-        """The non-zero parts of N frames, ball's then paddle's window: ``(row0, col0, values)``.
+    def _paddle(self, px: A, table: bool = True) -> tuple[A, A]:
+        """Window columns ``[N]`` and levels ``[N, h, w]`` of paddles alone (a table if small)."""
+        p, n = self.params, self.params.paddle_max_x + 1  # the table: every paddle x on the field
+        if table and self._paddles is None and n * self.paddle_h * self.paddle_w <= 1 << 16:
+            self._paddles = self._paddle(np.arange(n), table=False)
+        if table and self._paddles is not None and len(px) and px.view(np.uint64).max() < n:
+            return self._paddles[0][px], self._paddles[1][px]
+        pc, pcx = self._axis(px, p.paddle_width, self.sx, self.paddle_w)
+        pcy = self._axis(np.array([p.paddle_y]), p.paddle_height, self.sy, self.paddle_h)[1][0]
+        return pc, np.stack([_levels(c * pcx) for c in pcy], axis=1)  # by rows: less memory
 
-        Both hold the union's values where they meet (:meth:`_union`), so they agree.
-        """
-        p = self.params
+    def patches(self, ball_x: A, ball_y: A, paddle_x: A) -> list[tuple[A, A, A]]:
+        """N frames' ball, then paddle windows ``(row0, col0, levels)``; where they meet: union."""
+        p, pr = self.params, self.paddle_row
         bx, by, px = (np.asarray(a, dtype=np.int64) for a in (ball_x, ball_y, paddle_x))
         r0, cy = self._axis(by, p.ball_size, self.sy, self.ball_h)
         c0, cx = self._axis(bx, p.ball_size, self.sx, self.ball_w)
-        ball = cy[:, :, None] * cx[:, None, :]
-        pr, pcy = self._axis(np.full_like(by, p.paddle_y), p.paddle_height, self.sy, self.paddle_h)
-        pc, pcx = self._axis(px, p.paddle_width, self.sx, self.paddle_w)
-        paddle = pcy[:, :, None] * pcx[:, None, :]
-        meet = (r0 < pr + self.paddle_h) & (pr < r0 + self.ball_h)
-        meet &= (c0 < pc + self.paddle_w) & (pc < c0 + self.ball_w)
-        if meet.any():  # the windows share pixels: both get the union's values
-            m = np.flatnonzero(meet)
+        ball = _levels(cy[:, :, None] * cx[:, None, :])
+        pc, paddle = self._paddle(px)
+        if r0.max(initial=-self.ball_h) > pr - self.ball_h:  # a ball near the paddle's rows
+            meet = (r0 < pr + self.paddle_h) & (r0 > pr - self.ball_h)
+            meet &= (c0 < pc + self.paddle_w) & (pc < c0 + self.ball_w)
+            m = np.flatnonzero(meet)  # the windows share pixels: both get the union's values
             ball[m] = self._union(bx[m], by[m], px[m], r0[m], c0[m], self.ball_h, self.ball_w)
-            paddle[m] = self._union(bx[m], by[m], px[m], pr[m], pc[m], self.paddle_h, self.paddle_w)
-        # Sums of float products may land a hair off a half level: round to 6 decimals first.
-        levels = [np.rint(np.round(c * 255.0, 6)).astype(np.uint8) for c in (ball, paddle)]
-        return [(r0, c0, levels[0]), (pr, pc, levels[1])]
+            paddle[m] = self._union(bx[m], by[m], px[m], pr, pc[m], self.paddle_h, self.paddle_w)
+        return [(r0, c0, ball), (pr, pc, paddle)]
 
     def _union(self, bx: A, by: A, px: A, r0: A, c0: A, nh: int, nw: int) -> np.ndarray:
-        """Covered fractions ``[M, nh, nw]`` of the union of ball and paddle over windows."""
+        """Grey levels ``[M, nh, nw]`` of the union of ball and paddle over windows."""
         p, sx, sy, b = self.params, self.sx, self.sy, self.params.ball_size
         bx, by, px = (a.astype(np.float64) for a in (bx, by, px))
         py, ph, pw = np.full_like(by, p.paddle_y), p.paddle_height, p.paddle_width
@@ -138,28 +149,24 @@ class FrameRenderer:
             * _coverage(x0[i], x1[i], c0, nw, sx)[:, None]
             for i in range(3)
         ]
-        return cov[0] + cov[1] - cov[2]
+        return _levels(cov[0] + cov[1] - cov[2])
 
     def window_index(self, row0: A, col0: A, h: int, w: int, games: A | None = None) -> A:
         """Flat pixel indices ``[M, h * w]`` of windows in frames ``games`` (default: 0..M-1)."""
-        s = self.size
-        games = np.arange(len(row0), dtype=np.int64) if games is None else games
-        offsets = (np.arange(h)[:, None] * s + np.arange(w)).ravel()
+        s, offsets = self.size, self._offsets.get((h, w))
+        if offsets is None:
+            offsets = self._offsets[h, w] = (np.arange(h)[:, None] * s + np.arange(w)).ravel()
+        games = np.arange(len(col0), dtype=np.int64) if games is None else games
         return (games * (s * s) + row0 * s + col0)[:, None] + offsets
 
     def render(self, ball_x: A, ball_y: A, paddle_x: A) -> A:
         """N states as new ``[N, size, size]`` uint8 frames."""
         bx, by, px = (np.atleast_1d(a) for a in (ball_x, ball_y, paddle_x))
-        frames = np.zeros((len(bx), self.size, self.size), dtype=np.uint8)
-        flat = frames.reshape(-1)
-        for r0, c0, values in self.patches(bx, by, px):
-            flat[self.window_index(r0, c0, *values.shape[1:])] = values.reshape(len(bx), -1)
-        return frames
+        return FrameStack(self, len(bx), 1).reset(np.arange(len(bx)), bx, by, px)[..., 0]
 
     def render_state(self, state: CatchState) -> np.ndarray:
         """One state as a ``[size, size]`` uint8 frame."""
-        s = state
-        return self.render(np.array([s.ball_x]), np.array([s.ball_y]), np.array([s.paddle_x]))[0]
+        return self.render([state.ball_x], [state.ball_y], [state.paddle_x])[0]
 
 
 def _cells(stacks: np.ndarray) -> np.ndarray:
@@ -183,25 +190,25 @@ def _drop_oldest(stacks: np.ndarray) -> None:
 class FrameStack:
     """The last K frames of N games: uint8 :attr:`frames` ``[N, size, size, K]``, oldest first.
 
-    The corners of the stacked ball windows are kept as a ring (:attr:`rows`,
-    :attr:`cols` ``[K, N]``): outside them and the paddle's rows all is 0.
+    The corners of the stacked ball windows are kept as a ring (:attr:`corners`
+    ``[2, K, N]``: rows, columns): outside them and the paddle's rows all is 0.
     """
 
     def __init__(self, renderer: FrameRenderer, num: int, depth: int) -> None:
         s, self.renderer, self.depth = renderer.size, renderer, check_frame_stack(depth)
         self.frames = np.zeros((num, s, s, self.depth), dtype=np.uint8)
-        self.rows, self.cols = np.zeros((2, self.depth, num), dtype=np.int64)
+        self.corners = np.zeros((2, self.depth, num), dtype=np.int64)  # [rows, cols]
         self.pos = 0  # the ring slot of the oldest frame
 
-    def _box(self, games: np.ndarray) -> np.ndarray:
+    def _box(self, games: np.ndarray | None = None) -> np.ndarray:
         """Flat pixel indices ``[M, h * w]``: a box around each game's stacked ball windows."""
         r = self.renderer
-        rows, cols = self.rows[:, games], self.cols[:, games]
-        r_lo, c_lo = rows.min(axis=0), cols.min(axis=0)
-        h = min(r.size, int((rows.max(axis=0) - r_lo).max()) + r.ball_h)
-        w = min(r.size, int((cols.max(axis=0) - c_lo).max()) + r.ball_w)
-        r_lo, c_lo = np.minimum(r_lo, r.size - h), np.minimum(c_lo, r.size - w)
-        return r.window_index(r_lo, c_lo, h, w, games)
+        corners = self.corners if games is None else self.corners[:, :, games]
+        lo = corners.min(axis=1)  # [2, M]: top rows, left columns
+        spans = np.add((corners.max(axis=1) - lo).max(axis=1), (r.ball_h, r.ball_w))
+        h, w = np.minimum(spans, r.size).tolist()
+        lo = np.minimum(lo, [[r.size - h], [r.size - w]])
+        return r.window_index(lo[0], lo[1], h, w, games)
 
     def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
@@ -213,14 +220,14 @@ class FrameStack:
         for row0, col0, values in windows:  # draw, in every slot
             index = r.window_index(row0, col0, *values.shape[1:], games)
             pixels[index] = values.reshape(len(games), -1, 1)
-        self.rows[:, games], self.cols[:, games] = windows[0][:2]
+        self.corners[:, :, games] = np.array(windows[0][:2])[:, None]
         return self.frames
 
     def push(self, bx: A, by: A, px: A) -> A:
         """Drop every game's oldest frame and add the frame of its state (``[N]`` each) on top."""
         r, n = self.renderer, len(self.frames)
         cells = _cells(self.frames)
-        box = self._box(np.arange(n))
+        box = self._box()
         old = cells[box]  # taken before the paddle rows shift: no pixel shifts twice
         _drop_oldest(self.frames[:, r.paddle_row : r.paddle_row + r.paddle_h])
         _drop_oldest(old)
@@ -229,6 +236,6 @@ class FrameStack:
         (row0, col0, ball), (prow, pcol, paddle) = r.patches(bx, by, px)
         top[r.window_index(row0, col0, *ball.shape[1:])] = ball.reshape(n, -1)
         top[r.window_index(prow, pcol, *paddle.shape[1:])] = paddle.reshape(n, -1)
-        self.rows[self.pos], self.cols[self.pos] = row0, col0
+        self.corners[:, self.pos] = row0, col0
         self.pos = (self.pos + 1) % self.depth
         return self.frames

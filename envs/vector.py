@@ -182,7 +182,7 @@ class CatchVectorEnv(VectorEnv):
         meta = {**self._identity(), "rngs": [r.bit_generator.state for r in self._rngs]}
         if self._stack is not None:
             st = self._stack
-            arrays.update(frame_rows=st.rows.copy(), frame_cols=st.cols.copy())
+            arrays.update(frame_rows=st.corners[0].copy(), frame_cols=st.corners[1].copy())
             arrays["frames"] = st.frames.copy()
             meta["frame_pos"] = st.pos
         return {"arrays": arrays, "meta": meta}
@@ -203,13 +203,8 @@ class CatchVectorEnv(VectorEnv):
         self._started = True
         if self._stack is None:
             return self._out(self._observe(None, push=False))
-        st, rows, cols = self._stack, arrays["frame_rows"], arrays["frame_cols"]
-        st.frames[:], st.rows[:], st.cols[:], st.pos = (
-            arrays["frames"],
-            rows,
-            cols,
-            meta["frame_pos"],
-        )
+        st, corners = self._stack, (arrays["frame_rows"], arrays["frame_cols"])
+        st.frames[:], st.corners[:], st.pos = arrays["frames"], corners, meta["frame_pos"]
         return self._out(st.frames)
 
     def _identity(self) -> dict[str, Any]:
