@@ -64,7 +64,7 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     for x, y, (w, h) in ((bx, by, ball), (px, p.paddle_y, paddle)):
         rows, cols = y + np.arange(h)[:, None], x + np.arange(w)[:, None]  # [h, N], [w, N]
         cells = (first + rows)[:, None] * p.width + cols  # [h, w, N]
-        inside = ((rows >= 0) & (rows < p.height))[:, None] & ((cols >= 0) & (cols < p.width))
+        inside = (rows.view(np.uint64) < p.height)[:, None] & (cols.view(np.uint64) < p.width)
         flat[cells if inside.all() else cells[inside]] = 1.0
     return boards[0] if one else boards
 

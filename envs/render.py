@@ -130,11 +130,12 @@ class FrameRenderer:
         ball = _levels(cy[:, :, None] * cx[:, None, :])
         pc, paddle = self._paddle(px)
         if r0.max(initial=-self.ball_h) > pr - self.ball_h:  # a ball near the paddle's rows
-            meet = (r0 < pr + self.paddle_h) & (r0 > pr - self.ball_h)
-            meet &= (c0 < pc + self.paddle_w) & (pc < c0 + self.ball_w)
-            m = np.flatnonzero(meet)  # the windows share pixels: both get the union's values
-            ball[m] = self._union(bx[m], by[m], px[m], r0[m], c0[m], self.ball_h, self.ball_w)
-            paddle[m] = self._union(bx[m], by[m], px[m], pr, pc[m], self.paddle_h, self.paddle_w)
+            m = (r0 < pr + self.paddle_h) & (r0 > pr - self.ball_h)
+            m &= (c0 < pc + self.paddle_w) & (pc < c0 + self.ball_w)
+            if m.any():  # the windows share pixels: both get the union's values
+                bx, by, px = bx[m], by[m], px[m]
+                ball[m] = self._union(bx, by, px, r0[m], c0[m], self.ball_h, self.ball_w)
+                paddle[m] = self._union(bx, by, px, pr, pc[m], self.paddle_h, self.paddle_w)
         return [(r0, c0, ball), (pr, pc, paddle)]
 
     def _union(self, bx: A, by: A, px: A, r0: A, c0: A, nh: int, nw: int) -> np.ndarray:
