@@ -206,8 +206,8 @@ class FrameStack:
         r = self.renderer
         corners = self.corners if games is None else self.corners[:, :, games]
         lo = corners.min(axis=1)  # [2, M]: top rows, left columns
-        spans = np.add((corners.max(axis=1) - lo).max(axis=1), (r.ball_h, r.ball_w))
-        h, w = np.minimum(spans, r.size).tolist()
+        h, w = (corners.max(axis=1) - lo).max(axis=1).tolist()  # the largest spreads
+        h, w = min(h + r.ball_h, r.size), min(w + r.ball_w, r.size)
         lo = np.minimum(lo, [[r.size - h], [r.size - w]])
         return r.window_index(lo[0], lo[1], h, w, games)
 
