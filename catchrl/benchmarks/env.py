@@ -1,33 +1,14 @@
 """How many steps per second the Catch environments play, against the book's way.
 
-``run_env_benchmark`` times, for a fixed number of seconds each, a single
-:class:`~catchrl.envs.CatchEnv` (pixels, state, grid), the native
-:class:`~catchrl.envs.CatchVectorEnv` (pixels returned as a fresh copy and as
-the env's own buffer, state, and bsuite's grid both ways) at several batch
-sizes, gymnax's Catch (bsuite's game in JAX) where ``gymnax`` and ``jax``
-are importable (``pip install gymnax jax[cpu]``; else its rows are skipped
-and :func:`gymnax_missing` says why), and a reference: the
-book's approach to a pixel observation (:class:`BookPixelReference`), a pygame
-400 x 400 surface drawn, read back, turned grey, downscaled to 80 x 80 by area
-averaging, scaled to [0, 1] and stacked with ``np.append``, without the book's
-30 FPS wait. Actions are uniformly random (seeded); finished games restart
-(``reset`` for single envs, the vector env's own autoreset). Each case first
-runs briefly untimed, so caches are warm.
-
-Gymnax is timed two ways: its jitted, vmapped ``step`` called once per
-step from Python (as a Gymnasium-style loop calls an env), and whole
-rollouts of 64 steps compiled into one ``jit(lax.scan(vmap(step)))``, its
-fastest use; both with its own autoreset, a PRNG key per game per step, the
-observations and flags kept (the scan's carry holds the boards, so XLA
-cannot drop them) and the same random actions, drawn ahead. Compiling is
-done in the untimed warm-up.
-
-Throughput is measured on the wall clock and on this process's CPU time
-(``time.process_time``); on a busy machine the second is the steadier one.
-Ratios are to the reference, on the same clock.
-
-Run ``python -m catchrl.benchmarks.env`` (``--help`` for options), or
-``catchrl bench``.
+``run_env_benchmark`` times, for a fixed number of seconds each: a single
+:class:`~catchrl.envs.CatchEnv` (pixels, state, grid); the native
+:class:`~catchrl.envs.CatchVectorEnv` at several batch sizes; gymnax's Catch where
+``gymnax`` and ``jax`` are importable (a jitted step called from Python, and jitted
+64-step ``lax.scan`` rollouts; else its rows are skipped, :func:`gymnax_missing`
+says why); and :class:`BookPixelReference`, the book's way to a pixel observation.
+Actions are uniformly random (seeded); finished games restart; each case first runs
+briefly untimed. Throughput is on the wall clock and on this process's CPU time;
+ratios are to the reference, on the same clock. Run ``catchrl bench env``.
 """
 
 from __future__ import annotations
@@ -56,18 +37,11 @@ _WARMUP_FRACTION = 0.1
 class BookPixelReference:
     """The book's Catch with its pixel observation, written the book's way, headless.
 
-    The book's game and preprocessing (see ``SEED_CATCH.md``), restated, not
-    copied: move the paddle (wrapped walls), move the ball, draw the screen,
-    check the catch. Each step fills a 400 x 400 pygame ``Surface`` (no
-    window), draws the ball and paddle with ``pygame.draw.rect``, reads it
-    through ``pygame.surfarray.pixels3d``, converts to grey (ITU-R 601 luma),
-    area-averages 5 x 5 blocks down to 80 x 80 with numpy, scales to [0, 1]
-    and appends it to the 4-frame stack with ``np.append``. The 30 FPS clock
-    of the book is left out. Of the ways to write this tried here, this was
-    the fastest (``array3d`` alone costs about as much as all of this; a
-    ``@`` with the luma weights, or ``mean``, is slower than the weighted sum),
-    so the ratios against it are not flattered. Balls come from its own
-    seeded ``random.Random``.
+    The book's game and preprocessing (``SEED_CATCH.md``), restated: each step fills
+    a 400 x 400 pygame ``Surface``, draws the ball and paddle with ``pygame.draw.rect``,
+    reads it through ``pygame.surfarray.pixels3d``, converts to grey (ITU-R 601 luma),
+    area-averages 5 x 5 blocks to 80 x 80, scales to [0, 1] and appends it to the
+    4-frame stack with ``np.append``; the book's 30 FPS clock is left out.
 
     Args:
         seed: Seed of the ball positions.
