@@ -87,13 +87,7 @@ class EnvConfig:
     """``pixels`` (4 stacked 80 x 80 frames), ``state`` or ``grid``."""
     num_envs: Annotated[int, Range(1, MAX_NUM_ENVS)] = 8
     """Games played at once by the native vector env; a training round follows each
-    vector step. Pixels, with ``agent.augment_shift = 4`` (seeds 0-5 or 0-3, 500
-    validation games every 32 games, 25k steps): 8 games a round (two gradient steps
-    per 8 transitions) first reached 99 % at 13.7k / 15.8k / 13.7k / 11.6k / 10.6k /
-    11.6k steps, 16 games at 18.0k / 12.7k / 23.2k / 18.0k at half the CPU per step
-    (median CPU s to the first 99 %: 29.8 with 8 games, 21.3 with 16), 8 games with one
-    gradient step at 19.0k / 13.7k / never / 18.0k. So 8: fewer steps, more CPU.
-    Without the shifts 16 games learnt fastest (session 4)."""
+    vector step (the ``fast`` preset: 16, measured: BENCHMARKS.md#the-main-job-dqn)."""
     frame_size: Annotated[int, Range(2, MAX_FRAME_SIZE, why="the small CNN halves it")] = 80
     """Side of a pixel frame (book: 80)."""
     frame_stack: Annotated[int, Range(1, MAX_FRAME_STACK)] = 4
@@ -249,7 +243,7 @@ class TrainConfig:
     defaults; checked by :mod:`catchrl.agents.rllib_algos`."""
 
 
-# Presets: changes from the dataclass defaults. The defaults are the fast pixel preset.
+# Presets: changes from the dataclass defaults (the pixel DQN; `fast` plays 16 games a round).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {"env": {"num_envs": 16}},  # measured: BENCHMARKS.md#the-main-job-dqn
     "fast-state": {

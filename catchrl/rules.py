@@ -74,6 +74,11 @@ def validate(cfg: Any) -> None:
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
     _validate_modules(cfg)
+    if a.lr_decay and cfg.run.total_steps == 0:
+        raise ConfigError(
+            "agent.lr_decay: the learning rate decays over run.total_steps, which is 0; "
+            "set run.total_steps or agent.lr_decay=false"
+        )
     if a.n_step > params.max_episode_steps:
         raise ConfigError(
             f"agent.n_step: must be <= {params.max_episode_steps}, the length of one "

@@ -1,8 +1,8 @@
 """``catchrl bench``: env throughput, the agent race, the modules' race, supervised training.
 
 Measurements that are a plain command line need no bench of their own: the DQN's time
-to 99 % over seeds is ``catchrl sweep --preset fast --seeds 3`` (docs/sweeps.md), a
-Keras backend's cost is ``KERAS_BACKEND=torch /usr/bin/time catchrl train ...``.
+to 99 % over seeds is ``catchrl sweep --preset fast --seeds 10`` (docs/sweeps.md); a run's
+cost is ``/usr/bin/time catchrl train ...``.
 """
 
 from __future__ import annotations

@@ -218,6 +218,14 @@ def test_numbers_out_of_range_are_named(override, message):
     assert message in text and "\n" not in text, text
 
 
+def test_lr_decay_needs_a_step_budget():
+    by_games = ["run.total_steps=0", "run.total_games=100"]
+    with pytest.raises(ConfigError, match=r"^agent.lr_decay: .*run.total_steps, which is 0"):
+        apply_overrides(make_config(), by_games)
+    cfg = apply_overrides(make_config(), [*by_games, "agent.lr_decay=false"])
+    assert cfg.run.total_games == 100 and not cfg.agent.lr_decay
+
+
 @pytest.mark.parametrize(
     "overrides",
     [

@@ -185,10 +185,9 @@ def test_a_signal_at_a_random_moment_checkpoints_and_resume_is_exact(
     np.testing.assert_array_equal(_metrics(whole), _metrics(parts))
 
 
-def test_sigterm_while_batches_are_drawn_ahead_resumes_exactly(tmp_path):
-    """The ``fast`` pixel preset draws a round's batches in a second thread while the last
-    round trains (``agent.prefetch``): a SIGTERM at a random moment still checkpoints,
-    and the resumed run equals one never stopped (the drawn batches are in the checkpoint)."""
+def test_sigterm_mid_round_on_pixels_resumes_exactly(tmp_path):
+    """The ``fast`` pixel preset: a SIGTERM at a random moment still checkpoints, and the
+    resumed run equals one never stopped."""
     pixels = ["--preset", "fast", *QUICK[2:], "--set", "agent.replay_capacity=3000"]
     pixels += ["--set", "run.checkpoint_every=1", "--set", "run.eval_games=20"]
     steps, whole, parts = "2400", tmp_path / "whole", tmp_path / "parts"
