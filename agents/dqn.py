@@ -76,21 +76,19 @@ class DQNAgent:
         self.optimizer = optimizer or keras.optimizers.Adam(learning_rate=config.lr)
         self.optimizer.build(model.trainable_variables)
         self._q = compile_forward(model)
-        self._q_target = compile_forward(self.target_model) if self.target_model else None
         self._update = tf.function(self._update_step, jit_compile=True)
 
     # -- acting ------------------------------------------------------------------------
 
-    def q_values(self, obs: np.ndarray, target: bool = False) -> np.ndarray:
-        """Q-values ``[B, A]`` float32 of a batch of observations (``target``: the target's)."""
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values ``[B, A]`` float32 of a batch of observations."""
         obs = np.asarray(obs)
         if obs.ndim != len(self.model.inputs[0].shape):
             raise ValueError(
                 f"DQNAgent: expected a batch of observations [B, "
                 f"{', '.join(map(str, self.model.inputs[0].shape[1:]))}], got shape {obs.shape}"
             )
-        forward = self._q_target if target and self._q_target else self._q
-        return np.asarray(forward(obs), dtype=np.float32)
+        return np.asarray(self._q(obs), dtype=np.float32)
 
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions ``[B]`` int64; draws nothing from the agent's generator."""

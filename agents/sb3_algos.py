@@ -88,13 +88,12 @@ OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
 #   take 5 GB. 20k with ``optimize_memory_usage`` (stored once: 0.5 GB) fits a
 #   laptop; ``handle_timeout_termination`` must be off for that, which is exact
 #   here because Catch never truncates.
-# - learning_starts 1000 and ε from 1.0 to 0.01 over 20 % of the run: catchrl's
-#   ``fast`` preset (observe 1000 steps, ε over 10k of 50k steps).
+# - learning_starts 1000 and ε from 1.0 to 0.01 over 20 % of the run.
 # - train_freq 1 / gradient_steps 1: one gradient step per vector step of
-#   ``env.num_envs`` games, the replay ratio of catchrl's DQN (RL Zoo Atari: 1 per 4).
+#   ``env.num_envs`` games (RL Zoo Atari: 1 per 4 transitions).
 # - target_update_interval: 250 gradient steps between target copies, as RL Zoo
-#   Atari (1000 steps / train_freq 4) and catchrl's DQN (target_period 250). SB3
-#   counts it in transitions, so :func:`sb3_kwargs` converts.
+#   Atari (1000 steps / train_freq 4). SB3 counts it in transitions, so
+#   :func:`sb3_kwargs` converts.
 # - vector obs: 4 gradient steps per vec step of 16 games, 1 per 4 transitions
 #   (RL Zoo Atari's ratio; 1 per 16 learnt too slowly in 15k steps, measured).
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
