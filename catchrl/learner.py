@@ -63,6 +63,8 @@ class Learner(ABC):
     algo: ClassVar[str]
     model_name: ClassVar[str]
     """The final model's file name in the run directory, e.g. ``model.keras``."""
+    has_epsilon: bool = True
+    """Whether the learner explores by ε (the metrics' ε column); not PPO, A2C."""
 
     def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
         self.cfg = cfg

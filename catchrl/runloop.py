@@ -97,7 +97,7 @@ class RunLoop:
             check_memory(self.cfg, self.learner_cls.estimate_bytes(self.cfg))
             self._init_counters()
             self.learner = self.learner_cls(self.cfg, self.rd, trust_pickle=trust_pickle)
-            self.has_epsilon = bool(getattr(self.learner, "has_epsilon", True))  # not PPO, A2C
+            self.has_epsilon = self.learner.has_epsilon
             if ckpt is not None:
                 self._restore(*ckpt)
         except BaseException:
