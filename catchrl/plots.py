@@ -25,7 +25,15 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = ["EPSILON_ALGOS", "PlotError", "RunCurves", "loss_scale", "plot_runs", "save_plot"]
+__all__ = [
+    "EPSILON_ALGOS",
+    "PlotError",
+    "RunCurves",
+    "loss_scale",
+    "plot_race",
+    "plot_runs",
+    "save_plot",
+]
 
 EPSILON_ALGOS = frozenset({"dqn", "sb3-dqn", "sb3-qrdqn"})
 """The algorithms that explore ε-greedily (the others: a stochastic policy)."""
@@ -267,3 +275,41 @@ def save_plot(run_dirs: Sequence[str | Path], out: str | Path, window: int = 100
     finally:
         plt.close(fig)
     return Path(out)
+
+
+def plot_race(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Greedy win rate vs training wall-clock seconds, every run, one panel per obs type."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    obs_types = sorted({r["obs_type"] for r in results})
+    agents = sorted({r["agent"] for r in results})
+    colors = {a: f"C{i}" for i, a in enumerate(agents)}
+    fig, axes = plt.subplots(1, len(obs_types), figsize=(6 * len(obs_types), 4.5), squeeze=False)
+    for ax, obs in zip(axes[0], obs_types, strict=True):
+        labelled: set[str] = set()
+        for r in results:
+            if r["obs_type"] != obs or not r["evals"]:
+                continue
+            t = [0.0] + [e["train_s"] for e in r["evals"]]
+            w = [0.0] + [100 * e["win_rate"] for e in r["evals"]]
+            label = None if r["agent"] in labelled else r["agent"]
+            labelled.add(r["agent"])
+            ax.plot(t, w, "o-", ms=3, color=colors[r["agent"]], label=label, alpha=0.8)
+        for thr in (0.95, 0.99):
+            ax.axhline(100 * thr, ls=":", color="grey", lw=0.8)
+        ax.set(
+            title=f"Catch ({obs}): greedy win rate on 1,000 test games",
+            xlabel="training wall-clock seconds (evaluations excluded)",
+            ylabel="win rate %",
+            ylim=(0, 101),
+        )
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -40,12 +40,8 @@ from typing import Any
 
 __all__ = [
     "AGENTS",
-    "MODULE_CONTENDERS",
-    "NEEDS_PERCEPTION",
     "RaceSpec",
     "format_race_table",
-    "module_overrides",
-    "plot_race",
     "race_config",
     "run_one",
     "run_race",
@@ -58,51 +54,6 @@ AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-ppo")
 THRESHOLDS = (0.95, 0.99)
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """catchrl preset per observation type (their ``[env]`` tables are used for SB3 too)."""
-
-MODULE_CONTENDERS = (
-    "catchrl-dqn",
-    "dqn-perceived",
-    "dqn-encoder-frozen",
-    "dqn-encoder",
-    "dqn-aux",
-)
-"""The supervised modules' comparison (``catchrl bench modules``): the pixel DQN (``fast``
-preset), the same game played from the perceived state (``fast-state``'s MLP agent on a
-perception model's output), played from the perception model's frozen encoder features
-(the same agent on them), the pixel DQN started from that encoder (fine-tuned), and the
-pixel DQN with the auxiliary landing-x head."""
-
-NEEDS_PERCEPTION = ("dqn-perceived", "dqn-encoder-frozen", "dqn-encoder")
-"""The contenders built on a perception model (``--perception``)."""
-
-
-def module_overrides(contender: str, perception: str = "", aux_weight: float = 10.0) -> list[str]:
-    """The config overrides (on the ``fast`` preset) of one of :data:`MODULE_CONTENDERS`."""
-    from catchrl.config import PRESETS
-
-    if contender == "catchrl-dqn":
-        return []
-    if contender == "dqn-aux":
-        return [f"agent.aux_landing={aux_weight}"]
-    if not perception:
-        raise ValueError(
-            f"{contender} needs a perception model (catchrl supervised train perception)"
-        )
-    if contender == "dqn-encoder":
-        return [f"agent.encoder={json.dumps(perception)}", "agent.encoder_trainable=true"]
-    # fast-state's agent, and its games a round (its replay ratio was measured with them)
-    state = PRESETS["fast-state"]
-    state_agent = [f"agent.{k}={json.dumps(v)}" for k, v in state["agent"].items()]
-    state_agent.append(f"env.num_envs={state['env']['num_envs']}")
-    if contender == "dqn-perceived":
-        return [f"agent.perception={json.dumps(perception)}", *state_agent]
-    if contender == "dqn-encoder-frozen":
-        return [
-            f"agent.encoder={json.dumps(perception)}",
-            "agent.encoder_trainable=false",
-            *state_agent,
-        ]
-    raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
 
 
 @dataclass
@@ -420,44 +371,6 @@ def format_race_table(rows: Sequence[dict[str, Any]]) -> str:
             f"| {r['peak_rss_mib']:,.0f} | {_ratio(r['x_peak_rss_mib'])} |"
         )
     return "\n".join(lines)
-
-
-def plot_race(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Greedy win rate vs training wall-clock seconds, every run, one panel per obs type."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    obs_types = sorted({r["obs_type"] for r in results})
-    agents = sorted({r["agent"] for r in results})
-    colors = {a: f"C{i}" for i, a in enumerate(agents)}
-    fig, axes = plt.subplots(1, len(obs_types), figsize=(6 * len(obs_types), 4.5), squeeze=False)
-    for ax, obs in zip(axes[0], obs_types, strict=True):
-        labelled: set[str] = set()
-        for r in results:
-            if r["obs_type"] != obs or not r["evals"]:
-                continue
-            t = [0.0] + [e["train_s"] for e in r["evals"]]
-            w = [0.0] + [100 * e["win_rate"] for e in r["evals"]]
-            label = None if r["agent"] in labelled else r["agent"]
-            labelled.add(r["agent"])
-            ax.plot(t, w, "o-", ms=3, color=colors[r["agent"]], label=label, alpha=0.8)
-        for thr in THRESHOLDS:
-            ax.axhline(100 * thr, ls=":", color="grey", lw=0.8)
-        ax.set(
-            title=f"Catch ({obs}): greedy win rate on 1,000 test games",
-            xlabel="training wall-clock seconds (evaluations excluded)",
-            ylabel="win rate %",
-            ylim=(0, 101),
-        )
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:

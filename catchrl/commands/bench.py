@@ -271,12 +271,8 @@ def _agent_overrides(
 
 def run_modules(args: argparse.Namespace) -> int:
     """Race the pixel DQN against the DQN with each supervised module; print and save."""
-    from catchrl.benchmarks.agents import (
-        MODULE_CONTENDERS,
-        NEEDS_PERCEPTION,
-        module_overrides,
-        run_race,
-    )
+    from catchrl.benchmarks.agents import run_race
+    from catchrl.benchmarks.modules import MODULE_CONTENDERS, NEEDS_PERCEPTION, module_overrides
 
     contenders = args.contenders or list(MODULE_CONTENDERS)
     bad = [c for c in contenders if c not in MODULE_CONTENDERS]
@@ -323,7 +319,8 @@ def run_modules(args: argparse.Namespace) -> int:
 
 def _report(results: list, command: str, out: Path) -> int:
     """Print the race's table, write ``race.md`` and the plot."""
-    from catchrl.benchmarks.agents import format_race_table, plot_race, summarize
+    from catchrl.benchmarks.agents import format_race_table, summarize
+    from catchrl.plots import plot_race
 
     if not results:
         raise UserError("every run failed; see the messages above")
