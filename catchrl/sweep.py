@@ -119,7 +119,7 @@ def _locked(study: Path) -> Iterator[None]:
 # -- one trial (in a Ray worker) ----------------------------------------------------------
 
 
-def _trial(config: dict[str, Any], study: str) -> None:
+def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> None:
     """Tune's trainable: one run of the study, reported at each evaluation, resumed if begun."""
     import ray
     from ray import tune
@@ -146,7 +146,7 @@ def _trial(config: dict[str, Any], study: str) -> None:
         run_dir,
         resume=resume,
         progress=False,
-        trust_pickle=True,  # the study's own runs
+        trust_pickle=trust_pickle,
         on_evaluation=on_evaluation,
     )
     start["steps"] = loop.steps if resume else -1
@@ -291,10 +291,16 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
 
 
 def run_study(
-    study: Path, resume: bool = False, address: str | None = None, num_cpus: int | None = None
+    study: Path,
+    resume: bool = False,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    trust_pickle: bool = False,
 ) -> tuple[int, int]:
     """Run (or resume: ``Tuner.restore``) the study; its exit code and finished trials.
 
+    An SB3 study's trials resume (``--resume``, Tune's retries) from pickled checkpoints,
+    so it runs only with ``trust_pickle`` (``--sb3``), refused before anything loads.
     Exit code: 0 when every trial finished, 1 when some failed, 128 + the signal when stopped.
     """
     import logging
@@ -303,13 +309,18 @@ def run_study(
 
     study = study.resolve()
     doc, base = load_study(study)
+    if base.algo.startswith("sb3") and not trust_pickle:
+        raise StudyError(
+            f"{base.algo} trials resume from pickled SB3 checkpoints (which can run code): "
+            f"pass --sb3 if you trust the files in {str(study)!r}"
+        )
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's old reporter: verbose=0 prints nothing
     with _locked(study):
         started = _connect(address, num_cpus)
         try:
             trainable = tune.with_resources(
-                tune.with_parameters(_trial, study=str(study)),
+                tune.with_parameters(_trial, study=str(study), trust_pickle=trust_pickle),
                 {"cpu": doc["cpus_per_trial"], "gpu": doc["gpus_per_trial"]},
             )
             path = str(study / "tune")

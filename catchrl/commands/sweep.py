@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.cli import UserError
-from catchrl.commands.options import add_config_options
+from catchrl.commands.options import add_config_options, add_trust_sb3
 from catchrl.errors import CatchrlError
 
 EPILOG = """examples:
@@ -75,6 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
     p.add_argument("--print-space", action="store_true", help="print the space and exit")
+    add_trust_sb3(p, "trust the study's SB3 checkpoints (pickles) when trials resume")
     p.set_defaults(func=run)
 
 
@@ -96,7 +97,9 @@ def run(args: argparse.Namespace) -> int:
                 return 0
         print(f"study: {study} ({doc['trials']} trials)", flush=True)
         print(f"TensorBoard: tensorboard --logdir {study / 'trials'}", flush=True)
-        code, done = sweep.run_study(study, bool(args.resume), args.address, args.num_cpus)
+        code, done = sweep.run_study(
+            study, bool(args.resume), args.address, args.num_cpus, trust_pickle=args.sb3
+        )
         sweep.summarize(study)
     except ImportError as e:
         raise UserError(f"catchrl sweep needs {e.name}: pip install 'catchrl[ray]'") from e
@@ -134,6 +137,11 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
         for text in getattr(args, option[2:]):
             _add(space, *_parse(text, option))
     sweep.check_space(space, base)
+    if base.algo.startswith("sb3") and not args.sb3 and not args.print_space:
+        raise UserError(
+            f"{base.algo} trials resume from pickled SB3 checkpoints (Tune's retries, "
+            "--resume), which can run code: pass --sb3 to trust the study's own files"
+        )
     search = args.search or opts.get("search", "random")
     if search not in ("random", "tpe"):
         raise UserError(f"sweep.search must be random or tpe, got {search!r}")

@@ -147,6 +147,27 @@ def test_sb3_settings_are_checked(capsys):
     assert "nope" in capsys.readouterr().err
 
 
+def test_an_sb3_study_needs_the_trust_flag_and_resume_refuses_before_loading(tmp_path, capsys):
+    study = tmp_path / "s"
+    args = ["sweep", *QUICK, "--algo", "sb3-ppo", "--study-dir", str(study)]
+    assert main(args) == 2
+    assert "pass --sb3" in capsys.readouterr().err and not study.exists()
+    assert main([*args, "--print-space"]) == 0  # nothing runs: no trust needed
+    from catchrl.api import make_config
+    from catchrl.config import to_toml
+    from catchrl.sweep import StudyError, run_study
+
+    study.mkdir()  # a study folder as `catchrl sweep --algo sb3-ppo --sb3` leaves it
+    base = make_config("fast-state")
+    base.algo = "sb3-ppo"
+    (study / "base.toml").write_text(to_toml(base))
+    (study / "study.json").write_text('{"space": {}, "trials": 1}')
+    before = sorted(p.name for p in study.iterdir())
+    with pytest.raises(StudyError, match="pass --sb3"):
+        run_study(study, resume=True)
+    assert sorted(p.name for p in study.iterdir()) == before  # refused before Ray or a trial
+
+
 def test_resume_needs_a_study(tmp_path, capsys):
     assert main(["sweep", "--resume", str(tmp_path)]) == 2
     assert "is not a catchrl study (no study.json)" in capsys.readouterr().err
