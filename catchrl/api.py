@@ -239,13 +239,14 @@ class Agent:
         return f"Agent({self.name!r}, obs_type={self.loaded.env_kwargs.get('obs_type')!r})"
 
 
-def load_agent(source: str | Path, allow_sb3: bool = True, **game: Any) -> Agent:
+def load_agent(source: str | Path, trust_sb3: bool = False, **game: Any) -> Agent:
     """Load a run directory, a ``.keras`` Q-network, an SB3 ``.zip``, or ``oracle``/``random``.
 
     Args:
         source: What to load.
-        allow_sb3: Whether an SB3 ``.zip`` may be loaded: it is a pickle, which runs code
-            from the file (load only files you trust).
+        trust_sb3: Whether an SB3 ``.zip`` may be loaded: it is a pickle, which runs code
+            from the file (load only files you trust); ``False`` refuses it, as the CLI
+            does without ``--sb3``.
         **game: Game options replacing the run's own: ``obs_type``, ``drift``,
             ``balls_per_game``, ``walls``, ``spawn``.
 
@@ -258,7 +259,8 @@ def load_agent(source: str | Path, allow_sb3: bool = True, **game: Any) -> Agent
 
     configure_frameworks()
     try:
-        return Agent(load_policy(str(source), game, allow_sb3=allow_sb3))
+        loaded = load_policy(str(source), game, allow_sb3=trust_sb3, trust_hint="trust_sb3=True")
+        return Agent(loaded)
     except ValueError as e:  # PolicyLoadError, or the game refusing the options
         raise AgentLoadError(str(e).strip().splitlines()[0] if str(e).strip() else repr(e)) from e
 
@@ -267,17 +269,20 @@ class AgentLoadError(CatchrlError):
     """The agent cannot be loaded; the message says why."""
 
 
-def _agent(agent: Agent | str | Path) -> Agent:
-    return agent if isinstance(agent, Agent) else load_agent(agent)
+def _agent(agent: Agent | str | Path, trust_sb3: bool) -> Agent:
+    return agent if isinstance(agent, Agent) else load_agent(agent, trust_sb3=trust_sb3)
 
 
-def evaluate(agent: Agent | str | Path, games: int = 1000, seed: int | None = None) -> EvalResult:
+def evaluate(
+    agent: Agent | str | Path, games: int = 1000, seed: int | None = None, trust_sb3: bool = False
+) -> EvalResult:
     """Greedy win rate of ``agent`` on ``games`` seeded games, as ``catchrl eval``.
 
     Args:
         agent: An :class:`Agent` or what :func:`load_agent` takes.
         games: Games to play.
         seed: Seed of game 0 (default: the test seeds, ``catchrl.evaluation.TEST_SEED``).
+        trust_sb3: As :func:`load_agent`'s, when ``agent`` is a path.
 
     Returns:
         The :class:`~catchrl.evaluation.EvalResult` (win rate, 95 % interval, ``.summary()``).
@@ -286,7 +291,7 @@ def evaluate(agent: Agent | str | Path, games: int = 1000, seed: int | None = No
     from catchrl.evaluation import EVAL_SEED
     from catchrl.evaluation import evaluate as run_evaluation
 
-    a = _agent(agent)
+    a = _agent(agent, trust_sb3)
     if games <= 0:
         raise CatchrlError(f"games must be > 0, got {games}")
     seed = EVAL_SEED if seed is None else seed
@@ -294,9 +299,16 @@ def evaluate(agent: Agent | str | Path, games: int = 1000, seed: int | None = No
 
 
 def record(
-    agent: Agent | str | Path, path: str | Path, games: int = 3, seed: int = 0, fps: int = 30
+    agent: Agent | str | Path,
+    path: str | Path,
+    games: int = 3,
+    seed: int = 0,
+    fps: int = 30,
+    trust_sb3: bool = False,
 ) -> GamesPlayed:
     """Write ``games`` games (game ``g`` seeded ``seed + g``) to a GIF or MP4, one frame a step.
+
+    ``trust_sb3``: as :func:`load_agent`'s, when ``agent`` is a path.
 
     Returns:
         The score and the frames (:class:`~catchrl.video.GamesPlayed`).
@@ -306,12 +318,14 @@ def record(
 
     path = Path(path)
     check_video_path(path, "path")
-    played = _play_headless(_agent(agent), games, seed)
+    played = _play_headless(_agent(agent, trust_sb3), games, seed)
     write_video(path, played.frames, fps)
     return played
 
 
-def show(agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30) -> Any:
+def show(
+    agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30, trust_sb3: bool = False
+) -> Any:
     """The games as an animated GIF that Jupyter shows inline (the last value of a cell).
 
     Args:
@@ -319,6 +333,7 @@ def show(agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30
         games: Games to play (game ``g`` seeded ``seed + g``).
         seed: Seed of the first game.
         fps: Frames (steps) per second of the animation.
+        trust_sb3: As :func:`load_agent`'s, when ``agent`` is a path.
 
     Returns:
         An ``IPython.display.Image`` (GIF); ``.data`` holds the GIF's bytes.
@@ -336,12 +351,16 @@ def show(agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30
         ) from e
     from catchrl.video import encode_gif
 
-    played = _play_headless(_agent(agent), games, seed)
+    played = _play_headless(_agent(agent, trust_sb3), games, seed)
     return Image(data=encode_gif(played.frames, fps), format="gif")
 
 
-def watch(agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30) -> GamesPlayed:
+def watch(
+    agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30, trust_sb3: bool = False
+) -> GamesPlayed:
     """Play ``games`` games in a pygame window (ESC or closing it stops), as ``catchrl watch``.
+
+    ``trust_sb3``: as :func:`load_agent`'s, when ``agent`` is a path.
 
     Raises:
         CatchrlError: There is no display to open the window on.
@@ -350,7 +369,7 @@ def watch(agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 3
     from catchrl.envs.window import CatchWindow
     from catchrl.video import play_games
 
-    a = _agent(agent)
+    a = _agent(agent, trust_sb3)
     env = a.make_env()
     try:
         window = CatchWindow(

@@ -50,7 +50,11 @@ class LoadedPolicy:
 
 
 def load_policy(
-    spec: str, overrides: dict[str, Any] | None = None, allow_sb3: bool = True, which: str = "best"
+    spec: str,
+    overrides: dict[str, Any] | None = None,
+    allow_sb3: bool = False,
+    which: str = "best",
+    trust_hint: str = "--sb3",
 ) -> LoadedPolicy:
     """Load ``oracle``/``random``, a run directory, or a ``.keras``/SB3 ``.zip``/RLlib ``.npz``.
 
@@ -58,6 +62,8 @@ def load_policy(
         spec: What the user named.
         overrides: Game options (``obs_type``, ``drift``...) replacing the run's own.
         allow_sb3: Whether an SB3 pickle may be loaded from this named path.
+        trust_hint: How the refusal names the trust option (``--sb3``; the API's
+            ``trust_sb3=True``).
         which: For a run directory: ``best`` (the kept model, when the run has one;
             else the final one) or ``final``. :attr:`LoadedPolicy.source` says which.
 
@@ -88,7 +94,7 @@ def load_policy(
         raise PolicyLoadError(f"{model}: unknown model file type (expected .keras, .zip or .npz)")
     if model.suffix == ".zip" and not allow_sb3:
         raise PolicyLoadError(
-            f"{model} is an SB3 file: loading it unpickles code; pass --sb3 if you trust it"
+            f"{model} is an SB3 file: loading it unpickles code; pass {trust_hint} if you trust it"
         )
     policy, q_values, shape = loaders[model.suffix](model, cfg.algo if cfg else None)
     _check_shape(model, shape, env_kwargs)

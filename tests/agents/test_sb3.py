@@ -184,7 +184,7 @@ def test_load_policy_q_values_and_detection(tmp_path) -> None:
     assert sb3.detect_algo(path) == "sb3-dqn"
     from catchrl.policies import PolicyLoadError, load_policy
 
-    loaded = load_policy(str(path), {"obs_type": "state"})
+    loaded = load_policy(str(path), {"obs_type": "state"}, allow_sb3=True)
     obs = CatchVectorEnv(5, obs_type="state").reset(seed=0)[0]
     q = loaded.q_values(obs)
     assert q.shape == (5, 3)
@@ -192,9 +192,10 @@ def test_load_policy_q_values_and_detection(tmp_path) -> None:
     ppo = sb3.make_sb3_model("sb3-ppo", env, sb3.sb3_kwargs("sb3-ppo", "state"), seed=0)
     ppo.save(tmp_path / "p.zip")
     assert sb3.detect_algo(tmp_path / "p.zip") == "sb3-ppo"
-    assert load_policy(str(tmp_path / "p.zip"), {"obs_type": "state"}).q_values is None
+    ppo_loaded = load_policy(str(tmp_path / "p.zip"), {"obs_type": "state"}, allow_sb3=True)
+    assert ppo_loaded.q_values is None
     with pytest.raises(PolicyLoadError, match="shape"):
-        load_policy(str(path), {"obs_type": "pixels"})
+        load_policy(str(path), {"obs_type": "pixels"}, allow_sb3=True)
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(PolicyLoadError, match="not a Stable-Baselines3 model"):
-        load_policy(str(tmp_path / "bad.zip"), {"obs_type": "state"})
+        load_policy(str(tmp_path / "bad.zip"), {"obs_type": "state"}, allow_sb3=True)

@@ -70,7 +70,7 @@ def test_sb3_run_trained_and_loaded_through_the_api(tmp_path: Path) -> None:
         progress=False,
     )
     assert result.steps >= 1000 and (run / "model.zip").is_file()
-    agent = catchrl.load_agent(run)
+    agent = catchrl.load_agent(run, trust_sb3=True)
     obs, _ = agent.make_env().reset(seed=0)
     q = agent.q_values(obs)
     assert q.shape == (3,) and agent.act(obs) == int(np.argmax(q))  # greedy on its Q-values
@@ -99,3 +99,47 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     (shown,) = [o["data"]["image/gif"] for o in nb.cells[-1].outputs if "data" in o]
     frames = iio.imread(base64.b64decode(shown), index=None, extension=".gif")
     assert frames.shape == (66 + 1, 400 + HUD_HEIGHT, 400, 3)  # the steps, then the closing screen
+
+
+def _planted_sb3_zip(path: Path, marker: Path) -> Path:
+    """An SB3-looking .zip whose ``data`` holds a pickle that creates ``marker`` when loaded."""
+    import base64
+    import json
+    import os
+    import pickle
+    import zipfile
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    blob = base64.b64encode(pickle.dumps(Payload())).decode()
+    data = {  # the policy class's module says DQN, so catchrl hands the file to SB3
+        "policy_class": {
+            ":type:": "<class 'abc.ABCMeta'>",
+            ":serialized:": blob,
+            "__module__": "stable_baselines3.dqn.policies",
+        }
+    }
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("data", json.dumps(data))
+    return path
+
+
+def test_the_api_never_unpickles_without_trust_sb3(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    evil = _planted_sb3_zip(tmp_path / "evil.zip", marker)
+    calls = [
+        lambda: catchrl.load_agent(evil),
+        lambda: catchrl.evaluate(evil, games=5),
+        lambda: catchrl.record(evil, tmp_path / "g.gif", games=1),
+        lambda: catchrl.show(evil, games=1),
+        lambda: catchrl.watch(evil, games=1),
+    ]
+    for call in calls:
+        with pytest.raises(catchrl.AgentLoadError, match=r"pass trust_sb3=True if you trust it"):
+            call()
+    assert not marker.exists()
+    with pytest.raises(catchrl.AgentLoadError):  # trusted: SB3 unpickles it (the payload runs)
+        catchrl.load_agent(evil, trust_sb3=True)
+    assert marker.exists()
