@@ -24,9 +24,13 @@ class RunInterrupted(BaseException):
 
 @contextlib.contextmanager
 def handled(on_signal: Callable[[int, Any], None]) -> Iterator[None]:
-    """Route the stop signals to ``on_signal`` for a block (not on the main thread: nothing)."""
+    """Route the stop signals to ``on_signal`` for a block (not on the main thread: nothing).
+
+    A signal ignored when the block starts stays ignored (``nohup`` ignores SIGHUP).
+    """
     try:
-        old = {s: signal.signal(s, on_signal) for s in STOP_SIGNALS}
+        routed = [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+        old = {s: signal.signal(s, on_signal) for s in routed}
     except ValueError:  # not the main thread: the caller handles signals
         yield
         return

@@ -263,7 +263,8 @@ def _driver_signals() -> Iterator[list[int]]:
         os.kill(os.getpid(), signal.SIGUSR1)  # Tune's handler (tune.run installs it)
 
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SIGINT is ours, as SIGTERM and SIGHUP
-    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # nohup's ignored SIGHUP stays so
+    old = {s: signal.signal(s, stop) for s in stops if signal.getsignal(s) is not signal.SIG_IGN}
     try:
         yield received
     except KeyboardInterrupt:

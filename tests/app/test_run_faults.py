@@ -162,6 +162,25 @@ def uninterrupted(tmp_path_factory) -> Path:
     return whole
 
 
+def test_nohup_s_ignored_sighup_stays_ignored(tmp_path):
+    run = tmp_path / "run"
+    proc = subprocess.Popen(
+        _cmd(*QUICK, "--run-dir", str(run)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),  # as nohup does
+    )
+    first = _wait(run, proc, min_steps=300)
+    proc.send_signal(signal.SIGHUP)
+    later = _wait(run, proc, min_steps=first["steps"] + 100)  # still training
+    assert proc.poll() is None and later["steps"] > first["steps"]
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-2000:]
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_a_signal_at_a_random_moment_checkpoints_and_resume_is_exact(
     tmp_path, uninterrupted, signum
