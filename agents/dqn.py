@@ -14,7 +14,7 @@ The agent's settings are the ``[agent]`` table, :class:`catchrl.config.AgentConf
 memory (:mod:`catchrl.agents.replay`) sums the n-step returns and gives each
 sample its discount (``gamma ** n``, or 0 after the game ended).
 
-Keras 3 on TensorFlow: the update is a ``tf.function`` (XLA-compiled) around a
+Keras 3 on TensorFlow: the update is a ``tf.function`` around a
 ``GradientTape``.
 """
 
@@ -76,7 +76,7 @@ class DQNAgent:
         self.optimizer = optimizer or keras.optimizers.Adam(learning_rate=config.lr)
         self.optimizer.build(model.trainable_variables)
         self._q = compile_forward(model)
-        self._update = tf.function(self._update_step, jit_compile=True)
+        self._update = tf.function(self._update_step)
 
     # -- acting ------------------------------------------------------------------------
 

@@ -177,8 +177,8 @@ def compile_predict(
     """One compiled ``x [B, ...] -> select(model(x))`` as numpy, for any batch size B.
 
     The inference path of catchrl's Keras models (Q-networks, perception, imitation and
-    sequence models). TensorFlow: a ``tf.function`` (XLA for batches, plain for one
-    observation); another Keras backend calls the model.
+    sequence models). TensorFlow: one ``tf.function`` (no XLA: as fast here, and XLA's
+    first compile writes to stderr); another Keras backend calls the model.
     """
     dtype = model.inputs[0].dtype
     pick = select if select is not None else (lambda out: out)
@@ -193,12 +193,11 @@ def compile_predict(
     def forward(x: Any) -> Any:
         return pick(model(x, training=False))
 
-    plain = tf.function(forward, input_signature=spec).get_concrete_function()
-    xla = tf.function(forward, input_signature=spec, jit_compile=True).get_concrete_function()
+    compiled = tf.function(forward, input_signature=spec).get_concrete_function()
 
     def call(x: np.ndarray) -> Any:
         x = np.asarray(x, dtype=dtype)
-        out = (xla if len(x) > 1 else plain)(tf.convert_to_tensor(x))
+        out = compiled(tf.convert_to_tensor(x))
         return tf.nest.map_structure(lambda t: t.numpy(), out)
 
     return call
