@@ -23,9 +23,13 @@ torch::
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from catchrl.envs import ENV_IDS  # importing the game registers its Gymnasium ids
+
+# pygame 2.6 warns that pkg_resources (installed for tensorboard) is deprecated: not a player's.
+warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning, "pygame.pkgdata")
 
 __version__ = "0.1.0"
 

@@ -89,6 +89,9 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
     client.execute()  # raises CellExecutionError on any failing cell
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert not re.search(r"Warning|absl|XLA|tensorflow", stderr), stderr  # no log or warning
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     trained = re.search(r"(\d+) games, (\d+) env steps", text)  # it may stop early at 99 %
     assert trained and 0 < int(trained[2]) <= 6000, text[:2000]
