@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from catchrl.envs import MAX_FRAME_SIZE, MAX_FRAME_STACK  # the env's own bounds
+from catchrl.evaluation import MAX_EVAL_GAMES
 from catchrl.fields import (
     COUNT,
     FRACTION,
@@ -212,7 +213,7 @@ class RunConfig:
     """Games between checkpoints (book: a model every 100 games)."""
     eval_every: Annotated[int, COUNT] = 32
     """Games between greedy evaluations (on the validation games) during training (0: off)."""
-    eval_games: Annotated[int, COUNT] = 1000
+    eval_games: Annotated[int, Range(0, MAX_EVAL_GAMES - 1)] = 1000
     """Games per evaluation (during training and at the end); 0 turns evaluation off."""
     target_win_rate: Annotated[float, FRACTION] = 1.0
     """Stop early once an evaluation reaches this greedy win rate (0: never); 1.0, every

@@ -57,9 +57,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse bad ``--games``, ``--seed`` and game options before anything is loaded."""
+    from catchrl.evaluation import MAX_EVAL_GAMES
     from catchrl.policies import SCRIPTED
 
-    check_range("--games", args.games, 0, above=True)
+    check_range("--games", args.games, 0, MAX_EVAL_GAMES - 1, above=True)
     check_range("--seed", args.seed, 0, MAX_GAME_SEED, note="game seeds are below 2**62")
     # A scripted policy plays the state game; a run's own game is known once it is loaded.
     check_game_options(args, args.obs_type or ("state" if args.agent in SCRIPTED else None))

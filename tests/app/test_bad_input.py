@@ -23,6 +23,8 @@ CASES = [
     (["eval", "oracle", "--drift", "1000"], "--drift"),
     (["eval", "oracle", "--obs-type", "grid", "--drift", "3"], "--drift"),
     (["eval", "oracle", "--seed", "-1"], "--seed"),
+    (["eval", "oracle", "--games", "1000000000000"], "--games"),
+    (["train", "--set", "run.eval_games=100000000000"], "run.eval_games"),
     (["eval", "oracle", "--seed", "99999999999999999999"], "--seed"),
     (["eval", "oracle", "--games", "0"], "--games"),
     (["eval", "oracle", "--games", "-5"], "--games"),

@@ -208,7 +208,8 @@ def test_no_table_restates_the_choices():
         ("run.total_steps=9223372036854775808", "total_steps: must be in [0, 2**63 - 1]"),
         ("run.time_limit_s=inf", "run.time_limit_s: must be a finite number"),
         ("run.target_win_rate=1.5", "run.target_win_rate: must be in [0, 1]"),
-        ("run.eval_games=-1", "run.eval_games: must be >= 0"),
+        ("run.eval_games=-1", "run.eval_games: must be in [0, 2**32 - 1]"),
+        ("run.eval_games=100000000000", "run.eval_games: must be in [0, 2**32 - 1]"),
     ],
 )
 def test_numbers_out_of_range_are_named(override, message):
