@@ -138,7 +138,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         (["train", "--resume"], "--resume needs --run-dir"),
         (["train", "--resume", "--run-dir", str(tmp_path / "none")], "no checkpoint"),
         (["eval", str(tmp_path / "missing")], "is neither a file"),
-        (["eval", "oracle", "--games", "0"], "--games must be > 0"),
+        (["eval", "oracle", "--games", "0"], "--games must be in (0, 2**32 - 1], got 0"),
     ]
     bad_toml = tmp_path / "bad.toml"
     bad_toml.write_text('[agent]\nbatch_size = "big"\n')
