@@ -295,7 +295,7 @@ _TABLES = {"env": EnvConfig, "agent": AgentConfig, "run": RunConfig}
 
 def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
     for table, values in data.items():
-        if table == "preset":
+        if table in ("preset", "sweep"):  # [sweep]: the study table of `catchrl sweep`
             continue
         if table == "algo":
             if not isinstance(values, str):
