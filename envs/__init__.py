@@ -22,13 +22,14 @@ from catchrl.envs.core import (
 )
 from catchrl.envs.observations import OBS_TYPES
 from catchrl.envs.render import FrameRenderer, area_downscale, render_screen
-from catchrl.envs.sizing import available_memory_bytes, estimate_env_bytes
+from catchrl.envs.sizing import available_memory_bytes, check_fits, estimate_env_bytes
 from catchrl.envs.vector import CatchVectorEnv
 
 __all__ = ["ENV_IDS", "MAX_FRAME_SIZE", "MAX_FRAME_STACK", "OBS_TYPES", "BatchState"]
 __all__ += ["CatchEnv", "CatchParams", "CatchState", "CatchVectorEnv", "FrameRenderer"]
-__all__ += ["area_downscale", "available_memory_bytes", "env_id", "estimate_env_bytes"]
-__all__ += ["render_screen", "reset_batch", "reset_state", "step_batch", "step_state"]
+__all__ += ["area_downscale", "available_memory_bytes", "check_fits", "env_id"]
+__all__ += ["estimate_env_bytes", "render_screen", "reset_batch", "reset_state", "step_batch"]
+__all__ += ["step_state"]
 
 ENV_IDS = {
     "pixels": "catchrl/Catch-v0",

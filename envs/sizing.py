@@ -1,7 +1,8 @@
 """The memory an env needs, estimated without allocating; the memory free; the refusal.
 
-A server sees a ``ValueError`` naming the setting to lower, not a killed process;
-the replay memory uses the same probe, :func:`available_memory_bytes`.
+A server sees a ``ValueError`` naming the setting to lower, not a killed process.
+:func:`check_fits` is the one refusal: the envs, the replay memory and the run's
+check call it.
 """
 
 from __future__ import annotations
@@ -70,19 +71,27 @@ def check_env_fits(
     need, (num_envs, frame_size, frame_stack) = env_bytes(params, obs_type, *sizes, **flags), sizes
     if need < CHECK_FROM_BYTES:
         return need
+    what = f"obs_type={obs_type!r}"
+    if obs_type == "pixels":
+        what = f"frame_size={frame_size}, frame_stack={frame_stack}"
+    lower = "frame_size or frame_stack" if owner == "CatchEnv" else "num_envs"
+    if (params.width, params.height) != (400, 400):
+        what += f" on a {params.width} x {params.height} world"
+        lower += " or the world's size"
+    games = "" if owner == "CatchEnv" else f"num_envs={num_envs} with "
+    return check_fits(f"{owner}: {games}{what}", need, lower)
+
+
+def check_fits(what: str, need: int, lower: str) -> int:
+    """``need`` bytes if they are available, else a ``ValueError`` naming the setting to lower.
+
+    The message: ``"{what} needs ~1.2 GB, more than the 0.5 GB available; lower {lower}"``.
+    """
     free = available_memory_bytes()
     if need > free:
-        what = f"obs_type={obs_type!r}"
-        if obs_type == "pixels":
-            what = f"frame_size={frame_size}, frame_stack={frame_stack}"
-        lower = "frame_size or frame_stack" if owner == "CatchEnv" else "num_envs"
-        if (params.width, params.height) != (400, 400):
-            what += f" on a {params.width} x {params.height} world"
-            lower += " or the world's size"
-        games = "" if owner == "CatchEnv" else f"num_envs={num_envs} with "
         raise ValueError(
-            f"{owner}: {games}{what} needs ~{format_gb(need)}, more than the "
-            f"{format_gb(free)} available; lower {lower}"
+            f"{what} needs ~{format_gb(need)}, more than the {format_gb(free)} available; "
+            f"lower {lower}"
         )
     return need
 

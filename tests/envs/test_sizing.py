@@ -101,6 +101,14 @@ def test_huge_num_envs_is_refused_naming_num_envs_before_allocating():
     assert "GB available" in str(err.value) and "lower num_envs" in str(err.value)
 
 
+def test_check_fits_is_the_one_refusal(monkeypatch):
+    monkeypatch.setattr(sizing, "available_memory_bytes", lambda: 10**9)
+    assert sizing.check_fits("Thing: size=3", 10**9, "size") == 10**9
+    msg = r"^Thing: size=3 needs ~2.0 GB, more than the 1.0 GB available; lower size$"
+    with pytest.raises(ValueError, match=msg):
+        sizing.check_fits("Thing: size=3", 2 * 10**9, "size")
+
+
 def test_the_check_uses_the_memory_available(monkeypatch):
     monkeypatch.setattr(sizing, "available_memory_bytes", lambda: 100_000_000)
     need = estimate_env_bytes(1024)
