@@ -29,13 +29,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
+import zipfile
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from catchrl.envs import CatchParams, CatchVectorEnv
+from catchrl.envs.sizing import available_memory_bytes, format_gb
 
 FORMAT_VERSION = 1
 KINDS = ("frames", "trajectories", "expert")
@@ -268,6 +271,112 @@ def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
     os.replace(tmp, path)
 
 
+MAX_CONFIG_CHARS = 1 << 16
+"""Longest ``config`` entry read (a JSON of a few hundred characters in practice)."""
+
+
+def _declared(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
+    """Each member's shape, dtype and data bytes as its ``.npy`` header declares them.
+
+    Only the headers are read (nothing is decompressed beyond them).
+    """
+    members = {}
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                elif version == (2, 0):
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                else:
+                    raise ValueError(f"{info.filename}: .npy format {version} is not supported")
+                data_bytes = info.file_size - f.tell()
+            members[info.filename.removesuffix(".npy")] = (shape, dtype, data_bytes)
+    return members
+
+
+def _expected(cfg: DatasetConfig) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The arrays a dataset of ``cfg`` holds: name -> (shape, dtype)."""
+    g, t, s = cfg.games, cfg.catch_params.max_episode_steps, cfg.frame_size
+    want = {
+        "states": ((g, t + 1, 4), np.dtype(np.int16)),
+        "actions": ((g, t), np.dtype(np.int8)),
+        "oracle_actions": ((g, t + 1), np.dtype(np.int8)),
+        "rewards": ((g, t), np.dtype(np.float32)),
+    }
+    if cfg.has_frames:
+        want["frames"] = ((g, t + 1, s, s), np.dtype(np.uint8))
+    return want
+
+
+def _read_config(path: str, declared: dict[str, Any]) -> DatasetConfig:
+    """The generating config stored in the file, checked before anything else is read."""
+    if "config" not in declared:
+        raise DatasetError(f"{path}: not a catchrl dataset (no 'config' entry)")
+    shape, dtype, _ = declared["config"]
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * MAX_CONFIG_CHARS:
+        raise DatasetError(f"{path}: 'config' is not a short string ({dtype} {shape})")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            text = str(f["config"])
+        raw = json.loads(text)
+        version = raw.get("format_version")
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError, AttributeError) as e:
+        raise DatasetError(f"{path}: 'config' is not a readable JSON object ({e})") from None
+    if version != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: dataset format version {version}, this catchrl reads "
+            f"version {FORMAT_VERSION}; regenerate it with `catchrl data make`"
+        )
+    try:
+        return DatasetConfig.from_json(text)
+    except (TypeError, ValueError, KeyError) as e:
+        raise DatasetError(f"{path}: bad dataset config: {e}") from e
+
+
+def _check_declared(path: str, cfg: DatasetConfig, declared: dict[str, Any]) -> None:
+    """Members, shapes, dtypes and sizes against the config, before any array is read."""
+    want = _expected(cfg)
+    extra = sorted(set(declared) - set(want) - {"config"})
+    missing = sorted(set(want) - set(declared))
+    if extra or missing:
+        raise DatasetError(
+            f"{path}: members differ from a {cfg.kind!r} dataset "
+            f"(missing {missing or 'none'}, unexpected {extra or 'none'})"
+        )
+    for name, (shape, dtype) in want.items():
+        got_shape, got_dtype, _ = declared[name]
+        if got_dtype.hasobject:
+            raise DatasetError(f"{path}: {name} is an object array; datasets hold plain arrays")
+        if (got_shape, got_dtype) != (shape, dtype):
+            raise DatasetError(
+                f"{path}: {name} is {got_dtype} {got_shape}, but its config "
+                f"(games={cfg.games}, frame_size={cfg.frame_size}) declares {dtype} {shape}"
+            )
+    need = sum(math.prod(shape) * dtype.itemsize for shape, dtype in want.values())
+    free = available_memory_bytes()
+    if need > free:
+        raise DatasetError(
+            f"{path}: its arrays take {format_gb(need)}, more than the "
+            f"{format_gb(free)} of memory available"
+        )
+    for name, (shape, dtype) in want.items():
+        if declared[name][2] != math.prod(shape) * dtype.itemsize:
+            raise DatasetError(f"{path}: {name} holds another number of bytes than it declares")
+
+
+def _check_values(path: str, ds: GameDataset) -> None:
+    """Labels a game can produce: actions 0..2, rewards -1, 0 or +1."""
+    for name in ("actions", "oracle_actions"):
+        values = getattr(ds, name)
+        if values.size and not ((values >= 0) & (values <= 2)).all():
+            raise DatasetError(f"{path}: {name} must be 0, 1 or 2")
+    if not np.isin(ds.rewards, (-1.0, 0.0, 1.0)).all():
+        bad = ds.rewards[~np.isin(ds.rewards, (-1.0, 0.0, 1.0))][0]
+        raise DatasetError(f"{path}: rewards must be -1, 0 or +1 (found {bad})")
+
+
 def load_dataset(
     path: str | os.PathLike[str],
     kind: str | tuple[str, ...] | None = None,
@@ -275,7 +384,11 @@ def load_dataset(
     frame_size: int | None = None,
     frame_stack: int | None = None,
 ) -> GameDataset:
-    """Read a file written by :func:`save_dataset`, checking that it fits.
+    """Read a file written by :func:`save_dataset`, checked at the door.
+
+    The members' ``.npy`` headers (shape, dtype, size) are checked against the
+    stored config and the memory available before any array is read; arrays
+    load without pickle; labels must be values a game produces.
 
     Args:
         path: The ``.npz`` file.
@@ -285,47 +398,42 @@ def load_dataset(
         frame_stack: Expected frames per observation; ``None`` accepts any.
 
     Raises:
-        DatasetError: not a catchrl dataset, another format version, kind or
-            game configuration (the message names what differs).
+        DatasetError: a file that is not a readable catchrl dataset of this
+            version, or not the kind, game or frames expected (naming the file
+            and what differs).
         FileNotFoundError: no such file.
 
     """
     path = os.fspath(path)
-    with np.load(path, allow_pickle=False) as f:
-        if "config" not in f.files:
-            raise DatasetError(f"{path}: not a catchrl dataset (no 'config' entry)")
-        raw = json.loads(str(f["config"]))
-        version = raw.get("format_version")
-        if version != FORMAT_VERSION:
-            raise DatasetError(
-                f"{path}: dataset format version {version}, this catchrl reads "
-                f"version {FORMAT_VERSION}; regenerate it with `catchrl data make`"
-            )
-        try:
-            cfg = DatasetConfig.from_json(json.dumps(raw))
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"{path}: bad dataset config: {e}") from e
-        kinds = (kind,) if isinstance(kind, str) else kind
-        if kinds is not None and cfg.kind not in kinds:
-            raise DatasetError(f"{path}: a {cfg.kind!r} dataset, expected {' or '.join(kinds)!r}")
-        if params is not None and cfg.params != dataclasses.asdict(params):
-            mine = dataclasses.asdict(params)
-            diff = {k: (cfg.params.get(k), v) for k, v in mine.items() if cfg.params.get(k) != v}
-            raise DatasetError(
-                f"{path}: generated for another game; differs in "
-                + ", ".join(
-                    f"{k} (file {a!r}, expected {b!r})" for k, (a, b) in sorted(diff.items())
-                )
-            )
-        for name, want in (("frame_size", frame_size), ("frame_stack", frame_stack)):
-            if want is not None and getattr(cfg, name) != want:
-                raise DatasetError(f"{path}: {name} is {getattr(cfg, name)}, expected {want}")
-        frames = f["frames"] if "frames" in f.files else None
-        if cfg.has_frames and frames is None:
-            raise DatasetError(f"{path}: a {cfg.kind!r} dataset without frames")
-        return GameDataset(
-            cfg, f["states"], f["actions"], f["oracle_actions"], f["rewards"], frames
+    try:
+        declared = _declared(path)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
+    cfg = _read_config(path, declared)
+    kinds = (kind,) if isinstance(kind, str) else kind
+    if kinds is not None and cfg.kind not in kinds:
+        raise DatasetError(f"{path}: a {cfg.kind!r} dataset, expected {' or '.join(kinds)!r}")
+    if params is not None and cfg.params != dataclasses.asdict(params):
+        mine = dataclasses.asdict(params)
+        diff = {k: (cfg.params.get(k), v) for k, v in mine.items() if cfg.params.get(k) != v}
+        raise DatasetError(
+            f"{path}: generated for another game; differs in "
+            + ", ".join(f"{k} (file {a!r}, expected {b!r})" for k, (a, b) in sorted(diff.items()))
         )
+    for name, want in (("frame_size", frame_size), ("frame_stack", frame_stack)):
+        if want is not None and getattr(cfg, name) != want:
+            raise DatasetError(f"{path}: {name} is {getattr(cfg, name)}, expected {want}")
+    _check_declared(path, cfg, declared)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {name: f[name] for name in _expected(cfg)}
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise DatasetError(f"{path}: cannot be read ({e})") from None
+    ds = GameDataset(cfg, **arrays)
+    _check_values(path, ds)
+    return ds
 
 
 # --- views for learning ------------------------------------------------------

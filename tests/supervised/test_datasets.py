@@ -1,5 +1,8 @@
 import dataclasses
 import json
+import subprocess
+import sys
+import zipfile
 
 import numpy as np
 import pytest
@@ -162,3 +165,140 @@ def test_tf_pipeline_yields_the_stacks_and_targets(frames_ds):
     shuffled = tf_frame_dataset(frames_ds, targets, games, batch_size=200, shuffle=True)
     ((_xs2, ys2),) = list(shuffled)
     assert sorted(map(tuple, ys2.numpy())) == sorted(map(tuple, y))
+
+
+# --- checked at the door --------------------------------------------------------
+
+
+class _Payload:
+    """Unpickling this touches a file: the proof that a pickle ran."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def _arrays(ds):
+    return {
+        "states": ds.states,
+        "actions": ds.actions,
+        "oracle_actions": ds.oracle_actions,
+        "rewards": ds.rewards,
+        "frames": ds.frames,
+        "config": np.array(ds.config.to_json()),
+    }
+
+
+def _member(z, name, shape, dtype, data=b""):
+    """Write ``name.npy`` whose header declares ``shape``/``dtype`` and whose data is ``data``."""
+    with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+        header = {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)
+        if isinstance(data, int):  # that many zero bytes, written in chunks
+            chunk = bytes(1 << 22)
+            for _ in range(data // len(chunk)):
+                f.write(chunk)
+        else:
+            f.write(data)
+
+
+def _headers_only(path, ds, games):
+    """A file whose config and headers declare ``games`` games but whose data is a few bytes."""
+    cfg = json.loads(ds.config.to_json())
+    cfg["games"] = games
+    with zipfile.ZipFile(path, "w") as z:
+        for name, a in _arrays(ds).items():
+            if name == "config":
+                np.lib.format.write_array(z.open("config.npy", "w"), np.array(json.dumps(cfg)))
+            else:
+                _member(z, name, (games, *a.shape[1:]), a.dtype, b"\0" * 8)
+
+
+@pytest.fixture(scope="module")
+def small_frames():
+    return D.make_dataset("frames", games=2, seed=0)
+
+
+def _bad_file(tmp_path, small_frames, fault):
+    arrays = _arrays(small_frames)
+    path = tmp_path / f"{fault}.npz"
+    if fault == "pickle":
+        arrays["states"] = np.array([_Payload(tmp_path / "pwned")], dtype=object)
+    elif fault == "nan":
+        arrays["rewards"] = arrays["rewards"].copy()
+        arrays["rewards"][0, 3] = np.nan
+    elif fault == "float frames":
+        arrays["frames"] = arrays["frames"].astype(np.float32)
+    elif fault == "fewer games":
+        arrays["states"] = arrays["states"][:1]
+    elif fault == "config games":
+        cfg = json.loads(str(arrays["config"]))
+        cfg["games"] = 10**9
+        arrays["config"] = np.array(json.dumps(cfg))
+    elif fault == "action 7":
+        arrays["actions"] = np.full_like(arrays["actions"], 7)
+    elif fault in ("truncated", "empty"):
+        np.savez_compressed(path, **arrays)
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if fault == "truncated" else b"")
+        return path
+    elif fault == "short data":
+        with zipfile.ZipFile(path, "w") as z:
+            for name, a in arrays.items():
+                data = a.tobytes()[: a.nbytes // 2] if name == "frames" else a.tobytes()
+                _member(z, name, a.shape, a.dtype, data)
+        return path
+    elif fault == "huge":
+        _headers_only(path, small_frames, 10**7)
+        return path
+    np.savez_compressed(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("pickle", "states is an object array"),
+        ("nan", r"rewards must be -1, 0 or \+1 \(found nan\)"),
+        ("float frames", r"frames is float32 \(2, 34, 80, 80\), but its config"),
+        ("fewer games", r"states is int16 \(1, 34, 4\), but its config \(games=2"),
+        ("config games", r"states is int16 \(2, 34, 4\).*declares int16 \(1000000000, 34, 4\)"),
+        ("action 7", "actions must be 0, 1 or 2"),
+        ("truncated", "not a readable .npz file"),
+        ("empty", "not a readable .npz file"),
+        ("short data", "frames holds another number of bytes than it declares"),
+        ("huge", r"its arrays take \d+\.\d TB|GB, more than the"),
+    ],
+)
+def test_bad_files_are_refused_naming_the_file(tmp_path, small_frames, fault, message):
+    path = _bad_file(tmp_path, small_frames, fault)
+    with pytest.raises(D.DatasetError, match=message) as e:
+        D.load_dataset(path)
+    assert str(e.value).startswith(f"{path}: ") and "\n" not in str(e.value)
+    assert not (tmp_path / "pwned").exists()  # the pickle never ran
+
+
+def test_a_member_declared_huge_is_refused_before_it_is_read(tmp_path, small_frames):
+    """400 MB of zeros (a 0.4 MB member) for 65,536 frames: the peak RSS stays flat."""
+    path = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, a in _arrays(small_frames).items():
+            if name == "frames":
+                n = 400 << 20
+                _member(z, name, (n // (80 * 80), 80, 80), np.uint8, n)
+            else:
+                np.lib.format.write_array(z.open(f"{name}.npy", "w"), a)
+    assert path.stat().st_size < 2_000_000
+    code = (  # VmHWM: this process's peak RSS (ru_maxrss would count the forked parent's)
+        "import re, sys\n"
+        "from catchrl.supervised.datasets import DatasetError, load_dataset\n"
+        "try:\n    load_dataset(sys.argv[1])\nexcept DatasetError as e:\n    print(e)\n"
+        "status = open('/proc/self/status').read()\n"
+        "print(int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) // 1024)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True)
+    message, peak_mb = done.stdout.splitlines()
+    assert "frames is uint8 (65536, 80, 80), but its config" in message, done.stderr
+    assert int(peak_mb) < 250  # reading the member would take 400 MB more
