@@ -13,7 +13,8 @@ The run directory is the one :class:`~catchrl.rundir.RunDir` of every trainer::
 After every epoch a checkpoint holds the weights, the optimizer state, the
 EarlyStopping and ReduceLROnPlateau counters and the size of ``metrics.tsv``.
 ``resume=True`` continues from it (rows written after it are cut); the stored
-config must equal the new one but for ``epochs`` and ``patience``.
+config must equal the new one but for ``epochs`` and ``patience``. The data is
+checked before anything is written: a refused dataset leaves no run folder.
 """
 
 from __future__ import annotations
@@ -45,8 +46,11 @@ __all__ = ["TrainOutcome", "train"]
 
 RESUMABLE = ("epochs", "patience")
 """Settings a resumed run may change (train longer, wait longer)."""
-CONFIG_FILE = "config.json"
-Restored = tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]
+COUNTERS = {
+    "early_stopping": ("wait", "best", "best_epoch"),
+    "plateau": ("wait", "best", "cooldown_counter"),
+}
+"""The callbacks' counters a checkpoint keeps (a resumed run stops as the straight one)."""
 
 
 @dataclass
@@ -65,23 +69,21 @@ class _Throughput(keras.callbacks.Callback):
     def __init__(self, samples_per_epoch: int) -> None:
         super().__init__()
         self.samples = samples_per_epoch
-        self._start = self._cpu = 0.0
-        self._spent: tuple[float, float] | None = None
+        self.start = (0.0, 0.0)
+        self.spent: tuple[float, float] | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._spent = None
-        self._start, self._cpu = time.perf_counter(), time.process_time()
+        self.start, self.spent = (time.perf_counter(), time.process_time()), None
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if self._spent is None:
-            self._spent = (time.perf_counter() - self._start, time.process_time() - self._cpu)
+        if self.spent is None:
+            self.spent = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         self.on_test_begin()
-        wall, cpu = self._spent or (0.0, 0.0)
-        if logs is not None:
-            logs["samples_per_s"] = self.samples / max(wall, 1e-9)
-            logs["train_cpu_s"] = cpu
+        assert self.spent is not None and logs is not None
+        logs["samples_per_s"] = self.samples / max(self.spent[0], 1e-9)
+        logs["train_cpu_s"] = self.spent[1]
 
 
 def _numbered(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -92,42 +94,35 @@ def _unnumbered(group: dict[str, np.ndarray]) -> list[np.ndarray]:
     return [group[k] for k in sorted(group)]
 
 
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+def _plain(value: Any) -> Any:
+    """A counter as JSON holds it (Keras keeps some as numpy scalars)."""
+    return value if value is None or isinstance(value, int) else float(value)
 
 
 class _Checkpoints(keras.callbacks.Callback):
     """After each epoch: the best model and a checkpoint; on resume, the counters put back.
 
-    Placed after EarlyStopping, ReduceLROnPlateau and CSVLogger, so what it
-    saves includes their work on the epoch (the counters, the new row).
+    Placed after the callbacks it saves (EarlyStopping, ReduceLROnPlateau,
+    CSVLogger), so the checkpoint includes their work on the epoch.
     """
 
     def __init__(
-        self,
-        rd: RunDir,
-        monitor: str,
-        early: keras.callbacks.EarlyStopping,
-        plateau: keras.callbacks.ReduceLROnPlateau,
-        restored: Restored | None,
+        self, rd: RunDir, monitor: str, counted: dict[str, Any], restored: Any = None
     ) -> None:
         super().__init__()
-        self.rd, self.monitor, self.early, self.plateau = rd, monitor, early, plateau
-        self.restored = restored
+        self.rd, self.monitor, self.counted, self.restored = rd, monitor, counted, restored
         self.best: float | None = None
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.restored is None:  # the other callbacks have just reset their counters
             return
         arrays, state = self.restored
-        self.best = _float(state["best"])
-        e, p = state["early_stopping"], state["plateau"]
-        self.early.wait, self.early.best_epoch = int(e["wait"]), int(e["best_epoch"])
-        self.early.best = _float(e["best"])
+        self.best = state["best"]
+        for key, callback in self.counted.items():
+            for name in COUNTERS[key]:
+                setattr(callback, name, state[key][name])
         if "early_best" in arrays:
-            self.early.best_weights = _unnumbered(arrays["early_best"])
-        self.plateau.wait, self.plateau.cooldown_counter = int(p["wait"]), int(p["cooldown"])
-        self.plateau.best = _float(p["best"])
+            self.counted["early_stopping"].best_weights = _unnumbered(arrays["early_best"])
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         current = (logs or {}).get(self.monitor)
@@ -136,21 +131,16 @@ class _Checkpoints(keras.callbacks.Callback):
             self.rd.write_file_atomic("best.keras", self.model.save)
         optimizer = [keras.ops.convert_to_numpy(v.value) for v in self.model.optimizer.variables]
         arrays = {"model": _numbered(self.model.get_weights()), "optimizer": _numbered(optimizer)}
-        if self.early.best_weights is not None:
-            arrays["early_best"] = _numbered(self.early.best_weights)
+        early_best = self.counted["early_stopping"].best_weights
+        if early_best is not None:
+            arrays["early_best"] = _numbered(early_best)
         state = {
             "epoch": epoch + 1,
             "metrics_bytes": self.rd.metrics_path.stat().st_size,
             "best": self.best,
-            "early_stopping": {
-                "wait": int(self.early.wait),
-                "best": _float(self.early.best),
-                "best_epoch": int(self.early.best_epoch),
-            },
-            "plateau": {
-                "wait": int(self.plateau.wait),
-                "best": _float(self.plateau.best),
-                "cooldown": int(self.plateau.cooldown_counter),
+            **{
+                key: {name: _plain(getattr(cb, name)) for name in COUNTERS[key]}
+                for key, cb in self.counted.items()
             },
         }
         self.rd.save_checkpoint(f"ckpt-e{epoch + 1:06d}", arrays, state)
@@ -158,13 +148,14 @@ class _Checkpoints(keras.callbacks.Callback):
 
 def _prepare(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
     """Check that ``rd`` may hold this run (fresh, or the same config to resume); write it."""
-    if (rd.path / CONFIG_FILE).exists():
+    config_json = rd.path / "config.json"
+    if config_json.exists():
         if not resume:
             raise RunDirError(
                 f"{rd.path} already holds a run; pass --resume to continue it, "
                 "or choose another directory"
             )
-        stored = rd.read_json(CONFIG_FILE)
+        stored = rd.read_json("config.json")
         stored = stored.get("config", {}) if isinstance(stored, dict) else {}
         new = record["config"]
         diff = sorted(k for k in new if k not in RESUMABLE and stored.get(k) != new[k])
@@ -174,10 +165,10 @@ def _prepare(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
                 f"(differs in {', '.join(diff)})"
             )
     elif resume and rd.checkpoints_path.exists():
-        raise RunDirError(f"{rd.path}: no {CONFIG_FILE} to resume from")
+        raise RunDirError(f"{rd.path}: no config.json to resume from")
     else:
         rd.check_fresh()
-    rd.write_json(CONFIG_FILE, record)
+    rd.write_json("config.json", record)
 
 
 def _restore(model: keras.Model, arrays: dict[str, dict[str, np.ndarray]], where: Path) -> None:
@@ -194,31 +185,6 @@ def _restore(model: keras.Model, arrays: dict[str, dict[str, np.ndarray]], where
         raise CheckpointError(f"{where} holds the state of another optimizer")
     for variable, value in zip(optimizer.variables, values, strict=True):
         variable.assign(value)
-
-
-def _callbacks(
-    cfg: SupervisedConfig, rd: RunDir, monitor: str, n_train: int, restored: Restored | None
-) -> list[keras.callbacks.Callback]:
-    """The run's callbacks, in the order they must see each epoch's end."""
-    # Keras' TensorBoard callback writes through tf.summary: drop the pure-Python stub
-    # set for SB3 runs (catchrl.frameworks), which TensorBoard resolves at the first write.
-    sys.modules.pop("tensorboard.compat.notf", None)
-    early = keras.callbacks.EarlyStopping(
-        monitor=monitor, patience=cfg.patience, restore_best_weights=True
-    )
-    plateau = keras.callbacks.ReduceLROnPlateau(
-        monitor=monitor, factor=0.3, patience=max(cfg.patience // 2, 1), min_lr=1e-5
-    )
-    return [
-        _Throughput(n_train),
-        early,
-        plateau,
-        keras.callbacks.TensorBoard(str(rd.tb_path), profile_batch=0),
-        keras.callbacks.CSVLogger(
-            str(rd.metrics_path), separator="\t", append=rd.metrics_path.exists()
-        ),
-        _Checkpoints(rd, monitor, early, plateau, restored),  # after the row is written
-    ]
 
 
 def train(
@@ -246,15 +212,14 @@ def train(
 
     """
     rd = RunDir(run_dir)
-    with rd.lock():
+    with rd.lock():  # a folder the lock made goes again if the data is refused
         ds = load_dataset(cfg.data, kind=DATA_KINDS[cfg.task])
-        record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
-        _prepare(rd, record, resume)
         device = setup_device()
         keras.utils.set_random_seed(cfg.seed)
-        scale = 1 if cfg.batch_size else device["batch_scale"]
-        batch = (cfg.batch_size or CPU_BATCH[cfg.task]) * scale
-        data = fit_data(cfg, ds, batch)
+        batch = cfg.batch_size or CPU_BATCH[cfg.task] * device["batch_scale"]
+        data, n_train = fit_data(cfg, ds, batch)
+        record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
+        _prepare(rd, record, resume)
         model = build_model(cfg, ds)
         latest = rd.latest_checkpoint() if resume else None
         restored, initial_epoch = None, 0
@@ -263,16 +228,34 @@ def train(
             _restore(model, restored[0], latest)
             rd.cut_metrics(int(restored[1]["metrics_bytes"]))
             initial_epoch = int(restored[1]["epoch"])
-        else:
-            rd.metrics_path.unlink(
-                missing_ok=True
-            )  # a first epoch that never reached its checkpoint
-        monitor = "val_loss" if data.val is not None else "loss"
+        else:  # rows of a first epoch that never reached its checkpoint
+            rd.metrics_path.unlink(missing_ok=True)
+        monitor = "val_loss" if data["validation_data"] is not None else "loss"
+        counted = {
+            "early_stopping": keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=cfg.patience, restore_best_weights=True
+            ),
+            "plateau": keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=0.3, patience=max(cfg.patience // 2, 1), min_lr=1e-5
+            ),
+        }
+        # Keras' TensorBoard callback writes through tf.summary: drop the TensorFlow-free
+        # stub set for SB3 runs (catchrl.frameworks), which TensorBoard resolves at first write.
+        sys.modules.pop("tensorboard.compat.notf", None)
         history = model.fit(
-            **data.fit_kwargs(batch),
+            **data,
             epochs=cfg.epochs,
             initial_epoch=initial_epoch,
-            callbacks=_callbacks(cfg, rd, monitor, data.n_train, restored) + list(callbacks or ()),
+            callbacks=[
+                _Throughput(n_train),
+                *counted.values(),
+                keras.callbacks.TensorBoard(str(rd.tb_path), profile_batch=0),
+                keras.callbacks.CSVLogger(
+                    str(rd.metrics_path), separator="\t", append=rd.metrics_path.exists()
+                ),
+                _Checkpoints(rd, monitor, counted, restored),  # after the row is written
+                *(callbacks or ()),
+            ],
             verbose=verbose,
         )
         rd.write_file_atomic("model.keras", model.save)

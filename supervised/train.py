@@ -1,19 +1,14 @@
-"""The supervised tasks: their config, data for Keras ``fit``, models and evaluation.
+"""The supervised tasks: their config, their data for Keras ``fit`` and their compiled models.
 
 Training runs through the application's trainer and run directory
-(:mod:`catchrl.supervised_train`, ``catchrl supervised train``).
-
-The whole training set is held in memory as uint8 frame stacks up to
-:data:`IN_MEMORY_BYTES` (beyond that a ``tf.data`` pipeline builds them batch by
-batch); the train step is XLA-compiled per :data:`JIT_COMPILE` (measured:
-``docs/supervised_results.md``). With a GPU, models are built under
-``mixed_float16`` (outputs float32) with 8x larger batches.
+(:mod:`catchrl.supervised_train`, ``catchrl supervised train``). With a GPU,
+models are built under ``mixed_float16`` (outputs float32) with 8x larger batches.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import keras
 import numpy as np
@@ -39,9 +34,6 @@ from catchrl.supervised.sequence import (
     sequence_arrays,
 )
 
-if TYPE_CHECKING:
-    import tensorflow as tf
-
 TASKS = ("perception", "sequence", "imitation")
 DEFAULT_ARCH = {"perception": "small", "sequence": "gru", "imitation": "small"}
 DATA_KINDS = {
@@ -55,7 +47,7 @@ JIT_COMPILE = {"perception": True, "imitation": True, "sequence": False}
 """XLA for the train step, per task: it pays for the CNNs on the CPU, not for the GRU/LSTM
 (``docs/supervised_results.md``)."""
 IN_MEMORY_BYTES = 4 << 30
-"""Largest training + validation set held in memory as arrays (else a ``tf.data`` pipeline)."""
+"""Largest set of frame stacks held in memory as arrays (else :class:`FrameStacks`)."""
 
 
 @dataclass(frozen=True)
@@ -145,27 +137,85 @@ def setup_device() -> dict[str, Any]:
     }
 
 
-@dataclass
-class FitData:
-    """What ``fit`` trains on: arrays (in memory) or ``tf.data`` pipelines, and sizes."""
+def split_games(
+    num_games: int, val_fraction: float, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(num_games)
+    n_val = round(num_games * val_fraction)
+    if val_fraction > 0 and n_val == 0:
+        n_val = 1
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
 
-    train: Any
-    val: Any
-    n_train: int
-    arrays: bool
 
-    def fit_kwargs(self, batch: int) -> dict[str, Any]:
-        """The data arguments of ``model.fit``."""
-        if self.arrays:
-            x, y = self.train
-            return {
-                "x": x,
-                "y": y,
-                "batch_size": batch,
-                "shuffle": True,
-                "validation_data": self.val,
-            }
-        return {"x": self.train, "validation_data": self.val, "shuffle": False}
+def all_stacks(
+    ds: GameDataset, last: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every observation's frame stack ``[G * steps, S, S, stack]`` with its game and step."""
+    assert ds.frames is not None
+    g, t = np.meshgrid(np.arange(ds.num_games), np.arange(last or ds.steps + 1), indexing="ij")
+    g, t = g.ravel(), t.ravel()
+    return frame_stacks(ds.frames, g, t, ds.config.frame_stack), g, t
+
+
+class FrameStacks(keras.utils.PyDataset):
+    """Batches ``(frame stacks uint8 [B, S, S, stack], targets [B, ...])`` built per batch.
+
+    For datasets too large to hold as stacks (4 copies of every frame).
+
+    Args:
+        ds: A dataset with frames.
+        targets: Per-observation labels ``[G, steps, ...]``.
+        games: Game indices to use.
+        steps: Observations ``0 .. steps - 1`` of each game.
+        batch_size: Batch size.
+        shuffle: Reshuffle before every epoch, from ``numpy.random.default_rng(seed)``.
+        seed: The shuffle's seed.
+
+    """
+
+    def __init__(
+        self,
+        ds: GameDataset,
+        targets: np.ndarray,
+        games: np.ndarray,
+        steps: int,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        g, t = np.meshgrid(games, np.arange(steps), indexing="ij")
+        self.index = np.stack([g.ravel(), t.ravel()], axis=1)  # [N, 2]: game, step
+        self.ds, self.targets, self.batch_size = ds, targets, batch_size
+        self.rng = np.random.default_rng(seed) if shuffle else None
+        self.on_epoch_end()
+
+    def __len__(self) -> int:
+        return -(-len(self.index) // self.batch_size)
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        g, t = self.index[i * self.batch_size : (i + 1) * self.batch_size].T
+        assert self.ds.frames is not None
+        x = frame_stacks(self.ds.frames, g, t, self.ds.config.frame_stack)
+        return x, self.targets[g, t]
+
+    def on_epoch_end(self) -> None:
+        """Reshuffle (when shuffling)."""
+        if self.rng is not None:
+            self.rng.shuffle(self.index)
+
+
+def _frame_targets(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray, int]:
+    """A frame task's labels ``[G, steps, ...]`` and its observations per game.
+
+    Imitation leaves out the last observation: no action is taken there.
+    """
+    if cfg.task == "perception":
+        return perception_targets(ds.params, ds.states), ds.steps + 1
+    return ds.oracle_actions.astype(np.int32), ds.steps
 
 
 def _sequence_inputs(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray, ...]:
@@ -177,33 +227,14 @@ def _sequence_inputs(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray
                 f"{cfg.data}: training on perceived states needs a dataset with frames "
                 "(kind frames or expert)"
             )
-        model = keras.models.load_model(cfg.perception)
         x, _, _ = all_stacks(ds)
-        perceived = perceive(model, x).reshape(ds.num_games, ds.steps + 1, -1)
+        perceived = perceive(keras.models.load_model(cfg.perception), x)
+        perceived = perceived.reshape(ds.num_games, ds.steps + 1, -1)
     return sequence_arrays(ds, cfg.window, perceived)
-
-
-def all_stacks(
-    ds: GameDataset, last: int | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every observation's frame stack ``[G * steps, S, S, stack]`` with its game and step."""
-    assert ds.frames is not None
-    steps = last or ds.steps + 1
-    g, t = np.meshgrid(np.arange(ds.num_games), np.arange(steps), indexing="ij")
-    g, t = g.ravel(), t.ravel()
-    return frame_stacks(ds.frames, g, t, ds.config.frame_stack), g, t
 
 
 def fit_arrays(cfg: SupervisedConfig, ds: GameDataset) -> tuple[Any, Any]:
     """Training and validation data of ``cfg`` in memory: ``((x, y), (x, y) or None)``."""
-    data = fit_data(cfg, ds, 0, in_memory=True)
-    return data.train, data.val
-
-
-def fit_data(
-    cfg: SupervisedConfig, ds: GameDataset, batch: int, in_memory: bool = False
-) -> FitData:
-    """The training and validation data: in memory when it fits, else ``tf.data``."""
     train_g, val_g = split_games(ds.num_games, cfg.val_fraction, cfg.seed)
     if cfg.task == "sequence":
         x, landing, caught = _sequence_inputs(cfg, ds)
@@ -212,27 +243,34 @@ def fit_data(
             ys = {"landing_x": landing[games].reshape(-1, 1), "catch": caught[games].reshape(-1, 1)}
             return x[games].reshape(-1, cfg.window, x.shape[-1]), ys
 
-        val = rows(val_g) if len(val_g) else None
-        return FitData(rows(train_g), val, len(train_g) * x.shape[1], arrays=True)
-    if cfg.task == "perception":
-        targets, last = perception_targets(ds.params, ds.states), None
     else:
-        targets, last = ds.oracle_actions.astype(np.int32), ds.steps
-    per_game = last or targets.shape[1]
-    assert ds.frames is not None
-    stack_bytes = ds.num_games * per_game * ds.frames[0, 0].size * ds.config.frame_stack
-    if in_memory or stack_bytes <= IN_MEMORY_BYTES:
+        targets, steps = _frame_targets(cfg, ds)
+        assert ds.frames is not None
 
         def rows(games: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            g, t = np.meshgrid(games, np.arange(per_game), indexing="ij")
+            g, t = np.meshgrid(games, np.arange(steps), indexing="ij")
             g, t = g.ravel(), t.ravel()
             return frame_stacks(ds.frames, g, t, ds.config.frame_stack), targets[g, t]
 
-        val = rows(val_g) if len(val_g) else None
-        return FitData(rows(train_g), val, len(train_g) * per_game, arrays=True)
-    train = tf_frame_dataset(ds, targets, train_g, last, batch, shuffle=True, seed=cfg.seed)
-    val = tf_frame_dataset(ds, targets, val_g, last, batch, shuffle=False) if len(val_g) else None
-    return FitData(train, val, len(train_g) * per_game, arrays=False)
+    return rows(train_g), (rows(val_g) if len(val_g) else None)
+
+
+def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[str, Any], int]:
+    """``model.fit``'s data arguments and the number of training samples.
+
+    Arrays in memory when the frame stacks fit in :data:`IN_MEMORY_BYTES`, else
+    :class:`FrameStacks`.
+    """
+    if cfg.task != "sequence":
+        targets, steps = _frame_targets(cfg, ds)
+        stack_bytes = ds.states.shape[0] * steps * ds.config.frame_size**2 * ds.config.frame_stack
+        if stack_bytes > IN_MEMORY_BYTES:
+            train_g, val_g = split_games(ds.num_games, cfg.val_fraction, cfg.seed)
+            train = FrameStacks(ds, targets, train_g, steps, batch, shuffle=True, seed=cfg.seed)
+            val = FrameStacks(ds, targets, val_g, steps, batch) if len(val_g) else None
+            return {"x": train, "validation_data": val}, len(train.index)
+    (x, y), val = fit_arrays(cfg, ds)
+    return {"x": x, "y": y, "batch_size": batch, "shuffle": True, "validation_data": val}, len(x)
 
 
 def build_model(cfg: SupervisedConfig, ds: GameDataset, compiled: bool = True) -> keras.Model:
@@ -274,75 +312,3 @@ def build_model(cfg: SupervisedConfig, ds: GameDataset, compiled: bool = True) -
             **speed,
         )
     return model
-
-
-def split_games(
-    num_games: int, val_fraction: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    order = np.random.default_rng(seed).permutation(num_games)
-    n_val = round(num_games * val_fraction)
-    if val_fraction > 0 and n_val == 0:
-        n_val = 1
-    return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def tf_frame_dataset(
-    ds: GameDataset,
-    targets: np.ndarray,
-    games: np.ndarray | None = None,
-    last_step: int | None = None,
-    batch_size: int = 64,
-    shuffle: bool = True,
-    seed: int = 0,
-    repeat: bool = False,
-) -> tf.data.Dataset:
-    """Build a ``tf.data`` pipeline of ``(frame stacks uint8 [B, S, S, stack], targets[B, ...])``.
-
-    Stacks are assembled from the per-step frames batch by batch, so the
-    dataset never holds 4 copies of a frame. Shuffled (per epoch), batched,
-    prefetched.
-
-    Args:
-        ds: A dataset with frames.
-        targets: ``[G, T + 1, ...]`` (or ``[G, T, ...]``) per-observation labels.
-        games: Game indices to use (default: all).
-        last_step: Use observations ``0 .. last_step - 1`` (default: all of ``targets``).
-        batch_size: Batch size.
-        shuffle: Reshuffle every epoch.
-        seed: Shuffle seed.
-        repeat: Repeat forever.
-
-    """
-    import tensorflow as tf
-
-    if ds.frames is None:
-        raise DatasetError(f"a {ds.config.kind!r} dataset has no frames")
-    games = np.arange(ds.num_games) if games is None else np.asarray(games)
-    steps = targets.shape[1] if last_step is None else last_step
-    gi, ti = np.meshgrid(games, np.arange(steps), indexing="ij")
-    index = np.stack([gi.ravel(), ti.ravel()], axis=1).astype(np.int64)  # [N, 2]
-    frames, stack = ds.frames, ds.config.frame_stack
-    size = ds.config.frame_size
-    target_shape = targets.shape[2:]
-    target_dtype = tf.as_dtype(targets.dtype)
-
-    def gather(idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = frame_stacks(frames, idx[:, 0], idx[:, 1], stack)
-        return x, targets[idx[:, 0], idx[:, 1]]
-
-    def tf_gather(idx: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        x, y = tf.numpy_function(gather, [idx], (tf.uint8, target_dtype))
-        x.set_shape((None, size, size, stack))
-        y.set_shape((None, *target_shape))
-        return x, y
-
-    data = tf.data.Dataset.from_tensor_slices(index)
-    if shuffle:
-        data = data.shuffle(len(index), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        data = data.repeat()
-    data = data.batch(batch_size).map(tf_gather, num_parallel_calls=tf.data.AUTOTUNE)
-    return data.prefetch(tf.data.AUTOTUNE)

@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 from catchrl.supervised.datasets import load_dataset
 
 
@@ -64,3 +66,15 @@ def test_supervised_train_in_a_fresh_process_writes_tensorboard_events(
     done = catchrl_process(*argv, "--epochs", "1", "--quiet", timeout=240)
     assert done.returncode == 0, done.stderr
     assert list((run / "tb" / "train").glob("events.out.tfevents.*")), done.stdout
+
+
+def test_a_bad_dataset_is_one_line_and_leaves_no_run_folder(tmp_path, cli):
+    data, run = tmp_path / "nan.npz", tmp_path / "run"
+    cli("data", "make", "--kind", "trajectories", "--games", "3", "--out", data)
+    with np.load(data) as f:
+        arrays = dict(f)
+    arrays["rewards"][0, 0] = np.nan
+    np.savez_compressed(data, **arrays)
+    code, _, err = cli("supervised", "train", "sequence", "--data", data, "--run-dir", run)
+    assert code == 2 and err.count("\n") == 1 and str(data) in err and "nan" in err
+    assert not run.exists()

@@ -12,7 +12,7 @@ from catchrl.envs import CatchParams, CatchVectorEnv, FrameRenderer
 from catchrl.envs.observations import state_features
 from catchrl.supervised import datasets as D
 from catchrl.supervised.sequence import landing_targets
-from catchrl.supervised.train import split_games, tf_frame_dataset
+from catchrl.supervised.train import FrameStacks, split_games
 
 
 def test_frames_equal_a_rerender_of_their_labels(drift_frames_ds):
@@ -151,20 +151,22 @@ def test_split_games_is_disjoint_and_complete():
     assert sorted([*train, *val]) == list(range(50))
 
 
-def test_tf_pipeline_yields_the_stacks_and_targets(frames_ds):
+def test_frame_stacks_yield_the_stacks_and_targets(frames_ds):
     targets = D.perception_targets(frames_ds.params, frames_ds.states)
     games = np.array([2, 7])
-    data = tf_frame_dataset(frames_ds, targets, games, batch_size=16, shuffle=False)
-    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in data], strict=False)
+    data = FrameStacks(frames_ds, targets, games, 34, batch_size=16)
+    assert len(data) == 5  # 68 observations
+    xs, ys = zip(*[data[i] for i in range(len(data))], strict=True)
     x, y = np.concatenate(xs), np.concatenate(ys)
     assert x.dtype == np.uint8 and x.shape == (2 * 34, 80, 80, 4)
     g = np.repeat(games, 34)
     t = np.tile(np.arange(34), 2)
     np.testing.assert_array_equal(x, D.frame_stacks(frames_ds.frames, g, t))
     np.testing.assert_array_equal(y, targets[g, t])
-    shuffled = tf_frame_dataset(frames_ds, targets, games, batch_size=200, shuffle=True)
-    ((_xs2, ys2),) = list(shuffled)
-    assert sorted(map(tuple, ys2.numpy())) == sorted(map(tuple, y))
+    shuffled = FrameStacks(frames_ds, targets, games, 34, batch_size=200, shuffle=True)
+    (_, first), (_, second) = shuffled[0], (shuffled.on_epoch_end(), shuffled[0])[1]
+    assert sorted(map(tuple, first)) == sorted(map(tuple, y))
+    assert not np.array_equal(first, second)  # reshuffled for the next epoch
 
 
 # --- checked at the door --------------------------------------------------------

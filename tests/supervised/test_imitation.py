@@ -71,7 +71,7 @@ def test_expert_state_games_and_exploration():
 
 def test_learning_to_imitate_beats_the_majority_class():
     from catchrl.supervised.datasets import make_dataset
-    from catchrl.supervised.train import tf_frame_dataset
+    from catchrl.supervised.train import FrameStacks
 
     keras.utils.set_random_seed(0)
     ds = make_dataset("expert", games=20, seed=7)
@@ -83,12 +83,12 @@ def test_learning_to_imitate_beats_the_majority_class():
         metrics=["accuracy"],
     )
     model.fit(
-        tf_frame_dataset(ds, targets, np.arange(16), ds.steps, batch_size=32),
+        FrameStacks(ds, targets, np.arange(16), ds.steps, 32, shuffle=True),
         epochs=5,
         verbose=0,
         shuffle=False,
     )
-    val = tf_frame_dataset(ds, targets, np.arange(16, 20), ds.steps, shuffle=False)
+    val = FrameStacks(ds, targets, np.arange(16, 20), ds.steps, 64)
     _, accuracy = model.evaluate(val, verbose=0)
     labels = targets[16:, :-1]
     majority = np.bincount(labels.ravel()).max() / labels.size

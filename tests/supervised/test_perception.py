@@ -7,7 +7,7 @@ from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 from catchrl.envs import CatchEnv, CatchParams
 from catchrl.supervised import datasets as D
 from catchrl.supervised import perception as P
-from catchrl.supervised.train import tf_frame_dataset
+from catchrl.supervised.train import FrameStacks
 
 
 def test_unknown_architecture_names_the_valid_ones():
@@ -129,7 +129,7 @@ def trained_small():
     model = P.build_perception_model("small", ds.params)
     loss = P.PixelMSE(P.pixel_units(ds.params).tolist())
     model.compile(keras.optimizers.Adam(3e-3), loss, jit_compile=True)
-    data = tf_frame_dataset(ds, targets, batch_size=32, seed=0)
+    data = FrameStacks(ds, targets, np.arange(ds.num_games), 34, 32, shuffle=True)
     model.fit(data, epochs=8, verbose=0, shuffle=False)
     return model
 

@@ -273,3 +273,19 @@ def test_bad_configs_and_data(data_files, tmp_path):
         T.SupervisedConfig("sequence", "x.npz", arch="small")
     with pytest.raises(DatasetError, match="expected 'frames or expert'"):
         train(T.SupervisedConfig("perception", str(data_files / "traj.npz")), tmp_path / "r")
+
+
+def test_a_set_too_large_for_memory_streams_its_frame_stacks(tmp_path, data_files, monkeypatch):
+    from catchrl.supervised.datasets import load_dataset
+
+    cfg = T.SupervisedConfig("imitation", str(data_files / "frames.npz"), epochs=1)
+    ds = load_dataset(cfg.data)
+    monkeypatch.setattr(T, "IN_MEMORY_BYTES", 0)
+    data, n_train = T.fit_data(cfg, ds, 32)
+    train_g, _ = T.split_games(ds.num_games, cfg.val_fraction, cfg.seed)
+    assert isinstance(data["x"], T.FrameStacks) and n_train == len(train_g) * 33
+    (_, y), _ = T.fit_arrays(cfg, ds)
+    labels = np.concatenate([data["x"][i][1] for i in range(len(data["x"]))])
+    assert sorted(labels.tolist()) == sorted(y.tolist())  # the same samples, shuffled
+    out = train(cfg, tmp_path / "run", verbose=0)
+    assert len(out.history["loss"]) == 1
