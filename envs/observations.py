@@ -57,15 +57,20 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     Float32, 1 on the ball's and the paddle's cells; parts off the board are cut off.
     """
     p, one = params, np.ndim(ball_x) == 0
-    bx, by, px = (np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (ball_x, ball_y, paddle_x))
+    bx, by, px = (np.reshape(a, (-1, 1)) for a in (ball_x, ball_y, paddle_x))  # [N, 1]
     boards = np.zeros((len(bx), p.height, p.width), dtype=np.float32)
-    flat, first = boards.reshape(-1), np.arange(len(bx)) * p.height
-    ball, paddle = (p.ball_size, p.ball_size), (p.paddle_width, p.paddle_height)
-    for x, y, (w, h) in ((bx, by, ball), (px, p.paddle_y, paddle)):
-        rows, cols = y + np.arange(h)[:, None], x + np.arange(w)[:, None]  # [h, N], [w, N]
-        cells = (first + rows)[:, None] * p.width + cols  # [h, w, N]
-        inside = (rows.view(np.uint64) < p.height)[:, None] & (cols.view(np.uint64) < p.width)
-        flat[cells if inside.all() else cells[inside]] = 1.0
+    # A cell c lies in [lo, lo + n) when c - lo, as unsigned, is below n; the paddle's rows
+    # lie on the board, a ball's may not.
+    paddle_cols = (np.arange(p.width) - px).view(np.uint64) < p.paddle_width  # [N, width]
+    boards[:, p.paddle_y : p.paddle_y + p.paddle_height] = paddle_cols[:, None, :]
+    span = np.arange(p.ball_size)
+    rows, cols = by + span, bx + span  # [N, ball_size] each
+    inside = (rows.view(np.uint64) < p.height)[:, :, None] & (cols.view(np.uint64) < p.width)[
+        :, None
+    ]
+    first = np.arange(len(bx))[:, None] * p.height
+    cells = ((first + rows) * p.width)[:, :, None] + cols[:, None, :]  # [N, ball_size, ball_size]
+    boards.reshape(-1)[cells if inside.all() else cells[inside]] = 1.0
     return boards[0] if one else boards
 
 

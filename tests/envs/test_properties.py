@@ -21,6 +21,7 @@ from catchrl.envs.core import (
     step_batch,
     step_state,
 )
+from catchrl.envs.observations import grid_boards
 
 # derandomize: the same examples on every run, so a failure here is never a fluke of the draw.
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
@@ -254,3 +255,22 @@ def test_n_single_envs_are_the_vector_env(params, obs_type, frame, n, seed, data
                 o, _ = env.reset()
             np.testing.assert_array_equal(obs[i], o)
             assert (reward[i], terminated[i]) == (r, t)
+
+
+@SETTINGS
+@given(
+    size=st.integers(1, 3),
+    spawn=st.sampled_from(["visible", "book"]),
+    games=st.lists(st.tuples(st.integers(0, 5), st.integers(0, 9), st.integers(0, 4)), min_size=1),
+)
+def test_grid_boards_are_the_screen_on_cells(size, spawn, games):
+    """Bsuite's board of any batch equals the full screen's lit cells, balls off the edge cut."""
+    p = CatchParams.bsuite(ball_size=size, spawn=spawn, catch_y=10 - size, paddle_width=2)
+    bx, by, px = (np.array(col) for col in zip(*games, strict=True))
+    px = np.minimum(px, p.paddle_max_x)
+    boards = grid_boards(p, bx, by, px)
+    for i in range(len(games)):
+        s = CatchState(int(bx[i]), int(by[i]), 0, int(px[i]), 1)
+        expected = (render_screen(p, s) > 0).astype(np.float32)
+        np.testing.assert_array_equal(boards[i], expected)
+        np.testing.assert_array_equal(grid_boards(p, s.ball_x, s.ball_y, s.paddle_x), expected)
