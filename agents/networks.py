@@ -8,7 +8,7 @@
 
 With ``landing_head=True`` a builder adds a second output, ``landing_x [B, 1]``
 (where the ball will land, / width), on the same trunk as the Q-values: the
-auxiliary head the DQN trains next to its TD loss (``agent.aux_landing``).
+auxiliary head the DQN trains next to its TD loss (``agent.module = "landing-head"``).
 Such a model has the outputs ``[q, landing_x]``; :func:`q_output` and
 :func:`aux_output` pick them out of any model's result.
 
@@ -21,7 +21,8 @@ is the one inference path of catchrl's Keras models.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import itertools
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import keras
@@ -41,8 +42,15 @@ __all__ = [
 ]
 
 NETWORK_KINDS = ("book", "small", "tiny", "mlp")
-TINY_BLOCK = 4
-"""Side of ``tiny``'s average pool: 80 x 80 frames become 20 x 20."""
+_CNNS = {  # pool, convolutions (filters, size, stride), dense units, initialiser
+    # The book's CNN (DeepMind's Atari network, other sizes): 80 -> 20 -> 10 -> 10, 512 units;
+    # Keras' "normal" is RandomNormal(stddev=0.05).
+    "book": (1, ((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512, "RandomNormal"),
+    # A light CNN: 80 -> 40 (the ball's 4 x 4 px become 2 x 2) -> 20 -> 10, 128 units.
+    "small": (2, ((16, 4, 2), (32, 3, 2)), 128, "HeUniform"),
+    # The cheapest that still sees every position: 80 -> 20 (block means) -> 10, 64 units.
+    "tiny": (4, ((16, 3, 2),), 64, "HeUniform"),
+}
 
 
 @keras.saving.register_keras_serializable(package="catchrl")
@@ -89,19 +97,6 @@ def has_aux_output(model: keras.Model) -> bool:
     return len(model.outputs) > 1
 
 
-class _Seeds:
-    """Distinct initialiser seeds ``seed, seed + 1, ...`` (``None`` when unseeded)."""
-
-    def __init__(self, seed: int | None) -> None:
-        self.seed = seed
-
-    def next(self) -> int | None:
-        if self.seed is None:
-            return None
-        self.seed += 1
-        return self.seed - 1
-
-
 def build_q_network(
     kind: str,
     obs_shape: tuple[int, ...],
@@ -134,7 +129,8 @@ def build_q_network(
     if kind not in NETWORK_KINDS:
         raise ValueError(f"build_q_network: unknown kind {kind!r}; choose one of {NETWORK_KINDS}")
     obs_shape = tuple(int(d) for d in obs_shape)
-    seeds = _Seeds(kwargs.pop("seed", None))
+    seed = kwargs.pop("seed", None)
+    seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
     name = kwargs.pop("name", f"q_{kind}{'_dueling' if dueling else ''}")
     if kind == "mlp":
         if len(obs_shape) not in (1, 2):
@@ -155,17 +151,14 @@ def build_q_network(
         inputs = keras.Input(obs_shape, dtype=input_dtype, name="obs")
         scale = 1.0 / 255.0 if input_dtype == "uint8" else 1.0
         x = layers.Rescaling(scale, name="scale")(inputs)
-        if kind == "tiny":  # a 4 x 4 average pool first: [B, 20, 20, C]
-            x = layers.AveragePooling2D(TINY_BLOCK, name="block_mean")(x)
-        torso = {"book": _book_torso, "small": _small_torso, "tiny": _tiny_torso}[kind]
-        x = torso(x, seeds)
+        x = _cnn_torso(x, *_CNNS[kind], seeds)
     if kwargs:
         raise TypeError(f"build_q_network: unexpected argument(s) {sorted(kwargs)}")
     init = "random_normal" if kind == "book" else "glorot_uniform"
     q = _head(x, num_actions, dueling, init, seeds)
     if landing_head:
         landing = layers.Dense(
-            1, name="landing_x", kernel_initializer=_init("GlorotUniform", seeds.next())
+            1, name="landing_x", kernel_initializer=_init("GlorotUniform", next(seeds))
         )(x)
         return keras.Model(inputs, [q, landing], name=f"{name}_aux")
     return keras.Model(inputs, q, name=name)
@@ -224,88 +217,40 @@ def _init(kind: str, seed: int | None) -> keras.initializers.Initializer:
     return keras.initializers.get({"class_name": kind, "config": {"seed": seed}})
 
 
-def _book_torso(x: Any, seeds: _Seeds) -> Any:
-    """The book's convolutions and hidden layer: [B, 80, 80, 4] -> [B, 512].
-
-    "normal" initialisation is Keras' ``RandomNormal(stddev=0.05)``; biases zero.
-    """
-    for filters, size, stride in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):  # -> 20, 10, 10
+def _cnn_torso(
+    x: Any, pool: int, convs: tuple, units: int, init: str, seeds: Iterator[int | None]
+) -> Any:
+    """Average pool, ``same``-padded ReLU convolutions, flatten (no position pooled away), dense."""
+    if pool > 1:
+        x = layers.AveragePooling2D(pool)(x)
+    for filters, size, stride in convs:
         x = layers.Conv2D(
             filters,
             size,
             strides=stride,
             padding="same",
             activation="relu",
-            kernel_initializer=_init("RandomNormal", seeds.next()),
+            kernel_initializer=_init(init, next(seeds)),
         )(x)
-    x = layers.Flatten()(x)  # [B, 6400]
-    return layers.Dense(
-        512, activation="relu", kernel_initializer=_init("RandomNormal", seeds.next())
-    )(x)
+    x = layers.Flatten()(x)
+    return layers.Dense(units, activation="relu", kernel_initializer=_init(init, next(seeds)))(x)
 
 
-def _small_torso(x: Any, seeds: _Seeds) -> Any:
-    """A light CNN: [B, 80, 80, C] -> [B, 128].
-
-    A 2 x 2 average pool first halves the frame (the ball's 4 x 4 px become
-    2 x 2, its position kept in the grey levels), then two stride-2 convolutions
-    keep a 10 x 10 map, flattened so no position is pooled away. 415,795
-    parameters (book: 3,356,835).
-    """
-    x = layers.AveragePooling2D(2)(x)  # [B, 40, 40, C]
-    for filters, size in ((16, 4), (32, 3)):  # -> 20, 10
-        x = layers.Conv2D(
-            filters,
-            size,
-            strides=2,
-            padding="same",
-            activation="relu",
-            kernel_initializer=_init("HeUniform", seeds.next()),
-        )(x)
-    x = layers.Flatten()(x)  # [B, 3200]
-    return layers.Dense(
-        128, activation="relu", kernel_initializer=_init("HeUniform", seeds.next())
-    )(x)
-
-
-def _tiny_torso(x: Any, seeds: _Seeds) -> Any:
-    """The cheapest CNN that still sees every position: [B, 80, 80, C] -> [B, 64].
-
-    A 4 x 4 average pool first (80 -> 20: the ball's 4 x 4 px become one to
-    four cells, its position kept in their grey levels, as the paddle's), one
-    stride-2 convolution to a 10 x 10 x 16 map, flattened (no position pooled
-    away) into 64 units: 103,251 parameters.
-    """
-    # x: [B, 20, 20, C], the scaled 4 x 4 block means
-    x = layers.Conv2D(
-        16,
-        3,
-        strides=2,
-        padding="same",
-        activation="relu",
-        kernel_initializer=_init("HeUniform", seeds.next()),
-    )(x)  # [B, 10, 10, 16]
-    x = layers.Flatten()(x)  # [B, 1600]
-    return layers.Dense(64, activation="relu", kernel_initializer=_init("HeUniform", seeds.next()))(
-        x
-    )
-
-
-def _mlp_torso(x: Any, hidden_units: tuple[int, ...], seeds: _Seeds) -> Any:
+def _mlp_torso(x: Any, hidden_units: tuple[int, ...], seeds: Iterator[int | None]) -> Any:
     for units in hidden_units:
         x = layers.Dense(
-            units, activation="relu", kernel_initializer=_init("HeUniform", seeds.next())
+            units, activation="relu", kernel_initializer=_init("HeUniform", next(seeds))
         )(x)
     return x
 
 
-def _head(x: Any, num_actions: int, dueling: bool, init: str, seeds: _Seeds) -> Any:
+def _head(x: Any, num_actions: int, dueling: bool, init: str, seeds: Iterator[int | None]) -> Any:
     """Q-values [B, A]: one linear layer, or a dueling value/advantage pair."""
     kind = "RandomNormal" if init == "random_normal" else "GlorotUniform"
     if not dueling:
-        return layers.Dense(num_actions, name="q", kernel_initializer=_init(kind, seeds.next()))(x)
-    value = layers.Dense(1, name="value", kernel_initializer=_init(kind, seeds.next()))(x)
+        return layers.Dense(num_actions, name="q", kernel_initializer=_init(kind, next(seeds)))(x)
+    value = layers.Dense(1, name="value", kernel_initializer=_init(kind, next(seeds)))(x)
     advantages = layers.Dense(
-        num_actions, name="advantages", kernel_initializer=_init(kind, seeds.next())
+        num_actions, name="advantages", kernel_initializer=_init(kind, next(seeds))
     )(x)
     return DuelingAggregate(name="q")([value, advantages])

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.envs.sizing import check_fits
+
 __all__ = ["ReplayMemory"]
 
 _PRIORITY_EPS = 1e-6  # keeps a zero TD error sampleable (Schaul et al., 2016)
@@ -75,7 +77,8 @@ class ReplayMemory:
         self.aux_dim = int(aux_dim)
         args = (capacity, num_envs, obs_shape, obs_dtype, frame_stack)
         kwargs = {"prioritized": prioritized, "aux_dim": aux_dim}
-        _check_fits(self.estimate_bytes(*args, **kwargs), self.capacity)
+        needed = self.estimate_bytes(*args, **kwargs)
+        check_fits(f"ReplayMemory: replay_capacity {self.capacity:,}", needed, "replay_capacity")
         self._arrays = {name: np.zeros(*spec) for name, spec in _specs(*args, **kwargs).items()}
         self._env_step = np.zeros(self.num_envs, dtype=np.int32)  # the next add's step_in_game
         self._env_fresh = np.ones(self.num_envs, dtype=bool)  # the next add starts a game
@@ -329,16 +332,3 @@ def _specs(
     shapes = ((*nc, *frame), nc, nc, nc, nc, (*nc, int(kw.get("aux_dim", 0))), nc)
     specs = {n: (s, np.dtype(d)) for n, s, d in zip(_FIELDS, shapes, dtypes, strict=True)}
     return {**specs, "priority": (nc, np.dtype(np.float64))} if kw.get("prioritized") else specs
-
-
-def _check_fits(needed: int, capacity: int) -> None:
-    """Refuse, before allocating, buffers larger than the memory the machine has available."""
-    from catchrl.envs import available_memory_bytes
-
-    available = available_memory_bytes()
-    if needed > available:
-        raise ValueError(
-            f"ReplayMemory: replay_capacity {capacity:,} needs {needed / 1e9:,.3g} GB for its "
-            f"buffers, but only {available / 1e9:,.3g} GB of memory is available; lower "
-            f"replay_capacity (about {int(capacity * available / needed):,} would fit)"
-        )
