@@ -10,13 +10,10 @@ from catchrl.commands.checks import check_range
 
 EPILOG = """examples:
   catchrl plot runs/dqn-pixels-20261122-150000              # -> RUN/curves.png
-  catchrl plot runs/a runs/b --out compare.png              # several runs, one figure
-  catchrl plot runs/dqn runs/sb3-ppo --out race.png         # Keras DQN and SB3 side by side
+  catchrl plot runs/dqn runs/sb3-ppo --out compare.png      # several runs, one figure
 
-Panels: win rate vs games (training, greedy evaluations as dots, the final test
-evaluation as a star, with 95 % intervals), win rate vs wall time, the loss
-(linear, or symmetric-log when it spans orders of magnitude: zeros and negative
-losses stay visible) and ε for the algorithms that have one.
+Panels: win rate vs games and vs training seconds (training, validation dots, the kept
+model's test as a star, with 95 % intervals), the loss, and ε where the algorithm has one.
 """
 
 
@@ -36,13 +33,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Draw win rate, loss and ε vs games and win rate vs wall time; write the PNG."""
+    """Write the PNG of :func:`catchrl.plots.plot_runs`."""
     from catchrl.plots import save_plot
 
     check_range("--window", args.window, 1, note="games in the moving win rate")
     out = args.out or (args.runs[0] / "curves.png")
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {str(out.parent)!r} does not exist")
-    save_plot(args.runs, out, args.window)
-    print(f"wrote {out}")
+    print(f"wrote {save_plot(args.runs, out, args.window)}")
     return 0

@@ -1,9 +1,8 @@
 """``catchrl plot``: the loss axis keeps zeros and negative losses, ε only where the algorithm
-has one, evaluations and the final evaluation marked, DQN and SB3 runs in one figure.
+has one, evaluations and the kept model's test marked, DQN and SB3 runs in one figure.
 
-The run directories are written here in the run loop's own formats (``metrics_row``,
-``to_toml``, the evaluation records) with known values, so the figure can be checked
-against them; ``tests/app/test_train_cli.py`` and ``test_sb3_cli.py`` plot real runs.
+The run directories are written in the run loop's formats with known values, so the figure
+can be checked against them; ``test_train_cli.py`` and ``test_sb3_cli.py`` plot real runs.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import numpy as np
 import pytest
 
 from catchrl.cli import main
-from catchrl.plots import RunCurves, loss_scale, plot_runs
+from catchrl.plots import loss_scale, plot_runs, read_curves
 
 pytest.importorskip("matplotlib")
 
@@ -78,7 +77,7 @@ def test_loss_axis_is_linear_or_symlog(losses: list[np.ndarray], scale: str) -> 
 
 
 def test_dqn_and_sb3_side_by_side(runs: dict[str, Path]) -> None:
-    fig = plot_runs([RunCurves.read(runs["dqn"]), RunCurves.read(runs["sb3-ppo"])], window=50)
+    fig = plot_runs([read_curves(runs["dqn"]), read_curves(runs["sb3-ppo"])], window=50)
     ax_win, ax_time, ax_loss, ax_eps = fig.axes
     labels = ax_win.get_legend().get_texts()
     assert {"keras (dqn)", "ppo (sb3-ppo)"} <= {t.get_text() for t in labels}
@@ -93,7 +92,7 @@ def test_dqn_and_sb3_side_by_side(runs: dict[str, Path]) -> None:
     assert np.all(np.asarray(curves[0].get_ydata()) == 0.5)
     eps_legend = [t.get_text() for t in ax_eps.get_legend().get_texts()]
     assert "ppo (sb3-ppo): no ε (stochastic policy)" in eps_legend
-    # Evaluations: three dots per run at their games; the final one a star at the last game.
+    # Evaluations: three dots per run at their games; the test a star at the last game.
     for ax, last_x in ((ax_win, GAMES), (ax_time, GAMES / 10)):
         dots = [line for line in ax.get_lines() if line.get_marker() == "o"]
         stars = [line for line in ax.get_lines() if line.get_marker() == "*"]
@@ -107,7 +106,7 @@ def test_dqn_and_sb3_side_by_side(runs: dict[str, Path]) -> None:
 
 
 def test_linear_loss_axis_when_losses_are_alike(runs: dict[str, Path]) -> None:
-    fig = plot_runs([RunCurves.read(runs["sb3-ppo"])])
+    fig = plot_runs([read_curves(runs["sb3-ppo"])])
     ax_loss, ax_eps = fig.axes[2], fig.axes[3]
     assert ax_loss.get_yscale() == "linear"
     assert not [line for line in ax_eps.get_lines() if len(line.get_xdata())]

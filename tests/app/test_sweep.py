@@ -205,7 +205,10 @@ def _run(study, name, lr, seed, test, steps, model="best.keras"):
     (run / "metrics.tsv").write_text(
         "\t".join(METRIC_COLUMNS) + "\n" + "\t".join(str(row[c]) for c in METRIC_COLUMNS) + "\n"
     )
-    evals = [{"steps": steps // 2, "win_rate": 0.5}, {"steps": steps, "win_rate": test}]
+    evals = [
+        {"steps": s, "wall_time": s / 1000, "train_cpu_s": s / 2000, "win_rate": w}
+        for s, w in ((steps // 2, 0.5), (steps, test))
+    ]
     (run / "evals.json").write_text(json.dumps(evals))
     (run / "eval.json").write_text(json.dumps({"model": model, "win_rate": test, "games": 200}))
 
@@ -221,15 +224,15 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
     _run(study, "t005-seed0", 1e-3, 0, 0.99, 9000)  # TPE proposed a setting again: a repeat
     rows = summarize(study)
     assert [r["label"] for r in rows] == ["agent.lr=0.001", "agent.lr=0.0003"]
-    assert rows[0]["iqm"] == pytest.approx(0.98) and rows[0]["steps"] == pytest.approx(10000)
+    assert rows[0]["iqm"] == pytest.approx(0.98) and rows[0]["reached"] == 1  # 99 %: seed 0
     assert rows[0]["low"] <= 0.98 <= rows[0]["high"]
     table = (study / "summary.md").read_text()
     assert "6/6 trials" in table and "tensorboard --logdir" in table
     assert "1 trials repeated a setting and seed already run: counted once." in table
-    assert (
-        "| agent.lr=0.001 | 3 | 98.0 [97.0, 99.0] | 99.0 97.0 98.0 | 10000 | best.keras |" in table
-    )
-    assert "| agent.lr=0.0003 | 2 | 70.0 [50.0, 90.0] | 50.0 90.0 | 20000 | model.keras |" in table
+    assert "| agent.lr=0.001 | 1/3 | never [never, never], never |" in table
+    assert table.rstrip().endswith("| 70.0 [50.0, 90.0] |")  # agent.lr=0.0003, 2 seeds
+    assert "kept model (best.keras, model.keras)" in table
+    assert (study / "summary.csv").read_text().count("\n") == 1 + 5
     png = (study / "summary.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 

@@ -1,0 +1,149 @@
+"""Statistics over seeds, for ``catchrl bench agents|modules`` and a study's summary.
+
+Per group of runs (a contender, a setting): the share of seeds whose validation win
+rate reached the target; the median, interquartile range and worst seed of the env
+steps, training seconds and training CPU seconds to get there (a seed that never got
+there counts as infinite, so it cannot flatter its group by dropping out); and the
+interquartile mean (IQM) of the kept model's test win rate with a 95 % bootstrap CI
+(rliable's stratified bootstrap, one task: ``scipy.stats.bootstrap``, percentile).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["COSTS", "format_table", "iqm_ci", "read_run", "summarize", "to_target", "write_csv"]
+
+COSTS = {"steps": "steps", "wall_time": "training s", "train_cpu_s": "CPU s"}
+"""The costs to the target: their key in an evaluation record (``evals.json``), their name."""
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """A run's figures from its directory: config, evaluations, the kept model's test."""
+    from catchrl.config import load_run_config
+    from catchrl.rundir import RunDir
+
+    def read(name: str) -> Any:
+        path = run_dir / name
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    evals, test = read("evals.json") or [], read("eval.json")
+    metrics = RunDir(run_dir).read_metrics()
+    cfg = load_run_config(run_dir / "config.toml")
+    return {
+        "name": run_dir.name,
+        "config": cfg,
+        "seed": cfg.run.seed,
+        "steps": int(metrics["steps"][-1]) if len(metrics["steps"]) else 0,
+        "evaluations": evals,
+        "val_win_rate": evals[-1]["win_rate"] if evals else 0.0,
+        "test_win_rate": test["win_rate"] if test else None,
+        "test_games": test["games"] if test else None,
+        "model": test["model"] if test else None,
+    }
+
+
+def to_target(evaluations: Sequence[dict[str, Any]], target: float) -> dict[str, float]:
+    """The costs of the first evaluation at or above ``target`` (all infinite: never)."""
+    for e in evaluations:
+        if e["win_rate"] >= target:
+            return {key: float(e[key]) for key in COSTS}
+    return dict.fromkeys(COSTS, math.inf)
+
+
+def _percentile(ordered: Sequence[float], q: float) -> float:
+    """Linear-interpolated percentile (``q`` in [0, 1]); infinite if it leans on a never."""
+    pos = q * (len(ordered) - 1)
+    low, high = ordered[math.floor(pos)], ordered[math.ceil(pos)]
+    return math.inf if math.isinf(high) else low + (high - low) * (pos - math.floor(pos))
+
+
+def iqm_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
+    """Interquartile mean and its 95 % bootstrap interval (None with one seed)."""
+    import numpy as np
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    iqm = float(stats.trim_mean(x, 0.25))
+    if len(x) < 2:
+        return iqm, None, None
+    if np.ptp(x) == 0:  # every seed alike: scipy cannot bootstrap a constant
+        return iqm, iqm, iqm
+    ci = stats.bootstrap(
+        (x,),
+        lambda a, axis: stats.trim_mean(a, 0.25, axis=axis),
+        n_resamples=10_000,
+        confidence_level=0.95,
+        method="percentile",
+        rng=0,
+    ).confidence_interval
+    return iqm, float(ci.low), float(ci.high)
+
+
+def summarize(runs: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
+    """One group's figures: seeds, reached, each cost's quartiles and worst, the test IQM."""
+    costs = [to_target(r["evaluations"], target) for r in runs]
+    row: dict[str, Any] = {
+        "seeds": len(runs),
+        "reached": sum(math.isfinite(c["steps"]) for c in costs),
+    }
+    for key in COSTS:
+        ordered = sorted(c[key] for c in costs)
+        row[key] = {
+            "q25": _percentile(ordered, 0.25),
+            "median": _percentile(ordered, 0.5),
+            "q75": _percentile(ordered, 0.75),
+            "worst": ordered[-1],
+        }
+    row["iqm"], row["low"], row["high"] = iqm_ci([r["test_win_rate"] for r in runs])
+    return row
+
+
+def _number(value: float, digits: int) -> str:
+    return "never" if math.isinf(value) else f"{value:,.{digits}f}"
+
+
+def format_table(rows: Sequence[tuple[str, dict[str, Any]]], target: float, what: str) -> str:
+    """A Markdown table, one line per ``(label, summarize(...))``; ``what`` heads the labels."""
+    goal = f"{100 * target:g} %"
+    head = [what, f"seeds at {goal}"]
+    head += [f"{name} to {goal}: median [IQR], worst" for name in COSTS.values()]
+    head.append("test win rate %: IQM [95 % CI]")
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for label, row in rows:
+        cells = [label, f"{row['reached']}/{row['seeds']}"]
+        for key, digits in zip(COSTS, (0, 1, 1), strict=True):
+            q = row[key]
+            quartiles = f"[{_number(q['q25'], digits)}, {_number(q['q75'], digits)}]"
+            cells.append(
+                f"{_number(q['median'], digits)} {quartiles}, {_number(q['worst'], digits)}"
+            )
+        interval = (
+            "" if row["low"] is None else f" [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
+        )
+        cells.append(f"{100 * row['iqm']:.1f}{interval}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_csv(
+    path: Path,
+    groups: Sequence[tuple[str, Sequence[dict[str, Any]]]],
+    target: float,
+    extra: Sequence[str] = (),
+) -> None:
+    """One line per seed: group, run, costs to ``target`` (empty: never), test, ``extra`` keys."""
+    with path.open("w", newline="", encoding="utf-8") as f:
+        out = csv.writer(f)
+        out.writerow(["group", "run", "seed", *COSTS, "test_win_rate", "model", *extra])
+        for label, runs in groups:
+            for r in runs:
+                costs = to_target(r["evaluations"], target).values()
+                figures = [c if math.isfinite(c) else "" for c in costs]
+                figures += [r["test_win_rate"], r["model"], *(r[key] for key in extra)]
+                out.writerow([label, r["name"], r["seed"], *figures])

@@ -1,0 +1,73 @@
+"""The seed statistics (catchrl.stats) and ``catchrl bench agents`` end to end on a tiny budget."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from catchrl.cli import main
+from catchrl.stats import format_table, summarize, write_csv
+
+
+def _run(seed: int, curve: list[tuple[int, float]], test: float) -> dict:
+    """A run with evaluations at ``curve``'s (steps, win rate); 10 s, 5 CPU s per 1k steps."""
+    evals = [
+        {"steps": s, "wall_time": s / 100, "train_cpu_s": s / 200, "win_rate": w} for s, w in curve
+    ]
+    return {
+        "name": f"r{seed}",
+        "seed": seed,
+        "evaluations": evals,
+        "test_win_rate": test,
+        "model": "best.keras",
+        "peak_rss_mib": 100.0,
+    }
+
+
+def test_a_seed_that_never_reaches_the_target_counts_as_infinite(tmp_path):
+    runs = [
+        _run(0, [(1000, 0.5), (3000, 0.995)], 0.99),
+        _run(1, [(1000, 0.2), (5000, 0.99)], 0.98),
+        _run(2, [(2000, 0.97), (9000, 0.98)], 0.90),  # never at 99 %
+    ]
+    row = summarize(runs, 0.99)
+    assert row["seeds"] == 3 and row["reached"] == 2
+    # Steps to 99 % are 3000, 5000 and never: the median is 5000, not 4000 (the two that
+    # got there), the upper quartile and the worst seed are "never".
+    assert row["steps"] == {"q25": 4000.0, "median": 5000.0, "q75": math.inf, "worst": math.inf}
+    assert row["wall_time"]["median"] == 50.0 and row["train_cpu_s"]["q25"] == 20.0
+    assert row["low"] <= row["iqm"] <= row["high"]
+    assert summarize(runs[:2], 0.99)["steps"]["median"] == 4000.0
+    table = format_table([("dqn", row)], 0.99, "contender")
+    assert "| dqn | 2/3 | 5,000 [4,000, never], never | 50.0 [40.0, never], never |" in table
+    write_csv(tmp_path / "seeds.csv", [("dqn", runs)], 0.99, extra=["peak_rss_mib"])
+    with (tmp_path / "seeds.csv").open() as f:
+        lines = list(csv.DictReader(f))
+    assert [line["steps"] for line in lines] == ["3000.0", "5000.0", ""]
+    assert lines[2]["test_win_rate"] == "0.9" and lines[2]["peak_rss_mib"] == "100.0"
+
+
+def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path, capsys):
+    pytest.importorskip("stable_baselines3")
+    out = tmp_path / "race"
+    argv = ["bench", "agents", "--agents", "catchrl-dqn", "sb3-dqn", "--obs", "state"]
+    argv += ["--seeds", "0", "1", "--state-steps", "1100", "--eval-every", "8"]
+    argv += ["--eval-games", "20", "--out", str(out)]
+    assert main(argv) == 0
+    printed = capsys.readouterr()
+    assert printed.out.startswith("| contender | seeds at 99 % |")
+    for group in ("catchrl-dqn (state)", "sb3-dqn (state)"):
+        assert f"| {group} |" in printed.out
+    with (out / "race.csv").open() as f:
+        seeds = list(csv.DictReader(f))
+    groups = [(s["group"], s["seed"]) for s in seeds]
+    assert sorted(groups) == [
+        (g, seed) for g in ("catchrl-dqn (state)", "sb3-dqn (state)") for seed in "01"
+    ]
+    for seed in seeds:  # the kept model, picked on two validation evaluations, on the test
+        assert seed["model"].startswith("best.") and 0 <= float(seed["test_win_rate"]) <= 1
+        assert 50 < float(seed["peak_rss_mib"]) < 4000
+    assert (out / "race.md").read_text().startswith("| contender |")
+    assert (out / "race.png").read_bytes()[:4] == b"\x89PNG"
