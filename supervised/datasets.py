@@ -1,28 +1,17 @@
 """Labelled data from the game: frames with their true state, trajectories, expert actions.
 
-The simulator knows every position, so labels cost nothing. A dataset is a
-block of whole games played in lockstep on a :class:`~catchrl.envs.CatchVectorEnv`
-(every game of a :class:`~catchrl.envs.CatchParams` lasts exactly
-``max_episode_steps`` steps, so games fit in ``[G, T + 1, ...]`` arrays):
+A dataset is G whole games of T steps played in lockstep on a
+:class:`~catchrl.envs.CatchVectorEnv` (game ``g`` seeded with ``seed + g``;
+each game draws its own probability ``p`` of a random action, else the
+oracle's, uniform in ``random_prob``), saved as a compressed ``.npz``:
 
 - ``states``: int16 ``[G, T + 1, 4]``, the true ``(ball_x, ball_y, ball_vx,
   paddle_x)`` in world pixels behind every observation (index 0 = after reset);
-- ``actions``: int8 ``[G, T]``, the action taken at each observation;
-- ``oracle_actions``: int8 ``[G, T + 1]``, what the oracle would do there;
-- ``rewards``: float32 ``[G, T]``;
+- ``actions``: int8 ``[G, T]``; ``oracle_actions``: int8 ``[G, T + 1]``;
+  ``rewards``: float32 ``[G, T]``;
 - ``frames`` (kinds ``frames`` and ``expert``): uint8 ``[G, T + 1, S, S]``, the
-  newest grey frame of every observation. The env's frame stack at step ``t``
-  is ``frames[g, max(t - stack + 1 + j, 0)]`` for ``j = 0 .. stack - 1``
-  (:func:`frame_stacks`), 4x less memory than storing stacks.
-
-Game ``g`` is seeded with ``seed + g``. Each game draws its own probability
-``p`` of a uniformly random action (else the oracle's), so paddle positions
-vary; ``p`` is uniform in ``random_prob`` (per kind, :data:`DEFAULT_RANDOM_PROB`).
-
-Files are compressed ``.npz`` holding the arrays plus ``config`` (JSON of the
-generating :class:`DatasetConfig`, with :data:`FORMAT_VERSION`).
-:func:`load_dataset` refuses another version, kind or game configuration
-with a :class:`DatasetError` naming the difference.
+  newest grey frame of every observation (:func:`frame_stacks` rebuilds the stacks);
+- ``config``: the JSON of the generating :class:`DatasetConfig`.
 """
 
 from __future__ import annotations
@@ -38,13 +27,12 @@ from typing import Any
 import numpy as np
 
 from catchrl.envs import CatchParams, CatchVectorEnv
-from catchrl.envs.sizing import available_memory_bytes, format_gb
+from catchrl.envs.sizing import check_fits
 
 FORMAT_VERSION = 1
 KINDS = ("frames", "trajectories", "expert")
 # Per-game probability of a random action, drawn uniformly from this range.
 DEFAULT_RANDOM_PROB = {"frames": (0.0, 1.0), "trajectories": (0.0, 1.0), "expert": (0.0, 0.3)}
-STATE_COLUMNS = ("ball_x", "ball_y", "ball_vx", "paddle_x")
 
 
 class DatasetError(ValueError):
@@ -56,17 +44,16 @@ class DatasetConfig:
     """How a dataset was generated (stored in the file).
 
     Attributes:
-        kind: ``"frames"`` (frames + state labels), ``"trajectories"`` (states,
-            actions, outcomes; no frames) or ``"expert"`` (frames played mostly
-            by the oracle, for imitation).
+        kind: ``"frames"`` (frames + state labels), ``"trajectories"`` (no frames)
+            or ``"expert"`` (frames played mostly by the oracle, for imitation).
         games: Number of games G.
-        seed: Game ``g`` resets with seed ``seed + g``; the action mix draws
-            from ``numpy.random.default_rng(seed)`` (all games' draws up front).
-        params: The game's parameters as a dict of :class:`CatchParams` fields.
-        frame_size: Side of a pixel frame (book: 80).
+        seed: Game ``g`` resets with ``seed + g``; the action mix draws from
+            ``numpy.random.default_rng(seed)``.
+        params: The game's :class:`CatchParams` fields.
+        frame_size: Side of a frame (book: 80).
         frame_stack: Frames per observation (book: 4).
         random_prob: Range of the per-game probability of a random action.
-        num_envs: Games stepped together (speed only; results do not depend on it).
+        num_envs: Games stepped together (speed only; the data does not depend on it).
         format_version: :data:`FORMAT_VERSION` of the writer.
 
     """
@@ -141,23 +128,24 @@ class GameDataset:
         """T, steps per game."""
         return int(self.actions.shape[1])
 
-    def subset(self, games: np.ndarray) -> GameDataset:
-        """Return the games at indices ``games`` (config unchanged)."""
-        games = np.asarray(games)
-        return GameDataset(
-            self.config,
-            self.states[games],
-            self.actions[games],
-            self.oracle_actions[games],
-            self.rewards[games],
-            None if self.frames is None else self.frames[games],
-        )
+
+def _expected(cfg: DatasetConfig) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The arrays a dataset of ``cfg`` holds: name -> (shape, dtype)."""
+    g, t, s = cfg.games, cfg.catch_params.max_episode_steps, cfg.frame_size
+    want = {
+        "states": ((g, t + 1, 4), np.dtype(np.int16)),
+        "actions": ((g, t), np.dtype(np.int8)),
+        "oracle_actions": ((g, t + 1), np.dtype(np.int8)),
+        "rewards": ((g, t), np.dtype(np.float32)),
+    }
+    if cfg.has_frames:
+        want["frames"] = ((g, t + 1, s, s), np.dtype(np.uint8))
+    return want
 
 
-def _oracle(params: CatchParams) -> Any:
-    from catchrl.agents.scripted import OraclePolicy
-
-    return OraclePolicy(params)
+def _nbytes(cfg: DatasetConfig) -> int:
+    """Bytes of the arrays a dataset of ``cfg`` holds."""
+    return sum(math.prod(shape) * dtype.itemsize for shape, dtype in _expected(cfg).values())
 
 
 def make_dataset(
@@ -172,20 +160,8 @@ def make_dataset(
 ) -> GameDataset:
     """Play ``games`` seeded games and record them with their labels.
 
-    Args:
-        kind: One of :data:`KINDS`.
-        games: Number of games.
-        seed: Base seed (game g resets with ``seed + g``).
-        params: The game (default: the book's, ``CatchParams()``).
-        frame_size: Side of a frame.
-        frame_stack: Frames per observation.
-        random_prob: Range of per-game random-action probabilities (default
-            per kind: :data:`DEFAULT_RANDOM_PROB`).
-        num_envs: Games stepped together.
-
-    Returns:
-        The dataset.
-
+    Arguments as :class:`DatasetConfig`'s fields; ``params`` defaults to the
+    book's game and ``random_prob`` to :data:`DEFAULT_RANDOM_PROB` of the kind.
     """
     if kind not in KINDS:
         raise ValueError(f"unknown dataset kind {kind!r}; choose one of {KINDS}")
@@ -200,6 +176,7 @@ def make_dataset(
         random_prob=tuple(random_prob or DEFAULT_RANDOM_PROB[kind]),
         num_envs=num_envs,
     )
+    check_fits(f"a dataset of {games:,} games", _nbytes(cfg), "--games")
     steps = params.max_episode_steps
     n = min(num_envs, games)
     env = CatchVectorEnv(
@@ -209,21 +186,17 @@ def make_dataset(
         frame_stack=frame_stack,
         params=params,
     )
-    oracle = _oracle(params)
+    from catchrl.agents.scripted import OraclePolicy
+
+    oracle = OraclePolicy(params)
     rng = np.random.default_rng(seed)
     # Drawn up front per game and step, so the data does not depend on num_envs.
     p_random = rng.uniform(*cfg.random_prob, size=games)
     explore = rng.random((games, steps)) < p_random[:, None]
     random_actions = rng.integers(0, 3, size=(games, steps))
-    states = np.zeros((games, steps + 1, 4), dtype=np.int16)
-    actions = np.zeros((games, steps), dtype=np.int8)
-    oracle_actions = np.zeros((games, steps + 1), dtype=np.int8)
-    rewards = np.zeros((games, steps), dtype=np.float32)
-    frames = (
-        np.zeros((games, steps + 1, frame_size, frame_size), dtype=np.uint8)
-        if cfg.has_frames
-        else None
-    )
+    arrays = {name: np.zeros(shape, dtype) for name, (shape, dtype) in _expected(cfg).items()}
+    states, actions, oracle_actions = arrays["states"], arrays["actions"], arrays["oracle_actions"]
+    rewards, frames = arrays["rewards"], arrays.get("frames")
 
     def record(rows: slice, m: int, t: int, obs: np.ndarray) -> np.ndarray:
         b = env.batch
@@ -249,7 +222,7 @@ def make_dataset(
             raise RuntimeError("a game did not end after max_episode_steps")
         record(rows, m, steps, obs)
     env.close()
-    return GameDataset(cfg, states, actions, oracle_actions, rewards, frames)
+    return GameDataset(cfg, **arrays)
 
 
 def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
@@ -257,15 +230,8 @@ def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
     if not path.endswith(".npz"):
         raise ValueError(f"dataset files end in .npz, got {path!r}")
-    arrays = {
-        "states": ds.states,
-        "actions": ds.actions,
-        "oracle_actions": ds.oracle_actions,
-        "rewards": ds.rewards,
-        "config": np.array(ds.config.to_json()),
-    }
-    if ds.frames is not None:
-        arrays["frames"] = ds.frames
+    arrays = {name: getattr(ds, name) for name in _expected(ds.config)}
+    arrays["config"] = np.array(ds.config.to_json())
     tmp = path[:-4] + ".tmp.npz"
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
@@ -294,20 +260,6 @@ def _declared(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
                 data_bytes = info.file_size - f.tell()
             members[info.filename.removesuffix(".npy")] = (shape, dtype, data_bytes)
     return members
-
-
-def _expected(cfg: DatasetConfig) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """The arrays a dataset of ``cfg`` holds: name -> (shape, dtype)."""
-    g, t, s = cfg.games, cfg.catch_params.max_episode_steps, cfg.frame_size
-    want = {
-        "states": ((g, t + 1, 4), np.dtype(np.int16)),
-        "actions": ((g, t), np.dtype(np.int8)),
-        "oracle_actions": ((g, t + 1), np.dtype(np.int8)),
-        "rewards": ((g, t), np.dtype(np.float32)),
-    }
-    if cfg.has_frames:
-        want["frames"] = ((g, t + 1, s, s), np.dtype(np.uint8))
-    return want
 
 
 def _read_config(path: str, declared: dict[str, Any]) -> DatasetConfig:
@@ -354,13 +306,10 @@ def _check_declared(path: str, cfg: DatasetConfig, declared: dict[str, Any]) -> 
                 f"{path}: {name} is {got_dtype} {got_shape}, but its config "
                 f"(games={cfg.games}, frame_size={cfg.frame_size}) declares {dtype} {shape}"
             )
-    need = sum(math.prod(shape) * dtype.itemsize for shape, dtype in want.values())
-    free = available_memory_bytes()
-    if need > free:
-        raise DatasetError(
-            f"{path}: its arrays take {format_gb(need)}, more than the "
-            f"{format_gb(free)} of memory available"
-        )
+    try:
+        check_fits("reading it", _nbytes(cfg), "games")
+    except ValueError as e:
+        raise DatasetError(f"{path}: {str(e).split(';')[0]}") from None
     for name, (shape, dtype) in want.items():
         if declared[name][2] != math.prod(shape) * dtype.itemsize:
             raise DatasetError(f"{path}: {name} holds another number of bytes than it declares")
@@ -378,11 +327,7 @@ def _check_values(path: str, ds: GameDataset) -> None:
 
 
 def load_dataset(
-    path: str | os.PathLike[str],
-    kind: str | tuple[str, ...] | None = None,
-    params: CatchParams | None = None,
-    frame_size: int | None = None,
-    frame_stack: int | None = None,
+    path: str | os.PathLike[str], kind: str | tuple[str, ...] | None = None
 ) -> GameDataset:
     """Read a file written by :func:`save_dataset`, checked at the door.
 
@@ -393,14 +338,10 @@ def load_dataset(
     Args:
         path: The ``.npz`` file.
         kind: Accepted kind(s); ``None`` accepts any.
-        params: The game the caller expects; ``None`` accepts any.
-        frame_size: Expected frame side; ``None`` accepts any.
-        frame_stack: Expected frames per observation; ``None`` accepts any.
 
     Raises:
-        DatasetError: a file that is not a readable catchrl dataset of this
-            version, or not the kind, game or frames expected (naming the file
-            and what differs).
+        DatasetError: not a readable catchrl dataset of this version and of an
+            accepted kind (the message names the file and what is wrong).
         FileNotFoundError: no such file.
 
     """
@@ -415,16 +356,6 @@ def load_dataset(
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and cfg.kind not in kinds:
         raise DatasetError(f"{path}: a {cfg.kind!r} dataset, expected {' or '.join(kinds)!r}")
-    if params is not None and cfg.params != dataclasses.asdict(params):
-        mine = dataclasses.asdict(params)
-        diff = {k: (cfg.params.get(k), v) for k, v in mine.items() if cfg.params.get(k) != v}
-        raise DatasetError(
-            f"{path}: generated for another game; differs in "
-            + ", ".join(f"{k} (file {a!r}, expected {b!r})" for k, (a, b) in sorted(diff.items()))
-        )
-    for name, want in (("frame_size", frame_size), ("frame_stack", frame_stack)):
-        if want is not None and getattr(cfg, name) != want:
-            raise DatasetError(f"{path}: {name} is {getattr(cfg, name)}, expected {want}")
     _check_declared(path, cfg, declared)
     try:
         with np.load(path, allow_pickle=False) as f:

@@ -1,59 +1,40 @@
 """Supervised training throughput and time to the accuracy goals (``catchrl bench supervised``).
 
-For every model asked for, in one process and on the same data:
-
-- **trainer**: :func:`catchrl.supervised_train.train` into a temporary run
-  directory (checkpoints, callbacks and all), its samples/s per epoch (training
-  part only) and the training seconds (wall and CPU) until each accuracy goal
-  is first met on held-out games (seeds ``1,000,000 ..``; the evaluation is
-  not counted);
-- **plain fit**: the same architecture, loss and optimizer with a plain
-  ``model.compile`` (no XLA, one batch per call) and ``model.fit`` on the
-  same training set as in-memory numpy arrays, same batch size.
-
-samples/s is the median over epochs after the first (the first one traces
-and compiles). The ratio ``plain / trainer`` is the trainer's overhead (< 1:
-the trainer is faster). Wall-clock figures on a shared machine are noisy;
-CPU seconds are printed beside them.
+For each case, on the same data: the trainer (:func:`catchrl.supervised_train.train`
+into a temporary run directory) with its samples/s and the training seconds (wall,
+CPU) until each goal is first met on held-out games (seeds 1,000,000 ..; the
+evaluation not counted); and a plain ``model.compile`` + ``model.fit`` of the same
+model on in-memory arrays (no XLA). samples/s is the median over epochs after the
+first (which compiles); ``plain / trainer`` < 1 means the trainer is faster.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CASES", "GOALS", "Case", "bench_case", "format_table", "main"]
+from catchrl.cli import UserError
 
-
-@dataclass(frozen=True)
-class Case:
-    """One model to measure: its task, architecture, game and dataset kind."""
-
-    task: str
-    arch: str
-    drift: int = 0
-    kind: str = "frames"
-
-
-CASES = {
-    "perception-small": Case("perception", "small"),
-    "perception-small-drift5": Case("perception", "small", drift=5),
-    "perception-book": Case("perception", "book"),
-    "perception-lenet": Case("perception", "lenet"),
-    "imitation-small": Case("imitation", "small", kind="expert"),
-    "sequence-gru-drift5": Case("sequence", "gru", drift=5, kind="trajectories"),
-    "sequence-lstm-drift5": Case("sequence", "lstm", drift=5, kind="trajectories"),
+CASES = {  # name: (task, arch, drift, dataset kind)
+    "perception-small": ("perception", "small", 0, "frames"),
+    "perception-small-drift5": ("perception", "small", 5, "frames"),
+    "perception-book": ("perception", "book", 0, "frames"),
+    "perception-lenet": ("perception", "lenet", 0, "frames"),
+    "imitation-small": ("imitation", "small", 0, "expert"),
+    "sequence-gru-drift5": ("sequence", "gru", 5, "trajectories"),
+    "sequence-lstm-drift5": ("sequence", "lstm", 5, "trajectories"),
 }
 DEFAULT_CASES = ("perception-small", "imitation-small", "sequence-gru-drift5")
 
 
 def _perception_goals(m: dict[str, float]) -> dict[str, bool]:
+    """Every position output (the x-speed only after a game's first frame, which shows none)."""
     within = [v for k, v in m.items() if k.startswith("within_1px_") and k != "within_1px_ball_vx"]
     maes = [v for k, v in m.items() if k.startswith("mae_px_") and k != "mae_px_ball_vx"]
     return {"MAE < 0.5 px": max(maes) < 0.5, ">= 99 % within 1 px": min(within) >= 0.99}
@@ -67,56 +48,28 @@ GOALS: dict[str, Callable[[dict[str, float]], dict[str, bool]]] = {
         "landing MAE <= 1 px": m["landing_mae_px"] <= 1.0,
     },
 }
-"""Per task: the goals, each a test of the figures of ``evaluate_model`` (supervised.evaluation).
-
-Perception: every position output (the x-speed only on frames after a
-game's first, which shows no motion)."""
+"""Per task, the goals as tests of the figures of ``supervised.evaluation.evaluate_model``."""
 
 
-@dataclass
-class _GoalClock:
-    """Training seconds (wall, CPU) summed over epochs, and when each goal was first met."""
-
-    reached: dict[str, tuple[int, float, float]] = field(default_factory=dict)
-    last: dict[str, float] = field(default_factory=dict)
-    wall: float = 0.0
-    cpu: float = 0.0
-
-
-def _goal_callback(task: str, test: Any, n_train: int, clock: _GoalClock) -> Any:
+def _goal_timer(task: str, test: Any, row: dict[str, Any]) -> Any:
+    """A callback that sums the epochs' training seconds and notes when each goal is first met."""
     import keras
 
     from catchrl.supervised.evaluation import evaluate_model
 
     class GoalTimer(keras.callbacks.Callback):
+        wall = cpu = 0.0
+
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             logs = logs or {}
-            clock.wall += n_train / max(float(logs.get("samples_per_s", 0.0)), 1e-9)
-            clock.cpu += float(logs.get("train_cpu_s", 0.0))
-            clock.last = evaluate_model(task, self.model, test)
-            for goal, met in GOALS[task](clock.last).items():
-                if met and goal not in clock.reached:
-                    clock.reached[goal] = (epoch + 1, clock.wall, clock.cpu)
+            self.wall += row["train samples"] / max(float(logs.get("samples_per_s", 0)), 1e-9)
+            self.cpu += float(logs.get("train_cpu_s", 0.0))
+            row["final"] = evaluate_model(task, self.model, test)
+            for goal, met in GOALS[task](row["final"]).items():
+                if met and goal not in row["goals"]:
+                    row["goals"][goal] = (epoch + 1, self.wall, self.cpu)
 
     return GoalTimer()
-
-
-def _plain_fit(cfg: Any, ds: Any, batch: int, epochs: int) -> list[float]:
-    """samples/s of each epoch of a plain ``model.fit`` on in-memory arrays."""
-    import keras
-
-    from catchrl.supervised.train import build_model, fit_arrays
-
-    keras.utils.set_random_seed(cfg.seed)
-    (x, y), _ = fit_arrays(cfg, ds)
-    model = build_model(cfg, ds, compiled=False)
-    n = len(x)
-    rates = []
-    for _ in range(epochs):
-        start = time.perf_counter()
-        model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
-        rates.append(n / (time.perf_counter() - start))
-    return rates
 
 
 def bench_case(
@@ -129,83 +82,61 @@ def bench_case(
     seed: int = 0,
     work: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure one case (a key of :data:`CASES`): trainer vs plain fit, time to the goals.
+    """Measure one case of :data:`CASES`: trainer vs plain fit, and time to the goals.
 
-    Args:
-        name: The case.
-        games: Training games (10 % held out for the trainer's validation).
-        epochs: Trainer epochs (no early stop before them).
-        test_games: Held-out games (seeds 1,000,000 ..) for the goals.
-        plain_epochs: Epochs of the plain fit (the first is not counted).
-        batch_size: 0: the trainer's automatic batch.
-        seed: Seed of the data split, the shuffle and the weights.
-        work: Folder for the data and the run (default: a temporary one).
-
-    Returns:
-        A row of figures (see :func:`format_table`).
-
+    ``games`` train (10 % held out for validation), ``test_games`` test the goals;
+    the trainer runs ``epochs`` epochs (no early stop), the plain fit ``plain_epochs``.
+    ``work`` keeps the data and the run (default: a temporary folder).
     """
+    import keras
+
     from catchrl.envs import CatchParams
     from catchrl.supervised.datasets import load_dataset, make_dataset, save_dataset
     from catchrl.supervised.train import (
         CPU_BATCH,
-        DATA_KINDS,
         SupervisedConfig,
+        build_model,
         fit_arrays,
         setup_device,
     )
     from catchrl.supervised_train import train
 
-    case = CASES[name]
-    params = CatchParams(drift=case.drift)
+    task, arch, drift, kind = CASES[name]
+    params = CatchParams(drift=drift)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(work or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         data = folder / f"{name}.npz"
-        save_dataset(make_dataset(case.kind, games=games, seed=seed, params=params), data)
-        kind = "frames" if case.kind == "trajectories" else case.kind
-        test = make_dataset(kind, games=test_games, seed=1_000_000, params=params)
+        save_dataset(make_dataset(kind, games=games, seed=seed, params=params), data)
+        test_kind = "frames" if kind == "trajectories" else kind
+        test = make_dataset(test_kind, games=test_games, seed=1_000_000, params=params)
         cfg = SupervisedConfig(
-            case.task,
-            str(data),
-            arch=case.arch,
-            epochs=epochs,
-            patience=epochs,
-            batch_size=batch_size,
-            seed=seed,
+            task, str(data), arch, epochs, batch_size, patience=epochs, seed=seed
         )
         device = setup_device()
-        batch = batch_size or CPU_BATCH[case.task] * device["batch_scale"]
-        ds = load_dataset(data, kind=DATA_KINDS[case.task])
-        plain = _plain_fit(cfg, ds, batch, plain_epochs)
-        n_train = len(fit_arrays(cfg, ds)[0][0])
-        clock = _GoalClock()
+        batch = batch_size or CPU_BATCH[task] * device["batch_scale"]
+        ds = load_dataset(data)
+        (x, y), _ = fit_arrays(cfg, ds)
+        keras.utils.set_random_seed(seed)
+        plain_model, plain = build_model(cfg, ds, compiled=False), []
+        for _ in range(plain_epochs):
+            start = time.perf_counter()
+            plain_model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
+            plain.append(len(x) / (time.perf_counter() - start))
+        row: dict[str, Any] = {"model": name, "batch": batch, "train samples": len(x)}
+        row |= {"goals": {}, "device": device["devices"]}
         start_wall, start_cpu = time.perf_counter(), time.process_time()
-        out = train(
-            cfg,
-            folder / f"run-{name}",
-            verbose=0,
-            callbacks=[_goal_callback(case.task, test, n_train, clock)],
-        )
-        total = (time.perf_counter() - start_wall, time.process_time() - start_cpu)
+        timer = _goal_timer(task, test, row)
+        out = train(cfg, folder / f"run-{name}", verbose=0, callbacks=[timer])
+        row["run wall s"] = time.perf_counter() - start_wall
+        row["run CPU s"] = time.process_time() - start_cpu
+    row["goals"] = {goal: row["goals"].get(goal) for goal in GOALS[task](row["final"])}
     rates = out.history["samples_per_s"]
-    trainer = statistics.median(rates[1:] or rates)
-    plain_rate = statistics.median(plain[1:] or plain)
-    return {
-        "model": name,
-        "params": out.model.count_params(),
-        "batch": batch,
-        "train samples": n_train,
-        "trainer samples/s": trainer,
-        "plain fit samples/s": plain_rate,
-        "plain/trainer": plain_rate / trainer,
-        "epochs": len(rates),
-        "run wall s": total[0],
-        "run CPU s": total[1],
-        "goals": {g: clock.reached.get(g) for g in GOALS[case.task]({**clock.last})},
-        "final": clock.last,
-        "device": device["devices"],
-    }
+    row["params"], row["epochs"] = out.model.count_params(), len(rates)
+    row["trainer samples/s"] = statistics.median(rates[1:] or rates)
+    row["plain fit samples/s"] = statistics.median(plain[1:] or plain)
+    row["plain/trainer"] = row["plain fit samples/s"] / row["trainer samples/s"]
+    return row
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
@@ -225,10 +156,10 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines.append("|---|---|---:|---:|---:|")
     for r in rows:
         for goal, hit in r["goals"].items():
-            if hit is None:
-                lines.append(f"| {r['model']} | {goal} | not reached | – | – |")
-            else:
-                lines.append(f"| {r['model']} | {goal} | {hit[0]} | {hit[1]:.0f} | {hit[2]:.0f} |")
+            cells = (
+                "not reached | – | –" if hit is None else f"{hit[0]} | {hit[1]:.0f} | {hit[2]:.0f}"
+            )
+            lines.append(f"| {r['model']} | {goal} | {cells} |")
     lines += ["", "Final held-out figures:", ""]
     for r in rows:
         shown = {k: round(v, 4) for k, v in r["final"].items() if k != "samples"}
@@ -238,10 +169,6 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry (``catchrl bench supervised``): measure the cases, print the tables."""
-    import json
-
-    from catchrl.errors import CatchrlError as UserError
-
     p = argparse.ArgumentParser(
         prog="catchrl bench supervised",
         description=__doc__,
@@ -264,29 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in args.models if m not in CASES]
     if bad:
         raise UserError(f"unknown model {bad[0]!r}; choose from {', '.join(CASES)}")
-    for name, value, low in (
-        ("--games", args.games, 10),
-        ("--epochs", args.epochs, 1),
-        ("--test-games", args.test_games, 1),
-        ("--plain-epochs", args.plain_epochs, 1),
-    ):
-        if value < low:
-            raise UserError(f"{name} must be >= {low}, got {value}")
+    for name, low in (("games", 10), ("epochs", 1), ("test_games", 1), ("plain_epochs", 1)):
+        if getattr(args, name) < low:
+            option = "--" + name.replace("_", "-")
+            raise UserError(f"{option} must be >= {low}, got {getattr(args, name)}")
     if args.batch_size < 0:
         raise UserError(f"--batch-size must be >= 0, got {args.batch_size}")
     rows = []
     for name in args.models:
-        rows.append(
-            bench_case(
-                name,
-                args.games,
-                args.epochs,
-                args.test_games,
-                args.plain_epochs,
-                args.batch_size,
-                args.seed,
-            )
-        )
+        sizes = (args.games, args.epochs, args.test_games, args.plain_epochs, args.batch_size)
+        rows.append(bench_case(name, *sizes, seed=args.seed))
         print(f"{name}: done", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))

@@ -30,9 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "make",
         help="play seeded games and save them with their labels",
         description="Play --games seeded games (each mixing the oracle with random actions)\n"
-        "and save them with their labels to an .npz file: frames with the true state\n"
-        "(--kind frames, for perception), states only (trajectories, for sequence\n"
-        "models) or mostly-oracle play with its actions (expert, for imitation).",
+        "and save them with their labels to an .npz file.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -40,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--kind",
         choices=("frames", "trajectories", "expert"),
         default="frames",
-        help="frames + true state, trajectories (states only), or expert "
-        "(mostly oracle play, for imitation); default frames",
+        help="frames + true state (perception), trajectories (states only: sequence "
+        "models), or expert (mostly oracle play: imitation); default frames",
     )
     add_games(m, 1000, 0, "seed of game 0 (default 0)")
     m.add_argument("--out", required=True, help="output .npz file")
@@ -82,13 +80,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(e)) from None
     start = time.perf_counter()
     try:
+        mix = tuple(args.random_prob) if args.random_prob else None
         ds = make_dataset(
-            args.kind,
-            games=args.games,
-            seed=args.seed,
-            params=params,
-            random_prob=tuple(args.random_prob) if args.random_prob else None,
-            num_envs=args.num_envs,
+            args.kind, args.games, args.seed, params, random_prob=mix, num_envs=args.num_envs
         )
         save_dataset(ds, args.out)
     except (ValueError, OSError) as e:

@@ -50,20 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--epochs", type=int, default=10, help="most epochs (default 10)")
     t.add_argument("--batch-size", type=int, default=0, help="0 = automatic (default)")
-    t.add_argument(
-        "--lr",
-        type=float,
-        default=3e-3,
-        dest="learning_rate",
-        help="Adam learning rate (default 3e-3)",
-    )
+    t.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
     t.add_argument("--patience", type=int, default=5, help="EarlyStopping patience (default 5)")
-    t.add_argument(
-        "--val-fraction",
-        type=float,
-        default=0.1,
-        help="share of games held out for validation (default 0.1)",
-    )
+    t.add_argument("--val-fraction", type=float, default=0.1, help="games held out (0.1)")
     t.add_argument("--window", type=int, default=8, help="sequence: states per input (8)")
     t.add_argument(
         "--perception",
@@ -97,10 +86,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _model_path(spec: str) -> str:
-    path = Path(spec)
-    if path.is_dir():
-        path = path / "model.keras"
+def _model_path(spec: str | None) -> str | None:
+    """A ``.keras`` file, or a run directory's ``model.keras``; ``None`` stays ``None``."""
+    if not spec:
+        return None
+    path = Path(spec) / "model.keras" if Path(spec).is_dir() else Path(spec)
     if not path.exists():
         raise UserError(f"no model at {path}")
     return str(path)
@@ -108,12 +98,11 @@ def _model_path(spec: str) -> str:
 
 def run_train(args: argparse.Namespace) -> int:
     """Train one model."""
-    from catchrl.supervised.datasets import DatasetError
     from catchrl.supervised.train import SupervisedConfig
     from catchrl.supervised_train import train
 
-    if not Path(args.data).exists():
-        raise UserError(f"no dataset at {args.data}")
+    if not Path(args.data).is_file():
+        raise UserError(f"--data: no dataset at {args.data}")
     try:
         cfg = SupervisedConfig(
             task=args.task,
@@ -121,66 +110,58 @@ def run_train(args: argparse.Namespace) -> int:
             arch=args.arch,
             epochs=args.epochs,
             batch_size=args.batch_size,
-            learning_rate=args.learning_rate,
+            learning_rate=args.lr,
             val_fraction=args.val_fraction,
             patience=args.patience,
             seed=args.seed,
             window=args.window,
-            perception=_model_path(args.perception) if args.perception else "",
+            perception=_model_path(args.perception) or "",
             jit_compile={"auto": None, "on": True, "off": False}[args.jit],
         )
         out = train(cfg, args.run_dir, resume=args.resume, verbose=0 if args.quiet else 2)
-    except (DatasetError, ValueError) as e:
+    except ValueError as e:  # DatasetError, or a setting out of range
         raise UserError(str(e)) from None
-    last = {k: v[-1] for k, v in out.history.items()}
-    figures = ", ".join(f"{k} {v:.4g}" for k, v in sorted(last.items()))
-    print(
-        f"{args.run_dir}: {cfg.task} ({cfg.arch}) on {', '.join(out.device['devices'])} "
-        f"[{out.device['policy']}]: {figures}"
-    )
+    figures = ", ".join(f"{k} {v[-1]:.4g}" for k, v in sorted(out.history.items()))
+    device = f"{', '.join(out.device['devices'])} [{out.device['policy']}]"
+    print(f"{args.run_dir}: {cfg.task} ({cfg.arch}) on {device}: {figures}")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model and print its figures."""
-    from catchrl.supervised.datasets import DatasetError, load_dataset
+    from catchrl.commands.checks import check_range
+    from catchrl.commands.evaluate import MAX_GAME_SEED
+    from catchrl.evaluation import MAX_EVAL_GAMES
+    from catchrl.supervised.datasets import load_dataset
     from catchrl.supervised.evaluation import evaluate_model
     from catchrl.supervised.train import DATA_KINDS
 
+    check_range("--games", args.games, 0, MAX_EVAL_GAMES - 1)
+    check_range("--seed", args.seed, 0, MAX_GAME_SEED, note="game seeds are below 2**62")
     model = _model_path(args.model)
     try:
         ds = load_dataset(args.data, kind=DATA_KINDS[args.task])
-        result = evaluate_model(
-            args.task,
-            model,
-            ds,
-            perception=_model_path(args.perception) if args.perception else None,
-        )
-    except (DatasetError, ValueError) as e:
+        result = evaluate_model(args.task, model, ds, _model_path(args.perception))
+    except FileNotFoundError:
+        raise UserError(f"--data: no dataset at {args.data}") from None
+    except ValueError as e:
         raise UserError(str(e)) from None
     if args.task == "imitation" and args.games > 0:
         from catchrl.evaluation import EVAL_SEED, evaluate
         from catchrl.supervised.imitation import ImitationPolicy
 
-        cfg = ds.config
         res = evaluate(
             ImitationPolicy(model),
             games=args.games,
             seed=EVAL_SEED if args.seed is None else args.seed,
             obs_type="pixels",
-            frame_size=cfg.frame_size,
-            frame_stack=cfg.frame_stack,
+            frame_size=ds.config.frame_size,
+            frame_stack=ds.config.frame_stack,
             params=ds.params,
         )
         lo, hi = res.ci95
-        result.update(
-            {
-                "games": float(res.games),
-                "win_rate": res.win_rate,
-                "win_rate_ci95_low": lo,
-                "win_rate_ci95_high": hi,
-            }
-        )
+        result |= {"games": res.games, "win_rate": res.win_rate}
+        result |= {"win_rate_ci95_low": lo, "win_rate_ci95_high": hi}
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:

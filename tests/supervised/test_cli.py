@@ -22,6 +22,7 @@ def test_data_make_user_errors(tmp_path, cli):
         (("--games", "0", "--out", npz), "--games must be > 0"),
         (("--out", tmp_path / "x.txt"), "must end in .npz"),
         (("--drift", "-1", "--out", npz), "drift must be >= 0"),
+        (("--games", str(10**12), "--out", npz), "more than the"),
     ]:
         code, _, err = cli("data", "make", *argv)
         assert code == 2 and message in err, err

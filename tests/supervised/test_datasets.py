@@ -93,23 +93,17 @@ def test_perception_targets_are_the_state_observation(drift_frames_ds):
 def test_save_load_round_trip(tmp_path, drift_frames_ds):
     path = tmp_path / "d.npz"
     D.save_dataset(drift_frames_ds, path)
-    back = D.load_dataset(
-        path, kind="frames", params=drift_frames_ds.params, frame_size=80, frame_stack=4
-    )
+    back = D.load_dataset(path, kind="frames")
     assert back.config == drift_frames_ds.config
     for name in ("states", "actions", "oracle_actions", "rewards", "frames"):
         np.testing.assert_array_equal(getattr(back, name), getattr(drift_frames_ds, name))
 
 
-def test_files_of_another_version_kind_or_game_are_refused(tmp_path, frames_ds):
+def test_files_of_another_version_or_kind_are_refused(tmp_path, frames_ds):
     path = tmp_path / "d.npz"
     D.save_dataset(frames_ds, path)
-    with pytest.raises(D.DatasetError, match=r"differs in drift \(file 0, expected 5\)"):
-        D.load_dataset(path, params=CatchParams(drift=5))
     with pytest.raises(D.DatasetError, match="a 'frames' dataset, expected 'trajectories'"):
         D.load_dataset(path, kind="trajectories")
-    with pytest.raises(D.DatasetError, match="frame_size is 80, expected 40"):
-        D.load_dataset(path, frame_size=40)
     with np.load(path) as f:
         arrays = dict(f)
     cfg = json.loads(str(arrays["config"]))
@@ -271,7 +265,7 @@ def _bad_file(tmp_path, small_frames, fault):
         ("truncated", "not a readable .npz file"),
         ("empty", "not a readable .npz file"),
         ("short data", "frames holds another number of bytes than it declares"),
-        ("huge", r"its arrays take \d+\.\d TB|GB, more than the"),
+        ("huge", r"reading it needs ~[\d.]+ GB, more than the [\d.]+ GB available$"),
     ],
 )
 def test_bad_files_are_refused_naming_the_file(tmp_path, small_frames, fault, message):
