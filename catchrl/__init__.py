@@ -1,24 +1,8 @@
-"""catchrl: the Catch game, a Keras DQN, SB3 baselines and supervised modules.
+"""catchrl: the Catch game, a Keras DQN, SB3 and RLlib baselines, and supervised modules.
 
-The game lives in :mod:`catchrl.envs` (light: numpy, gymnasium, pygame), the
-agents in :mod:`catchrl.agents`, supervised models in
-:mod:`catchrl.supervised`, and the ``catchrl`` command in :mod:`catchrl.cli`.
-
-``import catchrl`` imports the game (:mod:`catchrl.envs`, which registers its
-Gymnasium ids, :data:`ENV_IDS`), so ``gymnasium.make("catchrl/Catch-v0")`` (or
-``gymnasium.make("catchrl:catchrl/Catch-v0")`` with no import) works; it loads
-numpy and gymnasium, never TensorFlow, torch or Keras.
-
-The Python API (:mod:`catchrl.api`) is reachable from the package itself,
-loaded on first use so that ``import catchrl`` imports neither TensorFlow nor
-torch::
-
-    import catchrl
-
-    catchrl.train("fast-state", "runs/state")  # as `catchrl train`
-    agent = catchrl.load_agent("runs/state")  # a run, .keras, .zip, "oracle"
-    catchrl.evaluate(agent, games=1000)  # as `catchrl eval`
-    catchrl.show(agent, games=3)  # Jupyter: the games inline
+``import catchrl`` loads numpy and gymnasium only: the game (:mod:`catchrl.envs`,
+which registers :data:`ENV_IDS` with Gymnasium) and, on first use, the Python API
+(:mod:`catchrl.api`: ``catchrl.train``, ``load_agent``, ``evaluate``, ``show``...).
 """
 
 from __future__ import annotations
@@ -33,17 +17,8 @@ warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning, "p
 
 __version__ = "0.1.0"
 
-_API = (
-    "Agent",
-    "AgentLoadError",
-    "evaluate",
-    "load_agent",
-    "make_config",
-    "record",
-    "show",
-    "train",
-    "watch",
-)
+_API = ("Agent", "AgentLoadError", "evaluate", "load_agent", "make_config", "record", "show")
+_API += ("train", "watch")
 __all__ = ["ENV_IDS", "__version__", *_API]
 
 

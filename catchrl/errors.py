@@ -1,13 +1,21 @@
-"""The errors a user can fix, shared by every layer (stdlib only, imports nothing of catchrl).
+"""The errors a user can fix, shared by every layer (stdlib only), and the "did you mean" helper.
 
-The library raises these; the ``catchrl`` command prints them as one line and
-exits 2 (:mod:`catchrl.cli`). Nothing here imports the CLI, so any layer may
-raise them.
+The ``catchrl`` command prints a :class:`CatchrlError` as one line and exits 2.
 """
 
 from __future__ import annotations
 
-__all__ = ["CatchrlError", "CheckpointError", "DiskFullError", "RunDirError", "RunDirLocked"]
+import difflib
+from collections.abc import Iterable
+
+__all__ = [
+    "CatchrlError",
+    "CheckpointError",
+    "DiskFullError",
+    "RunDirError",
+    "RunDirLocked",
+    "did_you_mean",
+]
 
 
 class CatchrlError(Exception):
@@ -28,3 +36,9 @@ class RunDirLocked(RunDirError):
 
 class DiskFullError(RunDirError):
     """A write into the run directory failed for lack of space (nothing half-written is kept)."""
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

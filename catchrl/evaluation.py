@@ -1,17 +1,15 @@
-"""One evaluation harness for every policy: ours, SB3's, scripted, imitation.
+"""One evaluation harness for every policy: ours, SB3's, RLlib's, scripted, imitation.
 
-A policy is any callable ``policy(obs[N, ...], states) -> actions[N]``, where
-``states`` is the vector env's true :class:`~catchrl.envs.BatchState` (only
-scripted policies read it). Game ``j`` of an evaluation is seeded with
-``seed + j`` whatever the batch size, so two policies evaluated with the same
-seed play exactly the same balls.
+A policy is ``policy(obs[N, ...], states) -> actions[N]``; ``states`` is the vector env's
+true :class:`~catchrl.envs.BatchState` (only scripted policies read it). Game ``j`` is
+seeded ``seed + j`` whatever the batch size: the same seed, the same balls.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -31,16 +29,11 @@ __all__ = [
 
 Policy = Callable[[np.ndarray, BatchState], np.ndarray]
 VALIDATION_SEED = 2**40
-"""First seed of the validation games: training-time evaluations and every stop
-rule (target win rate, the kept best model) play game ``j`` from ``VALIDATION_SEED + j``."""
+"""First seed of the validation games: training-time evaluations and the stop rules."""
 TEST_SEED = 2**41
-"""First seed of the test games: ``catchrl eval``, the final evaluation of a run
-and every reported result. No part of training plays them."""
+"""First seed of the test games (``catchrl eval``, a run's final evaluation): never trained on."""
 MAX_EVAL_GAMES = 2**32
-"""Evaluations play fewer games than this, so the seed ranges stay apart: training
-games come from ``run.seed + i`` (< 2**33 for any 32-bit seed and ``num_envs``),
-validation from ``[VALIDATION_SEED, VALIDATION_SEED + MAX_EVAL_GAMES)``, test
-from ``[TEST_SEED, TEST_SEED + MAX_EVAL_GAMES)``."""
+"""Evaluations play fewer games, so training (< 2**33), validation and test seeds stay apart."""
 EVAL_SEED = TEST_SEED
 """The default seed of :func:`evaluate`: the test games."""
 
@@ -87,33 +80,16 @@ class EvalResult:
     def to_dict(self) -> dict[str, Any]:
         """Plain numbers, for JSON."""
         lo, hi = self.ci95
-        return {
-            "games": self.games,
-            "wins": self.wins,
-            "win_rate": self.win_rate,
-            "ci95_low": lo,
-            "ci95_high": hi,
-            "mean_length": self.mean_length,
-            "mean_reward": self.mean_reward,
-        }
+        return {**asdict(self), "win_rate": self.win_rate, "ci95_low": lo, "ci95_high": hi}
 
 
 def evaluate(
     policy: Policy, games: int = 1000, seed: int = EVAL_SEED, num_envs: int = 250, **env_kwargs: Any
 ) -> EvalResult:
-    """Play ``games`` seeded games with ``policy`` and count the wins.
+    """Play ``games`` games (game ``j`` seeded ``seed + j``, ``num_envs`` at once) and count wins.
 
-    Args:
-        policy: ``policy(obs[N, ...], states) -> actions[N]`` (greedy for learnt agents).
-        games: Number of games.
-        seed: Game ``j`` is seeded with ``seed + j``.
-        num_envs: Games played at once (changes speed, not results).
-        **env_kwargs: ``CatchVectorEnv`` arguments: ``obs_type``, game parameters...
-
-    Returns:
-        The :class:`EvalResult`. A game of several balls counts each ball: wins
-        are balls caught and ``games`` becomes balls played.
-
+    ``env_kwargs`` go to ``CatchVectorEnv``. With several balls a game, each ball counts:
+    ``wins`` are balls caught and ``games`` balls played.
     """
     if not 0 < games < MAX_EVAL_GAMES:
         raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")
@@ -142,9 +118,4 @@ def evaluate(
         length_sum += float(length[:count].sum())
         reward_sum += float(total[:count].sum())
     env.close()
-    return EvalResult(
-        games=played,
-        wins=wins,
-        mean_length=length_sum / games,
-        mean_reward=reward_sum / games,
-    )
+    return EvalResult(played, wins, mean_length=length_sum / games, mean_reward=reward_sum / games)

@@ -1,15 +1,13 @@
 """The one place that loads an agent: a run directory, a model file, ``oracle`` or ``random``.
 
-Every loaded policy has the evaluation harness's signature
-``policy(obs[N, ...], states) -> actions[N]`` and, where it has them,
-``q_values(obs[N, ...]) -> [N, A]`` for ``catchrl watch``. A run directory loads
-its kept model (``best.*``) unless ``which="final"``. SB3 files (``.zip``) are
-pickles: loading one runs code from it, so catchrl loads one only from a path
-the user names, and only with ``allow_sb3``. Keras and RLlib files hold no code.
+A run directory loads its kept model (``best.*``) unless ``which="final"``. SB3 files
+(``.zip``) are pickles, which run code when loaded: only with ``allow_sb3``. Keras
+and RLlib files hold no code.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,35 +16,93 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["MODEL_CHOICES", "SCRIPTED", "LoadedPolicy", "PolicyLoadError", "load_policy"]
+from catchrl.errors import CatchrlError
+
+__all__ = ["SCRIPTED", "Agent", "PolicyLoadError", "load_policy"]
 
 SCRIPTED = ("oracle", "random")
-MODEL_CHOICES = ("best", "final")
-"""Which model of a run directory to load."""
 
 
-class PolicyLoadError(ValueError):
-    """The named agent cannot be loaded; the message says why."""
+class PolicyLoadError(CatchrlError, ValueError):
+    """The agent cannot be loaded, or is given what it cannot read; the message says why."""
 
 
-@dataclass
-class LoadedPolicy:
-    """A policy ready for the evaluation harness, with the game it expects.
+@dataclass(repr=False)
+class Agent:
+    """A loaded agent (or scripted policy) and the game it plays.
 
-    Attributes:
-        name: Display name.
-        policy: ``policy(obs [N, ...], states) -> actions [N]`` (int).
-        env_kwargs: The game it plays (``CatchEnv`` keyword arguments).
-        q_values: ``q_values(obs [N, ...]) -> [N, A]`` float32, or ``None``.
-        source: The file it was loaded from, in words (which model of a run), or "".
-
+    ``policy(obs [N, ...], states) -> actions [N]`` is the evaluation harness's form;
+    ``act``, ``predict`` (SB3's) and ``q_values`` take one observation or a batch.
     """
 
     name: str
     policy: Callable[[np.ndarray, Any], np.ndarray]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     q_values: Callable[[np.ndarray], np.ndarray] | None = None
+    """Q-values of left, stay, right: ``[3]`` for one observation, ``[N, 3]`` for a batch;
+    None for agents without (PPO, A2C, scripted)."""
     source: str = ""
+    """The file it was loaded from, in words (which model of a run), or ""."""
+    obs_shape: tuple[int, ...] = ()
+    needs_state: bool = False
+    """It reads the game's true state (the oracle), not the observation."""
+
+    def __post_init__(self) -> None:
+        if self.q_values is not None:
+            self.q_values = functools.partial(self._q_values, self.q_values)
+
+    def make_env(self, render_mode: str | None = None) -> Any:
+        """A :class:`~catchrl.envs.CatchEnv` of the agent's game."""
+        from catchrl.envs import CatchEnv
+
+        return CatchEnv(**self.env_kwargs, render_mode=render_mode)
+
+    def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
+        """``obs`` as a batch ``[N, ...]``, and whether it was one observation."""
+        obs = np.asarray(obs)
+        if obs.shape == self.obs_shape:
+            return obs[None], True
+        if obs.shape[1:] == self.obs_shape:
+            return obs, False
+        raise PolicyLoadError(
+            f"{self.name} takes observations of shape {self.obs_shape} or a batch "
+            f"[N, *{self.obs_shape}], got {obs.shape}"
+        )
+
+    def act(self, obs: Any, state: Any = None) -> Any:
+        """The greedy action (0 left, 1 stay, 2 right) for one observation, or ``[N]`` for a batch.
+
+        ``state``: the game's true state (``env.unwrapped.state`` or a vector env's
+        ``batch``), read by the oracle only.
+        """
+        from catchrl.envs import BatchState, CatchState
+
+        batch, one = self._batch(obs)
+        if self.needs_state and state is None:
+            raise PolicyLoadError(
+                f"{self.name} reads the game's state: agent.act(obs, env.unwrapped.state)"
+            )
+        states = BatchState.of([state]) if isinstance(state, CatchState) else state
+        actions = np.asarray(self.policy(batch, states), dtype=np.int64).reshape(len(batch))
+        return int(actions[0]) if one else actions
+
+    def predict(
+        self,
+        obs: Any,
+        state: Any = None,
+        episode_start: Any = None,
+        deterministic: bool = True,
+    ) -> tuple[np.ndarray, None]:
+        """SB3's ``predict``: ``(actions, None)``, so ``evaluate_policy(agent, env)`` works."""
+        return np.asarray(self.act(obs)), None
+
+    def _q_values(self, batch_q_values: Callable, obs: Any) -> np.ndarray:
+        batch, one = self._batch(obs)
+        q = np.asarray(batch_q_values(batch), dtype=np.float32)
+        return q[0] if one else q
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, obs_type={self.env_kwargs.get('obs_type')!r})"
 
 
 def load_policy(
@@ -55,21 +111,11 @@ def load_policy(
     allow_sb3: bool = False,
     which: str = "best",
     trust_hint: str = "--sb3",
-) -> LoadedPolicy:
+) -> Agent:
     """Load ``oracle``/``random``, a run directory, or a ``.keras``/SB3 ``.zip``/RLlib ``.npz``.
 
-    Args:
-        spec: What the user named.
-        overrides: Game options (``obs_type``, ``drift``...) replacing the run's own.
-        allow_sb3: Whether an SB3 pickle may be loaded from this named path.
-        trust_hint: How the refusal names the trust option (``--sb3``; the API's
-            ``trust_sb3=True``).
-        which: For a run directory: ``best`` (the kept model, when the run has one;
-            else the final one) or ``final``. :attr:`LoadedPolicy.source` says which.
-
-    Raises:
-        PolicyLoadError: It cannot be loaded, or does not play this game.
-
+    ``overrides``: game options replacing the run's own; ``allow_sb3``: an SB3 pickle may
+    be loaded (the refusal names ``trust_hint``); ``which``: ``best`` or ``final``.
     """
     overrides = dict(overrides or {})
     if spec in SCRIPTED:
@@ -82,7 +128,7 @@ def load_policy(
         if not (path / "config.toml").is_file():
             raise PolicyLoadError(f"{path} is not a run directory (no config.toml)")
         cfg = _run_config(path)
-        model = _run_model(path, _model_name(cfg.algo), which)
+        model = _run_model(path, cfg.algo, which)
     else:
         model = path
         if (path.parent / "config.toml").is_file():
@@ -96,19 +142,34 @@ def load_policy(
         raise PolicyLoadError(
             f"{model} is an SB3 file: loading it unpickles code; pass {trust_hint} if you trust it"
         )
+    expected = tuple(_game(env_kwargs).observation_space.shape)
     policy, q_values, shape = loaders[model.suffix](model, cfg.algo if cfg else None)
-    _check_shape(model, shape, env_kwargs)
-    return LoadedPolicy(name, policy, env_kwargs, q_values, source=describe_model(model))
+    if shape not in (expected, (expected[-1], *expected[:-1])):  # SB3 may store channels first
+        raise PolicyLoadError(
+            f"{model}: the model takes observations of shape {shape}, but the game gives "
+            f"{expected} (obs_type {env_kwargs['obs_type']!r})"
+        )
+    return Agent(name, policy, env_kwargs, q_values, describe_model(model), expected)
 
 
-def _scripted(name: str, overrides: dict[str, Any]) -> LoadedPolicy:
-    from catchrl.agents.scripted import OraclePolicy, RandomPolicy
+def _game(env_kwargs: dict[str, Any]) -> Any:
     from catchrl.envs import CatchEnv
 
+    try:
+        return CatchEnv(**env_kwargs)
+    except (TypeError, ValueError) as e:  # the game refuses the options
+        raise PolicyLoadError(str(e)) from e
+
+
+def _scripted(name: str, overrides: dict[str, Any]) -> Agent:
+    from catchrl.agents.scripted import OraclePolicy, RandomPolicy
+
     env_kwargs = {"obs_type": "state", **overrides}
-    params = CatchEnv(**env_kwargs).params
-    policy = OraclePolicy(params) if name == "oracle" else RandomPolicy(seed=0)
-    return LoadedPolicy(name, policy, env_kwargs)
+    game = _game(env_kwargs)
+    shape = tuple(game.observation_space.shape)
+    if name == "random":
+        return Agent(name, RandomPolicy(seed=0), env_kwargs, obs_shape=shape)
+    return Agent(name, OraclePolicy(game.params), env_kwargs, obs_shape=shape, needs_state=True)
 
 
 def _run_config(run_dir: Path) -> Any:
@@ -120,24 +181,17 @@ def _run_config(run_dir: Path) -> Any:
         raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
 
 
-def _model_name(algo: str) -> str:
-    """The final model's file in a run directory of ``algo`` (the learners' ``model_name``)."""
-    if algo.startswith("sb3"):
-        return "model.zip"
-    return "model-rllib.npz" if algo.startswith("rllib-") else "model.keras"
-
-
-def _run_model(run_dir: Path, final_name: str, which: str) -> Path:
-    """The model file of a run directory: ``best`` + the final model's suffix, or the final one."""
-    if which not in MODEL_CHOICES:
-        raise PolicyLoadError(f"model must be one of {MODEL_CHOICES}, not {which!r}")
-    final = run_dir / final_name
+def _run_model(run_dir: Path, algo: str, which: str) -> Path:
+    """A run's kept model (``best.*``, unless ``which="final"``) or its final one."""
+    final = run_dir / "model.keras"
+    if algo.startswith(("sb3-", "rllib-")):
+        final = run_dir / ("model.zip" if algo.startswith("sb3-") else "model-rllib.npz")
     best = run_dir / ("best" + final.suffix)
     if which == "best" and best.is_file():
         return best
     if final.is_file():
         return final
-    only = f"only {best.name}: " if which == "final" and best.is_file() else ""
+    only = f"only {best.name}: " if best.is_file() else ""
     raise PolicyLoadError(
         f"{run_dir} has no {final.name} yet ({only}training not finished? "
         f"`catchrl train --run-dir {run_dir} --resume` finishes it)"
@@ -145,39 +199,25 @@ def _run_model(run_dir: Path, final_name: str, which: str) -> Path:
 
 
 def describe_model(path: Path) -> str:
-    """Which model of a run a file is, in words: ``best.keras (validation 99.8% at step 9,504)``."""
+    """Which model of a run a file is: ``best.keras, the best validation model (99.80% at ...)``."""
     if path.stem == "best" and (path.parent / "best.json").is_file():
         try:
             best = json.loads((path.parent / "best.json").read_text())
-            return (
-                f"{path.name}, the best validation model "
-                f"({100 * best['win_rate']:.2f}% at step {best['steps']:,})"
-            )
+            score = f" ({100 * best['win_rate']:.2f}% at step {best['steps']:,})"
         except (OSError, ValueError, KeyError, TypeError):
-            return f"{path.name}, the best validation model"
+            score = ""
+        return f"{path.name}, the best validation model{score}"
     if path.stem.startswith("model") and (path.parent / "config.toml").is_file():
         return f"{path.name}, the final model"
     return path.name
 
 
-def _check_shape(model: Path, shape: tuple[int, ...], env_kwargs: dict[str, Any]) -> None:
-    """Refuse a model whose observations are not the game's (SB3 may store them channels-first)."""
-    from catchrl.envs import CatchEnv
-
-    expected = tuple(CatchEnv(**env_kwargs).observation_space.shape)
-    if shape not in (expected, (expected[-1], *expected[:-1])):
-        raise PolicyLoadError(
-            f"{model}: the model takes observations of shape {shape}, but the game gives "
-            f"{expected} (obs_type {env_kwargs.get('obs_type', 'pixels')!r})"
-        )
-
-
 Loaded = tuple[Callable[..., np.ndarray], Callable[[np.ndarray], np.ndarray] | None, tuple]
 
 
-def _first_line(e: BaseException) -> str:
+def _cannot_load(path: Path, what: str, e: Exception) -> PolicyLoadError:
     text = str(e).splitlines()
-    return f"{type(e).__name__}: {text[0][:200] if text else repr(e)}"
+    return PolicyLoadError(f"{path}: {what} ({type(e).__name__}: {text[0][:200] if text else ''})")
 
 
 def _keras(model_path: Path, algo: str | None) -> Loaded:
@@ -187,11 +227,11 @@ def _keras(model_path: Path, algo: str | None) -> Loaded:
     try:
         model = load_q_network(str(model_path))
     except Exception as e:  # Keras raises many kinds for a file that is not a model
-        raise PolicyLoadError(f"{model_path}: not a loadable Keras model ({_first_line(e)})") from e
+        raise _cannot_load(model_path, "not a loadable Keras model", e) from e
     forward = compile_forward(model)
 
     def q_values(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(forward(np.asarray(obs)), dtype=np.float32)
+        return np.asarray(forward(obs), dtype=np.float32)
 
     def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
         return np.argmax(q_values(obs), axis=1)
@@ -201,31 +241,24 @@ def _keras(model_path: Path, algo: str | None) -> Loaded:
 
 def _sb3(model_path: Path, algo: str | None) -> Loaded:
     """A saved SB3 model, greedy (``deterministic=True``); DQN and QR-DQN give Q-values."""
-    from catchrl.agents.sb3 import (
-        OFF_POLICY,
-        SB3ConfigError,
-        SB3NotInstalled,
-        detect_algo,
-        load_sb3_model,
-    )
+    from catchrl.agents import sb3
     from catchrl.frameworks import tensorboard_without_tensorflow
 
     tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
-    algo = algo or detect_algo(model_path)
+    algo = algo or sb3.detect_algo(model_path)
     if algo is None:
         raise PolicyLoadError(
             f"{model_path}: not a Stable-Baselines3 model file (no readable 'data' metadata)"
         )
     try:
-        model = load_sb3_model(model_path, algo)
-    except (SB3NotInstalled, SB3ConfigError) as e:
+        model = sb3.load_sb3_model(model_path, algo)
+    except (sb3.SB3NotInstalled, sb3.SB3ConfigError) as e:
         raise PolicyLoadError(str(e)) from e
     except Exception as e:  # torch/pickle raise many kinds for a bad file
-        raise PolicyLoadError(f"{model_path}: cannot be loaded as {algo} ({_first_line(e)})") from e
+        raise _cannot_load(model_path, f"cannot be loaded as {algo}", e) from e
 
     def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
-        actions, _ = model.predict(obs, deterministic=True)
-        return np.asarray(actions, dtype=np.int64).reshape(len(obs))
+        return model.predict(obs, deterministic=True)[0]
 
     def q_values(obs: np.ndarray) -> np.ndarray:
         import torch
@@ -233,13 +266,10 @@ def _sb3(model_path: Path, algo: str | None) -> Loaded:
         tensor, _ = model.policy.obs_to_tensor(obs)
         with torch.no_grad():
             if algo == "sb3-qrdqn":
-                q = model.policy.quantile_net(tensor).mean(dim=1)  # [N, Q, A] -> [N, A]
-            else:
-                q = model.policy.q_net(tensor)  # [N, A]
-        return q.cpu().numpy()
+                return model.policy.quantile_net(tensor).mean(dim=1).cpu().numpy()  # [N, A]
+            return model.policy.q_net(tensor).cpu().numpy()  # [N, A]
 
-    shape = tuple(model.observation_space.shape)
-    return policy, (q_values if algo in OFF_POLICY else None), shape
+    return policy, (q_values if algo in sb3.OFF_POLICY else None), model.observation_space.shape
 
 
 def _rllib(model_path: Path, algo: str | None) -> Loaded:
@@ -251,5 +281,4 @@ def _rllib(model_path: Path, algo: str | None) -> Loaded:
         model = RLlibModule(model_path)
     except (ValueError, ImportError) as e:
         raise PolicyLoadError(str(e)) from e
-    q_values = model.q_values if model.algo in OFF_POLICY else None
-    return model.actions, q_values, model.obs_shape
+    return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape

@@ -1,9 +1,7 @@
 """Checks of the commands' numeric options, made before a command loads, opens or writes.
 
-Each failed check raises :class:`catchrl.cli.UserError` naming the option, which
-the CLI prints as one line before exiting 2. The bounds are the config's
-(:mod:`catchrl.config`): the same game accepts the same numbers from ``--set``
-and from the options here.
+Each raises :class:`catchrl.cli.UserError` naming the option; the bounds are the
+config's (:mod:`catchrl.config`), so ``--set`` and an option accept the same numbers.
 """
 
 from __future__ import annotations
@@ -15,13 +13,7 @@ from collections.abc import Iterable
 from catchrl.cli import UserError
 from catchrl.config import MAX_BALLS_PER_GAME, SEED_MAX, ConfigError, Range, check_game
 
-__all__ = [
-    "GAME_OPTIONS",
-    "check_each",
-    "check_game_options",
-    "check_range",
-    "check_seed",
-]
+__all__ = ["GAME_OPTIONS", "check_each", "check_game_options", "check_range", "check_seed"]
 
 GAME_OPTIONS = {
     "drift": "--drift",
@@ -44,13 +36,7 @@ def check_range(
 ) -> None:
     """Refuse ``value`` unless ``low <= value <= high`` (``low < value`` with ``above``).
 
-    The config's own :class:`~catchrl.config.Range` check, for an option: None (the
-    option left out) passes; NaN never does, ``inf`` only with ``allow_inf`` and no
-    ``high``; ``note`` says what the option means.
-
-    Raises:
-        UserError: Naming the option.
-
+    None (the option left out) passes; NaN never does, ``inf`` only with ``allow_inf``.
     """
     if value is None or (allow_inf and high is None and value == math.inf):
         return
@@ -72,19 +58,7 @@ def check_seed(option: str, value: int | None) -> None:
 
 
 def check_game_options(args: argparse.Namespace, obs_type: str | None = "pixels") -> None:
-    """Check ``--drift`` and ``--balls``; with a known ``obs_type``, the whole game too.
-
-    Args:
-        args: Parsed options; ``drift`` and ``balls_per_game`` (or ``balls``) are read,
-            and ``walls`` / ``spawn`` if present.
-        obs_type: The observation type of the game the options apply to (``grid`` plays a
-            5-column board, so allows less drift); None when it is not known yet (the
-            run's own game), which checks the options only on their own.
-
-    Raises:
-        UserError: Naming the option the game refuses.
-
-    """
+    """Check ``--drift`` and ``--balls``; with a known ``obs_type`` (None: not yet), the game."""
     balls = getattr(args, "balls_per_game", getattr(args, "balls", None))
     check_range("--drift", getattr(args, "drift", None), 0)
     check_range("--balls", balls, 1, MAX_BALLS_PER_GAME)
@@ -97,6 +71,5 @@ def check_game_options(args: argparse.Namespace, obs_type: str | None = "pixels"
     except ConfigError as e:
         text = str(e)
         for option in GAME_OPTIONS.values():  # "--drift: must be" -> "--drift must be"
-            if text.startswith(f"{option}: "):
-                text = f"{option} {text[len(option) + 2 :]}"
+            text = text.replace(f"{option}: ", f"{option} ", 1) if text.startswith(option) else text
         raise UserError(text) from None

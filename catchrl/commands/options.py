@@ -1,8 +1,4 @@
-"""The options several commands share, each written once.
-
-A command module adds its own options and calls these for the shared ones;
-the checks of their values are in :mod:`catchrl.commands.checks`.
-"""
+"""The options several commands share, each written once (their checks: ``commands.checks``)."""
 
 from __future__ import annotations
 
@@ -27,9 +23,7 @@ GAME_KEYS = ("obs_type", "drift", "balls_per_game", "walls", "spawn")
 
 def add_config_options(p: argparse.ArgumentParser, what: str = "starting config") -> None:
     """``--preset``, ``--config FILE`` and repeatable ``--set TABLE.KEY=VALUE`` (``overrides``)."""
-    p.add_argument(
-        "--preset", default=None, help=f"{what}: fast (default, pixels), fast-state, book"
-    )
+    p.add_argument("--preset", help=f"{what}: fast (default, pixels), fast-state, book")
     p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
     p.add_argument(
         "--set",
@@ -52,8 +46,7 @@ def add_games(
     p: argparse.ArgumentParser, games: int, seed: int | None, seed_help: str, what: str = ""
 ) -> None:
     """``--games`` (how many to play) and ``--seed`` (of game 0; game j plays SEED + j)."""
-    what = what or f"games to play (default {games})"
-    p.add_argument("--games", type=int, default=games, help=what)
+    p.add_argument("--games", type=int, default=games, help=what or f"games (default {games})")
     p.add_argument("--seed", type=int, default=seed, help=seed_help)
 
 
@@ -66,33 +59,28 @@ def add_trust_sb3(
     p: argparse.ArgumentParser,
     help: str = "allow loading an SB3 .zip (it unpickles code: trusted files only)",
 ) -> None:
-    """``--sb3``: trust a pickle (SB3's files run code when loaded)."""
-    p.add_argument("--sb3", action="store_true", help=help)
+    """``--sb3`` (or ``--trust-sb3``): trust a pickle; SB3's files run code when loaded."""
+    p.add_argument("--sb3", "--trust-sb3", dest="sb3", action="store_true", help=help)
 
 
 def add_game_options(p: argparse.ArgumentParser, model: bool = True, **defaults: object) -> None:
-    """The game (``--obs-type``, ``--drift``, ``--balls``, ``--walls``, ``--spawn``).
+    """The game: ``--drift``, ``--balls``, ``--walls``, ``--spawn`` (``defaults`` by ``args`` name).
 
-    Args:
-        p: The command's parser.
-        model: Also ``--model best|final`` (which model of a run directory) and
-            ``--obs-type``: for commands that load an agent, whose run gives the defaults.
-        **defaults: Defaults by ``args`` name (none: the run's or the game's own).
-
+    With ``model``, also ``--model best|final`` and ``--obs-type``, for commands that
+    load an agent (its run gives the defaults).
     """
     if model:
         p.add_argument(
             "--model",
             choices=("best", "final"),
             default="best",
-            help="for a run directory: best (the kept best validation model, the default) "
-            "or final (the model at the end of training)",
+            help="of a run directory: best (the kept best validation model, default) or final",
         )
         p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
     p.add_argument("--drift", type=int, help="largest sideways ball speed, px per step")
     p.add_argument("--balls", type=int, dest="balls_per_game", help="balls per game")
-    p.add_argument("--walls", choices=choices(EnvConfig, "walls"))
-    p.add_argument("--spawn", choices=choices(EnvConfig, "spawn"))
+    p.add_argument("--walls", choices=("clamp", "book"), help="book: the book's bounce walls")
+    p.add_argument("--spawn", choices=("visible", "book"), help="book: balls up to x = 400")
     p.set_defaults(**defaults)
 
 

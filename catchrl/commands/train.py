@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catchrl.cli import UserError
+from catchrl.cli import UserError, first_line
 from catchrl.commands.checks import check_range
 from catchrl.commands.options import add_config_options, add_run_dir, add_trust_sb3
 from catchrl.errors import CatchrlError
@@ -23,10 +23,8 @@ EPILOG = """examples:
   catchrl train --run-dir runs/state --resume       # continue a stopped run exactly
   catchrl train --print-config --preset book        # show every setting, as TOML
 
-Config tables and keys: see `catchrl train --print-config`; each key is documented
-in catchrl/config.py. Ctrl-C, SIGTERM or SIGHUP stop the run at the next step with
-a checkpoint (exit code 128 + the signal); `--resume` continues from it exactly.
-One process at a time may train in a run directory (it is locked).
+Each config key is documented in catchrl/config.py. Ctrl-C, SIGTERM or SIGHUP stop
+the run with a checkpoint (exit code 128 + the signal); --resume continues it exactly.
 """
 
 
@@ -34,7 +32,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl train``."""
     p = sub.add_parser(
         "train",
-        help="train an agent (Keras DQN; SB3 with --algo)",
+        help="train an agent (Keras DQN; SB3 or RLlib with --algo)",
         description=__doc__,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -42,9 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--algo",
         default="dqn",
-        help="dqn (catchrl's Keras DQN, default), an SB3 agent: sb3-dqn, "
-        "sb3-ppo, sb3-a2c, sb3-qrdqn, or an RLlib agent: rllib-ppo, rllib-dqn, rllib-appo "
-        "(pip install 'catchrl[rllib]', docs/rllib.md)",
+        help="dqn (catchrl's Keras DQN, default); SB3: sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn; "
+        "RLlib: rllib-ppo, rllib-dqn, rllib-appo (pip install 'catchrl[rllib]')",
     )
     add_config_options(p)
     add_run_dir(p, default="runs/<algo>-<obs>-<time>")
@@ -64,7 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """Build the config from ``--algo``, preset, file and overrides (``[sb3]`` merged)."""
+    """The config of ``--algo``, ``--preset``, ``--config``, ``--set``, ``--seed``, ``--steps``."""
     from catchrl.api import make_config
 
     overrides = list(args.overrides)
@@ -76,38 +73,27 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
         algo = None if args.algo == "dqn" else args.algo  # a config file may name its own
         return make_config(args.preset or "fast", args.config, overrides, algo)
     except (CatchrlError, ValueError, ImportError) as e:
-        raise UserError(_one_line(e)) from e
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
-
-
-def default_run_dir(algo: str, obs_type: str) -> Path:
-    """``runs/<algo>-<obs>-<YYYYmmdd-HHMMSS>``."""
-    return Path("runs") / f"{algo}-{obs_type}-{time.strftime('%Y%m%d-%H%M%S')}"
+        raise UserError(first_line(e)) from e
 
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume); print where the run goes first, and how it ended."""
+    from catchrl.learners import open_run
+
     if args.run_dir is not None and args.run_dir.strip() == "":
         raise UserError("--run-dir is empty; give a folder name")
     check_range("--keep-checkpoints", args.keep_checkpoints, 1)
-    run_dir = Path(args.run_dir) if args.run_dir is not None else None
-    overrides: list[str] = []
+    cfg, overrides = None, list(args.overrides)
     if args.resume:
-        if run_dir is None:
+        if args.run_dir is None:
             raise UserError("--resume needs --run-dir")
         if args.preset or args.config or args.algo != "dqn" or args.seed is not None:
             raise UserError(
                 "--resume continues the run with its saved config; drop "
                 "--preset/--config/--algo/--seed (only --steps and --set run.* may change)"
             )
-        overrides = list(args.overrides)
-        if args.steps is not None:
-            overrides.append(f"run.total_steps={args.steps}")
-        cfg = None
+        overrides += [f"run.total_steps={args.steps}"] if args.steps is not None else []
+        run_dir = Path(args.run_dir)
     else:
         cfg = resolve_config(args)
         if args.print_config:
@@ -115,47 +101,36 @@ def run(args: argparse.Namespace) -> int:
 
             print(to_toml(cfg), end="")
             return 0
-        run_dir = run_dir or default_run_dir(cfg.algo, cfg.env.obs_type)
-    return _train(args, cfg, run_dir, overrides)
-
-
-def _train(
-    args: argparse.Namespace, cfg: TrainConfig | None, run_dir: Path, overrides: list[str]
-) -> int:
-    from catchrl.learners import open_run
-
+        stamp = f"{cfg.algo}-{cfg.env.obs_type}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run_dir = Path(args.run_dir or Path("runs") / stamp)
     try:
         trainer = open_run(
             cfg,
             run_dir,
             resume=args.resume,
             progress=False if args.no_progress else None,
-            resume_overrides=overrides,
+            resume_overrides=overrides if args.resume else (),
             trust_pickle=args.sb3,
             keep_checkpoints=args.keep_checkpoints,
         )
-    except (CatchrlError, ValueError) as e:
-        raise UserError(_one_line(e)) from e
-    algo = trainer.cfg.algo
-    print(f"run directory: {run_dir}", flush=True)
-    trusted = algo.startswith("sb3-")  # SB3 checkpoints are pickles; RLlib's are not
-    resume_cmd = f"catchrl train --run-dir {run_dir} --resume" + (" --sb3" if trusted else "")
-    # a second signal ends the process on the spot (RunLoop.second_signal_exit)
-    trainer.second_signal_exit = f"stopped at once by a second signal; resume with `{resume_cmd}`"
-    try:
+        print(f"run directory: {run_dir}", flush=True)
+        trust = " --sb3" if trainer.cfg.algo.startswith("sb3-") else ""  # SB3 files are pickles
+        resume = f"catchrl train --run-dir {run_dir} --resume{trust}"
+        trainer.second_signal_exit = f"stopped at once by a second signal; resume with `{resume}`"
         result = trainer.run()
-    except CatchrlError as e:
-        raise UserError(_one_line(e)) from e
+    except (CatchrlError, ValueError) as e:
+        raise UserError(first_line(e)) from e
     print(f"trained {result.games} games, {result.steps} env steps, {result.wall_time:.1f} s")
     if result.interrupted:
-        print(f"interrupted: resume with `{resume_cmd}`")
+        print(f"interrupted: resume with `{resume}`")
         return result.exit_code
     if result.best is not None:
-        b = result.best
+        best = result.best
         print(
-            f"kept {b['model']}: validation {100 * b['win_rate']:.2f}% at step {b['steps']} "
-            f"(game {b['games']}); final model {trainer.learner_cls.model_name}"
+            f"kept {best['model']}: validation {100 * best['win_rate']:.2f}% at step "
+            f"{best['steps']} (game {best['games']}); final model {trainer.learner_cls.model_name}"
         )
     if result.final_eval is not None:
         print(f"test games ({result.eval_model}): {result.final_eval.summary()}")
+    print(f"next: catchrl eval {run_dir}{trust}  |  catchrl watch {run_dir}{trust}")
     return 0

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from catchrl.commands.checks import check_range
-from catchrl.commands.evaluate import add_game_options, check_options, load
+from catchrl.commands.evaluate import load
+from catchrl.commands.options import add_game_options, add_games, add_trust_sb3
 
 EPILOG = """examples:
   catchrl watch runs/dqn-pixels-20261122-150000            # 3 games in a window
@@ -15,12 +16,11 @@ EPILOG = """examples:
   catchrl watch runs/x --video agent.mp4                    # ... or an MP4 (H.264)
   catchrl watch oracle --balls 20                           # the ball-tracking policy
 
-Under the field, a band shows the score across games ("Score: 2/3, Game: 3")
-and the agent's Q-values for left/stay/right as bars, the chosen action
-marked; the games end on a screen with the total score (Enter, Space or ESC
-closes it, else it closes after 3 s). ESC or closing the window stops. A video has one frame per
-step, played at --fps (30 if 0); it needs the plot extra (pip install
-'catchrl[plot]': imageio, imageio-ffmpeg for MP4).
+Under the field, a band shows the score across games and the agent's Q-values for
+left/stay/right as bars, the chosen action marked; the games end on a screen with the
+total score (Enter, Space or ESC closes it, else it closes after 3 s). ESC or closing
+the window stops. A video has one frame per step, played at --fps (30 if 0); it needs
+pip install 'catchrl[plot]'.
 """
 
 
@@ -34,9 +34,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("agent", help="run directory, model file, or oracle/random")
-    p.add_argument("--games", type=int, default=3, help="games to play (default 3)")
+    add_games(p, 3, 0, "seed of the first game (default 0)")
     p.add_argument("--fps", type=int, default=30, help="frames per second (0: no wait)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the first game")
     p.add_argument(
         "--video",
         "--gif",
@@ -45,30 +44,22 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the games to FILE (.gif or .mp4), headless, instead of a window",
     )
-    p.add_argument(
-        "--sb3",
-        action="store_true",
-        help="allow loading an SB3 .zip (it unpickles code: trusted files only)",
-    )
+    add_trust_sb3(p)
     add_game_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Play ``--games`` games in the window (or into ``--video``); print the score."""
-    from catchrl.api import Agent, record, watch
-    from catchrl.video import check_video_path
+    from catchrl.api import record, watch
 
-    check_options(args)  # --games, --seed and the game, as eval
     check_range("--fps", args.fps, 0, note="0 = no wait")
-    if args.video is not None:
-        check_video_path(args.video)  # before anything is loaded or played
-    agent = Agent(load(args))
+    agent = load(args)  # checks --games, --seed, the game and --video first
     if args.video is None:
         played = watch(agent, args.games, args.seed, args.fps)
-        print(f"{agent.name}: caught {played.caught}/{played.balls}")
-        return 0
-    played = record(agent, args.video, args.games, args.seed, args.fps or 30)
+    else:
+        played = record(agent, args.video, args.games, args.seed, args.fps or 30)
     print(f"{agent.name}: caught {played.caught}/{played.balls}")
-    print(f"wrote {args.video} ({len(played.frames)} frames)")
+    if args.video is not None:
+        print(f"wrote {args.video} ({len(played.frames)} frames)")
     return 0

@@ -34,7 +34,7 @@ def test_a_scripted_agent_acts_and_evaluates_as_the_cli(capsys: pytest.CaptureFi
     assert info["caught"] == 3  # the oracle catches every ball
     with pytest.raises(CatchrlError, match=r"env\.unwrapped\.state"):
         oracle.act(obs)
-    assert oracle.q_values(obs) is None
+    assert oracle.q_values is None and repr(oracle) == "Agent('oracle', obs_type='state')"
     result = catchrl.evaluate("random", games=300, seed=7)
     assert main(["eval", "random", "--games", "300", "--seed", "7", "--json"]) == 0
     cli = json.loads(capsys.readouterr().out)
@@ -54,6 +54,7 @@ def test_show_and_record_hold_one_frame_per_step(tmp_path: Path) -> None:
     assert frames.shape == (66 + 1, 400 + HUD_HEIGHT, 400, 3)
     played = catchrl.record("oracle", tmp_path / "o.gif", games=2, fps=20)
     assert (played.caught, played.balls, played.steps) == (2, 2, 66)
+    assert repr(played) == "GamesPlayed('Score: 2/2', steps=66, frames=111)"  # not the frames
     np.testing.assert_array_equal(iio.imread(tmp_path / "o.gif", index=None), frames)
     with pytest.raises(CatchrlError, match=r"\.gif or \.mp4"):
         catchrl.record("oracle", tmp_path / "o.avi")
@@ -75,6 +76,27 @@ def test_sb3_run_trained_and_loaded_through_the_api(tmp_path: Path) -> None:
     q = agent.q_values(obs)
     assert q.shape == (3,) and agent.act(obs) == int(np.argmax(q))  # greedy on its Q-values
     assert catchrl.evaluate(agent, games=20).games == 20
+    _acts_on_batches_as_sb3_expects(agent)
+
+
+def test_a_keras_run_acts_on_batches_as_sb3_expects(quick_run: Path) -> None:
+    pytest.importorskip("stable_baselines3")
+    _acts_on_batches_as_sb3_expects(catchrl.load_agent(quick_run))
+
+
+def _acts_on_batches_as_sb3_expects(agent: catchrl.Agent) -> None:
+    """``act``/``q_values`` on one observation or a batch; SB3's ``evaluate_policy`` runs it."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    env = agent.make_env()
+    batch = np.stack([env.reset(seed=s)[0] for s in range(5)])  # [5, ...]
+    actions, state = agent.predict(batch)
+    assert state is None and actions.shape == (5,) and agent.q_values(batch).shape == (5, 3)
+    np.testing.assert_array_equal(actions, [agent.act(obs) for obs in batch])
+    with pytest.raises(CatchrlError, match=r"takes observations of shape"):
+        agent.act(batch[:, :1])
+    mean, _ = evaluate_policy(agent, env, n_eval_episodes=3)
+    assert -1.0 <= mean <= 1.0
 
 
 def test_quickstart_notebook_runs(tmp_path: Path) -> None:

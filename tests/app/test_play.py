@@ -10,10 +10,9 @@ import numpy as np
 import pygame
 import pytest
 
-from catchrl.agents.scripted import OraclePolicy
 from catchrl.cli import build_parser, main
-from catchrl.commands.play import PlayResult, PlaySession, make_params
-from catchrl.envs import CatchParams, reset_state
+from catchrl.commands.play import game_kwargs
+from catchrl.envs import CatchEnv, CatchParams, reset_state
 from catchrl.envs.window import HUD_HEIGHT, CatchWindow
 
 
@@ -70,53 +69,28 @@ def test_closing_the_window_quits(capsys, display):
     assert (rc, out) == (0, "Score: 0/3 (quit after 0 of 3 balls: window closed)\n")
 
 
-def test_keyboard_session_frame_by_frame():
-    params = CatchParams(balls_per_game=3)
-    window = CatchWindow(params, fps=0)
+def test_a_held_arrow_moves_the_paddle_to_the_wall_and_esc_keeps_the_score_so_far(display):
+    from catchrl.envs import CatchEnv
+    from catchrl.video import play_games
+
+    env = CatchEnv(obs_type="state", balls_per_game=3)
+    window = CatchWindow(env.params, fps=0)
     try:
-        session = PlaySession(params, np.random.default_rng(0), window=window)
-        assert session.state.paddle_x == 200
-        post_key(pygame.KEYDOWN, pygame.K_RIGHT)
-        for _ in range(5):
-            assert session.step()
-        assert session.state.paddle_x == 300  # 20 px per frame held
-        for _ in range(5):
-            session.step()
-        assert session.state.paddle_x == 350  # clamped at the right wall
-        post_key(pygame.KEYUP, pygame.K_RIGHT)
-        session.step()
-        assert session.state.paddle_x == 350
-        post_key(pygame.KEYDOWN, pygame.K_LEFT)  # a tap within one frame
-        post_key(pygame.KEYUP, pygame.K_LEFT)
-        session.step()
-        session.step()
-        assert session.state.paddle_x == 330  # moved once
-        post_key(pygame.KEYDOWN, pygame.K_ESCAPE)
-        assert not session.step()
-        assert not session.step()  # stays over
-        assert session.result() == PlayResult(
-            caught=0, balls=3, balls_played=0, quit_reason="ESC pressed"
-        )
+        post_key(pygame.KEYDOWN, pygame.K_RIGHT)  # held: 20 px a step, stopped at x = 350
+        played = play_games(env, None, window, seed=0)
     finally:
         window.close()
-
-
-def test_esc_mid_game_keeps_the_score_so_far():
-    params = CatchParams(balls_per_game=10)
-    window = CatchWindow(params, fps=0)
+    assert env.state.paddle_x == 350 and played.quit_reason is None
+    assert played.score_line() == f"Score: {played.caught}/3" and played.balls == 3
+    env = CatchEnv(obs_type="state", balls_per_game=3)
+    window = CatchWindow(env.params, fps=0)
     try:
-        session = PlaySession(
-            params, np.random.default_rng(1), window=window, policy=OraclePolicy(params)
-        )
-        while session.state.balls_played < 2:
-            assert session.step()
         post_key(pygame.KEYDOWN, pygame.K_ESCAPE)
-        assert not session.step()
-        result = session.result()
-        assert result == PlayResult(caught=2, balls=10, balls_played=2, quit_reason="ESC pressed")
-        assert result.score_line() == "Score: 2/10 (quit after 2 of 10 balls: ESC pressed)"
+        played = play_games(env, None, window, seed=0)
     finally:
         window.close()
+    assert (played.caught, played.balls, played.quit_reason) == (0, 0, "ESC pressed")
+    assert played.score_line() == "Score: 0/3 (quit after 0 of 3 balls: ESC pressed)"
 
 
 def test_screenshot_shows_the_final_score(capsys, tmp_path):
@@ -197,12 +171,13 @@ def test_no_display_is_a_one_line_error(capsys, monkeypatch):
     assert rc == 2 and err.count("\n") == 1 and "no display" in err and "--headless" in err
 
 
-def test_game_options_reach_the_params():
+def test_game_options_reach_the_game():
     args = build_parser().parse_args(
         ["play", "--book-walls", "--book-spawn", "--drift", "3", "--balls", "7"]
     )
-    assert make_params(args) == CatchParams(balls_per_game=7, drift=3, walls="book", spawn="book")
-    default = make_params(build_parser().parse_args(["play"]))
+    game = CatchEnv(**game_kwargs(args)).params
+    assert game == CatchParams(balls_per_game=7, drift=3, walls="book", spawn="book")
+    default = CatchEnv(**game_kwargs(build_parser().parse_args(["play"]))).params
     assert default == CatchParams(balls_per_game=100)
     assert (default.walls, default.spawn) == ("clamp", "visible")
 
