@@ -4,7 +4,7 @@
 moving training win rate with the validation evaluations (dots, 95 % intervals) and the
 kept model's test (a star), against games and against training seconds; the loss (a
 symmetric-log axis when it spans orders of magnitude, so zeros and PPO's negative losses
-stay visible); and ε for the algorithms that explore ε-greedily.
+stay visible); and ε for the runs that explore ε-greedily (an ε above 0 at some game).
 """
 
 from __future__ import annotations
@@ -18,19 +18,8 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = [
-    "EPSILON_ALGOS",
-    "PlotError",
-    "loss_scale",
-    "plot_runs",
-    "plot_seeds",
-    "pyplot",
-    "read_curves",
-    "save_plot",
-]
+__all__ = ["PlotError", "loss_scale", "plot_runs", "plot_seeds", "read_curves", "save_plot"]
 
-EPSILON_ALGOS = frozenset({"dqn", "sb3-dqn", "sb3-qrdqn", "rllib-dqn"})
-"""The algorithms that explore ε-greedily (the others: a stochastic policy)."""
 BOOK_WIN_RATE = 87.0
 """The book's result: 87 of the last 100 games won after 5,000 games."""
 
@@ -58,7 +47,7 @@ def pyplot() -> Any:
 
 
 def read_curves(path: str | Path) -> dict[str, Any]:
-    """A run directory's metrics, evaluations and algorithm (``"?"`` without a config).
+    """A run directory's metrics and evaluations, labelled ``<run> (<algo>)``.
 
     Raises:
         PlotError: no readable ``metrics.tsv`` yet, or an evaluation file is not JSON.
@@ -80,8 +69,7 @@ def read_curves(path: str | Path) -> dict[str, Any]:
         algo = str(read_toml(path / "config.toml").get("algo", "dqn"))
     except CatchrlError:
         algo = "?"
-    label = f"{path.name} ({algo})"
-    return {"label": label, "algo": algo, "metrics": metrics, "evals": evals, "final": final}
+    return {"label": f"{path.name} ({algo})", "metrics": metrics, "evals": evals, "final": final}
 
 
 def loss_scale(losses: Sequence[np.ndarray]) -> tuple[str, float | None]:
@@ -112,7 +100,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
         _draw_evals(ax_win, "games", m["game"][-1], run, color)
         _draw_evals(ax_time, "wall_time", m["wall_time"][-1], run, color)
         ax_loss.plot(m["game"], m["loss"], color=color, lw=0.8, label=label)
-        if run["algo"] in EPSILON_ALGOS:
+        if m["epsilon"].any():
             ax_eps.plot(m["game"], m["epsilon"], color=color, label=label)
         else:
             ax_eps.plot([], [], " ", label=f"{label}: no ε (stochastic policy)")
@@ -133,7 +121,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
     for ax in axes.flat:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    if not any(run["algo"] in EPSILON_ALGOS for run in runs):  # say why instead of no curve
+    if not any(run["metrics"]["epsilon"].any() for run in runs):  # say why, not an empty axis
         ax_eps.set_axis_off()
         names = "\n".join(run["label"] for run in runs)
         note = f"No ε: these runs explore with a stochastic policy\n{names}"

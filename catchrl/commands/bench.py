@@ -47,21 +47,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="print the rows as JSON")
     e.set_defaults(func=run_env)
     a = which.add_parser("agents", help="race catchrl's DQN against SB3's DQN and PPO", **text)
-    agents = "catchrl-dqn, sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn, rllib-ppo, rllib-dqn, rllib-appo"
     a.add_argument(
-        "--agents", nargs="+", default=["catchrl-dqn", "sb3-dqn", "sb3-ppo"], help=agents
+        "--agents",
+        nargs="+",
+        default=["catchrl-dqn", "sb3-dqn", "sb3-ppo"],
+        help="catchrl-dqn, sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn, rllib-ppo, rllib-dqn, rllib-appo",
     )
     a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=OBS_TYPES)
     a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
-    a.add_argument("--state-steps", type=int, default=50_000, help="on state and grid")
+    a.add_argument("--state-steps", type=int, default=50_000, help="step budget on state, grid")
     a.add_argument(
-        "--set", dest="agent_sets", action="append", default=[], metavar="AGENT:KEY=VALUE"
+        "--set",
+        dest="agent_sets",
+        action="append",
+        default=[],
+        metavar="AGENT:KEY=VALUE",
+        help="a setting of one contender (repeatable), e.g. sb3-dqn:env.num_envs=16",
     )
     _race_options(a, eval_every=64, out="runs/race")
     a.set_defaults(func=run_agents)
     m = which.add_parser("modules", help="the pixel DQN vs the DQN with supervised modules", **text)
-    m.add_argument("--contenders", nargs="+", help="default: all (see below)")
-    m.add_argument("--perception", default="", help="perception model or run (dqn-perceived...)")
+    m.add_argument("--contenders", nargs="+", help="default: all five (below)")
+    m.add_argument("--perception", default="", help="a perception model or its run directory")
     m.add_argument("--drift", type=int, default=0, help="the game's drift (0: the book's game)")
     m.add_argument("--aux-weight", type=float, default=10.0, help="dqn-aux's agent.aux_landing")
     m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
@@ -75,10 +82,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _race_options(parser: argparse.ArgumentParser, eval_every: int, out: str) -> None:
     """The seeds, evaluation, target and output options of both races."""
     parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="default 100-109")
-    parser.add_argument("--eval-every", type=int, default=eval_every, help="games between")
-    parser.add_argument("--eval-games", type=int, default=1000, help="per evaluation and test")
-    parser.add_argument("--target", type=float, default=0.99, help="validation stop (0: never)")
-    parser.add_argument("--out", type=Path, default=Path(out), help="runs, race.md/.csv/.png")
+    parser.add_argument(
+        "--eval-every", type=int, default=eval_every, help="games between evaluations"
+    )
+    parser.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
+    parser.add_argument("--target", type=float, default=0.99, help="stop at this validation rate")
+    parser.add_argument("--out", type=Path, default=Path(out), help="the runs and race.md/csv/png")
 
 
 def _race_settings(args: argparse.Namespace) -> list[str]:
