@@ -18,8 +18,8 @@ Packaged for agents as :class:`ForecastWrapper`: a ``state`` env whose
 observation gains ``[landing_x, p_catch]``. The other route, a Q-network with
 an auxiliary ``landing_x`` head trained next to the TD loss, is the agents'
 own: ``build_q_network(..., landing_head=True)`` in
-:mod:`catchrl.agents.networks` and ``agent.aux_landing`` (labels from
-:func:`landing_labels`, free from the simulator).
+:mod:`catchrl.agents.networks` (labels from
+:func:`catchrl.agents.scripted.landing_labels`, free from the simulator).
 """
 
 from __future__ import annotations
@@ -34,22 +34,7 @@ from gymnasium import spaces
 from keras import layers, ops
 
 from catchrl.agents.networks import compile_predict
-from catchrl.agents.scripted import landing_labels
 from catchrl.supervised.datasets import GameDataset, perception_targets
-
-__all__ = [
-    "DEFAULT_WINDOW",
-    "SEQUENCE_ARCHS",
-    "ForecastWrapper",
-    "FrameDeltas",
-    "build_sequence_model",
-    "landing_labels",
-    "landing_targets",
-    "position_columns",
-    "sequence_arrays",
-    "straight_down",
-    "windows",
-]
 
 SEQUENCE_ARCHS = ("lstm", "gru", "bidirectional")
 DEFAULT_WINDOW = 8

@@ -70,7 +70,6 @@ class SupervisedConfig:
             cross-entropy (landing is in world / width units, errors ~0.01).
         jit_compile: Compile the train step with XLA; ``None``: per task,
             :data:`JIT_COMPILE` (as measured).
-        steps_per_execution: Batches per compiled call (less Python per batch).
         perception: Sequence task on a dataset with frames: train on the
             states this perception model (``.keras`` path) reads from the
             frames instead of the true ones, so the forecaster learns the
@@ -90,7 +89,6 @@ class SupervisedConfig:
     window: int = DEFAULT_WINDOW
     landing_weight: float = 100.0
     jit_compile: bool | None = None
-    steps_per_execution: int = 1
     perception: str = ""
 
     def __post_init__(self) -> None:
@@ -109,7 +107,7 @@ class SupervisedConfig:
             check_arch(self.arch)
         if self.perception and self.task != "sequence":
             raise ValueError("perception= (perceived states) applies to the sequence task only")
-        for name in ("epochs", "window", "steps_per_execution"):
+        for name in ("epochs", "window"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.batch_size < 0 or self.learning_rate <= 0:
@@ -279,15 +277,13 @@ def build_model(cfg: SupervisedConfig, ds: GameDataset, compiled: bool = True) -
     Args:
         cfg: The run's configuration.
         ds: Its dataset (the game and frame shape).
-        compiled: Apply ``cfg.jit_compile`` and ``cfg.steps_per_execution``;
+        compiled: Apply ``cfg.jit_compile``;
             ``False`` compiles as a plain ``model.compile`` would (the
             benchmark's reference).
 
     """
     opt = keras.optimizers.Adam(cfg.learning_rate)
-    speed: dict[str, Any] = {}
-    if compiled:
-        speed = {"jit_compile": cfg.jit_compile, "steps_per_execution": cfg.steps_per_execution}
+    speed = {"jit_compile": cfg.jit_compile} if compiled else {}
     if cfg.task == "sequence":
         model = build_sequence_model(cfg.arch, cfg.window)
         model.compile(

@@ -2,6 +2,7 @@ import keras
 import numpy as np
 import pytest
 
+from catchrl.agents.scripted import landing_labels
 from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv
 from catchrl.supervised import sequence as S
 from catchrl.supervised.sequence import landing_targets
@@ -141,7 +142,7 @@ def test_landing_labels_are_where_the_ball_lands():
     params = CatchParams(drift=5)
     env = CatchVectorEnv(6, obs_type="state", params=params)
     env.reset(seed=0)
-    labels = S.landing_labels(params, env.batch)
+    labels = landing_labels(params, env.batch)
     for _ in range(params.steps_per_ball):
         _, _, terminated, *_ = env.step(np.ones(6, np.int64))
     assert terminated.all()
