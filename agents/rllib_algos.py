@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import importlib
 import inspect
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -33,20 +33,12 @@ class RLlibConfigError(ValueError):
     """An ``[rllib]`` option or an algorithm name is invalid; the message says which."""
 
 
-@dataclass(frozen=True)
-class AlgoSpec:
-    """Where an RLlib algorithm's config class lives."""
-
-    module: str
-    cls: str
-
-
-ALGOS: dict[str, AlgoSpec] = {
-    "rllib-ppo": AlgoSpec("ray.rllib.algorithms.ppo", "PPOConfig"),
-    "rllib-dqn": AlgoSpec("ray.rllib.algorithms.dqn", "DQNConfig"),
-    "rllib-appo": AlgoSpec("ray.rllib.algorithms.appo", "APPOConfig"),
+ALGOS: dict[str, tuple[str, str]] = {
+    "rllib-ppo": ("ray.rllib.algorithms.ppo", "PPOConfig"),
+    "rllib-dqn": ("ray.rllib.algorithms.dqn", "DQNConfig"),
+    "rllib-appo": ("ray.rllib.algorithms.appo", "APPOConfig"),
 }
-"""``--algo`` name -> RLlib ``AlgorithmConfig`` class."""
+"""``--algo`` name -> (module, RLlib ``AlgorithmConfig`` class)."""
 
 OFF_POLICY = frozenset({"rllib-dqn"})
 """Algorithms with a replay buffer (saved in checkpoints) and ε-greedy exploration."""
@@ -161,9 +153,9 @@ def algo_config_class(algo: str) -> type:
     """The RLlib ``AlgorithmConfig`` class of ``algo`` (imports Ray)."""
     if algo not in ALGOS:
         raise RLlibConfigError(f"unknown --algo {algo!r}; choose {', '.join(ALGOS)}")
-    spec = ALGOS[algo]
+    module, name = ALGOS[algo]
     try:
-        return getattr(importlib.import_module(spec.module), spec.cls)
+        return getattr(importlib.import_module(module), name)
     except ImportError as e:
         raise RLlibNotInstalled(f"--algo {algo} needs Ray's RLlib: {INSTALL}") from e
 

@@ -21,7 +21,7 @@ import numpy as np
 from catchrl.agents.rllib_algos import RLlibConfigError, RLlibNotInstalled, module_spec
 from catchrl.agents.rllib_env import to_module_obs
 
-__all__ = ["FORMAT", "RLlibModule", "save_rllib_module"]
+__all__ = ["FORMAT", "RLlibModule", "greedy_actions", "save_rllib_module"]
 
 FORMAT = "catchrl-rllib-module/1"
 _HEADER = "__catchrl_header__"
@@ -51,6 +51,25 @@ def save_rllib_module(path: str | Path, module: Any, algo: str, options: dict[st
         os.fsync(f.fileno())
 
 
+def _obs_batch(obs: np.ndarray) -> dict[str, Any]:
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    return {Columns.OBS: torch.from_numpy(np.ascontiguousarray(to_module_obs(obs)))}
+
+
+def greedy_actions(module: Any, obs: np.ndarray) -> np.ndarray:
+    """An RLModule's greedy action for each observation (PPO: the likeliest; DQN: max Q)."""
+    import torch
+    from ray.rllib.core.columns import Columns
+
+    with torch.no_grad():
+        out = module.forward_inference(_obs_batch(obs))
+    if Columns.ACTIONS in out:
+        return np.asarray(out[Columns.ACTIONS], dtype=np.int64).reshape(len(obs))
+    return out[Columns.ACTION_DIST_INPUTS].argmax(dim=-1).numpy().astype(np.int64).reshape(-1)
+
+
 class RLlibModule:
     """An RLModule rebuilt from a saved file: greedy actions and (DQN) Q-values.
 
@@ -73,7 +92,6 @@ class RLlibModule:
             raise ValueError(f"{path}: not a readable .npz model ({e})") from e
         if header is None:
             raise ValueError(f"{path}: not a catchrl RLlib model (no header)")
-        weights = arrays
         if header.get("format") != FORMAT:
             raise ValueError(f"{path}: unknown model format {header.get('format')!r}")
         self.algo: str = header["algo"]
@@ -92,7 +110,7 @@ class RLlibModule:
                 self.algo, header["options"], obs_space, gym.spaces.Discrete(header["actions"])
             )
             self.module = spec.build()
-            self.module.set_state({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
+            self.module.set_state({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
             self.module.eval()
         except (RLlibNotInstalled, RLlibConfigError) as e:
             raise ValueError(f"{path}: {e}") from e
@@ -103,29 +121,14 @@ class RLlibModule:
             ) from e
         self._torch = torch
 
-    def _forward(self, obs: np.ndarray) -> dict[str, Any]:
-        from ray.rllib.core.columns import Columns
-
-        batch = {Columns.OBS: self._torch.from_numpy(np.ascontiguousarray(to_module_obs(obs)))}
-        with self._torch.no_grad():
-            return self.module.forward_inference(batch)
-
     def actions(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The greedy action of each observation (the evaluation policy)."""
-        from ray.rllib.core.columns import Columns
-
-        out = self._forward(obs)
-        if Columns.ACTIONS in out:
-            return np.asarray(out[Columns.ACTIONS], dtype=np.int64).reshape(len(obs))
-        logits = out[Columns.ACTION_DIST_INPUTS]
-        return logits.argmax(dim=-1).numpy().astype(np.int64).reshape(len(obs))
+        return greedy_actions(self.module, obs)
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """DQN's Q-values ``[N, A]`` (float32)."""
         from ray.rllib.algorithms.dqn.dqn_learner import QF_PREDS
-        from ray.rllib.core.columns import Columns
 
-        batch = {Columns.OBS: self._torch.from_numpy(np.ascontiguousarray(to_module_obs(obs)))}
         with self._torch.no_grad():
-            q = self.module.compute_q_values(batch)[QF_PREDS]
+            q = self.module.compute_q_values(_obs_batch(obs))[QF_PREDS]
         return q.numpy().astype(np.float32)

@@ -1,54 +1,312 @@
-"""Stable-Baselines3 on Catch: one import for the algorithms, the ``VecEnv`` and loading.
+"""Stable-Baselines3 algorithms on Catch: names, defaults, checked options, make and load.
 
-The code lives in two modules, one job each:
-
-- :mod:`catchrl.agents.sb3_algos`: :data:`ALGOS`, per-algorithm
-  :data:`DEFAULTS`, :func:`sb3_kwargs` (checked options),
-  :func:`make_sb3_model`, :func:`load_sb3_model`, :func:`detect_algo`;
-- :mod:`catchrl.agents.sb3_env`: :class:`CatchSB3VecEnv`, the native vector
-  env as an SB3 ``VecEnv`` (:func:`make_catch_vec_env`).
-
-A saved ``.zip`` is loaded as a policy by :mod:`catchrl.policies`.
-
-This module re-exports their public names, the ones the trainer and the
-commands import from here. Nothing imports SB3 or torch until it is used.
+:func:`sb3_kwargs` merges :data:`DEFAULTS` with the user's ``[sb3]`` table and checks
+every key against the algorithm's constructor (a misspelt option is an error, never
+ignored); :func:`make_sb3_model` builds the model, :func:`load_sb3_model` loads a saved
+``.zip`` (its pickles run code: only files the user names) and :func:`detect_algo`
+reads which algorithm one holds from its JSON metadata. Pixels stay uint8 images, so
+SB3 picks ``CnnPolicy`` (NatureCNN); ``state`` and ``grid`` use ``MlpPolicy``. The
+game as an SB3 ``VecEnv`` is :mod:`catchrl.agents.sb3_env`. SB3 is imported when used.
 """
 
 from __future__ import annotations
 
-from catchrl.agents.sb3_algos import (
-    ALGOS,
-    DEFAULTS,
-    OFF_POLICY,
-    TARGET_PERIOD,
-    AlgoSpec,
-    SB3ConfigError,
-    SB3NotInstalled,
-    algorithm_class,
-    constructor_options,
-    detect_algo,
-    load_sb3_model,
-    make_sb3_model,
-    policy_name,
-    sb3_kwargs,
-)
-from catchrl.agents.sb3_env import CatchSB3VecEnv, make_catch_vec_env
+import copy
+import importlib
+import inspect
+import io
+import json
+import zipfile
+from pathlib import Path
+from typing import Any
 
 __all__ = [
     "ALGOS",
     "DEFAULTS",
     "OFF_POLICY",
     "TARGET_PERIOD",
-    "AlgoSpec",
-    "CatchSB3VecEnv",
     "SB3ConfigError",
     "SB3NotInstalled",
     "algorithm_class",
     "constructor_options",
     "detect_algo",
     "load_sb3_model",
-    "make_catch_vec_env",
     "make_sb3_model",
     "policy_name",
     "sb3_kwargs",
+    "tiny_extractor",
 ]
+
+
+class SB3NotInstalled(ImportError):
+    """Stable-Baselines3 (or sb3-contrib, for QR-DQN) is missing; the message says what to do."""
+
+
+class SB3ConfigError(ValueError):
+    """An ``[sb3]`` option or an algorithm name is invalid; the message says which."""
+
+
+ALGOS: dict[str, tuple[str, str]] = {
+    "sb3-dqn": ("stable_baselines3", "DQN"),
+    "sb3-ppo": ("stable_baselines3", "PPO"),
+    "sb3-a2c": ("stable_baselines3", "A2C"),
+    "sb3-qrdqn": ("sb3_contrib", "QRDQN"),
+}
+"""``--algo`` name -> (module, SB3 class)."""
+
+OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
+"""Algorithms with a replay buffer (saved in checkpoints) and ε-greedy exploration."""
+
+# Defaults by observation kind ("pixels", or "vector" for state and grid). Sources: RL Zoo's
+# hyperparams/*.yml (Atari for pixels, CartPole-v1 for vector), scaled to Catch's budget
+# (games of 33 steps, solved in ~10^5 transitions, not 10^7); measured: docs/sb3.md.
+# Catch never truncates a game, so SB3's timeout handling is off where it costs memory.
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "sb3-dqn": {
+        # RL Zoo Atari with catchrl's fast learning settings (lr, batch, n-step, starts).
+        "pixels": {
+            "learning_rate": 1e-3,
+            "buffer_size": 20_000,
+            "learning_starts": 2_000,
+            "batch_size": 64,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "n_steps": 5,
+            "exploration_fraction": 0.2,
+            "exploration_initial_eps": 1.0,
+            "exploration_final_eps": 0.01,
+            "replay_buffer_kwargs": {"handle_timeout_termination": False},
+        },
+        # RL Zoo CartPole, a [64, 64] net for a 3-number state, 1 update per 4 transitions.
+        "vector": {
+            "learning_rate": 1e-3,
+            "buffer_size": 20_000,
+            "learning_starts": 500,
+            "batch_size": 64,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 4,
+            "exploration_fraction": 0.2,
+            "exploration_initial_eps": 1.0,
+            "exploration_final_eps": 0.01,
+            "policy_kwargs": {"net_arch": [64, 64]},
+        },
+    },
+    "sb3-qrdqn": {
+        # RL Zoo Atari QR-DQN (200 quantiles, sb3-contrib's default), buffer stored once.
+        "pixels": {
+            "learning_rate": 1e-4,
+            "buffer_size": 20_000,
+            "learning_starts": 1_000,
+            "batch_size": 32,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 1,
+            "exploration_fraction": 0.2,
+            "exploration_final_eps": 0.01,
+            "optimize_memory_usage": True,
+            "replay_buffer_kwargs": {"handle_timeout_termination": False},
+        },
+        # RL Zoo CartPole QR-DQN: 10 quantiles.
+        "vector": {
+            "learning_rate": 1e-3,
+            "buffer_size": 20_000,
+            "learning_starts": 500,
+            "batch_size": 64,
+            "gamma": 0.99,
+            "train_freq": 1,
+            "gradient_steps": 4,
+            "exploration_fraction": 0.2,
+            "exploration_final_eps": 0.01,
+            "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10},
+        },
+    },
+    "sb3-ppo": {
+        # RL Zoo Atari PPO (its linear schedules held constant: TOML has none).
+        "pixels": {
+            "n_steps": 128,
+            "n_epochs": 4,
+            "batch_size": 256,
+            "learning_rate": 2.5e-4,
+            "clip_range": 0.1,
+            "vf_coef": 0.5,
+            "ent_coef": 0.01,
+            "gamma": 0.99,
+        },
+        # RL Zoo CartPole PPO.
+        "vector": {
+            "n_steps": 32,
+            "n_epochs": 20,
+            "batch_size": 256,
+            "learning_rate": 1e-3,
+            "clip_range": 0.2,
+            "gae_lambda": 0.8,
+            "gamma": 0.98,
+            "ent_coef": 0.0,
+        },
+    },
+    "sb3-a2c": {
+        # RL Zoo Atari A2C (SB3's RMSprop for the Zoo's RMSpropTFLike).
+        "pixels": {"ent_coef": 0.01, "vf_coef": 0.25},
+        # RL Zoo CartPole A2C.
+        "vector": {"ent_coef": 0.0},
+    },
+}
+
+TARGET_PERIOD = 250
+"""Gradient steps between target-network copies for DQN / QR-DQN (RL Zoo Atari: 1000 / 4)."""
+
+# Constructor arguments catchrl sets itself; the message says where they come from.
+_RESERVED = {
+    "env": "the env comes from the [env] table",
+    "seed": "use run.seed (or --seed)",
+    "tensorboard_log": "TensorBoard events go to RUN/tb",
+    "_init_setup_model": "internal to SB3",
+}
+
+
+def policy_name(obs_type: str) -> str:
+    """``CnnPolicy`` (NatureCNN) for pixels, ``MlpPolicy`` for state and grid."""
+    return "CnnPolicy" if obs_type == "pixels" else "MlpPolicy"
+
+
+def algorithm_class(algo: str) -> type:
+    """The SB3 class of ``algo``; SB3ConfigError if unknown, SB3NotInstalled if missing."""
+    if algo not in ALGOS:
+        raise SB3ConfigError(
+            f"unknown algorithm {algo!r}; choose dqn (catchrl's) or one of {', '.join(ALGOS)}"
+        )
+    module, name = ALGOS[algo]
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError as e:
+        package = module.replace("_", "-")
+        raise SB3NotInstalled(
+            f"{algo} needs {package}, which cannot be imported ({type(e).__name__}: {e}); "
+            f"pip install 'catchrl[sb3]'"
+        ) from e
+
+
+def constructor_options(algo: str) -> list[str]:
+    """The keyword arguments the algorithm's constructor accepts (minus reserved ones)."""
+    params = inspect.signature(algorithm_class(algo).__init__).parameters
+    return [
+        n
+        for n, p in params.items()
+        if n not in ("self", *_RESERVED) and p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+
+
+def sb3_kwargs(
+    algo: str, obs_type: str, user: dict[str, Any] | None = None, num_envs: int = 8
+) -> dict[str, Any]:
+    """The defaults for ``algo`` on ``obs_type``, updated with ``user`` (the ``[sb3]`` table).
+
+    ``*_kwargs`` tables are merged key by key with the defaults. ``num_envs`` turns
+    :data:`TARGET_PERIOD` (gradient steps) into SB3's ``target_update_interval``
+    (transitions), unless that is given.
+
+    Raises:
+        SB3ConfigError: A key the algorithm does not take, or a reserved key.
+
+    """
+    user = dict(user or {})
+    valid = constructor_options(algo)
+    for key in user:
+        if key in _RESERVED:
+            raise SB3ConfigError(f"sb3.{key} cannot be set: {_RESERVED[key]}")
+        if key not in valid:
+            close = [v for v in valid if key.lower() in v or v in key.lower()]
+            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            raise SB3ConfigError(
+                f"sb3.{key} is not an option of {ALGOS[algo][1]}{hint}; "
+                f"valid options: {', '.join(sorted(valid))}"
+            )
+    kind = "pixels" if obs_type == "pixels" else "vector"
+    merged: dict[str, Any] = {"policy": policy_name(obs_type), **DEFAULTS[algo][kind]}
+    if algo in OFF_POLICY and "target_update_interval" not in user:
+        freq = merged.get("train_freq", 4)
+        freq = freq[0] if isinstance(freq, (list, tuple)) else freq
+        per_grad_step = num_envs * int(freq) / max(1, int(merged.get("gradient_steps", 1)))
+        merged["target_update_interval"] = max(1, round(TARGET_PERIOD * per_grad_step))
+    for key, value in user.items():
+        if key.endswith("_kwargs") and isinstance(value, dict):
+            merged[key] = {**merged.get(key, {}), **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def make_sb3_model(
+    algo: str, env: Any, kwargs: dict[str, Any], seed: int, device: str = "auto", verbose: int = 0
+) -> Any:
+    """Build the SB3 model from :func:`sb3_kwargs`'s output; SB3ConfigError if SB3 refuses."""
+    cls = algorithm_class(algo)
+    kw = copy.deepcopy(kwargs)  # SB3 (QR-DQN) adds classes to policy_kwargs in place
+    if isinstance(kw.get("train_freq"), list):  # TOML has no tuples: [4, "step"]
+        kw["train_freq"] = tuple(kw["train_freq"])
+    policy_kwargs = kw.get("policy_kwargs", {})
+    if policy_kwargs.get("features_extractor_class") == "tiny":
+        policy_kwargs["features_extractor_class"] = tiny_extractor()
+    policy = kw.pop("policy")
+    try:
+        return cls(policy, env, seed=seed, device=device, verbose=verbose, **kw)
+    except (TypeError, ValueError, AssertionError, KeyError, NotImplementedError) as e:
+        raise SB3ConfigError(
+            f"{ALGOS[algo][1]} rejected the [sb3] settings "
+            f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e!r})"
+        ) from e
+
+
+def tiny_extractor() -> type:
+    """The ``tiny`` network of :mod:`catchrl.agents.networks` as SB3's features extractor.
+
+    Chosen with ``sb3.policy_kwargs = {features_extractor_class = "tiny", net_arch = []}``:
+    [B, C, 80, 80] (scaled by SB3) -> 4 x 4 average pool -> 16 3 x 3 filters, stride 2
+    -> flattened 10 x 10 x 16 -> 64 units, the same layers as the Keras ``tiny``.
+    """
+    from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+    from torch import nn
+
+    class TinyExtractor(BaseFeaturesExtractor):
+        def __init__(self, observation_space: Any) -> None:
+            super().__init__(observation_space, features_dim=64)
+            channels = observation_space.shape[0]
+            self.net = nn.Sequential(
+                nn.AvgPool2d(4),  # [B, C, 20, 20]
+                nn.Conv2d(channels, 16, 3, stride=2, padding=1),  # [B, 16, 10, 10]
+                nn.ReLU(),
+                nn.Flatten(),
+                nn.Linear(16 * 10 * 10, 64),
+                nn.ReLU(),
+            )
+
+        def forward(self, observations: Any) -> Any:
+            return self.net(observations)
+
+    return TinyExtractor
+
+
+def detect_algo(model_path: str | Path) -> str | None:
+    """The ``--algo`` of a saved SB3 ``.zip`` from its JSON metadata (None: it does not say)."""
+    try:
+        with zipfile.ZipFile(model_path) as z:
+            data = json.loads(z.read("data").decode())
+    except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    module = str(data.get("policy_class", {}).get("__module__", ""))
+    if module.startswith("stable_baselines3.dqn"):
+        return "sb3-dqn"
+    if module.startswith("sb3_contrib.qrdqn"):
+        return "sb3-qrdqn"
+    if module.startswith("stable_baselines3.common.policies"):
+        return "sb3-ppo" if "n_epochs" in data else "sb3-a2c"  # both use ActorCriticPolicy
+    return None
+
+
+def load_sb3_model(
+    model_path: str | Path | io.BytesIO, algo: str, env: Any = None, device: str = "cpu"
+) -> Any:
+    """Load a saved SB3 model (unpickles code: only for files the user named)."""
+    return algorithm_class(algo).load(model_path, env=env, device=device)

@@ -1,12 +1,10 @@
 """The native :class:`~catchrl.envs.CatchVectorEnv` as a Stable-Baselines3 ``VecEnv``.
 
-:class:`CatchSB3VecEnv` (built by :func:`make_catch_vec_env`) plays all games
-in one numpy batch with same-step autoreset: no subprocesses, no per-game
-Python objects, ``terminal_observation`` and ``episode`` in the infos as SB3's
-``DummyVecEnv`` + ``Monitor`` would give them.
-
-Stable-Baselines3 is imported on the first :func:`make_catch_vec_env` call, so
-importing this module costs nothing.
+All games run in one numpy batch with same-step autoreset: the step that ends game
+``i`` returns its next game's first observation, and ``infos[i]`` holds what SB3's
+``DummyVecEnv`` + ``Monitor`` give (``terminal_observation``, ``episode``,
+``TimeLimit.truncated``) and ``is_success`` (every ball caught), from which SB3 logs
+its success rate. SB3 is imported on the first :func:`make_catch_vec_env` call.
 """
 
 from __future__ import annotations
@@ -17,45 +15,16 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.agents.sb3_algos import algorithm_class
+from catchrl.agents.sb3 import algorithm_class
 from catchrl.envs import CatchVectorEnv
 
-__all__ = ["CatchSB3VecEnv", "make_catch_vec_env"]
-
-
-class CatchSB3VecEnv:
-    """The native :class:`CatchVectorEnv` as a Stable-Baselines3 ``VecEnv``.
-
-    Built by :func:`make_catch_vec_env` (which subclasses SB3's ``VecEnv``
-    lazily, so this module imports without SB3). The games run with same-step
-    autoreset: the step that ends game ``i`` returns the first observation of
-    its next game, the last one in ``infos[i]["terminal_observation"]``, plus
-    ``infos[i]["episode"] = {"r", "l", "t"}`` as SB3's ``Monitor`` writes it,
-    and ``infos[i]["is_success"]`` (every ball caught) as the env's last info
-    has it, from which SB3 logs its success rate.
-    Every info has ``TimeLimit.truncated`` as ``DummyVecEnv`` gives it (always
-    ``False``: Catch never truncates).
-
-    Args:
-        num_envs: Games played at once.
-        obs_type: ``pixels``, ``state`` or ``grid``.
-        **game_kwargs: Other :class:`CatchVectorEnv` arguments (game parameters).
-
-    """
+__all__ = ["make_catch_vec_env"]
 
 
 def make_catch_vec_env(
     num_envs: int = 8, obs_type: str = "pixels", seed: int | None = None, **game_kwargs: Any
 ) -> Any:
-    """A :class:`CatchSB3VecEnv` over ``num_envs`` native games (seeded at the first reset).
-
-    Args:
-        num_envs: Games played at once.
-        obs_type: ``pixels``, ``state`` or ``grid``.
-        seed: Game ``i`` of the first reset is seeded with ``seed + i``.
-        **game_kwargs: Game parameters for :class:`CatchVectorEnv`.
-
-    """
+    """An SB3 ``VecEnv`` of ``num_envs`` native games (game ``i`` first seeded ``seed + i``)."""
     env = _vec_env_class()(num_envs, obs_type, **game_kwargs)
     if seed is not None:
         env.seed(seed)
@@ -73,37 +42,28 @@ def _vec_env_class() -> type:
     algorithm_class("sb3-dqn")  # a clear error if SB3 is missing
     from stable_baselines3.common.vec_env import VecEnv
 
-    class _CatchSB3VecEnv(CatchSB3VecEnv, VecEnv):
-        __doc__ = CatchSB3VecEnv.__doc__
+    class CatchSB3VecEnv(VecEnv):
+        """The native vector env as an SB3 ``VecEnv`` (see the module's docstring)."""
 
         def __init__(self, num_envs: int, obs_type: str, **game_kwargs: Any) -> None:
             self.venv_native = CatchVectorEnv(
                 num_envs, obs_type=obs_type, autoreset_mode="same_step", **game_kwargs
             )
             self.render_mode = None
-            VecEnv.__init__(
-                self,
-                num_envs,
-                self.venv_native.single_observation_space,
-                self.venv_native.single_action_space,
-            )
+            native = self.venv_native
+            super().__init__(num_envs, native.single_observation_space, native.single_action_space)
             self._actions = np.ones(num_envs, dtype=np.int64)
             self._returns = np.zeros(num_envs, dtype=np.float64)
             self._lengths = np.zeros(num_envs, dtype=np.int64)
             self._t0 = time.perf_counter()
-            self._started = False
 
         def reset(self) -> np.ndarray:
-            seeds = self._seeds
-            if any(s is not None for s in seeds):
-                obs, _ = self.venv_native.reset(seed=list(seeds))
-            else:
-                obs, _ = self.venv_native.reset()
+            seeds = self._seeds if any(s is not None for s in self._seeds) else None
+            obs, _ = self.venv_native.reset(seed=seeds)
             self._reset_seeds()
             self._reset_options()
             self._returns[:] = 0.0
             self._lengths[:] = 0
-            self._started = True
             return obs
 
         def step_async(self, actions: np.ndarray) -> None:
@@ -116,23 +76,15 @@ def _vec_env_class() -> type:
             self._lengths += 1
             cut = truncated & ~terminated
             infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
-            if dones.any():
-                final = info["final_obs"]
-                success = info["final_info"]["is_success"]
-                t = round(time.perf_counter() - self._t0, 6)
-                for i in np.flatnonzero(dones):
-                    infos[i] = {
-                        "terminal_observation": final[i],
-                        "TimeLimit.truncated": bool(cut[i]),
-                        "is_success": bool(success[i]),
-                        "episode": {
-                            "r": float(self._returns[i]),
-                            "l": int(self._lengths[i]),
-                            "t": t,
-                        },
-                    }
-                self._returns[dones] = 0.0
-                self._lengths[dones] = 0
+            t = round(time.perf_counter() - self._t0, 6)
+            for i in np.flatnonzero(dones):
+                infos[i] |= {
+                    "terminal_observation": info["final_obs"][i],
+                    "is_success": bool(info["final_info"]["is_success"][i]),
+                    "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": t},
+                }
+            self._returns[dones] = 0.0
+            self._lengths[dones] = 0
             return obs, reward.astype(np.float32), dones, infos
 
         def close(self) -> None:
@@ -162,5 +114,5 @@ def _vec_env_class() -> type:
         def get_images(self) -> Sequence[np.ndarray | None]:
             return [None for _ in range(self.num_envs)]
 
-    _VEC_ENV_CLASS = _CatchSB3VecEnv
+    _VEC_ENV_CLASS = CatchSB3VecEnv
     return _VEC_ENV_CLASS

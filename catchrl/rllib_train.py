@@ -1,31 +1,18 @@
 """RLlib algorithms (new API stack) as learners of the run loop (:mod:`catchrl.runloop`).
 
-RLlib keeps its own ``Algorithm.train()`` iterations — the honest way to run
-RLlib — and reports through the run loop: after each iteration, one
-:meth:`~catchrl.runloop.RunLoop.record_step` per vector step every EnvRunner
-took (recorded by :class:`~catchrl.agents.rllib_env.RecordingVectorEnv`),
-then one :meth:`~catchrl.runloop.RunLoop.at_safe_point`. So the run directory,
-metrics rows, TensorBoard scalars, evaluations, checkpoints, stop rules and
-signals are every other learner's; a stop lands within one iteration.
-
-An iteration plays ``rllib.games_per_iteration`` whole games in every env, so
-it ends between games; the next iteration starts fresh games seeded from
-``run.seed`` and the games played so far. A checkpoint then needs no game
-state: it holds RLlib's own state (``Algorithm.get_state()``: the module, the
-optimiser, the counters and metrics; DQN's replay buffer too) stored as plain
-arrays and JSON (no pickle), and the driver's RNG states. With the default
-``num_env_runners = 0`` (sampling and learning in this process) ``--resume``
-continues exactly; remote EnvRunners keep RNG states of their own, which a
-checkpoint does not hold.
-
-Ray starts a local instance of its own (``ray.init(address="local")``) unless
-``CATCHRL_RAY_ADDRESS`` names a cluster to join.
+RLlib keeps its own ``Algorithm.train()`` iterations. After each, the driver reports
+every vector step the EnvRunners took (:class:`~catchrl.agents.rllib_env.RecordingVectorEnv`
+records them) and asks the loop for a safe point. An iteration plays
+``rllib.games_per_iteration`` whole games in every env, so a checkpoint needs no game
+state: RLlib's own state (``Algorithm.get_state()``; DQN's replay buffer too) as plain
+arrays and JSON (no pickle) and the driver's RNGs. With ``num_env_runners = 0`` (the
+default) ``--resume`` continues exactly; remote EnvRunners keep RNGs of their own.
+Ray starts locally (``address="local"``) unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
 """
 
 from __future__ import annotations
 
 import os
-import random
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,7 +22,7 @@ from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
 from catchrl.rundir import RunDir
 from catchrl.runloop import Learner, RunLoop, StepReport
-from catchrl.sb3_train import set_torch_threads
+from catchrl.sb3_train import rng_states, set_rng_states, set_torch_threads
 
 __all__ = ["RLlibLearner", "flatten_state", "unflatten_state"]
 
@@ -45,16 +32,11 @@ def _ensure_ray(num_cpus: int) -> None:
 
     if ray.is_initialized():
         return
-    address = os.environ.get("CATCHRL_RAY_ADDRESS", "") or "local"
-    kwargs: dict[str, Any] = {
-        "address": address,
-        "include_dashboard": False,
-        "log_to_driver": False,
-        "configure_logging": False,
-    }
-    if address == "local":
-        kwargs["num_cpus"] = num_cpus
-    ray.init(**kwargs)
+    address = os.environ.get("CATCHRL_RAY_ADDRESS") or "local"
+    local = {"num_cpus": num_cpus} if address == "local" else {}
+    ray.init(
+        address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local
+    )
 
 
 class RLlibLearner(Learner):
@@ -76,7 +58,7 @@ class RLlibLearner(Learner):
 
         self.options = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
         self.has_epsilon = cfg.algo in OFF_POLICY
-        set_torch_threads(cfg.env.obs_type)
+        set_torch_threads()
         runners = int(self.options.get("num_env_runners", 0))
         _ensure_ray(num_cpus=max(1, runners) + 1)
         algo_cfg = make_algo_config(
@@ -93,24 +75,13 @@ class RLlibLearner(Learner):
 
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
-        """The vector env's and the evaluation env's buffers plus DQN's replay (float32)."""
+        """The games' buffers (training and evaluation) and DQN's replay (float32)."""
         from catchrl.envs import estimate_env_bytes
 
-        kwargs = cfg.env.game_kwargs()
-        env = estimate_env_bytes(cfg.env.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
-        if not cfg.algo.startswith("rllib-dqn"):
-            return env
-        from catchrl.agents.rllib_algos import DEFAULTS
-
-        kind = "pixels" if cfg.env.obs_type == "pixels" else "vector"
-        buffer = {
-            **DEFAULTS["rllib-dqn"][kind]["replay_buffer_config"],
-            **cfg.rllib.get("replay_buffer_config", {}),
-        }
-        space = cfg.env.observation_space()
-        return env + int(buffer.get("capacity", 0)) * int(np.prod(space.shape)) * 4
-
-    # -- the run -----------------------------------------------------------------------
+        game = cfg.env.game_kwargs()
+        games = estimate_env_bytes(cfg.env.num_envs, **game) + estimate_env_bytes(250, **game)
+        capacity = cfg.rllib.get("replay_buffer_config", {}).get("capacity", 0)
+        return games + int(capacity) * int(np.prod(cfg.env.observation_space().shape)) * 4
 
     def _runners(self) -> Any:
         return self.algo_rl.env_runner_group
@@ -161,29 +132,14 @@ class RLlibLearner(Learner):
             if loop.at_safe_point():
                 return
 
-    def _module(self) -> Any:
-        return self.algo_rl.get_module()
-
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The module's greedy action for each observation (the evaluation policy)."""
-        import torch
-        from ray.rllib.core.columns import Columns
+        from catchrl.agents.rllib_policy import greedy_actions
 
-        from catchrl.agents.rllib_env import to_module_obs
-
-        batch = {Columns.OBS: torch.from_numpy(np.ascontiguousarray(to_module_obs(obs)))}
-        with torch.no_grad():
-            out = self._module().forward_inference(batch)
-        if Columns.ACTIONS in out:
-            return np.asarray(out[Columns.ACTIONS], dtype=np.int64).reshape(len(obs))
-        return out[Columns.ACTION_DIST_INPUTS].argmax(dim=-1).numpy().astype(np.int64)
-
-    # -- state -------------------------------------------------------------------------
+        return greedy_actions(self.algo_rl.get_module(), obs)
 
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """RLlib's state (and DQN's replay) as arrays and JSON, and the driver's RNGs."""
-        import torch
-
         state: dict[str, Any] = {"algorithm": self.algo_rl.get_state()}
         buffer = getattr(self.algo_rl, "local_replay_buffer", None)
         if buffer is not None:
@@ -193,23 +149,12 @@ class RLlibLearner(Learner):
             state["kl_coeffs"] = {k: float(v) for k, v in kl.items()}
         arrays: dict[str, np.ndarray] = {}
         tree = flatten_state(state, arrays)
-        np_state = np.random.get_state()  # noqa: NPY002  (RLlib draws from the global RNG)
-        arrays["rng_numpy_keys"] = np_state[1]
-        arrays["rng_torch"] = torch.get_rng_state().numpy()
-        meta = {
-            "tree": tree,
-            "numpy": [np_state[0], int(np_state[2]), int(np_state[3]), float(np_state[4])],
-            "python": _jsonable(random.getstate()),
-            "games_started": self.games_started,
-        }
+        meta = {"tree": tree, "rng": rng_states(), "games_started": self.games_started}
         return {"rllib": arrays}, meta
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state` (``ValueError`` if it does not fit this algorithm)."""
-        import torch
-
-        flat = arrays["rllib"]
-        state = unflatten_state(meta["tree"], flat)
+        state = unflatten_state(meta["tree"], arrays["rllib"])
         try:
             self.algo_rl.set_state(state["algorithm"])
             if "replay" in state:
@@ -219,10 +164,7 @@ class RLlibLearner(Learner):
                 kl[module_id].data.fill_(value)
         except (RuntimeError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"RLlib's state does not load: {type(e).__name__}: {e}") from e
-        n = meta["numpy"]
-        np.random.set_state((n[0], flat["rng_numpy_keys"], n[1], n[2], n[3]))  # noqa: NPY002
-        torch.set_rng_state(torch.from_numpy(flat["rng_torch"].copy()))
-        random.setstate(_tuples(meta["python"]))
+        set_rng_states(meta["rng"])
         self.games_started = int(meta["games_started"])
 
     def _kl_coeffs(self) -> Any:
@@ -234,7 +176,7 @@ class RLlibLearner(Learner):
         """Write the playing module (load it with ``catchrl eval/watch``)."""
         from catchrl.agents.rllib_policy import save_rllib_module
 
-        save_rllib_module(path, self._module(), self.cfg.algo, self.options)
+        save_rllib_module(path, self.algo_rl.get_module(), self.cfg.algo, self.options)
 
     def close(self) -> None:
         """Stop the algorithm (its EnvRunners and learners)."""
@@ -251,14 +193,6 @@ def _loss(result: dict[str, Any]) -> float | None:
         if isinstance(value, (int, float, np.number)):
             return float(value)
     return None
-
-
-def _jsonable(x: Any) -> Any:
-    return [_jsonable(v) for v in x] if isinstance(x, (tuple, list)) else x
-
-
-def _tuples(x: Any) -> Any:
-    return tuple(_tuples(v) for v in x) if isinstance(x, list) else x
 
 
 # -- RLlib's state as arrays and JSON -------------------------------------------------

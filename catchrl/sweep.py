@@ -1,17 +1,12 @@
 """Studies on Ray Tune's own API: a base config × a search space × seeds, each trial a run.
 
 The space is Tune's (``tune.grid_search``, ``choice``, ``uniform``, ``loguniform``,
-``randint``). ``search="random"`` is Tune's ``BasicVariantGenerator`` (random draws
-kept constant over the grid and the seeds); ``"tpe"`` is Optuna's TPE through Tune's
-``OptunaSearch``, each setting played with every seed by Tune's ``Repeater``. A trial
-is an ordinary run (:func:`catchrl.learners.open_run`) in ``STUDY/trials/NAME`` that
-reports at each evaluation; its score is its final evaluation (the kept model on the
-test games, ``eval.json``). A trial Tune restarts (a lost node; ``--resume``, which is
-``Tuner.restore``) goes on from its run's latest checkpoint, exactly.
-
-``STUDY/`` holds ``base.toml`` and ``study.json`` (the space, seeds, search, resources),
-``trials/NAME/`` (run directories), ``tune/`` (Tune's experiment), and ``summary.md``
-and ``summary.png`` (:mod:`catchrl.sweep_summary`). Ray is imported only when a study runs.
+``randint``); ``search="random"`` is Tune's ``BasicVariantGenerator``, ``"tpe"`` Optuna's
+TPE through Tune's ``OptunaSearch`` (each setting played with every seed by Tune's
+``Repeater``). A trial is an ordinary run in ``STUDY/trials/NAME`` that reports at each
+evaluation; a trial Tune restarts (a lost node; ``--resume``: ``Tuner.restore``) goes on
+from its run's latest checkpoint. ``STUDY/`` also holds ``base.toml``, ``study.json``,
+``tune/`` (Tune's experiment) and the summary (:mod:`catchrl.sweep_summary`).
 """
 
 from __future__ import annotations
@@ -21,43 +16,21 @@ import functools
 import json
 import os
 import signal
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from catchrl.config import ConfigError, TrainConfig, to_toml
+from catchrl.config import TrainConfig, to_toml
 from catchrl.sweep_summary import StudyError, load_study, setting_label, summarize, trials
 
-__all__ = ["StudyError", "create_study", "load_study", "run_study", "summarize", "trials"]
+__all__ = ["StudyError", "check_trust", "create_study", "load_study", "run_study", "summarize"]
 
 KINDS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 """Tune's search-space functions a swept key may use (``randint``: upper bound excluded)."""
 METRIC = "val_win_rate"
 """What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
 TRIAL_INDEX = "__trial_index__"  # Tune's Repeater: the seed's index within a setting
-
-
-def check_space(space: Mapping[str, tuple[str, list[Any]]], base: TrainConfig) -> None:
-    """Refuse a bad kind, range, key or value before anything runs (the config names it)."""
-    for key, (kind, args) in space.items():
-        if key == "run.seed":
-            raise StudyError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
-        if kind not in KINDS:
-            raise StudyError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
-        if not args:
-            raise StudyError(f"{key}: no values")
-        if kind in KINDS[2:]:
-            numbers = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
-            if len(args) != 2 or not numbers or not args[0] < args[1]:
-                raise StudyError(f"{key}: {kind} needs two numbers LOW < HIGH, got {args}")
-            if kind == "loguniform" and args[0] <= 0:
-                raise StudyError(f"{key}: loguniform needs LOW > 0, got {args[0]}")
-            if kind == "randint" and not all(isinstance(a, int) for a in args):
-                raise StudyError(f"{key}: randint needs integers, got {args}")
-        for value in args:
-            trial_config(base, {key: value}, base.run.seed)
 
 
 def tune_space(space: Mapping[str, tuple[str, list[Any]]], search: str) -> dict[str, Any]:
@@ -73,18 +46,21 @@ def tune_space(space: Mapping[str, tuple[str, list[Any]]], search: str) -> dict[
     return out
 
 
-def trial_config(base: TrainConfig, values: Mapping[str, Any], seed: int) -> TrainConfig:
-    """The base config with a setting's values and the seed (checked as ``--set`` is)."""
+def trial_config(study: Path, values: Mapping[str, Any], seed: int) -> TrainConfig:
+    """The study's base config with a setting's values and the seed (checked as ``--set`` is)."""
     from catchrl.api import make_config
 
     sets = [f"{k}={json.dumps(v.item() if hasattr(v, 'item') else v)}" for k, v in values.items()]
-    with tempfile.TemporaryDirectory(prefix="catchrl-sweep-") as tmp:
-        path = Path(tmp) / "base.toml"
-        path.write_text(to_toml(base), encoding="utf-8")
-        try:
-            return make_config(base.preset, path, [*sets, f"run.seed={seed}"])
-        except ValueError as e:  # ConfigError, and SB3's refusals of its settings
-            raise ConfigError(str(e).replace(str(path), "the base config")) from None
+    return make_config("fast", study / "base.toml", [*sets, f"run.seed={seed}"])
+
+
+def check_trust(algo: str, trust_pickle: bool) -> None:
+    """An SB3 study's trials resume from pickles (which can run code): only with ``--sb3``."""
+    if algo.startswith("sb3") and not trust_pickle:
+        raise StudyError(
+            f"{algo} trials resume from pickled SB3 checkpoints (Tune's retries, --resume), "
+            "which can run code: pass --sb3 to trust the study's own files"
+        )
 
 
 # -- the study's folder ------------------------------------------------------------------
@@ -138,11 +114,11 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
     node, start = ray.get_runtime_context().get_node_id(), {}
 
     def on_evaluation(record: dict[str, Any]) -> None:  # node and resumed_at: for the record
-        tune.report({METRIC: record["win_rate"], "steps": record["steps"], "node": node,
-                     "resumed_at": start["steps"]})  # fmt: skip
+        report = {METRIC: record["win_rate"], "steps": record["steps"]}
+        tune.report(report | {"node": node, "resumed_at": start["steps"]})
 
     loop = open_run(
-        None if resume else trial_config(base, values, seed),
+        None if resume else trial_config(Path(study), values, seed),
         run_dir,
         resume=resume,
         progress=False,
@@ -160,8 +136,13 @@ def _final(run_dir: Path) -> dict[str, Any]:
     from catchrl.sweep_summary import read_trial
 
     run = read_trial(run_dir)
-    return {METRIC: run["val_win_rate"], "steps": run["steps"], "done": True,
-            "test_win_rate": run["test_win_rate"], "model": run["model"]}  # fmt: skip
+    return {
+        METRIC: run["val_win_rate"],
+        "steps": run["steps"],
+        "done": True,
+        "test_win_rate": run["test_win_rate"],
+        "model": run["model"],
+    }
 
 
 # -- the driver ---------------------------------------------------------------------------
@@ -310,11 +291,7 @@ def run_study(
 
     study = study.resolve()
     doc, base = load_study(study)
-    if base.algo.startswith("sb3") and not trust_pickle:
-        raise StudyError(
-            f"{base.algo} trials resume from pickled SB3 checkpoints (which can run code): "
-            f"pass --sb3 if you trust the files in {str(study)!r}"
-        )
+    check_trust(base.algo, trust_pickle)
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's old reporter: verbose=0 prints nothing
     with _locked(study):

@@ -3,44 +3,39 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
-import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_range
 from catchrl.commands.options import add_config_options, add_trust_sb3
 from catchrl.errors import CatchrlError
 
 EPILOG = """examples:
   catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3
-  catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --grid agent.batch_size=64,128 \\
-      --seeds 3 --search tpe                         # Optuna's TPE picks 4 settings
+  catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3 --search tpe
   catchrl sweep --preset fast-state --random agent.lr=loguniform:1e-4:3e-3 --samples 8
-  catchrl sweep --config study.toml --study-dir studies/lr     # a [sweep] table in the file
-  catchrl sweep --resume studies/lr                  # finish a stopped study (Tuner.restore)
-  catchrl sweep --address auto ...                   # on a running Ray cluster
+  catchrl sweep --config study.toml            # a [sweep] table in the file
+  catchrl sweep --resume studies/lr            # finish a stopped study (Tuner.restore)
+  catchrl sweep --address auto ...             # on a running Ray cluster
 
-The space is Ray Tune's: --grid values are tune.grid_search (tune.choice for TPE);
---random takes V1,V2 (tune.choice) or uniform|loguniform|randint:LOW:HIGH (Tune's
-functions; randint excludes HIGH). Any config field can be swept (TABLE.KEY as for
---set). --search random (default): every grid point x --samples random draws;
---search tpe: Optuna's TPE (Tune's OptunaSearch) proposes --samples settings
-(default: the grid's size). Each setting is played with --seeds seeds (run.seed,
-run.seed + 1, ...). Each trial is an ordinary run in STUDY/trials/NAME (catchrl
-eval, plot and watch read it). Ctrl-C, SIGTERM or SIGHUP stop the study; --resume
-finishes it. See docs/sweeps.md.
-
-[sweep] table of a --config file:
-  [sweep]
-  seeds = 3
-  search = "tpe"
-  samples = 4
-  grid = { "agent.lr" = [1e-3, 3e-4] }
-  random = { "agent.batch_size" = [32, 64], "agent.n_step" = { randint = [1, 4] } }
+Any config field can be swept (TABLE.KEY as for --set); each setting plays --seeds
+seeds (run.seed, run.seed + 1, ...), each trial an ordinary run in STUDY/trials/NAME.
+Ctrl-C, SIGTERM or SIGHUP stop the study; --resume finishes it. See docs/sweeps.md.
 """
+
+TABLE_OPTIONS = {
+    "seeds": 1,
+    "samples": None,
+    "search": "random",
+    "asha": False,
+    "cpus_per_trial": 1.0,
+    "gpus_per_trial": 0.0,
+}
+"""Options a ``[sweep]`` table may hold (the command line wins), with their defaults."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -52,15 +47,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--algo", default="dqn", help="dqn (default) or an SB3 agent (sb3-ppo, ...)")
+    p.add_argument("--algo", default="dqn", help="dqn (default) or an SB3/RLlib agent")
     add_config_options(p, "the base config (a --config file may hold a [sweep] table)")
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
-    for name, what in (
-        ("grid", "V1,V2: every value, every combination (tune.grid_search)"),
-        ("random", "V1,V2 (tune.choice) or uniform|loguniform|randint:LOW:HIGH, drawn"),
-    ):
-        p.add_argument(f"--{name}", action="append", default=[], metavar="TABLE.KEY=SPEC",
-                       help=f"{what} (repeatable)")  # fmt: skip
+    p.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=V1,V2",
+        help="every value, every combination (repeatable)",
+    )
+    p.add_argument(
+        "--random",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=SPEC",
+        help="V1,V2 or uniform|loguniform|randint:LOW:HIGH, drawn (repeatable)",
+    )
     p.add_argument("--search", choices=("random", "tpe"), help="random (default) or tpe")
     p.add_argument("--samples", type=int, help="random draws, or TPE's settings")
     p.add_argument("--seeds", type=int, help="seeds per setting (default 1)")
@@ -87,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.resume:
             if args.preset or args.config or args.overrides or args.grid or args.random:
-                raise UserError("--resume continues the study as it was made; drop the config "
-                                "and search options")  # fmt: skip
+                raise UserError("--resume continues the study as it was made: drop the options")
             study = Path(args.resume)
             doc, _ = sweep.load_study(study)
         else:
@@ -113,8 +115,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    from catchrl.commands.checks import check_range
-
     check_range("--seeds", args.seeds, 1)
     check_range("--samples", args.samples, 1)
     check_range("--cpus-per-trial", args.cpus_per_trial, 0)
@@ -130,39 +130,37 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     """Resolve the base config and the space; write the study's folder (None: only printed)."""
     from catchrl import sweep
+    from catchrl.config import read_toml
 
-    base, table = _base_config(args)
-    space, opts = _parse_table(table, str(args.config)) if table else ({}, {})
-    for option in ("--grid", "--random"):
-        for text in getattr(args, option[2:]):
-            _add(space, *_parse(text, option))
-    sweep.check_space(space, base)
-    if base.algo.startswith("sb3") and not args.sb3 and not args.print_space:
-        raise UserError(
-            f"{base.algo} trials resume from pickled SB3 checkpoints (Tune's retries, "
-            "--resume), which can run code: pass --sb3 to trust the study's own files"
-        )
-    search = args.search or opts.get("search", "random")
+    table = read_toml(args.config).get("sweep", {}) if args.config else {}
+    if not isinstance(table, dict):
+        raise UserError(f"{args.config}: [sweep] must be a table, got {table!r}")
+    unknown = sorted(set(table) - set(TABLE_OPTIONS) - {"grid", "random"})
+    if unknown:
+        raise UserError(f"{args.config}: unknown key sweep.{unknown[0]}")
+    base = _base_config(args)
+    space = _space(args, table)
+    for key, (kind, values) in space.items():
+        _check_entry(key, kind, values)
+        for value in values:  # each value (each bound) through the config's own checks
+            _base_config(args, [f"{key}={json.dumps(value)}"])
+    opts = {key: _option(args, table, key, default) for key, default in TABLE_OPTIONS.items()}
+    search = opts["search"]
     if search not in ("random", "tpe"):
         raise UserError(f"sweep.search must be random or tpe, got {search!r}")
-    grid = math.prod(len(a) for k, a in space.values() if k == "grid_search")
-    drawn = any(k != "grid_search" for k, _ in space.values())
-    samples = _int("samples", args.samples, opts, 1 if search == "random" else grid)
+    if search == "tpe" and opts["asha"]:
+        raise UserError("--asha goes with --search random (TPE's Repeater needs every seed's end)")
+    grid = math.prod(len(values) for kind, values in space.values() if kind == "grid_search")
+    samples = opts["samples"] or (1 if search == "random" else grid)
+    drawn = any(kind != "grid_search" for kind, _ in space.values())
     if search == "random" and samples > 1 and not drawn:
         raise UserError("--samples > 1 repeats identical settings: give --random parameters")
-    seeds = _int("seeds", args.seeds, opts, 1)
-    if search == "tpe" and (args.asha or opts.get("asha")):
-        raise UserError("--asha goes with --search random (TPE's Repeater needs every seed's end)")
     doc = {
+        **opts,
         "space": space,
-        "search": search,
-        "search_seed": args.search_seed,
-        "seeds": seeds,
         "samples": samples,
-        "trials": samples * seeds * (grid if search == "random" else 1),
-        "asha": bool(args.asha if args.asha is not None else opts.get("asha", False)),
-        "cpus_per_trial": _number("cpus_per_trial", args.cpus_per_trial, opts, 1.0),
-        "gpus_per_trial": _number("gpus_per_trial", args.gpus_per_trial, opts, 0.0),
+        "trials": samples * opts["seeds"] * (grid if search == "random" else 1),
+        "search_seed": args.search_seed,
         "max_failures": args.max_failures,
         "max_concurrent": args.max_concurrent,
         "preset": base.preset,
@@ -171,10 +169,11 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     if args.print_space:
         for key, (kind, values) in space.items():
             kind = "choice" if kind == "grid_search" and search == "tpe" else kind
-            shown = repr(values) if kind in ("grid_search", "choice") else repr(values)[1:-1]
+            shown = repr(values) if kind in sweep.KINDS[:2] else repr(values)[1:-1]
             print(f"{key}: tune.{kind}({shown})")
-        print(f"search {search}: {doc['trials']} trials ({seeds} seeds per setting)")
+        print(f"search {search}: {doc['trials']} trials ({opts['seeds']} seeds per setting)")
         return None, doc
+    sweep.check_trust(base.algo, args.sb3)
     import ray.tune  # noqa: F401  (before the folder is made: a missing Ray writes nothing)
 
     if search == "tpe":
@@ -184,96 +183,95 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     return sweep.create_study(study, base, doc), doc
 
 
-def _parse(text: str, option: str) -> tuple[str, tuple[str, list[Any]]]:
-    """``--grid KEY=V1,V2`` -> (key, ("grid_search", values)); ``--random`` -> choice/uniform/..."""
+def _base_config(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
+    """The base config as ``catchrl train`` would build it (and ``extra`` ``--set`` values)."""
+    from catchrl.commands.train import resolve_config
+
+    train = argparse.Namespace(
+        algo=args.algo,
+        preset=args.preset,
+        config=args.config,
+        overrides=[*args.overrides, *(extra or [])],
+        seed=None,
+        steps=args.steps,
+    )
+    return resolve_config(train)
+
+
+def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[str, list]]:
+    """``TABLE.KEY -> (Tune's function, its arguments)`` from the table, --grid and --random."""
     from catchrl.config import parse_override
 
-    key, sep, spec = (part.strip() for part in text.partition("="))
-    if not sep or "." not in key or not spec:
-        raise UserError(f"{option} {text!r}: expected table.key=VALUES, e.g. agent.lr=1e-3,3e-4")
-    head, colon, rest = spec.partition(":")
-    if option == "--random" and colon and head in ("uniform", "loguniform", "randint"):
-        return key, (head, [parse_override(f"x.x={v}")[2] for v in rest.split(":")])
-    if not all(v.strip() for v in spec.split(",")):
-        raise UserError(f"{option} {text!r}: an empty value")
-    values = [parse_override(f"x.x={v}")[2] for v in spec.split(",")]
-    return key, ("grid_search" if option == "--grid" else "choice", values)
+    def value(text: str) -> Any:
+        return parse_override(f"x.x={text}")[2]  # read as TOML, as --set reads it
 
+    space: dict[str, tuple[str, list]] = {}
 
-def _parse_table(table: dict[str, Any], source: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A ``[sweep]`` table: its space (``grid``, ``random``) and its other options."""
-    options = {"seeds", "samples", "search", "asha", "cpus_per_trial", "gpus_per_trial"}
-    unknown = sorted(set(table) - options - {"grid", "random"})
-    if unknown:
-        raise UserError(f"{source}: unknown key sweep.{unknown[0]}")
-    space: dict[str, Any] = {}
+    def add(key: str, kind: str, values: Any) -> None:
+        if key in space:
+            raise UserError(f"{key} is swept twice")
+        space[key] = (kind, values if isinstance(values, list) else [values])
+
     for part in ("grid", "random"):
         entries = table.get(part, {})
         if not isinstance(entries, dict):
-            raise UserError(f"{source}: sweep.{part} must be a table, got {entries!r}")
+            raise UserError(f"{args.config}: sweep.{part} must be a table, got {entries!r}")
         for key, spec in entries.items():
             if isinstance(spec, list):
-                _add(space, key, ("grid_search" if part == "grid" else "choice", spec))
+                add(key, "grid_search" if part == "grid" else "choice", spec)
             elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
-                ((kind, args),) = spec.items()
-                _add(space, key, (kind, args if isinstance(args, list) else [args]))
+                add(key, *next(iter(spec.items())))
             else:
-                raise UserError(f"{source}: sweep.{part}.{key} must be a list, got {spec!r}")
-    return space, {k: v for k, v in table.items() if k in options}
+                raise UserError(f"{args.config}: sweep.{part}.{key} must be a list, got {spec!r}")
+    for option in ("--grid", "--random"):
+        for text in getattr(args, option[2:]):
+            key, sep, spec = (part.strip() for part in text.partition("="))
+            if not sep or "." not in key or not spec:
+                example = "agent.lr=1e-3,3e-4"
+                raise UserError(f"{option} {text!r}: expected table.key=VALUES, e.g. {example}")
+            kind, colon, bounds = spec.partition(":")
+            if option == "--random" and colon and kind in ("uniform", "loguniform", "randint"):
+                add(key, kind, [value(v) for v in bounds.split(":")])
+                continue
+            if not all(v.strip() for v in spec.split(",")):
+                raise UserError(f"{option} {text!r}: an empty value")
+            values = [value(v) for v in spec.split(",")]
+            add(key, "grid_search" if option == "--grid" else "choice", values)
+    return space
 
 
-def _add(space: dict[str, Any], key: str, entry: tuple[str, list[Any]]) -> None:
-    if key in space:
-        raise UserError(f"{key} is swept twice")
-    space[key] = entry
+def _check_entry(key: str, kind: str, args: list[Any]) -> None:
+    """Refuse a bad distribution or range (values are checked by the config)."""
+    from catchrl.sweep import KINDS
+
+    if key == "run.seed":
+        raise UserError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
+    if kind not in KINDS:
+        raise UserError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
+    if not args:
+        raise UserError(f"{key}: no values")
+    if kind in KINDS[2:]:
+        numbers = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
+        if len(args) != 2 or not numbers or not args[0] < args[1]:
+            raise UserError(f"{key}: {kind} needs two numbers LOW < HIGH, got {args}")
+        if kind == "loguniform" and args[0] <= 0:
+            raise UserError(f"{key}: loguniform needs LOW > 0, got {args[0]}")
+        if kind == "randint" and not all(isinstance(a, int) for a in args):
+            raise UserError(f"{key}: randint needs integers, got {args}")
 
 
-def _int(key: str, given: int | None, opts: dict[str, Any], default: int) -> int:
-    value = given if given is not None else opts.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+def _option(args: argparse.Namespace, table: dict[str, Any], key: str, default: Any) -> Any:
+    """A study option: the command line's, else the ``[sweep]`` table's (type-checked)."""
+    if getattr(args, key) is not None:
+        return getattr(args, key)
+    value = table.get(key, default)
+    if key in ("seeds", "samples") and value is not None and (type(value) is not int or value < 1):
         raise UserError(f"sweep.{key} must be an integer >= 1, got {value!r}")
-    return value
-
-
-def _number(key: str, given: float | None, opts: dict[str, Any], default: float) -> float:
-    value = given if given is not None else opts.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise UserError(f"sweep.{key} must be a number >= 0, got {value!r}")
-    return float(value)
-
-
-_SWEEP_TABLE = re.compile(r"^\s*\[\s*sweep\s*[\].]")
-_ANY_TABLE = re.compile(r"^\s*\[")
-
-
-def _base_config(args: argparse.Namespace) -> tuple[Any, dict[str, Any]]:
-    """The base config as ``catchrl train`` would build it, and the file's ``[sweep]`` table."""
-    from catchrl.commands.train import resolve_config
-    from catchrl.config import read_toml
-
-    train = argparse.Namespace(
-        algo=args.algo, preset=args.preset, config=None, overrides=list(args.overrides),
-        seed=None, steps=args.steps,
-    )  # fmt: skip
-    if args.config is None:
-        return resolve_config(train), {}
-    try:
-        table = read_toml(args.config).get("sweep", {})
-    except CatchrlError as e:
-        raise UserError(_one_line(e)) from e
-    if not isinstance(table, dict):
-        raise UserError(f"{args.config}: [sweep] must be a table, got {table!r}")
-    kept, inside = [], False  # the file's text without its [sweep] tables
-    for line in args.config.read_text(encoding="utf-8").splitlines():
-        inside = bool(_SWEEP_TABLE.match(line)) or (inside and not _ANY_TABLE.match(line))
-        kept.append("" if inside else line)
-    with tempfile.TemporaryDirectory(prefix="catchrl-sweep-") as tmp:
-        train.config = Path(tmp) / args.config.name
-        train.config.write_text("\n".join(kept) + "\n", encoding="utf-8")
-        try:
-            return resolve_config(train), table
-        except UserError as e:
-            raise UserError(str(e).replace(str(train.config), str(args.config))) from None
+    if key.endswith("_per_trial"):
+        if type(value) not in (int, float) or value < 0:
+            raise UserError(f"sweep.{key} must be a number >= 0, got {value!r}")
+        return float(value)
+    return bool(value) if key == "asha" else value
 
 
 def _one_line(e: BaseException) -> str:

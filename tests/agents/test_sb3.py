@@ -1,31 +1,20 @@
-"""SB3 adapter: env checks, VecEnv parity with the native env, defaults, policies, loading."""
+"""SB3 adapter: VecEnv parity with the native env, defaults, policies, tiny extractor, loading."""
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 
 pytest.importorskip("stable_baselines3")
 
 from stable_baselines3 import DQN, PPO
-from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
 from stable_baselines3.common.vec_env import VecTransposeImage
 
 from catchrl.agents import sb3
+from catchrl.agents.sb3_env import make_catch_vec_env
 from catchrl.envs import ENV_IDS, CatchVectorEnv
-
-
-@pytest.mark.parametrize("env_id", sorted(ENV_IDS.values()))
-def test_check_env_sb3_and_gymnasium(env_id: str) -> None:
-    from gymnasium.utils.env_checker import check_env as gym_check_env
-
-    env = gym.make(env_id)
-    sb3_check_env(env.unwrapped, warn=True)
-    gym_check_env(env.unwrapped, skip_render_check=True)
-    env.close()
 
 
 def _play(venv, steps: int, seed: int):
@@ -54,7 +43,7 @@ def _play(venv, steps: int, seed: int):
 @pytest.mark.parametrize("obs_type", ["pixels", "state", "grid"])
 def test_vecenv_equals_dummyvecenv_and_native_step_for_step(obs_type: str) -> None:
     n, steps, seed = 4, 80, 123  # 80 steps: two 33-step games and a bit (grid: 9 steps)
-    ours = _play(sb3.make_catch_vec_env(n, obs_type), steps, seed)
+    ours = _play(make_catch_vec_env(n, obs_type), steps, seed)
     dummy = _play(make_vec_env(ENV_IDS[obs_type], n_envs=n), steps, seed)
     np.testing.assert_array_equal(ours[0], dummy[0])
     ended = 0
@@ -90,7 +79,7 @@ def test_vecenv_equals_dummyvecenv_and_native_step_for_step(obs_type: str) -> No
 
 
 def test_vecenv_terminal_observation_is_last_frame_stack() -> None:
-    venv = sb3.make_catch_vec_env(2, "pixels", seed=0)
+    venv = make_catch_vec_env(2, "pixels", seed=0)
     obs = venv.reset()
     prev = obs
     for _ in range(33):
@@ -126,7 +115,7 @@ def test_defaults_merge_and_unknown_options() -> None:
     with pytest.raises(sb3.SB3ConfigError, match="rejected"):
         sb3.make_sb3_model(
             "sb3-dqn",
-            sb3.make_catch_vec_env(2, "state"),
+            make_catch_vec_env(2, "state"),
             sb3.sb3_kwargs("sb3-dqn", "state", {"train_freq": "often"}),
             seed=0,
         )
@@ -141,7 +130,7 @@ def test_every_default_is_a_constructor_option() -> None:
 
 @pytest.mark.parametrize("algo", ["sb3-dqn", "sb3-ppo"])
 def test_pixels_reach_sb3_as_an_image(algo: str) -> None:
-    env = sb3.make_catch_vec_env(2, "pixels", seed=0)
+    env = make_catch_vec_env(2, "pixels", seed=0)
     kw = sb3.sb3_kwargs(algo, "pixels", {"buffer_size": 200} if algo == "sb3-dqn" else {})
     model = sb3.make_sb3_model(algo, env, kw, seed=0, device="cpu")
     extractor = (
@@ -152,7 +141,7 @@ def test_pixels_reach_sb3_as_an_image(algo: str) -> None:
     assert model.observation_space.shape == (4, 80, 80)
     state = sb3.make_sb3_model(
         algo,
-        sb3.make_catch_vec_env(2, "state"),
+        make_catch_vec_env(2, "state"),
         sb3.sb3_kwargs(algo, "state"),
         seed=0,
         device="cpu",
@@ -161,6 +150,18 @@ def test_pixels_reach_sb3_as_an_image(algo: str) -> None:
         state.q_net.features_extractor if algo == "sb3-dqn" else state.policy.features_extractor
     )
     assert isinstance(extractor, FlattenExtractor)
+
+
+def test_tiny_extractor_is_the_keras_tiny_network(tmp_path) -> None:
+    env = make_catch_vec_env(2, "pixels", seed=0)
+    tiny = {"features_extractor_class": "tiny", "net_arch": []}
+    kw = sb3.sb3_kwargs("sb3-dqn", "pixels", {"buffer_size": 100, "policy_kwargs": tiny})
+    model = sb3.make_sb3_model("sb3-dqn", env, kw, seed=0, device="cpu")
+    assert sum(p.numel() for p in model.q_net.parameters()) == 103_251  # the Keras tiny's count
+    model.save(tmp_path / "tiny.zip")
+    loaded = sb3.load_sb3_model(tmp_path / "tiny.zip", "sb3-dqn")
+    obs = env.reset()
+    np.testing.assert_array_equal(loaded.predict(obs)[0], model.predict(obs)[0])
 
 
 def test_make_vec_env_on_registered_ids_trains() -> None:
@@ -175,7 +176,7 @@ def test_make_vec_env_on_registered_ids_trains() -> None:
 
 
 def test_load_policy_q_values_and_detection(tmp_path) -> None:
-    env = sb3.make_catch_vec_env(4, "state", seed=0)
+    env = make_catch_vec_env(4, "state", seed=0)
     model = sb3.make_sb3_model(
         "sb3-dqn", env, sb3.sb3_kwargs("sb3-dqn", "state"), seed=0, device="cpu"
     )
