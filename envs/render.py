@@ -87,8 +87,10 @@ class FrameRenderer:
         self.paddle_h = min(size, math.ceil(params.paddle_height / self.sy) + 1)
         self._tables: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray] | None] = {}
         self._offsets: dict[tuple[int, int], np.ndarray] = {}  # window_index's, per window size
-        self._paddles: tuple[np.ndarray, np.ndarray] | None = None  # _paddle's, per paddle x
-        self.paddle_row = int(self._start(np.array([params.paddle_y]), self.sy, self.paddle_h)[0])
+        y = np.array([float(params.paddle_y)])  # the paddle's rows are fixed
+        row = self._start(y, self.sy, self.paddle_h)
+        self._paddle_rows = _coverage(y, y + params.paddle_height, row, self.paddle_h, self.sy)[0]
+        self.paddle_row = int(row[0])
 
     def _start(self, lo: np.ndarray, scale: float, n: int) -> np.ndarray:
         return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
@@ -110,16 +112,10 @@ class FrameRenderer:
         start = self._start(lo, scale, n)
         return start, _coverage(lo, lo + length, start, n, scale)
 
-    def _paddle(self, px: A, table: bool = True) -> tuple[A, A]:
-        """Window columns ``[N]`` and levels ``[N, h, w]`` of paddles alone (a table if small)."""
-        p, n = self.params, self.params.paddle_max_x + 1  # the table: every paddle x on the field
-        if table and self._paddles is None and n * self.paddle_h * self.paddle_w <= 1 << 16:
-            self._paddles = self._paddle(np.arange(n), table=False)
-        if table and self._paddles is not None and len(px) and px.view(np.uint64).max() < n:
-            return self._paddles[0][px], self._paddles[1][px]
-        pc, pcx = self._axis(px, p.paddle_width, self.sx, self.paddle_w)
-        pcy = self._axis(np.array([p.paddle_y]), p.paddle_height, self.sy, self.paddle_h)[1][0]
-        return pc, np.stack([_levels(c * pcx) for c in pcy], axis=1)  # by rows: less memory
+    def _paddle(self, px: A) -> tuple[A, A]:
+        """Window columns ``[N]`` and grey levels ``[N, h, w]`` of paddles alone."""
+        pc, pcx = self._axis(px, self.params.paddle_width, self.sx, self.paddle_w)
+        return pc, _levels(self._paddle_rows[:, None] * pcx[:, None, :])
 
     def patches(self, ball_x: A, ball_y: A, paddle_x: A) -> list[tuple[A, A, A]]:
         """N frames' ball, then paddle windows ``(row0, col0, levels)``; where they meet: union."""
@@ -152,13 +148,12 @@ class FrameRenderer:
         ]
         return _levels(cov[0] + cov[1] - cov[2])
 
-    def window_index(self, row0: A, col0: A, h: int, w: int, games: A | None = None) -> A:
-        """Flat pixel indices ``[M, h * w]`` of windows in frames ``games`` (default: 0..M-1)."""
+    def window_index(self, row0: A, col0: A, h: int, w: int, first: A) -> A:
+        """Flat pixel indices ``[M, h * w]`` of windows in frames starting at pixels ``first``."""
         s, offsets = self.size, self._offsets.get((h, w))
         if offsets is None:
             offsets = self._offsets[h, w] = (np.arange(h)[:, None] * s + np.arange(w)).ravel()
-        games = np.arange(len(col0), dtype=np.int64) if games is None else games
-        return (games * (s * s) + row0 * s + col0)[:, None] + offsets
+        return (first + row0 * s + col0)[:, None] + offsets
 
     def render(self, ball_x: A, ball_y: A, paddle_x: A) -> A:
         """N states as new ``[N, size, size]`` uint8 frames."""
@@ -200,6 +195,7 @@ class FrameStack:
         self.frames = np.zeros((num, s, s, self.depth), dtype=np.uint8)
         self.corners = np.zeros((2, self.depth, num), dtype=np.int64)  # [rows, cols]
         self.pos = 0  # the ring slot of the oldest frame
+        self.first = np.arange(num) * (s * s)  # each game's first pixel in the flat frames
 
     def _box(self, games: np.ndarray | None = None) -> np.ndarray:
         """Flat pixel indices ``[M, h * w]``: a box around each game's stacked ball windows."""
@@ -209,7 +205,9 @@ class FrameStack:
         h, w = (corners.max(axis=1) - lo).max(axis=1).tolist()  # the largest spreads
         h, w = min(h + r.ball_h, r.size), min(w + r.ball_w, r.size)
         lo = np.minimum(lo, [[r.size - h], [r.size - w]])
-        return r.window_index(lo[0], lo[1], h, w, games)
+        return r.window_index(
+            lo[0], lo[1], h, w, self.first if games is None else self.first[games]
+        )
 
     def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
@@ -217,9 +215,9 @@ class FrameStack:
         pixels = self.frames.reshape(-1, self.depth)
         pixels[self._box(games)] = 0  # erase: the old games' ball windows ...
         self.frames[games, r.paddle_row : r.paddle_row + r.paddle_h] = 0  # ... and paddles
-        windows = r.patches(bx, by, px)
+        windows, first = r.patches(bx, by, px), self.first[games]
         for row0, col0, values in windows:  # draw, in every slot
-            index = r.window_index(row0, col0, *values.shape[1:], games)
+            index = r.window_index(row0, col0, *values.shape[1:], first)
             pixels[index] = values.reshape(len(games), -1, 1)
         self.corners[:, :, games] = np.array(windows[0][:2])[:, None]
         return self.frames
@@ -235,8 +233,8 @@ class FrameStack:
         cells[box] = old
         top = self.frames.reshape(-1, self.depth)[:, -1]
         (row0, col0, ball), (prow, pcol, paddle) = r.patches(bx, by, px)
-        top[r.window_index(row0, col0, *ball.shape[1:])] = ball.reshape(n, -1)
-        top[r.window_index(prow, pcol, *paddle.shape[1:])] = paddle.reshape(n, -1)
+        top[r.window_index(row0, col0, *ball.shape[1:], self.first)] = ball.reshape(n, -1)
+        top[r.window_index(prow, pcol, *paddle.shape[1:], self.first)] = paddle.reshape(n, -1)
         self.corners[:, self.pos] = row0, col0
         self.pos = (self.pos + 1) % self.depth
         return self.frames
