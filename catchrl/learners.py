@@ -1,49 +1,103 @@
-"""Which learner trains a config, and a run opened with it: the entry point to training.
+"""The learners' interface to the run loop (:mod:`catchrl.runloop`), and which one trains a config.
 
-``algo = "dqn"`` is catchrl's Keras DQN (:mod:`catchrl.training`); ``sb3-*``
-are Stable-Baselines3's algorithms (:mod:`catchrl.sb3_train`). A new learner
-family adds one entry to :data:`LEARNERS`; the run loop is not copied.
-
-Example::
-
-    from catchrl.config import load_config
-    from catchrl.learners import open_run
-
-    result = open_run(load_config("fast-state"), "runs/state").run()
-    print(result.final_eval.summary())
+A learner drives its own environment and calls back into the loop:
+``loop.record_step(report)`` after every vector step and ``loop.at_safe_point()``
+wherever its state can be saved (True: stop now). :class:`StepLearner` has that
+loop written once; a learner with its own (SB3's ``learn()``) implements ``run``.
+``open_run(load_config("fast-state"), "runs/state").run()`` trains a run.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Sequence
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+import numpy as np
 
 from catchrl.config import ConfigError, TrainConfig
-from catchrl.learner import Learner
-from catchrl.runloop import RunLoop
+from catchrl.rundir import RunDir
+from catchrl.runloop import RunLoop, StepReport, TrainResult
 
-__all__ = ["LEARNERS", "learner_class", "open_run"]
+__all__ = ["LEARNERS", "Learner", "StepLearner", "StepReport", "TrainResult", "open_run"]
 
-# algo prefix -> "module:Class" (imported only when used: SB3 and torch are optional).
 LEARNERS = {
     "dqn": "catchrl.training:DQNLearner",
     "sb3-": "catchrl.sb3_train:SB3Learner",
     "rllib-": "catchrl.rllib_train:RLlibLearner",
 }
+"""``algo`` (or its prefix) -> ``module:Class``, imported when used: SB3 and Ray are optional."""
+
+
+class Learner(ABC):
+    """A learning algorithm plugged into the run loop.
+
+    Args:
+        cfg: The run's config.
+        rd: The run directory (a learner reads files from it; the loop writes them).
+        trust_pickle: Whether :meth:`set_state` may unpickle checkpoint files.
+
+    """
+
+    algo: ClassVar[str]
+    model_name: ClassVar[str]
+    """The final model's file name in the run directory, e.g. ``model.keras``."""
+    has_epsilon: bool = True
+    """Whether the learner explores by ε (not PPO, A2C)."""
+
+    def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
+        self.cfg = cfg
+        self.rd = rd
+        self.trust_pickle = trust_pickle
+
+    @staticmethod
+    def estimate_bytes(cfg: TrainConfig) -> int:
+        """Memory the learner's envs and storage need for ``cfg`` (0: not estimated)."""
+        return 0
+
+    @abstractmethod
+    def run(self, loop: RunLoop) -> None:
+        """Train, reporting to ``loop``, until ``loop.at_safe_point()`` says stop."""
+
+    @abstractmethod
+    def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
+        """The evaluation policy: one action per observation of the batch."""
+
+    @abstractmethod
+    def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+        """Everything needed to resume exactly: ``(arrays by file stem, JSON-ready meta)``."""
+
+    @abstractmethod
+    def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` (ValueError or KeyError if it does not fit)."""
+
+    @abstractmethod
+    def save_model(self, path: Path) -> None:
+        """Write the playing model to ``path``."""
+
+    def close(self) -> None:  # noqa: B027  (optional hook)
+        """Release the learner's environments."""
+
+
+class StepLearner(Learner):
+    """A learner that acts and learns one vector step at a time; the loop drives it."""
+
+    @abstractmethod
+    def step(self, steps: int, games: int) -> StepReport:
+        """Act on the current observations, step the env, store and learn."""
+
+    def run(self, loop: RunLoop) -> None:
+        """Step until the loop says stop (every step is a safe point)."""
+        while not loop.at_safe_point():
+            loop.record_step(self.step(loop.steps, loop.games))
 
 
 def learner_class(algo: str) -> type[Learner]:
-    """The learner class for ``algo`` (``dqn`` or ``sb3-…``).
-
-    Raises:
-        ConfigError: No learner for ``algo``, or its framework is not installed.
-
-    """
+    """The learner class for ``algo``; ConfigError if unknown or its framework is missing."""
     for prefix, target in LEARNERS.items():
         if algo == prefix or (prefix.endswith("-") and algo.startswith(prefix)):
-            module_name, _, cls = target.partition(":")
+            module_name, _, name = target.partition(":")
             try:
                 module = importlib.import_module(module_name)
             except ModuleNotFoundError as e:
@@ -51,51 +105,16 @@ def learner_class(algo: str) -> type[Learner]:
                     f"algo {algo!r} needs {e.name}, which is not installed: "
                     "pip install 'catchrl[all]'"
                 ) from e
-            return getattr(module, cls)
+            return getattr(module, name)
     raise ConfigError(
         f"unknown algo {algo!r}; choose dqn, sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn, "
         "rllib-ppo, rllib-dqn or rllib-appo"
     )
 
 
-def open_run(
-    cfg: TrainConfig | None,
-    run_dir: str | Path,
-    resume: bool = False,
-    progress: bool | None = None,
-    resume_overrides: Sequence[str] = (),
-    trust_pickle: bool = False,
-    on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
-    keep_checkpoints: int = 1,
-) -> RunLoop:
-    """Open (and lock) a run directory for training ``cfg`` with its learner.
-
-    Args:
-        cfg: The run's config (None on resume: the checkpoint's is used).
-        run_dir: The run directory.
-        resume: Continue the run in ``run_dir`` exactly.
-        progress: Progress bar (True), plain lines (False), or bar on a TTY (None).
-        resume_overrides: ``run.KEY=VALUE`` changes allowed on resume.
-        trust_pickle: Let an SB3 run's checkpoint be unpickled on resume.
-        on_evaluation: Called with each training-time evaluation's record (a true
-            return stops the run there).
-        keep_checkpoints: Complete checkpoints kept (1: the latest).
-
-    Returns:
-        The :class:`~catchrl.runloop.RunLoop`; call ``.run()`` to train.
-
-    """
+def open_run(cfg: TrainConfig | None, run_dir: str | Path, **options: Any) -> RunLoop:
+    """Open (and lock) a run directory to train ``cfg``; ``options``: those of RunLoop."""
     from catchrl.frameworks import tensorboard_without_tensorflow
 
-    tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
-    return RunLoop(
-        cfg,
-        run_dir,
-        lambda c: learner_class(c.algo),
-        resume,
-        progress,
-        resume_overrides,
-        trust_pickle=trust_pickle,
-        on_evaluation=on_evaluation,
-        keep_checkpoints=keep_checkpoints,
-    )
+    tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
+    return RunLoop(cfg, run_dir, lambda c: learner_class(c.algo), **options)

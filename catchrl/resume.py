@@ -1,12 +1,10 @@
-"""Opening a run: the config it trains and the checkpoint it continues from (``--resume``)."""
+"""The rules of ``--resume``: the config a run trains, and the checkpoint it continues from."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from catchrl.config import (
     ConfigError,
@@ -19,31 +17,18 @@ from catchrl.config import (
 from catchrl.errors import CheckpointError, RunDirError
 from catchrl.rundir import RunDir, read_text
 
-__all__ = ["RESUMABLE", "Opened", "check_memory", "open_config"]
-
-RESUMABLE = (
-    "run.total_steps=",
-    "run.total_games=",
-    "run.time_limit_s=",
-    "run.eval_every=",
-    "run.eval_games=",
-    "run.checkpoint_every=",
-    "run.target_win_rate=",
-)
+RESUMABLE = ("run.total_steps=", "run.eval_every=", "run.eval_games=", "run.target_win_rate=")
 """The settings a resumed run may change (its budget and bookkeeping); the rest is fixed."""
-Opened = tuple[
-    TrainConfig, Path | None, tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]] | None
-]
 
 
 def open_config(
     rd: RunDir, cfg: TrainConfig | None, resume: bool, overrides: Sequence[str]
-) -> Opened:
-    """The config to train, the checkpoint folder and its contents (None: a fresh start).
+) -> tuple[TrainConfig, Path | None, tuple[dict[str, Any], dict[str, Any]] | None]:
+    """The config to train, the latest checkpoint and its ``(arrays, state)`` (None: fresh).
 
     Raises:
-        RunDirError: A fresh run in a folder holding one, or an override ``--resume``
-            may not change.
+        RunDirError: A fresh run in a folder holding one, or an override that
+            ``--resume`` may not change.
         CheckpointError: Nothing to resume, or a checkpoint for another setup.
 
     """
@@ -77,15 +62,12 @@ def open_config(
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {checkpoint}: bad config ({e})") from e
     if run_cfg is not None:
-        _check_same_setup(rd, checkpoint, run_cfg, ckpt_cfg)
+        _check_same_setup(config_to_dict(run_cfg), config_to_dict(ckpt_cfg), checkpoint, rd)
     return apply_overrides(ckpt_cfg, list(overrides)), checkpoint, (arrays, state)
 
 
-def _check_same_setup(
-    rd: RunDir, checkpoint: Path, run_cfg: TrainConfig, ckpt_cfg: TrainConfig
-) -> None:
+def _check_same_setup(ours: dict, theirs: dict, checkpoint: Path, rd: RunDir) -> None:
     """Refuse a checkpoint made for another game or agent than the run's config.toml."""
-    ours, theirs = config_to_dict(run_cfg), config_to_dict(ckpt_cfg)
     if ours.get("algo", "dqn") != theirs.get("algo", "dqn"):
         raise CheckpointError(
             f"checkpoint {checkpoint} was made by --algo {theirs.get('algo', 'dqn')}, "
@@ -93,24 +75,21 @@ def _check_same_setup(
         )
     for table in ("env", "agent", "sb3", "rllib"):
         a, b = ours.get(table, {}), theirs.get(table, {})
-        diff = [k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
-        if diff:
-            k = diff[0]
-            raise CheckpointError(
-                f"checkpoint {checkpoint} was made for another setup: {table}.{k} "
-                f"is {b.get(k)!r} there but {a.get(k)!r} in {rd.config_path}"
-            )
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                raise CheckpointError(
+                    f"checkpoint {checkpoint} was made for another setup: {table}.{key} "
+                    f"is {b.get(key)!r} there but {a.get(key)!r} in {rd.config_path}"
+                )
 
 
 def check_memory(cfg: TrainConfig, need: int) -> None:
-    """Refuse, before allocating, a configuration needing more than the machine has free."""
-    from catchrl.envs import available_memory_bytes
+    """Refuse, before allocating, a configuration needing more memory than is free."""
+    from catchrl.envs.sizing import check_fits
 
-    have = available_memory_bytes()
-    if need > have:
-        raise ConfigError(
-            f"this configuration needs ~{need / 2**30:.1f} GiB of memory (env "
-            f"num_envs={cfg.env.num_envs}, frame_size={cfg.env.frame_size}, "
-            f"agent.replay_capacity={cfg.agent.replay_capacity}), more than the "
-            f"{have / 2**30:.1f} GiB available"
-        )
+    setting = f"env.num_envs={cfg.env.num_envs}, env.frame_size={cfg.env.frame_size}, "
+    setting += f"agent.replay_capacity={cfg.agent.replay_capacity}"
+    try:
+        check_fits(f"this configuration ({setting})", need, "agent.replay_capacity or env.num_envs")
+    except ValueError as e:
+        raise ConfigError(str(e)) from None

@@ -1,38 +1,26 @@
-"""The run directory of every trainer: lock, config, metrics, TensorBoard, checkpoints, models.
+"""The run directory of every trainer: one writer, atomic files, verified checkpoints.
 
-Layout::
-
-    RUN/
-      .lock              held (flock) by the one process writing the run
-      config.toml|json   the run's config (RL runs: TOML; supervised runs: JSON)
-      metrics.tsv        one row per game (RL) or epoch (supervised)
-      tb/                TensorBoard events
-      checkpoints/
-        latest           name of the newest complete checkpoint
-        ckpt-.../        arrays (*.npz), state.json, manifest.json
-      evals.json, eval.json, best.json
-      best.* / model.*   the best-validation and the final model
-
-**One writer**: :meth:`RunDir.lock` takes an exclusive ``flock`` on ``.lock``
-(its pid and host written in it); a second process gets :class:`RunDirLocked`
-naming the holder; the kernel drops the lock when its process dies.
-**Nothing half-written**: every file is written beside and renamed into place;
-a checkpoint folder is complete (its ``manifest.json`` lists every file's size
-and SHA-256) before ``latest`` names it, and older ones are then deleted (the
-latest ``keep``). A full disk raises :class:`DiskFullError` after removing what
-it half wrote. ``.lock`` and ``metrics.tsv`` are opened without following links.
+``RUN/``: ``.lock`` (flock-ed by the one writing process, its pid and host inside),
+``config.toml`` (supervised: ``config.json``), ``metrics.tsv`` (a row per game or
+epoch), ``tb/`` (TensorBoard), ``checkpoints/latest`` (the newest complete one's name),
+``checkpoints/ckpt-*/`` (``*.npz``, ``state.json``, ``manifest.json``: sizes and
+SHA-256), ``evals.json``, ``eval.json``, ``best.json``, ``best.*``, ``model.*``.
+Files are written beside and renamed into place; a full disk raises DiskFullError
+after removing what was half written; ``.lock`` and ``metrics.tsv`` are opened
+without following links.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import re
 import shutil
 import socket
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -40,20 +28,9 @@ from typing import IO, Any
 
 import numpy as np
 
-from catchrl.errors import CheckpointError, RunDirError, RunDirLocked
-from catchrl.fileio import (
-    check_manifest,
-    fsync_write,
-    open_nofollow,
-    read_json,
-    read_text,
-    remove,
-    space_checked,
-    write_atomic,
-    write_manifest,
-)
+from catchrl.errors import CheckpointError, DiskFullError, RunDirError, RunDirLocked
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 METRIC_COLUMNS = tuple(
     "game loss wins epsilon steps steps_per_s win_rate_100 wall_time reward".split()
 )
@@ -61,23 +38,13 @@ METRIC_COLUMNS = tuple(
 _ROW_FORMATS = ("{}", "{:.6g}", "{}", "{:.5g}", "{}", "{:.1f}", "{:.4f}", "{:.2f}", "{:g}")
 _CKPT_NAME = re.compile(r"ckpt-[A-Za-z0-9-]{1,64}")
 _RUN_MARKERS = ("config.toml", "config.json", "metrics.tsv", "checkpoints")
-"""What makes a folder a run; a fresh run refuses a folder with anything else."""
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 Arrays = dict[str, dict[str, np.ndarray]]
-
-
-def balls_caught(reward: float, balls_per_game: int) -> int:
-    """Balls caught in a finished game from its total reward (+1 per catch, -1 per miss)."""
-    return int((reward + balls_per_game) // 2)
 
 
 def metrics_row(*cells: float) -> str:
     """One ``metrics.tsv`` line from the values of :data:`METRIC_COLUMNS`, in order."""
     return "\t".join(f.format(c) for f, c in zip(_ROW_FORMATS, cells, strict=True)) + "\n"
-
-
-def checkpoint_name(games: int, steps: int) -> str:
-    """The folder of a checkpoint after ``games`` games and ``steps`` steps (sorts by time)."""
-    return f"ckpt-g{games:08d}-s{steps:012d}"
 
 
 class RunDir:
@@ -87,27 +54,22 @@ class RunDir:
         path: The folder (created when the lock is first taken or on first write).
         keep: Complete checkpoints to keep (1: the latest; older ones are deleted).
 
-    Raises:
-        RunDirError: ``path`` is empty or names a file.
-
     """
 
     def __init__(self, path: str | Path, keep: int = 1) -> None:
         if str(path).strip() == "":
             raise RunDirError("the run directory is an empty path; give a folder name")
         self.path = Path(path)
-        self.keep = max(int(keep), 1)
-        self._lock_fd: int | None = None
-        self._created = False
         if self.path.exists() and not self.path.is_dir():
             raise RunDirError(f"run directory {str(self.path)!r} is a file, not a folder")
-
-    config_path = property(lambda self: self.path / "config.toml")
-    metrics_path = property(lambda self: self.path / "metrics.tsv")
-    tb_path = property(lambda self: self.path / "tb")
-    checkpoints_path = property(lambda self: self.path / "checkpoints")
-    lock_path = property(lambda self: self.path / ".lock")
-    model_path = property(lambda self: self.path / "model.keras")
+        self.keep = max(int(keep), 1)
+        self.config_path = self.path / "config.toml"
+        self.metrics_path = self.path / "metrics.tsv"
+        self.tb_path = self.path / "tb"
+        self.checkpoints_path = self.path / "checkpoints"
+        self.lock_path = self.path / ".lock"
+        self._lock_fd: int | None = None
+        self._created = False
 
     def create(self) -> None:
         """Make the folder and its sub-folders."""
@@ -120,7 +82,7 @@ class RunDir:
         return any((self.path / name).exists() for name in _RUN_MARKERS)
 
     def check_fresh(self) -> None:
-        """Refuse to start a new run in a folder holding a run or anything else (RunDirError)."""
+        """Refuse to start a new run in a folder holding a run or anything else."""
         if not self.path.is_dir():
             return
         if self.is_run():
@@ -136,10 +98,10 @@ class RunDir:
                 "choose a new or empty --run-dir"
             )
 
-    # -- the lock -------------------------------------------------------------
+    # -- the lock: one writing process; the kernel drops it when that process dies ------
 
     def acquire_lock(self) -> None:
-        """Take the run's lock (creating the folder); raise RunDirLocked if another holds it."""
+        """Take the run's lock (creating the folder); RunDirLocked names the holder."""
         if self._lock_fd is not None:
             return
         if not self.path.exists():
@@ -149,33 +111,33 @@ class RunDir:
         while True:
             try:
                 fd = open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
-            except OSError as e:
-                self._undo_create()
-                raise RunDirError(f"cannot lock {self.path}: {e.strerror}") from e
-            except RunDirError:
-                self._undo_create()
+            except BaseException:
+                self._remove_if_created()
                 raise
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+                text, holder = os.pread(fd, 4096, 0).decode("utf-8", "replace"), "another process"
                 os.close(fd)
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    holder = "pid {pid} on host {host}".format(**json.loads(text))
                 raise RunDirLocked(
-                    f"run directory {str(self.path)!r} is in use by {_describe(holder)}; "
+                    f"run directory {str(self.path)!r} is in use by {holder}; "
                     "wait for it to finish or stop it first"
                 ) from None
-            try:  # the holder before us may have removed the file after we opened it
-                same = os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
+            # The holder before us may have removed the file after we opened it.
+            with contextlib.suppress(FileNotFoundError):
+                if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
+                    break
             os.close(fd)
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}
         os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
         self._lock_fd = fd
-        self.clean_stale()
+        for folder in (self.path, self.checkpoints_path):  # what writers that died left
+            if folder.is_dir():
+                for p in folder.iterdir():
+                    if re.search(r"\.tmp\d+(\.[a-z]+)?$", p.name):
+                        remove(p)
 
     def release_lock(self) -> None:
         """Drop the lock (and the folder, if taking the lock created it and it stayed empty)."""
@@ -185,9 +147,9 @@ class RunDir:
             os.unlink(self.lock_path)
         os.close(self._lock_fd)  # closing drops the flock
         self._lock_fd = None
-        self._undo_create()
+        self._remove_if_created()
 
-    def _undo_create(self) -> None:
+    def _remove_if_created(self) -> None:
         if self._created:
             with contextlib.suppress(OSError):
                 self.path.rmdir()  # only if empty
@@ -195,37 +157,18 @@ class RunDir:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[RunDir]:
-        """Hold the run's lock for a ``with`` block (see :meth:`acquire_lock`)."""
+        """Hold the run's lock for a ``with`` block."""
         self.acquire_lock()
         try:
             yield self
         finally:
             self.release_lock()
 
-    @property
-    def locked(self) -> bool:
-        """Whether this object holds the run's lock."""
-        return self._lock_fd is not None
-
-    def clean_stale(self) -> None:
-        """Remove temporary files and folders left by writers that died mid-write."""
-        for folder in (self.path, self.checkpoints_path):
-            if folder.is_dir():
-                for p in folder.iterdir():
-                    if re.search(r"\.tmp\d+(\.[a-z]+)?$", p.name):
-                        remove(p)
-
-    # -- small files ------------------------------------------------------------
-
-    def write_config(self, toml_text: str) -> None:
-        """Write ``config.toml`` atomically."""
-        self.create()
-        write_atomic(self.config_path, toml_text.encode())
+    # -- files -------------------------------------------------------------------------
 
     def write_json(self, name: str, data: Any) -> None:
-        """Write ``RUN/name`` as JSON atomically."""
-        self.create()
-        write_atomic(self.path / name, json.dumps(data, indent=1).encode())
+        """Write ``RUN/name`` as JSON, atomically."""
+        self.write_file_atomic(name, lambda p: p.write_text(json.dumps(data, indent=1)))
 
     def read_json(self, name: str) -> Any:
         """``RUN/name`` parsed as JSON; a clear error if it is not UTF-8 JSON."""
@@ -233,39 +176,33 @@ class RunDir:
 
     def write_file_atomic(self, name: str, write: Callable[[Path], Any]) -> Path:
         """Write ``RUN/name`` through ``write(tmp_path)`` (a Keras or SB3 saver), then rename."""
+        self.create()
         final = self.path / name
         stem, dot, ext = name.partition(".")
         tmp = self.path / f"{stem}.tmp{os.getpid()}{dot}{ext}"
         with space_checked(str(final), tmp):
             write(tmp)
+            _fsync(tmp)
             os.replace(tmp, final)
         return final
 
-    # -- metrics -------------------------------------------------------------
-
     def cut_metrics(self, size: int) -> None:
-        """On resume: cut ``metrics.tsv`` back to the ``size`` bytes a checkpoint recorded.
-
-        Raises:
-            RunDirError: The file is shorter (cut or replaced after the checkpoint).
-
-        """
-        path = self.metrics_path
-        have = path.stat().st_size if path.exists() else 0
+        """On resume: cut ``metrics.tsv`` back to the ``size`` bytes a checkpoint recorded."""
+        have = self.metrics_path.stat().st_size if self.metrics_path.exists() else 0
         if have < size:
             raise RunDirError(
-                f"{path} has {have} bytes but the checkpoint recorded {size}: it was "
-                "truncated or replaced, so the run's record is incomplete"
+                f"{self.metrics_path} has {have} bytes but the checkpoint recorded {size}: it "
+                "was truncated or replaced, so the run's record is incomplete"
             )
-        if path.exists():
-            fd = open_nofollow(path, os.O_WRONLY)
+        if self.metrics_path.exists():
+            fd = open_nofollow(self.metrics_path, os.O_WRONLY)
             try:
                 os.ftruncate(fd, size)
             finally:
                 os.close(fd)
 
     def open_metrics(self, truncate_at: int | None = None) -> IO[str]:
-        """Open ``metrics.tsv`` for appending (header written if new; cut back on resume)."""
+        """Open ``metrics.tsv`` for appending (a header if new; cut back on resume)."""
         if truncate_at is not None:
             self.cut_metrics(truncate_at)
         fd = open_nofollow(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
@@ -289,10 +226,10 @@ class RunDir:
             raise RunDirError(f"{self.metrics_path} is malformed: {e}") from e
         return {name: table[:, i] for i, name in enumerate(header)}
 
-    # -- checkpoints ---------------------------------------------------------
+    # -- checkpoints -------------------------------------------------------------------
 
     def latest_checkpoint(self) -> Path | None:
-        """The newest complete checkpoint (None: none); CheckpointError if ``latest`` is bad."""
+        """The newest complete checkpoint (None: none yet)."""
         pointer = self.checkpoints_path / "latest"
         if not pointer.is_file():
             return None
@@ -307,12 +244,12 @@ class RunDir:
         return path
 
     def save_checkpoint(self, name: str, arrays: Arrays, state: dict[str, Any]) -> Path:
-        """Write a checkpoint atomically, point ``latest`` at it, delete all but ``keep``.
+        """Write a checkpoint folder, point ``latest`` at it, then delete all but ``keep``.
 
         Args:
-            name: Folder name, e.g. from :func:`checkpoint_name`.
+            name: The folder's name, ``ckpt-...``; names sort by time.
             arrays: ``{file stem: {array name: array}}``, each saved as ``stem.npz``.
-            state: JSON-serialisable counters, RNG states and metadata.
+            state: JSON-ready counters, RNG states and metadata.
 
         """
         if not _CKPT_NAME.fullmatch(name):
@@ -324,36 +261,29 @@ class RunDir:
         with space_checked(f"checkpoint {name}", tmp):
             tmp.mkdir()
             for stem, group in arrays.items():
-                with open(tmp / f"{stem}.npz", "wb") as f:
-                    np.savez(f, **group)
-                    f.flush()
-                    os.fsync(f.fileno())
-            state_bytes = json.dumps({"format_version": FORMAT_VERSION, **state}).encode()
-            fsync_write(tmp / "state.json", state_bytes)
-            write_manifest(tmp)
-            if final.exists():  # only a rewrite of the same point; `latest` names another
-                shutil.rmtree(final)
+                np.savez(tmp / f"{stem}.npz", **group)
+            state_text = json.dumps({"format_version": FORMAT_VERSION, **state})
+            (tmp / "state.json").write_text(state_text, encoding="utf-8")
+            manifest = {}
+            for p in sorted(tmp.iterdir()):
+                manifest[p.name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            for p in tmp.iterdir():
+                _fsync(p)
+            remove(final)  # only a rewrite of the same point; `latest` names another
             os.replace(tmp, final)
-        write_atomic(self.checkpoints_path / "latest", name.encode())
+            self.write_file_atomic("checkpoints/latest", lambda p: p.write_text(name))
         done = sorted(p for p in self.checkpoints_path.glob("ckpt-*") if p.is_dir())
         for old in done[: -self.keep]:
             if old.name != name:
                 remove(old)
-        for stale in self.checkpoints_path.glob(".ckpt-*.tmp*"):
-            if not stale.name.endswith(f".tmp{os.getpid()}"):
-                remove(stale)
         return final
 
     @staticmethod
     def load_checkpoint(path: str | Path) -> tuple[Arrays, dict[str, Any]]:
-        """Read and verify a checkpoint folder (CheckpointError if it is bad).
-
-        The manifest must list every file of the folder with its size and
-        SHA-256; ``state.json`` must be a JSON object of this format version.
-        Arrays load without pickle.
-        """
+        """Read a checkpoint folder, checked against its manifest; arrays load without pickle."""
         path = Path(path)
-        check_manifest(path)
+        _check_manifest(path)
         state = read_json(path / "state.json")
         if not isinstance(state, dict):
             raise CheckpointError(f"{path / 'state.json'} is corrupt: not a JSON object")
@@ -372,10 +302,98 @@ class RunDir:
         return arrays, state
 
 
-def _describe(holder: str) -> str:
-    """``pid N on host H`` from a lock file's text (or what it holds)."""
+def _check_manifest(path: Path) -> None:
+    """Refuse a checkpoint whose files are missing, extra, truncated or changed."""
+    manifest_path = path / "manifest.json"
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{path} is not a checkpoint (no manifest.json)")
+    manifest = read_json(manifest_path)
+    if not isinstance(manifest, dict) or not manifest:
+        raise CheckpointError(f"{manifest_path} is corrupt: not a non-empty JSON object")
+    files = {p.name for p in path.iterdir() if p.name != "manifest.json"}
+    if set(manifest) != files:
+        differ = ", ".join(sorted(files ^ set(manifest)))
+        raise CheckpointError(
+            f"{manifest_path} is incomplete: the folder's files differ ({differ})"
+        )
+    for name, meta in manifest.items():
+        size = (path / name).stat().st_size
+        if not isinstance(meta, dict) or meta.get("bytes") != size:
+            raise CheckpointError(f"checkpoint file {path / name} is truncated or changed")
+        if meta.get("sha256") != _sha256(path / name):
+            raise CheckpointError(f"checkpoint file {path / name} is corrupt (checksum mismatch)")
+
+
+# -- safe file I/O ---------------------------------------------------------------------
+
+
+def read_text(path: Path) -> str:
+    """A small text file of the run as UTF-8; a clear :class:`RunDirError` if it is not."""
     try:
-        info = json.loads(holder)
-        return f"pid {info['pid']} on host {info['host']}"
-    except (ValueError, KeyError, TypeError):
-        return "another process"
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise RunDirError(f"{path} is not UTF-8 text (byte {e.start}): corrupt?") from e
+    except OSError as e:
+        raise RunDirError(f"cannot read {path}: {e.strerror}") from e
+
+
+def read_json(path: Path) -> Any:
+    """``path`` parsed as JSON; CheckpointError if it is not UTF-8 JSON."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{path} is corrupt: {e}") from e
+
+
+def remove(path: Path) -> None:
+    """Remove a file or a folder (a link itself, never its target); no error if absent."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def space_checked(what: str, *cleanup: Path) -> Iterator[None]:
+    """Turn a full disk into :class:`DiskFullError`, removing what was half written."""
+    try:
+        yield
+    except OSError as e:
+        if e.errno not in NO_SPACE:
+            raise
+        for path in cleanup:
+            remove(path)
+        raise DiskFullError(
+            f"no space left on the device while writing {what}; free some space and "
+            "continue with --resume (the last complete checkpoint is kept)"
+        ) from e
+
+
+def open_nofollow(path: Path, flags: int) -> int:
+    """``os.open`` refusing a symbolic link at ``path``; RunDirError names the file."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno in NO_SPACE:
+            raise
+        if e.errno == errno.ELOOP:
+            raise RunDirError(f"{path} is a symbolic link; a run's files must be its own") from e
+        raise RunDirError(f"cannot open {path}: {e.strerror}") from e
+
+
+def _fsync(path: Path) -> None:
+    """Flush a written file (or a folder saved by Keras/SB3) to the disk."""
+    if path.is_file():
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -102,31 +102,54 @@ def test_sb3_train_and_eval_do_not_import_tensorflow(tmp_path: Path) -> None:
     ev = _catchrl("eval", str(run_dir), "--sb3", "--games", "50")
     assert ev.returncode == 0, ev.stderr
     assert "imported: ['torch']" in ev.stdout and ev.stderr == ""
-    # The TensorBoard events written without TensorFlow are ordinary event files.
+    assert _tensorboard(run_dir)["time/episodes"][-1] == len(
+        (run_dir / "metrics.tsv").read_text().splitlines()[1:]
+    )
+
+
+def _tensorboard(run_dir: Path) -> dict[str, list[int]]:
+    """The run's TensorBoard tags and the steps of each, read back by TensorBoard itself."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir / "tb"))
     acc.Reload()
-    tags = acc.Tags()["scalars"]
-    assert {"rollout/win_rate_100", "train/loss", "train/epsilon"} <= set(tags), tags
-    games = [e.value for e in acc.Scalars("time/games")]
-    assert games == sorted(games) and games[-1] == len(
-        (run_dir / "metrics.tsv").read_text().splitlines()[1:]
-    )
+    tags = acc.Tags()
+    steps = {tag: [e.step for e in acc.Scalars(tag)] for tag in tags["scalars"]}
+    return steps | {tag: [e.step for e in acc.Tensors(tag)] for tag in tags["tensors"]}
+
+
+SB3_TAGS = {
+    "rollout/ep_rew_mean",
+    "rollout/ep_len_mean",
+    "rollout/exploration_rate",
+    "train/loss",
+    "time/fps",
+    "eval/mean_reward",
+    "eval/mean_ep_length",
+}
+
+
+def test_tensorboard_has_sb3_s_tag_names_each_written_once(keras_run) -> None:
+    run_dir, _ = keras_run
+    steps = _tensorboard(run_dir)
+    assert SB3_TAGS | {"rollout/win_rate_100", "eval/win_rate_ci95_low"} <= set(steps), steps
+    games = (run_dir / "metrics.tsv").read_text().splitlines()[1:]
+    assert steps["time/episodes"] == sorted(set(steps["time/episodes"]))  # one writer
+    assert int(games[-1].split("\t")[4]) == steps["time/episodes"][-1]  # at env steps
+    assert set(steps["train/loss"]) <= set(steps["time/episodes"])
 
 
 def test_the_bar_total_becomes_the_steps_trained() -> None:
     stream = io.StringIO()
     bar = Progress(8000, enabled=True, stream=stream)
-    bar.update(4224, games=128)
-    bar.update(8448, games=256)  # the run's last game ended past the 8,000-step budget
-    bar.finish()
+    bar.update(7920, games=240)
+    bar.finish(8016)  # the last vector step passed the 8,000-step budget, mid-game
     bar.close()
-    assert bar.total == 8448 and stream.getvalue().rstrip().endswith("games=256]")
-    assert "8448/8448" in stream.getvalue().splitlines()[-1].split("\r")[-1]
+    assert bar.total == 8016 and stream.getvalue().rstrip().endswith("games=240]")
+    assert "8016/8016" in stream.getvalue().splitlines()[-1].split("\r")[-1]
     early = Progress(8000, enabled=False, stream=io.StringIO(), every_s=0)
     early.update(3300)
-    early.finish()  # stopped by its target win rate: done at 3,300
+    early.finish(3300)  # stopped by its target win rate: done at 3,300
     assert early.total == 3300
 
 
