@@ -14,12 +14,11 @@ from typing import Any
 
 import keras
 import numpy as np
-from keras import layers
 
 from catchrl.agents.networks import compile_predict
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.envs.core import BatchState
-from catchrl.supervised.perception import HEAD_UNITS, build_encoder
+from catchrl.supervised.perception import build_frames_model
 
 __all__ = ["ImitationPolicy", "build_imitation_model", "fill_replay_with_expert"]
 
@@ -47,13 +46,7 @@ def build_imitation_model(
         ValueError: unknown architecture.
 
     """
-    encoder = build_encoder(arch, input_shape)
-    frames = keras.Input(shape=input_shape, name="frames")
-    x = encoder(frames)
-    for i, units in enumerate(HEAD_UNITS[arch]):
-        x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
-    logits = layers.Dense(num_actions, dtype="float32", name="action_logits")(x)
-    return keras.Model(frames, logits, name=f"imitation_{arch}")
+    return build_frames_model(arch, input_shape, num_actions, "action_logits", f"imitation_{arch}")
 
 
 class ImitationPolicy:

@@ -1,24 +1,12 @@
-"""Perception: a CNN that reads the game state from the stacked 80 x 80 grey frames.
+"""Perception: a CNN that reads the game state from the stacked grey frames.
 
-Three architectures (:data:`ARCHITECTURES`), each split into an *encoder*
-(frames -> feature vector, a nested ``keras.Model`` named ``"encoder"``) and a
-head (features -> the ``state`` observation):
-
-- ``"book"``: the DQN's conv stack of the book (32 8x8/4, 64 4x4/2, 64 3x3/1,
-  ``same`` padding, ReLU, no pooling) + Flatten (6,400 features); head
-  Dense 512 ReLU as in the book's Q-network.
-- ``"lenet"``: LeNet-style, 6 5x5 conv -> 2x2 max-pool -> 16 5x5 conv ->
-  2x2 max-pool -> Flatten; head Dense 120 -> Dense 84 (LeCun et al., 1998).
-- ``"small"``: a 2x2 average pool (the ball's sub-pixel position survives in
-  the grey levels) -> 16 4x4/2 conv (20 x 20) -> 16 3x3 conv -> 16 1x1 conv ->
-  :class:`~catchrl.agents.layers.SpatialSoftArgmax` (32 coordinates) + the
-  channels' global max (16); head Dense 128; 10,307 parameters.
-
-The model's output is exactly the env's ``state`` observation (ball x / width,
-ball y / height, paddle x / width [, ball x-speed / drift]), so
-:class:`PerceptionWrapper` turns a ``pixels`` env into a ``state`` env, and any
-state-based agent plays from pixels. Frames enter as raw uint8 (0..255) and are
-scaled inside the model. The output layer is float32 under mixed precision.
+Each architecture (:data:`ARCHITECTURES`) is an *encoder* (frames -> features,
+a nested ``keras.Model`` named ``"encoder"``) and a head (features -> the
+env's ``state`` observation: ball x / width, ball y / height, paddle x / width
+[, ball x-speed / drift]). So :class:`PerceptionWrapper` turns a ``pixels`` env
+into a ``state`` env, and the encoder can start a DQN's Q-network. Frames enter
+as raw uint8 and are scaled inside the model; outputs are float32 under mixed
+precision.
 """
 
 from __future__ import annotations
@@ -53,14 +41,13 @@ def state_size(params: CatchParams) -> int:
 def build_encoder(
     arch: str = "small", input_shape: tuple[int, int, int] = (80, 80, 4)
 ) -> keras.Model:
-    """Build the conv stack of ``arch`` as a model from raw frames to a feature vector.
+    """The conv stack of ``arch``: a model ``"encoder"``, uint8 ``[B, H, W, C]`` -> ``[B, F]``.
 
-    Args:
-        arch: One of :data:`ARCHITECTURES`.
-        input_shape: ``(height, width, frames)`` of one observation.
-
-    Returns:
-        A ``keras.Model`` named ``"encoder"``: ``[B, H, W, C]`` (0..255) -> ``[B, F]``.
+    - ``"book"``: the book DQN's convs (32 8x8/4, 64 4x4/2, 64 3x3/1, ``same``), Flatten;
+    - ``"lenet"``: 6 5x5 conv, 2x2 max-pool, 16 5x5 conv, 2x2 max-pool, Flatten (LeCun 1998);
+    - ``"small"``: 2x2 average pool (sub-pixel positions survive in the grey levels),
+      16 4x4/2 conv, 16 3x3 conv, 16 1x1 keypoint maps -> their soft-argmax
+      coordinates and maxima (48 features).
 
     Raises:
         ValueError: unknown architecture.
@@ -95,31 +82,30 @@ def build_encoder(
 HEAD_UNITS = {"book": (512,), "lenet": (120, 84), "small": (128,)}
 
 
-def build_perception_model(
-    arch: str = "small",
-    params: CatchParams | None = None,
-    input_shape: tuple[int, int, int] = (80, 80, 4),
+def build_frames_model(
+    arch: str, input_shape: tuple[int, int, int], outputs: int, output_name: str, name: str
 ) -> keras.Model:
-    """Build a model from frames to the ``state`` observation of ``params``' game.
-
-    Args:
-        arch: One of :data:`ARCHITECTURES`.
-        params: The game (its ``drift`` decides 3 or 4 outputs); default the book's.
-        input_shape: ``(height, width, frames)``.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"perception_<arch>"`` whose
-        nested ``"encoder"`` is :func:`build_encoder`'s.
-
-    """
-    params = params or CatchParams()
+    """Frames -> :func:`build_encoder` -> the arch's Dense head -> ``outputs`` float32 values."""
     encoder = build_encoder(arch, input_shape)
     frames = keras.Input(shape=input_shape, name="frames")
     x = encoder(frames)
     for i, units in enumerate(HEAD_UNITS[arch]):
         x = layers.Dense(units, activation="relu", name=f"dense{i + 1}")(x)
-    state = layers.Dense(state_size(params), dtype="float32", name="state")(x)
-    return keras.Model(frames, state, name=f"perception_{arch}")
+    out = layers.Dense(outputs, dtype="float32", name=output_name)(x)
+    return keras.Model(frames, out, name=name)
+
+
+def build_perception_model(
+    arch: str = "small",
+    params: CatchParams | None = None,
+    input_shape: tuple[int, int, int] = (80, 80, 4),
+) -> keras.Model:
+    """An uncompiled model ``"perception_<arch>"``: frames -> the ``state`` observation.
+
+    ``params`` (default the book's game) decides 3 outputs, or 4 with drift.
+    """
+    size = state_size(params or CatchParams())
+    return build_frames_model(arch, input_shape, size, "state", f"perception_{arch}")
 
 
 def pixel_units(params: CatchParams, frame_size: int = 80) -> np.ndarray:
@@ -139,11 +125,8 @@ def pixel_units(params: CatchParams, frame_size: int = 80) -> np.ndarray:
 class PixelMSE(keras.losses.Loss):
     """A loss per output in frame pixels: ``mean_j ((pred_j - true_j) * units_j) ** 2``.
 
-    With one plain MSE over the ``state`` columns the x-speed, which no single
-    observation can show (a game's first four frames are identical), dominates
-    the loss by orders of magnitude and the positions stop improving. Measured
-    in frame pixels (:func:`pixel_units`) every output weighs what its error
-    in pixels weighs.
+    Each output weighs what its error in pixels weighs (:func:`pixel_units`); a
+    plain MSE lets the x-speed, which one observation cannot show, dominate.
 
     Args:
         units: Frame pixels per unit of each column.

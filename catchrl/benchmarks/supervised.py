@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_range, check_seed
 
 CASES = {  # name: (task, arch, drift, dataset kind)
     "perception-small": ("perception", "small", 0, "frames"),
@@ -191,12 +192,12 @@ def main(argv: list[str] | None = None) -> int:
     bad = [m for m in args.models if m not in CASES]
     if bad:
         raise UserError(f"unknown model {bad[0]!r}; choose from {', '.join(CASES)}")
-    for name, low in (("games", 10), ("epochs", 1), ("test_games", 1), ("plain_epochs", 1)):
-        if getattr(args, name) < low:
-            option = "--" + name.replace("_", "-")
-            raise UserError(f"{option} must be >= {low}, got {getattr(args, name)}")
-    if args.batch_size < 0:
-        raise UserError(f"--batch-size must be >= 0, got {args.batch_size}")
+    check_range("--games", args.games, 10)
+    check_range("--epochs", args.epochs, 1)
+    check_range("--test-games", args.test_games, 1)
+    check_range("--plain-epochs", args.plain_epochs, 1)
+    check_range("--batch-size", args.batch_size, 0)
+    check_seed("--seed", args.seed)
     rows = []
     for name in args.models:
         sizes = (args.games, args.epochs, args.test_games, args.plain_epochs, args.batch_size)

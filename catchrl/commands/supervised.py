@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from catchrl.cli import UserError
+from catchrl.commands.checks import check_range, check_seed
 from catchrl.commands.options import add_games, add_json, add_run_dir
 
 EPILOG = """examples:
@@ -101,6 +102,13 @@ def run_train(args: argparse.Namespace) -> int:
     from catchrl.supervised.train import SupervisedConfig
     from catchrl.supervised_train import train
 
+    check_range("--epochs", args.epochs, 1)
+    check_range("--batch-size", args.batch_size, 0)
+    check_range("--lr", args.lr, 0, above=True)
+    check_range("--patience", args.patience, 0)
+    check_range("--val-fraction", args.val_fraction, 0, 0.99)
+    check_range("--window", args.window, 1)
+    check_seed("--seed", args.seed)
     if not Path(args.data).is_file():
         raise UserError(f"--data: no dataset at {args.data}")
     try:
@@ -129,7 +137,6 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model and print its figures."""
-    from catchrl.commands.checks import check_range
     from catchrl.commands.evaluate import MAX_GAME_SEED
     from catchrl.evaluation import MAX_EVAL_GAMES
     from catchrl.supervised.datasets import load_dataset

@@ -79,3 +79,17 @@ def test_a_bad_dataset_is_one_line_and_leaves_no_run_folder(tmp_path, cli):
     code, _, err = cli("supervised", "train", "sequence", "--data", data, "--run-dir", run)
     assert code == 2 and err.count("\n") == 1 and str(data) in err and "nan" in err
     assert not run.exists()
+
+
+def test_options_out_of_range_are_one_line_naming_the_option(tmp_path, cli):
+    train = ("supervised", "train", "sequence", "--data", tmp_path / "x.npz", "--run-dir", "r")
+    evaluate = ("supervised", "eval", "imitation", "--data", tmp_path / "x.npz", "--model", "m")
+    for argv, option in [
+        ((*train, "--epochs", "0"), "--epochs must be >= 1"),
+        ((*train, "--val-fraction", "1"), "--val-fraction must be in"),
+        ((*train, "--lr", "nan"), "--lr"),
+        ((*train,), "--data: no dataset at"),
+        ((*evaluate, "--games", str(2**40)), "--games must be in"),
+    ]:
+        code, _, err = cli(*argv)
+        assert code == 2 and option in err and err.count("\n") == 1, err
