@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catchrl.errors import CatchrlError
-from catchrl.policies import Agent
-from catchrl.policies import PolicyLoadError as AgentLoadError
+from catchrl.policies import Agent, PolicyLoadError
 
 if TYPE_CHECKING:
     from catchrl.config import TrainConfig
@@ -32,17 +31,8 @@ if TYPE_CHECKING:
     from catchrl.runloop import TrainResult
     from catchrl.video import GamesPlayed
 
-__all__ = [
-    "Agent",
-    "AgentLoadError",
-    "evaluate",
-    "load_agent",
-    "make_config",
-    "record",
-    "show",
-    "train",
-    "watch",
-]
+AgentLoadError = PolicyLoadError
+"""The agent cannot be loaded (or read what it was given); the message says why."""
 
 
 def make_config(

@@ -15,8 +15,6 @@ from typing import NoReturn
 
 from catchrl.errors import CatchrlError, did_you_mean
 
-__all__ = ["COMMAND_MODULES", "UserError", "build_parser", "main", "plain_text"]
-
 COMMAND_MODULES = tuple(
     f"catchrl.commands.{name}"
     for name in (
@@ -98,11 +96,15 @@ def _finish(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``catchrl`` command; returns the exit code."""
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    leaf = getattr(args, "leaf_parser", parser)
-    if extra and not getattr(args, "takes_extra", False):
-        options = [s for a in leaf._actions for s in a.option_strings]
-        leaf.error(f"unrecognized arguments: {' '.join(extra)}{did_you_mean(extra[0], options)}")
+    try:  # argparse exits on an error (2) and after --help (0)
+        args, extra = parser.parse_known_args(argv)
+        leaf = getattr(args, "leaf_parser", parser)
+        if extra and not getattr(args, "takes_extra", False):
+            options = [s for a in leaf._actions for s in a.option_strings]
+            typo = did_you_mean(extra[0], options)
+            leaf.error(f"unrecognized arguments: {' '.join(extra)}{typo}")
+    except SystemExit as e:
+        return int(e.code or 0)
     args.extra = extra
     if not getattr(args, "func", None):
         leaf.print_help()

@@ -8,15 +8,6 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = [
-    "CatchrlError",
-    "CheckpointError",
-    "DiskFullError",
-    "RunDirError",
-    "RunDirLocked",
-    "did_you_mean",
-]
-
 
 class CatchrlError(Exception):
     """Base of the mistakes a user can fix: a config, a path, a file, a command line."""

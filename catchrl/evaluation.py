@@ -16,17 +16,6 @@ import numpy as np
 
 from catchrl.envs import BatchState, CatchVectorEnv
 
-__all__ = [
-    "EVAL_SEED",
-    "MAX_EVAL_GAMES",
-    "TEST_SEED",
-    "VALIDATION_SEED",
-    "EvalResult",
-    "Policy",
-    "evaluate",
-    "wilson_interval",
-]
-
 Policy = Callable[[np.ndarray, BatchState], np.ndarray]
 VALIDATION_SEED = 2**40
 """First seed of the validation games: training-time evaluations and the stop rules."""

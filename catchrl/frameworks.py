@@ -13,8 +13,6 @@ import os
 import sys
 import types
 
-__all__ = ["TF_LOG_LEVEL_QUIET", "configure_frameworks", "tensorboard_without_tensorflow"]
-
 TF_LOG_LEVEL_QUIET = "2"
 """``TF_CPP_MIN_LOG_LEVEL`` by default: 0 all, 1 no INFO, 2 no WARNING (errors shown), 3 none."""
 

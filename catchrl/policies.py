@@ -18,8 +18,6 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = ["SCRIPTED", "Agent", "PolicyLoadError", "load_policy"]
-
 SCRIPTED = ("oracle", "random")
 
 

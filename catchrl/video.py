@@ -1,10 +1,7 @@
 """Games played in the window (``catchrl play`` and ``watch``), and written as GIF or MP4 video.
 
-One loop plays the games: each step draws the field and, in the band under it, the
-score, the agent's Q-values as bars and its action; the games end on a closing
-screen. A recording holds one frame per step (drawn after it), then
-:data:`END_FRAMES` of the closing screen. Video needs ``pip install 'catchrl[plot]'``
-(imageio; imageio-ffmpeg for MP4).
+A recording holds one frame per step, then :data:`END_FRAMES` of the closing screen;
+it needs ``pip install 'catchrl[plot]'`` (imageio; imageio-ffmpeg for MP4).
 """
 
 from __future__ import annotations
@@ -25,18 +22,6 @@ if TYPE_CHECKING:
     from catchrl.envs.window import CatchWindow
     from catchrl.policies import Agent
 
-__all__ = [
-    "END_FRAMES",
-    "END_SECONDS",
-    "GamesPlayed",
-    "VideoError",
-    "check_video_path",
-    "encode_gif",
-    "offscreen_window",
-    "open_window",
-    "play_games",
-    "write_video",
-]
 
 END_SECONDS = 3.0
 """Seconds a window shows the closing screen of an agent's games unless a key closes it."""

@@ -13,8 +13,6 @@ from collections.abc import Iterable
 from catchrl.cli import UserError
 from catchrl.config import MAX_BALLS_PER_GAME, SEED_MAX, ConfigError, Range, check_game
 
-__all__ = ["GAME_OPTIONS", "check_each", "check_game_options", "check_range", "check_seed"]
-
 GAME_OPTIONS = {
     "drift": "--drift",
     "balls_per_game": "--balls",

@@ -7,16 +7,6 @@ from pathlib import Path
 
 from catchrl.config import EnvConfig, choices
 
-__all__ = [
-    "add_config_options",
-    "add_game_options",
-    "add_games",
-    "add_json",
-    "add_run_dir",
-    "add_trust_sb3",
-    "game_overrides",
-]
-
 GAME_KEYS = ("obs_type", "drift", "balls_per_game", "walls", "spawn")
 """The game's options as ``args`` names (``--obs-type``, ``--drift``, ``--balls``...)."""
 
@@ -77,8 +67,8 @@ def add_game_options(p: argparse.ArgumentParser, model: bool = True, **defaults:
             help="of a run directory: best (the kept best validation model, default) or final",
         )
         p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
-    p.add_argument("--drift", type=int, help="largest sideways ball speed, px per step")
-    p.add_argument("--balls", type=int, dest="balls_per_game", help="balls per game")
+    p.add_argument("--drift", type=int, metavar="N", help="largest sideways ball speed, px a step")
+    p.add_argument("--balls", type=int, metavar="N", dest="balls_per_game", help="balls per game")
     p.add_argument("--walls", choices=("clamp", "book"), help="book: the book's bounce walls")
     p.add_argument("--spawn", choices=("visible", "book"), help="book: balls up to x = 400")
     p.set_defaults(**defaults)

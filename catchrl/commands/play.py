@@ -13,7 +13,9 @@ from pathlib import Path
 
 from catchrl.cli import UserError
 from catchrl.commands.checks import check_game_options, check_range, check_seed
+from catchrl.commands.options import add_game_options, game_overrides
 from catchrl.errors import CatchrlError
+from catchrl.policies import SCRIPTED, load_policy
 
 EPILOG = """\
 keys:
@@ -44,40 +46,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    game = p.add_argument_group("the game")
-    game.add_argument("--balls", type=int, default=100, metavar="N", help="balls (default 100)")
-    game.add_argument(
+    add_game_options(p, model=False, balls_per_game=100)
+    p.add_argument(
         "--book-walls",
-        action="store_true",
-        help="the trained game's walls: moving into one puts the paddle a step back from it "
-        "(default: the paddle stops at the wall)",
+        dest="walls",
+        action="store_const",
+        const="book",
+        help="as --walls book: moving into a wall puts the paddle a step back from it",
     )
-    game.add_argument(
+    p.add_argument(
         "--book-spawn",
-        action="store_true",
-        help="balls start anywhere in x = 0..400 as in the book, some partly off screen "
-        "(default: every ball starts on screen)",
+        dest="spawn",
+        action="store_const",
+        const="book",
+        help="as --spawn book: balls start anywhere in x = 0..400, some partly off screen",
     )
-    game.add_argument(
-        "--drift",
-        type=int,
-        default=0,
-        metavar="N",
-        help="largest sideways ball speed, px per step; balls bounce off the walls (default 0)",
-    )
-    game.add_argument("--seed", type=int, help="seed of the balls, to replay a game")
-    who = p.add_argument_group("who plays, and how it is shown")
-    who.add_argument(
+    p.add_argument("--seed", type=int, help="seed of the balls, to replay a game")
+    p.add_argument(
         "--policy",
-        choices=("oracle", "random"),
+        choices=SCRIPTED,
         help="a scripted player instead of the keyboard: oracle tracks the ball, random guesses",
     )
-    who.add_argument("--headless", action="store_true", help="no window (needs --policy)")
-    who.add_argument(
-        "--fps", type=int, default=30, help="frames per second (default 30, the book's; 0: no wait)"
-    )
-    who.add_argument("--screenshot", metavar="PATH", help="save the window (.png) at the end")
-    who.add_argument(
+    p.add_argument("--headless", action="store_true", help="no window (needs --policy)")
+    p.add_argument("--fps", type=int, default=30, help="frames per second (book: 30; 0: no wait)")
+    p.add_argument("--screenshot", metavar="PATH", help="save the window (.png) at the end")
+    p.add_argument(
         "--linger",
         type=float,
         metavar="SECONDS",
@@ -88,14 +81,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def game_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """The ``CatchEnv`` arguments of the game ``args`` ask for."""
-    return {
-        "obs_type": "state",
-        "balls_per_game": args.balls,
-        "drift": args.drift,
-        "walls": "book" if args.book_walls else "clamp",
-        "spawn": "book" if args.book_spawn else "visible",
-    }
+    """The ``CatchEnv`` arguments of the game ``args`` ask for (the state game: no frames)."""
+    return {"obs_type": "state", **game_overrides(args)}
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -117,7 +104,6 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Play one game; print ``Score: s/N`` (also when the person quits early)."""
     from catchrl.envs import CatchEnv
-    from catchrl.policies import load_policy
     from catchrl.video import END_SECONDS, open_window, play_games
 
     _check(args)

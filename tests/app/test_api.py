@@ -62,15 +62,17 @@ def test_show_and_record_hold_one_frame_per_step(tmp_path: Path) -> None:
 
 def test_sb3_run_trained_and_loaded_through_the_api(tmp_path: Path) -> None:
     pytest.importorskip("stable_baselines3")
-    run = tmp_path / "sb3"
+    run, seen = tmp_path / "sb3", []
     result = catchrl.train(
         "fast-state",
         run,
         algo="sb3-dqn",
         overrides=["run.total_steps=1000", "run.eval_games=20"],
         progress=False,
+        callbacks=[seen.append],
     )
     assert result.steps >= 1000 and (run / "model.zip").is_file()
+    assert seen and seen == result.evaluations  # the hook saw every validation evaluation
     agent = catchrl.load_agent(run, trust_sb3=True)
     obs, _ = agent.make_env().reset(seed=0)
     q = agent.q_values(obs)

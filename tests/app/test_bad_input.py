@@ -136,3 +136,16 @@ def test_bench_agents_hands_each_contender_its_own_overrides(monkeypatch, tmp_pa
     argv += ["--set", "sb3-dqn:env.num_envs=16", "--set", "sb3-dqn:agent.lr=0.001"]
     assert main(argv) == 0
     assert seen == {"sb3-dqn": ["env.num_envs=16", "agent.lr=0.001"]}
+
+
+@pytest.mark.parametrize(
+    ("argv", "suggestion"),
+    [
+        (["evl", "oracle"], "did you mean 'eval'?"),
+        (["eval", "oracle", "--gmes", "3"], "did you mean '--games'?"),
+        (["train", "--algo", "sb3-ppp", "--print-config"], "did you mean 'sb3-ppo'?"),
+    ],
+)
+def test_a_typo_is_one_line_with_the_closest_name(argv, suggestion, cli):
+    code, out, err = cli(*argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1 and suggestion in err, err
