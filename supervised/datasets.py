@@ -71,8 +71,10 @@ class DatasetConfig:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown dataset kind {self.kind!r}; choose one of {KINDS}")
-        if self.games < 1:
-            raise ValueError(f"games must be >= 1, got {self.games}")
+        for name in ("games", "frame_size", "frame_stack", "num_envs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         lo, hi = self.random_prob
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(

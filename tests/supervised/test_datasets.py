@@ -229,9 +229,9 @@ def _bad_file(tmp_path, small_frames, fault):
         arrays["frames"] = arrays["frames"].astype(np.float32)
     elif fault == "fewer games":
         arrays["states"] = arrays["states"][:1]
-    elif fault == "config games":
+    elif fault in ("config games", "config stack"):
         cfg = json.loads(str(arrays["config"]))
-        cfg["games"] = 10**9
+        cfg |= {"games": 10**9} if fault == "config games" else {"frame_stack": 0}
         arrays["config"] = np.array(json.dumps(cfg))
     elif fault == "action 7":
         arrays["actions"] = np.full_like(arrays["actions"], 7)
@@ -261,6 +261,7 @@ def _bad_file(tmp_path, small_frames, fault):
         ("float frames", r"frames is float32 \(2, 34, 80, 80\), but its config"),
         ("fewer games", r"states is int16 \(1, 34, 4\), but its config \(games=2"),
         ("config games", r"states is int16 \(2, 34, 4\).*declares int16 \(1000000000, 34, 4\)"),
+        ("config stack", "bad dataset config: frame_stack must be an int >= 1, got 0"),
         ("action 7", "actions must be 0, 1 or 2"),
         ("truncated", "not a readable .npz file"),
         ("empty", "not a readable .npz file"),
