@@ -1,32 +1,32 @@
-"""``catchrl bench env``: the grid rows, and gymnax's rows where gymnax is installed."""
+"""``catchrl bench env``: a row per case, gymnax's where it is installed, CPU time beside wall."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from catchrl.benchmarks.env import gymnax_missing, run_env_benchmark, run_gymnax_benchmark
+from catchrl.benchmarks.env import format_table, gymnax_missing, run_env_benchmark
 from catchrl.cli import main
 
 
-def test_bench_env_times_the_grid_vector_env_both_ways_and_gymnax_where_installed(capsys):
+def test_bench_env_times_every_case_and_says_why_gymnax_is_missing(capsys):
     assert main(["bench", "env", "--seconds", "0.01", "--batch-sizes", "3", "--json"]) == 0
     out, err = capsys.readouterr()
-    grid = [line for line in out.splitlines() if '"case": "CatchVectorEnv grid' in line]
-    assert len(grid) == 2  # copy=True and copy=False
-    gymnax_rows = [line for line in out.splitlines() if '"case": "gymnax' in line]
+    rows = json.loads(out)
+    cases = [(r["case"], r["envs"]) for r in rows]
+    assert cases[0][0].startswith("book reference") and rows[0]["x_reference"] == 1.0
+    assert {("CatchEnv pixels", 1), ("CatchEnv grid", 1), ("CatchVectorEnv grid", 3)} <= set(cases)
+    assert {("CatchVectorEnv pixels", 3), ("CatchVectorEnv pixels, copy=True", 3)} <= set(cases)
+    assert all(r["steps"] > 0 and r["cpu_seconds"] > 0 for r in rows)
+    gymnax_rows = [r["envs"] for r in rows if r["case"].startswith("gymnax")]
     if gymnax_missing() is None:
-        assert len(gymnax_rows) == 2 and "gymnax" not in err
-    else:  # skipped, and said so (on stderr: the JSON stays parseable)
-        assert not gymnax_rows
-        assert "gymnax rows skipped" in err and "pip install gymnax" in err
+        assert gymnax_rows == [3] and "gymnax" not in err
+    else:  # skipped, and said so on stderr: the JSON stays parseable
+        assert not gymnax_rows and "gymnax rows skipped" in err and "pip install gymnax" in err
 
 
-def test_gymnax_rows_refuse_clearly_without_gymnax():
-    if gymnax_missing() is None:
-        rows = run_gymnax_benchmark(0.01, (2,))
-        assert [r["envs"] for r in rows] == [2, 2] and all(r["steps"] > 0 for r in rows)
-    else:
-        with pytest.raises(ImportError, match="pip install gymnax"):
-            run_gymnax_benchmark(0.01, (2,))
+def test_the_table_has_a_line_per_case_with_cpu_and_wall_seconds():
     rows = run_env_benchmark(0.01, (2,), gymnax=False)
-    assert not [r for r in rows if r["api"] == "gymnax"]
+    assert not [r for r in rows if r["case"].startswith("gymnax")]
+    lines = format_table(rows).splitlines()
+    assert len(lines) == 4 + len(rows) and "| CPU s | wall s |" in lines[2]
+    assert lines[4].startswith("| book reference") and "| 1.0 |" in lines[4]
