@@ -4,8 +4,8 @@ RLlib keeps its own ``Algorithm.train()`` iterations. After each, the driver rep
 every vector step the EnvRunners took (:class:`~catchrl.agents.rllib_env.RecordingVectorEnv`
 records them) and asks the loop for a safe point. An iteration plays
 ``rllib.games_per_iteration`` whole games in every env, so a checkpoint needs no game
-state: RLlib's own state (``Algorithm.get_state()``; DQN's replay buffer too) as plain
-arrays and JSON (no pickle) and the driver's RNGs. With ``num_env_runners = 0`` (the
+state: RLlib's own state (``Algorithm.get_state()``; DQN's replay buffer too) in msgpack
+(no pickle) and the driver's RNGs. With ``num_env_runners = 0`` (the
 default) ``--resume`` continues exactly; remote EnvRunners keep RNGs of their own.
 Ray starts locally (``address="local"``) unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
 """
@@ -13,6 +13,7 @@ Ray starts locally (``address="local"``) unless ``CATCHRL_RAY_ADDRESS`` names a 
 from __future__ import annotations
 
 import os
+from collections import deque
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,7 +25,7 @@ from catchrl.rundir import RunDir
 from catchrl.runloop import Learner, RunLoop, StepReport
 from catchrl.sb3_train import rng_states, set_rng_states, set_torch_threads
 
-__all__ = ["RLlibLearner", "flatten_state", "unflatten_state"]
+__all__ = ["RLlibLearner", "pack_state", "unpack_state"]
 
 
 def _ensure_ray(num_cpus: int) -> None:
@@ -147,14 +148,13 @@ class RLlibLearner(Learner):
         kl = self._kl_coeffs()
         if kl is not None:  # PPO's adaptive KL coefficient: not in RLlib's Learner state
             state["kl_coeffs"] = {k: float(v) for k, v in kl.items()}
-        arrays: dict[str, np.ndarray] = {}
-        tree = flatten_state(state, arrays)
-        meta = {"tree": tree, "rng": rng_states(), "games_started": self.games_started}
-        return {"rllib": arrays}, meta
+        packed = np.frombuffer(pack_state(state), dtype=np.uint8)
+        meta = {"rng": rng_states(), "games_started": self.games_started}
+        return {"rllib": {"state": packed}}, meta
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state` (``ValueError`` if it does not fit this algorithm)."""
-        state = unflatten_state(meta["tree"], arrays["rllib"])
+        state = unpack_state(arrays["rllib"]["state"].tobytes())
         try:
             self.algo_rl.set_state(state["algorithm"])
             if "replay" in state:
@@ -195,74 +195,58 @@ def _loss(result: dict[str, Any]) -> float | None:
     return None
 
 
-# -- RLlib's state as arrays and JSON -------------------------------------------------
+# -- RLlib's state as msgpack (a Ray dependency): no pickle, nothing in it runs code ----------
+
+_TENSOR, _ARRAY, _SCALAR, _TUPLE, _OBJECTS = range(1, 6)  # msgpack extension codes
 
 
-def flatten_state(node: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """A JSON tree of ``node`` (dicts, lists, tuples, scalars), its arrays moved to ``arrays``.
-
-    Tensors and numpy arrays become entries ``a<i>`` of ``arrays``; dict keys keep
-    their type (RLlib's optimiser states are keyed by int). Anything else is a
-    :class:`~catchrl.errors.CheckpointError`: a checkpoint is never pickled.
-    """
+def pack_state(state: Any) -> bytes:
+    """``state`` (dicts, lists, tuples, scalars, arrays, tensors) as msgpack bytes."""
+    import msgpack
     import torch
 
-    if isinstance(node, torch.Tensor):
-        node = node.detach().cpu()
-        key = f"a{len(arrays)}"
-        arrays[key] = node.numpy()
-        return {"t": key}
-    if isinstance(node, np.ndarray):
-        if node.dtype == object:
-            return {"l": [flatten_state(v, arrays) for v in node.tolist()], "o": list(node.shape)}
-        key = f"a{len(arrays)}"
-        arrays[key] = node
-        return {"n": key}
-    if isinstance(node, np.generic):
-        return {"s": node.item(), "d": str(node.dtype)}
-    if node is None or isinstance(node, (bool, int, float, str)):
-        if isinstance(node, float) and not np.isfinite(node):
-            return {"f": repr(node)}
-        return {"v": node}
-    if isinstance(node, dict):
-        items = []
-        for k, v in node.items():
-            if not isinstance(k, (str, int, bool)) and k is not None:
-                k = str(k)
-            items.append([k, type(k).__name__, flatten_state(v, arrays)])
-        return {"d": items}
-    if isinstance(node, (list, tuple)):
-        return {"l" if isinstance(node, list) else "u": [flatten_state(v, arrays) for v in node]}
-    if hasattr(node, "__iter__") and type(node).__name__ == "deque":
-        return {"l": [flatten_state(v, arrays) for v in node]}
-    raise CheckpointError(
-        f"RLlib's state holds a {type(node).__name__}, which catchrl does not store"
-    )
+    def pack(x: Any) -> bytes:
+        return msgpack.packb(x, default=encode, strict_types=True)
+
+    def encode(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return msgpack.ExtType(_TENSOR, encode(x.detach().cpu().numpy()).data)
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            return msgpack.ExtType(_OBJECTS, pack([list(x.shape), x.ravel().tolist()]))
+        if isinstance(x, (np.ndarray, np.generic)):
+            code = _ARRAY if isinstance(x, np.ndarray) else _SCALAR
+            return msgpack.ExtType(code, pack([x.dtype.str, list(x.shape), x.tobytes()]))
+        if isinstance(x, tuple):
+            return msgpack.ExtType(_TUPLE, pack(list(x)))
+        if isinstance(x, dict):  # OrderedDict, defaultdict
+            return dict(x)
+        if isinstance(x, deque):
+            return list(x)
+        raise CheckpointError(f"RLlib's state holds a {type(x).__name__}: not stored")
+
+    return pack(state)
 
 
-def unflatten_state(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
-    """Rebuild what :func:`flatten_state` stored."""
+def unpack_state(data: bytes) -> Any:
+    """Rebuild what :func:`pack_state` stored."""
+    import msgpack
     import torch
 
-    if "t" in tree:
-        return torch.from_numpy(np.array(arrays[tree["t"]]))
-    if "n" in tree:
-        return np.array(arrays[tree["n"]])
-    if "s" in tree:
-        return np.array(tree["s"], dtype=tree["d"])[()]
-    if "f" in tree:
-        return float(tree["f"])
-    if "v" in tree:
-        return tree["v"]
-    if "d" in tree:
-        types = {"int": int, "bool": lambda s: s, "str": str, "NoneType": lambda s: s}
-        return {types[t](k): unflatten_state(v, arrays) for k, t, v in tree["d"]}
-    if "o" in tree:
-        out = np.empty(len(tree["l"]), dtype=object)
-        out[:] = [unflatten_state(v, arrays) for v in tree["l"]]
-        return out.reshape(tree["o"])
-    if "l" in tree:
-        return [unflatten_state(v, arrays) for v in tree["l"]]
-    if "u" in tree:
-        return tuple(unflatten_state(v, arrays) for v in tree["u"])
-    raise ValueError(f"bad state tree node {sorted(tree)}")
+    def unpack(b: bytes) -> Any:
+        return msgpack.unpackb(b, ext_hook=decode, strict_map_key=False)
+
+    def decode(code: int, b: bytes) -> Any:
+        if code == _TUPLE:
+            return tuple(unpack(b))
+        if code == _OBJECTS:
+            shape, items = unpack(b)
+            out = np.empty(len(items), dtype=object)
+            out[:] = items
+            return out.reshape(shape)
+        if code == _TENSOR:
+            return torch.from_numpy(decode(_ARRAY, b))
+        dtype, shape, raw = unpack(b)
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        return array[()] if code == _SCALAR else array
+
+    return unpack(data)
