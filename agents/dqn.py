@@ -10,7 +10,7 @@ the run), and the state a checkpoint holds.
 
 The agent's settings are the ``[agent]`` table, :class:`catchrl.config.AgentConfig`
 (any object with its fields ``lr``, ``lr_decay``, ``loss``, ``tau``,
-``target_every``, ``grad_clip_norm`` and ``aux_landing`` will do). The replay
+``target_every`` and ``grad_clip_norm`` will do). The replay
 memory (:mod:`catchrl.agents.replay`) sums the n-step returns and gives each
 sample its discount (``gamma ** n``, or 0 after the game ended).
 
@@ -26,9 +26,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catchrl.agents.networks import compile_forward, has_aux_output, load_q_network, q_output
+from catchrl.agents.networks import compile_forward, load_q_network, q_output
 
-__all__ = ["DQNAgent", "learning_rate"]
+__all__ = ["LANDING_WEIGHT", "DQNAgent", "learning_rate"]
+
+LANDING_WEIGHT = 10.0  # the landing head's loss weight (docs/supervised_results.md)
 
 
 def learning_rate(config: Any, progress: float) -> float:
@@ -66,7 +68,7 @@ class DQNAgent:
             raise ValueError(
                 f"DQNAgent: the model outputs {q_units} Q-values, num_actions is {num_actions}"
             )
-        self.has_aux = has_aux_output(model)
+        self.has_aux = len(model.outputs) > 1  # [q, landing_x]: the landing head
         self.rng = np.random.default_rng(seed)
         self.updates = 0  # gradient steps taken
         self.target_model: keras.Model | None = None
@@ -166,7 +168,7 @@ class DQNAgent:
                 per_sample = ops.square(td)
             loss = ops.mean(weights * per_sample)  # weights: PER's importance weights, or 1
             if self.has_aux:  # the landing head's squared error, weighted
-                loss += cfg.aux_landing * ops.mean(ops.square(out[1] - aux))
+                loss += LANDING_WEIGHT * ops.mean(ops.square(out[1] - aux))
         grads = tape.gradient(loss, variables)
         norm = tf.linalg.global_norm(grads)
         if cfg.grad_clip_norm > 0:

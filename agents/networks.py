@@ -36,7 +36,6 @@ __all__ = [
     "build_q_network",
     "compile_forward",
     "compile_predict",
-    "has_aux_output",
     "load_q_network",
     "q_output",
 ]
@@ -69,10 +68,6 @@ class DuelingAggregate(layers.Layer):
         """The advantages' shape."""
         return tuple(input_shape[1])
 
-    def get_config(self) -> dict[str, Any]:
-        """Config for ``.keras`` serialisation (nothing beyond the base layer's)."""
-        return super().get_config()
-
 
 def q_output(outputs: Any) -> Any:
     """The Q-values ``[B, A]`` of a Q-network's result (a tensor, ``[q, aux]`` or a dict)."""
@@ -90,11 +85,6 @@ def aux_output(outputs: Any) -> Any | None:
     if isinstance(outputs, list | tuple):
         return outputs[1] if len(outputs) > 1 else None
     return None
-
-
-def has_aux_output(model: keras.Model) -> bool:
-    """Whether ``model`` has an auxiliary output besides its Q-values."""
-    return len(model.outputs) > 1
 
 
 def build_q_network(

@@ -1,9 +1,8 @@
-"""Typed config fields: what each accepts (type, choices, range), checked; TOML values in and out.
+"""Config fields: what each accepts (type, choices, range), checked; TOML values in and out.
 
-A field's annotation says what it accepts, in one place: ``Literal[...]`` lists
-the choices (:func:`choices`), ``Annotated[int, Range(...)]`` the bounds. Every
-bad value is a :class:`ConfigError` naming the key. The command options' checks
-(:mod:`catchrl.commands.checks`) use the same :class:`Range`.
+A field's annotation says what it accepts: ``Literal[...]`` the choices,
+``Annotated[int, Range(...)]`` the bounds. Every bad value is a :class:`ConfigError`
+naming the key. The commands' option checks use the same :class:`Range`.
 """
 
 from __future__ import annotations
@@ -25,22 +24,14 @@ class ConfigError(CatchrlError, ValueError):
     """A config key, value, preset or file is invalid; the message says which."""
 
 
-INT_MAX = 2**63 - 1
-"""Largest value of any int field: counters and checkpoints hold int64."""
+INT_MAX = 2**63 - 1  # counters and checkpoints hold int64
 
 
 @dataclass(frozen=True)
 class Range:
-    """The values a numeric field accepts: finite, ``low <= value <= high``.
+    """The finite values ``low <= value <= high`` (``low < value`` with ``low_open``).
 
-    With ``low_open``, ``low`` itself is refused (``low < value <= high``).
-
-    Attributes:
-        low: Smallest value.
-        high: Largest value.
-        low_open: Whether ``low`` itself is refused.
-        why: Where the bound comes from, shown in the error.
-
+    ``why`` says where a bound comes from, in the error.
     """
 
     low: float
@@ -59,15 +50,10 @@ class Range:
         raise ConfigError(f"{name}: must be {self.describe(too_low=not above)}{why}, got {value!r}")
 
     def describe(self, too_low: bool = False) -> str:
-        """The range in words: ``in [1, 4096]``, ``in (0, 1]``.
-
-        Just ``>= 0`` (or ``> 0``) for a value ``too_low`` when there is no practical
-        upper bound.
-        """
+        """``in [1, 4096]``, ``in (0, 1]``; just ``>= 0`` when too low and there is no top."""
         if too_low and self.high in (INT_MAX, math.inf):
             return f"{'>' if self.low_open else '>='} {_number(self.low)}"
-        lo = "(" if self.low_open else "["
-        return f"in {lo}{_number(self.low)}, {_number(self.high)}]"
+        return f"in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}]"
 
 
 def _number(value: float) -> str:
@@ -77,14 +63,10 @@ def _number(value: float) -> str:
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-COUNT = Range(0, INT_MAX)
-"""Any count (0 usually meaning "off" or "no limit")."""
+COUNT = Range(0, INT_MAX)  # 0 usually means "off"
 POSITIVE = Range(1, INT_MAX)
-"""A count that must be at least 1."""
 FRACTION = Range(0.0, 1.0)
-"""A probability or rate in [0, 1]."""
 NON_NEGATIVE = Range(0.0, math.inf)
-"""Any finite number >= 0."""
 
 
 @dataclass(frozen=True)
@@ -118,31 +100,20 @@ def field_specs(cls: type) -> dict[str, FieldSpec]:
 
 
 def choices(cls: type, name: str) -> tuple[Any, ...]:
-    """The values a ``Literal`` field of a config dataclass allows; ``()`` if it is free.
-
-    E.g. ``choices(EnvConfig, "obs_type")``: the observation types, in the order the
-    annotation lists them.
-    """
+    """The values a ``Literal`` field allows (``()`` for a free one)."""
     return field_specs(cls)[name].choices
 
 
-def field_range(cls: type, name: str) -> Range | None:
-    """The :class:`Range` of a numeric field of a config dataclass (None if it has none)."""
-    return field_specs(cls)[name].range
-
-
 def coerce(table: str, key: str, value: Any, spec: FieldSpec) -> Any:
-    """Check one value's type (ints are accepted for floats), choice and range."""
+    """Check one value's type (an int is accepted for a float), choice and range."""
     name, typ = f"{table}.{key}", spec.type
-    ok = (
-        isinstance(value, bool)
-        if typ is bool
-        else isinstance(value, int) and not isinstance(value, bool)
-        if typ is int
-        else isinstance(value, (int, float)) and not isinstance(value, bool)
-        if typ is float
-        else isinstance(value, str)
-    )
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and is_number,
+        float: is_number,
+        str: isinstance(value, str),
+    }[typ]
     if not ok:
         raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
     value = float(value) if typ is float else value
@@ -167,12 +138,7 @@ def parse_override(text: str) -> tuple[str, str, Any]:
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
-    """A config file's TOML tables.
-
-    Raises:
-        ConfigError: The file is missing, not UTF-8 or not TOML (one line saying which).
-
-    """
+    """A config file's TOML tables; a :class:`ConfigError` if missing, not UTF-8 or not TOML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
@@ -185,7 +151,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
 
 
 def toml_value(value: Any) -> str:
-    """One TOML value: a bool, number, string, list or inline table."""
+    """One TOML value: a bool, number, string, list or inline table (the one TOML writer)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):

@@ -68,7 +68,7 @@ def resolve_config(args: argparse.Namespace) -> TrainConfig:
     if args.seed is not None:
         overrides.append(f"run.seed={args.seed}")
     if args.steps is not None:
-        overrides += [f"run.total_steps={args.steps}", "run.total_games=0"]
+        overrides.append(f"run.total_steps={args.steps}")
     try:
         algo = None if args.algo == "dqn" else args.algo  # a config file may name its own
         return make_config(args.preset or "fast", args.config, overrides, algo)

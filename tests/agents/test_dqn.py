@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from catchrl.agents.dqn import DQNAgent, learning_rate
+from catchrl.agents.dqn import LANDING_WEIGHT, DQNAgent, learning_rate
 from catchrl.agents.networks import build_q_network
 from catchrl.agents.replay import ReplayMemory
 from catchrl.agents.schedules import EpsilonSchedule
@@ -116,7 +116,7 @@ def test_auxiliary_landing_loss_is_added_with_its_weight():
     model = keras.Model(obs, [q_layer(obs), aux_layer(obs)])
     q_layer.set_weights([np.eye(3, dtype=np.float32), np.zeros(3, np.float32)])  # Q(s) = s
     aux_layer.set_weights([np.array([[1.0], [0.0], [0.0]], np.float32), np.zeros(1, np.float32)])
-    cfg = AgentConfig(lr=0.1, grad_clip_norm=0.0, loss="mse", target_every=0, aux_landing=3.0)
+    cfg = AgentConfig(lr=0.1, grad_clip_norm=0.0, loss="mse", target_every=0)
     agent = DQNAgent(model, cfg, seed=0, optimizer=keras.optimizers.SGD(0.1))
     labels = np.array([[0.5], [0.0], [1.0]], np.float32)
     with pytest.raises(ValueError, match="'aux' labels"):
@@ -124,7 +124,7 @@ def test_auxiliary_landing_loss_is_added_with_its_weight():
     out = agent.train_step({**BATCH, "aux": labels})
     td, td_loss, _, kernel, bias = expected_step(False, "mse")
     aux_loss = np.mean((BATCH["obs"][:, 0] - labels[:, 0]) ** 2)  # landing_x(s) = s[0]
-    assert out["loss"] == pytest.approx(td_loss + 3.0 * aux_loss, rel=1e-6)
+    assert out["loss"] == pytest.approx(td_loss + LANDING_WEIGHT * aux_loss, rel=1e-6)
     np.testing.assert_allclose(out["td_errors"], td, rtol=1e-6)
     new_kernel, new_bias = q_layer.get_weights()  # the Q head learns from the TD loss alone
     np.testing.assert_allclose(new_kernel, kernel, rtol=1e-5, atol=1e-6)
@@ -297,7 +297,7 @@ def test_dqn_learns_catch_from_state(seed):
     model = build_q_network("mlp", (3,), hidden_units=(128, 128), seed=seed)
     agent = DQNAgent(model, AgentConfig(target_every=1, tau=0.005), seed=seed)
     memory = ReplayMemory(50_000, num_envs, (3,), np.float32, n_step=16, seed=seed)
-    schedule = EpsilonSchedule("linear", None, 0.05, duration=6_000, observe=1_000)
+    schedule = EpsilonSchedule("linear", 0.05, duration=6_000, observe=1_000)
     steps = 0
     while steps < 12_000:
         actions = agent.act(obs, schedule(steps, 0))

@@ -1,4 +1,5 @@
 import dataclasses
+import re
 
 import pytest
 
@@ -20,7 +21,8 @@ def test_book_preset_is_the_books_run():
     assert (a.network, a.lr, a.loss, a.target_every) == ("book", 1e-6, "mse", 0)
     assert (a.replay_capacity, a.observe, a.epsilon) == (50_000, 100, "book")
     assert (a.batch_size, a.epsilon_end, a.lr_decay) == (32, 1e-4, False)
-    assert (c.env.walls, c.env.spawn, c.env.num_envs) == ("book", "book", 1)
+    assert (c.env.rules, c.env.num_envs, c.run.total_steps) == ("book", 1, 5_100 * 33)
+    assert c.env.game_kwargs()["walls"] == c.env.game_kwargs()["spawn"] == "book"
 
 
 def test_the_fast_presets_average_their_target_and_the_book_has_none():
@@ -78,10 +80,9 @@ def test_bad_overrides_are_named(override, message):
     assert message in str(e.value)
 
 
-@pytest.mark.parametrize("trainable", ["true", "false"])
-def test_agent_network_is_unused_behind_an_encoder(trainable):
-    overrides = ["agent.encoder='e.keras'", f"agent.encoder_trainable={trainable}"]
-    cfg = apply_overrides(make_config(), [*overrides, "agent.network=mlp"])
+@pytest.mark.parametrize("kind", ["encoder", "tuned-encoder"])
+def test_agent_network_is_unused_behind_an_encoder(kind):
+    cfg = apply_overrides(make_config(), [f"agent.module='{kind}:e.keras'", "agent.network=mlp"])
     assert cfg.agent.network == "mlp"  # either route builds the MLP head on the features
 
 
@@ -135,7 +136,7 @@ def test_choices_are_the_literal_annotations():
     assert choices(EnvConfig, "obs_type") == typing.get_args(hints["obs_type"])
     assert choices(EnvConfig, "obs_type") == ("pixels", "state", "grid")
     assert choices(AgentConfig, "network") == ("book", "small", "tiny", "mlp")
-    assert choices(AgentConfig, "encoder") == ()  # a free string
+    assert choices(AgentConfig, "module") == ()  # a free string
     with pytest.raises(ConfigError, match=r"agent.loss: must be one of \('huber', 'mse'\)"):
         apply_overrides(make_config(), ["agent.loss=l1"])
 
@@ -145,13 +146,14 @@ def test_config_choices_are_the_librarys():
 
     from catchrl.agents.networks import NETWORK_KINDS
     from catchrl.agents.schedules import SCHEDULE_KINDS
-    from catchrl.config import AgentConfig, EnvConfig, choices
+    from catchrl.config import RULES, AgentConfig, EnvConfig, choices
     from catchrl.envs import OBS_TYPES
     from catchrl.envs.core import SPAWNS, WALLS
 
     assert choices(EnvConfig, "obs_type") == OBS_TYPES
-    assert choices(EnvConfig, "walls") == WALLS
-    assert choices(EnvConfig, "spawn") == SPAWNS
+    assert {r["walls"] for r in RULES.values()} == set(WALLS)
+    assert {r["spawn"] for r in RULES.values()} == set(SPAWNS)
+    assert choices(EnvConfig, "rules") == tuple(RULES)
     assert choices(AgentConfig, "network") == NETWORK_KINDS
     assert choices(AgentConfig, "epsilon") == SCHEDULE_KINDS
 
@@ -204,9 +206,9 @@ def test_no_table_restates_the_choices():
         ("agent.epsilon_end=-0.1", "agent.epsilon_end: must be in [0, 1]"),
         ("agent.grad_clip_norm=-1", "agent.grad_clip_norm: must be >= 0"),
         ("agent.observe=-5", "agent.observe: must be >= 0"),
-        ("run.total_steps=-1", "run.total_steps: must be >= 0"),
-        ("run.total_steps=9223372036854775808", "total_steps: must be in [0, 2**63 - 1]"),
-        ("run.time_limit_s=inf", "run.time_limit_s: must be a finite number"),
+        ("run.total_steps=-1", "run.total_steps: must be >= 1"),
+        ("run.total_steps=9223372036854775808", "total_steps: must be in [1, 2**63 - 1]"),
+        ("run.total_steps=0", "run.total_steps: must be >= 1, got 0"),
         ("run.target_win_rate=1.5", "run.target_win_rate: must be in [0, 1]"),
         ("run.eval_games=-1", "run.eval_games: must be in [0, 2**32 - 1]"),
         ("run.eval_games=100000000000", "run.eval_games: must be in [0, 2**32 - 1]"),
@@ -219,12 +221,21 @@ def test_numbers_out_of_range_are_named(override, message):
     assert message in text and "\n" not in text, text
 
 
-def test_lr_decay_needs_a_step_budget():
-    by_games = ["run.total_steps=0", "run.total_games=100"]
-    with pytest.raises(ConfigError, match=r"^agent.lr_decay: .*run.total_steps, which is 0"):
-        apply_overrides(make_config(), by_games)
-    cfg = apply_overrides(make_config(), [*by_games, "agent.lr_decay=false"])
-    assert cfg.run.total_games == 100 and not cfg.agent.lr_decay
+@pytest.mark.parametrize(
+    ("module", "message"),
+    [
+        ("lens:x.keras", "agent.module: must start with one of"),
+        ("encoder", "write it as encoder:PATH"),
+        ("landing-head:x.keras", "write it as landing-head (no path)"),
+        ("perception:x.keras", "perception (the perceived state) needs agent.network 'mlp'"),
+    ],
+)
+def test_bad_modules_are_named(module, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        apply_overrides(make_config(), [f"agent.module={module!r}"])
+    state = ["env.obs_type=state", "agent.network=mlp", "agent.module='encoder:x.keras'"]
+    with pytest.raises(ConfigError, match="encoder reads frames; it needs env.obs_type 'pixels'"):
+        apply_overrides(make_config(), state)
 
 
 @pytest.mark.parametrize(

@@ -94,7 +94,7 @@ def _batch(rng, n=64):
 def test_aux_loss_teaches_the_landing_head_and_acting_uses_q_only():
     rng = np.random.default_rng(0)
     model = build_q_network("mlp", (3,), landing_head=True, seed=0)
-    agent = DQNAgent(model, AgentConfig(lr=3e-3, aux_landing=10.0), seed=0)
+    agent = DQNAgent(model, AgentConfig(lr=3e-3), seed=0)
     batch = _batch(rng)
 
     def landing_error():
@@ -115,23 +115,12 @@ def test_aux_loss_teaches_the_landing_head_and_acting_uses_q_only():
         agent.train_step(without)
 
 
-def test_aux_weight_zero_leaves_the_head_untrained():
-    rng = np.random.default_rng(1)
-    model = build_q_network("mlp", (3,), landing_head=True, seed=0)
-    head = [w.copy() for w in model.get_layer("landing_x").get_weights()]
-    agent = DQNAgent(model, AgentConfig(lr=3e-3, aux_landing=0.0), seed=0)
-    for _ in range(5):
-        agent.train_step(_batch(rng))
-    for a, b in zip(head, model.get_layer("landing_x").get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
-
-
 def test_trainer_stores_the_simulators_landing_labels(tmp_path):
     cfg = load_config(
         "fast-state",
         None,
         [
-            "agent.aux_landing=10.0",
+            "agent.module=landing-head",
             "env.drift=5",
             "run.total_steps=660",
             "agent.observe=10000",
@@ -156,7 +145,10 @@ def test_trainer_stores_the_simulators_landing_labels(tmp_path):
 
 def test_train_cli_with_the_landing_head_then_eval(tmp_path):
     run_dir = tmp_path / "aux"
-    assert main(["train", *STEPS, "--run-dir", str(run_dir), "--set", "agent.aux_landing=10"]) == 0
+    assert (
+        main(["train", *STEPS, "--run-dir", str(run_dir), "--set", "agent.module=landing-head"])
+        == 0
+    )
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     assert [o.shape[-1] for o in model.outputs] == [3, 1]
     policy = load_policy(str(run_dir))
@@ -183,7 +175,7 @@ def test_resume_with_the_landing_head_is_exact(tmp_path):
                 "--run-dir",
                 str(run_dir),
                 "--set",
-                "agent.aux_landing=10",
+                "agent.module=landing-head",
                 "--set",
                 "env.drift=5",
                 "--set",
@@ -217,11 +209,6 @@ def test_resume_with_the_landing_head_is_exact(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
-def test_aux_head_with_an_encoder_is_refused():
-    with pytest.raises(ConfigError, match="aux_landing"):
-        load_config("fast", None, ["agent.aux_landing=1.0", "agent.encoder='x.keras'"])
-
-
 # -- playing pixels from the perceived state ------------------------------------------------
 
 
@@ -234,7 +221,7 @@ def perception_path(tmp_path_factory):
 
 
 def _perceived(path) -> list[str]:
-    return ["--set", f"agent.perception={str(path)!r}", "--set", "agent.network='mlp'"]
+    return ["--set", f"agent.module={'perception:' + str(path)!r}", "--set", "agent.network='mlp'"]
 
 
 def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
@@ -248,7 +235,7 @@ def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
                 str(run_dir),
                 *_perceived(perception_path),
                 "--set",
-                "run.checkpoint_every=16",
+                "run.eval_every=16",
             ]
         )
         == 0
@@ -292,8 +279,8 @@ def test_dqn_plays_pixels_from_the_perceived_state(perception_path, tmp_path):
 
 
 def test_perception_config_errors(perception_path, tmp_path, capsys):
-    with pytest.raises(ConfigError, match="needs env.obs_type 'pixels' and agent.network 'mlp'"):
-        load_config("fast", None, [f"agent.perception={str(perception_path)!r}"])
+    with pytest.raises(ConfigError, match="perception .* needs agent.network 'mlp'"):
+        load_config("fast", None, [f"agent.module={'perception:' + str(perception_path)!r}"])
     drift = build_perception_model("small", CatchParams(drift=3))
     path = tmp_path / "drift.keras"
     drift.save(path)

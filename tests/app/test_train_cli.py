@@ -28,8 +28,6 @@ QUICK = [
     "agent.replay_capacity=5000",
     "--set",
     "run.eval_games=100",
-    "--set",
-    "run.checkpoint_every=32",
 ]
 
 
@@ -190,7 +188,7 @@ def _spawn_training(run_dir: Path, steps: int) -> subprocess.Popen:
         "train",
         *QUICK,
         "--set",
-        "run.checkpoint_every=16",
+        "run.eval_every=16",
         "--steps",
         str(steps),
         "--run-dir",
