@@ -45,7 +45,7 @@ CPU_BATCH = {"perception": 64, "imitation": 64, "sequence": 256}
 GPU_BATCH_SCALE = 8
 JIT_COMPILE = {"perception": True, "imitation": True, "sequence": False}
 """XLA for the train step, per task: it pays for the CNNs on the CPU, not for the GRU/LSTM
-(``docs/supervised_results.md``)."""
+(measured: ``docs/supervised_results.md``)."""
 IN_MEMORY_BYTES = 4 << 30
 """Largest set of frame stacks held in memory as arrays (else :class:`FrameStacks`)."""
 
