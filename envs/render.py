@@ -24,11 +24,12 @@ A = np.ndarray  # shapes in the docstrings
 
 def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
     """The full ``[height, width]`` uint8 screen: 255 on the ball and paddle, 0 elsewhere."""
-    p, b = params, params.ball_size
+    p, s = params, state
     screen = np.zeros((p.height, p.width), dtype=np.uint8)
-    screen[max(state.ball_y, 0) : state.ball_y + b, max(state.ball_x, 0) : state.ball_x + b] = 255
-    px = state.paddle_x
-    screen[p.paddle_y : p.paddle_y + p.paddle_height, px : px + p.paddle_width] = 255
+    x, y, b = max(s.ball_x, 0), max(s.ball_y, 0), p.ball_size  # off the world: cut off
+    screen[y : max(s.ball_y + b, 0), x : max(s.ball_x + b, 0)] = 255
+    x = max(s.paddle_x, 0)
+    screen[p.paddle_y : p.paddle_y + p.paddle_height, x : max(s.paddle_x + p.paddle_width, 0)] = 255
     return screen
 
 
@@ -96,18 +97,22 @@ class FrameRenderer:
         return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
 
     def _axis(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
-        """Window starts ``[N]``, coverages ``[N, n]`` of ``[lo, lo + length)``: from a table."""
+        """Window starts ``[N]``, coverages ``[N, n]`` of ``[lo, lo + length)``: from a table.
+
+        The table holds the positions from ``-length`` to the world's edge; one beyond
+        either end reads that end (the rectangle covers nothing there either).
+        """
         extent = self.params.width if scale == self.sx else self.params.height
         key = (length, scale, n)
-        if key not in self._tables and (extent + 1) * n > 1 << 20:
-            self._tables[key] = None
-        elif key not in self._tables:
-            pos = np.arange(extent + 1, dtype=np.float64)
-            start = self._start(pos, scale, n)
-            self._tables[key] = (start, _coverage(pos, pos + length, start, n, scale))
+        if key not in self._tables:
+            pos = np.arange(-length, extent + 1, dtype=np.float64)
+            start = self._start(pos, scale, n) if len(pos) * n <= 1 << 20 else None
+            cover = None if start is None else _coverage(pos, pos + length, start, n, scale)
+            self._tables[key] = None if start is None else (start, cover)
         table = self._tables[key]
-        if table is not None and len(lo) and lo.view(np.uint64).max() <= extent:  # none < 0
-            return table[0][lo], table[1][lo]
+        if table is not None:
+            i = lo + length
+            return table[0].take(i, mode="clip"), table[1].take(i, axis=0, mode="clip")
         lo = lo.astype(np.float64)
         start = self._start(lo, scale, n)
         return start, _coverage(lo, lo + length, start, n, scale)

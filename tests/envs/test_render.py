@@ -107,3 +107,13 @@ def test_frame_ties_round_like_the_area_average(ball_x, ball_y, paddle_x):
     np.testing.assert_array_equal(
         FrameRenderer(BOOK, 40).render_state(s), area_downscale(render_screen(BOOK, s), 40)
     )
+
+
+def test_shapes_partly_or_wholly_off_the_world_draw_what_is_inside():
+    params = CatchParams()
+    renderer = FrameRenderer(params, 80)
+    cases = [(-30, 10, -60), (-5, -15, -20), (395, 390, 380), (10_000, 20, 10_000)]
+    for bx, by, px in [*cases, (-10_000, -10_000, -10_000)]:
+        s = state(bx, by, px)
+        expected = area_downscale(render_screen(params, s), 80)
+        np.testing.assert_array_equal(renderer.render_state(s), expected)
