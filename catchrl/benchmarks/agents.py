@@ -19,17 +19,36 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["CONTENDERS", "PRESET", "race_settings", "run_race"]
+__all__ = ["AGENTS", "PRESET", "like_for_like", "race_settings", "run_race"]
 
-CONTENDERS: dict[str, tuple[str, list[str]]] = {
-    "catchrl-dqn": ("dqn", []),
-    "sb3-dqn": ("sb3-dqn", []),
-    "sb3-ppo": ("sb3-ppo", []),
-}
-"""Contender -> its ``--algo`` and ``--set`` overrides; any other ``sb3-*`` or ``rllib-*``
-algorithm races under its own name with catchrl's defaults for it."""
+AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
+"""catchrl's DQN; SB3's DQN with catchrl's SB3 defaults (RL Zoo's, scaled to Catch's budget),
+and like for like (:func:`like_for_like`); SB3's PPO. Any other ``sb3-*`` or ``rllib-*``
+algorithm races under its own name."""
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """The preset of each observation type (its ``[env]`` table is SB3's game too)."""
+
+
+def like_for_like(obs_type: str) -> list[str]:
+    """SB3's DQN with catchrl's network, n-step returns and replay ratio on ``obs_type``.
+
+    The replay ratio: ``gradient_steps`` minibatches of ``batch_size`` per vector step
+    of the preset's ``env.num_envs`` games, as catchrl's DQN (SB3's ``train_freq`` 1).
+    """
+    from catchrl.config import load_config
+
+    agent = load_config(PRESET[obs_type]).agent
+    network = {
+        "tiny": '{features_extractor_class="tiny", net_arch=[]}',
+        "mlp": "{net_arch=[64, 64]}",
+    }
+    return [
+        f"sb3.policy_kwargs={network[agent.network]}",
+        f"sb3.n_steps={agent.n_step}",
+        "sb3.train_freq=1",
+        f"sb3.gradient_steps={agent.gradient_steps}",
+        f"sb3.batch_size={agent.batch_size}",
+    ]
 
 
 def race_settings(
@@ -39,7 +58,8 @@ def race_settings(
     overrides: Sequence[str] = (),
 ) -> tuple[str, list[str]]:
     """A contender's ``--algo`` and its ``--set`` overrides, on top of :data:`PRESET`."""
-    algo, own = CONTENDERS.get(contender, (contender, []))
+    algo = {"catchrl-dqn": "dqn", "sb3-dqn-like": "sb3-dqn"}.get(contender, contender)
+    own = like_for_like(obs_type) if contender == "sb3-dqn-like" else []
     game = ['env.obs_type="grid"', "agent.n_step=8"] if obs_type == "grid" else []
     return algo, [*game, *budget, *own, *overrides]
 
@@ -56,7 +76,7 @@ def run_race(
     """Train every (contender, obs type, seed) in turn under ``out_dir``.
 
     Args:
-        contenders: Names of :data:`CONTENDERS`, or ``sb3-*`` / ``rllib-*`` algorithms.
+        contenders: Names of :data:`AGENTS`, or ``sb3-*`` / ``rllib-*`` algorithms.
         steps: The step budget of each observation type raced.
         seeds: Seeds per contender.
         out_dir: The runs' parent folder.

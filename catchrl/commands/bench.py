@@ -50,8 +50,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--agents",
         nargs="+",
-        default=["catchrl-dqn", "sb3-dqn", "sb3-ppo"],
-        help="catchrl-dqn, sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn, rllib-ppo, rllib-dqn, rllib-appo",
+        default=["catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo"],
+        help="catchrl-dqn, sb3-dqn, sb3-dqn-like (catchrl's network and replay ratio), sb3-ppo, "
+        "sb3-a2c, sb3-qrdqn, rllib-ppo, rllib-dqn, rllib-appo",
     )
     a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=OBS_TYPES)
     a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
@@ -130,7 +131,7 @@ def run_agents(args: argparse.Namespace) -> int:
     from catchrl.agents.sb3 import ALGOS
     from catchrl.benchmarks import agents
 
-    known = ["catchrl-dqn", *ALGOS, *RLLIB_ALGOS]
+    known = list(dict.fromkeys([*agents.AGENTS, *ALGOS, *RLLIB_ALGOS]))
     unknown = [name for name in args.agents if name not in known]
     if unknown:
         raise UserError(f"--agents: unknown agent {unknown[0]!r}; choose from {', '.join(known)}")

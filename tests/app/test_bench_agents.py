@@ -7,7 +7,10 @@ import math
 
 import pytest
 
+from catchrl.api import make_config
+from catchrl.benchmarks.agents import PRESET, like_for_like
 from catchrl.cli import main
+from catchrl.config import load_run_config
 from catchrl.stats import format_table, summarize, write_csv
 
 
@@ -52,22 +55,37 @@ def test_a_seed_that_never_reaches_the_target_counts_as_infinite(tmp_path):
 def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path, capsys):
     pytest.importorskip("stable_baselines3")
     out = tmp_path / "race"
-    argv = ["bench", "agents", "--agents", "catchrl-dqn", "sb3-dqn", "--obs", "state"]
+    argv = ["bench", "agents", "--agents", "catchrl-dqn", "sb3-dqn-like", "--obs", "state"]
     argv += ["--seeds", "0", "1", "--state-steps", "1100", "--eval-every", "8"]
     argv += ["--eval-games", "20", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert printed.out.startswith("| contender | seeds at 99 % |")
-    for group in ("catchrl-dqn (state)", "sb3-dqn (state)"):
+    for group in ("catchrl-dqn (state)", "sb3-dqn-like (state)"):
         assert f"| {group} |" in printed.out
     with (out / "race.csv").open() as f:
         seeds = list(csv.DictReader(f))
     groups = [(s["group"], s["seed"]) for s in seeds]
     assert sorted(groups) == [
-        (g, seed) for g in ("catchrl-dqn (state)", "sb3-dqn (state)") for seed in "01"
+        (g, seed) for g in ("catchrl-dqn (state)", "sb3-dqn-like (state)") for seed in "01"
     ]
     for seed in seeds:  # the kept model, picked on two validation evaluations, on the test
         assert seed["model"].startswith("best.") and 0 <= float(seed["test_win_rate"]) <= 1
         assert 50 < float(seed["peak_rss_mib"]) < 4000
     assert (out / "race.md").read_text().startswith("| contender |")
     assert (out / "race.png").read_bytes()[:4] == b"\x89PNG"
+    # Like for like: SB3's DQN with fast-state's n-step returns and replay ratio.
+    like = load_run_config(out / "sb3-dqn-like-state-s0" / "config.toml")
+    ours = load_run_config(out / "catchrl-dqn-state-s0" / "config.toml")
+    assert like.algo == "sb3-dqn" and like.env == ours.env
+    assert like.sb3["n_steps"] == ours.agent.n_step and like.sb3["train_freq"] == 1
+    assert like.sb3["gradient_steps"] == ours.agent.gradient_steps
+    assert like.sb3["batch_size"] == ours.agent.batch_size
+
+
+def test_like_for_like_on_pixels_is_sb3_dqn_with_catchrls_tiny_network():
+    pytest.importorskip("stable_baselines3")
+    cfg = make_config(PRESET["pixels"], None, like_for_like("pixels"), "sb3-dqn")
+    assert cfg.sb3["policy_kwargs"] == {"features_extractor_class": "tiny", "net_arch": []}
+    assert cfg.sb3["n_steps"] == cfg.agent.n_step
+    assert cfg.sb3["gradient_steps"] == cfg.agent.gradient_steps
