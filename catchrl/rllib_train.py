@@ -21,8 +21,9 @@ import numpy as np
 
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
+from catchrl.learners import Learner
 from catchrl.rundir import RunDir
-from catchrl.runloop import Learner, RunLoop, StepReport
+from catchrl.runloop import RunLoop, StepReport
 from catchrl.sb3_train import rng_states, set_rng_states, set_torch_threads
 
 __all__ = ["RLlibLearner", "pack_state", "unpack_state"]

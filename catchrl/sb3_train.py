@@ -21,8 +21,9 @@ import numpy as np
 
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
+from catchrl.learners import Learner
 from catchrl.rundir import RunDir
-from catchrl.runloop import Learner, RunLoop, StepReport
+from catchrl.runloop import RunLoop, StepReport
 
 __all__ = ["SB3Learner", "rng_states", "set_rng_states", "set_torch_threads"]
 
@@ -185,7 +186,7 @@ def _logger(learner: SB3Learner, loop: RunLoop) -> Any:
                 if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
             }
             learner.last_loss = scalars.get("train/loss", learner.last_loss)
-            loop.writer.scalars(step, scalars)
+            loop.log_scalars(step, scalars)
 
     return Logger(folder=None, output_formats=[RunWriter()])
 
@@ -208,7 +209,8 @@ def _callback(learner: SB3Learner, loop: RunLoop) -> Any:
             rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
             ended = np.asarray(self.locals["dones"], dtype=bool)
             epsilon = float(getattr(self.model, "exploration_rate", 0.0))
-            loop.record_step(StepReport(rewards, ended, epsilon, learner.last_loss))
+            rate = self.model.lr_schedule(self.model._current_progress_remaining)
+            loop.record_step(StepReport(rewards, ended, epsilon, learner.last_loss, float(rate)))
             return True
 
     return RunCallback()

@@ -93,7 +93,7 @@ def test_run_directory_layout(trained: dict[str, Path], algo: str) -> None:
     assert m["wins"][-1] == (m["reward"] > 0).sum()
     ckpt = RunDir(run_dir).latest_checkpoint()
     arrays, state = RunDir.load_checkpoint(ckpt)
-    assert state["algo"] == algo and state["games"] == len(m["game"])
+    assert state["config"]["algo"] == algo and state["games"] == len(m["game"])
     assert ("sb3_replay" in arrays) == (algo == "sb3-dqn")
 
 
