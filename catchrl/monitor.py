@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -34,9 +35,12 @@ class TensorBoard:
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """Write ``{tag: value}`` at ``step`` (env steps)."""
         if self._tf is not None:  # what tf.summary.scalar writes, without its TensorBoard import
-            with self._writer.as_default(step=int(step)):
-                for tag, value in values.items():
-                    self._tf.summary.write(tag, float(value), metadata=self._scalar)
+            try:
+                with self._writer.as_default(step=int(step)):
+                    for tag, value in values.items():
+                        self._tf.summary.write(tag, float(value), metadata=self._scalar)
+            except self._tf.errors.ResourceExhaustedError as e:  # a full disk
+                raise OSError(errno.ENOSPC, e.message) from e
         else:
             for tag, value in values.items():
                 self._writer.add_scalar(tag, float(value), int(step))
