@@ -42,28 +42,15 @@ def _encoder_weights(path):
     return keras.saving.load_model(path, compile=False).get_layer("encoder").get_weights()
 
 
-@pytest.mark.parametrize("trainable", [False, True])
-def test_q_network_starts_from_the_encoder(perception_path, tmp_path, trainable):
+@pytest.mark.parametrize("kind", ["encoder", "tuned-encoder"])
+def test_q_network_starts_from_the_encoder(perception_path, tmp_path, kind):
     run_dir = tmp_path / "run"
-    assert (
-        main(
-            [
-                "train",
-                *STEPS,
-                "--run-dir",
-                str(run_dir),
-                "--set",
-                f"agent.encoder={str(perception_path)!r}",
-                "--set",
-                f"agent.encoder_trainable={str(trainable).lower()}",
-            ]
-        )
-        == 0
-    )
+    module = ["--set", f"agent.module={f'{kind}:{perception_path}'!r}"]
+    assert main(["train", *STEPS, "--run-dir", str(run_dir), *module]) == 0
     source = get_encoder(keras.saving.load_model(perception_path, compile=False)).get_weights()
     trained = _encoder_weights(run_dir / "model.keras")
     same = all(np.array_equal(a, b) for a, b in zip(source, trained, strict=True))
-    assert same is (not trainable)  # frozen: untouched; fine-tuned: moved by training
+    assert same is (kind == "encoder")  # frozen: untouched; fine-tuned: moved by training
     # either way the encoder feeds the same head: the MLP's two layers of 128
     head = keras.saving.load_model(run_dir / "model.keras", compile=False).layers[-1]
     hidden = [layer.units for layer in head.layers if isinstance(layer, keras.layers.Dense)]
@@ -75,8 +62,7 @@ def test_a_frozen_encoder_s_features_are_computed_once_and_kept_in_replay(
 ):
     run_dir, encoder_path = tmp_path / "frozen", tmp_path / "encoder.keras"
     encoder_path.write_bytes(perception_path.read_bytes())
-    frozen = ["--set", f"agent.encoder={str(encoder_path)!r}"]
-    frozen += ["--set", "agent.encoder_trainable=false", "--set", "run.checkpoint_every=16"]
+    frozen = ["--set", f"agent.module={f'encoder:{encoder_path}'!r}", "--set", "run.eval_every=16"]
     assert main(["train", *STEPS, "--run-dir", str(run_dir), *frozen]) == 0
     encoder = get_encoder(keras.saving.load_model(perception_path, compile=False))
     cfg = load_config(path=run_dir / "config.toml")
@@ -119,52 +105,19 @@ def test_encoder_for_other_frames_or_obs_is_refused(tmp_path, capsys):
     small = build_perception_model("small", CatchParams(), input_shape=(40, 40, 4))
     path = tmp_path / "p40.keras"
     small.save(path)
-    assert (
-        main(
-            [
-                "train",
-                *STEPS,
-                "--run-dir",
-                str(tmp_path / "a"),
-                "--set",
-                f"agent.encoder={str(path)!r}",
-            ]
-        )
-        == 2
-    )
-    assert (
-        "reads frames of shape (40, 40, 4), the game gives (80, 80, 4)" in capsys.readouterr().err
-    )
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "fast-state",
-                *STEPS,
-                "--run-dir",
-                str(tmp_path / "b"),
-                "--set",
-                f"agent.encoder={str(path)!r}",
-            ]
-        )
-        == 2
-    )
-    assert "needs env.obs_type 'pixels'" in capsys.readouterr().err
-    assert (
-        main(
-            [
-                "train",
-                *STEPS,
-                "--run-dir",
-                str(tmp_path / "c"),
-                "--set",
-                "agent.encoder='/no/such/model.keras'",
-            ]
-        )
-        == 2
-    )
-    assert "does not exist" in capsys.readouterr().err
+    cases = [
+        (
+            "fast",
+            f"encoder:{path}",
+            "reads frames of shape (40, 40, 4), the game gives (80, 80, 4)",
+        ),
+        ("fast-state", f"encoder:{path}", "needs env.obs_type 'pixels'"),
+        ("fast", "encoder:/no/such/model.keras", "does not exist"),
+    ]
+    for i, (preset, module, message) in enumerate(cases):
+        argv = ["train", "--preset", preset, *STEPS, "--run-dir", str(tmp_path / str(i))]
+        assert main([*argv, "--set", f"agent.module={module!r}"]) == 2
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.slow
