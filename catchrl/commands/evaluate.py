@@ -25,10 +25,8 @@ EPILOG = """examples:
   catchrl eval random --games 10000                    # the ~17 % floor
   catchrl eval runs/sb3-ppo/model.zip --sb3            # an SB3 file (unpickles code!)
 
-Game j is seeded SEED + j: every policy evaluated with the same --seed plays the same
-balls. The default seed is the test games' (2**41), which training never plays. A run
-directory loads its kept model (best.keras, best.zip) unless --model final; the game
-(obs type, variants) is the run's unless given here.
+Game j is seeded SEED + j: the same --seed, the same balls for every policy. A run
+directory loads its kept model (best.*) unless --model final, in the run's game.
 """
 
 

@@ -16,11 +16,9 @@ EPILOG = """examples:
   catchrl watch runs/x --video agent.mp4                    # ... or an MP4 (H.264)
   catchrl watch oracle --balls 20                           # the ball-tracking policy
 
-Under the field, a band shows the score across games and the agent's Q-values for
-left/stay/right as bars, the chosen action marked; the games end on a screen with the
-total score (Enter, Space or ESC closes it, else it closes after 3 s). ESC or closing
-the window stops. A video has one frame per step, played at --fps (30 if 0); it needs
-pip install 'catchrl[plot]'.
+A band under the field shows the score and the agent's Q-values as bars. ESC or
+closing the window stops. A video has one frame per step, played at --fps (30 if 0);
+it needs pip install 'catchrl[plot]'.
 """
 
 

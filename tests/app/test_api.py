@@ -67,7 +67,7 @@ def test_sb3_run_trained_and_loaded_through_the_api(tmp_path: Path) -> None:
         "fast-state",
         run,
         algo="sb3-dqn",
-        overrides=["run.total_steps=1000", "run.eval_games=20"],
+        overrides=["run.total_steps=1000", "run.eval_games=20", "run.eval_every=10"],
         progress=False,
         callbacks=[seen.append],
     )
