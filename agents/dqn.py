@@ -8,14 +8,10 @@ steps; ``tau = 1`` is a hard copy, ``target_every = 0`` no target network, as in
 the book), the learning rate (one schedule: constant, or linear decay to 0 over
 the run), and the state a checkpoint holds.
 
-The agent's settings are the ``[agent]`` table, :class:`catchrl.config.AgentConfig`
-(any object with its fields ``lr``, ``lr_decay``, ``loss``, ``tau``,
-``target_every`` and ``grad_clip_norm`` will do). The replay
-memory (:mod:`catchrl.agents.replay`) sums the n-step returns and gives each
-sample its discount (``gamma ** n``, or 0 after the game ended).
-
-Keras 3 on TensorFlow: the update is a ``tf.function`` around a
-``GradientTape``.
+Its settings are the ``[agent]`` table (:class:`catchrl.config.AgentConfig`). The
+replay memory (:mod:`catchrl.agents.replay`) sums the n-step returns and gives each
+sample its discount (``gamma ** n``, or 0 after the game ended). Keras 3 on
+TensorFlow: the update is a ``tf.function`` around a ``GradientTape``.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catchrl.agents.networks import compile_forward, load_q_network, q_output
+from catchrl.agents.networks import compile_forward, q_output
 
 __all__ = ["LANDING_WEIGHT", "DQNAgent", "learning_rate"]
 
@@ -221,9 +217,3 @@ class DQNAgent:
                 v.assign(arrays[key])
         self.updates = int(meta["updates"])
         self.rng.bit_generator.state = meta["rng_state"]
-
-    @classmethod
-    def load_model(cls, path: str, config: Any, seed: int | None = None) -> DQNAgent:
-        """An agent around a Q-network saved in Keras format (e.g. to evaluate it)."""
-        model = load_q_network(path)
-        return cls(model, config, num_actions=int(model.outputs[0].shape[-1]), seed=seed)

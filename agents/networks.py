@@ -1,22 +1,12 @@
 """Q-network builders: plain Keras 3 functional models, ``obs -> Q-values [B, A]``.
 
-- ``"book"``: the book's CNN exactly (the DeepMind Atari network with other
-  sizes), 3,356,835 parameters on ``(80, 80, 4)``.
-- ``"small"``: a light CNN for training on a few CPU cores.
-- ``"tiny"``: a quarter of ``small``'s cost (a 4 x 4 pool first, one convolution).
-- ``"mlp"``: for ``state`` vectors (and bsuite's ``grid`` boards, flattened).
-
-With ``landing_head=True`` a builder adds a second output, ``landing_x [B, 1]``
-(where the ball will land, / width), on the same trunk as the Q-values: the
-auxiliary head the DQN trains next to its TD loss (``agent.module = "landing-head"``).
-Such a model has the outputs ``[q, landing_x]``; :func:`q_output` and
-:func:`aux_output` pick them out of any model's result.
-
-Image inputs enter as the env's uint8 frames and are scaled to [0, 1] by a
-``Rescaling`` layer inside the model (it has no weights), so a saved ``.keras``
-file is all an evaluator needs. Every builder takes ``seed`` for its
-initialisers, so two builds with one seed are identical. :func:`compile_predict`
-is the one inference path of catchrl's Keras models.
+``book`` (the book's CNN, 3,356,835 parameters on 80 x 80 x 4), ``small``, ``tiny``
+(a 4 x 4 pool first) and ``mlp`` (states; grid boards flattened). Frames enter as
+the env's uint8 and are scaled inside the model, so a saved ``.keras`` file is all
+an evaluator needs. ``landing_head=True`` adds a second output ``landing_x [B, 1]``
+on the same trunk (``agent.module = "landing-head"``); :func:`q_output` and
+:func:`aux_output` pick the outputs out of any result. One ``seed`` seeds every
+initialiser. :func:`compile_predict` is the one inference path of catchrl's models.
 """
 
 from __future__ import annotations
@@ -93,7 +83,8 @@ def build_q_network(
     num_actions: int = 3,
     dueling: bool = False,
     landing_head: bool = False,
-    **kwargs: Any,
+    seed: int | None = None,
+    hidden_units: tuple[int, ...] = (64, 64),
 ) -> keras.Model:
     """Build a Q-network ``obs [B, *obs_shape] -> Q [B, num_actions]``.
 
@@ -105,9 +96,8 @@ def build_q_network(
         dueling: Replace the last layer by a dueling head ``V + A - mean(A)``.
         landing_head: Add the auxiliary output ``landing_x [B, 1]`` on the
             trunk; the model then returns ``[q, landing_x]``.
-        **kwargs: ``seed`` (initialisers), ``input_dtype`` (default ``"uint8"``
-            for the CNNs, which then scale by 1/255, and ``"float32"`` for the
-            MLP), ``hidden_units`` (MLP: default ``(64, 64)``), ``name``.
+        seed: Seeds the initialisers (one build per seed, always the same weights).
+        hidden_units: The MLP's hidden layers.
 
     Returns:
         An unbuilt-optimizer, uncompiled ``keras.Model``.
@@ -119,31 +109,26 @@ def build_q_network(
     if kind not in NETWORK_KINDS:
         raise ValueError(f"build_q_network: unknown kind {kind!r}; choose one of {NETWORK_KINDS}")
     obs_shape = tuple(int(d) for d in obs_shape)
-    seed = kwargs.pop("seed", None)
     seeds = itertools.count(seed) if seed is not None else itertools.repeat(None)
-    name = kwargs.pop("name", f"q_{kind}{'_dueling' if dueling else ''}")
+    name = f"q_{kind}{'_dueling' if dueling else ''}"
     if kind == "mlp":
         if len(obs_shape) not in (1, 2):
             raise ValueError(
                 f"build_q_network: 'mlp' takes state vectors (D,) or boards (H, W), "
                 f"got obs_shape {obs_shape}; use 'book' or 'small' for images"
             )
-        inputs = keras.Input(obs_shape, dtype=kwargs.pop("input_dtype", "float32"), name="obs")
+        inputs = keras.Input(obs_shape, dtype="float32", name="obs")
         x = layers.Flatten()(inputs) if len(obs_shape) == 2 else inputs
-        x = _mlp_torso(x, tuple(kwargs.pop("hidden_units", (64, 64))), seeds)
+        x = _mlp_torso(x, tuple(hidden_units), seeds)
     else:
         if len(obs_shape) != 3:
             raise ValueError(
                 f"build_q_network: {kind!r} is a CNN for image stacks (H, W, C), got "
                 f"obs_shape {obs_shape}; use 'mlp' for state vectors"
             )
-        input_dtype = kwargs.pop("input_dtype", "uint8")
-        inputs = keras.Input(obs_shape, dtype=input_dtype, name="obs")
-        scale = 1.0 / 255.0 if input_dtype == "uint8" else 1.0
-        x = layers.Rescaling(scale, name="scale")(inputs)
+        inputs = keras.Input(obs_shape, dtype="uint8", name="obs")
+        x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
         x = _cnn_torso(x, *_CNNS[kind], seeds)
-    if kwargs:
-        raise TypeError(f"build_q_network: unexpected argument(s) {sorted(kwargs)}")
     init = "random_normal" if kind == "book" else "glorot_uniform"
     q = _head(x, num_actions, dueling, init, seeds)
     if landing_head:

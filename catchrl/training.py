@@ -121,7 +121,7 @@ class DQNLearner(StepLearner):
             dueling=a.dueling,
             landing_head=kind == "landing-head",
             seed=seed,
-            **({"hidden_units": (128, 128)} if network == "mlp" else {}),
+            hidden_units=(128, 128),  # the MLP's (fast-state's agent)
         )
         if kind == "tuned-encoder":
             self.model = perception.build_q_network_from_encoder(

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from catchrl.agents.dqn import LANDING_WEIGHT, DQNAgent, learning_rate
-from catchrl.agents.networks import build_q_network
+from catchrl.agents.networks import build_q_network, load_q_network
 from catchrl.agents.replay import ReplayMemory
 from catchrl.agents.schedules import EpsilonSchedule
 from catchrl.config import AgentConfig
@@ -269,7 +269,7 @@ def test_the_saved_model_loads_in_plain_keras_and_acts_on_a_batch(tmp_path):
     q = keras.ops.convert_to_numpy(plain(obs))
     assert q.shape == (5, 3)
     np.testing.assert_allclose(q, agent.q_values(obs), rtol=1e-5, atol=1e-6)
-    loaded = DQNAgent.load_model(str(tmp_path / "q.keras"), AgentConfig())
+    loaded = DQNAgent(load_q_network(str(tmp_path / "q.keras")), AgentConfig())
     np.testing.assert_array_equal(loaded.greedy(obs), agent.greedy(obs))
 
 
