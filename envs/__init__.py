@@ -27,7 +27,7 @@ from catchrl.envs.vector import CatchVectorEnv
 
 __all__ = ["ENV_IDS", "MAX_FRAME_SIZE", "MAX_FRAME_STACK", "OBS_TYPES", "BatchState"]
 __all__ += ["CatchEnv", "CatchParams", "CatchState", "CatchVectorEnv", "FrameRenderer"]
-__all__ += ["area_downscale", "available_memory_bytes", "check_fits", "env_id"]
+__all__ += ["area_downscale", "available_memory_bytes", "check_fits"]
 __all__ += ["estimate_env_bytes", "render_screen", "reset_batch", "reset_state", "step_batch"]
 __all__ += ["step_state"]
 
@@ -42,10 +42,3 @@ _ONE, _MANY = "catchrl.envs.catch_env:CatchEnv", "catchrl.envs.vector:CatchVecto
 for _obs_type, _id in ENV_IDS.items():
     if _id not in registry:
         register(_id, entry_point=_ONE, vector_entry_point=_MANY, kwargs={"obs_type": _obs_type})
-
-
-def env_id(obs_type: str) -> str:
-    """The registered Gymnasium id for an observation type."""
-    if obs_type not in ENV_IDS:
-        raise ValueError(f"unknown obs_type {obs_type!r}; choose one of {tuple(ENV_IDS)}")
-    return ENV_IDS[obs_type]

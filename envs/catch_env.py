@@ -122,7 +122,7 @@ class CatchEnv(gym.Env):
         if self.batch is None:
             raise ResetNeeded("CatchEnv: call reset() before render()")
         if self.render_mode == "rgb_array":
-            return self.screen_rgb()
+            return render.screen_rgb(self.params, self.batch.get(0))
         if self._window is None:
             from catchrl.envs.window import CatchWindow
 
@@ -146,11 +146,6 @@ class CatchEnv(gym.Env):
     def __getstate__(self) -> dict[str, Any]:
         """For ``copy.deepcopy`` and ``pickle``: everything but an open window."""
         return {**self.__dict__, "_window": None}  # the copy opens its own window
-
-    def screen_rgb(self) -> np.ndarray:
-        """The current screen as uint8 ``(H, W, 3)`` (grid cells scaled up to be visible)."""
-        assert self.batch is not None
-        return render.screen_rgb(self.params, self.batch.get(0))
 
     def _screen_scale(self) -> int:
         return render.screen_scale(self.params)

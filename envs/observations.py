@@ -59,8 +59,7 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     p, one = params, np.ndim(ball_x) == 0
     bx, by, px = (np.reshape(a, (-1, 1)) for a in (ball_x, ball_y, paddle_x))  # [N, 1]
     boards = np.zeros((len(bx), p.height, p.width), dtype=np.float32)
-    # A cell c lies in [lo, lo + n) when c - lo, as unsigned, is below n; the paddle's rows
-    # lie on the board, a ball's may not.
+    # c lies in [lo, lo + n) when c - lo, as unsigned, is below n. The paddle's rows are on board.
     paddle_cols = (np.arange(p.width) - px).view(np.uint64) < p.paddle_width  # [N, width]
     boards[:, p.paddle_y : p.paddle_y + p.paddle_height] = paddle_cols[:, None, :]
     span = np.arange(p.ball_size)

@@ -66,7 +66,7 @@ def check_frame_stack(depth: object) -> int:
 
 def _levels(covered: A) -> A:
     """Grey levels of covered fractions, first rounded to 6 decimals (sums of float products)."""
-    return np.rint(np.round(covered * 255.0, 6)).astype(np.uint8)
+    return np.rint((covered * 255.0).round(6)).astype(np.uint8)
 
 
 def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
@@ -89,15 +89,16 @@ class FrameRenderer:
         self._tables: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray] | None] = {}
         self._offsets: dict[tuple[int, int], np.ndarray] = {}  # window_index's, per window size
         y = np.array([float(params.paddle_y)])  # the paddle's rows are fixed
-        row = self._start(y, self.sy, self.paddle_h)
-        self._paddle_rows = _coverage(y, y + params.paddle_height, row, self.paddle_h, self.sy)[0]
-        self.paddle_row = int(row[0])
+        row, cover = self._exact(y, params.paddle_height, self.sy, self.paddle_h)
+        self.paddle_row, self._paddle_rows = int(row[0]), cover[0]
 
-    def _start(self, lo: np.ndarray, scale: float, n: int) -> np.ndarray:
-        return np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
+    def _exact(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
+        """Window starts ``[N]``, coverages ``[N, n]`` of ``[lo, lo + length)``, float ``lo``."""
+        start = np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
+        return start, _coverage(lo, lo + length, start, n, scale)
 
     def _axis(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
-        """Window starts ``[N]``, coverages ``[N, n]`` of ``[lo, lo + length)``: from a table.
+        """:meth:`_exact` for int ``lo``, from a table where it is small.
 
         The table holds the positions from ``-length`` to the world's edge; one beyond
         either end reads that end (the rectangle covers nothing there either).
@@ -106,16 +107,13 @@ class FrameRenderer:
         key = (length, scale, n)
         if key not in self._tables:
             pos = np.arange(-length, extent + 1, dtype=np.float64)
-            start = self._start(pos, scale, n) if len(pos) * n <= 1 << 20 else None
-            cover = None if start is None else _coverage(pos, pos + length, start, n, scale)
-            self._tables[key] = None if start is None else (start, cover)
+            small = len(pos) * n <= 1 << 20
+            self._tables[key] = self._exact(pos, length, scale, n) if small else None
         table = self._tables[key]
-        if table is not None:
-            i = lo + length
-            return table[0].take(i, mode="clip"), table[1].take(i, axis=0, mode="clip")
-        lo = lo.astype(np.float64)
-        start = self._start(lo, scale, n)
-        return start, _coverage(lo, lo + length, start, n, scale)
+        if table is None:
+            return self._exact(lo.astype(np.float64), length, scale, n)
+        i = lo + length
+        return table[0].take(i, mode="clip"), table[1].take(i, axis=0, mode="clip")
 
     def _paddle(self, px: A) -> tuple[A, A]:
         """Window columns ``[N]`` and grey levels ``[N, h, w]`` of paddles alone."""

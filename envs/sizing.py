@@ -74,12 +74,9 @@ def check_env_fits(
     what = f"obs_type={obs_type!r}"
     if obs_type == "pixels":
         what = f"frame_size={frame_size}, frame_stack={frame_stack}"
-    lower = "frame_size or frame_stack" if owner == "CatchEnv" else "num_envs"
-    if (params.width, params.height) != (400, 400):
-        what += f" on a {params.width} x {params.height} world"
-        lower += " or the world's size"
-    games = "" if owner == "CatchEnv" else f"num_envs={num_envs} with "
-    return check_fits(f"{owner}: {games}{what}", need, lower)
+    if owner == "CatchEnv":
+        return check_fits(f"CatchEnv: {what}", need, "frame_size, frame_stack or the world's size")
+    return check_fits(f"{owner}: num_envs={num_envs} with {what}", need, "num_envs")
 
 
 def check_fits(what: str, need: int, lower: str) -> int:

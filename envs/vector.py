@@ -216,19 +216,15 @@ class CatchVectorEnv(VectorEnv):
         self.batch = self.batch.merge(idx, reset_batch(self.params, [self._rngs[i] for i in idx]))
 
     def _check_actions(self, actions: Any) -> np.ndarray:
-        a, n = np.asarray(actions), self.num_envs
+        a, n, name = np.asarray(actions), self.num_envs, "CatchVectorEnv: actions"
         if a.shape != (n,):
-            raise ValueError(f"CatchVectorEnv: actions must have shape ({n},), got {a.shape}")
+            raise ValueError(f"{name} must have shape ({n},), got {a.shape}")
         if a.dtype.kind not in "iu":
-            raise TypeError(
-                f"CatchVectorEnv: actions must be integers 0, 1, 2, got dtype {a.dtype}"
-            )
+            raise TypeError(f"{name} must be integers 0, 1, 2, got dtype {a.dtype}")
         a = a.astype(np.int64, copy=False)
         if (a.view(np.uint64) > 2).any():  # negatives wrap to huge values
             bad = a[(a < 0) | (a > 2)].tolist()[:5]
-            raise ValueError(
-                f"CatchVectorEnv: actions must be 0 (left), 1 (stay), 2 (right): {bad}"
-            )
+            raise ValueError(f"{name} must be 0 (left), 1 (stay), 2 (right): {bad}")
         return a
 
     def _out(self, obs: np.ndarray) -> np.ndarray:

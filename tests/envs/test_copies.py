@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from catchrl.envs import CatchEnv, CatchVectorEnv, env_id
+from catchrl.envs import ENV_IDS, CatchEnv, CatchVectorEnv
 
 COPIERS = {"deepcopy": copy.deepcopy, "pickle": lambda env: pickle.loads(pickle.dumps(env))}
 
@@ -90,7 +90,7 @@ ACTIONS = st.lists(st.integers(0, 2), min_size=0, max_size=90)
 )
 def test_a_copied_single_env_continues_exactly(game, how, wrapped, seed, before, after):
     obs_type, kwargs = game
-    env = gymnasium.make(env_id(obs_type), **kwargs) if wrapped else CatchEnv(obs_type, **kwargs)
+    env = gymnasium.make(ENV_IDS[obs_type], **kwargs) if wrapped else CatchEnv(obs_type, **kwargs)
     original = Driver(env)
     env.reset(seed=seed)
     for a in before:
@@ -166,7 +166,7 @@ def test_async_vector_env_continues_pickled_envs_exactly(obs_type, kwargs):
     """
     envs = []
     for i in range(2):
-        env = gymnasium.make(env_id(obs_type), **kwargs)
+        env = gymnasium.make(ENV_IDS[obs_type], **kwargs)
         driver = Driver(env)
         env.reset(seed=100 + i)
         for a in np.random.default_rng(i).integers(0, 3, size=20 + 7 * i):

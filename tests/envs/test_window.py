@@ -10,6 +10,7 @@ import pygame
 import pytest
 
 from catchrl.envs import CatchEnv, CatchParams, CatchState, render_screen
+from catchrl.envs.render import screen_rgb
 from catchrl.envs.window import BIG, HUD_HEIGHT, SMALL, TEXT, CatchWindow, WindowClosed
 
 LEFT, STAY, RIGHT = 0, 1, 2
@@ -49,7 +50,7 @@ def test_human_env_plays_a_game_in_the_window_and_closes_twice():
         _, _, terminated, _, _ = env.step(RIGHT)
         steps += 1
         # The field of the window is the env's own full-size screen, pixel for pixel.
-        np.testing.assert_array_equal(surface_rgb(window)[:400], env.screen_rgb())
+        np.testing.assert_array_equal(surface_rgb(window)[:400], screen_rgb(env.params, env.state))
     assert steps == 33
     env.close()
     assert window.closed and not pygame.display.get_init()
