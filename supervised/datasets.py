@@ -235,8 +235,13 @@ def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
     arrays = {name: getattr(ds, name) for name in _expected(ds.config)}
     arrays["config"] = np.array(ds.config.to_json())
     tmp = path[:-4] + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    try:
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, path)
+    except BaseException:  # a full disk or an --out that is a folder: leave nothing behind
+        if os.path.isfile(tmp):
+            os.remove(tmp)
+        raise
 
 
 MAX_CONFIG_CHARS = 1 << 16

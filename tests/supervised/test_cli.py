@@ -18,14 +18,17 @@ def test_data_make_writes_a_dataset(tmp_path, cli):
 
 def test_data_make_user_errors(tmp_path, cli):
     npz = tmp_path / "x.npz"
+    (tmp_path / "folder.npz").mkdir()
     for argv, message in [
         (("--games", "0", "--out", npz), "--games must be > 0"),
         (("--out", tmp_path / "x.txt"), "must end in .npz"),
         (("--drift", "-1", "--out", npz), "drift must be >= 0"),
         (("--games", str(10**12), "--out", npz), "more than the"),
+        (("--games", "1", "--out", tmp_path / "folder.npz"), "folder.npz"),
     ]:
         code, _, err = cli("data", "make", *argv)
         assert code == 2 and message in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz"]  # nothing left behind
 
 
 def test_supervised_train_and_eval(tmp_path, cli):
