@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from catchrl.cli import UserError
-from catchrl.commands.checks import check_range, check_seed
+from catchrl.errors import CatchrlError
+from catchrl.fields import COUNT, INT_MAX, Range
 
 CASES = {  # name: (task, arch, drift, dataset kind)
     "perception-small": ("perception", "small", 0, "frames"),
@@ -191,13 +191,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     bad = [m for m in args.models if m not in CASES]
     if bad:
-        raise UserError(f"unknown model {bad[0]!r}; choose from {', '.join(CASES)}")
-    check_range("--games", args.games, 10)
-    check_range("--epochs", args.epochs, 1)
-    check_range("--test-games", args.test_games, 1)
-    check_range("--plain-epochs", args.plain_epochs, 1)
-    check_range("--batch-size", args.batch_size, 0)
-    check_seed("--seed", args.seed)
+        raise CatchrlError(f"unknown model {bad[0]!r}; choose from {', '.join(CASES)}")
+    Range(10, INT_MAX).check("--games", args.games)
+    Range(1, INT_MAX).check("--epochs", args.epochs)
+    Range(1, INT_MAX).check("--test-games", args.test_games)
+    Range(1, INT_MAX).check("--plain-epochs", args.plain_epochs)
+    COUNT.check("--batch-size", args.batch_size)
+    Range(0, 2**32 - 1).check("--seed", args.seed)
     rows = []
     for name in args.models:
         sizes = (args.games, args.epochs, args.test_games, args.plain_epochs, args.batch_size)
