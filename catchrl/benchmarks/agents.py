@@ -58,7 +58,8 @@ def race_settings(
     overrides: Sequence[str] = (),
 ) -> tuple[str, list[str]]:
     """A contender's ``--algo`` and its ``--set`` overrides, on top of :data:`PRESET`."""
-    algo = {"catchrl-dqn": "dqn", "sb3-dqn-like": "sb3-dqn"}.get(contender, contender)
+    sb3_or_rllib = contender.startswith(("sb3-", "rllib-"))
+    algo = contender.removesuffix("-like") if sb3_or_rllib else "dqn"  # bench modules: dqn-*
     own = like_for_like(obs_type) if contender == "sb3-dqn-like" else []
     game = ['env.obs_type="grid"', "agent.n_step=8"] if obs_type == "grid" else []
     return algo, [*game, *budget, *own, *overrides]

@@ -1,7 +1,7 @@
 """``catchrl bench modules``: the supervised modules in the DQN, raced on one game.
 
-Each contender is a config on the ``fast`` preset; the race itself is
-:mod:`catchrl.benchmarks.agents`'.
+Each contender is the pixel DQN (``fast``) with one ``agent.module``; the two that play
+from a perception model's output use ``fast-state``'s MLP agent and games a round.
 """
 
 from __future__ import annotations
@@ -10,47 +10,34 @@ import json
 
 __all__ = ["MODULE_CONTENDERS", "NEEDS_PERCEPTION", "module_overrides"]
 
-MODULE_CONTENDERS = (
-    "catchrl-dqn",
-    "dqn-perceived",
-    "dqn-encoder-frozen",
-    "dqn-encoder",
-    "dqn-aux",
-)
-"""The supervised modules' comparison (``catchrl bench modules``): the pixel DQN (``fast``
-preset), the same game played from the perceived state (``fast-state``'s MLP agent on a
-perception model's output), played from the perception model's frozen encoder features
-(the same agent on them), the pixel DQN started from that encoder (fine-tuned), and the
-pixel DQN with the auxiliary landing-x head."""
-
-NEEDS_PERCEPTION = ("dqn-perceived", "dqn-encoder-frozen", "dqn-encoder")
-"""The contenders built on a perception model (``--perception``)."""
+MODULE_CONTENDERS = ("catchrl-dqn", "dqn-perceived", "dqn-encoder-frozen", "dqn-encoder", "dqn-aux")
+"""The pixel DQN, then with: the perceived state, the frozen encoder, the fine-tuned encoder,
+the auxiliary landing-x head (``catchrl bench modules --help``)."""
+PERCEPTION_MODULES = {
+    "dqn-perceived": "perception",
+    "dqn-encoder-frozen": "encoder",
+    "dqn-encoder": "tuned-encoder",
+}
+"""The contenders built on a perception model (``--perception``): their ``agent.module``."""
+NEEDS_PERCEPTION = tuple(PERCEPTION_MODULES)
 
 
-def module_overrides(contender: str, perception: str = "", aux_weight: float = 10.0) -> list[str]:
+def module_overrides(contender: str, perception: str = "") -> list[str]:
     """The config overrides (on the ``fast`` preset) of one of :data:`MODULE_CONTENDERS`."""
     from catchrl.config import PRESETS
 
     if contender == "catchrl-dqn":
         return []
     if contender == "dqn-aux":
-        return [f"agent.aux_landing={aux_weight}"]
+        return ['agent.module="landing-head"']
+    if contender not in PERCEPTION_MODULES:
+        raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
     if not perception:
-        raise ValueError(
-            f"{contender} needs a perception model (catchrl supervised train perception)"
-        )
-    if contender == "dqn-encoder":
-        return [f"agent.encoder={json.dumps(perception)}", "agent.encoder_trainable=true"]
-    # fast-state's agent, and its games a round (its replay ratio was measured with them)
+        raise ValueError(f"{contender} needs a perception model (catchrl supervised train)")
+    module = f"{PERCEPTION_MODULES[contender]}:{perception}"
+    overrides = [f"agent.module={json.dumps(module)}"]
+    if contender == "dqn-encoder":  # fine-tuned inside the pixel DQN
+        return overrides
     state = PRESETS["fast-state"]
-    state_agent = [f"agent.{k}={json.dumps(v)}" for k, v in state["agent"].items()]
-    state_agent.append(f"env.num_envs={state['env']['num_envs']}")
-    if contender == "dqn-perceived":
-        return [f"agent.perception={json.dumps(perception)}", *state_agent]
-    if contender == "dqn-encoder-frozen":
-        return [
-            f"agent.encoder={json.dumps(perception)}",
-            "agent.encoder_trainable=false",
-            *state_agent,
-        ]
-    raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
+    overrides += [f"agent.{key}={json.dumps(value)}" for key, value in state["agent"].items()]
+    return [*overrides, f"env.num_envs={state['env']['num_envs']}"]

@@ -71,7 +71,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--contenders", nargs="+", help="default: all five (below)")
     m.add_argument("--perception", default="", help="a perception model or its run directory")
     m.add_argument("--drift", type=int, default=0, help="the game's drift (0: the book's game)")
-    m.add_argument("--aux-weight", type=float, default=10.0, help="dqn-aux's agent.aux_landing")
     m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
     _race_options(m, eval_every=96, out="runs/modules")
     m.set_defaults(func=run_modules)
@@ -166,7 +165,6 @@ def run_modules(args: argparse.Namespace) -> int:
         )
     check_range("--steps", args.steps, 0, above=True)
     check_game_options(args)  # --drift, on the pixel game
-    check_range("--aux-weight", args.aux_weight, 0.0)
     race = _race_settings(args)
     needs = [c for c in contenders if c in NEEDS_PERCEPTION]
     if needs and not args.perception:
@@ -174,8 +172,7 @@ def run_modules(args: argparse.Namespace) -> int:
     if args.perception and not Path(args.perception).exists():
         raise UserError(f"--perception: {args.perception!r} does not exist")
     overrides = {
-        c: [f"env.drift={args.drift}", *module_overrides(c, args.perception, args.aux_weight)]
-        for c in contenders
+        c: [f"env.drift={args.drift}", *module_overrides(c, args.perception)] for c in contenders
     }
     steps = {"pixels": args.steps}
     runs = agents.run_race(contenders, steps, args.seeds, args.out, race, overrides=overrides)

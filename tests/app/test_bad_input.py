@@ -62,7 +62,6 @@ CASES = [
     (["bench", "agents", "--set", "sb3-dqn:env.num_envs=0"], "env.num_envs: must be in"),
     (["bench", "modules", "--drift", "-1"], "--drift"),
     (["bench", "modules", "--drift", "1000"], "--drift"),
-    (["bench", "modules", "--aux-weight", "-1"], "--aux-weight"),
     (["bench", "modules", "--steps", "0"], "--steps"),
     (["bench", "modules", "--seeds", "99999999999"], "--seeds"),
     # data

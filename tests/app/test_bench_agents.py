@@ -8,7 +8,7 @@ import math
 import pytest
 
 from catchrl.api import make_config
-from catchrl.benchmarks.agents import PRESET, like_for_like
+from catchrl.benchmarks.agents import PRESET, like_for_like, race_settings
 from catchrl.cli import main
 from catchrl.config import load_run_config
 from catchrl.stats import format_table, summarize, write_csv
@@ -89,3 +89,22 @@ def test_like_for_like_on_pixels_is_sb3_dqn_with_catchrls_tiny_network():
     assert cfg.sb3["policy_kwargs"] == {"features_extractor_class": "tiny", "net_arch": []}
     assert cfg.sb3["n_steps"] == cfg.agent.n_step
     assert cfg.sb3["gradient_steps"] == cfg.agent.gradient_steps
+
+
+def test_each_contender_trains_with_its_algorithm_and_module():
+    from catchrl.benchmarks.modules import MODULE_CONTENDERS, module_overrides
+    from catchrl.config import load_config
+
+    algos = {name: race_settings(name, "pixels")[0] for name in ("sb3-dqn-like", "sb3-ppo")}
+    assert algos == {"sb3-dqn-like": "sb3-dqn", "sb3-ppo": "sb3-ppo"}
+    modules = {}
+    for contender in MODULE_CONTENDERS:
+        algo, sets = race_settings(contender, "pixels", overrides=module_overrides(contender, "p"))
+        modules[contender] = (algo, load_config(PRESET["pixels"], None, sets).agent.module)
+    assert modules == {
+        "catchrl-dqn": ("dqn", ""),
+        "dqn-perceived": ("dqn", "perception:p"),
+        "dqn-encoder-frozen": ("dqn", "encoder:p"),
+        "dqn-encoder": ("dqn", "tuned-encoder:p"),
+        "dqn-aux": ("dqn", "landing-head"),
+    }
