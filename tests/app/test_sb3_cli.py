@@ -124,9 +124,7 @@ def test_sb3_file_needs_explicit_consent(
 def test_resume_continues_counts_and_rows(tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
     no_eval = ("--set", "run.eval_games=0", "--set", "run.eval_every=0")
-    assert (
-        _train(run_dir, "sb3-dqn", 2_112, "--set", "run.checkpoint_every=32", *no_eval) == 0
-    )  # 2112 steps = 4 rounds of 16 games
+    assert _train(run_dir, "sb3-dqn", 2_112, *no_eval) == 0  # 2112 steps = 4 rounds of 16 games
     first = RunDir(run_dir).read_metrics()
     assert len(first["game"]) == 64
     assert _resume(run_dir, 4_224, *no_eval) == 0
@@ -248,7 +246,7 @@ def test_ctrl_c_writes_a_checkpoint_then_resumes(tmp_path: Path) -> None:
         "--set",
         "run.eval_games=0",
         "--set",
-        "run.checkpoint_every=32",
+        "run.eval_every=32",
     ]
     proc = subprocess.Popen(
         cmd,

@@ -53,8 +53,6 @@ def ppo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "run.eval_games=1000",
         "--set",
         "run.target_win_rate=0.99",
-        "--set",
-        "run.checkpoint_every=128",
     )
     assert code == 0
     return run_dir
@@ -205,7 +203,7 @@ def test_sigterm_stops_with_a_checkpoint_and_resume_finishes(tmp_path: Path) -> 
     run = tmp_path / "signalled"
     cmd = [sys.executable, "-m", "catchrl", "train", "--algo", "rllib-ppo", "--preset"]
     cmd += ["fast-state", "--steps", "40000", "--run-dir", str(run), "--no-progress"]
-    cmd += ["--set", "run.checkpoint_every=16", "--set", "run.eval_every=0"]
+    cmd += ["--set", "run.eval_every=16"]  # a checkpoint every 16 games
     cmd += ["--set", "run.eval_games=50", "--set", "run.target_win_rate=0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.monotonic() + 600
