@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from catchrl.envs import MAX_FRAME_SIZE, MAX_FRAME_STACK  # the env's own bounds
+from catchrl.envs import MAX_FRAME_SIZE  # the env's own bound
 from catchrl.errors import did_you_mean
 from catchrl.evaluation import MAX_EVAL_GAMES
 from catchrl.fields import (
@@ -38,6 +38,7 @@ MAX_BALLS_PER_GAME = 10_000  # 100 x the book's human game
 MAX_N_STEP = 100  # three balls of the book's 33-step game
 MAX_REPLAY_CAPACITY = 10_000_000  # ~64 GB of 80 x 80 frames; memory is checked at the start
 MAX_BATCH_SIZE = 65_536
+FRAME_STACK = 4  # frames per pixel observation: the book's
 
 RULES = {
     "standard": {"walls": "clamp", "spawn": "visible"},
@@ -56,8 +57,6 @@ class EnvConfig:
     """Games played at once; one training round follows each vector step (fast preset: 16)."""
     frame_size: Annotated[int, Range(2, MAX_FRAME_SIZE, why="the small CNN halves it")] = 80
     """Side of a pixel frame (book: 80)."""
-    frame_stack: Annotated[int, Range(1, MAX_FRAME_STACK)] = 4
-    """Frames per pixel observation (book: 4)."""
     balls_per_game: Annotated[int, Range(1, MAX_BALLS_PER_GAME)] = 1
     """Balls per game (book's trained game: 1)."""
     drift: Annotated[int, COUNT] = 0
@@ -70,7 +69,7 @@ class EnvConfig:
         kw = {"obs_type": self.obs_type, "balls_per_game": self.balls_per_game, "drift": self.drift}
         kw |= RULES[self.rules]
         if self.obs_type == "pixels":
-            kw |= {"frame_size": self.frame_size, "frame_stack": self.frame_stack}
+            kw |= {"frame_size": self.frame_size, "frame_stack": FRAME_STACK}
         return kw
 
     def observation_space(self) -> Any:

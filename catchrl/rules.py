@@ -66,7 +66,7 @@ def validate(cfg: Any) -> None:
             f"agent.augment_shift: must be < env.frame_size ({env.frame_size}), "
             f"got {a.augment_shift}"
         )
-    stack = env.frame_stack if env.obs_type == "pixels" else 1
+    stack = env.game_kwargs().get("frame_stack", 1)
     slots = a.replay_capacity // env.num_envs
     if slots < a.n_step + stack:
         raise ConfigError(

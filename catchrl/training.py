@@ -134,7 +134,7 @@ class DQNLearner(StepLearner):
             cfg.env.num_envs,
             space.shape,
             space.dtype,
-            frame_stack=cfg.env.frame_stack if frames else 1,
+            frame_stack=space.shape[-1] if frames else 1,
             n_step=a.n_step,
             prioritized=a.prioritized,
             seed=seed + 1,
@@ -163,7 +163,7 @@ class DQNLearner(StepLearner):
             c.num_envs,
             space.shape,
             space.dtype,
-            frame_stack=c.frame_stack if c.obs_type == "pixels" else 1,
+            frame_stack=space.shape[-1] if c.obs_type == "pixels" else 1,
             prioritized=a.prioritized,
             aux_dim=1 if a.module == "landing-head" else 0,
         )

@@ -192,7 +192,6 @@ def test_no_table_restates_the_choices():
         ("env.num_envs=100000", "env.num_envs: must be in [1, 4096], got 100000"),
         ("env.frame_size=0", "env.frame_size: must be in [2, 1024]"),
         ("env.frame_size=100000", "env.frame_size: must be in [2, 1024]"),
-        ("env.frame_stack=-4", "env.frame_stack: must be in [1, 64]"),
         ("env.balls_per_game=0", "env.balls_per_game: must be in [1, 10000]"),
         ("agent.replay_capacity=0", "agent.replay_capacity: must be in [1, 10000000]"),
         ("agent.replay_capacity=10000001", "agent.replay_capacity: must be in [1, 10000000]"),
