@@ -134,7 +134,7 @@ def test_the_routes_through_a_trained_perception_model_learn_in_a_small_budget(t
     train = ["supervised", "train", "perception", "--data", str(data), "--run-dir", str(perc)]
     assert main([*train, "--epochs", "6", "--quiet"]) == 0
     overrides = [*module_overrides(contender, str(perc)), "run.total_steps=12000"]
-    cfg = load_config("fast", None, [*overrides, "run.checkpoint_every=0", "run.eval_every=32"])
+    cfg = load_config("fast", None, [*overrides, "run.eval_every=32"])
     result = open_run(cfg, tmp_path / "run", progress=False).run()
     assert result.best is not None and result.best["win_rate"] >= 0.97, result.evaluations[-3:]
     kept = load_policy(str(tmp_path / "run"))
