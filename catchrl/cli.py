@@ -75,7 +75,7 @@ def plain_text(text: str | None) -> str | None:
 
 
 def _finish(parser: argparse.ArgumentParser) -> None:
-    """Plain-text help everywhere; ``--verbose`` and a link back to itself on every command."""
+    """Plain-text help everywhere; ``--verbose`` on every command (its parser kept in ``args``)."""
     parser.description, parser.epilog = plain_text(parser.description), plain_text(parser.epilog)
     for action in parser._actions:
         action.help = plain_text(action.help)

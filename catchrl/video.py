@@ -85,16 +85,14 @@ def play_games(
             obs, _ = env.reset(seed=None if seed is None else seed + game)
             if window is not None:
                 window.draw(env.state, status(game))
-            try:
+            try:  # finally: a game quit midway counts what it played
                 terminated = False
                 while not terminated:
-                    q = None
-                    if agent is None:
+                    if window is not None:
                         window.poll()
-                        action = window.held_action()
+                    if agent is None:
+                        action, q = window.held_action(), None
                     else:
-                        if window is not None:
-                            window.poll()
                         action = agent.act(obs, env.state)
                         q = None if agent.q_values is None else agent.q_values(obs)
                     obs, _, terminated, _, _ = env.step(action)

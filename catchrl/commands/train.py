@@ -113,13 +113,13 @@ def run(args: argparse.Namespace) -> int:
             trust_pickle=args.sb3,
             keep_checkpoints=args.keep_checkpoints,
         )
-        print(f"run directory: {run_dir}", flush=True)
-        trust = " --sb3" if trainer.cfg.algo.startswith("sb3-") else ""  # SB3 files are pickles
-        resume = f"catchrl train --run-dir {run_dir} --resume{trust}"
-        trainer.second_signal_exit = f"stopped at once by a second signal; resume with `{resume}`"
-        result = trainer.run()
-    except (CatchrlError, ValueError) as e:
+    except ValueError as e:  # a config the learner refuses (CatchrlErrors: main prints them)
         raise UserError(first_line(e)) from e
+    print(f"run directory: {run_dir}", flush=True)
+    trust = " --sb3" if trainer.cfg.algo.startswith("sb3-") else ""  # SB3 files are pickles
+    resume = f"catchrl train --run-dir {run_dir} --resume{trust}"
+    trainer.second_signal_exit = f"stopped at once by a second signal; resume with `{resume}`"
+    result = trainer.run()
     print(f"trained {result.games} games, {result.steps} env steps, {result.wall_time:.1f} s")
     if result.interrupted:
         print(f"interrupted: resume with `{resume}`")
