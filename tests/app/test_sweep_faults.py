@@ -36,7 +36,6 @@ TINY = [
     "--set", "agent.observe=300",
     "--set", "agent.replay_capacity=5000",
     "--set", "run.eval_every=16",
-    "--set", "run.checkpoint_every=16",
     "--set", "run.eval_games=50",
     "--grid", "agent.lr=1e-3,3e-4",
     "--seeds", "2",
