@@ -57,7 +57,7 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     Float32, 1 on the ball's and the paddle's cells; parts off the board are cut off.
     """
     p, one = params, np.ndim(ball_x) == 0
-    bx, by, px = (np.reshape(a, (-1, 1)) for a in (ball_x, ball_y, paddle_x))  # [N, 1]
+    bx, by, px = (np.asarray(a, np.int64).reshape(-1, 1) for a in (ball_x, ball_y, paddle_x))
     boards = np.zeros((len(bx), p.height, p.width), dtype=np.float32)
     # c lies in [lo, lo + n) when c - lo, as unsigned, is below n. The paddle's rows are on board.
     paddle_cols = (np.arange(p.width) - px).view(np.uint64) < p.paddle_width  # [N, width]
