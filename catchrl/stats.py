@@ -85,38 +85,43 @@ def iqm_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
     return iqm, float(ci.low), float(ci.high)
 
 
-def summarize(runs: Sequence[dict[str, Any]], target: float) -> dict[str, Any]:
-    """One group's figures: seeds, reached, each cost's quartiles and worst, the test IQM."""
-    costs = [to_target(r["evaluations"], target) for r in runs]
-    row: dict[str, Any] = {
-        "seeds": len(runs),
-        "reached": sum(math.isfinite(c["steps"]) for c in costs),
-    }
-    for key in COSTS:
-        ordered = sorted(c[key] for c in costs)
-        row[key] = {
-            "q25": _percentile(ordered, 0.25),
-            "median": _percentile(ordered, 0.5),
-            "q75": _percentile(ordered, 0.75),
-            "worst": ordered[-1],
+def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[dict[str, Any]]:
+    """Per group of runs: its label and runs, seeds, reached, each cost's spread, test IQM."""
+    rows = []
+    for label, runs in groups.items():
+        costs = [to_target(r["evaluations"], target) for r in runs]
+        row: dict[str, Any] = {
+            "label": label,
+            "runs": runs,
+            "seeds": len(runs),
+            "reached": sum(math.isfinite(c["steps"]) for c in costs),
         }
-    row["iqm"], row["low"], row["high"] = iqm_ci([r["test_win_rate"] for r in runs])
-    return row
+        for key in COSTS:
+            ordered = sorted(c[key] for c in costs)
+            row[key] = {
+                "q25": _percentile(ordered, 0.25),
+                "median": _percentile(ordered, 0.5),
+                "q75": _percentile(ordered, 0.75),
+                "worst": ordered[-1],
+            }
+        row["iqm"], row["low"], row["high"] = iqm_ci([r["test_win_rate"] for r in runs])
+        rows.append(row)
+    return rows
 
 
 def _number(value: float, digits: int) -> str:
     return "never" if math.isinf(value) else f"{value:,.{digits}f}"
 
 
-def format_table(rows: Sequence[tuple[str, dict[str, Any]]], target: float, what: str) -> str:
-    """A Markdown table, one line per ``(label, summarize(...))``; ``what`` heads the labels."""
+def format_table(rows: Sequence[dict[str, Any]], target: float, what: str) -> str:
+    """A Markdown table of :func:`summarize`'s rows; ``what`` heads the labels' column."""
     goal = f"{100 * target:g} %"
     head = [what, f"seeds at {goal}"]
     head += [f"{name} to {goal}: median [IQR], worst" for name in COSTS.values()]
     head.append("test win rate %: IQM [95 % CI]")
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for label, row in rows:
-        cells = [label, f"{row['reached']}/{row['seeds']}"]
+    for row in rows:
+        cells = [row["label"], f"{row['reached']}/{row['seeds']}"]
         for key, digits in zip(COSTS, (0, 1, 1), strict=True):
             q = row[key]
             quartiles = f"[{_number(q['q25'], digits)}, {_number(q['q75'], digits)}]"
@@ -132,18 +137,15 @@ def format_table(rows: Sequence[tuple[str, dict[str, Any]]], target: float, what
 
 
 def write_csv(
-    path: Path,
-    groups: Sequence[tuple[str, Sequence[dict[str, Any]]]],
-    target: float,
-    extra: Sequence[str] = (),
+    path: Path, rows: Sequence[dict[str, Any]], target: float, extra: Sequence[str] = ()
 ) -> None:
-    """One line per seed: group, run, costs to ``target`` (empty: never), test, ``extra`` keys."""
+    """One line per seed of :func:`summarize`'s rows: costs (empty: never), test, ``extra``."""
     with path.open("w", newline="", encoding="utf-8") as f:
         out = csv.writer(f)
         out.writerow(["group", "run", "seed", *COSTS, "test_win_rate", "model", *extra])
-        for label, runs in groups:
-            for r in runs:
+        for row in rows:
+            for r in row["runs"]:
                 costs = to_target(r["evaluations"], target).values()
                 figures = [c if math.isfinite(c) else "" for c in costs]
                 figures += [r["test_win_rate"], r["model"], *(r[key] for key in extra)]
-                out.writerow([label, r["name"], r["seed"], *figures])
+                out.writerow([row["label"], r["name"], r["seed"], *figures])

@@ -78,14 +78,9 @@ def summarize(study: Path) -> list[dict[str, Any]]:
             repeats += 1
             continue
         group.append(run)
-    rows = [
-        {
-            "label": label,
-            "runs": sorted(runs, key=lambda r: r["seed"]),
-            **summarize_seeds(runs, target),
-        }
-        for label, runs in groups.items()
-    ]
+    for runs in groups.values():
+        runs.sort(key=lambda r: r["seed"])
+    rows = summarize_seeds(groups, target)
     rows.sort(key=lambda r: -r["iqm"])
     runs = [run for row in rows for run in row["runs"]]
     models = ", ".join(sorted({run["model"] for run in runs}))
@@ -99,9 +94,9 @@ def summarize(study: Path) -> list[dict[str, Any]]:
     ]
     if repeats:
         lines.append(f"{repeats} trials repeated a setting and seed already run: counted once.")
-    lines += ["", format_table([(r["label"], r) for r in rows], target, "setting")]
+    lines += ["", format_table(rows, target, "setting")]
     (study / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    write_csv(study / "summary.csv", [(r["label"], r["runs"]) for r in rows], target)
+    write_csv(study / "summary.csv", rows, target)
     try:
         plot_seeds(rows, "steps", study / "summary.png")
     except PlotError:  # matplotlib (the plot extra) not installed: the table is enough

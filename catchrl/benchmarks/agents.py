@@ -73,7 +73,7 @@ def run_race(
     settings: Sequence[str] = (),
     overrides: dict[str, list[str]] | None = None,
     log: TextIO = sys.stderr,
-) -> list[dict[str, Any]]:
+) -> dict[str, list[dict[str, Any]]]:
     """Train every (contender, obs type, seed) in turn under ``out_dir``.
 
     Args:
@@ -86,15 +86,15 @@ def run_race(
         log: Where a line per finished run goes.
 
     Returns:
-        One :func:`catchrl.stats.read_run` record per finished run, with its ``group``
-        (``contender (obs)``) and its process's ``peak_rss_mib``. A failed run is
-        reported on ``log`` (its output: ``out_dir/NAME.log``) and left out.
+        Per ``contender (obs)``, a :func:`catchrl.stats.read_run` record per finished
+        run, with its process's ``peak_rss_mib``. A failed run is reported on ``log``
+        (its output: ``out_dir/NAME.log``) and left out.
 
     """
     from catchrl.stats import read_run
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    runs = []
+    groups: dict[str, list[dict[str, Any]]] = {}
     for obs, budget_steps in steps.items():
         for seed in seeds:
             for contender in contenders:
@@ -113,14 +113,14 @@ def run_race(
                 if process.returncode != 0 or not (run_dir / "eval.json").is_file():
                     log.write(f"{name}: FAILED ({process.returncode}), see {output.name}\n")
                     continue
-                run = read_run(run_dir) | {"group": f"{contender} ({obs})", "peak_rss_mib": peak}
-                runs.append(run)
+                run = read_run(run_dir) | {"peak_rss_mib": peak}
+                groups.setdefault(f"{contender} ({obs})", []).append(run)
                 log.write(
                     f"{name}: {run['steps']} steps, test {100 * run['test_win_rate']:.1f} % "
                     f"({run['model']}), {run['peak_rss_mib']:.0f} MiB\n"
                 )
                 log.flush()
-    return runs
+    return groups
 
 
 def _peak_memory_mib(process: subprocess.Popen) -> float:

@@ -148,8 +148,8 @@ def run_agents(args: argparse.Namespace) -> int:
     for agent, settings in overrides.items():
         _check_settings(agent, args.obs, settings)
     steps = {obs: args.pixel_steps if obs == "pixels" else args.state_steps for obs in args.obs}
-    runs = agents.run_race(args.agents, steps, args.seeds, args.out, race, overrides=overrides)
-    return _report(runs, args)
+    groups = agents.run_race(args.agents, steps, args.seeds, args.out, race, overrides=overrides)
+    return _report(groups, args)
 
 
 def run_modules(args: argparse.Namespace) -> int:
@@ -175,8 +175,8 @@ def run_modules(args: argparse.Namespace) -> int:
         c: [f"env.drift={args.drift}", *module_overrides(c, args.perception)] for c in contenders
     }
     steps = {"pixels": args.steps}
-    runs = agents.run_race(contenders, steps, args.seeds, args.out, race, overrides=overrides)
-    return _report(runs, args)
+    groups = agents.run_race(contenders, steps, args.seeds, args.out, race, overrides=overrides)
+    return _report(groups, args)
 
 
 def _check_settings(agent: str, obs_types: list[str], settings: list[str]) -> None:
@@ -192,21 +192,18 @@ def _check_settings(agent: str, obs_types: list[str], settings: list[str]) -> No
             raise UserError(f"--set for {agent} on {obs}: {e}") from None
 
 
-def _report(runs: list[dict[str, Any]], args: argparse.Namespace) -> int:
+def _report(groups: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> int:
     """Print the statistics per contender; write race.md, race.csv and race.png."""
     from catchrl.plots import PlotError, plot_seeds
     from catchrl.stats import format_table, summarize, write_csv
 
-    if not runs:
+    if not groups:
         raise UserError("every run failed; see the messages above")
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
-        groups.setdefault(run["group"], []).append(run)
-    rows = [{"label": g, "runs": r, **summarize(r, args.target)} for g, r in groups.items()]
-    table = format_table([(row["label"], row) for row in rows], args.target, "contender")
+    rows = summarize(groups, args.target)
+    table = format_table(rows, args.target, "contender")
     note = f"Each run's settings: {args.out}/<contender>-<obs>-s<seed>/config.toml"
     (args.out / "race.md").write_text(f"{table}\n\n{note}\n", encoding="utf-8")
-    write_csv(args.out / "race.csv", list(groups.items()), args.target, extra=["peak_rss_mib"])
+    write_csv(args.out / "race.csv", rows, args.target, extra=["peak_rss_mib"])
     print(table)
     try:
         print(f"plot: {plot_seeds(rows, 'wall_time', args.out / 'race.png')}")

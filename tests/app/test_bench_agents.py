@@ -35,17 +35,17 @@ def test_a_seed_that_never_reaches_the_target_counts_as_infinite(tmp_path):
         _run(1, [(1000, 0.2), (5000, 0.99)], 0.98),
         _run(2, [(2000, 0.97), (9000, 0.98)], 0.90),  # never at 99 %
     ]
-    row = summarize(runs, 0.99)
+    [row] = summarize({"dqn": runs}, 0.99)
     assert row["seeds"] == 3 and row["reached"] == 2
     # Steps to 99 % are 3000, 5000 and never: the median is 5000, not 4000 (the two that
     # got there), the upper quartile and the worst seed are "never".
     assert row["steps"] == {"q25": 4000.0, "median": 5000.0, "q75": math.inf, "worst": math.inf}
     assert row["wall_time"]["median"] == 50.0 and row["train_cpu_s"]["q25"] == 20.0
     assert row["low"] <= row["iqm"] <= row["high"]
-    assert summarize(runs[:2], 0.99)["steps"]["median"] == 4000.0
-    table = format_table([("dqn", row)], 0.99, "contender")
+    assert summarize({"dqn": runs[:2]}, 0.99)[0]["steps"]["median"] == 4000.0
+    table = format_table([row], 0.99, "contender")
     assert "| dqn | 2/3 | 5,000 [4,000, never], never | 50.0 [40.0, never], never |" in table
-    write_csv(tmp_path / "seeds.csv", [("dqn", runs)], 0.99, extra=["peak_rss_mib"])
+    write_csv(tmp_path / "seeds.csv", [row], 0.99, extra=["peak_rss_mib"])
     with (tmp_path / "seeds.csv").open() as f:
         lines = list(csv.DictReader(f))
     assert [line["steps"] for line in lines] == ["3000.0", "5000.0", ""]
