@@ -86,7 +86,7 @@ def iqm_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
 
 
 def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[dict[str, Any]]:
-    """Per group of runs: its label and runs, seeds, reached, each cost's spread, test IQM."""
+    """Per group of runs: label, runs, seeds, reached, the costs' spread, test IQM, CPU s / 1k."""
     rows = []
     for label, runs in groups.items():
         costs = [to_target(r["evaluations"], target) for r in runs]
@@ -105,6 +105,9 @@ def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[di
                 "worst": ordered[-1],
             }
         row["iqm"], row["low"], row["high"] = iqm_ci([r["test_win_rate"] for r in runs])
+        last = [r["evaluations"][-1] for r in runs if r["evaluations"]]
+        per_1k = sorted(1000 * e["train_cpu_s"] / e["steps"] for e in last)
+        row["cpu_per_1k"] = _percentile(per_1k, 0.5) if per_1k else math.nan  # the median
         rows.append(row)
     return rows
 
@@ -118,7 +121,7 @@ def format_table(rows: Sequence[dict[str, Any]], target: float, what: str) -> st
     goal = f"{100 * target:g} %"
     head = [what, f"seeds at {goal}"]
     head += [f"{name} to {goal}: median [IQR], worst" for name in COSTS.values()]
-    head.append("test win rate %: IQM [95 % CI]")
+    head += ["test win rate %: IQM [95 % CI]", "CPU s / 1k steps"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for row in rows:
         cells = [row["label"], f"{row['reached']}/{row['seeds']}"]
@@ -131,7 +134,7 @@ def format_table(rows: Sequence[dict[str, Any]], target: float, what: str) -> st
         interval = (
             "" if row["low"] is None else f" [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
         )
-        cells.append(f"{100 * row['iqm']:.1f}{interval}")
+        cells += [f"{100 * row['iqm']:.1f}{interval}", f"{row['cpu_per_1k']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

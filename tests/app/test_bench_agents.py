@@ -41,10 +41,11 @@ def test_a_seed_that_never_reaches_the_target_counts_as_infinite(tmp_path):
     # got there), the upper quartile and the worst seed are "never".
     assert row["steps"] == {"q25": 4000.0, "median": 5000.0, "q75": math.inf, "worst": math.inf}
     assert row["wall_time"]["median"] == 50.0 and row["train_cpu_s"]["q25"] == 20.0
-    assert row["low"] <= row["iqm"] <= row["high"]
+    assert row["low"] <= row["iqm"] <= row["high"] and row["cpu_per_1k"] == 5.0
     assert summarize({"dqn": runs[:2]}, 0.99)[0]["steps"]["median"] == 4000.0
     table = format_table([row], 0.99, "contender")
     assert "| dqn | 2/3 | 5,000 [4,000, never], never | 50.0 [40.0, never], never |" in table
+    assert table.endswith(" | 5.00 |")
     write_csv(tmp_path / "seeds.csv", [row], 0.99, extra=["peak_rss_mib"])
     with (tmp_path / "seeds.csv").open() as f:
         lines = list(csv.DictReader(f))

@@ -230,7 +230,7 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
     assert "6/6 trials" in table and "tensorboard --logdir" in table
     assert "1 trials repeated a setting and seed already run: counted once." in table
     assert "| agent.lr=0.001 | 1/3 | never [never, never], never |" in table
-    assert table.rstrip().endswith("| 70.0 [50.0, 90.0] |")  # agent.lr=0.0003, 2 seeds
+    assert table.rstrip().endswith("| 70.0 [50.0, 90.0] | 0.50 |")  # agent.lr=0.0003, 2 seeds
     assert "kept model (best.keras, model.keras)" in table
     assert (study / "summary.csv").read_text().count("\n") == 1 + 5
     png = (study / "summary.png").read_bytes()
