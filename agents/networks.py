@@ -145,16 +145,13 @@ def compile_predict(
     """One compiled ``x [B, ...] -> select(model(x))`` as numpy, for any batch size B.
 
     The inference path of catchrl's Keras models (Q-networks, perception, imitation and
-    sequence models). TensorFlow: one ``tf.function`` (no XLA: as fast here, and XLA's
-    first compile writes to stderr); another Keras backend calls the model.
+    sequence models): one ``tf.function`` (no XLA: as fast here, and XLA's first compile
+    writes to stderr).
     """
+    import tensorflow as tf
+
     dtype = model.inputs[0].dtype
     pick = select if select is not None else (lambda out: out)
-    if keras.backend.backend() != "tensorflow":
-        return lambda x: keras.tree.map_structure(
-            keras.ops.convert_to_numpy, pick(model(np.asarray(x, dtype=dtype), training=False))
-        )
-    import tensorflow as tf
 
     spec = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), dtype)]
 
