@@ -51,14 +51,14 @@ class TensorBoard:
 
 
 class Progress:
-    """A tqdm bar on a terminal, or a plain line every ``every_s`` seconds elsewhere.
+    """A tqdm bar on stderr, or a plain line on stdout every ``every_s`` seconds.
 
     Args:
         total: The run's budget in env steps.
         enabled: True a bar, False plain lines, None a bar only on a terminal.
         initial: Steps done already (a resumed run).
         every_s: Seconds between plain lines.
-        stream: Where to write (stderr).
+        stream: Where to write, bar and lines (None: stderr and stdout).
 
     """
 
@@ -70,15 +70,16 @@ class Progress:
         every_s: float = 10.0,
         stream: TextIO | None = None,
     ) -> None:
-        self.stream = stream or sys.stderr
+        self.stream = stream or sys.stdout
         self.total, self.n, self.every_s = total, initial, every_s
         self._last = time.monotonic()
         self._bar: Any = None
-        if self.stream.isatty() if enabled is None else enabled:
+        bar_file = stream or sys.stderr
+        if bar_file.isatty() if enabled is None else enabled:
             from tqdm import tqdm
 
             self._bar = tqdm(
-                total=total, unit="step", initial=initial, file=self.stream, dynamic_ncols=True
+                total=total, unit="step", initial=initial, file=bar_file, dynamic_ncols=True
             )
 
     def update(self, n: int, **fields: Any) -> None:

@@ -53,19 +53,21 @@ def _catchrl(*argv: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="module")
 def keras_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
-    """A Keras DQN trained for 1,000 steps on state, by ``catchrl train`` in a subprocess."""
+    """A Keras DQN trained for 2,000 steps on state, by ``catchrl train`` in a subprocess."""
     run_dir = tmp_path_factory.mktemp("quiet") / "state"
     done = _catchrl(
         "train",
         "--preset",
         "fast-state",
         "--steps",
-        "1000",
+        "2000",
         "--run-dir",
         str(run_dir),
         "--no-progress",
         "--set",
         "run.eval_games=20",
+        "--set",
+        "run.eval_every=16",
     )
     assert done.returncode == 0, done.stderr
     return run_dir, done
@@ -92,19 +94,21 @@ def test_verbose_shows_the_tensorflow_logs(keras_run) -> None:
 def test_sb3_train_and_eval_do_not_import_tensorflow(tmp_path: Path) -> None:
     pytest.importorskip("stable_baselines3")
     run_dir = tmp_path / "sb3"
-    argv = ["--preset", "fast-state", "--steps", "1000", "--run-dir", str(run_dir)]
-    train = _catchrl(
-        "train", "--algo", "sb3-dqn", *argv, "--no-progress", "--set", "run.eval_games=20"
-    )
+    argv = ["--preset", "fast-state", "--steps", "2000", "--run-dir", str(run_dir)]
+    every = ["--set", "run.eval_games=20", "--set", "run.eval_every=16"]
+    train = _catchrl("train", "--algo", "sb3-dqn", *argv, "--no-progress", *every)
     assert train.returncode == 0, train.stderr
     assert "imported: ['torch']" in train.stdout, train.stdout
     assert train.stderr == "", train.stderr  # no TensorFlow line, not even XLA's
     ev = _catchrl("eval", str(run_dir), "--sb3", "--games", "50")
     assert ev.returncode == 0, ev.stderr
     assert "imported: ['torch']" in ev.stdout and ev.stderr == ""
-    assert _tensorboard(run_dir)["time/episodes"][-1] == len(
-        (run_dir / "metrics.tsv").read_text().splitlines()[1:]
-    )
+    # written without TensorFlow (tensorboardX), SB3's tags once each: the loop's, not SB3's too
+    steps = _tensorboard(run_dir)
+    assert SB3_TAGS | {"train/learning_rate", "train/n_updates"} <= set(steps), steps
+    assert set(steps["train/loss"]) <= set(steps["time/episodes"]), steps
+    last_row = (run_dir / "metrics.tsv").read_text().splitlines()[-1].split("\t")
+    assert steps["time/episodes"][-1] == int(last_row[4])  # at env steps, as SB3 writes them
 
 
 def _tensorboard(run_dir: Path) -> dict[str, list[int]]:
