@@ -12,6 +12,7 @@ from catchrl.supervised.datasets import (
     load_dataset,
     perception_targets,
 )
+from catchrl.supervised.imitation import ImitationPolicy
 from catchrl.supervised.perception import perceive, pixel_units
 from catchrl.supervised.sequence import sequence_arrays, straight_down
 from catchrl.supervised.train import DATA_KINDS, TASKS, all_stacks
@@ -74,13 +75,8 @@ def evaluate_model(
             out["exact_speed_ball_vx_after_first_frame"] = float(speed[moving].mean())
         return out
     if task == "imitation":
-        from catchrl.agents.networks import compile_predict
-
         x, g, t = all_stacks(ds, ds.steps)
-        predict = compile_predict(model)
-        pred = np.concatenate(
-            [np.argmax(predict(x[i : i + 2048]), -1) for i in range(0, len(x), 2048)]
-        )
+        pred = ImitationPolicy(model)(x)
         return {
             "samples": float(len(x)),
             "action_accuracy": float((pred == ds.oracle_actions[g, t]).mean()),

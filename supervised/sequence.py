@@ -41,12 +41,6 @@ DEFAULT_WINDOW = 8
 POSITIONS = 3  # ball x, ball y, paddle x
 
 
-def _check_seq_arch(arch: str) -> str:
-    if arch not in SEQUENCE_ARCHS:
-        raise ValueError(f"unknown sequence architecture {arch!r}; choose one of {SEQUENCE_ARCHS}")
-    return arch
-
-
 @keras.saving.register_keras_serializable(package="catchrl")
 class FrameDeltas(keras.layers.Layer):
     """Append scaled step-to-step differences to a sequence: ``[B, k, F] -> [B, k, 2F]``.
@@ -98,7 +92,8 @@ def build_sequence_model(
         ValueError: unknown architecture.
 
     """
-    _check_seq_arch(arch)
+    if arch not in SEQUENCE_ARCHS:
+        raise ValueError(f"unknown sequence architecture {arch!r}; choose one of {SEQUENCE_ARCHS}")
     states = keras.Input(shape=(window, features), name="states")
     x = FrameDeltas(name="deltas")(states)
     if arch == "lstm":

@@ -21,9 +21,9 @@ from catchrl.supervised.datasets import (
 )
 from catchrl.supervised.imitation import build_imitation_model
 from catchrl.supervised.perception import (
+    ARCHITECTURES,
     PixelMSE,
     build_perception_model,
-    check_arch,
     perceive,
     pixel_units,
 )
@@ -98,13 +98,10 @@ class SupervisedConfig:
             object.__setattr__(self, "arch", DEFAULT_ARCH[self.task])
         if self.jit_compile is None:
             object.__setattr__(self, "jit_compile", JIT_COMPILE[self.task])
-        if self.task == "sequence":
-            if self.arch not in SEQUENCE_ARCHS:
-                raise ValueError(
-                    f"unknown sequence architecture {self.arch!r}; choose one of {SEQUENCE_ARCHS}"
-                )
-        else:
-            check_arch(self.arch)
+        archs = SEQUENCE_ARCHS if self.task == "sequence" else ARCHITECTURES
+        if self.arch not in archs:
+            kind = "sequence architecture" if self.task == "sequence" else "architecture"
+            raise ValueError(f"unknown {kind} {self.arch!r}; choose one of {archs}")
         if self.perception and self.task != "sequence":
             raise ValueError("perception= (perceived states) applies to the sequence task only")
         for name in ("epochs", "window"):

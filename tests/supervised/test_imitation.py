@@ -112,3 +112,14 @@ def test_imitation_agent_wins_most_games(tmp_path):
     )
     res = evaluate(I.ImitationPolicy(out.model), games=300, obs_type="pixels")
     assert res.win_rate > 0.9
+
+
+def test_action_accuracy_is_the_share_of_the_oracle_s_actions_played():
+    from catchrl.supervised.datasets import make_dataset
+    from catchrl.supervised.evaluation import evaluate_model
+
+    ds = make_dataset("expert", games=3, seed=1)
+    stay = _rigged(np.zeros(3))  # the bias alone: always action 1
+    res = evaluate_model("imitation", stay, ds)
+    assert res["samples"] == 3 * ds.steps
+    assert res["action_accuracy"] == pytest.approx((ds.oracle_actions[:, :-1] == 1).mean())
