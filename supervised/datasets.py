@@ -36,7 +36,7 @@ DEFAULT_RANDOM_PROB = {"frames": (0.0, 1.0), "trajectories": (0.0, 1.0), "expert
 
 
 class DatasetError(ValueError):
-    """A dataset file that does not fit: other version, kind or game configuration."""
+    """A dataset file that cannot be used: unreadable, inconsistent, or another version or kind."""
 
 
 @dataclass(frozen=True)
@@ -249,10 +249,7 @@ MAX_CONFIG_CHARS = 1 << 16
 
 
 def _declared(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
-    """Each member's shape, dtype and data bytes as its ``.npy`` header declares them.
-
-    Only the headers are read (nothing is decompressed beyond them).
-    """
+    """Each member's shape, dtype and data bytes as its ``.npy`` header declares them."""
     members = {}
     with zipfile.ZipFile(path) as z:
         for info in z.infolist():
