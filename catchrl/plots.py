@@ -47,29 +47,23 @@ def pyplot() -> Any:
 
 
 def read_curves(path: str | Path) -> dict[str, Any]:
-    """A run directory's metrics and evaluations, labelled ``<run> (<algo>)``.
+    """A run (:func:`catchrl.stats.read_run`) with its ``metrics`` and ``label``.
 
     Raises:
-        PlotError: no readable ``metrics.tsv`` yet, or an evaluation file is not JSON.
+        PlotError: the run has no readable config or ``metrics.tsv``, or no games yet.
 
     """
-    from catchrl.config import read_toml
     from catchrl.rundir import RunDir
+    from catchrl.stats import read_run
 
-    path, rd = Path(path), RunDir(Path(path))
+    path = Path(path)
     try:
-        metrics = rd.read_metrics()
-        evals = rd.read_json("evals.json") if (path / "evals.json").is_file() else []
-        final = rd.read_json("eval.json") if (path / "eval.json").is_file() else None
+        run, metrics = read_run(path), RunDir(path).read_metrics()
     except (CatchrlError, ValueError) as e:
         raise PlotError(f"{path}: cannot read the run ({e})") from e
     if len(metrics["game"]) == 0:
         raise PlotError(f"{path}: cannot read the run (metrics.tsv has no games yet)")
-    try:  # a plain TOML read: an older run's settings may not load as a config
-        algo = str(read_toml(path / "config.toml").get("algo", "dqn"))
-    except CatchrlError:
-        algo = "?"
-    return {"label": f"{path.name} ({algo})", "metrics": metrics, "evals": evals, "final": final}
+    return run | {"metrics": metrics, "label": f"{path.name} ({run['config'].algo})"}
 
 
 def loss_scale(losses: Sequence[np.ndarray]) -> tuple[str, float | None]:
@@ -133,8 +127,8 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
 def _draw_evals(ax: Any, key: str, end: float, run: dict[str, Any], color: str) -> None:
     """The validation evaluations as dots at ``key``; the test as a star at ``end``."""
     for evals, x, style in (
-        (run["evals"], [e[key] for e in run["evals"]], {"fmt": "o", "ms": 4}),
-        ([run["final"]] if run["final"] else [], [end], {"fmt": "*", "ms": 13, "mec": "black"}),
+        (run["evaluations"], [e[key] for e in run["evaluations"]], {"fmt": "o", "ms": 4}),
+        ([run["test"]] if run["test"] else [], [end], {"fmt": "*", "ms": 13, "mec": "black"}),
     ):
         if not evals:
             continue
@@ -144,8 +138,8 @@ def _draw_evals(ax: Any, key: str, end: float, run: dict[str, Any], color: str) 
             low, high = (100 * np.array([e[k] for e in evals]) for k in ("ci95_low", "ci95_high"))
             err = np.stack([rate - low, high - rate]).clip(min=0)
         ax.errorbar(x, rate, yerr=err, color=color, elinewidth=0.8, capsize=2, **style)
-    if run["final"]:
-        rate = 100 * run["final"]["win_rate"]
+    if run["test"]:
+        rate = 100 * run["test"]["win_rate"]
         ax.annotate(f"{rate:.0f}%", (end, rate), xytext=(7, -3), textcoords="offset points")
 
 

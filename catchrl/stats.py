@@ -11,7 +11,6 @@ interquartile mean (IQM) of the kept model's test win rate with a 95 % bootstrap
 from __future__ import annotations
 
 import csv
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,24 +23,28 @@ COSTS = {"steps": "steps", "wall_time": "training s", "train_cpu_s": "CPU s"}
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """A run's figures from its directory: config, evaluations, the kept model's test."""
+    """A run's figures from its directory: config, evaluations, the kept model's test.
+
+    Raises:
+        CatchrlError: no config or metrics, or a file is not what the run writes.
+
+    """
     from catchrl.config import load_run_config
     from catchrl.rundir import RunDir
 
-    def read(name: str) -> Any:
-        path = run_dir / name
-        return json.loads(path.read_text()) if path.is_file() else None
-
-    evals, test = read("evals.json") or [], read("eval.json")
-    metrics = RunDir(run_dir).read_metrics()
+    rd = RunDir(run_dir)
+    evals = rd.read_json("evals.json") if (run_dir / "evals.json").is_file() else []
+    test = rd.read_json("eval.json") if (run_dir / "eval.json").is_file() else None
+    steps = rd.read_metrics()["steps"]
     cfg = load_run_config(run_dir / "config.toml")
     return {
         "name": run_dir.name,
         "config": cfg,
         "seed": cfg.run.seed,
-        "steps": int(metrics["steps"][-1]) if len(metrics["steps"]) else 0,
+        "steps": int(steps[-1]) if len(steps) else 0,
         "evaluations": evals,
         "val_win_rate": evals[-1]["win_rate"] if evals else 0.0,
+        "test": test,
         "test_win_rate": test["win_rate"] if test else None,
         "test_games": test["games"] if test else None,
         "model": test["model"] if test else None,

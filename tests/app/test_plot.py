@@ -42,7 +42,7 @@ def _write_run(root: Path, name: str, algo: str, loss: np.ndarray, epsilon: floa
         for g in (100, 200, 300)
     ]
     (run / "evals.json").write_text(json.dumps(evals))
-    final = {"games": 1000, "wins": 930, "win_rate": 0.93, "ci95_low": 0.91, "ci95_high": 0.945}
+    final = {"games": 1000, "win_rate": 0.93, "ci95_low": 0.91, "ci95_high": 0.945, "model": "best"}
     (run / "eval.json").write_text(json.dumps(final))
     return run
 
