@@ -67,20 +67,17 @@ def open_config(
 
 
 def _check_same_setup(ours: dict, theirs: dict, checkpoint: Path, rd: RunDir) -> None:
-    """Refuse a checkpoint made for another game or agent than the run's config.toml."""
-    if ours.get("algo", "dqn") != theirs.get("algo", "dqn"):
-        raise CheckpointError(
-            f"checkpoint {checkpoint} was made by --algo {theirs.get('algo', 'dqn')}, "
-            f"but {rd.config_path} says {ours.get('algo', 'dqn')}"
-        )
+    """Refuse a checkpoint made for another algorithm, game or agent than config.toml's."""
+    differ = [("algo", theirs.get("algo"), ours.get("algo"))]
     for table in ("env", "agent", "sb3", "rllib"):
         a, b = ours.get(table, {}), theirs.get(table, {})
-        for key in sorted(set(a) | set(b)):
-            if a.get(key) != b.get(key):
-                raise CheckpointError(
-                    f"checkpoint {checkpoint} was made for another setup: {table}.{key} "
-                    f"is {b.get(key)!r} there but {a.get(key)!r} in {rd.config_path}"
-                )
+        differ += [(f"{table}.{key}", b.get(key), a.get(key)) for key in sorted(set(a) | set(b))]
+    for key, there, here in differ:
+        if there != here:
+            raise CheckpointError(
+                f"checkpoint {checkpoint} was made for another setup: {key} is {there!r} "
+                f"there but {here!r} in {rd.config_path}"
+            )
 
 
 def check_memory(cfg: TrainConfig, need: int) -> None:

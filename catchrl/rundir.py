@@ -98,8 +98,6 @@ class RunDir:
                 "choose a new or empty --run-dir"
             )
 
-    # -- the lock: one writing process; the kernel drops it when that process dies ------
-
     def acquire_lock(self) -> None:
         """Take the run's lock (creating the folder); RunDirLocked names the holder."""
         if self._lock_fd is not None:
@@ -164,8 +162,6 @@ class RunDir:
         finally:
             self.release_lock()
 
-    # -- files -------------------------------------------------------------------------
-
     def write_json(self, name: str, data: Any) -> None:
         """Write ``RUN/name`` as JSON, atomically."""
         self.write_file_atomic(name, lambda p: p.write_text(json.dumps(data, indent=1)))
@@ -201,10 +197,8 @@ class RunDir:
             finally:
                 os.close(fd)
 
-    def open_metrics(self, truncate_at: int | None = None) -> IO[str]:
-        """Open ``metrics.tsv`` for appending (a header if new; cut back on resume)."""
-        if truncate_at is not None:
-            self.cut_metrics(truncate_at)
+    def open_metrics(self) -> IO[str]:
+        """Open ``metrics.tsv`` for appending (a header if new)."""
         fd = open_nofollow(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         f = os.fdopen(fd, "a", buffering=1, encoding="utf-8")
         if os.fstat(fd).st_size == 0:
@@ -225,8 +219,6 @@ class RunDir:
         except ValueError as e:
             raise RunDirError(f"{self.metrics_path} is malformed: {e}") from e
         return {name: table[:, i] for i, name in enumerate(header)}
-
-    # -- checkpoints -------------------------------------------------------------------
 
     def latest_checkpoint(self) -> Path | None:
         """The newest complete checkpoint (None: none yet)."""
@@ -322,9 +314,6 @@ def _check_manifest(path: Path) -> None:
             raise CheckpointError(f"checkpoint file {path / name} is truncated or changed")
         if meta.get("sha256") != _sha256(path / name):
             raise CheckpointError(f"checkpoint file {path / name} is corrupt (checksum mismatch)")
-
-
-# -- safe file I/O ---------------------------------------------------------------------
 
 
 def read_text(path: Path) -> str:
