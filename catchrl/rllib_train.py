@@ -61,8 +61,8 @@ class RLlibLearner(Learner):
         self.options = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
         self.has_epsilon = cfg.algo in OFF_POLICY
         set_torch_threads()
-        runners = int(self.options.get("num_env_runners", 0))
-        _ensure_ray(num_cpus=max(1, runners) + 1)
+        self.runners = int(self.options.get("num_env_runners", 0))  # 0: sample in this process
+        _ensure_ray(num_cpus=max(1, self.runners) + 1)
         algo_cfg = make_algo_config(
             cfg.algo,
             self.options,
@@ -72,7 +72,6 @@ class RLlibLearner(Learner):
             cfg.env.steps_per_game(),
         )
         self.algo_rl = algo_cfg.build_algo()
-        self.games_started = 0  # game count when the current games were seeded
         self.last_loss: float | None = None
 
     @staticmethod
@@ -85,29 +84,19 @@ class RLlibLearner(Learner):
         capacity = cfg.rllib.get("replay_buffer_config", {}).get("capacity", 0)
         return games + int(capacity) * int(np.prod(cfg.env.observation_space().shape)) * 4
 
-    def _runners(self) -> Any:
-        return self.algo_rl.env_runner_group
-
-    def _remote(self) -> bool:
-        return int(self.options.get("num_env_runners", 0)) > 0
-
-    def _foreach(self, fn: Any) -> list[Any]:
-        return self._runners().foreach_env_runner(fn, local_env_runner=not self._remote())
-
     def _start_games(self, games: int) -> None:
-        """Seed fresh games for the next iteration (each runner its own range)."""
+        """Seed fresh games for the next iteration (each EnvRunner its own seeds)."""
         from catchrl.agents.rllib_env import reset_runner
 
-        per_runner = self.cfg.env.num_envs // max(1, int(self.options.get("num_env_runners", 0)))
-        base = self.cfg.run.seed + games
-        if self._remote():
-            self._runners().foreach_env_runner(
-                lambda r: reset_runner(r, base + (r.worker_index - 1) * per_runner),
-                local_env_runner=False,
-            )
-        else:
-            reset_runner(self.algo_rl.env_runner, base)
-        self.games_started = games
+        seed = self.cfg.run.seed + games
+        if not self.runners:
+            reset_runner(self.algo_rl.env_runner, seed)
+            return
+        per_runner = self.cfg.env.num_envs // self.runners
+        self.algo_rl.env_runner_group.foreach_env_runner(
+            lambda r: reset_runner(r, seed + (r.worker_index - 1) * per_runner),
+            local_env_runner=False,
+        )
 
     def run(self, loop: RunLoop) -> None:
         """``Algorithm.train()`` until the loop says stop, reporting every step to ``loop``."""
@@ -122,7 +111,9 @@ class RLlibLearner(Learner):
                 self._start_games(loop.games)
             result = self.algo_rl.train()
             self.last_loss = _loss(result)
-            drained = self._foreach(drain_runner)
+            drained = self.algo_rl.env_runner_group.foreach_env_runner(
+                drain_runner, local_env_runner=not self.runners
+            )
             rewards = np.concatenate([d[0] for d in drained], axis=1)
             ended = np.concatenate([d[1] for d in drained], axis=1)
             boundary = all(d[2] for d in drained)
@@ -150,7 +141,7 @@ class RLlibLearner(Learner):
         if kl is not None:  # PPO's adaptive KL coefficient: not in RLlib's Learner state
             state["kl_coeffs"] = {k: float(v) for k, v in kl.items()}
         packed = np.frombuffer(pack_state(state), dtype=np.uint8)
-        meta = {"rng": rng_states(), "games_started": self.games_started}
+        meta = {"rng": rng_states()}
         return {"rllib": {"state": packed}}, meta
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
@@ -166,7 +157,6 @@ class RLlibLearner(Learner):
         except (RuntimeError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"RLlib's state does not load: {type(e).__name__}: {e}") from e
         set_rng_states(meta["rng"])
-        self.games_started = int(meta["games_started"])
 
     def _kl_coeffs(self) -> Any:
         """PPO's (and APPO's) current KL coefficients by module (None: no such learner)."""
