@@ -13,15 +13,15 @@ __all__ = ["Progress", "TensorBoard"]
 
 
 class TensorBoard:
-    """Scalars into ``RUN/tb`` through the writer of the framework the learner loaded.
+    """Scalars into ``RUN/tb`` through the writer of the learner's framework.
 
-    A Keras run writes with ``tf.summary``, an SB3 or RLlib run (torch) with tensorboardX,
-    so neither loads the other's framework.
+    A Keras learner writes with ``tf.summary``, an SB3 or RLlib one (torch) with
+    tensorboardX, so neither loads the other's framework.
     """
 
-    def __init__(self, logdir: Path) -> None:
+    def __init__(self, logdir: Path, keras: bool) -> None:
         self._tf: Any = None
-        if "tensorflow" in sys.modules:
+        if keras:
             import tensorflow as tf
             from tensorboard.plugins.scalar.metadata import create_summary_metadata
 

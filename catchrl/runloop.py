@@ -335,7 +335,7 @@ class RunLoop:
         self.metrics = self.rd.open_metrics()
         if self.evaluations:
             self.rd.write_json("evals.json", self.evaluations)  # as of the checkpoint
-        self.writer = TensorBoard(self.rd.tb_path)
+        self.writer = TensorBoard(self.rd.tb_path, self.learner_cls.model_name.endswith(".keras"))
         self.bar = Progress(self.step_budget(), enabled=self.progress, initial=self.steps)
         self._t_start, self._paused = time.perf_counter() - self.elapsed, 0.0
         self._cpu0, self._cpu_paused = time.process_time(), 0.0
