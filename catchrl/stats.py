@@ -20,6 +20,8 @@ __all__ = ["COSTS", "format_table", "iqm_ci", "read_run", "summarize", "to_targe
 
 COSTS = {"steps": "steps", "wall_time": "training s", "train_cpu_s": "CPU s"}
 """The costs to the target: their key in an evaluation record (``evals.json``), their name."""
+QUARTILES = {"median": 0.5, "q25": 0.25, "q75": 0.75, "worst": 1.0}
+"""The spread of a cost over seeds, as percentiles (the worst seed: the 100th)."""
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
@@ -101,12 +103,7 @@ def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[di
         }
         for key in COSTS:
             ordered = sorted(c[key] for c in costs)
-            row[key] = {
-                "q25": _percentile(ordered, 0.25),
-                "median": _percentile(ordered, 0.5),
-                "q75": _percentile(ordered, 0.75),
-                "worst": ordered[-1],
-            }
+            row[key] = {name: _percentile(ordered, q) for name, q in QUARTILES.items()}
         row["iqm"], row["low"], row["high"] = iqm_ci([r["test_win_rate"] for r in runs])
         last = [r["evaluations"][-1] for r in runs if r["evaluations"]]
         per_1k = sorted(1000 * e["train_cpu_s"] / e["steps"] for e in last)
@@ -129,11 +126,8 @@ def format_table(rows: Sequence[dict[str, Any]], target: float, what: str) -> st
     for row in rows:
         cells = [row["label"], f"{row['reached']}/{row['seeds']}"]
         for key, digits in zip(COSTS, (0, 1, 1), strict=True):
-            q = row[key]
-            quartiles = f"[{_number(q['q25'], digits)}, {_number(q['q75'], digits)}]"
-            cells.append(
-                f"{_number(q['median'], digits)} {quartiles}, {_number(q['worst'], digits)}"
-            )
+            median, low, high, worst = (_number(row[key][q], digits) for q in QUARTILES)
+            cells.append(f"{median} [{low}, {high}], {worst}" if row["reached"] else "never")
         interval = (
             "" if row["low"] is None else f" [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
         )
