@@ -2,8 +2,8 @@
 
 Sources apply in order, each overriding the last: the preset (``--preset``, default
 ``fast``), a TOML file (``--config``), then ``--set table.key=value``. A field's
-annotation says what it accepts (:mod:`catchrl.fields`); rules across fields are in
-:mod:`catchrl.rules`. Every bad key or value is a :class:`ConfigError` naming it.
+annotation says what it accepts, and rules across fields are checked
+(:mod:`catchrl.fields`): every bad key or value is a :class:`ConfigError` naming it.
 """
 
 from __future__ import annotations
@@ -23,14 +23,15 @@ from catchrl.fields import (
     POSITIVE,
     ConfigError,
     Range,
+    check_game,
     coerce,
     field_specs,
     parse_override,
     read_toml,
     toml_value,
+    validate,
 )
 from catchrl.fields import choices as choices  # re-exported for the commands
-from catchrl.rules import check_game, validate
 
 SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed and numpy's legacy seeding
 MAX_NUM_ENVS = 4096  # one pixel observation of 4,096 games is 105 MB
