@@ -39,7 +39,7 @@ SEEDS = list(range(100, 110))
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl bench env|agents|modules|supervised``."""
     text = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
-    p = sub.add_parser("bench", help="env throughput, races", description=__doc__, **text)
+    p = sub.add_parser("bench", help="env speed, races against SB3", description=__doc__, **text)
     which = p.add_subparsers(dest="bench", metavar="WHAT")
     e = which.add_parser("env", help="env steps per second (single, vector, gymnax, the book's)")
     e.add_argument("--seconds", type=float, default=2.0, help="timed seconds per case")
