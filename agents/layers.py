@@ -33,10 +33,6 @@ class ClipToBox(keras.layers.Layer):
     def __init__(self, low: list[float], high: list[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.low, self.high = [float(v) for v in low], [float(v) for v in high]
-        if len(self.low) != len(self.high):
-            raise ValueError(
-                f"ClipToBox: low and high differ in length ({len(self.low)} vs {len(self.high)})"
-            )
 
     def call(self, inputs: Any) -> Any:
         """Return ``clip(inputs, low, high)`` feature by feature."""
@@ -74,18 +70,10 @@ class SpatialSoftArgmax(keras.layers.Layer):
 
     def __init__(self, initial_temperature: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        if not initial_temperature > 0:
-            raise ValueError(
-                f"SpatialSoftArgmax: initial_temperature must be > 0, got {initial_temperature}"
-            )
         self.initial_temperature = float(initial_temperature)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
-        """Create the per-channel inverse temperatures."""
-        if len(input_shape) != 4 or None in input_shape[1:]:
-            raise ValueError(
-                f"SpatialSoftArgmax expects [B, H, W, C] with known H, W, C, got {input_shape}"
-            )
+        """Create the per-channel inverse temperatures (``input_shape``: ``[B, H, W, C]``)."""
         self.height, self.width, self.channels = (int(d) for d in input_shape[1:])
         self.log_beta = self.add_weight(
             name="log_beta",
