@@ -28,11 +28,7 @@ examples:
   catchrl play --balls 20 --fps 20           a shorter, slower game
   catchrl play --drift 5 --seed 1            balls drift sideways and bounce off the walls
   catchrl play --book-walls --book-spawn     the book's trained game, quirks included
-  catchrl play --policy oracle --balls 10    watch the oracle play
-  catchrl play --policy random --headless --balls 1000
-                                             a random player's score, no window
-  catchrl play --policy oracle --screenshot catch.png
-                                             save the window at the end of the game
+  catchrl play --policy random --headless    a random player's score, no window
 """
 
 
@@ -41,8 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "play",
         help="play Catch with the arrow keys (or watch a scripted policy)",
-        description="Play Catch as in the book's human game: catch the falling balls with\n"
-        "the paddle. Prints the final score as 'Score: s/N'.",
+        description=__doc__,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
