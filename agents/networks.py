@@ -60,9 +60,7 @@ class DuelingAggregate(layers.Layer):
 
 
 def q_output(outputs: Any) -> Any:
-    """The Q-values ``[B, A]`` of a Q-network's result (a tensor, ``[q, aux]`` or a dict)."""
-    if isinstance(outputs, dict):
-        return outputs["q_values"]
+    """The Q-values ``[B, A]`` of a Q-network's result (a tensor, or ``[q, landing_x]``)."""
     if isinstance(outputs, list | tuple):
         return outputs[0]
     return outputs
@@ -70,8 +68,6 @@ def q_output(outputs: Any) -> Any:
 
 def aux_output(outputs: Any) -> Any | None:
     """The auxiliary ``landing_x [B, 1]`` of a Q-network's result, or ``None`` if it has none."""
-    if isinstance(outputs, dict):
-        return outputs.get("landing_x")
     if isinstance(outputs, list | tuple):
         return outputs[1] if len(outputs) > 1 else None
     return None
