@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.agents.sb3 import algorithm_class
 from catchrl.envs import CatchVectorEnv
 
 __all__ = ["make_catch_vec_env"]
@@ -39,7 +38,6 @@ def _vec_env_class() -> type:
     global _VEC_ENV_CLASS
     if _VEC_ENV_CLASS is not None:
         return _VEC_ENV_CLASS
-    algorithm_class("sb3-dqn")  # a clear error if SB3 is missing
     from stable_baselines3.common.vec_env import VecEnv
 
     class CatchSB3VecEnv(VecEnv):

@@ -126,7 +126,6 @@ class SB3Learner(Learner):
         arrays = {
             "sb3_model": {"zip": _saved(self.model.save)},
             "env": env["arrays"],
-            "sb3_obs": {"last_obs": np.asarray(self.model._last_obs)},
         }
         if self.cfg.algo in OFF_POLICY:
             arrays["sb3_replay"] = {"pkl": _saved(self.model.save_replay_buffer)}
@@ -155,10 +154,9 @@ class SB3Learner(Learner):
                 self.model.load_replay_buffer(io.BytesIO(arrays["sb3_replay"]["pkl"].tobytes()))
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
             raise ValueError(f"the SB3 files do not load: {type(e).__name__}: {e}") from e
-        obs = self.env.venv_native.set_state({"arrays": arrays["env"], "meta": meta["env"]})
-        if not np.array_equal(obs, arrays["sb3_obs"]["last_obs"]):
-            raise ValueError("the game's state does not give the observations SB3 acted on")
-        self.model._last_obs = obs
+        self.model._last_obs = self.env.venv_native.set_state(
+            {"arrays": arrays["env"], "meta": meta["env"]}
+        )
         self.model._last_episode_starts = np.asarray(meta["last_episode_starts"], dtype=bool)
         self.model.action_space.np_random.bit_generator.state = meta["action_space"]
         set_rng_states(meta["rng"])
