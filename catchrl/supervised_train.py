@@ -1,20 +1,10 @@
 """The supervised trainer: Keras ``fit`` on a task of :mod:`catchrl.supervised`, in a run directory.
 
-The run directory is the one :class:`~catchrl.rundir.RunDir` of every trainer::
-
-    .lock          held by the one process training the run
-    config.json    the SupervisedConfig and the dataset's generating config
-    metrics.tsv    one row per epoch (CSVLogger, tab-separated), with samples_per_s
-    tb/            TensorBoard events
-    checkpoints/   ckpt-eNNNNNN/ (the latest kept), latest
-    best.keras     the best-validation model; model.keras: the final one
-                   (EarlyStopping restores the best weights)
-
-After every epoch a checkpoint holds the weights, the optimizer state, the
-EarlyStopping and ReduceLROnPlateau counters and the size of ``metrics.tsv``.
-``resume=True`` continues from it (rows written after it are cut); the stored
-config must equal the new one but for ``epochs`` and ``patience``. The data is
-checked before anything is written: a refused dataset leaves no run folder.
+The run directory (:class:`~catchrl.rundir.RunDir`) holds config.json (the SupervisedConfig
+and the dataset's config), metrics.tsv (a row per epoch), tb/, checkpoints/ (the latest),
+best.keras (best validation loss) and model.keras (the final model: EarlyStopping restores
+the best weights). A checkpoint after every epoch holds the weights, the optimizer and the
+callbacks' counters, so ``resume=True`` continues as the straight run would.
 """
 
 from __future__ import annotations
@@ -30,7 +20,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from catchrl.errors import CheckpointError, RunDirError
+from catchrl.errors import RunDirError
 from catchrl.rundir import RunDir
 from catchrl.supervised.datasets import load_dataset
 from catchrl.supervised.train import (
@@ -64,7 +54,7 @@ class TrainOutcome:
 
 
 class _Throughput(keras.callbacks.Callback):
-    """Log ``samples_per_s`` and ``train_cpu_s`` of each epoch's training part (not validation)."""
+    """Log each epoch's ``samples_per_s``, ``train_s`` and ``train_cpu_s`` (validation left out)."""
 
     def __init__(self, samples_per_epoch: int) -> None:
         super().__init__()
@@ -83,7 +73,7 @@ class _Throughput(keras.callbacks.Callback):
         self.on_test_begin()
         assert self.spent is not None and logs is not None
         logs["samples_per_s"] = self.samples / max(self.spent[0], 1e-9)
-        logs["train_cpu_s"] = self.spent[1]
+        logs["train_s"], logs["train_cpu_s"] = self.spent
 
 
 def _numbered(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -147,14 +137,8 @@ class _Checkpoints(keras.callbacks.Callback):
 
 
 def _prepare(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
-    """Check that ``rd`` may hold this run (fresh, or the same config to resume); write it."""
-    config_json = rd.path / "config.json"
-    if config_json.exists():
-        if not resume:
-            raise RunDirError(
-                f"{rd.path} already holds a run; pass --resume to continue it, "
-                "or choose another directory"
-            )
+    """Refuse a folder holding another run (with ``resume``: another config); write config.json."""
+    if resume and rd.is_run():
         stored = rd.read_json("config.json")
         stored = stored.get("config", {}) if isinstance(stored, dict) else {}
         new = record["config"]
@@ -164,26 +148,17 @@ def _prepare(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
                 f"{rd.path}: cannot resume with another configuration "
                 f"(differs in {', '.join(diff)})"
             )
-    elif resume and rd.checkpoints_path.exists():
-        raise RunDirError(f"{rd.path}: no config.json to resume from")
     else:
         rd.check_fresh()
     rd.write_json("config.json", record)
 
 
-def _restore(model: keras.Model, arrays: dict[str, dict[str, np.ndarray]], where: Path) -> None:
+def _restore(model: keras.Model, arrays: dict[str, dict[str, np.ndarray]]) -> None:
     """Put a checkpoint's weights and optimizer variables into a freshly built ``model``."""
-    weights = _unnumbered(arrays["model"])
-    if [w.shape for w in weights] != [tuple(w.shape) for w in model.weights]:
-        raise CheckpointError(f"{where} holds the weights of another model than this config's")
-    model.set_weights(weights)
-    optimizer = model.optimizer
-    if not optimizer.built:
-        optimizer.build(model.trainable_variables)
+    model.set_weights(_unnumbered(arrays["model"]))
+    model.optimizer.build(model.trainable_variables)
     values = _unnumbered(arrays["optimizer"])
-    if len(values) != len(optimizer.variables):
-        raise CheckpointError(f"{where} holds the state of another optimizer")
-    for variable, value in zip(optimizer.variables, values, strict=True):
+    for variable, value in zip(model.optimizer.variables, values, strict=True):
         variable.assign(value)
 
 
@@ -194,22 +169,10 @@ def train(
     verbose: int = 2,
     callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> TrainOutcome:
-    """Train one model into ``run_dir`` (layout in the module docstring).
+    """Train one model into ``run_dir``; ``resume``: from its latest checkpoint to ``cfg.epochs``.
 
-    Args:
-        cfg: The run's configuration.
-        run_dir: Directory of the run (created).
-        resume: Continue the run in ``run_dir`` from its latest checkpoint up
-            to ``cfg.epochs``, whether it was interrupted or had finished.
-        verbose: Keras ``fit`` verbosity.
-        callbacks: Extra Keras callbacks (run after the built-in ones).
-
-    Raises:
-        RunDirError: ``run_dir`` holds a run (without ``resume``), another
-            config (with it), other files, or is locked by another process.
-        CheckpointError: The latest checkpoint is corrupt or for another model.
-        DatasetError: The data does not fit the task.
-
+    ``callbacks`` run after the built-in ones. Raises RunDirError (a run or another
+    config there, or locked), CheckpointError, DatasetError (data unfit for the task).
     """
     rd = RunDir(run_dir)
     with rd.lock():  # a folder the lock made goes again if the data is refused
@@ -225,7 +188,7 @@ def train(
         restored, initial_epoch = None, 0
         if latest is not None:
             restored = RunDir.load_checkpoint(latest)
-            _restore(model, restored[0], latest)
+            _restore(model, restored[0])
             rd.cut_metrics(int(restored[1]["metrics_bytes"]))
             initial_epoch = int(restored[1]["epoch"])
         else:  # rows of a first epoch that never reached its checkpoint

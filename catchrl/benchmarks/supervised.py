@@ -1,11 +1,9 @@
-"""Supervised training throughput and time to the accuracy goals (``catchrl bench supervised``).
+"""Supervised training speed and time to the accuracy goals (``catchrl bench supervised``).
 
-For each case, on the same data: the trainer (:func:`catchrl.supervised_train.train`
-into a temporary run directory) with its samples/s and the training seconds (wall,
-CPU) until each goal is first met on held-out games (seeds 1,000,000 ..; the
-evaluation not counted); and a plain ``model.compile`` + ``model.fit`` of the same
-model on in-memory arrays (no XLA). samples/s is the median over epochs after the
-first (which compiles); ``plain / trainer`` < 1 means the trainer is faster.
+Each case is the trainer (``catchrl supervised train``) on a fixed config and freshly
+made data, its held-out figures measured after every epoch on games seeded from
+1,000,000 (not counted in the training seconds). samples/s: median over the epochs
+after the first (which compiles).
 """
 
 from __future__ import annotations
@@ -15,7 +13,6 @@ import json
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,43 +31,23 @@ CASES = {  # name: (task, arch, drift, dataset kind)
 DEFAULT_CASES = ("perception-small", "imitation-small", "sequence-gru-drift5")
 
 
-def _perception_goals(m: dict[str, float]) -> dict[str, bool]:
-    """Every position output (the x-speed only after a game's first frame, which shows none)."""
-    within = [v for k, v in m.items() if k.startswith("within_1px_") and k != "within_1px_ball_vx"]
-    maes = [v for k, v in m.items() if k.startswith("mae_px_") and k != "mae_px_ball_vx"]
-    return {"MAE < 0.5 px": max(maes) < 0.5, ">= 99 % within 1 px": min(within) >= 0.99}
+def _positions(figures: dict[str, float], prefix: str) -> list[float]:
+    """The perception figures of every position output (the x-speed is no position)."""
+    return [v for k, v in figures.items() if k.startswith(prefix) and not k.endswith("_ball_vx")]
 
 
-GOALS: dict[str, Callable[[dict[str, float]], dict[str, bool]]] = {
-    "perception": _perception_goals,
-    "imitation": lambda m: {">= 95 % oracle actions": m["action_accuracy"] >= 0.95},
-    "sequence": lambda m: {
-        "landing MAE < 2 px": m["landing_mae_px"] < 2.0,
-        "landing MAE <= 1 px": m["landing_mae_px"] <= 1.0,
+GOALS = {
+    "perception": {
+        "MAE < 0.5 px": lambda m: max(_positions(m, "mae_px_")) < 0.5,
+        ">= 99 % within 1 px": lambda m: min(_positions(m, "within_1px_")) >= 0.99,
+    },
+    "imitation": {">= 95 % oracle actions": lambda m: m["action_accuracy"] >= 0.95},
+    "sequence": {
+        "landing MAE < 2 px": lambda m: m["landing_mae_px"] < 2.0,
+        "landing MAE <= 1 px": lambda m: m["landing_mae_px"] <= 1.0,
     },
 }
-"""Per task, the goals as tests of the figures of ``supervised.evaluation.evaluate_model``."""
-
-
-def _goal_timer(task: str, test: Any, row: dict[str, Any]) -> Any:
-    """A callback that sums the epochs' training seconds and notes when each goal is first met."""
-    import keras
-
-    from catchrl.supervised.evaluation import evaluate_model
-
-    class GoalTimer(keras.callbacks.Callback):
-        wall = cpu = 0.0
-
-        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-            logs = logs or {}
-            self.wall += row["train samples"] / max(float(logs.get("samples_per_s", 0)), 1e-9)
-            self.cpu += float(logs.get("train_cpu_s", 0.0))
-            row["final"] = evaluate_model(task, self.model, test)
-            for goal, met in GOALS[task](row["final"]).items():
-                if met and goal not in row["goals"]:
-                    row["goals"][goal] = (epoch + 1, self.wall, self.cpu)
-
-    return GoalTimer()
+"""Per task, each goal as a test of ``supervised.evaluation.evaluate_model``'s figures."""
 
 
 def bench_case(
@@ -78,80 +55,66 @@ def bench_case(
     games: int,
     epochs: int,
     test_games: int = 30,
-    plain_epochs: int = 3,
     batch_size: int = 0,
     seed: int = 0,
     work: Path | None = None,
 ) -> dict[str, Any]:
-    """Measure one case of :data:`CASES`: trainer vs plain fit, and time to the goals.
-
-    ``games`` train (10 % held out for validation), ``test_games`` test the goals;
-    the trainer runs ``epochs`` epochs (no early stop), the plain fit ``plain_epochs``.
-    ``work`` keeps the data and the run (default: a temporary folder).
-    """
+    """Train one case of :data:`CASES` for ``epochs`` epochs (no early stop) on ``games`` games."""
     import keras
 
     from catchrl.envs import CatchParams
-    from catchrl.supervised.datasets import load_dataset, make_dataset, save_dataset
-    from catchrl.supervised.train import (
-        CPU_BATCH,
-        SupervisedConfig,
-        build_model,
-        fit_arrays,
-        setup_device,
-    )
+    from catchrl.supervised.datasets import make_dataset, save_dataset
+    from catchrl.supervised.evaluation import evaluate_model
+    from catchrl.supervised.train import CPU_BATCH, SupervisedConfig
     from catchrl.supervised_train import train
 
     task, arch, drift, kind = CASES[name]
     params = CatchParams(drift=drift)
+    test_kind = "frames" if kind == "trajectories" else kind
+    test = make_dataset(test_kind, games=test_games, seed=1_000_000, params=params)
+    row: dict[str, Any] = {"model": name, "goals": dict.fromkeys(GOALS[task])}
+    spent = {"wall": 0.0, "cpu": 0.0}
+
+    class GoalTimer(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            assert logs is not None
+            spent["wall"] += logs["train_s"]
+            spent["cpu"] += logs["train_cpu_s"]
+            row["final"] = evaluate_model(task, self.model, test)
+            for goal, met in GOALS[task].items():
+                if met(row["final"]) and row["goals"][goal] is None:
+                    row["goals"][goal] = (epoch + 1, spent["wall"], spent["cpu"])
+
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(work or tmp)
         folder.mkdir(parents=True, exist_ok=True)
         data = folder / f"{name}.npz"
         save_dataset(make_dataset(kind, games=games, seed=seed, params=params), data)
-        test_kind = "frames" if kind == "trajectories" else kind
-        test = make_dataset(test_kind, games=test_games, seed=1_000_000, params=params)
         cfg = SupervisedConfig(
             task, str(data), arch, epochs, batch_size, patience=epochs, seed=seed
         )
-        device = setup_device()
-        batch = batch_size or CPU_BATCH[task] * device["batch_scale"]
-        ds = load_dataset(data)
-        (x, y), _ = fit_arrays(cfg, ds)
-        keras.utils.set_random_seed(seed)
-        plain_model, plain = build_model(cfg, ds, compiled=False), []
-        for _ in range(plain_epochs):
-            start = time.perf_counter()
-            plain_model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=True)
-            plain.append(len(x) / (time.perf_counter() - start))
-        row: dict[str, Any] = {"model": name, "batch": batch, "train samples": len(x)}
-        row |= {"goals": {}, "device": device["devices"]}
         start_wall, start_cpu = time.perf_counter(), time.process_time()
-        timer = _goal_timer(task, test, row)
-        out = train(cfg, folder / f"run-{name}", verbose=0, callbacks=[timer])
+        out = train(cfg, folder / f"run-{name}", verbose=0, callbacks=[GoalTimer()])
         row["run wall s"] = time.perf_counter() - start_wall
         row["run CPU s"] = time.process_time() - start_cpu
-    row["goals"] = {goal: row["goals"].get(goal) for goal in GOALS[task](row["final"])}
     rates = out.history["samples_per_s"]
     row["params"], row["epochs"] = out.model.count_params(), len(rates)
-    row["trainer samples/s"] = statistics.median(rates[1:] or rates)
-    row["plain fit samples/s"] = statistics.median(plain[1:] or plain)
-    row["plain/trainer"] = row["plain fit samples/s"] / row["trainer samples/s"]
+    row["batch"] = batch_size or CPU_BATCH[task] * out.device["batch_scale"]
+    row["samples/s"] = statistics.median(rates[1:] or rates)
+    row["device"] = out.device["devices"]
     return row
 
 
 def format_table(rows: list[dict[str, Any]]) -> str:
-    """Markdown: throughput per model, then the training seconds to each goal."""
+    """Markdown: speed per model, the training seconds to each goal, the final figures."""
     lines = [
-        "| model | parameters | batch | trainer samples/s | plain `model.fit` samples/s "
-        "| plain / trainer | epochs | run wall s | run CPU s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| model | parameters | batch | samples/s | epochs | run wall s | run CPU s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['trainer samples/s']:,.0f} "
-            f"| {r['plain fit samples/s']:,.0f} | {r['plain/trainer']:.2f} | {r['epochs']} "
-            f"| {r['run wall s']:.0f} | {r['run CPU s']:.0f} |"
+            f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['samples/s']:,.0f} "
+            f"| {r['epochs']} | {r['run wall s']:.0f} | {r['run CPU s']:.0f} |"
         )
     lines += ["", "| model | goal | reached at epoch | training wall s | training CPU s |"]
     lines.append("|---|---|---:|---:|---:|")
@@ -169,12 +132,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry (``catchrl bench supervised``): measure the cases, print the tables."""
-    p = argparse.ArgumentParser(
-        prog="catchrl bench supervised",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    """``catchrl bench supervised``: measure the cases, print the tables."""
+    p = argparse.ArgumentParser(prog="catchrl bench supervised", description=__doc__)
     p.add_argument(
         "--models",
         nargs="+",
@@ -182,9 +141,8 @@ def main(argv: list[str] | None = None) -> int:
         help=f"cases: {', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})",
     )
     p.add_argument("--games", type=int, default=300, help="training games per case (300)")
-    p.add_argument("--epochs", type=int, default=8, help="trainer epochs (8)")
-    p.add_argument("--test-games", type=int, default=30, help="held-out games for the goals")
-    p.add_argument("--plain-epochs", type=int, default=3, help="plain fit epochs (3)")
+    p.add_argument("--epochs", type=int, default=8, help="epochs (8)")
+    p.add_argument("--test-games", type=int, default=30, help="held-out games for the goals (30)")
     p.add_argument("--batch-size", type=int, default=0, help="0: the trainer's automatic batch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, help="also write the rows here")
@@ -195,13 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     Range(10, INT_MAX).check("--games", args.games)
     Range(1, INT_MAX).check("--epochs", args.epochs)
     Range(1, INT_MAX).check("--test-games", args.test_games)
-    Range(1, INT_MAX).check("--plain-epochs", args.plain_epochs)
     COUNT.check("--batch-size", args.batch_size)
     Range(0, 2**32 - 1).check("--seed", args.seed)
     rows = []
     for name in args.models:
-        sizes = (args.games, args.epochs, args.test_games, args.plain_epochs, args.batch_size)
-        rows.append(bench_case(name, *sizes, seed=args.seed))
+        sizes = (args.games, args.epochs, args.test_games, args.batch_size, args.seed)
+        rows.append(bench_case(name, *sizes))
         print(f"{name}: done", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))

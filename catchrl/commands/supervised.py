@@ -13,17 +13,13 @@ from catchrl.commands.options import add_games, add_json, add_run_dir
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --out data/frames.npz
   catchrl supervised train perception --data data/frames.npz --run-dir runs/perc --epochs 20
-  catchrl supervised train perception --data data/frames.npz --run-dir runs/perc --resume
   catchrl supervised eval perception --model runs/perc --data data/frames-test.npz
-  catchrl supervised train sequence --data data/traj-drift5.npz --run-dir runs/seq --arch lstm
-  catchrl supervised train sequence --data data/frames-drift5.npz --run-dir runs/seq-perceived \
+  catchrl supervised train sequence --data data/frames-drift5.npz --run-dir runs/seq \
       --perception runs/perc-drift5
-  catchrl supervised train imitation --data data/expert.npz --run-dir runs/imit
   catchrl supervised eval imitation --model runs/imit --data data/expert-test.npz --games 1000
 
-A run directory holds config.json, metrics.tsv (tab-separated, one row per
-epoch), tb/ (TensorBoard), checkpoints/ (the latest), best.keras and
-model.keras. With a GPU the models train in mixed precision with larger batches.
+A run directory holds config.json, metrics.tsv, tb/, checkpoints/ (the latest),
+best.keras and model.keras. A GPU trains in mixed precision with 8x larger batches.
 """
 
 TASKS = ("perception", "sequence", "imitation")
@@ -46,8 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--arch",
         default="",
-        help="perception/imitation: book, lenet, small (default small); "
-        "sequence: lstm, gru, bidirectional (default gru)",
+        help="book, lenet, small (default); sequence: lstm, gru (default), bidirectional",
     )
     t.add_argument("--epochs", type=int, default=10, help="most epochs (default 10)")
     t.add_argument("--batch-size", type=int, default=0, help="0 = automatic (default)")
@@ -55,18 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--patience", type=int, default=5, help="EarlyStopping patience (default 5)")
     t.add_argument("--val-fraction", type=float, default=0.1, help="games held out (0.1)")
     t.add_argument("--window", type=int, default=8, help="sequence: states per input (8)")
-    t.add_argument(
-        "--perception",
-        default="",
-        help="sequence: train on the states this perception model (run directory or "
-        ".keras) reads from the dataset's frames, instead of the true states",
-    )
-    t.add_argument(
-        "--jit",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="XLA-compile the train step (auto: on for the CNNs, off for the recurrent models)",
-    )
+    t.add_argument("--perception", default="", help="sequence: on the states this model reads")
+    t.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA train step")
     t.add_argument("--seed", type=int, default=0, help="seed of the split, shuffle and weights")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output")
     t.set_defaults(func=run_train)
@@ -97,6 +82,13 @@ def _model_path(spec: str | None) -> str | None:
     return str(path)
 
 
+def _data_path(spec: str) -> str:
+    """``--data`` when it names a file."""
+    if not Path(spec).is_file():
+        raise UserError(f"--data: no dataset at {spec}")
+    return spec
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Train one model."""
     from catchrl.supervised.train import SupervisedConfig
@@ -109,8 +101,7 @@ def run_train(args: argparse.Namespace) -> int:
     check_range("--val-fraction", args.val_fraction, 0, 0.99)
     check_range("--window", args.window, 1)
     check_seed("--seed", args.seed)
-    if not Path(args.data).is_file():
-        raise UserError(f"--data: no dataset at {args.data}")
+    _data_path(args.data)
     try:
         cfg = SupervisedConfig(
             task=args.task,
@@ -147,10 +138,8 @@ def run_eval(args: argparse.Namespace) -> int:
     check_range("--seed", args.seed, 0, MAX_GAME_SEED, note="game seeds are below 2**62")
     model = _model_path(args.model)
     try:
-        ds = load_dataset(args.data, kind=DATA_KINDS[args.task])
+        ds = load_dataset(_data_path(args.data), kind=DATA_KINDS[args.task])
         result = evaluate_model(args.task, model, ds, _model_path(args.perception))
-    except FileNotFoundError:
-        raise UserError(f"--data: no dataset at {args.data}") from None
     except ValueError as e:
         raise UserError(str(e)) from None
     if args.task == "imitation" and args.games > 0:
