@@ -236,13 +236,10 @@ class RunDir:
         return path
 
     def save_checkpoint(self, name: str, arrays: Arrays, state: dict[str, Any]) -> Path:
-        """Write a checkpoint folder, point ``latest`` at it, then delete all but ``keep``.
+        """Write checkpoint ``name`` (names sort by time), point ``latest`` at it, keep ``keep``.
 
-        Args:
-            name: The folder's name, ``ckpt-...``; names sort by time.
-            arrays: ``{file stem: {array name: array}}``, each saved as ``stem.npz``.
-            state: JSON-ready counters, RNG states and metadata.
-
+        ``arrays``: ``{file stem: {array name: array}}``, each saved as ``stem.npz``;
+        ``state``: JSON-ready counters, RNG states and metadata.
         """
         if not _CKPT_NAME.fullmatch(name):
             raise ValueError(f"bad checkpoint name {name!r}")

@@ -372,10 +372,7 @@ class RunLoop:
 
 @contextlib.contextmanager
 def _stop_signals_to(handler: Callable[[int, Any], None]) -> Iterator[None]:
-    """Route the stop signals to ``handler`` (not on the main thread: the caller's job).
-
-    A signal ignored when the block starts stays ignored (``nohup`` ignores SIGHUP).
-    """
+    """Route the stop signals to ``handler``, but those ignored (``nohup``: SIGHUP)."""
     try:
         routed = [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
         old = {s: signal.signal(s, handler) for s in routed}
