@@ -12,7 +12,6 @@ from catchrl.supervised.datasets import (
     load_dataset,
     perception_targets,
 )
-from catchrl.supervised.imitation import ImitationPolicy
 from catchrl.supervised.perception import perceive, pixel_units
 from catchrl.supervised.sequence import sequence_arrays, straight_down
 from catchrl.supervised.train import DATA_KINDS, TASKS, all_stacks
@@ -76,7 +75,7 @@ def evaluate_model(
         return out
     if task == "imitation":
         x, g, t = all_stacks(ds, ds.steps)
-        pred = ImitationPolicy(model)(x)
+        pred = np.argmax(model.predict(x, batch_size=4096, verbose=0), axis=-1)
         return {
             "samples": float(len(x)),
             "action_accuracy": float((pred == ds.oracle_actions[g, t]).mean()),

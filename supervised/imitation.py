@@ -3,9 +3,9 @@
 The oracle (:class:`~catchrl.agents.scripted.OraclePolicy`) labels every
 frame stack of an ``"expert"`` dataset with the action it would take there;
 a CNN (any perception architecture's encoder + a softmax head over
-left/stay/right) learns to copy it. The result plays as an agent
-(:class:`ImitationPolicy`), and :func:`fill_replay_with_expert` seeds a DQN's
-replay memory with expert games, the book's other suggestion.
+left/stay/right) learns to copy it; the saved model plays as any agent
+(``catchrl eval RUN/model.keras``, ``catchrl.load_agent``). :func:`fill_replay_with_expert`
+seeds a DQN's replay memory with expert games, the book's other suggestion.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from catchrl.agents.networks import compile_predict
 from catchrl.envs import CatchParams, CatchVectorEnv
-from catchrl.envs.core import BatchState
 from catchrl.supervised.perception import build_frames_model
 
-__all__ = ["ImitationPolicy", "build_imitation_model", "fill_replay_with_expert"]
+__all__ = ["build_imitation_model", "fill_replay_with_expert"]
 
 NUM_ACTIONS = 3
 
@@ -47,45 +45,6 @@ def build_imitation_model(
 
     """
     return build_frames_model(arch, input_shape, num_actions, "action_logits", f"imitation_{arch}")
-
-
-class ImitationPolicy:
-    """Play greedily from an imitation model: the most likely action for each observation.
-
-    Follows the evaluation harness' policy interface
-    ``policy(obs[N, ...], states) -> actions[N]`` (``states`` unused).
-
-    Args:
-        model: A model from :func:`build_imitation_model` (or a ``.keras`` path).
-        batch_size: Largest batch sent to the model at once.
-
-    """
-
-    def __init__(self, model: keras.Model | str, batch_size: int = 4096) -> None:
-        if isinstance(model, str):
-            model = keras.models.load_model(model)
-        if len(model.input_shape) != 4:
-            raise ValueError(
-                f"ImitationPolicy needs a model reading frame stacks [B, H, W, C], "
-                f"got input shape {model.input_shape}"
-            )
-        self.model, self.batch_size = model, int(batch_size)
-        self._predict = compile_predict(model)
-
-    def __call__(self, obs: np.ndarray, states: BatchState | None = None) -> np.ndarray:
-        """Return int64 actions ``[N]`` for observations ``[N, H, W, C]``."""
-        obs = np.asarray(obs)
-        want = tuple(self.model.input_shape[1:])
-        if obs.shape[1:] != want:
-            raise ValueError(
-                f"ImitationPolicy: the model reads observations of shape {want}, "
-                f"got {obs.shape[1:]}"
-            )
-        out = [
-            np.argmax(self._predict(obs[i : i + self.batch_size]), axis=-1)
-            for i in range(0, len(obs), self.batch_size)
-        ]
-        return np.concatenate(out).astype(np.int64)
 
 
 def fill_replay_with_expert(

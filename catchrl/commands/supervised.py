@@ -8,7 +8,7 @@ from pathlib import Path
 
 from catchrl.cli import UserError
 from catchrl.commands.checks import check_range, check_seed
-from catchrl.commands.options import add_games, add_json, add_run_dir
+from catchrl.commands.options import add_json, add_run_dir
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --out data/frames.npz
@@ -16,7 +16,7 @@ EPILOG = """examples:
   catchrl supervised eval perception --model runs/perc --data data/frames-test.npz
   catchrl supervised train sequence --data data/frames-drift5.npz --run-dir runs/seq \
       --perception runs/perc-drift5
-  catchrl supervised eval imitation --model runs/imit --data data/expert-test.npz --games 1000
+  catchrl eval runs/imit/model.keras --games 1000   # an imitation model plays as any agent
 
 A run directory holds config.json, metrics.tsv, tb/, checkpoints/ (the latest),
 best.keras and model.keras. A GPU trains in mixed precision with 8x larger batches.
@@ -60,13 +60,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--model", required=True, help="run directory or .keras file")
     e.add_argument("--data", required=True, help="held-out .npz")
     e.add_argument("--perception", help="sequence: read states through this perception model")
-    add_games(
-        e,
-        0,
-        None,
-        "imitation: seed of game 0 played (default: the test games)",
-        "imitation: also play this many games and report the win rate",
-    )
     add_json(e)
     e.set_defaults(func=run_eval)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
@@ -128,36 +121,16 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model and print its figures."""
-    from catchrl.commands.evaluate import MAX_GAME_SEED
-    from catchrl.evaluation import MAX_EVAL_GAMES
     from catchrl.supervised.datasets import load_dataset
     from catchrl.supervised.evaluation import evaluate_model
     from catchrl.supervised.train import DATA_KINDS
 
-    check_range("--games", args.games, 0, MAX_EVAL_GAMES - 1)
-    check_range("--seed", args.seed, 0, MAX_GAME_SEED, note="game seeds are below 2**62")
-    model = _model_path(args.model)
+    data, model = _data_path(args.data), _model_path(args.model)
     try:
-        ds = load_dataset(_data_path(args.data), kind=DATA_KINDS[args.task])
+        ds = load_dataset(data, kind=DATA_KINDS[args.task])
         result = evaluate_model(args.task, model, ds, _model_path(args.perception))
     except ValueError as e:
         raise UserError(str(e)) from None
-    if args.task == "imitation" and args.games > 0:
-        from catchrl.evaluation import EVAL_SEED, evaluate
-        from catchrl.supervised.imitation import ImitationPolicy
-
-        res = evaluate(
-            ImitationPolicy(model),
-            games=args.games,
-            seed=EVAL_SEED if args.seed is None else args.seed,
-            obs_type="pixels",
-            frame_size=ds.config.frame_size,
-            frame_stack=ds.config.frame_stack,
-            params=ds.params,
-        )
-        lo, hi = res.ci95
-        result |= {"games": res.games, "win_rate": res.win_rate}
-        result |= {"win_rate_ci95_low": lo, "win_rate_ci95_high": hi}
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:

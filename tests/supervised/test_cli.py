@@ -92,7 +92,7 @@ def test_options_out_of_range_are_one_line_naming_the_option(tmp_path, cli):
         ((*train, "--val-fraction", "1"), "--val-fraction must be in"),
         ((*train, "--lr", "nan"), "--lr"),
         ((*train,), "--data: no dataset at"),
-        ((*evaluate, "--games", str(2**40)), "--games must be in"),
+        ((*evaluate,), "--data: no dataset at"),
     ]:
         code, _, err = cli(*argv)
         assert code == 2 and option in err and err.count("\n") == 1, err
