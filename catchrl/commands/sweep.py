@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catchrl.cli import UserError
+from catchrl.cli import UserError, first_line
 from catchrl.commands.checks import check_range
 from catchrl.commands.options import add_config_options, add_trust_sb3
 from catchrl.errors import CatchrlError
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise UserError(f"catchrl sweep needs {e.name}: pip install 'catchrl[ray]'") from e
     except CatchrlError as e:
-        raise UserError(_one_line(e)) from e
+        raise UserError(first_line(e)) from e
     print((study / "summary.md").read_text(encoding="utf-8"), end="")
     print(f"{done}/{doc['trials']} trials finished; summary.md and summary.png in {study}")
     if code >= 128:
@@ -272,8 +272,3 @@ def _option(args: argparse.Namespace, table: dict[str, Any], key: str, default: 
             raise UserError(f"sweep.{key} must be a number >= 0, got {value!r}")
         return float(value)
     return bool(value) if key == "asha" else value
-
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
