@@ -26,18 +26,6 @@ from catchrl.envs.observations import observation_space, state_features
 ARCHITECTURES = ("book", "lenet", "small")
 
 
-def check_arch(arch: str) -> str:
-    """Return ``arch`` if it is one of :data:`ARCHITECTURES`, else raise ValueError naming them."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
-    return arch
-
-
-def state_size(params: CatchParams) -> int:
-    """Length of the ``state`` observation: 3, or 4 with drift."""
-    return 4 if params.drift else 3
-
-
 def build_encoder(
     arch: str = "small", input_shape: tuple[int, int, int] = (80, 80, 4)
 ) -> keras.Model:
@@ -53,7 +41,8 @@ def build_encoder(
         ValueError: unknown architecture.
 
     """
-    check_arch(arch)
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
     frames = keras.Input(shape=input_shape, name="frames")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(frames)
     if arch == "book":
@@ -104,7 +93,7 @@ def build_perception_model(
 
     ``params`` (default the book's game) decides 3 outputs, or 4 with drift.
     """
-    size = state_size(params or CatchParams())
+    size = 4 if (params or CatchParams()).drift else 3
     return build_frames_model(arch, input_shape, size, "state", f"perception_{arch}")
 
 
@@ -169,54 +158,24 @@ def get_encoder(model: keras.Model) -> keras.Model:
 
 
 def build_q_network_from_encoder(
-    encoder: keras.Model,
-    num_actions: int = 3,
-    trainable: bool = False,
-    hidden: int = 512,
-    copy: bool = True,
-    head: keras.Model | None = None,
+    encoder: keras.Model, head: keras.Model, trainable: bool = True
 ) -> keras.Model:
-    """A DQN Q-network from a pretrained encoder: ``frames -> encoder -> head``.
+    """A Q-network ``frames -> a copy of encoder -> head`` (the perception model stays as is).
 
-    The default head is ``Dense(hidden, relu) -> Dense(num_actions)`` (the book's
-    Q-network with the ``"book"`` encoder); ``catchrl train`` passes its own.
-
-    Args:
-        encoder: A model from :func:`build_encoder` / :func:`get_encoder`.
-        num_actions: Q-values per observation (Catch: 3); unused with ``head``.
-        trainable: ``False`` freezes the encoder's weights (only the head
-            learns); ``True`` fine-tunes them too.
-        hidden: Units of the hidden Dense layer; unused with ``head``.
-        copy: Give the Q-network its own copy of the encoder (default), so
-            training it leaves the perception model unchanged.
-        head: A Q-network over the encoder's features ``[B, F]`` (used as is, not
-            copied); default: the one-layer head above.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"q_network"``: uint8 frames ``[B, H, W, C]``
-        -> Q-values ``[B, num_actions]`` (float32).
-
-    Raises:
-        ValueError: ``head`` does not read the encoder's features.
-
+    ``trainable=False`` freezes the copy: only ``head`` learns. Raises ValueError when
+    ``head`` does not read the encoder's features.
     """
-    if head is not None and tuple(head.input_shape[1:]) != tuple(encoder.output_shape[1:]):
+    if tuple(head.input_shape[1:]) != tuple(encoder.output_shape[1:]):
         raise ValueError(
             f"build_q_network_from_encoder: the head reads {tuple(head.input_shape[1:])}, "
             f"the encoder gives {tuple(encoder.output_shape[1:])}"
         )
-    if copy:
-        clone = keras.models.clone_model(encoder)
-        clone.set_weights(encoder.get_weights())
-        encoder = clone
-    encoder.trainable = bool(trainable)
+    copy = keras.models.clone_model(encoder)
+    copy.set_weights(encoder.get_weights())
+    copy.trainable = trainable
     frames = keras.Input(shape=encoder.input_shape[1:], name="frames")
-    x = encoder(frames, training=False if not trainable else None)
-    if head is not None:
-        return keras.Model(frames, head(x), name="q_network")
-    x = layers.Dense(hidden, activation="relu", name="q_hidden")(x)
-    q = layers.Dense(num_actions, dtype="float32", name="q_values")(x)
-    return keras.Model(frames, q, name="q_network")
+    features = copy(frames, training=None if trainable else False)
+    return keras.Model(frames, head(features), name="q_network")
 
 
 def build_perceived_q_network(
