@@ -124,9 +124,7 @@ class DQNLearner(StepLearner):
             hidden_units=(128, 128),  # the MLP's (fast-state's agent)
         )
         if kind == "tuned-encoder":
-            self.model = perception.build_q_network_from_encoder(
-                module, 3, trainable=True, head=self.model
-            )
+            self.model = perception.build_q_network_from_encoder(module, self.model)
         self.agent = DQNAgent(self.model, a, seed=seed)
         frames = cfg.env.obs_type == "pixels" and self.perception is None
         self.memory = ReplayMemory(
