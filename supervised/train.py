@@ -192,10 +192,13 @@ class FrameStacks(keras.utils.PyDataset):
         return -(-len(self.index) // self.batch_size)
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        g, t = self.index[i * self.batch_size : (i + 1) * self.batch_size].T
+        return self.samples(self.index[i * self.batch_size : (i + 1) * self.batch_size])
+
+    def samples(self, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The frame stacks and targets of ``index``'s rows (default: all, in order)."""
+        g, t = (self.index if index is None else index).T
         assert self.ds.frames is not None
-        x = frame_stacks(self.ds.frames, g, t, self.ds.config.frame_stack)
-        return x, self.targets[g, t]
+        return frame_stacks(self.ds.frames, g, t, self.ds.config.frame_stack), self.targets[g, t]
 
     def on_epoch_end(self) -> None:
         """Reshuffle (when shuffling)."""
@@ -228,8 +231,12 @@ def _sequence_inputs(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray
     return sequence_arrays(ds, cfg.window, perceived)
 
 
-def fit_arrays(cfg: SupervisedConfig, ds: GameDataset) -> tuple[Any, Any]:
-    """Training and validation data of ``cfg`` in memory: ``((x, y), (x, y) or None)``."""
+def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[str, Any], int]:
+    """``model.fit``'s data arguments and the number of training samples.
+
+    Frame stacks are held as arrays when they fit in :data:`IN_MEMORY_BYTES`, else
+    built per batch (:class:`FrameStacks`).
+    """
     train_g, val_g = split_games(ds.num_games, cfg.val_fraction, cfg.seed)
     if cfg.task == "sequence":
         x, landing, caught = _sequence_inputs(cfg, ds)
@@ -238,33 +245,17 @@ def fit_arrays(cfg: SupervisedConfig, ds: GameDataset) -> tuple[Any, Any]:
             ys = {"landing_x": landing[games].reshape(-1, 1), "catch": caught[games].reshape(-1, 1)}
             return x[games].reshape(-1, cfg.window, x.shape[-1]), ys
 
+        train, val = rows(train_g), (rows(val_g) if len(val_g) else None)
     else:
         targets, steps = _frame_targets(cfg, ds)
-        assert ds.frames is not None
-
-        def rows(games: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-            g, t = np.meshgrid(games, np.arange(steps), indexing="ij")
-            g, t = g.ravel(), t.ravel()
-            return frame_stacks(ds.frames, g, t, ds.config.frame_stack), targets[g, t]
-
-    return rows(train_g), (rows(val_g) if len(val_g) else None)
-
-
-def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[str, Any], int]:
-    """``model.fit``'s data arguments and the number of training samples.
-
-    Arrays in memory when the frame stacks fit in :data:`IN_MEMORY_BYTES`, else
-    :class:`FrameStacks`.
-    """
-    if cfg.task != "sequence":
-        targets, steps = _frame_targets(cfg, ds)
         stack_bytes = ds.states.shape[0] * steps * ds.config.frame_size**2 * ds.config.frame_stack
-        if stack_bytes > IN_MEMORY_BYTES:
-            train_g, val_g = split_games(ds.num_games, cfg.val_fraction, cfg.seed)
-            train = FrameStacks(ds, targets, train_g, steps, batch, shuffle=True, seed=cfg.seed)
-            val = FrameStacks(ds, targets, val_g, steps, batch) if len(val_g) else None
-            return {"x": train, "validation_data": val}, len(train.index)
-    (x, y), val = fit_arrays(cfg, ds)
+        stream = stack_bytes > IN_MEMORY_BYTES
+        stacks = FrameStacks(ds, targets, train_g, steps, batch, shuffle=stream, seed=cfg.seed)
+        val_stacks = FrameStacks(ds, targets, val_g, steps, batch) if len(val_g) else None
+        if stream:
+            return {"x": stacks, "validation_data": val_stacks}, len(stacks.index)
+        train, val = stacks.samples(), (val_stacks.samples() if val_stacks else None)
+    x, y = train
     return {"x": x, "y": y, "batch_size": batch, "shuffle": True, "validation_data": val}, len(x)
 
 

@@ -171,7 +171,8 @@ def test_training_data_is_in_memory_and_the_cnn_step_is_xla_compiled(tmp_path, d
     cfg = T.SupervisedConfig("perception", str(data_files / "frames.npz"), epochs=1)
     assert cfg.jit_compile is True and T.SupervisedConfig("sequence", "x.npz").jit_compile is False
     ds = load_dataset(cfg.data)
-    (x, y), (xv, _) = T.fit_arrays(cfg, ds)
+    data, _ = T.fit_data(cfg, ds, 32)
+    x, y, (xv, _) = data["x"], data["y"], data["validation_data"]
     train_g, val_g = T.split_games(ds.num_games, cfg.val_fraction, cfg.seed)
     assert x.dtype == np.uint8 and len(x) == len(train_g) * 34 and len(xv) == len(val_g) * 34
     g, t = np.repeat(train_g, 34), np.tile(np.arange(34), len(train_g))
@@ -199,7 +200,8 @@ def test_sequence_trains_on_perceived_states(tmp_path, data_files):
         epochs=1,
         perception=str(tmp_path / "perc.keras"),
     )
-    (x, y), _ = T.fit_arrays(cfg, ds)
+    data, _ = T.fit_data(cfg, ds, 32)
+    x, y = data["x"], data["y"]
     g, t = np.repeat(np.arange(6), 34), np.tile(np.arange(34), 6)
     seen = perceive(perception, frame_stacks(ds.frames, g, t)).reshape(6, 34, 3)
     want, landing, _ = sequence_arrays(ds, cfg.window, seen)
@@ -284,7 +286,7 @@ def test_a_set_too_large_for_memory_streams_its_frame_stacks(tmp_path, data_file
     data, n_train = T.fit_data(cfg, ds, 32)
     train_g, _ = T.split_games(ds.num_games, cfg.val_fraction, cfg.seed)
     assert isinstance(data["x"], T.FrameStacks) and n_train == len(train_g) * 33
-    (_, y), _ = T.fit_arrays(cfg, ds)
+    y = data["x"].samples()[1]
     labels = np.concatenate([data["x"][i][1] for i in range(len(data["x"]))])
     assert sorted(labels.tolist()) == sorted(y.tolist())  # the same samples, shuffled
     out = train(cfg, tmp_path / "run", verbose=0)
