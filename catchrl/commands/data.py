@@ -14,11 +14,8 @@ EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --seed 0 --out data/frames.npz
   catchrl data make --kind frames --games 100 --seed 1000000 --out data/frames-test.npz
   catchrl data make --kind trajectories --games 5000 --drift 5 --out data/traj-drift5.npz
-  catchrl data make --kind expert --games 1000 --out data/expert.npz
 
-Game g of a dataset is seeded with SEED + g: give held-out sets seeds far from
-the training ones. Each game draws its own probability of a random action
-(else the oracle's), so paddle positions vary.
+Game g plays seed SEED + g: give held-out sets seeds far from the training ones.
 """
 
 
@@ -28,9 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
     m = dsub.add_parser(
         "make",
-        help="play seeded games and save them with their labels",
-        description="Play --games seeded games (each mixing the oracle with random actions)\n"
-        "and save them with their labels to an .npz file.",
+        help="play seeded games (the oracle mixed with random actions) and save them labelled",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -38,8 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--kind",
         choices=("frames", "trajectories", "expert"),
         default="frames",
-        help="frames + true state (perception), trajectories (states only: sequence "
-        "models), or expert (mostly oracle play: imitation); default frames",
+        help="frames (perception), trajectories (sequence), expert (imitation); default frames",
     )
     add_games(m, 1000, 0, "seed of game 0 (default 0)")
     m.add_argument("--out", required=True, help="output .npz file")
@@ -49,8 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=float,
         nargs=2,
         metavar=("LOW", "HIGH"),
-        help="range of the per-game random-action probability "
-        "(default: frames/trajectories 0 1, expert 0 0.3)",
+        help="range of a game's random-action probability (default 0 1; expert 0 0.3)",
     )
     m.add_argument("--num-envs", type=int, default=64, help="games played at once (speed only)")
     m.set_defaults(func=run)
@@ -72,12 +65,9 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"--random-prob LOW HIGH: LOW must be <= HIGH, got {args.random_prob}")
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must end in .npz, got {args.out!r}")
-    try:
-        params = CatchParams(
-            drift=args.drift, balls_per_game=args.balls_per_game, walls=args.walls, spawn=args.spawn
-        )
-    except (TypeError, ValueError) as e:
-        raise UserError(str(e)) from None
+    params = CatchParams(
+        drift=args.drift, balls_per_game=args.balls_per_game, walls=args.walls, spawn=args.spawn
+    )
     start = time.perf_counter()
     try:
         mix = tuple(args.random_prob) if args.random_prob else None
