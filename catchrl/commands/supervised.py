@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -46,7 +47,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--epochs", type=int, default=10, help="most epochs (default 10)")
     t.add_argument("--batch-size", type=int, default=0, help="0 = automatic (default)")
-    t.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (default 3e-3)")
+    t.add_argument(
+        "--lr", dest="learning_rate", type=float, default=3e-3, help="Adam's (default 3e-3)"
+    )
     t.add_argument("--patience", type=int, default=5, help="EarlyStopping patience (default 5)")
     t.add_argument("--val-fraction", type=float, default=0.1, help="games held out (0.1)")
     t.add_argument("--window", type=int, default=8, help="sequence: states per input (8)")
@@ -89,24 +92,16 @@ def run_train(args: argparse.Namespace) -> int:
 
     check_range("--epochs", args.epochs, 1)
     check_range("--batch-size", args.batch_size, 0)
-    check_range("--lr", args.lr, 0, above=True)
+    check_range("--lr", args.learning_rate, 0, above=True)
     check_range("--patience", args.patience, 0)
     check_range("--val-fraction", args.val_fraction, 0, 0.99)
     check_range("--window", args.window, 1)
     check_seed("--seed", args.seed)
     _data_path(args.data)
     try:
+        same = {f.name for f in dataclasses.fields(SupervisedConfig)} & set(vars(args))
         cfg = SupervisedConfig(
-            task=args.task,
-            data=args.data,
-            arch=args.arch,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            val_fraction=args.val_fraction,
-            patience=args.patience,
-            seed=args.seed,
-            window=args.window,
+            **{name: getattr(args, name) for name in same - {"perception"}},
             perception=_model_path(args.perception) or "",
             jit_compile={"auto": None, "on": True, "off": False}[args.jit],
         )
