@@ -238,12 +238,14 @@ def sb3_kwargs(
     return merged
 
 
-def make_sb3_model(
-    algo: str, env: Any, kwargs: dict[str, Any], seed: int, device: str = "auto", verbose: int = 0
-) -> Any:
-    """Build the SB3 model from :func:`sb3_kwargs`'s output; SB3ConfigError if SB3 refuses."""
+def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int, verbose: int = 0) -> Any:
+    """Build the SB3 model from :func:`sb3_kwargs`'s output; SB3ConfigError if SB3 refuses.
+
+    ``kwargs["device"]`` (``sb3.device``) places it; default ``"cpu"``.
+    """
     cls = algorithm_class(algo)
     kw = copy.deepcopy(kwargs)  # SB3 (QR-DQN) adds classes to policy_kwargs in place
+    kw.setdefault("device", "cpu")
     if isinstance(kw.get("train_freq"), list):  # TOML has no tuples: [4, "step"]
         kw["train_freq"] = tuple(kw["train_freq"])
     policy_kwargs = kw.get("policy_kwargs", {})
@@ -251,7 +253,7 @@ def make_sb3_model(
         policy_kwargs["features_extractor_class"] = tiny_extractor()
     policy = kw.pop("policy")
     try:
-        return cls(policy, env, seed=seed, device=device, verbose=verbose, **kw)
+        return cls(policy, env, seed=seed, verbose=verbose, **kw)
     except (TypeError, ValueError, AssertionError, KeyError, NotImplementedError) as e:
         raise SB3ConfigError(
             f"{ALGOS[algo][1]} rejected the [sb3] settings "

@@ -88,7 +88,7 @@ class SB3Learner(Learner):
         self.has_epsilon = cfg.algo in OFF_POLICY
         set_torch_threads()
         self.env = make_catch_vec_env(cfg.env.num_envs, seed=cfg.run.seed, **cfg.env.game_kwargs())
-        self.model = make_sb3_model(cfg.algo, self.env, cfg.sb3, seed=cfg.run.seed, device="cpu")
+        self.model = make_sb3_model(cfg.algo, self.env, cfg.sb3, seed=cfg.run.seed)
         self.resumed = False
         self.last_loss: float | None = None
 
@@ -149,7 +149,9 @@ class SB3Learner(Learner):
             )
         try:
             zip_file = io.BytesIO(arrays["sb3_model"]["zip"].tobytes())
-            self.model = load_sb3_model(zip_file, self.cfg.algo, env=self.env)
+            self.model = load_sb3_model(
+                zip_file, self.cfg.algo, env=self.env, device=self.cfg.sb3.get("device", "cpu")
+            )
             if "sb3_replay" in arrays:
                 self.model.load_replay_buffer(io.BytesIO(arrays["sb3_replay"]["pkl"].tobytes()))
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:

@@ -132,7 +132,7 @@ def test_every_default_is_a_constructor_option() -> None:
 def test_pixels_reach_sb3_as_an_image(algo: str) -> None:
     env = make_catch_vec_env(2, "pixels", seed=0)
     kw = sb3.sb3_kwargs(algo, "pixels", {"buffer_size": 200} if algo == "sb3-dqn" else {})
-    model = sb3.make_sb3_model(algo, env, kw, seed=0, device="cpu")
+    model = sb3.make_sb3_model(algo, env, kw, seed=0)
     extractor = (
         model.q_net.features_extractor if algo == "sb3-dqn" else model.policy.features_extractor
     )
@@ -144,7 +144,6 @@ def test_pixels_reach_sb3_as_an_image(algo: str) -> None:
         make_catch_vec_env(2, "state"),
         sb3.sb3_kwargs(algo, "state"),
         seed=0,
-        device="cpu",
     )
     extractor = (
         state.q_net.features_extractor if algo == "sb3-dqn" else state.policy.features_extractor
@@ -156,7 +155,7 @@ def test_tiny_extractor_is_the_keras_tiny_network(tmp_path) -> None:
     env = make_catch_vec_env(2, "pixels", seed=0)
     tiny = {"features_extractor_class": "tiny", "net_arch": []}
     kw = sb3.sb3_kwargs("sb3-dqn", "pixels", {"buffer_size": 100, "policy_kwargs": tiny})
-    model = sb3.make_sb3_model("sb3-dqn", env, kw, seed=0, device="cpu")
+    model = sb3.make_sb3_model("sb3-dqn", env, kw, seed=0)
     assert sum(p.numel() for p in model.q_net.parameters()) == 103_251  # the Keras tiny's count
     model.save(tmp_path / "tiny.zip")
     loaded = sb3.load_sb3_model(tmp_path / "tiny.zip", "sb3-dqn")
@@ -177,9 +176,7 @@ def test_make_vec_env_on_registered_ids_trains() -> None:
 
 def test_load_policy_q_values_and_detection(tmp_path) -> None:
     env = make_catch_vec_env(4, "state", seed=0)
-    model = sb3.make_sb3_model(
-        "sb3-dqn", env, sb3.sb3_kwargs("sb3-dqn", "state"), seed=0, device="cpu"
-    )
+    model = sb3.make_sb3_model("sb3-dqn", env, sb3.sb3_kwargs("sb3-dqn", "state"), seed=0)
     path = tmp_path / "m.zip"
     model.save(path)
     assert sb3.detect_algo(path) == "sb3-dqn"

@@ -124,7 +124,8 @@ def test_sb3_file_needs_explicit_consent(
 def test_resume_continues_counts_and_rows(tmp_path: Path) -> None:
     run_dir = tmp_path / "r"
     no_eval = ("--set", "run.eval_games=0", "--set", "run.eval_every=0")
-    assert _train(run_dir, "sb3-dqn", 2_112, *no_eval) == 0  # 2112 steps = 4 rounds of 16 games
+    device = ("--set", "sb3.device=cpu")  # sb3.device places the model, at the start and on resume
+    assert _train(run_dir, "sb3-dqn", 2_112, *no_eval, *device) == 0  # 4 rounds of 16 games
     first = RunDir(run_dir).read_metrics()
     assert len(first["game"]) == 64
     assert _resume(run_dir, 4_224, *no_eval) == 0
