@@ -202,6 +202,10 @@ def build_perceived_q_network(
     return keras.Model(frames, q_network(state), name="perceived_q_network")
 
 
+def _load(model: keras.Model | str) -> keras.Model:
+    return keras.models.load_model(model) if isinstance(model, str) else model
+
+
 def _state_space(params: CatchParams, model: keras.Model) -> gym.spaces.Box:
     """The game's ``state`` space, once the model is seen to output that many values."""
     zero = np.zeros(1, dtype=np.int64)
@@ -214,76 +218,49 @@ def _state_space(params: CatchParams, model: keras.Model) -> gym.spaces.Box:
     return observation_space("state", sample[0])
 
 
-class PerceptionWrapper(gym.ObservationWrapper):
-    """Turn a ``pixels`` Catch env into a ``state`` one by running a perception model.
+def _check_frames(model: keras.Model, space: gym.spaces.Space) -> None:
+    """Refuse a model that reads other frames than the env's observations."""
+    if tuple(model.input_shape[1:]) != tuple(space.shape or ()):
+        raise ValueError(
+            f"{model.name} reads frames of shape {tuple(model.input_shape[1:])}, but the env's "
+            f"observations have shape {tuple(space.shape or ())} (frame_size / frame_stack)"
+        )
 
-    The observation space is exactly that of the same game with
-    ``obs_type="state"``; the model's outputs are clipped into it.
 
-    Args:
-        env: A Catch env with ``obs_type="pixels"`` (possibly wrapped).
-        model: A perception model (:func:`build_perception_model`), or a path
-            to a saved ``.keras`` one.
+class PerceptionWrapper(gym.wrappers.TransformObservation):
+    """Turn a ``pixels`` Catch env into a ``state`` one (the same game's space) through a model.
 
-    Raises:
-        ValueError: the model's input shape is not the env's frame shape, or its
-            output is not the game's state size.
-
+    ``model``: a perception model or its ``.keras`` path; its outputs are clipped into the
+    space. Raises ValueError when it reads other frames or outputs another state size.
     """
 
     def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
-        super().__init__(env)
-        if isinstance(model, str):
-            model = keras.models.load_model(model)
-        obs_shape = tuple(env.observation_space.shape or ())
-        in_shape = tuple(model.input_shape[1:])
-        if in_shape != obs_shape:
-            raise ValueError(
-                f"perception model reads frames of shape {in_shape}, but the env's "
-                f"observations have shape {obs_shape}; train one for this env "
-                "(frame_size / frame_stack)"
-            )
-        self.model = model
-        self._predict = compile_predict(model)
-        self.observation_space = _state_space(env.unwrapped.params, model)  # type: ignore[attr-defined]
-        self._low = self.observation_space.low
-        self._high = self.observation_space.high
+        model = _load(model)
+        _check_frames(model, env.observation_space)
+        space = _state_space(env.unwrapped.params, model)  # type: ignore[attr-defined]
+        predict = compile_predict(model)
 
-    def observation(self, observation: np.ndarray) -> np.ndarray:
-        """Return the perceived ``state`` observation of one pixel observation."""
-        state = self._predict(np.asarray(observation)[None])[0]
-        return np.clip(state, self._low, self._high).astype(np.float32)
+        def perceive_one(obs: np.ndarray) -> np.ndarray:
+            state = predict(np.asarray(obs)[None])[0]
+            return np.clip(state, space.low, space.high).astype(np.float32)
+
+        super().__init__(env, perceive_one, space)
+        self.model = model
 
 
 class FrameModelVectorWrapper(gym.vector.VectorWrapper):
-    """Replace a pixel vector env's frames by a frozen model's outputs: one batched call a step.
+    """Replace a pixel vector env's frames by a frozen model's outputs ``[N, F]``, one call a step.
 
-    The agent sees float32 vectors ``[N, F]`` (its replay stores those: the model
-    runs once per frame); ``infos["final_obs"]`` is mapped too. The outputs are
-    the game's state (:class:`PerceptionVectorWrapper`) or a frozen encoder's features.
-
-    Args:
-        env: A :class:`~catchrl.envs.CatchVectorEnv` with ``obs_type="pixels"``.
-        model: Frames ``[B, H, W, C]`` -> vectors ``[B, F]``.
-        space: One output's space (its bounds clip the outputs); default:
-            unbounded ``F`` float32 values.
-
-    Raises:
-        ValueError: the model's input shape is not the env's frame shape.
-
+    The outputs are the game's state (:class:`PerceptionVectorWrapper`) or a frozen
+    encoder's features (``space`` None: unbounded); ``infos["final_obs"]`` is mapped too.
+    (Not gymnasium's ``VectorObservationWrapper``: it refuses ``same_step`` autoreset.)
     """
 
     def __init__(
         self, env: gym.vector.VectorEnv, model: keras.Model, space: gym.spaces.Box | None = None
     ) -> None:
         super().__init__(env)
-        in_shape = tuple(model.input_shape[1:])
-        obs_shape = tuple(env.single_observation_space.shape or ())
-        if in_shape != obs_shape:
-            raise ValueError(
-                f"{model.name} reads frames of shape {in_shape}, but the env's "
-                f"observations have shape {obs_shape}"
-            )
+        _check_frames(model, env.single_observation_space)
         if space is None:
             size = int(model.output_shape[-1])
             space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
@@ -318,20 +295,10 @@ class FrameModelVectorWrapper(gym.vector.VectorWrapper):
 
 
 class PerceptionVectorWrapper(FrameModelVectorWrapper):
-    """:class:`PerceptionWrapper` for a vector env: perceived states ``[N, 3 or 4]``.
-
-    Args:
-        env: A :class:`~catchrl.envs.CatchVectorEnv` with ``obs_type="pixels"``.
-        model: A perception model (or a path to a saved one).
-
-    Raises:
-        ValueError: as :class:`PerceptionWrapper`.
-
-    """
+    """:class:`PerceptionWrapper` for a vector env: perceived states ``[N, 3 or 4]``."""
 
     def __init__(self, env: gym.vector.VectorEnv, model: keras.Model | str) -> None:
-        if isinstance(model, str):
-            model = keras.models.load_model(model)
+        model = _load(model)
         super().__init__(env, model, _state_space(env.unwrapped.params, model))  # type: ignore[attr-defined]
 
 
