@@ -22,17 +22,14 @@ def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
 
 
 def book_epsilon(
-    game: int,
-    observe_games: int = 100,
-    start: float = 0.1,
-    end: float = 1e-4,
-    total_games: int = 2100,
+    game: int, observe_games: int, end: float, total_games: int, start: float = 0.1
 ) -> float:
     """The book's ε for game ``game`` (from 0, observe games included).
 
     1 for the ``observe_games`` random games, then lowered by ``(start - end) /
-    total_games`` per game counted from game 0, down to ``end`` (the book: ε = 0.0952
-    at game 100). The book's off-by-one (101 random games) is not kept.
+    total_games`` per game counted from game 0, down to ``end``. The book's listing:
+    100 observe games, 2,000 training games, ``total_games`` 2,100 (ε = 0.0952 at game
+    100), start 0.1, end 1e-4. The book's off-by-one (101 random games) is not kept.
     """
     if game < observe_games:
         return 1.0
@@ -47,21 +44,21 @@ class EpsilonSchedule:
 
     Attributes:
         kind: ``"linear"`` (from 1, over env steps) or ``"book"`` (from 0.1, over games).
-        end: Final ε (Nature DQN: 0.1; book: 1e-4).
+        end: Final ε.
         duration: Env steps of the linear decay; the book's ``total_games``.
         observe: Random-play env steps before the linear decay; the book's observe games.
 
     """
 
-    kind: str = "linear"
-    end: float = 0.05
-    duration: int = 10_000
-    observe: int = 0
+    kind: str
+    end: float
+    duration: int
+    observe: int
 
     def __call__(self, step: int, game: int) -> float:
         """ε for the current env ``step`` and ``game`` (both counted from 0)."""
         if self.kind == "book":
-            return book_epsilon(game, self.observe, 0.1, self.end, self.duration)
+            return book_epsilon(game, self.observe, self.end, self.duration)
         if step < self.observe:
             return 1.0
         return linear_epsilon(step - self.observe, 1.0, self.end, self.duration)

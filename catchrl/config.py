@@ -4,6 +4,7 @@ Sources apply in order, each overriding the last: the preset (``--preset``, defa
 ``fast``), a TOML file (``--config``), then ``--set table.key=value``. A field's
 annotation says what it accepts, and rules across fields are checked
 (:mod:`catchrl.fields`): every bad key or value is a :class:`ConfigError` naming it.
+A default marked "measured" was chosen by the runs of BENCHMARKS.md#the-main-job-dqn.
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from catchrl.fields import choices as choices  # re-exported for the commands
 
 SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed and numpy's legacy seeding
 MAX_NUM_ENVS = 4096  # one pixel observation of 4,096 games is 105 MB
-MAX_BALLS_PER_GAME = 10_000  # 100 x the book's human game
+# 100 x the book's human game; tighter than the env's 10**9 so that one game ends (330k steps).
+MAX_BALLS_PER_GAME = 10_000
 MAX_N_STEP = 100  # three balls of the book's 33-step game
 MAX_REPLAY_CAPACITY = 10_000_000  # ~64 GB of 80 x 80 frames; memory is checked at the start
 MAX_BATCH_SIZE = 65_536
@@ -55,7 +57,7 @@ class EnvConfig:
     obs_type: Literal["pixels", "state", "grid"] = "pixels"
     """``pixels`` (stacked frames, the book's), ``state`` or ``grid`` (bsuite's board)."""
     num_envs: Annotated[int, Range(1, MAX_NUM_ENVS)] = 8
-    """Games played at once; one training round follows each vector step (fast preset: 16)."""
+    """Games played at once; a training round follows each vector step (presets: 16, measured)."""
     frame_size: Annotated[int, Range(2, MAX_FRAME_SIZE, why="the small CNN halves it")] = 80
     """Side of a pixel frame (book: 80)."""
     balls_per_game: Annotated[int, Range(1, MAX_BALLS_PER_GAME)] = 1
@@ -100,23 +102,23 @@ class AgentConfig:
     module: str = ""
     """Supervised module: perception:PATH, encoder:PATH, tuned-encoder:PATH or landing-head."""
     n_step: Annotated[int, Range(1, MAX_N_STEP)] = 16
-    """n-step returns (book: 1; measured: BENCHMARKS.md#the-main-job-dqn)."""
+    """n-step returns (book: 1; measured)."""
     lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
-    """Adam learning rate (book: 1e-6; measured: BENCHMARKS.md#the-main-job-dqn)."""
+    """Adam learning rate (book: 1e-6; measured)."""
     lr_decay: bool = True
     """Decay the learning rate linearly to 0 over ``run.total_steps`` (PureJaxRL's flag)."""
     loss: Literal["huber", "mse"] = "huber"
     """``huber`` (Nature DQN) or ``mse`` (book)."""
     target_every: Annotated[int, COUNT] = 1
-    """Gradient steps between target syncs; 0: no target network (book)."""
+    """Gradient steps between target syncs; 0: no target network (book); measured."""
     tau: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.005
-    """Each sync: target = tau * online + (1 - tau) * target; 1 is a copy (SB3's SAC: 0.005)."""
+    """Each sync: target = tau * online + (1 - tau) * target; 1 is a copy (SB3's SAC; measured)."""
     grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip (SB3's DQN: 10); 0 = off (book)."""
     batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 64
-    """Minibatch size (book: 32)."""
+    """Minibatch size (book: 32; measured)."""
     gradient_steps: Annotated[int, POSITIVE] = 3
-    """Gradient steps per vector step (book: 1; measured: BENCHMARKS.md#the-main-job-dqn)."""
+    """Gradient steps per vector step (book: 1; measured)."""
     replay_capacity: Annotated[
         int, Range(1, MAX_REPLAY_CAPACITY, why="10 million 80 x 80 frames are 60 GiB")
     ] = 50_000
@@ -126,11 +128,11 @@ class AgentConfig:
     epsilon: Literal["linear", "book"] = "linear"
     """ε from 1 to ``epsilon_end`` over env steps, or ``book`` (from 0.1, lowered per game)."""
     epsilon_end: Annotated[float, FRACTION] = 0.01
-    """Final ε (book: 0.0001)."""
+    """Final ε (book: 0.0001; measured)."""
     epsilon_duration: Annotated[int, COUNT] = 6_000
-    """Env steps (games for ``book``) over which ε decays (book: 2,100 games)."""
+    """Env steps over which ε decays (measured); for ``book``: the run's games (book: 2,100)."""
     observe: Annotated[int, COUNT] = 2_000
-    """Random-play env steps (games for ``book``) before learning (book: 100 games)."""
+    """Random-play env steps (games for ``book``) before learning (book: 100 games; measured)."""
 
     def module_parts(self) -> tuple[str, str]:
         """``module`` split into its kind and path: ``("", "")`` for none."""
@@ -145,11 +147,11 @@ class RunConfig:
     seed: Annotated[int, Range(0, SEED_MAX, why="seeds are 32-bit for numpy and Keras")] = 0
     """Seeds the env, the agent, the replay memory and the network initialisation."""
     total_steps: Annotated[int, POSITIVE] = 30_000
-    """Env steps (transitions) to train for (measured: BENCHMARKS.md#the-main-job-dqn)."""
+    """Env steps (transitions) to train for (measured)."""
     eval_every: Annotated[int, COUNT] = 32
-    """Games between validation evaluations and checkpoints (0: only at the end)."""
+    """Games between validation evaluations and checkpoints; 0: only at the end (measured)."""
     eval_games: Annotated[int, Range(0, MAX_EVAL_GAMES - 1)] = 1000
-    """Games per evaluation, during training and at the end (0: no evaluation)."""
+    """Games per evaluation, during training and at the end; 0: none (measured)."""
     target_win_rate: Annotated[float, FRACTION] = 1.0
     """Stop once an evaluation wins this share of games; 0: never (BENCHMARKS.md)."""
 
@@ -174,7 +176,7 @@ class TrainConfig:
     """Settings of the RLlib algorithm, checked by :mod:`catchrl.agents.rllib_algos`."""
 
 
-# Presets: changes from the dataclass defaults (measured: BENCHMARKS.md#the-main-job-dqn).
+# Presets: changes from the dataclass defaults (measured).
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {"env": {"num_envs": 16}},
     "fast-state": {
@@ -204,7 +206,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "epsilon_end": 1e-4,
             "n_step": 1,
             "lr_decay": False,
-            "epsilon_duration": 5_000,
+            "epsilon_duration": 5_100,  # the run's games, as in the book's listing
             "observe": 100,
             "augment_shift": 0,
         },

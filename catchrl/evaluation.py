@@ -23,8 +23,8 @@ TEST_SEED = 2**41
 """First seed of the test games (``catchrl eval``, a run's final evaluation): never trained on."""
 MAX_EVAL_GAMES = 2**32
 """Evaluations play fewer games, so training (< 2**33), validation and test seeds stay apart."""
-EVAL_SEED = TEST_SEED
-"""The default seed of :func:`evaluate`: the test games."""
+EVAL_NUM_ENVS = 250
+"""Games :func:`evaluate` plays at once (a learner's memory estimate counts them)."""
 
 
 def wilson_interval(wins: int, games: int, z: float = 1.96) -> tuple[float, float]:
@@ -73,7 +73,11 @@ class EvalResult:
 
 
 def evaluate(
-    policy: Policy, games: int = 1000, seed: int = EVAL_SEED, num_envs: int = 250, **env_kwargs: Any
+    policy: Policy,
+    games: int = 1000,
+    seed: int = TEST_SEED,
+    num_envs: int = EVAL_NUM_ENVS,
+    **env_kwargs: Any,
 ) -> EvalResult:
     """Play ``games`` games (game ``j`` seeded ``seed + j``, ``num_envs`` at once) and count wins.
 

@@ -168,6 +168,7 @@ def toml_value(value: Any) -> str:
 # -- rules across fields --------------------------------------------------------------
 
 GAME_KEYS = ("drift", "balls_per_game", "walls", "spawn")
+"""The game's keys besides ``obs_type``: ``[env]`` fields and the commands' options."""
 MODULES = ("perception", "encoder", "tuned-encoder", "landing-head")
 """The supervised modules ``agent.module`` may name (docs/supervised_results.md)."""
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -51,7 +51,6 @@ class RLlibLearner(Learner):
 
     """
 
-    algo: ClassVar[str] = "rllib"
     model_name = "model-rllib.npz"
 
     def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
@@ -78,9 +77,12 @@ class RLlibLearner(Learner):
     def estimate_bytes(cfg: TrainConfig) -> int:
         """The games' buffers (training and evaluation) and DQN's replay (float32)."""
         from catchrl.envs import estimate_env_bytes
+        from catchrl.evaluation import EVAL_NUM_ENVS
 
         game = cfg.env.game_kwargs()
-        games = estimate_env_bytes(cfg.env.num_envs, **game) + estimate_env_bytes(250, **game)
+        games = estimate_env_bytes(cfg.env.num_envs, **game) + estimate_env_bytes(
+            EVAL_NUM_ENVS, **game
+        )
         capacity = cfg.rllib.get("replay_buffer_config", {}).get("capacity", 0)
         return games + int(capacity) * int(np.prod(cfg.env.observation_space().shape)) * 4
 

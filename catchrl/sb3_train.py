@@ -15,7 +15,7 @@ import os
 import pickle
 import random
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
@@ -77,7 +77,6 @@ def _saved(save: Any) -> np.ndarray:
 class SB3Learner(Learner):
     """An SB3 algorithm (``cfg.algo``: sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn) on the native env."""
 
-    algo: ClassVar[str] = "sb3"
     model_name = "model.zip"
 
     def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
@@ -96,9 +95,12 @@ class SB3Learner(Learner):
     def estimate_bytes(cfg: TrainConfig) -> int:
         """The games' buffers (training and evaluation) and SB3's replay buffer."""
         from catchrl.envs import estimate_env_bytes
+        from catchrl.evaluation import EVAL_NUM_ENVS
 
         game = cfg.env.game_kwargs()
-        games = estimate_env_bytes(cfg.env.num_envs, **game) + estimate_env_bytes(250, **game)
+        games = estimate_env_bytes(cfg.env.num_envs, **game) + estimate_env_bytes(
+            EVAL_NUM_ENVS, **game
+        )
         space = cfg.env.observation_space()
         stored = 1 if cfg.sb3.get("optimize_memory_usage") else 2  # obs (and next_obs)
         per_item = int(np.prod(space.shape)) * space.dtype.itemsize * stored

@@ -6,9 +6,7 @@ import argparse
 from pathlib import Path
 
 from catchrl.config import EnvConfig, choices
-
-GAME_KEYS = ("obs_type", "drift", "balls_per_game", "walls", "spawn")
-"""The game's options as ``args`` names (``--obs-type``, ``--drift``, ``--balls``...)."""
+from catchrl.fields import GAME_KEYS
 
 
 def add_config_options(p: argparse.ArgumentParser, what: str = "starting config") -> None:
@@ -76,4 +74,5 @@ def add_game_options(p: argparse.ArgumentParser, model: bool = True, **defaults:
 
 def game_overrides(args: argparse.Namespace) -> dict[str, object]:
     """The game options given on the command line."""
-    return {k: getattr(args, k) for k in GAME_KEYS if getattr(args, k, None) is not None}
+    keys = ("obs_type", *GAME_KEYS)  # as ``args`` names (--obs-type, --drift, --balls...)
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}

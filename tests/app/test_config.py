@@ -23,6 +23,9 @@ def test_book_preset_is_the_books_run():
     assert (a.batch_size, a.epsilon_end, a.lr_decay) == (32, 1e-4, False)
     assert (c.env.rules, c.env.num_envs, c.run.total_steps) == ("book", 1, 5_100 * 33)
     assert c.env.game_kwargs()["walls"] == c.env.game_kwargs()["spawn"] == "book"
+    # ε is lowered per game over the whole run, as the book's 2,100 games over its 2,100
+    games = c.run.total_steps // c.env.steps_per_game()
+    assert a.epsilon_duration == games
 
 
 def test_the_fast_presets_average_their_target_and_the_book_has_none():
