@@ -175,11 +175,6 @@ class BatchState:
         """Game ``i`` as a :class:`CatchState`."""
         return CatchState(*(getattr(self, name)[i].item() for name in _FIELDS))
 
-    def set(self, i: int, s: CatchState) -> None:
-        """Overwrite game ``i`` with ``s`` (in place)."""
-        for name in _FIELDS:
-            getattr(self, name)[i] = getattr(s, name)
-
     def merge(self, idx: np.ndarray, other: BatchState) -> BatchState:
         """A new batch: these games, with games ``idx`` replaced by ``other``'s ``[len(idx)]``."""
         out = BatchState(*(getattr(self, name).copy() for name in _FIELDS))

@@ -24,10 +24,7 @@ def at(ball_x: int, paddle_x: int, ball_y: int = 10, ball_vx: int = 0) -> CatchS
 
 
 def as_batch(states: list[CatchState]) -> BatchState:
-    batch = BatchState.zeros(len(states))
-    for i, s in enumerate(states):
-        batch.set(i, s)
-    return batch
+    return BatchState.of(states)
 
 
 # --- the interface ----------------------------------------------------------------------------

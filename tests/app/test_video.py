@@ -22,13 +22,13 @@ def _expected_states() -> list:
     from catchrl.envs import BatchState, CatchEnv
 
     env = CatchEnv(obs_type="state", balls_per_game=BALLS)
-    oracle, states, after = OraclePolicy(env.params), BatchState.zeros(1), []
+    oracle, after = OraclePolicy(env.params), []
     for game in range(GAMES):
         obs, _ = env.reset(seed=game)
         terminated = False
         while not terminated:
-            states.set(0, env.state)
-            obs, _, terminated, _, _ = env.step(int(oracle(obs[None], states)[0]))
+            action = oracle(obs[None], BatchState.of([env.state]))[0]
+            obs, _, terminated, _, _ = env.step(int(action))
             after.append(env.state)
     return after
 

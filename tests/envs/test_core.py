@@ -46,10 +46,8 @@ def step_among_others(
     state: CatchState, action: int, params: CatchParams = BOOK, seed: int = 0
 ) -> tuple[CatchState, float, bool]:
     """Step ``state`` as game 1 of three (the others one step from landing, or landed)."""
-    batch = BatchState.zeros(3)
-    batch.set(0, before_landing(0, 0, params=params))
-    batch.set(1, state)
-    batch.set(2, dataclasses.replace(before_landing(3, 0, params=params), landed=True))
+    landed = dataclasses.replace(before_landing(3, 0, params=params), landed=True)
+    batch = BatchState.of([before_landing(0, 0, params=params), state, landed])
     rngs = [np.random.default_rng(seed + k) for k in (7, 0, 8)]  # game 1's: seed, as step's
     nxt, reward, term = step_batch(params, batch, np.array([2, action, 0]), rngs)
     return nxt.get(1), float(reward[1]), bool(term[1])
@@ -357,9 +355,7 @@ def test_step_batch_equals_step_state_on_random_states(name):
     n = 400
     states = random_states(params, n, rng)
     actions = rng.integers(0, 3, size=n)
-    batch = BatchState.zeros(n)
-    for i, s in enumerate(states):
-        batch.set(i, s)
+    batch = BatchState.of(states)
     rngs = [np.random.default_rng(i) for i in range(n)]
     batch, reward, term = step_batch(params, batch, actions, rngs)
     assert reward.dtype == np.float32 and term.dtype == bool
@@ -395,12 +391,11 @@ def test_batch_and_scalar_games_agree_over_many_steps(name):
     assert np.abs(total_b).sum() > 0
 
 
-def test_batch_state_get_set_round_trip():
-    b = BatchState.zeros(3)
+def test_batch_state_of_get_round_trip():
     s = CatchState(
         ball_x=1, ball_y=2, ball_vx=-3, paddle_x=4, balls_left=5, caught=6, missed=7, landed=True
     )
-    b.set(1, s)
+    b = BatchState.of([CatchState(0, 0, 0, 0, 0), s])
     assert b.get(1) == s
     assert b.get(0) == CatchState(0, 0, 0, 0, 0)
     assert all(
