@@ -14,7 +14,7 @@ from catchrl.supervised.datasets import (
 )
 from catchrl.supervised.perception import perceive, pixel_units
 from catchrl.supervised.sequence import sequence_arrays, straight_down
-from catchrl.supervised.train import DATA_KINDS, TASKS, all_stacks
+from catchrl.supervised.train import DATA_KINDS, TASKS, all_stacks, perceived_states
 
 
 def evaluate_model(
@@ -81,13 +81,7 @@ def evaluate_model(
             "action_accuracy": float((pred == ds.oracle_actions[g, t]).mean()),
         }
     window = int(model.input_shape[1])
-    perceived = None
-    if perception is not None:
-        if ds.frames is None:
-            raise ValueError("perceived states need a dataset with frames")
-        pm = keras.models.load_model(perception) if isinstance(perception, str) else perception
-        x, g, t = all_stacks(ds)
-        perceived = perceive(pm, x).reshape(ds.num_games, ds.steps + 1, -1)
+    perceived = None if perception is None else perceived_states(ds, perception)
     xs, landing, caught = sequence_arrays(ds, window, perceived)
     xs, landing, caught = (a[:, window - 1 :] for a in (xs, landing, caught))
     xs = xs.reshape(-1, window, xs.shape[-1])

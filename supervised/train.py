@@ -216,19 +216,16 @@ def _frame_targets(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray, 
     return ds.oracle_actions.astype(np.int32), ds.steps
 
 
-def _sequence_inputs(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray, ...]:
-    """The sequence task's windows and targets, on true or perceived states."""
-    perceived = None
-    if cfg.perception:
-        if ds.frames is None:
-            raise DatasetError(
-                f"{cfg.data}: training on perceived states needs a dataset with frames "
-                "(kind frames or expert)"
-            )
-        x, _, _ = all_stacks(ds)
-        perceived = perceive(keras.models.load_model(cfg.perception), x)
-        perceived = perceived.reshape(ds.num_games, ds.steps + 1, -1)
-    return sequence_arrays(ds, cfg.window, perceived)
+def perceived_states(ds: GameDataset, perception: keras.Model | str) -> np.ndarray:
+    """The ``state`` a perception model reads from every observation: ``[G, T + 1, 3 or 4]``."""
+    if ds.frames is None:
+        raise DatasetError(
+            f"perceived states: a {ds.config.kind!r} dataset has no frames; "
+            "it needs a dataset with frames (kind frames or expert)"
+        )
+    model = keras.models.load_model(perception) if isinstance(perception, str) else perception
+    x, _, _ = all_stacks(ds)
+    return perceive(model, x).reshape(ds.num_games, ds.steps + 1, -1)
 
 
 def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[str, Any], int]:
@@ -239,7 +236,8 @@ def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[s
     """
     train_g, val_g = split_games(ds.num_games, cfg.val_fraction, cfg.seed)
     if cfg.task == "sequence":
-        x, landing, caught = _sequence_inputs(cfg, ds)
+        perceived = perceived_states(ds, cfg.perception) if cfg.perception else None
+        x, landing, caught = sequence_arrays(ds, cfg.window, perceived)
 
         def rows(games: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             ys = {"landing_x": landing[games].reshape(-1, 1), "catch": caught[games].reshape(-1, 1)}
