@@ -14,7 +14,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import keras
@@ -49,7 +48,6 @@ class TrainOutcome:
 
     model: keras.Model
     history: dict[str, list[float]]
-    run_dir: Path
     device: dict[str, Any]
 
 
@@ -223,4 +221,4 @@ def train(
         )
         rd.write_file_atomic("model.keras", model.save)
     logged = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    return TrainOutcome(model, logged, rd.path, device)
+    return TrainOutcome(model, logged, device)
