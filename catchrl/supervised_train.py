@@ -94,18 +94,14 @@ class _Checkpoints(keras.callbacks.Callback):
     CSVLogger), so the checkpoint includes their work on the epoch.
     """
 
-    def __init__(
-        self, rd: RunDir, monitor: str, counted: dict[str, Any], restored: Any = None
-    ) -> None:
+    def __init__(self, rd: RunDir, counted: dict[str, Any], restored: Any = None) -> None:
         super().__init__()
-        self.rd, self.monitor, self.counted, self.restored = rd, monitor, counted, restored
-        self.best: float | None = None
+        self.rd, self.counted, self.restored = rd, counted, restored
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         if self.restored is None:  # the other callbacks have just reset their counters
             return
         arrays, state = self.restored
-        self.best = state["best"]
         for key, callback in self.counted.items():
             for name in COUNTERS[key]:
                 setattr(callback, name, state[key][name])
@@ -113,9 +109,7 @@ class _Checkpoints(keras.callbacks.Callback):
             self.counted["early_stopping"].best_weights = _unnumbered(arrays["early_best"])
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        current = (logs or {}).get(self.monitor)
-        if current is not None and (self.best is None or current < self.best):
-            self.best = float(current)
+        if self.counted["early_stopping"].wait == 0:  # EarlyStopping saw a new best
             self.rd.write_file_atomic("best.keras", self.model.save)
         optimizer = [keras.ops.convert_to_numpy(v.value) for v in self.model.optimizer.variables]
         arrays = {"model": _numbered(self.model.get_weights()), "optimizer": _numbered(optimizer)}
@@ -125,7 +119,6 @@ class _Checkpoints(keras.callbacks.Callback):
         state = {
             "epoch": epoch + 1,
             "metrics_bytes": self.rd.metrics_path.stat().st_size,
-            "best": self.best,
             **{
                 key: {name: _plain(getattr(cb, name)) for name in COUNTERS[key]}
                 for key, cb in self.counted.items()
@@ -214,7 +207,7 @@ def train(
                 keras.callbacks.CSVLogger(
                     str(rd.metrics_path), separator="\t", append=rd.metrics_path.exists()
                 ),
-                _Checkpoints(rd, monitor, counted, restored),  # after the row is written
+                _Checkpoints(rd, counted, restored),  # after the row is written
                 *(callbacks or ()),
             ],
             verbose=verbose,
