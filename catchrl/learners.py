@@ -40,7 +40,6 @@ class Learner(ABC):
 
     """
 
-    algo: ClassVar[str]
     model_name: ClassVar[str]
     """The final model's file name in the run directory, e.g. ``model.keras``."""
     has_epsilon: bool = True

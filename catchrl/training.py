@@ -76,7 +76,6 @@ class DQNLearner(StepLearner):
 
     """
 
-    algo = "dqn"
     model_name = "model.keras"
 
     def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
@@ -152,10 +151,11 @@ class DQNLearner(StepLearner):
         """
         from catchrl.agents.replay import ReplayMemory
         from catchrl.envs import estimate_env_bytes
+        from catchrl.evaluation import EVAL_NUM_ENVS
 
         c, a = cfg.env, cfg.agent
         space, kwargs = c.observation_space(), c.game_kwargs()
-        env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(250, **kwargs)
+        env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(EVAL_NUM_ENVS, **kwargs)
         return env + ReplayMemory.estimate_bytes(
             a.replay_capacity,
             c.num_envs,
