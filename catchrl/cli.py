@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from catchrl.errors import CatchrlError, did_you_mean
+from catchrl.errors import CatchrlError, did_you_mean, first_line
 
 COMMAND_MODULES = tuple(
     f"catchrl.commands.{name}"
@@ -120,11 +120,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"catchrl {args.command}: interrupted", file=sys.stderr)
         return 130
-
-
-def first_line(e: BaseException) -> str:
-    """The first line of an exception's message (its type's name if it has none)."""
-    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 if __name__ == "__main__":  # pragma: no cover

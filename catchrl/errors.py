@@ -1,4 +1,4 @@
-"""The errors a user can fix, shared by every layer (stdlib only), and the "did you mean" helper.
+"""The application's errors a user can fix (stdlib only), and two helpers for their text.
 
 The ``catchrl`` command prints a :class:`CatchrlError` as one line and exits 2.
 """
@@ -27,6 +27,11 @@ class RunDirLocked(RunDirError):
 
 class DiskFullError(RunDirError):
     """A write into the run directory failed for lack of space (nothing half-written is kept)."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (its type's name if it has none)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.errors import CatchrlError
+from catchrl.errors import CatchrlError, first_line
 
 SCRIPTED = ("oracle", "random")
 
@@ -214,8 +214,7 @@ Loaded = tuple[Callable[..., np.ndarray], Callable[[np.ndarray], np.ndarray] | N
 
 
 def _cannot_load(path: Path, what: str, e: Exception) -> PolicyLoadError:
-    text = str(e).splitlines()
-    return PolicyLoadError(f"{path}: {what} ({type(e).__name__}: {text[0][:200] if text else ''})")
+    return PolicyLoadError(f"{path}: {what} ({type(e).__name__}: {first_line(e)[:200]})")
 
 
 def _keras(model_path: Path, algo: str | None) -> Loaded:

@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catchrl.cli import UserError, first_line
+from catchrl.cli import UserError
 from catchrl.commands.checks import check_range
 from catchrl.commands.options import add_config_options, add_trust_sb3
-from catchrl.errors import CatchrlError
+from catchrl.errors import CatchrlError, first_line
 
 EPILOG = """examples:
   catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3
