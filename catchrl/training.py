@@ -169,7 +169,6 @@ class DQNLearner(StepLearner):
     def step(self, steps: int, games: int) -> StepReport:
         """ε-greedy actions on the batch, one env step into replay, then the updates."""
         from catchrl.agents.augment import random_shift
-        from catchrl.agents.dqn import learning_rate
         from catchrl.agents.scripted import landing_labels
 
         a = self.cfg.agent
@@ -196,7 +195,7 @@ class DQNLearner(StepLearner):
             out = self.agent.train_step(batch, progress)
             self.memory.update_priorities(batch["indices"], out["td_errors"])
             losses.append(out["loss"])
-        lr = learning_rate(a, progress)
+        lr = float(self.agent.optimizer.learning_rate)  # what the last update used
         return StepReport(reward, terminated | truncated, eps, float(np.mean(losses)), lr)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:

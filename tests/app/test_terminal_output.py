@@ -136,7 +136,8 @@ SB3_TAGS = {
 def test_tensorboard_has_sb3_s_tag_names_each_written_once(keras_run) -> None:
     run_dir, _ = keras_run
     steps = _tensorboard(run_dir)
-    assert SB3_TAGS | {"rollout/win_rate_100", "eval/win_rate_ci95_low"} <= set(steps), steps
+    keras_tags = {"rollout/win_rate_100", "eval/win_rate_ci95_low", "train/learning_rate"}
+    assert SB3_TAGS | keras_tags <= set(steps), steps
     games = (run_dir / "metrics.tsv").read_text().splitlines()[1:]
     assert steps["time/episodes"] == sorted(set(steps["time/episodes"]))  # one writer
     assert int(games[-1].split("\t")[4]) == steps["time/episodes"][-1]  # at env steps
