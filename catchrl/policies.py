@@ -181,9 +181,9 @@ def _run_config(run_dir: Path) -> Any:
 
 def _run_model(run_dir: Path, algo: str, which: str) -> Path:
     """A run's kept model (``best.*``, unless ``which="final"``) or its final one."""
-    from catchrl.learners import learner_class
-
-    final = run_dir / learner_class(algo).model_name
+    final = run_dir / "model.keras"
+    if algo.startswith(("sb3-", "rllib-")):
+        final = run_dir / ("model.zip" if algo.startswith("sb3-") else "model-rllib.npz")
     best = run_dir / ("best" + final.suffix)
     if which == "best" and best.is_file():
         return best
