@@ -115,5 +115,7 @@ def open_run(cfg: TrainConfig | None, run_dir: str | Path, **options: Any) -> Ru
     """Open (and lock) a run directory to train ``cfg``; ``options``: those of RunLoop."""
     from catchrl.frameworks import tensorboard_without_tensorflow
 
-    tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
+    # Again for callers that skip configure_frameworks (scripts, sweep workers): SB3,
+    # loaded next, imports torch.utils.tensorboard, which must not import TensorFlow.
+    tensorboard_without_tensorflow()
     return RunLoop(cfg, run_dir, lambda c: learner_class(c.algo), **options)
