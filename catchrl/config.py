@@ -254,7 +254,7 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
             setattr(sub, key, coerce(table, key, value, specs[key]))
 
 
-def make_config(preset: str = "fast") -> TrainConfig:
+def preset_config(preset: str = "fast") -> TrainConfig:
     """The config of a named preset (see :data:`PRESETS`)."""
     if preset not in PRESETS:
         raise ConfigError(
@@ -279,7 +279,7 @@ def load_config(
 ) -> TrainConfig:
     """The preset (or the one the file names), then the TOML file, then ``--set``; validated."""
     data = read_toml(path) if path is not None else {}
-    cfg = make_config(str(data.get("preset", preset)))
+    cfg = preset_config(str(data.get("preset", preset)))
     _update(cfg, data, str(path))
     return apply_overrides(cfg, overrides or [])
 
@@ -296,7 +296,7 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
-    cfg = make_config(str(data.get("preset", "fast")))
+    cfg = preset_config(str(data.get("preset", "fast")))
     _update(cfg, {k: v for k, v in data.items() if k != "preset"}, "saved config")
     validate(cfg)
     return cfg

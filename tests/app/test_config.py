@@ -10,13 +10,13 @@ from catchrl.config import (
     config_from_dict,
     config_to_dict,
     load_config,
-    make_config,
+    preset_config,
     to_toml,
 )
 
 
 def test_book_preset_is_the_books_run():
-    c = make_config("book")
+    c = preset_config("book")
     a = c.agent
     assert (a.network, a.lr, a.loss, a.target_every) == ("book", 1e-6, "mse", 0)
     assert (a.replay_capacity, a.observe, a.epsilon) == (50_000, 100, "book")
@@ -30,14 +30,14 @@ def test_book_preset_is_the_books_run():
 
 def test_the_fast_presets_average_their_target_and_the_book_has_none():
     for preset in ("fast", "fast-state"):
-        agent = make_config(preset).agent
+        agent = preset_config(preset).agent
         assert (agent.target_every, agent.tau) == (1, 0.005), preset
-    assert make_config("book").agent.target_every == 0
+    assert preset_config("book").agent.target_every == 0
 
 
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_toml_round_trip(tmp_path, preset):
-    cfg = apply_overrides(make_config(preset), ["agent.lr=0.00025", "run.seed=7"])
+    cfg = apply_overrides(preset_config(preset), ["agent.lr=0.00025", "run.seed=7"])
     path = tmp_path / "c.toml"
     path.write_text(to_toml(cfg))
     assert load_config(path=path) == cfg
@@ -54,7 +54,7 @@ def test_layering_preset_file_then_set(tmp_path):
 
 def test_sb3_table_is_kept(tmp_path):
     cfg = apply_overrides(
-        make_config(), ["sb3.learning_rate=3e-4", "sb3.policy_kwargs={net_arch = [64, 64]}"]
+        preset_config(), ["sb3.learning_rate=3e-4", "sb3.policy_kwargs={net_arch = [64, 64]}"]
     )
     assert cfg.sb3 == {"learning_rate": 3e-4, "policy_kwargs": {"net_arch": [64, 64]}}
     path = tmp_path / "c.toml"
@@ -79,19 +79,19 @@ def test_sb3_table_is_kept(tmp_path):
 )
 def test_bad_overrides_are_named(override, message):
     with pytest.raises(ConfigError) as e:
-        apply_overrides(make_config(), [override])
+        apply_overrides(preset_config(), [override])
     assert message in str(e.value)
 
 
 @pytest.mark.parametrize("kind", ["encoder", "tuned-encoder"])
 def test_agent_network_is_unused_behind_an_encoder(kind):
-    cfg = apply_overrides(make_config(), [f"agent.module='{kind}:e.keras'", "agent.network=mlp"])
+    cfg = apply_overrides(preset_config(), [f"agent.module='{kind}:e.keras'", "agent.network=mlp"])
     assert cfg.agent.network == "mlp"  # either route builds the MLP head on the features
 
 
 def test_bad_files_and_presets(tmp_path):
     with pytest.raises(ConfigError, match="unknown preset 'nope'"):
-        make_config("nope")
+        preset_config("nope")
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(path=tmp_path / "missing.toml")
     bad = tmp_path / "bad.toml"
@@ -141,7 +141,7 @@ def test_choices_are_the_literal_annotations():
     assert choices(AgentConfig, "network") == ("book", "small", "tiny", "mlp")
     assert choices(AgentConfig, "module") == ()  # a free string
     with pytest.raises(ConfigError, match=r"agent.loss: must be one of \('huber', 'mse'\)"):
-        apply_overrides(make_config(), ["agent.loss=l1"])
+        apply_overrides(preset_config(), ["agent.loss=l1"])
 
 
 def test_config_choices_are_the_librarys():
@@ -218,7 +218,7 @@ def test_no_table_restates_the_choices():
 )
 def test_numbers_out_of_range_are_named(override, message):
     with pytest.raises(ConfigError) as e:
-        apply_overrides(make_config(), [override])
+        apply_overrides(preset_config(), [override])
     text = str(e.value)
     assert message in text and "\n" not in text, text
 
@@ -234,10 +234,10 @@ def test_numbers_out_of_range_are_named(override, message):
 )
 def test_bad_modules_are_named(module, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
-        apply_overrides(make_config(), [f"agent.module={module!r}"])
+        apply_overrides(preset_config(), [f"agent.module={module!r}"])
     state = ["env.obs_type=state", "agent.network=mlp", "agent.module='encoder:x.keras'"]
     with pytest.raises(ConfigError, match="encoder reads frames; it needs env.obs_type 'pixels'"):
-        apply_overrides(make_config(), state)
+        apply_overrides(preset_config(), state)
 
 
 @pytest.mark.parametrize(
@@ -253,7 +253,7 @@ def test_bad_modules_are_named(module, message):
     ],
 )
 def test_numbers_at_their_bounds_are_accepted(overrides):
-    apply_overrides(make_config(), overrides)
+    apply_overrides(preset_config(), overrides)
 
 
 def test_the_drift_bound_is_the_games():
@@ -267,9 +267,9 @@ def test_the_drift_bound_is_the_games():
             game(drift=largest + 1)
         net = ["agent.network=mlp", "agent.n_step=3"] if obs_type == "grid" else []
         base = [f"env.obs_type={obs_type}", *net]
-        apply_overrides(make_config(), [*base, f"env.drift={largest}"])
+        apply_overrides(preset_config(), [*base, f"env.drift={largest}"])
         with pytest.raises(ConfigError, match=f"env.drift: must be in \\[0, {largest}\\]"):
-            apply_overrides(make_config(), [*base, f"env.drift={largest + 1}"])
+            apply_overrides(preset_config(), [*base, f"env.drift={largest + 1}"])
 
 
 def test_range_checks_apply_to_files_and_saved_configs(tmp_path):
@@ -277,7 +277,7 @@ def test_range_checks_apply_to_files_and_saved_configs(tmp_path):
     path.write_text("[run]\nseed = 99999999999999999999\n")
     with pytest.raises(ConfigError, match=r"run.seed: must be in \[0, 2\*\*32 - 1\]"):
         load_config(path=path)
-    saved = config_to_dict(make_config())
+    saved = config_to_dict(preset_config())
     saved["env"]["drift"] = 1000
     with pytest.raises(ConfigError, match="env.drift"):
         config_from_dict(saved)
@@ -285,7 +285,7 @@ def test_range_checks_apply_to_files_and_saved_configs(tmp_path):
 
 def test_the_replay_checks_are_the_dqns_only():
     """SB3 algorithms do not use [agent]: a tiny replay_capacity there is not an error."""
-    cfg = make_config()
+    cfg = preset_config()
     cfg.algo = "sb3-ppo"
     cfg = apply_overrides(cfg, ["agent.replay_capacity=100"])
     assert cfg.agent.replay_capacity == 100
