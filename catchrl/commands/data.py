@@ -6,8 +6,14 @@ import argparse
 import time
 
 from catchrl.cli import UserError
-from catchrl.commands.checks import check_each, check_game_options, check_range, check_seed
-from catchrl.commands.options import add_game_options, add_games
+from catchrl.commands.options import (
+    add_game_options,
+    add_games,
+    check_each,
+    check_game_options,
+    check_range,
+    check_seed,
+)
 from catchrl.config import MAX_NUM_ENVS
 
 EPILOG = """examples:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from catchrl.commands.checks import check_game_options, check_range
 from catchrl.commands.options import (
     add_game_options,
     add_games,
     add_json,
     add_trust_sb3,
+    check_game_options,
+    check_range,
     game_overrides,
 )
 from catchrl.policies import SCRIPTED, Agent

@@ -12,8 +12,13 @@ import sys
 from pathlib import Path
 
 from catchrl.cli import UserError
-from catchrl.commands.checks import check_game_options, check_range, check_seed
-from catchrl.commands.options import add_game_options, game_overrides
+from catchrl.commands.options import (
+    add_game_options,
+    check_game_options,
+    check_range,
+    check_seed,
+    game_overrides,
+)
 from catchrl.errors import CatchrlError
 from catchrl.policies import SCRIPTED, load_policy
 

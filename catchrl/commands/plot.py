@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from catchrl.cli import UserError
-from catchrl.commands.checks import check_range
+from catchrl.commands.options import check_range
 
 EPILOG = """examples:
   catchrl plot runs/dqn-pixels-20261122-150000              # -> RUN/curves.png

@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 from catchrl.cli import UserError
-from catchrl.commands.checks import check_range, check_seed
-from catchrl.commands.options import add_json, add_run_dir
+from catchrl.commands.options import add_json, add_run_dir, check_range, check_seed
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --out data/frames.npz

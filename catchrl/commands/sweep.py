@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.cli import UserError
-from catchrl.commands.checks import check_range
-from catchrl.commands.options import add_config_options, add_trust_sb3
+from catchrl.commands.options import add_config_options, add_trust_sb3, check_range
 from catchrl.errors import CatchrlError, first_line
 
 EPILOG = """examples:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from catchrl.commands.checks import check_range
 from catchrl.commands.evaluate import load
-from catchrl.commands.options import add_game_options, add_games, add_trust_sb3
+from catchrl.commands.options import add_game_options, add_games, add_trust_sb3, check_range
 
 EPILOG = """examples:
   catchrl watch runs/dqn-pixels-20261122-150000            # 3 games in a window
