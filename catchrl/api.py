@@ -43,8 +43,8 @@ def make_config(
 ) -> TrainConfig:
     """A config: a preset (``fast``, ``fast-state``, ``book``), a TOML file, then overrides.
 
-    ``algo``: ``dqn``, an SB3 agent (``sb3-dqn``, ``sb3-ppo``, ``sb3-a2c``, ``sb3-qrdqn``)
-    or an RLlib one (``rllib-ppo``, ``rllib-dqn``, ``rllib-appo``); None keeps the config's.
+    ``algo``: one of :data:`catchrl.learners.LEARNERS` (``dqn``, ``sb3-ppo``, ``rllib-ppo``,
+    ...); None keeps the config's.
     """
     from catchrl.config import load_config
 
@@ -55,24 +55,25 @@ def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
     """``cfg`` trained by ``algo`` (None: its own), with an SB3 or RLlib agent's defaults merged."""
     from catchrl.config import ConfigError
     from catchrl.errors import did_you_mean
+    from catchrl.learners import LEARNERS
 
     cfg.algo = algo or cfg.algo
+    if cfg.algo not in LEARNERS:
+        raise ConfigError(
+            f"unknown algo {cfg.algo!r}; choose {', '.join(LEARNERS)}"
+            + did_you_mean(cfg.algo, LEARNERS)
+        )
     if cfg.algo == "dqn":
         return cfg
     rllib = cfg.algo.startswith("rllib-")
     try:
         if rllib:
-            from catchrl.agents.rllib_algos import ALGOS, rllib_options
+            from catchrl.agents.rllib_algos import rllib_options
         else:
-            from catchrl.agents.sb3 import ALGOS, sb3_kwargs
+            from catchrl.agents.sb3 import sb3_kwargs
     except ImportError as e:
         extra = "'catchrl[rllib]' (docs/rllib.md)" if rllib else "'catchrl[sb3]'"
         raise ConfigError(f"algo {cfg.algo!r} needs pip install {extra}") from e
-    if cfg.algo not in ALGOS:
-        raise ConfigError(
-            f"unknown algo {cfg.algo!r}; choose dqn or {', '.join(ALGOS)}"
-            + did_you_mean(cfg.algo, ["dqn", *ALGOS])
-        )
     if rllib:
         cfg.rllib = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
     else:

@@ -24,10 +24,15 @@ __all__ = ["LEARNERS", "Learner", "StepLearner", "StepReport", "TrainResult", "o
 
 LEARNERS = {
     "dqn": "catchrl.training:DQNLearner",
-    "sb3-": "catchrl.sb3_train:SB3Learner",
-    "rllib-": "catchrl.rllib_train:RLlibLearner",
+    "sb3-dqn": "catchrl.sb3_train:SB3Learner",
+    "sb3-ppo": "catchrl.sb3_train:SB3Learner",
+    "sb3-a2c": "catchrl.sb3_train:SB3Learner",
+    "sb3-qrdqn": "catchrl.sb3_train:SB3Learner",
+    "rllib-ppo": "catchrl.rllib_train:RLlibLearner",
+    "rllib-dqn": "catchrl.rllib_train:RLlibLearner",
+    "rllib-appo": "catchrl.rllib_train:RLlibLearner",
 }
-"""``algo`` (or its prefix) -> ``module:Class``, imported when used: SB3 and Ray are optional."""
+"""Every ``algo`` -> its learner's ``module:Class`` (imported when used: SB3, Ray are optional)."""
 
 
 class Learner(ABC):
@@ -94,21 +99,16 @@ class StepLearner(Learner):
 
 def learner_class(algo: str) -> type[Learner]:
     """The learner class for ``algo``; ConfigError if unknown or its framework is missing."""
-    for prefix, target in LEARNERS.items():
-        if algo == prefix or (prefix.endswith("-") and algo.startswith(prefix)):
-            module_name, _, name = target.partition(":")
-            try:
-                module = importlib.import_module(module_name)
-            except ModuleNotFoundError as e:
-                raise ConfigError(
-                    f"algo {algo!r} needs {e.name}, which is not installed: "
-                    "pip install 'catchrl[all]'"
-                ) from e
-            return getattr(module, name)
-    raise ConfigError(
-        f"unknown algo {algo!r}; choose dqn, sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn, "
-        "rllib-ppo, rllib-dqn or rllib-appo"
-    )
+    if algo not in LEARNERS:
+        raise ConfigError(f"unknown algo {algo!r}; choose {', '.join(LEARNERS)}")
+    module_name, _, name = LEARNERS[algo].partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        raise ConfigError(
+            f"algo {algo!r} needs {e.name}, which is not installed: pip install 'catchrl[all]'"
+        ) from e
+    return getattr(module, name)
 
 
 def open_run(cfg: TrainConfig | None, run_dir: str | Path, **options: Any) -> RunLoop:

@@ -17,8 +17,11 @@ from typing import Any
 from catchrl.cli import UserError
 from catchrl.commands.checks import check_each, check_game_options, check_range, check_seed
 from catchrl.config import MAX_NUM_ENVS, ConfigError, EnvConfig, choices
+from catchrl.learners import LEARNERS
 
 OBS_TYPES = choices(EnvConfig, "obs_type")
+OTHER_ALGOS = [algo for algo in LEARNERS if algo != "dqn"]
+"""The learners that race under their own name (catchrl's DQN races as catchrl-dqn)."""
 
 EPILOG = """examples:
   catchrl bench env --seconds 1 --batch-sizes 1 256    # env steps/s (Markdown table)
@@ -51,8 +54,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--agents",
         nargs="+",
         default=["catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo"],
-        help="catchrl-dqn, sb3-dqn, sb3-dqn-like (catchrl's network and replay ratio), sb3-ppo, "
-        "sb3-a2c, sb3-qrdqn, rllib-ppo, rllib-dqn, rllib-appo",
+        help="catchrl-dqn, sb3-dqn-like (catchrl's network and replay ratio) or an --algo of "
+        "catchrl train but dqn: " + ", ".join(OTHER_ALGOS),
     )
     a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=OBS_TYPES)
     a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
@@ -126,11 +129,9 @@ def run_supervised(args: argparse.Namespace) -> int:
 
 def run_agents(args: argparse.Namespace) -> int:
     """Race the agents; print and save the statistics."""
-    from catchrl.agents.rllib_algos import ALGOS as RLLIB_ALGOS
-    from catchrl.agents.sb3 import ALGOS
     from catchrl.benchmarks import agents
 
-    known = list(dict.fromkeys([*agents.AGENTS, *ALGOS, *RLLIB_ALGOS]))
+    known = list(dict.fromkeys([*agents.AGENTS, *OTHER_ALGOS]))
     unknown = [name for name in args.agents if name not in known]
     if unknown:
         raise UserError(f"--agents: unknown agent {unknown[0]!r}; choose from {', '.join(known)}")

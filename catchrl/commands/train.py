@@ -11,6 +11,7 @@ from catchrl.cli import UserError, first_line
 from catchrl.commands.checks import check_range
 from catchrl.commands.options import add_config_options, add_run_dir, add_trust_sb3
 from catchrl.errors import CatchrlError
+from catchrl.learners import LEARNERS
 
 if TYPE_CHECKING:
     from catchrl.config import TrainConfig
@@ -40,8 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--algo",
         default="dqn",
-        help="dqn (catchrl's Keras DQN, default); SB3: sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn; "
-        "RLlib: rllib-ppo, rllib-dqn, rllib-appo (pip install 'catchrl[rllib]')",
+        help=f"{', '.join(LEARNERS)} (default dqn: catchrl's Keras DQN; "
+        "rllib-*: pip install 'catchrl[rllib]')",
     )
     add_config_options(p)
     add_run_dir(p, default="runs/<algo>-<obs>-<time>")
