@@ -153,7 +153,7 @@ class RunConfig:
     eval_games: Annotated[int, Range(0, MAX_EVAL_GAMES - 1)] = 1000
     """Games per evaluation, during training and at the end; 0: none (measured)."""
     target_win_rate: Annotated[float, FRACTION] = 1.0
-    """Stop once an evaluation wins this share of games; 0: never (BENCHMARKS.md)."""
+    """Stop once a validation catches this share of its balls; 0: never (BENCHMARKS.md)."""
 
 
 @dataclass

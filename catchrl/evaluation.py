@@ -40,16 +40,20 @@ def wilson_interval(wins: int, games: int, z: float = 1.96) -> tuple[float, floa
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Outcome of an evaluation."""
+    """Outcome of an evaluation: each ball counts (one a game unless ``balls_per_game``)."""
 
     games: int
+    """Balls played: the games played times the balls per game (the JSON key users read)."""
     wins: int
+    """Balls caught."""
     mean_length: float
+    """Steps per game played (a whole game, all its balls)."""
     mean_reward: float
+    """Reward per game played."""
 
     @property
     def win_rate(self) -> float:
-        """Fraction of games won (for multi-ball games: balls caught / balls)."""
+        """Balls caught / balls played (the share of games won with one ball a game)."""
         return self.wins / self.games if self.games else 0.0
 
     @property
@@ -82,7 +86,7 @@ def evaluate(
     """Play ``games`` games (game ``j`` seeded ``seed + j``, ``num_envs`` at once) and count wins.
 
     ``env_kwargs`` go to ``CatchVectorEnv``. With several balls a game, each ball counts:
-    ``wins`` are balls caught and ``games`` balls played.
+    the result's ``wins`` are balls caught and its ``games`` balls played (see :class:`EvalResult`).
     """
     if not 0 < games < MAX_EVAL_GAMES:
         raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")
