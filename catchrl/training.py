@@ -35,8 +35,7 @@ def _load_module_model(kind: str, path: str, obs_shape: tuple[int, ...]) -> Any:
     """
     import keras
 
-    import catchrl.supervised.layers  # noqa: F401  (registers the models' custom layers)
-    from catchrl.supervised.perception import get_encoder
+    from catchrl.supervised.perception import get_encoder  # registers the custom layers too
 
     model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
     if not model_path.is_file():

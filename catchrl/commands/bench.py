@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.cli import UserError
-from catchrl.commands.checks import check_each, check_game_options, check_range, check_seed
+from catchrl.commands.options import check_each, check_game_options, check_range, check_seed
 from catchrl.config import MAX_NUM_ENVS, ConfigError, EnvConfig, choices
 from catchrl.learners import LEARNERS
 

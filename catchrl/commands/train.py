@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from catchrl.cli import UserError, first_line
-from catchrl.commands.checks import check_range
-from catchrl.commands.options import add_config_options, add_run_dir, add_trust_sb3
+from catchrl.commands.options import add_config_options, add_run_dir, add_trust_sb3, check_range
 from catchrl.errors import CatchrlError
 from catchrl.learners import LEARNERS
 
