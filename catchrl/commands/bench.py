@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from catchrl.benchmarks.supervised import CASES, DEFAULT_CASES
 from catchrl.cli import UserError
 from catchrl.commands.options import check_each, check_game_options, check_range, check_seed
 from catchrl.config import MAX_NUM_ENVS, ConfigError, EnvConfig, choices
@@ -77,8 +78,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
     _race_options(m, eval_every=96, out="runs/modules")
     m.set_defaults(func=run_modules)
-    s = which.add_parser("supervised", add_help=False, help="supervised training speed (--help)")
-    s.set_defaults(func=run_supervised, takes_extra=True)
+    s = which.add_parser("supervised", help="supervised training speed, time to the goals")
+    s.add_argument(
+        "--models",
+        nargs="+",
+        default=list(DEFAULT_CASES),
+        metavar="CASE",
+        help=f"{', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})",
+    )
+    s.add_argument("--games", type=int, default=300, help="training games per case")
+    s.add_argument("--epochs", type=int, default=8)
+    s.add_argument("--test-games", type=int, default=30, help="held-out games for the goals")
+    s.add_argument("--batch-size", type=int, default=0, help="0: the trainer's automatic batch")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--json", type=Path, help="also write the rows here")
+    s.set_defaults(func=run_supervised)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
@@ -121,10 +135,26 @@ def run_env(args: argparse.Namespace) -> int:
 
 
 def run_supervised(args: argparse.Namespace) -> int:
-    """``catchrl bench supervised ...``: :mod:`catchrl.benchmarks.supervised`."""
-    from catchrl.benchmarks.supervised import main
+    """Measure the supervised cases (:mod:`catchrl.benchmarks.supervised`); print the tables."""
+    from catchrl.benchmarks.supervised import bench_case, format_table
 
-    return main(args.extra)
+    unknown = [name for name in args.models if name not in CASES]
+    if unknown:
+        raise UserError(f"--models: unknown model {unknown[0]!r}; choose from {', '.join(CASES)}")
+    check_range("--games", args.games, 10)
+    check_range("--epochs", args.epochs, 1)
+    check_range("--test-games", args.test_games, 1)
+    check_range("--batch-size", args.batch_size, 0)
+    check_seed("--seed", args.seed)
+    rows = []
+    for name in args.models:
+        sizes = (args.games, args.epochs, args.test_games, args.batch_size, args.seed)
+        rows.append(bench_case(name, *sizes))
+        print(f"{name}: done", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=str))
+    print(format_table(rows))
+    return 0
 
 
 def run_agents(args: argparse.Namespace) -> int:
