@@ -267,7 +267,7 @@ def test_layers_of_known_modules():
             "catchrl.envs",
             "catchrl.envs.core",
             "catchrl.agents.dqn",
-            "catchrl.supervised.layers",
+            "catchrl.supervised.perception",
             "catchrl.config",
             "catchrl.benchmarks.env",
             "catchrl.cli",
@@ -300,13 +300,13 @@ def test_a_planted_cycle_is_found_and_reported():
 def test_planted_upward_imports_are_found():
     planted = {
         "catchrl.envs.core": {"catchrl.agents.dqn": 10, "catchrl.errors": 11},
-        "catchrl.agents.networks": {"catchrl.supervised.layers": 12, "catchrl.envs": 13},
+        "catchrl.agents.networks": {"catchrl.supervised.perception": 12, "catchrl.envs": 13},
         "catchrl.training": {"catchrl.cli": 14, "catchrl.config": 15},
         "catchrl.rundir": {"catchrl.config": 16},
         "catchrl.commands.train": {"catchrl.cli": 17, "catchrl.training": 18},
     }
     assert list(upward_imports(planted)) == [
-        ("catchrl.agents.networks", "catchrl.supervised.layers", 12),
+        ("catchrl.agents.networks", "catchrl.supervised.perception", 12),
         ("catchrl.envs.core", "catchrl.agents.dqn", 10),
         ("catchrl.envs.core", "catchrl.errors", 11),
         ("catchrl.training", "catchrl.cli", 14),
@@ -324,7 +324,7 @@ from .schedules import EpsilonSchedule
 from .. import errors
 from ..envs import CatchEnv, window
 if TYPE_CHECKING:
-    from catchrl.supervised.layers import Thing
+    from catchrl.supervised.perception import Thing
 
 def lazy():
     import catchrl.training as t
@@ -344,7 +344,7 @@ class C:
         "catchrl.agents.dqn",
         "catchrl.agents.replay",
         "catchrl.agents.schedules",
-        "catchrl.supervised.layers",
+        "catchrl.supervised.perception",
         "catchrl.training",
         "catchrl.commands",
         "catchrl.commands.train",
@@ -358,7 +358,7 @@ class C:
         "catchrl.errors": 8,
         "catchrl.envs": 9,
         "catchrl.envs.window": 9,
-        "catchrl.supervised.layers": 11,
+        "catchrl.supervised.perception": 11,
         "catchrl.training": 14,
         "catchrl.commands.train": 15,
         "catchrl.cli": 19,
