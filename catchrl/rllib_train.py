@@ -42,7 +42,7 @@ def _ensure_ray(num_cpus: int) -> None:
 
 
 class RLlibLearner(Learner):
-    """An RLlib algorithm (``cfg.algo``: rllib-ppo, rllib-dqn, rllib-appo) on the native env.
+    """An RLlib algorithm (``cfg.algo``, an ``rllib-*`` name of ``LEARNERS``) on the native env.
 
     Args:
         cfg: The run's config with ``algo`` and the resolved ``[rllib]`` table.

@@ -75,7 +75,7 @@ def _saved(save: Any) -> np.ndarray:
 
 
 class SB3Learner(Learner):
-    """An SB3 algorithm (``cfg.algo``: sb3-dqn, sb3-ppo, sb3-a2c, sb3-qrdqn) on the native env."""
+    """An SB3 algorithm (``cfg.algo``, an ``sb3-*`` name of ``LEARNERS``) on the native env."""
 
     model_name = "model.zip"
 
