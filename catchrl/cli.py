@@ -99,13 +99,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:  # argparse exits on an error (2) and after --help (0)
         args, extra = parser.parse_known_args(argv)
         leaf = getattr(args, "leaf_parser", parser)
-        if extra and not getattr(args, "takes_extra", False):
+        if extra:
             options = [s for a in leaf._actions for s in a.option_strings]
             typo = did_you_mean(extra[0], options)
             leaf.error(f"unrecognized arguments: {' '.join(extra)}{typo}")
     except SystemExit as e:
         return int(e.code or 0)
-    args.extra = extra
     if not getattr(args, "func", None):
         leaf.print_help()
         return 2

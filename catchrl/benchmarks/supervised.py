@@ -8,16 +8,11 @@ after the first (which compiles).
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-from catchrl.errors import CatchrlError
-from catchrl.fields import COUNT, INT_MAX, Range
 
 CASES = {  # name: (task, arch, drift, dataset kind)
     "perception-small": ("perception", "small", 0, "frames"),
@@ -129,38 +124,3 @@ def format_table(rows: list[dict[str, Any]]) -> str:
         shown = {k: round(v, 4) for k, v in r["final"].items() if k != "samples"}
         lines.append(f"- {r['model']}: {shown}")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``catchrl bench supervised``: measure the cases, print the tables."""
-    p = argparse.ArgumentParser(prog="catchrl bench supervised", description=__doc__)
-    p.add_argument(
-        "--models",
-        nargs="+",
-        default=list(DEFAULT_CASES),
-        help=f"cases: {', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})",
-    )
-    p.add_argument("--games", type=int, default=300, help="training games per case (300)")
-    p.add_argument("--epochs", type=int, default=8, help="epochs (8)")
-    p.add_argument("--test-games", type=int, default=30, help="held-out games for the goals (30)")
-    p.add_argument("--batch-size", type=int, default=0, help="0: the trainer's automatic batch")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, help="also write the rows here")
-    args = p.parse_args(argv)
-    bad = [m for m in args.models if m not in CASES]
-    if bad:
-        raise CatchrlError(f"unknown model {bad[0]!r}; choose from {', '.join(CASES)}")
-    Range(10, INT_MAX).check("--games", args.games)
-    Range(1, INT_MAX).check("--epochs", args.epochs)
-    Range(1, INT_MAX).check("--test-games", args.test_games)
-    COUNT.check("--batch-size", args.batch_size)
-    Range(0, 2**32 - 1).check("--seed", args.seed)
-    rows = []
-    for name in args.models:
-        sizes = (args.games, args.epochs, args.test_games, args.batch_size, args.seed)
-        rows.append(bench_case(name, *sizes))
-        print(f"{name}: done", flush=True)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1, default=str))
-    print(format_table(rows))
-    return 0
