@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import json
 import os
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from catchrl.agents.npz import load_npz
 from catchrl.agents.rllib_algos import RLlibConfigError, RLlibNotInstalled, module_spec
 from catchrl.agents.rllib_env import to_module_obs
 
@@ -85,10 +85,12 @@ class RLlibModule:
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
         try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            arrays = load_npz(path)
+        except FileNotFoundError as e:
+            raise ValueError(f"{path}: not a readable .npz model ({e})") from e
+        try:
             header = json.loads(bytes(arrays.pop(_HEADER)).decode()) if _HEADER in arrays else None
-        except (OSError, ValueError, zipfile.BadZipFile, UnicodeDecodeError) as e:
+        except (ValueError, UnicodeDecodeError) as e:
             raise ValueError(f"{path}: not a readable .npz model ({e})") from e
         if header is None:
             raise ValueError(f"{path}: not a catchrl RLlib model (no header)")

@@ -21,13 +21,13 @@ import os
 import re
 import shutil
 import socket
-import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
+from catchrl.agents.npz import load_npz
 from catchrl.errors import CheckpointError, DiskFullError, RunDirError, RunDirLocked
 
 FORMAT_VERSION = 3
@@ -284,9 +284,8 @@ class RunDir:
         arrays: Arrays = {}
         for f in sorted(path.glob("*.npz")):
             try:
-                with np.load(f, allow_pickle=False) as data:
-                    arrays[f.stem] = {k: data[k] for k in data.files}
-            except (zipfile.BadZipFile, ValueError, OSError) as e:
+                arrays[f.stem] = load_npz(f)
+            except (ValueError, OSError) as e:
                 raise CheckpointError(f"checkpoint file {f} cannot be read: {e}") from e
         return arrays, state
 

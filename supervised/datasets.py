@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.agents.npz import read_headers
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.envs.sizing import check_fits
 
@@ -244,24 +245,6 @@ MAX_CONFIG_CHARS = 1 << 16
 """Longest ``config`` entry read (a JSON of a few hundred characters in practice)."""
 
 
-def _declared(path: str) -> dict[str, tuple[tuple[int, ...], np.dtype, int]]:
-    """Each member's shape, dtype and data bytes as its ``.npy`` header declares them."""
-    members = {}
-    with zipfile.ZipFile(path) as z:
-        for info in z.infolist():
-            with z.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise ValueError(f"{info.filename}: .npy format {version} is not supported")
-                data_bytes = info.file_size - f.tell()
-            members[info.filename.removesuffix(".npy")] = (shape, dtype, data_bytes)
-    return members
-
-
 def _read_config(path: str, declared: dict[str, Any]) -> DatasetConfig:
     """The generating config stored in the file, checked before anything else is read."""
     if "config" not in declared:
@@ -347,7 +330,7 @@ def load_dataset(
     """
     path = os.fspath(path)
     try:
-        declared = _declared(path)
+        declared = read_headers(path)
     except FileNotFoundError:
         raise
     except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
