@@ -1,4 +1,4 @@
-"""Bad numbers on the command line: one line on stderr naming the option, exit 2, nothing done.
+"""Bad numbers and files on the command line: one line on stderr naming it, exit 2, nothing done.
 
 Every numeric option of eval / watch / play / plot / bench / data, and the
 config's ranges through ``train --set``. Each runs in an empty working folder,
@@ -7,8 +7,11 @@ which must stay empty (default outputs such as ``runs/race`` land there).
 
 from __future__ import annotations
 
+import pickle
+import zipfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from catchrl.cli import main
@@ -148,3 +151,48 @@ def test_bench_agents_hands_each_contender_its_own_overrides(monkeypatch, tmp_pa
 def test_a_typo_is_one_line_with_the_closest_name(argv, suggestion, cli):
     code, out, err = cli(*argv)
     assert code == 2 and out == "" and len(err.splitlines()) == 1 and suggestion in err, err
+
+
+class _Payload:
+    """Touches ``pwned`` next to the model file if unpickled."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def __reduce__(self):
+        return (Path.touch, (self.folder / "pwned",))
+
+
+def _npz_member(z: zipfile.ZipFile, name: str, shape: tuple, dtype: str, data: bytes | int) -> None:
+    """``name.npy`` declaring ``shape``/``dtype``, holding ``data`` (or that many zero bytes)."""
+    with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+        header = {"descr": np.dtype(dtype).str, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)
+        for _ in range(data // (1 << 22) if isinstance(data, int) else 0):
+            f.write(bytes(1 << 22))
+        f.write(b"" if isinstance(data, int) else data)
+
+
+@pytest.mark.parametrize(
+    ("fault", "message"),
+    [
+        ("400 MB packed small", "its arrays declare 419,430,400 bytes"),
+        ("a header that lies", "declares float32 (1000000000,)"),
+        ("a pickle", "object array"),
+    ],
+)
+def test_a_bad_model_npz_is_one_line_naming_the_file(tmp_path, monkeypatch, cli, fault, message):
+    """``catchrl eval X.npz`` (an RLlib model file): sizes and dtypes checked before reading."""
+    monkeypatch.chdir(tmp_path)
+    with zipfile.ZipFile("model.npz", "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        if fault == "400 MB packed small":
+            _npz_member(z, "w", (400 << 20,), "u1", 400 << 20)
+        elif fault == "a header that lies":
+            _npz_member(z, "w", (10**9,), "<f4", b"\x00" * 4)
+        else:
+            _npz_member(z, "w", (1,), "O", pickle.dumps(_Payload(tmp_path)))
+    assert Path("model.npz").stat().st_size < 4_000_000
+    code, out, err = cli("eval", "model.npz", "--games", "3")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1, err
+    assert err.startswith("catchrl eval: error: model.npz: ") and message in err, err
+    assert _files(tmp_path) == ["model.npz"]  # nothing written, the pickle never ran
