@@ -285,7 +285,9 @@ class RunDir:
         for f in sorted(path.glob("*.npz")):
             try:
                 arrays[f.stem] = load_npz(f)
-            except (ValueError, OSError) as e:
+            except ValueError as e:  # names the file
+                raise CheckpointError(f"checkpoint file {e}") from e
+            except OSError as e:
                 raise CheckpointError(f"checkpoint file {f} cannot be read: {e}") from e
         return arrays, state
 

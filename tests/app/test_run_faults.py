@@ -7,6 +7,7 @@ a random moment, and resumes it: the result must equal an uninterrupted run.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import random
@@ -16,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -336,6 +338,48 @@ def test_a_spoilt_run_directory_is_one_line_and_untouched(finished, tmp_path, ca
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and message in err, err
+    assert _snapshot(run_dir) == before
+
+
+def test_a_replay_npz_declaring_a_huge_array_is_refused_on_resume_with_rss_flat(finished, tmp_path):
+    """The checkpoint's replay.npz rewritten (manifest fixed): 1 GiB of zeros packed in ~5 MB."""
+    run_dir = tmp_path / "copy"
+    shutil.copytree(finished, run_dir)
+    replay = _ckpt(run_dir) / "replay.npz"
+    with np.load(replay, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    biggest = max(arrays, key=lambda k: arrays[k].nbytes)
+    n = 1 << 30
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as z:
+        for name, a in arrays.items():
+            with z.open(f"{name}.npy", "w", force_zip64=True) as f:
+                if name != biggest:
+                    np.lib.format.write_array(f, a)
+                    continue
+                header = {"descr": "|u1", "fortran_order": False, "shape": (n,)}
+                np.lib.format.write_array_header_1_0(f, header)
+                for _ in range(n >> 22):
+                    f.write(bytes(1 << 22))
+    _rewrite_with_manifest(replay, buffer.getvalue())
+    assert replay.stat().st_size < 8_000_000
+    before = _snapshot(run_dir)
+    code = (  # VmHWM: this process's peak RSS (ru_maxrss would count the forked parent's)
+        "import re, sys\n"
+        "from catchrl.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "status = open('/proc/self/status').read()\n"
+        "print(code, int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1)) // 1024)\n"
+    )
+    argv = ["train", "--run-dir", str(run_dir), "--resume", "--steps", "2400", "--no-progress"]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *argv], capture_output=True, text=True, env=ENV, timeout=300
+    )
+    exit_code, peak_mb = map(int, done.stdout.split())
+    err = done.stderr.strip()
+    assert exit_code == 2 and len(err.splitlines()) == 1, err
+    assert f"checkpoint file {replay}: its arrays declare" in err, err
+    assert peak_mb < 1024, peak_mb  # reading the member would take 1 GiB more
     assert _snapshot(run_dir) == before
 
 
