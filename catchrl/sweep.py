@@ -225,7 +225,7 @@ def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) 
             name="tune",
             storage_path=str(study),
             verbose=0,
-            log_to_file=True,
+            log_to_file=False,  # Tune's Tee, kept by absl's log handler, errs at the worker's exit
             callbacks=[_progress_callback(doc["trials"], base.run.seed)],
             failure_config=tune.FailureConfig(max_failures=doc["max_failures"]),
         ),

@@ -11,8 +11,10 @@ import argparse
 import io
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -142,6 +144,39 @@ def test_tensorboard_has_sb3_s_tag_names_each_written_once(keras_run) -> None:
     assert steps["time/episodes"] == sorted(set(steps["time/episodes"]))  # one writer
     assert int(games[-1].split("\t")[4]) == steps["time/episodes"][-1]  # at env steps
     assert set(steps["train/loss"]) <= set(steps["time/episodes"])
+
+
+def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
+    """The driver's stderr, and the trial's own: its Ray worker's log (``log_to_driver`` is off)."""
+    pytest.importorskip("ray")
+    from ray._private.ray_constants import LOG_PREFIX_ACTOR_NAME, LOG_PREFIX_JOB_ID
+
+    ray_tmp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths have a length limit
+    env = _user_env() | {"RAY_TMPDIR": ray_tmp}
+    env.pop("RAY_ADDRESS", None)  # our own local Ray, as `catchrl sweep` starts by default
+    study = tmp_path / "study"
+    argv = ["sweep", "--preset", "fast-state", "--set", "run.total_steps=300", "--seeds", "1"]
+    argv += ["--grid", "agent.lr=1e-3", "--num-cpus", "1", "--study-dir", str(study)]
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "catchrl", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        logs = sorted(Path(ray_tmp).glob("ray/session_*/logs/worker-*.err"))
+        trial_err = {log.name: log.read_text() for log in logs}
+    finally:
+        shutil.rmtree(ray_tmp, ignore_errors=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == "", done.stderr
+    assert "[1/1] agent.lr=0.001 seed 0: test" in done.stdout, done.stdout
+    assert logs, "no Ray worker log"
+    markers = (LOG_PREFIX_JOB_ID, LOG_PREFIX_ACTOR_NAME)  # Ray's own, read by its log monitor
+    for name, text in trial_err.items():
+        lines = [line for line in text.splitlines() if not line.startswith(markers)]
+        assert lines == [], (name, text)
 
 
 def test_the_bar_total_becomes_the_steps_trained() -> None:
