@@ -155,7 +155,8 @@ def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
     env = _user_env() | {"RAY_TMPDIR": ray_tmp}
     env.pop("RAY_ADDRESS", None)  # our own local Ray, as `catchrl sweep` starts by default
     study = tmp_path / "study"
-    argv = ["sweep", "--preset", "fast-state", "--set", "run.total_steps=300", "--seeds", "1"]
+    argv = ["sweep", "--preset", "fast-state", "--set", "run.total_steps=1000", "--seeds", "1"]
+    argv += ["--set", "agent.observe=300", "--set", "run.eval_every=16"]  # it trains, evaluates
     argv += ["--grid", "agent.lr=1e-3", "--num-cpus", "1", "--study-dir", str(study)]
     try:
         done = subprocess.run(
@@ -172,6 +173,8 @@ def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == "", done.stderr
     assert "[1/1] agent.lr=0.001 seed 0: test" in done.stdout, done.stdout
+    rows = (study / "trials" / "t000-seed0" / "metrics.tsv").read_text().splitlines()[1:]
+    assert float(rows[-1].split("\t")[1]) > 0  # a loss: the trial trained in TensorFlow
     assert logs, "no Ray worker log"
     markers = (LOG_PREFIX_JOB_ID, LOG_PREFIX_ACTOR_NAME)  # Ray's own, read by its log monitor
     for name, text in trial_err.items():
