@@ -1,10 +1,10 @@
 """Figures: the learning curves of runs (``catchrl plot``) and the seeds of a race or a study.
 
-:func:`plot_runs` draws four panels, one colour per run labelled ``<run> (<algo>)``: the
-moving training win rate with the validation evaluations (dots, 95 % intervals) and the
-kept model's test (a star), against games and against training seconds; the loss (a
-symmetric-log axis when it spans orders of magnitude, so zeros and PPO's negative losses
-stay visible); and ε for the runs that explore ε-greedily (an ε above 0 at some game).
+:func:`plot_runs` draws four panels, one colour per run labelled ``<run> (<algo>, <obs>)``:
+the moving training win rate with the validation evaluations (dots, 95 % intervals) and the
+kept model's test (a star), against games and against training seconds; the loss, one axis
+per kind of loss (:func:`loss_kind`), symmetric-log when it spans orders of magnitude so
+zeros and PPO's negative losses stay visible; and ε for the runs that explore ε-greedily.
 """
 
 from __future__ import annotations
@@ -18,7 +18,15 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = ["PlotError", "loss_scale", "plot_runs", "plot_seeds", "read_curves", "save_plot"]
+__all__ = [
+    "PlotError",
+    "loss_kind",
+    "loss_scale",
+    "plot_runs",
+    "plot_seeds",
+    "read_curves",
+    "save_plot",
+]
 
 BOOK_WIN_RATE = 87.0
 """The book's result: 87 of the last 100 games won after 5,000 games."""
@@ -63,7 +71,15 @@ def read_curves(path: str | Path) -> dict[str, Any]:
         raise PlotError(f"{path}: cannot read the run ({e})") from e
     if len(metrics["game"]) == 0:
         raise PlotError(f"{path}: cannot read the run (metrics.tsv has no games yet)")
-    return run | {"metrics": metrics, "label": f"{path.name} ({run['config'].algo})"}
+    cfg = run["config"]
+    return run | {"metrics": metrics, "label": f"{path.name} ({cfg.algo}, {cfg.env.obs_type})"}
+
+
+def loss_kind(algo: str) -> str:
+    """The title of ``algo``'s loss panel: Q-learning's TD loss or the policy-gradient loss."""
+    if algo.endswith("dqn"):  # dqn, sb3-dqn, sb3-qrdqn, rllib-dqn
+        return "TD loss of the Q-network (DQN family)"
+    return "Total loss: policy + value - entropy (PPO, A2C, APPO)"
 
 
 def loss_scale(losses: Sequence[np.ndarray]) -> tuple[str, float | None]:
@@ -79,10 +95,20 @@ def loss_scale(losses: Sequence[np.ndarray]) -> tuple[str, float | None]:
 
 
 def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
-    """The four panels of :func:`read_curves` results; returns the Figure."""
+    """The four panels of :func:`read_curves` results; returns the Figure.
+
+    The loss cell holds one axis per :func:`loss_kind` among the runs, stacked.
+    """
     plt = pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    (ax_win, ax_time), (ax_loss, ax_eps) = axes
+    fig = plt.figure(figsize=(12, 8))
+    grid = fig.add_gridspec(2, 2)
+    ax_win, ax_time = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
+    kinds = list(dict.fromkeys(loss_kind(run["config"].algo) for run in runs))
+    loss_cells = grid[1, 0].subgridspec(len(kinds), 1, hspace=0.45)
+    loss_axes: dict[str, Any] = {}
+    for j, kind in enumerate(kinds):
+        loss_axes[kind] = fig.add_subplot(loss_cells[j], sharex=loss_axes.get(kinds[0]))
+    ax_eps = fig.add_subplot(grid[1, 1])
     for i, run in enumerate(runs):
         color, m, label = f"C{i % 10}", run["metrics"], run["label"]
         k = max(1, min(window, len(m["game"])))
@@ -93,6 +119,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
         ax_time.plot(times[last], moving[last], color=color, lw=1.2, label=label)
         _draw_evals(ax_win, "games", m["game"][-1], run, color)
         _draw_evals(ax_time, "wall_time", m["wall_time"][-1], run, color)
+        ax_loss = loss_axes[loss_kind(run["config"].algo)]
         ax_loss.plot(m["game"], m["loss"], color=color, lw=0.8, label=label)
         if m["epsilon"].any():
             ax_eps.plot(m["game"], m["epsilon"], color=color, label=label)
@@ -104,15 +131,10 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
     ax_win.set_title(f"Win rate: training (last {window} games); {marks}", fontsize=9)
     ax_time.set(xlabel="training seconds", ylabel="win rate %", ylim=(-2, 102))
     ax_time.set_title("Win rate vs training time")
-    scale, linthresh = loss_scale([run["metrics"]["loss"] for run in runs])
-    if scale == "symlog":
-        ax_loss.set_yscale("symlog", linthresh=linthresh)
-        ax_loss.axhspan(-linthresh, linthresh, color="grey", alpha=0.08, lw=0)
-    ax_loss.axhline(0, color="grey", lw=0.6)
-    ylabel = f"loss (symlog: linear within ±{linthresh:.2g})" if linthresh else "loss"
-    ax_loss.set(xlabel="games", ylabel=ylabel, title="Training loss (mean per game)")
+    for kind, ax_loss in loss_axes.items():
+        _set_loss_axis(ax_loss, kind, xlabel="games" if kind == kinds[-1] else "")
     ax_eps.set(xlabel="games", ylabel="ε", ylim=(-0.02, 1.02), title="Exploration rate ε")
-    for ax in axes.flat:
+    for ax in fig.axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     if not any(run["metrics"]["epsilon"].any() for run in runs):  # say why, not an empty axis
@@ -122,6 +144,18 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
         ax_eps.text(0.5, 0.5, note, transform=ax_eps.transAxes, ha="center", va="center")
     fig.tight_layout()
     return fig
+
+
+def _set_loss_axis(ax: Any, kind: str, xlabel: str) -> None:
+    """Scale, zero line and labels of one loss axis, whose lines are drawn."""
+    scale, linthresh = loss_scale([line.get_ydata() for line in ax.get_lines()])
+    if scale == "symlog":
+        ax.set_yscale("symlog", linthresh=linthresh)
+        ax.axhspan(-linthresh, linthresh, color="grey", alpha=0.08, lw=0)
+    ax.axhline(0, color="grey", lw=0.6)
+    ylabel = f"loss (symlog: linear within ±{linthresh:.2g})" if linthresh else "loss"
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.set_title(f"{kind}, mean per game", fontsize=9)
 
 
 def _draw_evals(ax: Any, key: str, end: float, run: dict[str, Any], color: str) -> None:
@@ -140,7 +174,7 @@ def _draw_evals(ax: Any, key: str, end: float, run: dict[str, Any], color: str) 
         ax.errorbar(x, rate, yerr=err, color=color, elinewidth=0.8, capsize=2, **style)
     if run["test"]:
         rate = 100 * run["test"]["win_rate"]
-        ax.annotate(f"{rate:.0f}%", (end, rate), xytext=(7, -3), textcoords="offset points")
+        ax.annotate(f"{rate:.1f} %", (end, rate), xytext=(7, -3), textcoords="offset points")
 
 
 def save_plot(run_dirs: Sequence[str | Path], out: str | Path, window: int = 100) -> Path:
