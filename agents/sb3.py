@@ -12,6 +12,7 @@ game as an SB3 ``VecEnv`` is :mod:`catchrl.agents.sb3_env`. SB3 is imported when
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
 import inspect
 import io
@@ -217,8 +218,8 @@ def sb3_kwargs(
         if key in _RESERVED:
             raise SB3ConfigError(f"sb3.{key} cannot be set: {_RESERVED[key]}")
         if key not in valid:
-            close = [v for v in valid if key.lower() in v or v in key.lower()]
-            hint = f" (did you mean {', '.join(close)}?)" if close else ""
+            close = difflib.get_close_matches(key, sorted(valid), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise SB3ConfigError(
                 f"sb3.{key} is not an option of {ALGOS[algo][1]}{hint}; "
                 f"valid options: {', '.join(sorted(valid))}"

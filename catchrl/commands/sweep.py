@@ -142,7 +142,12 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     for key, (kind, values) in space.items():
         _check_entry(key, kind, values)
         for value in values:  # each value (each bound) through the config's own checks
-            _base_config(args, [f"{key}={json.dumps(value)}"])
+            override = f"{key}={json.dumps(value)}"
+            try:
+                _base_config(args, [override])
+            except CatchrlError as e:  # named as the swept value, not as a --set never typed
+                message = first_line(e).replace(f"--set {override}", override)
+                raise UserError(f"swept {message}") from None
     opts = {key: _option(args, table, key, default) for key, default in TABLE_OPTIONS.items()}
     search = opts["search"]
     if search not in ("random", "tpe"):

@@ -106,8 +106,8 @@ def test_defaults_merge_and_unknown_options() -> None:
     assert sb3.sb3_kwargs("sb3-ppo", "pixels")["policy"] == "CnnPolicy"
     with pytest.raises(sb3.SB3ConfigError, match=r"sb3.no_such_option is not an option of DQN"):
         sb3.sb3_kwargs("sb3-dqn", "state", {"no_such_option": 1})
-    with pytest.raises(sb3.SB3ConfigError, match="did you mean learning_rate"):
-        sb3.sb3_kwargs("sb3-ppo", "state", {"learning": 1})
+    with pytest.raises(sb3.SB3ConfigError, match="did you mean 'learning_rate'"):
+        sb3.sb3_kwargs("sb3-ppo", "state", {"learnig_rate": 1})  # a typo, not a substring
     with pytest.raises(sb3.SB3ConfigError, match="run.seed"):
         sb3.sb3_kwargs("sb3-a2c", "state", {"seed": 3})
     with pytest.raises(sb3.SB3ConfigError, match="unknown algorithm"):

@@ -95,6 +95,7 @@ def test_sweep_table_in_the_config_file(tmp_path, capsys):
     ("args", "message"),
     [
         (["--grid", "agent.nope=1,2"], "unknown key agent.nope"),
+        (["--grid", "agent.lrr=1e-3"], "swept agent.lrr=0.001: unknown key agent.lrr"),
         (["--grid", "agent.lr=1e-3,-1"], "agent.lr: must be in (0, 1]"),
         (["--grid", "agent.lr"], "expected table.key=VALUES"),
         (["--grid", "agent.lr=1e-3,"], "an empty value"),
