@@ -13,6 +13,7 @@ lazily, inside the functions that need it.
 from __future__ import annotations
 
 import copy
+import difflib
 import importlib
 import inspect
 from dataclasses import fields
@@ -193,9 +194,10 @@ def rllib_options(
     } - {"self", "kwargs"}
     bad = sorted(k for k in opts if k not in allowed and k not in EXTRA_KEYS)
     if bad:
+        close = difflib.get_close_matches(bad[0], sorted(allowed | set(EXTRA_KEYS)), n=1)
         raise RLlibConfigError(
             f"rllib.{bad[0]}: not an option of {cls.__name__}.training() nor one of "
-            f"{', '.join(EXTRA_KEYS)}"
+            f"{', '.join(EXTRA_KEYS)}" + (f"; did you mean {close[0]!r}?" if close else "")
         )
     from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
 
