@@ -113,8 +113,8 @@ class DQNAgent:
         ``progress`` (0 to 1, the run's) sets the learning rate (:func:`learning_rate`).
 
         Returns:
-            ``loss``, ``grad_norm`` (before clipping) as floats and ``td_errors`` [B]
-            (targets minus Q of the taken actions, for prioritised replay).
+            ``loss``, ``grad_norm`` (before clipping), ``lr`` (the step's learning rate) as
+            floats and ``td_errors`` [B] (targets minus Q of the taken actions, for PER).
 
         """
         if self.has_aux and "aux" not in batch:
@@ -124,6 +124,8 @@ class DQNAgent:
             )
         self.updates += 1
         every = self.config.target_every
+        lr = learning_rate(self.config, progress)
+        aux = batch["aux"] if "aux" in batch else np.zeros((len(batch["actions"]), 0), np.float32)
         loss, td, norm = self._update(
             batch["obs"],
             batch["actions"].astype(np.int32),
@@ -131,11 +133,11 @@ class DQNAgent:
             batch["next_obs"],
             batch["discounts"],
             batch["weights"],
-            batch.get("aux", np.zeros((len(batch["actions"]), 0), np.float32)),
-            np.float32(learning_rate(self.config, progress)),
+            aux,
+            np.float32(lr),
             sync=every > 0 and self.updates % every == 0,
         )
-        return {"loss": float(loss), "grad_norm": float(norm), "td_errors": td.numpy()}
+        return {"loss": float(loss), "grad_norm": float(norm), "td_errors": td.numpy(), "lr": lr}
 
     def _update_step(
         self, obs, actions, rewards, next_obs, discounts, weights, aux, lr, sync: bool

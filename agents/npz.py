@@ -26,22 +26,27 @@ def read_headers(path: str | os.PathLike[str]) -> dict[str, Header]:
 
     Raises:
         FileNotFoundError: no such file.
-        zipfile.BadZipFile, ValueError, EOFError, OSError: not a readable ``.npz``.
+        ValueError: not a readable ``.npz`` (one line naming the file).
 
     """
     members = {}
-    with zipfile.ZipFile(path) as z:
-        for info in z.infolist():
-            with z.open(info) as f:
-                version = np.lib.format.read_magic(f)
-                if version == (1, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                elif version == (2, 0):
-                    shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                else:
-                    raise ValueError(f"{info.filename}: .npy format {version} is not supported")
-                data_bytes = info.file_size - f.tell()
-            members[info.filename.removesuffix(".npy")] = (shape, dtype, data_bytes)
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                    elif version == (2, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    else:
+                        raise ValueError(f"{info.filename}: .npy format {version} is unsupported")
+                    data_bytes = info.file_size - f.tell()
+                members[info.filename.removesuffix(".npy")] = (shape, dtype, data_bytes)
+    except FileNotFoundError:
+        raise
+    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
     return members
 
 
@@ -87,12 +92,7 @@ def load_npz(path: str | os.PathLike[str], limit: int | None = None) -> dict[str
         ValueError: not a readable ``.npz``, or sizes refused (one line naming the file).
 
     """
-    try:
-        headers = read_headers(path)
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    headers = read_headers(path)
     check_headers(path, headers, os.path.getsize(path) if limit is None else limit)
     try:
         with np.load(path, allow_pickle=False) as data:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.config import TrainConfig, to_toml
-from catchrl.sweep_summary import StudyError, load_study, setting_label, summarize, trials
+from catchrl.sweep_summary import StudyError, load_study, setting_label, summarize
 
 __all__ = ["StudyError", "check_trust", "create_study", "load_study", "run_study", "summarize"]
 
@@ -133,9 +133,9 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
 
 def _final(run_dir: Path) -> dict[str, Any]:
     """A finished trial's figures (from its run directory), as its last report to Tune."""
-    from catchrl.sweep_summary import read_trial
+    from catchrl.stats import read_run
 
-    run = read_trial(run_dir)
+    run = read_run(run_dir)
     return {
         METRIC: run["val_win_rate"],
         "steps": run["steps"],
@@ -205,7 +205,7 @@ def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) 
     if doc["asha"]:
         from ray.tune.schedulers import ASHAScheduler
 
-        budget = base.run.total_steps or 10**9
+        budget = base.run.total_steps
         scheduler = ASHAScheduler(time_attr="steps", max_t=budget, grace_period=budget // 9 or 1)
     name = functools.partial(_trial_name, base_seed=base.run.seed)
     return tune.Tuner(
@@ -313,7 +313,7 @@ def run_study(
                 import ray
 
                 ray.shutdown()
-    done = len(trials(study))
+    done = sum(1 for _ in (study / "trials").glob("*/eval.json"))  # finished trials
     if received:
         return 128 + received[0], done
     return (1 if errors else 0), done

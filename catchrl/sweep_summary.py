@@ -20,14 +20,10 @@ __all__ = [
     "StudyError",
     "iqm_ci",
     "load_study",
-    "read_trial",
     "setting_label",
     "summarize",
     "trials",
 ]
-
-read_trial = read_run
-"""One trial's figures (:func:`catchrl.stats.read_run`)."""
 
 
 class StudyError(CatchrlError):

@@ -194,8 +194,7 @@ class DQNLearner(StepLearner):
             out = self.agent.train_step(batch, progress)
             self.memory.update_priorities(batch["indices"], out["td_errors"])
             losses.append(out["loss"])
-        lr = float(self.agent.optimizer.learning_rate)  # what the last update used
-        return StepReport(reward, terminated | truncated, eps, float(np.mean(losses)), lr)
+        return StepReport(reward, terminated | truncated, eps, float(np.mean(losses)), out["lr"])
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The agent's greedy action for each observation (the evaluation policy)."""

@@ -331,10 +331,8 @@ def load_dataset(
     path = os.fspath(path)
     try:
         declared = read_headers(path)
-    except FileNotFoundError:
-        raise
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
-        raise DatasetError(f"{path}: not a readable .npz file ({e})") from None
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
     cfg = _read_config(path, declared)
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and cfg.kind not in kinds:

@@ -109,6 +109,7 @@ def test_sb3_train_and_eval_do_not_import_tensorflow(tmp_path: Path) -> None:
     steps = _tensorboard(run_dir)
     assert SB3_TAGS | {"train/learning_rate", "train/n_updates"} <= set(steps), steps
     assert set(steps["train/loss"]) <= set(steps["time/episodes"]), steps
+    assert all(s == sorted(set(s)) for s in steps.values()), steps  # one point per step
     last_row = (run_dir / "metrics.tsv").read_text().splitlines()[-1].split("\t")
     assert steps["time/episodes"][-1] == int(last_row[4])  # at env steps, as SB3 writes them
 
@@ -141,7 +142,7 @@ def test_tensorboard_has_sb3_s_tag_names_each_written_once(keras_run) -> None:
     keras_tags = {"rollout/win_rate_100", "eval/win_rate_ci95_low", "train/learning_rate"}
     assert SB3_TAGS | keras_tags <= set(steps), steps
     games = (run_dir / "metrics.tsv").read_text().splitlines()[1:]
-    assert steps["time/episodes"] == sorted(set(steps["time/episodes"]))  # one writer
+    assert all(s == sorted(set(s)) for s in steps.values()), steps  # each tag, one writer
     assert int(games[-1].split("\t")[4]) == steps["time/episodes"][-1]  # at env steps
     assert set(steps["train/loss"]) <= set(steps["time/episodes"])
 
