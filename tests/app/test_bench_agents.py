@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from catchrl.api import make_config
 from catchrl.benchmarks.agents import PRESET, like_for_like, race_settings
 from catchrl.cli import main
 from catchrl.config import load_run_config
+from catchrl.evaluation import TEST_SEED
 from catchrl.stats import format_table, summarize, write_csv
 
 
@@ -71,9 +73,12 @@ def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path,
         (g, seed) for g in ("catchrl-dqn (state)", "sb3-dqn-like (state)") for seed in "01"
     ]
     for seed in seeds:  # the kept model, picked on two validation evaluations, on the test
-        assert seed["model"].startswith("best.") and 0 <= float(seed["test_win_rate"]) <= 1
-        assert 50 < float(seed["peak_rss_mib"]) < 4000
-    assert (out / "race.md").read_text().startswith("| contender |")
+        run = out / f"{seed['group'].split(' ')[0]}-state-s{seed['seed']}"
+        tested = json.loads((run / "eval.json").read_text())  # the run's own test evaluation
+        assert float(seed["test_win_rate"]) == tested["win_rate"] and tested["seed"] == TEST_SEED
+        assert seed["model"].startswith("best.") and 50 < float(seed["peak_rss_mib"]) < 4000
+    table = printed.out.split("\nplot:")[0]  # the printed table is the one race.md holds
+    assert table in (out / "race.md").read_text()
     assert (out / "race.png").read_bytes()[:4] == b"\x89PNG"
     # Like for like: SB3's DQN with fast-state's n-step returns and replay ratio.
     like = load_run_config(out / "sb3-dqn-like-state-s0" / "config.toml")
