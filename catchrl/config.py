@@ -1,10 +1,7 @@
 """Training configs: ``[env]``, ``[agent]`` and ``[run]`` tables, presets, TOML and ``--set``.
 
-Sources apply in order, each overriding the last: the preset (``--preset``, default
-``fast``), a TOML file (``--config``), then ``--set table.key=value``. A field's
-annotation says what it accepts, and rules across fields are checked
-(:mod:`catchrl.fields`): every bad key or value is a :class:`ConfigError` naming it.
-A default marked "measured" was chosen by the runs of BENCHMARKS.md#the-main-job-dqn.
+Each source overrides the last: the preset, a TOML file (``--config``), ``--set table.key=value``.
+"measured": chosen by the runs of BENCHMARKS.md#the-main-job-dqn.
 """
 
 from __future__ import annotations
@@ -26,7 +23,7 @@ from catchrl.fields import (
     Range,
     check_game,
     coerce,
-    field_specs,
+    field_hints,
     parse_override,
     read_toml,
     toml_value,
@@ -244,14 +241,14 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
             getattr(cfg, table).update(values)  # keys are checked by the framework's module
             continue
         sub = getattr(cfg, table)
-        specs = field_specs(type(sub))
+        hints = field_hints(type(sub))
         for key, value in values.items():
-            if key not in specs:
+            if key not in hints:
                 raise ConfigError(
                     f"{source}: unknown key {table}.{key}; valid keys of "
-                    f"[{table}]: {', '.join(specs)}{did_you_mean(key, specs)}"
+                    f"[{table}]: {', '.join(hints)}{did_you_mean(key, hints)}"
                 )
-            setattr(sub, key, coerce(table, key, value, specs[key]))
+            setattr(sub, key, coerce(f"{table}.{key}", value, hints[key]))
 
 
 def preset_config(preset: str = "fast") -> TrainConfig:

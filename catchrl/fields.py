@@ -1,10 +1,4 @@
-"""What a config accepts: each field's type, choices and range, and the rules across fields.
-
-A field's annotation says what it accepts: ``Literal[...]`` the choices,
-``Annotated[int, Range(...)]`` the bounds; :func:`validate` checks what needs several
-fields at once. Every bad value is a :class:`ConfigError` naming the key. The
-commands' option checks use the same :class:`Range`. Also TOML values in and out.
-"""
+"""What a config accepts: each field's annotation, and the rules across fields."""
 
 from __future__ import annotations
 
@@ -31,15 +25,12 @@ INT_MAX = 2**63 - 1  # counters and checkpoints hold int64
 
 @dataclass(frozen=True)
 class Range:
-    """The finite values ``low <= value <= high`` (``low < value`` with ``low_open``).
-
-    ``why`` says where a bound comes from, in the error.
-    """
+    """The finite values ``low <= value <= high`` (``low < value`` with ``low_open``)."""
 
     low: float
     high: float
     low_open: bool = False
-    why: str = ""
+    why: str = ""  # where a bound comes from, said in the error
 
     def check(self, name: str, value: float) -> None:
         """Raise :class:`ConfigError` naming ``name`` unless ``value`` is in range."""
@@ -48,14 +39,12 @@ class Range:
         above = value > self.low if self.low_open else value >= self.low
         if above and value <= self.high:
             return
+        if not above and self.high in (INT_MAX, math.inf):  # no top: just ">= 0"
+            bound = f"{'>' if self.low_open else '>='} {_number(self.low)}"
+        else:
+            bound = f"in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}]"
         why = f" ({self.why})" if self.why else ""
-        raise ConfigError(f"{name}: must be {self.describe(too_low=not above)}{why}, got {value!r}")
-
-    def describe(self, too_low: bool = False) -> str:
-        """``in [1, 4096]``, ``in (0, 1]``; just ``>= 0`` when too low and there is no top."""
-        if too_low and self.high in (INT_MAX, math.inf):
-            return f"{'>' if self.low_open else '>='} {_number(self.low)}"
-        return f"in {'(' if self.low_open else '['}{_number(self.low)}, {_number(self.high)}]"
+        raise ConfigError(f"{name}: must be {bound}{why}, got {value!r}")
 
 
 def _number(value: float) -> str:
@@ -71,44 +60,26 @@ FRACTION = Range(0.0, 1.0)
 NON_NEGATIVE = Range(0.0, math.inf)
 
 
-@dataclass(frozen=True)
-class FieldSpec:
-    """What one field accepts, read from its annotation."""
-
-    type: type
-    choices: tuple[Any, ...] = ()
-    range: Range | None = None
-
-
-def _spec(hint: Any) -> FieldSpec:
-    """Read ``bool``, ``int``, ``float``, ``str``, ``Literal[...]`` or ``Annotated[T, Range]``."""
-    if typing.get_origin(hint) is Annotated:
-        base, *extras = typing.get_args(hint)
-        ranges = [x for x in extras if isinstance(x, Range)]
-        return dataclasses.replace(_spec(base), range=ranges[0] if ranges else None)
-    if typing.get_origin(hint) is Literal:
-        options = typing.get_args(hint)
-        return FieldSpec(type(options[0]), choices=options)
-    if hint in (bool, int, float, str):
-        return FieldSpec(hint)
-    raise TypeError(f"config field type {hint!r} is not supported")  # a bug here, not user input
-
-
 @functools.cache
-def field_specs(cls: type) -> dict[str, FieldSpec]:
-    """What each field of a config dataclass accepts, from its annotations."""
+def field_hints(cls: type) -> dict[str, Any]:
+    """Each field's annotation (``Literal[...]``, ``Annotated[T, Range]``, or a plain type)."""
     hints = typing.get_type_hints(cls, include_extras=True)
-    return {f.name: _spec(hints[f.name]) for f in dataclasses.fields(cls)}
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
 def choices(cls: type, name: str) -> tuple[Any, ...]:
     """The values a ``Literal`` field allows (``()`` for a free one)."""
-    return field_specs(cls)[name].choices
+    hint = field_hints(cls)[name]
+    return typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
 
 
-def coerce(table: str, key: str, value: Any, spec: FieldSpec) -> Any:
-    """Check one value's type (an int is accepted for a float), choice and range."""
-    name, typ = f"{table}.{key}", spec.type
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """Check one value against its field's annotation: type (an int is a float), choice, range."""
+    bounds = None
+    if typing.get_origin(hint) is Annotated:
+        hint, bounds = typing.get_args(hint)[:2]
+    options = typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+    typ = type(options[0]) if options else hint
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     ok = {
         bool: isinstance(value, bool),
@@ -119,10 +90,10 @@ def coerce(table: str, key: str, value: Any, spec: FieldSpec) -> Any:
     if not ok:
         raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
     value = float(value) if typ is float else value
-    if spec.choices and value not in spec.choices:
-        raise ConfigError(f"{name}: must be one of {spec.choices}, got {value!r}")
-    if spec.range is not None:
-        spec.range.check(name, value)
+    if options and value not in options:
+        raise ConfigError(f"{name}: must be one of {options}, got {value!r}")
+    if bounds is not None:
+        bounds.check(name, value)
     return value
 
 

@@ -1,12 +1,8 @@
 """Studies on Ray Tune's own API: a base config × a search space × seeds, each trial a run.
 
-The space is Tune's (``tune.grid_search``, ``choice``, ``uniform``, ``loguniform``,
-``randint``); ``search="random"`` is Tune's ``BasicVariantGenerator``, ``"tpe"`` Optuna's
-TPE through Tune's ``OptunaSearch`` (each setting played with every seed by Tune's
-``Repeater``). A trial is an ordinary run in ``STUDY/trials/NAME`` that reports at each
-evaluation; a trial Tune restarts (a lost node; ``--resume``: ``Tuner.restore``) goes on
-from its run's latest checkpoint. ``STUDY/`` also holds ``base.toml``, ``study.json``,
-``tune/`` (Tune's experiment) and the summary (:mod:`catchrl.sweep_summary`).
+The space is Tune's; ``search="tpe"`` is Optuna's TPE through ``OptunaSearch``, each setting
+played with every seed by Tune's ``Repeater``. A trial is an ordinary run in
+``STUDY/trials/NAME``; a trial Tune restarts (a lost node, ``Tuner.restore``) resumes it.
 """
 
 from __future__ import annotations
@@ -61,9 +57,6 @@ def check_trust(algo: str, trust_pickle: bool) -> None:
             f"{algo} trials resume from pickled SB3 checkpoints (Tune's retries, --resume), "
             "which can run code: pass --sb3 to trust the study's own files"
         )
-
-
-# -- the study's folder ------------------------------------------------------------------
 
 
 def create_study(study: Path, base: TrainConfig, doc: dict[str, Any]) -> Path:
@@ -132,13 +125,17 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
 
 
 def _final(run_dir: Path) -> dict[str, Any]:
-    """A finished trial's figures (from its run directory), as its last report to Tune."""
+    """A finished trial's last report: its test, the kept model's step and the steps trained."""
+    from catchrl.rundir import RunDir, read_json
     from catchrl.stats import read_run
 
     run = read_run(run_dir)
+    trained = read_json(RunDir(run_dir).latest_checkpoint() / "state.json")["steps"]
+    best = run_dir / "best.json"
     return {
         METRIC: run["val_win_rate"],
-        "steps": run["steps"],
+        "steps": trained,
+        "kept_step": read_json(best)["steps"] if best.is_file() else trained,
         "done": True,
         "test_win_rate": run["test_win_rate"],
         "model": run["model"],
@@ -156,12 +153,12 @@ def _progress_callback(total: int, base_seed: int) -> Any:
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             r = trial.last_result
             done = 1 + sum(t.status == "TERMINATED" for t in trials if t is not trial)
-            score = "stopped early (ASHA)"
+            score = f"stopped early (ASHA) at step {r.get('steps', 0)}"
             if r.get("done"):
-                score = f"test {100 * r['test_win_rate']:.1f} % ({r['model']})"
-            seed = _seed(trial.config, base_seed)
-            line = f"[{done}/{total}] {setting_label(trial.config)} seed {seed}: {score}"
-            print(f"{line}, {r.get('steps', 0)} steps", flush=True)
+                kept = f"{r['model']} from step {r['kept_step']} of {r['steps']}"
+                score = f"test {100 * r['test_win_rate']:.1f} % ({kept})"
+            label = f"{setting_label(trial.config)} seed {_seed(trial.config, base_seed)}"
+            print(f"[{done}/{total}] {label}: {score}", flush=True)
 
         def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
             print(f"{trial}: its worker died; Tune restarts it, from its run", flush=True)
@@ -185,6 +182,7 @@ def _trial_name(trial: Any, base_seed: int = 0) -> str:
 
 
 def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) -> Any:
+    """A new study's ``Tuner``: its space, search, seeds, scheduler and our progress lines."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator, Repeater
 
@@ -195,9 +193,7 @@ def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) 
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-        optuna = OptunaSearch(seed=doc["search_seed"])
-        search = Repeater(optuna, repeat=seeds)
+        search = Repeater(OptunaSearch(seed=doc["search_seed"]), repeat=seeds)
     else:
         space["run.seed"] = tune.grid_search([base.run.seed + i for i in range(seeds)])
         search = BasicVariantGenerator(constant_grid_search=True, random_state=doc["search_seed"])
@@ -281,8 +277,6 @@ def run_study(
 ) -> tuple[int, int]:
     """Run (or resume: ``Tuner.restore``) the study; its exit code and finished trials.
 
-    An SB3 study's trials resume (``--resume``, Tune's retries) from pickled checkpoints,
-    so it runs only with ``trust_pickle`` (``--sb3``), refused before anything loads.
     Exit code: 0 when every trial finished, 1 when some failed, 128 + the signal when stopped.
     """
     import logging
@@ -291,7 +285,7 @@ def run_study(
 
     study = study.resolve()
     doc, base = load_study(study)
-    check_trust(base.algo, trust_pickle)
+    check_trust(base.algo, trust_pickle)  # before anything is unpickled
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's old reporter: verbose=0 prints nothing
     with _locked(study):
@@ -313,7 +307,7 @@ def run_study(
                 import ray
 
                 ray.shutdown()
-    done = sum(1 for _ in (study / "trials").glob("*/eval.json"))  # finished trials
+    done = sum(1 for _ in (study / "trials").glob("*/eval.json"))
     if received:
         return 128 + received[0], done
     return (1 if errors else 0), done

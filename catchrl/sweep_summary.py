@@ -1,8 +1,4 @@
-"""A study's summary: the seeds of each setting aggregated (:mod:`catchrl.stats`).
-
-Reads only the trials' run directories; writes ``summary.md``, ``summary.csv`` (one
-line per seed) and ``summary.png``.
-"""
+"""A study's summary from its trials' run directories: ``summary.md``, ``.csv`` and ``.png``."""
 
 from __future__ import annotations
 
@@ -13,17 +9,10 @@ from typing import Any
 
 from catchrl.config import TrainConfig
 from catchrl.errors import CatchrlError
-from catchrl.stats import format_table, iqm_ci, read_run, write_csv
+from catchrl.stats import format_table, read_run, write_csv
 from catchrl.stats import summarize as summarize_seeds
 
-__all__ = [
-    "StudyError",
-    "iqm_ci",
-    "load_study",
-    "setting_label",
-    "summarize",
-    "trials",
-]
+__all__ = ["StudyError", "load_study", "setting_label", "summarize", "trials"]
 
 
 class StudyError(CatchrlError):

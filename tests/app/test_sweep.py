@@ -14,7 +14,8 @@ from catchrl import sweep
 from catchrl.cli import main
 from catchrl.config import load_config, to_toml
 from catchrl.rundir import METRIC_COLUMNS
-from catchrl.sweep_summary import iqm_ci, summarize
+from catchrl.stats import iqm_ci
+from catchrl.sweep_summary import summarize
 
 QUICK = ["--preset", "fast-state", "--set", "run.total_steps=2000"]
 
