@@ -1,11 +1,4 @@
-"""Figures: the learning curves of runs (``catchrl plot``) and the seeds of a race or a study.
-
-:func:`plot_runs` draws four panels, one colour per run labelled ``<run> (<algo>, <obs>)``:
-the moving training win rate with the validation evaluations (dots, 95 % intervals) and the
-kept model's test (a star), against games and against training seconds; the loss, one axis
-per kind of loss (:func:`loss_kind`), symmetric-log when it spans orders of magnitude so
-zeros and PPO's negative losses stay visible; and ε for the runs that explore ε-greedily.
-"""
+"""Figures: the learning curves of runs (``catchrl plot``) and the seeds of a race or a study."""
 
 from __future__ import annotations
 
@@ -18,18 +11,11 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = [
-    "PlotError",
-    "loss_kind",
-    "loss_scale",
-    "plot_runs",
-    "plot_seeds",
-    "read_curves",
-    "save_plot",
-]
+__all__ = ["PlotError", "loss_scale", "plot_runs", "plot_seeds", "read_curves", "save_plot"]
 
 BOOK_WIN_RATE = 87.0
 """The book's result: 87 of the last 100 games won after 5,000 games."""
+_RATE_CI = ("win_rate", "ci95_low", "ci95_high")
 
 
 class PlotError(CatchrlError):
@@ -37,12 +23,7 @@ class PlotError(CatchrlError):
 
 
 def pyplot() -> Any:
-    """``matplotlib.pyplot``, drawing to files unless a notebook chose its backend.
-
-    Raises:
-        PlotError: matplotlib is not installed.
-
-    """
+    """``matplotlib.pyplot``, drawing to files unless a notebook chose its backend."""
     try:
         import matplotlib
 
@@ -55,38 +36,29 @@ def pyplot() -> Any:
 
 
 def read_curves(path: str | Path) -> dict[str, Any]:
-    """A run (:func:`catchrl.stats.read_run`) with its ``metrics`` and ``label``.
-
-    Raises:
-        PlotError: the run has no readable config or ``metrics.tsv``, or no games yet.
-
-    """
-    from catchrl.rundir import RunDir
+    """A run (:func:`catchrl.stats.read_run`) labelled ``NAME (ALGO, OBS_TYPE)``."""
     from catchrl.stats import read_run
 
     path = Path(path)
     try:
-        run, metrics = read_run(path), RunDir(path).read_metrics()
+        run = read_run(path)
     except (CatchrlError, ValueError) as e:
         raise PlotError(f"{path}: cannot read the run ({e})") from e
-    if len(metrics["game"]) == 0:
+    if len(run["metrics"]["game"]) == 0:
         raise PlotError(f"{path}: cannot read the run (metrics.tsv has no games yet)")
     cfg = run["config"]
-    return run | {"metrics": metrics, "label": f"{path.name} ({cfg.algo}, {cfg.env.obs_type})"}
+    return run | {"label": f"{path.name} ({cfg.algo}, {cfg.env.obs_type})"}
 
 
-def loss_kind(algo: str) -> str:
-    """The title of ``algo``'s loss panel: Q-learning's TD loss or the policy-gradient loss."""
+def _loss_kind(algo: str) -> str:
+    """The title of ``algo``'s loss axis: Q-learning's TD loss or the policy-gradient loss."""
     if algo.endswith("dqn"):  # dqn, sb3-dqn, sb3-qrdqn, rllib-dqn
         return "TD loss of the Q-network (DQN family)"
     return "Total loss: policy + value - entropy (PPO, A2C, APPO)"
 
 
 def loss_scale(losses: Sequence[np.ndarray]) -> tuple[str, float | None]:
-    """``("linear", None)``, or ``("symlog", linthresh)`` when ``|loss|`` spans > 100x.
-
-    The linear region ends at the 5th percentile of the non-zero ``|loss|``.
-    """
+    """``("linear", None)``, or ``("symlog", 5th percentile of |loss| > 0)`` over > 100x."""
     values = np.abs(np.concatenate([np.asarray(x, dtype=np.float64) for x in losses]))
     values = values[np.isfinite(values) & (values > 0)]
     if values.size == 0 or values.max() / np.percentile(values, 5) <= 100:
@@ -95,15 +67,12 @@ def loss_scale(losses: Sequence[np.ndarray]) -> tuple[str, float | None]:
 
 
 def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
-    """The four panels of :func:`read_curves` results; returns the Figure.
-
-    The loss cell holds one axis per :func:`loss_kind` among the runs, stacked.
-    """
+    """Win rate vs games and vs seconds, the loss (an axis per kind) and ε; the Figure."""
     plt = pyplot()
     fig = plt.figure(figsize=(12, 8))
     grid = fig.add_gridspec(2, 2)
     ax_win, ax_time = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
-    kinds = list(dict.fromkeys(loss_kind(run["config"].algo) for run in runs))
+    kinds = list(dict.fromkeys(_loss_kind(run["config"].algo) for run in runs))
     loss_cells = grid[1, 0].subgridspec(len(kinds), 1, hspace=0.45)
     loss_axes: dict[str, Any] = {}
     for j, kind in enumerate(kinds):
@@ -119,7 +88,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
         ax_time.plot(times[last], moving[last], color=color, lw=1.2, label=label)
         _draw_evals(ax_win, "games", m["game"][-1], run, color)
         _draw_evals(ax_time, "wall_time", m["wall_time"][-1], run, color)
-        ax_loss = loss_axes[loss_kind(run["config"].algo)]
+        ax_loss = loss_axes[_loss_kind(run["config"].algo)]
         ax_loss.plot(m["game"], m["loss"], color=color, lw=0.8, label=label)
         if m["epsilon"].any():
             ax_eps.plot(m["game"], m["epsilon"], color=color, label=label)
@@ -132,7 +101,14 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
     ax_time.set(xlabel="training seconds", ylabel="win rate %", ylim=(-2, 102))
     ax_time.set_title("Win rate vs training time")
     for kind, ax_loss in loss_axes.items():
-        _set_loss_axis(ax_loss, kind, xlabel="games" if kind == kinds[-1] else "")
+        scale, linthresh = loss_scale([line.get_ydata() for line in ax_loss.get_lines()])
+        if scale == "symlog":  # zeros and negative losses stay visible
+            ax_loss.set_yscale("symlog", linthresh=linthresh)
+            ax_loss.axhspan(-linthresh, linthresh, color="grey", alpha=0.08, lw=0)
+        ax_loss.axhline(0, color="grey", lw=0.6)
+        ylabel = f"loss (symlog: linear within ±{linthresh:.2g})" if linthresh else "loss"
+        ax_loss.set(xlabel="games" if kind == kinds[-1] else "", ylabel=ylabel)
+        ax_loss.set_title(f"{kind}, mean per game", fontsize=9)
     ax_eps.set(xlabel="games", ylabel="ε", ylim=(-0.02, 1.02), title="Exploration rate ε")
     for ax in fig.axes:
         ax.grid(alpha=0.3)
@@ -146,35 +122,18 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
     return fig
 
 
-def _set_loss_axis(ax: Any, kind: str, xlabel: str) -> None:
-    """Scale, zero line and labels of one loss axis, whose lines are drawn."""
-    scale, linthresh = loss_scale([line.get_ydata() for line in ax.get_lines()])
-    if scale == "symlog":
-        ax.set_yscale("symlog", linthresh=linthresh)
-        ax.axhspan(-linthresh, linthresh, color="grey", alpha=0.08, lw=0)
-    ax.axhline(0, color="grey", lw=0.6)
-    ylabel = f"loss (symlog: linear within ±{linthresh:.2g})" if linthresh else "loss"
-    ax.set(xlabel=xlabel, ylabel=ylabel)
-    ax.set_title(f"{kind}, mean per game", fontsize=9)
-
-
 def _draw_evals(ax: Any, key: str, end: float, run: dict[str, Any], color: str) -> None:
     """The validation evaluations as dots at ``key``; the test as a star at ``end``."""
-    for evals, x, style in (
-        (run["evaluations"], [e[key] for e in run["evaluations"]], {"fmt": "o", "ms": 4}),
-        ([run["test"]] if run["test"] else [], [end], {"fmt": "*", "ms": 13, "mec": "black"}),
-    ):
-        if not evals:
-            continue
-        rate = np.array([100 * e["win_rate"] for e in evals])
-        err = None
-        if all("ci95_low" in e for e in evals):
-            low, high = (100 * np.array([e[k] for e in evals]) for k in ("ci95_low", "ci95_high"))
-            err = np.stack([rate - low, high - rate]).clip(min=0)
-        ax.errorbar(x, rate, yerr=err, color=color, elinewidth=0.8, capsize=2, **style)
+    marks = [(run["evaluations"], [e[key] for e in run["evaluations"]], {"fmt": "o", "ms": 4})]
     if run["test"]:
+        marks.append(([run["test"]], [end], {"fmt": "*", "ms": 13, "mec": "black"}))
         rate = 100 * run["test"]["win_rate"]
         ax.annotate(f"{rate:.1f} %", (end, rate), xytext=(7, -3), textcoords="offset points")
+    for evals, x, style in marks:
+        if evals:
+            rate, low, high = (100 * np.array([e[k] for e in evals]) for k in _RATE_CI)
+            err = np.stack([rate - low, high - rate]).clip(min=0)
+            ax.errorbar(x, rate, yerr=err, color=color, elinewidth=0.8, capsize=2, **style)
 
 
 def save_plot(run_dirs: Sequence[str | Path], out: str | Path, window: int = 100) -> Path:
@@ -188,14 +147,9 @@ def save_plot(run_dirs: Sequence[str | Path], out: str | Path, window: int = 100
 
 
 def plot_seeds(rows: Sequence[dict[str, Any]], x: str, out: Path) -> Path:
-    """Each seed's validation curve, and its test win rate with the group's IQM and CI.
+    """Per :func:`catchrl.stats.summarize` row: seeds' validation curves, tests, IQM and CI.
 
-    Args:
-        rows: Groups with ``label``, ``runs`` (:func:`catchrl.stats.read_run`) and the
-            ``iqm``, ``low``, ``high`` of :func:`catchrl.stats.summarize`.
-        x: The curves' axis: ``steps`` or ``wall_time`` (training seconds).
-        out: The PNG file.
-
+    ``x`` is the curves' axis: ``steps`` or ``wall_time`` (training seconds).
     """
     plt = pyplot()
     fig, (curves, final) = plt.subplots(1, 2, figsize=(12, 4.8))

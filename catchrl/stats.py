@@ -1,11 +1,7 @@
-"""Statistics over seeds, for ``catchrl bench agents|modules`` and a study's summary.
+"""Statistics over seeds for ``catchrl bench agents|modules`` and a study's summary.
 
-Per group of runs (a contender, a setting): the share of seeds whose validation win
-rate reached the target; the median, interquartile range and worst seed of the env
-steps, training seconds and training CPU seconds to get there (a seed that never got
-there counts as infinite, so it cannot flatter its group by dropping out); and the
-interquartile mean (IQM) of the kept model's test win rate with a 95 % bootstrap CI
-(rliable's stratified bootstrap, one task: ``scipy.stats.bootstrap``, percentile).
+Costs to the target: median, IQR and worst seed (a seed that never gets there counts as
+infinite); the kept model's test win rate: IQM with a 95 % bootstrap CI (rliable's method).
 """
 
 from __future__ import annotations
@@ -16,34 +12,31 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 __all__ = ["COSTS", "format_table", "iqm_ci", "read_run", "summarize", "to_target", "write_csv"]
 
 COSTS = {"steps": "steps", "wall_time": "training s", "train_cpu_s": "CPU s"}
 """The costs to the target: their key in an evaluation record (``evals.json``), their name."""
 QUARTILES = {"median": 0.5, "q25": 0.25, "q75": 0.75, "worst": 1.0}
-"""The spread of a cost over seeds, as percentiles (the worst seed: the 100th)."""
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """A run's figures from its directory: config, evaluations, the kept model's test.
-
-    Raises:
-        CatchrlError: no config or metrics, or a file is not what the run writes.
-
-    """
+    """A run's config, ``metrics.tsv``, validation evaluations and test, from its directory."""
     from catchrl.config import load_run_config
     from catchrl.rundir import RunDir
 
     rd = RunDir(run_dir)
     evals = rd.read_json("evals.json") if (run_dir / "evals.json").is_file() else []
     test = rd.read_json("eval.json") if (run_dir / "eval.json").is_file() else None
-    steps = rd.read_metrics()["steps"]
+    metrics = rd.read_metrics()
     cfg = load_run_config(run_dir / "config.toml")
     return {
         "name": run_dir.name,
         "config": cfg,
+        "metrics": metrics,
         "seed": cfg.run.seed,
-        "steps": int(steps[-1]) if len(steps) else 0,
+        "steps": int(metrics["steps"][-1]) if len(metrics["steps"]) else 0,
         "evaluations": evals,
         "val_win_rate": evals[-1]["win_rate"] if evals else 0.0,
         "test": test,
@@ -69,8 +62,7 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
 
 
 def iqm_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
-    """Interquartile mean and its 95 % bootstrap interval (None with one seed)."""
-    import numpy as np
+    """Interquartile mean and its 95 % percentile-bootstrap interval (None with one seed)."""
     from scipy import stats
 
     x = np.asarray(values, dtype=float)
@@ -83,7 +75,6 @@ def iqm_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
         (x,),
         lambda a, axis: stats.trim_mean(a, 0.25, axis=axis),
         n_resamples=10_000,
-        confidence_level=0.95,
         method="percentile",
         rng=0,
     ).confidence_interval
@@ -106,8 +97,8 @@ def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[di
             row[key] = {name: _percentile(ordered, q) for name, q in QUARTILES.items()}
         row["iqm"], row["low"], row["high"] = iqm_ci([r["test_win_rate"] for r in runs])
         last = [r["evaluations"][-1] for r in runs if r["evaluations"]]
-        per_1k = sorted(1000 * e["train_cpu_s"] / e["steps"] for e in last)
-        row["cpu_per_1k"] = _percentile(per_1k, 0.5) if per_1k else math.nan  # the median
+        per_1k = [1000 * e["train_cpu_s"] / e["steps"] for e in last]
+        row["cpu_per_1k"] = float(np.median(per_1k)) if per_1k else math.nan
         rows.append(row)
     return rows
 
@@ -128,10 +119,10 @@ def format_table(rows: Sequence[dict[str, Any]], target: float, what: str) -> st
         for key, digits in zip(COSTS, (0, 1, 1), strict=True):
             median, low, high, worst = (_number(row[key][q], digits) for q in QUARTILES)
             cells.append(f"{median} [{low}, {high}], {worst}" if row["reached"] else "never")
-        interval = (
-            "" if row["low"] is None else f" [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
-        )
-        cells += [f"{100 * row['iqm']:.1f}{interval}", f"{row['cpu_per_1k']:.2f}"]
+        iqm = f"{100 * row['iqm']:.1f}"
+        if row["low"] is not None:
+            iqm += f" [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
+        cells += [iqm, f"{row['cpu_per_1k']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

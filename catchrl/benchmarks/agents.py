@@ -1,15 +1,12 @@
 """The race (``catchrl bench agents``, ``bench modules``): contenders on the same game.
 
-Every run is an ordinary ``catchrl train`` in a fresh process, one at a time, so
-TensorFlow and torch stay apart: its preset (``fast``, or ``fast-state`` on ``state``
-and ``grid``), then the race's budget, evaluations and target, then the contender's
-overrides. Its figures are read back from its run directory, as a study's are
-(:mod:`catchrl.stats`): the validation evaluations (steps, training seconds and CPU
-seconds, evaluations left out) and the kept model on the test games.
+Every run is an ordinary ``catchrl train`` in a fresh process (TensorFlow and torch stay
+apart), its figures read back from its run directory (:func:`catchrl.stats.read_run`).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import shutil
 import subprocess
@@ -22,19 +19,14 @@ from typing import Any, TextIO
 __all__ = ["AGENTS", "PRESET", "like_for_like", "race_settings", "run_race"]
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
-"""catchrl's DQN; SB3's DQN with catchrl's SB3 defaults (RL Zoo's, scaled to Catch's budget),
-and like for like (:func:`like_for_like`); SB3's PPO. Any other ``sb3-*`` or ``rllib-*``
+"""catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO; any ``sb3-*``/``rllib-*``
 algorithm races under its own name."""
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """The preset of each observation type (its ``[env]`` table is SB3's game too)."""
 
 
 def like_for_like(obs_type: str) -> list[str]:
-    """SB3's DQN with catchrl's network, n-step returns and replay ratio on ``obs_type``.
-
-    The replay ratio: ``gradient_steps`` minibatches of ``batch_size`` per vector step
-    of the preset's ``env.num_envs`` games, as catchrl's DQN (SB3's ``train_freq`` 1).
-    """
+    """SB3's DQN with the preset's network, n-step returns and replay ratio on ``obs_type``."""
     from catchrl.config import load_config
 
     agent = load_config(PRESET[obs_type]).agent
@@ -74,52 +66,34 @@ def run_race(
     overrides: dict[str, list[str]] | None = None,
     log: TextIO = sys.stderr,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Train every (contender, obs type, seed) in turn under ``out_dir``.
+    """Train every (contender, obs type in ``steps``, seed) in turn under ``out_dir``.
 
-    Args:
-        contenders: Names of :data:`AGENTS`, or ``sb3-*`` / ``rllib-*`` algorithms.
-        steps: The step budget of each observation type raced.
-        seeds: Seeds per contender.
-        out_dir: The runs' parent folder.
-        settings: The race's own overrides (evaluations, target) for every run.
-        overrides: More overrides per contender (``--set``, the modules' settings).
-        log: Where a line per finished run goes.
-
-    Returns:
-        Per ``contender (obs)``, a :func:`catchrl.stats.read_run` record per finished
-        run, with its process's ``peak_rss_mib``. A failed run is reported on ``log``
-        (its output: ``out_dir/NAME.log``) and left out.
-
+    Returns per ``contender (obs)`` the finished runs (:func:`catchrl.stats.read_run`, with
+    ``peak_rss_mib``); a failed run is named on ``log`` and left out.
     """
     from catchrl.stats import read_run
 
     out_dir.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[dict[str, Any]]] = {}
-    for obs, budget_steps in steps.items():
-        for seed in seeds:
-            for contender in contenders:
-                name = f"{contender}-{obs}-s{seed}"
-                run_dir = out_dir / name
-                shutil.rmtree(run_dir, ignore_errors=True)  # the race's own folder, rerun
-                budget = [f"run.seed={seed}", f"run.total_steps={budget_steps}", *settings]
-                extra = (overrides or {}).get(contender, [])
-                algo, sets = race_settings(contender, obs, budget, extra)
-                command = [sys.executable, "-m", "catchrl", "train", "--algo", algo]
-                command += ["--preset", PRESET[obs], "--run-dir", str(run_dir), "--no-progress"]
-                command += [word for s in sets for word in ("--set", s)]
-                with open(out_dir / f"{name}.log", "w") as output:
-                    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-                    peak = _peak_memory_mib(process)
-                if process.returncode != 0 or not (run_dir / "eval.json").is_file():
-                    log.write(f"{name}: FAILED ({process.returncode}), see {output.name}\n")
-                    continue
-                run = read_run(run_dir) | {"peak_rss_mib": peak}
-                groups.setdefault(f"{contender} ({obs})", []).append(run)
-                log.write(
-                    f"{name}: {run['steps']} steps, test {100 * run['test_win_rate']:.1f} % "
-                    f"({run['model']}), {run['peak_rss_mib']:.0f} MiB\n"
-                )
-                log.flush()
+    for (obs, total), seed, contender in itertools.product(steps.items(), seeds, contenders):
+        name = f"{contender}-{obs}-s{seed}"
+        run_dir = out_dir / name
+        shutil.rmtree(run_dir, ignore_errors=True)  # the race's own folder, rerun
+        budget = [f"run.seed={seed}", f"run.total_steps={total}", *settings]
+        algo, sets = race_settings(contender, obs, budget, (overrides or {}).get(contender, []))
+        command = [sys.executable, "-m", "catchrl", "train", "--algo", algo]
+        command += ["--preset", PRESET[obs], "--run-dir", str(run_dir), "--no-progress"]
+        command += [word for s in sets for word in ("--set", s)]
+        with open(out_dir / f"{name}.log", "w") as output:
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            peak = _peak_memory_mib(process)
+        if process.returncode != 0 or not (run_dir / "eval.json").is_file():
+            print(f"{name}: FAILED ({process.returncode}), see {output.name}", file=log)
+            continue
+        run = read_run(run_dir) | {"peak_rss_mib": peak}
+        groups.setdefault(f"{contender} ({obs})", []).append(run)
+        test = f"test {100 * run['test_win_rate']:.1f} % ({run['model']})"
+        print(f"{name}: {run['steps']} steps, {test}, {peak:.0f} MiB", file=log, flush=True)
     return groups
 
 

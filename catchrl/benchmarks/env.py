@@ -1,12 +1,8 @@
-"""``catchrl bench env``: env steps per second, on the wall clock and on CPU time.
+"""``catchrl bench env``: env steps per second, wall clock and CPU time (all threads).
 
-Cases: the book's way to a pixel observation (:class:`BookPixelReference`, the
-baseline of the ratios), a single :class:`~catchrl.envs.CatchEnv` per observation
-type, the :class:`~catchrl.envs.CatchVectorEnv` per observation type and number of
-games, and gymnax's Catch (bsuite's grid) as a jitted ``lax.scan`` rollout where
-gymnax and jax import. Actions are uniformly random (seeded), finished games
-restart, each case first runs a tenth of its time untimed; a step of N games
-counts N steps. CPU time is this process's (all its threads).
+Cases: the book's pixel pipeline (the baseline), ``CatchEnv`` and ``CatchVectorEnv`` per
+observation type, gymnax's Catch where it imports; seeded random actions, a tenth of each
+case's time untimed first; a step of N games counts N steps.
 """
 
 from __future__ import annotations
@@ -28,12 +24,9 @@ SCAN_STEPS = 64  # steps of every game per jitted gymnax call
 
 
 class BookPixelReference:
-    """The book's Catch and pixel observation, written the book's way, without a window.
+    """The book's Catch and pixel pipeline, without its window and 30 FPS clock.
 
-    Each step fills a 400 x 400 pygame ``Surface``, draws the ball and paddle with
-    ``pygame.draw.rect``, reads it with ``pygame.surfarray.pixels3d``, converts to
-    grey (ITU-R 601 luma), averages 5 x 5 blocks to 80 x 80 in [0, 1] and appends
-    it to the 4-frame stack with ``np.append`` (the book's 30 FPS clock left out).
+    pygame draws 400 x 400; grey (ITU-R 601); 5 x 5 block means to 80 x 80; ``np.append``.
     """
 
     WIDTH, BALL, PADDLE_W, PADDLE_H, PADDLE_Y, SIZE = 400, 20, 50, 10, 350, 80
@@ -48,7 +41,7 @@ class BookPixelReference:
         self.stack = np.zeros((self.SIZE, self.SIZE, 4))
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """A new game; its first frame fills the stack ``(80, 80, 4)``."""
+        """A new game; its first frame fills the ``(80, 80, 4)`` stack."""
         if seed is not None:
             self.rng.seed(seed)
         self.ball_x, self.ball_y, self.paddle_x = self.rng.randint(0, self.WIDTH), 10, 200
@@ -165,12 +158,7 @@ def run_env_benchmark(
     batch_sizes: Sequence[int] = (1, 64, 256, 1024),
     gymnax: bool = True,
 ) -> list[dict[str, Any]]:
-    """Time every case for ``seconds_per_case``; one row each, the book's reference first.
-
-    A row: ``case``, ``envs`` (games), ``steps``, ``seconds`` and ``cpu_seconds``,
-    ``steps_per_s`` and ``cpu_steps_per_s``, and ``x_reference`` / ``cpu_x_reference``
-    (over the reference's rate on the same clock). ``gymnax=False`` leaves gymnax out.
-    """
+    """A row per case (the book's reference first): steps, seconds, rates and ``x_reference``."""
     from catchrl.envs import CatchEnv
 
     seconds = float(seconds_per_case)

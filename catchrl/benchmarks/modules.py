@@ -1,8 +1,4 @@
-"""``catchrl bench modules``: the supervised modules in the DQN, raced on one game.
-
-Each contender is the pixel DQN (``fast``) with one ``agent.module``; the two that play
-from a perception model's output use ``fast-state``'s MLP agent and games a round.
-"""
+"""``catchrl bench modules``: the pixel DQN (``fast``) with each supervised module, raced."""
 
 from __future__ import annotations
 
@@ -11,8 +7,6 @@ import json
 __all__ = ["MODULE_CONTENDERS", "NEEDS_PERCEPTION", "module_overrides"]
 
 MODULE_CONTENDERS = ("catchrl-dqn", "dqn-perceived", "dqn-encoder-frozen", "dqn-encoder", "dqn-aux")
-"""The pixel DQN, then with: the perceived state, the frozen encoder, the fine-tuned encoder,
-the auxiliary landing-x head (``catchrl bench modules --help``)."""
 PERCEPTION_MODULES = {
     "dqn-perceived": "perception",
     "dqn-encoder-frozen": "encoder",
@@ -23,7 +17,7 @@ NEEDS_PERCEPTION = tuple(PERCEPTION_MODULES)
 
 
 def module_overrides(contender: str, perception: str = "") -> list[str]:
-    """The config overrides (on the ``fast`` preset) of one of :data:`MODULE_CONTENDERS`."""
+    """A contender's ``fast`` overrides; on a frozen perception model, ``fast-state``'s agent."""
     from catchrl.config import PRESETS
 
     if contender == "catchrl-dqn":
@@ -34,8 +28,7 @@ def module_overrides(contender: str, perception: str = "") -> list[str]:
         raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
     if not perception:
         raise ValueError(f"{contender} needs a perception model (catchrl supervised train)")
-    module = f"{PERCEPTION_MODULES[contender]}:{perception}"
-    overrides = [f"agent.module={json.dumps(module)}"]
+    overrides = [f"agent.module={json.dumps(f'{PERCEPTION_MODULES[contender]}:{perception}')}"]
     if contender == "dqn-encoder":  # fine-tuned inside the pixel DQN
         return overrides
     state = PRESETS["fast-state"]

@@ -1,9 +1,6 @@
-"""Supervised training speed and time to the accuracy goals (``catchrl bench supervised``).
+"""``catchrl bench supervised``: the trainer's samples/s and training time to the goals.
 
-Each case is the trainer (``catchrl supervised train``) on a fixed config and freshly
-made data, its held-out figures measured after every epoch on games seeded from
-1,000,000 (not counted in the training seconds). samples/s: median over the epochs
-after the first (which compiles).
+Held-out games are seeded from 1,000,000; samples/s is the median after the first epoch.
 """
 
 from __future__ import annotations
@@ -27,7 +24,7 @@ DEFAULT_CASES = ("perception-small", "imitation-small", "sequence-gru-drift5")
 
 
 def _positions(figures: dict[str, float], prefix: str) -> list[float]:
-    """The perception figures of every position output (the x-speed is no position)."""
+    """The perception figures of the positions (not the ball's x-speed)."""
     return [v for k, v in figures.items() if k.startswith(prefix) and not k.endswith("_ball_vx")]
 
 
@@ -52,9 +49,8 @@ def bench_case(
     test_games: int = 30,
     batch_size: int = 0,
     seed: int = 0,
-    work: Path | None = None,
 ) -> dict[str, Any]:
-    """Train one case of :data:`CASES` for ``epochs`` epochs (no early stop) on ``games`` games."""
+    """Train one case of :data:`CASES` for ``epochs`` epochs (no early stop), timing the goals."""
     import keras
 
     from catchrl.envs import CatchParams
@@ -81,15 +77,13 @@ def bench_case(
                     row["goals"][goal] = (epoch + 1, spent["wall"], spent["cpu"])
 
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(work or tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        data = folder / f"{name}.npz"
+        data = Path(tmp) / "data.npz"
         save_dataset(make_dataset(kind, games=games, seed=seed, params=params), data)
         cfg = SupervisedConfig(
             task, str(data), arch, epochs, batch_size, patience=epochs, seed=seed
         )
         start_wall, start_cpu = time.perf_counter(), time.process_time()
-        out = train(cfg, folder / f"run-{name}", verbose=0, callbacks=[GoalTimer()])
+        out = train(cfg, Path(tmp) / "run", verbose=0, callbacks=[GoalTimer()])
         row["run wall s"] = time.perf_counter() - start_wall
         row["run CPU s"] = time.process_time() - start_cpu
     rates = out.history["samples_per_s"]

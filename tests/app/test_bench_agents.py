@@ -59,7 +59,7 @@ def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path,
     pytest.importorskip("stable_baselines3")
     out = tmp_path / "race"
     argv = ["bench", "agents", "--agents", "catchrl-dqn", "sb3-dqn-like", "--obs", "state"]
-    argv += ["--seeds", "0", "1", "--state-steps", "1100", "--eval-every", "8"]
+    argv += ["--seeds", "0", "--state-steps", "1100", "--eval-every", "8"]
     argv += ["--eval-games", "20", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr()
@@ -69,9 +69,7 @@ def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path,
     with (out / "race.csv").open() as f:
         seeds = list(csv.DictReader(f))
     groups = [(s["group"], s["seed"]) for s in seeds]
-    assert sorted(groups) == [
-        (g, seed) for g in ("catchrl-dqn (state)", "sb3-dqn-like (state)") for seed in "01"
-    ]
+    assert groups == [("catchrl-dqn (state)", "0"), ("sb3-dqn-like (state)", "0")]
     for seed in seeds:  # the kept model, picked on two validation evaluations, on the test
         run = out / f"{seed['group'].split(' ')[0]}-state-s{seed['seed']}"
         tested = json.loads((run / "eval.json").read_text())  # the run's own test evaluation

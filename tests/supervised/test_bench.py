@@ -28,8 +28,8 @@ def test_goals_read_the_evaluation_figures():
 
 
 @pytest.mark.slow
-def test_a_sequence_case_measures_the_trainer_and_the_goals(tmp_path):
-    row = B.bench_case("sequence-gru-drift5", games=40, epochs=2, test_games=3, work=tmp_path)
+def test_a_sequence_case_measures_the_trainer_and_the_goals():
+    row = B.bench_case("sequence-gru-drift5", games=40, epochs=2, test_games=3)
     assert row["samples/s"] > 0 and row["epochs"] == 2
     assert set(row["goals"]) == set(B.GOALS["sequence"]) and row["final"]["landing_mae_px"] > 0
     table = B.format_table([row])
