@@ -1,9 +1,7 @@
 """The learners' interface to the run loop (:mod:`catchrl.runloop`), and which one trains a config.
 
-A learner drives its own environment and calls back into the loop:
-``loop.record_step(report)`` after every vector step and ``loop.at_safe_point()``
-wherever its state can be saved (True: stop now). :class:`StepLearner` has that
-loop written once; a learner with its own (SB3's ``learn()``) implements ``run``.
+A learner drives its own environment: ``loop.record_step(report)`` after every vector step,
+``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
 ``open_run(load_config("fast-state"), "runs/state").run()`` trains a run.
 """
 
@@ -36,19 +34,10 @@ LEARNERS = {
 
 
 class Learner(ABC):
-    """A learning algorithm plugged into the run loop.
+    """A learning algorithm plugged into the run loop (``trust_pickle``: for :meth:`set_state`)."""
 
-    Args:
-        cfg: The run's config.
-        rd: The run directory (a learner reads files from it; the loop writes them).
-        trust_pickle: Whether :meth:`set_state` may unpickle checkpoint files.
-
-    """
-
-    model_name: ClassVar[str]
-    """The final model's file name in the run directory, e.g. ``model.keras``."""
-    has_epsilon: bool = True
-    """Whether the learner explores by ε (not PPO, A2C)."""
+    model_name: ClassVar[str]  # the final model's file name in the run directory: model.keras
+    has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
 
     def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
         self.cfg = cfg
@@ -115,7 +104,7 @@ def open_run(cfg: TrainConfig | None, run_dir: str | Path, **options: Any) -> Ru
     """Open (and lock) a run directory to train ``cfg``; ``options``: those of RunLoop."""
     from catchrl.frameworks import tensorboard_without_tensorflow
 
-    # Again for callers that skip configure_frameworks (scripts, sweep workers): SB3,
-    # loaded next, imports torch.utils.tensorboard, which must not import TensorFlow.
+    # For callers that skip configure_frameworks (scripts, sweep workers): SB3, loaded
+    # next, imports torch.utils.tensorboard, which must not import TensorFlow.
     tensorboard_without_tensorflow()
     return RunLoop(cfg, run_dir, lambda c: learner_class(c.algo), **options)

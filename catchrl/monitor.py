@@ -13,10 +13,9 @@ __all__ = ["Progress", "TensorBoard"]
 
 
 class TensorBoard:
-    """Scalars into ``RUN/tb`` through the writer of the learner's framework.
+    """Scalars into ``RUN/tb``: ``tf.summary`` for a Keras learner, tensorboardX for torch ones.
 
-    A Keras learner writes with ``tf.summary``, an SB3 or RLlib one (torch) with
-    tensorboardX, so neither loads the other's framework.
+    So neither loads the other's framework.
     """
 
     def __init__(self, logdir: Path, keras: bool) -> None:
@@ -51,15 +50,10 @@ class TensorBoard:
 
 
 class Progress:
-    """A tqdm bar on stderr, or a plain line on stdout every ``every_s`` seconds.
+    """A tqdm bar (``enabled``; None: on a terminal), else a plain line every ``every_s`` seconds.
 
-    Args:
-        total: The run's budget in env steps.
-        enabled: True a bar, False plain lines, None a bar only on a terminal.
-        initial: Steps done already (a resumed run).
-        every_s: Seconds between plain lines.
-        stream: Where to write, bar and lines (None: stderr and stdout).
-
+    ``total``: the budget in env steps; ``initial``: steps done already (a resumed run);
+    ``stream``: where bar and lines go (None: stderr and stdout).
     """
 
     def __init__(

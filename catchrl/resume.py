@@ -1,4 +1,4 @@
-"""The rules of ``--resume``: the config a run trains, and the checkpoint it continues from."""
+"""Opening a run: the config it trains, the checkpoint ``--resume`` continues, the memory check."""
 
 from __future__ import annotations
 
@@ -24,14 +24,7 @@ RESUMABLE = ("run.total_steps=", "run.eval_every=", "run.eval_games=", "run.targ
 def open_config(
     rd: RunDir, cfg: TrainConfig | None, resume: bool, overrides: Sequence[str]
 ) -> tuple[TrainConfig, Path | None, tuple[dict[str, Any], dict[str, Any]] | None]:
-    """The config to train, the latest checkpoint and its ``(arrays, state)`` (None: fresh).
-
-    Raises:
-        RunDirError: A fresh run in a folder holding one, or an override that
-            ``--resume`` may not change.
-        CheckpointError: Nothing to resume, or a checkpoint for another setup.
-
-    """
+    """The config to train, the latest checkpoint and its ``(arrays, state)`` (None: fresh)."""
     if not resume:
         if cfg is None:
             raise ValueError("a run needs a config unless it resumes")

@@ -1,13 +1,11 @@
 """The run directory of every trainer: one writer, atomic files, verified checkpoints.
 
-``RUN/``: ``.lock`` (flock-ed by the one writing process, its pid and host inside),
-``config.toml`` (supervised: ``config.json``), ``metrics.tsv`` (a row per game or
-epoch), ``tb/`` (TensorBoard), ``checkpoints/latest`` (the newest complete one's name),
-``checkpoints/ckpt-*/`` (``*.npz``, ``state.json``, ``manifest.json``: sizes and
-SHA-256), ``evals.json``, ``eval.json``, ``best.json``, ``best.*``, ``model.*``.
-Files are written beside and renamed into place; a full disk raises DiskFullError
-after removing what was half written; ``.lock`` and ``metrics.tsv`` are opened
-without following links.
+``RUN/``: ``.lock`` (the writer's pid and host), ``config.toml`` (supervised: ``config.json``),
+``metrics.tsv`` (a row per game or epoch), ``tb/``, ``checkpoints/latest`` (the newest
+complete one's name), ``checkpoints/ckpt-*/`` (``*.npz``, ``state.json``, ``manifest.json``),
+``evals.json``, ``eval.json``, ``best.json``, ``best.*``, ``model.*``. Files are written beside
+and renamed into place; a full disk raises DiskFullError after removing what was half written;
+``.lock`` and ``metrics.tsv`` are opened without following links.
 """
 
 from __future__ import annotations
@@ -48,13 +46,7 @@ def metrics_row(*cells: float) -> str:
 
 
 class RunDir:
-    """Paths, lock and atomic I/O of one run directory.
-
-    Args:
-        path: The folder (created when the lock is first taken or on first write).
-        keep: Complete checkpoints to keep (1: the latest; older ones are deleted).
-
-    """
+    """Paths, lock and atomic I/O of one run directory; ``keep``: complete checkpoints kept."""
 
     def __init__(self, path: str | Path, keep: int = 1) -> None:
         if str(path).strip() == "":
@@ -69,7 +61,7 @@ class RunDir:
         self.checkpoints_path = self.path / "checkpoints"
         self.lock_path = self.path / ".lock"
         self._lock_fd: int | None = None
-        self._created = False
+        self._created = False  # taking the lock made the folder: remove it if it stays empty
 
     def create(self) -> None:
         """Make the folder and its sub-folders."""
@@ -167,7 +159,7 @@ class RunDir:
         self.write_file_atomic(name, lambda p: p.write_text(json.dumps(data, indent=1)))
 
     def read_json(self, name: str) -> Any:
-        """``RUN/name`` parsed as JSON; a clear error if it is not UTF-8 JSON."""
+        """``RUN/name`` parsed as JSON."""
         return read_json(self.path / name)
 
     def write_file_atomic(self, name: str, write: Callable[[Path], Any]) -> Path:
@@ -315,7 +307,7 @@ def _check_manifest(path: Path) -> None:
 
 
 def read_text(path: Path) -> str:
-    """A small text file of the run as UTF-8; a clear :class:`RunDirError` if it is not."""
+    """A small text file of the run as UTF-8; RunDirError if it is not."""
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
@@ -342,7 +334,7 @@ def remove(path: Path) -> None:
 
 @contextlib.contextmanager
 def space_checked(what: str, *cleanup: Path) -> Iterator[None]:
-    """Turn a full disk into :class:`DiskFullError`, removing what was half written."""
+    """Turn a full disk into DiskFullError, removing ``cleanup`` (what was half written)."""
     try:
         yield
     except OSError as e:
@@ -369,18 +361,12 @@ def open_nofollow(path: Path, flags: int) -> int:
 
 
 def _fsync(path: Path) -> None:
-    """Flush a written file (or a folder saved by Keras/SB3) to the disk."""
+    """Flush a written file to the disk (a folder a saver wrote is left as it is)."""
     if path.is_file():
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(path, "rb") as f:
+            os.fsync(f.fileno())
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -1,12 +1,11 @@
 """The one run loop: everything a training run does besides learning.
 
-:class:`RunLoop` owns the run directory and its lock, the metrics rows, TensorBoard
-(SB3's tag names), the progress bar, the evaluations, the kept model, checkpoints,
-the stop rules and the signals; a learner (:mod:`catchrl.learners`) plugs in.
-Validation games make every decision of a run (the target's early stop, the kept
-model ``best.*``); the final evaluation (``eval.json``) plays the kept model on the
-test games. SIGINT, SIGTERM and SIGHUP stop the run at the next safe point with a
-checkpoint and exit code 128 + the signal; a second one stops it at once.
+:class:`RunLoop` owns the run directory and its lock, ``--resume``, the metrics rows,
+TensorBoard (SB3's tag names), the progress bar, the validation evaluations, the kept model
+``best.*``, checkpoints, the stop rules and the signals; a learner (:mod:`catchrl.learners`)
+plugs in. SIGINT, SIGTERM and SIGHUP stop the run at the next safe point with a checkpoint
+and exit code 128 + the signal; a second one stops it at once. The final evaluation
+(``eval.json``) plays the kept model on the test games.
 """
 
 from __future__ import annotations
@@ -34,7 +33,7 @@ from catchrl.rundir import RunDir, metrics_row, space_checked
 __all__ = ["RunLoop", "StepReport", "TrainResult"]
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-SAVED = ("steps", "games", "wins", "elapsed", "loss_sum", "loss_count", "evaluations", "best")
+SAVED = tuple("steps games wins elapsed train_cpu loss_sum loss_count evaluations best".split())
 """The loop's counters and records a checkpoint holds as they are."""
 LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
 """TensorBoard tags the loop writes for every learner (a learner's own logger skips them)."""
@@ -47,10 +46,8 @@ class StepReport:
     rewards: np.ndarray  # [N]
     ended: np.ndarray  # [N] bool: the game ended on this step
     epsilon: float
-    loss: float | None = None
-    """Mean loss of the gradient steps taken on this step (None: none taken)."""
-    learning_rate: float | None = None
-    """The optimizer's learning rate now (None: not reported)."""
+    loss: float | None = None  # mean loss of this step's gradient steps (None: none taken)
+    learning_rate: float | None = None  # the optimizer's now (None: not reported)
 
 
 @dataclass
@@ -63,12 +60,10 @@ class TrainResult:
     wall_time: float
     interrupted: bool = False
     evaluations: list[dict[str, Any]] = field(default_factory=list)
-    final_eval: EvalResult | None = None
-    """The kept model on the test games (None: no evaluations, or interrupted)."""
+    final_eval: EvalResult | None = None  # the kept model on the test games
     signum: int | None = None  # the signal that stopped the run
     best: dict[str, Any] | None = None  # the best validation evaluation (best.json)
-    eval_model: str | None = None
-    """The model file ``final_eval`` played (``best.keras``, ``model.keras``...)."""
+    eval_model: str | None = None  # the model file final_eval played (best.keras...)
 
     @property
     def exit_code(self) -> int:
@@ -77,25 +72,14 @@ class TrainResult:
 
 
 class RunLoop:
-    """One training run in a run directory, with its learner.
+    """One training run of a learner in a run directory.
 
-    Args:
-        cfg: The run's config (None on resume: the checkpoint's).
-        run_dir: The run directory.
-        learner_for: The learner class that trains a config (``learners.learner_class``).
-        resume: Continue the run in ``run_dir`` exactly.
-        progress: A bar (True), plain lines (False), or a bar on a terminal (None).
-        resume_overrides: ``run.KEY=VALUE`` changes allowed on resume.
-        trust_pickle: May the learner unpickle its checkpoint (SB3's).
-        on_evaluation: Called with each validation record once written (a study reports
-            it); a true return stops the run there. Its time is not training time.
-        keep_checkpoints: Complete checkpoints kept (1: the latest).
-
-    Raises:
-        RunDirError: The folder is in use, not a run, or holds a run already.
-        CheckpointError: The checkpoint is corrupt or for another setup.
-        ConfigError: A bad override, or a config the machine cannot hold.
-
+    ``cfg`` is None on ``resume`` (the checkpoint's config, with ``resume_overrides``);
+    ``learner_for`` gives a config's learner class; ``progress``: a bar (True), plain lines
+    (False) or a bar on a terminal (None); ``trust_pickle``: the learner may unpickle its
+    checkpoint (SB3's); ``on_evaluation`` gets each validation record (a true return stops
+    the run; its time is not training time); ``keep_checkpoints``: complete ones kept.
+    Raises RunDirError, CheckpointError, or ConfigError (a config the machine cannot hold).
     """
 
     def __init__(
@@ -114,8 +98,7 @@ class RunLoop:
         self.progress = progress
         self.on_evaluation = on_evaluation
         self.second_signal_exit: str | None = None
-        """Set (the CLI): a second signal prints this and ends the process at once
-        (``os._exit``); None: it raises ``SystemExit(128 + signal)``."""
+        """Set (the CLI): a second signal prints this and ends the process (``os._exit``)."""
         self.rd.acquire_lock()
         try:
             self.cfg, checkpoint, saved = open_config(self.rd, cfg, resume, resume_overrides)
@@ -150,7 +133,6 @@ class RunLoop:
                 arrays["best_model"] = {"data": np.fromfile(self.best_path, dtype=np.uint8)}
             state = {key: getattr(self, key) for key in SAVED} | {
                 "config": config_to_dict(self.cfg),
-                "train_cpu": self._train_cpu_now(),
                 "recent": list(self.recent),
                 "metrics_bytes": self.rd.metrics_path.stat().st_size,
                 "learner": meta,
@@ -165,9 +147,8 @@ class RunLoop:
             self.learner.set_state(arrays, state["learner"])
             self.game_reward[:] = arrays["loop"]["game_reward"]
             self.game_length[:] = arrays["loop"]["game_length"]
-            for key in SAVED:
+            for key in (*SAVED, "metrics_bytes"):
                 setattr(self, key, state[key])
-            self.train_cpu, self.metrics_bytes = state["train_cpu"], state["metrics_bytes"]
             self.recent.extend(tuple(r) for r in state["recent"])
             best_model = arrays.get("best_model", {}).get("data")
         except (KeyError, ValueError, TypeError) as e:
@@ -194,7 +175,7 @@ class RunLoop:
             self.loss_count += 1
         if not report.ended.any():
             return
-        self.elapsed = time.perf_counter() - self._t_start - self._paused
+        self._tick()
         fps = (self.steps - self._steps0) / max(self.elapsed - self._elapsed0, 1e-9)
         loss = self.loss_sum / self.loss_count if self.loss_count else 0.0
         eps, balls = report.epsilon, self.cfg.env.balls_per_game
@@ -229,7 +210,7 @@ class RunLoop:
     def at_safe_point(self) -> bool:
         """Evaluate and checkpoint every ``run.eval_every`` games; whether to stop now."""
         r = self.cfg.run
-        self.elapsed = time.perf_counter() - self._t_start - self._paused
+        self._tick()
         stop = self.signum is not None or self.steps >= r.total_steps
         # safe points come at game boundaries or between them, so a multiple may be passed
         due = r.eval_every > 0 and self.games // r.eval_every > self.checkpointed[0] // r.eval_every
@@ -241,10 +222,6 @@ class RunLoop:
         if (due or stop) and self.checkpointed != (self.games, self.steps):
             self.save_checkpoint()
         return stop
-
-    def step_budget(self) -> int:
-        """The env steps this run takes in all."""
-        return self.cfg.run.total_steps
 
     def evaluate(self, games: int, seed: int = VALIDATION_SEED) -> EvalResult:
         """The learner's greedy policy on the run's game (the validation games by default)."""
@@ -262,13 +239,16 @@ class RunLoop:
 
     def _evaluate_now(self) -> tuple[EvalResult, bool]:
         """Evaluate on the validation games; the result, and whether on_evaluation said stop."""
-        cpu = self._train_cpu_now()
         with self._not_training():
             result = self.evaluate(self.cfg.run.eval_games)
             scores = result.to_dict()
             scores["eval_games"] = scores.pop("games")
             record = {"games": self.games, "steps": self.steps, "wall_time": self.elapsed}
-            record |= {"train_cpu_s": cpu, "seed": VALIDATION_SEED, "split": "validation"}
+            record |= {
+                "train_cpu_s": self.train_cpu,
+                "seed": VALIDATION_SEED,
+                "split": "validation",
+            }
             record |= scores
             best = self.best is None or result.win_rate >= self.best["win_rate"]
             if best:  # ties go to the later model
@@ -288,25 +268,21 @@ class RunLoop:
             stop = self.on_evaluation is not None and bool(self.on_evaluation(self.evaluations[-1]))
         return result, stop
 
+    def _tick(self) -> None:
+        """Add the wall and CPU seconds (all threads) since the last tick to the training time."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.elapsed += wall - self._clock[0]
+        self.train_cpu += cpu - self._clock[1]
+        self._clock = (wall, cpu)
+
     @contextlib.contextmanager
     def _not_training(self) -> Iterator[None]:
-        """Leave the block's wall and CPU seconds out of the training time (nested: once)."""
-        t0, cpu0 = time.perf_counter(), time.process_time()
-        paused0, cpu_paused0 = self._paused, self._cpu_paused
+        """Leave the block's wall and CPU seconds out of the training time."""
+        self._tick()
         try:
             yield
         finally:
-            self._paused = paused0 + time.perf_counter() - t0
-            self._cpu_paused = cpu_paused0 + time.process_time() - cpu0
-
-    def _train_cpu_now(self) -> float:
-        """CPU seconds (all threads) spent training so far."""
-        return self.train_cpu + time.process_time() - self._cpu0 - self._cpu_paused
-
-    def close(self) -> None:
-        """Release the learner and the lock without training (``run`` does both)."""
-        self.learner.close()
-        self.rd.release_lock()
+            self._clock = (time.perf_counter(), time.process_time())
 
     def run(self) -> TrainResult:
         """Train until the budget, the target or a signal stops the run; test the kept model."""
@@ -323,7 +299,8 @@ class RunLoop:
                 record = {"model": model, "seed": TEST_SEED, "split": "test"}
                 self.rd.write_json("eval.json", record | final_eval.to_dict())
         finally:
-            self.close()
+            self.learner.close()
+            self.rd.release_lock()
         counts = (self.games, self.steps, self.wins, self.elapsed, self.signum is not None)
         return TrainResult(*counts, self.evaluations, final_eval, self.signum, self.best, model)
 
@@ -336,9 +313,8 @@ class RunLoop:
         if self.evaluations:
             self.rd.write_json("evals.json", self.evaluations)  # as of the checkpoint
         self.writer = TensorBoard(self.rd.tb_path, self.learner_cls.model_name.endswith(".keras"))
-        self.bar = Progress(self.step_budget(), enabled=self.progress, initial=self.steps)
-        self._t_start, self._paused = time.perf_counter() - self.elapsed, 0.0
-        self._cpu0, self._cpu_paused = time.process_time(), 0.0
+        self.bar = Progress(self.cfg.run.total_steps, enabled=self.progress, initial=self.steps)
+        self._clock = (time.perf_counter(), time.process_time())  # the last tick
         self._steps0, self._elapsed0 = self.steps, self.elapsed
         try:
             with _stop_signals_to(self._on_signal):

@@ -1,10 +1,9 @@
 """The supervised trainer: Keras ``fit`` on a task of :mod:`catchrl.supervised`, in a run directory.
 
-The run directory (:class:`~catchrl.rundir.RunDir`) holds config.json (the SupervisedConfig
-and the dataset's config), metrics.tsv (a row per epoch), tb/, checkpoints/ (the latest),
-best.keras (best validation loss) and model.keras (the final model: EarlyStopping restores
-the best weights). A checkpoint after every epoch holds the weights, the optimizer and the
-callbacks' counters, so ``resume=True`` continues as the straight run would.
+The run directory holds config.json (the SupervisedConfig and the dataset's config),
+metrics.tsv (a row per epoch), tb/, checkpoints/ (after every epoch: the weights, the optimizer
+and the callbacks' counters, so ``resume=True`` continues as the straight run would),
+best.keras (best validation loss) and model.keras (EarlyStopping restores the best weights).
 """
 
 from __future__ import annotations
@@ -88,10 +87,9 @@ def _plain(value: Any) -> Any:
 
 
 class _Checkpoints(keras.callbacks.Callback):
-    """After each epoch: the best model and a checkpoint; on resume, the counters put back.
+    """After each epoch: best.keras and a checkpoint; on resume, the counters put back.
 
-    Placed after the callbacks it saves (EarlyStopping, ReduceLROnPlateau,
-    CSVLogger), so the checkpoint includes their work on the epoch.
+    Placed after the callbacks it saves, so the checkpoint includes their work on the epoch.
     """
 
     def __init__(self, rd: RunDir, counted: dict[str, Any], restored: Any = None) -> None:
@@ -109,21 +107,16 @@ class _Checkpoints(keras.callbacks.Callback):
             self.counted["early_stopping"].best_weights = _unnumbered(arrays["early_best"])
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        if self.counted["early_stopping"].wait == 0:  # EarlyStopping saw a new best
+        early_stopping = self.counted["early_stopping"]
+        if early_stopping.wait == 0:  # a new best
             self.rd.write_file_atomic("best.keras", self.model.save)
         optimizer = [keras.ops.convert_to_numpy(v.value) for v in self.model.optimizer.variables]
         arrays = {"model": _numbered(self.model.get_weights()), "optimizer": _numbered(optimizer)}
-        early_best = self.counted["early_stopping"].best_weights
-        if early_best is not None:
-            arrays["early_best"] = _numbered(early_best)
-        state = {
-            "epoch": epoch + 1,
-            "metrics_bytes": self.rd.metrics_path.stat().st_size,
-            **{
-                key: {name: _plain(getattr(cb, name)) for name in COUNTERS[key]}
-                for key, cb in self.counted.items()
-            },
-        }
+        if early_stopping.best_weights is not None:
+            arrays["early_best"] = _numbered(early_stopping.best_weights)
+        state = {"epoch": epoch + 1, "metrics_bytes": self.rd.metrics_path.stat().st_size}
+        for key, callback in self.counted.items():
+            state[key] = {name: _plain(getattr(callback, name)) for name in COUNTERS[key]}
         self.rd.save_checkpoint(f"ckpt-e{epoch + 1:06d}", arrays, state)
 
 

@@ -219,7 +219,8 @@ def test_checkpoints_and_evaluations_are_not_training_time(tmp_path, monkeypatch
     moved: dict[str, list[tuple[float, float]]] = {"checkpoint": [], "evaluation": []}
 
     def clocks(loop: RunLoop) -> tuple[float, float]:
-        return loop._train_cpu_now(), time.perf_counter() - loop._t_start - loop._paused
+        loop._tick()
+        return loop.train_cpu, loop.elapsed
 
     def measured(name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         def wrapper(self: RunLoop) -> Any:
