@@ -105,8 +105,8 @@ def parse_override(text: str) -> tuple[str, str, Any]:
     table, key = name.strip().split(".", 1)
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()  # a bare word: take it as a string
+    except (tomllib.TOMLDecodeError, RecursionError):
+        value = raw.strip()  # a bare word (or nested too deep): take it as a string
     return table, key, value
 
 
@@ -121,6 +121,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start}): corrupt?") from e
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    except RecursionError:  # tomllib recurses once per nesting level
+        raise ConfigError(f"{path}: nested too deeply to be a config") from None
 
 
 def toml_value(value: Any) -> str:
