@@ -11,7 +11,7 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = ["PlotError", "loss_scale", "plot_runs", "plot_seeds", "read_curves", "save_plot"]
+__all__ = ["PlotError", "plot_runs", "plot_seeds", "read_curves", "save_plot", "symlog_threshold"]
 
 BOOK_WIN_RATE = 87.0
 """The book's result: 87 of the last 100 games won after 5,000 games."""
@@ -57,13 +57,13 @@ def _loss_kind(algo: str) -> str:
     return "Total loss: policy + value - entropy (PPO, A2C, APPO)"
 
 
-def loss_scale(losses: Sequence[np.ndarray]) -> tuple[str, float | None]:
-    """``("linear", None)``, or ``("symlog", 5th percentile of |loss| > 0)`` over > 100x."""
+def symlog_threshold(losses: Sequence[np.ndarray]) -> float | None:
+    """The linear range of a symlog axis where ``|loss| > 0`` spans > 100x; None: linear."""
     values = np.abs(np.concatenate([np.asarray(x, dtype=np.float64) for x in losses]))
     values = values[np.isfinite(values) & (values > 0)]
     if values.size == 0 or values.max() / np.percentile(values, 5) <= 100:
-        return "linear", None
-    return "symlog", float(np.percentile(values, 5))
+        return None
+    return float(np.percentile(values, 5))
 
 
 def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
@@ -101,8 +101,8 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
     ax_time.set(xlabel="training seconds", ylabel="win rate %", ylim=(-2, 102))
     ax_time.set_title("Win rate vs training time")
     for kind, ax_loss in loss_axes.items():
-        scale, linthresh = loss_scale([line.get_ydata() for line in ax_loss.get_lines()])
-        if scale == "symlog":  # zeros and negative losses stay visible
+        linthresh = symlog_threshold([line.get_ydata() for line in ax_loss.get_lines()])
+        if linthresh:  # zeros and negative losses stay visible
             ax_loss.set_yscale("symlog", linthresh=linthresh)
             ax_loss.axhspan(-linthresh, linthresh, color="grey", alpha=0.08, lw=0)
         ax_loss.axhline(0, color="grey", lw=0.6)
