@@ -1,12 +1,13 @@
 """Q-network builders: plain Keras 3 functional models, ``obs -> Q-values [B, A]``.
 
 ``book`` (the book's CNN, 3,356,835 parameters on 80 x 80 x 4), ``small``, ``tiny``
-(a 4 x 4 pool first) and ``mlp`` (states; grid boards flattened). Frames enter as
-the env's uint8 and are scaled inside the model, so a saved ``.keras`` file is all
-an evaluator needs. ``landing_head=True`` adds a second output ``landing_x [B, 1]``
-on the same trunk (``agent.module = "landing-head"``); :func:`q_output` and
-:func:`aux_output` pick the outputs out of any result. One ``seed`` seeds every
-initialiser. :func:`compile_predict` is the one inference path of catchrl's models.
+(a 4 x 4 pool first; none on 20 x 20 frames) and ``mlp`` (states; grid boards
+flattened). Frames enter as the env's uint8 and are scaled inside the model, so a
+saved ``.keras`` file is all an evaluator needs. ``landing_head=True`` adds a second
+output ``landing_x [B, 1]`` on the same trunk (``agent.module = "landing-head"``);
+:func:`q_output` and :func:`aux_output` pick the outputs out of any result. One
+``seed`` seeds every initialiser. :func:`compile_predict` is the one inference path
+of catchrl's models.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ _CNNS = {  # pool, convolutions (filters, size, stride), dense units, initialise
     # The cheapest that still sees every position: 80 -> 20 (block means) -> 10, 64 units.
     "tiny": (4, ((16, 3, 2),), 64, "HeUniform"),
 }
+MIN_POOLED_SIZE = 20  # the pool stops at 20 x 20, the size of the ball (20 px of 400)
 
 
 @keras.saving.register_keras_serializable(package="catchrl")
@@ -124,7 +126,9 @@ def build_q_network(
             )
         inputs = keras.Input(obs_shape, dtype="uint8", name="obs")
         x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
-        x = _cnn_torso(x, *_CNNS[kind], seeds)
+        pool, convs, units, init_kind = _CNNS[kind]
+        pool = max(1, min(pool, obs_shape[0] // MIN_POOLED_SIZE))  # 20 x 20 frames: no pool
+        x = _cnn_torso(x, pool, convs, units, init_kind, seeds)
     init = "random_normal" if kind == "book" else "glorot_uniform"
     q = _head(x, num_actions, dueling, init, seeds)
     if landing_head:

@@ -70,6 +70,18 @@ def test_small_network_size():
     assert build_q_network("mlp", (3,)).count_params() == 3 * 64 + 64 + 64 * 64 + 64 + 64 * 3 + 3
 
 
+def test_tiny_network_on_20_px_frames_skips_its_pool():
+    # An 80 x 80 frame of 4 x 4 blocks and its 20 x 20 block means: the same Q-values.
+    small_frames = sample_obs("tiny")[:, :20, :20]
+    big_frames = small_frames.repeat(4, axis=1).repeat(4, axis=2)
+    big, small = (
+        build_q_network("tiny", (80, 80, 4), seed=2),
+        build_q_network("tiny", (20, 20, 4), seed=2),
+    )
+    assert not any("Pooling" in type(layer).__name__ for layer in small.layers)
+    np.testing.assert_allclose(small(small_frames), big(big_frames), rtol=1e-5, atol=1e-6)
+
+
 def test_dueling_head_is_value_plus_centred_advantage():
     model = build_q_network("mlp", (3,), 3, dueling=True, hidden_units=(4,), seed=0)
     value, adv = model.get_layer("value"), model.get_layer("advantages")
