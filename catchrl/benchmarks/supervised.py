@@ -109,10 +109,8 @@ def format_table(rows: list[dict[str, Any]]) -> str:
     lines.append("|---|---|---:|---:|---:|")
     for r in rows:
         for goal, hit in r["goals"].items():
-            cells = (
-                "not reached | – | –" if hit is None else f"{hit[0]} | {hit[1]:.0f} | {hit[2]:.0f}"
-            )
-            lines.append(f"| {r['model']} | {goal} | {cells} |")
+            reached = f"{hit[0]} | {hit[1]:.0f} | {hit[2]:.0f}" if hit else "not reached | – | –"
+            lines.append(f"| {r['model']} | {goal} | {reached} |")
     lines += ["", "Final held-out figures:", ""]
     for r in rows:
         shown = {k: round(v, 4) for k, v in r["final"].items() if k != "samples"}
