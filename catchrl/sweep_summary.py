@@ -19,6 +19,11 @@ class StudyError(CatchrlError):
     """A study's search space, folder or state is not usable; the message says why."""
 
 
+STUDY_KEYS = ("space", "search", "seeds", "search_seed", "samples", "trials", "asha", "algo")
+STUDY_KEYS += ("preset", "max_concurrent", "max_failures", "cpus_per_trial", "gpus_per_trial")
+"""What a study's driver and summary read from ``study.json`` (``catchrl sweep`` writes it)."""
+
+
 def load_study(study: Path) -> tuple[dict[str, Any], TrainConfig]:
     """A study's ``study.json`` and base config."""
     from catchrl.api import make_config
@@ -27,9 +32,13 @@ def load_study(study: Path) -> tuple[dict[str, Any], TrainConfig]:
         raise StudyError(f"{str(study)!r} is not a catchrl study (no study.json)")
     try:
         doc = json.loads((study / "study.json").read_text(encoding="utf-8"))
-        return doc, make_config("fast", study / "base.toml")
+        base = make_config("fast", study / "base.toml")
     except ValueError as e:
         raise StudyError(f"{study}/study.json or base.toml is corrupt ({e})") from None
+    missing = sorted(set(STUDY_KEYS) - set(doc)) if isinstance(doc, dict) else ["settings"]
+    if missing:
+        raise StudyError(f"{study}/study.json is corrupt (no {', '.join(missing)})")
+    return doc, base
 
 
 def setting_label(values: Mapping[str, Any]) -> str:

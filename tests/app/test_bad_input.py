@@ -2,11 +2,14 @@
 
 Every numeric option of eval / watch / play / plot / bench / data, and the
 config's ranges through ``train --set``. Each runs in an empty working folder,
-which must stay empty (default outputs such as ``runs/race`` land there).
+which must stay empty (default outputs such as ``runs/race`` land there). Bad
+files and folders (a config nested too deep, a spoilt study, impossible run
+directories) leave the working folder as it was, byte for byte.
 """
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import zipfile
 from pathlib import Path
@@ -196,3 +199,54 @@ def test_a_bad_model_npz_is_one_line_naming_the_file(tmp_path, monkeypatch, cli,
     assert code == 2 and out == "" and len(err.splitlines()) == 1, err
     assert err.startswith("catchrl eval: error: model.npz: ") and message in err, err
     assert _files(tmp_path) == ["model.npz"]  # nothing written, the pickle never ran
+
+
+def _hashes(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_file()
+        else ""
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+def _deep_toml(folder: Path) -> None:
+    (folder / "deep.toml").write_text("[agent]\nx = " + "[" * 5000 + "]" * 5000 + "\n")
+
+
+def _spoilt_study(folder: Path) -> None:
+    """A study folder whose study.json is JSON but not a study's (no trials, no settings)."""
+    from catchrl.api import make_config
+    from catchrl.config import to_toml
+
+    (folder / "study").mkdir()
+    (folder / "study" / "base.toml").write_text(to_toml(make_config("fast-state")))
+    (folder / "study" / "study.json").write_text('{"space": {}, "trials": []}')
+
+
+def _a_file(folder: Path) -> None:
+    (folder / "afile").write_text("not a folder\n")
+
+
+FILE_CASES = [
+    (
+        _deep_toml,
+        ["train", "--run-dir", "r", "--config", "deep.toml"],
+        "deep.toml: nested too deep",
+    ),
+    (_deep_toml, ["train", "--run-dir", "r", "--set", "agent.lr=" + "[" * 5000], "agent.lr"),
+    (_spoilt_study, ["sweep", "--resume", "study"], "study/study.json is corrupt"),
+]
+
+
+@pytest.mark.parametrize(("make", "argv", "message"), FILE_CASES, ids=lambda v: str(v)[:40])
+def test_a_bad_file_or_folder_is_one_line_and_changes_nothing(
+    make, argv, message, tmp_path, monkeypatch, cli
+):
+    monkeypatch.chdir(tmp_path)
+    make(tmp_path)
+    before = _hashes(tmp_path)
+    code, out, err = cli(*argv)
+    assert code == 2 and out == "" and len(err.splitlines()) == 1, err[-2000:]
+    assert err.startswith(f"catchrl {argv[0]}: error: ") and message in err, err[:500]
+    assert _hashes(tmp_path) == before

@@ -15,7 +15,7 @@ from catchrl.cli import main
 from catchrl.config import load_config, to_toml
 from catchrl.rundir import METRIC_COLUMNS
 from catchrl.stats import iqm_ci
-from catchrl.sweep_summary import summarize
+from catchrl.sweep_summary import STUDY_KEYS, summarize
 
 QUICK = ["--preset", "fast-state", "--set", "run.total_steps=2000"]
 
@@ -163,7 +163,7 @@ def test_an_sb3_study_needs_the_trust_flag_and_resume_refuses_before_loading(tmp
     base = make_config("fast-state")
     base.algo = "sb3-ppo"
     (study / "base.toml").write_text(to_toml(base))
-    (study / "study.json").write_text('{"space": {}, "trials": 1}')
+    (study / "study.json").write_text(json.dumps(dict.fromkeys(STUDY_KEYS, 1) | {"space": {}}))
     before = sorted(p.name for p in study.iterdir())
     with pytest.raises(StudyError, match="pass --sb3"):
         run_study(study, resume=True)
@@ -216,8 +216,8 @@ def _run(study, name, lr, seed, test, steps, model="best.keras"):
 
 
 def test_summary_aggregates_seeds_per_setting(tmp_path):
-    doc = {"space": {"agent.lr": ("grid_search", [1e-3, 3e-4])}, "trials": 6, "search": "random",
-           "preset": "fast-state", "algo": "dqn"}  # fmt: skip
+    doc = dict.fromkeys(STUDY_KEYS, 1) | {"space": {"agent.lr": ("grid_search", [1e-3, 3e-4])},
+           "trials": 6, "search": "random", "preset": "fast-state", "algo": "dqn"}  # fmt: skip
     study = sweep.create_study(tmp_path / "st", load_config("fast-state"), doc)
     for seed, test in enumerate([0.99, 0.97, 0.98]):
         _run(study, f"t00{seed}-seed{seed}", 1e-3, seed, test, 9000 + 1000 * seed)
