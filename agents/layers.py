@@ -42,10 +42,6 @@ class ClipToBox(keras.layers.Layer):
             ops.convert_to_tensor(self.high, inputs.dtype),
         )
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        """Return the input shape (elementwise)."""
-        return input_shape
-
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""
         return {**super().get_config(), "low": self.low, "high": self.high}
@@ -95,10 +91,6 @@ class SpatialSoftArgmax(keras.layers.Layer):
         ex = ops.sum(prob * grid_x, axis=-1)  # [B, C]
         ey = ops.sum(prob * grid_y, axis=-1)
         return ops.cast(ops.concatenate([ex, ey], axis=-1), self.compute_dtype)
-
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        """Return ``(batch, 2 * channels)``."""
-        return (input_shape[0], 2 * int(input_shape[-1]))
 
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""

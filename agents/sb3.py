@@ -21,23 +21,6 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-__all__ = [
-    "ALGOS",
-    "DEFAULTS",
-    "OFF_POLICY",
-    "TARGET_PERIOD",
-    "SB3ConfigError",
-    "SB3NotInstalled",
-    "algorithm_class",
-    "constructor_options",
-    "detect_algo",
-    "load_sb3_model",
-    "make_sb3_model",
-    "policy_name",
-    "sb3_kwargs",
-    "tiny_extractor",
-]
-
 
 class SB3NotInstalled(ImportError):
     """Stable-Baselines3 (or sb3-contrib, for QR-DQN) is missing; the message says what to do."""
@@ -58,10 +41,11 @@ ALGOS: dict[str, tuple[str, str]] = {
 OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
 """Algorithms with a replay buffer (saved in checkpoints) and ε-greedy exploration."""
 
-# Defaults by observation kind ("pixels", or "vector" for state and grid). Sources: RL Zoo's
-# hyperparams/*.yml (Atari for pixels, CartPole-v1 for vector), scaled to Catch's budget
-# (games of 33 steps, solved in ~10^5 transitions, not 10^7); measured: docs/sb3.md.
-# Catch never truncates a game, so SB3's timeout handling is off where it costs memory.
+# Defaults by observation kind ("pixels", or "vector" for state and grid), SB3's own where
+# not set. Sources: RL Zoo's hyperparams/*.yml (Atari for pixels, CartPole-v1 for vector),
+# scaled to Catch's budget (games of 33 steps, solved in ~10^5 transitions, not 10^7);
+# measured: docs/sb3.md. Catch never truncates a game, so SB3's timeout handling is off
+# where it costs memory.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "sb3-dqn": {
         # RL Zoo Atari with catchrl's fast learning settings (lr, batch, n-step, starts).
@@ -70,12 +54,9 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "buffer_size": 20_000,
             "learning_starts": 2_000,
             "batch_size": 64,
-            "gamma": 0.99,
             "train_freq": 1,
-            "gradient_steps": 1,
             "n_steps": 5,
             "exploration_fraction": 0.2,
-            "exploration_initial_eps": 1.0,
             "exploration_final_eps": 0.01,
             "replay_buffer_kwargs": {"handle_timeout_termination": False},
         },
@@ -85,11 +66,9 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "buffer_size": 20_000,
             "learning_starts": 500,
             "batch_size": 64,
-            "gamma": 0.99,
             "train_freq": 1,
             "gradient_steps": 4,
             "exploration_fraction": 0.2,
-            "exploration_initial_eps": 1.0,
             "exploration_final_eps": 0.01,
             "policy_kwargs": {"net_arch": [64, 64]},
         },
@@ -101,11 +80,8 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "buffer_size": 20_000,
             "learning_starts": 1_000,
             "batch_size": 32,
-            "gamma": 0.99,
             "train_freq": 1,
-            "gradient_steps": 1,
             "exploration_fraction": 0.2,
-            "exploration_final_eps": 0.01,
             "optimize_memory_usage": True,
             "replay_buffer_kwargs": {"handle_timeout_termination": False},
         },
@@ -115,11 +91,9 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "buffer_size": 20_000,
             "learning_starts": 500,
             "batch_size": 64,
-            "gamma": 0.99,
             "train_freq": 1,
             "gradient_steps": 4,
             "exploration_fraction": 0.2,
-            "exploration_final_eps": 0.01,
             "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10},
         },
     },
@@ -131,9 +105,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "batch_size": 256,
             "learning_rate": 2.5e-4,
             "clip_range": 0.1,
-            "vf_coef": 0.5,
             "ent_coef": 0.01,
-            "gamma": 0.99,
         },
         # RL Zoo CartPole PPO.
         "vector": {
@@ -141,17 +113,15 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "n_epochs": 20,
             "batch_size": 256,
             "learning_rate": 1e-3,
-            "clip_range": 0.2,
             "gae_lambda": 0.8,
             "gamma": 0.98,
-            "ent_coef": 0.0,
         },
     },
     "sb3-a2c": {
         # RL Zoo Atari A2C (SB3's RMSprop for the Zoo's RMSpropTFLike).
         "pixels": {"ent_coef": 0.01, "vf_coef": 0.25},
-        # RL Zoo CartPole A2C.
-        "vector": {"ent_coef": 0.0},
+        # RL Zoo CartPole A2C: SB3's defaults.
+        "vector": {},
     },
 }
 
@@ -165,11 +135,6 @@ _RESERVED = {
     "tensorboard_log": "TensorBoard events go to RUN/tb",
     "_init_setup_model": "internal to SB3",
 }
-
-
-def policy_name(obs_type: str) -> str:
-    """``CnnPolicy`` (NatureCNN) for pixels, ``MlpPolicy`` for state and grid."""
-    return "CnnPolicy" if obs_type == "pixels" else "MlpPolicy"
 
 
 def algorithm_class(algo: str) -> type:
@@ -225,7 +190,8 @@ def sb3_kwargs(
                 f"valid options: {', '.join(sorted(valid))}"
             )
     kind = "pixels" if obs_type == "pixels" else "vector"
-    merged: dict[str, Any] = {"policy": policy_name(obs_type), **DEFAULTS[algo][kind]}
+    policy = "CnnPolicy" if kind == "pixels" else "MlpPolicy"  # NatureCNN on uint8 images
+    merged: dict[str, Any] = {"policy": policy, **DEFAULTS[algo][kind]}
     if algo in OFF_POLICY and "target_update_interval" not in user:
         freq = merged.get("train_freq", 4)
         freq = freq[0] if isinstance(freq, (list, tuple)) else freq

@@ -4,7 +4,7 @@ All games run in one numpy batch with same-step autoreset: the step that ends ga
 ``i`` returns its next game's first observation, and ``infos[i]`` holds what SB3's
 ``DummyVecEnv`` + ``Monitor`` give (``terminal_observation``, ``episode``,
 ``TimeLimit.truncated``) and ``is_success`` (every ball caught), from which SB3 logs
-its success rate. SB3 is imported on the first :func:`make_catch_vec_env` call.
+its success rate. Importing this module imports SB3.
 """
 
 from __future__ import annotations
@@ -14,103 +14,96 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from stable_baselines3.common.vec_env import VecEnv
 
 from catchrl.envs import CatchVectorEnv
 
-__all__ = ["make_catch_vec_env"]
+__all__ = ["CatchSB3VecEnv", "make_catch_vec_env"]
 
 
 def make_catch_vec_env(
     num_envs: int = 8, obs_type: str = "pixels", seed: int | None = None, **game_kwargs: Any
-) -> Any:
+) -> CatchSB3VecEnv:
     """An SB3 ``VecEnv`` of ``num_envs`` native games (game ``i`` first seeded ``seed + i``)."""
-    env = _vec_env_class()(num_envs, obs_type, **game_kwargs)
+    env = CatchSB3VecEnv(num_envs, obs_type, **game_kwargs)
     if seed is not None:
         env.seed(seed)
     return env
 
 
-_VEC_ENV_CLASS: type | None = None
+class CatchSB3VecEnv(VecEnv):
+    """The native vector env as an SB3 ``VecEnv`` (see the module's docstring)."""
 
+    def __init__(self, num_envs: int, obs_type: str, **game_kwargs: Any) -> None:
+        self.venv_native = CatchVectorEnv(
+            num_envs, obs_type=obs_type, autoreset_mode="same_step", **game_kwargs
+        )
+        self.render_mode = None
+        native = self.venv_native
+        super().__init__(num_envs, native.single_observation_space, native.single_action_space)
+        self._actions = np.ones(num_envs, dtype=np.int64)
+        self._returns = np.zeros(num_envs, dtype=np.float64)
+        self._lengths = np.zeros(num_envs, dtype=np.int64)
+        self._t0 = time.perf_counter()
 
-def _vec_env_class() -> type:
-    """Define the ``VecEnv`` subclass on first use (SB3 imported only then)."""
-    global _VEC_ENV_CLASS
-    if _VEC_ENV_CLASS is not None:
-        return _VEC_ENV_CLASS
-    from stable_baselines3.common.vec_env import VecEnv
+    def reset(self) -> np.ndarray:
+        """Reset every game (seeded by ``seed()`` once); return the first observations."""
+        seeds = self._seeds if any(s is not None for s in self._seeds) else None
+        obs, _ = self.venv_native.reset(seed=seeds)
+        self._reset_seeds()
+        self._reset_options()
+        self._returns[:] = 0.0
+        self._lengths[:] = 0
+        return obs
 
-    class CatchSB3VecEnv(VecEnv):
-        """The native vector env as an SB3 ``VecEnv`` (see the module's docstring)."""
+    def step_async(self, actions: np.ndarray) -> None:
+        """Keep the actions for :meth:`step_wait`."""
+        self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
 
-        def __init__(self, num_envs: int, obs_type: str, **game_kwargs: Any) -> None:
-            self.venv_native = CatchVectorEnv(
-                num_envs, obs_type=obs_type, autoreset_mode="same_step", **game_kwargs
-            )
-            self.render_mode = None
-            native = self.venv_native
-            super().__init__(num_envs, native.single_observation_space, native.single_action_space)
-            self._actions = np.ones(num_envs, dtype=np.int64)
-            self._returns = np.zeros(num_envs, dtype=np.float64)
-            self._lengths = np.zeros(num_envs, dtype=np.int64)
-            self._t0 = time.perf_counter()
+    def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
+        """Step every game; SB3's ``(obs, rewards, dones, infos)``."""
+        obs, reward, terminated, truncated, info = self.venv_native.step(self._actions)
+        dones = terminated | truncated
+        self._returns += reward
+        self._lengths += 1
+        cut = truncated & ~terminated
+        infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
+        t = round(time.perf_counter() - self._t0, 6)
+        for i in np.flatnonzero(dones):
+            infos[i] |= {
+                "terminal_observation": info["final_obs"][i],
+                "is_success": bool(info["final_info"]["is_success"][i]),
+                "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": t},
+            }
+        self._returns[dones] = 0.0
+        self._lengths[dones] = 0
+        return obs, reward.astype(np.float32), dones, infos
 
-        def reset(self) -> np.ndarray:
-            seeds = self._seeds if any(s is not None for s in self._seeds) else None
-            obs, _ = self.venv_native.reset(seed=seeds)
-            self._reset_seeds()
-            self._reset_options()
-            self._returns[:] = 0.0
-            self._lengths[:] = 0
-            return obs
+    def close(self) -> None:
+        """Close the games."""
+        self.venv_native.close()
 
-        def step_async(self, actions: np.ndarray) -> None:
-            self._actions = np.asarray(actions, dtype=np.int64).reshape(self.num_envs)
+    def _indices(self, indices: Any) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        return [indices] if isinstance(indices, int) else list(indices)
 
-        def step_wait(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]:
-            obs, reward, terminated, truncated, info = self.venv_native.step(self._actions)
-            dones = terminated | truncated
-            self._returns += reward
-            self._lengths += 1
-            cut = truncated & ~terminated
-            infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
-            t = round(time.perf_counter() - self._t0, 6)
-            for i in np.flatnonzero(dones):
-                infos[i] |= {
-                    "terminal_observation": info["final_obs"][i],
-                    "is_success": bool(info["final_info"]["is_success"][i]),
-                    "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": t},
-                }
-            self._returns[dones] = 0.0
-            self._lengths[dones] = 0
-            return obs, reward.astype(np.float32), dones, infos
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        """The native env's attribute, once per index."""
+        target = self if attr_name == "render_mode" else self.venv_native
+        return [getattr(target, attr_name) for _ in self._indices(indices)]
 
-        def close(self) -> None:
-            self.venv_native.close()
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        """Set the native env's attribute (for every game)."""
+        setattr(self.venv_native, attr_name, value)
 
-        def _indices(self, indices: Any) -> Sequence[int]:
-            if indices is None:
-                return range(self.num_envs)
-            return [indices] if isinstance(indices, int) else list(indices)
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
+    ) -> list[Any]:
+        """Call the native env's method once; its result once per index."""
+        result = getattr(self.venv_native, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._indices(indices)]
 
-        def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
-            target = self if attr_name == "render_mode" else self.venv_native
-            return [getattr(target, attr_name) for _ in self._indices(indices)]
-
-        def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
-            setattr(self.venv_native, attr_name, value)
-
-        def env_method(
-            self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any
-        ) -> list[Any]:
-            result = getattr(self.venv_native, method_name)(*method_args, **method_kwargs)
-            return [result for _ in self._indices(indices)]
-
-        def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
-            return [False for _ in self._indices(indices)]
-
-        def get_images(self) -> Sequence[np.ndarray | None]:
-            return [None for _ in range(self.num_envs)]
-
-    _VEC_ENV_CLASS = CatchSB3VecEnv
-    return _VEC_ENV_CLASS
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        """No game is wrapped."""
+        return [False for _ in self._indices(indices)]

@@ -1,9 +1,9 @@
 """Scripted policies: a uniformly random player and an oracle that tracks the ball.
 
 They are the floor and the ceiling every learning curve is drawn against.
-Both read the *true game state* (a :class:`~catchrl.envs.BatchState` for N games
-or a single :class:`~catchrl.envs.CatchState`), never the observation, so they
-play every observation type (pixels, state, grid) equally well.
+Both read the *true game state* (a :class:`~catchrl.envs.BatchState` of N games),
+never the observation, so they play every observation type (pixels, state, grid)
+equally well.
 
 Policy interface shared with the evaluation harness::
 
@@ -11,30 +11,16 @@ Policy interface shared with the evaluation harness::
     # -> int64 [N] in {0 = left, 1 = stay, 2 = right}
 
 For a :class:`~catchrl.envs.CatchVectorEnv` the states are ``env.batch``; for a
-single :class:`~catchrl.envs.CatchEnv` use ``policy.act_state(env.state)``.
+single :class:`~catchrl.envs.CatchEnv`, ``BatchState.of([env.state])``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from catchrl.envs.core import BatchState, CatchParams, CatchState, drift_batch
+from catchrl.envs.core import BatchState, CatchParams, drift_batch
 
 __all__ = ["OraclePolicy", "RandomPolicy", "landing_labels", "landing_x"]
-
-GameStates = BatchState | CatchState
-
-
-def _fields(states: GameStates) -> tuple[np.ndarray, ...]:
-    """``ball_x, ball_y, ball_vx, paddle_x`` as int64 arrays ``[N]`` (N = 1 for one state)."""
-    return tuple(
-        np.atleast_1d(np.asarray(getattr(states, f), dtype=np.int64))
-        for f in ("ball_x", "ball_y", "ball_vx", "paddle_x")
-    )
-
-
-def _one_or_many(states: GameStates, actions: np.ndarray) -> int | np.ndarray:
-    return int(actions[0]) if isinstance(states, CatchState) else actions
 
 
 def landing_x(
@@ -62,9 +48,7 @@ def landing_labels(params: CatchParams, states: BatchState) -> np.ndarray:
     The labels of the DQN's auxiliary landing head and of the sequence models,
     free from the simulator.
     """
-    x = landing_x(
-        params, np.asarray(states.ball_x), np.asarray(states.ball_y), np.asarray(states.ball_vx)
-    )
+    x = landing_x(params, states.ball_x, states.ball_y, states.ball_vx)
     return (x / params.width).astype(np.float32)
 
 
@@ -78,11 +62,6 @@ class RandomPolicy:
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
-
-    def act_state(self, states: GameStates) -> int | np.ndarray:
-        """One random action per game: int64 ``[N]`` for a batch, an ``int`` for one state."""
-        n = 1 if isinstance(states, CatchState) else len(states.ball_x)
-        return _one_or_many(states, self.rng.integers(0, 3, size=n, dtype=np.int64))
 
     def __call__(self, obs: np.ndarray, states: BatchState | None = None) -> np.ndarray:
         """int64 ``[N]`` random actions for a batch of N observations (states unused)."""
@@ -119,25 +98,18 @@ class OraclePolicy:
         x = np.where(x < 0, p.paddle_speed, x)
         return np.where(x > p.paddle_max_x, p.paddle_max_x - p.paddle_speed, x)
 
-    def target_x(self, states: GameStates) -> np.ndarray:
-        """Return the paddle's left edge that centres it under the landing ball: float ``[N]``."""
+    def act_state(self, states: BatchState) -> np.ndarray:
+        """The oracle's action for each of N games: int64 ``[N]``."""
         p = self.params
-        bx, by, vx, _ = _fields(states)
-        centre = landing_x(p, bx, by, vx) + p.ball_size / 2
-        return np.clip(centre - p.paddle_width / 2, 0, p.paddle_max_x)
-
-    def act_state(self, states: GameStates) -> int | np.ndarray:
-        """Return the oracle's action per game: int64 ``[N]`` for a batch, ``int`` for one state."""
-        *_, px = _fields(states)
-        target = self.target_x(states)[:, None]  # [N, 1]
-        one = self._move(px)  # [N, 3]
+        centre = landing_x(p, states.ball_x, states.ball_y, states.ball_vx) + p.ball_size / 2
+        target = np.clip(centre - p.paddle_width / 2, 0, p.paddle_max_x)[:, None]  # [N, 1]
+        one = self._move(states.paddle_x)  # [N, 3]
         two = self._move(one)  # [N, 3, 3]
         best_two = np.abs(two - target[:, :, None]).min(axis=2)  # [N, 3]
         dist_one = np.abs(one - target)  # [N, 3]
         not_stay = np.broadcast_to(np.array([1, 0, 1]), dist_one.shape)
         # Lexicographic order: look-ahead distance, then this step's distance, then stay.
-        best = np.lexsort((not_stay, dist_one, best_two), axis=-1)[:, 0]
-        return _one_or_many(states, best.astype(np.int64))
+        return np.lexsort((not_stay, dist_one, best_two), axis=-1)[:, 0].astype(np.int64)
 
     def __call__(self, obs: np.ndarray, states: BatchState | None) -> np.ndarray:
         """int64 ``[N]`` actions for N games; reads ``states``, not ``obs``."""
@@ -146,4 +118,4 @@ class OraclePolicy:
                 "OraclePolicy reads the true game state: pass the BatchState "
                 "of the N games (e.g. CatchVectorEnv.batch), not None"
             )
-        return np.asarray(self.act_state(states), dtype=np.int64)
+        return self.act_state(states)

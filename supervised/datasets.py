@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.agents.npz import read_headers
+from catchrl.agents.npz import load_npz, read_headers
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.envs.sizing import check_fits
 
@@ -271,7 +271,7 @@ def _read_config(path: str, declared: dict[str, Any]) -> DatasetConfig:
 
 
 def _check_declared(path: str, cfg: DatasetConfig, declared: dict[str, Any]) -> None:
-    """Members, shapes, dtypes and sizes against the config, before any array is read."""
+    """Members, shapes and dtypes against the config, before any array is read."""
     want = _expected(cfg)
     extra = sorted(set(declared) - set(want) - {"config"})
     missing = sorted(set(want) - set(declared))
@@ -282,20 +282,11 @@ def _check_declared(path: str, cfg: DatasetConfig, declared: dict[str, Any]) -> 
         )
     for name, (shape, dtype) in want.items():
         got_shape, got_dtype, _ = declared[name]
-        if got_dtype.hasobject:
-            raise DatasetError(f"{path}: {name} is an object array; datasets hold plain arrays")
         if (got_shape, got_dtype) != (shape, dtype):
             raise DatasetError(
                 f"{path}: {name} is {got_dtype} {got_shape}, but its config "
                 f"(games={cfg.games}, frame_size={cfg.frame_size}) declares {dtype} {shape}"
             )
-    try:
-        check_fits("reading it", _nbytes(cfg), "games")
-    except ValueError as e:
-        raise DatasetError(f"{path}: {str(e).split(';')[0]}") from None
-    for name, (shape, dtype) in want.items():
-        if declared[name][2] != math.prod(shape) * dtype.itemsize:
-            raise DatasetError(f"{path}: {name} holds another number of bytes than it declares")
 
 
 def _check_values(path: str, ds: GameDataset) -> None:
@@ -315,8 +306,9 @@ def load_dataset(
     """Read a file written by :func:`save_dataset`, checked at the door.
 
     The members' ``.npy`` headers (shape, dtype, size) are checked against the
-    stored config and the memory available before any array is read; arrays
-    load without pickle; labels must be values a game produces.
+    stored config and the memory available before any array is read
+    (:func:`~catchrl.agents.npz.load_npz`, no pickle); labels must be values a
+    game produces.
 
     Args:
         path: The ``.npz`` file.
@@ -338,11 +330,11 @@ def load_dataset(
     if kinds is not None and cfg.kind not in kinds:
         raise DatasetError(f"{path}: a {cfg.kind!r} dataset, expected {' or '.join(kinds)!r}")
     _check_declared(path, cfg, declared)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in _expected(cfg)}
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
-        raise DatasetError(f"{path}: cannot be read ({e})") from None
+    try:  # the stored bytes and the memory available checked first; no pickle
+        arrays = load_npz(path, limit=_nbytes(cfg) + declared["config"][2])
+    except ValueError as e:
+        raise DatasetError(str(e)) from None
+    del arrays["config"]
     ds = GameDataset(cfg, **arrays)
     _check_values(path, ds)
     return ds

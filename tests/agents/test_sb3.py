@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("stable_baselines3")
 
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
 from stable_baselines3.common.vec_env import VecTransposeImage
@@ -168,10 +168,6 @@ def test_make_vec_env_on_registered_ids_trains() -> None:
     model = PPO("MlpPolicy", venv, n_steps=33, batch_size=33, n_epochs=1, seed=0)
     model.learn(132)
     assert model.num_timesteps == 132
-    venv = make_vec_env("catchrl/Catch-v0", n_envs=1, seed=0)
-    dqn = DQN("CnnPolicy", venv, buffer_size=100, learning_starts=10, seed=0)
-    assert isinstance(dqn.q_net.features_extractor, NatureCNN)
-    dqn.learn(40)
 
 
 def test_load_policy_q_values_and_detection(tmp_path) -> None:

@@ -200,18 +200,6 @@ def _member(z, name, shape, dtype, data=b""):
             f.write(data)
 
 
-def _headers_only(path, ds, games):
-    """A file whose config and headers declare ``games`` games but whose data is a few bytes."""
-    cfg = json.loads(ds.config.to_json())
-    cfg["games"] = games
-    with zipfile.ZipFile(path, "w") as z:
-        for name, a in _arrays(ds).items():
-            if name == "config":
-                np.lib.format.write_array(z.open("config.npy", "w"), np.array(json.dumps(cfg)))
-            else:
-                _member(z, name, (games, *a.shape[1:]), a.dtype, b"\0" * 8)
-
-
 @pytest.fixture(scope="module")
 def small_frames():
     return D.make_dataset("frames", games=2, seed=0)
@@ -246,9 +234,6 @@ def _bad_file(tmp_path, small_frames, fault):
                 data = a.tobytes()[: a.nbytes // 2] if name == "frames" else a.tobytes()
                 _member(z, name, a.shape, a.dtype, data)
         return path
-    elif fault == "huge":
-        _headers_only(path, small_frames, 10**7)
-        return path
     np.savez_compressed(path, **arrays)
     return path
 
@@ -256,7 +241,7 @@ def _bad_file(tmp_path, small_frames, fault):
 @pytest.mark.parametrize(
     ("fault", "message"),
     [
-        ("pickle", "states is an object array"),
+        ("pickle", r"states is object \(1,\), but its config"),
         ("nan", r"rewards must be -1, 0 or \+1 \(found nan\)"),
         ("float frames", r"frames is float32 \(2, 34, 80, 80\), but its config"),
         ("fewer games", r"states is int16 \(1, 34, 4\), but its config \(games=2"),
@@ -265,8 +250,7 @@ def _bad_file(tmp_path, small_frames, fault):
         ("action 7", "actions must be 0, 1 or 2"),
         ("truncated", "not a readable .npz file"),
         ("empty", "not a readable .npz file"),
-        ("short data", "frames holds another number of bytes than it declares"),
-        ("huge", r"reading it needs ~[\d.]+ GB, more than the [\d.]+ GB available$"),
+        ("short data", r"frames declares uint8 \(2, 34, 80, 80\) .* but holds 217,600$"),
     ],
 )
 def test_bad_files_are_refused_naming_the_file(tmp_path, small_frames, fault, message):

@@ -2,7 +2,6 @@ import keras
 import numpy as np
 import pytest
 
-from catchrl.agents.replay import ReplayMemory
 from catchrl.supervised import imitation as I
 
 
@@ -33,28 +32,6 @@ def test_a_saved_model_plays_as_an_agent_by_its_argmax(tmp_path):
 
 def test_imitation_model_shapes():
     assert I.build_imitation_model("lenet").output_shape == (None, 3)
-
-
-def test_expert_games_fill_the_replay_memory():
-    memory = ReplayMemory(
-        10_000, num_envs=4, obs_shape=(80, 80, 4), obs_dtype=np.uint8, frame_stack=4, seed=0
-    )
-    added = I.fill_replay_with_expert(memory, games=8, seed=0)
-    assert added == 8 * 33 and len(memory) == added
-    batch = memory.sample(64)
-    # The oracle catches every ball: the only non-zero rewards are +1 on the last step.
-    assert set(np.unique(batch["rewards"]).tolist()) <= {0.0, 1.0}
-    np.testing.assert_array_equal(batch["rewards"] == 1.0, batch["discounts"] == 0.0)
-    # pure expert play: every stored action is the oracle's for the stored state
-    assert memory.num_sampleable == added
-
-
-def test_expert_state_games_and_exploration():
-    memory = ReplayMemory(2_000, num_envs=2, obs_shape=(3,), obs_dtype=np.float32, seed=0)
-    I.fill_replay_with_expert(memory, games=2, seed=0, obs_type="state", epsilon=1.0)
-    assert len(memory) == 66
-    with pytest.raises(ValueError, match="epsilon"):
-        I.fill_replay_with_expert(memory, games=2, epsilon=2.0)
 
 
 def test_learning_to_imitate_beats_the_majority_class():
