@@ -80,6 +80,16 @@ class EnvConfig:
         env.close()
         return env.single_observation_space
 
+    def games_bytes(self) -> int:
+        """The buffers of the training games and of the evaluation's games."""
+        from catchrl.envs import estimate_env_bytes
+        from catchrl.evaluation import EVAL_NUM_ENVS
+
+        kwargs = self.game_kwargs()
+        return estimate_env_bytes(self.num_envs, **kwargs) + estimate_env_bytes(
+            EVAL_NUM_ENVS, **kwargs
+        )
+
     def steps_per_game(self) -> int:
         """Env steps in one game (33 a ball on the book's screen, 9 on bsuite's board)."""
         game = {"balls_per_game": self.balls_per_game, "drift": self.drift, **RULES[self.rules]}

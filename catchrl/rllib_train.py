@@ -1,13 +1,8 @@
-"""RLlib algorithms (new API stack) as learners of the run loop (:mod:`catchrl.runloop`).
+"""RLlib algorithms (new API stack) as learners of the run loop, in ``Algorithm.train()``.
 
-RLlib keeps its own ``Algorithm.train()`` iterations. After each, the driver reports
-every vector step the EnvRunners took (:class:`~catchrl.agents.rllib_env.RecordingVectorEnv`
-records them) and asks the loop for a safe point. An iteration plays
-``rllib.games_per_iteration`` whole games in every env, so a checkpoint needs no game
-state: RLlib's own state (``Algorithm.get_state()``; DQN's replay buffer too) in msgpack
-(no pickle) and the driver's RNGs. With ``num_env_runners = 0`` (the
-default) ``--resume`` continues exactly; remote EnvRunners keep RNGs of their own.
-Ray starts locally (``address="local"``) unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
+Each iteration plays whole games, reported step by step afterwards; a checkpoint is RLlib's
+state in msgpack (no pickle) and the driver's RNGs: exact with ``num_env_runners = 0``.
+Ray starts locally unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
 """
 
 from __future__ import annotations
@@ -42,14 +37,7 @@ def _ensure_ray(num_cpus: int) -> None:
 
 
 class RLlibLearner(Learner):
-    """An RLlib algorithm (``cfg.algo``, an ``rllib-*`` name of ``LEARNERS``) on the native env.
-
-    Args:
-        cfg: The run's config with ``algo`` and the resolved ``[rllib]`` table.
-        rd: The run directory.
-        trust_pickle: Unused: RLlib checkpoints are stored without pickles.
-
-    """
+    """An RLlib algorithm (``cfg.algo``, an ``rllib-*`` name of ``LEARNERS``) on the native env."""
 
     model_name = "model-rllib.npz"
 
@@ -75,16 +63,10 @@ class RLlibLearner(Learner):
 
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
-        """The games' buffers (training and evaluation) and DQN's replay (float32)."""
-        from catchrl.envs import estimate_env_bytes
-        from catchrl.evaluation import EVAL_NUM_ENVS
-
-        game = cfg.env.game_kwargs()
-        games = estimate_env_bytes(cfg.env.num_envs, **game) + estimate_env_bytes(
-            EVAL_NUM_ENVS, **game
-        )
+        """The games' buffers and DQN's replay (float32)."""
         capacity = cfg.rllib.get("replay_buffer_config", {}).get("capacity", 0)
-        return games + int(capacity) * int(np.prod(cfg.env.observation_space().shape)) * 4
+        shape = cfg.env.observation_space().shape
+        return cfg.env.games_bytes() + int(capacity) * int(np.prod(shape)) * 4
 
     def _start_games(self, games: int) -> None:
         """Seed fresh games for the next iteration (each EnvRunner its own seeds)."""

@@ -1,11 +1,7 @@
-"""Stable-Baselines3 algorithms as learners of the run loop (:mod:`catchrl.runloop`).
+"""Stable-Baselines3 algorithms as learners of the run loop, in SB3's own ``learn()``.
 
-SB3 keeps its own ``learn()``. An SB3 callback reports every vector step to the loop
-and asks it for a safe point at the start of each rollout, where SB3's state is whole
-(the replay holds every transition, no rollout is half filled); SB3's logger writes
-its scalars into the run's TensorBoard events. A checkpoint holds SB3's ``.zip``, its
-replay buffer, the game's state and the global RNGs, so ``--resume`` continues
-exactly; SB3's files are pickles (they can run code), so resuming needs ``--sb3``.
+A callback reports each vector step and stops at a rollout's start, where SB3's state is whole.
+A checkpoint (SB3's zip and replay, the games, the RNGs) resumes exactly, with ``--sb3``.
 """
 
 from __future__ import annotations
@@ -93,23 +89,16 @@ class SB3Learner(Learner):
 
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
-        """The games' buffers (training and evaluation) and SB3's replay buffer."""
-        from catchrl.envs import estimate_env_bytes
-        from catchrl.evaluation import EVAL_NUM_ENVS
-
-        game = cfg.env.game_kwargs()
-        games = estimate_env_bytes(cfg.env.num_envs, **game) + estimate_env_bytes(
-            EVAL_NUM_ENVS, **game
-        )
+        """The games' buffers and SB3's replay buffer."""
         space = cfg.env.observation_space()
         stored = 1 if cfg.sb3.get("optimize_memory_usage") else 2  # obs (and next_obs)
         per_item = int(np.prod(space.shape)) * space.dtype.itemsize * stored
-        return games + int(cfg.sb3.get("buffer_size") or 0) * per_item
+        return cfg.env.games_bytes() + int(cfg.sb3.get("buffer_size") or 0) * per_item
 
     def run(self, loop: RunLoop) -> None:
         """SB3's ``learn()`` for what is left of the step budget, reporting to ``loop``."""
         self.model.set_logger(_logger(self, loop))
-        remaining = loop.step_budget() - loop.steps
+        remaining = loop.cfg.run.total_steps - loop.steps
         if remaining <= 0 or loop.at_safe_point():
             return
         callback = _callback(self, loop)

@@ -1,13 +1,7 @@
-"""The Keras DQN as a learner of the run loop (:mod:`catchrl.runloop`).
+"""The Keras DQN as a learner of the run loop; its checkpoints resume exactly, mid-game too.
 
-Each step: ε-greedy actions on the batch of games, one vector-env step into the
-replay memory, then ``agent.gradient_steps`` updates on sampled batches. A
-checkpoint holds the games (mid-game included), the replay memory, the agent and
-the shift generator, so ``--resume`` is exact wherever the run stopped.
-
-``agent.module`` puts a supervised model in front: ``perception`` and ``encoder``
-turn frames into what the agent and its replay see (frozen); ``tuned-encoder``
-starts the Q-network itself; ``landing-head`` adds an auxiliary output.
+``agent.module``: ``perception`` and ``encoder`` put a frozen supervised model in front of the
+agent, ``tuned-encoder`` starts the Q-network with one, ``landing-head`` adds an aux output.
 """
 
 from __future__ import annotations
@@ -19,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from catchrl.config import ConfigError, TrainConfig
+from catchrl.errors import first_line
 from catchrl.learners import StepLearner
 from catchrl.rundir import RunDir
 from catchrl.runloop import StepReport
@@ -27,12 +22,7 @@ __all__ = ["DQNLearner"]
 
 
 def _load_module_model(kind: str, path: str, obs_shape: tuple[int, ...]) -> Any:
-    """The ``.keras`` model ``agent.module`` names (its encoder for ``*encoder``), checked.
-
-    Raises:
-        ConfigError: a missing file, a model that cannot be loaded, or other frames.
-
-    """
+    """The ``.keras`` model ``agent.module`` names (its encoder for ``*encoder``), checked."""
     import keras
 
     from catchrl.supervised.perception import get_encoder  # registers the custom layers too
@@ -45,10 +35,8 @@ def _load_module_model(kind: str, path: str, obs_shape: tuple[int, ...]) -> Any:
         if kind != "perception":
             model = get_encoder(model)
     except Exception as e:  # Keras raises many kinds for a bad file
-        first_line = str(e).splitlines()[0][:160] if str(e) else ""
-        raise ConfigError(
-            f"agent.module: {model_path} is not a usable model ({type(e).__name__}: {first_line})"
-        ) from e
+        why = f"{type(e).__name__}: {first_line(e)[:160]}"
+        raise ConfigError(f"agent.module: {model_path} is not a usable model ({why})") from e
     if tuple(model.input_shape[1:]) != tuple(obs_shape):
         raise ConfigError(
             f"agent.module: {model_path} reads frames of shape "
@@ -58,7 +46,7 @@ def _load_module_model(kind: str, path: str, obs_shape: tuple[int, ...]) -> Any:
 
 
 def _weights_sha256(model: Any) -> str:
-    """A digest of a model's weights (what a checkpoint of the agent behind it relies on)."""
+    """A digest of a model's weights."""
     digest = hashlib.sha256()
     for w in model.get_weights():
         digest.update(np.ascontiguousarray(w).tobytes())
@@ -66,14 +54,7 @@ def _weights_sha256(model: Any) -> str:
 
 
 class DQNLearner(StepLearner):
-    """catchrl's Keras DQN over the native vector env (``algo = "dqn"``).
-
-    Args:
-        cfg: The run's config.
-        rd: The run directory.
-        trust_pickle: Unused: the DQN's checkpoints hold no pickles.
-
-    """
+    """catchrl's Keras DQN over the native vector env (``algo = "dqn"``; no pickles)."""
 
     model_name = "model.keras"
 
@@ -144,18 +125,12 @@ class DQNLearner(StepLearner):
 
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
-        """The vector env's, the evaluation env's and the replay memory's buffers.
-
-        With a frozen module the replay holds its outputs: frames are an upper bound.
-        """
+        """The games' and the replay memory's buffers (frames: an upper bound behind a module)."""
         from catchrl.agents.replay import ReplayMemory
-        from catchrl.envs import estimate_env_bytes
-        from catchrl.evaluation import EVAL_NUM_ENVS
 
         c, a = cfg.env, cfg.agent
-        space, kwargs = c.observation_space(), c.game_kwargs()
-        env = estimate_env_bytes(c.num_envs, **kwargs) + estimate_env_bytes(EVAL_NUM_ENVS, **kwargs)
-        return env + ReplayMemory.estimate_bytes(
+        space = c.observation_space()
+        return c.games_bytes() + ReplayMemory.estimate_bytes(
             a.replay_capacity,
             c.num_envs,
             space.shape,
@@ -218,13 +193,7 @@ class DQNLearner(StepLearner):
         return arrays, meta
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
-        """Restore :meth:`get_state`; the observations are those of the restored games.
-
-        Raises:
-            ValueError: the checkpoint does not fit this agent, or the frozen model in front
-                of it has other weights than the run trained with.
-
-        """
+        """Restore :meth:`get_state` (ValueError: it does not fit, or the module changed)."""
         if meta["frame_model_sha256"] != self._frame_model_sha256:
             raise ValueError(
                 f"{self.cfg.agent.module} has other weights than when this run was "
@@ -240,10 +209,7 @@ class DQNLearner(StepLearner):
             self.shifts.bit_generator.state = meta["shifts_rng"]
 
     def save_model(self, path: Path) -> None:
-        """Write the playing model in Keras format: frames in when the game is pixels.
-
-        With a frozen model in front, that model and the Q-network are chained.
-        """
+        """Write the playing model in Keras format (a frozen module chained in front)."""
         if self.perception is None:
             self.model.save(path)
             return
