@@ -125,23 +125,20 @@ def gymnax_missing() -> str | None:
 
 
 def _gymnax_rollout(n: int, seed: int) -> Callable[[], int]:
-    """Gymnax's Catch-bsuite, ``n`` games, ``SCAN_STEPS`` steps per jitted call."""
+    """Gymnax's Catch-bsuite: ``n`` games, ``SCAN_STEPS`` steps per jitted ``lax.scan``."""
     import gymnax
     import jax
 
     env, params = gymnax.make("Catch-bsuite")
-    actions = jax.numpy.asarray(np.random.default_rng(seed).integers(0, 3, (SCAN_STEPS, n)))
     step = jax.vmap(env.step, in_axes=(0, 0, 0, None))  # autoresets finished games
+    actions = jax.numpy.asarray(np.random.default_rng(seed).integers(0, 3, (SCAN_STEPS, n)))
 
-    @jax.jit
-    def rollout(carry: tuple[Any, Any]) -> tuple[tuple[Any, Any], Any]:
-        def one(carry: tuple[Any, Any], a: Any) -> tuple[tuple[Any, Any], Any]:
-            key, sub = jax.random.split(carry[0])
-            obs, state, reward, done, *_ = step(jax.random.split(sub, n), carry[1], a, params)
-            return (key, state), (obs, reward, done)
+    def one(carry: tuple[Any, Any], action: Any) -> tuple[tuple[Any, Any], Any]:
+        key, sub = jax.random.split(carry[0])
+        obs, state, reward, done, *_ = step(jax.random.split(sub, n), carry[1], action, params)
+        return (key, state), (obs, reward, done)  # returned: XLA cannot skip the frames
 
-        return jax.lax.scan(one, carry, actions)
-
+    rollout = jax.jit(lambda carry: jax.lax.scan(one, carry, actions))
     key, sub = jax.random.split(jax.random.PRNGKey(seed))
     carry = [(key, jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(sub, n), params)[1])]
 
