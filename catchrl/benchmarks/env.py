@@ -37,8 +37,7 @@ class BookPixelReference:
 
         self._pg, self.rng = pygame, random.Random(seed)
         self.surface = pygame.Surface((self.WIDTH, self.WIDTH))
-        self.ball_x = self.ball_y = self.paddle_x = 0
-        self.stack = np.zeros((self.SIZE, self.SIZE, 4))
+        self.reset()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """A new game; its first frame fills the ``(80, 80, 4)`` stack."""
