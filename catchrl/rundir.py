@@ -182,12 +182,9 @@ class RunDir:
                 f"{self.metrics_path} has {have} bytes but the checkpoint recorded {size}: it "
                 "was truncated or replaced, so the run's record is incomplete"
             )
-        if self.metrics_path.exists():
-            fd = open_nofollow(self.metrics_path, os.O_WRONLY)
-            try:
-                os.ftruncate(fd, size)
-            finally:
-                os.close(fd)
+        if have > size:
+            with os.fdopen(open_nofollow(self.metrics_path, os.O_WRONLY), "wb") as f:
+                f.truncate(size)
 
     def open_metrics(self) -> IO[str]:
         """Open ``metrics.tsv`` for appending (a header if new)."""
@@ -264,7 +261,26 @@ class RunDir:
     def load_checkpoint(path: str | Path) -> tuple[Arrays, dict[str, Any]]:
         """Read a checkpoint folder, checked against its manifest; arrays load without pickle."""
         path = Path(path)
-        _check_manifest(path)
+        manifest_path = path / "manifest.json"
+        if not manifest_path.is_file():
+            raise CheckpointError(f"{path} is not a checkpoint (no manifest.json)")
+        manifest = read_json(manifest_path)
+        if not isinstance(manifest, dict) or not manifest:
+            raise CheckpointError(f"{manifest_path} is corrupt: not a non-empty JSON object")
+        files = {p.name for p in path.iterdir() if p.name != "manifest.json"}
+        if set(manifest) != files:
+            differ = ", ".join(sorted(files ^ set(manifest)))
+            raise CheckpointError(
+                f"{manifest_path} is incomplete: the folder's files differ ({differ})"
+            )
+        for name, meta in manifest.items():  # missing, extra, truncated or changed files
+            size = (path / name).stat().st_size
+            if not isinstance(meta, dict) or meta.get("bytes") != size:
+                raise CheckpointError(f"checkpoint file {path / name} is truncated or changed")
+            if meta.get("sha256") != _sha256(path / name):
+                raise CheckpointError(
+                    f"checkpoint file {path / name} is corrupt (checksum mismatch)"
+                )
         state = read_json(path / "state.json")
         if not isinstance(state, dict):
             raise CheckpointError(f"{path / 'state.json'} is corrupt: not a JSON object")
@@ -282,28 +298,6 @@ class RunDir:
             except OSError as e:
                 raise CheckpointError(f"checkpoint file {f} cannot be read: {e}") from e
         return arrays, state
-
-
-def _check_manifest(path: Path) -> None:
-    """Refuse a checkpoint whose files are missing, extra, truncated or changed."""
-    manifest_path = path / "manifest.json"
-    if not manifest_path.is_file():
-        raise CheckpointError(f"{path} is not a checkpoint (no manifest.json)")
-    manifest = read_json(manifest_path)
-    if not isinstance(manifest, dict) or not manifest:
-        raise CheckpointError(f"{manifest_path} is corrupt: not a non-empty JSON object")
-    files = {p.name for p in path.iterdir() if p.name != "manifest.json"}
-    if set(manifest) != files:
-        differ = ", ".join(sorted(files ^ set(manifest)))
-        raise CheckpointError(
-            f"{manifest_path} is incomplete: the folder's files differ ({differ})"
-        )
-    for name, meta in manifest.items():
-        size = (path / name).stat().st_size
-        if not isinstance(meta, dict) or meta.get("bytes") != size:
-            raise CheckpointError(f"checkpoint file {path / name} is truncated or changed")
-        if meta.get("sha256") != _sha256(path / name):
-            raise CheckpointError(f"checkpoint file {path / name} is corrupt (checksum mismatch)")
 
 
 def read_text(path: Path) -> str:

@@ -8,6 +8,7 @@ on the state game.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +30,7 @@ from catchrl.evaluation import (
 from catchrl.learners import open_run
 from catchrl.policies import load_policy
 from catchrl.rundir import RunDir
-from catchrl.runloop import RunLoop
+from catchrl.runloop import RunLoop, TrainResult
 
 QUICK = [
     "agent.observe=300",
@@ -92,11 +93,19 @@ def _same(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
 
-def test_best_keras_is_the_best_validation_model(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def rigged_run(tmp_path_factory) -> tuple[Path, TrainResult, list]:
+    """A run of six rigged validation evaluations, the weights at each; the run is not changed."""
     scores = [0.4, 0.9, 0.7, 0.9, 0.5, 0.8]  # the best is a tie: the later one (4th) is kept
     snaps: list = []
-    run = tmp_path / "run"
-    result = _open(run, 16 * 6, monkeypatch, scores, snaps).run()
+    run = tmp_path_factory.mktemp("best") / "run"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        result = _open(run, 16 * 6, monkeypatch, scores, snaps).run()
+    return run, result, snaps
+
+
+def test_best_keras_is_the_best_validation_model(rigged_run):
+    run, result, snaps = rigged_run
     assert len(result.evaluations) == 6
     best = json.loads((run / "best.json").read_text())
     assert best["steps"] == snaps[3][0] == result.best["steps"]
@@ -113,44 +122,40 @@ def test_best_keras_is_the_best_validation_model(tmp_path, monkeypatch):
     assert result.eval_model == "best.keras"
 
 
-def test_eval_loads_the_kept_model_and_says_so(tmp_path, monkeypatch, capsys):
-    run = tmp_path / "run"
-    _open(run, 16 * 3, monkeypatch, [0.3, 0.8, 0.1], []).run()
-    capsys.readouterr()
+def test_eval_loads_the_kept_model_and_says_so(rigged_run, capsys):
+    run = rigged_run[0]
     assert main(["eval", str(run), "--games", "20", "--json"]) == 0
     record = json.loads(capsys.readouterr().out)
     assert record["seed"] == TEST_SEED
     assert record["model"] == "best.keras"
     assert main(["eval", str(run), "--games", "20"]) == 0
-    assert "best.keras, the best validation model (80.00% at step" in capsys.readouterr().out
+    assert "best.keras, the best validation model (90.00% at step" in capsys.readouterr().out
     assert main(["eval", str(run), "--games", "20", "--model", "final"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("run: loaded model.keras, the final model\n")
 
 
-def test_resume_keeps_the_best_model_and_its_score(tmp_path, monkeypatch):
-    run = tmp_path / "run"
-    snaps: list = []
-    loop = _open(run, 16 * 3, monkeypatch, [0.3, 0.94, 0.6], snaps)
-    loop.run()
+def test_resume_keeps_the_best_model_and_its_score(rigged_run, tmp_path, monkeypatch):
+    run, _, snaps = tmp_path / "run", *rigged_run[1:]
+    shutil.copytree(rigged_run[0], run)
     best_bytes = (run / "best.keras").read_bytes()
     # A later, better best.keras from a future the checkpoint never saw (killed before the
     # next checkpoint): resuming puts the checkpoint's own best model and score back.
     (run / "best.keras").write_bytes(b"junk")
     (run / "best.json").write_text(json.dumps({"win_rate": 1.0, "steps": 10**6}))
-    _rig(monkeypatch, [0.9, 0.2])  # worse than the kept 0.94: best.keras stays
+    _rig(monkeypatch, [0.85, 0.2])  # worse than the kept 0.9: best.keras stays
     resumed = open_run(
-        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 5 * 33}"]
+        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 8 * 33}"]
     )
     result = resumed.run()
-    assert len(result.evaluations) == 5
+    assert len(result.evaluations) == 8
     assert (run / "best.keras").read_bytes() == best_bytes
     best = json.loads((run / "best.json").read_text())
-    assert best["win_rate"] == pytest.approx(0.94) and best["steps"] == snaps[1][0]
+    assert best["win_rate"] == pytest.approx(0.9) and best["steps"] == snaps[3][0]
     assert result.best == best
     _rig(monkeypatch, [1.0])  # now a better one replaces it
     resumed = open_run(
-        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 6 * 33}"]
+        None, run, resume=True, progress=False, resume_overrides=[f"run.total_steps={16 * 9 * 33}"]
     )
     assert resumed.run().best["win_rate"] == 1.0
     assert (run / "best.keras").read_bytes() != best_bytes
@@ -172,36 +177,21 @@ def test_fast_state_learns_and_keeps_its_best_model(tmp_path):
     assert test.win_rate >= 0.95, test.summary()
 
 
-def test_evaluations_do_not_change_the_training(tmp_path):
-    """How many validation games a run plays must not change what it learns.
-
-    Both runs evaluate after the same games; only the number of games differs. The
-    greedy evaluation policy once drew from the agent's exploration generator, so the
-    second run's exploration, and so its weights, depended on it.
-    """
-    rows = {}
-    for games in (20, 60):
-        cfg = load_config(
-            "fast-state", None, [*QUICK, "run.total_steps=1584", f"run.eval_games={games}"]
-        )
-        result = open_run(cfg, tmp_path / str(games), progress=False).run()
-        assert len(result.evaluations) >= 2
-        rows[games] = RunDir(tmp_path / str(games)).read_metrics()
-    for key in ("loss", "wins", "reward"):
-        np.testing.assert_array_equal(rows[20][key], rows[60][key], err_msg=key)
-
-
 def _spin(seconds: float) -> None:
     start = time.process_time()
     while time.process_time() - start < seconds:
         pass
 
 
-def test_checkpoints_and_evaluations_are_not_training_time(tmp_path, monkeypatch):
-    """Training seconds and CPU seconds (what the races compare) leave both out.
+def test_evaluations_and_checkpoints_change_neither_the_training_nor_its_clock(
+    tmp_path, monkeypatch
+):
+    """How many validation games a run plays must not change what it learns, and neither
+    evaluations nor checkpoints count as training time (what the races compare).
 
-    A checkpoint and a validation evaluation are each made to burn 0.5 CPU s; the
-    run's training clocks must move by much less across either.
+    Two runs evaluate after the same games, 20 or 60 games each (the greedy policy once drew
+    from the agent's exploration generator). In the second, each checkpoint and validation
+    evaluation burns 0.5 CPU s: the run's training clocks must move by much less across either.
     """
     burn = 0.5
     real_ckpt, real_eval = RunDir.save_checkpoint, RunLoop.evaluate
@@ -214,8 +204,6 @@ def test_checkpoints_and_evaluations_are_not_training_time(tmp_path, monkeypatch
         _spin(burn)
         return real_eval(self, games, seed)
 
-    monkeypatch.setattr(RunDir, "save_checkpoint", slow_ckpt)
-    monkeypatch.setattr(RunLoop, "evaluate", slow_eval)
     moved: dict[str, list[tuple[float, float]]] = {"checkpoint": [], "evaluation": []}
 
     def clocks(loop: RunLoop) -> tuple[float, float]:
@@ -232,10 +220,21 @@ def test_checkpoints_and_evaluations_are_not_training_time(tmp_path, monkeypatch
 
         return wrapper
 
-    monkeypatch.setattr(RunLoop, "save_checkpoint", measured("checkpoint", RunLoop.save_checkpoint))
-    monkeypatch.setattr(RunLoop, "_evaluate_now", measured("evaluation", RunLoop._evaluate_now))
-    cfg = load_config("fast-state", None, [*QUICK, "run.total_steps=1584"])
-    open_run(cfg, tmp_path / "run", progress=False).run()
+    rows = {}
+    for games in (20, 60):
+        if games == 60:
+            monkeypatch.setattr(RunDir, "save_checkpoint", slow_ckpt)
+            monkeypatch.setattr(RunLoop, "evaluate", slow_eval)
+            save, evaluate_now = RunLoop.save_checkpoint, RunLoop._evaluate_now
+            monkeypatch.setattr(RunLoop, "save_checkpoint", measured("checkpoint", save))
+            monkeypatch.setattr(RunLoop, "_evaluate_now", measured("evaluation", evaluate_now))
+        overrides = [*QUICK, "run.total_steps=1584", f"run.eval_games={games}"]
+        cfg = load_config("fast-state", None, overrides)
+        result = open_run(cfg, tmp_path / str(games), progress=False).run()
+        assert len(result.evaluations) >= 2
+        rows[games] = RunDir(tmp_path / str(games)).read_metrics()
+    for key in ("loss", "wins", "reward"):
+        np.testing.assert_array_equal(rows[20][key], rows[60][key], err_msg=key)
     for name, deltas in moved.items():
         assert len(deltas) >= 2, name
         for cpu, wall in deltas:
