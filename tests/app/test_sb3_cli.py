@@ -1,4 +1,7 @@
-"""`catchrl train --algo sb3-*` end to end: learning, run dir, eval/watch, resume, errors."""
+"""`catchrl train --algo sb3-*` end to end: learning, run dir, eval/watch, resume, errors.
+
+A signal mid-run and the exact resume after it: tests/app/test_run_faults.py (`-m faults`).
+"""
 
 from __future__ import annotations
 
@@ -223,56 +226,3 @@ def test_other_algorithms_train_and_reload(
         json.loads(capsys.readouterr().out)["wins"]
         == json.loads((run_dir / "eval.json").read_text())["wins"]
     )
-
-
-def test_ctrl_c_writes_a_checkpoint_then_resumes(tmp_path: Path) -> None:
-    import signal
-    import time
-
-    run_dir = tmp_path / "interrupted"
-    cmd = [
-        sys.executable,
-        "-m",
-        "catchrl",
-        "train",
-        "--algo",
-        "sb3-dqn",
-        "--preset",
-        "fast-state",
-        "--steps",
-        "500000",
-        "--run-dir",
-        str(run_dir),
-        "--no-progress",
-        "--set",
-        "run.eval_games=0",
-        "--set",
-        "run.eval_every=32",
-    ]
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None:
-        if RunDir(run_dir).latest_checkpoint() is not None:
-            break
-        time.sleep(0.05)
-    else:
-        raise AssertionError(f"no checkpoint appeared: {proc.communicate()[0][-2000:]}")
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 130, out[-2000:]
-    assert "--resume" in out
-    _, state = RunDir.load_checkpoint(RunDir(run_dir).latest_checkpoint())
-    rows = RunDir(run_dir).read_metrics()
-    assert len(rows["game"]) == state["games"] > 0  # the checkpoint is the last thing done
-    target = state["steps"] + 1056
-    assert _resume(run_dir, target, "--set", "run.eval_games=0") == 0
-    after = RunDir(run_dir).read_metrics()
-    assert after["game"].tolist() == list(range(1, len(after["game"]) + 1))
-    _, state = RunDir.load_checkpoint(RunDir(run_dir).latest_checkpoint())
-    assert state["steps"] >= target  # the budget is met exactly, mid-game if need be
