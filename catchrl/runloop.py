@@ -244,12 +244,8 @@ class RunLoop:
             scores = result.to_dict()
             scores["eval_games"] = scores.pop("games")
             record = {"games": self.games, "steps": self.steps, "wall_time": self.elapsed}
-            record |= {
-                "train_cpu_s": self.train_cpu,
-                "seed": VALIDATION_SEED,
-                "split": "validation",
-            }
-            record |= scores
+            record |= {"train_cpu_s": self.train_cpu, "seed": VALIDATION_SEED}
+            record |= {"split": "validation", **scores}
             best = self.best is None or result.win_rate >= self.best["win_rate"]
             if best:  # ties go to the later model
                 with signals_held():

@@ -65,20 +65,6 @@ def test_run_directory_layout(tmp_path, data_files):
         train(other, run, resume=True, verbose=0)
 
 
-def test_resume_continues_an_interrupted_run(tmp_path, data_files):
-    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=2)
-    run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        train(cfg, run, verbose=0, callbacks=[_StopAfter(0)])
-    assert [r[0] for r in _rows(run)[1]] == ["0"]
-    out = train(cfg, run, resume=True, verbose=0)
-    assert [r[0] for r in _rows(run)[1]] == ["0", "1"]
-    assert len(out.history["loss"]) == 1  # only the second epoch was trained
-    longer = T.SupervisedConfig("sequence", cfg.data, epochs=3)
-    train(longer, run, resume=True, verbose=0)  # a finished run trains on
-    assert [r[0] for r in _rows(run)[1]] == ["0", "1", "2"]
-
-
 class _Probe(keras.callbacks.Callback):
     """Record what the model holds when training (re)starts, and try to take the run's lock."""
 
@@ -97,27 +83,24 @@ class _Probe(keras.callbacks.Callback):
             self.locked_out.append(epoch)
 
 
-def test_the_run_directory_is_locked_while_training(tmp_path, data_files):
+def test_a_locked_or_foreign_folder_is_refused(tmp_path, data_files):
     cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=2)
     run = tmp_path / "run"
     with RunDir(run).lock(), pytest.raises(RunDirLocked, match="in use by pid"):
         train(cfg, run, verbose=0)
     assert not run.exists()  # refused before writing anything (and the empty folder went)
-    probe = _Probe(run)
-    train(cfg, run, verbose=0, callbacks=[probe])
-    assert probe.locked_out == [0, 1]  # held through every epoch
-    assert not (run / ".lock").exists()  # and released at the end
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
     with pytest.raises(RunDirError, match="not empty and not a catchrl run"):
         train(cfg, tmp_path / "other", verbose=0)
 
 
-def test_resume_restores_the_checkpoint_and_cuts_later_rows(tmp_path, data_files):
+def test_an_interrupted_run_resumes_from_its_checkpoint_under_the_lock(tmp_path, data_files):
     cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=2)
     run = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         train(cfg, run, verbose=0, callbacks=[_StopAfter(0)])
+    assert [r[0] for r in _rows(run)[1]] == ["0"] and not (run / ".lock").exists()
     latest = RunDir(run).latest_checkpoint()
     assert latest is not None and latest.name == "ckpt-e000001"
     arrays, state = RunDir.load_checkpoint(latest)  # verified against its manifest
@@ -126,7 +109,9 @@ def test_resume_restores_the_checkpoint_and_cuts_later_rows(tmp_path, data_files
     with open(run / "metrics.tsv", "a") as f:  # a row written after the checkpoint, then a crash
         f.write("1\t9.9\t9.9\n")
     probe = _Probe(run)
-    train(cfg, run, resume=True, verbose=0, callbacks=[probe])
+    out = train(cfg, run, resume=True, verbose=0, callbacks=[probe])
+    assert len(out.history["loss"]) == 1  # only the second epoch was trained
+    assert probe.locked_out == [1]  # the lock is held while training
     assert probe.iterations == int(arrays["optimizer"]["0000"]) > 0  # Adam's step count
     saved = [arrays["model"][k] for k in sorted(arrays["model"])]
     for got, want in zip(probe.weights, saved, strict=True):
@@ -134,11 +119,13 @@ def test_resume_restores_the_checkpoint_and_cuts_later_rows(tmp_path, data_files
     rows = _rows(run)[1]
     assert [r[0] for r in rows] == ["0", "1"] and "9.9" not in rows[1]
     assert [p.name for p in (run / "checkpoints").glob("ckpt-*")] == ["ckpt-e000002"]
+    longer = T.SupervisedConfig("sequence", cfg.data, epochs=3)
+    train(longer, run, resume=True, verbose=0)  # a finished run trains on
+    assert [r[0] for r in _rows(run)[1]] == ["0", "1", "2"]
     model_npz = RunDir(run).latest_checkpoint() / "model.npz"
     model_npz.write_bytes(model_npz.read_bytes()[:-1] + b"x")
-    longer = T.SupervisedConfig("sequence", cfg.data, epochs=3)
     with pytest.raises(CheckpointError, match="corrupt"):
-        train(longer, run, resume=True, verbose=0)
+        train(T.SupervisedConfig("sequence", cfg.data, epochs=4), run, resume=True, verbose=0)
 
 
 def test_cpu_simulation_of_the_gpu_code_path(tmp_path, data_files, monkeypatch):
@@ -224,10 +211,12 @@ def test_cpu_path_is_float32():
     assert device == {"gpu": False, "devices": ["CPU"], "policy": "float32", "batch_scale": 1}
 
 
-def test_evaluate_sequence_reports_the_straight_down_baseline(tmp_path, data_files):
-    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=1)
-    out = train(cfg, tmp_path / "run", verbose=0)
-    res = evaluate_model("sequence", out.model, str(data_files / "traj.npz"))
+def test_evaluate_sequence_reports_the_straight_down_baseline(data_files):
+    from catchrl.supervised.datasets import load_dataset
+
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"))
+    model = T.build_model(cfg, load_dataset(cfg.data))  # untrained: the baseline is the data's
+    res = evaluate_model("sequence", model, cfg.data)
     assert res["samples"] == 60 * (34 - 7)
     assert res["straight_down_mae_px"] > 3
     assert 0 <= res["catch_accuracy"] <= 1
