@@ -20,6 +20,12 @@ __all__ = ["Header", "check_headers", "load_npz", "read_headers"]
 Header = tuple[tuple[int, ...], np.dtype, int]
 """A member's declared shape and dtype, and the data bytes the zip stores for it."""
 
+HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+"""``.npy`` format versions read (3.0, UTF-8 field names, is refused)."""
+
 
 def read_headers(path: str | os.PathLike[str]) -> dict[str, Header]:
     """Each member's ``.npy`` header of an ``.npz``, keyed by array name; no data is read.
@@ -34,19 +40,14 @@ def read_headers(path: str | os.PathLike[str]) -> dict[str, Header]:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 with z.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    if version == (1, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-                    elif version == (2, 0):
-                        shape, _, dtype = np.lib.format.read_array_header_2_0(f)
-                    else:
-                        raise ValueError(f"{info.filename}: .npy format {version} is unsupported")
+                    read_header = HEADER_READERS[np.lib.format.read_magic(f)]
+                    shape, _, dtype = read_header(f)
                     data_bytes = info.file_size - f.tell()
                 members[info.filename.removesuffix(".npy")] = (shape, dtype, data_bytes)
     except FileNotFoundError:
         raise
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError) as e:
-        raise ValueError(f"{path}: not a readable .npz file ({e})") from None
+    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, OSError) as e:
+        raise ValueError(f"{path}: not a readable .npz file ({e!r})") from None
     return members
 
 

@@ -84,11 +84,6 @@ class DatasetConfig:
         CatchParams(**self.params)  # validates
 
     @property
-    def catch_params(self) -> CatchParams:
-        """The game's parameters."""
-        return CatchParams(**self.params)
-
-    @property
     def has_frames(self) -> bool:
         """Whether this kind stores frames."""
         return self.kind != "trajectories"
@@ -119,7 +114,7 @@ class GameDataset:
     @property
     def params(self) -> CatchParams:
         """The game's parameters."""
-        return self.config.catch_params
+        return CatchParams(**self.config.params)
 
     @property
     def num_games(self) -> int:
@@ -134,7 +129,7 @@ class GameDataset:
 
 def _expected(cfg: DatasetConfig) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """The arrays a dataset of ``cfg`` holds: name -> (shape, dtype)."""
-    g, t, s = cfg.games, cfg.catch_params.max_episode_steps, cfg.frame_size
+    g, t, s = cfg.games, CatchParams(**cfg.params).max_episode_steps, cfg.frame_size
     want = {
         "states": ((g, t + 1, 4), np.dtype(np.int16)),
         "actions": ((g, t), np.dtype(np.int8)),

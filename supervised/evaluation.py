@@ -7,11 +7,7 @@ import os
 import keras
 import numpy as np
 
-from catchrl.supervised.datasets import (
-    GameDataset,
-    load_dataset,
-    perception_targets,
-)
+from catchrl.supervised.datasets import GameDataset, load_dataset, perception_targets
 from catchrl.supervised.perception import perceive, pixel_units
 from catchrl.supervised.sequence import sequence_arrays, straight_down
 from catchrl.supervised.train import DATA_KINDS, TASKS, all_stacks, perceived_states

@@ -162,14 +162,9 @@ def build_q_network_from_encoder(
 ) -> keras.Model:
     """A Q-network ``frames -> a copy of encoder -> head`` (the perception model stays as is).
 
-    ``trainable=False`` freezes the copy: only ``head`` learns. Raises ValueError when
-    ``head`` does not read the encoder's features.
+    ``trainable=False`` freezes the copy: only ``head`` learns. Keras raises ValueError
+    when ``head`` does not read the encoder's features.
     """
-    if tuple(head.input_shape[1:]) != tuple(encoder.output_shape[1:]):
-        raise ValueError(
-            f"build_q_network_from_encoder: the head reads {tuple(head.input_shape[1:])}, "
-            f"the encoder gives {tuple(encoder.output_shape[1:])}"
-        )
     copy = keras.models.clone_model(encoder)
     copy.set_weights(encoder.get_weights())
     copy.trainable = trainable
@@ -202,10 +197,6 @@ def build_perceived_q_network(
     return keras.Model(frames, q_network(state), name="perceived_q_network")
 
 
-def _load(model: keras.Model | str) -> keras.Model:
-    return keras.models.load_model(model) if isinstance(model, str) else model
-
-
 def _state_space(params: CatchParams, model: keras.Model) -> gym.spaces.Box:
     """The game's ``state`` space, once the model is seen to output that many values."""
     zero = np.zeros(1, dtype=np.int64)
@@ -235,7 +226,7 @@ class PerceptionWrapper(gym.wrappers.TransformObservation):
     """
 
     def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
-        model = _load(model)
+        model = keras.models.load_model(model) if isinstance(model, str) else model
         _check_frames(model, env.observation_space)
         space = _state_space(env.unwrapped.params, model)  # type: ignore[attr-defined]
         predict = compile_predict(model)
@@ -298,7 +289,7 @@ class PerceptionVectorWrapper(FrameModelVectorWrapper):
     """:class:`PerceptionWrapper` for a vector env: perceived states ``[N, 3 or 4]``."""
 
     def __init__(self, env: gym.vector.VectorEnv, model: keras.Model | str) -> None:
-        model = _load(model)
+        model = keras.models.load_model(model) if isinstance(model, str) else model
         super().__init__(env, model, _state_space(env.unwrapped.params, model))  # type: ignore[attr-defined]
 
 

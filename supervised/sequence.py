@@ -64,10 +64,6 @@ class FrameDeltas(keras.layers.Layer):
         prev = ops.concatenate([inputs[:, :1], inputs[:, :-1]], axis=1)
         return ops.concatenate([inputs, (inputs - prev) * self.scale], axis=-1)
 
-    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
-        """Return the shape with twice the features."""
-        return (*input_shape[:-1], 2 * int(input_shape[-1]))
-
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""
         return {**super().get_config(), "scale": self.scale}
@@ -117,25 +113,14 @@ def landing_targets(ds: GameDataset) -> tuple[np.ndarray, np.ndarray]:
         An observation on a deciding step refers to the ball just decided.
 
     """
-    g, steps = ds.rewards.shape
-    landing = np.zeros((g, steps + 1), dtype=np.int16)
-    caught = np.zeros((g, steps + 1), dtype=bool)
-    decided = ds.rewards != 0  # [G, T]: step t (obs t -> t+1) decided a ball
-    cur_x = ds.states[:, steps, 0].copy()
-    cur_c = ds.rewards[:, steps - 1] > 0
-    landing[:, steps], caught[:, steps] = cur_x, cur_c
-    for t in range(steps - 1, -1, -1):
-        # obs t+1 is a deciding observation: obs t (and earlier) see the same ball.
-        d = decided[:, t]
-        cur_x = np.where(d, ds.states[:, t + 1, 0], cur_x)
-        cur_c = np.where(d, ds.rewards[:, t] > 0, cur_c)
-        landing[:, t], caught[:, t] = cur_x, cur_c
-    # An observation on a deciding step shows the ball that was just decided.
-    for t in range(1, steps + 1):
-        d = decided[:, t - 1]
-        landing[d, t] = ds.states[d, t, 0]
-        caught[d, t] = ds.rewards[d, t - 1] > 0
-    return landing, caught
+    games, steps = ds.rewards.shape
+    # step t (obs t -> t + 1) decided a ball; a game's last step always does
+    decisions = np.where(ds.rewards != 0, np.arange(steps), steps - 1)  # [G, T]
+    next_decision = np.minimum.accumulate(decisions[:, ::-1], axis=1)[:, ::-1]  # first >= t
+    # obs t shows the ball decided at step t - 1, if one was, else the next one to be
+    decision = next_decision[:, np.maximum(np.arange(steps + 1) - 1, 0)]  # [G, T + 1]
+    rows = np.arange(games)[:, None]
+    return ds.states[rows, decision + 1, 0], ds.rewards[rows, decision] > 0
 
 
 def position_columns(obs: np.ndarray) -> np.ndarray:
@@ -210,11 +195,7 @@ class ForecastWrapper(gym.ObservationWrapper):
         if isinstance(model, str):
             model = keras.models.load_model(model)
         space = env.observation_space
-        if (
-            not isinstance(space, spaces.Box)
-            or len(space.shape or ()) != 1
-            or space.shape[0] < POSITIONS
-        ):
+        if len(space.shape or ()) != 1 or space.shape[0] < POSITIONS:  # not a state vector
             raise ValueError(
                 f"ForecastWrapper needs a state observation (a vector of >= 3), got {space}"
             )

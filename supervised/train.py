@@ -13,12 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from catchrl.supervised.datasets import (
-    DatasetError,
-    GameDataset,
-    frame_stacks,
-    perception_targets,
-)
+from catchrl.supervised.datasets import DatasetError, GameDataset, frame_stacks, perception_targets
 from catchrl.supervised.imitation import build_imitation_model
 from catchrl.supervised.perception import (
     ARCHITECTURES,
@@ -120,10 +115,7 @@ def setup_device() -> dict[str, Any]:
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    else:
-        keras.mixed_precision.set_global_policy("float32")
+    keras.mixed_precision.set_global_policy("mixed_float16" if gpus else "float32")
     return {
         "gpu": bool(gpus),
         "devices": [d.name for d in gpus] or ["CPU"],
@@ -149,7 +141,6 @@ def all_stacks(
     ds: GameDataset, last: int | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every observation's frame stack ``[G * steps, S, S, stack]`` with its game and step."""
-    assert ds.frames is not None
     g, t = np.meshgrid(np.arange(ds.num_games), np.arange(last or ds.steps + 1), indexing="ij")
     g, t = g.ravel(), t.ravel()
     return frame_stacks(ds.frames, g, t, ds.config.frame_stack), g, t
@@ -197,7 +188,6 @@ class FrameStacks(keras.utils.PyDataset):
     def samples(self, index: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The frame stacks and targets of ``index``'s rows (default: all, in order)."""
         g, t = (self.index if index is None else index).T
-        assert self.ds.frames is not None
         return frame_stacks(self.ds.frames, g, t, self.ds.config.frame_stack), self.targets[g, t]
 
     def on_epoch_end(self) -> None:
@@ -257,19 +247,10 @@ def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[s
     return {"x": x, "y": y, "batch_size": batch, "shuffle": True, "validation_data": val}, len(x)
 
 
-def build_model(cfg: SupervisedConfig, ds: GameDataset, compiled: bool = True) -> keras.Model:
-    """Build and compile the model of ``cfg`` for ``ds`` (loss, metrics, optimizer).
-
-    Args:
-        cfg: The run's configuration.
-        ds: Its dataset (the game and frame shape).
-        compiled: Apply ``cfg.jit_compile``;
-            ``False`` compiles as a plain ``model.compile`` would (the
-            benchmark's reference).
-
-    """
+def build_model(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
+    """Build and compile the model of ``cfg`` for ``ds`` (loss, metrics, optimizer)."""
     opt = keras.optimizers.Adam(cfg.learning_rate)
-    speed = {"jit_compile": cfg.jit_compile} if compiled else {}
+    speed = {"jit_compile": cfg.jit_compile}
     if cfg.task == "sequence":
         model = build_sequence_model(cfg.arch, cfg.window)
         model.compile(

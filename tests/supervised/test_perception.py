@@ -73,7 +73,7 @@ def test_a_given_head_follows_the_encoder_as_is_and_a_mismatched_one_is_refused(
         np.asarray(q(frames)), np.asarray(head(enc(frames))), rtol=1e-5, atol=1e-6
     )
     other = build_q_network("mlp", (8,), 3, seed=0)
-    with pytest.raises(ValueError, match=r"the head reads \(8,\), the encoder gives \(48,\)"):
+    with pytest.raises(ValueError, match="incompatible"):
         P.build_q_network_from_encoder(enc, other)
 
 
