@@ -304,7 +304,7 @@ def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
     cfg = preset_config(str(data.get("preset", "fast")))
-    _update(cfg, {k: v for k, v in data.items() if k != "preset"}, "saved config")
+    _update(cfg, data, "saved config")
     validate(cfg)
     return cfg
 
