@@ -155,9 +155,10 @@ class CatchEnv(gym.Env):
 
     def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:
         if self._stack is not None and fresh:
-            return self._stack.reset(np.zeros(1, int), b.ball_x, b.ball_y, b.paddle_x)[0].copy()
+            return self._stack.reset([0], b.ball_x, b.ball_y, b.paddle_x)[0].copy()
         if self._stack is not None:
             return self._stack.push(b.ball_x, b.ball_y, b.paddle_x)[0].copy()
+        x, y, px = b.ball_x.item(), b.ball_y.item(), b.paddle_x.item()  # one game: ints
         if self.obs_type == "state":
-            return state_features(self.params, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x)[0]
-        return grid_boards(self.params, b.ball_x, b.ball_y, b.paddle_x)[0]
+            return state_features(self.params, x, y, b.ball_vx.item(), px)
+        return grid_boards(self.params, x, y, px)

@@ -274,8 +274,8 @@ def step_batch(
         x, vx = drift_batch(p, x, vx)
     landed = y >= p.catch_y
     nxt = BatchState(x, y, vx, px, state.balls_left, state.caught, state.missed, landed)
-    if not np.count_nonzero(landed):  # most steps: no ball is decided
-        return nxt, np.zeros(len(px), dtype=np.float32), state.balls_left == 0
+    if not np.count_nonzero(landed):  # most steps: no ball is decided, no game ends
+        return nxt, np.zeros(len(px), dtype=np.float32), np.zeros(len(px), dtype=bool)
     hit = (x < px + p.paddle_width) & (px < x + p.ball_size)
     hit &= (y < p.paddle_y + p.paddle_height) & (p.paddle_y < y + p.ball_size)
     nxt.caught = state.caught + (landed & hit)

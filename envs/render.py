@@ -8,6 +8,7 @@ one around the paddle; :class:`FrameStack` erases and draws only those between f
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from catchrl.envs.core import (
     check_int_range,
 )
 
-A = np.ndarray  # shapes in the docstrings
+A, N = np.ndarray, int | np.ndarray  # shapes in the docstrings; one game's or N games'
 
 
 def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
@@ -76,7 +77,12 @@ def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
 
 
 class FrameRenderer:
-    """Rasterise N states at once into ``[N, size, size]`` uint8 frames (book: 80 x 80)."""
+    """Rasterise states into ``[size, size]`` uint8 frames (book: 80 x 80).
+
+    Per axis, a table over positions holds a rectangle's window start and coverage
+    pattern; the ball's and the paddle's grey windows are computed once per pattern
+    (per frame instead where those tables would be large).
+    """
 
     def __init__(self, params: CatchParams, size: int = 80) -> None:
         self.params, self.size = params, check_frame_size(size)
@@ -86,51 +92,82 @@ class FrameRenderer:
         self.ball_h = min(size, math.ceil(params.ball_size / self.sy) + 1)
         self.paddle_w = min(size, math.ceil(params.paddle_width / self.sx) + 1)
         self.paddle_h = min(size, math.ceil(params.paddle_height / self.sy) + 1)
-        self._tables: dict[tuple[int, float, int], tuple[np.ndarray, np.ndarray] | None] = {}
         self._offsets: dict[tuple[int, int], np.ndarray] = {}  # window_index's, per window size
         y = np.array([float(params.paddle_y)])  # the paddle's rows are fixed
         row, cover = self._exact(y, params.paddle_height, self.sy, self.paddle_h)
         self.paddle_row, self._paddle_rows = int(row[0]), cover[0]
+        self._tables: Any = False  # built by the first frame (sizing builds none)
 
     def _exact(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
         """Window starts ``[N]``, coverages ``[N, n]`` of ``[lo, lo + length)``, float ``lo``."""
         start = np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
         return start, _coverage(lo, lo + length, start, n, scale)
 
-    def _axis(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
-        """:meth:`_exact` for int ``lo``, from a table where it is small.
+    def tables(self) -> tuple[list[A], list[A], A, A] | None:
+        """Starts and pattern indices, grey ball and paddle windows per pattern; or ``None``.
 
-        The table holds the positions from ``-length`` to the world's edge; one beyond
-        either end reads that end (the rectangle covers nothing there either).
+        Per axis (ball y, ball x, paddle x), over positions ``-length`` to the world's
+        edge; balls ``[Py, Px, h, w]``, paddles ``[Pp, h, w]``; ``None`` where large.
         """
-        extent = self.params.width if scale == self.sx else self.params.height
-        key = (length, scale, n)
-        if key not in self._tables:
-            pos = np.arange(-length, extent + 1, dtype=np.float64)
-            small = len(pos) * n <= 1 << 20
-            self._tables[key] = self._exact(pos, length, scale, n) if small else None
-        table = self._tables[key]
-        if table is None:
-            return self._exact(lo.astype(np.float64), length, scale, n)
-        i = lo + length
-        return table[0].take(i, mode="clip"), table[1].take(i, axis=0, mode="clip")
+        if self._tables is False:
+            p, b, pw = self.params, self.params.ball_size, self.params.paddle_width
+            axes = [(b, self.sy, self.ball_h, p.height), (b, self.sx, self.ball_w, p.width)]
+            axes.append((pw, self.sx, self.paddle_w, p.width))
+            self._tables = None
+            if all((length + extent + 1) * n <= 1 << 20 for length, _, n, extent in axes):
+                starts, patterns, covers = [], [], []
+                for length, scale, n, extent in axes:
+                    pos = np.arange(-length, extent + 1, dtype=np.float64)
+                    start, cover = self._exact(pos, length, scale, n)
+                    cover, index = np.unique(cover, axis=0, return_inverse=True)
+                    starts.append(start), patterns.append(index.reshape(-1)), covers.append(cover)
+                cy, cx, cp = covers
+                if len(cy) * len(cx) * self.ball_h * self.ball_w <= 1 << 18:
+                    ball = np.stack([_levels(row[:, None] * cx[:, None, :]) for row in cy])
+                    paddle = _levels(self._paddle_rows[:, None] * cp[:, None, :])
+                    self._tables = starts, patterns, ball, paddle
+        return self._tables
 
-    def _paddle(self, px: A) -> tuple[A, A]:
-        """Window columns ``[N]`` and grey levels ``[N, h, w]`` of paddles alone."""
-        pc, pcx = self._axis(px, self.params.paddle_width, self.sx, self.paddle_w)
-        return pc, _levels(self._paddle_rows[:, None] * pcx[:, None, :])
+    def _meet(self, r0: N, c0: N, pc: N) -> N:
+        """Whether the ball's and the paddle's windows share pixels."""
+        pr = self.paddle_row
+        m = (r0 < pr + self.paddle_h) & (r0 > pr - self.ball_h)
+        return m & (c0 < pc + self.paddle_w) & (pc < c0 + self.ball_w)
+
+    def patch(self, bx: int, by: int, px: int) -> list[tuple[int, int, A]]:
+        """:meth:`patches` of one game (ints): ``(row0, col0, levels [h, w])`` each."""
+        t, b, pw = self.tables(), self.params.ball_size, self.params.paddle_width
+        if t is not None:
+            (ys, xs, ps), (yi, xi, pi), balls, paddles = t
+            iy, ix, ip = by + b, bx + b, px + pw
+            if 0 <= iy < len(ys) and 0 <= ix < len(xs) and 0 <= ip < len(ps):
+                r0, c0, pc = ys.item(iy), xs.item(ix), ps.item(ip)
+                if not self._meet(r0, c0, pc):  # by slices of the tables
+                    ball, paddle = balls[yi.item(iy), xi.item(ix)], paddles[pi.item(ip)]
+                    return [(r0, c0, ball), (self.paddle_row, pc, paddle)]
+        (r0, c0, ball), (pr, pc, paddle) = self.patches(*(np.array([v]) for v in (bx, by, px)))
+        return [(r0[0], c0[0], ball[0]), (pr, pc[0], paddle[0])]
 
     def patches(self, ball_x: A, ball_y: A, paddle_x: A) -> list[tuple[A, A, A]]:
         """N frames' ball, then paddle windows ``(row0, col0, levels)``; where they meet: union."""
-        p, pr = self.params, self.paddle_row
+        p, t = self.params, self.tables()
         bx, by, px = (np.asarray(a, dtype=np.int64) for a in (ball_x, ball_y, paddle_x))
-        r0, cy = self._axis(by, p.ball_size, self.sy, self.ball_h)
-        c0, cx = self._axis(bx, p.ball_size, self.sx, self.ball_w)
-        ball = _levels(cy[:, :, None] * cx[:, None, :])
-        pc, paddle = self._paddle(px)
+        if t is None:  # large tables: the windows of these positions
+            r0, cy = self._exact(by.astype(np.float64), p.ball_size, self.sy, self.ball_h)
+            c0, cx = self._exact(bx.astype(np.float64), p.ball_size, self.sx, self.ball_w)
+            pc, cp = self._exact(px.astype(np.float64), p.paddle_width, self.sx, self.paddle_w)
+            ball = _levels(cy[:, :, None] * cx[:, None, :])
+            paddle = _levels(self._paddle_rows[:, None] * cp[:, None, :])
+        else:  # positions off the tables read their ends (which cover nothing either)
+            (ys, xs, ps), (yi, xi, pi), balls, paddles = t
+            iy = np.clip(by + p.ball_size, 0, len(ys) - 1)
+            ix = np.clip(bx + p.ball_size, 0, len(xs) - 1)
+            ip = np.clip(px + p.paddle_width, 0, len(ps) - 1)
+            r0, c0, pc = ys[iy], xs[ix], ps[ip]
+            ball, paddle = balls[yi[iy], xi[ix]], paddles[pi[ip]]
+        pr = self.paddle_row
         if r0.max(initial=-self.ball_h) > pr - self.ball_h:  # a ball near the paddle's rows
-            m = (r0 < pr + self.paddle_h) & (r0 > pr - self.ball_h)
-            m &= (c0 < pc + self.paddle_w) & (pc < c0 + self.ball_w)
+            m = self._meet(r0, c0, pc)
             if m.any():  # the windows share pixels: both get the union's values
                 bx, by, px = bx[m], by[m], px[m]
                 ball[m] = self._union(bx, by, px, r0[m], c0[m], self.ball_h, self.ball_w)
@@ -189,8 +226,10 @@ def _drop_oldest(stacks: np.ndarray) -> None:
 class FrameStack:
     """The last K frames of N games: uint8 :attr:`frames` ``[N, size, size, K]``, oldest first.
 
-    The corners of the stacked ball windows are kept as a ring (:attr:`corners`
-    ``[2, K, N]``: rows, columns): outside them and the paddle's rows all is 0.
+    A push shifts the frames one older and draws the new ball and paddle windows
+    on top. One game's stack is shifted whole and drawn by slices; N games' only
+    in the paddle's rows and a box around each game's stacked ball windows, whose
+    corners are kept as a ring (:attr:`corners` ``[2, K, N]``: rows, columns).
     """
 
     def __init__(self, renderer: FrameRenderer, num: int, depth: int) -> None:
@@ -212,9 +251,19 @@ class FrameStack:
             lo[0], lo[1], h, w, self.first if games is None else self.first[games]
         )
 
+    def _draw_one(self, bx: A, by: A, px: A, slots: slice) -> A:
+        """Draw the windows of game 0's state (``[1]`` each) into its frames ``slots``."""
+        for row0, col0, levels in self.renderer.patch(int(bx[0]), int(by[0]), int(px[0])):
+            h, w = levels.shape
+            self.frames[0, row0 : row0 + h, col0 : col0 + w, slots] = levels[:, :, None]
+        return self.frames
+
     def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
         r = self.renderer
+        if len(self.frames) == len(games) == 1:
+            self.frames[0] = 0
+            return self._draw_one(bx, by, px, slice(None))
         pixels = self.frames.reshape(-1, self.depth)
         pixels[self._box(games)] = 0  # erase: the old games' ball windows ...
         self.frames[games, r.paddle_row : r.paddle_row + r.paddle_h] = 0  # ... and paddles
@@ -228,6 +277,9 @@ class FrameStack:
     def push(self, bx: A, by: A, px: A) -> A:
         """Drop every game's oldest frame and add the frame of its state (``[N]`` each) on top."""
         r, n = self.renderer, len(self.frames)
+        if n == 1:  # one game: shifting its whole stack costs less than finding its box
+            _drop_oldest(self.frames)
+            return self._draw_one(bx, by, px, slice(-1, None))
         cells = _cells(self.frames)
         box = self._box()
         old = cells[box]  # taken before the paddle rows shift: no pixel shifts twice
