@@ -64,53 +64,51 @@ class Progress:
         every_s: float = 10.0,
         stream: TextIO | None = None,
     ) -> None:
+        from tqdm import tqdm
+
         self.stream = stream or sys.stdout
         self.total, self.n, self.every_s = total, initial, every_s
         self._last = time.monotonic()
-        self._bar: Any = None
         bar_file = stream or sys.stderr
-        if bar_file.isatty() if enabled is None else enabled:
-            from tqdm import tqdm
-
-            self._bar = tqdm(
-                total=total, unit="step", initial=initial, file=bar_file, dynamic_ncols=True
-            )
+        shown = bar_file.isatty() if enabled is None else enabled
+        self._bar = tqdm(
+            total=total,
+            unit="step",
+            initial=initial,
+            file=bar_file,
+            dynamic_ncols=True,
+            disable=not shown,
+        )
 
     def update(self, n: int, **fields: Any) -> None:
         """Advance to ``n`` steps done and show ``fields`` (games, win rate, ε, steps/s)."""
         text = " ".join(f"{k}={v}" for k, v in fields.items())
-        if self._bar is not None:
-            self._bar.update(n - self.n)
-            self._bar.set_postfix_str(text, refresh=False)
-        elif time.monotonic() - self._last >= self.every_s:
+        self._bar.update(n - self.n)
+        self._bar.set_postfix_str(text, refresh=False)
+        if self._bar.disable and time.monotonic() - self._last >= self.every_s:
             self.write(f"{n}/{self.total} steps {text}")
             self._last = time.monotonic()
         self.n = n
 
     def finish(self, n: int) -> None:
         """The run is complete after ``n`` steps (a vector step may pass the budget)."""
-        self.total = n
-        if self._bar is not None:
-            self._bar.total = n
-            self._bar.update(n - self.n)
+        self.total = self._bar.total = n
+        self._bar.update(n - self.n)
         self.n = n
 
     def mute(self) -> None:
         """Write nothing more (the terminal went away: SIGHUP)."""
-        if self._bar is not None:
-            self._bar.disable = True
-            self._bar = None
+        self._bar.disable = True
         self.stream = open(os.devnull, "w")
 
     def write(self, line: str) -> None:
         """Print a line without breaking the bar."""
-        if self._bar is not None:
-            self._bar.write(line, file=self.stream)
-        else:
+        if self._bar.disable:
             self.stream.write(line + "\n")
             self.stream.flush()
+        else:
+            self._bar.write(line, file=self.stream)
 
     def close(self) -> None:
         """Close the bar."""
-        if self._bar is not None:
-            self._bar.close()
+        self._bar.close()
