@@ -86,6 +86,7 @@ class SB3Learner(Learner):
         self.model = make_sb3_model(cfg.algo, self.env, cfg.sb3, seed=cfg.run.seed)
         self.resumed = False
         self.last_loss: float | None = None
+        self.pending_logs: dict[str, float] = {}  # recorded by SB3 before the checkpoint
 
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
@@ -98,6 +99,9 @@ class SB3Learner(Learner):
     def run(self, loop: RunLoop) -> None:
         """SB3's ``learn()`` for what is left of the step budget, reporting to ``loop``."""
         self.model.set_logger(_logger(self, loop))
+        for key, value in self.pending_logs.items():  # SB3 dumps them at its next dump
+            self.model.logger.record(key, value)
+        self.pending_logs = {}
         remaining = loop.cfg.run.total_steps - loop.steps
         if remaining <= 0 or loop.at_safe_point():
             return
@@ -120,12 +124,15 @@ class SB3Learner(Learner):
         }
         if self.cfg.algo in OFF_POLICY:
             arrays["sb3_replay"] = {"pkl": _saved(self.model.save_replay_buffer)}
+        logger = getattr(self.model, "_logger", None)  # set by run()
         meta = {
             "env": env["meta"],
             "rng": rng_states(),
             "action_space": self.model.action_space.np_random.bit_generator.state,
             "last_episode_starts": np.asarray(self.model._last_episode_starts).tolist(),
             "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
+            # on-policy SB3 dumps before train(): the last train()'s values are not written yet
+            "pending_logs": _scalars(logger.name_to_value) if logger is not None else {},
         }
         return arrays, meta
 
@@ -154,6 +161,7 @@ class SB3Learner(Learner):
         self.model.action_space.np_random.bit_generator.state = meta["action_space"]
         set_rng_states(meta["rng"])
         self.last_loss = meta["last_loss"]
+        self.pending_logs = meta["pending_logs"]
         self.resumed = True
 
     def save_model(self, path: Path) -> None:
@@ -165,17 +173,22 @@ class SB3Learner(Learner):
         self.env.close()
 
 
+def _scalars(values: dict[str, Any]) -> dict[str, float]:
+    """The numbers among SB3's logged values."""
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    }
+
+
 def _logger(learner: SB3Learner, loop: RunLoop) -> Any:
     """SB3's logger, its scalars into the run's TensorBoard events (nothing on stdout)."""
     from stable_baselines3.common.logger import KVWriter, Logger
 
     class RunWriter(KVWriter):
         def write(self, key_values: dict[str, Any], key_excluded: Any, step: int = 0) -> None:
-            scalars = {
-                k: float(v)
-                for k, v in key_values.items()
-                if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-            }
+            scalars = _scalars(key_values)
             learner.last_loss = scalars.get("train/loss", learner.last_loss)
             loop.log_scalars(step, scalars)
 
