@@ -1,8 +1,7 @@
 """catchrl: the Catch game, a Keras DQN, SB3 and RLlib baselines, and supervised modules.
 
-``import catchrl`` loads numpy and gymnasium only: the game (:mod:`catchrl.envs`,
-which registers :data:`ENV_IDS` with Gymnasium) and, on first use, the Python API
-(:mod:`catchrl.api`: ``catchrl.train``, ``load_agent``, ``evaluate``, ``show``...).
+``import catchrl`` loads numpy and gymnasium only: the game (``catchrl.envs``, which
+registers ``ENV_IDS`` with Gymnasium) and, on first use, the Python API of ``catchrl.api``.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ __all__ = ["ENV_IDS", "__version__", *_API]
 
 
 def __getattr__(name: str) -> Any:
-    """``catchrl.train`` and the rest of :mod:`catchrl.api`, imported on first use."""
+    """``catchrl.train`` and the rest of ``catchrl.api``, imported on first use."""
     if name in _API:
         from catchrl import api
 

@@ -1,18 +1,7 @@
-"""catchrl's Python API, for scripts and notebooks: the ``catchrl`` commands as functions.
+"""catchrl's Python API, the ``catchrl`` commands as functions (``catchrl.train``, ...).
 
-Reachable as ``catchrl.<name>`` (loaded on first use: ``import catchrl`` stays light)::
-
-    import catchrl
-
-    result = catchrl.train("fast-state", "runs/state", overrides=["run.total_steps=20000"])
-    agent = catchrl.load_agent("runs/state")     # a run directory, .keras, .zip, "oracle"
-    print(catchrl.evaluate(agent, games=1000).summary())
-    catchrl.show(agent, games=3)                  # in Jupyter: the games, inline
-    catchrl.record(agent, "games.mp4")            # a GIF or an MP4
-    catchrl.watch(agent)                          # in a pygame window
-
-An SB3 ``.zip`` is a pickle, which runs code when loaded: every function refuses
-one unless ``trust_sb3=True`` (the CLI's ``--sb3``).
+An SB3 ``.zip`` is a pickle, which runs code when loaded: every function refuses one
+unless ``trust_sb3=True`` (the CLI's ``--sb3``).
 """
 
 from __future__ import annotations
@@ -41,10 +30,9 @@ def make_config(
     overrides: Sequence[str] = (),
     algo: str | None = None,
 ) -> TrainConfig:
-    """A config: a preset (``fast``, ``fast-state``, ``book``), a TOML file, then overrides.
+    """A preset (``fast``, ``fast-state``, ``book``), a TOML file, ``overrides``, for ``algo``.
 
-    ``algo``: one of :data:`catchrl.learners.LEARNERS` (``dqn``, ``sb3-ppo``, ``rllib-ppo``,
-    ...); None keeps the config's.
+    ``algo``: one of :data:`catchrl.learners.LEARNERS` (None keeps the config's).
     """
     from catchrl.config import load_config
 
@@ -59,10 +47,8 @@ def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
 
     cfg.algo = algo or cfg.algo
     if cfg.algo not in LEARNERS:
-        raise ConfigError(
-            f"unknown algo {cfg.algo!r}; choose {', '.join(LEARNERS)}"
-            + did_you_mean(cfg.algo, LEARNERS)
-        )
+        choose = f"choose {', '.join(LEARNERS)}{did_you_mean(cfg.algo, LEARNERS)}"
+        raise ConfigError(f"unknown algo {cfg.algo!r}; {choose}")
     if cfg.algo == "dqn":
         return cfg
     rllib = cfg.algo.startswith("rllib-")
@@ -93,20 +79,19 @@ def train(
     trust_sb3: bool = False,
     verbose: bool = False,
 ) -> TrainResult:
-    """Train into ``run_dir`` as ``catchrl train``; returns the run's :class:`TrainResult`.
+    """Train into ``run_dir`` as ``catchrl train`` does; returns the run's ``TrainResult``.
 
-    ``config``: a ``TrainConfig``, a preset name or a TOML file (ignored on ``resume``,
-    where ``overrides`` may change ``run.*`` only). ``progress``: a bar (True), plain
+    ``config``: a ``TrainConfig``, a preset name or a TOML file (on ``resume``, the run's
+    own, and ``overrides`` may change ``run.*`` only). ``progress``: a bar (True), plain
     lines (False) or a bar on a terminal only (None). Each of ``callbacks`` is called
-    with every validation evaluation's record (a dict); a true return stops the run.
-    ``trust_sb3``: an SB3 run's checkpoint may be unpickled on ``resume``.
+    with every validation evaluation's record; a true return stops the run.
     """
     from catchrl.config import TrainConfig, apply_overrides
     from catchrl.frameworks import configure_frameworks
     from catchrl.learners import open_run
 
     configure_frameworks(verbose)
-    cfg = None  # on resume: the checkpoint's config, and ``overrides`` go to the run loop
+    cfg = None  # on resume: the checkpoint's
     if not resume and isinstance(config, TrainConfig):
         cfg = _for_algo(apply_overrides(copy.deepcopy(config), list(overrides)), algo)
     elif not resume:
@@ -133,8 +118,8 @@ def train(
 def load_agent(source: str | Path | Agent, trust_sb3: bool = False, **game: Any) -> Agent:
     """Load a run directory, a ``.keras``, an SB3 ``.zip`` or ``oracle``/``random``.
 
-    ``game``: options replacing the run's own (``obs_type``, ``drift``,
-    ``balls_per_game``, ``walls``, ``spawn``). Raises :class:`AgentLoadError`.
+    ``game``: options replacing the run's own (``obs_type``, ``drift``, ``balls_per_game``,
+    ``walls``, ``spawn``). Raises :class:`AgentLoadError`.
     """
     if isinstance(source, Agent):
         return source
@@ -142,7 +127,7 @@ def load_agent(source: str | Path | Agent, trust_sb3: bool = False, **game: Any)
     from catchrl.policies import load_policy
 
     configure_frameworks()
-    return load_policy(str(source), game, allow_sb3=trust_sb3, trust_hint="trust_sb3=True")
+    return load_policy(str(source), game, allow_sb3=trust_sb3)
 
 
 def evaluate(
@@ -166,10 +151,10 @@ def record(
     trust_sb3: bool = False,
 ) -> GamesPlayed:
     """Write ``games`` games (game ``g`` seeded ``seed + g``) to a GIF or an MP4, a frame a step."""
-    from catchrl.video import check_video_path, write_video
+    from catchrl.video import check_video_path, play_offscreen, write_video
 
     check_video_path(Path(path), "path")
-    played = _play_offscreen(load_agent(agent, trust_sb3), games, seed)
+    played = play_offscreen(load_agent(agent, trust_sb3), games, seed)
     write_video(path, played.frames, fps)
     return played
 
@@ -185,9 +170,9 @@ def show(
             "show() needs IPython (pip install 'catchrl[notebook]'); "
             "in a script use catchrl.record(agent, 'games.gif')"
         ) from e
-    from catchrl.video import encode_gif
+    from catchrl.video import encode_gif, play_offscreen
 
-    played = _play_offscreen(load_agent(agent, trust_sb3), games, seed)
+    played = play_offscreen(load_agent(agent, trust_sb3), games, seed)
     return Image(data=encode_gif(played.frames, fps), format="gif")
 
 
@@ -207,11 +192,3 @@ def watch(
         return played
     finally:
         window.close()
-
-
-def _play_offscreen(agent: Agent, games: int, seed: int) -> GamesPlayed:
-    from catchrl.video import offscreen_window, play_games
-
-    env = agent.make_env()
-    with offscreen_window(env, f"catchrl — {agent.name}") as window:
-        return play_games(env, agent, window, games, seed, record=True)

@@ -1,7 +1,4 @@
-"""The application's errors a user can fix (stdlib only), and two helpers for their text.
-
-The ``catchrl`` command prints a :class:`CatchrlError` as one line and exits 2.
-"""
+"""The mistakes a user can fix (stdlib only): ``catchrl`` prints one as one line and exits 2."""
 
 from __future__ import annotations
 
@@ -11,6 +8,10 @@ from collections.abc import Iterable
 
 class CatchrlError(Exception):
     """Base of the mistakes a user can fix: a config, a path, a file, a command line."""
+
+
+class UserError(CatchrlError):
+    """A mistake on the command line (an option, a path), named in the message."""
 
 
 class CheckpointError(CatchrlError, RuntimeError):

@@ -1,8 +1,8 @@
 """One evaluation harness for every policy: ours, SB3's, RLlib's, scripted, imitation.
 
-A policy is ``policy(obs[N, ...], states) -> actions[N]``; ``states`` is the vector env's
-true :class:`~catchrl.envs.BatchState` (only scripted policies read it). Game ``j`` is
-seeded ``seed + j`` whatever the batch size: the same seed, the same balls.
+A policy is ``policy(obs [N, ...], states) -> actions [N]``; ``states`` is the vector env's
+true ``BatchState`` (only scripted policies read it). Game ``j`` is seeded ``seed + j``
+whatever the batch size: the same seed, the same balls.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ def wilson_interval(wins: int, games: int, z: float = 1.96) -> tuple[float, floa
 
 @dataclass(frozen=True)
 class EvalResult:
-    """Outcome of an evaluation: each ball counts (one a game unless ``balls_per_game``)."""
+    """An evaluation's outcome, counted in balls (one a game unless ``balls_per_game``)."""
 
     games: int
-    """Balls played: the games played times the balls per game (the JSON key users read)."""
+    """Balls played (the JSON key users read)."""
     wins: int
     """Balls caught."""
     mean_length: float
@@ -53,16 +53,16 @@ class EvalResult:
 
     @property
     def win_rate(self) -> float:
-        """Balls caught / balls played (the share of games won with one ball a game)."""
+        """Balls caught / balls played."""
         return self.wins / self.games if self.games else 0.0
 
     @property
     def ci95(self) -> tuple[float, float]:
-        """95 % Wilson confidence interval of the win rate."""
+        """95 % Wilson interval of the win rate."""
         return wilson_interval(self.wins, self.games)
 
     def summary(self) -> str:
-        """One line: win rate with its 95 % interval, mean episode length."""
+        """One line: the win rate with its 95 % interval, the mean episode length."""
         lo, hi = self.ci95
         return (
             f"win rate {100 * self.win_rate:.2f}% ({self.wins}/{self.games}), "
@@ -83,11 +83,7 @@ def evaluate(
     num_envs: int = EVAL_NUM_ENVS,
     **env_kwargs: Any,
 ) -> EvalResult:
-    """Play ``games`` games (game ``j`` seeded ``seed + j``, ``num_envs`` at once) and count wins.
-
-    ``env_kwargs`` go to ``CatchVectorEnv``. With several balls a game, each ball counts:
-    the result's ``wins`` are balls caught and its ``games`` balls played (see :class:`EvalResult`).
-    """
+    """Play ``games`` greedy games (``num_envs`` at once) with ``CatchVectorEnv(**env_kwargs)``."""
     if not 0 < games < MAX_EVAL_GAMES:
         raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")
     num_envs = max(1, min(num_envs, games))

@@ -1,8 +1,7 @@
 """The one place that loads an agent: a run directory, a model file, ``oracle`` or ``random``.
 
-A run directory loads its kept model (``best.*``) unless ``which="final"``. SB3 files
-(``.zip``) are pickles, which run code when loaded: only with ``allow_sb3``. Keras
-and RLlib files hold no code.
+SB3 files (``.zip``) are pickles, which run code when loaded: only with ``allow_sb3``.
+Keras and RLlib files hold no code.
 """
 
 from __future__ import annotations
@@ -37,8 +36,7 @@ class Agent:
     policy: Callable[[np.ndarray, Any], np.ndarray]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     q_values: Callable[[np.ndarray], np.ndarray] | None = None
-    """Q-values of left, stay, right: ``[3]`` for one observation, ``[N, 3]`` for a batch;
-    None for agents without (PPO, A2C, scripted)."""
+    """Q-values of left, stay, right (``[3]``, or ``[N, 3]`` for a batch); None without."""
     source: str = ""
     """The file it was loaded from, in words (which model of a run), or ""."""
     obs_shape: tuple[int, ...] = ()
@@ -50,7 +48,7 @@ class Agent:
             self.q_values = functools.partial(self._q_values, self.q_values)
 
     def make_env(self, render_mode: str | None = None) -> Any:
-        """A :class:`~catchrl.envs.CatchEnv` of the agent's game."""
+        """A ``CatchEnv`` of the agent's game."""
         from catchrl.envs import CatchEnv
 
         return CatchEnv(**self.env_kwargs, render_mode=render_mode)
@@ -68,10 +66,10 @@ class Agent:
         )
 
     def act(self, obs: Any, state: Any = None) -> Any:
-        """The greedy action (0 left, 1 stay, 2 right) for one observation, or ``[N]`` for a batch.
+        """The greedy action (0 left, 1 stay, 2 right), or ``[N]`` of them for a batch.
 
-        ``state``: the game's true state (``env.unwrapped.state`` or a vector env's
-        ``batch``), read by the oracle only.
+        ``state``: the game's true state (``env.unwrapped.state`` or a vector env's ``batch``),
+        read by the oracle only.
         """
         from catchrl.envs import BatchState, CatchState
 
@@ -85,11 +83,7 @@ class Agent:
         return int(actions[0]) if one else actions
 
     def predict(
-        self,
-        obs: Any,
-        state: Any = None,
-        episode_start: Any = None,
-        deterministic: bool = True,
+        self, obs: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
     ) -> tuple[np.ndarray, None]:
         """SB3's ``predict``: ``(actions, None)``, so ``evaluate_policy(agent, env)`` works."""
         return np.asarray(self.act(obs)), None
@@ -108,12 +102,11 @@ def load_policy(
     overrides: dict[str, Any] | None = None,
     allow_sb3: bool = False,
     which: str = "best",
-    trust_hint: str = "--sb3",
 ) -> Agent:
     """Load ``oracle``/``random``, a run directory, or a ``.keras``/SB3 ``.zip``/RLlib ``.npz``.
 
-    ``overrides``: game options replacing the run's own; ``allow_sb3``: an SB3 pickle may
-    be loaded (the refusal names ``trust_hint``); ``which``: ``best`` or ``final``.
+    ``overrides``: game options replacing the run's own; ``which``: a run directory's
+    ``best`` (its kept model, if there is one) or ``final`` model.
     """
     overrides = dict(overrides or {})
     if spec in SCRIPTED:
@@ -121,24 +114,17 @@ def load_policy(
     path = Path(spec)
     if not path.exists():
         raise PolicyLoadError(f"{spec!r} is neither a file, a run directory, nor one of {SCRIPTED}")
-    cfg = None
-    if path.is_dir():
-        if not (path / "config.toml").is_file():
-            raise PolicyLoadError(f"{path} is not a run directory (no config.toml)")
-        cfg = _run_config(path)
-        model = _run_model(path, cfg.algo, which)
-    else:
-        model = path
-        if (path.parent / "config.toml").is_file():
-            cfg = _run_config(path.parent)
+    run = path if path.is_dir() else path.parent
+    cfg = _run_config(run) if path.is_dir() or (run / "config.toml").is_file() else None
+    model = _run_model(path, cfg.algo, which) if path.is_dir() else path
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **overrides}
-    name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
     loaders = {".keras": _keras, ".zip": _sb3, ".npz": _rllib}
     if model.suffix not in loaders:
         raise PolicyLoadError(f"{model}: unknown model file type (expected .keras, .zip or .npz)")
     if model.suffix == ".zip" and not allow_sb3:
         raise PolicyLoadError(
-            f"{model} is an SB3 file: loading it unpickles code; pass {trust_hint} if you trust it"
+            f"{model} is an SB3 file: loading it unpickles code; "
+            "pass --sb3 (in Python trust_sb3=True) if you trust it"
         )
     expected = tuple(_game(env_kwargs).observation_space.shape)
     policy, q_values, shape = loaders[model.suffix](model, cfg.algo if cfg else None)
@@ -147,6 +133,7 @@ def load_policy(
             f"{model}: the model takes observations of shape {shape}, but the game gives "
             f"{expected} (obs_type {env_kwargs['obs_type']!r})"
         )
+    name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
     return Agent(name, policy, env_kwargs, q_values, describe_model(model), expected)
 
 
@@ -173,6 +160,8 @@ def _scripted(name: str, overrides: dict[str, Any]) -> Agent:
 def _run_config(run_dir: Path) -> Any:
     from catchrl.config import ConfigError, load_run_config
 
+    if not (run_dir / "config.toml").is_file():
+        raise PolicyLoadError(f"{run_dir} is not a run directory (no config.toml)")
     try:
         return load_run_config(run_dir / "config.toml")
     except ConfigError as e:
@@ -211,6 +200,7 @@ def describe_model(path: Path) -> str:
 
 
 Loaded = tuple[Callable[..., np.ndarray], Callable[[np.ndarray], np.ndarray] | None, tuple]
+"""A model file's greedy policy, its Q-values (or None) and its observation shape."""
 
 
 def _cannot_load(path: Path, what: str, e: Exception) -> PolicyLoadError:

@@ -1,4 +1,4 @@
-"""Games played in the window (``catchrl play`` and ``watch``), and written as GIF or MP4 video.
+"""Games played in the window ('catchrl play', 'watch'), and written as a GIF or MP4 video.
 
 A recording holds one frame per step, then :data:`END_FRAMES` of the closing screen;
 it needs ``pip install 'catchrl[plot]'`` (imageio; imageio-ffmpeg for MP4).
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from catchrl.envs.window import CatchWindow
     from catchrl.policies import Agent
 
-
 END_SECONDS = 3.0
 """Seconds a window shows the closing screen of an agent's games unless a key closes it."""
 END_FRAMES = 45
@@ -35,7 +34,7 @@ class VideoError(CatchrlError):
 
 @dataclass(repr=False)
 class GamesPlayed:
-    """What :func:`play_games` played: balls caught of those played, out of ``total``."""
+    """What :func:`play_games` played: ``caught`` of the ``balls`` played, out of ``total``."""
 
     total: int = 0
     caught: int = 0
@@ -64,10 +63,9 @@ def play_games(
     seed: int | None = None,
     record: bool = False,
 ) -> GamesPlayed:
-    """Play ``games`` games of ``env`` (game ``g`` seeded ``seed + g``) and draw them in ``window``.
+    """Play ``games`` games of ``env`` (game ``g`` seeded ``seed + g``), drawn in ``window``.
 
-    ``agent`` None: the arrow keys play. The band shows the score (across games, if several)
-    and the agent's Q-values and action. ``record`` keeps the frames. ESC or closing the
+    ``agent`` None: the arrow keys play. ``record`` keeps the frames. ESC or closing the
     window ends early with what was played.
     """
     from catchrl.envs.window import WindowClosed
@@ -131,17 +129,23 @@ def open_window(env: Any, fps: int, title: str) -> CatchWindow:
         raise CatchrlError(f"cannot open the Catch window: {e}") from e
 
 
+def play_offscreen(agent: Agent, games: int, seed: int) -> GamesPlayed:
+    """The agent's games drawn off screen (SDL's dummy driver), every frame kept."""
+    env = agent.make_env()
+    with _dummy_video_driver():
+        window = open_window(env, 0, f"catchrl — {agent.name}")
+        try:
+            return play_games(env, agent, window, games, seed, record=True)
+        finally:
+            window.close()
+
+
 @contextlib.contextmanager
-def offscreen_window(env: Any, title: str = "catchrl") -> Iterator[CatchWindow]:
-    """A window for ``env``'s game drawn off screen (SDL's dummy driver), closed on exit."""
+def _dummy_video_driver() -> Iterator[None]:
     old = os.environ.get("SDL_VIDEODRIVER")
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     try:
-        window = open_window(env, 0, title)
-        try:
-            yield window
-        finally:
-            window.close()
+        yield
     finally:
         if old is None:
             os.environ.pop("SDL_VIDEODRIVER", None)

@@ -1,9 +1,9 @@
-"""``catchrl bench``: env throughput, the agents' race, the modules' race, supervised training.
+"""'catchrl bench': env throughput, the agents' race, the modules' race, supervised training.
 
-A race trains each (contender, seed) as a ``catchrl train`` run, one at a time, stops it
+A race trains each (contender, seed) as a 'catchrl train' run, one at a time, stops it
 at --target (validation) or its budget, and scores its kept model on the test games.
 It prints the seed statistics (catchrl/stats.py) and writes OUT/race.md, OUT/race.csv
-(one line per seed) and OUT/race.png. A run's cost alone: `/usr/bin/time catchrl train`.
+(one line per seed) and OUT/race.png. A run's cost alone: '/usr/bin/time catchrl train'.
 """
 
 from __future__ import annotations
@@ -11,18 +11,21 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from catchrl.benchmarks.supervised import CASES, DEFAULT_CASES
-from catchrl.cli import UserError
-from catchrl.commands.options import check_each, check_game_options, check_range, check_seed
+from catchrl.commands import options
+from catchrl.commands.options import SEED, number
 from catchrl.config import MAX_NUM_ENVS, ConfigError, EnvConfig, choices
+from catchrl.errors import UserError
 from catchrl.learners import LEARNERS
 
-OBS_TYPES = choices(EnvConfig, "obs_type")
 OTHER_ALGOS = [algo for algo in LEARNERS if algo != "dqn"]
 """The learners that race under their own name (catchrl's DQN races as catchrl-dqn)."""
+SEEDS = list(range(100, 110))
+"""Ten seeds no tuning used: tuning uses seeds 0-9, reports 100-109."""
 
 EPILOG = """examples:
   catchrl bench env --seconds 1 --batch-sizes 1 256    # env steps/s (Markdown table)
@@ -36,21 +39,24 @@ DQN on the state a perception model reads from the frames), dqn-encoder-frozen (
 same DQN on that model's frozen encoder), dqn-encoder (the pixel DQN from that encoder,
 fine-tuned) and dqn-aux (the pixel DQN with the auxiliary landing-x head).
 """
-SEEDS = list(range(100, 110))
-"""Ten seeds no tuning used: tuning uses seeds 0-9, reports 100-109."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl bench env|agents|modules|supervised``."""
-    text = {"epilog": EPILOG, "formatter_class": argparse.RawDescriptionHelpFormatter}
-    p = sub.add_parser("bench", help="env speed, races against SB3", description=__doc__, **text)
+    p = options.add_command(sub, "bench", "env speed, races against SB3", __doc__, EPILOG)
     which = p.add_subparsers(dest="bench", metavar="WHAT")
-    e = which.add_parser("env", help="env steps per second (single, vector, gymnax, the book's)")
-    e.add_argument("--seconds", type=float, default=2.0, help="timed seconds per case")
-    e.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 64, 256, 1024])
+    help = "env steps per second (single, vector, gymnax, the book's)"
+    e = options.add_command(which, "env", help, func=run_env)
+    seconds = number(0, kind=float, above=True)
+    e.add_argument("--seconds", type=seconds, default=2.0, help="timed seconds per case")
+    sizes = number(1, MAX_NUM_ENVS)
+    e.add_argument("--batch-sizes", type=sizes, nargs="+", default=[1, 64, 256, 1024])
     e.add_argument("--json", action="store_true", help="print the rows as JSON")
-    e.set_defaults(func=run_env)
-    a = which.add_parser("agents", help="race catchrl's DQN against SB3's DQN and PPO", **text)
+
+    help = "race catchrl's DQN against SB3's DQN and PPO"
+    a = options.add_command(
+        which, "agents", help, None, EPILOG, [_race(64, "runs/race")], run_agents
+    )
     a.add_argument(
         "--agents",
         nargs="+",
@@ -58,9 +64,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="catchrl-dqn, sb3-dqn-like (catchrl's network and replay ratio) or an --algo of "
         "catchrl train but dqn: " + ", ".join(OTHER_ALGOS),
     )
-    a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=OBS_TYPES)
-    a.add_argument("--pixel-steps", type=int, default=50_000, help="step budget on pixels")
-    a.add_argument("--state-steps", type=int, default=50_000, help="step budget on state, grid")
+    obs_types = choices(EnvConfig, "obs_type")
+    a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=obs_types)
+    steps = number(0, above=True)
+    a.add_argument("--pixel-steps", type=steps, default=50_000, help="step budget on pixels")
+    a.add_argument("--state-steps", type=steps, default=50_000, help="step budget on state, grid")
     a.add_argument(
         "--set",
         dest="agent_sets",
@@ -69,16 +77,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="AGENT:KEY=VALUE",
         help="a setting of one contender (repeatable), e.g. sb3-dqn:env.num_envs=16",
     )
-    _race_options(a, eval_every=64, out="runs/race")
-    a.set_defaults(func=run_agents)
-    m = which.add_parser("modules", help="the pixel DQN vs the DQN with supervised modules", **text)
+
+    help = "the pixel DQN vs the DQN with supervised modules"
+    race = [_race(96, "runs/modules")]
+    m = options.add_command(which, "modules", help, None, EPILOG, race, run_modules)
     m.add_argument("--contenders", nargs="+", help="default: all five (below)")
     m.add_argument("--perception", default="", help="a perception model or its run directory")
-    m.add_argument("--drift", type=int, default=0, help="the game's drift (0: the book's game)")
-    m.add_argument("--steps", type=int, default=80_000, help="step budget per run")
-    _race_options(m, eval_every=96, out="runs/modules")
-    m.set_defaults(func=run_modules)
-    s = which.add_parser("supervised", help="supervised training speed, time to the goals")
+    m.add_argument("--drift", type=number(0), default=0, help="the game's drift (0: the book's)")
+    m.add_argument("--steps", type=steps, default=80_000, help="step budget per run")
+
+    help = "supervised training speed, time to the goals"
+    s = options.add_command(which, "supervised", help, func=run_supervised)
     s.add_argument(
         "--models",
         nargs="+",
@@ -86,34 +95,29 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="CASE",
         help=f"{', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})",
     )
-    s.add_argument("--games", type=int, default=300, help="training games per case")
-    s.add_argument("--epochs", type=int, default=8)
-    s.add_argument("--test-games", type=int, default=30, help="held-out games for the goals")
-    s.add_argument("--batch-size", type=int, default=0, help="0: the trainer's automatic batch")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--games", type=number(10), default=300, help="training games per case")
+    s.add_argument("--epochs", type=number(1), default=8)
+    s.add_argument("--test-games", type=number(1), default=30, help="held-out games for the goals")
+    s.add_argument("--batch-size", type=number(0), default=0, help="0: the trainer's automatic")
+    s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--json", type=Path, help="also write the rows here")
-    s.set_defaults(func=run_supervised)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
-def _race_options(parser: argparse.ArgumentParser, eval_every: int, out: str) -> None:
+def _race(eval_every: int, out: str) -> argparse.ArgumentParser:
     """The seeds, evaluation, target and output options of both races."""
-    parser.add_argument("--seeds", type=int, nargs="+", default=SEEDS, help="default 100-109")
-    parser.add_argument(
-        "--eval-every", type=int, default=eval_every, help="games between evaluations"
-    )
-    parser.add_argument("--eval-games", type=int, default=1000, help="games per evaluation")
-    parser.add_argument("--target", type=float, default=0.99, help="stop at this validation rate")
-    parser.add_argument("--out", type=Path, default=Path(out), help="the runs and race.md/csv/png")
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--seeds", type=SEED, nargs="+", default=SEEDS, help="default 100-109")
+    count = number(0, above=True)
+    p.add_argument("--eval-every", type=count, default=eval_every, help="games between evaluations")
+    p.add_argument("--eval-games", type=count, default=1000, help="games per evaluation")
+    rate = number(0, 1, kind=float, note="0: never stop early")
+    p.add_argument("--target", type=rate, default=0.99, help="stop at this validation rate")
+    p.add_argument("--out", type=Path, default=Path(out), help="the runs and race.md/csv/png")
+    return p
 
 
 def _race_settings(args: argparse.Namespace) -> list[str]:
-    """The options of :func:`_race_options`, checked, as every run's overrides."""
-    for seed in args.seeds:
-        check_seed("--seeds", seed)
-    check_range("--eval-every", args.eval_every, 0, above=True)
-    check_range("--eval-games", args.eval_games, 0, above=True)
-    check_range("--target", args.target, 0.0, 1.0, note="0: never stop early")
+    """The options of :func:`_race` as every run's overrides."""
     return [
         f"run.eval_every={args.eval_every}",
         f"run.eval_games={args.eval_games}",
@@ -121,12 +125,16 @@ def _race_settings(args: argparse.Namespace) -> list[str]:
     ]
 
 
+def _check_names(option: str, what: str, names: Sequence[str], known: Sequence[str]) -> None:
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UserError(f"{option}: unknown {what} {unknown[0]!r}; choose from {', '.join(known)}")
+
+
 def run_env(args: argparse.Namespace) -> int:
     """Print the env throughput table (:mod:`catchrl.benchmarks.env`)."""
     from catchrl.benchmarks.env import format_table, gymnax_missing, run_env_benchmark
 
-    check_range("--seconds", args.seconds, 0.0, above=True)
-    check_each("--batch-sizes", args.batch_sizes, 1, MAX_NUM_ENVS)
     rows = run_env_benchmark(seconds_per_case=args.seconds, batch_sizes=tuple(args.batch_sizes))
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
     if gymnax_missing():
@@ -138,14 +146,7 @@ def run_supervised(args: argparse.Namespace) -> int:
     """Measure the supervised cases (:mod:`catchrl.benchmarks.supervised`); print the tables."""
     from catchrl.benchmarks.supervised import bench_case, format_table
 
-    unknown = [name for name in args.models if name not in CASES]
-    if unknown:
-        raise UserError(f"--models: unknown model {unknown[0]!r}; choose from {', '.join(CASES)}")
-    check_range("--games", args.games, 10)
-    check_range("--epochs", args.epochs, 1)
-    check_range("--test-games", args.test_games, 1)
-    check_range("--batch-size", args.batch_size, 0)
-    check_seed("--seed", args.seed)
+    _check_names("--models", "model", args.models, list(CASES))
     rows = []
     for name in args.models:
         sizes = (args.games, args.epochs, args.test_games, args.batch_size, args.seed)
@@ -161,12 +162,9 @@ def run_agents(args: argparse.Namespace) -> int:
     """Race the agents; print and save the statistics."""
     from catchrl.benchmarks import agents
 
-    known = list(dict.fromkeys([*agents.AGENTS, *OTHER_ALGOS]))
-    unknown = [name for name in args.agents if name not in known]
-    if unknown:
-        raise UserError(f"--agents: unknown agent {unknown[0]!r}; choose from {', '.join(known)}")
-    check_range("--pixel-steps", args.pixel_steps, 0, above=True)
-    check_range("--state-steps", args.state_steps, 0, above=True)
+    _check_names(
+        "--agents", "agent", args.agents, list(dict.fromkeys([*agents.AGENTS, *OTHER_ALGOS]))
+    )
     race = _race_settings(args)
     overrides: dict[str, list[str]] = {}
     for item in args.agent_sets:
@@ -189,13 +187,8 @@ def run_modules(args: argparse.Namespace) -> int:
     from catchrl.benchmarks.modules import MODULE_CONTENDERS, NEEDS_PERCEPTION, module_overrides
 
     contenders = args.contenders or list(MODULE_CONTENDERS)
-    unknown = [c for c in contenders if c not in MODULE_CONTENDERS]
-    if unknown:
-        raise UserError(
-            f"unknown contender {unknown[0]!r}; choose from {', '.join(MODULE_CONTENDERS)}"
-        )
-    check_range("--steps", args.steps, 0, above=True)
-    check_game_options(args)  # --drift, on the pixel game
+    _check_names("--contenders", "contender", contenders, MODULE_CONTENDERS)
+    options.check_game_options(args)  # --drift, on the pixel game
     race = _race_settings(args)
     needs = [c for c in contenders if c in NEEDS_PERCEPTION]
     if needs and not args.perception:

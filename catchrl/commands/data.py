@@ -1,20 +1,14 @@
-"""``catchrl data``: generate labelled datasets from the game (``catchrl data make``)."""
+"""'catchrl data': generate labelled datasets from the game ('catchrl data make')."""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from catchrl.cli import UserError
-from catchrl.commands.options import (
-    add_game_options,
-    add_games,
-    check_each,
-    check_game_options,
-    check_range,
-    check_seed,
-)
+from catchrl.commands import options
+from catchrl.commands.options import number
 from catchrl.config import MAX_NUM_ENVS
+from catchrl.errors import UserError
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --seed 0 --out data/frames.npz
@@ -27,33 +21,28 @@ Game g plays seed SEED + g: give held-out sets seeds far from the training ones.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl data make``."""
-    p = sub.add_parser("data", help="generate labelled datasets from the game", description=__doc__)
-    dsub = p.add_subparsers(dest="data_command", metavar="ACTION")
-    m = dsub.add_parser(
-        "make",
-        help="play seeded games (the oracle mixed with random actions) and save them labelled",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    p = options.add_command(sub, "data", "generate labelled datasets from the game", __doc__)
+    help = "play seeded games (the oracle mixed with random actions) and save them labelled"
+    games = options.games(1000, 0, "seed of game 0 (default 0)")
+    game = options.game(False, drift=0, balls_per_game=1, walls="clamp", spawn="visible")
+    actions = p.add_subparsers(dest="data_command", metavar="ACTION")
+    m = options.add_command(actions, "make", help, None, EPILOG, [games, game], run)
     m.add_argument(
         "--kind",
         choices=("frames", "trajectories", "expert"),
         default="frames",
         help="frames (perception), trajectories (sequence), expert (imitation); default frames",
     )
-    add_games(m, 1000, 0, "seed of game 0 (default 0)")
     m.add_argument("--out", required=True, help="output .npz file")
-    add_game_options(m, model=False, drift=0, balls_per_game=1, walls="clamp", spawn="visible")
     m.add_argument(
         "--random-prob",
-        type=float,
+        type=number(0, 1, kind=float),
         nargs=2,
         metavar=("LOW", "HIGH"),
         help="range of a game's random-action probability (default 0 1; expert 0 0.3)",
     )
-    m.add_argument("--num-envs", type=int, default=64, help="games played at once (speed only)")
-    m.set_defaults(func=run)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    envs = number(1, MAX_NUM_ENVS)
+    m.add_argument("--num-envs", type=envs, default=64, help="games played at once (speed only)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,14 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from catchrl.envs import CatchParams
     from catchrl.supervised.datasets import make_dataset, save_dataset
 
-    check_range("--games", args.games, 0, above=True)
-    check_seed("--seed", args.seed)
-    check_game_options(args)
-    check_range("--num-envs", args.num_envs, 1, MAX_NUM_ENVS)
-    if args.random_prob is not None:
-        check_each("--random-prob", args.random_prob, 0.0, 1.0)
-        if args.random_prob[0] > args.random_prob[1]:
-            raise UserError(f"--random-prob LOW HIGH: LOW must be <= HIGH, got {args.random_prob}")
+    options.check_game_options(args)
+    if args.random_prob is not None and args.random_prob[0] > args.random_prob[1]:
+        raise UserError(f"--random-prob LOW HIGH: LOW must be <= HIGH, got {args.random_prob}")
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must end in .npz, got {args.out!r}")
     params = CatchParams(

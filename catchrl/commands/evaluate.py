@@ -1,23 +1,16 @@
-"""``catchrl eval``: any saved agent (or a scripted policy) plays N seeded games greedily."""
+"""'catchrl eval': any saved agent (or a scripted policy) plays N seeded games greedily."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from catchrl.commands.options import (
-    add_game_options,
-    add_games,
-    add_json,
-    add_trust_sb3,
-    check_game_options,
-    check_range,
-    game_overrides,
-)
+from catchrl.commands import options
+from catchrl.commands.options import check_game_options, game_overrides, number
 from catchrl.policies import SCRIPTED, Agent
 
-MAX_GAME_SEED = 2**62
-"""Largest ``--seed`` of an evaluation (not 32-bit: the test games start at 2**41)."""
+GAME_SEED = number(0, 2**62, note="game seeds are below 2**62")
+"""A game's ``--seed`` (not 32-bit: the test games start at 2**41)."""
 
 EPILOG = """examples:
   catchrl eval runs/dqn-pixels-20261122-150000        # a run directory
@@ -33,28 +26,17 @@ directory loads its kept model (best.*) unless --model final, in the run's game.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl eval``."""
-    p = sub.add_parser(
-        "eval",
-        help="evaluate a saved agent or a scripted policy",
-        description=__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    games = options.games(1000, None, "seed of game 0 (default: the test games, 2**41)", GAME_SEED)
+    shared = [games, options.trust(), options.json_output(), options.game()]
+    help = "evaluate a saved agent or a scripted policy"
+    p = options.add_command(sub, "eval", help, __doc__, EPILOG, shared, run)
     p.add_argument("agent", help="run directory, model file, or oracle/random")
-    add_games(p, 1000, None, "seed of game 0 (default: the test games, 2**41)")
-    add_trust_sb3(p)
-    add_json(p)
-    add_game_options(p)
-    p.set_defaults(func=run)
 
 
 def load(args: argparse.Namespace) -> Agent:
-    """Check ``--games``, ``--seed`` and the game, then load the agent ``args.agent`` names."""
-    from catchrl.evaluation import MAX_EVAL_GAMES
+    """Check the game (and ``--video``), then load the agent ``args.agent`` names."""
     from catchrl.policies import load_policy
 
-    check_range("--games", args.games, 0, MAX_EVAL_GAMES - 1, above=True)
-    check_range("--seed", args.seed, 0, MAX_GAME_SEED, note="game seeds are below 2**62")
     # A scripted policy plays the state game; a run's own game is known once it is loaded.
     check_game_options(args, args.obs_type or ("state" if args.agent in SCRIPTED else None))
     if getattr(args, "video", None) is not None:  # watch: before anything is loaded

@@ -1,17 +1,18 @@
-"""The options several commands share, each written once, and the checks of their numbers.
+"""The options several commands share, as argparse parents, and the type of a bounded number.
 
-A check runs before a command loads, opens or writes, and raises :class:`catchrl.cli.UserError`
-naming the option; the bounds are the config's, so ``--set`` and an option accept the same numbers.
+A number out of range is refused as argparse refuses a bad choice: one line naming the
+option, exit 2, before anything is loaded or written. The bounds are the config's ``Range``,
+so ``--set`` and an option accept the same numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from catchrl.cli import UserError
 from catchrl.config import (
     MAX_BALLS_PER_GAME,
     SEED_MAX,
@@ -21,77 +22,9 @@ from catchrl.config import (
     check_game,
     choices,
 )
+from catchrl.errors import UserError
+from catchrl.evaluation import MAX_EVAL_GAMES
 from catchrl.fields import GAME_KEYS
-
-
-def add_config_options(p: argparse.ArgumentParser, what: str = "starting config") -> None:
-    """``--preset``, ``--config FILE`` and repeatable ``--set TABLE.KEY=VALUE`` (``overrides``)."""
-    p.add_argument("--preset", help=f"{what}: fast (default, pixels), fast-state, book")
-    p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help="override one setting (repeatable)",
-    )
-
-
-def add_run_dir(p: argparse.ArgumentParser, required: bool = False, default: str = "") -> None:
-    """``--run-dir`` and ``--resume`` (continue the run in it)."""
-    where = " (created)" if required else f" (default {default})" if default else ""
-    p.add_argument("--run-dir", required=required, help=f"where to write the run{where}")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-
-
-def add_games(
-    p: argparse.ArgumentParser, games: int, seed: int | None, seed_help: str, what: str = ""
-) -> None:
-    """``--games`` (how many to play) and ``--seed`` (of game 0; game j plays SEED + j)."""
-    p.add_argument("--games", type=int, default=games, help=what or f"games (default {games})")
-    p.add_argument("--seed", type=int, default=seed, help=seed_help)
-
-
-def add_json(p: argparse.ArgumentParser) -> None:
-    """``--json``: the result as JSON."""
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
-
-
-def add_trust_sb3(
-    p: argparse.ArgumentParser,
-    help: str = "allow loading an SB3 .zip (it unpickles code: trusted files only)",
-) -> None:
-    """``--sb3`` (or ``--trust-sb3``): trust a pickle; SB3's files run code when loaded."""
-    p.add_argument("--sb3", "--trust-sb3", dest="sb3", action="store_true", help=help)
-
-
-def add_game_options(p: argparse.ArgumentParser, model: bool = True, **defaults: object) -> None:
-    """The game: ``--drift``, ``--balls``, ``--walls``, ``--spawn`` (``defaults`` by ``args`` name).
-
-    With ``model``, also ``--model best|final`` and ``--obs-type``, for commands that
-    load an agent (its run gives the defaults).
-    """
-    if model:
-        p.add_argument(
-            "--model",
-            choices=("best", "final"),
-            default="best",
-            help="of a run directory: best (the kept best validation model, default) or final",
-        )
-        p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
-    p.add_argument("--drift", type=int, metavar="N", help="largest sideways ball speed, px a step")
-    p.add_argument("--balls", type=int, metavar="N", dest="balls_per_game", help="balls per game")
-    p.add_argument("--walls", choices=("clamp", "book"), help="book: the book's bounce walls")
-    p.add_argument("--spawn", choices=("visible", "book"), help="book: balls up to x = 400")
-    p.set_defaults(**defaults)
-
-
-def game_overrides(args: argparse.Namespace) -> dict[str, object]:
-    """The game options given on the command line."""
-    keys = ("obs_type", *GAME_KEYS)  # as ``args`` names (--obs-type, --drift, --balls...)
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
-
 
 GAME_OPTIONS = {
     "drift": "--drift",
@@ -102,52 +35,162 @@ GAME_OPTIONS = {
 """How the game's parameters are spelled on the command line."""
 
 
-def check_range(
-    option: str,
-    value: float | None,
+def number(
     low: float,
-    high: float | None = None,
+    high: float = math.inf,
     *,
+    kind: type = int,
     above: bool = False,
     allow_inf: bool = False,
     note: str = "",
-) -> None:
-    """Refuse ``value`` unless ``low <= value <= high`` (``low < value`` with ``above``).
+) -> Callable[[str], Any]:
+    """An argparse ``type``: a ``kind`` in ``[low, high]`` (``(low, high]`` if ``above``).
 
-    None (the option left out) passes; NaN never does, ``inf`` only with ``allow_inf``.
+    NaN is refused, ``inf`` too unless ``allow_inf``; ``note`` says why a bound is there.
     """
-    if value is None or (allow_inf and high is None and value == math.inf):
-        return
-    try:
-        Range(low, math.inf if high is None else high, above, note).check(option, value)
-    except ConfigError as e:
-        raise UserError(str(e).replace(f"{option}: ", f"{option} ", 1)) from None
+    bounds = Range(low, high, above, note)
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if not (allow_inf and value == math.inf):
+            try:
+                bounds.check("", value)
+            except ConfigError as e:
+                raise argparse.ArgumentTypeError(str(e).removeprefix(": ")) from None
+        return value
+
+    return parse
 
 
-def check_each(option: str, values: Iterable[float], low: float, high: float | None = None) -> None:
-    """:func:`check_range` on every value of a list option (``nargs="+"``)."""
-    for value in values:
-        check_range(option, value, low, high)
+SEED = number(0, SEED_MAX, note="seeds are 32-bit")
+"""A seed, in ``run.seed``'s range (numpy's and Keras' seeds)."""
 
 
-def check_seed(option: str, value: int | None) -> None:
-    """A seed must be in ``[0, 2**32 - 1]``, as ``run.seed`` (numpy's and Keras' seeds)."""
-    check_range(option, value, 0, SEED_MAX, note="seeds are 32-bit")
+def add_command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    help: str,
+    description: str | None = None,
+    epilog: str | None = None,
+    parents: Sequence[argparse.ArgumentParser] = (),
+    func: Callable[[argparse.Namespace], int] | None = None,
+) -> argparse.ArgumentParser:
+    """A command's parser with ``parents``' options; one that runs ``func`` has ``--verbose``."""
+    p = sub.add_parser(
+        name,
+        help=help,
+        description=description or f"{help[0].upper()}{help[1:]}.",
+        epilog=epilog,
+        parents=[*parents, _verbose()] if func else list(parents),
+        formatter_class=argparse.RawDescriptionHelpFormatter,  # the examples as written
+    )
+    p.set_defaults(func=func, parser=p)
+    return p
+
+
+def _verbose() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--verbose", action="store_true", help="show TensorFlow's logs")
+    return p
+
+
+def config(what: str = "starting config") -> argparse.ArgumentParser:
+    """``--preset``, ``--config FILE`` and repeatable ``--set TABLE.KEY=VALUE`` (``overrides``)."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--preset", help=f"{what}: fast (default, pixels), fast-state, book")
+    p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="TABLE.KEY=VALUE",
+        help="override one setting (repeatable)",
+    )
+    return p
+
+
+def run_dir(required: bool = False, default: str = "") -> argparse.ArgumentParser:
+    """``--run-dir`` and ``--resume`` (continue the run in it)."""
+    p = argparse.ArgumentParser(add_help=False)
+    where = " (created)" if required else f" (default {default})" if default else ""
+    p.add_argument("--run-dir", required=required, help=f"where to write the run{where}")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    return p
+
+
+def games(
+    default: int, seed: int | None, seed_help: str, seed_type: Callable = SEED
+) -> argparse.ArgumentParser:
+    """``--games`` (how many to play) and ``--seed`` (of game 0; game j plays SEED + j)."""
+    p = argparse.ArgumentParser(add_help=False)
+    count = number(0, MAX_EVAL_GAMES - 1, above=True)
+    p.add_argument("--games", type=count, default=default, help=f"games (default {default})")
+    p.add_argument("--seed", type=seed_type, default=seed, help=seed_help)
+    return p
+
+
+def trust() -> argparse.ArgumentParser:
+    """``--sb3`` (or ``--trust-sb3``): SB3's files are pickles, which run code when loaded."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument(
+        "--sb3",
+        "--trust-sb3",
+        dest="sb3",
+        action="store_true",
+        help="trust SB3 files (.zip, checkpoints): loading one unpickles code",
+    )
+    return p
+
+
+def json_output() -> argparse.ArgumentParser:
+    """``--json``: the result as JSON."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return p
+
+
+def game(model: bool = True, **defaults: Any) -> argparse.ArgumentParser:
+    """The game's options; ``model`` adds ``--model`` and ``--obs-type`` (an agent's run's)."""
+    p = argparse.ArgumentParser(add_help=False)
+    if model:
+        p.add_argument(
+            "--model",
+            choices=("best", "final"),
+            default="best",
+            help="of a run directory: best (the kept best validation model, default) or final",
+        )
+        p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
+    drift, balls = number(0), number(1, MAX_BALLS_PER_GAME)
+    p.add_argument(
+        "--drift", type=drift, metavar="N", help="largest sideways ball speed, px a step"
+    )
+    p.add_argument("--balls", type=balls, metavar="N", dest="balls_per_game", help="balls per game")
+    p.add_argument("--walls", choices=("clamp", "book"), help="book: the book's bounce walls")
+    p.add_argument("--spawn", choices=("visible", "book"), help="book: balls up to x = 400")
+    p.set_defaults(**defaults)
+    return p
+
+
+def game_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The game options given on the command line, as ``CatchEnv`` arguments."""
+    keys = ("obs_type", *GAME_KEYS)
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 
 def check_game_options(args: argparse.Namespace, obs_type: str | None = "pixels") -> None:
-    """Check ``--drift`` and ``--balls``; with a known ``obs_type`` (None: not yet), the game."""
-    balls = getattr(args, "balls_per_game", getattr(args, "balls", None))
-    check_range("--drift", getattr(args, "drift", None), 0)
-    check_range("--balls", balls, 1, MAX_BALLS_PER_GAME)
+    """Refuse a game ``obs_type``'s game cannot play (a drift too large); None: not known yet."""
     if obs_type is None:
         return
-    game = {"drift": getattr(args, "drift", None), "balls_per_game": balls}
-    game |= {k: getattr(args, k, None) for k in ("walls", "spawn")}
+    given = {k: v for k, v in game_overrides(args).items() if k in GAME_KEYS}
     try:
-        check_game(obs_type, {k: v for k, v in game.items() if v is not None}, GAME_OPTIONS)
-    except ConfigError as e:
-        text = str(e)
-        for option in GAME_OPTIONS.values():  # "--drift: must be" -> "--drift must be"
-            text = text.replace(f"{option}: ", f"{option} ", 1) if text.startswith(option) else text
+        check_game(obs_type, given, GAME_OPTIONS)
+    except ConfigError as e:  # "--drift: must be" -> "--drift must be"
+        text, option = str(e), str(e).split(":")[0]
+        if option in GAME_OPTIONS.values():
+            text = text.replace(f"{option}: ", f"{option} ", 1)
         raise UserError(text) from None

@@ -1,8 +1,8 @@
-"""``catchrl play``: a person plays Catch with the arrow keys, as in the book's human game.
+"""'catchrl play': a person plays Catch with the arrow keys, as in the book's human game.
 
 The book's human game by default: 100 balls, the paddle stopped at the walls,
 "Score: s/N, Ball: n" in the band under the field, 30 frames per second. The game
-is :class:`~catchrl.envs.CatchEnv`'s, the agents' own; the final score is printed.
+is the agents' own (CatchEnv); the final score is printed.
 """
 
 from __future__ import annotations
@@ -11,15 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from catchrl.cli import UserError
-from catchrl.commands.options import (
-    add_game_options,
-    check_game_options,
-    check_range,
-    check_seed,
-    game_overrides,
-)
-from catchrl.errors import CatchrlError
+from catchrl.commands import options
+from catchrl.commands.options import SEED, number
+from catchrl.errors import CatchrlError, UserError
 from catchrl.policies import SCRIPTED, load_policy
 
 EPILOG = """\
@@ -39,14 +33,9 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl play``."""
-    p = sub.add_parser(
-        "play",
-        help="play Catch with the arrow keys (or watch a scripted policy)",
-        description=__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_game_options(p, model=False, balls_per_game=100)
+    help = "play Catch with the arrow keys (or watch a scripted policy)"
+    game = options.game(model=False, balls_per_game=100)
+    p = options.add_command(sub, "play", help, __doc__, EPILOG, [game], run)
     p.add_argument(
         "--book-walls",
         dest="walls",
@@ -61,28 +50,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         const="book",
         help="as --spawn book: balls start anywhere in x = 0..400, some partly off screen",
     )
-    p.add_argument("--seed", type=int, help="seed of the balls, to replay a game")
+    p.add_argument("--seed", type=SEED, help="seed of the balls, to replay a game")
     p.add_argument(
         "--policy",
         choices=SCRIPTED,
         help="a scripted player instead of the keyboard: oracle tracks the ball, random guesses",
     )
     p.add_argument("--headless", action="store_true", help="no window (needs --policy)")
-    p.add_argument("--fps", type=int, default=30, help="frames per second (book: 30; 0: no wait)")
+    fps = number(0, note="0 = as fast as possible")
+    p.add_argument("--fps", type=fps, default=30, help="frames per second (book: 30; 0: no wait)")
     p.add_argument("--screenshot", metavar="PATH", help="save the window (.png) at the end")
     p.add_argument(
         "--linger",
-        type=float,
+        type=number(0, kind=float, allow_inf=True, note="seconds"),
         metavar="SECONDS",
         help="how long the final score stays up (default: until Enter, Space, ESC or "
         "closing the window; 3 s with --policy; 0 closes at once)",
     )
-    p.set_defaults(func=run)
 
 
 def game_kwargs(args: argparse.Namespace) -> dict[str, object]:
     """The ``CatchEnv`` arguments of the game ``args`` ask for (the state game: no frames)."""
-    return {"obs_type": "state", **game_overrides(args)}
+    return {"obs_type": "state", **options.game_overrides(args)}
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -91,14 +80,10 @@ def _check(args: argparse.Namespace) -> None:
         raise UserError("--headless needs --policy oracle|random: a person plays in the window")
     if args.headless and args.screenshot:
         raise UserError("--screenshot needs the window; drop --headless")
-    check_range("--fps", args.fps, 0, note="0 = as fast as possible")
-    check_range("--linger", args.linger, 0, allow_inf=True, note="seconds")
-    check_seed("--seed", args.seed)
-    check_game_options(args)
-    if args.screenshot and not Path(args.screenshot).parent.is_dir():
-        raise UserError(
-            f"--screenshot: folder {str(Path(args.screenshot).parent)!r} does not exist"
-        )
+    options.check_game_options(args)
+    folder = Path(args.screenshot or ".").parent
+    if not folder.is_dir():
+        raise UserError(f"--screenshot: folder {str(folder)!r} does not exist")
 
 
 def run(args: argparse.Namespace) -> int:

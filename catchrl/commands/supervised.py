@@ -1,4 +1,4 @@
-"""``catchrl supervised``: train and evaluate the perception, sequence and imitation models."""
+"""'catchrl supervised': train and evaluate the perception, sequence and imitation models."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ import dataclasses
 import json
 from pathlib import Path
 
-from catchrl.cli import UserError
-from catchrl.commands.options import add_json, add_run_dir, check_range, check_seed
+from catchrl.commands import options
+from catchrl.commands.options import SEED, number
+from catchrl.errors import UserError
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --out data/frames.npz
   catchrl supervised train perception --data data/frames.npz --run-dir runs/perc --epochs 20
   catchrl supervised eval perception --model runs/perc --data data/frames-test.npz
-  catchrl supervised train sequence --data data/frames-drift5.npz --run-dir runs/seq \
+  catchrl supervised train sequence --data data/frames-drift5.npz --run-dir runs/seq \\
       --perception runs/perc-drift5
   catchrl eval runs/imit/model.keras --games 1000   # an imitation model plays as any agent
 
@@ -27,44 +28,38 @@ TASKS = ("perception", "sequence", "imitation")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl supervised train|eval``."""
-    p = sub.add_parser(
-        "supervised",
-        help="train/evaluate perception, sequence, imitation models",
-        description=__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    ssub = p.add_subparsers(dest="supervised_command", metavar="ACTION")
-    t = ssub.add_parser("train", help="train a model into a run directory")
+    help = "train/evaluate perception, sequence, imitation models"
+    p = options.add_command(sub, "supervised", help, __doc__, EPILOG)
+    actions = p.add_subparsers(dest="supervised_command", metavar="ACTION")
+    help = "train a model into a run directory"
+    t = options.add_command(actions, "train", help, parents=[options.run_dir(True)], func=run_train)
     t.add_argument("task", choices=TASKS)
     t.add_argument("--data", required=True, help="training .npz (catchrl data make)")
-    add_run_dir(t, required=True)
     t.add_argument(
         "--arch",
         default="",
         help="book, lenet, small (default); sequence: lstm, gru (default), bidirectional",
     )
-    t.add_argument("--epochs", type=int, default=10, help="most epochs (default 10)")
-    t.add_argument("--batch-size", type=int, default=0, help="0 = automatic (default)")
+    t.add_argument("--epochs", type=number(1), default=10, help="most epochs (default 10)")
+    t.add_argument("--batch-size", type=number(0), default=0, help="0 = automatic (default)")
+    lr = number(0, kind=float, above=True)
     t.add_argument(
-        "--lr", dest="learning_rate", type=float, default=3e-3, help="Adam's (default 3e-3)"
+        "--lr", dest="learning_rate", type=lr, default=3e-3, help="Adam's (default 3e-3)"
     )
-    t.add_argument("--patience", type=int, default=5, help="EarlyStopping patience (default 5)")
-    t.add_argument("--val-fraction", type=float, default=0.1, help="games held out (0.1)")
-    t.add_argument("--window", type=int, default=8, help="sequence: states per input (8)")
+    t.add_argument("--patience", type=number(0), default=5, help="EarlyStopping patience (5)")
+    fraction = number(0, 0.99, kind=float)
+    t.add_argument("--val-fraction", type=fraction, default=0.1, help="games held out (0.1)")
+    t.add_argument("--window", type=number(1), default=8, help="sequence: states per input (8)")
     t.add_argument("--perception", default="", help="sequence: on the states this model reads")
     t.add_argument("--jit", choices=("auto", "on", "off"), default="auto", help="XLA train step")
-    t.add_argument("--seed", type=int, default=0, help="seed of the split, shuffle and weights")
+    t.add_argument("--seed", type=SEED, default=0, help="seed of the split, shuffle and weights")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output")
-    t.set_defaults(func=run_train)
-    e = ssub.add_parser("eval", help="measure a trained model on a held-out dataset")
+    help = "measure a trained model on a held-out dataset"
+    e = options.add_command(actions, "eval", help, parents=[options.json_output()], func=run_eval)
     e.add_argument("task", choices=TASKS)
     e.add_argument("--model", required=True, help="run directory or .keras file")
     e.add_argument("--data", required=True, help="held-out .npz")
     e.add_argument("--perception", help="sequence: read states through this perception model")
-    add_json(e)
-    e.set_defaults(func=run_eval)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 
 def _model_path(spec: str | None) -> str | None:
@@ -89,13 +84,6 @@ def run_train(args: argparse.Namespace) -> int:
     from catchrl.supervised.train import SupervisedConfig
     from catchrl.supervised_train import train
 
-    check_range("--epochs", args.epochs, 1)
-    check_range("--batch-size", args.batch_size, 0)
-    check_range("--lr", args.learning_rate, 0, above=True)
-    check_range("--patience", args.patience, 0)
-    check_range("--val-fraction", args.val_fraction, 0, 0.99)
-    check_range("--window", args.window, 1)
-    check_seed("--seed", args.seed)
     _data_path(args.data)
     try:
         same = {f.name for f in dataclasses.fields(SupervisedConfig)} & set(vars(args))

@@ -1,4 +1,4 @@
-"""``catchrl sweep``: a study on Ray Tune — a base config × a search space × seeds."""
+"""'catchrl sweep': a study on Ray Tune: a base config x a search space x seeds."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from catchrl.cli import UserError
-from catchrl.commands.options import add_config_options, add_trust_sb3, check_range
-from catchrl.errors import CatchrlError, first_line
+from catchrl.commands import options
+from catchrl.commands.options import number
+from catchrl.errors import CatchrlError, UserError, first_line
 
 EPILOG = """examples:
   catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3
@@ -35,19 +35,16 @@ TABLE_OPTIONS = {
     "gpus_per_trial": 0.0,
 }
 """Options a ``[sweep]`` table may hold (the command line wins), with their defaults."""
+BOUNDED = ("uniform", "loguniform", "randint")
+"""Tune's functions of two bounds (``randint``: the upper one excluded)."""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl sweep``."""
-    p = sub.add_parser(
-        "sweep",
-        help="a study (search space x seeds) on Ray Tune, locally or on a cluster",
-        description=__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    help = "a study (search space x seeds) on Ray Tune, locally or on a cluster"
+    shared = [options.config("the base config (a --config file may hold a [sweep] table)")]
+    p = options.add_command(sub, "sweep", help, __doc__, EPILOG, [*shared, options.trust()], run)
     p.add_argument("--algo", default="dqn", help="dqn (default) or an SB3/RLlib agent")
-    add_config_options(p, "the base config (a --config file may hold a [sweep] table)")
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
     p.add_argument(
         "--grid",
@@ -64,21 +61,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="V1,V2 or uniform|loguniform|randint:LOW:HIGH, drawn (repeatable)",
     )
     p.add_argument("--search", choices=("random", "tpe"), help="random (default) or tpe")
-    p.add_argument("--samples", type=int, help="random draws, or TPE's settings")
-    p.add_argument("--seeds", type=int, help="seeds per setting (default 1)")
+    p.add_argument("--samples", type=number(1), help="random draws, or TPE's settings")
+    p.add_argument("--seeds", type=number(1), help="seeds per setting (default 1)")
     p.add_argument("--search-seed", type=int, default=0, help="seed of the draws and of TPE")
     p.add_argument("--study-dir", help="the study's folder (default studies/<preset>-<time>)")
     p.add_argument("--resume", metavar="STUDY", help="finish the study in this folder")
-    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default 1)")
-    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, 0.25 = a quarter")
-    p.add_argument("--max-failures", type=int, default=3, help="Tune's retries of a trial")
-    p.add_argument("--max-concurrent", type=int, default=0, help="trials at once (0: all fit)")
+    share = number(0, kind=float)
+    p.add_argument("--cpus-per-trial", type=share, help="CPUs per trial (default 1)")
+    p.add_argument("--gpus-per-trial", type=share, help="GPUs per trial, 0.25 = a quarter")
+    retries = number(-1, note="-1: retry forever")
+    p.add_argument("--max-failures", type=retries, default=3, help="Tune's retries of a trial")
+    p.add_argument(
+        "--max-concurrent", type=number(0), default=0, help="trials at once (0: all fit)"
+    )
     p.add_argument("--asha", action="store_true", default=None, help="stop weak trials early")
     p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
-    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray (default: all)")
+    p.add_argument("--num-cpus", type=number(1), help="CPUs of the local Ray (default: all)")
     p.add_argument("--print-space", action="store_true", help="print the space and exit")
-    add_trust_sb3(p, "trust the study's SB3 checkpoints (pickles) when trials resume")
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -114,13 +113,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
-    check_range("--seeds", args.seeds, 1)
-    check_range("--samples", args.samples, 1)
-    check_range("--cpus-per-trial", args.cpus_per_trial, 0)
-    check_range("--gpus-per-trial", args.gpus_per_trial, 0)
-    check_range("--max-failures", args.max_failures, -1, note="-1: retry forever")
-    check_range("--max-concurrent", args.max_concurrent, 0)
-    check_range("--num-cpus", args.num_cpus, 1)
     for name in ("address", "study_dir"):
         if getattr(args, name) is not None and not getattr(args, name).strip():
             raise UserError(f"--{name.replace('_', '-')} is empty")
@@ -129,6 +121,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
 def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     """Resolve the base config and the space; write the study's folder (None: only printed)."""
     from catchrl import sweep
+    from catchrl.commands.train import resolve_config
     from catchrl.config import read_toml
 
     table = read_toml(args.config).get("sweep", {}) if args.config else {}
@@ -137,14 +130,14 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     unknown = sorted(set(table) - set(TABLE_OPTIONS) - {"grid", "random"})
     if unknown:
         raise UserError(f"{args.config}: unknown key sweep.{unknown[0]}")
-    base = _base_config(args)
+    base = resolve_config(args)
     space = _space(args, table)
     for key, (kind, values) in space.items():
         _check_entry(key, kind, values)
         for value in values:  # each value (each bound) through the config's own checks
             override = f"{key}={json.dumps(value)}"
             try:
-                _base_config(args, [override])
+                resolve_config(args, [override])
             except CatchrlError as e:  # named as the swept value, not as a --set never typed
                 message = first_line(e).replace(f"--set {override}", override)
                 raise UserError(f"swept {message}") from None
@@ -173,7 +166,7 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     if args.print_space:
         for key, (kind, values) in space.items():
             kind = "choice" if kind == "grid_search" and search == "tpe" else kind
-            shown = repr(values) if kind in sweep.KINDS[:2] else repr(values)[1:-1]
+            shown = repr(values)[1:-1] if kind in BOUNDED else repr(values)
             print(f"{key}: tune.{kind}({shown})")
         print(f"search {search}: {doc['trials']} trials ({opts['seeds']} seeds per setting)")
         return None, doc
@@ -187,27 +180,9 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     return sweep.create_study(study, base, doc), doc
 
 
-def _base_config(args: argparse.Namespace, extra: list[str] | None = None) -> Any:
-    """The base config as ``catchrl train`` would build it (and ``extra`` ``--set`` values)."""
-    from catchrl.commands.train import resolve_config
-
-    train = argparse.Namespace(
-        algo=args.algo,
-        preset=args.preset,
-        config=args.config,
-        overrides=[*args.overrides, *(extra or [])],
-        seed=None,
-        steps=args.steps,
-    )
-    return resolve_config(train)
-
-
 def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[str, list]]:
     """``TABLE.KEY -> (Tune's function, its arguments)`` from the table, --grid and --random."""
     from catchrl.config import parse_override
-
-    def value(text: str) -> Any:
-        return parse_override(f"x.x={text}")[2]  # read as TOML, as --set reads it
 
     space: dict[str, tuple[str, list]] = {}
 
@@ -234,13 +209,12 @@ def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[s
                 example = "agent.lr=1e-3,3e-4"
                 raise UserError(f"{option} {text!r}: expected table.key=VALUES, e.g. {example}")
             kind, colon, bounds = spec.partition(":")
-            if option == "--random" and colon and kind in ("uniform", "loguniform", "randint"):
-                add(key, kind, [value(v) for v in bounds.split(":")])
-                continue
-            if not all(v.strip() for v in spec.split(",")):
+            bounded = option == "--random" and colon and kind in BOUNDED
+            texts = bounds.split(":") if bounded else spec.split(",")
+            if not all(v.strip() for v in texts):
                 raise UserError(f"{option} {text!r}: an empty value")
-            values = [value(v) for v in spec.split(",")]
-            add(key, "grid_search" if option == "--grid" else "choice", values)
+            values = [parse_override(f"x.x={v}")[2] for v in texts]  # TOML, as --set reads it
+            add(key, kind if bounded else "grid_search" if option == "--grid" else "choice", values)
     return space
 
 
@@ -254,7 +228,7 @@ def _check_entry(key: str, kind: str, args: list[Any]) -> None:
         raise UserError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
     if not args:
         raise UserError(f"{key}: no values")
-    if kind in KINDS[2:]:
+    if kind in BOUNDED:
         numbers = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
         if len(args) != 2 or not numbers or not args[0] < args[1]:
             raise UserError(f"{key}: {kind} needs two numbers LOW < HIGH, got {args}")

@@ -1,15 +1,15 @@
-"""``catchrl train``: train an agent into a run directory (``--resume`` continues it)."""
+"""'catchrl train': train an agent into a run directory ('--resume' continues it)."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catchrl.cli import UserError, first_line
-from catchrl.commands.options import add_config_options, add_run_dir, add_trust_sb3, check_range
-from catchrl.errors import CatchrlError
+from catchrl.commands import options
+from catchrl.errors import CatchrlError, UserError, first_line
 from catchrl.learners import LEARNERS
 
 if TYPE_CHECKING:
@@ -30,25 +30,18 @@ the run with a checkpoint (exit code 128 + the signal); --resume continues it ex
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl train``."""
-    p = sub.add_parser(
-        "train",
-        help="train an agent (Keras DQN; SB3 or RLlib with --algo)",
-        description=__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    shared = [options.config(), options.run_dir(default="runs/<algo>-<obs>-<time>")]
+    help = "train an agent (Keras DQN; SB3 or RLlib with --algo)"
+    p = options.add_command(sub, "train", help, __doc__, EPILOG, [*shared, options.trust()], run)
     p.add_argument(
         "--algo",
         default="dqn",
         help=f"{', '.join(LEARNERS)} (default dqn: catchrl's Keras DQN; "
         "rllib-*: pip install 'catchrl[rllib]')",
     )
-    add_config_options(p)
-    add_run_dir(p, default="runs/<algo>-<obs>-<time>")
-    add_trust_sb3(p, "trust the run's SB3 checkpoint on --resume (it unpickles code)")
     p.add_argument(
         "--keep-checkpoints",
-        type=int,
+        type=options.number(1),
         default=1,
         metavar="N",
         help="complete checkpoints to keep (default 1: the latest)",
@@ -57,15 +50,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no bar")
     p.add_argument("--print-config", action="store_true", help="print the config and exit")
-    p.set_defaults(func=run)
 
 
-def resolve_config(args: argparse.Namespace) -> TrainConfig:
-    """The config of ``--algo``, ``--preset``, ``--config``, ``--set``, ``--seed``, ``--steps``."""
+def resolve_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> TrainConfig:
+    """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it."""
     from catchrl.api import make_config
 
-    overrides = list(args.overrides)
-    if args.seed is not None:
+    overrides = [*args.overrides, *extra]
+    if getattr(args, "seed", None) is not None:
         overrides.append(f"run.seed={args.seed}")
     if args.steps is not None:
         overrides.append(f"run.total_steps={args.steps}")
@@ -82,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
 
     if args.run_dir is not None and args.run_dir.strip() == "":
         raise UserError("--run-dir is empty; give a folder name")
-    check_range("--keep-checkpoints", args.keep_checkpoints, 1)
     cfg, overrides = None, list(args.overrides)
     if args.resume:
         if args.run_dir is None:

@@ -1,12 +1,12 @@
-"""``catchrl watch``: a saved agent plays in the pygame window, its Q-values shown."""
+"""'catchrl watch': a saved agent plays in the pygame window, its Q-values shown."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from catchrl.commands.evaluate import load
-from catchrl.commands.options import add_game_options, add_games, add_trust_sb3, check_range
+from catchrl.commands import options
+from catchrl.commands.evaluate import GAME_SEED, load
 
 EPILOG = """examples:
   catchrl watch runs/dqn-pixels-20261122-150000            # 3 games in a window
@@ -23,16 +23,12 @@ it needs pip install 'catchrl[plot]'.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl watch``."""
-    p = sub.add_parser(
-        "watch",
-        help="watch a saved agent play in a window (or write a GIF/MP4)",
-        description=__doc__,
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    shared = [options.games(3, 0, "seed of the first game (default 0)", GAME_SEED), options.trust()]
+    help = "watch a saved agent play in a window (or write a GIF/MP4)"
+    p = options.add_command(sub, "watch", help, __doc__, EPILOG, [*shared, options.game()], run)
     p.add_argument("agent", help="run directory, model file, or oracle/random")
-    add_games(p, 3, 0, "seed of the first game (default 0)")
-    p.add_argument("--fps", type=int, default=30, help="frames per second (0: no wait)")
+    fps = options.number(0, note="0 = no wait")
+    p.add_argument("--fps", type=fps, default=30, help="frames per second (0: no wait)")
     p.add_argument(
         "--video",
         "--gif",
@@ -41,17 +37,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="write the games to FILE (.gif or .mp4), headless, instead of a window",
     )
-    add_trust_sb3(p)
-    add_game_options(p)
-    p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Play ``--games`` games in the window (or into ``--video``); print the score."""
     from catchrl.api import record, watch
 
-    check_range("--fps", args.fps, 0, note="0 = no wait")
-    agent = load(args)  # checks --games, --seed, the game and --video first
+    agent = load(args)  # checks the game and --video first
     if args.video is None:
         played = watch(agent, args.games, args.seed, args.fps)
     else:

@@ -98,7 +98,7 @@ def test_bad_number_is_one_line_naming_the_option(argv, option, tmp_path, monkey
     code, out, err = cli(*argv)
     lines = err.splitlines()
     assert code == 2 and len(lines) == 1, err
-    assert lines[0].startswith(f"catchrl {argv[0]}: error: "), err
+    assert lines[0].startswith(f"catchrl {argv[0]}") and ": error: " in lines[0], err
     assert option in lines[0] and "Traceback" not in err, err
     assert out == ""
     assert _files(tmp_path) == []  # nothing written

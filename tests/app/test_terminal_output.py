@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from catchrl.cli import build_parser, plain_text
+from catchrl.cli import build_parser
 from catchrl.monitor import Progress
 
 # A TensorFlow/absl C++ log line ("I0000 00:00:... cpu_feature_guard.cc:...]", "W tensorflow/...",
@@ -75,21 +76,14 @@ def keras_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subproces
     return run_dir, done
 
 
-def test_keras_train_and_eval_print_no_tensorflow_log(keras_run) -> None:
+def test_keras_train_prints_no_tensorflow_log_and_verbose_shows_them(keras_run) -> None:
     run_dir, train = keras_run
     assert train.stderr == "", train.stderr  # no TensorFlow line, not even XLA's
     assert train.stdout.splitlines()[0] == f"run directory: {run_dir}"  # first, before training
     assert "imported: ['tensorflow']" in train.stdout  # a Keras run: TensorFlow, no torch
-    ev = _catchrl("eval", str(run_dir), "--games", "50")
-    assert ev.returncode == 0, ev.stderr
-    assert ev.stderr == "", ev.stderr
-    assert re.search(r"^state: win rate .*\(\d+/50\)", ev.stdout, re.M), ev.stdout
-
-
-def test_verbose_shows_the_tensorflow_logs(keras_run) -> None:
-    run_dir, _ = keras_run
     ev = _catchrl("eval", str(run_dir), "--games", "50", "--verbose")
     assert ev.returncode == 0, ev.stderr
+    assert re.search(r"^state: win rate .*\(\d+/50\)", ev.stdout, re.M), ev.stdout
     assert TF_LOG.search(ev.stderr), ev.stderr  # the pattern above finds them when they are there
 
 
@@ -158,6 +152,7 @@ def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
     study = tmp_path / "study"
     argv = ["sweep", "--preset", "fast-state", "--set", "run.total_steps=1000", "--seeds", "1"]
     argv += ["--set", "agent.observe=300", "--set", "run.eval_every=16"]  # it trains, evaluates
+    argv += ["--set", "run.eval_games=100"]
     argv += ["--grid", "agent.lr=1e-3", "--num-cpus", "1", "--study-dir", str(study)]
     try:
         done = subprocess.run(
@@ -173,7 +168,11 @@ def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
         shutil.rmtree(ray_tmp, ignore_errors=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stderr == "", done.stderr
-    assert "[1/1] agent.lr=0.001 seed 0: test" in done.stdout, done.stdout
+    line = r"\[1/1\] agent\.lr=0\.001 seed 0: test [\d.]+ % \(best\.keras from step (\d+) of 1008\)"
+    kept = re.search(line, done.stdout)
+    assert kept, done.stdout
+    best = json.loads((study / "trials" / "t000-seed0" / "best.json").read_text())
+    assert int(kept[1]) == best["steps"]
     rows = (study / "trials" / "t000-seed0" / "metrics.tsv").read_text().splitlines()[1:]
     assert float(rows[-1].split("\t")[1]) > 0  # a loss: the trial trained in TensorFlow
     assert logs, "no Ray worker log"
@@ -220,6 +219,3 @@ def test_help_is_plain_text_and_every_command_is_described() -> None:
         leaf = not any(isinstance(a, argparse._SubParsersAction) for a in parser._actions)
         if leaf and path:
             assert "--verbose" in text, name
-    assert plain_text("see ``catchrl train`` and :mod:`catchrl.envs`, `x`") == (
-        "see 'catchrl train' and catchrl.envs, 'x'"
-    )

@@ -13,7 +13,7 @@ from catchrl.cli import main
 iio = pytest.importorskip("imageio.v3")
 pytest.importorskip("imageio_ffmpeg")
 
-GAMES, BALLS = 2, 2
+GAMES, BALLS = 2, 1
 
 
 def _expected_states() -> list:
