@@ -27,12 +27,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     game = options.game(False, drift=0, balls_per_game=1, walls="clamp", spawn="visible")
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
     m = options.add_command(actions, "make", help, None, EPILOG, [games, game], run)
-    m.add_argument(
-        "--kind",
-        choices=("frames", "trajectories", "expert"),
-        default="frames",
-        help="frames (perception), trajectories (sequence), expert (imitation); default frames",
-    )
+    kinds = ("frames", "trajectories", "expert")
+    help = "for perception, sequence, imitation (default frames)"
+    m.add_argument("--kind", choices=kinds, default="frames", help=help)
     m.add_argument("--out", required=True, help="output .npz file")
     m.add_argument(
         "--random-prob",

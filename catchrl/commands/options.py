@@ -137,13 +137,8 @@ def games(
 def trust() -> argparse.ArgumentParser:
     """``--sb3`` (or ``--trust-sb3``): SB3's files are pickles, which run code when loaded."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument(
-        "--sb3",
-        "--trust-sb3",
-        dest="sb3",
-        action="store_true",
-        help="trust SB3 files (.zip, checkpoints): loading one unpickles code",
-    )
+    help = "trust SB3 files (.zip, checkpoints): loading one unpickles code"
+    p.add_argument("--sb3", "--trust-sb3", dest="sb3", action="store_true", help=help)
     return p
 
 
@@ -158,12 +153,8 @@ def game(model: bool = True, **defaults: Any) -> argparse.ArgumentParser:
     """The game's options; ``model`` adds ``--model`` and ``--obs-type`` (an agent's run's)."""
     p = argparse.ArgumentParser(add_help=False)
     if model:
-        p.add_argument(
-            "--model",
-            choices=("best", "final"),
-            default="best",
-            help="of a run directory: best (the kept best validation model, default) or final",
-        )
+        help = "of a run directory: best (the kept best validation model, default) or final"
+        p.add_argument("--model", choices=("best", "final"), default="best", help=help)
         p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
     drift, balls = number(0), number(1, MAX_BALLS_PER_GAME)
     p.add_argument(

@@ -22,6 +22,10 @@ keys:
   ESC                  quit now (the score so far is printed)
   Enter, Space, ESC    close the window once the game is over
 
+The final score stays up until Enter, Space, ESC or closing the window (3 s with
+--policy) unless --linger says how long; --book-walls: moving into a wall puts the paddle
+a step back from it; --book-spawn: balls start anywhere in x = 0..400.
+
 examples:
   catchrl play                               100 balls with the arrow keys
   catchrl play --balls 20 --fps 20           a shorter, slower game
@@ -36,37 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     help = "play Catch with the arrow keys (or watch a scripted policy)"
     game = options.game(model=False, balls_per_game=100)
     p = options.add_command(sub, "play", help, __doc__, EPILOG, [game], run)
-    p.add_argument(
-        "--book-walls",
-        dest="walls",
-        action="store_const",
-        const="book",
-        help="as --walls book: moving into a wall puts the paddle a step back from it",
-    )
-    p.add_argument(
-        "--book-spawn",
-        dest="spawn",
-        action="store_const",
-        const="book",
-        help="as --spawn book: balls start anywhere in x = 0..400, some partly off screen",
-    )
+    book = {"action": "store_const", "const": "book"}
+    p.add_argument("--book-walls", dest="walls", help="as --walls book", **book)
+    p.add_argument("--book-spawn", dest="spawn", help="as --spawn book", **book)
     p.add_argument("--seed", type=SEED, help="seed of the balls, to replay a game")
-    p.add_argument(
-        "--policy",
-        choices=SCRIPTED,
-        help="a scripted player instead of the keyboard: oracle tracks the ball, random guesses",
-    )
+    p.add_argument("--policy", choices=SCRIPTED, help="a scripted player instead of the keys")
     p.add_argument("--headless", action="store_true", help="no window (needs --policy)")
     fps = number(0, note="0 = as fast as possible")
     p.add_argument("--fps", type=fps, default=30, help="frames per second (book: 30; 0: no wait)")
     p.add_argument("--screenshot", metavar="PATH", help="save the window (.png) at the end")
-    p.add_argument(
-        "--linger",
-        type=number(0, kind=float, allow_inf=True, note="seconds"),
-        metavar="SECONDS",
-        help="how long the final score stays up (default: until Enter, Space, ESC or "
-        "closing the window; 3 s with --policy; 0 closes at once)",
-    )
+    linger = number(0, kind=float, allow_inf=True, note="seconds")
+    p.add_argument("--linger", type=linger, metavar="S", help="seconds the final score stays up")
 
 
 def game_kwargs(args: argparse.Namespace) -> dict[str, object]:

@@ -39,12 +39,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"{', '.join(LEARNERS)} (default dqn: catchrl's Keras DQN; "
         "rllib-*: pip install 'catchrl[rllib]')",
     )
+    keep = options.number(1)
     p.add_argument(
-        "--keep-checkpoints",
-        type=options.number(1),
-        default=1,
-        metavar="N",
-        help="complete checkpoints to keep (default 1: the latest)",
+        "--keep-checkpoints", type=keep, default=1, help="checkpoints kept (1: the latest)"
     )
     p.add_argument("--seed", type=int, help="shortcut for --set run.seed=N")
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
