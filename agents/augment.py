@@ -40,11 +40,10 @@ def random_shift(stacks: np.ndarray, max_shift: int, rng: np.random.Generator) -
     """
     if stacks.ndim != 4:
         raise ValueError(f"random_shift: expected [B, H, W, C] images, got shape {stacks.shape}")
-    width = stacks.shape[2]
-    if not 0 <= max_shift < width:
-        raise ValueError(f"random_shift: max_shift must be in [0, {width - 1}], got {max_shift}")
-    out = np.empty_like(stacks)
     b, h, w, c = stacks.shape
+    if not 0 <= max_shift < w:
+        raise ValueError(f"random_shift: max_shift must be in [0, {w - 1}], got {max_shift}")
+    out = np.empty_like(stacks)
     lit = stacks.reshape(b, h, w * c).max(axis=1).reshape(b, w, c).max(axis=2) > 0  # [B, W]
     left = np.where(lit.any(axis=1), lit.argmax(axis=1), max_shift)  # [B] free columns
     right = np.where(lit.any(axis=1), lit[:, ::-1].argmax(axis=1), max_shift)
@@ -52,11 +51,11 @@ def random_shift(stacks: np.ndarray, max_shift: int, rng: np.random.Generator) -
     offsets = rng.integers(low, high + 1)  # [B]
     for i, shift in enumerate(offsets.tolist()):  # a slice copy each: ~4 us per 80 x 80 x 4
         if shift > 0:  # content moves right; the left edge column repeats
-            out[i, :, shift:] = stacks[i, :, : width - shift]
+            out[i, :, shift:] = stacks[i, :, : w - shift]
             out[i, :, :shift] = stacks[i, :, :1]
         elif shift < 0:
-            out[i, :, : width + shift] = stacks[i, :, -shift:]
-            out[i, :, width + shift :] = stacks[i, :, -1:]
+            out[i, :, : w + shift] = stacks[i, :, -shift:]
+            out[i, :, w + shift :] = stacks[i, :, -1:]
         else:
             out[i] = stacks[i]
     return out

@@ -93,8 +93,7 @@ def load_npz(path: str | os.PathLike[str], limit: int | None = None) -> dict[str
         ValueError: not a readable ``.npz``, or sizes refused (one line naming the file).
 
     """
-    headers = read_headers(path)
-    check_headers(path, headers, os.path.getsize(path) if limit is None else limit)
+    check_headers(path, read_headers(path), os.path.getsize(path) if limit is None else limit)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}

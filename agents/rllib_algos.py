@@ -23,8 +23,6 @@ import numpy as np
 
 from catchrl.agents.rllib_env import make_env
 
-INSTALL = "pip install 'catchrl[all]' (or 'catchrl[rllib]')"
-
 
 class RLlibNotInstalled(ImportError):
     """Ray's RLlib (or torch) is missing; the message says what to do."""
@@ -65,8 +63,9 @@ PIXEL_MODEL = {
 }
 STATE_MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
 
-# Per-algorithm defaults by observation kind. Sources: catchrl's SB3 defaults (RL Zoo
-# CartPole / Atari) in RLlib's names; PPO state: measured, docs/rllib.md.
+# Per-algorithm defaults by observation kind, RLlib's own where not set. Sources:
+# catchrl's SB3 defaults (RL Zoo CartPole / Atari) in RLlib's names; PPO state: measured,
+# docs/rllib.md.
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
     "rllib-ppo": {
         "vector": {
@@ -76,78 +75,53 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "num_epochs": 10,
             "minibatch_size": 256,
             "entropy_coeff": 0.01,
-            "games_per_iteration": 1,
             "model": STATE_MODEL,
         },
         # RL Zoo Atari PPO: lr 2.5e-4, 4 epochs, clip 0.1, vf 0.5, entropy 0.01.
         "pixels": {
             "lr": 2.5e-4,
-            "gamma": 0.99,
             "num_epochs": 4,
             "minibatch_size": 256,
             "clip_param": 0.1,
             "vf_loss_coeff": 0.5,
             "entropy_coeff": 0.01,
-            "games_per_iteration": 1,
             "model": PIXEL_MODEL,
         },
     },
     "rllib-appo": {
-        "vector": {
-            "lr": 1e-3,
-            "gamma": 0.98,
-            "entropy_coeff": 0.0,
-            "games_per_iteration": 1,
-            "model": STATE_MODEL,
-        },
-        "pixels": {
-            "lr": 2.5e-4,
-            "gamma": 0.99,
-            "entropy_coeff": 0.01,
-            "games_per_iteration": 1,
-            "model": PIXEL_MODEL,
-        },
+        "vector": {"lr": 1e-3, "gamma": 0.98, "entropy_coeff": 0.0, "model": STATE_MODEL},
+        "pixels": {"lr": 2.5e-4, "model": PIXEL_MODEL},
     },
     "rllib-dqn": {
         # As sb3-dqn's vector defaults: lr 1e-3, batch 64, buffer 20k, learning after
         # 500 steps, ε 1.0 -> 0.01 over 20 % of a 50k-step run.
         "vector": {
             "lr": 1e-3,
-            "gamma": 0.99,
             "train_batch_size_per_learner": 64,
             "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 20_000},
             "num_steps_sampled_before_learning_starts": 500,
             "epsilon": [[0, 1.0], [10_000, 0.01]],
             "target_network_update_freq": 500,
             "n_step": 3,
-            "double_q": True,
             "dueling": False,
             "training_intensity": 4.0,
-            "games_per_iteration": 1,
             "model": STATE_MODEL,
         },
         # Pixels reach RLlib as float32 (4 B a value): 10k frames stacks are 1 GB.
         "pixels": {
             "lr": 1e-3,
-            "gamma": 0.99,
             "train_batch_size_per_learner": 64,
             "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 10_000},
             "num_steps_sampled_before_learning_starts": 2_000,
             "epsilon": [[0, 1.0], [10_000, 0.01]],
             "target_network_update_freq": 1_000,
             "n_step": 5,
-            "double_q": True,
             "dueling": False,
             "training_intensity": 1.0,
-            "games_per_iteration": 1,
             "model": PIXEL_MODEL,
         },
     },
 }
-
-
-def _kind(obs_type: str) -> str:
-    return "pixels" if obs_type == "pixels" else "vector"
 
 
 def algo_config_class(algo: str) -> type:
@@ -158,7 +132,9 @@ def algo_config_class(algo: str) -> type:
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as e:
-        raise RLlibNotInstalled(f"--algo {algo} needs Ray's RLlib: {INSTALL}") from e
+        raise RLlibNotInstalled(
+            f"--algo {algo} needs Ray's RLlib: pip install 'catchrl[all]' (or 'catchrl[rllib]')"
+        ) from e
 
 
 def rllib_options(
@@ -179,7 +155,7 @@ def rllib_options(
 
     """
     cls = algo_config_class(algo)
-    opts = copy.deepcopy(DEFAULTS[algo][_kind(obs_type)])
+    opts = copy.deepcopy(DEFAULTS[algo]["pixels" if obs_type == "pixels" else "vector"])
     user = dict(user or {})
     if "model" in user:
         if not isinstance(user["model"], dict):
@@ -205,29 +181,25 @@ def rllib_options(
     bad = sorted(k for k in opts["model"] if k not in model_fields)
     if bad:
         raise RLlibConfigError(f"rllib.model.{bad[0]}: not a field of RLlib's DefaultModelConfig")
+    for key, low in (("num_env_runners", 0), ("games_per_iteration", 1)):
+        value = opts.get(key, low)
+        if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            raise RLlibConfigError(f"rllib.{key}: must be an int >= {low}, got {value!r}")
     runners = opts.get("num_env_runners", 0)
-    if not isinstance(runners, int) or isinstance(runners, bool) or runners < 0:
-        raise RLlibConfigError(f"rllib.num_env_runners: must be an int >= 0, got {runners!r}")
     if runners and num_envs % runners:
         raise RLlibConfigError(
             f"rllib.num_env_runners: {runners} EnvRunners cannot share env.num_envs="
             f"{num_envs} games equally"
         )
-    games = opts.get("games_per_iteration", 1)
-    if not isinstance(games, int) or isinstance(games, bool) or games < 1:
-        raise RLlibConfigError(f"rllib.games_per_iteration: must be an int >= 1, got {games!r}")
     return opts
 
 
 def epsilon_at(options: dict[str, Any], steps: int) -> float:
     """DQN's ε after ``steps`` env steps (RLlib's piecewise-linear ``epsilon`` schedule)."""
-    points = options.get("epsilon")
-    if points is None:
-        return 0.0
+    points = options["epsilon"]
     if isinstance(points, (int, float)):
         return float(points)
-    ts = [float(t) for t, _ in points]
-    vs = [float(v) for _, v in points]
+    ts, vs = np.asarray(points, dtype=np.float64).T  # [[t, ε], ...]
     return float(np.interp(steps, ts, vs))
 
 
@@ -266,26 +238,19 @@ def make_algo_config(
     training = {k: v for k, v in options.items() if k not in EXTRA_KEYS}
     if algo == "rllib-ppo":
         training.setdefault("train_batch_size_per_learner", fragment * num_envs)
-    cfg = (
+    cfg = (  # torch, RLlib's default framework
         cls()
-        .framework("torch")
         .environment(ENV_NAME, env_config={"game": dict(game)})
         .env_runners(
             num_env_runners=runners,
             num_envs_per_env_runner=per_runner,
             gym_env_vectorize_mode="vector_entry_point",
             rollout_fragment_length=fragment,
-            num_cpus_per_env_runner=1,
         )
-        .learners(num_learners=0)
+        .learners(num_learners=0)  # learn in this process (APPO's default is 1)
         .rl_module(model_config=_model_config(options))
         # one training_step() per iteration (APPO defaults to 10 s, DQN to 1,000 steps)
-        .reporting(
-            metrics_num_episodes_for_smoothing=100,
-            min_time_s_per_iteration=0,
-            min_sample_timesteps_per_iteration=0,
-            min_train_timesteps_per_iteration=0,
-        )
+        .reporting(min_time_s_per_iteration=0, min_sample_timesteps_per_iteration=0)
         .debugging(seed=seed, log_level="ERROR")
         .training(**training)
     )
@@ -297,10 +262,9 @@ def make_algo_config(
 def module_spec(algo: str, options: dict[str, Any], obs_space: Any, action_space: Any) -> Any:
     """The (inference-only) RLModule spec of ``algo`` for these spaces, to build and load."""
     cls = algo_config_class(algo)
-    cfg = cls().framework("torch").rl_module(model_config=_model_config(options))
-    training = {k: v for k, v in options.items() if k not in EXTRA_KEYS}
-    if algo == "rllib-dqn":
-        cfg.training(**{k: training[k] for k in ("double_q", "dueling") if k in training})
+    cfg = cls().rl_module(model_config=_model_config(options))
+    if algo == "rllib-dqn":  # the settings that shape DQN's network
+        cfg.training(**{k: options[k] for k in ("double_q", "dueling") if k in options})
     spec = cfg.get_default_rl_module_spec()
     spec.observation_space = obs_space
     spec.action_space = action_space

@@ -36,8 +36,7 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
     def __init__(self, env: Any) -> None:
         super().__init__(env)
         space = env.single_observation_space
-        self.scale = space.dtype == np.uint8
-        if self.scale:
+        if space.dtype == np.uint8:
             self.single_observation_space = gym.spaces.Box(0.0, 1.0, space.shape, np.float32)
             self.observation_space = gym.vector.utils.batch_space(
                 self.single_observation_space, self.num_envs
@@ -49,7 +48,7 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
         """Reset every game (``seed``: game i from ``seed + i``)."""
         obs, info = self.env.reset(seed=seed, options=options)
         self._pending_reset[:] = False
-        return to_module_obs(obs) if self.scale else obs, info
+        return to_module_obs(obs), info
 
     def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         """Step every game; keep (rewards, ended) of the games that really stepped."""
@@ -59,7 +58,7 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
         if real.any():
             self._records.append((np.where(real, rewards, 0.0).astype(np.float64), ended))
         self._pending_reset = ended.copy()
-        return to_module_obs(obs) if self.scale else obs, rewards, terminated, truncated, info
+        return to_module_obs(obs), rewards, terminated, truncated, info
 
     def drain(self) -> tuple[np.ndarray, np.ndarray, bool]:
         """The steps recorded since the last drain, and whether games are between games.
@@ -83,22 +82,15 @@ def make_env(config: dict[str, Any]) -> RecordingVectorEnv:
     """
     from catchrl.envs import CatchVectorEnv
 
-    game = dict(config.get("game", {}))
-    return RecordingVectorEnv(CatchVectorEnv(int(config.get("num_envs", 1)), **game))
-
-
-def _recorder(runner: Any) -> RecordingVectorEnv:
-    env = runner.env
-    while not isinstance(env, RecordingVectorEnv):
-        if not hasattr(env, "env"):
-            raise TypeError(f"EnvRunner env {runner.env!r} holds no RecordingVectorEnv")
-        env = env.env
-    return env
+    return RecordingVectorEnv(CatchVectorEnv(config.get("num_envs", 1), **config.get("game", {})))
 
 
 def drain_runner(runner: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     """:meth:`RecordingVectorEnv.drain` of an EnvRunner's env (local or remote)."""
-    return _recorder(runner).drain()
+    env = runner.env
+    while not isinstance(env, RecordingVectorEnv):  # RLlib's wrappers around it
+        env = env.env
+    return env.drain()
 
 
 def reset_runner(runner: Any, seed: int) -> None:

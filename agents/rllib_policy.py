@@ -11,14 +11,13 @@ action; DQN: the largest Q-value); DQN also gives Q-values.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from catchrl.agents.npz import load_npz
-from catchrl.agents.rllib_algos import RLlibConfigError, RLlibNotInstalled, module_spec
+from catchrl.agents.rllib_algos import module_spec
 from catchrl.agents.rllib_env import to_module_obs
 
 __all__ = ["FORMAT", "RLlibModule", "greedy_actions", "save_rllib_module"]
@@ -29,13 +28,7 @@ _HEADER = "__catchrl_header__"
 
 def save_rllib_module(path: str | Path, module: Any, algo: str, options: dict[str, Any]) -> None:
     """Write ``module``'s inference-only weights and how to rebuild it to ``path`` (``.npz``)."""
-    import torch
-
-    state = module.get_state(inference_only=True)
-    arrays = {
-        k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v))
-        for k, v in state.items()
-    }
+    arrays = module.get_state(inference_only=True)  # numpy arrays
     header = {
         "format": FORMAT,
         "algo": algo,
@@ -45,10 +38,8 @@ def save_rllib_module(path: str | Path, module: Any, algo: str, options: dict[st
         "actions": int(module.action_space.n),
     }
     arrays[_HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-    with open(path, "wb") as f:
+    with open(path, "wb") as f:  # the run directory renames it into place, synced
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
 
 
 def _obs_batch(obs: np.ndarray) -> dict[str, Any]:
@@ -78,50 +69,38 @@ class RLlibModule:
 
     Raises:
         ValueError: Not such a file, or weights that do not fit.
-        RLlibNotInstalled: RLlib is missing.
+        RLlibNotInstalled: RLlib is missing (an ImportError).
 
     """
 
     def __init__(self, path: str | Path) -> None:
-        path = Path(path)
         try:
             arrays = load_npz(path)
         except FileNotFoundError as e:
             raise ValueError(f"{path}: not a readable .npz model ({e})") from e
         try:
-            header = json.loads(bytes(arrays.pop(_HEADER)).decode()) if _HEADER in arrays else None
-        except (ValueError, UnicodeDecodeError) as e:
-            raise ValueError(f"{path}: not a readable .npz model ({e})") from e
-        if header is None:
-            raise ValueError(f"{path}: not a catchrl RLlib model (no header)")
+            header = json.loads(bytes(arrays.pop(_HEADER)).decode())
+        except (KeyError, ValueError) as e:  # no header, or not JSON
+            raise ValueError(f"{path}: not a catchrl RLlib model ({e!r})") from e
         if header.get("format") != FORMAT:
             raise ValueError(f"{path}: unknown model format {header.get('format')!r}")
         self.algo: str = header["algo"]
         self.obs_shape = tuple(header["obs_shape"])
         try:
             import gymnasium as gym
-            import torch
 
-            obs_space = gym.spaces.Box(
-                0.0 if header["obs_dtype"] == "float32" else -np.inf,
-                1.0 if header["obs_dtype"] == "float32" else np.inf,
-                self.obs_shape,
-                np.dtype(header["obs_dtype"]),
-            )
+            obs_space = gym.spaces.Box(-np.inf, np.inf, self.obs_shape, header["obs_dtype"])
             spec = module_spec(
                 self.algo, header["options"], obs_space, gym.spaces.Discrete(header["actions"])
             )
             self.module = spec.build()
-            self.module.set_state({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
+            self.module.set_state(arrays)
             self.module.eval()
-        except (RLlibNotInstalled, RLlibConfigError) as e:
-            raise ValueError(f"{path}: {e}") from e
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
             raise ValueError(
                 f"{path}: the weights do not fit {self.algo}'s module "
                 f"({type(e).__name__}: {str(e).splitlines()[0][:200]})"
             ) from e
-        self._torch = torch
 
     def actions(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The greedy action of each observation (the evaluation policy)."""
@@ -129,8 +108,9 @@ class RLlibModule:
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """DQN's Q-values ``[N, A]`` (float32)."""
+        import torch
         from ray.rllib.algorithms.dqn.dqn_learner import QF_PREDS
 
-        with self._torch.no_grad():
+        with torch.no_grad():
             q = self.module.compute_q_values(_obs_batch(obs))[QF_PREDS]
         return q.numpy().astype(np.float32)

@@ -41,6 +41,19 @@ ALGOS: dict[str, tuple[str, str]] = {
 OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
 """Algorithms with a replay buffer (saved in checkpoints) and ε-greedy exploration."""
 
+CARTPOLE_DQN = {
+    "learning_rate": 1e-3,
+    "buffer_size": 20_000,
+    "learning_starts": 500,
+    "batch_size": 64,
+    "train_freq": 1,
+    "gradient_steps": 4,
+    "exploration_fraction": 0.2,
+    "exploration_final_eps": 0.01,
+    "policy_kwargs": {"net_arch": [64, 64]},
+}
+"""RL Zoo CartPole DQN: a [64, 64] net for a 3-number state, 4 updates per vector step."""
+
 # Defaults by observation kind ("pixels", or "vector" for state and grid), SB3's own where
 # not set. Sources: RL Zoo's hyperparams/*.yml (Atari for pixels, CartPole-v1 for vector),
 # scaled to Catch's budget (games of 33 steps, solved in ~10^5 transitions, not 10^7);
@@ -60,18 +73,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "exploration_final_eps": 0.01,
             "replay_buffer_kwargs": {"handle_timeout_termination": False},
         },
-        # RL Zoo CartPole, a [64, 64] net for a 3-number state, 1 update per 4 transitions.
-        "vector": {
-            "learning_rate": 1e-3,
-            "buffer_size": 20_000,
-            "learning_starts": 500,
-            "batch_size": 64,
-            "train_freq": 1,
-            "gradient_steps": 4,
-            "exploration_fraction": 0.2,
-            "exploration_final_eps": 0.01,
-            "policy_kwargs": {"net_arch": [64, 64]},
-        },
+        "vector": CARTPOLE_DQN,
     },
     "sb3-qrdqn": {
         # RL Zoo Atari QR-DQN (200 quantiles, sb3-contrib's default), buffer stored once.
@@ -86,16 +88,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "replay_buffer_kwargs": {"handle_timeout_termination": False},
         },
         # RL Zoo CartPole QR-DQN: 10 quantiles.
-        "vector": {
-            "learning_rate": 1e-3,
-            "buffer_size": 20_000,
-            "learning_starts": 500,
-            "batch_size": 64,
-            "train_freq": 1,
-            "gradient_steps": 4,
-            "exploration_fraction": 0.2,
-            "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10},
-        },
+        "vector": {**CARTPOLE_DQN, "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10}},
     },
     "sb3-ppo": {
         # RL Zoo Atari PPO (its linear schedules held constant: TOML has none).
@@ -193,15 +186,12 @@ def sb3_kwargs(
     policy = "CnnPolicy" if kind == "pixels" else "MlpPolicy"  # NatureCNN on uint8 images
     merged: dict[str, Any] = {"policy": policy, **DEFAULTS[algo][kind]}
     if algo in OFF_POLICY and "target_update_interval" not in user:
-        freq = merged.get("train_freq", 4)
-        freq = freq[0] if isinstance(freq, (list, tuple)) else freq
-        per_grad_step = num_envs * int(freq) / max(1, int(merged.get("gradient_steps", 1)))
+        freq = merged.get("train_freq", 4)  # SB3's defaults where the table sets none
+        per_grad_step = num_envs * freq / max(1, merged.get("gradient_steps", 1))
         merged["target_update_interval"] = max(1, round(TARGET_PERIOD * per_grad_step))
     for key, value in user.items():
-        if key.endswith("_kwargs") and isinstance(value, dict):
-            merged[key] = {**merged.get(key, {}), **value}
-        else:
-            merged[key] = value
+        nested = key.endswith("_kwargs") and isinstance(value, dict)
+        merged[key] = {**merged.get(key, {}), **value} if nested else value
     return merged
 
 
@@ -218,9 +208,8 @@ def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int, verbo
     policy_kwargs = kw.get("policy_kwargs", {})
     if policy_kwargs.get("features_extractor_class") == "tiny":
         policy_kwargs["features_extractor_class"] = tiny_extractor()
-    policy = kw.pop("policy")
     try:
-        return cls(policy, env, seed=seed, verbose=verbose, **kw)
+        return cls(kw.pop("policy"), env, seed=seed, verbose=verbose, **kw)
     except (TypeError, ValueError, AssertionError, KeyError, NotImplementedError) as e:
         raise SB3ConfigError(
             f"{ALGOS[algo][1]} rejected the [sb3] settings "

@@ -10,7 +10,6 @@ its success rate. Importing this module imports SB3.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -66,7 +65,7 @@ class CatchSB3VecEnv(VecEnv):
         dones = terminated | truncated
         self._returns += reward
         self._lengths += 1
-        cut = truncated & ~terminated
+        cut = truncated & ~terminated  # [N]: a time limit, not the game, ended it
         infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
         t = round(time.perf_counter() - self._t0, 6)
         for i in np.flatnonzero(dones):
@@ -83,15 +82,10 @@ class CatchSB3VecEnv(VecEnv):
         """Close the games."""
         self.venv_native.close()
 
-    def _indices(self, indices: Any) -> Sequence[int]:
-        if indices is None:
-            return range(self.num_envs)
-        return [indices] if isinstance(indices, int) else list(indices)
-
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
         """The native env's attribute, once per index."""
         target = self if attr_name == "render_mode" else self.venv_native
-        return [getattr(target, attr_name) for _ in self._indices(indices)]
+        return [getattr(target, attr_name) for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         """Set the native env's attribute (for every game)."""
@@ -102,8 +96,8 @@ class CatchSB3VecEnv(VecEnv):
     ) -> list[Any]:
         """Call the native env's method once; its result once per index."""
         result = getattr(self.venv_native, method_name)(*method_args, **method_kwargs)
-        return [result for _ in self._indices(indices)]
+        return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         """No game is wrapped."""
-        return [False for _ in self._indices(indices)]
+        return [False for _ in self._get_indices(indices)]

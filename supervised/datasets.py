@@ -78,9 +78,7 @@ class DatasetConfig:
                 raise ValueError(f"{name} must be an int >= 1, got {value!r}")
         lo, hi = self.random_prob
         if not 0.0 <= lo <= hi <= 1.0:
-            raise ValueError(
-                f"random_prob must satisfy 0 <= low <= high <= 1, got {self.random_prob}"
-            )
+            raise ValueError(f"random_prob must be 0 <= low <= high <= 1, got {self.random_prob}")
         CatchParams(**self.params)  # validates
 
     @property
@@ -197,7 +195,7 @@ def make_dataset(
     def record(rows: slice, m: int, t: int, obs: np.ndarray) -> np.ndarray:
         b = env.batch
         states[rows, t] = np.stack([b.ball_x, b.ball_y, b.ball_vx, b.paddle_x], -1)[:m]
-        best = np.asarray(oracle.act_state(b), dtype=np.int64)
+        best = oracle.act_state(b)
         oracle_actions[rows, t] = best[:m]
         if frames is not None:
             frames[rows, t] = obs[:m, :, :, -1]
@@ -250,8 +248,7 @@ def _read_config(path: str, declared: dict[str, Any]) -> DatasetConfig:
     try:
         with np.load(path, allow_pickle=False) as f:
             text = str(f["config"])
-        raw = json.loads(text)
-        version = raw.get("format_version")
+        version = json.loads(text).get("format_version")
     except (zipfile.BadZipFile, ValueError, EOFError, OSError, AttributeError) as e:
         raise DatasetError(f"{path}: 'config' is not a readable JSON object ({e})") from None
     if version != FORMAT_VERSION:

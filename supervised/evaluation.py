@@ -43,8 +43,7 @@ def evaluate_model(
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
-    if isinstance(model, (str, os.PathLike)):
-        model = keras.models.load_model(model)
+    model = keras.models.load_model(model) if isinstance(model, (str, os.PathLike)) else model
     ds = data if isinstance(data, GameDataset) else load_dataset(data, kind=DATA_KINDS[task])
     params, size = ds.params, ds.config.frame_size
     if task == "perception":
@@ -83,11 +82,10 @@ def evaluate_model(
     xs = xs.reshape(-1, window, xs.shape[-1])
     landing, caught = landing.reshape(-1), caught.reshape(-1)
     pred = model.predict(xs, batch_size=4096, verbose=0)
-    scale = size  # landing is x / width; frame px = x / width * size
-    return {
+    return {  # landing is x / width: x / width * size frame px
         "samples": float(len(xs)),
-        "landing_mae_px": float(np.abs(pred["landing_x"][:, 0] - landing).mean() * scale),
-        "straight_down_mae_px": float(np.abs(straight_down(xs) - landing).mean() * scale),
+        "landing_mae_px": float(np.abs(pred["landing_x"][:, 0] - landing).mean() * size),
+        "straight_down_mae_px": float(np.abs(straight_down(xs) - landing).mean() * size),
         "catch_accuracy": float(((pred["catch"][:, 0] > 0.5) == (caught > 0.5)).mean()),
         "catch_base_rate": float(caught.mean()),
     }

@@ -15,13 +15,11 @@ from catchrl.supervised.perception import build_frames_model
 
 __all__ = ["build_imitation_model"]
 
-NUM_ACTIONS = 3
-
 
 def build_imitation_model(
     arch: str = "small",
     input_shape: tuple[int, int, int] = (80, 80, 4),
-    num_actions: int = NUM_ACTIONS,
+    num_actions: int = 3,
 ) -> keras.Model:
     """Build a classifier of actions from raw frames.
 

@@ -252,9 +252,8 @@ class FrameModelVectorWrapper(gym.vector.VectorWrapper):
     ) -> None:
         super().__init__(env)
         _check_frames(model, env.single_observation_space)
-        if space is None:
-            size = int(model.output_shape[-1])
-            space = gym.spaces.Box(-np.inf, np.inf, (size,), np.float32)
+        if space is None:  # a frozen encoder's features: unbounded
+            space = gym.spaces.Box(-np.inf, np.inf, model.output_shape[1:], np.float32)
         self.model = model
         self._predict = compile_predict(model)
         self.single_observation_space = space
@@ -278,9 +277,8 @@ class FrameModelVectorWrapper(gym.vector.VectorWrapper):
         if "final_obs" in infos:
             final = infos["final_obs"].copy()
             done = np.flatnonzero(infos["_final_obs"])
-            outputs = self.perceive(np.stack([final[i] for i in done]))
-            for j, i in enumerate(done):
-                final[i] = outputs[j]
+            for i, output in zip(done, self.perceive(np.stack(final[done])), strict=True):
+                final[i] = output
             infos = {**infos, "final_obs": final}
         return self.perceive(obs), rewards, terminated, truncated, infos
 

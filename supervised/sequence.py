@@ -24,7 +24,6 @@ own: ``build_q_network(..., landing_head=True)`` in
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Any
 
 import gymnasium as gym
@@ -154,9 +153,8 @@ def sequence_arrays(
 
     """
     params = ds.params
-    pos = position_columns(
-        perceived if perceived is not None else perception_targets(params, ds.states)
-    )
+    states = perception_targets(params, ds.states) if perceived is None else perceived
+    pos = position_columns(states)
     landing, caught = landing_targets(ds)
     return (
         windows(pos, window),
@@ -176,8 +174,8 @@ def straight_down(x: np.ndarray) -> np.ndarray:
 class ForecastWrapper(gym.ObservationWrapper):
     """Append the forecast ``[landing_x, p_catch]`` to a ``state`` observation.
 
-    Keeps the last ``k`` observations of the current game (the first one
-    repeated after ``reset``) and runs the sequence model on them every step.
+    Keeps the last ``k`` observations of the current game (Gymnasium's
+    ``FrameStackObservation``) and runs the sequence model on them every step.
 
     Args:
         env: A ``state`` env, or a pixels env under a
@@ -191,9 +189,7 @@ class ForecastWrapper(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
-        super().__init__(env)
-        if isinstance(model, str):
-            model = keras.models.load_model(model)
+        model = keras.models.load_model(model) if isinstance(model, str) else model
         space = env.observation_space
         if len(space.shape or ()) != 1 or space.shape[0] < POSITIONS:  # not a state vector
             raise ValueError(
@@ -206,25 +202,16 @@ class ForecastWrapper(gym.ObservationWrapper):
                 f"got input shape {in_shape}"
             )
         self.window = int(in_shape[0])
+        # the last k observations, the first one repeated after a reset
+        super().__init__(gym.wrappers.FrameStackObservation(env, self.window, padding_type="reset"))
         self.model = model
         self._predict = compile_predict(model)
-        self._history: deque[np.ndarray] = deque(maxlen=self.window)
-        low = np.concatenate([space.low, np.zeros(2, np.float32)]).astype(np.float32)
-        high = np.concatenate([space.high, np.ones(2, np.float32)]).astype(np.float32)
+        # the state's bounds, then landing_x and p_catch in [0, 1]
+        low, high = np.append(space.low, [0, 0]), np.append(space.high, [1, 1])
         self.observation_space = spaces.Box(low, high, dtype=np.float32)
 
-    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
-        """Reset the env and forget the previous game's states."""
-        self._history.clear()
-        return super().reset(**kwargs)
-
     def observation(self, observation: np.ndarray) -> np.ndarray:
-        """Return ``concat(observation, [landing_x, p_catch])``."""
-        pos = position_columns(observation)
-        if not self._history:
-            self._history.extend([pos] * self.window)
-        else:
-            self._history.append(pos)
-        out = self._predict(np.stack(self._history)[None])
-        forecast = np.clip(np.array([out["landing_x"][0, 0], out["catch"][0, 0]]), 0.0, 1.0)
-        return np.concatenate([np.asarray(observation, np.float32), forecast.astype(np.float32)])
+        """Return ``concat(newest observation, [landing_x, p_catch])`` (``observation``: [k, F])."""
+        out = self._predict(position_columns(observation)[None])
+        forecast = np.clip([out["landing_x"][0, 0], out["catch"][0, 0]], 0.0, 1.0)
+        return np.concatenate([observation[-1], forecast]).astype(np.float32)

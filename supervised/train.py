@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from catchrl.supervised import sequence
 from catchrl.supervised.datasets import DatasetError, GameDataset, frame_stacks, perception_targets
 from catchrl.supervised.imitation import build_imitation_model
 from catchrl.supervised.perception import (
@@ -21,12 +22,6 @@ from catchrl.supervised.perception import (
     build_perception_model,
     perceive,
     pixel_units,
-)
-from catchrl.supervised.sequence import (
-    DEFAULT_WINDOW,
-    SEQUENCE_ARCHS,
-    build_sequence_model,
-    sequence_arrays,
 )
 
 TASKS = ("perception", "sequence", "imitation")
@@ -81,7 +76,7 @@ class SupervisedConfig:
     val_fraction: float = 0.1
     patience: int = 5
     seed: int = 0
-    window: int = DEFAULT_WINDOW
+    window: int = sequence.DEFAULT_WINDOW
     landing_weight: float = 100.0
     jit_compile: bool | None = None
     perception: str = ""
@@ -93,7 +88,7 @@ class SupervisedConfig:
             object.__setattr__(self, "arch", DEFAULT_ARCH[self.task])
         if self.jit_compile is None:
             object.__setattr__(self, "jit_compile", JIT_COMPILE[self.task])
-        archs = SEQUENCE_ARCHS if self.task == "sequence" else ARCHITECTURES
+        archs = sequence.SEQUENCE_ARCHS if self.task == "sequence" else ARCHITECTURES
         if self.arch not in archs:
             kind = "sequence architecture" if self.task == "sequence" else "architecture"
             raise ValueError(f"unknown {kind} {self.arch!r}; choose one of {archs}")
@@ -227,7 +222,7 @@ def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[s
     train_g, val_g = split_games(ds.num_games, cfg.val_fraction, cfg.seed)
     if cfg.task == "sequence":
         perceived = perceived_states(ds, cfg.perception) if cfg.perception else None
-        x, landing, caught = sequence_arrays(ds, cfg.window, perceived)
+        x, landing, caught = sequence.sequence_arrays(ds, cfg.window, perceived)
 
         def rows(games: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
             ys = {"landing_x": landing[games].reshape(-1, 1), "catch": caught[games].reshape(-1, 1)}
@@ -252,7 +247,7 @@ def build_model(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
     opt = keras.optimizers.Adam(cfg.learning_rate)
     speed = {"jit_compile": cfg.jit_compile}
     if cfg.task == "sequence":
-        model = build_sequence_model(cfg.arch, cfg.window)
+        model = sequence.build_sequence_model(cfg.arch, cfg.window)
         model.compile(
             opt,
             loss={"landing_x": "mse", "catch": "binary_crossentropy"},

@@ -44,8 +44,13 @@ def test_unknown_sequence_architecture():
 
 
 @pytest.mark.parametrize("arch", ["lstm", "gru", "bidirectional"])
-def test_models_save_and_load(tmp_path, arch):
+def test_every_architecture_forecasts_landing_and_catch(arch):
     model = S.build_sequence_model(arch, window=5, units=8)
+    assert [tuple(t.shape) for t in model.outputs] == [(None, 1), (None, 1)]
+
+
+def test_models_save_and_load(tmp_path):
+    model = S.build_sequence_model("gru", window=5, units=8)
     x = np.random.default_rng(0).uniform(size=(4, 5, 3)).astype(np.float32)
     model.save(tmp_path / "s.keras")
     back = keras.models.load_model(tmp_path / "s.keras")
