@@ -229,9 +229,9 @@ def reset_batch(params: CatchParams, rngs: Rngs) -> BatchState:
     """Start ``len(rngs)`` games: paddles at ``paddle_start_x``, a new ball at the top of each."""
     p, n = params, len(rngs)
     x, vx = _spawn(p, rngs)
-    full = [np.full(n, v, np.int64) for v in (p.ball_start_y, p.paddle_start_x, p.balls_per_game)]
-    x, vx, zero = np.array(x, np.int64), np.array(vx, np.int64), np.zeros(n, np.int64)
-    return BatchState(x, full[0], vx, full[1], full[2], zero, zero.copy(), np.zeros(n, bool))
+    y, px, left = [p.ball_start_y] * n, [p.paddle_start_x] * n, [p.balls_per_game] * n
+    fields = np.array([x, y, vx, px, left, [0] * n, [0] * n], np.int64)  # [7, N]
+    return BatchState(*fields, landed=np.zeros(n, bool))
 
 
 def drift_batch(params: CatchParams, x: A, vx: A) -> tuple[A, A]:

@@ -1,8 +1,8 @@
 """Frames of the game: the full screen, small grey frames equal to its area average, stacks.
 
-A learning frame is :func:`area_downscale` of :func:`render_screen`, which
-:class:`FrameRenderer` computes from the state in a window around the ball and
-one around the paddle; :class:`FrameStack` erases and draws only those between frames.
+A learning frame is :func:`area_downscale` of :func:`render_screen`: a window of
+grey levels around the ball and one around the paddle (:class:`FrameRenderer`),
+drawn on top of a stack whose older frames shift one back (:class:`FrameStack`).
 """
 
 from __future__ import annotations
@@ -92,7 +92,6 @@ class FrameRenderer:
         self.ball_h = min(size, math.ceil(params.ball_size / self.sy) + 1)
         self.paddle_w = min(size, math.ceil(params.paddle_width / self.sx) + 1)
         self.paddle_h = min(size, math.ceil(params.paddle_height / self.sy) + 1)
-        self._offsets: dict[tuple[int, int], np.ndarray] = {}  # window_index's, per window size
         y = np.array([float(params.paddle_y)])  # the paddle's rows are fixed
         row, cover = self._exact(y, params.paddle_height, self.sy, self.paddle_h)
         self.paddle_row, self._paddle_rows = int(row[0]), cover[0]
@@ -190,10 +189,8 @@ class FrameRenderer:
 
     def window_index(self, row0: A, col0: A, h: int, w: int, first: A) -> A:
         """Flat pixel indices ``[M, h * w]`` of windows in frames starting at pixels ``first``."""
-        s, offsets = self.size, self._offsets.get((h, w))
-        if offsets is None:
-            offsets = self._offsets[h, w] = (np.arange(h)[:, None] * s + np.arange(w)).ravel()
-        return (first + row0 * s + col0)[:, None] + offsets
+        offsets = (np.arange(h)[:, None] * self.size + np.arange(w)).reshape(-1)
+        return (first + row0 * self.size + col0)[:, None] + offsets
 
     def render(self, ball_x: A, ball_y: A, paddle_x: A) -> A:
         """N states as new ``[N, size, size]`` uint8 frames."""
@@ -239,57 +236,49 @@ class FrameStack:
         self.pos = 0  # the ring slot of the oldest frame
         self.first = np.arange(num) * (s * s)  # each game's first pixel in the flat frames
 
-    def _box(self, games: np.ndarray | None = None) -> np.ndarray:
-        """Flat pixel indices ``[M, h * w]``: a box around each game's stacked ball windows."""
+    def _box(self) -> np.ndarray:
+        """Flat pixel indices ``[N, h * w]``: a box around each game's stacked ball windows."""
         r = self.renderer
-        corners = self.corners if games is None else self.corners[:, :, games]
-        lo = corners.min(axis=1)  # [2, M]: top rows, left columns
-        h, w = (corners.max(axis=1) - lo).max(axis=1).tolist()  # the largest spreads
+        lo = self.corners.min(axis=1)  # [2, N]: top rows, left columns
+        h, w = (self.corners.max(axis=1) - lo).max(axis=1).tolist()  # the largest spreads
         h, w = min(h + r.ball_h, r.size), min(w + r.ball_w, r.size)
         lo = np.minimum(lo, [[r.size - h], [r.size - w]])
-        return r.window_index(
-            lo[0], lo[1], h, w, self.first if games is None else self.first[games]
-        )
+        return r.window_index(lo[0], lo[1], h, w, self.first)
 
-    def _draw_one(self, bx: A, by: A, px: A, slots: slice) -> A:
-        """Draw the windows of game 0's state (``[1]`` each) into its frames ``slots``."""
-        for row0, col0, levels in self.renderer.patch(int(bx[0]), int(by[0]), int(px[0])):
-            h, w = levels.shape
-            self.frames[0, row0 : row0 + h, col0 : col0 + w, slots] = levels[:, :, None]
-        return self.frames
+    def _draw(self, first: A, bx: A, by: A, px: A, slots: slice) -> tuple[N, N]:
+        """Draw states' (``[M]``) windows in ``slots`` of frames at ``first``; the ball's corner."""
+        r = self.renderer
+        if len(self.frames) == 1:  # one game: by slices
+            windows = r.patch(int(bx[0]), int(by[0]), int(px[0]))
+            for row0, col0, levels in windows:
+                h, w = levels.shape
+                self.frames[0, row0 : row0 + h, col0 : col0 + w, slots] = levels[:, :, None]
+        else:
+            windows, pixels = r.patches(bx, by, px), self.frames.reshape(-1, self.depth)
+            for row0, col0, levels in windows:
+                index = r.window_index(row0, col0, *levels.shape[1:], first)
+                pixels[index, slots] = levels.reshape(len(first), -1, 1)
+        return windows[0][0], windows[0][1]
 
     def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
-        r = self.renderer
-        if len(self.frames) == len(games) == 1:
-            self.frames[0] = 0
-            return self._draw_one(bx, by, px, slice(None))
-        pixels = self.frames.reshape(-1, self.depth)
-        pixels[self._box(games)] = 0  # erase: the old games' ball windows ...
-        self.frames[games, r.paddle_row : r.paddle_row + r.paddle_h] = 0  # ... and paddles
-        windows, first = r.patches(bx, by, px), self.first[games]
-        for row0, col0, values in windows:  # draw, in every slot
-            index = r.window_index(row0, col0, *values.shape[1:], first)
-            pixels[index] = values.reshape(len(games), -1, 1)
-        self.corners[:, :, games] = np.array(windows[0][:2])[:, None]
+        self.frames[games] = 0
+        corner = self._draw(self.first[games], bx, by, px, slice(None))
+        self.corners[:, :, games] = np.reshape(corner, (2, 1, -1))
         return self.frames
 
     def push(self, bx: A, by: A, px: A) -> A:
         """Drop every game's oldest frame and add the frame of its state (``[N]`` each) on top."""
-        r, n = self.renderer, len(self.frames)
-        if n == 1:  # one game: shifting its whole stack costs less than finding its box
+        r = self.renderer
+        if len(self.frames) == 1:  # one game: shifting its whole stack costs less than its box
             _drop_oldest(self.frames)
-            return self._draw_one(bx, by, px, slice(-1, None))
-        cells = _cells(self.frames)
-        box = self._box()
+            self._draw(self.first, bx, by, px, slice(-1, None))
+            return self.frames
+        cells, box = _cells(self.frames), self._box()
         old = cells[box]  # taken before the paddle rows shift: no pixel shifts twice
         _drop_oldest(self.frames[:, r.paddle_row : r.paddle_row + r.paddle_h])
         _drop_oldest(old)
         cells[box] = old
-        top = self.frames.reshape(-1, self.depth)[:, -1]
-        (row0, col0, ball), (prow, pcol, paddle) = r.patches(bx, by, px)
-        top[r.window_index(row0, col0, *ball.shape[1:], self.first)] = ball.reshape(n, -1)
-        top[r.window_index(prow, pcol, *paddle.shape[1:], self.first)] = paddle.reshape(n, -1)
-        self.corners[:, self.pos] = row0, col0
+        self.corners[:, self.pos] = self._draw(self.first, bx, by, px, slice(-1, None))
         self.pos = (self.pos + 1) % self.depth
         return self.frames

@@ -99,17 +99,14 @@ class CatchVectorEnv(VectorEnv):
         """
         start = check_reset_options(self.params, options, "CatchVectorEnv")
         n, single = self.num_envs, seed is None or isinstance(seed, (int, np.integer))
-        if single and (seed is not None or not self._rngs):  # else: keep the generators going
-            seeds = [None if seed is None else int(seed) + i for i in range(n)]
-            self._rngs = [seeding.np_random(s)[0] for s in seeds]
-        elif not single:
-            if len(seed) != n:
-                raise ValueError(f"CatchVectorEnv: got {len(seed)} seeds for {n} envs")
-            keep = [s is None and i < len(self._rngs) for i, s in enumerate(seed)]
-            new = [
-                self._rngs[i] if k else seeding.np_random(seed[i])[0] for i, k in enumerate(keep)
-            ]
-            self._rngs = new
+        seeds = [None if seed is None else int(seed) + i for i in range(n)] if single else seed
+        if len(seeds) != n:
+            raise ValueError(f"CatchVectorEnv: got {len(seeds)} seeds for {n} envs")
+        old = self._rngs  # a game seeded None keeps its generator going
+        self._rngs = [
+            old[i] if s is None and i < len(old) else seeding.np_random(s)[0]
+            for i, s in enumerate(seeds)
+        ]
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed if single else None)
         self.batch = reset_batch(self.params, self._rngs)
