@@ -52,7 +52,11 @@ class RunDir:
         if str(path).strip() == "":
             raise RunDirError("the run directory is an empty path; give a folder name")
         self.path = Path(path)
-        if self.path.exists() and not self.path.is_dir():
+        try:
+            is_file = self.path.exists() and not self.path.is_dir()
+        except OSError as e:  # a name too long, a loop of links
+            raise RunDirError(f"run directory {str(self.path)[:100]!r}: {e.strerror}") from None
+        if is_file:
             raise RunDirError(f"run directory {str(self.path)!r} is a file, not a folder")
         self.keep = max(int(keep), 1)
         self.config_path = self.path / "config.toml"
@@ -94,9 +98,18 @@ class RunDir:
         """Take the run's lock (creating the folder); RunDirLocked names the holder."""
         if self._lock_fd is not None:
             return
+        for folder in (self.checkpoints_path, self.tb_path):
+            if folder.is_symlink():
+                raise RunDirError(f"{folder} is a symbolic link; a run's files must be its own")
         if not self.path.exists():
-            with space_checked(str(self.path)):
-                self.path.mkdir(parents=True)
+            try:
+                with space_checked(str(self.path)):
+                    self.path.mkdir(parents=True)
+            except DiskFullError:
+                raise
+            except OSError as e:  # under a file, under /proc, no permission
+                what = f"cannot create run directory {str(self.path)!r}: {e.strerror}"
+                raise RunDirError(what) from None
             self._created = True
         while True:
             try:
@@ -120,8 +133,15 @@ class RunDir:
                 if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
                     break
             os.close(fd)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode(), 0)
+        try:
+            with space_checked(str(self.lock_path)):
+                os.ftruncate(fd, 0)
+                holder = {"pid": os.getpid(), "host": socket.gethostname()}
+                os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except BaseException:
+            os.close(fd)
+            self._remove_if_created()
+            raise
         self._lock_fd = fd
         for folder in (self.path, self.checkpoints_path):  # what writers that died left
             if folder.is_dir():

@@ -27,8 +27,12 @@ def _load_module_model(kind: str, path: str, obs_shape: tuple[int, ...]) -> Any:
 
     from catchrl.supervised.perception import get_encoder  # registers the custom layers too
 
-    model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
-    if not model_path.is_file():
+    try:
+        model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
+        found = model_path.is_file()
+    except OSError as e:  # a name too long
+        raise ConfigError(f"agent.module: {path[:60]!r}...: {e.strerror}") from None
+    if not found:
         raise ConfigError(f"agent.module: {str(model_path)!r} does not exist")
     try:
         model = keras.saving.load_model(model_path, compile=False)

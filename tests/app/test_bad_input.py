@@ -228,7 +228,20 @@ def _a_file(folder: Path) -> None:
     (folder / "afile").write_text("not a folder\n")
 
 
+def _nothing(folder: Path) -> None:
+    pass
+
+
+LONG = "a" * 100_000
 FILE_CASES = [
+    (_nothing, ["train", "--run-dir", "a" * 300], "File name too long"),
+    (_nothing, ["train", "--run-dir", "/proc/catchrl-run"], "cannot create run directory"),
+    (_a_file, ["train", "--run-dir", "afile/run"], "cannot create run directory 'afile/run'"),
+    (
+        _nothing,
+        ["train", "--run-dir", "r", "--set", f"agent.module=tuned-encoder:{LONG}"],
+        "agent.module",
+    ),
     (
         _deep_toml,
         ["train", "--run-dir", "r", "--config", "deep.toml"],
