@@ -114,9 +114,14 @@ def load_policy(
     path = Path(spec)
     if not path.exists():
         raise PolicyLoadError(f"{spec!r} is neither a file, a run directory, nor one of {SCRIPTED}")
-    run = path if path.is_dir() else path.parent
-    cfg = _run_config(run) if path.is_dir() or (run / "config.toml").is_file() else None
-    model = _run_model(path, cfg.algo, which) if path.is_dir() else path
+    cfg = None
+    if path.is_dir():
+        cfg = _run_config(path)
+        model = _run_model(path, cfg.algo, which)
+    else:
+        model = path
+        if (path.parent / "config.toml").is_file():
+            cfg = _run_config(path.parent)
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **overrides}
     loaders = {".keras": _keras, ".zip": _sb3, ".npz": _rllib}
     if model.suffix not in loaders:
