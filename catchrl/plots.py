@@ -169,7 +169,11 @@ def plot_seeds(rows: Sequence[dict[str, Any]], x: str, out: Path) -> Path:
     curves.set(xlabel=xlabel, ylabel="win rate %", title="Validation win rate (each seed)")
     curves.legend(fontsize=7)
     final.set_xticks(range(len(rows)), [r["label"] for r in rows], rotation=15, fontsize=7)
-    final.set(ylabel="win rate %", title="Kept model on the test games: seeds, IQM, 95 % CI")
+    tested = [run for row in rows for run in row["runs"]]
+    models = ", ".join(sorted({run.get("model") or "kept model" for run in tested}))
+    games = max((run.get("test_games") or 0 for run in tested), default=0)
+    title = f"{models} on {games:,} test games: seeds, IQM, 95 % CI"
+    final.set(ylabel="win rate %", title=title)
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)

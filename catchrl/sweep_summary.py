@@ -79,9 +79,11 @@ def summarize(study: Path) -> list[dict[str, Any]]:
     runs = [run for row in rows for run in row["runs"]]
     models = ", ".join(sorted({run["model"] for run in runs}))
     games = runs[0]["test_games"] if runs else 0
+    grid_only = all(kind == "grid_search" for kind, _ in doc["space"].values())
+    search = "grid" if doc["search"] == "random" and grid_only else doc["search"]
     lines = [
         f"# Study {study.name}: {len(runs) + repeats}/{doc['trials']} trials, search "
-        f"{doc['search']}, base preset {doc['preset']} ({doc['algo']})",
+        f"{search}, base preset {doc['preset']} ({doc['algo']})",
         "",
         f"Test: each trial's kept model ({models}) on {games} test games (seed {TEST_SEED}).",
         f"Seeds: summary.csv. TensorBoard: `tensorboard --logdir {study / 'trials'}`",

@@ -229,7 +229,7 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
     assert rows[0]["iqm"] == pytest.approx(0.98) and rows[0]["reached"] == 1  # 99 %: seed 0
     assert rows[0]["low"] <= 0.98 <= rows[0]["high"]
     table = (study / "summary.md").read_text()
-    assert "6/6 trials" in table and "tensorboard --logdir" in table
+    assert "6/6 trials, search grid," in table and "tensorboard --logdir" in table
     assert "1 trials repeated a setting and seed already run: counted once." in table
     assert "| agent.lr=0.001 | 1/3 | never [never, never], never |" in table
     assert table.rstrip().endswith("| 70.0 [50.0, 90.0] | 0.50 |")  # agent.lr=0.0003, 2 seeds
