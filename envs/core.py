@@ -164,12 +164,13 @@ class BatchState:
     @classmethod
     def zeros(cls, n: int) -> BatchState:
         """N games, all fields zero."""
-        return cls(*(np.zeros(n, dtype=_dtype(name)) for name in _FIELDS))
+        return cls(*np.zeros((7, n), np.int64), landed=np.zeros(n, bool))
 
     @classmethod
     def of(cls, states: Sequence[CatchState]) -> BatchState:
         """The batch of these games."""
-        return cls(*(np.array([getattr(s, k) for s in states], _dtype(k)) for k in _FIELDS))
+        fields = np.array([[getattr(s, k) for s in states] for k in _FIELDS], np.int64)
+        return cls(*fields[:-1], landed=fields[-1].astype(bool))
 
     def get(self, i: int) -> CatchState:
         """Game ``i`` as a :class:`CatchState`."""
@@ -181,10 +182,6 @@ class BatchState:
         for name in _FIELDS:
             getattr(out, name)[idx] = getattr(other, name)
         return out
-
-
-def _dtype(name: str) -> type:
-    return bool if name == "landed" else np.int64
 
 
 RESET_OPTIONS = ("ball_x", "ball_vx", "paddle_x")  # the first ball's left edge, speed; paddle x

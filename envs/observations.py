@@ -1,8 +1,4 @@
-"""What an agent sees besides pixels (:mod:`catchrl.envs.render`): the state or bsuite's grid.
-
-Spaces are derived from an observation actually produced, so shape and dtype
-cannot drift apart from what is returned.
-"""
+"""What an agent sees besides pixels (:mod:`catchrl.envs.render`): the state or bsuite's grid."""
 
 from __future__ import annotations
 

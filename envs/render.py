@@ -7,8 +7,8 @@ drawn on top of a stack whose older frames shift one back (:class:`FrameStack`).
 
 from __future__ import annotations
 
+import functools
 import math
-from typing import Any
 
 import numpy as np
 
@@ -79,9 +79,8 @@ def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
 class FrameRenderer:
     """Rasterise states into ``[size, size]`` uint8 frames (book: 80 x 80).
 
-    Per axis, a table over positions holds a rectangle's window start and coverage
-    pattern; the ball's and the paddle's grey windows are computed once per pattern
-    (per frame instead where those tables would be large).
+    The grey windows of the ball and the paddle come from tables over positions,
+    computed once (per frame where the tables would be large).
     """
 
     def __init__(self, params: CatchParams, size: int = 80) -> None:
@@ -95,37 +94,35 @@ class FrameRenderer:
         y = np.array([float(params.paddle_y)])  # the paddle's rows are fixed
         row, cover = self._exact(y, params.paddle_height, self.sy, self.paddle_h)
         self.paddle_row, self._paddle_rows = int(row[0]), cover[0]
-        self._tables: Any = False  # built by the first frame (sizing builds none)
 
     def _exact(self, lo: A, length: int, scale: float, n: int) -> tuple[A, A]:
         """Window starts ``[N]``, coverages ``[N, n]`` of ``[lo, lo + length)``, float ``lo``."""
         start = np.clip(np.floor(lo / scale).astype(np.int64), 0, self.size - n)
         return start, _coverage(lo, lo + length, start, n, scale)
 
-    def tables(self) -> tuple[list[A], list[A], A, A] | None:
-        """Starts and pattern indices, grey ball and paddle windows per pattern; or ``None``.
+    @functools.cached_property
+    def tables(self) -> tuple[tuple[A, ...], tuple[A, ...], A, A] | None:
+        """Window starts and pattern indices per axis, grey windows per pattern (on first use).
 
-        Per axis (ball y, ball x, paddle x), over positions ``-length`` to the world's
-        edge; balls ``[Py, Px, h, w]``, paddles ``[Pp, h, w]``; ``None`` where large.
+        Axes: ball y, ball x, paddle x, over positions ``-length`` to the world's edge.
+        Windows: balls ``[Py, Px, h, w]``, paddles ``[Pp, h, w]``. ``None``: too large.
         """
-        if self._tables is False:
-            p, b, pw = self.params, self.params.ball_size, self.params.paddle_width
-            axes = [(b, self.sy, self.ball_h, p.height), (b, self.sx, self.ball_w, p.width)]
-            axes.append((pw, self.sx, self.paddle_w, p.width))
-            self._tables = None
-            if all((length + extent + 1) * n <= 1 << 20 for length, _, n, extent in axes):
-                starts, patterns, covers = [], [], []
-                for length, scale, n, extent in axes:
-                    pos = np.arange(-length, extent + 1, dtype=np.float64)
-                    start, cover = self._exact(pos, length, scale, n)
-                    cover, index = np.unique(cover, axis=0, return_inverse=True)
-                    starts.append(start), patterns.append(index.reshape(-1)), covers.append(cover)
-                cy, cx, cp = covers
-                if len(cy) * len(cx) * self.ball_h * self.ball_w <= 1 << 18:
-                    ball = np.stack([_levels(row[:, None] * cx[:, None, :]) for row in cy])
-                    paddle = _levels(self._paddle_rows[:, None] * cp[:, None, :])
-                    self._tables = starts, patterns, ball, paddle
-        return self._tables
+        p, b = self.params, self.params.ball_size
+        axes = [(b, self.sy, self.ball_h, p.height), (b, self.sx, self.ball_w, p.width)]
+        axes.append((p.paddle_width, self.sx, self.paddle_w, p.width))
+        if any((length + extent + 1) * n > 1 << 20 for length, _, n, extent in axes):
+            return None
+        per_axis = []
+        for length, scale, n, extent in axes:
+            pos = np.arange(-length, extent + 1, dtype=np.float64)
+            start, cover = self._exact(pos, length, scale, n)
+            cover, index = np.unique(cover, axis=0, return_inverse=True)
+            per_axis.append((start, index.reshape(-1), cover))
+        starts, patterns, (cy, cx, cp) = zip(*per_axis, strict=True)
+        if len(cy) * len(cx) * self.ball_h * self.ball_w > 1 << 18:
+            return None
+        ball = np.stack([_levels(row[:, None] * cx[:, None, :]) for row in cy])
+        return starts, patterns, ball, _levels(self._paddle_rows[:, None] * cp[:, None, :])
 
     def _meet(self, r0: N, c0: N, pc: N) -> N:
         """Whether the ball's and the paddle's windows share pixels."""
@@ -135,7 +132,7 @@ class FrameRenderer:
 
     def patch(self, bx: int, by: int, px: int) -> list[tuple[int, int, A]]:
         """:meth:`patches` of one game (ints): ``(row0, col0, levels [h, w])`` each."""
-        t, b, pw = self.tables(), self.params.ball_size, self.params.paddle_width
+        t, b, pw = self.tables, self.params.ball_size, self.params.paddle_width
         if t is not None:
             (ys, xs, ps), (yi, xi, pi), balls, paddles = t
             iy, ix, ip = by + b, bx + b, px + pw
@@ -149,7 +146,7 @@ class FrameRenderer:
 
     def patches(self, ball_x: A, ball_y: A, paddle_x: A) -> list[tuple[A, A, A]]:
         """N frames' ball, then paddle windows ``(row0, col0, levels)``; where they meet: union."""
-        p, t = self.params, self.tables()
+        p, t = self.params, self.tables
         bx, by, px = (np.asarray(a, dtype=np.int64) for a in (ball_x, ball_y, paddle_x))
         if t is None:  # large tables: the windows of these positions
             r0, cy = self._exact(by.astype(np.float64), p.ball_size, self.sy, self.ball_h)

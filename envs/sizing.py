@@ -1,8 +1,7 @@
 """The memory an env needs, estimated without allocating; the memory free; the refusal.
 
-A server sees a ``ValueError`` naming the setting to lower, not a killed process.
-:func:`check_fits` is the one refusal: the envs, the replay memory and the run's
-check call it.
+:func:`check_fits`, used by the envs, the replay memory and the run's check, raises a
+``ValueError`` naming the setting to lower (a server sees it, not a killed process).
 """
 
 from __future__ import annotations

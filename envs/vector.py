@@ -5,9 +5,7 @@ infos are ``SyncVectorEnv``'s over N of them, key for key. Autoreset:
 ``"next_step"`` (default; the step after game i ended ignores ``actions[i]`` and
 returns its next game's first observation, reward 0) or ``"same_step"`` (SB3's:
 the ending step returns the next game's first observation, the last one in
-``infos["final_obs"]``, its infos in ``infos["final_info"]``). A step is the
-core's :func:`~catchrl.envs.core.step_batch` and, for pixels,
-:meth:`~catchrl.envs.render.FrameStack.push`.
+``infos["final_obs"]``, its infos in ``infos["final_info"]``).
 """
 
 from __future__ import annotations
@@ -32,12 +30,11 @@ _COUNTS = ("caught", "missed", "balls_left")
 
 
 class CatchVectorEnv(VectorEnv):
-    """N games of Catch in one numpy batch.
+    """N games of Catch in one numpy batch: a step is :func:`~catchrl.envs.core.step_batch`.
 
-    :class:`CatchEnv`'s arguments (``render_mode`` only ``"rgb_array"``),
-    ``num_envs``, ``autoreset_mode`` and ``copy`` (``False``:
-    the env's own buffer, overwritten by the next call; at 1024 pixel games a copy
-    costs more than the step). Too large for the free memory: ``ValueError`` first.
+    :class:`CatchEnv`'s arguments (``render_mode`` only ``"rgb_array"``), ``num_envs``,
+    ``autoreset_mode`` and ``copy`` (``False``: the env's own buffer, overwritten by
+    the next call). Too large for the free memory: ``ValueError`` first.
     """
 
     metadata: ClassVar[dict[str, Any]] = {

@@ -1,9 +1,7 @@
 """The pygame window: the field at full size and, in a band of its own below it, the HUD.
 
-The band holds the score and a policy's Q-values as three labelled bars, the
-chosen action marked; nothing is drawn over the field. pygame is imported when
-a window opens. Keys come from the window's events: a held key moves the
-paddle every frame, a tap once; posted events act as a keyboard.
+pygame is imported when a window opens. Keys come from the window's events: a held
+key moves the paddle every frame, a tap once; posted events act as a keyboard.
 """
 
 from __future__ import annotations
@@ -132,13 +130,6 @@ class CatchWindow:
         left, right = self.pg.K_LEFT in keys, self.pg.K_RIGHT in keys
         return ACTION_STAY if left == right else ACTION_LEFT if left else ACTION_RIGHT
 
-    def poll_quietly(self) -> None:
-        """Pump events (the OS sees the window alive); close it on a quit, for poll to raise."""
-        if not self.closed:
-            self._pump()
-            if self.quit_reason:
-                self.close()
-
     def linger(self, seconds: float | None = None) -> None:
         """Keep a visible window up until Enter, Space, ESC, a close or ``seconds`` (None: ever)."""
         if not self.visible:
@@ -202,7 +193,10 @@ class CatchWindow:
         display = self.pg.display  # one per process: another window may have closed or taken it
         if not self.closed and not (display.get_init() and display.get_surface() is self.surface):
             self._open()
-        self.poll_quietly()
+        if not self.closed:  # pump events (the OS sees the window alive); a quit closes it
+            self._pump()
+            if self.quit_reason:
+                self.close()
         return not self.closed
 
     def _band(self, status: str, q_values: Q, action: A) -> None:
