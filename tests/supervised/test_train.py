@@ -41,11 +41,11 @@ def _rows(run):
 
 
 def test_run_directory_layout(tmp_path, data_files):
-    cfg = T.SupervisedConfig("perception", str(data_files / "frames.npz"), epochs=2, batch_size=32)
+    cfg = T.SupervisedConfig("sequence", str(data_files / "traj.npz"), epochs=2, batch_size=32)
     out = train(cfg, tmp_path / "run", verbose=0)
     run = tmp_path / "run"
     stored = json.loads((run / "config.json").read_text())
-    assert stored["config"]["arch"] == "small" and stored["dataset"]["kind"] == "frames"
+    assert stored["config"]["arch"] == "gru" and stored["dataset"]["kind"] == "trajectories"
     header, rows = _rows(run)
     assert {"epoch", "loss", "val_loss", "samples_per_s"} <= set(header)
     assert [r[0] for r in rows] == ["0", "1"]
@@ -53,14 +53,15 @@ def test_run_directory_layout(tmp_path, data_files):
     assert any((run / "tb").rglob("*tfevents*"))
     model = keras.models.load_model(run / "model.keras")
     best = keras.models.load_model(run / "best.keras")  # the final model has the best weights
-    x = np.random.default_rng(0).integers(0, 256, (2, 80, 80, 4)).astype(np.uint8)
+    x = np.random.default_rng(0).uniform(size=(2, 8, 3)).astype(np.float32)
+    want = out.model.predict(x, verbose=0)
     for saved in (model, best):
-        np.testing.assert_allclose(
-            saved.predict(x, verbose=0), out.model.predict(x, verbose=0), rtol=1e-6
-        )
+        got = saved.predict(x, verbose=0)
+        for key in ("landing_x", "catch"):
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-6)
     with pytest.raises(RunDirError, match="--resume"):
         train(cfg, run, verbose=0)
-    other = T.SupervisedConfig("perception", cfg.data, arch="lenet", epochs=2)
+    other = T.SupervisedConfig("sequence", cfg.data, arch="lstm", epochs=2)
     with pytest.raises(RunDirError, match="cannot resume with another configuration.*arch"):
         train(other, run, resume=True, verbose=0)
 
