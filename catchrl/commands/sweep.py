@@ -182,40 +182,42 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
 
 def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[str, list]]:
     """``TABLE.KEY -> (Tune's function, its arguments)`` from the table, --grid and --random."""
-    from catchrl.config import parse_override
-
+    entries = []  # (part, key, spec), each as a [sweep] table holds it
+    for part in ("grid", "random"):
+        given = table.get(part, {})
+        if not isinstance(given, dict):
+            raise UserError(f"{args.config}: sweep.{part} must be a table, got {given!r}")
+        entries += [(part, key, spec) for key, spec in given.items()]
+        entries += [(part, *_table_entry(part, text)) for text in getattr(args, part)]
     space: dict[str, tuple[str, list]] = {}
-
-    def add(key: str, kind: str, values: Any) -> None:
+    for part, key, spec in entries:
         if key in space:
             raise UserError(f"{key} is swept twice")
-        space[key] = (kind, values if isinstance(values, list) else [values])
-
-    for part in ("grid", "random"):
-        entries = table.get(part, {})
-        if not isinstance(entries, dict):
-            raise UserError(f"{args.config}: sweep.{part} must be a table, got {entries!r}")
-        for key, spec in entries.items():
-            if isinstance(spec, list):
-                add(key, "grid_search" if part == "grid" else "choice", spec)
-            elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
-                add(key, *next(iter(spec.items())))
-            else:
-                raise UserError(f"{args.config}: sweep.{part}.{key} must be a list, got {spec!r}")
-    for option in ("--grid", "--random"):
-        for text in getattr(args, option[2:]):
-            key, sep, spec = (part.strip() for part in text.partition("="))
-            if not sep or "." not in key or not spec:
-                example = "agent.lr=1e-3,3e-4"
-                raise UserError(f"{option} {text!r}: expected table.key=VALUES, e.g. {example}")
-            kind, colon, bounds = spec.partition(":")
-            bounded = option == "--random" and colon and kind in BOUNDED
-            texts = bounds.split(":") if bounded else spec.split(",")
-            if not all(v.strip() for v in texts):
-                raise UserError(f"{option} {text!r}: an empty value")
-            values = [parse_override(f"x.x={v}")[2] for v in texts]  # TOML, as --set reads it
-            add(key, kind if bounded else "grid_search" if option == "--grid" else "choice", values)
+        if isinstance(spec, list):
+            space[key] = ("grid_search" if part == "grid" else "choice", spec)
+        elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
+            kind, values = next(iter(spec.items()))
+            space[key] = (kind, values if isinstance(values, list) else [values])
+        else:
+            raise UserError(f"{args.config}: sweep.{part}.{key} must be a list, got {spec!r}")
     return space
+
+
+def _table_entry(part: str, text: str) -> tuple[str, Any]:
+    """``--grid``/``--random`` ``TABLE.KEY=V1,V2`` (or ``KIND:LOW:HIGH``) as a table's entry."""
+    from catchrl.config import parse_override
+
+    key, sep, spec = (word.strip() for word in text.partition("="))
+    if not sep or "." not in key or not spec:
+        example = "agent.lr=1e-3,3e-4"
+        raise UserError(f"--{part} {text!r}: expected table.key=VALUES, e.g. {example}")
+    kind, colon, bounds = spec.partition(":")
+    bounded = part == "random" and colon and kind in BOUNDED
+    texts = bounds.split(":") if bounded else spec.split(",")
+    if not all(value.strip() for value in texts):
+        raise UserError(f"--{part} {text!r}: an empty value")
+    values = [parse_override(f"x.x={value}")[2] for value in texts]  # TOML, as --set reads it
+    return key, {kind: values} if bounded else values
 
 
 def _check_entry(key: str, kind: str, args: list[Any]) -> None:
