@@ -36,11 +36,8 @@ class ClipToBox(keras.layers.Layer):
 
     def call(self, inputs: Any) -> Any:
         """Return ``clip(inputs, low, high)`` feature by feature."""
-        return ops.clip(
-            inputs,
-            ops.convert_to_tensor(self.low, inputs.dtype),
-            ops.convert_to_tensor(self.high, inputs.dtype),
-        )
+        low, high = (ops.convert_to_tensor(b, inputs.dtype) for b in (self.low, self.high))
+        return ops.clip(inputs, low, high)
 
     def get_config(self) -> dict[str, Any]:
         """Return the constructor arguments."""

@@ -16,7 +16,7 @@ from typing import Any
 import gymnasium as gym
 import keras
 import numpy as np
-from keras import layers
+from keras import layers, ops
 
 from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
 from catchrl.agents.networks import compile_predict
@@ -130,8 +130,6 @@ class PixelMSE(keras.losses.Loss):
 
     def call(self, y_true: Any, y_pred: Any) -> Any:
         """Per-sample mean over the columns of the squared error in pixels."""
-        from keras import ops
-
         units = ops.convert_to_tensor(self.units, "float32")
         diff = (ops.cast(y_pred, "float32") - ops.cast(y_true, "float32")) * units
         return ops.mean(ops.square(diff), axis=-1)
