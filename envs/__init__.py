@@ -1,9 +1,7 @@
 """The Catch game: a pure batched core, the Gymnasium env and vector env, frames, window.
 
-Importing it registers the Gymnasium ids (:data:`ENV_IDS`: the book's stacked
-grey frames, the state vector, bsuite's grid) with a ``vector_entry_point`` for
-``gymnasium.make_vec``; any :class:`CatchParams` field passes ``gymnasium.make``.
-Only numpy and gymnasium are imported here; pygame when a window opens.
+Importing it registers :data:`ENV_IDS` with a ``vector_entry_point``; any :class:`CatchParams`
+field passes ``gymnasium.make``. Only numpy and gymnasium are imported here.
 """
 
 from gymnasium.envs.registration import register, registry
@@ -25,11 +23,10 @@ from catchrl.envs.render import FrameRenderer, area_downscale, render_screen
 from catchrl.envs.sizing import available_memory_bytes, check_fits, estimate_env_bytes
 from catchrl.envs.vector import CatchVectorEnv
 
-__all__ = ["ENV_IDS", "MAX_FRAME_SIZE", "MAX_FRAME_STACK", "OBS_TYPES", "BatchState"]
-__all__ += ["CatchEnv", "CatchParams", "CatchState", "CatchVectorEnv", "FrameRenderer"]
-__all__ += ["area_downscale", "available_memory_bytes", "check_fits"]
-__all__ += ["estimate_env_bytes", "render_screen", "reset_batch", "reset_state", "step_batch"]
-__all__ += ["step_state"]
+__all__ = ["ENV_IDS", "MAX_FRAME_SIZE", "MAX_FRAME_STACK", "OBS_TYPES", "BatchState", "CatchEnv"]
+__all__ += ["CatchParams", "CatchState", "CatchVectorEnv", "FrameRenderer", "area_downscale"]
+__all__ += ["available_memory_bytes", "check_fits", "estimate_env_bytes", "render_screen"]
+__all__ += ["reset_batch", "reset_state", "step_batch", "step_state"]
 
 ENV_IDS = {
     "pixels": "catchrl/Catch-v0",

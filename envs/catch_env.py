@@ -32,19 +32,17 @@ def check_action(action: Any) -> int:
 class CatchEnv(gym.Env):
     """The Catch game of *Deep Learning with Keras* (ch. 8), as a Gymnasium env.
 
-    A batch of one of the core (:func:`~catchrl.envs.core.step_batch`), so it
-    plays as each game of :class:`~catchrl.envs.CatchVectorEnv`. Actions: 0 =
-    left 20 px, 1 = stay, 2 = right. Observations: ``"pixels"`` the last
+    A batch of one of the core, so it plays as each game of :class:`CatchVectorEnv`.
+    Actions: 0 = left 20 px, 1 = stay, 2 = right. Observations: ``"pixels"`` the last
     ``frame_stack`` grey frames, uint8 ``(80, 80, 4)``, oldest first; ``"state"``
-    float32 ball x / width, ball y / height, paddle x / width (+ x-speed / drift
-    with drift); ``"grid"`` bsuite's float32 ``(10, 5)`` board. Reward +1 or -1
-    on the step a ball is decided, else 0; terminated after the last ball, never
-    truncated. ``reset(options=...)`` may set ``ball_x``, ``ball_vx``,
-    ``paddle_x``. Infos: ``caught``, ``missed``, ``balls_left``, and on the last
-    step ``is_success``. ``render_mode``: ``"rgb_array"`` (the 400 x 400 screen)
-    or ``"human"`` (the window; SDL's dummy driver, with a warning, without a
-    display); :meth:`get_keys_to_action` serves ``gymnasium.utils.play.play``.
-    Copies (deepcopy, pickle) continue exactly, without the window.
+    float32 ball x / width, ball y / height, paddle x / width (+ x-speed / drift with
+    drift); ``"grid"`` bsuite's float32 ``(10, 5)`` board. Reward +1 or -1 on the step
+    a ball is decided, else 0; terminated after the last ball, never truncated.
+    ``reset(options=...)`` may set ``ball_x``, ``ball_vx``, ``paddle_x``. Infos:
+    ``caught``, ``missed``, ``balls_left``, on the last step ``is_success``.
+    ``render_mode``: ``"rgb_array"`` (the 400 x 400 screen) or ``"human"`` (the window;
+    without a display, SDL's dummy driver and a warning). Copies (deepcopy, pickle)
+    continue exactly, without the window.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "rgb_array"], "render_fps": 30}

@@ -66,9 +66,8 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     boards[:, p.paddle_y : p.paddle_y + p.paddle_height] = paddle_cols[:, None, :]
     span = np.arange(b)
     rows, cols = by + span, bx + span  # [N, ball_size] each
-    inside = (rows.view(np.uint64) < p.height)[:, :, None] & (cols.view(np.uint64) < p.width)[
-        :, None
-    ]
+    in_rows, in_cols = rows.view(np.uint64) < p.height, cols.view(np.uint64) < p.width
+    inside = in_rows[:, :, None] & in_cols[:, None, :]
     first = np.arange(len(bx))[:, None] * p.height
     cells = ((first + rows) * p.width)[:, :, None] + cols[:, None, :]  # [N, ball_size, ball_size]
     boards.reshape(-1)[cells if inside.all() else cells[inside]] = 1.0

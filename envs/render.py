@@ -161,13 +161,11 @@ class FrameRenderer:
             ip = np.clip(px + p.paddle_width, 0, len(ps) - 1)
             r0, c0, pc = ys[iy], xs[ix], ps[ip]
             ball, paddle = balls[yi[iy], xi[ix]], paddles[pi[ip]]
-        pr = self.paddle_row
-        if r0.max(initial=-self.ball_h) > pr - self.ball_h:  # a ball near the paddle's rows
-            m = self._meet(r0, c0, pc)
-            if m.any():  # the windows share pixels: both get the union's values
-                bx, by, px = bx[m], by[m], px[m]
-                ball[m] = self._union(bx, by, px, r0[m], c0[m], self.ball_h, self.ball_w)
-                paddle[m] = self._union(bx, by, px, pr, pc[m], self.paddle_h, self.paddle_w)
+        pr, m = self.paddle_row, self._meet(r0, c0, pc)
+        if m.any():  # the windows share pixels: both get the union's values
+            bx, by, px = bx[m], by[m], px[m]
+            ball[m] = self._union(bx, by, px, r0[m], c0[m], self.ball_h, self.ball_w)
+            paddle[m] = self._union(bx, by, px, pr, pc[m], self.paddle_h, self.paddle_w)
         return [(r0, c0, ball), (pr, pc, paddle)]
 
     def _union(self, bx: A, by: A, px: A, r0: A, c0: A, nh: int, nw: int) -> np.ndarray:
@@ -199,14 +197,8 @@ class FrameRenderer:
         return self.render([state.ball_x], [state.ball_y], [state.paddle_x])[0]
 
 
-def _cells(stacks: np.ndarray) -> np.ndarray:
-    """Pixels of ``stacks [..., K]``, flat: a word each for K = 2, 4, 8 (oldest: lowest byte)."""
-    k = stacks.shape[-1]
-    return stacks.view(f"<u{k}").reshape(-1) if k in (2, 4, 8) else stacks.reshape(-1, k)
-
-
 def _drop_oldest(stacks: np.ndarray) -> None:
-    """Drop the oldest frame in place, of :func:`_cells` or of ``stacks [..., K]`` (uint8)."""
+    """Drop the oldest frame in place: of ``stacks [..., K]`` (uint8) or of their words."""
     k = stacks.shape[-1]
     if stacks.dtype == np.uint8 and k in (2, 4, 8):
         stacks = stacks.view(f"<u{k}")
@@ -220,10 +212,9 @@ def _drop_oldest(stacks: np.ndarray) -> None:
 class FrameStack:
     """The last K frames of N games: uint8 :attr:`frames` ``[N, size, size, K]``, oldest first.
 
-    A push shifts the frames one older and draws the new ball and paddle windows
-    on top. One game's stack is shifted whole and drawn by slices; N games' only
-    in the paddle's rows and a box around each game's stacked ball windows, whose
-    corners are kept as a ring (:attr:`corners` ``[2, K, N]``: rows, columns).
+    A push shifts the frames one older and draws the new windows on top: one game's
+    whole stack, by slices; N games' paddle rows and a box around their stacked ball
+    windows, whose corners are kept as a ring (:attr:`corners` ``[2, K, N]``).
     """
 
     def __init__(self, renderer: FrameRenderer, num: int, depth: int) -> None:
@@ -271,7 +262,9 @@ class FrameStack:
             _drop_oldest(self.frames)
             self._draw(self.first, bx, by, px, slice(-1, None))
             return self.frames
-        cells, box = _cells(self.frames), self._box()
+        frames, k, box = self.frames, self.depth, self._box()
+        # Pixels, flat: a word each for K = 2, 4, 8 (the oldest frame its lowest byte).
+        cells = frames.view(f"<u{k}").reshape(-1) if k in (2, 4, 8) else frames.reshape(-1, k)
         old = cells[box]  # taken before the paddle rows shift: no pixel shifts twice
         _drop_oldest(self.frames[:, r.paddle_row : r.paddle_row + r.paddle_h])
         _drop_oldest(old)

@@ -27,8 +27,8 @@ _NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is 
 def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     """Bytes a :class:`~catchrl.envs.CatchVectorEnv` of these arguments needs at its peak.
 
-    What it holds (observations, Gymnasium's Box: ``low``, ``high`` and two masks,
-    games, generators) plus its largest passing need; builds no array.
+    What it holds (observations, Box bounds and masks, games, generators) plus its
+    largest passing need; builds no array.
     """
     kw, name = dict(game_kwargs), "estimate_env_bytes"
     obs_type, mode = kw.pop("obs_type", "pixels"), kw.pop("autoreset_mode", None)

@@ -80,8 +80,7 @@ class CatchVectorEnv(VectorEnv):
         self._needs_reset = np.zeros(n, dtype=bool)  # next_step: these restart on the next call
         self._started = False
         self._stack = render.FrameStack(self.renderer, n, depth) if obs_type == "pixels" else None
-        one = self._features(BatchState.zeros(1))[0] if self._stack is None else None
-        sample = np.zeros((size, size, depth), np.uint8) if one is None else one
+        sample = self._stack.frames[0] if self._stack else self._features(BatchState.zeros(1))[0]
         self.single_observation_space = observation_space(obs_type, sample)
         self.observation_space = batch_space(self.single_observation_space, n)
         self.single_action_space = spaces.Discrete(3)
@@ -90,10 +89,7 @@ class CatchVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Start all N games. ``seed=s`` seeds game i with ``s + i``; a list seeds each.
-
-        ``options``: :class:`CatchEnv`'s start positions, for every game.
-        """
+        """All N games anew; ``seed``: s (game i gets s + i) or one per game; options: CatchEnv."""
         start = check_reset_options(self.params, options, "CatchVectorEnv")
         n, single = self.num_envs, seed is None or isinstance(seed, (int, np.integer))
         seeds = [None if seed is None else int(seed) + i for i in range(n)] if single else seed

@@ -191,10 +191,10 @@ class CatchWindow:
 
     def _ready(self) -> bool:
         display = self.pg.display  # one per process: another window may have closed or taken it
-        if not self.closed and not (display.get_init() and display.get_surface() is self.surface):
-            self._open()
-        if not self.closed:  # pump events (the OS sees the window alive); a quit closes it
-            self._pump()
+        if not self.closed:
+            if not (display.get_init() and display.get_surface() is self.surface):
+                self._open()
+            self._pump()  # the OS sees the window alive; a quit closes it
             if self.quit_reason:
                 self.close()
         return not self.closed
