@@ -38,6 +38,7 @@ class Learner(ABC):
 
     model_name: ClassVar[str]  # the final model's file name in the run directory: model.keras
     has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
+    framework_bytes: ClassVar[int] = 0  # its framework's own peak memory in a run (measured)
 
     def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
         self.cfg = cfg

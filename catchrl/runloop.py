@@ -104,7 +104,8 @@ class RunLoop:
             self.cfg, checkpoint, saved = open_config(self.rd, cfg, resume, resume_overrides)
             self.learner_cls = learner_for(self.cfg)
             self.best_path = self.rd.path / ("best" + Path(self.learner_cls.model_name).suffix)
-            check_memory(self.cfg, self.learner_cls.estimate_bytes(self.cfg))
+            need = self.learner_cls.estimate_bytes(self.cfg) + self.learner_cls.framework_bytes
+            check_memory(self.cfg, need)
             self.steps = self.games = self.wins = self.loss_count = 0
             self.elapsed = self.loss_sum = self.train_cpu = 0.0
             self.evaluations: list[dict[str, Any]] = []

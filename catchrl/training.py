@@ -61,6 +61,7 @@ class DQNLearner(StepLearner):
     """catchrl's Keras DQN over the native vector env (``algo = "dqn"``; no pickles)."""
 
     model_name = "model.keras"
+    framework_bytes = 700 << 20  # TensorFlow + Keras: peak RSS 691 MiB, a fast run, replay 1,000
 
     def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
         super().__init__(cfg, rd, trust_pickle)
