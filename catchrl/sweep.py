@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import signal
+import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -72,13 +73,16 @@ def create_study(study: Path, base: TrainConfig, doc: dict[str, Any]) -> Path:
 
 @contextmanager
 def _locked(study: Path) -> Iterator[None]:
-    """One driver per study: an exclusive ``flock`` on ``STUDY/.lock``."""
-    fd = os.open(study / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    """One driver per study: an exclusive ``flock`` on ``STUDY/.lock``, which names the holder."""
+    fd = os.open(study / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another driver"
         os.close(fd)
-        raise StudyError(f"study {str(study)!r} is run by another driver; stop it first") from None
+        raise StudyError(f"study {str(study)!r} is run by {holder}; stop it first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
     try:
         yield
     finally:

@@ -4,6 +4,7 @@ input, the study lock, the summary's IQM and bootstrap CI, and Ray loaded only t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -183,7 +184,7 @@ def test_a_new_study_refuses_a_used_folder_and_one_driver_holds_it(tmp_path):
     with pytest.raises(sweep.StudyError, match="already holds a study"):
         sweep.create_study(study, base, {"space": {}})
     with sweep._locked(study):
-        with pytest.raises(sweep.StudyError, match="is run by another driver"):
+        with pytest.raises(sweep.StudyError, match=rf"is run by pid {os.getpid()} on host "):
             with sweep._locked(study):
                 pass
     with sweep._locked(study):  # released
