@@ -12,16 +12,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catchrl.errors import CatchrlError
-from catchrl.policies import Agent, PolicyLoadError
+from catchrl.policies import Agent, AgentLoadError  # noqa: F401  (catchrl.AgentLoadError)
 
 if TYPE_CHECKING:
     from catchrl.config import TrainConfig
     from catchrl.evaluation import EvalResult
     from catchrl.runloop import TrainResult
     from catchrl.video import GamesPlayed
-
-AgentLoadError = PolicyLoadError
-"""The agent cannot be loaded (or read what it was given); the message says why."""
 
 
 def make_config(

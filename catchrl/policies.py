@@ -20,7 +20,7 @@ from catchrl.errors import CatchrlError, first_line
 SCRIPTED = ("oracle", "random")
 
 
-class PolicyLoadError(CatchrlError, ValueError):
+class AgentLoadError(CatchrlError, ValueError):
     """The agent cannot be loaded, or is given what it cannot read; the message says why."""
 
 
@@ -60,7 +60,7 @@ class Agent:
             return obs[None], True
         if obs.shape[1:] == self.obs_shape:
             return obs, False
-        raise PolicyLoadError(
+        raise AgentLoadError(
             f"{self.name} takes observations of shape {self.obs_shape} or a batch "
             f"[N, *{self.obs_shape}], got {obs.shape}"
         )
@@ -75,7 +75,7 @@ class Agent:
 
         batch, one = self._batch(obs)
         if self.needs_state and state is None:
-            raise PolicyLoadError(
+            raise AgentLoadError(
                 f"{self.name} reads the game's state: agent.act(obs, env.unwrapped.state)"
             )
         states = BatchState.of([state]) if isinstance(state, CatchState) else state
@@ -113,7 +113,7 @@ def load_policy(
         return _scripted(spec, overrides)
     path = Path(spec)
     if not path.exists():
-        raise PolicyLoadError(f"{spec!r} is neither a file, a run directory, nor one of {SCRIPTED}")
+        raise AgentLoadError(f"{spec!r} is neither a file, a run directory, nor one of {SCRIPTED}")
     cfg = None
     if path.is_dir():
         cfg = _run_config(path)
@@ -125,16 +125,16 @@ def load_policy(
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **overrides}
     loaders = {".keras": _keras, ".zip": _sb3, ".npz": _rllib}
     if model.suffix not in loaders:
-        raise PolicyLoadError(f"{model}: unknown model file type (expected .keras, .zip or .npz)")
+        raise AgentLoadError(f"{model}: unknown model file type (expected .keras, .zip or .npz)")
     if model.suffix == ".zip" and not allow_sb3:
-        raise PolicyLoadError(
+        raise AgentLoadError(
             f"{model} is an SB3 file: loading it unpickles code; "
             "pass --sb3 (in Python trust_sb3=True) if you trust it"
         )
     expected = tuple(_game(env_kwargs).observation_space.shape)
     policy, q_values, shape = loaders[model.suffix](model, cfg.algo if cfg else None)
     if shape not in (expected, (expected[-1], *expected[:-1])):  # SB3 may store channels first
-        raise PolicyLoadError(
+        raise AgentLoadError(
             f"{model}: the model takes observations of shape {shape}, but the game gives "
             f"{expected} (obs_type {env_kwargs['obs_type']!r})"
         )
@@ -148,7 +148,7 @@ def _game(env_kwargs: dict[str, Any]) -> Any:
     try:
         return CatchEnv(**env_kwargs)
     except (TypeError, ValueError) as e:  # the game refuses the options
-        raise PolicyLoadError(str(e)) from e
+        raise AgentLoadError(str(e)) from e
 
 
 def _scripted(name: str, overrides: dict[str, Any]) -> Agent:
@@ -166,11 +166,11 @@ def _run_config(run_dir: Path) -> Any:
     from catchrl.config import ConfigError, load_run_config
 
     if not (run_dir / "config.toml").is_file():
-        raise PolicyLoadError(f"{run_dir} is not a run directory (no config.toml)")
+        raise AgentLoadError(f"{run_dir} is not a run directory (no config.toml)")
     try:
         return load_run_config(run_dir / "config.toml")
     except ConfigError as e:
-        raise PolicyLoadError(f"{run_dir}: bad config.toml ({e})") from e
+        raise AgentLoadError(f"{run_dir}: bad config.toml ({e})") from e
 
 
 def _run_model(run_dir: Path, algo: str, which: str) -> Path:
@@ -184,7 +184,7 @@ def _run_model(run_dir: Path, algo: str, which: str) -> Path:
     if final.is_file():
         return final
     only = f"only {best.name}: " if best.is_file() else ""
-    raise PolicyLoadError(
+    raise AgentLoadError(
         f"{run_dir} has no {final.name} yet ({only}training not finished? "
         f"`catchrl train --run-dir {run_dir} --resume` finishes it)"
     )
@@ -208,8 +208,8 @@ Loaded = tuple[Callable[..., np.ndarray], Callable[[np.ndarray], np.ndarray] | N
 """A model file's greedy policy, its Q-values (or None) and its observation shape."""
 
 
-def _cannot_load(path: Path, what: str, e: Exception) -> PolicyLoadError:
-    return PolicyLoadError(f"{path}: {what} ({type(e).__name__}: {first_line(e)[:200]})")
+def _cannot_load(path: Path, what: str, e: Exception) -> AgentLoadError:
+    return AgentLoadError(f"{path}: {what} ({type(e).__name__}: {first_line(e)[:200]})")
 
 
 def _keras(model_path: Path, algo: str | None) -> Loaded:
@@ -239,13 +239,13 @@ def _sb3(model_path: Path, algo: str | None) -> Loaded:
     tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
     algo = algo or sb3.detect_algo(model_path)
     if algo is None:
-        raise PolicyLoadError(
+        raise AgentLoadError(
             f"{model_path}: not a Stable-Baselines3 model file (no readable 'data' metadata)"
         )
     try:
         model = sb3.load_sb3_model(model_path, algo)
     except (sb3.SB3NotInstalled, sb3.SB3ConfigError) as e:
-        raise PolicyLoadError(str(e)) from e
+        raise AgentLoadError(str(e)) from e
     except Exception as e:  # torch/pickle raise many kinds for a bad file
         raise _cannot_load(model_path, f"cannot be loaded as {algo}", e) from e
 
@@ -272,5 +272,5 @@ def _rllib(model_path: Path, algo: str | None) -> Loaded:
     try:
         model = RLlibModule(model_path)
     except (ValueError, ImportError) as e:
-        raise PolicyLoadError(str(e)) from e
+        raise AgentLoadError(str(e)) from e
     return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape

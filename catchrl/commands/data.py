@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import time
 
 from catchrl.commands import options
@@ -23,7 +24,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl data make``."""
     p = options.add_command(sub, "data", "generate labelled datasets from the game", __doc__)
     help = "play seeded games (the oracle mixed with random actions) and save them labelled"
-    games = options.games(1000, 0, "seed of game 0 (default 0)")
+    games = options.games(1000, 0, "seed of game 0 (default 0)", most=math.inf)  # the data's own
     game = options.game(False, drift=0, balls_per_game=1, walls="clamp", spawn="visible")
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
     m = options.add_command(actions, "make", help, None, EPILOG, [games, game], run)

@@ -124,11 +124,15 @@ def run_dir(required: bool = False, default: str = "") -> argparse.ArgumentParse
 
 
 def games(
-    default: int, seed: int | None, seed_help: str, seed_type: Callable = SEED
+    default: int,
+    seed: int | None,
+    seed_help: str,
+    seed_type: Callable = SEED,
+    most: float = MAX_EVAL_GAMES - 1,
 ) -> argparse.ArgumentParser:
     """``--games`` (how many to play) and ``--seed`` (of game 0; game j plays SEED + j)."""
     p = argparse.ArgumentParser(add_help=False)
-    count = number(0, MAX_EVAL_GAMES - 1, above=True)
+    count = number(0, most, above=True)
     p.add_argument("--games", type=count, default=default, help=f"games (default {default})")
     p.add_argument("--seed", type=seed_type, default=seed, help=seed_help)
     return p

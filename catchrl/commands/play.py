@@ -23,14 +23,14 @@ keys:
   Enter, Space, ESC    close the window once the game is over
 
 The final score stays up until Enter, Space, ESC or closing the window (3 s with
---policy) unless --linger says how long; --book-walls: moving into a wall puts the paddle
-a step back from it; --book-spawn: balls start anywhere in x = 0..400.
+--policy) unless --linger says how long. --walls book: moving into a wall puts the paddle
+a step back from it; --spawn book: balls start anywhere in x = 0..400.
 
 examples:
   catchrl play                               100 balls with the arrow keys
   catchrl play --balls 20 --fps 20           a shorter, slower game
   catchrl play --drift 5 --seed 1            balls drift sideways and bounce off the walls
-  catchrl play --book-walls --book-spawn     the book's trained game, quirks included
+  catchrl play --walls book --spawn book     the book's trained game, quirks included
   catchrl play --policy random --headless    a random player's score, no window
 """
 
@@ -40,9 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     help = "play Catch with the arrow keys (or watch a scripted policy)"
     game = options.game(model=False, balls_per_game=100)
     p = options.add_command(sub, "play", help, __doc__, EPILOG, [game], run)
-    book = {"action": "store_const", "const": "book"}
-    p.add_argument("--book-walls", dest="walls", help="as --walls book", **book)
-    p.add_argument("--book-spawn", dest="spawn", help="as --spawn book", **book)
     p.add_argument("--seed", type=SEED, help="seed of the balls, to replay a game")
     p.add_argument("--policy", choices=SCRIPTED, help="a scripted player instead of the keys")
     p.add_argument("--headless", action="store_true", help="no window (needs --policy)")

@@ -12,6 +12,7 @@ from typing import Any
 from catchrl.commands import options
 from catchrl.commands.options import number
 from catchrl.errors import CatchrlError, UserError, first_line
+from catchrl.learners import LEARNERS
 
 EPILOG = """examples:
   catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3
@@ -44,7 +45,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     help = "a study (search space x seeds) on Ray Tune, locally or on a cluster"
     shared = [options.config("the base config (a --config file may hold a [sweep] table)")]
     p = options.add_command(sub, "sweep", help, __doc__, EPILOG, [*shared, options.trust()], run)
-    p.add_argument("--algo", default="dqn", help="dqn (default) or an SB3/RLlib agent")
+    help = "dqn, or an SB3/RLlib agent (default: the config's, dqn)"
+    p.add_argument("--algo", choices=LEARNERS, metavar="ALGO", help=help)
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
     p.add_argument(
         "--grid",

@@ -35,16 +35,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = options.add_command(sub, "train", help, __doc__, EPILOG, [*shared, options.trust()], run)
     p.add_argument(
         "--algo",
-        default="dqn",
-        help=f"{', '.join(LEARNERS)} (default dqn: catchrl's Keras DQN; "
+        choices=LEARNERS,
+        metavar="ALGO",
+        help=f"{', '.join(LEARNERS)} (default: the config's, dqn: catchrl's Keras DQN; "
         "rllib-*: pip install 'catchrl[rllib]')",
     )
     keep = options.number(1)
     p.add_argument(
         "--keep-checkpoints", type=keep, default=1, help="checkpoints kept (1: the latest)"
     )
-    p.add_argument("--seed", type=int, help="shortcut for --set run.seed=N")
-    p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
+    p.add_argument("--seed", type=options.SEED, help="shortcut for --set run.seed=N")
+    p.add_argument("--steps", type=options.number(1), help="shortcut for --set run.total_steps=N")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no bar")
     p.add_argument("--print-config", action="store_true", help="print the config and exit")
 
@@ -59,8 +60,7 @@ def resolve_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Train
     if args.steps is not None:
         overrides.append(f"run.total_steps={args.steps}")
     try:
-        algo = None if args.algo == "dqn" else args.algo  # a config file may name its own
-        return make_config(args.preset or "fast", args.config, overrides, algo)
+        return make_config(args.preset or "fast", args.config, overrides, args.algo)
     except (CatchrlError, ValueError, ImportError) as e:
         raise UserError(first_line(e)) from e
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.run_dir is None:
             raise UserError("--resume needs --run-dir")
-        if args.preset or args.config or args.algo != "dqn" or args.seed is not None:
+        if args.preset or args.config or args.algo or args.seed is not None:
             raise UserError(
                 "--resume continues the run with its saved config; drop "
                 "--preset/--config/--algo/--seed (only --steps and --set run.* may change)"

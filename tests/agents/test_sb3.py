@@ -176,7 +176,7 @@ def test_load_policy_q_values_and_detection(tmp_path) -> None:
     path = tmp_path / "m.zip"
     model.save(path)
     assert sb3.detect_algo(path) == "sb3-dqn"
-    from catchrl.policies import PolicyLoadError, load_policy
+    from catchrl.policies import AgentLoadError, load_policy
 
     loaded = load_policy(str(path), {"obs_type": "state"}, allow_sb3=True)
     obs = CatchVectorEnv(5, obs_type="state").reset(seed=0)[0]
@@ -188,8 +188,8 @@ def test_load_policy_q_values_and_detection(tmp_path) -> None:
     assert sb3.detect_algo(tmp_path / "p.zip") == "sb3-ppo"
     ppo_loaded = load_policy(str(tmp_path / "p.zip"), {"obs_type": "state"}, allow_sb3=True)
     assert ppo_loaded.q_values is None
-    with pytest.raises(PolicyLoadError, match="shape"):
+    with pytest.raises(AgentLoadError, match="shape"):
         load_policy(str(path), {"obs_type": "pixels"}, allow_sb3=True)
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
-    with pytest.raises(PolicyLoadError, match="not a Stable-Baselines3 model"):
+    with pytest.raises(AgentLoadError, match="not a Stable-Baselines3 model"):
         load_policy(str(tmp_path / "bad.zip"), {"obs_type": "state"}, allow_sb3=True)

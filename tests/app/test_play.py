@@ -114,7 +114,8 @@ def test_headless_plays_without_a_window(capsys):
         "50",
         "--seed",
         "4",
-        "--book-walls",
+        "--walls",
+        "book",
         "--drift",
         "5",
     )
@@ -172,7 +173,7 @@ def test_no_display_is_a_one_line_error(capsys, monkeypatch):
 
 def test_game_options_reach_the_game():
     args = build_parser().parse_args(
-        ["play", "--book-walls", "--book-spawn", "--drift", "3", "--balls", "7"]
+        ["play", "--walls", "book", "--spawn", "book", "--drift", "3", "--balls", "7"]
     )
     game = CatchEnv(**game_kwargs(args)).params
     assert game == CatchParams(balls_per_game=7, drift=3, walls="book", spawn="book")
@@ -187,8 +188,8 @@ def test_help_explains_every_option(capsys):
     text = capsys.readouterr().out
     for option in (
         "--balls",
-        "--book-walls",
-        "--book-spawn",
+        "--walls",
+        "--spawn",
         "--drift",
         "--fps",
         "--seed",

@@ -135,7 +135,7 @@ def test_print_config_shows_the_merged_defaults(capsys: pytest.CaptureFixture) -
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--algo", "sb3-sac"], "unknown algo 'sb3-sac'"),
+        (["--algo", "sb3-sac"], "invalid choice: 'sb3-sac'"),
         (
             ["--algo", "sb3-dqn", "--set", "sb3.no_such_option=1"],
             "sb3.no_such_option is not an option of DQN",
