@@ -40,10 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"{', '.join(LEARNERS)} (default: the config's, dqn: catchrl's Keras DQN; "
         "rllib-*: pip install 'catchrl[rllib]')",
     )
-    keep = options.number(1)
-    p.add_argument(
-        "--keep-checkpoints", type=keep, default=1, help="checkpoints kept (1: the latest)"
-    )
+    keep, help = options.number(1), "complete checkpoints kept (default 1: the latest)"
+    p.add_argument("--keep-checkpoints", type=keep, default=1, metavar="N", help=help)
     p.add_argument("--seed", type=options.SEED, help="shortcut for --set run.seed=N")
     p.add_argument("--steps", type=options.number(1), help="shortcut for --set run.total_steps=N")
     p.add_argument("--no-progress", action="store_true", help="plain log lines, no bar")
