@@ -156,11 +156,10 @@ class FrameRenderer:
             paddle = _levels(self._paddle_rows[:, None] * cp[:, None, :])
         else:  # positions off the tables read their ends (which cover nothing either)
             (ys, xs, ps), (yi, xi, pi), balls, paddles = t
-            iy = np.clip(by + p.ball_size, 0, len(ys) - 1)
-            ix = np.clip(bx + p.ball_size, 0, len(xs) - 1)
-            ip = np.clip(px + p.paddle_width, 0, len(ps) - 1)
-            r0, c0, pc = ys[iy], xs[ix], ps[ip]
-            ball, paddle = balls[yi[iy], xi[ix]], paddles[pi[ip]]
+            iy, ix, ip = by + p.ball_size, bx + p.ball_size, px + p.paddle_width
+            r0, c0, pc = (a.take(i, mode="clip") for a, i in ((ys, iy), (xs, ix), (ps, ip)))
+            ball = balls[yi.take(iy, mode="clip"), xi.take(ix, mode="clip")]
+            paddle = paddles[pi.take(ip, mode="clip")]
         pr, m = self.paddle_row, self._meet(r0, c0, pc)
         if m.any():  # the windows share pixels: both get the union's values
             bx, by, px = bx[m], by[m], px[m]
@@ -183,9 +182,9 @@ class FrameRenderer:
         return _levels(cov[0] + cov[1] - cov[2])
 
     def window_index(self, row0: A, col0: A, h: int, w: int, first: A) -> A:
-        """Flat pixel indices ``[M, h * w]`` of windows in frames starting at pixels ``first``."""
-        offsets = (np.arange(h)[:, None] * self.size + np.arange(w)).reshape(-1)
-        return (first + row0 * self.size + col0)[:, None] + offsets
+        """Flat pixel indices ``[M, h, w]`` of windows in frames starting at pixels ``first``."""
+        offsets = np.arange(h)[:, None] * self.size + np.arange(w)
+        return (first + row0 * self.size + col0)[:, None, None] + offsets
 
     def render(self, ball_x: A, ball_y: A, paddle_x: A) -> A:
         """N states as new ``[N, size, size]`` uint8 frames."""
@@ -225,7 +224,7 @@ class FrameStack:
         self.first = np.arange(num) * (s * s)  # each game's first pixel in the flat frames
 
     def _box(self) -> np.ndarray:
-        """Flat pixel indices ``[N, h * w]``: a box around each game's stacked ball windows."""
+        """Flat pixel indices ``[N, h, w]``: a box around each game's stacked ball windows."""
         r = self.renderer
         lo = self.corners.min(axis=1)  # [2, N]: top rows, left columns
         h, w = (self.corners.max(axis=1) - lo).max(axis=1).tolist()  # the largest spreads
@@ -233,25 +232,24 @@ class FrameStack:
         lo = np.minimum(lo, [[r.size - h], [r.size - w]])
         return r.window_index(lo[0], lo[1], h, w, self.first)
 
-    def _draw(self, first: A, bx: A, by: A, px: A, slots: slice) -> tuple[N, N]:
-        """Draw states' (``[M]``) windows in ``slots`` of frames at ``first``; the ball's corner."""
-        r = self.renderer
-        if len(self.frames) == 1:  # one game: by slices
-            windows = r.patch(int(bx[0]), int(by[0]), int(px[0]))
-            for row0, col0, levels in windows:
+    def _draw(self, first: A, bx: A, by: A, px: A, every: bool) -> tuple[N, N]:
+        """Draw states' (``[M]``) windows on top (or ``every`` frame) at ``first``; ball corners."""
+        r, slot, one = self.renderer, slice(None) if every else -1, len(self.frames) == 1
+        windows = r.patch(int(bx[0]), int(by[0]), int(px[0])) if one else r.patches(bx, by, px)
+        for row0, col0, levels in windows:
+            values = levels[..., None] if every else levels
+            if one:  # by slices
                 h, w = levels.shape
-                self.frames[0, row0 : row0 + h, col0 : col0 + w, slots] = levels[:, :, None]
-        else:
-            windows, pixels = r.patches(bx, by, px), self.frames.reshape(-1, self.depth)
-            for row0, col0, levels in windows:
+                self.frames[0, row0 : row0 + h, col0 : col0 + w, slot] = values
+            else:
                 index = r.window_index(row0, col0, *levels.shape[1:], first)
-                pixels[index, slots] = levels.reshape(len(first), -1, 1)
+                self.frames.reshape(-1, self.depth)[:, slot][index] = values
         return windows[0][0], windows[0][1]
 
     def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
         self.frames[games] = 0
-        corner = self._draw(self.first[games], bx, by, px, slice(None))
+        corner = self._draw(self.first[games], bx, by, px, every=True)
         self.corners[:, :, games] = np.reshape(corner, (2, 1, -1))
         return self.frames
 
@@ -260,7 +258,7 @@ class FrameStack:
         r = self.renderer
         if len(self.frames) == 1:  # one game: shifting its whole stack costs less than its box
             _drop_oldest(self.frames)
-            self._draw(self.first, bx, by, px, slice(-1, None))
+            self._draw(self.first, bx, by, px, every=False)
             return self.frames
         frames, k, box = self.frames, self.depth, self._box()
         # Pixels, flat: a word each for K = 2, 4, 8 (the oldest frame its lowest byte).
@@ -269,6 +267,6 @@ class FrameStack:
         _drop_oldest(self.frames[:, r.paddle_row : r.paddle_row + r.paddle_h])
         _drop_oldest(old)
         cells[box] = old
-        self.corners[:, self.pos] = self._draw(self.first, bx, by, px, slice(-1, None))
+        self.corners[:, self.pos] = self._draw(self.first, bx, by, px, every=False)
         self.pos = (self.pos + 1) % self.depth
         return self.frames
