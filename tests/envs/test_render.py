@@ -117,3 +117,13 @@ def test_shapes_partly_or_wholly_off_the_world_draw_what_is_inside():
         s = state(bx, by, px)
         expected = area_downscale(render_screen(params, s), 80)
         np.testing.assert_array_equal(renderer.render_state(s), expected)
+
+
+@pytest.mark.parametrize("size", [80, 400])  # 400: the renderer's tables would be large
+def test_one_and_many_frames_are_the_area_average_at_any_size(size):
+    renderer = FrameRenderer(BOOK, size)
+    cases = [(0, 10, 0), (210, 345, 200), (390, 340, 350), (-30, -15, -20), (10_000, 20, 10_000)]
+    expected = [area_downscale(render_screen(BOOK, state(*c)), size) for c in cases]
+    for case, frame in zip(cases, expected, strict=True):
+        np.testing.assert_array_equal(renderer.render_state(state(*case)), frame)
+    np.testing.assert_array_equal(renderer.render(*np.array(cases).T), np.stack(expected))
