@@ -139,6 +139,8 @@ class RunDir:
                 holder = {"pid": os.getpid(), "host": socket.gethostname()}
                 os.pwrite(fd, json.dumps(holder).encode(), 0)
         except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)  # ours: we hold its flock
             os.close(fd)
             self._remove_if_created()
             raise

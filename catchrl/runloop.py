@@ -163,7 +163,10 @@ class RunLoop:
             self.best_path.unlink(missing_ok=True)
             (self.rd.path / "best.json").unlink(missing_ok=True)
         else:
-            self.rd.write_file_atomic(self.best_path.name, best_model.tofile)
+            # write_bytes, not ndarray.tofile: its OSError has no errno, so a full disk is missed
+            self.rd.write_file_atomic(
+                self.best_path.name, lambda p: p.write_bytes(best_model.tobytes())
+            )
             self.rd.write_json("best.json", self.best)
 
     def record_step(self, report: StepReport) -> None:

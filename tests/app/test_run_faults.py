@@ -448,7 +448,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
-def test_a_full_disk_is_one_clear_error_and_resume_works_after(small_disk):
+def test_a_full_disk_is_one_clear_error_and_resume_works_after(small_disk, capsys):
     run_dir = small_disk / "run"
     proc = subprocess.Popen(
         _cmd(*QUICK, "--steps", "400000", "--run-dir", str(run_dir)),
@@ -471,6 +471,11 @@ def test_a_full_disk_is_one_clear_error_and_resume_works_after(small_disk):
     lines = [line for line in err.strip().splitlines() if "error" in line]
     assert len(lines) == 1 and "no space left" in lines[0], err[-2000:]
     assert "Traceback" not in err
+    before = _snapshot(run_dir)  # --resume while the disk is still full: one line, no change
+    assert main(["train", "--run-dir", str(run_dir), "--resume", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no space left" in err, err
+    assert _snapshot(run_dir) == before
     filler.unlink()
     state = _latest_state(run_dir)
     steps = str(state["steps"] + 560)  # past the next game boundary
