@@ -110,7 +110,7 @@ class FrameRenderer:
         p, b = self.params, self.params.ball_size
         axes = [(b, self.sy, self.ball_h, p.height), (b, self.sx, self.ball_w, p.width)]
         axes.append((p.paddle_width, self.sx, self.paddle_w, p.width))
-        if any((length + extent + 1) * n > 1 << 20 for length, _, n, extent in axes):
+        if any((length + extent + 1) * n > 1 << 18 for length, _, n, extent in axes):
             return None
         per_axis = []
         for length, scale, n, extent in axes:
