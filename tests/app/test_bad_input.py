@@ -252,7 +252,9 @@ FILE_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("make", "argv", "message"), FILE_CASES, ids=lambda v: str(v)[:40])
+@pytest.mark.parametrize(
+    ("make", "argv", "message"), FILE_CASES, ids=[" ".join(a)[:60] for _, a, _ in FILE_CASES]
+)
 def test_a_bad_file_or_folder_is_one_line_and_changes_nothing(
     make, argv, message, tmp_path, monkeypatch, cli
 ):
