@@ -199,9 +199,9 @@ class FrameRenderer:
 def _drop_oldest(stacks: np.ndarray) -> None:
     """Drop the oldest frame in place: of ``stacks [..., K]`` (uint8) or of their words."""
     k = stacks.shape[-1]
-    if stacks.dtype == np.uint8 and k in (2, 4, 8):
+    if stacks.itemsize == 1 and k in (2, 4, 8):
         stacks = stacks.view(f"<u{k}")
-    if stacks.dtype != np.uint8:
+    if stacks.itemsize > 1:  # words: the oldest frame is the lowest byte
         stacks >>= 8
     else:
         stacks[..., :-1] = stacks[..., 1:]
