@@ -21,10 +21,10 @@ __all__ = ["random_shift"]
 def random_shift(stacks: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Each image stack shifted sideways by its own integer offset in ``[-max_shift, max_shift]``.
 
-    Columns shifted in from outside the frame are background (0): a ball at the wall
-    is never widened by a repeated edge column (it lost the games at x = 0). Every
-    channel (the stacked frames) of one sample moves by the same offset, and never so
-    far that a lit column leaves the frame: a ball at the wall stays in sight.
+    Columns shifted in from outside the frame repeat the edge column (DrQ pads by
+    replication), so a paddle against a wall stays against it. Every channel (the
+    stacked frames) of one sample moves by the same offset, and never so far that a
+    lit column leaves the frame: a ball at the wall stays in sight.
 
     Args:
         stacks: ``[B, H, W, C]`` images (any dtype); not modified.
@@ -50,12 +50,12 @@ def random_shift(stacks: np.ndarray, max_shift: int, rng: np.random.Generator) -
     low, high = -np.minimum(left, max_shift), np.minimum(right, max_shift)
     offsets = rng.integers(low, high + 1)  # [B]
     for i, shift in enumerate(offsets.tolist()):  # a slice copy each: ~4 us per 80 x 80 x 4
-        if shift > 0:  # content moves right; background comes in on the left
+        if shift > 0:  # content moves right; the left edge column repeats
             out[i, :, shift:] = stacks[i, :, : w - shift]
-            out[i, :, :shift] = 0
+            out[i, :, :shift] = stacks[i, :, :1]
         elif shift < 0:
             out[i, :, : w + shift] = stacks[i, :, -shift:]
-            out[i, :, w + shift :] = 0
+            out[i, :, w + shift :] = stacks[i, :, -1:]
         else:
             out[i] = stacks[i]
     return out
