@@ -95,7 +95,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
         else:
             ax_eps.plot([], [], " ", label=f"{label}: no ε (stochastic policy)")
     ax_win.axhline(BOOK_WIN_RATE, ls=":", color="grey", label="book: 87/100 after 5,000 games")
-    marks = "validation (dots, 95 % CI), kept model on the test games (star)"
+    marks = "validation (dots, 95 % CI),\nkept model on the test games (star)"
     ax_win.set(xlabel="games", ylabel="win rate %", ylim=(-2, 102))
     ax_win.set_title(f"Win rate: training (last {window} games); {marks}", fontsize=9)
     ax_time.set(xlabel="training seconds", ylabel="win rate %", ylim=(-2, 102))
