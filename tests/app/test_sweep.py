@@ -17,6 +17,7 @@ from catchrl.config import load_config, to_toml
 from catchrl.rundir import METRIC_COLUMNS
 from catchrl.stats import iqm_ci
 from catchrl.sweep_summary import STUDY_KEYS, summarize
+from tests.app.test_api import _planted_sb3_zip
 
 QUICK = ["--preset", "fast-state", "--set", "run.total_steps=2000"]
 
@@ -165,10 +166,15 @@ def test_an_sb3_study_needs_the_trust_flag_and_resume_refuses_before_loading(tmp
     base.algo = "sb3-ppo"
     (study / "base.toml").write_text(to_toml(base))
     (study / "study.json").write_text(json.dumps(dict.fromkeys(STUDY_KEYS, 1) | {"space": {}}))
-    before = sorted(p.name for p in study.iterdir())
+    trial = study / "trials" / "t000-seed0"  # a trial's SB3 model with a planted payload
+    trial.mkdir(parents=True)
+    marker = tmp_path / "ran"
+    _planted_sb3_zip(trial / "model.zip", marker)
+    before = sorted(str(p.relative_to(study)) for p in study.rglob("*"))
     with pytest.raises(StudyError, match="pass --sb3"):
         run_study(study, resume=True)
-    assert sorted(p.name for p in study.iterdir()) == before  # refused before Ray or a trial
+    assert sorted(str(p.relative_to(study)) for p in study.rglob("*")) == before  # before Ray
+    assert not marker.exists()
 
 
 def test_resume_needs_a_study(tmp_path, capsys):
