@@ -33,4 +33,4 @@ def module_overrides(contender: str, perception: str = "") -> list[str]:
         return overrides
     state = PRESETS["fast-state"]
     overrides += [f"agent.{key}={json.dumps(value)}" for key, value in state["agent"].items()]
-    return [*overrides, f"env.num_envs={state['env']['num_envs']}"]
+    return overrides
