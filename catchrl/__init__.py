@@ -25,7 +25,9 @@ def __getattr__(name: str) -> Any:
     """``catchrl.train`` and the rest of ``catchrl.api``, imported on first use."""
     if name in _API:
         from catchrl import api
+        from catchrl.frameworks import configure_frameworks
 
+        configure_frameworks()  # TensorFlow's logs quiet, as in the CLI (train(verbose=True))
         return getattr(api, name)
     raise AttributeError(f"module 'catchrl' has no attribute {name!r}")
 

@@ -6,13 +6,14 @@ unless ``trust_sb3=True`` (the CLI's ``--sb3``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from catchrl.errors import CatchrlError
-from catchrl.policies import Agent, AgentLoadError  # noqa: F401  (catchrl.AgentLoadError)
+from catchrl.policies import Agent, AgentLoadError, load_agent  # noqa: F401  (catchrl.*)
 
 if TYPE_CHECKING:
     from catchrl.config import TrainConfig
@@ -112,21 +113,6 @@ def train(
     return loop.run()
 
 
-def load_agent(source: str | Path | Agent, trust_sb3: bool = False, **game: Any) -> Agent:
-    """Load a run directory, a ``.keras``, an SB3 ``.zip`` or ``oracle``/``random``.
-
-    ``game``: options replacing the run's own (``obs_type``, ``drift``, ``balls_per_game``,
-    ``walls``, ``spawn``). Raises :class:`AgentLoadError`.
-    """
-    if isinstance(source, Agent):
-        return source
-    from catchrl.frameworks import configure_frameworks
-    from catchrl.policies import load_policy
-
-    configure_frameworks()
-    return load_policy(str(source), game, allow_sb3=trust_sb3)
-
-
 def evaluate(
     agent: Agent | str | Path, games: int = 1000, seed: int | None = None, trust_sb3: bool = False
 ) -> EvalResult:
@@ -181,11 +167,8 @@ def watch(
 
     agent = load_agent(agent, trust_sb3)
     env = agent.make_env()
-    window = open_window(env, fps, f"catchrl — {agent.name}")
-    try:
+    with contextlib.closing(open_window(env, fps, f"catchrl — {agent.name}")) as window:
         played = play_games(env, agent, window, games, seed)
         if played.quit_reason is None:
             window.linger(END_SECONDS)
-        return played
-    finally:
-        window.close()
+    return played

@@ -146,31 +146,21 @@ MODULES = ("perception", "encoder", "tuned-encoder", "landing-head")
 """The supervised modules ``agent.module`` may name (docs/supervised_results.md)."""
 
 
-def check_game(
-    obs_type: str, game: Mapping[str, Any], names: Mapping[str, str] | None = None
-) -> Any:
-    """The game's ``CatchParams``, or a :class:`ConfigError` naming the key it refuses.
+def check_game(obs_type: str, game: Mapping[str, Any], drift_name: str = "env.drift") -> Any:
+    """The game's ``CatchParams``; a drift too large: a :class:`ConfigError` naming ``drift_name``.
 
-    Args:
-        obs_type: ``pixels``, ``state`` or ``grid`` (``grid`` plays bsuite's 10 x 5 board).
-        game: ``drift``, ``balls_per_game``, ``walls``, ``spawn`` (any subset).
-        names: How to name each key in a message (default ``env.KEY``; the CLI's options).
-
+    ``game``: ``drift``, ``balls_per_game``, ``walls``, ``spawn`` (any subset); the ``grid``
+    game is bsuite's 10 x 5 board.
     """
     from catchrl.envs.core import CatchParams
 
-    names = {k: f"env.{k}" for k in GAME_KEYS} | dict(names or {})
     make = CatchParams.bsuite if obs_type == "grid" else CatchParams
-    try:
-        geometry = make(**{k: v for k, v in game.items() if k != "drift"})
-    except (TypeError, ValueError) as e:
-        named = next((names.get(k, k) for k in game if k in str(e)), "the game")
-        raise ConfigError(f"{named}: {e}") from None
+    geometry = make(**{k: v for k, v in game.items() if k != "drift"})
     drift, width = game.get("drift", 0), geometry.width - geometry.ball_size
     if not 0 <= drift <= width // 2:  # one step never crosses the world
         unit = "cells" if obs_type == "grid" else "px"
         raise ConfigError(
-            f"{names['drift']}: must be in [0, {width // 2}] for the {obs_type} game "
+            f"{drift_name}: must be in [0, {width // 2}] for the {obs_type} game "
             f"(half the {width} {unit} the ball moves across), got {drift}"
         )
     return make(**game)

@@ -1,6 +1,6 @@
 """The one place that loads an agent: a run directory, a model file, ``oracle`` or ``random``.
 
-SB3 files (``.zip``) are pickles, which run code when loaded: only with ``allow_sb3``.
+SB3 files (``.zip``) are pickles, which run code when loaded: only with ``trust_sb3``.
 Keras and RLlib files hold no code.
 """
 
@@ -97,49 +97,50 @@ class Agent:
         return f"Agent({self.name!r}, obs_type={self.env_kwargs.get('obs_type')!r})"
 
 
-def load_policy(
-    spec: str,
-    overrides: dict[str, Any] | None = None,
-    allow_sb3: bool = False,
-    which: str = "best",
+def load_agent(
+    source: str | Path | Agent, trust_sb3: bool = False, model: str = "best", **game: Any
 ) -> Agent:
     """Load ``oracle``/``random``, a run directory, or a ``.keras``/SB3 ``.zip``/RLlib ``.npz``.
 
-    ``overrides``: game options replacing the run's own; ``which``: a run directory's
-    ``best`` (its kept model, if there is one) or ``final`` model.
+    ``model``: a run directory's ``best`` (its kept model, if there is one) or ``final``;
+    ``game``: options replacing the run's own (``obs_type``, ``drift``, ``balls_per_game``,
+    ``walls``, ``spawn``).
     """
-    overrides = dict(overrides or {})
-    if spec in SCRIPTED:
-        return _scripted(spec, overrides)
-    path = Path(spec)
+    if isinstance(source, Agent):
+        return source
+    if str(source) in SCRIPTED:
+        return _scripted(str(source), game)
+    path = Path(source)
     if not path.exists():
-        raise AgentLoadError(f"{spec!r} is neither a file, a run directory, nor one of {SCRIPTED}")
+        raise AgentLoadError(
+            f"{str(source)!r} is neither a file, a run directory, nor one of {SCRIPTED}"
+        )
     cfg = None
     if path.is_dir():
         cfg = _run_config(path)
-        model = _run_model(path, cfg.algo, which)
+        file = _run_model(path, cfg.algo, model)
     else:
-        model = path
+        file = path
         if (path.parent / "config.toml").is_file():
             cfg = _run_config(path.parent)
-    env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **overrides}
+    env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
     loaders = {".keras": _keras, ".zip": _sb3, ".npz": _rllib}
-    if model.suffix not in loaders:
-        raise AgentLoadError(f"{model}: unknown model file type (expected .keras, .zip or .npz)")
-    if model.suffix == ".zip" and not allow_sb3:
+    if file.suffix not in loaders:
+        raise AgentLoadError(f"{file}: unknown model file type (expected .keras, .zip or .npz)")
+    if file.suffix == ".zip" and not trust_sb3:
         raise AgentLoadError(
-            f"{model} is an SB3 file: loading it unpickles code; "
+            f"{file} is an SB3 file: loading it unpickles code; "
             "pass --sb3 (in Python trust_sb3=True) if you trust it"
         )
     expected = tuple(_game(env_kwargs).observation_space.shape)
-    policy, q_values, shape = loaders[model.suffix](model, cfg.algo if cfg else None)
+    policy, q_values, shape = loaders[file.suffix](file, cfg.algo if cfg else None)
     if shape not in (expected, (expected[-1], *expected[:-1])):  # SB3 may store channels first
         raise AgentLoadError(
-            f"{model}: the model takes observations of shape {shape}, but the game gives "
+            f"{file}: the model takes observations of shape {shape}, but the game gives "
             f"{expected} (obs_type {env_kwargs['obs_type']!r})"
         )
     name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
-    return Agent(name, policy, env_kwargs, q_values, describe_model(model), expected)
+    return Agent(name, policy, env_kwargs, q_values, describe_model(file), expected)
 
 
 def _game(env_kwargs: dict[str, Any]) -> Any:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import numpy as np
 
@@ -26,10 +26,6 @@ END_SECONDS = 3.0
 """Seconds a window shows the closing screen of an agent's games unless a key closes it."""
 END_FRAMES = 45
 """Frames of the closing screen at the end of a video (1.5 s at 30 fps)."""
-
-
-class VideoError(CatchrlError):
-    """A video cannot be written: a bad path, or the video packages are missing."""
 
 
 @dataclass(repr=False)
@@ -130,39 +126,24 @@ def open_window(env: Any, fps: int, title: str) -> CatchWindow:
 
 
 def play_offscreen(agent: Agent, games: int, seed: int) -> GamesPlayed:
-    """The agent's games drawn off screen (SDL's dummy driver), every frame kept."""
+    """The agent's games drawn by SDL's dummy driver (unseen), every frame kept."""
     env = agent.make_env()
-    with _dummy_video_driver():
+    with mock.patch.dict(os.environ, SDL_VIDEODRIVER="dummy"):
         window = open_window(env, 0, f"catchrl — {agent.name}")
-        try:
+        with contextlib.closing(window):
             return play_games(env, agent, window, games, seed, record=True)
-        finally:
-            window.close()
-
-
-@contextlib.contextmanager
-def _dummy_video_driver() -> Iterator[None]:
-    old = os.environ.get("SDL_VIDEODRIVER")
-    os.environ["SDL_VIDEODRIVER"] = "dummy"
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop("SDL_VIDEODRIVER", None)
-        else:
-            os.environ["SDL_VIDEODRIVER"] = old
 
 
 def check_video_path(path: Path, option: str = "--video") -> None:
     """Refuse a path that is not .gif/.mp4, in a missing folder, or whose writer is missing."""
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
-        raise VideoError(f"{option} {path}: the file must end in .gif or .mp4")
+        raise CatchrlError(f"{option} {path}: the file must end in .gif or .mp4")
     if not path.parent.is_dir():
-        raise VideoError(f"{option} {path}: folder {str(path.parent)!r} does not exist")
+        raise CatchrlError(f"{option} {path}: folder {str(path.parent)!r} does not exist")
     for module in ("imageio", "imageio_ffmpeg") if suffix == ".mp4" else ("imageio",):
         if importlib.util.find_spec(module) is None:
-            raise VideoError(
+            raise CatchrlError(
                 f"writing {suffix} video needs {module.replace('_', '-')}, which is not "
                 "installed: pip install 'catchrl[plot]'"
             )
@@ -185,7 +166,7 @@ def write_video(path: str | os.PathLike[str], frames: list[np.ndarray], fps: int
 def encode_gif(frames: list[np.ndarray], fps: int = 30) -> bytes:
     """RGB frames ``[H, W, 3]`` uint8 as the bytes of a looping GIF (frame times in 10 ms)."""
     if not frames:
-        raise VideoError("no frames to write")
+        raise CatchrlError("no frames to write")
     import imageio.v3 as iio
 
     return iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)

@@ -35,7 +35,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def load(args: argparse.Namespace) -> Agent:
     """Check the game (and ``--video``), then load the agent ``args.agent`` names."""
-    from catchrl.policies import load_policy
+    from catchrl.policies import load_agent
 
     # A scripted policy plays the state game; a run's own game is known once it is loaded.
     check_game_options(args, args.obs_type or ("state" if args.agent in SCRIPTED else None))
@@ -43,7 +43,7 @@ def load(args: argparse.Namespace) -> Agent:
         from catchrl.video import check_video_path
 
         check_video_path(args.video)
-    agent = load_policy(args.agent, game_overrides(args), allow_sb3=args.sb3, which=args.model)
+    agent = load_agent(args.agent, args.sb3, args.model, **game_overrides(args))
     if agent.source and not getattr(args, "json", False):  # (--json: its "model" field)
         print(f"{agent.name}: loaded {agent.source}")
     return agent
@@ -51,11 +51,12 @@ def load(args: argparse.Namespace) -> Agent:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the win rate with its 95 % interval."""
-    from catchrl.evaluation import TEST_SEED, evaluate
+    from catchrl.api import evaluate
+    from catchrl.evaluation import TEST_SEED
 
     agent = load(args)
     seed = TEST_SEED if args.seed is None else args.seed
-    result = evaluate(agent.policy, games=args.games, seed=seed, **agent.env_kwargs)
+    result = evaluate(agent, args.games, seed)
     if args.json:
         model = agent.source.split(",")[0]  # the file's name, plain
         print(json.dumps({"agent": agent.name, "model": model, "seed": seed, **result.to_dict()}))

@@ -26,14 +26,6 @@ from catchrl.errors import UserError
 from catchrl.evaluation import MAX_EVAL_GAMES
 from catchrl.fields import GAME_KEYS
 
-GAME_OPTIONS = {
-    "drift": "--drift",
-    "balls_per_game": "--balls",
-    "walls": "--walls",
-    "spawn": "--spawn",
-}
-"""How the game's parameters are spelled on the command line."""
-
 
 def number(
     low: float,
@@ -178,14 +170,10 @@ def game_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def check_game_options(args: argparse.Namespace, obs_type: str | None = "pixels") -> None:
-    """Refuse a game ``obs_type``'s game cannot play (a drift too large); None: not known yet."""
-    if obs_type is None:
+    """Refuse a ``--drift`` too large for ``obs_type``'s game (None: not known yet)."""
+    if obs_type is None or args.drift is None:
         return
-    given = {k: v for k, v in game_overrides(args).items() if k in GAME_KEYS}
     try:
-        check_game(obs_type, given, GAME_OPTIONS)
-    except ConfigError as e:  # "--drift: must be" -> "--drift must be"
-        text, option = str(e), str(e).split(":")[0]
-        if option in GAME_OPTIONS.values():
-            text = text.replace(f"{option}: ", f"{option} ", 1)
-        raise UserError(text) from None
+        check_game(obs_type, {"drift": args.drift}, "--drift")
+    except ConfigError as e:
+        raise UserError(str(e).replace("--drift: ", "--drift ", 1)) from None

@@ -8,13 +8,14 @@ is the agents' own (CatchEnv); the final score is printed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from pathlib import Path
 
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
 from catchrl.errors import CatchrlError, UserError
-from catchrl.policies import SCRIPTED, load_policy
+from catchrl.policies import SCRIPTED, load_agent
 
 EPILOG = """\
 keys:
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     _check(args)
     game = game_kwargs(args)
     env = CatchEnv(**game)
-    agent = load_policy(args.policy, game) if args.policy else None
+    agent = load_agent(args.policy, **game) if args.policy else None
     if args.headless:
         print(play_games(env, agent, None, seed=args.seed).score_line())
         return 0
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         window = open_window(env, args.fps, "catchrl play — Catch")
     except CatchrlError as e:
         raise UserError(f"{e}; or use --headless with --policy") from e
-    try:
+    with contextlib.closing(window):
         played = play_games(env, agent, window, seed=args.seed)
         if args.screenshot and window.closed:
             print("catchrl play: the window was closed; no screenshot saved", file=sys.stderr)
@@ -95,7 +96,5 @@ def run(args: argparse.Namespace) -> int:
         if played.quit_reason is None:
             default = None if agent is None else END_SECONDS
             window.linger(default if args.linger is None else args.linger)
-    finally:
-        window.close()
     print(played.score_line())
     return 0

@@ -170,15 +170,15 @@ def test_make_vec_env_on_registered_ids_trains() -> None:
     assert model.num_timesteps == 132
 
 
-def test_load_policy_q_values_and_detection(tmp_path) -> None:
+def test_load_agent_q_values_and_detection(tmp_path) -> None:
     env = make_catch_vec_env(4, "state", seed=0)
     model = sb3.make_sb3_model("sb3-dqn", env, sb3.sb3_kwargs("sb3-dqn", "state"), seed=0)
     path = tmp_path / "m.zip"
     model.save(path)
     assert sb3.detect_algo(path) == "sb3-dqn"
-    from catchrl.policies import AgentLoadError, load_policy
+    from catchrl.policies import AgentLoadError, load_agent
 
-    loaded = load_policy(str(path), {"obs_type": "state"}, allow_sb3=True)
+    loaded = load_agent(path, trust_sb3=True, obs_type="state")
     obs = CatchVectorEnv(5, obs_type="state").reset(seed=0)[0]
     q = loaded.q_values(obs)
     assert q.shape == (5, 3)
@@ -186,10 +186,10 @@ def test_load_policy_q_values_and_detection(tmp_path) -> None:
     ppo = sb3.make_sb3_model("sb3-ppo", env, sb3.sb3_kwargs("sb3-ppo", "state"), seed=0)
     ppo.save(tmp_path / "p.zip")
     assert sb3.detect_algo(tmp_path / "p.zip") == "sb3-ppo"
-    ppo_loaded = load_policy(str(tmp_path / "p.zip"), {"obs_type": "state"}, allow_sb3=True)
+    ppo_loaded = load_agent(tmp_path / "p.zip", trust_sb3=True, obs_type="state")
     assert ppo_loaded.q_values is None
     with pytest.raises(AgentLoadError, match="shape"):
-        load_policy(str(path), {"obs_type": "pixels"}, allow_sb3=True)
+        load_agent(path, trust_sb3=True, obs_type="pixels")
     (tmp_path / "bad.zip").write_bytes(b"not a zip")
     with pytest.raises(AgentLoadError, match="not a Stable-Baselines3 model"):
-        load_policy(str(tmp_path / "bad.zip"), {"obs_type": "state"}, allow_sb3=True)
+        load_agent(tmp_path / "bad.zip", trust_sb3=True, obs_type="state")

@@ -28,7 +28,7 @@ from catchrl.evaluation import (
     evaluate,
 )
 from catchrl.learners import open_run
-from catchrl.policies import load_policy
+from catchrl.policies import load_agent
 from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop, TrainResult
 
@@ -172,7 +172,7 @@ def test_fast_state_learns_and_keeps_its_best_model(tmp_path):
     result = open_run(cfg, tmp_path / "run", progress=False).run()
     assert result.best is not None and result.best["win_rate"] >= 0.99, result.evaluations[-3:]
     assert result.steps <= 10_000
-    kept = load_policy(str(tmp_path / "run"))
+    kept = load_agent(tmp_path / "run")
     test = evaluate(kept.policy, games=2000, seed=TEST_SEED, **kept.env_kwargs)
     assert test.win_rate >= 0.95, test.summary()
 

@@ -14,7 +14,7 @@ from catchrl.config import load_config
 from catchrl.envs import CatchParams
 from catchrl.evaluation import TEST_SEED, evaluate
 from catchrl.learners import open_run
-from catchrl.policies import load_policy
+from catchrl.policies import load_agent
 from catchrl.supervised.perception import build_perception_model, get_encoder
 
 STEPS = [
@@ -137,6 +137,6 @@ def test_the_routes_through_a_trained_perception_model_learn_in_a_small_budget(t
     cfg = load_config("fast", None, [*overrides, "run.eval_every=32"])
     result = open_run(cfg, tmp_path / "run", progress=False).run()
     assert result.best is not None and result.best["win_rate"] >= 0.97, result.evaluations[-3:]
-    kept = load_policy(str(tmp_path / "run"))
+    kept = load_agent(tmp_path / "run")
     test = evaluate(kept.policy, games=1000, seed=TEST_SEED, **kept.env_kwargs)
     assert test.win_rate >= 0.95, test.summary()

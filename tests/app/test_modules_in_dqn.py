@@ -15,7 +15,7 @@ from catchrl.cli import main
 from catchrl.config import AgentConfig, ConfigError, load_config
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.learners import open_run
-from catchrl.policies import load_policy
+from catchrl.policies import load_agent
 from catchrl.supervised.perception import build_perception_model
 
 STEPS = [
@@ -151,7 +151,7 @@ def test_train_cli_with_the_landing_head_then_eval(tmp_path):
     )
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     assert [o.shape[-1] for o in model.outputs] == [3, 1]
-    policy = load_policy(str(run_dir))
+    policy = load_agent(run_dir)
     obs = np.random.default_rng(0).integers(0, 256, (2, 80, 80, 4), dtype=np.uint8)
     np.testing.assert_allclose(
         policy.q_values(obs), np.asarray(q_output(model(obs))), rtol=1e-5, atol=1e-6

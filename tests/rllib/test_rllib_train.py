@@ -17,7 +17,7 @@ pytest.importorskip("ray.rllib")
 
 from catchrl.cli import main
 from catchrl.evaluation import TEST_SEED, evaluate
-from catchrl.policies import load_policy
+from catchrl.policies import load_agent
 from catchrl.rundir import METRIC_COLUMNS, RunDir
 
 
@@ -67,7 +67,7 @@ def test_rllib_ppo_beats_95_percent_on_the_test_games(ppo_run: Path, capsys) -> 
     assert result["win_rate"] > 0.95, result
     # the run's final evaluation is the same harness on the same test games
     assert json.loads((ppo_run / "eval.json").read_text())["wins"] == result["wins"]
-    loaded = load_policy(str(ppo_run))
+    loaded = load_agent(ppo_run)
     again = evaluate(loaded.policy, games=1000, seed=TEST_SEED, **loaded.env_kwargs)
     assert again.wins == result["wins"]
 
@@ -127,7 +127,7 @@ def test_dqn_and_appo_train_save_and_load(algo: str, tmp_path: Path, capsys) -> 
     games = len(m["game"])
     assert games >= 32 and m["game"].tolist() == list(range(1, games + 1))
     assert m["steps"][-1] == 33 * games
-    loaded = load_policy(str(run))
+    loaded = load_agent(run)
     obs = np.random.default_rng(0).random((5, 3), dtype=np.float32)
     actions = loaded.policy(obs, None)
     assert actions.shape == (5,) and set(actions.tolist()) <= {0, 1, 2}
@@ -148,7 +148,7 @@ def test_pixels_train_with_the_cnn(tmp_path: Path) -> None:
     run = tmp_path / "pixels"
     extra = ("--set", "run.eval_every=0", "--set", "run.eval_games=20")
     assert _train(run, "rllib-ppo", 528, *extra, preset="fast") == 0
-    loaded = load_policy(str(run))
+    loaded = load_agent(run)
     assert loaded.env_kwargs["obs_type"] == "pixels"
     with np.load(run / "model-rllib.npz") as f:
         convs = [k for k in f.files if f[k].ndim == 4]
