@@ -1,33 +1,76 @@
-"""Studies on Ray Tune's own API: a base config × a search space × seeds, each trial a run.
+"""Studies on Ray Tune's own API: a base config x a search space x seeds, each trial a run.
 
-The space is Tune's; ``search="tpe"`` is Optuna's TPE through ``OptunaSearch``, each setting
-played with every seed by Tune's ``Repeater``. A trial is an ordinary run in
-``STUDY/trials/NAME``; a trial Tune restarts (a lost node, ``Tuner.restore``) resumes it.
+``search="tpe"`` is Optuna's TPE through ``OptunaSearch``, each setting played with every seed
+by Tune's ``Repeater``. A trial is an ordinary run in ``STUDY/trials/NAME``; a trial Tune
+restarts (a lost node, ``Tuner.restore``) resumes it.
 """
 
 from __future__ import annotations
 
-import fcntl
 import functools
 import json
 import os
 import signal
-import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from catchrl.config import TrainConfig, to_toml
-from catchrl.sweep_summary import StudyError, load_study, setting_label, summarize
+from catchrl.errors import CatchrlError
+from catchrl.stats import setting_label
 
-__all__ = ["StudyError", "check_trust", "create_study", "load_study", "run_study", "summarize"]
+__all__ = ["StudyError", "check_trust", "create_study", "load_study", "run_study"]
 
 KINDS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 """Tune's search-space functions a swept key may use (``randint``: upper bound excluded)."""
 METRIC = "val_win_rate"
 """What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
 TRIAL_INDEX = "__trial_index__"  # Tune's Repeater: the seed's index within a setting
+STUDY_KEYS = ("space", "search", "seeds", "search_seed", "samples", "trials", "asha", "algo")
+STUDY_KEYS += ("preset", "max_concurrent", "max_failures", "cpus_per_trial", "gpus_per_trial")
+"""What ``study.json`` holds (``catchrl sweep`` writes it)."""
+
+
+class StudyError(CatchrlError):
+    """A study's search space, folder or state is not usable; the message says why."""
+
+
+def create_study(study: Path, base: TrainConfig, doc: dict[str, Any]) -> Path:
+    """Write ``base.toml`` and ``study.json`` (space, seeds, search...) into a new folder."""
+    if study.exists() and (not study.is_dir() or any(study.iterdir())):
+        what = "a study: resume it with --resume" if (study / "study.json").is_file() else "files"
+        raise StudyError(f"{str(study)!r} already holds {what} (choose a new folder)")
+    (study / "trials").mkdir(parents=True, exist_ok=True)
+    (study / "base.toml").write_text(to_toml(base), encoding="utf-8")
+    (study / "study.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    return study
+
+
+def load_study(study: Path) -> tuple[dict[str, Any], TrainConfig]:
+    """A study's ``study.json`` and base config."""
+    from catchrl.api import make_config
+
+    if not (study / "study.json").is_file():
+        raise StudyError(f"{str(study)!r} is not a catchrl study (no study.json)")
+    try:
+        doc = json.loads((study / "study.json").read_text(encoding="utf-8"))
+        base = make_config("fast", study / "base.toml")
+    except ValueError as e:
+        raise StudyError(f"{study}/study.json or base.toml is corrupt ({e})") from None
+    missing = sorted(set(STUDY_KEYS) - set(doc)) if isinstance(doc, dict) else ["settings"]
+    if missing:
+        raise StudyError(f"{study}/study.json is corrupt (no {', '.join(missing)})")
+    return doc, base
+
+
+def check_trust(algo: str, trust_pickle: bool) -> None:
+    """An SB3 study's trials resume from pickles (which can run code): only with ``--sb3``."""
+    if algo.startswith("sb3") and not trust_pickle:
+        raise StudyError(
+            f"{algo} trials resume from pickled SB3 checkpoints (Tune's retries, --resume), "
+            "which can run code: pass --sb3 to trust the study's own files"
+        )
 
 
 def tune_space(space: Mapping[str, tuple[str, list[Any]]], search: str) -> dict[str, Any]:
@@ -43,52 +86,6 @@ def tune_space(space: Mapping[str, tuple[str, list[Any]]], search: str) -> dict[
     return out
 
 
-def trial_config(study: Path, values: Mapping[str, Any], seed: int) -> TrainConfig:
-    """The study's base config with a setting's values and the seed (checked as ``--set`` is)."""
-    from catchrl.api import make_config
-
-    sets = [f"{k}={json.dumps(v.item() if hasattr(v, 'item') else v)}" for k, v in values.items()]
-    return make_config("fast", study / "base.toml", [*sets, f"run.seed={seed}"])
-
-
-def check_trust(algo: str, trust_pickle: bool) -> None:
-    """An SB3 study's trials resume from pickles (which can run code): only with ``--sb3``."""
-    if algo.startswith("sb3") and not trust_pickle:
-        raise StudyError(
-            f"{algo} trials resume from pickled SB3 checkpoints (Tune's retries, --resume), "
-            "which can run code: pass --sb3 to trust the study's own files"
-        )
-
-
-def create_study(study: Path, base: TrainConfig, doc: dict[str, Any]) -> Path:
-    """Write ``base.toml`` and ``study.json`` (space, seeds, search...) into a new folder."""
-    if study.exists() and (not study.is_dir() or any(study.iterdir())):
-        what = "a study: resume it with --resume" if (study / "study.json").is_file() else "files"
-        raise StudyError(f"{str(study)!r} already holds {what} (choose a new folder)")
-    (study / "trials").mkdir(parents=True, exist_ok=True)
-    (study / "base.toml").write_text(to_toml(base), encoding="utf-8")
-    (study / "study.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return study
-
-
-@contextmanager
-def _locked(study: Path) -> Iterator[None]:
-    """One driver per study: an exclusive ``flock`` on ``STUDY/.lock``, which names the holder."""
-    fd = os.open(study / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another driver"
-        os.close(fd)
-        raise StudyError(f"study {str(study)!r} is run by {holder}; stop it first") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on host {socket.gethostname()}".encode(), 0)
-    try:
-        yield
-    finally:
-        os.close(fd)
-
-
 # -- one trial (in a Ray worker) ----------------------------------------------------------
 
 
@@ -97,17 +94,24 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
     import ray
     from ray import tune
 
+    from catchrl.api import make_config
     from catchrl.learners import open_run
     from catchrl.rundir import RunDir
 
     _, base = load_study(Path(study))
     run_dir = Path(study) / "trials" / tune.get_context().get_trial_name()
-    values = {k: v for k, v in config.items() if "." in k and k != "run.seed"}
-    seed = _seed(config, base.run.seed)
     if (run_dir / "eval.json").is_file():  # finished before Tune heard of it
         tune.report(_final(run_dir))
         return
     resume = RunDir(run_dir).is_run()
+    cfg = None
+    if not resume:  # the base config, the setting's values and the seed, read as --set reads them
+        values = {k: v for k, v in config.items() if "." in k and k != "run.seed"}
+        sets = [
+            f"{k}={json.dumps(v.item() if hasattr(v, 'item') else v)}" for k, v in values.items()
+        ]
+        sets.append(f"run.seed={_seed(config, base.run.seed)}")
+        cfg = make_config("fast", Path(study) / "base.toml", sets)
     node, start = ray.get_runtime_context().get_node_id(), {}
 
     def on_evaluation(record: dict[str, Any]) -> None:  # node and resumed_at: for the record
@@ -115,7 +119,7 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
         tune.report(report | {"node": node, "resumed_at": start["steps"]})
 
     loop = open_run(
-        None if resume else trial_config(Path(study), values, seed),
+        cfg,
         run_dir,
         resume=resume,
         progress=False,
@@ -261,12 +265,11 @@ def _connect(address: str | None, num_cpus: int | None) -> bool:
 
     if ray.is_initialized():
         return False
+    # "local": never a cluster found on this machine
+    local = {} if address else {"num_cpus": num_cpus, "object_store_memory": 200 * 2**20}
     quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     try:
-        if address:
-            ray.init(address=address, **quiet)
-        else:  # "local": never a cluster found on this machine
-            ray.init(address="local", num_cpus=num_cpus, object_store_memory=200 * 2**20, **quiet)
+        ray.init(address=address or "local", **local, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise StudyError(f"--address {address}: cannot join the Ray cluster ({e})") from e
     return True
@@ -285,14 +288,17 @@ def run_study(
     """
     import logging
 
+    import ray
     from ray import tune
+
+    from catchrl.rundir import RunDir
 
     study = study.resolve()
     doc, base = load_study(study)
     check_trust(base.algo, trust_pickle)  # before anything is unpickled
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's old reporter: verbose=0 prints nothing
-    with _locked(study):
+    with RunDir(study).lock():  # one driver per study
         started = _connect(address, num_cpus)
         try:
             trainable = tune.with_resources(
@@ -308,8 +314,6 @@ def run_study(
                 errors = tuner.fit().num_errors
         finally:
             if started:
-                import ray
-
                 ray.shutdown()
     done = sum(1 for _ in (study / "trials").glob("*/eval.json"))
     if received:

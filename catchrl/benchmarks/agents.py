@@ -7,20 +7,23 @@ apart), its figures read back from its run directory (:func:`catchrl.stats.read_
 from __future__ import annotations
 
 import itertools
-import math
+import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["AGENTS", "PRESET", "like_for_like", "race_settings", "run_race"]
+from catchrl.learners import LEARNERS
+
+__all__ = ["AGENTS", "OTHER_ALGOS", "PRESET", "like_for_like", "race_settings", "run_race"]
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
 """catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO; any ``sb3-*``/``rllib-*``
 algorithm races under its own name."""
+OTHER_ALGOS = [algo for algo in LEARNERS if algo != "dqn"]
+"""The learners that race under their own name (catchrl's DQN races as catchrl-dqn)."""
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """The preset of each observation type (its ``[env]`` table is SB3's game too)."""
 
@@ -86,7 +89,9 @@ def run_race(
         command += [word for s in sets for word in ("--set", s)]
         with open(out_dir / f"{name}.log", "w") as output:
             process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
-            peak = _peak_memory_mib(process)
+            _, status, usage = os.wait4(process.pid, 0)  # the child's own peak memory
+            process.returncode = os.waitstatus_to_exitcode(status)
+        peak = usage.ru_maxrss / 1024  # KiB on Linux
         if process.returncode != 0 or not (run_dir / "eval.json").is_file():
             print(f"{name}: FAILED ({process.returncode}), see {output.name}", file=log)
             continue
@@ -95,16 +100,3 @@ def run_race(
         test = f"test {100 * run['test_win_rate']:.1f} % ({run['model']})"
         print(f"{name}: {run['steps']} steps, {test}, {peak:.0f} MiB", file=log, flush=True)
     return groups
-
-
-def _peak_memory_mib(process: subprocess.Popen) -> float:
-    """Wait for ``process``; its peak resident memory (Linux's VmHWM, polled; else NaN)."""
-    peak = math.nan
-    while process.poll() is None:
-        try:
-            status = Path(f"/proc/{process.pid}/status").read_text()
-            peak = int(status.split("VmHWM:")[1].split()[0]) / 1024  # kB
-        except (OSError, IndexError):
-            pass
-        time.sleep(0.2)
-    return peak

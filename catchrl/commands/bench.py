@@ -11,19 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from catchrl.benchmarks.agents import AGENTS, OTHER_ALGOS
+from catchrl.benchmarks.modules import MODULE_CONTENDERS, NEEDS_PERCEPTION
 from catchrl.benchmarks.supervised import CASES, DEFAULT_CASES
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
-from catchrl.config import MAX_NUM_ENVS, ConfigError, EnvConfig, choices
+from catchrl.config import MAX_NUM_ENVS, EnvConfig, choices
 from catchrl.errors import UserError
-from catchrl.learners import LEARNERS
 
-OTHER_ALGOS = [algo for algo in LEARNERS if algo != "dqn"]
-"""The learners that race under their own name (catchrl's DQN races as catchrl-dqn)."""
 SEEDS = list(range(100, 110))
 """Ten seeds no tuning used: tuning uses seeds 0-9, reports 100-109."""
 
@@ -60,7 +57,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--agents",
         nargs="+",
-        default=["catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo"],
+        default=list(AGENTS),
+        choices=list(dict.fromkeys([*AGENTS, *OTHER_ALGOS])),
+        metavar="AGENT",
         help="catchrl-dqn, sb3-dqn-like (catchrl's network and replay ratio) or an --algo of "
         "catchrl train but dqn: " + ", ".join(OTHER_ALGOS),
     )
@@ -81,7 +80,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     help = "the pixel DQN vs the DQN with supervised modules"
     race = [_race(96, "runs/modules")]
     m = options.add_command(which, "modules", help, None, EPILOG, race, run_modules)
-    m.add_argument("--contenders", nargs="+", help="default: all five (below)")
+    m.add_argument(
+        "--contenders",
+        nargs="+",
+        default=list(MODULE_CONTENDERS),
+        choices=MODULE_CONTENDERS,
+        metavar="CONTENDER",
+        help="default: all five (below)",
+    )
     m.add_argument("--perception", default="", help="a perception model or its run directory")
     m.add_argument("--drift", type=number(0), default=0, help="the game's drift (0: the book's)")
     m.add_argument("--steps", type=steps, default=80_000, help="step budget per run")
@@ -92,6 +98,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--models",
         nargs="+",
         default=list(DEFAULT_CASES),
+        choices=CASES,
         metavar="CASE",
         help=f"{', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})",
     )
@@ -116,21 +123,6 @@ def _race(eval_every: int, out: str) -> argparse.ArgumentParser:
     return p
 
 
-def _race_settings(args: argparse.Namespace) -> list[str]:
-    """The options of :func:`_race` as every run's overrides."""
-    return [
-        f"run.eval_every={args.eval_every}",
-        f"run.eval_games={args.eval_games}",
-        f"run.target_win_rate={args.target}",
-    ]
-
-
-def _check_names(option: str, what: str, names: Sequence[str], known: Sequence[str]) -> None:
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise UserError(f"{option}: unknown {what} {unknown[0]!r}; choose from {', '.join(known)}")
-
-
 def run_env(args: argparse.Namespace) -> int:
     """Print the env throughput table (:mod:`catchrl.benchmarks.env`)."""
     from catchrl.benchmarks.env import format_table, gymnax_missing, run_env_benchmark
@@ -146,7 +138,6 @@ def run_supervised(args: argparse.Namespace) -> int:
     """Measure the supervised cases (:mod:`catchrl.benchmarks.supervised`); print the tables."""
     from catchrl.benchmarks.supervised import bench_case, format_table
 
-    _check_names("--models", "model", args.models, list(CASES))
     rows = []
     for name in args.models:
         sizes = (args.games, args.epochs, args.test_games, args.batch_size, args.seed)
@@ -160,12 +151,9 @@ def run_supervised(args: argparse.Namespace) -> int:
 
 def run_agents(args: argparse.Namespace) -> int:
     """Race the agents; print and save the statistics."""
-    from catchrl.benchmarks import agents
+    from catchrl.api import make_config
+    from catchrl.benchmarks.agents import PRESET, race_settings
 
-    _check_names(
-        "--agents", "agent", args.agents, list(dict.fromkeys([*agents.AGENTS, *OTHER_ALGOS]))
-    )
-    race = _race_settings(args)
     overrides: dict[str, list[str]] = {}
     for item in args.agent_sets:
         agent, _, setting = item.partition(":")
@@ -174,63 +162,54 @@ def run_agents(args: argparse.Namespace) -> int:
         if agent not in args.agents:
             raise UserError(f"--set {item!r}: {agent!r} is not in --agents")
         overrides.setdefault(agent, []).append(setting)
-    for agent, settings in overrides.items():
-        _check_settings(agent, args.obs, settings)
+    for agent, settings in overrides.items():  # one its config refuses: before any run starts
+        for obs in args.obs:
+            algo, sets = race_settings(agent, obs, overrides=settings)
+            try:
+                make_config(PRESET[obs], None, sets, algo)
+            except ValueError as e:  # ConfigError is one
+                raise UserError(f"--set for {agent} on {obs}: {e}") from None
     steps = {obs: args.pixel_steps if obs == "pixels" else args.state_steps for obs in args.obs}
-    groups = agents.run_race(args.agents, steps, args.seeds, args.out, race, overrides=overrides)
-    return _report(groups, args)
+    return _run_race(args, args.agents, steps, overrides)
 
 
 def run_modules(args: argparse.Namespace) -> int:
     """Race the pixel DQN against the DQN with each supervised module; print and save."""
-    from catchrl.benchmarks import agents
-    from catchrl.benchmarks.modules import MODULE_CONTENDERS, NEEDS_PERCEPTION, module_overrides
+    from catchrl.benchmarks.modules import module_overrides
 
-    contenders = args.contenders or list(MODULE_CONTENDERS)
-    _check_names("--contenders", "contender", contenders, MODULE_CONTENDERS)
     options.check_game_options(args)  # --drift, on the pixel game
-    race = _race_settings(args)
-    needs = [c for c in contenders if c in NEEDS_PERCEPTION]
+    needs = [c for c in args.contenders if c in NEEDS_PERCEPTION]
     if needs and not args.perception:
         raise UserError(f"{needs[0]} needs --perception (catchrl supervised train perception)")
     if args.perception and not Path(args.perception).exists():
         raise UserError(f"--perception: {args.perception!r} does not exist")
     overrides = {
-        c: [f"env.drift={args.drift}", *module_overrides(c, args.perception)] for c in contenders
+        c: [f"env.drift={args.drift}", *module_overrides(c, args.perception)]
+        for c in args.contenders
     }
-    steps = {"pixels": args.steps}
-    groups = agents.run_race(contenders, steps, args.seeds, args.out, race, overrides=overrides)
-    return _report(groups, args)
+    return _run_race(args, args.contenders, {"pixels": args.steps}, overrides)
 
 
-def _check_settings(agent: str, obs_types: list[str], settings: list[str]) -> None:
-    """Refuse a contender's ``--set`` that its config refuses, before any run starts."""
-    from catchrl.api import make_config
-    from catchrl.benchmarks.agents import PRESET, race_settings
+def _run_race(
+    args: argparse.Namespace,
+    contenders: list[str],
+    steps: dict[str, int],
+    overrides: dict[str, list[str]],
+) -> int:
+    """Race the contenders; print the table and write race.md, race.csv and race.png."""
+    from catchrl.benchmarks.agents import run_race
+    from catchrl.stats import summarize, write_summary
 
-    for obs in obs_types:
-        algo, sets = race_settings(agent, obs, overrides=settings)
-        try:
-            make_config(PRESET[obs], None, sets, algo)
-        except (ConfigError, ValueError) as e:
-            raise UserError(f"--set for {agent} on {obs}: {e}") from None
-
-
-def _report(groups: dict[str, list[dict[str, Any]]], args: argparse.Namespace) -> int:
-    """Print the statistics per contender; write race.md, race.csv and race.png."""
-    from catchrl.plots import PlotError, plot_seeds
-    from catchrl.stats import format_table, summarize, write_csv
-
+    race = [f"run.eval_every={args.eval_every}", f"run.eval_games={args.eval_games}"]
+    race.append(f"run.target_win_rate={args.target}")
+    groups = run_race(contenders, steps, args.seeds, args.out, race, overrides)
     if not groups:
         raise UserError("every run failed; see the messages above")
-    rows = summarize(groups, args.target)
-    table = format_table(rows, args.target, "contender")
     note = f"Each run's settings: {args.out}/<contender>-<obs>-s<seed>/config.toml"
-    (args.out / "race.md").write_text(f"{table}\n\n{note}\n", encoding="utf-8")
-    write_csv(args.out / "race.csv", rows, args.target, extra=["peak_rss_mib"])
-    print(table)
-    try:
-        print(f"plot: {plot_seeds(rows, 'wall_time', args.out / 'race.png')}")
-    except PlotError as e:
-        print(f"plot skipped: {e}")
+    rows = summarize(groups, args.target)
+    head, extra = [note, ""], ["peak_rss_mib"]
+    table = write_summary(
+        args.out / "race", rows, args.target, "contender", head, "wall_time", extra
+    )
+    print(f"{table}\n\nrace.md, race.csv and race.png in {args.out}")
     return 0

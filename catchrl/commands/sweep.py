@@ -11,7 +11,7 @@ from typing import Any
 
 from catchrl.commands import options
 from catchrl.commands.options import number
-from catchrl.errors import CatchrlError, UserError, first_line
+from catchrl.errors import UserError
 from catchrl.learners import LEARNERS
 
 EPILOG = """examples:
@@ -40,6 +40,13 @@ BOUNDED = ("uniform", "loguniform", "randint")
 """Tune's functions of two bounds (``randint``: the upper one excluded)."""
 
 
+def _text(value: str) -> str:
+    """An argparse ``type``: text that is not blank."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("must not be empty")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl sweep``."""
     help = "a study (search space x seeds) on Ray Tune, locally or on a cluster"
@@ -66,7 +73,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=number(1), help="random draws, or TPE's settings")
     p.add_argument("--seeds", type=number(1), help="seeds per setting (default 1)")
     p.add_argument("--search-seed", type=int, default=0, help="seed of the draws and of TPE")
-    p.add_argument("--study-dir", help="the study's folder (default studies/<preset>-<time>)")
+    p.add_argument(
+        "--study-dir", type=_text, help="the study's folder (default studies/<preset>-<time>)"
+    )
     p.add_argument("--resume", metavar="STUDY", help="finish the study in this folder")
     share = number(0, kind=float)
     p.add_argument("--cpus-per-trial", type=share, help="CPUs per trial (default 1)")
@@ -77,7 +86,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--max-concurrent", type=number(0), default=0, help="trials at once (0: all fit)"
     )
     p.add_argument("--asha", action="store_true", default=None, help="stop weak trials early")
-    p.add_argument("--address", help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)")
+    p.add_argument(
+        "--address", type=_text, help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)"
+    )
     p.add_argument("--num-cpus", type=number(1), help="CPUs of the local Ray (default: all)")
     p.add_argument("--print-space", action="store_true", help="print the space and exit")
 
@@ -85,8 +96,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Create and run a study (or resume one); print its summary."""
     from catchrl import sweep
+    from catchrl.stats import summarize_study
 
-    _check_numbers(args)
     try:
         if args.resume:
             if args.preset or args.config or args.overrides or args.grid or args.random:
@@ -102,22 +113,14 @@ def run(args: argparse.Namespace) -> int:
         code, done = sweep.run_study(
             study, bool(args.resume), args.address, args.num_cpus, trust_pickle=args.sb3
         )
-        sweep.summarize(study)
+        summarize_study(study, *sweep.load_study(study))
     except ImportError as e:
         raise UserError(f"catchrl sweep needs {e.name}: pip install 'catchrl[ray]'") from e
-    except CatchrlError as e:
-        raise UserError(first_line(e)) from e
     print((study / "summary.md").read_text(encoding="utf-8"), end="")
     print(f"{done}/{doc['trials']} trials finished; summary.md and summary.png in {study}")
     if code >= 128:
         print(f"stopped: finish it with `catchrl sweep --resume {study}`")
     return code
-
-
-def _check_numbers(args: argparse.Namespace) -> None:
-    for name in ("address", "study_dir"):
-        if getattr(args, name) is not None and not getattr(args, name).strip():
-            raise UserError(f"--{name.replace('_', '-')} is empty")
 
 
 def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
@@ -134,15 +137,13 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
         raise UserError(f"{args.config}: unknown key sweep.{unknown[0]}")
     base = resolve_config(args)
     space = _space(args, table)
-    for key, (kind, values) in space.items():
-        _check_entry(key, kind, values)
+    for key, (_, values) in space.items():
         for value in values:  # each value (each bound) through the config's own checks
             override = f"{key}={json.dumps(value)}"
             try:
                 resolve_config(args, [override])
-            except CatchrlError as e:  # named as the swept value, not as a --set never typed
-                message = first_line(e).replace(f"--set {override}", override)
-                raise UserError(f"swept {message}") from None
+            except UserError as e:  # named as the swept value, not as a --set never typed
+                raise UserError(f"swept {e}".replace(f"--set {override}", override)) from None
     opts = {key: _option(args, table, key, default) for key, default in TABLE_OPTIONS.items()}
     search = opts["search"]
     if search not in ("random", "tpe"):
@@ -184,24 +185,24 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
 
 def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[str, list]]:
     """``TABLE.KEY -> (Tune's function, its arguments)`` from the table, --grid and --random."""
-    entries = []  # (part, key, spec), each as a [sweep] table holds it
+    space: dict[str, tuple[str, list]] = {}
     for part in ("grid", "random"):
         given = table.get(part, {})
         if not isinstance(given, dict):
             raise UserError(f"{args.config}: sweep.{part} must be a table, got {given!r}")
-        entries += [(part, key, spec) for key, spec in given.items()]
-        entries += [(part, *_table_entry(part, text)) for text in getattr(args, part)]
-    space: dict[str, tuple[str, list]] = {}
-    for part, key, spec in entries:
-        if key in space:
-            raise UserError(f"{key} is swept twice")
-        if isinstance(spec, list):
-            space[key] = ("grid_search" if part == "grid" else "choice", spec)
-        elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
-            kind, values = next(iter(spec.items()))
-            space[key] = (kind, values if isinstance(values, list) else [values])
-        else:
-            raise UserError(f"{args.config}: sweep.{part}.{key} must be a list, got {spec!r}")
+        typed = [_table_entry(part, text) for text in getattr(args, part)]
+        for key, spec in [*given.items(), *typed]:
+            if key in space:
+                raise UserError(f"{key} is swept twice")
+            if isinstance(spec, list):
+                kind, values = ("grid_search" if part == "grid" else "choice"), spec
+            elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
+                [(kind, values)] = spec.items()
+                values = values if isinstance(values, list) else [values]
+            else:
+                raise UserError(f"{args.config}: sweep.{part}.{key} must be a list, got {spec!r}")
+            _check_entry(key, kind, values)
+            space[key] = (kind, values)
     return space
 
 

@@ -127,16 +127,13 @@ def test_good_numbers_at_the_bounds_still_run(tmp_path, monkeypatch, cli):
 
 
 def test_bench_agents_hands_each_contender_its_own_overrides(monkeypatch, tmp_path):
-    from catchrl.benchmarks import agents
-
     seen = {}
 
-    def race(*args, overrides=None, **kwargs):
+    def race(args, contenders, steps, overrides):
         seen.update(overrides)
-        return []
+        return 0
 
-    monkeypatch.setattr(agents, "run_race", race)
-    monkeypatch.setattr("catchrl.commands.bench._report", lambda *a: 0)
+    monkeypatch.setattr("catchrl.commands.bench._run_race", race)
     argv = ["bench", "agents", "--agents", "catchrl-dqn", "sb3-dqn", "--out", str(tmp_path)]
     argv += ["--set", "sb3-dqn:env.num_envs=16", "--set", "sb3-dqn:agent.lr=0.001"]
     assert main(argv) == 0

@@ -13,7 +13,7 @@ from catchrl.benchmarks.agents import PRESET, like_for_like, race_settings
 from catchrl.cli import main
 from catchrl.config import load_run_config
 from catchrl.evaluation import TEST_SEED
-from catchrl.stats import format_table, summarize, write_csv
+from catchrl.stats import summarize, write_summary
 
 
 def _run(seed: int, curve: list[tuple[int, float]], test: float) -> dict:
@@ -45,10 +45,9 @@ def test_a_seed_that_never_reaches_the_target_counts_as_infinite(tmp_path):
     assert row["wall_time"]["median"] == 50.0 and row["train_cpu_s"]["q25"] == 20.0
     assert row["low"] <= row["iqm"] <= row["high"] and row["cpu_per_1k"] == 5.0
     assert summarize({"dqn": runs[:2]}, 0.99)[0]["steps"]["median"] == 4000.0
-    table = format_table([row], 0.99, "contender")
+    table = write_summary(tmp_path / "seeds", [row], 0.99, "contender", extra=["peak_rss_mib"])
     assert "| dqn | 2/3 | 5,000 [4,000, never], never | 50.0 [40.0, never], never |" in table
-    assert table.endswith(" | 5.00 |")
-    write_csv(tmp_path / "seeds.csv", [row], 0.99, extra=["peak_rss_mib"])
+    assert table.endswith(" | 5.00 |") and (tmp_path / "seeds.md").read_text() == table + "\n"
     with (tmp_path / "seeds.csv").open() as f:
         lines = list(csv.DictReader(f))
     assert [line["steps"] for line in lines] == ["3000.0", "5000.0", ""]
@@ -75,7 +74,7 @@ def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path,
         tested = json.loads((run / "eval.json").read_text())  # the run's own test evaluation
         assert float(seed["test_win_rate"]) == tested["win_rate"] and tested["seed"] == TEST_SEED
         assert seed["model"].startswith("best.") and 50 < float(seed["peak_rss_mib"]) < 4000
-    table = printed.out.split("\nplot:")[0]  # the printed table is the one race.md holds
+    table = printed.out.split("\n\n")[0]  # the printed table is the one race.md holds
     assert table in (out / "race.md").read_text()
     assert (out / "race.png").read_bytes()[:4] == b"\x89PNG"
     # Like for like: SB3's DQN with fast-state's n-step returns and replay ratio.

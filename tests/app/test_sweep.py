@@ -14,9 +14,10 @@ import pytest
 from catchrl import sweep
 from catchrl.cli import main
 from catchrl.config import load_config, to_toml
+from catchrl.errors import CatchrlError
 from catchrl.rundir import METRIC_COLUMNS
-from catchrl.stats import iqm_ci
-from catchrl.sweep_summary import STUDY_KEYS, summarize
+from catchrl.stats import iqm_ci, summarize_study
+from catchrl.sweep import STUDY_KEYS
 from tests.app.test_api import _planted_sb3_zip
 
 QUICK = ["--preset", "fast-state", "--set", "run.total_steps=2000"]
@@ -110,8 +111,8 @@ def test_sweep_table_in_the_config_file(tmp_path, capsys):
         (["--random", "agent.n_step=randint:1:2.5"], "randint needs integers"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--cpus-per-trial", "-1"], "--cpus-per-trial must be >= 0"),
-        (["--address", " "], "--address is empty"),
-        (["--study-dir", ""], "--study-dir is empty"),
+        (["--address", " "], "--address must not be empty"),
+        (["--study-dir", ""], "--study-dir must not be empty"),
         (["--search", "tpe", "--asha"], "--asha goes with --search random"),
     ],
 )
@@ -185,16 +186,17 @@ def test_resume_needs_a_study(tmp_path, capsys):
 
 
 def test_a_new_study_refuses_a_used_folder_and_one_driver_holds_it(tmp_path):
+    pytest.importorskip("ray")
+    from catchrl.rundir import RunDir
+
     base = load_config("fast-state")
-    study = sweep.create_study(tmp_path / "st", base, {"space": {}})
+    doc = dict.fromkeys(STUDY_KEYS, 1) | {"space": {}, "algo": "dqn"}
+    study = sweep.create_study(tmp_path / "st", base, doc)
     with pytest.raises(sweep.StudyError, match="already holds a study"):
-        sweep.create_study(study, base, {"space": {}})
-    with sweep._locked(study):
-        with pytest.raises(sweep.StudyError, match=rf"is run by pid {os.getpid()} on host "):
-            with sweep._locked(study):
-                pass
-    with sweep._locked(study):  # released
-        pass
+        sweep.create_study(study, base, doc)
+    with RunDir(study).lock():  # a driver runs it: a second one stops before Ray starts
+        with pytest.raises(CatchrlError, match=rf"is in use by pid {os.getpid()} on host "):
+            sweep.run_study(study)
 
 
 def test_iqm_and_its_bootstrap_interval():
@@ -231,7 +233,7 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
     for seed, test in enumerate([0.5, 0.9]):  # one seed of this setting did not finish
         _run(study, f"t00{seed + 3}-seed{seed}", 3e-4, seed, test, 20000, "model.keras")
     _run(study, "t005-seed0", 1e-3, 0, 0.99, 9000)  # TPE proposed a setting again: a repeat
-    rows = summarize(study)
+    rows = summarize_study(study, *sweep.load_study(study))
     assert [r["label"] for r in rows] == ["agent.lr=0.001", "agent.lr=0.0003"]
     assert rows[0]["iqm"] == pytest.approx(0.98) and rows[0]["reached"] == 1  # 99 %: seed 0
     assert rows[0]["low"] <= 0.98 <= rows[0]["high"]
@@ -248,7 +250,7 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
 
 NO_RAY = """
 import sys
-import catchrl.cli, catchrl.sweep, catchrl.sweep_summary
+import catchrl.cli, catchrl.stats, catchrl.sweep
 assert catchrl.cli.main(sys.argv[1:]) == 0
 leaked = sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))
 assert not leaked, leaked[:5]

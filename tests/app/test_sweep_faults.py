@@ -26,7 +26,7 @@ import pytest
 ray = pytest.importorskip("ray")
 
 from catchrl.rundir import RunDir  # noqa: E402
-from catchrl.sweep_summary import trials  # noqa: E402
+from catchrl.stats import read_run  # noqa: E402
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(1800)]
 
@@ -98,6 +98,11 @@ def _wait(condition, timeout: float, proc: subprocess.Popen, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.5)
+
+
+def trials(study: Path) -> list[dict]:
+    """The study's finished trials (their runs wrote eval.json), by name."""
+    return [read_run(p.parent) for p in sorted((study / "trials").glob("*/eval.json"))]
 
 
 def _done(study: Path) -> set[str]:

@@ -6,7 +6,7 @@ from catchrl.cli import main
 
 def test_bad_options_exit_2_before_any_work(capsys):
     assert main(["bench", "supervised", "--models", "perception-resnet"]) == 2
-    assert "unknown model 'perception-resnet'" in capsys.readouterr().err
+    assert "invalid choice: 'perception-resnet'" in capsys.readouterr().err
     assert main(["bench", "supervised", "--epochs", "0"]) == 2
     assert "--epochs must be >= 1" in capsys.readouterr().err
 
