@@ -11,7 +11,7 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = ["PlotError", "plot_runs", "plot_seeds", "read_curves", "save_plot", "symlog_threshold"]
+__all__ = ["PlotError", "plot_runs", "plot_seeds", "read_curves", "symlog_threshold"]
 
 BOOK_WIN_RATE = 87.0
 """The book's result: 87 of the last 100 games won after 5,000 games."""
@@ -134,16 +134,6 @@ def _draw_evals(ax: Any, key: str, end: float, run: dict[str, Any], color: str) 
             rate, low, high = (100 * np.array([e[k] for e in evals]) for k in _RATE_CI)
             err = np.stack([rate - low, high - rate]).clip(min=0)
             ax.errorbar(x, rate, yerr=err, color=color, elinewidth=0.8, capsize=2, **style)
-
-
-def save_plot(run_dirs: Sequence[str | Path], out: str | Path, window: int = 100) -> Path:
-    """Draw ``run_dirs`` in one figure and write it to ``out`` (PNG)."""
-    fig = plot_runs([read_curves(r) for r in run_dirs], window)
-    try:
-        fig.savefig(out, dpi=110)
-    finally:
-        pyplot().close(fig)
-    return Path(out)
 
 
 def plot_seeds(rows: Sequence[dict[str, Any]], x: str, out: Path) -> Path:

@@ -21,9 +21,6 @@ from catchrl.commands.options import SEED, number
 from catchrl.config import MAX_NUM_ENVS, EnvConfig, choices
 from catchrl.errors import UserError
 
-SEEDS = list(range(100, 110))
-"""Ten seeds no tuning used: tuning uses seeds 0-9, reports 100-109."""
-
 EPILOG = """examples:
   catchrl bench env --seconds 1 --batch-sizes 1 256    # env steps/s (Markdown table)
   catchrl bench agents --obs pixels --seeds 100 101 --pixel-steps 30000
@@ -113,7 +110,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _race(eval_every: int, out: str) -> argparse.ArgumentParser:
     """The seeds, evaluation, target and output options of both races."""
     p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--seeds", type=SEED, nargs="+", default=SEEDS, help="default 100-109")
+    seeds = list(range(100, 110))  # no tuning used them: tuning uses seeds 0-9
+    p.add_argument("--seeds", type=SEED, nargs="+", default=seeds, help="default 100-109")
     count = number(0, above=True)
     p.add_argument("--eval-every", type=count, default=eval_every, help="games between evaluations")
     p.add_argument("--eval-games", type=count, default=1000, help="games per evaluation")

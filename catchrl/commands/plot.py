@@ -30,11 +30,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Write the PNG of :func:`catchrl.plots.save_plot`."""
-    from catchrl.plots import save_plot
+    """Write the PNG of :func:`catchrl.plots.plot_runs`."""
+    from catchrl.plots import plot_runs, pyplot, read_curves
 
     out = args.out or (args.runs[0] / "curves.png")
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {str(out.parent)!r} does not exist")
-    print(f"wrote {save_plot(args.runs, out, args.window)}")
+    figure = plot_runs([read_curves(run) for run in args.runs], args.window)
+    figure.savefig(out, dpi=110)
+    pyplot().close(figure)
+    print(f"wrote {out}")
     return 0

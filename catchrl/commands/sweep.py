@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from catchrl.commands import options
 from catchrl.commands.options import number
 from catchrl.errors import UserError
+from catchrl.fields import COUNT, NON_NEGATIVE, POSITIVE, coerce, field_hints
 from catchrl.learners import LEARNERS
 
 EPILOG = """examples:
@@ -27,15 +30,19 @@ seeds (run.seed, run.seed + 1, ...), each trial an ordinary run in STUDY/trials/
 Ctrl-C, SIGTERM or SIGHUP stop the study; --resume finishes it. See docs/sweeps.md.
 """
 
-TABLE_OPTIONS = {
-    "seeds": 1,
-    "samples": None,
-    "search": "random",
-    "asha": False,
-    "cpus_per_trial": 1.0,
-    "gpus_per_trial": 0.0,
-}
-"""Options a ``[sweep]`` table may hold (the command line wins), with their defaults."""
+
+@dataclass
+class TableOptions:
+    """What a ``[sweep]`` table may hold besides its space (the command line wins)."""
+
+    seeds: Annotated[int, POSITIVE] = 1
+    samples: Annotated[int, COUNT] = 0  # 0: one draw (random), the grid's size (tpe)
+    search: Literal["random", "tpe"] = "random"
+    asha: bool = False
+    cpus_per_trial: Annotated[float, NON_NEGATIVE] = 1.0
+    gpus_per_trial: Annotated[float, NON_NEGATIVE] = 0.0
+
+
 BOUNDED = ("uniform", "loguniform", "randint")
 """Tune's functions of two bounds (``randint``: the upper one excluded)."""
 
@@ -132,7 +139,8 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     table = read_toml(args.config).get("sweep", {}) if args.config else {}
     if not isinstance(table, dict):
         raise UserError(f"{args.config}: [sweep] must be a table, got {table!r}")
-    unknown = sorted(set(table) - set(TABLE_OPTIONS) - {"grid", "random"})
+    hints = field_hints(TableOptions)
+    unknown = sorted(set(table) - set(hints) - {"grid", "random"})
     if unknown:
         raise UserError(f"{args.config}: unknown key sweep.{unknown[0]}")
     base = resolve_config(args)
@@ -144,10 +152,13 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
                 resolve_config(args, [override])
             except UserError as e:  # named as the swept value, not as a --set never typed
                 raise UserError(f"swept {e}".replace(f"--set {override}", override)) from None
-    opts = {key: _option(args, table, key, default) for key, default in TABLE_OPTIONS.items()}
+    opts = dataclasses.asdict(TableOptions())
+    for key, hint in hints.items():  # each as the config's fields are checked
+        given = getattr(args, key)
+        if given is None and key in table:
+            given = coerce(f"{args.config}: sweep.{key}", table[key], hint)
+        opts[key] = opts[key] if given is None else given
     search = opts["search"]
-    if search not in ("random", "tpe"):
-        raise UserError(f"sweep.search must be random or tpe, got {search!r}")
     if search == "tpe" and opts["asha"]:
         raise UserError("--asha goes with --search random (TPE's Repeater needs every seed's end)")
     grid = math.prod(len(values) for kind, values in space.values() if kind == "grid_search")
@@ -241,17 +252,3 @@ def _check_entry(key: str, kind: str, args: list[Any]) -> None:
             raise UserError(f"{key}: loguniform needs LOW > 0, got {args[0]}")
         if kind == "randint" and not all(isinstance(a, int) for a in args):
             raise UserError(f"{key}: randint needs integers, got {args}")
-
-
-def _option(args: argparse.Namespace, table: dict[str, Any], key: str, default: Any) -> Any:
-    """A study option: the command line's, else the ``[sweep]`` table's (type-checked)."""
-    if getattr(args, key) is not None:
-        return getattr(args, key)
-    value = table.get(key, default)
-    if key in ("seeds", "samples") and value is not None and (type(value) is not int or value < 1):
-        raise UserError(f"sweep.{key} must be an integer >= 1, got {value!r}")
-    if key.endswith("_per_trial"):
-        if type(value) not in (int, float) or value < 0:
-            raise UserError(f"sweep.{key} must be a number >= 0, got {value!r}")
-        return float(value)
-    return bool(value) if key == "asha" else value

@@ -130,8 +130,9 @@ def test_bad_sweep_tables(tmp_path, capsys):
         "[sweep]\nseed = 3\n": "unknown key sweep.seed",
         '[sweep]\ngrid = { "agent.lr" = 0.1 }\n': "sweep.grid.agent.lr must be a list",
         '[sweep]\nrandom = { "agent.lr" = { normal = [0, 1] } }\n': "unknown distribution",
-        "[sweep]\nseeds = 1.5\n": "sweep.seeds must be an integer",
-        '[sweep]\nsearch = "bohb"\n': "sweep.search must be random or tpe",
+        "[sweep]\nseeds = 1.5\n": "bad.toml: sweep.seeds: expected int, got float 1.5",
+        "[sweep]\ncpus_per_trial = -1\n": "sweep.cpus_per_trial: must be >= 0",
+        '[sweep]\nsearch = "bohb"\n': "sweep.search: must be one of ('random', 'tpe')",
         "sweep = 3\n": "[sweep] must be a table",
         "[agent]\nlr = 2.0\n[sweep]\nseeds = 2\n": "agent.lr: must be in (0, 1]",
     }
