@@ -195,7 +195,7 @@ def summarize_study(study: Path, doc: dict[str, Any], base: TrainConfig) -> list
     search = "grid" if doc["search"] == "random" and grid_only else doc["search"]
     head = [
         f"# Study {study.name}: {len(done)}/{doc['trials']} trials, search {search}, "
-        f"base preset {doc['preset']} ({doc['algo']})",
+        f"base preset {base.preset} ({base.algo})",
         "",
         f"Test: each trial's kept model ({models}) on {games} test games (seed {TEST_SEED}).",
         f"Seeds: summary.csv. TensorBoard: `tensorboard --logdir {study / 'trials'}`",

@@ -27,8 +27,8 @@ KINDS = ("grid_search", "choice", "uniform", "loguniform", "randint")
 METRIC = "val_win_rate"
 """What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
 TRIAL_INDEX = "__trial_index__"  # Tune's Repeater: the seed's index within a setting
-STUDY_KEYS = ("space", "search", "seeds", "search_seed", "samples", "trials", "asha", "algo")
-STUDY_KEYS += ("preset", "max_concurrent", "max_failures", "cpus_per_trial", "gpus_per_trial")
+STUDY_KEYS = ("space", "search", "seeds", "search_seed", "samples", "trials", "asha")
+STUDY_KEYS += ("max_concurrent", "max_failures", "cpus_per_trial", "gpus_per_trial")
 """What ``study.json`` holds (``catchrl sweep`` writes it)."""
 
 

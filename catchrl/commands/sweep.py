@@ -174,8 +174,6 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
         "search_seed": args.search_seed,
         "max_failures": args.max_failures,
         "max_concurrent": args.max_concurrent,
-        "preset": base.preset,
-        "algo": base.algo,
     }
     if args.print_space:
         for key, (kind, values) in space.items():
@@ -201,54 +199,51 @@ def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[s
         given = table.get(part, {})
         if not isinstance(given, dict):
             raise UserError(f"{args.config}: sweep.{part} must be a table, got {given!r}")
-        typed = [_table_entry(part, text) for text in getattr(args, part)]
+        typed = [_typed_entry(part, text) for text in getattr(args, part)]
         for key, spec in [*given.items(), *typed]:
             if key in space:
                 raise UserError(f"{key} is swept twice")
-            if isinstance(spec, list):
-                kind, values = ("grid_search" if part == "grid" else "choice"), spec
-            elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
-                [(kind, values)] = spec.items()
-                values = values if isinstance(values, list) else [values]
-            else:
-                raise UserError(f"{args.config}: sweep.{part}.{key} must be a list, got {spec!r}")
-            _check_entry(key, kind, values)
-            space[key] = (kind, values)
+            space[key] = _entry(f"{args.config}: sweep.{part}.{key}", part, key, spec)
     return space
 
 
-def _table_entry(part: str, text: str) -> tuple[str, Any]:
+def _typed_entry(part: str, text: str) -> tuple[str, Any]:
     """``--grid``/``--random`` ``TABLE.KEY=V1,V2`` (or ``KIND:LOW:HIGH``) as a table's entry."""
     from catchrl.config import parse_override
 
-    key, sep, spec = (word.strip() for word in text.partition("="))
-    if not sep or "." not in key or not spec:
-        example = "agent.lr=1e-3,3e-4"
-        raise UserError(f"--{part} {text!r}: expected table.key=VALUES, e.g. {example}")
+    key, _, spec = (word.strip() for word in text.partition("="))
     kind, colon, bounds = spec.partition(":")
     bounded = part == "random" and colon and kind in BOUNDED
-    texts = bounds.split(":") if bounded else spec.split(",")
-    if not all(value.strip() for value in texts):
-        raise UserError(f"--{part} {text!r}: an empty value")
-    values = [parse_override(f"x.x={value}")[2] for value in texts]  # TOML, as --set reads it
+    words = bounds.split(":") if bounded else spec.split(",")
+    if "." not in key or not all(word.strip() for word in words):
+        raise UserError(f"--{part} {text!r}: expected table.key=VALUES, e.g. agent.lr=1e-3,3e-4")
+    values = [parse_override(f"x.x={word}")[2] for word in words]  # TOML, as --set reads it
     return key, {kind: values} if bounded else values
 
 
-def _check_entry(key: str, kind: str, args: list[Any]) -> None:
-    """Refuse a bad distribution or range (values are checked by the config)."""
+def _entry(where: str, part: str, key: str, spec: Any) -> tuple[str, list]:
+    """A table's entry as (Tune's function, its arguments); values are checked by the config."""
     from catchrl.sweep import KINDS
 
+    if isinstance(spec, list):
+        kind, values = ("grid_search" if part == "grid" else "choice"), spec
+    elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
+        [(kind, values)] = spec.items()
+        values = values if isinstance(values, list) else [values]
+    else:
+        raise UserError(f"{where} must be a list, got {spec!r}")
     if key == "run.seed":
         raise UserError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
     if kind not in KINDS:
         raise UserError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
-    if not args:
+    if not values:
         raise UserError(f"{key}: no values")
     if kind in BOUNDED:
-        numbers = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in args)
-        if len(args) != 2 or not numbers or not args[0] < args[1]:
-            raise UserError(f"{key}: {kind} needs two numbers LOW < HIGH, got {args}")
-        if kind == "loguniform" and args[0] <= 0:
-            raise UserError(f"{key}: loguniform needs LOW > 0, got {args[0]}")
-        if kind == "randint" and not all(isinstance(a, int) for a in args):
-            raise UserError(f"{key}: randint needs integers, got {args}")
+        numbers = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in values)
+        if len(values) != 2 or not numbers or not values[0] < values[1]:
+            raise UserError(f"{key}: {kind} needs two numbers LOW < HIGH, got {values}")
+        if kind == "loguniform" and values[0] <= 0:
+            raise UserError(f"{key}: loguniform needs LOW > 0, got {values[0]}")
+        if kind == "randint" and not all(isinstance(a, int) for a in values):
+            raise UserError(f"{key}: randint needs integers, got {values}")
+    return kind, values
