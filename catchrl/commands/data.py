@@ -25,7 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = options.add_command(sub, "data", "generate labelled datasets from the game", __doc__)
     help = "play seeded games (the oracle mixed with random actions) and save them labelled"
     games = options.games(1000, 0, "seed of game 0 (default 0)", most=math.inf)  # the data's own
-    game = options.game(False, drift=0, balls_per_game=1, walls="clamp", spawn="visible")
+    game = options.game()  # CatchParams() unless given
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
     m = options.add_command(actions, "make", help, None, EPILOG, [games, game], run)
     kinds = ("frames", "trajectories", "expert")
@@ -53,9 +53,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--random-prob LOW HIGH: LOW must be <= HIGH, got {args.random_prob}")
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must end in .npz, got {args.out!r}")
-    params = CatchParams(
-        drift=args.drift, balls_per_game=args.balls_per_game, walls=args.walls, spawn=args.spawn
-    )
+    params = CatchParams(**options.game_overrides(args))
     start = time.perf_counter()
     try:
         mix = tuple(args.random_prob) if args.random_prob else None

@@ -27,10 +27,9 @@ directory loads its kept model (best.*) unless --model final, in the run's game.
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl eval``."""
     games = options.games(1000, None, "seed of game 0 (default: the test games, 2**41)", GAME_SEED)
-    shared = [games, options.trust(), options.json_output(), options.game()]
     help = "evaluate a saved agent or a scripted policy"
-    p = options.add_command(sub, "eval", help, __doc__, EPILOG, shared, run)
-    p.add_argument("agent", help="run directory, model file, or oracle/random")
+    p = options.add_command(sub, "eval", help, __doc__, EPILOG, [options.agent(), games], run)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
 def load(args: argparse.Namespace) -> Agent:

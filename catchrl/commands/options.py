@@ -77,16 +77,12 @@ def add_command(
         help=help,
         description=description or f"{help[0].upper()}{help[1:]}.",
         epilog=epilog,
-        parents=[*parents, _verbose()] if func else list(parents),
+        parents=parents,
         formatter_class=argparse.RawDescriptionHelpFormatter,  # the examples as written
     )
+    if func:
+        p.add_argument("--verbose", action="store_true", help="show TensorFlow's logs")
     p.set_defaults(func=func, parser=p)
-    return p
-
-
-def _verbose() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--verbose", action="store_true", help="show TensorFlow's logs")
     return p
 
 
@@ -138,20 +134,19 @@ def trust() -> argparse.ArgumentParser:
     return p
 
 
-def json_output() -> argparse.ArgumentParser:
-    """``--json``: the result as JSON."""
-    p = argparse.ArgumentParser(add_help=False)
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+def agent() -> argparse.ArgumentParser:
+    """The agent to load (``AGENT``, ``--model``, ``--sb3``) and the game it plays."""
+    p = argparse.ArgumentParser(add_help=False, parents=[trust(), game()])
+    p.add_argument("agent", help="run directory, model file, or oracle/random")
+    help = "of a run directory: best (the kept best validation model, default) or final"
+    p.add_argument("--model", choices=("best", "final"), default="best", help=help)
+    p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
     return p
 
 
-def game(model: bool = True, **defaults: Any) -> argparse.ArgumentParser:
-    """The game's options; ``model`` adds ``--model`` and ``--obs-type`` (an agent's run's)."""
+def game(**defaults: Any) -> argparse.ArgumentParser:
+    """The game's options (``defaults``: the command's own)."""
     p = argparse.ArgumentParser(add_help=False)
-    if model:
-        help = "of a run directory: best (the kept best validation model, default) or final"
-        p.add_argument("--model", choices=("best", "final"), default="best", help=help)
-        p.add_argument("--obs-type", choices=choices(EnvConfig, "obs_type"))
     drift, balls = number(0), number(1, MAX_BALLS_PER_GAME)
     p.add_argument(
         "--drift", type=drift, metavar="N", help="largest sideways ball speed, px a step"

@@ -39,7 +39,7 @@ examples:
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl play``."""
     help = "play Catch with the arrow keys (or watch a scripted policy)"
-    game = options.game(model=False, balls_per_game=100)
+    game = options.game(balls_per_game=100)
     p = options.add_command(sub, "play", help, __doc__, EPILOG, [game], run)
     p.add_argument("--seed", type=SEED, help="seed of the balls, to replay a game")
     p.add_argument("--policy", choices=SCRIPTED, help="a scripted player instead of the keys")

@@ -55,7 +55,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--seed", type=SEED, default=0, help="seed of the split, shuffle and weights")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output")
     help = "measure a trained model on a held-out dataset"
-    e = options.add_command(actions, "eval", help, parents=[options.json_output()], func=run_eval)
+    e = options.add_command(actions, "eval", help, func=run_eval)
+    e.add_argument("--json", action="store_true", help="print the result as JSON")
     e.add_argument("task", choices=TASKS)
     e.add_argument("--model", required=True, help="run directory or .keras file")
     e.add_argument("--data", required=True, help="held-out .npz")

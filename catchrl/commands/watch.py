@@ -23,10 +23,9 @@ it needs pip install 'catchrl[plot]'.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl watch``."""
-    shared = [options.games(3, 0, "seed of the first game (default 0)", GAME_SEED), options.trust()]
+    games = options.games(3, 0, "seed of the first game (default 0)", GAME_SEED)
     help = "watch a saved agent play in a window (or write a GIF/MP4)"
-    p = options.add_command(sub, "watch", help, __doc__, EPILOG, [*shared, options.game()], run)
-    p.add_argument("agent", help="run directory, model file, or oracle/random")
+    p = options.add_command(sub, "watch", help, __doc__, EPILOG, [options.agent(), games], run)
     fps = options.number(0, note="0 = no wait")
     p.add_argument("--fps", type=fps, default=30, help="frames per second (0: no wait)")
     p.add_argument(
