@@ -1,7 +1,6 @@
 """catchrl: the Catch game, a Keras DQN, SB3 and RLlib baselines, and supervised modules.
 
-``import catchrl`` loads numpy and gymnasium only: the game (``catchrl.envs``, which
-registers ``ENV_IDS`` with Gymnasium) and, on first use, the Python API of ``catchrl.api``.
+``import catchrl`` loads the game (numpy, gymnasium); the API of ``catchrl.api`` on first use.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """catchrl's Python API, the ``catchrl`` commands as functions (``catchrl.train``, ...).
 
-An SB3 ``.zip`` is a pickle, which runs code when loaded: every function refuses one
-unless ``trust_sb3=True`` (the CLI's ``--sb3``).
+An SB3 ``.zip`` is a pickle (it runs code): refused unless ``trust_sb3=True`` (``--sb3``).
 """
 
 from __future__ import annotations

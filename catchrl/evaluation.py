@@ -1,8 +1,6 @@
 """One evaluation harness for every policy: ours, SB3's, RLlib's, scripted, imitation.
 
-A policy is ``policy(obs [N, ...], states) -> actions [N]``; ``states`` is the vector env's
-true ``BatchState`` (only scripted policies read it). Game ``j`` is seeded ``seed + j``
-whatever the batch size: the same seed, the same balls.
+Game ``j`` is seeded ``seed + j`` whatever the batch size: the same seed, the same balls.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ import numpy as np
 
 from catchrl.envs import BatchState, CatchVectorEnv
 
-Policy = Callable[[np.ndarray, BatchState], np.ndarray]
+Policy = Callable[[np.ndarray, BatchState], np.ndarray]  # (obs [N, ...], true states) -> [N]
 VALIDATION_SEED = 2**40
 """First seed of the validation games: training-time evaluations and the stop rules."""
 TEST_SEED = 2**41

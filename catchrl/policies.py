@@ -1,7 +1,6 @@
 """The one place that loads an agent: a run directory, a model file, ``oracle`` or ``random``.
 
-SB3 files (``.zip``) are pickles, which run code when loaded: only with ``trust_sb3``.
-Keras and RLlib files hold no code.
+SB3 files (``.zip``) are pickles (they run code): only with ``trust_sb3``; Keras/RLlib's are not.
 """
 
 from __future__ import annotations

@@ -1,7 +1,6 @@
 """Games played in the window ('catchrl play', 'watch'), and written as a GIF or MP4 video.
 
-A recording holds one frame per step, then :data:`END_FRAMES` of the closing screen;
-it needs ``pip install 'catchrl[plot]'`` (imageio; imageio-ffmpeg for MP4).
+A video: a frame a step, then the closing screen; it needs ``pip install 'catchrl[plot]'``.
 """
 
 from __future__ import annotations

@@ -1,8 +1,6 @@
 """The options several commands share, as argparse parents, and the type of a bounded number.
 
-A number out of range is refused as argparse refuses a bad choice: one line naming the
-option, exit 2, before anything is loaded or written. The bounds are the config's ``Range``,
-so ``--set`` and an option accept the same numbers.
+A bounded number checks as the config's ``Range``: ``--set`` and an option accept the same.
 """
 
 from __future__ import annotations
