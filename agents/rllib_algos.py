@@ -16,6 +16,8 @@ import copy
 import difflib
 import importlib
 import inspect
+import os
+from collections import deque
 from dataclasses import fields
 from typing import Any
 
@@ -271,3 +273,103 @@ def module_spec(algo: str, options: dict[str, Any], obs_space: Any, action_space
     spec.model_config = cfg.model_config
     spec.inference_only = True
     return spec
+
+
+def ensure_ray(num_cpus: int) -> None:
+    """Start Ray locally, or join the cluster ``CATCHRL_RAY_ADDRESS`` names (once)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    address = os.environ.get("CATCHRL_RAY_ADDRESS") or "local"
+    local = {"num_cpus": num_cpus} if address == "local" else {}
+    ray.init(
+        address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local
+    )
+
+
+def _kl_coeffs(algo: Any) -> Any:
+    """PPO's (and APPO's) current KL coefficients by module (None: no such learner)."""
+    learner = getattr(algo.learner_group, "_learner", None)  # num_learners = 0
+    return getattr(learner, "curr_kl_coeffs_per_module", None)
+
+
+def get_algo_state(algo: Any) -> bytes:
+    """An ``Algorithm``'s state (and DQN's replay) as msgpack bytes: no pickle, no code."""
+    state: dict[str, Any] = {"algorithm": algo.get_state()}
+    buffer = getattr(algo, "local_replay_buffer", None)
+    if buffer is not None:
+        state["replay"] = buffer.get_state()
+    kl = _kl_coeffs(algo)
+    if kl is not None:  # PPO's adaptive KL coefficient: not in RLlib's Learner state
+        state["kl_coeffs"] = {k: float(v) for k, v in kl.items()}
+    return _pack(state)
+
+
+def set_algo_state(algo: Any, data: bytes) -> None:
+    """Restore :func:`get_algo_state` (``ValueError`` if it does not fit this algorithm)."""
+    state = _unpack(data)
+    try:
+        algo.set_state(state["algorithm"])
+        if "replay" in state:
+            algo.local_replay_buffer.set_state(state["replay"])
+        kl = _kl_coeffs(algo)
+        for module_id, value in state.get("kl_coeffs", {}).items():
+            kl[module_id].data.fill_(value)
+    except (RuntimeError, KeyError, TypeError, AttributeError) as e:
+        raise ValueError(f"RLlib's state does not load: {type(e).__name__}: {e}") from e
+
+
+_TENSOR, _ARRAY, _SCALAR, _TUPLE, _OBJECTS = range(1, 6)  # msgpack extension codes
+
+
+def _pack(state: Any) -> bytes:
+    """``state`` (dicts, lists, tuples, scalars, arrays, tensors) as msgpack (a Ray dependency)."""
+    import msgpack
+    import torch
+
+    def pack(x: Any) -> bytes:
+        return msgpack.packb(x, default=encode, strict_types=True)
+
+    def encode(x: Any) -> Any:
+        if isinstance(x, torch.Tensor):
+            return msgpack.ExtType(_TENSOR, encode(x.detach().cpu().numpy()).data)
+        if isinstance(x, np.ndarray) and x.dtype == object:
+            return msgpack.ExtType(_OBJECTS, pack([list(x.shape), x.ravel().tolist()]))
+        if isinstance(x, (np.ndarray, np.generic)):
+            code = _ARRAY if isinstance(x, np.ndarray) else _SCALAR
+            return msgpack.ExtType(code, pack([x.dtype.str, list(x.shape), x.tobytes()]))
+        if isinstance(x, tuple):
+            return msgpack.ExtType(_TUPLE, pack(list(x)))
+        if isinstance(x, dict):  # OrderedDict, defaultdict
+            return dict(x)
+        if isinstance(x, deque):
+            return list(x)
+        raise TypeError(f"RLlib's state holds a {type(x).__name__}: not stored")
+
+    return pack(state)
+
+
+def _unpack(data: bytes) -> Any:
+    """Rebuild what :func:`_pack` stored."""
+    import msgpack
+    import torch
+
+    def unpack(b: bytes) -> Any:
+        return msgpack.unpackb(b, ext_hook=decode, strict_map_key=False)
+
+    def decode(code: int, b: bytes) -> Any:
+        if code == _TUPLE:
+            return tuple(unpack(b))
+        if code == _OBJECTS:
+            shape, items = unpack(b)
+            out = np.empty(len(items), dtype=object)
+            out[:] = items
+            return out.reshape(shape)
+        if code == _TENSOR:
+            return torch.from_numpy(decode(_ARRAY, b))
+        dtype, shape, raw = unpack(b)
+        array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
+        return array[()] if code == _SCALAR else array
+
+    return unpack(data)

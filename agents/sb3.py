@@ -268,3 +268,17 @@ def load_sb3_model(
 ) -> Any:
     """Load a saved SB3 model (unpickles code: only for files the user named)."""
     return algorithm_class(algo).load(model_path, env=env, device=device)
+
+
+class _NoCloseBytesIO(io.BytesIO):
+    """SB3's savers close the file they are given; keep the bytes readable."""
+
+    def close(self) -> None:
+        pass
+
+
+def saved_bytes(save: Any) -> bytes:
+    """What an SB3 saver (``model.save``, ``save_replay_buffer``) writes to a file."""
+    buf = _NoCloseBytesIO()
+    save(buf)
+    return buf.getvalue()

@@ -8,6 +8,8 @@ A learner drives its own environment: ``loop.record_step(report)`` after every v
 from __future__ import annotations
 
 import importlib
+import os
+import random
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -15,10 +17,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from catchrl.config import ConfigError, TrainConfig
-from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop, StepReport, TrainResult
 
-__all__ = ["LEARNERS", "Learner", "StepLearner", "StepReport", "TrainResult", "open_run"]
+__all__ = ["LEARNERS", "Learner", "StepReport", "TrainResult", "open_run"]
 
 LEARNERS = {
     "dqn": "catchrl.training:DQNLearner",
@@ -40,9 +41,8 @@ class Learner(ABC):
     has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
     framework_bytes: ClassVar[int] = 0  # its framework's own peak memory in a run (measured)
 
-    def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
+    def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         self.cfg = cfg
-        self.rd = rd
         self.trust_pickle = trust_pickle
 
     @staticmethod
@@ -74,17 +74,36 @@ class Learner(ABC):
         """Release the learner's environments."""
 
 
-class StepLearner(Learner):
-    """A learner that acts and learns one vector step at a time; the loop drives it."""
+def set_torch_threads() -> None:
+    """One torch thread (``CATCHRL_TORCH_THREADS`` for more): measured in docs/sb3.md."""
+    import torch
 
-    @abstractmethod
-    def step(self, steps: int, games: int) -> StepReport:
-        """Act on the current observations, step the env, store and learn."""
+    torch.set_num_threads(max(1, int(os.environ.get("CATCHRL_TORCH_THREADS") or 1)))
 
-    def run(self, loop: RunLoop) -> None:
-        """Step until the loop says stop (every step is a safe point)."""
-        while not loop.at_safe_point():
-            loop.record_step(self.step(loop.steps, loop.games))
+
+def rng_states() -> dict[str, Any]:
+    """The global RNGs SB3 and RLlib draw from (numpy's, torch's, Python's), as JSON."""
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
+    version, words, gauss_next = random.getstate()
+    return {
+        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state().tolist(),
+        "python": [version, list(words), gauss_next],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore :func:`rng_states`."""
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    keys = np.array(keys, dtype=np.uint32)
+    np.random.set_state((kind, keys, pos, has_gauss, gauss))  # noqa: NPY002
+    torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
+    version, words, gauss_next = states["python"]
+    random.setstate((version, tuple(words), gauss_next))
 
 
 def learner_class(algo: str) -> type[Learner]:

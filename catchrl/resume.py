@@ -15,7 +15,7 @@ from catchrl.config import (
     load_run_config,
 )
 from catchrl.errors import CheckpointError, RunDirError
-from catchrl.rundir import RunDir, read_text
+from catchrl.rundir import RunDir
 
 RESUMABLE = ("run.total_steps=", "run.eval_every=", "run.eval_games=", "run.target_win_rate=")
 """The settings a resumed run may change (its budget and bookkeeping); the rest is fixed."""
@@ -36,10 +36,7 @@ def open_config(
                 f"--resume keeps the run's config; only {', '.join(RESUMABLE)} "
                 f"may change, not {text.split('=')[0]!r}"
             )
-    run_cfg = None
-    if rd.config_path.is_file():
-        read_text(rd.config_path)  # a clear error if it is not UTF-8
-        run_cfg = load_run_config(rd.config_path)
+    run_cfg = load_run_config(rd.config_path) if rd.config_path.is_file() else None
     checkpoint = rd.latest_checkpoint()
     if checkpoint is None:
         if run_cfg is None:

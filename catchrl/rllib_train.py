@@ -7,33 +7,16 @@ Ray starts locally unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
 
 from __future__ import annotations
 
-import os
-from collections import deque
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from catchrl.config import TrainConfig
-from catchrl.errors import CheckpointError
-from catchrl.learners import Learner
-from catchrl.rundir import RunDir
+from catchrl.learners import Learner, rng_states, set_rng_states, set_torch_threads
 from catchrl.runloop import RunLoop, StepReport
-from catchrl.sb3_train import rng_states, set_rng_states, set_torch_threads
 
-__all__ = ["RLlibLearner", "pack_state", "unpack_state"]
-
-
-def _ensure_ray(num_cpus: int) -> None:
-    import ray
-
-    if ray.is_initialized():
-        return
-    address = os.environ.get("CATCHRL_RAY_ADDRESS") or "local"
-    local = {"num_cpus": num_cpus} if address == "local" else {}
-    ray.init(
-        address, include_dashboard=False, log_to_driver=False, configure_logging=False, **local
-    )
+__all__ = ["RLlibLearner"]
 
 
 class RLlibLearner(Learner):
@@ -41,15 +24,20 @@ class RLlibLearner(Learner):
 
     model_name = "model-rllib.npz"
 
-    def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
-        super().__init__(cfg, rd, trust_pickle)
-        from catchrl.agents.rllib_algos import OFF_POLICY, make_algo_config, rllib_options
+    def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
+        super().__init__(cfg, trust_pickle)
+        from catchrl.agents.rllib_algos import (
+            OFF_POLICY,
+            ensure_ray,
+            make_algo_config,
+            rllib_options,
+        )
 
         self.options = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
         self.has_epsilon = cfg.algo in OFF_POLICY
         set_torch_threads()
         self.runners = int(self.options.get("num_env_runners", 0))  # 0: sample in this process
-        _ensure_ray(num_cpus=max(1, self.runners) + 1)
+        ensure_ray(num_cpus=max(1, self.runners) + 1)
         algo_cfg = make_algo_config(
             cfg.algo,
             self.options,
@@ -116,36 +104,18 @@ class RLlibLearner(Learner):
         return greedy_actions(self.algo_rl.get_module(), obs)
 
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-        """RLlib's state (and DQN's replay) as arrays and JSON, and the driver's RNGs."""
-        state: dict[str, Any] = {"algorithm": self.algo_rl.get_state()}
-        buffer = getattr(self.algo_rl, "local_replay_buffer", None)
-        if buffer is not None:
-            state["replay"] = buffer.get_state()
-        kl = self._kl_coeffs()
-        if kl is not None:  # PPO's adaptive KL coefficient: not in RLlib's Learner state
-            state["kl_coeffs"] = {k: float(v) for k, v in kl.items()}
-        packed = np.frombuffer(pack_state(state), dtype=np.uint8)
-        meta = {"rng": rng_states()}
-        return {"rllib": {"state": packed}}, meta
+        """RLlib's state (and DQN's replay) as msgpack bytes, and the driver's RNGs."""
+        from catchrl.agents.rllib_algos import get_algo_state
+
+        packed = np.frombuffer(get_algo_state(self.algo_rl), dtype=np.uint8)
+        return {"rllib": {"state": packed}}, {"rng": rng_states()}
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state` (``ValueError`` if it does not fit this algorithm)."""
-        state = unpack_state(arrays["rllib"]["state"].tobytes())
-        try:
-            self.algo_rl.set_state(state["algorithm"])
-            if "replay" in state:
-                self.algo_rl.local_replay_buffer.set_state(state["replay"])
-            kl = self._kl_coeffs()
-            for module_id, value in state.get("kl_coeffs", {}).items():
-                kl[module_id].data.fill_(value)
-        except (RuntimeError, KeyError, TypeError, AttributeError) as e:
-            raise ValueError(f"RLlib's state does not load: {type(e).__name__}: {e}") from e
-        set_rng_states(meta["rng"])
+        from catchrl.agents.rllib_algos import set_algo_state
 
-    def _kl_coeffs(self) -> Any:
-        """PPO's (and APPO's) current KL coefficients by module (None: no such learner)."""
-        learner = getattr(self.algo_rl.learner_group, "_learner", None)  # num_learners = 0
-        return getattr(learner, "curr_kl_coeffs_per_module", None)
+        set_algo_state(self.algo_rl, arrays["rllib"]["state"].tobytes())
+        set_rng_states(meta["rng"])
 
     def save_model(self, path: Path) -> None:
         """Write the playing module (load it with ``catchrl eval/watch``)."""
@@ -168,60 +138,3 @@ def _loss(result: dict[str, Any]) -> float | None:
         if isinstance(value, (int, float, np.number)):
             return float(value)
     return None
-
-
-# -- RLlib's state as msgpack (a Ray dependency): no pickle, nothing in it runs code ----------
-
-_TENSOR, _ARRAY, _SCALAR, _TUPLE, _OBJECTS = range(1, 6)  # msgpack extension codes
-
-
-def pack_state(state: Any) -> bytes:
-    """``state`` (dicts, lists, tuples, scalars, arrays, tensors) as msgpack bytes."""
-    import msgpack
-    import torch
-
-    def pack(x: Any) -> bytes:
-        return msgpack.packb(x, default=encode, strict_types=True)
-
-    def encode(x: Any) -> Any:
-        if isinstance(x, torch.Tensor):
-            return msgpack.ExtType(_TENSOR, encode(x.detach().cpu().numpy()).data)
-        if isinstance(x, np.ndarray) and x.dtype == object:
-            return msgpack.ExtType(_OBJECTS, pack([list(x.shape), x.ravel().tolist()]))
-        if isinstance(x, (np.ndarray, np.generic)):
-            code = _ARRAY if isinstance(x, np.ndarray) else _SCALAR
-            return msgpack.ExtType(code, pack([x.dtype.str, list(x.shape), x.tobytes()]))
-        if isinstance(x, tuple):
-            return msgpack.ExtType(_TUPLE, pack(list(x)))
-        if isinstance(x, dict):  # OrderedDict, defaultdict
-            return dict(x)
-        if isinstance(x, deque):
-            return list(x)
-        raise CheckpointError(f"RLlib's state holds a {type(x).__name__}: not stored")
-
-    return pack(state)
-
-
-def unpack_state(data: bytes) -> Any:
-    """Rebuild what :func:`pack_state` stored."""
-    import msgpack
-    import torch
-
-    def unpack(b: bytes) -> Any:
-        return msgpack.unpackb(b, ext_hook=decode, strict_map_key=False)
-
-    def decode(code: int, b: bytes) -> Any:
-        if code == _TUPLE:
-            return tuple(unpack(b))
-        if code == _OBJECTS:
-            shape, items = unpack(b)
-            out = np.empty(len(items), dtype=object)
-            out[:] = items
-            return out.reshape(shape)
-        if code == _TENSOR:
-            return torch.from_numpy(decode(_ARRAY, b))
-        dtype, shape, raw = unpack(b)
-        array = np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-        return array[()] if code == _SCALAR else array
-
-    return unpack(data)

@@ -1,11 +1,8 @@
 """The run directory of every trainer: one writer, atomic files, verified checkpoints.
 
 ``RUN/``: ``.lock`` (the writer's pid and host), ``config.toml`` (supervised: ``config.json``),
-``metrics.tsv`` (a row per game or epoch), ``tb/``, ``checkpoints/latest`` (the newest
-complete one's name), ``checkpoints/ckpt-*/`` (``*.npz``, ``state.json``, ``manifest.json``),
-``evals.json``, ``eval.json``, ``best.json``, ``best.*``, ``model.*``. Files are written beside
-and renamed into place; a full disk raises DiskFullError after removing what was half written;
-``.lock`` and ``metrics.tsv`` are opened without following links.
+``metrics.tsv``, ``tb/``, ``checkpoints/ckpt-*/`` (``*.npz``, ``state.json``, ``manifest.json``;
+names sort by time), ``evals.json``, ``eval.json``, ``best.json``, ``best.*``, ``model.*``.
 """
 
 from __future__ import annotations
@@ -34,7 +31,6 @@ METRIC_COLUMNS = tuple(
 )
 """An RL run's ``metrics.tsv`` columns: the book's (game, loss, cumulative wins) first."""
 _ROW_FORMATS = ("{}", "{:.6g}", "{}", "{:.5g}", "{}", "{:.1f}", "{:.4f}", "{:.2f}", "{:g}")
-_CKPT_NAME = re.compile(r"ckpt-[A-Za-z0-9-]{1,64}")
 _RUN_MARKERS = ("config.toml", "config.json", "metrics.tsv", "checkpoints")
 NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 Arrays = dict[str, dict[str, np.ndarray]]
@@ -231,29 +227,20 @@ class RunDir:
             raise RunDirError(f"{self.metrics_path} is malformed: {e}") from e
         return {name: table[:, i] for i, name in enumerate(header)}
 
+    def checkpoints(self) -> list[Path]:
+        """The complete checkpoints, oldest first (a half-written one is a hidden temp folder)."""
+        return sorted(p for p in self.checkpoints_path.glob("ckpt-*") if p.is_dir())
+
     def latest_checkpoint(self) -> Path | None:
         """The newest complete checkpoint (None: none yet)."""
-        pointer = self.checkpoints_path / "latest"
-        if not pointer.is_file():
-            return None
-        name = read_text(pointer).strip()
-        if not _CKPT_NAME.fullmatch(name):
-            raise CheckpointError(
-                f"{pointer} names {name[:80]!r}, which is not a checkpoint of this run"
-            )
-        path = self.checkpoints_path / name
-        if not path.is_dir():
-            raise CheckpointError(f"{pointer} names {name!r}, which does not exist")
-        return path
+        return (self.checkpoints() or [None])[-1]
 
     def save_checkpoint(self, name: str, arrays: Arrays, state: dict[str, Any]) -> Path:
-        """Write checkpoint ``name`` (names sort by time), point ``latest`` at it, keep ``keep``.
+        """Write checkpoint ``ckpt-*`` ``name`` (names sort by time), keeping the ``keep`` newest.
 
         ``arrays``: ``{file stem: {array name: array}}``, each saved as ``stem.npz``;
         ``state``: JSON-ready counters, RNG states and metadata.
         """
-        if not _CKPT_NAME.fullmatch(name):
-            raise ValueError(f"bad checkpoint name {name!r}")
         self.create()
         final = self.checkpoints_path / name
         tmp = self.checkpoints_path / f".{name}.tmp{os.getpid()}"
@@ -264,19 +251,17 @@ class RunDir:
                 np.savez(tmp / f"{stem}.npz", **group)
             state_text = json.dumps({"format_version": FORMAT_VERSION, **state})
             (tmp / "state.json").write_text(state_text, encoding="utf-8")
-            manifest = {}
-            for p in sorted(tmp.iterdir()):
-                manifest[p.name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+            manifest = {
+                p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                for p in sorted(tmp.iterdir())
+            }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
             for p in tmp.iterdir():
                 _fsync(p)
-            remove(final)  # only a rewrite of the same point; `latest` names another
+            remove(final)  # only a rewrite of the same point
             os.replace(tmp, final)
-            self.write_file_atomic("checkpoints/latest", lambda p: p.write_text(name))
-        done = sorted(p for p in self.checkpoints_path.glob("ckpt-*") if p.is_dir())
-        for old in done[: -self.keep]:
-            if old.name != name:
-                remove(old)
+        for old in self.checkpoints()[: -self.keep]:
+            remove(old)
         return final
 
     @staticmethod
@@ -287,22 +272,17 @@ class RunDir:
         if not manifest_path.is_file():
             raise CheckpointError(f"{path} is not a checkpoint (no manifest.json)")
         manifest = read_json(manifest_path)
-        if not isinstance(manifest, dict) or not manifest:
-            raise CheckpointError(f"{manifest_path} is corrupt: not a non-empty JSON object")
-        files = {p.name for p in path.iterdir() if p.name != "manifest.json"}
-        if set(manifest) != files:
-            differ = ", ".join(sorted(files ^ set(manifest)))
+        files = sorted(p.name for p in path.iterdir() if p.name != "manifest.json")
+        if not isinstance(manifest, dict) or sorted(manifest) != files:
             raise CheckpointError(
-                f"{manifest_path} is incomplete: the folder's files differ ({differ})"
+                f"{manifest_path} is incomplete or corrupt: not a JSON object of the folder's files"
             )
-        for name, meta in manifest.items():  # missing, extra, truncated or changed files
-            size = (path / name).stat().st_size
+        for name in files:
+            meta, size = manifest[name], (path / name).stat().st_size
             if not isinstance(meta, dict) or meta.get("bytes") != size:
                 raise CheckpointError(f"checkpoint file {path / name} is truncated or changed")
             if meta.get("sha256") != _sha256(path / name):
-                raise CheckpointError(
-                    f"checkpoint file {path / name} is corrupt (checksum mismatch)"
-                )
+                raise CheckpointError(f"checkpoint file {path / name} is corrupt (checksum)")
         state = read_json(path / "state.json")
         if not isinstance(state, dict):
             raise CheckpointError(f"{path / 'state.json'} is corrupt: not a JSON object")

@@ -116,7 +116,7 @@ class RunLoop:
             self.metrics_bytes = 0 if resume else None  # metrics.tsv is cut back to this
             self.checkpointed = (0, 0)  # games and steps at the last checkpoint
             self.signum: int | None = None
-            self.learner = self.learner_cls(self.cfg, self.rd, trust_pickle=trust_pickle)
+            self.learner = self.learner_cls(self.cfg, trust_pickle=trust_pickle)
             self.fresh = saved is None
             if saved is not None:
                 self._restore(checkpoint, *saved)
@@ -236,9 +236,9 @@ class RunLoop:
         """The kept model (``best.*``, else the final one) on the test games: name, result."""
         if self.best is None or not self.best_path.is_file():
             return self.learner_cls.model_name, self.evaluate(games, seed)
-        from catchrl.policies import load_policy
+        from catchrl.policies import load_agent
 
-        kept = load_policy(str(self.best_path), self.cfg.env.game_kwargs(), allow_sb3=True)
+        kept = load_agent(self.best_path, trust_sb3=True, **self.cfg.env.game_kwargs())
         return self.best_path.name, evaluate(kept.policy, games, seed, **kept.env_kwargs)
 
     def _evaluate_now(self) -> tuple[EvalResult, bool]:

@@ -7,9 +7,7 @@ A checkpoint (SB3's zip and replay, the games, the RNGs) resumes exactly, with `
 from __future__ import annotations
 
 import io
-import os
 import pickle
-import random
 from pathlib import Path
 from typing import Any
 
@@ -17,57 +15,10 @@ import numpy as np
 
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
-from catchrl.learners import Learner
-from catchrl.rundir import RunDir
+from catchrl.learners import Learner, rng_states, set_rng_states, set_torch_threads
 from catchrl.runloop import RunLoop, StepReport
 
-__all__ = ["SB3Learner", "rng_states", "set_rng_states", "set_torch_threads"]
-
-
-def set_torch_threads() -> None:
-    """One torch thread (``CATCHRL_TORCH_THREADS`` for more): measured in docs/sb3.md."""
-    import torch
-
-    torch.set_num_threads(max(1, int(os.environ.get("CATCHRL_TORCH_THREADS") or 1)))
-
-
-def rng_states() -> dict[str, Any]:
-    """The global RNGs SB3 and RLlib draw from (numpy's, torch's, Python's), as JSON."""
-    import torch
-
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
-    version, words, gauss_next = random.getstate()
-    return {
-        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
-        "torch": torch.get_rng_state().tolist(),
-        "python": [version, list(words), gauss_next],
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore :func:`rng_states`."""
-    import torch
-
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    keys = np.array(keys, dtype=np.uint32)
-    np.random.set_state((kind, keys, pos, has_gauss, gauss))  # noqa: NPY002
-    torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
-    version, words, gauss_next = states["python"]
-    random.setstate((version, tuple(words), gauss_next))
-
-
-class _NoCloseBytesIO(io.BytesIO):
-    """SB3's savers close the file they are given; keep the bytes readable."""
-
-    def close(self) -> None:
-        pass
-
-
-def _saved(save: Any) -> np.ndarray:
-    """What an SB3 saver (``model.save``, ``save_replay_buffer``) writes, as bytes."""
-    buf = _NoCloseBytesIO()
-    save(buf)
-    return np.frombuffer(buf.getvalue(), dtype=np.uint8)
+__all__ = ["SB3Learner"]
 
 
 class SB3Learner(Learner):
@@ -76,8 +27,8 @@ class SB3Learner(Learner):
     model_name = "model.zip"
     framework_bytes = 340 << 20  # PyTorch + SB3: peak RSS 331 MiB, fast-state, buffer 1,000
 
-    def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
-        super().__init__(cfg, rd, trust_pickle)
+    def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
+        super().__init__(cfg, trust_pickle)
         from catchrl.agents.sb3 import OFF_POLICY, make_sb3_model
         from catchrl.agents.sb3_env import make_catch_vec_env
 
@@ -116,15 +67,14 @@ class SB3Learner(Learner):
 
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """SB3's zip and replay buffer, the game's state and the RNGs SB3 draws from."""
-        from catchrl.agents.sb3 import OFF_POLICY
+        from catchrl.agents.sb3 import OFF_POLICY, saved_bytes
 
         env = self.env.venv_native.get_state()
-        arrays = {
-            "sb3_model": {"zip": _saved(self.model.save)},
-            "env": env["arrays"],
-        }
+        arrays = {"env": env["arrays"]}
+        arrays["sb3_model"] = {"zip": np.frombuffer(saved_bytes(self.model.save), np.uint8)}
         if self.cfg.algo in OFF_POLICY:
-            arrays["sb3_replay"] = {"pkl": _saved(self.model.save_replay_buffer)}
+            replay = saved_bytes(self.model.save_replay_buffer)
+            arrays["sb3_replay"] = {"pkl": np.frombuffer(replay, np.uint8)}
         logger = getattr(self.model, "_logger", None)  # set by run()
         meta = {
             "env": env["meta"],

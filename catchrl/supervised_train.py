@@ -1,9 +1,7 @@
 """The supervised trainer: Keras ``fit`` on a task of :mod:`catchrl.supervised`, in a run directory.
 
-The run directory holds config.json (the SupervisedConfig and the dataset's config),
-metrics.tsv (a row per epoch), tb/, checkpoints/ (after every epoch: the weights, the optimizer
-and the callbacks' counters, so ``resume=True`` continues as the straight run would),
-best.keras (best validation loss) and model.keras (EarlyStopping restores the best weights).
+A checkpoint after every epoch (weights, optimizer, the callbacks' counters) lets ``resume=True``
+continue as the straight run would; ``best.keras`` has the best validation loss.
 """
 
 from __future__ import annotations

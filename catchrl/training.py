@@ -13,40 +13,10 @@ from typing import Any
 import numpy as np
 
 from catchrl.config import ConfigError, TrainConfig
-from catchrl.errors import first_line
-from catchrl.learners import StepLearner
-from catchrl.rundir import RunDir
-from catchrl.runloop import StepReport
+from catchrl.learners import Learner
+from catchrl.runloop import RunLoop, StepReport
 
 __all__ = ["DQNLearner"]
-
-
-def _load_module_model(kind: str, path: str, obs_shape: tuple[int, ...]) -> Any:
-    """The ``.keras`` model ``agent.module`` names (its encoder for ``*encoder``), checked."""
-    import keras
-
-    from catchrl.supervised.perception import get_encoder  # registers the custom layers too
-
-    try:
-        model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
-        found = model_path.is_file()
-    except OSError as e:  # a name too long
-        raise ConfigError(f"agent.module: {path[:60]!r}...: {e.strerror}") from None
-    if not found:
-        raise ConfigError(f"agent.module: {str(model_path)!r} does not exist")
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-        if kind != "perception":
-            model = get_encoder(model)
-    except Exception as e:  # Keras raises many kinds for a bad file
-        why = f"{type(e).__name__}: {first_line(e)[:160]}"
-        raise ConfigError(f"agent.module: {model_path} is not a usable model ({why})") from e
-    if tuple(model.input_shape[1:]) != tuple(obs_shape):
-        raise ConfigError(
-            f"agent.module: {model_path} reads frames of shape "
-            f"{tuple(model.input_shape[1:])}, the game gives {tuple(obs_shape)}"
-        )
-    return model
 
 
 def _weights_sha256(model: Any) -> str:
@@ -57,14 +27,14 @@ def _weights_sha256(model: Any) -> str:
     return digest.hexdigest()
 
 
-class DQNLearner(StepLearner):
+class DQNLearner(Learner):
     """catchrl's Keras DQN over the native vector env (``algo = "dqn"``; no pickles)."""
 
     model_name = "model.keras"
     framework_bytes = 700 << 20  # TensorFlow + Keras: peak RSS 691 MiB, a fast run, replay 1,000
 
-    def __init__(self, cfg: TrainConfig, rd: RunDir, trust_pickle: bool = False) -> None:
-        super().__init__(cfg, rd, trust_pickle)
+    def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
+        super().__init__(cfg, trust_pickle)
         import keras
 
         from catchrl.agents.dqn import DQNAgent
@@ -82,7 +52,14 @@ class DQNLearner(StepLearner):
             cfg.env.num_envs, autoreset_mode="same_step", **cfg.env.game_kwargs()
         )
         frames_shape = self.base_env.single_observation_space.shape
-        module = _load_module_model(kind, path, frames_shape) if path else None
+        module = None
+        if path:
+            try:
+                module = perception.load_module(path, kind != "perception", frames_shape)
+            except ValueError as e:
+                raise ConfigError(f"agent.module: {e}") from None
+            except OSError as e:  # a name too long
+                raise ConfigError(f"agent.module: {path[:60]!r}...: {e.strerror}") from None
         # perception: the frozen model in front of the agent (perception or encoder).
         self.perception = None
         self._frame_model_sha256 = None
@@ -144,6 +121,11 @@ class DQNLearner(StepLearner):
             prioritized=a.prioritized,
             aux_dim=1 if a.module == "landing-head" else 0,
         )
+
+    def run(self, loop: RunLoop) -> None:
+        """Step until the loop says stop (every vector step is a safe point)."""
+        while not loop.at_safe_point():
+            loop.record_step(self.step(loop.steps, loop.games))
 
     def step(self, steps: int, games: int) -> StepReport:
         """ε-greedy actions on the batch, one env step into replay, then the updates."""

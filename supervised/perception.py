@@ -11,6 +11,7 @@ precision.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -153,6 +154,30 @@ def get_encoder(model: keras.Model) -> keras.Model:
             f"model {model.name!r} has no nested 'encoder'; build it with "
             "build_perception_model or build_imitation_model"
         ) from None
+
+
+def load_module(path: str, encoder: bool, frames_shape: tuple[int, ...]) -> keras.Model:
+    """A saved model (a ``.keras`` file or its run directory), or its ``encoder``, checked.
+
+    Raises:
+        ValueError: no such file, not a usable model, or frames of another shape.
+
+    """
+    model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
+    if not model_path.is_file():
+        raise ValueError(f"{str(model_path)!r} does not exist")
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+        model = get_encoder(model) if encoder else model
+    except Exception as e:  # Keras raises many kinds for a bad file
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ValueError(f"{model_path} is not a usable model ({type(e).__name__}: {first})") from e
+    if tuple(model.input_shape[1:]) != tuple(frames_shape):
+        raise ValueError(
+            f"{model_path} reads frames of shape {tuple(model.input_shape[1:])}, "
+            f"the game gives {tuple(frames_shape)}"
+        )
+    return model
 
 
 def build_q_network_from_encoder(

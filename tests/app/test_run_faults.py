@@ -278,19 +278,11 @@ def _ckpt(run_dir: Path) -> Path:
 
 SPOIL = {
     "config.toml not UTF-8": (lambda r: (r / "config.toml").write_bytes(b"\xff\xfe x"), "UTF-8"),
-    "latest not UTF-8": (
-        lambda r: (r / "checkpoints" / "latest").write_bytes(b"\xffckpt"),
-        "UTF-8",
-    ),
-    "latest outside the run": (
-        lambda r: (r / "checkpoints" / "latest").write_text("../../../etc"),
-        "not a checkpoint of this run",
-    ),
     "manifest not UTF-8": (
         lambda r: (_ckpt(r) / "manifest.json").write_bytes(b"\x80{}"),
         "UTF-8",
     ),
-    "manifest {}": (lambda r: (_ckpt(r) / "manifest.json").write_text("{}"), "not a non-empty"),
+    "manifest {}": (lambda r: (_ckpt(r) / "manifest.json").write_text("{}"), "incomplete"),
     "manifest a list": (lambda r: (_ckpt(r) / "manifest.json").write_text("[1]"), "JSON object"),
     "manifest missing a file": (
         lambda r: (_ckpt(r) / "manifest.json").write_text(

@@ -59,8 +59,8 @@ def test_train_writes_the_run_directory(quick_run, capsys):
     assert games == list(range(1, len(games) + 1)) and len(games) == 1000 // 16 // 33 * 16
     wins = [int(line.split("\t")[2]) for line in metrics[1:]]
     assert all(b - a in (0, 1) for a, b in itertools.pairwise(wins))  # cumulative
-    latest = (quick_run / "checkpoints" / "latest").read_text().strip()
-    assert (quick_run / "checkpoints" / latest / "manifest.json").is_file()
+    (latest,) = (quick_run / "checkpoints").glob("ckpt-*")  # the newest one is kept
+    assert (latest / "manifest.json").is_file()
 
 
 def test_eval_watch_plot_on_a_trained_run(quick_run, tmp_path, capsys):
@@ -124,7 +124,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 def test_corrupt_checkpoint_is_refused_and_nothing_is_destroyed(quick_run, tmp_path, capsys):
     run_dir = tmp_path / "copy"
     shutil.copytree(quick_run, run_dir)
-    ckpt = run_dir / "checkpoints" / (run_dir / "checkpoints" / "latest").read_text().strip()
+    (ckpt,) = (run_dir / "checkpoints").glob("ckpt-*")
     npz = ckpt / "agent.npz"
     npz.write_bytes(npz.read_bytes()[:100])  # truncated
     before = {p: p.stat().st_size for p in run_dir.rglob("*") if p.is_file()}
@@ -180,9 +180,8 @@ def _spawn_training(run_dir: Path, steps: int) -> subprocess.Popen:
 def _wait_for_checkpoints(run_dir: Path, count: int, proc: subprocess.Popen) -> None:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and proc.poll() is None:
-        latest = run_dir / "checkpoints" / "latest"
-        name = latest.read_text().strip() if latest.is_file() else ""
-        if name and int(name.split("-")[1][1:]) >= 16 * count:  # ckpt-g<games>-s<steps>
+        names = sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt-*"))
+        if names and int(names[-1].split("-")[1][1:]) >= 16 * count:  # ckpt-g<games>-s<steps>
             return
         time.sleep(0.05)
     raise AssertionError(f"no checkpoint appeared: {proc.communicate()[0][-2000:]}")
