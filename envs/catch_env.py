@@ -149,13 +149,12 @@ class CatchEnv(gym.Env):
         return render.screen_scale(self.params)
 
     def _info(self) -> dict[str, Any]:
-        return {k: int(getattr(self.batch, k)[0]) for k in ("caught", "missed", "balls_left")}
+        return {k: getattr(self.batch, k).item() for k in ("caught", "missed", "balls_left")}
 
     def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:
-        if self._stack is not None and fresh:
-            return self._stack.reset([0], b.ball_x, b.ball_y, b.paddle_x)[0].copy()
         if self._stack is not None:
-            return self._stack.push(b.ball_x, b.ball_y, b.paddle_x)[0].copy()
+            stack, xy = self._stack, (b.ball_x, b.ball_y, b.paddle_x)
+            return (stack.reset([0], *xy) if fresh else stack.push(*xy))[0].copy()
         x, y, px = b.ball_x.item(), b.ball_y.item(), b.paddle_x.item()  # one game: ints
         if self.obs_type == "state":
             return state_features(self.params, x, y, b.ball_vx.item(), px)

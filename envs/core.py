@@ -10,6 +10,7 @@ draws its balls from its own generator ``rngs[i]``, no hidden state.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,15 @@ class CatchParams:
     def paddle_max_x(self) -> int:
         """Largest left edge of the paddle."""
         return self.width - self.paddle_width
+
+    @functools.cached_property
+    def paddle_moves(self) -> np.ndarray:
+        """The paddle's next x, int64 ``[paddle_max_x + 1, 3]``: per x and action, walls applied."""
+        m, speed = self.paddle_max_x, self.paddle_speed
+        x = np.arange(m + 1)[:, None] + np.array([-speed, 0, speed])
+        if self.walls == "clamp":
+            return np.clip(x, 0, m)
+        return np.where(x < 0, speed, np.where(x > m, m - speed, x))  # the book's bounce
 
     @property
     def spawn_max_x(self) -> int:
@@ -249,9 +259,9 @@ def step_batch(
 ) -> tuple[BatchState, A, A]:
     """Advance N games by one step: ``(next_state, reward float32 [N], terminated bool [N])``.
 
-    ``actions``: int ``[N]`` of 0 (left), 1 (stay), 2 (right), already checked.
-    ``state`` is not changed. No game may be over; a game whose ball landed on
-    the last step gets a new ball first, drawn from its generator.
+    ``actions``: int ``[N]`` of 0 (left), 1 (stay), 2 (right), already checked; paddles in
+    ``[0, paddle_max_x]``. ``state`` is not changed. No game may be over; a game whose
+    ball landed on the last step gets a new ball first, drawn from its generator.
     """
     p = params
     x, y, vx = state.ball_x, state.ball_y, state.ball_vx
@@ -260,12 +270,7 @@ def step_batch(
         nx, nvx = _spawn(p, [rngs[k] for k in i])
         x, y, vx = x.copy(), y.copy(), vx.copy()
         x[i], vx[i], y[i] = nx, nvx, p.ball_start_y
-    px = state.paddle_x + (actions - 1) * p.paddle_speed
-    if p.walls == "clamp":
-        px = np.minimum(np.maximum(px, 0), p.paddle_max_x)
-    else:  # the book's bounce: one step back in from the wall
-        px = np.where(px < 0, p.paddle_speed, px)
-        px = np.where(px > p.paddle_max_x, p.paddle_max_x - p.paddle_speed, px)
+    px = p.paddle_moves[state.paddle_x, actions]
     y = y + p.ball_speed
     if p.drift:
         x, vx = drift_batch(p, x, vx)

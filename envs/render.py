@@ -196,11 +196,13 @@ class FrameRenderer:
         return self.render([state.ball_x], [state.ball_y], [state.paddle_x])[0]
 
 
+_WORDS = {k: np.dtype(f"<u{k}") for k in (2, 4, 8)}  # a pixel's K frames as one word
+
+
 def _drop_oldest(stacks: np.ndarray) -> None:
     """Drop the oldest frame in place: of ``stacks [..., K]`` (uint8) or of their words."""
-    k = stacks.shape[-1]
-    if stacks.itemsize == 1 and k in (2, 4, 8):
-        stacks = stacks.view(f"<u{k}")
+    if stacks.itemsize == 1 and stacks.shape[-1] in _WORDS:
+        stacks = stacks.view(_WORDS[stacks.shape[-1]])
     if stacks.itemsize > 1:  # words: the oldest frame is the lowest byte
         stacks >>= 8
     else:
@@ -232,24 +234,23 @@ class FrameStack:
         lo = np.minimum(lo, [[r.size - h], [r.size - w]])
         return r.window_index(lo[0], lo[1], h, w, self.first)
 
-    def _draw(self, first: A, bx: A, by: A, px: A, every: bool) -> tuple[N, N]:
-        """Draw states' (``[M]``) windows on top (or ``every`` frame) at ``first``; ball corners."""
-        r, slot, one = self.renderer, slice(None) if every else -1, len(self.frames) == 1
-        windows = r.patch(int(bx[0]), int(by[0]), int(px[0])) if one else r.patches(bx, by, px)
+    def _draw(self, first: A, bx: A, by: A, px: A, slots: slice) -> tuple[N, N]:
+        """Draw states' (``[M]``) windows into ``slots`` of the stacks at ``first``; ball corner."""
+        r, one = self.renderer, len(self.frames) == 1
+        windows = r.patch(bx.item(), by.item(), px.item()) if one else r.patches(bx, by, px)
         for row0, col0, levels in windows:
-            values = levels[..., None] if every else levels
             if one:  # by slices
                 h, w = levels.shape
-                self.frames[0, row0 : row0 + h, col0 : col0 + w, slot] = values
+                self.frames[0, row0 : row0 + h, col0 : col0 + w, slots] = levels[..., None]
             else:
                 index = r.window_index(row0, col0, *levels.shape[1:], first)
-                self.frames.reshape(-1, self.depth)[:, slot][index] = values
+                self.frames.reshape(-1, self.depth)[index, slots] = levels[..., None]
         return windows[0][0], windows[0][1]
 
     def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
         self.frames[games] = 0
-        corner = self._draw(self.first[games], bx, by, px, every=True)
+        corner = self._draw(self.first[games], bx, by, px, slice(None))
         self.corners[:, :, games] = np.reshape(corner, (2, 1, -1))
         return self.frames
 
@@ -258,15 +259,15 @@ class FrameStack:
         r = self.renderer
         if len(self.frames) == 1:  # one game: shifting its whole stack costs less than its box
             _drop_oldest(self.frames)
-            self._draw(self.first, bx, by, px, every=False)
+            self._draw(self.first, bx, by, px, slice(-1, None))
             return self.frames
         frames, k, box = self.frames, self.depth, self._box()
         # Pixels, flat: a word each for K = 2, 4, 8 (the oldest frame its lowest byte).
-        cells = frames.view(f"<u{k}").reshape(-1) if k in (2, 4, 8) else frames.reshape(-1, k)
+        cells = frames.view(_WORDS[k]).reshape(-1) if k in _WORDS else frames.reshape(-1, k)
         old = cells[box]  # taken before the paddle rows shift: no pixel shifts twice
         _drop_oldest(self.frames[:, r.paddle_row : r.paddle_row + r.paddle_h])
         _drop_oldest(old)
         cells[box] = old
-        self.corners[:, self.pos] = self._draw(self.first, bx, by, px, every=False)
+        self.corners[:, self.pos] = self._draw(self.first, bx, by, px, slice(-1, None))
         self.pos = (self.pos + 1) % self.depth
         return self.frames

@@ -14,7 +14,7 @@ import numpy as np
 
 from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import make_params
-from catchrl.envs.render import FrameRenderer, check_frame_size, check_frame_stack
+from catchrl.envs.render import FrameRenderer, check_frame_size, check_frame_stack, screen_scale
 
 GENERATOR_BYTES = 1024  # a game's seeded Generator (PCG64 and its SeedSequence): ~870 B measured
 STEP_BYTES = 400  # per game: actions, rewards, flags, the core's arrays (~50 numbers)
@@ -58,8 +58,7 @@ def env_bytes(p: CatchParams, obs_type: str, n: int, size: int, depth: int, **fl
         step += n * 3 * obs  # a new observation each step, and its temporaries
     passing = max(n * space, step)
     if flags.get("screen"):  # CatchEnv's rgb_array / window: the grey screen, scaled up, in RGB
-        k = max(1, 400 // max(p.width, p.height))
-        passing = max(passing, 5 * p.width * p.height * k * k)
+        passing = max(passing, 5 * p.width * p.height * screen_scale(p) ** 2)
     return held + passing
 
 

@@ -21,8 +21,7 @@ MIN_WIDTH = 400  # narrower fields (the grid's 200 px) get a band this wide, the
 ACTION_NAMES = ("left", "stay", "right")
 BIG, TEXT, SMALL = 40, 24, 18  # pygame Font sizes (about 0.7 of it in px): end, score, labels
 
-_WHITE, _GREY, _DARK = (255, 255, 255), (150, 150, 150), (60, 60, 60)
-_YELLOW = (255, 210, 80)
+_WHITE, _GREY, _DARK, _YELLOW = (255, 255, 255), (150, 150, 150), (60, 60, 60), (255, 210, 80)
 _HEADLESS_DRIVERS = ("dummy", "offscreen")
 
 
