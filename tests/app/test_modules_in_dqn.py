@@ -304,7 +304,7 @@ def test_perception_config_errors(perception_path, tmp_path, capsys):
 def test_bench_modules_bad_input_is_one_line(tmp_path, capsys):
     out = ["--out", str(tmp_path / "m")]
     assert main(["bench", "modules", "--contenders", "dqn-nope", *out]) == 2
-    assert "unknown contender 'dqn-nope'" in capsys.readouterr().err
+    assert "invalid choice: 'dqn-nope'" in capsys.readouterr().err
     assert main(["bench", "modules", "--contenders", "dqn-encoder", *out]) == 2
     assert "dqn-encoder needs --perception" in capsys.readouterr().err
     assert main(["bench", "modules", "--perception", str(tmp_path / "none"), *out]) == 2
