@@ -137,10 +137,7 @@ def _draw_evals(ax: Any, key: str, end: float, run: dict[str, Any], color: str) 
 
 
 def plot_seeds(rows: Sequence[dict[str, Any]], x: str, out: Path) -> Path:
-    """Per :func:`catchrl.stats.summarize` row: seeds' validation curves, tests, IQM and CI.
-
-    ``x`` is the curves' axis: ``steps`` or ``wall_time`` (training seconds).
-    """
+    """Per :func:`catchrl.stats.summarize` row: seeds' validation curves along ``x``, tests, IQM."""
     plt = pyplot()
     fig, (curves, final) = plt.subplots(1, 2, figsize=(12, 4.8))
     for i, row in enumerate(rows):

@@ -137,11 +137,7 @@ def write_summary(
     x: str = "steps",
     extra: Sequence[str] = (),
 ) -> str:
-    """``STEM.md`` (``head``, the table), ``STEM.csv`` (a line per seed), ``STEM.png``; the table.
-
-    The csv: each seed's costs (empty: never), test, model and ``extra`` keys of its run; the
-    png: :func:`catchrl.plots.plot_seeds` along ``x``, left out without matplotlib.
-    """
+    """Write ``STEM.md`` (``head``, the table), ``.csv`` (a line per seed), ``.png``; the table."""
     from catchrl.plots import PlotError, plot_seeds
 
     table = format_table(rows, target, what)
@@ -173,10 +169,7 @@ def setting_label(values: Mapping[str, Any]) -> str:
 
 
 def summarize_study(study: Path, doc: dict[str, Any], base: TrainConfig) -> list[dict[str, Any]]:
-    """Per setting, its finished trials over seeds (best test IQM first); writes ``summary.*``.
-
-    ``doc`` and ``base``: the study's ``study.json`` and base config.
-    """
+    """Per setting (best test IQM first), a study's finished trials; writes ``STUDY/summary.*``."""
     from catchrl.evaluation import TEST_SEED
 
     target = base.run.target_win_rate or 0.99

@@ -1,8 +1,6 @@
-"""Studies on Ray Tune's own API: a base config x a search space x seeds, each trial a run.
+"""Studies on Ray Tune's own API: a base config x a search space x seeds (docs/sweeps.md).
 
-``search="tpe"`` is Optuna's TPE through ``OptunaSearch``, each setting played with every seed
-by Tune's ``Repeater``. A trial is an ordinary run in ``STUDY/trials/NAME``; a trial Tune
-restarts (a lost node, ``Tuner.restore``) resumes it.
+Each trial is an ordinary run in ``STUDY/trials/NAME``, resumed when Tune restarts it.
 """
 
 from __future__ import annotations

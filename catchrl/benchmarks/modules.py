@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["MODULE_CONTENDERS", "NEEDS_PERCEPTION", "module_overrides"]
+__all__ = ["MODULE_CONTENDERS", "PERCEPTION_MODULES", "module_overrides"]
 
 MODULE_CONTENDERS = ("catchrl-dqn", "dqn-perceived", "dqn-encoder-frozen", "dqn-encoder", "dqn-aux")
 PERCEPTION_MODULES = {
@@ -13,7 +13,6 @@ PERCEPTION_MODULES = {
     "dqn-encoder": "tuned-encoder",
 }
 """The contenders built on a perception model (``--perception``): their ``agent.module``."""
-NEEDS_PERCEPTION = tuple(PERCEPTION_MODULES)
 
 
 def module_overrides(contender: str, perception: str = "") -> list[str]:
@@ -24,10 +23,6 @@ def module_overrides(contender: str, perception: str = "") -> list[str]:
         return []
     if contender == "dqn-aux":
         return ['agent.module="landing-head"']
-    if contender not in PERCEPTION_MODULES:
-        raise ValueError(f"unknown contender {contender!r}; choose one of {MODULE_CONTENDERS}")
-    if not perception:
-        raise ValueError(f"{contender} needs a perception model (catchrl supervised train)")
     overrides = [f"agent.module={json.dumps(f'{PERCEPTION_MODULES[contender]}:{perception}')}"]
     if contender == "dqn-encoder":  # fine-tuned inside the pixel DQN
         return overrides

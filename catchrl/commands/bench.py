@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from catchrl.benchmarks.agents import AGENTS, OTHER_ALGOS
-from catchrl.benchmarks.modules import MODULE_CONTENDERS, NEEDS_PERCEPTION
+from catchrl.benchmarks.modules import MODULE_CONTENDERS, PERCEPTION_MODULES
 from catchrl.benchmarks.supervised import CASES, DEFAULT_CASES
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
@@ -176,7 +176,7 @@ def run_modules(args: argparse.Namespace) -> int:
     from catchrl.benchmarks.modules import module_overrides
 
     options.check_game_options(args)  # --drift, on the pixel game
-    needs = [c for c in args.contenders if c in NEEDS_PERCEPTION]
+    needs = [c for c in args.contenders if c in PERCEPTION_MODULES]
     if needs and not args.perception:
         raise UserError(f"{needs[0]} needs --perception (catchrl supervised train perception)")
     if args.perception and not Path(args.perception).exists():

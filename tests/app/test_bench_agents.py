@@ -57,29 +57,25 @@ def test_a_seed_that_never_reaches_the_target_counts_as_infinite(tmp_path):
 def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path, capsys):
     pytest.importorskip("stable_baselines3")
     out = tmp_path / "race"
-    argv = ["bench", "agents", "--agents", "catchrl-dqn", "sb3-dqn-like", "--obs", "state"]
-    argv += ["--seeds", "0", "--state-steps", "1100", "--eval-every", "8"]
-    argv += ["--eval-games", "20", "--out", str(out)]
+    argv = ["bench", "agents", "--agents", "sb3-dqn-like", "--obs", "state", "--seeds", "0"]
+    argv += ["--state-steps", "1100", "--eval-every", "8", "--eval-games", "20", "--out", str(out)]
     assert main(argv) == 0
     printed = capsys.readouterr()
     assert printed.out.startswith("| contender | seeds at 99 % |")
-    for group in ("catchrl-dqn (state)", "sb3-dqn-like (state)"):
-        assert f"| {group} |" in printed.out
+    assert "| sb3-dqn-like (state) |" in printed.out
     with (out / "race.csv").open() as f:
-        seeds = list(csv.DictReader(f))
-    groups = [(s["group"], s["seed"]) for s in seeds]
-    assert groups == [("catchrl-dqn (state)", "0"), ("sb3-dqn-like (state)", "0")]
-    for seed in seeds:  # the kept model, picked on two validation evaluations, on the test
-        run = out / f"{seed['group'].split(' ')[0]}-state-s{seed['seed']}"
-        tested = json.loads((run / "eval.json").read_text())  # the run's own test evaluation
-        assert float(seed["test_win_rate"]) == tested["win_rate"] and tested["seed"] == TEST_SEED
-        assert seed["model"].startswith("best.") and 50 < float(seed["peak_rss_mib"]) < 4000
+        [seed] = list(csv.DictReader(f))
+    assert (seed["group"], seed["seed"]) == ("sb3-dqn-like (state)", "0")
+    # the kept model, picked on two validation evaluations, on the test games
+    tested = json.loads((out / "sb3-dqn-like-state-s0" / "eval.json").read_text())
+    assert float(seed["test_win_rate"]) == tested["win_rate"] and tested["seed"] == TEST_SEED
+    assert seed["model"].startswith("best.") and 50 < float(seed["peak_rss_mib"]) < 4000
     table = printed.out.split("\n\n")[0]  # the printed table is the one race.md holds
     assert table in (out / "race.md").read_text()
     assert (out / "race.png").read_bytes()[:4] == b"\x89PNG"
-    # Like for like: SB3's DQN with fast-state's n-step returns and replay ratio.
+    # Like for like: SB3's DQN with fast-state's game, n-step returns and replay ratio.
     like = load_run_config(out / "sb3-dqn-like-state-s0" / "config.toml")
-    ours = load_run_config(out / "catchrl-dqn-state-s0" / "config.toml")
+    ours = make_config(PRESET["state"])
     assert like.algo == "sb3-dqn" and like.env == ours.env
     assert like.sb3["n_steps"] == ours.agent.n_step and like.sb3["train_freq"] == 1
     assert like.sb3["gradient_steps"] == ours.agent.gradient_steps
