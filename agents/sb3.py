@@ -282,3 +282,37 @@ def saved_bytes(save: Any) -> bytes:
     buf = _NoCloseBytesIO()
     save(buf)
     return buf.getvalue()
+
+
+class SB3Policy:
+    """A saved SB3 model (``algo``: read from the file if None), greedy (``deterministic=True``).
+
+    Raises ``ValueError`` for a file SB3 cannot load, :class:`SB3NotInstalled` without SB3.
+    """
+
+    def __init__(self, path: str | Path, algo: str | None = None) -> None:
+        self.algo = algo or detect_algo(path)
+        if self.algo is None:
+            raise ValueError(f"{path}: not a Stable-Baselines3 model file (no readable 'data')")
+        try:
+            self.model = load_sb3_model(path, self.algo)
+        except (SB3NotInstalled, SB3ConfigError):
+            raise
+        except Exception as e:  # torch and pickle raise many kinds for a bad file
+            why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
+            raise ValueError(f"{path}: cannot be loaded as {self.algo} ({why})") from e
+        self.obs_shape = tuple(self.model.observation_space.shape)
+
+    def actions(self, obs: Any, states: Any = None) -> Any:
+        """The greedy action of each observation ``[N]``."""
+        return self.model.predict(obs, deterministic=True)[0]
+
+    def q_values(self, obs: Any) -> Any:
+        """DQN's and QR-DQN's Q-values ``[N, A]``."""
+        import torch
+
+        tensor, _ = self.model.policy.obs_to_tensor(obs)
+        with torch.no_grad():
+            if self.algo == "sb3-qrdqn":
+                return self.model.policy.quantile_net(tensor).mean(dim=1).cpu().numpy()
+            return self.model.policy.q_net(tensor).cpu().numpy()

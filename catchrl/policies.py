@@ -208,10 +208,6 @@ Loaded = tuple[Callable[..., np.ndarray], Callable[[np.ndarray], np.ndarray] | N
 """A model file's greedy policy, its Q-values (or None) and its observation shape."""
 
 
-def _cannot_load(path: Path, what: str, e: Exception) -> AgentLoadError:
-    return AgentLoadError(f"{path}: {what} ({type(e).__name__}: {first_line(e)[:200]})")
-
-
 def _keras(model_path: Path, algo: str | None) -> Loaded:
     """A saved Keras Q-network, greedy on its Q-values."""
     from catchrl.agents.networks import compile_forward, load_q_network
@@ -219,7 +215,8 @@ def _keras(model_path: Path, algo: str | None) -> Loaded:
     try:
         model = load_q_network(str(model_path))
     except Exception as e:  # Keras raises many kinds for a file that is not a model
-        raise _cannot_load(model_path, "not a loadable Keras model", e) from e
+        why = f"{type(e).__name__}: {first_line(e)[:200]}"
+        raise AgentLoadError(f"{model_path}: not a loadable Keras model ({why})") from e
     forward = compile_forward(model)
 
     def q_values(obs: np.ndarray) -> np.ndarray:
@@ -232,36 +229,15 @@ def _keras(model_path: Path, algo: str | None) -> Loaded:
 
 
 def _sb3(model_path: Path, algo: str | None) -> Loaded:
-    """A saved SB3 model, greedy (``deterministic=True``); DQN and QR-DQN give Q-values."""
-    from catchrl.agents import sb3
+    from catchrl.agents.sb3 import OFF_POLICY, SB3Policy
     from catchrl.frameworks import tensorboard_without_tensorflow
 
     tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
-    algo = algo or sb3.detect_algo(model_path)
-    if algo is None:
-        raise AgentLoadError(
-            f"{model_path}: not a Stable-Baselines3 model file (no readable 'data' metadata)"
-        )
     try:
-        model = sb3.load_sb3_model(model_path, algo)
-    except (sb3.SB3NotInstalled, sb3.SB3ConfigError) as e:
+        model = SB3Policy(model_path, algo)
+    except (ValueError, ImportError) as e:
         raise AgentLoadError(str(e)) from e
-    except Exception as e:  # torch/pickle raise many kinds for a bad file
-        raise _cannot_load(model_path, f"cannot be loaded as {algo}", e) from e
-
-    def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
-        return model.predict(obs, deterministic=True)[0]
-
-    def q_values(obs: np.ndarray) -> np.ndarray:
-        import torch
-
-        tensor, _ = model.policy.obs_to_tensor(obs)
-        with torch.no_grad():
-            if algo == "sb3-qrdqn":
-                return model.policy.quantile_net(tensor).mean(dim=1).cpu().numpy()  # [N, A]
-            return model.policy.q_net(tensor).cpu().numpy()  # [N, A]
-
-    return policy, (q_values if algo in sb3.OFF_POLICY else None), model.observation_space.shape
+    return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape
 
 
 def _rllib(model_path: Path, algo: str | None) -> Loaded:
