@@ -1,10 +1,13 @@
 """One evaluation harness for every policy: ours, SB3's, RLlib's, scripted, imitation.
 
 Game ``j`` is seeded ``seed + j`` whatever the batch size: the same seed, the same balls.
+Where one ball with no drift makes a game, its start decides it: ``every_start`` plays
+each start once, the exact win rate of a deterministic (greedy) policy.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -74,16 +77,51 @@ class EvalResult:
         return {**asdict(self), "win_rate": self.win_rate, "ci95_low": lo, "ci95_high": hi}
 
 
+def start_seeds(first: int, **env_kwargs: Any) -> tuple[int, ...] | None:
+    """For each ball start x, the first seed from ``first`` on whose game starts there.
+
+    None unless a game is one ball with no drift (then its start decides it).
+    """
+    return _start_seeds(first, tuple(sorted(env_kwargs.items())))
+
+
+@functools.cache
+def _start_seeds(first: int, game: tuple[tuple[str, Any], ...]) -> tuple[int, ...] | None:
+    env = CatchVectorEnv(1024, **{**dict(game), "obs_type": "state"})
+    if env.params.balls_per_game != 1 or env.params.drift:
+        return None
+    found: dict[int, int] = {}
+    starts = env.params.spawn_max_x + 1
+    block = first
+    while len(found) < starts:  # 2,661 seeds for the 381 starts of the default game
+        env.reset(seed=block)
+        for i, x in enumerate(env.batch.ball_x.tolist()):
+            found.setdefault(x, block + i)
+        block += env.num_envs
+    env.close()
+    return tuple(found[x] for x in range(starts))
+
+
 def evaluate(
     policy: Policy,
     games: int = 1000,
     seed: int = TEST_SEED,
     num_envs: int = EVAL_NUM_ENVS,
+    every_start: bool = False,
     **env_kwargs: Any,
 ) -> EvalResult:
-    """Play ``games`` greedy games (``num_envs`` at once) with ``CatchVectorEnv(**env_kwargs)``."""
+    """Play ``games`` greedy games (``num_envs`` at once) with ``CatchVectorEnv(**env_kwargs)``.
+
+    ``every_start``: one game per ball start instead (:func:`start_seeds`), where the
+    start decides a game and there are at most ``games`` starts.
+    """
     if not 0 < games < MAX_EVAL_GAMES:
         raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")
+    seeds = start_seeds(seed, **env_kwargs) if every_start else None
+    if seeds is not None and len(seeds) <= games:
+        games = len(seeds)
+    else:
+        seeds = None
     num_envs = max(1, min(num_envs, games))
     env = CatchVectorEnv(num_envs, autoreset_mode="next_step", **env_kwargs)
     balls = env.params.balls_per_game
@@ -91,7 +129,10 @@ def evaluate(
     length_sum = reward_sum = 0.0  # running sums: memory stays flat for any number of games
     for start in range(0, games, num_envs):
         count = min(num_envs, games - start)
-        obs, _ = env.reset(seed=seed + start)
+        if seeds is None:
+            obs, _ = env.reset(seed=seed + start)
+        else:  # the batch's unplayed games get seed 0
+            obs, _ = env.reset(seed=[*seeds[start : start + count], *[0] * (num_envs - count)])
         done = np.zeros(num_envs, dtype=bool)
         length = np.zeros(num_envs, dtype=np.int64)
         total = np.zeros(num_envs, dtype=np.float64)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from catchrl.evaluation import evaluate, wilson_interval
+from catchrl.evaluation import evaluate, start_seeds, wilson_interval
 
 
 def test_wilson_interval_known_values():
@@ -35,6 +35,21 @@ def test_stay_policy_wins_exactly_the_balls_over_the_paddle():
     result = evaluate(_always(1), games=games, seed=seed, num_envs=64, obs_type="state")
     assert result.wins == expected and result.games == games
     assert result.mean_length == 33.0
+
+
+def test_every_start_plays_each_ball_start_once():
+    """The 381 starts once each: the stay policy catches the 69 of x in [181, 249]."""
+    from catchrl.envs import CatchVectorEnv
+
+    result = evaluate(_always(1), games=1000, seed=3, every_start=True, obs_type="state")
+    assert (result.games, result.wins) == (381, 69)
+    env = CatchVectorEnv(381, obs_type="state")
+    env.reset(seed=list(start_seeds(3, obs_type="state")))
+    assert env.batch.ball_x.tolist() == list(range(381))
+    # fewer games than starts, or drift (the start no longer decides a game): random games
+    assert evaluate(_always(1), games=300, every_start=True, obs_type="state").games == 300
+    drifting = evaluate(_always(1), games=400, every_start=True, obs_type="state", drift=2)
+    assert drifting.games == 400 and start_seeds(3, obs_type="state", drift=2) is None
 
 
 def test_multi_ball_counts_balls():
