@@ -79,14 +79,9 @@ def test_play_under_xvfb_after_tensorflow_ends_on_the_score(display, tmp_path):
     assert (shown[lit] > 128).mean() > 0.995 and (shown[~lit] < 100).mean() > 0.5  # "2/3": 0.98
 
 
-def test_watch_under_xvfb_plays_a_trained_model(display, tmp_path):
-    from catchrl.cli import main
-
-    run_dir = tmp_path / "run"
-    quick = ["--preset", "fast-state", "--no-progress", "--steps", "600"]
-    assert main(["train", *quick, "--set", "run.eval_games=0", "--run-dir", str(run_dir)]) == 0
+def test_watch_under_xvfb_plays_a_trained_model(display, quick_run):
     done = subprocess.run(
-        [sys.executable, "-m", "catchrl", "watch", str(run_dir), "--games", "1", "--fps", "0"],
+        [sys.executable, "-m", "catchrl", "watch", str(quick_run), "--games", "1", "--fps", "0"],
         env=_env(display),
         capture_output=True,
         text=True,
