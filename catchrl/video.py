@@ -127,7 +127,7 @@ def open_window(env: Any, fps: int, title: str) -> CatchWindow:
 def play_offscreen(agent: Agent, games: int, seed: int) -> GamesPlayed:
     """The agent's games drawn by SDL's dummy driver (unseen), every frame kept."""
     env = agent.make_env()
-    with mock.patch.dict(os.environ, SDL_VIDEODRIVER="dummy"):
+    with mock.patch.dict(os.environ, SDL_VIDEODRIVER="dummy"):  # os.environ restored after
         window = open_window(env, 0, f"catchrl — {agent.name}")
         with contextlib.closing(window):
             return play_games(env, agent, window, games, seed, record=True)
