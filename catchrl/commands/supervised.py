@@ -104,14 +104,11 @@ def run_train(args: argparse.Namespace) -> int:
 
 def run_eval(args: argparse.Namespace) -> int:
     """Evaluate one model and print its figures."""
-    from catchrl.supervised.datasets import load_dataset
     from catchrl.supervised.evaluation import evaluate_model
-    from catchrl.supervised.train import DATA_KINDS
 
     data, model = _data_path(args.data), _model_path(args.model)
     try:
-        ds = load_dataset(data, kind=DATA_KINDS[args.task])
-        result = evaluate_model(args.task, model, ds, _model_path(args.perception))
+        result = evaluate_model(args.task, model, data, _model_path(args.perception))
     except ValueError as e:
         raise UserError(str(e)) from None
     if args.json:
