@@ -7,6 +7,7 @@ apart), its figures read back from its run directory (:func:`catchrl.stats.read_
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any, TextIO
 
 from catchrl.learners import LEARNERS
 
-__all__ = ["AGENTS", "OTHER_ALGOS", "PRESET", "like_for_like", "race_settings", "run_race"]
+__all__ = ["AGENTS", "MODULE_CONTENDERS", "PRESET", "module_overrides", "race_settings", "run_race"]
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
 """catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO; any ``sb3-*``/``rllib-*``
@@ -26,6 +27,30 @@ OTHER_ALGOS = [algo for algo in LEARNERS if algo != "dqn"]
 """The learners that race under their own name (catchrl's DQN races as catchrl-dqn)."""
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
 """The preset of each observation type (its ``[env]`` table is SB3's game too)."""
+MODULE_CONTENDERS = ("catchrl-dqn", "dqn-perceived", "dqn-encoder-frozen", "dqn-encoder", "dqn-aux")
+"""``bench modules``: the pixel DQN (``fast``), and with each supervised module."""
+PERCEPTION_MODULES = {
+    "dqn-perceived": "perception",
+    "dqn-encoder-frozen": "encoder",
+    "dqn-encoder": "tuned-encoder",
+}
+"""The contenders built on a perception model (``--perception``): their ``agent.module``."""
+
+
+def module_overrides(contender: str, perception: str = "") -> list[str]:
+    """A contender's ``fast`` overrides; on a frozen perception model, ``fast-state``'s agent."""
+    from catchrl.config import PRESETS
+
+    if contender == "catchrl-dqn":
+        return []
+    if contender == "dqn-aux":
+        return ['agent.module="landing-head"']
+    overrides = [f"agent.module={json.dumps(f'{PERCEPTION_MODULES[contender]}:{perception}')}"]
+    if contender == "dqn-encoder":  # fine-tuned inside the pixel DQN
+        return overrides
+    state = PRESETS["fast-state"]
+    overrides += [f"agent.{key}={json.dumps(value)}" for key, value in state["agent"].items()]
+    return overrides
 
 
 def like_for_like(obs_type: str) -> list[str]:

@@ -13,8 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from catchrl.benchmarks.agents import AGENTS, OTHER_ALGOS
-from catchrl.benchmarks.modules import MODULE_CONTENDERS, PERCEPTION_MODULES
+from catchrl.benchmarks.agents import AGENTS, MODULE_CONTENDERS, OTHER_ALGOS, PERCEPTION_MODULES
 from catchrl.benchmarks.supervised import CASES, DEFAULT_CASES
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
@@ -173,7 +172,7 @@ def run_agents(args: argparse.Namespace) -> int:
 
 def run_modules(args: argparse.Namespace) -> int:
     """Race the pixel DQN against the DQN with each supervised module; print and save."""
-    from catchrl.benchmarks.modules import module_overrides
+    from catchrl.benchmarks.agents import module_overrides
 
     options.check_game_options(args)  # --drift, on the pixel game
     needs = [c for c in args.contenders if c in PERCEPTION_MODULES]
@@ -196,7 +195,8 @@ def _run_race(
 ) -> int:
     """Race the contenders; print the table and write race.md, race.csv and race.png."""
     from catchrl.benchmarks.agents import run_race
-    from catchrl.stats import summarize, write_summary
+    from catchrl.stats import summarize
+    from catchrl.summary import write_summary
 
     race = [f"run.eval_every={args.eval_every}", f"run.eval_games={args.eval_games}"]
     race.append(f"run.target_win_rate={args.target}")

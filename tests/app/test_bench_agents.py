@@ -13,7 +13,8 @@ from catchrl.benchmarks.agents import PRESET, like_for_like, race_settings
 from catchrl.cli import main
 from catchrl.config import load_run_config
 from catchrl.evaluation import TEST_SEED
-from catchrl.stats import summarize, write_summary
+from catchrl.stats import summarize
+from catchrl.summary import write_summary
 
 
 def _run(seed: int, curve: list[tuple[int, float]], test: float) -> dict:
@@ -91,7 +92,7 @@ def test_like_for_like_on_pixels_is_sb3_dqn_with_catchrls_tiny_network():
 
 
 def test_each_contender_trains_with_its_algorithm_and_module():
-    from catchrl.benchmarks.modules import MODULE_CONTENDERS, module_overrides
+    from catchrl.benchmarks.agents import MODULE_CONTENDERS, module_overrides
     from catchrl.config import load_config
 
     algos = {name: race_settings(name, "pixels")[0] for name in ("sb3-dqn-like", "sb3-ppo")}

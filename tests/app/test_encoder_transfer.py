@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from catchrl.agents.networks import q_output
-from catchrl.benchmarks.modules import module_overrides
+from catchrl.benchmarks.agents import module_overrides
 from catchrl.cli import main
 from catchrl.config import load_config
 from catchrl.envs import CatchParams
