@@ -103,12 +103,12 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
         return
     resume = RunDir(run_dir).is_run()
     cfg = None
-    if not resume:  # the base config, the setting's values and the seed, read as --set reads them
-        values = {k: v for k, v in config.items() if "." in k and k != "run.seed"}
-        sets = [
-            f"{k}={json.dumps(v.item() if hasattr(v, 'item') else v)}" for k, v in values.items()
-        ]
-        sets.append(f"run.seed={_seed(config, base.run.seed)}")
+    if not resume:  # the base config with the setting's values and seed, read as --set reads them
+        sets = [f"run.seed={_seed(config, base.run.seed)}"]
+        for key, value in config.items():
+            if "." in key and key != "run.seed":
+                value = value.item() if hasattr(value, "item") else value  # numpy's, from Tune
+                sets.append(f"{key}={json.dumps(value)}")
         cfg = make_config("fast", Path(study) / "base.toml", sets)
     node, start = ray.get_runtime_context().get_node_id(), {}
 
