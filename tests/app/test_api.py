@@ -109,6 +109,8 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     import base64
 
     nb = nbformat.read(ROOT / "docs" / "quickstart.ipynb", as_version=4)
+    (train,) = [cell for cell in nb.cells if "run.total_steps=6000" in cell.source]
+    train.source = train.source.replace("=6000", "=1000")  # every cell as written, a smaller run
     client = nbclient.NotebookClient(
         nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
     )
@@ -117,8 +119,8 @@ def test_quickstart_notebook_runs(tmp_path: Path) -> None:
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     assert not re.search(r"Warning|absl|XLA|tensorflow", stderr), stderr  # no log or warning
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    trained = re.search(r"(\d+) games, (\d+) env steps", text)  # it may stop early at 99 %
-    assert trained and 0 < int(trained[2]) <= 6000, text[:2000]
+    trained = re.search(r"(\d+) games, (\d+) env steps", text)
+    assert trained and int(trained[2]) >= 1000, text[:2000]
     assert "greedy evaluation: win rate" in text
     assert "oracle: win rate 100.00% (500/500)" in text
     (run,) = (tmp_path / "runs").iterdir()
