@@ -1,8 +1,8 @@
-"""The learners' interface to the run loop (:mod:`catchrl.runloop`), and which one trains a config.
+"""The learners' interface to the run loop, which one trains a config, and opening a run.
 
 A learner drives its own environment: ``loop.record_step(report)`` after every vector step,
 ``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
-``open_run(load_config("fast-state"), "runs/state").run()`` trains a run.
+``open_run(load_config("fast-state"), "runs/state").run()`` trains a run; ``--resume`` rules.
 """
 
 from __future__ import annotations
@@ -11,12 +11,22 @@ import importlib
 import os
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from catchrl.config import ConfigError, TrainConfig
+from catchrl.config import (
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_run_config,
+)
+from catchrl.errors import CheckpointError, RunDirError
+from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop, StepReport, TrainResult
 
 __all__ = ["LEARNERS", "Learner", "StepReport", "TrainResult", "open_run"]
@@ -120,11 +130,97 @@ def learner_class(algo: str) -> type[Learner]:
     return getattr(module, name)
 
 
-def open_run(cfg: TrainConfig | None, run_dir: str | Path, **options: Any) -> RunLoop:
-    """Open (and lock) a run directory to train ``cfg``; ``options``: those of RunLoop."""
+def open_run(
+    cfg: TrainConfig | None,
+    run_dir: str | Path,
+    resume: bool = False,
+    resume_overrides: Sequence[str] = (),
+    trust_pickle: bool = False,
+    keep_checkpoints: int = 1,
+    **options: Any,
+) -> RunLoop:
+    """Lock a run directory and open a run of ``cfg`` in it; ``options``: RunLoop's.
+
+    ``cfg`` is None on ``resume`` (the checkpoint's config, with ``resume_overrides``);
+    ``trust_pickle``: the learner may unpickle its checkpoint (SB3's); ``keep_checkpoints``:
+    complete ones kept. Raises RunDirError, CheckpointError, or ConfigError (a config the
+    machine cannot hold).
+    """
+    from catchrl.envs.sizing import check_fits
     from catchrl.frameworks import tensorboard_without_tensorflow
 
     # For callers that skip configure_frameworks (scripts, sweep workers): SB3, loaded
     # next, imports torch.utils.tensorboard, which must not import TensorFlow.
     tensorboard_without_tensorflow()
-    return RunLoop(cfg, run_dir, lambda c: learner_class(c.algo), **options)
+    rd = RunDir(run_dir, keep=keep_checkpoints)
+    rd.acquire_lock()
+    try:
+        cfg, checkpoint, saved = open_config(rd, cfg, resume, resume_overrides)
+        learner_cls = learner_class(cfg.algo)
+        need = learner_cls.estimate_bytes(cfg) + learner_cls.framework_bytes
+        what = f"this configuration (env.num_envs={cfg.env.num_envs}, env.frame_size="
+        what += f"{cfg.env.frame_size}, agent.replay_capacity={cfg.agent.replay_capacity})"
+        try:  # before allocating
+            check_fits(what, need, "agent.replay_capacity or env.num_envs")
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        loop = RunLoop(rd, cfg, learner_cls(cfg, trust_pickle), resume, **options)
+        if saved is not None:
+            loop.restore(checkpoint, *saved)
+        return loop
+    except BaseException:
+        rd.release_lock()
+        raise
+
+
+RESUMABLE = ("run.total_steps=", "run.eval_every=", "run.eval_games=", "run.target_win_rate=")
+"""The settings a resumed run may change (its budget and bookkeeping); the rest is fixed."""
+
+
+def open_config(
+    rd: RunDir, cfg: TrainConfig | None, resume: bool, overrides: Sequence[str]
+) -> tuple[TrainConfig, Path | None, tuple[dict[str, Any], dict[str, Any]] | None]:
+    """The config to train, the latest checkpoint and its ``(arrays, state)`` (None: fresh)."""
+    if not resume:
+        if cfg is None:
+            raise ValueError("a run needs a config unless it resumes")
+        rd.check_fresh()
+        return cfg, None, None
+    for text in overrides:
+        if not text.startswith(RESUMABLE):
+            raise RunDirError(
+                f"--resume keeps the run's config; only {', '.join(RESUMABLE)} "
+                f"may change, not {text.split('=')[0]!r}"
+            )
+    run_cfg = load_run_config(rd.config_path) if rd.config_path.is_file() else None
+    checkpoint = rd.latest_checkpoint()
+    if checkpoint is None:
+        if run_cfg is None:
+            raise CheckpointError(
+                f"--resume: no checkpoint and no config.toml in {str(rd.path)!r}: "
+                "it holds no catchrl run"
+            )
+        # Stopped before its first checkpoint (kill -9): start it again from its config.
+        return apply_overrides(run_cfg, list(overrides)), None, None
+    arrays, state = RunDir.load_checkpoint(checkpoint)
+    try:
+        ckpt_cfg = config_from_dict(state["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"checkpoint {checkpoint}: bad config ({e})") from e
+    if run_cfg is not None:
+        _check_same_setup(config_to_dict(run_cfg), config_to_dict(ckpt_cfg), checkpoint, rd)
+    return apply_overrides(ckpt_cfg, list(overrides)), checkpoint, (arrays, state)
+
+
+def _check_same_setup(ours: dict, theirs: dict, checkpoint: Path, rd: RunDir) -> None:
+    """Refuse a checkpoint made for another algorithm, game or agent than config.toml's."""
+    differ = [("algo", theirs.get("algo"), ours.get("algo"))]
+    for table in ("env", "agent", "sb3", "rllib"):
+        a, b = ours.get(table, {}), theirs.get(table, {})
+        differ += [(f"{table}.{key}", b.get(key), a.get(key)) for key in sorted(set(a) | set(b))]
+    for key, there, here in differ:
+        if there != here:
+            raise CheckpointError(
+                f"checkpoint {checkpoint} was made for another setup: {key} is {there!r} "
+                f"there but {here!r} in {rd.config_path}"
+            )

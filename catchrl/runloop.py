@@ -16,7 +16,7 @@ import signal
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,6 @@ from catchrl.config import TrainConfig, config_to_dict, to_toml
 from catchrl.errors import CheckpointError
 from catchrl.evaluation import TEST_SEED, VALIDATION_SEED, EvalResult, evaluate
 from catchrl.monitor import Progress, TensorBoard
-from catchrl.resume import check_memory, open_config
 from catchrl.rundir import RunDir, metrics_row, space_checked
 
 __all__ = ["RunLoop", "StepReport", "TrainResult"]
@@ -72,57 +71,40 @@ class TrainResult:
 
 
 class RunLoop:
-    """One training run of a learner in a run directory.
+    """One training run of ``learner`` in the locked run directory ``rd`` (see ``open_run``).
 
-    ``cfg`` is None on ``resume`` (the checkpoint's config, with ``resume_overrides``);
-    ``learner_for`` gives a config's learner class; ``progress``: a bar (True), plain lines
-    (False) or a bar on a terminal (None); ``trust_pickle``: the learner may unpickle its
-    checkpoint (SB3's); ``on_evaluation`` gets each validation record (a true return stops
-    the run; its time is not training time); ``keep_checkpoints``: complete ones kept.
-    Raises RunDirError, CheckpointError, or ConfigError (a config the machine cannot hold).
+    ``resume``: ``metrics.tsv`` is cut back to the checkpoint's rows; ``progress``: a bar
+    (True), plain lines (False) or a bar on a terminal (None); ``on_evaluation`` gets each
+    validation record (a true return stops the run; its time is not training time).
     """
 
     def __init__(
         self,
-        cfg: TrainConfig | None,
-        run_dir: str | Path,
-        learner_for: Callable[[TrainConfig], Any],
+        rd: RunDir,
+        cfg: TrainConfig,
+        learner: Any,
         resume: bool = False,
         progress: bool | None = None,
-        resume_overrides: Sequence[str] = (),
-        trust_pickle: bool = False,
         on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
-        keep_checkpoints: int = 1,
     ) -> None:
-        self.rd = RunDir(run_dir, keep=keep_checkpoints)
+        self.rd, self.cfg, self.learner = rd, cfg, learner
+        self.learner_cls = type(learner)
         self.progress = progress
         self.on_evaluation = on_evaluation
         self.second_signal_exit: str | None = None
         """Set (the CLI): a second signal prints this and ends the process (``os._exit``)."""
-        self.rd.acquire_lock()
-        try:
-            self.cfg, checkpoint, saved = open_config(self.rd, cfg, resume, resume_overrides)
-            self.learner_cls = learner_for(self.cfg)
-            self.best_path = self.rd.path / ("best" + Path(self.learner_cls.model_name).suffix)
-            need = self.learner_cls.estimate_bytes(self.cfg) + self.learner_cls.framework_bytes
-            check_memory(self.cfg, need)
-            self.steps = self.games = self.wins = self.loss_count = 0
-            self.elapsed = self.loss_sum = self.train_cpu = 0.0
-            self.evaluations: list[dict[str, Any]] = []
-            self.best: dict[str, Any] | None = None
-            self.recent: deque[tuple[float, float, int]] = deque(maxlen=100)  # won, reward, length
-            self.game_reward = np.zeros(self.cfg.env.num_envs)
-            self.game_length = np.zeros(self.cfg.env.num_envs, dtype=np.int64)
-            self.metrics_bytes = 0 if resume else None  # metrics.tsv is cut back to this
-            self.checkpointed = (0, 0)  # games and steps at the last checkpoint
-            self.signum: int | None = None
-            self.learner = self.learner_cls(self.cfg, trust_pickle=trust_pickle)
-            self.fresh = saved is None
-            if saved is not None:
-                self._restore(checkpoint, *saved)
-        except BaseException:
-            self.rd.release_lock()
-            raise
+        self.best_path = rd.path / ("best" + Path(learner.model_name).suffix)
+        self.steps = self.games = self.wins = self.loss_count = 0
+        self.elapsed = self.loss_sum = self.train_cpu = 0.0
+        self.evaluations: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.recent: deque[tuple[float, float, int]] = deque(maxlen=100)  # won, reward, length
+        self.game_reward = np.zeros(cfg.env.num_envs)
+        self.game_length = np.zeros(cfg.env.num_envs, dtype=np.int64)
+        self.metrics_bytes = 0 if resume else None  # metrics.tsv is cut back to this
+        self.checkpointed = (0, 0)  # games and steps at the last checkpoint
+        self.signum: int | None = None
+        self.fresh = True  # config.toml is (re)written
 
     def save_checkpoint(self) -> Path:
         """Write a checkpoint now (at a safe point); its time is not training time."""
@@ -143,7 +125,9 @@ class RunLoop:
         self.checkpointed = (self.games, self.steps)
         return path
 
-    def _restore(self, checkpoint: Path, arrays: dict[str, Any], state: dict[str, Any]) -> None:
+    def restore(self, checkpoint: Path, arrays: dict[str, Any], state: dict[str, Any]) -> None:
+        """Continue from a checkpoint's ``(arrays, state)`` (CheckpointError: it does not fit)."""
+        self.fresh = False
         try:
             self.learner.set_state(arrays, state["learner"])
             self.game_reward[:] = arrays["loop"]["game_reward"]

@@ -415,8 +415,15 @@ def test_an_impossible_configuration_is_refused_before_allocating(tmp_path, caps
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    # within every field's bounds, but 9M pixel transitions need ~55 GiB
-    big = ["--preset", "fast", "--set", "agent.replay_capacity=9000000"]
+    # within every field's bounds, but 9M transitions of 80 x 80 pixels need ~55 GiB
+    big = [
+        "--preset",
+        "fast",
+        "--set",
+        "agent.replay_capacity=9000000",
+        "--set",
+        "env.frame_size=80",
+    ]
     assert main(["train", *QUICK, *big, "--run-dir", str(tmp_path / "big")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs ~" in err and "GB available" in err, err
