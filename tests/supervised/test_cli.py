@@ -31,12 +31,15 @@ def test_data_make_user_errors(tmp_path, cli):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder.npz"]  # nothing left behind
 
 
-def test_supervised_train_and_eval(tmp_path, cli):
+def test_supervised_train_and_eval(tmp_path, cli, catchrl_process):
+    """Trained as a user runs it: in a process without TensorFlow yet, where the command line
+    sets TensorBoard's TensorFlow-free stub (for SB3) and Keras' callback still writes events."""
     data, run = tmp_path / "t.npz", tmp_path / "run"
     cli("data", "make", "--kind", "trajectories", "--games", "30", "--drift", "5", "--out", data)
     train = ("supervised", "train", "sequence", "--data", data, "--run-dir", run)
-    code, out, _ = cli(*train, "--epochs", "1", "--quiet")
-    assert code == 0 and "sequence (gru) on CPU [float32]" in out
+    done = catchrl_process(*train, "--epochs", "1", "--quiet", timeout=240)
+    assert done.returncode == 0 and "sequence (gru) on CPU [float32]" in done.stdout, done.stderr
+    assert list((run / "tb" / "train").glob("events.out.tfevents.*"))
     code, out, _ = cli("supervised", "eval", "sequence", "--model", run, "--data", data, "--json")
     result = json.loads(out)
     assert result["samples"] == 30 * 27 and result["straight_down_mae_px"] > 0
@@ -54,22 +57,6 @@ def test_supervised_train_and_eval(tmp_path, cli):
         "supervised", "eval", "sequence", "--model", tmp_path / "none", "--data", data
     )
     assert code == 2 and "no model at" in err
-
-
-def test_supervised_train_in_a_fresh_process_writes_tensorboard_events(
-    tmp_path, cli, catchrl_process
-):
-    """As a user runs it: a process that has not imported TensorFlow yet.
-
-    The command line sets TensorBoard's TensorFlow-free stub (for SB3 runs); Keras'
-    TensorBoard callback must still write its events.
-    """
-    data, run = tmp_path / "t.npz", tmp_path / "run"
-    assert cli("data", "make", "--kind", "trajectories", "--games", "20", "--out", data)[0] == 0
-    argv = ("supervised", "train", "sequence", "--data", data, "--run-dir", run)
-    done = catchrl_process(*argv, "--epochs", "1", "--quiet", timeout=240)
-    assert done.returncode == 0, done.stderr
-    assert list((run / "tb" / "train").glob("events.out.tfevents.*")), done.stdout
 
 
 def test_a_bad_dataset_is_one_line_and_leaves_no_run_folder(tmp_path, cli):
