@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import math
@@ -64,8 +63,7 @@ NON_NEGATIVE = Range(0.0, math.inf)
 @functools.cache
 def field_hints(cls: type) -> dict[str, Any]:
     """Each field's annotation (``Literal[...]``, ``Annotated[T, Range]``, or a plain type)."""
-    hints = typing.get_type_hints(cls, include_extras=True)
-    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    return typing.get_type_hints(cls, include_extras=True)  # a config class has only fields
 
 
 def choices(cls: type, name: str) -> tuple[Any, ...]:
