@@ -275,6 +275,16 @@ def module_spec(algo: str, options: dict[str, Any], obs_space: Any, action_space
     return spec
 
 
+def result_loss(result: dict[str, Any]) -> float | None:
+    """The loss an ``Algorithm.train()`` result reports (None: none)."""
+    learner = result.get("learners", {}).get("default_policy", {})
+    for key in ("total_loss", "qf_loss", "policy_loss"):
+        value = learner.get(key)
+        if isinstance(value, (int, float, np.number)):
+            return float(value)
+    return None
+
+
 def ensure_ray(num_cpus: int) -> None:
     """Start Ray locally, or join the cluster ``CATCHRL_RAY_ADDRESS`` names (once)."""
     import ray

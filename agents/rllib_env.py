@@ -101,3 +101,23 @@ def reset_runner(runner: Any, seed: int) -> None:
     """
     runner._seed = int(seed)
     runner._needs_initial_reset = True
+
+
+def start_games(algo: Any, seed: int, num_envs: int, runners: int) -> None:
+    """Fresh games for ``algo``'s next iteration, game i of all EnvRunners seeded ``seed + i``."""
+    if not runners:
+        reset_runner(algo.env_runner, seed)
+        return
+    per_runner = num_envs // runners
+    algo.env_runner_group.foreach_env_runner(
+        lambda r: reset_runner(r, seed + (r.worker_index - 1) * per_runner),
+        local_env_runner=False,
+    )
+
+
+def drain(algo: Any, runners: int) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The last iteration's vector steps, all EnvRunners: rewards, ended ``[T, N]``, all done."""
+    drained = algo.env_runner_group.foreach_env_runner(drain_runner, local_env_runner=not runners)
+    rewards = np.concatenate([d[0] for d in drained], axis=1)
+    ended = np.concatenate([d[1] for d in drained], axis=1)
+    return rewards, ended, all(d[2] for d in drained)

@@ -56,39 +56,20 @@ class RLlibLearner(Learner):
         shape = cfg.env.observation_space().shape
         return cfg.env.games_bytes() + int(capacity) * int(np.prod(shape)) * 4
 
-    def _start_games(self, games: int) -> None:
-        """Seed fresh games for the next iteration (each EnvRunner its own seeds)."""
-        from catchrl.agents.rllib_env import reset_runner
-
-        seed = self.cfg.run.seed + games
-        if not self.runners:
-            reset_runner(self.algo_rl.env_runner, seed)
-            return
-        per_runner = self.cfg.env.num_envs // self.runners
-        self.algo_rl.env_runner_group.foreach_env_runner(
-            lambda r: reset_runner(r, seed + (r.worker_index - 1) * per_runner),
-            local_env_runner=False,
-        )
-
     def run(self, loop: RunLoop) -> None:
         """``Algorithm.train()`` until the loop says stop, reporting every step to ``loop``."""
-        from catchrl.agents.rllib_algos import epsilon_at
-        from catchrl.agents.rllib_env import drain_runner
+        from catchrl.agents.rllib_algos import epsilon_at, result_loss
+        from catchrl.agents.rllib_env import drain, start_games
 
         if loop.at_safe_point():
             return
         boundary = True
         while True:
-            if boundary:
-                self._start_games(loop.games)
-            result = self.algo_rl.train()
-            self.last_loss = _loss(result)
-            drained = self.algo_rl.env_runner_group.foreach_env_runner(
-                drain_runner, local_env_runner=not self.runners
-            )
-            rewards = np.concatenate([d[0] for d in drained], axis=1)
-            ended = np.concatenate([d[1] for d in drained], axis=1)
-            boundary = all(d[2] for d in drained)
+            if boundary:  # every game ended: the next ones are seeded by the games played
+                seed = self.cfg.run.seed + loop.games
+                start_games(self.algo_rl, seed, self.cfg.env.num_envs, self.runners)
+            self.last_loss = result_loss(self.algo_rl.train())
+            rewards, ended, boundary = drain(self.algo_rl, self.runners)
             steps = loop.steps
             for t in range(len(rewards)):
                 eps = epsilon_at(self.options, steps) if self.has_epsilon else 0.0
@@ -129,12 +110,3 @@ class RLlibLearner(Learner):
         if algo is not None:
             algo.stop()
             self.algo_rl = None
-
-
-def _loss(result: dict[str, Any]) -> float | None:
-    learner = result.get("learners", {}).get("default_policy", {})
-    for key in ("total_loss", "qf_loss", "policy_loss"):
-        value = learner.get(key)
-        if isinstance(value, (int, float, np.number)):
-            return float(value)
-    return None
