@@ -212,8 +212,8 @@ class RunLoop:
         return stop
 
     def evaluate(self, games: int, seed: int = VALIDATION_SEED) -> EvalResult:
-        """The learner's greedy policy on the run's game (the validation games by default)."""
-        kwargs = self.cfg.env.game_kwargs()
+        """The greedy policy on the validation games by default (every start, where it decides)."""
+        kwargs = self.cfg.env.game_kwargs() | {"every_start": seed == VALIDATION_SEED}
         return evaluate(self.learner.greedy_policy, games=games, seed=seed, **kwargs)
 
     def evaluate_kept(self, games: int, seed: int = TEST_SEED) -> tuple[str, EvalResult]:
