@@ -19,14 +19,6 @@ from catchrl.runloop import RunLoop, StepReport
 __all__ = ["DQNLearner"]
 
 
-def _weights_sha256(model: Any) -> str:
-    """A digest of a model's weights."""
-    digest = hashlib.sha256()
-    for w in model.get_weights():
-        digest.update(np.ascontiguousarray(w).tobytes())
-    return digest.hexdigest()
-
-
 class DQNLearner(Learner):
     """catchrl's Keras DQN over the native vector env (``algo = "dqn"``; no pickles)."""
 
@@ -72,7 +64,9 @@ class DQNLearner(Learner):
             self.perception = perception.FrameModelVectorWrapper(self.base_env, module)
         if self.perception is not None:
             self.env = self.perception
-            self._frame_model_sha256 = _weights_sha256(self.perception.model)
+            weights = self.perception.model.get_weights()  # a resume checks they are the same
+            digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in weights))
+            self._frame_model_sha256 = digest.hexdigest()
         space = self.env.single_observation_space
         network = "mlp" if path else a.network  # the MLP reads states or features
         in_shape = tuple(module.output_shape[1:]) if kind == "tuned-encoder" else space.shape
