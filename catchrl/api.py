@@ -38,7 +38,7 @@ def make_config(
 
 def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
     """``cfg`` trained by ``algo`` (None: its own), with an SB3 or RLlib agent's defaults merged."""
-    from catchrl.config import ConfigError
+    from catchrl.config import ConfigError, full_frames_where_read
     from catchrl.errors import did_you_mean
     from catchrl.learners import LEARNERS
 
@@ -46,6 +46,7 @@ def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
     if cfg.algo not in LEARNERS:
         choose = f"choose {', '.join(LEARNERS)}{did_you_mean(cfg.algo, LEARNERS)}"
         raise ConfigError(f"unknown algo {cfg.algo!r}; {choose}")
+    full_frames_where_read(cfg)
     if cfg.algo == "dqn":
         return cfg
     rllib = cfg.algo.startswith("rllib-")

@@ -39,6 +39,7 @@ MAX_N_STEP = 100  # three balls of the book's 33-step game
 MAX_REPLAY_CAPACITY = 10_000_000  # ~64 GB of 80 x 80 frames; memory is checked at the start
 MAX_BATCH_SIZE = 65_536
 FRAME_STACK = 4  # frames per pixel observation: the book's
+FULL_FRAME_SIZE = 80  # the book's frames: SB3/RLlib (NatureCNN needs >= 36 px) and frame modules
 
 RULES = {
     "standard": {"walls": "clamp", "spawn": "visible"},
@@ -55,8 +56,8 @@ class EnvConfig:
     """``pixels`` (stacked frames, the book's), ``state`` or ``grid`` (bsuite's board)."""
     num_envs: Annotated[int, Range(1, MAX_NUM_ENVS)] = 16
     """Games played at once; a training round follows each vector step (measured)."""
-    frame_size: Annotated[int, Range(2, MAX_FRAME_SIZE, why="the small CNN halves it")] = 80
-    """Side of a pixel frame (book: 80)."""
+    frame_size: Annotated[int, Range(2, MAX_FRAME_SIZE, why="the small CNN halves it")] = 20
+    """Side of a pixel frame: ``tiny``'s input (book: 80; SB3, RLlib, frame modules: 80)."""
     balls_per_game: Annotated[int, Range(1, MAX_BALLS_PER_GAME)] = 1
     """Balls per game (book's trained game: 1)."""
     drift: Annotated[int, COUNT] = 0
@@ -104,8 +105,8 @@ class AgentConfig:
     """CNN ``book``, ``small`` or ``tiny`` for pixels, ``mlp`` for states (BENCHMARKS.md)."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
-    augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 4
-    """Replayed frames shifted sideways by up to this many px (DrQ; book: 0; BENCHMARKS.md)."""
+    augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 1
+    """Replayed frames shifted sideways by up to this many px (DrQ; book: 0; measured)."""
     module: str = ""
     """Supervised module: perception:PATH, encoder:PATH, tuned-encoder:PATH or landing-head."""
     n_step: Annotated[int, Range(1, MAX_N_STEP)] = 16
@@ -158,7 +159,7 @@ class RunConfig:
     eval_every: Annotated[int, COUNT] = 32
     """Games between validation evaluations and checkpoints; 0: only at the end (measured)."""
     eval_games: Annotated[int, Range(0, MAX_EVAL_GAMES - 1)] = 1000
-    """Games per evaluation, during training and at the end; 0: none (measured)."""
+    """Games per evaluation (0: none); validation: each ball start once where it decides a game."""
     target_win_rate: Annotated[float, FRACTION] = 1.0
     """Stop once a validation catches this share of its balls; 0: never (BENCHMARKS.md)."""
 
@@ -200,7 +201,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "book": {
         # The book's run as faithfully as Keras 3 allows (SEED_CATCH.md, "The training run").
-        "env": {"obs_type": "pixels", "num_envs": 1, "rules": "book"},
+        "env": {"obs_type": "pixels", "num_envs": 1, "rules": "book", "frame_size": 80},
         "agent": {
             "network": "book",
             "lr": 1e-6,
@@ -288,7 +289,15 @@ def load_config(
     data = read_toml(path) if path is not None else {}
     cfg = preset_config(str(data.get("preset", preset)))
     _update(cfg, data, str(path))
-    return apply_overrides(cfg, overrides or [])
+    return full_frames_where_read(apply_overrides(cfg, overrides or []))
+
+
+def full_frames_where_read(cfg: TrainConfig) -> TrainConfig:
+    """80 px frames for SB3/RLlib and frame modules where ``env.frame_size`` is left at 20."""
+    reads_frames = cfg.agent.module_parts()[0] in ("perception", "encoder", "tuned-encoder")
+    if (cfg.algo != "dqn" or reads_frames) and cfg.env.frame_size == EnvConfig.frame_size:
+        cfg.env.frame_size = FULL_FRAME_SIZE
+    return cfg
 
 
 def load_run_config(path: str | Path) -> TrainConfig:

@@ -35,6 +35,16 @@ def test_the_fast_presets_average_their_target_and_the_book_has_none():
     assert preset_config("book").agent.target_every == 0
 
 
+def test_frames_are_tinys_20_px_and_80_px_for_agents_that_read_the_books(tmp_path):
+    assert load_config().env.frame_size == 20 and load_config("book").env.frame_size == 80
+    sb3 = tmp_path / "sb3.toml"
+    sb3.write_text('algo = "sb3-ppo"\n')
+    assert load_config(path=sb3).env.frame_size == 80  # NatureCNN needs >= 36 px
+    assert load_config(path=sb3, overrides=["env.frame_size=40"]).env.frame_size == 40
+    assert load_config(overrides=["agent.module='encoder:m.keras'"]).env.frame_size == 80
+    assert load_config(overrides=["agent.module='landing-head'"]).env.frame_size == 20
+
+
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_toml_round_trip(tmp_path, preset):
     cfg = apply_overrides(preset_config(preset), ["agent.lr=0.00025", "run.seed=7"])

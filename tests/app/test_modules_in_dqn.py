@@ -152,7 +152,7 @@ def test_train_cli_with_the_landing_head_then_eval(tmp_path):
     model = keras.saving.load_model(run_dir / "model.keras", compile=False)
     assert [o.shape[-1] for o in model.outputs] == [3, 1]
     policy = load_agent(run_dir)
-    obs = np.random.default_rng(0).integers(0, 256, (2, 80, 80, 4), dtype=np.uint8)
+    obs = np.random.default_rng(0).integers(0, 256, (2, *policy.obs_shape), dtype=np.uint8)
     np.testing.assert_allclose(
         policy.q_values(obs), np.asarray(q_output(model(obs))), rtol=1e-5, atol=1e-6
     )  # the policy acts on the Q-values
