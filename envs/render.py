@@ -70,10 +70,11 @@ def _levels(covered: A) -> A:
     return np.rint((covered * 255.0).round(6)).astype(np.uint8)
 
 
-def _coverage(lo: A, hi: A, start: A, n: int, scale: float) -> A:
-    edge = (np.reshape(start, (-1, 1)) + np.arange(n)) * scale  # [N or 1, n] left edges
-    covered = np.minimum(hi[:, None], edge + scale) - np.maximum(lo[:, None], edge)
-    return np.clip(covered, 0.0, scale) / scale
+def _coverage(lo: A, hi: A, start: N, n: int, scale: float) -> A:
+    """Fractions ``[..., n]`` of n pixels from ``start`` that ``[lo, hi)`` covers."""
+    edge = (np.asarray(start)[..., None] + np.arange(n)) * scale  # left edges
+    covered = np.minimum(hi[..., None], edge + scale) - np.maximum(lo[..., None], edge)
+    return np.minimum(np.maximum(covered, 0.0), scale) / scale
 
 
 class FrameRenderer:
@@ -162,23 +163,23 @@ class FrameRenderer:
             paddle = paddles[pi.take(ip, mode="clip")]
         pr, m = self.paddle_row, self._meet(r0, c0, pc)
         if m.any():  # the windows share pixels: both get the union's values
-            bx, by, px = bx[m], by[m], px[m]
-            ball[m] = self._union(bx, by, px, r0[m], c0[m], self.ball_h, self.ball_w)
-            paddle[m] = self._union(bx, by, px, pr, pc[m], self.paddle_h, self.paddle_w)
+            k, (bh, bw), (ph, pw) = m.sum(), ball.shape[1:], paddle.shape[1:]
+            games = [np.tile(a[m], 2) for a in (bx, by, px)]  # ball windows, then paddle windows
+            corners = np.concatenate([r0[m], np.full(k, pr)]), np.concatenate([c0[m], pc[m]])
+            both = self._union(*games, *corners, max(bh, ph), max(bw, pw))
+            ball[m], paddle[m] = both[:k, :bh, :bw], both[k:, :ph, :pw]
         return [(r0, c0, ball), (pr, pc, paddle)]
 
     def _union(self, bx: A, by: A, px: A, r0: A, c0: A, nh: int, nw: int) -> np.ndarray:
         """Grey levels ``[M, nh, nw]`` of the union of ball and paddle over windows."""
-        p, sx, sy, b = self.params, self.sx, self.sy, self.params.ball_size
-        bx, by, px = (a.astype(np.float64) for a in (bx, by, px))
+        p, b = self.params, self.params.ball_size
         py, ph, pw = np.full_like(by, p.paddle_y), p.paddle_height, p.paddle_width
-        x0, x1 = (bx, px, np.maximum(bx, px)), (bx + b, px + pw, np.minimum(bx + b, px + pw))
-        y0, y1 = (by, py, np.maximum(by, py)), (by + b, py + ph, np.minimum(by + b, py + ph))
-        cov = [  # ball, paddle, their intersection: [M, nh, nw] each
-            _coverage(y0[i], y1[i], r0, nh, sy)[:, :, None]
-            * _coverage(x0[i], x1[i], c0, nw, sx)[:, None]
-            for i in range(3)
-        ]
+        bx1, by1, px1, py1 = bx + b, by + b, px + pw, py + ph
+        # Rows [3, M, nh] and columns [3, M, nw]: the ball, the paddle, their intersection.
+        y0, y1 = np.array([by, py, np.maximum(by, py)]), np.array([by1, py1, np.minimum(by1, py1)])
+        x0, x1 = np.array([bx, px, np.maximum(bx, px)]), np.array([bx1, px1, np.minimum(bx1, px1)])
+        rows, cols = _coverage(y0, y1, r0, nh, self.sy), _coverage(x0, x1, c0, nw, self.sx)
+        cov = rows[..., None] * cols[..., None, :]
         return _levels(cov[0] + cov[1] - cov[2])
 
     def window_index(self, row0: A, col0: A, h: int, w: int, first: A) -> A:
