@@ -171,11 +171,10 @@ class FrameRenderer:
         return [(r0, c0, ball), (pr, pc, paddle)]
 
     def _union(self, bx: A, by: A, px: A, r0: A, c0: A, nh: int, nw: int) -> np.ndarray:
-        """Grey levels ``[M, nh, nw]`` of the union of ball and paddle over windows."""
+        """Grey levels ``[M, nh, nw]`` over windows: ball + paddle - their intersection."""
         p, b = self.params, self.params.ball_size
         py, ph, pw = np.full_like(by, p.paddle_y), p.paddle_height, p.paddle_width
         bx1, by1, px1, py1 = bx + b, by + b, px + pw, py + ph
-        # Rows [3, M, nh] and columns [3, M, nw]: the ball, the paddle, their intersection.
         y0, y1 = np.array([by, py, np.maximum(by, py)]), np.array([by1, py1, np.minimum(by1, py1)])
         x0, x1 = np.array([bx, px, np.maximum(bx, px)]), np.array([bx1, px1, np.minimum(bx1, px1)])
         rows, cols = _coverage(y0, y1, r0, nh, self.sy), _coverage(x0, x1, c0, nw, self.sx)
@@ -235,23 +234,24 @@ class FrameStack:
         lo = np.minimum(lo, [[r.size - h], [r.size - w]])
         return r.window_index(lo[0], lo[1], h, w, self.first)
 
-    def _draw(self, first: A, bx: A, by: A, px: A, slots: slice) -> tuple[N, N]:
-        """Draw states' (``[M]``) windows into ``slots`` of the stacks at ``first``; ball corner."""
-        r, one = self.renderer, len(self.frames) == 1
+    def _draw(self, first: A, bx: A, by: A, px: A, every: bool) -> tuple[N, N]:
+        """Draw states' (``[M]``) windows on top (or ``every`` frame) at ``first``; ball corners."""
+        r, slot, one = self.renderer, slice(None) if every else -1, len(self.frames) == 1
         windows = r.patch(bx.item(), by.item(), px.item()) if one else r.patches(bx, by, px)
         for row0, col0, levels in windows:
+            values = levels[..., None] if every else levels
             if one:  # by slices
                 h, w = levels.shape
-                self.frames[0, row0 : row0 + h, col0 : col0 + w, slots] = levels[..., None]
+                self.frames[0, row0 : row0 + h, col0 : col0 + w, slot] = values
             else:
                 index = r.window_index(row0, col0, *levels.shape[1:], first)
-                self.frames.reshape(-1, self.depth)[index, slots] = levels[..., None]
+                self.frames.reshape(-1, self.depth)[:, slot][index] = values
         return windows[0][0], windows[0][1]
 
     def reset(self, games: A, bx: A, by: A, px: A) -> A:
         """Start the stacks of ``games`` (int ``[M]``) with the frames of these states ``[M]``."""
         self.frames[games] = 0
-        corner = self._draw(self.first[games], bx, by, px, slice(None))
+        corner = self._draw(self.first[games], bx, by, px, every=True)
         self.corners[:, :, games] = np.reshape(corner, (2, 1, -1))
         return self.frames
 
@@ -260,7 +260,7 @@ class FrameStack:
         r = self.renderer
         if len(self.frames) == 1:  # one game: shifting its whole stack costs less than its box
             _drop_oldest(self.frames)
-            self._draw(self.first, bx, by, px, slice(-1, None))
+            self._draw(self.first, bx, by, px, every=False)
             return self.frames
         frames, k, box = self.frames, self.depth, self._box()
         # Pixels, flat: a word each for K = 2, 4, 8 (the oldest frame its lowest byte).
@@ -269,6 +269,6 @@ class FrameStack:
         _drop_oldest(self.frames[:, r.paddle_row : r.paddle_row + r.paddle_h])
         _drop_oldest(old)
         cells[box] = old
-        self.corners[:, self.pos] = self._draw(self.first, bx, by, px, slice(-1, None))
+        self.corners[:, self.pos] = self._draw(self.first, bx, by, px, every=False)
         self.pos = (self.pos + 1) % self.depth
         return self.frames
