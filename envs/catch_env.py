@@ -104,13 +104,13 @@ class CatchEnv(gym.Env):
             raise ResetNeeded("CatchEnv: call reset() before step() (and after a game ends)")
         a = np.array([check_action(action)])
         self.batch, reward, ended = core.step_batch(self.params, self.batch, a, [self.np_random])
-        terminated = self._needs_reset = bool(ended[0])
+        terminated = self._needs_reset = ended.item()
         obs = self._observe(self.batch, fresh=False)
         if self.render_mode == "human":
             self.render()
         info = self._info()
         info.update({"is_success": info["missed"] == 0} if terminated else {})
-        return obs, float(reward[0]), terminated, False, info
+        return obs, reward.item(), terminated, False, info
 
     def render(self) -> np.ndarray | None:
         """``rgb_array``: the full screen as uint8 ``(H, W, 3)``; ``human``: draw the window."""
