@@ -1,13 +1,13 @@
 """Q-network builders: plain Keras 3 functional models, ``obs -> Q-values [B, A]``.
 
 ``book`` (the book's CNN, 3,356,835 parameters on 80 x 80 x 4), ``small``, ``tiny``
-(a 4 x 4 pool first; none on 20 x 20 frames) and ``mlp`` (states; grid boards
-flattened). Frames enter as the env's uint8 and are scaled inside the model, so a
-saved ``.keras`` file is all an evaluator needs. ``landing_head=True`` adds a second
-output ``landing_x [B, 1]`` on the same trunk (``agent.module = "landing-head"``);
-:func:`q_output` and :func:`aux_output` pick the outputs out of any result. One
-``seed`` seeds every initialiser. :func:`compile_predict` is the one inference path
-of catchrl's models.
+(reads 20 x 20 frames, the default; larger ones are average-pooled to them first) and
+``mlp`` (states; grid boards flattened). Frames enter as the env's uint8 and are
+scaled inside the model, so a saved ``.keras`` file is all an evaluator needs.
+``landing_head=True`` adds a second output ``landing_x [B, 1]`` on the same trunk
+(``agent.module = "landing-head"``); :func:`q_output` and :func:`aux_output` pick the
+outputs out of any result. One ``seed`` seeds every initialiser. :func:`compile_predict`
+is the one inference path of catchrl's models.
 """
 
 from __future__ import annotations

@@ -123,9 +123,9 @@ class AgentConfig:
     """Each sync: target = tau * online + (1 - tau) * target; 1 is a copy (SB3's SAC; measured)."""
     grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip (SB3's DQN: 10); 0 = off (book)."""
-    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 64
+    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 128
     """Minibatch size (book: 32; measured)."""
-    gradient_steps: Annotated[int, POSITIVE] = 3
+    gradient_steps: Annotated[int, POSITIVE] = 4
     """Gradient steps per vector step (book: 1; measured)."""
     replay_capacity: Annotated[
         int, Range(1, MAX_REPLAY_CAPACITY, why="10 million 80 x 80 frames are 60 GiB")
@@ -137,9 +137,9 @@ class AgentConfig:
     """ε from 1 to ``epsilon_end`` over env steps, or ``book`` (from 0.1, lowered per game)."""
     epsilon_end: Annotated[float, FRACTION] = 0.01
     """Final ε (book: 0.0001; measured)."""
-    epsilon_duration: Annotated[int, COUNT] = 6_000
+    epsilon_duration: Annotated[int, COUNT] = 4_000
     """Env steps over which ε decays (measured); for ``book``: the run's games (book: 5,100)."""
-    observe: Annotated[int, COUNT] = 2_000
+    observe: Annotated[int, COUNT] = 1_000
     """Random-play env steps (games for ``book``) before learning (book: 100 games; measured)."""
 
     def module_parts(self) -> tuple[str, str]:
@@ -156,7 +156,7 @@ class RunConfig:
     """Seeds the env, the agent, the replay memory and the network initialisation."""
     total_steps: Annotated[int, POSITIVE] = 30_000
     """Env steps (transitions) to train for (measured)."""
-    eval_every: Annotated[int, COUNT] = 32
+    eval_every: Annotated[int, COUNT] = 16
     """Games between validation evaluations and checkpoints; 0: only at the end (measured)."""
     eval_games: Annotated[int, Range(0, MAX_EVAL_GAMES - 1)] = 1000
     """Games per evaluation (0: none); validation: each ball start once where it decides a game."""
@@ -191,13 +191,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "env": {"obs_type": "state"},
         "agent": {
             "network": "mlp",
-            "batch_size": 128,
             "gradient_steps": 8,
-            "observe": 1_000,
             "epsilon_end": 0.05,
+            "epsilon_duration": 6_000,
             "lr_decay": False,
         },
-        "run": {"total_steps": 50_000, "target_win_rate": 0.99},
+        "run": {"total_steps": 50_000, "eval_every": 32, "target_win_rate": 0.99},
     },
     "book": {
         # The book's run as faithfully as Keras 3 allows (SEED_CATCH.md, "The training run").
