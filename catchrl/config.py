@@ -294,7 +294,8 @@ def load_config(
 def full_frames_where_read(cfg: TrainConfig) -> TrainConfig:
     """80 px frames for SB3/RLlib and frame modules where ``env.frame_size`` is left at 20."""
     reads_frames = cfg.agent.module_parts()[0] in ("perception", "encoder", "tuned-encoder")
-    if (cfg.algo != "dqn" or reads_frames) and cfg.env.frame_size == EnvConfig.frame_size:
+    pixels_at_default = cfg.env.obs_type == "pixels" and cfg.env.frame_size == EnvConfig.frame_size
+    if (cfg.algo != "dqn" or reads_frames) and pixels_at_default:
         cfg.env.frame_size = FULL_FRAME_SIZE
     return cfg
 
