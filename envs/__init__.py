@@ -1,7 +1,6 @@
 """The Catch game: a pure batched core, the Gymnasium env and vector env, frames, window.
 
-Importing it registers :data:`ENV_IDS` with a ``vector_entry_point``; any :class:`CatchParams`
-field passes ``gymnasium.make``. Only numpy and gymnasium are imported here.
+Importing it registers :data:`ENV_IDS`; any :class:`CatchParams` field passes ``gymnasium.make``.
 """
 
 from gymnasium.envs.registration import register, registry

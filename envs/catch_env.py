@@ -81,6 +81,7 @@ class CatchEnv(gym.Env):
 
     @state.setter
     def state(self, state: CatchState) -> None:
+        core.check_int_range("CatchEnv.state paddle_x", state.paddle_x, 0, self.params.paddle_max_x)
         self.batch = BatchState.of([state])
 
     def reset(

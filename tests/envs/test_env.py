@@ -113,6 +113,14 @@ def test_pixel_stack_repeats_the_first_frame_then_shifts_oldest_first():
     assert env.step(1)[0][..., 0].any()
 
 
+def test_a_state_set_by_hand_with_the_paddle_off_the_field_is_refused():
+    env = CatchEnv("pixels")
+    env.reset(seed=0)
+    for paddle_x in (-1, env.params.paddle_max_x + 1):
+        with pytest.raises(ValueError, match="CatchEnv.state paddle_x"):
+            env.state = CatchState(ball_x=2, ball_y=10, ball_vx=0, paddle_x=paddle_x, balls_left=1)
+
+
 def test_pixel_frame_hand_checked():
     env = CatchEnv("pixels")
     env.reset(seed=0)
