@@ -131,8 +131,10 @@ def load_agent(
             f"{file} is an SB3 file: loading it unpickles code; "
             "pass --sb3 (in Python trust_sb3=True) if you trust it"
         )
-    expected = tuple(_game(env_kwargs).observation_space.shape)
     policy, q_values, shape = loaders[file.suffix](file, cfg.algo if cfg else None)
+    if cfg is None and "frame_size" not in game and len(shape) == 3:  # a bare model's frames
+        env_kwargs["frame_size"] = shape[1]  # square: (H, W, C), or SB3's (C, H, W)
+    expected = tuple(_game(env_kwargs).observation_space.shape)
     if shape not in (expected, (expected[-1], *expected[:-1])):  # SB3 may store channels first
         raise AgentLoadError(
             f"{file}: the model takes observations of shape {shape}, but the game gives "

@@ -86,6 +86,17 @@ def test_a_keras_run_acts_on_batches_as_sb3_expects(quick_run: Path) -> None:
     _acts_on_batches_as_sb3_expects(catchrl.load_agent(quick_run))
 
 
+def test_a_bare_keras_file_plays_the_frame_size_it_was_trained_on(tmp_path: Path) -> None:
+    from catchrl.agents.networks import build_q_network
+
+    for size in (20, 80):
+        file = tmp_path / f"q{size}.keras"
+        build_q_network("tiny", (size, size, 4), 3, seed=0).save(file)
+        agent = catchrl.load_agent(file)
+        assert agent.make_env().observation_space.shape == (size, size, 4)
+        assert catchrl.evaluate(agent, games=2).games == 2
+
+
 def _acts_on_batches_as_sb3_expects(agent: catchrl.Agent) -> None:
     """``act``/``q_values`` on one observation or a batch; SB3's ``evaluate_policy`` runs it."""
     from stable_baselines3.common.evaluation import evaluate_policy
