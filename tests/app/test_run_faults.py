@@ -50,9 +50,20 @@ def _cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "catchrl", "train", *args]
 
 
+def _terminal_signals() -> None:
+    """A run started from a terminal: Ctrl-C acts even where pytest itself was started in the
+    background (``cmd &`` ignores SIGINT, and a run keeps ignored signals ignored, as nohup's)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
-        _cmd(*args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=ENV
+        _cmd(*args),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=ENV,
+        preexec_fn=_terminal_signals,
     )
 
 
