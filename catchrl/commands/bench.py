@@ -1,9 +1,7 @@
 """'catchrl bench': env throughput, the agents' race, the modules' race, supervised training.
 
-A race trains each (contender, seed) as a 'catchrl train' run, one at a time, stops it
-at --target (validation) or its budget, and scores its kept model on the test games.
-It prints the seed statistics (catchrl/stats.py) and writes OUT/race.md, OUT/race.csv
-(one line per seed) and OUT/race.png. A run's cost alone: '/usr/bin/time catchrl train'.
+A race trains each (contender, seed) as a 'catchrl train' run until --target (validation)
+or its budget, tests its kept model, and writes OUT/race.md, race.csv (a line per seed), race.png.
 """
 
 from __future__ import annotations
@@ -38,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl bench env|agents|modules|supervised``."""
     p = options.add_command(sub, "bench", "env speed, races against SB3", __doc__, EPILOG)
     which = p.add_subparsers(dest="bench", metavar="WHAT")
-    help = "env steps per second (single, vector, gymnax, the book's)"
+    help = "env steps per second (single, vector, and gymnax's where installed)"
     e = options.add_command(which, "env", help, func=run_env)
     seconds = number(0, kind=float, above=True)
     e.add_argument("--seconds", type=seconds, default=2.0, help="timed seconds per case")
