@@ -13,6 +13,7 @@ SIGTERM must not run again.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -138,6 +139,20 @@ def _on_node(pid: int, node) -> bool:
     return False
 
 
+def _lose(c, node) -> None:
+    """Lose ``node`` as a machine is lost: its Ray processes and every worker under it die.
+
+    ``remove_node`` kills the node's own processes; its workers only exit once they notice,
+    and on a loaded machine one may go on training its trial meanwhile (holding the run).
+    """
+    workers = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()]
+    workers = [pid for pid in workers if _on_node(pid, node)]
+    c.remove_node(node, allow_graceful=False)
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
 def _mid_run_on(study: Path, node) -> list[str]:
     """Mid-run trials whose run is held (its lock's pid) by a worker of ``node``."""
     out = []
@@ -198,7 +213,7 @@ def test_node_loss_and_driver_stop_leave_the_same_results(cluster, tmp_path):
         "two trials past a checkpoint, one on the node to remove",
     )
     victims = _mid_run_on(hurt, lost)
-    c.remove_node(lost, allow_graceful=False)
+    _lose(c, lost)
     # Stop the driver once a trial has finished and another has a checkpoint.
     _wait(lambda: _done(hurt) and _mid_run(hurt), 900, proc, "one trial finished")
     done_before = _done(hurt)
