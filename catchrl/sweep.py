@@ -20,8 +20,10 @@ from catchrl.summary import setting_label
 
 __all__ = ["StudyError", "check_trust", "create_study", "load_study", "run_study"]
 
-KINDS = ("grid_search", "choice", "uniform", "loguniform", "randint")
-"""Tune's search-space functions a swept key may use (``randint``: upper bound excluded)."""
+BOUNDED = ("uniform", "loguniform", "randint")
+"""Tune's search-space functions of two bounds (``randint``: the upper one excluded)."""
+KINDS = ("grid_search", "choice", *BOUNDED)
+"""Tune's search-space functions a swept key may use."""
 METRIC = "val_win_rate"
 """What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
 TRIAL_INDEX = "__trial_index__"  # Tune's Repeater: the seed's index within a setting

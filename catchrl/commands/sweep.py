@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -16,6 +17,7 @@ from catchrl.commands.options import number
 from catchrl.errors import UserError
 from catchrl.fields import COUNT, NON_NEGATIVE, POSITIVE, coerce, field_hints
 from catchrl.learners import LEARNERS
+from catchrl.sweep import BOUNDED, KINDS
 
 EPILOG = """examples:
   catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3
@@ -25,9 +27,8 @@ EPILOG = """examples:
   catchrl sweep --resume studies/lr            # finish a stopped study (Tuner.restore)
   catchrl sweep --address auto ...             # on a running Ray cluster
 
-Any config field can be swept (TABLE.KEY as for --set); each setting plays --seeds
-seeds (run.seed, run.seed + 1, ...), each trial an ordinary run in STUDY/trials/NAME.
-Ctrl-C, SIGTERM or SIGHUP stop the study; --resume finishes it. See docs/sweeps.md.
+Any config field can be swept (TABLE.KEY as for --set); each setting plays --seeds seeds
+(run.seed, run.seed + 1, ...); each trial is a run in STUDY/trials/NAME. See docs/sweeps.md.
 """
 
 
@@ -41,10 +42,6 @@ class TableOptions:
     asha: bool = False
     cpus_per_trial: Annotated[float, NON_NEGATIVE] = 1.0
     gpus_per_trial: Annotated[float, NON_NEGATIVE] = 0.0
-
-
-BOUNDED = ("uniform", "loguniform", "randint")
-"""Tune's functions of two bounds (``randint``: the upper one excluded)."""
 
 
 def _text(value: str) -> str:
@@ -62,20 +59,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     help = "dqn, or an SB3/RLlib agent (default: the config's, dqn)"
     p.add_argument("--algo", choices=LEARNERS, metavar="ALGO", help=help)
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
-    p.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=V1,V2",
-        help="every value, every combination (repeatable)",
-    )
-    p.add_argument(
-        "--random",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=SPEC",
-        help="V1,V2 or uniform|loguniform|randint:LOW:HIGH, drawn (repeatable)",
-    )
+    for part, values, help in (
+        ("grid", "V1,V2", "every value, every combination (repeatable)"),
+        ("random", "SPEC", "V1,V2 or uniform|loguniform|randint:LOW:HIGH, drawn (repeatable)"),
+    ):
+        spec = functools.partial(_typed_entry, part)
+        metavar = f"TABLE.KEY={values}"
+        p.add_argument(
+            f"--{part}", type=spec, action="append", default=[], metavar=metavar, help=help
+        )
     p.add_argument("--search", choices=("random", "tpe"), help="random (default) or tpe")
     p.add_argument("--samples", type=number(1), help="random draws, or TPE's settings")
     p.add_argument("--seeds", type=number(1), help="seeds per setting (default 1)")
@@ -192,23 +184,8 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     return sweep.create_study(study, base, doc), doc
 
 
-def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[str, list]]:
-    """``TABLE.KEY -> (Tune's function, its arguments)`` from the table, --grid and --random."""
-    space: dict[str, tuple[str, list]] = {}
-    for part in ("grid", "random"):
-        given = table.get(part, {})
-        if not isinstance(given, dict):
-            raise UserError(f"{args.config}: sweep.{part} must be a table, got {given!r}")
-        typed = [_typed_entry(part, text) for text in getattr(args, part)]
-        for key, spec in [*given.items(), *typed]:
-            if key in space:
-                raise UserError(f"{key} is swept twice")
-            space[key] = _entry(f"{args.config}: sweep.{part}.{key}", part, key, spec)
-    return space
-
-
 def _typed_entry(part: str, text: str) -> tuple[str, Any]:
-    """``--grid``/``--random`` ``TABLE.KEY=V1,V2`` (or ``KIND:LOW:HIGH``) as a table's entry."""
+    """An argparse ``type``: ``TABLE.KEY=V1,V2`` (or ``KIND:LOW:HIGH``) as a table's entry."""
     from catchrl.config import parse_override
 
     key, _, spec = (word.strip() for word in text.partition("="))
@@ -216,34 +193,41 @@ def _typed_entry(part: str, text: str) -> tuple[str, Any]:
     bounded = part == "random" and colon and kind in BOUNDED
     words = bounds.split(":") if bounded else spec.split(",")
     if "." not in key or not all(word.strip() for word in words):
-        raise UserError(f"--{part} {text!r}: expected table.key=VALUES, e.g. agent.lr=1e-3,3e-4")
+        raise argparse.ArgumentTypeError("expected table.key=VALUES, e.g. agent.lr=1e-3,3e-4")
     values = [parse_override(f"x.x={word}")[2] for word in words]  # TOML, as --set reads it
     return key, {kind: values} if bounded else values
 
 
-def _entry(where: str, part: str, key: str, spec: Any) -> tuple[str, list]:
-    """A table's entry as (Tune's function, its arguments); values are checked by the config."""
-    from catchrl.sweep import KINDS
-
-    if isinstance(spec, list):
-        kind, values = ("grid_search" if part == "grid" else "choice"), spec
-    elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
-        [(kind, values)] = spec.items()
-        values = values if isinstance(values, list) else [values]
-    else:
-        raise UserError(f"{where} must be a list, got {spec!r}")
-    if key == "run.seed":
-        raise UserError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
-    if kind not in KINDS:
-        raise UserError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
-    if not values:
-        raise UserError(f"{key}: no values")
-    if kind in BOUNDED:
-        numbers = all(isinstance(a, (int, float)) and not isinstance(a, bool) for a in values)
-        if len(values) != 2 or not numbers or not values[0] < values[1]:
-            raise UserError(f"{key}: {kind} needs two numbers LOW < HIGH, got {values}")
-        if kind == "loguniform" and values[0] <= 0:
-            raise UserError(f"{key}: loguniform needs LOW > 0, got {values[0]}")
-        if kind == "randint" and not all(isinstance(a, int) for a in values):
-            raise UserError(f"{key}: randint needs integers, got {values}")
-    return kind, values
+def _space(args: argparse.Namespace, table: dict[str, Any]) -> dict[str, tuple[str, list]]:
+    """``TABLE.KEY -> (Tune's function, its arguments)`` from the table, --grid and --random."""
+    space: dict[str, tuple[str, list]] = {}
+    for part in ("grid", "random"):
+        given = table.get(part, {})
+        if not isinstance(given, dict):
+            raise UserError(f"{args.config}: sweep.{part} must be a table, got {given!r}")
+        for key, spec in [*given.items(), *getattr(args, part)]:
+            if isinstance(spec, list):
+                kind, values = ("grid_search" if part == "grid" else "choice"), spec
+            elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
+                [(kind, values)] = spec.items()
+                values = values if isinstance(values, list) else [values]
+            else:
+                raise UserError(f"{args.config}: sweep.{part}.{key} must be a list, got {spec!r}")
+            if key in space:
+                raise UserError(f"{key} is swept twice")
+            if key == "run.seed":
+                raise UserError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
+            if kind not in KINDS:
+                raise UserError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
+            if not values:
+                raise UserError(f"{key}: no values")
+            if kind in BOUNDED:
+                number = int if kind == "randint" else (int, float)
+                ok = all(isinstance(a, number) and not isinstance(a, bool) for a in values)
+                ok = ok and len(values) == 2 and values[0] < values[1]
+                if not ok or (kind == "loguniform" and values[0] <= 0):
+                    what = "integers" if kind == "randint" else "numbers"
+                    low = "0 < LOW" if kind == "loguniform" else "LOW"
+                    raise UserError(f"{key}: {kind} needs two {what} {low} < HIGH, got {values}")
+            space[key] = kind, values
+    return space
