@@ -73,14 +73,20 @@ def check_trust(algo: str, trust_pickle: bool) -> None:
         )
 
 
-def tune_space(space: Mapping[str, tuple[str, list[Any]]], search: str) -> dict[str, Any]:
-    """The space in Tune's own functions (grids become choices for TPE, which has no grid)."""
+def tune_calls(space: Mapping[str, tuple[str, list]], search: str) -> dict[str, tuple[str, list]]:
+    """Each key's Tune function and arguments; grids become choices for TPE, which has no grid."""
+    calls = {}
+    for key, (kind, args) in space.items():
+        calls[key] = ("choice" if kind == "grid_search" and search == "tpe" else kind), args
+    return calls
+
+
+def tune_space(space: Mapping[str, tuple[str, list]], search: str) -> dict[str, Any]:
+    """The space in Tune's own functions (:func:`tune_calls`)."""
     from ray import tune
 
     out = {}
-    for key, (kind, args) in space.items():
-        if kind == "grid_search" and search == "tpe":
-            kind = "choice"
+    for key, (kind, args) in tune_calls(space, search).items():
         fn = getattr(tune, kind)
         out[key] = fn(args) if kind in KINDS[:2] else fn(*args)
     return out

@@ -168,8 +168,7 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
         "max_concurrent": args.max_concurrent,
     }
     if args.print_space:
-        for key, (kind, values) in space.items():
-            kind = "choice" if kind == "grid_search" and search == "tpe" else kind
+        for key, (kind, values) in sweep.tune_calls(space, search).items():
             shown = repr(values)[1:-1] if kind in BOUNDED else repr(values)
             print(f"{key}: tune.{kind}({shown})")
         print(f"search {search}: {doc['trials']} trials ({opts['seeds']} seeds per setting)")
