@@ -134,11 +134,12 @@ def record(
     trust_sb3: bool = False,
 ) -> GamesPlayed:
     """Write ``games`` games (game ``g`` seeded ``seed + g``) to a GIF or an MP4, a frame a step."""
-    from catchrl.video import check_video_path, play_offscreen, write_video
+    from catchrl.video import check_video_path, encode_video, play_offscreen
 
-    check_video_path(Path(path), "path")
+    path = Path(path)
+    check_video_path(path, "path")
     played = play_offscreen(load_agent(agent, trust_sb3), games, seed)
-    write_video(path, played.frames, fps)
+    path.write_bytes(encode_video(played.frames, fps, path.suffix.lower()))
     return played
 
 
@@ -153,10 +154,10 @@ def show(
             "show() needs IPython (pip install 'catchrl[notebook]'); "
             "in a script use catchrl.record(agent, 'games.gif')"
         ) from e
-    from catchrl.video import encode_gif, play_offscreen
+    from catchrl.video import encode_video, play_offscreen
 
     played = play_offscreen(load_agent(agent, trust_sb3), games, seed)
-    return Image(data=encode_gif(played.frames, fps), format="gif")
+    return Image(data=encode_video(played.frames, fps), format="gif")
 
 
 def watch(

@@ -7,9 +7,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
-
-__all__ = ["Progress", "TensorBoard"]
+from typing import Any
 
 
 class TensorBoard:
@@ -50,34 +48,19 @@ class TensorBoard:
 
 
 class Progress:
-    """A tqdm bar (``enabled``; None: on a terminal), else a plain line every ``every_s`` seconds.
+    """A tqdm bar on stderr (``enabled``; None: on a terminal), else a line on stdout every 10 s.
 
-    ``total``: the budget in env steps; ``initial``: steps done already (a resumed run);
-    ``stream``: where bar and lines go (None: stderr and stdout).
+    ``total``: the budget in env steps; ``initial``: steps done already (a resumed run).
     """
 
-    def __init__(
-        self,
-        total: int,
-        enabled: bool | None = None,
-        initial: int = 0,
-        every_s: float = 10.0,
-        stream: TextIO | None = None,
-    ) -> None:
+    def __init__(self, total: int, enabled: bool | None = None, initial: int = 0) -> None:
         from tqdm import tqdm
 
-        self.stream = stream or sys.stdout
-        self.total, self.n, self.every_s = total, initial, every_s
+        shown = sys.stderr.isatty() if enabled is None else enabled
+        self.stream, self.total, self.n = sys.stdout, total, initial
         self._last = time.monotonic()
-        bar_file = stream or sys.stderr
-        shown = bar_file.isatty() if enabled is None else enabled
         self._bar = tqdm(
-            total=total,
-            unit="step",
-            initial=initial,
-            file=bar_file,
-            dynamic_ncols=True,
-            disable=not shown,
+            total=total, unit="step", initial=initial, dynamic_ncols=True, disable=not shown
         )
 
     def update(self, n: int, **fields: Any) -> None:
@@ -85,7 +68,7 @@ class Progress:
         text = " ".join(f"{k}={v}" for k, v in fields.items())
         self._bar.update(n - self.n)
         self._bar.set_postfix_str(text, refresh=False)
-        if self._bar.disable and time.monotonic() - self._last >= self.every_s:
+        if self._bar.disable and time.monotonic() - self._last >= 10:
             self.write(f"{n}/{self.total} steps {text}")
             self._last = time.monotonic()
         self.n = n

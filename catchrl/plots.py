@@ -11,8 +11,6 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-__all__ = ["PlotError", "plot_runs", "plot_seeds", "read_curves", "symlog_threshold"]
-
 BOOK_WIN_RATE = 87.0
 """The book's result: 87 of the last 100 games won after 5,000 games."""
 _RATE_CI = ("win_rate", "ci95_low", "ci95_high")

@@ -123,7 +123,7 @@ def load_agent(
         if (path.parent / "config.toml").is_file():
             cfg = _run_config(path.parent)
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
-    loaders = {".keras": _keras, ".zip": _sb3, ".npz": _rllib}
+    loaders = {".keras": _keras, ".zip": _torch_model, ".npz": _torch_model}
     if file.suffix not in loaders:
         raise AgentLoadError(f"{file}: unknown model file type (expected .keras, .zip or .npz)")
     if file.suffix == ".zip" and not trust_sb3:
@@ -230,25 +230,21 @@ def _keras(model_path: Path, algo: str | None) -> Loaded:
     return policy, q_values, tuple(model.input_shape[1:])
 
 
-def _sb3(model_path: Path, algo: str | None) -> Loaded:
-    from catchrl.agents.sb3 import OFF_POLICY, SB3Policy
+def _torch_model(model_path: Path, algo: str | None) -> Loaded:
+    """An SB3 ``.zip`` or an RLlib ``model-rllib.npz`` (no pickle: rebuilt from RLlib's spec)."""
     from catchrl.frameworks import tensorboard_without_tensorflow
 
-    tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard: not TensorFlow
     try:
-        model = SB3Policy(model_path, algo)
-    except (ValueError, ImportError) as e:
-        raise AgentLoadError(str(e)) from e
-    return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape
+        if model_path.suffix == ".zip":
+            from catchrl.agents.sb3 import OFF_POLICY, SB3Policy
 
+            tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TF
+            model = SB3Policy(model_path, algo)
+        else:
+            from catchrl.agents.rllib_algos import OFF_POLICY
+            from catchrl.agents.rllib_policy import RLlibModule
 
-def _rllib(model_path: Path, algo: str | None) -> Loaded:
-    """A saved RLlib module (``model-rllib.npz``): no pickle, rebuilt from RLlib's spec."""
-    from catchrl.agents.rllib_algos import OFF_POLICY
-    from catchrl.agents.rllib_policy import RLlibModule
-
-    try:
-        model = RLlibModule(model_path)
+            model = RLlibModule(model_path)
     except (ValueError, ImportError) as e:
         raise AgentLoadError(str(e)) from e
     return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape

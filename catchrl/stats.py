@@ -15,8 +15,6 @@ import numpy as np
 
 from catchrl.config import load_run_config
 
-__all__ = ["format_table", "iqm_ci", "read_run", "summarize", "to_target"]
-
 COSTS = {"steps": "steps", "wall_time": "training s", "train_cpu_s": "CPU s"}
 """The costs to the target: their key in an evaluation record (``evals.json``), their name."""
 QUARTILES = {"median": 0.5, "q25": 0.25, "q75": 0.75, "worst": 1.0}

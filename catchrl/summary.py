@@ -12,8 +12,6 @@ from catchrl.config import TrainConfig, config_to_dict
 from catchrl.plots import PlotError, plot_seeds
 from catchrl.stats import COSTS, format_table, read_run, summarize, to_target
 
-__all__ = ["setting_label", "summarize_study", "write_summary"]
-
 
 def write_summary(
     stem: Path,

@@ -148,24 +148,16 @@ def check_video_path(path: Path, option: str = "--video") -> None:
             )
 
 
-def write_video(path: str | os.PathLike[str], frames: list[np.ndarray], fps: int = 30) -> None:
-    """Write RGB frames ``[H, W, 3]`` uint8 as a looping GIF or an H.264 MP4 (by the suffix)."""
-    path = Path(path)
-    check_video_path(path, "video")
-    if path.suffix.lower() == ".gif":
-        path.write_bytes(encode_gif(frames, fps))
-        return
-    import imageio.v3 as iio
-
-    video = np.stack(frames)  # [T, H, W, 3]; yuv420p needs even sizes
-    video = np.pad(video, ((0, 0), (0, video.shape[1] % 2), (0, video.shape[2] % 2), (0, 0)))
-    iio.imwrite(path, video, plugin="FFMPEG", fps=fps, macro_block_size=1, ffmpeg_log_level="error")
-
-
-def encode_gif(frames: list[np.ndarray], fps: int = 30) -> bytes:
-    """RGB frames ``[H, W, 3]`` uint8 as the bytes of a looping GIF (frame times in 10 ms)."""
+def encode_video(frames: list[np.ndarray], fps: int = 30, suffix: str = ".gif") -> bytes:
+    """RGB frames ``[H, W, 3]`` uint8 as a looping GIF (frame times in 10 ms) or an H.264 MP4."""
     if not frames:
         raise CatchrlError("no frames to write")
     import imageio.v3 as iio
 
-    return iio.imwrite("<bytes>", np.stack(frames), extension=".gif", duration=1000 / fps, loop=0)
+    video = np.stack(frames)  # [T, H, W, 3]
+    if suffix == ".gif":
+        return iio.imwrite("<bytes>", video, extension=".gif", duration=1000 / fps, loop=0)
+    even = ((0, 0), (0, video.shape[1] % 2), (0, video.shape[2] % 2), (0, 0))  # for yuv420p
+    video = np.pad(video, even)
+    ffmpeg = {"plugin": "FFMPEG", "macro_block_size": 1, "ffmpeg_log_level": "error"}
+    return iio.imwrite("<bytes>", video, extension=".mp4", fps=fps, **ffmpeg)

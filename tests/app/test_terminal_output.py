@@ -8,7 +8,6 @@ The commands run in subprocesses with the user's environment (the test suite's o
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import re
@@ -183,15 +182,15 @@ def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
         assert lines == [], (name, text)
 
 
-def test_the_bar_total_becomes_the_steps_trained() -> None:
-    stream = io.StringIO()
-    bar = Progress(8000, enabled=True, stream=stream)
+def test_the_bar_total_becomes_the_steps_trained(capsys: pytest.CaptureFixture[str]) -> None:
+    bar = Progress(8000, enabled=True)
     bar.update(7920, games=240)
     bar.finish(8016)  # the last vector step passed the 8,000-step budget, mid-game
     bar.close()
-    assert bar.total == 8016 and stream.getvalue().rstrip().endswith("games=240]")
-    assert "8016/8016" in stream.getvalue().splitlines()[-1].split("\r")[-1]
-    early = Progress(8000, enabled=False, stream=io.StringIO(), every_s=0)
+    shown = capsys.readouterr().err
+    assert bar.total == 8016 and shown.rstrip().endswith("games=240]")
+    assert "8016/8016" in shown.splitlines()[-1].split("\r")[-1]
+    early = Progress(8000, enabled=False)
     early.update(3300)
     early.finish(3300)  # stopped by its target win rate: done at 3,300
     assert early.total == 3300
