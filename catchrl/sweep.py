@@ -16,7 +16,7 @@ from typing import Any
 
 from catchrl.config import TrainConfig, to_toml
 from catchrl.errors import CatchrlError
-from catchrl.summary import setting_label
+from catchrl.stats import setting_label
 
 __all__ = ["StudyError", "check_trust", "create_study", "load_study", "run_study"]
 

@@ -193,8 +193,7 @@ def _run_race(
 ) -> int:
     """Race the contenders; print the table and write race.md, race.csv and race.png."""
     from catchrl.benchmarks.agents import run_race
-    from catchrl.stats import summarize
-    from catchrl.summary import write_summary
+    from catchrl.stats import summarize, write_summary
 
     race = [f"run.eval_every={args.eval_every}", f"run.eval_games={args.eval_games}"]
     race.append(f"run.target_win_rate={args.target}")

@@ -95,7 +95,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Create and run a study (or resume one); print its summary."""
     from catchrl import sweep
-    from catchrl.summary import summarize_study
+    from catchrl.stats import summarize_study
 
     try:
         if args.resume:

@@ -13,8 +13,7 @@ from catchrl.benchmarks.agents import PRESET, like_for_like, race_settings
 from catchrl.cli import main
 from catchrl.config import load_run_config
 from catchrl.evaluation import TEST_SEED
-from catchrl.stats import summarize
-from catchrl.summary import write_summary
+from catchrl.stats import summarize, write_summary
 
 
 def _run(seed: int, curve: list[tuple[int, float]], test: float) -> dict:

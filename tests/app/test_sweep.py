@@ -16,8 +16,7 @@ from catchrl.cli import main
 from catchrl.config import load_config, to_toml
 from catchrl.errors import CatchrlError
 from catchrl.rundir import METRIC_COLUMNS
-from catchrl.stats import iqm_ci
-from catchrl.summary import summarize_study
+from catchrl.stats import iqm_ci, summarize_study
 from catchrl.sweep import STUDY_KEYS
 from tests.app.test_api import _planted_sb3_zip
 
@@ -252,7 +251,7 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
 
 NO_RAY = """
 import sys
-import catchrl.cli, catchrl.summary, catchrl.sweep
+import catchrl.cli, catchrl.stats, catchrl.sweep
 assert catchrl.cli.main(sys.argv[1:]) == 0
 leaked = sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))
 assert not leaked, leaked[:5]
