@@ -21,8 +21,7 @@ from catchrl.learners import LEARNERS
 __all__ = ["AGENTS", "MODULE_CONTENDERS", "PRESET", "module_overrides", "race_settings", "run_race"]
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
-"""catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO; any ``sb3-*``/``rllib-*``
-algorithm races under its own name."""
+"""The default race: catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO."""
 OTHER_ALGOS = [algo for algo in LEARNERS if algo != "dqn"]
 """The learners that race under their own name (catchrl's DQN races as catchrl-dqn)."""
 PRESET = {"pixels": "fast", "state": "fast-state", "grid": "fast-state"}
@@ -96,8 +95,7 @@ def run_race(
 ) -> dict[str, list[dict[str, Any]]]:
     """Train every (contender, obs type in ``steps``, seed) in turn under ``out_dir``.
 
-    Returns per ``contender (obs)`` the finished runs (:func:`catchrl.stats.read_run`, with
-    ``peak_rss_mib``); a failed run is named on ``log`` and left out.
+    Per ``contender (obs)``, its finished runs (with ``peak_rss_mib``); a failed one is logged.
     """
     from catchrl.stats import read_run
 
