@@ -221,13 +221,10 @@ def _keras(model_path: Path, algo: str | None) -> Loaded:
         raise AgentLoadError(f"{model_path}: not a loadable Keras model ({why})") from e
     forward = compile_forward(model)
 
-    def q_values(obs: np.ndarray) -> np.ndarray:
-        return np.asarray(forward(obs), dtype=np.float32)
-
     def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
-        return np.argmax(q_values(obs), axis=1)
+        return np.argmax(forward(obs), axis=1)
 
-    return policy, q_values, tuple(model.input_shape[1:])
+    return policy, forward, tuple(model.input_shape[1:])
 
 
 def _torch_model(model_path: Path, algo: str | None) -> Loaded:

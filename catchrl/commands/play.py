@@ -56,8 +56,11 @@ def game_kwargs(args: argparse.Namespace) -> dict[str, object]:
     return {"obs_type": "state", **options.game_overrides(args)}
 
 
-def _check(args: argparse.Namespace) -> None:
-    """Refuse options that cannot work, before anything is opened."""
+def run(args: argparse.Namespace) -> int:
+    """Play one game; print ``Score: s/N`` (also when the person quits early)."""
+    from catchrl.envs import CatchEnv
+    from catchrl.video import END_SECONDS, open_window, play_games
+
     if args.headless and args.policy is None:
         raise UserError("--headless needs --policy oracle|random: a person plays in the window")
     if args.headless and args.screenshot:
@@ -66,14 +69,6 @@ def _check(args: argparse.Namespace) -> None:
     folder = Path(args.screenshot or ".").parent
     if not folder.is_dir():
         raise UserError(f"--screenshot: folder {str(folder)!r} does not exist")
-
-
-def run(args: argparse.Namespace) -> int:
-    """Play one game; print ``Score: s/N`` (also when the person quits early)."""
-    from catchrl.envs import CatchEnv
-    from catchrl.video import END_SECONDS, open_window, play_games
-
-    _check(args)
     game = game_kwargs(args)
     env = CatchEnv(**game)
     agent = load_agent(args.policy, **game) if args.policy else None

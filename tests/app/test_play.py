@@ -147,7 +147,7 @@ def test_headless_does_not_import_pygame():
         (["--headless"], "--headless needs --policy"),
         (["--headless", "--policy", "oracle", "--screenshot", "x.png"], "--screenshot needs"),
         (["--linger", "nan"], "--linger must be a finite number"),  # the rest: test_bad_input.py
-        (["--drift", "500"], "--drift must be in [0, 190]"),
+        (["--drift", "500"], "--drift: must be in [0, 190]"),
         (["--screenshot", "/no/such/folder/x.png"], "does not exist"),
     ],
 )
