@@ -77,17 +77,13 @@ class EvalResult:
         return {**asdict(self), "win_rate": self.win_rate, "ci95_low": lo, "ci95_high": hi}
 
 
+@functools.cache
 def start_seeds(first: int, **env_kwargs: Any) -> tuple[int, ...] | None:
     """For each ball start x, the first seed from ``first`` on whose game starts there.
 
     None unless a game is one ball with no drift (then its start decides it).
     """
-    return _start_seeds(first, tuple(sorted(env_kwargs.items())))
-
-
-@functools.cache
-def _start_seeds(first: int, game: tuple[tuple[str, Any], ...]) -> tuple[int, ...] | None:
-    env = CatchVectorEnv(1024, **{**dict(game), "obs_type": "state"})
+    env = CatchVectorEnv(1024, **{**env_kwargs, "obs_type": "state"})
     if env.params.balls_per_game != 1 or env.params.drift:
         return None
     found: dict[int, int] = {}

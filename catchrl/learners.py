@@ -80,8 +80,10 @@ class Learner(ABC):
     def save_model(self, path: Path) -> None:
         """Write the playing model to ``path``."""
 
-    def close(self) -> None:  # noqa: B027  (optional hook)
-        """Release the learner's environments."""
+    def close(self) -> None:
+        """Release the learner's environments (``self.env``, where it has one)."""
+        if hasattr(self, "env"):
+            self.env.close()
 
 
 def set_torch_threads() -> None:
@@ -207,20 +209,16 @@ def open_config(
         ckpt_cfg = config_from_dict(state["config"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {checkpoint}: bad config ({e})") from e
-    if run_cfg is not None:
-        _check_same_setup(config_to_dict(run_cfg), config_to_dict(ckpt_cfg), checkpoint, rd)
+    if run_cfg is not None:  # refuse a checkpoint of another algorithm, game or agent
+        ours, theirs = config_to_dict(run_cfg), config_to_dict(ckpt_cfg)
+        differ = [("algo", theirs["algo"], ours["algo"])]
+        for table in ("env", "agent", "sb3", "rllib"):
+            a, b = ours[table], theirs[table]
+            differ += [(f"{table}.{k}", b.get(k), a.get(k)) for k in sorted(set(a) | set(b))]
+        for key, there, here in differ:
+            if there != here:
+                raise CheckpointError(
+                    f"checkpoint {checkpoint} was made for another setup: {key} is {there!r} "
+                    f"there but {here!r} in {rd.config_path}"
+                )
     return apply_overrides(ckpt_cfg, list(overrides)), checkpoint, (arrays, state)
-
-
-def _check_same_setup(ours: dict, theirs: dict, checkpoint: Path, rd: RunDir) -> None:
-    """Refuse a checkpoint made for another algorithm, game or agent than config.toml's."""
-    differ = [("algo", theirs.get("algo"), ours.get("algo"))]
-    for table in ("env", "agent", "sb3", "rllib"):
-        a, b = ours.get(table, {}), theirs.get(table, {})
-        differ += [(f"{table}.{key}", b.get(key), a.get(key)) for key in sorted(set(a) | set(b))]
-    for key, there, here in differ:
-        if there != here:
-            raise CheckpointError(
-                f"checkpoint {checkpoint} was made for another setup: {key} is {there!r} "
-                f"there but {here!r} in {rd.config_path}"
-            )

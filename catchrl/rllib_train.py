@@ -12,6 +12,18 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.agents.rllib_algos import (
+    OFF_POLICY,
+    ensure_ray,
+    epsilon_at,
+    get_algo_state,
+    make_algo_config,
+    result_loss,
+    rllib_options,
+    set_algo_state,
+)
+from catchrl.agents.rllib_env import drain, start_games
+from catchrl.agents.rllib_policy import greedy_actions, save_rllib_module
 from catchrl.config import TrainConfig
 from catchrl.learners import Learner, rng_states, set_rng_states, set_torch_threads
 from catchrl.runloop import RunLoop, StepReport
@@ -26,13 +38,6 @@ class RLlibLearner(Learner):
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         super().__init__(cfg, trust_pickle)
-        from catchrl.agents.rllib_algos import (
-            OFF_POLICY,
-            ensure_ray,
-            make_algo_config,
-            rllib_options,
-        )
-
         self.options = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
         self.has_epsilon = cfg.algo in OFF_POLICY
         set_torch_threads()
@@ -58,9 +63,6 @@ class RLlibLearner(Learner):
 
     def run(self, loop: RunLoop) -> None:
         """``Algorithm.train()`` until the loop says stop, reporting every step to ``loop``."""
-        from catchrl.agents.rllib_algos import epsilon_at, result_loss
-        from catchrl.agents.rllib_env import drain, start_games
-
         if loop.at_safe_point():
             return
         boundary = True
@@ -80,28 +82,20 @@ class RLlibLearner(Learner):
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The module's greedy action for each observation (the evaluation policy)."""
-        from catchrl.agents.rllib_policy import greedy_actions
-
         return greedy_actions(self.algo_rl.get_module(), obs)
 
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """RLlib's state (and DQN's replay) as msgpack bytes, and the driver's RNGs."""
-        from catchrl.agents.rllib_algos import get_algo_state
-
         packed = np.frombuffer(get_algo_state(self.algo_rl), dtype=np.uint8)
         return {"rllib": {"state": packed}}, {"rng": rng_states()}
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state` (``ValueError`` if it does not fit this algorithm)."""
-        from catchrl.agents.rllib_algos import set_algo_state
-
         set_algo_state(self.algo_rl, arrays["rllib"]["state"].tobytes())
         set_rng_states(meta["rng"])
 
     def save_model(self, path: Path) -> None:
         """Write the playing module (load it with ``catchrl eval/watch``)."""
-        from catchrl.agents.rllib_policy import save_rllib_module
-
         save_rllib_module(path, self.algo_rl.get_module(), self.cfg.algo, self.options)
 
     def close(self) -> None:

@@ -34,8 +34,6 @@ __all__ = ["RunLoop", "StepReport", "TrainResult"]
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SAVED = tuple("steps games wins elapsed train_cpu loss_sum loss_count evaluations best".split())
 """The loop's counters and records a checkpoint holds as they are."""
-LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
-"""TensorBoard tags the loop writes for every learner (a learner's own logger skips them)."""
 
 
 @dataclass
@@ -190,10 +188,6 @@ class RunLoop:
         self.writer.scalars(self.steps, scalars)
         self.loss_sum, self.loss_count = 0.0, 0
         self.bar.update(self.steps, **shown, fps=f"{fps:.0f}")
-
-    def log_scalars(self, step: int, values: dict[str, float]) -> None:
-        """Write a learner's own scalars to TensorBoard, leaving out :data:`LOOP_TAGS`."""
-        self.writer.scalars(step, {k: v for k, v in values.items() if not k.startswith(LOOP_TAGS)})
 
     def at_safe_point(self) -> bool:
         """Evaluate and checkpoint every ``run.eval_every`` games; whether to stop now."""

@@ -118,32 +118,6 @@ class _Checkpoints(keras.callbacks.Callback):
         self.rd.save_checkpoint(f"ckpt-e{epoch + 1:06d}", arrays, state)
 
 
-def _prepare(rd: RunDir, record: dict[str, Any], resume: bool) -> None:
-    """Refuse a folder holding another run (with ``resume``: another config); write config.json."""
-    if resume and rd.is_run():
-        stored = rd.read_json("config.json")
-        stored = stored.get("config", {}) if isinstance(stored, dict) else {}
-        new = record["config"]
-        diff = sorted(k for k in new if k not in RESUMABLE and stored.get(k) != new[k])
-        if diff:
-            raise RunDirError(
-                f"{rd.path}: cannot resume with another configuration "
-                f"(differs in {', '.join(diff)})"
-            )
-    else:
-        rd.check_fresh()
-    rd.write_json("config.json", record)
-
-
-def _restore(model: keras.Model, arrays: dict[str, dict[str, np.ndarray]]) -> None:
-    """Put a checkpoint's weights and optimizer variables into a freshly built ``model``."""
-    model.set_weights(_unnumbered(arrays["model"]))
-    model.optimizer.build(model.trainable_variables)
-    values = _unnumbered(arrays["optimizer"])
-    for variable, value in zip(model.optimizer.variables, values, strict=True):
-        variable.assign(value)
-
-
 def train(
     cfg: SupervisedConfig,
     run_dir: str | os.PathLike[str],
@@ -164,13 +138,29 @@ def train(
         batch = cfg.batch_size or CPU_BATCH[cfg.task] * device["batch_scale"]
         data, n_train = fit_data(cfg, ds, batch)
         record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
-        _prepare(rd, record, resume)
+        if resume and rd.is_run():  # refuse another config (but the RESUMABLE settings)
+            stored = rd.read_json("config.json")
+            stored = stored.get("config", {}) if isinstance(stored, dict) else {}
+            new = record["config"]
+            diff = sorted(k for k in new if k not in RESUMABLE and stored.get(k) != new[k])
+            if diff:
+                raise RunDirError(
+                    f"{rd.path}: cannot resume with another configuration "
+                    f"(differs in {', '.join(diff)})"
+                )
+        else:
+            rd.check_fresh()
+        rd.write_json("config.json", record)
         model = build_model(cfg, ds)
         latest = rd.latest_checkpoint() if resume else None
         restored, initial_epoch = None, 0
         if latest is not None:
             restored = RunDir.load_checkpoint(latest)
-            _restore(model, restored[0])
+            model.set_weights(_unnumbered(restored[0]["model"]))
+            model.optimizer.build(model.trainable_variables)
+            optimizer = _unnumbered(restored[0]["optimizer"])
+            for variable, value in zip(model.optimizer.variables, optimizer, strict=True):
+                variable.assign(value)
             rd.cut_metrics(int(restored[1]["metrics_bytes"]))
             initial_epoch = int(restored[1]["epoch"])
         else:  # rows of a first epoch that never reached its checkpoint

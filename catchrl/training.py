@@ -199,7 +199,3 @@ class DQNLearner(Learner):
         build_perceived_q_network(
             self.perception.model, self.model, self.perception.single_observation_space
         ).save(path)
-
-    def close(self) -> None:
-        """Close the games."""
-        self.env.close()
