@@ -11,10 +11,7 @@ from typing import Any
 
 
 class TensorBoard:
-    """Scalars into ``RUN/tb``: ``tf.summary`` for a Keras learner, tensorboardX for torch ones.
-
-    So neither loads the other's framework.
-    """
+    """Scalars into ``RUN/tb``: ``tf.summary`` for a Keras learner, tensorboardX (no TF) else."""
 
     def __init__(self, logdir: Path, keras: bool) -> None:
         self._tf: Any = None

@@ -33,15 +33,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def load(args: argparse.Namespace) -> Agent:
-    """Check the game (and ``--video``), then load the agent ``args.agent`` names."""
+    """Check the game, then load the agent ``args.agent`` names."""
     from catchrl.policies import load_agent
 
     # A scripted policy plays the state game; a run's own game is known once it is loaded.
     check_game_options(args, args.obs_type or ("state" if args.agent in SCRIPTED else None))
-    if getattr(args, "video", None) is not None:  # watch: before anything is loaded
-        from catchrl.video import check_video_path
-
-        check_video_path(args.video)
     agent = load_agent(args.agent, args.sb3, args.model, **game_overrides(args))
     if agent.source and not getattr(args, "json", False):  # (--json: its "model" field)
         print(f"{agent.name}: loaded {agent.source}")

@@ -41,8 +41,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Play ``--games`` games in the window (or into ``--video``); print the score."""
     from catchrl.api import record, watch
+    from catchrl.video import check_video_path
 
-    agent = load(args)  # checks the game and --video first
+    if args.video is not None:  # before anything is loaded
+        check_video_path(args.video)
+    agent = load(args)
     if args.video is None:
         played = watch(agent, args.games, args.seed, args.fps)
     else:
