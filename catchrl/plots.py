@@ -33,21 +33,6 @@ def pyplot() -> Any:
     return plt
 
 
-def read_curves(path: str | Path) -> dict[str, Any]:
-    """A run (:func:`catchrl.stats.read_run`) labelled ``NAME (ALGO, OBS_TYPE)``."""
-    from catchrl.stats import read_run
-
-    path = Path(path)
-    try:
-        run = read_run(path)
-    except (CatchrlError, ValueError) as e:
-        raise PlotError(f"{path}: cannot read the run ({e})") from e
-    if len(run["metrics"]["game"]) == 0:
-        raise PlotError(f"{path}: cannot read the run (metrics.tsv has no games yet)")
-    cfg = run["config"]
-    return run | {"label": f"{path.name} ({cfg.algo}, {cfg.env.obs_type})"}
-
-
 def _loss_kind(algo: str) -> str:
     """The title of ``algo``'s loss axis: Q-learning's TD loss or the policy-gradient loss."""
     if algo.endswith("dqn"):  # dqn, sb3-dqn, sb3-qrdqn, rllib-dqn

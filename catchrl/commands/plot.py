@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from catchrl.commands import options
-from catchrl.errors import UserError
+from catchrl.errors import CatchrlError, UserError
 
 EPILOG = """examples:
   catchrl plot runs/dqn-pixels-20261122-150000              # -> RUN/curves.png
@@ -29,9 +30,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--window", type=window, default=100, help="games in the moving win rate")
 
 
+def read_curves(path: Path) -> dict[str, Any]:
+    """A run (:func:`catchrl.stats.read_run`) labelled ``NAME (ALGO, OBS_TYPE)``."""
+    from catchrl.stats import read_run
+
+    try:
+        run = read_run(path)
+    except (CatchrlError, ValueError) as e:
+        raise UserError(f"{path}: cannot read the run ({e})") from e
+    if len(run["metrics"]["game"]) == 0:
+        raise UserError(f"{path}: cannot read the run (metrics.tsv has no games yet)")
+    cfg = run["config"]
+    return run | {"label": f"{path.name} ({cfg.algo}, {cfg.env.obs_type})"}
+
+
 def run(args: argparse.Namespace) -> int:
     """Write the PNG of :func:`catchrl.plots.plot_runs`."""
-    from catchrl.plots import plot_runs, pyplot, read_curves
+    from catchrl.plots import plot_runs, pyplot
 
     out = args.out or (args.runs[0] / "curves.png")
     if not out.parent.is_dir():

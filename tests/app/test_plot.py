@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from catchrl.cli import main
-from catchrl.plots import plot_runs, read_curves, symlog_threshold
+from catchrl.commands.plot import read_curves
+from catchrl.plots import plot_runs, symlog_threshold
 
 pytest.importorskip("matplotlib")
 
