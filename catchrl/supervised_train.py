@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ from catchrl.supervised.train import (
     CPU_BATCH,
     DATA_KINDS,
     SupervisedConfig,
+    Throughput,
     build_model,
     fit_data,
     setup_device,
@@ -46,29 +46,6 @@ class TrainOutcome:
     model: keras.Model
     history: dict[str, list[float]]
     device: dict[str, Any]
-
-
-class _Throughput(keras.callbacks.Callback):
-    """Log each epoch's ``samples_per_s``, ``train_s`` and ``train_cpu_s`` (validation left out)."""
-
-    def __init__(self, samples_per_epoch: int) -> None:
-        super().__init__()
-        self.samples = samples_per_epoch
-        self.start = (0.0, 0.0)
-        self.spent: tuple[float, float] | None = None
-
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.start, self.spent = (time.perf_counter(), time.process_time()), None
-
-    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
-        if self.spent is None:
-            self.spent = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
-
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self.on_test_begin()
-        assert self.spent is not None and logs is not None
-        logs["samples_per_s"] = self.samples / max(self.spent[0], 1e-9)
-        logs["train_s"], logs["train_cpu_s"] = self.spent
 
 
 def _numbered(arrays: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -182,7 +159,7 @@ def train(
             epochs=cfg.epochs,
             initial_epoch=initial_epoch,
             callbacks=[
-                _Throughput(n_train),
+                Throughput(n_train),
                 *counted.values(),
                 keras.callbacks.TensorBoard(str(rd.tb_path), profile_batch=0),
                 keras.callbacks.CSVLogger(

@@ -7,6 +7,7 @@ models are built under ``mixed_float16`` (outputs float32) with 8x larger batche
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,3 +271,29 @@ def build_model(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
             **speed,
         )
     return model
+
+
+class Throughput(keras.callbacks.Callback):
+    """Log each epoch's ``samples_per_s``, ``train_s`` and ``train_cpu_s`` (validation left out)."""
+
+    def __init__(self, samples_per_epoch: int) -> None:
+        super().__init__()
+        self.samples = samples_per_epoch
+        self.start = (0.0, 0.0)
+        self.spent: tuple[float, float] | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Start the epoch's clocks."""
+        self.start, self.spent = (time.perf_counter(), time.process_time()), None
+
+    def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
+        """Stop them where validation starts."""
+        if self.spent is None:
+            self.spent = (time.perf_counter() - self.start[0], time.process_time() - self.start[1])
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        """Log the epoch's throughput and seconds of training."""
+        self.on_test_begin()
+        assert self.spent is not None and logs is not None
+        logs["samples_per_s"] = self.samples / max(self.spent[0], 1e-9)
+        logs["train_s"], logs["train_cpu_s"] = self.spent
