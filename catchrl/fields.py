@@ -174,16 +174,11 @@ def validate(cfg: Any) -> None:
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
     _check_module(cfg)
-    if a.n_step > params.max_episode_steps:
-        raise ConfigError(
-            f"agent.n_step: must be <= {params.max_episode_steps}, the length of one "
-            f"{env.obs_type} game ({env.balls_per_game} ball(s)), got {a.n_step}"
-        )
-    if env.obs_type == "pixels" and a.augment_shift >= env.frame_size:
-        raise ConfigError(
-            f"agent.augment_shift: must be < env.frame_size ({env.frame_size}), "
-            f"got {a.augment_shift}"
-        )
+    game = f"the length of one {env.obs_type} game of {env.balls_per_game} ball(s)"
+    Range(1, params.max_episode_steps, why=game).check("agent.n_step", a.n_step)
+    if env.obs_type == "pixels":
+        below = Range(0, env.frame_size - 1, why="below env.frame_size")
+        below.check("agent.augment_shift", a.augment_shift)
     stack = env.game_kwargs().get("frame_stack", 1)
     slots = a.replay_capacity // env.num_envs
     if slots < a.n_step + stack:
@@ -193,12 +188,8 @@ def validate(cfg: Any) -> None:
             f"raise it to >= {(a.n_step + stack) * env.num_envs}"
         )
     sampleable = env.num_envs * (slots - (stack - 1) - a.n_step)
-    if a.batch_size > sampleable:
-        raise ConfigError(
-            f"agent.batch_size: must be <= {sampleable}, the most transitions a replay "
-            f"memory of {a.replay_capacity} can sample (learning would never start), "
-            f"got {a.batch_size}"
-        )
+    why = f"the most transitions a replay memory of {a.replay_capacity} can sample"
+    Range(1, sampleable, why=why).check("agent.batch_size", a.batch_size)
 
 
 def _check_module(cfg: Any) -> None:

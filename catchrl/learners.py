@@ -27,9 +27,7 @@ from catchrl.config import (
 )
 from catchrl.errors import CheckpointError, RunDirError
 from catchrl.rundir import RunDir
-from catchrl.runloop import RunLoop, StepReport, TrainResult
-
-__all__ = ["LEARNERS", "Learner", "StepReport", "TrainResult", "open_run"]
+from catchrl.runloop import RunLoop
 
 LEARNERS = {
     "dqn": "catchrl.training:DQNLearner",
@@ -56,9 +54,9 @@ class Learner(ABC):
         self.trust_pickle = trust_pickle
 
     @staticmethod
+    @abstractmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
-        """Memory the learner's envs and storage need for ``cfg`` (0: not estimated)."""
-        return 0
+        """Memory the learner's envs and storage need for ``cfg``."""
 
     @abstractmethod
     def run(self, loop: RunLoop) -> None:

@@ -28,8 +28,6 @@ from catchrl.config import TrainConfig
 from catchrl.learners import Learner, rng_states, set_rng_states, set_torch_threads
 from catchrl.runloop import RunLoop, StepReport
 
-__all__ = ["RLlibLearner"]
-
 
 class RLlibLearner(Learner):
     """An RLlib algorithm (``cfg.algo``, an ``rllib-*`` name of ``LEARNERS``) on the native env."""

@@ -29,8 +29,6 @@ from catchrl.evaluation import TEST_SEED, VALIDATION_SEED, EvalResult, evaluate
 from catchrl.monitor import Progress, TensorBoard
 from catchrl.rundir import RunDir, metrics_row, space_checked
 
-__all__ = ["RunLoop", "StepReport", "TrainResult"]
-
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SAVED = tuple("steps games wins elapsed train_cpu loss_sum loss_count evaluations best".split())
 """The loop's counters and records a checkpoint holds as they are."""

@@ -22,8 +22,6 @@ from catchrl.errors import CheckpointError
 from catchrl.learners import Learner, rng_states, set_rng_states, set_torch_threads
 from catchrl.runloop import RunLoop, StepReport
 
-__all__ = ["SB3Learner"]
-
 LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
 """TensorBoard tags the run loop writes for every learner (SB3's logger skips them)."""
 

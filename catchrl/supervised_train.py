@@ -28,8 +28,6 @@ from catchrl.supervised.train import (
     setup_device,
 )
 
-__all__ = ["TrainOutcome", "train"]
-
 RESUMABLE = ("epochs", "patience")
 """Settings a resumed run may change (train longer, wait longer)."""
 COUNTERS = {

@@ -16,8 +16,6 @@ from catchrl.config import ConfigError, TrainConfig
 from catchrl.learners import Learner
 from catchrl.runloop import RunLoop, StepReport
 
-__all__ = ["DQNLearner"]
-
 
 class DQNLearner(Learner):
     """catchrl's Keras DQN over the native vector env (``algo = "dqn"``; no pickles)."""
