@@ -5,7 +5,6 @@ An SB3 ``.zip`` is a pickle (it runs code): refused unless ``trust_sb3=True`` (`
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -134,11 +133,11 @@ def record(
     trust_sb3: bool = False,
 ) -> GamesPlayed:
     """Write ``games`` games (game ``g`` seeded ``seed + g``) to a GIF or an MP4, a frame a step."""
-    from catchrl.video import check_video_path, encode_video, play_offscreen
+    from catchrl.video import check_video_path, encode_video, play_agent
 
     path = Path(path)
     check_video_path(path, "path")
-    played = play_offscreen(load_agent(agent, trust_sb3), games, seed)
+    played = play_agent(load_agent(agent, trust_sb3), games, seed, record=True)
     path.write_bytes(encode_video(played.frames, fps, path.suffix.lower()))
     return played
 
@@ -154,9 +153,9 @@ def show(
             "show() needs IPython (pip install 'catchrl[notebook]'); "
             "in a script use catchrl.record(agent, 'games.gif')"
         ) from e
-    from catchrl.video import encode_video, play_offscreen
+    from catchrl.video import encode_video, play_agent
 
-    played = play_offscreen(load_agent(agent, trust_sb3), games, seed)
+    played = play_agent(load_agent(agent, trust_sb3), games, seed, record=True)
     return Image(data=encode_video(played.frames, fps), format="gif")
 
 
@@ -164,12 +163,6 @@ def watch(
     agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30, trust_sb3: bool = False
 ) -> GamesPlayed:
     """Play ``games`` games in a pygame window (ESC or closing it stops), as ``catchrl watch``."""
-    from catchrl.video import END_SECONDS, open_window, play_games
+    from catchrl.video import play_agent
 
-    agent = load_agent(agent, trust_sb3)
-    env = agent.make_env()
-    with contextlib.closing(open_window(env, fps, f"catchrl — {agent.name}")) as window:
-        played = play_games(env, agent, window, games, seed)
-        if played.quit_reason is None:
-            window.linger(END_SECONDS)
-    return played
+    return play_agent(load_agent(agent, trust_sb3), games, seed, fps)

@@ -124,13 +124,19 @@ def open_window(env: Any, fps: int, title: str) -> CatchWindow:
         raise CatchrlError(f"cannot open the Catch window: {e}") from e
 
 
-def play_offscreen(agent: Agent, games: int, seed: int) -> GamesPlayed:
-    """The agent's games drawn by SDL's dummy driver (unseen), every frame kept."""
+def play_agent(
+    agent: Agent, games: int, seed: int, fps: int = 0, record: bool = False
+) -> GamesPlayed:
+    """The agent's games in a window; ``record``: unseen (SDL's dummy driver), every frame kept."""
     env = agent.make_env()
-    with mock.patch.dict(os.environ, SDL_VIDEODRIVER="dummy"):  # os.environ restored after
-        window = open_window(env, 0, f"catchrl — {agent.name}")
+    dummy = mock.patch.dict(os.environ, SDL_VIDEODRIVER="dummy")  # os.environ restored after
+    with dummy if record else contextlib.nullcontext():
+        window = open_window(env, fps, f"catchrl — {agent.name}")
         with contextlib.closing(window):
-            return play_games(env, agent, window, games, seed, record=True)
+            played = play_games(env, agent, window, games, seed, record)
+            if not record and played.quit_reason is None:
+                window.linger(END_SECONDS)
+    return played
 
 
 def check_video_path(path: Path, option: str = "--video") -> None:
