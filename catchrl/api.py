@@ -10,8 +10,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from catchrl.agents.policy import Agent
 from catchrl.errors import CatchrlError
-from catchrl.policies import Agent, AgentLoadError, load_agent  # noqa: F401  (catchrl.*)
+from catchrl.policies import AgentLoadError, load_agent  # noqa: F401  (catchrl.*)
 
 if TYPE_CHECKING:
     from catchrl.config import TrainConfig

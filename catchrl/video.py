@@ -18,8 +18,8 @@ import numpy as np
 from catchrl.errors import CatchrlError
 
 if TYPE_CHECKING:
+    from catchrl.agents.policy import Agent
     from catchrl.envs.window import CatchWindow
-    from catchrl.policies import Agent
 
 END_SECONDS = 3.0
 """Seconds a window shows the closing screen of an agent's games unless a key closes it."""

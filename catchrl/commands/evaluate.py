@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from catchrl.agents.policy import Agent
 from catchrl.commands import options
 from catchrl.commands.options import check_game_options, game_overrides, number
-from catchrl.policies import SCRIPTED, Agent
+from catchrl.policies import SCRIPTED
 
 GAME_SEED = number(0, 2**62, note="game seeds are below 2**62")
 """A game's ``--seed`` (not 32-bit: the test games start at 2**41)."""

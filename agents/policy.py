@@ -1,0 +1,83 @@
+"""The object a loaded agent is: act, predict (SB3's) and Q-values on one observation or a batch."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(repr=False)
+class Agent:
+    """A loaded agent (or scripted policy) and the game it plays.
+
+    ``policy(obs [N, ...], states) -> actions [N]`` is the evaluation harness's form;
+    ``act``, ``predict`` (SB3's) and ``q_values`` take one observation or a batch.
+    """
+
+    name: str
+    policy: Callable[[np.ndarray, Any], np.ndarray]
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    q_values: Callable[[np.ndarray], np.ndarray] | None = None
+    """Q-values of left, stay, right (``[3]``, or ``[N, 3]`` for a batch); None without."""
+    source: str = ""
+    """The file it was loaded from, in words (which model of a run), or ""."""
+    obs_shape: tuple[int, ...] = ()
+    needs_state: bool = False
+    """It reads the game's true state (the oracle), not the observation."""
+
+    def __post_init__(self) -> None:
+        if self.q_values is not None:
+            self.q_values = functools.partial(self._q_values, self.q_values)
+
+    def make_env(self, render_mode: str | None = None) -> Any:
+        """A ``CatchEnv`` of the agent's game."""
+        from catchrl.envs import CatchEnv
+
+        return CatchEnv(**self.env_kwargs, render_mode=render_mode)
+
+    def _batch(self, obs: Any) -> tuple[np.ndarray, bool]:
+        """``obs`` as a batch ``[N, ...]``, and whether it was one observation."""
+        obs = np.asarray(obs)
+        if obs.shape == self.obs_shape:
+            return obs[None], True
+        if obs.shape[1:] == self.obs_shape:
+            return obs, False
+        raise ValueError(
+            f"{self.name} takes observations of shape {self.obs_shape} or a batch "
+            f"[N, *{self.obs_shape}], got {obs.shape}"
+        )
+
+    def act(self, obs: Any, state: Any = None) -> Any:
+        """The greedy action (0 left, 1 stay, 2 right), or ``[N]`` of them for a batch.
+
+        ``state``: the game's true state (``env.unwrapped.state`` or a vector env's ``batch``),
+        read by the oracle only.
+        """
+        from catchrl.envs import BatchState, CatchState
+
+        batch, one = self._batch(obs)
+        if self.needs_state and state is None:
+            raise ValueError(
+                f"{self.name} reads the game's state: agent.act(obs, env.unwrapped.state)"
+            )
+        states = BatchState.of([state]) if isinstance(state, CatchState) else state
+        actions = np.asarray(self.policy(batch, states), dtype=np.int64).reshape(len(batch))
+        return int(actions[0]) if one else actions
+
+    def predict(
+        self, obs: Any, state: Any = None, episode_start: Any = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
+        """SB3's ``predict``: ``(actions, None)``, so ``evaluate_policy(agent, env)`` works."""
+        return np.asarray(self.act(obs)), None
+
+    def _q_values(self, batch_q_values: Callable, obs: Any) -> np.ndarray:
+        batch, one = self._batch(obs)
+        q = np.asarray(batch_q_values(batch), dtype=np.float32)
+        return q[0] if one else q
+
+    def __repr__(self) -> str:
+        return f"Agent({self.name!r}, obs_type={self.env_kwargs.get('obs_type')!r})"
