@@ -1,10 +1,11 @@
-"""The object a loaded agent is: act, predict (SB3's) and Q-values on one observation or a batch."""
+"""A loaded agent (act, predict, Q-values on one observation or a batch) and model-file loading."""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -81,3 +82,35 @@ class Agent:
 
     def __repr__(self) -> str:
         return f"Agent({self.name!r}, obs_type={self.env_kwargs.get('obs_type')!r})"
+
+
+def load_model(path: Path, algo: str | None = None) -> tuple[Callable, Callable | None, tuple]:
+    """A model file's greedy policy, its Q-values (None: not a Q-learner), its observation shape.
+
+    ``.keras``: a Q-network; ``.zip``: an SB3 model (a pickle: trust it first); ``.npz``: an
+    RLlib module (no pickle: rebuilt from RLlib's spec).
+    """
+    if path.suffix == ".keras":
+        from catchrl.agents.networks import compile_forward, load_q_network
+
+        try:
+            network = load_q_network(str(path))
+        except Exception as e:  # Keras raises many kinds for a file that is not a model
+            why = f"{type(e).__name__}: {str(e).strip()[:200]}"
+            raise ValueError(f"{path}: not a loadable Keras model ({why})") from e
+        forward = compile_forward(network)
+
+        def greedy(obs: np.ndarray, states: Any = None) -> np.ndarray:
+            return np.argmax(forward(obs), axis=1)
+
+        return greedy, forward, tuple(network.input_shape[1:])
+    if path.suffix == ".zip":
+        from catchrl.agents.sb3 import OFF_POLICY, SB3Policy
+
+        model = SB3Policy(path, algo)
+    else:
+        from catchrl.agents.rllib_algos import OFF_POLICY
+        from catchrl.agents.rllib_policy import RLlibModule
+
+        model = RLlibModule(path)
+    return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape

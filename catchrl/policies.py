@@ -6,14 +6,12 @@ SB3 files (``.zip``) are pickles (they run code): only with ``trust_sb3``; Keras
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from catchrl.agents.policy import Agent
-from catchrl.errors import CatchrlError, first_line
+from catchrl.agents.policy import Agent, load_model
+from catchrl.errors import CatchrlError
+from catchrl.frameworks import tensorboard_without_tensorflow
 
 SCRIPTED = ("oracle", "random")
 
@@ -49,15 +47,19 @@ def load_agent(
         if (path.parent / "config.toml").is_file():
             cfg = _run_config(path.parent)
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
-    loaders = {".keras": _keras, ".zip": _torch_model, ".npz": _torch_model}
-    if file.suffix not in loaders:
+    if file.suffix not in (".keras", ".zip", ".npz"):
         raise AgentLoadError(f"{file}: unknown model file type (expected .keras, .zip or .npz)")
     if file.suffix == ".zip" and not trust_sb3:
         raise AgentLoadError(
             f"{file} is an SB3 file: loading it unpickles code; "
             "pass --sb3 (in Python trust_sb3=True) if you trust it"
         )
-    policy, q_values, shape = loaders[file.suffix](file, cfg.algo if cfg else None)
+    if file.suffix == ".zip":
+        tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
+    try:
+        policy, q_values, shape = load_model(file, cfg.algo if cfg else None)
+    except (ValueError, ImportError) as e:
+        raise AgentLoadError(str(e)) from e
     if cfg is None and "frame_size" not in game and len(shape) == 3:  # a bare model's frames
         env_kwargs["frame_size"] = shape[1]  # square: (H, W, C), or SB3's (C, H, W)
     expected = tuple(_game(env_kwargs).observation_space.shape)
@@ -130,44 +132,3 @@ def describe_model(path: Path) -> str:
     if path.stem.startswith("model") and (path.parent / "config.toml").is_file():
         return f"{path.name}, the final model"
     return path.name
-
-
-Loaded = tuple[Callable[..., np.ndarray], Callable[[np.ndarray], np.ndarray] | None, tuple]
-"""A model file's greedy policy, its Q-values (or None) and its observation shape."""
-
-
-def _keras(model_path: Path, algo: str | None) -> Loaded:
-    """A saved Keras Q-network, greedy on its Q-values."""
-    from catchrl.agents.networks import compile_forward, load_q_network
-
-    try:
-        model = load_q_network(str(model_path))
-    except Exception as e:  # Keras raises many kinds for a file that is not a model
-        why = f"{type(e).__name__}: {first_line(e)[:200]}"
-        raise AgentLoadError(f"{model_path}: not a loadable Keras model ({why})") from e
-    forward = compile_forward(model)
-
-    def policy(obs: np.ndarray, states: Any = None) -> np.ndarray:
-        return np.argmax(forward(obs), axis=1)
-
-    return policy, forward, tuple(model.input_shape[1:])
-
-
-def _torch_model(model_path: Path, algo: str | None) -> Loaded:
-    """An SB3 ``.zip`` or an RLlib ``model-rllib.npz`` (no pickle: rebuilt from RLlib's spec)."""
-    from catchrl.frameworks import tensorboard_without_tensorflow
-
-    try:
-        if model_path.suffix == ".zip":
-            from catchrl.agents.sb3 import OFF_POLICY, SB3Policy
-
-            tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TF
-            model = SB3Policy(model_path, algo)
-        else:
-            from catchrl.agents.rllib_algos import OFF_POLICY
-            from catchrl.agents.rllib_policy import RLlibModule
-
-            model = RLlibModule(model_path)
-    except (ValueError, ImportError) as e:
-        raise AgentLoadError(str(e)) from e
-    return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape
