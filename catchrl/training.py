@@ -41,25 +41,15 @@ class DQNLearner(Learner):
         self.base_env = self.env = CatchVectorEnv(
             cfg.env.num_envs, autoreset_mode="same_step", **cfg.env.game_kwargs()
         )
-        frames_shape = self.base_env.single_observation_space.shape
-        module = None
+        # perception: the frozen model in front of the agent (perception or encoder).
+        module, self.perception, self._frame_model_sha256 = None, None, None
         if path:
             try:
-                module = perception.load_module(path, kind != "perception", frames_shape)
+                module, self.perception = perception.frozen_module_env(kind, path, self.base_env)
             except ValueError as e:
                 raise ConfigError(f"agent.module: {e}") from None
             except OSError as e:  # a name too long
                 raise ConfigError(f"agent.module: {path[:60]!r}...: {e.strerror}") from None
-        # perception: the frozen model in front of the agent (perception or encoder).
-        self.perception = None
-        self._frame_model_sha256 = None
-        if kind == "perception":
-            try:
-                self.perception = perception.PerceptionVectorWrapper(self.base_env, module)
-            except ValueError as e:
-                raise ConfigError(f"agent.module: {path}: {e}") from e
-        elif kind == "encoder":
-            self.perception = perception.FrameModelVectorWrapper(self.base_env, module)
         if self.perception is not None:
             self.env = self.perception
             weights = self.perception.model.get_weights()  # a resume checks they are the same

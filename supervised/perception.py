@@ -319,3 +319,22 @@ def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> 
     predict = compile_predict(model)
     out = [predict(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
     return np.concatenate(out).astype(np.float32)
+
+
+def frozen_module_env(
+    kind: str, path: str, env: gym.vector.VectorEnv
+) -> tuple[keras.Model, FrameModelVectorWrapper | None]:
+    """The module at ``path`` for ``kind``, and ``env`` behind it where it is frozen.
+
+    ``perception`` and ``encoder`` wrap ``env`` (the agent sees the perceived states or the
+    features); ``tuned-encoder`` is the encoder alone. ValueError: the file does not fit.
+    """
+    module = load_module(path, kind != "perception", env.single_observation_space.shape)
+    if kind == "encoder":
+        return module, FrameModelVectorWrapper(env, module)
+    if kind != "perception":
+        return module, None
+    try:
+        return module, PerceptionVectorWrapper(env, module)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from e
