@@ -65,6 +65,31 @@ PIXEL_MODEL = {
 }
 STATE_MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
 
+# rllib-dqn as sb3-dqn's vector defaults: lr 1e-3, batch 64, buffer 20k, learning after
+# 500 steps, ε 1.0 -> 0.01 over 20 % of a 50k-step run.
+DQN_VECTOR = {
+    "lr": 1e-3,
+    "train_batch_size_per_learner": 64,
+    "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 20_000},
+    "num_steps_sampled_before_learning_starts": 500,
+    "epsilon": [[0, 1.0], [10_000, 0.01]],
+    "target_network_update_freq": 500,
+    "n_step": 3,
+    "dueling": False,
+    "training_intensity": 4.0,
+    "model": STATE_MODEL,
+}
+# Pixels reach RLlib as float32 (4 B a value): 10k frames stacks are 1 GB.
+DQN_PIXELS = {
+    **DQN_VECTOR,
+    "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 10_000},
+    "num_steps_sampled_before_learning_starts": 2_000,
+    "target_network_update_freq": 1_000,
+    "n_step": 5,
+    "training_intensity": 1.0,
+    "model": PIXEL_MODEL,
+}
+
 # Per-algorithm defaults by observation kind, RLlib's own where not set. Sources:
 # catchrl's SB3 defaults (RL Zoo CartPole / Atari) in RLlib's names; PPO state: measured,
 # docs/rllib.md.
@@ -94,35 +119,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
         "vector": {"lr": 1e-3, "gamma": 0.98, "entropy_coeff": 0.0, "model": STATE_MODEL},
         "pixels": {"lr": 2.5e-4, "model": PIXEL_MODEL},
     },
-    "rllib-dqn": {
-        # As sb3-dqn's vector defaults: lr 1e-3, batch 64, buffer 20k, learning after
-        # 500 steps, ε 1.0 -> 0.01 over 20 % of a 50k-step run.
-        "vector": {
-            "lr": 1e-3,
-            "train_batch_size_per_learner": 64,
-            "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 20_000},
-            "num_steps_sampled_before_learning_starts": 500,
-            "epsilon": [[0, 1.0], [10_000, 0.01]],
-            "target_network_update_freq": 500,
-            "n_step": 3,
-            "dueling": False,
-            "training_intensity": 4.0,
-            "model": STATE_MODEL,
-        },
-        # Pixels reach RLlib as float32 (4 B a value): 10k frames stacks are 1 GB.
-        "pixels": {
-            "lr": 1e-3,
-            "train_batch_size_per_learner": 64,
-            "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 10_000},
-            "num_steps_sampled_before_learning_starts": 2_000,
-            "epsilon": [[0, 1.0], [10_000, 0.01]],
-            "target_network_update_freq": 1_000,
-            "n_step": 5,
-            "dueling": False,
-            "training_intensity": 1.0,
-            "model": PIXEL_MODEL,
-        },
-    },
+    "rllib-dqn": {"vector": DQN_VECTOR, "pixels": DQN_PIXELS},
 }
 
 
