@@ -129,8 +129,7 @@ def build_q_network(
         pool, convs, units, init_kind = _CNNS[kind]
         pool = max(1, min(pool, obs_shape[0] // MIN_POOLED_SIZE))  # 20 x 20 frames: no pool
         x = _cnn_torso(x, pool, convs, units, init_kind, seeds)
-    init = "random_normal" if kind == "book" else "glorot_uniform"
-    q = _head(x, num_actions, dueling, init, seeds)
+    q = _head(x, num_actions, dueling, "RandomNormal" if kind == "book" else "GlorotUniform", seeds)
     if landing_head:
         landing = layers.Dense(
             1, name="landing_x", kernel_initializer=_init("GlorotUniform", next(seeds))
@@ -217,12 +216,11 @@ def _mlp_torso(x: Any, hidden_units: tuple[int, ...], seeds: Iterator[int | None
 
 
 def _head(x: Any, num_actions: int, dueling: bool, init: str, seeds: Iterator[int | None]) -> Any:
-    """Q-values [B, A]: one linear layer, or a dueling value/advantage pair."""
-    kind = "RandomNormal" if init == "random_normal" else "GlorotUniform"
+    """Q-values [B, A]: one linear layer, or a dueling value/advantage pair (``init``: Keras')."""
     if not dueling:
-        return layers.Dense(num_actions, name="q", kernel_initializer=_init(kind, next(seeds)))(x)
-    value = layers.Dense(1, name="value", kernel_initializer=_init(kind, next(seeds)))(x)
+        return layers.Dense(num_actions, name="q", kernel_initializer=_init(init, next(seeds)))(x)
+    value = layers.Dense(1, name="value", kernel_initializer=_init(init, next(seeds)))(x)
     advantages = layers.Dense(
-        num_actions, name="advantages", kernel_initializer=_init(kind, next(seeds))
+        num_actions, name="advantages", kernel_initializer=_init(init, next(seeds))
     )(x)
     return DuelingAggregate(name="q")([value, advantages])
