@@ -17,9 +17,14 @@ import importlib
 import inspect
 import io
 import json
+import os
+import pickle
+import random
 import zipfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 class SB3NotInstalled(ImportError):
@@ -316,3 +321,64 @@ class SB3Policy:
             if self.algo == "sb3-qrdqn":
                 return self.model.policy.quantile_net(tensor).mean(dim=1).cpu().numpy()
             return self.model.policy.q_net(tensor).cpu().numpy()
+
+
+def sb3_state(model: Any, algo: str) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
+    """What ``learn()`` continues from: its zip (and replay) as bytes, RNG and episode starts."""
+    arrays = {"sb3_model": {"zip": np.frombuffer(saved_bytes(model.save), np.uint8)}}
+    if algo in OFF_POLICY:
+        replay = saved_bytes(model.save_replay_buffer)
+        arrays["sb3_replay"] = {"pkl": np.frombuffer(replay, np.uint8)}
+    meta = {
+        "action_space": model.action_space.np_random.bit_generator.state,
+        "last_episode_starts": np.asarray(model._last_episode_starts).tolist(),
+    }
+    return arrays, meta
+
+
+def load_sb3_state(
+    arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any], algo: str, env: Any, device: str
+) -> Any:
+    """The model of :func:`sb3_state` on ``env`` (unpickles: trusted files only); ValueError."""
+    try:
+        zip_file = io.BytesIO(arrays["sb3_model"]["zip"].tobytes())
+        model = load_sb3_model(zip_file, algo, env=env, device=device)
+        if "sb3_replay" in arrays:
+            model.load_replay_buffer(io.BytesIO(arrays["sb3_replay"]["pkl"].tobytes()))
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
+        raise ValueError(f"the SB3 files do not load: {type(e).__name__}: {e}") from e
+    model._last_episode_starts = np.asarray(meta["last_episode_starts"], dtype=bool)
+    model.action_space.np_random.bit_generator.state = meta["action_space"]
+    return model
+
+
+def set_torch_threads() -> None:
+    """One torch thread (``CATCHRL_TORCH_THREADS`` for more): measured in docs/sb3.md."""
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("CATCHRL_TORCH_THREADS") or 1)))
+
+
+def rng_states() -> dict[str, Any]:
+    """The global RNGs SB3 and RLlib draw from (numpy's, torch's, Python's), as JSON."""
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
+    version, words, gauss_next = random.getstate()
+    return {
+        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
+        "torch": torch.get_rng_state().tolist(),
+        "python": [version, list(words), gauss_next],
+    }
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    """Restore :func:`rng_states`."""
+    import torch
+
+    kind, keys, pos, has_gauss, gauss = states["numpy"]
+    keys = np.array(keys, dtype=np.uint32)
+    np.random.set_state((kind, keys, pos, has_gauss, gauss))  # noqa: NPY002
+    torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
+    version, words, gauss_next = states["python"]
+    random.setstate((version, tuple(words), gauss_next))

@@ -8,8 +8,6 @@ A learner drives its own environment: ``loop.record_step(report)`` after every v
 from __future__ import annotations
 
 import importlib
-import os
-import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -82,38 +80,6 @@ class Learner(ABC):
         """Release the learner's environments (``self.env``, where it has one)."""
         if hasattr(self, "env"):
             self.env.close()
-
-
-def set_torch_threads() -> None:
-    """One torch thread (``CATCHRL_TORCH_THREADS`` for more): measured in docs/sb3.md."""
-    import torch
-
-    torch.set_num_threads(max(1, int(os.environ.get("CATCHRL_TORCH_THREADS") or 1)))
-
-
-def rng_states() -> dict[str, Any]:
-    """The global RNGs SB3 and RLlib draw from (numpy's, torch's, Python's), as JSON."""
-    import torch
-
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()  # noqa: NPY002
-    version, words, gauss_next = random.getstate()
-    return {
-        "numpy": [kind, keys.tolist(), pos, has_gauss, gauss],
-        "torch": torch.get_rng_state().tolist(),
-        "python": [version, list(words), gauss_next],
-    }
-
-
-def set_rng_states(states: dict[str, Any]) -> None:
-    """Restore :func:`rng_states`."""
-    import torch
-
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    keys = np.array(keys, dtype=np.uint32)
-    np.random.set_state((kind, keys, pos, has_gauss, gauss))  # noqa: NPY002
-    torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
-    version, words, gauss_next = states["python"]
-    random.setstate((version, tuple(words), gauss_next))
 
 
 def learner_class(algo: str) -> type[Learner]:

@@ -24,8 +24,9 @@ from catchrl.agents.rllib_algos import (
 )
 from catchrl.agents.rllib_env import drain, start_games
 from catchrl.agents.rllib_policy import greedy_actions, save_rllib_module
+from catchrl.agents.sb3 import rng_states, set_rng_states, set_torch_threads
 from catchrl.config import TrainConfig
-from catchrl.learners import Learner, rng_states, set_rng_states, set_torch_threads
+from catchrl.learners import Learner
 from catchrl.runloop import RunLoop, StepReport
 
 

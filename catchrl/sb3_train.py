@@ -6,8 +6,6 @@ A checkpoint (SB3's zip and replay, the games, the RNGs) resumes exactly, with `
 
 from __future__ import annotations
 
-import io
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +13,19 @@ import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter, Logger
 
-from catchrl.agents.sb3 import OFF_POLICY, load_sb3_model, make_sb3_model, saved_bytes
+from catchrl.agents.sb3 import (
+    OFF_POLICY,
+    load_sb3_state,
+    make_sb3_model,
+    rng_states,
+    sb3_state,
+    set_rng_states,
+    set_torch_threads,
+)
 from catchrl.agents.sb3_env import make_catch_vec_env
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
-from catchrl.learners import Learner, rng_states, set_rng_states, set_torch_threads
+from catchrl.learners import Learner
 from catchrl.runloop import RunLoop, StepReport
 
 LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
@@ -70,17 +76,13 @@ class SB3Learner(Learner):
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """SB3's zip and replay buffer, the game's state and the RNGs SB3 draws from."""
         env = self.env.venv_native.get_state()
-        arrays = {"env": env["arrays"]}
-        arrays["sb3_model"] = {"zip": np.frombuffer(saved_bytes(self.model.save), np.uint8)}
-        if self.cfg.algo in OFF_POLICY:
-            replay = saved_bytes(self.model.save_replay_buffer)
-            arrays["sb3_replay"] = {"pkl": np.frombuffer(replay, np.uint8)}
+        arrays, sb3_meta = sb3_state(self.model, self.cfg.algo)
+        arrays["env"] = env["arrays"]
         logger = getattr(self.model, "_logger", None)  # set by run()
         meta = {
             "env": env["meta"],
             "rng": rng_states(),
-            "action_space": self.model.action_space.np_random.bit_generator.state,
-            "last_episode_starts": np.asarray(self.model._last_episode_starts).tolist(),
+            **sb3_meta,
             "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
             # on-policy SB3 dumps before train(): the last train()'s values are not written yet
             "pending_logs": _scalars(logger.name_to_value) if logger is not None else {},
@@ -94,20 +96,11 @@ class SB3Learner(Learner):
                 f"resuming this {self.cfg.algo} run unpickles the checkpoint's SB3 files, "
                 "which can run code; pass --sb3 if you trust this run directory"
             )
-        try:
-            zip_file = io.BytesIO(arrays["sb3_model"]["zip"].tobytes())
-            self.model = load_sb3_model(
-                zip_file, self.cfg.algo, env=self.env, device=self.cfg.sb3.get("device", "cpu")
-            )
-            if "sb3_replay" in arrays:
-                self.model.load_replay_buffer(io.BytesIO(arrays["sb3_replay"]["pkl"].tobytes()))
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:
-            raise ValueError(f"the SB3 files do not load: {type(e).__name__}: {e}") from e
+        device = self.cfg.sb3.get("device", "cpu")
+        self.model = load_sb3_state(arrays, meta, self.cfg.algo, self.env, device)
         self.model._last_obs = self.env.venv_native.set_state(
             {"arrays": arrays["env"], "meta": meta["env"]}
         )
-        self.model._last_episode_starts = np.asarray(meta["last_episode_starts"], dtype=bool)
-        self.model.action_space.np_random.bit_generator.state = meta["action_space"]
         set_rng_states(meta["rng"])
         self.last_loss = meta["last_loss"]
         self.pending_logs = meta["pending_logs"]
