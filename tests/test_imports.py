@@ -388,16 +388,25 @@ HEAVY = ("tensorflow", "torch", "keras", "jax", "stable_baselines3", "ray", "mat
 
 
 def test_imports_stay_light():
-    """The game, the scripted policies and the CLI's config load no framework, window or Ray."""
+    """Importing catchrl registers the game's ids; the game, the scripted policies and the CLI's
+    config, sweep space and headless play load no framework, window or Ray."""
     probe = (
-        "import sys, catchrl, catchrl.envs, catchrl.agents.scripted\n"
+        "import sys, gymnasium, catchrl\n"
+        "assert all(i in gymnasium.registry for i in catchrl.ENV_IDS.values())\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+        "import catchrl.envs, catchrl.agents.scripted\n"
         "from catchrl.envs import CatchEnv\n"
+        "assert type(gymnasium.make('catchrl/CatchState-v0').unwrapped) is CatchEnv\n"
         "env = CatchEnv(render_mode='rgb_array'); env.reset(seed=0); env.step(1)\n"
         "assert env.render().shape == (400, 400, 3); env.close()\n"
         "print(' '.join(sorted(sys.modules)))\n"
         "assert callable(catchrl.train) and 'show' in dir(catchrl)\n"
+        "import catchrl.stats, catchrl.sweep\n"
         "from catchrl.cli import main\n"
         "assert main(['train', '--preset', 'fast-state', '--print-config']) == 0\n"
+        "grid = ['--grid', 'agent.lr=1e-3,3e-4', '--print-space']\n"
+        "assert main(['sweep', '--preset', 'fast-state', *grid]) == 0\n"
+        "assert main(['play', '--policy', 'oracle', '--headless', '--balls', '3']) == 0\n"
         "print(' '.join(sorted(sys.modules)))"
     )
     env = {"PATH": "/usr/bin:/bin", "DISPLAY": "", "SDL_VIDEODRIVER": "", "HOME": "/tmp"}
@@ -406,9 +415,12 @@ def test_imports_stay_light():
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     lines = proc.stdout.splitlines()
-    game, app = set(lines[0].split()), set(lines[-1].split())
+    bare, game, app = set(lines[0].split()), set(lines[1].split()), set(lines[-1].split())
     assert "catchrl.envs.catch_env" in game and "catchrl.commands.train" in app  # it ran
-    for modules in (game, app):
+    assert "catchrl.commands.sweep" in app and "Score: 3/3" in lines  # so did these
+    for modules in (bare, game, app):
         loaded = sorted(m for m in modules if m.split(".")[0] in HEAVY)
         assert not loaded, loaded
-    assert "pygame" not in game and "catchrl.api" not in game
+        assert "pygame" not in modules  # headless play too
+    assert "catchrl.api" not in game
+    assert not {"scipy", "catchrl.agents"} & bare

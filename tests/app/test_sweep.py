@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -247,25 +246,6 @@ def test_summary_aggregates_seeds_per_setting(tmp_path):
     assert (study / "summary.csv").read_text().count("\n") == 1 + 5
     png = (study / "summary.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-
-
-NO_RAY = """
-import sys
-import catchrl.cli, catchrl.stats, catchrl.sweep
-assert catchrl.cli.main(sys.argv[1:]) == 0
-leaked = sorted(m for m in sys.modules if m == "ray" or m.startswith("ray."))
-assert not leaked, leaked[:5]
-print("no ray")
-"""
-
-
-def test_the_sweep_modules_load_ray_only_when_a_study_runs():
-    args = ["sweep", "--preset", "fast-state", "--grid", "agent.lr=1e-3,3e-4", "--print-space"]
-    out = subprocess.run(
-        [sys.executable, "-c", NO_RAY, *args], capture_output=True, text=True, timeout=240
-    )
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.strip().endswith("no ray")
 
 
 def test_without_ray_nothing_is_written(tmp_path, capsys, monkeypatch):
