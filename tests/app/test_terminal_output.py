@@ -1,5 +1,6 @@
-"""What the terminal shows: no TensorFlow logs unless --verbose, no TensorFlow in SB3 runs,
-the run directory first, the bar's total = the steps trained, plain-text help.
+"""What the terminal shows: no TensorFlow logs unless --verbose, no TensorFlow in SB3 runs
+(and no Ray in Keras or SB3 runs), the run directory first, the bar's total = the steps
+trained, plain-text help.
 
 The commands run in subprocesses with the user's environment (the test suite's own
 ``TF_CPP_MIN_LOG_LEVEL`` removed), as a user would run them.
@@ -29,10 +30,10 @@ TF_LOG = re.compile(
     r"|\.cc:\d+\]|^(WARNING|INFO):(absl|tensorflow):|oneDNN|XLA service|TensorFlow binary",
     re.M,
 )
-# Runs a command in-process, then reports which frameworks it imported.
+# Runs a command in-process, then reports which frameworks it imported (Ray: none of these runs).
 PROBE = (
     "import sys; from catchrl.cli import main; rc = main(sys.argv[1:]); "
-    "print('imported:', sorted(m for m in ('tensorflow', 'torch') if m in sys.modules)); "
+    "print('imported:', sorted(m for m in ('tensorflow', 'torch', 'ray') if m in sys.modules)); "
     "sys.exit(rc)"
 )
 
