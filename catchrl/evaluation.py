@@ -43,14 +43,10 @@ def wilson_interval(wins: int, games: int, z: float = 1.96) -> tuple[float, floa
 class EvalResult:
     """An evaluation's outcome, counted in balls (one a game unless ``balls_per_game``)."""
 
-    games: int
-    """Balls played (the JSON key users read)."""
-    wins: int
-    """Balls caught."""
-    mean_length: float
-    """Steps per game played (a whole game, all its balls)."""
-    mean_reward: float
-    """Reward per game played."""
+    games: int  # balls played (the JSON key users read)
+    wins: int  # balls caught
+    mean_length: float  # steps per game played (a whole game, all its balls)
+    mean_reward: float  # reward per game played
 
     @property
     def win_rate(self) -> float:

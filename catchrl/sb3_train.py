@@ -10,8 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import KVWriter, Logger
 
 from catchrl.agents.sb3 import (
     OFF_POLICY,
@@ -22,7 +20,6 @@ from catchrl.agents.sb3 import (
     set_rng_states,
     set_torch_threads,
 )
-from catchrl.agents.sb3_env import make_catch_vec_env
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
 from catchrl.learners import Learner
@@ -40,6 +37,8 @@ class SB3Learner(Learner):
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         super().__init__(cfg, trust_pickle)
+        from catchrl.agents.sb3_env import make_catch_vec_env  # SB3 after the memory check
+
         self.has_epsilon = cfg.algo in OFF_POLICY
         set_torch_threads()
         self.env = make_catch_vec_env(cfg.env.num_envs, seed=cfg.run.seed, **cfg.env.game_kwargs())
@@ -58,14 +57,14 @@ class SB3Learner(Learner):
 
     def run(self, loop: RunLoop) -> None:
         """SB3's ``learn()`` for what is left of the step budget, reporting to ``loop``."""
-        self.model.set_logger(Logger(folder=None, output_formats=[_RunWriter(self, loop)]))
+        self.model.set_logger(_logger(self, loop))
         for key, value in self.pending_logs.items():  # SB3 dumps them at its next dump
             self.model.logger.record(key, value)
         self.pending_logs = {}
         remaining = loop.cfg.run.total_steps - loop.steps
         if remaining <= 0 or loop.at_safe_point():
             return
-        callback = _RunCallback(self, loop)
+        callback = _callback(self, loop)
         self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
@@ -120,36 +119,41 @@ def _scalars(values: dict[str, Any]) -> dict[str, float]:
     }
 
 
-class _RunWriter(KVWriter):
-    """SB3's logged scalars into the run's TensorBoard events (nothing on stdout)."""
+def _logger(learner: SB3Learner, loop: RunLoop) -> Any:
+    """SB3's logger, its own scalars into the run's TensorBoard events (nothing on stdout)."""
+    from stable_baselines3.common.logger import KVWriter, Logger
 
-    def __init__(self, learner: SB3Learner, loop: RunLoop) -> None:
-        self.learner, self.loop = learner, loop
+    class RunWriter(KVWriter):
+        def write(self, key_values: dict[str, Any], key_excluded: Any, step: int = 0) -> None:
+            scalars = _scalars(key_values)
+            learner.last_loss = scalars.get("train/loss", learner.last_loss)
+            loop.writer.scalars(
+                step, {k: v for k, v in scalars.items() if not k.startswith(LOOP_TAGS)}
+            )
 
-    def write(self, key_values: dict[str, Any], key_excluded: Any, step: int = 0) -> None:
-        scalars = _scalars(key_values)
-        self.learner.last_loss = scalars.get("train/loss", self.learner.last_loss)
-        own = {k: v for k, v in scalars.items() if not k.startswith(LOOP_TAGS)}
-        self.loop.writer.scalars(step, own)
+    return Logger(folder=None, output_formats=[RunWriter()])
 
 
-class _RunCallback(BaseCallback):
-    """One ``record_step`` per vector step; a safe point at each rollout's start."""
+def _callback(learner: SB3Learner, loop: RunLoop) -> Any:
+    """The SB3 callback that reports to the run loop (defined lazily: SB3 is optional)."""
+    from stable_baselines3.common.callbacks import BaseCallback
 
-    def __init__(self, learner: SB3Learner, loop: RunLoop) -> None:
-        super().__init__()
-        self.learner, self.loop = learner, loop
-        self.halt = False
+    class RunCallback(BaseCallback):
+        """One ``record_step`` per vector step; a safe point at each rollout's start."""
 
-    def _on_rollout_start(self) -> None:
-        self.halt = self.loop.at_safe_point()
+        halt = False
 
-    def _on_step(self) -> bool:
-        if self.halt:  # this step is dropped: the checkpoint is from before it
-            return False
-        rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
-        ended = np.asarray(self.locals["dones"], dtype=bool)
-        epsilon = float(getattr(self.model, "exploration_rate", 0.0))
-        rate = float(self.model.lr_schedule(self.model._current_progress_remaining))
-        self.loop.record_step(StepReport(rewards, ended, epsilon, self.learner.last_loss, rate))
-        return True
+        def _on_rollout_start(self) -> None:
+            self.halt = loop.at_safe_point()
+
+        def _on_step(self) -> bool:
+            if self.halt:  # this step is dropped: the checkpoint is from before it
+                return False
+            rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
+            ended = np.asarray(self.locals["dones"], dtype=bool)
+            epsilon = float(getattr(self.model, "exploration_rate", 0.0))
+            rate = self.model.lr_schedule(self.model._current_progress_remaining)
+            loop.record_step(StepReport(rewards, ended, epsilon, learner.last_loss, float(rate)))
+            return True
+
+    return RunCallback()
