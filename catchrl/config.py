@@ -236,12 +236,10 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
         if table in ("preset", "sweep"):  # [sweep]: the study table of `catchrl sweep`
             continue
         if table == "algo":
-            if not isinstance(values, str):
-                raise ConfigError(f"{source}: algo must be a string, got {values!r}")
-            cfg.algo = values
+            cfg.algo = coerce(f"{source}: algo", values, str)
             continue
-        if table not in (*_TABLES, "sb3", "rllib"):
-            known = [*_TABLES, "sb3", "rllib"]
+        known = [*_TABLES, "sb3", "rllib"]
+        if table not in known:
             raise ConfigError(
                 f"{source}: unknown table [{table}]; tables are {known}{did_you_mean(table, known)}"
             )
