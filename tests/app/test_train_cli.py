@@ -87,17 +87,18 @@ def test_eval_watch_plot_on_a_trained_run(quick_run, tmp_path, capsys):
 
 
 def test_resume_continues_exactly_and_the_seed_decides(tmp_path):
-    """Stopped at 1,000 steps and resumed to 2,000: the same weights and metrics as one
-    2,000-step run; another seed trains other weights."""
-    assert _train(tmp_path / "whole", 2000) == 0
-    assert _train(tmp_path / "parts", 1000) == 0
+    """Stopped at 500 steps (training from 300) and resumed to 1,000, evaluating every 8 games:
+    the same weights and metrics as one 1,000-step run; another seed trains other weights."""
+    every = ("--set", "run.eval_every=8")
+    assert _train(tmp_path / "whole", 1000, *every) == 0
+    assert _train(tmp_path / "parts", 500, *every) == 0
     half = _weights(tmp_path / "parts")
-    resume = ["train", "--run-dir", str(tmp_path / "parts"), "--resume", "--steps", "2000"]
+    resume = ["train", "--run-dir", str(tmp_path / "parts"), "--resume", "--steps", "1000"]
     assert main([*resume, "--no-progress"]) == 0
     for wa, wb in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "parts"), strict=True):
         np.testing.assert_array_equal(wa, wb)
     np.testing.assert_array_equal(_metrics(tmp_path / "whole"), _metrics(tmp_path / "parts"))
-    assert _train(tmp_path / "other", 1000, "--seed", "1") == 0
+    assert _train(tmp_path / "other", 500, "--seed", "1", *every) == 0
     other = _weights(tmp_path / "other")
     assert not all(np.array_equal(x, y) for x, y in zip(half, other, strict=True))
 
@@ -232,16 +233,15 @@ def test_augmented_pixel_training_resumes_exactly_and_is_not_the_plain_run(tmp_p
 
     assert train(tmp_path / "whole", 960, 4) == 0
     assert train(tmp_path / "parts", 480, 4) == 0
+    half = _weights(tmp_path / "parts")  # trained from step 300
     resume = ["train", "--run-dir", str(tmp_path / "parts"), "--resume", "--steps", "960"]
     assert main([*resume, "--no-progress"]) == 0
     for wa, wb in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "parts"), strict=True):
         np.testing.assert_array_equal(wa, wb)
     np.testing.assert_array_equal(_metrics(tmp_path / "whole"), _metrics(tmp_path / "parts"))
-    assert train(tmp_path / "plain", 960, 0) == 0
-    assert not all(
-        np.array_equal(x, y)
-        for x, y in zip(_weights(tmp_path / "whole"), _weights(tmp_path / "plain"), strict=True)
-    )
+    assert train(tmp_path / "plain", 480, 0) == 0
+    plain = _weights(tmp_path / "plain")
+    assert not all(np.array_equal(x, y) for x, y in zip(half, plain, strict=True))
 
 
 def test_every_sb3_and_rllib_algorithm_has_a_learner() -> None:
