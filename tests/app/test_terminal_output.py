@@ -1,6 +1,6 @@
 """What the terminal shows: no TensorFlow logs unless --verbose, no TensorFlow in SB3 runs
-(and no Ray in Keras or SB3 runs), the run directory first, the bar's total = the steps
-trained, plain-text help.
+(and no Ray in Keras or SB3 runs), the run directory first, TensorBoard serving SB3's tag
+names, the bar's total = the steps trained, plain-text help.
 
 The commands run in subprocesses with the user's environment (the test suite's own
 ``TF_CPP_MIN_LOG_LEVEL`` removed), as a user would run them.
@@ -13,9 +13,13 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -131,7 +135,38 @@ SB3_TAGS = {
 }
 
 
-def test_tensorboard_has_sb3_s_tag_names_each_written_once(keras_run) -> None:
+def _served_tags(run_dir: Path, wanted: set[str]) -> dict[str, list[str]]:
+    """``tensorboard --logdir RUN`` from the venv, asked over its HTTP API as its web page asks."""
+    with socket.socket() as sock:
+        sock.bind(("localhost", 0))
+        port = sock.getsockname()[1]
+    tensorboard = Path(sys.executable).parent / "tensorboard"
+    server = subprocess.Popen(
+        [str(tensorboard), "--logdir", str(run_dir), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://localhost:{port}/data/plugin/scalars/tags"
+    deadline = time.monotonic() + 90
+    try:
+        while True:  # it takes a few seconds to start, and reads the events in the background
+            assert server.poll() is None, server.communicate()[1]  # it exited: say why
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    tags = json.load(response)
+                if wanted <= set(tags.get("tb", ())) or time.monotonic() > deadline:
+                    return tags
+            except (urllib.error.URLError, ConnectionError):
+                if time.monotonic() > deadline:
+                    raise
+            time.sleep(0.5)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
+def test_tensorboard_serves_sb3_s_tag_names_each_written_once(keras_run) -> None:
     run_dir, _ = keras_run
     steps = _tensorboard(run_dir)
     keras_tags = {"rollout/win_rate_100", "eval/win_rate_ci95_low", "train/learning_rate"}
@@ -140,6 +175,9 @@ def test_tensorboard_has_sb3_s_tag_names_each_written_once(keras_run) -> None:
     assert all(s == sorted(set(s)) for s in steps.values()), steps  # each tag, one writer
     assert int(games[-1].split("\t")[4]) == steps["time/episodes"][-1]  # at env steps
     assert set(steps["train/loss"]) <= set(steps["time/episodes"])
+    served = _served_tags(run_dir, SB3_TAGS | keras_tags)
+    assert list(served) == ["tb"], served  # one run: the events in RUN/tb
+    assert SB3_TAGS | keras_tags <= set(served["tb"]), served
 
 
 def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
