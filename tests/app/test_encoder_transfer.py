@@ -42,19 +42,23 @@ def _encoder_weights(path):
     return keras.saving.load_model(path, compile=False).get_layer("encoder").get_weights()
 
 
-@pytest.mark.parametrize("kind", ["encoder", "tuned-encoder"])
-def test_q_network_starts_from_the_encoder(perception_path, tmp_path, kind):
-    run_dir = tmp_path / "run"
-    module = ["--set", f"agent.module={f'{kind}:{perception_path}'!r}"]
-    assert main(["train", *STEPS, "--run-dir", str(run_dir), *module]) == 0
+def _assert_encoder_then_mlp_head(run_dir, perception_path, frozen: bool):
+    """The saved Q-network: the encoder (untouched if frozen, moved by training if fine-tuned)
+    feeding the MLP's two layers of 128."""
     source = get_encoder(keras.saving.load_model(perception_path, compile=False)).get_weights()
     trained = _encoder_weights(run_dir / "model.keras")
     same = all(np.array_equal(a, b) for a, b in zip(source, trained, strict=True))
-    assert same is (kind == "encoder")  # frozen: untouched; fine-tuned: moved by training
-    # either way the encoder feeds the same head: the MLP's two layers of 128
+    assert same is frozen
     head = keras.saving.load_model(run_dir / "model.keras", compile=False).layers[-1]
     hidden = [layer.units for layer in head.layers if isinstance(layer, keras.layers.Dense)]
     assert hidden[:2] == [128, 128] and len(hidden) == 3
+
+
+def test_q_network_starts_from_a_tuned_encoder(perception_path, tmp_path):
+    run_dir = tmp_path / "run"
+    module = ["--set", f"agent.module={f'tuned-encoder:{perception_path}'!r}"]
+    assert main(["train", *STEPS, "--run-dir", str(run_dir), *module]) == 0
+    _assert_encoder_then_mlp_head(run_dir, perception_path, frozen=False)
 
 
 def test_a_frozen_encoder_s_features_are_computed_once_and_kept_in_replay(
@@ -64,6 +68,7 @@ def test_a_frozen_encoder_s_features_are_computed_once_and_kept_in_replay(
     encoder_path.write_bytes(perception_path.read_bytes())
     frozen = ["--set", f"agent.module={f'encoder:{encoder_path}'!r}", "--set", "run.eval_every=16"]
     assert main(["train", *STEPS, "--run-dir", str(run_dir), *frozen]) == 0
+    _assert_encoder_then_mlp_head(run_dir, perception_path, frozen=True)
     encoder = get_encoder(keras.saving.load_model(perception_path, compile=False))
     cfg = load_config(path=run_dir / "config.toml")
     learner = open_run(cfg, tmp_path / "again", progress=False).learner
