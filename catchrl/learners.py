@@ -1,6 +1,6 @@
 """The learners' interface to the run loop, which one trains a config, and opening a run.
 
-A learner drives its own environment: ``loop.record_step(report)`` after every vector step,
+A learner drives its own environment: ``loop.record_step(rewards, ended, ...)`` after each step,
 ``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
 ``open_run(load_config("fast-state"), "runs/state").run()`` trains a run; ``--resume`` rules.
 """

@@ -27,7 +27,7 @@ from catchrl.agents.rllib_policy import greedy_actions, save_rllib_module
 from catchrl.agents.sb3 import rng_states, set_rng_states, set_torch_threads
 from catchrl.config import TrainConfig
 from catchrl.learners import Learner
-from catchrl.runloop import RunLoop, StepReport
+from catchrl.runloop import RunLoop
 
 
 class RLlibLearner(Learner):
@@ -74,7 +74,7 @@ class RLlibLearner(Learner):
             steps = loop.steps
             for t in range(len(rewards)):
                 eps = epsilon_at(self.options, steps) if self.has_epsilon else 0.0
-                loop.record_step(StepReport(rewards[t], ended[t], eps, self.last_loss))
+                loop.record_step(rewards[t], ended[t], eps, self.last_loss)
                 steps += len(rewards[t])
             if loop.at_safe_point():
                 return

@@ -35,17 +35,6 @@ SAVED = tuple("steps games wins elapsed train_cpu loss_sum loss_count evaluation
 
 
 @dataclass
-class StepReport:
-    """What one vector step did."""
-
-    rewards: np.ndarray  # [N]
-    ended: np.ndarray  # [N] bool: the game ended on this step
-    epsilon: float
-    loss: float | None = None  # mean loss of this step's gradient steps (None: none taken)
-    learning_rate: float | None = None  # the optimizer's now (None: not reported)
-
-
-@dataclass
 class TrainResult:
     """What a finished (or interrupted) run did."""
 
@@ -149,40 +138,47 @@ class RunLoop:
             )
             self.rd.write_json("best.json", self.best)
 
-    def record_step(self, report: StepReport) -> None:
+    def record_step(
+        self,
+        rewards: np.ndarray,  # [N]
+        ended: np.ndarray,  # [N] bool: the game ended on this step
+        epsilon: float,
+        loss: float | None = None,  # mean loss of this step's gradient steps (None: none taken)
+        learning_rate: float | None = None,  # the optimizer's now (None: not reported)
+    ) -> None:
         """Count one vector step; where games ended: metrics rows, TensorBoard, progress."""
-        self.steps += len(report.rewards)
-        self.game_reward += report.rewards
+        self.steps += len(rewards)
+        self.game_reward += rewards
         self.game_length += 1
-        if report.loss is not None:
-            self.loss_sum += report.loss
+        if loss is not None:
+            self.loss_sum += loss
             self.loss_count += 1
-        if not report.ended.any():
+        if not ended.any():
             return
         self._tick()
         fps = (self.steps - self._steps0) / max(self.elapsed - self._elapsed0, 1e-9)
-        loss = self.loss_sum / self.loss_count if self.loss_count else 0.0
-        eps, balls = report.epsilon, self.cfg.env.balls_per_game
-        for i in np.flatnonzero(report.ended):
+        mean_loss = self.loss_sum / self.loss_count if self.loss_count else 0.0
+        balls = self.cfg.env.balls_per_game
+        for i in np.flatnonzero(ended):
             reward = self.game_reward[i]
             self.games += 1
             self.wins += int((reward + balls) // 2)  # +1 per ball caught, -1 per ball missed
             self.recent.append((float(reward > 0), float(reward), int(self.game_length[i])))
             win_rate = float(np.mean([r[0] for r in self.recent]))
-            row = (self.games, loss, self.wins, eps, self.steps, fps, win_rate, self.elapsed)
-            self.metrics.write(metrics_row(*row, reward))
-        self.game_reward[report.ended] = 0.0
-        self.game_length[report.ended] = 0
+            row = (self.games, mean_loss, self.wins, epsilon, self.steps, fps, win_rate)
+            self.metrics.write(metrics_row(*row, self.elapsed, reward))
+        self.game_reward[ended] = 0.0
+        self.game_length[ended] = 0
         _, mean_reward, mean_length = np.mean(self.recent, axis=0)
         scalars = {"rollout/ep_rew_mean": mean_reward, "rollout/ep_len_mean": mean_length}
         scalars |= {"rollout/win_rate_100": win_rate, "time/fps": fps, "time/episodes": self.games}
         shown = {"games": self.games, "win": f"{100 * win_rate:.0f}%"}
         if self.learner.has_epsilon:
-            scalars["rollout/exploration_rate"], shown["eps"] = eps, f"{eps:.3f}"
+            scalars["rollout/exploration_rate"], shown["eps"] = epsilon, f"{epsilon:.3f}"
         if self.loss_count:
-            scalars["train/loss"] = loss
-        if report.learning_rate is not None:
-            scalars["train/learning_rate"] = report.learning_rate
+            scalars["train/loss"] = mean_loss
+        if learning_rate is not None:
+            scalars["train/learning_rate"] = learning_rate
         self.writer.scalars(self.steps, scalars)
         self.loss_sum, self.loss_count = 0.0, 0
         self.bar.update(self.steps, **shown, fps=f"{fps:.0f}")

@@ -23,7 +23,7 @@ from catchrl.agents.sb3 import (
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
 from catchrl.learners import Learner
-from catchrl.runloop import RunLoop, StepReport
+from catchrl.runloop import RunLoop
 
 LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
 """TensorBoard tags the run loop writes for every learner (SB3's logger skips them)."""
@@ -153,7 +153,7 @@ def _callback(learner: SB3Learner, loop: RunLoop) -> Any:
             ended = np.asarray(self.locals["dones"], dtype=bool)
             epsilon = float(getattr(self.model, "exploration_rate", 0.0))
             rate = self.model.lr_schedule(self.model._current_progress_remaining)
-            loop.record_step(StepReport(rewards, ended, epsilon, learner.last_loss, float(rate)))
+            loop.record_step(rewards, ended, epsilon, learner.last_loss, float(rate))
             return True
 
     return RunCallback()

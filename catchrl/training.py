@@ -14,7 +14,7 @@ import numpy as np
 
 from catchrl.config import ConfigError, TrainConfig
 from catchrl.learners import Learner
-from catchrl.runloop import RunLoop, StepReport
+from catchrl.runloop import RunLoop
 
 
 class DQNLearner(Learner):
@@ -107,15 +107,15 @@ class DQNLearner(Learner):
     def run(self, loop: RunLoop) -> None:
         """Step until the loop says stop (every vector step is a safe point)."""
         while not loop.at_safe_point():
-            loop.record_step(self.step(loop.steps, loop.games))
+            self.step(loop)
 
-    def step(self, steps: int, games: int) -> StepReport:
-        """ε-greedy actions on the batch, one env step into replay, then the updates."""
+    def step(self, loop: RunLoop) -> None:
+        """ε-greedy actions on the batch, one env step into replay, the updates; to ``loop``."""
         from catchrl.agents.augment import random_shift
         from catchrl.agents.scripted import landing_labels
 
         a = self.cfg.agent
-        eps = self.schedule(steps, games)
+        eps = self.schedule(loop.steps, loop.games)
         actions = self.agent.act(self.obs, eps)
         aux = None
         if self.memory.aux_dim:  # where each game's ball will land, / width: [N, 1]
@@ -123,12 +123,13 @@ class DQNLearner(Learner):
         next_obs, reward, terminated, truncated, _ = self.env.step(actions)
         self.memory.add(self.obs, actions, reward, terminated, truncated, aux=aux)
         self.obs = next_obs
-        steps += len(reward)
+        steps, ended = loop.steps + len(reward), terminated | truncated
         if not self._learning:
-            observed = games if a.epsilon == "book" else steps
+            observed = loop.games if a.epsilon == "book" else steps
             self._learning = observed >= a.observe and self.memory.num_sampleable > 0
             if not self._learning:
-                return StepReport(reward, terminated | truncated, eps, None)
+                loop.record_step(reward, ended, eps)
+                return
         progress = steps / self.cfg.run.total_steps
         losses = []
         for _ in range(a.gradient_steps):
@@ -138,7 +139,7 @@ class DQNLearner(Learner):
             out = self.agent.train_step(batch, progress)
             self.memory.update_priorities(batch["indices"], out["td_errors"])
             losses.append(out["loss"])
-        return StepReport(reward, terminated | truncated, eps, float(np.mean(losses)), out["lr"])
+        loop.record_step(reward, ended, eps, float(np.mean(losses)), out["lr"])
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The agent's greedy action for each observation (the evaluation policy)."""
