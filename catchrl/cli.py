@@ -61,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_frameworks(verbose=args.verbose)
     try:
         return int(args.func(args) or 0)
-    except (CatchrlError, ValueError, OSError) as e:  # the library layers' are ValueErrors
+    except CatchrlError as e:
         print(f"catchrl {args.command}: error: {first_line(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -55,11 +55,14 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--out must end in .npz, got {args.out!r}")
     params = CatchParams(**options.game_overrides(args))
     start = time.perf_counter()
-    mix = tuple(args.random_prob) if args.random_prob else None
-    ds = make_dataset(
-        args.kind, args.games, args.seed, params, random_prob=mix, num_envs=args.num_envs
-    )
-    save_dataset(ds, args.out)
+    try:
+        mix = tuple(args.random_prob) if args.random_prob else None
+        ds = make_dataset(
+            args.kind, args.games, args.seed, params, random_prob=mix, num_envs=args.num_envs
+        )
+        save_dataset(ds, args.out)
+    except (ValueError, OSError) as e:
+        raise UserError(str(e)) from None
     wins = float((ds.rewards > 0).sum() / max((ds.rewards != 0).sum(), 1))
     print(
         f"{args.out}: {args.kind}, {ds.num_games} games x {ds.steps + 1} observations, "

@@ -52,7 +52,11 @@ def run(args: argparse.Namespace) -> int:
     if not out.parent.is_dir():
         raise UserError(f"--out {out}: folder {str(out.parent)!r} does not exist")
     figure = plot_runs([read_curves(run) for run in args.runs], args.window)
-    figure.savefig(out, dpi=110)
-    pyplot().close(figure)
+    try:
+        figure.savefig(out, dpi=110)
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write ({e.strerror or e})") from None
+    finally:
+        pyplot().close(figure)
     print(f"wrote {out}")
     return 0

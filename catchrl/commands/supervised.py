@@ -86,13 +86,16 @@ def run_train(args: argparse.Namespace) -> int:
     from catchrl.supervised_train import train
 
     _data_path(args.data)
-    same = {f.name for f in dataclasses.fields(SupervisedConfig)} & set(vars(args))
-    cfg = SupervisedConfig(
-        **{name: getattr(args, name) for name in same - {"perception"}},
-        perception=_model_path(args.perception) or "",
-        jit_compile={"auto": None, "on": True, "off": False}[args.jit],
-    )
-    out = train(cfg, args.run_dir, resume=args.resume, verbose=0 if args.quiet else 2)
+    try:
+        same = {f.name for f in dataclasses.fields(SupervisedConfig)} & set(vars(args))
+        cfg = SupervisedConfig(
+            **{name: getattr(args, name) for name in same - {"perception"}},
+            perception=_model_path(args.perception) or "",
+            jit_compile={"auto": None, "on": True, "off": False}[args.jit],
+        )
+        out = train(cfg, args.run_dir, resume=args.resume, verbose=0 if args.quiet else 2)
+    except ValueError as e:  # DatasetError, or a setting out of range
+        raise UserError(str(e)) from None
     figures = ", ".join(f"{k} {v[-1]:.4g}" for k, v in sorted(out.history.items()))
     device = f"{', '.join(out.device['devices'])} [{out.device['policy']}]"
     print(f"{args.run_dir}: {cfg.task} ({cfg.arch}) on {device}: {figures}")
@@ -104,7 +107,10 @@ def run_eval(args: argparse.Namespace) -> int:
     from catchrl.supervised.evaluation import evaluate_model
 
     data, model = _data_path(args.data), _model_path(args.model)
-    result = evaluate_model(args.task, model, data, _model_path(args.perception))
+    try:
+        result = evaluate_model(args.task, model, data, _model_path(args.perception))
+    except ValueError as e:
+        raise UserError(str(e)) from None
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:

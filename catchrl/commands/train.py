@@ -89,15 +89,18 @@ def run(args: argparse.Namespace) -> int:
             return 0
         stamp = f"{cfg.algo}-{cfg.env.obs_type}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(args.run_dir or Path("runs") / stamp)
-    trainer = open_run(
-        cfg,
-        run_dir,
-        resume=args.resume,
-        progress=False if args.no_progress else None,
-        resume_overrides=overrides if args.resume else (),
-        trust_pickle=args.sb3,
-        keep_checkpoints=args.keep_checkpoints,
-    )
+    try:
+        trainer = open_run(
+            cfg,
+            run_dir,
+            resume=args.resume,
+            progress=False if args.no_progress else None,
+            resume_overrides=overrides if args.resume else (),
+            trust_pickle=args.sb3,
+            keep_checkpoints=args.keep_checkpoints,
+        )
+    except ValueError as e:  # a config the learner refuses (CatchrlErrors: main prints them)
+        raise UserError(first_line(e)) from e
     print(f"run directory: {run_dir}", flush=True)
     trust = " --sb3" if trainer.cfg.algo.startswith("sb3-") else ""  # SB3 files are pickles
     resume = f"catchrl train --run-dir {run_dir} --resume{trust}"
