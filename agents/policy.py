@@ -84,12 +84,16 @@ class Agent:
         return f"Agent({self.name!r}, obs_type={self.env_kwargs.get('obs_type')!r})"
 
 
-def load_model(path: Path, algo: str | None = None) -> tuple[Callable, Callable | None, tuple]:
+def load_model(
+    path: Path, algo: str | None = None, *, trust_sb3: bool = False
+) -> tuple[Callable, Callable | None, tuple]:
     """A model file's greedy policy, its Q-values (None: not a Q-learner), its observation shape.
 
-    ``.keras``: a Q-network; ``.zip``: an SB3 model (a pickle: trust it first); ``.npz``: an
-    RLlib module (no pickle: rebuilt from RLlib's spec).
+    ``.keras``: a Q-network; ``.zip``: an SB3 model, a pickle: refused unless ``trust_sb3``;
+    ``.npz``: an RLlib module (no pickle: rebuilt from RLlib's spec).
     """
+    if path.suffix == ".zip" and not trust_sb3:
+        raise ValueError(f"{path} is an SB3 file: loading it unpickles code; trust it first")
     if path.suffix == ".keras":
         from catchrl.agents.networks import compile_forward, load_q_network
 

@@ -57,7 +57,7 @@ def load_agent(
     if file.suffix == ".zip":
         tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
     try:
-        policy, q_values, shape = load_model(file, cfg.algo if cfg else None)
+        policy, q_values, shape = load_model(file, cfg.algo if cfg else None, trust_sb3=trust_sb3)
     except (ValueError, ImportError) as e:
         raise AgentLoadError(str(e)) from e
     if cfg is None and "frame_size" not in game and len(shape) == 3:  # a bare model's frames

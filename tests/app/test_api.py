@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import catchrl
+from catchrl.agents.policy import load_model
 from catchrl.cli import main
 from catchrl.envs.window import HUD_HEIGHT
 from catchrl.errors import CatchrlError
@@ -179,6 +180,8 @@ def test_the_api_never_unpickles_without_trust_sb3(tmp_path: Path) -> None:
     for call in calls:
         with pytest.raises(catchrl.AgentLoadError, match=r"trust_sb3=True\) if you trust it"):
             call()
+    with pytest.raises(ValueError, match="unpickles code; trust it first"):  # the library's
+        load_model(evil)
     assert not marker.exists()
     with pytest.raises(catchrl.AgentLoadError):  # trusted: SB3 unpickles it (the payload runs)
         catchrl.load_agent(evil, trust_sb3=True)
