@@ -192,7 +192,7 @@ def _typed_entry(part: str, text: str) -> tuple[str, Any]:
     bounded = part == "random" and colon and kind in BOUNDED
     words = bounds.split(":") if bounded else spec.split(",")
     if "." not in key or not all(word.strip() for word in words):
-        raise argparse.ArgumentTypeError("expected table.key=VALUES, e.g. agent.lr=1e-3,3e-4")
+        raise argparse.ArgumentTypeError(f"{text!r}: expected table.key=VALUES, e.g. agent.lr=1e-3")
     values = [parse_override(f"x.x={word}")[2] for word in words]  # TOML, as --set reads it
     return key, {kind: values} if bounded else values
 
