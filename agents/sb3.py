@@ -7,6 +7,9 @@ ignored); :func:`make_sb3_model` builds the model, :func:`load_sb3_model` loads 
 reads which algorithm one holds from its JSON metadata. Pixels stay uint8 images, so
 SB3 picks ``CnnPolicy`` (NatureCNN); ``state`` and ``grid`` use ``MlpPolicy``. The
 game as an SB3 ``VecEnv`` is :mod:`catchrl.agents.sb3_env`. SB3 is imported when used.
+A checkpoint's SB3 state is :func:`sb3_state` / :func:`load_sb3_state`; the torch
+learners' global RNGs and thread count (SB3's and RLlib's) are :func:`rng_states`,
+:func:`set_rng_states` and :func:`set_torch_threads`.
 """
 
 from __future__ import annotations
