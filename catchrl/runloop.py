@@ -32,6 +32,8 @@ from catchrl.rundir import RunDir, metrics_row, space_checked
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SAVED = tuple("steps games wins elapsed train_cpu loss_sum loss_count evaluations best".split())
 """The loop's counters and records a checkpoint holds as they are."""
+LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
+"""TensorBoard tags the run loop writes for every learner (SB3's own logger skips them)."""
 
 
 @dataclass

@@ -23,10 +23,7 @@ from catchrl.agents.sb3 import (
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
 from catchrl.learners import Learner
-from catchrl.runloop import RunLoop
-
-LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
-"""TensorBoard tags the run loop writes for every learner (SB3's logger skips them)."""
+from catchrl.runloop import LOOP_TAGS, RunLoop
 
 
 class SB3Learner(Learner):
