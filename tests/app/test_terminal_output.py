@@ -218,7 +218,26 @@ def test_a_sweep_trial_writes_nothing_on_stderr(tmp_path: Path) -> None:
     markers = (LOG_PREFIX_JOB_ID, LOG_PREFIX_ACTOR_NAME)  # Ray's own, read by its log monitor
     for name, text in trial_err.items():
         lines = [line for line in text.splitlines() if not line.startswith(markers)]
-        assert lines == [], (name, text)
+        assert _without_ray_s_sigterm(lines) == [], (name, text)
+
+
+def _without_ray_s_sigterm(lines: list[str]) -> list[str]:
+    """A worker's log less Ray's own SIGTERM at shutdown landing in a weakref callback.
+
+    Ray stops an idle worker with SIGTERM, and its handler raises SystemExit; inside a
+    callback Python reports that as "Exception ignored in: ..." ending in "SystemExit: 1".
+    That is Ray's teardown, in a log no user sees, not the trial's output.
+    """
+    out, i = [], 0
+    while i < len(lines):
+        if lines[i].startswith("Exception ignored in:"):
+            end = next((j for j in range(i, len(lines)) if lines[j].startswith("SystemExit")), -1)
+            if end > 0 and any("sigterm_handler" in line for line in lines[i:end]):
+                i = end + 1
+                continue
+        out.append(lines[i])
+        i += 1
+    return out
 
 
 def test_the_bar_total_becomes_the_steps_trained(capsys: pytest.CaptureFixture[str]) -> None:
