@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 import time
@@ -11,33 +10,17 @@ from typing import Any
 
 
 class TensorBoard:
-    """Scalars into ``RUN/tb``: ``tf.summary`` for a Keras learner, tensorboardX (no TF) else."""
+    """Scalars into ``RUN/tb`` through TensorBoard's own writer (numpy only, no TensorFlow)."""
 
-    def __init__(self, logdir: Path, keras: bool) -> None:
-        self._tf: Any = None
-        if keras:
-            import tensorflow as tf
-            from tensorboard.plugins.scalar.metadata import create_summary_metadata
+    def __init__(self, logdir: Path) -> None:
+        from tensorboard.summary import Writer
 
-            self._tf, self._scalar = tf, create_summary_metadata("", "")
-            self._writer = tf.summary.create_file_writer(str(logdir))
-        else:
-            from tensorboardX import SummaryWriter
-
-            self._writer = SummaryWriter(str(logdir))
+        self._writer = Writer(str(logdir))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """Write ``{tag: value}`` at ``step`` (env steps)."""
-        if self._tf is not None:  # what tf.summary.scalar writes, without its TensorBoard import
-            try:
-                with self._writer.as_default(step=int(step)):
-                    for tag, value in values.items():
-                        self._tf.summary.write(tag, float(value), metadata=self._scalar)
-            except self._tf.errors.ResourceExhaustedError as e:  # a full disk
-                raise OSError(errno.ENOSPC, e.message) from e
-        else:
-            for tag, value in values.items():
-                self._writer.add_scalar(tag, float(value), int(step))
+        for tag, value in values.items():
+            self._writer.add_scalar(tag, float(value), int(step))
 
     def close(self) -> None:
         """Flush and close the event file."""

@@ -1,11 +1,7 @@
-"""The one run loop: everything a training run does besides learning.
+"""The one run loop: everything a training run does besides learning (a learner plugs in).
 
-:class:`RunLoop` owns the run directory and its lock, ``--resume``, the metrics rows,
-TensorBoard (SB3's tag names), the progress bar, the validation evaluations, the kept model
-``best.*``, checkpoints, the stop rules and the signals; a learner (:mod:`catchrl.learners`)
-plugs in. SIGINT, SIGTERM and SIGHUP stop the run at the next safe point with a checkpoint
-and exit code 128 + the signal; a second one stops it at once. The final evaluation
-(``eval.json``) plays the kept model on the test games.
+SIGINT, SIGTERM and SIGHUP stop the run at the next safe point with a checkpoint and exit code
+128 + the signal; a second one stops it at once. ``eval.json``: the kept model on the test games.
 """
 
 from __future__ import annotations
@@ -60,9 +56,8 @@ class TrainResult:
 class RunLoop:
     """One training run of ``learner`` in the locked run directory ``rd`` (see ``open_run``).
 
-    ``resume``: ``metrics.tsv`` is cut back to the checkpoint's rows; ``progress``: a bar
-    (True), plain lines (False) or a bar on a terminal (None); ``on_evaluation`` gets each
-    validation record (a true return stops the run; its time is not training time).
+    ``progress``: a bar (True), plain lines (False) or a bar on a terminal (None);
+    ``on_evaluation`` gets each validation record (True: stop the run).
     """
 
     def __init__(
@@ -286,7 +281,7 @@ class RunLoop:
         self.metrics = self.rd.open_metrics()
         if self.evaluations:
             self.rd.write_json("evals.json", self.evaluations)  # as of the checkpoint
-        self.writer = TensorBoard(self.rd.tb_path, self.learner_cls.model_name.endswith(".keras"))
+        self.writer = TensorBoard(self.rd.tb_path)
         self.bar = Progress(self.cfg.run.total_steps, enabled=self.progress, initial=self.steps)
         self._clock = (time.perf_counter(), time.process_time())  # the last tick
         self._steps0, self._elapsed0 = self.steps, self.elapsed
