@@ -1,9 +1,4 @@
-"""One evaluation harness for every policy: ours, SB3's, RLlib's, scripted, imitation.
-
-Game ``j`` is seeded ``seed + j`` whatever the batch size: the same seed, the same balls.
-Where one ball with no drift makes a game, its start decides it: ``every_start`` plays
-each start once, the exact win rate of a deterministic (greedy) policy.
-"""
+"""One evaluation harness for every policy; game ``j`` is seeded ``seed + j`` at any batch size."""
 
 from __future__ import annotations
 
@@ -77,7 +72,8 @@ class EvalResult:
 def start_seeds(first: int, **env_kwargs: Any) -> tuple[int, ...] | None:
     """For each ball start x, the first seed from ``first`` on whose game starts there.
 
-    None unless a game is one ball with no drift (then its start decides it).
+    None unless a game is one ball with no drift: then its start decides it, and playing each
+    start once gives a greedy policy's exact win rate.
     """
     env = CatchVectorEnv(1024, **{**env_kwargs, "obs_type": "state"})
     if env.params.balls_per_game != 1 or env.params.drift:
@@ -102,10 +98,9 @@ def evaluate(
     every_start: bool = False,
     **env_kwargs: Any,
 ) -> EvalResult:
-    """Play ``games`` greedy games (``num_envs`` at once) with ``CatchVectorEnv(**env_kwargs)``.
+    """Play ``games`` games (``num_envs`` at once) with ``CatchVectorEnv(**env_kwargs)``.
 
-    ``every_start``: one game per ball start instead (:func:`start_seeds`), where the
-    start decides a game and there are at most ``games`` starts.
+    ``every_start``: one game per ball start instead, where :func:`start_seeds` finds <= ``games``.
     """
     if not 0 < games < MAX_EVAL_GAMES:
         raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")

@@ -1,8 +1,6 @@
 """The learners' interface to the run loop, which one trains a config, and opening a run.
 
-A learner drives its own environment: ``loop.record_step(rewards, ended, ...)`` after each step,
-``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
-``open_run(load_config("fast-state"), "runs/state").run()`` trains a run; ``--resume`` rules.
+``open_run(load_config("fast-state"), "runs/state").run()`` trains a run.
 """
 
 from __future__ import annotations
@@ -15,6 +13,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from catchrl.agents import rllib_algos, sb3
 from catchrl.config import (
     ConfigError,
     TrainConfig,
@@ -29,19 +28,18 @@ from catchrl.runloop import RunLoop
 
 LEARNERS = {
     "dqn": "catchrl.training:DQNLearner",
-    "sb3-dqn": "catchrl.sb3_train:SB3Learner",
-    "sb3-ppo": "catchrl.sb3_train:SB3Learner",
-    "sb3-a2c": "catchrl.sb3_train:SB3Learner",
-    "sb3-qrdqn": "catchrl.sb3_train:SB3Learner",
-    "rllib-ppo": "catchrl.rllib_train:RLlibLearner",
-    "rllib-dqn": "catchrl.rllib_train:RLlibLearner",
-    "rllib-appo": "catchrl.rllib_train:RLlibLearner",
+    **dict.fromkeys(sb3.ALGOS, "catchrl.sb3_train:SB3Learner"),
+    **dict.fromkeys(rllib_algos.ALGOS, "catchrl.rllib_train:RLlibLearner"),
 }
 """Every ``algo`` -> its learner's ``module:Class`` (imported when used: SB3, Ray are optional)."""
 
 
 class Learner(ABC):
-    """A learning algorithm plugged into the run loop (``trust_pickle``: for :meth:`set_state`)."""
+    """A learning algorithm plugged into the run loop (``trust_pickle``: for :meth:`set_state`).
+
+    It drives its own games: ``loop.record_step(rewards, ended, ...)`` after each step,
+    ``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
+    """
 
     model_name: ClassVar[str]  # the final model's file name in the run directory: model.keras
     has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
@@ -108,9 +106,7 @@ def open_run(
     """Lock a run directory and open a run of ``cfg`` in it; ``options``: RunLoop's.
 
     ``cfg`` is None on ``resume`` (the checkpoint's config, with ``resume_overrides``);
-    ``trust_pickle``: the learner may unpickle its checkpoint (SB3's); ``keep_checkpoints``:
-    complete ones kept. Raises RunDirError, CheckpointError, or ConfigError (a config the
-    machine cannot hold).
+    ``trust_pickle``: the learner may unpickle its checkpoint (SB3's).
     """
     from catchrl.envs.sizing import check_fits
     from catchrl.frameworks import tensorboard_without_tensorflow

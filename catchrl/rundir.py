@@ -252,7 +252,7 @@ class RunDir:
             state_text = json.dumps({"format_version": FORMAT_VERSION, **state})
             (tmp / "state.json").write_text(state_text, encoding="utf-8")
             manifest = {
-                p.name: {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+                p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
                 for p in sorted(tmp.iterdir())
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -281,7 +281,7 @@ class RunDir:
             meta, size = manifest[name], (path / name).stat().st_size
             if not isinstance(meta, dict) or meta.get("bytes") != size:
                 raise CheckpointError(f"checkpoint file {path / name} is truncated or changed")
-            if meta.get("sha256") != _sha256(path / name):
+            if meta.get("sha256") != sha256(path / name):
                 raise CheckpointError(f"checkpoint file {path / name} is corrupt (checksum)")
         state = read_json(path / "state.json")
         if not isinstance(state, dict):
@@ -363,9 +363,7 @@ def _fsync(path: Path) -> None:
             os.fsync(f.fileno())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def sha256(path: Path) -> str:
+    """The file's SHA-256, as hex."""
     with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()

@@ -242,10 +242,3 @@ def test_augmented_pixel_training_resumes_exactly_and_is_not_the_plain_run(tmp_p
     assert train(tmp_path / "plain", 480, 0) == 0
     plain = _weights(tmp_path / "plain")
     assert not all(np.array_equal(x, y) for x, y in zip(half, plain, strict=True))
-
-
-def test_every_sb3_and_rllib_algorithm_has_a_learner() -> None:
-    from catchrl.agents import rllib_algos, sb3
-    from catchrl.learners import LEARNERS
-
-    assert list(LEARNERS) == ["dqn", *sb3.ALGOS, *rllib_algos.ALGOS]
