@@ -92,8 +92,13 @@ def load_model(
     ``.keras``: a Q-network; ``.zip``: an SB3 model, a pickle: refused unless ``trust_sb3``;
     ``.npz``: an RLlib module (no pickle: rebuilt from RLlib's spec).
     """
+    if path.suffix not in (".keras", ".zip", ".npz"):
+        raise ValueError(f"{path}: unknown model file type (expected .keras, .zip or .npz)")
     if path.suffix == ".zip" and not trust_sb3:
-        raise ValueError(f"{path} is an SB3 file: loading it unpickles code; trust it first")
+        raise ValueError(
+            f"{path} is an SB3 file: loading it unpickles code; "
+            "pass --sb3 (in Python trust_sb3=True) if you trust it"
+        )
     if path.suffix == ".keras":
         from catchrl.agents.networks import compile_forward, load_q_network
 

@@ -47,15 +47,7 @@ def load_agent(
         if (path.parent / "config.toml").is_file():
             cfg = _run_config(path.parent)
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
-    if file.suffix not in (".keras", ".zip", ".npz"):
-        raise AgentLoadError(f"{file}: unknown model file type (expected .keras, .zip or .npz)")
-    if file.suffix == ".zip" and not trust_sb3:
-        raise AgentLoadError(
-            f"{file} is an SB3 file: loading it unpickles code; "
-            "pass --sb3 (in Python trust_sb3=True) if you trust it"
-        )
-    if file.suffix == ".zip":
-        tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
+    tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
     try:
         policy, q_values, shape = load_model(file, cfg.algo if cfg else None, trust_sb3=trust_sb3)
     except (ValueError, ImportError) as e:
