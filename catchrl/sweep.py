@@ -1,24 +1,29 @@
 """Studies on Ray Tune's own API: a base config x a search space x seeds (docs/sweeps.md).
 
-Each trial is an ordinary run in ``STUDY/trials/NAME``, resumed when Tune restarts it.
+A study is a folder: ``study.toml`` (the base config and its ``[sweep]`` table), each trial's
+run in ``trials/NAME`` (resumed when Tune restarts it) and Tune's experiment in ``tune/``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
+import math
 import os
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from catchrl.config import TrainConfig, to_toml
+from catchrl import fields
+from catchrl.config import SEED_MAX, TrainConfig, to_toml
 from catchrl.errors import CatchrlError
 from catchrl.stats import setting_label
 
-__all__ = ["StudyError", "check_trust", "create_study", "load_study", "run_study"]
+__all__ = ["StudyError", "Sweep", "check_trust", "create_study", "load_study", "run_study"]
 
 BOUNDED = ("uniform", "loguniform", "randint")
 """Tune's search-space functions of two bounds (``randint``: the upper one excluded)."""
@@ -27,41 +32,122 @@ KINDS = ("grid_search", "choice", *BOUNDED)
 METRIC = "val_win_rate"
 """What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
 TRIAL_INDEX = "__trial_index__"  # Tune's Repeater: the seed's index within a setting
-STUDY_KEYS = ("space", "search", "seeds", "search_seed", "samples", "trials", "asha")
-STUDY_KEYS += ("max_concurrent", "max_failures", "cpus_per_trial", "gpus_per_trial")
-"""What ``study.json`` holds (``catchrl sweep`` writes it)."""
 
 
 class StudyError(CatchrlError):
     """A study's search space, folder or state is not usable; the message says why."""
 
 
-def create_study(study: Path, base: TrainConfig, doc: dict[str, Any]) -> Path:
-    """Write ``base.toml`` and ``study.json`` (space, seeds, search...) into a new folder."""
+@dataclass
+class Sweep:
+    """The options of a ``[sweep]`` table (the command line's win); its space: grid, random."""
+
+    seeds: Annotated[int, fields.POSITIVE] = 1
+    samples: Annotated[int, fields.COUNT] = 0  # 0: one draw (random), the grid's size (tpe)
+    search: Literal["random", "tpe"] = "random"
+    search_seed: Annotated[int, fields.Range(0, SEED_MAX)] = 0
+    asha: bool = False
+    cpus_per_trial: Annotated[float, fields.NON_NEGATIVE] = 1.0
+    gpus_per_trial: Annotated[float, fields.NON_NEGATIVE] = 0.0
+    max_failures: Annotated[int, fields.Range(-1, fields.INT_MAX, why="-1: retry forever")] = 3
+    max_concurrent: Annotated[int, fields.COUNT] = 0  # 0: as many as fit
+
+
+def read_sweep(
+    table: Any,
+    source: str,
+    given: Mapping[str, Any] | None = None,
+    entries: Mapping[str, Sequence[tuple[str, Any]]] | None = None,
+) -> dict[str, Any]:
+    """A ``[sweep]`` table's plan: options (``given`` ones win), space (and ``entries``), trials."""
+    if not isinstance(table, dict):
+        raise StudyError(f"{source}: [sweep] must be a table, got {table!r}")
+    hints = fields.field_hints(Sweep)
+    unknown = sorted(set(table) - set(hints) - {"grid", "random"})
+    if unknown:
+        raise StudyError(f"{source}: unknown key sweep.{unknown[0]}")
+    plan = dataclasses.asdict(Sweep())
+    for key, hint in hints.items():
+        if (given or {}).get(key) is not None:
+            plan[key] = given[key]
+        elif key in table:
+            plan[key] = fields.coerce(f"{source}: sweep.{key}", table[key], hint)
+    space = plan["space"] = _space(table, source, entries or {})
+    search = plan["search"]
+    if search == "tpe" and plan["asha"]:
+        raise StudyError("--asha goes with --search random (TPE's Repeater needs every seed's end)")
+    grid = math.prod(len(values) for kind, values in space.values() if kind == "grid_search")
+    plan["samples"] = plan["samples"] or (1 if search == "random" else grid)
+    drawn = any(kind != "grid_search" for kind, _ in space.values())
+    if search == "random" and plan["samples"] > 1 and not drawn:
+        raise StudyError("--samples > 1 repeats identical settings: give --random parameters")
+    plan["trials"] = plan["samples"] * plan["seeds"] * (grid if search == "random" else 1)
+    return plan
+
+
+def _space(
+    table: dict[str, Any], source: str, entries: Mapping[str, Sequence[tuple[str, Any]]]
+) -> dict[str, tuple[str, list]]:
+    """``TABLE.KEY -> (Tune's function, its arguments)`` from the table's grid and random."""
+    space: dict[str, tuple[str, list]] = {}
+    for part in ("grid", "random"):
+        given = table.get(part, {})
+        if not isinstance(given, dict):
+            raise StudyError(f"{source}: sweep.{part} must be a table, got {given!r}")
+        for key, spec in [*given.items(), *entries.get(part, [])]:
+            if isinstance(spec, list):
+                kind, values = ("grid_search" if part == "grid" else "choice"), spec
+            elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
+                [(kind, values)] = spec.items()
+                values = values if isinstance(values, list) else [values]
+            else:
+                raise StudyError(f"{source}: sweep.{part}.{key} must be a list, got {spec!r}")
+            if key in space:
+                raise StudyError(f"{key} is swept twice")
+            if key == "run.seed":
+                raise StudyError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
+            if kind not in KINDS:
+                raise StudyError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
+            if not values:
+                raise StudyError(f"{key}: no values")
+            if kind in BOUNDED:
+                number = int if kind == "randint" else (int, float)
+                ok = all(isinstance(a, number) and not isinstance(a, bool) for a in values)
+                ok = ok and len(values) == 2 and values[0] < values[1]
+                if not ok or (kind == "loguniform" and values[0] <= 0):
+                    what = "integers" if kind == "randint" else "numbers"
+                    low = "0 < LOW" if kind == "loguniform" else "LOW"
+                    raise StudyError(f"{key}: {kind} needs two {what} {low} < HIGH, got {values}")
+            space[key] = kind, values
+    return space
+
+
+def create_study(study: Path, base: TrainConfig, plan: dict[str, Any]) -> Path:
+    """A new study's folder: ``study.toml`` holds ``base`` and ``plan`` as its ``[sweep]``."""
     if study.exists() and (not study.is_dir() or any(study.iterdir())):
-        what = "a study: resume it with --resume" if (study / "study.json").is_file() else "files"
+        what = "a study: resume it with --resume" if (study / "study.toml").is_file() else "files"
         raise StudyError(f"{str(study)!r} already holds {what} (choose a new folder)")
+    lines = [to_toml(base), "[sweep]"]
+    lines += [f"{key} = {fields.toml_value(plan[key])}" for key in fields.field_hints(Sweep)]
+    for part in ("grid", "random"):
+        lines.append(f"\n[sweep.{part}]")
+        for key, (kind, values) in plan["space"].items():
+            if (kind == "grid_search") == (part == "grid"):
+                spec = values if kind in KINDS[:2] else {kind: values}
+                lines.append(f"{json.dumps(key)} = {fields.toml_value(spec)}")
     (study / "trials").mkdir(parents=True, exist_ok=True)
-    (study / "base.toml").write_text(to_toml(base), encoding="utf-8")
-    (study / "study.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    (study / "study.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return study
 
 
 def load_study(study: Path) -> tuple[dict[str, Any], TrainConfig]:
-    """A study's ``study.json`` and base config."""
+    """A study's plan (:func:`read_sweep`) and base config, from its ``study.toml``."""
     from catchrl.api import make_config
 
-    if not (study / "study.json").is_file():
-        raise StudyError(f"{str(study)!r} is not a catchrl study (no study.json)")
-    try:
-        doc = json.loads((study / "study.json").read_text(encoding="utf-8"))
-        base = make_config("fast", study / "base.toml")
-    except ValueError as e:
-        raise StudyError(f"{study}/study.json or base.toml is corrupt ({e})") from None
-    missing = sorted(set(STUDY_KEYS) - set(doc)) if isinstance(doc, dict) else ["settings"]
-    if missing:
-        raise StudyError(f"{study}/study.json is corrupt (no {', '.join(missing)})")
-    return doc, base
+    path = study / "study.toml"
+    if not path.is_file():
+        raise StudyError(f"{str(study)!r} is not a catchrl study (no study.toml)")
+    return read_sweep(fields.read_toml(path).get("sweep"), str(path)), make_config("fast", path)
 
 
 def check_trust(algo: str, trust_pickle: bool) -> None:
@@ -103,84 +189,41 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
     from catchrl.api import make_config
     from catchrl.learners import open_run
     from catchrl.rundir import RunDir
-
-    _, base = load_study(Path(study))
-    run_dir = Path(study) / "trials" / tune.get_context().get_trial_name()
-    if (run_dir / "eval.json").is_file():  # finished before Tune heard of it
-        tune.report(_final(run_dir))
-        return
-    resume = RunDir(run_dir).is_run()
-    cfg = None
-    if not resume:  # the base config with the setting's values and seed, read as --set reads them
-        sets = [f"run.seed={_seed(config, base.run.seed)}"]
-        for key, value in config.items():
-            if "." in key and key != "run.seed":
-                value = value.item() if hasattr(value, "item") else value  # numpy's, from Tune
-                sets.append(f"{key}={json.dumps(value)}")
-        cfg = make_config("fast", Path(study) / "base.toml", sets)
-    node, start = ray.get_runtime_context().get_node_id(), {}
-
-    def on_evaluation(record: dict[str, Any]) -> None:  # node and resumed_at: for the record
-        report = {METRIC: record["win_rate"], "steps": record["steps"]}
-        tune.report(report | {"node": node, "resumed_at": start["steps"]})
-
-    loop = open_run(
-        cfg,
-        run_dir,
-        resume=resume,
-        progress=False,
-        trust_pickle=trust_pickle,
-        on_evaluation=on_evaluation,
-    )
-    start["steps"] = loop.steps if resume else -1
-    if loop.run().interrupted:
-        raise StudyError(f"trial {run_dir.name} was stopped by a signal; it resumes from its run")
-    tune.report(_final(run_dir))
-
-
-def _final(run_dir: Path) -> dict[str, Any]:
-    """A finished trial's last report: its test, the kept model's step and the steps trained."""
-    from catchrl.rundir import RunDir, read_json
     from catchrl.stats import read_run
 
+    run_dir = Path(study) / "trials" / tune.get_context().get_trial_name()
+    if not (run_dir / "eval.json").is_file():  # else: finished before Tune heard of it
+        resume = RunDir(run_dir).is_run()
+        cfg = None
+        if not resume:  # the base config with the setting's values, read as --set reads them
+            numpy = {"default": lambda value: value.item()}  # Tune's randint draws numpy's ints
+            sets = [f"{key}={json.dumps(v, **numpy)}" for key, v in config.items() if "." in key]
+            cfg = make_config("fast", Path(study) / "study.toml", sets)
+            cfg.run.seed = _seed(config, cfg.run.seed)
+        node, start = ray.get_runtime_context().get_node_id(), {}
+
+        def on_evaluation(record: dict[str, Any]) -> None:  # node and resumed_at: for the record
+            report = {METRIC: record["win_rate"], "steps": record["steps"]}
+            tune.report(report | {"node": node, "resumed_at": start["steps"]})
+
+        loop = open_run(
+            cfg,
+            run_dir,
+            resume=resume,
+            progress=False,
+            trust_pickle=trust_pickle,
+            on_evaluation=on_evaluation,
+        )
+        start["steps"] = loop.steps if resume else -1
+        if loop.run().interrupted:
+            raise StudyError(
+                f"trial {run_dir.name} was stopped by a signal; it resumes from its run"
+            )
     run = read_run(run_dir)
-    trained = read_json(RunDir(run_dir).latest_checkpoint() / "state.json")["steps"]
-    best = run_dir / "best.json"
-    return {
-        METRIC: run["val_win_rate"],
-        "steps": trained,
-        "kept_step": read_json(best)["steps"] if best.is_file() else trained,
-        "done": True,
-        "test_win_rate": run["test_win_rate"],
-        "model": run["model"],
-    }
+    tune.report({METRIC: run["val_win_rate"], "steps": run["steps"]})
 
 
 # -- the driver ---------------------------------------------------------------------------
-
-
-def _progress_callback(total: int, base_seed: int) -> Any:
-    """Our progress instead of Tune's tables: a line per finished, retried or failed trial."""
-    from ray import tune
-
-    class Progress(tune.Callback):
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            r = trial.last_result
-            done = 1 + sum(t.status == "TERMINATED" for t in trials if t is not trial)
-            score = f"stopped early (ASHA) at step {r.get('steps', 0)}"
-            if r.get("done"):
-                kept = f"{r['model']} from step {r['kept_step']} of {r['steps']}"
-                score = f"test {100 * r['test_win_rate']:.1f} % ({kept})"
-            label = f"{setting_label(trial.config)} seed {_seed(trial.config, base_seed)}"
-            print(f"[{done}/{total}] {label}: {score}", flush=True)
-
-        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"{trial}: its worker died; Tune restarts it, from its run", flush=True)
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"{trial} failed (see {trial.local_path}/error.txt)", flush=True)
-
-    return Progress()
 
 
 def _seed(config: Mapping[str, Any], base_seed: int) -> int:
@@ -195,24 +238,54 @@ def _trial_name(trial: Any, base_seed: int = 0) -> str:
     return f"{name}-seed{_seed(trial.config, base_seed)}"
 
 
-def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) -> Any:
+def _progress(study: Path, total: int, base_seed: int) -> Any:
+    """Our progress instead of Tune's tables: a line per finished, retried or failed trial."""
+    from ray import tune
+
+    from catchrl.rundir import RunDir, read_json
+
+    class Progress(tune.Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            run_dir = study / "trials" / _trial_name(trial, base_seed)
+            score = f"stopped early (ASHA) at step {trial.last_result.get('steps', 0)}"
+            if (run_dir / "eval.json").is_file():
+                test = read_json(run_dir / "eval.json")
+                trained = read_json(RunDir(run_dir).latest_checkpoint() / "state.json")["steps"]
+                best = run_dir / "best.json"
+                kept = read_json(best)["steps"] if best.is_file() else trained
+                score = f"test {100 * test['win_rate']:.1f} % ({test['model']} from step "
+                score += f"{kept} of {trained})"
+            done = 1 + sum(t.status == "TERMINATED" for t in trials if t is not trial)
+            label = f"{setting_label(trial.config)} seed {_seed(trial.config, base_seed)}"
+            print(f"[{done}/{total}] {label}: {score}", flush=True)
+
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            print(f"{trial}: its worker died; Tune restarts it, from its run", flush=True)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            print(f"{trial} failed (see {trial.local_path}/error.txt)", flush=True)
+
+    return Progress()
+
+
+def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, trainable: Any) -> Any:
     """A new study's ``Tuner``: its space, search, seeds, scheduler and our progress lines."""
     from ray import tune
     from ray.tune.search import BasicVariantGenerator, Repeater
 
-    space = tune_space(doc["space"], doc["search"])
-    seeds = doc["seeds"]
-    if doc["search"] == "tpe":
+    space = tune_space(plan["space"], plan["search"])
+    seeds = plan["seeds"]
+    if plan["search"] == "tpe":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        search = Repeater(OptunaSearch(seed=doc["search_seed"]), repeat=seeds)
+        search = Repeater(OptunaSearch(seed=plan["search_seed"]), repeat=seeds)
     else:
         space["run.seed"] = tune.grid_search([base.run.seed + i for i in range(seeds)])
-        search = BasicVariantGenerator(constant_grid_search=True, random_state=doc["search_seed"])
+        search = BasicVariantGenerator(constant_grid_search=True, random_state=plan["search_seed"])
     scheduler = None
-    if doc["asha"]:
+    if plan["asha"]:
         from ray.tune.schedulers import ASHAScheduler
 
         budget = base.run.total_steps
@@ -226,8 +299,8 @@ def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) 
             mode="max",
             search_alg=search,
             scheduler=scheduler,
-            num_samples=doc["samples"] * (seeds if doc["search"] == "tpe" else 1),
-            max_concurrent_trials=doc["max_concurrent"] or None,
+            num_samples=plan["samples"] * (seeds if plan["search"] == "tpe" else 1),
+            max_concurrent_trials=plan["max_concurrent"] or None,
             trial_name_creator=name,
             trial_dirname_creator=name,
         ),
@@ -236,8 +309,8 @@ def _tuner(study: Path, doc: dict[str, Any], base: TrainConfig, trainable: Any) 
             storage_path=str(study),
             verbose=0,
             log_to_file=False,  # Tune's Tee, kept by absl's log handler, errs at the worker's exit
-            callbacks=[_progress_callback(doc["trials"], base.run.seed)],
-            failure_config=tune.FailureConfig(max_failures=doc["max_failures"]),
+            callbacks=[_progress(study, plan["trials"], base.run.seed)],
+            failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
         ),
     )
 
@@ -265,22 +338,6 @@ def _driver_signals() -> Iterator[list[int]]:
             signal.signal(s, handler)
 
 
-def _connect(address: str | None, num_cpus: int | None) -> bool:
-    """Join the cluster at ``address``, or start a local Ray of our own; whether we started it."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    # "local": never a cluster found on this machine
-    local = {} if address else {"num_cpus": num_cpus, "object_store_memory": 200 * 2**20}
-    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-    try:
-        ray.init(address=address or "local", **local, **quiet)
-    except (ConnectionError, ValueError, RuntimeError) as e:
-        raise StudyError(f"--address {address}: cannot join the Ray cluster ({e})") from e
-    return True
-
-
 def run_study(
     study: Path,
     resume: bool = False,
@@ -291,6 +348,7 @@ def run_study(
     """Run (or resume: ``Tuner.restore``) the study; its exit code and finished trials.
 
     Exit code: 0 when every trial finished, 1 when some failed, 128 + the signal when stopped.
+    On ``address`` (a Ray cluster), or a local Ray of our own (never one found on this machine).
     """
     import logging
 
@@ -300,22 +358,29 @@ def run_study(
     from catchrl.rundir import RunDir
 
     study = study.resolve()
-    doc, base = load_study(study)
+    plan, base = load_study(study)
     check_trust(base.algo, trust_pickle)  # before anything is unpickled
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's old reporter: verbose=0 prints nothing
     with RunDir(study).lock():  # one driver per study
-        started = _connect(address, num_cpus)
+        started = not ray.is_initialized()
+        if started:
+            local = {} if address else {"num_cpus": num_cpus, "object_store_memory": 200 * 2**20}
+            quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
+            try:
+                ray.init(address=address or "local", **local, **quiet)
+            except (ConnectionError, ValueError, RuntimeError) as e:
+                raise StudyError(f"--address {address}: cannot join the Ray cluster ({e})") from e
         try:
             trainable = tune.with_resources(
                 tune.with_parameters(_trial, study=str(study), trust_pickle=trust_pickle),
-                {"cpu": doc["cpus_per_trial"], "gpu": doc["gpus_per_trial"]},
+                {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]},
             )
             path = str(study / "tune")
             if resume and tune.Tuner.can_restore(path):
                 tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
             else:
-                tuner = _tuner(study, doc, base, trainable)
+                tuner = _tuner(study, plan, base, trainable)
             with _driver_signals() as received:  # after ray.init, which sets its own
                 errors = tuner.fit().num_errors
         finally:

@@ -212,13 +212,12 @@ def _deep_toml(folder: Path) -> None:
 
 
 def _spoilt_study(folder: Path) -> None:
-    """A study folder whose study.json is JSON but not a study's (no trials, no settings)."""
+    """A study folder whose study.toml is a config but not a study's (its [sweep] is no table)."""
     from catchrl.api import make_config
     from catchrl.config import to_toml
 
     (folder / "study").mkdir()
-    (folder / "study" / "base.toml").write_text(to_toml(make_config("fast-state")))
-    (folder / "study" / "study.json").write_text('{"space": {}, "trials": []}')
+    (folder / "study" / "study.toml").write_text(to_toml(make_config("fast-state")) + "sweep = 3\n")
 
 
 def _a_file(folder: Path) -> None:
@@ -245,7 +244,7 @@ FILE_CASES = [
         "deep.toml: nested too deep",
     ),
     (_deep_toml, ["train", "--run-dir", "r", "--set", "agent.lr=" + "[" * 5000], "agent.lr"),
-    (_spoilt_study, ["sweep", "--resume", "study"], "study/study.json is corrupt"),
+    (_spoilt_study, ["sweep", "--resume", "study"], "study/study.toml: [sweep] must be a table"),
 ]
 
 

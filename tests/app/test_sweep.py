@@ -16,7 +16,6 @@ from catchrl.config import load_config, to_toml
 from catchrl.errors import CatchrlError
 from catchrl.rundir import METRIC_COLUMNS
 from catchrl.stats import iqm_ci, summarize_study
-from catchrl.sweep import STUDY_KEYS
 from tests.app.test_api import _planted_sb3_zip
 
 QUICK = ["--preset", "fast-state", "--set", "run.total_steps=2000"]
@@ -159,14 +158,10 @@ def test_an_sb3_study_needs_the_trust_flag_and_resume_refuses_before_loading(tmp
     assert "pass --sb3" in capsys.readouterr().err and not study.exists()
     assert main([*args, "--print-space"]) == 0  # nothing runs: no trust needed
     from catchrl.api import make_config
-    from catchrl.config import to_toml
     from catchrl.sweep import StudyError, run_study
 
-    study.mkdir()  # a study folder as `catchrl sweep --algo sb3-ppo --sb3` leaves it
-    base = make_config("fast-state")
-    base.algo = "sb3-ppo"
-    (study / "base.toml").write_text(to_toml(base))
-    (study / "study.json").write_text(json.dumps(dict.fromkeys(STUDY_KEYS, 1) | {"space": {}}))
+    # a study folder as `catchrl sweep --algo sb3-ppo --sb3` leaves it
+    sweep.create_study(study, make_config("fast-state", algo="sb3-ppo"), sweep.read_sweep({}, ""))
     trial = study / "trials" / "t000-seed0"  # a trial's SB3 model with a planted payload
     trial.mkdir(parents=True)
     marker = tmp_path / "ran"
@@ -180,7 +175,7 @@ def test_an_sb3_study_needs_the_trust_flag_and_resume_refuses_before_loading(tmp
 
 def test_resume_needs_a_study(tmp_path, capsys):
     assert main(["sweep", "--resume", str(tmp_path)]) == 2
-    assert "is not a catchrl study (no study.json)" in capsys.readouterr().err
+    assert "is not a catchrl study (no study.toml)" in capsys.readouterr().err
     assert main(["sweep", "--resume", str(tmp_path), "--grid", "agent.lr=1e-3"]) == 2
     assert "--resume continues the study as it was made" in capsys.readouterr().err
 
@@ -190,10 +185,10 @@ def test_a_new_study_refuses_a_used_folder_and_one_driver_holds_it(tmp_path):
     from catchrl.rundir import RunDir
 
     base = load_config("fast-state")
-    doc = dict.fromkeys(STUDY_KEYS, 1) | {"space": {}}
-    study = sweep.create_study(tmp_path / "st", base, doc)
+    plan = sweep.read_sweep({}, "")
+    study = sweep.create_study(tmp_path / "st", base, plan)
     with pytest.raises(sweep.StudyError, match="already holds a study"):
-        sweep.create_study(study, base, doc)
+        sweep.create_study(study, base, plan)
     with RunDir(study).lock():  # a driver runs it: a second one stops before Ray starts
         with pytest.raises(CatchrlError, match=rf"is in use by pid {os.getpid()} on host "):
             sweep.run_study(study)
@@ -225,9 +220,8 @@ def _run(study, name, lr, seed, test, steps, model="best.keras"):
 
 
 def test_summary_aggregates_seeds_per_setting(tmp_path):
-    doc = dict.fromkeys(STUDY_KEYS, 1) | {"space": {"agent.lr": ("grid_search", [1e-3, 3e-4])},
-           "trials": 6, "search": "random"}  # fmt: skip
-    study = sweep.create_study(tmp_path / "st", load_config("fast-state"), doc)
+    plan = sweep.read_sweep({"seeds": 3, "grid": {"agent.lr": [1e-3, 3e-4]}}, "")
+    study = sweep.create_study(tmp_path / "st", load_config("fast-state"), plan)
     for seed, test in enumerate([0.99, 0.97, 0.98]):
         _run(study, f"t00{seed}-seed{seed}", 1e-3, seed, test, 9000 + 1000 * seed)
     for seed, test in enumerate([0.5, 0.9]):  # one seed of this setting did not finish
