@@ -15,7 +15,7 @@ from catchrl.benchmarks.agents import AGENTS, MODULE_CONTENDERS, OTHER_ALGOS, PE
 from catchrl.benchmarks.supervised import CASES, DEFAULT_CASES
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
-from catchrl.config import MAX_NUM_ENVS, EnvConfig, choices
+from catchrl.config import MAX_NUM_ENVS, EnvConfig, check_game, choices
 from catchrl.errors import UserError
 
 EPILOG = """examples:
@@ -172,7 +172,7 @@ def run_modules(args: argparse.Namespace) -> int:
     """Race the pixel DQN against the DQN with each supervised module; print and save."""
     from catchrl.benchmarks.agents import module_overrides
 
-    options.check_game_options(args)  # --drift, on the pixel game
+    check_game("pixels", {"drift": args.drift}, "--drift")
     needs = [c for c in args.contenders if c in PERCEPTION_MODULES]
     if needs and not args.perception:
         raise UserError(f"{needs[0]} needs --perception (catchrl supervised train perception)")

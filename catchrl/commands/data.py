@@ -48,7 +48,6 @@ def run(args: argparse.Namespace) -> int:
     from catchrl.envs import CatchParams
     from catchrl.supervised.datasets import make_dataset, save_dataset
 
-    options.check_game_options(args)
     if args.random_prob is not None and args.random_prob[0] > args.random_prob[1]:
         raise UserError(f"--random-prob LOW HIGH: LOW must be <= HIGH, got {args.random_prob}")
     if not args.out.endswith(".npz"):

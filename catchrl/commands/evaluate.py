@@ -7,7 +7,7 @@ import json
 
 from catchrl.agents.policy import Agent
 from catchrl.commands import options
-from catchrl.commands.options import check_game_options, game_overrides, number
+from catchrl.commands.options import game_overrides, number
 from catchrl.policies import SCRIPTED
 
 GAME_SEED = number(0, 2**62, note="game seeds are below 2**62")
@@ -38,8 +38,8 @@ def load(args: argparse.Namespace) -> Agent:
     from catchrl.policies import load_agent
 
     # A scripted policy plays the state game; a run's own game is known once it is loaded.
-    check_game_options(args, args.obs_type or ("state" if args.agent in SCRIPTED else None))
-    agent = load_agent(args.agent, args.sb3, args.model, **game_overrides(args))
+    obs_type = args.obs_type or ("state" if args.agent in SCRIPTED else None)
+    agent = load_agent(args.agent, args.sb3, args.model, **game_overrides(args, obs_type))
     if agent.source and not getattr(args, "json", False):  # (--json: its "model" field)
         print(f"{agent.name}: loaded {agent.source}")
     return agent

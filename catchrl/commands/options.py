@@ -155,13 +155,12 @@ def game(**defaults: Any) -> argparse.ArgumentParser:
     return p
 
 
-def game_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The game options given on the command line, as ``CatchEnv`` arguments."""
-    keys = ("obs_type", *GAME_KEYS)
-    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+def game_overrides(args: argparse.Namespace, obs_type: str | None = "pixels") -> dict[str, Any]:
+    """The game options given, as ``CatchEnv`` arguments; a ``--drift`` too large refused.
 
-
-def check_game_options(args: argparse.Namespace, obs_type: str | None = "pixels") -> None:
-    """Refuse a ``--drift`` too large for ``obs_type``'s game (None: not known yet)."""
+    ``obs_type``: the game whose width bounds the drift (None: not known yet, not checked).
+    """
     if obs_type is not None and args.drift is not None:
         check_game(obs_type, {"drift": args.drift}, "--drift")
+    keys = ("obs_type", *GAME_KEYS)
+    return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}

@@ -65,7 +65,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--headless needs --policy oracle|random: a person plays in the window")
     if args.headless and args.screenshot:
         raise UserError("--screenshot needs the window; drop --headless")
-    options.check_game_options(args)
     folder = Path(args.screenshot or ".").parent
     if not folder.is_dir():
         raise UserError(f"--screenshot: folder {str(folder)!r} does not exist")
