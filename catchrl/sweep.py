@@ -77,6 +77,9 @@ def read_sweep(
     if search == "tpe" and plan["asha"]:
         raise StudyError("--asha goes with --search random (TPE's Repeater needs every seed's end)")
     grid = math.prod(len(values) for kind, values in space.values() if kind == "grid_search")
+    if search == "tpe":  # TPE has no grid: its values become choices
+        for key, (kind, values) in space.items():
+            space[key] = ("choice" if kind == "grid_search" else kind), values
     plan["samples"] = plan["samples"] or (1 if search == "random" else grid)
     drawn = any(kind != "grid_search" for kind, _ in space.values())
     if search == "random" and plan["samples"] > 1 and not drawn:
@@ -159,20 +162,12 @@ def check_trust(algo: str, trust_pickle: bool) -> None:
         )
 
 
-def tune_calls(space: Mapping[str, tuple[str, list]], search: str) -> dict[str, tuple[str, list]]:
-    """Each key's Tune function and arguments; grids become choices for TPE, which has no grid."""
-    calls = {}
-    for key, (kind, args) in space.items():
-        calls[key] = ("choice" if kind == "grid_search" and search == "tpe" else kind), args
-    return calls
-
-
-def tune_space(space: Mapping[str, tuple[str, list]], search: str) -> dict[str, Any]:
-    """The space in Tune's own functions (:func:`tune_calls`)."""
+def tune_space(space: Mapping[str, tuple[str, list]]) -> dict[str, Any]:
+    """The space in Tune's own functions."""
     from ray import tune
 
     out = {}
-    for key, (kind, args) in tune_calls(space, search).items():
+    for key, (kind, args) in space.items():
         fn = getattr(tune, kind)
         out[key] = fn(args) if kind in KINDS[:2] else fn(*args)
     return out
@@ -273,7 +268,7 @@ def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, trainable: Any)
     from ray import tune
     from ray.tune.search import BasicVariantGenerator, Repeater
 
-    space = tune_space(plan["space"], plan["search"])
+    space = tune_space(plan["space"])
     seeds = plan["seeds"]
     if plan["search"] == "tpe":
         import optuna

@@ -123,17 +123,18 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
                 resolve_config(args, [override])
             except UserError as e:  # named as the swept value, not as a --set never typed
                 raise UserError(f"swept {e}".replace(f"--set {override}", override)) from None
-    search = plan["search"]
     if args.print_space:
-        for key, (kind, values) in sweep.tune_calls(plan["space"], search).items():
+        for key, (kind, values) in plan["space"].items():
             shown = repr(values)[1:-1] if kind in BOUNDED else repr(values)
             print(f"{key}: tune.{kind}({shown})")
-        print(f"search {search}: {plan['trials']} trials ({plan['seeds']} seeds per setting)")
+        print(
+            f"search {plan['search']}: {plan['trials']} trials ({plan['seeds']} seeds per setting)"
+        )
         return None, plan
     sweep.check_trust(base.algo, args.sb3)
     import ray.tune  # noqa: F401  (before the folder is made: a missing Ray writes nothing)
 
-    if search == "tpe":
+    if plan["search"] == "tpe":
         import optuna  # noqa: F401
     name = f"{base.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     study = Path(args.study_dir) if args.study_dir else Path("studies") / name

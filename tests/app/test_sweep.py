@@ -53,11 +53,12 @@ def test_tune_space_is_tunes_own():
 
     space = {"agent.lr": ("loguniform", [1e-4, 1e-2]), "agent.n_step": ("randint", [1, 4]),
              "agent.batch_size": ("grid_search", [32, 64])}  # fmt: skip
-    tuned = sweep.tune_space(space, "random")
+    tuned = sweep.tune_space(space)
     assert isinstance(tuned["agent.lr"], Float) and tuned["agent.lr"].lower == 1e-4
     assert isinstance(tuned["agent.n_step"], Integer) and tuned["agent.n_step"].upper == 4
     assert tuned["agent.batch_size"] == {"grid_search": [32, 64]}
-    assert isinstance(sweep.tune_space(space, "tpe")["agent.batch_size"], Categorical)
+    tpe = sweep.read_sweep({"search": "tpe", "grid": {"agent.batch_size": [32, 64]}}, "")["space"]
+    assert isinstance(sweep.tune_space(tpe)["agent.batch_size"], Categorical)
 
 
 def test_sweep_table_in_the_config_file(tmp_path, capsys):
