@@ -1,8 +1,6 @@
 """Reading ``.npz`` files a user or a run folder provides: sizes checked before any array is read.
 
-Each member's ``.npy`` header (shape, dtype) is read without decompressing the
-data, so a small file that declares a huge array (a decompression bomb) is
-refused before it takes any memory.
+Each member's ``.npy`` header is read first: a small file declaring a huge array is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ import numpy as np
 
 from catchrl.envs.sizing import check_fits
 
-__all__ = ["Header", "check_headers", "load_npz", "read_headers"]
+__all__ = ["Header", "load_npz", "read_headers"]
 
 Header = tuple[tuple[int, ...], np.dtype, int]
 """A member's declared shape and dtype, and the data bytes the zip stores for it."""
@@ -28,13 +26,7 @@ HEADER_READERS = {
 
 
 def read_headers(path: str | os.PathLike[str]) -> dict[str, Header]:
-    """Each member's ``.npy`` header of an ``.npz``, keyed by array name; no data is read.
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a readable ``.npz`` (one line naming the file).
-
-    """
+    """Each member's ``.npy`` header of an ``.npz``, by array name (ValueError: not an ``.npz``)."""
     members = {}
     try:
         with zipfile.ZipFile(path) as z:
@@ -51,16 +43,16 @@ def read_headers(path: str | os.PathLike[str]) -> dict[str, Header]:
     return members
 
 
-def check_headers(path: str | os.PathLike[str], headers: dict[str, Header], limit: int) -> None:
-    """Refuse object arrays, a header that disagrees with its stored bytes, or too many bytes.
+def load_npz(path: str | os.PathLike[str], limit: int | None = None) -> dict[str, np.ndarray]:
+    """All arrays of an ``.npz``, without pickle, if their headers are plain and fit.
 
-    Raises:
-        ValueError: one line naming the file and the member; also when the
-            arrays together declare more than ``limit`` bytes or the memory available.
-
+    ``limit``: most bytes the arrays may declare together (None: the file's size, right for
+    ``np.savez``'s files). ValueError: object arrays, a header that disagrees with its stored
+    bytes, too many bytes (or more than the memory available), a file that is not an ``.npz``.
     """
+    limit = os.path.getsize(path) if limit is None else limit
     total = 0
-    for name, (shape, dtype, data_bytes) in headers.items():
+    for name, (shape, dtype, data_bytes) in read_headers(path).items():
         if dtype.hasobject:
             raise ValueError(f"{path}: {name} is an object array (pickle); only plain arrays load")
         declared = math.prod(shape) * dtype.itemsize
@@ -78,22 +70,6 @@ def check_headers(path: str | os.PathLike[str], headers: dict[str, Header], limi
         check_fits("reading it", total, "the file's size")
     except ValueError as e:
         raise ValueError(f"{path}: {str(e).split(';')[0]}") from None
-
-
-def load_npz(path: str | os.PathLike[str], limit: int | None = None) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz``, without pickle, after :func:`check_headers`.
-
-    Args:
-        path: The file.
-        limit: Most bytes its arrays may declare together; ``None``: the file's
-            own size, right for a file written by ``np.savez`` (stored, not compressed).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: not a readable ``.npz``, or sizes refused (one line naming the file).
-
-    """
-    check_headers(path, read_headers(path), os.path.getsize(path) if limit is None else limit)
     try:
         with np.load(path, allow_pickle=False) as data:
             return {name: data[name] for name in data.files}

@@ -1,13 +1,6 @@
-"""RLlib algorithms on Catch (new API stack): names, defaults, checked options, the config.
+"""RLlib algorithms on Catch (new API stack): names, defaults, checked options, config, state.
 
-:func:`rllib_options` merges catchrl's per-algorithm defaults (:data:`DEFAULTS`)
-with the user's ``[rllib]`` table and checks every key against the algorithm
-config's ``training()`` signature (and ``model`` against RLlib's
-``DefaultModelConfig``): a misspelt option is an error, never silently ignored.
-:func:`make_algo_config` builds the ``AlgorithmConfig`` on the native vector env
-(:mod:`catchrl.agents.rllib_env`); :func:`module_spec` rebuilds the playing
-RLModule (the saved model of :mod:`catchrl.agents.rllib_policy`). Ray is imported
-lazily, inside the functions that need it.
+Ray is imported inside the functions that need it.
 """
 
 from __future__ import annotations
@@ -18,7 +11,6 @@ import importlib
 import inspect
 import os
 from collections import deque
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
@@ -141,17 +133,8 @@ def rllib_options(
 ) -> dict[str, Any]:
     """The ``[rllib]`` options of a run: catchrl's defaults updated by ``user``, checked.
 
-    Args:
-        algo: ``rllib-ppo``, ``rllib-dqn`` or ``rllib-appo``.
-        obs_type: ``pixels``, ``state`` or ``grid``.
-        user: The ``[rllib]`` table (``training()`` arguments and :data:`EXTRA_KEYS`).
-        num_envs: Games at once (``env.num_envs``), shared by the EnvRunners.
-
-    Raises:
-        RLlibConfigError: An unknown key, a ``model`` field RLlib does not have, or
-            ``num_envs`` not divisible among the EnvRunners.
-        RLlibNotInstalled: Ray's RLlib is missing.
-
+    ``user``: ``training()`` arguments and :data:`EXTRA_KEYS`; RLlibConfigError names a key
+    RLlib does not have (or ``model`` field), or ``num_envs`` the EnvRunners cannot share.
     """
     cls = algo_config_class(algo)
     opts = copy.deepcopy(DEFAULTS[algo]["pixels" if obs_type == "pixels" else "vector"])
@@ -174,12 +157,10 @@ def rllib_options(
             f"rllib.{bad[0]}: not an option of {cls.__name__}.training() nor one of "
             f"{', '.join(EXTRA_KEYS)}" + (f"; did you mean {close[0]!r}?" if close else "")
         )
-    from ray.rllib.core.rl_module.default_model_config import DefaultModelConfig
-
-    model_fields = {f.name for f in fields(DefaultModelConfig)}
-    bad = sorted(k for k in opts["model"] if k not in model_fields)
-    if bad:
-        raise RLlibConfigError(f"rllib.model.{bad[0]}: not a field of RLlib's DefaultModelConfig")
+    try:
+        _model_config(opts)
+    except TypeError as e:  # a field DefaultModelConfig does not have
+        raise RLlibConfigError(f"rllib.model: {e}") from None
     for key, low in (("num_env_runners", 0), ("games_per_iteration", 1)):
         value = opts.get(key, low)
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -216,16 +197,10 @@ def make_algo_config(
     seed: int,
     steps_per_game: int,
 ) -> Any:
-    """The RLlib ``AlgorithmConfig`` for ``algo`` on the game, checked by RLlib.
+    """The RLlib ``AlgorithmConfig`` for ``algo`` on ``num_envs`` games of ``game``, checked.
 
-    Args:
-        algo: ``rllib-ppo``, ``rllib-dqn`` or ``rllib-appo``.
-        options: :func:`rllib_options`'s result.
-        game: ``CatchVectorEnv`` keyword arguments (obs type and variants).
-        num_envs: Games at once, over all EnvRunners.
-        seed: RLlib's seed (modules, exploration; games are seeded by the learner).
-        steps_per_game: Env steps of one game (iterations end between games).
-
+    ``options``: :func:`rllib_options`'s; ``seed``: RLlib's (the learner seeds the games);
+    ``steps_per_game``: iterations end between games.
     """
     from ray import tune
 

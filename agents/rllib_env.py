@@ -1,12 +1,7 @@
 """The native vector env as RLlib's EnvRunners play it, recording every real vector step.
 
-The game is registered with ``tune.register_env`` (:func:`make_env`; Ray ships the
-registry to remote EnvRunners, which import this module) and played as the
-native :class:`~catchrl.envs.CatchVectorEnv` through
-``gym_env_vectorize_mode="vector_entry_point"``. :class:`RecordingVectorEnv`
-keeps what every vector step did, so the driver reports the same per-game
-metrics rows as every other learner. Pixels reach RLlib as float32 in [0, 1]
-(:func:`to_module_obs`): RLlib's default CNN does not rescale its input.
+The driver reports the recorded steps as every other learner does; pixels reach RLlib as
+float32 in [0, 1] (RLlib's default CNN does not rescale its input).
 """
 
 from __future__ import annotations
@@ -28,9 +23,7 @@ def to_module_obs(obs: np.ndarray) -> np.ndarray:
 class RecordingVectorEnv(gym.vector.VectorWrapper):
     """The native vector env as an EnvRunner plays it, recording every real vector step.
 
-    With Gymnasium's ``next_step`` autoreset, the step after a game ends only
-    resets that game (RLlib does not count it); it is not recorded. Pixels are
-    given as float32 in [0, 1] (:func:`to_module_obs`).
+    With ``next_step`` autoreset the step after a game ends only resets it: not recorded.
     """
 
     def __init__(self, env: Any) -> None:
@@ -61,11 +54,7 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
         return to_module_obs(obs), rewards, terminated, truncated, info
 
     def drain(self) -> tuple[np.ndarray, np.ndarray, bool]:
-        """The steps recorded since the last drain, and whether games are between games.
-
-        Returns ``(rewards [T, N], ended [T, N], at_boundary)``; ``at_boundary``: every
-        game has just ended (or none started yet).
-        """
+        """Rewards and ended ``[T, N]`` since the last drain; whether all games just ended."""
         n = self.num_envs
         rewards = np.array([r for r, _ in self._records], dtype=np.float64).reshape(-1, n)
         ended = np.array([e for _, e in self._records], dtype=bool).reshape(-1, n)
@@ -75,11 +64,7 @@ class RecordingVectorEnv(gym.vector.VectorWrapper):
 
 
 def make_env(config: dict[str, Any]) -> RecordingVectorEnv:
-    """The EnvRunner's env: ``config["num_envs"]`` native games with ``config["game"]``.
-
-    Registered with ``tune.register_env`` as :data:`ENV_NAME`; RLlib passes
-    ``num_envs`` through ``gym_env_vectorize_mode="vector_entry_point"``.
-    """
+    """The EnvRunner's env (``tune.register_env``'d): ``config["num_envs"]`` games of ``game``."""
     from catchrl.envs import CatchVectorEnv
 
     return RecordingVectorEnv(CatchVectorEnv(config.get("num_envs", 1), **config.get("game", {})))
@@ -94,11 +79,7 @@ def drain_runner(runner: Any) -> tuple[np.ndarray, np.ndarray, bool]:
 
 
 def reset_runner(runner: Any, seed: int) -> None:
-    """Have an EnvRunner start fresh games at its next sample, game i seeded ``seed + i``.
-
-    Called between training iterations, when every game has just ended: the
-    games an uninterrupted and a resumed run play are then the same.
-    """
+    """Have an EnvRunner start fresh games at its next sample, game i seeded ``seed + i``."""
     runner._seed = int(seed)
     runner._needs_initial_reset = True
 

@@ -1,11 +1,7 @@
-"""A trained RLlib RLModule saved as one ``.npz`` file, and loaded as a policy.
+"""A trained RLlib RLModule saved as one ``.npz`` file, and loaded as a greedy policy.
 
-The file (``model-rllib.npz`` in a run directory) holds the inference-only
-module's weights as plain arrays and a JSON header (the ``--algo``, the
-``[rllib]`` settings that shape the network, the observation shape), so loading
-it rebuilds the module from RLlib's own spec and sets the weights: no pickle,
-nothing in the file runs code. Its actions are greedy (PPO/APPO: the most likely
-action; DQN: the largest Q-value); DQN also gives Q-values.
+The file holds the inference-only weights and a JSON header (algorithm, network settings,
+observation shape); loading rebuilds the module from RLlib's spec: no pickle.
 """
 
 from __future__ import annotations
@@ -62,15 +58,9 @@ def greedy_actions(module: Any, obs: np.ndarray) -> np.ndarray:
 
 
 class RLlibModule:
-    """An RLModule rebuilt from a saved file: greedy actions and (DQN) Q-values.
+    """An RLModule rebuilt from a saved ``.npz``: greedy actions and (DQN) Q-values.
 
-    Args:
-        path: The ``.npz`` file.
-
-    Raises:
-        ValueError: Not such a file, or weights that do not fit.
-        RLlibNotInstalled: RLlib is missing (an ImportError).
-
+    ValueError: not such a file, or weights that do not fit; RLlibNotInstalled without RLlib.
     """
 
     def __init__(self, path: str | Path) -> None:

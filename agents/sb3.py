@@ -1,15 +1,7 @@
-"""Stable-Baselines3 algorithms on Catch: names, defaults, checked options, make and load.
+"""Stable-Baselines3 algorithms on Catch: names, defaults, checked options, make, save and load.
 
-:func:`sb3_kwargs` merges :data:`DEFAULTS` with the user's ``[sb3]`` table and checks
-every key against the algorithm's constructor (a misspelt option is an error, never
-ignored); :func:`make_sb3_model` builds the model, :func:`load_sb3_model` loads a saved
-``.zip`` (its pickles run code: only files the user names) and :func:`detect_algo`
-reads which algorithm one holds from its JSON metadata. Pixels stay uint8 images, so
-SB3 picks ``CnnPolicy`` (NatureCNN); ``state`` and ``grid`` use ``MlpPolicy``. The
-game as an SB3 ``VecEnv`` is :mod:`catchrl.agents.sb3_env`. SB3 is imported when used.
-A checkpoint's SB3 state is :func:`sb3_state` / :func:`load_sb3_state`; the torch
-learners' global RNGs and thread count (SB3's and RLlib's) are :func:`rng_states`,
-:func:`set_rng_states` and :func:`set_torch_threads`.
+Also the torch learners' (SB3's and RLlib's) global RNG states and thread count. SB3 is imported
+when used; the game as an SB3 ``VecEnv`` is :mod:`catchrl.agents.sb3_env`.
 """
 
 from __future__ import annotations
@@ -168,15 +160,11 @@ def constructor_options(algo: str) -> list[str]:
 def sb3_kwargs(
     algo: str, obs_type: str, user: dict[str, Any] | None = None, num_envs: int = 8
 ) -> dict[str, Any]:
-    """The defaults for ``algo`` on ``obs_type``, updated with ``user`` (the ``[sb3]`` table).
+    """The defaults for ``algo`` on ``obs_type`` (pixels: ``CnnPolicy``), updated with ``user``.
 
-    ``*_kwargs`` tables are merged key by key with the defaults. ``num_envs`` turns
-    :data:`TARGET_PERIOD` (gradient steps) into SB3's ``target_update_interval``
-    (transitions), unless that is given.
-
-    Raises:
-        SB3ConfigError: A key the algorithm does not take, or a reserved key.
-
+    ``user``: the ``[sb3]`` table, each key checked against the constructor (SB3ConfigError);
+    its ``*_kwargs`` tables merged key by key. ``num_envs`` turns :data:`TARGET_PERIOD`
+    (gradient steps) into SB3's ``target_update_interval`` (transitions), unless given.
     """
     user = dict(user or {})
     valid = constructor_options(algo)
@@ -204,10 +192,7 @@ def sb3_kwargs(
 
 
 def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int, verbose: int = 0) -> Any:
-    """Build the SB3 model from :func:`sb3_kwargs`'s output; SB3ConfigError if SB3 refuses.
-
-    ``kwargs["device"]`` (``sb3.device``) places it; default ``"cpu"``.
-    """
+    """Build the SB3 model from :func:`sb3_kwargs`'s output (on ``sb3.device``, else the CPU)."""
     cls = algorithm_class(algo)
     kw = copy.deepcopy(kwargs)  # SB3 (QR-DQN) adds classes to policy_kwargs in place
     kw.setdefault("device", "cpu")
@@ -271,13 +256,6 @@ def detect_algo(model_path: str | Path) -> str | None:
     return None
 
 
-def load_sb3_model(
-    model_path: str | Path | io.BytesIO, algo: str, env: Any = None, device: str = "cpu"
-) -> Any:
-    """Load a saved SB3 model (unpickles code: only for files the user named)."""
-    return algorithm_class(algo).load(model_path, env=env, device=device)
-
-
 class _NoCloseBytesIO(io.BytesIO):
     """SB3's savers close the file they are given; keep the bytes readable."""
 
@@ -303,7 +281,7 @@ class SB3Policy:
         if self.algo is None:
             raise ValueError(f"{path}: not a Stable-Baselines3 model file (no readable 'data')")
         try:
-            self.model = load_sb3_model(path, self.algo)
+            self.model = algorithm_class(self.algo).load(path, device="cpu")  # unpickles
         except (SB3NotInstalled, SB3ConfigError):
             raise
         except Exception as e:  # torch and pickle raise many kinds for a bad file
@@ -345,7 +323,7 @@ def load_sb3_state(
     """The model of :func:`sb3_state` on ``env`` (unpickles: trusted files only); ValueError."""
     try:
         zip_file = io.BytesIO(arrays["sb3_model"]["zip"].tobytes())
-        model = load_sb3_model(zip_file, algo, env=env, device=device)
+        model = algorithm_class(algo).load(zip_file, env=env, device=device)
         if "sb3_replay" in arrays:
             model.load_replay_buffer(io.BytesIO(arrays["sb3_replay"]["pkl"].tobytes()))
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as e:

@@ -1,10 +1,7 @@
-"""The native :class:`~catchrl.envs.CatchVectorEnv` as a Stable-Baselines3 ``VecEnv``.
+"""The native :class:`~catchrl.envs.CatchVectorEnv` as a Stable-Baselines3 ``VecEnv`` (imports SB3).
 
-All games run in one numpy batch with same-step autoreset: the step that ends game
-``i`` returns its next game's first observation, and ``infos[i]`` holds what SB3's
-``DummyVecEnv`` + ``Monitor`` give (``terminal_observation``, ``episode``,
-``TimeLimit.truncated``) and ``is_success`` (every ball caught), from which SB3 logs
-its success rate. Importing this module imports SB3.
+Same-step autoreset; ``infos[i]`` holds what SB3's ``DummyVecEnv`` + ``Monitor`` give, and
+``is_success`` (every ball caught).
 """
 
 from __future__ import annotations

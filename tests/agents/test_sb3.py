@@ -158,7 +158,7 @@ def test_tiny_extractor_is_the_keras_tiny_network(tmp_path) -> None:
     model = sb3.make_sb3_model("sb3-dqn", env, kw, seed=0)
     assert sum(p.numel() for p in model.q_net.parameters()) == 103_251  # the Keras tiny's count
     model.save(tmp_path / "tiny.zip")
-    loaded = sb3.load_sb3_model(tmp_path / "tiny.zip", "sb3-dqn")
+    loaded = sb3.algorithm_class("sb3-dqn").load(tmp_path / "tiny.zip")
     obs = env.reset()
     np.testing.assert_array_equal(loaded.predict(obs)[0], model.predict(obs)[0])
 

@@ -173,7 +173,7 @@ def test_remote_env_runner_plays_the_registered_game(tmp_path: Path) -> None:
         ("rllib.no_such_option=1", "rllib.no_such_option"),
         ("rllib.lrr=1e-3", "did you mean 'lr'?"),
         ("rllib.num_env_runners=3", "num_env_runners"),
-        ("rllib.model={no_such_field=1}", "rllib.model.no_such_field"),
+        ("rllib.model={no_such_field=1}", "argument 'no_such_field'"),
         ("rllib.games_per_iteration=0", "games_per_iteration"),
     ],
 )
