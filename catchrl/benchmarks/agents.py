@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from catchrl.learners import LEARNERS
 
@@ -91,7 +91,6 @@ def run_race(
     out_dir: Path,
     settings: Sequence[str] = (),
     overrides: dict[str, list[str]] | None = None,
-    log: TextIO = sys.stderr,
 ) -> dict[str, list[dict[str, Any]]]:
     """Train every (contender, obs type in ``steps``, seed) in turn under ``out_dir``.
 
@@ -116,10 +115,10 @@ def run_race(
             process.returncode = os.waitstatus_to_exitcode(status)
         peak = usage.ru_maxrss / 1024  # KiB on Linux
         if process.returncode != 0 or not (run_dir / "eval.json").is_file():
-            print(f"{name}: FAILED ({process.returncode}), see {output.name}", file=log)
+            print(f"{name}: FAILED ({process.returncode}), see {output.name}", file=sys.stderr)
             continue
         run = read_run(run_dir) | {"peak_rss_mib": peak}
         groups.setdefault(f"{contender} ({obs})", []).append(run)
         test = f"test {100 * run['test_win_rate']:.1f} % ({run['model']})"
-        print(f"{name}: {run['steps']} steps, {test}, {peak:.0f} MiB", file=log, flush=True)
+        print(f"{name}: {run['steps']} steps, {test}, {peak:.0f} MiB", file=sys.stderr, flush=True)
     return groups
