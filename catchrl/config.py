@@ -35,9 +35,6 @@ SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed and numpy's legacy seeding
 MAX_NUM_ENVS = 4096  # one pixel observation of 4,096 games is 105 MB
 # 100 x the book's human game; tighter than the env's 10**9 so that one game ends (330k steps).
 MAX_BALLS_PER_GAME = 10_000
-MAX_N_STEP = 100  # three balls of the book's 33-step game
-MAX_REPLAY_CAPACITY = 10_000_000  # ~64 GB of 80 x 80 frames; memory is checked at the start
-MAX_BATCH_SIZE = 65_536
 FRAME_STACK = 4  # frames per pixel observation: the book's
 FULL_FRAME_SIZE = 80  # the book's frames: SB3/RLlib (NatureCNN needs >= 36 px) and frame modules
 
@@ -109,7 +106,7 @@ class AgentConfig:
     """Replayed frames shifted sideways by up to this many px (DrQ; book: 0; measured)."""
     module: str = ""
     """Supervised module: perception:PATH, encoder:PATH, tuned-encoder:PATH or landing-head."""
-    n_step: Annotated[int, Range(1, MAX_N_STEP)] = 16
+    n_step: Annotated[int, Range(1, 100, why="three balls of the book's 33-step game")] = 16
     """n-step returns (book: 1; measured)."""
     lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
     """Adam learning rate (book: 1e-6; measured)."""
@@ -123,12 +120,12 @@ class AgentConfig:
     """Each sync: target = tau * online + (1 - tau) * target; 1 is a copy (SB3's SAC; measured)."""
     grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
     """Global gradient-norm clip (SB3's DQN: 10); 0 = off (book)."""
-    batch_size: Annotated[int, Range(1, MAX_BATCH_SIZE)] = 128
+    batch_size: Annotated[int, Range(1, 65_536)] = 128
     """Minibatch size (book: 32; measured)."""
     gradient_steps: Annotated[int, POSITIVE] = 4
     """Gradient steps per vector step (book: 1; measured)."""
     replay_capacity: Annotated[
-        int, Range(1, MAX_REPLAY_CAPACITY, why="10 million 80 x 80 frames are 60 GiB")
+        int, Range(1, 10_000_000, why="10 million 80 x 80 frames are 60 GiB")
     ] = 50_000
     """Transitions kept in replay memory (book: 50,000)."""
     prioritized: bool = False

@@ -146,10 +146,9 @@ MODULES = ("perception", "encoder", "tuned-encoder", "landing-head")
 
 
 def check_game(obs_type: str, game: Mapping[str, Any], drift_name: str = "env.drift") -> Any:
-    """The game's ``CatchParams``; a drift too large: a :class:`ConfigError` naming ``drift_name``.
+    """The game's ``CatchParams`` (``game``: any of :data:`GAME_KEYS`; ``grid``: bsuite's board).
 
-    ``game``: ``drift``, ``balls_per_game``, ``walls``, ``spawn`` (any subset); the ``grid``
-    game is bsuite's 10 x 5 board.
+    A drift too large: a :class:`ConfigError` naming ``drift_name``.
     """
     from catchrl.envs.core import CatchParams
 
