@@ -286,7 +286,7 @@ class RunLoop:
         self._clock = (time.perf_counter(), time.process_time())  # the last tick
         self._steps0, self._elapsed0 = self.steps, self.elapsed
         try:
-            with _stop_signals_to(self._on_signal):
+            with stop_signals_to(self._on_signal):
                 self.learner.run(self)
                 if self.checkpointed != (self.games, self.steps):
                     self.save_checkpoint()  # the learner's own loop ended (SB3's budget)
@@ -316,7 +316,7 @@ class RunLoop:
 
 
 @contextlib.contextmanager
-def _stop_signals_to(handler: Callable[[int, Any], None]) -> Iterator[None]:
+def stop_signals_to(handler: Callable[[int, Any], None]) -> Iterator[None]:
     """Route the stop signals to ``handler``, but those ignored (``nohup``: SIGHUP)."""
     try:
         routed = [s for s in STOP_SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
