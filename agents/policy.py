@@ -1,4 +1,4 @@
-"""A loaded agent (act, predict, Q-values on one observation or a batch) and model-file loading."""
+"""A loaded agent (act, predict, Q-values on one observation or a batch): a model file, scripted."""
 
 from __future__ import annotations
 
@@ -123,3 +123,47 @@ def load_model(
 
         model = RLlibModule(path)
     return model.actions, (model.q_values if model.algo in OFF_POLICY else None), model.obs_shape
+
+
+def model_agent(
+    path: Path,
+    name: str,
+    env_kwargs: dict[str, Any],
+    algo: str | None = None,
+    source: str = "",
+    trust_sb3: bool = False,
+) -> Agent:
+    """A model file (:func:`load_model`) as the agent of ``env_kwargs``' game.
+
+    A pixel game without a ``frame_size`` gets the model's (its input is square).
+    """
+    policy, q_values, shape = load_model(path, algo, trust_sb3=trust_sb3)
+    if "frame_size" not in env_kwargs and len(shape) == 3:  # (H, W, C), or SB3's (C, H, W)
+        env_kwargs = {**env_kwargs, "frame_size": shape[1]}
+    expected = tuple(_game(env_kwargs).observation_space.shape)
+    if shape not in (expected, (expected[-1], *expected[:-1])):  # SB3 may store channels first
+        raise ValueError(
+            f"{path}: the model takes observations of shape {shape}, but the game gives "
+            f"{expected} (obs_type {env_kwargs['obs_type']!r})"
+        )
+    return Agent(name, policy, env_kwargs, q_values, source, expected)
+
+
+def scripted_agent(name: str, env_kwargs: dict[str, Any]) -> Agent:
+    """``oracle`` (follows the ball: reads the game's state) or ``random`` (seed 0)."""
+    from catchrl.agents.scripted import OraclePolicy, RandomPolicy
+
+    game = _game(env_kwargs)
+    shape = tuple(game.observation_space.shape)
+    if name == "random":
+        return Agent(name, RandomPolicy(seed=0), env_kwargs, obs_shape=shape)
+    return Agent(name, OraclePolicy(game.params), env_kwargs, obs_shape=shape, needs_state=True)
+
+
+def _game(env_kwargs: dict[str, Any]) -> Any:
+    from catchrl.envs import CatchEnv
+
+    try:
+        return CatchEnv(**env_kwargs)
+    except TypeError as e:  # an unknown game option: a ValueError, as the game's own
+        raise ValueError(str(e)) from e

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from catchrl.agents.policy import Agent, load_model
+from catchrl.agents.policy import Agent, model_agent, scripted_agent
 from catchrl.errors import CatchrlError
 from catchrl.frameworks import tensorboard_without_tensorflow
 
@@ -32,7 +32,10 @@ def load_agent(
     if isinstance(source, Agent):
         return source
     if str(source) in SCRIPTED:
-        return _scripted(str(source), game)
+        try:
+            return scripted_agent(str(source), {"obs_type": "state", **game})
+        except ValueError as e:  # the game refuses the options
+            raise AgentLoadError(str(e)) from e
     path = Path(source)
     if not path.exists():
         raise AgentLoadError(
@@ -48,40 +51,12 @@ def load_agent(
             cfg = _run_config(path.parent)
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
     tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
+    name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
+    algo = cfg.algo if cfg else None
     try:
-        policy, q_values, shape = load_model(file, cfg.algo if cfg else None, trust_sb3=trust_sb3)
+        return model_agent(file, name, env_kwargs, algo, describe_model(file), trust_sb3)
     except (ValueError, ImportError) as e:
         raise AgentLoadError(str(e)) from e
-    if cfg is None and "frame_size" not in game and len(shape) == 3:  # a bare model's frames
-        env_kwargs["frame_size"] = shape[1]  # square: (H, W, C), or SB3's (C, H, W)
-    expected = tuple(_game(env_kwargs).observation_space.shape)
-    if shape not in (expected, (expected[-1], *expected[:-1])):  # SB3 may store channels first
-        raise AgentLoadError(
-            f"{file}: the model takes observations of shape {shape}, but the game gives "
-            f"{expected} (obs_type {env_kwargs['obs_type']!r})"
-        )
-    name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
-    return Agent(name, policy, env_kwargs, q_values, describe_model(file), expected)
-
-
-def _game(env_kwargs: dict[str, Any]) -> Any:
-    from catchrl.envs import CatchEnv
-
-    try:
-        return CatchEnv(**env_kwargs)
-    except (TypeError, ValueError) as e:  # the game refuses the options
-        raise AgentLoadError(str(e)) from e
-
-
-def _scripted(name: str, overrides: dict[str, Any]) -> Agent:
-    from catchrl.agents.scripted import OraclePolicy, RandomPolicy
-
-    env_kwargs = {"obs_type": "state", **overrides}
-    game = _game(env_kwargs)
-    shape = tuple(game.observation_space.shape)
-    if name == "random":
-        return Agent(name, RandomPolicy(seed=0), env_kwargs, obs_shape=shape)
-    return Agent(name, OraclePolicy(game.params), env_kwargs, obs_shape=shape, needs_state=True)
 
 
 def _run_config(run_dir: Path) -> Any:
