@@ -11,9 +11,11 @@ import importlib
 import inspect
 import os
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 
 from catchrl.agents.rllib_env import make_env
 
@@ -46,73 +48,11 @@ fastest on a small machine; N: N remote EnvRunner actors sharing ``env.num_envs`
 ``games_per_iteration`` (games each env plays per training iteration: iterations
 end between games, so a checkpoint never cuts one)."""
 
-# The CNN for 80 x 80 x 4 frames: RLlib's default filters are sized for 42/64/84-px
-# Atari frames; these take 80 -> 20 -> 10 -> 5 (RLlib pads "same") and flatten
-# 64 x 5 x 5 into a 256-unit layer, the Nature DQN's shape at Catch's scale.
-PIXEL_MODEL = {
-    "conv_filters": [[16, [8, 8], 4], [32, [4, 4], 2], [64, [3, 3], 2]],
-    "conv_activation": "relu",
-    "head_fcnet_hiddens": [256],
-    "head_fcnet_activation": "relu",
-}
-STATE_MODEL = {"fcnet_hiddens": [64, 64], "fcnet_activation": "tanh"}
-
-# rllib-dqn as sb3-dqn's vector defaults: lr 1e-3, batch 64, buffer 20k, learning after
-# 500 steps, ε 1.0 -> 0.01 over 20 % of a 50k-step run.
-DQN_VECTOR = {
-    "lr": 1e-3,
-    "train_batch_size_per_learner": 64,
-    "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 20_000},
-    "num_steps_sampled_before_learning_starts": 500,
-    "epsilon": [[0, 1.0], [10_000, 0.01]],
-    "target_network_update_freq": 500,
-    "n_step": 3,
-    "dueling": False,
-    "training_intensity": 4.0,
-    "model": STATE_MODEL,
-}
-# Pixels reach RLlib as float32 (4 B a value): 10k frames stacks are 1 GB.
-DQN_PIXELS = {
-    **DQN_VECTOR,
-    "replay_buffer_config": {"type": "EpisodeReplayBuffer", "capacity": 10_000},
-    "num_steps_sampled_before_learning_starts": 2_000,
-    "target_network_update_freq": 1_000,
-    "n_step": 5,
-    "training_intensity": 1.0,
-    "model": PIXEL_MODEL,
-}
-
-# Per-algorithm defaults by observation kind, RLlib's own where not set. Sources:
-# catchrl's SB3 defaults (RL Zoo CartPole / Atari) in RLlib's names; PPO state: measured,
-# docs/rllib.md.
-DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "rllib-ppo": {
-        "vector": {
-            "lr": 1e-3,
-            "gamma": 0.98,
-            "lambda_": 0.8,
-            "num_epochs": 10,
-            "minibatch_size": 256,
-            "entropy_coeff": 0.01,
-            "model": STATE_MODEL,
-        },
-        # RL Zoo Atari PPO: lr 2.5e-4, 4 epochs, clip 0.1, vf 0.5, entropy 0.01.
-        "pixels": {
-            "lr": 2.5e-4,
-            "num_epochs": 4,
-            "minibatch_size": 256,
-            "clip_param": 0.1,
-            "vf_loss_coeff": 0.5,
-            "entropy_coeff": 0.01,
-            "model": PIXEL_MODEL,
-        },
-    },
-    "rllib-appo": {
-        "vector": {"lr": 1e-3, "gamma": 0.98, "entropy_coeff": 0.0, "model": STATE_MODEL},
-        "pixels": {"lr": 2.5e-4, "model": PIXEL_MODEL},
-    },
-    "rllib-dqn": {"vector": DQN_VECTOR, "pixels": DQN_PIXELS},
-}
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(
+    (Path(__file__).parent / "rllib_defaults.toml").read_text(encoding="utf-8")
+)
+"""Each algorithm's defaults by observation kind ("pixels" or "vector"), with their sources;
+``DEFAULTS["model"]``: the network of every algorithm."""
 
 
 def algo_config_class(algo: str) -> type:
@@ -137,7 +77,8 @@ def rllib_options(
     RLlib does not have (or ``model`` field), or ``num_envs`` the EnvRunners cannot share.
     """
     cls = algo_config_class(algo)
-    opts = copy.deepcopy(DEFAULTS[algo]["pixels" if obs_type == "pixels" else "vector"])
+    kind = "pixels" if obs_type == "pixels" else "vector"
+    opts = copy.deepcopy({**DEFAULTS[algo][kind], "model": DEFAULTS["model"][kind]})
     user = dict(user or {})
     if "model" in user:
         if not isinstance(user["model"], dict):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import tomllib
 
 
 class SB3NotInstalled(ImportError):
@@ -41,82 +42,10 @@ ALGOS: dict[str, tuple[str, str]] = {
 OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
 """Algorithms with a replay buffer (saved in checkpoints) and ε-greedy exploration."""
 
-CARTPOLE_DQN = {
-    "learning_rate": 1e-3,
-    "buffer_size": 20_000,
-    "learning_starts": 500,
-    "batch_size": 64,
-    "train_freq": 1,
-    "gradient_steps": 4,
-    "exploration_fraction": 0.2,
-    "exploration_final_eps": 0.01,
-    "policy_kwargs": {"net_arch": [64, 64]},
-}
-"""RL Zoo CartPole DQN: a [64, 64] net for a 3-number state, 4 updates per vector step."""
-
-# Defaults by observation kind ("pixels", or "vector" for state and grid), SB3's own where
-# not set. Sources: RL Zoo's hyperparams/*.yml (Atari for pixels, CartPole-v1 for vector),
-# scaled to Catch's budget (games of 33 steps, solved in ~10^5 transitions, not 10^7);
-# measured: docs/sb3.md. Catch never truncates a game, so SB3's timeout handling is off
-# where it costs memory.
-DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
-    "sb3-dqn": {
-        # RL Zoo Atari with catchrl's fast learning settings (lr, batch, n-step, starts).
-        "pixels": {
-            "learning_rate": 1e-3,
-            "buffer_size": 20_000,
-            "learning_starts": 2_000,
-            "batch_size": 64,
-            "train_freq": 1,
-            "n_steps": 5,
-            "exploration_fraction": 0.2,
-            "exploration_final_eps": 0.01,
-            "replay_buffer_kwargs": {"handle_timeout_termination": False},
-        },
-        "vector": CARTPOLE_DQN,
-    },
-    "sb3-qrdqn": {
-        # RL Zoo Atari QR-DQN (200 quantiles, sb3-contrib's default), buffer stored once.
-        "pixels": {
-            "learning_rate": 1e-4,
-            "buffer_size": 20_000,
-            "learning_starts": 1_000,
-            "batch_size": 32,
-            "train_freq": 1,
-            "exploration_fraction": 0.2,
-            "optimize_memory_usage": True,
-            "replay_buffer_kwargs": {"handle_timeout_termination": False},
-        },
-        # RL Zoo CartPole QR-DQN: 10 quantiles.
-        "vector": {**CARTPOLE_DQN, "policy_kwargs": {"net_arch": [64, 64], "n_quantiles": 10}},
-    },
-    "sb3-ppo": {
-        # RL Zoo Atari PPO (its linear schedules held constant: TOML has none).
-        "pixels": {
-            "n_steps": 128,
-            "n_epochs": 4,
-            "batch_size": 256,
-            "learning_rate": 2.5e-4,
-            "clip_range": 0.1,
-            "ent_coef": 0.01,
-        },
-        # RL Zoo CartPole PPO.
-        "vector": {
-            "n_steps": 32,
-            "n_epochs": 20,
-            "batch_size": 256,
-            "learning_rate": 1e-3,
-            "gae_lambda": 0.8,
-            "gamma": 0.98,
-        },
-    },
-    "sb3-a2c": {
-        # RL Zoo Atari A2C (SB3's RMSprop for the Zoo's RMSpropTFLike).
-        "pixels": {"ent_coef": 0.01, "vf_coef": 0.25},
-        # RL Zoo CartPole A2C: SB3's defaults.
-        "vector": {},
-    },
-}
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(
+    (Path(__file__).parent / "sb3_defaults.toml").read_text(encoding="utf-8")
+)
+"""Each algorithm's defaults by observation kind ("pixels" or "vector"), with their sources."""
 
 TARGET_PERIOD = 250
 """Gradient steps between target-network copies for DQN / QR-DQN (RL Zoo Atari: 1000 / 4)."""
