@@ -24,7 +24,7 @@ def __getattr__(name: str) -> Any:
     """``catchrl.train`` and the rest of ``catchrl.api``, imported on first use."""
     if name in _API:
         from catchrl import api
-        from catchrl.frameworks import configure_frameworks
+        from catchrl.monitor import configure_frameworks
 
         configure_frameworks()  # TensorFlow's logs quiet, as in the CLI (train(verbose=True))
         return getattr(api, name)

@@ -85,8 +85,8 @@ def train(
     with every validation evaluation's record; a true return stops the run.
     """
     from catchrl.config import TrainConfig, apply_overrides
-    from catchrl.frameworks import configure_frameworks
     from catchrl.learners import open_run
+    from catchrl.monitor import configure_frameworks
 
     configure_frameworks(verbose)
     cfg = None  # on resume: the checkpoint's

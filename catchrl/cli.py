@@ -56,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):  # a group of commands (bench, data...) alone
         command.print_help()
         return 2
-    from catchrl.frameworks import configure_frameworks
+    from catchrl.monitor import configure_frameworks
 
     configure_frameworks(verbose=args.verbose)
     try:

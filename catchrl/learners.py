@@ -109,7 +109,7 @@ def open_run(
     ``trust_pickle``: the learner may unpickle its checkpoint (SB3's).
     """
     from catchrl.envs.sizing import check_fits
-    from catchrl.frameworks import tensorboard_without_tensorflow
+    from catchrl.monitor import tensorboard_without_tensorflow
 
     # For callers that skip configure_frameworks (scripts, sweep workers): SB3, loaded
     # next, imports torch.utils.tensorboard, which must not import TensorFlow.

@@ -11,7 +11,7 @@ from typing import Any
 
 from catchrl.agents.policy import Agent, model_agent, scripted_agent
 from catchrl.errors import CatchrlError
-from catchrl.frameworks import tensorboard_without_tensorflow
+from catchrl.monitor import tensorboard_without_tensorflow
 
 SCRIPTED = ("oracle", "random")
 
