@@ -6,14 +6,14 @@ run in ``trials/NAME`` (resumed when Tune restarts it) and Tune's experiment in 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
 import math
 import os
 import signal
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -310,29 +310,6 @@ def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, trainable: Any)
     )
 
 
-@contextmanager
-def _driver_signals() -> Iterator[list[int]]:
-    """Ctrl-C, SIGTERM, SIGHUP: Tune's own stop (SIGUSR1: save, then stop); a second: at once."""
-    received: list[int] = []
-
-    def stop(signum: int, frame: Any) -> None:
-        if received:
-            raise KeyboardInterrupt
-        received.append(signum)
-        os.kill(os.getpid(), signal.SIGUSR1)  # Tune's handler (tune.run installs it)
-
-    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # SIGINT is ours, as SIGTERM and SIGHUP
-    stops = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # nohup's ignored SIGHUP stays so
-    old = {s: signal.signal(s, stop) for s in stops if signal.getsignal(s) is not signal.SIG_IGN}
-    try:
-        yield received
-    except KeyboardInterrupt:
-        pass  # the second signal: Tune's last save skipped, the runs keep their checkpoints
-    finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
-
-
 def run_study(
     study: Path,
     resume: bool = False,
@@ -351,12 +328,22 @@ def run_study(
     from ray import tune
 
     from catchrl.rundir import RunDir
+    from catchrl.runloop import stop_signals_to
+
+    received: list[int] = []
+
+    def stop(signum: int, frame: Any) -> None:  # Tune's own stop (SIGUSR1): save, then end
+        if received:  # a second signal: at once (the runs keep their checkpoints)
+            raise KeyboardInterrupt
+        received.append(signum)
+        os.kill(os.getpid(), signal.SIGUSR1)
 
     study = study.resolve()
     plan, base = load_study(study)
     check_trust(base.algo, trust_pickle)  # before anything is unpickled
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's old reporter: verbose=0 prints nothing
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C is ours, as SIGTERM and SIGHUP
     with RunDir(study).lock():  # one driver per study
         started = not ray.is_initialized()
         if started:
@@ -376,7 +363,8 @@ def run_study(
                 tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
             else:
                 tuner = _tuner(study, plan, base, trainable)
-            with _driver_signals() as received:  # after ray.init, which sets its own
+            errors = 0
+            with contextlib.suppress(KeyboardInterrupt), stop_signals_to(stop):  # after ray.init
                 errors = tuner.fit().num_errors
         finally:
             if started:
