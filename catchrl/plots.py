@@ -11,8 +11,6 @@ import numpy as np
 
 from catchrl.errors import CatchrlError
 
-BOOK_WIN_RATE = 87.0
-"""The book's result: 87 of the last 100 games won after 5,000 games."""
 _RATE_CI = ("win_rate", "ci95_low", "ci95_high")
 
 
@@ -77,7 +75,7 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
             ax_eps.plot(m["game"], m["epsilon"], color=color, label=label)
         else:
             ax_eps.plot([], [], " ", label=f"{label}: no ε (stochastic policy)")
-    ax_win.axhline(BOOK_WIN_RATE, ls=":", color="grey", label="book: 87/100 after 5,000 games")
+    ax_win.axhline(87, ls=":", color="grey", label="book: 87/100 after 5,000 games")
     marks = "validation (dots, 95 % CI),\nkept model on the test games (star)"
     ax_win.set(xlabel="games", ylabel="win rate %", ylim=(-2, 102))
     ax_win.set_title(f"Win rate: training (last {window} games); {marks}", fontsize=9)

@@ -27,7 +27,7 @@ END_FRAMES = 45
 """Frames of the closing screen at the end of a video (1.5 s at 30 fps)."""
 
 
-@dataclass(repr=False)
+@dataclass
 class GamesPlayed:
     """What :func:`play_games` played: ``caught`` of the ``balls`` played, out of ``total``."""
 
@@ -35,7 +35,7 @@ class GamesPlayed:
     caught: int = 0
     balls: int = 0
     steps: int = 0
-    frames: list[np.ndarray] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list, repr=False)
     quit_reason: str | None = None
     """Why it stopped early ("ESC pressed", "window closed"), or None."""
 
@@ -45,9 +45,6 @@ class GamesPlayed:
         if self.quit_reason:
             line += f" (quit after {self.balls} of {self.total} balls: {self.quit_reason})"
         return line
-
-    def __repr__(self) -> str:
-        return f"GamesPlayed({self.score_line()!r}, steps={self.steps}, frames={len(self.frames)})"
 
 
 def play_games(
