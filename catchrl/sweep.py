@@ -191,8 +191,8 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
         resume = RunDir(run_dir).is_run()
         cfg = None
         if not resume:  # the base config with the setting's values, read as --set reads them
-            numpy = {"default": lambda value: value.item()}  # Tune's randint draws numpy's ints
-            sets = [f"{key}={json.dumps(v, **numpy)}" for key, v in config.items() if "." in key]
+            setting = {key: value for key, value in config.items() if "." in key}
+            sets = [f"{k}={json.dumps(v, default=int)}" for k, v in setting.items()]  # numpy ints
             cfg = make_config("fast", Path(study) / "study.toml", sets)
             cfg.run.seed = _seed(config, cfg.run.seed)
         node, start = ray.get_runtime_context().get_node_id(), {}
