@@ -184,8 +184,9 @@ class RunDir:
         """Write ``RUN/name`` through ``write(tmp_path)`` (a Keras or SB3 saver), then rename."""
         self.create()
         final = self.path / name
-        stem, dot, ext = name.partition(".")
-        tmp = self.path / f"{stem}.tmp{os.getpid()}{dot}{ext}"
+        stem, dot, ext = final.name.partition(".")
+        tmp = final.with_name(f".{stem}.tmp{os.getpid()}{dot}{ext}")  # hidden, the same suffix
+        remove(tmp)
         with space_checked(str(final), tmp):
             write(tmp)
             _fsync(tmp)
@@ -241,28 +242,26 @@ class RunDir:
         ``arrays``: ``{file stem: {array name: array}}``, each saved as ``stem.npz``;
         ``state``: JSON-ready counters, RNG states and metadata.
         """
-        self.create()
-        final = self.checkpoints_path / name
-        tmp = self.checkpoints_path / f".{name}.tmp{os.getpid()}"
-        remove(tmp)
-        with space_checked(f"checkpoint {name}", tmp):
-            tmp.mkdir()
+
+        def write(folder: Path) -> None:
+            folder.mkdir()
             for stem, group in arrays.items():
-                np.savez(tmp / f"{stem}.npz", **group)
+                np.savez(folder / f"{stem}.npz", **group)
             state_text = json.dumps({"format_version": FORMAT_VERSION, **state})
-            (tmp / "state.json").write_text(state_text, encoding="utf-8")
+            (folder / "state.json").write_text(state_text, encoding="utf-8")
             manifest = {
                 p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
-                for p in sorted(tmp.iterdir())
+                for p in sorted(folder.iterdir())
             }
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            for p in tmp.iterdir():
+            (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            for p in folder.iterdir():
                 _fsync(p)
-            remove(final)  # only a rewrite of the same point
-            os.replace(tmp, final)
+            remove(self.checkpoints_path / name)  # only a rewrite of the same point
+
+        path = self.write_file_atomic(f"checkpoints/{name}", write)
         for old in self.checkpoints()[: -self.keep]:
             remove(old)
-        return final
+        return path
 
     @staticmethod
     def load_checkpoint(path: str | Path) -> tuple[Arrays, dict[str, Any]]:
