@@ -295,18 +295,8 @@ def full_frames_where_read(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
-def load_run_config(path: str | Path) -> TrainConfig:
-    """A run directory's ``config.toml``, as the run trained."""
-    return load_config(path=path)
-
-
-def config_to_dict(cfg: TrainConfig) -> dict[str, Any]:
-    """The config as nested plain dicts."""
-    return dataclasses.asdict(cfg)
-
-
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:
-    """Rebuild a config saved with :func:`config_to_dict` (checked like a TOML file)."""
+    """Rebuild a config saved with ``dataclasses.asdict`` (checked like a TOML file)."""
     cfg = preset_config(str(data.get("preset", "fast")))
     _update(cfg, data, "saved config")
     validate(cfg)

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -19,8 +20,7 @@ from catchrl.config import (
     TrainConfig,
     apply_overrides,
     config_from_dict,
-    config_to_dict,
-    load_run_config,
+    load_config,
 )
 from catchrl.errors import CheckpointError, RunDirError
 from catchrl.rundir import RunDir
@@ -154,7 +154,7 @@ def open_config(
                 f"--resume keeps the run's config; only {', '.join(RESUMABLE)} "
                 f"may change, not {text.split('=')[0]!r}"
             )
-    run_cfg = load_run_config(rd.config_path) if rd.config_path.is_file() else None
+    run_cfg = load_config(path=rd.config_path) if rd.config_path.is_file() else None
     checkpoint = rd.latest_checkpoint()
     if checkpoint is None:
         if run_cfg is None:
@@ -170,7 +170,7 @@ def open_config(
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"checkpoint {checkpoint}: bad config ({e})") from e
     if run_cfg is not None:  # refuse a checkpoint of another algorithm, game or agent
-        ours, theirs = config_to_dict(run_cfg), config_to_dict(ckpt_cfg)
+        ours, theirs = dataclasses.asdict(run_cfg), dataclasses.asdict(ckpt_cfg)
         differ = [("algo", theirs["algo"], ours["algo"])]
         for table in ("env", "agent", "sb3", "rllib"):
             a, b = ours[table], theirs[table]

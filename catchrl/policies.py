@@ -60,12 +60,12 @@ def load_agent(
 
 
 def _run_config(run_dir: Path) -> Any:
-    from catchrl.config import ConfigError, load_run_config
+    from catchrl.config import ConfigError, load_config
 
     if not (run_dir / "config.toml").is_file():
         raise AgentLoadError(f"{run_dir} is not a run directory (no config.toml)")
     try:
-        return load_run_config(run_dir / "config.toml")
+        return load_config(path=run_dir / "config.toml")
     except ConfigError as e:
         raise AgentLoadError(f"{run_dir}: bad config.toml ({e})") from e
 

@@ -7,6 +7,7 @@ SIGINT, SIGTERM and SIGHUP stop the run at the next safe point with a checkpoint
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.config import TrainConfig, config_to_dict, to_toml
+from catchrl.config import TrainConfig, to_toml
 from catchrl.errors import CheckpointError
 from catchrl.evaluation import TEST_SEED, VALIDATION_SEED, EvalResult, evaluate
 from catchrl.monitor import Progress, TensorBoard
@@ -97,7 +98,7 @@ class RunLoop:
             if self.best is not None and self.best_path.is_file():
                 arrays["best_model"] = {"data": np.fromfile(self.best_path, dtype=np.uint8)}
             state = {key: getattr(self, key) for key in SAVED} | {
-                "config": config_to_dict(self.cfg),
+                "config": dataclasses.asdict(self.cfg),
                 "recent": list(self.recent),
                 "metrics_bytes": self.rd.metrics_path.stat().st_size,
                 "learner": meta,

@@ -7,6 +7,7 @@ infinite); the kept model's test win rate: IQM with a 95 % bootstrap CI (rliable
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.config import TrainConfig, config_to_dict, load_run_config
+from catchrl.config import TrainConfig, load_config
 from catchrl.plots import PlotError, plot_seeds
 
 COSTS = {"steps": "steps", "wall_time": "training s", "train_cpu_s": "CPU s"}
@@ -30,7 +31,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     evals = rd.read_json("evals.json") if (run_dir / "evals.json").is_file() else []
     test = rd.read_json("eval.json") if (run_dir / "eval.json").is_file() else None
     metrics = rd.read_metrics()
-    cfg = load_run_config(run_dir / "config.toml")
+    cfg = load_config(path=run_dir / "config.toml")
     return {
         "name": run_dir.name,
         "config": cfg,
@@ -170,7 +171,7 @@ def summarize_study(study: Path, doc: dict[str, Any], base: TrainConfig) -> list
     done = [read_run(p.parent) for p in sorted((study / "trials").glob("*/eval.json"))]
     groups: dict[str, dict[int, dict[str, Any]]] = {}
     for run in done:  # TPE may propose a setting twice: the same setting and seed is one run
-        tables = config_to_dict(run["config"])
+        tables = dataclasses.asdict(run["config"])
         values = {key: tables[key.split(".")[0]][key.split(".", 1)[1]] for key in doc["space"]}
         groups.setdefault(setting_label(values), {}).setdefault(run["seed"], run)
     by_seed = {label: [runs[s] for s in sorted(runs)] for label, runs in groups.items()}

@@ -11,7 +11,7 @@ import pytest
 from catchrl.api import make_config
 from catchrl.benchmarks.agents import PRESET, like_for_like, race_settings
 from catchrl.cli import main
-from catchrl.config import load_run_config
+from catchrl.config import load_config
 from catchrl.evaluation import TEST_SEED
 from catchrl.stats import summarize, write_summary
 
@@ -74,7 +74,7 @@ def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path,
     assert table in (out / "race.md").read_text()
     assert (out / "race.png").read_bytes()[:4] == b"\x89PNG"
     # Like for like: SB3's DQN with fast-state's game, n-step returns and replay ratio.
-    like = load_run_config(out / "sb3-dqn-like-state-s0" / "config.toml")
+    like = load_config(path=out / "sb3-dqn-like-state-s0" / "config.toml")
     ours = make_config(PRESET["state"])
     assert like.algo == "sb3-dqn" and like.env == ours.env
     assert like.sb3["n_steps"] == ours.agent.n_step and like.sb3["train_freq"] == 1

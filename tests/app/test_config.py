@@ -8,7 +8,6 @@ from catchrl.config import (
     ConfigError,
     apply_overrides,
     config_from_dict,
-    config_to_dict,
     load_config,
     preset_config,
     to_toml,
@@ -51,7 +50,7 @@ def test_toml_round_trip(tmp_path, preset):
     path = tmp_path / "c.toml"
     path.write_text(to_toml(cfg))
     assert load_config(path=path) == cfg
-    assert config_from_dict(config_to_dict(cfg)) == cfg
+    assert config_from_dict(dataclasses.asdict(cfg)) == cfg
 
 
 def test_layering_preset_file_then_set(tmp_path):
@@ -287,7 +286,7 @@ def test_range_checks_apply_to_files_and_saved_configs(tmp_path):
     path.write_text("[run]\nseed = 99999999999999999999\n")
     with pytest.raises(ConfigError, match=r"run.seed: must be in \[0, 2\*\*32 - 1\]"):
         load_config(path=path)
-    saved = config_to_dict(preset_config())
+    saved = dataclasses.asdict(preset_config())
     saved["env"]["drift"] = 1000
     with pytest.raises(ConfigError, match="env.drift"):
         config_from_dict(saved)
