@@ -16,6 +16,7 @@ import os
 import pickle
 import random
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -231,6 +232,48 @@ class SB3Policy:
             if self.algo == "sb3-qrdqn":
                 return self.model.policy.quantile_net(tensor).mean(dim=1).cpu().numpy()
             return self.model.policy.q_net(tensor).cpu().numpy()
+
+
+def numbers(values: dict[str, Any]) -> dict[str, float]:
+    """The numbers among SB3's logged values."""
+    return {
+        k: float(v)
+        for k, v in values.items()
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
+    }
+
+
+def sb3_logger(write: Callable[[int, dict[str, float]], None]) -> Any:
+    """SB3's logger, its scalars to ``write(step, scalars)`` (nothing on stdout)."""
+    from stable_baselines3.common.logger import KVWriter, Logger
+
+    class Writer(KVWriter):
+        def write(self, key_values: dict[str, Any], key_excluded: Any, step: int = 0) -> None:
+            write(step, numbers(key_values))
+
+    return Logger(folder=None, output_formats=[Writer()])
+
+
+def sb3_callback(at_rollout_start: Callable[[], bool], on_step: Callable[[Any, Any], None]) -> Any:
+    """An SB3 callback: ``on_step(model, locals)`` after each vector step.
+
+    ``at_rollout_start()`` True stops ``learn()`` there, where SB3's state is whole.
+    """
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class StepCallback(BaseCallback):
+        halt = False
+
+        def _on_rollout_start(self) -> None:
+            self.halt = at_rollout_start()
+
+        def _on_step(self) -> bool:
+            if self.halt:  # the checkpoint is from before this step
+                return False
+            on_step(self.model, self.locals)
+            return True
+
+    return StepCallback()
 
 
 def sb3_state(model: Any, algo: str) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:

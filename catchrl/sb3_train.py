@@ -15,7 +15,10 @@ from catchrl.agents.sb3 import (
     OFF_POLICY,
     load_sb3_state,
     make_sb3_model,
+    numbers,
     rng_states,
+    sb3_callback,
+    sb3_logger,
     sb3_state,
     set_rng_states,
     set_torch_threads,
@@ -54,14 +57,28 @@ class SB3Learner(Learner):
 
     def run(self, loop: RunLoop) -> None:
         """SB3's ``learn()`` for what is left of the step budget, reporting to ``loop``."""
-        self.model.set_logger(_logger(self, loop))
+
+        def write(step: int, scalars: dict[str, float]) -> None:  # SB3's own, not the loop's
+            self.last_loss = scalars.get("train/loss", self.last_loss)
+            loop.writer.scalars(
+                step, {k: v for k, v in scalars.items() if not k.startswith(LOOP_TAGS)}
+            )
+
+        def on_step(model: Any, step: dict[str, Any]) -> None:
+            rewards = np.asarray(step["rewards"], dtype=np.float64)
+            ended = np.asarray(step["dones"], dtype=bool)
+            epsilon = float(getattr(model, "exploration_rate", 0.0))
+            rate = float(model.lr_schedule(model._current_progress_remaining))
+            loop.record_step(rewards, ended, epsilon, self.last_loss, rate)
+
+        self.model.set_logger(sb3_logger(write))
         for key, value in self.pending_logs.items():  # SB3 dumps them at its next dump
             self.model.logger.record(key, value)
         self.pending_logs = {}
         remaining = loop.cfg.run.total_steps - loop.steps
         if remaining <= 0 or loop.at_safe_point():
             return
-        callback = _callback(self, loop)
+        callback = sb3_callback(loop.at_safe_point, on_step)
         self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
@@ -81,7 +98,7 @@ class SB3Learner(Learner):
             **sb3_meta,
             "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
             # on-policy SB3 dumps before train(): the last train()'s values are not written yet
-            "pending_logs": _scalars(logger.name_to_value) if logger is not None else {},
+            "pending_logs": numbers(logger.name_to_value) if logger is not None else {},
         }
         return arrays, meta
 
@@ -105,52 +122,3 @@ class SB3Learner(Learner):
     def save_model(self, path: Path) -> None:
         """Write the SB3 ``.zip`` (load it with ``catchrl eval/watch --sb3``)."""
         self.model.save(path)
-
-
-def _scalars(values: dict[str, Any]) -> dict[str, float]:
-    """The numbers among SB3's logged values."""
-    return {
-        k: float(v)
-        for k, v in values.items()
-        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-    }
-
-
-def _logger(learner: SB3Learner, loop: RunLoop) -> Any:
-    """SB3's logger, its own scalars into the run's TensorBoard events (nothing on stdout)."""
-    from stable_baselines3.common.logger import KVWriter, Logger
-
-    class RunWriter(KVWriter):
-        def write(self, key_values: dict[str, Any], key_excluded: Any, step: int = 0) -> None:
-            scalars = _scalars(key_values)
-            learner.last_loss = scalars.get("train/loss", learner.last_loss)
-            loop.writer.scalars(
-                step, {k: v for k, v in scalars.items() if not k.startswith(LOOP_TAGS)}
-            )
-
-    return Logger(folder=None, output_formats=[RunWriter()])
-
-
-def _callback(learner: SB3Learner, loop: RunLoop) -> Any:
-    """The SB3 callback that reports to the run loop (defined lazily: SB3 is optional)."""
-    from stable_baselines3.common.callbacks import BaseCallback
-
-    class RunCallback(BaseCallback):
-        """One ``record_step`` per vector step; a safe point at each rollout's start."""
-
-        halt = False
-
-        def _on_rollout_start(self) -> None:
-            self.halt = loop.at_safe_point()
-
-        def _on_step(self) -> bool:
-            if self.halt:  # this step is dropped: the checkpoint is from before it
-                return False
-            rewards = np.asarray(self.locals["rewards"], dtype=np.float64)
-            ended = np.asarray(self.locals["dones"], dtype=bool)
-            epsilon = float(getattr(self.model, "exploration_rate", 0.0))
-            rate = self.model.lr_schedule(self.model._current_progress_remaining)
-            loop.record_step(rewards, ended, epsilon, learner.last_loss, float(rate))
-            return True
-
-    return RunCallback()
