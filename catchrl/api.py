@@ -38,6 +38,8 @@ def make_config(
 
 def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
     """``cfg`` trained by ``algo`` (None: its own), with an SB3 or RLlib agent's defaults merged."""
+    from catchrl.agents.rllib_algos import rllib_options
+    from catchrl.agents.sb3 import sb3_kwargs
     from catchrl.config import ConfigError, full_frames_where_read
     from catchrl.errors import did_you_mean
     from catchrl.learners import LEARNERS
@@ -49,16 +51,8 @@ def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
     full_frames_where_read(cfg)
     if cfg.algo == "dqn":
         return cfg
-    rllib = cfg.algo.startswith("rllib-")
-    try:
-        if rllib:
-            from catchrl.agents.rllib_algos import rllib_options
-        else:
-            from catchrl.agents.sb3 import sb3_kwargs
-    except ImportError as e:
-        extra = "'catchrl[rllib]' (docs/rllib.md)" if rllib else "'catchrl[sb3]'"
-        raise ConfigError(f"algo {cfg.algo!r} needs pip install {extra}") from e
-    if rllib:
+    # SB3NotInstalled / RLlibNotInstalled (ImportErrors) say what to install
+    if cfg.algo.startswith("rllib-"):
         cfg.rllib = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
     else:
         cfg.sb3 = sb3_kwargs(cfg.algo, cfg.env.obs_type, cfg.sb3, cfg.env.num_envs)
