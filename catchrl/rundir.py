@@ -176,10 +176,6 @@ class RunDir:
         """Write ``RUN/name`` as JSON, atomically."""
         self.write_file_atomic(name, lambda p: p.write_text(json.dumps(data, indent=1)))
 
-    def read_json(self, name: str) -> Any:
-        """``RUN/name`` parsed as JSON."""
-        return read_json(self.path / name)
-
     def write_file_atomic(self, name: str, write: Callable[[Path], Any]) -> Path:
         """Write ``RUN/name`` through ``write(tmp_path)`` (a Keras or SB3 saver), then rename."""
         self.create()

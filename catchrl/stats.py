@@ -25,12 +25,11 @@ QUARTILES = {"median": 0.5, "q25": 0.25, "q75": 0.75, "worst": 1.0}
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """A run's config, ``metrics.tsv``, validation evaluations and test, from its directory."""
-    from catchrl.rundir import RunDir
+    from catchrl.rundir import RunDir, read_json
 
-    rd = RunDir(run_dir)
-    evals = rd.read_json("evals.json") if (run_dir / "evals.json").is_file() else []
-    test = rd.read_json("eval.json") if (run_dir / "eval.json").is_file() else None
-    metrics = rd.read_metrics()
+    evals = read_json(run_dir / "evals.json") if (run_dir / "evals.json").is_file() else []
+    test = read_json(run_dir / "eval.json") if (run_dir / "eval.json").is_file() else None
+    metrics = RunDir(run_dir).read_metrics()
     cfg = load_config(path=run_dir / "config.toml")
     return {
         "name": run_dir.name,

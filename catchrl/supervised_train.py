@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from catchrl.errors import RunDirError
-from catchrl.rundir import RunDir
+from catchrl.rundir import RunDir, read_json
 from catchrl.supervised.datasets import load_dataset
 from catchrl.supervised.train import (
     CPU_BATCH,
@@ -114,7 +114,7 @@ def train(
         data, n_train = fit_data(cfg, ds, batch)
         record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
         if resume and rd.is_run():  # refuse another config (but the RESUMABLE settings)
-            stored = rd.read_json("config.json")
+            stored = read_json(rd.path / "config.json")
             stored = stored.get("config", {}) if isinstance(stored, dict) else {}
             new = record["config"]
             diff = sorted(k for k in new if k not in RESUMABLE and stored.get(k) != new[k])
