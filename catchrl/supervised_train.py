@@ -150,7 +150,7 @@ def train(
             ),
         }
         # Keras' TensorBoard callback writes through tf.summary: drop the TensorFlow-free
-        # stub set for SB3 runs (catchrl.frameworks), which TensorBoard resolves at first write.
+        # stub set for SB3 runs (catchrl.monitor), which TensorBoard resolves at first write.
         sys.modules.pop("tensorboard.compat.notf", None)
         history = model.fit(
             **data,

@@ -104,7 +104,7 @@ def test_sb3_train_and_eval_do_not_import_tensorflow(tmp_path: Path) -> None:
     ev = _catchrl("eval", str(run_dir), "--sb3", "--games", "50")
     assert ev.returncode == 0, ev.stderr
     assert "imported: ['torch']" in ev.stdout and ev.stderr == ""
-    # written without TensorFlow (TensorBoard's writer), SB3's tags once each: the loop's, not SB3's too
+    # written without TensorFlow, SB3's tags once each: the loop's, not SB3's too
     steps = _tensorboard(run_dir)
     assert SB3_TAGS | {"train/learning_rate", "train/n_updates"} <= set(steps), steps
     assert set(steps["train/loss"]) <= set(steps["time/episodes"]), steps
