@@ -101,8 +101,6 @@ class RunDir:
             try:
                 with space_checked(str(self.path)):
                     self.path.mkdir(parents=True)
-            except DiskFullError:
-                raise
             except OSError as e:  # under a file, under /proc, no permission
                 what = f"cannot create run directory {str(self.path)!r}: {e.strerror}"
                 raise RunDirError(what) from None
@@ -129,18 +127,15 @@ class RunDir:
                 if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
                     break
             os.close(fd)
+        self._lock_fd = fd
         try:
             with space_checked(str(self.lock_path)):
                 os.ftruncate(fd, 0)
                 holder = {"pid": os.getpid(), "host": socket.gethostname()}
                 os.pwrite(fd, json.dumps(holder).encode(), 0)
         except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.lock_path)  # ours: we hold its flock
-            os.close(fd)
-            self._remove_if_created()
+            self.release_lock()
             raise
-        self._lock_fd = fd
         for folder in (self.path, self.checkpoints_path):  # what writers that died left
             if folder.is_dir():
                 for p in folder.iterdir():
