@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import sys
@@ -31,17 +32,36 @@ def tensorboard_without_tensorflow() -> None:
 
 
 class TensorBoard:
-    """Scalars into ``RUN/tb`` through TensorBoard's own writer (numpy only, no TensorFlow)."""
+    """Scalars into ``RUN/tb``: ``tf.summary`` if TensorFlow is loaded (Keras), else tensorboardX.
+
+    Not ``tensorboard.summary.Writer``: it would bind TensorBoard's lazy ``tf`` to the stub of
+    :func:`tensorboard_without_tensorflow`, and Keras' TensorBoard callback fails after it.
+    """
 
     def __init__(self, logdir: Path) -> None:
-        from tensorboard.summary import Writer
+        self._tf: Any = sys.modules.get("tensorflow")
+        if self._tf is not None:
+            from tensorboard.plugins.scalar.metadata import create_summary_metadata
 
-        self._writer = Writer(str(logdir))
+            self._scalar = create_summary_metadata("", "")
+            self._writer = self._tf.summary.create_file_writer(str(logdir))
+        else:
+            from tensorboardX import SummaryWriter
+
+            self._writer = SummaryWriter(str(logdir))
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         """Write ``{tag: value}`` at ``step`` (env steps)."""
-        for tag, value in values.items():
-            self._writer.add_scalar(tag, float(value), int(step))
+        if self._tf is None:
+            for tag, value in values.items():
+                self._writer.add_scalar(tag, float(value), int(step))
+            return
+        try:  # what tf.summary.scalar writes, without its TensorBoard import
+            with self._writer.as_default(step=int(step)):
+                for tag, value in values.items():
+                    self._tf.summary.write(tag, float(value), metadata=self._scalar)
+        except self._tf.errors.ResourceExhaustedError as e:  # a full disk
+            raise OSError(errno.ENOSPC, e.message) from e
 
     def close(self) -> None:
         """Flush and close the event file."""
