@@ -50,7 +50,8 @@ def load_agent(
         if (path.parent / "config.toml").is_file():
             cfg = _run_config(path.parent)
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
-    tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
+    if file.suffix == ".zip":
+        tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
     name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
     algo = cfg.algo if cfg else None
     try:
