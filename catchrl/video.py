@@ -10,16 +10,14 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from unittest import mock
 
 import numpy as np
 
+from catchrl.agents.policy import Agent
+from catchrl.envs.window import CatchWindow, WindowClosed
 from catchrl.errors import CatchrlError
-
-if TYPE_CHECKING:
-    from catchrl.agents.policy import Agent
-    from catchrl.envs.window import CatchWindow
 
 END_SECONDS = 3.0
 """Seconds a window shows the closing screen of an agent's games unless a key closes it."""
@@ -60,8 +58,6 @@ def play_games(
     ``agent`` None: the arrow keys play. ``record`` keeps the frames. ESC or closing the
     window ends early with what was played.
     """
-    from catchrl.envs.window import WindowClosed
-
     played = GamesPlayed(total=games * env.params.balls_per_game)
 
     def status(game: int) -> str | None:  # one game: the book's band, "Score: s/N, Ball: n"
@@ -112,8 +108,6 @@ def _pixels(window: CatchWindow) -> np.ndarray:
 def open_window(env: Any, fps: int, title: str) -> CatchWindow:
     """A window for ``env``'s game; no display (or a refused one) is a :class:`CatchrlError`."""
     import pygame
-
-    from catchrl.envs.window import CatchWindow
 
     try:
         return CatchWindow(env.params, fps=fps, scale=env._screen_scale(), title=title)

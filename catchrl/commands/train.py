@@ -6,14 +6,11 @@ import argparse
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from catchrl.commands import options
+from catchrl.config import TrainConfig
 from catchrl.errors import CatchrlError, UserError, first_line
 from catchrl.learners import LEARNERS
-
-if TYPE_CHECKING:
-    from catchrl.config import TrainConfig
 
 EPILOG = """examples:
   catchrl train                                  # fast preset, pixels, runs/dqn-pixels-<time>
