@@ -9,7 +9,9 @@ import time
 from catchrl.commands import options
 from catchrl.commands.options import number
 from catchrl.config import MAX_NUM_ENVS
+from catchrl.envs import CatchParams
 from catchrl.errors import UserError
+from catchrl.supervised.datasets import make_dataset, save_dataset
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --seed 0 --out data/frames.npz
@@ -45,9 +47,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Generate, save and summarise a dataset."""
-    from catchrl.envs import CatchParams
-    from catchrl.supervised.datasets import make_dataset, save_dataset
-
     if args.random_prob is not None and args.random_prob[0] > args.random_prob[1]:
         raise UserError(f"--random-prob LOW HIGH: LOW must be <= HIGH, got {args.random_prob}")
     if not args.out.endswith(".npz"):

@@ -6,9 +6,11 @@ import argparse
 import json
 
 from catchrl.agents.policy import Agent
+from catchrl.api import evaluate
 from catchrl.commands import options
 from catchrl.commands.options import game_overrides, number
-from catchrl.policies import SCRIPTED
+from catchrl.evaluation import TEST_SEED
+from catchrl.policies import SCRIPTED, load_agent
 
 GAME_SEED = number(0, 2**62, note="game seeds are below 2**62")
 """A game's ``--seed`` (not 32-bit: the test games start at 2**41)."""
@@ -35,8 +37,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def load(args: argparse.Namespace) -> Agent:
     """Check the game, then load the agent ``args.agent`` names."""
-    from catchrl.policies import load_agent
-
     # A scripted policy plays the state game; a run's own game is known once it is loaded.
     obs_type = args.obs_type or ("state" if args.agent in SCRIPTED else None)
     agent = load_agent(args.agent, args.sb3, args.model, **game_overrides(args, obs_type))
@@ -47,9 +47,6 @@ def load(args: argparse.Namespace) -> Agent:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the win rate with its 95 % interval."""
-    from catchrl.api import evaluate
-    from catchrl.evaluation import TEST_SEED
-
     agent = load(args)
     seed = TEST_SEED if args.seed is None else args.seed
     result = evaluate(agent, args.games, seed)

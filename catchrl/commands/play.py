@@ -14,8 +14,10 @@ from pathlib import Path
 
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
+from catchrl.envs import CatchEnv
 from catchrl.errors import CatchrlError, UserError
 from catchrl.policies import SCRIPTED, load_agent
+from catchrl.video import END_SECONDS, open_window, play_games
 
 EPILOG = """\
 keys:
@@ -58,9 +60,6 @@ def game_kwargs(args: argparse.Namespace) -> dict[str, object]:
 
 def run(args: argparse.Namespace) -> int:
     """Play one game; print ``Score: s/N`` (also when the person quits early)."""
-    from catchrl.envs import CatchEnv
-    from catchrl.video import END_SECONDS, open_window, play_games
-
     if args.headless and args.policy is None:
         raise UserError("--headless needs --policy oracle|random: a person plays in the window")
     if args.headless and args.screenshot:

@@ -8,6 +8,8 @@ from typing import Any
 
 from catchrl.commands import options
 from catchrl.errors import CatchrlError, UserError
+from catchrl.plots import plot_runs, pyplot
+from catchrl.stats import read_run
 
 EPILOG = """examples:
   catchrl plot runs/dqn-pixels-20261122-150000              # -> RUN/curves.png
@@ -32,8 +34,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def read_curves(path: Path) -> dict[str, Any]:
     """A run (:func:`catchrl.stats.read_run`) labelled ``NAME (ALGO, OBS_TYPE)``."""
-    from catchrl.stats import read_run
-
     try:
         run = read_run(path)
     except (CatchrlError, ValueError) as e:
@@ -46,8 +46,6 @@ def read_curves(path: Path) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Write the PNG of :func:`catchrl.plots.plot_runs`."""
-    from catchrl.plots import plot_runs, pyplot
-
     out = args.out or (args.runs[0] / "curves.png")
     figure = plot_runs([read_curves(run) for run in args.runs], args.window)
     try:

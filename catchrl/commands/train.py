@@ -7,10 +7,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from catchrl.api import make_config
 from catchrl.commands import options
-from catchrl.config import TrainConfig
+from catchrl.config import TrainConfig, to_toml
 from catchrl.errors import CatchrlError, UserError, first_line
-from catchrl.learners import LEARNERS
+from catchrl.learners import LEARNERS, open_run
 
 EPILOG = """examples:
   catchrl train                                  # fast preset, pixels, runs/dqn-pixels-<time>
@@ -47,8 +48,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def resolve_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> TrainConfig:
     """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it."""
-    from catchrl.api import make_config
-
     overrides = [*args.overrides, *extra]
     if getattr(args, "seed", None) is not None:
         overrides.append(f"run.seed={args.seed}")
@@ -62,8 +61,6 @@ def resolve_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> Train
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume); print where the run goes first, and how it ended."""
-    from catchrl.learners import open_run
-
     if args.run_dir is not None and args.run_dir.strip() == "":
         raise UserError("--run-dir is empty; give a folder name")
     cfg, overrides = None, list(args.overrides)
@@ -80,8 +77,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = resolve_config(args)
         if args.print_config:
-            from catchrl.config import to_toml
-
             print(to_toml(cfg), end="")
             return 0
         stamp = f"{cfg.algo}-{cfg.env.obs_type}-{time.strftime('%Y%m%d-%H%M%S')}"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from catchrl.api import record, watch
 from catchrl.commands import options
 from catchrl.commands.evaluate import GAME_SEED, load
+from catchrl.video import check_video_path
 
 EPILOG = """examples:
   catchrl watch runs/dqn-pixels-20261122-150000            # 3 games in a window
@@ -40,9 +42,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Play ``--games`` games in the window (or into ``--video``); print the score."""
-    from catchrl.api import record, watch
-    from catchrl.video import check_video_path
-
     if args.video is not None:  # before anything is loaded
         check_video_path(args.video)
     agent = load(args)
