@@ -8,17 +8,21 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from catchrl import evaluation
 from catchrl.agents.policy import Agent
-from catchrl.errors import CatchrlError
+from catchrl.agents.rllib_algos import rllib_options
+from catchrl.agents.sb3 import sb3_kwargs
+from catchrl.config import TrainConfig, apply_overrides, full_frames_where_read, load_config
+from catchrl.errors import CatchrlError, did_you_mean
+from catchrl.evaluation import EvalResult
+from catchrl.fields import ConfigError
+from catchrl.learners import LEARNERS, open_run
+from catchrl.monitor import configure_frameworks
 from catchrl.policies import AgentLoadError, load_agent  # noqa: F401  (catchrl.*)
-
-if TYPE_CHECKING:
-    from catchrl.config import TrainConfig
-    from catchrl.evaluation import EvalResult
-    from catchrl.runloop import TrainResult
-    from catchrl.video import GamesPlayed
+from catchrl.runloop import TrainResult
+from catchrl.video import GamesPlayed, check_video_path, encode_video, play_agent
 
 
 def make_config(
@@ -31,30 +35,19 @@ def make_config(
 
     ``algo``: one of :data:`catchrl.learners.LEARNERS` (None keeps the config's).
     """
-    from catchrl.config import load_config
-
     return _for_algo(load_config(preset, path, list(overrides)), algo)
 
 
 def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
     """``cfg`` trained by ``algo`` (None: its own), with an SB3 or RLlib agent's defaults merged."""
-    from catchrl.agents.rllib_algos import rllib_options
-    from catchrl.agents.sb3 import sb3_kwargs
-    from catchrl.config import ConfigError, full_frames_where_read
-    from catchrl.errors import did_you_mean
-    from catchrl.learners import LEARNERS
-
     cfg.algo = algo or cfg.algo
     if cfg.algo not in LEARNERS:
         choose = f"choose {', '.join(LEARNERS)}{did_you_mean(cfg.algo, LEARNERS)}"
         raise ConfigError(f"unknown algo {cfg.algo!r}; {choose}")
     full_frames_where_read(cfg)
-    if cfg.algo == "dqn":
-        return cfg
-    # SB3NotInstalled / RLlibNotInstalled (ImportErrors) say what to install
     if cfg.algo.startswith("rllib-"):
         cfg.rllib = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
-    else:
+    elif cfg.algo.startswith("sb3-"):
         cfg.sb3 = sb3_kwargs(cfg.algo, cfg.env.obs_type, cfg.sb3, cfg.env.num_envs)
     return cfg
 
@@ -78,10 +71,6 @@ def train(
     lines (False) or a bar on a terminal only (None). Each of ``callbacks`` is called
     with every validation evaluation's record; a true return stops the run.
     """
-    from catchrl.config import TrainConfig, apply_overrides
-    from catchrl.learners import open_run
-    from catchrl.monitor import configure_frameworks
-
     configure_frameworks(verbose)
     cfg = None  # on resume: the checkpoint's
     if not resume and isinstance(config, TrainConfig):
@@ -92,8 +81,8 @@ def train(
             "fast" if toml else str(config), config if toml else None, overrides, algo
         )
 
-    def on_evaluation(evaluation: dict[str, Any]) -> bool:
-        return any([bool(callback(evaluation)) for callback in callbacks])  # call every one
+    def on_evaluation(result: dict[str, Any]) -> bool:
+        return any([bool(callback(result)) for callback in callbacks])  # call every one
 
     loop = open_run(
         cfg,
@@ -111,12 +100,9 @@ def evaluate(
     agent: Agent | str | Path, games: int = 1000, seed: int | None = None, trust_sb3: bool = False
 ) -> EvalResult:
     """Greedy win rate on ``games`` games from ``seed`` (default: the test games), as eval."""
-    from catchrl.evaluation import TEST_SEED
-    from catchrl.evaluation import evaluate as run_evaluation
-
     agent = load_agent(agent, trust_sb3)
-    seed = TEST_SEED if seed is None else seed
-    return run_evaluation(agent.policy, games=games, seed=seed, **agent.env_kwargs)
+    seed = evaluation.TEST_SEED if seed is None else seed
+    return evaluation.evaluate(agent.policy, games=games, seed=seed, **agent.env_kwargs)
 
 
 def record(
@@ -128,8 +114,6 @@ def record(
     trust_sb3: bool = False,
 ) -> GamesPlayed:
     """Write ``games`` games (game ``g`` seeded ``seed + g``) to a GIF or an MP4, a frame a step."""
-    from catchrl.video import check_video_path, encode_video, play_agent
-
     path = Path(path)
     check_video_path(path, "path")
     played = play_agent(load_agent(agent, trust_sb3), games, seed, record=True)
@@ -148,8 +132,6 @@ def show(
             "show() needs IPython (pip install 'catchrl[notebook]'); "
             "in a script use catchrl.record(agent, 'games.gif')"
         ) from e
-    from catchrl.video import encode_video, play_agent
-
     played = play_agent(load_agent(agent, trust_sb3), games, seed, record=True)
     return Image(data=encode_video(played.frames, fps), format="gif")
 
@@ -158,6 +140,4 @@ def watch(
     agent: Agent | str | Path, games: int = 3, seed: int = 0, fps: int = 30, trust_sb3: bool = False
 ) -> GamesPlayed:
     """Play ``games`` games in a pygame window (ESC or closing it stops), as ``catchrl watch``."""
-    from catchrl.video import play_agent
-
     return play_agent(load_agent(agent, trust_sb3), games, seed, fps)
