@@ -7,6 +7,7 @@ or its budget, tests its kept model, and writes OUT/race.md, race.csv (a line pe
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -24,11 +25,6 @@ EPILOG = """examples:
   catchrl bench agents --agents catchrl-dqn sb3-dqn --obs state --set sb3-dqn:env.num_envs=16
   catchrl bench modules --perception runs/perc-d5 --drift 5 --out runs/modules
   catchrl bench supervised --games 300 --epochs 8      # samples/s, time to the accuracy goals
-
-bench modules races the pixel DQN (catchrl-dqn) against dqn-perceived (fast-state's MLP
-DQN on the state a perception model reads from the frames), dqn-encoder-frozen (the
-same DQN on that model's frozen encoder), dqn-encoder (the pixel DQN from that encoder,
-fine-tuned) and dqn-aux (the pixel DQN with the auxiliary landing-x head).
 """
 
 
@@ -38,49 +34,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     which = p.add_subparsers(dest="bench", metavar="WHAT")
     help = "env steps per second (single, vector, and gymnax's where installed)"
     e = options.add_command(which, "env", help, func=run_env)
-    seconds = number(0, kind=float, above=True)
+    seconds, sizes = number(0, kind=float, above=True), number(1, MAX_NUM_ENVS)
     e.add_argument("--seconds", type=seconds, default=2.0, help="timed seconds per case")
-    sizes = number(1, MAX_NUM_ENVS)
     e.add_argument("--batch-sizes", type=sizes, nargs="+", default=[1, 64, 256, 1024])
     e.add_argument("--json", action="store_true", help="print the rows as JSON")
 
-    help = "race catchrl's DQN against SB3's DQN and PPO"
-    a = options.add_command(
-        which, "agents", help, None, EPILOG, [_race(64, "runs/race")], run_agents
+    help, race = "race catchrl's DQN against SB3's DQN and PPO", [_race(64, "runs/race")]
+    a = options.add_command(which, "agents", help, None, EPILOG, race, run_agents)
+    every = list(dict.fromkeys([*AGENTS, *OTHER_ALGOS]))
+    help = "catchrl-dqn, sb3-dqn-like (catchrl's network and replay ratio) or an --algo of "
+    help += f"catchrl train but dqn: {', '.join(OTHER_ALGOS)}"
+    a.add_argument(
+        "--agents", nargs="+", default=[*AGENTS], choices=every, metavar="AGENT", help=help
     )
     a.add_argument(
-        "--agents",
-        nargs="+",
-        default=list(AGENTS),
-        choices=list(dict.fromkeys([*AGENTS, *OTHER_ALGOS])),
-        metavar="AGENT",
-        help="catchrl-dqn, sb3-dqn-like (catchrl's network and replay ratio) or an --algo of "
-        "catchrl train but dqn: " + ", ".join(OTHER_ALGOS),
+        "--obs", nargs="+", default=["pixels", "state"], choices=choices(EnvConfig, "obs_type")
     )
-    obs_types = choices(EnvConfig, "obs_type")
-    a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=obs_types)
     steps = number(0, above=True)
     a.add_argument("--pixel-steps", type=steps, default=50_000, help="step budget on pixels")
     a.add_argument("--state-steps", type=steps, default=50_000, help="step budget on state, grid")
+    help = "a setting of one contender (repeatable), e.g. sb3-dqn:env.num_envs=16"
     a.add_argument(
-        "--set",
-        dest="agent_sets",
-        action="append",
-        default=[],
-        metavar="AGENT:KEY=VALUE",
-        help="a setting of one contender (repeatable), e.g. sb3-dqn:env.num_envs=16",
+        "--set", dest="sets", action="append", default=[], metavar="AGENT:KEY=VALUE", help=help
     )
 
-    help = "the pixel DQN vs the DQN with supervised modules"
-    race = [_race(96, "runs/modules")]
+    help, race = "the pixel DQN vs the DQN with supervised modules", [_race(96, "runs/modules")]
     m = options.add_command(which, "modules", help, None, EPILOG, race, run_modules)
+    help = "default: all: catchrl-dqn (pixels); dqn-perceived, dqn-encoder-frozen: fast-state's "
+    help += "DQN on the state a perception model reads, on its frozen encoder; dqn-encoder: the "
+    help += "pixel DQN from that encoder, fine-tuned; dqn-aux: with the landing-x head"
     m.add_argument(
         "--contenders",
         nargs="+",
-        default=list(MODULE_CONTENDERS),
+        default=[*MODULE_CONTENDERS],
         choices=MODULE_CONTENDERS,
         metavar="CONTENDER",
-        help="default: all five (below)",
+        help=help,
     )
     m.add_argument("--perception", default="", help="a perception model or its run directory")
     m.add_argument("--drift", type=number(0), default=0, help="the game's drift (0: the book's)")
@@ -88,13 +77,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     help = "supervised training speed, time to the goals"
     s = options.add_command(which, "supervised", help, func=run_supervised)
+    help = f"{', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})"
     s.add_argument(
-        "--models",
-        nargs="+",
-        default=list(DEFAULT_CASES),
-        choices=CASES,
-        metavar="CASE",
-        help=f"{', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})",
+        "--models", nargs="+", default=[*DEFAULT_CASES], choices=CASES, metavar="CASE", help=help
     )
     s.add_argument("--games", type=number(10), default=300, help="training games per case")
     s.add_argument("--epochs", type=number(1), default=8)
@@ -122,10 +107,10 @@ def run_env(args: argparse.Namespace) -> int:
     """Print the env throughput table (:mod:`catchrl.benchmarks.env`)."""
     from catchrl.benchmarks.env import format_table, gymnax_missing, run_env_benchmark
 
-    rows = run_env_benchmark(seconds_per_case=args.seconds, batch_sizes=tuple(args.batch_sizes))
+    rows = run_env_benchmark(args.seconds, args.batch_sizes)
     print(json.dumps(rows, indent=1) if args.json else format_table(rows))
-    if gymnax_missing():
-        print(gymnax_missing(), file=sys.stderr)
+    if missing := gymnax_missing():
+        print(missing, file=sys.stderr)
     return 0
 
 
@@ -135,8 +120,9 @@ def run_supervised(args: argparse.Namespace) -> int:
 
     rows = []
     for name in args.models:
-        sizes = (args.games, args.epochs, args.test_games, args.batch_size, args.seed)
-        rows.append(bench_case(name, *sizes))
+        rows.append(
+            bench_case(name, args.games, args.epochs, args.test_games, args.batch_size, args.seed)
+        )
         print(f"{name}: done", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
@@ -150,20 +136,20 @@ def run_agents(args: argparse.Namespace) -> int:
     from catchrl.benchmarks.agents import PRESET, race_settings
 
     overrides: dict[str, list[str]] = {}
-    for item in args.agent_sets:
+    for item in args.sets:
         agent, _, setting = item.partition(":")
         if "=" not in setting:
             raise UserError(f"--set {item!r}: expected AGENT:KEY=VALUE")
         if agent not in args.agents:
             raise UserError(f"--set {item!r}: {agent!r} is not in --agents")
         overrides.setdefault(agent, []).append(setting)
-    for agent, settings in overrides.items():  # one its config refuses: before any run starts
-        for obs in args.obs:
-            algo, sets = race_settings(agent, obs, overrides=settings)
-            try:
-                make_config(PRESET[obs], None, sets, algo)
-            except ValueError as e:  # ConfigError is one
-                raise UserError(f"--set for {agent} on {obs}: {e}") from None
+    # A setting its config refuses stops the race before any run starts.
+    for (agent, settings), obs in itertools.product(overrides.items(), args.obs):
+        algo, sets = race_settings(agent, obs, overrides=settings)
+        try:
+            make_config(PRESET[obs], None, sets, algo)
+        except ValueError as e:  # ConfigError is one
+            raise UserError(f"--set for {agent} on {obs}: {e}") from None
     steps = {obs: args.pixel_steps if obs == "pixels" else args.state_steps for obs in args.obs}
     return _run_race(args, args.agents, steps, overrides)
 
@@ -200,11 +186,10 @@ def _run_race(
     groups = run_race(contenders, steps, args.seeds, args.out, race, overrides)
     if not groups:
         raise UserError("every run failed; see the messages above")
-    note = f"Each run's settings: {args.out}/<contender>-<obs>-s<seed>/config.toml"
+    head = [f"Each run's settings: {args.out}/<contender>-<obs>-s<seed>/config.toml", ""]
     rows = summarize(groups, args.target)
-    head, extra = [note, ""], ["peak_rss_mib"]
     table = write_summary(
-        args.out / "race", rows, args.target, "contender", head, "wall_time", extra
+        args.out / "race", rows, args.target, "contender", head, "wall_time", ["peak_rss_mib"]
     )
     print(f"{table}\n\nrace.md, race.csv and race.png in {args.out}")
     return 0

@@ -22,8 +22,7 @@ EPILOG = """examples:
   catchrl eval random --games 10000                    # the ~17 % floor
   catchrl eval runs/sb3-ppo/model.zip --sb3            # an SB3 file (unpickles code!)
 
-Game j is seeded SEED + j: the same --seed, the same balls for every policy. A run
-directory loads its kept model (best.*) unless --model final, in the run's game.
+Game j is seeded SEED + j: the same --seed, the same balls for every policy.
 """
 
 

@@ -88,13 +88,9 @@ def config(what: str = "starting config") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--preset", help=f"{what}: fast (default, pixels), fast-state, book")
     p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
+    help = "override one setting (repeatable)"
     p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="TABLE.KEY=VALUE",
-        help="override one setting (repeatable)",
+        "--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE", help=help
     )
     return p
 
@@ -144,10 +140,9 @@ def agent() -> argparse.ArgumentParser:
 def game(**defaults: Any) -> argparse.ArgumentParser:
     """The game's options (``defaults``: the command's own)."""
     p = argparse.ArgumentParser(add_help=False)
-    drift, balls = number(0), number(1, MAX_BALLS_PER_GAME)
-    p.add_argument(
-        "--drift", type=drift, metavar="N", help="largest sideways ball speed, px a step"
-    )
+    help = "largest sideways ball speed, px a step"
+    p.add_argument("--drift", type=number(0), metavar="N", help=help)
+    balls = number(1, MAX_BALLS_PER_GAME)
     p.add_argument("--balls", type=balls, metavar="N", dest="balls_per_game", help="balls per game")
     p.add_argument("--walls", choices=("clamp", "book"), help="book: the book's bounce walls")
     p.add_argument("--spawn", choices=("visible", "book"), help="book: balls up to x = 400")

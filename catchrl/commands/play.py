@@ -1,8 +1,6 @@
 """'catchrl play': a person plays Catch with the arrow keys, as in the book's human game.
 
-The book's human game by default: 100 balls, the paddle stopped at the walls,
-"Score: s/N, Ball: n" in the band under the field, 30 frames per second. The game
-is the agents' own (CatchEnv); the final score is printed.
+By default the book's: 100 balls, paddle stopped at the walls, 30 frames per second.
 """
 
 from __future__ import annotations
@@ -20,17 +18,10 @@ from catchrl.policies import SCRIPTED, load_agent
 from catchrl.video import END_SECONDS, open_window, play_games
 
 EPILOG = """\
-keys:
-  left / right arrow   move the paddle (hold to keep moving)
-  ESC                  quit now (the score so far is printed)
-  Enter, Space, ESC    close the window once the game is over
-
-The final score stays up until Enter, Space, ESC or closing the window (3 s with
---policy) unless --linger says how long. --walls book: moving into a wall puts the paddle
-a step back from it; --spawn book: balls start anywhere in x = 0..400.
+keys: left / right arrow move the paddle (hold to keep moving); ESC quits (the score so far
+is printed); Enter, Space or ESC close the window once the game is over (3 s with --policy).
 
 examples:
-  catchrl play                               100 balls with the arrow keys
   catchrl play --balls 20 --fps 20           a shorter, slower game
   catchrl play --drift 5 --seed 1            balls drift sideways and bounce off the walls
   catchrl play --walls book --spawn book     the book's trained game, quirks included

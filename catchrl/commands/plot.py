@@ -15,10 +15,8 @@ EPILOG = """examples:
   catchrl plot runs/dqn-pixels-20261122-150000              # -> RUN/curves.png
   catchrl plot runs/dqn runs/sb3-ppo --out compare.png      # several runs, one figure
 
-Panels: win rate vs games and vs training seconds (training, validation dots, the kept
-model's test as a star, with 95 % intervals), the loss (DQN-family TD losses and PPO/A2C
-total losses on separate axes), and epsilon where the algorithm has one. Runs are labelled
-NAME (ALGO, OBS_TYPE).
+Panels: win rate vs games and vs training seconds (validation dots, the kept model's test
+as a star, with 95 % intervals), the loss and epsilon. A run is labelled NAME (ALGO, OBS_TYPE).
 """
 
 

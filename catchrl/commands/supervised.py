@@ -15,12 +15,9 @@ EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --out data/frames.npz
   catchrl supervised train perception --data data/frames.npz --run-dir runs/perc --epochs 20
   catchrl supervised eval perception --model runs/perc --data data/frames-test.npz
-  catchrl supervised train sequence --data data/frames-drift5.npz --run-dir runs/seq \\
-      --perception runs/perc-drift5
   catchrl eval runs/imit/model.keras --games 1000   # an imitation model plays as any agent
 
-A run directory holds config.json, metrics.tsv, tb/, checkpoints/ (the latest),
-best.keras and model.keras. A GPU trains in mixed precision with 8x larger batches.
+A run directory holds config.json, metrics.tsv, tb/, checkpoints/, best.keras, model.keras.
 """
 
 TASKS = ("perception", "sequence", "imitation")

@@ -15,14 +15,12 @@ from catchrl.learners import LEARNERS, open_run
 
 EPILOG = """examples:
   catchrl train                                  # fast preset, pixels, runs/dqn-pixels-<time>
-  catchrl train --preset fast-state --run-dir runs/state
   catchrl train --preset book --run-dir runs/book   # the book's run, faithfully
   catchrl train --config my.toml --set agent.lr=5e-4 --set run.total_steps=80000
-  catchrl train --run-dir runs/state --resume       # continue a stopped run exactly
   catchrl train --print-config --preset book        # show every setting, as TOML
 
-Each config key is documented in catchrl/config.py. Ctrl-C, SIGTERM or SIGHUP stop
-the run with a checkpoint (exit code 128 + the signal); --resume continues it exactly.
+Config keys: catchrl/config.py. Ctrl-C, SIGTERM or SIGHUP stop the run with a checkpoint
+(exit code 128 + the signal); --resume continues it exactly.
 """
 
 

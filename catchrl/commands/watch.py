@@ -12,14 +12,11 @@ from catchrl.video import check_video_path
 
 EPILOG = """examples:
   catchrl watch runs/dqn-pixels-20261122-150000            # 3 games in a window
-  catchrl watch runs/x --games 5 --fps 10                   # slower
   catchrl watch runs/x --video docs/agent.gif --games 2     # headless: write a GIF
-  catchrl watch runs/x --video agent.mp4                    # ... or an MP4 (H.264)
-  catchrl watch oracle --balls 20                           # the ball-tracking policy
+  catchrl watch oracle --balls 20 --fps 10                  # the ball-tracking policy, slower
 
-A band under the field shows the score and the agent's Q-values as bars. ESC or
-closing the window stops. A video has one frame per step, played at --fps (30 if 0);
-it needs pip install 'catchrl[plot]'.
+The band under the field shows the score and the Q-values as bars; ESC stops. A video
+(pip install 'catchrl[plot]') has a frame per step, played at --fps (30 if 0).
 """
 
 
