@@ -118,9 +118,8 @@ def run_env_benchmark(
     rows = []
     for case, n, make in cases:
         wall, cpu, steps = _clocked(make(), seconds_per_case)
-        rates = {"steps_per_s": steps / wall, "cpu_steps_per_s": steps / max(cpu, 1e-9)}
-        rows.append({"case": case, "envs": n, "steps": steps, "seconds": wall, "cpu_seconds": cpu})
-        rows[-1].update(rates)
+        row = {"case": case, "envs": n, "steps": steps, "seconds": wall, "cpu_seconds": cpu}
+        rows.append(row | {"steps_per_s": steps / wall, "cpu_steps_per_s": steps / max(cpu, 1e-9)})
     competitor = {r["envs"]: r["cpu_steps_per_s"] for r in rows if r["case"].startswith("gymnax")}
     for r in rows:
         rate = competitor.get(r["envs"])

@@ -96,15 +96,13 @@ def bench_case(
 
 def format_table(rows: list[dict[str, Any]]) -> str:
     """Markdown: speed per model, the training seconds to each goal, the final figures."""
-    lines = [
-        "| model | parameters | batch | samples/s | epochs | run wall s | run CPU s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+    lines = ["| model | parameters | batch | samples/s | epochs | run wall s | run CPU s |"]
+    lines.append("|---|---:|---:|---:|---:|---:|---:|")
+    lines += [
+        f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['samples/s']:,.0f} "
+        f"| {r['epochs']} | {r['run wall s']:.0f} | {r['run CPU s']:.0f} |"
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['params']:,} | {r['batch']} | {r['samples/s']:,.0f} "
-            f"| {r['epochs']} | {r['run wall s']:.0f} | {r['run CPU s']:.0f} |"
-        )
     lines += ["", "| model | goal | reached at epoch | training wall s | training CPU s |"]
     lines.append("|---|---|---:|---:|---:|")
     for r in rows:

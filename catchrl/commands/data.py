@@ -11,7 +11,7 @@ from catchrl.commands.options import number
 from catchrl.config import MAX_NUM_ENVS
 from catchrl.envs import CatchParams
 from catchrl.errors import UserError
-from catchrl.supervised.datasets import make_dataset, save_dataset
+from catchrl.supervised.datasets import KINDS, make_dataset, save_dataset
 
 EPILOG = """examples:
   catchrl data make --kind frames --games 1000 --seed 0 --out data/frames.npz
@@ -30,18 +30,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     game = options.game()  # CatchParams() unless given
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
     m = options.add_command(actions, "make", help, None, EPILOG, [games, game], run)
-    kinds = ("frames", "trajectories", "expert")
     help = "for perception, sequence, imitation (default frames)"
-    m.add_argument("--kind", choices=kinds, default="frames", help=help)
+    m.add_argument("--kind", choices=KINDS, default="frames", help=help)
     m.add_argument("--out", required=True, help="output .npz file")
-    m.add_argument(
-        "--random-prob",
-        type=number(0, 1, kind=float),
-        nargs=2,
-        metavar=("LOW", "HIGH"),
-        help="range of a game's random-action probability (default 0 1; expert 0 0.3)",
-    )
-    envs = number(1, MAX_NUM_ENVS)
+    help = "range of a game's random-action probability (default 0 1; expert 0 0.3)"
+    share, envs = number(0, 1, kind=float), number(1, MAX_NUM_ENVS)
+    m.add_argument("--random-prob", type=share, nargs=2, metavar=("LOW", "HIGH"), help=help)
     m.add_argument("--num-envs", type=envs, default=64, help="games played at once (speed only)")
 
 
@@ -54,10 +48,8 @@ def run(args: argparse.Namespace) -> int:
     params = CatchParams(**options.game_overrides(args))
     start = time.perf_counter()
     try:
-        mix = tuple(args.random_prob) if args.random_prob else None
-        ds = make_dataset(
-            args.kind, args.games, args.seed, params, random_prob=mix, num_envs=args.num_envs
-        )
+        mix, envs = args.random_prob, args.num_envs  # make_dataset's own default mix unless given
+        ds = make_dataset(args.kind, args.games, args.seed, params, random_prob=mix, num_envs=envs)
         save_dataset(ds, args.out)
     except (ValueError, OSError) as e:
         raise UserError(str(e)) from None

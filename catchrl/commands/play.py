@@ -44,11 +44,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--linger", type=linger, metavar="S", help="seconds the final score stays up")
 
 
-def game_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    """The ``CatchEnv`` arguments of the game ``args`` ask for (the state game: no frames)."""
-    return {"obs_type": "state", **options.game_overrides(args)}
-
-
 def run(args: argparse.Namespace) -> int:
     """Play one game; print ``Score: s/N`` (also when the person quits early)."""
     if args.headless and args.policy is None:
@@ -58,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     folder = Path(args.screenshot or ".").parent
     if not folder.is_dir():
         raise UserError(f"--screenshot: folder {str(folder)!r} does not exist")
-    game = game_kwargs(args)
+    game = {"obs_type": "state", **options.game_overrides(args)}  # the state game: no frames
     env = CatchEnv(**game)
     agent = load_agent(args.policy, **game) if args.policy else None
     if args.headless:

@@ -32,17 +32,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t = options.add_command(actions, "train", help, parents=[options.run_dir(True)], func=run_train)
     t.add_argument("task", choices=TASKS)
     t.add_argument("--data", required=True, help="training .npz (catchrl data make)")
-    t.add_argument(
-        "--arch",
-        default="",
-        help="book, lenet, small (default); sequence: lstm, gru (default), bidirectional",
-    )
+    help = "book, lenet, small (default); sequence: lstm, gru (default), bidirectional"
+    t.add_argument("--arch", default="", help=help)
     t.add_argument("--epochs", type=number(1), default=10, help="most epochs (default 10)")
     t.add_argument("--batch-size", type=number(0), default=0, help="0 = automatic (default)")
     lr = number(0, kind=float, above=True)
-    t.add_argument(
-        "--lr", dest="learning_rate", type=lr, default=3e-3, help="Adam's (default 3e-3)"
-    )
+    t.add_argument("--lr", type=lr, default=3e-3, dest="learning_rate", help="Adam's (3e-3)")
     t.add_argument("--patience", type=number(0), default=5, help="EarlyStopping patience (5)")
     fraction = number(0, 0.99, kind=float)
     t.add_argument("--val-fraction", type=fraction, default=0.1, help="games held out (0.1)")

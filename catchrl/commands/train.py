@@ -61,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     """Train (or resume); print where the run goes first, and how it ended."""
     if args.run_dir is not None and args.run_dir.strip() == "":
         raise UserError("--run-dir is empty; give a folder name")
-    cfg, overrides = None, list(args.overrides)
     if args.resume:
         if args.run_dir is None:
             raise UserError("--resume needs --run-dir")
@@ -70,8 +69,7 @@ def run(args: argparse.Namespace) -> int:
                 "--resume continues the run with its saved config; drop "
                 "--preset/--config/--algo/--seed (only --steps and --set run.* may change)"
             )
-        overrides += [f"run.total_steps={args.steps}"] if args.steps is not None else []
-        run_dir = Path(args.run_dir)
+        cfg, run_dir = None, Path(args.run_dir)
     else:
         cfg = resolve_config(args)
         if args.print_config:
@@ -79,15 +77,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         stamp = f"{cfg.algo}-{cfg.env.obs_type}-{time.strftime('%Y%m%d-%H%M%S')}"
         run_dir = Path(args.run_dir or Path("runs") / stamp)
-    try:
+    steps = [f"run.total_steps={args.steps}"] if args.steps is not None else []
+    overrides, progress = [*args.overrides, *steps], False if args.no_progress else None
+    try:  # overrides: of a resumed run (a fresh one has them in cfg)
         trainer = open_run(
-            cfg,
-            run_dir,
-            resume=args.resume,
-            progress=False if args.no_progress else None,
-            resume_overrides=overrides if args.resume else (),
-            trust_pickle=args.sb3,
-            keep_checkpoints=args.keep_checkpoints,
+            cfg, run_dir, args.resume, overrides, args.sb3, args.keep_checkpoints, progress=progress
         )
     except ValueError as e:  # a config the learner refuses (CatchrlErrors: main prints them)
         raise UserError(first_line(e)) from e
@@ -100,8 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if result.interrupted:
         print(f"interrupted: resume with `{resume}`")
         return result.exit_code
-    if result.best is not None:
-        best = result.best
+    if best := result.best:
         print(
             f"kept {best['model']}: validation {100 * best['win_rate']:.2f}% at step "
             f"{best['steps']} (game {best['games']}); final model {trainer.learner_cls.model_name}"

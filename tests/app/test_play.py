@@ -7,7 +7,7 @@ import pygame
 import pytest
 
 from catchrl.cli import build_parser, main
-from catchrl.commands.play import game_kwargs
+from catchrl.commands.options import game_overrides
 from catchrl.envs import CatchEnv, CatchParams, reset_state
 from catchrl.envs.window import HUD_HEIGHT, CatchWindow
 
@@ -157,9 +157,9 @@ def test_game_options_reach_the_game():
     args = build_parser().parse_args(
         ["play", "--walls", "book", "--spawn", "book", "--drift", "3", "--balls", "7"]
     )
-    game = CatchEnv(**game_kwargs(args)).params
+    game = CatchEnv(**game_overrides(args)).params
     assert game == CatchParams(balls_per_game=7, drift=3, walls="book", spawn="book")
-    default = CatchEnv(**game_kwargs(build_parser().parse_args(["play"]))).params
+    default = CatchEnv(**game_overrides(build_parser().parse_args(["play"]))).params
     assert default == CatchParams(balls_per_game=100)
     assert (default.walls, default.spawn) == ("clamp", "visible")
 
