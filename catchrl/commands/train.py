@@ -29,13 +29,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     shared = [options.config(), options.run_dir(default="runs/<algo>-<obs>-<time>")]
     help = "train an agent (Keras DQN; SB3 or RLlib with --algo)"
     p = options.add_command(sub, "train", help, __doc__, EPILOG, [*shared, options.trust()], run)
-    p.add_argument(
-        "--algo",
-        choices=LEARNERS,
-        metavar="ALGO",
-        help=f"{', '.join(LEARNERS)} (default: the config's, dqn: catchrl's Keras DQN; "
-        "rllib-*: pip install 'catchrl[rllib]')",
-    )
+    help = f"{', '.join(LEARNERS)} (default: the config's, dqn: catchrl's Keras DQN; "
+    help += "rllib-*: pip install 'catchrl[rllib]')"
+    p.add_argument("--algo", choices=LEARNERS, metavar="ALGO", help=help)
     keep, help = options.number(1), "complete checkpoints kept (default 1: the latest)"
     p.add_argument("--keep-checkpoints", type=keep, default=1, metavar="N", help=help)
     p.add_argument("--seed", type=options.SEED, help="shortcut for --set run.seed=N")

@@ -27,14 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = options.add_command(sub, "watch", help, __doc__, EPILOG, [options.agent(), games], run)
     fps = options.number(0, note="0 = no wait")
     p.add_argument("--fps", type=fps, default=30, help="frames per second (0: no wait)")
-    p.add_argument(
-        "--video",
-        "--gif",
-        dest="video",
-        type=Path,
-        metavar="FILE",
-        help="write the games to FILE (.gif or .mp4), headless, instead of a window",
-    )
+    help = "write the games to FILE (.gif or .mp4), headless, instead of a window"
+    p.add_argument("--video", "--gif", dest="video", type=Path, metavar="FILE", help=help)
 
 
 def run(args: argparse.Namespace) -> int:
