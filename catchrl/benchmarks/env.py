@@ -129,16 +129,9 @@ def run_env_benchmark(
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as a Markdown table under a line naming the machine."""
-    machine = (
-        f"Python {platform.python_version()}, numpy {np.__version__}, "
-        f"{os.cpu_count()} CPUs ({platform.machine()})"
-    )
-    lines = [
-        machine,
-        "",
-        "| case | games | steps/s (CPU) | x gymnax (CPU) | steps/s (wall) | CPU s | wall s |",
-        "|---|---:|---:|---:|---:|---:|---:|",
-    ]
+    machine = f"Python {platform.python_version()}, numpy {np.__version__}, {os.cpu_count()} CPUs"
+    head = "| case | games | steps/s (CPU) | x gymnax (CPU) | steps/s (wall) | CPU s | wall s |"
+    lines = [f"{machine} ({platform.machine()})", "", head, "|---|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ratio = "–" if r["x_gymnax"] is None else f"{r['x_gymnax']:,.2f}"
         rates = f"{r['cpu_steps_per_s']:,.0f} | {ratio} | {r['steps_per_s']:,.0f}"

@@ -7,7 +7,7 @@ import math
 import time
 
 from catchrl.commands import options
-from catchrl.commands.options import number
+from catchrl.commands.options import SEED, number
 from catchrl.config import MAX_NUM_ENVS
 from catchrl.envs import CatchParams
 from catchrl.errors import UserError
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl data make``."""
     p = options.add_command(sub, "data", "generate labelled datasets from the game", __doc__)
     help = "play seeded games (the oracle mixed with random actions) and save them labelled"
-    games = options.games(1000, 0, "seed of game 0 (default 0)", most=math.inf)  # the data's own
+    games = options.games(1000, 0, "seed of game 0 (default 0)", SEED, math.inf)  # the data's own
     game = options.game()  # CatchParams() unless given
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
     m = options.add_command(actions, "make", help, None, EPILOG, [games, game], run)

@@ -8,12 +8,9 @@ import json
 from catchrl.agents.policy import Agent
 from catchrl.api import evaluate
 from catchrl.commands import options
-from catchrl.commands.options import game_overrides, number
+from catchrl.commands.options import game_overrides
 from catchrl.evaluation import TEST_SEED
 from catchrl.policies import SCRIPTED, load_agent
-
-GAME_SEED = number(0, 2**62, note="game seeds are below 2**62")
-"""A game's ``--seed`` (not 32-bit: the test games start at 2**41)."""
 
 EPILOG = """examples:
   catchrl eval runs/dqn-pixels-20261122-150000        # a run directory
@@ -28,7 +25,7 @@ Game j is seeded SEED + j: the same --seed, the same balls for every policy.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl eval``."""
-    games = options.games(1000, None, "seed of game 0 (default: the test games, 2**41)", GAME_SEED)
+    games = options.games(1000, None, "seed of game 0 (default: the test games, 2**41)")
     help = "evaluate a saved agent or a scripted policy"
     p = options.add_command(sub, "eval", help, __doc__, EPILOG, [options.agent(), games], run)
     p.add_argument("--json", action="store_true", help="print the result as JSON")

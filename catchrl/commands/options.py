@@ -57,6 +57,8 @@ def number(
 
 SEED = number(0, SEED_MAX, note="seeds are 32-bit")
 """A seed, in ``run.seed``'s range (numpy's and Keras' seeds)."""
+GAME_SEED = number(0, 2**62, note="game seeds are below 2**62")
+"""The seed of an evaluated game (not 32-bit: the test games start at 2**41)."""
 
 
 def add_command(
@@ -108,7 +110,7 @@ def games(
     default: int,
     seed: int | None,
     seed_help: str,
-    seed_type: Callable = SEED,
+    seed_type: Callable = GAME_SEED,
     most: float = MAX_EVAL_GAMES - 1,
 ) -> argparse.ArgumentParser:
     """``--games`` (how many to play) and ``--seed`` (of game 0; game j plays SEED + j)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from catchrl.api import record, watch
 from catchrl.commands import options
-from catchrl.commands.evaluate import GAME_SEED, load
+from catchrl.commands.evaluate import load
 from catchrl.video import check_video_path
 
 EPILOG = """examples:
@@ -22,7 +22,7 @@ The band under the field shows the score and the Q-values as bars; ESC stops. A 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl watch``."""
-    games = options.games(3, 0, "seed of the first game (default 0)", GAME_SEED)
+    games = options.games(3, 0, "seed of the first game (default 0)")
     help = "watch a saved agent play in a window (or write a GIF/MP4)"
     p = options.add_command(sub, "watch", help, __doc__, EPILOG, [options.agent(), games], run)
     fps = options.number(0, note="0 = no wait")
