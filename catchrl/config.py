@@ -11,24 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+from catchrl import fields
 from catchrl.envs import MAX_FRAME_SIZE  # the env's own bound
 from catchrl.errors import did_you_mean
 from catchrl.evaluation import MAX_EVAL_GAMES
-from catchrl.fields import (
-    COUNT,
-    FRACTION,
-    NON_NEGATIVE,
-    POSITIVE,
-    ConfigError,
-    Range,
-    check_game,
-    coerce,
-    field_hints,
-    parse_override,
-    read_toml,
-    toml_value,
-    validate,
-)
+from catchrl.fields import ConfigError, Range, check_game, parse_override, read_toml
 from catchrl.fields import choices as choices  # re-exported for the commands
 
 SEED_MAX = 2**32 - 1  # keras.utils.set_random_seed and numpy's legacy seeding
@@ -57,7 +44,7 @@ class EnvConfig:
     """Side of a pixel frame: ``tiny``'s input (book: 80; SB3, RLlib, frame modules: 80)."""
     balls_per_game: Annotated[int, Range(1, MAX_BALLS_PER_GAME)] = 1
     """Balls per game (book's trained game: 1)."""
-    drift: Annotated[int, COUNT] = 0
+    drift: Annotated[int, fields.COUNT] = 0
     """Largest sideways ball speed, px per step (book: 0, straight down)."""
     rules: Literal["standard", "book"] = "standard"
     """``book``: the book's bounce walls and spawn up to x = 400 (SEED_CATCH.md)."""
@@ -84,9 +71,7 @@ class EnvConfig:
         from catchrl.evaluation import EVAL_NUM_ENVS
 
         kwargs = self.game_kwargs()
-        return estimate_env_bytes(self.num_envs, **kwargs) + estimate_env_bytes(
-            EVAL_NUM_ENVS, **kwargs
-        )
+        return sum(estimate_env_bytes(n, **kwargs) for n in (self.num_envs, EVAL_NUM_ENVS))
 
     def steps_per_game(self) -> int:
         """Env steps in one game (33 a ball on the book's screen, 9 on bsuite's board)."""
@@ -114,15 +99,15 @@ class AgentConfig:
     """Decay the learning rate linearly to 0 over ``run.total_steps`` (PureJaxRL's flag)."""
     loss: Literal["huber", "mse"] = "huber"
     """``huber`` (Nature DQN) or ``mse`` (book)."""
-    target_every: Annotated[int, COUNT] = 1
+    target_every: Annotated[int, fields.COUNT] = 1
     """Gradient steps between target syncs; 0: no target network (book); measured."""
     tau: Annotated[float, Range(0.0, 1.0, low_open=True)] = 0.005
     """Each sync: target = tau * online + (1 - tau) * target; 1 is a copy (SB3's SAC; measured)."""
-    grad_clip_norm: Annotated[float, NON_NEGATIVE] = 10.0
+    grad_clip_norm: Annotated[float, fields.NON_NEGATIVE] = 10.0
     """Global gradient-norm clip (SB3's DQN: 10); 0 = off (book)."""
     batch_size: Annotated[int, Range(1, 65_536)] = 128
     """Minibatch size (book: 32; measured)."""
-    gradient_steps: Annotated[int, POSITIVE] = 4
+    gradient_steps: Annotated[int, fields.POSITIVE] = 4
     """Gradient steps per vector step (book: 1; measured)."""
     replay_capacity: Annotated[
         int, Range(1, 10_000_000, why="10 million 80 x 80 frames are 60 GiB")
@@ -132,11 +117,11 @@ class AgentConfig:
     """Prioritized replay (Schaul et al. 2016), β annealed to 1 over the run."""
     epsilon: Literal["linear", "book"] = "linear"
     """ε from 1 to ``epsilon_end`` over env steps, or ``book`` (from 0.1, lowered per game)."""
-    epsilon_end: Annotated[float, FRACTION] = 0.01
+    epsilon_end: Annotated[float, fields.FRACTION] = 0.01
     """Final ε (book: 0.0001; measured)."""
-    epsilon_duration: Annotated[int, COUNT] = 4_000
+    epsilon_duration: Annotated[int, fields.COUNT] = 4_000
     """Env steps over which ε decays (measured); for ``book``: the run's games (book: 5,100)."""
-    observe: Annotated[int, COUNT] = 1_000
+    observe: Annotated[int, fields.COUNT] = 1_000
     """Random-play env steps (games for ``book``) before learning (book: 100 games; measured)."""
 
     def module_parts(self) -> tuple[str, str]:
@@ -151,13 +136,13 @@ class RunConfig:
 
     seed: Annotated[int, Range(0, SEED_MAX, why="seeds are 32-bit for numpy and Keras")] = 0
     """Seeds the env, the agent, the replay memory and the network initialisation."""
-    total_steps: Annotated[int, POSITIVE] = 30_000
+    total_steps: Annotated[int, fields.POSITIVE] = 30_000
     """Env steps (transitions) to train for (measured)."""
-    eval_every: Annotated[int, COUNT] = 16
+    eval_every: Annotated[int, fields.COUNT] = 16
     """Games between validation evaluations and checkpoints; 0: only at the end (measured)."""
     eval_games: Annotated[int, Range(0, MAX_EVAL_GAMES - 1)] = 1000
     """Games per evaluation (0: none); validation: each ball start once where it decides a game."""
-    target_win_rate: Annotated[float, FRACTION] = 1.0
+    target_win_rate: Annotated[float, fields.FRACTION] = 1.0
     """Stop once a validation catches this share of its balls; 0: never (BENCHMARKS.md)."""
 
 
@@ -215,12 +200,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "augment_shift": 0,
         },
         # 5,100 games of 33 steps; a model every 100 games.
-        "run": {
-            "total_steps": 168_300,
-            "eval_every": 100,
-            "eval_games": 100,
-            "target_win_rate": 0.0,
-        },
+        "run": {"total_steps": 168_300, "eval_every": 100, "eval_games": 100, "target_win_rate": 0},
     },
 }
 
@@ -233,7 +213,7 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
         if table in ("preset", "sweep"):  # [sweep]: the study table of `catchrl sweep`
             continue
         if table == "algo":
-            cfg.algo = coerce(f"{source}: algo", values, str)
+            cfg.algo = fields.coerce(f"{source}: algo", values, str)
             continue
         known = [*_TABLES, "sb3", "rllib"]
         if table not in known:
@@ -246,14 +226,14 @@ def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
             getattr(cfg, table).update(values)  # keys are checked by the framework's module
             continue
         sub = getattr(cfg, table)
-        hints = field_hints(type(sub))
+        hints = fields.field_hints(type(sub))
         for key, value in values.items():
             if key not in hints:
                 raise ConfigError(
                     f"{source}: unknown key {table}.{key}; valid keys of "
                     f"[{table}]: {', '.join(hints)}{did_you_mean(key, hints)}"
                 )
-            setattr(sub, key, coerce(f"{table}.{key}", value, hints[key]))
+            setattr(sub, key, fields.coerce(f"{table}.{key}", value, hints[key]))
 
 
 def preset_config(preset: str = "fast") -> TrainConfig:
@@ -272,7 +252,7 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
     for text in overrides:
         table, key, value = parse_override(text)
         _update(cfg, {table: {key: value}}, f"--set {text}")
-    validate(cfg)
+    fields.validate(cfg)
     return cfg
 
 
@@ -299,16 +279,16 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     """Rebuild a config saved with ``dataclasses.asdict`` (checked like a TOML file)."""
     cfg = preset_config(str(data.get("preset", "fast")))
     _update(cfg, data, "saved config")
-    validate(cfg)
+    fields.validate(cfg)
     return cfg
 
 
 def to_toml(cfg: TrainConfig) -> str:
     """The config as a TOML document (loadable with ``--config``)."""
-    lines = [f"preset = {toml_value(cfg.preset)}", f"algo = {toml_value(cfg.algo)}"]
+    lines = [f"preset = {fields.toml_value(cfg.preset)}", f"algo = {fields.toml_value(cfg.algo)}"]
     tables = {t: dataclasses.asdict(getattr(cfg, t)) for t in _TABLES}
     tables |= {t: getattr(cfg, t) for t in ("sb3", "rllib") if getattr(cfg, t)}
     for table, values in tables.items():
         lines.append(f"\n[{table}]")
-        lines += [f"{key} = {toml_value(value)}" for key, value in values.items()]
+        lines += [f"{key} = {fields.toml_value(value)}" for key, value in values.items()]
     return "\n".join(lines) + "\n"

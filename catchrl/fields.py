@@ -98,9 +98,9 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
 
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Split ``table.key=value``; the value is read as TOML (so ``1e-4``, ``true``, ``"x"``)."""
-    if "=" not in text or "." not in text.split("=", 1)[0]:
+    name, eq, raw = text.partition("=")
+    if not eq or "." not in name:
         raise ConfigError(f"--set {text!r}: expected table.key=value, e.g. agent.lr=1e-4")
-    name, raw = text.split("=", 1)
     table, key = name.strip().split(".", 1)
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
@@ -146,10 +146,7 @@ MODULES = ("perception", "encoder", "tuned-encoder", "landing-head")
 
 
 def check_game(obs_type: str, game: Mapping[str, Any], drift_name: str = "env.drift") -> Any:
-    """The game's ``CatchParams`` (``game``: any of :data:`GAME_KEYS`; ``grid``: bsuite's board).
-
-    A drift too large: a :class:`ConfigError` naming ``drift_name``.
-    """
+    """The game's ``CatchParams`` (``game``: any of :data:`GAME_KEYS`); ConfigError names drift."""
     from catchrl.envs.core import CatchParams
 
     make = CatchParams.bsuite if obs_type == "grid" else CatchParams
@@ -166,19 +163,17 @@ def check_game(obs_type: str, game: Mapping[str, Any], drift_name: str = "env.dr
 
 def validate(cfg: Any) -> None:
     """Check the rules across the fields of a ``TrainConfig``."""
-    env, a = cfg.env, cfg.agent
-    params = check_game(
-        env.obs_type, {k: v for k, v in env.game_kwargs().items() if k in GAME_KEYS}
-    )
+    env, a, kwargs = cfg.env, cfg.agent, cfg.env.game_kwargs()
+    params = check_game(env.obs_type, {k: v for k, v in kwargs.items() if k in GAME_KEYS})
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
     _check_module(cfg)
-    game = f"the length of one {env.obs_type} game of {env.balls_per_game} ball(s)"
-    Range(1, params.max_episode_steps, why=game).check("agent.n_step", a.n_step)
+    one_game = f"the length of one {env.obs_type} game of {env.balls_per_game} ball(s)"
+    Range(1, params.max_episode_steps, why=one_game).check("agent.n_step", a.n_step)
     if env.obs_type == "pixels":
         below = Range(0, env.frame_size - 1, why="below env.frame_size")
         below.check("agent.augment_shift", a.augment_shift)
-    stack = env.game_kwargs().get("frame_stack", 1)
+    stack = kwargs.get("frame_stack", 1)
     slots = a.replay_capacity // env.num_envs
     if slots < a.n_step + stack:
         raise ConfigError(
