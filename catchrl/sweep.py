@@ -8,20 +8,23 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import json
+import logging
 import math
 import os
 import signal
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from catchrl import fields
+from catchrl.api import make_config
 from catchrl.config import SEED_MAX, TrainConfig, to_toml
 from catchrl.errors import CatchrlError
-from catchrl.stats import setting_label
+from catchrl.learners import open_run
+from catchrl.rundir import RunDir, read_json
+from catchrl.runloop import stop_signals_to
+from catchrl.stats import read_run, setting_label
 
 __all__ = ["StudyError", "Sweep", "check_trust", "create_study", "load_study", "run_study"]
 
@@ -31,14 +34,13 @@ KINDS = ("grid_search", "choice", *BOUNDED)
 """Tune's search-space functions a swept key may use."""
 METRIC = "val_win_rate"
 """What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
-TRIAL_INDEX = "__trial_index__"  # Tune's Repeater: the seed's index within a setting
 
 
 class StudyError(CatchrlError):
     """A study's search space, folder or state is not usable; the message says why."""
 
 
-@dataclass
+@dataclasses.dataclass
 class Sweep:
     """The options of a ``[sweep]`` table (the command line's win); its space: grid, random."""
 
@@ -53,13 +55,11 @@ class Sweep:
     max_concurrent: Annotated[int, fields.COUNT] = 0  # 0: as many as fit
 
 
-def read_sweep(
-    table: Any,
-    source: str,
-    given: Mapping[str, Any] | None = None,
-    entries: Mapping[str, Sequence[tuple[str, Any]]] | None = None,
-) -> dict[str, Any]:
-    """A ``[sweep]`` table's plan: options (``given`` ones win), space (and ``entries``), trials."""
+def read_sweep(table: Any, source: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A ``[sweep]`` table's plan: its options, space and trial count.
+
+    ``given``: the command line's options (they win) and entries (``grid``, ``random``: added).
+    """
     if not isinstance(table, dict):
         raise StudyError(f"{source}: [sweep] must be a table, got {table!r}")
     hints = fields.field_hints(Sweep)
@@ -72,14 +72,20 @@ def read_sweep(
             plan[key] = given[key]
         elif key in table:
             plan[key] = fields.coerce(f"{source}: sweep.{key}", table[key], hint)
-    space = plan["space"] = _space(table, source, entries or {})
+    space = plan["space"] = {}
+    for part in ("grid", "random"):
+        if not isinstance(table.get(part, {}), dict):
+            raise StudyError(f"{source}: sweep.{part} must be a table, got {table[part]!r}")
+        for key, spec in [*table.get(part, {}).items(), *((given or {}).get(part) or [])]:
+            if key in space:
+                raise StudyError(f"{key} is swept twice")
+            space[key] = _entry(part, key, spec, source)
     search = plan["search"]
     if search == "tpe" and plan["asha"]:
         raise StudyError("--asha goes with --search random (TPE's Repeater needs every seed's end)")
     grid = math.prod(len(values) for kind, values in space.values() if kind == "grid_search")
     if search == "tpe":  # TPE has no grid: its values become choices
-        for key, (kind, values) in space.items():
-            space[key] = ("choice" if kind == "grid_search" else kind), values
+        space |= {k: ("choice", v) for k, (kind, v) in space.items() if kind == "grid_search"}
     plan["samples"] = plan["samples"] or (1 if search == "random" else grid)
     drawn = any(kind != "grid_search" for kind, _ in space.values())
     if search == "random" and plan["samples"] > 1 and not drawn:
@@ -88,41 +94,30 @@ def read_sweep(
     return plan
 
 
-def _space(
-    table: dict[str, Any], source: str, entries: Mapping[str, Sequence[tuple[str, Any]]]
-) -> dict[str, tuple[str, list]]:
-    """``TABLE.KEY -> (Tune's function, its arguments)`` from the table's grid and random."""
-    space: dict[str, tuple[str, list]] = {}
-    for part in ("grid", "random"):
-        given = table.get(part, {})
-        if not isinstance(given, dict):
-            raise StudyError(f"{source}: sweep.{part} must be a table, got {given!r}")
-        for key, spec in [*given.items(), *entries.get(part, [])]:
-            if isinstance(spec, list):
-                kind, values = ("grid_search" if part == "grid" else "choice"), spec
-            elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
-                [(kind, values)] = spec.items()
-                values = values if isinstance(values, list) else [values]
-            else:
-                raise StudyError(f"{source}: sweep.{part}.{key} must be a list, got {spec!r}")
-            if key in space:
-                raise StudyError(f"{key} is swept twice")
-            if key == "run.seed":
-                raise StudyError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
-            if kind not in KINDS:
-                raise StudyError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
-            if not values:
-                raise StudyError(f"{key}: no values")
-            if kind in BOUNDED:
-                number = int if kind == "randint" else (int, float)
-                ok = all(isinstance(a, number) and not isinstance(a, bool) for a in values)
-                ok = ok and len(values) == 2 and values[0] < values[1]
-                if not ok or (kind == "loguniform" and values[0] <= 0):
-                    what = "integers" if kind == "randint" else "numbers"
-                    low = "0 < LOW" if kind == "loguniform" else "LOW"
-                    raise StudyError(f"{key}: {kind} needs two {what} {low} < HIGH, got {values}")
-            space[key] = kind, values
-    return space
+def _entry(part: str, key: str, spec: Any, source: str) -> tuple[str, list]:
+    """A swept key's Tune function and its arguments, from ``sweep.grid`` or ``sweep.random``."""
+    if isinstance(spec, list):
+        kind, values = ("grid_search" if part == "grid" else "choice"), spec
+    elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
+        [(kind, values)] = spec.items()
+        values = values if isinstance(values, list) else [values]
+    else:
+        raise StudyError(f"{source}: sweep.{part}.{key} must be a list, got {spec!r}")
+    if key == "run.seed":
+        raise StudyError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
+    if kind not in KINDS:
+        raise StudyError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
+    if not values:
+        raise StudyError(f"{key}: no values")
+    if kind in BOUNDED:
+        number = int if kind == "randint" else (int, float)
+        low = 0 if kind == "loguniform" else -math.inf
+        ok = all(isinstance(a, number) and not isinstance(a, bool) for a in values)
+        if not (ok and len(values) == 2 and low < values[0] < values[1]):
+            what = "integers" if kind == "randint" else "numbers"
+            bound = "0 < LOW" if low == 0 else "LOW"
+            raise StudyError(f"{key}: {kind} needs two {what} {bound} < HIGH, got {values}")
+    return kind, values
 
 
 def create_study(study: Path, base: TrainConfig, plan: dict[str, Any]) -> Path:
@@ -145,8 +140,6 @@ def create_study(study: Path, base: TrainConfig, plan: dict[str, Any]) -> Path:
 
 def load_study(study: Path) -> tuple[dict[str, Any], TrainConfig]:
     """A study's plan (:func:`read_sweep`) and base config, from its ``study.toml``."""
-    from catchrl.api import make_config
-
     path = study / "study.toml"
     if not path.is_file():
         raise StudyError(f"{str(study)!r} is not a catchrl study (no study.toml)")
@@ -173,7 +166,9 @@ def tune_space(space: Mapping[str, tuple[str, list]]) -> dict[str, Any]:
     return out
 
 
-# -- one trial (in a Ray worker) ----------------------------------------------------------
+def _seed(config: Mapping[str, Any], base_seed: int) -> int:
+    """A trial's ``run.seed``: the grid's (random search), or the base's + the Repeater's index."""
+    return int(config.get("run.seed", base_seed + config.get("__trial_index__", 0)))
 
 
 def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> None:
@@ -181,67 +176,34 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
     import ray
     from ray import tune
 
-    from catchrl.api import make_config
-    from catchrl.learners import open_run
-    from catchrl.rundir import RunDir
-    from catchrl.stats import read_run
-
     run_dir = Path(study) / "trials" / tune.get_context().get_trial_name()
     if not (run_dir / "eval.json").is_file():  # else: finished before Tune heard of it
-        resume = RunDir(run_dir).is_run()
-        cfg = None
+        resume, cfg = RunDir(run_dir).is_run(), None
         if not resume:  # the base config with the setting's values, read as --set reads them
-            setting = {key: value for key, value in config.items() if "." in key}
-            sets = [f"{k}={json.dumps(v, default=int)}" for k, v in setting.items()]  # numpy ints
-            cfg = make_config("fast", Path(study) / "study.toml", sets)
+            sets = [f"{k}={json.dumps(v, default=int)}" for k, v in config.items() if "." in k]
+            cfg = make_config("fast", Path(study) / "study.toml", sets)  # default: numpy ints
             cfg.run.seed = _seed(config, cfg.run.seed)
-        node, start = ray.get_runtime_context().get_node_id(), {}
+        loop = open_run(cfg, run_dir, resume=resume, progress=False, trust_pickle=trust_pickle)
+        node = ray.get_runtime_context().get_node_id()
+        where = {"node": node, "resumed_at": loop.steps if resume else -1}  # for the record
 
-        def on_evaluation(record: dict[str, Any]) -> None:  # node and resumed_at: for the record
-            report = {METRIC: record["win_rate"], "steps": record["steps"]}
-            tune.report(report | {"node": node, "resumed_at": start["steps"]})
+        def on_evaluation(record: dict[str, Any]) -> None:
+            tune.report({METRIC: record["win_rate"], "steps": record["steps"], **where})
 
-        loop = open_run(
-            cfg,
-            run_dir,
-            resume=resume,
-            progress=False,
-            trust_pickle=trust_pickle,
-            on_evaluation=on_evaluation,
-        )
-        start["steps"] = loop.steps if resume else -1
-        if loop.run().interrupted:
-            raise StudyError(
-                f"trial {run_dir.name} was stopped by a signal; it resumes from its run"
-            )
+        loop.on_evaluation = on_evaluation
+        if loop.run().interrupted:  # not finished: Tune must not mark it so
+            raise StudyError(f"trial {run_dir.name} was stopped by a signal; it resumes")
     run = read_run(run_dir)
     tune.report({METRIC: run["val_win_rate"], "steps": run["steps"]})
-
-
-# -- the driver ---------------------------------------------------------------------------
-
-
-def _seed(config: Mapping[str, Any], base_seed: int) -> int:
-    """``run.seed`` of a trial: the grid's, or the base seed + Tune's Repeater index."""
-    return int(config.get("run.seed", base_seed + config.get(TRIAL_INDEX, 0)))
-
-
-def _trial_name(trial: Any, base_seed: int = 0) -> str:
-    """``t007-seed1`` (Tune's trial counter; TPE's trials: their id) and the seed."""
-    count = trial.trial_id.split("_")[-1]
-    name = f"t{int(count):03d}" if count.isdigit() else trial.trial_id
-    return f"{name}-seed{_seed(trial.config, base_seed)}"
 
 
 def _progress(study: Path, total: int, base_seed: int) -> Any:
     """Our progress instead of Tune's tables: a line per finished, retried or failed trial."""
     from ray import tune
 
-    from catchrl.rundir import RunDir, read_json
-
     class Progress(tune.Callback):
         def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            run_dir = study / "trials" / _trial_name(trial, base_seed)
+            run_dir = study / "trials" / str(trial)
             score = f"stopped early (ASHA) at step {trial.last_result.get('steps', 0)}"
             if (run_dir / "eval.json").is_file():
                 test = read_json(run_dir / "eval.json")
@@ -263,13 +225,19 @@ def _progress(study: Path, total: int, base_seed: int) -> Any:
     return Progress()
 
 
-def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, trainable: Any) -> Any:
-    """A new study's ``Tuner``: its space, search, seeds, scheduler and our progress lines."""
+def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, resume: bool, trust: bool) -> Any:
+    """The study's ``Tuner``: restored on ``resume``, else new (space, search, seeds, ASHA)."""
     from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search import BasicVariantGenerator, Repeater
 
-    space = tune_space(plan["space"])
-    seeds = plan["seeds"]
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, study=str(study), trust_pickle=trust),
+        {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]},
+    )
+    if resume and tune.Tuner.can_restore(study / "tune"):
+        return tune.Tuner.restore(str(study / "tune"), trainable, resume_errored=True)
+    space, seeds, seed = tune_space(plan["space"]), plan["seeds"], base.run.seed
     if plan["search"] == "tpe":
         import optuna
         from ray.tune.search.optuna import OptunaSearch
@@ -277,15 +245,16 @@ def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, trainable: Any)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         search = Repeater(OptunaSearch(seed=plan["search_seed"]), repeat=seeds)
     else:
-        space["run.seed"] = tune.grid_search([base.run.seed + i for i in range(seeds)])
+        space["run.seed"] = tune.grid_search([seed + i for i in range(seeds)])
         search = BasicVariantGenerator(constant_grid_search=True, random_state=plan["search_seed"])
-    scheduler = None
-    if plan["asha"]:
-        from ray.tune.schedulers import ASHAScheduler
+    steps = base.run.total_steps
+    asha = ASHAScheduler(time_attr="steps", max_t=steps, grace_period=steps // 9 or 1)
 
-        budget = base.run.total_steps
-        scheduler = ASHAScheduler(time_attr="steps", max_t=budget, grace_period=budget // 9 or 1)
-    name = functools.partial(_trial_name, base_seed=base.run.seed)
+    def name(trial: Any) -> str:  # t007-seed1: Tune's trial counter (TPE's: its id), the seed
+        count = trial.trial_id.split("_")[-1]
+        number = f"t{int(count):03d}" if count.isdigit() else trial.trial_id
+        return f"{number}-seed{_seed(trial.config, seed)}"
+
     return tune.Tuner(
         trainable,
         param_space=space,
@@ -293,7 +262,7 @@ def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, trainable: Any)
             metric=METRIC,
             mode="max",
             search_alg=search,
-            scheduler=scheduler,
+            scheduler=asha if plan["asha"] else None,
             num_samples=plan["samples"] * (seeds if plan["search"] == "tpe" else 1),
             max_concurrent_trials=plan["max_concurrent"] or None,
             trial_name_creator=name,
@@ -304,7 +273,7 @@ def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, trainable: Any)
             storage_path=str(study),
             verbose=0,
             log_to_file=False,  # Tune's Tee, kept by absl's log handler, errs at the worker's exit
-            callbacks=[_progress(study, plan["trials"], base.run.seed)],
+            callbacks=[_progress(study, plan["trials"], seed)],
             failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
         ),
     )
@@ -322,13 +291,7 @@ def run_study(
     Exit code: 0 when every trial finished, 1 when some failed, 128 + the signal when stopped.
     On ``address`` (a Ray cluster), or a local Ray of our own (never one found on this machine).
     """
-    import logging
-
     import ray
-    from ray import tune
-
-    from catchrl.rundir import RunDir
-    from catchrl.runloop import stop_signals_to
 
     received: list[int] = []
 
@@ -354,16 +317,7 @@ def run_study(
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise StudyError(f"--address {address}: cannot join the Ray cluster ({e})") from e
         try:
-            trainable = tune.with_resources(
-                tune.with_parameters(_trial, study=str(study), trust_pickle=trust_pickle),
-                {"cpu": plan["cpus_per_trial"], "gpu": plan["gpus_per_trial"]},
-            )
-            path = str(study / "tune")
-            if resume and tune.Tuner.can_restore(path):
-                tuner = tune.Tuner.restore(path, trainable, resume_errored=True)
-            else:
-                tuner = _tuner(study, plan, base, trainable)
-            errors = 0
+            tuner, errors = _tuner(study, plan, base, resume, trust_pickle), 0
             with contextlib.suppress(KeyboardInterrupt), stop_signals_to(stop):  # after ray.init
                 errors = tuner.fit().num_errors
         finally:

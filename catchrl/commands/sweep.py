@@ -9,16 +9,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from catchrl import sweep
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
+from catchrl.commands.train import resolve_config
+from catchrl.config import parse_override, read_toml
 from catchrl.errors import UserError
-from catchrl.fields import field_hints
 from catchrl.learners import LEARNERS
-from catchrl.sweep import BOUNDED, Sweep
+from catchrl.stats import summarize_study
 
 EPILOG = """examples:
-  catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3
-  catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3 --search tpe
+  catchrl sweep --preset fast-state --grid agent.lr=1e-3,3e-4 --seeds 3 [--search tpe]
   catchrl sweep --preset fast-state --random agent.lr=loguniform:1e-4:3e-3 --samples 8
   catchrl sweep --config study.toml            # a [sweep] table in the file
   catchrl sweep --resume studies/lr            # finish a stopped study (Tuner.restore)
@@ -36,50 +37,53 @@ def _text(value: str) -> str:
     return value
 
 
+def _entry(part: str, text: str) -> tuple[str, Any]:
+    """An argparse ``type``: ``TABLE.KEY=V1,V2`` (or ``KIND:LOW:HIGH``) as a table's entry."""
+    key, _, spec = (word.strip() for word in text.partition("="))
+    kind, colon, bounds = spec.partition(":")
+    bounded = part == "random" and colon and kind in sweep.BOUNDED
+    words = bounds.split(":") if bounded else spec.split(",")
+    if "." not in key or not all(word.strip() for word in words):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected table.key=VALUES, e.g. agent.lr=1e-3")
+    values = [parse_override(f"x.x={word}")[2] for word in words]  # TOML, as --set reads it
+    return key, {kind: values} if bounded else values
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    """Register ``catchrl sweep``."""
+    """Register ``catchrl sweep``; the options of a ``[sweep]`` table keep its keys' names."""
     help = "a study (search space x seeds) on Ray Tune, locally or on a cluster"
     shared = [options.config("the base config (a --config file may hold a [sweep] table)")]
     p = options.add_command(sub, "sweep", help, __doc__, EPILOG, [*shared, options.trust()], run)
     help = "dqn, or an SB3/RLlib agent (default: the config's, dqn)"
     p.add_argument("--algo", choices=LEARNERS, metavar="ALGO", help=help)
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
-    for part, values, help in (
+    for part, spec, help in (
         ("grid", "V1,V2", "every value, every combination (repeatable)"),
         ("random", "SPEC", "V1,V2 or uniform|loguniform|randint:LOW:HIGH, drawn (repeatable)"),
     ):
-        spec = functools.partial(_typed_entry, part)
-        metavar = f"TABLE.KEY={values}"
-        p.add_argument(
-            f"--{part}", type=spec, action="append", default=[], metavar=metavar, help=help
-        )
+        entry, metavar = functools.partial(_entry, part), f"TABLE.KEY={spec}"
+        p.add_argument(f"--{part}", type=entry, action="append", metavar=metavar, help=help)
     p.add_argument("--search", choices=("random", "tpe"), help="random (default) or tpe")
     p.add_argument("--samples", type=number(1), help="random draws, or TPE's settings")
     p.add_argument("--seeds", type=number(1), help="seeds per setting (default 1)")
     p.add_argument("--search-seed", type=SEED, help="seed of the draws and of TPE (default 0)")
-    p.add_argument(
-        "--study-dir", type=_text, help="the study's folder (default studies/<preset>-<time>)"
-    )
+    help = "the study's folder (default studies/<preset>-<time>)"
+    p.add_argument("--study-dir", type=_text, help=help)
     p.add_argument("--resume", metavar="STUDY", help="finish the study in this folder")
-    share = number(0, kind=float)
+    share, retries = number(0, kind=float), number(-1, note="-1: retry forever")
     p.add_argument("--cpus-per-trial", type=share, help="CPUs per trial (default 1)")
     p.add_argument("--gpus-per-trial", type=share, help="GPUs per trial, 0.25 = a quarter")
-    retries = number(-1, note="-1: retry forever")
     p.add_argument("--max-failures", type=retries, help="Tune's retries of a trial (default 3)")
     p.add_argument("--max-concurrent", type=number(0), help="trials at once (default 0: all fit)")
     p.add_argument("--asha", action="store_true", default=None, help="stop weak trials early")
-    p.add_argument(
-        "--address", type=_text, help="join a Ray cluster: auto or HOST:PORT (default: a local Ray)"
-    )
+    help = "join a Ray cluster: auto or HOST:PORT (default: a local Ray)"
+    p.add_argument("--address", type=_text, help=help)
     p.add_argument("--num-cpus", type=number(1), help="CPUs of the local Ray (default: all)")
     p.add_argument("--print-space", action="store_true", help="print the space and exit")
 
 
 def run(args: argparse.Namespace) -> int:
     """Create and run a study (or resume one); print its summary."""
-    from catchrl import sweep
-    from catchrl.stats import summarize_study
-
     try:
         if args.resume:
             if args.preset or args.config or args.overrides or args.grid or args.random:
@@ -92,29 +96,21 @@ def run(args: argparse.Namespace) -> int:
                 return 0
         print(f"study: {study} ({plan['trials']} trials)", flush=True)
         print(f"TensorBoard: tensorboard --logdir {study / 'trials'}", flush=True)
-        code, done = sweep.run_study(
-            study, bool(args.resume), args.address, args.num_cpus, trust_pickle=args.sb3
-        )
+        rc, done = sweep.run_study(study, bool(args.resume), args.address, args.num_cpus, args.sb3)
         summarize_study(study, *sweep.load_study(study))
     except ImportError as e:
         raise UserError(f"catchrl sweep needs {e.name}: pip install 'catchrl[ray]'") from e
     print((study / "summary.md").read_text(encoding="utf-8"), end="")
     print(f"{done}/{plan['trials']} trials finished; summary.md and summary.png in {study}")
-    if code >= 128:
+    if rc >= 128:
         print(f"stopped: finish it with `catchrl sweep --resume {study}`")
-    return code
+    return rc
 
 
 def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     """Resolve the base config and the plan; write the study's folder (None: only printed)."""
-    from catchrl import sweep
-    from catchrl.commands.train import resolve_config
-    from catchrl.config import read_toml
-
     table = read_toml(args.config).get("sweep", {}) if args.config else {}
-    given = {key: getattr(args, key) for key in field_hints(Sweep)}
-    entries = {"grid": args.grid, "random": args.random}
-    plan = sweep.read_sweep(table, str(args.config), given, entries)
+    plan = sweep.read_sweep(table, str(args.config), vars(args))
     base = resolve_config(args)
     for key, (_, values) in plan["space"].items():
         for value in values:  # each value (each bound) through the config's own checks
@@ -125,11 +121,10 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
                 raise UserError(f"swept {e}".replace(f"--set {override}", override)) from None
     if args.print_space:
         for key, (kind, values) in plan["space"].items():
-            shown = repr(values)[1:-1] if kind in BOUNDED else repr(values)
+            shown = repr(values)[1:-1] if kind in sweep.BOUNDED else repr(values)
             print(f"{key}: tune.{kind}({shown})")
-        print(
-            f"search {plan['search']}: {plan['trials']} trials ({plan['seeds']} seeds per setting)"
-        )
+        seeds = f"{plan['seeds']} seeds per setting"
+        print(f"search {plan['search']}: {plan['trials']} trials ({seeds})")
         return None, plan
     sweep.check_trust(base.algo, args.sb3)
     import ray.tune  # noqa: F401  (before the folder is made: a missing Ray writes nothing)
@@ -139,17 +134,3 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
     name = f"{base.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     study = Path(args.study_dir) if args.study_dir else Path("studies") / name
     return sweep.create_study(study, base, plan), plan
-
-
-def _typed_entry(part: str, text: str) -> tuple[str, Any]:
-    """An argparse ``type``: ``TABLE.KEY=V1,V2`` (or ``KIND:LOW:HIGH``) as a table's entry."""
-    from catchrl.config import parse_override
-
-    key, _, spec = (word.strip() for word in text.partition("="))
-    kind, colon, bounds = spec.partition(":")
-    bounded = part == "random" and colon and kind in BOUNDED
-    words = bounds.split(":") if bounded else spec.split(",")
-    if "." not in key or not all(word.strip() for word in words):
-        raise argparse.ArgumentTypeError(f"{text!r}: expected table.key=VALUES, e.g. agent.lr=1e-3")
-    values = [parse_override(f"x.x={word}")[2] for word in words]  # TOML, as --set reads it
-    return key, {kind: values} if bounded else values
