@@ -18,8 +18,6 @@ from typing import Any
 
 from catchrl.learners import LEARNERS
 
-__all__ = ["AGENTS", "MODULE_CONTENDERS", "PRESET", "module_overrides", "race_settings", "run_race"]
-
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
 """The default race: catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO."""
 OTHER_ALGOS = [algo for algo in LEARNERS if algo != "dqn"]

@@ -17,8 +17,6 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["format_table", "gymnax_missing", "run_env_benchmark"]
-
 SCAN_STEPS = 64  # steps of every game per jitted gymnax call
 
 

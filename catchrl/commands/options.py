@@ -11,17 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from catchrl.config import (
-    MAX_BALLS_PER_GAME,
-    SEED_MAX,
-    ConfigError,
-    EnvConfig,
-    Range,
-    check_game,
-    choices,
-)
+from catchrl.config import MAX_BALLS_PER_GAME, SEED_MAX, EnvConfig
 from catchrl.evaluation import MAX_EVAL_GAMES
-from catchrl.fields import GAME_KEYS
+from catchrl.fields import GAME_KEYS, ConfigError, Range, check_game, choices
 
 
 def number(

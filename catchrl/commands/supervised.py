@@ -103,9 +103,6 @@ def run_eval(args: argparse.Namespace) -> int:
         result = evaluate_model(args.task, model, data, _model_path(args.perception))
     except ValueError as e:
         raise UserError(str(e)) from None
-    if args.json:
-        print(json.dumps(result, indent=2, sort_keys=True))
-    else:
-        for key, value in result.items():
-            print(f"{key:32s} {value:.4g}")
+    table = "\n".join(f"{key:32s} {value:.4g}" for key, value in result.items())
+    print(json.dumps(result, indent=2, sort_keys=True) if args.json else table)
     return 0
