@@ -44,19 +44,10 @@ class DatasetError(ValueError):
 class DatasetConfig:
     """How a dataset was generated (stored in the file).
 
-    Attributes:
-        kind: ``"frames"`` (frames + state labels), ``"trajectories"`` (no frames)
-            or ``"expert"`` (frames played mostly by the oracle, for imitation).
-        games: Number of games G.
-        seed: Game ``g`` resets with ``seed + g``; the action mix draws from
-            ``numpy.random.default_rng(seed)``.
-        params: The game's :class:`CatchParams` fields.
-        frame_size: Side of a frame (book: 80).
-        frame_stack: Frames per observation (book: 4).
-        random_prob: Range of the per-game probability of a random action.
-        num_envs: Games stepped together (speed only; the data does not depend on it).
-        format_version: :data:`FORMAT_VERSION` of the writer.
-
+    ``kind``: ``"frames"`` (frames + state labels), ``"trajectories"`` (no frames) or
+    ``"expert"`` (frames played mostly by the oracle); ``seed``: game ``g`` resets with
+    ``seed + g``, the action mix draws from ``default_rng(seed)``; ``frame_size`` and
+    ``frame_stack``: the book's 80 and 4; ``num_envs``: speed only.
     """
 
     kind: str = "frames"
@@ -156,8 +147,8 @@ def make_dataset(
 ) -> GameDataset:
     """Play ``games`` seeded games and record them with their labels.
 
-    Arguments as :class:`DatasetConfig`'s fields; ``params`` defaults to the
-    book's game and ``random_prob`` to :data:`DEFAULT_RANDOM_PROB` of the kind.
+    Arguments as :class:`DatasetConfig`'s; ``random_prob``: the kind's
+    :data:`DEFAULT_RANDOM_PROB` by default.
     """
     params = params or CatchParams()
     cfg = DatasetConfig(
@@ -295,22 +286,11 @@ def _check_values(path: str, ds: GameDataset) -> None:
 def load_dataset(
     path: str | os.PathLike[str], kind: str | tuple[str, ...] | None = None
 ) -> GameDataset:
-    """Read a file written by :func:`save_dataset`, checked at the door.
+    """Read a file written by :func:`save_dataset` (of an accepted ``kind``; None: any).
 
-    The members' ``.npy`` headers (shape, dtype, size) are checked against the
-    stored config and the memory available before any array is read
-    (:func:`~catchrl.agents.npz.load_npz`, no pickle); labels must be values a
-    game produces.
-
-    Args:
-        path: The ``.npz`` file.
-        kind: Accepted kind(s); ``None`` accepts any.
-
-    Raises:
-        DatasetError: not a readable catchrl dataset of this version and of an
-            accepted kind (the message names the file and what is wrong).
-        FileNotFoundError: no such file.
-
+    Headers are checked against the stored config and the memory available before any array
+    is read (no pickle), labels against what a game produces: DatasetError names the file
+    and what is wrong; FileNotFoundError.
     """
     path = os.fspath(path)
     try:
@@ -332,9 +312,6 @@ def load_dataset(
     return ds
 
 
-# --- views for learning ------------------------------------------------------
-
-
 def frame_stacks(
     frames: np.ndarray, games: np.ndarray, steps: np.ndarray, stack: int = 4
 ) -> np.ndarray:
@@ -346,10 +323,9 @@ def frame_stacks(
 
 
 def perception_targets(params: CatchParams, states: np.ndarray) -> np.ndarray:
-    """Return the ``state`` observation for true states ``[..., 4]``: float32 ``[..., 3 or 4]``.
+    """The ``state`` observation (as ``state_features``) of true states ``[..., 4]``: float32.
 
-    Columns as :func:`catchrl.envs.observations.state_features`: ball x / width,
-    ball y / height, paddle x / width, and ball x-speed / drift with drift.
+    Ball x / width, ball y / height, paddle x / width, and with drift ball x-speed / drift.
     """
     s = states.astype(np.float32)
     cols = [s[..., 0] / params.width, s[..., 1] / params.height, s[..., 3] / params.width]

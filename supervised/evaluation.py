@@ -19,27 +19,14 @@ def evaluate_model(
     data: str | GameDataset,
     perception: keras.Model | str | None = None,
 ) -> dict[str, float]:
-    """Measure a trained model on a (held-out) dataset.
+    """Measure ``model`` (or its ``.keras`` path) for ``task`` on a held-out dataset (or path).
 
-    Args:
-        task: ``"perception"``, ``"sequence"`` or ``"imitation"``.
-        model: The model or its ``.keras`` path.
-        data: A dataset or its path (games with seeds not trained on).
-        perception: For ``"sequence"`` on a dataset with frames: read the
-            states through this perception model instead of the true ones.
-
-    Returns:
-        perception: ``mae_px_<col>`` (mean absolute error in frame pixels;
-        ``ball_vx`` in frame px / step), ``within_1px_<col>``, and
-        ``mean_baseline_mae_px_<col>`` (always predicting the mean); with
-        drift also ``within_1px_ball_vx_after_first_frame`` and
-        ``exact_speed_ball_vx_after_first_frame`` (the speed right to the
-        world pixel per step) over observations after a game's first.
-        sequence: ``landing_mae_px`` and ``straight_down_mae_px`` over
-        observations with a full window (``t >= k - 1``), ``catch_accuracy``
-        and ``catch_base_rate``. imitation: ``action_accuracy`` (agreement with
-        the oracle). All with ``samples``.
-
+    perception: per column ``mae_px_*`` (frame px; ``ball_vx`` in frame px / step),
+    ``within_1px_*``, ``mean_baseline_mae_px_*`` (always the mean); with drift also
+    ``within_1px_ball_vx_after_first_frame`` and ``exact_speed_ball_vx_after_first_frame``.
+    sequence (states read through ``perception`` if given): ``landing_mae_px``,
+    ``straight_down_mae_px`` (full windows only), ``catch_accuracy``, ``catch_base_rate``.
+    imitation: ``action_accuracy`` (agreement with the oracle). All with ``samples``.
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")

@@ -1,12 +1,9 @@
 """Perception: a CNN that reads the game state from the stacked grey frames.
 
-Each architecture (:data:`ARCHITECTURES`) is an *encoder* (frames -> features,
-a nested ``keras.Model`` named ``"encoder"``) and a head (features -> the
-env's ``state`` observation: ball x / width, ball y / height, paddle x / width
-[, ball x-speed / drift]). So :class:`PerceptionWrapper` turns a ``pixels`` env
-into a ``state`` env, and the encoder can start a DQN's Q-network. Frames enter
-as raw uint8 and are scaled inside the model; outputs are float32 under mixed
-precision.
+Each architecture (:data:`ARCHITECTURES`) is an ``"encoder"`` (a nested model: uint8
+frames -> features) and a head (features -> the env's ``state`` observation). So
+:class:`PerceptionWrapper` turns a ``pixels`` env into a ``state`` env, and the encoder can
+start a DQN's Q-network. Outputs are float32 under mixed precision.
 """
 
 from __future__ import annotations
@@ -38,9 +35,7 @@ def build_encoder(
       16 4x4/2 conv, 16 3x3 conv, 16 1x1 keypoint maps -> their soft-argmax
       coordinates and maxima (48 features).
 
-    Raises:
-        ValueError: unknown architecture.
-
+    ValueError: unknown architecture.
     """
     if arch not in ARCHITECTURES:
         raise ValueError(f"unknown architecture {arch!r}; choose one of {ARCHITECTURES}")
@@ -113,15 +108,10 @@ def pixel_units(params: CatchParams, frame_size: int = 80) -> np.ndarray:
 
 @keras.saving.register_keras_serializable(package="catchrl")
 class PixelMSE(keras.losses.Loss):
-    """A loss per output in frame pixels: ``mean_j ((pred_j - true_j) * units_j) ** 2``.
+    """The squared error in frame pixels: ``mean_j ((pred_j - true_j) * units_j) ** 2``.
 
-    Each output weighs what its error in pixels weighs (:func:`pixel_units`); a
-    plain MSE lets the x-speed, which one observation cannot show, dominate.
-
-    Args:
-        units: Frame pixels per unit of each column.
-        **kwargs: Passed to :class:`keras.losses.Loss` (``name``, ``reduction``).
-
+    ``units``: :func:`pixel_units`; a plain MSE lets the x-speed, which one observation
+    cannot show, dominate.
     """
 
     def __init__(self, units: list[float], **kwargs: Any) -> None:
@@ -141,12 +131,7 @@ class PixelMSE(keras.losses.Loss):
 
 
 def get_encoder(model: keras.Model) -> keras.Model:
-    """Return the nested ``"encoder"`` of a perception (or imitation) model.
-
-    Raises:
-        ValueError: the model has no layer named ``"encoder"``.
-
-    """
+    """The nested ``"encoder"`` of a perception (or imitation) model (ValueError: none)."""
     try:
         return model.get_layer("encoder")
     except ValueError:
@@ -159,9 +144,7 @@ def get_encoder(model: keras.Model) -> keras.Model:
 def load_module(path: str, encoder: bool, frames_shape: tuple[int, ...]) -> keras.Model:
     """A saved model (a ``.keras`` file or its run directory), or its ``encoder``, checked.
 
-    Raises:
-        ValueError: no such file, not a usable model, or frames of another shape.
-
+    ValueError: no such file, not a usable model, or frames of another shape.
     """
     model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
     if not model_path.is_file():
@@ -201,15 +184,9 @@ def build_perceived_q_network(
 ) -> keras.Model:
     """``frames -> perception -> clip into space -> q_network`` as one model (layers shared).
 
-    What a DQN on perceived states (or a frozen encoder's features, unbounded: no
-    clip) plays with, saved as one ``.keras`` file that loads like any pixel Q-network.
-
-    Args:
-        perception: A perception model (frames -> state), or a frozen encoder.
-        q_network: A Q-network over its outputs (one or several outputs).
-        space: Their space (what :class:`FrameModelVectorWrapper` gave the agent);
-            finite bounds clip the outputs, as the wrapper did.
-
+    What a DQN on perceived states (or a frozen encoder's features) plays with, saved as
+    one ``.keras`` file; ``space``'s finite bounds clip, as :class:`FrameModelVectorWrapper`
+    did.
     """
     frames = keras.Input(
         shape=perception.input_shape[1:], dtype=perception.inputs[0].dtype, name="frames"

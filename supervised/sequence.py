@@ -1,25 +1,10 @@
-"""Auxiliary sequence models: where the ball will land, and whether this policy catches it.
+"""Sequence models: where the ball will land, and whether this policy catches it.
 
-A recurrent model reads the last ``k`` states (true ones from the simulator or
-perceived ones from :mod:`catchrl.supervised.perception`; ``k = 8`` by
-default) as positions ``(ball x / width, ball y / height, paddle x / width)``
-and forecasts
-
-- ``landing_x``: the ball's left edge on the step it is decided, / width
-  (the ``state`` observation's units), and
-- ``catch``: the probability that the policy which generated the data catches it.
-
-With ``drift`` the ball bounces off the side walls, so "straight down from
-here" (:func:`straight_down`) is a poor forecast; the model must infer the
-speed from the window and fold in the bounces. Windows at the start of a game
-repeat the first state, as the env's frame stack does.
-
-Packaged for agents as :class:`ForecastWrapper`: a ``state`` env whose
-observation gains ``[landing_x, p_catch]``. The other route, a Q-network with
-an auxiliary ``landing_x`` head trained next to the TD loss, is the agents'
-own: ``build_q_network(..., landing_head=True)`` in
-:mod:`catchrl.agents.networks` (labels from
-:func:`catchrl.agents.scripted.landing_labels`, free from the simulator).
+A recurrent model reads the last ``k`` states (true or perceived; ``k = 8``) as positions
+``(ball x / width, ball y / height, paddle x / width)`` and forecasts ``landing_x`` (the
+ball's left edge on its deciding step, / width) and ``catch`` (whether the policy that made
+the data catches it). Windows at a game's start repeat its first state, as the env's frame
+stack does. :class:`ForecastWrapper` adds the forecast to a ``state`` env's observation.
 """
 
 from __future__ import annotations
@@ -42,16 +27,9 @@ POSITIONS = 3  # ball x, ball y, paddle x
 
 @keras.saving.register_keras_serializable(package="catchrl")
 class FrameDeltas(keras.layers.Layer):
-    """Append scaled step-to-step differences to a sequence: ``[B, k, F] -> [B, k, 2F]``.
+    """Append ``scale`` x step-to-step differences (0 at the first): ``[B, k, F] -> [B, k, 2F]``.
 
-    Speeds are tiny in position units (5 px / 400 = 0.0125), so the
-    differences are multiplied by ``scale`` to give the recurrent layer inputs
-    of order one. The first step's difference is 0.
-
-    Args:
-        scale: Multiplier of the differences (default 40: a 10 px step -> 1).
-        **kwargs: Passed to :class:`keras.layers.Layer`.
-
+    Speeds are tiny in position units (5 px / 400 = 0.0125); ``scale`` 40 makes a 10 px step 1.
     """
 
     def __init__(self, scale: float = 40.0, **kwargs: Any) -> None:
@@ -71,21 +49,9 @@ class FrameDeltas(keras.layers.Layer):
 def build_sequence_model(
     arch: str = "lstm", window: int = DEFAULT_WINDOW, features: int = POSITIONS, units: int = 64
 ) -> keras.Model:
-    """Build a recurrent forecaster: ``[B, window, features]`` -> ``landing_x``, ``catch``.
+    """An uncompiled ``"forecast_<arch>"``: ``[B, window, features]`` -> ``landing_x``, ``catch``.
 
-    Args:
-        arch: ``"lstm"``, ``"gru"`` or ``"bidirectional"`` (a bidirectional LSTM).
-        window: States per input (k).
-        features: Values per state (3 positions).
-        units: Recurrent units.
-
-    Returns:
-        An uncompiled ``keras.Model`` named ``"forecast_<arch>"`` with outputs
-        ``{"landing_x": [B, 1], "catch": [B, 1] (probability)}``, both float32.
-
-    Raises:
-        ValueError: unknown architecture.
-
+    Both outputs float32 ``[B, 1]`` (``catch`` a probability); ValueError: unknown ``arch``.
     """
     if arch not in SEQUENCE_ARCHS:
         raise ValueError(f"unknown sequence architecture {arch!r}; choose one of {SEQUENCE_ARCHS}")
@@ -106,11 +72,8 @@ def build_sequence_model(
 def landing_targets(ds: GameDataset) -> tuple[np.ndarray, np.ndarray]:
     """Where the ball in flight at each observation lands, and whether it is caught.
 
-    Returns:
-        ``(landing_x, caught)``: int16 ``[G, T + 1]`` (world px, the ball's left
-        edge on its deciding step) and bool ``[G, T + 1]`` (the step paid +1).
-        An observation on a deciding step refers to the ball just decided.
-
+    ``(landing_x, caught)``: int16 ``[G, T + 1]`` (world px) and bool ``[G, T + 1]``; an
+    observation on a deciding step refers to the ball just decided.
     """
     games, steps = ds.rewards.shape
     # step t (obs t -> t + 1) decided a ball; a game's last step always does
@@ -128,10 +91,7 @@ def position_columns(obs: np.ndarray) -> np.ndarray:
 
 
 def windows(seq: np.ndarray, window: int = DEFAULT_WINDOW) -> np.ndarray:
-    """Every step's last ``window`` states: ``[G, T, F] -> [G, T, window, F]``.
-
-    Steps before the start of a game repeat its first state.
-    """
+    """The last ``window`` states at every step (a game's first repeated): ``[G, T, k, F]``."""
     t = np.arange(seq.shape[1])[:, None] + np.arange(-window + 1, 1)[None, :]  # [T, window]
     return seq[:, np.maximum(t, 0)]
 
@@ -139,18 +99,9 @@ def windows(seq: np.ndarray, window: int = DEFAULT_WINDOW) -> np.ndarray:
 def sequence_arrays(
     ds: GameDataset, window: int = DEFAULT_WINDOW, perceived: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs and targets of a dataset, one row per observation.
+    """``(x [G, T + 1, window, 3], landing x / width [G, T + 1], caught 0/1 [G, T + 1])``, float32.
 
-    Args:
-        ds: Any dataset (its true states give the positions).
-        window: k.
-        perceived: Optional perceived ``state`` observations ``[G, T + 1, 3 or 4]``
-            to read instead of the true states.
-
-    Returns:
-        ``(x, landing, caught)``: float32 ``[G, T + 1, window, 3]``, float32
-        ``[G, T + 1]`` (landing x / width) and float32 ``[G, T + 1]`` (0/1).
-
+    ``perceived``: ``state`` observations ``[G, T + 1, 3 or 4]`` read instead of the true states.
     """
     params = ds.params
     states = perception_targets(params, ds.states) if perceived is None else perceived
@@ -168,24 +119,12 @@ def straight_down(x: np.ndarray) -> np.ndarray:
     return x[..., -1, 0]
 
 
-# --- packaging for agents -------------------------------------------------------
-
-
 class ForecastWrapper(gym.ObservationWrapper):
-    """Append the forecast ``[landing_x, p_catch]`` to a ``state`` observation.
+    """Append a sequence model's forecast ``[landing_x, p_catch]`` to a ``state`` observation.
 
-    Keeps the last ``k`` observations of the current game (Gymnasium's
-    ``FrameStackObservation``) and runs the sequence model on them every step.
-
-    Args:
-        env: A ``state`` env, or a pixels env under a
-            :class:`~catchrl.supervised.perception.PerceptionWrapper`.
-        model: A model from :func:`build_sequence_model` (or a ``.keras`` path).
-
-    Raises:
-        ValueError: the env's observations are not state vectors, or the model
-            does not read ``[k, 3]`` windows.
-
+    ``env``: a ``state`` env (or pixels under a ``PerceptionWrapper``); ``model``: from
+    :func:`build_sequence_model` or a ``.keras`` path. ValueError: not state vectors, or a
+    model that does not read ``[k, 3]`` windows.
     """
 
     def __init__(self, env: gym.Env, model: keras.Model | str) -> None:

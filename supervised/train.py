@@ -43,29 +43,14 @@ IN_MEMORY_BYTES = 4 << 30
 
 @dataclass(frozen=True)
 class SupervisedConfig:
-    """One supervised training run.
+    """One supervised training run (``data``: the training ``.npz``).
 
-    Attributes:
-        task: ``"perception"``, ``"sequence"`` or ``"imitation"``.
-        data: Path of the training ``.npz`` (see :mod:`catchrl.supervised.datasets`).
-        arch: Architecture; default per task (:data:`DEFAULT_ARCH`).
-        epochs: Most epochs (EarlyStopping may end sooner).
-        batch_size: Batch size; ``0`` = automatic (CPU: :data:`CPU_BATCH`,
-            GPU: that times :data:`GPU_BATCH_SCALE`).
-        learning_rate: Adam's learning rate (3e-3: measured on the small CNN).
-        val_fraction: Share of whole games held out for validation.
-        patience: EarlyStopping patience in epochs, on ``val_loss``.
-        seed: Seed of the split, the shuffle and the weights.
-        window: States per sequence input (k).
-        landing_weight: Weight of the landing-x MSE next to the catch
-            cross-entropy (landing is in world / width units, errors ~0.01).
-        jit_compile: Compile the train step with XLA; ``None``: per task,
-            :data:`JIT_COMPILE` (as measured).
-        perception: Sequence task on a dataset with frames: train on the
-            states this perception model (``.keras`` path) reads from the
-            frames instead of the true ones, so the forecaster learns the
-            perception's errors (``""``: the true states).
-
+    ``arch`` "": :data:`DEFAULT_ARCH`; ``batch_size`` 0: :data:`CPU_BATCH` (GPU: times
+    :data:`GPU_BATCH_SCALE`); ``learning_rate``: Adam's (3e-3, measured on the small CNN);
+    ``val_fraction``: whole games held out; ``patience``: EarlyStopping's on ``val_loss``;
+    ``landing_weight``: the landing MSE's next to the catch cross-entropy (errors ~0.01);
+    ``jit_compile`` None: :data:`JIT_COMPILE`; ``perception``: a ``.keras`` path whose
+    states the sequence task trains on instead of the true ones ("": the true states).
     """
 
     task: str
@@ -103,11 +88,7 @@ class SupervisedConfig:
 
 
 def setup_device() -> dict[str, Any]:
-    """Pick the device and the precision policy; return a description of both.
-
-    A GPU gets ``mixed_float16`` (build models after this call) and larger
-    batches; the CPU keeps ``float32``.
-    """
+    """A GPU gets ``mixed_float16`` (build models after this) and larger batches; describe it."""
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -145,17 +126,8 @@ def all_stacks(
 class FrameStacks(keras.utils.PyDataset):
     """Batches ``(frame stacks uint8 [B, S, S, stack], targets [B, ...])`` built per batch.
 
-    For datasets too large to hold as stacks (4 copies of every frame).
-
-    Args:
-        ds: A dataset with frames.
-        targets: Per-observation labels ``[G, steps, ...]``.
-        games: Game indices to use.
-        steps: Observations ``0 .. steps - 1`` of each game.
-        batch_size: Batch size.
-        shuffle: Reshuffle before every epoch, from ``numpy.random.default_rng(seed)``.
-        seed: The shuffle's seed.
-
+    For datasets too large to hold as stacks: observations ``0 .. steps - 1`` of ``games``,
+    labels ``targets [G, steps, ...]``, reshuffled every epoch (``shuffle``) from ``seed``.
     """
 
     def __init__(
