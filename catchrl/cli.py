@@ -9,7 +9,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from catchrl import __version__
 from catchrl.errors import CatchrlError, did_you_mean, first_line
+from catchrl.monitor import configure_frameworks
 
 COMMANDS = ("play", "train", "evaluate", "watch", "plot", "bench", "data", "supervised", "sweep")
 """The modules of catchrl/commands, in the order ``--help`` lists them."""
@@ -28,12 +30,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser, with every command (subparsers are :class:`Parser` too)."""
-    from catchrl import __version__
-
-    parser = Parser(
-        prog="catchrl",
-        description="Catch from 'Deep Learning with Keras': play it, train and compare agents.",
-    )
+    about = "Catch from 'Deep Learning with Keras': play it, train and compare agents."
+    parser = Parser(prog="catchrl", description=about)
     parser.add_argument("--version", action="version", version=f"catchrl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
@@ -56,8 +54,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):  # a group of commands (bench, data...) alone
         command.print_help()
         return 2
-    from catchrl.monitor import configure_frameworks
-
     configure_frameworks(verbose=args.verbose)
     try:
         return int(args.func(args) or 0)

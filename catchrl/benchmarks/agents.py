@@ -16,7 +16,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from catchrl.config import PRESETS, load_config
 from catchrl.learners import LEARNERS
+from catchrl.stats import read_run
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
 """The default race: catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO."""
@@ -36,8 +38,6 @@ PERCEPTION_MODULES = {
 
 def module_overrides(contender: str, perception: str = "") -> list[str]:
     """A contender's ``fast`` overrides; on a frozen perception model, ``fast-state``'s agent."""
-    from catchrl.config import PRESETS
-
     if contender == "catchrl-dqn":
         return []
     if contender == "dqn-aux":
@@ -52,8 +52,6 @@ def module_overrides(contender: str, perception: str = "") -> list[str]:
 
 def like_for_like(obs_type: str) -> list[str]:
     """SB3's DQN with the preset's network, n-step returns and replay ratio on ``obs_type``."""
-    from catchrl.config import load_config
-
     agent = load_config(PRESET[obs_type]).agent
     network = {
         "tiny": '{features_extractor_class="tiny", net_arch=[]}',
@@ -94,8 +92,6 @@ def run_race(
 
     Per ``contender (obs)``, its finished runs (with ``peak_rss_mib``); a failed one is logged.
     """
-    from catchrl.stats import read_run
-
     out_dir.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[dict[str, Any]]] = {}
     for (obs, total), seed, contender in itertools.product(steps.items(), seeds, contenders):

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.envs import CatchEnv, CatchVectorEnv
+
 SCAN_STEPS = 64  # steps of every game per jitted gymnax call
 
 
@@ -46,8 +48,6 @@ def _single(env: Any, seed: int) -> Callable[[], int]:
 
 
 def _vector(num_envs: int, obs_type: str, copy: bool, seed: int = 0) -> Callable[[], int]:
-    from catchrl.envs import CatchVectorEnv
-
     env = CatchVectorEnv(num_envs, obs_type, copy=copy)
     env.reset(seed=seed)
     actions = itertools.cycle(np.random.default_rng(seed).integers(0, 3, size=(64, num_envs)))
@@ -101,8 +101,6 @@ def run_env_benchmark(
     gymnax: bool = True,
 ) -> list[dict[str, Any]]:
     """A row per case: steps, seconds, rates and ``x_gymnax`` (None: no gymnax row at N)."""
-    from catchrl.envs import CatchEnv
-
     cases = [
         (f"CatchEnv {o}", 1, partial(_single, CatchEnv(o), 0)) for o in ("pixels", "state", "grid")
     ]

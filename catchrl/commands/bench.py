@@ -12,12 +12,13 @@ import json
 import sys
 from pathlib import Path
 
-from catchrl.benchmarks.agents import AGENTS, MODULE_CONTENDERS, OTHER_ALGOS, PERCEPTION_MODULES
-from catchrl.benchmarks.supervised import CASES, DEFAULT_CASES
+from catchrl.api import make_config
+from catchrl.benchmarks import agents, env, supervised
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
 from catchrl.config import MAX_NUM_ENVS, EnvConfig, check_game, choices
 from catchrl.errors import UserError
+from catchrl.stats import summarize, write_summary
 
 EPILOG = """examples:
   catchrl bench env --seconds 1 --batch-sizes 1 256    # env steps/s (Markdown table)
@@ -41,11 +42,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     help, race = "race catchrl's DQN against SB3's DQN and PPO", [_race(64, "runs/race")]
     a = options.add_command(which, "agents", help, None, EPILOG, race, run_agents)
-    every = list(dict.fromkeys([*AGENTS, *OTHER_ALGOS]))
+    every = list(dict.fromkeys([*agents.AGENTS, *agents.OTHER_ALGOS]))
     help = "catchrl-dqn, sb3-dqn-like (catchrl's network and replay ratio) or an --algo of "
-    help += f"catchrl train but dqn: {', '.join(OTHER_ALGOS)}"
+    help += f"catchrl train but dqn: {', '.join(agents.OTHER_ALGOS)}"
     a.add_argument(
-        "--agents", nargs="+", default=[*AGENTS], choices=every, metavar="AGENT", help=help
+        "--agents", nargs="+", default=[*agents.AGENTS], choices=every, metavar="AGENT", help=help
     )
     a.add_argument(
         "--obs", nargs="+", default=["pixels", "state"], choices=choices(EnvConfig, "obs_type")
@@ -66,8 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     m.add_argument(
         "--contenders",
         nargs="+",
-        default=[*MODULE_CONTENDERS],
-        choices=MODULE_CONTENDERS,
+        default=[*agents.MODULE_CONTENDERS],
+        choices=agents.MODULE_CONTENDERS,
         metavar="CONTENDER",
         help=help,
     )
@@ -77,10 +78,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
     help = "supervised training speed, time to the goals"
     s = options.add_command(which, "supervised", help, func=run_supervised)
-    help = f"{', '.join(CASES)} (default: {' '.join(DEFAULT_CASES)})"
-    s.add_argument(
-        "--models", nargs="+", default=[*DEFAULT_CASES], choices=CASES, metavar="CASE", help=help
-    )
+    cases, default = supervised.CASES, [*supervised.DEFAULT_CASES]
+    help = f"{', '.join(cases)} (default: {' '.join(default)})"
+    s.add_argument("--models", nargs="+", default=default, choices=cases, metavar="CASE", help=help)
     s.add_argument("--games", type=number(10), default=300, help="training games per case")
     s.add_argument("--epochs", type=number(1), default=8)
     s.add_argument("--test-games", type=number(1), default=30, help="held-out games for the goals")
@@ -105,36 +105,28 @@ def _race(eval_every: int, out: str) -> argparse.ArgumentParser:
 
 def run_env(args: argparse.Namespace) -> int:
     """Print the env throughput table (:mod:`catchrl.benchmarks.env`)."""
-    from catchrl.benchmarks.env import format_table, gymnax_missing, run_env_benchmark
-
-    rows = run_env_benchmark(args.seconds, args.batch_sizes)
-    print(json.dumps(rows, indent=1) if args.json else format_table(rows))
-    if missing := gymnax_missing():
+    rows = env.run_env_benchmark(args.seconds, args.batch_sizes)
+    print(json.dumps(rows, indent=1) if args.json else env.format_table(rows))
+    if missing := env.gymnax_missing():
         print(missing, file=sys.stderr)
     return 0
 
 
 def run_supervised(args: argparse.Namespace) -> int:
     """Measure the supervised cases (:mod:`catchrl.benchmarks.supervised`); print the tables."""
-    from catchrl.benchmarks.supervised import bench_case, format_table
-
     rows = []
     for name in args.models:
-        rows.append(
-            bench_case(name, args.games, args.epochs, args.test_games, args.batch_size, args.seed)
-        )
+        sizes = (args.games, args.epochs, args.test_games, args.batch_size, args.seed)
+        rows.append(supervised.bench_case(name, *sizes))
         print(f"{name}: done", flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
-    print(format_table(rows))
+    print(supervised.format_table(rows))
     return 0
 
 
 def run_agents(args: argparse.Namespace) -> int:
     """Race the agents; print and save the statistics."""
-    from catchrl.api import make_config
-    from catchrl.benchmarks.agents import PRESET, race_settings
-
     overrides: dict[str, list[str]] = {}
     for item in args.sets:
         agent, _, setting = item.partition(":")
@@ -145,9 +137,9 @@ def run_agents(args: argparse.Namespace) -> int:
         overrides.setdefault(agent, []).append(setting)
     # A setting its config refuses stops the race before any run starts.
     for (agent, settings), obs in itertools.product(overrides.items(), args.obs):
-        algo, sets = race_settings(agent, obs, overrides=settings)
+        algo, sets = agents.race_settings(agent, obs, overrides=settings)
         try:
-            make_config(PRESET[obs], None, sets, algo)
+            make_config(agents.PRESET[obs], None, sets, algo)
         except ValueError as e:  # ConfigError is one
             raise UserError(f"--set for {agent} on {obs}: {e}") from None
     steps = {obs: args.pixel_steps if obs == "pixels" else args.state_steps for obs in args.obs}
@@ -156,16 +148,14 @@ def run_agents(args: argparse.Namespace) -> int:
 
 def run_modules(args: argparse.Namespace) -> int:
     """Race the pixel DQN against the DQN with each supervised module; print and save."""
-    from catchrl.benchmarks.agents import module_overrides
-
     check_game("pixels", {"drift": args.drift}, "--drift")
-    needs = [c for c in args.contenders if c in PERCEPTION_MODULES]
+    needs = [c for c in args.contenders if c in agents.PERCEPTION_MODULES]
     if needs and not args.perception:
         raise UserError(f"{needs[0]} needs --perception (catchrl supervised train perception)")
     if args.perception and not Path(args.perception).exists():
         raise UserError(f"--perception: {args.perception!r} does not exist")
     overrides = {
-        c: [f"env.drift={args.drift}", *module_overrides(c, args.perception)]
+        c: [f"env.drift={args.drift}", *agents.module_overrides(c, args.perception)]
         for c in args.contenders
     }
     return _run_race(args, args.contenders, {"pixels": args.steps}, overrides)
@@ -178,12 +168,9 @@ def _run_race(
     overrides: dict[str, list[str]],
 ) -> int:
     """Race the contenders; print the table and write race.md, race.csv and race.png."""
-    from catchrl.benchmarks.agents import run_race
-    from catchrl.stats import summarize, write_summary
-
     race = [f"run.eval_every={args.eval_every}", f"run.eval_games={args.eval_games}"]
     race.append(f"run.target_win_rate={args.target}")
-    groups = run_race(contenders, steps, args.seeds, args.out, race, overrides)
+    groups = agents.run_race(contenders, steps, args.seeds, args.out, race, overrides)
     if not groups:
         raise UserError("every run failed; see the messages above")
     head = [f"Each run's settings: {args.out}/<contender>-<obs>-s<seed>/config.toml", ""]
