@@ -32,14 +32,16 @@ def tensorboard_without_tensorflow() -> None:
 
 
 class TensorBoard:
-    """Scalars into ``RUN/tb``: ``tf.summary`` if TensorFlow is loaded (Keras), else tensorboardX.
+    """Scalars into ``RUN/tb``: ``tf.summary`` under eager TensorFlow (Keras), else tensorboardX.
 
-    Not ``tensorboard.summary.Writer``: it would bind TensorBoard's lazy ``tf`` to the stub of
+    RLlib loads TensorFlow with eager execution off (tf.summary would write nothing). Not
+    ``tensorboard.summary.Writer``: it binds TensorBoard's lazy ``tf`` to the stub of
     :func:`tensorboard_without_tensorflow`, and Keras' TensorBoard callback fails after it.
     """
 
     def __init__(self, logdir: Path) -> None:
-        self._tf: Any = sys.modules.get("tensorflow")
+        tf = sys.modules.get("tensorflow")
+        self._tf: Any = tf if tf is not None and tf.executing_eagerly() else None
         if self._tf is not None:
             from tensorboard.plugins.scalar.metadata import create_summary_metadata
 
