@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from catchrl.agents.policy import Agent, model_agent, scripted_agent
+from catchrl.config import ConfigError, TrainConfig, load_config
 from catchrl.errors import CatchrlError
 from catchrl.monitor import tensorboard_without_tensorflow
 
@@ -41,28 +42,22 @@ def load_agent(
         raise AgentLoadError(
             f"{str(source)!r} is neither a file, a run directory, nor one of {SCRIPTED}"
         )
-    cfg = None
-    if path.is_dir():
-        cfg = _run_config(path)
-        file = _run_model(path, cfg.algo, model)
-    else:
-        file = path
-        if (path.parent / "config.toml").is_file():
-            cfg = _run_config(path.parent)
+    is_run = path.is_dir()
+    run_dir = path if is_run else path.parent
+    cfg = _run_config(run_dir) if is_run or (run_dir / "config.toml").is_file() else None
+    file = _run_model(run_dir, cfg.algo, model) if is_run else path
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
     if file.suffix == ".zip":
         tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
-    name = path.name if path.is_dir() else f"{path.parent.name}/{path.name}"
-    algo = cfg.algo if cfg else None
+    name = path.name if is_run else f"{run_dir.name}/{path.name}"
     try:
+        algo = cfg.algo if cfg else None
         return model_agent(file, name, env_kwargs, algo, describe_model(file), trust_sb3)
     except (ValueError, ImportError) as e:
         raise AgentLoadError(str(e)) from e
 
 
-def _run_config(run_dir: Path) -> Any:
-    from catchrl.config import ConfigError, load_config
-
+def _run_config(run_dir: Path) -> TrainConfig:
     if not (run_dir / "config.toml").is_file():
         raise AgentLoadError(f"{run_dir} is not a run directory (no config.toml)")
     try:
@@ -73,9 +68,8 @@ def _run_config(run_dir: Path) -> Any:
 
 def _run_model(run_dir: Path, algo: str, which: str) -> Path:
     """A run's kept model (``best.*``, unless ``which="final"``) or its final one."""
-    final = run_dir / "model.keras"
-    if algo.startswith(("sb3-", "rllib-")):
-        final = run_dir / ("model.zip" if algo.startswith("sb3-") else "model-rllib.npz")
+    names = {"sb3": "model.zip", "rllib": "model-rllib.npz"}
+    final = run_dir / names.get(algo.split("-")[0], "model.keras")
     best = run_dir / ("best" + final.suffix)
     if which == "best" and best.is_file():
         return best

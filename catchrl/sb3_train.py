@@ -11,18 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.agents.sb3 import (
-    OFF_POLICY,
-    load_sb3_state,
-    make_sb3_model,
-    numbers,
-    rng_states,
-    sb3_callback,
-    sb3_logger,
-    sb3_state,
-    set_rng_states,
-    set_torch_threads,
-)
+from catchrl.agents import sb3
 from catchrl.config import TrainConfig
 from catchrl.errors import CheckpointError
 from catchrl.learners import Learner
@@ -39,10 +28,10 @@ class SB3Learner(Learner):
         super().__init__(cfg, trust_pickle)
         from catchrl.agents.sb3_env import make_catch_vec_env  # SB3 after the memory check
 
-        self.has_epsilon = cfg.algo in OFF_POLICY
-        set_torch_threads()
+        self.has_epsilon = cfg.algo in sb3.OFF_POLICY
+        sb3.set_torch_threads()
         self.env = make_catch_vec_env(cfg.env.num_envs, seed=cfg.run.seed, **cfg.env.game_kwargs())
-        self.model = make_sb3_model(cfg.algo, self.env, cfg.sb3, seed=cfg.run.seed)
+        self.model = sb3.make_sb3_model(cfg.algo, self.env, cfg.sb3, seed=cfg.run.seed)
         self.resumed = False
         self.last_loss: float | None = None
         self.pending_logs: dict[str, float] = {}  # recorded by SB3 before the checkpoint
@@ -71,14 +60,14 @@ class SB3Learner(Learner):
             rate = float(model.lr_schedule(model._current_progress_remaining))
             loop.record_step(rewards, ended, epsilon, self.last_loss, rate)
 
-        self.model.set_logger(sb3_logger(write))
+        self.model.set_logger(sb3.sb3_logger(write))
         for key, value in self.pending_logs.items():  # SB3 dumps them at its next dump
             self.model.logger.record(key, value)
         self.pending_logs = {}
         remaining = loop.cfg.run.total_steps - loop.steps
         if remaining <= 0 or loop.at_safe_point():
             return
-        callback = sb3_callback(loop.at_safe_point, on_step)
+        callback = sb3.sb3_callback(loop.at_safe_point, on_step)
         self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
@@ -89,16 +78,16 @@ class SB3Learner(Learner):
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """SB3's zip and replay buffer, the game's state and the RNGs SB3 draws from."""
         env = self.env.venv_native.get_state()
-        arrays, sb3_meta = sb3_state(self.model, self.cfg.algo)
+        arrays, sb3_meta = sb3.sb3_state(self.model, self.cfg.algo)
         arrays["env"] = env["arrays"]
         logger = getattr(self.model, "_logger", None)  # set by run()
         meta = {
             "env": env["meta"],
-            "rng": rng_states(),
+            "rng": sb3.rng_states(),
             **sb3_meta,
             "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
             # on-policy SB3 dumps before train(): the last train()'s values are not written yet
-            "pending_logs": numbers(logger.name_to_value) if logger is not None else {},
+            "pending_logs": sb3.numbers(logger.name_to_value) if logger is not None else {},
         }
         return arrays, meta
 
@@ -110,11 +99,11 @@ class SB3Learner(Learner):
                 "which can run code; pass --sb3 if you trust this run directory"
             )
         device = self.cfg.sb3.get("device", "cpu")
-        self.model = load_sb3_state(arrays, meta, self.cfg.algo, self.env, device)
+        self.model = sb3.load_sb3_state(arrays, meta, self.cfg.algo, self.env, device)
         self.model._last_obs = self.env.venv_native.set_state(
             {"arrays": arrays["env"], "meta": meta["env"]}
         )
-        set_rng_states(meta["rng"])
+        sb3.set_rng_states(meta["rng"])
         self.last_loss = meta["last_loss"]
         self.pending_logs = meta["pending_logs"]
         self.resumed = True
