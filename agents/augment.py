@@ -1,14 +1,7 @@
-"""Data augmentation of replayed pixel observations: random horizontal shifts.
+"""Random horizontal shifts of replayed pixel observations (DrQ: Kostrikov et al., 2020).
 
-DrQ (Kostrikov, Yarats and Fergus, 2020; DrQ-ε, Yarats et al., 2021) trains a
-pixel Q-network on randomly shifted copies of the replayed frames, so that it
-learns positions relative to each other rather than one weight per absolute
-place. In Catch what decides the action is where the ball is *relative to the
-paddle*: shifting a whole frame stack sideways (ball and paddle together, every
-frame alike) keeps it, and the only thing it blurs is how far the walls are.
-
-:func:`random_shift` is a plain numpy function of a seeded generator, so a run
-that keeps the generator's state in its checkpoint resumes bit for bit.
+In Catch the action depends on where the ball is relative to the paddle: shifting a whole
+frame stack sideways keeps that and only blurs how far the walls are.
 """
 
 from __future__ import annotations
@@ -21,22 +14,10 @@ __all__ = ["random_shift"]
 def random_shift(stacks: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Each image stack shifted sideways by its own integer offset in ``[-max_shift, max_shift]``.
 
-    Columns shifted in from outside the frame repeat the edge column (DrQ pads by
-    replication), so a paddle against a wall stays against it. Every channel (the
-    stacked frames) of one sample moves by the same offset, and never so far that a
-    lit column leaves the frame: a ball at the wall stays in sight.
-
-    Args:
-        stacks: ``[B, H, W, C]`` images (any dtype); not modified.
-        max_shift: Largest shift in pixels, ``0 <= max_shift < W`` (0 returns a copy).
-        rng: Draws the ``B`` offsets (one draw of ``B`` integers per call).
-
-    Returns:
-        A new ``[B, H, W, C]`` array of the same dtype.
-
-    Raises:
-        ValueError: ``stacks`` is not 4-D, or ``max_shift`` is out of range.
-
+    ``stacks``: ``[B, H, W, C]``, not modified; a new array is returned. The edge column
+    repeats (DrQ pads by replication); every channel of a sample moves alike, and never so
+    far that a lit column leaves the frame. ``rng`` draws ``B`` integers per call.
+    ValueError: not 4-D, or ``max_shift`` outside ``[0, W)``.
     """
     if stacks.ndim != 4:
         raise ValueError(f"random_shift: expected [B, H, W, C] images, got shape {stacks.shape}")

@@ -1,17 +1,9 @@
-"""Deep Q-learning (Mnih et al., 2015) in one module: :class:`DQNAgent`.
+"""Deep Q-learning (Mnih et al., 2015): :class:`DQNAgent`, its settings the ``[agent]`` table.
 
-Read top to bottom: ε-greedy acting on a batch, the update (one function: targets
-from the target network with double DQN's argmax, n-step discounts, Huber or
-squared error, gradient clipping, the optimizer step), the target sync (one rule:
-``target <- tau * online + (1 - tau) * target`` every ``target_every`` gradient
-steps; ``tau = 1`` is a hard copy, ``target_every = 0`` no target network, as in
-the book), the learning rate (one schedule: constant, or linear decay to 0 over
-the run), and the state a checkpoint holds.
-
-Its settings are the ``[agent]`` table (:class:`catchrl.config.AgentConfig`). The
-replay memory (:mod:`catchrl.agents.replay`) sums the n-step returns and gives each
-sample its discount (``gamma ** n``, or 0 after the game ended). Keras 3 on
-TensorFlow: the update is a ``tf.function`` around a ``GradientTape``.
+ε-greedy acting on a batch; the update (double DQN's targets, n-step discounts from the
+replay memory, Huber or squared error, gradient clipping) as a ``tf.function``; the target
+sync ``target <- tau * online + (1 - tau) * target`` every ``target_every`` gradient steps
+(``target_every = 0``: no target network, as in the book); the state a checkpoint holds.
 """
 
 from __future__ import annotations
@@ -37,17 +29,10 @@ def learning_rate(config: Any, progress: float) -> float:
 
 
 class DQNAgent:
-    """ε-greedy deep Q-learning agent around a Keras Q-network.
+    """ε-greedy deep Q-learning agent around a Keras Q-network (``[Q, landing_x]`` too).
 
-    Args:
-        model: ``obs [B, ...] -> Q [B, A]`` (or ``[Q, landing_x]``; see
-            :func:`~catchrl.agents.networks.build_q_network`).
-        config: The ``[agent]`` settings (:class:`catchrl.config.AgentConfig`).
-        num_actions: Number of actions A (Catch: 3).
-        seed: Seed of the agent's generator (exploration only; seed the network
-            through its builder).
-        optimizer: The optimizer (default: Adam at ``config.lr``, the book's choice).
-
+    ``seed``: the generator of exploration only; ``optimizer``: Adam at ``config.lr`` (the
+    book's) by default.
     """
 
     def __init__(
@@ -110,12 +95,8 @@ class DQNAgent:
     def train_step(self, batch: dict[str, np.ndarray], progress: float = 0.0) -> dict[str, Any]:
         """One gradient step on a :meth:`ReplayMemory.sample` batch, then the target sync.
 
-        ``progress`` (0 to 1, the run's) sets the learning rate (:func:`learning_rate`).
-
-        Returns:
-            ``loss``, ``grad_norm`` (before clipping), ``lr`` (the step's learning rate) as
-            floats and ``td_errors`` [B] (targets minus Q of the taken actions, for PER).
-
+        ``progress`` (0 to 1, the run's) sets the learning rate. Returns ``loss``,
+        ``grad_norm`` (before clipping), ``lr`` and ``td_errors [B]`` (for PER).
         """
         if self.has_aux and "aux" not in batch:
             raise ValueError(
@@ -202,12 +183,7 @@ class DQNAgent:
         return arrays, {"updates": self.updates, "rng_state": self.rng.bit_generator.state}
 
     def set_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-        """Restore :meth:`get_state`.
-
-        Raises:
-            ValueError: the arrays do not fit this agent's networks.
-
-        """
+        """Restore :meth:`get_state` (ValueError: the arrays do not fit this agent's networks)."""
         for group, variables in self._state_variables().items():
             for i, v in enumerate(variables):
                 key = f"{group}/{i:03d}"

@@ -1,11 +1,7 @@
-"""Custom Keras layers of catchrl's models (serialisable, registered as ``"catchrl>Name"``).
+"""Custom Keras layers a Q-network may contain, registered as ``"catchrl>Name"`` on import.
 
-They live in the agents layer because a Q-network may contain them (a
-pretrained encoder, a perception model chained in front of a state
-Q-network), and :func:`~catchrl.agents.networks.load_q_network` must resolve
-them without importing :mod:`catchrl.supervised`. Importing this module
-registers them; the registered names (package ``"catchrl"`` + class name) are
-what saved ``.keras`` files refer to, so they must not change.
+Here, not in :mod:`catchrl.supervised`, so that ``load_q_network`` resolves them; saved
+``.keras`` files refer to these names, so they must not change.
 """
 
 from __future__ import annotations
@@ -21,14 +17,7 @@ __all__ = ["ClipToBox", "SpatialSoftArgmax"]
 
 @keras.saving.register_keras_serializable(package="catchrl")
 class ClipToBox(keras.layers.Layer):
-    """Clip each feature into its own ``[low, high]`` (e.g. an observation space's bounds).
-
-    Args:
-        low: Lower bound per feature.
-        high: Upper bound per feature (same length).
-        **kwargs: Passed to :class:`keras.layers.Layer`.
-
-    """
+    """Clip each feature into its own ``[low, high]`` (e.g. an observation space's bounds)."""
 
     def __init__(self, low: list[float], high: list[float], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -54,11 +43,6 @@ class SpatialSoftArgmax(keras.layers.Layer):
     Output columns: ``x_0 .. x_{C-1}, y_0 .. y_{C-1}``. This keeps exactly the
     information that pooling throws away (Levine et al., 2016, "End-to-end
     training of deep visuomotor policies").
-
-    Args:
-        initial_temperature: Starting value of every channel's inverse temperature.
-        **kwargs: Passed to :class:`keras.layers.Layer`.
-
     """
 
     def __init__(self, initial_temperature: float = 1.0, **kwargs: Any) -> None:

@@ -63,16 +63,12 @@ class DuelingAggregate(layers.Layer):
 
 def q_output(outputs: Any) -> Any:
     """The Q-values ``[B, A]`` of a Q-network's result (a tensor, or ``[q, landing_x]``)."""
-    if isinstance(outputs, list | tuple):
-        return outputs[0]
-    return outputs
+    return outputs[0] if isinstance(outputs, list | tuple) else outputs
 
 
 def aux_output(outputs: Any) -> Any | None:
     """The auxiliary ``landing_x [B, 1]`` of a Q-network's result, or ``None`` if it has none."""
-    if isinstance(outputs, list | tuple):
-        return outputs[1] if len(outputs) > 1 else None
-    return None
+    return outputs[1] if isinstance(outputs, list | tuple) and len(outputs) > 1 else None
 
 
 def build_q_network(
@@ -84,25 +80,11 @@ def build_q_network(
     seed: int | None = None,
     hidden_units: tuple[int, ...] = (64, 64),
 ) -> keras.Model:
-    """Build a Q-network ``obs [B, *obs_shape] -> Q [B, num_actions]``.
+    """An uncompiled Q-network ``obs [B, *obs_shape] -> Q [B, num_actions]``.
 
-    Args:
-        kind: ``"book"``, ``"small"``, ``"tiny"`` or ``"mlp"``.
-        obs_shape: One observation's shape: ``(H, W, C)`` for the CNNs,
-            ``(D,)`` (or a 2-D board, flattened) for ``"mlp"``.
-        num_actions: Number of actions (Catch: 3).
-        dueling: Replace the last layer by a dueling head ``V + A - mean(A)``.
-        landing_head: Add the auxiliary output ``landing_x [B, 1]`` on the
-            trunk; the model then returns ``[q, landing_x]``.
-        seed: Seeds the initialisers (one build per seed, always the same weights).
-        hidden_units: The MLP's hidden layers.
-
-    Returns:
-        An unbuilt-optimizer, uncompiled ``keras.Model``.
-
-    Raises:
-        ValueError: unknown kind, or an ``obs_shape`` the kind cannot take.
-
+    ``obs_shape``: ``(H, W, C)`` for the CNNs, ``(D,)`` or a board ``(H, W)`` for ``"mlp"``
+    (``hidden_units``); ``dueling``: a ``V + A - mean(A)`` head; ``landing_head``: outputs
+    ``[q, landing_x [B, 1]]``. ValueError: unknown kind, or a shape it cannot take.
     """
     if kind not in NETWORK_KINDS:
         raise ValueError(f"build_q_network: unknown kind {kind!r}; choose one of {NETWORK_KINDS}")
@@ -117,7 +99,9 @@ def build_q_network(
             )
         inputs = keras.Input(obs_shape, dtype="float32", name="obs")
         x = layers.Flatten()(inputs) if len(obs_shape) == 2 else inputs
-        x = _mlp_torso(x, tuple(hidden_units), seeds)
+        for units in hidden_units:
+            init = _init("HeUniform", next(seeds))
+            x = layers.Dense(units, activation="relu", kernel_initializer=init)(x)
     else:
         if len(obs_shape) != 3:
             raise ValueError(
@@ -173,12 +157,7 @@ def compile_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def load_q_network(path: str) -> keras.Model:
-    """Load a Q-network saved in Keras format (``.keras``) for evaluation (not compiled).
-
-    Q-networks built on the supervised modules (a pretrained encoder, a
-    perception model) use catchrl's custom layers; importing
-    :mod:`catchrl.agents.layers` registers them.
-    """
+    """Load a ``.keras`` Q-network (not compiled), catchrl's custom layers registered."""
     import catchrl.agents.layers  # noqa: F401  (registers the custom layers)
 
     return keras.saving.load_model(path, compile=False)
@@ -205,14 +184,6 @@ def _cnn_torso(
         )(x)
     x = layers.Flatten()(x)
     return layers.Dense(units, activation="relu", kernel_initializer=_init(init, next(seeds)))(x)
-
-
-def _mlp_torso(x: Any, hidden_units: tuple[int, ...], seeds: Iterator[int | None]) -> Any:
-    for units in hidden_units:
-        x = layers.Dense(
-            units, activation="relu", kernel_initializer=_init("HeUniform", next(seeds))
-        )(x)
-    return x
 
 
 def _head(x: Any, num_actions: int, dueling: bool, init: str, seeds: Iterator[int | None]) -> Any:

@@ -42,12 +42,8 @@ def book_epsilon(
 class EpsilonSchedule:
     """ε with an observe phase, called once per step as ``schedule(step, game)``.
 
-    Attributes:
-        kind: ``"linear"`` (from 1, over env steps) or ``"book"`` (from 0.1, over games).
-        end: Final ε.
-        duration: Env steps of the linear decay; the book's ``total_games``.
-        observe: Random-play env steps before the linear decay; the book's observe games.
-
+    ``kind``: ``"linear"`` (from 1, over env steps) or ``"book"`` (from 0.1, over games);
+    ``duration`` and ``observe``: env steps, or the book's total and observe games.
     """
 
     kind: str

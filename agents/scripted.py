@@ -1,17 +1,8 @@
-"""Scripted policies: a uniformly random player and an oracle that tracks the ball.
+"""Scripted policies, the floor and the ceiling of every learning curve: random and the oracle.
 
-They are the floor and the ceiling every learning curve is drawn against.
-Both read the *true game state* (a :class:`~catchrl.envs.BatchState` of N games),
-never the observation, so they play every observation type (pixels, state, grid)
-equally well.
-
-Policy interface shared with the evaluation harness::
-
-    actions = policy(obs, states)  # obs [N, ...], states BatchState of the N games
-    # -> int64 [N] in {0 = left, 1 = stay, 2 = right}
-
-For a :class:`~catchrl.envs.CatchVectorEnv` the states are ``env.batch``; for a
-single :class:`~catchrl.envs.CatchEnv`, ``BatchState.of([env.state])``.
+``policy(obs [N, ...], states) -> int64 [N]`` (0 left, 1 stay, 2 right), ``states`` the
+:class:`~catchrl.envs.BatchState` of the N games (a vector env's ``batch``, or
+``BatchState.of([env.state])``): the oracle reads it, not the observation.
 """
 
 from __future__ import annotations
@@ -26,11 +17,7 @@ __all__ = ["OraclePolicy", "RandomPolicy", "landing_labels", "landing_x"]
 def landing_x(
     params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray, ball_vx: np.ndarray
 ) -> np.ndarray:
-    """Left edge of each ball on the step it lands: int64 ``[N]``.
-
-    Straight falls land where they are; drifting balls are moved step by step
-    with the core's own bounce rule (:func:`~catchrl.envs.core.drift_batch`).
-    """
+    """Left edge of each ball on the step it lands: int64 ``[N]`` (the core's bounce rule)."""
     if not params.drift:
         return ball_x.copy()
     steps_left = -(-(params.landing_y - ball_y) // params.ball_speed)  # [N]
@@ -43,22 +30,13 @@ def landing_x(
 
 
 def landing_labels(params: CatchParams, states: BatchState) -> np.ndarray:
-    """Where each of N games' balls will land, / width: float32 ``[N]``.
-
-    The labels of the DQN's auxiliary landing head and of the sequence models,
-    free from the simulator.
-    """
+    """Where each of N games' balls will land, / width: float32 ``[N]`` (the landing labels)."""
     x = landing_x(params, states.ball_x, states.ball_y, states.ball_vx)
     return (x / params.width).astype(np.float32)
 
 
 class RandomPolicy:
-    """Uniformly random actions from its own generator.
-
-    Args:
-        seed: Seed of the policy's ``numpy.random.Generator`` (``None``: fresh entropy).
-
-    """
+    """Uniformly random actions from its own generator (``seed`` None: fresh entropy)."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.rng = np.random.default_rng(seed)
@@ -79,10 +57,6 @@ class OraclePolicy:
     the closer position after this step, then to staying. It wins every ball
     that can be caught in the default game, and all but ``x = 400`` with
     ``spawn="book"``.
-
-    Args:
-        params: The game being played.
-
     """
 
     def __init__(self, params: CatchParams) -> None:
