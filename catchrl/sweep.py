@@ -28,12 +28,9 @@ from catchrl.stats import read_run, setting_label
 
 __all__ = ["StudyError", "Sweep", "check_trust", "create_study", "load_study", "run_study"]
 
-BOUNDED = ("uniform", "loguniform", "randint")
-"""Tune's search-space functions of two bounds (``randint``: the upper one excluded)."""
-KINDS = ("grid_search", "choice", *BOUNDED)
-"""Tune's search-space functions a swept key may use."""
-METRIC = "val_win_rate"
-"""What Tune (TPE, ASHA) optimises: the last validation evaluation; tests never decide."""
+BOUNDED = ("uniform", "loguniform", "randint")  # Tune's functions of LOW, HIGH (randint: < HIGH)
+KINDS = ("grid_search", "choice", *BOUNDED)  # Tune's functions a swept key may use
+METRIC = "val_win_rate"  # what TPE and ASHA optimise: the last validation (the test never decides)
 
 
 class StudyError(CatchrlError):
@@ -56,10 +53,7 @@ class Sweep:
 
 
 def read_sweep(table: Any, source: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """A ``[sweep]`` table's plan: its options, space and trial count.
-
-    ``given``: the command line's options (they win) and entries (``grid``, ``random``: added).
-    """
+    """A ``[sweep]`` table's plan: options, space, trials; ``given``: the command line's (wins)."""
     if not isinstance(table, dict):
         raise StudyError(f"{source}: [sweep] must be a table, got {table!r}")
     hints = fields.field_hints(Sweep)
@@ -156,14 +150,10 @@ def check_trust(algo: str, trust_pickle: bool) -> None:
 
 
 def tune_space(space: Mapping[str, tuple[str, list]]) -> dict[str, Any]:
-    """The space in Tune's own functions."""
+    """The space in Tune's own functions (``grid_search`` and ``choice`` take a list)."""
     from ray import tune
 
-    out = {}
-    for key, (kind, args) in space.items():
-        fn = getattr(tune, kind)
-        out[key] = fn(args) if kind in KINDS[:2] else fn(*args)
-    return out
+    return {k: getattr(tune, f)(*([v] if f in KINDS[:2] else v)) for k, (f, v) in space.items()}
 
 
 def _seed(config: Mapping[str, Any], base_seed: int) -> int:
@@ -198,7 +188,7 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
 
 
 def _progress(study: Path, total: int, base_seed: int) -> Any:
-    """Our progress instead of Tune's tables: a line per finished, retried or failed trial."""
+    """Our progress instead of Tune's tables: a line per finished trial (setting, seed, score)."""
     from ray import tune
 
     class Progress(tune.Callback):
@@ -215,12 +205,6 @@ def _progress(study: Path, total: int, base_seed: int) -> Any:
             done = 1 + sum(t.status == "TERMINATED" for t in trials if t is not trial)
             label = f"{setting_label(trial.config)} seed {_seed(trial.config, base_seed)}"
             print(f"[{done}/{total}] {label}: {score}", flush=True)
-
-        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"{trial}: its worker died; Tune restarts it, from its run", flush=True)
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            print(f"{trial} failed (see {trial.local_path}/error.txt)", flush=True)
 
     return Progress()
 
@@ -307,23 +291,17 @@ def run_study(
     logging.getLogger("ray.tune").setLevel(logging.ERROR)
     os.environ["RAY_AIR_NEW_OUTPUT"] = "0"  # Tune's old reporter: verbose=0 prints nothing
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"  # Ctrl-C is ours, as SIGTERM and SIGHUP
+    local = {} if address else {"num_cpus": num_cpus, "object_store_memory": 200 * 2**20}
+    quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
     with RunDir(study).lock():  # one driver per study
-        started = not ray.is_initialized()
-        if started:
-            local = {} if address else {"num_cpus": num_cpus, "object_store_memory": 200 * 2**20}
-            quiet = {"include_dashboard": False, "log_to_driver": False, "logging_level": "ERROR"}
-            try:
-                ray.init(address=address or "local", **local, **quiet)
+        session: Any = contextlib.nullcontext()  # a Ray the caller started: used, left running
+        if not ray.is_initialized():
+            try:  # ray.init's context shuts its Ray down
+                session = ray.init(address=address or "local", **local, **quiet)
             except (ConnectionError, ValueError, RuntimeError) as e:
                 raise StudyError(f"--address {address}: cannot join the Ray cluster ({e})") from e
-        try:
-            tuner, errors = _tuner(study, plan, base, resume, trust_pickle), 0
-            with contextlib.suppress(KeyboardInterrupt), stop_signals_to(stop):  # after ray.init
-                errors = tuner.fit().num_errors
-        finally:
-            if started:
-                ray.shutdown()
-    done = sum(1 for _ in (study / "trials").glob("*/eval.json"))
-    if received:
-        return 128 + received[0], done
-    return (1 if errors else 0), done
+        errors = 0
+        with session, contextlib.suppress(KeyboardInterrupt), stop_signals_to(stop):
+            errors = _tuner(study, plan, base, resume, trust_pickle).fit().num_errors
+    done = len(list((study / "trials").glob("*/eval.json")))
+    return (128 + received[0] if received else int(errors > 0)), done

@@ -57,12 +57,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     help = "dqn, or an SB3/RLlib agent (default: the config's, dqn)"
     p.add_argument("--algo", choices=LEARNERS, metavar="ALGO", help=help)
     p.add_argument("--steps", type=int, help="shortcut for --set run.total_steps=N")
-    for part, spec, help in (
-        ("grid", "V1,V2", "every value, every combination (repeatable)"),
-        ("random", "SPEC", "V1,V2 or uniform|loguniform|randint:LOW:HIGH, drawn (repeatable)"),
-    ):
-        entry, metavar = functools.partial(_entry, part), f"TABLE.KEY={spec}"
-        p.add_argument(f"--{part}", type=entry, action="append", metavar=metavar, help=help)
+    grid, random = functools.partial(_entry, "grid"), functools.partial(_entry, "random")
+    help = "every value, every combination (repeatable)"
+    p.add_argument("--grid", type=grid, action="append", metavar="TABLE.KEY=V1,V2", help=help)
+    help = "V1,V2 or uniform|loguniform|randint:LOW:HIGH, drawn (repeatable)"
+    p.add_argument("--random", type=random, action="append", metavar="TABLE.KEY=SPEC", help=help)
     p.add_argument("--search", choices=("random", "tpe"), help="random (default) or tpe")
     p.add_argument("--samples", type=number(1), help="random draws, or TPE's settings")
     p.add_argument("--seeds", type=number(1), help="seeds per setting (default 1)")
@@ -84,16 +83,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Create and run a study (or resume one); print its summary."""
+    if args.resume and (args.preset or args.config or args.overrides or args.grid or args.random):
+        raise UserError("--resume continues the study as it was made: drop the options")
     try:
-        if args.resume:
-            if args.preset or args.config or args.overrides or args.grid or args.random:
-                raise UserError("--resume continues the study as it was made: drop the options")
-            study = Path(args.resume)
-            plan, _ = sweep.load_study(study)
-        else:
-            study, plan = _create(args)
-            if study is None:
-                return 0
+        study = Path(args.resume) if args.resume else _create(args)
+        if study is None:
+            return 0
+        plan, _ = sweep.load_study(study)
         print(f"study: {study} ({plan['trials']} trials)", flush=True)
         print(f"TensorBoard: tensorboard --logdir {study / 'trials'}", flush=True)
         rc, done = sweep.run_study(study, bool(args.resume), args.address, args.num_cpus, args.sb3)
@@ -107,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     return rc
 
 
-def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
+def _create(args: argparse.Namespace) -> Path | None:
     """Resolve the base config and the plan; write the study's folder (None: only printed)."""
     table = read_toml(args.config).get("sweep", {}) if args.config else {}
     plan = sweep.read_sweep(table, str(args.config), vars(args))
@@ -125,7 +121,7 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
             print(f"{key}: tune.{kind}({shown})")
         seeds = f"{plan['seeds']} seeds per setting"
         print(f"search {plan['search']}: {plan['trials']} trials ({seeds})")
-        return None, plan
+        return None
     sweep.check_trust(base.algo, args.sb3)
     import ray.tune  # noqa: F401  (before the folder is made: a missing Ray writes nothing)
 
@@ -133,4 +129,4 @@ def _create(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
         import optuna  # noqa: F401
     name = f"{base.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     study = Path(args.study_dir) if args.study_dir else Path("studies") / name
-    return sweep.create_study(study, base, plan), plan
+    return sweep.create_study(study, base, plan)
