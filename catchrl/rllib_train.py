@@ -12,16 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.agents.rllib_algos import (
-    OFF_POLICY,
-    ensure_ray,
-    epsilon_at,
-    get_algo_state,
-    make_algo_config,
-    result_loss,
-    rllib_options,
-    set_algo_state,
-)
+from catchrl.agents import rllib_algos
 from catchrl.agents.rllib_env import drain, start_games
 from catchrl.agents.rllib_policy import greedy_actions, save_rllib_module
 from catchrl.agents.sb3 import rng_states, set_rng_states, set_torch_threads
@@ -37,20 +28,14 @@ class RLlibLearner(Learner):
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         super().__init__(cfg, trust_pickle)
-        self.options = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
-        self.has_epsilon = cfg.algo in OFF_POLICY
+        env = cfg.env
+        self.options = rllib_algos.rllib_options(cfg.algo, env.obs_type, cfg.rllib, env.num_envs)
+        self.has_epsilon = cfg.algo in rllib_algos.OFF_POLICY
         set_torch_threads()
         self.runners = int(self.options.get("num_env_runners", 0))  # 0: sample in this process
-        ensure_ray(num_cpus=max(1, self.runners) + 1)
-        algo_cfg = make_algo_config(
-            cfg.algo,
-            self.options,
-            cfg.env.game_kwargs(),
-            cfg.env.num_envs,
-            cfg.run.seed,
-            cfg.env.steps_per_game(),
-        )
-        self.algo_rl = algo_cfg.build_algo()
+        rllib_algos.ensure_ray(num_cpus=max(1, self.runners) + 1)
+        setup = (env.game_kwargs(), env.num_envs, cfg.run.seed, env.steps_per_game())
+        self.algo_rl = rllib_algos.make_algo_config(cfg.algo, self.options, *setup).build_algo()
         self.last_loss: float | None = None
 
     @staticmethod
@@ -62,22 +47,16 @@ class RLlibLearner(Learner):
 
     def run(self, loop: RunLoop) -> None:
         """``Algorithm.train()`` until the loop says stop, reporting every step to ``loop``."""
-        if loop.at_safe_point():
-            return
         boundary = True
-        while True:
+        while not loop.at_safe_point():
             if boundary:  # every game ended: the next ones are seeded by the games played
                 seed = self.cfg.run.seed + loop.games
                 start_games(self.algo_rl, seed, self.cfg.env.num_envs, self.runners)
-            self.last_loss = result_loss(self.algo_rl.train())
+            self.last_loss = rllib_algos.result_loss(self.algo_rl.train())
             rewards, ended, boundary = drain(self.algo_rl, self.runners)
-            steps = loop.steps
-            for t in range(len(rewards)):
-                eps = epsilon_at(self.options, steps) if self.has_epsilon else 0.0
-                loop.record_step(rewards[t], ended[t], eps, self.last_loss)
-                steps += len(rewards[t])
-            if loop.at_safe_point():
-                return
+            for step_rewards, step_ended in zip(rewards, ended, strict=True):
+                eps = rllib_algos.epsilon_at(self.options, loop.steps) if self.has_epsilon else 0.0
+                loop.record_step(step_rewards, step_ended, eps, self.last_loss)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The module's greedy action for each observation (the evaluation policy)."""
@@ -85,12 +64,12 @@ class RLlibLearner(Learner):
 
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """RLlib's state (and DQN's replay) as msgpack bytes, and the driver's RNGs."""
-        packed = np.frombuffer(get_algo_state(self.algo_rl), dtype=np.uint8)
+        packed = np.frombuffer(rllib_algos.get_algo_state(self.algo_rl), dtype=np.uint8)
         return {"rllib": {"state": packed}}, {"rng": rng_states()}
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state` (``ValueError`` if it does not fit this algorithm)."""
-        set_algo_state(self.algo_rl, arrays["rllib"]["state"].tobytes())
+        rllib_algos.set_algo_state(self.algo_rl, arrays["rllib"]["state"].tobytes())
         set_rng_states(meta["rng"])
 
     def save_model(self, path: Path) -> None:
