@@ -48,9 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     a.add_argument(
         "--agents", nargs="+", default=[*agents.AGENTS], choices=every, metavar="AGENT", help=help
     )
-    a.add_argument(
-        "--obs", nargs="+", default=["pixels", "state"], choices=choices(EnvConfig, "obs_type")
-    )
+    obs = choices(EnvConfig, "obs_type")
+    a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=obs)
     steps = number(0, above=True)
     a.add_argument("--pixel-steps", type=steps, default=50_000, help="step budget on pixels")
     a.add_argument("--state-steps", type=steps, default=50_000, help="step budget on state, grid")

@@ -27,9 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = options.add_command(sub, "data", "generate labelled datasets from the game", __doc__)
     help = "play seeded games (the oracle mixed with random actions) and save them labelled"
     games = options.games(1000, 0, "seed of game 0 (default 0)", SEED, math.inf)  # the data's own
-    game = options.game()  # CatchParams() unless given
     actions = p.add_subparsers(dest="data_command", metavar="ACTION")
-    m = options.add_command(actions, "make", help, None, EPILOG, [games, game], run)
+    m = options.add_command(actions, "make", help, None, EPILOG, [games, options.game()], run)
     help = "for perception, sequence, imitation (default frames)"
     m.add_argument("--kind", choices=KINDS, default="frames", help=help)
     m.add_argument("--out", required=True, help="output .npz file")

@@ -25,7 +25,7 @@ Game j is seeded SEED + j: the same --seed, the same balls for every policy.
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``catchrl eval``."""
-    games = options.games(1000, None, "seed of game 0 (default: the test games, 2**41)")
+    games = options.games(1000, TEST_SEED, "seed of game 0 (default: the test games, 2**41)")
     help = "evaluate a saved agent or a scripted policy"
     p = options.add_command(sub, "eval", help, __doc__, EPILOG, [options.agent(), games], run)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -44,11 +44,11 @@ def load(args: argparse.Namespace) -> Agent:
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the win rate with its 95 % interval."""
     agent = load(args)
-    seed = TEST_SEED if args.seed is None else args.seed
-    result = evaluate(agent, args.games, seed)
+    result = evaluate(agent, args.games, args.seed)
     if args.json:
         model = agent.source.split(",")[0]  # the file's name, plain
-        print(json.dumps({"agent": agent.name, "model": model, "seed": seed, **result.to_dict()}))
+        figures = {"agent": agent.name, "model": model, "seed": args.seed, **result.to_dict()}
+        print(json.dumps(figures))
     else:
         print(f"{agent.name}: {result.summary()}")
     return 0

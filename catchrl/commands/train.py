@@ -42,11 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def resolve_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> TrainConfig:
     """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it."""
-    overrides = [*args.overrides, *extra]
-    if getattr(args, "seed", None) is not None:
-        overrides.append(f"run.seed={args.seed}")
-    if args.steps is not None:
-        overrides.append(f"run.total_steps={args.steps}")
+    given = {"run.seed": getattr(args, "seed", None), "run.total_steps": args.steps}  # shortcuts
+    overrides = [*args.overrides, *extra, *(f"{k}={v}" for k, v in given.items() if v is not None)]
     try:
         return make_config(args.preset or "fast", args.config, overrides, args.algo)
     except (CatchrlError, ValueError, ImportError) as e:
