@@ -49,11 +49,10 @@ class RunDir:
             raise RunDirError("the run directory is an empty path; give a folder name")
         self.path = Path(path)
         try:
-            is_file = self.path.exists() and not self.path.is_dir()
+            if self.path.exists() and not self.path.is_dir():
+                raise RunDirError(f"run directory {str(self.path)!r} is a file, not a folder")
         except OSError as e:  # a name too long, a loop of links
             raise RunDirError(f"run directory {str(self.path)[:100]!r}: {e.strerror}") from None
-        if is_file:
-            raise RunDirError(f"run directory {str(self.path)!r} is a file, not a folder")
         self.keep = max(int(keep), 1)
         self.config_path = self.path / "config.toml"
         self.metrics_path = self.path / "metrics.tsv"
@@ -206,8 +205,6 @@ class RunDir:
 
     def read_metrics(self) -> dict[str, np.ndarray]:
         """``metrics.tsv`` as one float array per column."""
-        if not self.metrics_path.is_file():
-            raise RunDirError(f"no metrics.tsv in {str(self.path)!r}")
         lines = read_text(self.metrics_path).splitlines()
         if not lines:
             raise RunDirError(f"{self.metrics_path} is empty")
@@ -240,11 +237,7 @@ class RunDir:
                 np.savez(folder / f"{stem}.npz", **group)
             state_text = json.dumps({"format_version": FORMAT_VERSION, **state})
             (folder / "state.json").write_text(state_text, encoding="utf-8")
-            manifest = {
-                p.name: {"bytes": p.stat().st_size, "sha256": sha256(p)}
-                for p in sorted(folder.iterdir())
-            }
-            (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            (folder / "manifest.json").write_text(json.dumps(_manifest(folder), indent=1))
             for p in folder.iterdir():
                 _fsync(p)
             remove(self.checkpoints_path / name)  # only a rewrite of the same point
@@ -261,18 +254,14 @@ class RunDir:
         manifest_path = path / "manifest.json"
         if not manifest_path.is_file():
             raise CheckpointError(f"{path} is not a checkpoint (no manifest.json)")
-        manifest = read_json(manifest_path)
-        files = sorted(p.name for p in path.iterdir() if p.name != "manifest.json")
-        if not isinstance(manifest, dict) or sorted(manifest) != files:
+        manifest, files = read_json(manifest_path), _manifest(path)
+        if not isinstance(manifest, dict) or sorted(manifest) != sorted(files):
             raise CheckpointError(
                 f"{manifest_path} is incomplete or corrupt: not a JSON object of the folder's files"
             )
-        for name in files:
-            meta, size = manifest[name], (path / name).stat().st_size
-            if not isinstance(meta, dict) or meta.get("bytes") != size:
-                raise CheckpointError(f"checkpoint file {path / name} is truncated or changed")
-            if meta.get("sha256") != sha256(path / name):
-                raise CheckpointError(f"checkpoint file {path / name} is corrupt (checksum)")
+        for name, meta in files.items():
+            if manifest[name] != meta:
+                raise CheckpointError(f"checkpoint file {path / name} is truncated or corrupt")
         state = read_json(path / "state.json")
         if not isinstance(state, dict):
             raise CheckpointError(f"{path / 'state.json'} is corrupt: not a JSON object")
@@ -353,7 +342,12 @@ def _fsync(path: Path) -> None:
             os.fsync(f.fileno())
 
 
-def sha256(path: Path) -> str:
-    """The file's SHA-256, as hex."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
+def _manifest(folder: Path) -> dict[str, dict[str, Any]]:
+    """Each file's size and SHA-256 (but the manifest's own)."""
+    files = {}
+    for p in sorted(folder.iterdir()):
+        if p.name != "manifest.json":
+            with open(p, "rb") as f:
+                digest = hashlib.file_digest(f, "sha256").hexdigest()
+            files[p.name] = {"bytes": p.stat().st_size, "sha256": digest}
+    return files
