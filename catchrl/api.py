@@ -75,11 +75,10 @@ def train(
     cfg = None  # on resume: the checkpoint's
     if not resume and isinstance(config, TrainConfig):
         cfg = _for_algo(apply_overrides(copy.deepcopy(config), list(overrides)), algo)
+    elif not resume and str(config).endswith(".toml"):
+        cfg = make_config("fast", config, overrides, algo)
     elif not resume:
-        toml = str(config).endswith(".toml")
-        cfg = make_config(
-            "fast" if toml else str(config), config if toml else None, overrides, algo
-        )
+        cfg = make_config(str(config), None, overrides, algo)
 
     def on_evaluation(result: dict[str, Any]) -> bool:
         return any([bool(callback(result)) for callback in callbacks])  # call every one

@@ -105,10 +105,8 @@ def evaluate(
     if not 0 < games < MAX_EVAL_GAMES:
         raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")
     seeds = start_seeds(seed, **env_kwargs) if every_start else None
-    if seeds is not None and len(seeds) <= games:
-        games = len(seeds)
-    else:
-        seeds = None
+    seeds = seeds if seeds is not None and len(seeds) <= games else None
+    games = len(seeds) if seeds is not None else games
     num_envs = max(1, min(num_envs, games))
     env = CatchVectorEnv(num_envs, autoreset_mode="next_step", **env_kwargs)
     balls = env.params.balls_per_game

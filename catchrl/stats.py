@@ -6,6 +6,7 @@ infinite); the kept model's test win rate: IQM with a 95 % bootstrap CI (rliable
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import math
@@ -16,7 +17,9 @@ from typing import Any
 import numpy as np
 
 from catchrl.config import TrainConfig, load_config
+from catchrl.evaluation import TEST_SEED
 from catchrl.plots import PlotError, plot_seeds
+from catchrl.rundir import RunDir, read_json
 
 COSTS = {"steps": "steps", "wall_time": "training s", "train_cpu_s": "CPU s"}
 """The costs to the target: their key in an evaluation record (``evals.json``), their name."""
@@ -25,8 +28,6 @@ QUARTILES = {"median": 0.5, "q25": 0.25, "q75": 0.75, "worst": 1.0}
 
 def read_run(run_dir: Path) -> dict[str, Any]:
     """A run's config, ``metrics.tsv``, validation evaluations and test, from its directory."""
-    from catchrl.rundir import RunDir, read_json
-
     evals = read_json(run_dir / "evals.json") if (run_dir / "evals.json").is_file() else []
     test = read_json(run_dir / "eval.json") if (run_dir / "eval.json").is_file() else None
     metrics = RunDir(run_dir).read_metrics()
@@ -148,10 +149,8 @@ def write_summary(
                 figures = [c if math.isfinite(c) else "" for c in costs]
                 figures += [r["test_win_rate"], r["model"], *(r[key] for key in extra)]
                 out.writerow([row["label"], r["name"], r["seed"], *figures])
-    try:
+    with contextlib.suppress(PlotError):  # no matplotlib (the plot extra): the table is enough
         plot_seeds(rows, x, stem.with_suffix(".png"))
-    except PlotError:  # matplotlib (the plot extra) is not installed: the table is enough
-        pass
     return table
 
 
@@ -164,8 +163,6 @@ def setting_label(values: Mapping[str, Any]) -> str:
 
 def summarize_study(study: Path, doc: dict[str, Any], base: TrainConfig) -> list[dict[str, Any]]:
     """Per setting (best test IQM first), a study's finished trials; writes ``STUDY/summary.*``."""
-    from catchrl.evaluation import TEST_SEED
-
     target = base.run.target_win_rate or 0.99
     done = [read_run(p.parent) for p in sorted((study / "trials").glob("*/eval.json"))]
     groups: dict[str, dict[int, dict[str, Any]]] = {}
@@ -190,5 +187,5 @@ def summarize_study(study: Path, doc: dict[str, Any], base: TrainConfig) -> list
     if len(done) > len(kept):
         repeats = len(done) - len(kept)
         head.append(f"{repeats} trials repeated a setting and seed already run: counted once.")
-    write_summary(study / "summary", rows, target, "setting", [*head, ""], x="steps")
+    write_summary(study / "summary", rows, target, "setting", [*head, ""])
     return rows
