@@ -77,11 +77,9 @@ def bench_case(
                     row["goals"][goal] = (epoch + 1, spent["wall"], spent["cpu"])
 
     with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "data.npz"
+        data = str(Path(tmp) / "data.npz")
         save_dataset(make_dataset(kind, games=games, seed=seed, params=params), data)
-        cfg = SupervisedConfig(
-            task, str(data), arch, epochs, batch_size, patience=epochs, seed=seed
-        )
+        cfg = SupervisedConfig(task, data, arch, epochs, batch_size, patience=epochs, seed=seed)
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         out = train(cfg, Path(tmp) / "run", verbose=0, callbacks=[GoalTimer()])
         row["run wall s"] = time.perf_counter() - start_wall
