@@ -53,12 +53,10 @@ def module_overrides(contender: str, perception: str = "") -> list[str]:
 def like_for_like(obs_type: str) -> list[str]:
     """SB3's DQN with the preset's network, n-step returns and replay ratio on ``obs_type``."""
     agent = load_config(PRESET[obs_type]).agent
-    network = {
-        "tiny": '{features_extractor_class="tiny", net_arch=[]}',
-        "mlp": "{net_arch=[64, 64]}",
-    }
+    tiny = '{features_extractor_class="tiny", net_arch=[]}'
+    network = {"tiny": tiny, "mlp": "{net_arch=[64, 64]}"}[agent.network]
     return [
-        f"sb3.policy_kwargs={network[agent.network]}",
+        f"sb3.policy_kwargs={network}",
         f"sb3.n_steps={agent.n_step}",
         "sb3.train_freq=1",
         f"sb3.gradient_steps={agent.gradient_steps}",
