@@ -1,15 +1,12 @@
 """``ReplayMemory``: a preallocated ring of per-game transition streams, n-step returns, PER.
 
-One stream per game in a ``[N, C]`` ring (``C = capacity // N``) with one write
-position, so :meth:`ReplayMemory.add` is one write of N rows. A slot holds the
-observation an action was taken in, the action, the reward, the end flags and the
-step in its game; the next state is the next slot's observation. Pixels keep only
-the newest frame and rebuild stacks on sampling within their game, as the env
-does. Feed it from a ``CatchVectorEnv(autoreset_mode="same_step")`` from the reset
-on. A transition is sampleable when its frame history is in the ring and its next
-``n_step`` transitions (or those to its game's end, which must not be a
-truncation: nothing to bootstrap from) are written; sampling (uniform, or by
-priority: Schaul et al., 2016) redraws the others.
+One stream per game in a ``[N, C]`` ring (``C = capacity // N``), so an add is one write
+of N rows; a slot holds an observation, the action taken, the reward, the end flags and
+the step in its game (the next state is the next slot's). Pixels keep the newest frame
+only and rebuild stacks within their game. Feed it from a
+``CatchVectorEnv(autoreset_mode="same_step")`` from the reset on. A transition is
+sampleable once its frame history is in the ring and its next ``n_step`` transitions (or
+those to its game's end, not a truncation) are written; sampling redraws the others.
 """
 
 from __future__ import annotations
@@ -31,16 +28,12 @@ _FIELDS = ("frames", "actions", "rewards", "terminated", "truncated", "aux", "st
 
 
 class ReplayMemory:
-    """Ring buffer of N per-game transition streams with n-step returns and optional PER.
+    """Ring buffer of ``num_envs`` per-game streams with n-step returns and optional PER.
 
-    ``capacity`` transitions in all (``capacity // num_envs`` a game) of ``num_envs``
-    games, observations of ``obs_shape`` and ``obs_dtype`` with ``frame_stack`` frames
-    on the last axis; ``n_step`` returns discounted by ``gamma`` (the book: 0.99);
-    ``prioritized`` sampling with exponent ``alpha`` (0.6) and importance weights with
-    ``beta`` (0.4, annealed to 1 by :meth:`sample`'s ``progress``; the PER paper's
-    values); its own generator from ``seed``; ``aux_dim`` float labels kept with each
-    observation (e.g. the ball's landing x). A ``ValueError`` names an argument out of
-    range, or buffers larger than the machine's available memory (before allocating).
+    ``frame_stack`` frames on the last axis of ``obs_shape``; ``gamma`` 0.99 (the book's);
+    ``alpha`` 0.6 and ``beta`` 0.4, annealed to 1 by :meth:`sample`'s ``progress`` (Schaul
+    et al., 2016); ``aux_dim`` float labels kept with each observation (the landing x).
+    ValueError: an argument out of range, or more than the memory available (checked first).
     """
 
     def __init__(
