@@ -43,9 +43,8 @@ ALGOS: dict[str, tuple[str, str]] = {
 OFF_POLICY = frozenset({"sb3-dqn", "sb3-qrdqn"})
 """Algorithms with a replay buffer (saved in checkpoints) and ε-greedy exploration."""
 
-DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(
-    (Path(__file__).parent / "sb3_defaults.toml").read_text(encoding="utf-8")
-)
+_TOML = Path(__file__).with_name("sb3_defaults.toml").read_text(encoding="utf-8")
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(_TOML)
 """Each algorithm's defaults by observation kind ("pixels" or "vector"), with their sources."""
 
 TARGET_PERIOD = 250
@@ -79,12 +78,9 @@ def algorithm_class(algo: str) -> type:
 
 def constructor_options(algo: str) -> list[str]:
     """The keyword arguments the algorithm's constructor accepts (minus reserved ones)."""
-    params = inspect.signature(algorithm_class(algo).__init__).parameters
-    return [
-        n
-        for n, p in params.items()
-        if n not in ("self", *_RESERVED) and p.kind is not inspect.Parameter.VAR_KEYWORD
-    ]
+    params = inspect.signature(algorithm_class(algo).__init__).parameters.values()
+    skip = ("self", *_RESERVED)
+    return [p.name for p in params if p.name not in skip and p.kind != p.VAR_KEYWORD]
 
 
 def sb3_kwargs(
@@ -177,13 +173,10 @@ def detect_algo(model_path: str | Path) -> str | None:
     except (OSError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError):
         return None
     module = str(data.get("policy_class", {}).get("__module__", ""))
-    if module.startswith("stable_baselines3.dqn"):
-        return "sb3-dqn"
-    if module.startswith("sb3_contrib.qrdqn"):
-        return "sb3-qrdqn"
-    if module.startswith("stable_baselines3.common.policies"):
-        return "sb3-ppo" if "n_epochs" in data else "sb3-a2c"  # both use ActorCriticPolicy
-    return None
+    if module.startswith("stable_baselines3.common.policies"):  # PPO's and A2C's
+        return "sb3-ppo" if "n_epochs" in data else "sb3-a2c"
+    prefixes = {"stable_baselines3.dqn": "sb3-dqn", "sb3_contrib.qrdqn": "sb3-qrdqn"}
+    return next((a for m, a in prefixes.items() if module.startswith(m)), None)
 
 
 class _NoCloseBytesIO(io.BytesIO):
@@ -210,10 +203,9 @@ class SB3Policy:
         self.algo = algo or detect_algo(path)
         if self.algo is None:
             raise ValueError(f"{path}: not a Stable-Baselines3 model file (no readable 'data')")
+        cls = algorithm_class(self.algo)
         try:
-            self.model = algorithm_class(self.algo).load(path, device="cpu")  # unpickles
-        except (SB3NotInstalled, SB3ConfigError):
-            raise
+            self.model = cls.load(path, device="cpu")  # unpickles
         except Exception as e:  # torch and pickle raise many kinds for a bad file
             why = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:200]}"
             raise ValueError(f"{path}: cannot be loaded as {self.algo} ({why})") from e
@@ -234,22 +226,14 @@ class SB3Policy:
             return self.model.policy.q_net(tensor).cpu().numpy()
 
 
-def numbers(values: dict[str, Any]) -> dict[str, float]:
-    """The numbers among SB3's logged values."""
-    return {
-        k: float(v)
-        for k, v in values.items()
-        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool)
-    }
-
-
 def sb3_logger(write: Callable[[int, dict[str, float]], None]) -> Any:
     """SB3's logger, its scalars to ``write(step, scalars)`` (nothing on stdout)."""
     from stable_baselines3.common.logger import KVWriter, Logger
 
     class Writer(KVWriter):
         def write(self, key_values: dict[str, Any], key_excluded: Any, step: int = 0) -> None:
-            write(step, numbers(key_values))
+            nums = {k: v for k, v in key_values.items() if isinstance(v, (int, float, np.number))}
+            write(step, {k: float(v) for k, v in nums.items() if not isinstance(v, bool)})
 
     return Logger(folder=None, output_formats=[Writer()])
 
@@ -268,10 +252,9 @@ def sb3_callback(at_rollout_start: Callable[[], bool], on_step: Callable[[Any, A
             self.halt = at_rollout_start()
 
         def _on_step(self) -> bool:
-            if self.halt:  # the checkpoint is from before this step
-                return False
-            on_step(self.model, self.locals)
-            return True
+            if not self.halt:  # a halt: the checkpoint is from before this step
+                on_step(self.model, self.locals)
+            return not self.halt
 
     return StepCallback()
 
@@ -329,9 +312,8 @@ def set_rng_states(states: dict[str, Any]) -> None:
     """Restore :func:`rng_states`."""
     import torch
 
-    kind, keys, pos, has_gauss, gauss = states["numpy"]
-    keys = np.array(keys, dtype=np.uint32)
-    np.random.set_state((kind, keys, pos, has_gauss, gauss))  # noqa: NPY002
+    kind, keys, *rest = states["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))  # noqa: NPY002
     torch.set_rng_state(torch.tensor(states["torch"], dtype=torch.uint8))
     version, words, gauss_next = states["python"]
     random.setstate((version, tuple(words), gauss_next))
