@@ -17,16 +17,8 @@ import numpy as np
 
 from catchrl.errors import RunDirError
 from catchrl.rundir import RunDir, read_json
+from catchrl.supervised import train as tasks
 from catchrl.supervised.datasets import load_dataset
-from catchrl.supervised.train import (
-    CPU_BATCH,
-    DATA_KINDS,
-    SupervisedConfig,
-    Throughput,
-    build_model,
-    fit_data,
-    setup_device,
-)
 
 RESUMABLE = ("epochs", "patience")
 """Settings a resumed run may change (train longer, wait longer)."""
@@ -94,7 +86,7 @@ class _Checkpoints(keras.callbacks.Callback):
 
 
 def train(
-    cfg: SupervisedConfig,
+    cfg: tasks.SupervisedConfig,
     run_dir: str | os.PathLike[str],
     resume: bool = False,
     verbose: int = 2,
@@ -107,11 +99,11 @@ def train(
     """
     rd = RunDir(run_dir)
     with rd.lock():  # a folder the lock made goes again if the data is refused
-        ds = load_dataset(cfg.data, kind=DATA_KINDS[cfg.task])
-        device = setup_device()
+        ds = load_dataset(cfg.data, kind=tasks.DATA_KINDS[cfg.task])
+        device = tasks.setup_device()
         keras.utils.set_random_seed(cfg.seed)
-        batch = cfg.batch_size or CPU_BATCH[cfg.task] * device["batch_scale"]
-        data, n_train = fit_data(cfg, ds, batch)
+        batch = cfg.batch_size or tasks.CPU_BATCH[cfg.task] * device["batch_scale"]
+        data, n_train = tasks.fit_data(cfg, ds, batch)
         record = {"config": dataclasses.asdict(cfg), "dataset": dataclasses.asdict(ds.config)}
         if resume and rd.is_run():  # refuse another config (but the RESUMABLE settings)
             stored = read_json(rd.path / "config.json")
@@ -126,7 +118,7 @@ def train(
         else:
             rd.check_fresh()
         rd.write_json("config.json", record)
-        model = build_model(cfg, ds)
+        model = tasks.build_model(cfg, ds)
         latest = rd.latest_checkpoint() if resume else None
         restored, initial_epoch = None, 0
         if latest is not None:
@@ -157,7 +149,7 @@ def train(
             epochs=cfg.epochs,
             initial_epoch=initial_epoch,
             callbacks=[
-                Throughput(n_train),
+                tasks.Throughput(n_train),
                 *counted.values(),
                 keras.callbacks.TensorBoard(str(rd.tb_path), profile_batch=0),
                 keras.callbacks.CSVLogger(
