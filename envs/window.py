@@ -6,6 +6,7 @@ key moves the paddle every frame, a tap once; posted events act as a keyboard.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -134,14 +135,12 @@ class CatchWindow:
         if not self.visible:
             return
         pg, end = self.pg, None if seconds is None else time.monotonic() + seconds
-        while end is None or time.monotonic() < end:
-            try:
+        with contextlib.suppress(WindowClosed):
+            while end is None or time.monotonic() < end:
                 if {pg.K_RETURN, pg.K_KP_ENTER, pg.K_SPACE} & set(self.poll()):
                     return
-            except WindowClosed:
-                return
-            pg.display.flip()
-            self.clock.tick(30)
+                pg.display.flip()
+                self.clock.tick(30)
 
     def draw(
         self, state: CatchState, status: str | None = None, q_values: Q = None, action: A = None
@@ -181,10 +180,9 @@ class CatchWindow:
 
     def text(self, text: str, size: int, color: tuple[int, int, int]) -> Any:
         """``text`` in the default font, drawn at twice ``size`` and halved (not "Ga me over!")."""
-        font = self._fonts.get(size)
-        if font is None:
-            font = self._fonts[size] = self.pg.font.Font(None, 2 * size)
-        image = font.render(text, True, color)
+        if size not in self._fonts:
+            self._fonts[size] = self.pg.font.Font(None, 2 * size)
+        image = self._fonts[size].render(text, True, color)
         w, h = image.get_size()
         return self.pg.transform.smoothscale(image, (w // 2, h // 2))
 
