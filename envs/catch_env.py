@@ -156,6 +156,7 @@ class CatchEnv(gym.Env):
         if self._stack is not None:
             stack, xy = self._stack, (b.ball_x, b.ball_y, b.paddle_x)
             return (stack.reset([0], *xy) if fresh else stack.push(*xy))[0].copy()
+        x, y, px = b.ball_x.item(), b.ball_y.item(), b.paddle_x.item()  # one game: ints
         if self.obs_type == "state":
-            return state_features(self.params, b.ball_x, b.ball_y, b.ball_vx, b.paddle_x)[0]
-        return grid_boards(self.params, b.ball_x, b.ball_y, b.paddle_x)[0]
+            return state_features(self.params, x, y, b.ball_vx.item(), px)
+        return grid_boards(self.params, x, y, px)

@@ -53,6 +53,12 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     Float32, 1 on the ball's and the paddle's cells; parts off the board are cut off.
     """
     p, b = params, params.ball_size
+    if np.ndim(ball_x) == 0:  # one game: two rectangles, by slices
+        board = np.zeros((p.height, p.width), dtype=np.float32)
+        paddle = slice(max(paddle_x, 0), max(paddle_x + p.paddle_width, 0))
+        board[p.paddle_y : p.paddle_y + p.paddle_height, paddle] = 1.0
+        board[max(ball_y, 0) : max(ball_y + b, 0), max(ball_x, 0) : max(ball_x + b, 0)] = 1.0
+        return board
     bx, by, px = (np.asarray(a, np.int64).reshape(-1, 1) for a in (ball_x, ball_y, paddle_x))
     boards = np.zeros((len(bx), p.height, p.width), dtype=np.float32)
     # c lies in [lo, lo + n) when c - lo, as unsigned, is below n. The paddle's rows are on board.
@@ -65,7 +71,7 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     first = np.arange(len(bx))[:, None] * p.height
     cells = ((first + rows) * p.width)[:, :, None] + cols[:, None, :]  # [N, ball_size, ball_size]
     boards.reshape(-1)[cells if inside.all() else cells[inside]] = 1.0
-    return boards if np.ndim(ball_x) else boards[0]
+    return boards
 
 
 def observation_space(obs_type: str, sample: np.ndarray) -> spaces.Box:
