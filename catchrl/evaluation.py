@@ -109,9 +109,7 @@ def evaluate(
     games = len(seeds) if seeds is not None else games
     num_envs = max(1, min(num_envs, games))
     env = CatchVectorEnv(num_envs, autoreset_mode="next_step", **env_kwargs)
-    balls = env.params.balls_per_game
-    wins = played = 0
-    length_sum = reward_sum = 0.0  # running sums: memory stays flat for any number of games
+    wins, length_sum, reward_sum = 0, 0.0, 0.0  # running sums: memory stays flat at any games
     for start in range(0, games, num_envs):
         count = min(num_envs, games - start)
         if seeds is None:
@@ -131,8 +129,8 @@ def evaluate(
             caught += live & (reward > 0)
             done |= terminated | truncated
         wins += int(caught[:count].sum())
-        played += count * balls
         length_sum += float(length[:count].sum())
         reward_sum += float(total[:count].sum())
     env.close()
-    return EvalResult(played, wins, mean_length=length_sum / games, mean_reward=reward_sum / games)
+    balls = games * env.params.balls_per_game
+    return EvalResult(balls, wins, mean_length=length_sum / games, mean_reward=reward_sum / games)
