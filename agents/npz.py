@@ -32,8 +32,7 @@ def read_headers(path: str | os.PathLike[str]) -> dict[str, Header]:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():
                 with z.open(info) as f:
-                    read_header = HEADER_READERS[np.lib.format.read_magic(f)]
-                    shape, _, dtype = read_header(f)
+                    shape, _, dtype = HEADER_READERS[np.lib.format.read_magic(f)](f)
                     data_bytes = info.file_size - f.tell()
                 members[info.filename.removesuffix(".npy")] = (shape, dtype, data_bytes)
     except FileNotFoundError:
