@@ -48,9 +48,8 @@ fastest on a small machine; N: N remote EnvRunner actors sharing ``env.num_envs`
 ``games_per_iteration`` (games each env plays per training iteration: iterations
 end between games, so a checkpoint never cuts one)."""
 
-DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(
-    (Path(__file__).parent / "rllib_defaults.toml").read_text(encoding="utf-8")
-)
+_TOML = Path(__file__).with_name("rllib_defaults.toml").read_text(encoding="utf-8")
+DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(_TOML)
 """Each algorithm's defaults by observation kind ("pixels" or "vector"), with their sources;
 ``DEFAULTS["model"]``: the network of every algorithm."""
 
@@ -145,7 +144,6 @@ def make_algo_config(
     """
     from ray import tune
 
-    cls = algo_config_class(algo)
     tune.register_env(ENV_NAME, make_env)
     runners = int(options.get("num_env_runners", 0))
     per_runner = num_envs // max(runners, 1)
@@ -154,7 +152,7 @@ def make_algo_config(
     if algo == "rllib-ppo":
         training.setdefault("train_batch_size_per_learner", fragment * num_envs)
     cfg = (  # torch, RLlib's default framework
-        cls()
+        algo_config_class(algo)()
         .environment(ENV_NAME, env_config={"game": dict(game)})
         .env_runners(
             num_env_runners=runners,
@@ -176,8 +174,7 @@ def make_algo_config(
 
 def module_spec(algo: str, options: dict[str, Any], obs_space: Any, action_space: Any) -> Any:
     """The (inference-only) RLModule spec of ``algo`` for these spaces, to build and load."""
-    cls = algo_config_class(algo)
-    cfg = cls().rl_module(model_config=_model_config(options))
+    cfg = algo_config_class(algo)().rl_module(model_config=_model_config(options))
     if algo == "rllib-dqn":  # the settings that shape DQN's network
         cfg.training(**{k: options[k] for k in ("double_q", "dueling") if k in options})
     spec = cfg.get_default_rl_module_spec()

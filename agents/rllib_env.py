@@ -99,6 +99,5 @@ def start_games(algo: Any, seed: int, num_envs: int, runners: int) -> None:
 def drain(algo: Any, runners: int) -> tuple[np.ndarray, np.ndarray, bool]:
     """The last iteration's vector steps, all EnvRunners: rewards, ended ``[T, N]``, all done."""
     drained = algo.env_runner_group.foreach_env_runner(drain_runner, local_env_runner=not runners)
-    rewards = np.concatenate([d[0] for d in drained], axis=1)
-    ended = np.concatenate([d[1] for d in drained], axis=1)
-    return rewards, ended, all(d[2] for d in drained)
+    rewards, ended, done = zip(*drained, strict=True)
+    return np.concatenate(rewards, axis=1), np.concatenate(ended, axis=1), all(done)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 
 from catchrl.agents.npz import load_npz
@@ -77,8 +78,6 @@ class RLlibModule:
         self.algo: str = header["algo"]
         self.obs_shape = tuple(header["obs_shape"])
         try:
-            import gymnasium as gym
-
             obs_space = gym.spaces.Box(-np.inf, np.inf, self.obs_shape, header["obs_dtype"])
             spec = module_spec(
                 self.algo, header["options"], obs_space, gym.spaces.Discrete(header["actions"])
