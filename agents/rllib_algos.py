@@ -42,11 +42,10 @@ ENV_NAME = "catchrl-catch"
 """The name the game is registered under with ``tune.register_env``."""
 
 EXTRA_KEYS = ("model", "num_env_runners", "games_per_iteration")
-"""``[rllib]`` keys that are not ``training()`` arguments: ``model`` (RLlib's
-``DefaultModelConfig`` fields), ``num_env_runners`` (0: sample in the driver, the
-fastest on a small machine; N: N remote EnvRunner actors sharing ``env.num_envs``),
-``games_per_iteration`` (games each env plays per training iteration: iterations
-end between games, so a checkpoint never cuts one)."""
+"""``[rllib]`` keys that are not ``training()``'s: ``model`` (``DefaultModelConfig`` fields),
+``num_env_runners`` (0: sample in the driver, fastest on a small machine; N: N EnvRunner
+actors sharing ``env.num_envs``), ``games_per_iteration`` (games per env and iteration:
+iterations end between games, so a checkpoint never cuts one)."""
 
 _TOML = Path(__file__).with_name("rllib_defaults.toml").read_text(encoding="utf-8")
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(_TOML)

@@ -137,11 +137,9 @@ def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int, verbo
 
 
 def tiny_extractor() -> type:
-    """The ``tiny`` network of :mod:`catchrl.agents.networks` as SB3's features extractor.
+    """The Keras ``tiny`` network (:mod:`catchrl.agents.networks`) as SB3's features extractor.
 
-    Chosen with ``sb3.policy_kwargs = {features_extractor_class = "tiny", net_arch = []}``:
-    [B, C, 80, 80] (scaled by SB3) -> 4 x 4 average pool -> 16 3 x 3 filters, stride 2
-    -> flattened 10 x 10 x 16 -> 64 units, the same layers as the Keras ``tiny``.
+    Chosen with ``sb3.policy_kwargs = {features_extractor_class = "tiny", net_arch = []}``.
     """
     from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
     from torch import nn
