@@ -15,13 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from catchrl.agents import rllib_algos, sb3
-from catchrl.config import (
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    config_from_dict,
-    load_config,
-)
+from catchrl.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, load_config
 from catchrl.errors import CheckpointError, RunDirError
 from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop

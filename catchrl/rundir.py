@@ -104,30 +104,27 @@ class RunDir:
                 what = f"cannot create run directory {str(self.path)!r}: {e.strerror}"
                 raise RunDirError(what) from None
             self._created = True
-        while True:
-            try:
-                fd = open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
-            except BaseException:
-                self._remove_if_created()
-                raise
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                text, holder = os.pread(fd, 4096, 0).decode("utf-8", "replace"), "another process"
-                os.close(fd)
-                with contextlib.suppress(ValueError, KeyError, TypeError):
-                    holder = "pid {pid} on host {host}".format(**json.loads(text))
-                raise RunDirLocked(
-                    f"run directory {str(self.path)!r} is in use by {holder}; "
-                    "wait for it to finish or stop it first"
-                ) from None
-            # The holder before us may have removed the file after we opened it.
-            with contextlib.suppress(FileNotFoundError):
-                if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
-                    break
-            os.close(fd)
-        self._lock_fd = fd
         try:
+            while True:
+                fd = open_nofollow(self.lock_path, os.O_RDWR | os.O_CREAT)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    text = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+                    holder = "another process"
+                    os.close(fd)
+                    with contextlib.suppress(ValueError, KeyError, TypeError):
+                        holder = "pid {pid} on host {host}".format(**json.loads(text))
+                    raise RunDirLocked(
+                        f"run directory {str(self.path)!r} is in use by {holder}; "
+                        "wait for it to finish or stop it first"
+                    ) from None
+                # The holder before us may have removed the file after we opened it.
+                with contextlib.suppress(FileNotFoundError):
+                    if os.fstat(fd).st_ino == os.stat(self.lock_path).st_ino:
+                        break
+                os.close(fd)
+            self._lock_fd = fd
             with space_checked(str(self.lock_path)):
                 os.ftruncate(fd, 0)
                 holder = {"pid": os.getpid(), "host": socket.gethostname()}
@@ -143,15 +140,11 @@ class RunDir:
 
     def release_lock(self) -> None:
         """Drop the lock (and the folder, if taking the lock created it and it stayed empty)."""
-        if self._lock_fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.lock_path)
-        os.close(self._lock_fd)  # closing drops the flock
-        self._lock_fd = None
-        self._remove_if_created()
-
-    def _remove_if_created(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.lock_path)
+            os.close(self._lock_fd)  # closing drops the flock
+            self._lock_fd = None
         if self._created:
             with contextlib.suppress(OSError):
                 self.path.rmdir()  # only if empty

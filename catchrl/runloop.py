@@ -196,23 +196,24 @@ class RunLoop:
             self.save_checkpoint()
         return stop
 
-    def _evaluate_kept(self) -> tuple[str, EvalResult]:
+    def evaluate(self, games: int, seed: int = VALIDATION_SEED) -> EvalResult:
+        """The greedy policy on the validation games by default (every start, where it decides)."""
+        kwargs = self.cfg.env.game_kwargs() | {"every_start": seed == VALIDATION_SEED}
+        return evaluate(self.learner.greedy_policy, games=games, seed=seed, **kwargs)
+
+    def evaluate_kept(self, games: int, seed: int = TEST_SEED) -> tuple[str, EvalResult]:
         """The kept model (``best.*``, else the final one) on the test games: name, result."""
-        games, game = self.cfg.run.eval_games, self.cfg.env.game_kwargs()
         if self.best is None or not self.best_path.is_file():
-            result = evaluate(self.learner.greedy_policy, games, TEST_SEED, **game)
-            return self.learner_cls.model_name, result
+            return self.learner_cls.model_name, self.evaluate(games, seed)
         from catchrl.policies import load_agent
 
-        kept = load_agent(self.best_path, trust_sb3=True, **game)
-        return self.best_path.name, evaluate(kept.policy, games, TEST_SEED, **kept.env_kwargs)
+        kept = load_agent(self.best_path, trust_sb3=True, **self.cfg.env.game_kwargs())
+        return self.best_path.name, evaluate(kept.policy, games, seed, **kept.env_kwargs)
 
     def _evaluate_now(self) -> tuple[EvalResult, bool]:
-        """Evaluate on the validation games (every start, where it decides); stop if told."""
+        """Evaluate on the validation games; the result, and whether on_evaluation said stop."""
         with self._not_training():
-            game = self.cfg.env.game_kwargs()
-            policy, games = self.learner.greedy_policy, self.cfg.run.eval_games
-            result = evaluate(policy, games, VALIDATION_SEED, every_start=True, **game)
+            result = self.evaluate(self.cfg.run.eval_games)
             scores = result.to_dict()
             scores["eval_games"] = scores.pop("games")
             record = {"games": self.games, "steps": self.steps, "wall_time": self.elapsed}
@@ -263,7 +264,7 @@ class RunLoop:
                 name = signal.Signals(self.signum).name
                 self.bar.write(f"stopped by {name}: checkpoint written at {where}")
             elif self.cfg.run.eval_games:
-                model, final_eval = self._evaluate_kept()
+                model, final_eval = self.evaluate_kept(self.cfg.run.eval_games)
                 record = {"model": model, "seed": TEST_SEED, "split": "test"}
                 self.rd.write_json("eval.json", record | final_eval.to_dict())
         finally:

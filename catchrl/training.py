@@ -105,41 +105,37 @@ class DQNLearner(Learner):
         )
 
     def run(self, loop: RunLoop) -> None:
-        """Step until the loop says stop (every vector step is a safe point)."""
-        while not loop.at_safe_point():
-            self.step(loop)
-
-    def step(self, loop: RunLoop) -> None:
-        """ε-greedy actions on the batch, one env step into replay, the updates; to ``loop``."""
+        """Until ``loop`` says stop (at every vector step): act ε-greedily, step, store, learn."""
         from catchrl.agents.augment import random_shift
         from catchrl.agents.scripted import landing_labels
 
         a = self.cfg.agent
-        eps = self.schedule(loop.steps, loop.games)
-        actions = self.agent.act(self.obs, eps)
-        aux = None
-        if self.memory.aux_dim:  # where each game's ball will land, / width: [N, 1]
-            aux = landing_labels(self.base_env.params, self.base_env.batch)[:, None]
-        next_obs, reward, terminated, truncated, _ = self.env.step(actions)
-        self.memory.add(self.obs, actions, reward, terminated, truncated, aux=aux)
-        self.obs = next_obs
-        steps, ended = loop.steps + len(reward), terminated | truncated
-        if not self._learning:
-            observed = loop.games if a.epsilon == "book" else steps
-            self._learning = observed >= a.observe and self.memory.num_sampleable > 0
+        while not loop.at_safe_point():
+            eps = self.schedule(loop.steps, loop.games)
+            actions = self.agent.act(self.obs, eps)
+            aux = None
+            if self.memory.aux_dim:  # where each game's ball will land, / width: [N, 1]
+                aux = landing_labels(self.base_env.params, self.base_env.batch)[:, None]
+            next_obs, reward, terminated, truncated, _ = self.env.step(actions)
+            self.memory.add(self.obs, actions, reward, terminated, truncated, aux=aux)
+            self.obs = next_obs
+            steps, ended = loop.steps + len(reward), terminated | truncated
             if not self._learning:
-                loop.record_step(reward, ended, eps)
-                return
-        progress = steps / self.cfg.run.total_steps
-        losses = []
-        for _ in range(a.gradient_steps):
-            batch = self.memory.sample(a.batch_size, progress)
-            if self.shifts is not None:  # DrQ: the observations shifted, the targets not
-                batch["obs"] = random_shift(batch["obs"], a.augment_shift, self.shifts)
-            out = self.agent.train_step(batch, progress)
-            self.memory.update_priorities(batch["indices"], out["td_errors"])
-            losses.append(out["loss"])
-        loop.record_step(reward, ended, eps, float(np.mean(losses)), out["lr"])
+                observed = loop.games if a.epsilon == "book" else steps
+                self._learning = observed >= a.observe and self.memory.num_sampleable > 0
+                if not self._learning:
+                    loop.record_step(reward, ended, eps)
+                    continue
+            progress = steps / self.cfg.run.total_steps
+            losses = []
+            for _ in range(a.gradient_steps):
+                batch = self.memory.sample(a.batch_size, progress)
+                if self.shifts is not None:  # DrQ: the observations shifted, the targets not
+                    batch["obs"] = random_shift(batch["obs"], a.augment_shift, self.shifts)
+                out = self.agent.train_step(batch, progress)
+                self.memory.update_priorities(batch["indices"], out["td_errors"])
+                losses.append(out["loss"])
+            loop.record_step(reward, ended, eps, float(np.mean(losses)), out["lr"])
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The agent's greedy action for each observation (the evaluation policy)."""
