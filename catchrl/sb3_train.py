@@ -81,13 +81,15 @@ class SB3Learner(Learner):
         arrays, sb3_meta = sb3.sb3_state(self.model, self.cfg.algo)
         arrays["env"] = env["arrays"]
         logger = getattr(self.model, "_logger", None)  # set by run()
+        logged = logger.name_to_value.items() if logger is not None else ()
+        numbers = {k: v for k, v in logged if isinstance(v, (int, float, np.number))}
         meta = {
             "env": env["meta"],
             "rng": sb3.rng_states(),
             **sb3_meta,
             "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
             # on-policy SB3 dumps before train(): the last train()'s values are not written yet
-            "pending_logs": sb3.numbers(logger.name_to_value) if logger is not None else {},
+            "pending_logs": {k: float(v) for k, v in numbers.items() if not isinstance(v, bool)},
         }
         return arrays, meta
 

@@ -61,10 +61,8 @@ def play_games(
     played = GamesPlayed(total=games * env.params.balls_per_game)
 
     def status(game: int) -> str | None:  # one game: the book's band, "Score: s/N, Ball: n"
-        if games == 1:
-            return None
         caught, balls = played.caught + env.state.caught, played.balls + env.state.balls_played
-        return f"Score: {caught}/{balls}, Game: {game + 1}"
+        return None if games == 1 else f"Score: {caught}/{balls}, Game: {game + 1}"
 
     try:
         for game in range(games):
