@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,19 +68,14 @@ def iqm_ci(values: Sequence[float]) -> tuple[float, float | None, float | None]:
     from scipy import stats
 
     x = np.asarray(values, dtype=float)
-    iqm = float(stats.trim_mean(x, 0.25))
+    trimmed = functools.partial(stats.trim_mean, proportiontocut=0.25)
+    iqm = float(trimmed(x))
     if len(x) < 2:
         return iqm, None, None
     if np.ptp(x) == 0:  # every seed alike: scipy cannot bootstrap a constant
         return iqm, iqm, iqm
-    ci = stats.bootstrap(
-        (x,),
-        lambda a, axis: stats.trim_mean(a, 0.25, axis=axis),
-        n_resamples=10_000,
-        method="percentile",
-        rng=0,
-    ).confidence_interval
-    return iqm, float(ci.low), float(ci.high)
+    ci = stats.bootstrap((x,), trimmed, n_resamples=10_000, method="percentile", rng=0)
+    return iqm, float(ci.confidence_interval.low), float(ci.confidence_interval.high)
 
 
 def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[dict[str, Any]]:
