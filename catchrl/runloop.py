@@ -155,11 +155,10 @@ class RunLoop:
         self._tick()
         fps = (self.steps - self._steps0) / max(self.elapsed - self._elapsed0, 1e-9)
         mean_loss = self.loss_sum / self.loss_count if self.loss_count else 0.0
-        balls = self.cfg.env.balls_per_game
         for i in np.flatnonzero(ended):
-            reward = self.game_reward[i]
+            reward = self.game_reward[i]  # +1 per ball caught, -1 per ball missed
             self.games += 1
-            self.wins += int((reward + balls) // 2)  # +1 per ball caught, -1 per ball missed
+            self.wins += int((reward + self.cfg.env.balls_per_game) // 2)
             self.recent.append((float(reward > 0), float(reward), int(self.game_length[i])))
             win_rate = float(np.mean([r[0] for r in self.recent]))
             row = (self.games, mean_loss, self.wins, epsilon, self.steps, fps, win_rate)

@@ -17,6 +17,21 @@ from catchrl.learners import Learner
 from catchrl.runloop import RunLoop
 
 
+def _replay_args(cfg: TrainConfig, space: Any, frames: bool) -> dict[str, Any]:
+    """``ReplayMemory``'s arguments but the seed (``frames``: stacked frames, each kept once)."""
+    a = cfg.agent
+    return {
+        "capacity": a.replay_capacity,
+        "num_envs": cfg.env.num_envs,
+        "obs_shape": space.shape,
+        "obs_dtype": space.dtype,
+        "frame_stack": space.shape[-1] if frames else 1,
+        "n_step": a.n_step,
+        "prioritized": a.prioritized,
+        "aux_dim": 1 if a.module == "landing-head" else 0,
+    }
+
+
 class DQNLearner(Learner):
     """catchrl's Keras DQN over the native vector env (``algo = "dqn"``; no pickles)."""
 
@@ -70,17 +85,7 @@ class DQNLearner(Learner):
             self.model = perception.build_q_network_from_encoder(module, self.model)
         self.agent = DQNAgent(self.model, a, seed=seed)
         frames = cfg.env.obs_type == "pixels" and self.perception is None
-        self.memory = ReplayMemory(
-            a.replay_capacity,
-            cfg.env.num_envs,
-            space.shape,
-            space.dtype,
-            frame_stack=space.shape[-1] if frames else 1,
-            n_step=a.n_step,
-            prioritized=a.prioritized,
-            seed=seed + 1,
-            aux_dim=1 if kind == "landing-head" else 0,
-        )
+        self.memory = ReplayMemory(**_replay_args(cfg, space, frames), seed=seed + 1)
         # shifts: the generator of the random shifts of replayed frames (agent.augment_shift).
         self.shifts = np.random.default_rng(seed + 2) if frames and a.augment_shift else None
         self.schedule = EpsilonSchedule(a.epsilon, a.epsilon_end, a.epsilon_duration, a.observe)
@@ -92,17 +97,8 @@ class DQNLearner(Learner):
         """The games' and the replay memory's buffers (frames: an upper bound behind a module)."""
         from catchrl.agents.replay import ReplayMemory
 
-        c, a = cfg.env, cfg.agent
-        space = c.observation_space()
-        return c.games_bytes() + ReplayMemory.estimate_bytes(
-            a.replay_capacity,
-            c.num_envs,
-            space.shape,
-            space.dtype,
-            frame_stack=space.shape[-1] if c.obs_type == "pixels" else 1,
-            prioritized=a.prioritized,
-            aux_dim=1 if a.module == "landing-head" else 0,
-        )
+        args = _replay_args(cfg, cfg.env.observation_space(), cfg.env.obs_type == "pixels")
+        return cfg.env.games_bytes() + ReplayMemory.estimate_bytes(**args)
 
     def run(self, loop: RunLoop) -> None:
         """Until ``loop`` says stop (at every vector step): act ε-greedily, step, store, learn."""
