@@ -67,7 +67,7 @@ def train(
     """Train into ``run_dir`` as ``catchrl train`` does; returns the run's ``TrainResult``.
 
     ``config``: a ``TrainConfig``, a preset name or a TOML file (on ``resume``, the run's
-    own, and ``overrides`` may change ``run.*`` only). ``progress``: a bar (True), plain
+    own; ``overrides`` may change ``learners.RESUMABLE``). ``progress``: a bar (True), plain
     lines (False) or a bar on a terminal only (None). Each of ``callbacks`` is called
     with every validation evaluation's record; a true return stops the run.
     """

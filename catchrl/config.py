@@ -139,7 +139,7 @@ class RunConfig:
     total_steps: Annotated[int, fields.POSITIVE] = 30_000
     """Env steps (transitions) to train for (measured)."""
     eval_every: Annotated[int, fields.COUNT] = 16
-    """Games between validation evaluations and checkpoints; 0: only at the end (measured)."""
+    """Games between validation evaluations and checkpoints; 0: none, one checkpoint at the end."""
     eval_games: Annotated[int, Range(0, MAX_EVAL_GAMES - 1)] = 1000
     """Games per evaluation (0: none); validation: each ball start once where it decides a game."""
     target_win_rate: Annotated[float, fields.FRACTION] = 1.0

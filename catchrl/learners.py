@@ -145,7 +145,7 @@ def open_config(
     for text in overrides:
         if not text.startswith(RESUMABLE):
             raise RunDirError(
-                f"--resume keeps the run's config; only {', '.join(RESUMABLE)} "
+                f"--resume keeps the run's config; only {', '.join(k[:-1] for k in RESUMABLE)} "
                 f"may change, not {text.split('=')[0]!r}"
             )
     run_cfg = load_config(path=rd.config_path) if rd.config_path.is_file() else None

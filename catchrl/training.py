@@ -16,6 +16,9 @@ from catchrl.config import ConfigError, TrainConfig
 from catchrl.learners import Learner
 from catchrl.runloop import RunLoop
 
+MLP_UNITS = (128, 128)
+"""The Q-network MLP's hidden layers (``agent.network = "mlp"``, fast-state's network)."""
+
 
 def _replay_args(cfg: TrainConfig, space: Any, frames: bool) -> dict[str, Any]:
     """``ReplayMemory``'s arguments but the seed (``frames``: stacked frames, each kept once)."""
@@ -79,7 +82,7 @@ class DQNLearner(Learner):
             dueling=a.dueling,
             landing_head=kind == "landing-head",
             seed=seed,
-            hidden_units=(128, 128),  # the MLP's (fast-state's agent)
+            hidden_units=MLP_UNITS,
         )
         if kind == "tuned-encoder":
             self.model = perception.build_q_network_from_encoder(module, self.model)

@@ -19,6 +19,7 @@ from typing import Any
 from catchrl.config import PRESETS, load_config
 from catchrl.learners import LEARNERS
 from catchrl.stats import read_run
+from catchrl.training import MLP_UNITS
 
 AGENTS = ("catchrl-dqn", "sb3-dqn", "sb3-dqn-like", "sb3-ppo")
 """The default race: catchrl's DQN, SB3's DQN as shipped and like for like, SB3's PPO."""
@@ -54,7 +55,7 @@ def like_for_like(obs_type: str) -> list[str]:
     """SB3's DQN with the preset's network, n-step returns and replay ratio on ``obs_type``."""
     agent = load_config(PRESET[obs_type]).agent
     tiny = '{features_extractor_class="tiny", net_arch=[]}'
-    network = {"tiny": tiny, "mlp": "{net_arch=[64, 64]}"}[agent.network]
+    network = {"tiny": tiny, "mlp": f"{{net_arch={list(MLP_UNITS)}}}"}[agent.network]
     return [
         f"sb3.policy_kwargs={network}",
         f"sb3.n_steps={agent.n_step}",

@@ -78,13 +78,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     help = "join a Ray cluster: auto or HOST:PORT (default: a local Ray)"
     p.add_argument("--address", type=_text, help=help)
     p.add_argument("--num-cpus", type=number(1), help="CPUs of the local Ray (default: all)")
-    p.add_argument("--print-space", action="store_true", help="print the space and exit")
+    p.add_argument("--print-space", action="store_true", default=None, help="print it and exit")
+
+
+MADE_BY = ("preset", "config", "overrides", "grid", "random", "algo", "steps", "search")
+MADE_BY += ("samples", "seeds", "search_seed", "study_dir", "cpus_per_trial", "gpus_per_trial")
+MADE_BY += ("max_failures", "max_concurrent", "asha", "print_space")
+"""The options a study is made with (its study.toml holds them): not given with --resume."""
 
 
 def run(args: argparse.Namespace) -> int:
     """Create and run a study (or resume one); print its summary."""
-    if args.resume and (args.preset or args.config or args.overrides or args.grid or args.random):
-        raise UserError("--resume continues the study as it was made: drop the options")
+    made = [k for k in MADE_BY if getattr(args, k) not in (None, [])]
+    if args.resume and made:
+        option = "--" + made[0].replace("_", "-").replace("overrides", "set")
+        raise UserError(f"--resume continues the study as it was made: drop {option}")
     try:
         study = Path(args.resume) if args.resume else _create(args)
         if study is None:
@@ -108,7 +116,10 @@ def _create(args: argparse.Namespace) -> Path | None:
     table = read_toml(args.config).get("sweep", {}) if args.config else {}
     plan = sweep.read_sweep(table, str(args.config), vars(args))
     base = resolve_config(args)
-    for key, (_, values) in plan["space"].items():
+    for key, (kind, values) in plan["space"].items():
+        if kind in sweep.BOUNDED:  # what Tune draws: floats; randint's HIGH is excluded
+            low, high = values
+            values = [low, high - 1] if kind == "randint" else [float(low), float(high)]
         for value in values:  # each value (each bound) through the config's own checks
             override = f"{key}={json.dumps(value)}"
             try:

@@ -57,10 +57,10 @@ def run(args: argparse.Namespace) -> int:
     if args.resume:
         if args.run_dir is None:
             raise UserError("--resume needs --run-dir")
-        if args.preset or args.config or args.algo or args.seed is not None:
+        if args.preset or args.config or args.algo or args.seed is not None or args.print_config:
             raise UserError(
-                "--resume continues the run with its saved config; drop "
-                "--preset/--config/--algo/--seed (only --steps and --set run.* may change)"
+                "--resume continues the run with its saved config (RUN/config.toml): drop "
+                "--preset/--config/--algo/--seed/--print-config (--steps may change)"
             )
         cfg, run_dir = None, Path(args.run_dir)
     else:

@@ -14,6 +14,7 @@ from catchrl.cli import main
 from catchrl.config import load_config
 from catchrl.evaluation import TEST_SEED
 from catchrl.stats import summarize, write_summary
+from catchrl.training import MLP_UNITS
 
 
 def _run(seed: int, curve: list[tuple[int, float]], test: float) -> dict:
@@ -78,6 +79,7 @@ def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path,
     ours = make_config(PRESET["state"])
     assert like.algo == "sb3-dqn" and like.env == ours.env
     assert like.sb3["n_steps"] == ours.agent.n_step and like.sb3["train_freq"] == 1
+    assert like.sb3["policy_kwargs"] == {"net_arch": list(MLP_UNITS)}  # catchrl's MLP
     assert like.sb3["gradient_steps"] == ours.agent.gradient_steps
     assert like.sb3["batch_size"] == ours.agent.batch_size
 

@@ -108,6 +108,7 @@ def test_sweep_table_in_the_config_file(tmp_path, capsys):
         (["--random", "agent.lr=loguniform:0:1"], "loguniform needs two numbers 0 < LOW < HIGH"),
         (["--random", "agent.lr=uniform:1e-3"], "uniform needs two numbers LOW < HIGH"),
         (["--random", "agent.n_step=randint:1:2.5"], "randint needs two integers LOW < HIGH"),
+        (["--random", "agent.batch_size=uniform:64:128"], "expected int, got float 64.0"),
         (["--seeds", "0"], "--seeds must be >= 1"),
         (["--cpus-per-trial", "-1"], "--cpus-per-trial must be >= 0"),
         (["--address", " "], "--address must not be empty"),
@@ -179,6 +180,9 @@ def test_resume_needs_a_study(tmp_path, capsys):
     assert "is not a catchrl study (no study.toml)" in capsys.readouterr().err
     assert main(["sweep", "--resume", str(tmp_path), "--grid", "agent.lr=1e-3"]) == 2
     assert "--resume continues the study as it was made" in capsys.readouterr().err
+    for option in (["--seeds", "2"], ["--print-space"], ["--search-seed", "0"]):
+        assert main(["sweep", "--resume", str(tmp_path), *option]) == 2
+        assert f"as it was made: drop {option[0]}" in capsys.readouterr().err
 
 
 def test_a_new_study_refuses_a_used_folder_and_one_driver_holds_it(tmp_path):

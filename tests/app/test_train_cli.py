@@ -110,6 +110,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
         (["train", "--set", "agent.lr=fast"], "agent.lr: expected float"),
         (["train", "--resume"], "--resume needs --run-dir"),
         (["train", "--resume", "--run-dir", str(tmp_path / "none")], "no checkpoint"),
+        (["train", "--resume", "--run-dir", str(tmp_path), "--print-config"], "drop --preset"),
         (["eval", str(tmp_path / "missing")], "is neither a file"),
         (["eval", "oracle", "--games", "0"], "--games must be in (0, 2**32 - 1], got 0"),
     ]
