@@ -5,9 +5,9 @@
 ``mlp`` (states; grid boards flattened). Frames enter as the env's uint8 and are
 scaled inside the model, so a saved ``.keras`` file is all an evaluator needs.
 ``landing_head=True`` adds a second output ``landing_x [B, 1]`` on the same trunk
-(``agent.module = "landing-head"``); :func:`q_output` and :func:`aux_output` pick the
-outputs out of any result. One ``seed`` seeds every initialiser. :func:`compile_predict`
-is the one inference path of catchrl's models.
+(``agent.module = "landing-head"``); :func:`q_output` picks the Q-values out of any
+result. One ``seed`` seeds every initialiser. :func:`compile_predict` is the one
+inference path of catchrl's models.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ from keras import layers
 __all__ = [
     "NETWORK_KINDS",
     "DuelingAggregate",
-    "aux_output",
     "build_q_network",
     "compile_forward",
     "compile_predict",
@@ -64,11 +63,6 @@ class DuelingAggregate(layers.Layer):
 def q_output(outputs: Any) -> Any:
     """The Q-values ``[B, A]`` of a Q-network's result (a tensor, or ``[q, landing_x]``)."""
     return outputs[0] if isinstance(outputs, list | tuple) else outputs
-
-
-def aux_output(outputs: Any) -> Any | None:
-    """The auxiliary ``landing_x [B, 1]`` of a Q-network's result, or ``None`` if it has none."""
-    return outputs[1] if isinstance(outputs, list | tuple) and len(outputs) > 1 else None
 
 
 def build_q_network(

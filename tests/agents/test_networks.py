@@ -7,7 +7,6 @@ import pytest
 from catchrl.agents.networks import (
     NETWORK_KINDS,
     DuelingAggregate,
-    aux_output,
     build_q_network,
     load_q_network,
     q_output,
@@ -161,9 +160,9 @@ def test_landing_head_shares_the_trunk_and_q_output_picks_the_q_values(kind):
     assert head.units == 1 and head.input is model.get_layer("q").input  # one trunk, two heads
     obs = sample_obs(kind)
     out = model(obs)
-    q, landing = q_output(out), aux_output(out)
+    q, landing = q_output(out), out[1]
     assert q.shape == (5, 3) and landing.shape == (5, 1)
-    assert aux_output(plain(obs)) is None
+    assert q_output(plain(obs)).shape == (5, 3)
     # The landing head adds exactly one Dense(1) on the trunk; the Q-values stay the
     # same as a plain network's once the shared weights are equal.
     assert model.count_params() == plain.count_params() + head.input.shape[-1] + 1
