@@ -9,9 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["SCHEDULE_KINDS", "EpsilonSchedule", "book_epsilon", "linear_epsilon"]
-
-SCHEDULE_KINDS = ("linear", "book")
+__all__ = ["EpsilonSchedule", "book_epsilon", "linear_epsilon"]
 
 
 def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:

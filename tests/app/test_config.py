@@ -157,7 +157,6 @@ def test_config_choices_are_the_librarys():
     """The config's Literals name exactly what the env and the agents accept."""
 
     from catchrl.agents.networks import NETWORK_KINDS
-    from catchrl.agents.schedules import SCHEDULE_KINDS
     from catchrl.config import RULES, AgentConfig, EnvConfig, choices
     from catchrl.envs import OBS_TYPES
     from catchrl.envs.core import SPAWNS, WALLS
@@ -167,7 +166,7 @@ def test_config_choices_are_the_librarys():
     assert {r["spawn"] for r in RULES.values()} == set(SPAWNS)
     assert choices(EnvConfig, "rules") == tuple(RULES)
     assert choices(AgentConfig, "network") == NETWORK_KINDS
-    assert choices(AgentConfig, "epsilon") == SCHEDULE_KINDS
+    assert choices(AgentConfig, "epsilon") == ("linear", "book")  # EpsilonSchedule's two
 
 
 def test_no_table_restates_the_choices():
