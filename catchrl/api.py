@@ -30,25 +30,31 @@ def make_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     algo: str | None = None,
+    defaults: bool = True,
 ) -> TrainConfig:
     """A preset (``fast``, ``fast-state``, ``book``), a TOML file, ``overrides``, for ``algo``.
 
     ``algo``: one of :data:`catchrl.learners.LEARNERS` (None keeps the config's).
+    ``defaults``: merge the SB3/RLlib agent's defaults for the obs type into ``cfg.sb3`` /
+    ``cfg.rllib`` (False: they are checked, but keep only the user's own, as a study saves them).
     """
-    return _for_algo(load_config(preset, path, list(overrides)), algo)
+    return _for_algo(load_config(preset, path, list(overrides)), algo, defaults)
 
 
-def _for_algo(cfg: TrainConfig, algo: str | None) -> TrainConfig:
+def _for_algo(cfg: TrainConfig, algo: str | None, defaults: bool = True) -> TrainConfig:
     """``cfg`` trained by ``algo`` (None: its own), with an SB3 or RLlib agent's defaults merged."""
     cfg.algo = algo or cfg.algo
     if cfg.algo not in LEARNERS:
         choose = f"choose {', '.join(LEARNERS)}{did_you_mean(cfg.algo, LEARNERS)}"
         raise ConfigError(f"unknown algo {cfg.algo!r}; {choose}")
     full_frames_where_read(cfg)
+    env = cfg.env
     if cfg.algo.startswith("rllib-"):
-        cfg.rllib = rllib_options(cfg.algo, cfg.env.obs_type, cfg.rllib, cfg.env.num_envs)
+        merged = rllib_options(cfg.algo, env.obs_type, cfg.rllib, env.num_envs)
+        cfg.rllib = merged if defaults else cfg.rllib
     elif cfg.algo.startswith("sb3-"):
-        cfg.sb3 = sb3_kwargs(cfg.algo, cfg.env.obs_type, cfg.sb3, cfg.env.num_envs)
+        merged = sb3_kwargs(cfg.algo, env.obs_type, cfg.sb3, env.num_envs)
+        cfg.sb3 = merged if defaults else cfg.sb3
     return cfg
 
 

@@ -115,7 +115,10 @@ def _entry(part: str, key: str, spec: Any, source: str) -> tuple[str, list]:
 
 
 def create_study(study: Path, base: TrainConfig, plan: dict[str, Any]) -> Path:
-    """A new study's folder: ``study.toml`` holds ``base`` and ``plan`` as its ``[sweep]``."""
+    """A new study's folder: ``study.toml`` holds ``base`` and ``plan`` as its ``[sweep]``.
+
+    ``base``: with the user's own SB3/RLlib settings (``make_config(..., defaults=False)``).
+    """
     if study.exists() and (not study.is_dir() or any(study.iterdir())):
         what = "a study: resume it with --resume" if (study / "study.toml").is_file() else "files"
         raise StudyError(f"{str(study)!r} already holds {what} (choose a new folder)")

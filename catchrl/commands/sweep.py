@@ -140,4 +140,5 @@ def _create(args: argparse.Namespace) -> Path | None:
         import optuna  # noqa: F401
     name = f"{base.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     study = Path(args.study_dir) if args.study_dir else Path("studies") / name
-    return sweep.create_study(study, base, plan)
+    # the user's own SB3/RLlib settings: each trial merges the defaults of its own obs type
+    return sweep.create_study(study, resolve_config(args, defaults=False), plan)

@@ -40,12 +40,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-config", action="store_true", help="print the config and exit")
 
 
-def resolve_config(args: argparse.Namespace, extra: Sequence[str] = ()) -> TrainConfig:
-    """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it."""
+def resolve_config(
+    args: argparse.Namespace, extra: Sequence[str] = (), defaults: bool = True
+) -> TrainConfig:
+    """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it.
+
+    ``defaults``: :func:`catchrl.api.make_config`'s (False: the user's own SB3/RLlib settings).
+    """
     given = {"run.seed": getattr(args, "seed", None), "run.total_steps": args.steps}  # shortcuts
     overrides = [*args.overrides, *extra, *(f"{k}={v}" for k, v in given.items() if v is not None)]
     try:
-        return make_config(args.preset or "fast", args.config, overrides, args.algo)
+        return make_config(args.preset or "fast", args.config, overrides, args.algo, defaults)
     except (CatchrlError, ValueError, ImportError) as e:
         raise UserError(first_line(e)) from e
 

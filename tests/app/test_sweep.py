@@ -255,3 +255,26 @@ def test_without_ray_nothing_is_written(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "needs ray" in err and "pip install 'catchrl[ray]'" in err, err
     assert not study.exists()
+
+
+def test_a_study_saves_the_users_own_sb3_settings_so_each_trial_gets_its_obs_types(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("ray")
+    from catchrl.api import make_config
+
+    def made(study, *args):  # the study is written: stop before Ray runs it
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sweep, "run_study", made)
+    study = tmp_path / "st"
+    grid = ["--grid", "sb3.gamma=0.9,0.99", "--study-dir", str(study), "--sb3"]
+    main(["sweep", *QUICK, "--algo", "sb3-dqn", "--set", "sb3.learning_rate=0.001", *grid])
+    saved = study / "study.toml"
+    assert "MlpPolicy" not in saved.read_text() and "learning_rate = 0.001" in saved.read_text()
+    state = make_config("fast", saved).sb3
+    pixels = make_config("fast", saved, ['env.obs_type="pixels"', 'agent.network="tiny"']).sb3
+    assert state["policy"] == "MlpPolicy" and pixels["policy"] == "CnnPolicy"
+    assert pixels["learning_rate"] == 0.001 and pixels.get("policy_kwargs") != state.get(
+        "policy_kwargs"
+    )
