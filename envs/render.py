@@ -186,15 +186,6 @@ class FrameRenderer:
         offsets = np.arange(h)[:, None] * self.size + np.arange(w)
         return (first + row0 * self.size + col0)[:, None, None] + offsets
 
-    def render(self, ball_x: A, ball_y: A, paddle_x: A) -> A:
-        """N states as new ``[N, size, size]`` uint8 frames."""
-        bx, by, px = (np.atleast_1d(a) for a in (ball_x, ball_y, paddle_x))
-        return FrameStack(self, len(bx), 1).reset(np.arange(len(bx)), bx, by, px)[..., 0]
-
-    def render_state(self, state: CatchState) -> np.ndarray:
-        """One state as a ``[size, size]`` uint8 frame."""
-        return self.render([state.ball_x], [state.ball_y], [state.paddle_x])[0]
-
 
 _WORDS = {k: np.dtype(f"<u{k}") for k in (2, 4, 8)}  # a pixel's K frames as one word
 

@@ -10,6 +10,7 @@ from gymnasium.error import ResetNeeded
 
 from catchrl.envs import CatchEnv, CatchParams, CatchState, render_screen
 from catchrl.envs.window import HUD_HEIGHT
+from tests.envs.test_render import draw_one
 
 OBS_TYPES = ("pixels", "state", "grid")
 
@@ -105,7 +106,7 @@ def test_pixel_stack_repeats_the_first_frame_then_shifts_oldest_first():
         np.testing.assert_array_equal(obs0[..., k], obs0[..., 0])
     obs1 = env.step(1)[0]
     np.testing.assert_array_equal(obs1[..., :3], obs0[..., 1:])
-    np.testing.assert_array_equal(obs1[..., 3], env.renderer.render_state(env.state))
+    np.testing.assert_array_equal(obs1[..., 3], draw_one(env.renderer, env.state))
     assert not np.array_equal(obs1[..., 3], obs1[..., 2])  # the ball fell 2 frame rows
     obs2 = env.step(1)[0]
     np.testing.assert_array_equal(obs2[..., :3], obs1[..., 1:])
@@ -125,7 +126,7 @@ def test_pixel_frame_hand_checked():
     env = CatchEnv("pixels")
     env.reset(seed=0)
     env.state = CatchState(ball_x=2, ball_y=10, ball_vx=0, paddle_x=200, balls_left=1)
-    frame = env.renderer.render_state(env.state)
+    frame = draw_one(env.renderer, env.state)
     # 5 x 5 world pixels per frame pixel: the ball covers x 2..21, y 10..29.
     assert frame[2, 0] == round(255 * 3 / 5)
     assert frame[2, 1] == frame[5, 3] == 255

@@ -22,6 +22,7 @@ from catchrl.envs.core import (
     step_state,
 )
 from catchrl.envs.observations import grid_boards
+from tests.envs.test_render import draw_many, draw_one
 
 # derandomize: the same examples on every run, so a failure here is never a fluke of the draw.
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
@@ -192,7 +193,7 @@ def scene(draw: st.DrawFn) -> tuple[CatchParams, int, CatchState]:
 @given(scene())
 def test_frame_equals_area_downscale_of_the_screen(case):
     params, size, state = case
-    frame = FrameRenderer(params, size).render_state(state)
+    frame = draw_one(FrameRenderer(params, size), state)
     screen = render_screen(params, state)
     assert frame.dtype == np.uint8 and frame.shape == (size, size)
     np.testing.assert_array_equal(frame, area_downscale(screen, size))
@@ -205,7 +206,7 @@ def test_frame_sum_matches_the_drawn_area(case):
     area = union_area(params, state)
     screen = render_screen(params, state)
     assert int(screen.sum()) == 255 * area
-    frame = FrameRenderer(params, size).render_state(state).astype(np.int64)
+    frame = draw_one(FrameRenderer(params, size), state).astype(np.int64)
     scale_area = (params.width // size) * (params.height // size)
     coverage = screen.reshape(size, params.height // size, size, -1).mean(axis=(1, 3))
     partial = int(((coverage > 0) & (coverage < 255)).sum())
@@ -218,13 +219,14 @@ def test_frame_sum_matches_the_drawn_area(case):
 def test_batched_render_equals_one_by_one(params, data):
     states = [data.draw(world_states(params)) for _ in range(5)]
     renderer = FrameRenderer(params, 80)
-    frames = renderer.render(
+    frames = draw_many(
+        renderer,
         np.array([s.ball_x for s in states]),
         np.array([s.ball_y for s in states]),
         np.array([s.paddle_x for s in states]),
     )
     for frame, s in zip(frames, states, strict=True):
-        np.testing.assert_array_equal(frame, renderer.render_state(s))
+        np.testing.assert_array_equal(frame, draw_one(renderer, s))
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)

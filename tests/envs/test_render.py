@@ -6,12 +6,24 @@ import numpy as np
 import pytest
 
 from catchrl.envs import CatchParams, CatchState, FrameRenderer, area_downscale, render_screen
+from catchrl.envs.render import FrameStack
 
 BOOK = CatchParams()
 
 
 def state(ball_x: int, ball_y: int, paddle_x: int = 200) -> CatchState:
     return CatchState(ball_x=ball_x, ball_y=ball_y, ball_vx=0, paddle_x=paddle_x, balls_left=1)
+
+
+def draw_many(renderer: FrameRenderer, ball_x, ball_y, paddle_x) -> np.ndarray:
+    """N states' ``[N, size, size]`` frames, drawn as the vector env draws them."""
+    bx, by, px = (np.atleast_1d(np.asarray(a, dtype=np.int64)) for a in (ball_x, ball_y, paddle_x))
+    return FrameStack(renderer, len(bx), 1).reset(np.arange(len(bx)), bx, by, px)[..., 0]
+
+
+def draw_one(renderer: FrameRenderer, s: CatchState) -> np.ndarray:
+    """One state's frame: a one-game stack, drawn by slices as CatchEnv draws it."""
+    return draw_many(renderer, s.ball_x, s.ball_y, s.paddle_x)[0]
 
 
 def test_render_screen_draws_ball_and_paddle_in_white():
@@ -57,13 +69,13 @@ def test_area_downscale_hand_computed():
 )
 def test_frame_pixel_values_hand_computed(size, ball_x, ball_y, pixel, value):
     params = CatchParams(spawn="book")
-    frame = FrameRenderer(params, size).render_state(state(ball_x, ball_y, paddle_x=0))
+    frame = draw_one(FrameRenderer(params, size), state(ball_x, ball_y, paddle_x=0))
     assert frame[pixel] == value
 
 
 def test_overlapping_ball_and_paddle_are_not_counted_twice():
     s = state(210, 345, 200)  # the ball covers y 345..364, the paddle 350..359
-    frame = FrameRenderer(BOOK, 80).render_state(s)
+    frame = draw_one(FrameRenderer(BOOK, 80), s)
     assert frame.max() == 255
     np.testing.assert_array_equal(frame, area_downscale(render_screen(BOOK, s), 80))
     union = 20 * 20 + 50 * 10 - 20 * 10
@@ -72,20 +84,20 @@ def test_overlapping_ball_and_paddle_are_not_counted_twice():
 
 def test_non_square_world_in_a_square_frame():
     grid = CatchParams.bsuite()  # 5 wide, 10 high
-    frame = FrameRenderer(grid, 5).render_state(state(3, 4, 1))
+    frame = draw_one(FrameRenderer(grid, 5), state(3, 4, 1))
     expected = np.zeros((5, 5), np.uint8)
     expected[2, 3] = 128  # the ball fills one of the two rows of frame row 2
     expected[4, 1] = 128  # the paddle is on row 9
     np.testing.assert_array_equal(frame, expected)
 
 
-def test_render_many_equals_render_state():
+def test_many_frames_equal_one_by_one():
     r = FrameRenderer(BOOK, 80)
-    frames = r.render(np.array([0, 380, 17]), np.array([10, 340, 123]), np.array([0, 350, 99]))
+    frames = draw_many(r, np.array([0, 380, 17]), np.array([10, 340, 123]), np.array([0, 350, 99]))
     for frame, (bx, by, px) in zip(
         frames, [(0, 10, 0), (380, 340, 350), (17, 123, 99)], strict=True
     ):
-        np.testing.assert_array_equal(frame, r.render_state(state(bx, by, px)))
+        np.testing.assert_array_equal(frame, draw_one(r, state(bx, by, px)))
 
 
 @pytest.mark.parametrize("size", [0, -80, 80.0, True])
@@ -105,7 +117,7 @@ def test_bad_frame_size(size):
 def test_frame_ties_round_like_the_area_average(ball_x, ball_y, paddle_x):
     s = state(ball_x, ball_y, paddle_x)
     np.testing.assert_array_equal(
-        FrameRenderer(BOOK, 40).render_state(s), area_downscale(render_screen(BOOK, s), 40)
+        draw_one(FrameRenderer(BOOK, 40), s), area_downscale(render_screen(BOOK, s), 40)
     )
 
 
@@ -116,7 +128,7 @@ def test_shapes_partly_or_wholly_off_the_world_draw_what_is_inside():
     for bx, by, px in [*cases, (-10_000, -10_000, -10_000)]:
         s = state(bx, by, px)
         expected = area_downscale(render_screen(params, s), 80)
-        np.testing.assert_array_equal(renderer.render_state(s), expected)
+        np.testing.assert_array_equal(draw_one(renderer, s), expected)
 
 
 @pytest.mark.parametrize("size", [80, 400])  # 400: the renderer's tables would be large
@@ -125,5 +137,5 @@ def test_one_and_many_frames_are_the_area_average_at_any_size(size):
     cases = [(0, 10, 0), (210, 345, 200), (390, 340, 350), (-30, -15, -20), (10_000, 20, 10_000)]
     expected = [area_downscale(render_screen(BOOK, state(*c)), size) for c in cases]
     for case, frame in zip(cases, expected, strict=True):
-        np.testing.assert_array_equal(renderer.render_state(state(*case)), frame)
-    np.testing.assert_array_equal(renderer.render(*np.array(cases).T), np.stack(expected))
+        np.testing.assert_array_equal(draw_one(renderer, state(*case)), frame)
+    np.testing.assert_array_equal(draw_many(renderer, *np.array(cases).T), np.stack(expected))

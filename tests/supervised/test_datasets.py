@@ -11,6 +11,7 @@ from catchrl.envs.observations import state_features
 from catchrl.supervised import datasets as D
 from catchrl.supervised.sequence import landing_targets
 from catchrl.supervised.train import FrameStacks, split_games
+from tests.envs.test_render import draw_many
 
 
 def test_frames_equal_a_rerender_of_their_labels(drift_frames_ds):
@@ -20,7 +21,7 @@ def test_frames_equal_a_rerender_of_their_labels(drift_frames_ds):
     g = rng.integers(0, ds.num_games, 50)
     t = rng.integers(0, ds.steps + 1, 50)
     s = ds.states[g, t].astype(np.int64)
-    np.testing.assert_array_equal(renderer.render(s[:, 0], s[:, 1], s[:, 3]), ds.frames[g, t])
+    np.testing.assert_array_equal(draw_many(renderer, s[:, 0], s[:, 1], s[:, 3]), ds.frames[g, t])
 
 
 def test_replaying_the_actions_reproduces_observations_and_states(drift_frames_ds):
