@@ -13,9 +13,7 @@ from catchrl.envs.core import (
     CatchParams,
     CatchState,
     reset_batch,
-    reset_state,
     step_batch,
-    step_state,
 )
 from catchrl.envs.observations import OBS_TYPES
 from catchrl.envs.render import FrameRenderer, area_downscale, render_screen
@@ -25,7 +23,7 @@ from catchrl.envs.vector import CatchVectorEnv
 __all__ = ["ENV_IDS", "MAX_FRAME_SIZE", "MAX_FRAME_STACK", "OBS_TYPES", "BatchState", "CatchEnv"]
 __all__ += ["CatchParams", "CatchState", "CatchVectorEnv", "FrameRenderer", "area_downscale"]
 __all__ += ["available_memory_bytes", "check_fits", "estimate_env_bytes", "render_screen"]
-__all__ += ["reset_batch", "reset_state", "step_batch", "step_state"]
+__all__ += ["reset_batch", "step_batch"]
 
 ENV_IDS = {
     "pixels": "catchrl/Catch-v0",

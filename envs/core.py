@@ -285,16 +285,3 @@ def step_batch(
     nxt.balls_left = state.balls_left - landed
     reward = np.where(landed, np.where(hit, 1.0, -1.0), 0.0).astype(np.float32)
     return nxt, reward, nxt.balls_left == 0
-
-
-def reset_state(params: CatchParams, rng: np.random.Generator) -> CatchState:
-    """One new game: :func:`reset_batch` of one, as a :class:`CatchState`."""
-    return reset_batch(params, [rng]).get(0)
-
-
-def step_state(
-    params: CatchParams, state: CatchState, action: int, rng: np.random.Generator
-) -> tuple[CatchState, float, bool]:
-    """One game one step: :func:`step_batch` of one; ``(next_state, reward, terminated)``."""
-    nxt, reward, terminated = step_batch(params, BatchState.of([state]), np.array([action]), [rng])
-    return nxt.get(0), float(reward[0]), bool(terminated[0])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from catchrl.agents.scripted import OraclePolicy, RandomPolicy, landing_x
-from catchrl.envs import BatchState, CatchParams, CatchState, CatchVectorEnv, step_state
+from catchrl.envs import BatchState, CatchParams, CatchState, CatchVectorEnv
+from tests.envs.test_core import step_state
 
 LEFT, STAY, RIGHT = 0, 1, 2
 GAMES = 10_000

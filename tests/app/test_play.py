@@ -8,8 +8,9 @@ import pytest
 
 from catchrl.cli import build_parser, main
 from catchrl.commands.options import game_overrides
-from catchrl.envs import CatchEnv, CatchParams, reset_state
+from catchrl.envs import CatchEnv, CatchParams
 from catchrl.envs.window import HUD_HEIGHT, CatchWindow
+from tests.envs.test_core import reset_state
 
 
 def post_key(kind: int, code: int) -> None:

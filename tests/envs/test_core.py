@@ -15,12 +15,23 @@ from catchrl.envs.core import (
     CatchParams,
     CatchState,
     reset_batch,
-    reset_state,
     step_batch,
-    step_state,
 )
 
 BOOK = CatchParams()
+
+
+def reset_state(params: CatchParams, rng: np.random.Generator) -> CatchState:
+    """One new game: :func:`reset_batch` of one."""
+    return reset_batch(params, [rng]).get(0)
+
+
+def step_state(
+    params: CatchParams, state: CatchState, action: int, rng: np.random.Generator
+) -> tuple[CatchState, float, bool]:
+    """One game one step: :func:`step_batch` of one; ``(next_state, reward, terminated)``."""
+    nxt, reward, terminated = step_batch(params, BatchState.of([state]), np.array([action]), [rng])
+    return nxt.get(0), float(reward[0]), bool(terminated[0])
 
 
 def before_landing(

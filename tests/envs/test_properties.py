@@ -17,11 +17,10 @@ from catchrl.envs.core import (
     BatchState,
     CatchParams,
     CatchState,
-    reset_state,
     step_batch,
-    step_state,
 )
 from catchrl.envs.observations import grid_boards
+from tests.envs.test_core import reset_state, step_state
 from tests.envs.test_render import draw_many, draw_one
 
 # derandomize: the same examples on every run, so a failure here is never a fluke of the draw.
