@@ -15,10 +15,9 @@ from catchrl.agents.policy import Agent
 from catchrl.agents.rllib_algos import rllib_options
 from catchrl.agents.sb3 import sb3_kwargs
 from catchrl.config import TrainConfig, apply_overrides, full_frames_where_read, load_config
-from catchrl.errors import CatchrlError, did_you_mean
+from catchrl.errors import CatchrlError
 from catchrl.evaluation import EvalResult
-from catchrl.fields import ConfigError
-from catchrl.learners import LEARNERS, open_run
+from catchrl.learners import check_algo, open_run
 from catchrl.monitor import configure_frameworks
 from catchrl.policies import AgentLoadError, load_agent  # noqa: F401  (catchrl.*)
 from catchrl.runloop import TrainResult
@@ -38,16 +37,12 @@ def make_config(
     ``defaults``: merge the SB3/RLlib agent's defaults for the obs type into ``cfg.sb3`` /
     ``cfg.rllib`` (False: they are checked, but keep only the user's own, as a study saves them).
     """
-    return _for_algo(load_config(preset, path, list(overrides)), algo, defaults)
+    return _for_algo(load_config(preset, path, list(overrides), algo), defaults)
 
 
-def _for_algo(cfg: TrainConfig, algo: str | None, defaults: bool = True) -> TrainConfig:
-    """``cfg`` trained by ``algo`` (None: its own), with an SB3 or RLlib agent's defaults merged."""
-    cfg.algo = algo or cfg.algo
-    if cfg.algo not in LEARNERS:
-        choose = f"choose {', '.join(LEARNERS)}{did_you_mean(cfg.algo, LEARNERS)}"
-        raise ConfigError(f"unknown algo {cfg.algo!r}; {choose}")
-    full_frames_where_read(cfg)
+def _for_algo(cfg: TrainConfig, defaults: bool = True) -> TrainConfig:
+    """``cfg`` with its algo checked and an SB3 or RLlib agent's defaults merged."""
+    check_algo(cfg.algo)
     env = cfg.env
     if cfg.algo.startswith("rllib-"):
         merged = rllib_options(cfg.algo, env.obs_type, cfg.rllib, env.num_envs)
@@ -80,7 +75,9 @@ def train(
     configure_frameworks(verbose)
     cfg = None  # on resume: the checkpoint's
     if not resume and isinstance(config, TrainConfig):
-        cfg = _for_algo(apply_overrides(copy.deepcopy(config), list(overrides)), algo)
+        cfg = copy.deepcopy(config)
+        cfg.algo = algo or cfg.algo
+        cfg = _for_algo(full_frames_where_read(apply_overrides(cfg, list(overrides))))
     elif not resume and str(config).endswith(".toml"):
         cfg = make_config("fast", config, overrides, algo)
     elif not resume:

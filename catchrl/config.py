@@ -257,12 +257,16 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
 
 
 def load_config(
-    preset: str = "fast", path: str | Path | None = None, overrides: list[str] | None = None
+    preset: str = "fast",
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    algo: str | None = None,
 ) -> TrainConfig:
-    """The preset (or the one the file names), then the TOML file, then ``--set``; validated."""
+    """The preset (or the one the file names), the TOML file, ``--set``, ``algo``; validated."""
     data = read_toml(path) if path is not None else {}
     cfg = preset_config(str(data.get("preset", preset)))
     _update(cfg, data, str(path))
+    cfg.algo = algo or cfg.algo
     return full_frames_where_read(apply_overrides(cfg, overrides or []))
 
 

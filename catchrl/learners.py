@@ -16,7 +16,7 @@ import numpy as np
 
 from catchrl.agents import rllib_algos, sb3
 from catchrl.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, load_config
-from catchrl.errors import CheckpointError, RunDirError
+from catchrl.errors import CheckpointError, RunDirError, did_you_mean
 from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop
 
@@ -74,10 +74,16 @@ class Learner(ABC):
             self.env.close()
 
 
+def check_algo(algo: str) -> None:
+    """ConfigError unless ``algo`` is one of :data:`LEARNERS`."""
+    if algo not in LEARNERS:
+        choose = f"choose {', '.join(LEARNERS)}{did_you_mean(algo, LEARNERS)}"
+        raise ConfigError(f"unknown algo {algo!r}; {choose}")
+
+
 def learner_class(algo: str) -> type[Learner]:
     """The learner class for ``algo``; ConfigError if unknown or its framework is missing."""
-    if algo not in LEARNERS:
-        raise ConfigError(f"unknown algo {algo!r}; choose {', '.join(LEARNERS)}")
+    check_algo(algo)
     module_name, _, name = LEARNERS[algo].partition(":")
     try:
         module = importlib.import_module(module_name)

@@ -29,7 +29,7 @@ class RLlibLearner(Learner):
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         super().__init__(cfg, trust_pickle)
         env = cfg.env
-        self.options = rllib_algos.rllib_options(cfg.algo, env.obs_type, cfg.rllib, env.num_envs)
+        self.options = cfg.rllib  # with the defaults merged (catchrl.make_config)
         self.has_epsilon = cfg.algo in rllib_algos.OFF_POLICY
         set_torch_threads()
         self.runners = int(self.options.get("num_env_runners", 0))  # 0: sample in this process

@@ -44,6 +44,17 @@ def test_frames_are_tinys_20_px_and_80_px_for_agents_that_read_the_books(tmp_pat
     assert load_config(overrides=["agent.module='landing-head'"]).env.frame_size == 20
 
 
+def test_the_algo_is_checked_once_and_its_frames_are_set_where_the_config_is_read():
+    from catchrl.api import make_config
+    from catchrl.learners import learner_class
+
+    assert load_config(algo="rllib-ppo").env.frame_size == 80  # as for algo in the file
+    assert make_config(algo="sb3-dqn").env.frame_size == 80
+    for where in (lambda: learner_class("sb3-ppp"), lambda: make_config(algo="sb3-ppp")):
+        with pytest.raises(ConfigError, match="unknown algo 'sb3-ppp'; .*did you mean 'sb3-ppo'"):
+            where()
+
+
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_toml_round_trip(tmp_path, preset):
     cfg = apply_overrides(preset_config(preset), ["agent.lr=0.00025", "run.seed=7"])
