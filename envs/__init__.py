@@ -16,12 +16,12 @@ from catchrl.envs.core import (
     step_batch,
 )
 from catchrl.envs.observations import OBS_TYPES
-from catchrl.envs.render import FrameRenderer, area_downscale, render_screen
+from catchrl.envs.render import FrameRenderer, render_screen
 from catchrl.envs.sizing import available_memory_bytes, check_fits, estimate_env_bytes
 from catchrl.envs.vector import CatchVectorEnv
 
 __all__ = ["ENV_IDS", "MAX_FRAME_SIZE", "MAX_FRAME_STACK", "OBS_TYPES", "BatchState", "CatchEnv"]
-__all__ += ["CatchParams", "CatchState", "CatchVectorEnv", "FrameRenderer", "area_downscale"]
+__all__ += ["CatchParams", "CatchState", "CatchVectorEnv", "FrameRenderer"]
 __all__ += ["available_memory_bytes", "check_fits", "estimate_env_bytes", "render_screen"]
 __all__ += ["reset_batch", "step_batch"]
 

@@ -1,6 +1,6 @@
 """Frames of the game: the full screen, small grey frames equal to its area average, stacks.
 
-A learning frame is :func:`area_downscale` of :func:`render_screen`: a window of
+A learning frame is :func:`render_screen` area-averaged to ``size x size``: a window of
 grey levels around the ball and one around the paddle (:class:`FrameRenderer`),
 drawn on top of a stack whose older frames shift one back (:class:`FrameStack`).
 """
@@ -44,15 +44,6 @@ def screen_rgb(params: CatchParams, state: CatchState) -> np.ndarray:
     k = screen_scale(params)
     screen = render_screen(params, state).repeat(k, axis=0).repeat(k, axis=1)
     return np.repeat(screen[:, :, None], 3, axis=2)
-
-
-def area_downscale(screen: np.ndarray, size: int) -> np.ndarray:
-    """Area-average a ``[H, W]`` screen to ``[size, size]`` (H and W multiples of size), rounded."""
-    h, w = screen.shape
-    if h % size or w % size:
-        raise ValueError(f"screen {h}x{w} is not a whole multiple of {size}")
-    blocks = screen.reshape(size, h // size, size, w // size).astype(np.float64)
-    return np.rint(blocks.mean(axis=(1, 3))).astype(np.uint8)
 
 
 def check_frame_size(size: object) -> int:

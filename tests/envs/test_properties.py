@@ -10,7 +10,6 @@ from catchrl.envs import (
     CatchEnv,
     CatchVectorEnv,
     FrameRenderer,
-    area_downscale,
     render_screen,
 )
 from catchrl.envs.core import (
@@ -21,7 +20,7 @@ from catchrl.envs.core import (
 )
 from catchrl.envs.observations import grid_boards
 from tests.envs.test_core import reset_state, step_state
-from tests.envs.test_render import draw_many, draw_one
+from tests.envs.test_render import area_downscale, draw_many, draw_one
 
 # derandomize: the same examples on every run, so a failure here is never a fluke of the draw.
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True)
