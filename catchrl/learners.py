@@ -43,6 +43,11 @@ class Learner(ABC):
         self.cfg = cfg
         self.trust_pickle = trust_pickle
 
+    @classmethod
+    def best_name(cls) -> str:
+        """The kept best model's file name: ``best`` and the model's suffix (``best.keras``)."""
+        return "best" + Path(cls.model_name).suffix
+
     @staticmethod
     @abstractmethod
     def estimate_bytes(cfg: TrainConfig) -> int:

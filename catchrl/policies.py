@@ -12,6 +12,7 @@ from typing import Any
 from catchrl.agents.policy import Agent, model_agent, scripted_agent
 from catchrl.config import ConfigError, TrainConfig, load_config
 from catchrl.errors import CatchrlError
+from catchrl.learners import learner_class
 from catchrl.monitor import tensorboard_without_tensorflow
 
 SCRIPTED = ("oracle", "random")
@@ -68,9 +69,11 @@ def _run_config(run_dir: Path) -> TrainConfig:
 
 def _run_model(run_dir: Path, algo: str, which: str) -> Path:
     """A run's kept model (``best.*``, unless ``which="final"``) or its final one."""
-    names = {"sb3": "model.zip", "rllib": "model-rllib.npz"}
-    final = run_dir / names.get(algo.split("-")[0], "model.keras")
-    best = run_dir / ("best" + final.suffix)
+    try:
+        learner = learner_class(algo)
+    except ConfigError as e:
+        raise AgentLoadError(f"{run_dir}: {e}") from e
+    final, best = run_dir / learner.model_name, run_dir / learner.best_name()
     if which == "best" and best.is_file():
         return best
     if final.is_file():

@@ -186,3 +186,20 @@ def test_the_api_never_unpickles_without_trust_sb3(tmp_path: Path) -> None:
     with pytest.raises(catchrl.AgentLoadError):  # trusted: SB3 unpickles it (the payload runs)
         catchrl.load_agent(evil, trust_sb3=True)
     assert marker.exists()
+
+
+def test_a_run_directorys_model_files_are_its_learners_own(tmp_path):
+    from catchrl.learners import LEARNERS, learner_class
+    from catchrl.policies import AgentLoadError, _run_model
+
+    for algo in LEARNERS:
+        learner = learner_class(algo)
+        run = tmp_path / algo
+        run.mkdir()
+        (run / learner.model_name).touch()
+        assert _run_model(run, algo, "best") == run / learner.model_name  # no best kept
+        (run / learner.best_name()).touch()
+        assert _run_model(run, algo, "best").name == "best" + Path(learner.model_name).suffix
+        assert _run_model(run, algo, "final").name == learner.model_name
+    with pytest.raises(AgentLoadError, match="unknown algo 'sb3-ppp'"):
+        _run_model(tmp_path, "sb3-ppp", "best")
