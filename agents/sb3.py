@@ -117,7 +117,7 @@ def sb3_kwargs(
     return merged
 
 
-def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int, verbose: int = 0) -> Any:
+def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int) -> Any:
     """Build the SB3 model from :func:`sb3_kwargs`'s output (on ``sb3.device``, else the CPU)."""
     cls = algorithm_class(algo)
     kw = copy.deepcopy(kwargs)  # SB3 (QR-DQN) adds classes to policy_kwargs in place
@@ -128,7 +128,7 @@ def make_sb3_model(algo: str, env: Any, kwargs: dict[str, Any], seed: int, verbo
     if policy_kwargs.get("features_extractor_class") == "tiny":
         policy_kwargs["features_extractor_class"] = tiny_extractor()
     try:
-        return cls(kw.pop("policy"), env, seed=seed, verbose=verbose, **kw)
+        return cls(kw.pop("policy"), env, seed=seed, verbose=0, **kw)
     except (TypeError, ValueError, AssertionError, KeyError, NotImplementedError) as e:
         raise SB3ConfigError(
             f"{ALGOS[algo][1]} rejected the [sb3] settings "

@@ -200,14 +200,14 @@ class RunLoop:
         kwargs = self.cfg.env.game_kwargs() | {"every_start": seed == VALIDATION_SEED}
         return evaluate(self.learner.greedy_policy, games=games, seed=seed, **kwargs)
 
-    def evaluate_kept(self, games: int, seed: int = TEST_SEED) -> tuple[str, EvalResult]:
+    def evaluate_kept(self, games: int) -> tuple[str, EvalResult]:
         """The kept model (``best.*``, else the final one) on the test games: name, result."""
         if self.best is None or not self.best_path.is_file():
-            return self.learner_cls.model_name, self.evaluate(games, seed)
+            return self.learner_cls.model_name, self.evaluate(games, TEST_SEED)
         from catchrl.policies import load_agent
 
         kept = load_agent(self.best_path, trust_sb3=True, **self.cfg.env.game_kwargs())
-        return self.best_path.name, evaluate(kept.policy, games, seed, **kept.env_kwargs)
+        return self.best_path.name, evaluate(kept.policy, games, TEST_SEED, **kept.env_kwargs)
 
     def _evaluate_now(self) -> tuple[EvalResult, bool]:
         """Evaluate on the validation games; the result, and whether on_evaluation said stop."""

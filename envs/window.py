@@ -165,14 +165,14 @@ class CatchWindow:
         self._band(status, q_values, action)
         self._show()
 
-    def end_screen(self, title: str, score: str, hint: str = _HINT) -> None:
-        """The closing screen: ``title`` and ``score`` large over the cleared field, ``hint``."""
+    def end_screen(self, title: str, score: str) -> None:
+        """The closing screen: ``title`` and ``score`` large over the cleared field, a hint."""
         if not self._ready():
             return
         self.surface.fill((0, 0, 0))
         cx, cy = self.field[0] // 2, self.field[1] // 2
         lines = [(title, BIG, _YELLOW, cy - 40), (score, BIG, _WHITE, cy)]
-        for text, size, color, y in [*lines, (hint, TEXT, _GREY, cy + 40)]:
+        for text, size, color, y in [*lines, (_HINT, TEXT, _GREY, cy + 40)]:
             image = self.text(text, size, color)
             self.surface.blit(image, image.get_rect(center=(cx, y)))
         self._band(score, None, None)
