@@ -140,8 +140,6 @@ def make_dataset(
     games: int = 100,
     seed: int = 0,
     params: CatchParams | None = None,
-    frame_size: int = 80,
-    frame_stack: int = 4,
     random_prob: tuple[float, float] | None = None,
     num_envs: int = 64,
 ) -> GameDataset:
@@ -156,8 +154,6 @@ def make_dataset(
         games=games,
         seed=seed,
         params=dataclasses.asdict(params),
-        frame_size=frame_size,
-        frame_stack=frame_stack,
         random_prob=tuple(random_prob or DEFAULT_RANDOM_PROB.get(kind, (0.0, 1.0))),
         num_envs=num_envs,
     )
@@ -167,8 +163,8 @@ def make_dataset(
     env = CatchVectorEnv(
         n,
         obs_type="pixels" if cfg.has_frames else "state",
-        frame_size=frame_size,
-        frame_stack=frame_stack,
+        frame_size=cfg.frame_size,
+        frame_stack=cfg.frame_stack,
         params=params,
     )
     from catchrl.agents.scripted import OraclePolicy

@@ -163,19 +163,15 @@ def load_module(path: str, encoder: bool, frames_shape: tuple[int, ...]) -> kera
     return model
 
 
-def build_q_network_from_encoder(
-    encoder: keras.Model, head: keras.Model, trainable: bool = True
-) -> keras.Model:
+def build_q_network_from_encoder(encoder: keras.Model, head: keras.Model) -> keras.Model:
     """A Q-network ``frames -> a copy of encoder -> head`` (the perception model stays as is).
 
-    ``trainable=False`` freezes the copy: only ``head`` learns. Keras raises ValueError
-    when ``head`` does not read the encoder's features.
+    Both learn. Keras raises ValueError when ``head`` does not read the encoder's features.
     """
     copy = keras.models.clone_model(encoder)
     copy.set_weights(encoder.get_weights())
-    copy.trainable = trainable
     frames = keras.Input(shape=encoder.input_shape[1:], name="frames")
-    features = copy(frames, training=None if trainable else False)
+    features = copy(frames)
     return keras.Model(frames, head(features), name="q_network")
 
 
@@ -291,10 +287,10 @@ class PerceptionVectorWrapper(FrameModelVectorWrapper):
         super().__init__(env, model, _state_space(env.unwrapped.params, model))  # type: ignore[attr-defined]
 
 
-def perceive(model: keras.Model, frames: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    """Run a perception model over many frame stacks: float32 ``[N, state]``."""
+def perceive(model: keras.Model, frames: np.ndarray) -> np.ndarray:
+    """Run a perception model over many frame stacks, 1,024 a call: float32 ``[N, state]``."""
     predict = compile_predict(model)
-    out = [predict(frames[i : i + batch_size]) for i in range(0, len(frames), batch_size)]
+    out = [predict(frames[i : i + 1024]) for i in range(0, len(frames), 1024)]
     return np.concatenate(out).astype(np.float32)
 
 
