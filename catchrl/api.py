@@ -14,7 +14,15 @@ from catchrl import evaluation
 from catchrl.agents.policy import Agent
 from catchrl.agents.rllib_algos import rllib_options
 from catchrl.agents.sb3 import sb3_kwargs
-from catchrl.config import TrainConfig, apply_overrides, full_frames_where_read, load_config
+from catchrl.config import (
+    NATURE_CNN_MIN_SIZE,
+    ConfigError,
+    TrainConfig,
+    apply_overrides,
+    full_frames_where_read,
+    load_config,
+    sets_frame_size,
+)
 from catchrl.errors import CatchrlError
 from catchrl.evaluation import EvalResult
 from catchrl.learners import check_algo, open_run
@@ -49,6 +57,14 @@ def _for_algo(cfg: TrainConfig, defaults: bool = True) -> TrainConfig:
         cfg.rllib = merged if defaults else cfg.rllib
     elif cfg.algo.startswith("sb3-"):
         merged = sb3_kwargs(cfg.algo, env.obs_type, cfg.sb3, env.num_envs)
+        extractor = merged.get("policy_kwargs", {}).get("features_extractor_class")
+        nature_cnn = merged["policy"] == "CnnPolicy" and extractor != "tiny"
+        if nature_cnn and env.frame_size < NATURE_CNN_MIN_SIZE:
+            raise ConfigError(
+                f"env.frame_size = {env.frame_size}: SB3's NatureCNN needs >= "
+                f"{NATURE_CNN_MIN_SIZE} px; leave env.frame_size out (80 px) or set "
+                'sb3.policy_kwargs = {features_extractor_class = "tiny", net_arch = []}'
+            )
         cfg.sb3 = merged if defaults else cfg.sb3
     return cfg
 
@@ -77,7 +93,8 @@ def train(
     if not resume and isinstance(config, TrainConfig):
         cfg = copy.deepcopy(config)
         cfg.algo = algo or cfg.algo
-        cfg = _for_algo(full_frames_where_read(apply_overrides(cfg, list(overrides))))
+        cfg = apply_overrides(cfg, list(overrides))
+        cfg = _for_algo(full_frames_where_read(cfg, sets_frame_size({}, overrides)))
     elif not resume and str(config).endswith(".toml"):
         cfg = make_config("fast", config, overrides, algo)
     elif not resume:

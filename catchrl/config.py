@@ -7,6 +7,7 @@ Each source overrides the last: the preset, a TOML file (``--config``), ``--set 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -23,7 +24,8 @@ MAX_NUM_ENVS = 4096  # one pixel observation of 4,096 games is 105 MB
 # 100 x the book's human game; tighter than the env's 10**9 so that one game ends (330k steps).
 MAX_BALLS_PER_GAME = 10_000
 FRAME_STACK = 4  # frames per pixel observation: the book's
-FULL_FRAME_SIZE = 80  # the book's frames: SB3/RLlib (NatureCNN needs >= 36 px) and frame modules
+FULL_FRAME_SIZE = 80  # the book's frames: SB3/RLlib and frame modules, unless set
+NATURE_CNN_MIN_SIZE = 36  # SB3's NatureCNN: its three convolutions need frames of >= 36 px
 
 RULES = {
     "standard": {"walls": "clamp", "spawn": "visible"},
@@ -267,14 +269,24 @@ def load_config(
     cfg = preset_config(str(data.get("preset", preset)))
     _update(cfg, data, str(path))
     cfg.algo = algo or cfg.algo
-    return full_frames_where_read(apply_overrides(cfg, overrides or []))
+    cfg = apply_overrides(cfg, overrides or [])
+    return full_frames_where_read(cfg, sets_frame_size(data, overrides or []))
 
 
-def full_frames_where_read(cfg: TrainConfig) -> TrainConfig:
-    """80 px frames for SB3/RLlib and frame modules where ``env.frame_size`` is left at 20."""
+def sets_frame_size(data: dict[str, Any], overrides: Sequence[str]) -> bool:
+    """Whether a TOML file's ``data`` or ``--set`` strings give ``env.frame_size``."""
+    given = [parse_override(text)[:2] for text in overrides]
+    return "frame_size" in data.get("env", {}) or ("env", "frame_size") in given
+
+
+def full_frames_where_read(cfg: TrainConfig, explicit: bool = False) -> TrainConfig:
+    """80 px frames for SB3/RLlib and frame modules where ``env.frame_size`` is not ``explicit``.
+
+    A frame size at the default (20) that is not ``explicit`` is not the user's.
+    """
     reads_frames = cfg.agent.module_parts()[0] in ("perception", "encoder", "tuned-encoder")
     pixels_at_default = cfg.env.obs_type == "pixels" and cfg.env.frame_size == EnvConfig.frame_size
-    if (cfg.algo != "dqn" or reads_frames) and pixels_at_default:
+    if (cfg.algo != "dqn" or reads_frames) and pixels_at_default and not explicit:
         cfg.env.frame_size = FULL_FRAME_SIZE
     return cfg
 
@@ -287,12 +299,13 @@ def config_from_dict(data: dict[str, Any]) -> TrainConfig:
     return cfg
 
 
-def to_toml(cfg: TrainConfig) -> str:
-    """The config as a TOML document (loadable with ``--config``)."""
+def to_toml(cfg: TrainConfig, leave_out: Collection[str] = ()) -> str:
+    """The config as a TOML document (loadable with ``--config``), less ``leave_out``'s keys."""
     lines = [f"preset = {fields.toml_value(cfg.preset)}", f"algo = {fields.toml_value(cfg.algo)}"]
     tables = {t: dataclasses.asdict(getattr(cfg, t)) for t in _TABLES}
     tables |= {t: getattr(cfg, t) for t in ("sb3", "rllib") if getattr(cfg, t)}
     for table, values in tables.items():
         lines.append(f"\n[{table}]")
-        lines += [f"{key} = {fields.toml_value(value)}" for key, value in values.items()]
+        kept = {k: v for k, v in values.items() if f"{table}.{k}" not in leave_out}
+        lines += [f"{key} = {fields.toml_value(value)}" for key, value in kept.items()]
     return "\n".join(lines) + "\n"

@@ -13,7 +13,7 @@ import logging
 import math
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -114,15 +114,18 @@ def _entry(part: str, key: str, spec: Any, source: str) -> tuple[str, list]:
     return kind, values
 
 
-def create_study(study: Path, base: TrainConfig, plan: dict[str, Any]) -> Path:
+def create_study(
+    study: Path, base: TrainConfig, plan: dict[str, Any], leave_out: Collection[str] = ()
+) -> Path:
     """A new study's folder: ``study.toml`` holds ``base`` and ``plan`` as its ``[sweep]``.
 
-    ``base``: with the user's own SB3/RLlib settings (``make_config(..., defaults=False)``).
+    ``base``: with the user's own SB3/RLlib settings (``make_config(..., defaults=False)``);
+    ``leave_out``: its keys (TABLE.KEY) the user did not set that each trial works out itself.
     """
     if study.exists() and (not study.is_dir() or any(study.iterdir())):
         what = "a study: resume it with --resume" if (study / "study.toml").is_file() else "files"
         raise StudyError(f"{str(study)!r} already holds {what} (choose a new folder)")
-    lines = [to_toml(base), "[sweep]"]
+    lines = [to_toml(base, leave_out), "[sweep]"]
     lines += [f"{key} = {fields.toml_value(plan[key])}" for key in fields.field_hints(Sweep)]
     for part in ("grid", "random"):
         lines.append(f"\n[sweep.{part}]")

@@ -13,7 +13,7 @@ from catchrl import sweep
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
 from catchrl.commands.train import resolve_config
-from catchrl.config import parse_override, read_toml
+from catchrl.config import parse_override, read_toml, sets_frame_size
 from catchrl.errors import UserError
 from catchrl.learners import LEARNERS
 from catchrl.stats import summarize_study
@@ -140,5 +140,7 @@ def _create(args: argparse.Namespace) -> Path | None:
         import optuna  # noqa: F401
     name = f"{base.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     study = Path(args.study_dir) if args.study_dir else Path("studies") / name
-    # the user's own SB3/RLlib settings: each trial merges the defaults of its own obs type
-    return sweep.create_study(study, resolve_config(args, defaults=False), plan)
+    # the user's own SB3/RLlib settings and frame size: each trial's defaults are its own
+    own = resolve_config(args, defaults=False)
+    given = sets_frame_size(read_toml(args.config) if args.config else {}, args.overrides)
+    return sweep.create_study(study, own, plan, () if given else ("env.frame_size",))

@@ -44,6 +44,20 @@ def test_frames_are_tinys_20_px_and_80_px_for_agents_that_read_the_books(tmp_pat
     assert load_config(overrides=["agent.module='landing-head'"]).env.frame_size == 20
 
 
+def test_an_explicit_frame_size_wins_or_is_refused_where_natures_cnn_cannot_take_it(tmp_path):
+    from catchrl.api import make_config
+
+    module = "agent.module='encoder:m.keras'"
+    assert load_config(overrides=[module, "env.frame_size=20"]).env.frame_size == 20
+    tiny = 'sb3.policy_kwargs={features_extractor_class="tiny", net_arch=[]}'
+    assert make_config(algo="sb3-dqn", overrides=["env.frame_size=20", tiny]).env.frame_size == 20
+    path = tmp_path / "sb3.toml"
+    path.write_text('algo = "sb3-ppo"\n[env]\nframe_size = 40\n')
+    assert make_config(path=path).env.frame_size == 40
+    with pytest.raises(ConfigError, match=r"^env.frame_size = 20: SB3's NatureCNN needs >= 36 px"):
+        make_config(algo="sb3-dqn", overrides=["env.frame_size=20"])
+
+
 def test_the_algo_is_checked_once_and_its_frames_are_set_where_the_config_is_read():
     from catchrl.api import make_config
     from catchrl.learners import learner_class

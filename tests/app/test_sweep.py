@@ -272,6 +272,7 @@ def test_a_study_saves_the_users_own_sb3_settings_so_each_trial_gets_its_obs_typ
     main(["sweep", *QUICK, "--algo", "sb3-dqn", "--set", "sb3.learning_rate=0.001", *grid])
     saved = study / "study.toml"
     assert "MlpPolicy" not in saved.read_text() and "learning_rate = 0.001" in saved.read_text()
+    assert "frame_size" not in saved.read_text()  # not the user's: each trial's own default
     state = make_config("fast", saved).sb3
     pixels = make_config("fast", saved, ['env.obs_type="pixels"', 'agent.network="tiny"']).sb3
     assert state["policy"] == "MlpPolicy" and pixels["policy"] == "CnnPolicy"
