@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.agents.policy import model_agent
 from catchrl.config import TrainConfig, to_toml
 from catchrl.errors import CheckpointError
 from catchrl.evaluation import TEST_SEED, VALIDATION_SEED, EvalResult, evaluate
@@ -75,7 +76,7 @@ class RunLoop:
         self.progress = progress
         self.on_evaluation = on_evaluation
         self.second_signal_exit: str | None = None  # the CLI's: a second signal prints it, exits
-        self.best_path = rd.path / ("best" + Path(learner.model_name).suffix)
+        self.best_path = rd.path / learner.best_name()
         self.steps = self.games = self.wins = self.loss_count = 0
         self.elapsed = self.loss_sum = self.train_cpu = 0.0
         self.evaluations: list[dict[str, Any]] = []
@@ -204,9 +205,8 @@ class RunLoop:
         """The kept model (``best.*``, else the final one) on the test games: name, result."""
         if self.best is None or not self.best_path.is_file():
             return self.learner_cls.model_name, self.evaluate(games, TEST_SEED)
-        from catchrl.policies import load_agent
-
-        kept = load_agent(self.best_path, trust_sb3=True, **self.cfg.env.game_kwargs())
+        game, name = self.cfg.env.game_kwargs(), self.best_path.name  # trusted: this run's own
+        kept = model_agent(self.best_path, name, game, self.cfg.algo, trust_sb3=True)
         return self.best_path.name, evaluate(kept.policy, games, TEST_SEED, **kept.env_kwargs)
 
     def _evaluate_now(self) -> tuple[EvalResult, bool]:
