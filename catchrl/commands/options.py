@@ -1,4 +1,4 @@
-"""The options several commands share, as argparse parents, and the type of a bounded number.
+"""Options several commands share (argparse parents), the config they ask for, bounded numbers.
 
 A bounded number checks as the config's ``Range``: ``--set`` and an option accept the same.
 """
@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from catchrl.config import MAX_BALLS_PER_GAME, SEED_MAX, EnvConfig
+from catchrl.api import make_config
+from catchrl.config import MAX_BALLS_PER_GAME, SEED_MAX, EnvConfig, TrainConfig
+from catchrl.errors import CatchrlError, UserError, first_line
 from catchrl.evaluation import MAX_EVAL_GAMES
 from catchrl.fields import GAME_KEYS, ConfigError, Range, check_game, choices
 
@@ -153,3 +155,18 @@ def game_overrides(args: argparse.Namespace, obs_type: str | None = "pixels") ->
         check_game(obs_type, {"drift": args.drift}, "--drift")
     keys = ("obs_type", *GAME_KEYS)
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
+
+
+def resolve_config(
+    args: argparse.Namespace, extra: Sequence[str] = (), defaults: bool = True
+) -> TrainConfig:
+    """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it.
+
+    ``defaults``: :func:`catchrl.api.make_config`'s (False: the user's own SB3/RLlib settings).
+    """
+    given = {"run.seed": getattr(args, "seed", None), "run.total_steps": args.steps}  # shortcuts
+    overrides = [*args.overrides, *extra, *(f"{k}={v}" for k, v in given.items() if v is not None)]
+    try:
+        return make_config(args.preset or "fast", args.config, overrides, args.algo, defaults)
+    except (CatchrlError, ValueError, ImportError) as e:
+        raise UserError(first_line(e)) from e

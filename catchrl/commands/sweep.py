@@ -11,8 +11,7 @@ from typing import Any
 
 from catchrl import sweep
 from catchrl.commands import options
-from catchrl.commands.options import SEED, number
-from catchrl.commands.train import resolve_config
+from catchrl.commands.options import SEED, number, resolve_config
 from catchrl.config import parse_override, read_toml, sets_frame_size
 from catchrl.errors import UserError
 from catchrl.learners import LEARNERS
@@ -105,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as e:
         raise UserError(f"catchrl sweep needs {e.name}: pip install 'catchrl[ray]'") from e
     print((study / "summary.md").read_text(encoding="utf-8"), end="")
-    print(f"{done}/{plan['trials']} trials finished; summary.md and summary.png in {study}")
+    made = "summary.md and summary.png" if (study / "summary.png").is_file() else "summary.md"
+    print(f"{done}/{plan['trials']} trials finished; {made} in {study}")
     if rc >= 128:
         print(f"stopped: finish it with `catchrl sweep --resume {study}`")
     return rc

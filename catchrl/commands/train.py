@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from catchrl.api import make_config
 from catchrl.commands import options
-from catchrl.config import TrainConfig, to_toml
-from catchrl.errors import CatchrlError, UserError, first_line
+from catchrl.config import to_toml
+from catchrl.errors import UserError, first_line
 from catchrl.learners import LEARNERS, open_run
 
 EPILOG = """examples:
@@ -40,21 +38,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-config", action="store_true", help="print the config and exit")
 
 
-def resolve_config(
-    args: argparse.Namespace, extra: Sequence[str] = (), defaults: bool = True
-) -> TrainConfig:
-    """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it.
-
-    ``defaults``: :func:`catchrl.api.make_config`'s (False: the user's own SB3/RLlib settings).
-    """
-    given = {"run.seed": getattr(args, "seed", None), "run.total_steps": args.steps}  # shortcuts
-    overrides = [*args.overrides, *extra, *(f"{k}={v}" for k, v in given.items() if v is not None)]
-    try:
-        return make_config(args.preset or "fast", args.config, overrides, args.algo, defaults)
-    except (CatchrlError, ValueError, ImportError) as e:
-        raise UserError(first_line(e)) from e
-
-
 def run(args: argparse.Namespace) -> int:
     """Train (or resume); print where the run goes first, and how it ended."""
     if args.run_dir is not None and args.run_dir.strip() == "":
@@ -69,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             )
         cfg, run_dir = None, Path(args.run_dir)
     else:
-        cfg = resolve_config(args)
+        cfg = options.resolve_config(args)
         if args.print_config:
             print(to_toml(cfg), end="")
             return 0
