@@ -305,8 +305,8 @@ def run_study(
             try:  # ray.init's context shuts its Ray down
                 session = ray.init(address=address or "local", **local, **quiet)
             except (ConnectionError, ValueError, RuntimeError) as e:
-                what = f"--address {address}: cannot join the Ray cluster" if address else "no Ray"
-                raise StudyError(f"{what} ({e})") from e
+                what = f"--address {address}: cannot join the Ray cluster"
+                raise StudyError(f"{what if address else 'a local Ray did not start'} ({e})") from e
         errors = 0
         with session, contextlib.suppress(KeyboardInterrupt), stop_signals_to(stop):
             errors = _tuner(study, plan, base, resume, trust_pickle).fit().num_errors
