@@ -25,7 +25,7 @@ from catchrl.config import (
 )
 from catchrl.errors import CatchrlError
 from catchrl.evaluation import EvalResult
-from catchrl.learners import check_algo, open_run
+from catchrl.learners import learner_class, open_run
 from catchrl.monitor import configure_frameworks
 from catchrl.policies import AgentLoadError, load_agent  # noqa: F401  (catchrl.*)
 from catchrl.runloop import TrainResult
@@ -50,7 +50,7 @@ def make_config(
 
 def _for_algo(cfg: TrainConfig, defaults: bool = True) -> TrainConfig:
     """``cfg`` with its algo checked and an SB3 or RLlib agent's defaults merged."""
-    check_algo(cfg.algo)
+    learner_class(cfg.algo)
     env = cfg.env
     if cfg.algo.startswith("rllib-"):
         merged = rllib_options(cfg.algo, env.obs_type, cfg.rllib, env.num_envs)

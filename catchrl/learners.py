@@ -1,102 +1,203 @@
-"""The learners' interface to the run loop, which one trains a config, and opening a run.
+"""Which learner trains a config (the Keras DQN, SB3's and RLlib's algorithms), opening a run.
 
-``open_run(load_config("fast-state"), "runs/state").run()`` trains a run.
+``open_run(load_config("fast-state"), "runs/state").run()`` trains a run. SB3 runs in its own
+``learn()``: a callback reports each vector step and stops at a rollout's start, where SB3's
+state is whole; its checkpoint (zip, replay, games, RNGs) is pickled, resumed with ``--sb3``.
+RLlib (new API stack) runs ``Algorithm.train()``: each iteration plays whole games, reported
+step by step afterwards; its checkpoint is msgpack (no pickle) and the driver's RNGs, exact with
+``num_env_runners = 0``. Ray starts locally unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
-from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
 from catchrl.agents import rllib_algos, sb3
+from catchrl.agents.rllib_env import drain, start_games
+from catchrl.agents.rllib_policy import greedy_actions, save_rllib_module
 from catchrl.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, load_config
 from catchrl.errors import CheckpointError, RunDirError, did_you_mean
-from catchrl.rundir import RunDir
-from catchrl.runloop import RunLoop
-
-LEARNERS = {
-    "dqn": "catchrl.training:DQNLearner",
-    **dict.fromkeys(sb3.ALGOS, "catchrl.sb3_train:SB3Learner"),
-    **dict.fromkeys(rllib_algos.ALGOS, "catchrl.rllib_train:RLlibLearner"),
-}
-"""Every ``algo`` -> its learner's ``module:Class`` (imported when used: SB3, Ray are optional)."""
+from catchrl.rundir import Arrays, RunDir
+from catchrl.runloop import LOOP_TAGS, Learner, RunLoop
+from catchrl.training import DQNLearner
 
 
-class Learner(ABC):
-    """A learning algorithm plugged into the run loop (``trust_pickle``: for :meth:`set_state`).
+class SB3Learner(Learner):
+    """An SB3 algorithm (``cfg.algo``, an ``sb3-*`` name of ``LEARNERS``) on the native env."""
 
-    It drives its own games: ``loop.record_step(rewards, ended, ...)`` after each step,
-    ``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
-    """
-
-    model_name: ClassVar[str]  # the final model's file name in the run directory: model.keras
-    has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
-    framework_bytes: ClassVar[int] = 0  # its framework's own peak memory in a run (measured)
+    model_name = "model.zip"
+    framework_bytes = 340 << 20  # PyTorch + SB3: peak RSS 331 MiB, fast-state, buffer 1,000
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
-        self.cfg = cfg
-        self.trust_pickle = trust_pickle
+        super().__init__(cfg, trust_pickle)
+        from catchrl.agents.sb3_env import make_catch_vec_env  # SB3 after the memory check
 
-    @classmethod
-    def best_name(cls) -> str:
-        """The kept best model's file name: ``best`` and the model's suffix (``best.keras``)."""
-        return "best" + Path(cls.model_name).suffix
+        self.has_epsilon = cfg.algo in sb3.OFF_POLICY
+        sb3.set_torch_threads()
+        self.env = make_catch_vec_env(cfg.env.num_envs, seed=cfg.run.seed, **cfg.env.game_kwargs())
+        self.model = sb3.make_sb3_model(cfg.algo, self.env, cfg.sb3, seed=cfg.run.seed)
+        self.resumed = False
+        self.last_loss: float | None = None
+        self.pending_logs: dict[str, float] = {}  # recorded by SB3 before the checkpoint
 
     @staticmethod
-    @abstractmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
-        """Memory the learner's envs and storage need for ``cfg``."""
+        """The games' buffers and SB3's replay buffer."""
+        space = cfg.env.observation_space()
+        stored = 1 if cfg.sb3.get("optimize_memory_usage") else 2  # obs (and next_obs)
+        per_item = int(np.prod(space.shape)) * space.dtype.itemsize * stored
+        return cfg.env.games_bytes() + int(cfg.sb3.get("buffer_size") or 0) * per_item
 
-    @abstractmethod
     def run(self, loop: RunLoop) -> None:
-        """Train, reporting to ``loop``, until ``loop.at_safe_point()`` says stop."""
+        """SB3's ``learn()`` for what is left of the step budget, reporting to ``loop``."""
 
-    @abstractmethod
+        def write(step: int, scalars: dict[str, float]) -> None:  # SB3's own, not the loop's
+            self.last_loss = scalars.get("train/loss", self.last_loss)
+            loop.writer.scalars(
+                step, {k: v for k, v in scalars.items() if not k.startswith(LOOP_TAGS)}
+            )
+
+        def on_step(model: Any, step: dict[str, Any]) -> None:
+            rewards = np.asarray(step["rewards"], dtype=np.float64)
+            ended = np.asarray(step["dones"], dtype=bool)
+            epsilon = float(getattr(model, "exploration_rate", 0.0))
+            rate = float(model.lr_schedule(model._current_progress_remaining))
+            loop.record_step(rewards, ended, epsilon, self.last_loss, rate)
+
+        self.model.set_logger(sb3.sb3_logger(write))
+        for key, value in self.pending_logs.items():  # SB3 dumps them at its next dump
+            self.model.logger.record(key, value)
+        self.pending_logs = {}
+        remaining = loop.cfg.run.total_steps - loop.steps
+        if remaining <= 0 or loop.at_safe_point():
+            return
+        callback = sb3.sb3_callback(loop.at_safe_point, on_step)
+        self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed)
+
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
-        """The evaluation policy: one action per observation of the batch."""
+        """The model's deterministic action for each observation (the evaluation policy)."""
+        actions, _ = self.model.predict(obs, deterministic=True)
+        return np.asarray(actions, dtype=np.int64)
 
-    @abstractmethod
-    def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
-        """Everything needed to resume exactly: ``(arrays by file stem, JSON-ready meta)``."""
+    def get_state(self) -> tuple[Arrays, dict[str, Any]]:
+        """SB3's zip and replay buffer, the game's state and the RNGs SB3 draws from."""
+        env = self.env.venv_native.get_state()
+        arrays, sb3_meta = sb3.sb3_state(self.model, self.cfg.algo)
+        arrays["env"] = env["arrays"]
+        logger = getattr(self.model, "_logger", None)  # set by run()
+        logged = logger.name_to_value.items() if logger is not None else ()
+        numbers = {k: v for k, v in logged if isinstance(v, (int, float, np.number))}
+        meta = {
+            "env": env["meta"],
+            "rng": sb3.rng_states(),
+            **sb3_meta,
+            "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
+            # on-policy SB3 dumps before train(): the last train()'s values are not written yet
+            "pending_logs": {k: float(v) for k, v in numbers.items() if not isinstance(v, bool)},
+        }
+        return arrays, meta
 
-    @abstractmethod
-    def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
-        """Restore :meth:`get_state` (ValueError or KeyError if it does not fit)."""
+    def set_state(self, arrays: Arrays, meta: dict[str, Any]) -> None:
+        """Restore :meth:`get_state`; refused (before unpickling) unless ``trust_pickle``."""
+        if not self.trust_pickle:
+            raise CheckpointError(
+                f"resuming this {self.cfg.algo} run unpickles the checkpoint's SB3 files, "
+                "which can run code; pass --sb3 if you trust this run directory"
+            )
+        device = self.cfg.sb3.get("device", "cpu")
+        self.model = sb3.load_sb3_state(arrays, meta, self.cfg.algo, self.env, device)
+        self.model._last_obs = self.env.venv_native.set_state(
+            {"arrays": arrays["env"], "meta": meta["env"]}
+        )
+        sb3.set_rng_states(meta["rng"])
+        self.last_loss = meta["last_loss"]
+        self.pending_logs = meta["pending_logs"]
+        self.resumed = True
 
-    @abstractmethod
     def save_model(self, path: Path) -> None:
-        """Write the playing model to ``path``."""
+        """Write the SB3 ``.zip`` (load it with ``catchrl eval/watch --sb3``)."""
+        self.model.save(path)
+
+
+class RLlibLearner(Learner):
+    """An RLlib algorithm (``cfg.algo``, an ``rllib-*`` name of ``LEARNERS``) on the native env."""
+
+    model_name = "model-rllib.npz"
+
+    def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
+        super().__init__(cfg, trust_pickle)
+        env = cfg.env
+        self.options = cfg.rllib  # with the defaults merged (catchrl.make_config)
+        self.has_epsilon = cfg.algo in rllib_algos.OFF_POLICY
+        sb3.set_torch_threads()
+        self.runners = int(self.options.get("num_env_runners", 0))  # 0: sample in this process
+        rllib_algos.ensure_ray(num_cpus=max(1, self.runners) + 1)
+        setup = (env.game_kwargs(), env.num_envs, cfg.run.seed, env.steps_per_game())
+        self.algo_rl = rllib_algos.make_algo_config(cfg.algo, self.options, *setup).build_algo()
+        self.last_loss: float | None = None
+
+    @staticmethod
+    def estimate_bytes(cfg: TrainConfig) -> int:
+        """The games' buffers and DQN's replay (float32)."""
+        capacity = cfg.rllib.get("replay_buffer_config", {}).get("capacity", 0)
+        shape = cfg.env.observation_space().shape
+        return cfg.env.games_bytes() + int(capacity) * int(np.prod(shape)) * 4
+
+    def run(self, loop: RunLoop) -> None:
+        """``Algorithm.train()`` until the loop says stop, reporting every step to ``loop``."""
+        boundary = True
+        while not loop.at_safe_point():
+            if boundary:  # every game ended: the next ones are seeded by the games played
+                seed = self.cfg.run.seed + loop.games
+                start_games(self.algo_rl, seed, self.cfg.env.num_envs, self.runners)
+            self.last_loss = rllib_algos.result_loss(self.algo_rl.train())
+            rewards, ended, boundary = drain(self.algo_rl, self.runners)
+            for step_rewards, step_ended in zip(rewards, ended, strict=True):
+                eps = rllib_algos.epsilon_at(self.options, loop.steps) if self.has_epsilon else 0.0
+                loop.record_step(step_rewards, step_ended, eps, self.last_loss)
+
+    def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
+        """The module's greedy action for each observation (the evaluation policy)."""
+        return greedy_actions(self.algo_rl.get_module(), obs)
+
+    def get_state(self) -> tuple[Arrays, dict[str, Any]]:
+        """RLlib's state (and DQN's replay) as msgpack bytes, and the driver's RNGs."""
+        packed = np.frombuffer(rllib_algos.get_algo_state(self.algo_rl), dtype=np.uint8)
+        return {"rllib": {"state": packed}}, {"rng": sb3.rng_states()}
+
+    def set_state(self, arrays: Arrays, meta: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` (``ValueError`` if it does not fit this algorithm)."""
+        rllib_algos.set_algo_state(self.algo_rl, arrays["rllib"]["state"].tobytes())
+        sb3.set_rng_states(meta["rng"])
+
+    def save_model(self, path: Path) -> None:
+        """Write the playing module (load it with ``catchrl eval/watch``)."""
+        save_rllib_module(path, self.algo_rl.get_module(), self.cfg.algo, self.options)
 
     def close(self) -> None:
-        """Release the learner's environments (``self.env``, where it has one)."""
-        if hasattr(self, "env"):
-            self.env.close()
+        """Stop the algorithm (its EnvRunners and learners)."""
+        self.algo_rl.stop()
 
 
-def check_algo(algo: str) -> None:
-    """ConfigError unless ``algo`` is one of :data:`LEARNERS`."""
-    if algo not in LEARNERS:
-        choose = f"choose {', '.join(LEARNERS)}{did_you_mean(algo, LEARNERS)}"
-        raise ConfigError(f"unknown algo {algo!r}; {choose}")
+LEARNERS: dict[str, type[Learner]] = {
+    "dqn": DQNLearner,
+    **dict.fromkeys(sb3.ALGOS, SB3Learner),
+    **dict.fromkeys(rllib_algos.ALGOS, RLlibLearner),
+}
+"""Every ``algo`` -> its learner (each imports its framework when it starts: SB3, Ray)."""
 
 
 def learner_class(algo: str) -> type[Learner]:
-    """The learner class for ``algo``; ConfigError if unknown or its framework is missing."""
-    check_algo(algo)
-    module_name, _, name = LEARNERS[algo].partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        raise ConfigError(
-            f"algo {algo!r} needs {e.name}, which is not installed: pip install 'catchrl[all]'"
-        ) from e
-    return getattr(module, name)
+    """The learner class for ``algo``; ConfigError unless it is one of :data:`LEARNERS`."""
+    if algo not in LEARNERS:
+        choose = f"choose {', '.join(LEARNERS)}{did_you_mean(algo, LEARNERS)}"
+        raise ConfigError(f"unknown algo {algo!r}; {choose}")
+    return LEARNERS[algo]
 
 
 def open_run(

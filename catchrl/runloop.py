@@ -12,11 +12,12 @@ import os
 import signal
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -25,13 +26,63 @@ from catchrl.config import TrainConfig, to_toml
 from catchrl.errors import CheckpointError
 from catchrl.evaluation import TEST_SEED, VALIDATION_SEED, EvalResult, evaluate
 from catchrl.monitor import Progress, TensorBoard
-from catchrl.rundir import RunDir, metrics_row, space_checked
+from catchrl.rundir import Arrays, RunDir, metrics_row, space_checked
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SAVED = tuple("steps games wins elapsed train_cpu loss_sum loss_count evaluations best".split())
 """The loop's counters and records a checkpoint holds as they are."""
 LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
 """TensorBoard tags the run loop writes for every learner (SB3's own logger skips them)."""
+
+
+class Learner(ABC):
+    """A learning algorithm plugged into the run loop (``trust_pickle``: for :meth:`set_state`).
+
+    It drives its own games: ``loop.record_step(rewards, ended, ...)`` after each step,
+    ``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
+    """
+
+    model_name: ClassVar[str]  # the final model's file name in the run directory: model.keras
+    has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
+    framework_bytes: ClassVar[int] = 0  # its framework's own peak memory in a run (measured)
+
+    def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
+        self.cfg, self.trust_pickle = cfg, trust_pickle
+
+    @classmethod
+    def best_name(cls) -> str:
+        """The kept best model's file name: ``best`` and the model's suffix (``best.keras``)."""
+        return "best" + Path(cls.model_name).suffix
+
+    @staticmethod
+    @abstractmethod
+    def estimate_bytes(cfg: TrainConfig) -> int:
+        """Memory the learner's envs and storage need for ``cfg``."""
+
+    @abstractmethod
+    def run(self, loop: RunLoop) -> None:
+        """Train, reporting to ``loop``, until ``loop.at_safe_point()`` says stop."""
+
+    @abstractmethod
+    def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
+        """The evaluation policy: one action per observation of the batch."""
+
+    @abstractmethod
+    def get_state(self) -> tuple[Arrays, dict[str, Any]]:
+        """Everything needed to resume exactly: ``(arrays by file stem, JSON-ready meta)``."""
+
+    @abstractmethod
+    def set_state(self, arrays: Arrays, meta: dict[str, Any]) -> None:
+        """Restore :meth:`get_state` (ValueError or KeyError if it does not fit)."""
+
+    @abstractmethod
+    def save_model(self, path: Path) -> None:
+        """Write the playing model to ``path``."""
+
+    def close(self) -> None:
+        """Release the learner's environments (``self.env``, where it has one)."""
+        if hasattr(self, "env"):
+            self.env.close()
 
 
 @dataclass
@@ -66,7 +117,7 @@ class RunLoop:
         self,
         rd: RunDir,
         cfg: TrainConfig,
-        learner: Any,
+        learner: Learner,
         resume: bool = False,
         progress: bool | None = None,
         on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,

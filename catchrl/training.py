@@ -13,8 +13,7 @@ from typing import Any
 import numpy as np
 
 from catchrl.config import ConfigError, TrainConfig
-from catchrl.learners import Learner
-from catchrl.runloop import RunLoop
+from catchrl.runloop import Learner, RunLoop
 
 MLP_UNITS = (128, 128)
 """The Q-network MLP's hidden layers (``agent.network = "mlp"``, fast-state's network)."""
