@@ -90,12 +90,11 @@ def read_sweep(table: Any, source: str, given: Mapping[str, Any] | None = None) 
 
 def _entry(part: str, key: str, spec: Any, source: str) -> tuple[str, list]:
     """A swept key's Tune function and its arguments, from ``sweep.grid`` or ``sweep.random``."""
-    if isinstance(spec, list):
-        kind, values = ("grid_search" if part == "grid" else "choice"), spec
-    elif part == "random" and isinstance(spec, dict) and len(spec) == 1:
+    kind, values = ("grid_search" if part == "grid" else "choice"), spec
+    if part == "random" and isinstance(spec, dict) and len(spec) == 1:
         [(kind, values)] = spec.items()
         values = values if isinstance(values, list) else [values]
-    else:
+    elif not isinstance(spec, list):
         raise StudyError(f"{source}: sweep.{part}.{key} must be a list, got {spec!r}")
     if key == "run.seed":
         raise StudyError("run.seed is set by --seeds (seeds run.seed, run.seed + 1, ...)")
@@ -103,14 +102,15 @@ def _entry(part: str, key: str, spec: Any, source: str) -> tuple[str, list]:
         raise StudyError(f"{key}: unknown distribution {kind!r}; choose {KINDS[1:]}")
     if not values:
         raise StudyError(f"{key}: no values")
-    if kind in BOUNDED:
-        number = int if kind == "randint" else (int, float)
-        low = 0 if kind == "loguniform" else -math.inf
-        ok = all(isinstance(a, number) and not isinstance(a, bool) for a in values)
-        if not (ok and len(values) == 2 and low < values[0] < values[1]):
-            what = "integers" if kind == "randint" else "numbers"
-            bound = "0 < LOW" if low == 0 else "LOW"
-            raise StudyError(f"{key}: {kind} needs two {what} {bound} < HIGH, got {values}")
+    number = int if kind == "randint" else (int, float)
+    low = 0 if kind == "loguniform" else -math.inf
+    ok = len(values) == 2 and all(isinstance(a, number) and not isinstance(a, bool) for a in values)
+    if kind in BOUNDED and not (ok and low < values[0] < values[1]):
+        what, bound = (
+            ("integers" if kind == "randint" else "numbers"),
+            ("LOW" if low else "0 < LOW"),
+        )
+        raise StudyError(f"{key}: {kind} needs two {what} {bound} < HIGH, got {values}")
     return kind, values
 
 
@@ -182,37 +182,16 @@ def _trial(config: dict[str, Any], study: str, trust_pickle: bool = False) -> No
         loop = open_run(cfg, run_dir, resume=resume, progress=False, trust_pickle=trust_pickle)
         node = ray.get_runtime_context().get_node_id()
         where = {"node": node, "resumed_at": loop.steps if resume else -1}  # for the record
-
-        def on_evaluation(record: dict[str, Any]) -> None:
-            tune.report({METRIC: record["win_rate"], "steps": record["steps"], **where})
-
-        loop.on_evaluation = on_evaluation
+        loop.on_evaluation = lambda e: tune.report(
+            {METRIC: e["win_rate"], "steps": e["steps"], **where}
+        )
         if loop.run().interrupted:  # not finished: Tune must not mark it so
             raise StudyError(f"trial {run_dir.name} was stopped by a signal; it resumes")
-    run = read_run(run_dir)
-    tune.report({METRIC: run["val_win_rate"], "steps": run["steps"]})
-
-
-def _progress(study: Path, total: int, base_seed: int) -> Any:
-    """Our progress instead of Tune's tables: a line per finished trial (setting, seed, score)."""
-    from ray import tune
-
-    class Progress(tune.Callback):
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            run_dir = study / "trials" / str(trial)
-            score = f"stopped early (ASHA) at step {trial.last_result.get('steps', 0)}"
-            if (run_dir / "eval.json").is_file():
-                test = read_json(run_dir / "eval.json")
-                trained = read_json(RunDir(run_dir).latest_checkpoint() / "state.json")["steps"]
-                best = run_dir / "best.json"
-                kept = read_json(best)["steps"] if best.is_file() else trained
-                score = f"test {100 * test['win_rate']:.1f} % ({test['model']} from step "
-                score += f"{kept} of {trained})"
-            done = 1 + sum(t.status == "TERMINATED" for t in trials if t is not trial)
-            label = f"{setting_label(trial.config)} seed {_seed(trial.config, base_seed)}"
-            print(f"[{done}/{total}] {label}: {score}", flush=True)
-
-    return Progress()
+    run, best = read_run(run_dir), run_dir / "best.json"
+    trained = read_json(RunDir(run_dir).latest_checkpoint() / "state.json")["steps"]
+    kept = read_json(best)["steps"] if best.is_file() else trained  # for the progress line:
+    end = {"test_win_rate": run["test_win_rate"], "model": run["model"], "kept": kept}
+    tune.report({METRIC: run["val_win_rate"], "steps": run["steps"], "trained": trained, **end})
 
 
 def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, resume: bool, trust: bool) -> Any:
@@ -245,6 +224,17 @@ def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, resume: bool, t
         number = f"t{int(count):03d}" if count.isdigit() else trial.trial_id
         return f"{number}-seed{_seed(trial.config, seed)}"
 
+    class Progress(tune.Callback):  # ours instead of Tune's tables: a line per finished trial
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            r = trial.last_result
+            score = f"stopped early (ASHA) at step {r.get('steps', 0)}"
+            if r.get("model"):
+                score = f"test {100 * r['test_win_rate']:.1f} % ({r['model']} from step "
+                score += f"{r['kept']} of {r['trained']})"
+            done = 1 + sum(t.status == "TERMINATED" for t in trials if t is not trial)
+            label = f"{setting_label(trial.config)} seed {_seed(trial.config, seed)}"
+            print(f"[{done}/{plan['trials']}] {label}: {score}", flush=True)
+
     return tune.Tuner(
         trainable,
         param_space=space,
@@ -263,7 +253,7 @@ def _tuner(study: Path, plan: dict[str, Any], base: TrainConfig, resume: bool, t
             storage_path=str(study),
             verbose=0,
             log_to_file=False,  # Tune's Tee, kept by absl's log handler, errs at the worker's exit
-            callbacks=[_progress(study, plan["trials"], seed)],
+            callbacks=[Progress()],
             failure_config=tune.FailureConfig(max_failures=plan["max_failures"]),
         ),
     )

@@ -80,18 +80,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--print-space", action="store_true", default=None, help="print it and exit")
 
 
-MADE_BY = ("preset", "config", "overrides", "grid", "random", "algo", "steps", "search")
-MADE_BY += ("samples", "seeds", "search_seed", "study_dir", "cpus_per_trial", "gpus_per_trial")
-MADE_BY += ("max_failures", "max_concurrent", "asha", "print_space")
-"""The options a study is made with (its study.toml holds them): not given with --resume."""
+RESUMED_WITH = {"resume", "address", "num_cpus", "sb3", "verbose", "help"}
+"""The options ``--resume`` takes: the others make a study (its study.toml holds them)."""
 
 
 def run(args: argparse.Namespace) -> int:
     """Create and run a study (or resume one); print its summary."""
-    made = [k for k in MADE_BY if getattr(args, k) not in (None, [])]
+    actions = [a for a in args.parser._actions if a.dest not in RESUMED_WITH]
+    made = [a.option_strings[0] for a in actions if getattr(args, a.dest) not in (None, [])]
     if args.resume and made:
-        option = "--" + made[0].replace("_", "-").replace("overrides", "set")
-        raise UserError(f"--resume continues the study as it was made: drop {option}")
+        raise UserError(f"--resume continues the study as it was made: drop {made[0]}")
     try:
         study = Path(args.resume) if args.resume else _create(args)
         if study is None:
@@ -113,13 +111,12 @@ def run(args: argparse.Namespace) -> int:
 
 def _create(args: argparse.Namespace) -> Path | None:
     """Resolve the base config and the plan; write the study's folder (None: only printed)."""
-    table = read_toml(args.config).get("sweep", {}) if args.config else {}
-    plan = sweep.read_sweep(table, str(args.config), vars(args))
+    data = read_toml(args.config) if args.config else {}
+    plan = sweep.read_sweep(data.get("sweep", {}), str(args.config), vars(args))
     base = resolve_config(args)
     for key, (kind, values) in plan["space"].items():
         if kind in sweep.BOUNDED:  # what Tune draws: floats; randint's HIGH is excluded
-            low, high = values
-            values = [low, high - 1] if kind == "randint" else [float(low), float(high)]
+            values = [values[0], values[1] - 1] if kind == "randint" else list(map(float, values))
         for value in values:  # each value (each bound) through the config's own checks
             override = f"{key}={json.dumps(value)}"
             try:
@@ -142,5 +139,5 @@ def _create(args: argparse.Namespace) -> Path | None:
     study = Path(args.study_dir) if args.study_dir else Path("studies") / name
     # the user's own SB3/RLlib settings and frame size: each trial's defaults are its own
     own = resolve_config(args, defaults=False)
-    given = sets_frame_size(read_toml(args.config) if args.config else {}, args.overrides)
+    given = sets_frame_size(data, args.overrides)
     return sweep.create_study(study, own, plan, () if given else ("env.frame_size",))
