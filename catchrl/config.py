@@ -280,11 +280,8 @@ def sets_frame_size(data: dict[str, Any], overrides: Sequence[str]) -> bool:
 
 
 def full_frames_where_read(cfg: TrainConfig, explicit: bool = False) -> TrainConfig:
-    """80 px frames for SB3/RLlib and frame modules where ``env.frame_size`` is not ``explicit``.
-
-    A frame size at the default (20) that is not ``explicit`` is not the user's.
-    """
-    reads_frames = cfg.agent.module_parts()[0] in ("perception", "encoder", "tuned-encoder")
+    """80 px frames for SB3/RLlib and frame modules where ``env.frame_size`` is not the user's."""
+    reads_frames = cfg.agent.module_parts()[0] in fields.FRAME_MODULES
     pixels_at_default = cfg.env.obs_type == "pixels" and cfg.env.frame_size == EnvConfig.frame_size
     if (cfg.algo != "dqn" or reads_frames) and pixels_at_default and not explicit:
         cfg.env.frame_size = FULL_FRAME_SIZE

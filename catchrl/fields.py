@@ -141,7 +141,8 @@ def toml_value(value: Any) -> str:
 
 GAME_KEYS = ("drift", "balls_per_game", "walls", "spawn")
 """The game's keys besides ``obs_type``: ``[env]`` fields and the commands' options."""
-MODULES = ("perception", "encoder", "tuned-encoder", "landing-head")
+FRAME_MODULES = ("perception", "encoder", "tuned-encoder")  # those that read frames
+MODULES = (*FRAME_MODULES, "landing-head")
 """The supervised modules ``agent.module`` may name (docs/supervised_results.md)."""
 
 
@@ -167,10 +168,32 @@ def validate(cfg: Any) -> None:
     params = check_game(env.obs_type, {k: v for k, v in kwargs.items() if k in GAME_KEYS})
     if cfg.algo != "dqn":
         return  # the [agent] table is the Keras DQN's; SB3 settings are checked by SB3's module
-    _check_module(cfg)
+    (kind, path), pixels = a.module_parts(), env.obs_type == "pixels"
+    reads_frames = kind in FRAME_MODULES
+    if kind and kind not in MODULES:
+        raise ConfigError(f"agent.module: must start with one of {MODULES}, got {kind!r}")
+    if kind and (kind == "landing-head") == bool(path):
+        form = "landing-head (no path)" if kind == "landing-head" else f"{kind}:PATH"
+        raise ConfigError(f"agent.module: write it as {form}, got {a.module!r}")
+    if reads_frames and not pixels:
+        raise ConfigError(f"agent.module: {kind} reads frames; it needs env.obs_type 'pixels'")
+    if kind == "perception" and a.network != "mlp":
+        raise ConfigError(
+            "agent.module: perception (the perceived state) needs agent.network 'mlp'"
+        )
+    if a.network == "mlp" and pixels and not reads_frames:
+        raise ConfigError(
+            "agent.network = 'mlp' needs env.obs_type 'state' or 'grid' "
+            "(or agent.module perception:PATH or encoder:PATH)"
+        )
+    if a.network != "mlp" and not pixels:
+        raise ConfigError(
+            f"agent.network = {a.network!r} is a CNN for pixels; "
+            f"use 'mlp' with env.obs_type {env.obs_type!r}"
+        )
     one_game = f"the length of one {env.obs_type} game of {env.balls_per_game} ball(s)"
     Range(1, params.max_episode_steps, why=one_game).check("agent.n_step", a.n_step)
-    if env.obs_type == "pixels":
+    if pixels:
         below = Range(0, env.frame_size - 1, why="below env.frame_size")
         below.check("agent.augment_shift", a.augment_shift)
     stack = kwargs.get("frame_stack", 1)
@@ -184,30 +207,3 @@ def validate(cfg: Any) -> None:
     sampleable = env.num_envs * (slots - (stack - 1) - a.n_step)
     why = f"the most transitions a replay memory of {a.replay_capacity} can sample"
     Range(1, sampleable, why=why).check("agent.batch_size", a.batch_size)
-
-
-def _check_module(cfg: Any) -> None:
-    """``agent.module`` against the game and the network."""
-    kind, path = cfg.agent.module_parts()
-    pixels, network = cfg.env.obs_type == "pixels", cfg.agent.network
-    if kind and kind not in MODULES:
-        raise ConfigError(f"agent.module: must start with one of {MODULES}, got {kind!r}")
-    if kind and (kind == "landing-head") == bool(path):
-        form = "landing-head (no path)" if kind == "landing-head" else f"{kind}:PATH"
-        raise ConfigError(f"agent.module: write it as {form}, got {cfg.agent.module!r}")
-    if kind in ("perception", "encoder", "tuned-encoder") and not pixels:
-        raise ConfigError(f"agent.module: {kind} reads frames; it needs env.obs_type 'pixels'")
-    if kind == "perception" and network != "mlp":
-        raise ConfigError(
-            "agent.module: perception (the perceived state) needs agent.network 'mlp'"
-        )
-    if network == "mlp" and pixels and kind not in ("perception", "encoder", "tuned-encoder"):
-        raise ConfigError(
-            "agent.network = 'mlp' needs env.obs_type 'state' or 'grid' "
-            "(or agent.module perception:PATH or encoder:PATH)"
-        )
-    if network != "mlp" and not pixels:
-        raise ConfigError(
-            f"agent.network = {network!r} is a CNN for pixels; "
-            f"use 'mlp' with env.obs_type {cfg.env.obs_type!r}"
-        )

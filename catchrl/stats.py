@@ -83,12 +83,8 @@ def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[di
     rows = []
     for label, runs in groups.items():
         costs = [to_target(r["evaluations"], target) for r in runs]
-        row: dict[str, Any] = {
-            "label": label,
-            "runs": runs,
-            "seeds": len(runs),
-            "reached": sum(math.isfinite(c["steps"]) for c in costs),
-        }
+        reached = sum(math.isfinite(c["steps"]) for c in costs)
+        row: dict[str, Any] = {"label": label, "runs": runs, "seeds": len(runs), "reached": reached}
         for key in COSTS:
             ordered = sorted(c[key] for c in costs)
             row[key] = {name: _percentile(ordered, q) for name, q in QUARTILES.items()}
@@ -98,10 +94,6 @@ def summarize(groups: dict[str, list[dict[str, Any]]], target: float) -> list[di
         row["cpu_per_1k"] = float(np.median(per_1k)) if per_1k else math.nan
         rows.append(row)
     return rows
-
-
-def _number(value: float, digits: int) -> str:
-    return "never" if math.isinf(value) else f"{value:,.{digits}f}"
 
 
 def format_table(rows: Sequence[dict[str, Any]], target: float, what: str) -> str:
@@ -114,12 +106,11 @@ def format_table(rows: Sequence[dict[str, Any]], target: float, what: str) -> st
     for row in rows:
         cells = [row["label"], f"{row['reached']}/{row['seeds']}"]
         for key, digits in zip(COSTS, (0, 1, 1), strict=True):
-            median, low, high, worst = (_number(row[key][q], digits) for q in QUARTILES)
+            shown = ("never" if math.isinf(v) else f"{v:,.{digits}f}" for v in row[key].values())
+            median, low, high, worst = shown
             cells.append(f"{median} [{low}, {high}], {worst}" if row["reached"] else "never")
-        iqm = f"{100 * row['iqm']:.1f}"
-        if row["low"] is not None:
-            iqm += f" [{100 * row['low']:.1f}, {100 * row['high']:.1f}]"
-        cells += [iqm, f"{row['cpu_per_1k']:.2f}"]
+        ci = f" [{100 * row['low']:.1f}, {100 * row['high']:.1f}]" if row["low"] is not None else ""
+        cells += [f"{100 * row['iqm']:.1f}{ci}", f"{row['cpu_per_1k']:.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -180,8 +171,7 @@ def summarize_study(study: Path, doc: dict[str, Any], base: TrainConfig) -> list
         f"Test: each trial's kept model ({models}) on {games} test games (seed {TEST_SEED}).",
         f"Seeds: summary.csv. TensorBoard: `tensorboard --logdir {study / 'trials'}`",
     ]
-    if len(done) > len(kept):
-        repeats = len(done) - len(kept)
+    if repeats := len(done) - len(kept):
         head.append(f"{repeats} trials repeated a setting and seed already run: counted once.")
     write_summary(study / "summary", rows, target, "setting", [*head, ""])
     return rows

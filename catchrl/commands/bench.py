@@ -10,6 +10,7 @@ import argparse
 import itertools
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from catchrl.api import make_config
@@ -45,47 +46,42 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     every = list(dict.fromkeys([*agents.AGENTS, *agents.OTHER_ALGOS]))
     help = "catchrl-dqn, sb3-dqn-like (catchrl's network and replay ratio) or an --algo of "
     help += f"catchrl train but dqn: {', '.join(agents.OTHER_ALGOS)}"
-    a.add_argument(
-        "--agents", nargs="+", default=[*agents.AGENTS], choices=every, metavar="AGENT", help=help
-    )
-    obs = choices(EnvConfig, "obs_type")
-    a.add_argument("--obs", nargs="+", default=["pixels", "state"], choices=obs)
+    a.add_argument("--agents", **_some(every, agents.AGENTS, "AGENT"), help=help)
+    a.add_argument("--obs", **_some(choices(EnvConfig, "obs_type"), ["pixels", "state"]))
     steps = number(0, above=True)
     a.add_argument("--pixel-steps", type=steps, default=50_000, help="step budget on pixels")
     a.add_argument("--state-steps", type=steps, default=50_000, help="step budget on state, grid")
     help = "a setting of one contender (repeatable), e.g. sb3-dqn:env.num_envs=16"
-    a.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="AGENT:KEY=VALUE", help=help
-    )
+    sets = {"dest": "sets", "action": "append", "default": [], "metavar": "AGENT:KEY=VALUE"}
+    a.add_argument("--set", **sets, help=help)
 
     help, race = "the pixel DQN vs the DQN with supervised modules", [_race(96, "runs/modules")]
     m = options.add_command(which, "modules", help, None, EPILOG, race, run_modules)
     help = "default: all: catchrl-dqn (pixels); dqn-perceived, dqn-encoder-frozen: fast-state's "
     help += "DQN on the state a perception model reads, on its frozen encoder; dqn-encoder: the "
     help += "pixel DQN from that encoder, fine-tuned; dqn-aux: with the landing-x head"
-    m.add_argument(
-        "--contenders",
-        nargs="+",
-        default=[*agents.MODULE_CONTENDERS],
-        choices=agents.MODULE_CONTENDERS,
-        metavar="CONTENDER",
-        help=help,
-    )
+    contenders = _some(agents.MODULE_CONTENDERS, agents.MODULE_CONTENDERS, "CONTENDER")
+    m.add_argument("--contenders", **contenders, help=help)
     m.add_argument("--perception", default="", help="a perception model or its run directory")
     m.add_argument("--drift", type=number(0), default=0, help="the game's drift (0: the book's)")
     m.add_argument("--steps", type=steps, default=80_000, help="step budget per run")
 
     help = "supervised training speed, time to the goals"
     s = options.add_command(which, "supervised", help, func=run_supervised)
-    cases, default = supervised.CASES, [*supervised.DEFAULT_CASES]
+    cases, default = supervised.CASES, supervised.DEFAULT_CASES
     help = f"{', '.join(cases)} (default: {' '.join(default)})"
-    s.add_argument("--models", nargs="+", default=default, choices=cases, metavar="CASE", help=help)
+    s.add_argument("--models", **_some(cases, default, "CASE"), help=help)
     s.add_argument("--games", type=number(10), default=300, help="training games per case")
     s.add_argument("--epochs", type=number(1), default=8)
     s.add_argument("--test-games", type=number(1), default=30, help="held-out games for the goals")
     s.add_argument("--batch-size", type=number(0), default=0, help="0: the trainer's automatic")
     s.add_argument("--seed", type=SEED, default=0)
     s.add_argument("--json", type=Path, help="also write the rows here")
+
+
+def _some(values: Sequence[str], default: Sequence[str], metavar: str | None = None) -> dict:
+    """Options of ``nargs="+"``: some of ``values`` (``default`` unless given)."""
+    return {"nargs": "+", "choices": values, "default": [*default], "metavar": metavar}
 
 
 def _race(eval_every: int, out: str) -> argparse.ArgumentParser:

@@ -36,14 +36,13 @@ def number(
     def parse(text: str) -> Any:
         try:
             value = kind(text)
+            if not (allow_inf and value == math.inf):
+                bounds.check("", value)
+        except ConfigError as e:  # a ValueError too
+            raise argparse.ArgumentTypeError(str(e).removeprefix(": ")) from None
         except ValueError:
             what = "an integer" if kind is int else "a number"
             raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if not (allow_inf and value == math.inf):
-            try:
-                bounds.check("", value)
-            except ConfigError as e:
-                raise argparse.ArgumentTypeError(str(e).removeprefix(": ")) from None
         return value
 
     return parse
@@ -65,14 +64,9 @@ def add_command(
     func: Callable[[argparse.Namespace], int] | None = None,
 ) -> argparse.ArgumentParser:
     """A command's parser with ``parents``' options; one that runs ``func`` has ``--verbose``."""
-    p = sub.add_parser(
-        name,
-        help=help,
-        description=description or f"{help[0].upper()}{help[1:]}.",
-        epilog=epilog,
-        parents=parents,
-        formatter_class=argparse.RawDescriptionHelpFormatter,  # the examples as written
-    )
+    description = description or f"{help[0].upper()}{help[1:]}."
+    p = sub.add_parser(name, help=help, description=description, epilog=epilog, parents=parents)
+    p.formatter_class = argparse.RawDescriptionHelpFormatter  # the examples as written
     if func:
         p.add_argument("--verbose", action="store_true", help="show TensorFlow's logs")
     p.set_defaults(func=func, parser=p)
@@ -84,10 +78,8 @@ def config(what: str = "starting config") -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--preset", help=f"{what}: fast (default, pixels), fast-state, book")
     p.add_argument("--config", type=Path, help="TOML file with [env], [agent], [run] tables")
-    help = "override one setting (repeatable)"
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="TABLE.KEY=VALUE", help=help
-    )
+    help, meta = "override one setting (repeatable)", "TABLE.KEY=VALUE"
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar=meta, help=help)
     return p
 
 

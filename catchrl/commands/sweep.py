@@ -113,7 +113,8 @@ def _create(args: argparse.Namespace) -> Path | None:
     """Resolve the base config and the plan; write the study's folder (None: only printed)."""
     data = read_toml(args.config) if args.config else {}
     plan = sweep.read_sweep(data.get("sweep", {}), str(args.config), vars(args))
-    base = resolve_config(args)
+    # the user's own SB3/RLlib settings (checked): each trial's other defaults are its own
+    base = resolve_config(args, defaults=False)
     for key, (kind, values) in plan["space"].items():
         if kind in sweep.BOUNDED:  # what Tune draws: floats; randint's HIGH is excluded
             values = [values[0], values[1] - 1] if kind == "randint" else list(map(float, values))
@@ -137,7 +138,5 @@ def _create(args: argparse.Namespace) -> Path | None:
         import optuna  # noqa: F401
     name = f"{base.preset}-{time.strftime('%Y%m%d-%H%M%S')}"
     study = Path(args.study_dir) if args.study_dir else Path("studies") / name
-    # the user's own SB3/RLlib settings and frame size: each trial's defaults are its own
-    own = resolve_config(args, defaults=False)
-    given = sets_frame_size(data, args.overrides)
-    return sweep.create_study(study, own, plan, () if given else ("env.frame_size",))
+    given = sets_frame_size(data, args.overrides)  # else each trial's own frame size
+    return sweep.create_study(study, base, plan, () if given else ("env.frame_size",))
