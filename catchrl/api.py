@@ -93,26 +93,18 @@ def train(
     if not resume and isinstance(config, TrainConfig):
         cfg = copy.deepcopy(config)
         cfg.algo = algo or cfg.algo
-        cfg = apply_overrides(cfg, list(overrides))
-        cfg = _for_algo(full_frames_where_read(cfg, sets_frame_size({}, overrides)))
-    elif not resume and str(config).endswith(".toml"):
-        cfg = make_config("fast", config, overrides, algo)
+        explicit = sets_frame_size({}, overrides)
+        cfg = _for_algo(full_frames_where_read(apply_overrides(cfg, list(overrides)), explicit))
     elif not resume:
-        cfg = make_config(str(config), None, overrides, algo)
+        path = config if str(config).endswith(".toml") else None
+        cfg = make_config("fast" if path else str(config), path, overrides, algo)
 
     def on_evaluation(result: dict[str, Any]) -> bool:
         return any([bool(callback(result)) for callback in callbacks])  # call every one
 
-    loop = open_run(
-        cfg,
-        run_dir,
-        resume=resume,
-        progress=progress,
-        resume_overrides=list(overrides) if resume else (),
-        trust_pickle=trust_sb3,
-        on_evaluation=on_evaluation if callbacks else None,
-    )
-    return loop.run()
+    hook = on_evaluation if callbacks else None
+    run = (cfg, run_dir, resume, list(overrides) if resume else (), trust_sb3)
+    return open_run(*run, progress=progress, on_evaluation=hook).run()
 
 
 def evaluate(

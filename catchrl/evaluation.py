@@ -117,9 +117,7 @@ def evaluate(
         else:  # the batch's unplayed games get seed 0
             obs, _ = env.reset(seed=[*seeds[start : start + count], *[0] * (num_envs - count)])
         done = np.zeros(num_envs, dtype=bool)
-        length = np.zeros(num_envs, dtype=np.int64)
-        total = np.zeros(num_envs, dtype=np.float64)
-        caught = np.zeros(num_envs, dtype=np.int64)
+        length, total, caught = np.zeros((3, num_envs))  # sums of small ints: exact in floats
         while not done[:count].all():
             actions = np.asarray(policy(obs, env.batch), dtype=np.int64)
             obs, reward, terminated, truncated, _ = env.step(actions)

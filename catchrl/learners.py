@@ -87,20 +87,15 @@ class SB3Learner(Learner):
     def get_state(self) -> tuple[Arrays, dict[str, Any]]:
         """SB3's zip and replay buffer, the game's state and the RNGs SB3 draws from."""
         env = self.env.venv_native.get_state()
-        arrays, sb3_meta = sb3.sb3_state(self.model, self.cfg.algo)
+        arrays, meta = sb3.sb3_state(self.model, self.cfg.algo)
         arrays["env"] = env["arrays"]
-        logger = getattr(self.model, "_logger", None)  # set by run()
-        logged = logger.name_to_value.items() if logger is not None else ()
-        numbers = {k: v for k, v in logged if isinstance(v, (int, float, np.number))}
-        meta = {
-            "env": env["meta"],
-            "rng": sb3.rng_states(),
-            **sb3_meta,
-            "last_loss": self.last_loss,  # what the metrics rows show until SB3 logs again
-            # on-policy SB3 dumps before train(): the last train()'s values are not written yet
-            "pending_logs": {k: float(v) for k, v in numbers.items() if not isinstance(v, bool)},
-        }
-        return arrays, meta
+        # on-policy SB3 dumps before train(): the last train()'s values are not written yet
+        logged = self.model.logger.name_to_value.items()  # the logger run() set
+        numbers = (int, float, np.number)
+        pending = {k: float(v) for k, v in logged if isinstance(v, numbers) and type(v) is not bool}
+        # last_loss: what the metrics rows show until SB3 logs again
+        meta |= {"env": env["meta"], "rng": sb3.rng_states(), "last_loss": self.last_loss}
+        return arrays, meta | {"pending_logs": pending}
 
     def set_state(self, arrays: Arrays, meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state`; refused (before unpickling) unless ``trust_pickle``."""
@@ -249,9 +244,7 @@ def open_config(
     rd: RunDir, cfg: TrainConfig | None, resume: bool, overrides: Sequence[str]
 ) -> tuple[TrainConfig, Path | None, tuple[dict[str, Any], dict[str, Any]] | None]:
     """The config to train, the latest checkpoint and its ``(arrays, state)`` (None: fresh)."""
-    if not resume:
-        if cfg is None:
-            raise ValueError("a run needs a config unless it resumes")
+    if not resume:  # a fresh run of cfg
         rd.check_fresh()
         return cfg, None, None
     for text in overrides:

@@ -14,6 +14,7 @@ from catchrl.config import ConfigError, TrainConfig, load_config
 from catchrl.errors import CatchrlError
 from catchrl.learners import learner_class
 from catchrl.monitor import tensorboard_without_tensorflow
+from catchrl.runloop import Learner
 
 SCRIPTED = ("oracle", "random")
 
@@ -46,7 +47,7 @@ def load_agent(
     is_run = path.is_dir()
     run_dir = path if is_run else path.parent
     cfg = _run_config(run_dir) if is_run or (run_dir / "config.toml").is_file() else None
-    file = _run_model(run_dir, cfg.algo, model) if is_run else path
+    file = _run_model(run_dir, learner_class(cfg.algo), model) if is_run else path
     env_kwargs = {"obs_type": "pixels", **(cfg.env.game_kwargs() if cfg else {}), **game}
     if file.suffix == ".zip":
         tensorboard_without_tensorflow()  # SB3 imports torch.utils.tensorboard, not TensorFlow
@@ -62,17 +63,15 @@ def _run_config(run_dir: Path) -> TrainConfig:
     if not (run_dir / "config.toml").is_file():
         raise AgentLoadError(f"{run_dir} is not a run directory (no config.toml)")
     try:
-        return load_config(path=run_dir / "config.toml")
+        cfg = load_config(path=run_dir / "config.toml")
+        learner_class(cfg.algo)
     except ConfigError as e:
         raise AgentLoadError(f"{run_dir}: bad config.toml ({e})") from e
+    return cfg
 
 
-def _run_model(run_dir: Path, algo: str, which: str) -> Path:
+def _run_model(run_dir: Path, learner: type[Learner], which: str) -> Path:
     """A run's kept model (``best.*``, unless ``which="final"``) or its final one."""
-    try:
-        learner = learner_class(algo)
-    except ConfigError as e:
-        raise AgentLoadError(f"{run_dir}: {e}") from e
     final, best = run_dir / learner.model_name, run_dir / learner.best_name()
     if which == "best" and best.is_file():
         return best

@@ -13,7 +13,6 @@ import fcntl
 import hashlib
 import json
 import os
-import re
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -133,10 +132,8 @@ class RunDir:
             self.release_lock()
             raise
         for folder in (self.path, self.checkpoints_path):  # what writers that died left
-            if folder.is_dir():
-                for p in folder.iterdir():
-                    if re.search(r"\.tmp\d+(\.[a-z]+)?$", p.name):
-                        remove(p)
+            for p in folder.glob(".*.tmp[0-9]*"):  # write_file_atomic's hidden temporaries
+                remove(p)
 
     def release_lock(self) -> None:
         """Drop the lock (and the folder, if taking the lock created it and it stayed empty)."""
@@ -199,14 +196,11 @@ class RunDir:
     def read_metrics(self) -> dict[str, np.ndarray]:
         """``metrics.tsv`` as one float array per column."""
         lines = read_text(self.metrics_path).splitlines()
-        if not lines:
-            raise RunDirError(f"{self.metrics_path} is empty")
-        header = lines[0].split("\t")
-        rows = [line.split("\t") for line in lines[1:] if line.strip()]
         try:
+            header, *rows = [line.split("\t") for line in lines if line.strip()]
             table = np.array(rows, dtype=np.float64).reshape(len(rows), len(header))
-        except ValueError as e:
-            raise RunDirError(f"{self.metrics_path} is malformed: {e}") from e
+        except ValueError as e:  # no header, a short row, a cell not a number
+            raise RunDirError(f"{self.metrics_path} is empty or malformed: {e}") from e
         return {name: table[:, i] for i, name in enumerate(header)}
 
     def checkpoints(self) -> list[Path]:
@@ -221,14 +215,14 @@ class RunDir:
         """Write checkpoint ``ckpt-*`` ``name`` (names sort by time), keeping the ``keep`` newest.
 
         ``arrays``: ``{file stem: {array name: array}}``, each saved as ``stem.npz``;
-        ``state``: JSON-ready counters, RNG states and metadata.
+        ``state``: JSON-ready counters, RNG states and metadata (numpy scalars as floats).
         """
 
         def write(folder: Path) -> None:
             folder.mkdir()
             for stem, group in arrays.items():
                 np.savez(folder / f"{stem}.npz", **group)
-            state_text = json.dumps({"format_version": FORMAT_VERSION, **state})
+            state_text = json.dumps({"format_version": FORMAT_VERSION, **state}, default=float)
             (folder / "state.json").write_text(state_text, encoding="utf-8")
             (folder / "manifest.json").write_text(json.dumps(_manifest(folder), indent=1))
             for p in folder.iterdir():
@@ -244,17 +238,13 @@ class RunDir:
     def load_checkpoint(path: str | Path) -> tuple[Arrays, dict[str, Any]]:
         """Read a checkpoint folder, checked against its manifest; arrays load without pickle."""
         path = Path(path)
-        manifest_path = path / "manifest.json"
-        if not manifest_path.is_file():
+        if not (path / "manifest.json").is_file():
             raise CheckpointError(f"{path} is not a checkpoint (no manifest.json)")
-        manifest, files = read_json(manifest_path), _manifest(path)
-        if not isinstance(manifest, dict) or sorted(manifest) != sorted(files):
+        if read_json(path / "manifest.json") != _manifest(path):
             raise CheckpointError(
-                f"{manifest_path} is incomplete or corrupt: not a JSON object of the folder's files"
+                f"checkpoint {path} is incomplete, truncated or corrupt: its files are not those "
+                "of its manifest.json (a JSON object of each file's size and SHA-256)"
             )
-        for name, meta in files.items():
-            if manifest[name] != meta:
-                raise CheckpointError(f"checkpoint file {path / name} is truncated or corrupt")
         state = read_json(path / "state.json")
         if not isinstance(state, dict):
             raise CheckpointError(f"{path / 'state.json'} is corrupt: not a JSON object")

@@ -258,7 +258,7 @@ class RunLoop:
             return self.learner_cls.model_name, self.evaluate(games, TEST_SEED)
         game, name = self.cfg.env.game_kwargs(), self.best_path.name  # trusted: this run's own
         kept = model_agent(self.best_path, name, game, self.cfg.algo, trust_sb3=True)
-        return self.best_path.name, evaluate(kept.policy, games, TEST_SEED, **kept.env_kwargs)
+        return name, evaluate(kept.policy, games, TEST_SEED, **kept.env_kwargs)
 
     def _evaluate_now(self) -> tuple[EvalResult, bool]:
         """Evaluate on the validation games; the result, and whether on_evaluation said stop."""

@@ -46,11 +46,6 @@ def _unnumbered(group: dict[str, np.ndarray]) -> list[np.ndarray]:
     return [group[k] for k in sorted(group)]
 
 
-def _plain(value: Any) -> Any:
-    """A counter as JSON holds it (Keras keeps some as numpy scalars)."""
-    return value if value is None or isinstance(value, int) else float(value)
-
-
 class _Checkpoints(keras.callbacks.Callback):
     """After each epoch: best.keras and a checkpoint; on resume, the counters put back.
 
@@ -81,7 +76,7 @@ class _Checkpoints(keras.callbacks.Callback):
             arrays["early_best"] = _numbered(early_stopping.best_weights)
         state = {"epoch": epoch + 1, "metrics_bytes": self.rd.metrics_path.stat().st_size}
         for key, callback in self.counted.items():
-            state[key] = {name: _plain(getattr(callback, name)) for name in COUNTERS[key]}
+            state[key] = {name: getattr(callback, name) for name in COUNTERS[key]}
         self.rd.save_checkpoint(f"ckpt-e{epoch + 1:06d}", arrays, state)
 
 

@@ -73,15 +73,11 @@ class DQNLearner(Learner):
             digest = hashlib.sha256(b"".join(np.ascontiguousarray(w).tobytes() for w in weights))
             self._frame_model_sha256 = digest.hexdigest()
         space = self.env.single_observation_space
-        network = "mlp" if path else a.network  # the MLP reads states or features
-        in_shape = tuple(module.output_shape[1:]) if kind == "tuned-encoder" else space.shape
+        net = "mlp" if path else a.network  # the MLP reads states or features
+        shape = tuple(module.output_shape[1:]) if kind == "tuned-encoder" else space.shape
+        head = kind == "landing-head"
         self.model = build_q_network(
-            network,
-            in_shape,
-            dueling=a.dueling,
-            landing_head=kind == "landing-head",
-            seed=seed,
-            hidden_units=MLP_UNITS,
+            net, shape, dueling=a.dueling, landing_head=head, seed=seed, hidden_units=MLP_UNITS
         )
         if kind == "tuned-encoder":
             self.model = perception.build_q_network_from_encoder(module, self.model)
@@ -143,18 +139,11 @@ class DQNLearner(Learner):
 
     def get_state(self) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
         """Agent, replay memory and games (mid-game included)."""
-        env_state = self.base_env.get_state()
-        agent_arrays, agent_meta = self.agent.get_state()
-        arrays = {"agent": agent_arrays, "replay": self.memory.state_dict()}
-        arrays["env"] = env_state["arrays"]
-        meta = {
-            "agent": agent_meta,
-            "env": env_state["meta"],
-            "learning": self._learning,
-            "frame_model_sha256": self._frame_model_sha256,
-            "shifts_rng": self.shifts.bit_generator.state if self.shifts is not None else None,
-        }
-        return arrays, meta
+        env, (agent_arrays, agent_meta) = self.base_env.get_state(), self.agent.get_state()
+        arrays = {"agent": agent_arrays, "replay": self.memory.state_dict(), "env": env["arrays"]}
+        shifts = self.shifts.bit_generator.state if self.shifts is not None else None
+        meta = {"agent": agent_meta, "env": env["meta"], "learning": self._learning}
+        return arrays, meta | {"frame_model_sha256": self._frame_model_sha256, "shifts_rng": shifts}
 
     def set_state(self, arrays: dict[str, dict[str, np.ndarray]], meta: dict[str, Any]) -> None:
         """Restore :meth:`get_state` (ValueError: it does not fit, or the module changed)."""
@@ -174,11 +163,9 @@ class DQNLearner(Learner):
 
     def save_model(self, path: Path) -> None:
         """Write the playing model in Keras format (a frozen module chained in front)."""
-        if self.perception is None:
-            self.model.save(path)
-            return
-        from catchrl.supervised.perception import build_perceived_q_network
+        model, p = self.model, self.perception
+        if p is not None:
+            from catchrl.supervised.perception import build_perceived_q_network
 
-        build_perceived_q_network(
-            self.perception.model, self.model, self.perception.single_observation_space
-        ).save(path)
+            model = build_perceived_q_network(p.model, model, p.single_observation_space)
+        model.save(path)

@@ -190,16 +190,17 @@ def test_the_api_never_unpickles_without_trust_sb3(tmp_path: Path) -> None:
 
 def test_a_run_directorys_model_files_are_its_learners_own(tmp_path):
     from catchrl.learners import LEARNERS, learner_class
-    from catchrl.policies import AgentLoadError, _run_model
+    from catchrl.policies import AgentLoadError, _run_model, load_agent
 
     for algo in LEARNERS:
         learner = learner_class(algo)
         run = tmp_path / algo
         run.mkdir()
         (run / learner.model_name).touch()
-        assert _run_model(run, algo, "best") == run / learner.model_name  # no best kept
+        assert _run_model(run, learner, "best") == run / learner.model_name  # no best kept
         (run / learner.best_name()).touch()
-        assert _run_model(run, algo, "best").name == "best" + Path(learner.model_name).suffix
-        assert _run_model(run, algo, "final").name == learner.model_name
-    with pytest.raises(AgentLoadError, match="unknown algo 'sb3-ppp'"):
-        _run_model(tmp_path, "sb3-ppp", "best")
+        assert _run_model(run, learner, "best").name == "best" + Path(learner.model_name).suffix
+        assert _run_model(run, learner, "final").name == learner.model_name
+    (tmp_path / "config.toml").write_text('algo = "sb3-ppp"\n')
+    with pytest.raises(AgentLoadError, match="bad config.toml \\(unknown algo 'sb3-ppp'"):
+        load_agent(tmp_path)
