@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.envs import CatchEnv, CatchVectorEnv
+from catchrl.envs import OBS_TYPES, CatchEnv, CatchVectorEnv
 
 SCAN_STEPS = 64  # steps of every game per jitted gymnax call
 
@@ -101,9 +101,7 @@ def run_env_benchmark(
     gymnax: bool = True,
 ) -> list[dict[str, Any]]:
     """A row per case: steps, seconds, rates and ``x_gymnax`` (None: no gymnax row at N)."""
-    cases = [
-        (f"CatchEnv {o}", 1, partial(_single, CatchEnv(o), 0)) for o in ("pixels", "state", "grid")
-    ]
+    cases = [(f"CatchEnv {o}", 1, partial(_single, CatchEnv(o), 0)) for o in OBS_TYPES]
     for n in batch_sizes:
         for obs, copy in (("pixels", True), ("pixels", False), ("state", False), ("grid", False)):
             label = f"CatchVectorEnv {obs}" + (", copy=True" if copy else "")
