@@ -1,11 +1,7 @@
-"""Which learner trains a config (the Keras DQN, SB3's and RLlib's algorithms), opening a run.
+"""Which learner trains a config (the Keras DQN, SB3's or RLlib's algorithms); opening a run.
 
-``open_run(load_config("fast-state"), "runs/state").run()`` trains a run. SB3 runs in its own
-``learn()``: a callback reports each vector step and stops at a rollout's start, where SB3's
-state is whole; its checkpoint (zip, replay, games, RNGs) is pickled, resumed with ``--sb3``.
-RLlib (new API stack) runs ``Algorithm.train()``: each iteration plays whole games, reported
-step by step afterwards; its checkpoint is msgpack (no pickle) and the driver's RNGs, exact with
-``num_env_runners = 0``. Ray starts locally unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
+``open_run(load_config("fast-state"), "runs/state").run()`` trains a run. SB3 and RLlib keep
+their own loops (``learn()``, ``Algorithm.train()``) and report each vector step to the run loop.
 """
 
 from __future__ import annotations
@@ -28,7 +24,11 @@ from catchrl.training import DQNLearner
 
 
 class SB3Learner(Learner):
-    """An SB3 algorithm (``cfg.algo``, an ``sb3-*`` name of ``LEARNERS``) on the native env."""
+    """An SB3 algorithm (``cfg.algo``: ``sb3-*``) in its own ``learn()`` on the native env.
+
+    A callback reports each vector step and stops at a rollout's start, where SB3's state is
+    whole; a checkpoint (SB3's zip and replay, the games, the RNGs) is pickled: ``--sb3`` resumes.
+    """
 
     model_name = "model.zip"
     framework_bytes = 340 << 20  # PyTorch + SB3: peak RSS 331 MiB, fast-state, buffer 1,000
@@ -120,7 +120,12 @@ class SB3Learner(Learner):
 
 
 class RLlibLearner(Learner):
-    """An RLlib algorithm (``cfg.algo``, an ``rllib-*`` name of ``LEARNERS``) on the native env."""
+    """An RLlib algorithm (``cfg.algo``: ``rllib-*``, new API stack) in ``Algorithm.train()``.
+
+    Each iteration plays whole games, reported step by step afterwards; a checkpoint is RLlib's
+    state in msgpack (no pickle) and the driver's RNGs: exact with ``num_env_runners = 0``.
+    Ray starts locally unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
+    """
 
     model_name = "model-rllib.npz"
 

@@ -123,9 +123,7 @@ class RunLoop:
         on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
     ) -> None:
         self.rd, self.cfg, self.learner = rd, cfg, learner
-        self.learner_cls = type(learner)
-        self.progress = progress
-        self.on_evaluation = on_evaluation
+        self.learner_cls, self.progress, self.on_evaluation = type(learner), progress, on_evaluation
         self.second_signal_exit: str | None = None  # the CLI's: a second signal prints it, exits
         self.best_path = rd.path / learner.best_name()
         self.steps = self.games = self.wins = self.loss_count = 0
@@ -181,10 +179,8 @@ class RunLoop:
             self.best_path.unlink(missing_ok=True)
             (self.rd.path / "best.json").unlink(missing_ok=True)
         else:
-            # write_bytes, not ndarray.tofile: its OSError has no errno, so a full disk is missed
-            self.rd.write_file_atomic(
-                self.best_path.name, lambda p: p.write_bytes(best_model.tobytes())
-            )
+            data = best_model.tobytes()  # not ndarray.tofile: its OSError has no errno (full disk)
+            self.rd.write_file_atomic(self.best_path.name, lambda p: p.write_bytes(data))
             self.rd.write_json("best.json", self.best)
 
     def record_step(
