@@ -6,8 +6,6 @@ Ray is imported inside the functions that need it.
 from __future__ import annotations
 
 import copy
-import difflib
-import importlib
 import inspect
 import os
 from collections import deque
@@ -18,6 +16,7 @@ import numpy as np
 import tomllib
 
 from catchrl.agents.rllib_env import make_env
+from catchrl.agents.sb3 import check_options, import_algo
 
 
 class RLlibNotInstalled(ImportError):
@@ -55,15 +54,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = tomllib.loads(_TOML)
 
 def algo_config_class(algo: str) -> type:
     """The RLlib ``AlgorithmConfig`` class of ``algo`` (imports Ray)."""
-    if algo not in ALGOS:
-        raise RLlibConfigError(f"unknown --algo {algo!r}; choose {', '.join(ALGOS)}")
-    module, name = ALGOS[algo]
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ImportError as e:
-        raise RLlibNotInstalled(
-            f"--algo {algo} needs Ray's RLlib: pip install 'catchrl[all]' (or 'catchrl[rllib]')"
-        ) from e
+    return import_algo(ALGOS, algo, RLlibConfigError, RLlibNotInstalled, "rllib")
 
 
 def rllib_options(
@@ -89,13 +80,8 @@ def rllib_options(
         if "training" in vars(base)
         for name in inspect.signature(vars(base)["training"]).parameters
     } - {"self", "kwargs"}
-    bad = sorted(k for k in opts if k not in allowed and k not in EXTRA_KEYS)
-    if bad:
-        close = difflib.get_close_matches(bad[0], sorted(allowed | set(EXTRA_KEYS)), n=1)
-        raise RLlibConfigError(
-            f"rllib.{bad[0]}: not an option of {cls.__name__}.training() nor one of "
-            f"{', '.join(EXTRA_KEYS)}" + (f"; did you mean {close[0]!r}?" if close else "")
-        )
+    owner = f"{cls.__name__}.training() or {', '.join(EXTRA_KEYS)}"
+    check_options("rllib", opts, allowed | set(EXTRA_KEYS), owner, RLlibConfigError)
     try:
         _model_config(opts)
     except TypeError as e:  # a field DefaultModelConfig does not have

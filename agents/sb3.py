@@ -59,21 +59,35 @@ _RESERVED = {
 }
 
 
-def algorithm_class(algo: str) -> type:
-    """The SB3 class of ``algo``; SB3ConfigError if unknown, SB3NotInstalled if missing."""
-    if algo not in ALGOS:
-        raise SB3ConfigError(
-            f"unknown algorithm {algo!r}; choose dqn (catchrl's) or one of {', '.join(ALGOS)}"
-        )
-    module, name = ALGOS[algo]
+def import_algo(
+    algos: dict[str, tuple[str, str]], algo: str, unknown: type, missing: type, extra: str
+) -> type:
+    """The class ``algos[algo]`` names (``unknown`` if none, ``missing`` if it does not import)."""
+    if algo not in algos:
+        raise unknown(f"unknown algorithm {algo!r}; choose one of {', '.join(algos)}")
+    module, name = algos[algo]
     try:
         return getattr(importlib.import_module(module), name)
     except ImportError as e:
-        package = module.replace("_", "-")
-        raise SB3NotInstalled(
-            f"{algo} needs {package}, which cannot be imported ({type(e).__name__}: {e}); "
-            f"pip install 'catchrl[sb3]'"
+        raise missing(
+            f"{algo} needs {module.split('.')[0].replace('_', '-')}, which cannot be imported "
+            f"({type(e).__name__}: {e}); pip install 'catchrl[{extra}]'"
         ) from e
+
+
+def check_options(table: str, keys: Any, valid: Any, owner: str, error: type) -> None:
+    """Raise ``error`` naming the first of ``keys`` not in ``valid`` (and the closest one)."""
+    names = sorted(valid)
+    for key in sorted(set(keys) - set(names)):
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        valid_options = f"valid options: {', '.join(names)}"
+        raise error(f"{table}.{key} is not an option of {owner}{hint}; {valid_options}")
+
+
+def algorithm_class(algo: str) -> type:
+    """The SB3 class of ``algo``; SB3ConfigError if unknown, SB3NotInstalled if missing."""
+    return import_algo(ALGOS, algo, SB3ConfigError, SB3NotInstalled, "sb3")
 
 
 def constructor_options(algo: str) -> list[str]:
@@ -93,17 +107,9 @@ def sb3_kwargs(
     (gradient steps) into SB3's ``target_update_interval`` (transitions), unless given.
     """
     user = dict(user or {})
-    valid = constructor_options(algo)
-    for key in user:
-        if key in _RESERVED:
-            raise SB3ConfigError(f"sb3.{key} cannot be set: {_RESERVED[key]}")
-        if key not in valid:
-            close = difflib.get_close_matches(key, sorted(valid), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SB3ConfigError(
-                f"sb3.{key} is not an option of {ALGOS[algo][1]}{hint}; "
-                f"valid options: {', '.join(sorted(valid))}"
-            )
+    for key in filter(_RESERVED.__contains__, user):
+        raise SB3ConfigError(f"sb3.{key} cannot be set: {_RESERVED[key]}")
+    check_options("sb3", user, constructor_options(algo), ALGOS[algo][1], SB3ConfigError)
     kind = "pixels" if obs_type == "pixels" else "vector"
     policy = "CnnPolicy" if kind == "pixels" else "MlpPolicy"  # NatureCNN on uint8 images
     merged: dict[str, Any] = {"policy": policy, **DEFAULTS[algo][kind]}
