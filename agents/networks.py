@@ -13,7 +13,7 @@ inference path of catchrl's models.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -54,10 +54,6 @@ class DuelingAggregate(layers.Layer):
         """Combine ``[value [B, 1], advantages [B, A]]`` into Q-values [B, A]."""
         value, advantages = inputs
         return value + advantages - keras.ops.mean(advantages, axis=-1, keepdims=True)
-
-    def compute_output_shape(self, input_shape: list[tuple[int | None, ...]]) -> tuple:
-        """The advantages' shape."""
-        return tuple(input_shape[1])
 
 
 def q_output(outputs: Any) -> Any:
@@ -104,14 +100,25 @@ def build_q_network(
             )
         inputs = keras.Input(obs_shape, dtype="uint8", name="obs")
         x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
-        pool, convs, units, init_kind = _CNNS[kind]
+        pool, convs, units, init = _CNNS[kind]
         pool = max(1, min(pool, obs_shape[0] // MIN_POOLED_SIZE))  # 20 x 20 frames: no pool
-        x = _cnn_torso(x, pool, convs, units, init_kind, seeds)
-    q = _head(x, num_actions, dueling, "RandomNormal" if kind == "book" else "GlorotUniform", seeds)
+        x = layers.AveragePooling2D(pool)(x) if pool > 1 else x
+        for n, size, stride in convs:  # n filters, same-padded: no position pooled away
+            k = _init(init, next(seeds))
+            x = layers.Conv2D(n, size, stride, "same", activation="relu", kernel_initializer=k)(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(units, activation="relu", kernel_initializer=_init(init, next(seeds)))(x)
+    head = "RandomNormal" if kind == "book" else "GlorotUniform"
+
+    def dense(units: int, name: str, init_kind: str = head) -> layers.Dense:
+        return layers.Dense(units, name=name, kernel_initializer=_init(init_kind, next(seeds)))
+
+    if dueling:  # Wang et al., 2016
+        q = DuelingAggregate(name="q")([dense(1, "value")(x), dense(num_actions, "advantages")(x)])
+    else:
+        q = dense(num_actions, "q")(x)
     if landing_head:
-        landing = layers.Dense(
-            1, name="landing_x", kernel_initializer=_init("GlorotUniform", next(seeds))
-        )(x)
+        landing = dense(1, "landing_x", "GlorotUniform")(x)
         return keras.Model(inputs, [q, landing], name=f"{name}_aux")
     return keras.Model(inputs, q, name=name)
 
@@ -159,33 +166,3 @@ def load_q_network(path: str) -> keras.Model:
 
 def _init(kind: str, seed: int | None) -> keras.initializers.Initializer:
     return keras.initializers.get({"class_name": kind, "config": {"seed": seed}})
-
-
-def _cnn_torso(
-    x: Any, pool: int, convs: tuple, units: int, init: str, seeds: Iterator[int | None]
-) -> Any:
-    """Average pool, ``same``-padded ReLU convolutions, flatten (no position pooled away), dense."""
-    if pool > 1:
-        x = layers.AveragePooling2D(pool)(x)
-    for filters, size, stride in convs:
-        x = layers.Conv2D(
-            filters,
-            size,
-            strides=stride,
-            padding="same",
-            activation="relu",
-            kernel_initializer=_init(init, next(seeds)),
-        )(x)
-    x = layers.Flatten()(x)
-    return layers.Dense(units, activation="relu", kernel_initializer=_init(init, next(seeds)))(x)
-
-
-def _head(x: Any, num_actions: int, dueling: bool, init: str, seeds: Iterator[int | None]) -> Any:
-    """Q-values [B, A]: one linear layer, or a dueling value/advantage pair (``init``: Keras')."""
-    if not dueling:
-        return layers.Dense(num_actions, name="q", kernel_initializer=_init(init, next(seeds)))(x)
-    value = layers.Dense(1, name="value", kernel_initializer=_init(init, next(seeds)))(x)
-    advantages = layers.Dense(
-        num_actions, name="advantages", kernel_initializer=_init(init, next(seeds))
-    )(x)
-    return DuelingAggregate(name="q")([value, advantages])
