@@ -107,12 +107,11 @@ class ReplayMemory:
             raise ValueError(
                 f"ReplayMemory.add: obs must have shape {(n, *self.obs_shape)}, got {obs.shape}"
             )
-        if (aux is None) != (self.aux_dim == 0) or (
-            aux is not None and np.shape(aux) != (n, self.aux_dim)
-        ):
+        aux_shape = None if aux is None else np.shape(aux)
+        if aux_shape != ((n, self.aux_dim) if self.aux_dim else None):
             raise ValueError(
                 f"ReplayMemory.add: aux must have shape {(n, self.aux_dim)} "
-                f"(none when aux_dim is 0), got {None if aux is None else np.shape(aux)}"
+                f"(none when aux_dim is 0), got {aux_shape}"
             )
         if self.frame_stack > 1:
             first = obs[self._env_fresh]

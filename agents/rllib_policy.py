@@ -65,10 +65,7 @@ class RLlibModule:
     """
 
     def __init__(self, path: str | Path) -> None:
-        try:
-            arrays = load_npz(path)
-        except FileNotFoundError as e:
-            raise ValueError(f"{path}: not a readable .npz model ({e})") from e
+        arrays = load_npz(path)  # ValueError: not a readable .npz
         try:
             header = json.loads(bytes(arrays.pop(_HEADER)).decode())
         except (KeyError, ValueError) as e:  # no header, or not JSON
