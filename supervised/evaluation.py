@@ -10,7 +10,7 @@ import numpy as np
 from catchrl.supervised.datasets import GameDataset, load_dataset, perception_targets
 from catchrl.supervised.perception import perceive, pixel_units
 from catchrl.supervised.sequence import sequence_arrays, straight_down
-from catchrl.supervised.train import DATA_KINDS, TASKS, all_stacks, perceived_states
+from catchrl.supervised.train import DATA_KINDS, all_stacks, perceived_states
 
 
 def evaluate_model(
@@ -28,8 +28,6 @@ def evaluate_model(
     ``straight_down_mae_px`` (full windows only), ``catch_accuracy``, ``catch_base_rate``.
     imitation: ``action_accuracy`` (agreement with the oracle). All with ``samples``.
     """
-    if task not in TASKS:
-        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     model = keras.models.load_model(model) if isinstance(model, (str, os.PathLike)) else model
     ds = data if isinstance(data, GameDataset) else load_dataset(data, kind=DATA_KINDS[task])
     params, size = ds.params, ds.config.frame_size

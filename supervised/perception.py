@@ -155,11 +155,7 @@ def load_module(path: str, encoder: bool, frames_shape: tuple[int, ...]) -> kera
     except Exception as e:  # Keras raises many kinds for a bad file
         first = (str(e).strip().splitlines() or [""])[0][:160]
         raise ValueError(f"{model_path} is not a usable model ({type(e).__name__}: {first})") from e
-    if tuple(model.input_shape[1:]) != tuple(frames_shape):
-        raise ValueError(
-            f"{model_path} reads frames of shape {tuple(model.input_shape[1:])}, "
-            f"the game gives {tuple(frames_shape)}"
-        )
+    _check_frames(str(model_path), model, frames_shape)
     return model
 
 
@@ -205,12 +201,12 @@ def _state_space(params: CatchParams, model: keras.Model) -> gym.spaces.Box:
     return observation_space("state", sample[0])
 
 
-def _check_frames(model: keras.Model, space: gym.spaces.Space) -> None:
-    """Refuse a model that reads other frames than the env's observations."""
-    if tuple(model.input_shape[1:]) != tuple(space.shape or ()):
+def _check_frames(name: str, model: keras.Model, shape: tuple[int, ...] | None) -> None:
+    """Refuse a model that reads other frames than the game's observations."""
+    if tuple(model.input_shape[1:]) != tuple(shape or ()):
         raise ValueError(
-            f"{model.name} reads frames of shape {tuple(model.input_shape[1:])}, but the env's "
-            f"observations have shape {tuple(space.shape or ())} (frame_size / frame_stack)"
+            f"{name} reads frames of shape {tuple(model.input_shape[1:])}, the game gives "
+            f"{tuple(shape or ())} (env.frame_size, frame stack)"
         )
 
 
@@ -223,7 +219,7 @@ class PerceptionWrapper(gym.wrappers.TransformObservation):
 
     def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
         model = keras.models.load_model(model) if isinstance(model, str) else model
-        _check_frames(model, env.observation_space)
+        _check_frames(model.name, model, env.observation_space.shape)
         space = _state_space(env.unwrapped.params, model)  # type: ignore[attr-defined]
         predict = compile_predict(model)
 
@@ -247,7 +243,7 @@ class FrameModelVectorWrapper(gym.vector.VectorWrapper):
         self, env: gym.vector.VectorEnv, model: keras.Model, space: gym.spaces.Box | None = None
     ) -> None:
         super().__init__(env)
-        _check_frames(model, env.single_observation_space)
+        _check_frames(model.name, model, env.single_observation_space.shape)
         if space is None:  # a frozen encoder's features: unbounded
             space = gym.spaces.Box(-np.inf, np.inf, model.output_shape[1:], np.float32)
         self.model = model

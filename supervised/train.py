@@ -80,11 +80,6 @@ class SupervisedConfig:
             raise ValueError(f"unknown {kind} {self.arch!r}; choose one of {archs}")
         if self.perception and self.task != "sequence":
             raise ValueError("perception= (perceived states) applies to the sequence task only")
-        for name in ("epochs", "window"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.batch_size < 0 or self.learning_rate <= 0:
-            raise ValueError("batch_size must be >= 0 and learning_rate > 0")
 
 
 def setup_device() -> dict[str, Any]:
@@ -105,8 +100,6 @@ def split_games(
     num_games: int, val_fraction: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
-    if not 0.0 <= val_fraction < 1.0:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
     order = np.random.default_rng(seed).permutation(num_games)
     n_val = round(num_games * val_fraction)
     if val_fraction > 0 and n_val == 0:
@@ -164,16 +157,6 @@ class FrameStacks(keras.utils.PyDataset):
             self.rng.shuffle(self.index)
 
 
-def _frame_targets(cfg: SupervisedConfig, ds: GameDataset) -> tuple[np.ndarray, int]:
-    """A frame task's labels ``[G, steps, ...]`` and its observations per game.
-
-    Imitation leaves out the last observation: no action is taken there.
-    """
-    if cfg.task == "perception":
-        return perception_targets(ds.params, ds.states), ds.steps + 1
-    return ds.oracle_actions.astype(np.int32), ds.steps
-
-
 def perceived_states(ds: GameDataset, perception: keras.Model | str) -> np.ndarray:
     """The ``state`` a perception model reads from every observation: ``[G, T + 1, 3 or 4]``."""
     if ds.frames is None:
@@ -203,7 +186,9 @@ def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[s
 
         train, val = rows(train_g), (rows(val_g) if len(val_g) else None)
     else:
-        targets, steps = _frame_targets(cfg, ds)
+        perception = cfg.task == "perception"  # imitation: no action at the last observation
+        steps = ds.steps + perception
+        targets = perception_targets(ds.params, ds.states) if perception else ds.oracle_actions
         stack_bytes = ds.states.shape[0] * steps * ds.config.frame_size**2 * ds.config.frame_stack
         stream = stack_bytes > IN_MEMORY_BYTES
         stacks = FrameStacks(ds, targets, train_g, steps, batch, shuffle=stream, seed=cfg.seed)
