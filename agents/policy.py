@@ -108,10 +108,7 @@ def load_model(
             why = f"{type(e).__name__}: {str(e).strip()[:200]}"
             raise ValueError(f"{path}: not a loadable Keras model ({why})") from e
         forward = compile_forward(network)
-
-        def greedy(obs: np.ndarray, states: Any = None) -> np.ndarray:
-            return np.argmax(forward(obs), axis=1)
-
+        greedy = lambda obs, states=None: np.argmax(forward(obs), axis=1)  # noqa: E731
         return greedy, forward, tuple(network.input_shape[1:])
     if path.suffix == ".zip":
         from catchrl.agents.sb3 import OFF_POLICY, SB3Policy

@@ -78,22 +78,15 @@ def drain_runner(runner: Any) -> tuple[np.ndarray, np.ndarray, bool]:
     return env.drain()
 
 
-def reset_runner(runner: Any, seed: int) -> None:
-    """Have an EnvRunner start fresh games at its next sample, game i seeded ``seed + i``."""
-    runner._seed = int(seed)
-    runner._needs_initial_reset = True
-
-
 def start_games(algo: Any, seed: int, num_envs: int, runners: int) -> None:
     """Fresh games for ``algo``'s next iteration, game i of all EnvRunners seeded ``seed + i``."""
-    if not runners:
-        reset_runner(algo.env_runner, seed)
-        return
-    per_runner = num_envs // runners
-    algo.env_runner_group.foreach_env_runner(
-        lambda r: reset_runner(r, seed + (r.worker_index - 1) * per_runner),
-        local_env_runner=False,
-    )
+    per_runner = num_envs // max(runners, 1)
+
+    def reset(runner: Any) -> None:  # the local EnvRunner is worker 0, remote ones 1, 2, ...
+        runner._seed = int(seed) + max(runner.worker_index - 1, 0) * per_runner
+        runner._needs_initial_reset = True
+
+    algo.env_runner_group.foreach_env_runner(reset, local_env_runner=not runners)
 
 
 def drain(algo: Any, runners: int) -> tuple[np.ndarray, np.ndarray, bool]:

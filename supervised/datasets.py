@@ -149,24 +149,14 @@ def make_dataset(
     :data:`DEFAULT_RANDOM_PROB` by default.
     """
     params = params or CatchParams()
-    cfg = DatasetConfig(
-        kind=kind,
-        games=games,
-        seed=seed,
-        params=dataclasses.asdict(params),
-        random_prob=tuple(random_prob or DEFAULT_RANDOM_PROB.get(kind, (0.0, 1.0))),
-        num_envs=num_envs,
-    )
+    prob = tuple(random_prob or DEFAULT_RANDOM_PROB.get(kind, (0.0, 1.0)))
+    game = dataclasses.asdict(params)
+    cfg = DatasetConfig(kind, games, seed, game, random_prob=prob, num_envs=num_envs)
     check_fits(f"a dataset of {games:,} games", _nbytes(cfg), "--games")
     steps = params.max_episode_steps
     n = min(num_envs, games)
-    env = CatchVectorEnv(
-        n,
-        obs_type="pixels" if cfg.has_frames else "state",
-        frame_size=cfg.frame_size,
-        frame_stack=cfg.frame_stack,
-        params=params,
-    )
+    obs_type = "pixels" if cfg.has_frames else "state"
+    env = CatchVectorEnv(n, obs_type, cfg.frame_size, cfg.frame_stack, params=params)
     from catchrl.agents.scripted import OraclePolicy
 
     oracle = OraclePolicy(params)
