@@ -2,7 +2,7 @@
 
 Each architecture (:data:`ARCHITECTURES`) is an ``"encoder"`` (a nested model: uint8
 frames -> features) and a head (features -> the env's ``state`` observation). So
-:class:`PerceptionWrapper` turns a ``pixels`` env into a ``state`` env, and the encoder can
+:class:`PerceptionVectorWrapper` turns ``pixels`` games into ``state`` ones, and the encoder can
 start a DQN's Q-network. Outputs are float32 under mixed precision.
 """
 
@@ -210,27 +210,6 @@ def _check_frames(name: str, model: keras.Model, shape: tuple[int, ...] | None) 
         )
 
 
-class PerceptionWrapper(gym.wrappers.TransformObservation):
-    """Turn a ``pixels`` Catch env into a ``state`` one (the same game's space) through a model.
-
-    ``model``: a perception model or its ``.keras`` path; its outputs are clipped into the
-    space. Raises ValueError when it reads other frames or outputs another state size.
-    """
-
-    def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
-        model = keras.models.load_model(model) if isinstance(model, str) else model
-        _check_frames(model.name, model, env.observation_space.shape)
-        space = _state_space(env.unwrapped.params, model)  # type: ignore[attr-defined]
-        predict = compile_predict(model)
-
-        def perceive_one(obs: np.ndarray) -> np.ndarray:
-            state = predict(np.asarray(obs)[None])[0]
-            return np.clip(state, space.low, space.high).astype(np.float32)
-
-        super().__init__(env, perceive_one, space)
-        self.model = model
-
-
 class FrameModelVectorWrapper(gym.vector.VectorWrapper):
     """Replace a pixel vector env's frames by a frozen model's outputs ``[N, F]``, one call a step.
 
@@ -276,7 +255,11 @@ class FrameModelVectorWrapper(gym.vector.VectorWrapper):
 
 
 class PerceptionVectorWrapper(FrameModelVectorWrapper):
-    """:class:`PerceptionWrapper` for a vector env: perceived states ``[N, 3 or 4]``."""
+    """A ``pixels`` vector env as a ``state`` one (the same game's space) through a model.
+
+    ``model``: a perception model or its ``.keras`` path; its outputs ``[N, 3 or 4]`` are
+    clipped into the space. ValueError: it reads other frames or outputs another state size.
+    """
 
     def __init__(self, env: gym.vector.VectorEnv, model: keras.Model | str) -> None:
         model = keras.models.load_model(model) if isinstance(model, str) else model

@@ -4,20 +4,17 @@ A recurrent model reads the last ``k`` states (true or perceived; ``k = 8``) as 
 ``(ball x / width, ball y / height, paddle x / width)`` and forecasts ``landing_x`` (the
 ball's left edge on its deciding step, / width) and ``catch`` (whether the policy that made
 the data catches it). Windows at a game's start repeat its first state, as the env's frame
-stack does. :class:`ForecastWrapper` adds the forecast to a ``state`` env's observation.
+stack does.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import gymnasium as gym
 import keras
 import numpy as np
-from gymnasium import spaces
 from keras import layers, ops
 
-from catchrl.agents.networks import compile_predict
 from catchrl.supervised.datasets import GameDataset, perception_targets
 
 SEQUENCE_ARCHS = ("lstm", "gru", "bidirectional")
@@ -85,11 +82,6 @@ def landing_targets(ds: GameDataset) -> tuple[np.ndarray, np.ndarray]:
     return ds.states[rows, decision + 1, 0], ds.rewards[rows, decision] > 0
 
 
-def position_columns(obs: np.ndarray) -> np.ndarray:
-    """The position part ``[..., 3]`` of ``state`` observations ``[..., 3 or 4]``."""
-    return np.asarray(obs, dtype=np.float32)[..., :POSITIONS]
-
-
 def windows(seq: np.ndarray, window: int = DEFAULT_WINDOW) -> np.ndarray:
     """The last ``window`` states at every step (a game's first repeated): ``[G, T, k, F]``."""
     t = np.arange(seq.shape[1])[:, None] + np.arange(-window + 1, 1)[None, :]  # [T, window]
@@ -105,7 +97,7 @@ def sequence_arrays(
     """
     params = ds.params
     states = perception_targets(params, ds.states) if perceived is None else perceived
-    pos = position_columns(states)
+    pos = np.asarray(states, dtype=np.float32)[..., :POSITIONS]  # without the x-speed
     landing, caught = landing_targets(ds)
     return (
         windows(pos, window),
@@ -117,40 +109,3 @@ def sequence_arrays(
 def straight_down(x: np.ndarray) -> np.ndarray:
     """The trivial forecast: the ball lands where it is now (last state's ball x)."""
     return x[..., -1, 0]
-
-
-class ForecastWrapper(gym.ObservationWrapper):
-    """Append a sequence model's forecast ``[landing_x, p_catch]`` to a ``state`` observation.
-
-    ``env``: a ``state`` env (or pixels under a ``PerceptionWrapper``); ``model``: from
-    :func:`build_sequence_model` or a ``.keras`` path. ValueError: not state vectors, or a
-    model that does not read ``[k, 3]`` windows.
-    """
-
-    def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
-        model = keras.models.load_model(model) if isinstance(model, str) else model
-        space = env.observation_space
-        if len(space.shape or ()) != 1 or space.shape[0] < POSITIONS:  # not a state vector
-            raise ValueError(
-                f"ForecastWrapper needs a state observation (a vector of >= 3), got {space}"
-            )
-        in_shape = tuple(model.input_shape[1:])
-        if len(in_shape) != 2 or in_shape[1] != POSITIONS:
-            raise ValueError(
-                f"ForecastWrapper needs a model reading [k, {POSITIONS}] windows, "
-                f"got input shape {in_shape}"
-            )
-        self.window = int(in_shape[0])
-        # the last k observations, the first one repeated after a reset
-        super().__init__(gym.wrappers.FrameStackObservation(env, self.window, padding_type="reset"))
-        self.model = model
-        self._predict = compile_predict(model)
-        # the state's bounds, then landing_x and p_catch in [0, 1]
-        low, high = np.append(space.low, [0, 0]), np.append(space.high, [1, 1])
-        self.observation_space = spaces.Box(low, high, dtype=np.float32)
-
-    def observation(self, observation: np.ndarray) -> np.ndarray:
-        """Return ``concat(newest observation, [landing_x, p_catch])`` (``observation``: [k, F])."""
-        out = self._predict(position_columns(observation)[None])
-        forecast = np.clip([out["landing_x"][0, 0], out["catch"][0, 0]], 0.0, 1.0)
-        return np.concatenate([observation[-1], forecast]).astype(np.float32)

@@ -1,10 +1,9 @@
-import gymnasium as gym
 import keras
 import numpy as np
 import pytest
 
 from catchrl.agents.layers import ClipToBox, SpatialSoftArgmax
-from catchrl.envs import CatchEnv, CatchParams
+from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.supervised import datasets as D
 from catchrl.supervised import perception as P
 from catchrl.supervised.train import FrameStacks
@@ -165,46 +164,33 @@ def test_short_training_beats_predicting_the_mean_by_far(trained_small, frames_d
 def test_wrapper_turns_pixels_into_the_state_space(trained_small):
     for drift in (0, 5):
         params = CatchParams(drift=drift)
-        state_env = CatchEnv(obs_type="state", params=params)
+        states = CatchVectorEnv(2, obs_type="state", params=params)
         model = P.build_perception_model("small", params) if drift else trained_small
-        env = P.PerceptionWrapper(CatchEnv(params=params), model)
-        assert env.observation_space == state_env.observation_space
+        env = P.PerceptionVectorWrapper(CatchVectorEnv(2, params=params), model)
+        assert env.single_observation_space == states.single_observation_space
         obs, _ = env.reset(seed=0)
         assert env.observation_space.contains(obs)
 
 
 def test_wrapped_env_plays_from_pixels_close_to_the_truth(trained_small):
-    env = P.PerceptionWrapper(CatchEnv(), trained_small)
-    truth = CatchEnv(obs_type="state")
+    env = P.PerceptionVectorWrapper(CatchVectorEnv(2), trained_small)
+    truth = CatchVectorEnv(2, obs_type="state")
     obs, _ = env.reset(seed=4)
     true_obs, _ = truth.reset(seed=4)
     errs = []
     for _ in range(10):
         errs.append(np.abs(obs - true_obs) * 80)
-        obs, *_ = env.step(2)
-        true_obs, *_ = truth.step(2)
+        obs, *_ = env.step(np.full(2, 2))
+        true_obs, *_ = truth.step(np.full(2, 2))
     assert np.mean(errs) < 3.0
-
-
-def test_sb3_check_env_passes_on_the_wrapped_env():
-    from stable_baselines3.common.env_checker import check_env
-
-    env = P.PerceptionWrapper(
-        CatchEnv(params=CatchParams(drift=2)),
-        P.build_perception_model("small", CatchParams(drift=2)),
-    )
-    check_env(env, warn=True, skip_render_check=True)
-    wrapped = gym.make("catchrl/Catch-v0")
-    env2 = P.PerceptionWrapper(wrapped, P.build_perception_model("small"))
-    check_env(env2, skip_render_check=True)
 
 
 def test_mismatched_models_are_refused():
     model = P.build_perception_model("small")
     with pytest.raises(ValueError, match=r"reads frames of shape \(80, 80, 4\).*\(40, 40, 4\)"):
-        P.PerceptionWrapper(CatchEnv(frame_size=40), model)
+        P.PerceptionVectorWrapper(CatchVectorEnv(1, frame_size=40), model)
     with pytest.raises(ValueError, match=r"outputs 3 values.*has 4 \(drift=5\)"):
-        P.PerceptionWrapper(CatchEnv(drift=5), model)
+        P.PerceptionVectorWrapper(CatchVectorEnv(1, drift=5), model)
     with pytest.raises(ValueError, match="no nested 'encoder'"):
         P.get_encoder(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
 
@@ -217,17 +203,20 @@ def test_mixed_precision_keeps_the_output_float32():
     assert "float32" in str(out.dtype)
 
 
-def test_vector_wrapper_matches_the_single_env_wrapper(trained_small):
-    from catchrl.envs import CatchVectorEnv
-
+def test_vector_wrapper_gives_the_models_prediction_final_obs_too(trained_small):
+    native = CatchVectorEnv(3, autoreset_mode="same_step")
     venv = P.PerceptionVectorWrapper(CatchVectorEnv(3, autoreset_mode="same_step"), trained_small)
-    single = [P.PerceptionWrapper(CatchEnv(), trained_small) for _ in range(3)]
-    assert venv.single_observation_space == single[0].observation_space
+    space = venv.single_observation_space
+
+    def expect(frames):
+        return np.clip(P.perceive(trained_small, np.stack(frames)), space.low, space.high)
+
     obs, _ = venv.reset(seed=7)
-    expect = np.stack([env.reset(seed=7 + i)[0] for i, env in enumerate(single)])
-    np.testing.assert_allclose(obs, expect, atol=1e-5)
+    np.testing.assert_allclose(obs, expect(native.reset(seed=7)[0]), atol=1e-5)
     for _ in range(33):
         obs, _, terminated, _, infos = venv.step(np.full(3, 2))
+        _, _, _, _, native_infos = native.step(np.full(3, 2))
     assert terminated.all() and infos["final_obs"][0].shape == (3,)
-    last = np.stack([env.step(2)[0] for env in single for _ in range(33)][32::33])
-    np.testing.assert_allclose(np.stack(infos["final_obs"]), last, atol=1e-5)
+    np.testing.assert_allclose(
+        np.stack(infos["final_obs"]), expect(native_infos["final_obs"]), atol=1e-5
+    )
