@@ -65,18 +65,13 @@ def like_for_like(obs_type: str) -> list[str]:
     ]
 
 
-def race_settings(
-    contender: str,
-    obs_type: str,
-    budget: Sequence[str] = (),
-    overrides: Sequence[str] = (),
-) -> tuple[str, list[str]]:
+def race_settings(contender: str, obs_type: str, overrides: Sequence[str] = ()) -> tuple[str, list]:
     """A contender's ``--algo`` and its ``--set`` overrides, on top of :data:`PRESET`."""
     sb3_or_rllib = contender.startswith(("sb3-", "rllib-"))
     algo = contender.removesuffix("-like") if sb3_or_rllib else "dqn"  # bench modules: dqn-*
     own = like_for_like(obs_type) if contender == "sb3-dqn-like" else []
     game = ['env.obs_type="grid"', "agent.n_step=8"] if obs_type == "grid" else []
-    return algo, [*game, *budget, *own, *overrides]
+    return algo, [*game, *own, *overrides]
 
 
 def run_race(
@@ -98,7 +93,7 @@ def run_race(
         run_dir = out_dir / name
         shutil.rmtree(run_dir, ignore_errors=True)  # the race's own folder, rerun
         budget = [f"run.seed={seed}", f"run.total_steps={total}", *settings]
-        algo, sets = race_settings(contender, obs, budget, (overrides or {}).get(contender, []))
+        algo, sets = race_settings(contender, obs, [*budget, *(overrides or {}).get(contender, [])])
         command = [sys.executable, "-m", "catchrl", "train", "--algo", algo]
         command += ["--preset", PRESET[obs], "--run-dir", str(run_dir), "--no-progress"]
         command += [word for s in sets for word in ("--set", s)]
