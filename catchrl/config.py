@@ -211,31 +211,30 @@ _TABLES = {"env": EnvConfig, "agent": AgentConfig, "run": RunConfig}
 
 def _update(cfg: TrainConfig, data: dict[str, Any], source: str) -> None:
     """Set the values of ``data``'s tables on ``cfg``, each checked."""
+    known = [*_TABLES, "sb3", "rllib"]
     for table, values in data.items():
-        if table in ("preset", "sweep"):  # [sweep]: the study table of `catchrl sweep`
-            continue
         if table == "algo":
             cfg.algo = fields.coerce(f"{source}: algo", values, str)
+        elif table in ("preset", "sweep"):  # [sweep]: the study table of `catchrl sweep`
             continue
-        known = [*_TABLES, "sb3", "rllib"]
-        if table not in known:
+        elif table not in known:
             raise ConfigError(
                 f"{source}: unknown table [{table}]; tables are {known}{did_you_mean(table, known)}"
             )
-        if not isinstance(values, dict):
+        elif not isinstance(values, dict):
             raise ConfigError(f"{source}: [{table}] must be a table, got {values!r}")
-        if table in ("sb3", "rllib"):
+        elif table in ("sb3", "rllib"):
             getattr(cfg, table).update(values)  # keys are checked by the framework's module
-            continue
-        sub = getattr(cfg, table)
-        hints = fields.field_hints(type(sub))
-        for key, value in values.items():
-            if key not in hints:
-                raise ConfigError(
-                    f"{source}: unknown key {table}.{key}; valid keys of "
-                    f"[{table}]: {', '.join(hints)}{did_you_mean(key, hints)}"
-                )
-            setattr(sub, key, fields.coerce(f"{table}.{key}", value, hints[key]))
+        else:
+            sub = getattr(cfg, table)
+            hints = fields.field_hints(type(sub))
+            for key, value in values.items():
+                if key not in hints:
+                    raise ConfigError(
+                        f"{source}: unknown key {table}.{key}; valid keys of "
+                        f"[{table}]: {', '.join(hints)}{did_you_mean(key, hints)}"
+                    )
+                setattr(sub, key, fields.coerce(f"{table}.{key}", value, hints[key]))
 
 
 def preset_config(preset: str = "fast") -> TrainConfig:
