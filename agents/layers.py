@@ -52,11 +52,8 @@ class SpatialSoftArgmax(keras.layers.Layer):
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         """Create the per-channel inverse temperatures (``input_shape``: ``[B, H, W, C]``)."""
         self.height, self.width, self.channels = (int(d) for d in input_shape[1:])
-        self.log_beta = self.add_weight(
-            name="log_beta",
-            shape=(self.channels,),
-            initializer=keras.initializers.Constant(math.log(self.initial_temperature)),
-        )
+        init = keras.initializers.Constant(math.log(self.initial_temperature))
+        self.log_beta = self.add_weight(name="log_beta", shape=(self.channels,), initializer=init)
 
     def call(self, inputs: Any) -> Any:
         """Return the expected ``x`` then ``y`` of every channel: ``[B, 2C]``."""

@@ -239,36 +239,6 @@ def _read_config(path: str, declared: dict[str, Any]) -> DatasetConfig:
         raise DatasetError(f"{path}: bad dataset config: {e}") from e
 
 
-def _check_declared(path: str, cfg: DatasetConfig, declared: dict[str, Any]) -> None:
-    """Members, shapes and dtypes against the config, before any array is read."""
-    want = _expected(cfg)
-    extra = sorted(set(declared) - set(want) - {"config"})
-    missing = sorted(set(want) - set(declared))
-    if extra or missing:
-        raise DatasetError(
-            f"{path}: members differ from a {cfg.kind!r} dataset "
-            f"(missing {missing or 'none'}, unexpected {extra or 'none'})"
-        )
-    for name, (shape, dtype) in want.items():
-        got_shape, got_dtype, _ = declared[name]
-        if (got_shape, got_dtype) != (shape, dtype):
-            raise DatasetError(
-                f"{path}: {name} is {got_dtype} {got_shape}, but its config "
-                f"(games={cfg.games}, frame_size={cfg.frame_size}) declares {dtype} {shape}"
-            )
-
-
-def _check_values(path: str, ds: GameDataset) -> None:
-    """Labels a game can produce: actions 0..2, rewards -1, 0 or +1."""
-    for name in ("actions", "oracle_actions"):
-        values = getattr(ds, name)
-        if values.size and not ((values >= 0) & (values <= 2)).all():
-            raise DatasetError(f"{path}: {name} must be 0, 1 or 2")
-    if not np.isin(ds.rewards, (-1.0, 0.0, 1.0)).all():
-        bad = ds.rewards[~np.isin(ds.rewards, (-1.0, 0.0, 1.0))][0]
-        raise DatasetError(f"{path}: rewards must be -1, 0 or +1 (found {bad})")
-
-
 def load_dataset(
     path: str | os.PathLike[str], kind: str | tuple[str, ...] | None = None
 ) -> GameDataset:
@@ -287,15 +257,32 @@ def load_dataset(
     kinds = (kind,) if isinstance(kind, str) else kind
     if kinds is not None and cfg.kind not in kinds:
         raise DatasetError(f"{path}: a {cfg.kind!r} dataset, expected {' or '.join(kinds)!r}")
-    _check_declared(path, cfg, declared)
+    want = _expected(cfg)  # members, shapes and dtypes against the config, before any read
+    extra = sorted(set(declared) - set(want) - {"config"})
+    missing = sorted(set(want) - set(declared))
+    if extra or missing:
+        raise DatasetError(
+            f"{path}: members differ from a {cfg.kind!r} dataset "
+            f"(missing {missing or 'none'}, unexpected {extra or 'none'})"
+        )
+    for name, (shape, dtype) in want.items():
+        if declared[name][:2] != (shape, dtype):
+            raise DatasetError(
+                f"{path}: {name} is {declared[name][1]} {declared[name][0]}, but its config "
+                f"(games={cfg.games}, frame_size={cfg.frame_size}) declares {dtype} {shape}"
+            )
     try:  # the stored bytes and the memory available checked first; no pickle
         arrays = load_npz(path, limit=_nbytes(cfg) + declared["config"][2])
     except ValueError as e:
         raise DatasetError(str(e)) from None
     del arrays["config"]
-    ds = GameDataset(cfg, **arrays)
-    _check_values(path, ds)
-    return ds
+    for name in ("actions", "oracle_actions"):  # labels a game can produce
+        if not np.isin(arrays[name], (0, 1, 2)).all():
+            raise DatasetError(f"{path}: {name} must be 0, 1 or 2")
+    bad = arrays["rewards"][~np.isin(arrays["rewards"], (-1.0, 0.0, 1.0))]  # NaN included
+    if bad.size:
+        raise DatasetError(f"{path}: rewards must be -1, 0 or +1 (found {bad[0]})")
+    return GameDataset(cfg, **arrays)
 
 
 def frame_stacks(

@@ -100,10 +100,8 @@ def pixel_units(params: CatchParams, frame_size: int = 80) -> np.ndarray:
     ``frame_size`` frame px; the x-speed was divided by ``drift``, so one unit
     is ``drift * frame_size / width`` frame px per step.
     """
-    units = [frame_size, frame_size, frame_size]
-    if params.drift:
-        units.append(params.drift * frame_size / params.width)
-    return np.asarray(units, dtype=np.float32)
+    speed = [params.drift * frame_size / params.width] if params.drift else []
+    return np.asarray([frame_size] * 3 + speed, dtype=np.float32)
 
 
 @keras.saving.register_keras_serializable(package="catchrl")
@@ -189,18 +187,6 @@ def build_perceived_q_network(
     return keras.Model(frames, q_network(state), name="perceived_q_network")
 
 
-def _state_space(params: CatchParams, model: keras.Model) -> gym.spaces.Box:
-    """The game's ``state`` space, once the model is seen to output that many values."""
-    zero = np.zeros(1, dtype=np.int64)
-    sample = state_features(params, zero, zero, zero, zero)
-    if int(model.output_shape[-1]) != sample.shape[-1]:
-        raise ValueError(
-            f"perception model outputs {model.output_shape[-1]} values, but this game's state "
-            f"has {sample.shape[-1]} (drift={params.drift}); train one for this game"
-        )
-    return observation_space("state", sample[0])
-
-
 def _check_frames(name: str, model: keras.Model, shape: tuple[int, ...] | None) -> None:
     """Refuse a model that reads other frames than the game's observations."""
     if tuple(model.input_shape[1:]) != tuple(shape or ()):
@@ -263,7 +249,14 @@ class PerceptionVectorWrapper(FrameModelVectorWrapper):
 
     def __init__(self, env: gym.vector.VectorEnv, model: keras.Model | str) -> None:
         model = keras.models.load_model(model) if isinstance(model, str) else model
-        super().__init__(env, model, _state_space(env.unwrapped.params, model))  # type: ignore[attr-defined]
+        params, zero = env.unwrapped.params, np.zeros(1, dtype=np.int64)  # type: ignore[attr-defined]
+        sample = state_features(params, zero, zero, zero, zero)  # the game's state: 3 or 4
+        if int(model.output_shape[-1]) != sample.shape[-1]:
+            raise ValueError(
+                f"perception model outputs {model.output_shape[-1]} values, but this game's state "
+                f"has {sample.shape[-1]} (drift={params.drift}); train one for this game"
+            )
+        super().__init__(env, model, observation_space("state", sample[0]))
 
 
 def perceive(model: keras.Model, frames: np.ndarray) -> np.ndarray:

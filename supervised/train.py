@@ -236,12 +236,11 @@ class Throughput(keras.callbacks.Callback):
     def __init__(self, samples_per_epoch: int) -> None:
         super().__init__()
         self.samples = samples_per_epoch
-        self.start = (0.0, 0.0)
-        self.spent: tuple[float, float] | None = None
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Start the epoch's clocks."""
-        self.start, self.spent = (time.perf_counter(), time.process_time()), None
+        self.start = (time.perf_counter(), time.process_time())
+        self.spent: tuple[float, float] | None = None
 
     def on_test_begin(self, logs: dict[str, Any] | None = None) -> None:
         """Stop them where validation starts."""
@@ -251,6 +250,6 @@ class Throughput(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Log the epoch's throughput and seconds of training."""
         self.on_test_begin()
-        assert self.spent is not None and logs is not None
+        assert self.spent is not None and logs is not None  # set by on_test_begin; Keras' dict
         logs["samples_per_s"] = self.samples / max(self.spent[0], 1e-9)
         logs["train_s"], logs["train_cpu_s"] = self.spent
