@@ -18,9 +18,13 @@ from catchrl.agents.rllib_env import drain, start_games
 from catchrl.agents.rllib_policy import greedy_actions, save_rllib_module
 from catchrl.config import ConfigError, TrainConfig, apply_overrides, config_from_dict, load_config
 from catchrl.errors import CheckpointError, RunDirError, did_you_mean
+from catchrl.monitor import tensorboard_without_tensorflow
 from catchrl.rundir import Arrays, RunDir
 from catchrl.runloop import LOOP_TAGS, Learner, RunLoop
 from catchrl.training import DQNLearner
+
+# SB3 imports torch.utils.tensorboard, which must not import TensorFlow (scripts, sweep workers).
+tensorboard_without_tensorflow()
 
 
 class SB3Learner(Learner):
@@ -215,11 +219,7 @@ def open_run(
     ``trust_pickle``: the learner may unpickle its checkpoint (SB3's).
     """
     from catchrl.envs.sizing import check_fits
-    from catchrl.monitor import tensorboard_without_tensorflow
 
-    # For callers that skip configure_frameworks (scripts, sweep workers): SB3, loaded
-    # next, imports torch.utils.tensorboard, which must not import TensorFlow.
-    tensorboard_without_tensorflow()
     rd = RunDir(run_dir, keep=keep_checkpoints)
     rd.acquire_lock()
     try:

@@ -45,7 +45,7 @@ class RunDir:
 
     def __init__(self, path: str | Path, keep: int = 1) -> None:
         if str(path).strip() == "":
-            raise RunDirError("the run directory is an empty path; give a folder name")
+            raise RunDirError("--run-dir is empty; give a folder name")
         self.path = Path(path)
         try:
             if self.path.exists() and not self.path.is_dir():

@@ -6,11 +6,10 @@ import argparse
 import json
 
 from catchrl.agents.policy import Agent
-from catchrl.api import evaluate
+from catchrl.api import SCRIPTED, evaluate, load_agent
 from catchrl.commands import options
 from catchrl.commands.options import game_overrides
 from catchrl.evaluation import TEST_SEED
-from catchrl.policies import SCRIPTED, load_agent
 
 EPILOG = """examples:
   catchrl eval runs/dqn-pixels-20261122-150000        # a run directory

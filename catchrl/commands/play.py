@@ -10,11 +10,11 @@ import contextlib
 import sys
 from pathlib import Path
 
+from catchrl.api import SCRIPTED, load_agent
 from catchrl.commands import options
 from catchrl.commands.options import SEED, number
 from catchrl.envs import CatchEnv
 from catchrl.errors import CatchrlError, UserError
-from catchrl.policies import SCRIPTED, load_agent
 from catchrl.video import END_SECONDS, open_window, play_games
 
 EPILOG = """\

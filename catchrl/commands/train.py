@@ -40,8 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train (or resume); print where the run goes first, and how it ended."""
-    if args.run_dir is not None and args.run_dir.strip() == "":
-        raise UserError("--run-dir is empty; give a folder name")
     if args.resume:
         if args.run_dir is None:
             raise UserError("--resume needs --run-dir")
@@ -50,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
                 "--resume continues the run with its saved config (RUN/config.toml): drop "
                 "--preset/--config/--algo/--seed/--print-config (--steps may change)"
             )
-        cfg, run_dir = None, Path(args.run_dir)
+        cfg, run_dir = None, args.run_dir  # RunDir refuses an empty one
     else:
         cfg = options.resolve_config(args)
         if args.print_config:
             print(to_toml(cfg), end="")
             return 0
         stamp = f"{cfg.algo}-{cfg.env.obs_type}-{time.strftime('%Y%m%d-%H%M%S')}"
-        run_dir = Path(args.run_dir or Path("runs") / stamp)
+        run_dir = Path("runs", stamp) if args.run_dir is None else args.run_dir
     steps = [f"run.total_steps={args.steps}"] if args.steps is not None else []
     overrides, progress = [*args.overrides, *steps], False if args.no_progress else None
     try:  # overrides: of a resumed run (a fresh one has them in cfg)

@@ -176,7 +176,7 @@ def test_load_agent_q_values_and_detection(tmp_path) -> None:
     path = tmp_path / "m.zip"
     model.save(path)
     assert sb3.detect_algo(path) == "sb3-dqn"
-    from catchrl.policies import AgentLoadError, load_agent
+    from catchrl.api import AgentLoadError, load_agent
 
     loaded = load_agent(path, trust_sb3=True, obs_type="state")
     obs = CatchVectorEnv(5, obs_type="state").reset(seed=0)[0]

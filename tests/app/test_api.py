@@ -190,7 +190,7 @@ def test_the_api_never_unpickles_without_trust_sb3(tmp_path: Path) -> None:
 
 def test_a_run_directorys_model_files_are_its_learners_own(tmp_path):
     from catchrl.learners import LEARNERS, learner_class
-    from catchrl.policies import AgentLoadError, _run_model, load_agent
+    from catchrl.api import AgentLoadError, _run_model, load_agent
 
     for algo in LEARNERS:
         learner = learner_class(algo)

@@ -28,7 +28,7 @@ from catchrl.evaluation import (
     evaluate,
 )
 from catchrl.learners import open_run
-from catchrl.policies import load_agent
+from catchrl.api import load_agent
 from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop, TrainResult
 

@@ -14,7 +14,7 @@ from catchrl.config import load_config
 from catchrl.envs import CatchParams
 from catchrl.evaluation import TEST_SEED, evaluate
 from catchrl.learners import open_run
-from catchrl.policies import load_agent
+from catchrl.api import load_agent
 from catchrl.supervised.perception import build_perception_model, get_encoder
 
 STEPS = [

@@ -15,7 +15,7 @@ from catchrl.cli import main
 from catchrl.config import AgentConfig, ConfigError, load_config
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.learners import open_run
-from catchrl.policies import load_agent
+from catchrl.api import load_agent
 from catchrl.supervised.perception import build_perception_model
 
 STEPS = [

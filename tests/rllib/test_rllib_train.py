@@ -17,7 +17,7 @@ pytest.importorskip("ray.rllib")
 
 from catchrl.cli import main
 from catchrl.evaluation import TEST_SEED, evaluate
-from catchrl.policies import load_agent
+from catchrl.api import load_agent
 from catchrl.rundir import METRIC_COLUMNS, RunDir
 
 
