@@ -63,8 +63,8 @@ class CatchEnv(gym.Env):
             )
         self.obs_type, self.render_mode = obs_type, render_mode
         depth = self.frame_stack = render.check_frame_stack(frame_stack)
-        size, screen = render.check_frame_size(frame_size), render_mode is not None
-        check_env_fits("CatchEnv", self.params, obs_type, 1, size, depth, screen=screen)
+        size = render.check_frame_size(frame_size)
+        check_env_fits("CatchEnv", self.params, obs_type, 1, size, depth)
         self.renderer = render.FrameRenderer(self.params, size)
         self.action_space = gym.spaces.Discrete(3)
         self.batch: BatchState | None = None  # the game, a batch of one

@@ -1,12 +1,15 @@
-"""The memory an env needs, estimated without allocating; the memory free; the refusal.
+"""The memory refusal: what would not fit in the free memory is refused up front, in one line.
 
-:func:`check_fits`, used by the envs, the replay memory and the run's check, raises a
-``ValueError`` naming the setting to lower (a server sees it, not a killed process).
+:func:`check_fits`, used by the envs, the replay memory, the datasets and the run's check,
+raises a ``ValueError`` naming the setting to lower (a server sees it, not a killed process).
+The estimates count the big arrays only; the free memory is ``MemAvailable`` within the
+process's cgroup limits.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -14,67 +17,44 @@ import numpy as np
 
 from catchrl.envs.core import CatchParams
 from catchrl.envs.observations import make_params
-from catchrl.envs.render import FrameRenderer, check_frame_size, check_frame_stack, screen_scale
+from catchrl.envs.render import check_frame_size, check_frame_stack
 
-GENERATOR_BYTES = 1024  # a game's seeded Generator (PCG64 and its SeedSequence): ~870 B measured
-STEP_BYTES = 400  # per game: actions, rewards, flags, the core's arrays (~50 numbers)
-ENV_BYTES = 32 << 10  # per env: its Python objects and one game's spaces
+OBS_COPIES = 10  # an env's peak per game, in observations (stack, Box bounds and masks, step): ~9
+GAME_BYTES = 1536  # per game: its generator and numbers (~1.3 KB measured)
 CHECK_FROM_BYTES = 64 << 20  # smaller envs skip the check (reading the free memory costs ~0.5 ms)
 
+MEMINFO = Path("/proc/meminfo")
 _NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is limited
 
 
 def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     """Bytes a :class:`~catchrl.envs.CatchVectorEnv` of these arguments needs at its peak.
 
-    What it holds (observations, Box bounds and masks, games, generators) plus its
-    largest passing need; builds no array.
+    ``num_envs x (OBS_COPIES observations + GAME_BYTES)``, a little above what it
+    allocates (measured); allocates nothing.
     """
-    kw, name = dict(game_kwargs), "estimate_env_bytes"
-    obs_type, mode = kw.pop("obs_type", "pixels"), kw.pop("autoreset_mode", None)
-    size = check_frame_size(kw.pop("frame_size", 80))
-    depth = check_frame_stack(kw.pop("frame_stack", 4))
-    flags = {"copy": bool(kw.pop("copy", True)), "screen": kw.pop("render_mode", None) is not None}
-    flags["same_step"] = str(getattr(mode, "value", mode)) == "same_step"  # str or AutoresetMode
-    params = make_params(obs_type, kw.pop("params", None), kw, name)
-    return env_bytes(params, obs_type, check_num_envs(num_envs, name), size, depth, **flags)
+    kw = {"obs_type": "pixels", "frame_size": 80, "frame_stack": 4, **game_kwargs}
+    for name in ("autoreset_mode", "copy", "render_mode"):
+        kw.pop(name, None)
+    obs_type, size, depth = kw.pop("obs_type"), kw.pop("frame_size"), kw.pop("frame_stack")
+    p = make_params(obs_type, kw.pop("params", None), kw, "estimate_env_bytes")
+    size, depth = check_frame_size(size), check_frame_stack(depth)
+    obs = {"pixels": size * size * depth, "grid": 4 * p.height * p.width}.get(obs_type, 16)
+    return check_num_envs(num_envs, "estimate_env_bytes") * (OBS_COPIES * obs + GAME_BYTES)
 
 
-def env_bytes(p: CatchParams, obs_type: str, n: int, size: int, depth: int, **flags: bool) -> int:
-    """:func:`estimate_env_bytes` for checked settings (flags: copy, same_step, screen)."""
-    copy, same_step = flags.get("copy", True), flags.get("same_step", False)
-    cells = {"pixels": size * size * depth, "grid": p.height * p.width}
-    cells = cells.get(obs_type, 3 + (p.drift > 0))
-    obs = cells * (1 if obs_type == "pixels" else 4)
-    space = 2 * obs + 2 * cells  # Box: low, high, bounded_below, bounded_above
-    held = n * (space + 8 * 8 + 16 + GENERATOR_BYTES) + space + ENV_BYTES
-    step = n * (STEP_BYTES + obs * copy + obs * same_step)
-    if obs_type == "pixels":
-        r = FrameRenderer(p, size)  # sizes only: it allocates nothing
-        held += n * (obs + 16 * depth)  # the stacks and their rings of window corners
-        windows = r.ball_h * r.ball_w + r.paddle_h * r.paddle_w
-        step += n * (60 * windows + (depth + 1) * r.ball_h * r.ball_w * (8 + depth))
-    else:
-        step += n * 3 * obs  # a new observation each step, and its temporaries
-    passing = max(n * space, step)
-    if flags.get("screen"):  # CatchEnv's rgb_array / window: the grey screen, scaled up, in RGB
-        passing = max(passing, 5 * p.width * p.height * screen_scale(p) ** 2)
-    return held + passing
-
-
-def check_env_fits(
-    owner: str, params: CatchParams, obs_type: str, *sizes: int, **flags: bool
-) -> int:
-    """The estimate for ``sizes`` = (num_envs, frame_size, frame_stack); refused if not free."""
-    need, (num_envs, frame_size, frame_stack) = env_bytes(params, obs_type, *sizes, **flags), sizes
+def check_env_fits(owner: str, params: CatchParams, obs_type: str, *sizes: int) -> None:
+    """Refuse an env of ``sizes`` = (num_envs, frame_size, frame_stack) that would not fit."""
+    n, size, depth = sizes
+    kw = {"obs_type": obs_type, "frame_size": size, "frame_stack": depth, "params": params}
+    need, what = estimate_env_bytes(n, **kw), f"frame_size={size}, frame_stack={depth}"
     if need < CHECK_FROM_BYTES:
-        return need
-    what = f"obs_type={obs_type!r}"
-    if obs_type == "pixels":
-        what = f"frame_size={frame_size}, frame_stack={frame_stack}"
+        return
+    what = what if obs_type == "pixels" else f"obs_type={obs_type!r}"
     if owner == "CatchEnv":
-        return check_fits(f"CatchEnv: {what}", need, "frame_size, frame_stack or the world's size")
-    return check_fits(f"{owner}: num_envs={num_envs} with {what}", need, "num_envs")
+        check_fits(f"CatchEnv: {what}", need, "frame_size, frame_stack or the world's size")
+    else:
+        check_fits(f"{owner}: num_envs={n} with {what}", need, "num_envs")
 
 
 def check_fits(what: str, need: int, lower: str) -> int:
@@ -108,38 +88,24 @@ def format_gb(n_bytes: int) -> str:
 def available_memory_bytes() -> int:
     """Bytes that can still be allocated without swapping, as the kernel sees it.
 
-    ``MemAvailable``, lowered to the headroom of the process's cgroup (a container's
-    limit); else the free pages; else 0.
+    ``MemAvailable`` (else the free pages), lowered to the headroom of the process's
+    cgroup and its parents (a container's limit); unknown: not limited.
     """
-    free = _meminfo_available(Path("/proc/meminfo"))
-    if free is None:
-        try:
-            free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-        except (ValueError, OSError, AttributeError):
-            free = 0
+    kb = _number(MEMINFO, "MemAvailable")
+    free = _NO_LIMIT if kb is None else kb * 1024
+    if kb is None and "SC_AVPHYS_PAGES" in os.sysconf_names:
+        free = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
     headroom = _cgroup_headroom(Path("/proc/self/cgroup"), Path("/sys/fs/cgroup"))
-    return max(0, min(free, headroom) if headroom is not None else free)
+    return max(0, free if headroom is None else min(free, headroom))
 
 
-def _meminfo_available(path: Path) -> int | None:
-    kb = _stat(path, "MemAvailable")
-    return None if kb is None else kb * 1024
-
-
-def _stat(path: Path, *names: str) -> int | None:
-    # The number after the first of names in "key value" lines; without names, the file's one value.
+def _number(path: Path, key: str = "") -> int | None:
+    # The number after key at a line's start (without key: the file's one value); "max": none.
     try:
-        for line in path.read_text().splitlines():
-            key, *rest = line.replace(":", " ").split() or [""]
-            if not names or key in names:
-                value = rest[0] if names else key
-                return _NO_LIMIT if value == "max" else int(value)
-    except (OSError, ValueError, IndexError):
+        found = re.search(rf"^{key}\W*(\d+|max)", path.read_text(), re.MULTILINE)
+    except OSError:
         return None
-    return None
-
-
-_CACHE = ("inactive_file", "total_inactive_file")  # page cache the kernel drops first (v2, v1)
+    return None if found is None else _NO_LIMIT if found[1] == "max" else int(found[1])
 
 
 def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
@@ -149,24 +115,21 @@ def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
         return None
-    v2_root = root / "unified" if (root / "unified").is_dir() else root  # "hybrid" v1 + v2
-    dirs: list[tuple[Path, str, str]] = []  # (cgroup dir, limit file, usage file)
+    v2 = root / "unified" if (root / "unified").is_dir() else root  # "hybrid" v1 + v2
+    left = []
     for line in lines:
         _, controllers, rel = [*line.split(":", 2), "", ""][:3]
-        parts = [p for p in rel.strip().split("/") if p and p != ".."]
         if controllers == "":  # v2: "0::/path"
-            base, names = v2_root, ("memory.max", "memory.current")
+            base, limit_name, usage_name = v2, "memory.max", "memory.current"
         elif "memory" in controllers.split(","):  # v1: "4:memory:/path"
-            base, names = root / "memory", ("memory.limit_in_bytes", "memory.usage_in_bytes")
+            base, limit_name = root / "memory", "memory.limit_in_bytes"
+            usage_name = "memory.usage_in_bytes"
         else:
             continue
-        dirs += [(base.joinpath(*parts[:k]), *names) for k in range(len(parts), -1, -1)]
-    best: int | None = None
-    for d, limit_name, usage_name in dirs:
-        limit = _stat(d / limit_name)
-        if limit is None or limit >= _NO_LIMIT:
-            continue
-        usage, cache = _stat(d / usage_name) or 0, _stat(d / "memory.stat", *_CACHE) or 0
-        left = limit - max(0, usage - cache)
-        best = left if best is None else min(best, left)
-    return best
+        parts = [p for p in rel.strip().split("/") if p and p != ".."]
+        for d in (base.joinpath(*parts[:k]) for k in range(len(parts) + 1)):
+            limit = _number(d / limit_name)
+            if limit is not None and limit < _NO_LIMIT:
+                cache = _number(d / "memory.stat", "inactive_file") or 0  # dropped first
+                left.append(limit - max(0, (_number(d / usage_name) or 0) - cache))
+    return min(left, default=None)

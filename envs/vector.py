@@ -70,8 +70,7 @@ class CatchVectorEnv(VectorEnv):
             )
         size, depth = render.check_frame_size(frame_size), render.check_frame_stack(frame_stack)
         self._same_step = mode == AutoresetMode.SAME_STEP
-        fits = {"copy": copy, "same_step": self._same_step}
-        check_env_fits("CatchVectorEnv", self.params, obs_type, n, size, depth, **fits)
+        check_env_fits("CatchVectorEnv", self.params, obs_type, n, size, depth)
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.obs_type, self.copy, self.render_mode = obs_type, copy, render_mode
         self.frame_stack, self.renderer = depth, render.FrameRenderer(self.params, size)
