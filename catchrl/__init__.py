@@ -1,7 +1,4 @@
-"""catchrl: the Catch game, a Keras DQN, SB3 and RLlib baselines, and supervised modules.
-
-``import catchrl`` loads the game (numpy, gymnasium); the API of ``catchrl.api`` on first use.
-"""
+"""catchrl: the Catch game, a Keras DQN, SB3/RLlib baselines, supervised modules (API: lazy)."""
 
 from __future__ import annotations
 

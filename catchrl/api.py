@@ -1,7 +1,4 @@
-"""catchrl's Python API: the ``catchrl`` commands as functions; the one place that loads agents.
-
-An SB3 ``.zip`` is a pickle (it runs code): refused unless ``trust_sb3=True`` (``--sb3``).
-"""
+"""catchrl's Python API: the ``catchrl`` commands as functions; the one place that loads agents."""
 
 from __future__ import annotations
 
@@ -43,9 +40,8 @@ def load_agent(
 ) -> Agent:
     """Load ``oracle``/``random``, a run directory, or a ``.keras``/SB3 ``.zip``/RLlib ``.npz``.
 
-    ``model``: a run directory's ``best`` (its kept model, if there is one) or ``final``;
-    ``game``: options replacing the run's own (``obs_type``, ``drift``, ``balls_per_game``,
-    ``walls``, ``spawn``).
+    ``model``: a run's ``best`` (if kept) or ``final``; ``game``: CatchEnv options replacing the
+    run's. An SB3 ``.zip`` is a pickle (it runs code): refused unless ``trust_sb3``.
     """
     if isinstance(source, Agent):
         return source
@@ -120,9 +116,7 @@ def make_config(
 ) -> TrainConfig:
     """A preset (``fast``, ``fast-state``, ``book``), a TOML file, ``overrides``, for ``algo``.
 
-    ``algo``: one of :data:`catchrl.learners.LEARNERS` (None keeps the config's).
-    ``defaults``: merge the SB3/RLlib agent's defaults for the obs type into ``cfg.sb3`` /
-    ``cfg.rllib`` (False: they are checked, but keep only the user's own, as a study saves them).
+    ``defaults``: merge the SB3/RLlib defaults into ``cfg.sb3``/``cfg.rllib`` (False: checked only).
     """
     return _for_algo(load_config(preset, path, list(overrides), algo), defaults)
 
@@ -160,12 +154,9 @@ def train(
     trust_sb3: bool = False,
     verbose: bool = False,
 ) -> TrainResult:
-    """Train into ``run_dir`` as ``catchrl train`` does; returns the run's ``TrainResult``.
+    """Train into ``run_dir`` as ``catchrl train`` does (``config``: a TrainConfig, preset or TOML).
 
-    ``config``: a ``TrainConfig``, a preset name or a TOML file (on ``resume``, the run's
-    own; ``overrides`` may change ``learners.RESUMABLE``). ``progress``: a bar (True), plain
-    lines (False) or a bar on a terminal only (None). Each of ``callbacks`` is called
-    with every validation evaluation's record; a true return stops the run.
+    ``progress``: as :class:`RunLoop`'s; ``callbacks`` get each validation record (True: stop).
     """
     configure_frameworks(verbose)
     cfg = None  # on resume: the checkpoint's

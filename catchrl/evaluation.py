@@ -70,11 +70,7 @@ class EvalResult:
 
 @functools.cache
 def start_seeds(first: int, **env_kwargs: Any) -> tuple[int, ...] | None:
-    """For each ball start x, the first seed from ``first`` on whose game starts there.
-
-    None unless a game is one ball with no drift: then its start decides it, and playing each
-    start once gives a greedy policy's exact win rate.
-    """
+    """Per ball start x, the first seed from ``first`` starting there (one ball, no drift)."""
     env = CatchVectorEnv(1024, **{**env_kwargs, "obs_type": "state"})
     if env.params.balls_per_game != 1 or env.params.drift:
         return None
@@ -98,10 +94,7 @@ def evaluate(
     every_start: bool = False,
     **env_kwargs: Any,
 ) -> EvalResult:
-    """Play ``games`` games (``num_envs`` at once) with ``CatchVectorEnv(**env_kwargs)``.
-
-    ``every_start``: one game per ball start instead, where :func:`start_seeds` finds <= ``games``.
-    """
+    """Play ``games`` games (``num_envs`` at once); ``every_start``: each ball start once."""
     if not 0 < games < MAX_EVAL_GAMES:
         raise ValueError(f"games must be in 1..{MAX_EVAL_GAMES - 1}, got {games}")
     seeds = start_seeds(seed, **env_kwargs) if every_start else None

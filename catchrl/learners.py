@@ -1,8 +1,4 @@
-"""Which learner trains a config (the Keras DQN, SB3's or RLlib's algorithms); opening a run.
-
-``open_run(load_config("fast-state"), "runs/state").run()`` trains a run. SB3 and RLlib keep
-their own loops (``learn()``, ``Algorithm.train()``) and report each vector step to the run loop.
-"""
+"""Which learner trains a config (the Keras DQN, SB3, RLlib); ``open_run(cfg, "runs/x").run()``."""
 
 from __future__ import annotations
 
@@ -28,11 +24,7 @@ tensorboard_without_tensorflow()
 
 
 class SB3Learner(Learner):
-    """An SB3 algorithm (``cfg.algo``: ``sb3-*``) in its own ``learn()`` on the native env.
-
-    A callback reports each vector step and stops at a rollout's start, where SB3's state is
-    whole; a checkpoint (SB3's zip and replay, the games, the RNGs) is pickled: ``--sb3`` resumes.
-    """
+    """An SB3 algorithm in its own ``learn()``, stopped at a rollout's start; pickled."""
 
     model_name = "model.zip"
     framework_bytes = 340 << 20  # PyTorch + SB3: peak RSS 331 MiB, fast-state, buffer 1,000
@@ -124,12 +116,7 @@ class SB3Learner(Learner):
 
 
 class RLlibLearner(Learner):
-    """An RLlib algorithm (``cfg.algo``: ``rllib-*``, new API stack) in ``Algorithm.train()``.
-
-    Each iteration plays whole games, reported step by step afterwards; a checkpoint is RLlib's
-    state in msgpack (no pickle) and the driver's RNGs: exact with ``num_env_runners = 0``.
-    Ray starts locally unless ``CATCHRL_RAY_ADDRESS`` names a cluster.
-    """
+    """An RLlib algorithm in ``Algorithm.train()`` (whole games); msgpack checkpoints."""
 
     model_name = "model-rllib.npz"
 
@@ -213,11 +200,7 @@ def open_run(
     keep_checkpoints: int = 1,
     **options: Any,
 ) -> RunLoop:
-    """Lock a run directory and open a run of ``cfg`` in it; ``options``: RunLoop's.
-
-    ``cfg`` is None on ``resume`` (the checkpoint's config, with ``resume_overrides``);
-    ``trust_pickle``: the learner may unpickle its checkpoint (SB3's).
-    """
+    """Lock ``run_dir`` and open a run of ``cfg`` (None on ``resume``); ``options``: RunLoop's."""
     from catchrl.envs.sizing import check_fits
 
     rd = RunDir(run_dir, keep=keep_checkpoints)

@@ -34,9 +34,7 @@ def tensorboard_without_tensorflow() -> None:
 class TensorBoard:
     """Scalars into ``RUN/tb``: ``tf.summary`` under eager TensorFlow (Keras), else tensorboardX.
 
-    RLlib loads TensorFlow with eager execution off (tf.summary would write nothing). Not
-    ``tensorboard.summary.Writer``: it binds TensorBoard's lazy ``tf`` to the stub of
-    :func:`tensorboard_without_tensorflow`, and Keras' TensorBoard callback fails after it.
+    Not ``tensorboard.summary.Writer``: it binds TensorBoard's lazy ``tf`` to the stub.
     """
 
     def __init__(self, logdir: Path) -> None:
@@ -71,10 +69,7 @@ class TensorBoard:
 
 
 class Progress:
-    """A tqdm bar on stderr (``enabled``; None: on a terminal), else a line on stdout every 10 s.
-
-    ``total``: the budget in env steps; ``initial``: steps done already (a resumed run).
-    """
+    """A tqdm bar on stderr (``enabled``; None: on a terminal), else a line on stdout every 10 s."""
 
     def __init__(self, total: int, enabled: bool | None = None, initial: int = 0) -> None:
         from tqdm import tqdm

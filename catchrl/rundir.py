@@ -212,11 +212,7 @@ class RunDir:
         return (self.checkpoints() or [None])[-1]
 
     def save_checkpoint(self, name: str, arrays: Arrays, state: dict[str, Any]) -> Path:
-        """Write checkpoint ``ckpt-*`` ``name`` (names sort by time), keeping the ``keep`` newest.
-
-        ``arrays``: ``{file stem: {array name: array}}``, each saved as ``stem.npz``;
-        ``state``: JSON-ready counters, RNG states and metadata (numpy scalars as floats).
-        """
+        """Write checkpoint ``name``: ``{stem: {name: array}}`` as npz, ``state`` as JSON."""
 
         def write(folder: Path) -> None:
             folder.mkdir()

@@ -36,11 +36,7 @@ LOOP_TAGS = ("rollout/", "time/", "eval/", "train/loss", "train/learning_rate")
 
 
 class Learner(ABC):
-    """A learning algorithm plugged into the run loop (``trust_pickle``: for :meth:`set_state`).
-
-    It drives its own games: ``loop.record_step(rewards, ended, ...)`` after each step,
-    ``loop.at_safe_point()`` wherever its state can be saved (True: stop now).
-    """
+    """A learning algorithm: ``loop.record_step`` each step, ``loop.at_safe_point()`` often."""
 
     model_name: ClassVar[str]  # the final model's file name in the run directory: model.keras
     has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
@@ -107,11 +103,7 @@ class TrainResult:
 
 
 class RunLoop:
-    """One training run of ``learner`` in the locked run directory ``rd`` (see ``open_run``).
-
-    ``progress``: a bar (True), plain lines (False) or a bar on a terminal (None);
-    ``on_evaluation`` gets each validation record (True: stop the run).
-    """
+    """One run of ``learner`` in the locked ``rd``; ``progress``: bar, lines (False), None: auto."""
 
     def __init__(
         self,

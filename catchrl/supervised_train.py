@@ -47,10 +47,7 @@ def _unnumbered(group: dict[str, np.ndarray]) -> list[np.ndarray]:
 
 
 class _Checkpoints(keras.callbacks.Callback):
-    """After each epoch: best.keras and a checkpoint; on resume, the counters put back.
-
-    Placed after the callbacks it saves, so the checkpoint includes their work on the epoch.
-    """
+    """After each epoch (and after the callbacks it saves): best.keras and a checkpoint."""
 
     def __init__(self, rd: RunDir, counted: dict[str, Any], restored: Any = None) -> None:
         super().__init__()
@@ -87,11 +84,7 @@ def train(
     verbose: int = 2,
     callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> TrainOutcome:
-    """Train one model into ``run_dir``; ``resume``: from its latest checkpoint to ``cfg.epochs``.
-
-    ``callbacks`` run after the built-in ones. Raises RunDirError (a run or another
-    config there, or locked), CheckpointError, DatasetError (data unfit for the task).
-    """
+    """Train one model into ``run_dir``; ``resume``: from its latest checkpoint."""
     rd = RunDir(run_dir)
     with rd.lock():  # a folder the lock made goes again if the data is refused
         ds = load_dataset(cfg.data, kind=tasks.DATA_KINDS[cfg.task])

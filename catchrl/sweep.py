@@ -117,11 +117,7 @@ def _entry(part: str, key: str, spec: Any, source: str) -> tuple[str, list]:
 def create_study(
     study: Path, base: TrainConfig, plan: dict[str, Any], leave_out: Collection[str] = ()
 ) -> Path:
-    """A new study's folder: ``study.toml`` holds ``base`` and ``plan`` as its ``[sweep]``.
-
-    ``base``: with the user's own SB3/RLlib settings (``make_config(..., defaults=False)``);
-    ``leave_out``: its keys (TABLE.KEY) the user did not set that each trial works out itself.
-    """
+    """A new study's folder: ``study.toml`` holds ``base`` (less ``leave_out``) and ``plan``."""
     if study.exists() and (not study.is_dir() or any(study.iterdir())):
         what = "a study: resume it with --resume" if (study / "study.toml").is_file() else "files"
         raise StudyError(f"{str(study)!r} already holds {what} (choose a new folder)")
@@ -266,11 +262,7 @@ def run_study(
     num_cpus: int | None = None,
     trust_pickle: bool = False,
 ) -> tuple[int, int]:
-    """Run (or resume: ``Tuner.restore``) the study; its exit code and finished trials.
-
-    Exit code: 0 when every trial finished, 1 when some failed, 128 + the signal when stopped.
-    On ``address`` (a Ray cluster), or a local Ray of our own (never one found on this machine).
-    """
+    """Run (or resume) the study; exit code (1: some failed; 128 + a signal) and trials done."""
     import ray
 
     received: list[int] = []

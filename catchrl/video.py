@@ -1,7 +1,4 @@
-"""Games played in the window ('catchrl play', 'watch'), and written as a GIF or MP4 video.
-
-A video: a frame a step, then the closing screen; it needs ``pip install 'catchrl[plot]'``.
-"""
+"""Games played in the window ('catchrl play', 'watch'), or written as a GIF/MP4, a frame a step."""
 
 from __future__ import annotations
 
@@ -53,11 +50,7 @@ def play_games(
     seed: int | None = None,
     record: bool = False,
 ) -> GamesPlayed:
-    """Play ``games`` games of ``env`` (game ``g`` seeded ``seed + g``), drawn in ``window``.
-
-    ``agent`` None: the arrow keys play. ``record`` keeps the frames. ESC or closing the
-    window ends early with what was played.
-    """
+    """Play ``games`` games (game ``g`` seeded ``seed + g``) in ``window``; ``agent`` None: keys."""
     played = GamesPlayed(total=games * env.params.balls_per_game)
 
     def status(game: int) -> str | None:  # one game: the book's band, "Score: s/N, Ball: n"

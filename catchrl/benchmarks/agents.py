@@ -1,8 +1,4 @@
-"""The race (``catchrl bench agents``, ``bench modules``): contenders on the same game.
-
-Every run is an ordinary ``catchrl train`` in a fresh process (TensorFlow and torch stay
-apart), its figures read back from its run directory (:func:`catchrl.stats.read_run`).
-"""
+"""The race (``bench agents``, ``bench modules``): each a ``catchrl train`` in a new process."""
 
 from __future__ import annotations
 
@@ -82,10 +78,7 @@ def run_race(
     settings: Sequence[str] = (),
     overrides: dict[str, list[str]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Train every (contender, obs type in ``steps``, seed) in turn under ``out_dir``.
-
-    Per ``contender (obs)``, its finished runs (with ``peak_rss_mib``); a failed one is logged.
-    """
+    """Train every (contender, obs type in ``steps``, seed) under ``out_dir``; the finished runs."""
     out_dir.mkdir(parents=True, exist_ok=True)
     groups: dict[str, list[dict[str, Any]]] = {}
     for (obs, total), seed, contender in itertools.product(steps.items(), seeds, contenders):

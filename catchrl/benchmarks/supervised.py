@@ -1,7 +1,4 @@
-"""``catchrl bench supervised``: the trainer's samples/s and training time to the goals.
-
-Held-out games are seeded from 1,000,000; samples/s is the median after the first epoch.
-"""
+"""``catchrl bench supervised``: samples/s (median after epoch 1) and time to the goals."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""Options several commands share (argparse parents), the config they ask for, bounded numbers.
-
-A bounded number checks as the config's ``Range``: ``--set`` and an option accept the same.
-"""
+"""Options several commands share (argparse parents), the config they ask for, bounded numbers."""
 
 from __future__ import annotations
 
@@ -27,10 +24,7 @@ def number(
     allow_inf: bool = False,
     note: str = "",
 ) -> Callable[[str], Any]:
-    """An argparse ``type``: a ``kind`` in ``[low, high]`` (``(low, high]`` if ``above``).
-
-    NaN is refused, ``inf`` too unless ``allow_inf``; ``note`` says why a bound is there.
-    """
+    """An argparse ``type`` checked as the config's ``Range``; ``inf`` only with ``allow_inf``."""
     bounds = Range(low, high, above, note)
 
     def parse(text: str) -> Any:
@@ -139,10 +133,7 @@ def game(**defaults: Any) -> argparse.ArgumentParser:
 
 
 def game_overrides(args: argparse.Namespace, obs_type: str | None = "pixels") -> dict[str, Any]:
-    """The game options given, as ``CatchEnv`` arguments; a ``--drift`` too large refused.
-
-    ``obs_type``: the game whose width bounds the drift (None: not known yet, not checked).
-    """
+    """The game options given, as ``CatchEnv`` arguments (``obs_type``: bounds the drift)."""
     if obs_type is not None and args.drift is not None:
         check_game(obs_type, {"drift": args.drift}, "--drift")
     keys = ("obs_type", *GAME_KEYS)
@@ -152,10 +143,7 @@ def game_overrides(args: argparse.Namespace, obs_type: str | None = "pixels") ->
 def resolve_config(
     args: argparse.Namespace, extra: Sequence[str] = (), defaults: bool = True
 ) -> TrainConfig:
-    """The config the options ask for (and ``extra`` settings), as ``catchrl train`` runs it.
-
-    ``defaults``: :func:`catchrl.api.make_config`'s (False: the user's own SB3/RLlib settings).
-    """
+    """The config the options (and ``extra``) ask for; ``defaults``: as ``make_config``'s."""
     given = {"run.seed": getattr(args, "seed", None), "run.total_steps": args.steps}  # shortcuts
     overrides = [*args.overrides, *extra, *(f"{k}={v}" for k, v in given.items() if v is not None)]
     try:
