@@ -110,17 +110,17 @@ def _number(path: Path, key: str = "") -> int | None:
 
 def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
     # The least limit - working set (usage less inactive page cache, as container runtimes
-    # count it) over the process's cgroup and its parents: v2 (memory.max) and v1.
+    # count it) over the process's cgroup and its parents: v2 (memory.max) and v1 (also
+    # in "hybrid" mode, whose unified tree holds no memory controller).
     try:
         lines = proc_cgroup.read_text().splitlines()
     except OSError:
         return None
-    v2 = root / "unified" if (root / "unified").is_dir() else root  # "hybrid" v1 + v2
     left = []
     for line in lines:
         _, controllers, rel = [*line.split(":", 2), "", ""][:3]
         if controllers == "":  # v2: "0::/path"
-            base, limit_name, usage_name = v2, "memory.max", "memory.current"
+            base, limit_name, usage_name = root, "memory.max", "memory.current"
         elif "memory" in controllers.split(","):  # v1: "4:memory:/path"
             base, limit_name = root / "memory", "memory.limit_in_bytes"
             usage_name = "memory.usage_in_bytes"
