@@ -89,7 +89,6 @@ class SB3Learner(Learner):
         logged = self.model.logger.name_to_value.items()  # the logger run() set
         numbers = (int, float, np.number)
         pending = {k: float(v) for k, v in logged if isinstance(v, numbers) and type(v) is not bool}
-        # last_loss: what the metrics rows show until SB3 logs again
         meta |= {"env": env["meta"], "rng": sb3.rng_states(), "last_loss": self.last_loss}
         return arrays, meta | {"pending_logs": pending}
 

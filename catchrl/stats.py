@@ -1,8 +1,4 @@
-"""Statistics over seeds, and their summary files, for a race or a study (bench, sweep).
-
-Costs to the target: median, IQR and worst seed (a seed that never gets there counts as
-infinite); the kept model's test win rate: IQM with a 95 % bootstrap CI (rliable's method).
-"""
+"""Statistics over seeds and their summary files (bench, sweep); IQM, bootstrap CI (rliable)."""
 
 from __future__ import annotations
 

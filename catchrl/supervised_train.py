@@ -1,8 +1,4 @@
-"""The supervised trainer: Keras ``fit`` on a task of :mod:`catchrl.supervised`, in a run directory.
-
-A checkpoint after every epoch (weights, optimizer, the callbacks' counters) lets ``resume=True``
-continue as the straight run would; ``best.keras`` has the best validation loss.
-"""
+"""The supervised trainer: Keras ``fit`` in a run directory; checkpoints resume exactly."""
 
 from __future__ import annotations
 

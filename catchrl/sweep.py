@@ -1,7 +1,6 @@
 """Studies on Ray Tune's own API: a base config x a search space x seeds (docs/sweeps.md).
 
-A study is a folder: ``study.toml`` (the base config and its ``[sweep]`` table), each trial's
-run in ``trials/NAME`` (resumed when Tune restarts it) and Tune's experiment in ``tune/``.
+A study's folder: ``study.toml`` (with its ``[sweep]``), ``trials/NAME`` runs, Tune's ``tune/``.
 """
 
 from __future__ import annotations

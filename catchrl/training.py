@@ -1,8 +1,4 @@
-"""The Keras DQN as a learner of the run loop; its checkpoints resume exactly, mid-game too.
-
-``agent.module``: ``perception`` and ``encoder`` put a frozen supervised model in front of the
-agent, ``tuned-encoder`` starts the Q-network with one, ``landing-head`` adds an aux output.
-"""
+"""The Keras DQN as a learner of the run loop (``agent.module`` too); exact resume, mid-game too."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""``catchrl bench env``: env steps per second, wall clock and CPU time (all threads).
+"""``catchrl bench env``: steps/s, wall and CPU time of CatchEnv, CatchVectorEnv and gymnax's Catch.
 
-Cases: ``CatchEnv`` and ``CatchVectorEnv`` per observation type, and gymnax's Catch (the
-competitor, where it imports); seeded random actions, a tenth of each case's time untimed
-first; a step of N games counts N steps; ``x_gymnax``: CPU steps/s against gymnax's at N.
+Seeded random actions, a tenth of each case untimed first; a step of N games counts N steps.
 """
 
 from __future__ import annotations
