@@ -169,42 +169,26 @@ class TrainConfig:
 
 
 # Presets: changes from the dataclass defaults (measured).
+# fmt: off
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {},
     "fast-state": {
         "env": {"obs_type": "state"},
-        "agent": {
-            "network": "mlp",
-            "gradient_steps": 8,
-            "epsilon_end": 0.05,
-            "epsilon_duration": 6_000,
-            "lr_decay": False,
-        },
+        "agent": {"network": "mlp", "gradient_steps": 8, "epsilon_end": 0.05,
+                  "epsilon_duration": 6_000, "lr_decay": False},
         "run": {"total_steps": 50_000, "eval_every": 32, "target_win_rate": 0.99},
     },
-    "book": {
-        # The book's run as faithfully as Keras 3 allows (SEED_CATCH.md, "The training run").
+    "book": {  # the book's run as faithfully as Keras 3 allows (SEED_CATCH.md, "The training run")
         "env": {"obs_type": "pixels", "num_envs": 1, "rules": "book", "frame_size": 80},
-        "agent": {
-            "network": "book",
-            "lr": 1e-6,
-            "loss": "mse",
-            "target_every": 0,
-            "grad_clip_norm": 0.0,
-            "batch_size": 32,
-            "gradient_steps": 1,
-            "epsilon": "book",
-            "epsilon_end": 1e-4,
-            "n_step": 1,
-            "lr_decay": False,
-            "epsilon_duration": 5_100,  # the run's games, as in the book's listing
-            "observe": 100,
-            "augment_shift": 0,
-        },
+        "agent": {"network": "book", "lr": 1e-6, "loss": "mse", "target_every": 0,
+                  "grad_clip_norm": 0.0, "batch_size": 32, "gradient_steps": 1, "n_step": 1,
+                  "epsilon": "book", "epsilon_end": 1e-4, "epsilon_duration": 5_100,  # its games
+                  "observe": 100, "augment_shift": 0, "lr_decay": False},
         # 5,100 games of 33 steps; a model every 100 games.
         "run": {"total_steps": 168_300, "eval_every": 100, "eval_games": 100, "target_win_rate": 0},
     },
 }
+# fmt: on
 
 _TABLES = {"env": EnvConfig, "agent": AgentConfig, "run": RunConfig}
 

@@ -105,10 +105,8 @@ def _entry(part: str, key: str, spec: Any, source: str) -> tuple[str, list]:
     low = 0 if kind == "loguniform" else -math.inf
     ok = len(values) == 2 and all(isinstance(a, number) and not isinstance(a, bool) for a in values)
     if kind in BOUNDED and not (ok and low < values[0] < values[1]):
-        what, bound = (
-            ("integers" if kind == "randint" else "numbers"),
-            ("LOW" if low else "0 < LOW"),
-        )
+        what = "integers" if kind == "randint" else "numbers"
+        bound = "LOW" if low else "0 < LOW"
         raise StudyError(f"{key}: {kind} needs two {what} {bound} < HIGH, got {values}")
     return kind, values
 
