@@ -40,12 +40,7 @@ GOALS = {
 
 
 def bench_case(
-    name: str,
-    games: int,
-    epochs: int,
-    test_games: int = 30,
-    batch_size: int = 0,
-    seed: int = 0,
+    name: str, games: int, epochs: int, test_games: int = 30, batch_size: int = 0, seed: int = 0
 ) -> dict[str, Any]:
     """Train one case of :data:`CASES` for ``epochs`` epochs (no early stop), timing the goals."""
     import keras
