@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["random_shift"]
-
 
 def random_shift(stacks: np.ndarray, max_shift: int, rng: np.random.Generator) -> np.ndarray:
     """Each image stack shifted sideways by its own integer offset in ``[-max_shift, max_shift]``.

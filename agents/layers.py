@@ -12,8 +12,6 @@ from typing import Any
 import keras
 from keras import ops
 
-__all__ = ["ClipToBox", "SpatialSoftArgmax"]
-
 
 @keras.saving.register_keras_serializable(package="catchrl")
 class ClipToBox(keras.layers.Layer):

@@ -20,16 +20,6 @@ import keras
 import numpy as np
 from keras import layers
 
-__all__ = [
-    "NETWORK_KINDS",
-    "DuelingAggregate",
-    "build_q_network",
-    "compile_forward",
-    "compile_predict",
-    "load_q_network",
-    "q_output",
-]
-
 NETWORK_KINDS = ("book", "small", "tiny", "mlp")
 _CNNS = {  # pool, convolutions (filters, size, stride), dense units, initialiser
     # The book's CNN (DeepMind's Atari network, other sizes): 80 -> 20 -> 10 -> 10, 512 units;
@@ -145,8 +135,7 @@ def compile_predict(
     compiled = tf.function(forward, input_signature=spec).get_concrete_function()
 
     def call(x: np.ndarray) -> Any:
-        x = np.asarray(x, dtype=dtype)
-        out = compiled(tf.convert_to_tensor(x))
+        out = compiled(tf.convert_to_tensor(np.asarray(x, dtype=dtype)))
         return tf.nest.map_structure(lambda t: t.numpy(), out)
 
     return call

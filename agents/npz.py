@@ -13,8 +13,6 @@ import numpy as np
 
 from catchrl.envs.sizing import check_fits
 
-__all__ = ["Header", "load_npz", "read_headers"]
-
 Header = tuple[tuple[int, ...], np.dtype, int]
 """A member's declared shape and dtype, and the data bytes the zip stores for it."""
 

@@ -21,8 +21,6 @@ import numpy as np
 
 from catchrl.envs.sizing import check_fits
 
-__all__ = ["ReplayMemory"]
-
 _PRIORITY_EPS = 1e-6  # keeps a zero TD error sampleable (Schaul et al., 2016)
 _FIELDS = ("frames", "actions", "rewards", "terminated", "truncated", "aux", "step_in_game")
 

@@ -17,8 +17,6 @@ from catchrl.agents.npz import load_npz
 from catchrl.agents.rllib_algos import module_spec
 from catchrl.agents.rllib_env import to_module_obs
 
-__all__ = ["FORMAT", "RLlibModule", "greedy_actions", "save_rllib_module"]
-
 FORMAT = "catchrl-rllib-module/1"
 _HEADER = "__catchrl_header__"
 

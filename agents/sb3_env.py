@@ -14,8 +14,6 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from catchrl.envs import CatchVectorEnv
 
-__all__ = ["CatchSB3VecEnv", "make_catch_vec_env"]
-
 
 def make_catch_vec_env(
     num_envs: int = 8, obs_type: str = "pixels", seed: int | None = None, **game_kwargs: Any

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["EpsilonSchedule", "book_epsilon", "linear_epsilon"]
-
 
 def linear_epsilon(step: int, start: float, end: float, duration: int) -> float:
     """ε from ``start`` at step 0 linearly to ``end`` at ``duration``, then ``end``."""

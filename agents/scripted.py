@@ -11,8 +11,6 @@ import numpy as np
 
 from catchrl.envs.core import BatchState, CatchParams, drift_batch
 
-__all__ = ["OraclePolicy", "RandomPolicy", "landing_labels", "landing_x"]
-
 
 def landing_x(
     params: CatchParams, ball_x: np.ndarray, ball_y: np.ndarray, ball_vx: np.ndarray

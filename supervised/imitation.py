@@ -11,8 +11,6 @@ import keras
 
 from catchrl.supervised.perception import build_frames_model
 
-__all__ = ["build_imitation_model"]
-
 
 def build_imitation_model(
     arch: str = "small",
