@@ -190,11 +190,11 @@ class _NoCloseBytesIO(io.BytesIO):
         pass
 
 
-def saved_bytes(save: Any) -> bytes:
-    """What an SB3 saver (``model.save``, ``save_replay_buffer``) writes to a file."""
+def saved_bytes(save: Any) -> np.ndarray:
+    """What an SB3 saver (``model.save``, ``save_replay_buffer``) writes to a file, as uint8."""
     buf = _NoCloseBytesIO()
     save(buf)
-    return buf.getvalue()
+    return np.frombuffer(buf.getvalue(), np.uint8)
 
 
 class SB3Policy:
@@ -265,10 +265,9 @@ def sb3_callback(at_rollout_start: Callable[[], bool], on_step: Callable[[Any, A
 
 def sb3_state(model: Any, algo: str) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, Any]]:
     """What ``learn()`` continues from: its zip (and replay) as bytes, RNG and episode starts."""
-    arrays = {"sb3_model": {"zip": np.frombuffer(saved_bytes(model.save), np.uint8)}}
+    arrays = {"sb3_model": {"zip": saved_bytes(model.save)}}
     if algo in OFF_POLICY:
-        replay = saved_bytes(model.save_replay_buffer)
-        arrays["sb3_replay"] = {"pkl": np.frombuffer(replay, np.uint8)}
+        arrays["sb3_replay"] = {"pkl": saved_bytes(model.save_replay_buffer)}
     meta = {
         "action_space": model.action_space.np_random.bit_generator.state,
         "last_episode_starts": np.asarray(model._last_episode_starts).tolist(),

@@ -56,10 +56,8 @@ def evaluate_model(
     if task == "imitation":
         x, g, t = all_stacks(ds, ds.steps)
         pred = np.argmax(model.predict(x, batch_size=4096, verbose=0), axis=-1)
-        return {
-            "samples": float(len(x)),
-            "action_accuracy": float((pred == ds.oracle_actions[g, t]).mean()),
-        }
+        accuracy = float((pred == ds.oracle_actions[g, t]).mean())
+        return {"samples": float(len(x)), "action_accuracy": accuracy}
     window = int(model.input_shape[1])
     perceived = None if perception is None else perceived_states(ds, perception)
     xs, landing, caught = sequence_arrays(ds, window, perceived)

@@ -139,24 +139,6 @@ def get_encoder(model: keras.Model) -> keras.Model:
         ) from None
 
 
-def load_module(path: str, encoder: bool, frames_shape: tuple[int, ...]) -> keras.Model:
-    """A saved model (a ``.keras`` file or its run directory), or its ``encoder``, checked.
-
-    ValueError: no such file, not a usable model, or frames of another shape.
-    """
-    model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)
-    if not model_path.is_file():
-        raise ValueError(f"{str(model_path)!r} does not exist")
-    try:
-        model = keras.saving.load_model(model_path, compile=False)
-        model = get_encoder(model) if encoder else model
-    except Exception as e:  # Keras raises many kinds for a bad file
-        first = (str(e).strip().splitlines() or [""])[0][:160]
-        raise ValueError(f"{model_path} is not a usable model ({type(e).__name__}: {first})") from e
-    _check_frames(str(model_path), model, frames_shape)
-    return model
-
-
 def build_q_network_from_encoder(encoder: keras.Model, head: keras.Model) -> keras.Model:
     """A Q-network ``frames -> a copy of encoder -> head`` (the perception model stays as is).
 
@@ -165,8 +147,7 @@ def build_q_network_from_encoder(encoder: keras.Model, head: keras.Model) -> ker
     copy = keras.models.clone_model(encoder)
     copy.set_weights(encoder.get_weights())
     frames = keras.Input(shape=encoder.input_shape[1:], name="frames")
-    features = copy(frames)
-    return keras.Model(frames, head(features), name="q_network")
+    return keras.Model(frames, head(copy(frames)), name="q_network")
 
 
 def build_perceived_q_network(
@@ -178,9 +159,8 @@ def build_perceived_q_network(
     one ``.keras`` file; ``space``'s finite bounds clip, as :class:`FrameModelVectorWrapper`
     did.
     """
-    frames = keras.Input(
-        shape=perception.input_shape[1:], dtype=perception.inputs[0].dtype, name="frames"
-    )
+    spec = perception.inputs[0]
+    frames = keras.Input(shape=spec.shape[1:], dtype=spec.dtype, name="frames")
     state = perception(frames)
     if np.isfinite(space.low).any() or np.isfinite(space.high).any():
         state = ClipToBox(space.low.tolist(), space.high.tolist(), name="clip_state")(state)
@@ -272,9 +252,19 @@ def frozen_module_env(
     """The module at ``path`` for ``kind``, and ``env`` behind it where it is frozen.
 
     ``perception`` and ``encoder`` wrap ``env`` (the agent sees the perceived states or the
-    features); ``tuned-encoder`` is the encoder alone. ValueError: the file does not fit.
+    features); ``tuned-encoder`` is the encoder alone (``path``: a ``.keras`` file or its run
+    directory). ValueError: no such file, not a usable model, or frames of another shape.
     """
-    module = load_module(path, kind != "perception", env.single_observation_space.shape)
+    model_path = Path(path) / "model.keras" if Path(path).is_dir() else Path(path)  # a run's
+    if not model_path.is_file():
+        raise ValueError(f"{str(model_path)!r} does not exist")
+    try:
+        module = keras.saving.load_model(model_path, compile=False)
+        module = module if kind == "perception" else get_encoder(module)
+    except Exception as e:  # Keras raises many kinds for a bad file
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise ValueError(f"{model_path} is not a usable model ({type(e).__name__}: {first})") from e
+    _check_frames(str(model_path), module, env.single_observation_space.shape)
     if kind == "encoder":
         return module, FrameModelVectorWrapper(env, module)
     if kind != "perception":

@@ -99,11 +99,8 @@ def sequence_arrays(
     states = perception_targets(params, ds.states) if perceived is None else perceived
     pos = np.asarray(states, dtype=np.float32)[..., :POSITIONS]  # without the x-speed
     landing, caught = landing_targets(ds)
-    return (
-        windows(pos, window),
-        (landing / params.width).astype(np.float32),
-        caught.astype(np.float32),
-    )
+    landing = (landing / params.width).astype(np.float32)
+    return windows(pos, window), landing, caught.astype(np.float32)
 
 
 def straight_down(x: np.ndarray) -> np.ndarray:
