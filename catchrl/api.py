@@ -169,10 +169,7 @@ def train(
         path = config if str(config).endswith(".toml") else None
         cfg = make_config("fast" if path else str(config), path, overrides, algo)
 
-    def on_evaluation(result: dict[str, Any]) -> bool:
-        return any([bool(callback(result)) for callback in callbacks])  # call every one
-
-    hook = on_evaluation if callbacks else None
+    hook = (lambda r: any([bool(c(r)) for c in callbacks])) if callbacks else None  # all called
     run = (cfg, run_dir, resume, list(overrides) if resume else (), trust_sb3)
     return open_run(*run, progress=progress, on_evaluation=hook).run()
 
