@@ -189,8 +189,8 @@ def test_the_api_never_unpickles_without_trust_sb3(tmp_path: Path) -> None:
 
 
 def test_a_run_directorys_model_files_are_its_learners_own(tmp_path):
-    from catchrl.learners import LEARNERS, learner_class
     from catchrl.api import AgentLoadError, _run_model, load_agent
+    from catchrl.learners import LEARNERS, learner_class
 
     for algo in LEARNERS:
         learner = learner_class(algo)

@@ -18,6 +18,7 @@ import keras
 import numpy as np
 import pytest
 
+from catchrl.api import load_agent
 from catchrl.cli import main
 from catchrl.config import MAX_NUM_ENVS, SEED_MAX, load_config
 from catchrl.evaluation import (
@@ -28,7 +29,6 @@ from catchrl.evaluation import (
     evaluate,
 )
 from catchrl.learners import open_run
-from catchrl.api import load_agent
 from catchrl.rundir import RunDir
 from catchrl.runloop import RunLoop, TrainResult
 

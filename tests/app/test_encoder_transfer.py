@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 from catchrl.agents.networks import q_output
+from catchrl.api import load_agent
 from catchrl.benchmarks.agents import module_overrides
 from catchrl.cli import main
 from catchrl.config import load_config
 from catchrl.envs import CatchParams
 from catchrl.evaluation import TEST_SEED, evaluate
 from catchrl.learners import open_run
-from catchrl.api import load_agent
 from catchrl.supervised.perception import build_perception_model, get_encoder
 
 STEPS = [

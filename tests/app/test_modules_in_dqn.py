@@ -11,11 +11,11 @@ from catchrl.agents.dqn import DQNAgent
 from catchrl.agents.networks import build_q_network, q_output
 from catchrl.agents.replay import ReplayMemory
 from catchrl.agents.scripted import landing_x
+from catchrl.api import load_agent
 from catchrl.cli import main
 from catchrl.config import AgentConfig, ConfigError, load_config
 from catchrl.envs import CatchParams, CatchVectorEnv
 from catchrl.learners import open_run
-from catchrl.api import load_agent
 from catchrl.supervised.perception import build_perception_model
 
 STEPS = [

@@ -15,9 +15,9 @@ import tomllib
 
 pytest.importorskip("ray.rllib")
 
+from catchrl.api import load_agent
 from catchrl.cli import main
 from catchrl.evaluation import TEST_SEED, evaluate
-from catchrl.api import load_agent
 from catchrl.rundir import METRIC_COLUMNS, RunDir
 
 
