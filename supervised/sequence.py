@@ -4,17 +4,20 @@ A recurrent model reads the last ``k`` states (true or perceived; ``k = 8``) as 
 ``(ball x / width, ball y / height, paddle x / width)`` and forecasts ``landing_x`` (the
 ball's left edge on its deciding step, / width) and ``catch`` (whether the policy that made
 the data catches it). Windows at a game's start repeat its first state, as the env's frame
-stack does.
+stack does. :class:`ForecastWrapper` adds the forecast to a ``state`` env's observation.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import keras
 import numpy as np
+from gymnasium import spaces
 from keras import layers, ops
 
+from catchrl.agents.networks import compile_predict
 from catchrl.supervised.datasets import GameDataset, perception_targets
 
 SEQUENCE_ARCHS = ("lstm", "gru", "bidirectional")
@@ -106,3 +109,34 @@ def sequence_arrays(
 def straight_down(x: np.ndarray) -> np.ndarray:
     """The trivial forecast: the ball lands where it is now (last state's ball x)."""
     return x[..., -1, 0]
+
+
+class ForecastWrapper(gym.ObservationWrapper):
+    """Append a sequence model's forecast ``[landing_x, p_catch]`` to a ``state`` observation.
+
+    ``model``: from :func:`build_sequence_model` or a ``.keras`` path. ValueError: not a
+    state env, or a model that does not read ``[k, 3]`` windows.
+    """
+
+    def __init__(self, env: gym.Env, model: keras.Model | str) -> None:
+        model = keras.models.load_model(model) if isinstance(model, str) else model
+        space, in_shape = env.observation_space, tuple(model.input_shape[1:])
+        if len(space.shape or ()) != 1 or space.shape[0] < POSITIONS:
+            raise ValueError(
+                f"ForecastWrapper needs a state observation (>= 3 numbers), got {space}"
+            )
+        if len(in_shape) != 2 or in_shape[1] != POSITIONS:
+            raise ValueError(
+                f"ForecastWrapper needs a model reading [k, {POSITIONS}] windows, got {in_shape}"
+            )
+        # the last k observations, the first one repeated after a reset
+        super().__init__(gym.wrappers.FrameStackObservation(env, in_shape[0], padding_type="reset"))
+        self.model, self._predict = model, compile_predict(model)
+        low, high = np.append(space.low, [0, 0]), np.append(space.high, [1, 1])
+        self.observation_space = spaces.Box(low, high, dtype=np.float32)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        """The newest observation and ``[landing_x, p_catch]`` (``observation``: ``[k, F]``)."""
+        out = self._predict(np.asarray(observation, dtype=np.float32)[None, :, :POSITIONS])
+        forecast = np.clip([out["landing_x"][0, 0], out["catch"][0, 0]], 0.0, 1.0)
+        return np.concatenate([observation[-1], forecast]).astype(np.float32)

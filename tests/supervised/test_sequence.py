@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from catchrl.agents.scripted import landing_labels
-from catchrl.envs import CatchParams, CatchVectorEnv
+from catchrl.envs import CatchEnv, CatchParams, CatchVectorEnv
 from catchrl.supervised import sequence as S
 from catchrl.supervised.sequence import landing_targets
 
@@ -117,6 +117,26 @@ def test_catch_forecast_beats_the_base_rate(traj_drift_ds, traj_drift_test_ds):
     p = np.clip(pred["catch"][:, 0], 1e-6, 1 - 1e-6)
     bce = -(caught * np.log(p) + (1 - caught) * np.log(1 - p)).mean()
     assert bce < base - 0.05, (bce, base)
+
+
+def test_forecast_wrapper_extends_the_state(trained_gru):
+    env = S.ForecastWrapper(CatchEnv(obs_type="state", drift=5), trained_gru)
+    assert env.observation_space.shape == (6,)
+    np.testing.assert_array_equal(env.observation_space.low, [0, 0, 0, -1, 0, 0])
+    obs, _ = env.reset(seed=3)
+    true_obs, _ = CatchEnv(obs_type="state", drift=5).reset(seed=3)
+    np.testing.assert_array_equal(obs[:4], true_obs)
+    for _ in range(12):
+        obs, *_ = env.step(1)
+    assert env.observation_space.contains(obs)
+
+
+def test_forecast_wrapper_refuses_the_wrong_env_or_model(trained_gru):
+    with pytest.raises(ValueError, match="needs a state observation"):
+        S.ForecastWrapper(CatchEnv(), trained_gru)
+    bad = keras.Sequential([keras.Input((8, 4)), keras.layers.LSTM(2)])
+    with pytest.raises(ValueError, match=r"reading \[k, 3\] windows"):
+        S.ForecastWrapper(CatchEnv(obs_type="state"), bad)
 
 
 def test_landing_labels_are_where_the_ball_lands():
