@@ -1,28 +1,27 @@
 """The native :class:`~catchrl.envs.CatchVectorEnv` as a Stable-Baselines3 ``VecEnv`` (imports SB3).
 
-Same-step autoreset; ``infos[i]`` holds what SB3's ``DummyVecEnv`` + ``Monitor`` give, and
-``is_success`` (every ball caught).
+Same-step autoreset; ``infos[i]`` holds what SB3's ``DummyVecEnv`` gives, and ``is_success``
+(every ball caught); SB3's ``VecMonitor`` adds the ``episode`` statistics ``Monitor`` gives.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from catchrl.envs import CatchVectorEnv
 
 
 def make_catch_vec_env(
     num_envs: int = 8, obs_type: str = "pixels", seed: int | None = None, **game_kwargs: Any
-) -> CatchSB3VecEnv:
+) -> VecMonitor:
     """An SB3 ``VecEnv`` of ``num_envs`` native games (game ``i`` first seeded ``seed + i``)."""
     env = CatchSB3VecEnv(num_envs, obs_type, **game_kwargs)
     if seed is not None:
         env.seed(seed)
-    return env
+    return VecMonitor(env)
 
 
 class CatchSB3VecEnv(VecEnv):
@@ -36,9 +35,6 @@ class CatchSB3VecEnv(VecEnv):
         native = self.venv_native
         super().__init__(num_envs, native.single_observation_space, native.single_action_space)
         self._actions = np.ones(num_envs, dtype=np.int64)
-        self._returns = np.zeros(num_envs, dtype=np.float64)
-        self._lengths = np.zeros(num_envs, dtype=np.int64)
-        self._t0 = time.perf_counter()
 
     def reset(self) -> np.ndarray:
         """Reset every game (seeded by ``seed()`` once); return the first observations."""
@@ -46,8 +42,6 @@ class CatchSB3VecEnv(VecEnv):
         obs, _ = self.venv_native.reset(seed=seeds)
         self._reset_seeds()
         self._reset_options()
-        self._returns[:] = 0.0
-        self._lengths[:] = 0
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
@@ -58,19 +52,13 @@ class CatchSB3VecEnv(VecEnv):
         """Step every game; SB3's ``(obs, rewards, dones, infos)``."""
         obs, reward, terminated, truncated, info = self.venv_native.step(self._actions)
         dones = terminated | truncated
-        self._returns += reward
-        self._lengths += 1
         cut = truncated & ~terminated  # [N]: a time limit, not the game, ended it
         infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
-        t = round(time.perf_counter() - self._t0, 6)
         for i in np.flatnonzero(dones):
             infos[i] |= {
                 "terminal_observation": info["final_obs"][i],
                 "is_success": bool(info["final_info"]["is_success"][i]),
-                "episode": {"r": float(self._returns[i]), "l": int(self._lengths[i]), "t": t},
             }
-        self._returns[dones] = 0.0
-        self._lengths[dones] = 0
         return obs, reward.astype(np.float32), dones, infos
 
     def close(self) -> None:
