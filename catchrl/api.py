@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -12,15 +11,7 @@ from catchrl import evaluation
 from catchrl.agents.policy import Agent, model_agent, scripted_agent
 from catchrl.agents.rllib_algos import rllib_options
 from catchrl.agents.sb3 import sb3_kwargs
-from catchrl.config import (
-    NATURE_CNN_MIN_SIZE,
-    ConfigError,
-    TrainConfig,
-    apply_overrides,
-    full_frames_where_read,
-    load_config,
-    sets_frame_size,
-)
+from catchrl.config import NATURE_CNN_MIN_SIZE, ConfigError, TrainConfig, load_config
 from catchrl.errors import CatchrlError
 from catchrl.evaluation import EvalResult
 from catchrl.learners import learner_class, open_run
@@ -108,21 +99,17 @@ def describe_model(path: Path) -> str:
 
 
 def make_config(
-    preset: str = "fast",
+    preset: str | TrainConfig = "fast",
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
     algo: str | None = None,
     defaults: bool = True,
 ) -> TrainConfig:
-    """A preset (``fast``, ``fast-state``, ``book``), a TOML file, ``overrides``, for ``algo``.
+    """A preset (``fast``, ``fast-state``, ``book``) or a config, a TOML file, overrides, ``algo``.
 
     ``defaults``: merge the SB3/RLlib defaults into ``cfg.sb3``/``cfg.rllib`` (False: checked only).
     """
-    return _for_algo(load_config(preset, path, list(overrides), algo), defaults)
-
-
-def _for_algo(cfg: TrainConfig, defaults: bool = True) -> TrainConfig:
-    """``cfg`` with its algo checked and an SB3 or RLlib agent's defaults merged."""
+    cfg = load_config(preset, path, list(overrides), algo)
     learner_class(cfg.algo)
     env = cfg.env
     if cfg.algo.startswith("rllib-"):
@@ -160,14 +147,10 @@ def train(
     """
     configure_frameworks(verbose)
     cfg = None  # on resume: the checkpoint's
-    if not resume and isinstance(config, TrainConfig):
-        cfg = copy.deepcopy(config)
-        cfg.algo = algo or cfg.algo
-        explicit = sets_frame_size({}, overrides)
-        cfg = _for_algo(full_frames_where_read(apply_overrides(cfg, list(overrides)), explicit))
-    elif not resume:
+    if not resume:
         path = config if str(config).endswith(".toml") else None
-        cfg = make_config("fast" if path else str(config), path, overrides, algo)
+        preset = config if isinstance(config, TrainConfig) else str(config)
+        cfg = make_config("fast" if path else preset, path, overrides, algo)
 
     hook = (lambda r: any([bool(c(r)) for c in callbacks])) if callbacks else None  # all called
     run = (cfg, run_dir, resume, list(overrides) if resume else (), trust_sb3)

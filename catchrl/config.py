@@ -6,6 +6,7 @@ Each source overrides the last: the preset, a TOML file (``--config``), ``--set 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
@@ -242,14 +243,17 @@ def apply_overrides(cfg: TrainConfig, overrides: list[str]) -> TrainConfig:
 
 
 def load_config(
-    preset: str = "fast",
+    preset: str | TrainConfig = "fast",
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     algo: str | None = None,
 ) -> TrainConfig:
-    """The preset (or the one the file names), the TOML file, ``--set``, ``algo``; validated."""
+    """The preset (or the file's, or a copy of a config), the TOML file, ``--set``, ``algo``."""
     data = read_toml(path) if path is not None else {}
-    cfg = preset_config(str(data.get("preset", preset)))
+    if isinstance(preset, TrainConfig):
+        cfg = copy.deepcopy(preset)
+    else:
+        cfg = preset_config(str(data.get("preset", preset)))
     _update(cfg, data, str(path))
     cfg.algo = algo or cfg.algo
     cfg = apply_overrides(cfg, overrides or [])

@@ -79,14 +79,8 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
         hint, bounds = typing.get_args(hint)[:2]
     options = typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
     typ = type(options[0]) if options else hint
-    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    ok = {
-        bool: isinstance(value, bool),
-        int: isinstance(value, int) and is_number,
-        float: is_number,
-        str: isinstance(value, str),
-    }[typ]
-    if not ok:
+    wanted = (int, float) if typ is float else typ  # an int is a float; a bool is no number
+    if not isinstance(value, wanted) or (isinstance(value, bool) and typ is not bool):
         raise ConfigError(f"{name}: expected {typ.__name__}, got {type(value).__name__} {value!r}")
     value = float(value) if typ is float else value
     if options and value not in options:
