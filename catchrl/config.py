@@ -257,22 +257,18 @@ def load_config(
     _update(cfg, data, str(path))
     cfg.algo = algo or cfg.algo
     cfg = apply_overrides(cfg, overrides or [])
-    return full_frames_where_read(cfg, sets_frame_size(data, overrides or []))
+    # 80 px frames for SB3/RLlib and frame modules where env.frame_size is not the user's
+    reads_frames = cfg.algo != "dqn" or cfg.agent.module_parts()[0] in fields.FRAME_MODULES
+    pixels_at_default = cfg.env.obs_type == "pixels" and cfg.env.frame_size == EnvConfig.frame_size
+    if reads_frames and pixels_at_default and not sets_frame_size(data, overrides or []):
+        cfg.env.frame_size = FULL_FRAME_SIZE
+    return cfg
 
 
 def sets_frame_size(data: dict[str, Any], overrides: Sequence[str]) -> bool:
     """Whether a TOML file's ``data`` or ``--set`` strings give ``env.frame_size``."""
     given = [parse_override(text)[:2] for text in overrides]
     return "frame_size" in data.get("env", {}) or ("env", "frame_size") in given
-
-
-def full_frames_where_read(cfg: TrainConfig, explicit: bool = False) -> TrainConfig:
-    """80 px frames for SB3/RLlib and frame modules where ``env.frame_size`` is not the user's."""
-    reads_frames = cfg.agent.module_parts()[0] in fields.FRAME_MODULES
-    pixels_at_default = cfg.env.obs_type == "pixels" and cfg.env.frame_size == EnvConfig.frame_size
-    if (cfg.algo != "dqn" or reads_frames) and pixels_at_default and not explicit:
-        cfg.env.frame_size = FULL_FRAME_SIZE
-    return cfg
 
 
 def config_from_dict(data: dict[str, Any]) -> TrainConfig:

@@ -37,7 +37,6 @@ class SB3Learner(Learner):
         sb3.set_torch_threads()
         self.env = make_catch_vec_env(cfg.env.num_envs, seed=cfg.run.seed, **cfg.env.game_kwargs())
         self.model = sb3.make_sb3_model(cfg.algo, self.env, cfg.sb3, seed=cfg.run.seed)
-        self.resumed = False
         self.last_loss: float | None = None
         self.pending_logs: dict[str, float] = {}  # recorded by SB3 before the checkpoint
 
@@ -73,7 +72,8 @@ class SB3Learner(Learner):
         if remaining <= 0 or loop.at_safe_point():
             return
         callback = sb3.sb3_callback(loop.at_safe_point, on_step)
-        self.model.learn(remaining, callback=callback, reset_num_timesteps=not self.resumed)
+        fresh = self.model.num_timesteps == 0  # a restored model counts on
+        self.model.learn(remaining, callback=callback, reset_num_timesteps=fresh)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The model's deterministic action for each observation (the evaluation policy)."""
@@ -107,7 +107,6 @@ class SB3Learner(Learner):
         sb3.set_rng_states(meta["rng"])
         self.last_loss = meta["last_loss"]
         self.pending_logs = meta["pending_logs"]
-        self.resumed = True
 
     def save_model(self, path: Path) -> None:
         """Write the SB3 ``.zip`` (load it with ``catchrl eval/watch --sb3``)."""

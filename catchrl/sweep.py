@@ -25,8 +25,6 @@ from catchrl.rundir import RunDir, read_json
 from catchrl.runloop import stop_signals_to
 from catchrl.stats import read_run, setting_label
 
-__all__ = ["StudyError", "Sweep", "check_trust", "create_study", "load_study", "run_study"]
-
 BOUNDED = ("uniform", "loguniform", "randint")  # Tune's functions of LOW, HIGH (randint: < HIGH)
 KINDS = ("grid_search", "choice", *BOUNDED)  # Tune's functions a swept key may use
 METRIC = "val_win_rate"  # what TPE and ASHA optimise: the last validation (the test never decides)
