@@ -101,9 +101,7 @@ def split_games(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Disjoint train / validation game indices (whole games, never frames of one game in both)."""
     order = np.random.default_rng(seed).permutation(num_games)
-    n_val = round(num_games * val_fraction)
-    if val_fraction > 0 and n_val == 0:
-        n_val = 1
+    n_val = max(round(num_games * val_fraction), int(val_fraction > 0))  # at least 1 if any
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
@@ -202,31 +200,21 @@ def fit_data(cfg: SupervisedConfig, ds: GameDataset, batch: int) -> tuple[dict[s
 
 def build_model(cfg: SupervisedConfig, ds: GameDataset) -> keras.Model:
     """Build and compile the model of ``cfg`` for ``ds`` (loss, metrics, optimizer)."""
-    opt = keras.optimizers.Adam(cfg.learning_rate)
-    speed = {"jit_compile": cfg.jit_compile}
+    opt, weights = keras.optimizers.Adam(cfg.learning_rate), None
+    shape = (ds.config.frame_size, ds.config.frame_size, ds.config.frame_stack)
     if cfg.task == "sequence":
         model = sequence.build_sequence_model(cfg.arch, cfg.window)
-        model.compile(
-            opt,
-            loss={"landing_x": "mse", "catch": "binary_crossentropy"},
-            loss_weights={"landing_x": cfg.landing_weight, "catch": 1.0},
-            metrics={"landing_x": ["mae"], "catch": ["accuracy"]},
-            **speed,
-        )
-        return model
-    shape = (ds.config.frame_size, ds.config.frame_size, ds.config.frame_stack)
-    if cfg.task == "perception":
+        loss: Any = {"landing_x": "mse", "catch": "binary_crossentropy"}
+        weights = {"landing_x": cfg.landing_weight, "catch": 1.0}
+        metrics: Any = {"landing_x": ["mae"], "catch": ["accuracy"]}
+    elif cfg.task == "perception":
         model = build_perception_model(cfg.arch, ds.params, shape)
-        units = pixel_units(ds.params, ds.config.frame_size)
-        model.compile(opt, loss=PixelMSE(units.tolist()), metrics=["mae"], **speed)
+        loss, metrics = PixelMSE(pixel_units(ds.params, ds.config.frame_size).tolist()), ["mae"]
     else:
         model = build_imitation_model(cfg.arch, shape)
-        model.compile(
-            opt,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            metrics=["accuracy"],
-            **speed,
-        )
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = ["accuracy"]
+    model.compile(opt, loss, loss_weights=weights, metrics=metrics, jit_compile=cfg.jit_compile)
     return model
 
 
