@@ -213,7 +213,7 @@ def open_run(
             check_fits(what, need, "agent.replay_capacity or env.num_envs")
         except ValueError as e:
             raise ConfigError(str(e)) from None
-        loop = RunLoop(rd, cfg, learner_cls(cfg, trust_pickle), resume, **options)
+        loop = RunLoop(rd, cfg, learner_cls(cfg, trust_pickle), **options)
         if saved is not None:
             loop.restore(checkpoint, *saved)
         return loop

@@ -174,7 +174,7 @@ class RunDir:
         return final
 
     def cut_metrics(self, size: int) -> None:
-        """On resume: cut ``metrics.tsv`` back to the ``size`` bytes a checkpoint recorded."""
+        """Cut ``metrics.tsv`` back to the ``size`` bytes a checkpoint recorded (0: none yet)."""
         have = self.metrics_path.stat().st_size if self.metrics_path.exists() else 0
         if have < size:
             raise RunDirError(

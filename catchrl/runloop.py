@@ -110,7 +110,6 @@ class RunLoop:
         rd: RunDir,
         cfg: TrainConfig,
         learner: Learner,
-        resume: bool = False,
         progress: bool | None = None,
         on_evaluation: Callable[[dict[str, Any]], bool | None] | None = None,
     ) -> None:
@@ -125,7 +124,7 @@ class RunLoop:
         self.recent: deque[tuple[float, float, int]] = deque(maxlen=100)  # won, reward, length
         self.game_reward = np.zeros(cfg.env.num_envs)
         self.game_length = np.zeros(cfg.env.num_envs, dtype=np.int64)
-        self.metrics_bytes = 0 if resume else None  # metrics.tsv is cut back to this
+        self.metrics_bytes = 0  # metrics.tsv is cut back to this (a checkpoint's size)
         self.checkpointed = (0, 0)  # games and steps at the last checkpoint
         self.signum: int | None = None
         self.fresh = True  # config.toml is (re)written
@@ -314,8 +313,7 @@ class RunLoop:
     def _train(self) -> None:
         if self.fresh:
             self.rd.write_file_atomic("config.toml", lambda p: p.write_text(to_toml(self.cfg)))
-        if self.metrics_bytes is not None:
-            self.rd.cut_metrics(self.metrics_bytes)
+        self.rd.cut_metrics(self.metrics_bytes)
         self.metrics = self.rd.open_metrics()
         if self.evaluations:
             self.rd.write_json("evals.json", self.evaluations)  # as of the checkpoint
