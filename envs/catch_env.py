@@ -10,8 +10,8 @@ from gymnasium.error import ResetNeeded
 
 from catchrl.envs import core, render
 from catchrl.envs.core import BatchState, CatchParams, CatchState
-from catchrl.envs.observations import grid_boards, make_params, observation_space, state_features
-from catchrl.envs.sizing import check_env_fits
+from catchrl.envs.observations import grid_boards, observation_space, state_features
+from catchrl.envs.sizing import check_env_args
 
 
 def check_action(action: Any) -> int:
@@ -56,15 +56,13 @@ class CatchEnv(gym.Env):
         params: CatchParams | None = None,
         **overrides: Any,
     ) -> None:
-        self.params = make_params(obs_type, params, overrides, "CatchEnv")
+        args = (obs_type, params, overrides, 1, frame_size, frame_stack)
+        self.params, _, size, depth, _ = check_env_args("CatchEnv", *args)
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(
                 f"CatchEnv: render_mode must be None, 'human' or 'rgb_array', got {render_mode!r}"
             )
-        self.obs_type, self.render_mode = obs_type, render_mode
-        depth = self.frame_stack = render.check_frame_stack(frame_stack)
-        size = render.check_frame_size(frame_size)
-        check_env_fits("CatchEnv", self.params, obs_type, 1, size, depth)
+        self.obs_type, self.render_mode, self.frame_stack = obs_type, render_mode, depth
         self.renderer = render.FrameRenderer(self.params, size)
         self.action_space = gym.spaces.Discrete(3)
         self.batch: BatchState | None = None  # the game, a batch of one

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from gymnasium import spaces
 
@@ -11,28 +9,6 @@ from catchrl.envs.core import CatchParams
 
 OBS_TYPES = ("pixels", "state", "grid")
 N, A = int | np.ndarray, np.ndarray  # one game's value or N games'; an array
-_PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
-
-
-def make_params(
-    obs_type: str, params: CatchParams | None, overrides: dict, owner: str
-) -> CatchParams:
-    """The game of ``params`` or of overrides (``grid``: bsuite's board; else the book's)."""
-    if obs_type not in OBS_TYPES:
-        raise ValueError(f"{owner}: unknown obs_type {obs_type!r}; choose one of {OBS_TYPES}")
-    unknown = sorted(set(overrides) - set(_PARAM_NAMES))
-    if unknown:
-        raise TypeError(
-            f"{owner}: unknown argument(s) {unknown}; game parameters are {list(_PARAM_NAMES)} "
-            "(plus obs_type, frame_size, frame_stack, render_mode)"
-        )
-    if params is not None:
-        if overrides:
-            raise TypeError(f"{owner}: give either params= or keyword overrides, not both")
-        if not isinstance(params, CatchParams):
-            raise TypeError(f"{owner}: params must be a CatchParams, got {type(params).__name__}")
-        return params
-    return CatchParams.bsuite(**overrides) if obs_type == "grid" else CatchParams(**overrides)
 
 
 def state_features(params: CatchParams, ball_x: N, ball_y: N, ball_vx: N, paddle_x: N) -> A:

@@ -14,7 +14,6 @@ import numpy as np
 
 from catchrl.envs.core import (
     MAX_FRAME_SIZE,
-    MAX_FRAME_STACK,
     CatchParams,
     CatchState,
     check_int_range,
@@ -49,11 +48,6 @@ def screen_rgb(params: CatchParams, state: CatchState) -> np.ndarray:
 def check_frame_size(size: object) -> int:
     """``size`` as an int in ``[1, MAX_FRAME_SIZE]``, or a ``ValueError`` naming ``frame_size``."""
     return check_int_range("frame_size", size, 1, MAX_FRAME_SIZE, "the frame size in px")
-
-
-def check_frame_stack(depth: object) -> int:
-    """``depth`` as an int in ``[1, MAX_FRAME_STACK]``, else a ``ValueError`` naming frame_stack."""
-    return check_int_range("frame_stack", depth, 1, MAX_FRAME_STACK, "frames per observation")
 
 
 def _levels(covered: A) -> A:
@@ -201,7 +195,7 @@ class FrameStack:
     """
 
     def __init__(self, renderer: FrameRenderer, num: int, depth: int) -> None:
-        s, self.renderer, self.depth = renderer.size, renderer, check_frame_stack(depth)
+        s, self.renderer, self.depth = renderer.size, renderer, depth
         self.frames = np.zeros((num, s, s, self.depth), dtype=np.uint8)
         self.corners = np.zeros((2, self.depth, num), dtype=np.int64)  # [rows, cols]
         self.pos = 0  # the ring slot of the oldest frame

@@ -1,5 +1,6 @@
-"""The memory refusal: what would not fit in the free memory is refused up front, in one line.
+"""An env's arguments checked once, and the memory refusal: what would not fit is refused.
 
+:func:`check_env_args` checks what both envs and :func:`estimate_env_bytes` take.
 :func:`check_fits`, used by the envs, the replay memory, the datasets and the run's check,
 raises a ``ValueError`` naming the setting to lower (a server sees it, not a killed process).
 The estimates count the big arrays only; the free memory is ``MemAvailable`` within the
@@ -8,6 +9,7 @@ process's cgroup limits.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -15,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from catchrl.envs.core import CatchParams
-from catchrl.envs.observations import make_params
-from catchrl.envs.render import check_frame_size, check_frame_stack
+from catchrl.envs.core import MAX_FRAME_STACK, CatchParams, check_int_range
+from catchrl.envs.observations import OBS_TYPES
+from catchrl.envs.render import check_frame_size
 
 OBS_COPIES = 10  # an env's peak per game, in observations (stack, Box bounds and masks, step): ~9
 GAME_BYTES = 1536  # per game: its generator and numbers (~1.3 KB measured)
@@ -25,6 +27,7 @@ CHECK_FROM_BYTES = 64 << 20  # smaller envs skip the check (reading the free mem
 
 MEMINFO = Path("/proc/meminfo")
 _NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is limited
+_PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 
 
 def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
@@ -37,24 +40,49 @@ def estimate_env_bytes(num_envs: int = 1, **game_kwargs: Any) -> int:
     for name in ("autoreset_mode", "copy", "render_mode"):
         kw.pop(name, None)
     obs_type, size, depth = kw.pop("obs_type"), kw.pop("frame_size"), kw.pop("frame_stack")
-    p = make_params(obs_type, kw.pop("params", None), kw, "estimate_env_bytes")
-    size, depth = check_frame_size(size), check_frame_stack(depth)
-    obs = {"pixels": size * size * depth, "grid": 4 * p.height * p.width}.get(obs_type, 16)
-    return check_num_envs(num_envs, "estimate_env_bytes") * (OBS_COPIES * obs + GAME_BYTES)
+    args = (obs_type, kw.pop("params", None), kw, num_envs, size, depth)
+    return check_env_args("estimate_env_bytes", *args, refuse=False)[-1]
 
 
-def check_env_fits(owner: str, params: CatchParams, obs_type: str, *sizes: int) -> None:
-    """Refuse an env of ``sizes`` = (num_envs, frame_size, frame_stack) that would not fit."""
+def check_env_args(
+    owner: str, obs_type: str, params: Any, overrides: dict, *sizes: Any, refuse: bool = True
+) -> tuple[CatchParams, int, int, int, int]:
+    """An env's arguments checked once: ``(params, num_envs, frame_size, frame_stack, bytes)``.
+
+    ``sizes``: num_envs, frame_size, frame_stack. The game is ``params`` or ``CatchParams``
+    of ``overrides`` (``grid``: bsuite's board). With ``refuse``, an env that would not fit
+    in the free memory raises ``ValueError``.
+    """
     n, size, depth = sizes
-    kw = {"obs_type": obs_type, "frame_size": size, "frame_stack": depth, "params": params}
-    need, what = estimate_env_bytes(n, **kw), f"frame_size={size}, frame_stack={depth}"
-    if need < CHECK_FROM_BYTES:
-        return
-    what = what if obs_type == "pixels" else f"obs_type={obs_type!r}"
-    if owner == "CatchEnv":
-        check_fits(f"CatchEnv: {what}", need, "frame_size, frame_stack or the world's size")
-    else:
-        check_fits(f"{owner}: num_envs={n} with {what}", need, "num_envs")
+    if obs_type not in OBS_TYPES:
+        raise ValueError(f"{owner}: unknown obs_type {obs_type!r}; choose one of {OBS_TYPES}")
+    unknown = sorted(set(overrides) - set(_PARAM_NAMES))
+    if unknown:
+        raise TypeError(
+            f"{owner}: unknown argument(s) {unknown}; game parameters are {list(_PARAM_NAMES)} "
+            "(plus obs_type, frame_size, frame_stack, render_mode)"
+        )
+    if params is None:
+        params = (CatchParams.bsuite if obs_type == "grid" else CatchParams)(**overrides)
+    elif overrides:
+        raise TypeError(f"{owner}: give either params= or keyword overrides, not both")
+    elif not isinstance(params, CatchParams):
+        raise TypeError(f"{owner}: params must be a CatchParams, got {type(params).__name__}")
+    integer = isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
+    if not integer or n < 1:
+        raise ValueError(f"{owner}: num_envs must be a positive int, got {n!r}")
+    size, stack = check_frame_size(size), "frames per observation"
+    depth = check_int_range("frame_stack", depth, 1, MAX_FRAME_STACK, stack)
+    obs = {"pixels": size * size * depth, "grid": 4 * params.height * params.width}
+    need = int(n) * (OBS_COPIES * obs.get(obs_type, 16) + GAME_BYTES)
+    if refuse and need >= CHECK_FROM_BYTES:
+        what = f"frame_size={size}, frame_stack={depth}"
+        what = what if obs_type == "pixels" else f"obs_type={obs_type!r}"
+        if owner == "CatchEnv":
+            check_fits(f"CatchEnv: {what}", need, "frame_size, frame_stack or the world's size")
+        else:
+            check_fits(f"{owner}: num_envs={n} with {what}", need, "num_envs")
+    return params, int(n), size, depth, need
 
 
 def check_fits(what: str, need: int, lower: str) -> int:
@@ -69,14 +97,6 @@ def check_fits(what: str, need: int, lower: str) -> int:
             f"lower {lower}"
         )
     return need
-
-
-def check_num_envs(num_envs: Any, owner: str) -> int:
-    """``num_envs`` as an int >= 1, else a ``ValueError`` naming it (no upper bound but memory)."""
-    ok = isinstance(num_envs, (int, np.integer)) and not isinstance(num_envs, (bool, np.bool_))
-    if not ok or num_envs < 1:
-        raise ValueError(f"{owner}: num_envs must be a positive int, got {num_envs!r}")
-    return int(num_envs)
 
 
 def format_gb(n_bytes: int) -> str:

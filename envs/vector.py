@@ -22,8 +22,8 @@ from gymnasium.vector.utils import batch_space
 
 from catchrl.envs import render
 from catchrl.envs.core import BatchState, CatchParams, check_reset_options, reset_batch, step_batch
-from catchrl.envs.observations import grid_boards, make_params, observation_space, state_features
-from catchrl.envs.sizing import check_env_fits, check_num_envs
+from catchrl.envs.observations import grid_boards, observation_space, state_features
+from catchrl.envs.sizing import check_env_args
 
 _MODES = {"next_step": AutoresetMode.NEXT_STEP, "same_step": AutoresetMode.SAME_STEP}
 _COUNTS = ("caught", "missed", "balls_left")
@@ -55,8 +55,8 @@ class CatchVectorEnv(VectorEnv):
         params: CatchParams | None = None,
         **overrides: Any,
     ) -> None:
-        self.params = make_params(obs_type, params, overrides, "CatchVectorEnv")
-        n = self.num_envs = check_num_envs(num_envs, "CatchVectorEnv")
+        args = (obs_type, params, overrides, num_envs, frame_size, frame_stack)
+        self.params, n, size, depth, _ = check_env_args("CatchVectorEnv", *args)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(
                 f"CatchVectorEnv: render_mode must be None or 'rgb_array', got {render_mode!r}; "
@@ -68,11 +68,9 @@ class CatchVectorEnv(VectorEnv):
                 "CatchVectorEnv: autoreset_mode must be 'next_step' or 'same_step', "
                 f"got {autoreset_mode!r}"
             )
-        size, depth = render.check_frame_size(frame_size), render.check_frame_stack(frame_stack)
         self._same_step = mode == AutoresetMode.SAME_STEP
-        check_env_fits("CatchVectorEnv", self.params, obs_type, n, size, depth)
         self.metadata = {**self.metadata, "autoreset_mode": mode}
-        self.obs_type, self.copy, self.render_mode = obs_type, copy, render_mode
+        self.obs_type, self.copy, self.render_mode, self.num_envs = obs_type, copy, render_mode, n
         self.frame_stack, self.renderer = depth, render.FrameRenderer(self.params, size)
         self.batch = BatchState.zeros(n)
         self._rngs: list[np.random.Generator] = []
