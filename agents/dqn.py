@@ -14,18 +14,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from catchrl.agents.networks import compile_forward, q_output
-
-__all__ = ["LANDING_WEIGHT", "DQNAgent", "learning_rate"]
+from catchrl.agents.networks import compile_predict, q_output
 
 LANDING_WEIGHT = 10.0  # the landing head's loss weight (docs/supervised_results.md)
 
 
 def learning_rate(config: Any, progress: float) -> float:
     """The learning rate at ``progress`` (0 to 1) of the run: ``lr``, or linearly down to 0."""
-    if not config.lr_decay:
-        return float(config.lr)
-    return float(config.lr) * (1.0 - min(max(progress, 0.0), 1.0))
+    decay = 1.0 - min(max(progress, 0.0), 1.0) if config.lr_decay else 1.0
+    return float(config.lr) * decay
 
 
 class DQNAgent:
@@ -58,7 +55,7 @@ class DQNAgent:
             self.target_model.set_weights(model.get_weights())
         self.optimizer = optimizer or keras.optimizers.Adam(learning_rate=config.lr)
         self.optimizer.build(model.trainable_variables)
-        self._q = compile_forward(model)
+        self._q = compile_predict(model, q_output)
         self._update = tf.function(self._update_step)
 
     # -- acting ------------------------------------------------------------------------

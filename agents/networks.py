@@ -141,11 +141,6 @@ def compile_predict(
     return call
 
 
-def compile_forward(model: keras.Model) -> Callable[[np.ndarray], np.ndarray]:
-    """One compiled ``obs [B, ...] -> Q [B, A]`` of a Q-network (:func:`compile_predict`)."""
-    return compile_predict(model, q_output)
-
-
 def load_q_network(path: str) -> keras.Model:
     """Load a ``.keras`` Q-network (not compiled), catchrl's custom layers registered."""
     import catchrl.agents.layers  # noqa: F401  (registers the custom layers)

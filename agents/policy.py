@@ -100,14 +100,14 @@ def load_model(
             "pass --sb3 (in Python trust_sb3=True) if you trust it"
         )
     if path.suffix == ".keras":
-        from catchrl.agents.networks import compile_forward, load_q_network
+        from catchrl.agents.networks import compile_predict, load_q_network, q_output
 
         try:
             network = load_q_network(str(path))
         except Exception as e:  # Keras raises many kinds for a file that is not a model
             why = f"{type(e).__name__}: {str(e).strip()[:200]}"
             raise ValueError(f"{path}: not a loadable Keras model ({why})") from e
-        forward = compile_forward(network)
+        forward = compile_predict(network, q_output)
         greedy = lambda obs, states=None: np.argmax(forward(obs), axis=1)  # noqa: E731
         return greedy, forward, tuple(network.input_shape[1:])
     if path.suffix == ".zip":

@@ -175,12 +175,12 @@ def test_landing_head_shares_the_trunk_and_q_output_picks_the_q_values(kind):
 
 
 def test_compile_predict_equals_the_model_for_one_or_many_and_any_output_structure():
-    from catchrl.agents.networks import compile_forward, compile_predict
+    from catchrl.agents.networks import compile_predict, q_output
 
     obs = keras.Input((3,), name="obs")
     hidden = keras.layers.Dense(4, activation="relu")(obs)
     model = keras.Model(obs, [keras.layers.Dense(3)(hidden), keras.layers.Dense(1)(hidden)])
-    predict, forward = compile_predict(model), compile_forward(model)
+    predict, forward = compile_predict(model), compile_predict(model, q_output)
     for n in (1, 7):  # one observation and a batch
         x = sample_obs("mlp", n).astype(np.float64)  # converted to the input's float32
         want = [keras.ops.convert_to_numpy(v) for v in model(x.astype(np.float32))]
