@@ -109,9 +109,7 @@ def train(
             restored = RunDir.load_checkpoint(latest)
             model.set_weights(_unnumbered(restored[0]["model"]))
             model.optimizer.build(model.trainable_variables)
-            optimizer = _unnumbered(restored[0]["optimizer"])
-            for variable, value in zip(model.optimizer.variables, optimizer, strict=True):
-                variable.assign(value)
+            model.optimizer.set_weights(_unnumbered(restored[0]["optimizer"]))
             rd.cut_metrics(int(restored[1]["metrics_bytes"]))
             initial_epoch = int(restored[1]["epoch"])
         else:  # rows of a first epoch that never reached its checkpoint
