@@ -18,7 +18,7 @@ def check_action(action: Any) -> int:
     """``action`` (an integer or 0-d integer array in {0, 1, 2}) as an int, else raise."""
     if isinstance(action, np.ndarray) and action.shape == ():
         action = action[()]
-    if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+    if not core.is_int(action):
         shape = f" of shape {action.shape}" if isinstance(action, np.ndarray) else ""
         raise TypeError(
             f"Catch action must be one integer in {{0, 1, 2}} (0 = left, 1 = stay, "

@@ -55,7 +55,7 @@ class CatchParams:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if f.type == "int" and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+            if f.type == "int" and not is_int(v):
                 raise TypeError(f"CatchParams.{f.name} must be an int, got {v!r}")
         positive = ("width", "height", "ball_size", "ball_speed", "paddle_width", "paddle_height")
         for name in (*positive, "paddle_speed", "balls_per_game"):
@@ -194,35 +194,29 @@ class BatchState:
         return out
 
 
-RESET_OPTIONS = ("ball_x", "ball_vx", "paddle_x")  # the first ball's left edge, speed; paddle x
-
-
 def check_reset_options(params: CatchParams, options: Any, owner: str) -> dict[str, int]:
     """``reset(options=...)`` checked: ``ball_x``, ``ball_vx``, ``paddle_x`` in their ranges."""
-    if options is None:
-        return {}
+    name, options = f"{owner}.reset", {} if options is None else options
     if not isinstance(options, dict):
-        kind = type(options).__name__
-        raise TypeError(f"{owner}.reset: options must be a dict or None, got {kind}")
-    unknown = sorted(set(options) - set(RESET_OPTIONS), key=str)
+        raise TypeError(f"{name}: options must be a dict or None, got {type(options).__name__}")
+    ranges = {"ball_x": (0, params.spawn_max_x), "ball_vx": (-params.drift, params.drift)}
+    ranges["paddle_x"] = (0, params.paddle_max_x)  # the first ball's left edge, speed; paddle x
+    unknown = sorted(set(options) - set(ranges), key=str)
     if unknown:
-        raise ValueError(
-            f"{owner}.reset: unknown option(s) {unknown}; the options are {list(RESET_OPTIONS)}"
-        )
-    p = params
-    ranges = {"ball_x": (0, p.spawn_max_x), "ball_vx": (-p.drift, p.drift)}
-    ranges["paddle_x"] = (0, p.paddle_max_x)
-    name = f"{owner}.reset option"
-    return {k: check_int_range(f"{name} {k!r}", v, *ranges[k]) for k, v in options.items()}
+        raise ValueError(f"{name}: unknown option(s) {unknown}; the options are {list(ranges)}")
+    return {k: check_int_range(f"{name} option {k!r}", v, *ranges[k]) for k, v in options.items()}
+
+
+def is_int(value: Any) -> bool:
+    """Whether ``value`` is an int or a numpy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
 def check_int_range(name: str, value: Any, low: int, high: int, what: str = "") -> int:
     """``value`` as an int if it is one in ``[low, high]``, else a ``ValueError`` naming it."""
-    about = f" ({what})" if what else ""
-    if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+    if not (is_int(value) and low <= value <= high):
+        about = f" ({what})" if what else ""
         raise ValueError(f"{name}{about} must be an int in [{low}, {high}], got {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name}{about} must be an int in [{low}, {high}], got {value}")
     return int(value)
 
 

@@ -15,9 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from catchrl.envs.core import MAX_FRAME_STACK, CatchParams, check_int_range
+from catchrl.envs.core import MAX_FRAME_STACK, CatchParams, check_int_range, is_int
 from catchrl.envs.observations import OBS_TYPES
 from catchrl.envs.render import check_frame_size
 
@@ -68,8 +66,7 @@ def check_env_args(
         raise TypeError(f"{owner}: give either params= or keyword overrides, not both")
     elif not isinstance(params, CatchParams):
         raise TypeError(f"{owner}: params must be a CatchParams, got {type(params).__name__}")
-    integer = isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_))
-    if not integer or n < 1:
+    if not (is_int(n) and n >= 1):
         raise ValueError(f"{owner}: num_envs must be a positive int, got {n!r}")
     size, stack = check_frame_size(size), "frames per observation"
     depth = check_int_range("frame_stack", depth, 1, MAX_FRAME_STACK, stack)
