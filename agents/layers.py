@@ -62,8 +62,7 @@ class SpatialSoftArgmax(keras.layers.Layer):
         prob = ops.softmax(logits, axis=-1)
         ys = (ops.arange(h, dtype="float32") + 0.5) / h
         xs = (ops.arange(w, dtype="float32") + 0.5) / w
-        grid_x = ops.reshape(ops.tile(xs[None, :], (h, 1)), (h * w,))
-        grid_y = ops.reshape(ops.tile(ys[:, None], (1, w)), (h * w,))
+        grid_y, grid_x = (ops.reshape(g, (h * w,)) for g in ops.meshgrid(ys, xs, indexing="ij"))
         ex = ops.sum(prob * grid_x, axis=-1)  # [B, C]
         ey = ops.sum(prob * grid_y, axis=-1)
         return ops.cast(ops.concatenate([ex, ey], axis=-1), self.compute_dtype)

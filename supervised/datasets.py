@@ -28,6 +28,7 @@ import numpy as np
 
 from catchrl.agents.npz import load_npz, read_headers
 from catchrl.envs import CatchParams, CatchVectorEnv
+from catchrl.envs.observations import state_features
 from catchrl.envs.sizing import check_fits
 
 FORMAT_VERSION = 1
@@ -71,11 +72,6 @@ class DatasetConfig:
         if not 0.0 <= lo <= hi <= 1.0:
             raise ValueError(f"random_prob must be 0 <= low <= high <= 1, got {self.random_prob}")
         CatchParams(**self.params)  # validates
-
-    @property
-    def has_frames(self) -> bool:
-        """Whether this kind stores frames."""
-        return self.kind != "trajectories"
 
     def to_json(self) -> str:
         """Return the config as JSON."""
@@ -125,7 +121,7 @@ def _expected(cfg: DatasetConfig) -> dict[str, tuple[tuple[int, ...], np.dtype]]
         "oracle_actions": ((g, t + 1), np.dtype(np.int8)),
         "rewards": ((g, t), np.dtype(np.float32)),
     }
-    if cfg.has_frames:
+    if cfg.kind != "trajectories":
         want["frames"] = ((g, t + 1, s, s), np.dtype(np.uint8))
     return want
 
@@ -155,7 +151,7 @@ def make_dataset(
     check_fits(f"a dataset of {games:,} games", _nbytes(cfg), "--games")
     steps = params.max_episode_steps
     n = min(num_envs, games)
-    obs_type = "pixels" if cfg.has_frames else "state"
+    obs_type = "state" if cfg.kind == "trajectories" else "pixels"
     env = CatchVectorEnv(n, obs_type, cfg.frame_size, cfg.frame_stack, params=params)
     from catchrl.agents.scripted import OraclePolicy
 
@@ -296,12 +292,8 @@ def frame_stacks(
 
 
 def perception_targets(params: CatchParams, states: np.ndarray) -> np.ndarray:
-    """The ``state`` observation (as ``state_features``) of true states ``[..., 4]``: float32.
+    """The ``state`` observation (the env's ``state_features``) of true states ``[..., 4]``.
 
     Ball x / width, ball y / height, paddle x / width, and with drift ball x-speed / drift.
     """
-    s = states.astype(np.float32)
-    cols = [s[..., 0] / params.width, s[..., 1] / params.height, s[..., 3] / params.width]
-    if params.drift:
-        cols.append(s[..., 2] / params.drift)
-    return np.stack(cols, axis=-1).astype(np.float32)
+    return state_features(params, *np.moveaxis(states, -1, 0))  # ball x, y, vx, paddle x
