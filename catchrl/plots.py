@@ -55,9 +55,8 @@ def plot_runs(runs: Sequence[dict[str, Any]], window: int = 100) -> Any:
     ax_win, ax_time = fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1])
     kinds = list(dict.fromkeys(_loss_kind(run["config"].algo) for run in runs))
     loss_cells = grid[1, 0].subgridspec(len(kinds), 1, hspace=0.45)
-    loss_axes: dict[str, Any] = {}
-    for j, kind in enumerate(kinds):
-        loss_axes[kind] = fig.add_subplot(loss_cells[j], sharex=loss_axes.get(kinds[0]))
+    loss_column = loss_cells.subplots(sharex=True, squeeze=False)[:, 0]
+    loss_axes = dict(zip(kinds, loss_column, strict=True))
     ax_eps = fig.add_subplot(grid[1, 1])
     for i, run in enumerate(runs):
         color, m, label = f"C{i % 10}", run["metrics"], run["label"]
