@@ -62,20 +62,19 @@ class CatchVectorEnv(VectorEnv):
                 f"CatchVectorEnv: render_mode must be None or 'rgb_array', got {render_mode!r}; "
                 "to watch a game in a window use CatchEnv(render_mode='human')"
             )
-        mode = _MODES.get(str(getattr(autoreset_mode, "value", autoreset_mode)))
+        modes = _MODES.values()
+        mode = autoreset_mode if autoreset_mode in modes else _MODES.get(str(autoreset_mode))
         if mode is None:
             raise ValueError(
                 "CatchVectorEnv: autoreset_mode must be 'next_step' or 'same_step', "
                 f"got {autoreset_mode!r}"
             )
-        self._same_step = mode == AutoresetMode.SAME_STEP
         self.metadata = {**self.metadata, "autoreset_mode": mode}
         self.obs_type, self.copy, self.render_mode, self.num_envs = obs_type, copy, render_mode, n
         self.frame_stack, self.renderer = depth, render.FrameRenderer(self.params, size)
-        self.batch = BatchState.zeros(n)
+        self.batch: BatchState | None = None  # the N games, after reset()
         self._rngs: list[np.random.Generator] = []
         self._needs_reset = np.zeros(n, dtype=bool)  # next_step: these restart on the next call
-        self._started = False
         self._stack = render.FrameStack(self.renderer, n, depth) if obs_type == "pixels" else None
         sample = self._stack.frames[0] if self._stack else self._features(BatchState.zeros(1))[0]
         self.single_observation_space = observation_space(obs_type, sample)
@@ -103,14 +102,13 @@ class CatchVectorEnv(VectorEnv):
         for name, value in start.items():
             getattr(self.batch, name)[:] = value
         self._needs_reset[:] = False
-        self._started = True
         return self._out(self._observe(np.arange(n), push=False)), self._infos()
 
     def step(
         self, actions: Any
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         """Step all N games with ``actions[N]``; autoreset and infos: the module docstring."""
-        if not self._started:
+        if self.batch is None:
             raise RuntimeError("CatchVectorEnv: call reset() before step()")
         a, b = self._check_actions(actions), self.batch
         n, restart = self.num_envs, np.flatnonzero(self._needs_reset)
@@ -124,7 +122,7 @@ class CatchVectorEnv(VectorEnv):
         obs = self._observe(restart if restart.size else None, push=restart.size < n)
         self._needs_reset[:] = False
         infos = self._infos()
-        if terminated.any() and self._same_step:
+        if terminated.any() and self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP:
             done = np.flatnonzero(terminated)
             final = np.empty(n, dtype=object)
             for i, last in zip(done, obs[done], strict=True):  # copies: redrawn below
@@ -144,7 +142,7 @@ class CatchVectorEnv(VectorEnv):
         if self.render_mode is None:
             logger.warn("CatchVectorEnv.render() without a render_mode; pass 'rgb_array'")
             return None
-        if not self._started:
+        if self.batch is None:
             raise ResetNeeded("CatchVectorEnv: call reset() before render()")
         b, p = self.batch, self.params
         return tuple(render.screen_rgb(p, b.get(i)) for i in range(self.num_envs))
@@ -162,7 +160,7 @@ class CatchVectorEnv(VectorEnv):
 
     def get_state(self) -> dict[str, Any]:
         """A snapshot for checkpoints, ``{"arrays": {...}, "meta": JSON-ready}``, exact mid-game."""
-        if not self._started:
+        if self.batch is None:
             raise RuntimeError("CatchVectorEnv.get_state: call reset() first")
         arrays = {f"batch_{k}": v.copy() for k, v in vars(self.batch).items()}
         arrays["needs_reset"] = self._needs_reset.copy()
@@ -178,16 +176,14 @@ class CatchVectorEnv(VectorEnv):
         """Restore a :meth:`get_state` snapshot of this game; returns the observations."""
         arrays, meta = state["arrays"], state["meta"]
         for key, value in self._identity().items():
-            if meta.get(key) != value:
-                got = meta.get(key)
+            if (got := meta.get(key)) != value:
                 raise ValueError(f"CatchVectorEnv.set_state: snapshot {key} {got!r}, env {value!r}")
-        kinds = {k: v.dtype for k, v in vars(self.batch).items()}
+        kinds = {k: v.dtype for k, v in vars(BatchState.zeros(1)).items()}
         self.batch = BatchState(**{k: np.array(arrays[f"batch_{k}"], t) for k, t in kinds.items()})
         self._needs_reset = np.array(arrays["needs_reset"], dtype=bool)
         self._rngs = [np.random.default_rng() for _ in meta["rngs"]]  # PCG64, as seeding's
         for rng, s in zip(self._rngs, meta["rngs"], strict=True):
             rng.bit_generator.state = s
-        self._started = True
         if self._stack is None:
             return self._out(self._observe(None, push=False))
         st, corners = self._stack, (arrays["frame_rows"], arrays["frame_cols"])

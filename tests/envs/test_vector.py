@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode
 
 import catchrl.envs  # noqa: F401 - registers the ids
 from catchrl.envs import ENV_IDS, CatchEnv, CatchVectorEnv
@@ -157,6 +158,12 @@ def test_bad_actions_are_refused_clearly(actions, error, match):
 def test_bad_construction_is_refused_clearly(kwargs, error, match):
     with pytest.raises(error, match=match):
         CatchVectorEnv(**kwargs)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_autoreset_mode_may_be_gymnasiums_enum(mode):
+    vec = CatchVectorEnv(2, obs_type="state", autoreset_mode=mode)
+    assert vec.metadata["autoreset_mode"] == mode
 
 
 def test_step_before_reset_is_refused():
