@@ -114,7 +114,7 @@ def build_q_network(
 
 
 def compile_predict(
-    model: keras.Model, select: Callable[[Any], Any] | None = None
+    model: keras.Model, select: Callable[[Any], Any] = lambda out: out
 ) -> Callable[[np.ndarray], Any]:
     """One compiled ``x [B, ...] -> select(model(x))`` as numpy, for any batch size B.
 
@@ -125,12 +125,10 @@ def compile_predict(
     import tensorflow as tf
 
     dtype = model.inputs[0].dtype
-    pick = select if select is not None else (lambda out: out)
-
     spec = [tf.TensorSpec((None, *model.inputs[0].shape[1:]), dtype)]
 
     def forward(x: Any) -> Any:
-        return pick(model(x, training=False))
+        return select(model(x, training=False))
 
     compiled = tf.function(forward, input_signature=spec).get_concrete_function()
 

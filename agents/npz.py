@@ -13,9 +13,6 @@ import numpy as np
 
 from catchrl.envs.sizing import check_fits
 
-Header = tuple[tuple[int, ...], np.dtype, int]
-"""A member's declared shape and dtype, and the data bytes the zip stores for it."""
-
 HEADER_READERS = {
     (1, 0): np.lib.format.read_array_header_1_0,
     (2, 0): np.lib.format.read_array_header_2_0,
@@ -23,8 +20,11 @@ HEADER_READERS = {
 """``.npy`` format versions read (3.0, UTF-8 field names, is refused)."""
 
 
-def read_headers(path: str | os.PathLike[str]) -> dict[str, Header]:
-    """Each member's ``.npy`` header of an ``.npz``, by array name (ValueError: not an ``.npz``)."""
+def read_headers(path: str | os.PathLike[str]) -> dict[str, tuple[tuple, np.dtype, int]]:
+    """Each member's declared shape and dtype and the data bytes the zip stores, by array name.
+
+    ValueError: not an ``.npz``.
+    """
     members = {}
     try:
         with zipfile.ZipFile(path) as z:

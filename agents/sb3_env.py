@@ -28,11 +28,8 @@ class CatchSB3VecEnv(VecEnv):
     """The native vector env as an SB3 ``VecEnv`` (see the module's docstring)."""
 
     def __init__(self, num_envs: int, obs_type: str, **game_kwargs: Any) -> None:
-        self.venv_native = CatchVectorEnv(
-            num_envs, obs_type=obs_type, autoreset_mode="same_step", **game_kwargs
-        )
-        self.render_mode = None
-        native = self.venv_native
+        native = CatchVectorEnv(num_envs, obs_type, autoreset_mode="same_step", **game_kwargs)
+        self.venv_native = native  # its render_mode (None) is SB3's
         super().__init__(num_envs, native.single_observation_space, native.single_action_space)
         self._actions = np.ones(num_envs, dtype=np.int64)
 
@@ -55,10 +52,8 @@ class CatchSB3VecEnv(VecEnv):
         cut = truncated & ~terminated  # [N]: a time limit, not the game, ended it
         infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(c)} for c in cut]
         for i in np.flatnonzero(dones):
-            infos[i] |= {
-                "terminal_observation": info["final_obs"][i],
-                "is_success": bool(info["final_info"]["is_success"][i]),
-            }
+            infos[i]["terminal_observation"] = info["final_obs"][i]
+            infos[i]["is_success"] = bool(info["final_info"]["is_success"][i])
         return obs, reward.astype(np.float32), dones, infos
 
     def close(self) -> None:
@@ -67,8 +62,7 @@ class CatchSB3VecEnv(VecEnv):
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
         """The native env's attribute, once per index."""
-        target = self if attr_name == "render_mode" else self.venv_native
-        return [getattr(target, attr_name) for _ in self._get_indices(indices)]
+        return [getattr(self.venv_native, attr_name) for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
         """Set the native env's attribute (for every game)."""
