@@ -102,7 +102,7 @@ def evaluate(
     games = len(seeds) if seeds is not None else games
     num_envs = max(1, min(num_envs, games))
     env = CatchVectorEnv(num_envs, autoreset_mode="next_step", **env_kwargs)
-    wins, length_sum, reward_sum = 0, 0.0, 0.0  # running sums: memory stays flat at any games
+    sums = np.zeros(3)  # balls caught, steps, reward of the games played: flat memory at any games
     for start in range(0, games, num_envs):
         count = min(num_envs, games - start)
         if seeds is None:
@@ -110,18 +110,14 @@ def evaluate(
         else:  # the batch's unplayed games get seed 0
             obs, _ = env.reset(seed=[*seeds[start : start + count], *[0] * (num_envs - count)])
         done = np.zeros(num_envs, dtype=bool)
-        length, total, caught = np.zeros((3, num_envs))  # sums of small ints: exact in floats
+        counts = np.zeros((3, num_envs))  # per game, as sums: small ints, exact in floats
         while not done[:count].all():
             actions = np.asarray(policy(obs, env.batch), dtype=np.int64)
             obs, reward, terminated, truncated, _ = env.step(actions)
-            live = ~done
-            length += live
-            total += np.where(live, reward, 0.0)
-            caught += live & (reward > 0)
+            counts += ~done * np.stack([reward > 0, np.ones(num_envs), reward])  # [3, N]
             done |= terminated | truncated
-        wins += int(caught[:count].sum())
-        length_sum += float(length[:count].sum())
-        reward_sum += float(total[:count].sum())
+        sums += counts[:, :count].sum(axis=1)
     env.close()
     balls = games * env.params.balls_per_game
-    return EvalResult(balls, wins, mean_length=length_sum / games, mean_reward=reward_sum / games)
+    caught, length, total = sums.tolist()
+    return EvalResult(balls, int(caught), mean_length=length / games, mean_reward=total / games)
