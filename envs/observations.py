@@ -54,7 +54,6 @@ def observation_space(obs_type: str, sample: np.ndarray) -> spaces.Box:
     """The Box of one observation, derived from an observation actually returned."""
     if obs_type != "state":  # grey levels or bsuite's 0/1 cells
         return spaces.Box(0, 255 if obs_type == "pixels" else 1, sample.shape, sample.dtype)
-    low = np.zeros(sample.shape, dtype=sample.dtype)
-    if sample.shape[-1] == 4:  # the drift speed column
-        low[-1] = -1.0
-    return spaces.Box(low, np.ones(sample.shape, dtype=sample.dtype), dtype=sample.dtype)
+    low = np.zeros_like(sample)
+    low[3:] = -1.0  # the drift speed column, with drift
+    return spaces.Box(low, np.ones_like(sample), dtype=sample.dtype)
