@@ -57,12 +57,10 @@ class SB3Learner(Learner):
                 step, {k: v for k, v in scalars.items() if not k.startswith(LOOP_TAGS)}
             )
 
-        def on_step(model: Any, step: dict[str, Any]) -> None:
-            rewards = np.asarray(step["rewards"], dtype=np.float64)
-            ended = np.asarray(step["dones"], dtype=bool)
+        def on_step(model: Any, step: dict[str, Any]) -> None:  # SB3's locals: its env's arrays
             epsilon = float(getattr(model, "exploration_rate", 0.0))
             rate = float(model.lr_schedule(model._current_progress_remaining))
-            loop.record_step(rewards, ended, epsilon, self.last_loss, rate)
+            loop.record_step(step["rewards"], step["dones"], epsilon, self.last_loss, rate)
 
         self.model.set_logger(sb3.sb3_logger(write))
         for key, value in self.pending_logs.items():  # SB3 dumps them at its next dump
