@@ -162,12 +162,8 @@ def module_spec(algo: str, options: dict[str, Any], obs_space: Any, action_space
     cfg = algo_config_class(algo)().rl_module(model_config=_model_config(options))
     if algo == "rllib-dqn":  # the settings that shape DQN's network
         cfg.training(**{k: options[k] for k in ("double_q", "dueling") if k in options})
-    spec = cfg.get_default_rl_module_spec()
-    spec.observation_space = obs_space
-    spec.action_space = action_space
-    spec.model_config = cfg.model_config
-    spec.inference_only = True
-    return spec
+    spaces = {"default_policy": (obs_space, action_space)}  # RLlib's one module's ID
+    return cfg.get_rl_module_spec(spaces=spaces, inference_only=True)
 
 
 def result_loss(result: dict[str, Any]) -> float | None:

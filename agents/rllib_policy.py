@@ -74,10 +74,8 @@ class RLlibModule:
         self.obs_shape = tuple(header["obs_shape"])
         try:
             obs_space = gym.spaces.Box(-np.inf, np.inf, self.obs_shape, header["obs_dtype"])
-            spec = module_spec(
-                self.algo, header["options"], obs_space, gym.spaces.Discrete(header["actions"])
-            )
-            self.module = spec.build()
+            actions = gym.spaces.Discrete(header["actions"])
+            self.module = module_spec(self.algo, header["options"], obs_space, actions).build()
             self.module.set_state(arrays)
             self.module.eval()
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
