@@ -126,7 +126,6 @@ class RLlibLearner(Learner):
         rllib_algos.ensure_ray(num_cpus=max(1, self.runners) + 1)
         setup = (env.game_kwargs(), env.num_envs, cfg.run.seed, env.steps_per_game())
         self.algo_rl = rllib_algos.make_algo_config(cfg.algo, self.options, *setup).build_algo()
-        self.last_loss: float | None = None
 
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
@@ -142,11 +141,11 @@ class RLlibLearner(Learner):
             if boundary:  # every game ended: the next ones are seeded by the games played
                 seed = self.cfg.run.seed + loop.games
                 start_games(self.algo_rl, seed, self.cfg.env.num_envs, self.runners)
-            self.last_loss = rllib_algos.result_loss(self.algo_rl.train())
+            loss = rllib_algos.result_loss(self.algo_rl.train())
             rewards, ended, boundary = drain(self.algo_rl, self.runners)
             for step_rewards, step_ended in zip(rewards, ended, strict=True):
                 eps = rllib_algos.epsilon_at(self.options, loop.steps) if self.has_epsilon else 0.0
-                loop.record_step(step_rewards, step_ended, eps, self.last_loss)
+                loop.record_step(step_rewards, step_ended, eps, loss)
 
     def greedy_policy(self, obs: np.ndarray, states: Any = None) -> np.ndarray:
         """The module's greedy action for each observation (the evaluation policy)."""
