@@ -161,17 +161,15 @@ def make_dataset(
     p_random = rng.uniform(*cfg.random_prob, size=games)
     explore = rng.random((games, steps)) < p_random[:, None]
     random_actions = rng.integers(0, 3, size=(games, steps))
-    arrays = {name: np.zeros(shape, dtype) for name, (shape, dtype) in _expected(cfg).items()}
-    states, actions, oracle_actions = arrays["states"], arrays["actions"], arrays["oracle_actions"]
-    rewards, frames = arrays["rewards"], arrays.get("frames")
+    ds = GameDataset(cfg, **{k: np.zeros(s, dtype) for k, (s, dtype) in _expected(cfg).items()})
 
     def record(rows: slice, m: int, t: int, obs: np.ndarray) -> np.ndarray:
         b = env.batch
-        states[rows, t] = np.stack([b.ball_x, b.ball_y, b.ball_vx, b.paddle_x], -1)[:m]
+        ds.states[rows, t] = np.stack([b.ball_x, b.ball_y, b.ball_vx, b.paddle_x], -1)[:m]
         best = oracle.act_state(b)
-        oracle_actions[rows, t] = best[:m]
-        if frames is not None:
-            frames[rows, t] = obs[:m, :, :, -1]
+        ds.oracle_actions[rows, t] = best[:m]
+        if ds.frames is not None:
+            ds.frames[rows, t] = obs[:m, :, :, -1]
         return best
 
     for g0 in range(0, games, n):
@@ -183,11 +181,11 @@ def make_dataset(
             a = best.copy()
             a[:m] = np.where(explore[rows, t], random_actions[rows, t], best[:m])
             obs, r, _, _, _ = env.step(a)
-            actions[rows, t] = a[:m]
-            rewards[rows, t] = r[:m]
+            ds.actions[rows, t] = a[:m]
+            ds.rewards[rows, t] = r[:m]
         record(rows, m, steps, obs)
     env.close()
-    return GameDataset(cfg, **arrays)
+    return ds
 
 
 def save_dataset(ds: GameDataset, path: str | os.PathLike[str]) -> None:
