@@ -8,7 +8,12 @@ from typing import Any
 
 import numpy as np
 
+from catchrl.agents.augment import random_shift
+from catchrl.agents.replay import ReplayMemory
+from catchrl.agents.schedules import EpsilonSchedule
+from catchrl.agents.scripted import landing_labels
 from catchrl.config import ConfigError, TrainConfig
+from catchrl.envs import CatchVectorEnv
 from catchrl.runloop import Learner, RunLoop
 
 MLP_UNITS = (128, 128)
@@ -42,9 +47,6 @@ class DQNLearner(Learner):
 
         from catchrl.agents.dqn import DQNAgent
         from catchrl.agents.networks import build_q_network
-        from catchrl.agents.replay import ReplayMemory
-        from catchrl.agents.schedules import EpsilonSchedule
-        from catchrl.envs import CatchVectorEnv
         from catchrl.supervised import perception
 
         a, seed = cfg.agent, cfg.run.seed
@@ -89,16 +91,11 @@ class DQNLearner(Learner):
     @staticmethod
     def estimate_bytes(cfg: TrainConfig) -> int:
         """The games' and the replay memory's buffers (frames: an upper bound behind a module)."""
-        from catchrl.agents.replay import ReplayMemory
-
         args = _replay_args(cfg, cfg.env.observation_space(), cfg.env.obs_type == "pixels")
         return cfg.env.games_bytes() + ReplayMemory.estimate_bytes(**args)
 
     def run(self, loop: RunLoop) -> None:
         """Until ``loop`` says stop (at every vector step): act ε-greedily, step, store, learn."""
-        from catchrl.agents.augment import random_shift
-        from catchrl.agents.scripted import landing_labels
-
         a = self.cfg.agent
         while not loop.at_safe_point():
             eps = self.schedule(loop.steps, loop.games)
