@@ -124,7 +124,7 @@ class CatchEnv(gym.Env):
             from catchrl.envs.window import CatchWindow
 
             fps, scale = self.metadata["render_fps"], self._screen_scale()
-            self._window = CatchWindow(self.params, fps=fps, scale=scale, headless="dummy")
+            self._window = CatchWindow(self.params, fps=fps, scale=scale, dummy=True)
         self._window.draw(self.state)
         return None
 

@@ -116,11 +116,6 @@ class CatchParams:
         return self.width if self.spawn == "book" else self.width - self.ball_size
 
     @property
-    def ball_max_x(self) -> int:
-        """Largest left edge a drifting ball bounces back from."""
-        return self.width - self.ball_size
-
-    @property
     def steps_per_ball(self) -> int:
         """Steps from a ball's spawn to its outcome (book: 33)."""
         return -(-(self.catch_y - self.ball_start_y) // self.ball_speed)
@@ -240,10 +235,9 @@ def drift_batch(params: CatchParams, x: A, vx: A) -> tuple[A, A]:
 
     A ball past the right wall (``spawn="book"``) moving right turns where it is.
     """
-    m = params.ball_max_x
+    m = params.width - params.ball_size  # the largest left edge: a ball bounces back from it
     nx = x + vx
-    left = nx < 0
-    right = (nx > m) & (vx > 0)
+    left, right = nx < 0, (nx > m) & (vx > 0)  # right: only balls moving right turn there
     nx = np.where(left, -nx, np.where(right, np.where(x <= m, 2 * m - nx, x - vx), nx))
     return nx, np.where(left | right, -vx, vx)
 

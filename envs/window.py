@@ -23,7 +23,6 @@ ACTION_NAMES = ("left", "stay", "right")
 BIG, TEXT, SMALL = 40, 24, 18  # pygame Font sizes (about 0.7 of it in px): end, score, labels
 
 _WHITE, _GREY, _DARK, _YELLOW = (255, 255, 255), (150, 150, 150), (60, 60, 60), (255, 210, 80)
-_HEADLESS_DRIVERS = ("dummy", "offscreen")
 
 
 class WindowClosed(Exception):
@@ -31,7 +30,6 @@ class WindowClosed(Exception):
 
 
 Q, A = Sequence[float] | None, int | None  # Q-values of left, stay, right; an action
-_HINT = "Enter, Space or ESC to close"
 _NO_DISPLAY = (
     "no display for the Catch window: run under a desktop or Xvfb, or SDL_VIDEODRIVER=dummy"
 )
@@ -40,8 +38,8 @@ _NO_DISPLAY = (
 class CatchWindow:
     """A window that shows game states, opened on construction (``fps``: book 30; 0: no wait).
 
-    Without a display, ``headless="refuse"`` raises ``RuntimeError``; ``"dummy"``
-    (``render_mode="human"``, as Gymnasium's envs) warns and draws to SDL's dummy.
+    Without a display it raises ``RuntimeError``, or with ``dummy`` (``render_mode="human"``,
+    as Gymnasium's envs) warns and draws to SDL's dummy driver.
     """
 
     def __init__(
@@ -50,14 +48,11 @@ class CatchWindow:
         fps: int = 30,
         scale: int = 1,
         title: str = "catchrl — Catch",
-        headless: str = "refuse",
+        dummy: bool = False,
     ) -> None:
-        if headless not in ("refuse", "dummy"):
-            raise ValueError(f"CatchWindow: headless must be 'refuse' or 'dummy', got {headless!r}")
-        env = os.environ
-        shown = env.get("SDL_VIDEODRIVER") or env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
-        dummy = sys.platform.startswith("linux") and not shown  # SDL has nowhere to open it
-        if dummy and headless == "refuse":
+        shown = any(map(os.environ.get, ("SDL_VIDEODRIVER", "DISPLAY", "WAYLAND_DISPLAY")))
+        no_display = sys.platform.startswith("linux") and not shown  # SDL has nowhere to open it
+        if no_display and not dummy:
             raise RuntimeError(_NO_DISPLAY)
         # A software framebuffer: SDL's GL one loads Mesa's llvmpipe (Xvfb, VMs), which binds
         # LLVM symbols to TensorFlow's copy in the process and crashes (exit 139).
@@ -65,9 +60,9 @@ class CatchWindow:
         import pygame as pg
 
         self.pg = pg
-        if dummy:
+        if no_display:
             logger.warn(f"{_NO_DISPLAY}; drawing to SDL's dummy driver, nothing is shown")
-        self._dummy, self.title = dummy, title
+        self._dummy, self.title = no_display, title
         self.params, self.fps, self.scale = params, fps, scale
         self.field = (params.width * scale, params.height * scale)
         self.size = (max(self.field[0], MIN_WIDTH), self.field[1] + HUD_HEIGHT)
@@ -97,7 +92,7 @@ class CatchWindow:
     @property
     def visible(self) -> bool:
         """Whether a person can see the window (False under SDL's dummy/offscreen drivers)."""
-        return not self.closed and self.pg.display.get_driver() not in _HEADLESS_DRIVERS
+        return not self.closed and self.pg.display.get_driver() not in ("dummy", "offscreen")
 
     def _pump(self) -> None:
         pg = self.pg
@@ -172,7 +167,8 @@ class CatchWindow:
         self.surface.fill((0, 0, 0))
         cx, cy = self.field[0] // 2, self.field[1] // 2
         lines = [(title, BIG, _YELLOW, cy - 40), (score, BIG, _WHITE, cy)]
-        for text, size, color, y in [*lines, (_HINT, TEXT, _GREY, cy + 40)]:
+        hint = ("Enter, Space or ESC to close", TEXT, _GREY, cy + 40)
+        for text, size, color, y in [*lines, hint]:
             image = self.text(text, size, color)
             self.surface.blit(image, image.get_rect(center=(cx, y)))
         self._band(score, None, None)

@@ -77,7 +77,7 @@ def test_book_geometry_gives_33_steps_and_landing_at_340():
     assert BOOK.landing_y == 340
     assert BOOK.max_episode_steps == 33
     assert CatchParams(balls_per_game=3).max_episode_steps == 99
-    assert (BOOK.paddle_max_x, BOOK.spawn_max_x, BOOK.ball_max_x) == (350, 380, 380)
+    assert (BOOK.paddle_max_x, BOOK.spawn_max_x) == (350, 380)
     assert CatchParams(spawn="book").spawn_max_x == 400
 
 
