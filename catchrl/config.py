@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from catchrl import fields
-from catchrl.envs import MAX_FRAME_SIZE  # the env's own bound
+from catchrl.envs import MAX_FRAME_SIZE, CatchVectorEnv, estimate_env_bytes
 from catchrl.errors import did_you_mean
-from catchrl.evaluation import MAX_EVAL_GAMES
+from catchrl.evaluation import EVAL_NUM_ENVS, MAX_EVAL_GAMES
 from catchrl.fields import ConfigError, Range, check_game, parse_override, read_toml
 from catchrl.fields import choices as choices  # re-exported for the commands
 
@@ -62,17 +62,12 @@ class EnvConfig:
 
     def observation_space(self) -> Any:
         """One observation's space, read from a one-game env (no step taken)."""
-        from catchrl.envs import CatchVectorEnv
-
         env = CatchVectorEnv(1, **self.game_kwargs())
         env.close()
         return env.single_observation_space
 
     def games_bytes(self) -> int:
         """The buffers of the training games and of the evaluation's games."""
-        from catchrl.envs import estimate_env_bytes
-        from catchrl.evaluation import EVAL_NUM_ENVS
-
         kwargs = self.game_kwargs()
         return sum(estimate_env_bytes(n, **kwargs) for n in (self.num_envs, EVAL_NUM_ENVS))
 
