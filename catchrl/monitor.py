@@ -74,12 +74,10 @@ class Progress:
     def __init__(self, total: int, enabled: bool | None = None, initial: int = 0) -> None:
         from tqdm import tqdm
 
-        shown = sys.stderr.isatty() if enabled is None else enabled
         self.stream, self.total, self.n = sys.stdout, total, initial
         self._last = time.monotonic()
-        self._bar = tqdm(
-            total=total, unit="step", initial=initial, dynamic_ncols=True, disable=not shown
-        )
+        off = None if enabled is None else not enabled  # None: tqdm's, off unless on a terminal
+        self._bar = tqdm(total=total, unit="step", initial=initial, dynamic_ncols=True, disable=off)
 
     def update(self, n: int, **fields: Any) -> None:
         """Advance to ``n`` steps done and show ``fields`` (games, win rate, ε, steps/s)."""
