@@ -92,10 +92,7 @@ class CatchEnv(gym.Env):
         for name, value in start.items():
             getattr(self.batch, name)[0] = value
         self._needs_reset = False
-        obs = self._observe(self.batch, fresh=True)
-        if self.render_mode == "human":
-            self.render()
-        return obs, self._info()
+        return self._observe(self.batch, fresh=True), self._draw_and_info()
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         """Play one step; see the class docstring for rewards and episode end."""
@@ -104,10 +101,7 @@ class CatchEnv(gym.Env):
         a = np.array([check_action(action)])
         self.batch, reward, ended = core.step_batch(self.params, self.batch, a, [self.np_random])
         terminated = self._needs_reset = ended.item()
-        obs = self._observe(self.batch, fresh=False)
-        if self.render_mode == "human":
-            self.render()
-        info = self._info()
+        obs, info = self._observe(self.batch, fresh=False), self._draw_and_info()
         info.update({"is_success": info["missed"] == 0} if terminated else {})
         return obs, reward.item(), terminated, False, info
 
@@ -147,7 +141,10 @@ class CatchEnv(gym.Env):
     def _screen_scale(self) -> int:
         return render.screen_scale(self.params)
 
-    def _info(self) -> dict[str, Any]:
+    def _draw_and_info(self) -> dict[str, Any]:
+        """The infos of the game now; in ``human`` mode, the window drawn first (as CartPole)."""
+        if self.render_mode == "human":
+            self.render()
         return {k: getattr(self.batch, k).item() for k in ("caught", "missed", "balls_left")}
 
     def _observe(self, b: BatchState, fresh: bool) -> np.ndarray:

@@ -25,6 +25,7 @@ CHECK_FROM_BYTES = 64 << 20  # smaller envs skip the check (reading the free mem
 
 MEMINFO = Path("/proc/meminfo")
 _NO_LIMIT = 1 << 60  # cgroup files say "max" or a huge number where nothing is limited
+_V1_FILES = ("memory.limit_in_bytes", "memory.usage_in_bytes")  # cgroup v1's names
 _PARAM_NAMES = tuple(f.name for f in dataclasses.fields(CatchParams))
 
 
@@ -139,14 +140,12 @@ def _cgroup_headroom(proc_cgroup: Path, root: Path) -> int | None:
         if controllers == "":  # v2: "0::/path"
             base, limit_name, usage_name = root, "memory.max", "memory.current"
         elif "memory" in controllers.split(","):  # v1: "4:memory:/path"
-            base, limit_name = root / "memory", "memory.limit_in_bytes"
-            usage_name = "memory.usage_in_bytes"
+            base, limit_name, usage_name = root / "memory", *_V1_FILES
         else:
             continue
         parts = [p for p in rel.strip().split("/") if p and p != ".."]
         for d in (base.joinpath(*parts[:k]) for k in range(len(parts) + 1)):
-            limit = _number(d / limit_name)
-            if limit is not None and limit < _NO_LIMIT:
+            if (limit := _number(d / limit_name) or _NO_LIMIT) < _NO_LIMIT:
                 cache = _number(d / "memory.stat", "inactive_file") or 0  # dropped first
                 left.append(limit - max(0, (_number(d / usage_name) or 0) - cache))
     return min(left, default=None)

@@ -165,10 +165,9 @@ class CatchVectorEnv(VectorEnv):
         arrays = {f"batch_{k}": v.copy() for k, v in vars(self.batch).items()}
         arrays["needs_reset"] = self._needs_reset.copy()
         meta = {**self._identity(), "rngs": [r.bit_generator.state for r in self._rngs]}
-        if self._stack is not None:
-            st = self._stack
-            arrays.update(frame_rows=st.corners[0].copy(), frame_cols=st.corners[1].copy())
-            arrays["frames"] = st.frames.copy()
+        if (st := self._stack) is not None:
+            rows, cols = st.corners.copy()
+            arrays.update(frame_rows=rows, frame_cols=cols, frames=st.frames.copy())
             meta["frame_pos"] = st.pos
         return {"arrays": arrays, "meta": meta}
 

@@ -16,6 +16,7 @@ from typing import Any
 from gymnasium import logger
 
 from catchrl.envs.core import ACTION_LEFT, ACTION_RIGHT, ACTION_STAY, CatchParams, CatchState
+from catchrl.envs.render import render_screen
 
 HUD_HEIGHT = 64  # px of the band under the field: the score line, then the Q-value bars
 MIN_WIDTH = 400  # narrower fields (the grid's 200 px) get a band this wide, the field at left
@@ -149,11 +150,8 @@ class CatchWindow:
             return
         pg, p, k = self.pg, self.params, self.scale
         self.surface.fill((0, 0, 0))
-        field = self.surface.subsurface(pg.Rect((0, 0), self.field))  # clips: nothing leaves it
-        rects = [(state.ball_x, state.ball_y, p.ball_size, p.ball_size)]
-        rects.append((state.paddle_x, p.paddle_y, p.paddle_width, p.paddle_height))
-        for x, y, w, h in rects:
-            pg.draw.rect(field, _WHITE, pg.Rect(x * k, y * k, w * k, h * k))
+        screen = render_screen(p, state).repeat(k, axis=0).repeat(k, axis=1)  # [H, W]: 0 or 255
+        self.surface.blit(pg.surfarray.make_surface(screen.T), (0, 0))  # its palette: 255 white
         if status is None:
             ball_no = min(state.balls_played + 1, p.balls_per_game)
             status = f"Score: {state.caught}/{p.balls_per_game}, Ball: {ball_no}"
