@@ -88,9 +88,7 @@ class CatchEnv(gym.Env):
         """A new game; ``seed`` seeds ``self.np_random``; ``options`` may set the start."""
         start = core.check_reset_options(self.params, options, "CatchEnv")
         super().reset(seed=seed)
-        self.batch = core.reset_batch(self.params, [self.np_random])
-        for name, value in start.items():
-            getattr(self.batch, name)[0] = value
+        self.batch = core.reset_batch(self.params, [self.np_random], **start)
         self._needs_reset = False
         return self._observe(self.batch, fresh=True), self._draw_and_info()
 

@@ -221,13 +221,19 @@ def _spawn(params: CatchParams, rngs: Rngs) -> tuple[list, list]:
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
-def reset_batch(params: CatchParams, rngs: Rngs) -> BatchState:
-    """Start ``len(rngs)`` games: paddles at ``paddle_start_x``, a new ball at the top of each."""
+def reset_batch(params: CatchParams, rngs: Rngs, **start: int) -> BatchState:
+    """Start ``len(rngs)`` games: paddles at ``paddle_start_x``, a new ball at the top of each.
+
+    ``start``: :func:`check_reset_options`'s values, set in every game (the balls still drawn).
+    """
     p, n = params, len(rngs)
     x, vx = _spawn(p, rngs)
     y, px, left = [p.ball_start_y] * n, [p.paddle_start_x] * n, [p.balls_per_game] * n
     fields = np.array([x, y, vx, px, left, [0] * n, [0] * n], np.int64)  # [7, N]
-    return BatchState(*fields, landed=np.zeros(n, bool))
+    batch = BatchState(*fields, landed=np.zeros(n, bool))
+    for name, value in start.items():
+        getattr(batch, name)[:] = value
+    return batch
 
 
 def drift_batch(params: CatchParams, x: A, vx: A) -> tuple[A, A]:

@@ -22,15 +22,15 @@ from catchrl.envs.core import (
 A, N = np.ndarray, int | np.ndarray  # shapes in the docstrings; one game's or N games'
 
 
-def render_screen(params: CatchParams, state: CatchState) -> np.ndarray:
-    """The full ``[height, width]`` uint8 screen: 255 on the ball and paddle, 0 elsewhere."""
+def render_screen(params: CatchParams, state: CatchState, scale: int = 1) -> np.ndarray:
+    """The full ``[height, width]`` uint8 screen (x ``scale``): 255 on ball and paddle, else 0."""
     p, s = params, state
     screen = np.zeros((p.height, p.width), dtype=np.uint8)
     x, y, b = max(s.ball_x, 0), max(s.ball_y, 0), p.ball_size  # off the world: cut off
     screen[y : max(s.ball_y + b, 0), x : max(s.ball_x + b, 0)] = 255
     x = max(s.paddle_x, 0)
     screen[p.paddle_y : p.paddle_y + p.paddle_height, x : max(s.paddle_x + p.paddle_width, 0)] = 255
-    return screen
+    return screen.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else screen
 
 
 def screen_scale(params: CatchParams) -> int:
@@ -40,9 +40,7 @@ def screen_scale(params: CatchParams) -> int:
 
 def screen_rgb(params: CatchParams, state: CatchState) -> np.ndarray:
     """What ``render_mode="rgb_array"`` returns: the screen, scaled up, as uint8 ``(H, W, 3)``."""
-    k = screen_scale(params)
-    screen = render_screen(params, state).repeat(k, axis=0).repeat(k, axis=1)
-    return np.repeat(screen[:, :, None], 3, axis=2)
+    return np.repeat(render_screen(params, state, screen_scale(params))[:, :, None], 3, axis=2)
 
 
 def check_frame_size(size: object) -> int:

@@ -98,9 +98,7 @@ class CatchVectorEnv(VectorEnv):
         ]
         if seed is not None:
             self._np_random, self._np_random_seed = seeding.np_random(seed if single else None)
-        self.batch = reset_batch(self.params, self._rngs)
-        for name, value in start.items():
-            getattr(self.batch, name)[:] = value
+        self.batch = reset_batch(self.params, self._rngs, **start)
         self._needs_reset[:] = False
         return self._out(self._observe(np.arange(n), push=False)), self._infos()
 

@@ -148,10 +148,9 @@ class CatchWindow:
         """
         if not self._ready():
             return
-        pg, p, k = self.pg, self.params, self.scale
+        p, screen = self.params, render_screen(self.params, state, self.scale)  # [H, W]: 0 or 255
         self.surface.fill((0, 0, 0))
-        screen = render_screen(p, state).repeat(k, axis=0).repeat(k, axis=1)  # [H, W]: 0 or 255
-        self.surface.blit(pg.surfarray.make_surface(screen.T), (0, 0))  # its palette: 255 white
+        self.surface.blit(self.pg.surfarray.make_surface(screen.T), (0, 0))  # palette: 255 white
         if status is None:
             ball_no = min(state.balls_played + 1, p.balls_per_game)
             status = f"Score: {state.caught}/{p.balls_per_game}, Ball: {ball_no}"
