@@ -65,7 +65,6 @@ class SB3Learner(Learner):
         self.model.set_logger(sb3.sb3_logger(write))
         for key, value in self.pending_logs.items():  # SB3 dumps them at its next dump
             self.model.logger.record(key, value)
-        self.pending_logs = {}
         remaining = loop.cfg.run.total_steps - loop.steps
         if remaining <= 0 or loop.at_safe_point():
             return
