@@ -25,6 +25,8 @@ MAX_FRAME_SIZE = 1024  # frame_size: 12.8 x the book's 80
 MAX_FRAME_STACK = 64  # frame_stack: 16 x the book's 4
 MAX_BALLS_PER_GAME = 10**9  # counts and episode lengths stay far inside int64
 WALLS, SPAWNS = ("clamp", "book"), ("visible", "book")
+_POSITIVE = ("width", "height", "ball_size", "ball_speed", "paddle_width", "paddle_height")
+_POSITIVE += ("paddle_speed", "balls_per_game")  # CatchParams' other ints are >= 0
 
 
 @dataclass(frozen=True)
@@ -53,21 +55,17 @@ class CatchParams:
     spawn: str = "visible"
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if f.type == "int" and not is_int(v):
-                raise TypeError(f"CatchParams.{f.name} must be an int, got {v!r}")
-        positive = ("width", "height", "ball_size", "ball_speed", "paddle_width", "paddle_height")
-        for name in (*positive, "paddle_speed", "balls_per_game"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"CatchParams.{name} must be > 0, got {getattr(self, name)}")
-        for name in ("drift", "ball_start_y", "paddle_y", "paddle_start_x"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"CatchParams.{name} must be >= 0, got {getattr(self, name)}")
+        ints = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.type == "int"}
+        for name, v in ints.items():
+            if not is_int(v):
+                raise TypeError(f"CatchParams.{name} must be an int, got {v!r}")
         highs = {"width": MAX_WORLD_SIZE, "height": MAX_WORLD_SIZE, "paddle_speed": self.width}
-        for name, high in {**highs, "balls_per_game": MAX_BALLS_PER_GAME}.items():
-            if getattr(self, name) > high:
-                raise ValueError(f"CatchParams.{name} must be <= {high}, got {getattr(self, name)}")
+        highs["balls_per_game"] = MAX_BALLS_PER_GAME
+        for name, v in ints.items():
+            if v < (low := int(name in _POSITIVE)):
+                raise ValueError(f"CatchParams.{name} must be {'> 0' if low else '>= 0'}, got {v}")
+            if v > highs.get(name, v):
+                raise ValueError(f"CatchParams.{name} must be <= {highs[name]}, got {v}")
         w, h, b, pmax, book = self.width, self.height, self.ball_size, self.paddle_max_x, "book"
         for ok, why in (
             (self.walls in WALLS, f"walls must be one of {WALLS}, got {self.walls!r}"),
