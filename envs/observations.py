@@ -6,6 +6,7 @@ import numpy as np
 from gymnasium import spaces
 
 from catchrl.envs.core import CatchParams
+from catchrl.envs.render import draw_world
 
 OBS_TYPES = ("pixels", "state", "grid")
 N, A = int | np.ndarray, np.ndarray  # one game's value or N games'; an array
@@ -30,11 +31,7 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     """
     p, b = params, params.ball_size
     if np.ndim(ball_x) == 0:  # one game: two rectangles, by slices
-        board = np.zeros((p.height, p.width), dtype=np.float32)
-        paddle = slice(max(paddle_x, 0), max(paddle_x + p.paddle_width, 0))
-        board[p.paddle_y : p.paddle_y + p.paddle_height, paddle] = 1.0
-        board[max(ball_y, 0) : max(ball_y + b, 0), max(ball_x, 0) : max(ball_x + b, 0)] = 1.0
-        return board
+        return draw_world(p, ball_x, ball_y, paddle_x, np.float32(1.0))
     bx, by, px = (np.asarray(a, np.int64).reshape(-1, 1) for a in (ball_x, ball_y, paddle_x))
     boards = np.zeros((len(bx), p.height, p.width), dtype=np.float32)
     # c lies in [lo, lo + n) when c - lo, as unsigned, is below n. The paddle's rows are on board.

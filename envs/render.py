@@ -9,28 +9,32 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import numpy as np
 
-from catchrl.envs.core import (
-    MAX_FRAME_SIZE,
-    CatchParams,
-    CatchState,
-    check_int_range,
-)
+from catchrl.envs.core import MAX_FRAME_SIZE, CatchParams, CatchState, check_int_range
 
 A, N = np.ndarray, int | np.ndarray  # shapes in the docstrings; one game's or N games'
 
 
 def render_screen(params: CatchParams, state: CatchState, scale: int = 1) -> np.ndarray:
     """The full ``[height, width]`` uint8 screen (x ``scale``): 255 on ball and paddle, else 0."""
-    p, s = params, state
-    screen = np.zeros((p.height, p.width), dtype=np.uint8)
-    x, y, b = max(s.ball_x, 0), max(s.ball_y, 0), p.ball_size  # off the world: cut off
-    screen[y : max(s.ball_y + b, 0), x : max(s.ball_x + b, 0)] = 255
-    x = max(s.paddle_x, 0)
-    screen[p.paddle_y : p.paddle_y + p.paddle_height, x : max(s.paddle_x + p.paddle_width, 0)] = 255
+    screen = draw_world(params, state.ball_x, state.ball_y, state.paddle_x, np.uint8(255))
     return screen.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else screen
+
+
+def draw_world(params: CatchParams, ball_x: int, ball_y: int, paddle_x: int, on: Any) -> A:
+    """The world ``[height, width]``: ``on`` (a numpy scalar) on the ball and paddle, else 0.
+
+    Parts off the world are cut off.
+    """
+    p, b = params, params.ball_size
+    world = np.zeros((p.height, p.width), dtype=on.dtype)
+    world[max(ball_y, 0) : max(ball_y + b, 0), max(ball_x, 0) : max(ball_x + b, 0)] = on
+    paddle = slice(max(paddle_x, 0), max(paddle_x + p.paddle_width, 0))
+    world[p.paddle_y : p.paddle_y + p.paddle_height, paddle] = on
+    return world
 
 
 def screen_scale(params: CatchParams) -> int:
