@@ -31,7 +31,7 @@ def grid_boards(params: CatchParams, ball_x: N, ball_y: N, paddle_x: N) -> np.nd
     """
     p, b = params, params.ball_size
     if np.ndim(ball_x) == 0:  # one game: two rectangles, by slices
-        return draw_world(p, ball_x, ball_y, paddle_x, np.float32(1.0))
+        return draw_world(p, ball_x, ball_y, paddle_x, 1.0, np.float32)
     bx, by, px = (np.asarray(a, np.int64).reshape(-1, 1) for a in (ball_x, ball_y, paddle_x))
     boards = np.zeros((len(bx), p.height, p.width), dtype=np.float32)
     # c lies in [lo, lo + n) when c - lo, as unsigned, is below n. The paddle's rows are on board.

@@ -20,20 +20,19 @@ A, N = np.ndarray, int | np.ndarray  # shapes in the docstrings; one game's or N
 
 def render_screen(params: CatchParams, state: CatchState, scale: int = 1) -> np.ndarray:
     """The full ``[height, width]`` uint8 screen (x ``scale``): 255 on ball and paddle, else 0."""
-    screen = draw_world(params, state.ball_x, state.ball_y, state.paddle_x, np.uint8(255))
+    screen = draw_world(params, state.ball_x, state.ball_y, state.paddle_x, 255, np.uint8)
     return screen.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else screen
 
 
-def draw_world(params: CatchParams, ball_x: int, ball_y: int, paddle_x: int, on: Any) -> A:
-    """The world ``[height, width]``: ``on`` (a numpy scalar) on the ball and paddle, else 0.
+def draw_world(params: CatchParams, bx: int, by: int, px: int, on: float, dtype: Any) -> A:
+    """The world ``[height, width]`` of ``dtype``: ``on`` on the ball and paddle, else 0.
 
     Parts off the world are cut off.
     """
     p, b = params, params.ball_size
-    world = np.zeros((p.height, p.width), dtype=on.dtype)
-    world[max(ball_y, 0) : max(ball_y + b, 0), max(ball_x, 0) : max(ball_x + b, 0)] = on
-    paddle = slice(max(paddle_x, 0), max(paddle_x + p.paddle_width, 0))
-    world[p.paddle_y : p.paddle_y + p.paddle_height, paddle] = on
+    world = np.zeros((p.height, p.width), dtype)
+    world[max(by, 0) : max(by + b, 0), max(bx, 0) : max(bx + b, 0)] = on
+    world[p.paddle_y : p.paddle_y + p.paddle_height, max(px, 0) : max(px + p.paddle_width, 0)] = on
     return world
 
 
