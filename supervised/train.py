@@ -80,6 +80,19 @@ class SupervisedConfig:
             raise ValueError(f"unknown {kind} {self.arch!r}; choose one of {archs}")
         if self.perception and self.task != "sequence":
             raise ValueError("perception= (perceived states) applies to the sequence task only")
+        ok = {
+            "epochs": self.epochs >= 1,
+            "window": self.window >= 1,
+            "batch_size": self.batch_size >= 0,
+            "learning_rate": self.learning_rate > 0,
+            "val_fraction": 0 <= self.val_fraction < 1,
+        }
+        wrong = [name for name, fine in ok.items() if not fine]
+        if wrong:  # the CLI checks the same, naming its option
+            raise ValueError(
+                f"SupervisedConfig.{wrong[0]} = {getattr(self, wrong[0])!r} out of range: epochs, "
+                "window >= 1; batch_size >= 0; learning_rate > 0; val_fraction in [0, 1)"
+            )
 
 
 def setup_device() -> dict[str, Any]:

@@ -282,3 +282,19 @@ def test_a_set_too_large_for_memory_streams_its_frame_stacks(tmp_path, data_file
     assert sorted(labels.tolist()) == sorted(y.tolist())  # the same samples, shuffled
     out = train(cfg, tmp_path / "run", verbose=0)
     assert len(out.history["loss"]) == 1
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("epochs", 0),
+        ("window", 0),
+        ("batch_size", -1),
+        ("learning_rate", 0.0),
+        ("val_fraction", 1.0),
+    ],
+)
+def test_a_config_out_of_range_is_refused_by_the_library(field, value):
+    T.SupervisedConfig(task="sequence", data="d.npz")  # the defaults are in range
+    with pytest.raises(ValueError, match=rf"SupervisedConfig\.{field} = {value!r} out of range"):
+        T.SupervisedConfig(task="sequence", data="d.npz", **{field: value})
