@@ -115,8 +115,8 @@ class AgentConfig:
     """Prioritized replay (Schaul et al. 2016), β annealed to 1 over the run."""
     epsilon: Literal["linear", "book"] = "linear"
     """ε from 1 to ``epsilon_end`` over env steps, or ``book`` (from 0.1, lowered per game)."""
-    epsilon_end: Annotated[float, fields.FRACTION] = 0.01
-    """Final ε (book: 0.0001; measured)."""
+    epsilon_end: Annotated[float, fields.FRACTION] = 0.1
+    """Final ε (book: 0.0001; measured: enough moves past the catch's edges to learn them)."""
     epsilon_duration: Annotated[int, fields.COUNT] = 4_000
     """Env steps over which ε decays (measured); for ``book``: the run's games (book: 5,100)."""
     observe: Annotated[int, fields.COUNT] = 1_000
