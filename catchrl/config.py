@@ -85,8 +85,8 @@ class AgentConfig:
     """CNN ``book``, ``small`` or ``tiny`` for pixels, ``mlp`` for states (BENCHMARKS.md)."""
     dueling: bool = False
     """Dueling head (Wang et al. 2016)."""
-    augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 1
-    """Replayed frames shifted sideways by up to this many px (DrQ; book: 0; measured)."""
+    augment_shift: Annotated[int, Range(0, MAX_FRAME_SIZE - 1)] = 3
+    """Replayed frames shifted sideways by up to this many frame px (DrQ; book: 0; measured)."""
     module: str = ""
     """Supervised module: perception:PATH, encoder:PATH, tuned-encoder:PATH or landing-head."""
     n_step: Annotated[int, Range(1, 100, why="three balls of the book's 33-step game")] = 16
