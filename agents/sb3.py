@@ -156,10 +156,10 @@ def tiny_extractor() -> type:
             channels = observation_space.shape[0]
             self.net = nn.Sequential(
                 nn.AvgPool2d(4),  # [B, C, 20, 20]
-                nn.Conv2d(channels, 16, 3, stride=2, padding=1),  # [B, 16, 10, 10]
+                nn.Conv2d(channels, 16, 4, stride=4),  # [B, 16, 5, 5]
                 nn.ReLU(),
                 nn.Flatten(),
-                nn.Linear(16 * 10 * 10, 64),
+                nn.Linear(16 * 5 * 5, 64),
                 nn.ReLU(),
             )
 

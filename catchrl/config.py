@@ -91,7 +91,7 @@ class AgentConfig:
     """Supervised module: perception:PATH, encoder:PATH, tuned-encoder:PATH or landing-head."""
     n_step: Annotated[int, Range(1, 100, why="three balls of the book's 33-step game")] = 16
     """n-step returns (book: 1; measured)."""
-    lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 1e-3
+    lr: Annotated[float, Range(0.0, 1.0, low_open=True)] = 2e-3
     """Adam learning rate (book: 1e-6; measured)."""
     lr_decay: bool = True
     """Decay the learning rate linearly to 0 over ``run.total_steps`` (PureJaxRL's flag)."""
@@ -170,7 +170,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "fast": {},
     "fast-state": {
         "env": {"obs_type": "state"},
-        "agent": {"network": "mlp", "gradient_steps": 8, "epsilon_end": 0.05,
+        "agent": {"network": "mlp", "lr": 1e-3, "gradient_steps": 8, "epsilon_end": 0.05,
                   "epsilon_duration": 6_000, "lr_decay": False},
         "run": {"total_steps": 50_000, "eval_every": 32, "target_win_rate": 0.99},
     },
