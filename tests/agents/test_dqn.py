@@ -296,7 +296,7 @@ def test_dqn_learns_catch_from_state(seed):
     env = CatchVectorEnv(num_envs, obs_type="state", autoreset_mode="same_step")
     obs, _ = env.reset(seed=seed)
     model = build_q_network("mlp", (3,), hidden_units=(128, 128), seed=seed)
-    agent = DQNAgent(model, AgentConfig(target_every=1, tau=0.005), seed=seed)
+    agent = DQNAgent(model, AgentConfig(lr=1e-3, target_every=1, tau=0.005), seed=seed)
     memory = ReplayMemory(50_000, num_envs, (3,), np.float32, n_step=16, seed=seed)
     schedule = EpsilonSchedule("linear", 0.05, duration=6_000, observe=1_000)
     steps = 0
