@@ -27,8 +27,8 @@ _CNNS = {  # pool, convolutions (filters, size, stride), dense units, initialise
     "book": (1, ((32, 8, 4), (64, 4, 2), (64, 3, 1)), 512, "RandomNormal"),
     # A light CNN: 80 -> 40 (the ball's 4 x 4 px become 2 x 2) -> 20 -> 10, 128 units.
     "small": (2, ((16, 4, 2), (32, 3, 2)), 128, "HeUniform"),
-    # The cheapest that still sees every position: 80 -> 20 (block means) -> 5 (one 4 x 4
-    # patch a cell), 64 units.
+    # The cheapest that still sees every position: 80 -> 20 (block means) -> 5 x 5 (4 x 4
+    # patches, no overlap), 64 units.
     "tiny": (4, ((16, 4, 4),), 64, "HeUniform"),
 }
 MIN_POOLED_SIZE = 20  # the pool stops at 20 x 20, the size of the ball (20 px of 400)
