@@ -91,7 +91,10 @@ def run_race(
         command += ["--preset", PRESET[obs], "--run-dir", str(run_dir), "--no-progress"]
         command += [word for s in sets for word in ("--set", s)]
         with open(out_dir / f"{name}.log", "w") as output:
-            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+            # PYTHONSAFEPATH (Python 3.11+): the working directory is not put on sys.path,
+            # so a folder there named catchrl does not hide the package
+            env = os.environ | {"PYTHONSAFEPATH": "1"}
+            process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
             _, status, usage = os.wait4(process.pid, 0)  # the child's own peak memory
             process.returncode = os.waitstatus_to_exitcode(status)
         peak = usage.ru_maxrss / 1024  # KiB on Linux

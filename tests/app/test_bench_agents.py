@@ -55,9 +55,12 @@ def test_a_seed_that_never_reaches_the_target_counts_as_infinite(tmp_path):
     assert lines[2]["test_win_rate"] == "0.9" and lines[2]["peak_rss_mib"] == "100.0"
 
 
-def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(tmp_path, capsys):
+def test_race_on_a_tiny_budget_writes_the_table_the_seeds_and_the_plot(
+    tmp_path, capsys, monkeypatch
+):
     pytest.importorskip("stable_baselines3")
-    out = tmp_path / "race"
+    monkeypatch.chdir(tmp_path)  # the runs start here, beside a folder named like the package
+    out = tmp_path / "catchrl"
     argv = ["bench", "agents", "--agents", "sb3-dqn-like", "--obs", "state", "--seeds", "0"]
     argv += ["--state-steps", "1100", "--eval-every", "8", "--eval-games", "20", "--out", str(out)]
     assert main(argv) == 0
