@@ -13,6 +13,7 @@ from stable_baselines3.common.torch_layers import FlattenExtractor, NatureCNN
 from stable_baselines3.common.vec_env import VecTransposeImage
 
 from catchrl.agents import sb3
+from catchrl.agents.networks import build_q_network
 from catchrl.agents.sb3_env import make_catch_vec_env
 from catchrl.envs import ENV_IDS, CatchVectorEnv
 
@@ -156,7 +157,9 @@ def test_tiny_extractor_is_the_keras_tiny_network(tmp_path) -> None:
     tiny = {"features_extractor_class": "tiny", "net_arch": []}
     kw = sb3.sb3_kwargs("sb3-dqn", "pixels", {"buffer_size": 100, "policy_kwargs": tiny})
     model = sb3.make_sb3_model("sb3-dqn", env, kw, seed=0)
-    assert sum(p.numel() for p in model.q_net.parameters()) == 26_899  # the Keras tiny's count
+    keras_tiny = build_q_network("tiny", (80, 80, 4), seed=0)  # the network it copies
+    torch_sizes = sorted(p.numel() for p in model.q_net.parameters())
+    assert torch_sizes == sorted(int(np.prod(w.shape)) for w in keras_tiny.weights)
     model.save(tmp_path / "tiny.zip")
     loaded = sb3.algorithm_class("sb3-dqn").load(tmp_path / "tiny.zip")
     obs = env.reset()
