@@ -184,10 +184,12 @@ class DQNAgent:
         for group, variables in self._state_variables().items():
             for i, v in enumerate(variables):
                 key = f"{group}/{i:03d}"
-                if key not in arrays or tuple(arrays[key].shape) != tuple(v.shape):
+                saved = tuple(arrays[key].shape) if key in arrays else "missing"
+                if saved != tuple(v.shape):
                     raise ValueError(
-                        f"DQNAgent.set_state: {key} missing or of another shape than "
-                        f"{tuple(v.shape)}"
+                        f"DQNAgent.set_state: {key} is {saved} in the checkpoint, "
+                        f"{tuple(v.shape)} in this agent's network: another network "
+                        "(agent.network, or an earlier catchrl's) saved it"
                     )
                 v.assign(arrays[key])
         self.updates = int(meta["updates"])

@@ -72,18 +72,20 @@ class EvalResult:
 def start_seeds(first: int, **env_kwargs: Any) -> tuple[int, ...] | None:
     """Per ball start x, the first seed from ``first`` starting there (one ball, no drift)."""
     env = CatchVectorEnv(1024, **{**env_kwargs, "obs_type": "state"})
-    if env.params.balls_per_game != 1 or env.params.drift:
-        return None
-    found: dict[int, int] = {}
-    starts = env.params.spawn_max_x + 1
-    block = first
-    while len(found) < starts:  # 2,661 seeds for the 381 starts of the default game
-        env.reset(seed=block)
-        for i, x in enumerate(env.batch.ball_x.tolist()):
-            found.setdefault(x, block + i)
-        block += env.num_envs
-    env.close()
-    return tuple(found[x] for x in range(starts))
+    try:
+        if env.params.balls_per_game != 1 or env.params.drift:
+            return None
+        found: dict[int, int] = {}
+        starts = env.params.spawn_max_x + 1
+        block = first
+        while len(found) < starts:  # 2,661 seeds for the 381 starts of the default game
+            env.reset(seed=block)
+            for i, x in enumerate(env.batch.ball_x.tolist()):
+                found.setdefault(x, block + i)
+            block += env.num_envs
+        return tuple(found[x] for x in range(starts))
+    finally:
+        env.close()
 
 
 def evaluate(

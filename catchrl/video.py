@@ -13,6 +13,7 @@ from unittest import mock
 import numpy as np
 
 from catchrl.agents.policy import Agent
+from catchrl.envs.render import screen_scale
 from catchrl.envs.window import CatchWindow, WindowClosed
 from catchrl.errors import CatchrlError
 
@@ -101,7 +102,7 @@ def open_window(env: Any, fps: int, title: str) -> CatchWindow:
     import pygame
 
     try:
-        return CatchWindow(env.params, fps=fps, scale=env._screen_scale(), title=title)
+        return CatchWindow(env.params, fps=fps, scale=screen_scale(env.params), title=title)
     except (RuntimeError, pygame.error) as e:
         raise CatchrlError(f"cannot open the Catch window: {e}") from e
 

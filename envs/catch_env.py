@@ -115,7 +115,7 @@ class CatchEnv(gym.Env):
         if self._window is None:
             from catchrl.envs.window import CatchWindow
 
-            fps, scale = self.metadata["render_fps"], self._screen_scale()
+            fps, scale = self.metadata["render_fps"], render.screen_scale(self.params)
             self._window = CatchWindow(self.params, fps=fps, scale=scale, dummy=True)
         self._window.draw(self.state)
         return None
@@ -135,9 +135,6 @@ class CatchEnv(gym.Env):
     def __getstate__(self) -> dict[str, Any]:
         """For ``copy.deepcopy`` and ``pickle``: everything but an open window."""
         return {**self.__dict__, "_window": None}  # the copy opens its own window
-
-    def _screen_scale(self) -> int:
-        return render.screen_scale(self.params)
 
     def _draw_and_info(self) -> dict[str, Any]:
         """The infos of the game now; in ``human`` mode, the window drawn first (as CartPole)."""

@@ -256,7 +256,7 @@ def test_state_round_trip_resumes_exactly(tmp_path, config):
 
 def test_set_state_rejects_another_network():
     other = DQNAgent(build_q_network("mlp", (5,), seed=0), AgentConfig())
-    with pytest.raises(ValueError, match="online/000"):
+    with pytest.raises(ValueError, match="online/000 is .* in the checkpoint.*another network"):
         make_agent().set_state(*other.get_state())
 
 
