@@ -59,24 +59,15 @@ class OraclePolicy:
 
     def __init__(self, params: CatchParams) -> None:
         self.params = params
-        self._moves = np.array([-1, 0, 1]) * params.paddle_speed  # actions 0, 1, 2
-
-    def _move(self, paddle_x: np.ndarray) -> np.ndarray:
-        """Paddle after each action: ``[..., 3]`` from ``[...]`` (the core's wall rules)."""
-        p = self.params
-        x = paddle_x[..., None] + self._moves
-        if p.walls == "clamp":
-            return np.clip(x, 0, p.paddle_max_x)
-        x = np.where(x < 0, p.paddle_speed, x)
-        return np.where(x > p.paddle_max_x, p.paddle_max_x - p.paddle_speed, x)
 
     def act_state(self, states: BatchState) -> np.ndarray:
         """The oracle's action for each of N games: int64 ``[N]``."""
         p = self.params
         centre = landing_x(p, states.ball_x, states.ball_y, states.ball_vx) + p.ball_size / 2
         target = np.clip(centre - p.paddle_width / 2, 0, p.paddle_max_x)[:, None]  # [N, 1]
-        one = self._move(states.paddle_x)  # [N, 3]
-        two = self._move(one)  # [N, 3, 3]
+        moves = p.paddle_moves  # the paddle's next x per x and action, the core's walls
+        one = moves[states.paddle_x]  # [N, 3]
+        two = moves[one]  # [N, 3, 3]
         best_two = np.abs(two - target[:, :, None]).min(axis=2)  # [N, 3]
         dist_one = np.abs(one - target)  # [N, 3]
         not_stay = np.broadcast_to(np.array([1, 0, 1]), dist_one.shape)
