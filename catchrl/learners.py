@@ -28,6 +28,7 @@ class SB3Learner(Learner):
 
     model_name = "model.zip"
     framework_bytes = 340 << 20  # PyTorch + SB3: peak RSS 331 MiB, fast-state, buffer 1,000
+    memory_setting = "sb3.buffer_size"
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         super().__init__(cfg, trust_pickle)
@@ -114,6 +115,7 @@ class RLlibLearner(Learner):
     """An RLlib algorithm in ``Algorithm.train()`` (whole games); msgpack checkpoints."""
 
     model_name = "model-rllib.npz"
+    memory_setting = "rllib.replay_buffer_config's capacity"
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         super().__init__(cfg, trust_pickle)
@@ -202,11 +204,13 @@ def open_run(
     try:
         cfg, checkpoint, saved = open_config(rd, cfg, resume, resume_overrides)
         learner_cls = learner_class(cfg.algo)
-        need = learner_cls.estimate_bytes(cfg) + learner_cls.framework_bytes
+        stored = learner_cls.estimate_bytes(cfg)
+        replay = stored > cfg.env.games_bytes()  # off-policy: a replay memory to shrink
+        lower = f"{learner_cls.memory_setting} or env.num_envs" if replay else "env.num_envs"
         what = f"this configuration (env.num_envs={cfg.env.num_envs}, env.frame_size="
-        what += f"{cfg.env.frame_size}, agent.replay_capacity={cfg.agent.replay_capacity})"
+        what += f"{cfg.env.frame_size}, {cfg.algo})"
         try:  # before allocating
-            check_fits(what, need, "agent.replay_capacity or env.num_envs")
+            check_fits(what, stored + learner_cls.framework_bytes, lower)
         except ValueError as e:
             raise ConfigError(str(e)) from None
         loop = RunLoop(rd, cfg, learner_cls(cfg, trust_pickle), **options)

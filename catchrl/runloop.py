@@ -41,6 +41,7 @@ class Learner(ABC):
     model_name: ClassVar[str]  # the final model's file name in the run directory: model.keras
     has_epsilon: bool = True  # whether it explores by ε (not PPO, A2C)
     framework_bytes: ClassVar[int] = 0  # its framework's own peak memory in a run (measured)
+    memory_setting: ClassVar[str] = ""  # the setting that sizes its replay (named when short)
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         self.cfg, self.trust_pickle = cfg, trust_pickle

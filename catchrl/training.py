@@ -40,6 +40,7 @@ class DQNLearner(Learner):
 
     model_name = "model.keras"
     framework_bytes = 700 << 20  # TensorFlow + Keras: peak RSS 691 MiB, a fast run, replay 1,000
+    memory_setting = "agent.replay_capacity"
 
     def __init__(self, cfg: TrainConfig, trust_pickle: bool = False) -> None:
         super().__init__(cfg, trust_pickle)

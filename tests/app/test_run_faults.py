@@ -422,22 +422,23 @@ def test_a_run_killed_before_its_first_checkpoint_can_be_resumed(tmp_path):
     assert games.tolist() == list(range(1, 17))  # 700 steps: one game of each of 16, no rows kept
 
 
-def test_an_impossible_configuration_is_refused_before_allocating(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("replay", "lower"),
+    [
+        (["--set", "agent.replay_capacity=9000000"], "lower agent.replay_capacity or env.num_envs"),
+        (["--algo", "sb3-dqn", "--set", "sb3.buffer_size=9000000"], "lower sb3.buffer_size or"),
+    ],
+)
+def test_an_impossible_configuration_is_refused_before_allocating(tmp_path, capsys, replay, lower):
     import resource
 
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # within every field's bounds, but 9M transitions of 80 x 80 pixels need ~55 GiB
-    big = [
-        "--preset",
-        "fast",
-        "--set",
-        "agent.replay_capacity=9000000",
-        "--set",
-        "env.frame_size=80",
-    ]
+    big = ["--preset", "fast", *replay, "--set", "env.frame_size=80"]
     assert main(["train", *QUICK, *big, "--run-dir", str(tmp_path / "big")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs ~" in err and "GB available" in err, err
+    assert lower in err, err
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000  # KiB
     assert not (tmp_path / "big").exists()
 
