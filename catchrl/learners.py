@@ -208,7 +208,7 @@ def open_run(
         replay = stored > cfg.env.games_bytes()  # off-policy: a replay memory to shrink
         lower = f"{learner_cls.memory_setting} or env.num_envs" if replay else "env.num_envs"
         what = f"this configuration (env.num_envs={cfg.env.num_envs}, env.frame_size="
-        what += f"{cfg.env.frame_size}, {cfg.algo})"
+        what += f"{cfg.env.frame_size}, algo={cfg.algo})"
         try:  # before allocating
             check_fits(what, stored + learner_cls.framework_bytes, lower)
         except ValueError as e:
